@@ -1,0 +1,265 @@
+//! The async driver of the lease machine: performs its steps against the store and the clock.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::machine::{Machine, Step, Timing};
+use super::{Guard, LeaseConfig, LeaseError, LeaseState, LostReason};
+use crate::clock::{Clock, Instant};
+use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+pub(super) struct Driver<S: Store> {
+    store: S,
+    cfg: LeaseConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+    state: watch::Sender<LeaseState>,
+}
+
+struct Work {
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+    fence: u64,
+}
+
+/// Run `op`, giving up at `deadline` on the local clock (an unknown outcome).
+async fn until<T>(
+    clock: &dyn Clock,
+    deadline: Instant,
+    op: &'static str,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::select! {
+        r = fut => r,
+        _ = clock.sleep_until(deadline) => Err(StoreError::Timeout { op }),
+    }
+}
+
+impl<S: Store> Driver<S> {
+    pub fn new(
+        store: S,
+        cfg: LeaseConfig,
+        clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
+        state: watch::Sender<LeaseState>,
+    ) -> Self {
+        Driver { store, cfg, clock, shutdown, state }
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            ttl: self.cfg.ttl,
+            renew_interval: self.cfg.renew_interval,
+            drift_margin: self.cfg.drift_margin,
+            retry_min: self.cfg.retry_min,
+            retry_max: self.cfg.retry_max,
+            poll_interval: self.cfg.poll_interval,
+        }
+    }
+
+    fn ms(d: Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The store time at start makes this process's tokens unique (`owner:incarnation:n`).
+    async fn incarnation(&self) -> Option<u64> {
+        let mut wait = self.cfg.retry_min;
+        loop {
+            let deadline = self.clock.now() + self.cfg.op_timeout;
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                r = until(&*self.clock, deadline, "time", self.store.time_ms()) => match r {
+                    Ok(t) => return Some(t),
+                    Err(e) => warn!(target: "keel::lease", lease = %self.cfg.name, error = %e, "store time unavailable; retrying"),
+                },
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                _ = self.clock.sleep(wait) => {}
+            }
+            wait = (wait * 2).min(self.cfg.poll_interval);
+        }
+    }
+
+    pub async fn run<F, Fut>(self, mut work_fn: F) -> Result<(), LeaseError>
+    where
+        F: FnMut(Guard) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let name = self.cfg.name.clone();
+        let owner = self.cfg.owner.clone();
+        let Some(incarnation) = self.incarnation().await else {
+            self.publish(LeaseState::Released);
+            return Ok(());
+        };
+        let ttl_ms = Self::ms(self.cfg.ttl);
+        let quarantine_ms = if self.cfg.quarantine { ttl_ms } else { 0 };
+        let mut m = Machine::new(self.timing(), &owner, incarnation, self.clock.now());
+        let mut work: Option<Work> = None;
+        let mut zombies: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+        let mut shutting_down = false;
+        let mut just_lost = false;
+        loop {
+            if !shutting_down && self.shutdown.is_cancelled() {
+                shutting_down = true;
+                m.on_shutdown();
+            }
+            let step = m.poll(self.clock.now());
+            match step {
+                Step::Acquire { token } => {
+                    let sent = self.clock.now();
+                    let deadline = sent + self.cfg.op_timeout;
+                    let r = tokio::select! {
+                        r = until(&*self.clock, deadline, "lease_acquire", self.store.lease_acquire(&name, &token, ttl_ms, quarantine_ms)) => r,
+                        _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
+                    };
+                    if let Err(e) = &r {
+                        warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "acquire_failed", error = %e, "acquire failed; retrying");
+                    }
+                    m.on_acquire(sent, self.clock.now(), r);
+                }
+                Step::Renew { token, deadline } => {
+                    let sent = self.clock.now();
+                    let cut = deadline.min(sent + self.cfg.op_timeout);
+                    let r = until(&*self.clock, cut, "lease_renew", self.store.lease_renew(&name, &token, ttl_ms)).await;
+                    match &r {
+                        Ok(_) => {}
+                        Err(e) => warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline"),
+                    }
+                    m.on_renew(sent, self.clock.now(), r);
+                }
+                Step::StartWork { fence } => {
+                    let stop = self.shutdown.child("work");
+                    let fut = work_fn(Guard { fence, shutdown: stop.clone() });
+                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "work_started", "guarded work started");
+                    work = Some(Work { stop, task: tokio::spawn(fut), fence });
+                    if mutants::active(Mutant::MS4) {
+                        // MS4: a slow start-up blocks the owner before renewal gets going.
+                        self.clock.sleep(self.cfg.ttl + self.cfg.ttl / 2).await;
+                    }
+                }
+                Step::StopWork => {
+                    if let Some(w) = work.take() {
+                        self.stop_work(w).await;
+                    }
+                    m.on_work_stopped(self.clock.now());
+                }
+                Step::Release { token } => {
+                    if just_lost && mutants::active(Mutant::MS6) {
+                        // MS6: the old renew timer survives the demotion and re-acquires.
+                        zombies.push(self.spawn_zombie(token));
+                    } else {
+                        self.release(&token).await;
+                    }
+                }
+                Step::Publish(s) => {
+                    just_lost = matches!(s, LeaseState::Lost { .. });
+                    self.trace_state(&s);
+                    self.publish(s);
+                }
+                Step::Wait { until: at } => {
+                    tokio::select! {
+                        _ = self.clock.sleep_until(at) => {}
+                        _ = self.shutdown.cancelled(), if !shutting_down => {}
+                    }
+                }
+                Step::Escalate(e) => {
+                    error!(target: "keel::lease", lease = %name, owner = %owner, kind = "crashed", error = %e, "escalating store error to the parent");
+                    if let Some(w) = work.take() {
+                        self.stop_work(w).await;
+                    }
+                    zombies.iter().for_each(|z| z.abort());
+                    return Err(LeaseError::Escalated(e));
+                }
+                Step::Exit => {
+                    zombies.iter().for_each(|z| z.abort());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn publish(&self, s: LeaseState) {
+        self.state.send_replace(s);
+    }
+
+    fn trace_state(&self, s: &LeaseState) {
+        let (name, owner) = (&self.cfg.name, &self.cfg.owner);
+        match *s {
+            LeaseState::Held { fence } => {
+                info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held")
+            }
+            LeaseState::Lost { fence, reason } => {
+                let why = match reason {
+                    LostReason::Deadline => "deadline",
+                    LostReason::Taken => "taken",
+                };
+                warn!(target: "keel::lease", lease = %name, owner = %owner, fence, reason = why, kind = "lost", "lease lost; guarded work stopped")
+            }
+            LeaseState::Released => info!(target: "keel::lease", lease = %name, owner = %owner, kind = "released", "lease released"),
+            LeaseState::Awaiting => {}
+        }
+    }
+
+    async fn stop_work(&self, w: Work) {
+        w.stop.cancel();
+        let mut task = w.task;
+        tokio::select! {
+            r = &mut task => if let Err(e) = r {
+                error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work panicked");
+            },
+            _ = self.clock.sleep(self.cfg.work_stop_timeout) => {
+                error!(target: "keel::lease", lease = %self.cfg.name, "guarded work ignored cancellation; aborting it");
+                task.abort();
+            }
+        }
+        info!(target: "keel::lease", lease = %self.cfg.name, owner = %self.cfg.owner, fence = w.fence, kind = "work_stopped", "guarded work stopped");
+    }
+
+    async fn release(&self, token: &str) {
+        let deadline = self.clock.now() + self.cfg.op_timeout;
+        let r = if mutants::active(Mutant::MS5) {
+            #[cfg(feature = "mutants")]
+            {
+                until(&*self.clock, deadline, "lease_release", async {
+                    self.store.lease_delete_unchecked(&self.cfg.name).await.map(|()| true)
+                })
+                .await
+            }
+            #[cfg(not(feature = "mutants"))]
+            {
+                Ok(false)
+            }
+        } else {
+            until(&*self.clock, deadline, "lease_release", self.store.lease_release(&self.cfg.name, token)).await
+        };
+        if let Err(e) = r {
+            // Best effort: the key expires by its TTL anyway.
+            warn!(target: "keel::lease", lease = %self.cfg.name, error = %e, "release failed; the grant will expire by its TTL");
+        }
+    }
+
+    fn spawn_zombie(&self, token: String) -> tokio::task::JoinHandle<()> {
+        let (store, clock, state) = (self.store.clone(), self.clock.clone(), self.state.clone());
+        let (name, owner) = (self.cfg.name.clone(), self.cfg.owner.clone());
+        let (every, ttl_ms) = (self.cfg.renew_interval, Self::ms(self.cfg.ttl));
+        tokio::spawn(async move {
+            loop {
+                clock.sleep(every).await;
+                if let Ok(crate::store::Acquire::Granted { fence }) = store.lease_acquire(&name, &token, ttl_ms, 0).await {
+                    if state.borrow().fence() != Some(fence) {
+                        info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held");
+                        state.send_replace(LeaseState::Held { fence });
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,413 @@
+//! The lease protocol as a pure state machine: `(state, event) -> (state, steps)`.
+//!
+//! No I/O, no clock, no runtime: the driver (`lease::driver`) feeds it events stamped with local
+//! monotonic time and performs the [`Step`]s it returns. That keeps every timing rule of SPEC §3
+//! in one place and lets tests drive it instant by instant.
+//!
+//! ```text
+//!            Granted                    renew ok (deadline = sent + ttl - margin)
+//! Awaiting ─────────────▶ Held ◀──────┐
+//!    ▲                     │  └───────┘
+//!    │ work stopped,       │ deadline passed / NotHolder
+//!    │ publish Lost,       ▼
+//!    └──────────────── SteppingDown (cancel guarded work, await it)
+//! ```
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{LeaseState, LostReason};
+use crate::clock::Instant;
+use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
+use crate::store::{Acquire, Renew};
+
+/// Timing rules, copied from the config.
+#[derive(Clone, Debug)]
+pub(crate) struct Timing {
+    pub ttl: Duration,
+    pub renew_interval: Duration,
+    pub drift_margin: Duration,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub poll_interval: Duration,
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Send an acquire for `token`; report with [`Machine::on_acquire`].
+    Acquire { token: String },
+    /// Send a renewal; give up waiting at `deadline`; report with [`Machine::on_renew`].
+    Renew { token: String, deadline: Instant },
+    /// Spawn the guarded work for `fence` (do not wait for it).
+    StartWork { fence: u64 },
+    /// Cancel the guarded work and wait for it; report with [`Machine::on_work_stopped`].
+    StopWork,
+    /// Best-effort compare-and-delete of `token`.
+    Release { token: String },
+    /// Publish a new state.
+    Publish(LeaseState),
+    /// Nothing to do before `until` (or before an event).
+    Wait { until: Instant },
+    /// Escalate a store error to the parent (only historical mutants MS1/MS2 do this).
+    Escalate(StoreError),
+    /// The owner is done.
+    Exit,
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Awaiting { next_attempt: Instant },
+    Held { fence: u64, deadline: Instant, next_renew: Instant },
+    SteppingDown { fence: u64, reason: LostReason },
+    ShuttingDown,
+    Done,
+}
+
+/// Most consecutive store errors the backoff exponent grows with (limits 2^n).
+const MAX_BACKOFF_EXPONENT: u32 = 16;
+
+pub(crate) struct Machine {
+    t: Timing,
+    owner: String,
+    incarnation: u64,
+    seq: u64,
+    token: String,
+    phase: Phase,
+    steps: VecDeque<Step>,
+    errors: u32,
+    rng: ChaCha8Rng,
+    /// Tokens of earlier grants still to release (a lost grant's key may outlive our belief).
+    stale_tokens: Vec<String>,
+}
+
+impl Machine {
+    pub fn new(t: Timing, owner: &str, incarnation: u64, now: Instant) -> Self {
+        let seed = fnv1a(owner.as_bytes()) ^ incarnation.rotate_left(17);
+        let mut m = Machine {
+            t,
+            owner: owner.to_owned(),
+            incarnation,
+            seq: 0,
+            token: String::new(),
+            phase: Phase::Awaiting { next_attempt: now },
+            steps: VecDeque::new(),
+            errors: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            stale_tokens: Vec::new(),
+        };
+        m.rotate_token();
+        m
+    }
+
+    fn rotate_token(&mut self) {
+        self.seq += 1;
+        self.token = format!("{}:{}:{}", self.owner, self.incarnation, self.seq);
+    }
+
+    /// Held fence, if the machine believes it holds the lease.
+    #[cfg(test)]
+    pub fn held_fence(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Held { fence, .. } => Some(fence),
+            _ => None,
+        }
+    }
+
+    /// The local deadline of the current grant, if held.
+    #[cfg(test)]
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Held { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// The next step at local time `now`.
+    pub fn poll(&mut self, now: Instant) -> Step {
+        if let Some(step) = self.steps.pop_front() {
+            return step;
+        }
+        match self.phase.clone() {
+            Phase::Awaiting { next_attempt } => {
+                if now >= next_attempt {
+                    Step::Acquire { token: self.token.clone() }
+                } else {
+                    Step::Wait { until: next_attempt }
+                }
+            }
+            Phase::Held { fence, deadline, next_renew } => {
+                // MS3 (Sequin's final PR) kept believing it held while retrying with long backoff.
+                if now >= deadline && !mutants::active(Mutant::MS3) {
+                    self.step_down(fence, LostReason::Deadline);
+                    return self.poll(now);
+                }
+                if now >= next_renew {
+                    Step::Renew { token: self.token.clone(), deadline }
+                } else if mutants::active(Mutant::MS3) {
+                    Step::Wait { until: next_renew }
+                } else {
+                    Step::Wait { until: next_renew.min(deadline) }
+                }
+            }
+            // Waiting for on_work_stopped.
+            Phase::SteppingDown { .. } | Phase::ShuttingDown => Step::Wait { until: now + self.t.ttl },
+            Phase::Done => Step::Exit,
+        }
+    }
+
+    pub fn on_acquire(&mut self, sent_at: Instant, now: Instant, reply: Result<Acquire, StoreError>) {
+        let Phase::Awaiting { .. } = self.phase else { return };
+        match reply {
+            Ok(Acquire::Granted { fence }) => {
+                self.errors = 0;
+                let deadline = sent_at + self.t.ttl - self.t.drift_margin;
+                self.phase = Phase::Held { fence, deadline, next_renew: sent_at + self.t.renew_interval };
+                // Renewal is armed (next_renew set) before the work starts.
+                self.steps.push_back(Step::Publish(LeaseState::Held { fence }));
+                self.steps.push_back(Step::StartWork { fence });
+            }
+            Ok(Acquire::Held { remaining_ms }) => {
+                self.errors = 0;
+                let wait = self.t.poll_interval.min(Duration::from_millis(remaining_ms).max(self.t.retry_min));
+                self.phase = Phase::Awaiting { next_attempt: now + self.jitter(wait) };
+            }
+            Ok(Acquire::Quarantined { remaining_ms }) => {
+                self.errors = 0;
+                let wait = self.t.poll_interval.min(Duration::from_millis(remaining_ms).max(self.t.retry_min));
+                self.phase = Phase::Awaiting { next_attempt: now + wait };
+            }
+            Err(_) => {
+                // Maybe applied: the same token is retried, which is idempotent.
+                self.errors = self.errors.saturating_add(1);
+                let wait = self.backoff().min(self.t.poll_interval);
+                self.phase = Phase::Awaiting { next_attempt: now + wait };
+            }
+        }
+    }
+
+    pub fn on_renew(&mut self, sent_at: Instant, now: Instant, reply: Result<Renew, StoreError>) {
+        let Phase::Held { fence, deadline, .. } = self.phase else { return };
+        match reply {
+            Ok(Renew::Renewed { fence: f }) => {
+                debug_assert_eq!(f, fence, "a renewal never changes the fence");
+                self.errors = 0;
+                // The store extended the TTL at some instant after `sent_at`: measuring from the
+                // send keeps our belief strictly inside the store's.
+                let new_deadline = (sent_at + self.t.ttl - self.t.drift_margin).max(deadline);
+                self.phase = Phase::Held { fence, deadline: new_deadline, next_renew: sent_at + self.t.renew_interval };
+            }
+            Ok(Renew::NotHolder) => self.step_down(fence, LostReason::Taken),
+            Err(e) => {
+                self.errors = self.errors.saturating_add(1);
+                if mutants::active(Mutant::MS1) || (mutants::active(Mutant::MS2) && self.errors >= 5) {
+                    self.steps.push_back(Step::Escalate(e));
+                    self.phase = Phase::Done;
+                    return;
+                }
+                let wait = if mutants::active(Mutant::MS3) {
+                    // ttl · 2^n capped at one hour, and the deadline is never enforced.
+                    let n = self.errors.min(12);
+                    (self.t.ttl * 2u32.pow(n)).min(Duration::from_secs(3600))
+                } else {
+                    self.backoff()
+                };
+                self.phase = Phase::Held { fence, deadline, next_renew: now + wait };
+            }
+        }
+    }
+
+    pub fn on_work_stopped(&mut self, now: Instant) {
+        match self.phase {
+            Phase::SteppingDown { fence, reason } => {
+                self.steps.push_back(Step::Publish(LeaseState::Lost { fence, reason }));
+                if reason == LostReason::Deadline {
+                    // Our key may still be in the store (renewals applied, replies lost).
+                    self.stale_tokens.push(self.token.clone());
+                }
+                for token in std::mem::take(&mut self.stale_tokens) {
+                    self.steps.push_back(Step::Release { token });
+                }
+                self.rotate_token();
+                self.phase = Phase::Awaiting { next_attempt: now };
+            }
+            Phase::ShuttingDown => {
+                self.steps.push_back(Step::Release { token: self.token.clone() });
+                self.steps.push_back(Step::Publish(LeaseState::Released));
+                self.phase = Phase::Done;
+            }
+            _ => {}
+        }
+    }
+
+    /// Graceful shutdown: stop the work, release the token, publish `Released`, exit.
+    pub fn on_shutdown(&mut self) {
+        match self.phase {
+            Phase::Held { .. } => {
+                self.steps.clear();
+                self.steps.push_back(Step::StopWork);
+                self.phase = Phase::ShuttingDown;
+            }
+            Phase::Awaiting { .. } => {
+                // An acquire with an unknown outcome may have landed: release our token too.
+                self.steps.clear();
+                self.steps.push_back(Step::Release { token: self.token.clone() });
+                self.steps.push_back(Step::Publish(LeaseState::Released));
+                self.phase = Phase::Done;
+            }
+            // Stepping down already stops the work; finish as a shutdown afterwards.
+            Phase::SteppingDown { .. } => self.phase = Phase::ShuttingDown,
+            Phase::ShuttingDown | Phase::Done => {}
+        }
+    }
+
+    fn step_down(&mut self, fence: u64, reason: LostReason) {
+        self.steps.push_back(Step::StopWork);
+        self.phase = Phase::SteppingDown { fence, reason };
+    }
+
+    fn backoff(&mut self) -> Duration {
+        let exp = self.errors.saturating_sub(1).min(MAX_BACKOFF_EXPONENT);
+        let base = self.t.retry_min.saturating_mul(1u32 << exp).min(self.t.retry_max);
+        self.jitter(base)
+    }
+
+    /// Uniform in [d/2, d].
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let frac: f64 = self.rng.gen_range(0.5..=1.0);
+        d.mul_f64(frac)
+    }
+}
+
+/// FNV-1a: a stable hash (std's hasher is randomly seeded per process).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn timing() -> Timing {
+        Timing {
+            ttl: 900 * MS,
+            renew_interval: 300 * MS,
+            drift_margin: 90 * MS,
+            retry_min: 10 * MS,
+            retry_max: 75 * MS,
+            poll_interval: 300 * MS,
+        }
+    }
+
+    fn held(m: &mut Machine, t0: Instant) -> u64 {
+        assert_eq!(m.poll(t0), Step::Acquire { token: "n:7:1".into() });
+        m.on_acquire(t0, t0 + MS, Ok(Acquire::Granted { fence: 42 }));
+        assert_eq!(m.poll(t0 + MS), Step::Publish(LeaseState::Held { fence: 42 }));
+        assert_eq!(m.poll(t0 + MS), Step::StartWork { fence: 42 });
+        42
+    }
+
+    #[test]
+    fn renews_at_interval_and_deadline_counts_from_send() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(timing(), "n", 7, t0);
+        held(&mut m, t0);
+        assert_eq!(m.poll(t0 + MS), Step::Wait { until: t0 + 300 * MS });
+        let sent = t0 + 300 * MS;
+        assert!(matches!(m.poll(sent), Step::Renew { .. }));
+        m.on_renew(sent, sent + 50 * MS, Ok(Renew::Renewed { fence: 42 }));
+        assert_eq!(m.deadline(), Some(sent + 810 * MS));
+    }
+
+    #[test]
+    fn steps_down_at_deadline_when_renewals_keep_failing() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(timing(), "n", 7, t0);
+        held(&mut m, t0);
+        let mut now = t0 + 300 * MS;
+        loop {
+            match m.poll(now) {
+                Step::Renew { deadline, .. } => {
+                    assert_eq!(deadline, t0 + 810 * MS);
+                    m.on_renew(now, now, Err(StoreError::Timeout { op: "renew" }));
+                }
+                Step::Wait { until } => {
+                    assert!(until <= t0 + 810 * MS, "never waits past the deadline");
+                    now = until;
+                }
+                Step::StopWork => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(now >= t0 + 810 * MS && now <= t0 + 811 * MS, "stepped down at the deadline");
+        m.on_work_stopped(now);
+        assert_eq!(m.poll(now), Step::Publish(LeaseState::Lost { fence: 42, reason: LostReason::Deadline }));
+        assert_eq!(m.poll(now), Step::Release { token: "n:7:1".into() });
+        assert_eq!(m.poll(now), Step::Acquire { token: "n:7:2".into() }, "fresh token after a loss");
+    }
+
+    #[test]
+    fn not_holder_steps_down_at_once() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(timing(), "n", 7, t0);
+        held(&mut m, t0);
+        let now = t0 + 300 * MS;
+        let _ = m.poll(now);
+        m.on_renew(now, now, Ok(Renew::NotHolder));
+        assert_eq!(m.poll(now), Step::StopWork);
+        assert_eq!(m.held_fence(), None);
+    }
+
+    #[test]
+    fn failed_acquire_retries_the_same_token() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(timing(), "n", 7, t0);
+        let _ = m.poll(t0);
+        m.on_acquire(t0, t0, Err(StoreError::Timeout { op: "acquire" }));
+        let Step::Wait { until } = m.poll(t0) else { panic!() };
+        assert!(until > t0 && until <= t0 + 10 * MS);
+        assert_eq!(m.poll(until), Step::Acquire { token: "n:7:1".into() });
+    }
+
+    #[test]
+    fn shutdown_while_held_stops_work_then_releases() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(timing(), "n", 7, t0);
+        held(&mut m, t0);
+        m.on_shutdown();
+        assert_eq!(m.poll(t0), Step::StopWork);
+        m.on_work_stopped(t0);
+        assert_eq!(m.poll(t0), Step::Release { token: "n:7:1".into() });
+        assert_eq!(m.poll(t0), Step::Publish(LeaseState::Released));
+        assert_eq!(m.poll(t0), Step::Exit);
+    }
+
+    #[test]
+    fn quarantine_and_held_wait_then_retry() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(timing(), "n", 7, t0);
+        let _ = m.poll(t0);
+        m.on_acquire(t0, t0, Ok(Acquire::Quarantined { remaining_ms: 5000 }));
+        assert_eq!(m.poll(t0), Step::Wait { until: t0 + 300 * MS });
+        m.on_acquire(t0, t0, Ok(Acquire::Held { remaining_ms: 40 }));
+        let Step::Wait { until } = m.poll(t0) else { panic!() };
+        assert!(until >= t0 + 20 * MS && until <= t0 + 40 * MS);
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(timing(), "n", 7, t0);
+        m.errors = 1000;
+        for _ in 0..100 {
+            let b = m.backoff();
+            assert!(b <= 75 * MS && b >= 37 * MS);
+        }
+    }
+}

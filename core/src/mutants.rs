@@ -1,0 +1,76 @@
+//! Runtime switches that re-inject historical bugs, for the checker's mutant zoo.
+//!
+//! With feature `mutants` off (the default) [`active`] is a constant `false` and every mutant
+//! branch is compiled out. With it on, the checker selects at most one mutant per thread (madsim
+//! runs a whole simulation on one thread, so parallel seeds on other threads are unaffected).
+
+/// A historical bug, named after SPEC's mutant ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Mutant {
+    /// Sequin before the fix: crash (escalate) on a transient store error while held.
+    MS1,
+    /// Sequin PR v1: give up (escalate) after 5 consecutive store errors.
+    MS2,
+    /// Sequin PR final: keep believing it holds, retrying with backoff ttl·2ⁿ capped at 1 h.
+    MS3,
+    /// Guarded work started before renewal is armed, with slow start-up.
+    MS4,
+    /// Release by plain delete, whoever holds the lease.
+    MS5,
+    /// Demotion leaves the old renew timer alive: it silently re-acquires without the work.
+    MS6,
+    /// pulse `ichan`: one shared bounded(100) notification channel, sent to under the replica lock.
+    MP1,
+    /// pulse #62: a waiter closes its channel on exit while the apply loop may still send.
+    MP2,
+    /// A blocking send to a waiter that stopped receiving.
+    MP3,
+    /// Keep-alive bumped into the future as the cleanup lock.
+    MP4,
+    /// Worker tasks bound to the caller's cancellation.
+    MP6,
+    /// Scan only the keep-alive map for stale workers.
+    MP7,
+    /// No stale-pending sweeper.
+    MP8,
+    /// Stale cleanup-lock takeover by delete-then-set.
+    MP9,
+    /// Remove the worker from the maps before requeueing its jobs (pulse #61).
+    MP10,
+    /// No resync after a feed reconnect.
+    MP11,
+    /// River #400: completer bound to the caller's cancellation.
+    MR1,
+    /// Subscription manager returns on cancel without draining.
+    MR3,
+    /// Completer stopped in parallel with producers.
+    MR4,
+    /// The event channel closed by a detached task after a restart reassigned it.
+    MR5,
+}
+
+#[cfg(feature = "mutants")]
+std::thread_local! {
+    static ACTIVE: std::cell::Cell<Option<Mutant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether `m` is switched on for the current thread.
+#[inline(always)]
+pub fn active(m: Mutant) -> bool {
+    #[cfg(feature = "mutants")]
+    {
+        ACTIVE.with(|a| a.get() == Some(m))
+    }
+    #[cfg(not(feature = "mutants"))]
+    {
+        let _ = m;
+        false
+    }
+}
+
+/// Switch on `m` (or none) for the current thread. Returns the previous switch.
+#[cfg(feature = "mutants")]
+pub fn set(m: Option<Mutant>) -> Option<Mutant> {
+    ACTIVE.with(|a| a.replace(m))
+}

@@ -1,0 +1,112 @@
+//! Shutdown tokens that form a tree.
+//!
+//! Cancelling a token cancels its whole subtree. A [`detached`](Shutdown::detached) child keeps
+//! its place in the tree for naming and tracing but ignores the parent's cancellation (River's
+//! `context.WithoutCancel`): the completer runs on one so that a cancelled caller cannot cut its
+//! final flush short.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::Notify;
+
+/// A cancellation token in a tree.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use keel::shutdown::Shutdown;
+/// let root = Shutdown::new("service");
+/// let child = root.child("worker");
+/// let drain = root.detached("completer");
+/// root.cancel();
+/// child.cancelled().await; // returns at once
+/// assert!(child.is_cancelled());
+/// assert!(!drain.is_cancelled()); // detached: only its own cancel() stops it
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Shutdown {
+    node: Arc<Node>,
+}
+
+struct Node {
+    name: String,
+    cancelled: AtomicBool,
+    notify: Notify,
+    children: Mutex<Vec<Weak<Node>>>,
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown").field("name", &self.node.name).field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+impl Shutdown {
+    /// A new root token.
+    pub fn new(name: impl Into<String>) -> Self {
+        Shutdown {
+            node: Arc::new(Node {
+                name: name.into(),
+                cancelled: AtomicBool::new(false),
+                notify: Notify::new(),
+                children: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The token's path in the tree, e.g. `service/worker`.
+    pub fn name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// A child cancelled with this token (and at once, if this one is already cancelled).
+    pub fn child(&self, name: &str) -> Shutdown {
+        let child = Shutdown::new(format!("{}/{}", self.node.name, name));
+        {
+            let mut children = self.node.children.lock().unwrap_or_else(|p| p.into_inner());
+            children.retain(|w| w.strong_count() > 0); // bound the list by live children
+            children.push(Arc::downgrade(&child.node));
+        }
+        // Checked after registering, so a concurrent cancel() is never missed.
+        if self.is_cancelled() {
+            child.cancel();
+        }
+        child
+    }
+
+    /// A child that keeps this token's name but ignores its cancellation.
+    pub fn detached(&self, name: &str) -> Shutdown {
+        Shutdown::new(format!("{}/{}", self.node.name, name))
+    }
+
+    /// Cancel this token and every non-detached descendant. Idempotent.
+    pub fn cancel(&self) {
+        if self.node.cancelled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.node.notify.notify_waiters();
+        let children = std::mem::take(&mut *self.node.children.lock().unwrap_or_else(|p| p.into_inner()));
+        for child in children.iter().filter_map(Weak::upgrade) {
+            Shutdown { node: child }.cancel();
+        }
+    }
+
+    /// Whether [`cancel`](Shutdown::cancel) was called on this token or an ancestor it follows.
+    pub fn is_cancelled(&self) -> bool {
+        self.node.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Completes once the token is cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.node.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The store seam: exactly the operations the coordination parts need, with one semantics.
+//!
+//! Two backends sit side by side: [`MemoryStore`] (embedded, in-process; what the simulator runs)
+//! and `RedisStore` (feature `redis`; what production runs). Both pass the same conformance suite
+//! (`keel::testkit::conformance`, feature `testkit`), because the simulator is only as honest as
+//! `MemoryStore` is faithful to Redis.
+//!
+//! Rules every backend follows:
+//! - Every mutation is atomic and either idempotent or guarded by a token or revision, so a retry
+//!   after [`Outcome::Unknown`](crate::Outcome::Unknown) is safe.
+//! - Liveness judgments across nodes use [`Store::time_ms`] (store time), never a client clock.
+//! - Fencing tokens and map revisions are strictly increasing per key/map, even across a restart
+//!   that lost data: a missing counter is seeded from store time (`time_ms * 1000`).
+//! - After a data-losing restart a lease is quarantined (grants refused) for the caller's
+//!   `quarantine_ms`, so no second holder appears while an old one may still believe it holds.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::error::StoreError;
+
+pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConfig, RedisStore};
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Separator of list items inside a map value (ASCII unit separator). Items may not contain it.
+pub const LIST_SEPARATOR: char = '\u{1f}';
+
+/// Multiplier applied to store time (ms) when a fence or revision counter must be seeded.
+/// Leaves room for 1000 grants/changes per millisecond before a later seed could collide.
+pub const SEED_PER_MS: u64 = 1000;
+
+/// Reply to [`Store::lease_acquire`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// The caller's token now holds the lease. Re-sending the same token while it holds returns
+    /// the same fence (idempotent).
+    Granted {
+        /// Fencing token of this grant: strictly greater than every earlier grant's.
+        fence: u64,
+    },
+    /// Another token holds the lease.
+    Held {
+        /// Milliseconds until the other holder's lease expires unless renewed.
+        remaining_ms: u64,
+    },
+    /// The store lost its data recently; grants are refused until the quarantine ends.
+    Quarantined {
+        /// Milliseconds of quarantine left.
+        remaining_ms: u64,
+    },
+}
+
+/// Reply to [`Store::lease_renew`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Renew {
+    /// The token still held the lease; its TTL was reset.
+    Renewed {
+        /// The grant's fencing token (unchanged by renewals).
+        fence: u64,
+    },
+    /// The token no longer holds the lease (expired, released, taken or lost with the data).
+    NotHolder,
+}
+
+/// A snapshot of a whole map at one revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapSnapshot {
+    /// Revision of the map when the snapshot was taken (0 if the map was never written).
+    pub rev: u64,
+    /// Every key and value.
+    pub entries: BTreeMap<String, String>,
+}
+
+/// One mutation of a map key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapWrite {
+    /// Set the value unconditionally.
+    Set(String),
+    /// Set the value only if the key is absent.
+    SetIfAbsent(String),
+    /// Set `new` only if the current value equals `expected`.
+    CompareAndSet {
+        /// Value the key must hold.
+        expected: String,
+        /// Value to write.
+        new: String,
+    },
+    /// Delete only if the current value equals the given one.
+    CompareAndDelete(String),
+    /// Delete unconditionally.
+    Delete,
+    /// Append items to the list value (created if absent). Items must not contain [`LIST_SEPARATOR`].
+    Append(Vec<String>),
+    /// Remove every occurrence of the items from the list value; the key is deleted when the list
+    /// becomes empty.
+    Remove(Vec<String>),
+}
+
+/// Reply to [`Store::map_write`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Whether the write was applied. `Set` always applies (and bumps the revision even if the
+    /// value is unchanged); a write whose guard failed, a `Delete`/`Remove` that found nothing to
+    /// remove and an empty `Append` are not applied and publish nothing.
+    pub applied: bool,
+    /// The revision of the change if applied, else the map's current revision.
+    pub rev: u64,
+    /// The key's value after the operation.
+    pub value: Option<String>,
+}
+
+/// A guard of a [`Store::map_txn`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The key must be absent.
+    Absent,
+    /// The key must hold exactly this value.
+    Value(String),
+}
+
+/// Reply to [`Store::map_txn`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnOutcome {
+    /// Whether every guard held and the writes were applied.
+    pub applied: bool,
+    /// Revision of the last change if applied, else the map's current revision.
+    pub rev: u64,
+}
+
+/// A change to one key of a map, as delivered by a watch feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The key.
+    pub key: String,
+    /// The new value, or `None` when deleted.
+    pub value: Option<String>,
+    /// The map revision of this change. Consecutive changes of one map have consecutive revisions
+    /// (within one store lifetime), so a jump means changes were missed.
+    pub rev: u64,
+}
+
+/// What a watch feed yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// A change, in revision order.
+    Change(Change),
+    /// The feed may have missed changes (reconnect, lagging, store restart): resync from a
+    /// fresh snapshot. The feed itself keeps running.
+    Gap,
+}
+
+/// A live feed of one map's changes. Delivery is at-most-once; gaps are reported, never hidden.
+pub trait Watch: Send + 'static {
+    /// The next event. Never ends: on a broken connection the feed reconnects by itself and
+    /// reports a [`WatchEvent::Gap`].
+    fn next(&mut self) -> impl Future<Output = WatchEvent> + Send;
+}
+
+/// The store seam. Implemented by cheap-to-clone handles.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keel::StoreError> {
+/// use keel::store::{Acquire, MapWrite, MemoryStore, Store};
+/// let store = MemoryStore::new();
+/// let Acquire::Granted { fence } = store.lease_acquire("leader", "node-a:1", 10_000, 0).await? else {
+///     panic!("a fresh lease is free");
+/// };
+/// assert!(fence > 0);
+/// let out = store.map_write("config", "mode", MapWrite::Set("fast".into())).await?;
+/// assert!(out.applied);
+/// # Ok(()) }
+/// ```
+pub trait Store: Clone + Send + Sync + 'static {
+    /// The feed type returned by [`watch`](Store::watch).
+    type Watch: Watch;
+
+    /// The store's own time in milliseconds since the Unix epoch (Redis `TIME`). Used for
+    /// liveness judgments that span nodes.
+    fn time_ms(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Acquire `name` for `token` with a TTL, minting a fencing token; idempotent for a token
+    /// that already holds it. If the lease's fence counter is missing (first use, or the store
+    /// lost its data) it is seeded from store time and, when `quarantine_ms > 0`, grants are
+    /// refused for that long.
+    fn lease_acquire(
+        &self,
+        name: &str,
+        token: &str,
+        ttl_ms: u64,
+        quarantine_ms: u64,
+    ) -> impl Future<Output = StoreResult<Acquire>> + Send;
+
+    /// Compare-and-extend: reset the TTL only if `token` still holds `name`.
+    fn lease_renew(&self, name: &str, token: &str, ttl_ms: u64) -> impl Future<Output = StoreResult<Renew>> + Send;
+
+    /// Compare-and-delete: release `name` only if `token` holds it. Returns whether it did.
+    fn lease_release(&self, name: &str, token: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Historical bug MS5: a plain `DEL` of the lease, whoever holds it. Only for the mutant zoo.
+    #[cfg(feature = "mutants")]
+    fn lease_delete_unchecked(&self, name: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Read one key of a map with the map's current revision.
+    fn map_get(&self, map: &str, key: &str) -> impl Future<Output = StoreResult<(Option<String>, u64)>> + Send;
+
+    /// Read a whole map at one revision.
+    fn map_snapshot(&self, map: &str) -> impl Future<Output = StoreResult<MapSnapshot>> + Send;
+
+    /// Apply one write atomically: mutate, bump the revision, publish the change.
+    fn map_write(&self, map: &str, key: &str, write: MapWrite) -> impl Future<Output = StoreResult<WriteOutcome>> + Send;
+
+    /// Apply `writes` (value or `None` to delete) only if every guard holds, atomically. Each
+    /// changed key gets its own revision and change event, in the order given.
+    fn map_txn(
+        &self,
+        map: &str,
+        guards: &[(String, Expect)],
+        writes: &[(String, Option<String>)],
+    ) -> impl Future<Output = StoreResult<TxnOutcome>> + Send;
+
+    /// Subscribe to a map's changes. Changes made after this returns are delivered (or a gap
+    /// is reported), so "watch, then snapshot at R, then apply changes above R" loses nothing.
+    fn watch(&self, map: &str) -> impl Future<Output = StoreResult<Self::Watch>> + Send;
+}
+
+/// Validate a name used as a key or map (shared by every backend so errors are identical).
+pub(crate) fn check_name(what: &str, name: &str) -> StoreResult<()> {
+    if name.is_empty() {
+        return Err(StoreError::invalid(format!("{what} must not be empty")));
+    }
+    if name.len() > 1024 {
+        return Err(StoreError::invalid(format!("{what} longer than 1024 bytes")));
+    }
+    Ok(())
+}
+
+/// Validate list items for [`MapWrite::Append`] and [`MapWrite::Remove`].
+pub(crate) fn check_items(items: &[String]) -> StoreResult<()> {
+    if items.iter().any(|i| i.contains(LIST_SEPARATOR) || i.is_empty()) {
+        return Err(StoreError::invalid("list items must be non-empty and not contain U+001F"));
+    }
+    Ok(())
+}
+
+/// Validate a TTL.
+pub(crate) fn check_ttl(ttl_ms: u64) -> StoreResult<()> {
+    if ttl_ms == 0 || ttl_ms > 365 * 24 * 3_600_000 {
+        return Err(StoreError::invalid("ttl_ms must be in 1..=1 year"));
+    }
+    Ok(())
+}
+
+/// Apply a list or value write to a current value: the pure semantics both backends share.
+/// Returns `Ok(None)` when the write does not apply, `Ok(Some(new))` otherwise.
+pub(crate) fn apply_write(current: Option<&str>, write: &MapWrite) -> Option<Option<String>> {
+    match write {
+        MapWrite::Set(v) => Some(Some(v.clone())),
+        MapWrite::SetIfAbsent(v) => current.is_none().then(|| Some(v.clone())),
+        MapWrite::CompareAndSet { expected, new } => {
+            (current == Some(expected.as_str())).then(|| Some(new.clone()))
+        }
+        MapWrite::CompareAndDelete(expected) => (current == Some(expected.as_str())).then_some(None),
+        MapWrite::Delete => current.is_some().then_some(None),
+        MapWrite::Append(items) => {
+            if items.is_empty() {
+                return None;
+            }
+            let mut out = current.map(str::to_owned).unwrap_or_default();
+            for item in items {
+                if !out.is_empty() {
+                    out.push(LIST_SEPARATOR);
+                }
+                out.push_str(item);
+            }
+            Some(Some(out))
+        }
+        MapWrite::Remove(items) => {
+            let cur = current?;
+            let kept: Vec<&str> = cur.split(LIST_SEPARATOR).filter(|i| !items.iter().any(|r| r == i)).collect();
+            if kept.len() == cur.split(LIST_SEPARATOR).count() {
+                return None;
+            }
+            if kept.is_empty() { Some(None) } else { Some(Some(kept.join(&LIST_SEPARATOR.to_string()))) }
+        }
+    }
+}
+
+/// Split a list value into its items.
+///
+/// ```
+/// assert_eq!(keel::store::list_items("a\u{1f}b"), vec!["a", "b"]);
+/// assert!(keel::store::list_items("").is_empty());
+/// ```
+pub fn list_items(value: &str) -> Vec<&str> {
+    if value.is_empty() { Vec::new() } else { value.split(LIST_SEPARATOR).collect() }
+}
