@@ -1,1 +1,354 @@
-fn main(){}
+//! `keel-sim`: the checker's command line (`cargo sim check | replay | mutants | plan`).
+
+#[cfg(not(madsim))]
+fn main() {
+    eprintln!("keel-sim must be built with --cfg madsim: run it as `cargo sim <command>` from the repo root");
+    std::process::exit(2);
+}
+
+#[cfg(madsim)]
+fn main() {
+    std::process::exit(cli::main());
+}
+
+#[cfg(madsim)]
+mod cli {
+    use std::io::IsTerminal;
+    use std::ops::Range;
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use clap::{Parser, Subcommand};
+    use indicatif::{ProgressBar, ProgressStyle};
+    use keel::mutants::Mutant;
+    use keel_sim::history::Event;
+    use keel_sim::plan::{FaultPlan, Profile};
+    use keel_sim::runner;
+    use keel_sim::scenario;
+    use keel_sim::sweep::{self, Sweep, SweepOpts};
+    use keel_sim::zoo::{self, ZOO};
+
+    #[derive(Parser)]
+    #[command(name = "cargo sim", about = "keel's deterministic simulation checker", version)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(Subcommand)]
+    enum Cmd {
+        /// Run every scenario (or one) over a seed range; exit 0 only if nothing failed.
+        Check {
+            /// Scenario name, or `all`.
+            #[arg(long, default_value = "all", value_parser = parse_scenario_or_all)]
+            scenario: String,
+            /// Seed range `A..B` (B exclusive).
+            #[arg(long, default_value = "0..200", value_parser = parse_range)]
+            seeds: Range<u64>,
+            /// Worker threads (default: all cores).
+            #[arg(long)]
+            jobs: Option<usize>,
+            /// Switch on a historical bug.
+            #[arg(long, value_parser = zoo::parse_mutant)]
+            mutant: Option<Mutant>,
+            /// How faults are chosen.
+            #[arg(long, value_enum, default_value = "swarm")]
+            faults: Profile,
+        },
+        /// Run one seed and print its per-node timeline; exit 1 if an invariant broke.
+        Replay {
+            /// Scenario name.
+            #[arg(long, value_parser = parse_scenario)]
+            scenario: String,
+            /// Scheduler seed (also derives the plan unless --plan is given).
+            #[arg(long)]
+            seed: u64,
+            /// Switch on a historical bug.
+            #[arg(long, value_parser = zoo::parse_mutant)]
+            mutant: Option<Mutant>,
+            /// Run this fault plan (JSON, as written by --dump-plan or `cargo sim plan`).
+            #[arg(long)]
+            plan: Option<PathBuf>,
+            /// Write the plan that ran to this file.
+            #[arg(long)]
+            dump_plan: Option<PathBuf>,
+            /// How faults are chosen (ignored with --plan).
+            #[arg(long, value_enum, default_value = "swarm")]
+            faults: Profile,
+            /// Show every event, including periodic renewals and writes.
+            #[arg(long)]
+            verbose: bool,
+        },
+        /// Run every mutant against its scenario; exit 0 only if all are caught and the
+        /// unmutated core passes the same seeds.
+        Mutants {
+            /// Only this scenario's mutants.
+            #[arg(long, value_parser = parse_scenario_or_all, default_value = "all")]
+            scenario: String,
+            /// Override each mutant's seed budget.
+            #[arg(long)]
+            budget: Option<u64>,
+            /// First seed.
+            #[arg(long, default_value_t = 0)]
+            start: u64,
+            /// Worker threads.
+            #[arg(long)]
+            jobs: Option<usize>,
+            /// How faults are chosen.
+            #[arg(long, value_enum, default_value = "swarm")]
+            faults: Profile,
+        },
+        /// Print the fault plan of a seed as JSON.
+        Plan {
+            /// Scenario name.
+            #[arg(long, value_parser = parse_scenario)]
+            scenario: String,
+            /// Seed.
+            #[arg(long)]
+            seed: u64,
+            /// How faults are chosen.
+            #[arg(long, value_enum, default_value = "swarm")]
+            faults: Profile,
+        },
+    }
+
+    fn parse_range(s: &str) -> Result<Range<u64>, String> {
+        let (a, b) = s.split_once("..").ok_or_else(|| format!("expected A..B, got {s:?}"))?;
+        let a: u64 = a.trim().parse().map_err(|_| format!("bad range start {a:?}"))?;
+        let b: u64 = b.trim().parse().map_err(|_| format!("bad range end {b:?}"))?;
+        if a >= b {
+            return Err(format!("empty seed range {a}..{b}"));
+        }
+        Ok(a..b)
+    }
+
+    fn scenario_names() -> Vec<&'static str> {
+        scenario::all().iter().map(|s| s.name()).collect()
+    }
+
+    fn parse_scenario(s: &str) -> Result<String, String> {
+        if scenario::by_name(s).is_some() {
+            Ok(s.to_owned())
+        } else {
+            Err(format!("unknown scenario {s:?}; known: {}", scenario_names().join(", ")))
+        }
+    }
+
+    fn parse_scenario_or_all(s: &str) -> Result<String, String> {
+        if s == "all" { Ok(s.to_owned()) } else { parse_scenario(s) }
+    }
+
+    fn selected(s: &str) -> Vec<&'static str> {
+        scenario_names().into_iter().filter(|n| s == "all" || *n == s).collect()
+    }
+
+    fn jobs(j: Option<usize>) -> usize {
+        j.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+    }
+
+    fn bar(len: u64, label: &str) -> ProgressBar {
+        if !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::new(len);
+        let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} seeds  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        pb.set_style(style);
+        pb.set_prefix(label.to_owned());
+        pb
+    }
+
+    pub fn main() -> i32 {
+        let cli = match Cli::try_parse() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 2 } else { 0 };
+            }
+        };
+        match cli.cmd {
+            Cmd::Check { scenario, seeds, jobs: j, mutant, faults } => check(&scenario, seeds, jobs(j), mutant, faults),
+            Cmd::Replay { scenario, seed, mutant, plan, dump_plan, faults, verbose } => {
+                replay(&scenario, seed, mutant, plan, dump_plan, faults, verbose)
+            }
+            Cmd::Mutants { scenario, budget, start, jobs: j, faults } => mutants(&scenario, budget, start, jobs(j), faults),
+            Cmd::Plan { scenario, seed, faults } => {
+                let Some(scn) = scenario::by_name(&scenario) else { return 2 };
+                let plan = FaultPlan::generate(seed, faults, &scn.plan_spec());
+                match serde_json::to_string_pretty(&plan) {
+                    Ok(j) => {
+                        println!("{j}");
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        2
+                    }
+                }
+            }
+        }
+    }
+
+    fn check(which: &str, seeds: Range<u64>, jobs: usize, mutant: Option<Mutant>, faults: Profile) -> i32 {
+        let mut rows: Vec<Sweep> = Vec::new();
+        for name in selected(which) {
+            let pb = bar(seeds.end - seeds.start, name);
+            let opts = SweepOpts { seeds: seeds.clone(), jobs, mutant, profile: faults, stop_at_first_failure: false };
+            let on_done = |o: &runner::RunOutcome| {
+                if !o.passed() {
+                    pb.suspend(|| {
+                        for v in &o.violations {
+                            println!("FAIL {} seed {}: {v}", o.scenario, o.seed);
+                        }
+                        println!("  {}", o.replay_line());
+                    });
+                }
+                pb.inc(1);
+            };
+            let Some(sweep) = sweep::run(name, &opts, &on_done) else { return 2 };
+            pb.finish_and_clear();
+            rows.push(sweep);
+        }
+        let coverage_gate = mutant.is_none() && faults != Profile::Calm && seeds.end - seeds.start >= 100;
+        println!();
+        println!("{:<10} {:>7} {:>8} {:>10} {:>8} {:>8}  coverage", "scenario", "seeds", "failures", "sim s", "wall s", "seeds/s");
+        let mut failed = false;
+        for r in &rows {
+            let cov = if r.missed_goals.is_empty() {
+                format!("all {} goals reached", r.coverage.len())
+            } else {
+                format!("MISSED {}", r.missed_goals.join(", "))
+            };
+            println!(
+                "{:<10} {:>7} {:>8} {:>10.1} {:>8.2} {:>8.1}  {cov}",
+                r.scenario,
+                r.seeds_run,
+                r.failures.len(),
+                r.sim_time.as_secs_f64(),
+                r.wall.as_secs_f64(),
+                r.seeds_per_sec()
+            );
+            failed |= !r.failures.is_empty() || (coverage_gate && !r.missed_goals.is_empty());
+        }
+        if !coverage_gate {
+            println!("(coverage goals are enforced on unmutated sweeps of 100 seeds or more)");
+        }
+        i32::from(failed)
+    }
+
+    const QUIET_KINDS: &[&str] = &["renewed", "acquire_refused", "resource_write", "node_start"];
+
+    fn replay(
+        name: &str,
+        seed: u64,
+        mutant: Option<Mutant>,
+        plan_file: Option<PathBuf>,
+        dump: Option<PathBuf>,
+        faults: Profile,
+        verbose: bool,
+    ) -> i32 {
+        let Some(scn) = scenario::by_name(name) else { return 2 };
+        let plan = match plan_file {
+            None => None,
+            Some(path) => match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|s| serde_json::from_str::<FaultPlan>(&s).map_err(|e| e.to_string())) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("error: cannot read plan {}: {e}", path.display());
+                    return 2;
+                }
+            },
+        };
+        let wall = Instant::now();
+        let out = runner::run(scn.as_ref(), seed, mutant, faults, plan);
+        let wall = wall.elapsed();
+        if let Some(path) = dump {
+            let written = serde_json::to_string_pretty(&out.plan).map_err(|e| e.to_string()).and_then(|j| std::fs::write(&path, j).map_err(|e| e.to_string()));
+            if let Err(e) = written {
+                eprintln!("error: cannot write plan {}: {e}", path.display());
+                return 2;
+            }
+        }
+        println!("scenario {name}, seed {seed}, mutant {}", mutant.map_or("none".into(), |m| format!("{m:?}")));
+        print!("{}", out.plan);
+        println!("timeline (simulated time, node, event){}:", if verbose { "" } else { "; periodic events hidden, --verbose shows them" });
+        let nodes: std::collections::BTreeSet<&str> = out.events.iter().map(|e| e.node.as_str()).collect();
+        let col = |n: &str| nodes.iter().position(|x| *x == n).unwrap_or(0);
+        for e in out.events.iter().filter(|e| verbose || !is_quiet(e)) {
+            let indent = " ".repeat(2 * col(&e.node));
+            println!("{indent}{}", e.line());
+        }
+        println!("heal at {:.3}s, end at {:.3}s, wall {:.3}s", out.heal_us as f64 / 1e6, out.sim_time.as_secs_f64(), wall.as_secs_f64());
+        println!("coverage: {:?}", out.coverage);
+        for v in &out.violations {
+            println!("VIOLATION {v}");
+        }
+        if out.passed() {
+            println!("result: pass");
+        } else {
+            println!("result: FAIL");
+            println!("{}", out.replay_line());
+        }
+        println!("trace-hash: {:016x}", out.trace_hash);
+        i32::from(!out.passed())
+    }
+
+    /// The distinct invariants a run broke, e.g. `S1+S3`.
+    fn invariants(o: &runner::RunOutcome) -> String {
+        let set: std::collections::BTreeSet<&str> = o.violations.iter().map(|v| v.invariant).collect();
+        set.into_iter().collect::<Vec<_>>().join("+")
+    }
+
+    fn is_quiet(e: &Event) -> bool {
+        QUIET_KINDS.contains(&e.kind.as_str()) && !(e.kind == "resource_write" && e.str("accepted") == Some("false"))
+    }
+
+    fn mutants(which: &str, budget: Option<u64>, start: u64, jobs: usize, faults: Profile) -> i32 {
+        let names = selected(which);
+        let entries: Vec<_> = ZOO.iter().filter(|e| names.contains(&e.scenario)).collect();
+        if entries.is_empty() {
+            println!("no mutants for scenario {which}");
+            return 0;
+        }
+        println!("{:<5} {:<9} {:>8} {:>8} {:>8}  {:<9} lineage", "id", "verdict", "seeds", "broke", "wall s", "scenario");
+        let mut all_caught = true;
+        let mut max_seed: std::collections::BTreeMap<&str, u64> = Default::default();
+        for e in &entries {
+            let budget = budget.unwrap_or(e.budget);
+            let opts = SweepOpts {
+                seeds: start..start + budget,
+                jobs,
+                mutant: Some(e.mutant),
+                profile: faults,
+                stop_at_first_failure: true,
+            };
+            let t = Instant::now();
+            let Some(sweep) = sweep::run(e.scenario, &opts, &|_| {}) else { return 2 };
+            let wall = t.elapsed();
+            let (verdict, seeds, inv) = match sweep.first_failure() {
+                Some(f) => ("caught", (f.seed - start + 1).to_string(), invariants(f)),
+                None => ("ESCAPED", format!(">{budget}"), "-".to_owned()),
+            };
+            if let Some(f) = sweep.first_failure() {
+                let m = max_seed.entry(e.scenario).or_insert(0);
+                *m = (*m).max(f.seed + 1);
+            } else {
+                all_caught = false;
+            }
+            println!("{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} {}", format!("{:?}", e.mutant), verdict, seeds, inv, wall.as_secs_f64(), e.scenario, e.lineage);
+        }
+        let mut baseline_ok = true;
+        for (scn, end) in max_seed {
+            let opts = SweepOpts { seeds: start..end.max(start + 1), jobs, mutant: None, profile: faults, stop_at_first_failure: false };
+            let Some(sweep) = sweep::run(scn, &opts, &|_| {}) else { return 2 };
+            let ok = sweep.failures.is_empty();
+            baseline_ok &= ok;
+            println!("{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} unmutated core on the same seeds", "-", if ok { "pass" } else { "FAIL" }, sweep.seeds_run, "-", sweep.wall.as_secs_f64(), scn);
+            for f in &sweep.failures {
+                println!("  {}", f.replay_line());
+            }
+        }
+        let _ = Duration::ZERO;
+        i32::from(!(all_caught && baseline_ok))
+    }
+}

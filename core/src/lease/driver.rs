@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 
 use super::machine::{Machine, Step, Timing};
 use super::{Guard, LeaseConfig, LeaseError, LeaseState, LostReason};
@@ -13,7 +13,7 @@ use crate::clock::{Clock, Instant};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::store::{Acquire, Renew, Store};
 
 pub(super) struct Driver<S: Store> {
     store: S,
@@ -120,8 +120,17 @@ impl<S: Store> Driver<S> {
                         r = until(&*self.clock, deadline, "lease_acquire", self.store.lease_acquire(&name, &token, ttl_ms, quarantine_ms)) => r,
                         _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
-                    if let Err(e) = &r {
-                        warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "acquire_failed", error = %e, "acquire failed; retrying");
+                    match &r {
+                        Ok(Acquire::Held { remaining_ms }) => {
+                            debug!(target: "keel::lease", lease = %name, owner = %owner, remaining_ms, kind = "acquire_refused", "held by another owner")
+                        }
+                        Ok(Acquire::Quarantined { remaining_ms }) => {
+                            info!(target: "keel::lease", lease = %name, owner = %owner, remaining_ms, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
+                        }
+                        Ok(Acquire::Granted { .. }) => {}
+                        Err(e) => {
+                            warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "acquire_failed", error = %e, "acquire failed; retrying")
+                        }
                     }
                     m.on_acquire(sent, self.clock.now(), r);
                 }
@@ -130,7 +139,10 @@ impl<S: Store> Driver<S> {
                     let cut = deadline.min(sent + self.cfg.op_timeout);
                     let r = until(&*self.clock, cut, "lease_renew", self.store.lease_renew(&name, &token, ttl_ms)).await;
                     match &r {
-                        Ok(_) => {}
+                        Ok(Renew::Renewed { fence }) => {
+                            trace!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "renewed", "renewed")
+                        }
+                        Ok(Renew::NotHolder) => {}
                         Err(e) => warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline"),
                     }
                     m.on_renew(sent, self.clock.now(), r);
@@ -253,7 +265,7 @@ impl<S: Store> Driver<S> {
         tokio::spawn(async move {
             loop {
                 clock.sleep(every).await;
-                if let Ok(crate::store::Acquire::Granted { fence }) = store.lease_acquire(&name, &token, ttl_ms, 0).await {
+                if let Ok(Acquire::Granted { fence }) = store.lease_acquire(&name, &token, ttl_ms, 0).await {
                     if state.borrow().fence() != Some(fence) {
                         info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held");
                         state.send_replace(LeaseState::Held { fence });

@@ -236,8 +236,10 @@ impl Machine {
                 self.phase = Phase::Awaiting { next_attempt: now };
             }
             Phase::ShuttingDown => {
-                self.steps.push_back(Step::Release { token: self.token.clone() });
+                // Belief ends before the release is sent: a release applied with its reply lost
+                // must never leave us believing while someone else is granted the lease.
                 self.steps.push_back(Step::Publish(LeaseState::Released));
+                self.steps.push_back(Step::Release { token: self.token.clone() });
                 self.phase = Phase::Done;
             }
             _ => {}
@@ -255,8 +257,8 @@ impl Machine {
             Phase::Awaiting { .. } => {
                 // An acquire with an unknown outcome may have landed: release our token too.
                 self.steps.clear();
-                self.steps.push_back(Step::Release { token: self.token.clone() });
                 self.steps.push_back(Step::Publish(LeaseState::Released));
+                self.steps.push_back(Step::Release { token: self.token.clone() });
                 self.phase = Phase::Done;
             }
             // Stepping down already stops the work; finish as a shutdown afterwards.
@@ -383,8 +385,8 @@ mod tests {
         m.on_shutdown();
         assert_eq!(m.poll(t0), Step::StopWork);
         m.on_work_stopped(t0);
+        assert_eq!(m.poll(t0), Step::Publish(LeaseState::Released), "belief ends before the release is sent");
         assert_eq!(m.poll(t0), Step::Release { token: "n:7:1".into() });
-        assert_eq!(m.poll(t0), Step::Publish(LeaseState::Released));
         assert_eq!(m.poll(t0), Step::Exit);
     }
 

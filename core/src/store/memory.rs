@@ -115,6 +115,14 @@ impl MemoryStore {
         }
     }
 
+    /// The live holder of lease `name` as `(token, fence)`: an inspection hook for tests and
+    /// the simulator (Redis has no such call; keel's parts never use it).
+    pub fn lease_holder(&self, name: &str) -> Option<(String, u64)> {
+        let now = self.now_ms();
+        let mut st = self.lock();
+        Self::live_holder(&mut st, name, now).map(|h| (h.token.clone(), h.fence))
+    }
+
     fn now_ms(&self) -> u64 {
         let elapsed = self.inner.clock.now().saturating_duration_since(self.inner.started);
         self.inner.base_ms + u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX / 2)

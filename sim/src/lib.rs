@@ -1,0 +1,30 @@
+//! # keel-sim
+//!
+//! The deterministic simulation checker of keel: the real `keel` core under madsim, with a
+//! simulated store server, per-node clocks, seeded swarm fault plans, invariant checks on every
+//! run, "sometimes" coverage across sweeps, a mutant zoo of historical bugs, and one-line replay.
+//!
+//! Build it with `--cfg madsim` (the `cargo sim` and `cargo simtest` aliases do).
+
+#[cfg(all(feature = "sim", not(madsim)))]
+compile_error!(
+    "keel-sim's `sim` feature needs `--cfg madsim`: run `cargo sim …` or `cargo simtest` from the repo root, or `cd sim && cargo test --features sim`"
+);
+
+pub mod check;
+pub mod history;
+pub mod plan;
+
+#[cfg(madsim)]
+pub mod clock;
+#[cfg(madsim)]
+pub mod net;
+#[cfg(madsim)]
+pub mod runner;
+#[cfg(madsim)]
+pub mod scenario;
+#[cfg(madsim)]
+pub mod sweep;
+#[cfg(madsim)]
+pub mod world;
+pub mod zoo;

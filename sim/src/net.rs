@@ -1,0 +1,474 @@
+//! The store over madsim's simulated network.
+//!
+//! The store server node runs a [`MemoryStore`] behind madsim's reliable, ordered connections
+//! (TCP-like: a partition delays packets, it does not drop them, so a request can be applied long
+//! after its caller gave up — exactly the unknown outcome Redis clients face). Application nodes
+//! use a [`SimStore`] client that implements keel's `Store` seam, so the real core runs unchanged.
+//! The nemesis flips [`ServerFaults`] to refuse requests, add latency, drop replies after
+//! applying, or kill every connection (feed disconnects).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel::store::{Acquire, Expect, MapSnapshot, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent, WriteOutcome};
+use keel::{MemoryStore, StoreError};
+use madsim::net::Endpoint;
+use madsim::rand::Rng;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::history::History;
+
+/// The store server's address.
+pub const STORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
+
+/// How often an idle watch probes its connection (a dead one is then replaced and a gap reported).
+const FEED_PING: Duration = Duration::from_millis(500);
+/// Pause between resubscription attempts while the store is unreachable.
+const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+enum Op {
+    Hello { node: String },
+    Time,
+    Acquire { name: String, token: String, ttl_ms: u64, quarantine_ms: u64 },
+    Renew { name: String, token: String, ttl_ms: u64 },
+    Release { name: String, token: String },
+    DeleteUnchecked { name: String },
+    Get { map: String, key: String },
+    Snapshot { map: String },
+    Write { map: String, key: String, write: MapWrite },
+    Txn { map: String, guards: Vec<(String, Expect)>, writes: Vec<(String, Option<String>)> },
+    Watch { map: String, sub: u64 },
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Hello { .. } => "hello",
+            Op::Time => "time",
+            Op::Acquire { .. } => "lease_acquire",
+            Op::Renew { .. } => "lease_renew",
+            Op::Release { .. } => "lease_release",
+            Op::DeleteUnchecked { .. } => "lease_delete_unchecked",
+            Op::Get { .. } => "map_get",
+            Op::Snapshot { .. } => "map_snapshot",
+            Op::Write { .. } => "map_write",
+            Op::Txn { .. } => "map_txn",
+            Op::Watch { .. } => "watch",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Resp {
+    Unit,
+    Time(u64),
+    Acquire(Acquire),
+    Renew(Renew),
+    Release(bool),
+    Get(Option<String>, u64),
+    Snapshot(MapSnapshot),
+    Write(WriteOutcome),
+    Txn(TxnOutcome),
+}
+
+struct Req {
+    id: u64,
+    op: Op,
+}
+
+enum Down {
+    Reply { id: u64, result: StoreResult<Resp> },
+    Feed { sub: u64, ev: WatchEvent },
+}
+
+/// Fault switches of the store server, flipped by the nemesis.
+pub struct ServerFaults {
+    /// Refuse every request (`LOADING`): not applied.
+    pub refuse: AtomicBool,
+    /// Extra latency before each request is applied.
+    pub extra_latency_ms: AtomicU64,
+    /// Percentage of replies dropped after the request was applied.
+    pub reply_loss_pct: AtomicU32,
+    kill_conns: watch::Sender<u64>,
+}
+
+impl Default for ServerFaults {
+    fn default() -> Self {
+        ServerFaults {
+            refuse: AtomicBool::new(false),
+            extra_latency_ms: AtomicU64::new(0),
+            reply_loss_pct: AtomicU32::new(0),
+            kill_conns: watch::channel(0).0,
+        }
+    }
+}
+
+impl ServerFaults {
+    /// Drop every client connection (their watches see a gap).
+    pub fn kill_connections(&self) {
+        self.kill_conns.send_modify(|g| *g += 1);
+    }
+
+    /// Clear every switch.
+    pub fn heal(&self) {
+        self.refuse.store(false, Ordering::SeqCst);
+        self.extra_latency_ms.store(0, Ordering::SeqCst);
+        self.reply_loss_pct.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Run the store server on the current node until it is killed.
+pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: History) {
+    let ep = match Endpoint::bind(STORE_ADDR).await {
+        Ok(ep) => ep,
+        Err(e) => {
+            history.record("store", "sim_error", &[("error", e.to_string())]);
+            return;
+        }
+    };
+    history.record("store", "store_up", &[]);
+    while let Ok((tx, rx, _addr)) = ep.accept1().await {
+        tokio::spawn(connection(store.clone(), faults.clone(), history.clone(), tx, rx));
+    }
+}
+
+type Tx = Arc<madsim::net::Sender>;
+
+async fn connection(
+    store: MemoryStore,
+    faults: Arc<ServerFaults>,
+    history: History,
+    tx: madsim::net::Sender,
+    mut rx: madsim::net::Receiver,
+) {
+    let tx: Tx = Arc::new(tx);
+    let mut kill = faults.kill_conns.subscribe();
+    let client = Arc::new(Mutex::new(String::from("?")));
+    let mut tasks = Vec::new();
+    loop {
+        tokio::select! {
+            _ = kill.changed() => break,
+            msg = rx.recv() => {
+                let Ok(msg) = msg else { break };
+                let Ok(req) = msg.downcast::<Req>() else { continue };
+                let ctx = (store.clone(), faults.clone(), history.clone(), tx.clone(), client.clone());
+                tasks.push(tokio::spawn(handle(ctx, *req)));
+                tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
+            }
+        }
+    }
+    for t in tasks {
+        t.abort(); // forwarders and in-flight handlers die with the connection
+    }
+}
+
+async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<String>>), req: Req) {
+    let (store, faults, history, tx, client) = ctx;
+    let latency = faults.extra_latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let node = client.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let result = if faults.refuse.load(Ordering::SeqCst) {
+        Err(StoreError::Refused { reason: "LOADING store is starting".into() })
+    } else {
+        apply(&store, &history, &node, &tx, &client, req.op).await
+    };
+    let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
+    if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
+        history.record("store", "reply_dropped", &[("to", node)]);
+        return;
+    }
+    let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
+}
+
+async fn apply(
+    store: &MemoryStore,
+    history: &History,
+    node: &str,
+    tx: &Tx,
+    client: &Arc<Mutex<String>>,
+    op: Op,
+) -> StoreResult<Resp> {
+    Ok(match op {
+        Op::Hello { node } => {
+            *client.lock().unwrap_or_else(|p| p.into_inner()) = node;
+            Resp::Unit
+        }
+        Op::Time => Resp::Time(store.time_ms().await?),
+        Op::Acquire { name, token, ttl_ms, quarantine_ms } => {
+            let r = store.lease_acquire(&name, &token, ttl_ms, quarantine_ms).await?;
+            match &r {
+                Acquire::Granted { fence } => {
+                    history.record("store", "grant", &[("lease", name), ("token", token), ("fence", fence.to_string()), ("to", node.into())])
+                }
+                Acquire::Quarantined { .. } => history.record("store", "quarantine_refusal", &[("to", node.into())]),
+                Acquire::Held { .. } => {}
+            }
+            Resp::Acquire(r)
+        }
+        Op::Renew { name, token, ttl_ms } => Resp::Renew(store.lease_renew(&name, &token, ttl_ms).await?),
+        Op::Release { name, token } => Resp::Release(store.lease_release(&name, &token).await?),
+        Op::DeleteUnchecked { name } => {
+            if let Some((holder, fence)) = store.lease_holder(&name) {
+                let owner = holder.split(':').next().unwrap_or_default().to_owned();
+                if owner != node {
+                    history.record("store", "foreign_delete", &[("by", node.into()), ("holder", holder), ("fence", fence.to_string())]);
+                }
+            }
+            store.lease_delete_unchecked(&name).await?;
+            Resp::Unit
+        }
+        Op::Get { map, key } => {
+            let (v, rev) = store.map_get(&map, &key).await?;
+            Resp::Get(v, rev)
+        }
+        Op::Snapshot { map } => Resp::Snapshot(store.map_snapshot(&map).await?),
+        Op::Write { map, key, write } => Resp::Write(store.map_write(&map, &key, write).await?),
+        Op::Txn { map, guards, writes } => Resp::Txn(store.map_txn(&map, &guards, &writes).await?),
+        Op::Watch { map, sub } => {
+            let mut w = store.watch(&map).await?;
+            let tx = tx.clone();
+            // The forwarder is aborted with the connection (or the node).
+            tokio::spawn(async move {
+                loop {
+                    let ev = w.next().await;
+                    if tx.send(Box::new(Down::Feed { sub, ev })).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Resp::Unit
+        }
+    })
+}
+
+struct Conn {
+    tx: madsim::net::Sender,
+    pending: Mutex<BTreeMap<u64, oneshot::Sender<StoreResult<Resp>>>>,
+    feeds: Mutex<BTreeMap<u64, mpsc::UnboundedSender<WatchEvent>>>,
+    alive: AtomicBool,
+}
+
+impl Conn {
+    fn close(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, w) in pending {
+            let _ = w.send(Err(StoreError::Disconnected { reason: "connection reset".into() }));
+        }
+        // Dropping the feed senders ends each watch's stream: it resubscribes and reports a gap.
+        self.feeds.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+struct Client {
+    node: String,
+    ep: Endpoint,
+    op_timeout: Duration,
+    next_id: AtomicU64,
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+}
+
+/// A `Store` client on an application node, talking to the store server over the simulated network.
+#[derive(Clone)]
+pub struct SimStore {
+    inner: Arc<Client>,
+}
+
+impl SimStore {
+    /// Bind a client endpoint on the current node.
+    pub async fn connect(node: &str, ip: IpAddr, port: u16, op_timeout: Duration) -> std::io::Result<Self> {
+        let ep = Endpoint::bind(SocketAddr::new(ip, port)).await?;
+        Ok(SimStore {
+            inner: Arc::new(Client {
+                node: node.to_owned(),
+                ep,
+                op_timeout,
+                next_id: AtomicU64::new(1),
+                conn: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    async fn conn(&self) -> StoreResult<Arc<Conn>> {
+        let mut slot = self.inner.conn.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
+            return Ok(c.clone());
+        }
+        let unavailable = |e: std::io::Error| StoreError::Unavailable { reason: e.to_string() };
+        let (tx, mut rx) = self.inner.ep.connect1(STORE_ADDR).await.map_err(unavailable)?;
+        let conn = Arc::new(Conn {
+            tx,
+            pending: Mutex::new(BTreeMap::new()),
+            feeds: Mutex::new(BTreeMap::new()),
+            alive: AtomicBool::new(true),
+        });
+        let reader = conn.clone();
+        tokio::spawn(async move {
+            while let Ok(msg) = rx.recv().await {
+                let Ok(down) = msg.downcast::<Down>() else { continue };
+                match *down {
+                    Down::Reply { id, result } => {
+                        let waiter = reader.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        if let Some(w) = waiter {
+                            let _ = w.send(result);
+                        }
+                    }
+                    Down::Feed { sub, ev } => {
+                        let feeds = reader.feeds.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(f) = feeds.get(&sub) {
+                            let _ = f.send(ev);
+                        }
+                    }
+                }
+            }
+            reader.close();
+        });
+        let hello = Req { id: 0, op: Op::Hello { node: self.inner.node.clone() } };
+        conn.tx.send(Box::new(hello)).await.map_err(unavailable)?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn call(&self, op: Op) -> StoreResult<Resp> {
+        let name = op.name();
+        let conn = self.conn().await?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        if let Err(e) = conn.tx.send(Box::new(Req { id, op })).await {
+            conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            conn.close();
+            return Err(StoreError::Unavailable { reason: e.to_string() });
+        }
+        match tokio::time::timeout(self.inner.op_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(StoreError::Disconnected { reason: "connection reset".into() }),
+            Err(_) => {
+                conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                // Like a client with a socket timeout: give up on this connection. Requests
+                // already queued on it may still be delivered and applied later.
+                conn.close();
+                Err(StoreError::Timeout { op: name })
+            }
+        }
+    }
+
+    async fn subscribe(&self, map: &str) -> StoreResult<mpsc::UnboundedReceiver<WatchEvent>> {
+        let conn = self.conn().await?;
+        let sub = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        conn.feeds.lock().unwrap_or_else(|p| p.into_inner()).insert(sub, tx);
+        match self.call(Op::Watch { map: map.to_owned(), sub }).await {
+            Ok(_) => Ok(rx),
+            Err(e) => {
+                conn.feeds.lock().unwrap_or_else(|p| p.into_inner()).remove(&sub);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn protocol_error(op: &str) -> StoreError {
+    StoreError::Refused { reason: format!("simulated store: unexpected reply to {op}") }
+}
+
+macro_rules! expect_resp {
+    ($self:ident, $op:expr, $pat:pat => $out:expr) => {{
+        let op = $op;
+        let name = op.name();
+        match $self.call(op).await? {
+            $pat => Ok($out),
+            _ => Err(protocol_error(name)),
+        }
+    }};
+}
+
+/// A watch over the simulated network: reconnects by itself and reports each break as a gap.
+pub struct SimWatch {
+    store: SimStore,
+    map: String,
+    rx: Option<mpsc::UnboundedReceiver<WatchEvent>>,
+}
+
+impl Watch for SimWatch {
+    async fn next(&mut self) -> WatchEvent {
+        loop {
+            if let Some(rx) = self.rx.as_mut() {
+                tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Some(ev) => return ev,
+                        None => self.rx = None,
+                    },
+                    // Probe the connection; a timed-out probe closes it, which ends `rx`.
+                    _ = tokio::time::sleep(FEED_PING) => { let _ = self.store.call(Op::Time).await; }
+                }
+                continue;
+            }
+            match self.store.subscribe(&self.map).await {
+                Ok(rx) => {
+                    self.rx = Some(rx);
+                    return WatchEvent::Gap;
+                }
+                Err(_) => tokio::time::sleep(RESUBSCRIBE_BACKOFF).await,
+            }
+        }
+    }
+}
+
+impl Store for SimStore {
+    type Watch = SimWatch;
+
+    async fn time_ms(&self) -> StoreResult<u64> {
+        expect_resp!(self, Op::Time, Resp::Time(t) => t)
+    }
+
+    async fn lease_acquire(&self, name: &str, token: &str, ttl_ms: u64, quarantine_ms: u64) -> StoreResult<Acquire> {
+        let op = Op::Acquire { name: name.into(), token: token.into(), ttl_ms, quarantine_ms };
+        expect_resp!(self, op, Resp::Acquire(a) => a)
+    }
+
+    async fn lease_renew(&self, name: &str, token: &str, ttl_ms: u64) -> StoreResult<Renew> {
+        expect_resp!(self, Op::Renew { name: name.into(), token: token.into(), ttl_ms }, Resp::Renew(r) => r)
+    }
+
+    async fn lease_release(&self, name: &str, token: &str) -> StoreResult<bool> {
+        expect_resp!(self, Op::Release { name: name.into(), token: token.into() }, Resp::Release(b) => b)
+    }
+
+    async fn lease_delete_unchecked(&self, name: &str) -> StoreResult<()> {
+        expect_resp!(self, Op::DeleteUnchecked { name: name.into() }, Resp::Unit => ())
+    }
+
+    async fn map_get(&self, map: &str, key: &str) -> StoreResult<(Option<String>, u64)> {
+        expect_resp!(self, Op::Get { map: map.into(), key: key.into() }, Resp::Get(v, r) => (v, r))
+    }
+
+    async fn map_snapshot(&self, map: &str) -> StoreResult<MapSnapshot> {
+        expect_resp!(self, Op::Snapshot { map: map.into() }, Resp::Snapshot(s) => s)
+    }
+
+    async fn map_write(&self, map: &str, key: &str, write: MapWrite) -> StoreResult<WriteOutcome> {
+        expect_resp!(self, Op::Write { map: map.into(), key: key.into(), write }, Resp::Write(w) => w)
+    }
+
+    async fn map_txn(
+        &self,
+        map: &str,
+        guards: &[(String, Expect)],
+        writes: &[(String, Option<String>)],
+    ) -> StoreResult<TxnOutcome> {
+        let op = Op::Txn { map: map.into(), guards: guards.to_vec(), writes: writes.to_vec() };
+        expect_resp!(self, op, Resp::Txn(t) => t)
+    }
+
+    async fn watch(&self, map: &str) -> StoreResult<SimWatch> {
+        let rx = self.subscribe(map).await?;
+        Ok(SimWatch { store: self.clone(), map: map.to_owned(), rx: Some(rx) })
+    }
+}

@@ -1,0 +1,328 @@
+//! Seeded fault plans, swarm style.
+//!
+//! A plan is derived from the seed with ChaCha, independently of madsim's scheduler: each run
+//! enables a random subset of fault kinds, each with a random rate (swarm testing, as
+//! FoundationDB's BUGGIFY activation does per site), so rare combinations get explored. A plan is
+//! a concrete schedule, printable and serialisable, and can be replayed from a JSON file under any
+//! scheduler seed.
+
+use std::fmt;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// A kind of fault the nemesis can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// Kill the store node, restart it later keeping its data.
+    StoreCrash,
+    /// Kill the store node, restart it with all data lost.
+    StoreDataLoss,
+    /// The store refuses every request for a while (`LOADING`).
+    StoreUnavailable,
+    /// Extra latency on every store request for a while.
+    LatencySpike,
+    /// Replies dropped after the request was applied (unknown outcomes).
+    ReplyLoss,
+    /// Every client connection to the store is killed (watch feeds break).
+    FeedDisconnect,
+    /// A node cut off from the store in both directions.
+    Partition,
+    /// A node cut off in one direction only (requests arrive, replies do not, or the reverse).
+    PartitionOneWay,
+    /// A node killed, restarted later with a fresh process.
+    NodeCrash,
+    /// A node frozen (SIGSTOP, GC pause) possibly longer than a lease TTL.
+    NodePause,
+    /// A node stopped gracefully and restarted.
+    NodeRestart,
+    /// A node's clock drifts within the configured bound.
+    ClockDrift,
+    /// A node's clock drifts beyond the configured bound (local belief may break by design).
+    ClockDriftBeyond,
+    /// A node's clock jumps forward (or stalls: beyond the bound).
+    ClockJump,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 14] = [
+        FaultKind::StoreCrash,
+        FaultKind::StoreDataLoss,
+        FaultKind::StoreUnavailable,
+        FaultKind::LatencySpike,
+        FaultKind::ReplyLoss,
+        FaultKind::FeedDisconnect,
+        FaultKind::Partition,
+        FaultKind::PartitionOneWay,
+        FaultKind::NodeCrash,
+        FaultKind::NodePause,
+        FaultKind::NodeRestart,
+        FaultKind::ClockDrift,
+        FaultKind::ClockDriftBeyond,
+        FaultKind::ClockJump,
+    ];
+}
+
+/// Direction of a partition between a node and the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    /// Neither way.
+    Both,
+    /// Node → store blocked (requests wait).
+    ToStore,
+    /// Store → node blocked (replies and feeds wait).
+    FromStore,
+}
+
+/// One fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Fault {
+    /// Kill the store; restart after `down_ms`, losing data if `data_loss`.
+    StoreCrash {
+        /// Downtime.
+        down_ms: u64,
+        /// Restart without persistence.
+        data_loss: bool,
+    },
+    /// Refuse requests for `ms`.
+    StoreUnavailable {
+        /// Duration.
+        ms: u64,
+    },
+    /// Add `extra_ms` latency to each request for `ms`.
+    LatencySpike {
+        /// Duration.
+        ms: u64,
+        /// Added latency.
+        extra_ms: u64,
+    },
+    /// Drop `pct` % of replies after apply, for `ms`.
+    ReplyLoss {
+        /// Duration.
+        ms: u64,
+        /// Percentage.
+        pct: u32,
+    },
+    /// Kill every client connection.
+    FeedDisconnect,
+    /// Partition node `node` from the store for `ms`.
+    Partition {
+        /// Node index.
+        node: usize,
+        /// Which way.
+        dir: Direction,
+        /// Duration.
+        ms: u64,
+    },
+    /// Kill node `node`, restart after `down_ms`.
+    NodeCrash {
+        /// Node index.
+        node: usize,
+        /// Downtime.
+        down_ms: u64,
+    },
+    /// Freeze node `node` for `ms`.
+    NodePause {
+        /// Node index.
+        node: usize,
+        /// Duration.
+        ms: u64,
+    },
+    /// Stop node `node` gracefully, restart it after `down_ms`.
+    NodeRestart {
+        /// Node index.
+        node: usize,
+        /// Downtime.
+        down_ms: u64,
+    },
+    /// Set node `node`'s clock rate.
+    ClockRate {
+        /// Node index.
+        node: usize,
+        /// Rate (1.0 exact).
+        rate: f64,
+        /// Whether this is beyond the configured drift bound.
+        beyond: bool,
+    },
+    /// Jump node `node`'s clock by `delta_ms` (negative: stall).
+    ClockJump {
+        /// Node index.
+        node: usize,
+        /// Jump.
+        delta_ms: i64,
+    },
+}
+
+/// A fault at a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timed {
+    /// Simulated ms after start.
+    pub at_ms: u64,
+    /// The fault.
+    pub fault: Fault,
+}
+
+/// How fault kinds and rates are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Profile {
+    /// A random subset of kinds, each at a random rate (default).
+    Swarm,
+    /// Every allowed kind at one fixed rate (the baseline swarm is measured against).
+    Uniform,
+    /// No faults.
+    Calm,
+}
+
+/// What a scenario lets the plan generator do.
+#[derive(Clone, Debug)]
+pub struct PlanSpec {
+    /// Application nodes.
+    pub nodes: usize,
+    /// Kinds this scenario can take.
+    pub kinds: Vec<FaultKind>,
+    /// Length of the fault window, ms.
+    pub window_ms: u64,
+    /// A typical timeout of the scenario (e.g. a lease TTL), ms: scales durations.
+    pub unit_ms: u64,
+    /// The drift rate bound the scenario is configured for (e.g. 0.1).
+    pub drift_bound: f64,
+}
+
+/// A complete, replayable fault schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// Seed it was derived from.
+    pub seed: u64,
+    /// Profile it was derived with.
+    pub profile: Profile,
+    /// Enabled kinds (swarm selection).
+    pub enabled: Vec<FaultKind>,
+    /// When every fault is healed, ms.
+    pub heal_at_ms: u64,
+    /// The schedule, sorted by time.
+    pub events: Vec<Timed>,
+}
+
+impl FaultPlan {
+    /// Derive the plan for `seed`.
+    pub fn generate(seed: u64, profile: Profile, spec: &PlanSpec) -> FaultPlan {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6b65_656c_706c_616e); // "keelplan"
+        let enabled: Vec<FaultKind> = match profile {
+            Profile::Calm => Vec::new(),
+            Profile::Uniform => spec.kinds.clone(),
+            Profile::Swarm => loop {
+                let pick: Vec<FaultKind> = spec.kinds.iter().copied().filter(|_| rng.gen_bool(0.5)).collect();
+                if !pick.is_empty() || spec.kinds.is_empty() {
+                    break pick;
+                }
+            },
+        };
+        let u = spec.unit_ms.max(1);
+        let mut events = Vec::new();
+        for &kind in &enabled {
+            // Mean gap between two faults of this kind, in units.
+            let mean_gap_units = match profile {
+                Profile::Uniform => 8.0,
+                _ => rng.gen_range(2.0..20.0),
+            };
+            let mut t = 0.0f64;
+            loop {
+                t += -mean_gap_units * (1.0 - rng.gen_range(0.0..1.0f64)).ln() * u as f64;
+                let at_ms = t as u64;
+                if at_ms >= spec.window_ms {
+                    break;
+                }
+                events.push(Timed { at_ms, fault: Self::fault(kind, &mut rng, spec) });
+            }
+        }
+        events.sort_by(|a, b| a.at_ms.cmp(&b.at_ms));
+        FaultPlan { seed, profile, enabled, heal_at_ms: spec.window_ms, events }
+    }
+
+    fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Fault {
+        let u = spec.unit_ms.max(1);
+        let node = rng.gen_range(0..spec.nodes.max(1));
+        let dur = |rng: &mut ChaCha8Rng, lo: f64, hi: f64| (rng.gen_range(lo..hi) * u as f64) as u64;
+        match kind {
+            FaultKind::StoreCrash => Fault::StoreCrash { down_ms: dur(rng, 0.1, 4.0), data_loss: false },
+            FaultKind::StoreDataLoss => Fault::StoreCrash { down_ms: dur(rng, 0.1, 4.0), data_loss: true },
+            FaultKind::StoreUnavailable => Fault::StoreUnavailable { ms: dur(rng, 0.1, 3.0) },
+            FaultKind::LatencySpike => Fault::LatencySpike { ms: dur(rng, 0.5, 4.0), extra_ms: dur(rng, 0.05, 1.5) },
+            FaultKind::ReplyLoss => Fault::ReplyLoss { ms: dur(rng, 0.5, 4.0), pct: rng.gen_range(10..80) },
+            FaultKind::FeedDisconnect => Fault::FeedDisconnect,
+            FaultKind::Partition => Fault::Partition { node, dir: Direction::Both, ms: dur(rng, 0.2, 4.0) },
+            FaultKind::PartitionOneWay => {
+                let dir = if rng.gen_bool(0.5) { Direction::ToStore } else { Direction::FromStore };
+                Fault::Partition { node, dir, ms: dur(rng, 0.2, 4.0) }
+            }
+            FaultKind::NodeCrash => Fault::NodeCrash { node, down_ms: dur(rng, 0.1, 4.0) },
+            FaultKind::NodePause => Fault::NodePause { node, ms: dur(rng, 0.2, 3.0) },
+            FaultKind::NodeRestart => Fault::NodeRestart { node, down_ms: dur(rng, 0.1, 2.0) },
+            FaultKind::ClockDrift => {
+                let b = spec.drift_bound * 0.8;
+                Fault::ClockRate { node, rate: rng.gen_range(1.0 - b..1.0 + b), beyond: false }
+            }
+            FaultKind::ClockDriftBeyond => {
+                let b = spec.drift_bound;
+                Fault::ClockRate { node, rate: rng.gen_range((1.0 - 6.0 * b).max(0.1)..1.0 - 2.0 * b), beyond: true }
+            }
+            FaultKind::ClockJump => {
+                let forward = rng.gen_bool(0.7);
+                let d = dur(rng, 0.1, 3.0) as i64;
+                Fault::ClockJump { node, delta_ms: if forward { d } else { -d } }
+            }
+        }
+    }
+
+    /// Whether the plan drives some clock beyond the configured bound (a backward jump counts):
+    /// then local belief may overlap by design and only fencing is checked.
+    pub fn beyond_drift_bound(&self) -> bool {
+        self.events.iter().any(|e| {
+            matches!(e.fault, Fault::ClockRate { beyond: true, .. }) || matches!(e.fault, Fault::ClockJump { delta_ms, .. } if delta_ms < 0)
+        })
+    }
+
+    /// Whether any fault of these kinds is scheduled.
+    pub fn has(&self, pred: impl Fn(&Fault) -> bool) -> bool {
+        self.events.iter().any(|e| pred(&e.fault))
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "fault plan: seed {} profile {:?}, heal at {} ms", self.seed, self.profile, self.heal_at_ms)?;
+        writeln!(f, "  enabled: {:?}", self.enabled)?;
+        for e in &self.events {
+            writeln!(f, "  {:>8} ms  {:?}", e.at_ms, e.fault)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PlanSpec {
+        PlanSpec { nodes: 3, kinds: FaultKind::ALL.to_vec(), window_ms: 30_000, unit_ms: 1000, drift_bound: 0.1 }
+    }
+
+    #[test]
+    fn same_seed_same_plan_and_json_round_trip() {
+        let a = FaultPlan::generate(7, Profile::Swarm, &spec());
+        assert_eq!(a, FaultPlan::generate(7, Profile::Swarm, &spec()));
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), a);
+    }
+
+    #[test]
+    fn swarm_varies_the_enabled_kinds() {
+        let sets: std::collections::BTreeSet<Vec<FaultKind>> =
+            (0..20).map(|s| FaultPlan::generate(s, Profile::Swarm, &spec()).enabled).collect();
+        assert!(sets.len() > 10, "swarm plans should differ across seeds");
+        assert!(FaultPlan::generate(1, Profile::Calm, &spec()).events.is_empty());
+        assert_eq!(FaultPlan::generate(1, Profile::Uniform, &spec()).enabled.len(), FaultKind::ALL.len());
+    }
+}

@@ -1,0 +1,141 @@
+//! Runs one seed of one scenario in a fresh madsim runtime and judges it.
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+use std::time::Duration;
+
+use keel::mutants::{self, Mutant};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::check::{Coverage, Violation};
+use crate::history::{Event, History, Recorder, trace_hash};
+use crate::plan::{FaultPlan, Profile};
+use crate::scenario::Scenario;
+use crate::world::World;
+
+/// What one run produced.
+pub struct RunOutcome {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// Scheduler seed.
+    pub seed: u64,
+    /// Mutant switched on, if any.
+    pub mutant: Option<Mutant>,
+    /// The fault plan that ran.
+    pub plan: FaultPlan,
+    /// Broken invariants (empty = pass).
+    pub violations: Vec<Violation>,
+    /// "Sometimes" situations reached.
+    pub coverage: Coverage,
+    /// The recorded history.
+    pub events: Vec<Event>,
+    /// Hash of the history.
+    pub trace_hash: u64,
+    /// Simulated time of the run.
+    pub sim_time: Duration,
+    /// When the nemesis healed, µs.
+    pub heal_us: u64,
+}
+
+impl RunOutcome {
+    /// Whether no invariant broke.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The one-line replay of this run, as a `cargo sim` command and as a `cargo test` command.
+    pub fn replay_line(&self) -> String {
+        let m = self.mutant.map(|m| format!(" --mutant {m:?}")).unwrap_or_default();
+        let env_m = self.mutant.map(|m| format!("KEEL_SIM_MUTANT={m:?} ")).unwrap_or_default();
+        let profile = if self.plan.profile == Profile::Swarm { String::new() } else { format!(" --faults {:?}", self.plan.profile).to_lowercase() };
+        format!(
+            "replay: cargo sim replay --scenario {s} --seed {seed}{m}{profile}   |   {env_m}MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 cargo simtest --test scenarios {s}",
+            s = self.scenario,
+            seed = self.seed,
+        )
+    }
+}
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Keep panics inside simulations quiet and captured: they become `panic` violations.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info.to_string();
+            let in_sim = LAST_PANIC.with(|p| {
+                let mut p = p.borrow_mut();
+                let capturing = p.is_some();
+                if capturing {
+                    *p = Some(msg.clone());
+                }
+                capturing
+            });
+            if !in_sim {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Run `scenario` under `seed` (and `mutant`), with the plan derived from the seed unless given.
+pub fn run(scenario: &dyn Scenario, seed: u64, mutant: Option<Mutant>, profile: Profile, plan: Option<FaultPlan>) -> RunOutcome {
+    install_panic_hook();
+    let plan = plan.unwrap_or_else(|| FaultPlan::generate(seed, profile, &scenario.plan_spec()));
+    let history = History::default();
+    let subscriber = tracing_subscriber::registry().with(Recorder::new(history.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let previous = mutants::set(mutant);
+    LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
+
+    let mut config = madsim::Config::default();
+    config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
+    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, config);
+    let main = scenario.node_main();
+    let settle = scenario.settle(&plan);
+    let nodes = scenario.plan_spec().nodes;
+    let op_timeout = scenario.op_timeout();
+    let h = history.clone();
+    let p = plan.clone();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(async move {
+            h.start();
+            let world = World::build(h.clone(), nodes, op_timeout, main);
+            world.nemesis(&p).await;
+            let heal_us = h.now_us();
+            tokio::time::sleep(settle).await;
+            (heal_us, h.now_us())
+        })
+    }));
+    drop(rt);
+    let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    mutants::set(previous);
+
+    let events = history.events();
+    let end_us = events.last().map_or(0, |e| e.t_us);
+    let (violations, heal_us, sim_us) = match result {
+        Ok((heal_us, end_us)) => (scenario.check(&plan, &events, heal_us, end_us), heal_us, end_us),
+        Err(_) => (vec![Violation::new("panic", end_us, panic_msg)], end_us, end_us),
+    };
+    let mut violations = violations;
+    if events.iter().any(|e| e.kind == "history_full" || e.kind == "sim_error") {
+        violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
+    }
+    RunOutcome {
+        scenario: scenario.name(),
+        seed,
+        mutant,
+        coverage: scenario.coverage(&events),
+        trace_hash: trace_hash(&events),
+        plan,
+        violations,
+        events,
+        sim_time: Duration::from_micros(sim_us),
+        heal_us,
+    }
+}

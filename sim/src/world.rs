@@ -1,0 +1,350 @@
+//! The simulated world: a store server node, N application nodes running the real core, and a
+//! nemesis that executes a [`FaultPlan`].
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel::MemoryStore;
+use keel::shutdown::Shutdown;
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+
+use crate::clock::SimClock;
+use crate::history::History;
+use crate::net::{STORE_ADDR, ServerFaults, SimStore, serve};
+use crate::plan::{Direction, Fault, FaultPlan};
+
+/// What an application node's main function gets, fresh at every (re)start.
+#[derive(Clone)]
+pub struct NodeCtx {
+    /// `n0`, `n1`, …
+    pub name: String,
+    /// Index of the node.
+    pub index: usize,
+    /// The node's own clock (skew, drift, jumps).
+    pub clock: SimClock,
+    /// The run's history.
+    pub history: History,
+    /// Cancelled when the nemesis stops this node gracefully.
+    pub shutdown: Shutdown,
+    ip: IpAddr,
+    port: Arc<AtomicU16>,
+    op_timeout: Duration,
+}
+
+impl NodeCtx {
+    /// A store client for this node (one per call; each binds its own port).
+    pub async fn store(&self) -> SimStore {
+        loop {
+            let port = self.port.fetch_add(1, Ordering::Relaxed);
+            match SimStore::connect(&self.name, self.ip, port, self.op_timeout).await {
+                Ok(s) => return s,
+                Err(e) => self.history.record(&self.name, "sim_error", &[("error", e.to_string())]),
+            }
+        }
+    }
+
+    /// Record an event from this node.
+    pub fn record(&self, kind: &str, fields: &[(&str, String)]) {
+        self.history.record(&self.name, kind, fields);
+    }
+}
+
+/// A node's main function.
+pub type NodeMain = Arc<dyn Fn(NodeCtx) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Up,
+    Down,
+    Paused,
+}
+
+struct Slot {
+    id: NodeId,
+    clock: SimClock,
+    shutdown: Arc<Mutex<Shutdown>>,
+    status: Mutex<Status>,
+}
+
+/// The world of one run.
+pub struct World {
+    /// The run's history.
+    pub history: History,
+    /// The store server's data (survives store restarts unless the plan loses it).
+    pub store: MemoryStore,
+    faults: Arc<ServerFaults>,
+    store_id: NodeId,
+    store_up: Mutex<bool>,
+    slots: Vec<Slot>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl World {
+    /// Build the world: a store node and `nodes` application nodes running `main`.
+    pub fn build(history: History, nodes: usize, op_timeout: Duration, main: NodeMain) -> Arc<World> {
+        let handle = Handle::current();
+        let store = MemoryStore::new();
+        let faults = Arc::new(ServerFaults::default());
+        let (s, f, h) = (store.clone(), faults.clone(), history.clone());
+        let store_node = handle
+            .create_node()
+            .name("store")
+            .ip(STORE_ADDR.ip())
+            .init(move || serve(s.clone(), f.clone(), h.clone()))
+            .build();
+        let mut slots = Vec::new();
+        for index in 0..nodes {
+            let name = format!("n{index}");
+            let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(index + 1).unwrap_or(255)));
+            let clock = SimClock::new(Duration::from_millis(997 * index as u64));
+            let shutdown = Arc::new(Mutex::new(Shutdown::new(name.clone())));
+            let port = Arc::new(AtomicU16::new(10_000));
+            let (main, h, c, sd, n) = (main.clone(), history.clone(), clock.clone(), shutdown.clone(), name.clone());
+            let node = handle
+                .create_node()
+                .name(name.clone())
+                .ip(ip)
+                .init(move || {
+                    let token = Shutdown::new(n.clone());
+                    *lock(&sd) = token.clone();
+                    h.record(&n, "node_start", &[]);
+                    let ctx = NodeCtx {
+                        name: n.clone(),
+                        index,
+                        clock: c.clone(),
+                        history: h.clone(),
+                        shutdown: token,
+                        ip,
+                        port: port.clone(),
+                        op_timeout,
+                    };
+                    main(ctx)
+                })
+                .build();
+            slots.push(Slot { id: node.id(), clock, shutdown, status: Mutex::new(Status::Up) });
+        }
+        Arc::new(World {
+            history,
+            store,
+            faults,
+            store_id: store_node.id(),
+            store_up: Mutex::new(true),
+            slots,
+        })
+    }
+
+    /// Number of application nodes.
+    pub fn nodes(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn rec(&self, kind: &str, fields: &[(&str, String)]) {
+        self.history.record("nemesis", kind, fields);
+    }
+
+    fn node(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)
+    }
+
+    fn kill_store(&self, data_loss: bool) {
+        Handle::current().kill(self.store_id);
+        *lock(&self.store_up) = false;
+        self.rec("store_crash", &[("data_loss", data_loss.to_string())]);
+        if data_loss {
+            self.store.reset();
+        }
+    }
+
+    fn restart_store(&self) {
+        let mut up = lock(&self.store_up);
+        if !*up {
+            Handle::current().restart(self.store_id);
+            *up = true;
+            self.rec("store_restart", &[]);
+        }
+    }
+
+    fn clog(&self, i: usize, dir: Direction, on: bool) {
+        let Some(n) = self.node(i) else { return };
+        let net = NetSim::current();
+        let links = match dir {
+            Direction::Both => vec![(n.id, self.store_id), (self.store_id, n.id)],
+            Direction::ToStore => vec![(n.id, self.store_id)],
+            Direction::FromStore => vec![(self.store_id, n.id)],
+        };
+        for (a, b) in links {
+            if on { net.clog_link(a, b) } else { net.unclog_link(a, b) }
+        }
+    }
+
+    fn kill_node(&self, i: usize) {
+        let Some(n) = self.node(i) else { return };
+        let mut st = lock(&n.status);
+        if *st == Status::Paused {
+            Handle::current().resume(n.id);
+        }
+        Handle::current().kill(n.id);
+        *st = Status::Down;
+        self.history.record(&format!("n{i}"), "node_crash", &[]);
+    }
+
+    fn restart_node(&self, i: usize) {
+        let Some(n) = self.node(i) else { return };
+        let mut st = lock(&n.status);
+        if *st == Status::Down {
+            Handle::current().restart(n.id);
+            *st = Status::Up;
+        }
+    }
+
+    fn pause_node(&self, i: usize, on: bool) {
+        let Some(n) = self.node(i) else { return };
+        let mut st = lock(&n.status);
+        match (on, *st) {
+            (true, Status::Up) => {
+                Handle::current().pause(n.id);
+                *st = Status::Paused;
+                self.history.record(&format!("n{i}"), "node_pause", &[]);
+            }
+            (false, Status::Paused) => {
+                Handle::current().resume(n.id);
+                *st = Status::Up;
+                self.history.record(&format!("n{i}"), "node_resume", &[]);
+            }
+            _ => {}
+        }
+    }
+
+    /// Apply one fault now; its end (if any) is scheduled on a task returned to the caller.
+    fn inject(self: &Arc<Self>, fault: &Fault) -> Option<tokio::task::JoinHandle<()>> {
+        let after = |ms: u64, w: Arc<World>, f: Box<dyn FnOnce(&World) + Send>| {
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                f(&w);
+            }))
+        };
+        let w = self.clone();
+        match fault.clone() {
+            Fault::StoreCrash { down_ms, data_loss } => {
+                if !*lock(&self.store_up) {
+                    return None;
+                }
+                self.kill_store(data_loss);
+                after(down_ms, w, Box::new(|w| w.restart_store()))
+            }
+            Fault::StoreUnavailable { ms } => {
+                self.faults.refuse.store(true, Ordering::SeqCst);
+                self.rec("store_refusing", &[("ms", ms.to_string())]);
+                after(ms, w, Box::new(|w| w.faults.refuse.store(false, Ordering::SeqCst)))
+            }
+            Fault::LatencySpike { ms, extra_ms } => {
+                self.faults.extra_latency_ms.store(extra_ms, Ordering::SeqCst);
+                self.rec("latency_spike", &[("ms", ms.to_string()), ("extra_ms", extra_ms.to_string())]);
+                after(ms, w, Box::new(|w| w.faults.extra_latency_ms.store(0, Ordering::SeqCst)))
+            }
+            Fault::ReplyLoss { ms, pct } => {
+                self.faults.reply_loss_pct.store(pct, Ordering::SeqCst);
+                self.rec("reply_loss", &[("ms", ms.to_string()), ("pct", pct.to_string())]);
+                after(ms, w, Box::new(|w| w.faults.reply_loss_pct.store(0, Ordering::SeqCst)))
+            }
+            Fault::FeedDisconnect => {
+                self.faults.kill_connections();
+                self.rec("feed_disconnect", &[]);
+                None
+            }
+            Fault::Partition { node, dir, ms } => {
+                self.clog(node, dir, true);
+                self.rec("partition", &[("node", format!("n{node}")), ("dir", format!("{dir:?}")), ("ms", ms.to_string())]);
+                after(ms, w, Box::new(move |w| {
+                    w.clog(node, dir, false);
+                    w.rec("partition_healed", &[("node", format!("n{node}"))]);
+                }))
+            }
+            Fault::NodeCrash { node, down_ms } => {
+                self.kill_node(node);
+                after(down_ms, w, Box::new(move |w| w.restart_node(node)))
+            }
+            Fault::NodePause { node, ms } => {
+                self.pause_node(node, true);
+                after(ms, w, Box::new(move |w| w.pause_node(node, false)))
+            }
+            Fault::NodeRestart { node, down_ms } => {
+                let Some(n) = self.node(node) else { return None };
+                if *lock(&n.status) != Status::Up {
+                    return None;
+                }
+                let token = lock(&n.shutdown).clone();
+                self.history.record(&format!("n{node}"), "node_stop", &[]);
+                token.cancel();
+                // The node's main returns after a graceful stop; then it is restarted.
+                after(down_ms.max(1), w, Box::new(move |w| {
+                    w.kill_node(node);
+                    w.restart_node(node);
+                }))
+            }
+            Fault::ClockRate { node, rate, beyond } => {
+                let n = self.node(node)?;
+                n.clock.set_rate(rate);
+                self.history.record(&format!("n{node}"), "clock_rate", &[("rate", format!("{rate:.4}")), ("beyond", beyond.to_string())]);
+                None
+            }
+            Fault::ClockJump { node, delta_ms } => {
+                let n = self.node(node)?;
+                n.clock.jump(delta_ms);
+                self.history.record(&format!("n{node}"), "clock_jump", &[("delta_ms", delta_ms.to_string())]);
+                None
+            }
+        }
+    }
+
+    /// End every fault: store up and answering, links unclogged, nodes resumed or restarted,
+    /// clocks back to rate 1.
+    pub fn heal(&self) {
+        self.faults.heal();
+        self.restart_store();
+        for i in 0..self.slots.len() {
+            self.clog(i, Direction::Both, false);
+            self.pause_node(i, false);
+            self.restart_node(i);
+            self.slots[i].clock.set_rate(1.0);
+        }
+        self.rec("heal", &[]);
+    }
+
+    /// Run the plan's schedule, then heal. Returns when healed.
+    pub async fn nemesis(self: &Arc<Self>, plan: &FaultPlan) {
+        let start = tokio::time::Instant::now();
+        let mut pending = Vec::new();
+        for ev in &plan.events {
+            tokio::time::sleep_until(start + Duration::from_millis(ev.at_ms)).await;
+            if let Some(t) = self.inject(&ev.fault) {
+                pending.push(t);
+            }
+            pending.retain(|t| !t.is_finished());
+        }
+        tokio::time::sleep_until(start + Duration::from_millis(plan.heal_at_ms)).await;
+        for t in pending {
+            t.abort();
+        }
+        self.heal();
+    }
+
+    /// Stop every live node gracefully (for end-of-run checks of clean shutdown).
+    pub fn stop_all(&self) {
+        for (i, n) in self.slots.iter().enumerate() {
+            if *lock(&n.status) == Status::Up {
+                self.history.record(&format!("n{i}"), "node_stop", &[]);
+                lock(&n.shutdown).cancel();
+            }
+        }
+    }
+}

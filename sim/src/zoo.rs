@@ -1,0 +1,37 @@
+//! The mutant zoo: every historical bug, where it comes from, and the scenario that must catch it.
+
+use keel::mutants::Mutant;
+
+/// One entry of the zoo.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// The mutant.
+    pub mutant: Mutant,
+    /// Where the bug comes from.
+    pub lineage: &'static str,
+    /// The scenario that must catch it (`loom` = caught by the loom lane, not by a scenario).
+    pub scenario: &'static str,
+    /// Seeds tried before the mutant is declared escaped.
+    pub budget: u64,
+}
+
+/// Every mutant with a scenario that exists in this build.
+pub const ZOO: &[Entry] = &[
+    Entry { mutant: Mutant::MS1, lineage: "Sequin #2072: MutexOwner crashes on a transient Redis error", scenario: "lease", budget: 100 },
+    Entry { mutant: Mutant::MS2, lineage: "Sequin PR #2131 v1: give up after 5 errors", scenario: "lease", budget: 100 },
+    Entry { mutant: Mutant::MS3, lineage: "Sequin PR #2131 final: backoff ttl*2^n capped at 1 h, no step-down", scenario: "lease", budget: 100 },
+    Entry { mutant: Mutant::MS4, lineage: "guarded work started before renewal is armed (slow start-up)", scenario: "lease", budget: 100 },
+    Entry { mutant: Mutant::MS5, lineage: "release by plain DEL (Redlock-style unlock without token check)", scenario: "lease", budget: 100 },
+    Entry { mutant: Mutant::MS6, lineage: "demotion leaves the old renew timer alive (silent re-acquire)", scenario: "lease", budget: 100 },
+];
+
+/// Parse a mutant id (`MS3`).
+pub fn parse_mutant(s: &str) -> Result<Mutant, String> {
+    ZOO.iter()
+        .map(|e| e.mutant)
+        .find(|m| format!("{m:?}").eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            let ids: Vec<String> = ZOO.iter().map(|e| format!("{:?}", e.mutant)).collect();
+            format!("unknown mutant {s:?}; known: {}", ids.join(", "))
+        })
+}
