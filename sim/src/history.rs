@@ -90,7 +90,12 @@ impl History {
         if h.events.len() < MAX_EVENTS {
             h.events.push(e);
         } else if h.events.len() == MAX_EVENTS {
-            h.events.push(Event { t_us: e.t_us, node: "world".into(), kind: "history_full".into(), fields: BTreeMap::new() });
+            h.events.push(Event {
+                t_us: e.t_us,
+                node: "world".into(),
+                kind: "history_full".into(),
+                fields: BTreeMap::new(),
+            });
         }
     }
 

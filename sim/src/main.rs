@@ -172,7 +172,9 @@ mod cli {
             Cmd::Replay { scenario, seed, mutant, plan, dump_plan, faults, verbose } => {
                 replay(&scenario, seed, mutant, plan, dump_plan, faults, verbose)
             }
-            Cmd::Mutants { scenario, budget, start, jobs: j, faults } => mutants(&scenario, budget, start, jobs(j), faults),
+            Cmd::Mutants { scenario, budget, start, jobs: j, faults } => {
+                mutants(&scenario, budget, start, jobs(j), faults)
+            }
             Cmd::Plan { scenario, seed, faults } => {
                 let Some(scn) = scenario::by_name(&scenario) else { return 2 };
                 let plan = FaultPlan::generate(seed, faults, &scn.plan_spec());
@@ -212,7 +214,10 @@ mod cli {
         }
         let coverage_gate = mutant.is_none() && faults != Profile::Calm && seeds.end - seeds.start >= 100;
         println!();
-        println!("{:<10} {:>7} {:>8} {:>10} {:>8} {:>8}  coverage", "scenario", "seeds", "failures", "sim s", "wall s", "seeds/s");
+        println!(
+            "{:<10} {:>7} {:>8} {:>10} {:>8} {:>8}  coverage",
+            "scenario", "seeds", "failures", "sim s", "wall s", "seeds/s"
+        );
         let mut failed = false;
         for r in &rows {
             let cov = if r.missed_goals.is_empty() {
@@ -251,7 +256,10 @@ mod cli {
         let Some(scn) = scenario::by_name(name) else { return 2 };
         let plan = match plan_file {
             None => None,
-            Some(path) => match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|s| serde_json::from_str::<FaultPlan>(&s).map_err(|e| e.to_string())) {
+            Some(path) => match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|s| serde_json::from_str::<FaultPlan>(&s).map_err(|e| e.to_string()))
+            {
                 Ok(p) => Some(p),
                 Err(e) => {
                     eprintln!("error: cannot read plan {}: {e}", path.display());
@@ -263,7 +271,9 @@ mod cli {
         let out = runner::run(scn.as_ref(), seed, mutant, faults, plan);
         let wall = wall.elapsed();
         if let Some(path) = dump {
-            let written = serde_json::to_string_pretty(&out.plan).map_err(|e| e.to_string()).and_then(|j| std::fs::write(&path, j).map_err(|e| e.to_string()));
+            let written = serde_json::to_string_pretty(&out.plan)
+                .map_err(|e| e.to_string())
+                .and_then(|j| std::fs::write(&path, j).map_err(|e| e.to_string()));
             if let Err(e) = written {
                 eprintln!("error: cannot write plan {}: {e}", path.display());
                 return 2;
@@ -271,14 +281,22 @@ mod cli {
         }
         println!("scenario {name}, seed {seed}, mutant {}", mutant.map_or("none".into(), |m| format!("{m:?}")));
         print!("{}", out.plan);
-        println!("timeline (simulated time, node, event){}:", if verbose { "" } else { "; periodic events hidden, --verbose shows them" });
+        println!(
+            "timeline (simulated time, node, event){}:",
+            if verbose { "" } else { "; periodic events hidden, --verbose shows them" }
+        );
         let nodes: std::collections::BTreeSet<&str> = out.events.iter().map(|e| e.node.as_str()).collect();
         let col = |n: &str| nodes.iter().position(|x| *x == n).unwrap_or(0);
         for e in out.events.iter().filter(|e| verbose || !is_quiet(e)) {
             let indent = " ".repeat(2 * col(&e.node));
             println!("{indent}{}", e.line());
         }
-        println!("heal at {:.3}s, end at {:.3}s, wall {:.3}s", out.heal_us as f64 / 1e6, out.sim_time.as_secs_f64(), wall.as_secs_f64());
+        println!(
+            "heal at {:.3}s, end at {:.3}s, wall {:.3}s",
+            out.heal_us as f64 / 1e6,
+            out.sim_time.as_secs_f64(),
+            wall.as_secs_f64()
+        );
         println!("coverage: {:?}", out.coverage);
         for v in &out.violations {
             println!("VIOLATION {v}");
@@ -310,7 +328,10 @@ mod cli {
             println!("no mutants for scenario {which}");
             return 0;
         }
-        println!("{:<5} {:<9} {:>8} {:>8} {:>8}  {:<9} lineage", "id", "verdict", "seeds", "broke", "wall s", "scenario");
+        println!(
+            "{:<5} {:<9} {:>8} {:>8} {:>8}  {:<9} lineage",
+            "id", "verdict", "seeds", "broke", "wall s", "scenario"
+        );
         let mut all_caught = true;
         let mut max_seed: std::collections::BTreeMap<&str, u64> = Default::default();
         for e in &entries {
@@ -335,15 +356,38 @@ mod cli {
             } else {
                 all_caught = false;
             }
-            println!("{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} {}", format!("{:?}", e.mutant), verdict, seeds, inv, wall.as_secs_f64(), e.scenario, e.lineage);
+            println!(
+                "{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} {}",
+                format!("{:?}", e.mutant),
+                verdict,
+                seeds,
+                inv,
+                wall.as_secs_f64(),
+                e.scenario,
+                e.lineage
+            );
         }
         let mut baseline_ok = true;
         for (scn, end) in max_seed {
-            let opts = SweepOpts { seeds: start..end.max(start + 1), jobs, mutant: None, profile: faults, stop_at_first_failure: false };
+            let opts = SweepOpts {
+                seeds: start..end.max(start + 1),
+                jobs,
+                mutant: None,
+                profile: faults,
+                stop_at_first_failure: false,
+            };
             let Some(sweep) = sweep::run(scn, &opts, &|_| {}) else { return 2 };
             let ok = sweep.failures.is_empty();
             baseline_ok &= ok;
-            println!("{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} unmutated core on the same seeds", "-", if ok { "pass" } else { "FAIL" }, sweep.seeds_run, "-", sweep.wall.as_secs_f64(), scn);
+            println!(
+                "{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} unmutated core on the same seeds",
+                "-",
+                if ok { "pass" } else { "FAIL" },
+                sweep.seeds_run,
+                "-",
+                sweep.wall.as_secs_f64(),
+                scn
+            );
             for f in &sweep.failures {
                 println!("  {}", f.replay_line());
             }

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keel::store::{Acquire, Expect, MapSnapshot, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent, WriteOutcome};
+use keel::store::{
+    Acquire, Expect, MapSnapshot, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent, WriteOutcome,
+};
 use keel::{MemoryStore, StoreError};
 use madsim::net::Endpoint;
 use madsim::rand::Rng;
@@ -203,9 +205,11 @@ async fn apply(
         Op::Acquire { name, token, ttl_ms, quarantine_ms } => {
             let r = store.lease_acquire(&name, &token, ttl_ms, quarantine_ms).await?;
             match &r {
-                Acquire::Granted { fence } => {
-                    history.record("store", "grant", &[("lease", name), ("token", token), ("fence", fence.to_string()), ("to", node.into())])
-                }
+                Acquire::Granted { fence } => history.record(
+                    "store",
+                    "grant",
+                    &[("lease", name), ("token", token), ("fence", fence.to_string()), ("to", node.into())],
+                ),
                 Acquire::Quarantined { .. } => history.record("store", "quarantine_refusal", &[("to", node.into())]),
                 Acquire::Held { .. } => {}
             }
@@ -217,7 +221,11 @@ async fn apply(
             if let Some((holder, fence)) = store.lease_holder(&name) {
                 let owner = holder.split(':').next().unwrap_or_default().to_owned();
                 if owner != node {
-                    history.record("store", "foreign_delete", &[("by", node.into()), ("holder", holder), ("fence", fence.to_string())]);
+                    history.record(
+                        "store",
+                        "foreign_delete",
+                        &[("by", node.into()), ("holder", holder), ("fence", fence.to_string())],
+                    );
                 }
             }
             store.lease_delete_unchecked(&name).await?;

@@ -280,7 +280,8 @@ impl FaultPlan {
     /// then local belief may overlap by design and only fencing is checked.
     pub fn beyond_drift_bound(&self) -> bool {
         self.events.iter().any(|e| {
-            matches!(e.fault, Fault::ClockRate { beyond: true, .. }) || matches!(e.fault, Fault::ClockJump { delta_ms, .. } if delta_ms < 0)
+            matches!(e.fault, Fault::ClockRate { beyond: true, .. })
+                || matches!(e.fault, Fault::ClockJump { delta_ms, .. } if delta_ms < 0)
         })
     }
 

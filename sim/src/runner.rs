@@ -48,7 +48,11 @@ impl RunOutcome {
     pub fn replay_line(&self) -> String {
         let m = self.mutant.map(|m| format!(" --mutant {m:?}")).unwrap_or_default();
         let env_m = self.mutant.map(|m| format!("KEEL_SIM_MUTANT={m:?} ")).unwrap_or_default();
-        let profile = if self.plan.profile == Profile::Swarm { String::new() } else { format!(" --faults {:?}", self.plan.profile).to_lowercase() };
+        let profile = if self.plan.profile == Profile::Swarm {
+            String::new()
+        } else {
+            format!(" --faults {:?}", self.plan.profile).to_lowercase()
+        };
         format!(
             "replay: cargo sim replay --scenario {s} --seed {seed}{m}{profile}   |   {env_m}MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 cargo simtest --test scenarios {s}",
             s = self.scenario,
@@ -84,7 +88,13 @@ fn install_panic_hook() {
 }
 
 /// Run `scenario` under `seed` (and `mutant`), with the plan derived from the seed unless given.
-pub fn run(scenario: &dyn Scenario, seed: u64, mutant: Option<Mutant>, profile: Profile, plan: Option<FaultPlan>) -> RunOutcome {
+pub fn run(
+    scenario: &dyn Scenario,
+    seed: u64,
+    mutant: Option<Mutant>,
+    profile: Profile,
+    plan: Option<FaultPlan>,
+) -> RunOutcome {
     install_panic_hook();
     let plan = plan.unwrap_or_else(|| FaultPlan::generate(seed, profile, &scenario.plan_spec()));
     let history = History::default();

@@ -99,5 +99,13 @@ pub fn run(name: &str, opts: &SweepOpts, on_done: &(dyn Fn(&RunOutcome) + Sync))
     let (mut failures, seeds_run, sim_time, coverage) = acc.into_inner().unwrap_or_else(|p| p.into_inner());
     failures.sort_by_key(|f: &RunOutcome| f.seed);
     let missed_goals = goals.iter().copied().filter(|g| !coverage.contains(g)).collect();
-    Some(Sweep { scenario: scenario_name, seeds_run, failures, sim_time, wall: start.elapsed(), coverage, missed_goals })
+    Some(Sweep {
+        scenario: scenario_name,
+        seeds_run,
+        failures,
+        sim_time,
+        wall: start.elapsed(),
+        coverage,
+        missed_goals,
+    })
 }

@@ -132,14 +132,7 @@ impl World {
                 .build();
             slots.push(Slot { id: node.id(), clock, shutdown, status: Mutex::new(Status::Up) });
         }
-        Arc::new(World {
-            history,
-            store,
-            faults,
-            store_id: store_node.id(),
-            store_up: Mutex::new(true),
-            slots,
-        })
+        Arc::new(World { history, store, faults, store_id: store_node.id(), store_up: Mutex::new(true), slots })
     }
 
     /// Number of application nodes.
@@ -263,11 +256,18 @@ impl World {
             }
             Fault::Partition { node, dir, ms } => {
                 self.clog(node, dir, true);
-                self.rec("partition", &[("node", format!("n{node}")), ("dir", format!("{dir:?}")), ("ms", ms.to_string())]);
-                after(ms, w, Box::new(move |w| {
-                    w.clog(node, dir, false);
-                    w.rec("partition_healed", &[("node", format!("n{node}"))]);
-                }))
+                self.rec(
+                    "partition",
+                    &[("node", format!("n{node}")), ("dir", format!("{dir:?}")), ("ms", ms.to_string())],
+                );
+                after(
+                    ms,
+                    w,
+                    Box::new(move |w| {
+                        w.clog(node, dir, false);
+                        w.rec("partition_healed", &[("node", format!("n{node}"))]);
+                    }),
+                )
             }
             Fault::NodeCrash { node, down_ms } => {
                 self.kill_node(node);
@@ -286,15 +286,23 @@ impl World {
                 self.history.record(&format!("n{node}"), "node_stop", &[]);
                 token.cancel();
                 // The node's main returns after a graceful stop; then it is restarted.
-                after(down_ms.max(1), w, Box::new(move |w| {
-                    w.kill_node(node);
-                    w.restart_node(node);
-                }))
+                after(
+                    down_ms.max(1),
+                    w,
+                    Box::new(move |w| {
+                        w.kill_node(node);
+                        w.restart_node(node);
+                    }),
+                )
             }
             Fault::ClockRate { node, rate, beyond } => {
                 let n = self.node(node)?;
                 n.clock.set_rate(rate);
-                self.history.record(&format!("n{node}"), "clock_rate", &[("rate", format!("{rate:.4}")), ("beyond", beyond.to_string())]);
+                self.history.record(
+                    &format!("n{node}"),
+                    "clock_rate",
+                    &[("rate", format!("{rate:.4}")), ("beyond", beyond.to_string())],
+                );
                 None
             }
             Fault::ClockJump { node, delta_ms } => {

@@ -17,21 +17,48 @@ pub struct Entry {
 
 /// Every mutant with a scenario that exists in this build.
 pub const ZOO: &[Entry] = &[
-    Entry { mutant: Mutant::MS1, lineage: "Sequin #2072: MutexOwner crashes on a transient Redis error", scenario: "lease", budget: 100 },
-    Entry { mutant: Mutant::MS2, lineage: "Sequin PR #2131 v1: give up after 5 errors", scenario: "lease", budget: 100 },
-    Entry { mutant: Mutant::MS3, lineage: "Sequin PR #2131 final: backoff ttl*2^n capped at 1 h, no step-down", scenario: "lease", budget: 100 },
-    Entry { mutant: Mutant::MS4, lineage: "guarded work started before renewal is armed (slow start-up)", scenario: "lease", budget: 100 },
-    Entry { mutant: Mutant::MS5, lineage: "release by plain DEL (Redlock-style unlock without token check)", scenario: "lease", budget: 100 },
-    Entry { mutant: Mutant::MS6, lineage: "demotion leaves the old renew timer alive (silent re-acquire)", scenario: "lease", budget: 100 },
+    Entry {
+        mutant: Mutant::MS1,
+        lineage: "Sequin #2072: MutexOwner crashes on a transient Redis error",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MS2,
+        lineage: "Sequin PR #2131 v1: give up after 5 errors",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MS3,
+        lineage: "Sequin PR #2131 final: backoff ttl*2^n capped at 1 h, no step-down",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MS4,
+        lineage: "guarded work started before renewal is armed (slow start-up)",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MS5,
+        lineage: "release by plain DEL (Redlock-style unlock without token check)",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MS6,
+        lineage: "demotion leaves the old renew timer alive (silent re-acquire)",
+        scenario: "lease",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).
 pub fn parse_mutant(s: &str) -> Result<Mutant, String> {
-    ZOO.iter()
-        .map(|e| e.mutant)
-        .find(|m| format!("{m:?}").eq_ignore_ascii_case(s))
-        .ok_or_else(|| {
-            let ids: Vec<String> = ZOO.iter().map(|e| format!("{:?}", e.mutant)).collect();
-            format!("unknown mutant {s:?}; known: {}", ids.join(", "))
-        })
+    ZOO.iter().map(|e| e.mutant).find(|m| format!("{m:?}").eq_ignore_ascii_case(s)).ok_or_else(|| {
+        let ids: Vec<String> = ZOO.iter().map(|e| format!("{:?}", e.mutant)).collect();
+        format!("unknown mutant {s:?}; known: {}", ids.join(", "))
+    })
 }

@@ -137,13 +137,16 @@ impl<S: Store> Driver<S> {
                 Step::Renew { token, deadline } => {
                     let sent = self.clock.now();
                     let cut = deadline.min(sent + self.cfg.op_timeout);
-                    let r = until(&*self.clock, cut, "lease_renew", self.store.lease_renew(&name, &token, ttl_ms)).await;
+                    let r =
+                        until(&*self.clock, cut, "lease_renew", self.store.lease_renew(&name, &token, ttl_ms)).await;
                     match &r {
                         Ok(Renew::Renewed { fence }) => {
                             trace!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "renewed", "renewed")
                         }
                         Ok(Renew::NotHolder) => {}
-                        Err(e) => warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline"),
+                        Err(e) => {
+                            warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline")
+                        }
                     }
                     m.on_renew(sent, self.clock.now(), r);
                 }
@@ -215,7 +218,9 @@ impl<S: Store> Driver<S> {
                 };
                 warn!(target: "keel::lease", lease = %name, owner = %owner, fence, reason = why, kind = "lost", "lease lost; guarded work stopped")
             }
-            LeaseState::Released => info!(target: "keel::lease", lease = %name, owner = %owner, kind = "released", "lease released"),
+            LeaseState::Released => {
+                info!(target: "keel::lease", lease = %name, owner = %owner, kind = "released", "lease released")
+            }
             LeaseState::Awaiting => {}
         }
     }

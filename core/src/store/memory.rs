@@ -210,10 +210,10 @@ impl Store for MemoryStore {
         check_ttl(ttl_ms)?;
         let now = self.now_ms();
         let mut st = self.lock();
-        let meta = st.lease_meta.entry(name.to_owned()).or_insert_with(|| LeaseMeta {
-            fence: now * SEED_PER_MS,
-            quarantine_until_ms: now + quarantine_ms,
-        });
+        let meta = st
+            .lease_meta
+            .entry(name.to_owned())
+            .or_insert_with(|| LeaseMeta { fence: now * SEED_PER_MS, quarantine_until_ms: now + quarantine_ms });
         if now < meta.quarantine_until_ms {
             return Ok(Acquire::Quarantined { remaining_ms: meta.quarantine_until_ms - now });
         }
@@ -272,7 +272,10 @@ impl Store for MemoryStore {
     async fn map_snapshot(&self, map: &str) -> StoreResult<MapSnapshot> {
         check_name("map", map)?;
         let st = self.lock();
-        Ok(st.maps.get(map).map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
+        Ok(st
+            .maps
+            .get(map)
+            .map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
     }
 
     async fn map_write(&self, map: &str, key: &str, write: MapWrite) -> StoreResult<WriteOutcome> {

@@ -23,9 +23,9 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
+pub use memory::MemoryStore;
 
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -215,7 +215,12 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn map_snapshot(&self, map: &str) -> impl Future<Output = StoreResult<MapSnapshot>> + Send;
 
     /// Apply one write atomically: mutate, bump the revision, publish the change.
-    fn map_write(&self, map: &str, key: &str, write: MapWrite) -> impl Future<Output = StoreResult<WriteOutcome>> + Send;
+    fn map_write(
+        &self,
+        map: &str,
+        key: &str,
+        write: MapWrite,
+    ) -> impl Future<Output = StoreResult<WriteOutcome>> + Send;
 
     /// Apply `writes` (value or `None` to delete) only if every guard holds, atomically. Each
     /// changed key gets its own revision and change event, in the order given.
@@ -264,9 +269,7 @@ pub(crate) fn apply_write(current: Option<&str>, write: &MapWrite) -> Option<Opt
     match write {
         MapWrite::Set(v) => Some(Some(v.clone())),
         MapWrite::SetIfAbsent(v) => current.is_none().then(|| Some(v.clone())),
-        MapWrite::CompareAndSet { expected, new } => {
-            (current == Some(expected.as_str())).then(|| Some(new.clone()))
-        }
+        MapWrite::CompareAndSet { expected, new } => (current == Some(expected.as_str())).then(|| Some(new.clone())),
         MapWrite::CompareAndDelete(expected) => (current == Some(expected.as_str())).then_some(None),
         MapWrite::Delete => current.is_some().then_some(None),
         MapWrite::Append(items) => {

@@ -56,7 +56,11 @@ impl FencedResource {
         if accepted {
             *max = fence;
         }
-        self.history.record(node, "resource_write", &[("fence", fence.to_string()), ("accepted", accepted.to_string())]);
+        self.history.record(
+            node,
+            "resource_write",
+            &[("fence", fence.to_string()), ("accepted", accepted.to_string())],
+        );
     }
 }
 
@@ -101,8 +105,10 @@ impl Scenario for LeaseScenario {
             let this = this.clone();
             let resource = {
                 let mut r = resource.lock().unwrap_or_else(|p| p.into_inner());
-                r.get_or_insert_with(|| Arc::new(FencedResource { max_fence: Mutex::new(0), history: ctx.history.clone() }))
-                    .clone()
+                r.get_or_insert_with(|| {
+                    Arc::new(FencedResource { max_fence: Mutex::new(0), history: ctx.history.clone() })
+                })
+                .clone()
             };
             Box::pin(async move {
                 let Some(cfg) = this.config(&ctx.name) else {
@@ -112,9 +118,10 @@ impl Scenario for LeaseScenario {
                 let store = ctx.store().await;
                 let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
                 let work_ctx = ctx.clone();
-                let mut handle = LeaseOwner::new(store, cfg).with_clock(clock).with_parent(&ctx.shutdown).start(move |guard| {
-                    guarded_work(work_ctx.clone(), resource.clone(), guard)
-                });
+                let mut handle = LeaseOwner::new(store, cfg)
+                    .with_clock(clock)
+                    .with_parent(&ctx.shutdown)
+                    .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard));
                 match handle.join().await {
                     Ok(()) => ctx.record("owner_exit", &[]),
                     Err(e) => ctx.record("owner_crashed", &[("error", e.to_string())]),
@@ -143,7 +150,11 @@ impl Scenario for LeaseScenario {
                                 o.start,
                                 format!(
                                     "{} (fence {}) and {} (fence {}) both believed they held the lease for {:.3}s",
-                                    a.node, a.fence, b.node, b.fence, outside as f64 / 1e6
+                                    a.node,
+                                    a.fence,
+                                    b.node,
+                                    b.fence,
+                                    outside as f64 / 1e6
                                 ),
                             ));
                         }
@@ -155,15 +166,23 @@ impl Scenario for LeaseScenario {
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
         let holders: Vec<&Interval> = beliefs.intervals.iter().filter(|i| i.span.overlap(&window).is_some()).collect();
-        let covering: Vec<&&Interval> = holders.iter().filter(|i| i.span.start <= stable_us && i.span.end >= end_us && i.open).collect();
+        let covering: Vec<&&Interval> =
+            holders.iter().filter(|i| i.span.start <= stable_us && i.span.end >= end_us && i.open).collect();
         if holders.len() != 1 || covering.len() != 1 {
             let who: Vec<String> = holders.iter().map(|i| format!("{}(fence {})", i.node, i.fence)).collect();
-            v.push(Violation::new("S3", stable_us, format!("expected exactly one stable holder after the heal, saw [{}]", who.join(", "))));
+            v.push(Violation::new(
+                "S3",
+                stable_us,
+                format!("expected exactly one stable holder after the heal, saw [{}]", who.join(", ")),
+            ));
         } else if !beliefs.work_running.get(&covering[0].node).copied().unwrap_or(false) {
             v.push(Violation::new(
                 "S3",
                 stable_us,
-                format!("{} holds the lease (fence {}) but its guarded work is not running", covering[0].node, covering[0].fence),
+                format!(
+                    "{} holds the lease (fence {}) but its guarded work is not running",
+                    covering[0].node, covering[0].fence
+                ),
             ));
         }
         v.extend(self.stalls(events, stable_us, end_us));
@@ -214,7 +233,13 @@ impl Scenario for LeaseScenario {
     }
 
     fn coverage_goals(&self) -> &'static [&'static str] {
-        &["step_down_at_deadline", "takeover_after_crash", "quarantine_refusal", "renew_retried_then_succeeded", "stale_fence_rejected"]
+        &[
+            "step_down_at_deadline",
+            "takeover_after_crash",
+            "quarantine_refusal",
+            "renew_retried_then_succeeded",
+            "stale_fence_rejected",
+        ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
@@ -249,7 +274,11 @@ impl LeaseScenario {
                 _ if progress => {
                     let prev = last.insert(&e.node, e.t_us).unwrap_or(e.t_us);
                     if e.t_us > from_us && e.t_us - prev.max(from_us) > max_gap_us && !dead.contains(e.node.as_str()) {
-                        out.push(Violation::new("stall", e.t_us, format!("{} made no lease progress for {:.3}s", e.node, (e.t_us - prev) as f64 / 1e6)));
+                        out.push(Violation::new(
+                            "stall",
+                            e.t_us,
+                            format!("{} made no lease progress for {:.3}s", e.node, (e.t_us - prev) as f64 / 1e6),
+                        ));
                     }
                 }
                 _ => {}
@@ -257,7 +286,11 @@ impl LeaseScenario {
         }
         for (node, t) in last {
             if !dead.contains(node) && end_us.saturating_sub(t.max(from_us)) > max_gap_us {
-                out.push(Violation::new("stall", end_us, format!("{node} made no lease progress since {:.3}s", t as f64 / 1e6)));
+                out.push(Violation::new(
+                    "stall",
+                    end_us,
+                    format!("{node} made no lease progress since {:.3}s", t as f64 / 1e6),
+                ));
             }
         }
         out
@@ -287,14 +320,24 @@ impl Beliefs {
     }
 
     fn from(events: &[Event], end_us: u64) -> Beliefs {
-        let mut b = Beliefs { intervals: Vec::new(), pauses: Vec::new(), work_running: BTreeMap::new(), violations: Vec::new() };
+        let mut b = Beliefs {
+            intervals: Vec::new(),
+            pauses: Vec::new(),
+            work_running: BTreeMap::new(),
+            violations: Vec::new(),
+        };
         let mut open: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // node -> (fence, since)
         let mut pause_start: BTreeMap<String, u64> = BTreeMap::new();
         let mut max_fence = 0u64;
         let mut granted: BTreeSet<String> = BTreeSet::new();
         let close = |b: &mut Beliefs, open: &mut BTreeMap<String, (u64, u64)>, node: &str, t: u64| {
             if let Some((fence, since)) = open.remove(node) {
-                b.intervals.push(Interval { node: node.to_owned(), fence, span: Span { start: since, end: t }, open: false });
+                b.intervals.push(Interval {
+                    node: node.to_owned(),
+                    fence,
+                    span: Span { start: since, end: t },
+                    open: false,
+                });
             }
         };
         for e in events {
@@ -323,7 +366,11 @@ impl Beliefs {
                     }
                     let fence = e.u64("fence").unwrap_or(0);
                     if open.get(node).map(|(f, _)| *f) != Some(fence) {
-                        b.violations.push(Violation::new("S4", e.t_us, format!("{node}: {} with fence {fence} while not holding it", e.kind)));
+                        b.violations.push(Violation::new(
+                            "S4",
+                            e.t_us,
+                            format!("{node}: {} with fence {fence} while not holding it", e.kind),
+                        ));
                     }
                 }
                 "work_stopped" => {
@@ -340,7 +387,11 @@ impl Beliefs {
                     b.violations.push(Violation::new(
                         "S5",
                         e.t_us,
-                        format!("{} deleted the lease held by {}", e.str("by").unwrap_or("?"), e.str("holder").unwrap_or("?")),
+                        format!(
+                            "{} deleted the lease held by {}",
+                            e.str("by").unwrap_or("?"),
+                            e.str("holder").unwrap_or("?")
+                        ),
                     ));
                 }
                 "grant" => {
@@ -351,7 +402,9 @@ impl Beliefs {
                             b.violations.push(Violation::new(
                                 "S1",
                                 e.t_us,
-                                format!("fence went backwards: grant to {token} has fence {fence} after fence {max_fence}"),
+                                format!(
+                                    "fence went backwards: grant to {token} has fence {fence} after fence {max_fence}"
+                                ),
                             ));
                         }
                         max_fence = max_fence.max(fence);

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Every test lane of keel, with its own set-up. Usage: scripts/test-all.sh [--quick]
+#   --quick   skips the fuzz build and shortens the simulation sweep (for local iteration).
+# CI (.ci/run) calls exactly this script. It fails loudly on the first failing lane.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+lane() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+started=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - started ))s"; }
+
+lane "set-up"
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "redis-server missing: installing it from Debian's packages"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+redis-server --version
+rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
+export KEEL_REQUIRE_REDIS=1   # real-Redis tests fail (never skip) without redis-server
+
+lane "format"
+cargo fmt --all -- --check
+
+lane "clippy (workspace, all features)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+lane "unit, doc, conformance and real-Redis tests ($(elapsed))"
+cargo test --workspace --all-features
+
+lane "simulation: seeded tests under madsim ($(elapsed))"
+cargo clippy --config "build.rustflags=['--cfg','madsim']" --target-dir target/madsim -p keel-sim --features sim --all-targets -- -D warnings
+cargo simtest
+
+lane "simulation: cargo sim check ($(elapsed))"
+if [ $quick = 1 ]; then cargo sim check --seeds 0..100; else cargo sim check --seeds 0..500; fi
+
+lane "simulation: mutant gate ($(elapsed))"
+cargo sim mutants
+
+lane "simulation: same seed, same trace-hash ($(elapsed))"
+for seed in 11 12; do
+  a=$(cargo sim replay --scenario lease --seed $seed | tail -n 1)
+  b=$(cargo sim replay --scenario lease --seed $seed | tail -n 1)
+  echo "seed $seed: $a / $b"
+  [ "$a" = "$b" ] || { echo "non-deterministic trace for seed $seed"; exit 1; }
+done
+
+lane "loom: exhaustive interleavings ($(elapsed))"
+cargo loomtest
+
+if [ $quick = 0 ] && [ -x fuzz/build.sh ]; then
+  lane "fuzz build ($(elapsed))"
+  bash fuzz/build.sh
+fi
+
+lane "all lanes passed in $(elapsed)"
