@@ -49,6 +49,17 @@ for seed in 11 12; do
   [ "$a" = "$b" ] || { echo "non-deterministic trace for seed $seed"; exit 1; }
 done
 
+lane "simulation: bad arguments are rejected with exit 2"
+expect_2() {
+  set +e; "$@" >/dev/null 2>&1; rc=$?; set -e
+  [ $rc = 2 ] || { echo "expected exit 2 from: $*  (got $rc)"; exit 1; }
+  echo "exit 2: $*"
+}
+expect_2 cargo sim check --seeds 5..2
+expect_2 cargo sim check --scenario no-such-scenario
+expect_2 cargo sim check --mutant MS99
+expect_2 cargo sim replay --scenario lease --seed 1 --plan /nonexistent/plan.json
+
 lane "loom: exhaustive interleavings ($(elapsed))"
 cargo loomtest
 

@@ -423,7 +423,18 @@ impl Beliefs {
     }
 }
 
-/// Whether a plan contains a store outage while nodes run (for the Sequin-outage benchmark).
-pub fn has_store_outage(plan: &FaultPlan) -> bool {
-    plan.has(|f| matches!(f, Fault::StoreCrash { .. } | Fault::StoreUnavailable { .. }))
+/// The Sequin outage (issue #2072) as a fixed plan: the store goes down for five TTLs while the
+/// lease is held, then comes back with its data. The fix must step down before the TTL, never
+/// crash, and end with exactly one holder.
+pub fn sequin_outage_plan(seed: u64, ttl_ms: u64) -> FaultPlan {
+    FaultPlan {
+        seed,
+        profile: crate::plan::Profile::Calm,
+        enabled: vec![FaultKind::StoreCrash],
+        heal_at_ms: 12 * ttl_ms,
+        events: vec![crate::plan::Timed {
+            at_ms: 4 * ttl_ms,
+            fault: Fault::StoreCrash { down_ms: 5 * ttl_ms, data_loss: false },
+        }],
+    }
 }
