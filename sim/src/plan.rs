@@ -237,7 +237,7 @@ impl FaultPlan {
                 events.push(Timed { at_ms, fault: Self::fault(kind, &mut rng, spec) });
             }
         }
-        events.sort_by(|a, b| a.at_ms.cmp(&b.at_ms));
+        events.sort_by_key(|e| e.at_ms);
         FaultPlan { seed, profile, enabled, heal_at_ms: spec.window_ms, events }
     }
 

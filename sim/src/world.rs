@@ -278,7 +278,7 @@ impl World {
                 after(ms, w, Box::new(move |w| w.pause_node(node, false)))
             }
             Fault::NodeRestart { node, down_ms } => {
-                let Some(n) = self.node(node) else { return None };
+                let n = self.node(node)?;
                 if *lock(&n.status) != Status::Up {
                     return None;
                 }

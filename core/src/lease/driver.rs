@@ -270,11 +270,11 @@ impl<S: Store> Driver<S> {
         tokio::spawn(async move {
             loop {
                 clock.sleep(every).await;
-                if let Ok(Acquire::Granted { fence }) = store.lease_acquire(&name, &token, ttl_ms, 0).await {
-                    if state.borrow().fence() != Some(fence) {
-                        info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held");
-                        state.send_replace(LeaseState::Held { fence });
-                    }
+                if let Ok(Acquire::Granted { fence }) = store.lease_acquire(&name, &token, ttl_ms, 0).await
+                    && state.borrow().fence() != Some(fence)
+                {
+                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held");
+                    state.send_replace(LeaseState::Held { fence });
                 }
             }
         })
