@@ -168,9 +168,11 @@ impl RedisStore {
 /// Map a redis-rs error to the store's taxonomy.
 fn classify(op: &'static str, e: RedisError, key: &str) -> StoreError {
     let text = e.to_string();
-    if let Some(pos) = text.find("KEELCORRUPT ") {
-        let rest = &text[pos + "KEELCORRUPT ".len()..];
-        let (role, detail) = rest.split_once(' ').unwrap_or((rest, ""));
+    if e.code() == Some("KEELCORRUPT") {
+        // "<role> <detail> script: <sha>, on @user_script:<line>."
+        let detail = e.detail().unwrap_or_default();
+        let detail = detail.split(" script: ").next().unwrap_or(detail);
+        let (role, detail) = detail.split_once(' ').unwrap_or((detail, ""));
         warn!(target: "keel::store::redis", op, key, role, detail, "corrupt key");
         let kind = match role {
             "meta" => "lease-meta",
