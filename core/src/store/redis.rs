@@ -28,6 +28,8 @@ use tracing::{debug, warn};
 pub use self::config::{RedisConfig, RedisConfigBuilder};
 pub use self::watch::RedisWatch;
 use super::*;
+#[doc(hidden)]
+pub use scripts::lease_sources;
 
 /// Consecutive timeouts after which the command connection is replaced: a connection that
 /// stopped answering without breaking (half-open, partitioned) would otherwise never recover.

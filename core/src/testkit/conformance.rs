@@ -6,7 +6,7 @@
 //! [`conformance_tests!`](crate::conformance_tests) in a test file, which makes one named
 //! `#[tokio::test]` per case:
 //!
-//! ```ignore
+//! ```text
 //! // core/tests/conformance_memory.rs
 //! keel::conformance_tests!(keel::testkit::conformance::MemoryHarness::new());
 //! ```

@@ -184,6 +184,12 @@ pub(super) struct Scripts {
     pub map_txn: Script,
 }
 
+/// The full Lua source of the lease acquire and renew scripts, for benchmarks that compare
+/// keel with a bare EVALSHA loop of the very same scripts.
+pub fn lease_sources() -> (String, String) {
+    (format!("{PRELUDE}{LEASE_ACQUIRE}"), format!("{PRELUDE}{LEASE_RENEW}"))
+}
+
 impl Scripts {
     pub fn new() -> Self {
         let lease = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
