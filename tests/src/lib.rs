@@ -1,1 +1,222 @@
+//! Helpers for keel's real-Redis tests: a `redis-server` per test on a free loopback port that
+//! can be killed (-9), restarted on the same port (with or without its data), frozen and
+//! thawed, and is cleaned up on drop; plus the conformance [`Harness`] over it.
+//!
+//! When `redis-server` is missing the tests print a loud SKIPPED line, unless `CI` or
+//! `KEEL_REQUIRE_REDIS` is set: then they fail and say how to install it.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use keel::store::{RedisConfig, RedisStore, Store};
+use keel::testkit::conformance::Harness;
+
+/// The key prefix the helpers configure.
+pub const PREFIX: &str = "keel-test";
+
+/// Whether `redis-server` can run here. Panics (with the install command) when it cannot and
+/// the environment demands it; otherwise prints a loud SKIPPED line and returns false.
+pub fn redis_available(test: &str) -> bool {
+    let ok = Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if matches!(ok, Ok(s) if s.success()) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() || std::env::var_os("KEEL_REQUIRE_REDIS").is_some() {
+        panic!("redis-server not found but CI/KEEL_REQUIRE_REDIS is set: apt-get install -y redis-server");
+    }
+    eprintln!("\n*** SKIPPED {test}: redis-server not found (apt-get install -y redis-server) ***\n");
+    false
+}
+
+/// One `redis-server` process owned by a test.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+impl RedisServer {
+    /// Start a server on a free loopback port (`--save "" --appendonly no`), or `None` when
+    /// `redis-server` is missing (see [`redis_available`]).
+    pub fn start(test: &str) -> Option<Self> {
+        if !redis_available(test) {
+            return None;
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("keel-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let server = RedisServer { port, dir, child: Mutex::new(None) };
+        server.spawn();
+        Some(server)
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A validated config for this server with short timeouts.
+    pub fn config(&self) -> RedisConfig {
+        RedisConfig::builder(self.url())
+            .key_prefix(PREFIX)
+            .op_timeout(Duration::from_millis(300))
+            .connect_timeout(Duration::from_millis(300))
+            .build()
+            .expect("valid config")
+    }
+
+    fn spawn(&self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--dbfilename", "dump.rdb", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn redis-server");
+        *self.child.lock().expect("lock") = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.command("PING").as_deref() != Some("+PONG") {
+            assert!(Instant::now() < deadline, "redis-server on port {} did not come up", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send one inline command and return the first reply line (None if unreachable).
+    pub fn command(&self, cmd: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        Some(text.lines().next().unwrap_or_default().to_owned())
+    }
+
+    /// `kill -9` the server (no shutdown, no save).
+    pub fn kill(&self) {
+        if let Some(mut c) = self.child.lock().expect("lock").take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start the server again on the same port; it loads `dump.rdb` if one was saved.
+    pub fn restart(&self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// `kill -9`, forget the data, start again: a restart without persistence.
+    pub fn restart_losing_data(&self) {
+        self.kill();
+        let _ = std::fs::remove_file(self.dir.join("dump.rdb"));
+        self.spawn();
+    }
+
+    /// `SAVE`, `kill -9`, start again: a restart that keeps the data.
+    pub fn restart_keeping_data(&self) {
+        assert_eq!(self.command("SAVE").as_deref(), Some("+OK"), "SAVE");
+        self.restart();
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = self.child.lock().expect("lock").as_ref() {
+            let ok = Command::new("kill").args([sig, &c.id().to_string()]).status().expect("kill");
+            assert!(ok.success(), "kill {sig}");
+        }
+    }
+
+    /// SIGSTOP: connections stay open, nothing is answered.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Retry `store.time_ms()` until Redis answers (after a restart the first command on the old
+/// connection fails, which is correct but not what a case wants to test).
+pub async fn wait_ready(store: &RedisStore) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.time_ms().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "redis did not become reachable");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The conformance [`Harness`] over a private `redis-server`.
+#[derive(Debug)]
+pub struct RedisHarness {
+    /// The server.
+    pub server: RedisServer,
+    store: RedisStore,
+}
+
+impl RedisHarness {
+    /// Start a server and connect, or `None` when `redis-server` is missing (and not required).
+    pub async fn start() -> Option<Self> {
+        let server = RedisServer::start("redis conformance")?;
+        let store = RedisStore::connect(server.config()).await.expect("connect to the test redis");
+        Some(RedisHarness { server, store })
+    }
+}
+
+impl Harness for RedisHarness {
+    type S = RedisStore;
+
+    fn store(&self) -> RedisStore {
+        self.store.clone()
+    }
+
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+
+    async fn lose_data(&self) {
+        self.server.restart_losing_data();
+        wait_ready(&self.store).await;
+    }
+
+    async fn restart_keep_data(&self) {
+        self.server.restart_keeping_data();
+        wait_ready(&self.store).await;
+    }
+
+    async fn freeze(&self) -> bool {
+        self.server.freeze();
+        true
+    }
+
+    async fn thaw(&self) {
+        self.server.thaw();
+        wait_ready(&self.store).await;
+    }
+}

@@ -1,0 +1,203 @@
+//! The watch feed: one pub/sub connection per watch, driven by a background task that
+//! reconnects by itself and reports a gap once it is subscribed again.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::Client;
+use redis::aio::{PubSubSink, PubSubStream};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::RedisConfig;
+use crate::error::StoreError;
+use crate::store::memory::WATCH_BUFFER;
+use crate::store::{Change, Watch, WatchEvent};
+
+/// How often an idle feed pings Redis, so a connection that died silently is noticed.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// Bounds of the reconnect backoff.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// A watch on a `RedisStore` map. Dropping it closes its connection.
+#[derive(Debug)]
+pub struct RedisWatch {
+    rx: mpsc::Receiver<WatchEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RedisWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Watch for RedisWatch {
+    async fn next(&mut self) -> WatchEvent {
+        match self.rx.recv().await {
+            Some(ev) => ev,
+            // The feed task never ends while this handle lives; if it did, report nothing more
+            // rather than spin on gaps.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+struct Feed {
+    client: Client,
+    channel: String,
+    map: String,
+    config: RedisConfig,
+    tx: mpsc::Sender<WatchEvent>,
+    /// Changes were dropped because the consumer lagged: a gap is owed.
+    owe_gap: bool,
+}
+
+impl RedisWatch {
+    /// Subscribe now (so changes after this returns are delivered), then hand the connection to
+    /// a background task.
+    pub(super) async fn start(
+        client: Client,
+        channel: String,
+        map: String,
+        config: RedisConfig,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let feed = Feed { client, channel, map, config, tx, owe_gap: false };
+        let conn = feed.subscribe().await?;
+        let task = tokio::spawn(feed.run(conn));
+        Ok(RedisWatch { rx, task })
+    }
+}
+
+impl Feed {
+    async fn subscribe(&self) -> Result<(PubSubSink, PubSubStream), StoreError> {
+        let connect = async {
+            let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
+            sink.subscribe(&self.channel).await?;
+            Ok::<_, redis::RedisError>((sink, stream))
+        };
+        match tokio::time::timeout(self.config.connect_timeout + self.config.op_timeout, connect).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(StoreError::Unavailable { reason: e.to_string() }),
+            Err(_) => Err(StoreError::Unavailable { reason: "subscribe timed out".into() }),
+        }
+    }
+
+    async fn run(mut self, mut conn: (PubSubSink, PubSubStream)) {
+        loop {
+            self.pump(&mut conn).await;
+            if self.tx.is_closed() {
+                return;
+            }
+            conn = self.reconnect().await;
+            // Subscribed again: whatever happened in between must be resynced by the caller.
+            self.owe_gap = true;
+            self.pay_gap();
+            info!(target: "keel::store::redis", map = %self.map, kind = "watch_resubscribed", "watch feed reconnected; reported a gap");
+        }
+    }
+
+    /// Deliver messages until the connection breaks or the watch is dropped.
+    async fn pump(&mut self, (sink, stream): &mut (PubSubSink, PubSubStream)) {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        // A second sender, so the select's futures borrow it rather than `self`.
+        let tx = self.tx.clone();
+        loop {
+            let owe_gap = self.owe_gap;
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => self.deliver(msg.get_payload_bytes()),
+                    None => {
+                        warn!(target: "keel::store::redis", map = %self.map, kind = "watch_disconnected", "watch connection lost");
+                        return;
+                    }
+                },
+                _ = ping.tick() => {
+                    let alive = tokio::time::timeout(self.config.op_timeout, sink.ping::<redis::Value>()).await;
+                    if !matches!(alive, Ok(Ok(_))) {
+                        warn!(target: "keel::store::redis", map = %self.map, kind = "watch_disconnected", "watch connection stopped answering");
+                        return;
+                    }
+                }
+                permit = tx.reserve(), if owe_gap => match permit {
+                    Ok(p) => {
+                        p.send(WatchEvent::Gap);
+                        self.owe_gap = false;
+                    }
+                    Err(_) => return,
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    }
+
+    async fn reconnect(&self) -> (PubSubSink, PubSubStream) {
+        let mut wait = RETRY_MIN;
+        loop {
+            match self.subscribe().await {
+                Ok(conn) => return conn,
+                Err(e) => debug!(target: "keel::store::redis", map = %self.map, error = %e, "watch reconnect failed"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn pay_gap(&mut self) {
+        if self.owe_gap && self.tx.try_send(WatchEvent::Gap).is_ok() {
+            self.owe_gap = false;
+        }
+    }
+
+    fn deliver(&mut self, payload: &[u8]) {
+        let ev = match decode(payload) {
+            Some(change) => WatchEvent::Change(change),
+            None => {
+                warn!(target: "keel::store::redis", map = %self.map, kind = "watch_garbage", "unparsable change message; reporting a gap");
+                WatchEvent::Gap
+            }
+        };
+        self.pay_gap();
+        if self.owe_gap || self.tx.try_send(ev).is_err() {
+            // Lagging consumer (or a gap still owed): drop, and owe a gap.
+            self.owe_gap = true;
+        }
+    }
+}
+
+/// Parse `"<rev> <key bytes> <s|d> <key><value>"` as published by the map scripts.
+fn decode(payload: &[u8]) -> Option<Change> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(4, ' ');
+    let rev = parts.next()?.parse().ok()?;
+    let key_len: usize = parts.next()?.parse().ok()?;
+    let flag = parts.next()?;
+    let rest = parts.next()?;
+    let key = rest.get(..key_len)?.to_owned();
+    let value = match flag {
+        "s" => Some(rest.get(key_len..)?.to_owned()),
+        "d" if rest.len() == key_len => None,
+        _ => return None,
+    };
+    Some(Change { key, value, rev })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_round_trips_the_script_format() {
+        let c = decode("17 3 s key with spaces".as_bytes());
+        assert_eq!(c, Some(Change { key: "key".into(), value: Some(" with spaces".into()), rev: 17 }));
+        let c = decode("18 5 d k ü ".as_bytes()).map(|c| (c.key, c.value));
+        assert_eq!(c, Some(("k ü ".into(), None)), "key length counts bytes");
+        assert_eq!(decode(b"18 9 d short"), None);
+        assert_eq!(decode(b"x 1 s k"), None);
+        assert_eq!(decode(b"1 1 q k"), None);
+        assert_eq!(decode(&[0xff, 0x20]), None);
+    }
+}

@@ -1,0 +1,601 @@
+//! The store conformance suite: one set of cases every [`Store`] backend must pass, so that
+//! `MemoryStore` (which the simulator trusts) and `RedisStore` (which production runs) cannot
+//! drift apart.
+//!
+//! A backend provides a [`Harness`] (a store plus the faults the cases need) and expands
+//! [`conformance_tests!`](crate::conformance_tests) in a test file, which makes one named
+//! `#[tokio::test]` per case:
+//!
+//! ```text
+//! // core/tests/conformance_memory.rs
+//! keel::conformance_tests!(keel::testkit::conformance::MemoryHarness::new());
+//! ```
+//!
+//! Cases return `Err` for an unexpected store error and panic (assert) on a semantic difference.
+//! Durations are real time on a real store, so cases keep generous margins around TTLs.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Outcome, StoreError};
+use crate::store::{
+    Acquire, Change, Expect, LIST_SEPARATOR, MapSnapshot, MapWrite, MemoryStore, Renew, Store, Watch, WatchEvent,
+    list_items,
+};
+use crate::testkit::ManualClock;
+
+/// TTL used by the lease cases.
+pub const TTL_MS: u64 = 2_000;
+/// Quarantine used by the lease cases.
+pub const QUARANTINE_MS: u64 = 1_000;
+/// How long a case waits for a watch event before failing.
+pub const EVENT_WAIT: Duration = Duration::from_secs(10);
+
+/// A store under test plus the faults the cases inject.
+pub trait Harness: Send + Sync {
+    /// The backend.
+    type S: Store;
+
+    /// A handle to the store under test (every call shares the same data). Every case starts
+    /// from an empty store.
+    fn store(&self) -> Self::S;
+
+    /// Let store time move forward by `by` (a manual clock, or real sleeping).
+    fn advance(&self, by: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Restart the store losing every key, as Redis without persistence does. Store time keeps
+    /// running and moves forward by at least 1 ms, as any real restart takes.
+    fn lose_data(&self) -> impl Future<Output = ()> + Send;
+
+    /// Restart the store (or drop every watch connection) keeping its data.
+    fn restart_keep_data(&self) -> impl Future<Output = ()> + Send;
+
+    /// Stall the store so requests are sent but not answered until [`thaw`](Harness::thaw).
+    /// Returns false when the backend cannot (the cases then check the retry semantics only).
+    fn freeze(&self) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
+
+    /// Resume a store stalled by [`freeze`](Harness::freeze).
+    fn thaw(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// [`MemoryStore`] on a [`ManualClock`]: time moves only when a case advances it.
+#[derive(Debug)]
+pub struct MemoryHarness {
+    clock: Arc<ManualClock>,
+    store: MemoryStore,
+}
+
+impl Default for MemoryHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryHarness {
+    /// A fresh store at [`DEFAULT_BASE_MS`](crate::store::memory::DEFAULT_BASE_MS).
+    pub fn new() -> Self {
+        let clock = Arc::new(ManualClock::new());
+        let store = MemoryStore::with_clock(clock.clone(), crate::store::memory::DEFAULT_BASE_MS);
+        MemoryHarness { clock, store }
+    }
+}
+
+impl Harness for MemoryHarness {
+    type S = MemoryStore;
+
+    fn store(&self) -> MemoryStore {
+        self.store.clone()
+    }
+
+    async fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    async fn lose_data(&self) {
+        self.store.reset();
+        self.clock.advance(Duration::from_millis(1));
+    }
+
+    async fn restart_keep_data(&self) {
+        self.store.disconnect_watchers();
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each building its own harness.
+///
+/// `conformance_tests!(expr)` evaluates `expr` (inside the async test, so it may `.await`) to a
+/// [`Harness`]; `conformance_tests!(optional expr)` takes an `Option` of one and passes the case
+/// when it is `None` (the harness is expected to have said loudly why it skipped).
+#[macro_export]
+macro_rules! conformance_tests {
+    (optional $make:expr) => {
+        $crate::__conformance_cases! { $make; }
+    };
+    ($make:expr) => {
+        $crate::__conformance_cases! { Some($make); }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($make:expr;) => {
+        $crate::__conformance_cases! { $make;
+            lease_grant_is_idempotent_and_exclusive,
+            lease_renew_only_by_holder,
+            lease_release_never_deletes_a_foreign_token,
+            lease_fences_strictly_increase,
+            lease_expires_after_ttl,
+            lease_quarantined_on_first_use,
+            lease_data_loss_quarantines_and_fences_keep_increasing,
+            lease_invalid_arguments_are_typed,
+            map_set_get_snapshot_and_revisions,
+            map_conditional_writes,
+            map_list_append_and_remove,
+            map_txn_guards,
+            map_revisions_independent_per_map,
+            map_data_loss_reseeds_revisions_above_old,
+            map_invalid_arguments_are_typed,
+            watch_delivers_changes_in_revision_order,
+            watch_reports_gap_after_data_loss,
+            watch_reports_gap_after_restart_keeping_data,
+            unknown_outcome_retry_is_safe,
+        }
+    };
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() -> Result<(), $crate::StoreError> {
+                let Some(harness) = $make else { return Ok(()) };
+                $crate::testkit::conformance::$case(&harness).await
+            }
+        )*
+    };
+}
+
+fn granted(a: Acquire) -> u64 {
+    match a {
+        Acquire::Granted { fence } => fence,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+fn assert_invalid<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
+    match r {
+        Err(StoreError::Invalid { .. }) => {}
+        other => panic!("{what}: expected StoreError::Invalid, got {other:?}"),
+    }
+}
+
+async fn next_event<W: Watch>(w: &mut W) -> WatchEvent {
+    match tokio::time::timeout(EVENT_WAIT, w.next()).await {
+        Ok(ev) => ev,
+        Err(_) => panic!("no watch event within {EVENT_WAIT:?}"),
+    }
+}
+
+/// A grant is idempotent for its token and exclusive against others.
+pub async fn lease_grant_is_idempotent_and_exclusive<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, 0).await?);
+    assert!(f1 > 0);
+    assert_eq!(s.lease_acquire("L", "a", TTL_MS, 0).await?, Acquire::Granted { fence: f1 }, "re-acquire is idempotent");
+    match s.lease_acquire("L", "b", TTL_MS, 0).await? {
+        Acquire::Held { remaining_ms } => assert!(remaining_ms > 0 && remaining_ms <= TTL_MS, "{remaining_ms}"),
+        other => panic!("b must see the lease held, got {other:?}"),
+    }
+    // Another lease is independent.
+    granted(s.lease_acquire("L2", "b", TTL_MS, 0).await?);
+    Ok(())
+}
+
+/// Renewal is compare-and-extend: only the holder's token renews, the fence is unchanged.
+pub async fn lease_renew_only_by_holder<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, 0).await?);
+    assert_eq!(s.lease_renew("L", "a", TTL_MS).await?, Renew::Renewed { fence: f1 });
+    assert_eq!(s.lease_renew("L", "b", TTL_MS).await?, Renew::NotHolder);
+    assert_eq!(s.lease_renew("never-acquired", "a", TTL_MS).await?, Renew::NotHolder);
+    assert_eq!(s.lease_acquire("L", "a", TTL_MS, 0).await?, Acquire::Granted { fence: f1 });
+    Ok(())
+}
+
+/// Release is compare-and-delete: a foreign token never deletes the holder's grant.
+pub async fn lease_release_never_deletes_a_foreign_token<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, 0).await?);
+    assert!(!s.lease_release("L", "b").await?, "a foreign release must not apply");
+    assert!(matches!(s.lease_acquire("L", "b", TTL_MS, 0).await?, Acquire::Held { .. }), "a still holds");
+    assert!(s.lease_release("L", "a").await?);
+    assert!(!s.lease_release("L", "a").await?, "a second release finds nothing");
+    assert!(!s.lease_release("never-acquired", "a").await?);
+    assert_eq!(s.lease_renew("L", "a", TTL_MS).await?, Renew::NotHolder);
+    let f2 = granted(s.lease_acquire("L", "b", TTL_MS, 0).await?);
+    assert!(f2 > f1, "{f2} > {f1}");
+    Ok(())
+}
+
+/// Every new grant gets a strictly greater fence.
+pub async fn lease_fences_strictly_increase<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let mut last = 0;
+    for i in 0..6 {
+        let token = format!("t{i}");
+        let f = granted(s.lease_acquire("L", &token, TTL_MS, 0).await?);
+        assert!(f > last, "fence {f} after {last}");
+        assert!(s.lease_release("L", &token).await?);
+        last = f;
+    }
+    Ok(())
+}
+
+/// A grant expires one TTL (store time) after its last renewal, then another token may take it.
+pub async fn lease_expires_after_ttl<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, 0).await?);
+    h.advance(Duration::from_millis(TTL_MS / 2)).await;
+    assert_eq!(s.lease_renew("L", "a", TTL_MS).await?, Renew::Renewed { fence: f1 });
+    // Past the original TTL, but within the renewed one.
+    h.advance(Duration::from_millis(TTL_MS * 7 / 10)).await;
+    assert!(matches!(s.lease_acquire("L", "b", TTL_MS, 0).await?, Acquire::Held { .. }), "renewal extended the TTL");
+    h.advance(Duration::from_millis(TTL_MS / 2)).await;
+    assert_eq!(s.lease_renew("L", "a", TTL_MS).await?, Renew::NotHolder, "expired");
+    assert!(!s.lease_release("L", "a").await?, "nothing to release after expiry");
+    let f2 = granted(s.lease_acquire("L", "b", TTL_MS, 0).await?);
+    assert!(f2 > f1);
+    Ok(())
+}
+
+/// The first use of a lease (indistinguishable from a data loss) is quarantined once.
+pub async fn lease_quarantined_on_first_use<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let r1 = match s.lease_acquire("L", "a", TTL_MS, QUARANTINE_MS).await? {
+        Acquire::Quarantined { remaining_ms } => remaining_ms,
+        other => panic!("a fresh lease must be quarantined, got {other:?}"),
+    };
+    assert!(r1 > 0 && r1 <= QUARANTINE_MS, "{r1}");
+    match s.lease_acquire("L", "b", TTL_MS, QUARANTINE_MS).await? {
+        Acquire::Quarantined { remaining_ms } => assert!(remaining_ms <= r1, "the quarantine is not re-armed"),
+        other => panic!("still quarantined, got {other:?}"),
+    }
+    h.advance(Duration::from_millis(QUARANTINE_MS + 200)).await;
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, QUARANTINE_MS).await?);
+    assert!(s.lease_release("L", "a").await?);
+    let f2 = granted(s.lease_acquire("L", "b", TTL_MS, QUARANTINE_MS).await?);
+    assert!(f2 > f1, "no second quarantine while the counter exists");
+    Ok(())
+}
+
+/// After a data loss the holder is gone, grants are quarantined, and fences keep increasing.
+pub async fn lease_data_loss_quarantines_and_fences_keep_increasing<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, 0).await?);
+    assert!(s.lease_release("L", "a").await?);
+    let f2 = granted(s.lease_acquire("L", "b", TTL_MS, 0).await?);
+    assert!(f2 > f1);
+    h.lose_data().await;
+    let s = h.store();
+    assert_eq!(s.lease_renew("L", "b", TTL_MS).await?, Renew::NotHolder, "the grant was lost with the data");
+    assert!(matches!(s.lease_acquire("L", "c", TTL_MS, QUARANTINE_MS).await?, Acquire::Quarantined { .. }));
+    assert!(matches!(s.lease_acquire("L", "b", TTL_MS, QUARANTINE_MS).await?, Acquire::Quarantined { .. }));
+    h.advance(Duration::from_millis(QUARANTINE_MS + 200)).await;
+    let f3 = granted(s.lease_acquire("L", "c", TTL_MS, QUARANTINE_MS).await?);
+    assert!(f3 > f2, "fence {f3} after a data loss must exceed {f2}");
+    Ok(())
+}
+
+/// Bad names and TTLs are typed errors, and nothing is applied.
+pub async fn lease_invalid_arguments_are_typed<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let long = "x".repeat(1025);
+    assert_invalid("empty name", s.lease_acquire("", "a", TTL_MS, 0).await);
+    assert_invalid("long name", s.lease_acquire(&long, "a", TTL_MS, 0).await);
+    assert_invalid("empty token", s.lease_acquire("L", "", TTL_MS, 0).await);
+    assert_invalid("zero ttl", s.lease_acquire("L", "a", 0, 0).await);
+    assert_invalid("ttl over a year", s.lease_acquire("L", "a", 366 * 24 * 3_600_000, 0).await);
+    assert_invalid("renew empty name", s.lease_renew("", "a", TTL_MS).await);
+    assert_invalid("renew zero ttl", s.lease_renew("L", "a", 0).await);
+    assert_invalid("release empty name", s.lease_release("", "a").await);
+    // Nothing above touched the lease: its counter is still missing, so it is quarantined.
+    let first = s.lease_acquire("L", "a", TTL_MS, QUARANTINE_MS).await?;
+    assert!(matches!(first, Acquire::Quarantined { .. }), "got {first:?}");
+    Ok(())
+}
+
+/// Reads, unconditional sets and the revision they bump.
+pub async fn map_set_get_snapshot_and_revisions<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    assert_eq!(s.map_get("m", "k").await?, (None, 0));
+    assert_eq!(s.map_snapshot("m").await?, MapSnapshot::default());
+    let w1 = s.map_write("m", "k", MapWrite::Set("v1".into())).await?;
+    assert!(w1.applied && w1.rev > 0);
+    assert_eq!(w1.value.as_deref(), Some("v1"));
+    assert_eq!(s.map_get("m", "k").await?, (Some("v1".into()), w1.rev));
+    assert_eq!(s.map_get("m", "absent").await?, (None, w1.rev));
+    let w2 = s.map_write("m", "k", MapWrite::Set("v1".into())).await?;
+    assert!(w2.applied, "Set always applies");
+    assert_eq!(w2.rev, w1.rev + 1);
+    let w3 = s.map_write("m", "k2", MapWrite::Set("two words ünïcode".into())).await?;
+    assert_eq!(w3.rev, w1.rev + 2);
+    let snap = s.map_snapshot("m").await?;
+    assert_eq!(snap.rev, w3.rev);
+    assert_eq!(snap.entries.len(), 2);
+    assert_eq!(snap.entries.get("k").map(String::as_str), Some("v1"));
+    assert_eq!(snap.entries.get("k2").map(String::as_str), Some("two words ünïcode"));
+    Ok(())
+}
+
+/// Set-if-absent, compare-and-set, compare-and-delete and delete; a write whose guard fails
+/// changes nothing and reports the current value and revision.
+pub async fn map_conditional_writes<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let w = s.map_write("m", "k", MapWrite::SetIfAbsent("a".into())).await?;
+    assert!(w.applied);
+    let rev = w.rev;
+    let w = s.map_write("m", "k", MapWrite::SetIfAbsent("b".into())).await?;
+    assert!(!w.applied);
+    assert_eq!((w.rev, w.value.as_deref()), (rev, Some("a")));
+
+    let cas = |e: &str, n: &str| MapWrite::CompareAndSet { expected: e.into(), new: n.into() };
+    let w = s.map_write("m", "k", cas("zzz", "b")).await?;
+    assert!(!w.applied);
+    assert_eq!((w.rev, w.value.as_deref()), (rev, Some("a")));
+    let w = s.map_write("m", "absent", cas("a", "b")).await?;
+    assert!(!w.applied && w.value.is_none(), "CAS on an absent key fails");
+    let w = s.map_write("m", "k", cas("a", "b")).await?;
+    assert!(w.applied);
+    assert_eq!((w.rev, w.value.as_deref()), (rev + 1, Some("b")));
+
+    let w = s.map_write("m", "k", MapWrite::CompareAndDelete("a".into())).await?;
+    assert!(!w.applied);
+    assert_eq!((w.rev, w.value.as_deref()), (rev + 1, Some("b")));
+    let w = s.map_write("m", "k", MapWrite::CompareAndDelete("b".into())).await?;
+    assert!(w.applied && w.value.is_none());
+    assert_eq!(w.rev, rev + 2);
+    assert_eq!(s.map_get("m", "k").await?, (None, rev + 2));
+
+    let w = s.map_write("m", "k", MapWrite::Delete).await?;
+    assert!(!w.applied, "deleting an absent key is not applied");
+    assert_eq!(w.rev, rev + 2);
+    s.map_write("m", "k", MapWrite::Set("c".into())).await?;
+    let w = s.map_write("m", "k", MapWrite::Delete).await?;
+    assert!(w.applied && w.value.is_none());
+    assert_eq!(w.rev, rev + 4);
+    assert_eq!(s.map_snapshot("m").await?, MapSnapshot { rev: rev + 4, entries: Default::default() });
+    Ok(())
+}
+
+/// List values: append creates and extends, remove drops every occurrence and deletes the key
+/// when the list becomes empty.
+pub async fn map_list_append_and_remove<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let items = |v: &[&str]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    let sep = LIST_SEPARATOR.to_string();
+    let w = s.map_write("m", "l", MapWrite::Append(items(&["a", "b"]))).await?;
+    assert!(w.applied);
+    assert_eq!(w.value, Some(["a", "b"].join(&sep)));
+    let rev = w.rev;
+    let w = s.map_write("m", "l", MapWrite::Append(vec![])).await?;
+    assert!(!w.applied && w.rev == rev, "an empty append is not applied");
+    assert_eq!(w.value, Some(["a", "b"].join(&sep)));
+    let w = s.map_write("m", "l", MapWrite::Append(items(&["c", "a"]))).await?;
+    assert_eq!(w.value, Some(["a", "b", "c", "a"].join(&sep)));
+    let w = s.map_write("m", "l", MapWrite::Remove(items(&["x"]))).await?;
+    assert!(!w.applied && w.rev == rev + 1, "removing nothing is not applied");
+    let w = s.map_write("m", "l", MapWrite::Remove(items(&["a"]))).await?;
+    assert!(w.applied);
+    assert_eq!(w.value, Some(["b", "c"].join(&sep)), "every occurrence removed");
+    assert_eq!(list_items(w.value.as_deref().unwrap_or_default()), vec!["b", "c"]);
+    let w = s.map_write("m", "l", MapWrite::Remove(items(&["b", "c", "zz"]))).await?;
+    assert!(w.applied && w.value.is_none(), "an emptied list deletes the key");
+    assert_eq!(w.rev, rev + 3);
+    assert_eq!(s.map_get("m", "l").await?, (None, rev + 3));
+    let w = s.map_write("m", "l", MapWrite::Remove(items(&["a"]))).await?;
+    assert!(!w.applied, "remove on an absent key");
+    // An empty string value is an empty list: appending adds no leading separator.
+    s.map_write("m", "e", MapWrite::Set(String::new())).await?;
+    let w = s.map_write("m", "e", MapWrite::Append(items(&["x"]))).await?;
+    assert_eq!(w.value.as_deref(), Some("x"));
+    // A list with one item that is removed entirely.
+    let w = s.map_write("m", "e", MapWrite::Remove(items(&["x"]))).await?;
+    assert!(w.applied && w.value.is_none());
+    Ok(())
+}
+
+/// A transaction applies all of its writes (one revision each) only if every guard holds.
+pub async fn map_txn_guards<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let r0 = s.map_write("m", "a", MapWrite::Set("1".into())).await?.rev;
+    let k = |k: &str| k.to_owned();
+    let t = s.map_txn("m", &[(k("b"), Expect::Absent)], &[(k("c"), Some("x".into()))]).await?;
+    assert!(t.applied);
+    assert_eq!(t.rev, r0 + 1);
+    let guards = [(k("a"), Expect::Value("1".into())), (k("b"), Expect::Absent)];
+    let writes = [(k("b"), Some("2".into())), (k("a"), None)];
+    let t = s.map_txn("m", &guards, &writes).await?;
+    assert!(t.applied);
+    assert_eq!(t.rev, r0 + 3, "one revision per write");
+    let snap = s.map_snapshot("m").await?;
+    assert_eq!(snap.rev, r0 + 3);
+    assert_eq!(snap.entries.get("a"), None);
+    assert_eq!(snap.entries.get("b").map(String::as_str), Some("2"));
+    // The same guards no longer hold: nothing changes.
+    let t = s.map_txn("m", &guards, &[(k("z"), Some("no".into()))]).await?;
+    assert!(!t.applied);
+    assert_eq!(t.rev, r0 + 3);
+    let t = s.map_txn("m", &[(k("b"), Expect::Value("wrong".into()))], &[(k("z"), Some("no".into()))]).await?;
+    assert!(!t.applied);
+    assert_eq!(s.map_get("m", "z").await?, (None, r0 + 3));
+    // Guards only.
+    let t = s.map_txn("m", &[(k("b"), Expect::Value("2".into()))], &[]).await?;
+    assert!(t.applied && t.rev == r0 + 3, "holding guards and no writes: applied, no revision");
+    let t = s.map_txn("m", &[(k("b"), Expect::Absent)], &[]).await?;
+    assert!(!t.applied && t.rev == r0 + 3);
+    // On a fresh map.
+    let t = s.map_txn("fresh", &[(k("a"), Expect::Absent)], &[(k("a"), Some("1".into()))]).await?;
+    assert!(t.applied && t.rev > 0);
+    assert_eq!(s.map_get("fresh", "a").await?, (Some("1".into()), t.rev));
+    Ok(())
+}
+
+/// Each map has its own revision counter.
+pub async fn map_revisions_independent_per_map<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let r1 = s.map_write("m1", "k", MapWrite::Set("a".into())).await?.rev;
+    let q1 = s.map_write("m2", "k", MapWrite::Set("a".into())).await?.rev;
+    for i in 1..=3 {
+        assert_eq!(s.map_write("m1", "k", MapWrite::Set(format!("{i}"))).await?.rev, r1 + i);
+    }
+    assert_eq!(s.map_get("m2", "k").await?.1, q1, "m1's writes do not move m2's revision");
+    assert_eq!(s.map_write("m2", "j", MapWrite::Set("b".into())).await?.rev, q1 + 1);
+    assert_eq!(s.map_snapshot("m1").await?.rev, r1 + 3);
+    Ok(())
+}
+
+/// After a data loss a map is empty at revision 0, and its next revision exceeds every old one.
+pub async fn map_data_loss_reseeds_revisions_above_old<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let mut old = 0;
+    for i in 0..3 {
+        old = s.map_write("m", "k", MapWrite::Set(format!("{i}"))).await?.rev;
+    }
+    h.lose_data().await;
+    let s = h.store();
+    assert_eq!(s.map_get("m", "k").await?, (None, 0));
+    assert_eq!(s.map_snapshot("m").await?, MapSnapshot::default());
+    let w = s.map_write("m", "k", MapWrite::Set("new".into())).await?;
+    assert!(w.rev > old, "revision {} after a data loss must exceed {old}", w.rev);
+    Ok(())
+}
+
+/// Bad map names, keys and list items are typed errors, and nothing is applied.
+pub async fn map_invalid_arguments_are_typed<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let set = || MapWrite::Set("v".into());
+    let long = "x".repeat(1025);
+    assert_invalid("empty map", s.map_write("", "k", set()).await);
+    assert_invalid("long map", s.map_write(&long, "k", set()).await);
+    assert_invalid("empty key", s.map_write("m", "", set()).await);
+    assert_invalid("empty item", s.map_write("m", "k", MapWrite::Append(vec![String::new()])).await);
+    let bad = format!("a{LIST_SEPARATOR}b");
+    assert_invalid("separator in item", s.map_write("m", "k", MapWrite::Append(vec![bad.clone()])).await);
+    assert_invalid("separator in removed item", s.map_write("m", "k", MapWrite::Remove(vec![bad])).await);
+    assert_invalid("get from empty map name", s.map_get("", "k").await);
+    assert_invalid("snapshot of empty map name", s.map_snapshot("").await);
+    assert_invalid("watch of empty map name", s.watch("").await.map(|_| ()));
+    assert_invalid("txn on empty map name", s.map_txn("", &[], &[("k".into(), None)]).await);
+    assert_invalid("txn guard on empty key", s.map_txn("m", &[(String::new(), Expect::Absent)], &[]).await);
+    assert_invalid("txn write to empty key", s.map_txn("m", &[], &[(String::new(), None)]).await);
+    assert_eq!(s.map_snapshot("m").await?, MapSnapshot::default(), "nothing was applied");
+    Ok(())
+}
+
+/// A watch delivers every applied change of its map, in revision order, with the written values.
+pub async fn watch_delivers_changes_in_revision_order<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let mut w = s.watch("m").await?;
+    let mut expected = Vec::new();
+    let o = s.map_write("m", "a", MapWrite::Set("1".into())).await?;
+    expected.push(Change { key: "a".into(), value: Some("1".into()), rev: o.rev });
+    let failed = MapWrite::CompareAndSet { expected: "nope".into(), new: "x".into() };
+    assert!(!s.map_write("m", "a", failed).await?.applied, "publishes nothing");
+    s.map_write("other", "a", MapWrite::Set("elsewhere".into())).await?;
+    let t = s.map_txn("m", &[], &[("b".into(), Some("2".into())), ("a".into(), None)]).await?;
+    expected.push(Change { key: "b".into(), value: Some("2".into()), rev: t.rev - 1 });
+    expected.push(Change { key: "a".into(), value: None, rev: t.rev });
+    let o = s.map_write("m", "c", MapWrite::Append(vec!["x".into(), "y".into()])).await?;
+    expected.push(Change { key: "c".into(), value: o.value.clone(), rev: o.rev });
+    let o = s.map_write("m", "b", MapWrite::Delete).await?;
+    expected.push(Change { key: "b".into(), value: None, rev: o.rev });
+    for (i, want) in expected.iter().enumerate() {
+        match next_event(&mut w).await {
+            WatchEvent::Change(c) => assert_eq!(&c, want, "event {i}"),
+            WatchEvent::Gap => panic!("unexpected gap at event {i}"),
+        }
+    }
+    for pair in expected.windows(2) {
+        assert_eq!(pair[1].rev, pair[0].rev + 1, "consecutive revisions");
+    }
+    Ok(())
+}
+
+/// A data-losing restart is reported as a gap; the feed keeps running afterwards.
+pub async fn watch_reports_gap_after_data_loss<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let mut w = s.watch("m").await?;
+    let r1 = s.map_write("m", "a", MapWrite::Set("1".into())).await?.rev;
+    assert!(matches!(next_event(&mut w).await, WatchEvent::Change(Change { rev, .. }) if rev == r1));
+    h.lose_data().await;
+    assert_eq!(next_event(&mut w).await, WatchEvent::Gap, "a restart must be reported");
+    let s = h.store();
+    let o = s.map_write("m", "a", MapWrite::Set("2".into())).await?;
+    assert!(o.rev > r1);
+    loop {
+        match next_event(&mut w).await {
+            // More than one gap is allowed (at-most-once delivery reports every doubt).
+            WatchEvent::Gap => continue,
+            WatchEvent::Change(c) => {
+                assert_eq!(c, Change { key: "a".into(), value: Some("2".into()), rev: o.rev });
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A restart that keeps the data (or a dropped feed connection) is reported as a gap too.
+pub async fn watch_reports_gap_after_restart_keeping_data<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let mut w = s.watch("m").await?;
+    let r1 = s.map_write("m", "a", MapWrite::Set("1".into())).await?.rev;
+    assert!(matches!(next_event(&mut w).await, WatchEvent::Change(_)));
+    h.restart_keep_data().await;
+    assert_eq!(next_event(&mut w).await, WatchEvent::Gap);
+    let s = h.store();
+    assert_eq!(s.map_get("m", "a").await?, (Some("1".into()), r1), "data kept");
+    let o = s.map_write("m", "a", MapWrite::Set("2".into())).await?;
+    assert_eq!(o.rev, r1 + 1);
+    loop {
+        match next_event(&mut w).await {
+            WatchEvent::Gap => continue,
+            WatchEvent::Change(c) => {
+                assert_eq!(c.rev, r1 + 1);
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An operation whose reply was lost reports [`Outcome::Unknown`], and retrying it is safe:
+/// a lease retry mints no second fence, a guarded map retry applies at most once.
+pub async fn unknown_outcome_retry_is_safe<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let f0 = granted(s.lease_acquire("L", "x", TTL_MS, 0).await?);
+    assert!(s.lease_release("L", "x").await?);
+    let r0 = s.map_write("m", "k", MapWrite::Set("v0".into())).await?.rev;
+    let cas = MapWrite::CompareAndSet { expected: "v0".into(), new: "v1".into() };
+
+    if h.freeze().await {
+        let lease = s.lease_acquire("L", "a", TTL_MS, 0).await;
+        let map = s.map_write("m", "k", cas.clone()).await;
+        h.thaw().await;
+        for (what, outcome) in [("lease", lease.err().map(|e| e.outcome())), ("map", map.err().map(|e| e.outcome()))] {
+            assert_eq!(outcome, Some(Outcome::Unknown), "{what}: a stalled store's reply is an unknown outcome");
+        }
+    } else {
+        // The first attempts' replies are "lost": only their effects remain.
+        let _ = s.lease_acquire("L", "a", TTL_MS, 0).await?;
+        let _ = s.map_write("m", "k", cas.clone()).await?;
+    }
+    assert_eq!(granted(s.lease_acquire("L", "a", TTL_MS, 0).await?), f0 + 1, "exactly one grant minted");
+    let retry = s.map_write("m", "k", cas).await?;
+    assert_eq!(retry.value.as_deref(), Some("v1"));
+    assert_eq!(s.map_get("m", "k").await?, (Some("v1".into()), r0 + 1), "applied exactly once");
+    Ok(())
+}

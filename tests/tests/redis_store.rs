@@ -1,0 +1,143 @@
+//! `RedisStore` specifics: corrupt keys, configuration, unreachable servers, prefixes, and the
+//! watch connection's keep-alive.
+
+use std::time::Duration;
+
+use keel::lease::{LeaseConfig, LeaseOwner};
+use keel::store::{Expect, MapWrite, RedisConfig, RedisStore, Store, Watch, WatchEvent};
+use keel::{Outcome, StoreError};
+use keel_tests::{PREFIX, RedisServer};
+
+fn corrupt_key<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    match r {
+        Err(StoreError::Corrupt { key, .. }) => key,
+        other => panic!("expected StoreError::Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redis_garbage_in_a_lease_key_is_a_typed_error() {
+    let Some(server) = RedisServer::start("redis_garbage_in_a_lease_key_is_a_typed_error") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    assert_eq!(server.command(&format!("SET {PREFIX}:lease:L garbage")).as_deref(), Some("+OK"));
+    assert_eq!(corrupt_key(s.lease_acquire("L", "a", 1000, 0).await), "lease:L");
+    assert_eq!(corrupt_key(s.lease_renew("L", "a", 1000).await), "lease:L");
+    assert_eq!(corrupt_key(s.lease_release("L", "a").await), "lease:L");
+    assert_eq!(server.command(&format!("TYPE {PREFIX}:lease:L")).as_deref(), Some("+string"), "left untouched");
+    assert_eq!(server.command(&format!("EXISTS {PREFIX}:lease-meta:L")).as_deref(), Some(":0"), "nothing written");
+
+    server.command(&format!("HSET {PREFIX}:lease:F token a fence 1.5e9"));
+    assert_eq!(corrupt_key(s.lease_acquire("F", "b", 1000, 0).await), "lease:F");
+    assert_eq!(corrupt_key(s.lease_renew("F", "a", 1000).await), "lease:F");
+    server.command(&format!("LPUSH {PREFIX}:lease-meta:M x"));
+    assert_eq!(corrupt_key(s.lease_acquire("M", "a", 1000, 0).await), "lease-meta:M");
+    server.command(&format!("HSET {PREFIX}:lease-meta:N fence 12 q_until soon"));
+    assert_eq!(corrupt_key(s.lease_acquire("N", "a", 1000, 0).await), "lease-meta:N");
+
+    // An owner over the corrupt key keeps trying without crashing, and never holds.
+    let config = LeaseConfig::builder("L", "x").ttl(Duration::from_millis(300)).build().expect("config");
+    let h = LeaseOwner::new(s.clone(), config).start(|g| async move { g.lost().await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!h.is_finished() && h.fence().is_none());
+    assert_eq!(h.stop().await, Ok(()));
+}
+
+#[tokio::test]
+async fn redis_garbage_in_a_map_key_is_a_typed_error() {
+    let Some(server) = RedisServer::start("redis_garbage_in_a_map_key_is_a_typed_error") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    server.command(&format!("SET {PREFIX}:map:m garbage"));
+    let set = || MapWrite::Set("v".into());
+    assert_eq!(corrupt_key(s.map_write("m", "k", set()).await), "map:m");
+    assert_eq!(corrupt_key(s.map_get("m", "k").await), "map:m");
+    assert_eq!(corrupt_key(s.map_snapshot("m").await), "map:m");
+    assert_eq!(corrupt_key(s.map_txn("m", &[("k".into(), Expect::Absent)], &[("k".into(), None)]).await), "map:m");
+    assert_eq!(server.command(&format!("EXISTS {PREFIX}:map-rev:m")).as_deref(), Some(":0"), "nothing written");
+
+    server.command(&format!("SET {PREFIX}:map-rev:n not-a-number"));
+    assert_eq!(corrupt_key(s.map_write("n", "k", set()).await), "map-rev:n");
+    server.command(&format!("LPUSH {PREFIX}:map-rev:o x"));
+    assert_eq!(corrupt_key(s.map_write("o", "k", set()).await), "map-rev:o");
+    assert_eq!(server.command(&format!("EXISTS {PREFIX}:map:n")).as_deref(), Some(":0"), "nothing written");
+    // A healthy map next to the corrupt ones is unaffected.
+    assert!(s.map_write("fine", "k", set()).await.expect("healthy map").applied);
+}
+
+#[tokio::test]
+async fn redis_bad_config_is_a_config_error() {
+    let field = |b: keel::store::redis::RedisConfigBuilder| b.build().map(|_| ()).map_err(|e| e.field);
+    assert_eq!(field(RedisConfig::builder("http://127.0.0.1:6379")), Err("url"));
+    assert_eq!(field(RedisConfig::builder("127.0.0.1:6379")), Err("url"));
+    assert_eq!(field(RedisConfig::builder("redis://127.0.0.1:notaport")), Err("url"));
+    assert_eq!(field(RedisConfig::builder("redis://127.0.0.1").key_prefix("")), Err("key_prefix"));
+    assert_eq!(field(RedisConfig::builder("redis://127.0.0.1").key_prefix("a b")), Err("key_prefix"));
+    assert_eq!(field(RedisConfig::builder("redis://127.0.0.1").op_timeout(Duration::ZERO)), Err("op_timeout"));
+    let zero_connect = RedisConfig::builder("redis://127.0.0.1").connect_timeout(Duration::ZERO);
+    assert_eq!(field(zero_connect), Err("connect_timeout"));
+    assert_eq!(field(RedisConfig::builder("redis://user:pw@127.0.0.1:6380/3").key_prefix("app")), Ok(()));
+    let err = RedisConfig::builder("http://user:hunter2@host").build().expect_err("bad scheme");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn redis_unreachable_server_is_not_applied() {
+    let Some(server) = RedisServer::start("redis_unreachable_server_is_not_applied") else { return };
+    let config = server.config();
+    server.kill(); // nothing listens on the port any more
+    match RedisStore::connect(config.clone()).await {
+        Err(e) => assert_eq!(e.outcome(), Outcome::NotApplied, "{e}"),
+        Ok(_) => panic!("connected to a dead port"),
+    }
+    let lazy = RedisStore::connect_lazy(config).expect("lazy store");
+    let e = lazy.lease_acquire("L", "a", 1000, 0).await.expect_err("dead port");
+    assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+    assert!(e.is_transient());
+    // It comes back by itself once Redis is up.
+    server.restart_losing_data();
+    keel_tests::wait_ready(&lazy).await;
+    assert!(lazy.lease_acquire("L", "a", 1000, 0).await.is_ok());
+}
+
+#[tokio::test]
+async fn redis_lost_connection_is_a_transient_error() {
+    let Some(server) = RedisServer::start("redis_lost_connection_is_a_transient_error") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    s.map_write("m", "k", MapWrite::Set("v".into())).await.expect("write");
+    server.kill();
+    for _ in 0..3 {
+        let e = s.map_write("m", "k", MapWrite::Set("w".into())).await.expect_err("redis is dead");
+        assert!(e.is_transient(), "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn redis_prefixes_isolate_deployments() {
+    let Some(server) = RedisServer::start("redis_prefixes_isolate_deployments") else { return };
+    let with_prefix = |p: &str| RedisConfig::builder(server.url()).key_prefix(p).build().expect("config");
+    let a = RedisStore::connect(with_prefix("deploy-a")).await.expect("connect");
+    let b = RedisStore::connect(with_prefix("deploy-b")).await.expect("connect");
+    assert!(matches!(a.lease_acquire("L", "x", 5000, 0).await, Ok(keel::store::Acquire::Granted { .. })));
+    assert!(matches!(b.lease_acquire("L", "y", 5000, 0).await, Ok(keel::store::Acquire::Granted { .. })));
+    let mut wb = b.watch("m").await.expect("watch");
+    a.map_write("m", "k", MapWrite::Set("a".into())).await.expect("write");
+    let o = b.map_write("m", "k", MapWrite::Set("b".into())).await.expect("write");
+    match tokio::time::timeout(Duration::from_secs(5), wb.next()).await {
+        Ok(WatchEvent::Change(c)) => assert_eq!((c.value.as_deref(), c.rev), (Some("b"), o.rev), "only b's change"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.command("EXISTS deploy-a:lease:L deploy-b:lease:L").as_deref(), Some(":2"));
+}
+
+#[tokio::test]
+async fn redis_idle_watch_stays_connected() {
+    let Some(server) = RedisServer::start("redis_idle_watch_stays_connected") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let mut w = s.watch("m").await.expect("watch");
+    // Longer than the feed's keep-alive ping period: a ping must not break the feed.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let o = s.map_write("m", "k", MapWrite::Set("v".into())).await.expect("write");
+    match tokio::time::timeout(Duration::from_secs(5), w.next()).await {
+        Ok(WatchEvent::Change(c)) => assert_eq!(c.rev, o.rev),
+        other => panic!("expected the change without a gap, got {other:?}"),
+    }
+}
