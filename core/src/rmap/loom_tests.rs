@@ -110,8 +110,9 @@ fn loom_rmap_two_waiters_each_woken() {
     });
 }
 
-/// Re-run `test` in a child process with `mutant` switched on; returns whether the child failed.
-fn child_fails(test: &str, mutant: &str) -> bool {
+/// Re-run `test` in a child process with `mutant` switched on; returns whether the child failed
+/// and its output.
+fn child(test: &str, mutant: &str) -> (bool, String) {
     let exe = std::env::current_exe().expect("test binary path");
     let out = std::process::Command::new(exe)
         .args(["--exact", test, "--test-threads=1", "--nocapture"])
@@ -120,7 +121,7 @@ fn child_fails(test: &str, mutant: &str) -> bool {
         .expect("spawn the child test process");
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains(test), "the child did not run {test}:\n{text}");
-    !out.status.success()
+    (!out.status.success(), text)
 }
 
 fn in_child() -> bool {
@@ -134,10 +135,8 @@ fn loom_rmap_catches_mp2() {
     if in_child() {
         return;
     }
-    assert!(
-        child_fails("rmap::loom_tests::loom_rmap_waiter_cancelled_anywhere", "MP2"),
-        "loom did not catch MP2 (send on a closed waiter channel)"
-    );
+    let (failed, text) = child("rmap::loom_tests::loom_rmap_waiter_cancelled_anywhere", "MP2");
+    assert!(failed && text.contains("send on a closed waiter channel"), "loom did not catch MP2:\n{text}");
 }
 
 /// MP3: a blocking send to a waiter that stopped receiving deadlocks the apply loop.
@@ -146,10 +145,8 @@ fn loom_rmap_catches_mp3() {
     if in_child() {
         return;
     }
-    assert!(
-        child_fails("rmap::loom_tests::loom_rmap_waiter_cancelled_anywhere", "MP3"),
-        "loom did not catch MP3 (blocking send to a cancelled waiter)"
-    );
+    let (failed, text) = child("rmap::loom_tests::loom_rmap_waiter_cancelled_anywhere", "MP3");
+    assert!(failed && text.contains("deadlock"), "loom did not catch MP3 (apply loop blocked):\n{text}");
 }
 
 /// The unmutated model passes in a child process too (the harness itself is sound).
@@ -158,5 +155,6 @@ fn loom_rmap_child_harness_passes_unmutated() {
     if in_child() {
         return;
     }
-    assert!(!child_fails("rmap::loom_tests::loom_rmap_waiter_cancelled_anywhere", "none"));
+    let (failed, text) = child("rmap::loom_tests::loom_rmap_waiter_cancelled_anywhere", "none");
+    assert!(!failed, "the unmutated model failed in the child:\n{text}");
 }
