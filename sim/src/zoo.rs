@@ -53,6 +53,18 @@ pub const ZOO: &[Entry] = &[
         scenario: "lease",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MP1,
+        lineage: "pulse rmap ichan: one shared bounded(100) channel sent to under the map lock",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MP11,
+        lineage: "pulse rmap: no resync after a feed reconnect (changes in the gap lost)",
+        scenario: "rmap",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

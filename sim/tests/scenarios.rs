@@ -128,3 +128,17 @@ fn lease_coverage_goals_are_reached() {
     let sweep = sweep::run("lease", &opts, &|_| {}).expect("lease scenario");
     assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
 }
+
+#[test]
+fn rmap() {
+    run_scenario("rmap");
+}
+
+/// Across a sweep, every interesting situation of the replicated map is reached.
+#[test]
+fn rmap_coverage_goals_are_reached() {
+    let opts =
+        SweepOpts { seeds: 0..150, jobs: 1, mutant: None, profile: Profile::Swarm, stop_at_first_failure: false };
+    let sweep = sweep::run("rmap", &opts, &|_| {}).expect("rmap scenario");
+    assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
+}

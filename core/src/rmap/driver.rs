@@ -1,0 +1,213 @@
+//! The apply loop: join, resync, apply changes, wake waiters, feed subscribers.
+//!
+//! Join = open the watch, *then* take a snapshot at revision R, then apply only changes above R
+//! (the watch buffers what arrives while the snapshot is in flight). A `Gap` from the feed, a
+//! revision jump, or the anti-entropy timer leads to a fresh snapshot. The replica lock is held
+//! only for in-memory updates: waiters are woken and subscribers fed after it is released, and
+//! neither can make the loop wait (R1).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, trace, warn};
+
+use super::Shared;
+use super::config::RmapConfig;
+use super::replica::Verdict;
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+use crate::store::{Change, MapSnapshot, Store, Watch, WatchEvent};
+
+pub(super) struct Driver<S: Store> {
+    pub store: S,
+    pub cfg: Arc<RmapConfig>,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: Shutdown,
+    pub shared: Arc<Shared>,
+}
+
+/// Run `fut` with a deadline on `clock` (an unknown outcome when it passes).
+pub(super) async fn timed<T>(
+    clock: &dyn Clock,
+    after: Duration,
+    op: &'static str,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::select! {
+        r = fut => r,
+        _ = clock.sleep(after) => Err(StoreError::Timeout { op }),
+    }
+}
+
+enum Next {
+    Resync(&'static str),
+    Stop,
+}
+
+impl<S: Store> Driver<S> {
+    pub async fn run(self) {
+        let mp11 = mutants::active(Mutant::MP11);
+        let name = self.cfg.name.clone();
+        if let Some(mut watch) = self.open_watch().await {
+            let mut reason = "join";
+            while let Some((snap, seq)) = self.snapshot().await {
+                self.load(snap, seq, reason).await;
+                match self.follow(&mut watch, mp11).await {
+                    Next::Resync(why) => reason = why,
+                    Next::Stop => break,
+                }
+            }
+        }
+        let d = self.shared.waiters.close();
+        let woken = d.len();
+        self.shared.waiters.deliver(d).await;
+        self.shared.subs.close();
+        info!(target: "keel::rmap", map = %name, kind = "stopped", waiters_closed = woken, "replicated map stopped");
+    }
+
+    /// Apply the feed until a resync is needed or the map stops.
+    async fn follow(&self, watch: &mut S::Watch, mp11: bool) -> Next {
+        let name = &self.cfg.name;
+        let next_ae = self.cfg.anti_entropy.map(|d| self.clock.now() + d);
+        loop {
+            let ae = async {
+                match next_ae {
+                    Some(t) => self.clock.sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Next::Stop,
+                _ = ae => return Next::Resync("anti_entropy"),
+                ev = watch.next() => match ev {
+                    WatchEvent::Gap => {
+                        info!(target: "keel::rmap", map = %name, kind = "gap", rev = self.shared.revision(), "feed reported a gap");
+                        if !mp11 {
+                            return Next::Resync("gap");
+                        }
+                        // MP11: carry on as if nothing was missed.
+                    }
+                    WatchEvent::Change(c) => {
+                        if let Some(expected) = self.apply(c, mp11).await {
+                            info!(target: "keel::rmap", map = %name, kind = "gap", expected, "revision jump on the feed");
+                            return Next::Resync("rev_jump");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Apply one change. Returns the expected revision if changes were missed.
+    async fn apply(&self, c: Change, mp11: bool) -> Option<u64> {
+        let mp1 = self.shared.mp1.as_ref();
+        // MP1: the apply step holds the map's lock across the send to the shared channel.
+        let gate = match mp1 {
+            Some(m) => Some(m.gate.lock().await),
+            None => None,
+        };
+        let verdict = {
+            let mut r = self.shared.lock_replica();
+            match r.apply(&c) {
+                Verdict::Gap { .. } if mp11 => {
+                    r.apply_unchecked(&c);
+                    Verdict::Applied
+                }
+                v => v,
+            }
+        };
+        match verdict {
+            Verdict::Stale => {
+                trace!(target: "keel::rmap", map = %self.cfg.name, kind = "stale", rev = c.rev, "stale change skipped");
+                None
+            }
+            Verdict::Gap { expected } => Some(expected),
+            Verdict::Applied => {
+                trace!(target: "keel::rmap", map = %self.cfg.name, kind = "applied", rev = c.rev, "change applied");
+                let d = self.shared.waiters.applied_to(c.rev);
+                match mp1 {
+                    Some(m) => {
+                        // Blocks once 100 notifications are unconsumed, with the gate held.
+                        let _ = m.tx.send(c).await;
+                    }
+                    None => {
+                        self.shared.subs.publish(std::slice::from_ref(&c));
+                    }
+                }
+                drop(gate);
+                self.shared.waiters.deliver(d).await;
+                None
+            }
+        }
+    }
+
+    async fn load(&self, snap: MapSnapshot, seq: u64, reason: &'static str) {
+        let rev = snap.rev;
+        let (old_rev, diff) = {
+            let mut r = self.shared.lock_replica();
+            (r.rev(), r.load(snap))
+        };
+        let d = self.shared.waiters.loaded(rev, seq);
+        let (name, changed, woken) = (&self.cfg.name, diff.len(), d.len());
+        if reason == "join" {
+            info!(target: "keel::rmap", map = %name, kind = "joined", rev, keys = self.shared.len(), "replica joined");
+        } else {
+            info!(target: "keel::rmap", map = %name, kind = "resynced", reason, rev, old_rev, changed, woken, "replica resynced from a snapshot");
+        }
+        if self.shared.mp1.is_none() {
+            self.shared.subs.publish(&diff);
+        }
+        self.shared.waiters.deliver(d).await;
+        self.shared.syncs.send_modify(|n| *n += 1);
+    }
+
+    async fn backoff(&self, wait: &mut Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => return false,
+            _ = self.clock.sleep(*wait) => {}
+        }
+        *wait = (*wait * 2).min(self.cfg.retry_max);
+        true
+    }
+
+    async fn open_watch(&self) -> Option<S::Watch> {
+        let mut wait = self.cfg.retry_min;
+        loop {
+            let r = tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                r = timed(&*self.clock, self.cfg.op_timeout, "watch", self.store.watch(&self.cfg.name)) => r,
+            };
+            match r {
+                Ok(w) => return Some(w),
+                Err(e) => {
+                    warn!(target: "keel::rmap", map = %self.cfg.name, kind = "watch_failed", error = %e, "cannot open the feed; retrying")
+                }
+            }
+            if !self.backoff(&mut wait).await {
+                return None;
+            }
+        }
+    }
+
+    async fn snapshot(&self) -> Option<(MapSnapshot, u64)> {
+        let mut wait = self.cfg.retry_min;
+        loop {
+            let seq = self.shared.waiters.begin_snapshot();
+            let r = tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                r = timed(&*self.clock, self.cfg.op_timeout, "map_snapshot", self.store.map_snapshot(&self.cfg.name)) => r,
+            };
+            match r {
+                Ok(s) => return Some((s, seq)),
+                Err(e) => {
+                    debug!(target: "keel::rmap", map = %self.cfg.name, kind = "snapshot_failed", error = %e, "snapshot failed; retrying")
+                }
+            }
+            if !self.backoff(&mut wait).await {
+                return None;
+            }
+        }
+    }
+}

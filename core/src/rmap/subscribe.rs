@@ -1,0 +1,108 @@
+//! Change subscriptions: one bounded buffer per subscriber, filled without ever waiting.
+//!
+//! Drop policy: when a subscriber's buffer is full, the apply loop **drops the new change for
+//! that subscriber** and counts it in [`Subscription::dropped`]; other subscribers, readers and
+//! the replica are unaffected (R1: the apply loop never blocks on a consumer). A subscriber that
+//! sees its dropped count grow should re-read [`ReplicatedMap::snapshot`](super::ReplicatedMap::snapshot).
+//! After a resync, subscribers receive the per-key differences the fresh snapshot brought, at the
+//! snapshot's revision. When the map stops, every subscription ends (`recv` returns `None`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::store::Change;
+
+/// A stream of a map's changes. Created by [`ReplicatedMap::subscribe`](super::ReplicatedMap::subscribe).
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::Receiver<Change>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Subscription {
+    /// The next change, or `None` once the map stopped.
+    pub async fn recv(&mut self) -> Option<Change> {
+        self.rx.recv().await
+    }
+
+    /// A buffered change, if any, without waiting.
+    pub fn try_recv(&mut self) -> Option<Change> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Changes dropped because this subscription's buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+struct Sub {
+    tx: mpsc::Sender<Change>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Every live subscriber.
+pub(crate) struct Subscribers {
+    list: Mutex<Vec<Sub>>,
+    buffer: usize,
+    max: usize,
+}
+
+impl Subscribers {
+    pub(crate) fn new(buffer: usize, max: usize) -> Self {
+        Subscribers { list: Mutex::new(Vec::new()), buffer: buffer.max(1), max }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sub>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new subscription, or `None` when `max` subscribers are live.
+    pub(crate) fn subscribe(&self) -> Option<Subscription> {
+        let mut list = self.lock();
+        list.retain(|s| !s.tx.is_closed());
+        if list.len() >= self.max {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(self.buffer);
+        let dropped = Arc::new(AtomicU64::new(0));
+        list.push(Sub { tx, dropped: dropped.clone() });
+        Some(Subscription { rx, dropped })
+    }
+
+    /// Offer changes to every subscriber without waiting. Returns how many were dropped.
+    pub(crate) fn publish(&self, changes: &[Change]) -> u64 {
+        if changes.is_empty() {
+            return 0;
+        }
+        let mut lost = 0;
+        let mut list = self.lock();
+        list.retain(|s| {
+            for c in changes {
+                match s.tx.try_send(c.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        s.dropped.fetch_add(1, Ordering::Relaxed);
+                        lost += 1;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
+            }
+            true
+        });
+        lost
+    }
+
+    /// End every subscription.
+    pub(crate) fn close(&self) {
+        self.lock().clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        let mut list = self.lock();
+        list.retain(|s| !s.tx.is_closed());
+        list.len()
+    }
+}

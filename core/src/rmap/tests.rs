@@ -1,0 +1,96 @@
+//! Behaviour of the map over `MemoryStore` (gaps, data loss, cancellation, stop).
+
+use super::*;
+use crate::store::MemoryStore;
+
+fn cfg() -> RmapConfig {
+    RmapConfig::builder("m").build().unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn replicas_converge_and_resync_after_gap_and_data_loss() {
+    let store = MemoryStore::new();
+    let a = ReplicatedMap::start(store.clone(), cfg());
+    let b = ReplicatedMap::start(store.clone(), cfg());
+    a.joined().await.unwrap();
+    b.joined().await.unwrap();
+    for i in 0..20 {
+        a.set(&format!("k{i}"), "v").await.unwrap();
+    }
+    let rev = b.set_and_wait("last", "x").await.unwrap();
+    let syncs = a.syncs();
+    store.disconnect_watchers();
+    let rev2 = a.set_and_wait("after", "gap").await.unwrap();
+    assert!(rev2 > rev);
+    assert!(a.syncs() > syncs, "a gap leads to a resync");
+    // Data loss: the store is empty now; replicas must follow it.
+    store.reset();
+    let r = a.set_and_wait("fresh", "1").await.unwrap();
+    let truth = store.map_snapshot("m").await.unwrap();
+    assert_eq!(truth.entries.len(), 1);
+    for m in [&a, &b] {
+        let mut waited = 0;
+        while m.snapshot() != truth && waited < 100 {
+            tokio::task::yield_now().await;
+            waited += 1;
+        }
+        assert_eq!(m.snapshot(), truth, "{m:?}");
+        assert!(m.revision() >= r);
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropped_and_cancelled_waiters_leave_nothing_behind() {
+    let store = MemoryStore::new();
+    let a = ReplicatedMap::start(store.clone(), cfg());
+    a.joined().await.unwrap();
+    // Dropped before its first poll, and at its write.
+    drop(a.set_and_wait("k", "1"));
+    {
+        let fut = a.set_and_wait("k", "2");
+        tokio::pin!(fut);
+        let _ = futures::poll!(fut.as_mut());
+    }
+    assert_eq!(a.waiters(), 0);
+    let token = Shutdown::new("t");
+    let waiting = a.set_and_wait_until("k", "3", &token);
+    token.cancel();
+    assert_eq!(waiting.await, Err(RmapError::Cancelled));
+    assert_eq!(a.waiters(), 0);
+    a.stop().await;
+    assert_eq!(a.set_and_wait("k", "4").await, Err(RmapError::Closed));
+    assert_eq!(a.joined().await.map(|_| ()), Ok(()), "joined stays true after the stop");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stop_fails_pending_waiters_and_ends_subscriptions() {
+    let store = MemoryStore::new();
+    let a = ReplicatedMap::start(store.clone(), cfg());
+    // Never joined: the store is fine, but we stop before the loop runs.
+    let mut sub = a.subscribe().unwrap();
+    a.stop().await;
+    assert_eq!(sub.recv().await, None);
+    assert_eq!(a.waiters(), 0);
+    assert!(matches!(a.joined().await, Err(RmapError::Closed) | Ok(_)));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn anti_entropy_resyncs_periodically() {
+    let store = MemoryStore::new();
+    let c = RmapConfig::builder("m").anti_entropy(Some(std::time::Duration::from_millis(20))).build().unwrap();
+    let a = ReplicatedMap::start(store.clone(), c);
+    a.joined().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(70)).await;
+    assert!(a.syncs() >= 3, "syncs {}", a.syncs());
+    a.stop().await;
+}
+
+#[test]
+fn config_is_validated() {
+    assert_eq!(RmapConfig::builder("m").op_timeout(std::time::Duration::ZERO).build().unwrap_err().field, "op_timeout");
+    assert_eq!(RmapConfig::builder("m").subscriber_buffer(0).build().unwrap_err().field, "subscriber_buffer");
+    assert_eq!(RmapConfig::builder("m").max_waiters(0).build().unwrap_err().field, "max_waiters");
+    assert!(RmapConfig::builder("m").anti_entropy(Some(std::time::Duration::from_millis(1))).build().is_err());
+}

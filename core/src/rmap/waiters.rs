@@ -1,0 +1,415 @@
+//! The per-call waiter registry of `set_and_wait` (the piece pulse #62 got wrong).
+//!
+//! Each call owns a [`Waiter`]: an entry in the registry plus a one-shot [`Cell`] shared with
+//! the apply loop. The rules that make it race-free:
+//! - A waiter is registered *before* its write, and armed with the write's revision after the
+//!   reply. Arming reads the applied revision while holding the registry lock, and the apply loop
+//!   publishes the applied revision *before* it takes that lock to collect satisfied waiters, so
+//!   one of the two always sees the other (no lost wakeup).
+//! - The apply loop removes satisfied entries under the lock and fills their cells after
+//!   releasing it. A cell is never closed: filling a cell whose waiter has gone is a harmless
+//!   write into memory the `Arc` frees later (no send on a closed channel), and it never waits for
+//!   the waiter (a slow or cancelled caller cannot stall the loop).
+//! - Dropping a waiter (cancellation at any await point) removes its entry, so nothing leaks.
+//!
+//! Mutants: MP2 closes the cell on drop *before* deregistering, and the apply loop then "sends
+//! on a closed channel" (a panic, as in Go); MP3 makes delivery wait until the waiter took the
+//! result, which blocks the apply loop forever once a waiter stops receiving.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard};
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitResult {
+    /// The replica applied (or loaded) this revision, ≥ the target.
+    Reached(u64),
+    /// A snapshot requested after the write was acknowledged holds an older revision: the store
+    /// lost the write with its data. The replica now mirrors the store (at `rev`).
+    Lost(u64),
+    /// The map was closed before the replica caught up.
+    Closed,
+}
+
+#[derive(Default)]
+struct CellState {
+    result: Option<WaitResult>,
+    waker: Option<Waker>,
+    taken: bool,
+    closed: bool,
+    sender: Option<Waker>,
+}
+
+/// A one-shot slot shared by one waiter and the apply loop.
+pub(crate) struct Cell {
+    st: Mutex<CellState>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Cell {
+    /// Fill the cell and wake its waiter. Never blocks.
+    fn fill(&self, r: WaitResult) {
+        let waker = {
+            let mut st = lock(&self.st);
+            if st.closed {
+                // Only reachable under MP2: the historical bug panicked here (send on closed chan).
+                panic!("rmap: send on a closed waiter channel (MP2)");
+            }
+            if st.result.is_none() && !st.taken {
+                st.result = Some(r);
+            }
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<WaitResult> {
+        let (r, sender) = {
+            let mut st = lock(&self.st);
+            match st.result.take() {
+                Some(r) => {
+                    st.taken = true;
+                    (r, st.sender.take())
+                }
+                None => {
+                    st.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        };
+        if let Some(s) = sender {
+            s.wake();
+        }
+        Poll::Ready(r)
+    }
+
+    /// MP3 only: completes once the waiter took the result.
+    fn poll_taken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = lock(&self.st);
+        if st.taken {
+            return Poll::Ready(());
+        }
+        st.sender = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+struct Target {
+    rev: u64,
+    /// Snapshot requests started before the write was acknowledged.
+    acked_at_seq: u64,
+}
+
+struct Entry {
+    cell: Arc<Cell>,
+    target: Option<Target>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    next_id: u64,
+    entries: BTreeMap<u64, Entry>,
+    /// Armed entries by (target revision, id), to collect satisfied ones in order.
+    armed: BTreeSet<(u64, u64)>,
+    snap_seq: u64,
+    closed: bool,
+}
+
+/// Cells to fill, collected under the lock and filled after it is released.
+#[must_use = "deliveries must be handed to Registry::deliver"]
+pub(crate) struct Deliveries(Vec<(Arc<Cell>, WaitResult)>);
+
+impl Deliveries {
+    /// How many waiters complete.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Why a waiter could not be registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RegisterError {
+    Closed,
+    Full,
+}
+
+/// The registry: waiters plus the replica's applied revision.
+pub(crate) struct Registry {
+    inner: Mutex<Waiters>,
+    applied: AtomicU64,
+    max_waiters: usize,
+    mp2: bool,
+    mp3: bool,
+}
+
+impl Registry {
+    /// A registry with at most `max_waiters` live waiters; mutant switches read from
+    /// [`crate::mutants`].
+    pub(crate) fn new(max_waiters: usize) -> Self {
+        use crate::mutants::{Mutant, active};
+        Self::with_mutants(max_waiters, active(Mutant::MP2), active(Mutant::MP3))
+    }
+
+    pub(crate) fn with_mutants(max_waiters: usize, mp2: bool, mp3: bool) -> Self {
+        Registry { inner: Mutex::new(Waiters::default()), applied: AtomicU64::new(0), max_waiters, mp2, mp3 }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        lock(&self.inner)
+    }
+
+    /// Live waiters (registered and not yet completed or dropped).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Register a waiter (before writing).
+    pub(crate) fn register(this: &Arc<Self>) -> Result<Waiter, RegisterError> {
+        let mut w = this.lock();
+        if w.closed {
+            return Err(RegisterError::Closed);
+        }
+        if w.entries.len() >= this.max_waiters {
+            return Err(RegisterError::Full);
+        }
+        w.next_id += 1;
+        let id = w.next_id;
+        let cell = Arc::new(Cell { st: Mutex::new(CellState::default()) });
+        w.entries.insert(id, Entry { cell: cell.clone(), target: None });
+        Ok(Waiter { reg: this.clone(), id, cell, done: false, armed: false })
+    }
+
+    /// The replica applied `rev` (in revision order): collect waiters with a target ≤ `rev`.
+    pub(crate) fn applied_to(&self, rev: u64) -> Deliveries {
+        // Published before taking the lock: an arm() that takes the lock after us sees it.
+        self.applied.store(rev, Ordering::SeqCst);
+        let mut w = self.lock();
+        let mut out = Vec::new();
+        while let Some(&(target, id)) = w.armed.first() {
+            if target > rev {
+                break;
+            }
+            w.armed.pop_first();
+            if let Some(e) = w.entries.remove(&id) {
+                out.push((e.cell, WaitResult::Reached(rev)));
+            }
+        }
+        Deliveries(out)
+    }
+
+    /// A snapshot request is about to be sent; returns its sequence number for [`Self::loaded`].
+    pub(crate) fn begin_snapshot(&self) -> u64 {
+        let mut w = self.lock();
+        w.snap_seq += 1;
+        w.snap_seq
+    }
+
+    /// The replica loaded a snapshot at `rev`, requested as number `seq`. Waiters at or below
+    /// `rev` are done; waiters acknowledged before the request and above `rev` lost their write.
+    pub(crate) fn loaded(&self, rev: u64, seq: u64) -> Deliveries {
+        self.applied.store(rev, Ordering::SeqCst);
+        let mut w = self.lock();
+        let mut out = Vec::new();
+        let done: Vec<(u64, u64)> = w
+            .armed
+            .iter()
+            .copied()
+            .filter(|&(target, id)| {
+                target <= rev
+                    || w.entries.get(&id).and_then(|e| e.target.as_ref()).is_some_and(|t| t.acked_at_seq < seq)
+            })
+            .collect();
+        for key in done {
+            w.armed.remove(&key);
+            if let Some(e) = w.entries.remove(&key.1) {
+                let r = if key.0 <= rev { WaitResult::Reached(rev) } else { WaitResult::Lost(rev) };
+                out.push((e.cell, r));
+            }
+        }
+        Deliveries(out)
+    }
+
+    /// Close the registry: every waiter completes with [`WaitResult::Closed`]; new ones are refused.
+    pub(crate) fn close(&self) -> Deliveries {
+        let mut w = self.lock();
+        w.closed = true;
+        w.armed.clear();
+        let entries = std::mem::take(&mut w.entries);
+        Deliveries(entries.into_values().map(|e| (e.cell, WaitResult::Closed)).collect())
+    }
+
+    /// Fill the collected cells. Call with no lock held. Completes at once unless MP3 is active.
+    pub(crate) async fn deliver(&self, d: Deliveries) {
+        for (cell, r) in d.0 {
+            cell.fill(r);
+            if self.mp3 {
+                // MP3: a blocking send, waiting for the waiter to receive.
+                poll_fn(|cx| cell.poll_taken(cx)).await;
+            }
+        }
+    }
+}
+
+/// One `set_and_wait` call's registration. Dropping it deregisters.
+pub(crate) struct Waiter {
+    reg: Arc<Registry>,
+    id: u64,
+    cell: Arc<Cell>,
+    done: bool,
+    armed: bool,
+}
+
+impl Waiter {
+    /// The write was acknowledged at `rev`: wait for the replica to reach it.
+    pub(crate) fn arm(&mut self, rev: u64) {
+        let mut w = self.reg.lock();
+        let Some(seq) = w.entries.contains_key(&self.id).then_some(w.snap_seq) else {
+            return; // closed meanwhile: the cell already holds Closed
+        };
+        self.armed = true;
+        let applied = self.reg.applied.load(Ordering::SeqCst);
+        if applied >= rev {
+            w.entries.remove(&self.id);
+            drop(w);
+            // Our own cell, filled synchronously; nobody else can hold it now.
+            self.cell.fill(WaitResult::Reached(applied));
+            return;
+        }
+        if let Some(e) = w.entries.get_mut(&self.id) {
+            e.target = Some(Target { rev, acked_at_seq: seq });
+        }
+        w.armed.insert((rev, self.id));
+    }
+
+    /// Wait for the outcome.
+    pub(crate) fn wait(&mut self) -> WaitFuture<'_> {
+        WaitFuture { w: self }
+    }
+
+    /// Deregister. Returns whether the apply loop had already claimed this waiter (cancelled
+    /// while its completion was in flight).
+    fn deregister(&mut self) -> bool {
+        if self.reg.mp2 {
+            // MP2: close the channel first, then deregister: the apply loop may still send.
+            lock(&self.cell.st).closed = true;
+        }
+        let mut w = self.reg.lock();
+        match w.entries.remove(&self.id) {
+            Some(e) => {
+                if let Some(t) = e.target {
+                    w.armed.remove(&(t.rev, self.id));
+                }
+                false
+            }
+            None => true,
+        }
+    }
+}
+
+/// Future of [`Waiter::wait`].
+pub(crate) struct WaitFuture<'a> {
+    w: &'a mut Waiter,
+}
+
+impl Future for WaitFuture<'_> {
+    type Output = WaitResult;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitResult> {
+        let r = self.w.cell.poll_take(cx);
+        if r.is_ready() {
+            self.w.done = true;
+        }
+        r
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let claimed = self.deregister();
+        tracing::debug!(target: "keel::rmap", kind = "waiter_cancelled", armed = self.armed, claimed, "set_and_wait cancelled; waiter removed");
+    }
+}
+
+#[cfg(all(test, not(keel_loom)))]
+mod tests {
+    use super::*;
+
+    /// Poll once: everything in these tests completes without waiting.
+    fn block<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("would block"),
+        }
+    }
+
+    #[test]
+    fn arm_after_apply_completes_at_once() {
+        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let mut w = Registry::register(&reg).unwrap();
+        let d = reg.applied_to(10);
+        assert_eq!(d.len(), 0, "an unarmed waiter is not collected");
+        block(reg.deliver(d));
+        w.arm(7);
+        assert_eq!(block(w.wait()), WaitResult::Reached(10));
+        assert_eq!(reg.len(), 0);
+    }
+
+    #[test]
+    fn apply_after_arm_wakes_in_target_order_and_drop_deregisters() {
+        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let mut a = Registry::register(&reg).unwrap();
+        let mut b = Registry::register(&reg).unwrap();
+        let c = Registry::register(&reg).unwrap();
+        a.arm(5);
+        b.arm(9);
+        let d = reg.applied_to(6);
+        assert_eq!(d.len(), 1);
+        block(reg.deliver(d));
+        assert_eq!(block(a.wait()), WaitResult::Reached(6));
+        drop(c); // cancelled before its write
+        assert_eq!(reg.len(), 1);
+        drop(b); // cancelled while armed
+        assert_eq!(reg.len(), 0);
+        block(reg.deliver(reg.applied_to(20))); // nothing left, nothing sent
+    }
+
+    #[test]
+    fn snapshot_after_ack_without_the_write_reports_loss() {
+        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let mut before = Registry::register(&reg).unwrap();
+        let seq_old = reg.begin_snapshot();
+        before.arm(100); // acked after snapshot #1 was requested
+        let mut after = Registry::register(&reg).unwrap();
+        // Snapshot #1 (requested before the ack) at rev 0 says nothing about the write.
+        block(reg.deliver(reg.loaded(0, seq_old)));
+        assert_eq!(reg.len(), 2);
+        let seq = reg.begin_snapshot();
+        block(reg.deliver(reg.loaded(0, seq)));
+        assert_eq!(block(before.wait()), WaitResult::Lost(0));
+        after.arm(5);
+        assert_eq!(reg.len(), 1, "acked after the request: still waiting");
+        block(reg.deliver(reg.close()));
+        assert_eq!(block(after.wait()), WaitResult::Closed);
+        assert!(matches!(Registry::register(&reg), Err(RegisterError::Closed)));
+    }
+
+    #[test]
+    fn registry_is_bounded() {
+        let reg = Arc::new(Registry::with_mutants(1, false, false));
+        let _a = Registry::register(&reg).unwrap();
+        assert!(matches!(Registry::register(&reg), Err(RegisterError::Full)));
+    }
+}
