@@ -92,7 +92,7 @@ impl<S: Store> Driver<S> {
         report.unflushed.extend(self.intake.close());
         self.close_channel();
         info!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
-            unflushed = report.unflushed.len(), undelivered = report.undelivered,
+            unflushed = report.unflushed.len(), undelivered = report.undelivered, producers_left = report.producers_left.len(),
             kind = "events_closed", "event channel closed");
         if !report.unflushed.is_empty() {
             error!(target: "keel::completer", completer = %self.cfg.name, run = self.run,

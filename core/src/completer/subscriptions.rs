@@ -184,11 +184,9 @@ impl Shared {
         loop {
             let far = self.clock.now() + Duration::from_secs(3600);
             tokio::select! {
+                // The stop request is looked at first, so a manager that returned on it (MR3)
+                // would lose whatever is still buffered.
                 biased;
-                batch = rx.recv() => match batch {
-                    Some(events) => delivered += self.distribute(events),
-                    None => break,
-                },
                 _ = token.cancelled(), if deadline.is_none() => {
                     if mutants::active(Mutant::MR3) {
                         // MR3: return on cancel without draining the completer's channel.
@@ -201,6 +199,10 @@ impl Shared {
                     warn!(target: "keel::completer", run, kind = "sm_drain_timeout", "the completer's channel did not close within the drain bound");
                     break;
                 }
+                batch = rx.recv() => match batch {
+                    Some(events) => delivered += self.distribute(events),
+                    None => break,
+                },
             }
         }
         self.close_all(run, delivered);

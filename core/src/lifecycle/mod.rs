@@ -22,7 +22,6 @@ pub use group::ServiceGroup;
 pub use machine::Status;
 pub use runner::{Lifecycle, RunCtx};
 
-
 use crate::shutdown::Shutdown;
 
 /// A start or stop that did not go cleanly.
