@@ -65,6 +65,24 @@ pub const ZOO: &[Entry] = &[
         scenario: "rmap",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MR1,
+        lineage: "River #400: completer bound to the caller's cancellation (closes while producers finish)",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MR3,
+        lineage: "River #379 review: subscription manager returns on cancel without draining",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MR4,
+        lineage: "River #258/#379: completer stopped in parallel with producers",
+        scenario: "completer",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

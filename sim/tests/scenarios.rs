@@ -142,3 +142,19 @@ fn rmap_coverage_goals_are_reached() {
     let sweep = sweep::run("rmap", &opts, &|_| {}).expect("rmap scenario");
     assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
 }
+
+#[test]
+fn completer() {
+    run_scenario("completer");
+}
+
+/// Across a sweep, the completer drains with pending events, retries flushes, and stops after the
+/// caller's token was cancelled first.
+#[test]
+fn completer_coverage_goals_are_reached() {
+    let opts =
+        SweepOpts { seeds: 0..150, jobs: 1, mutant: None, profile: Profile::Swarm, stop_at_first_failure: false };
+    let sweep = sweep::run("completer", &opts, &|_| {}).expect("completer scenario");
+    assert!(sweep.failures.is_empty(), "{} seeds failed", sweep.failures.len());
+    assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
+}

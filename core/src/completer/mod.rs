@@ -1,1 +1,396 @@
-//! Work in progress (see the open issues).
+//! The job completer and the subscription manager (SPEC §6, lineage: River's batch completer and
+//! `subscriptionManager`).
+//!
+//! Producers (workers) report [`Completion`]s to a [`Completer`] through [`Producer`] handles. The
+//! completer keeps them in a bounded backlog (producers wait for room, or get
+//! [`TryCompleteError::Full`]), writes them to the store in batches (size and interval limits,
+//! one idempotent `map_txn` per batch, jittered retries), and emits one batch of
+//! [`CompletionEvent`]s per flushed batch into an event channel that **it alone owns**. The
+//! [`SubscriptionManager`] distributes those events to subscribers filtered by kind.
+//!
+//! **Drain protocol.** The completer runs on a *detached* token, so a cancelled caller cannot cut
+//! it short. On stop it refuses new producers, waits for every registered producer to finish
+//! (drop or [`Producer::finish`]), flushes everything, and only then drops the channel's sender.
+//! The subscription manager, stopped after it, keeps distributing until that channel closes and
+//! then closes every subscriber channel. Both stops are bounded; what could not be flushed is
+//! reported in a typed [`StopError`], never silently lost.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, SubscriptionManager};
+//! use keel::shutdown::Shutdown;
+//! use keel::MemoryStore;
+//!
+//! let cfg = CompleterConfig::builder("jobs").flush_interval(Duration::from_millis(5)).build()?;
+//! let completer = Completer::new(MemoryStore::new(), cfg);
+//! let subs = SubscriptionManager::new(&completer);
+//! let mut done = subs.subscribe(KindFilter::only(["succeeded"]));
+//! let caller = Shutdown::new("app");
+//! subs.start(&caller).await;
+//! completer.start(&caller).await;
+//!
+//! let worker = completer.producer("worker-1")?;
+//! worker.complete(Completion::new("job-1", 1, "succeeded", "42")).await?;
+//! worker.finish();
+//!
+//! completer.stop().await?; // waits for producers, flushes, closes the event channel
+//! subs.stop().await; // drains until that channel closed, then closes subscribers
+//! assert_eq!(done.recv().await.map(|e| e.completion.key), Some("job-1".into()));
+//! assert!(done.recv().await.is_none()); // closed after every event
+//! # Ok(()) }
+//! ```
+
+mod batch;
+mod config;
+mod driver;
+mod intake;
+mod slot;
+mod subscriptions;
+
+#[cfg(all(test, not(keel_loom)))]
+mod tests;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, mpsc};
+use tracing::info;
+
+pub use config::{CompleterConfig, CompleterConfigBuilder};
+pub use subscriptions::{KindFilter, Subscription, SubscriptionManager};
+
+use crate::clock::{Clock, TokioClock};
+use crate::lifecycle::{Lifecycle, Service, ServiceError, Status};
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use intake::Intake;
+use slot::EventSlot;
+
+/// One finished job, as reported by a producer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Completion {
+    /// The job's key (unique per job).
+    pub key: String,
+    /// The attempt (fence of the job's ownership) this completion belongs to.
+    pub attempt: u64,
+    /// Outcome, e.g. `succeeded`, `failed`, `cancelled`; subscribers filter on it.
+    pub kind: String,
+    /// Free-form result.
+    pub payload: String,
+}
+
+impl Completion {
+    /// A completion of `key`'s attempt `attempt` with outcome `kind`.
+    ///
+    /// ```
+    /// let c = keel::completer::Completion::new("job-7", 2, "failed", "timeout");
+    /// assert_eq!(c.kind, "failed");
+    /// ```
+    pub fn new(key: impl Into<String>, attempt: u64, kind: impl Into<String>, payload: impl Into<String>) -> Self {
+        Completion { key: key.into(), attempt, kind: kind.into(), payload: payload.into() }
+    }
+}
+
+/// A completion that was durably written to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletionEvent {
+    /// What completed.
+    pub completion: Completion,
+    /// Store revision of the batch write that recorded it.
+    pub rev: u64,
+    /// The completer run that emitted it.
+    pub run: u64,
+}
+
+/// Why [`Producer::complete`] (or [`Completer::producer`]) was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompleteError {
+    /// The completer is not running.
+    NotRunning,
+    /// The completer is stopping: no new producers.
+    Stopping,
+    /// The completer's run has ended: nothing is accepted any more.
+    Closed,
+}
+
+impl fmt::Display for CompleteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompleteError::NotRunning => write!(f, "completer not running"),
+            CompleteError::Stopping => write!(f, "completer stopping: no new producers"),
+            CompleteError::Closed => write!(f, "completer closed"),
+        }
+    }
+}
+
+impl std::error::Error for CompleteError {}
+
+/// Why [`Producer::try_complete`] was refused; the completion is handed back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TryCompleteError {
+    /// The backlog is full: retry later, or use [`Producer::complete`] to wait for room.
+    Full(Completion),
+    /// The completer's run has ended.
+    Closed(Completion),
+}
+
+impl fmt::Display for TryCompleteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryCompleteError::Full(c) => write!(f, "completer backlog full (completion {})", c.key),
+            TryCompleteError::Closed(c) => write!(f, "completer closed (completion {})", c.key),
+        }
+    }
+}
+
+impl std::error::Error for TryCompleteError {}
+
+/// A stop that did not drain everything within its bound: nothing is silently lost, it is all
+/// listed here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StopError {
+    /// The run that stopped.
+    pub run: u64,
+    /// Completions accepted but not (known to be) written. Some may have been written by a
+    /// write whose outcome stayed unknown; writes are idempotent, so re-submitting is safe.
+    pub unflushed: Vec<Completion>,
+    /// Events of written completions that could not be handed to the subscription manager.
+    pub undelivered: usize,
+    /// Producers still registered when the bound expired.
+    pub producers_left: Vec<String>,
+}
+
+impl StopError {
+    fn is_clean(&self) -> bool {
+        self.unflushed.is_empty() && self.undelivered == 0 && self.producers_left.is_empty()
+    }
+}
+
+impl fmt::Display for StopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "completer run {} stopped at its bound with {} completions unflushed, {} events undelivered, producers still registered: {:?}",
+            self.run,
+            self.unflushed.len(),
+            self.undelivered,
+            self.producers_left
+        )
+    }
+}
+
+impl std::error::Error for StopError {}
+
+/// The running run's number and backlog.
+type CurrentRun = (u64, Arc<Intake>);
+type EventTx = mpsc::Sender<Vec<CompletionEvent>>;
+type EventRx = mpsc::Receiver<Vec<CompletionEvent>>;
+
+/// Hands each run's event receiver to the subscription manager (whichever starts first).
+#[derive(Clone, Default)]
+pub(crate) struct EventSource {
+    inner: Arc<SourceInner>,
+}
+
+#[derive(Default)]
+struct SourceInner {
+    pending: Mutex<Option<(u64, EventRx)>>,
+    ready: Notify,
+}
+
+impl EventSource {
+    fn offer(&self, run: u64, rx: EventRx) {
+        *self.inner.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some((run, rx));
+        self.inner.ready.notify_one();
+    }
+
+    /// The receiver of the next completer run, waiting for the run to start.
+    pub(crate) async fn take(&self) -> (u64, EventRx) {
+        loop {
+            if let Some(r) = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return r;
+            }
+            self.inner.ready.notified().await;
+        }
+    }
+}
+
+/// Batches completions into the store and owns the completion event channel. A [`Service`].
+pub struct Completer<S: Store> {
+    store: S,
+    cfg: CompleterConfig,
+    clock: Arc<dyn Clock>,
+    life: Lifecycle,
+    current: Arc<Mutex<Option<CurrentRun>>>,
+    slot: Arc<EventSlot<EventTx>>,
+    source: EventSource,
+    report: Arc<Mutex<Option<StopError>>>,
+}
+
+impl<S: Store> fmt::Debug for Completer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completer").field("name", &self.cfg.name).field("status", &self.life.status()).finish()
+    }
+}
+
+impl<S: Store> Completer<S> {
+    /// A stopped completer over `store` on the runtime clock.
+    pub fn new(store: S, cfg: CompleterConfig) -> Self {
+        let life = Lifecycle::new(format!("completer:{}", cfg.name));
+        Completer {
+            store,
+            cfg,
+            clock: Arc::new(TokioClock),
+            life,
+            current: Arc::new(Mutex::new(None)),
+            slot: Arc::new(EventSlot::new()),
+            source: EventSource::default(),
+            report: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Use another clock (simulation, tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Its config.
+    pub fn config(&self) -> &CompleterConfig {
+        &self.cfg
+    }
+
+    /// Its lifecycle status.
+    pub fn status(&self) -> Status {
+        self.life.status()
+    }
+
+    pub(crate) fn source(&self) -> EventSource {
+        self.source.clone()
+    }
+
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// Start a run with a fresh backlog and a fresh event channel. Idempotent. The run is
+    /// detached from `parent`: only [`stop`](Completer::stop) ends it.
+    pub async fn start(&self, parent: &Shutdown) -> bool {
+        let name = format!("completer:{}", self.cfg.name);
+        let token = if mutants::active(Mutant::MR1) {
+            parent.child(&name) // MR1 (River #400): bound to the caller's cancellation
+        } else {
+            parent.detached(&name)
+        };
+        self.life
+            .start(token, |ctx| {
+                let (tx, rx) = mpsc::channel(self.cfg.event_buffer);
+                self.slot.install(ctx.run, tx);
+                self.source.offer(ctx.run, rx);
+                let intake = Arc::new(Intake::new(self.cfg.backlog));
+                *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((ctx.run, intake.clone()));
+                info!(target: "keel::completer", completer = %self.cfg.name, run = ctx.run, kind = "completer_started", "completer started");
+                let d = driver::Driver {
+                    store: self.store.clone(),
+                    cfg: self.cfg.clone(),
+                    clock: self.clock.clone(),
+                    run: ctx.run,
+                    token: ctx.shutdown,
+                    intake,
+                    slot: self.slot.clone(),
+                    report: self.report.clone(),
+                };
+                d.run()
+            })
+            .await
+    }
+
+    /// Register a producer with the running completer. Its completions are drained before the
+    /// event channel closes; drop it (or call [`Producer::finish`]) when it stopped producing.
+    pub fn producer(&self, name: &str) -> Result<Producer, CompleteError> {
+        let cur = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some((run, intake)) = cur else { return Err(CompleteError::NotRunning) };
+        let id = intake.register(name)?;
+        Ok(Producer { intake, id, run, name: name.to_owned(), completer: self.cfg.name.clone() })
+    }
+
+    /// Stop: refuse new producers, wait for registered ones, flush, close the event channel.
+    /// Bounded by the config's `stop_timeout`; what was not drained by then is the error.
+    /// Idempotent; a no-op before start.
+    pub async fn stop(&self) -> Result<(), StopError> {
+        self.life.stop().await;
+        let report = self.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match report {
+            Some(r) if !r.is_clean() => Err(r),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<S: Store> Service for Completer<S> {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn start<'a>(&'a self, parent: &'a Shutdown) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            Completer::start(self, parent).await;
+            Ok(())
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
+        Box::pin(async move {
+            Completer::stop(self)
+                .await
+                .map_err(|e| ServiceError { service: format!("completer:{}", self.cfg.name), reason: e.to_string() })
+        })
+    }
+}
+
+/// A registered producer of completions. Dropping it (or [`finish`](Producer::finish)) tells the
+/// completer this producer will not complete anything more.
+pub struct Producer {
+    intake: Arc<Intake>,
+    id: u64,
+    run: u64,
+    name: String,
+    completer: String,
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer").field("name", &self.name).field("run", &self.run).finish()
+    }
+}
+
+impl Producer {
+    /// Hand over a completion, waiting while the backlog is full.
+    pub async fn complete(&self, c: Completion) -> Result<(), CompleteError> {
+        self.intake.push(c).await
+    }
+
+    /// Hand over a completion if there is room now.
+    pub fn try_complete(&self, c: Completion) -> Result<(), TryCompleteError> {
+        self.intake.try_push(c)
+    }
+
+    /// The completer run this producer belongs to.
+    pub fn run(&self) -> u64 {
+        self.run
+    }
+
+    /// This producer has stopped: deregister it.
+    pub fn finish(self) {}
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if self.intake.deregister(self.id) {
+            info!(target: "keel::completer", completer = %self.completer, run = self.run, producer = %self.name, kind = "producer_stopped", "producer stopped");
+        }
+    }
+}

@@ -9,6 +9,7 @@ use crate::history::Event;
 use crate::plan::{FaultPlan, PlanSpec};
 use crate::world::NodeMain;
 
+pub mod completer;
 pub mod lease;
 pub mod rmap;
 
@@ -36,7 +37,11 @@ pub trait Scenario: Send + Sync {
 
 /// Every scenario, by name.
 pub fn all() -> Vec<Box<dyn Scenario>> {
-    vec![Box::new(lease::LeaseScenario::default()), Box::new(rmap::RmapScenario::default())]
+    vec![
+        Box::new(lease::LeaseScenario::default()),
+        Box::new(rmap::RmapScenario::default()),
+        Box::new(completer::CompleterScenario::default()),
+    ]
 }
 
 /// The scenario called `name`.

@@ -1,0 +1,101 @@
+//! The batching core, pure: store encoding of a batch and the retry/backoff policy.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::Completion;
+
+/// Separator inside a stored completion value (ASCII unit separator).
+const SEP: char = '\u{1f}';
+
+/// The store value of a completion: `attempt␟kind␟payload`. Writing it is idempotent, so a
+/// retry after an unknown outcome stores the same thing again.
+pub(crate) fn encode(c: &Completion) -> String {
+    format!("{}{SEP}{}{SEP}{}", c.attempt, c.kind, c.payload)
+}
+
+/// The writes of one batch (the last completion of a key wins, as it would in sequence).
+pub(crate) fn writes(batch: &[Completion]) -> Vec<(String, Option<String>)> {
+    batch.iter().map(|c| (c.key.clone(), Some(encode(c)))).collect()
+}
+
+/// What to do after a failed write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Retry after this backoff.
+    After(Duration),
+    /// The batch used up its budget: cool down for this long, then start a fresh budget.
+    CoolDown(Duration),
+}
+
+/// Jittered exponential backoff with a per-batch budget.
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    budget: u32,
+    failures: u32,
+    rng: ChaCha8Rng,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration, budget: u32, seed: u64) -> Self {
+        Backoff { min, max, budget, failures: 0, rng: ChaCha8Rng::seed_from_u64(seed) }
+    }
+
+    /// Failed attempts of the current batch so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// A write failed.
+    pub fn failed(&mut self) -> Retry {
+        self.failures += 1;
+        if self.failures >= self.budget {
+            self.failures = 0;
+            return Retry::CoolDown(self.max);
+        }
+        let exp = self.min.saturating_mul(1u32 << self.failures.min(16)).min(self.max);
+        // Full jitter in [exp/2, exp]: retries of many nodes do not align.
+        let half = exp / 2;
+        let jitter = self.rng.gen_range(0..=u64::try_from(half.as_micros()).unwrap_or(u64::MAX));
+        Retry::After(half + Duration::from_micros(jitter))
+    }
+
+    /// The batch was written: the next batch starts a fresh budget.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_within_bounds_then_cools_down() {
+        let (min, max) = (Duration::from_millis(10), Duration::from_millis(100));
+        let mut b = Backoff::new(min, max, 4, 7);
+        let mut last = Duration::ZERO;
+        for _ in 0..3 {
+            match b.failed() {
+                Retry::After(d) => {
+                    assert!(d >= min / 2 && d <= max, "{d:?}");
+                    last = d;
+                }
+                r => panic!("{r:?}"),
+            }
+        }
+        assert!(last >= Duration::from_millis(40));
+        assert_eq!(b.failed(), Retry::CoolDown(max));
+        assert_eq!(b.failures(), 0);
+    }
+
+    #[test]
+    fn encoding_is_stable() {
+        let c = Completion::new("job-1", 3, "succeeded", "{}");
+        assert_eq!(encode(&c), "3\u{1f}succeeded\u{1f}{}");
+        assert_eq!(writes(&[c]).len(), 1);
+    }
+}

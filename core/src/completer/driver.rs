@@ -1,0 +1,198 @@
+//! The completer's run loop: batch, write with retries, emit, and drain on stop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::{debug, error, info, warn};
+
+use super::batch::{Backoff, Retry, writes};
+use super::intake::Intake;
+use super::slot::EventSlot;
+use super::{CompleterConfig, Completion, CompletionEvent, EventTx, StopError};
+use crate::clock::{Clock, Instant};
+use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+pub(super) struct Driver<S: Store> {
+    pub store: S,
+    pub cfg: CompleterConfig,
+    pub clock: Arc<dyn Clock>,
+    pub run: u64,
+    pub token: Shutdown,
+    pub intake: Arc<Intake>,
+    pub slot: Arc<EventSlot<EventTx>>,
+    pub report: Arc<Mutex<Option<StopError>>>,
+}
+
+fn seed(name: &str, run: u64) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) ^ run
+}
+
+impl<S: Store> Driver<S> {
+    /// Enter the drain once the run's token is cancelled; returns the stop deadline.
+    fn check_stop(&self, deadline: &mut Option<Instant>) {
+        if deadline.is_none() && self.token.is_cancelled() {
+            self.intake.begin_drain();
+            *deadline = Some(self.clock.now() + self.cfg.stop_timeout);
+            info!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
+                pending = self.intake.queued(), producers = self.intake.producer_count(),
+                kind = "drain_started", "stop requested: draining");
+        }
+    }
+
+    pub async fn run(self) {
+        let mut backoff =
+            Backoff::new(self.cfg.retry_min, self.cfg.retry_max, self.cfg.retry_budget, seed(&self.cfg.name, self.run));
+        // MR1 / MR4: the completer believes producers are already stopped when it is stopped.
+        let skip_producers = mutants::active(Mutant::MR1) || mutants::active(Mutant::MR4);
+        let mut report = StopError { run: self.run, ..StopError::default() };
+        let mut deadline: Option<Instant> = None;
+        let mut next_tick = self.clock.now() + self.cfg.flush_interval;
+        loop {
+            self.check_stop(&mut deadline);
+            let now = self.clock.now();
+            let queued = self.intake.queued();
+            if let Some(dl) = deadline {
+                let producers_done = skip_producers || self.intake.producer_count() == 0;
+                if producers_done && queued == 0 {
+                    break;
+                }
+                if now >= dl {
+                    report.producers_left = self.intake.producers();
+                    warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
+                        producers = report.producers_left.len(), pending = queued,
+                        kind = "stop_deadline", "stop bound reached before the drain finished");
+                    break;
+                }
+            }
+            let due = queued >= self.cfg.batch_size || (queued > 0 && (now >= next_tick || deadline.is_some()));
+            if due {
+                let batch = self.intake.take_batch(self.cfg.batch_size);
+                let n = batch.len();
+                match self.flush(&batch, &mut deadline, &mut backoff).await {
+                    Some(rev) => self.emit(batch, rev, &mut deadline, &mut report).await,
+                    None => report.unflushed.extend(batch),
+                }
+                self.intake.done(n);
+                next_tick = self.clock.now() + self.cfg.flush_interval;
+                continue;
+            }
+            if now >= next_tick {
+                next_tick = now + self.cfg.flush_interval;
+            }
+            let wake = deadline.map_or(next_tick, |d| d.min(next_tick));
+            tokio::select! {
+                _ = self.intake.work.notified() => {}
+                _ = self.clock.sleep_until(wake) => {}
+                _ = self.token.cancelled(), if deadline.is_none() => {}
+            }
+        }
+        report.unflushed.extend(self.intake.close());
+        self.close_channel();
+        info!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
+            unflushed = report.unflushed.len(), undelivered = report.undelivered, producers_left = report.producers_left.len(),
+            kind = "events_closed", "event channel closed");
+        if !report.unflushed.is_empty() {
+            error!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
+                unflushed = report.unflushed.len(), kind = "unflushed", "completions not flushed within the stop bound");
+        }
+        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+
+    fn close_channel(&self) {
+        if mutants::active(Mutant::MR5) {
+            // MR5: a detached task closes "the" channel a little later: after a quick restart it
+            // closes the new run's channel instead of this one.
+            let (slot, clock) = (self.slot.clone(), self.clock.clone());
+            tokio::spawn(async move {
+                clock.sleep(Duration::from_millis(1)).await;
+                slot.close_current();
+            });
+            return;
+        }
+        let closed = self.slot.close(self.run);
+        debug_assert!(closed, "the run's channel is closed once, by its owner");
+    }
+
+    /// Write `batch` with retries. `None`: gave up at the stop deadline (not known to be written).
+    async fn flush(&self, batch: &[Completion], deadline: &mut Option<Instant>, backoff: &mut Backoff) -> Option<u64> {
+        let w = writes(batch);
+        loop {
+            self.check_stop(deadline);
+            let now = self.clock.now();
+            let cut = deadline.map_or(now + self.cfg.op_timeout, |d| d.min(now + self.cfg.op_timeout));
+            let r = tokio::select! {
+                r = self.store.map_txn(&self.cfg.map, &[], &w) => r,
+                _ = self.clock.sleep_until(cut) => Err(StoreError::Timeout { op: "map_txn" }),
+            };
+            match r {
+                Ok(out) => {
+                    let retried = backoff.failures() > 0;
+                    backoff.succeeded();
+                    debug!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n = batch.len(),
+                        rev = out.rev, retried, kind = "batch_flushed", "batch written");
+                    return Some(out.rev);
+                }
+                Err(e) => {
+                    let wait = match backoff.failed() {
+                        Retry::After(d) => d,
+                        Retry::CoolDown(d) => {
+                            warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
+                                kind = "retry_budget_exhausted", "retry budget of a batch used up; cooling down");
+                            d
+                        }
+                    };
+                    warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n = batch.len(),
+                        error = %e, outcome = ?e.outcome(), kind = "flush_failed", "batch write failed; retrying");
+                    let wake = self.clock.now() + wait;
+                    if deadline.is_some_and(|d| wake >= d) {
+                        return None;
+                    }
+                    tokio::select! {
+                        _ = self.clock.sleep_until(wake) => {}
+                        _ = self.token.cancelled(), if deadline.is_none() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hand the batch's events to the subscription manager (waiting for room, bounded by the stop
+    /// deadline once stopping).
+    async fn emit(&self, batch: Vec<Completion>, rev: u64, deadline: &mut Option<Instant>, report: &mut StopError) {
+        let n = batch.len();
+        let events: Vec<CompletionEvent> =
+            batch.into_iter().map(|completion| CompletionEvent { completion, rev, run: self.run }).collect();
+        let Some(tx) = self.slot.sender(self.run) else {
+            // Only a foreign close (MR5) can get here: the owner closes after its last emit.
+            error!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,
+                kind = "send_after_close", "event channel closed under a live run");
+            report.undelivered += n;
+            return;
+        };
+        let send = tx.send(events);
+        tokio::pin!(send);
+        loop {
+            let far = self.clock.now() + Duration::from_secs(3600);
+            tokio::select! {
+                r = &mut send => {
+                    if r.is_err() {
+                        warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,
+                            kind = "events_undelivered", "no subscription manager is receiving");
+                        report.undelivered += n;
+                    }
+                    return;
+                }
+                _ = self.token.cancelled(), if deadline.is_none() => self.check_stop(deadline),
+                _ = self.clock.sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                    warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,
+                        kind = "events_undelivered", "stop bound reached while handing events over");
+                    report.undelivered += n;
+                    return;
+                }
+            }
+        }
+    }
+}

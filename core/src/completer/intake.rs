@@ -1,0 +1,189 @@
+//! The bounded backlog between producers and the completer's driver, and the producer registry.
+//!
+//! Synchronous and lock-based (primitives from `crate::sync`, so the loom lane explores it);
+//! async callers are woken through `Notify`. Capacity counts queued *and* in-flight completions,
+//! so a slow store pushes back on producers instead of growing memory.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use tokio::sync::Notify;
+
+use super::{CompleteError, Completion, TryCompleteError};
+use crate::sync::{Mutex, MutexGuard};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Accepting producers and completions.
+    Open,
+    /// Stop requested: no new producers; registered ones may still complete.
+    Draining,
+    /// Nothing accepted any more.
+    Closed,
+}
+
+pub(crate) struct Intake {
+    state: Mutex<State>,
+    /// Producers waiting for room.
+    pub room: Notify,
+    /// The driver waiting for work or for producers to leave.
+    pub work: Notify,
+}
+
+struct State {
+    queue: VecDeque<Completion>,
+    inflight: usize,
+    cap: usize,
+    producers: BTreeMap<u64, String>,
+    next_producer: u64,
+    phase: Phase,
+}
+
+impl Intake {
+    pub fn new(cap: usize) -> Self {
+        Intake {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                inflight: 0,
+                cap,
+                producers: BTreeMap::new(),
+                next_producer: 1,
+                phase: Phase::Open,
+            }),
+            room: Notify::new(),
+            work: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Register a producer. Refused once a stop began.
+    pub fn register(&self, name: &str) -> Result<u64, CompleteError> {
+        let mut s = self.lock();
+        match s.phase {
+            Phase::Open => {
+                let id = s.next_producer;
+                s.next_producer += 1;
+                s.producers.insert(id, name.to_owned());
+                Ok(id)
+            }
+            Phase::Draining => Err(CompleteError::Stopping),
+            Phase::Closed => Err(CompleteError::Closed),
+        }
+    }
+
+    /// Deregister a producer (idempotent). Returns whether it was registered.
+    pub fn deregister(&self, id: u64) -> bool {
+        let removed = self.lock().producers.remove(&id).is_some();
+        if removed {
+            self.work.notify_one();
+        }
+        removed
+    }
+
+    /// Accept `c` if there is room.
+    pub fn try_push(&self, c: Completion) -> Result<(), TryCompleteError> {
+        let mut s = self.lock();
+        if s.phase == Phase::Closed {
+            return Err(TryCompleteError::Closed(c));
+        }
+        if s.queue.len() + s.inflight >= s.cap {
+            return Err(TryCompleteError::Full(c));
+        }
+        s.queue.push_back(c);
+        drop(s);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    /// Accept `c`, waiting for room.
+    pub async fn push(&self, mut c: Completion) -> Result<(), CompleteError> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push(c) {
+                Ok(()) => return Ok(()),
+                Err(TryCompleteError::Closed(_)) => return Err(CompleteError::Closed),
+                Err(TryCompleteError::Full(back)) => c = back,
+            }
+            room.await;
+        }
+    }
+
+    /// Move up to `n` queued completions in flight.
+    pub fn take_batch(&self, n: usize) -> Vec<Completion> {
+        let mut s = self.lock();
+        let k = n.min(s.queue.len());
+        let batch: Vec<Completion> = s.queue.drain(..k).collect();
+        s.inflight += batch.len();
+        batch
+    }
+
+    /// `n` in-flight completions were flushed (or given up): make room.
+    pub fn done(&self, n: usize) {
+        let mut s = self.lock();
+        debug_assert!(s.inflight >= n, "more completions done than in flight");
+        s.inflight = s.inflight.saturating_sub(n);
+        drop(s);
+        self.room.notify_waiters();
+    }
+
+    pub fn queued(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    pub fn producers(&self) -> Vec<String> {
+        self.lock().producers.values().cloned().collect()
+    }
+
+    pub fn producer_count(&self) -> usize {
+        self.lock().producers.len()
+    }
+
+    /// Refuse new producers from now on.
+    pub fn begin_drain(&self) {
+        let mut s = self.lock();
+        if s.phase == Phase::Open {
+            s.phase = Phase::Draining;
+        }
+    }
+
+    /// Refuse everything from now on; returns what was still queued (never flushed).
+    pub fn close(&self) -> Vec<Completion> {
+        let mut s = self.lock();
+        s.phase = Phase::Closed;
+        let left: Vec<Completion> = s.queue.drain(..).collect();
+        drop(s);
+        self.room.notify_waiters();
+        left
+    }
+}
+
+#[cfg(all(test, not(keel_loom)))]
+mod tests {
+    use super::*;
+
+    fn c(k: &str) -> Completion {
+        Completion::new(k, 1, "ok", "")
+    }
+
+    #[test]
+    fn capacity_counts_in_flight_and_close_refuses() {
+        let i = Intake::new(2);
+        i.try_push(c("a")).unwrap();
+        i.try_push(c("b")).unwrap();
+        assert!(matches!(i.try_push(c("x")), Err(TryCompleteError::Full(_))));
+        assert_eq!(i.take_batch(5).len(), 2);
+        assert!(matches!(i.try_push(c("x")), Err(TryCompleteError::Full(_))), "in flight still counts");
+        i.done(2);
+        i.try_push(c("c")).unwrap();
+        let p = i.register("w").unwrap();
+        i.begin_drain();
+        assert_eq!(i.register("late"), Err(CompleteError::Stopping));
+        assert!(i.deregister(p) && !i.deregister(p));
+        assert_eq!(i.close().len(), 1);
+        assert!(matches!(i.try_push(c("y")), Err(TryCompleteError::Closed(_))));
+    }
+}

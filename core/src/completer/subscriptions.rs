@@ -1,0 +1,264 @@
+//! The subscription manager: distributes completion events to subscribers, filtered by kind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::{Completer, CompletionEvent, EventSource};
+use crate::clock::Clock;
+use crate::lifecycle::{Lifecycle, Service, ServiceError, Status};
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+/// Which completion kinds a subscriber wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KindFilter {
+    /// Every kind.
+    All,
+    /// Only these kinds.
+    Kinds(BTreeSet<String>),
+}
+
+impl KindFilter {
+    /// Only the given kinds.
+    ///
+    /// ```
+    /// use keel::completer::KindFilter;
+    /// let f = KindFilter::only(["failed"]);
+    /// assert!(f.accepts("failed") && !f.accepts("succeeded"));
+    /// assert!(KindFilter::All.accepts("anything"));
+    /// ```
+    pub fn only<I: IntoIterator<Item = K>, K: Into<String>>(kinds: I) -> Self {
+        KindFilter::Kinds(kinds.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether events of `kind` pass.
+    pub fn accepts(&self, kind: &str) -> bool {
+        match self {
+            KindFilter::All => true,
+            KindFilter::Kinds(k) => k.contains(kind),
+        }
+    }
+}
+
+/// A subscriber's end. Bounded: when its buffer is full, new events for it are **dropped and
+/// counted** ([`dropped`](Subscription::dropped)); the manager never blocks on a slow subscriber.
+/// The channel closes (`recv` returns `None`) after the manager drained the completer's channel,
+/// i.e. after every event of the run was offered to it.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::Receiver<CompletionEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Subscription {
+    /// The next event, or `None` once the manager closed this subscription.
+    pub async fn recv(&mut self) -> Option<CompletionEvent> {
+        self.rx.recv().await
+    }
+
+    /// An event if one is buffered.
+    pub fn try_recv(&mut self) -> Option<CompletionEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Events dropped because this subscriber's buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+struct Sub {
+    filter: KindFilter,
+    tx: mpsc::Sender<CompletionEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+struct Shared {
+    source: EventSource,
+    clock: Arc<dyn Clock>,
+    subs: Mutex<BTreeMap<u64, Sub>>,
+    next_id: AtomicU64,
+    buffer: usize,
+    drain_timeout: Duration,
+}
+
+/// Distributes a [`Completer`]'s events to [`Subscription`]s. A [`Service`]: stop it after the
+/// completer; on stop it keeps distributing until the completer's channel closes (bounded by
+/// `drain_timeout`), then closes every subscriber channel.
+pub struct SubscriptionManager {
+    shared: Arc<Shared>,
+    life: Lifecycle,
+}
+
+impl std::fmt::Debug for SubscriptionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionManager").field("status", &self.life.status()).finish()
+    }
+}
+
+impl SubscriptionManager {
+    /// A stopped manager for `completer`'s events (subscriber buffers of 1024 events, drain bound
+    /// of the completer's stop timeout).
+    pub fn new<S: Store>(completer: &Completer<S>) -> Self {
+        SubscriptionManager {
+            shared: Arc::new(Shared {
+                source: completer.source(),
+                clock: completer.clock(),
+                subs: Mutex::new(BTreeMap::new()),
+                next_id: AtomicU64::new(1),
+                buffer: 1024,
+                drain_timeout: completer.config().stop_timeout(),
+            }),
+            life: Lifecycle::new("subscriptions"),
+        }
+    }
+
+    fn configure(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(s) => f(s),
+            None => warn!(target: "keel::completer", "subscription manager already started: setting ignored"),
+        }
+        self
+    }
+
+    /// Capacity of each subscriber's buffer (at least 1). Set before starting.
+    pub fn with_buffer(self, events: usize) -> Self {
+        self.configure(|s| s.buffer = events.max(1))
+    }
+
+    /// Bound of the drain on stop. Set before starting.
+    pub fn with_drain_timeout(self, d: Duration) -> Self {
+        self.configure(|s| s.drain_timeout = d)
+    }
+
+    /// Its lifecycle status.
+    pub fn status(&self) -> Status {
+        self.life.status()
+    }
+
+    /// Subscribe to events whose kind passes `filter`. A subscription lives until the current
+    /// (or next) run of the manager ends.
+    pub fn subscribe(&self, filter: KindFilter) -> Subscription {
+        let (tx, rx) = mpsc::channel(self.shared.buffer);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.shared.lock().insert(id, Sub { filter, tx, dropped: dropped.clone() });
+        Subscription { rx, dropped }
+    }
+
+    /// Start distributing. Idempotent; detached from `parent` (only stop ends it).
+    pub async fn start(&self, parent: &Shutdown) -> bool {
+        let shared = self.shared.clone();
+        self.life.start(parent.detached("subscriptions"), move |ctx| shared.run(ctx.run, ctx.shutdown)).await
+    }
+
+    /// Stop: drain until the completer's channel closes (bounded), then close every subscriber.
+    pub async fn stop(&self) {
+        self.life.stop().await
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Sub>> {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run(self: Arc<Self>, run: u64, token: Shutdown) {
+        let (source_run, mut rx) = tokio::select! {
+            r = self.source.take() => r,
+            _ = token.cancelled() => {
+                self.close_all(run, 0);
+                return;
+            }
+        };
+        info!(target: "keel::completer", run, source_run, kind = "sm_started", "subscription manager started");
+        let mut deadline = None;
+        let mut delivered = 0u64;
+        loop {
+            let far = self.clock.now() + Duration::from_secs(3600);
+            tokio::select! {
+                // The stop request is looked at first, so a manager that returned on it (MR3)
+                // would lose whatever is still buffered.
+                biased;
+                _ = token.cancelled(), if deadline.is_none() => {
+                    if mutants::active(Mutant::MR3) {
+                        // MR3: return on cancel without draining the completer's channel.
+                        break;
+                    }
+                    info!(target: "keel::completer", run, kind = "sm_draining", "stop requested: draining until the completer closes");
+                    deadline = Some(self.clock.now() + self.drain_timeout);
+                }
+                _ = self.clock.sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                    warn!(target: "keel::completer", run, kind = "sm_drain_timeout", "the completer's channel did not close within the drain bound");
+                    break;
+                }
+                batch = rx.recv() => match batch {
+                    Some(events) => delivered += self.distribute(events),
+                    None => break,
+                },
+            }
+        }
+        self.close_all(run, delivered);
+    }
+
+    /// Offer each event to every subscriber whose filter accepts it. Returns offers made.
+    fn distribute(&self, events: Vec<CompletionEvent>) -> u64 {
+        let mut subs = self.lock();
+        let mut offers = 0;
+        let mut gone = Vec::new();
+        for ev in events {
+            for (id, sub) in subs.iter() {
+                if !sub.filter.accepts(&ev.completion.kind) {
+                    continue;
+                }
+                offers += 1;
+                match sub.tx.try_send(ev.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        sub.dropped.fetch_add(1, Ordering::Relaxed);
+                        debug!(target: "keel::completer", subscriber = id, "subscriber buffer full: event dropped and counted");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
+                }
+            }
+        }
+        for id in gone {
+            subs.remove(&id);
+        }
+        offers
+    }
+
+    fn close_all(&self, run: u64, delivered: u64) {
+        // Removing the senders closes the channels; nothing sends to them afterwards.
+        let subs = std::mem::take(&mut *self.lock());
+        let dropped: u64 = subs.values().map(|s| s.dropped.load(Ordering::Relaxed)).sum();
+        info!(target: "keel::completer", run, subs = subs.len(), delivered, dropped, kind = "subscriptions_closed", "subscriber channels closed");
+    }
+}
+
+impl Service for SubscriptionManager {
+    fn name(&self) -> &str {
+        "subscriptions"
+    }
+
+    fn start<'a>(&'a self, parent: &'a Shutdown) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            SubscriptionManager::start(self, parent).await;
+            Ok(())
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
+        Box::pin(async move {
+            SubscriptionManager::stop(self).await;
+            Ok(())
+        })
+    }
+}

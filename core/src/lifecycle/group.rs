@@ -1,0 +1,98 @@
+//! A group of services started together and stopped in a declared order.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use tracing::{info, warn};
+
+use super::{Service, ServiceError};
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+
+/// Services declared in **stop order** (producers → completer → subscription manager). They are
+/// started in the reverse order (consumers first) and stopped one after the other in the
+/// declared order, each stop awaited before the next begins: that is what lets the completer
+/// drain what the producers completed and the subscription manager drain what the completer
+/// emitted.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keel::lifecycle::ServiceError> {
+/// use std::sync::Arc;
+/// use keel::completer::{Completer, CompleterConfig, SubscriptionManager};
+/// use keel::lifecycle::ServiceGroup;
+/// use keel::shutdown::Shutdown;
+/// use keel::MemoryStore;
+/// let completer = Arc::new(Completer::new(MemoryStore::new(), CompleterConfig::builder("jobs").build()?));
+/// let subscriptions = Arc::new(SubscriptionManager::new(&completer));
+/// let group = ServiceGroup::new().then(completer.clone()).then(subscriptions.clone());
+/// let caller = Shutdown::new("app");
+/// group.start(&caller).await?;
+/// group.stop().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct ServiceGroup {
+    services: Vec<Arc<dyn Service>>,
+}
+
+impl std::fmt::Debug for ServiceGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.services.iter().map(|s| s.name().to_owned())).finish()
+    }
+}
+
+impl ServiceGroup {
+    /// An empty group.
+    pub fn new() -> Self {
+        ServiceGroup::default()
+    }
+
+    /// Append `service`: it stops after every service added before it.
+    pub fn then(mut self, service: Arc<dyn Service>) -> Self {
+        self.services.push(service);
+        self
+    }
+
+    /// Names in stop order.
+    pub fn names(&self) -> Vec<String> {
+        self.services.iter().map(|s| s.name().to_owned()).collect()
+    }
+
+    /// Start every service, last declared first. On a failure the services already started are
+    /// stopped again (in stop order) and the error is returned.
+    pub async fn start(&self, parent: &Shutdown) -> Result<(), ServiceError> {
+        for (i, s) in self.services.iter().enumerate().rev() {
+            if let Err(e) = s.start(parent).await {
+                warn!(target: "keel::lifecycle", service = s.name(), error = %e, "start failed; stopping the others");
+                for started in &self.services[i + 1..] {
+                    let _ = started.stop().await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop every service in the declared order, each after the previous one finished stopping.
+    /// Every service is stopped even if an earlier one reports an error; the first error is
+    /// returned.
+    pub async fn stop(&self) -> Result<(), ServiceError> {
+        if mutants::active(Mutant::MR4) {
+            // MR4: everything stopped in parallel; the completer does not wait for producers.
+            let results = join_all(self.services.iter().map(|s| s.stop())).await;
+            return results.into_iter().find(Result::is_err).unwrap_or(Ok(()));
+        }
+        let mut first = Ok(());
+        for s in &self.services {
+            let r = s.stop().await;
+            if let Err(e) = &r {
+                warn!(target: "keel::lifecycle", service = s.name(), error = %e, "stop reported an error");
+            }
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        info!(target: "keel::lifecycle", services = ?self.names(), "group stopped");
+        first
+    }
+}

@@ -1,0 +1,244 @@
+//! The reusable runner of the start/stop protocol: one per service.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::machine::{Action, Input, Machine, Status};
+use crate::shutdown::Shutdown;
+
+/// What a run's task gets: its number and its own token.
+#[derive(Clone, Debug)]
+pub struct RunCtx {
+    /// Run number (1, 2, … per restart).
+    pub run: u64,
+    /// Cancelled when the service is asked to stop.
+    pub shutdown: Shutdown,
+}
+
+/// Runs a service's task under the keel start/stop rules: idempotent start and stop,
+/// stop-before-start is a no-op, a stop waits for the task to exit, a start during a stop waits
+/// for the stop and then starts a fresh run, and a panicking task still counts as exited (so no
+/// stop ever hangs on it).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use keel::lifecycle::{Lifecycle, Status};
+/// use keel::shutdown::Shutdown;
+/// let life = Lifecycle::new("ticker");
+/// life.stop().await; // stop before start: nothing happens
+/// let started = life.start(Shutdown::new("ticker"), |ctx| async move { ctx.shutdown.cancelled().await }).await;
+/// assert!(started);
+/// assert!(!life.start(Shutdown::new("ticker"), |_| async {}).await); // already running
+/// assert_eq!(life.status(), Status::Running { run: 1 });
+/// life.stop().await;
+/// life.stop().await; // idempotent
+/// assert_eq!(life.status(), Status::Stopped);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Lifecycle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    inner: Mutex<Inner>,
+    status: watch::Sender<Status>,
+}
+
+#[derive(Default)]
+struct Inner {
+    machine: Machine,
+    token: Option<Shutdown>,
+    exited: Option<watch::Receiver<bool>>,
+}
+
+/// Reports the run's exit when the task ends, however it ends (return, panic, abort).
+struct ExitGuard {
+    shared: Arc<Shared>,
+    run: u64,
+    done: watch::Sender<bool>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        {
+            let mut inner = self.shared.lock();
+            if let Action::Finished { .. } = inner.machine.on(Input::Exited { run: self.run }) {
+                inner.token = None;
+                inner.exited = None;
+            }
+            self.shared.status.send_replace(inner.machine.status());
+        }
+        self.done.send_replace(true);
+        debug!(target: "keel::lifecycle", service = %self.shared.name, run = self.run, "run exited");
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle").field("name", &self.shared.name).field("status", &self.status()).finish()
+    }
+}
+
+async fn wait_exit(mut rx: watch::Receiver<bool>) {
+    // An error means the guard is gone, which also means the run exited.
+    let _ = rx.wait_for(|done| *done).await;
+}
+
+impl Lifecycle {
+    /// A stopped lifecycle for the service `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Lifecycle {
+            shared: Arc::new(Shared {
+                name: name.into(),
+                inner: Mutex::new(Inner::default()),
+                status: watch::channel(Status::Stopped).0,
+            }),
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.shared.lock().machine.status()
+    }
+
+    /// A watch of the status (the `started`/`stopped` signals).
+    pub fn subscribe(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// Completes once a run is running.
+    pub async fn started(&self) {
+        let mut rx = self.subscribe();
+        let _ = rx.wait_for(|s| matches!(s, Status::Running { .. })).await;
+    }
+
+    /// Completes once no run is running or stopping.
+    pub async fn stopped(&self) {
+        let mut rx = self.subscribe();
+        let _ = rx.wait_for(|s| *s == Status::Stopped).await;
+    }
+
+    /// Start a run on `token` unless one is running. If a stop is under way, waits for it and
+    /// then starts. Returns whether this call started a run. `run` is called at most once.
+    pub async fn start<F, Fut>(&self, token: Shutdown, run: F) -> bool
+    where
+        F: FnOnce(RunCtx) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            let wait = {
+                let mut inner = self.shared.lock();
+                match inner.machine.on(Input::Start) {
+                    Action::Spawn { run: n } => {
+                        let (done, exited) = watch::channel(false);
+                        inner.token = Some(token.clone());
+                        inner.exited = Some(exited);
+                        self.shared.status.send_replace(inner.machine.status());
+                        let guard = ExitGuard { shared: self.shared.clone(), run: n, done };
+                        let fut = run(RunCtx { run: n, shutdown: token });
+                        // Spawned under the lock so the exit guard cannot report before the run
+                        // is recorded; the guard only locks once the task runs.
+                        tokio::spawn(async move {
+                            let _guard = guard;
+                            fut.await;
+                        });
+                        debug!(target: "keel::lifecycle", service = %self.shared.name, run = n, "run started");
+                        return true;
+                    }
+                    Action::AwaitExit { .. } => inner.exited.clone(),
+                    _ => return false,
+                }
+            };
+            if let Some(rx) = wait {
+                wait_exit(rx).await;
+            }
+        }
+    }
+
+    /// Ask the running run to stop and wait until it exited. Idempotent; a no-op when stopped.
+    /// Concurrent stops all wait for the same exit.
+    pub async fn stop(&self) {
+        let wait = {
+            let mut inner = self.shared.lock();
+            match inner.machine.on(Input::Stop) {
+                Action::CancelAndAwait { .. } => {
+                    self.shared.status.send_replace(inner.machine.status());
+                    if let Some(t) = &inner.token {
+                        t.cancel();
+                    }
+                    inner.exited.clone()
+                }
+                Action::AwaitExit { .. } => inner.exited.clone(),
+                _ => None,
+            }
+        };
+        if let Some(rx) = wait {
+            wait_exit(rx).await;
+        }
+    }
+
+    /// Mark the current run as stopping without cancelling its token (the run noticed a stop
+    /// request by other means, e.g. its parent token) and wait for it to exit.
+    pub async fn join(&self) {
+        let wait = self.shared.lock().exited.clone();
+        if let Some(rx) = wait {
+            wait_exit(rx).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_start_stop_never_hangs_and_restarts_fresh() {
+        let life = Lifecycle::new("svc");
+        let runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for round in 0..20u64 {
+            let mut tasks = Vec::new();
+            for i in 0..4u64 {
+                let (l, r) = (life.clone(), runs.clone());
+                tasks.push(tokio::spawn(async move {
+                    if (i + round) % 2 == 0 {
+                        l.start(Shutdown::new("svc"), move |ctx| async move {
+                            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            ctx.shutdown.cancelled().await;
+                        })
+                        .await;
+                    } else {
+                        l.stop().await;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        life.stop().await;
+        assert_eq!(life.status(), Status::Stopped);
+        assert!(runs.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_run_counts_as_exited() {
+        let life = Lifecycle::new("svc");
+        life.start(Shutdown::new("svc"), |_| async { panic!("boom") }).await;
+        life.stopped().await;
+        life.stop().await;
+        assert!(life.start(Shutdown::new("svc"), |ctx| async move { ctx.shutdown.cancelled().await }).await);
+        assert_eq!(life.status(), Status::Running { run: 2 });
+        life.stop().await;
+    }
+}

@@ -1,0 +1,470 @@
+//! The completer scenario (SPEC §6, V1–V5): producers completing work while a stop is requested
+//! (sometimes after the caller's token was cancelled), under store latency, errors, restarts and
+//! node crashes, with the completer and the subscription manager restarted several times.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use keel::clock::Clock;
+use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, Producer, SubscriptionManager};
+use keel::lifecycle::{Service, ServiceError, ServiceGroup};
+use keel::mutants::Mutant;
+use keel::shutdown::Shutdown;
+use keel::store::Store;
+use madsim::rand::{Rng, thread_rng};
+
+use super::Scenario;
+use crate::check::{Coverage, Violation};
+use crate::history::Event;
+use crate::plan::{FaultKind, FaultPlan, PlanSpec};
+use crate::world::{NodeCtx, NodeMain};
+
+/// Completer scenario settings (ms).
+#[derive(Clone, Debug)]
+pub struct CompleterScenario {
+    /// Application nodes.
+    pub nodes: usize,
+    /// Completer/subscription-manager runs per node incarnation.
+    pub runs: u64,
+    /// Fault window before the heal.
+    pub window_ms: u64,
+    /// The completer's stop bound (also the subscription manager's drain bound).
+    pub stop_ms: u64,
+    /// How long a stopping producer tries to hand over its last completion before handing the
+    /// job back instead.
+    pub handoff_ms: u64,
+}
+
+impl Default for CompleterScenario {
+    fn default() -> Self {
+        CompleterScenario { nodes: 2, runs: 3, window_ms: 6_000, stop_ms: 2_000, handoff_ms: 500 }
+    }
+}
+
+const PRODUCERS: usize = 2;
+const MAX_JOB_MS: u64 = 60;
+
+impl CompleterScenario {
+    fn config(&self) -> Option<CompleterConfig> {
+        CompleterConfig::builder("jobs")
+            .batch_size(8)
+            .backlog(16)
+            .event_buffer(4)
+            .flush_interval(Duration::from_millis(20))
+            .retry_backoff(Duration::from_millis(10), Duration::from_millis(200))
+            .retry_budget(6)
+            .op_timeout(Duration::from_millis(300))
+            .stop_timeout(Duration::from_millis(self.stop_ms))
+            .build()
+            .ok()
+    }
+
+    /// V4's bound on a whole group stop: producers hand over or hand back, then the completer's
+    /// and the subscription manager's bounds, plus scheduling slack.
+    fn stop_bound_us(&self) -> u64 {
+        (self.handoff_ms + MAX_JOB_MS + 2 * self.stop_ms + 500) * 1000
+    }
+}
+
+/// A worker that completes jobs until stopped, then finishes its current job.
+struct ProducerSvc<S: Store> {
+    name: String,
+    completer: Arc<Completer<S>>,
+    ctx: NodeCtx,
+    run: u64,
+    handoff: Duration,
+    task: Mutex<Option<(Shutdown, tokio::task::JoinHandle<()>)>>,
+}
+
+async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdown, handoff: Duration) {
+    let mut i = 0u64;
+    loop {
+        let work_ms = thread_rng().gen_range(1..MAX_JOB_MS);
+        // The job in hand is finished even when the stop arrives meanwhile.
+        ctx.clock.sleep(Duration::from_millis(work_ms)).await;
+        let kind = if thread_rng().gen_bool(0.3) { "failed" } else { "succeeded" };
+        let c = Completion::new(format!("{}-{name}-{run}-{i}", ctx.name), run, kind, "");
+        i += 1;
+        let stopping = stop.is_cancelled();
+        let r = if stopping {
+            tokio::select! {
+                r = p.complete(c) => Some(r),
+                _ = ctx.clock.sleep(handoff) => None,
+            }
+        } else {
+            tokio::select! {
+                r = p.complete(c) => Some(r),
+                _ = stop.cancelled() => None,
+            }
+        };
+        match r {
+            Some(Ok(())) => ctx.record("completion_accepted", &[("run", run.to_string()), ("ckind", kind.into())]),
+            Some(Err(e)) => {
+                ctx.record("complete_rejected", &[("run", run.to_string()), ("error", e.to_string())]);
+                break;
+            }
+            None if stopping => {
+                ctx.record("handed_back", &[("run", run.to_string())]);
+                break;
+            }
+            None => continue,
+        }
+        if stopping || stop.is_cancelled() {
+            break;
+        }
+    }
+    drop(p);
+}
+
+impl<S: Store> Service for ProducerSvc<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn start<'a>(&'a self, parent: &'a Shutdown) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
+            if task.is_some() {
+                return Ok(());
+            }
+            let p = self
+                .completer
+                .producer(&self.name)
+                .map_err(|e| ServiceError { service: self.name.clone(), reason: e.to_string() })?;
+            let stop = parent.child(&self.name);
+            let fut = produce(self.ctx.clone(), p, self.name.clone(), self.run, stop.clone(), self.handoff);
+            *task = Some((stop, tokio::spawn(fut)));
+            Ok(())
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let t = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((stop, task)) = t {
+                stop.cancel();
+                let _ = task.await;
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn count_subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription, filter: &'static str, run: u64) {
+    let mut received = 0u64;
+    let mut foreign = 0u64;
+    while let Some(e) = sub.recv().await {
+        received += 1;
+        if e.run != run {
+            foreign += 1;
+        }
+    }
+    ctx.record(
+        "sub_closed",
+        &[
+            ("run", run.to_string()),
+            ("filter", filter.into()),
+            ("received", received.to_string()),
+            ("dropped", sub.dropped().to_string()),
+            ("foreign", foreign.to_string()),
+        ],
+    );
+}
+
+async fn node(this: CompleterScenario, ctx: NodeCtx) {
+    let Some(cfg) = this.config() else {
+        ctx.record("sim_error", &[("error", "invalid completer config".into())]);
+        return;
+    };
+    let store = ctx.store().await;
+    let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
+    let completer = Arc::new(Completer::new(store, cfg).with_clock(clock));
+    let subs = Arc::new(
+        SubscriptionManager::new(&completer).with_buffer(64).with_drain_timeout(Duration::from_millis(this.stop_ms)),
+    );
+    for run in 1..=this.runs {
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
+        let caller = ctx.shutdown.child("caller");
+        let readers = vec![
+            tokio::spawn(count_subscriber(ctx.clone(), subs.subscribe(KindFilter::All), "all", run)),
+            tokio::spawn(count_subscriber(ctx.clone(), subs.subscribe(KindFilter::only(["failed"])), "failed", run)),
+        ];
+        let mut group = ServiceGroup::new();
+        for p in 0..PRODUCERS {
+            group = group.then(Arc::new(ProducerSvc {
+                name: format!("p{p}"),
+                completer: completer.clone(),
+                ctx: ctx.clone(),
+                run,
+                handoff: Duration::from_millis(this.handoff_ms),
+                task: Mutex::new(None),
+            }));
+        }
+        let group = group.then(completer.clone()).then(subs.clone());
+        if let Err(e) = group.start(&caller).await {
+            ctx.record("sim_error", &[("error", e.to_string())]);
+            return;
+        }
+        let work_ms = thread_rng().gen_range(100..1500);
+        tokio::select! {
+            _ = ctx.clock.sleep(Duration::from_millis(work_ms)) => {}
+            _ = caller.cancelled() => {}
+        }
+        let cancel_first = caller.is_cancelled() || thread_rng().gen_bool(0.5);
+        ctx.record("stop_begin", &[("run", run.to_string()), ("caller_cancelled", cancel_first.to_string())]);
+        if cancel_first {
+            caller.cancel();
+            let ms = thread_rng().gen_range(0..100);
+            ctx.clock.sleep(Duration::from_millis(ms)).await;
+        }
+        let r = group.stop().await;
+        ctx.record(
+            "stop_end",
+            &[("run", run.to_string()), ("error", r.err().map_or_else(String::new, |e| e.to_string()))],
+        );
+        for r in readers {
+            let _ = r.await;
+        }
+        // Restart quickly (sometimes at once): a restart must get a fresh channel.
+        let pause = thread_rng().gen_range(0..30);
+        ctx.clock.sleep(Duration::from_millis(pause)).await;
+    }
+    ctx.record("node_done", &[]);
+}
+
+impl Scenario for CompleterScenario {
+    fn name(&self) -> &'static str {
+        "completer"
+    }
+
+    fn plan_spec(&self) -> PlanSpec {
+        PlanSpec {
+            nodes: self.nodes,
+            kinds: vec![
+                FaultKind::StoreCrash,
+                FaultKind::StoreDataLoss,
+                FaultKind::StoreUnavailable,
+                FaultKind::LatencySpike,
+                FaultKind::ReplyLoss,
+                FaultKind::Partition,
+                FaultKind::PartitionOneWay,
+                FaultKind::NodeCrash,
+                FaultKind::NodeRestart,
+            ],
+            window_ms: self.window_ms,
+            unit_ms: 300,
+            drift_bound: 0.1,
+        }
+    }
+
+    fn op_timeout(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+
+    fn settle(&self, _plan: &FaultPlan) -> Duration {
+        Duration::from_millis(self.runs * (1500 + self.stop_bound_us() / 1000) + 2000)
+    }
+
+    fn node_main(&self) -> NodeMain {
+        let this = self.clone();
+        Arc::new(move |ctx: NodeCtx| Box::pin(node(this.clone(), ctx)))
+    }
+
+    fn check(&self, _plan: &FaultPlan, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation> {
+        let runs = Runs::from(events);
+        let mut v = Vec::new();
+        for (id, r) in &runs.runs {
+            v.extend(r.check(id, self.stop_bound_us()));
+        }
+        for e in events {
+            if e.kind == "send_after_close" {
+                v.push(Violation::new(
+                    "V2",
+                    e.t_us,
+                    format!("{}: completion events sent after their channel closed", e.node),
+                ));
+            }
+        }
+        // Liveness: every incarnation that started after the heal finishes its runs.
+        for (node, (started, done)) in &runs.incarnations {
+            if *started >= heal_us && !done {
+                v.push(Violation::new(
+                    "stall",
+                    end_us,
+                    format!(
+                        "{node} started at {:.3}s after the heal and never finished its runs",
+                        *started as f64 / 1e6
+                    ),
+                ));
+            }
+        }
+        v
+    }
+
+    fn coverage(&self, events: &[Event]) -> Coverage {
+        let mut c = Coverage::new();
+        for e in events {
+            match e.kind.as_str() {
+                "drain_started" if e.u64("pending").unwrap_or(0) > 0 => {
+                    c.insert("drain_with_pending_events");
+                }
+                "batch_flushed" if e.str("retried") == Some("true") => {
+                    c.insert("flush_retry");
+                }
+                "stop_begin" if e.str("caller_cancelled") == Some("true") => {
+                    c.insert("caller_cancelled_first_stop");
+                }
+                "handed_back" => {
+                    c.insert("handed_back_at_stop");
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    fn coverage_goals(&self) -> &'static [&'static str] {
+        &["drain_with_pending_events", "flush_retry", "caller_cancelled_first_stop"]
+    }
+
+    fn mutants(&self) -> &'static [Mutant] {
+        &[Mutant::MR1, Mutant::MR3, Mutant::MR4]
+    }
+}
+
+/// One completer run of one node incarnation, as seen in the history.
+#[derive(Default, Debug)]
+struct Run {
+    accepted: u64,
+    accepted_failed: u64,
+    rejected: Vec<(u64, String)>,
+    producers_stopped: Vec<u64>,
+    closed: Vec<(u64, u64, u64, u64)>, // (t, unflushed, undelivered, producers_left)
+    stop_begin: Option<u64>,
+    stop_end: Option<u64>,
+    subs: Vec<(u64, String, u64, u64, u64)>, // (t, filter, received, dropped, foreign)
+}
+
+/// Runs keyed by `node#incarnation/run`.
+struct Runs {
+    runs: BTreeMap<String, Run>,
+    /// node#incarnation -> (start µs, finished all runs)
+    incarnations: BTreeMap<String, (u64, bool)>,
+}
+
+impl Runs {
+    fn from(events: &[Event]) -> Runs {
+        let mut inc: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut runs: BTreeMap<String, Run> = BTreeMap::new();
+        let mut incarnations = BTreeMap::new();
+        for e in events {
+            let node = e.node.as_str();
+            if e.kind == "node_start" {
+                let n = inc.entry(node).or_insert(0);
+                *n += 1;
+                incarnations.insert(format!("{node}#{n}"), (e.t_us, false));
+                continue;
+            }
+            let Some(n) = inc.get(node).copied() else { continue };
+            if e.kind == "node_done" {
+                if let Some(i) = incarnations.get_mut(&format!("{node}#{n}")) {
+                    i.1 = true;
+                }
+                continue;
+            }
+            let Some(run) = e.u64("run") else { continue };
+            let r = runs.entry(format!("{node}#{n}/{run}")).or_default();
+            let t = e.t_us;
+            match e.kind.as_str() {
+                "completion_accepted" => {
+                    r.accepted += 1;
+                    if e.str("ckind") == Some("failed") {
+                        r.accepted_failed += 1;
+                    }
+                }
+                "complete_rejected" => r.rejected.push((t, e.str("error").unwrap_or("").to_owned())),
+                "producer_stopped" => r.producers_stopped.push(t),
+                "events_closed" => r.closed.push((
+                    t,
+                    e.u64("unflushed").unwrap_or(0),
+                    e.u64("undelivered").unwrap_or(0),
+                    e.u64("producers_left").unwrap_or(0),
+                )),
+                "stop_begin" => r.stop_begin = Some(t),
+                "stop_end" => r.stop_end = Some(t),
+                "sub_closed" => r.subs.push((
+                    t,
+                    e.str("filter").unwrap_or("").to_owned(),
+                    e.u64("received").unwrap_or(0),
+                    e.u64("dropped").unwrap_or(0),
+                    e.u64("foreign").unwrap_or(0),
+                )),
+                _ => {}
+            }
+        }
+        Runs { runs, incarnations }
+    }
+}
+
+impl Run {
+    fn check(&self, id: &str, stop_bound_us: u64) -> Vec<Violation> {
+        let mut v = Vec::new();
+        // Only runs whose stop completed are judged (a crashed process loses its memory by design).
+        let (Some(begin), Some(end)) = (self.stop_begin, self.stop_end) else { return v };
+        // V4: the stop finishes within its bound, even after the caller's token was cancelled.
+        if end - begin > stop_bound_us {
+            v.push(Violation::new("V4", end, format!("{id}: stop took {:.3}s", (end - begin) as f64 / 1e6)));
+        }
+        // V1: closed exactly once, after every producer stopped (unless reported as left behind).
+        let [(closed_at, unflushed, undelivered, left)] = self.closed[..] else {
+            v.push(Violation::new("V1", end, format!("{id}: event channel closed {} times", self.closed.len())));
+            return v;
+        };
+        if left == 0 {
+            if let Some(&(t, ref why)) = self.rejected.first() {
+                v.push(Violation::new(
+                    "V1",
+                    t,
+                    format!("{id}: a producer that had not stopped was refused ({why}): the channel closed under it"),
+                ));
+            }
+            if let Some(&t) = self.producers_stopped.iter().find(|&&t| t > closed_at) {
+                v.push(Violation::new("V1", t, format!("{id}: a producer stopped after the event channel closed")));
+            }
+        }
+        // V3: every accepted completion reached every subscriber (drops counted), except what the
+        // stop reported as unflushed or undelivered.
+        let lost_reported = unflushed + undelivered;
+        for (t, filter, received, dropped, foreign) in &self.subs {
+            let expected = if filter == "failed" { self.accepted_failed } else { self.accepted };
+            let got = received + dropped;
+            let ok =
+                if lost_reported == 0 { got == expected } else { got <= expected && got + lost_reported >= expected };
+            if !ok {
+                v.push(Violation::new(
+                    "V3",
+                    *t,
+                    format!(
+                        "{id}: subscriber `{filter}` got {received} (+{dropped} dropped) of {expected} accepted completions ({lost_reported} reported lost)"
+                    ),
+                ));
+            }
+            // V5: a restarted run has a fresh channel: no event of another run arrives.
+            if *foreign > 0 {
+                v.push(Violation::new(
+                    "V5",
+                    *t,
+                    format!("{id}: subscriber `{filter}` got {foreign} events of another run"),
+                ));
+            }
+        }
+        if self.subs.len() != 2 {
+            v.push(Violation::new("V3", end, format!("{id}: {} of 2 subscriber channels closed", self.subs.len())));
+        }
+        v
+    }
+}
