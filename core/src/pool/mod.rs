@@ -359,4 +359,6 @@ impl WorkerHandle {
 }
 
 #[cfg(test)]
+mod regression;
+#[cfg(test)]
 mod tests;

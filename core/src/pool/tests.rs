@@ -9,17 +9,17 @@ use crate::MemoryStore;
 use crate::store::{MapWrite, Store};
 
 #[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<(String, u64, String)>>>);
+pub(super) struct Log(pub Arc<Mutex<Vec<(String, u64, String)>>>);
 
 impl Log {
-    fn runs(&self, job: &str) -> Vec<(u64, String)> {
+    pub fn runs(&self, job: &str) -> Vec<(u64, String)> {
         self.0.lock().unwrap().iter().filter(|(j, _, _)| j == job).map(|(_, a, w)| (*a, w.clone())).collect()
     }
 }
 
-struct Recorder {
-    log: Log,
-    work: Duration,
+pub(super) struct Recorder {
+    pub log: Log,
+    pub work: Duration,
 }
 
 impl JobHandler for Recorder {
