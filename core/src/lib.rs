@@ -4,6 +4,8 @@
 //!
 //! - [`lease`]: leader election with **fencing tokens**, safe under store restarts, partitions,
 //!   pauses and bounded clock drift;
+//! - [`pool`]: a worker pool with attempt-fenced job ownership, dead-worker cleanup under a
+//!   compare-and-set lock, and workers that outlive the request that started them;
 //! - [`store`]: the seam every part is written against, with an embedded [`MemoryStore`] and a
 //!   production `RedisStore` (feature `redis`) that share one conformance suite;
 //! - [`clock`]: the monotonic clock seam (simulated per node by `keel-sim`);

@@ -1,0 +1,456 @@
+//! The node: dispatch, the sweeper (pending entries, queued jobs, epoch) and the cleaner of
+//! dead workers, plus the router that hands assignments to this node's workers.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use super::state::{self, CleanupLock, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key};
+use super::{PoolConfig, PoolError};
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+use crate::store::{Expect, MapWrite, Store, Watch, WatchEvent};
+
+/// An assignment handed to a local worker: the job and its record's raw value.
+pub(crate) type Assign = (String, String);
+
+/// How far into the future MP4 bumps a keep-alive used as a cleanup lock (pulse used "far").
+const MP4_BUMP_MS: u64 = 3_600_000;
+
+pub(crate) struct Core<S: Store> {
+    pub store: S,
+    pub cfg: PoolConfig,
+    pub maps: Maps,
+    pub clock: Arc<dyn Clock>,
+    pub incarnation: u64,
+    pub shutdown: Shutdown,
+    next_worker: AtomicU64,
+    local: Mutex<BTreeMap<String, mpsc::Sender<Assign>>>,
+    epoch: Mutex<Option<String>>,
+    pub data_losses: AtomicU64,
+}
+
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<S: Store> Core<S> {
+    pub fn new(store: S, cfg: PoolConfig, clock: Arc<dyn Clock>, incarnation: u64, shutdown: Shutdown) -> Self {
+        let maps = Maps::new(&cfg.name);
+        Core {
+            store,
+            cfg,
+            maps,
+            clock,
+            incarnation,
+            shutdown,
+            next_worker: AtomicU64::new(1),
+            local: Mutex::new(BTreeMap::new()),
+            epoch: Mutex::new(None),
+            data_losses: AtomicU64::new(0),
+        }
+    }
+
+    pub fn ttl_ms(&self) -> u64 {
+        ms(self.cfg.worker_ttl)
+    }
+
+    /// Run a store operation with the configured timeout on the local clock.
+    pub async fn op<T>(
+        &self,
+        name: &'static str,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::select! {
+            r = fut => r,
+            _ = self.clock.sleep(self.cfg.op_timeout) => Err(StoreError::Timeout { op: name }),
+        }
+    }
+
+    pub fn new_worker_id(&self) -> String {
+        let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{}.{}", self.cfg.node, self.incarnation, n)
+    }
+
+    pub fn register_local(&self, id: &str, tx: mpsc::Sender<Assign>) {
+        lock(&self.local).insert(id.to_owned(), tx);
+    }
+
+    pub fn unregister_local(&self, id: &str) {
+        lock(&self.local).remove(id);
+    }
+
+    /// Hand an assignment to the local worker that owns it, if any. Never blocks: a full queue
+    /// drops the assignment (the periodic reconcile or the pending sweeper delivers it again).
+    fn route(&self, job: &str, raw: &str) {
+        let Some(rec) = JobRecord::parse(raw) else { return };
+        let tx = lock(&self.local).get(&rec.owner).cloned();
+        if let Some(tx) = tx
+            && tx.try_send((job.to_owned(), raw.to_owned())).is_err()
+        {
+            debug!(target: "keel::pool", job, worker = %rec.owner, "worker queue full; assignment left to the reconcile");
+        }
+    }
+
+    /// Snapshot the maps the decisions need, then read store time (so every keep-alive in the
+    /// view is at most `now_ms`: liveness is never judged against a future keep-alive).
+    pub async fn view(&self, all: bool) -> Result<View, StoreError> {
+        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
+        let jobs = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?.entries;
+        let (workers, cleanup) = if all {
+            (
+                self.op("map_snapshot", self.store.map_snapshot(&self.maps.workers)).await?.entries,
+                self.op("map_snapshot", self.store.map_snapshot(&self.maps.cleanup)).await?.entries,
+            )
+        } else {
+            Default::default()
+        };
+        let now_ms = self.op("time", self.store.time_ms()).await?;
+        Ok(View { now_ms, keepalive, workers, jobs, cleanup })
+    }
+
+    /// Add job `job` once, assigned to the least-loaded live worker (or queued if none).
+    pub async fn dispatch(&self, job: &str, payload: &str) -> Result<u64, PoolError> {
+        if job.is_empty() || job.len() > 512 || job.contains('\u{1f}') {
+            return Err(PoolError::InvalidJob { detail: "job key must be 1..=512 bytes without U+001F".into() });
+        }
+        let view = self.view(false).await?;
+        if view.jobs.contains_key(&job_key(job)) {
+            return Err(PoolError::Duplicate { job: job.to_owned() });
+        }
+        let worker = view.pick_worker(self.ttl_ms(), "").unwrap_or_default();
+        let rec = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() };
+        let mut writes = vec![(job_key(job), Some(rec.encode()))];
+        if !worker.is_empty() {
+            let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms: view.now_ms + ms(self.cfg.ack_grace) };
+            writes.push((pending_key(job), Some(p.encode())));
+        }
+        let guards = [(job_key(job), Expect::Absent)];
+        let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
+        if !out.applied {
+            return Err(PoolError::Duplicate { job: job.to_owned() });
+        }
+        info!(target: "keel::pool", kind = "dispatched", job, worker = %worker, attempt = 1u64, now_ms = view.now_ms, "job dispatched");
+        self.route(job, &rec.encode());
+        Ok(1)
+    }
+
+    /// Move `job` (whose record is `from_raw`) to the least-loaded live worker other than
+    /// `exclude`, under the next attempt, guarded by the record (and `extra` guards). Updates
+    /// `view` so the next pick sees the new load. Returns whether it moved.
+    pub async fn move_job(
+        &self,
+        view: &mut View,
+        job: &str,
+        from_raw: &str,
+        extra: Option<(String, Expect)>,
+        exclude: &str,
+        kind: &'static str,
+    ) -> Result<bool, StoreError> {
+        let Some(rec) = JobRecord::parse(from_raw) else {
+            return Err(StoreError::corrupt(job_key(job), "unparsable job record"));
+        };
+        let target = view.pick_worker(self.ttl_ms(), exclude).unwrap_or_default();
+        let new = rec.moved_to(&target);
+        let pending = (!target.is_empty()).then(|| {
+            Pending { attempt: new.attempt, worker: target.clone(), deadline_ms: view.now_ms + ms(self.cfg.ack_grace) }
+                .encode()
+        });
+        let mut guards = vec![(job_key(job), Expect::Value(from_raw.to_owned()))];
+        guards.extend(extra);
+        let writes = [(job_key(job), Some(new.encode())), (pending_key(job), pending)];
+        let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
+        if out.applied {
+            view.jobs.insert(job_key(job), new.encode());
+            info!(target: "keel::pool", kind, job, from = %rec.owner, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
+            self.route(job, &new.encode());
+        }
+        Ok(out.applied)
+    }
+
+    /// Check the epoch marker. A missing or changed marker means the store lost its data: every
+    /// job, worker and lock it held is gone. That is reported loudly on every node that sees it.
+    pub async fn check_epoch(&self) -> Result<(), StoreError> {
+        let (current, _) = self.op("map_get", self.store.map_get(&self.maps.meta, state::EPOCH_KEY)).await?;
+        let known = lock(&self.epoch).clone();
+        if current.is_some() && current == known {
+            return Ok(());
+        }
+        if let Some(old) = &known {
+            self.data_losses.fetch_add(1, Ordering::Relaxed);
+            error!(target: "keel::pool", kind = "data_loss", pool = %self.cfg.name, old_epoch = %old, new_epoch = ?current,
+                "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone");
+        }
+        let fresh = format!("{}.{}", self.cfg.node, self.incarnation);
+        let value = match current {
+            Some(v) => v,
+            None => {
+                let w = self.store.map_write(&self.maps.meta, state::EPOCH_KEY, MapWrite::SetIfAbsent(fresh));
+                self.op("map_write", w).await?.value.unwrap_or_default()
+            }
+        };
+        *lock(&self.epoch) = Some(value);
+        Ok(())
+    }
+
+    /// One pass of the sweeper: epoch, reconcile local workers, pending entries, queued jobs,
+    /// then dead-worker cleanup.
+    pub async fn sweep(&self) -> Result<(), StoreError> {
+        self.check_epoch().await?;
+        let mut view = self.view(true).await?;
+        for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
+            self.route(job, raw);
+        }
+        if !mutants::active(Mutant::MP8) {
+            for (job, raw, expired) in view.sweepable_pending() {
+                let guard = (pending_key(&job), Expect::Value(raw.clone()));
+                if expired {
+                    let Some(rec_raw) = view.jobs.get(&job_key(&job)).cloned() else { continue };
+                    let unacked = Pending::parse(&raw).map(|p| p.worker).unwrap_or_default();
+                    let exclude =
+                        if view.pick_worker(self.ttl_ms(), &unacked).is_some() { unacked } else { String::new() };
+                    self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, "redispatched").await?;
+                } else {
+                    let writes = [(pending_key(&job), None)];
+                    let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[guard], &writes)).await?;
+                    if out.applied {
+                        debug!(target: "keel::pool", kind = "pending_swept", job = %job, "stale pending entry removed");
+                    }
+                }
+            }
+        }
+        if view.pick_worker(self.ttl_ms(), "").is_some() {
+            for (job, rec) in view.queued() {
+                self.move_job(&mut view, &job, &rec.encode(), None, "", "assigned").await?;
+            }
+        }
+        let keepalive_only = mutants::active(Mutant::MP7);
+        for w in view.stale_workers(self.ttl_ms(), keepalive_only) {
+            if lock(&self.local).contains_key(&w) && view.keepalive.contains_key(&w) {
+                continue; // our own worker, merely slow: it fences itself; others clean it if it stays stale
+            }
+            if let Err(e) = self.cleanup(&view, &w).await {
+                warn!(target: "keel::pool", worker = %w, error = %e, "cleanup interrupted; it is retried on the next sweep");
+            }
+        }
+        Ok(())
+    }
+
+    /// Take `w`'s cleanup lock. Returns the lock value we hold, or None if someone else has it.
+    async fn take_lock(&self, view: &View, w: &str) -> Result<Option<String>, StoreError> {
+        let now = view.now_ms;
+        let holder = format!("{}.{}", self.cfg.node, self.incarnation);
+        if mutants::active(Mutant::MP4) {
+            // MP4: the keep-alive itself, bumped into the future, serves as the lock.
+            let mine = KeepAlive { ms: now + MP4_BUMP_MS, stopping: false }.encode();
+            let write = match view.keepalive.get(w) {
+                Some(old) => MapWrite::CompareAndSet { expected: old.clone(), new: mine.clone() },
+                None => MapWrite::SetIfAbsent(mine.clone()),
+            };
+            let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, write)).await?;
+            return Ok(out.applied.then_some(mine));
+        }
+        let mine = CleanupLock { holder, expires_ms: now + ms(self.cfg.cleanup_lock_ttl) }.encode();
+        match state::lock_step(view.cleanup.get(w).map(String::as_str), now) {
+            LockStep::Busy => Ok(None),
+            LockStep::Take => {
+                let w_ = MapWrite::SetIfAbsent(mine.clone());
+                let out = self.op("map_write", self.store.map_write(&self.maps.cleanup, w, w_)).await?;
+                if out.applied {
+                    info!(target: "keel::pool", kind = "cleanup_locked", worker = w, lock = %mine, "cleanup lock taken");
+                }
+                Ok(out.applied.then_some(mine))
+            }
+            LockStep::TakeOver { observed } => {
+                let applied = if mutants::active(Mutant::MP9) {
+                    // MP9: delete-then-set. A second cleaner that observed the same stale lock
+                    // deletes the first one's fresh lock and sets its own: both clean.
+                    let del = self.store.map_write(&self.maps.cleanup, w, MapWrite::Delete);
+                    self.op("map_write", del).await?;
+                    let set = self.store.map_write(&self.maps.cleanup, w, MapWrite::SetIfAbsent(mine.clone()));
+                    self.op("map_write", set).await?.applied
+                } else {
+                    let cas = MapWrite::CompareAndSet { expected: observed.clone(), new: mine.clone() };
+                    self.op("map_write", self.store.map_write(&self.maps.cleanup, w, cas)).await?.applied
+                };
+                if applied {
+                    info!(target: "keel::pool", kind = "cleanup_takeover", worker = w, from = %observed, lock = %mine, "stale cleanup lock taken over");
+                }
+                Ok(applied.then_some(mine))
+            }
+        }
+    }
+
+    /// Clean up stale worker `w`: lock, requeue every job (with retries), then delete its state.
+    /// Idempotent: a crash at any step leaves a state that the next cleaner finishes.
+    pub async fn cleanup(&self, view: &View, w: &str) -> Result<(), StoreError> {
+        let Some(mine) = self.take_lock(view, w).await? else { return Ok(()) };
+        let orphan = view.is_orphan_owner(w);
+        let lock_deadline = self.clock.now() + self.cfg.cleanup_lock_ttl.saturating_sub(self.cfg.op_timeout * 2);
+        if mutants::active(Mutant::MP10) {
+            return self.cleanup_state_first(w, &mine).await;
+        }
+        let kind = if orphan { "orphan_requeued" } else { "requeued" };
+        // Requeue until a fresh snapshot shows no job owned by w (a dispatch may have landed).
+        for _round in 0..4 {
+            let mut fresh = self.view(false).await?;
+            let owned: Vec<(String, String)> =
+                fresh.records().filter(|(_, r)| r.owner == w).map(|(j, r)| (j.to_owned(), r.encode())).collect();
+            if owned.is_empty() {
+                break;
+            }
+            for (job, raw) in owned {
+                if self.clock.now() >= lock_deadline {
+                    return Err(StoreError::Timeout { op: "cleanup lock lifetime" });
+                }
+                self.requeue_with_retries(&mut fresh, &job, &raw, w, kind).await?;
+            }
+        }
+        // Every job is requeued: now (and only now) delete the worker's state.
+        if let Some(ka) = view.keepalive.get(w) {
+            let ka_now = if mutants::active(Mutant::MP4) { mine.clone() } else { ka.clone() };
+            let out = self
+                .op("map_write", self.store.map_write(&self.maps.keepalive, w, MapWrite::CompareAndDelete(ka_now)))
+                .await?;
+            if !out.applied && out.value.is_some() {
+                // It beat again: alive after all (it had fenced its jobs, which moved on).
+                warn!(target: "keel::pool", worker = w, "worker beat during its cleanup; it lives on without its jobs");
+                self.release(w, &mine).await;
+                return Ok(());
+            }
+        }
+        self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
+        self.release(w, &mine).await;
+        info!(target: "keel::pool", kind = "worker_cleaned", worker = w, orphan, "dead worker cleaned up");
+        Ok(())
+    }
+
+    async fn requeue_with_retries(
+        &self,
+        view: &mut View,
+        job: &str,
+        raw: &str,
+        w: &str,
+        kind: &'static str,
+    ) -> Result<(), StoreError> {
+        let (min, max) = self.cfg.cleanup_backoff;
+        let mut wait = min;
+        let mut raw = raw.to_owned();
+        for attempt in 1..=self.cfg.cleanup_retries {
+            match self.move_job(view, job, &raw, None, w, kind).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    // The record changed under us: re-read it; done if w no longer owns it.
+                    let (cur, _) = self.op("map_get", self.store.map_get(&self.maps.jobs, &job_key(job))).await?;
+                    match cur.as_deref().and_then(JobRecord::parse) {
+                        Some(r) if r.owner == w => raw = r.encode(),
+                        _ => return Ok(()),
+                    }
+                }
+                Err(e) if attempt == self.cfg.cleanup_retries || !e.is_transient() => return Err(e),
+                Err(e) => debug!(target: "keel::pool", job, error = %e, "requeue failed; retrying"),
+            }
+            self.clock.sleep(wait).await;
+            wait = (wait * 2).min(max);
+        }
+        Err(StoreError::Timeout { op: "requeue" })
+    }
+
+    /// MP10 (pulse #61): delete the worker's state and its job records first, then requeue from
+    /// memory. A crash in between loses the jobs: nothing in the store remembers them.
+    async fn cleanup_state_first(&self, w: &str, mine: &str) -> Result<(), StoreError> {
+        let mut view = self.view(false).await?;
+        let owned: Vec<(String, JobRecord)> =
+            view.records().filter(|(_, r)| r.owner == w).map(|(j, r)| (j.to_owned(), r)).collect();
+        let writes: Vec<(String, Option<String>)> =
+            owned.iter().flat_map(|(j, _)| [(job_key(j), None), (pending_key(j), None)]).collect();
+        if !writes.is_empty() {
+            self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[], &writes)).await?;
+        }
+        self.op("map_write", self.store.map_write(&self.maps.keepalive, w, MapWrite::Delete)).await?;
+        self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
+        for (job, rec) in owned {
+            view.jobs.remove(&job_key(&job));
+            let target = view.pick_worker(self.ttl_ms(), w).unwrap_or_default();
+            let new = rec.moved_to(&target);
+            let mut writes = vec![(job_key(&job), Some(new.encode()))];
+            if !target.is_empty() {
+                let p = Pending {
+                    attempt: new.attempt,
+                    worker: target.clone(),
+                    deadline_ms: view.now_ms + ms(self.cfg.ack_grace),
+                };
+                writes.push((pending_key(&job), Some(p.encode())));
+            }
+            let out = self
+                .op("map_txn", self.store.map_txn(&self.maps.jobs, &[(job_key(&job), Expect::Absent)], &writes))
+                .await?;
+            if out.applied {
+                view.jobs.insert(job_key(&job), new.encode());
+                info!(target: "keel::pool", kind = "requeued", job = %job, from = w, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
+                self.route(&job, &new.encode());
+            }
+        }
+        self.release(w, mine).await;
+        info!(target: "keel::pool", kind = "worker_cleaned", worker = w, orphan = false, "dead worker cleaned up");
+        Ok(())
+    }
+
+    async fn release(&self, w: &str, mine: &str) {
+        if mutants::active(Mutant::MP4) {
+            return; // the "lock" was the keep-alive, deleted with the worker
+        }
+        let del = self.store.map_write(&self.maps.cleanup, w, MapWrite::CompareAndDelete(mine.to_owned()));
+        if let Err(e) = self.op("map_write", del).await {
+            debug!(target: "keel::pool", worker = w, error = %e, "cleanup lock release failed; it expires");
+        }
+    }
+
+    /// The sweeper task: runs until the node's token is cancelled.
+    pub async fn run_sweeper(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = self.clock.sleep(self.cfg.sweep_interval) => {}
+            }
+            if let Err(e) = self.sweep().await {
+                warn!(target: "keel::pool", error = %e, "sweep failed; retrying next period");
+            }
+        }
+    }
+
+    /// The router: follows the job map's feed and hands new assignments to local workers.
+    /// A gap needs no resync here: the sweeper reconciles from a snapshot every period.
+    pub async fn run_router(self: Arc<Self>) {
+        let mut watch = loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                w = self.store.watch(&self.maps.jobs) => match w {
+                    Ok(w) => break w,
+                    Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
+                },
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                ev = watch.next() => if let WatchEvent::Change(c) = ev
+                    && let (Some(job), Some(v)) = (c.key.strip_prefix("j/"), c.value.as_deref())
+                {
+                    self.route(job, v);
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The pool's store layout and its pure decision logic (no I/O: every function here is a
+//! function of snapshots and store time, so it is unit-tested directly).
+//!
+//! One store map per concern, each a Redis hash in production (`{pool}` is the pool's name):
+//!
+//! | map | key | value |
+//! |---|---|---|
+//! | `keel:pool:{pool}:keepalive` | worker id | store ms of the last keep-alive, `ms` or `ms|stopping` |
+//! | `keel:pool:{pool}:workers` | worker id | the worker's node |
+//! | `keel:pool:{pool}:jobs` | `j/{job}` | the job record `attempt|owner|payload` (owner empty: queued) |
+//! | | `p/{job}` | a pending dispatch `attempt|worker|deadline_ms` |
+//! | `keel:pool:{pool}:cleanup` | worker id | a cleanup lock `holder|expires_ms` |
+//! | `keel:pool:{pool}:meta` | `epoch` | the store lifetime marker |
+//!
+//! The job record is the authority on ownership; a worker's job set is the index of the job
+//! table by owner (built from one snapshot), so the two can never disagree. Pending entries live
+//! in the job map so that dispatch, ack, re-dispatch and completion are single guarded
+//! transactions over the record and its pending entry.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Store map names of pool `pool`.
+#[derive(Clone, Debug)]
+pub(crate) struct Maps {
+    pub keepalive: String,
+    pub workers: String,
+    pub jobs: String,
+    pub cleanup: String,
+    pub meta: String,
+}
+
+impl Maps {
+    pub fn new(pool: &str) -> Self {
+        let m = |s: &str| format!("keel:pool:{pool}:{s}");
+        Maps {
+            keepalive: m("keepalive"),
+            workers: m("workers"),
+            jobs: m("jobs"),
+            cleanup: m("cleanup"),
+            meta: m("meta"),
+        }
+    }
+}
+
+/// Key of a job record in the job map.
+pub(crate) fn job_key(job: &str) -> String {
+    format!("j/{job}")
+}
+
+/// Key of a pending dispatch in the job map.
+pub(crate) fn pending_key(job: &str) -> String {
+    format!("p/{job}")
+}
+
+/// Key of the epoch marker in the meta map.
+pub(crate) const EPOCH_KEY: &str = "epoch";
+
+/// Who owns a job and at which attempt (the fence of job ownership).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JobRecord {
+    pub attempt: u64,
+    /// Empty while queued (no live worker was available).
+    pub owner: String,
+    pub payload: String,
+}
+
+impl JobRecord {
+    pub fn encode(&self) -> String {
+        format!("{}|{}|{}", self.attempt, self.owner, self.payload)
+    }
+
+    pub fn parse(v: &str) -> Option<JobRecord> {
+        let mut it = v.splitn(3, '|');
+        let attempt = it.next()?.parse().ok()?;
+        let owner = it.next()?.to_owned();
+        let payload = it.next()?.to_owned();
+        Some(JobRecord { attempt, owner, payload })
+    }
+
+    /// The same job moved to `owner` under the next attempt.
+    pub fn moved_to(&self, owner: &str) -> JobRecord {
+        JobRecord { attempt: self.attempt + 1, owner: owner.to_owned(), payload: self.payload.clone() }
+    }
+}
+
+/// A dispatch awaiting its acknowledgement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub attempt: u64,
+    pub worker: String,
+    pub deadline_ms: u64,
+}
+
+impl Pending {
+    pub fn encode(&self) -> String {
+        format!("{}|{}|{}", self.attempt, self.worker, self.deadline_ms)
+    }
+
+    pub fn parse(v: &str) -> Option<Pending> {
+        let mut it = v.rsplitn(3, '|');
+        let deadline_ms = it.next()?.parse().ok()?;
+        let worker = it.next()?.to_owned();
+        let attempt = it.next()?.parse().ok()?;
+        Some(Pending { attempt, worker, deadline_ms })
+    }
+}
+
+/// A keep-alive value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeepAlive {
+    pub ms: u64,
+    pub stopping: bool,
+}
+
+impl KeepAlive {
+    pub fn encode(&self) -> String {
+        if self.stopping { format!("{}|stopping", self.ms) } else { self.ms.to_string() }
+    }
+
+    pub fn parse(v: &str) -> Option<KeepAlive> {
+        match v.split_once('|') {
+            Some((ms, "stopping")) => Some(KeepAlive { ms: ms.parse().ok()?, stopping: true }),
+            Some(_) => None,
+            None => Some(KeepAlive { ms: v.parse().ok()?, stopping: false }),
+        }
+    }
+}
+
+/// A cleanup lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CleanupLock {
+    pub holder: String,
+    pub expires_ms: u64,
+}
+
+impl CleanupLock {
+    pub fn encode(&self) -> String {
+        format!("{}|{}", self.holder, self.expires_ms)
+    }
+
+    pub fn parse(v: &str) -> Option<CleanupLock> {
+        let (holder, exp) = v.rsplit_once('|')?;
+        Some(CleanupLock { holder: holder.to_owned(), expires_ms: exp.parse().ok()? })
+    }
+}
+
+/// One consistent-enough view of the pool (each map is one snapshot; maps are read one after
+/// another, so decisions that span maps are re-checked by guarded writes).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct View {
+    pub now_ms: u64,
+    pub keepalive: BTreeMap<String, String>,
+    pub workers: BTreeMap<String, String>,
+    pub jobs: BTreeMap<String, String>,
+    pub cleanup: BTreeMap<String, String>,
+}
+
+impl View {
+    /// Whether worker `w` is live: a fresh keep-alive (store time) that is not `stopping`.
+    pub fn is_live(&self, w: &str, ttl_ms: u64) -> bool {
+        self.keepalive
+            .get(w)
+            .and_then(|v| KeepAlive::parse(v))
+            .is_some_and(|ka| !ka.stopping && self.now_ms.saturating_sub(ka.ms) <= ttl_ms)
+    }
+
+    /// Whether worker `w` is stale: no keep-alive, an unparsable one, or one older than the TTL.
+    /// A `stopping` worker keeps beating while it drains, so it is not stale.
+    pub fn is_stale(&self, w: &str, ttl_ms: u64) -> bool {
+        match self.keepalive.get(w).map(|v| KeepAlive::parse(v)) {
+            None | Some(None) => true,
+            Some(Some(ka)) => ka.ms.saturating_add(ttl_ms) < self.now_ms,
+        }
+    }
+
+    /// Job records by job key.
+    pub fn records(&self) -> impl Iterator<Item = (&str, JobRecord)> + '_ {
+        self.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, JobRecord::parse(v)?)))
+    }
+
+    /// Pending entries by job key, with their raw value.
+    pub fn pendings(&self) -> impl Iterator<Item = (&str, &str, Pending)> + '_ {
+        self.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("p/")?, v.as_str(), Pending::parse(v)?)))
+    }
+
+    /// Each worker's job set: the job table indexed by owner.
+    pub fn job_sets(&self) -> BTreeMap<String, Vec<String>> {
+        let mut sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (job, rec) in self.records() {
+            sets.entry(rec.owner).or_default().push(job.to_owned());
+        }
+        sets
+    }
+
+    /// The assignment strategy: the live worker with the fewest jobs, ties broken by the
+    /// smallest worker id (deterministic, so every node makes the same choice on the same view).
+    pub fn pick_worker(&self, ttl_ms: u64, exclude: &str) -> Option<String> {
+        let sets = self.job_sets();
+        self.keepalive
+            .keys()
+            .filter(|w| w.as_str() != exclude && self.is_live(w, ttl_ms))
+            .min_by_key(|w| (sets.get(w.as_str()).map_or(0, Vec::len), w.as_str()))
+            .cloned()
+    }
+
+    /// Every worker that has any state at all: keep-alive, registration, jobs or a cleanup lock.
+    /// With `keepalive_only` (historical bug MP7) only the keep-alive map is scanned, so a
+    /// half-deleted worker or the owner of orphaned jobs is never seen again.
+    pub fn known_workers(&self, keepalive_only: bool) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = self.keepalive.keys().cloned().collect();
+        if !keepalive_only {
+            all.extend(self.workers.keys().cloned());
+            all.extend(self.cleanup.keys().cloned());
+            all.extend(self.records().map(|(_, r)| r.owner).filter(|o| !o.is_empty()));
+        }
+        all
+    }
+
+    /// Workers to clean up, in id order: stale by store time.
+    pub fn stale_workers(&self, ttl_ms: u64, keepalive_only: bool) -> Vec<String> {
+        self.known_workers(keepalive_only).into_iter().filter(|w| self.is_stale(w, ttl_ms)).collect()
+    }
+
+    /// Whether `w`'s jobs are orphans: their owner has neither a keep-alive nor a registration.
+    pub fn is_orphan_owner(&self, w: &str) -> bool {
+        !self.keepalive.contains_key(w) && !self.workers.contains_key(w)
+    }
+
+    /// Pending entries to sweep: `(job, raw pending value, expired)`. A pending entry is stale
+    /// when its job is gone or has moved to another attempt (delete it); it is expired when
+    /// its deadline has passed and the dispatch it tracks is still current (re-dispatch it).
+    pub fn sweepable_pending(&self) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        for (job, raw, p) in self.pendings() {
+            let current = self.jobs.get(&job_key(job)).and_then(|v| JobRecord::parse(v));
+            match current {
+                Some(rec) if rec.attempt == p.attempt && rec.owner == p.worker => {
+                    if p.deadline_ms < self.now_ms {
+                        out.push((job.to_owned(), raw.to_owned(), true));
+                    }
+                }
+                _ => out.push((job.to_owned(), raw.to_owned(), false)),
+            }
+        }
+        out
+    }
+
+    /// Queued jobs (no owner) waiting for a live worker.
+    pub fn queued(&self) -> Vec<(String, JobRecord)> {
+        self.records().filter(|(_, r)| r.owner.is_empty()).map(|(k, r)| (k.to_owned(), r)).collect()
+    }
+}
+
+/// What a cleaner should do about `w`'s cleanup lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LockStep {
+    /// No lock: take it with set-if-absent.
+    Take,
+    /// A stale lock: take it over by compare-and-set from exactly this observed value.
+    TakeOver { observed: String },
+    /// Someone else holds a live lock: leave the worker to them.
+    Busy,
+}
+
+/// Decide the lock step for a lock value observed at `now_ms`. An unparsable lock is treated as
+/// stale (it can only be taken over by CAS from that exact value, so this is safe).
+pub(crate) fn lock_step(observed: Option<&str>, now_ms: u64) -> LockStep {
+    match observed {
+        None => LockStep::Take,
+        Some(v) => match CleanupLock::parse(v) {
+            Some(l) if l.expires_ms >= now_ms => LockStep::Busy,
+            _ => LockStep::TakeOver { observed: v.to_owned() },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> View {
+        let mut v = View { now_ms: 10_000, ..View::default() };
+        v.keepalive.insert("a".into(), "9500".into());
+        v.keepalive.insert("b".into(), "9900".into());
+        v.keepalive.insert("c".into(), "5000".into()); // stale
+        v.keepalive.insert("d".into(), "9990|stopping".into());
+        v.workers.insert("e".into(), "n1".into()); // half-deleted: no keep-alive
+        v.jobs.insert("j/x".into(), JobRecord { attempt: 1, owner: "a".into(), payload: "p|q".into() }.encode());
+        v.jobs.insert("j/y".into(), JobRecord { attempt: 3, owner: "ghost".into(), payload: String::new() }.encode());
+        v.jobs.insert("j/z".into(), JobRecord { attempt: 1, owner: String::new(), payload: "z".into() }.encode());
+        v
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let r = JobRecord { attempt: 7, owner: "n:1:2".into(), payload: "a|b|c".into() };
+        assert_eq!(JobRecord::parse(&r.encode()), Some(r.clone()));
+        assert_eq!(r.moved_to("w").attempt, 8);
+        let p = Pending { attempt: 2, worker: "n:1:2".into(), deadline_ms: 99 };
+        assert_eq!(Pending::parse(&p.encode()), Some(p));
+        let k = KeepAlive { ms: 5, stopping: true };
+        assert_eq!(KeepAlive::parse(&k.encode()), Some(k));
+        assert_eq!(KeepAlive::parse("5|bogus"), None);
+        let l = CleanupLock { holder: "n:3".into(), expires_ms: 12 };
+        assert_eq!(CleanupLock::parse(&l.encode()), Some(l));
+    }
+
+    #[test]
+    fn least_loaded_with_deterministic_tiebreak() {
+        let v = view();
+        // a has one job, b none; c is stale, d stopping: b wins.
+        assert_eq!(v.pick_worker(1000, ""), Some("b".into()));
+        assert_eq!(v.pick_worker(1000, "b"), Some("a".into()));
+        let mut v2 = v.clone();
+        v2.jobs.clear();
+        assert_eq!(v2.pick_worker(1000, ""), Some("a".into()), "tie broken by the smallest id");
+    }
+
+    #[test]
+    fn stale_scan_sees_half_deleted_workers_and_orphan_owners() {
+        let v = view();
+        assert_eq!(v.stale_workers(1000, false), vec!["c".to_owned(), "e".into(), "ghost".into()]);
+        assert_eq!(v.stale_workers(1000, true), vec!["c".to_owned()], "MP7 sees only the keep-alive map");
+        assert!(v.is_orphan_owner("ghost") && !v.is_orphan_owner("e"));
+        assert!(!v.is_stale("d", 1000), "a draining worker is not stale");
+        assert_eq!(v.queued().len(), 1);
+    }
+
+    #[test]
+    fn pending_sweep_decisions() {
+        let mut v = view();
+        v.jobs.insert("p/x".into(), Pending { attempt: 1, worker: "a".into(), deadline_ms: 9000 }.encode());
+        v.jobs.insert("p/y".into(), Pending { attempt: 2, worker: "ghost".into(), deadline_ms: 99_999 }.encode());
+        v.jobs.insert("p/gone".into(), Pending { attempt: 1, worker: "a".into(), deadline_ms: 99_999 }.encode());
+        let s = v.sweepable_pending();
+        assert_eq!(s.len(), 3);
+        assert!(s.iter().any(|(j, _, exp)| j == "x" && *exp), "expired and current: re-dispatch");
+        assert!(s.iter().any(|(j, _, exp)| j == "y" && !*exp), "older attempt: stale");
+        assert!(s.iter().any(|(j, _, exp)| j == "gone" && !*exp), "job gone: stale");
+    }
+
+    #[test]
+    fn lock_steps() {
+        assert_eq!(lock_step(None, 10), LockStep::Take);
+        assert_eq!(lock_step(Some("n|20"), 10), LockStep::Busy);
+        assert_eq!(lock_step(Some("n|5"), 10), LockStep::TakeOver { observed: "n|5".into() });
+        assert_eq!(lock_step(Some("junk"), 10), LockStep::TakeOver { observed: "junk".into() });
+    }
+}

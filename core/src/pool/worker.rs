@@ -1,0 +1,355 @@
+//! A worker: registration, keep-alive in store time with self-fencing, ack-on-start, handler
+//! runs, completion with attempt fencing, graceful stop (drain, hand back, deregister).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::complete;
+use super::node::{Assign, Core};
+use super::state::{JobRecord, KeepAlive, job_key, pending_key};
+use super::{Job, JobHandler, JobOutcome, WorkerExit};
+use std::time::Duration;
+
+use crate::clock::{Clock, Instant};
+use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
+use crate::shutdown::Shutdown;
+use crate::store::{Expect, MapWrite, Store};
+
+struct Running {
+    attempt: u64,
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) struct Worker<S: Store, H: JobHandler> {
+    pub core: Arc<Core<S>>,
+    pub id: String,
+    pub handler: Arc<H>,
+    /// The worker's own token: cancelled by its handle or by the node's stop, never by the caller.
+    pub token: Shutdown,
+    /// The caller's request token (only the MP6 mutant binds anything to it).
+    pub caller: Shutdown,
+    pub intake: mpsc::Receiver<Assign>,
+}
+
+enum Beat {
+    Ok,
+    Failed,
+    Dead,
+}
+
+impl<S: Store, H: JobHandler> Worker<S, H> {
+    pub async fn run(mut self) -> WorkerExit {
+        let exit = self.run_inner().await;
+        self.core.unregister_local(&self.id);
+        exit
+    }
+
+    async fn run_inner(&mut self) -> WorkerExit {
+        let cfg = self.core.cfg.clone();
+        let Some((mut last, mut confirmed_until)) = self.register().await else {
+            return WorkerExit::Stopped;
+        };
+        // MP6: the worker's loop is bound to the caller's request instead of its own token.
+        let bound = if mutants::active(Mutant::MP6) { self.caller.clone() } else { self.token.clone() };
+        let (done_tx, mut done_rx) = mpsc::channel::<(String, u64)>(cfg.intake_buffer);
+        let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        let mut inflight: Vec<String> = Vec::new();
+        let mut fenced = false;
+        let mut drain_until: Option<Instant> = None;
+        let mut next_beat = self.core.clock.now() + cfg.keepalive_interval;
+        loop {
+            if drain_until.is_none() && (self.token.is_cancelled() || bound.is_cancelled()) {
+                if !self.token.is_cancelled() {
+                    // MP6: the caller's request ended; its tasks stop without a word, the jobs'
+                    // handlers keep running (a zombie) and nothing deregisters.
+                    return WorkerExit::Stopped;
+                }
+                drain_until = Some(self.core.clock.now() + cfg.shutdown_deadline);
+                info!(target: "keel::pool", kind = "worker_stopping", worker = %self.id, running = running.len(), "worker stopping");
+                next_beat = self.core.clock.now();
+            }
+            if let Some(d) = drain_until
+                && (running.is_empty() || self.core.clock.now() >= d)
+            {
+                break;
+            }
+            let wake = next_beat.min(if fenced { next_beat } else { confirmed_until });
+            tokio::select! {
+                _ = self.token.cancelled(), if drain_until.is_none() => continue,
+                _ = bound.cancelled(), if drain_until.is_none() => continue,
+                _ = self.core.clock.sleep_until(wake) => {}
+                a = self.intake.recv(), if drain_until.is_none() && !fenced => {
+                    if let Some((job, raw)) = a {
+                        self.start(&mut running, &done_tx, job, raw);
+                    }
+                    continue;
+                }
+                d = done_rx.recv() => {
+                    if let Some((job, attempt)) = d && running.get(&job).is_some_and(|r| r.attempt == attempt) {
+                        running.remove(&job);
+                    }
+                    continue;
+                }
+            }
+            let now = self.core.clock.now();
+            if now >= next_beat {
+                let sent = now;
+                match self.beat(&mut last, &mut inflight, drain_until.is_some()).await {
+                    Beat::Ok => {
+                        confirmed_until = sent + cfg.worker_ttl - cfg.drift_margin;
+                        if fenced {
+                            fenced = false;
+                            info!(target: "keel::pool", kind = "unfenced", worker = %self.id, "keep-alive confirmed again");
+                        }
+                    }
+                    Beat::Failed => {}
+                    Beat::Dead => {
+                        warn!(target: "keel::pool", kind = "worker_dead", worker = %self.id, "this worker was cleaned up (keep-alive gone or changed): stopping its jobs");
+                        stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+                        return WorkerExit::Dead;
+                    }
+                }
+                next_beat = self.core.clock.now() + cfg.keepalive_interval;
+            }
+            if !fenced && self.core.clock.now() >= confirmed_until {
+                // We can no longer prove we are alive: others may requeue our jobs soon, so stop
+                // running them now (before our keep-alive goes stale in store time).
+                fenced = true;
+                warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+            }
+        }
+        // Drain over: stop what still runs, hand back every job we own, deregister.
+        stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+        self.hand_back().await;
+        self.deregister(&last).await;
+        info!(target: "keel::pool", kind = "worker_stopped", worker = %self.id, "worker stopped and deregistered");
+        WorkerExit::Stopped
+    }
+
+    /// Write the keep-alive, then the registration. Returns the keep-alive value and the local
+    /// deadline it confirms.
+    async fn register(&self) -> Option<(String, Instant)> {
+        let cfg = &self.core.cfg;
+        let mut wait = cfg.cleanup_backoff.0;
+        loop {
+            if self.token.is_cancelled() {
+                return None;
+            }
+            let sent = self.core.clock.now();
+            let r: Result<String, StoreError> = async {
+                let now = self.core.op("time", self.core.store.time_ms()).await?;
+                let ka = KeepAlive { ms: now, stopping: false }.encode();
+                info!(target: "keel::pool", kind = "keepalive", worker = %self.id, ms = now, "keep-alive");
+                let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
+                self.core.op("map_write", set).await?;
+                let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
+                self.core.op("map_write", reg).await?;
+                Ok(ka)
+            }
+            .await;
+            match r {
+                Ok(ka) => {
+                    info!(target: "keel::pool", kind = "worker_registered", worker = %self.id, "worker registered");
+                    return Some((ka, sent + cfg.worker_ttl - cfg.drift_margin));
+                }
+                Err(e) => debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"),
+            }
+            tokio::select! {
+                _ = self.token.cancelled() => return None,
+                _ = self.core.clock.sleep(wait) => {}
+            }
+            wait = (wait * 2).min(cfg.keepalive_interval);
+        }
+    }
+
+    /// One keep-alive: compare-and-set from the last value we wrote. A value we do not know means
+    /// a cleaner took the worker (or the store lost it): the worker is dead.
+    async fn beat(&self, last: &mut String, inflight: &mut Vec<String>, stopping: bool) -> Beat {
+        let now = match self.core.op("time", self.core.store.time_ms()).await {
+            Ok(t) => t,
+            Err(_) => return Beat::Failed,
+        };
+        let new = KeepAlive { ms: now, stopping }.encode();
+        info!(target: "keel::pool", kind = "keepalive", worker = %self.id, ms = now, "keep-alive");
+        let cas = MapWrite::CompareAndSet { expected: last.clone(), new: new.clone() };
+        match self.core.op("map_write", self.core.store.map_write(&self.core.maps.keepalive, &self.id, cas)).await {
+            Ok(out) if out.applied => {
+                *last = new;
+                inflight.clear();
+                Beat::Ok
+            }
+            Ok(out) => match out.value {
+                // An earlier write whose reply was lost did land: adopt it and beat again next time.
+                Some(v) if inflight.contains(&v) => {
+                    *last = v;
+                    inflight.clear();
+                    Beat::Failed
+                }
+                _ => Beat::Dead,
+            },
+            Err(_) => {
+                if inflight.len() < 16 {
+                    inflight.push(new);
+                }
+                Beat::Failed
+            }
+        }
+    }
+
+    fn start(
+        &self,
+        running: &mut BTreeMap<String, Running>,
+        done: &mpsc::Sender<(String, u64)>,
+        job: String,
+        raw: String,
+    ) {
+        let Some(rec) = JobRecord::parse(&raw) else { return };
+        if rec.owner != self.id {
+            return;
+        }
+        if let Some(r) = running.get(&job) {
+            if r.attempt >= rec.attempt && !r.task.is_finished() {
+                return;
+            }
+            r.stop.cancel();
+        }
+        let stop = Shutdown::new(format!("{}/{}", self.id, job));
+        let task = tokio::spawn(run_job(
+            self.core.clone(),
+            self.handler.clone(),
+            self.id.clone(),
+            job.clone(),
+            raw,
+            rec.clone(),
+            stop.clone(),
+            done.clone(),
+        ));
+        running.insert(job, Running { attempt: rec.attempt, stop, task });
+    }
+
+    /// Give every job this worker still owns to another live worker (or queue it).
+    async fn hand_back(&self) {
+        let Ok(mut view) = self.core.view(false).await else {
+            warn!(target: "keel::pool", worker = %self.id, "could not read jobs to hand back; the cleanup will requeue them");
+            return;
+        };
+        let owned: Vec<(String, String)> =
+            view.records().filter(|(_, r)| r.owner == self.id).map(|(j, r)| (j.to_owned(), r.encode())).collect();
+        for (job, raw) in owned {
+            if let Err(e) = self.core.move_job(&mut view, &job, &raw, None, &self.id, "handed_back").await {
+                warn!(target: "keel::pool", worker = %self.id, job = %job, error = %e, "hand-back failed; the cleanup will requeue it");
+            }
+        }
+    }
+
+    /// Delete the keep-alive (no dispatcher picks us from here on), then the registration.
+    async fn deregister(&self, last: &str) {
+        let maps = &self.core.maps;
+        let del = self.core.store.map_write(&maps.keepalive, &self.id, MapWrite::CompareAndDelete(last.to_owned()));
+        if self.core.op("map_write", del).await.is_err() {
+            return; // left stale: the cleanup finishes it
+        }
+        let del = self.core.store.map_write(&maps.workers, &self.id, MapWrite::Delete);
+        let _ = self.core.op("map_write", del).await;
+    }
+}
+
+/// Ask every running handler to stop and wait for it, aborting one that ignores the request
+/// for longer than `grace` (so a stuck handler cannot wedge the worker).
+async fn stop_all(running: &mut BTreeMap<String, Running>, clock: &dyn Clock, grace: Duration) {
+    for r in running.values() {
+        r.stop.cancel();
+    }
+    let deadline = clock.now() + grace;
+    for (job, r) in std::mem::take(running) {
+        let mut task = r.task;
+        tokio::select! {
+            _ = &mut task => {}
+            _ = clock.sleep_until(deadline) => {
+                warn!(target: "keel::pool", job = %job, "handler ignored its stop; aborting it");
+                task.abort();
+            }
+        }
+    }
+}
+
+/// One run of one attempt: ack, handler, completion.
+#[allow(clippy::too_many_arguments)]
+async fn run_job<S: Store, H: JobHandler>(
+    core: Arc<Core<S>>,
+    handler: Arc<H>,
+    worker: String,
+    job: String,
+    raw: String,
+    rec: JobRecord,
+    stop: Shutdown,
+    done: mpsc::Sender<(String, u64)>,
+) {
+    let attempt = rec.attempt;
+    // Ack: only if the record still names this attempt; removes the pending entry.
+    let guards = [(job_key(&job), Expect::Value(raw.clone()))];
+    let writes = [(pending_key(&job), None)];
+    let ack = core.store.map_txn(&core.maps.jobs, &guards, &writes);
+    match core.op("map_txn", ack).await {
+        Ok(out) if out.applied => {
+            debug!(target: "keel::pool", kind = "acked", job = %job, worker = %worker, attempt, "acknowledged")
+        }
+        Ok(_) => {
+            info!(target: "keel::pool", kind = "stale_rejected", op = "ack", job = %job, worker = %worker, attempt, "stale attempt: ack rejected");
+            let _ = done.send((job, attempt)).await;
+            return;
+        }
+        Err(e) => {
+            debug!(target: "keel::pool", job = %job, error = %e, "ack failed; the job is delivered again");
+            let _ = done.send((job, attempt)).await;
+            return;
+        }
+    }
+    if stop.is_cancelled() {
+        let _ = done.send((job, attempt)).await;
+        return;
+    }
+    info!(target: "keel::pool", kind = "started", job = %job, worker = %worker, attempt, "handler started");
+    let outcome = handler
+        .run(Job {
+            key: job.clone(),
+            payload: rec.payload.clone(),
+            attempt,
+            worker: worker.clone(),
+            stop: stop.clone(),
+        })
+        .await;
+    if outcome == JobOutcome::Completed && !stop.is_cancelled() {
+        complete_with_retries(&core, &worker, &job, &raw, attempt).await;
+    } else {
+        info!(target: "keel::pool", kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing");
+    }
+    let _ = done.send((job, attempt)).await;
+}
+
+async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) {
+    let (min, max) = core.cfg.cleanup_backoff;
+    let mut wait = min;
+    for _ in 0..core.cfg.cleanup_retries {
+        match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw)).await {
+            Ok(true) => {
+                info!(target: "keel::pool", kind = "completed", job, worker, attempt, "job completed");
+                return;
+            }
+            Ok(false) => {
+                info!(target: "keel::pool", kind = "stale_rejected", op = "complete", job, worker, attempt, "stale attempt: completion rejected");
+                return;
+            }
+            Err(e) => debug!(target: "keel::pool", job, error = %e, "completion failed; retrying"),
+        }
+        core.clock.sleep(wait).await;
+        wait = (wait * 2).min(max);
+    }
+    warn!(target: "keel::pool", kind = "complete_failed", job, worker, attempt, "completion not recorded; the job stays owned and runs again");
+}
