@@ -37,6 +37,7 @@ pub fn redis_available(test: &str) -> bool {
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
     child: Mutex<Option<Child>>,
 }
 
@@ -44,20 +45,31 @@ impl RedisServer {
     /// Start a server on a free loopback port (`--save "" --appendonly no`), or `None` when
     /// `redis-server` is missing (see [`redis_available`]).
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &[])
+    }
+
+    /// [`start`](Self::start) with extra `redis-server` arguments (kept across restarts).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<Self> {
         if !redis_available(test) {
             return None;
         }
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("keel-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let server = RedisServer { port, dir, child: Mutex::new(None) };
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let server = RedisServer { port, dir, extra, child: Mutex::new(None) };
         server.spawn();
         Some(server)
     }
 
-    /// The server's port.
+    /// The server's (plain TCP) port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's temporary directory (data files; a place for test certificates).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -81,6 +93,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--dbfilename", "dump.rdb", "--loglevel", "warning"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -157,7 +170,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A free loopback port.
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }
