@@ -28,7 +28,8 @@ pub fn redis_available(test: &str) -> bool {
     if std::env::var_os("CI").is_some() || std::env::var_os("KEEL_REQUIRE_REDIS").is_some() {
         panic!("redis-server not found but CI/KEEL_REQUIRE_REDIS is set: apt-get install -y redis-server");
     }
-    eprintln!("\n*** SKIPPED {test}: redis-server not found (apt-get install -y redis-server) ***\n");
+    // Straight to stderr, past libtest's capture, so the skip is seen even when the test passes.
+    let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED {test}: redis-server not found (apt-get install -y redis-server) ***\n");
     false
 }
 
