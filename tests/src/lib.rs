@@ -29,7 +29,10 @@ pub fn redis_available(test: &str) -> bool {
         panic!("redis-server not found but CI/KEEL_REQUIRE_REDIS is set: apt-get install -y redis-server");
     }
     // Straight to stderr, past libtest's capture, so the skip is seen even when the test passes.
-    let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED {test}: redis-server not found (apt-get install -y redis-server) ***\n");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n*** SKIPPED {test}: redis-server not found (apt-get install -y redis-server) ***\n"
+    );
     false
 }
 

@@ -414,3 +414,45 @@ impl Store for RedisStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::Outcome;
+
+    fn io_err(kind: io::ErrorKind) -> RedisError {
+        io::Error::from(kind).into()
+    }
+
+    #[test]
+    fn errors_keep_not_applied_apart_from_unknown() {
+        let refused = classify("op", io_err(io::ErrorKind::ConnectionRefused), "L");
+        assert!(matches!(refused, StoreError::Unavailable { .. }), "{refused:?}");
+        // No response timeout is configured, so an I/O timeout can only be the connect.
+        let connect = classify("op", io_err(io::ErrorKind::TimedOut), "L");
+        assert_eq!(connect.outcome(), Outcome::NotApplied);
+        for kind in [io::ErrorKind::BrokenPipe, io::ErrorKind::ConnectionReset, io::ErrorKind::UnexpectedEof] {
+            let e = classify("op", io_err(kind), "L");
+            assert!(matches!(e, StoreError::Disconnected { .. }), "{kind:?}: {e:?}");
+            assert_eq!(e.outcome(), Outcome::Unknown);
+        }
+        let oom = ::redis::make_extension_error("OOM".into(), Some("command not allowed".into()));
+        assert!(matches!(classify("op", oom, "L"), StoreError::Refused { .. }));
+    }
+
+    #[test]
+    fn corruption_names_the_key_without_prefix() {
+        let detail = "map holds a string, expected a hash script: 0123abcd, on @user_script:3.";
+        let e = ::redis::make_extension_error("KEELCORRUPT".into(), Some(detail.into()));
+        assert_eq!(
+            classify("map_write", e, "orders"),
+            StoreError::Corrupt { key: "map:orders".into(), detail: "holds a string, expected a hash".into() }
+        );
+        let e = ::redis::make_extension_error("KEELCORRUPT".into(), Some("rev revision is not a number".into()));
+        assert!(matches!(classify("map_write", e, "m"), StoreError::Corrupt { key, .. } if key == "map-rev:m"));
+        let e = ::redis::make_extension_error("WRONGTYPE".into(), Some("Operation against a key".into()));
+        assert!(matches!(classify("lease_acquire", e, "L"), StoreError::Corrupt { key, .. } if key == "L"));
+    }
+}
