@@ -184,3 +184,27 @@ async fn redis_lagging_watch_reports_a_gap() {
         }
     }
 }
+
+#[tokio::test]
+async fn redis_watch_survives_a_long_outage() {
+    let Some(server) = RedisServer::start("redis_watch_survives_a_long_outage") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let mut w = s.watch("m").await.expect("watch");
+    server.kill();
+    // Several failed reconnect attempts (with backoff) while Redis is gone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.restart_losing_data();
+    let ev = tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("a gap after the outage");
+    assert_eq!(ev, WatchEvent::Gap);
+    keel_tests::wait_ready(&s).await;
+    let o = s.map_write("m", "k", MapWrite::Set("back".into())).await.expect("write");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("the change") {
+            WatchEvent::Gap => continue,
+            WatchEvent::Change(c) => {
+                assert_eq!((c.key.as_str(), c.value.as_deref(), c.rev), ("k", Some("back"), o.rev));
+                break;
+            }
+        }
+    }
+}
