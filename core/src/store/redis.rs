@@ -129,7 +129,17 @@ impl RedisStore {
     /// Run a script with the operation timeout and classify its failure.
     async fn run(&self, op: &'static str, name: &str, inv: &ScriptInvocation<'_>) -> StoreResult<Value> {
         let mut conn = self.conn();
-        match tokio::time::timeout(self.inner.config.op_timeout, inv.invoke_async::<Value>(&mut conn)).await {
+        self.timed(op, name, inv.invoke_async::<Value>(&mut conn)).await
+    }
+
+    /// Await a request with the operation timeout; classify its failure.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        name: &str,
+        request: impl Future<Output = ::redis::RedisResult<T>>,
+    ) -> StoreResult<T> {
+        match tokio::time::timeout(self.inner.config.op_timeout, request).await {
             Ok(Ok(v)) => {
                 self.inner.timeouts.store(0, Ordering::Relaxed);
                 Ok(v)
@@ -238,13 +248,7 @@ impl Store for RedisStore {
     async fn time_ms(&self) -> StoreResult<u64> {
         let mut conn = self.conn();
         let cmd = ::redis::cmd("TIME");
-        let v = match tokio::time::timeout(self.inner.config.op_timeout, cmd.query_async::<Value>(&mut conn)).await {
-            Ok(r) => r.map_err(|e| classify("time", e, ""))?,
-            Err(_) => {
-                self.on_timeout("time");
-                return Err(StoreError::Timeout { op: "time" });
-            }
-        };
+        let v = self.timed("time", "", cmd.query_async::<Value>(&mut conn)).await?;
         match items(&v) {
             [s, us] => match (as_u64(s), as_u64(us)) {
                 (Some(s), Some(us)) => Ok(s * 1000 + us / 1000),
@@ -303,10 +307,7 @@ impl Store for RedisStore {
         let mut conn = self.conn();
         let mut cmd = ::redis::cmd("DEL");
         cmd.arg(self.key("lease", name));
-        match tokio::time::timeout(self.inner.config.op_timeout, cmd.query_async::<Value>(&mut conn)).await {
-            Ok(r) => r.map(|_| ()).map_err(|e| classify("lease_delete_unchecked", e, name)),
-            Err(_) => Err(StoreError::Timeout { op: "lease_delete_unchecked" }),
-        }
+        self.timed("lease_delete_unchecked", name, cmd.query_async::<Value>(&mut conn)).await.map(|_| ())
     }
 
     async fn map_get(&self, map: &str, key: &str) -> StoreResult<(Option<String>, u64)> {
