@@ -2,7 +2,7 @@
 //! a bare redis-rs EVALSHA loop of the very same Lua scripts, at the same concurrency on one
 //! multiplexed connection each.
 //!
-//! Run: `cargo run --release -p keel-tests --example bench_lease_redis [tasks] [seconds]`
+//! Run: `cargo run --release -p keel-tests --example bench_lease_redis [tasks] [seconds] [rounds]`
 //! (spawns its own redis-server unless REDIS_URL is set).
 
 use std::sync::Arc;
@@ -81,6 +81,7 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let tasks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let server;
     let url = match std::env::var("REDIS_URL") {
         Ok(url) => url,
@@ -89,9 +90,9 @@ async fn main() {
             server.url()
         }
     };
-    println!("lease acquire+renew pairs/s over {url}, {tasks} concurrent tasks, {secs} s per run, best of 3");
+    println!("lease acquire+renew pairs/s over {url}, {tasks} concurrent tasks, {secs} s per run, best of {rounds}");
     let (mut best_keel, mut best_bare) = (0f64, 0f64);
-    for round in 0..3 {
+    for round in 0..rounds {
         // Alternate so background load on the machine hits both alike.
         let k = keel_run(&url, &format!("bench-keel-{round}"), tasks, secs).await;
         let b = bare_run(&url, &format!("bench-bare-{round}"), tasks, secs).await;

@@ -28,7 +28,11 @@ pub fn redis_available(test: &str) -> bool {
     if std::env::var_os("CI").is_some() || std::env::var_os("KEEL_REQUIRE_REDIS").is_some() {
         panic!("redis-server not found but CI/KEEL_REQUIRE_REDIS is set: apt-get install -y redis-server");
     }
-    eprintln!("\n*** SKIPPED {test}: redis-server not found (apt-get install -y redis-server) ***\n");
+    // Straight to stderr, past libtest's capture, so the skip is seen even when the test passes.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n*** SKIPPED {test}: redis-server not found (apt-get install -y redis-server) ***\n"
+    );
     false
 }
 
@@ -37,6 +41,7 @@ pub fn redis_available(test: &str) -> bool {
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
     child: Mutex<Option<Child>>,
 }
 
@@ -44,20 +49,31 @@ impl RedisServer {
     /// Start a server on a free loopback port (`--save "" --appendonly no`), or `None` when
     /// `redis-server` is missing (see [`redis_available`]).
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &[])
+    }
+
+    /// [`start`](Self::start) with extra `redis-server` arguments (kept across restarts).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<Self> {
         if !redis_available(test) {
             return None;
         }
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("keel-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let server = RedisServer { port, dir, child: Mutex::new(None) };
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let server = RedisServer { port, dir, extra, child: Mutex::new(None) };
         server.spawn();
         Some(server)
     }
 
-    /// The server's port.
+    /// The server's (plain TCP) port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's temporary directory (data files; a place for test certificates).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -81,6 +97,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--dbfilename", "dump.rdb", "--loglevel", "warning"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -157,7 +174,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A free loopback port.
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }

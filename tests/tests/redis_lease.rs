@@ -130,3 +130,37 @@ async fn redis_outage_shorter_than_margin_keeps_the_lease() {
     assert_eq!(holders(&owners), vec![leader]);
     stop_all(owners).await;
 }
+
+#[tokio::test]
+async fn redis_frozen_longer_than_ttl_steps_down_and_recovers_without_quarantine() {
+    let test = "redis_frozen_longer_than_ttl_steps_down_and_recovers_without_quarantine";
+    let Some(server) = RedisServer::start(test) else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let ttl = Duration::from_millis(1500);
+    let owners: Vec<_> = ["a", "b"].iter().map(|n| owner(&store, n, ttl)).collect();
+    let (leader, f1) = one_holder(&owners, Duration::from_secs(10), Duration::from_millis(300)).await;
+    let mut rx = owners[leader].subscribe();
+
+    let frozen_at = Instant::now();
+    server.freeze(); // like a partition: requests are sent, nothing answers
+    tokio::time::timeout(ttl * 2, rx.wait_for(|s| matches!(s, LeaseState::Lost { .. })))
+        .await
+        .expect("holder did not step down")
+        .expect("owner alive");
+    assert!(frozen_at.elapsed() < ttl, "stepped down {:?} after the freeze; ttl {ttl:?}", frozen_at.elapsed());
+    tokio::time::sleep_until(frozen_at + ttl * 2).await;
+    server.thaw();
+    let thawed = Instant::now();
+    // The data survived: no quarantine (one TTL), so a holder appears within about a poll interval.
+    while holders(&owners).is_empty() {
+        assert!(
+            thawed.elapsed() < ttl,
+            "no holder {:?} after the thaw: quarantined without a data loss?",
+            thawed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, f2) = one_holder(&owners, Duration::from_secs(5), Duration::from_millis(500)).await;
+    assert!(f2 > f1);
+    stop_all(owners).await;
+}

@@ -141,3 +141,70 @@ async fn redis_idle_watch_stays_connected() {
         other => panic!("expected the change without a gap, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn redis_script_cache_flush_is_survived() {
+    let Some(server) = RedisServer::start("redis_script_cache_flush_is_survived") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    s.map_write("m", "k", MapWrite::Set("1".into())).await.expect("write");
+    assert_eq!(server.command("SCRIPT FLUSH").as_deref(), Some("+OK"));
+    // EVALSHA meets NOSCRIPT (not applied), loads the script and runs it once.
+    let o = s.map_write("m", "k", MapWrite::Append(vec!["2".into()])).await.expect("write after flush");
+    assert_eq!(o.value.as_deref(), Some("1\u{1f}2"), "applied exactly once");
+}
+
+#[tokio::test]
+async fn redis_lagging_watch_reports_a_gap() {
+    let Some(server) = RedisServer::start("redis_lagging_watch_reports_a_gap") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let mut w = s.watch("m").await.expect("watch");
+    let n = keel::store::memory::WATCH_BUFFER as u64 + 500;
+    let mut last = 0;
+    for i in 0..n {
+        last = s.map_write("m", "k", MapWrite::Set(i.to_string())).await.expect("write").rev;
+    }
+    let mut prev: Option<u64> = None;
+    let mut delivered = 0u64;
+    while let WatchEvent::Change(c) = tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("an event") {
+        if let Some(p) = prev {
+            assert_eq!(c.rev, p + 1, "no silent hole before the gap");
+        }
+        prev = Some(c.rev);
+        delivered += 1;
+    }
+    assert!(delivered < n, "a gap is reported only when changes were dropped");
+    let before_gap = prev.unwrap_or_default();
+    assert!(before_gap < last);
+    let o = s.map_write("m", "k", MapWrite::Set("after".into())).await.expect("write");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("an event") {
+            WatchEvent::Change(c) if c.rev == o.rev => break,
+            WatchEvent::Change(c) => assert!(c.rev > before_gap, "revisions keep rising after the gap: {}", c.rev),
+            WatchEvent::Gap => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_watch_survives_a_long_outage() {
+    let Some(server) = RedisServer::start("redis_watch_survives_a_long_outage") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let mut w = s.watch("m").await.expect("watch");
+    server.kill();
+    // Several failed reconnect attempts (with backoff) while Redis is gone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.restart_losing_data();
+    let ev = tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("a gap after the outage");
+    assert_eq!(ev, WatchEvent::Gap);
+    keel_tests::wait_ready(&s).await;
+    let o = s.map_write("m", "k", MapWrite::Set("back".into())).await.expect("write");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("the change") {
+            WatchEvent::Gap => continue,
+            WatchEvent::Change(c) => {
+                assert_eq!((c.key.as_str(), c.value.as_deref(), c.rev), ("k", Some("back"), o.rev));
+                break;
+            }
+        }
+    }
+}

@@ -129,7 +129,17 @@ impl RedisStore {
     /// Run a script with the operation timeout and classify its failure.
     async fn run(&self, op: &'static str, name: &str, inv: &ScriptInvocation<'_>) -> StoreResult<Value> {
         let mut conn = self.conn();
-        match tokio::time::timeout(self.inner.config.op_timeout, inv.invoke_async::<Value>(&mut conn)).await {
+        self.timed(op, name, inv.invoke_async::<Value>(&mut conn)).await
+    }
+
+    /// Await a request with the operation timeout; classify its failure.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        name: &str,
+        request: impl Future<Output = ::redis::RedisResult<T>>,
+    ) -> StoreResult<T> {
+        match tokio::time::timeout(self.inner.config.op_timeout, request).await {
             Ok(Ok(v)) => {
                 self.inner.timeouts.store(0, Ordering::Relaxed);
                 Ok(v)
@@ -238,13 +248,7 @@ impl Store for RedisStore {
     async fn time_ms(&self) -> StoreResult<u64> {
         let mut conn = self.conn();
         let cmd = ::redis::cmd("TIME");
-        let v = match tokio::time::timeout(self.inner.config.op_timeout, cmd.query_async::<Value>(&mut conn)).await {
-            Ok(r) => r.map_err(|e| classify("time", e, ""))?,
-            Err(_) => {
-                self.on_timeout("time");
-                return Err(StoreError::Timeout { op: "time" });
-            }
-        };
+        let v = self.timed("time", "", cmd.query_async::<Value>(&mut conn)).await?;
         match items(&v) {
             [s, us] => match (as_u64(s), as_u64(us)) {
                 (Some(s), Some(us)) => Ok(s * 1000 + us / 1000),
@@ -303,10 +307,7 @@ impl Store for RedisStore {
         let mut conn = self.conn();
         let mut cmd = ::redis::cmd("DEL");
         cmd.arg(self.key("lease", name));
-        match tokio::time::timeout(self.inner.config.op_timeout, cmd.query_async::<Value>(&mut conn)).await {
-            Ok(r) => r.map(|_| ()).map_err(|e| classify("lease_delete_unchecked", e, name)),
-            Err(_) => Err(StoreError::Timeout { op: "lease_delete_unchecked" }),
-        }
+        self.timed("lease_delete_unchecked", name, cmd.query_async::<Value>(&mut conn)).await.map(|_| ())
     }
 
     async fn map_get(&self, map: &str, key: &str) -> StoreResult<(Option<String>, u64)> {
@@ -412,5 +413,47 @@ impl Store for RedisStore {
             self.inner.config.clone(),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::Outcome;
+
+    fn io_err(kind: io::ErrorKind) -> RedisError {
+        io::Error::from(kind).into()
+    }
+
+    #[test]
+    fn errors_keep_not_applied_apart_from_unknown() {
+        let refused = classify("op", io_err(io::ErrorKind::ConnectionRefused), "L");
+        assert!(matches!(refused, StoreError::Unavailable { .. }), "{refused:?}");
+        // No response timeout is configured, so an I/O timeout can only be the connect.
+        let connect = classify("op", io_err(io::ErrorKind::TimedOut), "L");
+        assert_eq!(connect.outcome(), Outcome::NotApplied);
+        for kind in [io::ErrorKind::BrokenPipe, io::ErrorKind::ConnectionReset, io::ErrorKind::UnexpectedEof] {
+            let e = classify("op", io_err(kind), "L");
+            assert!(matches!(e, StoreError::Disconnected { .. }), "{kind:?}: {e:?}");
+            assert_eq!(e.outcome(), Outcome::Unknown);
+        }
+        let oom = ::redis::make_extension_error("OOM".into(), Some("command not allowed".into()));
+        assert!(matches!(classify("op", oom, "L"), StoreError::Refused { .. }));
+    }
+
+    #[test]
+    fn corruption_names_the_key_without_prefix() {
+        let detail = "map holds a string, expected a hash script: 0123abcd, on @user_script:3.";
+        let e = ::redis::make_extension_error("KEELCORRUPT".into(), Some(detail.into()));
+        assert_eq!(
+            classify("map_write", e, "orders"),
+            StoreError::Corrupt { key: "map:orders".into(), detail: "holds a string, expected a hash".into() }
+        );
+        let e = ::redis::make_extension_error("KEELCORRUPT".into(), Some("rev revision is not a number".into()));
+        assert!(matches!(classify("map_write", e, "m"), StoreError::Corrupt { key, .. } if key == "map-rev:m"));
+        let e = ::redis::make_extension_error("WRONGTYPE".into(), Some("Operation against a key".into()));
+        assert!(matches!(classify("lease_acquire", e, "L"), StoreError::Corrupt { key, .. } if key == "L"));
     }
 }
