@@ -76,6 +76,7 @@ impl Node {
 
     async fn pause(&self, d: Duration) -> bool {
         tokio::select! {
+            biased;
             _ = self.ctx.shutdown.cancelled() => false,
             _ = self.ctx.clock.sleep(d) => true,
         }
@@ -117,6 +118,7 @@ impl Node {
             let r = match cut {
                 None => Some(self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown).await),
                 Some(d) => tokio::select! {
+                    biased;
                     r = self.map.set_and_wait(&key, &id) => Some(r),
                     _ = self.ctx.clock.sleep(d) => None,
                 },
