@@ -52,6 +52,12 @@ for seed in 11 12; do
   echo "seed $seed: $a / $b"
   [ "$a" = "$b" ] || { echo "non-deterministic trace for seed $seed"; exit 1; }
 done
+for seed in 11 12; do
+  a=$(cargo sim replay --scenario rmap --seed $seed | tail -n 1)
+  b=$(cargo sim replay --scenario rmap --seed $seed | tail -n 1)
+  echo "rmap seed $seed: $a / $b"
+  [ "$a" = "$b" ] || { echo "non-deterministic rmap trace for seed $seed"; exit 1; }
+done
 
 lane "simulation: bad arguments are rejected with exit 2"
 expect_2() {

@@ -153,6 +153,7 @@ async fn connection(
     let mut tasks = Vec::new();
     loop {
         tokio::select! {
+            biased; // tokio's unbiased order is seeded per process, not per run: keep replays exact
             _ = kill.changed() => break,
             msg = rx.recv() => {
                 let Ok(msg) = msg else { break };
@@ -409,6 +410,7 @@ impl Watch for SimWatch {
         loop {
             if let Some(rx) = self.rx.as_mut() {
                 tokio::select! {
+                    biased; // deterministic poll order (see `connection`)
                     ev = rx.recv() => match ev {
                         Some(ev) => return ev,
                         None => self.rx = None,

@@ -36,6 +36,7 @@ pub(super) async fn timed<T>(
     fut: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     tokio::select! {
+        biased;
         r = fut => r,
         _ = clock.sleep(after) => Err(StoreError::Timeout { op }),
     }
@@ -79,6 +80,7 @@ impl<S: Store> Driver<S> {
                 }
             };
             tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => return Next::Stop,
                 _ = ae => return Next::Resync("anti_entropy"),
                 ev = watch.next() => match ev {
@@ -165,6 +167,7 @@ impl<S: Store> Driver<S> {
 
     async fn backoff(&self, wait: &mut Duration) -> bool {
         tokio::select! {
+            biased;
             _ = self.shutdown.cancelled() => return false,
             _ = self.clock.sleep(*wait) => {}
         }
@@ -176,6 +179,7 @@ impl<S: Store> Driver<S> {
         let mut wait = self.cfg.retry_min;
         loop {
             let r = tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => return None,
                 r = timed(&*self.clock, self.cfg.op_timeout, "watch", self.store.watch(&self.cfg.name)) => r,
             };
@@ -196,6 +200,7 @@ impl<S: Store> Driver<S> {
         loop {
             let seq = self.shared.waiters.begin_snapshot();
             let r = tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => return None,
                 r = timed(&*self.clock, self.cfg.op_timeout, "map_snapshot", self.store.map_snapshot(&self.cfg.name)) => r,
             };

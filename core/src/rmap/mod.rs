@@ -285,6 +285,7 @@ impl<S: Store> ReplicatedMap<S> {
                 return Err(RmapError::Closed);
             }
             tokio::select! {
+                biased;
                 r = rx.changed() => r.map_err(|_| RmapError::Closed)?,
                 _ = self.ctl.shutdown.cancelled() => {}
             }
