@@ -55,8 +55,7 @@ impl<S: Store> Driver<S> {
             let now = self.clock.now();
             let queued = self.intake.queued();
             if let Some(dl) = deadline {
-                let producers_done = skip_producers || self.intake.producer_count() == 0;
-                if producers_done && queued == 0 {
+                if self.intake.drained(skip_producers) {
                     break;
                 }
                 if now >= dl {
