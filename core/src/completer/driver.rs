@@ -83,6 +83,7 @@ impl<S: Store> Driver<S> {
             }
             let wake = deadline.map_or(next_tick, |d| d.min(next_tick));
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.intake.work.notified() => {}
                 _ = self.clock.sleep_until(wake) => {}
                 _ = self.token.cancelled(), if deadline.is_none() => {}
@@ -123,6 +124,7 @@ impl<S: Store> Driver<S> {
             let now = self.clock.now();
             let cut = deadline.map_or(now + self.cfg.op_timeout, |d| d.min(now + self.cfg.op_timeout));
             let r = tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = self.store.map_txn(&self.cfg.map, &[], &w) => r,
                 _ = self.clock.sleep_until(cut) => Err(StoreError::Timeout { op: "map_txn" }),
             };
@@ -150,6 +152,7 @@ impl<S: Store> Driver<S> {
                         return None;
                     }
                     tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(wake) => {}
                         _ = self.token.cancelled(), if deadline.is_none() => {}
                     }
@@ -176,6 +179,7 @@ impl<S: Store> Driver<S> {
         loop {
             let far = self.clock.now() + Duration::from_secs(3600);
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = &mut send => {
                     if r.is_err() {
                         warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,

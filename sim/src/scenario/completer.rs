@@ -90,11 +90,13 @@ async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdo
         let stopping = stop.is_cancelled();
         let r = if stopping {
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = p.complete(c) => Some(r),
                 _ = ctx.clock.sleep(handoff) => None,
             }
         } else {
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = p.complete(c) => Some(r),
                 _ = stop.cancelled() => None,
             }
@@ -211,6 +213,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
         }
         let work_ms = thread_rng().gen_range(100..1500);
         tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
             _ = ctx.clock.sleep(Duration::from_millis(work_ms)) => {}
             _ = caller.cancelled() => {}
         }
