@@ -188,8 +188,8 @@ impl Lifecycle {
         }
     }
 
-    /// Mark the current run as stopping without cancelling its token (the run noticed a stop
-    /// request by other means, e.g. its parent token) and wait for it to exit.
+    /// Wait for the current run (if any) to exit, without asking it to stop (e.g. a run that
+    /// follows its parent's token).
     pub async fn join(&self) {
         let wait = self.shared.lock().exited.clone();
         if let Some(rx) = wait {
