@@ -15,6 +15,9 @@ pub struct Entry {
     pub budget: u64,
 }
 
+/// Scenario name of mutants caught by the loom lane (`cargo loomtest`) instead of a simulation.
+pub const LOOM: &str = "loom";
+
 /// Every mutant with a scenario that exists in this build.
 pub const ZOO: &[Entry] = &[
     Entry {
@@ -82,6 +85,12 @@ pub const ZOO: &[Entry] = &[
         lineage: "River #258/#379: completer stopped in parallel with producers",
         scenario: "completer",
         budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MR5,
+        lineage: "River #379: channel closed by a detached goroutine after a restart reassigned it",
+        scenario: LOOM,
+        budget: 0,
     },
 ];
 

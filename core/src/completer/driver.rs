@@ -55,8 +55,7 @@ impl<S: Store> Driver<S> {
             let now = self.clock.now();
             let queued = self.intake.queued();
             if let Some(dl) = deadline {
-                let producers_done = skip_producers || self.intake.producer_count() == 0;
-                if producers_done && queued == 0 {
+                if self.intake.drained(skip_producers) {
                     break;
                 }
                 if now >= dl {
@@ -84,6 +83,7 @@ impl<S: Store> Driver<S> {
             }
             let wake = deadline.map_or(next_tick, |d| d.min(next_tick));
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.intake.work.notified() => {}
                 _ = self.clock.sleep_until(wake) => {}
                 _ = self.token.cancelled(), if deadline.is_none() => {}
@@ -124,6 +124,7 @@ impl<S: Store> Driver<S> {
             let now = self.clock.now();
             let cut = deadline.map_or(now + self.cfg.op_timeout, |d| d.min(now + self.cfg.op_timeout));
             let r = tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = self.store.map_txn(&self.cfg.map, &[], &w) => r,
                 _ = self.clock.sleep_until(cut) => Err(StoreError::Timeout { op: "map_txn" }),
             };
@@ -151,6 +152,7 @@ impl<S: Store> Driver<S> {
                         return None;
                     }
                     tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(wake) => {}
                         _ = self.token.cancelled(), if deadline.is_none() => {}
                     }
@@ -177,6 +179,7 @@ impl<S: Store> Driver<S> {
         loop {
             let far = self.clock.now() + Duration::from_secs(3600);
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = &mut send => {
                     if r.is_err() {
                         warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,

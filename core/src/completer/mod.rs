@@ -48,6 +48,8 @@ mod intake;
 mod slot;
 mod subscriptions;
 
+#[cfg(all(test, keel_loom))]
+mod loom_tests;
 #[cfg(all(test, not(keel_loom)))]
 mod tests;
 

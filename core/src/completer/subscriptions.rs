@@ -172,6 +172,7 @@ impl Shared {
 
     async fn run(self: Arc<Self>, run: u64, token: Shutdown) {
         let (source_run, mut rx) = tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
             r = self.source.take() => r,
             _ = token.cancelled() => {
                 self.close_all(run, 0);

@@ -127,3 +127,60 @@ async fn restart_gets_a_fresh_channel_and_old_producers_are_refused() {
     }
     assert!(matches!(completer.producer("w"), Err(CompleteError::NotRunning) | Err(CompleteError::Closed)));
 }
+
+/// The unit-level teeth of the mutant switches (the simulator catches them under faults too).
+#[cfg(feature = "mutants")]
+mod mutants {
+    use super::*;
+    use crate::mutants::{Mutant, set};
+
+    /// A producer still finishing after the caller's cancellation: Ok normally, refused under MR1.
+    async fn late_completion_after_caller_cancel() -> Result<(), CompleteError> {
+        let completer = Completer::new(MemoryStore::new(), cfg());
+        let caller = Shutdown::new("app");
+        completer.start(&caller).await;
+        let p = completer.producer("w")?;
+        caller.cancel();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = p.complete(Completion::new("late", 1, "ok", "")).await;
+        drop(p);
+        let _ = completer.stop().await;
+        r
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn mr1_closes_the_channel_under_a_finishing_producer() {
+        assert_eq!(late_completion_after_caller_cancel().await, Ok(()));
+        set(Some(Mutant::MR1));
+        let r = late_completion_after_caller_cancel().await;
+        set(None);
+        assert_eq!(r, Err(CompleteError::Closed));
+    }
+
+    /// Events still buffered when the manager is stopped: all delivered normally, lost under MR3.
+    async fn delivered_after_stop() -> usize {
+        let completer = Completer::new(MemoryStore::new(), cfg());
+        let subs = SubscriptionManager::new(&completer);
+        let mut sub = subs.subscribe(KindFilter::All);
+        let caller = Shutdown::new("app");
+        completer.start(&caller).await;
+        let p = completer.producer("w").unwrap();
+        for i in 0..4 {
+            p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+        }
+        drop(p);
+        completer.stop().await.unwrap(); // the batch waits in the channel: no manager yet
+        subs.start(&caller).await;
+        subs.stop().await;
+        drain(&mut sub).await.len()
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn mr3_loses_buffered_events() {
+        assert_eq!(delivered_after_stop().await, 4);
+        set(Some(Mutant::MR3));
+        let n = delivered_after_stop().await;
+        set(None);
+        assert!(n < 4, "MR3 delivered {n}");
+    }
+}

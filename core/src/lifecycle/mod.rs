@@ -21,6 +21,8 @@ use futures::future::BoxFuture;
 pub use group::ServiceGroup;
 pub use machine::Status;
 pub use runner::{Lifecycle, RunCtx};
+#[cfg(all(test, keel_loom))]
+mod loom_tests;
 
 use crate::shutdown::Shutdown;
 

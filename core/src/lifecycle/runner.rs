@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::debug;
 
 use super::machine::{Action, Input, Machine, Status};
@@ -47,20 +47,50 @@ struct Shared {
     name: String,
     inner: Mutex<Inner>,
     status: watch::Sender<Status>,
+    /// Wakes `started()`/`stopped()` waiters. A plain `Notify` (FIFO), not a watch: tokio's
+    /// watch spreads waiters over notifiers picked by a per-thread RNG, which would make the
+    /// wake-up order (and so a simulation's trace) differ between same-seed runs.
+    changed: Notify,
+}
+
+/// One run's exit, signalled once.
+#[derive(Default)]
+struct Exit {
+    done: std::sync::atomic::AtomicBool,
+    notify: Notify,
+}
+
+impl Exit {
+    fn signal(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        loop {
+            let n = self.notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.done.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            n.await;
+        }
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     machine: Machine,
     token: Option<Shutdown>,
-    exited: Option<watch::Receiver<bool>>,
+    exited: Option<Arc<Exit>>,
 }
 
 /// Reports the run's exit when the task ends, however it ends (return, panic, abort).
 struct ExitGuard {
     shared: Arc<Shared>,
     run: u64,
-    done: watch::Sender<bool>,
+    done: Arc<Exit>,
 }
 
 impl Drop for ExitGuard {
@@ -73,7 +103,8 @@ impl Drop for ExitGuard {
             }
             self.shared.status.send_replace(inner.machine.status());
         }
-        self.done.send_replace(true);
+        self.done.signal();
+        self.shared.changed.notify_waiters();
         debug!(target: "keel::lifecycle", service = %self.shared.name, run = self.run, "run exited");
     }
 }
@@ -90,11 +121,6 @@ impl std::fmt::Debug for Lifecycle {
     }
 }
 
-async fn wait_exit(mut rx: watch::Receiver<bool>) {
-    // An error means the guard is gone, which also means the run exited.
-    let _ = rx.wait_for(|done| *done).await;
-}
-
 impl Lifecycle {
     /// A stopped lifecycle for the service `name`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -103,6 +129,7 @@ impl Lifecycle {
                 name: name.into(),
                 inner: Mutex::new(Inner::default()),
                 status: watch::channel(Status::Stopped).0,
+                changed: Notify::new(),
             }),
         }
     }
@@ -117,16 +144,26 @@ impl Lifecycle {
         self.shared.status.subscribe()
     }
 
+    async fn wait_status(&self, ok: impl Fn(Status) -> bool) {
+        loop {
+            let n = self.shared.changed.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if ok(self.status()) {
+                return;
+            }
+            n.await;
+        }
+    }
+
     /// Completes once a run is running.
     pub async fn started(&self) {
-        let mut rx = self.subscribe();
-        let _ = rx.wait_for(|s| matches!(s, Status::Running { .. })).await;
+        self.wait_status(|s| matches!(s, Status::Running { .. })).await
     }
 
     /// Completes once no run is running or stopping.
     pub async fn stopped(&self) {
-        let mut rx = self.subscribe();
-        let _ = rx.wait_for(|s| *s == Status::Stopped).await;
+        self.wait_status(|s| s == Status::Stopped).await
     }
 
     /// Start a run on `token` unless one is running. If a stop is under way, waits for it and
@@ -141,10 +178,11 @@ impl Lifecycle {
                 let mut inner = self.shared.lock();
                 match inner.machine.on(Input::Start) {
                     Action::Spawn { run: n } => {
-                        let (done, exited) = watch::channel(false);
+                        let done = Arc::new(Exit::default());
                         inner.token = Some(token.clone());
-                        inner.exited = Some(exited);
+                        inner.exited = Some(done.clone());
                         self.shared.status.send_replace(inner.machine.status());
+                        self.shared.changed.notify_waiters();
                         let guard = ExitGuard { shared: self.shared.clone(), run: n, done };
                         let fut = run(RunCtx { run: n, shutdown: token });
                         // Spawned under the lock so the exit guard cannot report before the run
@@ -160,8 +198,8 @@ impl Lifecycle {
                     _ => return false,
                 }
             };
-            if let Some(rx) = wait {
-                wait_exit(rx).await;
+            if let Some(exit) = wait {
+                exit.wait().await;
             }
         }
     }
@@ -174,6 +212,7 @@ impl Lifecycle {
             match inner.machine.on(Input::Stop) {
                 Action::CancelAndAwait { .. } => {
                     self.shared.status.send_replace(inner.machine.status());
+                    self.shared.changed.notify_waiters();
                     if let Some(t) = &inner.token {
                         t.cancel();
                     }
@@ -183,17 +222,17 @@ impl Lifecycle {
                 _ => None,
             }
         };
-        if let Some(rx) = wait {
-            wait_exit(rx).await;
+        if let Some(exit) = wait {
+            exit.wait().await;
         }
     }
 
-    /// Mark the current run as stopping without cancelling its token (the run noticed a stop
-    /// request by other means, e.g. its parent token) and wait for it to exit.
+    /// Wait for the current run (if any) to exit, without asking it to stop (e.g. a run that
+    /// follows its parent's token).
     pub async fn join(&self) {
         let wait = self.shared.lock().exited.clone();
-        if let Some(rx) = wait {
-            wait_exit(rx).await;
+        if let Some(exit) = wait {
+            exit.wait().await;
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use keel::clock::Clock;
 use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, Producer, SubscriptionManager};
-use keel::lifecycle::{Service, ServiceError, ServiceGroup};
+use keel::lifecycle::{Service, ServiceError, ServiceGroup, Status};
 use keel::mutants::Mutant;
 use keel::shutdown::Shutdown;
 use keel::store::Store;
@@ -90,11 +90,13 @@ async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdo
         let stopping = stop.is_cancelled();
         let r = if stopping {
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = p.complete(c) => Some(r),
                 _ = ctx.clock.sleep(handoff) => None,
             }
         } else {
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = p.complete(c) => Some(r),
                 _ = stop.cancelled() => None,
             }
@@ -184,6 +186,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
     let subs = Arc::new(
         SubscriptionManager::new(&completer).with_buffer(64).with_drain_timeout(Duration::from_millis(this.stop_ms)),
     );
+    stress(&this, &ctx).await;
     for run in 1..=this.runs {
         if ctx.shutdown.is_cancelled() {
             break;
@@ -211,6 +214,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
         }
         let work_ms = thread_rng().gen_range(100..1500);
         tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
             _ = ctx.clock.sleep(Duration::from_millis(work_ms)) => {}
             _ = caller.cancelled() => {}
         }
@@ -235,6 +239,53 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
     }
     ctx.record("node_done", &[]);
 }
+
+/// V5: concurrent start/stop/restart of a second completer and its manager never panics or
+/// deadlocks, and ends stopped.
+async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
+    let Some(cfg) = CompleterConfig::builder(STRESS).stop_timeout(Duration::from_millis(this.stop_ms)).build().ok()
+    else {
+        return;
+    };
+    let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
+    let completer = Arc::new(Completer::new(ctx.store().await, cfg).with_clock(clock));
+    let subs = Arc::new(SubscriptionManager::new(&completer).with_drain_timeout(Duration::from_millis(200)));
+    let caller = ctx.shutdown.child("stress");
+    let tasks: Vec<_> = (0..4u64)
+        .map(|i| {
+            let (c, s, caller) = (completer.clone(), subs.clone(), caller.clone());
+            tokio::spawn(async move {
+                for k in 0..3u64 {
+                    if (i + k) % 2 == 0 {
+                        c.start(&caller).await;
+                        s.start(&caller).await;
+                    } else {
+                        let _ = c.stop().await;
+                        s.stop().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = completer.stop().await;
+        subs.stop().await;
+    };
+    let bound = Duration::from_millis(12 * (this.stop_ms + 200) + 1000);
+    tokio::select! {
+        biased;
+        _ = all => {
+            let stopped = completer.status() == Status::Stopped && subs.status() == Status::Stopped;
+            ctx.record("stress_done", &[("stopped", stopped.to_string())]);
+        }
+        _ = ctx.clock.sleep(bound) => ctx.record("stress_stuck", &[]),
+    }
+}
+
+const STRESS: &str = "stress";
 
 impl Scenario for CompleterScenario {
     fn name(&self) -> &'static str {
@@ -281,6 +332,13 @@ impl Scenario for CompleterScenario {
             v.extend(r.check(id, self.stop_bound_us()));
         }
         for e in events {
+            if e.kind == "stress_stuck" || (e.kind == "stress_done" && e.str("stopped") != Some("true")) {
+                v.push(Violation::new(
+                    "V5",
+                    e.t_us,
+                    format!("{}: start/stop stress hung or did not end stopped", e.node),
+                ));
+            }
             if e.kind == "send_after_close" {
                 v.push(Violation::new(
                     "V2",
@@ -374,6 +432,9 @@ impl Runs {
                 if let Some(i) = incarnations.get_mut(&format!("{node}#{n}")) {
                     i.1 = true;
                 }
+                continue;
+            }
+            if e.str("completer").is_some_and(|c| c == STRESS) {
                 continue;
             }
             let Some(run) = e.u64("run") else { continue };
