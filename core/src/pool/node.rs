@@ -230,6 +230,11 @@ impl<S: Store> Core<S> {
                 }
             }
         }
+        for (job, raw) in view.old_tombstones(10 * self.ttl_ms()) {
+            let guard = [(state::done_key(&job), Expect::Value(raw))];
+            let writes = [(state::done_key(&job), None)];
+            self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guard, &writes)).await?;
+        }
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
                 self.move_job(&mut view, &job, &rec.encode(), None, "", "assigned").await?;

@@ -336,8 +336,17 @@ async fn run_job<S: Store, H: JobHandler>(
 async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) {
     let (min, max) = core.cfg.cleanup_backoff;
     let mut wait = min;
+    let mut done: Option<String> = None;
     for _ in 0..core.cfg.cleanup_retries {
-        match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw)).await {
+        if done.is_none() {
+            done = core.op("time", core.store.time_ms()).await.ok().map(|ms| format!("{attempt}|{worker}|{ms}"));
+        }
+        let Some(tomb) = done.as_deref() else {
+            core.clock.sleep(wait).await;
+            wait = (wait * 2).min(max);
+            continue;
+        };
+        match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw, tomb)).await {
             Ok(true) => {
                 info!(target: "keel::pool", kind = "completed", job, worker, attempt, "job completed");
                 return;

@@ -10,6 +10,7 @@ use crate::plan::{FaultPlan, PlanSpec};
 use crate::world::NodeMain;
 
 pub mod lease;
+pub mod pool;
 
 /// A scenario the checker can run.
 pub trait Scenario: Send + Sync {
@@ -35,7 +36,7 @@ pub trait Scenario: Send + Sync {
 
 /// Every scenario, by name.
 pub fn all() -> Vec<Box<dyn Scenario>> {
-    vec![Box::new(lease::LeaseScenario::default())]
+    vec![Box::new(lease::LeaseScenario::default()), Box::new(pool::PoolScenario::default())]
 }
 
 /// The scenario called `name`.
