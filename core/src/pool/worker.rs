@@ -85,7 +85,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 _ = self.core.clock.sleep_until(wake) => {}
                 a = self.intake.recv(), if drain_until.is_none() && !fenced => {
                     if let Some((job, raw)) = a {
-                        self.start(&mut running, &done_tx, job, raw);
+                        self.on_record(&mut running, &done_tx, job, raw);
                     }
                     continue;
                 }
@@ -202,23 +202,31 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         }
     }
 
-    fn start(
+    /// A job's record changed (or was re-announced): start it if it is ours at a newer attempt,
+    /// stop our run of it if it moved on or is gone.
+    fn on_record(
         &self,
         running: &mut BTreeMap<String, Running>,
         done: &mpsc::Sender<(String, u64)>,
         job: String,
-        raw: String,
+        raw: Option<String>,
     ) {
-        let Some(rec) = JobRecord::parse(&raw) else { return };
-        if rec.owner != self.id {
-            return;
-        }
+        let rec = raw.as_deref().and_then(JobRecord::parse);
+        let ours = rec.as_ref().filter(|r| r.owner == self.id);
         if let Some(r) = running.get(&job) {
-            if r.attempt >= rec.attempt && !r.task.is_finished() {
-                return;
+            match ours {
+                Some(rec) if r.attempt >= rec.attempt && !r.task.is_finished() => return,
+                Some(_) => r.stop.cancel(),
+                None => {
+                    // Moved to another worker or a newer attempt, or gone: our run is stale.
+                    if !r.task.is_finished() && rec.is_none_or(|x| x.attempt > r.attempt) {
+                        r.stop.cancel();
+                    }
+                    return;
+                }
             }
-            r.stop.cancel();
         }
+        let (Some(rec), Some(raw)) = (ours.cloned(), raw) else { return };
         let stop = Shutdown::new(format!("{}/{}", self.id, job));
         let task = tokio::spawn(run_job(
             self.core.clone(),
