@@ -129,7 +129,7 @@ impl<S: Store> Core<S> {
             return Err(PoolError::InvalidJob { detail: "job key must be 1..=512 bytes without U+001F".into() });
         }
         let view = self.view(false).await?;
-        if view.jobs.contains_key(&job_key(job)) {
+        if view.jobs.contains_key(&job_key(job)) || view.jobs.contains_key(&state::done_key(job)) {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         let worker = view.pick_worker(self.ttl_ms(), "").unwrap_or_default();
@@ -139,7 +139,8 @@ impl<S: Store> Core<S> {
             let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms: view.now_ms + ms(self.cfg.ack_grace) };
             writes.push((pending_key(job), Some(p.encode())));
         }
-        let guards = [(job_key(job), Expect::Absent)];
+        // Added once: neither a live record nor a recent completion tombstone may exist.
+        let guards = [(job_key(job), Expect::Absent), (state::done_key(job), Expect::Absent)];
         let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
         if !out.applied {
             return Err(PoolError::Duplicate { job: job.to_owned() });
@@ -233,7 +234,7 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        for (job, raw) in view.old_tombstones(10 * self.ttl_ms()) {
+        for (job, raw) in view.old_tombstones(ms(self.cfg.done_retention)) {
             let guard = [(state::done_key(&job), Expect::Value(raw))];
             let writes = [(state::done_key(&job), None)];
             self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guard, &writes)).await?;

@@ -10,6 +10,7 @@ use keel::clock::Clock;
 use keel::mutants::Mutant;
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, inspect};
 use keel::shutdown::Shutdown;
+use keel::store::Store;
 use madsim::rand::Rng;
 
 use super::Scenario;
@@ -53,6 +54,7 @@ impl PoolScenario {
             .ack_grace(Duration::from_millis(self.ack_grace_ms()))
             .sweep_interval(Duration::from_millis(self.sweep_ms()))
             .shutdown_deadline(Duration::from_millis(self.ttl_ms / 2))
+            .done_retention(Duration::from_secs(600)) // the whole run: P1 reads the tombstones
             .build()
             .ok()
     }
@@ -125,11 +127,20 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
     }
 }
 
-async fn auditor(ctx: NodeCtx, store: crate::net::SimStore, ttl_ms: u64) {
+async fn auditor(ctx: NodeCtx, store: crate::net::SimStore, ttl_ms: u64, final_us: u64) {
+    let mut tombstones_recorded = false;
     loop {
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
             _ = ctx.clock.sleep(Duration::from_millis(250)) => {}
+        }
+        if !tombstones_recorded && ctx.history.now_us() >= final_us {
+            // Completion tombstones: a completion whose reply was lost (node crashed) still counts.
+            if let Ok(snap) = store.map_snapshot(&format!("keel:pool:{POOL}:jobs")).await {
+                let done: Vec<&str> = snap.entries.keys().filter_map(|k| k.strip_prefix("d/")).collect();
+                ctx.record("tombstones", &[("jobs", done.join(","))]);
+                tombstones_recorded = true;
+            }
         }
         let Ok(r) = inspect(&store, POOL).await else { continue };
         let stale: Vec<&String> =
@@ -204,7 +215,8 @@ impl Scenario for PoolScenario {
                 }
                 let until_us = this.window_ms * 1000;
                 tasks.push(tokio::spawn(dispatcher(ctx.clone(), node.clone(), until_us)));
-                tasks.push(tokio::spawn(auditor(ctx.clone(), store, this.ttl_ms)));
+                let final_us = (this.window_ms + this.stable_from_ms()) * 1000;
+                tasks.push(tokio::spawn(auditor(ctx.clone(), store, this.ttl_ms, final_us)));
                 ctx.shutdown.cancelled().await;
                 for t in tasks {
                     let _ = t.await;
@@ -305,13 +317,17 @@ impl PoolScenario {
         let mut added: BTreeMap<&str, u64> = BTreeMap::new();
         let mut max_attempt: BTreeMap<&str, u64> = BTreeMap::new();
         let mut completed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut tombstones: BTreeSet<&str> = BTreeSet::new();
+        for e in events.iter().filter(|e| e.kind == "tombstones") {
+            tombstones.extend(e.str("jobs").unwrap_or_default().split(',').filter(|j| !j.is_empty()));
+        }
         for e in events {
             let Some(job) = e.str("job") else { continue };
             match e.kind.as_str() {
                 "job_added" | "run_start" => {
                     added.entry(job).or_insert(e.t_us);
                 }
-                k if ASSIGN.contains(&k) => {
+                k if ASSIGN.contains(&k) || k == "started" => {
                     let a = max_attempt.entry(job).or_insert(0);
                     *a = (*a).max(e.u64("attempt").unwrap_or(0));
                 }
@@ -339,7 +355,7 @@ impl PoolScenario {
             }
         }
         for (job, t) in added {
-            if !completed.contains_key(job) {
+            if !completed.contains_key(job) && !tombstones.contains(job) {
                 v.push(Violation::new("P1", t, format!("{job} was added but never completed (lost or stranded)")));
             }
         }
