@@ -78,6 +78,14 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             {
                 break;
             }
+            // Fence before anything else (after a pause the deadline may be long past).
+            if !fenced && self.core.clock.now() >= confirmed_until {
+                // We can no longer prove we are alive: others may requeue our jobs soon, so stop
+                // running them now (before our keep-alive goes stale in store time).
+                fenced = true;
+                warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+            }
             let wake = next_beat.min(if fenced { next_beat } else { confirmed_until });
             tokio::select! {
                 _ = self.token.cancelled(), if drain_until.is_none() => continue,
@@ -99,7 +107,21 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             let now = self.core.clock.now();
             if now >= next_beat {
                 let sent = now;
-                match self.beat(&mut last, &mut inflight, drain_until.is_some()).await {
+                // The beat may hang (store down, partition, pause mid-request): the fence
+                // deadline still fires while it is in flight.
+                let beat = self.beat(&mut last, &mut inflight, drain_until.is_some());
+                tokio::pin!(beat);
+                let result = loop {
+                    tokio::select! {
+                        r = &mut beat => break r,
+                        _ = self.core.clock.sleep_until(confirmed_until), if !fenced => {
+                            fenced = true;
+                            warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                            stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+                        }
+                    }
+                };
+                match result {
                     Beat::Ok => {
                         confirmed_until = sent + cfg.worker_ttl - cfg.drift_margin;
                         if fenced {
@@ -115,13 +137,6 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     }
                 }
                 next_beat = self.core.clock.now() + cfg.keepalive_interval;
-            }
-            if !fenced && self.core.clock.now() >= confirmed_until {
-                // We can no longer prove we are alive: others may requeue our jobs soon, so stop
-                // running them now (before our keep-alive goes stale in store time).
-                fenced = true;
-                warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
-                stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
             }
         }
         // Drain over: stop what still runs, hand back every job we own, deregister.
