@@ -478,7 +478,7 @@ impl PoolScenario {
     fn check_audits(&self, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation> {
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let disturbed = disturbances(events, heal_us);
-        let slack_ms = 4 * self.sweep_ms() + 2 * self.op_timeout().as_millis() as u64;
+        let slack_ms = 3 * self.sweep_ms() + self.op_timeout().as_millis() as u64;
         let mut v = Vec::new();
         let mut final_stale: Option<&Event> = None;
         for e in events.iter().filter(|e| e.kind == "audit") {
