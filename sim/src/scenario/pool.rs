@@ -619,3 +619,20 @@ fn check_shutdown(events: &[Event]) -> Vec<Violation> {
     }
     v
 }
+
+/// pulse #61 as a fixed plan: close node 1, then close node 2 while it may be requeueing node
+/// 1's jobs (at `offset_ms` after `ttl − 250 ms`, when its workers go stale and the sweepers
+/// start cleaning); node 0 must finish every job.
+pub fn pulse61_plan(seed: u64, ttl_ms: u64, offset_ms: u64) -> FaultPlan {
+    let crash = |at_ms: u64, node: usize| crate::plan::Timed {
+        at_ms,
+        fault: crate::plan::Fault::NodeCrash { node, down_ms: 20_000 },
+    };
+    FaultPlan {
+        seed,
+        profile: crate::plan::Profile::Calm,
+        enabled: vec![FaultKind::NodeCrash],
+        heal_at_ms: 30_000,
+        events: vec![crash(5_000, 1), crash(5_000 + ttl_ms.saturating_sub(250) + offset_ms, 2)],
+    }
+}
