@@ -92,6 +92,37 @@ pub const ZOO: &[Entry] = &[
         scenario: LOOM,
         budget: 0,
     },
+    Entry {
+        mutant: Mutant::MP4,
+        lineage: "pulse PR #51: keep-alive bumped into the future as the cleanup lock",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MP6,
+        lineage: "pulse PR #51: worker goroutines bound to the caller's context",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MP7,
+        lineage: "pulse PR #51: stale scan of the keep-alive map only (orphaned jobs)",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry { mutant: Mutant::MP8, lineage: "pulse PR #51: no stale-pending sweeper", scenario: "pool", budget: 100 },
+    Entry {
+        mutant: Mutant::MP9,
+        lineage: "pulse PR #51: stale cleanup-lock takeover by delete-then-set",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MP10,
+        lineage: "pulse #61: worker removed from the maps before its jobs are requeued",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -158,3 +158,43 @@ fn completer_coverage_goals_are_reached() {
     assert!(sweep.failures.is_empty(), "{} seeds failed", sweep.failures.len());
     assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
 }
+
+#[test]
+fn pool() {
+    run_scenario("pool");
+}
+
+/// Across a sweep, every interesting situation of the pool is reached.
+#[test]
+fn pool_coverage_goals_are_reached() {
+    let opts =
+        SweepOpts { seeds: 0..120, jobs: 1, mutant: None, profile: Profile::Swarm, stop_at_first_failure: false };
+    let sweep = sweep::run("pool", &opts, &|_| {}).expect("pool scenario");
+    assert!(sweep.failures.is_empty(), "{} seeds failed", sweep.failures.len());
+    assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
+}
+
+/// pulse #61: node 1 closes, node 2 closes while cleaning node 1 up; node 0 runs every job.
+/// Unmutated, every offset passes and some run has node 0 finish node 2's interrupted cleanup;
+/// with MP10 (state deleted before the requeue) some run loses jobs.
+#[test]
+fn pool_pulse61() {
+    let scn = scenario::by_name("pool").expect("pool scenario");
+    let mut finished_by_node_0 = 0;
+    let mut mp10_caught = 0;
+    for seed in 0..16u64 {
+        let plan = scenario::pool::pulse61_plan(seed, 1500, seed * 6);
+        let ok = runner::run(scn.as_ref(), seed, None, Profile::Calm, Some(plan.clone()));
+        for v in &ok.violations {
+            eprintln!("FAIL pool-pulse61 seed {seed}: {v}");
+        }
+        assert!(ok.passed(), "pulse61 plan, seed {seed}: {}", ok.replay_line());
+        if ok.coverage.contains("cleaner_crash_finished_by_another_node") {
+            finished_by_node_0 += 1;
+        }
+        let bad = runner::run(scn.as_ref(), seed, Some(Mutant::MP10), Profile::Calm, Some(plan));
+        mp10_caught += usize::from(!bad.passed());
+    }
+    assert!(finished_by_node_0 > 0, "no run interrupted node 2 mid-cleanup");
+    assert!(mp10_caught > 0, "MP10 escaped the pulse61 plan");
+}

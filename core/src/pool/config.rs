@@ -31,6 +31,7 @@ pub struct PoolConfig {
     pub(crate) shutdown_deadline: Duration,
     pub(crate) op_timeout: Duration,
     pub(crate) intake_buffer: usize,
+    pub(crate) done_retention: Duration,
 }
 
 /// Builder of [`PoolConfig`]; every duration has a default derived from the worker TTL.
@@ -49,6 +50,7 @@ pub struct PoolConfigBuilder {
     shutdown_deadline: Option<Duration>,
     op_timeout: Option<Duration>,
     intake_buffer: usize,
+    done_retention: Option<Duration>,
 }
 
 /// The default worker TTL.
@@ -72,6 +74,7 @@ impl PoolConfig {
             shutdown_deadline: None,
             op_timeout: None,
             intake_buffer: 1024,
+            done_retention: None,
         }
     }
 
@@ -161,6 +164,13 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// How long a completed job's tombstone is kept: within it the key cannot be added again,
+    /// and a completion retried after an unknown outcome recognises its own (default 10·ttl).
+    pub fn done_retention(mut self, d: Duration) -> Self {
+        self.done_retention = Some(d);
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<PoolConfig, ConfigError> {
         let err = ConfigError::new;
@@ -212,6 +222,10 @@ impl PoolConfigBuilder {
         if self.intake_buffer == 0 || self.intake_buffer > 1 << 20 {
             return Err(err("intake_buffer", "must be in 1..=1048576"));
         }
+        let done_retention = self.done_retention.unwrap_or(ttl * 10);
+        if done_retention < ttl {
+            return Err(err("done_retention", "must be >= worker_ttl"));
+        }
         Ok(PoolConfig {
             name: self.name,
             node: self.node,
@@ -226,6 +240,7 @@ impl PoolConfigBuilder {
             shutdown_deadline,
             op_timeout,
             intake_buffer: self.intake_buffer,
+            done_retention,
         })
     }
 }

@@ -19,10 +19,13 @@ use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store, Watch, WatchEvent};
 
 /// An assignment handed to a local worker: the job and its record's raw value.
-pub(crate) type Assign = (String, String);
+pub(crate) type Assign = (String, Option<String>);
 
 /// How far into the future MP4 bumps a keep-alive used as a cleanup lock (pulse used "far").
 const MP4_BUMP_MS: u64 = 3_600_000;
+
+/// The keep-alive value a cleaner writes over a stale one before moving the worker's jobs.
+pub(crate) const DEAD: &str = "dead";
 
 pub(crate) struct Core<S: Store> {
     pub store: S,
@@ -91,15 +94,15 @@ impl<S: Store> Core<S> {
         lock(&self.local).remove(id);
     }
 
-    /// Hand an assignment to the local worker that owns it, if any. Never blocks: a full queue
-    /// drops the assignment (the periodic reconcile or the pending sweeper delivers it again).
-    fn route(&self, job: &str, raw: &str) {
-        let Some(rec) = JobRecord::parse(raw) else { return };
-        let tx = lock(&self.local).get(&rec.owner).cloned();
-        if let Some(tx) = tx
-            && tx.try_send((job.to_owned(), raw.to_owned())).is_err()
-        {
-            debug!(target: "keel::pool", job, worker = %rec.owner, "worker queue full; assignment left to the reconcile");
+    /// Tell this node's workers about job `job`'s record (`None`: completed or gone): its owner
+    /// starts it, any other worker running it stops. Never blocks: a full queue drops the
+    /// message (the periodic reconcile or the pending sweeper delivers it again).
+    fn route(&self, job: &str, raw: Option<&str>) {
+        let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
+        for tx in txs {
+            if tx.try_send((job.to_owned(), raw.map(str::to_owned))).is_err() {
+                debug!(target: "keel::pool", job, "worker queue full; assignment left to the reconcile");
+            }
         }
     }
 
@@ -126,7 +129,7 @@ impl<S: Store> Core<S> {
             return Err(PoolError::InvalidJob { detail: "job key must be 1..=512 bytes without U+001F".into() });
         }
         let view = self.view(false).await?;
-        if view.jobs.contains_key(&job_key(job)) {
+        if view.jobs.contains_key(&job_key(job)) || view.jobs.contains_key(&state::done_key(job)) {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         let worker = view.pick_worker(self.ttl_ms(), "").unwrap_or_default();
@@ -136,13 +139,14 @@ impl<S: Store> Core<S> {
             let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms: view.now_ms + ms(self.cfg.ack_grace) };
             writes.push((pending_key(job), Some(p.encode())));
         }
-        let guards = [(job_key(job), Expect::Absent)];
+        // Added once: neither a live record nor a recent completion tombstone may exist.
+        let guards = [(job_key(job), Expect::Absent), (state::done_key(job), Expect::Absent)];
         let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
         if !out.applied {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         info!(target: "keel::pool", kind = "dispatched", job, worker = %worker, attempt = 1u64, now_ms = view.now_ms, "job dispatched");
-        self.route(job, &rec.encode());
+        self.route(job, Some(&rec.encode()));
         Ok(1)
     }
 
@@ -174,7 +178,7 @@ impl<S: Store> Core<S> {
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             info!(target: "keel::pool", kind, job, from = %rec.owner, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
-            self.route(job, &new.encode());
+            self.route(job, Some(&new.encode()));
         }
         Ok(out.applied)
     }
@@ -210,7 +214,7 @@ impl<S: Store> Core<S> {
         self.check_epoch().await?;
         let mut view = self.view(true).await?;
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
-            self.route(job, raw);
+            self.route(job, Some(raw));
         }
         if !mutants::active(Mutant::MP8) {
             for (job, raw, expired) in view.sweepable_pending() {
@@ -229,6 +233,11 @@ impl<S: Store> Core<S> {
                     }
                 }
             }
+        }
+        for (job, raw) in view.old_tombstones(ms(self.cfg.done_retention)) {
+            let guard = [(state::done_key(&job), Expect::Value(raw))];
+            let writes = [(state::done_key(&job), None)];
+            self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guard, &writes)).await?;
         }
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
@@ -301,6 +310,20 @@ impl<S: Store> Core<S> {
         if mutants::active(Mutant::MP10) {
             return self.cleanup_state_first(w, &mine).await;
         }
+        // Fence the worker first: replace its stale keep-alive (exactly the value judged stale)
+        // with a dead marker, so a late beat cannot resurrect it while its jobs move.
+        if !mutants::active(Mutant::MP4)
+            && let Some(ka) = view.keepalive.get(w)
+            && ka != DEAD
+        {
+            let cas = MapWrite::CompareAndSet { expected: ka.clone(), new: DEAD.to_owned() };
+            let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
+            if !out.applied && out.value.as_deref().is_some_and(|v| v != DEAD) {
+                debug!(target: "keel::pool", worker = w, "worker beat again before its cleanup; left alone");
+                self.release(w, &mine).await;
+                return Ok(());
+            }
+        }
         let kind = if orphan { "orphan_requeued" } else { "requeued" };
         // Requeue until a fresh snapshot shows no job owned by w (a dispatch may have landed).
         for _round in 0..4 {
@@ -318,17 +341,10 @@ impl<S: Store> Core<S> {
             }
         }
         // Every job is requeued: now (and only now) delete the worker's state.
-        if let Some(ka) = view.keepalive.get(w) {
-            let ka_now = if mutants::active(Mutant::MP4) { mine.clone() } else { ka.clone() };
-            let out = self
-                .op("map_write", self.store.map_write(&self.maps.keepalive, w, MapWrite::CompareAndDelete(ka_now)))
-                .await?;
-            if !out.applied && out.value.is_some() {
-                // It beat again: alive after all (it had fenced its jobs, which moved on).
-                warn!(target: "keel::pool", worker = w, "worker beat during its cleanup; it lives on without its jobs");
-                self.release(w, &mine).await;
-                return Ok(());
-            }
+        if view.keepalive.contains_key(w) {
+            let last = if mutants::active(Mutant::MP4) { mine.clone() } else { DEAD.to_owned() };
+            let del = self.store.map_write(&self.maps.keepalive, w, MapWrite::CompareAndDelete(last));
+            self.op("map_write", del).await?;
         }
         self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
         self.release(w, &mine).await;
@@ -399,7 +415,7 @@ impl<S: Store> Core<S> {
             if out.applied {
                 view.jobs.insert(job_key(&job), new.encode());
                 info!(target: "keel::pool", kind = "requeued", job = %job, from = w, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
-                self.route(&job, &new.encode());
+                self.route(&job, Some(&new.encode()));
             }
         }
         self.release(w, mine).await;
@@ -446,9 +462,9 @@ impl<S: Store> Core<S> {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 ev = watch.next() => if let WatchEvent::Change(c) = ev
-                    && let (Some(job), Some(v)) = (c.key.strip_prefix("j/"), c.value.as_deref())
+                    && let Some(job) = c.key.strip_prefix("j/")
                 {
-                    self.route(job, v);
+                    self.route(job, c.value.as_deref());
                 },
             }
         }

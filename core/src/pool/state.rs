@@ -9,6 +9,7 @@
 //! | `keel:pool:{pool}:workers` | worker id | the worker's node |
 //! | `keel:pool:{pool}:jobs` | `j/{job}` | the job record `attempt|owner|payload` (owner empty: queued) |
 //! | | `p/{job}` | a pending dispatch `attempt|worker|deadline_ms` |
+//! | | `d/{job}` | a completion tombstone `attempt|worker|ms`, kept for `done_retention` |
 //! | `keel:pool:{pool}:cleanup` | worker id | a cleanup lock `holder|expires_ms` |
 //! | `keel:pool:{pool}:meta` | `epoch` | the store lifetime marker |
 //!
@@ -50,6 +51,11 @@ pub(crate) fn job_key(job: &str) -> String {
 /// Key of a pending dispatch in the job map.
 pub(crate) fn pending_key(job: &str) -> String {
     format!("p/{job}")
+}
+
+/// Key of a completion tombstone in the job map.
+pub(crate) fn done_key(job: &str) -> String {
+    format!("d/{job}")
 }
 
 /// Key of the epoch marker in the meta map.
@@ -243,6 +249,18 @@ impl View {
             }
         }
         out
+    }
+
+    /// Completion tombstones older than `retention_ms`: `(job, raw value)`.
+    pub fn old_tombstones(&self, retention_ms: u64) -> Vec<(String, String)> {
+        self.jobs
+            .iter()
+            .filter_map(|(k, v)| {
+                let job = k.strip_prefix("d/")?;
+                let ms: u64 = v.rsplit('|').next()?.parse().ok()?;
+                (ms.saturating_add(retention_ms) < self.now_ms).then(|| (job.to_owned(), v.clone()))
+            })
+            .collect()
     }
 
     /// Queued jobs (no owner) waiting for a live worker.

@@ -78,6 +78,14 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             {
                 break;
             }
+            // Fence before anything else (after a pause the deadline may be long past).
+            if !fenced && self.core.clock.now() >= confirmed_until {
+                // We can no longer prove we are alive: others may requeue our jobs soon, so stop
+                // running them now (before our keep-alive goes stale in store time).
+                fenced = true;
+                warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+            }
             let wake = next_beat.min(if fenced { next_beat } else { confirmed_until });
             tokio::select! {
                 _ = self.token.cancelled(), if drain_until.is_none() => continue,
@@ -85,7 +93,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 _ = self.core.clock.sleep_until(wake) => {}
                 a = self.intake.recv(), if drain_until.is_none() && !fenced => {
                     if let Some((job, raw)) = a {
-                        self.start(&mut running, &done_tx, job, raw);
+                        self.on_record(&mut running, &done_tx, job, raw);
                     }
                     continue;
                 }
@@ -99,7 +107,21 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             let now = self.core.clock.now();
             if now >= next_beat {
                 let sent = now;
-                match self.beat(&mut last, &mut inflight, drain_until.is_some()).await {
+                // The beat may hang (store down, partition, pause mid-request): the fence
+                // deadline still fires while it is in flight.
+                let beat = self.beat(&mut last, &mut inflight, drain_until.is_some());
+                tokio::pin!(beat);
+                let result = loop {
+                    tokio::select! {
+                        r = &mut beat => break r,
+                        _ = self.core.clock.sleep_until(confirmed_until), if !fenced => {
+                            fenced = true;
+                            warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                            stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+                        }
+                    }
+                };
+                match result {
                     Beat::Ok => {
                         confirmed_until = sent + cfg.worker_ttl - cfg.drift_margin;
                         if fenced {
@@ -115,13 +137,6 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     }
                 }
                 next_beat = self.core.clock.now() + cfg.keepalive_interval;
-            }
-            if !fenced && self.core.clock.now() >= confirmed_until {
-                // We can no longer prove we are alive: others may requeue our jobs soon, so stop
-                // running them now (before our keep-alive goes stale in store time).
-                fenced = true;
-                warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
-                stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
             }
         }
         // Drain over: stop what still runs, hand back every job we own, deregister.
@@ -202,23 +217,31 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         }
     }
 
-    fn start(
+    /// A job's record changed (or was re-announced): start it if it is ours at a newer attempt,
+    /// stop our run of it if it moved on or is gone.
+    fn on_record(
         &self,
         running: &mut BTreeMap<String, Running>,
         done: &mpsc::Sender<(String, u64)>,
         job: String,
-        raw: String,
+        raw: Option<String>,
     ) {
-        let Some(rec) = JobRecord::parse(&raw) else { return };
-        if rec.owner != self.id {
-            return;
-        }
+        let rec = raw.as_deref().and_then(JobRecord::parse);
+        let ours = rec.as_ref().filter(|r| r.owner == self.id);
         if let Some(r) = running.get(&job) {
-            if r.attempt >= rec.attempt && !r.task.is_finished() {
-                return;
+            match ours {
+                Some(rec) if r.attempt >= rec.attempt && !r.task.is_finished() => return,
+                Some(_) => r.stop.cancel(),
+                None => {
+                    // Moved to another worker or a newer attempt, or gone: our run is stale.
+                    if !r.task.is_finished() && rec.is_none_or(|x| x.attempt > r.attempt) {
+                        r.stop.cancel();
+                    }
+                    return;
+                }
             }
-            r.stop.cancel();
         }
+        let (Some(rec), Some(raw)) = (ours.cloned(), raw) else { return };
         let stop = Shutdown::new(format!("{}/{}", self.id, job));
         let task = tokio::spawn(run_job(
             self.core.clone(),
@@ -336,8 +359,17 @@ async fn run_job<S: Store, H: JobHandler>(
 async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) {
     let (min, max) = core.cfg.cleanup_backoff;
     let mut wait = min;
+    let mut done: Option<String> = None;
     for _ in 0..core.cfg.cleanup_retries {
-        match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw)).await {
+        if done.is_none() {
+            done = core.op("time", core.store.time_ms()).await.ok().map(|ms| format!("{attempt}|{worker}|{ms}"));
+        }
+        let Some(tomb) = done.as_deref() else {
+            core.clock.sleep(wait).await;
+            wait = (wait * 2).min(max);
+            continue;
+        };
+        match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw, tomb)).await {
             Ok(true) => {
                 info!(target: "keel::pool", kind = "completed", job, worker, attempt, "job completed");
                 return;

@@ -12,6 +12,7 @@ use crate::world::NodeMain;
 pub mod completer;
 pub mod lease;
 pub mod rmap;
+pub mod pool;
 
 /// A scenario the checker can run.
 pub trait Scenario: Send + Sync {
@@ -41,6 +42,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(lease::LeaseScenario::default()),
         Box::new(rmap::RmapScenario::default()),
         Box::new(completer::CompleterScenario::default()),
+        Box::new(pool::PoolScenario::default()),
     ]
 }
 
