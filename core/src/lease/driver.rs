@@ -37,6 +37,7 @@ async fn until<T>(
     fut: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     tokio::select! {
+        biased; // fixed poll order: tokio's per-thread select RNG would break replay
         r = fut => r,
         _ = clock.sleep_until(deadline) => Err(StoreError::Timeout { op }),
     }
@@ -74,6 +75,7 @@ impl<S: Store> Driver<S> {
         loop {
             let deadline = self.clock.now() + self.cfg.op_timeout;
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.shutdown.cancelled() => return None,
                 r = until(&*self.clock, deadline, "time", self.store.time_ms()) => match r {
                     Ok(t) => return Some(t),
@@ -81,6 +83,7 @@ impl<S: Store> Driver<S> {
                 },
             }
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.shutdown.cancelled() => return None,
                 _ = self.clock.sleep(wait) => {}
             }
@@ -117,6 +120,7 @@ impl<S: Store> Driver<S> {
                     let sent = self.clock.now();
                     let deadline = sent + self.cfg.op_timeout;
                     let r = tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         r = until(&*self.clock, deadline, "lease_acquire", self.store.lease_acquire(&name, &token, ttl_ms, quarantine_ms)) => r,
                         _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
@@ -181,6 +185,7 @@ impl<S: Store> Driver<S> {
                 }
                 Step::Wait { until: at } => {
                     tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(at) => {}
                         _ = self.shutdown.cancelled(), if !shutting_down => {}
                     }
@@ -229,6 +234,7 @@ impl<S: Store> Driver<S> {
         w.stop.cancel();
         let mut task = w.task;
         tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
             r = &mut task => if let Err(e) = r {
                 error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work panicked");
             },

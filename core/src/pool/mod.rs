@@ -219,6 +219,7 @@ impl<S: Store> Pool<S> {
         let mut wait = self.config.cleanup_backoff.0;
         let incarnation = loop {
             let r = tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = shutdown.cancelled() => return Err(PoolError::Stopped),
                 r = self.store.time_ms() => r,
                 _ = self.clock.sleep(self.config.op_timeout) => Err(StoreError::Timeout { op: "time" }),
@@ -227,6 +228,7 @@ impl<S: Store> Pool<S> {
                 break t;
             }
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = shutdown.cancelled() => return Err(PoolError::Stopped),
                 _ = self.clock.sleep(wait) => {}
             }

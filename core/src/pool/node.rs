@@ -76,6 +76,7 @@ impl<S: Store> Core<S> {
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
             r = fut => r,
             _ = self.clock.sleep(self.cfg.op_timeout) => Err(StoreError::Timeout { op: name }),
         }
@@ -437,6 +438,7 @@ impl<S: Store> Core<S> {
     pub async fn run_sweeper(self: Arc<Self>) {
         loop {
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.shutdown.cancelled() => return,
                 _ = self.clock.sleep(self.cfg.sweep_interval) => {}
             }
@@ -451,6 +453,7 @@ impl<S: Store> Core<S> {
     pub async fn run_router(self: Arc<Self>) {
         let mut watch = loop {
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.shutdown.cancelled() => return,
                 w = self.store.watch(&self.maps.jobs) => match w {
                     Ok(w) => break w,
@@ -460,6 +463,7 @@ impl<S: Store> Core<S> {
         };
         loop {
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.shutdown.cancelled() => return,
                 ev = watch.next() => if let WatchEvent::Change(c) = ev
                     && let Some(job) = c.key.strip_prefix("j/")

@@ -88,6 +88,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             }
             let wake = next_beat.min(if fenced { next_beat } else { confirmed_until });
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.token.cancelled(), if drain_until.is_none() => continue,
                 _ = bound.cancelled(), if drain_until.is_none() => continue,
                 _ = self.core.clock.sleep_until(wake) => {}
@@ -113,6 +114,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 tokio::pin!(beat);
                 let result = loop {
                     tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         r = &mut beat => break r,
                         _ = self.core.clock.sleep_until(confirmed_until), if !fenced => {
                             fenced = true;
@@ -176,6 +178,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 Err(e) => debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"),
             }
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.token.cancelled() => return None,
                 _ = self.core.clock.sleep(wait) => {}
             }
@@ -293,6 +296,7 @@ async fn stop_all(running: &mut BTreeMap<String, Running>, clock: &dyn Clock, gr
     for (job, r) in std::mem::take(running) {
         let mut task = r.task;
         tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
             _ = &mut task => {}
             _ = clock.sleep_until(deadline) => {
                 warn!(target: "keel::pool", job = %job, "handler ignored its stop; aborting it");

@@ -68,6 +68,7 @@ async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard)
     while !guard.is_lost() {
         resource.write(&ctx.name, guard.fence());
         tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
             _ = guard.lost() => break,
             _ = ctx.clock.sleep(Duration::from_millis(100)) => {}
         }

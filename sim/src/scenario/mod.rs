@@ -11,8 +11,8 @@ use crate::world::NodeMain;
 
 pub mod completer;
 pub mod lease;
-pub mod rmap;
 pub mod pool;
+pub mod rmap;
 
 /// A scenario the checker can run.
 pub trait Scenario: Send + Sync {

@@ -108,6 +108,7 @@ impl Feed {
         loop {
             let owe_gap = self.owe_gap;
             tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 msg = stream.next() => match msg {
                     Some(msg) => self.deliver(msg.get_payload_bytes()),
                     None => {
