@@ -208,6 +208,7 @@ impl Store for MemoryStore {
         check_name("lease name", name)?;
         check_name("lease token", token)?;
         check_ttl(ttl_ms)?;
+        check_quarantine(quarantine_ms)?;
         let now = self.now_ms();
         let mut st = self.lock();
         let meta = st

@@ -255,10 +255,21 @@ pub(crate) fn check_items(items: &[String]) -> StoreResult<()> {
     Ok(())
 }
 
+/// Longest TTL or quarantine a store accepts: one year, far below any overflow of store time.
+pub(crate) const MAX_DURATION_MS: u64 = 365 * 24 * 3_600_000;
+
 /// Validate a TTL.
 pub(crate) fn check_ttl(ttl_ms: u64) -> StoreResult<()> {
-    if ttl_ms == 0 || ttl_ms > 365 * 24 * 3_600_000 {
+    if ttl_ms == 0 || ttl_ms > MAX_DURATION_MS {
         return Err(StoreError::invalid("ttl_ms must be in 1..=1 year"));
+    }
+    Ok(())
+}
+
+/// Validate a quarantine (0 = none).
+pub(crate) fn check_quarantine(quarantine_ms: u64) -> StoreResult<()> {
+    if quarantine_ms > MAX_DURATION_MS {
+        return Err(StoreError::invalid("quarantine_ms must be at most 1 year"));
     }
     Ok(())
 }

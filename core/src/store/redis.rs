@@ -262,6 +262,7 @@ impl Store for RedisStore {
         check_name("lease name", name)?;
         check_name("lease token", token)?;
         check_ttl(ttl_ms)?;
+        check_quarantine(quarantine_ms)?;
         let mut inv = self.inner.scripts.lease_acquire.prepare_invoke();
         inv.key(self.key("lease", name)).key(self.key("lease-meta", name)).arg(token).arg(ttl_ms).arg(quarantine_ms);
         let v = self.run("lease_acquire", name, &inv).await?;

@@ -298,6 +298,7 @@ pub async fn lease_invalid_arguments_are_typed<H: Harness>(h: &H) -> Result<(), 
     assert_invalid("empty token", s.lease_acquire("L", "", TTL_MS, 0).await);
     assert_invalid("zero ttl", s.lease_acquire("L", "a", 0, 0).await);
     assert_invalid("ttl over a year", s.lease_acquire("L", "a", 366 * 24 * 3_600_000, 0).await);
+    assert_invalid("quarantine over a year", s.lease_acquire("L", "a", TTL_MS, u64::MAX).await);
     assert_invalid("renew empty name", s.lease_renew("", "a", TTL_MS).await);
     assert_invalid("renew zero ttl", s.lease_renew("L", "a", 0).await);
     assert_invalid("release empty name", s.lease_release("", "a").await);
