@@ -53,19 +53,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_millis(50)).await; // let the workers register
 
     // Throughput: every job dispatched once, from alternating nodes, run once, completed.
-    const JOBS: usize = 3000;
+    const JOBS: usize = 1000;
     let clock = TokioClock;
     let t0 = clock.now();
     for i in 0..JOBS {
         nodes[i % 3].dispatch(&format!("thumb-{i}"), "0").await?;
+        // The embedded store never suspends: yield so workers run and keep beating meanwhile.
+        tokio::task::yield_now().await;
     }
     let mut ran: BTreeMap<String, String> = BTreeMap::new();
     while ran.len() < JOBS {
-        let Some((job, worker)) = rx.recv().await else { break };
+        let Ok(Some((job, worker))) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await else {
+            let r = keel::pool::inspect(&store, "thumbnails").await?;
+            return Err(format!(
+                "stuck after {} jobs: {} in the store, e.g. {:?}",
+                ran.len(),
+                r.jobs.len(),
+                r.jobs.iter().next()
+            )
+            .into());
+        };
         assert!(ran.insert(job, worker).is_none(), "a job ran twice");
     }
     let secs = (clock.now() - t0).as_secs_f64();
-    println!("{JOBS} jobs dispatched → started → completed on 3 nodes × 4 workers in {secs:.3} s: {:.0} jobs/s", JOBS as f64 / secs);
+    println!(
+        "{JOBS} jobs dispatched → started → completed on 3 nodes × 4 workers in {secs:.3} s: {:.0} jobs/s",
+        JOBS as f64 / secs
+    );
 
     // Graceful stop with work in flight: node-c's running jobs are handed back and finish elsewhere.
     for i in 0..24 {

@@ -98,11 +98,28 @@ impl<S: Store> Core<S> {
     /// starts it, any other worker running it stops. Never blocks: a full queue drops the
     /// message (the periodic reconcile or the pending sweeper delivers it again).
     fn route(&self, job: &str, raw: Option<&str>) {
-        let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
+        // A record goes to its owner; only a feed change (which may revoke someone's run) goes
+        // to every local worker, so re-announcements cannot flood the queues.
+        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        let txs: Vec<mpsc::Sender<Assign>> = {
+            let local = lock(&self.local);
+            match &owner {
+                Some(o) => local.get(o).cloned().into_iter().collect(),
+                None => local.values().cloned().collect(),
+            }
+        };
         for tx in txs {
             if tx.try_send((job.to_owned(), raw.map(str::to_owned))).is_err() {
                 debug!(target: "keel::pool", job, "worker queue full; assignment left to the reconcile");
             }
+        }
+    }
+
+    /// A change from the feed: the owner starts it, every other local worker stops a stale run.
+    fn route_change(&self, job: &str, raw: Option<&str>) {
+        let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
+        for tx in txs {
+            let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
         }
     }
 
@@ -464,7 +481,7 @@ impl<S: Store> Core<S> {
                 ev = watch.next() => if let WatchEvent::Change(c) = ev
                     && let Some(job) = c.key.strip_prefix("j/")
                 {
-                    self.route(job, c.value.as_deref());
+                    self.route_change(job, c.value.as_deref());
                 },
             }
         }
