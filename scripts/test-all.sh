@@ -46,11 +46,13 @@ lane "simulation: mutant gate ($(elapsed))"
 cargo sim mutants
 
 lane "simulation: same seed, same trace-hash ($(elapsed))"
-for seed in 11 12; do
-  a=$(cargo sim replay --scenario lease --seed $seed | tail -n 1)
-  b=$(cargo sim replay --scenario lease --seed $seed | tail -n 1)
-  echo "seed $seed: $a / $b"
-  [ "$a" = "$b" ] || { echo "non-deterministic trace for seed $seed"; exit 1; }
+for scn in lease pool; do
+  for seed in 11 12; do
+    a=$(cargo sim replay --scenario $scn --seed $seed | tail -n 1)
+    b=$(cargo sim replay --scenario $scn --seed $seed | tail -n 1)
+    echo "$scn seed $seed: $a / $b"
+    [ "$a" = "$b" ] || { echo "non-deterministic trace for $scn seed $seed"; exit 1; }
+  done
 done
 
 lane "simulation: bad arguments are rejected with exit 2"
