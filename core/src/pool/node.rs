@@ -76,6 +76,7 @@ impl<S: Store> Core<S> {
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         tokio::select! {
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             r = fut => r,
             _ = self.clock.sleep(self.cfg.op_timeout) => Err(StoreError::Timeout { op: name }),
         }
@@ -454,9 +455,10 @@ impl<S: Store> Core<S> {
     pub async fn run_sweeper(self: Arc<Self>) {
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                _ = self.clock.sleep(self.cfg.sweep_interval) => {}
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    _ = self.clock.sleep(self.cfg.sweep_interval) => {}
+                }
             if let Err(e) = self.sweep().await {
                 warn!(target: "keel::pool", error = %e, "sweep failed; retrying next period");
             }
@@ -468,22 +470,24 @@ impl<S: Store> Core<S> {
     pub async fn run_router(self: Arc<Self>) {
         let mut watch = loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                w = self.store.watch(&self.maps.jobs) => match w {
-                    Ok(w) => break w,
-                    Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
-                },
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    w = self.store.watch(&self.maps.jobs) => match w {
+                        Ok(w) => break w,
+                        Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
+                    },
+                }
         };
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                ev = watch.next() => if let WatchEvent::Change(c) = ev
-                    && let Some(job) = c.key.strip_prefix("j/")
-                {
-                    self.route_change(job, c.value.as_deref());
-                },
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    ev = watch.next() => if let WatchEvent::Change(c) = ev
+                        && let Some(job) = c.key.strip_prefix("j/")
+                    {
+                        self.route_change(job, c.value.as_deref());
+                    },
+                }
         }
     }
 }
