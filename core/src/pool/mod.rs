@@ -219,19 +219,19 @@ impl<S: Store> Pool<S> {
         let mut wait = self.config.cleanup_backoff.0;
         let incarnation = loop {
             let r = tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = shutdown.cancelled() => return Err(PoolError::Stopped),
-                r = self.store.time_ms() => r,
-                _ = self.clock.sleep(self.config.op_timeout) => Err(StoreError::Timeout { op: "time" }),
-            };
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = shutdown.cancelled() => return Err(PoolError::Stopped),
+                    r = self.store.time_ms() => r,
+                    _ = self.clock.sleep(self.config.op_timeout) => Err(StoreError::Timeout { op: "time" }),
+                };
             if let Ok(t) = r {
                 break t;
             }
             tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = shutdown.cancelled() => return Err(PoolError::Stopped),
-                _ = self.clock.sleep(wait) => {}
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = shutdown.cancelled() => return Err(PoolError::Stopped),
+                    _ = self.clock.sleep(wait) => {}
+                }
             wait = (wait * 2).min(self.config.sweep_interval);
         };
         let core = Arc::new(Core::new(self.store, self.config, self.clock, incarnation, shutdown.clone()));

@@ -76,7 +76,7 @@ impl<S: Store> Core<S> {
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         tokio::select! {
-            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             r = fut => r,
             _ = self.clock.sleep(self.cfg.op_timeout) => Err(StoreError::Timeout { op: name }),
         }
@@ -99,11 +99,28 @@ impl<S: Store> Core<S> {
     /// starts it, any other worker running it stops. Never blocks: a full queue drops the
     /// message (the periodic reconcile or the pending sweeper delivers it again).
     fn route(&self, job: &str, raw: Option<&str>) {
-        let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
+        // A record goes to its owner; only a feed change (which may revoke someone's run) goes
+        // to every local worker, so re-announcements cannot flood the queues.
+        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        let txs: Vec<mpsc::Sender<Assign>> = {
+            let local = lock(&self.local);
+            match &owner {
+                Some(o) => local.get(o).cloned().into_iter().collect(),
+                None => local.values().cloned().collect(),
+            }
+        };
         for tx in txs {
             if tx.try_send((job.to_owned(), raw.map(str::to_owned))).is_err() {
                 debug!(target: "keel::pool", job, "worker queue full; assignment left to the reconcile");
             }
+        }
+    }
+
+    /// A change from the feed: the owner starts it, every other local worker stops a stale run.
+    fn route_change(&self, job: &str, raw: Option<&str>) {
+        let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
+        for tx in txs {
+            let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
         }
     }
 
@@ -438,10 +455,10 @@ impl<S: Store> Core<S> {
     pub async fn run_sweeper(self: Arc<Self>) {
         loop {
             tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return,
-                _ = self.clock.sleep(self.cfg.sweep_interval) => {}
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    _ = self.clock.sleep(self.cfg.sweep_interval) => {}
+                }
             if let Err(e) = self.sweep().await {
                 warn!(target: "keel::pool", error = %e, "sweep failed; retrying next period");
             }
@@ -453,24 +470,24 @@ impl<S: Store> Core<S> {
     pub async fn run_router(self: Arc<Self>) {
         let mut watch = loop {
             tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return,
-                w = self.store.watch(&self.maps.jobs) => match w {
-                    Ok(w) => break w,
-                    Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
-                },
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    w = self.store.watch(&self.maps.jobs) => match w {
+                        Ok(w) => break w,
+                        Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
+                    },
+                }
         };
         loop {
             tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return,
-                ev = watch.next() => if let WatchEvent::Change(c) = ev
-                    && let Some(job) = c.key.strip_prefix("j/")
-                {
-                    self.route(job, c.value.as_deref());
-                },
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    ev = watch.next() => if let WatchEvent::Change(c) = ev
+                        && let Some(job) = c.key.strip_prefix("j/")
+                    {
+                        self.route_change(job, c.value.as_deref());
+                    },
+                }
         }
     }
 }

@@ -26,7 +26,7 @@ impl JobHandler for Recorder {
     async fn run(&self, job: Job) -> JobOutcome {
         self.log.0.lock().unwrap().push((job.key().to_owned(), job.attempt(), job.worker().to_owned()));
         tokio::select! {
-            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = job.stopped() => JobOutcome::Abandoned,
             _ = tokio::time::sleep(self.work) => JobOutcome::Completed,
         }

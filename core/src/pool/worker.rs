@@ -88,23 +88,23 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             }
             let wake = next_beat.min(if fenced { next_beat } else { confirmed_until });
             tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.token.cancelled(), if drain_until.is_none() => continue,
-                _ = bound.cancelled(), if drain_until.is_none() => continue,
-                _ = self.core.clock.sleep_until(wake) => {}
-                a = self.intake.recv(), if drain_until.is_none() && !fenced => {
-                    if let Some((job, raw)) = a {
-                        self.on_record(&mut running, &done_tx, job, raw);
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.token.cancelled(), if drain_until.is_none() => continue,
+                    _ = bound.cancelled(), if drain_until.is_none() => continue,
+                    _ = self.core.clock.sleep_until(wake) => {}
+                    a = self.intake.recv(), if drain_until.is_none() && !fenced => {
+                        if let Some((job, raw)) = a {
+                            self.on_record(&mut running, &done_tx, job, raw);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                d = done_rx.recv() => {
-                    if let Some((job, attempt)) = d && running.get(&job).is_some_and(|r| r.attempt == attempt) {
-                        running.remove(&job);
+                    d = done_rx.recv() => {
+                        if let Some((job, attempt)) = d && running.get(&job).is_some_and(|r| r.attempt == attempt) {
+                            running.remove(&job);
+                        }
+                        continue;
                     }
-                    continue;
                 }
-            }
             let now = self.core.clock.now();
             if now >= next_beat {
                 let sent = now;
@@ -114,14 +114,14 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 tokio::pin!(beat);
                 let result = loop {
                     tokio::select! {
-                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                        r = &mut beat => break r,
-                        _ = self.core.clock.sleep_until(confirmed_until), if !fenced => {
-                            fenced = true;
-                            warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
-                            stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
-                        }
-                    }
+                    biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                                    r = &mut beat => break r,
+                                    _ = self.core.clock.sleep_until(confirmed_until), if !fenced => {
+                                        fenced = true;
+                                        warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                                        stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+                                    }
+                                }
                 };
                 match result {
                     Beat::Ok => {
@@ -178,10 +178,10 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 Err(e) => debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"),
             }
             tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.token.cancelled() => return None,
-                _ = self.core.clock.sleep(wait) => {}
-            }
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.token.cancelled() => return None,
+                    _ = self.core.clock.sleep(wait) => {}
+                }
             wait = (wait * 2).min(cfg.keepalive_interval);
         }
     }
@@ -296,7 +296,7 @@ async fn stop_all(running: &mut BTreeMap<String, Running>, clock: &dyn Clock, gr
     for (job, r) in std::mem::take(running) {
         let mut task = r.task;
         tokio::select! {
-            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = &mut task => {}
             _ = clock.sleep_until(deadline) => {
                 warn!(target: "keel::pool", job = %job, "handler ignored its stop; aborting it");

@@ -84,7 +84,7 @@ impl JobHandler for TestHandler {
         self.ctx.record("run_start", &f("-")[..3]);
         let ms = job.payload().parse().unwrap_or(10);
         let out = tokio::select! {
-            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = job.stopped() => JobOutcome::Abandoned,
             _ = self.ctx.clock.sleep(Duration::from_millis(ms)) => JobOutcome::Completed,
         };
@@ -122,7 +122,7 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
             }
         }
         tokio::select! {
-            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = ctx.shutdown.cancelled() => return,
             _ = ctx.clock.sleep(Duration::from_millis(150)) => {}
         }
@@ -133,7 +133,7 @@ async fn auditor(ctx: NodeCtx, store: crate::net::SimStore, ttl_ms: u64, final_u
     let mut tombstones_recorded = false;
     loop {
         tokio::select! {
-            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = ctx.shutdown.cancelled() => return,
             _ = ctx.clock.sleep(Duration::from_millis(250)) => {}
         }
