@@ -28,6 +28,7 @@ pub mod store;
 mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod watch;
 
 pub use error::{ConfigError, Outcome, StoreError};
 pub use store::MemoryStore;

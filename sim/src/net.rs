@@ -16,10 +16,11 @@ use std::time::Duration;
 use keel::store::{
     Acquire, Expect, MapSnapshot, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent, WriteOutcome,
 };
+use keel::watch;
 use keel::{MemoryStore, StoreError};
 use madsim::net::Endpoint;
 use madsim::rand::Rng;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::history::History;
 

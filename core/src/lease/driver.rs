@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use crate::watch;
 use tracing::{debug, error, info, trace, warn};
 
 use super::machine::{Machine, Step, Timing};

@@ -37,7 +37,7 @@ mod machine;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use crate::watch;
 
 pub use config::{DEFAULT_TTL, LeaseConfig, LeaseConfigBuilder};
 

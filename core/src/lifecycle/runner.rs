@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, watch};
+use crate::watch;
+use tokio::sync::Notify;
 use tracing::debug;
 
 use super::machine::{Action, Input, Machine, Status};

@@ -52,7 +52,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{mpsc, watch};
+use crate::watch;
+use tokio::sync::mpsc;
 use tracing::info;
 
 pub use config::{DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};

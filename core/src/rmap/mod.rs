@@ -39,7 +39,8 @@ mod loom_tests;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, watch};
+use crate::watch;
+use tokio::sync::mpsc;
 
 pub use config::{RmapConfig, RmapConfigBuilder};
 pub use subscribe::Subscription;

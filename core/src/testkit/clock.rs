@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use crate::watch;
 
 use crate::clock::{Clock, Instant, Sleep};
 
