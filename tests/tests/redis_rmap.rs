@@ -1,0 +1,185 @@
+//! `ReplicatedMap` over a real, private `redis-server`: three replicas converge to the store's
+//! snapshot after a kill -9 + restart (with and without the data) in the middle of a write burst,
+//! and `set_and_wait` under concurrent writers returns with its write (or a later one) visible.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel::RedisStore;
+use keel::rmap::{ReplicatedMap, RmapConfig};
+use keel::store::Store;
+use keel_tests::{RedisServer, wait_ready};
+use tokio::time::Instant;
+
+fn replicas(store: &RedisStore, map: &str, n: usize) -> Vec<ReplicatedMap<RedisStore>> {
+    (0..n)
+        .map(|_| {
+            let cfg = RmapConfig::builder(map)
+                .op_timeout(Duration::from_millis(1000))
+                .retry(Duration::from_millis(20), Duration::from_millis(300))
+                .build()
+                .expect("valid rmap config");
+            ReplicatedMap::start(store.clone(), cfg)
+        })
+        .collect()
+}
+
+async fn join_all(maps: &[ReplicatedMap<RedisStore>]) {
+    for m in maps {
+        tokio::time::timeout(Duration::from_secs(10), m.joined()).await.expect("join in time").expect("joined");
+    }
+}
+
+/// Poll until every replica equals the store's snapshot (entries and revision).
+async fn converged(store: &RedisStore, maps: &[ReplicatedMap<RedisStore>], map: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let truth = store.map_snapshot(map).await;
+        if let Ok(truth) = &truth
+            && maps.iter().all(|m| m.snapshot() == *truth)
+        {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let revs: Vec<u64> = maps.iter().map(|m| m.revision()).collect();
+            panic!("replicas did not converge within {within:?}: store {truth:?}, replica revisions {revs:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How the test restarts Redis in the middle of the burst.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Restart {
+    KeepData,
+    LoseData,
+}
+
+async fn converge_after_restart(test: &str, how: Restart) {
+    let Some(server) = RedisServer::start(test) else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let maps = replicas(&store, "routes", 3);
+    join_all(&maps).await;
+    let syncs_before: Vec<u64> = maps.iter().map(|m| m.syncs()).collect();
+
+    // One sequential writer through the replicas in turn; `acked[key]` is its last attempt's
+    // value if that attempt was acknowledged, None if it failed (outcome unknown).
+    let acked = Arc::new(Mutex::new(BTreeMap::<String, Option<String>>::new()));
+    let writer = {
+        let (maps, acked) = (maps.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut ok = 0usize;
+            for i in 0..600usize {
+                let key = format!("k{}", i % 40);
+                let value = format!("v{i}");
+                let r = maps[i % maps.len()].set(&key, &value).await;
+                ok += usize::from(r.is_ok());
+                acked.lock().expect("acked").insert(key, r.is_ok().then_some(value));
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            ok
+        })
+    };
+
+    tokio::time::sleep(Duration::from_millis(600)).await; // mid-burst
+    let rev_before = store.map_snapshot("routes").await.expect("snapshot before the kill").rev;
+    assert!(rev_before > 0, "the burst wrote before the kill");
+    tokio::task::block_in_place(|| {
+        if how == Restart::KeepData {
+            assert_eq!(server.command("SAVE").as_deref(), Some("+OK"), "SAVE");
+        }
+        server.kill();
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await; // writes fail while Redis is down
+    tokio::task::block_in_place(|| match how {
+        Restart::KeepData => server.restart(),
+        Restart::LoseData => server.restart_losing_data(),
+    });
+    wait_ready(&store).await;
+
+    let ok = tokio::time::timeout(Duration::from_secs(60), writer).await.expect("burst ends").expect("writer");
+    assert!(ok > 100, "most writes were acknowledged ({ok}/600)");
+    converged(&store, &maps, "routes", Duration::from_secs(15)).await;
+
+    let truth = store.map_snapshot("routes").await.expect("final snapshot");
+    // Acknowledged last writes are in the store: the writer is sequential, so a key's final
+    // value is its last applied write.
+    for (key, v) in acked.lock().expect("acked").iter() {
+        if let Some(v) = v {
+            assert_eq!(truth.entries.get(key), Some(v), "acknowledged last write of {key} is in the store");
+        }
+    }
+    if how == Restart::LoseData {
+        assert!(truth.rev > rev_before, "revisions keep increasing across data loss: {} after {rev_before}", truth.rev);
+    }
+    for (m, before) in maps.iter().zip(syncs_before) {
+        assert!(m.syncs() > before, "every replica resynced after the restart (gap)");
+        assert_eq!(m.waiters(), 0);
+        m.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rmap_replicas_converge_after_restart_keeping_data() {
+    converge_after_restart("redis_rmap_replicas_converge_after_restart_keeping_data", Restart::KeepData).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rmap_replicas_converge_after_restart_losing_data() {
+    converge_after_restart("redis_rmap_replicas_converge_after_restart_losing_data", Restart::LoseData).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rmap_set_and_wait_under_concurrent_writers_sees_its_write_or_later() {
+    let test = "redis_rmap_set_and_wait_under_concurrent_writers_sees_its_write_or_later";
+    let Some(server) = RedisServer::start(test) else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let maps = replicas(&store, "flags", 3);
+    join_all(&maps).await;
+
+    // 3 writers per replica on 5 shared keys; every value is unique. Each returned
+    // set_and_wait records (its value, its rev) and what its own replica showed for the key
+    // right then.
+    let mut tasks = Vec::new();
+    for (r, m) in maps.iter().enumerate() {
+        for w in 0..3 {
+            let m = m.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                for i in 0..40 {
+                    let key = format!("f{}", (i + w) % 5);
+                    let value = format!("r{r}w{w}i{i}");
+                    let rev = tokio::time::timeout(Duration::from_secs(10), m.set_and_wait(&key, &value))
+                        .await
+                        .expect("set_and_wait returned")
+                        .expect("set_and_wait ok");
+                    let local_rev = m.revision();
+                    assert!(local_rev >= rev, "replica at {local_rev} after set_and_wait returned {rev}");
+                    let seen = m.get(&key).expect("the key is present locally");
+                    out.push((value, rev, seen));
+                }
+                out
+            }));
+        }
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.extend(t.await.expect("writer task"));
+    }
+    assert_eq!(results.len(), 3 * 3 * 40);
+    let rev_of: BTreeMap<&str, u64> = results.iter().map(|(v, rev, _)| (v.as_str(), *rev)).collect();
+    assert_eq!(rev_of.len(), results.len(), "values are unique");
+    let mut own = 0;
+    for (value, rev, seen) in &results {
+        let seen_rev = *rev_of.get(seen.as_str()).unwrap_or_else(|| panic!("unknown value {seen:?}"));
+        assert!(seen_rev >= *rev, "after writing {value} at {rev} the replica showed {seen} from {seen_rev}");
+        own += usize::from(seen == value);
+    }
+    assert!(own > 0, "some writes were still the latest when they returned");
+    converged(&store, &maps, "flags", Duration::from_secs(10)).await;
+    for m in &maps {
+        assert_eq!(m.waiters(), 0, "no waiter leaked");
+        m.stop().await;
+    }
+}
