@@ -130,6 +130,51 @@ async fn redis_rmap_replicas_converge_after_restart_losing_data() {
     converge_after_restart("redis_rmap_replicas_converge_after_restart_losing_data", Restart::LoseData).await;
 }
 
+/// Redis itself drops the watchers: with a 1-byte pub/sub output limit every published change
+/// that does not fit the client's 16 KiB static reply buffer (values of 64 KiB here) disconnects
+/// its subscribers and is lost. The feeds report a gap on reconnect, and only the
+/// resync it triggers brings the replicas the missed writes (no later write reveals a jump).
+async fn subscribers_dropped_by_redis(test: &str) {
+    let Some(server) = RedisServer::start(test) else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let maps = replicas(&store, "drops", 3);
+    join_all(&maps).await;
+    maps[0].set_and_wait("before", "1").await.expect("set_and_wait");
+    converged(&store, &maps, "drops", Duration::from_secs(10)).await;
+
+    let limit = "CONFIG SET client-output-buffer-limit \"pubsub 1 1 0\"";
+    assert_eq!(server.command(limit).as_deref(), Some("+OK"), "{limit}");
+    let big = |i: usize| format!("{i}{}", "x".repeat(64 * 1024));
+    for i in 0..5 {
+        store.map_write("drops", &format!("lost-{i}"), keel::store::MapWrite::Set(big(i))).await.expect("write");
+    }
+    let default = "CONFIG SET client-output-buffer-limit \"pubsub 33554432 8388608 60\"";
+    assert_eq!(server.command(default).as_deref(), Some("+OK"), "{default}");
+    converged(&store, &maps, "drops", Duration::from_secs(10)).await;
+    for m in &maps {
+        assert_eq!(m.get("lost-4"), Some(big(4)));
+        m.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rmap_subscribers_dropped_by_redis_resync() {
+    subscribers_dropped_by_redis("redis_rmap_subscribers_dropped_by_redis_resync").await;
+}
+
+/// Teeth: with MP11 (no resync after a feed reconnect) the replicas never see the lost writes.
+#[cfg(feature = "mutants")]
+#[test]
+fn redis_rmap_mp11_no_resync_after_reconnect_is_caught() {
+    let test = "redis_rmap_mp11_no_resync_after_reconnect_is_caught";
+    if !keel_tests::redis_available(test) {
+        return;
+    }
+    let caught = keel_tests::panic_under_mutant(keel::mutants::Mutant::MP11, subscribers_dropped_by_redis(test));
+    let msg = caught.expect("MP11 must make the replicas miss the dropped writes");
+    assert!(msg.contains("did not converge"), "caught for the wrong reason: {msg}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_rmap_set_and_wait_under_concurrent_writers_sees_its_write_or_later() {
     let test = "redis_rmap_set_and_wait_under_concurrent_writers_sees_its_write_or_later";
