@@ -109,6 +109,7 @@ async fn start_node(
     let caller = Shutdown::new("test");
     let handler = Handler { node: node.to_owned(), tracker: tracker.clone(), finish: finish.clone() };
     let ws = (0..workers).map(|_| pool.add_worker(handler.clone(), &caller)).collect();
+    caller.cancel(); // the request that added the workers ends; they must outlive it
     (pool, ws)
 }
 
@@ -157,7 +158,25 @@ fn start_server(test: &str) -> Option<RedisServer> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_pool_dead_node_jobs_run_elsewhere_once_and_a_redis_restart_loses_nothing() {
-    let test = "redis_pool_dead_node_jobs_run_elsewhere_once_and_a_redis_restart_loses_nothing";
+    dead_node_then_redis_restart("redis_pool_dead_node_jobs_run_elsewhere_once_and_a_redis_restart_loses_nothing")
+        .await;
+}
+
+/// Teeth: with MP6 (worker tasks bound to the caller's cancellation) the workers die with the
+/// request that added them, leaving zombie handlers and jobs that never run again.
+#[cfg(feature = "mutants")]
+#[test]
+fn redis_pool_mp6_workers_bound_to_the_caller_is_caught() {
+    let test = "redis_pool_mp6_workers_bound_to_the_caller_is_caught";
+    if !keel_tests::redis_available(test) {
+        return;
+    }
+    let caught = keel_tests::panic_under_mutant(keel::mutants::Mutant::MP6, dead_node_then_redis_restart(test));
+    let msg = caught.expect("MP6 must strand jobs");
+    assert!(msg.contains("not reached within"), "caught for the wrong reason: {msg}");
+}
+
+async fn dead_node_then_redis_restart(test: &str) {
     let Some(server) = start_server(test) else { return };
     let store = RedisStore::connect(server.config()).await.expect("connect");
     let tracker = Tracker::default();
