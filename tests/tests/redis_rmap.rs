@@ -3,11 +3,12 @@
 //! and `set_and_wait` under concurrent writers returns with its write (or a later one) visible.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::RedisStore;
-use keel::rmap::{ReplicatedMap, RmapConfig};
+use keel::rmap::{ReplicatedMap, RmapConfig, RmapError};
 use keel::store::Store;
 use keel_tests::{RedisServer, wait_ready};
 use tokio::time::Instant;
@@ -223,6 +224,73 @@ async fn redis_rmap_set_and_wait_under_concurrent_writers_sees_its_write_or_late
     }
     assert!(own > 0, "some writes were still the latest when they returned");
     converged(&store, &maps, "flags", Duration::from_secs(10)).await;
+    for m in &maps {
+        assert_eq!(m.waiters(), 0, "no waiter leaked");
+        m.stop().await;
+    }
+}
+
+/// `set_and_wait` calls in flight across a data-losing restart never hang: each returns its
+/// revision (then visible locally), a store error, or `DataLost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rmap_set_and_wait_across_a_data_losing_restart_never_hangs() {
+    let test = "redis_rmap_set_and_wait_across_a_data_losing_restart_never_hangs";
+    let Some(server) = RedisServer::start(test) else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let maps = replicas(&store, "sessions", 3);
+    join_all(&maps).await;
+
+    // Writers run until told to stop, a while after Redis is back.
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 before, 1 restarted, 2 stop
+    let mut tasks = Vec::new();
+    for (r, m) in maps.iter().enumerate() {
+        let (m, phase) = (m.clone(), phase.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
+            let mut i = 0usize;
+            while phase.load(Ordering::Relaxed) < 2 && i < 100_000 {
+                let after_restart = phase.load(Ordering::Relaxed) == 1;
+                let (key, value) = (format!("s{}", i % 7), format!("{r}/{i}"));
+                let call = m.set_and_wait(&key, &value);
+                let r = tokio::time::timeout(Duration::from_secs(15), call)
+                    .await
+                    .expect("set_and_wait never hangs while the map runs");
+                let kind = match r {
+                    Ok(rev) => {
+                        assert!(m.revision() >= rev, "returned {rev} but the replica is at {}", m.revision());
+                        if after_restart { "ok after the restart" } else { "ok" }
+                    }
+                    Err(RmapError::Store(_)) => "store error",
+                    Err(RmapError::DataLost { .. }) => "data lost",
+                    Err(e) => panic!("unexpected error {e}"),
+                };
+                *outcomes.entry(kind).or_default() += 1;
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(4)).await;
+            }
+            outcomes
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| server.kill());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| server.restart_losing_data());
+    wait_ready(&store).await;
+    phase.store(1, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    phase.store(2, Ordering::Relaxed);
+
+    let mut total: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for t in tasks {
+        let outcomes = t.await.expect("writer task");
+        assert!(outcomes.get("ok after the restart").copied().unwrap_or(0) > 0, "writer recovered: {outcomes:?}");
+        for (k, n) in outcomes {
+            *total.entry(k).or_default() += n;
+        }
+    }
+    assert!(total.get("store error").copied().unwrap_or(0) > 0, "some calls met the dead Redis: {total:?}");
+    eprintln!("set_and_wait outcomes across the restart: {total:?}");
+    converged(&store, &maps, "sessions", Duration::from_secs(10)).await;
     for m in &maps {
         assert_eq!(m.waiters(), 0, "no waiter leaked");
         m.stop().await;
