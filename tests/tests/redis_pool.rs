@@ -4,6 +4,7 @@
 //! interval; no job ever runs twice at once; a Redis kill -9 + restart mid-run loses nothing.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +97,62 @@ fn pool_config(node: &str) -> PoolConfig {
         .op_timeout(Duration::from_millis(500))
         .build()
         .expect("valid pool config")
+}
+
+/// A loopback TCP proxy to Redis that can be paused: while paused nothing is forwarded either
+/// way and connections stay open, as in a network partition of the one node that uses it.
+struct Proxy {
+    port: u16,
+    paused: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(redis_port: u16) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let p = paused.clone();
+        // Threads, not tasks: the proxy must keep its behaviour whatever the test's runtime
+        // does. They end with the test process.
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", redis_port)) else { continue };
+                let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                let (pa, pb) = (p.clone(), p.clone());
+                std::thread::spawn(move || pipe(client, server, pa));
+                std::thread::spawn(move || pipe(s2, c2, pb));
+            }
+        });
+        Proxy { port, paused }
+    }
+
+    fn config(&self) -> keel::RedisConfig {
+        keel::RedisConfig::builder(format!("redis://127.0.0.1:{}", self.port))
+            .key_prefix(keel_tests::PREFIX)
+            .op_timeout(Duration::from_millis(300))
+            .connect_timeout(Duration::from_millis(300))
+            .build()
+            .expect("valid config")
+    }
+}
+
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream, paused: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while paused.load(AtomicOrdering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 async fn start_node(
@@ -256,4 +313,56 @@ async fn dead_node_then_redis_restart(test: &str) {
     }
     a.stop().await;
     b.stop().await;
+}
+
+/// One node is partitioned from Redis (its connections hang, through a paused proxy): its
+/// workers stop their handlers before the other nodes may requeue the jobs, so the jobs run
+/// elsewhere within worker_ttl + the sweep interval and never twice at once, also after the
+/// partition heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pool_partitioned_node_fences_itself_before_its_jobs_move() {
+    let test = "redis_pool_partitioned_node_fences_itself_before_its_jobs_move";
+    let Some(server) = start_server(test) else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let proxy = Proxy::start(server.port());
+    let cut_off = RedisStore::connect(proxy.config()).await.expect("connect through the proxy");
+    let tracker = Tracker::default();
+    let (finish_tx, finish) = watch::channel(false);
+    let (p, p_workers) = start_node(cut_off, "partitioned", 2, &tracker, &finish).await;
+    let (a, a_workers) = start_node(store.clone(), "a", 2, &tracker, &finish).await;
+    let (b, b_workers) = start_node(store.clone(), "b", 2, &tracker, &finish).await;
+
+    for i in 0..JOBS {
+        a.dispatch(&format!("job-{i}"), &format!("payload {i}")).await.expect("dispatch");
+    }
+    wait_running(&tracker, Duration::from_secs(15), "every job running", |r| r.len() == JOBS).await;
+    let cut: Vec<String> =
+        tracker.running().into_iter().filter(|(_, (n, _))| n == "partitioned").map(|(j, _)| j).collect();
+    assert!(!cut.is_empty(), "the partitioned node runs jobs: {:?}", tracker.running());
+
+    let partitioned_at = Instant::now();
+    proxy.paused.store(true, AtomicOrdering::Relaxed);
+    // Overlaps are checked at every sample and by every handler start.
+    let slack = Duration::from_secs(5);
+    wait_running(&tracker, WORKER_TTL + SWEEP + slack, "the cut-off node's jobs running elsewhere", |r| {
+        r.len() == JOBS && r.values().all(|(n, _)| n != "partitioned")
+    })
+    .await;
+    eprintln!("{} jobs of the partitioned node running elsewhere after {:?}", cut.len(), partitioned_at.elapsed());
+
+    // Heal: the fenced workers must not take their old jobs back.
+    proxy.paused.store(false, AtomicOrdering::Relaxed);
+    let until = Instant::now() + WORKER_TTL;
+    while Instant::now() < until {
+        wait_running(&tracker, Duration::from_secs(1), "every job running once", |r| r.len() == JOBS).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    complete_all(&store, &tracker, &finish_tx).await;
+    for w in p_workers.into_iter().chain(a_workers).chain(b_workers) {
+        w.stop().await;
+    }
+    for n in [p, a, b] {
+        n.stop().await;
+    }
 }
