@@ -174,6 +174,35 @@ impl Drop for RedisServer {
     }
 }
 
+/// Run `scenario` with mutant `m` switched on for the calling thread and every thread of a fresh
+/// 2-worker runtime; return the panic message if it panicked (the bug was caught), or `None`.
+/// The scenario's own servers are cleaned up by their `Drop` while the panic unwinds.
+#[cfg(feature = "mutants")]
+pub fn panic_under_mutant<F: std::future::Future<Output = ()>>(
+    m: keel::mutants::Mutant,
+    scenario: F,
+) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            keel::mutants::set(Some(m));
+        })
+        .build()
+        .expect("runtime");
+    let before = keel::mutants::set(Some(m));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(scenario)));
+    keel::mutants::set(before);
+    drop(rt);
+    let payload = out.err()?;
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    Some(msg)
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
