@@ -10,8 +10,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let (tx, mut rx) = keel::watch::channel(0u32);
 //! let waiter = tokio::spawn(async move {
-//!     let seen = *rx.wait_for(|n| *n >= 2).await.expect("sender alive");
-//!     seen
+//!     rx.wait_for(|n| *n >= 2).await.expect("sender alive")
 //! });
 //! tx.send_replace(1);
 //! tx.send_modify(|n| *n += 1);
