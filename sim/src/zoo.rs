@@ -69,6 +69,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MP2,
+        lineage: "pulse #62: waiter closes its channel on exit while the apply loop may still send",
+        scenario: LOOM,
+        budget: 0,
+    },
+    Entry {
+        mutant: Mutant::MP3,
+        lineage: "pulse rmap: blocking send to a waiter that stopped receiving",
+        scenario: LOOM,
+        budget: 0,
+    },
+    Entry {
         mutant: Mutant::MR1,
         lineage: "River #400: completer bound to the caller's cancellation (closes while producers finish)",
         scenario: "completer",
