@@ -44,6 +44,7 @@
 mod complete;
 mod config;
 mod inspect;
+mod load;
 mod node;
 mod state;
 mod worker;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::load::LoadIndex;
 use super::state::{self, CleanupLock, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key};
 use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
@@ -36,6 +37,8 @@ pub(crate) struct Core<S: Store> {
     pub shutdown: Shutdown,
     next_worker: AtomicU64,
     local: Mutex<BTreeMap<String, mpsc::Sender<Assign>>>,
+    /// Job owners as last seen (sweep snapshots, feed, own writes): dispatch's load source.
+    loads: Mutex<LoadIndex>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
 }
@@ -60,6 +63,7 @@ impl<S: Store> Core<S> {
             shutdown,
             next_worker: AtomicU64::new(1),
             local: Mutex::new(BTreeMap::new()),
+            loads: Mutex::new(LoadIndex::default()),
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
         }
@@ -118,10 +122,17 @@ impl<S: Store> Core<S> {
 
     /// A change from the feed: the owner starts it, every other local worker stops a stale run.
     fn route_change(&self, job: &str, raw: Option<&str>) {
+        self.note_owner(job, raw);
         let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
         for tx in txs {
             let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
         }
+    }
+
+    /// Update the load index with `job`'s record (`None` or unparsable: gone).
+    fn note_owner(&self, job: &str, raw: Option<&str>) {
+        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        lock(&self.loads).set(job, owner.as_deref());
     }
 
     /// Snapshot the maps the decisions need, then read store time (so every keep-alive in the
@@ -146,11 +157,16 @@ impl<S: Store> Core<S> {
         if job.is_empty() || job.len() > 512 || job.contains('\u{1f}') {
             return Err(PoolError::InvalidJob { detail: "job key must be 1..=512 bytes without U+001F".into() });
         }
-        let view = self.view(false).await?;
-        if view.jobs.contains_key(&job_key(job)) || view.jobs.contains_key(&state::done_key(job)) {
-            return Err(PoolError::Duplicate { job: job.to_owned() });
-        }
-        let worker = view.pick_worker(self.ttl_ms(), "").unwrap_or_default();
+        // Keep-alives (one per worker) and store time only: the job map is not read, so the cost
+        // does not grow with the number of jobs. Loads come from the node's index; duplicates
+        // are caught by the transaction's guards.
+        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
+        let now_ms = self.op("time", self.store.time_ms()).await?;
+        let view = View { now_ms, keepalive, ..View::default() };
+        let worker = {
+            let loads = lock(&self.loads);
+            view.pick_worker_by(self.ttl_ms(), "", |w| loads.load(w)).unwrap_or_default()
+        };
         let rec = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() };
         let mut writes = vec![(job_key(job), Some(rec.encode()))];
         if !worker.is_empty() {
@@ -163,6 +179,7 @@ impl<S: Store> Core<S> {
         if !out.applied {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
+        self.note_owner(job, Some(&rec.encode()));
         info!(target: "keel::pool", kind = "dispatched", job, worker = %worker, attempt = 1u64, now_ms = view.now_ms, "job dispatched");
         self.route(job, Some(&rec.encode()));
         Ok(1)
@@ -195,6 +212,7 @@ impl<S: Store> Core<S> {
         let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
+            self.note_owner(job, Some(&new.encode()));
             info!(target: "keel::pool", kind, job, from = %rec.owner, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
             self.route(job, Some(&new.encode()));
         }
@@ -231,6 +249,7 @@ impl<S: Store> Core<S> {
     pub async fn sweep(&self) -> Result<(), StoreError> {
         self.check_epoch().await?;
         let mut view = self.view(true).await?;
+        lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
             self.route(job, Some(raw));
         }

@@ -199,3 +199,24 @@ async fn unacked_dispatch_is_redispatched() {
     assert_eq!(jobs(&store).await, 0);
     node.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn dispatch_spreads_by_the_cached_load_without_reading_the_job_map() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let log = Log::default();
+    let caller = Shutdown::new("req");
+    let w1 = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(5) }, &caller);
+    let w2 = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(5) }, &caller);
+    settle(50).await;
+    // Back to back, before any sweep: the load comes from the node's own writes.
+    for i in 0..6 {
+        node.dispatch(&format!("j{i}"), "x").await.unwrap();
+    }
+    settle(20).await;
+    let on = |w: &WorkerHandle| log.0.lock().unwrap().iter().filter(|(_, _, id)| id == w.id()).count();
+    assert_eq!((on(&w1), on(&w2)), (3, 3), "least-loaded alternates between the two workers");
+    // A duplicate is still caught (by the transaction's guards, not a snapshot).
+    assert!(matches!(node.dispatch("j0", "x").await, Err(PoolError::Duplicate { .. })));
+    node.stop().await;
+}
