@@ -347,18 +347,36 @@ impl<S: Store> Core<S> {
         if mutants::active(Mutant::MP10) {
             return self.cleanup_state_first(w, &mine).await;
         }
-        // Fence the worker first: replace its stale keep-alive (exactly the value judged stale)
-        // with a dead marker, so a late beat cannot resurrect it while its jobs move.
-        if !mutants::active(Mutant::MP4)
-            && let Some(ka) = view.keepalive.get(w)
-            && ka != DEAD
-        {
-            let cas = MapWrite::CompareAndSet { expected: ka.clone(), new: DEAD.to_owned() };
-            let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
-            if !out.applied && out.value.as_deref().is_some_and(|v| v != DEAD) {
-                debug!(target: "keel::pool", worker = w, "worker beat again before its cleanup; left alone");
+        if !mutants::active(Mutant::MP4) {
+            // Re-judge on a fresh read (keep-alive, then store time) before touching anything.
+            // The view's maps were read one after another: a worker that registered, or was
+            // given a job, after the view's keep-alive read shows up in a later map without a
+            // keep-alive and looks stale there (seed 191: a live, draining worker's running job
+            // was requeued and ran twice at once).
+            let (current, _) = self.op("map_get", self.store.map_get(&self.maps.keepalive, w)).await?;
+            let now_ms = self.op("time", self.store.time_ms()).await?;
+            let fresh = View {
+                now_ms,
+                keepalive: current.iter().map(|v| (w.to_owned(), v.clone())).collect(),
+                ..View::default()
+            };
+            if current.is_some() && !fresh.is_stale(w, self.ttl_ms()) {
+                debug!(target: "keel::pool", worker = w, "worker is alive on a fresh read; left alone");
                 self.release(w, &mine).await;
                 return Ok(());
+            }
+            // Fence the worker first: replace its stale keep-alive (exactly the value judged
+            // stale) with a dead marker, so a late beat cannot resurrect it while its jobs move.
+            if let Some(ka) = current
+                && ka != DEAD
+            {
+                let cas = MapWrite::CompareAndSet { expected: ka, new: DEAD.to_owned() };
+                let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
+                if !out.applied && out.value.as_deref().is_some_and(|v| v != DEAD) {
+                    debug!(target: "keel::pool", worker = w, "worker beat again before its cleanup; left alone");
+                    self.release(w, &mine).await;
+                    return Ok(());
+                }
             }
         }
         let kind = if orphan { "orphan_requeued" } else { "requeued" };
@@ -378,7 +396,8 @@ impl<S: Store> Core<S> {
             }
         }
         // Every job is requeued: now (and only now) delete the worker's state.
-        if view.keepalive.contains_key(w) {
+        {
+            // Only our own marker goes: a worker that re-registered under this id meanwhile stays.
             let last = if mutants::active(Mutant::MP4) { mine.clone() } else { DEAD.to_owned() };
             let del = self.store.map_write(&self.maps.keepalive, w, MapWrite::CompareAndDelete(last));
             self.op("map_write", del).await?;
