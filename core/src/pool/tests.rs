@@ -220,3 +220,26 @@ async fn dispatch_spreads_by_the_cached_load_without_reading_the_job_map() {
     assert!(matches!(node.dispatch("j0", "x").await, Err(PoolError::Duplicate { .. })));
     node.stop().await;
 }
+
+/// Sim seed 191: a view whose keep-alive read predates a worker's registration shows the worker
+/// (as a job owner) without a keep-alive. The cleaner must re-read before it moves anything.
+#[tokio::test(start_paused = true)]
+async fn cleanup_rechecks_a_worker_missing_from_an_older_keepalive_read() {
+    let store = MemoryStore::new();
+    let maps = Maps::new("p");
+    let now = store.time_ms().await.unwrap();
+    let fresh = KeepAlive { ms: now, stopping: true }.encode(); // alive, draining
+    store.map_write(&maps.keepalive, "new.1.1", MapWrite::Set(fresh.clone())).await.unwrap();
+    let rec = JobRecord { attempt: 1, owner: "new.1.1".into(), payload: String::new() }.encode();
+    store.map_write(&maps.jobs, &job_key("a"), MapWrite::Set(rec.clone())).await.unwrap();
+    let core = node::Core::new(store.clone(), cfg("n"), Arc::new(crate::clock::TokioClock), now, Shutdown::new("t"));
+    // The racy view: the job is there, its owner's keep-alive is not.
+    let mut view = state::View { now_ms: now, ..Default::default() };
+    view.jobs.insert(job_key("a"), rec.clone());
+    assert_eq!(view.stale_workers(300, false), vec!["new.1.1".to_owned()], "the view alone judges it stale");
+    core.cleanup(&view, "new.1.1").await.unwrap();
+    assert_eq!(store.map_get(&maps.jobs, &job_key("a")).await.unwrap().0, Some(rec), "job left with its owner");
+    assert_eq!(store.map_get(&maps.keepalive, "new.1.1").await.unwrap().0, Some(fresh), "not fenced");
+    let r = inspect(&store, "p").await.unwrap();
+    assert!(r.cleanup_locks.is_empty(), "lock released: {r:?}");
+}
