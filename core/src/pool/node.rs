@@ -14,6 +14,7 @@ use super::load::LoadIndex;
 use super::state::{self, CleanupLock, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key};
 use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
+use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
@@ -41,6 +42,10 @@ pub(crate) struct Core<S: Store> {
     loads: Mutex<LoadIndex>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
+    /// Batches completion events (each worker is a producer) and owns their channel.
+    pub completer: Completer<S>,
+    /// Distributes the completer's events to the node's subscribers.
+    pub events: SubscriptionManager,
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
@@ -54,7 +59,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl<S: Store> Core<S> {
     pub fn new(store: S, cfg: PoolConfig, clock: Arc<dyn Clock>, incarnation: u64, shutdown: Shutdown) -> Self {
         let maps = Maps::new(&cfg.name);
+        let completer = Completer::new(store.clone(), cfg.completer.clone()).with_clock(clock.clone());
+        let events = SubscriptionManager::new(&completer);
         Core {
+            completer,
+            events,
             store,
             cfg,
             maps,
@@ -67,6 +76,17 @@ impl<S: Store> Core<S> {
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
         }
+    }
+
+    /// Once the node's token is cancelled: stop the completer (it waits for every worker's
+    /// producer, i.e. for the workers' drain, then flushes) and then the subscription manager
+    /// (it delivers everything flushed, then closes the subscriptions).
+    pub async fn close_completions(self: Arc<Self>) {
+        self.shutdown.cancelled().await;
+        if let Err(e) = self.completer.stop().await {
+            warn!(target: "keel::pool", kind = "completion_events_unflushed", error = %e, "completion events not flushed before the bound (the completions themselves are recorded)");
+        }
+        self.events.stop().await;
     }
 
     pub fn ttl_ms(&self) -> u64 {
@@ -271,6 +291,7 @@ impl<S: Store> Core<S> {
                 }
             }
         }
+        self.sweep_completion_events(&view).await?;
         for (job, raw) in view.old_tombstones(ms(self.cfg.done_retention)) {
             let guard = [(state::done_key(&job), Expect::Value(raw))];
             let writes = [(state::done_key(&job), None)];
@@ -289,6 +310,24 @@ impl<S: Store> Core<S> {
             if let Err(e) = self.cleanup(&view, &w).await {
                 warn!(target: "keel::pool", worker = %w, error = %e, "cleanup interrupted; it is retried on the next sweep");
             }
+        }
+        Ok(())
+    }
+
+    /// The completer's map keeps one entry per completed job; drop those whose job has neither
+    /// a record nor a tombstone any more (so the map is bounded like the tombstones).
+    async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
+        let map = self.cfg.completer.map();
+        let entries = self.op("map_snapshot", self.store.map_snapshot(map)).await?.entries;
+        let gone: Vec<(String, String)> = entries
+            .into_iter()
+            .filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !view.jobs.contains_key(&state::done_key(k)))
+            .collect();
+        for chunk in gone.chunks(256) {
+            let guards: Vec<_> = chunk.iter().map(|(k, v)| (k.clone(), Expect::Value(v.clone()))).collect();
+            let writes: Vec<_> = chunk.iter().map(|(k, _)| (k.clone(), None)).collect();
+            // Guarded as a whole: a concurrent rewrite just leaves the chunk to the next sweep.
+            self.op("map_txn", self.store.map_txn(map, &guards, &writes)).await?;
         }
         Ok(())
     }

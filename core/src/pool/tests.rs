@@ -243,3 +243,32 @@ async fn cleanup_rechecks_a_worker_missing_from_an_older_keepalive_read() {
     let r = inspect(&store, "p").await.unwrap();
     assert!(r.cleanup_locks.is_empty(), "lock released: {r:?}");
 }
+
+/// Completions go through the node's completer: every recorded completion becomes one event, and
+/// stopping the node right after the runs flushes and delivers them all before the
+/// subscription closes.
+#[tokio::test(start_paused = true)]
+async fn stop_flushes_every_completion_event_before_closing() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let mut events = node.subscribe(KindFilter::only([COMPLETED]));
+    let log = Log::default();
+    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(1) }, &Shutdown::new("r"));
+    settle(50).await;
+    for i in 0..20 {
+        node.dispatch(&format!("j{i}"), &format!("p{i}")).await.unwrap();
+    }
+    while jobs(&store).await > 0 {
+        settle(1).await;
+    }
+    node.stop().await; // at once: some events are still in the completer's backlog
+    let mut got = Vec::new();
+    while let Some(e) = events.recv().await {
+        got.push((e.completion.key, e.completion.attempt, e.completion.payload));
+    }
+    got.sort();
+    let mut want: Vec<_> = (0..20).map(|i| (format!("j{i}"), 1, format!("p{i}"))).collect();
+    want.sort();
+    assert_eq!(got, want, "each recorded completion exactly once, then closed");
+    assert_eq!(events.dropped(), 0);
+}
