@@ -4,9 +4,9 @@
 //! pending entry only if the record still names this worker and attempt (so a stale attempt's
 //! completion is rejected), and leave a tombstone `d/{job}` = `attempt|worker|ms` so that a retry
 //! after an unknown outcome can tell "my earlier try landed" from "someone else's attempt won".
-//! The sweeper removes tombstones after `done_retention`. `keel::completer` (SPEC §6) is meant to
-//! plug in here: batch these writes, retry them, publish completion events, without the pool
-//! changing.
+//! The sweeper removes tombstones after `done_retention`. Only after this transaction applied does
+//! the worker hand the completion to the node's `keel::completer` (batching, events): the
+//! completer's batch write cannot guard per key, so the fence stays here.
 
 use crate::error::StoreError;
 use crate::store::{Expect, Store};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::completer::CompleterConfig;
 use crate::error::ConfigError;
 
 /// Validated settings of one pool node. Build with [`PoolConfig::builder`].
@@ -32,6 +33,8 @@ pub struct PoolConfig {
     pub(crate) op_timeout: Duration,
     pub(crate) intake_buffer: usize,
     pub(crate) done_retention: Duration,
+    /// The node's completer (completion batching and events): map `keel:pool:{pool}:completions`.
+    pub(crate) completer: CompleterConfig,
 }
 
 /// Builder of [`PoolConfig`]; every duration has a default derived from the worker TTL.
@@ -226,7 +229,16 @@ impl PoolConfigBuilder {
         if done_retention < ttl {
             return Err(err("done_retention", "must be >= worker_ttl"));
         }
+        // The completer flushes completion events every ttl/20 (<= 50 ms) and may take the
+        // workers' drain (shutdown_deadline) plus a few store ops to stop.
+        let completer = CompleterConfig::builder(format!("keel:pool:{}", self.name))
+            .flush_interval((ttl / 20).clamp(Duration::from_millis(1), Duration::from_millis(50)))
+            .op_timeout(op_timeout)
+            .retry_backoff(cleanup_backoff.0, cleanup_backoff.1)
+            .stop_timeout(shutdown_deadline + op_timeout * 4)
+            .build()?;
         Ok(PoolConfig {
+            completer,
             name: self.name,
             node: self.node,
             worker_ttl: ttl,

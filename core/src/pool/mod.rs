@@ -44,6 +44,7 @@
 mod complete;
 mod config;
 mod inspect;
+mod load;
 mod node;
 mod state;
 mod worker;
@@ -54,9 +55,13 @@ use std::sync::atomic::Ordering;
 
 use crate::watch;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{debug, info};
 
+pub use crate::completer::{CompletionEvent, KindFilter, Subscription};
 pub use config::{DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
+
+/// The [`Completion::kind`](crate::completer::Completion) of a job completed by a pool worker.
+pub const COMPLETED: &str = "completed";
 pub use inspect::{PoolReport, inspect};
 
 use crate::clock::{Clock, TokioClock};
@@ -237,7 +242,14 @@ impl<S: Store> Pool<S> {
         };
         let core = Arc::new(Core::new(self.store, self.config, self.clock, incarnation, shutdown.clone()));
         let _ = core.check_epoch().await; // retried by every sweep
-        let tasks = vec![tokio::spawn(core.clone().run_sweeper()), tokio::spawn(core.clone().run_router())];
+        // Consumers first: the subscription manager takes the completer's first run's channel.
+        core.events.start(&shutdown).await;
+        core.completer.start(&shutdown).await;
+        let tasks = vec![
+            tokio::spawn(core.clone().run_sweeper()),
+            tokio::spawn(core.clone().run_router()),
+            tokio::spawn(core.clone().close_completions()),
+        ];
         info!(target: "keel::pool", kind = "node_started", pool = %core.cfg.name, node = %core.cfg.node, "pool node started");
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }
@@ -270,7 +282,16 @@ impl<S: Store> PoolNode<S> {
         let token = self.shutdown.child(&format!("worker:{id}"));
         let (tx, rx) = mpsc::channel(self.core.cfg.intake_buffer);
         self.core.register_local(&id, tx);
+        // Registered before the worker runs, so the completer's drain waits for this worker.
+        let producer = match self.core.completer.producer(&id) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                debug!(target: "keel::pool", worker = %id, error = %e, "no completion events for this worker (node stopping)");
+                None
+            }
+        };
         let w = worker::Worker {
+            producer,
             core: self.core.clone(),
             id: id.clone(),
             handler: Arc::new(handler),
@@ -292,6 +313,40 @@ impl<S: Store> PoolNode<S> {
         ws.retain(|d| d.borrow().is_none()); // bounded by live workers
         ws.push(done.clone());
         WorkerHandle { id, token, done }
+    }
+
+    /// Subscribe to this node's completion events: one [`CompletionEvent`] (kind [`COMPLETED`],
+    /// key = job, attempt, payload = the job's payload) per job completed by one of this node's
+    /// workers, after the completion was recorded. Events are at most once per subscriber (a
+    /// full subscriber buffer drops, counted by [`Subscription::dropped`]); the subscription
+    /// closes after the node stopped and delivered everything its workers completed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keel::pool::{Job, JobHandler, JobOutcome, KindFilter, Pool, PoolConfig, COMPLETED};
+    /// use keel::shutdown::Shutdown;
+    /// use keel::store::MemoryStore;
+    ///
+    /// struct Done;
+    /// impl JobHandler for Done {
+    ///     async fn run(&self, _job: Job) -> JobOutcome {
+    ///         JobOutcome::Completed
+    ///     }
+    /// }
+    ///
+    /// let node = Pool::new(MemoryStore::new(), PoolConfig::builder("thumbs", "host-a").build()?).start().await?;
+    /// let mut completed = node.subscribe(KindFilter::only([COMPLETED]));
+    /// let worker = node.add_worker(Done, &Shutdown::new("request"));
+    /// node.dispatch("img-1", "small").await?;
+    /// let event = completed.recv().await.expect("an event");
+    /// assert_eq!((event.completion.key.as_str(), event.completion.payload.as_str()), ("img-1", "small"));
+    /// worker.stop().await;
+    /// node.stop().await;
+    /// assert!(completed.recv().await.is_none(), "closed once the node stopped");
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&self, filter: KindFilter) -> Subscription {
+        self.core.events.subscribe(filter)
     }
 
     /// How many times this node saw the store lose the pool's data (epoch marker missing or

@@ -10,9 +10,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::load::LoadIndex;
 use super::state::{self, CleanupLock, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key};
 use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
+use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
@@ -36,8 +38,14 @@ pub(crate) struct Core<S: Store> {
     pub shutdown: Shutdown,
     next_worker: AtomicU64,
     local: Mutex<BTreeMap<String, mpsc::Sender<Assign>>>,
+    /// Job owners as last seen (sweep snapshots, feed, own writes): dispatch's load source.
+    loads: Mutex<LoadIndex>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
+    /// Batches completion events (each worker is a producer) and owns their channel.
+    pub completer: Completer<S>,
+    /// Distributes the completer's events to the node's subscribers.
+    pub events: SubscriptionManager,
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
@@ -51,7 +59,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl<S: Store> Core<S> {
     pub fn new(store: S, cfg: PoolConfig, clock: Arc<dyn Clock>, incarnation: u64, shutdown: Shutdown) -> Self {
         let maps = Maps::new(&cfg.name);
+        let completer = Completer::new(store.clone(), cfg.completer.clone()).with_clock(clock.clone());
+        let events = SubscriptionManager::new(&completer);
         Core {
+            completer,
+            events,
             store,
             cfg,
             maps,
@@ -60,9 +72,21 @@ impl<S: Store> Core<S> {
             shutdown,
             next_worker: AtomicU64::new(1),
             local: Mutex::new(BTreeMap::new()),
+            loads: Mutex::new(LoadIndex::default()),
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
         }
+    }
+
+    /// Once the node's token is cancelled: stop the completer (it waits for every worker's
+    /// producer, i.e. for the workers' drain, then flushes) and then the subscription manager
+    /// (it delivers everything flushed, then closes the subscriptions).
+    pub async fn close_completions(self: Arc<Self>) {
+        self.shutdown.cancelled().await;
+        if let Err(e) = self.completer.stop().await {
+            warn!(target: "keel::pool", kind = "completion_events_unflushed", error = %e, "completion events not flushed before the bound (the completions themselves are recorded)");
+        }
+        self.events.stop().await;
     }
 
     pub fn ttl_ms(&self) -> u64 {
@@ -118,10 +142,17 @@ impl<S: Store> Core<S> {
 
     /// A change from the feed: the owner starts it, every other local worker stops a stale run.
     fn route_change(&self, job: &str, raw: Option<&str>) {
+        self.note_owner(job, raw);
         let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
         for tx in txs {
             let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
         }
+    }
+
+    /// Update the load index with `job`'s record (`None` or unparsable: gone).
+    fn note_owner(&self, job: &str, raw: Option<&str>) {
+        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        lock(&self.loads).set(job, owner.as_deref());
     }
 
     /// Snapshot the maps the decisions need, then read store time (so every keep-alive in the
@@ -146,11 +177,16 @@ impl<S: Store> Core<S> {
         if job.is_empty() || job.len() > 512 || job.contains('\u{1f}') {
             return Err(PoolError::InvalidJob { detail: "job key must be 1..=512 bytes without U+001F".into() });
         }
-        let view = self.view(false).await?;
-        if view.jobs.contains_key(&job_key(job)) || view.jobs.contains_key(&state::done_key(job)) {
-            return Err(PoolError::Duplicate { job: job.to_owned() });
-        }
-        let worker = view.pick_worker(self.ttl_ms(), "").unwrap_or_default();
+        // Keep-alives (one per worker) and store time only: the job map is not read, so the cost
+        // does not grow with the number of jobs. Loads come from the node's index; duplicates
+        // are caught by the transaction's guards.
+        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
+        let now_ms = self.op("time", self.store.time_ms()).await?;
+        let view = View { now_ms, keepalive, ..View::default() };
+        let worker = {
+            let loads = lock(&self.loads);
+            view.pick_worker_by(self.ttl_ms(), "", |w| loads.load(w)).unwrap_or_default()
+        };
         let rec = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() };
         let mut writes = vec![(job_key(job), Some(rec.encode()))];
         if !worker.is_empty() {
@@ -163,6 +199,7 @@ impl<S: Store> Core<S> {
         if !out.applied {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
+        self.note_owner(job, Some(&rec.encode()));
         info!(target: "keel::pool", kind = "dispatched", job, worker = %worker, attempt = 1u64, now_ms = view.now_ms, "job dispatched");
         self.route(job, Some(&rec.encode()));
         Ok(1)
@@ -195,6 +232,7 @@ impl<S: Store> Core<S> {
         let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
+            self.note_owner(job, Some(&new.encode()));
             info!(target: "keel::pool", kind, job, from = %rec.owner, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
             self.route(job, Some(&new.encode()));
         }
@@ -231,6 +269,7 @@ impl<S: Store> Core<S> {
     pub async fn sweep(&self) -> Result<(), StoreError> {
         self.check_epoch().await?;
         let mut view = self.view(true).await?;
+        lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
             self.route(job, Some(raw));
         }
@@ -252,6 +291,7 @@ impl<S: Store> Core<S> {
                 }
             }
         }
+        self.sweep_completion_events(&view).await?;
         for (job, raw) in view.old_tombstones(ms(self.cfg.done_retention)) {
             let guard = [(state::done_key(&job), Expect::Value(raw))];
             let writes = [(state::done_key(&job), None)];
@@ -270,6 +310,24 @@ impl<S: Store> Core<S> {
             if let Err(e) = self.cleanup(&view, &w).await {
                 warn!(target: "keel::pool", worker = %w, error = %e, "cleanup interrupted; it is retried on the next sweep");
             }
+        }
+        Ok(())
+    }
+
+    /// The completer's map keeps one entry per completed job; drop those whose job has neither
+    /// a record nor a tombstone any more (so the map is bounded like the tombstones).
+    async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
+        let map = self.cfg.completer.map();
+        let entries = self.op("map_snapshot", self.store.map_snapshot(map)).await?.entries;
+        let gone: Vec<(String, String)> = entries
+            .into_iter()
+            .filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !view.jobs.contains_key(&state::done_key(k)))
+            .collect();
+        for chunk in gone.chunks(256) {
+            let guards: Vec<_> = chunk.iter().map(|(k, v)| (k.clone(), Expect::Value(v.clone()))).collect();
+            let writes: Vec<_> = chunk.iter().map(|(k, _)| (k.clone(), None)).collect();
+            // Guarded as a whole: a concurrent rewrite just leaves the chunk to the next sweep.
+            self.op("map_txn", self.store.map_txn(map, &guards, &writes)).await?;
         }
         Ok(())
     }
@@ -328,18 +386,36 @@ impl<S: Store> Core<S> {
         if mutants::active(Mutant::MP10) {
             return self.cleanup_state_first(w, &mine).await;
         }
-        // Fence the worker first: replace its stale keep-alive (exactly the value judged stale)
-        // with a dead marker, so a late beat cannot resurrect it while its jobs move.
-        if !mutants::active(Mutant::MP4)
-            && let Some(ka) = view.keepalive.get(w)
-            && ka != DEAD
-        {
-            let cas = MapWrite::CompareAndSet { expected: ka.clone(), new: DEAD.to_owned() };
-            let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
-            if !out.applied && out.value.as_deref().is_some_and(|v| v != DEAD) {
-                debug!(target: "keel::pool", worker = w, "worker beat again before its cleanup; left alone");
+        if !mutants::active(Mutant::MP4) {
+            // Re-judge on a fresh read (keep-alive, then store time) before touching anything.
+            // The view's maps were read one after another: a worker that registered, or was
+            // given a job, after the view's keep-alive read shows up in a later map without a
+            // keep-alive and looks stale there (seed 191: a live, draining worker's running job
+            // was requeued and ran twice at once).
+            let (current, _) = self.op("map_get", self.store.map_get(&self.maps.keepalive, w)).await?;
+            let now_ms = self.op("time", self.store.time_ms()).await?;
+            let fresh = View {
+                now_ms,
+                keepalive: current.iter().map(|v| (w.to_owned(), v.clone())).collect(),
+                ..View::default()
+            };
+            if current.is_some() && !fresh.is_stale(w, self.ttl_ms()) {
+                debug!(target: "keel::pool", worker = w, "worker is alive on a fresh read; left alone");
                 self.release(w, &mine).await;
                 return Ok(());
+            }
+            // Fence the worker first: replace its stale keep-alive (exactly the value judged
+            // stale) with a dead marker, so a late beat cannot resurrect it while its jobs move.
+            if let Some(ka) = current
+                && ka != DEAD
+            {
+                let cas = MapWrite::CompareAndSet { expected: ka, new: DEAD.to_owned() };
+                let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
+                if !out.applied && out.value.as_deref().is_some_and(|v| v != DEAD) {
+                    debug!(target: "keel::pool", worker = w, "worker beat again before its cleanup; left alone");
+                    self.release(w, &mine).await;
+                    return Ok(());
+                }
             }
         }
         let kind = if orphan { "orphan_requeued" } else { "requeued" };
@@ -359,7 +435,8 @@ impl<S: Store> Core<S> {
             }
         }
         // Every job is requeued: now (and only now) delete the worker's state.
-        if view.keepalive.contains_key(w) {
+        {
+            // Only our own marker goes: a worker that re-registered under this id meanwhile stays.
             let last = if mutants::active(Mutant::MP4) { mine.clone() } else { DEAD.to_owned() };
             let del = self.store.map_write(&self.maps.keepalive, w, MapWrite::CompareAndDelete(last));
             self.op("map_write", del).await?;

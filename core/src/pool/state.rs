@@ -202,10 +202,16 @@ impl View {
     /// smallest worker id (deterministic, so every node makes the same choice on the same view).
     pub fn pick_worker(&self, ttl_ms: u64, exclude: &str) -> Option<String> {
         let sets = self.job_sets();
+        self.pick_worker_by(ttl_ms, exclude, |w| sets.get(w).map_or(0, Vec::len))
+    }
+
+    /// The same strategy with the load of each worker from `load` (dispatch uses the node's
+    /// cached index instead of this view's job map, which it does not read).
+    pub fn pick_worker_by(&self, ttl_ms: u64, exclude: &str, load: impl Fn(&str) -> usize) -> Option<String> {
         self.keepalive
             .keys()
             .filter(|w| w.as_str() != exclude && self.is_live(w, ttl_ms))
-            .min_by_key(|w| (sets.get(w.as_str()).map_or(0, Vec::len), w.as_str()))
+            .min_by_key(|w| (load(w), w.as_str()))
             .cloned()
     }
 

@@ -199,3 +199,76 @@ async fn unacked_dispatch_is_redispatched() {
     assert_eq!(jobs(&store).await, 0);
     node.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn dispatch_spreads_by_the_cached_load_without_reading_the_job_map() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let log = Log::default();
+    let caller = Shutdown::new("req");
+    let w1 = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(5) }, &caller);
+    let w2 = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(5) }, &caller);
+    settle(50).await;
+    // Back to back, before any sweep: the load comes from the node's own writes.
+    for i in 0..6 {
+        node.dispatch(&format!("j{i}"), "x").await.unwrap();
+    }
+    settle(20).await;
+    let on = |w: &WorkerHandle| log.0.lock().unwrap().iter().filter(|(_, _, id)| id == w.id()).count();
+    assert_eq!((on(&w1), on(&w2)), (3, 3), "least-loaded alternates between the two workers");
+    // A duplicate is still caught (by the transaction's guards, not a snapshot).
+    assert!(matches!(node.dispatch("j0", "x").await, Err(PoolError::Duplicate { .. })));
+    node.stop().await;
+}
+
+/// Sim seed 191: a view whose keep-alive read predates a worker's registration shows the worker
+/// (as a job owner) without a keep-alive. The cleaner must re-read before it moves anything.
+#[tokio::test(start_paused = true)]
+async fn cleanup_rechecks_a_worker_missing_from_an_older_keepalive_read() {
+    let store = MemoryStore::new();
+    let maps = Maps::new("p");
+    let now = store.time_ms().await.unwrap();
+    let fresh = KeepAlive { ms: now, stopping: true }.encode(); // alive, draining
+    store.map_write(&maps.keepalive, "new.1.1", MapWrite::Set(fresh.clone())).await.unwrap();
+    let rec = JobRecord { attempt: 1, owner: "new.1.1".into(), payload: String::new() }.encode();
+    store.map_write(&maps.jobs, &job_key("a"), MapWrite::Set(rec.clone())).await.unwrap();
+    let core = node::Core::new(store.clone(), cfg("n"), Arc::new(crate::clock::TokioClock), now, Shutdown::new("t"));
+    // The racy view: the job is there, its owner's keep-alive is not.
+    let mut view = state::View { now_ms: now, ..Default::default() };
+    view.jobs.insert(job_key("a"), rec.clone());
+    assert_eq!(view.stale_workers(300, false), vec!["new.1.1".to_owned()], "the view alone judges it stale");
+    core.cleanup(&view, "new.1.1").await.unwrap();
+    assert_eq!(store.map_get(&maps.jobs, &job_key("a")).await.unwrap().0, Some(rec), "job left with its owner");
+    assert_eq!(store.map_get(&maps.keepalive, "new.1.1").await.unwrap().0, Some(fresh), "not fenced");
+    let r = inspect(&store, "p").await.unwrap();
+    assert!(r.cleanup_locks.is_empty(), "lock released: {r:?}");
+}
+
+/// Completions go through the node's completer: every recorded completion becomes one event, and
+/// stopping the node right after the runs flushes and delivers them all before the
+/// subscription closes.
+#[tokio::test(start_paused = true)]
+async fn stop_flushes_every_completion_event_before_closing() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let mut events = node.subscribe(KindFilter::only([COMPLETED]));
+    let log = Log::default();
+    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(1) }, &Shutdown::new("r"));
+    settle(50).await;
+    for i in 0..20 {
+        node.dispatch(&format!("j{i}"), &format!("p{i}")).await.unwrap();
+    }
+    while jobs(&store).await > 0 {
+        settle(1).await;
+    }
+    node.stop().await; // at once: some events are still in the completer's backlog
+    let mut got = Vec::new();
+    while let Some(e) = events.recv().await {
+        got.push((e.completion.key, e.completion.attempt, e.completion.payload));
+    }
+    got.sort();
+    let mut want: Vec<_> = (0..20).map(|i| (format!("j{i}"), 1, format!("p{i}"))).collect();
+    want.sort();
+    assert_eq!(got, want, "each recorded completion exactly once, then closed");
+    assert_eq!(events.dropped(), 0);
+}

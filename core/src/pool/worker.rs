@@ -14,6 +14,7 @@ use super::{Job, JobHandler, JobOutcome, WorkerExit};
 use std::time::Duration;
 
 use crate::clock::{Clock, Instant};
+use crate::completer::{Completion, Producer};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
@@ -34,6 +35,8 @@ pub(crate) struct Worker<S: Store, H: JobHandler> {
     /// The caller's request token (only the MP6 mutant binds anything to it).
     pub caller: Shutdown,
     pub intake: mpsc::Receiver<Assign>,
+    /// This worker's producer of completion events (None if the completer was already stopping).
+    pub producer: Option<Arc<Producer>>,
 }
 
 enum Beat {
@@ -143,6 +146,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         }
         // Drain over: stop what still runs, hand back every job we own, deregister.
         stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+        // Every run has ended, so every completion of ours is in the completer: finish our
+        // producer before deregistering (the completer's stop waits for it, then flushes).
+        self.producer.take();
         self.hand_back().await;
         self.deregister(&last).await;
         info!(target: "keel::pool", kind = "worker_stopped", worker = %self.id, "worker stopped and deregistered");
@@ -255,6 +261,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             rec.clone(),
             stop.clone(),
             done.clone(),
+            self.producer.clone(),
         ));
         running.insert(job, Running { attempt: rec.attempt, stop, task });
     }
@@ -317,6 +324,7 @@ async fn run_job<S: Store, H: JobHandler>(
     rec: JobRecord,
     stop: Shutdown,
     done: mpsc::Sender<(String, u64)>,
+    events: Option<Arc<Producer>>,
 ) {
     let attempt = rec.attempt;
     // Ack: only if the record still names this attempt; removes the pending entry.
@@ -353,14 +361,30 @@ async fn run_job<S: Store, H: JobHandler>(
         })
         .await;
     if outcome == JobOutcome::Completed && !stop.is_cancelled() {
-        complete_with_retries(&core, &worker, &job, &raw, attempt).await;
+        if complete_with_retries(&core, &worker, &job, &raw, attempt).await
+            && let Some(p) = &events
+        {
+            // Recorded (fenced) above; the completer batches the event and publishes it.
+            let c = Completion::new(job.clone(), attempt, super::COMPLETED, rec.payload.clone());
+            tokio::select! {
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                r = p.complete(c) => if let Err(e) = r {
+                    debug!(target: "keel::pool", job = %job, error = %e, "completion event not accepted");
+                },
+                _ = core.clock.sleep(core.cfg.op_timeout) => {
+                    warn!(target: "keel::pool", kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)");
+                }
+            }
+        }
     } else {
         info!(target: "keel::pool", kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing");
     }
     let _ = done.send((job, attempt)).await;
 }
 
-async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) {
+/// Record the completion (guarded by the attempt). Returns whether this attempt's completion is
+/// recorded (by this call or an earlier try whose reply was lost).
+async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) -> bool {
     let (min, max) = core.cfg.cleanup_backoff;
     let mut wait = min;
     let mut done: Option<String> = None;
@@ -376,11 +400,11 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
         match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw, tomb)).await {
             Ok(true) => {
                 info!(target: "keel::pool", kind = "completed", job, worker, attempt, "job completed");
-                return;
+                return true;
             }
             Ok(false) => {
                 info!(target: "keel::pool", kind = "stale_rejected", op = "complete", job, worker, attempt, "stale attempt: completion rejected");
-                return;
+                return false;
             }
             Err(e) => debug!(target: "keel::pool", job, error = %e, "completion failed; retrying"),
         }
@@ -388,4 +412,5 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
         wait = (wait * 2).min(max);
     }
     warn!(target: "keel::pool", kind = "complete_failed", job, worker, attempt, "completion not recorded; the job stays owned and runs again");
+    false
 }

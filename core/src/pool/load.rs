@@ -1,0 +1,75 @@
+//! The node's cached index of job owners, so a dispatch needs no snapshot of the job map.
+//!
+//! Least-loaded assignment needs each live worker's job count. Reading the whole job map per
+//! dispatch made dispatch cost grow with the number of jobs, so each node keeps this index
+//! instead: replaced from every sweep's full snapshot (the sweeper reads it anyway) and updated
+//! from the job map's change feed and the node's own writes in between. It is only a load
+//! *hint*: a lost feed event skews it until the next sweep, which can only make the choice less
+//! balanced, never unsafe (liveness is judged from a fresh keep-alive read, duplicates by the
+//! dispatch transaction's `Expect::Absent` guards).
+
+use std::collections::BTreeMap;
+
+/// Owner of every job record this node knows of, plus the per-owner counts (kept in step).
+#[derive(Debug, Default)]
+pub(crate) struct LoadIndex {
+    owners: BTreeMap<String, String>,
+    counts: BTreeMap<String, usize>,
+}
+
+impl LoadIndex {
+    /// Record that `job` is owned by `owner` (`None`: the job is gone; empty: queued).
+    pub fn set(&mut self, job: &str, owner: Option<&str>) {
+        let old = match owner {
+            Some(o) => self.owners.insert(job.to_owned(), o.to_owned()),
+            None => self.owners.remove(job),
+        };
+        if let Some(old) = old
+            && let Some(n) = self.counts.get_mut(&old)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&old);
+            }
+        }
+        if let Some(o) = owner {
+            *self.counts.entry(o.to_owned()).or_default() += 1;
+        }
+        debug_assert_eq!(self.counts.values().sum::<usize>(), self.owners.len());
+    }
+
+    /// Replace everything with a full snapshot's `(job, owner)` pairs.
+    pub fn replace<'a>(&mut self, records: impl Iterator<Item = (&'a str, String)>) {
+        self.owners.clear();
+        self.counts.clear();
+        for (job, owner) in records {
+            self.set(job, Some(&owner));
+        }
+    }
+
+    /// Jobs owned by `worker`.
+    pub fn load(&self, worker: &str) -> usize {
+        self.counts.get(worker).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_moves_deletes_and_snapshots() {
+        let mut l = LoadIndex::default();
+        l.set("a", Some("w1"));
+        l.set("b", Some("w1"));
+        l.set("c", Some(""));
+        assert_eq!((l.load("w1"), l.load("w2"), l.load("")), (2, 0, 1));
+        l.set("a", Some("w2")); // moved
+        l.set("a", Some("w2")); // re-announced: no double count
+        l.set("b", None); // completed
+        l.set("zz", None); // unknown job gone: nothing to undo
+        assert_eq!((l.load("w1"), l.load("w2")), (0, 1));
+        l.replace([("x", "w3".to_owned()), ("y", "w3".to_owned())].into_iter());
+        assert_eq!((l.load("w2"), l.load("w3"), l.load("")), (0, 2, 0));
+    }
+}
