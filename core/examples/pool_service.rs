@@ -1,9 +1,10 @@
-//! A worker-pool service over the embedded store: three nodes with four workers each share one
-//! `MemoryStore`; jobs are dispatched from every node, run once each, and complete. Then one node
-//! stops gracefully with jobs still running: they are handed back and finish elsewhere.
+//! A worker-pool service: three nodes with four workers each share one store; jobs are dispatched
+//! from every node, run once each, and complete. Then one node stops gracefully with jobs still
+//! running: they are handed back and finish elsewhere.
 //!
-//! Prints the end-to-end throughput (dispatch → start → complete). Run:
-//! `cargo run --release -p keel --example pool_memory`
+//! Prints the end-to-end throughput (dispatch → start → complete). Run it over the embedded store:
+//! `cargo run --release -p keel --example pool_service`, or over Redis:
+//! `REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p keel --example pool_service`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use keel::MemoryStore;
 use keel::clock::{Clock, TokioClock};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig};
+use keel::store::Store;
 use keel::shutdown::Shutdown;
 use tokio::sync::mpsc;
 
@@ -36,7 +38,19 @@ impl JobHandler for Sleeper {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = MemoryStore::new();
+    match std::env::var("REDIS_URL") {
+        #[cfg(feature = "redis")]
+        Ok(url) => {
+            // A prefix of its own per run: job keys are added once, and a rerun must not collide.
+            let prefix = format!("keel-example-pool-{}", std::process::id());
+            let config = keel::RedisConfig::builder(url).key_prefix(prefix).build()?;
+            run(keel::RedisStore::connect(config).await?).await
+        }
+        _ => run(MemoryStore::new()).await,
+    }
+}
+
+async fn run<S: Store>(store: S) -> Result<(), Box<dyn std::error::Error>> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut nodes = Vec::new();
     let mut workers = Vec::new();
