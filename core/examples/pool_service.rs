@@ -13,8 +13,8 @@ use std::time::Duration;
 use keel::MemoryStore;
 use keel::clock::{Clock, TokioClock};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig};
-use keel::store::Store;
 use keel::shutdown::Shutdown;
+use keel::store::Store;
 use tokio::sync::mpsc;
 
 /// Sleeps for the payload's milliseconds (0: done at once) and reports who ran what.
