@@ -64,14 +64,8 @@ async fn run(store: &RedisStore, batch: usize, n: usize) {
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let server;
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            server = keel_tests::RedisServer::start("bench").expect("redis-server is needed for the benchmark");
-            server.url()
-        }
-    };
+    let (_server, url) =
+        keel_tests::RedisServer::for_bench().expect("redis-server or REDIS_URL is needed for the benchmark");
     let config = RedisConfig::builder(&url).key_prefix("bench-completer").build().expect("config");
     let store = RedisStore::connect(config).await.expect("connect");
     println!("completer over {url}, {PRODUCERS} producers, flush_interval 5 ms");

@@ -82,14 +82,8 @@ async fn main() {
     let tasks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
-    let server;
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            server = keel_tests::RedisServer::start("bench").expect("redis-server is needed for the benchmark");
-            server.url()
-        }
-    };
+    let (_server, url) =
+        keel_tests::RedisServer::for_bench().expect("redis-server or REDIS_URL is needed for the benchmark");
     println!("lease acquire+renew pairs/s over {url}, {tasks} concurrent tasks, {secs} s per run, best of {rounds}");
     let (mut best_keel, mut best_bare) = (0f64, 0f64);
     for round in 0..rounds {

@@ -190,14 +190,8 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let jobs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let ttl = Duration::from_millis(args.next().and_then(|a| a.parse().ok()).unwrap_or(2000));
-    let server;
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            server = keel_tests::RedisServer::start("bench").expect("redis-server is needed for the benchmark");
-            server.url()
-        }
-    };
+    let (_server, url) =
+        keel_tests::RedisServer::for_bench().expect("redis-server or REDIS_URL is needed for the benchmark");
     println!("pool over {url}");
     throughput(&url, jobs, ttl).await;
     failover(&url, ttl).await;

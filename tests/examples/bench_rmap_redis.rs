@@ -96,14 +96,8 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let writes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
-    let server;
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            server = keel_tests::RedisServer::start("bench").expect("redis-server is needed for the benchmark");
-            server.url()
-        }
-    };
+    let (_server, url) =
+        keel_tests::RedisServer::for_bench().expect("redis-server or REDIS_URL is needed for the benchmark");
     let config = RedisConfig::builder(&url).key_prefix("bench-rmap").build().expect("config");
     let store = RedisStore::connect(config).await.expect("connect");
     println!("replicated map over {url}");

@@ -46,6 +46,17 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// The Redis a benchmark runs against: `REDIS_URL` if set, else a server of its own (kept
+    /// alive by the returned guard). `None` when neither is available.
+    pub fn for_bench() -> Option<(Option<Self>, String)> {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return Some((None, url));
+        }
+        let server = Self::start("bench")?;
+        let url = server.url();
+        Some((Some(server), url))
+    }
+
     /// Start a server on a free loopback port (`--save "" --appendonly no`), or `None` when
     /// `redis-server` is missing (see [`redis_available`]).
     pub fn start(test: &str) -> Option<Self> {

@@ -1,7 +1,9 @@
-//! Leader election over the embedded store: three owners in one process compete for one lease;
-//! the holder does fenced work until it is stopped, then another takes over.
+//! Leader election: three owners in one process compete for one lease; the holder does fenced
+//! work until it is stopped, then another takes over.
 //!
-//! Run: `cargo run -p keel --example leader_memory`
+//! Over the embedded store: `cargo run -p keel --example leader`.
+//! Over Redis: `REDIS_URL=redis://127.0.0.1:6379 cargo run -p keel --example leader` (keys are
+//! prefixed `keel-example`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,10 +11,22 @@ use std::time::Duration;
 
 use keel::MemoryStore;
 use keel::lease::{LeaseConfig, LeaseOwner, LeaseState};
+use keel::store::Store;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = MemoryStore::new();
+    match std::env::var("REDIS_URL") {
+        #[cfg(feature = "redis")]
+        Ok(url) => {
+            let config = keel::RedisConfig::builder(url).key_prefix("keel-example").build()?;
+            println!("connecting to {}", config.redacted_url());
+            run(keel::RedisStore::connect(config).await?).await
+        }
+        _ => run(MemoryStore::new()).await,
+    }
+}
+
+async fn run<S: Store>(store: S) -> Result<(), Box<dyn std::error::Error>> {
     // A protected resource remembers the highest fence it accepted and rejects anything older.
     let highest_fence = Arc::new(AtomicU64::new(0));
     let mut owners = Vec::new();
@@ -34,8 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         owners.push((name, handle));
     }
-    // The first grant waits out one TTL of quarantine: the store cannot tell a fresh start from
-    // a data loss (see docs/operations.md).
+    // The first grant waits out one TTL of quarantine: the store cannot tell a fresh start (or a
+    // Redis that never had the lease's counter) from a data loss (see docs/operations.md).
     let (leader, fence) = loop {
         if let Some((name, h)) = owners.iter().find(|(_, h)| h.fence().is_some()) {
             break (*name, h.fence().unwrap_or_default());
