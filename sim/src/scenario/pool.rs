@@ -391,6 +391,10 @@ impl PoolScenario {
                     }
                 }
                 "node_crash" => {
+                    // A node crashed while paused never resumes: its frozen time ends here.
+                    if let Some(s) = pause_start.remove(&e.node) {
+                        pauses.entry(e.node.clone()).or_default().push(Span { start: s, end: e.t_us });
+                    }
                     let mine: Vec<_> = open.keys().filter(|k| k.0 == e.node).cloned().collect();
                     for k in mine {
                         if let Some(s) = open.remove(&k) {
@@ -411,6 +415,9 @@ impl PoolScenario {
         }
         for (k, s) in open {
             runs.entry(k.1).or_default().push((k.0, k.2, Span { start: s, end }));
+        }
+        for (node, s) in pause_start {
+            pauses.entry(node).or_default().push(Span { start: s, end });
         }
         let mut v = Vec::new();
         for (job, rs) in &runs {
