@@ -303,10 +303,7 @@ impl Store for MemoryStore {
         guards: &[(String, Expect)],
         writes: &[(String, Option<String>)],
     ) -> StoreResult<TxnOutcome> {
-        check_name("map", map)?;
-        for k in guards.iter().map(|(k, _)| k).chain(writes.iter().map(|(k, _)| k)) {
-            check_name("key", k)?;
-        }
+        check_txn_names(map, guards, writes)?;
         let now = self.now_ms();
         let mut st = self.lock();
         let holds = guards.iter().all(|(k, expect)| {

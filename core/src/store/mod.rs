@@ -247,6 +247,16 @@ pub(crate) fn check_name(what: &str, name: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Validate the map and every key named by a [`Store::map_txn`] call.
+pub(crate) fn check_txn_names(
+    map: &str,
+    guards: &[(String, Expect)],
+    writes: &[(String, Option<String>)],
+) -> StoreResult<()> {
+    check_name("map", map)?;
+    guards.iter().map(|(k, _)| k).chain(writes.iter().map(|(k, _)| k)).try_for_each(|k| check_name("key", k))
+}
+
 /// Validate list items for [`MapWrite::Append`] and [`MapWrite::Remove`].
 pub(crate) fn check_items(items: &[String]) -> StoreResult<()> {
     if items.iter().any(|i| i.contains(LIST_SEPARATOR) || i.is_empty()) {

@@ -377,10 +377,7 @@ impl Store for RedisStore {
         guards: &[(String, Expect)],
         writes: &[(String, Option<String>)],
     ) -> StoreResult<TxnOutcome> {
-        check_name("map", map)?;
-        for k in guards.iter().map(|(k, _)| k).chain(writes.iter().map(|(k, _)| k)) {
-            check_name("key", k)?;
-        }
+        check_txn_names(map, guards, writes)?;
         let mut inv = self.map_invocation(&self.inner.scripts.map_txn, map);
         inv.arg(guards.len());
         for (k, expect) in guards {
