@@ -6,7 +6,10 @@
 //! proxy that mangles replies) is a [`StoreError::Corrupt`] naming the key, never a panic. No
 //! decoder allocates more than its input's size.
 
-use redis::Value;
+/// The RESP value type the decoders take (re-exported for the fuzz targets).
+pub use redis::Value;
+/// Parse RESP bytes into a [`Value`] (re-exported for the fuzz targets).
+pub use redis::parse_redis_value;
 
 use crate::error::StoreError;
 use crate::store::{Acquire, Change, MapSnapshot, Renew, StoreResult, TxnOutcome, WriteOutcome};
