@@ -155,7 +155,7 @@ fn connect_error(e: RedisError, url: &str) -> StoreError {
         || text.contains("NOAUTH")
     {
         return StoreError::Misconfigured {
-            detail: format!("authentication to {url} failed (wrong password, or unknown or disabled user): {text}"),
+            detail: format!("authentication to {url} failed (bad password, or unknown or disabled user): {text}"),
         };
     }
     if is_noperm(&e) {
