@@ -13,9 +13,11 @@ for target in $(cargo fuzz list); do
   mkdir -p "corpus/$target" "seeds/$target"
   echo "fuzzing $target for ${secs}s"
   # -rss_limit_mb: a decoder that allocates beyond its input's size fails here, not in production.
+  # -timeout is generous: on a loaded shared machine a starved process once "timed out" at 10 s on
+  # an input that replays in 0.06 s.
   log=$(mktemp)
   if ! cargo fuzz run -s none --release "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=512 >"$log" 2>&1; then
+    -max_total_time="$secs" -max_len=4096 -timeout=30 -rss_limit_mb=512 >"$log" 2>&1; then
     tail -n 40 "$log"
     echo "fuzz target $target failed (its input is in fuzz/artifacts/$target/)"
     exit 1

@@ -19,7 +19,7 @@ for target in "${targets[@]}"; do
   log=$(mktemp)
   set +e
   nice -n 19 cargo fuzz run -s none --release "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=512 -print_final_stats=1 >"$log" 2>&1
+    -max_total_time="$secs" -max_len=4096 -timeout=60 -rss_limit_mb=512 -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -n 1)
