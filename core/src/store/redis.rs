@@ -177,13 +177,11 @@ impl RedisStore {
     fn note<T>(&self, op: &'static str, name: &str, r: &StoreResult<T>) {
         let mut known = self.inner.corrupt.lock().unwrap_or_else(|p| p.into_inner());
         match r {
-            Err(StoreError::Corrupt { key, detail }) => {
-                if known.get(key) != Some(detail) {
-                    warn!(target: "keel::store::redis", kind = "corrupt_key", op, key = %key, detail = %detail,
-                        "corrupt key: an operator must fix or delete it (logged once per key)");
-                    if known.len() < CORRUPT_KEYS_MAX || known.contains_key(key) {
-                        known.insert(key.clone(), detail.clone());
-                    }
+            Err(StoreError::Corrupt { key, detail }) if known.get(key) != Some(detail) => {
+                warn!(target: "keel::store::redis", kind = "corrupt_key", op, key = %key, detail = %detail,
+                    "corrupt key: an operator must fix or delete it (logged once per key)");
+                if known.len() < CORRUPT_KEYS_MAX || known.contains_key(key) {
+                    known.insert(key.clone(), detail.clone());
                 }
             }
             Ok(_) if !known.is_empty() => {
