@@ -18,15 +18,29 @@ use crate::store::{Acquire, Change, MapSnapshot, Renew, StoreResult, TxnOutcome,
 /// `ms + ttl` while every TTL is at most a year.
 pub const TIME_SECS_MAX: u64 = 253_402_300_799;
 
-fn bad(key: String, what: &str, v: &Value) -> StoreError {
-    // The reply is shown shortened: a huge garbage value must not make a huge log line.
-    let mut shown = format!("{v:?}");
-    if shown.len() > 200 {
-        let cut = (0..=200).rev().find(|&i| shown.is_char_boundary(i)).unwrap_or(0);
-        shown.truncate(cut);
-        shown.push('…');
+/// Longest piece of stored data quoted in an error's detail: a huge garbage value or key must not
+/// make a huge error (or log line).
+const QUOTE_MAX: usize = 200;
+
+/// `text` cut to [`QUOTE_MAX`] bytes (on a char boundary), marked when cut.
+fn short(mut text: String) -> String {
+    if text.len() > QUOTE_MAX {
+        let cut = (0..=QUOTE_MAX).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
     }
-    StoreError::corrupt(key, format!("unexpected {what}: {shown}"))
+    text
+}
+
+fn bad(key: String, what: &str, v: &Value) -> StoreError {
+    StoreError::corrupt(key, format!("unexpected {what}: {}", short(format!("{v:?}"))))
+}
+
+fn not_utf8(map: &str, key: &str) -> StoreError {
+    StoreError::corrupt(
+        format!("map:{map}"),
+        format!("key {} holds a value that is not UTF-8", short(format!("{key:?}"))),
+    )
 }
 
 fn string(v: &Value) -> Option<String> {
@@ -122,9 +136,7 @@ fn revision(map: &str, v: &Value) -> StoreResult<u64> {
 pub fn map_entry(map: &str, key: &str, v: &Value) -> StoreResult<(Option<String>, u64)> {
     let [value, rev] = array(v) else { return Err(bad(format!("map:{map}"), "map entry", v)) };
     let rev = revision(map, rev)?;
-    let value = opt_string(value).ok_or_else(|| {
-        StoreError::corrupt(format!("map:{map}"), format!("key {key:?} holds a value that is not UTF-8"))
-    })?;
+    let value = opt_string(value).ok_or_else(|| not_utf8(map, key))?;
     Ok((value, rev))
 }
 
@@ -141,12 +153,7 @@ pub fn map_snapshot(map: &str, v: &Value) -> StoreResult<MapSnapshot> {
         let Some(k) = string(&pair[0]) else {
             return Err(StoreError::corrupt(format!("map:{map}"), "a key is not UTF-8"));
         };
-        let Some(val) = string(&pair[1]) else {
-            return Err(StoreError::corrupt(
-                format!("map:{map}"),
-                format!("key {k:?} holds a value that is not UTF-8"),
-            ));
-        };
+        let Some(val) = string(&pair[1]) else { return Err(not_utf8(map, &k)) };
         entries.insert(k, val);
     }
     Ok(MapSnapshot { rev, entries })
@@ -160,9 +167,7 @@ pub fn map_write(map: &str, key: &str, v: &Value) -> StoreResult<WriteOutcome> {
         _ => return Err(bad(format!("map:{map}"), "reply to map_write", v)),
     };
     let rev = revision(map, rev)?;
-    let value = opt_string(value).ok_or_else(|| {
-        StoreError::corrupt(format!("map:{map}"), format!("key {key:?} holds a value that is not UTF-8"))
-    })?;
+    let value = opt_string(value).ok_or_else(|| not_utf8(map, key))?;
     Ok(WriteOutcome { applied, rev, value })
 }
 
@@ -245,6 +250,14 @@ mod tests {
         assert_eq!(key(map_snapshot("m", &binary)), "map:m");
         assert_eq!(key(map_write("m", "k", &Value::Array(vec![Value::Int(5), bulk("1"), Value::Nil]))), "map:m");
         assert_eq!(key(map_txn("m", &Value::Okay)), "map:m");
+        // Found by the map_entry fuzz target: a snapshot whose long key held a non-UTF-8 value
+        // quoted the whole key in the error (535 bytes from a 350-byte reply).
+        let long =
+            Value::Array(vec![bulk("3"), Value::Array(vec![bulk(&"k".repeat(5000)), Value::BulkString(vec![0xff])])]);
+        match map_snapshot("m", &long) {
+            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.len() < 300, "{} bytes", detail.len()),
+            other => panic!("{other:?}"),
+        }
         for garbage in
             [&b"18 9 d short"[..], b"x 1 s k", b"1 1 q k", &[0xff, 0x20], b"1 99999999999999999999999 s k", b"1 0 s x"]
         {
