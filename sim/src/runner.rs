@@ -102,6 +102,7 @@ pub fn run(
     let _guard = tracing::subscriber::set_default(subscriber);
     let previous = mutants::set(mutant);
     LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
+    let _ = keel::assert::take_failures(); // only this run's
 
     let mut config = madsim::Config::default();
     config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
@@ -133,6 +134,10 @@ pub fn run(
         Err(_) => (vec![Violation::new("panic", end_us, panic_msg)], end_us, end_us),
     };
     let mut violations = violations;
+    // A keel assertion is a violation even when a catch_unwind in the core swallowed its panic.
+    for failure in keel::assert::take_failures() {
+        violations.push(Violation::new("assert", end_us, failure));
+    }
     if events.iter().any(|e| e.kind == "history_full" || e.kind == "sim_error") {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }

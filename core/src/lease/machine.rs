@@ -83,6 +83,8 @@ pub(crate) struct Machine {
     rng: ChaCha8Rng,
     /// Tokens of earlier grants still to release (a lost grant's key may outlive our belief).
     stale_tokens: Vec<String>,
+    /// The highest fence this owner was granted: the store mints fences that only grow.
+    fence_max: u64,
 }
 
 impl Machine {
@@ -99,6 +101,7 @@ impl Machine {
             errors: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             stale_tokens: Vec::new(),
+            fence_max: 0,
         };
         m.rotate_token();
         m
@@ -164,6 +167,9 @@ impl Machine {
         let Phase::Awaiting { .. } = self.phase else { return };
         match reply {
             Ok(Acquire::Granted { fence }) => {
+                // Every grant is to a fresh token, so its fence is freshly minted.
+                crate::keel_assert!(fence > self.fence_max, "fences only grow: granted {fence} after {}", self.fence_max);
+                self.fence_max = fence;
                 self.errors = 0;
                 let deadline = sent_at + self.t.ttl - self.t.drift_margin;
                 self.phase = Phase::Held { fence, deadline, next_renew: sent_at + self.t.renew_interval };
@@ -194,7 +200,7 @@ impl Machine {
         let Phase::Held { fence, deadline, .. } = self.phase else { return };
         match reply {
             Ok(Renew::Renewed { fence: f }) => {
-                debug_assert_eq!(f, fence, "a renewal never changes the fence");
+                crate::keel_assert!(f == fence, "a renewal never changes the fence: held {fence}, renewed {f}");
                 self.errors = 0;
                 // The store extended the TTL at some instant after `sent_at`: measuring from the
                 // send keeps our belief strictly inside the store's.

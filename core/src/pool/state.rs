@@ -85,7 +85,9 @@ impl JobRecord {
 
     /// The same job moved to `owner` under the next attempt.
     pub fn moved_to(&self, owner: &str) -> JobRecord {
-        JobRecord { attempt: self.attempt + 1, owner: owner.to_owned(), payload: self.payload.clone() }
+        let next = JobRecord { attempt: self.attempt + 1, owner: owner.to_owned(), payload: self.payload.clone() };
+        crate::keel_assert!(next.attempt > self.attempt, "attempts only grow per job");
+        next
     }
 }
 
