@@ -8,7 +8,8 @@ use crate::watch;
 use tracing::{debug, error, info, trace, warn};
 
 use super::machine::{Machine, Step, Timing};
-use super::{Guard, LeaseConfig, LeaseError, LeaseState, LostReason};
+use super::guard::Validity;
+use super::{CurrentGrant, Guard, LeaseConfig, LeaseError, LeaseState, LostReason};
 use crate::clock::{Clock, Instant};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
@@ -21,6 +22,7 @@ pub(super) struct Driver<S: Store> {
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
     state: watch::Sender<LeaseState>,
+    grant: CurrentGrant,
 }
 
 struct Work {
@@ -50,8 +52,21 @@ impl<S: Store> Driver<S> {
         clock: Arc<dyn Clock>,
         shutdown: Shutdown,
         state: watch::Sender<LeaseState>,
+        grant: CurrentGrant,
     ) -> Self {
-        Driver { store, cfg, clock, shutdown, state }
+        Driver { store, cfg, clock, shutdown, state, grant }
+    }
+
+    /// The validity of the current grant, if held.
+    fn current(&self) -> Option<Arc<Validity>> {
+        self.grant.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_current(&self, v: Option<Arc<Validity>>) {
+        let old = std::mem::replace(&mut *self.grant.lock().unwrap_or_else(|p| p.into_inner()), v);
+        if let Some(old) = old {
+            old.end();
+        }
     }
 
     fn timing(&self) -> Timing {
@@ -153,10 +168,21 @@ impl<S: Store> Driver<S> {
                         }
                     }
                     m.on_renew(sent, self.clock.now(), r);
+                    // Guards read the deadline themselves: extend it at the instant the machine does.
+                    if let (Some(v), Some(d)) = (self.current(), m.deadline()) {
+                        v.extend(d);
+                    }
                 }
                 Step::StartWork { fence } => {
                     let stop = self.shutdown.child("work");
-                    let fut = work_fn(Guard { fence, shutdown: stop.clone() });
+                    // Held{fence} is published first, so the grant's validity exists; were it
+                    // missing, the work would get a guard that is already lost.
+                    let validity = self.current().filter(|v| v.fence() == fence).unwrap_or_else(|| {
+                        let v = Validity::new(fence, self.clock.clone(), self.clock.now());
+                        v.end();
+                        v
+                    });
+                    let fut = work_fn(Guard { validity, shutdown: stop.clone() });
                     info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "work_started", "guarded work started");
                     work = Some(Work { stop, task: tokio::spawn(fut), fence });
                     if mutants::active(Mutant::MS4) {
@@ -165,6 +191,8 @@ impl<S: Store> Driver<S> {
                     }
                 }
                 Step::StopWork => {
+                    // The grant ends for its guards before the work is even told to stop.
+                    self.set_current(None);
                     if let Some(w) = work.take() {
                         self.stop_work(w).await;
                     }
@@ -180,6 +208,12 @@ impl<S: Store> Driver<S> {
                 }
                 Step::Publish(s) => {
                     just_lost = matches!(s, LeaseState::Lost { .. });
+                    match (s, m.deadline()) {
+                        (LeaseState::Held { fence }, Some(d)) => {
+                            self.set_current(Some(Validity::new(fence, self.clock.clone(), d)))
+                        }
+                        _ => self.set_current(None),
+                    }
                     self.trace_state(&s);
                     self.publish(s);
                 }

@@ -122,7 +122,6 @@ impl Machine {
     }
 
     /// The local deadline of the current grant, if held.
-    #[cfg(test)]
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Held { deadline, .. } => Some(deadline),

@@ -32,14 +32,17 @@
 
 mod config;
 mod driver;
+mod guard;
 mod machine;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::watch;
 
 pub use config::{DEFAULT_TTL, LeaseConfig, LeaseConfigBuilder};
+pub use guard::Guard;
+use guard::Validity;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::StoreError;
@@ -110,36 +113,6 @@ impl std::fmt::Display for LeaseError {
 
 impl std::error::Error for LeaseError {}
 
-/// Given to guarded work while the lease is held.
-#[derive(Clone, Debug)]
-pub struct Guard {
-    fence: u64,
-    shutdown: Shutdown,
-}
-
-impl Guard {
-    /// The grant's fencing token. Protected resources must reject fences lower than the highest
-    /// they have seen.
-    pub fn fence(&self) -> u64 {
-        self.fence
-    }
-
-    /// Completes when the work must stop (lease lost, or the owner is stopping).
-    pub async fn lost(&self) {
-        self.shutdown.cancelled().await
-    }
-
-    /// Whether the work must stop.
-    pub fn is_lost(&self) -> bool {
-        self.shutdown.is_cancelled()
-    }
-
-    /// The work's shutdown token (for passing to sub-tasks).
-    pub fn shutdown(&self) -> &Shutdown {
-        &self.shutdown
-    }
-}
-
 /// Configures and starts a lease owner.
 pub struct LeaseOwner<S: Store> {
     store: S,
@@ -179,31 +152,48 @@ impl<S: Store> LeaseOwner<S> {
             None => Shutdown::new(format!("lease:{}", self.config.name)),
         };
         let (tx, rx) = watch::channel(LeaseState::Awaiting);
-        let driver = driver::Driver::new(self.store, self.config, self.clock, shutdown.clone(), tx);
+        let grant = CurrentGrant::default();
+        let driver = driver::Driver::new(self.store, self.config, self.clock, shutdown.clone(), tx, grant.clone());
         let task = tokio::spawn(driver.run(work));
-        LeaseHandle { state: rx, shutdown, task: Some(task) }
+        LeaseHandle { state: rx, grant, shutdown, task: Some(task) }
     }
 }
+
+/// The validity of the grant the owner holds, if any: shared by the driver and the handle so that
+/// the handle, like a [`Guard`], judges a `Held` state against the local deadline when read.
+pub(super) type CurrentGrant = Arc<Mutex<Option<Arc<Validity>>>>;
 
 /// A running lease owner.
 pub struct LeaseHandle {
     state: watch::Receiver<LeaseState>,
+    grant: CurrentGrant,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<Result<(), LeaseError>>>,
 }
 
 impl LeaseHandle {
-    /// The current state.
+    /// The current state. A published `Held` whose local deadline has passed reads as
+    /// `Lost { reason: Deadline }` even before the owner's driver has run (after a freeze).
     pub fn state(&self) -> LeaseState {
-        *self.state.borrow()
+        self.judged(*self.state.borrow())
     }
 
-    /// A watch of the state.
+    fn judged(&self, s: LeaseState) -> LeaseState {
+        let LeaseState::Held { fence } = s else { return s };
+        let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner());
+        match grant.as_ref() {
+            Some(v) if v.fence() == fence && !v.is_valid() => LeaseState::Lost { fence, reason: LostReason::Deadline },
+            _ => s,
+        }
+    }
+
+    /// A watch of the state as the owner's driver publishes it (it may lag a freeze: use
+    /// [`state`](Self::state) or the [`Guard`] to judge validity at an instant).
     pub fn subscribe(&self) -> watch::Receiver<LeaseState> {
         self.state.clone()
     }
 
-    /// The fence if held now.
+    /// The fence if held now (judged against the local deadline at this instant).
     pub fn fence(&self) -> Option<u64> {
         self.state().fence()
     }
@@ -212,7 +202,8 @@ impl LeaseHandle {
     pub async fn held(&self) -> Result<u64, LeaseError> {
         let mut rx = self.state.clone();
         loop {
-            match *rx.borrow_and_update() {
+            let s = *rx.borrow_and_update();
+            match self.judged(s) {
                 LeaseState::Held { fence } => return Ok(fence),
                 LeaseState::Released => return Err(LeaseError::Stopped),
                 _ => {}
@@ -254,5 +245,49 @@ impl Drop for LeaseHandle {
     fn drop(&mut self) {
         // A dropped handle stops its owner (gracefully, in the background) instead of leaking it.
         self.shutdown.cancel();
+    }
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::testkit::ManualClock;
+
+    /// #10 "belief after a freeze": a process resuming past its local deadline must not act as
+    /// holder, not even in the window before the owner's driver task runs again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_freeze_past_the_deadline_reads_lost_before_any_task_runs() {
+        let clock = Arc::new(ManualClock::new());
+        let store = MemoryStore::with_clock(clock.clone(), 1_000_000);
+        let ttl = Duration::from_millis(300);
+        let cfg = LeaseConfig::builder("l", "n").ttl(ttl).quarantine(false).build().expect("valid config");
+        let (tx, mut guards) = tokio::sync::mpsc::unbounded_channel();
+        let handle = LeaseOwner::new(store, cfg).with_clock(clock.clone()).start(move |guard: Guard| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(guard.clone());
+                guard.lost().await
+            }
+        });
+        let fence = handle.held().await.expect("held");
+        let guard = guards.recv().await.expect("work started");
+        assert_eq!(guard.valid_fence(), Some(fence));
+        assert!(!guard.is_lost());
+
+        // Frozen for one TTL: no renewal could have run. Nothing yields between the jump and
+        // the reads below, so the driver's timers have not fired.
+        clock.advance(ttl);
+        assert!(guard.is_lost(), "a resumed stale holder must read lost at once");
+        assert_eq!(guard.valid_fence(), None);
+        assert_eq!(handle.fence(), None);
+        assert_eq!(handle.state(), LeaseState::Lost { fence, reason: LostReason::Deadline });
+        assert_eq!(*handle.subscribe().borrow(), LeaseState::Held { fence }, "the driver has not run yet");
+
+        // Then the driver steps down and the guard's future completes.
+        guard.lost().await;
+        handle.stop().await.expect("clean stop");
     }
 }
