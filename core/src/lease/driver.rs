@@ -23,6 +23,8 @@ pub(super) struct Driver<S: Store> {
     shutdown: Shutdown,
     state: watch::Sender<LeaseState>,
     grant: CurrentGrant,
+    /// The owner's parent, if any: only the crash cascade of MS1/MS2 touches it.
+    parent: Option<Shutdown>,
 }
 
 struct Work {
@@ -53,8 +55,9 @@ impl<S: Store> Driver<S> {
         shutdown: Shutdown,
         state: watch::Sender<LeaseState>,
         grant: CurrentGrant,
+        parent: Option<Shutdown>,
     ) -> Self {
-        Driver { store, cfg, clock, shutdown, state, grant }
+        Driver { store, cfg, clock, shutdown, state, grant, parent }
     }
 
     /// The validity of the current grant, if held.
@@ -136,7 +139,7 @@ impl<S: Store> Driver<S> {
                     let deadline = sent + self.cfg.op_timeout;
                     let r = tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                        r = until(&*self.clock, deadline, "lease_acquire", self.store.lease_acquire(&name, &token, ttl_ms, quarantine_ms)) => r,
+                        r = until(&*self.clock, deadline, "lease_acquire", self.acquire(&token, ttl_ms, quarantine_ms)) => r,
                         _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
                     match &r {
@@ -156,8 +159,11 @@ impl<S: Store> Driver<S> {
                 Step::Renew { token, deadline } => {
                     let sent = self.clock.now();
                     let cut = deadline.min(sent + self.cfg.op_timeout);
-                    let r =
-                        until(&*self.clock, cut, "lease_renew", self.store.lease_renew(&name, &token, ttl_ms)).await;
+                    let r = if mutants::active(Mutant::MS7) {
+                        self.renew_hanging(&token, ttl_ms, sent).await
+                    } else {
+                        until(&*self.clock, cut, "lease_renew", self.renew(&token, ttl_ms)).await
+                    };
                     match &r {
                         Ok(Renew::Renewed { fence }) => {
                             trace!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "renewed", "renewed")
@@ -225,9 +231,15 @@ impl<S: Store> Driver<S> {
                     }
                 }
                 Step::Escalate(e) => {
+                    // MS1/MS2: Sequin's MutexOwner crashed, and its one-for-all supervisor took the
+                    // whole runtime subtree down with it: the work is killed, not stopped, and the
+                    // owner's parent is cancelled.
                     error!(target: "keel::lease", lease = %name, owner = %owner, kind = "crashed", error = %e, "escalating store error to the parent");
                     if let Some(w) = work.take() {
-                        self.stop_work(w).await;
+                        w.task.abort();
+                    }
+                    if let Some(parent) = &self.parent {
+                        parent.cancel();
                     }
                     zombies.iter().for_each(|z| z.abort());
                     return Err(LeaseError::Escalated(e));
@@ -238,6 +250,40 @@ impl<S: Store> Driver<S> {
                 }
             }
         }
+    }
+
+    async fn acquire(&self, token: &str, ttl_ms: u64, quarantine_ms: u64) -> Result<Acquire, StoreError> {
+        // MS8: Sequin's acquire_or_touch knows no quarantine.
+        let quarantine_ms = if mutants::active(Mutant::MS8) { 0 } else { quarantine_ms };
+        self.store.lease_acquire(&self.cfg.name, token, ttl_ms, quarantine_ms).await
+    }
+
+    async fn renew(&self, token: &str, ttl_ms: u64) -> Result<Renew, StoreError> {
+        if !mutants::active(Mutant::MS8) {
+            return self.store.lease_renew(&self.cfg.name, token, ttl_ms).await;
+        }
+        // MS8: renew by acquire_or_touch, which re-creates a lost key for our token. Its reply is
+        // the token, not a fence: the owner goes on with the fence it holds.
+        let held = self.current().map_or(0, |v| v.fence());
+        Ok(match self.store.lease_acquire(&self.cfg.name, token, ttl_ms, 0).await? {
+            Acquire::Granted { .. } => Renew::Renewed { fence: held },
+            Acquire::Held { .. } | Acquire::Quarantined { .. } => Renew::NotHolder,
+        })
+    }
+
+    /// MS7: a renewal whose client retries inside the call (a reconnect loop) and is cut only by
+    /// the client's own timeout of about one TTL and a half, not by the local deadline.
+    async fn renew_hanging(&self, token: &str, ttl_ms: u64, sent: Instant) -> Result<Renew, StoreError> {
+        let give_up = sent + self.cfg.ttl + self.cfg.ttl / 2;
+        until(&*self.clock, give_up, "lease_renew", async {
+            loop {
+                match self.store.lease_renew(&self.cfg.name, token, ttl_ms).await {
+                    Err(e) if e.is_transient() => self.clock.sleep(self.cfg.retry_min).await,
+                    r => return r,
+                }
+            }
+        })
+        .await
     }
 
     fn publish(&self, s: LeaseState) {

@@ -143,14 +143,16 @@ impl Machine {
                 }
             }
             Phase::Held { fence, deadline, next_renew } => {
-                // MS3 (Sequin's final PR) kept believing it held while retrying with long backoff.
-                if now >= deadline && !mutants::active(Mutant::MS3) {
+                // MS3 (Sequin's final PR) kept believing it held while retrying with long backoff;
+                // MS2 (its v1) while retrying at its keep interval.
+                let no_deadline = mutants::active(Mutant::MS3) || mutants::active(Mutant::MS2);
+                if now >= deadline && !no_deadline {
                     self.step_down(fence, LostReason::Deadline);
                     return self.poll(now);
                 }
                 if now >= next_renew {
                     Step::Renew { token: self.token.clone(), deadline }
-                } else if mutants::active(Mutant::MS3) {
+                } else if no_deadline {
                     Step::Wait { until: next_renew }
                 } else {
                     Step::Wait { until: next_renew.min(deadline) }
@@ -214,7 +216,10 @@ impl Machine {
                     self.phase = Phase::Done;
                     return;
                 }
-                let wait = if mutants::active(Mutant::MS3) {
+                let wait = if mutants::active(Mutant::MS2) {
+                    // Sequin's keep timer: 0.8 lock expiry, whatever the error.
+                    self.t.ttl.mul_f64(0.8)
+                } else if mutants::active(Mutant::MS3) {
                     // ttl · 2^n capped at one hour, and the deadline is never enforced.
                     let n = self.errors.min(12);
                     (self.t.ttl * 2u32.pow(n)).min(Duration::from_secs(3600))

@@ -153,7 +153,8 @@ impl<S: Store> LeaseOwner<S> {
         };
         let (tx, rx) = watch::channel(LeaseState::Awaiting);
         let grant = CurrentGrant::default();
-        let driver = driver::Driver::new(self.store, self.config, self.clock, shutdown.clone(), tx, grant.clone());
+        let driver =
+            driver::Driver::new(self.store, self.config, self.clock, shutdown.clone(), tx, grant.clone(), self.parent);
         let task = tokio::spawn(driver.run(work));
         LeaseHandle { state: rx, grant, shutdown, task: Some(task) }
     }

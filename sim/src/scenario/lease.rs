@@ -117,6 +117,14 @@ impl Scenario for LeaseScenario {
                     return;
                 };
                 let store = ctx.store().await;
+                // The node's other work under the same parent (Sequin's consumers): it ends only
+                // when the node is stopped. Ending otherwise means the lease owner took its parent
+                // down (S2), observed here rather than from anything the owner reports.
+                let sibling = ctx.clone();
+                tokio::spawn(async move {
+                    sibling.shutdown.cancelled().await;
+                    sibling.record("app_down", &[]);
+                });
                 let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
                 let work_ctx = ctx.clone();
                 let mut handle = LeaseOwner::new(store, cfg)
@@ -244,7 +252,7 @@ impl Scenario for LeaseScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MS1, Mutant::MS2, Mutant::MS3, Mutant::MS4, Mutant::MS5, Mutant::MS6]
+        &[Mutant::MS1, Mutant::MS2, Mutant::MS3, Mutant::MS4, Mutant::MS5, Mutant::MS6, Mutant::MS7, Mutant::MS8]
     }
 }
 
@@ -331,6 +339,7 @@ impl Beliefs {
         let mut pause_start: BTreeMap<String, u64> = BTreeMap::new();
         let mut max_fence = 0u64;
         let mut granted: BTreeSet<String> = BTreeSet::new();
+        let mut stopping: BTreeSet<String> = BTreeSet::new();
         let close = |b: &mut Beliefs, open: &mut BTreeMap<String, (u64, u64)>, node: &str, t: u64| {
             if let Some((fence, since)) = open.remove(node) {
                 b.intervals.push(Interval {
@@ -377,11 +386,26 @@ impl Beliefs {
                 "work_stopped" => {
                     b.work_running.insert(node.to_owned(), false);
                 }
-                "owner_crashed" | "crashed" => {
+                // S2 is judged from what the application observes, never from the owner's own
+                // report: its owner returned an error, or its parent went down unasked.
+                "owner_crashed" => {
                     b.violations.push(Violation::new(
                         "S2",
                         e.t_us,
-                        format!("{node}: the lease owner escalated a store error ({})", e.str("error").unwrap_or("?")),
+                        format!("{node}: the lease owner returned a store error ({})", e.str("error").unwrap_or("?")),
+                    ));
+                }
+                "node_stop" => {
+                    stopping.insert(node.to_owned());
+                }
+                "node_start" => {
+                    stopping.remove(node);
+                }
+                "app_down" if !stopping.contains(node) => {
+                    b.violations.push(Violation::new(
+                        "S2",
+                        e.t_us,
+                        format!("{node}: the lease owner's parent went down without a stop (supervisor cascade)"),
                     ));
                 }
                 "foreign_delete" => {
