@@ -1,15 +1,17 @@
 //! The async driver of the lease machine: performs its steps against the store and the clock.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::watch;
+use futures::FutureExt;
 use tracing::{debug, error, info, trace, warn};
 
-use super::machine::{Machine, Step, Timing};
 use super::guard::Validity;
-use super::{CurrentGrant, Guard, LeaseConfig, LeaseError, LeaseState, LostReason};
+use super::machine::{Machine, Step, Timing};
+use super::{CurrentGrant, Guard, LeaseConfig, LeaseError, LeaseState, LostReason, WorkPolicy, WorkState};
+use crate::watch;
 use crate::clock::{Clock, Instant};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
@@ -17,20 +19,81 @@ use crate::shutdown::Shutdown;
 use crate::store::{Acquire, Renew, Store};
 
 pub(super) struct Driver<S: Store> {
-    store: S,
-    cfg: LeaseConfig,
-    clock: Arc<dyn Clock>,
-    shutdown: Shutdown,
-    state: watch::Sender<LeaseState>,
-    grant: CurrentGrant,
+    pub store: S,
+    pub cfg: LeaseConfig,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: Shutdown,
+    pub state: watch::Sender<LeaseState>,
+    pub grant: CurrentGrant,
     /// The owner's parent, if any: only the crash cascade of MS1/MS2 touches it.
-    parent: Option<Shutdown>,
+    pub parent: Option<Shutdown>,
+    pub policy: WorkPolicy,
+    pub permanent_attempts: u32,
 }
 
+/// One run of the guarded work. Its task ends with the panic message if the work panicked: the
+/// work runs under `catch_unwind`, so a panic never reaches the owner (nor, under madsim, the
+/// whole simulation).
 struct Work {
     stop: Shutdown,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
     fence: u64,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Completes when the running work ends by itself, with its panic message if it panicked; never
+/// completes without running work. The finished task is taken out of `work`.
+async fn work_ended(work: &mut Option<Work>) -> (u64, Result<(), String>) {
+    let Some(w) = work.as_mut() else { return std::future::pending().await };
+    let r = match (&mut w.task).await {
+        Ok(r) => r,
+        Err(e) => Err(e.to_string()),
+    };
+    let fence = w.fence;
+    *work = None;
+    (fence, r)
+}
+
+/// How often a store error is logged at warn level while errors go on: the first after a
+/// success, then one line per interval carrying how many happened meanwhile.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Rate-limited warnings for store errors. Every error is also logged at debug level.
+#[derive(Default)]
+struct ErrorLog {
+    last_warn: Option<Instant>,
+    unlogged: u64,
+    total: u64,
+}
+
+impl ErrorLog {
+    fn error(&mut self, now: Instant, lease: &str, op: &'static str, e: &StoreError) {
+        self.total += 1;
+        self.unlogged += 1;
+        if self.last_warn.is_none_or(|t| now.saturating_duration_since(t) >= ERROR_LOG_INTERVAL) {
+            let (count, total, transient) = (self.unlogged, self.total, e.is_transient());
+            if transient {
+                warn!(target: "keel::lease", lease, op, count, total, error = %e, kind = "store_errors", "store errors; retrying (logged at most every 10 s, count = errors since the last line)");
+            } else {
+                error!(target: "keel::lease", lease, op, count, total, error = %e, kind = "store_errors", "permanent store error (credentials, ACL, corrupt key or invalid name): an operator must act; retrying");
+            }
+            self.last_warn = Some(now);
+            self.unlogged = 0;
+        }
+    }
+
+    fn ok(&mut self, lease: &str) {
+        if self.total > 0 {
+            info!(target: "keel::lease", lease, errors = self.total, kind = "store_recovered", "store answering again");
+        }
+        *self = ErrorLog::default();
+    }
 }
 
 /// Run `op`, giving up at `deadline` on the local clock (an unknown outcome).
@@ -48,18 +111,6 @@ async fn until<T>(
 }
 
 impl<S: Store> Driver<S> {
-    pub fn new(
-        store: S,
-        cfg: LeaseConfig,
-        clock: Arc<dyn Clock>,
-        shutdown: Shutdown,
-        state: watch::Sender<LeaseState>,
-        grant: CurrentGrant,
-        parent: Option<Shutdown>,
-    ) -> Self {
-        Driver { store, cfg, clock, shutdown, state, grant, parent }
-    }
-
     /// The validity of the current grant, if held.
     fn current(&self) -> Option<Arc<Validity>> {
         self.grant.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -80,33 +131,13 @@ impl<S: Store> Driver<S> {
             retry_min: self.cfg.retry_min,
             retry_max: self.cfg.retry_max,
             poll_interval: self.cfg.poll_interval,
+            work: self.policy,
+            permanent_attempts: self.permanent_attempts,
         }
     }
 
     fn ms(d: Duration) -> u64 {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The store time at start makes this process's tokens unique (`owner:incarnation:n`).
-    async fn incarnation(&self) -> Option<u64> {
-        let mut wait = self.cfg.retry_min;
-        loop {
-            let deadline = self.clock.now() + self.cfg.op_timeout;
-            tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return None,
-                r = until(&*self.clock, deadline, "time", self.store.time_ms()) => match r {
-                    Ok(t) => return Some(t),
-                    Err(e) => warn!(target: "keel::lease", lease = %self.cfg.name, error = %e, "store time unavailable; retrying"),
-                },
-            }
-            tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return None,
-                _ = self.clock.sleep(wait) => {}
-            }
-            wait = (wait * 2).min(self.cfg.poll_interval);
-        }
     }
 
     pub async fn run<F, Fut>(self, mut work_fn: F) -> Result<(), LeaseError>
@@ -116,13 +147,10 @@ impl<S: Store> Driver<S> {
     {
         let name = self.cfg.name.clone();
         let owner = self.cfg.owner.clone();
-        let Some(incarnation) = self.incarnation().await else {
-            self.publish(LeaseState::Released);
-            return Ok(());
-        };
         let ttl_ms = Self::ms(self.cfg.ttl);
         let quarantine_ms = if self.cfg.quarantine { ttl_ms } else { 0 };
-        let mut m = Machine::new(self.timing(), &owner, incarnation, self.clock.now());
+        let mut m = Machine::new(self.timing(), &owner, self.clock.now());
+        let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
         let mut zombies: Vec<tokio::task::JoinHandle<()>> = Vec::new();
         let mut shutting_down = false;
@@ -134,6 +162,22 @@ impl<S: Store> Driver<S> {
             }
             let step = m.poll(self.clock.now());
             match step {
+                Step::StoreTime => {
+                    let deadline = self.clock.now() + self.cfg.op_timeout;
+                    let r = tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                        r = until(&*self.clock, deadline, "time", self.store.time_ms()) => r,
+                        _ = self.shutdown.cancelled(), if !shutting_down => continue,
+                    };
+                    match &r {
+                        Ok(_) => errors.ok(&name),
+                        Err(e) => {
+                            debug!(target: "keel::lease", lease = %name, owner = %owner, kind = "time_failed", error = %e, "store time unavailable; retrying");
+                            errors.error(self.clock.now(), &name, "time", e);
+                        }
+                    }
+                    m.on_time(self.clock.now(), r);
+                }
                 Step::Acquire { token } => {
                     let sent = self.clock.now();
                     let deadline = sent + self.cfg.op_timeout;
@@ -151,8 +195,12 @@ impl<S: Store> Driver<S> {
                         }
                         Ok(Acquire::Granted { .. }) => {}
                         Err(e) => {
-                            warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "acquire_failed", error = %e, "acquire failed; retrying")
+                            debug!(target: "keel::lease", lease = %name, owner = %owner, kind = "acquire_failed", error = %e, "acquire failed; retrying");
+                            errors.error(self.clock.now(), &name, "lease_acquire", e);
                         }
+                    }
+                    if r.is_ok() {
+                        errors.ok(&name);
                     }
                     m.on_acquire(sent, self.clock.now(), r);
                 }
@@ -170,8 +218,12 @@ impl<S: Store> Driver<S> {
                         }
                         Ok(Renew::NotHolder) => {}
                         Err(e) => {
-                            warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline")
+                            debug!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline");
+                            errors.error(self.clock.now(), &name, "lease_renew", e);
                         }
+                    }
+                    if r.is_ok() {
+                        errors.ok(&name);
                     }
                     m.on_renew(sent, self.clock.now(), r);
                     // Guards read the deadline themselves: extend it at the instant the machine does.
@@ -189,6 +241,9 @@ impl<S: Store> Driver<S> {
                         v
                     });
                     let fut = work_fn(Guard { validity, shutdown: stop.clone() });
+                    // A panic in the work ends this task with its message; it never unwinds into
+                    // the owner.
+                    let fut = AssertUnwindSafe(fut).catch_unwind().map(|r| r.map_err(|p| panic_message(&*p)));
                     info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "work_started", "guarded work started");
                     work = Some(Work { stop, task: tokio::spawn(fut), fence });
                     if mutants::active(Mutant::MS4) {
@@ -214,13 +269,17 @@ impl<S: Store> Driver<S> {
                 }
                 Step::Publish(s) => {
                     just_lost = matches!(s, LeaseState::Lost { .. });
-                    match (s, m.deadline()) {
-                        (LeaseState::Held { fence }, Some(d)) => {
-                            self.set_current(Some(Validity::new(fence, self.clock.clone(), d)))
+                    let current = self.current().map(|v| v.fence());
+                    match (&s, m.deadline()) {
+                        // A work restart re-publishes Held: the grant (and its guards) go on.
+                        (LeaseState::Held { fence, .. }, _) if current == Some(*fence) => {}
+                        (LeaseState::Held { fence, .. }, Some(d)) => {
+                            self.set_current(Some(Validity::new(*fence, self.clock.clone(), d)))
                         }
                         _ => self.set_current(None),
                     }
-                    self.trace_state(&s);
+                    let previous = self.state.borrow().clone();
+                    self.trace_state(&previous, &s);
                     self.publish(s);
                 }
                 Step::Wait { until: at } => {
@@ -228,6 +287,13 @@ impl<S: Store> Driver<S> {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(at) => {}
                         _ = self.shutdown.cancelled(), if !shutting_down => {}
+                        (fence, r) = work_ended(&mut work) => {
+                            match &r {
+                                Ok(()) => warn!(target: "keel::lease", lease = %name, owner = %owner, fence, panicked = false, kind = "work_ended", "guarded work returned while the lease is held"),
+                                Err(p) => error!(target: "keel::lease", lease = %name, owner = %owner, fence, panicked = true, panic = %p, kind = "work_ended", "guarded work panicked while the lease is held"),
+                            }
+                            m.on_work_ended(self.clock.now(), r.is_err());
+                        }
                     }
                 }
                 Step::Escalate(e) => {
@@ -290,16 +356,28 @@ impl<S: Store> Driver<S> {
         self.state.send_replace(s);
     }
 
-    fn trace_state(&self, s: &LeaseState) {
+    fn trace_state(&self, previous: &LeaseState, s: &LeaseState) {
         let (name, owner) = (&self.cfg.name, &self.cfg.owner);
-        match *s {
-            LeaseState::Held { fence } => {
+        match s {
+            LeaseState::Held { fence, work } if previous.fence() == Some(*fence) => match work {
+                WorkState::Running => {
+                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "work_restarted", "guarded work restarted")
+                }
+                WorkState::Restarting { restarts, panicked } => {
+                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, restarts, panicked, kind = "work_restarting", "guarded work ended; restarting it after a backoff")
+                }
+            },
+            LeaseState::Held { fence, .. } => {
                 info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held")
             }
-            LeaseState::Lost { fence, reason } => {
+            LeaseState::Failed { error, attempts } => {
+                error!(target: "keel::lease", lease = %name, owner = %owner, attempts, error = %error, kind = "failed", "the store keeps refusing the lease with a permanent error")
+            }
+            &LeaseState::Lost { fence, reason } => {
                 let why = match reason {
                     LostReason::Deadline => "deadline",
                     LostReason::Taken => "taken",
+                    LostReason::WorkEnded => "work_ended",
                 };
                 warn!(target: "keel::lease", lease = %name, owner = %owner, fence, reason = why, kind = "lost", "lease lost; guarded work stopped")
             }
@@ -315,8 +393,10 @@ impl<S: Store> Driver<S> {
         let mut task = w.task;
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
-            r = &mut task => if let Err(e) = r {
-                error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work panicked");
+            r = &mut task => match r {
+                Ok(Ok(())) => {}
+                Ok(Err(p)) => error!(target: "keel::lease", lease = %self.cfg.name, panic = %p, "guarded work panicked while stopping"),
+                Err(e) => error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work task failed"),
             },
             _ = self.clock.sleep(self.cfg.work_stop_timeout) => {
                 error!(target: "keel::lease", lease = %self.cfg.name, "guarded work ignored cancellation; aborting it");
@@ -360,7 +440,7 @@ impl<S: Store> Driver<S> {
                     && state.borrow().fence() != Some(fence)
                 {
                     info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held");
-                    state.send_replace(LeaseState::Held { fence });
+                    state.send_replace(LeaseState::Held { fence, work: WorkState::Running });
                 }
             }
         })
