@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tracing::{debug, error, info, trace, warn};
+use tracing::{error, warn};
 
 use super::guard::Validity;
 use super::machine::{Machine, Step, Timing};
-use super::{CurrentGrant, Guard, LeaseConfig, LeaseError, LeaseState, LostReason, WorkPolicy, WorkState};
+use super::{CurrentGrant, Guard, LeaseConfig, LeaseError, LeaseState, WorkPolicy, WorkState};
 use crate::watch;
 use crate::clock::{Clock, Instant};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
+use crate::observe::{self, LeaseEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Acquire, Renew, Store};
 
@@ -64,7 +65,7 @@ async fn work_ended(work: &mut Option<Work>) -> (u64, Result<(), String>) {
 /// success, then one line per interval carrying how many happened meanwhile.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Rate-limited warnings for store errors. Every error is also logged at debug level.
+/// Rate-limited reports of store errors (each error is also its own debug-level event).
 #[derive(Default)]
 struct ErrorLog {
     last_warn: Option<Instant>,
@@ -73,24 +74,31 @@ struct ErrorLog {
 }
 
 impl ErrorLog {
-    fn error(&mut self, now: Instant, lease: &str, op: &'static str, e: &StoreError) {
+    fn error(&mut self, now: Instant, cfg: &LeaseConfig, op: &'static str, e: &StoreError) {
         self.total += 1;
         self.unlogged += 1;
         if self.last_warn.is_none_or(|t| now.saturating_duration_since(t) >= ERROR_LOG_INTERVAL) {
-            let (count, total, transient) = (self.unlogged, self.total, e.is_transient());
-            if transient {
-                warn!(target: "keel::lease", lease, op, count, total, error = %e, kind = "store_errors", "store errors; retrying (logged at most every 10 s, count = errors since the last line)");
-            } else {
-                error!(target: "keel::lease", lease, op, count, total, error = %e, kind = "store_errors", "permanent store error (credentials, ACL, corrupt key or invalid name): an operator must act; retrying");
-            }
+            observe::emit(LeaseEvent::StoreErrors {
+                lease: (&cfg.name).into(),
+                owner: (&cfg.owner).into(),
+                op: op.into(),
+                count: self.unlogged,
+                total: self.total,
+                permanent: !e.is_transient(),
+                error: Text::display(e),
+            });
             self.last_warn = Some(now);
             self.unlogged = 0;
         }
     }
 
-    fn ok(&mut self, lease: &str) {
+    fn ok(&mut self, cfg: &LeaseConfig) {
         if self.total > 0 {
-            info!(target: "keel::lease", lease, errors = self.total, kind = "store_recovered", "store answering again");
+            observe::emit(LeaseEvent::StoreRecovered {
+                lease: (&cfg.name).into(),
+                owner: (&cfg.owner).into(),
+                errors: self.total,
+            });
         }
         *self = ErrorLog::default();
     }
@@ -170,10 +178,10 @@ impl<S: Store> Driver<S> {
                         _ = self.shutdown.cancelled(), if !shutting_down => continue,
                     };
                     match &r {
-                        Ok(_) => errors.ok(&name),
+                        Ok(_) => errors.ok(&self.cfg),
                         Err(e) => {
-                            debug!(target: "keel::lease", lease = %name, owner = %owner, kind = "time_failed", error = %e, "store time unavailable; retrying");
-                            errors.error(self.clock.now(), &name, "time", e);
+                            observe::emit(LeaseEvent::TimeFailed { lease: (&name).into(), owner: (&owner).into(), error: Text::display(e) });
+                            errors.error(self.clock.now(), &self.cfg, "time", e);
                         }
                     }
                     m.on_time(self.clock.now(), r);
@@ -187,20 +195,28 @@ impl<S: Store> Driver<S> {
                         _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
                     match &r {
-                        Ok(Acquire::Held { remaining_ms }) => {
-                            debug!(target: "keel::lease", lease = %name, owner = %owner, remaining_ms, kind = "acquire_refused", "held by another owner")
-                        }
-                        Ok(Acquire::Quarantined { remaining_ms }) => {
-                            info!(target: "keel::lease", lease = %name, owner = %owner, remaining_ms, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
-                        }
+                        Ok(Acquire::Held { remaining_ms }) => observe::emit(LeaseEvent::AcquireRefused {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            remaining_ms: *remaining_ms,
+                        }),
+                        Ok(Acquire::Quarantined { remaining_ms }) => observe::emit(LeaseEvent::Quarantined {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            remaining_ms: *remaining_ms,
+                        }),
                         Ok(Acquire::Granted { .. }) => {}
                         Err(e) => {
-                            debug!(target: "keel::lease", lease = %name, owner = %owner, kind = "acquire_failed", error = %e, "acquire failed; retrying");
-                            errors.error(self.clock.now(), &name, "lease_acquire", e);
+                            observe::emit(LeaseEvent::AcquireFailed {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                error: Text::display(e),
+                            });
+                            errors.error(self.clock.now(), &self.cfg, "lease_acquire", e);
                         }
                     }
                     if r.is_ok() {
-                        errors.ok(&name);
+                        errors.ok(&self.cfg);
                     }
                     m.on_acquire(sent, self.clock.now(), r);
                 }
@@ -213,17 +229,23 @@ impl<S: Store> Driver<S> {
                         until(&*self.clock, cut, "lease_renew", self.renew(&token, ttl_ms)).await
                     };
                     match &r {
-                        Ok(Renew::Renewed { fence }) => {
-                            trace!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "renewed", "renewed")
-                        }
+                        Ok(Renew::Renewed { fence }) => observe::emit(LeaseEvent::Renewed {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            fence: *fence,
+                        }),
                         Ok(Renew::NotHolder) => {}
                         Err(e) => {
-                            debug!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline");
-                            errors.error(self.clock.now(), &name, "lease_renew", e);
+                            observe::emit(LeaseEvent::RenewFailed {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                error: Text::display(e),
+                            });
+                            errors.error(self.clock.now(), &self.cfg, "lease_renew", e);
                         }
                     }
                     if r.is_ok() {
-                        errors.ok(&name);
+                        errors.ok(&self.cfg);
                     }
                     m.on_renew(sent, self.clock.now(), r);
                     // Guards read the deadline themselves: extend it at the instant the machine does.
@@ -244,7 +266,7 @@ impl<S: Store> Driver<S> {
                     // A panic in the work ends this task with its message; it never unwinds into
                     // the owner.
                     let fut = AssertUnwindSafe(fut).catch_unwind().map(|r| r.map_err(|p| panic_message(&*p)));
-                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "work_started", "guarded work started");
+                    observe::emit(LeaseEvent::WorkStarted { lease: (&name).into(), owner: (&owner).into(), fence });
                     work = Some(Work { stop, task: tokio::spawn(fut), fence });
                     if mutants::active(Mutant::MS4) {
                         // MS4: a slow start-up blocks the owner before renewal gets going.
@@ -288,10 +310,12 @@ impl<S: Store> Driver<S> {
                         _ = self.clock.sleep_until(at) => {}
                         _ = self.shutdown.cancelled(), if !shutting_down => {}
                         (fence, r) = work_ended(&mut work) => {
-                            match &r {
-                                Ok(()) => warn!(target: "keel::lease", lease = %name, owner = %owner, fence, panicked = false, kind = "work_ended", "guarded work returned while the lease is held"),
-                                Err(p) => error!(target: "keel::lease", lease = %name, owner = %owner, fence, panicked = true, panic = %p, kind = "work_ended", "guarded work panicked while the lease is held"),
-                            }
+                            observe::emit(LeaseEvent::WorkEnded {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                fence,
+                                panic: r.as_ref().err().map(Text::from),
+                            });
                             m.on_work_ended(self.clock.now(), r.is_err());
                         }
                     }
@@ -300,7 +324,11 @@ impl<S: Store> Driver<S> {
                     // MS1/MS2: Sequin's MutexOwner crashed, and its one-for-all supervisor took the
                     // whole runtime subtree down with it: the work is killed, not stopped, and the
                     // owner's parent is cancelled.
-                    error!(target: "keel::lease", lease = %name, owner = %owner, kind = "crashed", error = %e, "escalating store error to the parent");
+                    observe::emit(LeaseEvent::Crashed {
+                        lease: (&name).into(),
+                        owner: (&owner).into(),
+                        error: Text::display(&e),
+                    });
                     if let Some(w) = work.take() {
                         w.task.abort();
                     }
@@ -358,32 +386,20 @@ impl<S: Store> Driver<S> {
 
     fn trace_state(&self, previous: &LeaseState, s: &LeaseState) {
         let (name, owner) = (&self.cfg.name, &self.cfg.owner);
-        match s {
-            LeaseState::Held { fence, work } if previous.fence() == Some(*fence) => match work {
-                WorkState::Running => {
-                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "work_restarted", "guarded work restarted")
-                }
+        let (lease, owner) = (name.into(), owner.into());
+        match *s {
+            LeaseState::Held { fence, work } if previous.fence() == Some(fence) => match work {
+                WorkState::Running => observe::emit(LeaseEvent::WorkRestarted { lease, owner, fence }),
                 WorkState::Restarting { restarts, panicked } => {
-                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, restarts, panicked, kind = "work_restarting", "guarded work ended; restarting it after a backoff")
+                    observe::emit(LeaseEvent::WorkRestarting { lease, owner, fence, restarts, panicked })
                 }
             },
-            LeaseState::Held { fence, .. } => {
-                info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held")
+            LeaseState::Held { fence, .. } => observe::emit(LeaseEvent::Held { lease, owner, fence }),
+            LeaseState::Failed { ref error, attempts } => {
+                observe::emit(LeaseEvent::Failed { lease, owner, attempts, error: Text::display(error) })
             }
-            LeaseState::Failed { error, attempts } => {
-                error!(target: "keel::lease", lease = %name, owner = %owner, attempts, error = %error, kind = "failed", "the store keeps refusing the lease with a permanent error")
-            }
-            &LeaseState::Lost { fence, reason } => {
-                let why = match reason {
-                    LostReason::Deadline => "deadline",
-                    LostReason::Taken => "taken",
-                    LostReason::WorkEnded => "work_ended",
-                };
-                warn!(target: "keel::lease", lease = %name, owner = %owner, fence, reason = why, kind = "lost", "lease lost; guarded work stopped")
-            }
-            LeaseState::Released => {
-                info!(target: "keel::lease", lease = %name, owner = %owner, kind = "released", "lease released")
-            }
+            LeaseState::Lost { fence, reason } => observe::emit(LeaseEvent::Lost { lease, owner, fence, reason }),
+            LeaseState::Released => observe::emit(LeaseEvent::Released { lease, owner }),
             LeaseState::Awaiting => {}
         }
     }
@@ -403,7 +419,11 @@ impl<S: Store> Driver<S> {
                 task.abort();
             }
         }
-        info!(target: "keel::lease", lease = %self.cfg.name, owner = %self.cfg.owner, fence = w.fence, kind = "work_stopped", "guarded work stopped");
+        observe::emit(LeaseEvent::WorkStopped {
+            lease: (&self.cfg.name).into(),
+            owner: (&self.cfg.owner).into(),
+            fence: w.fence,
+        });
     }
 
     async fn release(&self, token: &str) {
@@ -439,7 +459,7 @@ impl<S: Store> Driver<S> {
                 if let Ok(Acquire::Granted { fence }) = store.lease_acquire(&name, &token, ttl_ms, 0).await
                     && state.borrow().fence() != Some(fence)
                 {
-                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held");
+                    observe::emit(LeaseEvent::Held { lease: (&name).into(), owner: (&owner).into(), fence });
                     state.send_replace(LeaseState::Held { fence, work: WorkState::Running });
                 }
             }
