@@ -21,8 +21,7 @@
 //! | completer backlog adds up | intake | flush |
 
 /// Whether keel assertions are compiled in.
-pub const ENABLED: bool =
-    cfg!(any(madsim, keel_loom, test, debug_assertions, feature = "assertions"));
+pub const ENABLED: bool = cfg!(any(madsim, keel_loom, test, debug_assertions, feature = "assertions"));
 
 #[cfg(any(madsim, keel_loom, test, debug_assertions, feature = "assertions"))]
 std::thread_local! {

@@ -11,13 +11,13 @@ use tracing::{error, warn};
 use super::guard::Validity;
 use super::machine::{Machine, Step, Timing};
 use super::{CurrentGrant, Guard, LeaseConfig, LeaseError, LeaseState, WorkPolicy, WorkState};
-use crate::watch;
 use crate::clock::{Clock, Instant};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, LeaseEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Acquire, Renew, Store};
+use crate::watch;
 
 pub(super) struct Driver<S: Store> {
     pub store: S,
@@ -180,7 +180,11 @@ impl<S: Store> Driver<S> {
                     match &r {
                         Ok(_) => errors.ok(&self.cfg),
                         Err(e) => {
-                            observe::emit(LeaseEvent::TimeFailed { lease: (&name).into(), owner: (&owner).into(), error: Text::display(e) });
+                            observe::emit(LeaseEvent::TimeFailed {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                error: Text::display(e),
+                            });
                             errors.error(self.clock.now(), &self.cfg, "time", e);
                         }
                     }

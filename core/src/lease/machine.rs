@@ -255,7 +255,11 @@ impl Machine {
         match reply {
             Ok(Acquire::Granted { fence }) => {
                 // Every grant is to a fresh token, so its fence is freshly minted.
-                crate::keel_assert!(fence > self.fence_max, "fences only grow: granted {fence} after {}", self.fence_max);
+                crate::keel_assert!(
+                    fence > self.fence_max,
+                    "fences only grow: granted {fence} after {}",
+                    self.fence_max
+                );
                 self.fence_max = fence;
                 self.errors = 0;
                 self.permanent = 0;
@@ -333,7 +337,8 @@ impl Machine {
                 let restarts = restarts.saturating_add(1);
                 let exp = (restarts - 1).min(MAX_BACKOFF_EXPONENT);
                 let wait = self.jitter(min.saturating_mul(1u32 << exp).min(max));
-                self.phase = Phase::Held { fence, deadline, next_renew, work: Work::Restarting { at: now + wait, restarts } };
+                self.phase =
+                    Phase::Held { fence, deadline, next_renew, work: Work::Restarting { at: now + wait, restarts } };
                 let work = WorkState::Restarting { restarts, panicked };
                 self.steps.push_back(Step::Publish(LeaseState::Held { fence, work }));
             }
@@ -569,7 +574,8 @@ mod tests {
         assert_eq!(m.poll(until), Step::StartWork { fence: 42 });
         assert_eq!(m.held_fence(), Some(42), "the lease stays held throughout");
         m.on_work_ended(until, false);
-        let Step::Publish(LeaseState::Held { work: WorkState::Restarting { restarts: 2, panicked: false }, .. }) = m.poll(until)
+        let Step::Publish(LeaseState::Held { work: WorkState::Restarting { restarts: 2, panicked: false }, .. }) =
+            m.poll(until)
         else {
             panic!("second restart")
         };

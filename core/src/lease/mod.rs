@@ -432,7 +432,11 @@ mod tests {
     }
 
     fn config(ttl_ms: u64) -> LeaseConfig {
-        LeaseConfig::builder("l", "n").ttl(Duration::from_millis(ttl_ms)).quarantine(false).build().expect("valid config")
+        LeaseConfig::builder("l", "n")
+            .ttl(Duration::from_millis(ttl_ms))
+            .quarantine(false)
+            .build()
+            .expect("valid config")
     }
 
     /// #12: work that panics under a held lease is restarted (default policy) without losing
@@ -458,7 +462,9 @@ mod tests {
             loop {
                 let s = states.borrow_and_update().clone();
                 seen.push(s.clone());
-                if runs.load(std::sync::atomic::Ordering::SeqCst) == 3 && s == (LeaseState::Held { fence, work: WorkState::Running }) {
+                if runs.load(std::sync::atomic::Ordering::SeqCst) == 3
+                    && s == (LeaseState::Held { fence, work: WorkState::Running })
+                {
                     return;
                 }
                 states.changed().await.expect("owner alive");
@@ -467,7 +473,8 @@ mod tests {
         third.await.expect("the work ran a third time");
         assert!(seen.iter().all(|s| s.fence() == Some(fence)), "the lease stayed held: {seen:?}");
         assert!(
-            seen.iter().any(|s| matches!(s, LeaseState::Held { work: WorkState::Restarting { panicked: true, .. }, .. })),
+            seen.iter()
+                .any(|s| matches!(s, LeaseState::Held { work: WorkState::Restarting { panicked: true, .. }, .. })),
             "the state said the work was restarting after a panic: {seen:?}"
         );
         assert!(!handle.is_finished(), "the owner survived the panics");
@@ -484,10 +491,11 @@ mod tests {
             .start(|_guard: Guard| tokio::time::sleep(Duration::from_millis(50)));
         let f1 = handle.held().await.expect("held");
         let mut states = handle.subscribe();
-        let lost = tokio::time::timeout(Duration::from_secs(5), states.wait_for(|s| matches!(s, LeaseState::Lost { .. })))
-            .await
-            .expect("stepped down")
-            .expect("owner alive");
+        let lost =
+            tokio::time::timeout(Duration::from_secs(5), states.wait_for(|s| matches!(s, LeaseState::Lost { .. })))
+                .await
+                .expect("stepped down")
+                .expect("owner alive");
         assert_eq!(lost, LeaseState::Lost { fence: f1, reason: LostReason::WorkEnded });
         // It released: the store has no holder until the owner competes again, a poll later.
         assert_eq!(store.lease_holder("l"), None);

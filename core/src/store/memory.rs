@@ -157,7 +157,11 @@ impl MemoryStore {
         for (key, value) in writes {
             let before = m.rev;
             m.rev += 1;
-            crate::keel_assert!(m.rev == before + 1 && before > 0, "map revisions are consecutive: {before} -> {}", m.rev);
+            crate::keel_assert!(
+                m.rev == before + 1 && before > 0,
+                "map revisions are consecutive: {before} -> {}",
+                m.rev
+            );
             match &value {
                 Some(v) => m.entries.insert(key.clone(), v.clone()),
                 None => m.entries.remove(&key),

@@ -165,7 +165,8 @@ impl Scenario for LeaseScenario {
         v.extend(beliefs.violations.iter().cloned());
         // S2: the owner's parent went down while nobody was stopping the node (a crash cascade).
         for e in events.iter().filter(|e| matches!(rec(e), Some(Rec::AppDown {}))) {
-            let asked = run.timeline.life_at(e.node, e.t_us).and_then(|l| l.stop_requested).is_some_and(|s| s <= e.t_us);
+            let asked =
+                run.timeline.life_at(e.node, e.t_us).and_then(|l| l.stop_requested).is_some_and(|s| s <= e.t_us);
             if !asked {
                 v.push(Violation::new(
                     "S2",
