@@ -81,9 +81,22 @@ impl StoreError {
         }
     }
 
-    /// Whether retrying later can succeed without anyone changing data or code.
+    /// Whether retrying later can succeed without anyone changing data, code or the
+    /// deployment. Permanent: corrupt data, invalid arguments, and refusals for want of
+    /// credentials or permissions (Redis `NOPERM`, `WRONGPASS`, `NOAUTH`, failed authentication).
+    ///
+    /// ```
+    /// use keel::StoreError;
+    /// let acl = StoreError::Refused { reason: "NOPERM User app has no permissions to run the 'evalsha' command".into() };
+    /// assert!(!acl.is_transient());
+    /// assert!(StoreError::Refused { reason: "LOADING Redis is loading the dataset in memory".into() }.is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
-        !matches!(self, StoreError::Corrupt { .. } | StoreError::Invalid { .. } | StoreError::Misconfigured { .. })
+        match self {
+            StoreError::Corrupt { .. } | StoreError::Invalid { .. } | StoreError::Misconfigured { .. } => false,
+            StoreError::Refused { reason } | StoreError::Unavailable { reason } => !is_denial(reason),
+            StoreError::Timeout { .. } | StoreError::Disconnected { .. } => true,
+        }
     }
 
     pub(crate) fn invalid(detail: impl Into<String>) -> Self {
@@ -93,6 +106,13 @@ impl StoreError {
     pub(crate) fn corrupt(key: impl Into<String>, detail: impl Into<String>) -> Self {
         StoreError::Corrupt { key: key.into(), detail: detail.into() }
     }
+}
+
+/// Whether a store's message says the client lacks credentials or permissions.
+fn is_denial(reason: &str) -> bool {
+    const DENIALS: [&str; 5] = ["NOPERM", "WRONGPASS", "NOAUTH", "AUTHENTICATION FAILED", "INVALID PASSWORD"];
+    let upper = reason.to_ascii_uppercase();
+    DENIALS.iter().any(|d| upper.contains(d))
 }
 
 impl fmt::Display for StoreError {
