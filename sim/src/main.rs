@@ -417,7 +417,7 @@ mod cli {
             "## Checking cost (cargo sim bench --baseline --rounds {rounds}: {PER_ROUND} seeds a side a round, one thread)\n"
         );
         let Some([checked, unchecked, bare]) = keel_sim::baseline::compare_lease(rounds, PER_ROUND) else {
-            eoutln!("error: this platform does not report thread CPU time (/proc/thread-self/schedstat)");
+            eprintln!("error: this platform does not report thread CPU time (/proc/thread-self/schedstat)");
             return 2;
         };
         outln!("| program | seeds | CPU s | seeds per CPU-s | simulated s per CPU-s |");
