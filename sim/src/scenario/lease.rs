@@ -13,6 +13,7 @@ use super::{AppEv, RunView, Scenario};
 use crate::check::{Coverage, Span, Violation};
 use crate::history::{Event, History, ServerEv, Who, WorldEv};
 use crate::plan::{Fault, FaultKind, FaultPlan, PlanSpec};
+#[cfg(test)]
 use crate::timeline::Timeline;
 use crate::world::{NodeCtx, NodeMain};
 
@@ -149,38 +150,11 @@ impl Scenario for LeaseScenario {
     }
 
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
-        let (plan, events, heal_us, end_us) = (run.plan, run.events, run.heal_us, run.end_us);
+        let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         let beliefs = Beliefs::from(events, end_us);
         v.extend(beliefs.violations.iter().cloned());
-        // S1 (local belief): no two nodes believe at once, outside pauses, within the drift bound.
-        if !plan.beyond_drift_bound() {
-            for (i, a) in beliefs.intervals.iter().enumerate() {
-                for b in &beliefs.intervals[i + 1..] {
-                    if a.node == b.node {
-                        continue;
-                    }
-                    if let Some(o) = a.span.overlap(&b.span) {
-                        let holes: Vec<Span> = frozen(run.timeline, a.node, b.node);
-                        let outside = o.len_outside(&holes);
-                        if outside > 1_000 {
-                            v.push(Violation::new(
-                                "S1",
-                                o.start,
-                                format!(
-                                    "{} (fence {}) and {} (fence {}) both believed they held the lease for {:.3}s",
-                                    a.node,
-                                    a.fence,
-                                    b.node,
-                                    b.fence,
-                                    outside as f64 / 1e6
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        v.extend(s1_beliefs(&beliefs.intervals, run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -322,7 +296,87 @@ impl LeaseScenario {
     }
 }
 
+/// S1 (local belief), judged in every run: no two nodes believe they hold at once, beyond 1 ms,
+/// outside the time either was frozen and outside the time either node's own belief is excused by
+/// its clock (see [`drift_excused`]). Every other pair of beliefs is judged.
+fn s1_beliefs(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
+    let excused = drift_excused(run.events, run.end_us);
+    let holes = |n: Who| run.timeline.frozen(n).chain(excused.get(&n).into_iter().flatten().copied());
+    let mut v = Vec::new();
+    for (i, a) in intervals.iter().enumerate() {
+        for b in &intervals[i + 1..] {
+            if a.node == b.node {
+                continue;
+            }
+            let Some(o) = a.span.overlap(&b.span) else { continue };
+            let outside = o.len_outside(&holes(a.node).chain(holes(b.node)).collect::<Vec<Span>>());
+            if outside > 1_000 {
+                v.push(Violation::new(
+                    "S1",
+                    o.start,
+                    format!(
+                        "{} (fence {}) and {} (fence {}) both believed they held the lease for {:.3}s",
+                        a.node,
+                        a.fence,
+                        b.node,
+                        b.fence,
+                        outside as f64 / 1e6
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Per node, when its own belief may outlast its grant by design: from the moment its clock
+/// leaves the configured drift bound (a rate beyond it, or a backward jump, which stalls the
+/// monotonic clock) until its next fresh grant once the clock is back within the bound (another
+/// rate within it, or the heal). Only that node's belief is excused, never another's.
+fn drift_excused(events: &[Event], end_us: u64) -> BTreeMap<Who, Vec<Span>> {
+    // node → (excused since, back within the bound since)
+    let mut open: BTreeMap<Who, (u64, Option<u64>)> = BTreeMap::new();
+    let mut out: BTreeMap<Who, Vec<Span>> = BTreeMap::new();
+    for e in events {
+        let t = e.t_us;
+        match (e.world(), e.server()) {
+            (Some(WorldEv::ClockRate { beyond: true, .. }), _) => {
+                open.insert(e.node, (open.get(&e.node).map_or(t, |o| o.0), None));
+            }
+            (Some(WorldEv::ClockJump { delta_ms, .. }), _) if *delta_ms < 0 => {
+                // The monotonic clock stands still for the jump: back within the bound after it.
+                let back = t + delta_ms.unsigned_abs() * 1000;
+                open.insert(e.node, (open.get(&e.node).map_or(t, |o| o.0), Some(back)));
+            }
+            (Some(WorldEv::ClockRate { beyond: false, .. }), _) => {
+                if let Some(o) = open.get_mut(&e.node) {
+                    o.1.get_or_insert(t);
+                }
+            }
+            (Some(WorldEv::Heal {}), _) => {
+                for o in open.values_mut() {
+                    o.1.get_or_insert(t);
+                }
+            }
+            (_, Some(ServerEv::Grant { to, .. })) => {
+                if let Some(&(since, Some(back))) = open.get(to)
+                    && back <= t
+                {
+                    open.remove(to);
+                    out.entry(*to).or_default().push(Span { start: since, end: t });
+                }
+            }
+            _ => {}
+        }
+    }
+    for (node, (since, _)) in open {
+        out.entry(node).or_default().push(Span { start: since, end: end_us });
+    }
+    out
+}
+
 /// Frozen time of two nodes (a node crashed while frozen stops being frozen at its crash).
+#[cfg(test)]
 fn frozen(timeline: &Timeline, a: Who, b: Who) -> Vec<Span> {
     timeline.frozen(a).chain(timeline.frozen(b)).collect()
 }
@@ -346,6 +400,7 @@ struct Beliefs {
 impl Beliefs {
     fn from(events: &[Event], end_us: u64) -> Beliefs {
         let mut b = Beliefs { intervals: Vec::new(), work_running: BTreeMap::new(), violations: Vec::new() };
+        let mut resource_fence = 0u64; // highest fence the resource accepted
         let mut open: BTreeMap<Who, (u64, u64)> = BTreeMap::new(); // node -> (fence, since)
         let mut max_fence = 0u64;
         let mut granted: BTreeSet<&str> = BTreeSet::new();
@@ -388,7 +443,20 @@ impl Beliefs {
                 }
             } else if let Some(r) = rec(e) {
                 match r {
-                    Rec::ResourceWrite { fence, .. } => guarded(&mut b, &open, e, "resource_write", *fence),
+                    Rec::ResourceWrite { fence, accepted } => {
+                        guarded(&mut b, &open, e, "resource_write", *fence);
+                        // S1 at the resource: an accepted write never carries a lower fence.
+                        if *accepted && *fence < resource_fence {
+                            b.violations.push(Violation::new(
+                                "S1",
+                                e.t_us,
+                                format!("the resource accepted fence {fence} after fence {resource_fence}"),
+                            ));
+                        }
+                        if *accepted {
+                            resource_fence = resource_fence.max(*fence);
+                        }
+                    }
                     Rec::OwnerCrashed { error } => b.violations.push(Violation::new(
                         "S2",
                         e.t_us,
