@@ -270,6 +270,34 @@ impl Conn {
     }
 }
 
+/// A request in flight. If its caller drops it (a local deadline of its own ran out first)
+/// after it waited at least `after`, the connection is given up exactly as on a timeout: the
+/// request may be stuck behind a stalled link, and every later request on the connection would
+/// queue behind it. (`RedisStore` counts such abandoned requests as timeouts the same way.)
+struct Abandon<'a> {
+    conn: &'a Conn,
+    id: u64,
+    sent: tokio::time::Instant,
+    after: Duration,
+}
+
+impl Abandon<'_> {
+    fn give_up(&self) {
+        self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        self.conn.close();
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if self.sent.elapsed() >= self.after {
+            self.give_up();
+        } else {
+            self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        }
+    }
+}
+
 struct Client {
     node: Who,
     ep: Endpoint,
@@ -350,17 +378,16 @@ impl SimStore {
             conn.close();
             return Err(StoreError::Unavailable { reason: e.to_string() });
         }
-        match tokio::time::timeout(self.inner.op_timeout, rx).await {
+        let abandon = Abandon { conn: &conn, id, sent: tokio::time::Instant::now(), after: self.inner.op_timeout / 2 };
+        let r = match tokio::time::timeout(self.inner.op_timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(StoreError::Disconnected { reason: "connection reset".into() }),
-            Err(_) => {
-                conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                // Like a client with a socket timeout: give up on this connection. Requests
-                // already queued on it may still be delivered and applied later.
-                conn.close();
-                Err(StoreError::Timeout { op: name })
-            }
-        }
+            // Like a client with a socket timeout: `abandon` gives up on this connection when
+            // it drops here. Requests already queued on it may still be delivered and applied.
+            Err(_) => return Err(StoreError::Timeout { op: name }),
+        };
+        std::mem::forget(abandon);
+        r
     }
 
     async fn subscribe(&self, map: &str) -> StoreResult<mpsc::UnboundedReceiver<WatchEvent>> {

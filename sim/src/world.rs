@@ -87,6 +87,9 @@ pub struct World {
     store_id: NodeId,
     store_up: Mutex<bool>,
     slots: Vec<Slot>,
+    /// Partitions in force per directed link: overlapping partitions of one node nest, so the
+    /// end of an earlier one does not heal a later one that is still in force.
+    clogs: Mutex<std::collections::BTreeMap<(NodeId, NodeId), u32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,7 +142,15 @@ impl World {
             history.name_node(node.id(), Who::node(index));
             slots.push(Slot { id: node.id(), clock, shutdown, status: Mutex::new(Status::Up) });
         }
-        Arc::new(World { history, store, faults, store_id: store_node.id(), store_up: Mutex::new(true), slots })
+        Arc::new(World {
+            history,
+            store,
+            faults,
+            store_id: store_node.id(),
+            store_up: Mutex::new(true),
+            slots,
+            clogs: Mutex::default(),
+        })
     }
 
     /// Number of application nodes.
@@ -185,8 +196,25 @@ impl World {
             Direction::ToStore => vec![(n.id, self.store_id)],
             Direction::FromStore => vec![(self.store_id, n.id)],
         };
-        for (a, b) in links {
-            if on { net.clog_link(a, b) } else { net.unclog_link(a, b) }
+        let mut clogs = lock(&self.clogs);
+        for link in links {
+            let n = clogs.entry(link).or_insert(0);
+            match (on, *n) {
+                (true, 0) => net.clog_link(link.0, link.1),
+                (false, 1) => net.unclog_link(link.0, link.1),
+                _ => {}
+            }
+            *n = if on { *n + 1 } else { n.saturating_sub(1) };
+        }
+    }
+
+    /// Lift every partition at once (the heal).
+    fn unclog_all(&self) {
+        let net = NetSim::current();
+        for ((a, b), n) in std::mem::take(&mut *lock(&self.clogs)) {
+            if n > 0 {
+                net.unclog_link(a, b);
+            }
         }
     }
 
@@ -324,8 +352,8 @@ impl World {
     pub fn heal(&self) {
         self.faults.heal();
         self.restart_store();
+        self.unclog_all();
         for i in 0..self.slots.len() {
-            self.clog(i, Direction::Both, false);
             self.pause_node(i, false);
             self.restart_node(i);
             self.slots[i].clock.set_rate(1.0);
