@@ -512,3 +512,66 @@ pub fn sequin_outage_plan(seed: u64, ttl_ms: u64) -> FaultPlan {
         }],
     }
 }
+
+/// The holder frozen, then killed while still frozen, then restarted: it contends again. A
+/// checker that treats the frozen node as frozen until the end of the run (as the lease scenario
+/// once did) never judges the beliefs of its next life.
+pub fn paused_then_crashed_plan(seed: u64, ttl_ms: u64, holder: usize) -> FaultPlan {
+    let at = |at_ms: u64, fault: Fault| crate::plan::Timed { at_ms, fault };
+    FaultPlan {
+        seed,
+        profile: crate::plan::Profile::Calm,
+        enabled: vec![FaultKind::NodePause, FaultKind::NodeCrash],
+        heal_at_ms: 12 * ttl_ms,
+        events: vec![
+            at(3 * ttl_ms, Fault::NodePause { node: holder, ms: 6 * ttl_ms }),
+            at(5 * ttl_ms, Fault::NodeCrash { node: holder, down_ms: ttl_ms }),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Ev;
+    use crate::plan::Profile;
+
+    fn at(t_ms: u64, node: u8, ev: impl Into<Ev>) -> Event {
+        Event { t_us: t_ms * 1000, node: Who::Node(node), ev: ev.into() }
+    }
+
+    fn held(fence: u64) -> keel::observe::Event<'static> {
+        keel::observe::Event::Lease(LeaseEvent::Held { lease: "leader".into(), owner: "x".into(), fence }.to_static())
+    }
+
+    /// n0 holds, is frozen, is killed while frozen, restarts and holds again while n1 (wrongly)
+    /// holds too. The timeline ends n0's frozen time at the crash, so S1 judges the overlap of
+    /// its next life; the old derivation (frozen from the pause to the end of the run) excused
+    /// all of it.
+    #[test]
+    fn an_overlap_after_a_crash_while_frozen_is_judged() {
+        let events = vec![
+            at(0, 0, WorldEv::NodeStart {}),
+            at(0, 1, WorldEv::NodeStart {}),
+            at(1_000, 0, Ev::Core(held(1))),
+            at(2_000, 0, WorldEv::NodePause {}),
+            at(3_000, 0, WorldEv::NodeCrash {}),
+            at(4_000, 0, WorldEv::NodeStart {}),
+            at(4_500, 1, Ev::Core(held(2))),
+            at(5_000, 0, Ev::Core(held(3))),
+        ];
+        let end_us = 10_000_000;
+        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+        let timeline = Timeline::derive(&events, end_us);
+        let run = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us: 0, end_us };
+        let beliefs = Beliefs::from(&events, end_us);
+        let s1 = s1_beliefs(&beliefs.intervals, &run);
+        assert_eq!(s1.len(), 1, "{s1:?}");
+        assert!(s1[0].detail.contains("n0 (fence 3)") && s1[0].detail.contains("n1 (fence 2)"), "{}", s1[0].detail);
+        assert_eq!(s1[0].t_us, 5_000_000);
+        // The old derivation: n0 frozen from its pause to the end: nothing left to judge.
+        let overlap = Span { start: 5_000_000, end: end_us };
+        assert_eq!(overlap.len_outside(&[Span { start: 2_000_000, end: end_us }]), 0);
+        assert_eq!(overlap.len_outside(&frozen(&timeline, Who::Node(0), Who::Node(1))), 5_000_000);
+    }
+}
