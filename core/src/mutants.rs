@@ -48,6 +48,13 @@ pub enum Mutant {
     MR4,
     /// The event channel closed by a detached task after a restart reassigned it.
     MR5,
+    // Checker-proof mutants (issue #10, helper "typed"): each fires one rule nothing else pins.
+    /// A renewal that does not compare the token (a bare `PEXPIRE`): any renewal extends whoever
+    /// holds the lease.
+    MC1,
+    /// A fence counter that starts again from zero when the store lost its data (a bare `INCR`
+    /// on a missing key): fences go backwards across a data-losing restart.
+    MC2,
 }
 
 #[cfg(feature = "mutants")]

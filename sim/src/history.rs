@@ -118,10 +118,6 @@ events! {
         Grant { lease: String, token: String, fence: u64, to: Who } = "grant",
         /// An acquisition refused by the data-loss quarantine.
         QuarantineRefusal { to: Who } = "quarantine_refusal",
-        /// A successful renewal of `token`'s grant.
-        RenewAccepted { lease: String, token: String, fence: u64, by: Who } = "renew_accepted",
-        /// A release that deleted `token`'s grant.
-        ReleaseAccepted { lease: String, token: String, fence: u64, by: Who } = "release_accepted",
         /// A lease operation by a token that is not the holder's changed the grant.
         ForeignChange { op: String, lease: String, token: String, holder: String, by: Who } = "foreign_change",
         /// The fence of a lease went down (at the store).

@@ -97,6 +97,8 @@ pub struct ServerFaults {
     /// Percentage of replies dropped after the request was applied.
     pub reply_loss_pct: AtomicU32,
     kill_conns: watch::Sender<u64>,
+    /// Highest fence each lease key has had (the server's own judgment; survives restarts).
+    max_fence: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for ServerFaults {
@@ -106,6 +108,7 @@ impl Default for ServerFaults {
             extra_latency_ms: AtomicU64::new(0),
             reply_loss_pct: AtomicU32::new(0),
             kill_conns: watch::channel(0).0,
+            max_fence: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -180,7 +183,7 @@ async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who
     let result = if faults.refuse.load(Ordering::SeqCst) {
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else {
-        apply(&store, &history, node, &tx, &client, req.op).await
+        apply(&store, &history, &faults, node, &tx, &client, req.op).await
     };
     let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
     if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
@@ -193,6 +196,7 @@ async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who
 async fn apply(
     store: &MemoryStore,
     history: &History,
+    faults: &ServerFaults,
     node: Who,
     tx: &Tx,
     client: &Arc<Mutex<Who>>,
@@ -208,6 +212,7 @@ async fn apply(
             let r = store.lease_acquire(&name, &token, ttl_ms, quarantine_ms).await?;
             match &r {
                 Acquire::Granted { fence } => {
+                    judge_fence(history, faults, &name, Some(*fence));
                     history.record(Who::Store, ServerEv::Grant { lease: name, token, fence: *fence, to: node })
                 }
                 Acquire::Quarantined { .. } => history.record(Who::Store, ServerEv::QuarantineRefusal { to: node }),
@@ -215,8 +220,18 @@ async fn apply(
             }
             Resp::Acquire(r)
         }
-        Op::Renew { name, token, ttl_ms } => Resp::Renew(store.lease_renew(&name, &token, ttl_ms).await?),
-        Op::Release { name, token } => Resp::Release(store.lease_release(&name, &token).await?),
+        Op::Renew { name, token, ttl_ms } => {
+            let before = store.lease_grant(&name);
+            let r = store.lease_renew(&name, &token, ttl_ms).await?;
+            judge_lease(store, history, faults, node, "renew", &name, &token, before);
+            Resp::Renew(r)
+        }
+        Op::Release { name, token } => {
+            let before = store.lease_grant(&name);
+            let r = store.lease_release(&name, &token).await?;
+            judge_lease(store, history, faults, node, "release", &name, &token, before);
+            Resp::Release(r)
+        }
         Op::DeleteUnchecked { name } => {
             if let Some((holder, fence)) = store.lease_holder(&name) {
                 let owner = holder.split(':').next().unwrap_or_default();
@@ -249,6 +264,47 @@ async fn apply(
             Resp::Unit
         }
     })
+}
+
+/// The store node judges every lease operation against the grant it holds: a renewal or release
+/// by a token that is not the holder's must change nothing, and a key's fence never goes down.
+#[allow(clippy::too_many_arguments)] // one call site per lease operation; a struct would only rename them
+fn judge_lease(
+    store: &MemoryStore,
+    history: &History,
+    faults: &ServerFaults,
+    node: Who,
+    op: &str,
+    name: &str,
+    token: &str,
+    before: Option<(String, u64, u64)>,
+) {
+    let after = store.lease_grant(name);
+    if let Some((holder, _, _)) = &before
+        && holder != token
+        && after != before
+    {
+        let ev = ServerEv::ForeignChange {
+            op: op.into(),
+            lease: name.into(),
+            token: token.into(),
+            holder: holder.clone(),
+            by: node,
+        };
+        history.record(Who::Store, ev);
+    }
+    judge_fence(history, faults, name, after.map(|a| a.1));
+}
+
+/// A lease key's fence never goes down at the store, across restarts and data loss.
+fn judge_fence(history: &History, faults: &ServerFaults, name: &str, fence: Option<u64>) {
+    let Some(fence) = fence else { return };
+    let mut max = faults.max_fence.lock().unwrap_or_else(|p| p.into_inner());
+    let high = max.entry(name.to_owned()).or_insert(0);
+    if fence < *high {
+        history.record(Who::Store, ServerEv::FenceBackwards { lease: name.into(), from: *high, to: fence });
+    }
+    *high = (*high).max(fence);
 }
 
 struct Conn {

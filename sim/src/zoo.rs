@@ -135,6 +135,18 @@ pub const ZOO: &[Entry] = &[
         scenario: "pool",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC1,
+        lineage: "a renewal that does not compare the token (bare PEXPIRE): fires the store's lease judge",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC2,
+        lineage: "fence counter restarted from zero after data loss (bare INCR): fences go backwards",
+        scenario: "lease",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -237,7 +237,7 @@ impl Scenario for LeaseScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MS1, Mutant::MS2, Mutant::MS3, Mutant::MS4, Mutant::MS5, Mutant::MS6]
+        &[Mutant::MS1, Mutant::MS2, Mutant::MS3, Mutant::MS4, Mutant::MS5, Mutant::MS6, Mutant::MC1, Mutant::MC2]
     }
 }
 
@@ -470,6 +470,16 @@ impl Beliefs {
                         "S5",
                         e.t_us,
                         format!("{by} deleted the lease held by {holder}"),
+                    )),
+                    ServerEv::ForeignChange { op, token, holder, by, .. } => b.violations.push(Violation::new(
+                        "S5",
+                        e.t_us,
+                        format!("{by}'s {op} with token {token} changed the grant held by {holder}"),
+                    )),
+                    ServerEv::FenceBackwards { from, to, .. } => b.violations.push(Violation::new(
+                        "S1",
+                        e.t_us,
+                        format!("the store's fence went down from {from} to {to}"),
                     )),
                     ServerEv::Grant { token, fence, .. } if granted.insert(token) => {
                         if *fence <= max_fence {
