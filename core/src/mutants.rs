@@ -55,6 +55,12 @@ pub enum Mutant {
     /// A fence counter that starts again from zero when the store lost its data (a bare `INCR`
     /// on a missing key): fences go backwards across a data-losing restart.
     MC2,
+    /// A `set_and_wait` waiter woken one revision early (`target > rev + 1`): the call returns
+    /// before the replica has applied its write.
+    MC3,
+    /// A stale change applied anyway (no revision compare on the feed): the replica's revision and
+    /// reads go back.
+    MC4,
 }
 
 #[cfg(feature = "mutants")]

@@ -147,6 +147,18 @@ pub const ZOO: &[Entry] = &[
         scenario: "lease",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC3,
+        lineage: "set_and_wait waiter woken one revision early: returns before its write is applied",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC4,
+        lineage: "stale feed change applied without a revision compare: the replica goes back",
+        scenario: "rmap",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

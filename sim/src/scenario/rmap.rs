@@ -235,6 +235,58 @@ impl Node {
     }
 }
 
+/// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what its
+/// readers saw) never goes back within a node's life, except by a resync after the store lost its
+/// data. R3 at the instant `set_and_wait` returns (in the core, before the caller's task runs
+/// again): the replica has applied the write's revision.
+fn revisions_forward(events: &[Event]) -> Vec<Violation> {
+    let mut losses = 0u64; // data-losing store crashes so far
+    // node → (revision, data losses when it last loaded a snapshot)
+    let mut last: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let n = e.node;
+        let (rev, what, resync) = match (e.world(), e.rmap(), rec(e)) {
+            (Some(WorldEv::StoreCrash { data_loss: true }), _, _) => {
+                losses += 1;
+                continue;
+            }
+            (Some(WorldEv::NodeStart {}), _, _) => {
+                last.remove(&n);
+                continue;
+            }
+            (_, Some(RmapEvent::WaitReturned { rev, local_rev, .. }), _) => {
+                if local_rev < rev {
+                    v.push(Violation::new(
+                        "R3",
+                        e.t_us,
+                        format!(
+                            "{n}: set_and_wait returned its write's revision {rev} with the replica at {local_rev}"
+                        ),
+                    ));
+                }
+                (*local_rev, "a returning set_and_wait", false)
+            }
+            (_, Some(RmapEvent::Applied { rev, .. }), _) => (*rev, "an applied change", false),
+            (_, Some(RmapEvent::Joined { rev, .. }), _) => (*rev, "a join", true),
+            (_, Some(RmapEvent::Resynced { rev, .. }), _) => (*rev, "a resync", true),
+            (_, _, Some(Rec::Probe { rev })) => (*rev, "a read", false),
+            _ => continue,
+        };
+        let (prev, loaded_losses) = last.get(&n).copied().unwrap_or((0, losses));
+        if rev < prev && !(resync && losses > loaded_losses) {
+            v.push(Violation::new(
+                "R2",
+                e.t_us,
+                format!("{n}: revision went back from {prev} to {rev} ({what}) without a data loss"),
+            ));
+        }
+        last.insert(n, (rev, if resync { losses } else { loaded_losses }));
+    }
+    v.truncate(20);
+    v
+}
+
 impl Scenario for RmapScenario {
     fn name(&self) -> &'static str {
         "rmap"
@@ -435,6 +487,7 @@ impl Scenario for RmapScenario {
                 v.push(Violation::new("R4", t, format!("{node}: {waiters} waiters registered after quiescence")));
             }
         }
+        v.extend(revisions_forward(events));
         v
     }
 
@@ -471,6 +524,6 @@ impl Scenario for RmapScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP1, Mutant::MP11]
+        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4]
     }
 }
