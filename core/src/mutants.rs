@@ -61,6 +61,12 @@ pub enum Mutant {
     /// A stale change applied anyway (no revision compare on the feed): the replica's revision and
     /// reads go back.
     MC4,
+    /// A completer intake that never has room: producers wait forever, nothing is accepted.
+    MC5,
+    /// A completer intake that ignores its backlog bound.
+    MC6,
+    /// A completer stop that gives up at once and reports its bound reached (drain skipped).
+    MC7,
 }
 
 #[cfg(feature = "mutants")]

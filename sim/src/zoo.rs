@@ -159,6 +159,24 @@ pub const ZOO: &[Entry] = &[
         scenario: "rmap",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC5,
+        lineage: "completer intake that never has room: nothing is accepted (passed every older invariant)",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC6,
+        lineage: "completer intake that ignores its backlog bound",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC7,
+        lineage: "completer stop that gives up at once and reports its bound reached",
+        scenario: "completer",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

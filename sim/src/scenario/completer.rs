@@ -104,13 +104,15 @@ impl Default for CompleterScenario {
 }
 
 const PRODUCERS: usize = 2;
+/// The completer's backlog bound (queued + in flight).
+const BACKLOG: usize = 16;
 const MAX_JOB_MS: u64 = 60;
 
 impl CompleterScenario {
     fn config(&self) -> Option<CompleterConfig> {
         CompleterConfig::builder("jobs")
             .batch_size(8)
-            .backlog(16)
+            .backlog(BACKLOG)
             .event_buffer(4)
             .flush_interval(Duration::from_millis(20))
             .retry_backoff(Duration::from_millis(10), Duration::from_millis(200))
@@ -385,6 +387,7 @@ impl Scenario for CompleterScenario {
         let mut v = Vec::new();
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
+            v.extend(r.check_report(id, self, heal_us));
         }
         for e in events {
             if matches!(rec(e), Some(Rec::StressStuck {} | Rec::StressDone { stopped: false })) {
@@ -445,7 +448,7 @@ impl Scenario for CompleterScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MR1, Mutant::MR3, Mutant::MR4]
+        &[Mutant::MR1, Mutant::MR3, Mutant::MR4, Mutant::MC5, Mutant::MC6, Mutant::MC7]
     }
 }
 
@@ -460,6 +463,10 @@ struct Run {
     stop_begin: Option<u64>,
     stop_end: Option<u64>,
     subs: Vec<(u64, SubFilter, u64, u64, u64)>, // (t, filter, received, dropped, foreign)
+    started: Option<u64>,
+    max_backlog: (usize, u64), // (largest backlog seen at an acceptance, when)
+    drain_started: Option<u64>,
+    stop_deadline: Option<u64>,
 }
 
 /// Runs keyed by `node#incarnation/run`.
@@ -498,6 +505,18 @@ impl Runs {
                     {
                         (*run, Seen::Closed(*unflushed as u64, *undelivered as u64, *producers_left as u64))
                     }
+                    CompleterEvent::CompleterStarted { completer, run } if *completer != *STRESS => {
+                        (*run, Seen::Started)
+                    }
+                    CompleterEvent::Accepted { completer, run, backlog } if *completer != *STRESS => {
+                        (*run, Seen::Backlog(*backlog))
+                    }
+                    CompleterEvent::DrainStarted { completer, run, .. } if *completer != *STRESS => {
+                        (*run, Seen::DrainStarted)
+                    }
+                    CompleterEvent::StopDeadline { completer, run, .. } if *completer != *STRESS => {
+                        (*run, Seen::StopDeadline)
+                    }
                     _ => continue,
                 },
                 (_, Some(r)) => match r {
@@ -526,6 +545,14 @@ impl Runs {
                 Seen::StopBegin => r.stop_begin = Some(t),
                 Seen::StopEnd => r.stop_end = Some(t),
                 Seen::Sub(filter, received, dropped, foreign) => r.subs.push((t, filter, received, dropped, foreign)),
+                Seen::Started => r.started = Some(t),
+                Seen::Backlog(n) => {
+                    if n > r.max_backlog.0 {
+                        r.max_backlog = (n, t);
+                    }
+                }
+                Seen::DrainStarted => r.drain_started = Some(t),
+                Seen::StopDeadline => r.stop_deadline = Some(t),
             }
         }
         Runs { runs, incarnations }
@@ -541,9 +568,63 @@ enum Seen<'a> {
     StopBegin,
     StopEnd,
     Sub(SubFilter, u64, u64, u64),
+    Started,
+    Backlog(usize),
+    DrainStarted,
+    StopDeadline,
 }
 
 impl Run {
+    /// The run's own accounting, judged where it can break: producers make progress once the
+    /// store is healthy (V6); the backlog never exceeds its bound (V7); a stop that begins with
+    /// the store healthy loses nothing (V3); a stop that reports its bound reached took it (V4).
+    fn check_report(&self, id: &str, scn: &CompleterScenario, heal_us: u64) -> Vec<Violation> {
+        let mut v = Vec::new();
+        if let (Some(start), Some(end)) = (self.started, self.stop_end)
+            && start >= heal_us
+            && self.accepted == 0
+        {
+            v.push(Violation::new(
+                "V6",
+                end,
+                format!(
+                    "{id}: no completion accepted from {:.3}s to its stop with the store healthy",
+                    start as f64 / 1e6
+                ),
+            ));
+        }
+        let (backlog, t) = self.max_backlog;
+        if backlog > BACKLOG {
+            v.push(Violation::new("V7", t, format!("{id}: backlog {backlog} over its bound {BACKLOG}")));
+        }
+        if let (Some(begin), Some(&(t, unflushed, undelivered, _))) = (self.stop_begin, self.closed.first())
+            && begin >= heal_us
+            && unflushed + undelivered > 0
+        {
+            v.push(Violation::new(
+                "V3",
+                t,
+                format!(
+                    "{id}: a stop with the store healthy reported {unflushed} unflushed and {undelivered} undelivered"
+                ),
+            ));
+        }
+        if let (Some(drain), Some(t)) = (self.drain_started, self.stop_deadline)
+            && t - drain < scn.stop_ms * 1000
+        {
+            v.push(Violation::new(
+                "V4",
+                t,
+                format!(
+                    "{id}: the stop reported its bound ({} ms) reached {:.3}s after the drain began",
+                    scn.stop_ms,
+                    (t - drain) as f64 / 1e6
+                ),
+            ));
+        }
+        v
+    }
+
     fn check(&self, id: &str, stop_bound_us: u64) -> Vec<Violation> {
         let mut v = Vec::new();
         // Only runs whose stop completed are judged (a crashed process loses its memory by design).
