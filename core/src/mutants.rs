@@ -67,6 +67,9 @@ pub enum Mutant {
     MC6,
     /// A completer stop that gives up at once and reports its bound reached (drain skipped).
     MC7,
+    /// A pending-entry sweeper that does not compare the deadline: every unacknowledged
+    /// dispatch is re-dispatched at the next sweep, inside its ack grace.
+    MC8,
 }
 
 #[cfg(feature = "mutants")]

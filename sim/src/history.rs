@@ -89,7 +89,7 @@ events! {
         /// Replies are delayed by `delay_ms` after the request was applied, for `ms`.
         ReplyDelay { ms: u64, delay_ms: u64 } = "reply_delay",
         /// Every packet to and from `node` takes `extra_ms` more, for `ms`.
-        NodeLatency { node: Who, ms: u64, extra_ms: u64 } = "node_latency",
+        NodeLatency { node: Who, ms: u64, to_ms: u64, from_ms: u64 } = "node_latency",
         /// Every store connection was killed (watches see a gap).
         FeedDisconnect {} = "feed_disconnect",
         /// `node` is cut from the store (`dir`) for `ms`.

@@ -97,6 +97,10 @@ pub struct ServerFaults {
     /// Percentage of replies dropped after the request was applied.
     pub reply_loss_pct: AtomicU32,
     kill_conns: watch::Sender<u64>,
+    /// Delay of every reply after its request was applied (ms).
+    pub reply_delay_ms: AtomicU64,
+    /// Per node: extra delay of its requests before they are applied, and of its replies (ms).
+    pub node_latency: Mutex<BTreeMap<Who, (u64, u64)>>,
     /// Highest fence each lease key has had (the server's own judgment; survives restarts).
     max_fence: Mutex<BTreeMap<String, u64>>,
 }
@@ -108,6 +112,8 @@ impl Default for ServerFaults {
             extra_latency_ms: AtomicU64::new(0),
             reply_loss_pct: AtomicU32::new(0),
             kill_conns: watch::channel(0).0,
+            reply_delay_ms: AtomicU64::new(0),
+            node_latency: Mutex::new(BTreeMap::new()),
             max_fence: Mutex::new(BTreeMap::new()),
         }
     }
@@ -124,6 +130,8 @@ impl ServerFaults {
         self.refuse.store(false, Ordering::SeqCst);
         self.extra_latency_ms.store(0, Ordering::SeqCst);
         self.reply_loss_pct.store(0, Ordering::SeqCst);
+        self.reply_delay_ms.store(0, Ordering::SeqCst);
+        self.node_latency.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -175,11 +183,13 @@ async fn connection(
 
 async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who>>), req: Req) {
     let (store, faults, history, tx, client) = ctx;
-    let latency = faults.extra_latency_ms.load(Ordering::SeqCst);
+    let node = *client.lock().unwrap_or_else(|p| p.into_inner());
+    let (to_ms, from_ms) =
+        faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or((0, 0));
+    let latency = faults.extra_latency_ms.load(Ordering::SeqCst) + to_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let node = *client.lock().unwrap_or_else(|p| p.into_inner());
     let result = if faults.refuse.load(Ordering::SeqCst) {
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else {
@@ -189,6 +199,11 @@ async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who
     if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
         history.record(Who::Store, ServerEv::ReplyDropped { to: node });
         return;
+    }
+    // Applied; the reply is held back (the caller still waits within its timeout).
+    let delay = faults.reply_delay_ms.load(Ordering::SeqCst) + from_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
 }

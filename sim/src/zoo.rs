@@ -177,6 +177,12 @@ pub const ZOO: &[Entry] = &[
         scenario: "completer",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC8,
+        lineage: "pending sweeper without the deadline compare: re-dispatch inside the ack grace",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -187,7 +187,17 @@ impl Scenario for LeaseScenario {
         let mut open: BTreeSet<Who> = BTreeSet::new();
         let mut crashed_holder = false;
         let mut failed_renew: BTreeSet<Who> = BTreeSet::new();
+        let mut narrow = super::NarrowWindows::default();
         for e in events {
+            narrow.see(e);
+            if let Some(LeaseEvent::Renewed { .. }) = e.lease() {
+                if narrow.reply_delayed(e.t_us) {
+                    c.insert("renewed_under_reply_delay");
+                }
+                if narrow.asymmetric(e.node, e.t_us) {
+                    c.insert("renewed_under_asymmetric_latency");
+                }
+            }
             if let Some(l) = e.lease() {
                 match l {
                     LeaseEvent::Held { .. } => {
@@ -233,6 +243,8 @@ impl Scenario for LeaseScenario {
             "quarantine_refusal",
             "renew_retried_then_succeeded",
             "stale_fence_rejected",
+            "renewed_under_reply_delay",
+            "renewed_under_asymmetric_latency",
         ]
     }
 

@@ -57,6 +57,8 @@ events! {
         SawDone { id: String, rev: u64, replica_rev: u64, has_key: bool } = "saw_done",
         /// A `set_and_wait` call failed.
         SawErr { id: String, error: SawError } = "saw_err",
+        /// A `set_and_wait` caller was descheduled for `ms` after its first poll.
+        SawDescheduled { id: String, ms: u64 } = "saw_descheduled",
         /// A `set_and_wait` call was cut short by the workload.
         SawCancelled { id: String } = "saw_cancelled",
         /// A reader probe: the replica's revision.
@@ -178,6 +180,21 @@ impl Node {
             let cut = madsim::rand::thread_rng().gen_bool(0.3).then(|| rand_ms(1, 12));
             self.ctx.record(Rec::SawStart { id: id.clone() });
             let r = match cut {
+                None if madsim::rand::thread_rng().gen_bool(0.25) => {
+                    // A caller descheduled mid-call: polled once, then left alone for a while
+                    // (its write may land and its waiter be woken meanwhile), then awaited.
+                    let call = self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown);
+                    tokio::pin!(call);
+                    match futures::poll!(call.as_mut()) {
+                        std::task::Poll::Ready(r) => Some(r),
+                        std::task::Poll::Pending => {
+                            let d = rand_ms(20, 400);
+                            self.ctx.clock.sleep(d).await;
+                            self.ctx.record(Rec::SawDescheduled { id: id.clone(), ms: d.as_millis() as u64 });
+                            Some(call.await)
+                        }
+                    }
+                }
                 None => Some(self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown).await),
                 Some(d) => tokio::select! {
                     biased;
@@ -307,6 +324,8 @@ impl Scenario for RmapScenario {
                 FaultKind::NodeCrash,
                 FaultKind::NodePause,
                 FaultKind::NodeRestart,
+                FaultKind::ReplyDelay,
+                FaultKind::NodeLatency,
             ],
             window_ms: self.window_ms,
             unit_ms: 1000,
@@ -427,6 +446,7 @@ impl Scenario for RmapScenario {
                         ));
                     }
                 }
+                Rec::SawDescheduled { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
@@ -493,7 +513,24 @@ impl Scenario for RmapScenario {
 
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
+        let mut narrow = super::NarrowWindows::default();
+        let mut descheduled: BTreeSet<(Who, &str)> = BTreeSet::new();
         for e in events {
+            narrow.see(e);
+            match rec(e) {
+                Some(Rec::SawDescheduled { id, .. }) => {
+                    descheduled.insert((e.node, id));
+                }
+                Some(Rec::SawDone { id, .. }) => {
+                    if descheduled.remove(&(e.node, id.as_str())) {
+                        c.insert("set_and_wait_descheduled_caller");
+                    }
+                    if narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us) {
+                        c.insert("set_and_wait_under_slow_replies");
+                    }
+                }
+                _ => {}
+            }
             match (e.rmap(), rec(e)) {
                 (Some(RmapEvent::Resynced { reason, rev, old_rev, .. }), _) => {
                     // A fresh map's first write is a revision jump from 0: only feed gaps count.
@@ -520,7 +557,14 @@ impl Scenario for RmapScenario {
     }
 
     fn coverage_goals(&self) -> &'static [&'static str] {
-        &["resync_after_gap", "resync_after_data_loss", "waiter_cancelled_mid_apply", "set_and_wait_completed"]
+        &[
+            "resync_after_gap",
+            "resync_after_data_loss",
+            "waiter_cancelled_mid_apply",
+            "set_and_wait_completed",
+            "set_and_wait_descheduled_caller",
+            "set_and_wait_under_slow_replies",
+        ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
