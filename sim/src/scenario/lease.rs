@@ -177,6 +177,7 @@ impl Scenario for LeaseScenario {
             }
         }
         v.extend(s1_beliefs(&beliefs.intervals, run));
+        v.extend(self.belief_after_freeze(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -291,6 +292,63 @@ impl LeaseScenario {
     /// (ttl), a data-loss quarantine ends (ttl), a poll and a renewal pass, plus slack.
     fn stable_from_ms(&self) -> u64 {
         3 * self.ttl_ms + 2 * self.renew_ms() + 1000
+    }
+
+    /// S4, belief after a freeze: a node that resumes past the deadline of its grant must not act
+    /// as its holder — not even in the instants after the resume, before its lease owner runs. Its
+    /// deadline is at most the last confirmation of the grant (grant or renewal reply) plus the TTL
+    /// stretched by the drift bound; a clock beyond the bound is excused as for S1. Acting = a
+    /// write to the fenced resource with the grant's fence (accepted or not).
+    fn belief_after_freeze(&self, run: &RunView<'_>) -> Vec<Violation> {
+        let bound = self.plan_spec().drift_bound;
+        let ttl_us = (self.ttl_ms as f64 * 1000.0 * (1.0 + bound)) as u64;
+        let excused = drift_excused(run.events, run.end_us);
+        let is_excused = |n: Who, t: u64| excused.get(&n).is_some_and(|s| s.iter().any(|s| s.start <= t && t <= s.end));
+        // node → (believed fence, last confirmation µs); node → fence it may no longer act on
+        let mut belief: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+        let mut stale: BTreeMap<Who, (u64, u64, u64)> = BTreeMap::new(); // (fence, resumed at, deadline)
+        let mut v = Vec::new();
+        for e in run.events {
+            let n = e.node;
+            match (e.lease(), e.world(), rec(e)) {
+                (Some(LeaseEvent::Held { fence, .. } | LeaseEvent::Renewed { fence, .. }), _, _) => {
+                    belief.insert(n, (*fence, e.t_us));
+                    stale.remove(&n);
+                }
+                (Some(LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }), _, _)
+                | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
+                    belief.remove(&n);
+                    stale.remove(&n);
+                }
+                (_, Some(WorldEv::NodeResume {}), _) => {
+                    if let Some(&(fence, confirmed)) = belief.get(&n)
+                        && e.t_us > confirmed + ttl_us
+                        && !is_excused(n, e.t_us)
+                    {
+                        stale.insert(n, (fence, e.t_us, confirmed + ttl_us));
+                    }
+                }
+                (_, _, Some(Rec::ResourceWrite { fence, .. })) => {
+                    if let Some(&(f, resumed, deadline)) = stale.get(&n)
+                        && f == *fence
+                    {
+                        v.push(Violation::new(
+                            "S4",
+                            e.t_us,
+                            format!(
+                                "{n} wrote with fence {fence} {:.3}s after resuming at {:.3}s, past its grant's deadline ({:.3}s at the latest)",
+                                (e.t_us - resumed) as f64 / 1e6,
+                                resumed as f64 / 1e6,
+                                deadline as f64 / 1e6
+                            ),
+                        ));
+                        stale.remove(&n); // one report per freeze
+                    }
+                }
+                _ => {}
+            }
+        }
+        v
     }
 
     /// Progress that heartbeats cannot fake: every live owner either renews (holder) or gets an
