@@ -21,6 +21,7 @@ mod error;
 pub mod lease;
 pub mod lifecycle;
 pub mod mutants;
+pub mod observe;
 pub mod pool;
 pub mod rmap;
 pub mod shutdown;

@@ -11,12 +11,15 @@ compile_error!(
     "keel-sim's `sim` feature needs `--cfg madsim`: run `cargo sim …` or `cargo simtest` from the repo root, or `cd sim && cargo test --features sim`"
 );
 
+#[cfg(madsim)]
+pub mod baseline;
 pub mod check;
-pub mod history;
 pub mod plan;
 
 #[cfg(madsim)]
 pub mod clock;
+#[cfg(madsim)]
+pub mod history;
 #[cfg(madsim)]
 pub mod net;
 #[cfg(madsim)]
@@ -25,6 +28,8 @@ pub mod runner;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod sweep;
+#[cfg(madsim)]
+pub mod timeline;
 #[cfg(madsim)]
 pub mod world;
 pub mod zoo;

@@ -55,7 +55,7 @@ use std::sync::atomic::Ordering;
 
 use crate::watch;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::debug;
 
 pub use crate::completer::{CompletionEvent, KindFilter, Subscription};
 pub use config::{DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
@@ -69,6 +69,7 @@ pub use state::decode;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::StoreError;
+use crate::observe::{self, PoolEvent};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use node::Core;
@@ -253,7 +254,7 @@ impl<S: Store> Pool<S> {
             tokio::spawn(core.clone().run_router()),
             tokio::spawn(core.clone().close_completions()),
         ];
-        info!(target: "keel::pool", kind = "node_started", pool = %core.cfg.name, node = %core.cfg.node, "pool node started");
+        observe::emit(PoolEvent::NodeStarted { pool: (&core.cfg.name).into(), node: (&core.cfg.node).into() });
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }
 }
@@ -382,7 +383,7 @@ impl<S: Store> PoolNode<S> {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        info!(target: "keel::pool", kind = "node_stopped", node = %self.core.cfg.node, "pool node stopped");
+        observe::emit(PoolEvent::NodeStopped { node: (&self.core.cfg.node).into() });
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, warn};
 
 use super::load::LoadIndex;
 use super::state::{
@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
+use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store, Watch, WatchEvent};
 
@@ -91,7 +92,7 @@ impl<S: Store> Core<S> {
     pub async fn close_completions(self: Arc<Self>) {
         self.shutdown.cancelled().await;
         if let Err(e) = self.completer.stop().await {
-            warn!(target: "keel::pool", kind = "completion_events_unflushed", error = %e, "completion events not flushed before the bound (the completions themselves are recorded)");
+            observe::emit(PoolEvent::CompletionEventsUnflushed { error: Text::display(&e) });
         }
         self.events.stop().await;
     }
@@ -219,7 +220,12 @@ impl<S: Store> Core<S> {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         self.note_owner(job, Some(&rec.encode()));
-        info!(target: "keel::pool", kind = "dispatched", job, worker = %worker, attempt = 1u64, now_ms = view.now_ms, "job dispatched");
+        observe::emit(PoolEvent::Dispatched {
+            job: job.into(),
+            worker: (&worker).into(),
+            attempt: 1,
+            now_ms: view.now_ms,
+        });
         self.route(job, Some(&rec.encode()));
         Ok(1)
     }
@@ -234,7 +240,7 @@ impl<S: Store> Core<S> {
         from_raw: &str,
         extra: Option<(String, Expect)>,
         exclude: &str,
-        kind: &'static str,
+        kind: MoveKind,
     ) -> Result<bool, StoreError> {
         let Some(rec) = JobRecord::parse(from_raw) else {
             return Err(StoreError::corrupt(job_key(job), "unparsable job record"));
@@ -252,7 +258,14 @@ impl<S: Store> Core<S> {
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             self.note_owner(job, Some(&new.encode()));
-            info!(target: "keel::pool", kind, job, from = %rec.owner, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
+            observe::emit(PoolEvent::Moved {
+                kind,
+                job: job.into(),
+                from: (&rec.owner).into(),
+                worker: (&target).into(),
+                attempt: new.attempt,
+                now_ms: view.now_ms,
+            });
             self.route(job, Some(&new.encode()));
         }
         Ok(out.applied)
@@ -268,8 +281,11 @@ impl<S: Store> Core<S> {
         }
         if let Some(old) = &known {
             self.data_losses.fetch_add(1, Ordering::Relaxed);
-            error!(target: "keel::pool", kind = "data_loss", pool = %self.cfg.name, old_epoch = %old, new_epoch = ?current,
-                "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone");
+            observe::emit(PoolEvent::DataLoss {
+                pool: (&self.cfg.name).into(),
+                old_epoch: old.into(),
+                new_epoch: current.as_ref().map(Text::from),
+            });
         }
         let fresh = format!("{}.{}", self.cfg.node, self.incarnation);
         let value = match current {
@@ -301,12 +317,12 @@ impl<S: Store> Core<S> {
                     let unacked = Pending::parse(&raw).map(|p| p.worker).unwrap_or_default();
                     let exclude =
                         if view.pick_worker(self.ttl_ms(), &unacked).is_some() { unacked } else { String::new() };
-                    self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, "redispatched").await?;
+                    self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, MoveKind::Redispatched).await?;
                 } else {
                     let writes = [(pending_key(&job), None)];
                     let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[guard], &writes)).await?;
                     if out.applied {
-                        debug!(target: "keel::pool", kind = "pending_swept", job = %job, "stale pending entry removed");
+                        observe::emit(PoolEvent::PendingSwept { job: (&job).into() });
                     }
                 }
             }
@@ -319,7 +335,7 @@ impl<S: Store> Core<S> {
         }
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
-                self.move_job(&mut view, &job, &rec.encode(), None, "", "assigned").await?;
+                self.move_job(&mut view, &job, &rec.encode(), None, "", MoveKind::Assigned).await?;
             }
         }
         let keepalive_only = mutants::active(Mutant::MP7);
@@ -346,7 +362,7 @@ impl<S: Store> Core<S> {
         for c in seen {
             let id = (c.map.clone(), c.key.clone());
             if known.get(&id) != Some(&c.raw) {
-                error!(target: "keel::pool", kind = "corrupt_record", pool = %self.cfg.name, map = %c.map, key = %c.key,
+                tracing::error!(target: "keel::pool", kind = "corrupt_record", pool = %self.cfg.name, map = %c.map, key = %c.key,
                     detail = c.detail, "corrupt pool record: it blocks its key until repaired or quarantined (keel::pool::quarantine_corrupt); logged once");
                 if known.len() < GARBAGE_KEYS_MAX {
                     known.insert(id, c.raw.clone());
@@ -399,7 +415,7 @@ impl<S: Store> Core<S> {
                 let w_ = MapWrite::SetIfAbsent(mine.clone());
                 let out = self.op("map_write", self.store.map_write(&self.maps.cleanup, w, w_)).await?;
                 if out.applied {
-                    info!(target: "keel::pool", kind = "cleanup_locked", worker = w, lock = %mine, "cleanup lock taken");
+                    observe::emit(PoolEvent::CleanupLocked { worker: w.into(), lock: (&mine).into() });
                 }
                 Ok(out.applied.then_some(mine))
             }
@@ -416,7 +432,11 @@ impl<S: Store> Core<S> {
                     self.op("map_write", self.store.map_write(&self.maps.cleanup, w, cas)).await?.applied
                 };
                 if applied {
-                    info!(target: "keel::pool", kind = "cleanup_takeover", worker = w, from = %observed, lock = %mine, "stale cleanup lock taken over");
+                    observe::emit(PoolEvent::CleanupTakeover {
+                        worker: w.into(),
+                        from: (&observed).into(),
+                        lock: (&mine).into(),
+                    });
                 }
                 Ok(applied.then_some(mine))
             }
@@ -464,7 +484,7 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        let kind = if orphan { "orphan_requeued" } else { "requeued" };
+        let kind = if orphan { MoveKind::OrphanRequeued } else { MoveKind::Requeued };
         // Requeue until a fresh snapshot shows no job owned by w (a dispatch may have landed).
         for _round in 0..4 {
             let mut fresh = self.view(false).await?;
@@ -489,7 +509,7 @@ impl<S: Store> Core<S> {
         }
         self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
         self.release(w, &mine).await;
-        info!(target: "keel::pool", kind = "worker_cleaned", worker = w, orphan, "dead worker cleaned up");
+        observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan });
         Ok(())
     }
 
@@ -499,7 +519,7 @@ impl<S: Store> Core<S> {
         job: &str,
         raw: &str,
         w: &str,
-        kind: &'static str,
+        kind: MoveKind,
     ) -> Result<(), StoreError> {
         let (min, max) = self.cfg.cleanup_backoff;
         let mut wait = min;
@@ -555,12 +575,19 @@ impl<S: Store> Core<S> {
                 .await?;
             if out.applied {
                 view.jobs.insert(job_key(&job), new.encode());
-                info!(target: "keel::pool", kind = "requeued", job = %job, from = w, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
+                observe::emit(PoolEvent::Moved {
+                    kind: MoveKind::Requeued,
+                    job: (&job).into(),
+                    from: w.into(),
+                    worker: (&target).into(),
+                    attempt: new.attempt,
+                    now_ms: view.now_ms,
+                });
                 self.route(&job, Some(&new.encode()));
             }
         }
         self.release(w, mine).await;
-        info!(target: "keel::pool", kind = "worker_cleaned", worker = w, orphan = false, "dead worker cleaned up");
+        observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan: false });
         Ok(())
     }
 
