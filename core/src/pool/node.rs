@@ -362,7 +362,7 @@ impl<S: Store> Core<S> {
         for c in seen {
             let id = (c.map.clone(), c.key.clone());
             if known.get(&id) != Some(&c.raw) {
-                error!(target: "keel::pool", kind = "corrupt_record", pool = %self.cfg.name, map = %c.map, key = %c.key,
+                tracing::error!(target: "keel::pool", kind = "corrupt_record", pool = %self.cfg.name, map = %c.map, key = %c.key,
                     detail = c.detail, "corrupt pool record: it blocks its key until repaired or quarantined (keel::pool::quarantine_corrupt); logged once");
                 if known.len() < GARBAGE_KEYS_MAX {
                     known.insert(id, c.raw.clone());
