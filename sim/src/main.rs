@@ -357,14 +357,17 @@ mod cli {
         println!(
             "## Checking cost (cargo sim bench --baseline --rounds {rounds}: {PER_ROUND} seeds a side a round, one thread)\n"
         );
-        let Some((checked, bare)) = keel_sim::baseline::compare_lease(rounds, PER_ROUND) else {
+        let Some([checked, unchecked, bare]) = keel_sim::baseline::compare_lease(rounds, PER_ROUND) else {
             eprintln!("error: this platform does not report thread CPU time (/proc/thread-self/schedstat)");
             return 2;
         };
         println!("| program | seeds | CPU s | seeds per CPU-s | simulated s per CPU-s |");
         println!("|---|---|---|---|---|");
-        for (name, side) in [("lease scenario (swarm faults, every check)", checked), ("bare madsim, same shape", bare)]
-        {
+        for (name, side) in [
+            ("lease scenario (swarm faults, every check)", checked),
+            ("the same runs without the checker (no history, no checks)", unchecked),
+            ("bare madsim, same shape", bare),
+        ] {
             println!(
                 "| {name} | {} | {:.2} | {:.1} | {:.0} |",
                 side.seeds,
@@ -373,6 +376,10 @@ mod cli {
                 side.sim_per_cpu_s()
             );
         }
+        println!(
+            "\nthe checker's share of the lease scenario's CPU: {:.0} %",
+            100.0 * (1.0 - unchecked.cpu.as_secs_f64() / checked.cpu.as_secs_f64().max(1e-9))
+        );
         println!("lease/bare-madsim={:.3}", checked.seeds_per_cpu_s() / bare.seeds_per_cpu_s());
         0
     }
