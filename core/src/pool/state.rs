@@ -202,8 +202,11 @@ impl JobRecord {
     /// The same job moved to `owner` under the next attempt.
     pub fn moved_to(&self, owner: &str) -> JobRecord {
         // parse bounds the attempt far below u64::MAX; saturate rather than trust that.
-        let next =
-            JobRecord { attempt: self.attempt.saturating_add(1), owner: owner.to_owned(), payload: self.payload.clone() };
+        let next = JobRecord {
+            attempt: self.attempt.saturating_add(1),
+            owner: owner.to_owned(),
+            payload: self.payload.clone(),
+        };
         crate::keel_assert!(next.attempt > self.attempt, "attempts only grow per job");
         next
     }
