@@ -58,7 +58,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 pub use crate::completer::{CompletionEvent, KindFilter, Subscription};
-pub use config::{DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
+pub use config::{DEDUP_WINDOW_MAX, DEFAULT_START_TIMEOUT, DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
 
 /// The [`Completion::kind`](crate::completer::Completion) of a job completed by a pool worker.
 pub const COMPLETED: &str = "completed";
