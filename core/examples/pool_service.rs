@@ -101,7 +101,7 @@ async fn run<S: Store>(store: S) -> Result<(), Box<dyn std::error::Error>> {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let node_c = nodes.pop().ok_or("three nodes")?;
-    let c_workers: Vec<String> = workers.drain(8..).map(|w| w.id().to_owned()).collect();
+    let c_workers: Vec<String> = workers.drain(8..).map(|w| w.id()).collect();
     let t1 = clock.now();
     node_c.stop().await;
     println!("node-c stopped (drain deadline 2 s) in {:.3} s", (clock.now() - t1).as_secs_f64());

@@ -20,6 +20,7 @@ pub mod completer;
 mod error;
 pub mod lease;
 pub mod lifecycle;
+pub mod metrics;
 pub mod mutants;
 pub mod pool;
 pub mod rmap;

@@ -10,12 +10,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::feed::{Delivered, Feed, JobCompletion};
 use super::load::LoadIndex;
 use super::state::{self, CleanupLock, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key};
 use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
+use crate::metrics::{self as keel_metrics, PoolMetrics};
 use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store, Watch, WatchEvent};
@@ -25,6 +27,14 @@ pub(crate) type Assign = (String, Option<String>);
 
 /// How far into the future MP4 bumps a keep-alive used as a cleanup lock (pulse used "far").
 const MP4_BUMP_MS: u64 = 3_600_000;
+
+/// How many TTLs of store time the completion feed remembers what it delivered: more than a
+/// completion's retries can take between its time read and its write (cleanup_retries ×
+/// (op_timeout + backoff) < 2·ttl with the defaults).
+const FEED_HORIZON_TTLS: u64 = 4;
+
+/// How many TTLs the completer's map keeps a completed job's entry (at most the dedup window).
+const COMPLETER_RETENTION_TTLS: u32 = 10;
 
 /// The keep-alive value a cleaner writes over a stale one before moving the worker's jobs.
 pub(crate) const DEAD: &str = "dead";
@@ -42,10 +52,18 @@ pub(crate) struct Core<S: Store> {
     loads: Mutex<LoadIndex>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
+    /// Worker incarnations of this node whose task runs.
+    pub live_workers: AtomicU64,
+    pub worker_deaths: AtomicU64,
+    pub worker_replacements: AtomicU64,
     /// Batches completion events (each worker is a producer) and owns their channel.
     pub completer: Completer<S>,
     /// Distributes the completer's events to the node's subscribers.
     pub events: SubscriptionManager,
+    /// The pool-wide completion feed (tombstones from the job map's feed and snapshots).
+    pub feed: Feed,
+    /// The node's metric handles (registered once, here).
+    pub metrics: PoolMetrics,
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
@@ -61,7 +79,10 @@ impl<S: Store> Core<S> {
         let maps = Maps::new(&cfg.name);
         let completer = Completer::new(store.clone(), cfg.completer.clone()).with_clock(clock.clone());
         let events = SubscriptionManager::new(&completer);
+        let feed = Feed::new(incarnation, ms(cfg.worker_ttl) * FEED_HORIZON_TTLS);
         Core {
+            metrics: PoolMetrics::new(&cfg.name),
+            feed,
             completer,
             events,
             store,
@@ -75,6 +96,9 @@ impl<S: Store> Core<S> {
             loads: Mutex::new(LoadIndex::default()),
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
+            live_workers: AtomicU64::new(0),
+            worker_deaths: AtomicU64::new(0),
+            worker_replacements: AtomicU64::new(0),
         }
     }
 
@@ -99,11 +123,15 @@ impl<S: Store> Core<S> {
         name: &'static str,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::select! {
+        let r = tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             r = fut => r,
             _ = self.clock.sleep(self.cfg.op_timeout) => Err(StoreError::Timeout { op: name }),
+        };
+        if let Err(e) = &r {
+            keel_metrics::store_error("pool", e);
         }
+        r
     }
 
     pub fn new_worker_id(&self) -> String {
@@ -117,6 +145,29 @@ impl<S: Store> Core<S> {
 
     pub fn unregister_local(&self, id: &str) {
         lock(&self.local).remove(id);
+    }
+
+    /// A worker incarnation's task started (+1) or ended (-1).
+    pub fn live_workers_changed(&self, delta: i64) {
+        if delta >= 0 {
+            self.live_workers.fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            let prev = self.live_workers.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            assert!(prev >= delta.unsigned_abs(), "live worker count went below zero");
+        }
+        self.metrics.workers_live.set(self.live_workers.load(Ordering::Relaxed) as f64);
+    }
+
+    /// One of this node's workers died (cleaned up by the pool, or panicked).
+    pub fn worker_died(&self) {
+        self.worker_deaths.fetch_add(1, Ordering::Relaxed);
+        self.metrics.workers_dead.increment(1);
+    }
+
+    /// A dead worker was replaced by a fresh incarnation.
+    pub fn worker_replaced(&self) {
+        self.worker_replacements.fetch_add(1, Ordering::Relaxed);
+        self.metrics.workers_replaced.increment(1);
     }
 
     /// Tell this node's workers about job `job`'s record (`None`: completed or gone): its owner
@@ -200,6 +251,7 @@ impl<S: Store> Core<S> {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         self.note_owner(job, Some(&rec.encode()));
+        self.metrics.dispatched.increment(1);
         info!(target: "keel::pool", kind = "dispatched", job, worker = %worker, attempt = 1u64, now_ms = view.now_ms, "job dispatched");
         self.route(job, Some(&rec.encode()));
         Ok(1)
@@ -233,6 +285,7 @@ impl<S: Store> Core<S> {
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             self.note_owner(job, Some(&new.encode()));
+            self.metrics.moved(kind);
             info!(target: "keel::pool", kind, job, from = %rec.owner, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
             self.route(job, Some(&new.encode()));
         }
@@ -249,6 +302,7 @@ impl<S: Store> Core<S> {
         }
         if let Some(old) = &known {
             self.data_losses.fetch_add(1, Ordering::Relaxed);
+            self.metrics.data_losses.increment(1);
             error!(target: "keel::pool", kind = "data_loss", pool = %self.cfg.name, old_epoch = %old, new_epoch = ?current,
                 "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone");
         }
@@ -270,6 +324,7 @@ impl<S: Store> Core<S> {
         self.check_epoch().await?;
         let mut view = self.view(true).await?;
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
+        self.observe_tombstones(&view.jobs, "sweep");
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
             self.route(job, Some(raw));
         }
@@ -314,15 +369,22 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// The completer's map keeps one entry per completed job; drop those whose job has neither
-    /// a record nor a tombstone any more (so the map is bounded like the tombstones).
+    /// The completer's map keeps one entry per completed job (with its payload); drop those
+    /// whose job has no record and whose tombstone is gone or older than
+    /// [`COMPLETER_RETENTION_TTLS`] TTLs: the map stays bounded by the completion rate even
+    /// under a long dedup window.
     async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
         let map = self.cfg.completer.map();
         let entries = self.op("map_snapshot", self.store.map_snapshot(map)).await?.entries;
-        let gone: Vec<(String, String)> = entries
-            .into_iter()
-            .filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !view.jobs.contains_key(&state::done_key(k)))
-            .collect();
+        let keep_ms = ms(self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS));
+        let recent = |k: &str| {
+            view.jobs
+                .get(&state::done_key(k))
+                .and_then(|raw| JobCompletion::from_tombstone(k, raw))
+                .is_some_and(|c| c.completed_ms.saturating_add(keep_ms) >= view.now_ms)
+        };
+        let gone: Vec<(String, String)> =
+            entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect();
         for chunk in gone.chunks(256) {
             let guards: Vec<_> = chunk.iter().map(|(k, v)| (k.clone(), Expect::Value(v.clone()))).collect();
             let writes: Vec<_> = chunk.iter().map(|(k, _)| (k.clone(), None)).collect();
@@ -443,6 +505,7 @@ impl<S: Store> Core<S> {
         }
         self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
         self.release(w, &mine).await;
+        self.metrics.cleanups.increment(1);
         info!(target: "keel::pool", kind = "worker_cleaned", worker = w, orphan, "dead worker cleaned up");
         Ok(())
     }
@@ -542,8 +605,39 @@ impl<S: Store> Core<S> {
         }
     }
 
-    /// The router: follows the job map's feed and hands new assignments to local workers.
-    /// A gap needs no resync here: the sweeper reconciles from a snapshot every period.
+    /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what
+    /// prompted the reconcile, for the event).
+    pub fn observe_tombstones(&self, jobs: &BTreeMap<String, String>, why: &'static str) {
+        let tombs = jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v.as_str())));
+        let d = self.feed.observe(tombs, true);
+        self.count_feed(why, &d);
+        if d.news > 0 {
+            info!(target: "keel::pool", kind = "feed_resynced", why, completions = d.news, "completions missed by the feed delivered from the store");
+        }
+        if d.dropped > 0 {
+            debug!(target: "keel::pool", kind = "feed_dropped", dropped = d.dropped, "completion feed subscriber full: completions dropped");
+        }
+    }
+
+    fn count_feed(&self, why: &str, d: &Delivered) {
+        if why != "start" {
+            self.metrics.feed_resynced.increment(d.news as u64);
+        }
+        self.metrics.feed_dropped.increment(d.dropped);
+    }
+
+    /// The feed reported a gap: reconcile the completion feed from a fresh snapshot now (the
+    /// sweeper would within a period; assignments need nothing, the sweeper re-announces).
+    async fn resync_feed(&self, why: &'static str) {
+        match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
+            Ok(snap) => self.observe_tombstones(&snap.entries, why),
+            Err(e) => debug!(target: "keel::pool", error = %e, "feed resync failed; the next sweep reconciles"),
+        }
+    }
+
+    /// The router: follows the job map's feed and hands new assignments to local workers, and
+    /// new tombstones to the completion feed. On a gap the completion feed is reconciled from a
+    /// snapshot; assignments need no resync (the sweeper re-announces every period).
     pub async fn run_router(self: Arc<Self>) {
         let mut watch = loop {
             tokio::select! {
@@ -555,16 +649,29 @@ impl<S: Store> Core<S> {
                     },
                 }
         };
+        // Watch first, then snapshot (docs/rmap.md): nothing written after the watch opened is
+        // missed, and the baseline resolves waiters of jobs completed before it.
+        self.resync_feed("start").await;
         loop {
-            tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                    _ = self.shutdown.cancelled() => return,
-                    ev = watch.next() => if let WatchEvent::Change(c) = ev
-                        && let Some(job) = c.key.strip_prefix("j/")
-                    {
+            let ev = tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.shutdown.cancelled() => return,
+                ev = watch.next() => ev,
+            };
+            match ev {
+                WatchEvent::Change(c) => {
+                    if let Some(job) = c.key.strip_prefix("j/") {
                         self.route_change(job, c.value.as_deref());
-                    },
+                    } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
+                        let d = self.feed.observe([(job, raw)].into_iter(), false);
+                        self.metrics.feed_dropped.increment(d.dropped);
+                        if d.dropped > 0 {
+                            debug!(target: "keel::pool", kind = "feed_dropped", dropped = d.dropped, "completion feed subscriber full: completions dropped");
+                        }
+                    }
                 }
+                WatchEvent::Gap => self.resync_feed("gap").await,
+            }
         }
     }
 }

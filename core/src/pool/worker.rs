@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::complete;
+use super::feed::JobCompletion;
 use super::node::{Assign, Core};
 use super::state::{JobRecord, KeepAlive, job_key, pending_key};
 use super::{Job, JobHandler, JobOutcome, WorkerExit};
@@ -336,6 +337,7 @@ async fn run_job<S: Store, H: JobHandler>(
             debug!(target: "keel::pool", kind = "acked", job = %job, worker = %worker, attempt, "acknowledged")
         }
         Ok(_) => {
+            core.metrics.stale_rejected.increment(1);
             info!(target: "keel::pool", kind = "stale_rejected", op = "ack", job = %job, worker = %worker, attempt, "stale attempt: ack rejected");
             let _ = done.send((job, attempt)).await;
             return;
@@ -350,6 +352,7 @@ async fn run_job<S: Store, H: JobHandler>(
         let _ = done.send((job, attempt)).await;
         return;
     }
+    core.metrics.started.increment(1);
     info!(target: "keel::pool", kind = "started", job = %job, worker = %worker, attempt, "handler started");
     let outcome = handler
         .run(Job {
@@ -372,11 +375,13 @@ async fn run_job<S: Store, H: JobHandler>(
                     debug!(target: "keel::pool", job = %job, error = %e, "completion event not accepted");
                 },
                 _ = core.clock.sleep(core.cfg.op_timeout) => {
+                    core.metrics.completion_events_dropped.increment(1);
                     warn!(target: "keel::pool", kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)");
                 }
             }
         }
     } else {
+        core.metrics.abandoned.increment(1);
         info!(target: "keel::pool", kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing");
     }
     let _ = done.send((job, attempt)).await;
@@ -390,7 +395,9 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
     let mut done: Option<String> = None;
     for _ in 0..core.cfg.cleanup_retries {
         if done.is_none() {
-            done = core.op("time", core.store.time_ms()).await.ok().map(|ms| format!("{attempt}|{worker}|{ms}"));
+            done = core.op("time", core.store.time_ms()).await.ok().map(|completed_ms| {
+                JobCompletion { job: job.to_owned(), attempt, worker: worker.to_owned(), completed_ms }.tombstone()
+            });
         }
         let Some(tomb) = done.as_deref() else {
             core.clock.sleep(wait).await;
@@ -399,10 +406,12 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
         };
         match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw, tomb)).await {
             Ok(true) => {
+                core.metrics.completed.increment(1);
                 info!(target: "keel::pool", kind = "completed", job, worker, attempt, "job completed");
                 return true;
             }
             Ok(false) => {
+                core.metrics.stale_rejected.increment(1);
                 info!(target: "keel::pool", kind = "stale_rejected", op = "complete", job, worker, attempt, "stale attempt: completion rejected");
                 return false;
             }
