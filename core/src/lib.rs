@@ -22,6 +22,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod metrics;
 pub mod mutants;
+pub mod observe;
 pub mod pool;
 pub mod rmap;
 pub mod shutdown;

@@ -1,49 +1,205 @@
-//! The recorded history of one run: every protocol-relevant event with its node and simulated time.
+//! The recorded history of one run: every protocol-relevant event, typed, with its node and
+//! simulated time.
 //!
-//! Core code reports through `tracing` (events that carry a `kind` field, target `keel::…`);
-//! the simulator's own components (store server, nemesis, resources) append directly. The
-//! [`Recorder`] layer tags each event with the madsim node it ran on, read from the `node` span
-//! madsim enters around every task poll.
+//! Core code reports through keel's observer seam (`keel::observe`): the runner installs a
+//! [`Recorder`] on the simulation's thread, which keeps an owned copy of every typed event,
+//! tagged with the madsim node it ran on. The simulator's own components (store server, nemesis,
+//! resources, scenario workloads) append their own typed events. Checkers match variants, never
+//! strings: renaming or removing an event breaks their build.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
-use tracing::{Event as TEvent, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use keel::observe::{self, Observer, events};
+
+/// Who an event belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Who {
+    /// The simulator itself (setup, the main task).
+    World,
+    /// The fault injector (store-wide faults).
+    Nemesis,
+    /// The store server node.
+    Store,
+    /// Application node `n<i>`.
+    Node(u8),
+}
+
+impl Who {
+    /// Application node `i`.
+    pub fn node(i: usize) -> Who {
+        Who::Node(u8::try_from(i).unwrap_or(u8::MAX))
+    }
+
+    /// The index of an application node.
+    pub fn index(self) -> Option<usize> {
+        match self {
+            Who::Node(i) => Some(usize::from(i)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::World => f.write_str("world"),
+            Who::Nemesis => f.write_str("nemesis"),
+            Who::Store => f.write_str("store"),
+            Who::Node(i) => write!(f, "n{i}"),
+        }
+    }
+}
+
+impl keel::observe::Field for Who {
+    type Static = Who;
+    fn to_static(&self) -> Who {
+        *self
+    }
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+events! {
+    /// What the world and its nemesis did to nodes, the store and clocks.
+    pub enum WorldEv {
+        /// An application node (re)started its main function.
+        NodeStart {} = "node_start",
+        /// An application node was killed.
+        NodeCrash {} = "node_crash",
+        /// An application node was frozen.
+        NodePause {} = "node_pause",
+        /// A frozen node was thawed.
+        NodeResume {} = "node_resume",
+        /// An application node was asked to stop gracefully.
+        NodeStop {} = "node_stop",
+        /// The store node was killed (and its data lost if `data_loss`).
+        StoreCrash { data_loss: bool } = "store_crash",
+        /// The store node restarted.
+        StoreRestart {} = "store_restart",
+        /// The store refuses every request for `ms`.
+        StoreRefusing { ms: u64 } = "store_refusing",
+        /// Every request waits `extra_ms` more before it is applied, for `ms`.
+        LatencySpike { ms: u64, extra_ms: u64 } = "latency_spike",
+        /// `pct` % of replies are dropped after the request was applied, for `ms`.
+        ReplyLoss { ms: u64, pct: u32 } = "reply_loss",
+        /// Replies are delayed by `delay_ms` after the request was applied, for `ms`.
+        ReplyDelay { ms: u64, delay_ms: u64 } = "reply_delay",
+        /// Every packet to and from `node` takes `extra_ms` more, for `ms`.
+        NodeLatency { node: Who, ms: u64, extra_ms: u64 } = "node_latency",
+        /// Every store connection was killed (watches see a gap).
+        FeedDisconnect {} = "feed_disconnect",
+        /// `node` is cut from the store (`dir`) for `ms`.
+        Partition { node: Who, dir: String, ms: u64 } = "partition",
+        /// The partition of `node` healed.
+        PartitionHealed { node: Who } = "partition_healed",
+        /// The node's clock runs at `rate_ppm` / 1e6; `beyond` the configured drift bound or not.
+        ClockRate { rate_ppm: i64, beyond: bool } = "clock_rate",
+        /// The node's clock jumped by `delta_ms` (negative: it stalls).
+        ClockJump { delta_ms: i64 } = "clock_jump",
+        /// Every fault ended.
+        Heal {} = "heal",
+        /// The history reached its size limit: the run fails.
+        HistoryFull {} = "history_full",
+        /// The simulator itself failed to set something up: the run fails.
+        SimError { error: String } = "sim_error",
+    }
+}
+
+events! {
+    /// What the store server saw and judged (it holds the truth of every lease).
+    pub enum ServerEv {
+        /// The store server accepts connections.
+        StoreUp {} = "store_up",
+        /// A lease grant to `to` under `token`.
+        Grant { lease: String, token: String, fence: u64, to: Who } = "grant",
+        /// An acquisition refused by the data-loss quarantine.
+        QuarantineRefusal { to: Who } = "quarantine_refusal",
+        /// A successful renewal of `token`'s grant.
+        RenewAccepted { lease: String, token: String, fence: u64, by: Who } = "renew_accepted",
+        /// A release that deleted `token`'s grant.
+        ReleaseAccepted { lease: String, token: String, fence: u64, by: Who } = "release_accepted",
+        /// A lease operation by a token that is not the holder's changed the grant.
+        ForeignChange { op: String, lease: String, token: String, holder: String, by: Who } = "foreign_change",
+        /// The fence of a lease went down (at the store).
+        FenceBackwards { lease: String, from: u64, to: u64 } = "fence_backwards",
+        /// An unchecked delete removed the lease held by `holder`.
+        ForeignDelete { by: Who, holder: String, fence: u64 } = "foreign_delete",
+        /// A reply was dropped after the request was applied.
+        ReplyDropped { to: Who } = "reply_dropped",
+    }
+}
+
+/// One recorded event's payload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Ev {
+    /// An event of the keel core.
+    Core(observe::Event<'static>),
+    /// The world and its nemesis.
+    World(WorldEv),
+    /// The store server.
+    Server(ServerEv),
+    /// A scenario's workload.
+    App(crate::scenario::AppEv),
+}
+
+impl fmt::Display for Ev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ev::Core(e) => e.fmt(f),
+            Ev::World(e) => e.fmt(f),
+            Ev::Server(e) => e.fmt(f),
+            Ev::App(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<WorldEv> for Ev {
+    fn from(e: WorldEv) -> Self {
+        Ev::World(e)
+    }
+}
+
+impl From<ServerEv> for Ev {
+    fn from(e: ServerEv) -> Self {
+        Ev::Server(e)
+    }
+}
 
 /// One recorded event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Event {
     /// Simulated microseconds since the run started.
     pub t_us: u64,
-    /// The node it happened on (`store`, `n0`, …, `nemesis`, `world`).
-    pub node: String,
-    /// What happened (`held`, `lost`, `grant`, `store_crash`, …).
-    pub kind: String,
-    /// Structured fields, sorted.
-    pub fields: BTreeMap<String, String>,
+    /// The node it happened on.
+    pub node: Who,
+    /// What happened.
+    pub ev: Ev,
 }
 
 impl Event {
-    /// A field parsed as u64.
-    pub fn u64(&self, k: &str) -> Option<u64> {
-        self.fields.get(k).and_then(|v| v.parse().ok())
-    }
-    /// A field as text.
-    pub fn str(&self, k: &str) -> Option<&str> {
-        self.fields.get(k).map(String::as_str)
-    }
-    /// One canonical line (the unit of the trace hash).
-    pub fn line(&self) -> String {
-        let mut s = format!("{:>12.6}s {:<8} {}", self.t_us as f64 / 1e6, self.node, self.kind);
-        for (k, v) in &self.fields {
-            let _ = write!(s, " {k}={v}");
+    /// The core event, if it is one.
+    pub fn core(&self) -> Option<&observe::Event<'static>> {
+        match &self.ev {
+            Ev::Core(e) => Some(e),
+            _ => None,
         }
-        s
+    }
+
+    /// The world event, if it is one.
+    pub fn world(&self) -> Option<&WorldEv> {
+        match &self.ev {
+            Ev::World(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// One readable line (timelines and divergence reports; never hashed).
+    pub fn line(&self) -> String {
+        format!("{:>12.6}s {:<8} {}", self.t_us as f64 / 1e6, self.node.to_string(), self.ev)
     }
 }
 
@@ -56,6 +212,7 @@ pub struct History {
 #[derive(Default)]
 struct HistoryInner {
     origin: Option<tokio::time::Instant>,
+    nodes: BTreeMap<madsim::task::NodeId, Who>,
     events: Vec<Event>,
 }
 
@@ -68,8 +225,13 @@ impl History {
         self.lock().origin = Some(tokio::time::Instant::now());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HistoryInner> {
+    fn lock(&self) -> MutexGuard<'_, HistoryInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Name the madsim node `id` (events emitted on it are tagged `who`).
+    pub fn name_node(&self, id: madsim::task::NodeId, who: Who) {
+        self.lock().nodes.insert(id, who);
     }
 
     /// Simulated microseconds since [`start`](History::start).
@@ -78,11 +240,17 @@ impl History {
         origin.map_or(0, |o| u64::try_from(o.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
 
-    /// Append an event.
-    pub fn record(&self, node: &str, kind: &str, fields: &[(&str, String)]) {
+    /// Append an event of `node`.
+    pub fn record(&self, node: Who, ev: impl Into<Ev>) {
         let t_us = self.now_us();
-        let fields = fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        self.push(Event { t_us, node: node.to_owned(), kind: kind.to_owned(), fields });
+        self.push(Event { t_us, node, ev: ev.into() });
+    }
+
+    /// Append an event of the madsim node the calling task runs on.
+    pub fn record_here(&self, ev: impl Into<Ev>) {
+        let id = madsim::plugin::node();
+        let node = self.lock().nodes.get(&id).copied().unwrap_or(Who::World);
+        self.record(node, ev);
     }
 
     fn push(&self, e: Event) {
@@ -90,42 +258,50 @@ impl History {
         if h.events.len() < MAX_EVENTS {
             h.events.push(e);
         } else if h.events.len() == MAX_EVENTS {
-            h.events.push(Event {
-                t_us: e.t_us,
-                node: "world".into(),
-                kind: "history_full".into(),
-                fields: BTreeMap::new(),
-            });
+            h.events.push(Event { t_us: e.t_us, node: Who::World, ev: Ev::World(WorldEv::HistoryFull {}) });
         }
     }
 
-    /// A copy of every event so far.
-    pub fn events(&self) -> Vec<Event> {
-        self.lock().events.clone()
+    /// Take every event recorded so far out of the history (the end of a run: no copy).
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut self.lock().events)
     }
 }
 
-/// FNV-1a over the canonical lines: the run's trace hash.
-pub fn trace_hash(events: &[Event]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for e in events {
-        for b in e.line().bytes().chain(std::iter::once(b'\n')) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+/// FNV-1a as a `Hasher`: stable across runs and processes of one build.
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
     }
-    h
+}
+
+/// The run's trace hash: FNV-1a over the typed events as recorded (their derived `Hash`, a
+/// compact binary encoding; no text is formatted).
+pub fn trace_hash(events: &[Event]) -> u64 {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for e in events {
+        e.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The first index where two histories differ, with both lines (None if identical).
 pub fn first_divergence(a: &[Event], b: &[Event]) -> Option<(usize, String, String)> {
     let n = a.len().max(b.len());
-    (0..n).find_map(|i| {
-        let (la, lb) = (a.get(i).map(Event::line), b.get(i).map(Event::line));
-        (la != lb).then(|| (i, la.unwrap_or_else(|| "<end>".into()), lb.unwrap_or_else(|| "<end>".into())))
+    (0..n).find(|&i| a.get(i) != b.get(i)).map(|i| {
+        let line = |e: Option<&Event>| e.map_or_else(|| "<end>".into(), Event::line);
+        (i, line(a.get(i)), line(b.get(i)))
     })
 }
 
-/// A `tracing` layer that appends every event with a `kind` field to a [`History`].
+/// The observer the runner installs on a simulation's thread: records every core event.
 pub struct Recorder {
     history: History,
 }
@@ -137,65 +313,64 @@ impl Recorder {
     }
 }
 
-struct NodeName(String);
-
-#[derive(Default)]
-struct Fields {
-    kind: Option<String>,
-    name: Option<String>,
-    fields: BTreeMap<String, String>,
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, f: &Field, v: &str) {
-        match f.name() {
-            "kind" => self.kind = Some(v.to_owned()),
-            "name" => self.name = Some(v.to_owned()),
-            "message" => {}
-            n => {
-                self.fields.insert(n.to_owned(), v.to_owned());
-            }
-        }
-    }
-    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-        self.record_str(f, &format!("{v:?}"));
-    }
-    fn record_u64(&mut self, f: &Field, v: u64) {
-        self.record_str(f, &v.to_string());
-    }
-    fn record_i64(&mut self, f: &Field, v: i64) {
-        self.record_str(f, &v.to_string());
-    }
-    fn record_bool(&mut self, f: &Field, v: bool) {
-        self.record_str(f, &v.to_string());
+impl Observer for Recorder {
+    fn event(&self, e: &observe::Event<'_>) {
+        self.history.record_here(Ev::Core(e.to_static()));
     }
 }
 
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().name() != "node" {
-            return;
-        }
-        let mut f = Fields::default();
-        attrs.record(&mut f);
-        if let (Some(name), Some(span)) = (f.name, ctx.span(id)) {
-            span.extensions_mut().insert(NodeName(name));
+/// Shorthands for checkers: the event as one part's type, if it is one.
+impl Event {
+    /// A lease event of the core.
+    pub fn lease(&self) -> Option<&observe::LeaseEvent<'static>> {
+        match &self.ev {
+            Ev::Core(observe::Event::Lease(e)) => Some(e),
+            _ => None,
         }
     }
 
-    fn on_event(&self, event: &TEvent<'_>, ctx: Context<'_, S>) {
-        let target = event.metadata().target();
-        if !target.starts_with("keel") {
-            return;
+    /// A replicated-map event of the core.
+    pub fn rmap(&self) -> Option<&observe::RmapEvent<'static>> {
+        match &self.ev {
+            Ev::Core(observe::Event::Rmap(e)) => Some(e),
+            _ => None,
         }
-        let mut f = Fields::default();
-        event.record(&mut f);
-        let Some(kind) = f.kind else { return };
-        let node = ctx
-            .event_scope(event)
-            .and_then(|scope| scope.from_root().find_map(|s| s.extensions().get::<NodeName>().map(|n| n.0.clone())))
-            .unwrap_or_else(|| "?".into());
-        let t_us = self.history.now_us();
-        self.history.push(Event { t_us, node, kind, fields: f.fields });
     }
+
+    /// A pool event of the core.
+    pub fn pool(&self) -> Option<&observe::PoolEvent<'static>> {
+        match &self.ev {
+            Ev::Core(observe::Event::Pool(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A completer or subscription-manager event of the core.
+    pub fn completer(&self) -> Option<&observe::CompleterEvent<'static>> {
+        match &self.ev {
+            Ev::Core(observe::Event::Completer(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A store-server event.
+    pub fn server(&self) -> Option<&ServerEv> {
+        match &self.ev {
+            Ev::Server(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A scenario workload event.
+    pub fn app(&self) -> Option<&crate::scenario::AppEv> {
+        match &self.ev {
+            Ev::App(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The text of a recorded core field (recorded events are owned copies, never lazy).
+pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
+    t.as_plain().unwrap_or_default()
 }

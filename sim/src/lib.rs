@@ -12,11 +12,12 @@ compile_error!(
 );
 
 pub mod check;
-pub mod history;
 pub mod plan;
 
 #[cfg(madsim)]
 pub mod clock;
+#[cfg(madsim)]
+pub mod history;
 #[cfg(madsim)]
 pub mod net;
 #[cfg(madsim)]
@@ -25,6 +26,8 @@ pub mod runner;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod sweep;
+#[cfg(madsim)]
+pub mod timeline;
 #[cfg(madsim)]
 pub mod world;
 pub mod zoo;

@@ -253,8 +253,6 @@ mod cli {
         i32::from(failed)
     }
 
-    const QUIET_KINDS: &[&str] = &["renewed", "acquire_refused", "resource_write", "node_start"];
-
     fn replay(
         name: &str,
         seed: u64,
@@ -296,10 +294,10 @@ mod cli {
             "timeline (simulated time, node, event){}:",
             if verbose { "" } else { "; periodic events hidden, --verbose shows them" }
         );
-        let nodes: std::collections::BTreeSet<&str> = out.events.iter().map(|e| e.node.as_str()).collect();
-        let col = |n: &str| nodes.iter().position(|x| *x == n).unwrap_or(0);
+        let nodes: std::collections::BTreeSet<String> = out.events.iter().map(|e| e.node.to_string()).collect();
+        let col = |n: &str| nodes.iter().position(|x| x == n).unwrap_or(0);
         for e in out.events.iter().filter(|e| verbose || !is_quiet(e)) {
-            let indent = " ".repeat(2 * col(&e.node));
+            let indent = " ".repeat(2 * col(&e.node.to_string()));
             println!("{indent}{}", e.line());
         }
         println!(
@@ -328,8 +326,17 @@ mod cli {
         set.into_iter().collect::<Vec<_>>().join("+")
     }
 
+    /// Periodic events, hidden from a timeline unless `--verbose` (a rejected write is shown).
     fn is_quiet(e: &Event) -> bool {
-        QUIET_KINDS.contains(&e.kind.as_str()) && !(e.kind == "resource_write" && e.str("accepted") == Some("false"))
+        use keel::observe::LeaseEvent;
+        use keel_sim::history::{Ev, WorldEv};
+        use keel_sim::scenario::{AppEv, lease};
+        matches!(
+            &e.ev,
+            Ev::Core(keel::observe::Event::Lease(LeaseEvent::Renewed { .. } | LeaseEvent::AcquireRefused { .. }))
+                | Ev::App(AppEv::Lease(lease::Rec::ResourceWrite { accepted: true, .. }))
+                | Ev::World(WorldEv::NodeStart {})
+        )
     }
 
     fn median(mut v: Vec<f64>) -> f64 {

@@ -22,7 +22,7 @@ use madsim::net::Endpoint;
 use madsim::rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::history::History;
+use crate::history::{History, ServerEv, Who, WorldEv};
 
 /// The store server's address.
 pub const STORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
@@ -34,7 +34,7 @@ const RESUBSCRIBE_BACKOFF: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 enum Op {
-    Hello { node: String },
+    Hello { node: Who },
     Time,
     Acquire { name: String, token: String, ttl_ms: u64, quarantine_ms: u64 },
     Renew { name: String, token: String, ttl_ms: u64 },
@@ -129,11 +129,11 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
     let ep = match Endpoint::bind(STORE_ADDR).await {
         Ok(ep) => ep,
         Err(e) => {
-            history.record("store", "sim_error", &[("error", e.to_string())]);
+            history.record(Who::Store, WorldEv::SimError { error: e.to_string() });
             return;
         }
     };
-    history.record("store", "store_up", &[]);
+    history.record(Who::Store, ServerEv::StoreUp {});
     while let Ok((tx, rx, _addr)) = ep.accept1().await {
         tokio::spawn(connection(store.clone(), faults.clone(), history.clone(), tx, rx));
     }
@@ -150,7 +150,7 @@ async fn connection(
 ) {
     let tx: Tx = Arc::new(tx);
     let mut kill = faults.kill_conns.subscribe();
-    let client = Arc::new(Mutex::new(String::from("?")));
+    let client = Arc::new(Mutex::new(Who::World));
     let mut tasks = Vec::new();
     loop {
         tokio::select! {
@@ -170,21 +170,21 @@ async fn connection(
     }
 }
 
-async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<String>>), req: Req) {
+async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who>>), req: Req) {
     let (store, faults, history, tx, client) = ctx;
     let latency = faults.extra_latency_ms.load(Ordering::SeqCst);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let node = client.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let node = *client.lock().unwrap_or_else(|p| p.into_inner());
     let result = if faults.refuse.load(Ordering::SeqCst) {
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else {
-        apply(&store, &history, &node, &tx, &client, req.op).await
+        apply(&store, &history, node, &tx, &client, req.op).await
     };
     let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
     if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
-        history.record("store", "reply_dropped", &[("to", node)]);
+        history.record(Who::Store, ServerEv::ReplyDropped { to: node });
         return;
     }
     let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
@@ -193,9 +193,9 @@ async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Str
 async fn apply(
     store: &MemoryStore,
     history: &History,
-    node: &str,
+    node: Who,
     tx: &Tx,
-    client: &Arc<Mutex<String>>,
+    client: &Arc<Mutex<Who>>,
     op: Op,
 ) -> StoreResult<Resp> {
     Ok(match op {
@@ -207,12 +207,10 @@ async fn apply(
         Op::Acquire { name, token, ttl_ms, quarantine_ms } => {
             let r = store.lease_acquire(&name, &token, ttl_ms, quarantine_ms).await?;
             match &r {
-                Acquire::Granted { fence } => history.record(
-                    "store",
-                    "grant",
-                    &[("lease", name), ("token", token), ("fence", fence.to_string()), ("to", node.into())],
-                ),
-                Acquire::Quarantined { .. } => history.record("store", "quarantine_refusal", &[("to", node.into())]),
+                Acquire::Granted { fence } => {
+                    history.record(Who::Store, ServerEv::Grant { lease: name, token, fence: *fence, to: node })
+                }
+                Acquire::Quarantined { .. } => history.record(Who::Store, ServerEv::QuarantineRefusal { to: node }),
                 Acquire::Held { .. } => {}
             }
             Resp::Acquire(r)
@@ -221,13 +219,9 @@ async fn apply(
         Op::Release { name, token } => Resp::Release(store.lease_release(&name, &token).await?),
         Op::DeleteUnchecked { name } => {
             if let Some((holder, fence)) = store.lease_holder(&name) {
-                let owner = holder.split(':').next().unwrap_or_default().to_owned();
-                if owner != node {
-                    history.record(
-                        "store",
-                        "foreign_delete",
-                        &[("by", node.into()), ("holder", holder), ("fence", fence.to_string())],
-                    );
+                let owner = holder.split(':').next().unwrap_or_default();
+                if owner != node.to_string() {
+                    history.record(Who::Store, ServerEv::ForeignDelete { by: node, holder, fence });
                 }
             }
             store.lease_delete_unchecked(&name).await?;
@@ -276,8 +270,36 @@ impl Conn {
     }
 }
 
+/// A request in flight. If its caller drops it (a local deadline of its own ran out first)
+/// after it waited at least `after`, the connection is given up exactly as on a timeout: the
+/// request may be stuck behind a stalled link, and every later request on the connection would
+/// queue behind it. (`RedisStore` counts such abandoned requests as timeouts the same way.)
+struct Abandon<'a> {
+    conn: &'a Conn,
+    id: u64,
+    sent: tokio::time::Instant,
+    after: Duration,
+}
+
+impl Abandon<'_> {
+    fn give_up(&self) {
+        self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        self.conn.close();
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if self.sent.elapsed() >= self.after {
+            self.give_up();
+        } else {
+            self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        }
+    }
+}
+
 struct Client {
-    node: String,
+    node: Who,
     ep: Endpoint,
     op_timeout: Duration,
     next_id: AtomicU64,
@@ -292,11 +314,11 @@ pub struct SimStore {
 
 impl SimStore {
     /// Bind a client endpoint on the current node.
-    pub async fn connect(node: &str, ip: IpAddr, port: u16, op_timeout: Duration) -> std::io::Result<Self> {
+    pub async fn connect(node: Who, ip: IpAddr, port: u16, op_timeout: Duration) -> std::io::Result<Self> {
         let ep = Endpoint::bind(SocketAddr::new(ip, port)).await?;
         Ok(SimStore {
             inner: Arc::new(Client {
-                node: node.to_owned(),
+                node,
                 ep,
                 op_timeout,
                 next_id: AtomicU64::new(1),
@@ -339,7 +361,7 @@ impl SimStore {
             }
             reader.close();
         });
-        let hello = Req { id: 0, op: Op::Hello { node: self.inner.node.clone() } };
+        let hello = Req { id: 0, op: Op::Hello { node: self.inner.node } };
         conn.tx.send(Box::new(hello)).await.map_err(unavailable)?;
         *slot = Some(conn.clone());
         Ok(conn)
@@ -356,17 +378,16 @@ impl SimStore {
             conn.close();
             return Err(StoreError::Unavailable { reason: e.to_string() });
         }
-        match tokio::time::timeout(self.inner.op_timeout, rx).await {
+        let abandon = Abandon { conn: &conn, id, sent: tokio::time::Instant::now(), after: self.inner.op_timeout / 2 };
+        let r = match tokio::time::timeout(self.inner.op_timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(StoreError::Disconnected { reason: "connection reset".into() }),
-            Err(_) => {
-                conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                // Like a client with a socket timeout: give up on this connection. Requests
-                // already queued on it may still be delivered and applied later.
-                conn.close();
-                Err(StoreError::Timeout { op: name })
-            }
-        }
+            // Like a client with a socket timeout: `abandon` gives up on this connection when
+            // it drops here. Requests already queued on it may still be delivered and applied.
+            Err(_) => return Err(StoreError::Timeout { op: name }),
+        };
+        std::mem::forget(abandon);
+        r
     }
 
     async fn subscribe(&self, map: &str) -> StoreResult<mpsc::UnboundedReceiver<WatchEvent>> {

@@ -2,17 +2,17 @@
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::Once;
 use std::time::Duration;
 
-use keel::mutants::{self, Mutant};
-use tracing_subscriber::layer::SubscriberExt;
-
 use crate::check::{Coverage, Violation};
-use crate::history::{Event, History, Recorder, trace_hash};
+use crate::history::{Event, History, Recorder, WorldEv, trace_hash};
 use crate::plan::{FaultPlan, Profile};
-use crate::scenario::Scenario;
+use crate::scenario::{RunView, Scenario};
+use crate::timeline::Timeline;
 use crate::world::World;
+use keel::mutants::{self, Mutant};
 
 /// What one run produced.
 pub struct RunOutcome {
@@ -30,6 +30,8 @@ pub struct RunOutcome {
     pub coverage: Coverage,
     /// The recorded history.
     pub events: Vec<Event>,
+    /// Every node's lives, derived from the history.
+    pub timeline: Timeline,
     /// Hash of the history.
     pub trace_hash: u64,
     /// Simulated time of the run.
@@ -98,8 +100,8 @@ pub fn run(
     install_panic_hook();
     let plan = plan.unwrap_or_else(|| FaultPlan::generate(seed, profile, &scenario.plan_spec()));
     let history = History::default();
-    let subscriber = tracing_subscriber::registry().with(Recorder::new(history.clone()));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // madsim runs the whole simulation on this thread: the core's typed events land here.
+    let observer = keel::observe::set_thread_observer(Some(Rc::new(Recorder::new(history.clone()))));
     let previous = mutants::set(mutant);
     LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
 
@@ -125,15 +127,20 @@ pub fn run(
     drop(rt);
     let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
     mutants::set(previous);
+    keel::observe::set_thread_observer(observer);
 
-    let events = history.events();
-    let end_us = events.last().map_or(0, |e| e.t_us);
-    let (violations, heal_us, sim_us) = match result {
-        Ok((heal_us, end_us)) => (scenario.check(&plan, &events, heal_us, end_us), heal_us, end_us),
-        Err(_) => (vec![Violation::new("panic", end_us, panic_msg)], end_us, end_us),
+    let events = history.take();
+    let last_us = events.last().map_or(0, |e| e.t_us);
+    let (heal_us, end_us) = result.as_ref().map_or((last_us, last_us), |r| *r);
+    let timeline = Timeline::derive(&events, end_us);
+    let mut violations = match result {
+        Ok(_) => {
+            let view = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us, end_us };
+            scenario.check(&view)
+        }
+        Err(_) => vec![Violation::new("panic", end_us, panic_msg)],
     };
-    let mut violations = violations;
-    if events.iter().any(|e| e.kind == "history_full" || e.kind == "sim_error") {
+    if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
     RunOutcome {
@@ -145,7 +152,8 @@ pub fn run(
         plan,
         violations,
         events,
-        sim_time: Duration::from_micros(sim_us),
+        timeline,
+        sim_time: Duration::from_micros(end_us),
         heal_us,
     }
 }

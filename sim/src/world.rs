@@ -15,7 +15,7 @@ use madsim::runtime::Handle;
 use madsim::task::NodeId;
 
 use crate::clock::SimClock;
-use crate::history::History;
+use crate::history::{History, Who, WorldEv};
 use crate::net::{STORE_ADDR, ServerFaults, SimStore, serve};
 use crate::plan::{Direction, Fault, FaultPlan};
 
@@ -42,16 +42,21 @@ impl NodeCtx {
     pub async fn store(&self) -> SimStore {
         loop {
             let port = self.port.fetch_add(1, Ordering::Relaxed);
-            match SimStore::connect(&self.name, self.ip, port, self.op_timeout).await {
+            match SimStore::connect(self.who(), self.ip, port, self.op_timeout).await {
                 Ok(s) => return s,
-                Err(e) => self.history.record(&self.name, "sim_error", &[("error", e.to_string())]),
+                Err(e) => self.record(WorldEv::SimError { error: e.to_string() }),
             }
         }
     }
 
+    /// This node in the history.
+    pub fn who(&self) -> Who {
+        Who::node(self.index)
+    }
+
     /// Record an event from this node.
-    pub fn record(&self, kind: &str, fields: &[(&str, String)]) {
-        self.history.record(&self.name, kind, fields);
+    pub fn record(&self, ev: impl Into<crate::history::Ev>) {
+        self.history.record(self.who(), ev);
     }
 }
 
@@ -82,6 +87,9 @@ pub struct World {
     store_id: NodeId,
     store_up: Mutex<bool>,
     slots: Vec<Slot>,
+    /// Partitions in force per directed link: overlapping partitions of one node nest, so the
+    /// end of an earlier one does not heal a later one that is still in force.
+    clogs: Mutex<std::collections::BTreeMap<(NodeId, NodeId), u32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,6 +109,7 @@ impl World {
             .ip(STORE_ADDR.ip())
             .init(move || serve(s.clone(), f.clone(), h.clone()))
             .build();
+        history.name_node(store_node.id(), Who::Store);
         let mut slots = Vec::new();
         for index in 0..nodes {
             let name = format!("n{index}");
@@ -116,7 +125,7 @@ impl World {
                 .init(move || {
                     let token = Shutdown::new(n.clone());
                     *lock(&sd) = token.clone();
-                    h.record(&n, "node_start", &[]);
+                    h.record(Who::node(index), WorldEv::NodeStart {});
                     let ctx = NodeCtx {
                         name: n.clone(),
                         index,
@@ -130,9 +139,18 @@ impl World {
                     main(ctx)
                 })
                 .build();
+            history.name_node(node.id(), Who::node(index));
             slots.push(Slot { id: node.id(), clock, shutdown, status: Mutex::new(Status::Up) });
         }
-        Arc::new(World { history, store, faults, store_id: store_node.id(), store_up: Mutex::new(true), slots })
+        Arc::new(World {
+            history,
+            store,
+            faults,
+            store_id: store_node.id(),
+            store_up: Mutex::new(true),
+            slots,
+            clogs: Mutex::default(),
+        })
     }
 
     /// Number of application nodes.
@@ -140,8 +158,12 @@ impl World {
         self.slots.len()
     }
 
-    fn rec(&self, kind: &str, fields: &[(&str, String)]) {
-        self.history.record("nemesis", kind, fields);
+    fn rec(&self, ev: WorldEv) {
+        self.history.record(Who::Nemesis, ev);
+    }
+
+    fn rec_node(&self, i: usize, ev: WorldEv) {
+        self.history.record(Who::node(i), ev);
     }
 
     fn node(&self, i: usize) -> Option<&Slot> {
@@ -151,7 +173,7 @@ impl World {
     fn kill_store(&self, data_loss: bool) {
         Handle::current().kill(self.store_id);
         *lock(&self.store_up) = false;
-        self.rec("store_crash", &[("data_loss", data_loss.to_string())]);
+        self.rec(WorldEv::StoreCrash { data_loss });
         if data_loss {
             self.store.reset();
         }
@@ -162,7 +184,7 @@ impl World {
         if !*up {
             Handle::current().restart(self.store_id);
             *up = true;
-            self.rec("store_restart", &[]);
+            self.rec(WorldEv::StoreRestart {});
         }
     }
 
@@ -174,8 +196,25 @@ impl World {
             Direction::ToStore => vec![(n.id, self.store_id)],
             Direction::FromStore => vec![(self.store_id, n.id)],
         };
-        for (a, b) in links {
-            if on { net.clog_link(a, b) } else { net.unclog_link(a, b) }
+        let mut clogs = lock(&self.clogs);
+        for link in links {
+            let n = clogs.entry(link).or_insert(0);
+            match (on, *n) {
+                (true, 0) => net.clog_link(link.0, link.1),
+                (false, 1) => net.unclog_link(link.0, link.1),
+                _ => {}
+            }
+            *n = if on { *n + 1 } else { n.saturating_sub(1) };
+        }
+    }
+
+    /// Lift every partition at once (the heal).
+    fn unclog_all(&self) {
+        let net = NetSim::current();
+        for ((a, b), n) in std::mem::take(&mut *lock(&self.clogs)) {
+            if n > 0 {
+                net.unclog_link(a, b);
+            }
         }
     }
 
@@ -187,7 +226,7 @@ impl World {
         }
         Handle::current().kill(n.id);
         *st = Status::Down;
-        self.history.record(&format!("n{i}"), "node_crash", &[]);
+        self.rec_node(i, WorldEv::NodeCrash {});
     }
 
     fn restart_node(&self, i: usize) {
@@ -206,12 +245,12 @@ impl World {
             (true, Status::Up) => {
                 Handle::current().pause(n.id);
                 *st = Status::Paused;
-                self.history.record(&format!("n{i}"), "node_pause", &[]);
+                self.rec_node(i, WorldEv::NodePause {});
             }
             (false, Status::Paused) => {
                 Handle::current().resume(n.id);
                 *st = Status::Up;
-                self.history.record(&format!("n{i}"), "node_resume", &[]);
+                self.rec_node(i, WorldEv::NodeResume {});
             }
             _ => {}
         }
@@ -236,36 +275,33 @@ impl World {
             }
             Fault::StoreUnavailable { ms } => {
                 self.faults.refuse.store(true, Ordering::SeqCst);
-                self.rec("store_refusing", &[("ms", ms.to_string())]);
+                self.rec(WorldEv::StoreRefusing { ms });
                 after(ms, w, Box::new(|w| w.faults.refuse.store(false, Ordering::SeqCst)))
             }
             Fault::LatencySpike { ms, extra_ms } => {
                 self.faults.extra_latency_ms.store(extra_ms, Ordering::SeqCst);
-                self.rec("latency_spike", &[("ms", ms.to_string()), ("extra_ms", extra_ms.to_string())]);
+                self.rec(WorldEv::LatencySpike { ms, extra_ms });
                 after(ms, w, Box::new(|w| w.faults.extra_latency_ms.store(0, Ordering::SeqCst)))
             }
             Fault::ReplyLoss { ms, pct } => {
                 self.faults.reply_loss_pct.store(pct, Ordering::SeqCst);
-                self.rec("reply_loss", &[("ms", ms.to_string()), ("pct", pct.to_string())]);
+                self.rec(WorldEv::ReplyLoss { ms, pct });
                 after(ms, w, Box::new(|w| w.faults.reply_loss_pct.store(0, Ordering::SeqCst)))
             }
             Fault::FeedDisconnect => {
                 self.faults.kill_connections();
-                self.rec("feed_disconnect", &[]);
+                self.rec(WorldEv::FeedDisconnect {});
                 None
             }
             Fault::Partition { node, dir, ms } => {
                 self.clog(node, dir, true);
-                self.rec(
-                    "partition",
-                    &[("node", format!("n{node}")), ("dir", format!("{dir:?}")), ("ms", ms.to_string())],
-                );
+                self.rec(WorldEv::Partition { node: Who::node(node), dir: format!("{dir:?}"), ms });
                 after(
                     ms,
                     w,
                     Box::new(move |w| {
                         w.clog(node, dir, false);
-                        w.rec("partition_healed", &[("node", format!("n{node}"))]);
+                        w.rec(WorldEv::PartitionHealed { node: Who::node(node) });
                     }),
                 )
             }
@@ -283,7 +319,7 @@ impl World {
                     return None;
                 }
                 let token = lock(&n.shutdown).clone();
-                self.history.record(&format!("n{node}"), "node_stop", &[]);
+                self.rec_node(node, WorldEv::NodeStop {});
                 token.cancel();
                 // The node's main returns after a graceful stop; then it is restarted.
                 after(
@@ -298,17 +334,14 @@ impl World {
             Fault::ClockRate { node, rate, beyond } => {
                 let n = self.node(node)?;
                 n.clock.set_rate(rate);
-                self.history.record(
-                    &format!("n{node}"),
-                    "clock_rate",
-                    &[("rate", format!("{rate:.4}")), ("beyond", beyond.to_string())],
-                );
+                let rate_ppm = (rate * 1e6).round() as i64;
+                self.rec_node(node, WorldEv::ClockRate { rate_ppm, beyond });
                 None
             }
             Fault::ClockJump { node, delta_ms } => {
                 let n = self.node(node)?;
                 n.clock.jump(delta_ms);
-                self.history.record(&format!("n{node}"), "clock_jump", &[("delta_ms", delta_ms.to_string())]);
+                self.rec_node(node, WorldEv::ClockJump { delta_ms });
                 None
             }
         }
@@ -319,13 +352,13 @@ impl World {
     pub fn heal(&self) {
         self.faults.heal();
         self.restart_store();
+        self.unclog_all();
         for i in 0..self.slots.len() {
-            self.clog(i, Direction::Both, false);
             self.pause_node(i, false);
             self.restart_node(i);
             self.slots[i].clock.set_rate(1.0);
         }
-        self.rec("heal", &[]);
+        self.rec(WorldEv::Heal {});
     }
 
     /// Run the plan's schedule, then heal. Returns when healed.
@@ -350,7 +383,7 @@ impl World {
     pub fn stop_all(&self) {
         for (i, n) in self.slots.iter().enumerate() {
             if *lock(&n.status) == Status::Up {
-                self.history.record(&format!("n{i}"), "node_stop", &[]);
+                self.rec_node(i, WorldEv::NodeStop {});
                 lock(&n.shutdown).cancel();
             }
         }

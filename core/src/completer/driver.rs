@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tracing::{debug, error, info, warn};
+use crate::observe::{self, CompleterEvent, Text};
 
 use super::batch::{Backoff, Retry, writes};
 use super::intake::Intake;
@@ -36,9 +36,12 @@ impl<S: Store> Driver<S> {
         if deadline.is_none() && self.token.is_cancelled() {
             self.intake.begin_drain();
             *deadline = Some(self.clock.now() + self.cfg.stop_timeout);
-            info!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
-                pending = self.intake.queued(), producers = self.intake.producer_count(),
-                kind = "drain_started", "stop requested: draining");
+            observe::emit(CompleterEvent::DrainStarted {
+                completer: (&self.cfg.name).into(),
+                run: self.run,
+                pending: self.intake.queued(),
+                producers: self.intake.producer_count(),
+            });
         }
     }
 
@@ -60,9 +63,12 @@ impl<S: Store> Driver<S> {
                 }
                 if now >= dl {
                     report.producers_left = self.intake.producers();
-                    warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
-                        producers = report.producers_left.len(), pending = queued,
-                        kind = "stop_deadline", "stop bound reached before the drain finished");
+                    observe::emit(CompleterEvent::StopDeadline {
+                        completer: (&self.cfg.name).into(),
+                        run: self.run,
+                        producers: report.producers_left.len(),
+                        pending: queued,
+                    });
                     break;
                 }
             }
@@ -91,12 +97,19 @@ impl<S: Store> Driver<S> {
         }
         report.unflushed.extend(self.intake.close());
         self.close_channel();
-        info!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
-            unflushed = report.unflushed.len(), undelivered = report.undelivered, producers_left = report.producers_left.len(),
-            kind = "events_closed", "event channel closed");
+        observe::emit(CompleterEvent::EventsClosed {
+            completer: (&self.cfg.name).into(),
+            run: self.run,
+            unflushed: report.unflushed.len(),
+            undelivered: report.undelivered,
+            producers_left: report.producers_left.len(),
+        });
         if !report.unflushed.is_empty() {
-            error!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
-                unflushed = report.unflushed.len(), kind = "unflushed", "completions not flushed within the stop bound");
+            observe::emit(CompleterEvent::Unflushed {
+                completer: (&self.cfg.name).into(),
+                run: self.run,
+                unflushed: report.unflushed.len(),
+            });
         }
         *self.report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
     }
@@ -132,21 +145,33 @@ impl<S: Store> Driver<S> {
                 Ok(out) => {
                     let retried = backoff.failures() > 0;
                     backoff.succeeded();
-                    debug!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n = batch.len(),
-                        rev = out.rev, retried, kind = "batch_flushed", "batch written");
+                    observe::emit(CompleterEvent::BatchFlushed {
+                        completer: (&self.cfg.name).into(),
+                        run: self.run,
+                        n: batch.len(),
+                        rev: out.rev,
+                        retried,
+                    });
                     return Some(out.rev);
                 }
                 Err(e) => {
                     let wait = match backoff.failed() {
                         Retry::After(d) => d,
                         Retry::CoolDown(d) => {
-                            warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run,
-                                kind = "retry_budget_exhausted", "retry budget of a batch used up; cooling down");
+                            observe::emit(CompleterEvent::RetryBudgetExhausted {
+                                completer: (&self.cfg.name).into(),
+                                run: self.run,
+                            });
                             d
                         }
                     };
-                    warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n = batch.len(),
-                        error = %e, outcome = ?e.outcome(), kind = "flush_failed", "batch write failed; retrying");
+                    observe::emit(CompleterEvent::FlushFailed {
+                        completer: (&self.cfg.name).into(),
+                        run: self.run,
+                        n: batch.len(),
+                        error: Text::display(&e),
+                        outcome: e.outcome(),
+                    });
                     let wake = self.clock.now() + wait;
                     if deadline.is_some_and(|d| wake >= d) {
                         return None;
@@ -169,8 +194,7 @@ impl<S: Store> Driver<S> {
             batch.into_iter().map(|completion| CompletionEvent { completion, rev, run: self.run }).collect();
         let Some(tx) = self.slot.sender(self.run) else {
             // Only a foreign close (MR5) can get here: the owner closes after its last emit.
-            error!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,
-                kind = "send_after_close", "event channel closed under a live run");
+            observe::emit(CompleterEvent::SendAfterClose { completer: (&self.cfg.name).into(), run: self.run, n });
             report.undelivered += n;
             return;
         };
@@ -182,16 +206,14 @@ impl<S: Store> Driver<S> {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = &mut send => {
                     if r.is_err() {
-                        warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,
-                            kind = "events_undelivered", "no subscription manager is receiving");
+                        observe::emit(CompleterEvent::EventsUndelivered { completer: (&self.cfg.name).into(), run: self.run, n });
                         report.undelivered += n;
                     }
                     return;
                 }
                 _ = self.token.cancelled(), if deadline.is_none() => self.check_stop(deadline),
                 _ = self.clock.sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
-                    warn!(target: "keel::completer", completer = %self.cfg.name, run = self.run, n,
-                        kind = "events_undelivered", "stop bound reached while handing events over");
+                    observe::emit(CompleterEvent::EventsUndeliveredAtBound { completer: (&self.cfg.name).into(), run: self.run, n });
                     report.undelivered += n;
                     return;
                 }

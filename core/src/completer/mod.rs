@@ -56,9 +56,9 @@ mod tests;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::observe::{self, CompleterEvent};
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
-use tracing::info;
 
 pub use config::{CompleterConfig, CompleterConfigBuilder};
 pub use subscriptions::{KindFilter, Subscription, SubscriptionManager};
@@ -294,7 +294,7 @@ impl<S: Store> Completer<S> {
                 self.source.offer(ctx.run, rx);
                 let intake = Arc::new(Intake::new(self.cfg.backlog));
                 *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((ctx.run, intake.clone()));
-                info!(target: "keel::completer", completer = %self.cfg.name, run = ctx.run, kind = "completer_started", "completer started");
+                observe::emit(CompleterEvent::CompleterStarted { completer: (&self.cfg.name).into(), run: ctx.run });
                 let d = driver::Driver {
                     store: self.store.clone(),
                     cfg: self.cfg.clone(),
@@ -392,7 +392,11 @@ impl Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         if self.intake.deregister(self.id) {
-            info!(target: "keel::completer", completer = %self.completer, run = self.run, producer = %self.name, kind = "producer_stopped", "producer stopped");
+            observe::emit(CompleterEvent::ProducerStopped {
+                completer: (&self.completer).into(),
+                run: self.run,
+                producer: (&self.name).into(),
+            });
         }
     }
 }

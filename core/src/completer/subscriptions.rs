@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::warn;
+
+use crate::observe::{self, CompleterEvent};
 
 use super::{Completer, CompletionEvent, EventSource};
 use crate::clock::Clock;
@@ -179,7 +181,7 @@ impl Shared {
                 return;
             }
         };
-        info!(target: "keel::completer", run, source_run, kind = "sm_started", "subscription manager started");
+        observe::emit(CompleterEvent::SmStarted { run, source_run });
         let mut deadline = None;
         let mut delivered = 0u64;
         loop {
@@ -193,11 +195,11 @@ impl Shared {
                         // MR3: return on cancel without draining the completer's channel.
                         break;
                     }
-                    info!(target: "keel::completer", run, kind = "sm_draining", "stop requested: draining until the completer closes");
+                    observe::emit(CompleterEvent::SmDraining { run });
                     deadline = Some(self.clock.now() + self.drain_timeout);
                 }
                 _ = self.clock.sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
-                    warn!(target: "keel::completer", run, kind = "sm_drain_timeout", "the completer's channel did not close within the drain bound");
+                    observe::emit(CompleterEvent::SmDrainTimeout { run });
                     break;
                 }
                 batch = rx.recv() => match batch {
@@ -224,7 +226,7 @@ impl Shared {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         sub.dropped.fetch_add(1, Ordering::Relaxed);
-                        debug!(target: "keel::completer", subscriber = id, "subscriber buffer full: event dropped and counted");
+                        observe::emit(CompleterEvent::SubscriberDropped { subscriber: *id });
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
                 }
@@ -240,7 +242,7 @@ impl Shared {
         // Removing the senders closes the channels; nothing sends to them afterwards.
         let subs = std::mem::take(&mut *self.lock());
         let dropped: u64 = subs.values().map(|s| s.dropped.load(Ordering::Relaxed)).sum();
-        info!(target: "keel::completer", run, subs = subs.len(), delivered, dropped, kind = "subscriptions_closed", "subscriber channels closed");
+        observe::emit(CompleterEvent::SubscriptionsClosed { run, subs: subs.len(), delivered, dropped });
     }
 }
 

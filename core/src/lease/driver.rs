@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::watch;
-use tracing::{debug, error, info, trace, warn};
+use tracing::{error, warn};
 
 use super::machine::{Machine, Step, Timing};
-use super::{Guard, LeaseConfig, LeaseError, LeaseState, LostReason};
+use super::{Guard, LeaseConfig, LeaseError, LeaseState};
 use crate::clock::{Clock, Instant};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
+use crate::observe::{self, LeaseEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Acquire, Renew, Store};
 
@@ -125,16 +126,22 @@ impl<S: Store> Driver<S> {
                         _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
                     match &r {
-                        Ok(Acquire::Held { remaining_ms }) => {
-                            debug!(target: "keel::lease", lease = %name, owner = %owner, remaining_ms, kind = "acquire_refused", "held by another owner")
-                        }
-                        Ok(Acquire::Quarantined { remaining_ms }) => {
-                            info!(target: "keel::lease", lease = %name, owner = %owner, remaining_ms, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
-                        }
+                        Ok(Acquire::Held { remaining_ms }) => observe::emit(LeaseEvent::AcquireRefused {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            remaining_ms: *remaining_ms,
+                        }),
+                        Ok(Acquire::Quarantined { remaining_ms }) => observe::emit(LeaseEvent::Quarantined {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            remaining_ms: *remaining_ms,
+                        }),
                         Ok(Acquire::Granted { .. }) => {}
-                        Err(e) => {
-                            warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "acquire_failed", error = %e, "acquire failed; retrying")
-                        }
+                        Err(e) => observe::emit(LeaseEvent::AcquireFailed {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            error: Text::display(e),
+                        }),
                     }
                     m.on_acquire(sent, self.clock.now(), r);
                 }
@@ -144,20 +151,24 @@ impl<S: Store> Driver<S> {
                     let r =
                         until(&*self.clock, cut, "lease_renew", self.store.lease_renew(&name, &token, ttl_ms)).await;
                     match &r {
-                        Ok(Renew::Renewed { fence }) => {
-                            trace!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "renewed", "renewed")
-                        }
+                        Ok(Renew::Renewed { fence }) => observe::emit(LeaseEvent::Renewed {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            fence: *fence,
+                        }),
                         Ok(Renew::NotHolder) => {}
-                        Err(e) => {
-                            warn!(target: "keel::lease", lease = %name, owner = %owner, kind = "renew_failed", error = %e, "renewal failed; retrying before the deadline")
-                        }
+                        Err(e) => observe::emit(LeaseEvent::RenewFailed {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            error: Text::display(e),
+                        }),
                     }
                     m.on_renew(sent, self.clock.now(), r);
                 }
                 Step::StartWork { fence } => {
                     let stop = self.shutdown.child("work");
                     let fut = work_fn(Guard { fence, shutdown: stop.clone() });
-                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "work_started", "guarded work started");
+                    observe::emit(LeaseEvent::WorkStarted { lease: (&name).into(), owner: (&owner).into(), fence });
                     work = Some(Work { stop, task: tokio::spawn(fut), fence });
                     if mutants::active(Mutant::MS4) {
                         // MS4: a slow start-up blocks the owner before renewal gets going.
@@ -191,7 +202,11 @@ impl<S: Store> Driver<S> {
                     }
                 }
                 Step::Escalate(e) => {
-                    error!(target: "keel::lease", lease = %name, owner = %owner, kind = "crashed", error = %e, "escalating store error to the parent");
+                    observe::emit(LeaseEvent::Crashed {
+                        lease: (&name).into(),
+                        owner: (&owner).into(),
+                        error: Text::display(&e),
+                    });
                     if let Some(w) = work.take() {
                         self.stop_work(w).await;
                     }
@@ -214,18 +229,12 @@ impl<S: Store> Driver<S> {
         let (name, owner) = (&self.cfg.name, &self.cfg.owner);
         match *s {
             LeaseState::Held { fence } => {
-                info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held")
+                observe::emit(LeaseEvent::Held { lease: name.into(), owner: owner.into(), fence })
             }
             LeaseState::Lost { fence, reason } => {
-                let why = match reason {
-                    LostReason::Deadline => "deadline",
-                    LostReason::Taken => "taken",
-                };
-                warn!(target: "keel::lease", lease = %name, owner = %owner, fence, reason = why, kind = "lost", "lease lost; guarded work stopped")
+                observe::emit(LeaseEvent::Lost { lease: name.into(), owner: owner.into(), fence, reason })
             }
-            LeaseState::Released => {
-                info!(target: "keel::lease", lease = %name, owner = %owner, kind = "released", "lease released")
-            }
+            LeaseState::Released => observe::emit(LeaseEvent::Released { lease: name.into(), owner: owner.into() }),
             LeaseState::Awaiting => {}
         }
     }
@@ -243,7 +252,11 @@ impl<S: Store> Driver<S> {
                 task.abort();
             }
         }
-        info!(target: "keel::lease", lease = %self.cfg.name, owner = %self.cfg.owner, fence = w.fence, kind = "work_stopped", "guarded work stopped");
+        observe::emit(LeaseEvent::WorkStopped {
+            lease: (&self.cfg.name).into(),
+            owner: (&self.cfg.owner).into(),
+            fence: w.fence,
+        });
     }
 
     async fn release(&self, token: &str) {
@@ -279,7 +292,7 @@ impl<S: Store> Driver<S> {
                 if let Ok(Acquire::Granted { fence }) = store.lease_acquire(&name, &token, ttl_ms, 0).await
                     && state.borrow().fence() != Some(fence)
                 {
-                    info!(target: "keel::lease", lease = %name, owner = %owner, fence, kind = "held", "lease held");
+                    observe::emit(LeaseEvent::Held { lease: (&name).into(), owner: (&owner).into(), fence });
                     state.send_replace(LeaseState::Held { fence });
                 }
             }

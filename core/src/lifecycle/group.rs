@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use tracing::{info, warn};
 
 use super::{Service, ServiceError};
 use crate::mutants::{self, Mutant};
+use crate::observe::{self, LifecycleEvent, Text};
 use crate::shutdown::Shutdown;
 
 /// Services declared in **stop order** (producers → completer → subscription manager). They are
@@ -63,7 +63,7 @@ impl ServiceGroup {
     pub async fn start(&self, parent: &Shutdown) -> Result<(), ServiceError> {
         for (i, s) in self.services.iter().enumerate().rev() {
             if let Err(e) = s.start(parent).await {
-                warn!(target: "keel::lifecycle", service = s.name(), error = %e, "start failed; stopping the others");
+                observe::emit(LifecycleEvent::StartFailed { service: s.name().into(), error: Text::display(&e) });
                 for started in &self.services[i + 1..] {
                     let _ = started.stop().await;
                 }
@@ -86,13 +86,14 @@ impl ServiceGroup {
         for s in &self.services {
             let r = s.stop().await;
             if let Err(e) = &r {
-                warn!(target: "keel::lifecycle", service = s.name(), error = %e, "stop reported an error");
+                observe::emit(LifecycleEvent::StopFailed { service: s.name().into(), error: Text::display(e) });
             }
             if first.is_ok() {
                 first = r;
             }
         }
-        info!(target: "keel::lifecycle", services = ?self.names(), "group stopped");
+        let names = self.names();
+        observe::emit(LifecycleEvent::GroupStopped { services: Text::debug(&names) });
         first
     }
 }

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::watch;
 use tokio::sync::Notify;
-use tracing::debug;
 
 use super::machine::{Action, Input, Machine, Status};
+use crate::observe::{self, LifecycleEvent};
 use crate::shutdown::Shutdown;
 
 /// What a run's task gets: its number and its own token.
@@ -106,7 +106,7 @@ impl Drop for ExitGuard {
         }
         self.done.signal();
         self.shared.changed.notify_waiters();
-        debug!(target: "keel::lifecycle", service = %self.shared.name, run = self.run, "run exited");
+        observe::emit(LifecycleEvent::RunExited { service: (&self.shared.name).into(), run: self.run });
     }
 }
 
@@ -192,7 +192,7 @@ impl Lifecycle {
                             let _guard = guard;
                             fut.await;
                         });
-                        debug!(target: "keel::lifecycle", service = %self.shared.name, run = n, "run started");
+                        observe::emit(LifecycleEvent::RunStarted { service: (&self.shared.name).into(), run: n });
                         return true;
                     }
                     Action::AwaitExit { .. } => inner.exited.clone(),

@@ -56,7 +56,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::watch;
-use tracing::{error, info, warn};
 
 pub use crate::completer::{CompletionEvent, KindFilter, Subscription};
 pub use config::{DEDUP_WINDOW_MAX, DEFAULT_START_TIMEOUT, DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
@@ -68,6 +67,7 @@ pub use inspect::{PoolReport, inspect};
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::StoreError;
+use crate::observe::{self, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use node::Core;
@@ -257,7 +257,11 @@ impl<S: Store> Pool<S> {
             let e = match r {
                 Ok(t) => {
                     if attempts > 1 {
-                        info!(target: "keel::pool", kind = "start_store_reached", pool = %cfg.name, node = %cfg.node, attempts, "pool start: the store answers");
+                        observe::emit(PoolEvent::StartStoreReached {
+                            pool: (&cfg.name).into(),
+                            node: (&cfg.node).into(),
+                            attempts,
+                        });
                     }
                     return Ok(t);
                 }
@@ -265,17 +269,32 @@ impl<S: Store> Pool<S> {
             };
             let now = self.clock.now();
             let waited = now.saturating_duration_since(started);
-            if !e.is_transient() {
-                error!(target: "keel::pool", kind = "start_failed", pool = %cfg.name, node = %cfg.node, error = %e, "pool start: permanent store error");
-                return Err(PoolError::Store(e));
-            }
-            if now + wait >= deadline {
-                error!(target: "keel::pool", kind = "start_failed", pool = %cfg.name, node = %cfg.node, attempts, waited_ms = waited.as_millis() as u64, error = %e, "pool start: the store did not answer within the start timeout");
-                return Err(PoolError::StartTimeout { waited, attempts, last_error: e });
+            let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+            let permanent = !e.is_transient();
+            if permanent || now + wait >= deadline {
+                observe::emit(PoolEvent::StartFailed {
+                    pool: (&cfg.name).into(),
+                    node: (&cfg.node).into(),
+                    attempts,
+                    waited_ms,
+                    permanent,
+                    error: Text::display(&e),
+                });
+                return Err(if permanent {
+                    PoolError::Store(e)
+                } else {
+                    PoolError::StartTimeout { waited, attempts, last_error: e }
+                });
             }
             if now >= next_log {
-                warn!(target: "keel::pool", kind = "start_waiting", pool = %cfg.name, node = %cfg.node, attempts, waited_ms = waited.as_millis() as u64,
-                    timeout_ms = cfg.start_timeout.as_millis() as u64, error = %e, "pool start: waiting for the store");
+                observe::emit(PoolEvent::StartWaiting {
+                    pool: (&cfg.name).into(),
+                    node: (&cfg.node).into(),
+                    attempts,
+                    waited_ms,
+                    timeout_ms: u64::try_from(cfg.start_timeout.as_millis()).unwrap_or(u64::MAX),
+                    error: Text::display(&e),
+                });
                 next_log = now + START_LOG_EVERY;
             }
             tokio::select! {
@@ -312,7 +331,7 @@ impl<S: Store> Pool<S> {
             tokio::spawn(core.clone().run_router()),
             tokio::spawn(core.clone().close_completions()),
         ];
-        info!(target: "keel::pool", kind = "node_started", pool = %core.cfg.name, node = %core.cfg.node, "pool node started");
+        observe::emit(PoolEvent::NodeStarted { pool: (&core.cfg.name).into(), node: (&core.cfg.node).into() });
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }
 }
@@ -512,7 +531,7 @@ impl<S: Store> PoolNode<S> {
             let _ = t.await;
         }
         self.core.feed.close();
-        info!(target: "keel::pool", kind = "node_stopped", node = %self.core.cfg.node, "pool node stopped");
+        observe::emit(PoolEvent::NodeStopped { node: (&self.core.cfg.node).into() });
     }
 }
 

@@ -8,17 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, warn};
 
-use super::feed::{Delivered, Feed, JobCompletion};
+use super::feed::{Feed, JobCompletion};
 use super::load::LoadIndex;
 use super::state::{self, CleanupLock, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key};
 use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
-use crate::metrics::{self as keel_metrics, PoolMetrics};
+use crate::metrics as keel_metrics;
 use crate::mutants::{self, Mutant};
+use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store, Watch, WatchEvent};
 
@@ -62,8 +63,6 @@ pub(crate) struct Core<S: Store> {
     pub events: SubscriptionManager,
     /// The pool-wide completion feed (tombstones from the job map's feed and snapshots).
     pub feed: Feed,
-    /// The node's metric handles (registered once, here).
-    pub metrics: PoolMetrics,
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
@@ -81,7 +80,6 @@ impl<S: Store> Core<S> {
         let events = SubscriptionManager::new(&completer);
         let feed = Feed::new(incarnation, ms(cfg.worker_ttl) * FEED_HORIZON_TTLS);
         Core {
-            metrics: PoolMetrics::new(&cfg.name),
             feed,
             completer,
             events,
@@ -108,7 +106,7 @@ impl<S: Store> Core<S> {
     pub async fn close_completions(self: Arc<Self>) {
         self.shutdown.cancelled().await;
         if let Err(e) = self.completer.stop().await {
-            warn!(target: "keel::pool", kind = "completion_events_unflushed", error = %e, "completion events not flushed before the bound (the completions themselves are recorded)");
+            observe::emit(PoolEvent::CompletionEventsUnflushed { error: Text::display(&e) });
         }
         self.events.stop().await;
     }
@@ -155,19 +153,17 @@ impl<S: Store> Core<S> {
             let prev = self.live_workers.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
             assert!(prev >= delta.unsigned_abs(), "live worker count went below zero");
         }
-        self.metrics.workers_live.set(self.live_workers.load(Ordering::Relaxed) as f64);
+        keel_metrics::workers_live(self.live_workers.load(Ordering::Relaxed));
     }
 
     /// One of this node's workers died (cleaned up by the pool, or panicked).
     pub fn worker_died(&self) {
         self.worker_deaths.fetch_add(1, Ordering::Relaxed);
-        self.metrics.workers_dead.increment(1);
     }
 
     /// A dead worker was replaced by a fresh incarnation.
     pub fn worker_replaced(&self) {
         self.worker_replacements.fetch_add(1, Ordering::Relaxed);
-        self.metrics.workers_replaced.increment(1);
     }
 
     /// Tell this node's workers about job `job`'s record (`None`: completed or gone): its owner
@@ -251,8 +247,12 @@ impl<S: Store> Core<S> {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         self.note_owner(job, Some(&rec.encode()));
-        self.metrics.dispatched.increment(1);
-        info!(target: "keel::pool", kind = "dispatched", job, worker = %worker, attempt = 1u64, now_ms = view.now_ms, "job dispatched");
+        observe::emit(PoolEvent::Dispatched {
+            job: job.into(),
+            worker: (&worker).into(),
+            attempt: 1,
+            now_ms: view.now_ms,
+        });
         self.route(job, Some(&rec.encode()));
         Ok(1)
     }
@@ -267,7 +267,7 @@ impl<S: Store> Core<S> {
         from_raw: &str,
         extra: Option<(String, Expect)>,
         exclude: &str,
-        kind: &'static str,
+        kind: MoveKind,
     ) -> Result<bool, StoreError> {
         let Some(rec) = JobRecord::parse(from_raw) else {
             return Err(StoreError::corrupt(job_key(job), "unparsable job record"));
@@ -285,8 +285,14 @@ impl<S: Store> Core<S> {
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             self.note_owner(job, Some(&new.encode()));
-            self.metrics.moved(kind);
-            info!(target: "keel::pool", kind, job, from = %rec.owner, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
+            observe::emit(PoolEvent::Moved {
+                kind,
+                job: job.into(),
+                from: (&rec.owner).into(),
+                worker: (&target).into(),
+                attempt: new.attempt,
+                now_ms: view.now_ms,
+            });
             self.route(job, Some(&new.encode()));
         }
         Ok(out.applied)
@@ -302,9 +308,11 @@ impl<S: Store> Core<S> {
         }
         if let Some(old) = &known {
             self.data_losses.fetch_add(1, Ordering::Relaxed);
-            self.metrics.data_losses.increment(1);
-            error!(target: "keel::pool", kind = "data_loss", pool = %self.cfg.name, old_epoch = %old, new_epoch = ?current,
-                "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone");
+            observe::emit(PoolEvent::DataLoss {
+                pool: (&self.cfg.name).into(),
+                old_epoch: old.into(),
+                new_epoch: current.as_ref().map(Text::from),
+            });
         }
         let fresh = format!("{}.{}", self.cfg.node, self.incarnation);
         let value = match current {
@@ -336,12 +344,12 @@ impl<S: Store> Core<S> {
                     let unacked = Pending::parse(&raw).map(|p| p.worker).unwrap_or_default();
                     let exclude =
                         if view.pick_worker(self.ttl_ms(), &unacked).is_some() { unacked } else { String::new() };
-                    self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, "redispatched").await?;
+                    self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, MoveKind::Redispatched).await?;
                 } else {
                     let writes = [(pending_key(&job), None)];
                     let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[guard], &writes)).await?;
                     if out.applied {
-                        debug!(target: "keel::pool", kind = "pending_swept", job = %job, "stale pending entry removed");
+                        observe::emit(PoolEvent::PendingSwept { job: (&job).into() });
                     }
                 }
             }
@@ -354,7 +362,7 @@ impl<S: Store> Core<S> {
         }
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
-                self.move_job(&mut view, &job, &rec.encode(), None, "", "assigned").await?;
+                self.move_job(&mut view, &job, &rec.encode(), None, "", MoveKind::Assigned).await?;
             }
         }
         let keepalive_only = mutants::active(Mutant::MP7);
@@ -415,7 +423,7 @@ impl<S: Store> Core<S> {
                 let w_ = MapWrite::SetIfAbsent(mine.clone());
                 let out = self.op("map_write", self.store.map_write(&self.maps.cleanup, w, w_)).await?;
                 if out.applied {
-                    info!(target: "keel::pool", kind = "cleanup_locked", worker = w, lock = %mine, "cleanup lock taken");
+                    observe::emit(PoolEvent::CleanupLocked { worker: w.into(), lock: (&mine).into() });
                 }
                 Ok(out.applied.then_some(mine))
             }
@@ -432,7 +440,11 @@ impl<S: Store> Core<S> {
                     self.op("map_write", self.store.map_write(&self.maps.cleanup, w, cas)).await?.applied
                 };
                 if applied {
-                    info!(target: "keel::pool", kind = "cleanup_takeover", worker = w, from = %observed, lock = %mine, "stale cleanup lock taken over");
+                    observe::emit(PoolEvent::CleanupTakeover {
+                        worker: w.into(),
+                        from: (&observed).into(),
+                        lock: (&mine).into(),
+                    });
                 }
                 Ok(applied.then_some(mine))
             }
@@ -480,7 +492,7 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        let kind = if orphan { "orphan_requeued" } else { "requeued" };
+        let kind = if orphan { MoveKind::OrphanRequeued } else { MoveKind::Requeued };
         // Requeue until a fresh snapshot shows no job owned by w (a dispatch may have landed).
         for _round in 0..4 {
             let mut fresh = self.view(false).await?;
@@ -505,8 +517,7 @@ impl<S: Store> Core<S> {
         }
         self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
         self.release(w, &mine).await;
-        self.metrics.cleanups.increment(1);
-        info!(target: "keel::pool", kind = "worker_cleaned", worker = w, orphan, "dead worker cleaned up");
+        observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan });
         Ok(())
     }
 
@@ -516,7 +527,7 @@ impl<S: Store> Core<S> {
         job: &str,
         raw: &str,
         w: &str,
-        kind: &'static str,
+        kind: MoveKind,
     ) -> Result<(), StoreError> {
         let (min, max) = self.cfg.cleanup_backoff;
         let mut wait = min;
@@ -572,12 +583,19 @@ impl<S: Store> Core<S> {
                 .await?;
             if out.applied {
                 view.jobs.insert(job_key(&job), new.encode());
-                info!(target: "keel::pool", kind = "requeued", job = %job, from = w, worker = %target, attempt = new.attempt, now_ms = view.now_ms, "job moved");
+                observe::emit(PoolEvent::Moved {
+                    kind: MoveKind::Requeued,
+                    job: (&job).into(),
+                    from: w.into(),
+                    worker: (&target).into(),
+                    attempt: new.attempt,
+                    now_ms: view.now_ms,
+                });
                 self.route(&job, Some(&new.encode()));
             }
         }
         self.release(w, mine).await;
-        info!(target: "keel::pool", kind = "worker_cleaned", worker = w, orphan = false, "dead worker cleaned up");
+        observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan: false });
         Ok(())
     }
 
@@ -610,20 +628,12 @@ impl<S: Store> Core<S> {
     pub fn observe_tombstones(&self, jobs: &BTreeMap<String, String>, why: &'static str) {
         let tombs = jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v.as_str())));
         let d = self.feed.observe(tombs, true);
-        self.count_feed(why, &d);
-        if d.news > 0 {
-            info!(target: "keel::pool", kind = "feed_resynced", why, completions = d.news, "completions missed by the feed delivered from the store");
+        if d.news > 0 && why != "start" {
+            observe::emit(PoolEvent::FeedResynced { why: why.into(), completions: d.news });
         }
         if d.dropped > 0 {
-            debug!(target: "keel::pool", kind = "feed_dropped", dropped = d.dropped, "completion feed subscriber full: completions dropped");
+            observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
         }
-    }
-
-    fn count_feed(&self, why: &str, d: &Delivered) {
-        if why != "start" {
-            self.metrics.feed_resynced.increment(d.news as u64);
-        }
-        self.metrics.feed_dropped.increment(d.dropped);
     }
 
     /// The feed reported a gap: reconcile the completion feed from a fresh snapshot now (the
@@ -664,9 +674,8 @@ impl<S: Store> Core<S> {
                         self.route_change(job, c.value.as_deref());
                     } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
                         let d = self.feed.observe([(job, raw)].into_iter(), false);
-                        self.metrics.feed_dropped.increment(d.dropped);
                         if d.dropped > 0 {
-                            debug!(target: "keel::pool", kind = "feed_dropped", dropped = d.dropped, "completion feed subscriber full: completions dropped");
+                            observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
                         }
                     }
                 }

@@ -16,11 +16,12 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::node::Core;
 use super::{JobHandler, WorkerExit, worker};
 use crate::clock::Instant;
+use crate::observe::{self, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::watch;
@@ -134,7 +135,7 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
             WorkerExit::Stopped => true,
             WorkerExit::Dead | WorkerExit::Panicked => {
                 core.worker_died();
-                warn!(target: "keel::pool", kind = "worker_died", worker = %id, exit = ?exit, "worker died; its jobs were moved by the pool");
+                observe::emit(PoolEvent::WorkerDied { worker: (&id).into(), exit: Text::debug(&exit) });
                 slot.is_cancelled() || backoff.is_none()
             }
         };
@@ -156,7 +157,8 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
         let old = std::mem::take(&mut id);
         (id, token, task) = spawn_incarnation(&core, &handler, &slot, &caller);
         core.worker_replaced();
-        info!(target: "keel::pool", kind = "worker_replaced", worker = %id, replaces = %old, after_ms = wait.as_millis() as u64, "dead worker replaced by a fresh incarnation");
+        let after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        observe::emit(PoolEvent::WorkerReplaced { worker: (&id).into(), replaces: (&old).into(), after_ms });
         state.send_modify(|s| {
             s.id = id.clone();
             s.incarnations += 1;

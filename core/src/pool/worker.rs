@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::complete;
 use super::feed::JobCompletion;
@@ -18,6 +18,7 @@ use crate::clock::{Clock, Instant};
 use crate::completer::{Completion, Producer};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
+use crate::observe::{self, MoveKind, PoolEvent, StaleOp};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store};
 
@@ -74,7 +75,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     return WorkerExit::Stopped;
                 }
                 drain_until = Some(self.core.clock.now() + cfg.shutdown_deadline);
-                info!(target: "keel::pool", kind = "worker_stopping", worker = %self.id, running = running.len(), "worker stopping");
+                observe::emit(PoolEvent::WorkerStopping { worker: (&self.id).into(), running: running.len() });
                 next_beat = self.core.clock.now();
             }
             if let Some(d) = drain_until
@@ -87,7 +88,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 // We can no longer prove we are alive: others may requeue our jobs soon, so stop
                 // running them now (before our keep-alive goes stale in store time).
                 fenced = true;
-                warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                observe::emit(PoolEvent::Fenced { worker: (&self.id).into(), running: running.len() });
                 stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
             }
             let wake = next_beat.min(if fenced { next_beat } else { confirmed_until });
@@ -122,7 +123,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                                     r = &mut beat => break r,
                                     _ = self.core.clock.sleep_until(confirmed_until), if !fenced => {
                                         fenced = true;
-                                        warn!(target: "keel::pool", kind = "fenced", worker = %self.id, running = running.len(), "keep-alive unconfirmed past the local deadline; stopping handlers");
+                                        observe::emit(PoolEvent::Fenced { worker: (&self.id).into(), running: running.len() });
                                         stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
                                     }
                                 }
@@ -132,12 +133,12 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                         confirmed_until = sent + cfg.worker_ttl - cfg.drift_margin;
                         if fenced {
                             fenced = false;
-                            info!(target: "keel::pool", kind = "unfenced", worker = %self.id, "keep-alive confirmed again");
+                            observe::emit(PoolEvent::Unfenced { worker: (&self.id).into() });
                         }
                     }
                     Beat::Failed => {}
                     Beat::Dead => {
-                        warn!(target: "keel::pool", kind = "worker_dead", worker = %self.id, "this worker was cleaned up (keep-alive gone or changed): stopping its jobs");
+                        observe::emit(PoolEvent::WorkerDead { worker: (&self.id).into() });
                         stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
                         return WorkerExit::Dead;
                     }
@@ -152,7 +153,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         self.producer.take();
         self.hand_back().await;
         self.deregister(&last).await;
-        info!(target: "keel::pool", kind = "worker_stopped", worker = %self.id, "worker stopped and deregistered");
+        observe::emit(PoolEvent::WorkerStopped { worker: (&self.id).into() });
         WorkerExit::Stopped
     }
 
@@ -169,7 +170,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             let r: Result<String, StoreError> = async {
                 let now = self.core.op("time", self.core.store.time_ms()).await?;
                 let ka = KeepAlive { ms: now, stopping: false }.encode();
-                info!(target: "keel::pool", kind = "keepalive", worker = %self.id, ms = now, "keep-alive");
+                observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
                 let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
                 self.core.op("map_write", set).await?;
                 let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
@@ -179,7 +180,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             .await;
             match r {
                 Ok(ka) => {
-                    info!(target: "keel::pool", kind = "worker_registered", worker = %self.id, "worker registered");
+                    observe::emit(PoolEvent::WorkerRegistered { worker: (&self.id).into() });
                     return Some((ka, sent + cfg.worker_ttl - cfg.drift_margin));
                 }
                 Err(e) => debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"),
@@ -201,7 +202,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             Err(_) => return Beat::Failed,
         };
         let new = KeepAlive { ms: now, stopping }.encode();
-        info!(target: "keel::pool", kind = "keepalive", worker = %self.id, ms = now, "keep-alive");
+        observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
         let cas = MapWrite::CompareAndSet { expected: last.clone(), new: new.clone() };
         match self.core.op("map_write", self.core.store.map_write(&self.core.maps.keepalive, &self.id, cas)).await {
             Ok(out) if out.applied => {
@@ -276,7 +277,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         let owned: Vec<(String, String)> =
             view.records().filter(|(_, r)| r.owner == self.id).map(|(j, r)| (j.to_owned(), r.encode())).collect();
         for (job, raw) in owned {
-            if let Err(e) = self.core.move_job(&mut view, &job, &raw, None, &self.id, "handed_back").await {
+            if let Err(e) = self.core.move_job(&mut view, &job, &raw, None, &self.id, MoveKind::HandedBack).await {
                 warn!(target: "keel::pool", worker = %self.id, job = %job, error = %e, "hand-back failed; the cleanup will requeue it");
             }
         }
@@ -334,11 +335,15 @@ async fn run_job<S: Store, H: JobHandler>(
     let ack = core.store.map_txn(&core.maps.jobs, &guards, &writes);
     match core.op("map_txn", ack).await {
         Ok(out) if out.applied => {
-            debug!(target: "keel::pool", kind = "acked", job = %job, worker = %worker, attempt, "acknowledged")
+            observe::emit(PoolEvent::Acked { job: (&job).into(), worker: (&worker).into(), attempt })
         }
         Ok(_) => {
-            core.metrics.stale_rejected.increment(1);
-            info!(target: "keel::pool", kind = "stale_rejected", op = "ack", job = %job, worker = %worker, attempt, "stale attempt: ack rejected");
+            observe::emit(PoolEvent::StaleRejected {
+                op: StaleOp::Ack,
+                job: (&job).into(),
+                worker: (&worker).into(),
+                attempt,
+            });
             let _ = done.send((job, attempt)).await;
             return;
         }
@@ -352,8 +357,7 @@ async fn run_job<S: Store, H: JobHandler>(
         let _ = done.send((job, attempt)).await;
         return;
     }
-    core.metrics.started.increment(1);
-    info!(target: "keel::pool", kind = "started", job = %job, worker = %worker, attempt, "handler started");
+    observe::emit(PoolEvent::Started { job: (&job).into(), worker: (&worker).into(), attempt });
     let outcome = handler
         .run(Job {
             key: job.clone(),
@@ -375,14 +379,12 @@ async fn run_job<S: Store, H: JobHandler>(
                     debug!(target: "keel::pool", job = %job, error = %e, "completion event not accepted");
                 },
                 _ = core.clock.sleep(core.cfg.op_timeout) => {
-                    core.metrics.completion_events_dropped.increment(1);
-                    warn!(target: "keel::pool", kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)");
+                    observe::emit(PoolEvent::CompletionEventDropped { job: (&job).into() });
                 }
             }
         }
     } else {
-        core.metrics.abandoned.increment(1);
-        info!(target: "keel::pool", kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing");
+        observe::emit(PoolEvent::Abandoned { job: (&job).into(), worker: (&worker).into(), attempt });
     }
     let _ = done.send((job, attempt)).await;
 }
@@ -406,13 +408,16 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
         };
         match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw, tomb)).await {
             Ok(true) => {
-                core.metrics.completed.increment(1);
-                info!(target: "keel::pool", kind = "completed", job, worker, attempt, "job completed");
+                observe::emit(PoolEvent::Completed { job: job.into(), worker: worker.into(), attempt });
                 return true;
             }
             Ok(false) => {
-                core.metrics.stale_rejected.increment(1);
-                info!(target: "keel::pool", kind = "stale_rejected", op = "complete", job, worker, attempt, "stale attempt: completion rejected");
+                observe::emit(PoolEvent::StaleRejected {
+                    op: StaleOp::Complete,
+                    job: job.into(),
+                    worker: worker.into(),
+                    attempt,
+                });
                 return false;
             }
             Err(e) => debug!(target: "keel::pool", job, error = %e, "completion failed; retrying"),
@@ -420,6 +425,6 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
         core.clock.sleep(wait).await;
         wait = (wait * 2).min(max);
     }
-    warn!(target: "keel::pool", kind = "complete_failed", job, worker, attempt, "completion not recorded; the job stays owned and runs again");
+    observe::emit(PoolEvent::CompleteFailed { job: job.into(), worker: worker.into(), attempt });
     false
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{debug, info, trace, warn};
+use crate::observe::{self, ResyncReason, RmapEvent, Text};
 
 use super::Shared;
 use super::config::RmapConfig;
@@ -43,7 +43,7 @@ pub(super) async fn timed<T>(
 }
 
 enum Next {
-    Resync(&'static str),
+    Resync(ResyncReason),
     Stop,
 }
 
@@ -52,7 +52,7 @@ impl<S: Store> Driver<S> {
         let mp11 = mutants::active(Mutant::MP11);
         let name = self.cfg.name.clone();
         if let Some(mut watch) = self.open_watch().await {
-            let mut reason = "join";
+            let mut reason = ResyncReason::Join;
             while let Some((snap, seq)) = self.snapshot().await {
                 self.load(snap, seq, reason).await;
                 match self.follow(&mut watch, mp11).await {
@@ -65,7 +65,7 @@ impl<S: Store> Driver<S> {
         let woken = d.len();
         self.shared.waiters.deliver(d).await;
         self.shared.subs.close();
-        info!(target: "keel::rmap", map = %name, kind = "stopped", waiters_closed = woken, "replicated map stopped");
+        observe::emit(RmapEvent::Stopped { map: (&name).into(), waiters_closed: woken });
     }
 
     /// Apply the feed until a resync is needed or the map stops.
@@ -82,19 +82,19 @@ impl<S: Store> Driver<S> {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Next::Stop,
-                _ = ae => return Next::Resync("anti_entropy"),
+                _ = ae => return Next::Resync(ResyncReason::AntiEntropy),
                 ev = watch.next() => match ev {
                     WatchEvent::Gap => {
-                        info!(target: "keel::rmap", map = %name, kind = "gap", rev = self.shared.revision(), "feed reported a gap");
+                        observe::emit(RmapEvent::Gap { map: name.into(), rev: self.shared.revision() });
                         if !mp11 {
-                            return Next::Resync("gap");
+                            return Next::Resync(ResyncReason::Gap);
                         }
                         // MP11: carry on as if nothing was missed.
                     }
                     WatchEvent::Change(c) => {
                         if let Some(expected) = self.apply(c, mp11).await {
-                            info!(target: "keel::rmap", map = %name, kind = "gap", expected, "revision jump on the feed");
-                            return Next::Resync("rev_jump");
+                            observe::emit(RmapEvent::RevJump { map: name.into(), expected });
+                            return Next::Resync(ResyncReason::RevJump);
                         }
                     }
                 }
@@ -122,12 +122,12 @@ impl<S: Store> Driver<S> {
         };
         match verdict {
             Verdict::Stale => {
-                trace!(target: "keel::rmap", map = %self.cfg.name, kind = "stale", rev = c.rev, "stale change skipped");
+                observe::emit(RmapEvent::Stale { map: (&self.cfg.name).into(), rev: c.rev });
                 None
             }
             Verdict::Gap { expected } => Some(expected),
             Verdict::Applied => {
-                trace!(target: "keel::rmap", map = %self.cfg.name, kind = "applied", rev = c.rev, "change applied");
+                observe::emit(RmapEvent::Applied { map: (&self.cfg.name).into(), rev: c.rev });
                 let d = self.shared.waiters.applied_to(c.rev);
                 match mp1 {
                     Some(m) => {
@@ -145,7 +145,7 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    async fn load(&self, snap: MapSnapshot, seq: u64, reason: &'static str) {
+    async fn load(&self, snap: MapSnapshot, seq: u64, reason: ResyncReason) {
         let rev = snap.rev;
         let (old_rev, diff) = {
             let mut r = self.shared.lock_replica();
@@ -153,10 +153,10 @@ impl<S: Store> Driver<S> {
         };
         let d = self.shared.waiters.loaded(rev, seq);
         let (name, changed, woken) = (&self.cfg.name, diff.len(), d.len());
-        if reason == "join" {
-            info!(target: "keel::rmap", map = %name, kind = "joined", rev, keys = self.shared.len(), "replica joined");
+        if reason == ResyncReason::Join {
+            observe::emit(RmapEvent::Joined { map: name.into(), rev, keys: self.shared.len() });
         } else {
-            info!(target: "keel::rmap", map = %name, kind = "resynced", reason, rev, old_rev, changed, woken, "replica resynced from a snapshot");
+            observe::emit(RmapEvent::Resynced { map: name.into(), reason, rev, old_rev, changed, woken });
         }
         if self.shared.mp1.is_none() {
             self.shared.subs.publish(&diff);
@@ -186,7 +186,7 @@ impl<S: Store> Driver<S> {
             match r {
                 Ok(w) => return Some(w),
                 Err(e) => {
-                    warn!(target: "keel::rmap", map = %self.cfg.name, kind = "watch_failed", error = %e, "cannot open the feed; retrying")
+                    observe::emit(RmapEvent::WatchFailed { map: (&self.cfg.name).into(), error: Text::display(&e) })
                 }
             }
             if !self.backoff(&mut wait).await {
@@ -207,7 +207,7 @@ impl<S: Store> Driver<S> {
             match r {
                 Ok(s) => return Some((s, seq)),
                 Err(e) => {
-                    debug!(target: "keel::rmap", map = %self.cfg.name, kind = "snapshot_failed", error = %e, "snapshot failed; retrying")
+                    observe::emit(RmapEvent::SnapshotFailed { map: (&self.cfg.name).into(), error: Text::display(&e) })
                 }
             }
             if !self.backoff(&mut wait).await {

@@ -338,7 +338,7 @@ impl Drop for Waiter {
             return;
         }
         let claimed = self.deregister();
-        tracing::debug!(target: "keel::rmap", kind = "waiter_cancelled", armed = self.armed, claimed, "set_and_wait cancelled; waiter removed");
+        crate::observe::emit(crate::observe::RmapEvent::WaiterCancelled { armed: self.armed, claimed });
     }
 }
 

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
-use tracing::{debug, warn};
 
 use super::*;
 use crate::clock::{Clock, Instant, TokioClock};
+use crate::observe::{self, StoreEvent};
 
 /// How many undelivered changes a watch may lag behind before it is told [`WatchEvent::Gap`].
 pub const WATCH_BUFFER: usize = 4096;
@@ -105,7 +105,7 @@ impl MemoryStore {
         for tx in st.feeds.values() {
             let _ = tx.send(WatchEvent::Gap); // no receivers is fine
         }
-        warn!(target: "keel::store", "memory store reset: all data lost");
+        observe::emit(StoreEvent::MemoryReset {});
     }
 
     /// Report a gap to every watcher without losing data (a feed disconnect).
@@ -184,7 +184,7 @@ impl Watch for MemoryWatch {
         match self.rx.recv().await {
             Ok(ev) => ev,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                debug!(target: "keel::store", missed = n, "memory watch lagged");
+                observe::emit(StoreEvent::MemoryWatchLagged { missed: n });
                 WatchEvent::Gap
             }
             // The store is never dropped while a watch holds the sender's map alive: the sender

@@ -35,6 +35,21 @@ pub use scripts::lease_sources;
 /// stopped answering without breaking (half-open, partitioned) would otherwise never recover.
 const REPLACE_AFTER_TIMEOUTS: u32 = 2;
 
+/// Dropped unforgotten = the request was abandoned by its caller before it finished.
+struct Abandoned<'a> {
+    store: &'a RedisStore,
+    op: &'static str,
+    sent: tokio::time::Instant,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.sent.elapsed() >= self.store.inner.config.op_timeout / 2 {
+            self.store.on_timeout(self.op);
+        }
+    }
+}
+
 /// A [`Store`] over Redis. Clones share one multiplexed connection.
 ///
 /// ```no_run
@@ -61,6 +76,8 @@ struct Inner {
     client: Client,
     conn: Mutex<ConnectionManager>,
     timeouts: AtomicU32,
+    /// Command connections replaced after timeouts (for tests and diagnostics).
+    replaced: AtomicU32,
     scripts: scripts::Scripts,
 }
 
@@ -84,6 +101,12 @@ impl RedisStore {
         }
     }
 
+    /// How many times the command connection was replaced because it stopped answering.
+    #[doc(hidden)]
+    pub fn connections_replaced(&self) -> u32 {
+        self.inner.replaced.load(Ordering::Relaxed)
+    }
+
     /// A store that connects on first use (and reconnects by itself after every failure), so a
     /// service can start while Redis is down. Must be called inside a tokio runtime.
     pub fn connect_lazy(config: RedisConfig) -> StoreResult<Self> {
@@ -94,6 +117,7 @@ impl RedisStore {
             client,
             conn: Mutex::new(conn),
             timeouts: AtomicU32::new(0),
+            replaced: AtomicU32::new(0),
             scripts: scripts::Scripts::new(),
         };
         Ok(RedisStore { inner: Arc::new(inner) })
@@ -139,7 +163,10 @@ impl RedisStore {
         name: &str,
         request: impl Future<Output = ::redis::RedisResult<T>>,
     ) -> StoreResult<T> {
-        match tokio::time::timeout(self.inner.config.op_timeout, request).await {
+        let abandoned = Abandoned { store: self, op, sent: tokio::time::Instant::now() };
+        let r = tokio::time::timeout(self.inner.config.op_timeout, request).await;
+        std::mem::forget(abandoned);
+        match r {
             Ok(Ok(v)) => {
                 self.inner.timeouts.store(0, Ordering::Relaxed);
                 Ok(v)
@@ -156,6 +183,10 @@ impl RedisStore {
         }
     }
 
+    /// Counted toward [`REPLACE_AFTER_TIMEOUTS`]: a timeout, or a request its caller abandoned
+    /// after waiting half the operation timeout (callers such as the lease owner give up on their
+    /// own local deadline, which may run out first: without this a stalled connection would never
+    /// be replaced while those callers keep queueing behind it).
     fn on_timeout(&self, op: &'static str) {
         let n = self.inner.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= REPLACE_AFTER_TIMEOUTS {
@@ -163,6 +194,7 @@ impl RedisStore {
                 Ok(fresh) => {
                     *self.inner.conn.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
                     self.inner.timeouts.store(0, Ordering::Relaxed);
+                    self.inner.replaced.fetch_add(1, Ordering::Relaxed);
                     warn!(target: "keel::store::redis", op, timeouts = n, "redis stopped answering; replacing the connection");
                 }
                 Err(e) => warn!(target: "keel::store::redis", op, error = %e, "could not replace the redis connection"),

@@ -11,15 +11,75 @@ use keel::clock::Clock;
 use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, Producer, SubscriptionManager};
 use keel::lifecycle::{Service, ServiceError, ServiceGroup, Status};
 use keel::mutants::Mutant;
+use keel::observe::{CompleterEvent, Field, events};
 use keel::shutdown::Shutdown;
 use keel::store::Store;
 use madsim::rand::{Rng, thread_rng};
 
-use super::Scenario;
+use super::{AppEv, RunView, Scenario};
 use crate::check::{Coverage, Violation};
-use crate::history::Event;
+use crate::history::{Event, WorldEv};
 use crate::plan::{FaultKind, FaultPlan, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
+
+/// Which events a counting subscriber asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SubFilter {
+    /// Every completion.
+    All,
+    /// Failed completions only.
+    Failed,
+}
+
+impl std::fmt::Display for SubFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.show(f)
+    }
+}
+
+impl Field for SubFilter {
+    type Static = SubFilter;
+    fn to_static(&self) -> Self {
+        *self
+    }
+    fn show(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SubFilter::All => "all",
+            SubFilter::Failed => "failed",
+        })
+    }
+}
+
+events! {
+    /// What the completer scenario's workload recorded.
+    pub enum Rec {
+        /// A producer's completion was accepted by the completer.
+        CompletionAccepted { run: u64, failed: bool } = "completion_accepted",
+        /// A producer's completion was refused.
+        CompleteRejected { run: u64, error: String } = "complete_rejected",
+        /// A stopping producer handed its last job back instead of completing it.
+        HandedBack { run: u64 } = "handed_back",
+        /// A counting subscriber's channel closed.
+        SubClosed { run: u64, filter: SubFilter, received: u64, dropped: u64, foreign: u64 } = "sub_closed",
+        /// The group stop of a run began.
+        StopBegin { run: u64, caller_cancelled: bool } = "stop_begin",
+        /// The group stop of a run returned.
+        StopEnd { run: u64, error: String } = "stop_end",
+        /// A node incarnation finished all its runs.
+        NodeDone {} = "node_done",
+        /// The start/stop stress finished.
+        StressDone { stopped: bool } = "stress_done",
+        /// The start/stop stress hung.
+        StressStuck {} = "stress_stuck",
+    }
+}
+
+fn rec(e: &Event) -> Option<&Rec> {
+    match e.app() {
+        Some(AppEv::Completer(r)) => Some(r),
+        _ => None,
+    }
+}
 
 /// Completer scenario settings (ms).
 #[derive(Clone, Debug)]
@@ -84,7 +144,8 @@ async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdo
         let work_ms = thread_rng().gen_range(1..MAX_JOB_MS);
         // The job in hand is finished even when the stop arrives meanwhile.
         ctx.clock.sleep(Duration::from_millis(work_ms)).await;
-        let kind = if thread_rng().gen_bool(0.3) { "failed" } else { "succeeded" };
+        let failed = thread_rng().gen_bool(0.3);
+        let kind = if failed { "failed" } else { "succeeded" };
         let c = Completion::new(format!("{}-{name}-{run}-{i}", ctx.name), run, kind, "");
         i += 1;
         let stopping = stop.is_cancelled();
@@ -102,13 +163,13 @@ async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdo
             }
         };
         match r {
-            Some(Ok(())) => ctx.record("completion_accepted", &[("run", run.to_string()), ("ckind", kind.into())]),
+            Some(Ok(())) => ctx.record(Rec::CompletionAccepted { run, failed }),
             Some(Err(e)) => {
-                ctx.record("complete_rejected", &[("run", run.to_string()), ("error", e.to_string())]);
+                ctx.record(Rec::CompleteRejected { run, error: e.to_string() });
                 break;
             }
             None if stopping => {
-                ctx.record("handed_back", &[("run", run.to_string())]);
+                ctx.record(Rec::HandedBack { run });
                 break;
             }
             None => continue,
@@ -154,7 +215,7 @@ impl<S: Store> Service for ProducerSvc<S> {
     }
 }
 
-async fn count_subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription, filter: &'static str, run: u64) {
+async fn count_subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription, filter: SubFilter, run: u64) {
     let mut received = 0u64;
     let mut foreign = 0u64;
     while let Some(e) = sub.recv().await {
@@ -163,21 +224,12 @@ async fn count_subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription, 
             foreign += 1;
         }
     }
-    ctx.record(
-        "sub_closed",
-        &[
-            ("run", run.to_string()),
-            ("filter", filter.into()),
-            ("received", received.to_string()),
-            ("dropped", sub.dropped().to_string()),
-            ("foreign", foreign.to_string()),
-        ],
-    );
+    ctx.record(Rec::SubClosed { run, filter, received, dropped: sub.dropped(), foreign });
 }
 
 async fn node(this: CompleterScenario, ctx: NodeCtx) {
     let Some(cfg) = this.config() else {
-        ctx.record("sim_error", &[("error", "invalid completer config".into())]);
+        ctx.record(WorldEv::SimError { error: "invalid completer config".into() });
         return;
     };
     let store = ctx.store().await;
@@ -193,8 +245,13 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
         }
         let caller = ctx.shutdown.child("caller");
         let readers = vec![
-            tokio::spawn(count_subscriber(ctx.clone(), subs.subscribe(KindFilter::All), "all", run)),
-            tokio::spawn(count_subscriber(ctx.clone(), subs.subscribe(KindFilter::only(["failed"])), "failed", run)),
+            tokio::spawn(count_subscriber(ctx.clone(), subs.subscribe(KindFilter::All), SubFilter::All, run)),
+            tokio::spawn(count_subscriber(
+                ctx.clone(),
+                subs.subscribe(KindFilter::only(["failed"])),
+                SubFilter::Failed,
+                run,
+            )),
         ];
         let mut group = ServiceGroup::new();
         for p in 0..PRODUCERS {
@@ -209,7 +266,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
         }
         let group = group.then(completer.clone()).then(subs.clone());
         if let Err(e) = group.start(&caller).await {
-            ctx.record("sim_error", &[("error", e.to_string())]);
+            ctx.record(WorldEv::SimError { error: e.to_string() });
             return;
         }
         let work_ms = thread_rng().gen_range(100..1500);
@@ -219,17 +276,14 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
             _ = caller.cancelled() => {}
         }
         let cancel_first = caller.is_cancelled() || thread_rng().gen_bool(0.5);
-        ctx.record("stop_begin", &[("run", run.to_string()), ("caller_cancelled", cancel_first.to_string())]);
+        ctx.record(Rec::StopBegin { run, caller_cancelled: cancel_first });
         if cancel_first {
             caller.cancel();
             let ms = thread_rng().gen_range(0..100);
             ctx.clock.sleep(Duration::from_millis(ms)).await;
         }
         let r = group.stop().await;
-        ctx.record(
-            "stop_end",
-            &[("run", run.to_string()), ("error", r.err().map_or_else(String::new, |e| e.to_string()))],
-        );
+        ctx.record(Rec::StopEnd { run, error: r.err().map_or_else(String::new, |e| e.to_string()) });
         for r in readers {
             let _ = r.await;
         }
@@ -237,7 +291,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
         let pause = thread_rng().gen_range(0..30);
         ctx.clock.sleep(Duration::from_millis(pause)).await;
     }
-    ctx.record("node_done", &[]);
+    ctx.record(Rec::NodeDone {});
 }
 
 /// V5: concurrent start/stop/restart of a second completer and its manager never panics or
@@ -279,9 +333,9 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
         biased;
         _ = all => {
             let stopped = completer.status() == Status::Stopped && subs.status() == Status::Stopped;
-            ctx.record("stress_done", &[("stopped", stopped.to_string())]);
+            ctx.record(Rec::StressDone { stopped });
         }
-        _ = ctx.clock.sleep(bound) => ctx.record("stress_stuck", &[]),
+        _ = ctx.clock.sleep(bound) => ctx.record(Rec::StressStuck {}),
     }
 }
 
@@ -325,21 +379,22 @@ impl Scenario for CompleterScenario {
         Arc::new(move |ctx: NodeCtx| Box::pin(node(this.clone(), ctx)))
     }
 
-    fn check(&self, _plan: &FaultPlan, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation> {
-        let runs = Runs::from(events);
+    fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
+        let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
+        let runs = Runs::from(run);
         let mut v = Vec::new();
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
         }
         for e in events {
-            if e.kind == "stress_stuck" || (e.kind == "stress_done" && e.str("stopped") != Some("true")) {
+            if matches!(rec(e), Some(Rec::StressStuck {} | Rec::StressDone { stopped: false })) {
                 v.push(Violation::new(
                     "V5",
                     e.t_us,
                     format!("{}: start/stop stress hung or did not end stopped", e.node),
                 ));
             }
-            if e.kind == "send_after_close" {
+            if let Some(CompleterEvent::SendAfterClose { .. }) = e.completer() {
                 v.push(Violation::new(
                     "V2",
                     e.t_us,
@@ -366,17 +421,17 @@ impl Scenario for CompleterScenario {
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
         for e in events {
-            match e.kind.as_str() {
-                "drain_started" if e.u64("pending").unwrap_or(0) > 0 => {
+            match (e.completer(), rec(e)) {
+                (Some(CompleterEvent::DrainStarted { pending, .. }), _) if *pending > 0 => {
                     c.insert("drain_with_pending_events");
                 }
-                "batch_flushed" if e.str("retried") == Some("true") => {
+                (Some(CompleterEvent::BatchFlushed { retried: true, .. }), _) => {
                     c.insert("flush_retry");
                 }
-                "stop_begin" if e.str("caller_cancelled") == Some("true") => {
+                (_, Some(Rec::StopBegin { caller_cancelled: true, .. })) => {
                     c.insert("caller_cancelled_first_stop");
                 }
-                "handed_back" => {
+                (_, Some(Rec::HandedBack { .. })) => {
                     c.insert("handed_back_at_stop");
                 }
                 _ => {}
@@ -404,7 +459,7 @@ struct Run {
     closed: Vec<(u64, u64, u64, u64)>, // (t, unflushed, undelivered, producers_left)
     stop_begin: Option<u64>,
     stop_end: Option<u64>,
-    subs: Vec<(u64, String, u64, u64, u64)>, // (t, filter, received, dropped, foreign)
+    subs: Vec<(u64, SubFilter, u64, u64, u64)>, // (t, filter, received, dropped, foreign)
 }
 
 /// Runs keyed by `node#incarnation/run`.
@@ -415,60 +470,77 @@ struct Runs {
 }
 
 impl Runs {
-    fn from(events: &[Event]) -> Runs {
-        let mut inc: BTreeMap<&str, u64> = BTreeMap::new();
+    fn from(view: &RunView<'_>) -> Runs {
         let mut runs: BTreeMap<String, Run> = BTreeMap::new();
         let mut incarnations = BTreeMap::new();
-        for e in events {
-            let node = e.node.as_str();
-            if e.kind == "node_start" {
-                let n = inc.entry(node).or_insert(0);
-                *n += 1;
-                incarnations.insert(format!("{node}#{n}"), (e.t_us, false));
-                continue;
+        for node in view.timeline.nodes() {
+            for l in view.timeline.lives(node) {
+                incarnations.insert(format!("{node}#{}", l.incarnation), (l.start, false));
             }
-            let Some(n) = inc.get(node).copied() else { continue };
-            if e.kind == "node_done" {
-                if let Some(i) = incarnations.get_mut(&format!("{node}#{n}")) {
-                    i.1 = true;
-                }
-                continue;
-            }
-            if e.str("completer").is_some_and(|c| c == STRESS) {
-                continue;
-            }
-            let Some(run) = e.u64("run") else { continue };
-            let r = runs.entry(format!("{node}#{n}/{run}")).or_default();
+        }
+        for e in view.events {
+            let Some(n) = view.timeline.life_at(e.node, e.t_us).map(|l| l.incarnation) else { continue };
+            let node = e.node;
             let t = e.t_us;
-            match e.kind.as_str() {
-                "completion_accepted" => {
+            let (run, what) = match (e.completer(), rec(e)) {
+                (_, Some(Rec::NodeDone {})) => {
+                    if let Some(i) = incarnations.get_mut(&format!("{node}#{n}")) {
+                        i.1 = true;
+                    }
+                    continue;
+                }
+                (Some(c), _) => match c {
+                    CompleterEvent::ProducerStopped { completer, run, .. } if *completer != *STRESS => {
+                        (*run, Seen::ProducerStopped)
+                    }
+                    CompleterEvent::EventsClosed { completer, run, unflushed, undelivered, producers_left }
+                        if *completer != *STRESS =>
+                    {
+                        (*run, Seen::Closed(*unflushed as u64, *undelivered as u64, *producers_left as u64))
+                    }
+                    _ => continue,
+                },
+                (_, Some(r)) => match r {
+                    Rec::CompletionAccepted { run, failed } => (*run, Seen::Accepted(*failed)),
+                    Rec::CompleteRejected { run, error } => (*run, Seen::Rejected(error)),
+                    Rec::StopBegin { run, .. } => (*run, Seen::StopBegin),
+                    Rec::StopEnd { run, .. } => (*run, Seen::StopEnd),
+                    Rec::SubClosed { run, filter, received, dropped, foreign } => {
+                        (*run, Seen::Sub(*filter, *received, *dropped, *foreign))
+                    }
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let r = runs.entry(format!("{node}#{n}/{run}")).or_default();
+            match what {
+                Seen::Accepted(failed) => {
                     r.accepted += 1;
-                    if e.str("ckind") == Some("failed") {
+                    if failed {
                         r.accepted_failed += 1;
                     }
                 }
-                "complete_rejected" => r.rejected.push((t, e.str("error").unwrap_or("").to_owned())),
-                "producer_stopped" => r.producers_stopped.push(t),
-                "events_closed" => r.closed.push((
-                    t,
-                    e.u64("unflushed").unwrap_or(0),
-                    e.u64("undelivered").unwrap_or(0),
-                    e.u64("producers_left").unwrap_or(0),
-                )),
-                "stop_begin" => r.stop_begin = Some(t),
-                "stop_end" => r.stop_end = Some(t),
-                "sub_closed" => r.subs.push((
-                    t,
-                    e.str("filter").unwrap_or("").to_owned(),
-                    e.u64("received").unwrap_or(0),
-                    e.u64("dropped").unwrap_or(0),
-                    e.u64("foreign").unwrap_or(0),
-                )),
-                _ => {}
+                Seen::Rejected(why) => r.rejected.push((t, why.to_owned())),
+                Seen::ProducerStopped => r.producers_stopped.push(t),
+                Seen::Closed(unflushed, undelivered, left) => r.closed.push((t, unflushed, undelivered, left)),
+                Seen::StopBegin => r.stop_begin = Some(t),
+                Seen::StopEnd => r.stop_end = Some(t),
+                Seen::Sub(filter, received, dropped, foreign) => r.subs.push((t, filter, received, dropped, foreign)),
             }
         }
         Runs { runs, incarnations }
     }
+}
+
+/// What one event tells about its run.
+enum Seen<'a> {
+    Accepted(bool),
+    Rejected(&'a str),
+    ProducerStopped,
+    Closed(u64, u64, u64),
+    StopBegin,
+    StopEnd,
+    Sub(SubFilter, u64, u64, u64),
 }
 
 impl Run {
@@ -501,7 +573,7 @@ impl Run {
         // stop reported as unflushed or undelivered.
         let lost_reported = unflushed + undelivered;
         for (t, filter, received, dropped, foreign) in &self.subs {
-            let expected = if filter == "failed" { self.accepted_failed } else { self.accepted };
+            let expected = if *filter == SubFilter::Failed { self.accepted_failed } else { self.accepted };
             let got = received + dropped;
             let ok =
                 if lost_reported == 0 { got == expected } else { got <= expected && got + lost_reported >= expected };

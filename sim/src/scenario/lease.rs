@@ -5,14 +5,35 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::clock::Clock;
-use keel::lease::{Guard, LeaseConfig, LeaseOwner};
+use keel::lease::{Guard, LeaseConfig, LeaseOwner, LostReason};
 use keel::mutants::Mutant;
+use keel::observe::{LeaseEvent, events};
 
-use super::Scenario;
+use super::{AppEv, RunView, Scenario};
 use crate::check::{Coverage, Span, Violation};
-use crate::history::{Event, History};
+use crate::history::{Event, History, ServerEv, Who, WorldEv};
 use crate::plan::{Fault, FaultKind, FaultPlan, PlanSpec};
+use crate::timeline::Timeline;
 use crate::world::{NodeCtx, NodeMain};
+
+events! {
+    /// What the lease scenario's workload recorded.
+    pub enum Rec {
+        /// The guarded work wrote to the fenced resource with `fence`.
+        ResourceWrite { fence: u64, accepted: bool } = "resource_write",
+        /// The lease owner returned.
+        OwnerExit {} = "owner_exit",
+        /// The lease owner returned an error.
+        OwnerCrashed { error: String } = "owner_crashed",
+    }
+}
+
+fn rec(e: &Event) -> Option<&Rec> {
+    match e.app() {
+        Some(AppEv::Lease(r)) => Some(r),
+        _ => None,
+    }
+}
 
 const LEASE: &str = "leader";
 
@@ -50,23 +71,19 @@ struct FencedResource {
 }
 
 impl FencedResource {
-    fn write(&self, node: &str, fence: u64) {
+    fn write(&self, node: Who, fence: u64) {
         let mut max = self.max_fence.lock().unwrap_or_else(|p| p.into_inner());
         let accepted = fence >= *max;
         if accepted {
             *max = fence;
         }
-        self.history.record(
-            node,
-            "resource_write",
-            &[("fence", fence.to_string()), ("accepted", accepted.to_string())],
-        );
+        self.history.record(node, Rec::ResourceWrite { fence, accepted });
     }
 }
 
 async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard) {
     while !guard.is_lost() {
-        resource.write(&ctx.name, guard.fence());
+        resource.write(ctx.who(), guard.fence());
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
             _ = guard.lost() => break,
@@ -113,7 +130,7 @@ impl Scenario for LeaseScenario {
             };
             Box::pin(async move {
                 let Some(cfg) = this.config(&ctx.name) else {
-                    ctx.record("sim_error", &[("error", "invalid lease config".into())]);
+                    ctx.record(WorldEv::SimError { error: "invalid lease config".into() });
                     return;
                 };
                 let store = ctx.store().await;
@@ -124,14 +141,15 @@ impl Scenario for LeaseScenario {
                     .with_parent(&ctx.shutdown)
                     .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard));
                 match handle.join().await {
-                    Ok(()) => ctx.record("owner_exit", &[]),
-                    Err(e) => ctx.record("owner_crashed", &[("error", e.to_string())]),
+                    Ok(()) => ctx.record(Rec::OwnerExit {}),
+                    Err(e) => ctx.record(Rec::OwnerCrashed { error: e.to_string() }),
                 }
             })
         })
     }
 
-    fn check(&self, plan: &FaultPlan, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation> {
+    fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
+        let (plan, events, heal_us, end_us) = (run.plan, run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         let beliefs = Beliefs::from(events, end_us);
         v.extend(beliefs.violations.iter().cloned());
@@ -143,7 +161,7 @@ impl Scenario for LeaseScenario {
                         continue;
                     }
                     if let Some(o) = a.span.overlap(&b.span) {
-                        let holes: Vec<Span> = beliefs.paused(&a.node).chain(beliefs.paused(&b.node)).collect();
+                        let holes: Vec<Span> = frozen(run.timeline, a.node, b.node);
                         let outside = o.len_outside(&holes);
                         if outside > 1_000 {
                             v.push(Violation::new(
@@ -192,42 +210,43 @@ impl Scenario for LeaseScenario {
 
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
-        let mut open: BTreeSet<&str> = BTreeSet::new();
+        let mut open: BTreeSet<Who> = BTreeSet::new();
         let mut crashed_holder = false;
-        let mut failed_renew: BTreeSet<&str> = BTreeSet::new();
+        let mut failed_renew: BTreeSet<Who> = BTreeSet::new();
         for e in events {
-            match e.kind.as_str() {
-                "held" => {
-                    if crashed_holder {
-                        c.insert("takeover_after_crash");
-                        crashed_holder = false;
+            if let Some(l) = e.lease() {
+                match l {
+                    LeaseEvent::Held { .. } => {
+                        if crashed_holder {
+                            c.insert("takeover_after_crash");
+                            crashed_holder = false;
+                        }
+                        open.insert(e.node);
                     }
-                    open.insert(&e.node);
-                }
-                "lost" => {
-                    if e.str("reason") == Some("deadline") {
-                        c.insert("step_down_at_deadline");
+                    LeaseEvent::Lost { reason, .. } => {
+                        if *reason == LostReason::Deadline {
+                            c.insert("step_down_at_deadline");
+                        }
+                        open.remove(&e.node);
+                        failed_renew.remove(&e.node);
                     }
-                    open.remove(e.node.as_str());
-                    failed_renew.remove(e.node.as_str());
+                    LeaseEvent::Released { .. } => {
+                        open.remove(&e.node);
+                    }
+                    LeaseEvent::RenewFailed { .. } => {
+                        failed_renew.insert(e.node);
+                    }
+                    LeaseEvent::Renewed { .. } if failed_renew.remove(&e.node) => {
+                        c.insert("renew_retried_then_succeeded");
+                    }
+                    _ => {}
                 }
-                "released" => {
-                    open.remove(e.node.as_str());
-                }
-                "node_crash" if open.remove(e.node.as_str()) => crashed_holder = true,
-                "quarantine_refusal" => {
-                    c.insert("quarantine_refusal");
-                }
-                "renew_failed" => {
-                    failed_renew.insert(&e.node);
-                }
-                "renewed" if failed_renew.remove(e.node.as_str()) => {
-                    c.insert("renew_retried_then_succeeded");
-                }
-                "resource_write" if e.str("accepted") == Some("false") => {
-                    c.insert("stale_fence_rejected");
-                }
-                _ => {}
+            } else if matches!(e.world(), Some(WorldEv::NodeCrash {})) && open.remove(&e.node) {
+                crashed_holder = true;
+            } else if matches!(e.server(), Some(ServerEv::QuarantineRefusal { .. })) {
+                c.insert("quarantine_refusal");
+            } else if matches!(rec(e), Some(Rec::ResourceWrite { accepted: false, .. })) {
+                c.insert("stale_fence_rejected");
             }
         }
         c
@@ -259,34 +278,39 @@ impl LeaseScenario {
     /// answer to an acquisition attempt (others), at least every few periods.
     fn stalls(&self, events: &[Event], from_us: u64, end_us: u64) -> Vec<Violation> {
         let max_gap_us = 4 * self.renew_ms() * 1000;
-        let mut last: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut dead: BTreeSet<&str> = BTreeSet::new();
+        let mut last: BTreeMap<Who, u64> = BTreeMap::new();
+        let mut dead: BTreeSet<Who> = BTreeSet::new();
         let mut out = Vec::new();
         for e in events {
-            let progress = matches!(e.kind.as_str(), "renewed" | "acquire_refused" | "held" | "quarantined");
-            match e.kind.as_str() {
-                "node_start" => {
-                    dead.remove(e.node.as_str());
-                    last.insert(&e.node, e.t_us);
+            let progress = matches!(
+                e.lease(),
+                Some(
+                    LeaseEvent::Renewed { .. }
+                        | LeaseEvent::AcquireRefused { .. }
+                        | LeaseEvent::Held { .. }
+                        | LeaseEvent::Quarantined { .. }
+                )
+            );
+            if matches!(e.world(), Some(WorldEv::NodeStart {})) {
+                dead.remove(&e.node);
+                last.insert(e.node, e.t_us);
+            } else if matches!(e.world(), Some(WorldEv::NodeCrash {}))
+                || matches!(rec(e), Some(Rec::OwnerCrashed { .. } | Rec::OwnerExit {}))
+            {
+                dead.insert(e.node);
+            } else if progress {
+                let prev = last.insert(e.node, e.t_us).unwrap_or(e.t_us);
+                if e.t_us > from_us && e.t_us - prev.max(from_us) > max_gap_us && !dead.contains(&e.node) {
+                    out.push(Violation::new(
+                        "stall",
+                        e.t_us,
+                        format!("{} made no lease progress for {:.3}s", e.node, (e.t_us - prev) as f64 / 1e6),
+                    ));
                 }
-                "node_crash" | "owner_crashed" | "owner_exit" => {
-                    dead.insert(&e.node);
-                }
-                _ if progress => {
-                    let prev = last.insert(&e.node, e.t_us).unwrap_or(e.t_us);
-                    if e.t_us > from_us && e.t_us - prev.max(from_us) > max_gap_us && !dead.contains(e.node.as_str()) {
-                        out.push(Violation::new(
-                            "stall",
-                            e.t_us,
-                            format!("{} made no lease progress for {:.3}s", e.node, (e.t_us - prev) as f64 / 1e6),
-                        ));
-                    }
-                }
-                _ => {}
             }
         }
         for (node, t) in last {
-            if !dead.contains(node) && end_us.saturating_sub(t.max(from_us)) > max_gap_us {
+            if !dead.contains(&node) && end_us.saturating_sub(t.max(from_us)) > max_gap_us {
                 out.push(Violation::new(
                     "stall",
                     end_us,
@@ -298,10 +322,15 @@ impl LeaseScenario {
     }
 }
 
+/// Frozen time of two nodes (a node crashed while frozen stops being frozen at its crash).
+fn frozen(timeline: &Timeline, a: Who, b: Who) -> Vec<Span> {
+    timeline.frozen(a).chain(timeline.frozen(b)).collect()
+}
+
 /// One node's belief that it holds a grant.
 #[derive(Clone, Debug)]
 struct Interval {
-    node: String,
+    node: Who,
     fence: u64,
     span: Span,
     open: bool,
@@ -310,96 +339,72 @@ struct Interval {
 /// Belief intervals and the safety checks that need only one pass over the history.
 struct Beliefs {
     intervals: Vec<Interval>,
-    pauses: Vec<(String, Span)>,
-    work_running: BTreeMap<String, bool>,
+    work_running: BTreeMap<Who, bool>,
     violations: Vec<Violation>,
 }
 
 impl Beliefs {
-    fn paused<'a>(&'a self, node: &'a str) -> impl Iterator<Item = Span> + 'a {
-        self.pauses.iter().filter(move |(n, _)| n == node).map(|(_, s)| *s)
-    }
-
     fn from(events: &[Event], end_us: u64) -> Beliefs {
-        let mut b = Beliefs {
-            intervals: Vec::new(),
-            pauses: Vec::new(),
-            work_running: BTreeMap::new(),
-            violations: Vec::new(),
-        };
-        let mut open: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // node -> (fence, since)
-        let mut pause_start: BTreeMap<String, u64> = BTreeMap::new();
+        let mut b = Beliefs { intervals: Vec::new(), work_running: BTreeMap::new(), violations: Vec::new() };
+        let mut open: BTreeMap<Who, (u64, u64)> = BTreeMap::new(); // node -> (fence, since)
         let mut max_fence = 0u64;
-        let mut granted: BTreeSet<String> = BTreeSet::new();
-        let close = |b: &mut Beliefs, open: &mut BTreeMap<String, (u64, u64)>, node: &str, t: u64| {
-            if let Some((fence, since)) = open.remove(node) {
-                b.intervals.push(Interval {
-                    node: node.to_owned(),
-                    fence,
-                    span: Span { start: since, end: t },
-                    open: false,
-                });
+        let mut granted: BTreeSet<&str> = BTreeSet::new();
+        let close = |b: &mut Beliefs, open: &mut BTreeMap<Who, (u64, u64)>, node: Who, t: u64| {
+            if let Some((fence, since)) = open.remove(&node) {
+                b.intervals.push(Interval { node, fence, span: Span { start: since, end: t }, open: false });
+            }
+        };
+        let guarded = |b: &mut Beliefs, open: &BTreeMap<Who, (u64, u64)>, e: &Event, what: &str, fence: u64| {
+            if open.get(&e.node).map(|(f, _)| *f) != Some(fence) {
+                b.violations.push(Violation::new(
+                    "S4",
+                    e.t_us,
+                    format!("{}: {what} with fence {fence} while not holding it", e.node),
+                ));
             }
         };
         for e in events {
-            let node = e.node.as_str();
-            match e.kind.as_str() {
-                "held" => {
-                    close(&mut b, &mut open, node, e.t_us);
-                    open.insert(node.to_owned(), (e.u64("fence").unwrap_or(0), e.t_us));
-                }
-                "lost" | "released" => close(&mut b, &mut open, node, e.t_us),
-                "node_crash" => {
-                    close(&mut b, &mut open, node, e.t_us);
-                    b.work_running.insert(node.to_owned(), false);
-                }
-                "node_pause" => {
-                    pause_start.insert(node.to_owned(), e.t_us);
-                }
-                "node_resume" => {
-                    if let Some(s) = pause_start.remove(node) {
-                        b.pauses.push((node.to_owned(), Span { start: s, end: e.t_us }));
+            let node = e.node;
+            if let Some(l) = e.lease() {
+                match l {
+                    LeaseEvent::Held { fence, .. } => {
+                        close(&mut b, &mut open, node, e.t_us);
+                        open.insert(node, (*fence, e.t_us));
                     }
-                }
-                "work_started" | "resource_write" => {
-                    if e.kind == "work_started" {
-                        b.work_running.insert(node.to_owned(), true);
+                    LeaseEvent::Lost { .. } | LeaseEvent::Released { .. } => close(&mut b, &mut open, node, e.t_us),
+                    LeaseEvent::WorkStarted { fence, .. } => {
+                        b.work_running.insert(node, true);
+                        guarded(&mut b, &open, e, "work_started", *fence);
                     }
-                    let fence = e.u64("fence").unwrap_or(0);
-                    if open.get(node).map(|(f, _)| *f) != Some(fence) {
-                        b.violations.push(Violation::new(
-                            "S4",
-                            e.t_us,
-                            format!("{node}: {} with fence {fence} while not holding it", e.kind),
-                        ));
+                    LeaseEvent::WorkStopped { .. } => {
+                        b.work_running.insert(node, false);
                     }
-                }
-                "work_stopped" => {
-                    b.work_running.insert(node.to_owned(), false);
-                }
-                "owner_crashed" | "crashed" => {
-                    b.violations.push(Violation::new(
+                    LeaseEvent::Crashed { error, .. } => b.violations.push(Violation::new(
                         "S2",
                         e.t_us,
-                        format!("{node}: the lease owner escalated a store error ({})", e.str("error").unwrap_or("?")),
-                    ));
+                        format!("{node}: the lease owner escalated a store error ({error})"),
+                    )),
+                    _ => {}
                 }
-                "foreign_delete" => {
-                    b.violations.push(Violation::new(
+            } else if let Some(r) = rec(e) {
+                match r {
+                    Rec::ResourceWrite { fence, .. } => guarded(&mut b, &open, e, "resource_write", *fence),
+                    Rec::OwnerCrashed { error } => b.violations.push(Violation::new(
+                        "S2",
+                        e.t_us,
+                        format!("{node}: the lease owner escalated a store error ({error})"),
+                    )),
+                    Rec::OwnerExit {} => {}
+                }
+            } else if let Some(s) = e.server() {
+                match s {
+                    ServerEv::ForeignDelete { by, holder, .. } => b.violations.push(Violation::new(
                         "S5",
                         e.t_us,
-                        format!(
-                            "{} deleted the lease held by {}",
-                            e.str("by").unwrap_or("?"),
-                            e.str("holder").unwrap_or("?")
-                        ),
-                    ));
-                }
-                "grant" => {
-                    let token = e.str("token").unwrap_or_default().to_owned();
-                    let fence = e.u64("fence").unwrap_or(0);
-                    if granted.insert(token.clone()) {
-                        if fence <= max_fence {
+                        format!("{by} deleted the lease held by {holder}"),
+                    )),
+                    ServerEv::Grant { token, fence, .. } if granted.insert(token) => {
+                        if *fence <= max_fence {
                             b.violations.push(Violation::new(
                                 "S1",
                                 e.t_us,
@@ -408,17 +413,17 @@ impl Beliefs {
                                 ),
                             ));
                         }
-                        max_fence = max_fence.max(fence);
+                        max_fence = max_fence.max(*fence);
                     }
+                    _ => {}
                 }
-                _ => {}
+            } else if matches!(e.world(), Some(WorldEv::NodeCrash {})) {
+                close(&mut b, &mut open, node, e.t_us);
+                b.work_running.insert(node, false);
             }
         }
         for (node, (fence, since)) in open {
             b.intervals.push(Interval { node, fence, span: Span { start: since, end: end_us }, open: true });
-        }
-        for (node, s) in pause_start {
-            b.pauses.push((node, Span { start: s, end: end_us }));
         }
         b
     }

@@ -5,8 +5,9 @@ use std::time::Duration;
 use keel::mutants::Mutant;
 
 use crate::check::{Coverage, Violation};
-use crate::history::Event;
+use crate::history::{Ev, Event};
 use crate::plan::{FaultPlan, PlanSpec};
+use crate::timeline::Timeline;
 use crate::world::NodeMain;
 
 pub mod completer;
@@ -26,8 +27,8 @@ pub trait Scenario: Send + Sync {
     fn settle(&self, plan: &FaultPlan) -> Duration;
     /// Each application node's main function.
     fn node_main(&self) -> NodeMain;
-    /// Check the recorded history. `heal_us` is when the nemesis healed; `end_us` when it ended.
-    fn check(&self, plan: &FaultPlan, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation>;
+    /// Judge the recorded run.
+    fn check(&self, run: &RunView<'_>) -> Vec<Violation>;
     /// Situations this run reached.
     fn coverage(&self, events: &[Event]) -> Coverage;
     /// Situations a sweep must reach at least once.
@@ -50,3 +51,52 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
 pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     all().into_iter().find(|s| s.name() == name)
 }
+
+/// One finished run, as every checker sees it: borrowed, derived once.
+pub struct RunView<'a> {
+    /// The fault plan that ran.
+    pub plan: &'a FaultPlan,
+    /// The history, in order.
+    pub events: &'a [Event],
+    /// Every node's lives (up, crashed, paused, incarnations).
+    pub timeline: &'a Timeline,
+    /// When the nemesis healed (µs).
+    pub heal_us: u64,
+    /// When the run ended (µs).
+    pub end_us: u64,
+}
+
+/// What a scenario's workload records (its own typed events).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AppEv {
+    /// The lease scenario.
+    Lease(lease::Rec),
+    /// The replicated map scenario.
+    Rmap(rmap::Rec),
+    /// The completer scenario.
+    Completer(completer::Rec),
+    /// The pool scenario.
+    Pool(pool::Rec),
+}
+
+impl std::fmt::Display for AppEv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppEv::Lease(e) => e.fmt(f),
+            AppEv::Rmap(e) => e.fmt(f),
+            AppEv::Completer(e) => e.fmt(f),
+            AppEv::Pool(e) => e.fmt(f),
+        }
+    }
+}
+
+macro_rules! app_ev {
+    ($($m:ident => $v:ident),*) => {$(
+        impl From<$m::Rec> for Ev {
+            fn from(e: $m::Rec) -> Self {
+                Ev::App(AppEv::$v(e))
+            }
+        }
+    )*};
+}
+app_ev!(lease => Lease, rmap => Rmap, completer => Completer, pool => Pool);

@@ -8,16 +8,54 @@ use std::time::Duration;
 
 use keel::clock::Clock;
 use keel::mutants::Mutant;
+use keel::observe::{MoveKind, PoolEvent, Text, events};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, inspect};
 use keel::shutdown::Shutdown;
 use keel::store::Store;
 use madsim::rand::Rng;
 
-use super::Scenario;
+use super::{AppEv, RunView, Scenario};
 use crate::check::{Coverage, Span, Violation};
-use crate::history::Event;
+use crate::history::{Event, Who, WorldEv, plain};
 use crate::plan::{FaultKind, FaultPlan, PlanSpec};
+use crate::timeline::Timeline;
 use crate::world::{NodeCtx, NodeMain};
+
+events! {
+    /// What the pool scenario's workload recorded.
+    pub enum Rec {
+        /// A handler started running an attempt.
+        RunStart { job: String, attempt: u64, worker: String } = "run_start",
+        /// A handler returned (`done`: completed; else stopped).
+        RunStop { job: String, attempt: u64, worker: String, done: bool } = "run_stop",
+        /// The dispatcher added a job.
+        JobAdded { job: String } = "job_added",
+        /// A worker's task returned.
+        WorkerExit { worker: String, exit: String } = "worker_exit",
+        /// The node's pool returned after its stop.
+        PoolExit {} = "pool_exit",
+        /// Completion tombstones in the store after quiescence.
+        Tombstones { jobs: Vec<String> } = "tombstones",
+        /// An auditor's read of the pool's store state.
+        Audit { jobs: usize, stale_workers: usize, stale_example: String, overdue_ms: u64, overdue_job: String } = "audit",
+    }
+}
+
+fn rec(e: &Event) -> Option<&Rec> {
+    match e.app() {
+        Some(AppEv::Pool(r)) => Some(r),
+        _ => None,
+    }
+}
+
+/// An assignment decision of the core: (job, worker, attempt, store time).
+fn assignment(e: &Event) -> Option<(&Text<'static>, &Text<'static>, u64, u64)> {
+    match e.pool()? {
+        PoolEvent::Dispatched { job, worker, attempt, now_ms } => Some((job, worker, *attempt, *now_ms)),
+        PoolEvent::Moved { job, worker, attempt, now_ms, .. } => Some((job, worker, *attempt, *now_ms)),
+        _ => None,
+    }
+}
 
 const POOL: &str = "sim";
 
@@ -73,22 +111,15 @@ struct TestHandler {
 
 impl JobHandler for TestHandler {
     async fn run(&self, job: Job) -> JobOutcome {
-        let f = |o: &str| {
-            vec![
-                ("job", job.key().to_owned()),
-                ("attempt", job.attempt().to_string()),
-                ("worker", job.worker().to_owned()),
-                ("outcome", o.to_owned()),
-            ]
-        };
-        self.ctx.record("run_start", &f("-")[..3]);
+        let (key, attempt, worker) = (job.key().to_owned(), job.attempt(), job.worker().to_owned());
+        self.ctx.record(Rec::RunStart { job: key.clone(), attempt, worker: worker.clone() });
         let ms = job.payload().parse().unwrap_or(10);
         let out = tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = job.stopped() => JobOutcome::Abandoned,
             _ = self.ctx.clock.sleep(Duration::from_millis(ms)) => JobOutcome::Completed,
         };
-        self.ctx.record("run_stop", &f(if out == JobOutcome::Completed { "done" } else { "stopped" }));
+        self.ctx.record(Rec::RunStop { job: key, attempt, worker, done: out == JobOutcome::Completed });
         out
     }
 }
@@ -107,11 +138,11 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
         for _ in 0..20 {
             match node.dispatch(&job, &ms.to_string()).await {
                 Ok(_) => {
-                    ctx.record("job_added", &[("job", job.clone())]);
+                    ctx.record(Rec::JobAdded { job: job.clone() });
                     break;
                 }
                 Err(keel::pool::PoolError::Duplicate { .. }) if failed => {
-                    ctx.record("job_added", &[("job", job.clone())]);
+                    ctx.record(Rec::JobAdded { job: job.clone() });
                     break;
                 }
                 Err(_) if ctx.shutdown.is_cancelled() => return,
@@ -140,8 +171,9 @@ async fn auditor(ctx: NodeCtx, store: crate::net::SimStore, ttl_ms: u64, final_u
         if !tombstones_recorded && ctx.history.now_us() >= final_us {
             // Completion tombstones: a completion whose reply was lost (node crashed) still counts.
             if let Ok(snap) = store.map_snapshot(&format!("keel:pool:{POOL}:jobs")).await {
-                let done: Vec<&str> = snap.entries.keys().filter_map(|k| k.strip_prefix("d/")).collect();
-                ctx.record("tombstones", &[("jobs", done.join(","))]);
+                let jobs: Vec<String> =
+                    snap.entries.keys().filter_map(|k| k.strip_prefix("d/")).map(str::to_owned).collect();
+                ctx.record(Rec::Tombstones { jobs });
                 tombstones_recorded = true;
             }
         }
@@ -149,16 +181,13 @@ async fn auditor(ctx: NodeCtx, store: crate::net::SimStore, ttl_ms: u64, final_u
         let stale: Vec<&String> =
             r.workers.iter().filter(|(_, age)| age.is_none_or(|a| a > 3 * ttl_ms)).map(|(w, _)| w).collect();
         let overdue = r.pending.iter().max_by_key(|(_, p)| p.2);
-        ctx.record(
-            "audit",
-            &[
-                ("jobs", r.jobs.len().to_string()),
-                ("stale_workers", stale.len().to_string()),
-                ("stale_example", stale.first().map_or_else(String::new, |w| (*w).clone())),
-                ("overdue_ms", overdue.map_or(0, |(_, p)| p.2).to_string()),
-                ("overdue_job", overdue.map_or_else(String::new, |(j, _)| j.clone())),
-            ],
-        );
+        ctx.record(Rec::Audit {
+            jobs: r.jobs.len(),
+            stale_workers: stale.len(),
+            stale_example: stale.first().map_or_else(String::new, |w| (*w).clone()),
+            overdue_ms: overdue.map_or(0, |(_, p)| p.2),
+            overdue_job: overdue.map_or_else(String::new, |(j, _)| j.clone()),
+        });
     }
 }
 
@@ -191,7 +220,7 @@ impl Scenario for PoolScenario {
             let this = this.clone();
             Box::pin(async move {
                 let Some(cfg) = this.config(&ctx.name) else {
-                    ctx.record("sim_error", &[("error", "invalid pool config".into())]);
+                    ctx.record(WorldEv::SimError { error: "invalid pool config".into() });
                     return;
                 };
                 let store = ctx.store().await;
@@ -211,7 +240,7 @@ impl Scenario for PoolScenario {
                             let mut w = node.add_worker(TestHandler { ctx: ctx.clone() }, &request);
                             request.cancel();
                             let exit = w.join().await;
-                            ctx.record("worker_exit", &[("worker", w.id().to_owned()), ("exit", format!("{exit:?}"))]);
+                            ctx.record(Rec::WorkerExit { worker: w.id().to_owned(), exit: format!("{exit:?}") });
                             ctx.clock.sleep(Duration::from_millis(100)).await;
                         }
                     }));
@@ -227,15 +256,16 @@ impl Scenario for PoolScenario {
                 if let Ok(node) = Arc::try_unwrap(node) {
                     node.stop().await;
                 }
-                ctx.record("pool_exit", &[]);
+                ctx.record(Rec::PoolExit {});
             })
         })
     }
 
-    fn check(&self, plan: &FaultPlan, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation> {
+    fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
+        let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         v.extend(self.check_jobs(events));
-        v.extend(self.check_overlap(plan, events));
+        v.extend(self.check_overlap(run));
         v.extend(self.check_assignments(events));
         v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
@@ -246,47 +276,44 @@ impl Scenario for PoolScenario {
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
         // worker → node holding its cleanup lock, for "a cleaner crashed, another finished".
-        let mut locked_by: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut crashed_cleaners: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut locked_by: BTreeMap<&str, Who> = BTreeMap::new();
+        let mut crashed_cleaners: BTreeSet<(&str, Who)> = BTreeSet::new();
         for e in events {
-            match e.kind.as_str() {
-                "cleanup_takeover" => {
+            if matches!(e.world(), Some(WorldEv::NodeCrash {})) {
+                for (w, n) in &locked_by {
+                    if *n == e.node {
+                        crashed_cleaners.insert((w, *n));
+                    }
+                }
+                continue;
+            }
+            let Some(p) = e.pool() else { continue };
+            match p {
+                PoolEvent::CleanupTakeover { worker, .. } => {
                     c.insert("cleanup_takeover");
-                    if let Some(w) = e.str("worker") {
-                        locked_by.insert(w, &e.node);
-                    }
+                    locked_by.insert(plain(worker), e.node);
                 }
-                "cleanup_locked" => {
-                    if let Some(w) = e.str("worker") {
-                        locked_by.insert(w, &e.node);
-                    }
+                PoolEvent::CleanupLocked { worker, .. } => {
+                    locked_by.insert(plain(worker), e.node);
                 }
-                "node_crash" => {
-                    for (w, n) in &locked_by {
-                        if *n == e.node {
-                            crashed_cleaners.insert((w, n));
-                        }
+                PoolEvent::WorkerCleaned { worker, .. } => {
+                    let w: &str = plain(worker);
+                    if crashed_cleaners.iter().any(|(cw, cn)| *cw == w && *cn != e.node) {
+                        c.insert("cleaner_crash_finished_by_another_node");
                     }
+                    crashed_cleaners.retain(|(cw, _)| *cw != w);
+                    locked_by.remove(w);
                 }
-                "worker_cleaned" => {
-                    if let Some(w) = e.str("worker") {
-                        if crashed_cleaners.iter().any(|(cw, cn)| *cw == w && *cn != e.node) {
-                            c.insert("cleaner_crash_finished_by_another_node");
-                        }
-                        crashed_cleaners.retain(|(cw, _)| *cw != w);
-                        locked_by.remove(w);
-                    }
-                }
-                "orphan_requeued" => {
+                PoolEvent::Moved { kind: MoveKind::OrphanRequeued, .. } => {
                     c.insert("orphan_requeued");
                 }
-                "stale_rejected" => {
-                    c.insert("stale_attempt_rejected");
-                }
-                "redispatched" => {
+                PoolEvent::Moved { kind: MoveKind::Redispatched, .. } => {
                     c.insert("unacked_redispatched");
                 }
-                "fenced" => {
+                PoolEvent::StaleRejected { .. } => {
+                    c.insert("stale_attempt_rejected");
+                }
+                PoolEvent::Fenced { .. } => {
                     c.insert("worker_fenced");
                 }
                 _ => {}
@@ -310,8 +337,6 @@ impl Scenario for PoolScenario {
     }
 }
 
-const ASSIGN: [&str; 6] = ["dispatched", "requeued", "orphan_requeued", "redispatched", "assigned", "handed_back"];
-
 impl PoolScenario {
     /// P1: every added (or started) job is completed by the end. P2: at most one recorded
     /// completion per job, and it is of the job's latest attempt.
@@ -321,30 +346,34 @@ impl PoolScenario {
         let mut max_attempt: BTreeMap<&str, u64> = BTreeMap::new();
         let mut completed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         let mut tombstones: BTreeSet<&str> = BTreeSet::new();
-        for e in events.iter().filter(|e| e.kind == "tombstones") {
-            tombstones.extend(e.str("jobs").unwrap_or_default().split(',').filter(|j| !j.is_empty()));
-        }
         for e in events {
-            let Some(job) = e.str("job") else { continue };
-            match e.kind.as_str() {
-                "job_added" | "run_start" => {
-                    added.entry(job).or_insert(e.t_us);
-                }
-                k if ASSIGN.contains(&k) || k == "started" => {
-                    let a = max_attempt.entry(job).or_insert(0);
-                    *a = (*a).max(e.u64("attempt").unwrap_or(0));
-                }
-                "completed" => {
-                    let attempt = e.u64("attempt").unwrap_or(0);
-                    if let Some((t, a)) = completed.insert(job, (e.t_us, attempt)) {
-                        v.push(Violation::new(
-                            "P2",
-                            e.t_us,
-                            format!("{job} completed twice (attempt {a} at {:.3}s, attempt {attempt})", t as f64 / 1e6),
-                        ));
+            if let Some(r) = rec(e) {
+                match r {
+                    Rec::Tombstones { jobs } => tombstones.extend(jobs.iter().map(String::as_str)),
+                    Rec::JobAdded { job } | Rec::RunStart { job, .. } => {
+                        added.entry(job).or_insert(e.t_us);
                     }
+                    _ => {}
                 }
-                _ => {}
+                continue;
+            }
+            let attempted = match e.pool() {
+                Some(PoolEvent::Started { job, attempt, .. }) => Some((job, *attempt)),
+                _ => assignment(e).map(|(job, _, attempt, _)| (job, attempt)),
+            };
+            if let Some((job, attempt)) = attempted {
+                let a = max_attempt.entry(plain(job)).or_insert(0);
+                *a = (*a).max(attempt);
+            }
+            if let Some(PoolEvent::Completed { job, attempt, .. }) = e.pool() {
+                let attempt = *attempt;
+                if let Some((t, a)) = completed.insert(plain(job), (e.t_us, attempt)) {
+                    v.push(Violation::new(
+                        "P2",
+                        e.t_us,
+                        format!("{job} completed twice (attempt {a} at {:.3}s, attempt {attempt})", t as f64 / 1e6),
+                    ));
+                }
             }
         }
         for (job, (t, attempt)) in &completed {
@@ -367,47 +396,29 @@ impl PoolScenario {
 
     /// P2: at most one running handler per job key, except the documented hand-off overlap
     /// (one clock-sleep granularity, 100 ms), not counting time the older runner was frozen.
-    fn check_overlap(&self, plan: &FaultPlan, events: &[Event]) -> Vec<Violation> {
-        if plan.beyond_drift_bound() {
+    fn check_overlap(&self, run: &RunView<'_>) -> Vec<Violation> {
+        if run.plan.beyond_drift_bound() {
             return Vec::new(); // local deadlines may be late by design; completions stay fenced
         }
-        let mut runs: BTreeMap<String, Vec<(String, u64, Span)>> = BTreeMap::new(); // job → (node, attempt, span)
-        let mut open: BTreeMap<(String, String, u64), u64> = BTreeMap::new(); // (node, job, attempt) → since
-        let mut pauses: BTreeMap<String, Vec<Span>> = BTreeMap::new();
-        let mut pause_start: BTreeMap<String, u64> = BTreeMap::new();
-        let end = events.last().map_or(0, |e| e.t_us);
-        for e in events {
-            match e.kind.as_str() {
-                "run_start" => {
-                    let key =
-                        (e.node.clone(), e.str("job").unwrap_or_default().to_owned(), e.u64("attempt").unwrap_or(0));
-                    open.insert(key, e.t_us);
+        let mut runs: BTreeMap<&str, Vec<(Who, u64, Span)>> = BTreeMap::new(); // job → (node, attempt, span)
+        let mut open: BTreeMap<(Who, &str, u64), u64> = BTreeMap::new(); // (node, job, attempt) → since
+        let end = run.end_us;
+        for e in run.events {
+            match rec(e) {
+                Some(Rec::RunStart { job, attempt, .. }) => {
+                    open.insert((e.node, job, *attempt), e.t_us);
                 }
-                "run_stop" => {
-                    let key =
-                        (e.node.clone(), e.str("job").unwrap_or_default().to_owned(), e.u64("attempt").unwrap_or(0));
-                    if let Some(s) = open.remove(&key) {
-                        runs.entry(key.1).or_default().push((key.0, key.2, Span { start: s, end: e.t_us }));
+                Some(Rec::RunStop { job, attempt, .. }) => {
+                    if let Some(s) = open.remove(&(e.node, job.as_str(), *attempt)) {
+                        runs.entry(job).or_default().push((e.node, *attempt, Span { start: s, end: e.t_us }));
                     }
                 }
-                "node_crash" => {
-                    // A node crashed while paused never resumes: its frozen time ends here.
-                    if let Some(s) = pause_start.remove(&e.node) {
-                        pauses.entry(e.node.clone()).or_default().push(Span { start: s, end: e.t_us });
-                    }
-                    let mine: Vec<_> = open.keys().filter(|k| k.0 == e.node).cloned().collect();
+                _ if matches!(e.world(), Some(WorldEv::NodeCrash {})) => {
+                    let mine: Vec<_> = open.keys().filter(|k| k.0 == e.node).copied().collect();
                     for k in mine {
                         if let Some(s) = open.remove(&k) {
                             runs.entry(k.1).or_default().push((k.0, k.2, Span { start: s, end: e.t_us }));
                         }
-                    }
-                }
-                "node_pause" => {
-                    pause_start.insert(e.node.clone(), e.t_us);
-                }
-                "node_resume" => {
-                    if let Some(s) = pause_start.remove(&e.node) {
-                        pauses.entry(e.node.clone()).or_default().push(Span { start: s, end: e.t_us });
                     }
                 }
                 _ => {}
@@ -416,16 +427,12 @@ impl PoolScenario {
         for (k, s) in open {
             runs.entry(k.1).or_default().push((k.0, k.2, Span { start: s, end }));
         }
-        for (node, s) in pause_start {
-            pauses.entry(node).or_default().push(Span { start: s, end });
-        }
         let mut v = Vec::new();
         for (job, rs) in &runs {
             for (i, a) in rs.iter().enumerate() {
                 for b in &rs[i + 1..] {
                     if let Some(o) = a.2.overlap(&b.2) {
-                        let holes: Vec<Span> =
-                            [&a.0, &b.0].iter().flat_map(|n| pauses.get(*n).cloned().unwrap_or_default()).collect();
+                        let holes = frozen(run.timeline, a.0, b.0);
                         let outside = o.len_outside(&holes);
                         if outside > 100_000 {
                             v.push(Violation::new(
@@ -452,17 +459,18 @@ impl PoolScenario {
     /// the TTL at the moment of the decision.
     fn check_assignments(&self, events: &[Event]) -> Vec<Violation> {
         let mut beats: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for e in events.iter().filter(|e| e.kind == "keepalive") {
-            if let (Some(w), Some(ms)) = (e.str("worker"), e.u64("ms")) {
-                beats.entry(w).or_default().push(ms);
+        for e in events {
+            if let Some(PoolEvent::Keepalive { worker, ms }) = e.pool() {
+                beats.entry(plain(worker)).or_default().push(*ms);
             }
         }
         for b in beats.values_mut() {
             b.sort_unstable();
         }
         let mut v = Vec::new();
-        for e in events.iter().filter(|e| ASSIGN.contains(&e.kind.as_str())) {
-            let (Some(w), Some(now)) = (e.str("worker"), e.u64("now_ms")) else { continue };
+        for e in events {
+            let Some((job, w, _, now)) = assignment(e) else { continue };
+            let w: &str = plain(w);
             if w.is_empty() {
                 continue; // queued
             }
@@ -472,8 +480,7 @@ impl PoolScenario {
                     "P3",
                     e.t_us,
                     format!(
-                        "{} assigned to {w}, whose last keep-alive was {} at store time {now}",
-                        e.str("job").unwrap_or("?"),
+                        "{job} assigned to {w}, whose last keep-alive was {} at store time {now}",
                         last.map_or("never".to_owned(), |l| format!("{} ms old", now - l))
                     ),
                 ));
@@ -490,38 +497,35 @@ impl PoolScenario {
         let disturbed = disturbances(events, heal_us);
         let slack_ms = 3 * self.sweep_ms() + self.op_timeout().as_millis() as u64;
         let mut v = Vec::new();
-        let mut final_stale: Option<&Event> = None;
-        for e in events.iter().filter(|e| e.kind == "audit") {
-            let overdue_ms = e.u64("overdue_ms").unwrap_or(0);
-            if overdue_ms > slack_ms {
+        let mut final_stale: Option<(u64, usize, &str)> = None;
+        let mut audited_after_quiescence = false;
+        for e in events {
+            let Some(Rec::Audit { stale_workers, stale_example, overdue_ms, overdue_job, .. }) = rec(e) else {
+                continue;
+            };
+            audited_after_quiescence |= e.t_us >= stable_us;
+            if *overdue_ms > slack_ms {
                 let window = Span { start: e.t_us.saturating_sub((overdue_ms + 1000) * 1000), end: e.t_us + 1 };
                 if e.t_us >= stable_us || !disturbed.iter().any(|d| d.overlap(&window).is_some()) {
                     v.push(Violation::new(
                         "P5",
                         e.t_us,
-                        format!(
-                            "pending entry of {} outlived its deadline by {overdue_ms} ms",
-                            e.str("overdue_job").unwrap_or("?")
-                        ),
+                        format!("pending entry of {overdue_job} outlived its deadline by {overdue_ms} ms"),
                     ));
                 }
             }
-            if e.t_us >= stable_us && e.u64("stale_workers").unwrap_or(0) > 0 {
-                final_stale.get_or_insert(e);
+            if e.t_us >= stable_us && *stale_workers > 0 {
+                final_stale.get_or_insert((e.t_us, *stale_workers, stale_example));
             }
         }
-        if let Some(e) = final_stale {
+        if let Some((t, n, example)) = final_stale {
             v.push(Violation::new(
                 "P4",
-                e.t_us,
-                format!(
-                    "after quiescence {} dead worker(s) still have state (e.g. {})",
-                    e.u64("stale_workers").unwrap_or(0),
-                    e.str("stale_example").unwrap_or("?")
-                ),
+                t,
+                format!("after quiescence {n} dead worker(s) still have state (e.g. {example})"),
             ));
         }
-        if !events.iter().any(|e| e.kind == "audit" && e.t_us >= stable_us) && end_us > stable_us {
+        if !audited_after_quiescence && end_us > stable_us {
             v.push(Violation::new("P4", end_us, "no audit succeeded after quiescence"));
         }
         v.truncate(20);
@@ -529,32 +533,42 @@ impl PoolScenario {
     }
 }
 
+/// Frozen time of two nodes (a node crashed while frozen stops being frozen at its crash).
+fn frozen(timeline: &Timeline, a: Who, b: Who) -> Vec<Span> {
+    timeline.frozen(a).chain(timeline.frozen(b)).collect()
+}
+
 /// Intervals during which a fault could keep sweepers from running on time.
 fn disturbances(events: &[Event], heal_us: u64) -> Vec<Span> {
     let mut out = Vec::new();
-    let mut since: BTreeMap<String, u64> = BTreeMap::new();
+    let mut since: BTreeMap<Who, u64> = BTreeMap::new();
     for e in events {
-        let ms = |e: &Event| e.u64("ms").unwrap_or(0) * 1000;
-        match e.kind.as_str() {
-            "store_refusing" | "latency_spike" | "reply_loss" | "partition" => {
-                out.push(Span { start: e.t_us, end: e.t_us + ms(e) + 1 })
+        let Some(w) = e.world() else { continue };
+        let t = e.t_us;
+        let lasting = |ms: u64| Span { start: t, end: t + ms * 1000 + 1 };
+        match w {
+            WorldEv::StoreRefusing { ms }
+            | WorldEv::LatencySpike { ms, .. }
+            | WorldEv::ReplyLoss { ms, .. }
+            | WorldEv::ReplyDelay { ms, .. }
+            | WorldEv::NodeLatency { ms, .. }
+            | WorldEv::Partition { ms, .. } => out.push(lasting(*ms)),
+            WorldEv::FeedDisconnect {} | WorldEv::Heal {} => out.push(Span { start: t, end: t + 500_000 }),
+            WorldEv::StoreCrash { .. } => {
+                since.insert(Who::Store, t);
             }
-            "feed_disconnect" | "heal" => out.push(Span { start: e.t_us, end: e.t_us + 500_000 }),
-            "store_crash" => {
-                since.insert("store".into(), e.t_us);
+            WorldEv::StoreRestart {} => {
+                let s = since.remove(&Who::Store).unwrap_or(t);
+                out.push(Span { start: s, end: t + 1 });
             }
-            "store_restart" => {
-                let s = since.remove("store").unwrap_or(e.t_us);
-                out.push(Span { start: s, end: e.t_us + 1 });
+            WorldEv::NodePause {} => {
+                since.insert(e.node, t);
             }
-            "node_pause" => {
-                since.insert(e.node.clone(), e.t_us);
+            WorldEv::NodeResume {} => {
+                let s = since.remove(&e.node).unwrap_or(t);
+                out.push(Span { start: s, end: t + 1 });
             }
-            "node_resume" => {
-                let s = since.remove(&e.node).unwrap_or(e.t_us);
-                out.push(Span { start: s, end: e.t_us + 1 });
-            }
-            "clock_rate" | "clock_jump" => out.push(Span { start: e.t_us, end: heal_us + 1 }),
+            WorldEv::ClockRate { .. } | WorldEv::ClockJump { .. } => out.push(Span { start: t, end: heal_us + 1 }),
             _ => {}
         }
     }
@@ -566,16 +580,16 @@ fn disturbances(events: &[Event], heal_us: u64) -> Vec<Span> {
 
 /// The cleanup lock admits one cleaner: no stale lock value is taken over twice.
 fn check_locks(events: &[Event]) -> Vec<Violation> {
-    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    let mut seen: BTreeMap<(&str, &str), Who> = BTreeMap::new();
     let mut v = Vec::new();
-    for e in events.iter().filter(|e| e.kind == "cleanup_takeover") {
-        let (Some(w), Some(from)) = (e.str("worker"), e.str("from")) else { continue };
-        if let Some(first) = seen.insert((w, from), &e.node) {
+    for e in events {
+        let Some(PoolEvent::CleanupTakeover { worker, from, .. }) = e.pool() else { continue };
+        if let Some(first) = seen.insert((plain(worker), plain(from)), e.node) {
             v.push(Violation::new(
                 "P2",
                 e.t_us,
                 format!(
-                    "cleanup lock of {w} taken over from the same stale value by {first} and {}: two cleaners",
+                    "cleanup lock of {worker} taken over from the same stale value by {first} and {}: two cleaners",
                     e.node
                 ),
             ));
@@ -587,19 +601,19 @@ fn check_locks(events: &[Event]) -> Vec<Violation> {
 /// P6: once a node's pool has stopped, nothing of it runs: every handler it started has
 /// stopped, and no pool event comes from it until it starts again.
 fn check_shutdown(events: &[Event]) -> Vec<Violation> {
-    let mut stopped: BTreeSet<&str> = BTreeSet::new();
-    let mut running: BTreeMap<&str, BTreeSet<(String, u64)>> = BTreeMap::new();
+    let mut stopped: BTreeSet<Who> = BTreeSet::new();
+    let mut running: BTreeMap<Who, BTreeSet<(&str, u64)>> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
-        let node = e.node.as_str();
-        match e.kind.as_str() {
-            "node_start" | "node_crash" => {
-                stopped.remove(node);
-                running.remove(node);
-            }
-            "pool_exit" => {
-                if let Some(r) = running.get(node).filter(|r| !r.is_empty()) {
-                    let (job, a) = r.iter().next().cloned().unwrap_or_default();
+        let node = e.node;
+        if matches!(e.world(), Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {})) {
+            stopped.remove(&node);
+            running.remove(&node);
+            continue;
+        }
+        let what = match (rec(e), e.pool()) {
+            (Some(Rec::PoolExit {}), _) => {
+                if let Some((job, a)) = running.get(&node).and_then(|r| r.iter().next()) {
                     v.push(Violation::new(
                         "P6",
                         e.t_us,
@@ -607,24 +621,23 @@ fn check_shutdown(events: &[Event]) -> Vec<Violation> {
                     ));
                 }
                 stopped.insert(node);
+                continue;
             }
-            "run_start" | "run_stop" | "keepalive" | "started" | "completed" => {
-                let key = (e.str("job").unwrap_or_default().to_owned(), e.u64("attempt").unwrap_or(0));
-                if e.kind == "run_start" {
-                    running.entry(node).or_default().insert(key);
-                } else if e.kind == "run_stop" {
-                    running.entry(node).or_default().remove(&key);
-                }
-                if stopped.contains(node) {
-                    v.push(Violation::new(
-                        "P6",
-                        e.t_us,
-                        format!("{node}: {} after its pool stopped (leaked task)", e.kind),
-                    ));
-                    stopped.remove(node);
-                }
+            (Some(Rec::RunStart { job, attempt, .. }), _) => {
+                running.entry(node).or_default().insert((job, *attempt));
+                "run_start"
             }
-            _ => {}
+            (Some(Rec::RunStop { job, attempt, .. }), _) => {
+                running.entry(node).or_default().remove(&(job.as_str(), *attempt));
+                "run_stop"
+            }
+            (_, Some(p @ (PoolEvent::Keepalive { .. } | PoolEvent::Started { .. } | PoolEvent::Completed { .. }))) => {
+                p.kind()
+            }
+            _ => continue,
+        };
+        if stopped.remove(&node) {
+            v.push(Violation::new("P6", e.t_us, format!("{node}: {what} after its pool stopped (leaked task)")));
         }
     }
     v

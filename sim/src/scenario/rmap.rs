@@ -10,16 +10,78 @@ use std::time::Duration;
 
 use keel::clock::Clock;
 use keel::mutants::Mutant;
+use keel::observe::{Field, ResyncReason, RmapEvent, events};
 use keel::rmap::{ReplicatedMap, RmapConfig, RmapError};
 use keel::store::Store;
 use madsim::rand::Rng;
 
-use super::Scenario;
+use super::{AppEv, RunView, Scenario};
 use crate::check::{Coverage, Violation};
-use crate::history::Event;
+use crate::history::{Event, Who, WorldEv};
 use crate::net::SimStore;
 use crate::plan::{Fault, FaultKind, FaultPlan, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
+
+/// How a `set_and_wait` call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SawError {
+    /// A store error.
+    Store,
+    /// The map closed.
+    Closed,
+    /// The call was cancelled.
+    Cancelled,
+    /// The store lost the write.
+    DataLost,
+    /// Anything else.
+    Other,
+}
+
+impl Field for SawError {
+    type Static = SawError;
+    fn to_static(&self) -> Self {
+        *self
+    }
+    fn show(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+events! {
+    /// What the replicated map scenario's workload recorded.
+    pub enum Rec {
+        /// A `set_and_wait` call started.
+        SawStart { id: String } = "saw_start",
+        /// A `set_and_wait` call returned the write's revision `rev`; right after, the replica was
+        /// at `replica_rev` and had (`has_key`) the call's key.
+        SawDone { id: String, rev: u64, replica_rev: u64, has_key: bool } = "saw_done",
+        /// A `set_and_wait` call failed.
+        SawErr { id: String, error: SawError } = "saw_err",
+        /// A `set_and_wait` call was cut short by the workload.
+        SawCancelled { id: String } = "saw_cancelled",
+        /// A reader probe: the replica's revision.
+        Probe { rev: u64 } = "probe",
+        /// The replica beside the store, after quiescence.
+        R2 {
+            rev: u64,
+            digest: u64,
+            keys: usize,
+            store_rev: u64,
+            store_digest: u64,
+            store_keys: usize,
+            waiters: usize,
+        } = "r2",
+        /// The map stopped with `waiters` left.
+        MapStopped { waiters: usize } = "map_stopped",
+    }
+}
+
+fn rec(e: &Event) -> Option<&Rec> {
+    match e.app() {
+        Some(AppEv::Rmap(r)) => Some(r),
+        _ => None,
+    }
+}
 
 const MAP: &str = "routes";
 /// After the heal, time by which every replica must equal the store (R2) and every
@@ -114,7 +176,7 @@ impl Node {
             let id = format!("{}-{lane}-{n}", self.ctx.name);
             let key = format!("w-{id}");
             let cut = madsim::rand::thread_rng().gen_bool(0.3).then(|| rand_ms(1, 12));
-            self.ctx.record("saw_start", &[("id", id.clone())]);
+            self.ctx.record(Rec::SawStart { id: id.clone() });
             let r = match cut {
                 None => Some(self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown).await),
                 Some(d) => tokio::select! {
@@ -127,27 +189,19 @@ impl Node {
                 Some(Ok(rev)) => {
                     let replica_rev = self.map.revision();
                     let has = self.map.get(&key).is_some();
-                    self.ctx.record(
-                        "saw_done",
-                        &[
-                            ("id", id),
-                            ("rev", rev.to_string()),
-                            ("replica_rev", replica_rev.to_string()),
-                            ("has_key", has.to_string()),
-                        ],
-                    );
+                    self.ctx.record(Rec::SawDone { id, rev, replica_rev, has_key: has });
                 }
                 Some(Err(e)) => {
-                    let kind = match e {
-                        RmapError::Store(_) => "store",
-                        RmapError::Closed => "closed",
-                        RmapError::Cancelled => "cancelled",
-                        RmapError::DataLost { .. } => "data_lost",
-                        _ => "other",
+                    let error = match e {
+                        RmapError::Store(_) => SawError::Store,
+                        RmapError::Closed => SawError::Closed,
+                        RmapError::Cancelled => SawError::Cancelled,
+                        RmapError::DataLost { .. } => SawError::DataLost,
+                        _ => SawError::Other,
                     };
-                    self.ctx.record("saw_err", &[("id", id), ("error", kind.into())]);
+                    self.ctx.record(Rec::SawErr { id, error });
                 }
-                None => self.ctx.record("saw_cancelled", &[("id", id)]),
+                None => self.ctx.record(Rec::SawCancelled { id }),
             }
         }
     }
@@ -159,27 +213,24 @@ impl Node {
             let snap = self.map.snapshot();
             let waiters = self.map.waiters();
             if self.ctx.history.now_us() < converge_at_us {
-                self.ctx.record("probe", &[("rev", snap.rev.to_string())]);
+                self.ctx.record(Rec::Probe { rev: snap.rev });
                 continue;
             }
             let Ok(truth) = store.map_snapshot(MAP).await else {
-                self.ctx.record("probe", &[("rev", snap.rev.to_string())]);
+                self.ctx.record(Rec::Probe { rev: snap.rev });
                 continue;
             };
             // Re-read the replica after the store answered: nothing is written any more.
             let snap = self.map.snapshot();
-            self.ctx.record(
-                "r2",
-                &[
-                    ("rev", snap.rev.to_string()),
-                    ("digest", format!("{:016x}", digest(snap.entries.iter()))),
-                    ("keys", snap.entries.len().to_string()),
-                    ("store_rev", truth.rev.to_string()),
-                    ("store_digest", format!("{:016x}", digest(truth.entries.iter()))),
-                    ("store_keys", truth.entries.len().to_string()),
-                    ("waiters", waiters.to_string()),
-                ],
-            );
+            self.ctx.record(Rec::R2 {
+                rev: snap.rev,
+                digest: digest(snap.entries.iter()),
+                keys: snap.entries.len(),
+                store_rev: truth.rev,
+                store_digest: digest(truth.entries.iter()),
+                store_keys: truth.entries.len(),
+                waiters,
+            });
         }
     }
 }
@@ -231,7 +282,7 @@ impl Scenario for RmapScenario {
                     .retry(Duration::from_millis(50), Duration::from_millis(500))
                     .build()
                 else {
-                    ctx.record("sim_error", &[("error", "invalid rmap config".into())]);
+                    ctx.record(WorldEv::SimError { error: "invalid rmap config".into() });
                     return;
                 };
                 let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
@@ -254,43 +305,42 @@ impl Scenario for RmapScenario {
                 for t in tasks {
                     let _ = t.await;
                 }
-                ctx.record("map_stopped", &[("waiters", map.waiters().to_string())]);
+                ctx.record(Rec::MapStopped { waiters: map.waiters() });
             })
         })
     }
 
-    fn check(&self, plan: &FaultPlan, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation> {
+    fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
+        let (plan, events, heal_us, end_us) = (run.plan, run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         // Without data loss, a completed set_and_wait's own (unique) key must be in the replica.
         let lossless = !plan.has(|f| matches!(f, Fault::StoreCrash { data_loss: true, .. }));
         let converge_us = heal_us + CONVERGE_MS * 1000;
-        // Per node: whether its current incarnation is live, its last probe, pauses, pending calls.
-        let mut live: BTreeMap<&str, bool> = BTreeMap::new();
-        let mut last_probe: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut paused: BTreeSet<&str> = BTreeSet::new();
-        let mut pending: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        let mut last_r2: BTreeMap<&str, &Event> = BTreeMap::new();
+        // Per node: its last probe, pending calls, its last replica/store comparison.
+        let mut last_probe: BTreeMap<Who, u64> = BTreeMap::new();
+        let mut pending: BTreeMap<(Who, &str), u64> = BTreeMap::new();
+        let mut last_r2: BTreeMap<Who, (u64, &Rec)> = BTreeMap::new();
+        let mut stopped: BTreeSet<Who> = BTreeSet::new();
         for e in events {
-            let node = e.node.as_str();
-            match e.kind.as_str() {
-                "node_start" => {
-                    live.insert(node, true);
-                    last_probe.remove(node);
-                    pending.retain(|(n, _), _| *n != node);
-                    last_r2.remove(node);
+            let node = e.node;
+            if let Some(w) = e.world() {
+                match w {
+                    WorldEv::NodeStart {} => {
+                        last_probe.remove(&node);
+                        pending.retain(|(n, _), _| *n != node);
+                        last_r2.remove(&node);
+                        stopped.remove(&node);
+                    }
+                    WorldEv::NodeCrash {} | WorldEv::NodeStop {} | WorldEv::NodePause {} => {
+                        last_probe.remove(&node);
+                    }
+                    _ => {}
                 }
-                "node_crash" | "node_stop" | "map_stopped" => {
-                    live.insert(node, false);
-                    last_probe.remove(node);
-                }
-                "node_pause" => {
-                    paused.insert(node);
-                    last_probe.remove(node);
-                }
-                "node_resume" => {
-                    paused.remove(node);
-                }
-                "probe" | "r2" => {
+                continue;
+            }
+            let Some(r) = rec(e) else { continue };
+            match r {
+                Rec::Probe { .. } | Rec::R2 { .. } => {
                     if let Some(prev) = last_probe.insert(node, e.t_us)
                         && e.t_us - prev > R1_GAP_MS * 1000
                     {
@@ -300,26 +350,24 @@ impl Scenario for RmapScenario {
                             format!("{node}: readers blocked for {:.3}s", (e.t_us - prev) as f64 / 1e6),
                         ));
                     }
-                    if e.kind == "r2" {
-                        last_r2.insert(node, e);
+                    if let Rec::R2 { .. } = r {
+                        last_r2.insert(node, (e.t_us, r));
                     }
                 }
-                "saw_start" => {
-                    pending.insert((node, e.str("id").unwrap_or("?")), e.t_us);
+                Rec::SawStart { id } => {
+                    pending.insert((node, id), e.t_us);
                 }
-                "saw_done" => {
-                    pending.remove(&(node, e.str("id").unwrap_or("?")));
-                    let (rev, seen) = (e.u64("rev").unwrap_or(0), e.u64("replica_rev").unwrap_or(0));
-                    let id = e.str("id").unwrap_or("?");
-                    if seen < rev {
+                Rec::SawDone { id, rev, replica_rev, has_key } => {
+                    pending.remove(&(node, id.as_str()));
+                    if replica_rev < rev {
                         v.push(Violation::new(
                             "R3",
                             e.t_us,
                             format!(
-                                "{node}: set_and_wait {id} returned at replica revision {seen} < its write's {rev}"
+                                "{node}: set_and_wait {id} returned at replica revision {replica_rev} < its write's {rev}"
                             ),
                         ));
-                    } else if lossless && e.str("has_key") != Some("true") {
+                    } else if lossless && !has_key {
                         v.push(Violation::new(
                             "R3",
                             e.t_us,
@@ -327,23 +375,31 @@ impl Scenario for RmapScenario {
                         ));
                     }
                 }
-                "saw_err" | "saw_cancelled" => {
-                    pending.remove(&(node, e.str("id").unwrap_or("?")));
+                Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
+                    pending.remove(&(node, id.as_str()));
                 }
-                _ => {}
-            }
-            if e.kind == "map_stopped" && e.u64("waiters") != Some(0) {
-                v.push(Violation::new(
-                    "R4",
-                    e.t_us,
-                    format!("{node}: {} waiters left after the map stopped", e.str("waiters").unwrap_or("?")),
-                ));
+                Rec::MapStopped { waiters } => {
+                    last_probe.remove(&node);
+                    stopped.insert(node);
+                    if *waiters != 0 {
+                        v.push(Violation::new(
+                            "R4",
+                            e.t_us,
+                            format!("{node}: {waiters} waiters left after the map stopped"),
+                        ));
+                    }
+                }
             }
         }
-        // R1 at the end: a live node whose probes stopped.
+        // Live at the end: its last life runs to the end, unstopped, and its map did not stop.
+        let live = |node: Who| {
+            run.timeline.lives(node).last().is_some_and(|l| l.end >= end_us && l.stop_requested.is_none())
+                && !stopped.contains(&node)
+        };
+        // R1 at the end: a live, unfrozen node whose probes stopped.
         for (node, t) in &last_probe {
-            if live.get(node).copied().unwrap_or(false)
-                && !paused.contains(node)
+            if live(*node)
+                && run.timeline.running_at(*node, end_us.saturating_sub(1))
                 && end_us.saturating_sub(*t) > R1_GAP_MS * 1000
             {
                 v.push(Violation::new("R1", end_us, format!("{node}: readers blocked since {:.3}s", *t as f64 / 1e6)));
@@ -351,9 +407,7 @@ impl Scenario for RmapScenario {
         }
         // R3: nothing still waiting long after the heal.
         for ((node, id), start) in &pending {
-            if live.get(node).copied().unwrap_or(false)
-                && end_us.saturating_sub((*start).max(heal_us)) > CONVERGE_MS * 1000
-            {
+            if live(*node) && end_us.saturating_sub((*start).max(heal_us)) > CONVERGE_MS * 1000 {
                 v.push(Violation::new(
                     "R3",
                     end_us,
@@ -362,36 +416,23 @@ impl Scenario for RmapScenario {
             }
         }
         // R2 and R4 on the final probe of every live node.
-        for (node, is_live) in &live {
-            if !is_live {
-                continue;
-            }
-            let Some(e) = last_r2.get(node).filter(|e| e.t_us >= converge_us) else {
+        for node in run.timeline.nodes().filter(|n| live(*n)) {
+            let Some(&(t, r)) = last_r2.get(&node).filter(|(t, _)| *t >= converge_us) else {
                 v.push(Violation::new("R2", end_us, format!("{node}: no replica/store comparison after the heal")));
                 continue;
             };
-            let same = e.str("digest") == e.str("store_digest") && e.str("rev") == e.str("store_rev");
-            if !same {
+            let Rec::R2 { rev, digest, keys, store_rev, store_digest, store_keys, waiters } = r else { continue };
+            if digest != store_digest || rev != store_rev {
                 v.push(Violation::new(
                     "R2",
-                    e.t_us,
+                    t,
                     format!(
-                        "{node}: replica (rev {}, {} keys, digest {}) differs from the store (rev {}, {} keys, digest {})",
-                        e.str("rev").unwrap_or("?"),
-                        e.str("keys").unwrap_or("?"),
-                        e.str("digest").unwrap_or("?"),
-                        e.str("store_rev").unwrap_or("?"),
-                        e.str("store_keys").unwrap_or("?"),
-                        e.str("store_digest").unwrap_or("?"),
+                        "{node}: replica (rev {rev}, {keys} keys, digest {digest:016x}) differs from the store (rev {store_rev}, {store_keys} keys, digest {store_digest:016x})"
                     ),
                 ));
             }
-            if e.u64("waiters") != Some(0) {
-                v.push(Violation::new(
-                    "R4",
-                    e.t_us,
-                    format!("{node}: {} waiters registered after quiescence", e.str("waiters").unwrap_or("?")),
-                ));
+            if *waiters != 0 {
+                v.push(Violation::new("R4", t, format!("{node}: {waiters} waiters registered after quiescence")));
             }
         }
         v
@@ -400,23 +441,23 @@ impl Scenario for RmapScenario {
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
         for e in events {
-            match e.kind.as_str() {
-                "resynced" => {
+            match (e.rmap(), rec(e)) {
+                (Some(RmapEvent::Resynced { reason, rev, old_rev, .. }), _) => {
                     // A fresh map's first write is a revision jump from 0: only feed gaps count.
-                    if e.str("reason") == Some("gap") {
+                    if *reason == ResyncReason::Gap {
                         c.insert("resync_after_gap");
                     }
-                    if e.u64("rev") < e.u64("old_rev") {
+                    if rev < old_rev {
                         c.insert("resync_after_data_loss");
                     }
                 }
-                "waiter_cancelled" if e.str("armed") == Some("true") => {
+                (Some(RmapEvent::WaiterCancelled { armed: true, .. }), _) => {
                     c.insert("waiter_cancelled_mid_apply");
                 }
-                "saw_done" => {
+                (_, Some(Rec::SawDone { .. })) => {
                     c.insert("set_and_wait_completed");
                 }
-                "saw_err" if e.str("error") == Some("data_lost") => {
+                (_, Some(Rec::SawErr { error: SawError::DataLost, .. })) => {
                     c.insert("set_and_wait_data_lost");
                 }
                 _ => {}

@@ -7,10 +7,11 @@ use futures::StreamExt;
 use redis::Client;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::RedisConfig;
 use crate::error::StoreError;
+use crate::observe::{self, StoreEvent};
 use crate::store::memory::WATCH_BUFFER;
 use crate::store::{Change, Watch, WatchEvent};
 
@@ -95,7 +96,7 @@ impl Feed {
             // Subscribed again: whatever happened in between must be resynced by the caller.
             self.owe_gap = true;
             self.pay_gap();
-            info!(target: "keel::store::redis", map = %self.map, kind = "watch_resubscribed", "watch feed reconnected; reported a gap");
+            observe::emit(StoreEvent::WatchResubscribed { map: (&self.map).into() });
         }
     }
 
@@ -112,14 +113,14 @@ impl Feed {
                 msg = stream.next() => match msg {
                     Some(msg) => self.deliver(msg.get_payload_bytes()),
                     None => {
-                        warn!(target: "keel::store::redis", map = %self.map, kind = "watch_disconnected", "watch connection lost");
+                        observe::emit(StoreEvent::WatchDisconnected { map: (&self.map).into() });
                         return;
                     }
                 },
                 _ = ping.tick() => {
                     let alive = tokio::time::timeout(self.config.op_timeout, sink.ping::<redis::Value>()).await;
                     if !matches!(alive, Ok(Ok(_))) {
-                        warn!(target: "keel::store::redis", map = %self.map, kind = "watch_disconnected", "watch connection stopped answering");
+                        observe::emit(StoreEvent::WatchUnresponsive { map: (&self.map).into() });
                         return;
                     }
                 }
@@ -157,7 +158,7 @@ impl Feed {
         let ev = match decode(payload) {
             Some(change) => WatchEvent::Change(change),
             None => {
-                warn!(target: "keel::store::redis", map = %self.map, kind = "watch_garbage", "unparsable change message; reporting a gap");
+                observe::emit(StoreEvent::WatchGarbage { map: (&self.map).into() });
                 WatchEvent::Gap
             }
         };

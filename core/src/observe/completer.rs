@@ -1,0 +1,105 @@
+//! Events of the completer and its subscription manager (target `keel::completer`).
+
+use tracing::{debug, error, info, warn};
+
+use super::{Text, events};
+use crate::error::Outcome;
+
+events! {
+    /// What a completer run or a subscription manager run did.
+    pub enum CompleterEvent<'a> {
+        /// A completer run started.
+        CompleterStarted { completer: Text<'a>, run: u64 } = "completer_started",
+        /// A stop was requested: the run drains `pending` completions of `producers` producers.
+        DrainStarted { completer: Text<'a>, run: u64, pending: usize, producers: usize } = "drain_started",
+        /// The stop bound was reached before the drain finished.
+        StopDeadline { completer: Text<'a>, run: u64, producers: usize, pending: usize } = "stop_deadline",
+        /// The run closed its event channel, with what its stop report says was lost.
+        EventsClosed { completer: Text<'a>, run: u64, unflushed: usize, undelivered: usize, producers_left: usize } = "events_closed",
+        /// Completions not flushed within the stop bound.
+        Unflushed { completer: Text<'a>, run: u64, unflushed: usize } = "unflushed",
+        /// A batch of `n` completions was written at store revision `rev`.
+        BatchFlushed { completer: Text<'a>, run: u64, n: usize, rev: u64, retried: bool } = "batch_flushed",
+        /// A batch used its retry budget up; the run cools down.
+        RetryBudgetExhausted { completer: Text<'a>, run: u64 } = "retry_budget_exhausted",
+        /// A batch write failed; it is retried.
+        FlushFailed { completer: Text<'a>, run: u64, n: usize, error: Text<'a>, outcome: Outcome } = "flush_failed",
+        /// Events were sent on a channel already closed (only a foreign close gets here).
+        SendAfterClose { completer: Text<'a>, run: u64, n: usize } = "send_after_close",
+        /// `n` events had no subscription manager receiving them.
+        EventsUndelivered { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
+        /// The stop bound was reached while `n` events were being handed over.
+        EventsUndeliveredAtBound { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
+        /// A producer of the run stopped (deregistered).
+        ProducerStopped { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_stopped",
+        /// A subscription manager run started, reading the completer's run `source_run`.
+        SmStarted { run: u64, source_run: u64 } = "sm_started",
+        /// The subscription manager drains until the completer closes its channel.
+        SmDraining { run: u64 } = "sm_draining",
+        /// The completer's channel did not close within the drain bound.
+        SmDrainTimeout { run: u64 } = "sm_drain_timeout",
+        /// A subscriber's buffer was full: one event dropped and counted.
+        SubscriberDropped { subscriber: u64 } = "subscriber_dropped",
+        /// The subscription manager closed its `subs` subscriber channels.
+        SubscriptionsClosed { run: u64, subs: usize, delivered: u64, dropped: u64 } = "subscriptions_closed",
+    }
+}
+
+pub(super) fn log(e: &CompleterEvent<'_>) {
+    use CompleterEvent as E;
+    const T: &str = "keel::completer";
+    match e {
+        E::CompleterStarted { completer, run } => {
+            info!(target: T, completer = %completer, run, kind = "completer_started", "completer started")
+        }
+        E::DrainStarted { completer, run, pending, producers } => {
+            info!(target: T, completer = %completer, run, pending, producers, kind = "drain_started", "stop requested: draining")
+        }
+        E::StopDeadline { completer, run, producers, pending } => {
+            warn!(target: T, completer = %completer, run, producers, pending, kind = "stop_deadline", "stop bound reached before the drain finished")
+        }
+        E::EventsClosed { completer, run, unflushed, undelivered, producers_left } => {
+            info!(target: T, completer = %completer, run, unflushed, undelivered, producers_left, kind = "events_closed", "event channel closed")
+        }
+        E::Unflushed { completer, run, unflushed } => {
+            error!(target: T, completer = %completer, run, unflushed, kind = "unflushed", "completions not flushed within the stop bound")
+        }
+        E::BatchFlushed { completer, run, n, rev, retried } => {
+            debug!(target: T, completer = %completer, run, n, rev, retried, kind = "batch_flushed", "batch written")
+        }
+        E::RetryBudgetExhausted { completer, run } => {
+            warn!(target: T, completer = %completer, run, kind = "retry_budget_exhausted", "retry budget of a batch used up; cooling down")
+        }
+        E::FlushFailed { completer, run, n, error, outcome } => {
+            warn!(target: T, completer = %completer, run, n, error = %error, outcome = ?outcome, kind = "flush_failed", "batch write failed; retrying")
+        }
+        E::SendAfterClose { completer, run, n } => {
+            error!(target: T, completer = %completer, run, n, kind = "send_after_close", "event channel closed under a live run")
+        }
+        E::EventsUndelivered { completer, run, n } => {
+            warn!(target: T, completer = %completer, run, n, kind = "events_undelivered", "no subscription manager is receiving")
+        }
+        E::EventsUndeliveredAtBound { completer, run, n } => {
+            warn!(target: T, completer = %completer, run, n, kind = "events_undelivered", "stop bound reached while handing events over")
+        }
+        E::ProducerStopped { completer, run, producer } => {
+            info!(target: T, completer = %completer, run, producer = %producer, kind = "producer_stopped", "producer stopped")
+        }
+        E::SmStarted { run, source_run } => {
+            info!(target: T, run, source_run, kind = "sm_started", "subscription manager started")
+        }
+        E::SmDraining { run } => {
+            info!(target: T, run, kind = "sm_draining", "stop requested: draining until the completer closes")
+        }
+        E::SmDrainTimeout { run } => {
+            warn!(target: T, run, kind = "sm_drain_timeout", "the completer's channel did not close within the drain bound")
+        }
+        // Logged as before the seam: without a `kind` field.
+        E::SubscriberDropped { subscriber } => {
+            debug!(target: T, subscriber, "subscriber buffer full: event dropped and counted")
+        }
+        E::SubscriptionsClosed { run, subs, delivered, dropped } => {
+            info!(target: T, run, subs, delivered, dropped, kind = "subscriptions_closed", "subscriber channels closed")
+        }
+    }
+}

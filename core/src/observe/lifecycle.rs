@@ -1,0 +1,38 @@
+//! Events of supervised services (target `keel::lifecycle`).
+
+use tracing::{debug, info, warn};
+
+use super::{Text, events};
+
+events! {
+    /// What a service runner or a service group did.
+    pub enum LifecycleEvent<'a> {
+        /// A service run started.
+        RunStarted { service: Text<'a>, run: u64 } = "run_started",
+        /// A service run exited.
+        RunExited { service: Text<'a>, run: u64 } = "run_exited",
+        /// A service of a group failed to start; the others are stopped.
+        StartFailed { service: Text<'a>, error: Text<'a> } = "start_failed",
+        /// A service of a group reported an error when stopped.
+        StopFailed { service: Text<'a>, error: Text<'a> } = "stop_failed",
+        /// A whole group stopped.
+        GroupStopped { services: Text<'a> } = "group_stopped",
+    }
+}
+
+/// Logged without a `kind` field, as before the seam.
+pub(super) fn log(e: &LifecycleEvent<'_>) {
+    use LifecycleEvent as E;
+    const T: &str = "keel::lifecycle";
+    match e {
+        E::RunStarted { service, run } => debug!(target: T, service = %service, run, "run started"),
+        E::RunExited { service, run } => debug!(target: T, service = %service, run, "run exited"),
+        E::StartFailed { service, error } => {
+            warn!(target: T, service = %service, error = %error, "start failed; stopping the others")
+        }
+        E::StopFailed { service, error } => {
+            warn!(target: T, service = %service, error = %error, "stop reported an error")
+        }
+        E::GroupStopped { services } => info!(target: T, services = %services, "group stopped"),
+    }
+}

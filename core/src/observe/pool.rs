@@ -1,0 +1,239 @@
+//! Events of the worker pool (target `keel::pool`).
+
+use std::fmt;
+
+use tracing::{debug, error, info, warn};
+
+use super::{Field, Text, events};
+
+/// Why a job moved to another worker (its `kind` in logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MoveKind {
+    /// A dead worker's job, requeued by its cleaner.
+    Requeued,
+    /// A job of a worker that never registered (or whose keep-alive vanished), requeued.
+    OrphanRequeued,
+    /// A job whose worker did not acknowledge it within the ack grace.
+    Redispatched,
+    /// A queued job (no live worker when it was added) assigned.
+    Assigned,
+    /// A job handed back by a stopping worker.
+    HandedBack,
+}
+
+impl MoveKind {
+    /// Its name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveKind::Requeued => "requeued",
+            MoveKind::OrphanRequeued => "orphan_requeued",
+            MoveKind::Redispatched => "redispatched",
+            MoveKind::Assigned => "assigned",
+            MoveKind::HandedBack => "handed_back",
+        }
+    }
+}
+
+impl fmt::Display for MoveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which write of a stale attempt the store rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StaleOp {
+    /// The acknowledgement.
+    Ack,
+    /// The completion.
+    Complete,
+}
+
+impl StaleOp {
+    /// Its name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaleOp::Ack => "ack",
+            StaleOp::Complete => "complete",
+        }
+    }
+}
+
+macro_rules! name_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            type Static = $t;
+            fn to_static(&self) -> $t {
+                *self
+            }
+            fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+name_field!(MoveKind, StaleOp);
+
+events! {
+    /// What a pool node, its workers and its cleaners did.
+    pub enum PoolEvent<'a> {
+        /// A pool node started.
+        NodeStarted { pool: Text<'a>, node: Text<'a> } = "node_started",
+        /// A pool node stopped.
+        NodeStopped { node: Text<'a> } = "node_stopped",
+        /// Completion events were not flushed before the node's stop bound.
+        CompletionEventsUnflushed { error: Text<'a> } = "completion_events_unflushed",
+        /// A new job was added, owned by `worker` (empty: queued), at store time `now_ms`.
+        Dispatched { job: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "dispatched",
+        /// A job moved from `from` to `worker` (empty: queued) under a new attempt.
+        Moved { kind: MoveKind, job: Text<'a>, from: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "moved",
+        /// The store lost the pool's data (epoch marker missing or changed).
+        DataLoss { pool: Text<'a>, old_epoch: Text<'a>, new_epoch: Option<Text<'a>> } = "data_loss",
+        /// A stale pending entry (its attempt is gone) was removed.
+        PendingSwept { job: Text<'a> } = "pending_swept",
+        /// A cleaner took the free cleanup lock of a dead worker.
+        CleanupLocked { worker: Text<'a>, lock: Text<'a> } = "cleanup_locked",
+        /// A cleaner took over an expired cleanup lock (`from`).
+        CleanupTakeover { worker: Text<'a>, from: Text<'a>, lock: Text<'a> } = "cleanup_takeover",
+        /// A dead worker's jobs were requeued and its state deleted.
+        WorkerCleaned { worker: Text<'a>, orphan: bool } = "worker_cleaned",
+        /// A worker is stopping with `running` handlers.
+        WorkerStopping { worker: Text<'a>, running: usize } = "worker_stopping",
+        /// A worker's keep-alive went unconfirmed past its local deadline: handlers stopped.
+        Fenced { worker: Text<'a>, running: usize } = "fenced",
+        /// A fenced worker's keep-alive was confirmed again.
+        Unfenced { worker: Text<'a> } = "unfenced",
+        /// A worker found itself cleaned up: it stops its jobs.
+        WorkerDead { worker: Text<'a> } = "worker_dead",
+        /// A worker stopped and deregistered.
+        WorkerStopped { worker: Text<'a> } = "worker_stopped",
+        /// A worker writes a keep-alive with store time `ms`.
+        Keepalive { worker: Text<'a>, ms: u64 } = "keepalive",
+        /// A worker registered.
+        WorkerRegistered { worker: Text<'a> } = "worker_registered",
+        /// A worker acknowledged its attempt.
+        Acked { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "acked",
+        /// The store rejected a stale attempt's ack or completion.
+        StaleRejected { op: StaleOp, job: Text<'a>, worker: Text<'a>, attempt: u64 } = "stale_rejected",
+        /// A handler started.
+        Started { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "started",
+        /// The completer's backlog was full: a completion event was dropped.
+        CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
+        /// A handler stopped before completing.
+        Abandoned { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "abandoned",
+        /// The completion of an attempt was recorded.
+        Completed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "completed",
+        /// The completion could not be recorded: the job stays owned and runs again.
+        CompleteFailed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "complete_failed",
+        /// `Pool::start` is waiting for the store (at the first failure, then every 5 s).
+        StartWaiting { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, timeout_ms: u64, error: Text<'a> } = "start_waiting",
+        /// `Pool::start` reached the store after `attempts` tries.
+        StartStoreReached { pool: Text<'a>, node: Text<'a>, attempts: u32 } = "start_store_reached",
+        /// `Pool::start` gave up: a permanent error, or the start timeout.
+        StartFailed { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, permanent: bool, error: Text<'a> } = "start_failed",
+        /// A worker died (cleaned up by the pool, or its task panicked).
+        WorkerDied { worker: Text<'a>, exit: Text<'a> } = "worker_died",
+        /// A dead worker was replaced by a fresh incarnation after `after_ms`.
+        WorkerReplaced { worker: Text<'a>, replaces: Text<'a>, after_ms: u64 } = "worker_replaced",
+        /// The completion feed delivered completions the change feed missed, from a snapshot.
+        FeedResynced { why: Text<'a>, completions: usize } = "feed_resynced",
+        /// Completions dropped for full completion-feed subscribers.
+        FeedDropped { dropped: u64 } = "feed_dropped",
+    }
+}
+
+pub(super) fn log(e: &PoolEvent<'_>) {
+    use PoolEvent as E;
+    const T: &str = "keel::pool";
+    match e {
+        E::NodeStarted { pool, node } => {
+            info!(target: T, kind = "node_started", pool = %pool, node = %node, "pool node started")
+        }
+        E::NodeStopped { node } => info!(target: T, kind = "node_stopped", node = %node, "pool node stopped"),
+        E::CompletionEventsUnflushed { error } => {
+            warn!(target: T, kind = "completion_events_unflushed", error = %error, "completion events not flushed before the bound (the completions themselves are recorded)")
+        }
+        E::Dispatched { job, worker, attempt, now_ms } => {
+            info!(target: T, kind = "dispatched", job = %job, worker = %worker, attempt, now_ms, "job dispatched")
+        }
+        E::Moved { kind, job, from, worker, attempt, now_ms } => {
+            info!(target: T, kind = kind.as_str(), job = %job, from = %from, worker = %worker, attempt, now_ms, "job moved")
+        }
+        E::DataLoss { pool, old_epoch, new_epoch } => {
+            error!(target: T, kind = "data_loss", pool = %pool, old_epoch = %old_epoch, new_epoch = ?new_epoch.as_ref().map(|t| t.as_str()),
+                "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone")
+        }
+        E::PendingSwept { job } => debug!(target: T, kind = "pending_swept", job = %job, "stale pending entry removed"),
+        E::CleanupLocked { worker, lock } => {
+            info!(target: T, kind = "cleanup_locked", worker = %worker, lock = %lock, "cleanup lock taken")
+        }
+        E::CleanupTakeover { worker, from, lock } => {
+            info!(target: T, kind = "cleanup_takeover", worker = %worker, from = %from, lock = %lock, "stale cleanup lock taken over")
+        }
+        E::WorkerCleaned { worker, orphan } => {
+            info!(target: T, kind = "worker_cleaned", worker = %worker, orphan, "dead worker cleaned up")
+        }
+        E::WorkerStopping { worker, running } => {
+            info!(target: T, kind = "worker_stopping", worker = %worker, running, "worker stopping")
+        }
+        E::Fenced { worker, running } => {
+            warn!(target: T, kind = "fenced", worker = %worker, running, "keep-alive unconfirmed past the local deadline; stopping handlers")
+        }
+        E::Unfenced { worker } => info!(target: T, kind = "unfenced", worker = %worker, "keep-alive confirmed again"),
+        E::WorkerDead { worker } => {
+            warn!(target: T, kind = "worker_dead", worker = %worker, "this worker was cleaned up (keep-alive gone or changed): stopping its jobs")
+        }
+        E::WorkerStopped { worker } => {
+            info!(target: T, kind = "worker_stopped", worker = %worker, "worker stopped and deregistered")
+        }
+        E::Keepalive { worker, ms } => info!(target: T, kind = "keepalive", worker = %worker, ms, "keep-alive"),
+        E::WorkerRegistered { worker } => {
+            info!(target: T, kind = "worker_registered", worker = %worker, "worker registered")
+        }
+        E::Acked { job, worker, attempt } => {
+            debug!(target: T, kind = "acked", job = %job, worker = %worker, attempt, "acknowledged")
+        }
+        E::StaleRejected { op: StaleOp::Ack, job, worker, attempt } => {
+            info!(target: T, kind = "stale_rejected", op = "ack", job = %job, worker = %worker, attempt, "stale attempt: ack rejected")
+        }
+        E::StaleRejected { op: StaleOp::Complete, job, worker, attempt } => {
+            info!(target: T, kind = "stale_rejected", op = "complete", job = %job, worker = %worker, attempt, "stale attempt: completion rejected")
+        }
+        E::Started { job, worker, attempt } => {
+            info!(target: T, kind = "started", job = %job, worker = %worker, attempt, "handler started")
+        }
+        E::CompletionEventDropped { job } => {
+            warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")
+        }
+        E::Abandoned { job, worker, attempt } => {
+            info!(target: T, kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing")
+        }
+        E::Completed { job, worker, attempt } => {
+            info!(target: T, kind = "completed", job = %job, worker = %worker, attempt, "job completed")
+        }
+        E::StartWaiting { pool, node, attempts, waited_ms, timeout_ms, error } => {
+            warn!(target: T, kind = "start_waiting", pool = %pool, node = %node, attempts, waited_ms, timeout_ms, error = %error, "pool start: waiting for the store")
+        }
+        E::StartStoreReached { pool, node, attempts } => {
+            info!(target: T, kind = "start_store_reached", pool = %pool, node = %node, attempts, "pool start: the store answers")
+        }
+        E::StartFailed { pool, node, attempts, waited_ms, permanent, error } => {
+            error!(target: T, kind = "start_failed", pool = %pool, node = %node, attempts, waited_ms, permanent, error = %error, "pool start failed")
+        }
+        E::WorkerDied { worker, exit } => {
+            warn!(target: T, kind = "worker_died", worker = %worker, exit = %exit, "worker died; its jobs were moved by the pool")
+        }
+        E::WorkerReplaced { worker, replaces, after_ms } => {
+            info!(target: T, kind = "worker_replaced", worker = %worker, replaces = %replaces, after_ms, "dead worker replaced by a fresh incarnation")
+        }
+        E::FeedResynced { why, completions } => {
+            info!(target: T, kind = "feed_resynced", why = %why, completions, "completions missed by the feed delivered from the store")
+        }
+        E::FeedDropped { dropped } => {
+            debug!(target: T, kind = "feed_dropped", dropped, "completion feed subscriber full: completions dropped")
+        }
+        E::CompleteFailed { job, worker, attempt } => {
+            warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Events of replicated maps (target `keel::rmap`).
+
+use std::fmt;
+
+use tracing::{debug, info, trace, warn};
+
+use super::{Field, Text, events};
+
+/// Why a replica loaded a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResyncReason {
+    /// The first load of a fresh replica.
+    Join,
+    /// The feed reported a gap (reconnect, lag).
+    Gap,
+    /// A change skipped revisions.
+    RevJump,
+    /// The periodic anti-entropy check.
+    AntiEntropy,
+}
+
+impl ResyncReason {
+    /// Its name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResyncReason::Join => "join",
+            ResyncReason::Gap => "gap",
+            ResyncReason::RevJump => "rev_jump",
+            ResyncReason::AntiEntropy => "anti_entropy",
+        }
+    }
+}
+
+impl fmt::Display for ResyncReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Field for ResyncReason {
+    type Static = ResyncReason;
+    fn to_static(&self) -> Self {
+        *self
+    }
+    fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+events! {
+    /// What a replica did or saw.
+    pub enum RmapEvent<'a> {
+        /// The map stopped; `waiters_closed` pending `set_and_wait` calls were woken.
+        Stopped { map: Text<'a>, waiters_closed: usize } = "stopped",
+        /// The feed reported a gap at local revision `rev`.
+        Gap { map: Text<'a>, rev: u64 } = "gap",
+        /// A change on the feed skipped revisions: `expected` was next.
+        RevJump { map: Text<'a>, expected: u64 } = "gap",
+        /// A change at or below the local revision was skipped.
+        Stale { map: Text<'a>, rev: u64 } = "stale",
+        /// A change was applied: the local revision is now `rev`.
+        Applied { map: Text<'a>, rev: u64 } = "applied",
+        /// A fresh replica loaded its first snapshot.
+        Joined { map: Text<'a>, rev: u64, keys: usize } = "joined",
+        /// The replica reloaded from a snapshot: from `old_rev` to `rev`.
+        Resynced { map: Text<'a>, reason: ResyncReason, rev: u64, old_rev: u64, changed: usize, woken: usize } = "resynced",
+        /// The feed could not be opened (retried).
+        WatchFailed { map: Text<'a>, error: Text<'a> } = "watch_failed",
+        /// A snapshot failed (retried).
+        SnapshotFailed { map: Text<'a>, error: Text<'a> } = "snapshot_failed",
+        /// A `set_and_wait` was cancelled and its waiter removed.
+        WaiterCancelled { armed: bool, claimed: bool } = "waiter_cancelled",
+    }
+}
+
+pub(super) fn log(e: &RmapEvent<'_>) {
+    use RmapEvent as E;
+    const T: &str = "keel::rmap";
+    match e {
+        E::Stopped { map, waiters_closed } => {
+            info!(target: T, map = %map, kind = "stopped", waiters_closed, "replicated map stopped")
+        }
+        E::Gap { map, rev } => info!(target: T, map = %map, kind = "gap", rev, "feed reported a gap"),
+        E::RevJump { map, expected } => {
+            info!(target: T, map = %map, kind = "gap", expected, "revision jump on the feed")
+        }
+        E::Stale { map, rev } => trace!(target: T, map = %map, kind = "stale", rev, "stale change skipped"),
+        E::Applied { map, rev } => trace!(target: T, map = %map, kind = "applied", rev, "change applied"),
+        E::Joined { map, rev, keys } => info!(target: T, map = %map, kind = "joined", rev, keys, "replica joined"),
+        E::Resynced { map, reason, rev, old_rev, changed, woken } => {
+            info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, "replica resynced from a snapshot")
+        }
+        E::WatchFailed { map, error } => {
+            warn!(target: T, map = %map, kind = "watch_failed", error = %error, "cannot open the feed; retrying")
+        }
+        E::SnapshotFailed { map, error } => {
+            debug!(target: T, map = %map, kind = "snapshot_failed", error = %error, "snapshot failed; retrying")
+        }
+        E::WaiterCancelled { armed, claimed } => {
+            debug!(target: T, kind = "waiter_cancelled", armed, claimed, "set_and_wait cancelled; waiter removed")
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! A request its caller abandons counts as a timeout for `RedisStore`'s stalled-connection rule.
+//!
+//! Callers such as the lease owner time their store calls on their own local deadline, which can
+//! run out before the store's operation timeout. Found by the simulator (lease seed 188 with
+//! exact-wake clocks): every lease call was abandoned by the owner's deadline first, so the client
+//! never saw a timeout of its own, never replaced the stalled connection, and the node queued
+//! behind it for seconds after the partition healed.
+
+use std::time::Duration;
+
+use keel::store::{RedisStore, Store};
+use keel_tests::RedisServer;
+
+/// The op timeout of `RedisServer::config`.
+const OP_TIMEOUT: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn redis_requests_abandoned_by_their_callers_replace_a_stalled_connection() {
+    let Some(server) = RedisServer::start("redis_requests_abandoned_by_their_callers") else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    store.time_ms().await.expect("redis answers");
+
+    server.freeze();
+    // Abandoned early (under half the op timeout): the caller's own business, not a stall.
+    for _ in 0..3 {
+        let r = tokio::time::timeout(Duration::from_millis(50), store.time_ms()).await;
+        assert!(r.is_err(), "a frozen redis does not answer");
+    }
+    assert_eq!(store.connections_replaced(), 0, "early abandonment is not counted");
+    // Abandoned after three quarters of the op timeout, twice in a row: the connection is stalled.
+    for _ in 0..2 {
+        let r = tokio::time::timeout(OP_TIMEOUT * 3 / 4, store.time_ms()).await;
+        assert!(r.is_err(), "a frozen redis does not answer");
+    }
+    assert_eq!(store.connections_replaced(), 1, "two late abandonments replace the connection");
+    server.thaw();
+    let mut answered = false;
+    for _ in 0..50 {
+        if store.time_ms().await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered, "the replacement connection answers once redis is back");
+}
