@@ -180,19 +180,22 @@ async fn start_is_bounded(config: RedisConfig, what: &str) -> PoolError {
     e
 }
 
+fn redis_config(url: String) -> RedisConfig {
+    RedisConfig::builder(url)
+        .key_prefix(keel_tests::PREFIX)
+        .op_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .expect("config")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_pool_start_against_a_closed_port_ends_typed_within_the_bound() {
     if !keel_tests::redis_available("redis_pool_start_against_a_closed_port_ends_typed_within_the_bound") {
         return;
     }
     let port = keel_tests::free_port(); // nothing listens there
-    let config = RedisConfig::builder(format!("redis://127.0.0.1:{port}"))
-        .key_prefix(keel_tests::PREFIX)
-        .op_timeout(Duration::from_millis(300))
-        .connect_timeout(Duration::from_millis(300))
-        .build()
-        .expect("config");
-    let e = start_is_bounded(config, "closed port").await;
+    let e = start_is_bounded(redis_config(format!("redis://127.0.0.1:{port}")), "closed port").await;
     assert!(matches!(e, PoolError::StartTimeout { .. }), "a closed port is an outage, not a misconfiguration: {e:?}");
 }
 
@@ -202,12 +205,7 @@ async fn redis_pool_start_with_a_wrong_password_ends_typed_within_the_bound() {
     let Some(server) = RedisServer::start(test) else { return };
     // Set after the start (the harness's readiness probe does not authenticate).
     assert_eq!(server.command("CONFIG SET requirepass s3cret").as_deref(), Some("+OK"));
-    let config = RedisConfig::builder(format!("redis://:wrong@127.0.0.1:{}", server.port()))
-        .key_prefix(keel_tests::PREFIX)
-        .op_timeout(Duration::from_millis(300))
-        .connect_timeout(Duration::from_millis(300))
-        .build()
-        .expect("config");
-    let e = start_is_bounded(config, "wrong password").await;
+    let url = format!("redis://:wrong@127.0.0.1:{}", server.port());
+    let e = start_is_bounded(redis_config(url), "wrong password").await;
     assert!(!e.to_string().contains("wrong"), "the password is not echoed: {e}");
 }
