@@ -350,7 +350,7 @@ async fn metrics_rounds(url: &str, jobs: usize, ttl: Duration, rounds: usize, sw
     for r in 0..rounds * 2 {
         // Interleaved (off, on, on, off, off, on, …) so a drift of the machine's load hits both.
         let on = (r % 4 == 1) || (r % 4 == 2);
-        // BENCH_AA=1: both groups without recording, to see the noise of the machine.
+        // BENCH_AA=1: group "on" does not record either (an A/A run: the noise of the machine).
         switch.on.store(on && std::env::var_os("BENCH_AA").is_none(), Ordering::Relaxed);
         let round = metrics_round(url, jobs, ttl, &format!("m{r}")).await;
         println!(
