@@ -128,7 +128,7 @@ impl Clock for SimClock {
                 };
                 tokio::select! {
                     biased;
-                    _ = tokio::time::sleep_until(wake.into()) => {}
+                    _ = tokio::time::sleep_until(wake) => {}
                     // The sender lives as long as the clock, which this future holds.
                     _ = epoch.changed() => {}
                 }

@@ -11,6 +11,8 @@ compile_error!(
     "keel-sim's `sim` feature needs `--cfg madsim`: run `cargo sim …` or `cargo simtest` from the repo root, or `cd sim && cargo test --features sim`"
 );
 
+#[cfg(madsim)]
+pub mod baseline;
 pub mod check;
 pub mod plan;
 

@@ -107,6 +107,13 @@ mod cli {
             /// Worker threads.
             #[arg(long)]
             jobs: Option<usize>,
+            /// Instead: the lease scenario against a bare madsim program of the same shape, by
+            /// seeds per CPU-second, interleaved on one thread; last line `lease/bare-madsim=<x>`.
+            #[arg(long)]
+            baseline: bool,
+            /// Rounds of the baseline comparison (each runs both sides).
+            #[arg(long, default_value_t = 5)]
+            rounds: u64,
         },
         /// Print the fault plan of a seed as JSON.
         Plan {
@@ -185,7 +192,8 @@ mod cli {
             Cmd::Mutants { scenario, budget, start, jobs: j, faults } => {
                 mutants(&scenario, budget, start, jobs(j), faults)
             }
-            Cmd::Bench { starts, jobs: j } => bench(starts.max(1), jobs(j)),
+            Cmd::Bench { baseline: true, rounds, .. } => bench_baseline(rounds.max(1)),
+            Cmd::Bench { starts, jobs: j, .. } => bench(starts.max(1), jobs(j)),
             Cmd::Plan { scenario, seed, faults } => {
                 let Some(scn) = scenario::by_name(&scenario) else { return 2 };
                 let plan = FaultPlan::generate(seed, faults, &scn.plan_spec());
@@ -342,6 +350,38 @@ mod cli {
     fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(f64::total_cmp);
         if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    }
+
+    fn bench_baseline(rounds: u64) -> i32 {
+        const PER_ROUND: u64 = 40;
+        println!(
+            "## Checking cost (cargo sim bench --baseline --rounds {rounds}: {PER_ROUND} seeds a side a round, one thread)\n"
+        );
+        let Some([checked, unchecked, bare]) = keel_sim::baseline::compare_lease(rounds, PER_ROUND) else {
+            eprintln!("error: this platform does not report thread CPU time (/proc/thread-self/schedstat)");
+            return 2;
+        };
+        println!("| program | seeds | CPU s | seeds per CPU-s | simulated s per CPU-s |");
+        println!("|---|---|---|---|---|");
+        for (name, side) in [
+            ("lease scenario (swarm faults, every check)", checked),
+            ("the same runs without the checker (no history, no checks)", unchecked),
+            ("bare madsim, same shape", bare),
+        ] {
+            println!(
+                "| {name} | {} | {:.2} | {:.1} | {:.0} |",
+                side.seeds,
+                side.cpu.as_secs_f64(),
+                side.seeds_per_cpu_s(),
+                side.sim_per_cpu_s()
+            );
+        }
+        println!(
+            "\nthe checker's share of the lease scenario's CPU: {:.0} %",
+            100.0 * (1.0 - unchecked.cpu.as_secs_f64() / checked.cpu.as_secs_f64().max(1e-9))
+        );
+        println!("lease/bare-madsim={:.3}", checked.seeds_per_cpu_s() / bare.seeds_per_cpu_s());
+        0
     }
 
     fn bench(starts: u64, jobs: usize) -> i32 {

@@ -1,0 +1,232 @@
+//! Bare madsim programs of the scenarios' shapes: the yardstick for what checking costs.
+//!
+//! `cargo sim bench --baseline` runs each scenario and its bare counterpart in one process,
+//! interleaved, and reports seeds per CPU-second of each. A bare program has the scenario's
+//! nodes, simulated network latency, RPC pattern and simulated length, and nothing else: no
+//! keel, no history, no checks, no faults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use madsim::net::Endpoint;
+use madsim::runtime::{Handle, Runtime};
+
+/// The store's address in the bare world (as in the real one).
+const STORE: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
+
+/// What a bare lease program does: `nodes` contenders for one lease of `ttl`, renewing every
+/// ttl/3 while held and polling at the same period otherwise, each holder writing to a local
+/// resource every 100 ms, for `length` of simulated time.
+#[derive(Clone, Copy, Debug)]
+pub struct BareLease {
+    /// Contenders.
+    pub nodes: usize,
+    /// Lease TTL.
+    pub ttl: Duration,
+    /// Simulated length of one run.
+    pub length: Duration,
+}
+
+#[derive(Debug)]
+struct Req {
+    node: usize,
+}
+
+#[derive(Debug)]
+struct Reply {
+    held: bool,
+}
+
+/// The madsim config every run uses (same network latency as the checker's world).
+pub fn madsim_config() -> madsim::Config {
+    let mut config = madsim::Config::default();
+    config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
+    config
+}
+
+impl BareLease {
+    /// Run one seed; returns how many requests the store answered (a sanity figure, and it
+    /// keeps the work from being optimised away).
+    pub fn run(&self, seed: u64) -> u64 {
+        let rt = Runtime::with_seed_and_config(seed, madsim_config());
+        let this = *self;
+        rt.block_on(async move {
+            let handle = Handle::current();
+            let answered = Arc::new(AtomicU64::new(0));
+            let ttl = this.ttl;
+            handle.create_node().name("store").ip(STORE.ip()).init(move || serve(ttl)).build();
+            for i in 0..this.nodes {
+                let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(i + 1).unwrap_or(255)));
+                let answered = answered.clone();
+                handle
+                    .create_node()
+                    .name(format!("n{i}"))
+                    .ip(ip)
+                    .init(move || contend(i, ip, ttl, answered.clone()))
+                    .build();
+            }
+            tokio::time::sleep(this.length).await;
+            answered.load(Ordering::Relaxed)
+        })
+    }
+}
+
+async fn serve(ttl: Duration) {
+    let Ok(ep) = Endpoint::bind(STORE).await else { return };
+    let lease = std::sync::Arc::new(std::sync::Mutex::new(None::<(usize, tokio::time::Instant)>));
+    while let Ok((tx, mut rx, _)) = ep.accept1().await {
+        let lease = lease.clone();
+        tokio::spawn(async move {
+            while let Ok(msg) = rx.recv().await {
+                let Ok(req) = msg.downcast::<Req>() else { continue };
+                let now = tokio::time::Instant::now();
+                let held = {
+                    let mut l = lease.lock().unwrap_or_else(|p| p.into_inner());
+                    match *l {
+                        Some((holder, until)) if holder != req.node && until > now => false,
+                        _ => {
+                            *l = Some((req.node, now + ttl));
+                            true
+                        }
+                    }
+                };
+                if tx.send(Box::new(Reply { held })).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// One contender, until the run ends: counts the store's answers into `answered`.
+async fn contend(node: usize, ip: IpAddr, ttl: Duration, answered: Arc<AtomicU64>) {
+    let Ok(ep) = Endpoint::bind(SocketAddr::new(ip, 10_000)).await else { return };
+    let Ok((tx, mut rx)) = ep.connect1(STORE).await else { return };
+    let period = ttl / 3;
+    let mut writes = 0u64;
+    loop {
+        if tx.send(Box::new(Req { node })).await.is_err() {
+            return;
+        }
+        let Ok(msg) = rx.recv().await else { return };
+        let held = msg.downcast::<Reply>().map(|r| r.held).unwrap_or(false);
+        answered.fetch_add(1, Ordering::Relaxed);
+        if held {
+            // The guarded work: a resource write every 100 ms (three per renewal period).
+            for _ in 0..3 {
+                writes = std::hint::black_box(writes + 1);
+                tokio::time::sleep(period / 3).await;
+            }
+        } else {
+            tokio::time::sleep(period).await;
+        }
+    }
+}
+
+/// CPU time this thread has used (Linux `/proc/thread-self/schedstat`; `None` elsewhere).
+/// Read only between runs, never inside a simulation.
+pub fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// One side of a comparison: seeds run, CPU spent, simulated time covered.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Side {
+    /// Seeds run.
+    pub seeds: u64,
+    /// CPU time of this thread spent on them.
+    pub cpu: Duration,
+    /// Simulated time covered.
+    pub sim: Duration,
+}
+
+impl Side {
+    /// Seeds per CPU-second.
+    pub fn seeds_per_cpu_s(&self) -> f64 {
+        self.seeds as f64 / self.cpu.as_secs_f64().max(1e-9)
+    }
+
+    /// Simulated seconds per CPU-second.
+    pub fn sim_per_cpu_s(&self) -> f64 {
+        self.sim.as_secs_f64() / self.cpu.as_secs_f64().max(1e-9)
+    }
+}
+
+/// One seed of `scenario` exactly as the runner simulates it (same plan, world, nemesis and
+/// settle), but with no observer, a history that keeps nothing and no checks: what keel itself
+/// costs under madsim.
+pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Duration {
+    use crate::plan::{FaultPlan, Profile};
+    let plan = FaultPlan::generate(seed, Profile::Swarm, &scenario.plan_spec());
+    let rt = Runtime::with_seed_and_config(seed, madsim_config());
+    let (main, settle) = (scenario.node_main(), scenario.settle(&plan));
+    let (nodes, op_timeout) = (scenario.plan_spec().nodes, scenario.op_timeout());
+    rt.block_on(async move {
+        let start = tokio::time::Instant::now();
+        let history = crate::history::History::discarding();
+        history.start();
+        let world = crate::world::World::build(history, nodes, op_timeout, main);
+        world.nemesis(&plan).await;
+        tokio::time::sleep(settle).await;
+        start.elapsed()
+    })
+}
+
+/// The lease scenario (default shape, swarm faults, every check), the same runs without the
+/// checker ([`run_unchecked`]), and [`BareLease`] of the same node count, TTL and simulated
+/// length, interleaved in `rounds` rounds of `per_round` seeds on this thread. `None` where
+/// thread CPU time cannot be read.
+pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
+    use crate::plan::Profile;
+    let scn = crate::scenario::lease::LeaseScenario::default();
+    let (mut checked, mut unchecked, mut bare) = (Side::default(), Side::default(), Side::default());
+    for r in 0..rounds {
+        let seeds = r * per_round..(r + 1) * per_round;
+        let t = thread_cpu()?;
+        let mut sim = Duration::ZERO;
+        for seed in seeds.clone() {
+            let out = crate::runner::run(&scn, seed, None, Profile::Swarm, None);
+            sim += out.sim_time;
+        }
+        checked.cpu += thread_cpu()? - t;
+        checked.seeds += per_round;
+        checked.sim += sim;
+        let t = thread_cpu()?;
+        let mut sim_unchecked = Duration::ZERO;
+        for seed in seeds.clone() {
+            sim_unchecked += run_unchecked(&scn, seed);
+        }
+        unchecked.cpu += thread_cpu()? - t;
+        unchecked.seeds += per_round;
+        unchecked.sim += sim_unchecked;
+        // Same simulated length per seed as the checked runs just had, on average.
+        let length = sim / u32::try_from(per_round.max(1)).unwrap_or(u32::MAX);
+        let program = BareLease { nodes: scn.nodes, ttl: Duration::from_millis(scn.ttl_ms), length };
+        let t = thread_cpu()?;
+        for seed in seeds {
+            std::hint::black_box(program.run(seed));
+        }
+        bare.cpu += thread_cpu()? - t;
+        bare.seeds += per_round;
+        bare.sim += sim;
+    }
+    Some([checked, unchecked, bare])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bare_lease_program_renews_and_is_deterministic() {
+        let p = BareLease { nodes: 4, ttl: Duration::from_secs(1), length: Duration::from_secs(10) };
+        let a = p.run(7);
+        // The holder renews ~3 times a second, three pollers poll ~3 times a second each.
+        assert!((100..=140).contains(&a), "answered {a}");
+        assert_eq!(a, p.run(7), "same seed, same run");
+    }
+}
