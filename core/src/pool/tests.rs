@@ -573,3 +573,33 @@ fn metrics_count_jobs_workers_and_store_errors_by_class() {
     assert_eq!(rec.get("keel_store_errors_total{part=pool,class=corrupt}"), 0);
     assert_eq!(f64::from_bits(rec.get("keel_pool_workers_live{}")), 0.0, "stopped: no live worker");
 }
+
+/// `Pool::start` says it waits: a `start_waiting` event at the first failure (then every 5 s),
+/// and `start_failed` when it gives up.
+#[tokio::test(start_paused = true)]
+async fn start_reports_its_waiting() {
+    use crate::observe::{Event, Observer, PoolEvent};
+    #[derive(Default)]
+    struct Kinds(Mutex<Vec<&'static str>>);
+    impl Observer for Kinds {
+        fn event(&self, e: &Event<'_>) {
+            if let Event::Pool(p @ (PoolEvent::StartWaiting { .. } | PoolEvent::StartFailed { .. })) = e {
+                self.0.lock().unwrap().push(p.kind());
+            }
+        }
+    }
+    let seen = std::rc::Rc::new(Kinds::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    let down = regression::Mortal::new(&MemoryStore::new(), i64::MAX);
+    down.kill();
+    let c = PoolConfig::builder("p", "a").worker_ttl(Duration::from_millis(300)).start_timeout(Duration::from_secs(12));
+    let e = Pool::new(down, c.build().unwrap()).start().await.err();
+    crate::observe::set_thread_observer(before);
+    assert!(matches!(e, Some(PoolError::StartTimeout { .. })), "{e:?}");
+    let kinds = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        kinds,
+        ["start_waiting", "start_waiting", "start_waiting", "start_failed"],
+        "at 0, 5 and 10 s, then the end"
+    );
+}
