@@ -55,6 +55,7 @@ pub fn error_class(e: &StoreError) -> &'static str {
         StoreError::Disconnected { .. } => "disconnected",
         StoreError::Corrupt { .. } => "corrupt",
         StoreError::Invalid { .. } => "invalid",
+        StoreError::Misconfigured { .. } => "misconfigured",
     }
 }
 
@@ -187,6 +188,7 @@ mod tests {
             StoreError::Disconnected { reason: String::new() },
             StoreError::Corrupt { key: String::new(), detail: String::new() },
             StoreError::Invalid { detail: String::new() },
+            StoreError::Misconfigured { detail: String::new() },
         ];
         let classes: std::collections::BTreeSet<&str> = all.iter().map(error_class).collect();
         assert_eq!(classes.len(), all.len(), "one class each");

@@ -58,12 +58,18 @@ use std::sync::atomic::Ordering;
 use crate::watch;
 
 pub use crate::completer::{CompletionEvent, KindFilter, Subscription};
-pub use config::{DEDUP_WINDOW_MAX, DEFAULT_START_TIMEOUT, DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
+pub use config::{
+    DEDUP_WINDOW_MAX, DEFAULT_START_TIMEOUT, DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder, RESTART_BACKOFF_MAX,
+    START_TIMEOUT_MAX,
+};
 
 /// The [`Completion::kind`](crate::completer::Completion) of a job completed by a pool worker.
 pub const COMPLETED: &str = "completed";
 pub use feed::{CompletionFeed, FEED_BUFFER_MAX, FEED_SUBSCRIBERS_MAX, JobCompletion, WAITERS_MAX};
-pub use inspect::{PoolReport, inspect};
+pub use inspect::{PoolReport, inspect, quarantine_corrupt, quarantine_map};
+pub use state::CorruptRecord;
+#[doc(hidden)]
+pub use state::decode;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::StoreError;
@@ -511,6 +517,13 @@ impl<S: Store> PoolNode<S> {
     /// changed). Each is also a `data_loss` error event on target `keel::pool`.
     pub fn data_losses(&self) -> u64 {
         self.core.data_losses.load(Ordering::Relaxed)
+    }
+
+    /// How many corrupt records of the pool this node knows of (seen by its last sweep or a
+    /// dispatch; each was logged once as a `corrupt_record` error event on target `keel::pool`).
+    /// [`inspect`] lists them; [`quarantine_corrupt`] moves them out of the way.
+    pub fn corrupt_records(&self) -> usize {
+        self.core.corrupt_records()
     }
 
     /// The node's shutdown token.
