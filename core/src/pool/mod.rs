@@ -277,7 +277,7 @@ impl<S: Store> Pool<S> {
             let waited = now.saturating_duration_since(started);
             let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
             let permanent = !e.is_transient();
-            if permanent || now + wait >= deadline {
+            if permanent || now >= deadline {
                 observe::emit(PoolEvent::StartFailed {
                     pool: (&cfg.name).into(),
                     node: (&cfg.node).into(),
@@ -306,7 +306,8 @@ impl<S: Store> Pool<S> {
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = shutdown.cancelled() => return Err(PoolError::Stopped),
-                _ = self.clock.sleep(wait) => {}
+                // The last sleep ends at the deadline, for one last try there.
+                _ = self.clock.sleep(wait.min(deadline.saturating_duration_since(now))) => {}
             }
             wait = (wait * 2).min(cfg.sweep_interval);
         }
