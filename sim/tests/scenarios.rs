@@ -180,6 +180,48 @@ fn lease_holder_paused_then_crashed() {
     assert_eq!(regressions, 3, "every seed froze its holder once");
 }
 
+/// Belief after a freeze: the holder is frozen for two TTLs and resumed; its guarded work must
+/// write nothing more with the old fence (S4 judges every write after the resume, with no
+/// window), and it steps down. The rule failed 48 of lease seeds 0..500 against the core before
+/// the guard computed its validity at read time; on this calm plan the owner task happens to run
+/// first after the resume, so this test pins the plan, not the fix.
+#[test]
+fn lease_holder_resumed_past_deadline() {
+    let scn = scenario::by_name("lease").expect("lease scenario");
+    let ttl_ms = 1000;
+    let mut judged = 0;
+    for seed in 0..24u64 {
+        for holder in 0..4usize {
+            let plan = scenario::lease::resumed_past_deadline_plan(seed, ttl_ms, holder);
+            let out = runner::run(scn.as_ref(), seed, None, Profile::Calm, Some(plan));
+            let me = Who::node(holder);
+            let pause_us = 3 * ttl_ms * 1000;
+            let mut believes = false;
+            for e in out.events.iter().filter(|e| e.node == me && e.t_us <= pause_us) {
+                match e.lease() {
+                    Some(LeaseEvent::Held { .. }) => believes = true,
+                    Some(LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }) => believes = false,
+                    _ => {}
+                }
+            }
+            if !believes {
+                continue;
+            }
+            for v in &out.violations {
+                eprintln!("FAIL lease resumed-past-deadline seed {seed} holder n{holder}: {v}");
+            }
+            assert!(out.passed(), "{}", out.replay_line());
+            // It did resume past its deadline, and then stepped down.
+            let lost_after_resume = out.events.iter().any(|e| {
+                e.node == me && e.t_us >= 5 * ttl_ms * 1000 && matches!(e.lease(), Some(LeaseEvent::Lost { .. }))
+            });
+            assert!(lost_after_resume, "seed {seed}: the resumed holder stepped down");
+            judged += 1;
+        }
+    }
+    assert_eq!(judged, 24, "every seed froze its holder once");
+}
+
 #[test]
 fn rmap() {
     run_scenario("rmap");

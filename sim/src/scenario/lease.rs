@@ -640,6 +640,21 @@ pub fn paused_then_crashed_plan(seed: u64, ttl_ms: u64, holder: usize) -> FaultP
     }
 }
 
+/// The holder frozen for two TTLs, then resumed (SIGSTOP / SIGCONT): it resumes past its grant's
+/// deadline and must not write with that grant's fence, not even before its owner task runs.
+pub fn resumed_past_deadline_plan(seed: u64, ttl_ms: u64, holder: usize) -> FaultPlan {
+    FaultPlan {
+        seed,
+        profile: crate::plan::Profile::Calm,
+        enabled: vec![FaultKind::NodePause],
+        heal_at_ms: 12 * ttl_ms,
+        events: vec![crate::plan::Timed {
+            at_ms: 3 * ttl_ms,
+            fault: Fault::NodePause { node: holder, ms: 2 * ttl_ms },
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
