@@ -196,11 +196,8 @@ mod tests {
 
     #[test]
     fn the_instant_of_a_restart_at_a_crash_belongs_to_the_dying_life() {
-        let events = [
-            ev(0, 0, WorldEv::NodeStart {}),
-            ev(300, 0, WorldEv::NodeCrash {}),
-            ev(300, 0, WorldEv::NodeStart {}),
-        ];
+        let events =
+            [ev(0, 0, WorldEv::NodeStart {}), ev(300, 0, WorldEv::NodeCrash {}), ev(300, 0, WorldEv::NodeStart {})];
         let tl = Timeline::derive(&events, 1000);
         let at = |t| tl.life_at(Who::Node(0), t).map(|l| l.incarnation);
         assert_eq!(at(299), Some(1));
