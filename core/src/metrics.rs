@@ -37,11 +37,12 @@
 //! | `keel_completer_batches_total` | counter | completer | batches written |
 //! | `keel_completer_flush_failures_total` | counter | completer | `flush_failed` |
 //! | `keel_completer_unflushed_total` | counter | completer | completions not flushed within a stop bound |
-//! | `keel_completer_backlog` | gauge | completer | completions waiting when a stop began (`drain_started`) |
+//! | `keel_completer_backlog` | gauge | completer | completions waiting to be flushed (at each acceptance, and when a stop began) |
+//! | `keel_completer_flush_seconds` | histogram | completer | one batch's flush latency, retries included (`batch_flushed`) |
 //! | `keel_completer_subscriber_drops_total` | counter | | events dropped for full completer subscribers |
 //! | `keel_store_errors_total` | counter | part, class | failed store calls by [`StoreError`] class |
 
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 
 use crate::error::StoreError;
 use crate::observe::{CompleterEvent, Event, LeaseEvent, PoolEvent};
@@ -156,9 +157,14 @@ fn lease(e: &LeaseEvent<'_>) {
 fn completer(e: &CompleterEvent<'_>) {
     use CompleterEvent as E;
     match e {
-        E::BatchFlushed { completer, n, .. } => {
+        E::BatchFlushed { completer, n, took_us, .. } => {
             counter!("keel_completer_flushed_total", "completer" => completer.to_string()).increment(*n as u64);
             counter!("keel_completer_batches_total", "completer" => completer.to_string()).increment(1);
+            histogram!("keel_completer_flush_seconds", "completer" => completer.to_string())
+                .record(*took_us as f64 / 1e6);
+        }
+        E::Accepted { completer, backlog, .. } => {
+            gauge!("keel_completer_backlog", "completer" => completer.to_string()).set(*backlog as f64);
         }
         E::FlushFailed { completer, .. } => {
             counter!("keel_completer_flush_failures_total", "completer" => completer.to_string()).increment(1);

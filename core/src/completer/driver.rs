@@ -134,6 +134,7 @@ impl<S: Store> Driver<S> {
     /// Write `batch` with retries. `None`: gave up at the stop deadline (not known to be written).
     async fn flush(&self, batch: &[Completion], deadline: &mut Option<Instant>, backoff: &mut Backoff) -> Option<u64> {
         let w = writes(batch);
+        let began = self.clock.now();
         loop {
             self.check_stop(deadline);
             let now = self.clock.now();
@@ -153,6 +154,9 @@ impl<S: Store> Driver<S> {
                         n: batch.len(),
                         rev: out.rev,
                         retried,
+                        // Flush latency, retries included (the metric `keel_completer_flush_seconds`).
+                        took_us: u64::try_from(self.clock.now().saturating_duration_since(began).as_micros())
+                            .unwrap_or(u64::MAX),
                     });
                     return Some(out.rev);
                 }

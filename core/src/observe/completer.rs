@@ -19,7 +19,7 @@ events! {
         /// Completions not flushed within the stop bound.
         Unflushed { completer: Text<'a>, run: u64, unflushed: usize } = "unflushed",
         /// A batch of `n` completions was written at store revision `rev`.
-        BatchFlushed { completer: Text<'a>, run: u64, n: usize, rev: u64, retried: bool } = "batch_flushed",
+        BatchFlushed { completer: Text<'a>, run: u64, n: usize, rev: u64, retried: bool, took_us: u64 } = "batch_flushed",
         /// A batch used its retry budget up; the run cools down.
         RetryBudgetExhausted { completer: Text<'a>, run: u64 } = "retry_budget_exhausted",
         /// A batch write failed; it is retried.
@@ -66,8 +66,8 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::Unflushed { completer, run, unflushed } => {
             error!(target: T, completer = %completer, run, unflushed, kind = "unflushed", "completions not flushed within the stop bound")
         }
-        E::BatchFlushed { completer, run, n, rev, retried } => {
-            debug!(target: T, completer = %completer, run, n, rev, retried, kind = "batch_flushed", "batch written")
+        E::BatchFlushed { completer, run, n, rev, retried, took_us } => {
+            debug!(target: T, completer = %completer, run, n, rev, retried, took_us, kind = "batch_flushed", "batch written")
         }
         E::RetryBudgetExhausted { completer, run } => {
             warn!(target: T, completer = %completer, run, kind = "retry_budget_exhausted", "retry budget of a batch used up; cooling down")

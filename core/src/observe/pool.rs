@@ -154,7 +154,7 @@ pub(super) fn log(e: &PoolEvent<'_>) {
             warn!(target: T, kind = "completion_events_unflushed", error = %error, "completion events not flushed before the bound (the completions themselves are recorded)")
         }
         E::Dispatched { job, worker, attempt, now_ms } => {
-            info!(target: T, kind = "dispatched", job = %job, worker = %worker, attempt, now_ms, "job dispatched")
+            debug!(target: T, kind = "dispatched", job = %job, worker = %worker, attempt, now_ms, "job dispatched")
         }
         E::Moved { kind, job, from, worker, attempt, now_ms } => {
             info!(target: T, kind = kind.as_str(), job = %job, from = %from, worker = %worker, attempt, now_ms, "job moved")
@@ -186,7 +186,7 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::WorkerStopped { worker } => {
             info!(target: T, kind = "worker_stopped", worker = %worker, "worker stopped and deregistered")
         }
-        E::Keepalive { worker, ms } => info!(target: T, kind = "keepalive", worker = %worker, ms, "keep-alive"),
+        E::Keepalive { worker, ms } => debug!(target: T, kind = "keepalive", worker = %worker, ms, "keep-alive"),
         E::WorkerRegistered { worker } => {
             info!(target: T, kind = "worker_registered", worker = %worker, "worker registered")
         }
@@ -200,16 +200,16 @@ pub(super) fn log(e: &PoolEvent<'_>) {
             info!(target: T, kind = "stale_rejected", op = "complete", job = %job, worker = %worker, attempt, "stale attempt: completion rejected")
         }
         E::Started { job, worker, attempt } => {
-            info!(target: T, kind = "started", job = %job, worker = %worker, attempt, "handler started")
+            debug!(target: T, kind = "started", job = %job, worker = %worker, attempt, "handler started")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")
         }
         E::Abandoned { job, worker, attempt } => {
-            info!(target: T, kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing")
+            debug!(target: T, kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing")
         }
         E::Completed { job, worker, attempt } => {
-            info!(target: T, kind = "completed", job = %job, worker = %worker, attempt, "job completed")
+            debug!(target: T, kind = "completed", job = %job, worker = %worker, attempt, "job completed")
         }
         E::StartWaiting { pool, node, attempts, waited_ms, timeout_ms, error } => {
             warn!(target: T, kind = "start_waiting", pool = %pool, node = %node, attempts, waited_ms, timeout_ms, error = %error, "pool start: waiting for the store")
