@@ -64,6 +64,9 @@ expect_2 cargo sim check --scenario no-such-scenario
 expect_2 cargo sim check --mutant MS99
 expect_2 cargo sim replay --scenario lease --seed 1 --plan /nonexistent/plan.json
 
+lane "model checking: exhaustive models of the pure machines ($(elapsed))"
+cargo modelcheck
+
 lane "loom: exhaustive interleavings ($(elapsed))"
 cargo loomtest
 

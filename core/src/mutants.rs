@@ -48,6 +48,9 @@ pub enum Mutant {
     MR4,
     /// The event channel closed by a detached task after a restart reassigned it.
     MR5,
+    // Model-checking and linearizability (issue 15): keep this block last and contiguous.
+    /// MemoryStore applies a map write as read, yield, unconditional write: not atomic.
+    MM1,
 }
 
 #[cfg(feature = "mutants")]

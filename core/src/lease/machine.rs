@@ -26,8 +26,8 @@ use crate::mutants::{self, Mutant};
 use crate::store::{Acquire, Renew};
 
 /// Timing rules, copied from the config.
-#[derive(Clone, Debug)]
-pub(crate) struct Timing {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Timing {
     pub ttl: Duration,
     pub renew_interval: Duration,
     pub drift_margin: Duration,
@@ -37,8 +37,8 @@ pub(crate) struct Timing {
 }
 
 /// What the driver must do next.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Step {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
     /// Send an acquire for `token`; report with [`Machine::on_acquire`].
     Acquire { token: String },
     /// Send a renewal; give up waiting at `deadline`; report with [`Machine::on_renew`].
@@ -59,7 +59,7 @@ pub(crate) enum Step {
     Exit,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Phase {
     Awaiting { next_attempt: Instant },
     Held { fence: u64, deadline: Instant, next_renew: Instant },
@@ -71,7 +71,9 @@ enum Phase {
 /// Most consecutive store errors the backoff exponent grows with (limits 2^n).
 const MAX_BACKOFF_EXPONENT: u32 = 16;
 
-pub(crate) struct Machine {
+/// The machine is a value (Clone, Eq, Hash) so the model checker can store and compare states.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Machine {
     t: Timing,
     owner: String,
     incarnation: u64,
@@ -80,7 +82,7 @@ pub(crate) struct Machine {
     phase: Phase,
     steps: VecDeque<Step>,
     errors: u32,
-    rng: ChaCha8Rng,
+    rng: JitterRng,
     /// Tokens of earlier grants still to release (a lost grant's key may outlive our belief).
     stale_tokens: Vec<String>,
 }
@@ -97,7 +99,7 @@ impl Machine {
             phase: Phase::Awaiting { next_attempt: now },
             steps: VecDeque::new(),
             errors: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: JitterRng(ChaCha8Rng::seed_from_u64(seed)),
             stale_tokens: Vec::new(),
         };
         m.rotate_token();
@@ -280,8 +282,19 @@ impl Machine {
 
     /// Uniform in [d/2, d].
     fn jitter(&mut self, d: Duration) -> Duration {
-        let frac: f64 = self.rng.gen_range(0.5..=1.0);
+        let frac: f64 = self.rng.0.gen_range(0.5..=1.0);
         d.mul_f64(frac)
+    }
+}
+
+/// The jitter source, hashable by its position in the stream (its seed is fixed per machine).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct JitterRng(ChaCha8Rng);
+
+impl std::hash::Hash for JitterRng {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.get_seed().hash(h);
+        self.0.get_word_pos().hash(h);
     }
 }
 

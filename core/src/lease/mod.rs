@@ -32,7 +32,13 @@
 
 mod config;
 mod driver;
+// The model checker (`cargo modelcheck`) drives the real machine: feature `model` exposes it.
+#[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod machine;
+/// The lease's pure machine, for the model checker in `keel-tests`. Not a stable API.
+#[cfg(feature = "model")]
+#[doc(hidden)]
+pub use machine::{Machine, Step, Timing};
 
 use std::future::Future;
 use std::sync::Arc;
