@@ -13,6 +13,7 @@ compile_error!(
 
 pub mod check;
 pub mod history;
+pub mod linearize;
 pub mod plan;
 
 #[cfg(madsim)]

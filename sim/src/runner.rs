@@ -10,6 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::check::{Coverage, Violation};
 use crate::history::{Event, History, Recorder, trace_hash};
+use crate::linearize;
 use crate::plan::{FaultPlan, Profile};
 use crate::scenario::Scenario;
 use crate::world::World;
@@ -36,6 +37,8 @@ pub struct RunOutcome {
     pub sim_time: Duration,
     /// When the nemesis healed, µs.
     pub heal_us: u64,
+    /// Linearizability of the store operations the run recorded.
+    pub linearizability: linearize::Report,
 }
 
 impl RunOutcome {
@@ -102,6 +105,7 @@ pub fn run(
     let _guard = tracing::subscriber::set_default(subscriber);
     let previous = mutants::set(mutant);
     LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
+    linearize::begin();
 
     let mut config = madsim::Config::default();
     config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
@@ -125,6 +129,7 @@ pub fn run(
     drop(rt);
     let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
     mutants::set(previous);
+    let linearizability = linearize::check(&linearize::take());
 
     let events = history.events();
     let end_us = events.last().map_or(0, |e| e.t_us);
@@ -133,6 +138,9 @@ pub fn run(
         Err(_) => (vec![Violation::new("panic", end_us, panic_msg)], end_us, end_us),
     };
     let mut violations = violations;
+    for v in &linearizability.violations {
+        violations.push(Violation::new("L1", end_us, format!("store history not linearizable: {v}")));
+    }
     if events.iter().any(|e| e.kind == "history_full" || e.kind == "sim_error") {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -147,5 +155,6 @@ pub fn run(
         events,
         sim_time: Duration::from_micros(sim_us),
         heal_us,
+        linearizability,
     }
 }

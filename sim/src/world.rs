@@ -154,6 +154,7 @@ impl World {
         self.rec("store_crash", &[("data_loss", data_loss.to_string())]);
         if data_loss {
             self.store.reset();
+            crate::linearize::reset();
         }
     }
 
