@@ -79,6 +79,9 @@ if [ "$rc" != 0 ] && [ "$rc" != 141 ] || grep -q panicked "${TMPDIR:-/tmp}/keel-
 fi
 echo "closed pipe: exit $rc, no panic"
 
+lane "model checking: exhaustive models of the pure machines ($(elapsed))"
+cargo modelcheck
+
 lane "loom: exhaustive interleavings ($(elapsed))"
 cargo loomtest
 

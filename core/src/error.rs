@@ -22,7 +22,7 @@ pub enum Outcome {
 /// assert_eq!(e.outcome(), Outcome::Unknown);
 /// assert!(e.is_transient());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StoreError {
     /// The store could not be reached; the request was never sent (connection refused, not
     /// connected, partitioned before send).

@@ -78,6 +78,9 @@ pub enum Mutant {
     /// A pending-entry sweeper that does not compare the deadline: every unacknowledged
     /// dispatch is re-dispatched at the next sweep, inside its ack grace.
     MC8,
+    // Model-checking and linearizability (issue 15): keep this block last and contiguous.
+    /// MemoryStore applies a map write as read, yield, unconditional write: not atomic.
+    MM1,
 }
 
 #[cfg(feature = "mutants")]

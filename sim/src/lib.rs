@@ -14,6 +14,7 @@ compile_error!(
 #[cfg(madsim)]
 pub mod baseline;
 pub mod check;
+pub mod linearize;
 pub mod plan;
 
 #[cfg(madsim)]

@@ -314,6 +314,19 @@ mod cli {
             );
             failed |= !r.failures.is_empty() || (coverage_gate && !r.missed_goals.is_empty());
         }
+        for r in &rows {
+            let l = &r.linearizability;
+            println!(
+                "{:<10} linearizability: {} store histories checked ({} map operations), {} skipped as too large (> {} ops or > {} open), {} not linearizable",
+                r.scenario,
+                l.checked,
+                l.ops,
+                l.skipped,
+                keel_sim::linearize::HISTORY_OPS_MAX,
+                keel_sim::linearize::HISTORY_OPEN_MAX,
+                l.violations.len()
+            );
+        }
         if !coverage_gate {
             outln!("(coverage goals are enforced on unmutated sweeps of 100 seeds or more)");
         }

@@ -23,6 +23,7 @@ use madsim::rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::history::{History, ServerEv, Who, WorldEv};
+use crate::linearize::{self, StoreOp, StoreRet};
 
 /// The store server's address.
 pub const STORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
@@ -65,6 +66,23 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The operation as a linearizability record (map operations only).
+    fn recorded(&self) -> Option<StoreOp> {
+        Some(match self {
+            Op::Get { map, key } => StoreOp::Get { map: map.clone(), key: key.clone() },
+            Op::Snapshot { map } => StoreOp::Snapshot { map: map.clone() },
+            Op::Write { map, key, write } => {
+                StoreOp::Write { map: map.clone(), key: key.clone(), write: write.clone() }
+            }
+            Op::Txn { map, guards, writes } => {
+                StoreOp::Txn { map: map.clone(), guards: guards.clone(), writes: writes.clone() }
+            }
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug)]
 enum Resp {
     Unit,
@@ -76,6 +94,18 @@ enum Resp {
     Snapshot(MapSnapshot),
     Write(WriteOutcome),
     Txn(TxnOutcome),
+}
+
+impl Resp {
+    fn recorded(&self) -> Option<StoreRet> {
+        Some(match self {
+            Resp::Get(v, rev) => StoreRet::Get(v.clone(), *rev),
+            Resp::Snapshot(s) => StoreRet::Snapshot(s.clone()),
+            Resp::Write(w) => StoreRet::Write(w.clone()),
+            Resp::Txn(t) => StoreRet::Txn(t.clone()),
+            _ => return None,
+        })
+    }
 }
 
 struct Req {
@@ -439,6 +469,19 @@ impl SimStore {
     }
 
     async fn call(&self, op: Op) -> StoreResult<Resp> {
+        let recorded = op.recorded().and_then(linearize::invoke);
+        let r = self.exchange(op).await;
+        if let Some(id) = recorded {
+            match &r {
+                Ok(resp) => resp.recorded().into_iter().for_each(|ret| linearize::complete(id, ret)),
+                Err(e) if e.outcome() == keel::Outcome::NotApplied => linearize::complete(id, StoreRet::NotApplied),
+                Err(_) => {} // unknown outcome: the operation stays open forever
+            }
+        }
+        r
+    }
+
+    async fn exchange(&self, op: Op) -> StoreResult<Resp> {
         let name = op.name();
         let conn = self.conn().await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::check::{Coverage, Violation};
 use crate::history::{Event, History, Recorder, WorldEv, trace_hash};
+use crate::linearize;
 use crate::plan::{FaultPlan, Profile};
 use crate::scenario::{RunView, Scenario};
 use crate::timeline::Timeline;
@@ -38,6 +39,8 @@ pub struct RunOutcome {
     pub sim_time: Duration,
     /// When the nemesis healed, µs.
     pub heal_us: u64,
+    /// Linearizability of the store operations the run recorded.
+    pub linearizability: linearize::Report,
 }
 
 impl RunOutcome {
@@ -105,6 +108,7 @@ pub fn run(
     let previous = mutants::set(mutant);
     LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
     let _ = keel::assert::take_failures(); // only this run's
+    linearize::begin();
 
     let mut config = madsim::Config::default();
     config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
@@ -129,6 +133,7 @@ pub fn run(
     let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
     mutants::set(previous);
     keel::observe::set_thread_observer(observer);
+    let linearizability = linearize::check(&linearize::take());
 
     let events = history.take();
     let last_us = events.last().map_or(0, |e| e.t_us);
@@ -145,6 +150,9 @@ pub fn run(
     for failure in keel::assert::take_failures() {
         violations.push(Violation::new("assert", end_us, failure));
     }
+    for v in &linearizability.violations {
+        violations.push(Violation::new("L1", end_us, format!("store history not linearizable: {v}")));
+    }
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -160,5 +168,6 @@ pub fn run(
         timeline,
         sim_time: Duration::from_micros(end_us),
         heal_us,
+        linearizability,
     }
 }

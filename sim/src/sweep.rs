@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use keel::mutants::Mutant;
 
 use crate::check::Coverage;
+use crate::linearize;
 use crate::plan::Profile;
 use crate::runner::{self, RunOutcome};
 use crate::scenario;
@@ -32,6 +33,8 @@ pub struct Sweep {
     pub coverage: Coverage,
     /// Goals never reached.
     pub missed_goals: Vec<&'static str>,
+    /// Linearizability of the recorded store histories, summed over the seeds.
+    pub linearizability: linearize::Report,
 }
 
 impl Sweep {
@@ -68,7 +71,7 @@ pub fn run(name: &str, opts: &SweepOpts, on_done: &(dyn Fn(&RunOutcome) + Sync))
     let goals = probe.coverage_goals();
     let next = AtomicU64::new(opts.seeds.start);
     let stop_after = AtomicU64::new(u64::MAX);
-    let acc = Mutex::new((Vec::new(), 0u64, Duration::ZERO, Coverage::new()));
+    let acc = Mutex::new((Vec::new(), 0u64, Duration::ZERO, Coverage::new(), linearize::Report::default()));
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.max(1) {
@@ -85,6 +88,7 @@ pub fn run(name: &str, opts: &SweepOpts, on_done: &(dyn Fn(&RunOutcome) + Sync))
                     a.1 += 1;
                     a.2 += out.sim_time;
                     a.3.extend(out.coverage.iter().copied());
+                    a.4.merge(&out.linearizability);
                     if !out.passed() {
                         if opts.stop_at_first_failure {
                             stop_after.fetch_min(seed, Ordering::SeqCst);
@@ -96,7 +100,8 @@ pub fn run(name: &str, opts: &SweepOpts, on_done: &(dyn Fn(&RunOutcome) + Sync))
             });
         }
     });
-    let (mut failures, seeds_run, sim_time, coverage) = acc.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (mut failures, seeds_run, sim_time, coverage, linearizability) =
+        acc.into_inner().unwrap_or_else(|p| p.into_inner());
     failures.sort_by_key(|f: &RunOutcome| f.seed);
     let missed_goals = goals.iter().copied().filter(|g| !coverage.contains(g)).collect();
     Some(Sweep {
@@ -107,5 +112,6 @@ pub fn run(name: &str, opts: &SweepOpts, on_done: &(dyn Fn(&RunOutcome) + Sync))
         wall: start.elapsed(),
         coverage,
         missed_goals,
+        linearizability,
     })
 }

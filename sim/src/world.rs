@@ -176,6 +176,7 @@ impl World {
         self.rec(WorldEv::StoreCrash { data_loss });
         if data_loss {
             self.store.reset();
+            crate::linearize::reset();
         }
     }
 

@@ -278,3 +278,6 @@ impl Harness for RedisHarness {
         wait_ready(&self.store).await;
     }
 }
+
+#[cfg(feature = "model")]
+pub mod model;

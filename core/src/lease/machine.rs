@@ -26,8 +26,8 @@ use crate::mutants::{self, Mutant};
 use crate::store::{Acquire, Renew};
 
 /// Timing rules, copied from the config.
-#[derive(Clone, Debug)]
-pub(crate) struct Timing {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Timing {
     pub ttl: Duration,
     pub renew_interval: Duration,
     pub drift_margin: Duration,
@@ -40,8 +40,8 @@ pub(crate) struct Timing {
 }
 
 /// What the driver must do next.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Step {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
     /// Read the store's time (it makes this process's tokens unique); report with
     /// [`Machine::on_time`].
     StoreTime,
@@ -66,7 +66,7 @@ pub(crate) enum Step {
     Exit,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Phase {
     Starting { next_attempt: Instant },
     Awaiting { next_attempt: Instant },
@@ -77,7 +77,7 @@ enum Phase {
 }
 
 /// The guarded work of a held grant.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Work {
     Running { restarts: u32 },
     Restarting { at: Instant, restarts: u32 },
@@ -86,7 +86,9 @@ enum Work {
 /// Most consecutive store errors the backoff exponent grows with (limits 2^n).
 const MAX_BACKOFF_EXPONENT: u32 = 16;
 
-pub(crate) struct Machine {
+/// The machine is a value (Clone, Eq, Hash) so the model checker can store and compare states.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Machine {
     t: Timing,
     owner: String,
     incarnation: u64,
@@ -95,7 +97,7 @@ pub(crate) struct Machine {
     phase: Phase,
     steps: VecDeque<Step>,
     errors: u32,
-    rng: ChaCha8Rng,
+    rng: JitterRng,
     /// Tokens of earlier grants still to release (a lost grant's key may outlive our belief).
     stale_tokens: Vec<String>,
     /// The highest fence this owner was granted: the store mints fences that only grow.
@@ -118,7 +120,7 @@ impl Machine {
             phase: Phase::Starting { next_attempt: now },
             steps: VecDeque::new(),
             errors: 0,
-            rng: ChaCha8Rng::seed_from_u64(fnv1a(owner.as_bytes())),
+            rng: JitterRng(ChaCha8Rng::seed_from_u64(fnv1a(owner.as_bytes()))),
             stale_tokens: Vec::new(),
             fence_max: 0,
             permanent: 0,
@@ -132,7 +134,8 @@ impl Machine {
         match reply {
             Ok(incarnation) => {
                 self.incarnation = incarnation;
-                self.rng = ChaCha8Rng::seed_from_u64(fnv1a(self.owner.as_bytes()) ^ incarnation.rotate_left(17));
+                self.rng =
+                    JitterRng(ChaCha8Rng::seed_from_u64(fnv1a(self.owner.as_bytes()) ^ incarnation.rotate_left(17)));
                 self.rotate_token();
                 self.phase = Phase::Awaiting { next_attempt: now };
                 self.recovered();
@@ -417,8 +420,19 @@ impl Machine {
 
     /// Uniform in [d/2, d].
     fn jitter(&mut self, d: Duration) -> Duration {
-        let frac: f64 = self.rng.gen_range(0.5..=1.0);
+        let frac: f64 = self.rng.0.gen_range(0.5..=1.0);
         d.mul_f64(frac)
+    }
+}
+
+/// The jitter source, hashable by its position in the stream (its seed is fixed per machine).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct JitterRng(ChaCha8Rng);
+
+impl std::hash::Hash for JitterRng {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.get_seed().hash(h);
+        self.0.get_word_pos().hash(h);
     }
 }
 

@@ -48,7 +48,13 @@
 mod config;
 mod driver;
 mod guard;
+// The model checker (`cargo modelcheck`) drives the real machine: feature `model` exposes it.
+#[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod machine;
+/// The lease's pure machine, for the model checker in `keel-tests`. Not a stable API.
+#[cfg(feature = "model")]
+#[doc(hidden)]
+pub use machine::{Machine, Step, Timing};
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -102,10 +108,10 @@ pub enum WorkState {
 /// assert_eq!(WorkPolicy::default(), WorkPolicy::restart(Duration::from_millis(100), Duration::from_secs(10))?);
 /// # Ok::<(), keel::ConfigError>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WorkPolicy(pub(crate) Policy);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Policy {
     Restart { min: Duration, max: Duration },
     StepDown,
@@ -146,7 +152,7 @@ impl Default for WorkPolicy {
 pub const DEFAULT_PERMANENT_ERROR_ATTEMPTS: u32 = 3;
 
 /// What an owner believes, as published on its state watch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LeaseState {
     /// Not held (yet); competing for it.
     Awaiting,

@@ -13,10 +13,9 @@ use crate::observe::{self, ResyncReason, RmapEvent, Text};
 
 use super::Shared;
 use super::config::RmapConfig;
-use super::replica::Verdict;
+use super::replica::{Replica, Verdict};
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
 use crate::store::{Change, MapSnapshot, Store, Watch, WatchEvent};
 
@@ -49,13 +48,12 @@ enum Next {
 
 impl<S: Store> Driver<S> {
     pub async fn run(self) {
-        let mp11 = mutants::active(Mutant::MP11);
         let name = self.cfg.name.clone();
         if let Some(mut watch) = self.open_watch().await {
             let mut reason = ResyncReason::Join;
             while let Some((snap, seq)) = self.snapshot().await {
                 self.load(snap, seq, reason).await;
-                match self.follow(&mut watch, mp11).await {
+                match self.follow(&mut watch).await {
                     Next::Resync(why) => reason = why,
                     Next::Stop => break,
                 }
@@ -69,7 +67,7 @@ impl<S: Store> Driver<S> {
     }
 
     /// Apply the feed until a resync is needed or the map stops.
-    async fn follow(&self, watch: &mut S::Watch, mp11: bool) -> Next {
+    async fn follow(&self, watch: &mut S::Watch) -> Next {
         let name = &self.cfg.name;
         let next_ae = self.cfg.anti_entropy.map(|d| self.clock.now() + d);
         loop {
@@ -86,13 +84,13 @@ impl<S: Store> Driver<S> {
                 ev = watch.next() => match ev {
                     WatchEvent::Gap => {
                         observe::emit(RmapEvent::Gap { map: name.into(), rev: self.shared.revision() });
-                        if !mp11 {
+                        if Replica::resyncs_on_gap() {
                             return Next::Resync(ResyncReason::Gap);
                         }
                         // MP11: carry on as if nothing was missed.
                     }
                     WatchEvent::Change(c) => {
-                        if let Some(expected) = self.apply(c, mp11).await {
+                        if let Some(expected) = self.apply(c).await {
                             observe::emit(RmapEvent::RevJump { map: name.into(), expected });
                             return Next::Resync(ResyncReason::RevJump);
                         }
@@ -103,23 +101,14 @@ impl<S: Store> Driver<S> {
     }
 
     /// Apply one change. Returns the expected revision if changes were missed.
-    async fn apply(&self, c: Change, mp11: bool) -> Option<u64> {
+    async fn apply(&self, c: Change) -> Option<u64> {
         let mp1 = self.shared.mp1.as_ref();
         // MP1: the apply step holds the map's lock across the send to the shared channel.
         let gate = match mp1 {
             Some(m) => Some(m.gate.lock().await),
             None => None,
         };
-        let verdict = {
-            let mut r = self.shared.lock_replica();
-            match r.apply(&c) {
-                Verdict::Gap { .. } if mp11 => {
-                    r.apply_unchecked(&c);
-                    Verdict::Applied
-                }
-                v => v,
-            }
-        };
+        let verdict = self.shared.lock_replica().on_change(&c);
         match verdict {
             Verdict::Stale => {
                 observe::emit(RmapEvent::Stale { map: (&self.cfg.name).into(), rev: c.rev });

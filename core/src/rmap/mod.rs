@@ -29,7 +29,13 @@
 
 mod config;
 mod driver;
+// The model checker (`cargo modelcheck`) drives the real replica: feature `model` exposes it.
+#[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod replica;
+/// The replica's pure machine, for the model checker in `keel-tests`. Not a stable API.
+#[cfg(feature = "model")]
+#[doc(hidden)]
+pub use replica::Verdict;
 mod subscribe;
 mod waiters;
 
@@ -50,6 +56,10 @@ use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
 use crate::store::{MapSnapshot, MapWrite, Store, WriteOutcome};
+#[cfg(feature = "model")]
+#[doc(hidden)]
+pub use replica::Replica;
+#[cfg(not(feature = "model"))]
 use replica::Replica;
 use waiters::{RegisterError, Registry, WaitResult};
 

@@ -8,11 +8,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::mutants::{self, Mutant};
 use crate::store::{Change, MapSnapshot};
 
 /// What [`Replica::apply`] did with a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
     /// Applied; the replica is now at the change's revision.
     Applied,
     /// At or below the applied revision: skipped.
@@ -25,8 +26,8 @@ pub(crate) enum Verdict {
 }
 
 /// Entries and the revision they reflect.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Replica {
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Replica {
     entries: BTreeMap<String, String>,
     rev: u64,
     /// Whether a snapshot was ever loaded (changes before that are meaningless).
@@ -34,20 +35,20 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub(crate) fn rev(&self) -> u64 {
+    pub fn rev(&self) -> u64 {
         self.rev
     }
 
-    pub(crate) fn is_loaded(&self) -> bool {
+    pub fn is_loaded(&self) -> bool {
         self.loaded
     }
 
-    pub(crate) fn entries(&self) -> &BTreeMap<String, String> {
+    pub fn entries(&self) -> &BTreeMap<String, String> {
         &self.entries
     }
 
     /// Apply one change from the feed, following the revision rules.
-    pub(crate) fn apply(&mut self, c: &Change) -> Verdict {
+    pub fn apply(&mut self, c: &Change) -> Verdict {
         if !self.loaded {
             return Verdict::Gap { expected: 0 };
         }
@@ -69,8 +70,25 @@ impl Replica {
         Verdict::Applied
     }
 
+    /// Apply one change as the follower does: by the revision rules, except that MP11 applies a
+    /// change past a gap instead of reporting it.
+    pub fn on_change(&mut self, c: &Change) -> Verdict {
+        match self.apply(c) {
+            Verdict::Gap { .. } if mutants::active(Mutant::MP11) => {
+                self.apply_unchecked(c);
+                Verdict::Applied
+            }
+            v => v,
+        }
+    }
+
+    /// Whether a gap reported by the feed makes the follower resync (MP11 carries on instead).
+    pub fn resyncs_on_gap() -> bool {
+        !mutants::active(Mutant::MP11)
+    }
+
     /// Apply whatever the revision (only MP11 does this: it trusts a feed with holes).
-    pub(crate) fn apply_unchecked(&mut self, c: &Change) {
+    pub fn apply_unchecked(&mut self, c: &Change) {
         match &c.value {
             Some(v) => self.entries.insert(c.key.clone(), v.clone()),
             None => self.entries.remove(&c.key),
@@ -81,7 +99,7 @@ impl Replica {
     /// Replace the state by a snapshot. Returns the per-key differences as changes at the
     /// snapshot's revision (what subscribers are told). The revision may go *down*: after the
     /// store lost its data, the store is the authority and the replica converges to it.
-    pub(crate) fn load(&mut self, snap: MapSnapshot) -> Vec<Change> {
+    pub fn load(&mut self, snap: MapSnapshot) -> Vec<Change> {
         let rev = snap.rev;
         let mut diff = Vec::new();
         for (k, v) in &snap.entries {

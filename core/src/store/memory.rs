@@ -10,12 +10,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
+use super::state::StoreState;
 use super::*;
 use crate::clock::{Clock, Instant, TokioClock};
+use crate::mutants::{self, Mutant};
 use crate::observe::{self, StoreEvent};
 
 /// How many undelivered changes a watch may lag behind before it is told [`WatchEvent::Gap`].
 pub const WATCH_BUFFER: usize = 4096;
+
+/// The gap between MM1's read and its write.
+const MM1_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Store time (ms since the Unix epoch) at which a new [`MemoryStore`] starts by default.
 /// A fixed value keeps runs reproducible; only differences of store time matter to keel.
@@ -48,27 +53,8 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    holders: BTreeMap<String, Holder>,
-    lease_meta: BTreeMap<String, LeaseMeta>,
-    maps: BTreeMap<String, MapState>,
+    data: StoreState,
     feeds: BTreeMap<String, broadcast::Sender<WatchEvent>>,
-}
-
-struct Holder {
-    token: String,
-    fence: u64,
-    expires_at_ms: u64,
-}
-
-struct LeaseMeta {
-    fence: u64,
-    quarantine_until_ms: u64,
-}
-
-#[derive(Default)]
-struct MapState {
-    rev: u64,
-    entries: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -119,15 +105,13 @@ impl MemoryStore {
     /// the simulator (Redis has no such call; keel's parts never use it).
     pub fn lease_holder(&self, name: &str) -> Option<(String, u64)> {
         let now = self.now_ms();
-        let mut st = self.lock();
-        Self::live_holder(&mut st, name, now).map(|h| (h.token.clone(), h.fence))
+        self.lock().data.lease_holder(name, now).map(|(t, f)| (t.to_owned(), f))
     }
 
     /// The live grant of lease `name`: its token, fence and expiry (store ms). For checkers.
     pub fn lease_grant(&self, name: &str) -> Option<(String, u64, u64)> {
         let now = self.now_ms();
-        let mut st = self.lock();
-        Self::live_holder(&mut st, name, now).map(|h| (h.token.clone(), h.fence, h.expires_at_ms))
+        self.lock().data.lease_grant(name, now).map(|(t, f, e)| (t.to_owned(), f, e))
     }
 
     fn now_ms(&self) -> u64 {
@@ -141,49 +125,29 @@ impl MemoryStore {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn live_holder<'a>(st: &'a mut State, name: &str, now_ms: u64) -> Option<&'a mut Holder> {
-        if st.holders.get(name).is_some_and(|h| h.expires_at_ms <= now_ms) {
-            st.holders.remove(name);
-        }
-        st.holders.get_mut(name)
+    /// Mutant MM1: a map write as a read, a round trip, then an unconditional write (a client-side
+    /// read-modify-write instead of one script). Another client's write can land in between and
+    /// be overwritten: a compare-and-set that is not atomic.
+    async fn map_write_in_two_steps(&self, map: &str, key: &str, write: MapWrite) -> StoreResult<WriteOutcome> {
+        let (current, rev) = self.lock().data.map_get(map, key)?;
+        let Some(new) = apply_write(current.as_deref(), &write) else {
+            return Ok(WriteOutcome { applied: false, rev, value: current });
+        };
+        self.inner.clock.sleep(MM1_ROUND_TRIP).await;
+        let now = self.now_ms();
+        let mut st = self.lock();
+        let (rev, changes) = st.data.map_put(map, key, new.clone(), now);
+        Self::publish(&st, map, changes);
+        Ok(WriteOutcome { applied: true, rev, value: new })
     }
 
-    fn publish(st: &mut State, map: &str, change: Change) {
+    /// Publish the changes of one operation on the map's feed, in revision order.
+    fn publish(st: &State, map: &str, changes: Vec<Change>) {
         if let Some(tx) = st.feeds.get(map) {
-            let _ = tx.send(WatchEvent::Change(change));
+            for c in changes {
+                let _ = tx.send(WatchEvent::Change(c)); // no receivers is fine
+            }
         }
-    }
-
-    /// Apply `(key, new value)` pairs to a map, one revision each. Caller holds the lock.
-    fn commit(st: &mut State, map: &str, now_ms: u64, writes: Vec<(String, Option<String>)>) -> u64 {
-        let m = st.maps.entry(map.to_owned()).or_default();
-        if m.rev == 0 {
-            m.rev = now_ms * SEED_PER_MS;
-        }
-        let mut changes = Vec::with_capacity(writes.len());
-        for (key, value) in writes {
-            let before = m.rev;
-            m.rev += 1;
-            crate::keel_assert!(
-                m.rev == before + 1 && before > 0,
-                "map revisions are consecutive: {before} -> {}",
-                m.rev
-            );
-            match &value {
-                Some(v) => m.entries.insert(key.clone(), v.clone()),
-                None => m.entries.remove(&key),
-            };
-            changes.push(Change { key, value, rev: m.rev });
-        }
-        let rev = m.rev;
-        for c in changes {
-            Self::publish(st, map, c);
-        }
-        rev
-    }
-
-    fn map_rev(st: &State, map: &str) -> u64 {
-        st.maps.get(map).map_or(0, |m| m.rev)
     }
 }
 
@@ -218,99 +182,43 @@ impl Store for MemoryStore {
     }
 
     async fn lease_acquire(&self, name: &str, token: &str, ttl_ms: u64, quarantine_ms: u64) -> StoreResult<Acquire> {
-        check_name("lease name", name)?;
-        check_name("lease token", token)?;
-        check_ttl(ttl_ms)?;
-        check_quarantine(quarantine_ms)?;
         let now = self.now_ms();
-        let mut st = self.lock();
-        let meta = st.lease_meta.entry(name.to_owned()).or_insert_with(|| {
-            // MC2: a counter that starts again at 0 when the store lost it (a bare INCR).
-            let seed = if crate::mutants::active(crate::mutants::Mutant::MC2) { 0 } else { now * SEED_PER_MS };
-            LeaseMeta { fence: seed, quarantine_until_ms: now + quarantine_ms }
-        });
-        if now < meta.quarantine_until_ms {
-            return Ok(Acquire::Quarantined { remaining_ms: meta.quarantine_until_ms - now });
-        }
-        if let Some(h) = Self::live_holder(&mut st, name, now) {
-            if h.token == token {
-                h.expires_at_ms = now + ttl_ms;
-                return Ok(Acquire::Granted { fence: h.fence });
-            }
-            return Ok(Acquire::Held { remaining_ms: h.expires_at_ms - now });
-        }
-        let meta = st.lease_meta.get_mut(name).ok_or_else(|| StoreError::corrupt(name, "lease meta vanished"))?;
-        let before = meta.fence;
-        meta.fence += 1;
-        let fence = meta.fence;
-        crate::keel_assert!(fence > before, "fences only grow per lease key: minted {fence} after {before}");
-        st.holders.insert(name.to_owned(), Holder { token: token.to_owned(), fence, expires_at_ms: now + ttl_ms });
-        Ok(Acquire::Granted { fence })
+        self.lock().data.lease_acquire(name, token, ttl_ms, quarantine_ms, now)
     }
 
     async fn lease_renew(&self, name: &str, token: &str, ttl_ms: u64) -> StoreResult<Renew> {
-        check_name("lease name", name)?;
-        check_ttl(ttl_ms)?;
         let now = self.now_ms();
-        let mut st = self.lock();
-        match Self::live_holder(&mut st, name, now) {
-            Some(h) if h.token == token || crate::mutants::active(crate::mutants::Mutant::MC1) => {
-                h.expires_at_ms = now + ttl_ms;
-                Ok(Renew::Renewed { fence: h.fence })
-            }
-            _ => Ok(Renew::NotHolder),
-        }
+        self.lock().data.lease_renew(name, token, ttl_ms, now)
     }
 
     async fn lease_release(&self, name: &str, token: &str) -> StoreResult<bool> {
-        check_name("lease name", name)?;
         let now = self.now_ms();
-        let mut st = self.lock();
-        let mine = Self::live_holder(&mut st, name, now).is_some_and(|h| h.token == token);
-        if mine {
-            st.holders.remove(name);
-        }
-        Ok(mine)
+        self.lock().data.lease_release(name, token, now)
     }
 
     #[cfg(feature = "mutants")]
     async fn lease_delete_unchecked(&self, name: &str) -> StoreResult<()> {
-        self.lock().holders.remove(name);
+        self.lock().data.lease_delete_unchecked(name);
         Ok(())
     }
 
     async fn map_get(&self, map: &str, key: &str) -> StoreResult<(Option<String>, u64)> {
-        check_name("map", map)?;
-        let st = self.lock();
-        let value = st.maps.get(map).and_then(|m| m.entries.get(key).cloned());
-        Ok((value, Self::map_rev(&st, map)))
+        self.lock().data.map_get(map, key)
     }
 
     async fn map_snapshot(&self, map: &str) -> StoreResult<MapSnapshot> {
-        check_name("map", map)?;
-        let st = self.lock();
-        Ok(st
-            .maps
-            .get(map)
-            .map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
+        self.lock().data.map_snapshot(map)
     }
 
     async fn map_write(&self, map: &str, key: &str, write: MapWrite) -> StoreResult<WriteOutcome> {
-        check_name("map", map)?;
-        check_name("key", key)?;
-        if let MapWrite::Append(items) | MapWrite::Remove(items) = &write {
-            check_items(items)?;
+        if mutants::active(Mutant::MM1) {
+            return self.map_write_in_two_steps(map, key, write).await;
         }
         let now = self.now_ms();
         let mut st = self.lock();
-        let current = st.maps.get(map).and_then(|m| m.entries.get(key).cloned());
-        match apply_write(current.as_deref(), &write) {
-            None => Ok(WriteOutcome { applied: false, rev: Self::map_rev(&st, map), value: current }),
-            Some(new) => {
-                let rev = Self::commit(&mut st, map, now, vec![(key.to_owned(), new.clone())]);
-                Ok(WriteOutcome { applied: true, rev, value: new })
-            }
-        }
+        let (out, changes) = st.data.map_write(map, key, &write, now)?;
+        Self::publish(&st, map, changes);
+        Ok(out)
     }
 
     async fn map_txn(
@@ -319,21 +227,11 @@ impl Store for MemoryStore {
         guards: &[(String, Expect)],
         writes: &[(String, Option<String>)],
     ) -> StoreResult<TxnOutcome> {
-        check_txn_names(map, guards, writes)?;
         let now = self.now_ms();
         let mut st = self.lock();
-        let holds = guards.iter().all(|(k, expect)| {
-            let cur = st.maps.get(map).and_then(|m| m.entries.get(k));
-            match expect {
-                Expect::Absent => cur.is_none(),
-                Expect::Value(v) => cur == Some(v),
-            }
-        });
-        if !holds || writes.is_empty() {
-            return Ok(TxnOutcome { applied: holds && writes.is_empty(), rev: Self::map_rev(&st, map) });
-        }
-        let rev = Self::commit(&mut st, map, now, writes.to_vec());
-        Ok(TxnOutcome { applied: true, rev })
+        let (out, changes) = st.data.map_txn(map, guards, writes, now)?;
+        Self::publish(&st, map, changes);
+        Ok(out)
     }
 
     async fn watch(&self, map: &str) -> StoreResult<MemoryWatch> {

@@ -22,10 +22,12 @@ use crate::error::StoreError;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod state;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
 pub use memory::MemoryStore;
+pub use state::StoreState;
 
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -38,7 +40,7 @@ pub const LIST_SEPARATOR: char = '\u{1f}';
 pub const SEED_PER_MS: u64 = 1000;
 
 /// Reply to [`Store::lease_acquire`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Acquire {
     /// The caller's token now holds the lease. Re-sending the same token while it holds returns
     /// the same fence (idempotent).
@@ -59,7 +61,7 @@ pub enum Acquire {
 }
 
 /// Reply to [`Store::lease_renew`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Renew {
     /// The token still held the lease; its TTL was reset.
     Renewed {
@@ -71,7 +73,7 @@ pub enum Renew {
 }
 
 /// A snapshot of a whole map at one revision.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MapSnapshot {
     /// Revision of the map when the snapshot was taken (0 if the map was never written).
     pub rev: u64,
@@ -80,7 +82,7 @@ pub struct MapSnapshot {
 }
 
 /// One mutation of a map key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MapWrite {
     /// Set the value unconditionally.
     Set(String),
@@ -105,7 +107,7 @@ pub enum MapWrite {
 }
 
 /// Reply to [`Store::map_write`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WriteOutcome {
     /// Whether the write was applied. `Set` always applies (and bumps the revision even if the
     /// value is unchanged); a write whose guard failed, a `Delete`/`Remove` that found nothing to
@@ -118,7 +120,7 @@ pub struct WriteOutcome {
 }
 
 /// A guard of a [`Store::map_txn`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Expect {
     /// The key must be absent.
     Absent,
@@ -127,7 +129,7 @@ pub enum Expect {
 }
 
 /// Reply to [`Store::map_txn`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TxnOutcome {
     /// Whether every guard held and the writes were applied.
     pub applied: bool,
@@ -136,7 +138,7 @@ pub struct TxnOutcome {
 }
 
 /// A change to one key of a map, as delivered by a watch feed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Change {
     /// The key.
     pub key: String,
@@ -148,7 +150,7 @@ pub struct Change {
 }
 
 /// What a watch feed yields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum WatchEvent {
     /// A change, in revision order.
     Change(Change),

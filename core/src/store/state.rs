@@ -1,0 +1,228 @@
+//! The store's data and its sequential semantics, pure and synchronous.
+//!
+//! [`StoreState`] is the one definition of what every store operation does to the data, given the
+//! store time at which it is applied. [`MemoryStore`](super::MemoryStore) wraps it in a mutex with
+//! a clock and change feeds; the model checker (`keel-tests`, `cargo modelcheck`) embeds it as the
+//! store of its models; the simulator's linearizability check uses it as the sequential
+//! specification. One copy of the semantics, so none of them can drift from the others.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Acquire, Change, Expect, MapSnapshot, MapWrite, Renew, SEED_PER_MS, StoreResult, TxnOutcome, WriteOutcome,
+    apply_write, check_items, check_name, check_quarantine, check_ttl, check_txn_names,
+};
+use crate::error::StoreError;
+
+/// Every key of a store: lease holders, lease counters and maps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StoreState {
+    holders: BTreeMap<String, Holder>,
+    lease_meta: BTreeMap<String, LeaseMeta>,
+    maps: BTreeMap<String, MapState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Holder {
+    token: String,
+    fence: u64,
+    expires_at_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct LeaseMeta {
+    fence: u64,
+    quarantine_until_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct MapState {
+    rev: u64,
+    entries: BTreeMap<String, String>,
+}
+
+impl StoreState {
+    /// The live holder of lease `name` at store time `now_ms`, as `(token, fence)`.
+    pub fn lease_holder(&self, name: &str, now_ms: u64) -> Option<(&str, u64)> {
+        self.holders.get(name).filter(|h| h.expires_at_ms > now_ms).map(|h| (h.token.as_str(), h.fence))
+    }
+
+    /// The live grant of lease `name` at store time `now_ms`, as `(token, fence, expiry ms)`.
+    pub fn lease_grant(&self, name: &str, now_ms: u64) -> Option<(&str, u64, u64)> {
+        self.holders
+            .get(name)
+            .filter(|h| h.expires_at_ms > now_ms)
+            .map(|h| (h.token.as_str(), h.fence, h.expires_at_ms))
+    }
+
+    fn live_holder(&mut self, name: &str, now_ms: u64) -> Option<&mut Holder> {
+        if self.holders.get(name).is_some_and(|h| h.expires_at_ms <= now_ms) {
+            self.holders.remove(name);
+        }
+        self.holders.get_mut(name)
+    }
+
+    /// [`Store::lease_acquire`](super::Store::lease_acquire) at store time `now`.
+    pub fn lease_acquire(
+        &mut self,
+        name: &str,
+        token: &str,
+        ttl_ms: u64,
+        quarantine_ms: u64,
+        now: u64,
+    ) -> StoreResult<Acquire> {
+        check_name("lease name", name)?;
+        check_name("lease token", token)?;
+        check_ttl(ttl_ms)?;
+        check_quarantine(quarantine_ms)?;
+        let meta = self.lease_meta.entry(name.to_owned()).or_insert_with(|| {
+            // MC2: a counter that starts again at 0 when the store lost it (a bare INCR).
+            let seed = if crate::mutants::active(crate::mutants::Mutant::MC2) { 0 } else { now * SEED_PER_MS };
+            LeaseMeta { fence: seed, quarantine_until_ms: now + quarantine_ms }
+        });
+        if now < meta.quarantine_until_ms {
+            return Ok(Acquire::Quarantined { remaining_ms: meta.quarantine_until_ms - now });
+        }
+        if let Some(h) = self.live_holder(name, now) {
+            if h.token == token {
+                h.expires_at_ms = now + ttl_ms;
+                return Ok(Acquire::Granted { fence: h.fence });
+            }
+            return Ok(Acquire::Held { remaining_ms: h.expires_at_ms - now });
+        }
+        let meta = self.lease_meta.get_mut(name).ok_or_else(|| StoreError::corrupt(name, "lease meta vanished"))?;
+        let before = meta.fence;
+        meta.fence += 1;
+        let fence = meta.fence;
+        crate::keel_assert!(fence > before, "fences only grow per lease key: minted {fence} after {before}");
+        self.holders.insert(name.to_owned(), Holder { token: token.to_owned(), fence, expires_at_ms: now + ttl_ms });
+        Ok(Acquire::Granted { fence })
+    }
+
+    /// [`Store::lease_renew`](super::Store::lease_renew) at store time `now`.
+    pub fn lease_renew(&mut self, name: &str, token: &str, ttl_ms: u64, now: u64) -> StoreResult<Renew> {
+        check_name("lease name", name)?;
+        check_ttl(ttl_ms)?;
+        match self.live_holder(name, now) {
+            Some(h) if h.token == token || crate::mutants::active(crate::mutants::Mutant::MC1) => {
+                h.expires_at_ms = now + ttl_ms;
+                Ok(Renew::Renewed { fence: h.fence })
+            }
+            _ => Ok(Renew::NotHolder),
+        }
+    }
+
+    /// [`Store::lease_release`](super::Store::lease_release) at store time `now`.
+    pub fn lease_release(&mut self, name: &str, token: &str, now: u64) -> StoreResult<bool> {
+        check_name("lease name", name)?;
+        let mine = self.live_holder(name, now).is_some_and(|h| h.token == token);
+        if mine {
+            self.holders.remove(name);
+        }
+        Ok(mine)
+    }
+
+    /// Historical bug MS5: delete the lease whoever holds it.
+    pub fn lease_delete_unchecked(&mut self, name: &str) {
+        self.holders.remove(name);
+    }
+
+    /// [`Store::map_get`](super::Store::map_get).
+    pub fn map_get(&self, map: &str, key: &str) -> StoreResult<(Option<String>, u64)> {
+        check_name("map", map)?;
+        let value = self.maps.get(map).and_then(|m| m.entries.get(key).cloned());
+        Ok((value, self.map_rev(map)))
+    }
+
+    /// [`Store::map_snapshot`](super::Store::map_snapshot).
+    pub fn map_snapshot(&self, map: &str) -> StoreResult<MapSnapshot> {
+        check_name("map", map)?;
+        Ok(self
+            .maps
+            .get(map)
+            .map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
+    }
+
+    /// [`Store::map_write`](super::Store::map_write) at store time `now`, with the changes to
+    /// publish on the map's feed.
+    pub fn map_write(
+        &mut self,
+        map: &str,
+        key: &str,
+        write: &MapWrite,
+        now: u64,
+    ) -> StoreResult<(WriteOutcome, Vec<Change>)> {
+        check_name("map", map)?;
+        check_name("key", key)?;
+        if let MapWrite::Append(items) | MapWrite::Remove(items) = write {
+            check_items(items)?;
+        }
+        let current = self.maps.get(map).and_then(|m| m.entries.get(key).cloned());
+        Ok(match apply_write(current.as_deref(), write) {
+            None => (WriteOutcome { applied: false, rev: self.map_rev(map), value: current }, Vec::new()),
+            Some(new) => {
+                let changes = self.commit(map, now, vec![(key.to_owned(), new.clone())]);
+                let rev = self.map_rev(map);
+                (WriteOutcome { applied: true, rev, value: new }, changes)
+            }
+        })
+    }
+
+    /// Write `value` to `key` unconditionally, whatever was read before: the second half of the
+    /// non-atomic read-then-write of mutant [`Mutant::MM1`](crate::mutants::Mutant::MM1).
+    pub fn map_put(&mut self, map: &str, key: &str, value: Option<String>, now: u64) -> (u64, Vec<Change>) {
+        let changes = self.commit(map, now, vec![(key.to_owned(), value)]);
+        (self.map_rev(map), changes)
+    }
+
+    /// [`Store::map_txn`](super::Store::map_txn) at store time `now`, with the changes to publish.
+    pub fn map_txn(
+        &mut self,
+        map: &str,
+        guards: &[(String, Expect)],
+        writes: &[(String, Option<String>)],
+        now: u64,
+    ) -> StoreResult<(TxnOutcome, Vec<Change>)> {
+        check_txn_names(map, guards, writes)?;
+        let holds = guards.iter().all(|(k, expect)| {
+            let cur = self.maps.get(map).and_then(|m| m.entries.get(k));
+            match expect {
+                Expect::Absent => cur.is_none(),
+                Expect::Value(v) => cur == Some(v),
+            }
+        });
+        if !holds || writes.is_empty() {
+            return Ok((TxnOutcome { applied: holds && writes.is_empty(), rev: self.map_rev(map) }, Vec::new()));
+        }
+        let changes = self.commit(map, now, writes.to_vec());
+        Ok((TxnOutcome { applied: true, rev: self.map_rev(map) }, changes))
+    }
+
+    /// Apply `(key, new value)` pairs to a map, one revision each; returns the changes.
+    fn commit(&mut self, map: &str, now_ms: u64, writes: Vec<(String, Option<String>)>) -> Vec<Change> {
+        let m = self.maps.entry(map.to_owned()).or_default();
+        if m.rev == 0 {
+            m.rev = now_ms * SEED_PER_MS;
+        }
+        let mut changes = Vec::with_capacity(writes.len());
+        for (key, value) in writes {
+            let before = m.rev;
+            m.rev += 1;
+            crate::keel_assert!(
+                m.rev == before + 1 && before > 0,
+                "map revisions are consecutive: {before} -> {}",
+                m.rev
+            );
+            match &value {
+                Some(v) => m.entries.insert(key.clone(), v.clone()),
+                None => m.entries.remove(&key),
+            };
+            changes.push(Change { key, value, rev: m.rev });
+        }
+        changes
+    }
+
+    fn map_rev(&self, map: &str) -> u64 {
+        self.maps.get(map).map_or(0, |m| m.rev)
+    }
+}
