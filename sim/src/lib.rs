@@ -14,6 +14,7 @@ compile_error!(
 #[cfg(madsim)]
 pub mod baseline;
 pub mod check;
+pub mod corpus;
 pub mod plan;
 
 #[cfg(madsim)]
@@ -21,11 +22,17 @@ pub mod clock;
 #[cfg(madsim)]
 pub mod history;
 #[cfg(madsim)]
+pub mod html;
+#[cfg(madsim)]
 pub mod net;
+#[cfg(madsim)]
+pub mod regress;
 #[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]
 pub mod scenario;
+#[cfg(madsim)]
+pub mod shrink;
 #[cfg(madsim)]
 pub mod sweep;
 #[cfg(madsim)]
