@@ -1,6 +1,7 @@
 //! Typed errors of the store seam and of configuration.
 
 use std::fmt;
+use std::time::Duration;
 
 /// What a caller may assume about an operation that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +59,13 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// The store's deployment cannot serve keel as configured (an evicting `maxmemory-policy`, a
+    /// missing ACL permission, a wrong password), found when connecting. An operator must change
+    /// the deployment or the config; retrying does not help.
+    Misconfigured {
+        /// What is wrong and how to fix it.
+        detail: String,
+    },
 }
 
 impl StoreError {
@@ -68,13 +76,27 @@ impl StoreError {
             StoreError::Unavailable { .. }
             | StoreError::Refused { .. }
             | StoreError::Corrupt { .. }
-            | StoreError::Invalid { .. } => Outcome::NotApplied,
+            | StoreError::Invalid { .. }
+            | StoreError::Misconfigured { .. } => Outcome::NotApplied,
         }
     }
 
-    /// Whether retrying later can succeed without anyone changing data or code.
+    /// Whether retrying later can succeed without anyone changing data, code or the
+    /// deployment. Permanent: corrupt data, invalid arguments, and refusals for want of
+    /// credentials or permissions (Redis `NOPERM`, `WRONGPASS`, `NOAUTH`, failed authentication).
+    ///
+    /// ```
+    /// use keel::StoreError;
+    /// let acl = StoreError::Refused { reason: "NOPERM User app has no permissions to run the 'evalsha' command".into() };
+    /// assert!(!acl.is_transient());
+    /// assert!(StoreError::Refused { reason: "LOADING Redis is loading the dataset in memory".into() }.is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
-        !matches!(self, StoreError::Corrupt { .. } | StoreError::Invalid { .. })
+        match self {
+            StoreError::Corrupt { .. } | StoreError::Invalid { .. } | StoreError::Misconfigured { .. } => false,
+            StoreError::Refused { reason } | StoreError::Unavailable { reason } => !is_denial(reason),
+            StoreError::Timeout { .. } | StoreError::Disconnected { .. } => true,
+        }
     }
 
     pub(crate) fn invalid(detail: impl Into<String>) -> Self {
@@ -84,6 +106,13 @@ impl StoreError {
     pub(crate) fn corrupt(key: impl Into<String>, detail: impl Into<String>) -> Self {
         StoreError::Corrupt { key: key.into(), detail: detail.into() }
     }
+}
+
+/// Whether a store's message says the client lacks credentials or permissions.
+fn is_denial(reason: &str) -> bool {
+    const DENIALS: [&str; 5] = ["NOPERM", "WRONGPASS", "NOAUTH", "AUTHENTICATION FAILED", "INVALID PASSWORD"];
+    let upper = reason.to_ascii_uppercase();
+    DENIALS.iter().any(|d| upper.contains(d))
 }
 
 impl fmt::Display for StoreError {
@@ -97,6 +126,7 @@ impl fmt::Display for StoreError {
             }
             StoreError::Corrupt { key, detail } => write!(f, "key {key:?} holds unexpected data: {detail}"),
             StoreError::Invalid { detail } => write!(f, "invalid store argument: {detail}"),
+            StoreError::Misconfigured { detail } => write!(f, "store deployment cannot serve keel: {detail}"),
         }
     }
 }
@@ -123,6 +153,37 @@ impl ConfigError {
     pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
         ConfigError { field, reason: reason.into() }
     }
+
+    /// `d` if it lies in `min..=max`, else an error naming `field` and both bounds. Every
+    /// duration a builder accepts goes through this (or an explicit relation to one that did),
+    /// so the arithmetic the core does on configured durations cannot overflow.
+    pub(crate) fn check_duration(
+        field: &'static str,
+        d: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        if d < min || d > max {
+            return Err(ConfigError::new(field, format!("must be in {min:?} ..= {max:?}, got {d:?}")));
+        }
+        Ok(d)
+    }
+
+    /// `n` if it lies in `min..=max`, else an error naming `field` and both bounds.
+    pub(crate) fn check_count(field: &'static str, n: usize, min: usize, max: usize) -> Result<usize, ConfigError> {
+        if n < min || n > max {
+            return Err(ConfigError::new(field, format!("must be in {min}..={max}, got {n}")));
+        }
+        Ok(n)
+    }
+
+    /// `s` if it has `1..=max_bytes` bytes, else an error naming `field`.
+    pub(crate) fn check_name(field: &'static str, s: &str, max_bytes: usize) -> Result<(), ConfigError> {
+        if s.is_empty() || s.len() > max_bytes {
+            return Err(ConfigError::new(field, format!("must be 1..={max_bytes} bytes, got {}", s.len())));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -132,3 +193,39 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Proptest strategies shared by the config builders' property tests.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    /// Any duration, weighted towards the edges: zero, tiny, plausible, huge and `Duration::MAX`.
+    pub fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            Just(Duration::ZERO),
+            Just(Duration::MAX),
+            Just(Duration::from_secs(u64::MAX)),
+            (0u64..100).prop_map(Duration::from_nanos),
+            (0u64..100_000).prop_map(Duration::from_millis),
+            (0u64..400 * 24 * 3600).prop_map(Duration::from_secs),
+            (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        ]
+    }
+
+    /// Any count, weighted towards the edges.
+    pub fn count() -> impl Strategy<Value = usize> {
+        prop_oneof![Just(0usize), Just(usize::MAX), 0usize..4096, any::<usize>()]
+    }
+
+    /// Names: empty, short, odd (separators, control and non-ASCII characters), and long.
+    pub fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-z]{1,12}",
+            "[|:\\u{1f}\\u{0} é☃a-z]{1,16}",
+            (0usize..3000).prop_map(|n| "n".repeat(n)),
+        ]
+    }
+}

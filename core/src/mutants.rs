@@ -8,9 +8,11 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Mutant {
-    /// Sequin before the fix: crash (escalate) on a transient store error while held.
+    /// Sequin before the fix: crash on a transient store error while held; the crash cascades
+    /// through the one-for-all supervisor and takes the owner's parent down with it.
     MS1,
-    /// Sequin PR v1: give up (escalate) after 5 consecutive store errors.
+    /// Sequin PR v1: retry at Sequin's keep interval (0.8 ttl) while believing past the TTL, and
+    /// crash (with the same cascade) after 5 consecutive store errors.
     MS2,
     /// Sequin PR final: keep believing it holds, retrying with backoff ttl·2ⁿ capped at 1 h.
     MS3,
@@ -20,6 +22,12 @@ pub enum Mutant {
     MS5,
     /// Demotion leaves the old renew timer alive: it silently re-acquires without the work.
     MS6,
+    /// Sequin: a renewal call hangs past the TTL (the client retries inside the call and nothing
+    /// cuts it at the local deadline) while the owner keeps believing.
+    MS7,
+    /// Sequin `acquire_or_touch`: acquire and renew are one script that re-creates a lost key for
+    /// whoever calls first, with no quarantine after data loss.
+    MS8,
     /// pulse `ichan`: one shared bounded(100) notification channel, sent to under the replica lock.
     MP1,
     /// pulse #62: a waiter closes its channel on exit while the apply loop may still send.

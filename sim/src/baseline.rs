@@ -156,13 +156,34 @@ impl Side {
     }
 }
 
-/// The lease scenario (default shape, swarm faults, every check) against [`BareLease`] of the
-/// same node count, TTL and simulated length, interleaved in `rounds` rounds of `per_round`
-/// seeds on this thread. `None` where thread CPU time cannot be read.
-pub fn compare_lease(rounds: u64, per_round: u64) -> Option<(Side, Side)> {
+/// One seed of `scenario` exactly as the runner simulates it (same plan, world, nemesis and
+/// settle), but with no observer, a history that keeps nothing and no checks: what keel itself
+/// costs under madsim.
+pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Duration {
+    use crate::plan::{FaultPlan, Profile};
+    let plan = FaultPlan::generate(seed, Profile::Swarm, &scenario.plan_spec());
+    let rt = Runtime::with_seed_and_config(seed, madsim_config());
+    let (main, settle) = (scenario.node_main(), scenario.settle(&plan));
+    let (nodes, op_timeout) = (scenario.plan_spec().nodes, scenario.op_timeout());
+    rt.block_on(async move {
+        let start = tokio::time::Instant::now();
+        let history = crate::history::History::discarding();
+        history.start();
+        let world = crate::world::World::build(history, nodes, op_timeout, main);
+        world.nemesis(&plan).await;
+        tokio::time::sleep(settle).await;
+        start.elapsed()
+    })
+}
+
+/// The lease scenario (default shape, swarm faults, every check), the same runs without the
+/// checker ([`run_unchecked`]), and [`BareLease`] of the same node count, TTL and simulated
+/// length, interleaved in `rounds` rounds of `per_round` seeds on this thread. `None` where
+/// thread CPU time cannot be read.
+pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
     use crate::plan::Profile;
     let scn = crate::scenario::lease::LeaseScenario::default();
-    let (mut checked, mut bare) = (Side::default(), Side::default());
+    let (mut checked, mut unchecked, mut bare) = (Side::default(), Side::default(), Side::default());
     for r in 0..rounds {
         let seeds = r * per_round..(r + 1) * per_round;
         let t = thread_cpu()?;
@@ -174,6 +195,14 @@ pub fn compare_lease(rounds: u64, per_round: u64) -> Option<(Side, Side)> {
         checked.cpu += thread_cpu()? - t;
         checked.seeds += per_round;
         checked.sim += sim;
+        let t = thread_cpu()?;
+        let mut sim_unchecked = Duration::ZERO;
+        for seed in seeds.clone() {
+            sim_unchecked += run_unchecked(&scn, seed);
+        }
+        unchecked.cpu += thread_cpu()? - t;
+        unchecked.seeds += per_round;
+        unchecked.sim += sim_unchecked;
         // Same simulated length per seed as the checked runs just had, on average.
         let length = sim / u32::try_from(per_round.max(1)).unwrap_or(u32::MAX);
         let program = BareLease { nodes: scn.nodes, ttl: Duration::from_millis(scn.ttl_ms), length };
@@ -185,7 +214,7 @@ pub fn compare_lease(rounds: u64, per_round: u64) -> Option<(Side, Side)> {
         bare.seeds += per_round;
         bare.sim += sim;
     }
-    Some((checked, bare))
+    Some([checked, unchecked, bare])
 }
 
 #[cfg(test)]

@@ -164,6 +164,9 @@ mod replay {
         let Some(scn) = scenario::by_name(&entry.scenario) else {
             return Verdict::Unusable { why: format!("no scenario {:?} in this build", entry.scenario) };
         };
+        if let Err(e) = entry.plan.validate(&scn.plan_spec()) {
+            return Verdict::Unusable { why: format!("its plan does not fit the scenario: {e}") };
+        }
         let mutant = match entry.mutant.as_deref().map(zoo::parse_mutant).transpose() {
             Ok(m) => m,
             Err(e) => return Verdict::Unusable { why: e },

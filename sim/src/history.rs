@@ -214,12 +214,21 @@ struct HistoryInner {
     origin: Option<tokio::time::Instant>,
     nodes: BTreeMap<madsim::task::NodeId, Who>,
     events: Vec<Event>,
+    /// Keep nothing (`cargo sim bench --baseline` measures a run without its history).
+    discard: bool,
 }
 
 /// Most events one run may record; past it the run fails loudly instead of eating memory.
 pub const MAX_EVENTS: usize = 2_000_000;
 
 impl History {
+    /// A history that keeps nothing: for measuring what recording costs.
+    pub fn discarding() -> Self {
+        let h = History::default();
+        h.lock().discard = true;
+        h
+    }
+
     /// Start the clock of the history at the current simulated instant.
     pub fn start(&self) {
         self.lock().origin = Some(tokio::time::Instant::now());
@@ -255,6 +264,9 @@ impl History {
 
     fn push(&self, e: Event) {
         let mut h = self.lock();
+        if h.discard {
+            return;
+        }
         if h.events.len() < MAX_EVENTS {
             h.events.push(e);
         } else if h.events.len() == MAX_EVENTS {
@@ -268,21 +280,54 @@ impl History {
     }
 }
 
-/// FNV-1a as a `Hasher`: stable across runs and processes of one build.
+/// The trace hasher: FNV-1a's xor-multiply step over whole words rather than bytes (derived
+/// `Hash` writes integers as words). Stable across runs and processes of one build.
 struct Fnv(u64);
+
+impl Fnv {
+    const PRIME: u64 = 0x0100_0000_01b3;
+
+    fn mix(&mut self, word: u64) {
+        // The rotation carries high bits down, which a bare multiply never does.
+        self.0 = (self.0 ^ word).wrapping_mul(Self::PRIME).rotate_left(29);
+    }
+}
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
         }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        // The length keeps "ab" + "" apart from "a" + "b".
+        self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.mix(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
     }
 }
 
-/// The run's trace hash: FNV-1a over the typed events as recorded (their derived `Hash`, a
+/// The run's trace hash: [`Fnv`] over the typed events as recorded (their derived `Hash`, a
 /// compact binary encoding; no text is formatted).
 pub fn trace_hash(events: &[Event]) -> u64 {
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);

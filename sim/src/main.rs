@@ -11,6 +11,36 @@ fn main() {
     std::process::exit(cli::main());
 }
 
+/// `println!` that ends the process quietly when stdout is closed (`cargo sim plan … | head`): a
+/// closed pipe is the reader's choice, not an error worth a panic. Exit 141, as a process killed by
+/// SIGPIPE would, so a pipeline still tells a cut-short run from a complete one.
+#[cfg(madsim)]
+macro_rules! outln {
+    () => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock()) {
+            crate::cli::stdout_failed(e)
+        }
+    }};
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            crate::cli::stdout_failed(e)
+        }
+    }};
+}
+
+/// `print!` with the same handling of a closed stdout as [`outln!`].
+#[cfg(madsim)]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($t)*) {
+            crate::cli::stdout_failed(e)
+        }
+    }};
+}
+
 #[cfg(madsim)]
 mod cli {
     use std::io::IsTerminal;
@@ -175,6 +205,26 @@ mod cli {
         },
     }
 
+    /// Writing to stdout failed: a closed pipe ends the process quietly, anything else is an
+    /// error (exit 2).
+    pub fn stdout_failed(e: std::io::Error) -> ! {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(2)
+    }
+
+    /// Parse the command line: the command, or the exit code and message of a bad one (2, or 0
+    /// for --help and --version). Never panics, whatever the arguments.
+    fn parse<I, T>(args: I) -> Result<Cli, (i32, String)>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map_err(|e| (if e.use_stderr() { 2 } else { 0 }, e.render().to_string()))
+    }
+
     fn parse_range(s: &str) -> Result<Range<u64>, String> {
         let (a, b) = s.split_once("..").ok_or_else(|| format!("expected A..B, got {s:?}"))?;
         let a: u64 = a.trim().parse().map_err(|_| format!("bad range start {a:?}"))?;
@@ -223,11 +273,15 @@ mod cli {
     }
 
     pub fn main() -> i32 {
-        let cli = match Cli::try_parse() {
+        let cli = match parse(std::env::args_os()) {
             Ok(c) => c,
-            Err(e) => {
-                let _ = e.print();
-                return if e.use_stderr() { 2 } else { 0 };
+            Err((0, help)) => {
+                out!("{help}");
+                return 0;
+            }
+            Err((code, msg)) => {
+                eprint!("{msg}");
+                return code;
             }
         };
         match cli.cmd {
@@ -238,7 +292,9 @@ mod cli {
                     return code;
                 }
                 let dir = std::path::Path::new(keel_sim::corpus::DIR);
-                let held = keel_sim::regress::check_corpus(dir, &selected(&scenario), corpus_seeds);
+                let held =
+                    keel_sim::regress::check_corpus(dir, &selected(&scenario), corpus_seeds, &mut std::io::stdout())
+                        .unwrap_or_else(|e| stdout_failed(e));
                 code.max(i32::from(!held))
             }
             Cmd::Replay { scenario, seed, mutant, plan, dump_plan, faults, verbose, html } => {
@@ -246,11 +302,14 @@ mod cli {
             }
             Cmd::Shrink { all_mutants: true, attempts, save_all, jobs: j, .. } => {
                 let limits = keel_sim::shrink::Limits { attempts_max: attempts, ..Default::default() };
-                keel_sim::regress::shrink_all(limits, jobs(j), save_all, std::path::Path::new(keel_sim::corpus::DIR))
+                let dir = std::path::Path::new(keel_sim::corpus::DIR);
+                keel_sim::regress::shrink_all(limits, jobs(j), save_all, dir, &mut std::io::stdout())
+                    .unwrap_or_else(|e| stdout_failed(e))
             }
             Cmd::Shrink { scenario, seed, mutant, plan, invariant, faults, attempts, save, .. } => {
                 let (Some(scenario), Some(seed)) = (scenario, seed) else { return 2 };
-                let plan = match plan.map(|p| read_plan(&p)).transpose() {
+                let Some(scn) = scenario::by_name(&scenario) else { return 2 };
+                let plan = match plan.map(|p| read_plan(&p, &scn.plan_spec())).transpose() {
                     Ok(p) => p,
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -269,7 +328,9 @@ mod cli {
                     limits,
                     save.as_deref(),
                     dir,
+                    &mut std::io::stdout(),
                 )
+                .unwrap_or_else(|e| stdout_failed(e))
             }
             Cmd::Mutants { scenario, budget, start, jobs: j, faults } => {
                 mutants(&scenario, budget, start, jobs(j), faults)
@@ -281,7 +342,7 @@ mod cli {
                 let plan = FaultPlan::generate(seed, faults, &scn.plan_spec());
                 match serde_json::to_string_pretty(&plan) {
                     Ok(j) => {
-                        println!("{j}");
+                        outln!("{j}");
                         0
                     }
                     Err(e) => {
@@ -302,9 +363,9 @@ mod cli {
                 if !o.passed() {
                     pb.suspend(|| {
                         for v in &o.violations {
-                            println!("FAIL {} seed {}: {v}", o.scenario, o.seed);
+                            outln!("FAIL {} seed {}: {v}", o.scenario, o.seed);
                         }
-                        println!("  {}", o.replay_line());
+                        outln!("  {}", o.replay_line());
                     });
                 }
                 pb.inc(1);
@@ -314,10 +375,15 @@ mod cli {
             rows.push(sweep);
         }
         let coverage_gate = mutant.is_none() && faults != Profile::Calm && seeds.end - seeds.start >= 100;
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{:<10} {:>7} {:>8} {:>10} {:>8} {:>8}  coverage",
-            "scenario", "seeds", "failures", "sim s", "wall s", "seeds/s"
+            "scenario",
+            "seeds",
+            "failures",
+            "sim s",
+            "wall s",
+            "seeds/s"
         );
         let mut failed = false;
         for r in &rows {
@@ -326,7 +392,7 @@ mod cli {
             } else {
                 format!("MISSED {}", r.missed_goals.join(", "))
             };
-            println!(
+            outln!(
                 "{:<10} {:>7} {:>8} {:>10.1} {:>8.2} {:>8.1}  {cov}",
                 r.scenario,
                 r.seeds_run,
@@ -338,15 +404,15 @@ mod cli {
             failed |= !r.failures.is_empty() || (coverage_gate && !r.missed_goals.is_empty());
         }
         if !coverage_gate {
-            println!("(coverage goals are enforced on unmutated sweeps of 100 seeds or more)");
+            outln!("(coverage goals are enforced on unmutated sweeps of 100 seeds or more)");
         }
         i32::from(failed)
     }
 
-    fn read_plan(path: &std::path::Path) -> Result<FaultPlan, String> {
+    fn read_plan(path: &std::path::Path, spec: &keel_sim::plan::PlanSpec) -> Result<FaultPlan, String> {
         std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
-            .and_then(|s| serde_json::from_str::<FaultPlan>(&s).map_err(|e| e.to_string()))
+            .and_then(|s| FaultPlan::from_json(&s, spec))
             .map_err(|e| format!("cannot read plan {}: {e}", path.display()))
     }
 
@@ -366,7 +432,7 @@ mod cli {
             None => None,
             Some(path) => match std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|s| serde_json::from_str::<FaultPlan>(&s).map_err(|e| e.to_string()))
+                .and_then(|s| FaultPlan::from_json(&s, &scn.plan_spec()))
             {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -394,9 +460,9 @@ mod cli {
             }
             eprintln!("timeline written to {}", path.display());
         }
-        println!("scenario {name}, seed {seed}, mutant {}", mutant.map_or("none".into(), |m| format!("{m:?}")));
-        print!("{}", out.plan);
-        println!(
+        outln!("scenario {name}, seed {seed}, mutant {}", mutant.map_or("none".into(), |m| format!("{m:?}")));
+        out!("{}", out.plan);
+        outln!(
             "timeline (simulated time, node, event){}:",
             if verbose { "" } else { "; periodic events hidden, --verbose shows them" }
         );
@@ -404,25 +470,25 @@ mod cli {
         let col = |n: &str| nodes.iter().position(|x| x == n).unwrap_or(0);
         for e in out.events.iter().filter(|e| verbose || !is_quiet(e)) {
             let indent = " ".repeat(2 * col(&e.node.to_string()));
-            println!("{indent}{}", e.line());
+            outln!("{indent}{}", e.line());
         }
-        println!(
+        outln!(
             "heal at {:.3}s, end at {:.3}s, wall {:.3}s",
             out.heal_us as f64 / 1e6,
             out.sim_time.as_secs_f64(),
             wall.as_secs_f64()
         );
-        println!("coverage: {:?}", out.coverage);
+        outln!("coverage: {:?}", out.coverage);
         for v in &out.violations {
-            println!("VIOLATION {v}");
+            outln!("VIOLATION {v}");
         }
         if out.passed() {
-            println!("result: pass");
+            outln!("result: pass");
         } else {
-            println!("result: FAIL");
-            println!("{}", out.replay_line());
+            outln!("result: FAIL");
+            outln!("{}", out.replay_line());
         }
-        println!("trace-hash: {:016x}", out.trace_hash);
+        outln!("trace-hash: {:016x}", out.trace_hash);
         i32::from(!out.passed())
     }
 
@@ -452,18 +518,21 @@ mod cli {
 
     fn bench_baseline(rounds: u64) -> i32 {
         const PER_ROUND: u64 = 40;
-        println!(
+        outln!(
             "## Checking cost (cargo sim bench --baseline --rounds {rounds}: {PER_ROUND} seeds a side a round, one thread)\n"
         );
-        let Some((checked, bare)) = keel_sim::baseline::compare_lease(rounds, PER_ROUND) else {
+        let Some([checked, unchecked, bare]) = keel_sim::baseline::compare_lease(rounds, PER_ROUND) else {
             eprintln!("error: this platform does not report thread CPU time (/proc/thread-self/schedstat)");
             return 2;
         };
-        println!("| program | seeds | CPU s | seeds per CPU-s | simulated s per CPU-s |");
-        println!("|---|---|---|---|---|");
-        for (name, side) in [("lease scenario (swarm faults, every check)", checked), ("bare madsim, same shape", bare)]
-        {
-            println!(
+        outln!("| program | seeds | CPU s | seeds per CPU-s | simulated s per CPU-s |");
+        outln!("|---|---|---|---|---|");
+        for (name, side) in [
+            ("lease scenario (swarm faults, every check)", checked),
+            ("the same runs without the checker (no history, no checks)", unchecked),
+            ("bare madsim, same shape", bare),
+        ] {
+            outln!(
                 "| {name} | {} | {:.2} | {:.1} | {:.0} |",
                 side.seeds,
                 side.cpu.as_secs_f64(),
@@ -471,19 +540,23 @@ mod cli {
                 side.sim_per_cpu_s()
             );
         }
-        println!("lease/bare-madsim={:.3}", checked.seeds_per_cpu_s() / bare.seeds_per_cpu_s());
+        outln!(
+            "\nthe checker's share of the lease scenario's CPU: {:.0} %",
+            100.0 * (1.0 - unchecked.cpu.as_secs_f64() / checked.cpu.as_secs_f64().max(1e-9))
+        );
+        outln!("lease/bare-madsim={:.3}", checked.seeds_per_cpu_s() / bare.seeds_per_cpu_s());
         0
     }
 
     fn bench(starts: u64, jobs: usize) -> i32 {
-        println!("## Simulator (cargo sim bench --starts {starts} --jobs {jobs})\n");
-        println!("| scenario | seeds | wall s | seeds/s | simulated s per wall s |");
-        println!("|---|---|---|---|---|");
+        outln!("## Simulator (cargo sim bench --starts {starts} --jobs {jobs})\n");
+        outln!("| scenario | seeds | wall s | seeds/s | simulated s per wall s |");
+        outln!("|---|---|---|---|---|");
         for name in scenario_names() {
             let opts =
                 SweepOpts { seeds: 0..500, jobs, mutant: None, profile: Profile::Swarm, stop_at_first_failure: false };
             let Some(s) = sweep::run(name, &opts, &|_| {}) else { return 2 };
-            println!(
+            outln!(
                 "| {name} | {} | {:.2} | {:.0} | {:.0} |",
                 s.seeds_run,
                 s.wall.as_secs_f64(),
@@ -491,9 +564,9 @@ mod cli {
                 s.sim_time.as_secs_f64() / s.wall.as_secs_f64().max(1e-9)
             );
         }
-        println!("\nSeeds to the first failure per mutant, median over {starts} starting seeds (budget 300):\n");
-        println!("| mutant | swarm seeds | swarm wall ms | uniform seeds | uniform wall ms | uniform/swarm |");
-        println!("|---|---|---|---|---|---|");
+        outln!("\nSeeds to the first failure per mutant, median over {starts} starting seeds (budget 300):\n");
+        outln!("| mutant | swarm seeds | swarm wall ms | uniform seeds | uniform wall ms | uniform/swarm |");
+        outln!("|---|---|---|---|---|---|");
         for e in ZOO.iter().filter(|e| e.scenario != zoo::LOOM) {
             let mut cols = Vec::new();
             for profile in [Profile::Swarm, Profile::Uniform] {
@@ -515,9 +588,13 @@ mod cli {
                 cols.push((median(seeds), median(walls)));
             }
             let ratio = cols[1].0 / cols[0].0;
-            println!(
+            outln!(
                 "| {:?} | {} | {:.0} | {} | {:.0} | {ratio:.2} |",
-                e.mutant, cols[0].0, cols[0].1, cols[1].0, cols[1].1
+                e.mutant,
+                cols[0].0,
+                cols[0].1,
+                cols[1].0,
+                cols[1].1
             );
         }
         let Some(scn) = scenario::by_name("lease") else { return 2 };
@@ -531,7 +608,7 @@ mod cli {
             walls.push(t.elapsed().as_secs_f64() * 1e3);
             passed += u32::from(out.passed() && out.coverage.contains("step_down_at_deadline"));
         }
-        println!(
+        outln!(
             "\nSequin outage (store down 5 s while held, ttl 1 s; 17 s simulated): {passed}/{runs} runs stepped down and recovered; median wall {:.1} ms per run (a real-time iptables test of the same outage: ~35 s).",
             median(walls)
         );
@@ -542,15 +619,12 @@ mod cli {
         let names = selected(which);
         let entries: Vec<_> = ZOO.iter().filter(|e| names.contains(&e.scenario)).collect();
         if entries.is_empty() {
-            println!("no mutants for scenario {which}");
+            outln!("no mutants for scenario {which}");
             return 0;
         }
-        println!(
-            "{:<5} {:<9} {:>8} {:>8} {:>8}  {:<9} lineage",
-            "id", "verdict", "seeds", "broke", "wall s", "scenario"
-        );
+        outln!("{:<5} {:<9} {:>8} {:>8} {:>8}  {:<9} lineage", "id", "verdict", "seeds", "broke", "wall s", "scenario");
         for e in ZOO.iter().filter(|e| e.scenario == zoo::LOOM && which == "all") {
-            println!(
+            outln!(
                 "{:<5} {:<9} (checked by `cargo loomtest`, not by a scenario)  {}",
                 format!("{:?}", e.mutant),
                 "loom-lane",
@@ -581,7 +655,7 @@ mod cli {
             } else {
                 all_caught = false;
             }
-            println!(
+            outln!(
                 "{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} {}",
                 format!("{:?}", e.mutant),
                 verdict,
@@ -604,7 +678,7 @@ mod cli {
             let Some(sweep) = sweep::run(scn, &opts, &|_| {}) else { return 2 };
             let ok = sweep.failures.is_empty();
             baseline_ok &= ok;
-            println!(
+            outln!(
                 "{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} unmutated core on the same seeds",
                 "-",
                 if ok { "pass" } else { "FAIL" },
@@ -614,10 +688,91 @@ mod cli {
                 scn
             );
             for f in &sweep.failures {
-                println!("  {}", f.replay_line());
+                outln!("  {}", f.replay_line());
             }
         }
         let _ = Duration::ZERO;
         i32::from(!(all_caught && baseline_ok))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use rand::{Rng, SeedableRng};
+        use rand_chacha::ChaCha8Rng;
+
+        use super::parse;
+
+        /// Arbitrary argument vectors: words of the real grammar mixed with garbage. Every one
+        /// parses, or is exit 2 with a message (0 for help/version), never a panic.
+        #[test]
+        fn any_argv_parses_or_is_exit_2_with_a_message() {
+            const WORDS: &[&str] = &[
+                "check",
+                "replay",
+                "mutants",
+                "bench",
+                "plan",
+                "--scenario",
+                "--seed",
+                "--seeds",
+                "--jobs",
+                "--mutant",
+                "--plan",
+                "--dump-plan",
+                "--faults",
+                "--verbose",
+                "--budget",
+                "--start",
+                "--starts",
+                "lease",
+                "pool",
+                "rmap",
+                "completer",
+                "all",
+                "swarm",
+                "calm",
+                "uniform",
+                "MS1",
+                "MP4",
+                "0",
+                "1",
+                "-1",
+                "5..2",
+                "0..",
+                "..",
+                "18446744073709551616",
+                "99999999999999999999999",
+                "0..18446744073709551615",
+                "",
+                "-",
+                "--",
+                "é",
+                "\u{0}",
+                "--help",
+                "-h",
+                "--version",
+                "help",
+            ];
+            let mut rng = ChaCha8Rng::seed_from_u64(0x6b65656c);
+            for case in 0..20_000 {
+                let n = rng.gen_range(0..7);
+                let mut argv = vec!["cargo-sim".to_owned()];
+                for _ in 0..n {
+                    let w = if rng.gen_bool(0.85) {
+                        WORDS[rng.gen_range(0..WORDS.len())].to_owned()
+                    } else {
+                        (0..rng.gen_range(0..6)).map(|_| char::from(rng.gen_range(0x20u8..0x7f))).collect()
+                    };
+                    argv.push(w);
+                }
+                match parse(argv.clone()) {
+                    Ok(_) => {}
+                    Err((code, msg)) => {
+                        assert!(code == 2 || code == 0, "case {case} {argv:?}: exit {code}");
+                        assert!(!msg.trim().is_empty(), "case {case} {argv:?}: no message");
+                    }
+                }
+            }
+        }
     }
 }

@@ -291,6 +291,85 @@ impl FaultPlan {
     }
 }
 
+/// Longest simulated time a plan may span (heal time, each fault's time and duration, a clock
+/// jump), so a plan file cannot overflow the simulator's clock arithmetic.
+pub const PLAN_MS_MAX: u64 = 24 * 3_600_000;
+/// Most faults in one plan.
+pub const EVENTS_MAX: usize = 100_000;
+/// Bounds of a clock rate (1.0 is exact).
+pub const RATE_MIN: f64 = 0.01;
+/// Upper bound of a clock rate.
+pub const RATE_MAX: f64 = 100.0;
+
+impl FaultPlan {
+    /// Parse a plan file (JSON, as `cargo sim plan` or `--dump-plan` write it) and check it
+    /// against the scenario: every bad input is an error message, never a panic later.
+    pub fn from_json(text: &str, spec: &PlanSpec) -> Result<FaultPlan, String> {
+        let plan: FaultPlan = serde_json::from_str(text).map_err(|e| format!("not a fault plan: {e}"))?;
+        plan.validate(spec)?;
+        Ok(plan)
+    }
+
+    /// Check that the plan fits the scenario and the simulator's bounds.
+    pub fn validate(&self, spec: &PlanSpec) -> Result<(), String> {
+        let ms = |what: &str, v: u64| {
+            if v > PLAN_MS_MAX {
+                Err(format!("{what} {v} ms is beyond the {PLAN_MS_MAX} ms a plan may span"))
+            } else {
+                Ok(())
+            }
+        };
+        ms("heal_at_ms", self.heal_at_ms)?;
+        if self.events.len() > EVENTS_MAX {
+            return Err(format!("{} faults, at most {EVENTS_MAX}", self.events.len()));
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            let at = |r: Result<(), String>| r.map_err(|m| format!("fault #{i} at {} ms: {m}", e.at_ms));
+            at(ms("at_ms", e.at_ms))?;
+            let node = |n: usize| {
+                if n < spec.nodes {
+                    Ok(())
+                } else {
+                    Err(format!("node {n} does not exist (the scenario has {})", spec.nodes))
+                }
+            };
+            match e.fault {
+                Fault::StoreCrash { down_ms, .. }
+                | Fault::NodeCrash { down_ms, .. }
+                | Fault::NodeRestart { down_ms, .. } => at(ms("down_ms", down_ms))?,
+                Fault::StoreUnavailable { ms: d } | Fault::Partition { ms: d, .. } | Fault::NodePause { ms: d, .. } => {
+                    at(ms("ms", d))?
+                }
+                Fault::LatencySpike { ms: d, extra_ms } => {
+                    at(ms("ms", d))?;
+                    at(ms("extra_ms", extra_ms))?
+                }
+                Fault::ReplyLoss { ms: d, pct } => {
+                    at(ms("ms", d))?;
+                    if pct > 100 {
+                        return at(Err(format!("pct {pct} is not a percentage")));
+                    }
+                }
+                Fault::ClockRate { rate, .. } if !(RATE_MIN..=RATE_MAX).contains(&rate) => {
+                    return at(Err(format!("clock rate {rate} outside {RATE_MIN}..={RATE_MAX}")));
+                }
+                Fault::ClockJump { delta_ms, .. } => at(ms("delta_ms", delta_ms.unsigned_abs()))?,
+                Fault::FeedDisconnect | Fault::ClockRate { .. } => {}
+            }
+            match e.fault {
+                Fault::Partition { node: n, .. }
+                | Fault::NodeCrash { node: n, .. }
+                | Fault::NodePause { node: n, .. }
+                | Fault::NodeRestart { node: n, .. }
+                | Fault::ClockRate { node: n, .. }
+                | Fault::ClockJump { node: n, .. } => at(node(n))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for FaultPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "fault plan: seed {} profile {:?}, heal at {} ms", self.seed, self.profile, self.heal_at_ms)?;
@@ -316,6 +395,102 @@ mod tests {
         assert_eq!(a, FaultPlan::generate(7, Profile::Swarm, &spec()));
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), a);
+    }
+
+    #[test]
+    fn generated_plans_validate_and_bad_ones_are_errors() {
+        for seed in 0..50 {
+            let p = FaultPlan::generate(seed, Profile::Swarm, &spec());
+            assert_eq!(p.validate(&spec()), Ok(()), "seed {seed}");
+        }
+        let mut p = FaultPlan::generate(1, Profile::Uniform, &spec());
+        p.events.push(Timed { at_ms: u64::MAX, fault: Fault::FeedDisconnect });
+        assert!(p.validate(&spec()).is_err(), "Instant + u64::MAX ms overflowed in the world");
+        let bad = [
+            Fault::NodeCrash { node: 3, down_ms: 1 },
+            Fault::ClockRate { node: 0, rate: f64::NAN, beyond: false },
+            Fault::ClockJump { node: 0, delta_ms: i64::MIN },
+            Fault::ReplyLoss { ms: 1, pct: 101 },
+        ];
+        for fault in bad {
+            let p = FaultPlan {
+                events: vec![Timed { at_ms: 0, fault: fault.clone() }],
+                ..FaultPlan::generate(1, Profile::Calm, &spec())
+            };
+            assert!(p.validate(&spec()).is_err(), "{fault:?}");
+        }
+        assert!(FaultPlan::from_json("[]", &spec()).is_err());
+    }
+
+    /// Arbitrary JSON (and mutations of real plans) to `--plan`: a message, never a panic.
+    #[cfg(not(madsim))]
+    mod props {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                "[A-Za-z_]{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    proptest::collection::btree_map("[a-z_]{1,10}", inner, 0..8)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A real plan with one value somewhere replaced by arbitrary JSON.
+        fn mutated() -> impl Strategy<Value = String> {
+            (any::<u64>(), any::<usize>(), json()).prop_map(|(seed, at, v)| {
+                let mut plan = serde_json::to_value(FaultPlan::generate(seed, Profile::Swarm, &spec())).unwrap();
+                let mut n = at % 64;
+                replace_nth(&mut plan, &mut n, v);
+                plan.to_string()
+            })
+        }
+
+        /// Replace the `n`th value of a depth-first walk (the last one if `n` is past the end).
+        fn replace_nth(v: &mut Value, n: &mut usize, new: Value) -> Option<Value> {
+            if *n == 0 {
+                *v = new;
+                return None;
+            }
+            *n -= 1;
+            let mut new = Some(new);
+            match v {
+                Value::Array(a) => {
+                    for x in a {
+                        new = replace_nth(x, n, new?);
+                    }
+                }
+                Value::Object(o) => {
+                    for x in o.values_mut() {
+                        new = replace_nth(x, n, new?);
+                    }
+                }
+                _ => {}
+            }
+            new
+        }
+
+        proptest! {
+            #[test]
+            fn any_json_is_a_plan_or_a_message(text in prop_oneof![json().prop_map(|v| v.to_string()), mutated(), any::<String>()]) {
+                match FaultPlan::from_json(&text, &spec()) {
+                    Ok(p) => prop_assert_eq!(p.validate(&spec()), Ok(())),
+                    Err(msg) => prop_assert!(!msg.is_empty()),
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The commands around shrinking, as `cargo sim` prints them: `shrink`, `shrink --all-mutants`
 //! and the corpus replay of `check`. Kept out of `main.rs` so the command line only parses.
+//! Each writes its report to `out` and returns the write error, if any (a closed pipe is the
+//! caller's to handle: `cargo sim shrink … | head` must not panic).
 
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -47,23 +50,35 @@ pub fn shrink_one(
     limits: Limits,
     save: Option<&str>,
     corpus_dir: &Path,
-) -> i32 {
-    let Some(scn) = scenario::by_name(name) else { return 2 };
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let Some(scn) = scenario::by_name(name) else { return Ok(2) };
     if let Some(n) = save
         && let Err(e) = corpus::check_name(n)
     {
         eprintln!("error: {e}");
-        return 2;
+        return Ok(2);
     }
-    let mut print = |s: &shrink::Step| println!("{s}");
-    let s = match shrink::shrink(scn.as_ref(), seed, mutant, profile, plan, invariant, limits, &mut print) {
+    // Steps are printed as they are found; a failed write is reported once the search is over.
+    let mut step_err: Option<io::Error> = None;
+    let mut print = |s: &shrink::Step| {
+        if step_err.is_none() {
+            step_err = writeln!(out, "{s}").err();
+        }
+    };
+    let found = shrink::shrink(scn.as_ref(), seed, mutant, profile, plan, invariant, limits, &mut print);
+    if let Some(e) = step_err {
+        return Err(e);
+    }
+    let s = match found {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot shrink {name} seed {seed}: {e}");
-            return 1;
+            return Ok(1);
         }
     };
-    println!(
+    writeln!(
+        out,
         "shrunk {name} seed {seed}{}: {} → {} faults, breaks {} under seed {}; {} runs in {:.2}s{}",
         mutant.map(|m| format!(" with {m:?}")).unwrap_or_default(),
         s.original_faults,
@@ -77,19 +92,19 @@ pub fn shrink_one(
         } else {
             String::new()
         }
-    );
-    print!("minimal {}", s.plan);
+    )?;
+    write!(out, "minimal {}", s.plan)?;
     let file = match save {
         Some(n) => match corpus::save(corpus_dir, n, &entry(name, mutant, profile, &s)) {
             Ok(path) => {
-                println!("saved to the regression corpus: {}", path.display());
+                writeln!(out, "saved to the regression corpus: {}", path.display())?;
                 // The entry holds the plan under `plan`; replay wants the plan alone.
                 let plan_path = std::env::temp_dir().join(format!("keel-sim-{n}.plan.json"));
                 write_plan(&plan_path, &s.plan).then(|| plan_path.display().to_string())
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                return 2;
+                return Ok(2);
             }
         },
         None => {
@@ -98,10 +113,10 @@ pub fn shrink_one(
         }
     };
     match file {
-        Some(f) => println!("replay: {}", s.replay_line(name, mutant, &f)),
-        None => println!("plan JSON:\n{}", serde_json::to_string_pretty(&s.plan).unwrap_or_default()),
+        Some(f) => writeln!(out, "replay: {}", s.replay_line(name, mutant, &f))?,
+        None => writeln!(out, "plan JSON:\n{}", serde_json::to_string_pretty(&s.plan).unwrap_or_default())?,
     }
-    0
+    Ok(0)
 }
 
 fn write_plan(path: &Path, plan: &FaultPlan) -> bool {
@@ -117,10 +132,13 @@ fn write_plan(path: &Path, plan: &FaultPlan) -> bool {
 /// `cargo sim shrink --all-mutants`: every zoo mutant's first failing seed, shrunk; prints the
 /// markdown table of docs/benchmarks.md and, with `save`, seeds the corpus (one entry per
 /// mutant, named after it).
-pub fn shrink_all(limits: Limits, jobs: usize, save: bool, corpus_dir: &Path) -> i32 {
-    println!("## Shrinking (cargo sim shrink --all-mutants, at most {} runs each)\n", limits.attempts_max);
-    println!("| mutant | scenario | seed | invariant | faults before | faults after | runs | minimal seed | wall s |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+pub fn shrink_all(limits: Limits, jobs: usize, save: bool, corpus_dir: &Path, out: &mut dyn Write) -> io::Result<i32> {
+    writeln!(out, "## Shrinking (cargo sim shrink --all-mutants, at most {} runs each)\n", limits.attempts_max)?;
+    writeln!(
+        out,
+        "| mutant | scenario | seed | invariant | faults before | faults after | runs | minimal seed | wall s |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
     let mut reductions = Vec::new();
     let mut failed = false;
     for e in ZOO.iter().filter(|e| e.scenario != zoo::LOOM) {
@@ -131,13 +149,17 @@ pub fn shrink_all(limits: Limits, jobs: usize, save: bool, corpus_dir: &Path) ->
             profile: Profile::Swarm,
             stop_at_first_failure: true,
         };
-        let Some(sw) = sweep::run(e.scenario, &opts, &|_| {}) else { return 2 };
+        let Some(sw) = sweep::run(e.scenario, &opts, &|_| {}) else { return Ok(2) };
         let Some(seed) = sw.first_failure().map(|f| f.seed) else {
-            println!("| {:?} | {} | - | escaped in {} seeds | - | - | - | - | - |", e.mutant, e.scenario, e.budget);
+            writeln!(
+                out,
+                "| {:?} | {} | - | escaped in {} seeds | - | - | - | - | - |",
+                e.mutant, e.scenario, e.budget
+            )?;
             failed = true;
             continue;
         };
-        let Some(scn) = scenario::by_name(e.scenario) else { return 2 };
+        let Some(scn) = scenario::by_name(e.scenario) else { return Ok(2) };
         let t = Instant::now();
         let s =
             match shrink::shrink(scn.as_ref(), seed, Some(e.mutant), Profile::Swarm, None, None, limits, &mut |_| {}) {
@@ -151,7 +173,8 @@ pub fn shrink_all(limits: Limits, jobs: usize, save: bool, corpus_dir: &Path) ->
         let wall = t.elapsed().as_secs_f64();
         let before = s.original_faults as f64;
         reductions.push(if before > 0.0 { 1.0 - s.plan.events.len() as f64 / before } else { 0.0 });
-        println!(
+        writeln!(
+            out,
             "| {:?} | {} | {seed} | {} | {} | {}{} | {} | {} | {wall:.1} |",
             e.mutant,
             e.scenario,
@@ -161,30 +184,30 @@ pub fn shrink_all(limits: Limits, jobs: usize, save: bool, corpus_dir: &Path) ->
             if s.hit_limit { " (limit)" } else { "" },
             s.attempts,
             s.seed
-        );
+        )?;
         if save {
             let name = format!("{:?}", e.mutant);
             if let Err(err) = corpus::save(corpus_dir, &name, &entry(e.scenario, Some(e.mutant), Profile::Swarm, &s)) {
                 eprintln!("error: {err}");
-                return 2;
+                return Ok(2);
             }
         }
     }
     reductions.sort_by(f64::total_cmp);
     let median = reductions.get(reductions.len() / 2).copied().unwrap_or(f64::NAN);
-    println!("\nmedian reduction in faults: {:.0} % over {} mutants", median * 100.0, reductions.len());
-    i32::from(failed)
+    writeln!(out, "\nmedian reduction in faults: {:.0} % over {} mutants", median * 100.0, reductions.len())?;
+    Ok(i32::from(failed))
 }
 
 /// Replay the corpus in `dir` for the scenarios in `scenarios` (each entry unmutated under its
 /// seed and `extra_seeds` more, then with its mutant); prints one line per entry. True if every
 /// entry held.
-pub fn check_corpus(dir: &Path, scenarios: &[&str], extra_seeds: u64) -> bool {
+pub fn check_corpus(dir: &Path, scenarios: &[&str], extra_seeds: u64, out: &mut dyn Write) -> io::Result<bool> {
     let entries = match corpus::load(dir) {
         Ok(e) => e,
         Err(e) => {
-            println!("FAIL {e}");
-            return false;
+            writeln!(out, "FAIL {e}")?;
+            return Ok(false);
         }
     };
     let entries: Vec<_> = entries.into_iter().filter(|(_, e)| scenarios.contains(&e.scenario.as_str())).collect();
@@ -195,32 +218,35 @@ pub fn check_corpus(dir: &Path, scenarios: &[&str], extra_seeds: u64) -> bool {
         match corpus::replay(e, extra_seeds) {
             Verdict::Pass { .. } => ok += 1,
             Verdict::Regressed { seed, violations } => {
-                println!("FAIL corpus {name}: the unmutated core breaks its plan under seed {seed}:");
+                writeln!(out, "FAIL corpus {name}: the unmutated core breaks its plan under seed {seed}:")?;
                 for v in violations {
-                    println!("  {v}");
+                    writeln!(out, "  {v}")?;
                 }
                 let plan_path = std::env::temp_dir().join(format!("keel-sim-corpus-{name}.plan.json"));
                 if write_plan(&plan_path, &e.plan) {
-                    println!(
+                    writeln!(
+                        out,
                         "  replay: cargo sim replay --scenario {} --seed {seed} --plan {}",
                         e.scenario,
                         plan_path.display()
-                    );
+                    )?;
                 }
             }
-            Verdict::Stale { got } => println!(
+            Verdict::Stale { got } => writeln!(
+                out,
                 "FAIL corpus {name}: STALE: with{m} under seed {} the plan no longer breaks {} ({got}); the entry tests nothing any more: shrink again and save over it ({} --save {name})",
                 e.seed, e.invariant, e.origin.command
-            ),
-            Verdict::Unusable { why } => println!("FAIL corpus {name}: {why}"),
+            )?,
+            Verdict::Unusable { why } => writeln!(out, "FAIL corpus {name}: {why}")?,
         }
     }
-    println!(
+    writeln!(
+        out,
         "corpus: {ok}/{} entries held (each unmutated under {} seeds, and with its mutant under its own seed) in {:.1}s, {}",
         entries.len(),
         extra_seeds + 1,
         t.elapsed().as_secs_f64(),
         dir.display()
-    );
-    ok == entries.len()
+    )?;
+    Ok(ok == entries.len())
 }

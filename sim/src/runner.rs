@@ -104,6 +104,7 @@ pub fn run(
     let observer = keel::observe::set_thread_observer(Some(Rc::new(Recorder::new(history.clone()))));
     let previous = mutants::set(mutant);
     LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
+    let _ = keel::assert::take_failures(); // only this run's
 
     let mut config = madsim::Config::default();
     config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
@@ -140,6 +141,10 @@ pub fn run(
         }
         Err(_) => vec![Violation::new("panic", end_us, panic_msg)],
     };
+    // A keel assertion is a violation even when a catch_unwind in the core swallowed its panic.
+    for failure in keel::assert::take_failures() {
+        violations.push(Violation::new("assert", end_us, failure));
+    }
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }

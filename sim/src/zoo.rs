@@ -22,13 +22,13 @@ pub const LOOM: &str = "loom";
 pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MS1,
-        lineage: "Sequin #2072: MutexOwner crashes on a transient Redis error",
+        lineage: "Sequin #2072: MutexOwner crashes on a transient Redis error; the one-for-all supervisor cascade takes the runtime down",
         scenario: "lease",
         budget: 100,
     },
     Entry {
         mutant: Mutant::MS2,
-        lineage: "Sequin PR #2131 v1: give up after 5 errors",
+        lineage: "Sequin PR #2131 v1: 5 errors at the keep interval (0.8 ttl), believing past the TTL, then the crash cascade",
         scenario: "lease",
         budget: 100,
     },
@@ -53,6 +53,18 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MS6,
         lineage: "demotion leaves the old renew timer alive (silent re-acquire)",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MS7,
+        lineage: "Sequin MutexOwner: a keep call (Redix command) hangs past the lock expiry while the owner believes",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MS8,
+        lineage: "Sequin Mutex.acquire_or_touch: SET of a vanished key for whoever comes first, no quarantine after data loss",
         scenario: "lease",
         budget: 100,
     },

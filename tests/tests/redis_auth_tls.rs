@@ -18,7 +18,11 @@ async fn redis_acl_user_and_password_in_the_url() {
     assert!(matches!(store.lease_acquire("L", "a", 1000, 0).await, Ok(Acquire::Granted { .. })));
     // The ACL only allows keys under the prefix: another prefix is refused, not applied.
     let other = RedisConfig::builder(url("app:s3cret")).key_prefix("elsewhere").build().expect("config");
-    let other = RedisStore::connect(other).await.expect("connects");
+    // `connect` checks the user's permissions on this prefix up front (redis_connect.rs); a lazy
+    // store checks nothing and meets the refusal on its first call.
+    let e = RedisStore::connect(other.clone()).await.expect_err("the ACL check at connect");
+    assert!(matches!(e, StoreError::Misconfigured { .. }), "{e:?}");
+    let other = RedisStore::connect_lazy(other).expect("lazy");
     let e = other.lease_acquire("L", "a", 1000, 0).await.expect_err("outside the ACL");
     assert!(matches!(e, StoreError::Refused { .. }), "{e:?}");
 

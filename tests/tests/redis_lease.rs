@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::RedisStore;
-use keel::lease::{LeaseConfig, LeaseHandle, LeaseOwner, LeaseState, LostReason};
+use keel::lease::{LeaseConfig, LeaseHandle, LeaseOwner, LeaseState, LostReason, WorkState};
 use keel_tests::RedisServer;
 use tokio::time::Instant;
 
@@ -45,7 +45,7 @@ fn record(h: &LeaseHandle) -> Arc<Mutex<Vec<LeaseState>>> {
     let (mut rx, out) = (h.subscribe(), log.clone());
     tokio::spawn(async move {
         while rx.changed().await.is_ok() {
-            let s = *rx.borrow_and_update();
+            let s = rx.borrow_and_update().clone();
             out.lock().expect("log").push(s);
         }
     });
@@ -123,9 +123,10 @@ async fn redis_outage_shorter_than_margin_keeps_the_lease() {
     server.restart_keeping_data(); // connections break; the grant survives in the RDB file
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    assert_eq!(owners[leader].state(), LeaseState::Held { fence: f1 });
+    let held = LeaseState::Held { fence: f1, work: WorkState::Running };
+    assert_eq!(owners[leader].state(), held);
     let seen = log.lock().expect("log").clone();
-    assert!(seen.iter().all(|s| *s == LeaseState::Held { fence: f1 }), "no transition away from Held: {seen:?}");
+    assert!(seen.iter().all(|s| *s == held), "no transition away from Held: {seen:?}");
     assert_eq!(holders(&owners), vec![leader]);
     stop_all(owners).await;
 }

@@ -31,10 +31,29 @@ pub struct CompleterConfig {
     pub(crate) stop_timeout: Duration,
 }
 
+/// Longest completer name (its default map is `{name}:completions`, within the store's limit).
+pub const NAME_MAX_BYTES: usize = crate::store::NAME_MAX_BYTES - ":completions".len();
+/// Most completions per store write.
+pub const BATCH_SIZE_MAX: usize = 10_000;
+/// Upper bound of the flush interval.
+pub const FLUSH_INTERVAL_MAX: Duration = Duration::from_secs(3600);
+/// Largest backlog of accepted, unflushed completions.
+pub const BACKLOG_MAX: usize = 1 << 20;
+/// Largest event buffer (batches) towards the subscription manager.
+pub const EVENT_BUFFER_MAX: usize = 1 << 16;
+/// Upper bound of the retry backoff.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// Upper bound of one store write's timeout.
+pub const OP_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+/// Upper bound of a stop (a pool's is its workers' drain plus a few store operations).
+pub const STOP_TIMEOUT_MAX: Duration = Duration::from_secs(2 * 24 * 3600);
+
 /// Builder of [`CompleterConfig`].
 #[derive(Clone, Debug)]
 pub struct CompleterConfigBuilder {
     cfg: CompleterConfig,
+    /// Whether `backlog` was set; the default follows a larger `batch_size`.
+    backlog_set: bool,
 }
 
 impl CompleterConfig {
@@ -55,6 +74,7 @@ impl CompleterConfig {
                 op_timeout: Duration::from_secs(2),
                 stop_timeout: Duration::from_secs(10),
             },
+            backlog_set: false,
         }
     }
 
@@ -78,28 +98,31 @@ impl CompleterConfigBuilder {
         self.cfg.map = map.into();
         self
     }
-    /// Most completions per store write (default 128).
+    /// Most completions per store write (default 128, at most [`BATCH_SIZE_MAX`]).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.cfg.batch_size = n;
         self
     }
-    /// Longest a completion waits for a fuller batch (default 50 ms).
+    /// Longest a completion waits for a fuller batch (default 50 ms, at most [`FLUSH_INTERVAL_MAX`]).
     pub fn flush_interval(mut self, d: Duration) -> Self {
         self.cfg.flush_interval = d;
         self
     }
     /// Most completions accepted but not yet flushed; producers wait (or get `Full`) beyond it
-    /// (default 4096).
+    /// (default 4096, or `batch_size` if larger; at most [`BACKLOG_MAX`]).
     pub fn backlog(mut self, n: usize) -> Self {
         self.cfg.backlog = n;
+        self.backlog_set = true;
         self
     }
-    /// Batches of events buffered towards the subscription manager (default 64).
+    /// Batches of events buffered towards the subscription manager (default 64, at most
+    /// [`EVENT_BUFFER_MAX`]).
     pub fn event_buffer(mut self, n: usize) -> Self {
         self.cfg.event_buffer = n;
         self
     }
-    /// Bounds of the jittered exponential backoff after a failed store write (default 10 ms .. 1 s).
+    /// Bounds of the jittered exponential backoff after a failed store write (default 10 ms .. 1 s;
+    /// at most [`BACKOFF_MAX`]).
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.cfg.retry_min = min;
         self.cfg.retry_max = max;
@@ -111,52 +134,44 @@ impl CompleterConfigBuilder {
         self.cfg.retry_budget = n;
         self
     }
-    /// Timeout of one store write (default 2 s); an expired write has an unknown outcome and is
+    /// Timeout of one store write (default 2 s, at most [`OP_TIMEOUT_MAX`]); an expired write has
+    /// an unknown outcome and is
     /// retried (writes are idempotent).
     pub fn op_timeout(mut self, d: Duration) -> Self {
         self.cfg.op_timeout = d;
         self
     }
-    /// Bound of a stop (default 10 s): waiting for producers, flushing and emitting.
+    /// Bound of a stop (default 10 s, at most [`STOP_TIMEOUT_MAX`]): waiting for producers,
+    /// flushing and emitting.
     pub fn stop_timeout(mut self, d: Duration) -> Self {
         self.cfg.stop_timeout = d;
         self
     }
 
-    /// Validate and build.
+    /// Validate and build. Every duration and buffer is bounded (see the `_MAX` constants).
     pub fn build(self) -> Result<CompleterConfig, ConfigError> {
-        let c = self.cfg;
-        let err = ConfigError::new;
-        if c.name.is_empty() {
-            return Err(err("name", "must not be empty"));
+        let mut c = self.cfg;
+        if !self.backlog_set {
+            c.backlog = c.backlog.max(c.batch_size);
         }
-        if c.map.is_empty() {
-            return Err(err("map", "must not be empty"));
-        }
-        if !(1..=10_000).contains(&c.batch_size) {
-            return Err(err("batch_size", "must be in 1..=10000"));
-        }
-        if c.flush_interval.is_zero() {
-            return Err(err("flush_interval", "must be > 0"));
-        }
+        let nanos = Duration::from_nanos(1);
+        ConfigError::check_name("name", &c.name, NAME_MAX_BYTES)?;
+        ConfigError::check_name("map", &c.map, crate::store::NAME_MAX_BYTES)?;
+        ConfigError::check_count("batch_size", c.batch_size, 1, BATCH_SIZE_MAX)?;
+        ConfigError::check_duration("flush_interval", c.flush_interval, nanos, FLUSH_INTERVAL_MAX)?;
         if c.backlog < c.batch_size {
-            return Err(err("backlog", "must be >= batch_size"));
+            return Err(ConfigError::new("backlog", "must be >= batch_size"));
         }
-        if c.event_buffer == 0 {
-            return Err(err("event_buffer", "must be > 0"));
-        }
-        if c.retry_min.is_zero() || c.retry_min > c.retry_max {
-            return Err(err("retry_backoff", "min must be > 0 and <= max"));
+        ConfigError::check_count("backlog", c.backlog, 1, BACKLOG_MAX)?;
+        ConfigError::check_count("event_buffer", c.event_buffer, 1, EVENT_BUFFER_MAX)?;
+        if c.retry_min.is_zero() || c.retry_min > c.retry_max || c.retry_max > BACKOFF_MAX {
+            return Err(ConfigError::new("retry_backoff", format!("need 0 < min <= max <= {BACKOFF_MAX:?}")));
         }
         if c.retry_budget == 0 {
-            return Err(err("retry_budget", "must be > 0"));
+            return Err(ConfigError::new("retry_budget", "must be > 0"));
         }
-        if c.op_timeout.is_zero() {
-            return Err(err("op_timeout", "must be > 0"));
-        }
-        if c.stop_timeout.is_zero() {
-            return Err(err("stop_timeout", "must be > 0"));
-        }
+        ConfigError::check_duration("op_timeout", c.op_timeout, nanos, OP_TIMEOUT_MAX)?;
+        ConfigError::check_duration("stop_timeout", c.stop_timeout, nanos, STOP_TIMEOUT_MAX)?;
         Ok(c)
     }
 }
@@ -182,5 +197,92 @@ mod tests {
             assert_eq!(builder.build().unwrap_err().field, field);
         }
         assert!(b().build().is_ok());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::error::strategies::{count, duration, name};
+
+    const FIELDS: [&str; 10] = [
+        "name",
+        "map",
+        "batch_size",
+        "flush_interval",
+        "backlog",
+        "event_buffer",
+        "retry_backoff",
+        "retry_budget",
+        "op_timeout",
+        "stop_timeout",
+    ];
+
+    fn set(
+        b: CompleterConfigBuilder,
+        which: usize,
+        d: Duration,
+        d2: Duration,
+        n: usize,
+        s: &str,
+    ) -> CompleterConfigBuilder {
+        match which {
+            0 => CompleterConfig::builder(s),
+            1 => b.map(s),
+            2 => b.batch_size(n),
+            3 => b.flush_interval(d),
+            4 => b.backlog(n),
+            5 => b.event_buffer(n),
+            6 => b.retry_backoff(d, d2),
+            7 => b.retry_budget(u32::try_from(n).unwrap_or(u32::MAX)),
+            8 => b.op_timeout(d),
+            _ => b.stop_timeout(d),
+        }
+    }
+
+    fn within_bounds(c: &CompleterConfig) {
+        assert!(
+            (1..=NAME_MAX_BYTES).contains(&c.name.len()) && (1..=crate::store::NAME_MAX_BYTES).contains(&c.map.len())
+        );
+        assert!((1..=BATCH_SIZE_MAX).contains(&c.batch_size) && c.batch_size <= c.backlog && c.backlog <= BACKLOG_MAX);
+        assert!((1..=EVENT_BUFFER_MAX).contains(&c.event_buffer));
+        assert!(!c.flush_interval.is_zero() && c.flush_interval <= FLUSH_INTERVAL_MAX);
+        assert!(!c.retry_min.is_zero() && c.retry_min <= c.retry_max && c.retry_max <= BACKOFF_MAX);
+        assert!(c.retry_budget > 0);
+        assert!(!c.op_timeout.is_zero() && c.op_timeout <= OP_TIMEOUT_MAX);
+        assert!(!c.stop_timeout.is_zero() && c.stop_timeout <= STOP_TIMEOUT_MAX);
+        // The event channel is created with this capacity: tokio panics on a huge one.
+        let _ = tokio::sync::mpsc::channel::<()>(c.event_buffer);
+    }
+
+    proptest! {
+        #[test]
+        fn any_settings_build_or_name_a_field(
+            values in proptest::collection::vec((duration(), duration(), count(), name()), FIELDS.len()),
+            set_mask in any::<u16>(),
+        ) {
+            let mut b = CompleterConfig::builder("c");
+            for (which, (d, d2, n, s)) in values.iter().enumerate() {
+                if set_mask & (1 << which) != 0 {
+                    b = set(b, which, *d, *d2, *n, s);
+                }
+            }
+            match b.build() {
+                Ok(c) => within_bounds(&c),
+                Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e}"),
+            }
+        }
+
+        #[test]
+        fn one_bad_setting_is_the_one_named(
+            which in 0..FIELDS.len(), d in duration(), d2 in duration(), n in count(), s in name(),
+        ) {
+            match set(CompleterConfig::builder("c"), which, d, d2, n, &s).build() {
+                Ok(c) => within_bounds(&c),
+                Err(e) => prop_assert_eq!(e.field, FIELDS[which], "{}", e),
+            }
+        }
     }
 }

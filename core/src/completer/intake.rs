@@ -92,6 +92,7 @@ impl Intake {
             return Err(TryCompleteError::Full(c));
         }
         s.queue.push_back(c);
+        crate::keel_assert!(s.queue.len() + s.inflight <= s.cap, "backlog over its bound: accepted past the cap");
         drop(s);
         self.work.notify_one();
         Ok(())
@@ -124,7 +125,7 @@ impl Intake {
     /// `n` in-flight completions were flushed (or given up): make room.
     pub fn done(&self, n: usize) {
         let mut s = self.lock();
-        debug_assert!(s.inflight >= n, "more completions done than in flight");
+        crate::keel_assert!(s.inflight >= n, "backlog accounting: {n} done but only {} in flight", s.inflight);
         s.inflight = s.inflight.saturating_sub(n);
         drop(s);
         self.room.notify_waiters();

@@ -1,33 +1,107 @@
 //! The async driver of the lease machine: performs its steps against the store and the clock.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::watch;
+use futures::FutureExt;
 use tracing::{error, warn};
 
+use super::guard::Validity;
 use super::machine::{Machine, Step, Timing};
-use super::{Guard, LeaseConfig, LeaseError, LeaseState};
+use super::{CurrentGrant, Guard, LeaseConfig, LeaseError, LeaseState, WorkPolicy, WorkState};
 use crate::clock::{Clock, Instant};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, LeaseEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Acquire, Renew, Store};
+use crate::watch;
 
 pub(super) struct Driver<S: Store> {
-    store: S,
-    cfg: LeaseConfig,
-    clock: Arc<dyn Clock>,
-    shutdown: Shutdown,
-    state: watch::Sender<LeaseState>,
+    pub store: S,
+    pub cfg: LeaseConfig,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: Shutdown,
+    pub state: watch::Sender<LeaseState>,
+    pub grant: CurrentGrant,
+    /// The owner's parent, if any: only the crash cascade of MS1/MS2 touches it.
+    pub parent: Option<Shutdown>,
+    pub policy: WorkPolicy,
+    pub permanent_attempts: u32,
 }
 
+/// One run of the guarded work. Its task ends with the panic message if the work panicked: the
+/// work runs under `catch_unwind`, so a panic never reaches the owner (nor, under madsim, the
+/// whole simulation).
 struct Work {
     stop: Shutdown,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
     fence: u64,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Completes when the running work ends by itself, with its panic message if it panicked; never
+/// completes without running work. The finished task is taken out of `work`.
+async fn work_ended(work: &mut Option<Work>) -> (u64, Result<(), String>) {
+    let Some(w) = work.as_mut() else { return std::future::pending().await };
+    let r = match (&mut w.task).await {
+        Ok(r) => r,
+        Err(e) => Err(e.to_string()),
+    };
+    let fence = w.fence;
+    *work = None;
+    (fence, r)
+}
+
+/// How often a store error is logged at warn level while errors go on: the first after a
+/// success, then one line per interval carrying how many happened meanwhile.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Rate-limited reports of store errors (each error is also its own debug-level event).
+#[derive(Default)]
+struct ErrorLog {
+    last_warn: Option<Instant>,
+    unlogged: u64,
+    total: u64,
+}
+
+impl ErrorLog {
+    fn error(&mut self, now: Instant, cfg: &LeaseConfig, op: &'static str, e: &StoreError) {
+        self.total += 1;
+        self.unlogged += 1;
+        if self.last_warn.is_none_or(|t| now.saturating_duration_since(t) >= ERROR_LOG_INTERVAL) {
+            observe::emit(LeaseEvent::StoreErrors {
+                lease: (&cfg.name).into(),
+                owner: (&cfg.owner).into(),
+                op: op.into(),
+                count: self.unlogged,
+                total: self.total,
+                permanent: !e.is_transient(),
+                error: Text::display(e),
+            });
+            self.last_warn = Some(now);
+            self.unlogged = 0;
+        }
+    }
+
+    fn ok(&mut self, cfg: &LeaseConfig) {
+        if self.total > 0 {
+            observe::emit(LeaseEvent::StoreRecovered {
+                lease: (&cfg.name).into(),
+                owner: (&cfg.owner).into(),
+                errors: self.total,
+            });
+        }
+        *self = ErrorLog::default();
+    }
 }
 
 /// Run `op`, giving up at `deadline` on the local clock (an unknown outcome).
@@ -45,14 +119,16 @@ async fn until<T>(
 }
 
 impl<S: Store> Driver<S> {
-    pub fn new(
-        store: S,
-        cfg: LeaseConfig,
-        clock: Arc<dyn Clock>,
-        shutdown: Shutdown,
-        state: watch::Sender<LeaseState>,
-    ) -> Self {
-        Driver { store, cfg, clock, shutdown, state }
+    /// The validity of the current grant, if held.
+    fn current(&self) -> Option<Arc<Validity>> {
+        self.grant.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_current(&self, v: Option<Arc<Validity>>) {
+        let old = std::mem::replace(&mut *self.grant.lock().unwrap_or_else(|p| p.into_inner()), v);
+        if let Some(old) = old {
+            old.end();
+        }
     }
 
     fn timing(&self) -> Timing {
@@ -63,33 +139,13 @@ impl<S: Store> Driver<S> {
             retry_min: self.cfg.retry_min,
             retry_max: self.cfg.retry_max,
             poll_interval: self.cfg.poll_interval,
+            work: self.policy,
+            permanent_attempts: self.permanent_attempts,
         }
     }
 
     fn ms(d: Duration) -> u64 {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The store time at start makes this process's tokens unique (`owner:incarnation:n`).
-    async fn incarnation(&self) -> Option<u64> {
-        let mut wait = self.cfg.retry_min;
-        loop {
-            let deadline = self.clock.now() + self.cfg.op_timeout;
-            tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return None,
-                r = until(&*self.clock, deadline, "time", self.store.time_ms()) => match r {
-                    Ok(t) => return Some(t),
-                    Err(e) => warn!(target: "keel::lease", lease = %self.cfg.name, error = %e, "store time unavailable; retrying"),
-                },
-            }
-            tokio::select! {
-                biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return None,
-                _ = self.clock.sleep(wait) => {}
-            }
-            wait = (wait * 2).min(self.cfg.poll_interval);
-        }
     }
 
     pub async fn run<F, Fut>(self, mut work_fn: F) -> Result<(), LeaseError>
@@ -99,13 +155,10 @@ impl<S: Store> Driver<S> {
     {
         let name = self.cfg.name.clone();
         let owner = self.cfg.owner.clone();
-        let Some(incarnation) = self.incarnation().await else {
-            self.publish(LeaseState::Released);
-            return Ok(());
-        };
         let ttl_ms = Self::ms(self.cfg.ttl);
         let quarantine_ms = if self.cfg.quarantine { ttl_ms } else { 0 };
-        let mut m = Machine::new(self.timing(), &owner, incarnation, self.clock.now());
+        let mut m = Machine::new(self.timing(), &owner, self.clock.now());
+        let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
         let mut zombies: Vec<tokio::task::JoinHandle<()>> = Vec::new();
         let mut shutting_down = false;
@@ -117,12 +170,32 @@ impl<S: Store> Driver<S> {
             }
             let step = m.poll(self.clock.now());
             match step {
+                Step::StoreTime => {
+                    let deadline = self.clock.now() + self.cfg.op_timeout;
+                    let r = tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                        r = until(&*self.clock, deadline, "time", self.store.time_ms()) => r,
+                        _ = self.shutdown.cancelled(), if !shutting_down => continue,
+                    };
+                    match &r {
+                        Ok(_) => errors.ok(&self.cfg),
+                        Err(e) => {
+                            observe::emit(LeaseEvent::TimeFailed {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                error: Text::display(e),
+                            });
+                            errors.error(self.clock.now(), &self.cfg, "time", e);
+                        }
+                    }
+                    m.on_time(self.clock.now(), r);
+                }
                 Step::Acquire { token } => {
                     let sent = self.clock.now();
                     let deadline = sent + self.cfg.op_timeout;
                     let r = tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                        r = until(&*self.clock, deadline, "lease_acquire", self.store.lease_acquire(&name, &token, ttl_ms, quarantine_ms)) => r,
+                        r = until(&*self.clock, deadline, "lease_acquire", self.acquire(&token, ttl_ms, quarantine_ms)) => r,
                         _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
                     match &r {
@@ -137,19 +210,28 @@ impl<S: Store> Driver<S> {
                             remaining_ms: *remaining_ms,
                         }),
                         Ok(Acquire::Granted { .. }) => {}
-                        Err(e) => observe::emit(LeaseEvent::AcquireFailed {
-                            lease: (&name).into(),
-                            owner: (&owner).into(),
-                            error: Text::display(e),
-                        }),
+                        Err(e) => {
+                            observe::emit(LeaseEvent::AcquireFailed {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                error: Text::display(e),
+                            });
+                            errors.error(self.clock.now(), &self.cfg, "lease_acquire", e);
+                        }
+                    }
+                    if r.is_ok() {
+                        errors.ok(&self.cfg);
                     }
                     m.on_acquire(sent, self.clock.now(), r);
                 }
                 Step::Renew { token, deadline } => {
                     let sent = self.clock.now();
                     let cut = deadline.min(sent + self.cfg.op_timeout);
-                    let r =
-                        until(&*self.clock, cut, "lease_renew", self.store.lease_renew(&name, &token, ttl_ms)).await;
+                    let r = if mutants::active(Mutant::MS7) {
+                        self.renew_hanging(&token, ttl_ms, sent).await
+                    } else {
+                        until(&*self.clock, cut, "lease_renew", self.renew(&token, ttl_ms)).await
+                    };
                     match &r {
                         Ok(Renew::Renewed { fence }) => observe::emit(LeaseEvent::Renewed {
                             lease: (&name).into(),
@@ -157,17 +239,37 @@ impl<S: Store> Driver<S> {
                             fence: *fence,
                         }),
                         Ok(Renew::NotHolder) => {}
-                        Err(e) => observe::emit(LeaseEvent::RenewFailed {
-                            lease: (&name).into(),
-                            owner: (&owner).into(),
-                            error: Text::display(e),
-                        }),
+                        Err(e) => {
+                            observe::emit(LeaseEvent::RenewFailed {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                error: Text::display(e),
+                            });
+                            errors.error(self.clock.now(), &self.cfg, "lease_renew", e);
+                        }
+                    }
+                    if r.is_ok() {
+                        errors.ok(&self.cfg);
                     }
                     m.on_renew(sent, self.clock.now(), r);
+                    // Guards read the deadline themselves: extend it at the instant the machine does.
+                    if let (Some(v), Some(d)) = (self.current(), m.deadline()) {
+                        v.extend(d);
+                    }
                 }
                 Step::StartWork { fence } => {
                     let stop = self.shutdown.child("work");
-                    let fut = work_fn(Guard { fence, shutdown: stop.clone() });
+                    // Held{fence} is published first, so the grant's validity exists; were it
+                    // missing, the work would get a guard that is already lost.
+                    let validity = self.current().filter(|v| v.fence() == fence).unwrap_or_else(|| {
+                        let v = Validity::new(fence, self.clock.clone(), self.clock.now());
+                        v.end();
+                        v
+                    });
+                    let fut = work_fn(Guard { validity, shutdown: stop.clone() });
+                    // A panic in the work ends this task with its message; it never unwinds into
+                    // the owner.
+                    let fut = AssertUnwindSafe(fut).catch_unwind().map(|r| r.map_err(|p| panic_message(&*p)));
                     observe::emit(LeaseEvent::WorkStarted { lease: (&name).into(), owner: (&owner).into(), fence });
                     work = Some(Work { stop, task: tokio::spawn(fut), fence });
                     if mutants::active(Mutant::MS4) {
@@ -176,6 +278,8 @@ impl<S: Store> Driver<S> {
                     }
                 }
                 Step::StopWork => {
+                    // The grant ends for its guards before the work is even told to stop.
+                    self.set_current(None);
                     if let Some(w) = work.take() {
                         self.stop_work(w).await;
                     }
@@ -191,7 +295,17 @@ impl<S: Store> Driver<S> {
                 }
                 Step::Publish(s) => {
                     just_lost = matches!(s, LeaseState::Lost { .. });
-                    self.trace_state(&s);
+                    let current = self.current().map(|v| v.fence());
+                    match (&s, m.deadline()) {
+                        // A work restart re-publishes Held: the grant (and its guards) go on.
+                        (LeaseState::Held { fence, .. }, _) if current == Some(*fence) => {}
+                        (LeaseState::Held { fence, .. }, Some(d)) => {
+                            self.set_current(Some(Validity::new(*fence, self.clock.clone(), d)))
+                        }
+                        _ => self.set_current(None),
+                    }
+                    let previous = self.state.borrow().clone();
+                    self.trace_state(&previous, &s);
                     self.publish(s);
                 }
                 Step::Wait { until: at } => {
@@ -199,16 +313,31 @@ impl<S: Store> Driver<S> {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(at) => {}
                         _ = self.shutdown.cancelled(), if !shutting_down => {}
+                        (fence, r) = work_ended(&mut work) => {
+                            observe::emit(LeaseEvent::WorkEnded {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                fence,
+                                panic: r.as_ref().err().map(Text::from),
+                            });
+                            m.on_work_ended(self.clock.now(), r.is_err());
+                        }
                     }
                 }
                 Step::Escalate(e) => {
+                    // MS1/MS2: Sequin's MutexOwner crashed, and its one-for-all supervisor took the
+                    // whole runtime subtree down with it: the work is killed, not stopped, and the
+                    // owner's parent is cancelled.
                     observe::emit(LeaseEvent::Crashed {
                         lease: (&name).into(),
                         owner: (&owner).into(),
                         error: Text::display(&e),
                     });
                     if let Some(w) = work.take() {
-                        self.stop_work(w).await;
+                        w.task.abort();
+                    }
+                    if let Some(parent) = &self.parent {
+                        parent.cancel();
                     }
                     zombies.iter().for_each(|z| z.abort());
                     return Err(LeaseError::Escalated(e));
@@ -221,20 +350,60 @@ impl<S: Store> Driver<S> {
         }
     }
 
+    async fn acquire(&self, token: &str, ttl_ms: u64, quarantine_ms: u64) -> Result<Acquire, StoreError> {
+        // MS8: Sequin's acquire_or_touch knows no quarantine.
+        let quarantine_ms = if mutants::active(Mutant::MS8) { 0 } else { quarantine_ms };
+        self.store.lease_acquire(&self.cfg.name, token, ttl_ms, quarantine_ms).await
+    }
+
+    async fn renew(&self, token: &str, ttl_ms: u64) -> Result<Renew, StoreError> {
+        if !mutants::active(Mutant::MS8) {
+            return self.store.lease_renew(&self.cfg.name, token, ttl_ms).await;
+        }
+        // MS8: renew by acquire_or_touch, which re-creates a lost key for our token. Its reply is
+        // the token, not a fence: the owner goes on with the fence it holds.
+        let held = self.current().map_or(0, |v| v.fence());
+        Ok(match self.store.lease_acquire(&self.cfg.name, token, ttl_ms, 0).await? {
+            Acquire::Granted { .. } => Renew::Renewed { fence: held },
+            Acquire::Held { .. } | Acquire::Quarantined { .. } => Renew::NotHolder,
+        })
+    }
+
+    /// MS7: a renewal whose client retries inside the call (a reconnect loop) and is cut only by
+    /// the client's own timeout of about one TTL and a half, not by the local deadline.
+    async fn renew_hanging(&self, token: &str, ttl_ms: u64, sent: Instant) -> Result<Renew, StoreError> {
+        let give_up = sent + self.cfg.ttl + self.cfg.ttl / 2;
+        until(&*self.clock, give_up, "lease_renew", async {
+            loop {
+                match self.store.lease_renew(&self.cfg.name, token, ttl_ms).await {
+                    Err(e) if e.is_transient() => self.clock.sleep(self.cfg.retry_min).await,
+                    r => return r,
+                }
+            }
+        })
+        .await
+    }
+
     fn publish(&self, s: LeaseState) {
         self.state.send_replace(s);
     }
 
-    fn trace_state(&self, s: &LeaseState) {
+    fn trace_state(&self, previous: &LeaseState, s: &LeaseState) {
         let (name, owner) = (&self.cfg.name, &self.cfg.owner);
+        let (lease, owner) = (name.into(), owner.into());
         match *s {
-            LeaseState::Held { fence } => {
-                observe::emit(LeaseEvent::Held { lease: name.into(), owner: owner.into(), fence })
+            LeaseState::Held { fence, work } if previous.fence() == Some(fence) => match work {
+                WorkState::Running => observe::emit(LeaseEvent::WorkRestarted { lease, owner, fence }),
+                WorkState::Restarting { restarts, panicked } => {
+                    observe::emit(LeaseEvent::WorkRestarting { lease, owner, fence, restarts, panicked })
+                }
+            },
+            LeaseState::Held { fence, .. } => observe::emit(LeaseEvent::Held { lease, owner, fence }),
+            LeaseState::Failed { ref error, attempts } => {
+                observe::emit(LeaseEvent::Failed { lease, owner, attempts, error: Text::display(error) })
             }
-            LeaseState::Lost { fence, reason } => {
-                observe::emit(LeaseEvent::Lost { lease: name.into(), owner: owner.into(), fence, reason })
-            }
-            LeaseState::Released => observe::emit(LeaseEvent::Released { lease: name.into(), owner: owner.into() }),
+            LeaseState::Lost { fence, reason } => observe::emit(LeaseEvent::Lost { lease, owner, fence, reason }),
+            LeaseState::Released => observe::emit(LeaseEvent::Released { lease, owner }),
             LeaseState::Awaiting => {}
         }
     }
@@ -244,8 +413,10 @@ impl<S: Store> Driver<S> {
         let mut task = w.task;
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
-            r = &mut task => if let Err(e) = r {
-                error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work panicked");
+            r = &mut task => match r {
+                Ok(Ok(())) => {}
+                Ok(Err(p)) => error!(target: "keel::lease", lease = %self.cfg.name, panic = %p, "guarded work panicked while stopping"),
+                Err(e) => error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work task failed"),
             },
             _ = self.clock.sleep(self.cfg.work_stop_timeout) => {
                 error!(target: "keel::lease", lease = %self.cfg.name, "guarded work ignored cancellation; aborting it");
@@ -293,7 +464,7 @@ impl<S: Store> Driver<S> {
                     && state.borrow().fence() != Some(fence)
                 {
                     observe::emit(LeaseEvent::Held { lease: (&name).into(), owner: (&owner).into(), fence });
-                    state.send_replace(LeaseState::Held { fence });
+                    state.send_replace(LeaseState::Held { fence, work: WorkState::Running });
                 }
             }
         })

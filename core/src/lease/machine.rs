@@ -19,7 +19,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{LeaseState, LostReason};
+use super::{LeaseState, LostReason, Policy, WorkPolicy, WorkState};
 use crate::clock::Instant;
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
@@ -34,16 +34,23 @@ pub(crate) struct Timing {
     pub retry_min: Duration,
     pub retry_max: Duration,
     pub poll_interval: Duration,
+    pub work: WorkPolicy,
+    /// Consecutive permanent store errors before they are published as `Failed`.
+    pub permanent_attempts: u32,
 }
 
 /// What the driver must do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Step {
+    /// Read the store's time (it makes this process's tokens unique); report with
+    /// [`Machine::on_time`].
+    StoreTime,
     /// Send an acquire for `token`; report with [`Machine::on_acquire`].
     Acquire { token: String },
     /// Send a renewal; give up waiting at `deadline`; report with [`Machine::on_renew`].
     Renew { token: String, deadline: Instant },
-    /// Spawn the guarded work for `fence` (do not wait for it).
+    /// Spawn the guarded work for `fence` (do not wait for it); report its end by itself with
+    /// [`Machine::on_work_ended`].
     StartWork { fence: u64 },
     /// Cancel the guarded work and wait for it; report with [`Machine::on_work_stopped`].
     StopWork,
@@ -61,11 +68,19 @@ pub(crate) enum Step {
 
 #[derive(Clone, Debug)]
 enum Phase {
+    Starting { next_attempt: Instant },
     Awaiting { next_attempt: Instant },
-    Held { fence: u64, deadline: Instant, next_renew: Instant },
+    Held { fence: u64, deadline: Instant, next_renew: Instant, work: Work },
     SteppingDown { fence: u64, reason: LostReason },
     ShuttingDown,
     Done,
+}
+
+/// The guarded work of a held grant.
+#[derive(Clone, Copy, Debug)]
+enum Work {
+    Running { restarts: u32 },
+    Restarting { at: Instant, restarts: u32 },
 }
 
 /// Most consecutive store errors the backoff exponent grows with (limits 2^n).
@@ -83,25 +98,81 @@ pub(crate) struct Machine {
     rng: ChaCha8Rng,
     /// Tokens of earlier grants still to release (a lost grant's key may outlive our belief).
     stale_tokens: Vec<String>,
+    /// The highest fence this owner was granted: the store mints fences that only grow.
+    fence_max: u64,
+    /// Consecutive permanent store errors (see `StoreError::is_transient`).
+    permanent: u32,
+    /// The permanent error published as `Failed`, until the store answers normally again.
+    failed: Option<StoreError>,
 }
 
 impl Machine {
-    pub fn new(t: Timing, owner: &str, incarnation: u64, now: Instant) -> Self {
-        let seed = fnv1a(owner.as_bytes()) ^ incarnation.rotate_left(17);
-        let mut m = Machine {
+    /// A machine that first reads the store's time for its incarnation.
+    pub fn new(t: Timing, owner: &str, now: Instant) -> Self {
+        Machine {
             t,
             owner: owner.to_owned(),
-            incarnation,
+            incarnation: 0,
             seq: 0,
             token: String::new(),
-            phase: Phase::Awaiting { next_attempt: now },
+            phase: Phase::Starting { next_attempt: now },
             steps: VecDeque::new(),
             errors: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(fnv1a(owner.as_bytes())),
             stale_tokens: Vec::new(),
-        };
-        m.rotate_token();
-        m
+            fence_max: 0,
+            permanent: 0,
+            failed: None,
+        }
+    }
+
+    /// The store's time at start: this process's tokens are `owner:incarnation:n`.
+    pub fn on_time(&mut self, now: Instant, reply: Result<u64, StoreError>) {
+        let Phase::Starting { .. } = self.phase else { return };
+        match reply {
+            Ok(incarnation) => {
+                self.incarnation = incarnation;
+                self.rng = ChaCha8Rng::seed_from_u64(fnv1a(self.owner.as_bytes()) ^ incarnation.rotate_left(17));
+                self.rotate_token();
+                self.phase = Phase::Awaiting { next_attempt: now };
+                self.recovered();
+            }
+            Err(e) => {
+                let wait = self.on_error(&e);
+                self.phase = Phase::Starting { next_attempt: now + wait };
+            }
+        }
+    }
+
+    /// Count a store error and classify it. Permanent errors that persist for
+    /// `permanent_attempts` are published as `Failed` (once per distinct error) while not held,
+    /// and retried only once per poll interval: an operator must act. Returns the wait before
+    /// the next attempt.
+    fn on_error(&mut self, e: &StoreError) -> Duration {
+        self.errors = self.errors.saturating_add(1);
+        if e.is_transient() {
+            self.permanent = 0;
+            return self.backoff().min(self.t.poll_interval);
+        }
+        self.permanent = self.permanent.saturating_add(1);
+        if self.permanent < self.t.permanent_attempts {
+            return self.backoff().min(self.t.poll_interval);
+        }
+        let holding = matches!(self.phase, Phase::Held { .. });
+        if !holding && self.failed.as_ref() != Some(e) {
+            self.failed = Some(e.clone());
+            self.steps.push_back(Step::Publish(LeaseState::Failed { error: e.clone(), attempts: self.permanent }));
+        }
+        self.t.poll_interval
+    }
+
+    /// The store answered normally: leave `Failed` if it was published.
+    fn recovered(&mut self) {
+        self.errors = 0;
+        self.permanent = 0;
+        if self.failed.take().is_some() && matches!(self.phase, Phase::Awaiting { .. }) {
+            self.steps.push_back(Step::Publish(LeaseState::Awaiting));
+        }
     }
 
     fn rotate_token(&mut self) {
@@ -119,7 +190,6 @@ impl Machine {
     }
 
     /// The local deadline of the current grant, if held.
-    #[cfg(test)]
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Held { deadline, .. } => Some(deadline),
@@ -133,6 +203,13 @@ impl Machine {
             return step;
         }
         match self.phase.clone() {
+            Phase::Starting { next_attempt } => {
+                if now >= next_attempt {
+                    Step::StoreTime
+                } else {
+                    Step::Wait { until: next_attempt }
+                }
+            }
             Phase::Awaiting { next_attempt } => {
                 if now >= next_attempt {
                     Step::Acquire { token: self.token.clone() }
@@ -140,18 +217,31 @@ impl Machine {
                     Step::Wait { until: next_attempt }
                 }
             }
-            Phase::Held { fence, deadline, next_renew } => {
-                // MS3 (Sequin's final PR) kept believing it held while retrying with long backoff.
-                if now >= deadline && !mutants::active(Mutant::MS3) {
+            Phase::Held { fence, deadline, next_renew, work } => {
+                // MS3 (Sequin's final PR) kept believing it held while retrying with long backoff;
+                // MS2 (its v1) while retrying at its keep interval.
+                let no_deadline = mutants::active(Mutant::MS3) || mutants::active(Mutant::MS2);
+                if now >= deadline && !no_deadline {
                     self.step_down(fence, LostReason::Deadline);
                     return self.poll(now);
                 }
+                if let Work::Restarting { at, restarts } = work
+                    && now >= at
+                {
+                    self.phase = Phase::Held { fence, deadline, next_renew, work: Work::Running { restarts } };
+                    self.steps.push_back(Step::StartWork { fence });
+                    return Step::Publish(LeaseState::Held { fence, work: WorkState::Running });
+                }
+                let restart_at = match work {
+                    Work::Restarting { at, .. } => at,
+                    Work::Running { .. } => next_renew,
+                };
                 if now >= next_renew {
                     Step::Renew { token: self.token.clone(), deadline }
-                } else if mutants::active(Mutant::MS3) {
-                    Step::Wait { until: next_renew }
+                } else if no_deadline {
+                    Step::Wait { until: next_renew.min(restart_at) }
                 } else {
-                    Step::Wait { until: next_renew.min(deadline) }
+                    Step::Wait { until: next_renew.min(deadline).min(restart_at) }
                 }
             }
             // Waiting for on_work_stopped.
@@ -164,60 +254,95 @@ impl Machine {
         let Phase::Awaiting { .. } = self.phase else { return };
         match reply {
             Ok(Acquire::Granted { fence }) => {
+                // Every grant is to a fresh token, so its fence is freshly minted.
+                crate::keel_assert!(
+                    fence > self.fence_max,
+                    "fences only grow: granted {fence} after {}",
+                    self.fence_max
+                );
+                self.fence_max = fence;
                 self.errors = 0;
+                self.permanent = 0;
+                self.failed = None;
                 let deadline = sent_at + self.t.ttl - self.t.drift_margin;
-                self.phase = Phase::Held { fence, deadline, next_renew: sent_at + self.t.renew_interval };
+                let next_renew = sent_at + self.t.renew_interval;
+                self.phase = Phase::Held { fence, deadline, next_renew, work: Work::Running { restarts: 0 } };
                 // Renewal is armed (next_renew set) before the work starts.
-                self.steps.push_back(Step::Publish(LeaseState::Held { fence }));
+                self.steps.push_back(Step::Publish(LeaseState::Held { fence, work: WorkState::Running }));
                 self.steps.push_back(Step::StartWork { fence });
             }
             Ok(Acquire::Held { remaining_ms }) => {
-                self.errors = 0;
+                self.recovered();
                 let wait = self.t.poll_interval.min(Duration::from_millis(remaining_ms).max(self.t.retry_min));
                 self.phase = Phase::Awaiting { next_attempt: now + self.jitter(wait) };
             }
             Ok(Acquire::Quarantined { remaining_ms }) => {
-                self.errors = 0;
+                self.recovered();
                 let wait = self.t.poll_interval.min(Duration::from_millis(remaining_ms).max(self.t.retry_min));
                 self.phase = Phase::Awaiting { next_attempt: now + wait };
             }
-            Err(_) => {
+            Err(e) => {
                 // Maybe applied: the same token is retried, which is idempotent.
-                self.errors = self.errors.saturating_add(1);
-                let wait = self.backoff().min(self.t.poll_interval);
+                let wait = self.on_error(&e);
                 self.phase = Phase::Awaiting { next_attempt: now + wait };
             }
         }
     }
 
     pub fn on_renew(&mut self, sent_at: Instant, now: Instant, reply: Result<Renew, StoreError>) {
-        let Phase::Held { fence, deadline, .. } = self.phase else { return };
+        let Phase::Held { fence, deadline, work, .. } = self.phase else { return };
         match reply {
             Ok(Renew::Renewed { fence: f }) => {
-                debug_assert_eq!(f, fence, "a renewal never changes the fence");
+                crate::keel_assert!(f == fence, "a renewal never changes the fence: held {fence}, renewed {f}");
                 self.errors = 0;
+                self.permanent = 0;
                 // The store extended the TTL at some instant after `sent_at`: measuring from the
                 // send keeps our belief strictly inside the store's.
                 let new_deadline = (sent_at + self.t.ttl - self.t.drift_margin).max(deadline);
-                self.phase = Phase::Held { fence, deadline: new_deadline, next_renew: sent_at + self.t.renew_interval };
+                let next_renew = sent_at + self.t.renew_interval;
+                self.phase = Phase::Held { fence, deadline: new_deadline, next_renew, work };
             }
             Ok(Renew::NotHolder) => self.step_down(fence, LostReason::Taken),
             Err(e) => {
-                self.errors = self.errors.saturating_add(1);
+                // Within the deadline every error is retried quickly: the deadline bounds them all.
+                let _ = self.on_error(&e);
                 if mutants::active(Mutant::MS1) || (mutants::active(Mutant::MS2) && self.errors >= 5) {
                     self.steps.push_back(Step::Escalate(e));
                     self.phase = Phase::Done;
                     return;
                 }
-                let wait = if mutants::active(Mutant::MS3) {
+                let wait = if mutants::active(Mutant::MS2) {
+                    // Sequin's keep timer: 0.8 lock expiry, whatever the error.
+                    self.t.ttl.mul_f64(0.8)
+                } else if mutants::active(Mutant::MS3) {
                     // ttl · 2^n capped at one hour, and the deadline is never enforced.
                     let n = self.errors.min(12);
                     (self.t.ttl * 2u32.pow(n)).min(Duration::from_secs(3600))
                 } else {
                     self.backoff()
                 };
-                self.phase = Phase::Held { fence, deadline, next_renew: now + wait };
+                self.phase = Phase::Held { fence, deadline, next_renew: now + wait, work };
             }
+        }
+    }
+
+    /// The guarded work ended by itself (returned, or panicked) at `now`.
+    pub fn on_work_ended(&mut self, now: Instant, panicked: bool) {
+        let Phase::Held { fence, deadline, next_renew, work: Work::Running { restarts } } = self.phase else { return };
+        if now >= deadline {
+            return; // work that saw its guard expire: the deadline step-down follows
+        }
+        match self.t.work.0 {
+            Policy::Restart { min, max } => {
+                let restarts = restarts.saturating_add(1);
+                let exp = (restarts - 1).min(MAX_BACKOFF_EXPONENT);
+                let wait = self.jitter(min.saturating_mul(1u32 << exp).min(max));
+                self.phase =
+                    Phase::Held { fence, deadline, next_renew, work: Work::Restarting { at: now + wait, restarts } };
+                let work = WorkState::Restarting { restarts, panicked };
+                self.steps.push_back(Step::Publish(LeaseState::Held { fence, work }));
+            }
+            Policy::StepDown => self.step_down(fence, LostReason::WorkEnded),
         }
     }
 
@@ -225,15 +350,22 @@ impl Machine {
         match self.phase {
             Phase::SteppingDown { fence, reason } => {
                 self.steps.push_back(Step::Publish(LeaseState::Lost { fence, reason }));
-                if reason == LostReason::Deadline {
+                let mut next_attempt = now;
+                match reason {
                     // Our key may still be in the store (renewals applied, replies lost).
-                    self.stale_tokens.push(self.token.clone());
+                    LostReason::Deadline => self.stale_tokens.push(self.token.clone()),
+                    // We still hold it: hand it over, and leave others one poll to take it.
+                    LostReason::WorkEnded => {
+                        self.stale_tokens.push(self.token.clone());
+                        next_attempt = now + self.t.poll_interval;
+                    }
+                    LostReason::Taken => {}
                 }
                 for token in std::mem::take(&mut self.stale_tokens) {
                     self.steps.push_back(Step::Release { token });
                 }
                 self.rotate_token();
-                self.phase = Phase::Awaiting { next_attempt: now };
+                self.phase = Phase::Awaiting { next_attempt };
             }
             Phase::ShuttingDown => {
                 // Belief ends before the release is sent: a release applied with its reply lost
@@ -253,6 +385,11 @@ impl Machine {
                 self.steps.clear();
                 self.steps.push_back(Step::StopWork);
                 self.phase = Phase::ShuttingDown;
+            }
+            Phase::Starting { .. } => {
+                self.steps.clear();
+                self.steps.push_back(Step::Publish(LeaseState::Released));
+                self.phase = Phase::Done;
             }
             Phase::Awaiting { .. } => {
                 // An acquire with an unknown outcome may have landed: release our token too.
@@ -304,13 +441,23 @@ mod tests {
             retry_min: 10 * MS,
             retry_max: 75 * MS,
             poll_interval: 300 * MS,
+            work: WorkPolicy::default(),
+            permanent_attempts: 3,
         }
+    }
+
+    /// A machine past its start: incarnation 7, first token `n:7:1`.
+    fn machine(t: Timing, t0: Instant) -> Machine {
+        let mut m = Machine::new(t, "n", t0);
+        assert_eq!(m.poll(t0), Step::StoreTime);
+        m.on_time(t0, Ok(7));
+        m
     }
 
     fn held(m: &mut Machine, t0: Instant) -> u64 {
         assert_eq!(m.poll(t0), Step::Acquire { token: "n:7:1".into() });
         m.on_acquire(t0, t0 + MS, Ok(Acquire::Granted { fence: 42 }));
-        assert_eq!(m.poll(t0 + MS), Step::Publish(LeaseState::Held { fence: 42 }));
+        assert_eq!(m.poll(t0 + MS), Step::Publish(LeaseState::Held { fence: 42, work: WorkState::Running }));
         assert_eq!(m.poll(t0 + MS), Step::StartWork { fence: 42 });
         42
     }
@@ -318,7 +465,7 @@ mod tests {
     #[test]
     fn renews_at_interval_and_deadline_counts_from_send() {
         let t0 = Instant::now();
-        let mut m = Machine::new(timing(), "n", 7, t0);
+        let mut m = machine(timing(), t0);
         held(&mut m, t0);
         assert_eq!(m.poll(t0 + MS), Step::Wait { until: t0 + 300 * MS });
         let sent = t0 + 300 * MS;
@@ -330,7 +477,7 @@ mod tests {
     #[test]
     fn steps_down_at_deadline_when_renewals_keep_failing() {
         let t0 = Instant::now();
-        let mut m = Machine::new(timing(), "n", 7, t0);
+        let mut m = machine(timing(), t0);
         held(&mut m, t0);
         let mut now = t0 + 300 * MS;
         loop {
@@ -357,7 +504,7 @@ mod tests {
     #[test]
     fn not_holder_steps_down_at_once() {
         let t0 = Instant::now();
-        let mut m = Machine::new(timing(), "n", 7, t0);
+        let mut m = machine(timing(), t0);
         held(&mut m, t0);
         let now = t0 + 300 * MS;
         let _ = m.poll(now);
@@ -369,7 +516,7 @@ mod tests {
     #[test]
     fn failed_acquire_retries_the_same_token() {
         let t0 = Instant::now();
-        let mut m = Machine::new(timing(), "n", 7, t0);
+        let mut m = machine(timing(), t0);
         let _ = m.poll(t0);
         m.on_acquire(t0, t0, Err(StoreError::Timeout { op: "acquire" }));
         let Step::Wait { until } = m.poll(t0) else { panic!() };
@@ -380,7 +527,7 @@ mod tests {
     #[test]
     fn shutdown_while_held_stops_work_then_releases() {
         let t0 = Instant::now();
-        let mut m = Machine::new(timing(), "n", 7, t0);
+        let mut m = machine(timing(), t0);
         held(&mut m, t0);
         m.on_shutdown();
         assert_eq!(m.poll(t0), Step::StopWork);
@@ -393,7 +540,7 @@ mod tests {
     #[test]
     fn quarantine_and_held_wait_then_retry() {
         let t0 = Instant::now();
-        let mut m = Machine::new(timing(), "n", 7, t0);
+        let mut m = machine(timing(), t0);
         let _ = m.poll(t0);
         m.on_acquire(t0, t0, Ok(Acquire::Quarantined { remaining_ms: 5000 }));
         assert_eq!(m.poll(t0), Step::Wait { until: t0 + 300 * MS });
@@ -405,11 +552,100 @@ mod tests {
     #[test]
     fn backoff_is_bounded() {
         let t0 = Instant::now();
-        let mut m = Machine::new(timing(), "n", 7, t0);
+        let mut m = machine(timing(), t0);
         m.errors = 1000;
         for _ in 0..100 {
             let b = m.backoff();
             assert!(b <= 75 * MS && b >= 37 * MS);
         }
+    }
+
+    #[test]
+    fn ended_work_restarts_with_backoff_while_held() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        held(&mut m, t0);
+        m.on_work_ended(t0 + 10 * MS, true);
+        let restarting = LeaseState::Held { fence: 42, work: WorkState::Restarting { restarts: 1, panicked: true } };
+        assert_eq!(m.poll(t0 + 10 * MS), Step::Publish(restarting));
+        let Step::Wait { until } = m.poll(t0 + 10 * MS) else { panic!("waits for the restart") };
+        assert!(until >= t0 + 60 * MS && until <= t0 + 110 * MS, "jittered 100 ms backoff");
+        assert_eq!(m.poll(until), Step::Publish(LeaseState::Held { fence: 42, work: WorkState::Running }));
+        assert_eq!(m.poll(until), Step::StartWork { fence: 42 });
+        assert_eq!(m.held_fence(), Some(42), "the lease stays held throughout");
+        m.on_work_ended(until, false);
+        let Step::Publish(LeaseState::Held { work: WorkState::Restarting { restarts: 2, panicked: false }, .. }) =
+            m.poll(until)
+        else {
+            panic!("second restart")
+        };
+    }
+
+    #[test]
+    fn ended_work_steps_down_and_releases_under_step_down() {
+        let t0 = Instant::now();
+        let mut m = machine(Timing { work: WorkPolicy::step_down(), ..timing() }, t0);
+        held(&mut m, t0);
+        m.on_work_ended(t0 + 10 * MS, false);
+        assert_eq!(m.poll(t0 + 10 * MS), Step::StopWork);
+        m.on_work_stopped(t0 + 10 * MS);
+        let lost = LeaseState::Lost { fence: 42, reason: LostReason::WorkEnded };
+        assert_eq!(m.poll(t0 + 10 * MS), Step::Publish(lost));
+        assert_eq!(m.poll(t0 + 10 * MS), Step::Release { token: "n:7:1".into() });
+        assert_eq!(m.poll(t0 + 10 * MS), Step::Wait { until: t0 + 310 * MS }, "others get one poll to take over");
+    }
+
+    #[test]
+    fn work_ending_at_its_deadline_is_the_deadline_step_down() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        held(&mut m, t0);
+        m.on_work_ended(t0 + 810 * MS, false);
+        assert_eq!(m.poll(t0 + 810 * MS), Step::StopWork);
+        m.on_work_stopped(t0 + 810 * MS);
+        assert_eq!(m.poll(t0 + 810 * MS), Step::Publish(LeaseState::Lost { fence: 42, reason: LostReason::Deadline }));
+    }
+
+    #[test]
+    fn permanent_errors_are_published_after_the_bound_and_cleared_on_recovery() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        let corrupt = StoreError::Corrupt { key: "l".into(), detail: "not a lease".into() };
+        let mut now = t0;
+        for attempt in 1..=3 {
+            assert_eq!(m.poll(now), Step::Acquire { token: "n:7:1".into() });
+            m.on_acquire(now, now, Err(corrupt.clone()));
+            if attempt == 3 {
+                let failed = LeaseState::Failed { error: corrupt.clone(), attempts: 3 };
+                assert_eq!(m.poll(now), Step::Publish(failed));
+                assert_eq!(m.poll(now), Step::Wait { until: now + 300 * MS }, "then one attempt per poll");
+            }
+            let Step::Wait { until } = m.poll(now) else { panic!("backs off") };
+            now = until;
+        }
+        // Transient errors never publish Failed, however many.
+        for _ in 0..10 {
+            assert_eq!(m.poll(now), Step::Acquire { token: "n:7:1".into() });
+            m.on_acquire(now, now, Err(StoreError::Timeout { op: "acquire" }));
+            let Step::Wait { until } = m.poll(now) else { panic!("backs off quietly") };
+            now = until;
+        }
+        assert_eq!(m.poll(now), Step::Acquire { token: "n:7:1".into() });
+        m.on_acquire(now, now, Ok(Acquire::Held { remaining_ms: 100 }));
+        assert_eq!(m.poll(now), Step::Publish(LeaseState::Awaiting), "recovered");
+    }
+
+    #[test]
+    fn permanent_errors_at_start_are_published_too() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(Timing { permanent_attempts: 1, ..timing() }, "n", t0);
+        assert_eq!(m.poll(t0), Step::StoreTime);
+        let denied = StoreError::Invalid { detail: "bad name".into() };
+        m.on_time(t0, Err(denied.clone()));
+        assert_eq!(m.poll(t0), Step::Publish(LeaseState::Failed { error: denied, attempts: 1 }));
+        assert_eq!(m.poll(t0), Step::Wait { until: t0 + 300 * MS });
+        m.on_time(t0 + 300 * MS, Ok(7));
+        assert_eq!(m.poll(t0 + 300 * MS), Step::Publish(LeaseState::Awaiting));
+        assert_eq!(m.poll(t0 + 300 * MS), Step::Acquire { token: "n:7:1".into() });
     }
 }

@@ -9,6 +9,21 @@
 //! publishes [`LeaseState::Lost`] and competes again with a fresh token. It never crashes on a
 //! store error and never escalates one.
 //!
+//! **Guarded writes.** A [`Guard`] judges its grant against the local deadline each time it is
+//! read, so a process resuming from a freeze past its deadline reads "lost" at once. Right
+//! before each protected write, check [`Guard::valid_fence`] and pass the fence to the resource.
+//!
+//! **Supervised work.** The work runs under `catch_unwind`: a panic never takes the owner down.
+//! If the work ends (returns or panics) while the lease is held, the [`WorkPolicy`] decides:
+//! restart it with jittered backoff under the same grant (the default; the state says
+//! [`WorkState::Restarting`]), or step down and release.
+//!
+//! **Errors.** Transient store errors are retried quietly (one warning per 10 s with a count).
+//! Permanent ones (wrong credentials, missing ACL permission, a corrupt lease key) are published
+//! as [`LeaseState::Failed`] after [`LeaseOwner::permanent_error_attempts`] consecutive attempts,
+//! and [`LeaseHandle::held`] returns [`LeaseError::Store`]; the owner keeps trying slowly and
+//! recovers by itself once the cause is fixed.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
@@ -32,17 +47,21 @@
 
 mod config;
 mod driver;
+mod guard;
 mod machine;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::watch;
 
 pub use config::{DEFAULT_TTL, LeaseConfig, LeaseConfigBuilder};
+pub use guard::Guard;
+use guard::Validity;
 
 use crate::clock::{Clock, TokioClock};
-use crate::error::StoreError;
+use crate::error::{ConfigError, StoreError};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -53,17 +72,100 @@ pub enum LostReason {
     Deadline,
     /// The store said our token no longer holds the lease (expired or taken).
     Taken,
+    /// The guarded work ended under [`WorkPolicy::step_down`]: the owner released the lease.
+    WorkEnded,
 }
 
-/// What an owner believes, as published on its state watch.
+/// What the guarded work is doing while the lease is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkState {
+    /// The work runs.
+    Running,
+    /// The work ended (returned or panicked) while the lease is held, and starts again after a
+    /// backoff ([`WorkPolicy::restart`]).
+    Restarting {
+        /// Restarts under this grant so far (1 for the first).
+        restarts: u32,
+        /// Whether it ended by panicking rather than returning.
+        panicked: bool,
+    },
+}
+
+/// What the owner does when its guarded work ends (returns or panics) while the lease is still
+/// held. A panic never takes the owner down: the work runs under `catch_unwind`.
+///
+/// ```
+/// use std::time::Duration;
+/// use keel::lease::WorkPolicy;
+/// let p = WorkPolicy::restart(Duration::from_millis(50), Duration::from_secs(5))?;
+/// assert_ne!(p, WorkPolicy::step_down());
+/// assert_eq!(WorkPolicy::default(), WorkPolicy::restart(Duration::from_millis(100), Duration::from_secs(10))?);
+/// # Ok::<(), keel::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkPolicy(pub(crate) Policy);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    Restart { min: Duration, max: Duration },
+    StepDown,
+}
+
+/// Longest backoff between two restarts of guarded work a policy may ask for.
+pub const WORK_RESTART_BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+impl WorkPolicy {
+    /// Keep the lease and start the work again, with a fresh [`Guard`] of the same grant, after
+    /// a jittered exponential backoff from `min` to `max` (counted per grant). The lease state
+    /// says [`WorkState::Restarting`] meanwhile.
+    pub fn restart(min: Duration, max: Duration) -> Result<Self, ConfigError> {
+        if min.is_zero() || min > max {
+            return Err(ConfigError::new("work_policy", "restart backoff: min must be > 0 and <= max"));
+        }
+        if max > WORK_RESTART_BACKOFF_MAX {
+            return Err(ConfigError::new("work_policy", "restart backoff: max must be at most 1 h"));
+        }
+        Ok(WorkPolicy(Policy::Restart { min, max }))
+    }
+
+    /// Step down: publish [`LeaseState::Lost`] with [`LostReason::WorkEnded`], release the lease
+    /// (another owner may take it over) and compete again after one poll interval.
+    pub fn step_down() -> Self {
+        WorkPolicy(Policy::StepDown)
+    }
+}
+
+impl Default for WorkPolicy {
+    /// Restart with backoff 100 ms .. 10 s: a leader that holds the lease keeps doing its work.
+    fn default() -> Self {
+        WorkPolicy(Policy::Restart { min: Duration::from_millis(100), max: Duration::from_secs(10) })
+    }
+}
+
+/// Default number of consecutive permanent store errors after which the owner reports them.
+pub const DEFAULT_PERMANENT_ERROR_ATTEMPTS: u32 = 3;
+
+/// What an owner believes, as published on its state watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseState {
     /// Not held (yet); competing for it.
     Awaiting,
-    /// Held with this fencing token; the guarded work is running.
+    /// Held with this fencing token.
     Held {
         /// The grant's fencing token.
         fence: u64,
+        /// What the guarded work is doing.
+        work: WorkState,
+    },
+    /// Not held, and the store keeps answering with a permanent error (wrong credentials, a
+    /// missing ACL permission, a corrupt lease key, an invalid name): an operator must act. The
+    /// owner keeps trying once per poll interval and leaves this state by itself once the store
+    /// answers normally again. [`LeaseHandle::held`] returns [`LeaseError::Store`].
+    Failed {
+        /// The last permanent error.
+        error: StoreError,
+        /// Consecutive permanent errors when this was published.
+        attempts: u32,
     },
     /// A grant was lost and its work stopped; competing again.
     Lost {
@@ -80,7 +182,7 @@ impl LeaseState {
     /// The fence, if held.
     pub fn fence(&self) -> Option<u64> {
         match self {
-            LeaseState::Held { fence } => Some(*fence),
+            LeaseState::Held { fence, .. } => Some(*fence),
             _ => None,
         }
     }
@@ -96,6 +198,9 @@ pub enum LeaseError {
     /// A store error was escalated to the parent. Only the historical mutants MS1/MS2 do this;
     /// keel itself never escalates store errors.
     Escalated(StoreError),
+    /// The store kept answering with a permanent error (see [`LeaseState::Failed`]); the owner
+    /// goes on trying, so waiting again may succeed once an operator fixed the cause.
+    Store(StoreError),
 }
 
 impl std::fmt::Display for LeaseError {
@@ -104,41 +209,12 @@ impl std::fmt::Display for LeaseError {
             LeaseError::Stopped => write!(f, "lease owner stopped"),
             LeaseError::Panicked(m) => write!(f, "lease owner panicked: {m}"),
             LeaseError::Escalated(e) => write!(f, "lease owner escalated a store error: {e}"),
+            LeaseError::Store(e) => write!(f, "the store refuses the lease with a permanent error: {e}"),
         }
     }
 }
 
 impl std::error::Error for LeaseError {}
-
-/// Given to guarded work while the lease is held.
-#[derive(Clone, Debug)]
-pub struct Guard {
-    fence: u64,
-    shutdown: Shutdown,
-}
-
-impl Guard {
-    /// The grant's fencing token. Protected resources must reject fences lower than the highest
-    /// they have seen.
-    pub fn fence(&self) -> u64 {
-        self.fence
-    }
-
-    /// Completes when the work must stop (lease lost, or the owner is stopping).
-    pub async fn lost(&self) {
-        self.shutdown.cancelled().await
-    }
-
-    /// Whether the work must stop.
-    pub fn is_lost(&self) -> bool {
-        self.shutdown.is_cancelled()
-    }
-
-    /// The work's shutdown token (for passing to sub-tasks).
-    pub fn shutdown(&self) -> &Shutdown {
-        &self.shutdown
-    }
-}
 
 /// Configures and starts a lease owner.
 pub struct LeaseOwner<S: Store> {
@@ -146,12 +222,37 @@ pub struct LeaseOwner<S: Store> {
     config: LeaseConfig,
     clock: Arc<dyn Clock>,
     parent: Option<Shutdown>,
+    policy: WorkPolicy,
+    permanent_attempts: u32,
 }
 
 impl<S: Store> LeaseOwner<S> {
     /// An owner of `config.name()` over `store`, on the runtime clock.
     pub fn new(store: S, config: LeaseConfig) -> Self {
-        LeaseOwner { store, config, clock: Arc::new(TokioClock), parent: None }
+        LeaseOwner {
+            store,
+            config,
+            clock: Arc::new(TokioClock),
+            parent: None,
+            policy: WorkPolicy::default(),
+            permanent_attempts: DEFAULT_PERMANENT_ERROR_ATTEMPTS,
+        }
+    }
+
+    /// What to do when the guarded work ends while the lease is held (default: restart it with
+    /// backoff, see [`WorkPolicy`]).
+    pub fn work_policy(mut self, policy: WorkPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// After how many consecutive permanent store errors (see [`StoreError::is_transient`]) the
+    /// owner publishes [`LeaseState::Failed`] and [`held`](LeaseHandle::held) returns
+    /// [`LeaseError::Store`] (default 3, at least 1). Transient errors are never reported this
+    /// way: they are retried, with rate-limited logs.
+    pub fn permanent_error_attempts(mut self, n: u32) -> Self {
+        self.permanent_attempts = n.max(1);
+        self
     }
 
     /// Use another clock (simulation, tests).
@@ -179,41 +280,71 @@ impl<S: Store> LeaseOwner<S> {
             None => Shutdown::new(format!("lease:{}", self.config.name)),
         };
         let (tx, rx) = watch::channel(LeaseState::Awaiting);
-        let driver = driver::Driver::new(self.store, self.config, self.clock, shutdown.clone(), tx);
+        let grant = CurrentGrant::default();
+        let driver = driver::Driver {
+            store: self.store,
+            cfg: self.config,
+            clock: self.clock,
+            shutdown: shutdown.clone(),
+            state: tx,
+            grant: grant.clone(),
+            parent: self.parent,
+            policy: self.policy,
+            permanent_attempts: self.permanent_attempts,
+        };
         let task = tokio::spawn(driver.run(work));
-        LeaseHandle { state: rx, shutdown, task: Some(task) }
+        LeaseHandle { state: rx, grant, shutdown, task: Some(task) }
     }
 }
+
+/// The validity of the grant the owner holds, if any: shared by the driver and the handle so that
+/// the handle, like a [`Guard`], judges a `Held` state against the local deadline when read.
+pub(super) type CurrentGrant = Arc<Mutex<Option<Arc<Validity>>>>;
 
 /// A running lease owner.
 pub struct LeaseHandle {
     state: watch::Receiver<LeaseState>,
+    grant: CurrentGrant,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<Result<(), LeaseError>>>,
 }
 
 impl LeaseHandle {
-    /// The current state.
+    /// The current state. A published `Held` whose local deadline has passed reads as
+    /// `Lost { reason: Deadline }` even before the owner's driver has run (after a freeze).
     pub fn state(&self) -> LeaseState {
-        *self.state.borrow()
+        self.judged(self.state.borrow().clone())
     }
 
-    /// A watch of the state.
+    fn judged(&self, s: LeaseState) -> LeaseState {
+        let LeaseState::Held { fence, .. } = s else { return s };
+        let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner());
+        match grant.as_ref() {
+            Some(v) if v.fence() == fence && !v.is_valid() => LeaseState::Lost { fence, reason: LostReason::Deadline },
+            _ => s,
+        }
+    }
+
+    /// A watch of the state as the owner's driver publishes it (it may lag a freeze: use
+    /// [`state`](Self::state) or the [`Guard`] to judge validity at an instant).
     pub fn subscribe(&self) -> watch::Receiver<LeaseState> {
         self.state.clone()
     }
 
-    /// The fence if held now.
+    /// The fence if held now (judged against the local deadline at this instant).
     pub fn fence(&self) -> Option<u64> {
         self.state().fence()
     }
 
-    /// Waits until the lease is held and returns its fence.
+    /// Waits until the lease is held and returns its fence, or until the store kept refusing
+    /// with a permanent error ([`LeaseError::Store`]).
     pub async fn held(&self) -> Result<u64, LeaseError> {
         let mut rx = self.state.clone();
         loop {
-            match *rx.borrow_and_update() {
-                LeaseState::Held { fence } => return Ok(fence),
+            let s = rx.borrow_and_update().clone();
+            match self.judged(s) {
+                LeaseState::Held { fence, .. } => return Ok(fence),
+                LeaseState::Failed { error, .. } => return Err(LeaseError::Store(error)),
                 LeaseState::Released => return Err(LeaseError::Stopped),
                 _ => {}
             }
@@ -254,5 +385,120 @@ impl Drop for LeaseHandle {
     fn drop(&mut self) {
         // A dropped handle stops its owner (gracefully, in the background) instead of leaking it.
         self.shutdown.cancel();
+    }
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::testkit::ManualClock;
+
+    /// #10 "belief after a freeze": a process resuming past its local deadline must not act as
+    /// holder, not even in the window before the owner's driver task runs again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_freeze_past_the_deadline_reads_lost_before_any_task_runs() {
+        let clock = Arc::new(ManualClock::new());
+        let store = MemoryStore::with_clock(clock.clone(), 1_000_000);
+        let ttl = Duration::from_millis(300);
+        let cfg = LeaseConfig::builder("l", "n").ttl(ttl).quarantine(false).build().expect("valid config");
+        let (tx, mut guards) = tokio::sync::mpsc::unbounded_channel();
+        let handle = LeaseOwner::new(store, cfg).with_clock(clock.clone()).start(move |guard: Guard| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(guard.clone());
+                guard.lost().await
+            }
+        });
+        let fence = handle.held().await.expect("held");
+        let guard = guards.recv().await.expect("work started");
+        assert_eq!(guard.valid_fence(), Some(fence));
+        assert!(!guard.is_lost());
+
+        // Frozen for one TTL: no renewal could have run. Nothing yields between the jump and
+        // the reads below, so the driver's timers have not fired.
+        clock.advance(ttl);
+        assert!(guard.is_lost(), "a resumed stale holder must read lost at once");
+        assert_eq!(guard.valid_fence(), None);
+        assert_eq!(handle.fence(), None);
+        assert_eq!(handle.state(), LeaseState::Lost { fence, reason: LostReason::Deadline });
+        assert!(matches!(*handle.subscribe().borrow(), LeaseState::Held { .. }), "the driver has not run yet");
+
+        // Then the driver steps down and the guard's future completes.
+        guard.lost().await;
+        handle.stop().await.expect("clean stop");
+    }
+
+    fn config(ttl_ms: u64) -> LeaseConfig {
+        LeaseConfig::builder("l", "n")
+            .ttl(Duration::from_millis(ttl_ms))
+            .quarantine(false)
+            .build()
+            .expect("valid config")
+    }
+
+    /// #12: work that panics under a held lease is restarted (default policy) without losing
+    /// the lease, and the panic never reaches the owner.
+    #[tokio::test(flavor = "current_thread")]
+    async fn panicking_work_is_restarted_while_the_lease_stays_held() {
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = runs.clone();
+        let policy = WorkPolicy::restart(Duration::from_millis(5), Duration::from_millis(20)).expect("valid policy");
+        let handle = LeaseOwner::new(MemoryStore::new(), config(600)).work_policy(policy).start(move |guard: Guard| {
+            let run = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if run < 2 {
+                    panic!("work run {run} fails");
+                }
+                guard.lost().await
+            }
+        });
+        let fence = handle.held().await.expect("held");
+        let mut states = handle.subscribe();
+        let mut seen = Vec::new();
+        let third = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let s = states.borrow_and_update().clone();
+                seen.push(s.clone());
+                if runs.load(std::sync::atomic::Ordering::SeqCst) == 3
+                    && s == (LeaseState::Held { fence, work: WorkState::Running })
+                {
+                    return;
+                }
+                states.changed().await.expect("owner alive");
+            }
+        });
+        third.await.expect("the work ran a third time");
+        assert!(seen.iter().all(|s| s.fence() == Some(fence)), "the lease stayed held: {seen:?}");
+        assert!(
+            seen.iter()
+                .any(|s| matches!(s, LeaseState::Held { work: WorkState::Restarting { panicked: true, .. }, .. })),
+            "the state said the work was restarting after a panic: {seen:?}"
+        );
+        assert!(!handle.is_finished(), "the owner survived the panics");
+        handle.stop().await.expect("clean stop");
+    }
+
+    /// #12: under `WorkPolicy::step_down`, work that ends makes the owner release the lease.
+    #[tokio::test(flavor = "current_thread")]
+    async fn ended_work_steps_down_and_releases_under_step_down() {
+        let store = MemoryStore::new();
+        let handle = LeaseOwner::new(store.clone(), config(600))
+            .work_policy(WorkPolicy::step_down())
+            // Ends by itself shortly after it starts (long enough for the test to see Held).
+            .start(|_guard: Guard| tokio::time::sleep(Duration::from_millis(50)));
+        let f1 = handle.held().await.expect("held");
+        let mut states = handle.subscribe();
+        let lost =
+            tokio::time::timeout(Duration::from_secs(5), states.wait_for(|s| matches!(s, LeaseState::Lost { .. })))
+                .await
+                .expect("stepped down")
+                .expect("owner alive");
+        assert_eq!(lost, LeaseState::Lost { fence: f1, reason: LostReason::WorkEnded });
+        // It released: the store has no holder until the owner competes again, a poll later.
+        assert_eq!(store.lease_holder("l"), None);
+        handle.stop().await.expect("clean stop");
     }
 }

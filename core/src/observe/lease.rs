@@ -14,6 +14,21 @@ events! {
         Quarantined { lease: Text<'a>, owner: Text<'a>, remaining_ms: u64 } = "quarantined",
         /// An acquisition attempt failed (store error); it is retried.
         AcquireFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a> } = "acquire_failed",
+        /// Reading the store's time at start failed (store error); it is retried.
+        TimeFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a> } = "time_failed",
+        /// Store errors go on: the first after a success, then at most one every 10 s, with the
+        /// number of errors since the previous one (`count`) and in a row (`total`).
+        StoreErrors { lease: Text<'a>, owner: Text<'a>, op: Text<'a>, count: u64, total: u64, permanent: bool, error: Text<'a> } = "store_errors",
+        /// The store answers again after `errors` errors in a row.
+        StoreRecovered { lease: Text<'a>, owner: Text<'a>, errors: u64 } = "store_recovered",
+        /// Permanent store errors persisted for `attempts` attempts: published as `Failed`.
+        Failed { lease: Text<'a>, owner: Text<'a>, attempts: u32, error: Text<'a> } = "failed",
+        /// The guarded work ended by itself while the lease is held (returned, or panicked).
+        WorkEnded { lease: Text<'a>, owner: Text<'a>, fence: u64, panic: Option<Text<'a>> } = "work_ended",
+        /// The ended work starts again after a backoff (restart number `restarts` of this grant).
+        WorkRestarting { lease: Text<'a>, owner: Text<'a>, fence: u64, restarts: u32, panicked: bool } = "work_restarting",
+        /// The ended work was started again under the same grant.
+        WorkRestarted { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "work_restarted",
         /// The holder renewed its grant.
         Renewed { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "renewed",
         /// A renewal failed (store error); it is retried before the deadline.
@@ -43,14 +58,42 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::Quarantined { lease, owner, remaining_ms } => {
             info!(target: T, lease = %lease, owner = %owner, remaining_ms, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
         }
+        // Every store error at debug; `StoreErrors` summarises them at warn, rate-limited.
         E::AcquireFailed { lease, owner, error } => {
-            warn!(target: T, lease = %lease, owner = %owner, kind = "acquire_failed", error = %error, "acquire failed; retrying")
+            debug!(target: T, lease = %lease, owner = %owner, kind = "acquire_failed", error = %error, "acquire failed; retrying")
+        }
+        E::TimeFailed { lease, owner, error } => {
+            debug!(target: T, lease = %lease, owner = %owner, kind = "time_failed", error = %error, "store time unavailable; retrying")
+        }
+        E::StoreErrors { lease, owner, op, count, total, permanent: false, error } => {
+            warn!(target: T, lease = %lease, owner = %owner, op = %op, count, total, kind = "store_errors", error = %error, "store errors; retrying (one line per 10 s at most; count = errors since the last line)")
+        }
+        E::StoreErrors { lease, owner, op, count, total, permanent: true, error } => {
+            error!(target: T, lease = %lease, owner = %owner, op = %op, count, total, kind = "store_errors", error = %error, "permanent store error (credentials, ACL, corrupt key or invalid name): an operator must act; retrying")
+        }
+        E::StoreRecovered { lease, owner, errors } => {
+            info!(target: T, lease = %lease, owner = %owner, errors, kind = "store_recovered", "store answering again")
+        }
+        E::Failed { lease, owner, attempts, error } => {
+            error!(target: T, lease = %lease, owner = %owner, attempts, kind = "failed", error = %error, "the store keeps refusing the lease with a permanent error")
+        }
+        E::WorkEnded { lease, owner, fence, panic: None } => {
+            warn!(target: T, lease = %lease, owner = %owner, fence, panicked = false, kind = "work_ended", "guarded work returned while the lease is held")
+        }
+        E::WorkEnded { lease, owner, fence, panic: Some(p) } => {
+            error!(target: T, lease = %lease, owner = %owner, fence, panicked = true, panic = %p, kind = "work_ended", "guarded work panicked while the lease is held")
+        }
+        E::WorkRestarting { lease, owner, fence, restarts, panicked } => {
+            info!(target: T, lease = %lease, owner = %owner, fence, restarts, panicked, kind = "work_restarting", "guarded work ended; restarting it after a backoff")
+        }
+        E::WorkRestarted { lease, owner, fence } => {
+            info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_restarted", "guarded work restarted")
         }
         E::Renewed { lease, owner, fence } => {
             trace!(target: T, lease = %lease, owner = %owner, fence, kind = "renewed", "renewed")
         }
         E::RenewFailed { lease, owner, error } => {
-            warn!(target: T, lease = %lease, owner = %owner, kind = "renew_failed", error = %error, "renewal failed; retrying before the deadline")
+            debug!(target: T, lease = %lease, owner = %owner, kind = "renew_failed", error = %error, "renewal failed; retrying before the deadline")
         }
         E::WorkStarted { lease, owner, fence } => {
             info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_started", "guarded work started")
@@ -68,6 +111,7 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
             let why = match reason {
                 LostReason::Deadline => "deadline",
                 LostReason::Taken => "taken",
+                LostReason::WorkEnded => "work_ended",
             };
             warn!(target: T, lease = %lease, owner = %owner, fence, reason = why, kind = "lost", "lease lost; guarded work stopped")
         }

@@ -58,6 +58,32 @@ pub struct PoolConfigBuilder {
 
 /// The default worker TTL.
 pub const DEFAULT_WORKER_TTL: Duration = Duration::from_secs(10);
+/// Shortest worker TTL.
+pub const WORKER_TTL_MIN: Duration = Duration::from_millis(10);
+/// Longest worker TTL (and so the bound of `keepalive_interval` and `drift_margin`).
+pub const WORKER_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Shortest keep-alive period (the operation timeout defaults to half of it).
+pub const KEEPALIVE_INTERVAL_MIN: Duration = Duration::from_millis(1);
+/// Upper bound of `ack_grace`.
+pub const ACK_GRACE_MAX: Duration = WORKER_TTL_MAX;
+/// Upper bound of the sweeper period.
+pub const SWEEP_INTERVAL_MAX: Duration = WORKER_TTL_MAX;
+/// Upper bound of a cleanup lock's lifetime.
+pub const CLEANUP_LOCK_TTL_MAX: Duration = Duration::from_secs(2 * 24 * 3600);
+/// Most attempts per job requeue during a cleanup.
+pub const CLEANUP_RETRIES_MAX: u32 = 100;
+/// Upper bound of the cleanup retry backoff.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// Upper bound of a worker's graceful-stop deadline.
+pub const SHUTDOWN_DEADLINE_MAX: Duration = WORKER_TTL_MAX;
+/// Upper bound of one store operation's timeout.
+pub const OP_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+/// Largest assignment queue of a worker.
+pub const INTAKE_BUFFER_MAX: usize = 1 << 20;
+/// Longest completion-tombstone retention (the store's longest TTL: one year).
+pub const DONE_RETENTION_MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Longest pool or node name (store map names are `keel:pool:{name}:…`).
+pub const NAME_MAX_BYTES: usize = 200;
 
 impl PoolConfig {
     /// Start building the config of pool `name` on node `node`. `node` must be unique among live
@@ -112,7 +138,7 @@ impl PoolConfig {
 }
 
 impl PoolConfigBuilder {
-    /// Keep-alive TTL in store time (default 10 s).
+    /// Keep-alive TTL in store time (default 10 s; [`WORKER_TTL_MIN`] ..= [`WORKER_TTL_MAX`]).
     pub fn worker_ttl(mut self, d: Duration) -> Self {
         self.worker_ttl = d;
         self
@@ -128,114 +154,133 @@ impl PoolConfigBuilder {
         self.drift_margin = Some(d);
         self
     }
-    /// Time a dispatch may stay unacknowledged (default ttl).
+    /// Time a dispatch may stay unacknowledged (default ttl, at most [`ACK_GRACE_MAX`]).
     pub fn ack_grace(mut self, d: Duration) -> Self {
         self.ack_grace = Some(d);
         self
     }
-    /// Sweeper period (default ttl/3).
+    /// Sweeper period (default ttl/3, at most [`SWEEP_INTERVAL_MAX`] and `cleanup_lock_ttl`).
     pub fn sweep_interval(mut self, d: Duration) -> Self {
         self.sweep_interval = Some(d);
         self
     }
-    /// Lifetime of a cleanup lock before another node may take it over (default 2·ttl).
+    /// Lifetime of a cleanup lock before another node may take it over (default 2·ttl, at most
+    /// [`CLEANUP_LOCK_TTL_MAX`]).
     pub fn cleanup_lock_ttl(mut self, d: Duration) -> Self {
         self.cleanup_lock_ttl = Some(d);
         self
     }
     /// Attempts per job requeue during cleanup, and the backoff bounds between them
-    /// (default 5, 20 ms .. sweep_interval/2).
+    /// (default 5, 20 ms .. sweep_interval/2; at most [`CLEANUP_RETRIES_MAX`] and [`BACKOFF_MAX`]).
     pub fn cleanup_retries(mut self, attempts: u32, min: Duration, max: Duration) -> Self {
         self.cleanup_retries = attempts;
         self.cleanup_backoff = Some((min, max));
         self
     }
-    /// Graceful-stop deadline of a worker (default ttl).
+    /// Graceful-stop deadline of a worker (default ttl, at most [`SHUTDOWN_DEADLINE_MAX`]).
     pub fn shutdown_deadline(mut self, d: Duration) -> Self {
         self.shutdown_deadline = Some(d);
         self
     }
-    /// Timeout of one store operation (default keepalive_interval/2).
+    /// Timeout of one store operation (default keepalive_interval/2 capped at [`OP_TIMEOUT_MAX`]).
     pub fn op_timeout(mut self, d: Duration) -> Self {
         self.op_timeout = Some(d);
         self
     }
     /// Capacity of a worker's assignment queue; overflow is dropped and re-dispatched by the
-    /// sweeper after `ack_grace` (default 1024).
+    /// sweeper after `ack_grace` (default 1024, at most [`INTAKE_BUFFER_MAX`]).
     pub fn intake_buffer(mut self, n: usize) -> Self {
         self.intake_buffer = n;
         self
     }
 
     /// How long a completed job's tombstone is kept: within it the key cannot be added again,
-    /// and a completion retried after an unknown outcome recognises its own (default 10·ttl).
+    /// and a completion retried after an unknown outcome recognises its own (default 10·ttl;
+    /// worker_ttl ..= [`DONE_RETENTION_MAX`]).
     pub fn done_retention(mut self, d: Duration) -> Self {
         self.done_retention = Some(d);
         self
     }
 
-    /// Validate and build.
+    /// Validate and build. Every duration is bounded (see the `_MAX` constants) and every
+    /// default is derived so that it is valid whenever the settings it derives from are: an
+    /// error names the setting the caller must change.
     pub fn build(self) -> Result<PoolConfig, ConfigError> {
-        let err = ConfigError::new;
-        if self.name.is_empty() || self.name.len() > 200 || self.name.contains('|') {
-            return Err(err("name", "must be 1..=200 bytes without '|'"));
+        let nanos = Duration::from_nanos(1);
+        ConfigError::check_name("name", &self.name, NAME_MAX_BYTES)?;
+        if self.name.contains('|') {
+            return Err(ConfigError::new("name", "must not contain '|'"));
         }
-        if self.node.is_empty() || self.node.len() > 200 || self.node.contains(['|', '\u{1f}']) {
-            return Err(err("node", "must be 1..=200 bytes without '|'"));
+        ConfigError::check_name("node", &self.node, NAME_MAX_BYTES)?;
+        if self.node.contains(['|', '\u{1f}']) {
+            return Err(ConfigError::new("node", "must not contain '|' or U+001F"));
         }
-        let ttl = self.worker_ttl;
-        if ttl < Duration::from_millis(10) || ttl > Duration::from_secs(24 * 3600) {
-            return Err(err("worker_ttl", "must be in 10 ms ..= 24 h"));
-        }
+        let ttl = ConfigError::check_duration("worker_ttl", self.worker_ttl, WORKER_TTL_MIN, WORKER_TTL_MAX)?;
         let keepalive_interval = self.keepalive_interval.unwrap_or(ttl / 3);
-        if keepalive_interval.is_zero() || keepalive_interval >= ttl {
-            return Err(err("keepalive_interval", "must be > 0 and < worker_ttl"));
+        if keepalive_interval < KEEPALIVE_INTERVAL_MIN || keepalive_interval >= ttl {
+            return Err(ConfigError::new(
+                "keepalive_interval",
+                format!("must be >= {KEEPALIVE_INTERVAL_MIN:?} and < worker_ttl"),
+            ));
         }
-        let drift_margin = self.drift_margin.unwrap_or(ttl / 10);
-        if drift_margin >= ttl - keepalive_interval {
-            return Err(err("drift_margin", "must be < worker_ttl - keepalive_interval"));
-        }
-        let ack_grace = self.ack_grace.unwrap_or(ttl);
-        if ack_grace.is_zero() {
-            return Err(err("ack_grace", "must be > 0"));
-        }
+        let drift_margin = match self.drift_margin {
+            Some(d) if d >= ttl - keepalive_interval => {
+                return Err(ConfigError::new("drift_margin", "must be < worker_ttl - keepalive_interval"));
+            }
+            Some(d) => d,
+            None if ttl / 10 >= ttl - keepalive_interval => {
+                return Err(ConfigError::new(
+                    "keepalive_interval",
+                    "must leave room for the default drift margin (worker_ttl/10)",
+                ));
+            }
+            None => ttl / 10,
+        };
+        let ack_grace = ConfigError::check_duration("ack_grace", self.ack_grace.unwrap_or(ttl), nanos, ACK_GRACE_MAX)?;
         let sweep_interval = self.sweep_interval.unwrap_or(ttl / 3);
-        if sweep_interval.is_zero() {
-            return Err(err("sweep_interval", "must be > 0"));
+        ConfigError::check_duration("sweep_interval", sweep_interval, nanos, SWEEP_INTERVAL_MAX)?;
+        let cleanup_lock_ttl = match self.cleanup_lock_ttl {
+            Some(d) => {
+                ConfigError::check_duration("cleanup_lock_ttl", d, nanos, CLEANUP_LOCK_TTL_MAX)?;
+                if d < sweep_interval {
+                    return Err(ConfigError::new("cleanup_lock_ttl", "must be >= sweep_interval"));
+                }
+                d
+            }
+            // The default lock lifetime is 2·worker_ttl: a longer sweep period is the sweep's fault.
+            None if ttl * 2 < sweep_interval => {
+                return Err(ConfigError::new("sweep_interval", "must be <= cleanup_lock_ttl (default 2·worker_ttl)"));
+            }
+            None => ttl * 2,
+        };
+        if self.cleanup_retries == 0 || self.cleanup_retries > CLEANUP_RETRIES_MAX {
+            return Err(ConfigError::new("cleanup_retries", format!("attempts must be in 1..={CLEANUP_RETRIES_MAX}")));
         }
-        let cleanup_lock_ttl = self.cleanup_lock_ttl.unwrap_or(ttl * 2);
-        if cleanup_lock_ttl < sweep_interval {
-            return Err(err("cleanup_lock_ttl", "must be >= sweep_interval"));
-        }
-        if self.cleanup_retries == 0 || self.cleanup_retries > 100 {
-            return Err(err("cleanup_retries", "attempts must be in 1..=100"));
-        }
-        let cleanup_backoff = self.cleanup_backoff.unwrap_or((
-            Duration::from_millis(20).min(sweep_interval / 4),
-            (sweep_interval / 2).max(Duration::from_millis(1)),
-        ));
-        if cleanup_backoff.0.is_zero() || cleanup_backoff.0 > cleanup_backoff.1 {
-            return Err(err("cleanup_retries", "backoff min must be > 0 and <= max"));
+        let cleanup_backoff = self.cleanup_backoff.unwrap_or_else(|| {
+            let max = (sweep_interval / 2).clamp(Duration::from_millis(1), BACKOFF_MAX);
+            ((sweep_interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(20)).min(max), max)
+        });
+        if cleanup_backoff.0.is_zero() || cleanup_backoff.0 > cleanup_backoff.1 || cleanup_backoff.1 > BACKOFF_MAX {
+            return Err(ConfigError::new(
+                "cleanup_retries",
+                format!("backoff needs 0 < min <= max <= {BACKOFF_MAX:?}"),
+            ));
         }
         let shutdown_deadline = self.shutdown_deadline.unwrap_or(ttl);
-        let op_timeout = self.op_timeout.unwrap_or(keepalive_interval / 2);
-        if op_timeout.is_zero() {
-            return Err(err("op_timeout", "must be > 0"));
-        }
-        if self.intake_buffer == 0 || self.intake_buffer > 1 << 20 {
-            return Err(err("intake_buffer", "must be in 1..=1048576"));
-        }
+        ConfigError::check_duration("shutdown_deadline", shutdown_deadline, Duration::ZERO, SHUTDOWN_DEADLINE_MAX)?;
+        let op_timeout = self.op_timeout.unwrap_or((keepalive_interval / 2).min(OP_TIMEOUT_MAX));
+        ConfigError::check_duration("op_timeout", op_timeout, nanos, OP_TIMEOUT_MAX)?;
+        ConfigError::check_count("intake_buffer", self.intake_buffer, 1, INTAKE_BUFFER_MAX)?;
         let done_retention = self.done_retention.unwrap_or(ttl * 10);
-        if done_retention < ttl {
-            return Err(err("done_retention", "must be >= worker_ttl"));
-        }
+        ConfigError::check_duration("done_retention", done_retention, ttl, DONE_RETENTION_MAX)?;
         // The completer flushes completion events every ttl/20 (<= 50 ms) and may take the
-        // workers' drain (shutdown_deadline) plus a few store ops to stop.
+        // workers' drain (shutdown_deadline) plus a few store ops to stop. Every input is bounded
+        // above, so these cannot fail; a failure would still be a typed error, not a panic.
         let completer = CompleterConfig::builder(format!("keel:pool:{}", self.name))
             .flush_interval((ttl / 20).clamp(Duration::from_millis(1), Duration::from_millis(50)))
             .op_timeout(op_timeout)
             .retry_backoff(cleanup_backoff.0, cleanup_backoff.1)
-            .stop_timeout(shutdown_deadline + op_timeout * 4)
+            .stop_timeout(shutdown_deadline.saturating_add(op_timeout.saturating_mul(4)))
             .build()?;
         Ok(PoolConfig {
             completer,
@@ -272,5 +317,111 @@ mod tests {
         assert_eq!(e.field, "keepalive_interval");
         let e = PoolConfig::builder("p", "n").drift_margin(Duration::from_secs(9)).build().unwrap_err();
         assert_eq!(e.field, "drift_margin");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::error::strategies::{count, duration, name};
+
+    const FIELDS: [&str; 13] = [
+        "name",
+        "node",
+        "worker_ttl",
+        "keepalive_interval",
+        "drift_margin",
+        "ack_grace",
+        "sweep_interval",
+        "cleanup_lock_ttl",
+        "cleanup_retries",
+        "shutdown_deadline",
+        "op_timeout",
+        "intake_buffer",
+        "done_retention",
+    ];
+
+    /// A builder with setting `which` (an index into [`FIELDS`]) set from the arbitrary values.
+    fn set(b: PoolConfigBuilder, which: usize, d: Duration, d2: Duration, n: usize, s: &str) -> PoolConfigBuilder {
+        match which {
+            0 => PoolConfigBuilder { name: s.to_owned(), ..b },
+            1 => PoolConfigBuilder { node: s.to_owned(), ..b },
+            2 => b.worker_ttl(d),
+            3 => b.keepalive_interval(d),
+            4 => b.drift_margin(d),
+            5 => b.ack_grace(d),
+            6 => b.sweep_interval(d),
+            7 => b.cleanup_lock_ttl(d),
+            8 => b.cleanup_retries(u32::try_from(n).unwrap_or(u32::MAX), d, d2),
+            9 => b.shutdown_deadline(d),
+            10 => b.op_timeout(d),
+            11 => b.intake_buffer(n),
+            _ => b.done_retention(d),
+        }
+    }
+
+    fn within_bounds(c: &PoolConfig) {
+        assert!((WORKER_TTL_MIN..=WORKER_TTL_MAX).contains(&c.worker_ttl));
+        assert!(c.keepalive_interval >= KEEPALIVE_INTERVAL_MIN && c.keepalive_interval < c.worker_ttl);
+        assert!(c.drift_margin < c.worker_ttl - c.keepalive_interval);
+        assert!(!c.ack_grace.is_zero() && c.ack_grace <= ACK_GRACE_MAX);
+        assert!(!c.sweep_interval.is_zero() && c.sweep_interval <= SWEEP_INTERVAL_MAX);
+        assert!(c.sweep_interval <= c.cleanup_lock_ttl && c.cleanup_lock_ttl <= CLEANUP_LOCK_TTL_MAX);
+        assert!((1..=CLEANUP_RETRIES_MAX).contains(&c.cleanup_retries));
+        let (min, max) = c.cleanup_backoff;
+        assert!(!min.is_zero() && min <= max && max <= BACKOFF_MAX);
+        assert!(c.shutdown_deadline <= SHUTDOWN_DEADLINE_MAX);
+        assert!(!c.op_timeout.is_zero() && c.op_timeout <= OP_TIMEOUT_MAX);
+        assert!((1..=INTAKE_BUFFER_MAX).contains(&c.intake_buffer));
+        assert!(c.worker_ttl <= c.done_retention && c.done_retention <= DONE_RETENTION_MAX);
+        assert!(c.completer.stop_timeout() >= c.shutdown_deadline);
+        // What the node derives from it cannot overflow.
+        let _ = c.cleanup_lock_ttl + c.op_timeout * 2 + c.worker_ttl * 2 + max * 2;
+    }
+
+    proptest! {
+        /// Every setting arbitrary: never a panic; an error names a real setting, a config is
+        /// within every stated bound.
+        #[test]
+        fn any_settings_build_or_name_a_field(
+            values in proptest::collection::vec((duration(), duration(), count(), name()), FIELDS.len()),
+            set_mask in any::<u16>(),
+        ) {
+            let mut b = PoolConfig::builder("p", "n");
+            for (which, (d, d2, n, s)) in values.iter().enumerate() {
+                if set_mask & (1 << which) != 0 {
+                    b = set(b, which, *d, *d2, *n, s);
+                }
+            }
+            match b.build() {
+                Ok(c) => within_bounds(&c),
+                Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e}"),
+            }
+        }
+
+        /// One setting off its default: an error names exactly that setting.
+        #[test]
+        fn one_bad_setting_is_the_one_named(
+            which in 0..FIELDS.len(), d in duration(), d2 in duration(), n in count(), s in name(),
+        ) {
+            match set(PoolConfig::builder("p", "n"), which, d, d2, n, &s).build() {
+                Ok(c) => within_bounds(&c),
+                Err(e) => prop_assert_eq!(e.field, FIELDS[which], "{}", e),
+            }
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_overflows() {
+        // Both panicked with an overflow in `shutdown_deadline + op_timeout * 4` (issue 18).
+        let e = PoolConfig::builder("p", "n").shutdown_deadline(Duration::MAX).build().unwrap_err();
+        assert_eq!(e.field, "shutdown_deadline");
+        let e = PoolConfig::builder("p", "n").op_timeout(Duration::MAX).build().unwrap_err();
+        assert_eq!(e.field, "op_timeout");
+        // Was reported as `cleanup_lock_ttl`, a setting the caller never touched (issue 12).
+        let e = PoolConfig::builder("p", "n").sweep_interval(Duration::from_secs(3600)).build().unwrap_err();
+        assert_eq!(e.field, "sweep_interval");
     }
 }

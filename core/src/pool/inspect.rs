@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{CleanupLock, KeepAlive, Maps, View};
+use super::state::{CleanupLock, CorruptRecord, KeepAlive, Maps, View, check_value};
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::{Expect, MapWrite, Store};
 
 /// A pool's state as read from the store at one store time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,6 +21,10 @@ pub struct PoolReport {
     pub jobs: BTreeMap<String, (String, u64)>,
     /// Pending dispatches: key → (worker, attempt, ms past the deadline, 0 if not yet due).
     pub pending: BTreeMap<String, (String, u64, u64)>,
+    /// Values keel would not have written, in any of the pool's maps (counted nowhere else:
+    /// every other field skips them). A corrupt job record blocks its key; see
+    /// [`quarantine_corrupt`].
+    pub corrupt: Vec<CorruptRecord>,
 }
 
 /// Read pool `pool`'s state from `store`.
@@ -33,6 +37,9 @@ pub struct PoolReport {
 /// ```
 pub async fn inspect<S: Store>(store: &S, pool: &str) -> Result<PoolReport, StoreError> {
     let maps = Maps::new(pool);
+    let meta = store.map_snapshot(&maps.meta).await?.entries;
+    let completions_map = format!("keel:pool:{pool}:completions");
+    let completions = store.map_snapshot(&completions_map).await?.entries;
     let view = View {
         keepalive: store.map_snapshot(&maps.keepalive).await?.entries,
         workers: store.map_snapshot(&maps.workers).await?.entries,
@@ -56,5 +63,55 @@ pub async fn inspect<S: Store>(store: &S, pool: &str) -> Result<PoolReport, Stor
     for (job, _, p) in view.pendings() {
         r.pending.insert(job.to_owned(), (p.worker, p.attempt, view.now_ms.saturating_sub(p.deadline_ms)));
     }
+    r.corrupt = view.corrupt(&maps);
+    for (kind, map, entries) in [("meta", &maps.meta, &meta), ("completions", &completions_map, &completions)] {
+        for (key, raw) in entries {
+            if let Err(detail) = check_value(kind, key, raw) {
+                r.corrupt.push(CorruptRecord { map: map.clone(), key: key.clone(), raw: raw.clone(), detail });
+            }
+        }
+    }
     Ok(r)
+}
+
+/// The map corrupt records of pool `pool` are moved to by [`quarantine_corrupt`].
+pub fn quarantine_map(pool: &str) -> String {
+    format!("keel:pool:{pool}:quarantine")
+}
+
+/// Move every corrupt record of pool `pool` out of the way (the operator's repair): each is
+/// first copied to [`quarantine_map`] under the key `{map}[{key}]` with its raw value, then
+/// deleted from its map guarded by that exact value (a record rewritten meanwhile is left
+/// alone). Returns the records moved. Safe to run against a live pool: only values keel cannot
+/// read are touched, and a job whose record was garbage can then be dispatched again.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keel::StoreError> {
+/// use keel::store::{MapWrite, MemoryStore, Store};
+/// let store = MemoryStore::new();
+/// store.map_write("keel:pool:emails:jobs", "j/welcome-42", MapWrite::Set("garbage".into())).await?;
+/// assert_eq!(keel::pool::inspect(&store, "emails").await?.corrupt.len(), 1);
+/// let moved = keel::pool::quarantine_corrupt(&store, "emails").await?;
+/// assert_eq!(moved[0].key, "j/welcome-42");
+/// assert!(keel::pool::inspect(&store, "emails").await?.corrupt.is_empty());
+/// let kept = store.map_get(&keel::pool::quarantine_map("emails"), "keel:pool:emails:jobs[j/welcome-42]").await?;
+/// assert_eq!(kept.0.as_deref(), Some("garbage"));
+/// # Ok(()) }
+/// ```
+pub async fn quarantine_corrupt<S: Store>(store: &S, pool: &str) -> Result<Vec<CorruptRecord>, StoreError> {
+    let report = inspect(store, pool).await?;
+    let quarantine = quarantine_map(pool);
+    let mut moved = Vec::new();
+    for c in report.corrupt {
+        let at = format!("{}[{}]", c.map, c.key);
+        store.map_write(&quarantine, &at, MapWrite::Set(c.raw.clone())).await?;
+        let out =
+            store.map_txn(&c.map, &[(c.key.clone(), Expect::Value(c.raw.clone()))], &[(c.key.clone(), None)]).await?;
+        if out.applied {
+            tracing::warn!(target: "keel::pool", kind = "corrupt_record_quarantined", pool, map = %c.map, key = %c.key,
+                quarantine = %quarantine, "corrupt pool record moved to the quarantine map");
+            moved.push(c);
+        }
+    }
+    Ok(moved)
 }

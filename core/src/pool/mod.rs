@@ -62,7 +62,10 @@ pub use config::{DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
 
 /// The [`Completion::kind`](crate::completer::Completion) of a job completed by a pool worker.
 pub const COMPLETED: &str = "completed";
-pub use inspect::{PoolReport, inspect};
+pub use inspect::{PoolReport, inspect, quarantine_corrupt, quarantine_map};
+pub use state::CorruptRecord;
+#[doc(hidden)]
+pub use state::decode;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::StoreError;
@@ -354,6 +357,13 @@ impl<S: Store> PoolNode<S> {
     /// changed). Each is also a `data_loss` error event on target `keel::pool`.
     pub fn data_losses(&self) -> u64 {
         self.core.data_losses.load(Ordering::Relaxed)
+    }
+
+    /// How many corrupt records of the pool this node knows of (seen by its last sweep or a
+    /// dispatch; each was logged once as a `corrupt_record` error event on target `keel::pool`).
+    /// [`inspect`] lists them; [`quarantine_corrupt`] moves them out of the way.
+    pub fn corrupt_records(&self) -> usize {
+        self.core.corrupt_records()
     }
 
     /// The node's shutdown token.

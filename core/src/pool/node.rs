@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::load::LoadIndex;
-use super::state::{self, CleanupLock, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key};
+use super::state::{
+    self, CleanupLock, CorruptRecord, DEAD, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key,
+};
 use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
 use crate::completer::{Completer, SubscriptionManager};
@@ -24,11 +26,12 @@ use crate::store::{Expect, MapWrite, Store, Watch, WatchEvent};
 /// An assignment handed to a local worker: the job and its record's raw value.
 pub(crate) type Assign = (String, Option<String>);
 
+/// Most corrupt records a node remembers to log once each; past it, further ones are logged
+/// on every sweep (an operator has a bigger problem than log volume then).
+const GARBAGE_KEYS_MAX: usize = 1024;
+
 /// How far into the future MP4 bumps a keep-alive used as a cleanup lock (pulse used "far").
 const MP4_BUMP_MS: u64 = 3_600_000;
-
-/// The keep-alive value a cleaner writes over a stale one before moving the worker's jobs.
-pub(crate) const DEAD: &str = "dead";
 
 pub(crate) struct Core<S: Store> {
     pub store: S,
@@ -43,6 +46,9 @@ pub(crate) struct Core<S: Store> {
     loads: Mutex<LoadIndex>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
+    /// Corrupt records seen by the last sweep (map, key) → value: each is logged once, when
+    /// first seen, and forgotten once it is gone (repaired or quarantined).
+    garbage: Mutex<BTreeMap<(String, String), String>>,
     /// Batches completion events (each worker is a producer) and owns their channel.
     pub completer: Completer<S>,
     /// Distributes the completer's events to the node's subscribers.
@@ -76,6 +82,7 @@ impl<S: Store> Core<S> {
             loads: Mutex::new(LoadIndex::default()),
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
+            garbage: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -191,13 +198,25 @@ impl<S: Store> Core<S> {
         let rec = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() };
         let mut writes = vec![(job_key(job), Some(rec.encode()))];
         if !worker.is_empty() {
-            let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms: view.now_ms + ms(self.cfg.ack_grace) };
+            let deadline_ms = view.now_ms.saturating_add(ms(self.cfg.ack_grace));
+            let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms };
             writes.push((pending_key(job), Some(p.encode())));
         }
         // Added once: neither a live record nor a recent completion tombstone may exist.
         let guards = [(job_key(job), Expect::Absent), (state::done_key(job), Expect::Absent)];
         let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
         if !out.applied {
+            // A key blocked by a record keel cannot read is not a duplicate: say what blocks it.
+            for key in [job_key(job), state::done_key(job)] {
+                let (raw, _) = self.op("map_get", self.store.map_get(&self.maps.jobs, &key)).await?;
+                if let Some(raw) = raw
+                    && let Err(detail) = state::check_value("jobs", &key, &raw)
+                {
+                    let bad = CorruptRecord { map: self.maps.jobs.clone(), key, raw, detail };
+                    self.note_garbage(std::slice::from_ref(&bad), false);
+                    return Err(PoolError::Store(bad.error()));
+                }
+            }
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         self.note_owner(job, Some(&rec.encode()));
@@ -229,8 +248,8 @@ impl<S: Store> Core<S> {
         let target = view.pick_worker(self.ttl_ms(), exclude).unwrap_or_default();
         let new = rec.moved_to(&target);
         let pending = (!target.is_empty()).then(|| {
-            Pending { attempt: new.attempt, worker: target.clone(), deadline_ms: view.now_ms + ms(self.cfg.ack_grace) }
-                .encode()
+            let deadline_ms = view.now_ms.saturating_add(ms(self.cfg.ack_grace));
+            Pending { attempt: new.attempt, worker: target.clone(), deadline_ms }.encode()
         });
         let mut guards = vec![(job_key(job), Expect::Value(from_raw.to_owned()))];
         guards.extend(extra);
@@ -285,6 +304,7 @@ impl<S: Store> Core<S> {
     pub async fn sweep(&self) -> Result<(), StoreError> {
         self.check_epoch().await?;
         let mut view = self.view(true).await?;
+        self.note_garbage(&view.corrupt(&self.maps), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
             self.route(job, Some(raw));
@@ -330,6 +350,32 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
+    /// Log each corrupt record once, when first seen (an ERROR: it blocks its key until an
+    /// operator repairs it or calls [`quarantine_corrupt`](super::quarantine_corrupt)). With
+    /// `complete` (a full sweep saw every map) records no longer there are forgotten, so a new
+    /// corruption of the same key is logged again.
+    fn note_garbage(&self, seen: &[CorruptRecord], complete: bool) {
+        let mut known = lock(&self.garbage);
+        if complete {
+            known.retain(|(map, key), raw| seen.iter().any(|c| &c.map == map && &c.key == key && &c.raw == raw));
+        }
+        for c in seen {
+            let id = (c.map.clone(), c.key.clone());
+            if known.get(&id) != Some(&c.raw) {
+                error!(target: "keel::pool", kind = "corrupt_record", pool = %self.cfg.name, map = %c.map, key = %c.key,
+                    detail = c.detail, "corrupt pool record: it blocks its key until repaired or quarantined (keel::pool::quarantine_corrupt); logged once");
+                if known.len() < GARBAGE_KEYS_MAX {
+                    known.insert(id, c.raw.clone());
+                }
+            }
+        }
+    }
+
+    /// Corrupt records known to this node (seen by the last sweep or a dispatch).
+    pub fn corrupt_records(&self) -> usize {
+        lock(&self.garbage).len()
+    }
+
     /// The completer's map keeps one entry per completed job; drop those whose job has neither
     /// a record nor a tombstone any more (so the map is bounded like the tombstones).
     async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
@@ -354,7 +400,7 @@ impl<S: Store> Core<S> {
         let holder = format!("{}.{}", self.cfg.node, self.incarnation);
         if mutants::active(Mutant::MP4) {
             // MP4: the keep-alive itself, bumped into the future, serves as the lock.
-            let mine = KeepAlive { ms: now + MP4_BUMP_MS, stopping: false }.encode();
+            let mine = KeepAlive { ms: now.saturating_add(MP4_BUMP_MS), stopping: false }.encode();
             let write = match view.keepalive.get(w) {
                 Some(old) => MapWrite::CompareAndSet { expected: old.clone(), new: mine.clone() },
                 None => MapWrite::SetIfAbsent(mine.clone()),
@@ -362,7 +408,7 @@ impl<S: Store> Core<S> {
             let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, write)).await?;
             return Ok(out.applied.then_some(mine));
         }
-        let mine = CleanupLock { holder, expires_ms: now + ms(self.cfg.cleanup_lock_ttl) }.encode();
+        let mine = CleanupLock { holder, expires_ms: now.saturating_add(ms(self.cfg.cleanup_lock_ttl)) }.encode();
         match state::lock_step(view.cleanup.get(w).map(String::as_str), now) {
             LockStep::Busy => Ok(None),
             LockStep::Take => {
@@ -520,7 +566,7 @@ impl<S: Store> Core<S> {
                 let p = Pending {
                     attempt: new.attempt,
                     worker: target.clone(),
-                    deadline_ms: view.now_ms + ms(self.cfg.ack_grace),
+                    deadline_ms: view.now_ms.saturating_add(ms(self.cfg.ack_grace)),
                 };
                 writes.push((pending_key(&job), Some(p.encode())));
             }

@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::error::StoreError;
+
 /// Store map names of pool `pool`.
 #[derive(Clone, Debug)]
 pub(crate) struct Maps {
@@ -61,6 +63,120 @@ pub(crate) fn done_key(job: &str) -> String {
 /// Key of the epoch marker in the meta map.
 pub(crate) const EPOCH_KEY: &str = "epoch";
 
+/// The keep-alive value a cleaner writes over a stale one before moving the worker's jobs.
+pub(crate) const DEAD: &str = "dead";
+
+/// Largest attempt a stored record may carry: far above any real count of reassignments, far
+/// below an overflow of `attempt + 1`.
+pub(crate) const ATTEMPT_MAX: u64 = 1 << 48;
+
+/// Largest store time (ms) a stored record may carry (year 9999), so `ms + ttl` cannot overflow.
+pub(crate) const MS_MAX: u64 = 253_402_300_799_999;
+
+/// A number as keel writes it: decimal digits only, no sign, no leading zero, within `max`. A
+/// value that would not re-encode to the same bytes is not ours: guarded writes compare exact
+/// values, so accepting `+5` or `05` as 5 would leave a record no guard can ever match.
+fn canonical(s: &str, max: u64) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+        return None;
+    }
+    s.parse().ok().filter(|n| *n <= max)
+}
+
+/// A stored value of the pool that keel did not write, or can no longer read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorruptRecord {
+    /// The store map holding it (e.g. `keel:pool:emails:jobs`).
+    pub map: String,
+    /// Its key in that map (e.g. `j/welcome-42`).
+    pub key: String,
+    /// The value found.
+    pub raw: String,
+    /// What is wrong with it.
+    pub detail: &'static str,
+}
+
+impl CorruptRecord {
+    /// The store error that names it.
+    pub fn error(&self) -> StoreError {
+        StoreError::corrupt(format!("map:{}[{}]", self.map, self.key), self.detail)
+    }
+}
+
+/// Check one stored value of the pool: `Err(detail)` if keel would not have written it.
+/// `kind` is the map's last name segment (`keepalive`, `workers`, `jobs`, `cleanup`, `meta`,
+/// `completions`).
+pub(crate) fn check_value(kind: &str, key: &str, raw: &str) -> Result<(), &'static str> {
+    match kind {
+        "keepalive" if raw == DEAD || KeepAlive::parse(raw).is_some() => Ok(()),
+        "keepalive" => Err("unparsable keep-alive (expected `ms` or `ms|stopping`)"),
+        "workers" if !raw.is_empty() => Ok(()),
+        "workers" => Err("empty worker registration"),
+        "jobs" => match key.split_at_checked(2) {
+            Some(("j/", _)) if JobRecord::parse(raw).is_some() => Ok(()),
+            Some(("j/", _)) => Err("unparsable job record (expected `attempt|owner|payload`)"),
+            Some(("p/", _)) if Pending::parse(raw).is_some() => Ok(()),
+            Some(("p/", _)) => Err("unparsable pending dispatch (expected `attempt|worker|deadline_ms`)"),
+            Some(("d/", _)) if Tombstone::parse(raw).is_some() => Ok(()),
+            Some(("d/", _)) => Err("unparsable completion tombstone (expected `attempt|worker|ms`)"),
+            _ => Err("unknown key in the job map (expected `j/`, `p/` or `d/` + job)"),
+        },
+        "cleanup" if CleanupLock::parse(raw).is_some() => Ok(()),
+        "cleanup" => Err("unparsable cleanup lock (expected `holder|expires_ms`)"),
+        "meta" if key == EPOCH_KEY && is_epoch(raw) => Ok(()),
+        "meta" if key == EPOCH_KEY => Err("unparsable epoch marker (expected `node.incarnation`)"),
+        "meta" => Err("unknown key in the meta map"),
+        "completions" if is_completion(raw) => Ok(()),
+        "completions" => Err("unparsable completion entry (expected `attempt␟kind␟payload`)"),
+        _ => Ok(()),
+    }
+}
+
+/// An epoch marker: `node.incarnation` as `check_epoch` writes it.
+fn is_epoch(raw: &str) -> bool {
+    raw.rsplit_once('.').is_some_and(|(node, inc)| {
+        !node.is_empty() && node.len() <= 200 && !node.contains('|') && canonical(inc, MS_MAX).is_some()
+    })
+}
+
+/// A completer entry: `attempt␟kind␟payload` (see `completer::batch::encode`).
+fn is_completion(raw: &str) -> bool {
+    let mut it = raw.splitn(3, '\u{1f}');
+    matches!((it.next(), it.next(), it.next()), (Some(a), Some(k), Some(_)) if canonical(a, u64::MAX).is_some() && !k.is_empty())
+}
+
+/// The pool's record decoders as pure functions of a stored value, for the fuzz targets: each
+/// returns `Ok` for a value keel writes and a [`StoreError::Corrupt`] naming the key otherwise.
+#[doc(hidden)]
+pub mod decode {
+    use super::*;
+
+    fn corrupt(kind: &str, key: &str, raw: &str, detail: &'static str) -> StoreError {
+        let map = format!("keel:pool:fuzz:{kind}");
+        CorruptRecord { map, key: key.to_owned(), raw: raw.to_owned(), detail }.error()
+    }
+
+    /// Decode a value of map `kind` at `key`, and check that it re-encodes to the same bytes.
+    pub fn record(kind: &str, key: &str, raw: &str) -> Result<(), StoreError> {
+        check_value(kind, key, raw).map_err(|d| corrupt(kind, key, raw, d))?;
+        let round_trips = match (kind, key.get(..2)) {
+            ("jobs", Some("j/")) => JobRecord::parse(raw).map(|r| r.encode()),
+            ("jobs", Some("p/")) => Pending::parse(raw).map(|p| p.encode()),
+            ("jobs", Some("d/")) => Tombstone::parse(raw).map(|t| t.encode()),
+            ("keepalive", _) if raw != DEAD => KeepAlive::parse(raw).map(|k| k.encode()),
+            ("cleanup", _) => CleanupLock::parse(raw).map(|l| l.encode()),
+            _ => Some(raw.to_owned()),
+        };
+        assert_eq!(round_trips.as_deref(), Some(raw), "a record that decodes must re-encode to the same bytes");
+        if let ("jobs", Some("j/")) = (kind, key.get(..2))
+            && let Some(r) = JobRecord::parse(raw)
+        {
+            let _ = r.moved_to("w"); // cannot overflow
+        }
+        Ok(())
+    }
+}
+
 /// Who owns a job and at which attempt (the fence of job ownership).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct JobRecord {
@@ -77,7 +193,7 @@ impl JobRecord {
 
     pub fn parse(v: &str) -> Option<JobRecord> {
         let mut it = v.splitn(3, '|');
-        let attempt = it.next()?.parse().ok()?;
+        let attempt = canonical(it.next()?, ATTEMPT_MAX).filter(|a| *a > 0)?;
         let owner = it.next()?.to_owned();
         let payload = it.next()?.to_owned();
         Some(JobRecord { attempt, owner, payload })
@@ -85,7 +201,14 @@ impl JobRecord {
 
     /// The same job moved to `owner` under the next attempt.
     pub fn moved_to(&self, owner: &str) -> JobRecord {
-        JobRecord { attempt: self.attempt + 1, owner: owner.to_owned(), payload: self.payload.clone() }
+        // parse bounds the attempt far below u64::MAX; saturate rather than trust that.
+        let next = JobRecord {
+            attempt: self.attempt.saturating_add(1),
+            owner: owner.to_owned(),
+            payload: self.payload.clone(),
+        };
+        crate::keel_assert!(next.attempt > self.attempt, "attempts only grow per job");
+        next
     }
 }
 
@@ -104,9 +227,9 @@ impl Pending {
 
     pub fn parse(v: &str) -> Option<Pending> {
         let mut it = v.rsplitn(3, '|');
-        let deadline_ms = it.next()?.parse().ok()?;
+        let deadline_ms = canonical(it.next()?, MS_MAX)?;
         let worker = it.next()?.to_owned();
-        let attempt = it.next()?.parse().ok()?;
+        let attempt = canonical(it.next()?, ATTEMPT_MAX).filter(|a| *a > 0)?;
         Some(Pending { attempt, worker, deadline_ms })
     }
 }
@@ -125,9 +248,9 @@ impl KeepAlive {
 
     pub fn parse(v: &str) -> Option<KeepAlive> {
         match v.split_once('|') {
-            Some((ms, "stopping")) => Some(KeepAlive { ms: ms.parse().ok()?, stopping: true }),
+            Some((ms, "stopping")) => Some(KeepAlive { ms: canonical(ms, MS_MAX)?, stopping: true }),
             Some(_) => None,
-            None => Some(KeepAlive { ms: v.parse().ok()?, stopping: false }),
+            None => Some(KeepAlive { ms: canonical(v, MS_MAX)?, stopping: false }),
         }
     }
 }
@@ -146,7 +269,29 @@ impl CleanupLock {
 
     pub fn parse(v: &str) -> Option<CleanupLock> {
         let (holder, exp) = v.rsplit_once('|')?;
-        Some(CleanupLock { holder: holder.to_owned(), expires_ms: exp.parse().ok()? })
+        Some(CleanupLock { holder: holder.to_owned(), expires_ms: canonical(exp, MS_MAX)? })
+    }
+}
+
+/// A completion tombstone `attempt|worker|ms` (written by `complete`, swept after retention).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Tombstone {
+    pub attempt: u64,
+    pub worker: String,
+    pub ms: u64,
+}
+
+impl Tombstone {
+    pub fn encode(&self) -> String {
+        format!("{}|{}|{}", self.attempt, self.worker, self.ms)
+    }
+
+    pub fn parse(v: &str) -> Option<Tombstone> {
+        let mut it = v.rsplitn(3, '|');
+        let ms = canonical(it.next()?, MS_MAX)?;
+        let worker = it.next()?.to_owned();
+        let attempt = canonical(it.next()?, ATTEMPT_MAX).filter(|a| *a > 0)?;
+        Some(Tombstone { attempt, worker, ms })
     }
 }
 
@@ -257,13 +402,32 @@ impl View {
         out
     }
 
+    /// Every value of the maps in this view that keel would not have written, in map and key
+    /// order (`records`, `pendings` and the rest skip them; this is where they are seen).
+    pub fn corrupt(&self, maps: &Maps) -> Vec<CorruptRecord> {
+        let mut out = Vec::new();
+        for (kind, map, entries) in [
+            ("keepalive", &maps.keepalive, &self.keepalive),
+            ("workers", &maps.workers, &self.workers),
+            ("jobs", &maps.jobs, &self.jobs),
+            ("cleanup", &maps.cleanup, &self.cleanup),
+        ] {
+            for (key, raw) in entries {
+                if let Err(detail) = check_value(kind, key, raw) {
+                    out.push(CorruptRecord { map: map.clone(), key: key.clone(), raw: raw.clone(), detail });
+                }
+            }
+        }
+        out
+    }
+
     /// Completion tombstones older than `retention_ms`: `(job, raw value)`.
     pub fn old_tombstones(&self, retention_ms: u64) -> Vec<(String, String)> {
         self.jobs
             .iter()
             .filter_map(|(k, v)| {
                 let job = k.strip_prefix("d/")?;
-                let ms: u64 = v.rsplit('|').next()?.parse().ok()?;
+                let ms = Tombstone::parse(v)?.ms;
                 (ms.saturating_add(retention_ms) < self.now_ms).then(|| (job.to_owned(), v.clone()))
             })
             .collect()
@@ -327,6 +491,44 @@ mod tests {
         assert_eq!(KeepAlive::parse("5|bogus"), None);
         let l = CleanupLock { holder: "n:3".into(), expires_ms: 12 };
         assert_eq!(CleanupLock::parse(&l.encode()), Some(l));
+        let t = Tombstone { attempt: 3, worker: "n.1.2".into(), ms: 77 };
+        assert_eq!(Tombstone::parse(&t.encode()), Some(t));
+    }
+
+    #[test]
+    fn only_canonical_records_decode() {
+        // Each of these parsed before, and re-encoded differently (no guard could match it) or
+        // overflowed `attempt + 1`.
+        for raw in ["+5|w|p", "05|w|p", "0|w|p", "18446744073709551615|w|p", "|w|p", "x|w|p", "5"] {
+            assert_eq!(JobRecord::parse(raw), None, "{raw}");
+            assert!(decode::record("jobs", "j/x", raw).is_err(), "{raw}");
+        }
+        assert_eq!(KeepAlive::parse("+5"), None);
+        assert_eq!(KeepAlive::parse("99999999999999999999"), None);
+        assert_eq!(Pending::parse("1|w|-1"), None);
+        assert!(decode::record("jobs", "q/x", "1|w|p").is_err(), "unknown key kind");
+        assert!(decode::record("keepalive", "w", DEAD).is_ok());
+        assert!(decode::record("meta", EPOCH_KEY, "host-a.1700000000000").is_ok());
+        assert!(decode::record("meta", EPOCH_KEY, "garbage").is_err());
+        assert!(decode::record("completions", "k", "1\u{1f}completed\u{1f}").is_ok());
+        let e = decode::record("cleanup", "w", "junk").unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { ref key, .. } if key.ends_with(":cleanup[w]")), "{e:?}");
+    }
+
+    #[test]
+    fn the_view_lists_what_it_skips() {
+        let mut v = view();
+        v.jobs.insert("j/bad".into(), "garbage".into());
+        v.jobs.insert("p/bad".into(), "garbage".into());
+        v.cleanup.insert("w".into(), "junk".into());
+        let maps = Maps::new("p");
+        let bad: Vec<(String, String)> = v.corrupt(&maps).into_iter().map(|c| (c.map, c.key)).collect();
+        assert_eq!(
+            bad,
+            [("keel:pool:p:jobs", "j/bad"), ("keel:pool:p:jobs", "p/bad"), ("keel:pool:p:cleanup", "w")]
+                .map(|(m, k)| (m.to_owned(), k.to_owned()))
+        );
+        assert_eq!(v.records().count(), 3, "the garbage record is not a job");
     }
 
     #[test]

@@ -241,7 +241,11 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         if let Some(r) = running.get(&job) {
             match ours {
                 Some(rec) if r.attempt >= rec.attempt && !r.task.is_finished() => return,
-                Some(_) => r.stop.cancel(),
+                Some(rec) => {
+                    // A job's run is replaced only by a newer attempt (or after it finished).
+                    crate::keel_assert!(rec.attempt > r.attempt || r.task.is_finished(), "attempts only grow per job");
+                    r.stop.cancel()
+                }
                 None => {
                     // Moved to another worker or a newer attempt, or gone: our run is stale.
                     if !r.task.is_finished() && rec.is_none_or(|x| x.attempt > r.attempt) {

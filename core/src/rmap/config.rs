@@ -30,6 +30,23 @@ pub struct RmapConfig {
     pub(crate) max_waiters: usize,
 }
 
+/// Longest map name: the store's limit.
+pub const NAME_MAX_BYTES: usize = crate::store::NAME_MAX_BYTES;
+/// Upper bound of one store operation's timeout.
+pub const OP_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+/// Upper bound of the watch and snapshot retry backoff.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// Shortest anti-entropy period.
+pub const ANTI_ENTROPY_MIN: Duration = Duration::from_millis(10);
+/// Longest anti-entropy period.
+pub const ANTI_ENTROPY_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Largest buffer of one subscription, in changes.
+pub const SUBSCRIBER_BUFFER_MAX: usize = 1 << 20;
+/// Most live subscriptions.
+pub const MAX_SUBSCRIBERS_MAX: usize = 1 << 16;
+/// Most `set_and_wait` calls in flight.
+pub const MAX_WAITERS_MAX: usize = 1 << 20;
+
 /// Builder of [`RmapConfig`].
 #[derive(Clone, Debug)]
 pub struct RmapConfigBuilder {
@@ -76,18 +93,20 @@ impl RmapConfig {
 }
 
 impl RmapConfigBuilder {
-    /// Timeout of each store operation (default 2 s). Must be > 0.
+    /// Timeout of each store operation (default 2 s; > 0 and at most [`OP_TIMEOUT_MAX`]).
     pub fn op_timeout(mut self, d: Duration) -> Self {
         self.cfg.op_timeout = d;
         self
     }
-    /// Backoff bounds for retrying the watch and snapshots (defaults 50 ms and 2 s).
+    /// Backoff bounds for retrying the watch and snapshots (defaults 50 ms and 2 s; at most
+    /// [`BACKOFF_MAX`]).
     pub fn retry(mut self, min: Duration, max: Duration) -> Self {
         self.cfg.retry_min = min;
         self.cfg.retry_max = max;
         self
     }
-    /// Resync from a fresh snapshot this often even without a gap (default off). ≥ 10 ms.
+    /// Resync from a fresh snapshot this often even without a gap (default off;
+    /// [`ANTI_ENTROPY_MIN`] ..= [`ANTI_ENTROPY_MAX`]).
     pub fn anti_entropy(mut self, every: Option<Duration>) -> Self {
         self.cfg.anti_entropy = every;
         self
@@ -97,41 +116,95 @@ impl RmapConfigBuilder {
         self.cfg.subscriber_buffer = n;
         self
     }
-    /// Most live subscriptions (default 64).
+    /// Most live subscriptions (default 64, at most [`MAX_SUBSCRIBERS_MAX`]).
     pub fn max_subscribers(mut self, n: usize) -> Self {
         self.cfg.max_subscribers = n;
         self
     }
-    /// Most `set_and_wait` calls in flight at once (default 10 000).
+    /// Most `set_and_wait` calls in flight at once (default 10 000, at most [`MAX_WAITERS_MAX`]).
     pub fn max_waiters(mut self, n: usize) -> Self {
         self.cfg.max_waiters = n;
         self
     }
 
-    /// Validate.
+    /// Validate. Every duration and count is bounded (see the `_MAX` constants).
     pub fn build(self) -> Result<RmapConfig, ConfigError> {
         let c = self.cfg;
-        if c.name.is_empty() || c.name.len() > 1024 {
-            return Err(ConfigError::new("name", "must be 1..=1024 bytes"));
+        let nanos = Duration::from_nanos(1);
+        ConfigError::check_name("name", &c.name, NAME_MAX_BYTES)?;
+        ConfigError::check_duration("op_timeout", c.op_timeout, nanos, OP_TIMEOUT_MAX)?;
+        if c.retry_min.is_zero() || c.retry_min > c.retry_max || c.retry_max > BACKOFF_MAX {
+            return Err(ConfigError::new("retry", format!("need 0 < min <= max <= {BACKOFF_MAX:?}")));
         }
-        if c.op_timeout.is_zero() {
-            return Err(ConfigError::new("op_timeout", "must be > 0"));
+        if let Some(d) = c.anti_entropy {
+            ConfigError::check_duration("anti_entropy", d, ANTI_ENTROPY_MIN, ANTI_ENTROPY_MAX)?;
         }
-        if c.retry_min.is_zero() || c.retry_min > c.retry_max {
-            return Err(ConfigError::new("retry", "need 0 < min <= max"));
-        }
-        if c.anti_entropy.is_some_and(|d| d < Duration::from_millis(10)) {
-            return Err(ConfigError::new("anti_entropy", "must be at least 10 ms"));
-        }
-        if c.subscriber_buffer == 0 || c.subscriber_buffer > 1 << 20 {
-            return Err(ConfigError::new("subscriber_buffer", "must be in 1..=1048576"));
-        }
-        if c.max_subscribers == 0 {
-            return Err(ConfigError::new("max_subscribers", "must be > 0"));
-        }
-        if c.max_waiters == 0 {
-            return Err(ConfigError::new("max_waiters", "must be > 0"));
-        }
+        ConfigError::check_count("subscriber_buffer", c.subscriber_buffer, 1, SUBSCRIBER_BUFFER_MAX)?;
+        ConfigError::check_count("max_subscribers", c.max_subscribers, 1, MAX_SUBSCRIBERS_MAX)?;
+        ConfigError::check_count("max_waiters", c.max_waiters, 1, MAX_WAITERS_MAX)?;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::error::strategies::{count, duration, name};
+
+    const FIELDS: [&str; 7] =
+        ["name", "op_timeout", "retry", "anti_entropy", "subscriber_buffer", "max_subscribers", "max_waiters"];
+
+    fn set(b: RmapConfigBuilder, which: usize, d: Duration, d2: Duration, n: usize, s: &str) -> RmapConfigBuilder {
+        match which {
+            0 => RmapConfigBuilder { cfg: RmapConfig { name: s.to_owned(), ..b.cfg } },
+            1 => b.op_timeout(d),
+            2 => b.retry(d, d2),
+            3 => b.anti_entropy(Some(d)),
+            4 => b.subscriber_buffer(n),
+            5 => b.max_subscribers(n),
+            _ => b.max_waiters(n),
+        }
+    }
+
+    fn within_bounds(c: &RmapConfig) {
+        assert!((1..=NAME_MAX_BYTES).contains(&c.name.len()));
+        assert!(!c.op_timeout.is_zero() && c.op_timeout <= OP_TIMEOUT_MAX);
+        assert!(!c.retry_min.is_zero() && c.retry_min <= c.retry_max && c.retry_max <= BACKOFF_MAX);
+        assert!(c.anti_entropy.is_none_or(|d| (ANTI_ENTROPY_MIN..=ANTI_ENTROPY_MAX).contains(&d)));
+        assert!((1..=SUBSCRIBER_BUFFER_MAX).contains(&c.subscriber_buffer));
+        assert!((1..=MAX_SUBSCRIBERS_MAX).contains(&c.max_subscribers));
+        assert!((1..=MAX_WAITERS_MAX).contains(&c.max_waiters));
+        let _ = tokio::sync::mpsc::channel::<()>(c.subscriber_buffer);
+    }
+
+    proptest! {
+        #[test]
+        fn any_settings_build_or_name_a_field(
+            values in proptest::collection::vec((duration(), duration(), count(), name()), FIELDS.len()),
+            set_mask in any::<u8>(),
+        ) {
+            let mut b = RmapConfig::builder("m");
+            for (which, (d, d2, n, s)) in values.iter().enumerate() {
+                if set_mask & (1 << which) != 0 {
+                    b = set(b, which, *d, *d2, *n, s);
+                }
+            }
+            match b.build() {
+                Ok(c) => within_bounds(&c),
+                Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e}"),
+            }
+        }
+
+        #[test]
+        fn one_bad_setting_is_the_one_named(
+            which in 0..FIELDS.len(), d in duration(), d2 in duration(), n in count(), s in name(),
+        ) {
+            match set(RmapConfig::builder("m"), which, d, d2, n, &s).build() {
+                Ok(c) => within_bounds(&c),
+                Err(e) => prop_assert_eq!(e.field, FIELDS[which], "{}", e),
+            }
+        }
     }
 }

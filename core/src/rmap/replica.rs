@@ -57,7 +57,9 @@ impl Replica {
         if c.rev != self.rev + 1 {
             return Verdict::Gap { expected: self.rev + 1 };
         }
+        let before = self.rev;
         self.apply_unchecked(c);
+        crate::keel_assert!(self.rev == before + 1, "replica revision jumped from {before} to {}", self.rev);
         Verdict::Applied
     }
 

@@ -155,7 +155,13 @@ impl MemoryStore {
         }
         let mut changes = Vec::with_capacity(writes.len());
         for (key, value) in writes {
+            let before = m.rev;
             m.rev += 1;
+            crate::keel_assert!(
+                m.rev == before + 1 && before > 0,
+                "map revisions are consecutive: {before} -> {}",
+                m.rev
+            );
             match &value {
                 Some(v) => m.entries.insert(key.clone(), v.clone()),
                 None => m.entries.remove(&key),
@@ -226,8 +232,10 @@ impl Store for MemoryStore {
             return Ok(Acquire::Held { remaining_ms: h.expires_at_ms - now });
         }
         let meta = st.lease_meta.get_mut(name).ok_or_else(|| StoreError::corrupt(name, "lease meta vanished"))?;
+        let before = meta.fence;
         meta.fence += 1;
         let fence = meta.fence;
+        crate::keel_assert!(fence > before, "fences only grow per lease key: minted {fence} after {before}");
         st.holders.insert(name.to_owned(), Holder { token: token.to_owned(), fence, expires_at_ms: now + ttl_ms });
         Ok(Acquire::Granted { fence })
     }

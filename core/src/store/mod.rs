@@ -236,13 +236,17 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn watch(&self, map: &str) -> impl Future<Output = StoreResult<Self::Watch>> + Send;
 }
 
+/// Longest name of a lease, map or map key a store accepts (bytes, before the deployment prefix).
+/// Config builders check their names against it, so a config that builds is one the store takes.
+pub const NAME_MAX_BYTES: usize = 1024;
+
 /// Validate a name used as a key or map (shared by every backend so errors are identical).
 pub(crate) fn check_name(what: &str, name: &str) -> StoreResult<()> {
     if name.is_empty() {
         return Err(StoreError::invalid(format!("{what} must not be empty")));
     }
-    if name.len() > 1024 {
-        return Err(StoreError::invalid(format!("{what} longer than 1024 bytes")));
+    if name.len() > NAME_MAX_BYTES {
+        return Err(StoreError::invalid(format!("{what} longer than {NAME_MAX_BYTES} bytes")));
     }
     Ok(())
 }

@@ -14,10 +14,14 @@
 //! - The watch feed runs on its own pub/sub connection, reconnects by itself and reports
 //!   [`WatchEvent::Gap`] once it is subscribed again.
 
+mod checks;
 mod config;
+#[doc(hidden)]
+pub mod decode;
 mod scripts;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +29,8 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, ErrorKind, RedisError, ScriptInvocation, Value};
 use tracing::{debug, warn};
 
-pub use self::config::{RedisConfig, RedisConfigBuilder};
+pub use self::checks::Deployment;
+pub use self::config::{PREFIX_MAX_BYTES, RedisConfig, RedisConfigBuilder, TIMEOUT_MAX};
 pub use self::watch::RedisWatch;
 use super::*;
 #[doc(hidden)]
@@ -79,7 +84,14 @@ struct Inner {
     /// Command connections replaced after timeouts (for tests and diagnostics).
     replaced: AtomicU32,
     scripts: scripts::Scripts,
+    /// Keys found corrupt and not read cleanly since: key → detail. Each is logged once, when
+    /// it is first found (or found again after a clean read), not on every failing call.
+    corrupt: Mutex<BTreeMap<String, String>>,
+    deployment: Mutex<Option<Deployment>>,
 }
+
+/// Most corrupt keys remembered for logging once; beyond it every further one is logged.
+const CORRUPT_KEYS_MAX: usize = 1024;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,17 +100,34 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connect now; fails with [`StoreError::Unavailable`] if Redis cannot be reached within the
-    /// connect timeout.
+    /// Connect now and check the deployment: fails with [`StoreError::Unavailable`] if Redis
+    /// cannot be reached within the connect timeout, and with [`StoreError::Misconfigured`] if it
+    /// cannot serve keel: a wrong password or unknown user, a `maxmemory-policy` that may evict
+    /// keys (unless [`RedisConfigBuilder::allow_evicting_policy`]), or an ACL user missing a
+    /// command, key or channel permission keel needs. Logs the Redis version found
+    /// ([`RedisStore::deployment`] returns what was checked).
     pub async fn connect(config: RedisConfig) -> StoreResult<Self> {
         let store = Self::connect_lazy(config)?;
-        let mut conn = store.conn();
-        let ping = ::redis::cmd("PING");
-        match tokio::time::timeout(store.inner.config.connect_timeout, ping.query_async::<Value>(&mut conn)).await {
-            Ok(Ok(_)) => Ok(store),
-            Ok(Err(e)) => Err(classify("connect", e, "")),
-            Err(_) => Err(StoreError::Unavailable { reason: "connect timed out".into() }),
-        }
+        let deployment = checks::run(&store).await?;
+        tracing::info!(target: "keel::store::redis", kind = "redis_connected", version = %deployment.version,
+            maxmemory_policy = %deployment.maxmemory_policy, acl_checked = deployment.acl_checked,
+            url = %store.inner.config.redacted_url(), "connected to redis");
+        *store.inner.deployment.lock().unwrap_or_else(|p| p.into_inner()) = Some(deployment);
+        Ok(store)
+    }
+
+    /// What [`connect`](Self::connect) found (None for a store made with
+    /// [`connect_lazy`](Self::connect_lazy), which checks nothing).
+    pub fn deployment(&self) -> Option<Deployment> {
+        self.inner.deployment.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Keys found corrupt (wrong type, unparsable counter, bad encoding) and not read cleanly
+    /// since, without the deployment prefix: key → what is wrong. Each was logged once (WARN,
+    /// `kind = "corrupt_key"`), when first found. An operator fixes or deletes the key; the next
+    /// clean operation on it removes it from here.
+    pub fn corrupt_keys(&self) -> BTreeMap<String, String> {
+        self.inner.corrupt.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// How many times the command connection was replaced because it stopped answering.
@@ -119,6 +148,8 @@ impl RedisStore {
             timeouts: AtomicU32::new(0),
             replaced: AtomicU32::new(0),
             scripts: scripts::Scripts::new(),
+            corrupt: Mutex::new(BTreeMap::new()),
+            deployment: Mutex::new(None),
         };
         Ok(RedisStore { inner: Arc::new(inner) })
     }
@@ -150,10 +181,39 @@ impl RedisStore {
         self.key("watch", map)
     }
 
-    /// Run a script with the operation timeout and classify its failure.
-    async fn run(&self, op: &'static str, name: &str, inv: &ScriptInvocation<'_>) -> StoreResult<Value> {
+    /// Run a script with the operation timeout, classify its failure and decode its reply;
+    /// corrupt keys are remembered (and logged once), and forgotten after a clean operation.
+    async fn run<T>(
+        &self,
+        op: &'static str,
+        name: &str,
+        inv: &ScriptInvocation<'_>,
+        decode: impl FnOnce(&Value) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut conn = self.conn();
-        self.timed(op, name, inv.invoke_async::<Value>(&mut conn)).await
+        let r = self.timed(op, name, inv.invoke_async::<Value>(&mut conn)).await.and_then(|v| decode(&v));
+        self.note(op, name, &r);
+        r
+    }
+
+    /// Keep the registry of corrupt keys: a new (or changed) corruption is logged once; a clean
+    /// operation on `name` clears what was known about it.
+    fn note<T>(&self, op: &'static str, name: &str, r: &StoreResult<T>) {
+        let mut known = self.inner.corrupt.lock().unwrap_or_else(|p| p.into_inner());
+        match r {
+            Err(StoreError::Corrupt { key, detail }) if known.get(key) != Some(detail) => {
+                warn!(target: "keel::store::redis", kind = "corrupt_key", op, key = %key, detail = %detail,
+                    "corrupt key: an operator must fix or delete it (logged once per key)");
+                if known.len() < CORRUPT_KEYS_MAX || known.contains_key(key) {
+                    known.insert(key.clone(), detail.clone());
+                }
+            }
+            Ok(_) if !known.is_empty() => {
+                // `name` is the lease or map; its keys are `<kind>:<name>`.
+                known.retain(|k, _| k.split_once(':').is_none_or(|(_, n)| n != name));
+            }
+            _ => {}
+        }
     }
 
     /// Await a request with the operation timeout; classify its failure.
@@ -217,7 +277,6 @@ fn classify(op: &'static str, e: RedisError, key: &str) -> StoreError {
         let detail = e.detail().unwrap_or_default();
         let detail = detail.split(" script: ").next().unwrap_or(detail);
         let (role, detail) = detail.split_once(' ').unwrap_or((detail, ""));
-        warn!(target: "keel::store::redis", op, key, role, detail, "corrupt key");
         let kind = match role {
             "meta" => "lease-meta",
             "rev" => "map-rev",
@@ -226,7 +285,7 @@ fn classify(op: &'static str, e: RedisError, key: &str) -> StoreError {
         return StoreError::corrupt(format!("{kind}:{key}"), detail.trim().to_owned());
     }
     if e.code() == Some("WRONGTYPE") || text.contains("not an integer") {
-        warn!(target: "keel::store::redis", op, key, error = %text, "corrupt key");
+        debug!(target: "keel::store::redis", op, key, error = %text, "corrupt key");
         return StoreError::corrupt(key, text);
     }
     match e.kind() {
@@ -240,40 +299,6 @@ fn classify(op: &'static str, e: RedisError, key: &str) -> StoreError {
     }
 }
 
-fn bad_reply(op: &'static str, key: &str, v: &Value) -> StoreError {
-    StoreError::corrupt(key, format!("unexpected reply to {op}: {v:?}"))
-}
-
-fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Int(i) => u64::try_from(*i).ok(),
-        other => as_string(other)?.parse().ok(),
-    }
-}
-
-fn as_opt_string(v: &Value) -> Option<Option<String>> {
-    match v {
-        Value::Nil => Some(None),
-        other => as_string(other).map(Some),
-    }
-}
-
-fn items(v: &Value) -> &[Value] {
-    match v {
-        Value::Array(a) => a,
-        _ => &[],
-    }
-}
-
 impl Store for RedisStore {
     type Watch = RedisWatch;
 
@@ -281,13 +306,7 @@ impl Store for RedisStore {
         let mut conn = self.conn();
         let cmd = ::redis::cmd("TIME");
         let v = self.timed("time", "", cmd.query_async::<Value>(&mut conn)).await?;
-        match items(&v) {
-            [s, us] => match (as_u64(s), as_u64(us)) {
-                (Some(s), Some(us)) => Ok(s * 1000 + us / 1000),
-                _ => Err(bad_reply("time", "", &v)),
-            },
-            _ => Err(bad_reply("time", "", &v)),
-        }
+        decode::time_ms(&v)
     }
 
     async fn lease_acquire(&self, name: &str, token: &str, ttl_ms: u64, quarantine_ms: u64) -> StoreResult<Acquire> {
@@ -297,17 +316,7 @@ impl Store for RedisStore {
         check_quarantine(quarantine_ms)?;
         let mut inv = self.inner.scripts.lease_acquire.prepare_invoke();
         inv.key(self.key("lease", name)).key(self.key("lease-meta", name)).arg(token).arg(ttl_ms).arg(quarantine_ms);
-        let v = self.run("lease_acquire", name, &inv).await?;
-        let parsed = match items(&v) {
-            [tag, n] => match (as_string(tag).as_deref(), as_u64(n)) {
-                (Some("G"), Some(fence)) => Some(Acquire::Granted { fence }),
-                (Some("H"), Some(remaining_ms)) => Some(Acquire::Held { remaining_ms }),
-                (Some("Q"), Some(remaining_ms)) => Some(Acquire::Quarantined { remaining_ms }),
-                _ => None,
-            },
-            _ => None,
-        };
-        parsed.ok_or_else(|| bad_reply("lease_acquire", name, &v))
+        self.run("lease_acquire", name, &inv, |v| decode::lease_grant(name, v)).await
     }
 
     async fn lease_renew(&self, name: &str, token: &str, ttl_ms: u64) -> StoreResult<Renew> {
@@ -315,24 +324,14 @@ impl Store for RedisStore {
         check_ttl(ttl_ms)?;
         let mut inv = self.inner.scripts.lease_renew.prepare_invoke();
         inv.key(self.key("lease", name)).arg(token).arg(ttl_ms);
-        let v = self.run("lease_renew", name, &inv).await?;
-        match v {
-            Value::Nil => Ok(Renew::NotHolder),
-            ref other => {
-                as_u64(other).map(|fence| Renew::Renewed { fence }).ok_or_else(|| bad_reply("lease_renew", name, &v))
-            }
-        }
+        self.run("lease_renew", name, &inv, |v| decode::fence(name, v)).await
     }
 
     async fn lease_release(&self, name: &str, token: &str) -> StoreResult<bool> {
         check_name("lease name", name)?;
         let mut inv = self.inner.scripts.lease_release.prepare_invoke();
         inv.key(self.key("lease", name)).arg(token);
-        let v = self.run("lease_release", name, &inv).await?;
-        match as_u64(&v) {
-            Some(n) => Ok(n == 1),
-            None => Err(bad_reply("lease_release", name, &v)),
-        }
+        self.run("lease_release", name, &inv, |v| decode::released(name, v)).await
     }
 
     #[cfg(feature = "mutants")]
@@ -347,33 +346,13 @@ impl Store for RedisStore {
         check_name("map", map)?;
         let mut inv = self.map_invocation(&self.inner.scripts.map_get, map);
         inv.arg(key);
-        let v = self.run("map_get", map, &inv).await?;
-        match items(&v) {
-            [value, rev] => match (as_opt_string(value), as_u64(rev)) {
-                (Some(value), Some(rev)) => Ok((value, rev)),
-                _ => Err(bad_reply("map_get", map, &v)),
-            },
-            _ => Err(bad_reply("map_get", map, &v)),
-        }
+        self.run("map_get", map, &inv, |v| decode::map_entry(map, key, v)).await
     }
 
     async fn map_snapshot(&self, map: &str) -> StoreResult<MapSnapshot> {
         check_name("map", map)?;
         let inv = self.map_invocation(&self.inner.scripts.map_snapshot, map);
-        let v = self.run("map_snapshot", map, &inv).await?;
-        let [rev, flat] = items(&v) else { return Err(bad_reply("map_snapshot", map, &v)) };
-        let rev = as_u64(rev).ok_or_else(|| bad_reply("map_snapshot", map, &v))?;
-        let mut entries = BTreeMap::new();
-        for pair in items(flat).chunks(2) {
-            match pair {
-                [k, val] => match (as_string(k), as_string(val)) {
-                    (Some(k), Some(val)) => entries.insert(k, val),
-                    _ => return Err(StoreError::corrupt(map, "a key or value is not UTF-8")),
-                },
-                _ => return Err(bad_reply("map_snapshot", map, &v)),
-            };
-        }
-        Ok(MapSnapshot { rev, entries })
+        self.run("map_snapshot", map, &inv, |v| decode::map_snapshot(map, v)).await
     }
 
     async fn map_write(&self, map: &str, key: &str, write: MapWrite) -> StoreResult<WriteOutcome> {
@@ -393,14 +372,7 @@ impl Store for RedisStore {
             MapWrite::Append(items) => inv.arg("app").arg(items),
             MapWrite::Remove(items) => inv.arg("rem").arg(items),
         };
-        let v = self.run("map_write", map, &inv).await?;
-        match items(&v) {
-            [applied, rev, value] => match (as_u64(applied), as_u64(rev), as_opt_string(value)) {
-                (Some(applied), Some(rev), Some(value)) => Ok(WriteOutcome { applied: applied == 1, rev, value }),
-                _ => Err(StoreError::corrupt(map, format!("key {key:?} holds a value that is not UTF-8"))),
-            },
-            _ => Err(bad_reply("map_write", map, &v)),
-        }
+        self.run("map_write", map, &inv, |v| decode::map_write(map, key, v)).await
     }
 
     async fn map_txn(
@@ -424,14 +396,7 @@ impl Store for RedisStore {
                 None => inv.arg(k).arg("d").arg(""),
             };
         }
-        let v = self.run("map_txn", map, &inv).await?;
-        match items(&v) {
-            [applied, rev] => match (as_u64(applied), as_u64(rev)) {
-                (Some(applied), Some(rev)) => Ok(TxnOutcome { applied: applied == 1, rev }),
-                _ => Err(bad_reply("map_txn", map, &v)),
-            },
-            _ => Err(bad_reply("map_txn", map, &v)),
-        }
+        self.run("map_txn", map, &inv, |v| decode::map_txn(map, v)).await
     }
 
     async fn watch(&self, map: &str) -> StoreResult<RedisWatch> {

@@ -25,6 +25,8 @@ events! {
         OwnerExit {} = "owner_exit",
         /// The lease owner returned an error.
         OwnerCrashed { error: String } = "owner_crashed",
+        /// The node's other work under the owner's parent ended (its parent was cancelled).
+        AppDown {} = "app_down",
     }
 }
 
@@ -134,6 +136,14 @@ impl Scenario for LeaseScenario {
                     return;
                 };
                 let store = ctx.store().await;
+                // The node's other work under the same parent (Sequin's consumers): it ends only
+                // when the node is stopped. Ending otherwise means the lease owner took its parent
+                // down (S2), observed here rather than from anything the owner reports.
+                let sibling = ctx.clone();
+                tokio::spawn(async move {
+                    sibling.shutdown.cancelled().await;
+                    sibling.record(Rec::AppDown {});
+                });
                 let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
                 let work_ctx = ctx.clone();
                 let mut handle = LeaseOwner::new(store, cfg)
@@ -153,6 +163,18 @@ impl Scenario for LeaseScenario {
         let mut v = Vec::new();
         let beliefs = Beliefs::from(events, end_us);
         v.extend(beliefs.violations.iter().cloned());
+        // S2: the owner's parent went down while nobody was stopping the node (a crash cascade).
+        for e in events.iter().filter(|e| matches!(rec(e), Some(Rec::AppDown {}))) {
+            let asked =
+                run.timeline.life_at(e.node, e.t_us).and_then(|l| l.stop_requested).is_some_and(|s| s <= e.t_us);
+            if !asked {
+                v.push(Violation::new(
+                    "S2",
+                    e.t_us,
+                    format!("{}: the lease owner's parent went down without a stop (supervisor cascade)", e.node),
+                ));
+            }
+        }
         // S1 (local belief): no two nodes believe at once, outside pauses, within the drift bound.
         if !plan.beyond_drift_bound() {
             for (i, a) in beliefs.intervals.iter().enumerate() {
@@ -263,7 +285,7 @@ impl Scenario for LeaseScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MS1, Mutant::MS2, Mutant::MS3, Mutant::MS4, Mutant::MS5, Mutant::MS6]
+        &[Mutant::MS1, Mutant::MS2, Mutant::MS3, Mutant::MS4, Mutant::MS5, Mutant::MS6, Mutant::MS7, Mutant::MS8]
     }
 }
 
@@ -379,11 +401,8 @@ impl Beliefs {
                     LeaseEvent::WorkStopped { .. } => {
                         b.work_running.insert(node, false);
                     }
-                    LeaseEvent::Crashed { error, .. } => b.violations.push(Violation::new(
-                        "S2",
-                        e.t_us,
-                        format!("{node}: the lease owner escalated a store error ({error})"),
-                    )),
+                    // S2 is judged from what the application observes (below), never from the
+                    // owner's own report of a crash.
                     _ => {}
                 }
             } else if let Some(r) = rec(e) {
@@ -392,9 +411,9 @@ impl Beliefs {
                     Rec::OwnerCrashed { error } => b.violations.push(Violation::new(
                         "S2",
                         e.t_us,
-                        format!("{node}: the lease owner escalated a store error ({error})"),
+                        format!("{node}: the lease owner returned a store error ({error})"),
                     )),
-                    Rec::OwnerExit {} => {}
+                    Rec::OwnerExit {} | Rec::AppDown {} => {}
                 }
             } else if let Some(s) = e.server() {
                 match s {

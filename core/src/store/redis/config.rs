@@ -26,6 +26,7 @@ pub struct RedisConfig {
     pub(super) prefix: String,
     pub(super) op_timeout: Duration,
     pub(super) connect_timeout: Duration,
+    pub(super) allow_evicting_policy: bool,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -35,6 +36,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("prefix", &self.prefix)
             .field("op_timeout", &self.op_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("allow_evicting_policy", &self.allow_evicting_policy)
             .finish()
     }
 }
@@ -46,6 +48,7 @@ pub struct RedisConfigBuilder {
     prefix: String,
     op_timeout: Duration,
     connect_timeout: Duration,
+    allow_evicting_policy: bool,
 }
 
 impl std::fmt::Debug for RedisConfigBuilder {
@@ -60,7 +63,10 @@ pub const DEFAULT_PREFIX: &str = "keel";
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Upper bound of the operation and connect timeouts.
+pub const TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+/// Longest key prefix.
+pub const PREFIX_MAX_BYTES: usize = 128;
 
 impl RedisConfig {
     /// Start from a URL: `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` (TLS,
@@ -71,6 +77,7 @@ impl RedisConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             op_timeout: DEFAULT_OP_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            allow_evicting_policy: false,
         }
     }
 
@@ -87,6 +94,12 @@ impl RedisConfig {
     /// How long one connection attempt may take.
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
+    }
+
+    /// Whether [`RedisStore::connect`](super::RedisStore::connect) accepts a Redis whose
+    /// `maxmemory-policy` may evict keys.
+    pub fn allow_evicting_policy(&self) -> bool {
+        self.allow_evicting_policy
     }
 
     /// The URL with its password masked.
@@ -119,6 +132,15 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// Accept a Redis whose `maxmemory-policy` is not `noeviction` (default: refused at
+    /// connect). An evicting Redis may drop a lease holder, a fence counter or a job record
+    /// under memory pressure, and refuses every script with `OOM` before that: only switch this
+    /// on when `maxmemory` is unset and will stay so.
+    pub fn allow_evicting_policy(mut self, allow: bool) -> Self {
+        self.allow_evicting_policy = allow;
+        self
+    }
+
     /// Validate.
     pub fn build(self) -> Result<RedisConfig, ConfigError> {
         let scheme = self.url.split_once("://").map(|(s, _)| s);
@@ -136,22 +158,19 @@ impl RedisConfigBuilder {
         if let Err(e) = Client::open(self.url.as_str()) {
             return Err(ConfigError::new("url", format!("{}: {e}", redact(&self.url))));
         }
-        if self.prefix.is_empty() || self.prefix.len() > 128 {
-            return Err(ConfigError::new("key_prefix", "must be 1..=128 bytes"));
-        }
+        ConfigError::check_name("key_prefix", &self.prefix, PREFIX_MAX_BYTES)?;
         if self.prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ConfigError::new("key_prefix", "must not contain whitespace or control characters"));
         }
         for (field, d) in [("op_timeout", self.op_timeout), ("connect_timeout", self.connect_timeout)] {
-            if d.is_zero() || d > MAX_TIMEOUT {
-                return Err(ConfigError::new(field, "must be in (0, 1 h]"));
-            }
+            ConfigError::check_duration(field, d, Duration::from_nanos(1), TIMEOUT_MAX)?;
         }
         Ok(RedisConfig {
             url: self.url,
             prefix: self.prefix,
             op_timeout: self.op_timeout,
             connect_timeout: self.connect_timeout,
+            allow_evicting_policy: self.allow_evicting_policy,
         })
     }
 }
@@ -165,5 +184,49 @@ fn redact(url: &str) -> String {
             format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::error::strategies::{duration, name};
+
+    fn url() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("redis://127.0.0.1:6379".to_owned()),
+            "(redis|rediss|http|)(://)?[a-z0-9:@/.%\\[\\]?#=&-]{0,40}",
+            "redis://[a-z]{0,8}:[^@]{0,12}@[a-z0-9.]{0,12}(:[0-9]{0,7})?(/[0-9a-z]{0,4})?",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        /// Any URL, prefix and timeouts: never a panic; an error names a real setting, a config
+        /// is within every bound, and its Debug output never shows a password.
+        #[test]
+        fn any_settings_build_or_name_a_field(u in url(), prefix in name(), op in duration(), connect in duration()) {
+            let b = RedisConfig::builder(u.clone()).key_prefix(prefix).op_timeout(op).connect_timeout(connect);
+            match b.build() {
+                Ok(c) => {
+                    prop_assert!((1..=PREFIX_MAX_BYTES).contains(&c.prefix.len()));
+                    prop_assert!(!c.op_timeout.is_zero() && c.op_timeout <= TIMEOUT_MAX);
+                    prop_assert!(!c.connect_timeout.is_zero() && c.connect_timeout <= TIMEOUT_MAX);
+                    let _ = c.connect_timeout + c.op_timeout; // the watch's subscribe bound
+                    prop_assert!(c.client().is_ok());
+                    let shown = format!("{c:?} {}", c.redacted_url());
+                    if let Some((_, rest)) = u.split_once("://")
+                        && let Some((userinfo, _)) = rest.rsplit_once('@')
+                        && let Some((_, password)) = userinfo.split_once(':')
+                        && password.len() >= 4
+                    {
+                        prop_assert!(!shown.contains(&format!(":{password}@")), "{shown}");
+                    }
+                }
+                Err(e) => prop_assert!(["url", "key_prefix", "op_timeout", "connect_timeout"].contains(&e.field), "{e}"),
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use super::RedisConfig;
 use crate::error::StoreError;
 use crate::observe::{self, StoreEvent};
 use crate::store::memory::WATCH_BUFFER;
-use crate::store::{Change, Watch, WatchEvent};
+use crate::store::{Watch, WatchEvent};
 
 /// How often an idle feed pings Redis, so a connection that died silently is noticed.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -155,9 +155,10 @@ impl Feed {
     }
 
     fn deliver(&mut self, payload: &[u8]) {
-        let ev = match decode(payload) {
-            Some(change) => WatchEvent::Change(change),
-            None => {
+        let ev = match super::decode::change(&self.map, payload) {
+            Ok(change) => WatchEvent::Change(change),
+            Err(e) => {
+                debug!(target: "keel::store::redis", map = %self.map, error = %e, "unparsable change message");
                 observe::emit(StoreEvent::WatchGarbage { map: (&self.map).into() });
                 WatchEvent::Gap
             }
@@ -167,39 +168,5 @@ impl Feed {
             // Lagging consumer (or a gap still owed): drop, and owe a gap.
             self.owe_gap = true;
         }
-    }
-}
-
-/// Parse `"<rev> <key bytes> <s|d> <key><value>"` as published by the map scripts.
-fn decode(payload: &[u8]) -> Option<Change> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let mut parts = text.splitn(4, ' ');
-    let rev = parts.next()?.parse().ok()?;
-    let key_len: usize = parts.next()?.parse().ok()?;
-    let flag = parts.next()?;
-    let rest = parts.next()?;
-    let key = rest.get(..key_len)?.to_owned();
-    let value = match flag {
-        "s" => Some(rest.get(key_len..)?.to_owned()),
-        "d" if rest.len() == key_len => None,
-        _ => return None,
-    };
-    Some(Change { key, value, rev })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decode_round_trips_the_script_format() {
-        let c = decode("17 3 s key with spaces".as_bytes());
-        assert_eq!(c, Some(Change { key: "key".into(), value: Some(" with spaces".into()), rev: 17 }));
-        let c = decode("18 5 d k ü ".as_bytes()).map(|c| (c.key, c.value));
-        assert_eq!(c, Some(("k ü ".into(), None)), "key length counts bytes");
-        assert_eq!(decode(b"18 9 d short"), None);
-        assert_eq!(decode(b"x 1 s k"), None);
-        assert_eq!(decode(b"1 1 q k"), None);
-        assert_eq!(decode(&[0xff, 0x20]), None);
     }
 }

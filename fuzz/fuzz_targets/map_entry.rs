@@ -1,0 +1,24 @@
+//! A map entry and its revision, as `RedisStore` decodes replies to map_get, map_snapshot, map_write and map_txn and the messages of a watch feed.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+
+use keel::store::redis::decode;
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(v) = common::value(data) {
+        common::check(decode::map_entry("m", "k", &v), "map");
+        common::check(decode::map_write("m", "k", &v), "map");
+        common::check(decode::map_txn("m", &v), "map");
+        if let Ok(s) = decode::map_snapshot("m", &v) {
+            // Never more entries than the reply carried.
+            assert!(s.entries.len() <= data.len());
+        }
+        common::check(decode::map_snapshot("m", &v), "map");
+    }
+    // The same bytes as a published change message.
+    common::check(decode::change("m", data), "watch:m");
+});

@@ -1,0 +1,17 @@
+//! A pool job map value: job record `j/`, pending dispatch `p/`, completion tombstone `d/` (the key picks which; any other key is garbage too).
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+
+use arbitrary::{Arbitrary, Unstructured};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = common::Stored::arbitrary(&mut Unstructured::new(data)) else { return };
+    let key = s.key.to_owned();
+    // Decodes only if canonical (re-encodes to the same bytes; asserted inside), else a Corrupt
+    // naming the pool map and the key.
+    common::check(keel::pool::decode::record("jobs", &key, s.raw), "map:keel:pool:fuzz:jobs[");
+});
