@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::FaultPlan;
+use crate::plan::{FaultPlan, PlanSpec};
 
 /// Where the corpus lives in the repository.
 pub const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/regressions");
@@ -76,6 +76,18 @@ pub fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("bad regression name {name:?}: use 1 to 64 letters, digits, '-' or '_'"))
+    }
+}
+
+/// A plan file's plan: a bare fault plan (`cargo sim plan`, `--dump-plan`) or a corpus entry (its
+/// `plan`), checked against the scenario — so `replay --plan sim/regressions/MS5.json` works.
+pub fn plan_from_json(text: &str, spec: &PlanSpec) -> Result<FaultPlan, String> {
+    match serde_json::from_str::<Entry>(text) {
+        Ok(entry) => {
+            entry.plan.validate(spec)?;
+            Ok(entry.plan)
+        }
+        Err(_) => FaultPlan::from_json(text, spec),
     }
 }
 
@@ -184,8 +196,8 @@ mod replay {
                 let got = if out.passed() {
                     "the run passes".to_owned()
                 } else {
-                    let broke: Vec<&str> = out.violations.iter().map(|v| v.invariant).collect();
-                    format!("it breaks {} instead", broke.join(", "))
+                    let broke: std::collections::BTreeSet<&str> = out.violations.iter().map(|v| v.invariant).collect();
+                    format!("it breaks {} instead", broke.into_iter().collect::<Vec<_>>().join(", "))
                 };
                 return Verdict::Stale { got };
             }
@@ -230,6 +242,13 @@ mod tests {
         assert_eq!(loaded, vec![("ms5-pause".to_owned(), entry())]);
         assert!(save(&dir, "../escape", &entry()).is_err());
         assert!(check_name("").is_err());
+        let spec = PlanSpec { nodes: 3, kinds: vec![], window_ms: 1000, unit_ms: 100, drift_bound: 0.1 };
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(plan_from_json(&text, &spec), Ok(entry().plan), "an entry is read as its plan");
+        let bare = serde_json::to_string(&entry().plan).expect("json");
+        assert_eq!(plan_from_json(&bare, &spec), Ok(entry().plan));
+        let small = PlanSpec { nodes: 1, ..spec };
+        assert!(plan_from_json(&text, &small).is_err(), "node 1 does not exist in a one-node scenario");
         std::fs::write(dir.join("broken.json"), "{").expect("write");
         let e = load(&dir).expect_err("a broken entry is an error, not skipped");
         assert!(e.to_string().contains("broken.json"), "{e}");

@@ -102,7 +102,8 @@ mod cli {
             /// Switch on a historical bug.
             #[arg(long, value_parser = zoo::parse_mutant)]
             mutant: Option<Mutant>,
-            /// Run this fault plan (JSON, as written by --dump-plan or `cargo sim plan`).
+            /// Run this fault plan (JSON, as written by --dump-plan or `cargo sim plan`, or a
+            /// regression corpus entry such as sim/regressions/MS5.json).
             #[arg(long)]
             plan: Option<PathBuf>,
             /// Write the plan that ran to this file.
@@ -412,7 +413,7 @@ mod cli {
     fn read_plan(path: &std::path::Path, spec: &keel_sim::plan::PlanSpec) -> Result<FaultPlan, String> {
         std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
-            .and_then(|s| FaultPlan::from_json(&s, spec))
+            .and_then(|s| keel_sim::corpus::plan_from_json(&s, spec))
             .map_err(|e| format!("cannot read plan {}: {e}", path.display()))
     }
 
@@ -432,7 +433,7 @@ mod cli {
             None => None,
             Some(path) => match std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|s| FaultPlan::from_json(&s, &scn.plan_spec()))
+                .and_then(|s| keel_sim::corpus::plan_from_json(&s, &scn.plan_spec()))
             {
                 Ok(p) => Some(p),
                 Err(e) => {

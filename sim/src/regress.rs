@@ -97,10 +97,8 @@ pub fn shrink_one(
     let file = match save {
         Some(n) => match corpus::save(corpus_dir, n, &entry(name, mutant, profile, &s)) {
             Ok(path) => {
-                writeln!(out, "saved to the regression corpus: {}", path.display())?;
-                // The entry holds the plan under `plan`; replay wants the plan alone.
-                let plan_path = std::env::temp_dir().join(format!("keel-sim-{n}.plan.json"));
-                write_plan(&plan_path, &s.plan).then(|| plan_path.display().to_string())
+                writeln!(out, "saved to the regression corpus: {}", shown(&path))?;
+                Some(shown(&path))
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -117,6 +115,12 @@ pub fn shrink_one(
         None => writeln!(out, "plan JSON:\n{}", serde_json::to_string_pretty(&s.plan).unwrap_or_default())?,
     }
     Ok(0)
+}
+
+/// A path as the user typed it would be: relative to the working directory when under it.
+fn shown(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
 }
 
 fn write_plan(path: &Path, plan: &FaultPlan) -> bool {
@@ -222,15 +226,12 @@ pub fn check_corpus(dir: &Path, scenarios: &[&str], extra_seeds: u64, out: &mut 
                 for v in violations {
                     writeln!(out, "  {v}")?;
                 }
-                let plan_path = std::env::temp_dir().join(format!("keel-sim-corpus-{name}.plan.json"));
-                if write_plan(&plan_path, &e.plan) {
-                    writeln!(
-                        out,
-                        "  replay: cargo sim replay --scenario {} --seed {seed} --plan {}",
-                        e.scenario,
-                        plan_path.display()
-                    )?;
-                }
+                writeln!(
+                    out,
+                    "  replay: cargo sim replay --scenario {} --seed {seed} --plan {}",
+                    e.scenario,
+                    shown(&dir.join(format!("{name}.json")))
+                )?;
             }
             Verdict::Stale { got } => writeln!(
                 out,
@@ -246,7 +247,7 @@ pub fn check_corpus(dir: &Path, scenarios: &[&str], extra_seeds: u64, out: &mut 
         entries.len(),
         extra_seeds + 1,
         t.elapsed().as_secs_f64(),
-        dir.display()
+        shown(dir)
     )?;
     Ok(ok == entries.len())
 }

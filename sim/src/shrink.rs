@@ -177,7 +177,13 @@ fn pick_invariant(out: &RunOutcome, wanted: Option<&str>) -> Result<Option<&'sta
             None if out.passed() => Err(ShrinkError::Passed),
             None => Err(ShrinkError::OtherInvariant {
                 wanted: w.to_owned(),
-                broke: out.violations.iter().map(|v| v.invariant).collect(),
+                broke: out
+                    .violations
+                    .iter()
+                    .map(|v| v.invariant)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
             }),
         },
     }

@@ -64,7 +64,7 @@
 
   function render() {
     var w = width();
-    var h = TOP + data.lanes.length * LANE_H + 8;
+    var h = TOP + data.lanes.length * LANE_H + 26;
     svg.setAttribute("width", w);
     svg.setAttribute("height", h);
     while (svg.firstChild) svg.removeChild(svg.firstChild);
@@ -111,16 +111,17 @@
       var xh = x(data.heal_us, w);
       el("line", { "class": "heal", x1: xh, x2: xh, y1: TOP - 4, y2: h - 4, "data-heal": 1 }, plot);
     }
-    // Violations: a marker across every lane; the first one is #violation.
+    // Violations: a marker across every lane; the first one is #violation. Labels alternate
+    // between the top and the bottom so two close instants stay readable.
     data.violations.forEach(function (v, i) {
       var t = Math.min(Math.max(v.t, view.t0), view.t1);
       var xv = x(t, w);
       var g = el("g", { "class": "violation", "data-violation": i }, svg);
       if (i === 0) g.setAttribute("id", "violation");
-      el("line", { x1: xv, x2: xv, y1: TOP - 4, y2: h - 4 }, g);
-      var label = v.invariant;
-      el("rect", { x: xv - 2, y: 2, width: 10 + 8 * label.length, height: 16, rx: 3 }, g);
-      el("text", { x: xv + 3, y: 14 }, g).textContent = label;
+      el("line", { x1: xv, x2: xv, y1: TOP - 4, y2: h - 20 }, g);
+      var label = v.invariant, ly = i % 2 === 0 ? 2 : h - 19;
+      el("rect", { x: xv - 2, y: ly, width: 10 + 8 * label.length, height: 16, rx: 3 }, g);
+      el("text", { x: xv + 3, y: ly + 12 }, g).textContent = label;
     });
   }
 
