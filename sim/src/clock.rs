@@ -6,11 +6,16 @@
 //! jump stalls the clock until global time catches up, as a monotonic clock would appear).
 //!
 //! Sleepers do not poll. A sleeper inverts the map once to get the exact global instant at which
-//! its local deadline arrives, and sleeps until then; a rate change or a jump bumps the clock's
-//! epoch, which wakes every sleeper so it recomputes its instant under the new map. Between
-//! faults a sleep costs one timer, whatever its length.
+//! its local deadline arrives and arms one runtime timer for it; a rate change or a jump bumps
+//! the clock's epoch and wakes every armed sleeper, which recomputes its instant under the new
+//! map. Between faults a sleep costs one timer, whatever its length and however often its task
+//! is polled.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use keel::clock::{Clock, Instant, Sleep};
@@ -28,8 +33,6 @@ pub struct SimClock {
 struct Inner {
     origin: Instant,
     st: Mutex<State>,
-    /// Bumped on every change of the map (rate change, jump): sleepers recompute.
-    epoch: keel::watch::Sender<u64>,
 }
 
 struct State {
@@ -37,12 +40,18 @@ struct State {
     anchor_local: Duration,
     rate: f64,
     last: Duration,
+    /// Bumped on every change of the map (rate change, jump): armed sleepers recompute.
+    epoch: u64,
+    /// Wakers of the armed sleepers, by sleeper id (removed when a sleeper ends or drops).
+    sleepers: BTreeMap<u64, Waker>,
+    next_sleeper: u64,
 }
 
 impl State {
     fn local(&mut self) -> Duration {
         let g = Instant::now().saturating_duration_since(self.anchor_global);
-        let local = (self.anchor_local + g.mul_f64(self.rate)).max(self.last);
+        let advanced = if self.rate == 1.0 { g } else { g.mul_f64(self.rate) };
+        let local = (self.anchor_local + advanced).max(self.last);
         self.last = local;
         local
     }
@@ -50,7 +59,7 @@ impl State {
     /// The global instant at which local time reaches `local` under the current map.
     fn global_at(&self, local: Duration) -> Instant {
         let ahead = local.saturating_sub(self.anchor_local);
-        self.anchor_global + ahead.div_f64(self.rate)
+        self.anchor_global + if self.rate == 1.0 { ahead } else { ahead.div_f64(self.rate) }
     }
 }
 
@@ -58,49 +67,51 @@ impl SimClock {
     /// A clock at rate 1 whose local time starts `skew` ahead of the global origin.
     pub fn new(skew: Duration) -> Self {
         let now = Instant::now();
-        let (epoch, _) = keel::watch::channel(0);
-        SimClock {
-            inner: Arc::new(Inner {
-                origin: now,
-                st: Mutex::new(State { anchor_global: now, anchor_local: skew, rate: 1.0, last: skew }),
-                epoch,
-            }),
-        }
+        let st = State {
+            anchor_global: now,
+            anchor_local: skew,
+            rate: 1.0,
+            last: skew,
+            epoch: 0,
+            sleepers: BTreeMap::new(),
+            next_sleeper: 0,
+        };
+        SimClock { inner: Arc::new(Inner { origin: now, st: Mutex::new(st) }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn changed(&self) {
-        self.inner.epoch.send_modify(|e| *e += 1);
+    /// Apply a change of the map and wake every armed sleeper to recompute its instant.
+    fn change(&self, f: impl FnOnce(&mut State, Duration)) {
+        let mut st = self.lock();
+        let local = st.local();
+        st.anchor_global = Instant::now();
+        f(&mut st, local);
+        st.epoch += 1;
+        for w in st.sleepers.values() {
+            w.wake_by_ref();
+        }
     }
 
     /// Change the drift rate (1.0 = exact, 0.9 = runs 10 % slow).
     pub fn set_rate(&self, rate: f64) {
-        {
-            let mut st = self.lock();
-            let local = st.local();
-            st.anchor_global = Instant::now();
+        self.change(|st, local| {
             st.anchor_local = local;
             st.rate = rate.clamp(0.05, 20.0);
-        }
-        self.changed();
+        });
     }
 
     /// Jump by `delta_ms` (negative: the clock stalls for that long).
     pub fn jump(&self, delta_ms: i64) {
-        {
-            let mut st = self.lock();
-            let local = st.local();
-            st.anchor_global = Instant::now();
+        self.change(|st, local| {
             let d = Duration::from_millis(delta_ms.unsigned_abs());
             st.anchor_local = if delta_ms >= 0 { local + d } else { local.saturating_sub(d) };
             if delta_ms >= 0 {
                 st.last = st.anchor_local;
             }
-        }
-        self.changed();
+        });
     }
 }
 
@@ -111,29 +122,64 @@ impl Clock for SimClock {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
-        let this = self.clone();
-        let mut epoch = this.inner.epoch.subscribe();
-        Box::pin(async move {
-            let target = deadline.saturating_duration_since(this.inner.origin);
-            loop {
-                // Mark the current map as seen before reading it: a change after this wakes us.
-                drop(epoch.borrow_and_update());
-                let wake = {
-                    let mut st = this.lock();
-                    let now = st.local();
-                    if now >= target {
-                        return;
-                    }
-                    st.global_at(target).max(Instant::now() + SLEEP_STEP_MIN)
-                };
-                tokio::select! {
-                    biased;
-                    _ = tokio::time::sleep_until(wake) => {}
-                    // The sender lives as long as the clock, which this future holds.
-                    _ = epoch.changed() => {}
-                }
+        let id = {
+            let mut st = self.lock();
+            st.next_sleeper += 1;
+            st.next_sleeper
+        };
+        let target = deadline.saturating_duration_since(self.inner.origin);
+        Box::pin(ClockSleep { clock: self.clone(), target, id, armed: None })
+    }
+}
+
+/// A sleep until local time `target`: one timer at the exact global instant, re-armed only when
+/// the map changes or the timer fired early by rounding. Spurious polls (a `select!` woken by
+/// another branch) add no timer, unlike re-polling a runtime sleep.
+struct ClockSleep {
+    clock: SimClock,
+    target: Duration,
+    id: u64,
+    /// The armed timer: its global instant, the map epoch it was computed under, the waker.
+    armed: Option<(Instant, u64, Waker)>,
+}
+
+impl Future for ClockSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut st = this.clock.lock();
+        if st.local() >= this.target {
+            st.sleepers.remove(&this.id);
+            return Poll::Ready(());
+        }
+        let now = Instant::now();
+        let fresh = match &this.armed {
+            Some((at, epoch, waker)) => *epoch == st.epoch && now < *at && waker.will_wake(cx.waker()),
+            None => false,
+        };
+        if fresh {
+            return Poll::Pending;
+        }
+        let at = st.global_at(this.target).max(now + SLEEP_STEP_MIN);
+        this.armed = Some((at, st.epoch, cx.waker().clone()));
+        st.sleepers.insert(this.id, cx.waker().clone());
+        drop(st);
+        // Polled once: registers one runtime timer that wakes this task at `at`.
+        let mut timer = madsim::time::sleep_until(at);
+        match Pin::new(&mut timer).poll(cx) {
+            Poll::Ready(()) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
-        })
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ClockSleep {
+    fn drop(&mut self) {
+        self.clock.lock().sleepers.remove(&self.id);
     }
 }
 
