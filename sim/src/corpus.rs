@@ -4,8 +4,11 @@
 //! once-failing seed silently stops testing anything. A shrunk *plan* keeps its meaning (it is
 //! a schedule of faults, independent of the scheduler), so every `cargo sim check` replays each
 //! entry unmutated under its own scheduler seed and a few more (all must pass), and, for an
-//! entry found through a mutant, with that mutant switched on under its own seed (it must still
-//! break the recorded invariant, or the entry has gone stale and tests nothing).
+//! entry found through a mutant, with that mutant switched on (it must still break the recorded
+//! invariant, or the entry has gone stale and tests nothing). The mutated run tries the entry's
+//! own seed first, then the same extra seeds: a change of scheduling elsewhere (a clock, a
+//! timer) moves a race by a few steps, and the plan still provokes the bug under a neighbour
+//! seed; only a plan that provokes it under none of them is stale.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -143,6 +146,8 @@ mod replay {
         Pass {
             /// Unmutated scheduler seeds run.
             seeds: Vec<u64>,
+            /// The seed under which the mutant broke the invariant (None: no mutant).
+            caught_under: Option<u64>,
         },
         /// An unmutated run broke an invariant: the bug is back (or the scenario is wrong).
         Regressed {
@@ -154,8 +159,10 @@ mod replay {
         /// With its mutant on, the plan no longer breaks the recorded invariant: the entry tests
         /// nothing any more and must be shrunk again.
         Stale {
-            /// What the mutated run did instead.
+            /// What the mutated run under the entry's own seed did instead.
             got: String,
+            /// Seeds tried with the mutant on.
+            seeds: Vec<u64>,
         },
         /// The entry names a scenario or mutant this build does not have.
         Unusable {
@@ -190,19 +197,28 @@ mod replay {
                 return Verdict::Regressed { seed, violations: out.violations.iter().map(|v| v.to_string()).collect() };
             }
         }
+        let mut caught_under = None;
         if let Some(m) = mutant {
-            let out = runner::run(scn.as_ref(), entry.seed, Some(m), entry.plan.profile, Some(entry.plan.clone()));
-            if !out.violations.iter().any(|v| v.invariant == entry.invariant) {
+            let mut got = None;
+            for &seed in &seeds {
+                let out = runner::run(scn.as_ref(), seed, Some(m), entry.plan.profile, Some(entry.plan.clone()));
+                if out.violations.iter().any(|v| v.invariant == entry.invariant) {
+                    caught_under = Some(seed);
+                    break;
+                }
+                got.get_or_insert(out);
+            }
+            if let (None, Some(out)) = (caught_under, got) {
                 let got = if out.passed() {
                     "the run passes".to_owned()
                 } else {
                     let broke: std::collections::BTreeSet<&str> = out.violations.iter().map(|v| v.invariant).collect();
                     format!("it breaks {} instead", broke.into_iter().collect::<Vec<_>>().join(", "))
                 };
-                return Verdict::Stale { got };
+                return Verdict::Stale { got, seeds };
             }
         }
-        Verdict::Pass { seeds }
+        Verdict::Pass { seeds, caught_under }
     }
 }
 
