@@ -5,6 +5,8 @@
 //! Prints the end-to-end throughput (dispatch → start → complete). Run it over the embedded store:
 //! `cargo run --release -p keel --example pool_service`, or over Redis:
 //! `REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p keel --example pool_service`.
+//! With `METRICS=1` it installs a Prometheus recorder first and prints keel's pool metrics at the
+//! end (a service would serve `handle.render()` on its `/metrics` endpoint).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,20 @@ impl JobHandler for Sleeper {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Before any node starts: each node registers its metric handles once, at its start.
+    let metrics = match std::env::var_os("METRICS") {
+        Some(_) => Some(metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?),
+        None => None,
+    };
+    let r = run_on_store().await;
+    if let Some(handle) = metrics {
+        println!("\nkeel pool metrics (Prometheus text format):");
+        handle.render().lines().filter(|l| l.starts_with("keel_")).for_each(|l| println!("  {l}"));
+    }
+    r
+}
+
+async fn run_on_store() -> Result<(), Box<dyn std::error::Error>> {
     match std::env::var("REDIS_URL") {
         #[cfg(feature = "redis")]
         Ok(url) => {
@@ -66,6 +82,8 @@ async fn run<S: Store>(store: S) -> Result<(), Box<dyn std::error::Error>> {
     }
     tokio::time::sleep(Duration::from_millis(50)).await; // let the workers register
 
+    // Any node, whatever runs where, can follow the pool's completions or wait for one job.
+    let mut feed = nodes[1].completions()?;
     // Throughput: every job dispatched once, from alternating nodes, run once, completed.
     const JOBS: usize = 1000;
     let clock = TokioClock;
@@ -94,6 +112,14 @@ async fn run<S: Store>(store: S) -> Result<(), Box<dyn std::error::Error>> {
         "{JOBS} jobs dispatched → started → completed on 3 nodes × 4 workers in {secs:.3} s: {:.0} jobs/s",
         JOBS as f64 / secs
     );
+    let mut seen = 0;
+    while seen < JOBS {
+        let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(10), feed.recv()).await else { break };
+        seen += 1;
+    }
+    println!("node-b's pool-wide completion feed saw {seen} of {JOBS} completions ({} dropped)", feed.dropped());
+    let done = nodes[2].dispatch_and_wait("one-more", "0").await?;
+    println!("dispatch_and_wait: {} completed by {} (attempt {})", done.job, done.worker, done.attempt);
 
     // Graceful stop with work in flight: node-c's running jobs are handed back and finish elsewhere.
     for i in 0..24 {
@@ -101,7 +127,7 @@ async fn run<S: Store>(store: S) -> Result<(), Box<dyn std::error::Error>> {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let node_c = nodes.pop().ok_or("three nodes")?;
-    let c_workers: Vec<String> = workers.drain(8..).map(|w| w.id().to_owned()).collect();
+    let c_workers: Vec<String> = workers.drain(8..).map(|w| w.id()).collect();
     let t1 = clock.now();
     node_c.stop().await;
     println!("node-c stopped (drain deadline 2 s) in {:.3} s", (clock.now() - t1).as_secs_f64());

@@ -21,6 +21,7 @@ pub mod completer;
 mod error;
 pub mod lease;
 pub mod lifecycle;
+pub mod metrics;
 pub mod mutants;
 pub mod observe;
 pub mod pool;

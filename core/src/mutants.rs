@@ -56,6 +56,28 @@ pub enum Mutant {
     MR4,
     /// The event channel closed by a detached task after a restart reassigned it.
     MR5,
+    // Checker-proof mutants (issue #10, helper "typed"): each fires one rule nothing else pins.
+    /// A renewal that does not compare the token (a bare `PEXPIRE`): any renewal extends whoever
+    /// holds the lease.
+    MC1,
+    /// A fence counter that starts again from zero when the store lost its data (a bare `INCR`
+    /// on a missing key): fences go backwards across a data-losing restart.
+    MC2,
+    /// A `set_and_wait` waiter woken one revision early (`target > rev + 1`): the call returns
+    /// before the replica has applied its write.
+    MC3,
+    /// A stale change applied anyway (no revision compare on the feed): the replica's revision and
+    /// reads go back.
+    MC4,
+    /// A completer intake that never has room: producers wait forever, nothing is accepted.
+    MC5,
+    /// A completer intake that ignores its backlog bound.
+    MC6,
+    /// A completer stop that gives up at once and reports its bound reached (drain skipped).
+    MC7,
+    /// A pending-entry sweeper that does not compare the deadline: every unacknowledged
+    /// dispatch is re-dispatched at the next sweep, inside its ack grace.
+    MC8,
 }
 
 #[cfg(feature = "mutants")]

@@ -89,7 +89,7 @@ events! {
         /// Replies are delayed by `delay_ms` after the request was applied, for `ms`.
         ReplyDelay { ms: u64, delay_ms: u64 } = "reply_delay",
         /// Every packet to and from `node` takes `extra_ms` more, for `ms`.
-        NodeLatency { node: Who, ms: u64, extra_ms: u64 } = "node_latency",
+        NodeLatency { node: Who, ms: u64, to_ms: u64, from_ms: u64 } = "node_latency",
         /// Every store connection was killed (watches see a gap).
         FeedDisconnect {} = "feed_disconnect",
         /// `node` is cut from the store (`dir`) for `ms`.
@@ -118,10 +118,6 @@ events! {
         Grant { lease: String, token: String, fence: u64, to: Who } = "grant",
         /// An acquisition refused by the data-loss quarantine.
         QuarantineRefusal { to: Who } = "quarantine_refusal",
-        /// A successful renewal of `token`'s grant.
-        RenewAccepted { lease: String, token: String, fence: u64, by: Who } = "renew_accepted",
-        /// A release that deleted `token`'s grant.
-        ReleaseAccepted { lease: String, token: String, fence: u64, by: Who } = "release_accepted",
         /// A lease operation by a token that is not the holder's changed the grant.
         ForeignChange { op: String, lease: String, token: String, holder: String, by: Who } = "foreign_change",
         /// The fence of a lease went down (at the store).

@@ -97,6 +97,12 @@ pub struct ServerFaults {
     /// Percentage of replies dropped after the request was applied.
     pub reply_loss_pct: AtomicU32,
     kill_conns: watch::Sender<u64>,
+    /// Delay of every reply after its request was applied (ms).
+    pub reply_delay_ms: AtomicU64,
+    /// Per node: extra delay of its requests before they are applied, and of its replies (ms).
+    pub node_latency: Mutex<BTreeMap<Who, (u64, u64)>>,
+    /// Highest fence each lease key has had (the server's own judgment; survives restarts).
+    max_fence: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for ServerFaults {
@@ -106,6 +112,9 @@ impl Default for ServerFaults {
             extra_latency_ms: AtomicU64::new(0),
             reply_loss_pct: AtomicU32::new(0),
             kill_conns: watch::channel(0).0,
+            reply_delay_ms: AtomicU64::new(0),
+            node_latency: Mutex::new(BTreeMap::new()),
+            max_fence: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -121,6 +130,8 @@ impl ServerFaults {
         self.refuse.store(false, Ordering::SeqCst);
         self.extra_latency_ms.store(0, Ordering::SeqCst);
         self.reply_loss_pct.store(0, Ordering::SeqCst);
+        self.reply_delay_ms.store(0, Ordering::SeqCst);
+        self.node_latency.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -172,20 +183,27 @@ async fn connection(
 
 async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who>>), req: Req) {
     let (store, faults, history, tx, client) = ctx;
-    let latency = faults.extra_latency_ms.load(Ordering::SeqCst);
+    let node = *client.lock().unwrap_or_else(|p| p.into_inner());
+    let (to_ms, from_ms) =
+        faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or((0, 0));
+    let latency = faults.extra_latency_ms.load(Ordering::SeqCst) + to_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let node = *client.lock().unwrap_or_else(|p| p.into_inner());
     let result = if faults.refuse.load(Ordering::SeqCst) {
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else {
-        apply(&store, &history, node, &tx, &client, req.op).await
+        apply(&store, &history, &faults, node, &tx, &client, req.op).await
     };
     let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
     if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
         history.record(Who::Store, ServerEv::ReplyDropped { to: node });
         return;
+    }
+    // Applied; the reply is held back (the caller still waits within its timeout).
+    let delay = faults.reply_delay_ms.load(Ordering::SeqCst) + from_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
 }
@@ -193,6 +211,7 @@ async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who
 async fn apply(
     store: &MemoryStore,
     history: &History,
+    faults: &ServerFaults,
     node: Who,
     tx: &Tx,
     client: &Arc<Mutex<Who>>,
@@ -208,6 +227,7 @@ async fn apply(
             let r = store.lease_acquire(&name, &token, ttl_ms, quarantine_ms).await?;
             match &r {
                 Acquire::Granted { fence } => {
+                    judge_fence(history, faults, &name, Some(*fence));
                     history.record(Who::Store, ServerEv::Grant { lease: name, token, fence: *fence, to: node })
                 }
                 Acquire::Quarantined { .. } => history.record(Who::Store, ServerEv::QuarantineRefusal { to: node }),
@@ -215,8 +235,18 @@ async fn apply(
             }
             Resp::Acquire(r)
         }
-        Op::Renew { name, token, ttl_ms } => Resp::Renew(store.lease_renew(&name, &token, ttl_ms).await?),
-        Op::Release { name, token } => Resp::Release(store.lease_release(&name, &token).await?),
+        Op::Renew { name, token, ttl_ms } => {
+            let before = store.lease_grant(&name);
+            let r = store.lease_renew(&name, &token, ttl_ms).await?;
+            judge_lease(store, history, faults, node, "renew", &name, &token, before);
+            Resp::Renew(r)
+        }
+        Op::Release { name, token } => {
+            let before = store.lease_grant(&name);
+            let r = store.lease_release(&name, &token).await?;
+            judge_lease(store, history, faults, node, "release", &name, &token, before);
+            Resp::Release(r)
+        }
         Op::DeleteUnchecked { name } => {
             if let Some((holder, fence)) = store.lease_holder(&name) {
                 let owner = holder.split(':').next().unwrap_or_default();
@@ -249,6 +279,47 @@ async fn apply(
             Resp::Unit
         }
     })
+}
+
+/// The store node judges every lease operation against the grant it holds: a renewal or release
+/// by a token that is not the holder's must change nothing, and a key's fence never goes down.
+#[allow(clippy::too_many_arguments)] // one call site per lease operation; a struct would only rename them
+fn judge_lease(
+    store: &MemoryStore,
+    history: &History,
+    faults: &ServerFaults,
+    node: Who,
+    op: &str,
+    name: &str,
+    token: &str,
+    before: Option<(String, u64, u64)>,
+) {
+    let after = store.lease_grant(name);
+    if let Some((holder, _, _)) = &before
+        && holder != token
+        && after != before
+    {
+        let ev = ServerEv::ForeignChange {
+            op: op.into(),
+            lease: name.into(),
+            token: token.into(),
+            holder: holder.clone(),
+            by: node,
+        };
+        history.record(Who::Store, ev);
+    }
+    judge_fence(history, faults, name, after.map(|a| a.1));
+}
+
+/// A lease key's fence never goes down at the store, across restarts and data loss.
+fn judge_fence(history: &History, faults: &ServerFaults, name: &str, fence: Option<u64>) {
+    let Some(fence) = fence else { return };
+    let mut max = faults.max_fence.lock().unwrap_or_else(|p| p.into_inner());
+    let high = max.entry(name.to_owned()).or_insert(0);
+    if fence < *high {
+        history.record(Who::Store, ServerEv::FenceBackwards { lease: name.into(), from: *high, to: fence });
+    }
+    *high = (*high).max(fence);
 }
 
 struct Conn {

@@ -43,11 +43,19 @@ pub enum FaultKind {
     ClockDriftBeyond,
     /// A node's clock jumps forward (or stalls: beyond the bound).
     ClockJump,
+    /// Replies held back after the store applied the request, within the operation timeout.
+    ReplyDelay,
+    /// One node's requests and replies slowed by different amounts (asymmetric latency).
+    NodeLatency,
 }
 
 impl FaultKind {
+    /// Kinds that reach narrow windows (issue #10). A plan draws them from a stream of its own,
+    /// so adding them to a scenario leaves every other fault of every seed where it was.
+    pub const NARROW: [FaultKind; 2] = [FaultKind::ReplyDelay, FaultKind::NodeLatency];
+
     /// Every kind.
-    pub const ALL: [FaultKind; 14] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::StoreCrash,
         FaultKind::StoreDataLoss,
         FaultKind::StoreUnavailable,
@@ -62,6 +70,8 @@ impl FaultKind {
         FaultKind::ClockDrift,
         FaultKind::ClockDriftBeyond,
         FaultKind::ClockJump,
+        FaultKind::ReplyDelay,
+        FaultKind::NodeLatency,
     ];
 }
 
@@ -97,6 +107,24 @@ pub enum Fault {
         ms: u64,
         /// Added latency.
         extra_ms: u64,
+    },
+    /// Hold every reply back `delay_ms` after the store applied the request, for `ms`.
+    ReplyDelay {
+        /// Duration of the window.
+        ms: u64,
+        /// Delay of each reply (below the scenario's operation timeout).
+        delay_ms: u64,
+    },
+    /// Slow node `node`'s requests by `to_ms` and its replies by `from_ms`, for `ms`.
+    NodeLatency {
+        /// The node.
+        node: usize,
+        /// Duration of the window.
+        ms: u64,
+        /// Extra delay of the node's requests before the store applies them.
+        to_ms: u64,
+        /// Extra delay of the store's replies to the node.
+        from_ms: u64,
     },
     /// Drop `pct` % of replies after apply, for `ms`.
     ReplyLoss {
@@ -209,12 +237,13 @@ impl FaultPlan {
     /// Derive the plan for `seed`.
     pub fn generate(seed: u64, profile: Profile, spec: &PlanSpec) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6b65_656c_706c_616e); // "keelplan"
-        let enabled: Vec<FaultKind> = match profile {
+        let classic: Vec<FaultKind> = spec.kinds.iter().copied().filter(|k| !Self::narrow(*k)).collect();
+        let mut enabled: Vec<FaultKind> = match profile {
             Profile::Calm => Vec::new(),
-            Profile::Uniform => spec.kinds.clone(),
+            Profile::Uniform => classic.clone(),
             Profile::Swarm => loop {
-                let pick: Vec<FaultKind> = spec.kinds.iter().copied().filter(|_| rng.gen_bool(0.5)).collect();
-                if !pick.is_empty() || spec.kinds.is_empty() {
+                let pick: Vec<FaultKind> = classic.iter().copied().filter(|_| rng.gen_bool(0.5)).collect();
+                if !pick.is_empty() || classic.is_empty() {
                     break pick;
                 }
             },
@@ -237,8 +266,35 @@ impl FaultPlan {
                 events.push(Timed { at_ms, fault: Self::fault(kind, &mut rng, spec) });
             }
         }
+        // The narrow-window kinds from a stream of their own (see `FaultKind::NARROW`).
+        let mut narrow_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e61_7272_6f77_7769); // "narrowwi"
+        for &kind in spec.kinds.iter().filter(|k| Self::narrow(**k)) {
+            let on = match profile {
+                Profile::Calm => false,
+                Profile::Uniform => true,
+                Profile::Swarm => narrow_rng.gen_bool(0.5),
+            };
+            if !on {
+                continue;
+            }
+            enabled.push(kind);
+            let mean_gap_units = narrow_rng.gen_range(2.0..12.0);
+            let mut t = 0.0f64;
+            loop {
+                t += -mean_gap_units * (1.0 - narrow_rng.gen_range(0.0..1.0f64)).ln() * u as f64;
+                let at_ms = t as u64;
+                if at_ms >= spec.window_ms {
+                    break;
+                }
+                events.push(Timed { at_ms, fault: Self::fault(kind, &mut narrow_rng, spec) });
+            }
+        }
         events.sort_by_key(|e| e.at_ms);
         FaultPlan { seed, profile, enabled, heal_at_ms: spec.window_ms, events }
+    }
+
+    fn narrow(kind: FaultKind) -> bool {
+        FaultKind::NARROW.contains(&kind)
     }
 
     fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Fault {
@@ -251,6 +307,14 @@ impl FaultPlan {
             FaultKind::StoreUnavailable => Fault::StoreUnavailable { ms: dur(rng, 0.1, 3.0) },
             FaultKind::LatencySpike => Fault::LatencySpike { ms: dur(rng, 0.5, 4.0), extra_ms: dur(rng, 0.05, 1.5) },
             FaultKind::ReplyLoss => Fault::ReplyLoss { ms: dur(rng, 0.5, 4.0), pct: rng.gen_range(10..80) },
+            // Below every scenario's operation timeout (at least a sixth of its unit).
+            FaultKind::ReplyDelay => Fault::ReplyDelay { ms: dur(rng, 0.5, 4.0), delay_ms: dur(rng, 0.02, 0.15) },
+            FaultKind::NodeLatency => Fault::NodeLatency {
+                node,
+                ms: dur(rng, 0.5, 4.0),
+                to_ms: dur(rng, 0.0, 0.15),
+                from_ms: dur(rng, 0.0, 0.15),
+            },
             FaultKind::FeedDisconnect => Fault::FeedDisconnect,
             FaultKind::Partition => Fault::Partition { node, dir: Direction::Both, ms: dur(rng, 0.2, 4.0) },
             FaultKind::PartitionOneWay => {
@@ -354,6 +418,15 @@ impl FaultPlan {
                     return at(Err(format!("clock rate {rate} outside {RATE_MIN}..={RATE_MAX}")));
                 }
                 Fault::ClockJump { delta_ms, .. } => at(ms("delta_ms", delta_ms.unsigned_abs()))?,
+                Fault::ReplyDelay { ms: d, delay_ms } => {
+                    at(ms("ms", d))?;
+                    at(ms("delay_ms", delay_ms))?
+                }
+                Fault::NodeLatency { ms: d, to_ms, from_ms, .. } => {
+                    at(ms("ms", d))?;
+                    at(ms("to_ms", to_ms))?;
+                    at(ms("from_ms", from_ms))?
+                }
                 Fault::FeedDisconnect | Fault::ClockRate { .. } => {}
             }
             match e.fault {
@@ -362,7 +435,8 @@ impl FaultPlan {
                 | Fault::NodePause { node: n, .. }
                 | Fault::NodeRestart { node: n, .. }
                 | Fault::ClockRate { node: n, .. }
-                | Fault::ClockJump { node: n, .. } => at(node(n))?,
+                | Fault::ClockJump { node: n, .. }
+                | Fault::NodeLatency { node: n, .. } => at(node(n))?,
                 _ => {}
             }
         }

@@ -288,6 +288,23 @@ impl World {
                 self.rec(WorldEv::ReplyLoss { ms, pct });
                 after(ms, w, Box::new(|w| w.faults.reply_loss_pct.store(0, Ordering::SeqCst)))
             }
+            Fault::ReplyDelay { ms, delay_ms } => {
+                self.faults.reply_delay_ms.store(delay_ms, Ordering::SeqCst);
+                self.rec(WorldEv::ReplyDelay { ms, delay_ms });
+                after(ms, w, Box::new(|w| w.faults.reply_delay_ms.store(0, Ordering::SeqCst)))
+            }
+            Fault::NodeLatency { node, ms, to_ms, from_ms } => {
+                let who = Who::node(node);
+                self.faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).insert(who, (to_ms, from_ms));
+                self.rec(WorldEv::NodeLatency { node: who, ms, to_ms, from_ms });
+                after(
+                    ms,
+                    w,
+                    Box::new(move |w| {
+                        w.faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).remove(&who);
+                    }),
+                )
+            }
             Fault::FeedDisconnect => {
                 self.faults.kill_connections();
                 self.rec(WorldEv::FeedDisconnect {});

@@ -147,6 +147,54 @@ pub const ZOO: &[Entry] = &[
         scenario: "pool",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC1,
+        lineage: "a renewal that does not compare the token (bare PEXPIRE): fires the store's lease judge",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC2,
+        lineage: "fence counter restarted from zero after data loss (bare INCR): fences go backwards",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC3,
+        lineage: "set_and_wait waiter woken one revision early: returns before its write is applied",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC4,
+        lineage: "stale feed change applied without a revision compare: the replica goes back",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC5,
+        lineage: "completer intake that never has room: nothing is accepted (passed every older invariant)",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC6,
+        lineage: "completer intake that ignores its backlog bound",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC7,
+        lineage: "completer stop that gives up at once and reports its bound reached",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC8,
+        lineage: "pending sweeper without the deadline compare: re-dispatch inside the ack grace",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

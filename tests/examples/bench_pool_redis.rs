@@ -3,7 +3,12 @@
 //! - failover: time from a node's abrupt death (its runtime dropped) to its jobs running on the
 //!   other nodes.
 //!
-//! Run: `cargo run --release -p keel-tests --example bench_pool_redis [jobs] [worker_ttl_ms]`
+//! - with `metrics [rounds]` as the third argument instead: interleaved rounds with keel's metrics
+//!   recorded into a Prometheus recorder and not recorded, each with a dispatch-only node that
+//!   follows the pool-wide completion feed: jobs/s, the feed's delivery latency (handler done →
+//!   the dispatch-only node received the completion, p50/p99) and this process's CPU per job.
+//!
+//! Run: `cargo run --release -p keel-tests --example bench_pool_redis [jobs] [worker_ttl_ms] [metrics [rounds]]`
 //! (spawns its own redis-server unless REDIS_URL is set).
 
 use std::collections::BTreeMap;
@@ -66,6 +71,15 @@ async fn store(url: &str) -> RedisStore {
     RedisStore::connect(config).await.expect("connect")
 }
 
+/// Wait until the 3 nodes' workers are registered.
+async fn registered(st: &RedisStore, pool: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while keel::pool::inspect(st, pool).await.map_or(0, |r| r.registered.len()) < 3 * WORKERS {
+        assert!(Instant::now() < deadline, "workers did not register");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn throughput(url: &str, jobs: usize, ttl: Duration) {
     let st = store(url).await;
     let done = Arc::new(AtomicUsize::new(0));
@@ -77,11 +91,7 @@ async fn throughput(url: &str, jobs: usize, ttl: Duration) {
         nodes.push((node, ws));
     }
     // Let every worker register before the clock starts.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while keel::pool::inspect(&st, "tput").await.map_or(0, |r| r.registered.len()) < 3 * WORKERS {
-        assert!(Instant::now() < deadline, "workers did not register");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    registered(&st, "tput").await;
     let nodes = Arc::new(nodes);
     let t0 = Instant::now();
     let mut joins = Vec::new();
@@ -185,14 +195,221 @@ async fn failover(url: &str, ttl: Duration) {
     }
 }
 
+/// A recorder that can be switched off: parts started while it is off get no-op handles (keel
+/// registers its handles once, when a part starts), so rounds with and without metrics recording
+/// alternate in one process.
+struct Switch {
+    inner: metrics_exporter_prometheus::PrometheusRecorder,
+    on: std::sync::atomic::AtomicBool,
+}
+
+impl metrics::Recorder for Switch {
+    fn describe_counter(&self, k: metrics::KeyName, u: Option<metrics::Unit>, d: metrics::SharedString) {
+        self.inner.describe_counter(k, u, d)
+    }
+    fn describe_gauge(&self, k: metrics::KeyName, u: Option<metrics::Unit>, d: metrics::SharedString) {
+        self.inner.describe_gauge(k, u, d)
+    }
+    fn describe_histogram(&self, k: metrics::KeyName, u: Option<metrics::Unit>, d: metrics::SharedString) {
+        self.inner.describe_histogram(k, u, d)
+    }
+    fn register_counter(&self, key: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Counter {
+        if self.on.load(Ordering::Relaxed) { self.inner.register_counter(key, m) } else { metrics::Counter::noop() }
+    }
+    fn register_gauge(&self, key: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Gauge {
+        if self.on.load(Ordering::Relaxed) { self.inner.register_gauge(key, m) } else { metrics::Gauge::noop() }
+    }
+    fn register_histogram(&self, key: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Histogram {
+        if self.on.load(Ordering::Relaxed) { self.inner.register_histogram(key, m) } else { metrics::Histogram::noop() }
+    }
+}
+
+/// CPU time (user + system) of this process so far, from /proc (Linux).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// Completes at once and notes when (for the feed's delivery latency).
+struct Noted(Arc<Mutex<BTreeMap<String, Instant>>>);
+
+impl JobHandler for Noted {
+    async fn run(&self, job: Job) -> JobOutcome {
+        self.0.lock().expect("noted").insert(job.key().to_owned(), Instant::now());
+        JobOutcome::Completed
+    }
+}
+
+struct Round {
+    jobs_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    cpu_per_job: Duration,
+}
+
+async fn metrics_round(url: &str, jobs: usize, ttl: Duration, pool: &str) -> Round {
+    let st = store(url).await;
+    let noted = Arc::new(Mutex::new(BTreeMap::new()));
+    let caller = Shutdown::new("bench");
+    let mut nodes: Vec<(PoolNode<RedisStore>, Vec<WorkerHandle>)> = Vec::new();
+    for n in 0..3 {
+        let node = Pool::new(st.clone(), config(pool, &format!("n{n}"), ttl)).start().await.expect("node");
+        let ws = (0..WORKERS).map(|_| node.add_worker(Noted(noted.clone()), &caller)).collect();
+        nodes.push((node, ws));
+    }
+    let api = Pool::new(store(url).await, config(pool, "api", ttl)).start().await.expect("api node");
+    let mut feed = api.completions().expect("feed");
+    registered(&st, pool).await;
+    let nodes = Arc::new(nodes);
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let mut joins = Vec::new();
+    for d in 0..DISPATCHERS {
+        let nodes = nodes.clone();
+        joins.push(tokio::spawn(async move {
+            for i in (d..jobs).step_by(DISPATCHERS) {
+                // On a loaded machine a store call can time out: retry the same key (a
+                // Duplicate then means the first try landed).
+                let mut tries = 0;
+                loop {
+                    match nodes[i % 3].0.dispatch(&format!("job-{i}"), "x").await {
+                        Ok(_) => break,
+                        Err(keel::pool::PoolError::Duplicate { .. }) if tries > 0 => break,
+                        Err(e) if tries < 20 => {
+                            tries += 1;
+                            eprintln!("dispatch job-{i}: {e}; retrying");
+                        }
+                        Err(e) => panic!("dispatch job-{i}: {e}"),
+                    }
+                }
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(jobs);
+    while latencies.len() < jobs {
+        let c = tokio::time::timeout(Duration::from_secs(30), feed.recv()).await.expect("feed stalled").expect("feed");
+        let done = noted.lock().expect("noted").get(&c.job).copied();
+        latencies.push(done.map_or(Duration::ZERO, |d| d.elapsed()));
+    }
+    let took = t0.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu0);
+    for j in joins {
+        j.await.expect("dispatcher");
+    }
+    assert_eq!(feed.dropped(), 0, "the feed kept up");
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    api.stop().await;
+    let nodes = Arc::into_inner(nodes).expect("dispatchers done");
+    for (node, ws) in nodes {
+        for w in ws {
+            w.stop().await;
+        }
+        node.stop().await;
+    }
+    Round { jobs_per_s: jobs as f64 / took.as_secs_f64(), p50: at(0.5), p99: at(0.99), cpu_per_job: cpu / jobs as u32 }
+}
+
+/// The recording path alone, independent of the machine's load: the CPU time of recording one
+/// job's events (dispatched, acked, started, completed) through `keel::metrics::record`, into the
+/// Prometheus recorder and into none.
+fn record_cost(switch: &Switch) -> [Duration; 2] {
+    use keel::observe::{Event, PoolEvent};
+    const N: u32 = 200_000;
+    let mut out = [Duration::ZERO; 2];
+    for on in [false, true] {
+        switch.on.store(on, Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
+        for i in 0..N {
+            let (job, worker) = (job_text(i), "n0.1.1".into());
+            keel::metrics::record(&Event::Pool(PoolEvent::Dispatched { job, worker, attempt: 1, now_ms: 7 }));
+            let (job, worker) = (job_text(i), "n0.1.1".into());
+            keel::metrics::record(&Event::Pool(PoolEvent::Acked { job, worker, attempt: 1 }));
+            let (job, worker) = (job_text(i), "n0.1.1".into());
+            keel::metrics::record(&Event::Pool(PoolEvent::Started { job, worker, attempt: 1 }));
+            let (job, worker) = (job_text(i), "n0.1.1".into());
+            keel::metrics::record(&Event::Pool(PoolEvent::Completed { job, worker, attempt: 1 }));
+        }
+        out[usize::from(on)] = t0.elapsed() / N;
+    }
+    out
+}
+
+fn job_text(i: u32) -> keel::observe::Text<'static> {
+    if i.is_multiple_of(2) { "job-a".into() } else { "job-b".into() }
+}
+
+async fn metrics_rounds(url: &str, jobs: usize, ttl: Duration, rounds: usize, switch: &'static Switch) {
+    let [off, on] = record_cost(switch);
+    println!("recording one job's 4 pool events: {off:?} without a recorder, {on:?} into Prometheus");
+    let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    for r in 0..rounds * 2 {
+        // Interleaved (off, on, on, off, off, on, …) so a drift of the machine's load hits both.
+        let on = (r % 4 == 1) || (r % 4 == 2);
+        // BENCH_AA=1: group "on" does not record either (an A/A run: the noise of the machine).
+        switch.on.store(on && std::env::var_os("BENCH_AA").is_none(), Ordering::Relaxed);
+        let round = metrics_round(url, jobs, ttl, &format!("m{r}")).await;
+        println!(
+            "round {r:2} metrics {:3}: {:6.0} jobs/s, feed latency p50 {:?} p99 {:?}, cpu {:?}/job",
+            if on { "on" } else { "off" },
+            round.jobs_per_s,
+            round.p50,
+            round.p99,
+            round.cpu_per_job
+        );
+        results[usize::from(on)].push(round);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let mut summary = Vec::new();
+    for (on, rs) in results.iter().enumerate() {
+        let mut tput: Vec<f64> = rs.iter().map(|r| r.jobs_per_s).collect();
+        let mut p50: Vec<f64> = rs.iter().map(|r| r.p50.as_secs_f64() * 1e3).collect();
+        let mut p99: Vec<f64> = rs.iter().map(|r| r.p99.as_secs_f64() * 1e3).collect();
+        let mut cpu: Vec<f64> = rs.iter().map(|r| r.cpu_per_job.as_secs_f64() * 1e6).collect();
+        let m = (median(&mut tput), median(&mut p50), median(&mut p99), median(&mut cpu));
+        println!(
+            "metrics {:3} (median of {}): {:.0} jobs/s, feed p50 {:.2} ms, p99 {:.2} ms, {:.0} µs CPU/job",
+            if on == 1 { "on" } else { "off" },
+            rs.len(),
+            m.0,
+            m.1,
+            m.2,
+            m.3
+        );
+        summary.push(m);
+    }
+    println!(
+        "metrics cost: throughput {:+.1} %, CPU per job {:+.1} % (medians); recording alone {:.2} % of the CPU per job",
+        (summary[1].0 / summary[0].0 - 1.0) * 100.0,
+        (summary[1].3 / summary[0].3 - 1.0) * 100.0,
+        on.saturating_sub(off).as_secs_f64() * 1e6 / summary[0].3 * 100.0
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let jobs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let ttl = Duration::from_millis(args.next().and_then(|a| a.parse().ok()).unwrap_or(2000));
+    let mode = args.next();
     let (_server, url) =
         keel_tests::RedisServer::for_bench().expect("redis-server or REDIS_URL is needed for the benchmark");
     println!("pool over {url}");
+    if mode.as_deref() == Some("metrics") {
+        let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
+        let inner = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let switch: &'static Switch = Box::leak(Box::new(Switch { inner, on: false.into() }));
+        metrics::set_global_recorder(switch).expect("the only recorder");
+        metrics_rounds(&url, jobs, ttl, rounds, switch).await;
+        return;
+    }
     throughput(&url, jobs, ttl).await;
     failover(&url, ttl).await;
 }

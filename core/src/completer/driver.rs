@@ -35,7 +35,9 @@ impl<S: Store> Driver<S> {
     fn check_stop(&self, deadline: &mut Option<Instant>) {
         if deadline.is_none() && self.token.is_cancelled() {
             self.intake.begin_drain();
-            *deadline = Some(self.clock.now() + self.cfg.stop_timeout);
+            // MC7: a stop that gives up at once.
+            let bound = if mutants::active(Mutant::MC7) { Duration::ZERO } else { self.cfg.stop_timeout };
+            *deadline = Some(self.clock.now() + bound);
             observe::emit(CompleterEvent::DrainStarted {
                 completer: (&self.cfg.name).into(),
                 run: self.run,

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use tokio::sync::Notify;
 
 use super::{CompleteError, Completion, TryCompleteError};
+use crate::mutants::{self, Mutant};
 use crate::sync::{Mutex, MutexGuard};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +89,9 @@ impl Intake {
         if s.phase == Phase::Closed {
             return Err(TryCompleteError::Closed(c));
         }
-        if s.queue.len() + s.inflight >= s.cap {
+        let full = s.queue.len() + s.inflight >= s.cap && !mutants::active(Mutant::MC6); // MC6: no bound
+        if full || mutants::active(Mutant::MC5) {
+            // MC5: never any room.
             return Err(TryCompleteError::Full(c));
         }
         s.queue.push_back(c);
@@ -111,6 +114,12 @@ impl Intake {
             }
             room.await;
         }
+    }
+
+    /// Completions accepted and not yet flushed (queued + in flight): bounded by the backlog.
+    pub fn backlog(&self) -> usize {
+        let s = self.lock();
+        s.queue.len() + s.inflight
     }
 
     /// Move up to `n` queued completions in flight.

@@ -372,7 +372,13 @@ impl fmt::Debug for Producer {
 impl Producer {
     /// Hand over a completion, waiting while the backlog is full.
     pub async fn complete(&self, c: Completion) -> Result<(), CompleteError> {
-        self.intake.push(c).await
+        self.intake.push(c).await?;
+        observe::emit(CompleterEvent::Accepted {
+            completer: (&self.completer).into(),
+            run: self.run,
+            backlog: self.intake.backlog(),
+        });
+        Ok(())
     }
 
     /// Hand over a completion if there is room now.

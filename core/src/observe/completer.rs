@@ -30,6 +30,8 @@ events! {
         EventsUndelivered { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
         /// The stop bound was reached while `n` events were being handed over.
         EventsUndeliveredAtBound { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
+        /// A producer's completion was accepted; the run's backlog (queued + in flight) is now `backlog`.
+        Accepted { completer: Text<'a>, run: u64, backlog: usize } = "accepted",
         /// A producer of the run stopped (deregistered).
         ProducerStopped { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_stopped",
         /// A subscription manager run started, reading the completer's run `source_run`.
@@ -81,6 +83,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         }
         E::EventsUndeliveredAtBound { completer, run, n } => {
             warn!(target: T, completer = %completer, run, n, kind = "events_undelivered", "stop bound reached while handing events over")
+        }
+        E::Accepted { completer, run, backlog } => {
+            debug!(target: T, completer = %completer, run, backlog, kind = "accepted", "completion accepted")
         }
         E::ProducerStopped { completer, run, producer } => {
             info!(target: T, completer = %completer, run, producer = %producer, kind = "producer_stopped", "producer stopped")

@@ -382,6 +382,9 @@ pub fn set_thread_observer(observer: Option<Rc<dyn Observer>>) -> Option<Rc<dyn 
 /// Emit one event: to this thread's observer if one is installed, else to `tracing` ([`log`]).
 pub fn emit<'a>(e: impl Into<Event<'a>>) {
     let e = e.into();
+    // Metrics are recorded here, from the typed event, whoever observes it (a no-op without a
+    // recorder installed: see `keel::metrics`).
+    crate::metrics::record(&e);
     // Cloned out of the cell so an observer may itself emit or swap observers.
     match OBSERVER.with(|o| o.borrow().clone()) {
         Some(o) => o.event(&e),

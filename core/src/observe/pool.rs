@@ -125,6 +125,20 @@ events! {
         Completed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "completed",
         /// The completion could not be recorded: the job stays owned and runs again.
         CompleteFailed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "complete_failed",
+        /// `Pool::start` is waiting for the store (at the first failure, then every 5 s).
+        StartWaiting { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, timeout_ms: u64, error: Text<'a> } = "start_waiting",
+        /// `Pool::start` reached the store after `attempts` tries.
+        StartStoreReached { pool: Text<'a>, node: Text<'a>, attempts: u32 } = "start_store_reached",
+        /// `Pool::start` gave up: a permanent error, or the start timeout.
+        StartFailed { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, permanent: bool, error: Text<'a> } = "start_failed",
+        /// A worker died (cleaned up by the pool, or its task panicked).
+        WorkerDied { worker: Text<'a>, exit: Text<'a> } = "worker_died",
+        /// A dead worker was replaced by a fresh incarnation after `after_ms`.
+        WorkerReplaced { worker: Text<'a>, replaces: Text<'a>, after_ms: u64 } = "worker_replaced",
+        /// The completion feed delivered completions the change feed missed, from a snapshot.
+        FeedResynced { why: Text<'a>, completions: usize } = "feed_resynced",
+        /// Completions dropped for full completion-feed subscribers.
+        FeedDropped { dropped: u64 } = "feed_dropped",
     }
 }
 
@@ -196,6 +210,27 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::Completed { job, worker, attempt } => {
             info!(target: T, kind = "completed", job = %job, worker = %worker, attempt, "job completed")
+        }
+        E::StartWaiting { pool, node, attempts, waited_ms, timeout_ms, error } => {
+            warn!(target: T, kind = "start_waiting", pool = %pool, node = %node, attempts, waited_ms, timeout_ms, error = %error, "pool start: waiting for the store")
+        }
+        E::StartStoreReached { pool, node, attempts } => {
+            info!(target: T, kind = "start_store_reached", pool = %pool, node = %node, attempts, "pool start: the store answers")
+        }
+        E::StartFailed { pool, node, attempts, waited_ms, permanent, error } => {
+            error!(target: T, kind = "start_failed", pool = %pool, node = %node, attempts, waited_ms, permanent, error = %error, "pool start failed")
+        }
+        E::WorkerDied { worker, exit } => {
+            warn!(target: T, kind = "worker_died", worker = %worker, exit = %exit, "worker died; its jobs were moved by the pool")
+        }
+        E::WorkerReplaced { worker, replaces, after_ms } => {
+            info!(target: T, kind = "worker_replaced", worker = %worker, replaces = %replaces, after_ms, "dead worker replaced by a fresh incarnation")
+        }
+        E::FeedResynced { why, completions } => {
+            info!(target: T, kind = "feed_resynced", why = %why, completions, "completions missed by the feed delivered from the store")
+        }
+        E::FeedDropped { dropped } => {
+            debug!(target: T, kind = "feed_dropped", dropped, "completion feed subscriber full: completions dropped")
         }
         E::CompleteFailed { job, worker, attempt } => {
             warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")

@@ -68,6 +68,8 @@ events! {
         WatchFailed { map: Text<'a>, error: Text<'a> } = "watch_failed",
         /// A snapshot failed (retried).
         SnapshotFailed { map: Text<'a>, error: Text<'a> } = "snapshot_failed",
+        /// A `set_and_wait` returns its write's revision `rev`; the replica is at `local_rev`.
+        WaitReturned { map: Text<'a>, rev: u64, local_rev: u64 } = "wait_returned",
         /// A `set_and_wait` was cancelled and its waiter removed.
         WaiterCancelled { armed: bool, claimed: bool } = "waiter_cancelled",
     }
@@ -95,6 +97,9 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         }
         E::SnapshotFailed { map, error } => {
             debug!(target: T, map = %map, kind = "snapshot_failed", error = %error, "snapshot failed; retrying")
+        }
+        E::WaitReturned { map, rev, local_rev } => {
+            trace!(target: T, map = %map, kind = "wait_returned", rev, local_rev, "set_and_wait returned")
         }
         E::WaiterCancelled { armed, claimed } => {
             debug!(target: T, kind = "waiter_cancelled", armed, claimed, "set_and_wait cancelled; waiter removed")

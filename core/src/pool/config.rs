@@ -33,6 +33,11 @@ pub struct PoolConfig {
     pub(crate) op_timeout: Duration,
     pub(crate) intake_buffer: usize,
     pub(crate) done_retention: Duration,
+    /// Backoff bounds (min, max) before a dead worker is replaced by a fresh incarnation;
+    /// `None`: dead workers are not replaced.
+    pub(crate) worker_restart: Option<(Duration, Duration)>,
+    /// How long [`Pool::start`](super::Pool::start) waits for the store before it fails.
+    pub(crate) start_timeout: Duration,
     /// The node's completer (completion batching and events): map `keel:pool:{pool}:completions`.
     pub(crate) completer: CompleterConfig,
 }
@@ -54,6 +59,10 @@ pub struct PoolConfigBuilder {
     op_timeout: Option<Duration>,
     intake_buffer: usize,
     done_retention: Option<Duration>,
+    /// The setting the caller used for it (errors name that one).
+    dedup_setting: &'static str,
+    worker_restart: Option<Option<(Duration, Duration)>>,
+    start_timeout: Duration,
 }
 
 /// The default worker TTL.
@@ -85,6 +94,18 @@ pub const DONE_RETENTION_MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Longest pool or node name (store map names are `keel:pool:{name}:…`).
 pub const NAME_MAX_BYTES: usize = 200;
 
+/// The default bound of [`Pool::start`](super::Pool::start)'s wait for the store.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest dedup window a pool accepts (a tombstone per job is kept that long).
+pub const DEDUP_WINDOW_MAX: Duration = DONE_RETENTION_MAX;
+
+/// Upper bound of [`PoolConfigBuilder::start_timeout`].
+pub const START_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// Upper bound of the backoff before a dead worker is replaced.
+pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(24 * 3600);
+
 impl PoolConfig {
     /// Start building the config of pool `name` on node `node`. `node` must be unique among live
     /// processes (e.g. `hostname:pid`); worker ids are `node.incarnation.n`.
@@ -104,6 +125,9 @@ impl PoolConfig {
             op_timeout: None,
             intake_buffer: 1024,
             done_retention: None,
+            dedup_setting: "dedup_window",
+            worker_restart: None,
+            start_timeout: DEFAULT_START_TIMEOUT,
         }
     }
 
@@ -134,6 +158,19 @@ impl PoolConfig {
     /// How long a stopping worker may finish its jobs before handing the rest back.
     pub fn shutdown_deadline(&self) -> Duration {
         self.shutdown_deadline
+    }
+    /// How long a job key stays taken after its completion (see
+    /// [`PoolConfigBuilder::dedup_window`]).
+    pub fn dedup_window(&self) -> Duration {
+        self.done_retention
+    }
+    /// Backoff bounds before a dead worker is replaced (`None`: never replaced).
+    pub fn worker_restart(&self) -> Option<(Duration, Duration)> {
+        self.worker_restart
+    }
+    /// How long [`Pool::start`](super::Pool::start) waits for the store.
+    pub fn start_timeout(&self) -> Duration {
+        self.start_timeout
     }
 }
 
@@ -194,11 +231,43 @@ impl PoolConfigBuilder {
         self
     }
 
-    /// How long a completed job's tombstone is kept: within it the key cannot be added again,
-    /// and a completion retried after an unknown outcome recognises its own (default 10·ttl;
-    /// worker_ttl ..= [`DONE_RETENTION_MAX`]).
-    pub fn done_retention(mut self, d: Duration) -> Self {
+    /// The **dedup window**: how long a completed job's key stays taken (its completion
+    /// tombstone is kept). Within it, dispatching the same key again is
+    /// [`PoolError::Duplicate`](super::PoolError::Duplicate), and a completion retried after an
+    /// unknown outcome recognises its own. After it, the key is free: dispatching it again adds
+    /// a new job that runs again (attempt 1). Costs one small tombstone per job for the window
+    /// (default 10·ttl; worker_ttl ..= [`DEDUP_WINDOW_MAX`], the store's longest TTL).
+    pub fn dedup_window(mut self, d: Duration) -> Self {
         self.done_retention = Some(d);
+        self
+    }
+
+    /// The former name of [`dedup_window`](Self::dedup_window).
+    pub fn done_retention(mut self, d: Duration) -> Self {
+        self.dedup_setting = "done_retention";
+        self.done_retention = Some(d);
+        self
+    }
+
+    /// Replace a dead worker (cleaned up by the pool after a store outage or pause past its
+    /// TTL, or panicked) with a fresh incarnation after a jittered backoff that doubles from
+    /// `min` to `max` while replacements keep dying (default ttl/10 .. ttl).
+    pub fn worker_restart(mut self, min: Duration, max: Duration) -> Self {
+        self.worker_restart = Some(Some((min, max)));
+        self
+    }
+
+    /// Do not replace dead workers: a worker that dies stays gone (its handle's
+    /// [`join`](super::WorkerHandle::join) returns how it ended).
+    pub fn no_worker_restart(mut self) -> Self {
+        self.worker_restart = Some(None);
+        self
+    }
+
+    /// How long [`Pool::start`](super::Pool::start) waits for the store before it fails with
+    /// [`PoolError::StartTimeout`](super::PoolError::StartTimeout) (default 30 s, at most 24 h).
+    pub fn start_timeout(mut self, d: Duration) -> Self {
+        self.start_timeout = d;
         self
     }
 
@@ -272,7 +341,13 @@ impl PoolConfigBuilder {
         ConfigError::check_duration("op_timeout", op_timeout, nanos, OP_TIMEOUT_MAX)?;
         ConfigError::check_count("intake_buffer", self.intake_buffer, 1, INTAKE_BUFFER_MAX)?;
         let done_retention = self.done_retention.unwrap_or(ttl * 10);
-        ConfigError::check_duration("done_retention", done_retention, ttl, DONE_RETENTION_MAX)?;
+        ConfigError::check_duration(self.dedup_setting, done_retention, ttl, DEDUP_WINDOW_MAX)?;
+        let worker_restart = self.worker_restart.unwrap_or(Some(((ttl / 10).max(Duration::from_millis(1)), ttl)));
+        if let Some((min, max)) = worker_restart {
+            ConfigError::check_duration("worker_restart", max, nanos, RESTART_BACKOFF_MAX)?;
+            ConfigError::check_duration("worker_restart", min, nanos, max)?;
+        }
+        ConfigError::check_duration("start_timeout", self.start_timeout, nanos, START_TIMEOUT_MAX)?;
         // The completer flushes completion events every ttl/20 (<= 50 ms) and may take the
         // workers' drain (shutdown_deadline) plus a few store ops to stop. Every input is bounded
         // above, so these cannot fail; a failure would still be a typed error, not a panic.
@@ -298,6 +373,8 @@ impl PoolConfigBuilder {
             op_timeout,
             intake_buffer: self.intake_buffer,
             done_retention,
+            worker_restart,
+            start_timeout: self.start_timeout,
         })
     }
 }
@@ -317,6 +394,18 @@ mod tests {
         assert_eq!(e.field, "keepalive_interval");
         let e = PoolConfig::builder("p", "n").drift_margin(Duration::from_secs(9)).build().unwrap_err();
         assert_eq!(e.field, "drift_margin");
+        assert_eq!(c.worker_restart(), Some((Duration::from_millis(300), Duration::from_secs(3))));
+        assert_eq!(c.start_timeout(), DEFAULT_START_TIMEOUT);
+        let off = PoolConfig::builder("p", "n").no_worker_restart().build().unwrap();
+        assert_eq!(off.worker_restart(), None);
+        let e = PoolConfig::builder("p", "n").worker_restart(Duration::ZERO, Duration::from_secs(1)).build();
+        assert_eq!(e.unwrap_err().field, "worker_restart");
+        let e = PoolConfig::builder("p", "n").start_timeout(Duration::ZERO).build().unwrap_err();
+        assert_eq!(e.field, "start_timeout");
+        let e = PoolConfig::builder("p", "n").dedup_window(DEDUP_WINDOW_MAX * 2).build().unwrap_err();
+        assert_eq!(e.field, "dedup_window");
+        let long = PoolConfig::builder("p", "n").dedup_window(Duration::from_secs(30 * 24 * 3600)).build().unwrap();
+        assert_eq!(long.dedup_window(), Duration::from_secs(30 * 24 * 3600));
     }
 }
 

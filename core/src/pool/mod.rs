@@ -43,10 +43,12 @@
 
 mod complete;
 mod config;
+mod feed;
 mod inspect;
 mod load;
 mod node;
 mod state;
+mod supervise;
 mod worker;
 
 use std::future::Future;
@@ -54,14 +56,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::watch;
-use tokio::sync::mpsc;
-use tracing::debug;
 
 pub use crate::completer::{CompletionEvent, KindFilter, Subscription};
-pub use config::{DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder};
+pub use config::{
+    DEDUP_WINDOW_MAX, DEFAULT_START_TIMEOUT, DEFAULT_WORKER_TTL, PoolConfig, PoolConfigBuilder, RESTART_BACKOFF_MAX,
+    START_TIMEOUT_MAX,
+};
 
 /// The [`Completion::kind`](crate::completer::Completion) of a job completed by a pool worker.
 pub const COMPLETED: &str = "completed";
+pub use feed::{CompletionFeed, FEED_BUFFER_MAX, FEED_SUBSCRIBERS_MAX, JobCompletion, WAITERS_MAX};
 pub use inspect::{PoolReport, inspect, quarantine_corrupt, quarantine_map};
 pub use state::CorruptRecord;
 #[doc(hidden)]
@@ -69,7 +73,7 @@ pub use state::decode;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::StoreError;
-use crate::observe::{self, PoolEvent};
+use crate::observe::{self, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use node::Core;
@@ -89,7 +93,22 @@ pub enum PoolError {
         detail: String,
     },
     /// The store failed; see [`StoreError::outcome`] for whether the operation may have applied.
+    /// From [`Pool::start`]: a permanent error ([`StoreError::is_transient`] is false), returned
+    /// at once instead of being retried.
     Store(StoreError),
+    /// [`Pool::start`] could not reach the store within its start timeout
+    /// ([`PoolConfigBuilder::start_timeout`]).
+    StartTimeout {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// Store calls it made.
+        attempts: u32,
+        /// The last store error.
+        last_error: StoreError,
+    },
+    /// The node has as many feed subscribers ([`FEED_SUBSCRIBERS_MAX`]) or waiters
+    /// ([`WAITERS_MAX`]) as it takes.
+    TooManyWaiters,
     /// The node stopped.
     Stopped,
 }
@@ -106,6 +125,10 @@ impl std::fmt::Display for PoolError {
             PoolError::Duplicate { job } => write!(f, "job {job:?} already exists"),
             PoolError::InvalidJob { detail } => write!(f, "invalid job: {detail}"),
             PoolError::Store(e) => write!(f, "pool store error: {e}"),
+            PoolError::StartTimeout { waited, attempts, last_error } => {
+                write!(f, "pool start: store not reachable after {waited:?} ({attempts} attempts): {last_error}")
+            }
+            PoolError::TooManyWaiters => write!(f, "too many completion waiters or feed subscribers on this node"),
             PoolError::Stopped => write!(f, "pool node stopped"),
         }
     }
@@ -192,6 +215,9 @@ pub enum WorkerExit {
     Panicked,
 }
 
+/// How often [`Pool::start`] repeats its warning while it waits for the store.
+pub const START_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Configures and starts a pool node.
 pub struct Pool<S: Store> {
     store: S,
@@ -218,32 +244,90 @@ impl<S: Store> Pool<S> {
         self
     }
 
+    /// Read store time until it answers (the node's incarnation), within the start timeout.
+    async fn wait_for_store(&self, shutdown: &Shutdown) -> Result<u64, PoolError> {
+        let cfg = &self.config;
+        let started = self.clock.now();
+        let deadline = started + cfg.start_timeout;
+        let mut wait = cfg.cleanup_backoff.0;
+        let mut attempts = 0u32;
+        let mut next_log = started;
+        loop {
+            attempts += 1;
+            let r = tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = shutdown.cancelled() => return Err(PoolError::Stopped),
+                r = self.store.time_ms() => r,
+                _ = self.clock.sleep(cfg.op_timeout) => Err(StoreError::Timeout { op: "time" }),
+            };
+            let e = match r {
+                Ok(t) => {
+                    if attempts > 1 {
+                        observe::emit(PoolEvent::StartStoreReached {
+                            pool: (&cfg.name).into(),
+                            node: (&cfg.node).into(),
+                            attempts,
+                        });
+                    }
+                    return Ok(t);
+                }
+                Err(e) => e,
+            };
+            let now = self.clock.now();
+            let waited = now.saturating_duration_since(started);
+            let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+            let permanent = !e.is_transient();
+            if permanent || now >= deadline {
+                observe::emit(PoolEvent::StartFailed {
+                    pool: (&cfg.name).into(),
+                    node: (&cfg.node).into(),
+                    attempts,
+                    waited_ms,
+                    permanent,
+                    error: Text::display(&e),
+                });
+                return Err(if permanent {
+                    PoolError::Store(e)
+                } else {
+                    PoolError::StartTimeout { waited, attempts, last_error: e }
+                });
+            }
+            if now >= next_log {
+                observe::emit(PoolEvent::StartWaiting {
+                    pool: (&cfg.name).into(),
+                    node: (&cfg.node).into(),
+                    attempts,
+                    waited_ms,
+                    timeout_ms: u64::try_from(cfg.start_timeout.as_millis()).unwrap_or(u64::MAX),
+                    error: Text::display(&e),
+                });
+                next_log = now + START_LOG_EVERY;
+            }
+            tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = shutdown.cancelled() => return Err(PoolError::Stopped),
+                // The last sleep ends at the deadline, for one last try there.
+                _ = self.clock.sleep(wait.min(deadline.saturating_duration_since(now))) => {}
+            }
+            wait = (wait * 2).min(cfg.sweep_interval);
+        }
+    }
+
     /// Start the node: read the store time (the node's incarnation, which makes worker ids
     /// unique per process), check the epoch marker, and spawn the sweeper and the router.
-    /// Retries while the store is unreachable; fails only when the parent token is cancelled.
+    ///
+    /// While the store is unreachable it retries with backoff and says so (a warning at the
+    /// first failure, then one every [`START_LOG_EVERY`] with the attempt count). It fails with
+    /// [`PoolError::StartTimeout`] once [`PoolConfigBuilder::start_timeout`] has passed, at once
+    /// with [`PoolError::Store`] on a permanent error ([`StoreError::is_transient`] false:
+    /// corrupt data, an argument the store refuses), and with [`PoolError::Stopped`] when the
+    /// parent token is cancelled.
     pub async fn start(self) -> Result<PoolNode<S>, PoolError> {
         let shutdown = match &self.parent {
             Some(p) => p.child(&format!("pool:{}", self.config.name)),
             None => Shutdown::new(format!("pool:{}", self.config.name)),
         };
-        let mut wait = self.config.cleanup_backoff.0;
-        let incarnation = loop {
-            let r = tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                    _ = shutdown.cancelled() => return Err(PoolError::Stopped),
-                    r = self.store.time_ms() => r,
-                    _ = self.clock.sleep(self.config.op_timeout) => Err(StoreError::Timeout { op: "time" }),
-                };
-            if let Ok(t) = r {
-                break t;
-            }
-            tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                    _ = shutdown.cancelled() => return Err(PoolError::Stopped),
-                    _ = self.clock.sleep(wait) => {}
-                }
-            wait = (wait * 2).min(self.config.sweep_interval);
-        };
+        let incarnation = self.wait_for_store(&shutdown).await?;
         let core = Arc::new(Core::new(self.store, self.config, self.clock, incarnation, shutdown.clone()));
         let _ = core.check_epoch().await; // retried by every sweep
         // Consumers first: the subscription manager takes the completer's first run's channel.
@@ -264,7 +348,7 @@ pub struct PoolNode<S: Store> {
     core: Arc<Core<S>>,
     shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    workers: std::sync::Mutex<Vec<watch::Receiver<Option<WorkerExit>>>>,
+    workers: std::sync::Mutex<Vec<watch::Receiver<supervise::SlotState>>>,
 }
 
 impl<S: Store> PoolNode<S> {
@@ -278,45 +362,40 @@ impl<S: Store> PoolNode<S> {
         self.core.dispatch(job, payload).await
     }
 
-    /// Start a worker running `handler` on this node. `caller` is the token of the request that
-    /// asked for it: the worker does **not** stop with it (its own token is a child of the
-    /// node's, detached from the caller); it stops with [`WorkerHandle::stop`] or the node.
+    /// Start a **supervised** worker running `handler` on this node. `caller` is the token of
+    /// the request that asked for it: the worker does **not** stop with it (its own token is a
+    /// child of the node's, detached from the caller); it stops with [`WorkerHandle::stop`] or
+    /// the node.
+    ///
+    /// A worker that dies (the pool cleaned it up after a store outage or pause past
+    /// `worker_ttl`, or its task panicked) is replaced by a fresh incarnation (a new worker id)
+    /// after a jittered backoff ([`PoolConfigBuilder::worker_restart`]; opt out with
+    /// [`PoolConfigBuilder::no_worker_restart`]), so the node keeps as many workers as were
+    /// added. Each death is a `worker_died` warning and each replacement a `worker_replaced`
+    /// event on target `keel::pool`; [`PoolNode::live_workers`] counts them.
     pub fn add_worker<H: JobHandler>(&self, handler: H, caller: &Shutdown) -> WorkerHandle {
-        let id = self.core.new_worker_id();
-        let token = self.shutdown.child(&format!("worker:{id}"));
-        let (tx, rx) = mpsc::channel(self.core.cfg.intake_buffer);
-        self.core.register_local(&id, tx);
-        // Registered before the worker runs, so the completer's drain waits for this worker.
-        let producer = match self.core.completer.producer(&id) {
-            Ok(p) => Some(Arc::new(p)),
-            Err(e) => {
-                debug!(target: "keel::pool", worker = %id, error = %e, "no completion events for this worker (node stopping)");
-                None
-            }
-        };
-        let w = worker::Worker {
-            producer,
-            core: self.core.clone(),
-            id: id.clone(),
-            handler: Arc::new(handler),
-            token: token.clone(),
-            caller: caller.child("worker"),
-            intake: rx,
-        };
-        let task = tokio::spawn(w.run());
-        let (done_tx, done) = watch::channel(None);
-        tokio::spawn({
-            let token = token.clone();
-            async move {
-                let exit = task.await.unwrap_or(WorkerExit::Panicked);
-                token.cancel();
-                done_tx.send_replace(Some(exit));
-            }
-        });
+        let (token, state) = supervise::start_slot(&self.core, &self.shutdown, handler, caller);
         let mut ws = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        ws.retain(|d| d.borrow().is_none()); // bounded by live workers
-        ws.push(done.clone());
-        WorkerHandle { id, token, done }
+        ws.retain(|d| d.borrow().exit.is_none()); // bounded by live slots
+        ws.push(state.clone());
+        WorkerHandle { token, state }
+    }
+
+    /// Worker incarnations running on this node now (registering, working or draining). With
+    /// supervision on, it returns to the number of workers added after each death, once the
+    /// replacement backoff has passed.
+    pub fn live_workers(&self) -> usize {
+        usize::try_from(self.core.live_workers.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    /// Workers of this node that died (cleaned up by the pool, or panicked) so far.
+    pub fn worker_deaths(&self) -> u64 {
+        self.core.worker_deaths.load(Ordering::Relaxed)
+    }
+
+    /// Dead workers of this node replaced by a fresh incarnation so far.
+    pub fn worker_replacements(&self) -> u64 {
+        self.core.worker_replacements.load(Ordering::Relaxed)
     }
 
     /// Subscribe to this node's completion events: one [`CompletionEvent`] (kind [`COMPLETED`],
@@ -353,6 +432,88 @@ impl<S: Store> PoolNode<S> {
         self.core.events.subscribe(filter)
     }
 
+    /// Subscribe to the **pool-wide** completion feed: one [`JobCompletion`] per job of the pool
+    /// completed from now on, whichever node dispatched it and whichever worker ran it (this
+    /// node may have no workers at all). Delivered from the store's record of completions (the
+    /// completion tombstones), through the job map's change feed, and reconciled from a
+    /// snapshot after every feed gap (reconnect, store restart) and every sweep, so no
+    /// completion is lost across a gap; each is delivered once per subscriber. A subscriber
+    /// that falls [`FEED_BUFFER_MAX`] behind loses the newest ones, counted by
+    /// [`CompletionFeed::dropped`]. Closes when the node stops.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig};
+    /// use keel::shutdown::Shutdown;
+    /// use keel::store::MemoryStore;
+    ///
+    /// struct Done;
+    /// impl JobHandler for Done {
+    ///     async fn run(&self, _job: Job) -> JobOutcome {
+    ///         JobOutcome::Completed
+    ///     }
+    /// }
+    ///
+    /// let store = MemoryStore::new();
+    /// let cfg = |node: &str| PoolConfig::builder("thumbs", node).worker_ttl(Duration::from_millis(600)).build();
+    /// let worker_node = Pool::new(store.clone(), cfg("worker-host")?).start().await?;
+    /// let _worker = worker_node.add_worker(Done, &Shutdown::new("request"));
+    /// // A node that only dispatches:
+    /// let api = Pool::new(store, cfg("api-host")?).start().await?;
+    /// let mut feed = api.completions()?;
+    /// let done = api.dispatch_and_wait("img-1", "small").await?; // dispatch, then await its completion
+    /// assert_eq!(done.job, "img-1"); // attempt 2 if it was queued before the worker registered
+    /// assert_eq!(feed.recv().await.map(|c| c.job), Some("img-1".to_owned()));
+    /// api.stop().await;
+    /// worker_node.stop().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn completions(&self) -> Result<CompletionFeed, PoolError> {
+        if self.shutdown.is_cancelled() {
+            return Err(PoolError::Stopped);
+        }
+        self.core.feed.subscribe().ok_or(PoolError::TooManyWaiters)
+    }
+
+    /// Dispatch `job` (as [`dispatch`](Self::dispatch)) and wait for its completion, wherever
+    /// it runs. The wait is registered before the dispatch, so it cannot miss the completion.
+    /// Errors of the dispatch are returned as they are (after an error with unknown outcome,
+    /// retry: `Duplicate` means the first try landed, then [`wait_for`](Self::wait_for) it).
+    /// Cancel-safe: dropping the future deregisters the wait.
+    pub async fn dispatch_and_wait(&self, job: &str, payload: &str) -> Result<JobCompletion, PoolError> {
+        let waiter = self.core.feed.wait(job).ok_or_else(|| self.full_or_stopped())?;
+        self.dispatch(job, payload).await?;
+        self.await_waiter(waiter).await
+    }
+
+    /// Wait for the completion of `job`, dispatched earlier by any node: returns at once if
+    /// the store holds its completion (within the dedup window), else when it completes.
+    /// Never polls: it is woken by the completion feed (or its resync after a gap).
+    pub async fn wait_for(&self, job: &str) -> Result<JobCompletion, PoolError> {
+        let waiter = self.core.feed.wait(job).ok_or_else(|| self.full_or_stopped())?;
+        // Registered first, then the store's record: a completion landing in between is seen
+        // by the waiter, one before it is in the store.
+        let key = state::done_key(job);
+        let (tomb, _) = self.core.op("map_get", self.core.store.map_get(&self.core.maps.jobs, &key)).await?;
+        if let Some(c) = tomb.as_deref().and_then(|raw| JobCompletion::from_tombstone(job, raw)) {
+            return Ok(c);
+        }
+        self.await_waiter(waiter).await
+    }
+
+    fn full_or_stopped(&self) -> PoolError {
+        if self.shutdown.is_cancelled() { PoolError::Stopped } else { PoolError::TooManyWaiters }
+    }
+
+    async fn await_waiter(&self, mut waiter: feed::Waiter) -> Result<JobCompletion, PoolError> {
+        tokio::select! {
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+            _ = self.shutdown.cancelled() => Err(PoolError::Stopped),
+            r = &mut waiter.rx => r.map_err(|_| PoolError::Stopped),
+        }
+    }
+
     /// How many times this node saw the store lose the pool's data (epoch marker missing or
     /// changed). Each is also a `data_loss` error event on target `keel::pool`.
     pub fn data_losses(&self) -> u64 {
@@ -378,11 +539,12 @@ impl<S: Store> PoolNode<S> {
         // Workers are children of the node's token: they are draining; wait for every exit.
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
         for mut done in workers {
-            let _ = done.wait_for(Option::is_some).await;
+            let _ = done.wait_for(|s| s.exit.is_some()).await;
         }
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        self.core.feed.close();
         observe::emit(PoolEvent::NodeStopped { node: (&self.core.cfg.node).into() });
     }
 }
@@ -393,34 +555,41 @@ impl<S: Store> Drop for PoolNode<S> {
     }
 }
 
-/// A running worker.
+/// A running worker slot: one worker, replaced by a fresh incarnation when it dies.
 pub struct WorkerHandle {
-    id: String,
     token: Shutdown,
-    done: watch::Receiver<Option<WorkerExit>>,
+    state: watch::Receiver<supervise::SlotState>,
 }
 
 impl WorkerHandle {
-    /// The worker's id (unique per incarnation: `node.incarnation.n`).
-    pub fn id(&self) -> &str {
-        &self.id
+    /// The current (or last) incarnation's worker id (`node.incarnation.n`, unique per
+    /// incarnation: a replacement has a new id).
+    pub fn id(&self) -> String {
+        self.state.borrow().id.clone()
     }
 
-    /// Whether the worker has ended.
+    /// Incarnations started so far: 1, plus one per replaced death.
+    pub fn incarnations(&self) -> u64 {
+        self.state.borrow().incarnations
+    }
+
+    /// Whether the worker has ended for good (stopped, or died with supervision off).
     pub fn is_finished(&self) -> bool {
-        self.done.borrow().is_some()
+        self.state.borrow().exit.is_some()
     }
 
-    /// Wait for the worker to end without asking it to.
+    /// Wait for the worker to end for good without asking it to: after a graceful stop
+    /// (the node's), or a death when dead workers are not replaced.
     pub async fn join(&mut self) -> WorkerExit {
-        match self.done.wait_for(Option::is_some).await {
-            Ok(v) => v.unwrap_or(WorkerExit::Panicked),
+        match self.state.wait_for(|s| s.exit.is_some()).await {
+            Ok(s) => s.exit.unwrap_or(WorkerExit::Panicked),
             Err(_) => WorkerExit::Panicked,
         }
     }
 
     /// Stop gracefully: stop taking jobs, let running ones finish within the shutdown deadline,
-    /// hand back the rest, deregister. Returns how it ended.
+    /// hand back the rest, deregister; no replacement follows. Returns how the last incarnation
+    /// ended.
     pub async fn stop(mut self) -> WorkerExit {
         self.token.cancel();
         self.join().await

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
+use super::feed::{Feed, JobCompletion};
 use super::load::LoadIndex;
 use super::state::{
     self, CleanupLock, CorruptRecord, DEAD, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key,
@@ -18,6 +19,7 @@ use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
+use crate::metrics as keel_metrics;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::shutdown::Shutdown;
@@ -33,6 +35,14 @@ const GARBAGE_KEYS_MAX: usize = 1024;
 /// How far into the future MP4 bumps a keep-alive used as a cleanup lock (pulse used "far").
 const MP4_BUMP_MS: u64 = 3_600_000;
 
+/// How many TTLs of store time the completion feed remembers what it delivered: more than a
+/// completion's retries can take between its time read and its write (cleanup_retries ×
+/// (op_timeout + backoff) < 2·ttl with the defaults).
+const FEED_HORIZON_TTLS: u64 = 4;
+
+/// How many TTLs the completer's map keeps a completed job's entry (at most the dedup window).
+const COMPLETER_RETENTION_TTLS: u32 = 10;
+
 pub(crate) struct Core<S: Store> {
     pub store: S,
     pub cfg: PoolConfig,
@@ -46,6 +56,10 @@ pub(crate) struct Core<S: Store> {
     loads: Mutex<LoadIndex>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
+    /// Worker incarnations of this node whose task runs.
+    pub live_workers: AtomicU64,
+    pub worker_deaths: AtomicU64,
+    pub worker_replacements: AtomicU64,
     /// Corrupt records seen by the last sweep (map, key) → value: each is logged once, when
     /// first seen, and forgotten once it is gone (repaired or quarantined).
     garbage: Mutex<BTreeMap<(String, String), String>>,
@@ -53,6 +67,8 @@ pub(crate) struct Core<S: Store> {
     pub completer: Completer<S>,
     /// Distributes the completer's events to the node's subscribers.
     pub events: SubscriptionManager,
+    /// The pool-wide completion feed (tombstones from the job map's feed and snapshots).
+    pub feed: Feed,
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
@@ -68,7 +84,9 @@ impl<S: Store> Core<S> {
         let maps = Maps::new(&cfg.name);
         let completer = Completer::new(store.clone(), cfg.completer.clone()).with_clock(clock.clone());
         let events = SubscriptionManager::new(&completer);
+        let feed = Feed::new(incarnation, ms(cfg.worker_ttl) * FEED_HORIZON_TTLS);
         Core {
+            feed,
             completer,
             events,
             store,
@@ -82,6 +100,9 @@ impl<S: Store> Core<S> {
             loads: Mutex::new(LoadIndex::default()),
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
+            live_workers: AtomicU64::new(0),
+            worker_deaths: AtomicU64::new(0),
+            worker_replacements: AtomicU64::new(0),
             garbage: Mutex::new(BTreeMap::new()),
         }
     }
@@ -107,11 +128,15 @@ impl<S: Store> Core<S> {
         name: &'static str,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::select! {
+        let r = tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             r = fut => r,
             _ = self.clock.sleep(self.cfg.op_timeout) => Err(StoreError::Timeout { op: name }),
+        };
+        if let Err(e) = &r {
+            keel_metrics::store_error("pool", e);
         }
+        r
     }
 
     pub fn new_worker_id(&self) -> String {
@@ -125,6 +150,27 @@ impl<S: Store> Core<S> {
 
     pub fn unregister_local(&self, id: &str) {
         lock(&self.local).remove(id);
+    }
+
+    /// A worker incarnation's task started (+1) or ended (-1).
+    pub fn live_workers_changed(&self, delta: i64) {
+        if delta >= 0 {
+            self.live_workers.fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            let prev = self.live_workers.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            assert!(prev >= delta.unsigned_abs(), "live worker count went below zero");
+        }
+        keel_metrics::workers_live(self.live_workers.load(Ordering::Relaxed));
+    }
+
+    /// One of this node's workers died (cleaned up by the pool, or panicked).
+    pub fn worker_died(&self) {
+        self.worker_deaths.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A dead worker was replaced by a fresh incarnation.
+    pub fn worker_replaced(&self) {
+        self.worker_replacements.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tell this node's workers about job `job`'s record (`None`: completed or gone): its owner
@@ -306,6 +352,7 @@ impl<S: Store> Core<S> {
         let mut view = self.view(true).await?;
         self.note_garbage(&view.corrupt(&self.maps), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
+        self.observe_tombstones(&view.jobs, "sweep");
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
             self.route(job, Some(raw));
         }
@@ -362,7 +409,7 @@ impl<S: Store> Core<S> {
         for c in seen {
             let id = (c.map.clone(), c.key.clone());
             if known.get(&id) != Some(&c.raw) {
-                error!(target: "keel::pool", kind = "corrupt_record", pool = %self.cfg.name, map = %c.map, key = %c.key,
+                tracing::error!(target: "keel::pool", kind = "corrupt_record", pool = %self.cfg.name, map = %c.map, key = %c.key,
                     detail = c.detail, "corrupt pool record: it blocks its key until repaired or quarantined (keel::pool::quarantine_corrupt); logged once");
                 if known.len() < GARBAGE_KEYS_MAX {
                     known.insert(id, c.raw.clone());
@@ -376,15 +423,22 @@ impl<S: Store> Core<S> {
         lock(&self.garbage).len()
     }
 
-    /// The completer's map keeps one entry per completed job; drop those whose job has neither
-    /// a record nor a tombstone any more (so the map is bounded like the tombstones).
+    /// The completer's map keeps one entry per completed job (with its payload); drop those
+    /// whose job has no record and whose tombstone is gone or older than
+    /// [`COMPLETER_RETENTION_TTLS`] TTLs: the map stays bounded by the completion rate even
+    /// under a long dedup window.
     async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
         let map = self.cfg.completer.map();
         let entries = self.op("map_snapshot", self.store.map_snapshot(map)).await?.entries;
-        let gone: Vec<(String, String)> = entries
-            .into_iter()
-            .filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !view.jobs.contains_key(&state::done_key(k)))
-            .collect();
+        let keep_ms = ms(self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS));
+        let recent = |k: &str| {
+            view.jobs
+                .get(&state::done_key(k))
+                .and_then(|raw| JobCompletion::from_tombstone(k, raw))
+                .is_some_and(|c| c.completed_ms.saturating_add(keep_ms) >= view.now_ms)
+        };
+        let gone: Vec<(String, String)> =
+            entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect();
         for chunk in gone.chunks(256) {
             let guards: Vec<_> = chunk.iter().map(|(k, v)| (k.clone(), Expect::Value(v.clone()))).collect();
             let writes: Vec<_> = chunk.iter().map(|(k, _)| (k.clone(), None)).collect();
@@ -615,8 +669,31 @@ impl<S: Store> Core<S> {
         }
     }
 
-    /// The router: follows the job map's feed and hands new assignments to local workers.
-    /// A gap needs no resync here: the sweeper reconciles from a snapshot every period.
+    /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what
+    /// prompted the reconcile, for the event).
+    pub fn observe_tombstones(&self, jobs: &BTreeMap<String, String>, why: &'static str) {
+        let tombs = jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v.as_str())));
+        let d = self.feed.observe(tombs, true);
+        if d.news > 0 && why != "start" {
+            observe::emit(PoolEvent::FeedResynced { why: why.into(), completions: d.news });
+        }
+        if d.dropped > 0 {
+            observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
+        }
+    }
+
+    /// The feed reported a gap: reconcile the completion feed from a fresh snapshot now (the
+    /// sweeper would within a period; assignments need nothing, the sweeper re-announces).
+    async fn resync_feed(&self, why: &'static str) {
+        match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
+            Ok(snap) => self.observe_tombstones(&snap.entries, why),
+            Err(e) => debug!(target: "keel::pool", error = %e, "feed resync failed; the next sweep reconciles"),
+        }
+    }
+
+    /// The router: follows the job map's feed and hands new assignments to local workers, and
+    /// new tombstones to the completion feed. On a gap the completion feed is reconciled from a
+    /// snapshot; assignments need no resync (the sweeper re-announces every period).
     pub async fn run_router(self: Arc<Self>) {
         let mut watch = loop {
             tokio::select! {
@@ -628,16 +705,28 @@ impl<S: Store> Core<S> {
                     },
                 }
         };
+        // Watch first, then snapshot (docs/rmap.md): nothing written after the watch opened is
+        // missed, and the baseline resolves waiters of jobs completed before it.
+        self.resync_feed("start").await;
         loop {
-            tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                    _ = self.shutdown.cancelled() => return,
-                    ev = watch.next() => if let WatchEvent::Change(c) = ev
-                        && let Some(job) = c.key.strip_prefix("j/")
-                    {
+            let ev = tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.shutdown.cancelled() => return,
+                ev = watch.next() => ev,
+            };
+            match ev {
+                WatchEvent::Change(c) => {
+                    if let Some(job) = c.key.strip_prefix("j/") {
                         self.route_change(job, c.value.as_deref());
-                    },
+                    } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
+                        let d = self.feed.observe([(job, raw)].into_iter(), false);
+                        if d.dropped > 0 {
+                            observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
+                        }
+                    }
                 }
+                WatchEvent::Gap => self.resync_feed("gap").await,
+            }
         }
     }
 }

@@ -12,12 +12,14 @@ use crate::MemoryStore;
 use crate::store::{Acquire, Expect, MapSnapshot, MapWrite, Renew, StoreResult, TxnOutcome, WriteOutcome};
 
 /// A node's view of the store that can "crash": after `txn_budget` transactions, or when
-/// killed, every operation hangs forever (the process is gone; nothing it sends arrives).
+/// killed, every operation hangs (the process is gone, or cut off: nothing it sends arrives)
+/// until it is revived. With a failure set, every operation fails with it at once.
 #[derive(Clone)]
 pub(super) struct Mortal {
     inner: MemoryStore,
     dead: Arc<AtomicBool>,
     txn_budget: Arc<AtomicI64>,
+    failure: Arc<std::sync::Mutex<Option<crate::StoreError>>>,
 }
 
 impl Mortal {
@@ -26,7 +28,18 @@ impl Mortal {
             inner: inner.clone(),
             dead: Arc::new(AtomicBool::new(false)),
             txn_budget: Arc::new(AtomicI64::new(txn_budget)),
+            failure: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// Reach the store again: hung operations go on.
+    pub fn revive(&self) {
+        self.dead.store(false, Ordering::SeqCst);
+    }
+
+    /// Fail every operation with `e` (None: stop failing).
+    pub fn fail_with(&self, e: Option<crate::StoreError>) {
+        *self.failure.lock().unwrap() = e;
     }
 
     pub fn kill(&self) {
@@ -37,9 +50,13 @@ impl Mortal {
         self.dead.load(Ordering::SeqCst)
     }
 
-    async fn gate(&self) {
-        if self.is_dead() {
-            std::future::pending::<()>().await;
+    async fn gate(&self) -> StoreResult<()> {
+        while self.is_dead() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match self.failure.lock().unwrap().clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }
@@ -48,36 +65,36 @@ impl Store for Mortal {
     type Watch = <MemoryStore as Store>::Watch;
 
     async fn time_ms(&self) -> StoreResult<u64> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.time_ms().await
     }
     async fn lease_acquire(&self, n: &str, t: &str, ttl: u64, q: u64) -> StoreResult<Acquire> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.lease_acquire(n, t, ttl, q).await
     }
     async fn lease_renew(&self, n: &str, t: &str, ttl: u64) -> StoreResult<Renew> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.lease_renew(n, t, ttl).await
     }
     async fn lease_release(&self, n: &str, t: &str) -> StoreResult<bool> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.lease_release(n, t).await
     }
     #[cfg(feature = "mutants")]
     async fn lease_delete_unchecked(&self, n: &str) -> StoreResult<()> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.lease_delete_unchecked(n).await
     }
     async fn map_get(&self, m: &str, k: &str) -> StoreResult<(Option<String>, u64)> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.map_get(m, k).await
     }
     async fn map_snapshot(&self, m: &str) -> StoreResult<MapSnapshot> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.map_snapshot(m).await
     }
     async fn map_write(&self, m: &str, k: &str, w: MapWrite) -> StoreResult<WriteOutcome> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.map_write(m, k, w).await
     }
     async fn map_txn(
@@ -86,15 +103,15 @@ impl Store for Mortal {
         g: &[(String, Expect)],
         w: &[(String, Option<String>)],
     ) -> StoreResult<TxnOutcome> {
-        self.gate().await;
+        self.gate().await?;
         if self.txn_budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
             self.kill();
-            self.gate().await;
+            self.gate().await?;
         }
         self.inner.map_txn(m, g, w).await
     }
     async fn watch(&self, m: &str) -> StoreResult<Self::Watch> {
-        self.gate().await;
+        self.gate().await?;
         self.inner.watch(m).await
     }
 }
@@ -133,7 +150,7 @@ async fn pulse61() -> (usize, usize) {
     let done = Log::default();
     let w3 = n3.add_worker(Recorder { log: done.clone(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let ran_on_3 = (0..JOBS).filter(|i| done.runs(&format!("job{i}")).iter().any(|(_, w)| w == w3.id())).count();
+    let ran_on_3 = (0..JOBS).filter(|i| done.runs(&format!("job{i}")).iter().any(|(_, w)| *w == w3.id())).count();
     let left = inspect(&store, "p").await.unwrap().jobs.len();
     n3.stop().await;
     drop((n1, n2));

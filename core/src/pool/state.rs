@@ -392,7 +392,8 @@ impl View {
             let current = self.jobs.get(&job_key(job)).and_then(|v| JobRecord::parse(v));
             match current {
                 Some(rec) if rec.attempt == p.attempt && rec.owner == p.worker => {
-                    if p.deadline_ms < self.now_ms {
+                    // MC8: no deadline compare.
+                    if p.deadline_ms < self.now_ms || crate::mutants::active(crate::mutants::Mutant::MC8) {
                         out.push((job.to_owned(), raw.to_owned(), true));
                     }
                 }

@@ -57,7 +57,7 @@ async fn dispatch_runs_once_and_duplicates_are_rejected() {
     assert!(matches!(node.dispatch("j1", "x").await, Err(PoolError::Duplicate { .. })));
     assert!(matches!(node.dispatch("", "x").await, Err(PoolError::InvalidJob { .. })));
     settle(200).await;
-    assert_eq!(log.runs("j1"), vec![(1, w.id().to_owned())]);
+    assert_eq!(log.runs("j1"), vec![(1, w.id())]);
     assert_eq!(jobs(&store).await, 0, "completed jobs leave the table");
     assert_eq!(w.stop().await, WorkerExit::Stopped);
     let r = inspect(&store, "p").await.unwrap();
@@ -99,11 +99,11 @@ async fn dead_worker_and_orphans_are_requeued_then_deleted() {
     let log = Log::default();
     let w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
     settle(800).await;
-    assert_eq!(log.runs("a"), vec![(5, w.id().to_owned())], "requeued under the next attempt");
-    assert_eq!(log.runs("b"), vec![(5, w.id().to_owned())], "orphan requeued");
+    assert_eq!(log.runs("a"), vec![(5, w.id())], "requeued under the next attempt");
+    assert_eq!(log.runs("b"), vec![(5, w.id())], "orphan requeued");
     let r = inspect(&store, "p").await.unwrap();
     assert!(r.jobs.is_empty(), "{r:?}");
-    assert_eq!(r.workers.keys().collect::<Vec<_>>(), vec![w.id()], "nothing of the dead worker remains: {r:?}");
+    assert_eq!(r.workers.keys().collect::<Vec<_>>(), vec![&w.id()], "nothing of the dead worker remains: {r:?}");
     assert!(r.cleanup_locks.is_empty(), "lock released: {r:?}");
     node.stop().await;
 }
@@ -164,7 +164,7 @@ async fn graceful_stop_hands_back_unfinished_jobs() {
     assert_eq!(slow.stop().await, WorkerExit::Stopped);
     settle(200).await;
     let runs = log.runs("long");
-    assert_eq!(runs, vec![(1, runs[0].1.clone()), (2, fast.id().to_owned())]);
+    assert_eq!(runs, vec![(1, runs[0].1.clone()), (2, fast.id())]);
     assert_eq!(jobs(&store).await, 0);
     node.stop().await;
 }
@@ -214,7 +214,7 @@ async fn dispatch_spreads_by_the_cached_load_without_reading_the_job_map() {
         node.dispatch(&format!("j{i}"), "x").await.unwrap();
     }
     settle(20).await;
-    let on = |w: &WorkerHandle| log.0.lock().unwrap().iter().filter(|(_, _, id)| id == w.id()).count();
+    let on = |w: &WorkerHandle| log.0.lock().unwrap().iter().filter(|(_, _, id)| *id == w.id()).count();
     assert_eq!((on(&w1), on(&w2)), (3, 3), "least-loaded alternates between the two workers");
     // A duplicate is still caught (by the transaction's guards, not a snapshot).
     assert!(matches!(node.dispatch("j0", "x").await, Err(PoolError::Duplicate { .. })));
@@ -271,4 +271,335 @@ async fn stop_flushes_every_completion_event_before_closing() {
     want.sort();
     assert_eq!(got, want, "each recorded completion exactly once, then closed");
     assert_eq!(events.dropped(), 0);
+}
+
+/// Node `a` is cut off from the store past the TTL (a Redis restart or a pause, as seen from
+/// `a`): node `b`'s sweeper cleans its workers up. Once `a` reaches the store again each worker
+/// finds itself dead, and the node replaces it with a fresh incarnation: back to full count,
+/// working, and a graceful stop still ends every worker.
+#[tokio::test(start_paused = true)]
+async fn dead_workers_are_replaced_and_the_node_returns_to_full_count() {
+    let store = MemoryStore::new();
+    let cut = regression::Mortal::new(&store, i64::MAX);
+    let a = Pool::new(cut.clone(), cfg("a")).start().await.unwrap();
+    let b = Pool::new(store.clone(), cfg("b")).start().await.unwrap();
+    let log = Log::default();
+    let ws: Vec<WorkerHandle> = (0..3)
+        .map(|_| a.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(5) }, &Shutdown::new("r")))
+        .collect();
+    settle(100).await;
+    assert_eq!(a.live_workers(), 3);
+    let first: Vec<String> = ws.iter().map(WorkerHandle::id).collect();
+    cut.kill();
+    settle(1000).await; // > ttl + sweeps: b fences and deletes a's workers
+    let r = inspect(&store, "p").await.unwrap();
+    assert!(first.iter().all(|w| !r.workers.contains_key(w)), "a's workers cleaned up: {r:?}");
+    cut.revive();
+    settle(1500).await; // beats find their keep-alive gone: dead, replaced after <= ttl
+    assert_eq!((a.worker_deaths(), a.worker_replacements()), (3, 3));
+    assert_eq!(a.live_workers(), 3, "back to the full count");
+    let now: Vec<String> = ws.iter().map(WorkerHandle::id).collect();
+    for (w, (old, new)) in ws.iter().zip(first.iter().zip(&now)) {
+        assert_ne!(old, new, "a fresh incarnation has a fresh id");
+        assert_eq!(w.incarnations(), 2);
+        assert!(!w.is_finished());
+    }
+    let r = inspect(&store, "p").await.unwrap();
+    let fresh: Vec<&String> = r
+        .workers
+        .iter()
+        .filter(|(w, age)| w.starts_with("a.") && age.is_some_and(|a| a < 300))
+        .map(|(w, _)| w)
+        .collect();
+    let mut sorted: Vec<&String> = now.iter().collect();
+    sorted.sort();
+    assert_eq!(fresh, sorted, "the replacements beat in the store");
+    for i in 0..6 {
+        b.dispatch(&format!("after-{i}"), "").await.unwrap();
+    }
+    settle(300).await;
+    for i in 0..6 {
+        let runs = log.runs(&format!("after-{i}"));
+        assert!(runs.len() == 1 && now.contains(&runs[0].1), "after-{i} ran once on a replacement: {runs:?}");
+    }
+    a.stop().await;
+    assert!(ws.iter().all(WorkerHandle::is_finished), "the node's stop ends every slot");
+    let r = inspect(&store, "p").await.unwrap();
+    assert!(r.workers.keys().all(|w| !w.starts_with("a.")), "every worker of a deregistered: {r:?}");
+    b.stop().await;
+}
+
+/// With supervision off a dead worker stays dead and its handle says so.
+#[tokio::test(start_paused = true)]
+async fn without_restart_a_dead_worker_ends_its_slot() {
+    let store = MemoryStore::new();
+    let cut = regression::Mortal::new(&store, i64::MAX);
+    let off = PoolConfig::builder("p", "a").worker_ttl(Duration::from_millis(300)).no_worker_restart().build().unwrap();
+    let a = Pool::new(cut.clone(), off).start().await.unwrap();
+    let b = Pool::new(store.clone(), cfg("b")).start().await.unwrap();
+    let mut w = a.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+    settle(100).await;
+    cut.kill();
+    settle(1000).await;
+    cut.revive();
+    assert_eq!(w.join().await, WorkerExit::Dead);
+    assert_eq!((a.live_workers(), a.worker_deaths(), a.worker_replacements()), (0, 1, 0));
+    a.stop().await;
+    b.stop().await;
+}
+
+/// `Pool::start` over an unreachable store ends in a typed error at its start timeout; a
+/// permanent store error ends it at once.
+#[tokio::test(start_paused = true)]
+async fn start_fails_typed_within_its_timeout() {
+    let store = MemoryStore::new();
+    let down = regression::Mortal::new(&store, i64::MAX);
+    down.kill();
+    let timeout = Duration::from_secs(2);
+    let c =
+        PoolConfig::builder("p", "a").worker_ttl(Duration::from_millis(300)).start_timeout(timeout).build().unwrap();
+    let t0 = tokio::time::Instant::now();
+    let e = Pool::new(down.clone(), c.clone()).start().await.err().expect("no store, no node");
+    let took = t0.elapsed();
+    let PoolError::StartTimeout { attempts, last_error, .. } = e else { panic!("{e:?}") };
+    assert!(attempts > 1 && last_error.is_transient(), "{attempts} {last_error:?}");
+    assert!(took >= timeout - Duration::from_millis(200) && took <= timeout + c.op_timeout, "{took:?}");
+    down.revive();
+    down.fail_with(Some(crate::StoreError::Invalid { detail: "not allowed".into() }));
+    let t0 = tokio::time::Instant::now();
+    let e = Pool::new(down.clone(), c.clone()).start().await.err().expect("permanent error");
+    assert!(matches!(e, PoolError::Store(crate::StoreError::Invalid { .. })), "{e:?}");
+    assert!(t0.elapsed() < Duration::from_millis(10), "at once, not after the timeout");
+    down.fail_with(None);
+    let node = Pool::new(down, c).start().await.expect("starts once the store answers");
+    node.stop().await;
+}
+
+/// A node with no workers learns of every completion of the pool, and waits for one job by key
+/// (dispatched by itself, or by another node earlier), without polling.
+#[tokio::test(start_paused = true)]
+async fn a_dispatch_only_node_sees_every_completion_and_waits_by_key() {
+    let store = MemoryStore::new();
+    let workers = Pool::new(store.clone(), cfg("w")).start().await.unwrap();
+    let log = Log::default();
+    let _w = workers.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(20) }, &Shutdown::new("r"));
+    let api = Pool::new(store.clone(), cfg("api")).start().await.unwrap();
+    let mut feed = api.completions().unwrap();
+    settle(50).await;
+    let done = api.dispatch_and_wait("k0", "x").await.unwrap();
+    assert_eq!((done.job.as_str(), done.attempt, done.worker.as_str()), ("k0", 1, log.runs("k0")[0].1.as_str()));
+    for i in 1..10 {
+        workers.dispatch(&format!("k{i}"), "x").await.unwrap();
+    }
+    let late = api.wait_for("k9").await.unwrap();
+    assert_eq!(late.job, "k9");
+    settle(100).await;
+    let again = api.wait_for("k3").await.unwrap();
+    assert_eq!(again.job, "k3", "a job completed before the wait is found in the store");
+    let mut got: Vec<String> = std::iter::from_fn(|| feed.try_recv()).map(|c| c.job).collect();
+    got.sort();
+    assert_eq!(got, (0..10).map(|i| format!("k{i}")).collect::<Vec<_>>(), "each completion once");
+    assert_eq!(feed.dropped(), 0);
+    // A waiter is cancel-safe and the node's stop ends waits and the feed.
+    drop(tokio::time::timeout(Duration::from_millis(5), api.wait_for("never")).await);
+    api.stop().await;
+    assert!(feed.recv().await.is_none(), "closed with the node");
+    workers.stop().await;
+}
+
+/// A store whose change feed loses everything: the completion feed still delivers every
+/// completion, from the reconciles (after a gap, and every sweep).
+#[tokio::test(start_paused = true)]
+async fn the_completion_feed_resyncs_what_the_change_feed_lost() {
+    let store = MemoryStore::new();
+    let workers = Pool::new(store.clone(), cfg("w")).start().await.unwrap();
+    let _w = workers.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+    let api = Pool::new(Deaf(store.clone()), cfg("api")).start().await.unwrap();
+    let mut feed = api.completions().unwrap();
+    settle(50).await;
+    for i in 0..5 {
+        workers.dispatch(&format!("k{i}"), "x").await.unwrap();
+    }
+    let done = api.wait_for("k4").await.unwrap();
+    assert_eq!(done.job, "k4", "woken by a reconcile, not the (deaf) change feed");
+    settle(200).await;
+    let mut got: Vec<String> = std::iter::from_fn(|| feed.try_recv()).map(|c| c.job).collect();
+    got.sort();
+    assert_eq!(got, (0..5).map(|i| format!("k{i}")).collect::<Vec<_>>());
+    api.stop().await;
+    workers.stop().await;
+}
+
+/// A store whose watch never delivers a change (only a gap now and then).
+#[derive(Clone)]
+struct Deaf(MemoryStore);
+
+struct DeafWatch(bool);
+
+impl crate::store::Watch for DeafWatch {
+    async fn next(&mut self) -> crate::store::WatchEvent {
+        if std::mem::replace(&mut self.0, false) {
+            return crate::store::WatchEvent::Gap;
+        }
+        std::future::pending().await
+    }
+}
+
+impl Store for Deaf {
+    type Watch = DeafWatch;
+    async fn time_ms(&self) -> crate::store::StoreResult<u64> {
+        self.0.time_ms().await
+    }
+    async fn lease_acquire(
+        &self,
+        n: &str,
+        t: &str,
+        ttl: u64,
+        q: u64,
+    ) -> crate::store::StoreResult<crate::store::Acquire> {
+        self.0.lease_acquire(n, t, ttl, q).await
+    }
+    async fn lease_renew(&self, n: &str, t: &str, ttl: u64) -> crate::store::StoreResult<crate::store::Renew> {
+        self.0.lease_renew(n, t, ttl).await
+    }
+    async fn lease_release(&self, n: &str, t: &str) -> crate::store::StoreResult<bool> {
+        self.0.lease_release(n, t).await
+    }
+    #[cfg(feature = "mutants")]
+    async fn lease_delete_unchecked(&self, n: &str) -> crate::store::StoreResult<()> {
+        self.0.lease_delete_unchecked(n).await
+    }
+    async fn map_get(&self, m: &str, k: &str) -> crate::store::StoreResult<(Option<String>, u64)> {
+        self.0.map_get(m, k).await
+    }
+    async fn map_snapshot(&self, m: &str) -> crate::store::StoreResult<crate::store::MapSnapshot> {
+        self.0.map_snapshot(m).await
+    }
+    async fn map_write(&self, m: &str, k: &str, w: MapWrite) -> crate::store::StoreResult<crate::store::WriteOutcome> {
+        self.0.map_write(m, k, w).await
+    }
+    async fn map_txn(
+        &self,
+        m: &str,
+        g: &[(String, crate::store::Expect)],
+        w: &[(String, Option<String>)],
+    ) -> crate::store::StoreResult<crate::store::TxnOutcome> {
+        self.0.map_txn(m, g, w).await
+    }
+    async fn watch(&self, _m: &str) -> crate::store::StoreResult<DeafWatch> {
+        Ok(DeafWatch(true))
+    }
+}
+
+/// Within the dedup window a completed key is a duplicate; after it, the key is free and runs
+/// again as a new job.
+#[tokio::test(start_paused = true)]
+async fn the_dedup_window_holds_a_completed_key_then_frees_it() {
+    let store = MemoryStore::new();
+    let window = Duration::from_secs(5);
+    let c = PoolConfig::builder("p", "a").worker_ttl(Duration::from_millis(300)).dedup_window(window).build().unwrap();
+    let node = Pool::new(store.clone(), c).start().await.unwrap();
+    let log = Log::default();
+    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+    settle(50).await;
+    node.dispatch_and_wait("once", "x").await.unwrap();
+    settle(4000).await;
+    assert!(matches!(node.dispatch("once", "x").await, Err(PoolError::Duplicate { .. })), "within the window");
+    settle(1500).await; // past the window + a sweep
+    assert_eq!(node.dispatch("once", "x").await, Ok(1), "after the window the key is free");
+    settle(100).await;
+    assert_eq!(log.runs("once").len(), 2, "and runs again");
+    node.stop().await;
+}
+
+/// A recorder that keeps every counter and gauge by its name and labels.
+#[derive(Default)]
+struct Recorded(Mutex<std::collections::BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>>);
+
+impl Recorded {
+    fn handle(&self, key: &metrics::Key) -> Arc<std::sync::atomic::AtomicU64> {
+        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        self.0.lock().unwrap().entry(name).or_default().clone()
+    }
+
+    fn get(&self, name: &str) -> u64 {
+        self.0.lock().unwrap().get(name).map_or(0, |v| v.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl metrics::Recorder for Recorded {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.handle(key))
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.handle(key))
+    }
+    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// The node records jobs, workers and store errors by class through the `metrics` facade.
+#[test]
+fn metrics_count_jobs_workers_and_store_errors_by_class() {
+    let rec = Recorded::default();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    metrics::with_local_recorder(&rec, || {
+        rt.block_on(async {
+            let store = MemoryStore::new();
+            let flaky = regression::Mortal::new(&store, i64::MAX);
+            let node = Pool::new(flaky.clone(), cfg("m")).start().await.unwrap();
+            let _w =
+                node.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+            settle(50).await;
+            for i in 0..3 {
+                node.dispatch_and_wait(&format!("j{i}"), "").await.unwrap();
+            }
+            flaky.fail_with(Some(crate::StoreError::Refused { reason: "NOAUTH".into() }));
+            settle(100).await;
+            flaky.fail_with(None);
+            settle(100).await;
+            node.stop().await;
+        })
+    });
+    assert_eq!(rec.get("keel_pool_jobs_dispatched_total{}"), 3);
+    assert_eq!(rec.get("keel_pool_jobs_started_total{}"), 3);
+    assert_eq!(rec.get("keel_pool_jobs_completed_total{}"), 3);
+    assert!(rec.get("keel_store_errors_total{part=pool,class=refused}") > 0, "{:?}", rec.0.lock().unwrap().keys());
+    assert_eq!(rec.get("keel_store_errors_total{part=pool,class=corrupt}"), 0);
+    assert_eq!(f64::from_bits(rec.get("keel_pool_workers_live{}")), 0.0, "stopped: no live worker");
+}
+
+/// `Pool::start` says it waits: a `start_waiting` event at the first failure (then every 5 s),
+/// and `start_failed` when it gives up.
+#[tokio::test(start_paused = true)]
+async fn start_reports_its_waiting() {
+    use crate::observe::{Event, Observer, PoolEvent};
+    #[derive(Default)]
+    struct Kinds(Mutex<Vec<&'static str>>);
+    impl Observer for Kinds {
+        fn event(&self, e: &Event<'_>) {
+            if let Event::Pool(p @ (PoolEvent::StartWaiting { .. } | PoolEvent::StartFailed { .. })) = e {
+                self.0.lock().unwrap().push(p.kind());
+            }
+        }
+    }
+    let seen = std::rc::Rc::new(Kinds::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    let down = regression::Mortal::new(&MemoryStore::new(), i64::MAX);
+    down.kill();
+    let c = PoolConfig::builder("p", "a").worker_ttl(Duration::from_millis(300)).start_timeout(Duration::from_secs(12));
+    let e = Pool::new(down, c.build().unwrap()).start().await.err();
+    crate::observe::set_thread_observer(before);
+    assert!(matches!(e, Some(PoolError::StartTimeout { .. })), "{e:?}");
+    let kinds = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        kinds,
+        ["start_waiting", "start_waiting", "start_waiting", "start_failed"],
+        "at 0, 5 and 10 s, then the end"
+    );
 }

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::complete;
+use super::feed::JobCompletion;
 use super::node::{Assign, Core};
 use super::state::{JobRecord, KeepAlive, job_key, pending_key};
 use super::{Job, JobHandler, JobOutcome, WorkerExit};
@@ -400,7 +401,9 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
     let mut done: Option<String> = None;
     for _ in 0..core.cfg.cleanup_retries {
         if done.is_none() {
-            done = core.op("time", core.store.time_ms()).await.ok().map(|ms| format!("{attempt}|{worker}|{ms}"));
+            done = core.op("time", core.store.time_ms()).await.ok().map(|completed_ms| {
+                JobCompletion { job: job.to_owned(), attempt, worker: worker.to_owned(), completed_ms }.tombstone()
+            });
         }
         let Some(tomb) = done.as_deref() else {
             core.clock.sleep(wait).await;

@@ -446,7 +446,16 @@ impl<S: Store> ReplicatedMap<S> {
         let out = self.set(key, value).await?;
         waiter.arm(out.rev);
         match waiter.wait().await {
-            WaitResult::Reached(_) => Ok(out.rev),
+            WaitResult::Reached(_) => {
+                // Judged at the instant it returns: the replica must have applied the write.
+                let local_rev = self.revision();
+                crate::observe::emit(crate::observe::RmapEvent::WaitReturned {
+                    map: (&self.cfg.name).into(),
+                    rev: out.rev,
+                    local_rev,
+                });
+                Ok(out.rev)
+            }
             WaitResult::Lost(rev) => Err(RmapError::DataLost { rev }),
             WaitResult::Closed => Err(RmapError::Closed),
         }

@@ -52,6 +52,12 @@ impl Replica {
             return Verdict::Gap { expected: 0 };
         }
         if c.rev <= self.rev {
+            if crate::mutants::active(crate::mutants::Mutant::MC4) && self.rev > 0 {
+                // MC4: applied whatever its revision: the replica goes back to it.
+                self.apply_unchecked(c);
+                self.rev = c.rev;
+                return Verdict::Applied;
+            }
             return Verdict::Stale;
         }
         if c.rev != self.rev + 1 {

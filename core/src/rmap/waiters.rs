@@ -196,7 +196,9 @@ impl Registry {
         let mut w = self.lock();
         let mut out = Vec::new();
         while let Some(&(target, id)) = w.armed.first() {
-            if target > rev {
+            // MC3: woken one revision early.
+            let early = u64::from(crate::mutants::active(crate::mutants::Mutant::MC3));
+            if target > rev + early {
                 break;
             }
             w.armed.pop_first();
@@ -278,7 +280,8 @@ impl Waiter {
         };
         self.armed = true;
         let applied = self.reg.applied.load(Ordering::SeqCst);
-        if applied >= rev {
+        let early = u64::from(crate::mutants::active(crate::mutants::Mutant::MC3)); // MC3: one early
+        if applied + early >= rev {
             w.entries.remove(&self.id);
             drop(w);
             // Our own cell, filled synchronously; nobody else can hold it now.

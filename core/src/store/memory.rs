@@ -123,6 +123,13 @@ impl MemoryStore {
         Self::live_holder(&mut st, name, now).map(|h| (h.token.clone(), h.fence))
     }
 
+    /// The live grant of lease `name`: its token, fence and expiry (store ms). For checkers.
+    pub fn lease_grant(&self, name: &str) -> Option<(String, u64, u64)> {
+        let now = self.now_ms();
+        let mut st = self.lock();
+        Self::live_holder(&mut st, name, now).map(|h| (h.token.clone(), h.fence, h.expires_at_ms))
+    }
+
     fn now_ms(&self) -> u64 {
         let elapsed = self.inner.clock.now().saturating_duration_since(self.inner.started);
         self.inner.base_ms + u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX / 2)
@@ -217,10 +224,11 @@ impl Store for MemoryStore {
         check_quarantine(quarantine_ms)?;
         let now = self.now_ms();
         let mut st = self.lock();
-        let meta = st
-            .lease_meta
-            .entry(name.to_owned())
-            .or_insert_with(|| LeaseMeta { fence: now * SEED_PER_MS, quarantine_until_ms: now + quarantine_ms });
+        let meta = st.lease_meta.entry(name.to_owned()).or_insert_with(|| {
+            // MC2: a counter that starts again at 0 when the store lost it (a bare INCR).
+            let seed = if crate::mutants::active(crate::mutants::Mutant::MC2) { 0 } else { now * SEED_PER_MS };
+            LeaseMeta { fence: seed, quarantine_until_ms: now + quarantine_ms }
+        });
         if now < meta.quarantine_until_ms {
             return Ok(Acquire::Quarantined { remaining_ms: meta.quarantine_until_ms - now });
         }
@@ -246,7 +254,7 @@ impl Store for MemoryStore {
         let now = self.now_ms();
         let mut st = self.lock();
         match Self::live_holder(&mut st, name, now) {
-            Some(h) if h.token == token => {
+            Some(h) if h.token == token || crate::mutants::active(crate::mutants::Mutant::MC1) => {
                 h.expires_at_ms = now + ttl_ms;
                 Ok(Renew::Renewed { fence: h.fence })
             }

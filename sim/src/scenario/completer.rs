@@ -104,13 +104,15 @@ impl Default for CompleterScenario {
 }
 
 const PRODUCERS: usize = 2;
+/// The completer's backlog bound (queued + in flight).
+const BACKLOG: usize = 16;
 const MAX_JOB_MS: u64 = 60;
 
 impl CompleterScenario {
     fn config(&self) -> Option<CompleterConfig> {
         CompleterConfig::builder("jobs")
             .batch_size(8)
-            .backlog(16)
+            .backlog(BACKLOG)
             .event_buffer(4)
             .flush_interval(Duration::from_millis(20))
             .retry_backoff(Duration::from_millis(10), Duration::from_millis(200))
@@ -218,8 +220,19 @@ impl<S: Store> Service for ProducerSvc<S> {
 async fn count_subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription, filter: SubFilter, run: u64) {
     let mut received = 0u64;
     let mut foreign = 0u64;
+    // Some subscribers stop reading for a while (slow or frozen consumers): their buffer fills
+    // and the manager must drop and count, never block.
+    let freeze = {
+        let mut rng = thread_rng();
+        rng.gen_bool(0.3).then(|| (rng.gen_range(0..5u64), Duration::from_millis(rng.gen_range(300..2500))))
+    };
     while let Some(e) = sub.recv().await {
         received += 1;
+        if let Some((after, d)) = freeze
+            && received == after + 1
+        {
+            ctx.clock.sleep(d).await;
+        }
         if e.run != run {
             foreign += 1;
         }
@@ -359,6 +372,8 @@ impl Scenario for CompleterScenario {
                 FaultKind::PartitionOneWay,
                 FaultKind::NodeCrash,
                 FaultKind::NodeRestart,
+                FaultKind::ReplyDelay,
+                FaultKind::NodeLatency,
             ],
             window_ms: self.window_ms,
             unit_ms: 300,
@@ -385,6 +400,7 @@ impl Scenario for CompleterScenario {
         let mut v = Vec::new();
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
+            v.extend(r.check_report(id, self, heal_us));
         }
         for e in events {
             if matches!(rec(e), Some(Rec::StressStuck {} | Rec::StressDone { stopped: false })) {
@@ -420,7 +436,9 @@ impl Scenario for CompleterScenario {
 
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
+        let mut narrow = super::NarrowWindows::default();
         for e in events {
+            narrow.see(e);
             match (e.completer(), rec(e)) {
                 (Some(CompleterEvent::DrainStarted { pending, .. }), _) if *pending > 0 => {
                     c.insert("drain_with_pending_events");
@@ -434,6 +452,14 @@ impl Scenario for CompleterScenario {
                 (_, Some(Rec::HandedBack { .. })) => {
                     c.insert("handed_back_at_stop");
                 }
+                (_, Some(Rec::SubClosed { dropped, .. })) if *dropped > 0 => {
+                    c.insert("frozen_subscriber_overflowed");
+                }
+                (Some(CompleterEvent::BatchFlushed { .. }), _)
+                    if narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us) =>
+                {
+                    c.insert("flush_under_slow_replies");
+                }
                 _ => {}
             }
         }
@@ -441,11 +467,17 @@ impl Scenario for CompleterScenario {
     }
 
     fn coverage_goals(&self) -> &'static [&'static str] {
-        &["drain_with_pending_events", "flush_retry", "caller_cancelled_first_stop"]
+        &[
+            "drain_with_pending_events",
+            "flush_retry",
+            "caller_cancelled_first_stop",
+            "frozen_subscriber_overflowed",
+            "flush_under_slow_replies",
+        ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MR1, Mutant::MR3, Mutant::MR4]
+        &[Mutant::MR1, Mutant::MR3, Mutant::MR4, Mutant::MC5, Mutant::MC6, Mutant::MC7]
     }
 }
 
@@ -460,6 +492,11 @@ struct Run {
     stop_begin: Option<u64>,
     stop_end: Option<u64>,
     subs: Vec<(u64, SubFilter, u64, u64, u64)>, // (t, filter, received, dropped, foreign)
+    started: Option<u64>,
+    max_backlog: (usize, u64), // (largest backlog seen at an acceptance, when)
+    drain_started: Option<u64>,
+    stop_deadline: Option<u64>,
+    moved_on: bool, // the incarnation finished or went on to its next run
 }
 
 /// Runs keyed by `node#incarnation/run`.
@@ -498,6 +535,18 @@ impl Runs {
                     {
                         (*run, Seen::Closed(*unflushed as u64, *undelivered as u64, *producers_left as u64))
                     }
+                    CompleterEvent::CompleterStarted { completer, run } if *completer != *STRESS => {
+                        (*run, Seen::Started)
+                    }
+                    CompleterEvent::Accepted { completer, run, backlog } if *completer != *STRESS => {
+                        (*run, Seen::Backlog(*backlog))
+                    }
+                    CompleterEvent::DrainStarted { completer, run, .. } if *completer != *STRESS => {
+                        (*run, Seen::DrainStarted)
+                    }
+                    CompleterEvent::StopDeadline { completer, run, .. } if *completer != *STRESS => {
+                        (*run, Seen::StopDeadline)
+                    }
                     _ => continue,
                 },
                 (_, Some(r)) => match r {
@@ -526,6 +575,24 @@ impl Runs {
                 Seen::StopBegin => r.stop_begin = Some(t),
                 Seen::StopEnd => r.stop_end = Some(t),
                 Seen::Sub(filter, received, dropped, foreign) => r.subs.push((t, filter, received, dropped, foreign)),
+                Seen::Started => r.started = Some(t),
+                Seen::Backlog(n) => {
+                    if n > r.max_backlog.0 {
+                        r.max_backlog = (n, t);
+                    }
+                }
+                Seen::DrainStarted => r.drain_started = Some(t),
+                Seen::StopDeadline => r.stop_deadline = Some(t),
+            }
+        }
+        // A run is over for its subscribers once its incarnation finished or started the next run.
+        let ids: Vec<String> = runs.keys().cloned().collect();
+        for id in ids {
+            let Some((inc, n)) = id.rsplit_once('/') else { continue };
+            let next = n.parse::<u64>().map(|n| format!("{inc}/{}", n + 1)).unwrap_or_default();
+            let moved_on = incarnations.get(inc).is_some_and(|i| i.1) || runs.contains_key(&next);
+            if let Some(r) = runs.get_mut(&id) {
+                r.moved_on = moved_on;
             }
         }
         Runs { runs, incarnations }
@@ -541,9 +608,63 @@ enum Seen<'a> {
     StopBegin,
     StopEnd,
     Sub(SubFilter, u64, u64, u64),
+    Started,
+    Backlog(usize),
+    DrainStarted,
+    StopDeadline,
 }
 
 impl Run {
+    /// The run's own accounting, judged where it can break: producers make progress once the
+    /// store is healthy (V6); the backlog never exceeds its bound (V7); a stop that begins with
+    /// the store healthy loses nothing (V3); a stop that reports its bound reached took it (V4).
+    fn check_report(&self, id: &str, scn: &CompleterScenario, heal_us: u64) -> Vec<Violation> {
+        let mut v = Vec::new();
+        if let (Some(start), Some(end)) = (self.started, self.stop_end)
+            && start >= heal_us
+            && self.accepted == 0
+        {
+            v.push(Violation::new(
+                "V6",
+                end,
+                format!(
+                    "{id}: no completion accepted from {:.3}s to its stop with the store healthy",
+                    start as f64 / 1e6
+                ),
+            ));
+        }
+        let (backlog, t) = self.max_backlog;
+        if backlog > BACKLOG {
+            v.push(Violation::new("V7", t, format!("{id}: backlog {backlog} over its bound {BACKLOG}")));
+        }
+        if let (Some(begin), Some(&(t, unflushed, undelivered, _))) = (self.stop_begin, self.closed.first())
+            && begin >= heal_us
+            && unflushed + undelivered > 0
+        {
+            v.push(Violation::new(
+                "V3",
+                t,
+                format!(
+                    "{id}: a stop with the store healthy reported {unflushed} unflushed and {undelivered} undelivered"
+                ),
+            ));
+        }
+        if let (Some(drain), Some(t)) = (self.drain_started, self.stop_deadline)
+            && t - drain < scn.stop_ms * 1000
+        {
+            v.push(Violation::new(
+                "V4",
+                t,
+                format!(
+                    "{id}: the stop reported its bound ({} ms) reached {:.3}s after the drain began",
+                    scn.stop_ms,
+                    (t - drain) as f64 / 1e6
+                ),
+            ));
+        }
+        v
+    }
+
     fn check(&self, id: &str, stop_bound_us: u64) -> Vec<Violation> {
         let mut v = Vec::new();
         // Only runs whose stop completed are judged (a crashed process loses its memory by design).
@@ -595,7 +716,8 @@ impl Run {
                 ));
             }
         }
-        if self.subs.len() != 2 {
+        // A subscriber may still be frozen when its node crashes: judged once the node moved on.
+        if self.moved_on && self.subs.len() != 2 {
             v.push(Violation::new("V3", end, format!("{id}: {} of 2 subscriber channels closed", self.subs.len())));
         }
         v

@@ -13,6 +13,7 @@ use super::{AppEv, RunView, Scenario};
 use crate::check::{Coverage, Span, Violation};
 use crate::history::{Event, History, ServerEv, Who, WorldEv};
 use crate::plan::{Fault, FaultKind, FaultPlan, PlanSpec};
+#[cfg(test)]
 use crate::timeline::Timeline;
 use crate::world::{NodeCtx, NodeMain};
 
@@ -159,7 +160,7 @@ impl Scenario for LeaseScenario {
     }
 
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
-        let (plan, events, heal_us, end_us) = (run.plan, run.events, run.heal_us, run.end_us);
+        let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         let beliefs = Beliefs::from(events, end_us);
         v.extend(beliefs.violations.iter().cloned());
@@ -175,34 +176,8 @@ impl Scenario for LeaseScenario {
                 ));
             }
         }
-        // S1 (local belief): no two nodes believe at once, outside pauses, within the drift bound.
-        if !plan.beyond_drift_bound() {
-            for (i, a) in beliefs.intervals.iter().enumerate() {
-                for b in &beliefs.intervals[i + 1..] {
-                    if a.node == b.node {
-                        continue;
-                    }
-                    if let Some(o) = a.span.overlap(&b.span) {
-                        let holes: Vec<Span> = frozen(run.timeline, a.node, b.node);
-                        let outside = o.len_outside(&holes);
-                        if outside > 1_000 {
-                            v.push(Violation::new(
-                                "S1",
-                                o.start,
-                                format!(
-                                    "{} (fence {}) and {} (fence {}) both believed they held the lease for {:.3}s",
-                                    a.node,
-                                    a.fence,
-                                    b.node,
-                                    b.fence,
-                                    outside as f64 / 1e6
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        v.extend(s1_beliefs(&beliefs.intervals, run));
+        v.extend(self.belief_after_freeze(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -235,7 +210,17 @@ impl Scenario for LeaseScenario {
         let mut open: BTreeSet<Who> = BTreeSet::new();
         let mut crashed_holder = false;
         let mut failed_renew: BTreeSet<Who> = BTreeSet::new();
+        let mut narrow = super::NarrowWindows::default();
         for e in events {
+            narrow.see(e);
+            if let Some(LeaseEvent::Renewed { .. }) = e.lease() {
+                if narrow.reply_delayed(e.t_us) {
+                    c.insert("renewed_under_reply_delay");
+                }
+                if narrow.asymmetric(e.node, e.t_us) {
+                    c.insert("renewed_under_asymmetric_latency");
+                }
+            }
             if let Some(l) = e.lease() {
                 match l {
                     LeaseEvent::Held { .. } => {
@@ -281,11 +266,24 @@ impl Scenario for LeaseScenario {
             "quarantine_refusal",
             "renew_retried_then_succeeded",
             "stale_fence_rejected",
+            "renewed_under_reply_delay",
+            "renewed_under_asymmetric_latency",
         ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MS1, Mutant::MS2, Mutant::MS3, Mutant::MS4, Mutant::MS5, Mutant::MS6, Mutant::MS7, Mutant::MS8]
+        &[
+            Mutant::MS1,
+            Mutant::MS2,
+            Mutant::MS3,
+            Mutant::MS4,
+            Mutant::MS5,
+            Mutant::MS6,
+            Mutant::MS7,
+            Mutant::MS8,
+            Mutant::MC1,
+            Mutant::MC2,
+        ]
     }
 }
 
@@ -294,6 +292,63 @@ impl LeaseScenario {
     /// (ttl), a data-loss quarantine ends (ttl), a poll and a renewal pass, plus slack.
     fn stable_from_ms(&self) -> u64 {
         3 * self.ttl_ms + 2 * self.renew_ms() + 1000
+    }
+
+    /// S4, belief after a freeze: a node that resumes past the deadline of its grant must not act
+    /// as its holder — not even in the instants after the resume, before its lease owner runs. Its
+    /// deadline is at most the last confirmation of the grant (grant or renewal reply) plus the TTL
+    /// stretched by the drift bound; a clock beyond the bound is excused as for S1. Acting = a
+    /// write to the fenced resource with the grant's fence (accepted or not).
+    fn belief_after_freeze(&self, run: &RunView<'_>) -> Vec<Violation> {
+        let bound = self.plan_spec().drift_bound;
+        let ttl_us = (self.ttl_ms as f64 * 1000.0 * (1.0 + bound)) as u64;
+        let excused = drift_excused(run.events, run.end_us);
+        let is_excused = |n: Who, t: u64| excused.get(&n).is_some_and(|s| s.iter().any(|s| s.start <= t && t <= s.end));
+        // node → (believed fence, last confirmation µs); node → fence it may no longer act on
+        let mut belief: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+        let mut stale: BTreeMap<Who, (u64, u64, u64)> = BTreeMap::new(); // (fence, resumed at, deadline)
+        let mut v = Vec::new();
+        for e in run.events {
+            let n = e.node;
+            match (e.lease(), e.world(), rec(e)) {
+                (Some(LeaseEvent::Held { fence, .. } | LeaseEvent::Renewed { fence, .. }), _, _) => {
+                    belief.insert(n, (*fence, e.t_us));
+                    stale.remove(&n);
+                }
+                (Some(LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }), _, _)
+                | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
+                    belief.remove(&n);
+                    stale.remove(&n);
+                }
+                (_, Some(WorldEv::NodeResume {}), _) => {
+                    if let Some(&(fence, confirmed)) = belief.get(&n)
+                        && e.t_us > confirmed + ttl_us
+                        && !is_excused(n, e.t_us)
+                    {
+                        stale.insert(n, (fence, e.t_us, confirmed + ttl_us));
+                    }
+                }
+                (_, _, Some(Rec::ResourceWrite { fence, .. })) => {
+                    if let Some(&(f, resumed, deadline)) = stale.get(&n)
+                        && f == *fence
+                    {
+                        v.push(Violation::new(
+                            "S4",
+                            e.t_us,
+                            format!(
+                                "{n} wrote with fence {fence} {:.3}s after resuming at {:.3}s, past its grant's deadline ({:.3}s at the latest)",
+                                (e.t_us - resumed) as f64 / 1e6,
+                                resumed as f64 / 1e6,
+                                deadline as f64 / 1e6
+                            ),
+                        ));
+                        stale.remove(&n); // one report per freeze
+                    }
+                }
+                _ => {}
+            }
+        }
+        v
     }
 
     /// Progress that heartbeats cannot fake: every live owner either renews (holder) or gets an
@@ -344,7 +399,87 @@ impl LeaseScenario {
     }
 }
 
+/// S1 (local belief), judged in every run: no two nodes believe they hold at once, beyond 1 ms,
+/// outside the time either was frozen and outside the time either node's own belief is excused by
+/// its clock (see [`drift_excused`]). Every other pair of beliefs is judged.
+fn s1_beliefs(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
+    let excused = drift_excused(run.events, run.end_us);
+    let holes = |n: Who| run.timeline.frozen(n).chain(excused.get(&n).into_iter().flatten().copied());
+    let mut v = Vec::new();
+    for (i, a) in intervals.iter().enumerate() {
+        for b in &intervals[i + 1..] {
+            if a.node == b.node {
+                continue;
+            }
+            let Some(o) = a.span.overlap(&b.span) else { continue };
+            let outside = o.len_outside(&holes(a.node).chain(holes(b.node)).collect::<Vec<Span>>());
+            if outside > 1_000 {
+                v.push(Violation::new(
+                    "S1",
+                    o.start,
+                    format!(
+                        "{} (fence {}) and {} (fence {}) both believed they held the lease for {:.3}s",
+                        a.node,
+                        a.fence,
+                        b.node,
+                        b.fence,
+                        outside as f64 / 1e6
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Per node, when its own belief may outlast its grant by design: from the moment its clock
+/// leaves the configured drift bound (a rate beyond it, or a backward jump, which stalls the
+/// monotonic clock) until its next fresh grant once the clock is back within the bound (another
+/// rate within it, or the heal). Only that node's belief is excused, never another's.
+fn drift_excused(events: &[Event], end_us: u64) -> BTreeMap<Who, Vec<Span>> {
+    // node → (excused since, back within the bound since)
+    let mut open: BTreeMap<Who, (u64, Option<u64>)> = BTreeMap::new();
+    let mut out: BTreeMap<Who, Vec<Span>> = BTreeMap::new();
+    for e in events {
+        let t = e.t_us;
+        match (e.world(), e.server()) {
+            (Some(WorldEv::ClockRate { beyond: true, .. }), _) => {
+                open.insert(e.node, (open.get(&e.node).map_or(t, |o| o.0), None));
+            }
+            (Some(WorldEv::ClockJump { delta_ms, .. }), _) if *delta_ms < 0 => {
+                // The monotonic clock stands still for the jump: back within the bound after it.
+                let back = t + delta_ms.unsigned_abs() * 1000;
+                open.insert(e.node, (open.get(&e.node).map_or(t, |o| o.0), Some(back)));
+            }
+            (Some(WorldEv::ClockRate { beyond: false, .. }), _) => {
+                if let Some(o) = open.get_mut(&e.node) {
+                    o.1.get_or_insert(t);
+                }
+            }
+            (Some(WorldEv::Heal {}), _) => {
+                for o in open.values_mut() {
+                    o.1.get_or_insert(t);
+                }
+            }
+            (_, Some(ServerEv::Grant { to, .. })) => {
+                if let Some(&(since, Some(back))) = open.get(to)
+                    && back <= t
+                {
+                    open.remove(to);
+                    out.entry(*to).or_default().push(Span { start: since, end: t });
+                }
+            }
+            _ => {}
+        }
+    }
+    for (node, (since, _)) in open {
+        out.entry(node).or_default().push(Span { start: since, end: end_us });
+    }
+    out
+}
+
 /// Frozen time of two nodes (a node crashed while frozen stops being frozen at its crash).
+#[cfg(test)]
 fn frozen(timeline: &Timeline, a: Who, b: Who) -> Vec<Span> {
     timeline.frozen(a).chain(timeline.frozen(b)).collect()
 }
@@ -368,6 +503,7 @@ struct Beliefs {
 impl Beliefs {
     fn from(events: &[Event], end_us: u64) -> Beliefs {
         let mut b = Beliefs { intervals: Vec::new(), work_running: BTreeMap::new(), violations: Vec::new() };
+        let mut resource_fence = 0u64; // highest fence the resource accepted
         let mut open: BTreeMap<Who, (u64, u64)> = BTreeMap::new(); // node -> (fence, since)
         let mut max_fence = 0u64;
         let mut granted: BTreeSet<&str> = BTreeSet::new();
@@ -407,7 +543,20 @@ impl Beliefs {
                 }
             } else if let Some(r) = rec(e) {
                 match r {
-                    Rec::ResourceWrite { fence, .. } => guarded(&mut b, &open, e, "resource_write", *fence),
+                    Rec::ResourceWrite { fence, accepted } => {
+                        guarded(&mut b, &open, e, "resource_write", *fence);
+                        // S1 at the resource: an accepted write never carries a lower fence.
+                        if *accepted && *fence < resource_fence {
+                            b.violations.push(Violation::new(
+                                "S1",
+                                e.t_us,
+                                format!("the resource accepted fence {fence} after fence {resource_fence}"),
+                            ));
+                        }
+                        if *accepted {
+                            resource_fence = resource_fence.max(*fence);
+                        }
+                    }
                     Rec::OwnerCrashed { error } => b.violations.push(Violation::new(
                         "S2",
                         e.t_us,
@@ -421,6 +570,16 @@ impl Beliefs {
                         "S5",
                         e.t_us,
                         format!("{by} deleted the lease held by {holder}"),
+                    )),
+                    ServerEv::ForeignChange { op, token, holder, by, .. } => b.violations.push(Violation::new(
+                        "S5",
+                        e.t_us,
+                        format!("{by}'s {op} with token {token} changed the grant held by {holder}"),
+                    )),
+                    ServerEv::FenceBackwards { from, to, .. } => b.violations.push(Violation::new(
+                        "S1",
+                        e.t_us,
+                        format!("the store's fence went down from {from} to {to}"),
                     )),
                     ServerEv::Grant { token, fence, .. } if granted.insert(token) => {
                         if *fence <= max_fence {
@@ -461,5 +620,83 @@ pub fn sequin_outage_plan(seed: u64, ttl_ms: u64) -> FaultPlan {
             at_ms: 4 * ttl_ms,
             fault: Fault::StoreCrash { down_ms: 5 * ttl_ms, data_loss: false },
         }],
+    }
+}
+
+/// The holder frozen, then killed while still frozen, then restarted: it contends again. A
+/// checker that treats the frozen node as frozen until the end of the run (as the lease scenario
+/// once did) never judges the beliefs of its next life.
+pub fn paused_then_crashed_plan(seed: u64, ttl_ms: u64, holder: usize) -> FaultPlan {
+    let at = |at_ms: u64, fault: Fault| crate::plan::Timed { at_ms, fault };
+    FaultPlan {
+        seed,
+        profile: crate::plan::Profile::Calm,
+        enabled: vec![FaultKind::NodePause, FaultKind::NodeCrash],
+        heal_at_ms: 12 * ttl_ms,
+        events: vec![
+            at(3 * ttl_ms, Fault::NodePause { node: holder, ms: 6 * ttl_ms }),
+            at(5 * ttl_ms, Fault::NodeCrash { node: holder, down_ms: ttl_ms }),
+        ],
+    }
+}
+
+/// The holder frozen for two TTLs, then resumed (SIGSTOP / SIGCONT): it resumes past its grant's
+/// deadline and must not write with that grant's fence, not even before its owner task runs.
+pub fn resumed_past_deadline_plan(seed: u64, ttl_ms: u64, holder: usize) -> FaultPlan {
+    FaultPlan {
+        seed,
+        profile: crate::plan::Profile::Calm,
+        enabled: vec![FaultKind::NodePause],
+        heal_at_ms: 12 * ttl_ms,
+        events: vec![crate::plan::Timed {
+            at_ms: 3 * ttl_ms,
+            fault: Fault::NodePause { node: holder, ms: 2 * ttl_ms },
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Ev;
+    use crate::plan::Profile;
+
+    fn at(t_ms: u64, node: u8, ev: impl Into<Ev>) -> Event {
+        Event { t_us: t_ms * 1000, node: Who::Node(node), ev: ev.into() }
+    }
+
+    fn held(fence: u64) -> keel::observe::Event<'static> {
+        keel::observe::Event::Lease(LeaseEvent::Held { lease: "leader".into(), owner: "x".into(), fence }.to_static())
+    }
+
+    /// n0 holds, is frozen, is killed while frozen, restarts and holds again while n1 (wrongly)
+    /// holds too. The timeline ends n0's frozen time at the crash, so S1 judges the overlap of
+    /// its next life; the old derivation (frozen from the pause to the end of the run) excused
+    /// all of it.
+    #[test]
+    fn an_overlap_after_a_crash_while_frozen_is_judged() {
+        let events = vec![
+            at(0, 0, WorldEv::NodeStart {}),
+            at(0, 1, WorldEv::NodeStart {}),
+            at(1_000, 0, Ev::Core(held(1))),
+            at(2_000, 0, WorldEv::NodePause {}),
+            at(3_000, 0, WorldEv::NodeCrash {}),
+            at(4_000, 0, WorldEv::NodeStart {}),
+            at(4_500, 1, Ev::Core(held(2))),
+            at(5_000, 0, Ev::Core(held(3))),
+        ];
+        let end_us = 10_000_000;
+        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+        let timeline = Timeline::derive(&events, end_us);
+        let run = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us: 0, end_us };
+        let beliefs = Beliefs::from(&events, end_us);
+        let s1 = s1_beliefs(&beliefs.intervals, &run);
+        assert_eq!(s1.len(), 1, "{s1:?}");
+        assert!(s1[0].detail.contains("n0 (fence 3)") && s1[0].detail.contains("n1 (fence 2)"), "{}", s1[0].detail);
+        assert_eq!(s1[0].t_us, 5_000_000);
+        // The old derivation: n0 frozen from its pause to the end: nothing left to judge.
+        let overlap = Span { start: 5_000_000, end: end_us };
+        assert_eq!(overlap.len_outside(&[Span { start: 2_000_000, end: end_us }]), 0);
+        assert_eq!(overlap.len_outside(&frozen(&timeline, Who::Node(0), Who::Node(1))), 5_000_000);
     }
 }

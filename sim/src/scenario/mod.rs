@@ -52,6 +52,36 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     all().into_iter().find(|s| s.name() == name)
 }
 
+/// Which narrow-window faults are in force, followed event by event (for coverage goals).
+#[derive(Default)]
+pub struct NarrowWindows {
+    reply_delay_until: u64,
+    latency_until: std::collections::BTreeMap<crate::history::Who, (u64, bool)>,
+}
+
+impl NarrowWindows {
+    /// Take `e` into account (call on every event, in order).
+    pub fn see(&mut self, e: &Event) {
+        match e.world() {
+            Some(crate::history::WorldEv::ReplyDelay { ms, .. }) => self.reply_delay_until = e.t_us + ms * 1000,
+            Some(crate::history::WorldEv::NodeLatency { node, ms, to_ms, from_ms }) => {
+                self.latency_until.insert(*node, (e.t_us + ms * 1000, to_ms != from_ms));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether replies are held back after apply at `t`.
+    pub fn reply_delayed(&self, t: u64) -> bool {
+        t < self.reply_delay_until
+    }
+
+    /// Whether `node`'s requests and replies are slowed unequally at `t`.
+    pub fn asymmetric(&self, node: crate::history::Who, t: u64) -> bool {
+        self.latency_until.get(&node).is_some_and(|(until, asym)| *asym && t < *until)
+    }
+}
+
 /// One finished run, as every checker sees it: borrowed, derived once.
 pub struct RunView<'a> {
     /// The fault plan that ran.

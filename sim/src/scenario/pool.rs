@@ -267,6 +267,7 @@ impl Scenario for PoolScenario {
         v.extend(self.check_jobs(events));
         v.extend(self.check_overlap(run));
         v.extend(self.check_assignments(events));
+        v.extend(self.check_ack_grace(events));
         v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(check_shutdown(events));
@@ -278,7 +279,14 @@ impl Scenario for PoolScenario {
         // worker → node holding its cleanup lock, for "a cleaner crashed, another finished".
         let mut locked_by: BTreeMap<&str, Who> = BTreeMap::new();
         let mut crashed_cleaners: BTreeSet<(&str, Who)> = BTreeSet::new();
+        let mut narrow = super::NarrowWindows::default();
         for e in events {
+            narrow.see(e);
+            if let Some(PoolEvent::Completed { .. }) = e.pool()
+                && (narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us))
+            {
+                c.insert("completed_under_slow_replies");
+            }
             if matches!(e.world(), Some(WorldEv::NodeCrash {})) {
                 for (w, n) in &locked_by {
                     if *n == e.node {
@@ -329,11 +337,12 @@ impl Scenario for PoolScenario {
             "orphan_requeued",
             "stale_attempt_rejected",
             "unacked_redispatched",
+            "completed_under_slow_replies",
         ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP4, Mutant::MP6, Mutant::MP7, Mutant::MP8, Mutant::MP9, Mutant::MP10]
+        &[Mutant::MP4, Mutant::MP6, Mutant::MP7, Mutant::MP8, Mutant::MP9, Mutant::MP10, Mutant::MC8]
     }
 }
 
@@ -486,6 +495,34 @@ impl PoolScenario {
                 ));
             }
         }
+        v
+    }
+
+    /// P5, the other side: no job is re-dispatched before the ack grace of the assignment it
+    /// replaces has expired (store time of the sweeper's view ≥ the assignment's + ack grace).
+    fn check_ack_grace(&self, events: &[Event]) -> Vec<Violation> {
+        let mut assigned: BTreeMap<&str, (u64, u64)> = BTreeMap::new(); // job → (attempt, store ms)
+        let mut v = Vec::new();
+        for e in events {
+            let Some((job, _, attempt, now_ms)) = assignment(e) else { continue };
+            let job = plain(job);
+            if let Some(PoolEvent::Moved { kind: MoveKind::Redispatched, .. }) = e.pool()
+                && let Some(&(prev, at)) = assigned.get(job)
+                && now_ms < at + self.ack_grace_ms()
+            {
+                v.push(Violation::new(
+                    "P5",
+                    e.t_us,
+                    format!(
+                        "{job}: attempt {prev} re-dispatched {} ms after its assignment, inside its ack grace of {} ms",
+                        now_ms.saturating_sub(at),
+                        self.ack_grace_ms()
+                    ),
+                ));
+            }
+            assigned.insert(job, (attempt, now_ms));
+        }
+        v.truncate(20);
         v
     }
 

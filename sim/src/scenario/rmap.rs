@@ -57,6 +57,8 @@ events! {
         SawDone { id: String, rev: u64, replica_rev: u64, has_key: bool } = "saw_done",
         /// A `set_and_wait` call failed.
         SawErr { id: String, error: SawError } = "saw_err",
+        /// A `set_and_wait` caller was descheduled for `ms` after its first poll.
+        SawDescheduled { id: String, ms: u64 } = "saw_descheduled",
         /// A `set_and_wait` call was cut short by the workload.
         SawCancelled { id: String } = "saw_cancelled",
         /// A reader probe: the replica's revision.
@@ -178,6 +180,21 @@ impl Node {
             let cut = madsim::rand::thread_rng().gen_bool(0.3).then(|| rand_ms(1, 12));
             self.ctx.record(Rec::SawStart { id: id.clone() });
             let r = match cut {
+                None if madsim::rand::thread_rng().gen_bool(0.25) => {
+                    // A caller descheduled mid-call: polled once, then left alone for a while
+                    // (its write may land and its waiter be woken meanwhile), then awaited.
+                    let call = self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown);
+                    tokio::pin!(call);
+                    match futures::poll!(call.as_mut()) {
+                        std::task::Poll::Ready(r) => Some(r),
+                        std::task::Poll::Pending => {
+                            let d = rand_ms(20, 400);
+                            self.ctx.clock.sleep(d).await;
+                            self.ctx.record(Rec::SawDescheduled { id: id.clone(), ms: d.as_millis() as u64 });
+                            Some(call.await)
+                        }
+                    }
+                }
                 None => Some(self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown).await),
                 Some(d) => tokio::select! {
                     biased;
@@ -235,6 +252,58 @@ impl Node {
     }
 }
 
+/// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what its
+/// readers saw) never goes back within a node's life, except by a resync after the store lost its
+/// data. R3 at the instant `set_and_wait` returns (in the core, before the caller's task runs
+/// again): the replica has applied the write's revision.
+fn revisions_forward(events: &[Event]) -> Vec<Violation> {
+    let mut losses = 0u64; // data-losing store crashes so far
+    // node → (revision, data losses when it last loaded a snapshot)
+    let mut last: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let n = e.node;
+        let (rev, what, resync) = match (e.world(), e.rmap(), rec(e)) {
+            (Some(WorldEv::StoreCrash { data_loss: true }), _, _) => {
+                losses += 1;
+                continue;
+            }
+            (Some(WorldEv::NodeStart {}), _, _) => {
+                last.remove(&n);
+                continue;
+            }
+            (_, Some(RmapEvent::WaitReturned { rev, local_rev, .. }), _) => {
+                if local_rev < rev {
+                    v.push(Violation::new(
+                        "R3",
+                        e.t_us,
+                        format!(
+                            "{n}: set_and_wait returned its write's revision {rev} with the replica at {local_rev}"
+                        ),
+                    ));
+                }
+                (*local_rev, "a returning set_and_wait", false)
+            }
+            (_, Some(RmapEvent::Applied { rev, .. }), _) => (*rev, "an applied change", false),
+            (_, Some(RmapEvent::Joined { rev, .. }), _) => (*rev, "a join", true),
+            (_, Some(RmapEvent::Resynced { rev, .. }), _) => (*rev, "a resync", true),
+            (_, _, Some(Rec::Probe { rev })) => (*rev, "a read", false),
+            _ => continue,
+        };
+        let (prev, loaded_losses) = last.get(&n).copied().unwrap_or((0, losses));
+        if rev < prev && !(resync && losses > loaded_losses) {
+            v.push(Violation::new(
+                "R2",
+                e.t_us,
+                format!("{n}: revision went back from {prev} to {rev} ({what}) without a data loss"),
+            ));
+        }
+        last.insert(n, (rev, if resync { losses } else { loaded_losses }));
+    }
+    v.truncate(20);
+    v
+}
+
 impl Scenario for RmapScenario {
     fn name(&self) -> &'static str {
         "rmap"
@@ -255,6 +324,8 @@ impl Scenario for RmapScenario {
                 FaultKind::NodeCrash,
                 FaultKind::NodePause,
                 FaultKind::NodeRestart,
+                FaultKind::ReplyDelay,
+                FaultKind::NodeLatency,
             ],
             window_ms: self.window_ms,
             unit_ms: 1000,
@@ -375,6 +446,7 @@ impl Scenario for RmapScenario {
                         ));
                     }
                 }
+                Rec::SawDescheduled { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
@@ -435,12 +507,30 @@ impl Scenario for RmapScenario {
                 v.push(Violation::new("R4", t, format!("{node}: {waiters} waiters registered after quiescence")));
             }
         }
+        v.extend(revisions_forward(events));
         v
     }
 
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
+        let mut narrow = super::NarrowWindows::default();
+        let mut descheduled: BTreeSet<(Who, &str)> = BTreeSet::new();
         for e in events {
+            narrow.see(e);
+            match rec(e) {
+                Some(Rec::SawDescheduled { id, .. }) => {
+                    descheduled.insert((e.node, id));
+                }
+                Some(Rec::SawDone { id, .. }) => {
+                    if descheduled.remove(&(e.node, id.as_str())) {
+                        c.insert("set_and_wait_descheduled_caller");
+                    }
+                    if narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us) {
+                        c.insert("set_and_wait_under_slow_replies");
+                    }
+                }
+                _ => {}
+            }
             match (e.rmap(), rec(e)) {
                 (Some(RmapEvent::Resynced { reason, rev, old_rev, .. }), _) => {
                     // A fresh map's first write is a revision jump from 0: only feed gaps count.
@@ -467,10 +557,17 @@ impl Scenario for RmapScenario {
     }
 
     fn coverage_goals(&self) -> &'static [&'static str] {
-        &["resync_after_gap", "resync_after_data_loss", "waiter_cancelled_mid_apply", "set_and_wait_completed"]
+        &[
+            "resync_after_gap",
+            "resync_after_data_loss",
+            "waiter_cancelled_mid_apply",
+            "set_and_wait_completed",
+            "set_and_wait_descheduled_caller",
+            "set_and_wait_under_slow_replies",
+        ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP1, Mutant::MP11]
+        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4]
     }
 }

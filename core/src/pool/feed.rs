@@ -1,0 +1,351 @@
+//! The pool-wide completion feed: every node (one that only dispatches too) learns of the
+//! completion of every job of the pool, without polling, and a caller can wait for one job.
+//!
+//! **Source: the completion tombstones.** A completion is recorded by one guarded transaction
+//! that deletes the job record and writes the tombstone `d/{job}` = `attempt|worker|ms` (see
+//! `complete.rs`), so the tombstone *is* the store's record of the completion: it cannot exist
+//! without the completion, nor the completion without it. Every node already follows the job
+//! map's change feed (the router); a tombstone change is a completion.
+//!
+//! **No loss across a feed gap** (the `rmap` recipe, docs/rmap.md): the change feed is
+//! at-most-once, so the feed is reconciled from a snapshot of the job map, on every
+//! `WatchEvent::Gap` (reconnect, store restart) and on every sweep (the sweeper reads the whole
+//! job map anyway). A reconcile delivers each tombstone not yet delivered. What was delivered is
+//! remembered per job for [`horizon`](FeedState::new) of store time past the newest delivered
+//! completion, so memory is bounded by the completion rate, not by the dedup window; a tombstone
+//! older than that was delivered already (or predates the node). This state is a pure machine
+//! ([`FeedState`]); the node's router and sweeper feed it.
+//!
+//! **Waiting for one job** ([`Waiters`]): a waiter is registered *before* its dispatch (or, for a
+//! job dispatched earlier, before the store is checked for its tombstone), and every tombstone
+//! the node sees for that job (feed change, reconcile, start) resolves it, delivered before or
+//! not. So a completion is never missed between "register" and "wait".
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, oneshot};
+
+/// One completed job, as the pool recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JobCompletion {
+    /// The job's key.
+    pub job: String,
+    /// The attempt that completed (the fence of the job's ownership).
+    pub attempt: u64,
+    /// The worker that ran it.
+    pub worker: String,
+    /// Store time (ms) read by the worker just before it recorded the completion.
+    pub completed_ms: u64,
+}
+
+impl JobCompletion {
+    /// Parse tombstone `attempt|worker|ms` of `job` (worker ids contain no `|`).
+    pub(crate) fn from_tombstone(job: &str, raw: &str) -> Option<JobCompletion> {
+        let (attempt, rest) = raw.split_once('|')?;
+        let (worker, ms) = rest.rsplit_once('|')?;
+        Some(JobCompletion {
+            job: job.to_owned(),
+            attempt: attempt.parse().ok()?,
+            worker: worker.to_owned(),
+            completed_ms: ms.parse().ok()?,
+        })
+    }
+
+    /// The tombstone value of this completion.
+    pub(crate) fn tombstone(&self) -> String {
+        format!("{}|{}|{}", self.attempt, self.worker, self.completed_ms)
+    }
+}
+
+/// Which completions were delivered: the pure part of the feed.
+#[derive(Debug)]
+pub(crate) struct FeedState {
+    /// job → tombstone delivered (or seen at the baseline), pruned past the horizon.
+    seen: BTreeMap<String, JobCompletion>,
+    /// Newest `completed_ms` seen.
+    high_ms: u64,
+    horizon_ms: u64,
+    /// Store time when the node started: snapshot entries older than this are history.
+    start_ms: u64,
+}
+
+impl FeedState {
+    /// `start_ms`: store time when the node started (completions before it are history, not
+    /// news). `horizon_ms`: how long past the newest completion a delivered one is remembered;
+    /// it must exceed the longest time between a worker's time read and its completion write
+    /// landing (the completion's retries), or a late tombstone could be skipped by a reconcile.
+    pub fn new(start_ms: u64, horizon_ms: u64) -> Self {
+        assert!(horizon_ms > 0, "a feed must remember what it delivered");
+        FeedState { seen: BTreeMap::new(), high_ms: start_ms, horizon_ms, start_ms }
+    }
+
+    /// A tombstone the node saw (feed change, or one entry of a snapshot). Returns it if it is
+    /// news: not delivered yet and not older than the horizon (`from_snapshot`: a snapshot's
+    /// old entries were delivered before, or predate the node).
+    pub fn observe(&mut self, c: &JobCompletion, from_snapshot: bool) -> bool {
+        if self.seen.get(&c.job) == Some(c) {
+            return false;
+        }
+        if from_snapshot
+            && (c.completed_ms < self.start_ms || c.completed_ms.saturating_add(self.horizon_ms) < self.high_ms)
+        {
+            return false;
+        }
+        self.high_ms = self.high_ms.max(c.completed_ms);
+        self.seen.insert(c.job.clone(), c.clone());
+        true
+    }
+
+    /// Forget deliveries older than the horizon (after a reconcile).
+    pub fn prune(&mut self) {
+        let floor = self.high_ms.saturating_sub(self.horizon_ms);
+        self.seen.retain(|_, c| c.completed_ms >= floor);
+    }
+
+    /// Remembered deliveries.
+    #[cfg(test)]
+    pub fn remembered(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+/// Capacity of one feed subscriber's buffer.
+pub const FEED_BUFFER_MAX: usize = 1024;
+/// Feed subscribers per node.
+pub const FEED_SUBSCRIBERS_MAX: usize = 64;
+/// Jobs waited for at once per node.
+pub const WAITERS_MAX: usize = 100_000;
+
+/// A pool-wide stream of [`JobCompletion`]s, from [`PoolNode::completions`](super::PoolNode::completions).
+/// Bounded: when the buffer is full the newest completion is dropped for this subscriber and
+/// counted ([`dropped`](Self::dropped)); the node never waits for a slow subscriber. Closed
+/// (`recv` returns `None`) when the node stops.
+#[derive(Debug)]
+pub struct CompletionFeed {
+    rx: mpsc::Receiver<JobCompletion>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl CompletionFeed {
+    /// The next completion, or `None` once the node stopped.
+    pub async fn recv(&mut self) -> Option<JobCompletion> {
+        self.rx.recv().await
+    }
+
+    /// A buffered completion, if any, without waiting.
+    pub fn try_recv(&mut self) -> Option<JobCompletion> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Completions dropped because this subscriber's buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+struct Sub {
+    tx: mpsc::Sender<JobCompletion>,
+    dropped: Arc<AtomicU64>,
+}
+
+#[derive(Default)]
+struct Registry {
+    subs: Vec<Sub>,
+    /// job → (waiter id, its one-shot).
+    waiters: BTreeMap<String, Vec<(u64, oneshot::Sender<JobCompletion>)>>,
+    waiting: usize,
+    next_id: u64,
+    closed: bool,
+}
+
+/// Subscribers and waiters of one node, plus the feed state.
+pub(crate) struct Feed {
+    state: Mutex<FeedState>,
+    reg: Arc<Mutex<Registry>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A registered wait for one job's completion; dropping it deregisters.
+pub(crate) struct Waiter {
+    reg: Arc<Mutex<Registry>>,
+    job: String,
+    id: u64,
+    pub rx: oneshot::Receiver<JobCompletion>,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut r = lock(&self.reg);
+        if let Some(list) = r.waiters.get_mut(&self.job) {
+            let before = list.len();
+            list.retain(|(id, _)| *id != self.id);
+            let removed = before - list.len();
+            if list.is_empty() {
+                r.waiters.remove(&self.job);
+            }
+            r.waiting -= removed;
+        }
+    }
+}
+
+/// What a delivery did, for the node's events and metrics.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    /// Completions that were news (offered to subscribers).
+    pub news: usize,
+    /// Offers dropped because a subscriber's buffer was full.
+    pub dropped: u64,
+    /// Waiters resolved.
+    pub resolved: usize,
+}
+
+impl Feed {
+    pub fn new(start_ms: u64, horizon_ms: u64) -> Self {
+        Feed { state: Mutex::new(FeedState::new(start_ms, horizon_ms)), reg: Arc::new(Mutex::new(Registry::default())) }
+    }
+
+    /// A new subscriber, or `None` when the node stopped or has [`FEED_SUBSCRIBERS_MAX`].
+    pub fn subscribe(&self) -> Option<CompletionFeed> {
+        let mut r = lock(&self.reg);
+        r.subs.retain(|s| !s.tx.is_closed());
+        if r.closed || r.subs.len() >= FEED_SUBSCRIBERS_MAX {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(FEED_BUFFER_MAX);
+        let dropped = Arc::new(AtomicU64::new(0));
+        r.subs.push(Sub { tx, dropped: dropped.clone() });
+        Some(CompletionFeed { rx, dropped })
+    }
+
+    /// Register a waiter for `job`, or `None` when the node stopped or has [`WAITERS_MAX`].
+    pub fn wait(&self, job: &str) -> Option<Waiter> {
+        let mut r = lock(&self.reg);
+        if r.closed || r.waiting >= WAITERS_MAX {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        r.next_id += 1;
+        let id = r.next_id;
+        r.waiters.entry(job.to_owned()).or_default().push((id, tx));
+        r.waiting += 1;
+        Some(Waiter { reg: self.reg.clone(), job: job.to_owned(), id, rx })
+    }
+
+    /// Tombstones seen by the node: from the feed (`from_snapshot` false) or a snapshot of the
+    /// job map (baseline, resync after a gap, sweep). Resolves waiters of each; offers the news
+    /// to subscribers without waiting.
+    pub fn observe<'a>(&self, tombs: impl Iterator<Item = (&'a str, &'a str)>, from_snapshot: bool) -> Delivered {
+        let mut news = Vec::new();
+        let mut all = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            for (job, raw) in tombs {
+                let Some(c) = JobCompletion::from_tombstone(job, raw) else { continue };
+                if st.observe(&c, from_snapshot) {
+                    news.push(c.clone());
+                }
+                all.push(c);
+            }
+            if from_snapshot {
+                st.prune();
+            }
+        }
+        let mut out = Delivered { news: news.len(), ..Delivered::default() };
+        let mut r = lock(&self.reg);
+        for c in all {
+            if let Some(list) = r.waiters.remove(&c.job) {
+                r.waiting -= list.len();
+                out.resolved += list.len();
+                for (_, tx) in list {
+                    let _ = tx.send(c.clone()); // a waiter that has gone is no error
+                }
+            }
+        }
+        for c in news {
+            for s in &r.subs {
+                if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(c.clone()) {
+                    s.dropped.fetch_add(1, Ordering::Relaxed);
+                    out.dropped += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The node stopped: close every subscription and fail every waiter.
+    pub fn close(&self) {
+        let mut r = lock(&self.reg);
+        r.closed = true;
+        r.subs.clear();
+        r.waiters.clear();
+        r.waiting = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(job: &str, attempt: u64, ms: u64) -> JobCompletion {
+        JobCompletion { job: job.into(), attempt, worker: "n.1.2".into(), completed_ms: ms }
+    }
+
+    #[test]
+    fn tombstones_round_trip() {
+        let x = c("a|b", 3, 99);
+        assert_eq!(JobCompletion::from_tombstone("a|b", &x.tombstone()), Some(x));
+        assert_eq!(JobCompletion::from_tombstone("k", "junk"), None);
+    }
+
+    #[test]
+    fn delivered_once_across_feed_and_snapshots_and_forgotten_past_the_horizon() {
+        let mut s = FeedState::new(1000, 500);
+        assert!(!s.observe(&c("old", 1, 100), true), "history before the node started");
+        assert!(s.observe(&c("a", 1, 1100), false));
+        assert!(!s.observe(&c("a", 1, 1100), true), "the resync does not repeat it");
+        assert!(s.observe(&c("b", 2, 1050), true), "missed by the feed, found by the resync");
+        assert!(!s.observe(&c("b", 2, 1050), false), "a late feed change does not repeat it");
+        assert!(s.observe(&c("a", 1, 5000), false), "the same key completed again later is news");
+        s.prune();
+        assert_eq!(s.remembered(), 1, "only what is within the horizon of the newest is remembered");
+        assert!(!s.observe(&c("b", 2, 1050), true), "an old snapshot entry is not news any more");
+    }
+
+    #[tokio::test]
+    async fn waiters_resolve_on_any_sighting_subscribers_on_news_only() {
+        let feed = Feed::new(1000, 500);
+        let mut sub = feed.subscribe().unwrap();
+        let w = feed.wait("a").unwrap();
+        let gone = feed.wait("a").unwrap();
+        drop(gone);
+        let d = feed.observe([("a", "1|w|400")].into_iter(), true);
+        assert_eq!(d, Delivered { news: 0, dropped: 0, resolved: 1 }, "old, but waited for");
+        let mut w = w;
+        assert_eq!((&mut w.rx).await.unwrap().attempt, 1);
+        let d = feed.observe([("b", "1|w|1200"), ("b", "1|w|1200")].into_iter(), false);
+        assert_eq!(d.news, 1);
+        assert_eq!(sub.recv().await.unwrap().job, "b");
+        assert!(sub.try_recv().is_none(), "once");
+        let mut w = feed.wait("c").unwrap();
+        feed.close();
+        assert!((&mut w.rx).await.is_err(), "closed: the waiter learns the node stopped");
+        assert!(sub.recv().await.is_none());
+        assert!(feed.subscribe().is_none() && feed.wait("d").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_subscriber_drops_and_counts() {
+        let feed = Feed::new(0, 500);
+        let sub = feed.subscribe().unwrap();
+        let tombs: Vec<(String, String)> =
+            (0..FEED_BUFFER_MAX + 3).map(|i| (format!("j{i}"), format!("1|w|{i}"))).collect();
+        let d = feed.observe(tombs.iter().map(|(a, b)| (a.as_str(), b.as_str())), false);
+        assert_eq!((d.news, d.dropped), (FEED_BUFFER_MAX + 3, 3));
+        assert_eq!(sub.dropped(), 3);
+    }
+}
