@@ -176,13 +176,14 @@ fn belief_spans(events: &[Event], out: &RunOutcome, end_us: u64) -> Vec<Value> {
     spans
 }
 
-/// What the store granted: from a grant to the next grant or release of that lease.
+/// What the store granted: from a grant to the next grant of that lease, or an unchecked delete of
+/// that grant (releases and expiries are not server events).
 fn grant_spans(events: &[Event], end_us: u64) -> Vec<Value> {
     let mut open: BTreeMap<String, (Who, u64, u64)> = BTreeMap::new();
     let mut spans = Vec::new();
     let close = |lease: &str, (to, fence, start): (Who, u64, u64), end: u64| {
         json!({"lane": lane_name(to), "start": start, "end": end, "cls": "grant",
-            "label": format!("store granted {lease} to {to} (fence {fence}) until its next grant or release; expiry is not an event")})
+            "label": format!("store granted {lease} to {to} (fence {fence}); drawn until the next grant (releases and expiries are not events)")})
     };
     for e in events {
         match e.server() {
@@ -191,11 +192,12 @@ fn grant_spans(events: &[Event], end_us: u64) -> Vec<Value> {
                     spans.push(close(lease, g, e.t_us));
                 }
             }
-            Some(ServerEv::ReleaseAccepted { lease, fence, .. }) => {
-                if open.get(lease).is_some_and(|g| g.1 == *fence)
-                    && let Some(g) = open.remove(lease)
-                {
-                    spans.push(close(lease, g, e.t_us));
+            Some(ServerEv::ForeignDelete { fence, .. }) => {
+                let deleted: Vec<String> = open.iter().filter(|(_, g)| g.1 == *fence).map(|(l, _)| l.clone()).collect();
+                for lease in deleted {
+                    if let Some(g) = open.remove(&lease) {
+                        spans.push(close(&lease, g, e.t_us));
+                    }
                 }
             }
             _ => {}

@@ -221,6 +221,8 @@ pub fn kind_of(f: &Fault) -> FaultKind {
         Fault::ClockRate { beyond: false, .. } => FaultKind::ClockDrift,
         Fault::ClockRate { beyond: true, .. } => FaultKind::ClockDriftBeyond,
         Fault::ClockJump { .. } => FaultKind::ClockJump,
+        Fault::ReplyDelay { .. } => FaultKind::ReplyDelay,
+        Fault::NodeLatency { .. } => FaultKind::NodeLatency,
     }
 }
 
@@ -234,7 +236,9 @@ pub fn duration_ms(f: &Fault) -> Option<u64> {
         | Fault::LatencySpike { ms, .. }
         | Fault::ReplyLoss { ms, .. }
         | Fault::Partition { ms, .. }
-        | Fault::NodePause { ms, .. } => Some(ms),
+        | Fault::NodePause { ms, .. }
+        | Fault::ReplyDelay { ms, .. }
+        | Fault::NodeLatency { ms, .. } => Some(ms),
         Fault::FeedDisconnect | Fault::ClockJump { .. } => Some(0),
         Fault::ClockRate { .. } => None,
     }
@@ -248,7 +252,8 @@ pub fn node_of(f: &Fault) -> Option<usize> {
         | Fault::NodePause { node, .. }
         | Fault::NodeRestart { node, .. }
         | Fault::ClockRate { node, .. }
-        | Fault::ClockJump { node, .. } => Some(node),
+        | Fault::ClockJump { node, .. }
+        | Fault::NodeLatency { node, .. } => Some(node),
         _ => None,
     }
 }
@@ -261,7 +266,8 @@ fn with_node(f: &Fault, to: usize) -> Fault {
         | Fault::NodePause { node, .. }
         | Fault::NodeRestart { node, .. }
         | Fault::ClockRate { node, .. }
-        | Fault::ClockJump { node, .. } => *node = to,
+        | Fault::ClockJump { node, .. }
+        | Fault::NodeLatency { node, .. } => *node = to,
         _ => {}
     }
     f
@@ -321,6 +327,17 @@ fn smaller(f: &Fault, min_ms: u64) -> Vec<(Fault, String)> {
         }
         // Beyond the bound by design: moving it toward 1.0 would change what it tests.
         Fault::ClockRate { beyond: true, .. } => {}
+        Fault::ReplyDelay { ms, delay_ms } => {
+            push(Fault::ReplyDelay { ms: half(ms), delay_ms }, format!("{ms} → {} ms", half(ms)));
+            let d = (delay_ms / 2).max(1);
+            push(Fault::ReplyDelay { ms, delay_ms: d }, format!("reply delay {delay_ms} → {d} ms"));
+        }
+        Fault::NodeLatency { node, ms, to_ms, from_ms } => {
+            push(Fault::NodeLatency { node, ms: half(ms), to_ms, from_ms }, format!("{ms} → {} ms", half(ms)));
+            let (t, f) = (to_ms / 2, from_ms / 2);
+            push(Fault::NodeLatency { node, ms, to_ms: t, from_ms }, format!("request delay {to_ms} → {t} ms"));
+            push(Fault::NodeLatency { node, ms, to_ms, from_ms: f }, format!("reply delay {from_ms} → {f} ms"));
+        }
         Fault::ClockJump { node, delta_ms } => {
             let d = delta_ms / 2;
             if d != 0 {
