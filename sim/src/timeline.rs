@@ -126,8 +126,18 @@ impl Timeline {
     }
 
     /// The life of `node` at `t`, if it was up (running or frozen) then.
+    ///
+    /// At a restart in the instant of a crash, the instant belongs to the old life: madsim drops
+    /// the killed incarnation's tasks lazily, so their `Drop` guards report in that instant,
+    /// after the new incarnation's start event (completer seed 196: a dying run's events were
+    /// taken for the new incarnation's).
     pub fn life_at(&self, node: Who, t: u64) -> Option<&Life> {
-        self.lives(node).iter().find(|l| l.contains(t))
+        let lives = self.lives(node);
+        let i = lives.iter().position(|l| l.contains(t))?;
+        match i.checked_sub(1).map(|p| &lives[p]) {
+            Some(prev) if lives[i].start == t && prev.end == t && prev.how == End::Crashed => Some(prev),
+            _ => Some(&lives[i]),
+        }
     }
 
     /// Whether `node` was up and not frozen at `t`.
@@ -182,5 +192,16 @@ mod tests {
         assert!(tl.running_at(Who::Node(0), 600));
         assert!(!tl.running_at(Who::Node(0), 400), "down between the crash and the restart");
         assert!(!tl.running_at(Who::Node(0), 200), "frozen");
+    }
+
+    #[test]
+    fn the_instant_of_a_restart_at_a_crash_belongs_to_the_dying_life() {
+        let events =
+            [ev(0, 0, WorldEv::NodeStart {}), ev(300, 0, WorldEv::NodeCrash {}), ev(300, 0, WorldEv::NodeStart {})];
+        let tl = Timeline::derive(&events, 1000);
+        let at = |t| tl.life_at(Who::Node(0), t).map(|l| l.incarnation);
+        assert_eq!(at(299), Some(1));
+        assert_eq!(at(300), Some(1), "the killed tasks' drop guards report in the crash instant");
+        assert_eq!(at(301), Some(2));
     }
 }
