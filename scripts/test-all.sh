@@ -39,7 +39,7 @@ lane "simulation: seeded tests under madsim ($(elapsed))"
 cargo clippy --config "build.rustflags=['--cfg','madsim']" --target-dir target/madsim -p keel-sim --features sim --all-targets -- -D warnings
 cargo simtest
 
-lane "simulation: cargo sim check ($(elapsed))"
+lane "simulation: cargo sim check, then the regression corpus sim/regressions ($(elapsed))"
 if [ $quick = 1 ]; then cargo sim check --seeds 0..100; else cargo sim check --seeds 0..500; fi
 
 lane "simulation: mutant gate ($(elapsed))"
@@ -63,6 +63,7 @@ expect_2 cargo sim check --seeds 5..2
 expect_2 cargo sim check --scenario no-such-scenario
 expect_2 cargo sim check --mutant MS99
 expect_2 cargo sim replay --scenario lease --seed 1 --plan /nonexistent/plan.json
+expect_2 cargo sim shrink --scenario lease --seed 1 --mutant MS5 --save ../outside
 bad_plan=$(mktemp)
 echo '{"seed":1,"profile":"Calm","enabled":[],"heal_at_ms":18446744073709551615,"events":[]}' >"$bad_plan"
 expect_2 cargo sim replay --scenario lease --seed 1 --plan "$bad_plan"
@@ -81,6 +82,9 @@ echo "closed pipe: exit $rc, no panic"
 
 lane "model checking: exhaustive models of the pure machines ($(elapsed))"
 cargo modelcheck
+
+lane "simulation: HTML timeline in headless Chromium ($(elapsed))"
+bash scripts/timeline-test.sh
 
 lane "loom: exhaustive interleavings ($(elapsed))"
 cargo loomtest

@@ -15,6 +15,7 @@ compile_error!(
 pub mod baseline;
 pub mod check;
 pub mod linearize;
+pub mod corpus;
 pub mod plan;
 
 #[cfg(madsim)]
@@ -22,11 +23,17 @@ pub mod clock;
 #[cfg(madsim)]
 pub mod history;
 #[cfg(madsim)]
+pub mod html;
+#[cfg(madsim)]
 pub mod net;
+#[cfg(madsim)]
+pub mod regress;
 #[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]
 pub mod scenario;
+#[cfg(madsim)]
+pub mod shrink;
 #[cfg(madsim)]
 pub mod sweep;
 #[cfg(madsim)]

@@ -84,6 +84,12 @@ mod cli {
             /// How faults are chosen.
             #[arg(long, value_enum, default_value = "swarm")]
             faults: Profile,
+            /// Skip the regression corpus (sim/regressions), replayed by default after the sweep.
+            #[arg(long)]
+            no_corpus: bool,
+            /// Unmutated scheduler seeds per corpus entry besides its own.
+            #[arg(long, default_value_t = keel_sim::corpus::EXTRA_SEEDS_DEFAULT)]
+            corpus_seeds: u64,
         },
         /// Run one seed and print its per-node timeline; exit 1 if an invariant broke.
         Replay {
@@ -96,7 +102,8 @@ mod cli {
             /// Switch on a historical bug.
             #[arg(long, value_parser = zoo::parse_mutant)]
             mutant: Option<Mutant>,
-            /// Run this fault plan (JSON, as written by --dump-plan or `cargo sim plan`).
+            /// Run this fault plan (JSON, as written by --dump-plan or `cargo sim plan`, or a
+            /// regression corpus entry such as sim/regressions/MS5.json).
             #[arg(long)]
             plan: Option<PathBuf>,
             /// Write the plan that ran to this file.
@@ -108,6 +115,46 @@ mod cli {
             /// Show every event, including periodic renewals and writes.
             #[arg(long)]
             verbose: bool,
+            /// Also write the run as one self-contained HTML timeline to this file.
+            #[arg(long)]
+            html: Option<PathBuf>,
+        },
+        /// Shrink a failing run to a minimal fault plan that still breaks the same invariant;
+        /// `--save NAME` adds it to the regression corpus (sim/regressions/NAME.json).
+        Shrink {
+            /// Scenario name.
+            #[arg(long, value_parser = parse_scenario, required_unless_present = "all_mutants")]
+            scenario: Option<String>,
+            /// Scheduler seed of the failing run.
+            #[arg(long, required_unless_present = "all_mutants")]
+            seed: Option<u64>,
+            /// Switch on a historical bug.
+            #[arg(long, value_parser = zoo::parse_mutant)]
+            mutant: Option<Mutant>,
+            /// Start from this fault plan (JSON) instead of the seed's.
+            #[arg(long)]
+            plan: Option<PathBuf>,
+            /// Keep this invariant broken (default: the run's first violation).
+            #[arg(long)]
+            invariant: Option<String>,
+            /// How faults are chosen (ignored with --plan).
+            #[arg(long, value_enum, default_value = "swarm")]
+            faults: Profile,
+            /// Most candidate runs.
+            #[arg(long, default_value_t = keel_sim::shrink::ATTEMPTS_MAX_DEFAULT)]
+            attempts: u32,
+            /// Save the minimal plan to the regression corpus under this name.
+            #[arg(long, conflicts_with = "all_mutants")]
+            save: Option<String>,
+            /// Instead: shrink every zoo mutant's first failing seed; prints a markdown table.
+            #[arg(long, conflicts_with_all = ["scenario", "seed", "plan", "invariant"])]
+            all_mutants: bool,
+            /// With --all-mutants: save each minimal plan to the corpus, named after its mutant.
+            #[arg(long, requires = "all_mutants")]
+            save_all: bool,
+            /// Worker threads (finding each mutant's first failing seed).
+            #[arg(long)]
+            jobs: Option<usize>,
         },
         /// Run every mutant against its scenario; exit 0 only if all are caught and the
         /// unmutated core passes the same seeds.
@@ -239,9 +286,52 @@ mod cli {
             }
         };
         match cli.cmd {
-            Cmd::Check { scenario, seeds, jobs: j, mutant, faults } => check(&scenario, seeds, jobs(j), mutant, faults),
-            Cmd::Replay { scenario, seed, mutant, plan, dump_plan, faults, verbose } => {
-                replay(&scenario, seed, mutant, plan, dump_plan, faults, verbose)
+            Cmd::Check { scenario, seeds, jobs: j, mutant, faults, no_corpus, corpus_seeds } => {
+                let code = check(&scenario, seeds, jobs(j), mutant, faults);
+                // The corpus is replayed unmutated: a --mutant sweep is about that mutant only.
+                if no_corpus || mutant.is_some() || code == 2 {
+                    return code;
+                }
+                let dir = std::path::Path::new(keel_sim::corpus::DIR);
+                let held =
+                    keel_sim::regress::check_corpus(dir, &selected(&scenario), corpus_seeds, &mut std::io::stdout())
+                        .unwrap_or_else(|e| stdout_failed(e));
+                code.max(i32::from(!held))
+            }
+            Cmd::Replay { scenario, seed, mutant, plan, dump_plan, faults, verbose, html } => {
+                replay(&scenario, seed, mutant, plan, dump_plan, faults, verbose, html)
+            }
+            Cmd::Shrink { all_mutants: true, attempts, save_all, jobs: j, .. } => {
+                let limits = keel_sim::shrink::Limits { attempts_max: attempts, ..Default::default() };
+                let dir = std::path::Path::new(keel_sim::corpus::DIR);
+                keel_sim::regress::shrink_all(limits, jobs(j), save_all, dir, &mut std::io::stdout())
+                    .unwrap_or_else(|e| stdout_failed(e))
+            }
+            Cmd::Shrink { scenario, seed, mutant, plan, invariant, faults, attempts, save, .. } => {
+                let (Some(scenario), Some(seed)) = (scenario, seed) else { return 2 };
+                let Some(scn) = scenario::by_name(&scenario) else { return 2 };
+                let plan = match plan.map(|p| read_plan(&p, &scn.plan_spec())).transpose() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 2;
+                    }
+                };
+                let limits = keel_sim::shrink::Limits { attempts_max: attempts, ..Default::default() };
+                let dir = std::path::Path::new(keel_sim::corpus::DIR);
+                keel_sim::regress::shrink_one(
+                    &scenario,
+                    seed,
+                    mutant,
+                    faults,
+                    plan,
+                    invariant.as_deref(),
+                    limits,
+                    save.as_deref(),
+                    dir,
+                    &mut std::io::stdout(),
+                )
+                .unwrap_or_else(|e| stdout_failed(e))
             }
             Cmd::Mutants { scenario, budget, start, jobs: j, faults } => {
                 mutants(&scenario, budget, start, jobs(j), faults)
@@ -333,6 +423,14 @@ mod cli {
         i32::from(failed)
     }
 
+    fn read_plan(path: &std::path::Path, spec: &keel_sim::plan::PlanSpec) -> Result<FaultPlan, String> {
+        std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|s| keel_sim::corpus::plan_from_json(&s, spec))
+            .map_err(|e| format!("cannot read plan {}: {e}", path.display()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn replay(
         name: &str,
         seed: u64,
@@ -341,13 +439,14 @@ mod cli {
         dump: Option<PathBuf>,
         faults: Profile,
         verbose: bool,
+        html: Option<PathBuf>,
     ) -> i32 {
         let Some(scn) = scenario::by_name(name) else { return 2 };
         let plan = match plan_file {
             None => None,
             Some(path) => match std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|s| FaultPlan::from_json(&s, &scn.plan_spec()))
+                .and_then(|s| keel_sim::corpus::plan_from_json(&s, &scn.plan_spec()))
             {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -367,6 +466,13 @@ mod cli {
                 eprintln!("error: cannot write plan {}: {e}", path.display());
                 return 2;
             }
+        }
+        if let Some(path) = html {
+            if let Err(e) = std::fs::write(&path, keel_sim::html::page(&out)) {
+                eprintln!("error: cannot write the HTML timeline {}: {e}", path.display());
+                return 2;
+            }
+            eprintln!("timeline written to {}", path.display());
         }
         outln!("scenario {name}, seed {seed}, mutant {}", mutant.map_or("none".into(), |m| format!("{m:?}")));
         out!("{}", out.plan);
