@@ -14,8 +14,8 @@ compile_error!(
 #[cfg(madsim)]
 pub mod baseline;
 pub mod check;
-pub mod linearize;
 pub mod corpus;
+pub mod linearize;
 pub mod plan;
 
 #[cfg(madsim)]
