@@ -407,13 +407,15 @@ mod cli {
         for r in &rows {
             let l = &r.linearizability;
             println!(
-                "{:<10} linearizability: {} store histories checked ({} map operations), {} skipped as too large (> {} ops or > {} open), {} not linearizable",
+                "{:<10} linearizability: {} store histories checked ({} map operations), {} skipped as too large (> {} ops or > {} open), {} over the search budget ({} steps), {} not linearizable",
                 r.scenario,
                 l.checked,
                 l.ops,
                 l.skipped,
                 keel_sim::linearize::HISTORY_OPS_MAX,
                 keel_sim::linearize::HISTORY_OPEN_MAX,
+                l.over_budget,
+                keel_sim::linearize::SEARCH_STEPS_MAX,
                 l.violations.len()
             );
         }

@@ -24,6 +24,12 @@ use crate::store::{Expect, MapWrite, Store};
 
 struct Running {
     attempt: u64,
+    /// This worker's number for the run. Its end is matched by this, never by the attempt: the
+    /// same attempt runs again when a fence stopped the first run and, once unfenced, the record
+    /// is announced again (or when an ack failed). The first run's end, still queued, must not
+    /// untrack the second, which the next fence would then miss (P2, found by per-node latency
+    /// on pool seed 135: the untracked run went on 0.63 s beside the requeued attempt).
+    run: u64,
     stop: Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
@@ -61,8 +67,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         };
         // MP6: the worker's loop is bound to the caller's request instead of its own token.
         let bound = if mutants::active(Mutant::MP6) { self.caller.clone() } else { self.token.clone() };
-        let (done_tx, mut done_rx) = mpsc::channel::<(String, u64)>(cfg.intake_buffer);
+        let (done_tx, mut done_rx) = mpsc::channel::<Ended>(cfg.intake_buffer);
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        let mut runs: u64 = 0;
         let mut inflight: Vec<String> = Vec::new();
         let mut fenced = false;
         let mut drain_until: Option<Instant> = None;
@@ -99,13 +106,13 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     _ = self.core.clock.sleep_until(wake) => {}
                     a = self.intake.recv(), if drain_until.is_none() && !fenced => {
                         if let Some((job, raw)) = a {
-                            self.on_record(&mut running, &done_tx, job, raw);
+                            self.on_record(&mut running, &mut runs, &done_tx, job, raw);
                         }
                         continue;
                     }
                     d = done_rx.recv() => {
-                        if let Some((job, attempt)) = d && running.get(&job).is_some_and(|r| r.attempt == attempt) {
-                            running.remove(&job);
+                        if let Some(e) = d && running.get(&e.job).is_some_and(|r| e.is_of(r)) {
+                            running.remove(&e.job);
                         }
                         continue;
                     }
@@ -233,7 +240,8 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
     fn on_record(
         &self,
         running: &mut BTreeMap<String, Running>,
-        done: &mpsc::Sender<(String, u64)>,
+        runs: &mut u64,
+        done: &mpsc::Sender<Ended>,
         job: String,
         raw: Option<String>,
     ) {
@@ -258,6 +266,8 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         }
         let (Some(rec), Some(raw)) = (ours.cloned(), raw) else { return };
         let stop = Shutdown::new(format!("{}/{}", self.id, job));
+        *runs += 1;
+        let ended = RunEnded { tx: done.clone(), ended: Ended { job: job.clone(), run: *runs } };
         let task = tokio::spawn(run_job(
             self.core.clone(),
             self.handler.clone(),
@@ -266,10 +276,10 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             raw,
             rec.clone(),
             stop.clone(),
-            done.clone(),
+            ended,
             self.producer.clone(),
         ));
-        running.insert(job, Running { attempt: rec.attempt, stop, task });
+        running.insert(job, Running { attempt: rec.attempt, run: *runs, stop, task });
     }
 
     /// Give every job this worker still owns to another live worker (or queue it).
@@ -319,6 +329,31 @@ async fn stop_all(running: &mut BTreeMap<String, Running>, clock: &dyn Clock, gr
     }
 }
 
+/// One run ended.
+struct Ended {
+    job: String,
+    run: u64,
+}
+
+impl Ended {
+    /// Whether this is the end of the tracked run `r` (by the run's number, see [`Running::run`]).
+    fn is_of(&self, r: &Running) -> bool {
+        r.run == self.run
+    }
+}
+
+/// Tells the worker's loop that one run ended.
+struct RunEnded {
+    tx: mpsc::Sender<Ended>,
+    ended: Ended,
+}
+
+impl RunEnded {
+    async fn send(self) {
+        let _ = self.tx.send(self.ended).await;
+    }
+}
+
 /// One run of one attempt: ack, handler, completion.
 #[allow(clippy::too_many_arguments)]
 async fn run_job<S: Store, H: JobHandler>(
@@ -329,7 +364,7 @@ async fn run_job<S: Store, H: JobHandler>(
     raw: String,
     rec: JobRecord,
     stop: Shutdown,
-    done: mpsc::Sender<(String, u64)>,
+    ended: RunEnded,
     events: Option<Arc<Producer>>,
 ) {
     let attempt = rec.attempt;
@@ -348,17 +383,17 @@ async fn run_job<S: Store, H: JobHandler>(
                 worker: (&worker).into(),
                 attempt,
             });
-            let _ = done.send((job, attempt)).await;
+            ended.send().await;
             return;
         }
         Err(e) => {
             debug!(target: "keel::pool", job = %job, error = %e, "ack failed; the job is delivered again");
-            let _ = done.send((job, attempt)).await;
+            ended.send().await;
             return;
         }
     }
     if stop.is_cancelled() {
-        let _ = done.send((job, attempt)).await;
+        ended.send().await;
         return;
     }
     observe::emit(PoolEvent::Started { job: (&job).into(), worker: (&worker).into(), attempt });
@@ -390,7 +425,7 @@ async fn run_job<S: Store, H: JobHandler>(
     } else {
         observe::emit(PoolEvent::Abandoned { job: (&job).into(), worker: (&worker).into(), attempt });
     }
-    let _ = done.send((job, attempt)).await;
+    ended.send().await;
 }
 
 /// Record the completion (guarded by the attempt). Returns whether this attempt's completion is
