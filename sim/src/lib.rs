@@ -21,6 +21,8 @@ pub mod plan;
 #[cfg(madsim)]
 pub mod clock;
 #[cfg(madsim)]
+pub mod harness;
+#[cfg(madsim)]
 pub mod history;
 #[cfg(madsim)]
 pub mod html;

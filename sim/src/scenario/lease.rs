@@ -399,6 +399,17 @@ impl LeaseScenario {
     }
 }
 
+/// The lease rules any service that uses keel's lease gets for free: S1 (no two nodes believe
+/// they hold at once, excused only while frozen or while a node's clock is out of its bound) and
+/// S4 (guarded work runs only under a belief), judged from keel's typed lease events. One lease
+/// per run.
+pub fn lease_exclusive(run: &RunView<'_>) -> Vec<Violation> {
+    let beliefs = Beliefs::from(run.events, run.end_us);
+    let mut v = beliefs.violations.clone();
+    v.extend(s1_beliefs(&beliefs.intervals, run));
+    v
+}
+
 /// S1 (local belief), judged in every run: no two nodes believe they hold at once, beyond 1 ms,
 /// outside the time either was frozen and outside the time either node's own belief is excused by
 /// its clock (see [`drift_excused`]). Every other pair of beliefs is judged.

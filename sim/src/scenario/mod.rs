@@ -107,6 +107,9 @@ pub enum AppEv {
     Completer(completer::Rec),
     /// The pool scenario.
     Pool(pool::Rec),
+    /// A user's scenario (the harness): the user's event, as its `Debug` text. The typed value
+    /// goes to the user's checkers; the text goes to the trace hash and the timeline.
+    User(String),
 }
 
 impl std::fmt::Display for AppEv {
@@ -116,6 +119,7 @@ impl std::fmt::Display for AppEv {
             AppEv::Rmap(e) => e.fmt(f),
             AppEv::Completer(e) => e.fmt(f),
             AppEv::Pool(e) => e.fmt(f),
+            AppEv::User(e) => f.write_str(e),
         }
     }
 }

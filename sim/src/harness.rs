@@ -1,0 +1,638 @@
+//! Check your own service, from your own crate: the public harness.
+//!
+//! A service built on keel gets the same simulated world keel's own scenarios run in (a store
+//! that crashes, loses data, partitions, pauses and per-node clocks), keel's rules judged for free
+//! on keel's typed events, its own checkers over its own typed events, and a replay line that
+//! names *its* test. No registry to edit: the program is given by value, the way turmoil's
+//! `Builder` takes it.
+//!
+//! ```ignore
+//! #[test]
+//! fn scheduler_survives_faults() {
+//!     Sim::<SchedEv>::new("scheduler")
+//!         .nodes(3)
+//!         .node(|node| scheduler::run(node))
+//!         .check("every job completes", |run| run.eventually_all(|e| …))
+//!         .sometimes("failover", |run| …)
+//!         .test(); // seeds from MADSIM_TEST_SEED / MADSIM_TEST_NUM; panics with a replay line
+//! }
+//! ```
+//!
+//! What a run judges besides the user's checkers:
+//! - keel's lease rules (S1, S4) on the run's lease events ([`lease_exclusive`]), when the
+//!   service holds a keel lease (one lease per run);
+//! - every [`FencedResource`] the run used: an accepted write never carries a fence below one
+//!   accepted before it for the same key (`F1`);
+//! - keel assertions, panics, and the linearizability of every store history (as for keel's own
+//!   scenarios).
+//!
+//! See `docs/testing-your-service.md` for the walk from zero to a replayed failing seed.
+
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use keel::mutants::Mutant;
+use keel::shutdown::Shutdown;
+
+use crate::check::{Coverage, Violation};
+use crate::clock::SimClock;
+use crate::history::Event;
+use crate::net::SimStore;
+use crate::plan::{FaultKind, FaultPlan, PlanSpec, Profile};
+use crate::runner::{self, RunOutcome};
+use crate::scenario::{AppEv, RunView, Scenario, lease::lease_exclusive};
+use crate::world::{NodeCtx, NodeMain};
+
+/// Seeds a [`Sim::test`] runs when `MADSIM_TEST_NUM` is not set.
+pub const DEFAULT_SEEDS: u64 = 20;
+/// A sweep of at least this many seeds must reach every "sometimes" goal.
+pub const GOALS_MIN_SEEDS: u64 = 20;
+
+type UserMain<E> = Arc<dyn Fn(Node<E>) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+type UserCheck<E> = Arc<dyn Fn(&Run<'_, E>) -> Vec<Violation> + Send + Sync>;
+type UserGoal<E> = Arc<dyn Fn(&Run<'_, E>) -> bool + Send + Sync>;
+
+/// A simulation of the user's service: its nodes, its faults, its rules.
+pub struct Sim<E = ()> {
+    name: &'static str,
+    nodes: usize,
+    kinds: Vec<FaultKind>,
+    window: Duration,
+    unit: Duration,
+    drift_bound: f64,
+    op_timeout: Duration,
+    settle: Duration,
+    main: Option<UserMain<E>>,
+    checks: Vec<UserCheck<E>>,
+    goals: Vec<(&'static str, UserGoal<E>)>,
+    goal_names: &'static [&'static str],
+    keel_rules: bool,
+    features: String,
+    seeds: u64,
+}
+
+/// One event the user's service recorded, stamped with when and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stamped<E> {
+    /// Simulated µs since the run started.
+    pub t_us: u64,
+    /// The node's index.
+    pub node: usize,
+    /// The event.
+    pub ev: E,
+}
+
+/// A finished run, as the user's checkers see it.
+pub struct Run<'a, E> {
+    /// Everything keel recorded (typed keel events, the world's faults, the store's view) and
+    /// the per-node timeline.
+    pub view: &'a RunView<'a>,
+    /// The user's own events, in order.
+    pub events: &'a [Stamped<E>],
+}
+
+impl<E: Debug> Run<'_, E> {
+    /// When the faults stopped (µs).
+    pub fn heal_us(&self) -> u64 {
+        self.view.heal_us
+    }
+
+    /// When the run ended (µs).
+    pub fn end_us(&self) -> u64 {
+        self.view.end_us
+    }
+
+    /// The run's shared value of type `T` (see [`Node::shared`]), if a node made one.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        shared_get::<T>()
+    }
+
+    /// Liveness: for every event matching `start`, an event matching `end(start)` is recorded
+    /// by the deadline (`within` after the later of the event and the heal); otherwise a
+    /// violation of `invariant` at the deadline. An end recorded before its start counts: a
+    /// service may learn late that its own request went through (a lost reply, then
+    /// `Duplicate`). Events that start too late to be judged are skipped.
+    pub fn eventually(
+        &self,
+        invariant: &'static str,
+        within: Duration,
+        start: impl Fn(&E) -> bool,
+        end: impl Fn(&E, &E) -> bool,
+    ) -> Vec<Violation> {
+        let within_us = u64::try_from(within.as_micros()).unwrap_or(u64::MAX);
+        let mut v = Vec::new();
+        for s in self.events.iter().filter(|s| start(&s.ev)) {
+            let deadline = s.t_us.max(self.heal_us()).saturating_add(within_us);
+            if deadline > self.end_us() {
+                continue;
+            }
+            let met = self.events.iter().any(|e| e.t_us <= deadline && end(&s.ev, &e.ev));
+            if !met {
+                v.push(Violation::new(
+                    invariant,
+                    deadline,
+                    format!(
+                        "{:?} (n{} at {:.3}s) had no follow-up within {within:?} of the heal",
+                        s.ev,
+                        s.node,
+                        s.t_us as f64 / 1e6
+                    ),
+                ));
+            }
+        }
+        v
+    }
+}
+
+/// What one node of the user's service is given: who it is, its clock, the store, its stop.
+pub struct Node<E> {
+    ctx: NodeCtx,
+    _events: PhantomData<fn(E)>,
+}
+
+impl<E> Clone for Node<E> {
+    fn clone(&self) -> Self {
+        Node { ctx: self.ctx.clone(), _events: PhantomData }
+    }
+}
+
+impl<E: Debug + Clone + 'static> Node<E> {
+    /// `n0`, `n1`, …: use it as the node's identity (lease owner, pool node).
+    pub fn name(&self) -> &str {
+        &self.ctx.name
+    }
+
+    /// The node's index.
+    pub fn index(&self) -> usize {
+        self.ctx.index
+    }
+
+    /// The node's own clock (skewed, drifting and jumping as the faults say): pass it to keel
+    /// (`with_clock`) and use it for every sleep and deadline of the service.
+    pub fn clock(&self) -> SimClock {
+        self.ctx.clock.clone()
+    }
+
+    /// A client of the simulated store (a fresh connection each call).
+    pub async fn store(&self) -> SimStore {
+        self.ctx.store().await
+    }
+
+    /// Cancelled when the node is stopped gracefully: pass it to keel (`with_parent`).
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.ctx.shutdown
+    }
+
+    /// keel-sim's own node context (history, lower-level helpers).
+    pub fn ctx(&self) -> &NodeCtx {
+        &self.ctx
+    }
+
+    /// Simulated µs since the run started.
+    pub fn now_us(&self) -> u64 {
+        self.ctx.history.now_us()
+    }
+
+    /// Record an event of the user's type: it reaches the user's checkers typed, and the trace
+    /// hash and the timeline as its `Debug` text.
+    pub fn record(&self, ev: E) {
+        self.ctx.record(crate::history::Ev::App(AppEv::User(format!("{ev:?}"))));
+        let stamped = Stamped { t_us: self.now_us(), node: self.ctx.index, ev };
+        USER_EVENTS.with(|u| {
+            if let Some(list) = u.borrow_mut().as_mut().and_then(|b| b.downcast_mut::<Vec<Stamped<E>>>()) {
+                list.push(stamped);
+            }
+        });
+    }
+
+    /// The run's one value of type `T`, shared by every node of this run (made on first use,
+    /// dropped when the next run starts): a test double every node writes to, a tally.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        SHARED.with(|s| {
+            let mut s = s.borrow_mut();
+            let any = s.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(T::default()) as Shared).clone();
+            match any.downcast::<T>() {
+                Ok(t) => t,
+                // Keyed by the type's id, so the downcast holds; never crash the user's test.
+                Err(_) => Arc::new(T::default()),
+            }
+        })
+    }
+}
+
+thread_local! {
+    /// The running simulation's user events (madsim runs one simulation per thread).
+    static USER_EVENTS: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    /// The running simulation's shared values, by type.
+    static SHARED: RefCell<BTreeMap<TypeId, Shared>> = const { RefCell::new(BTreeMap::new()) };
+    /// The goals the last judged run reached (the runner asks for coverage after the check).
+    static REACHED: RefCell<Coverage> = const { RefCell::new(Coverage::new()) };
+}
+
+type Shared = Arc<dyn Any + Send + Sync>;
+
+fn shared_get<T: Send + Sync + 'static>() -> Option<Arc<T>> {
+    SHARED.with(|s| s.borrow().get(&TypeId::of::<T>()).cloned()).and_then(|a| a.downcast::<T>().ok())
+}
+
+/// A resource guarded by fences, as a service's side effect should be (a database row with a
+/// version column, an object store with a generation precondition). A write is accepted only
+/// with a fence at least the highest accepted for its key. [`FencedResource::write_unfenced`]
+/// is the write a service author gets wrong: accepted whatever its fence.
+///
+/// Every run that used one is judged: an accepted write with a fence below one accepted earlier
+/// for the same key is `F1` (a stale holder's side effect landed after a newer holder's).
+#[derive(Default)]
+pub struct FencedResource {
+    state: Mutex<FencedState>,
+}
+
+#[derive(Default)]
+struct FencedState {
+    max: BTreeMap<String, u64>,
+    writes: Vec<FencedWrite>,
+}
+
+/// One write a [`FencedResource`] took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FencedWrite {
+    /// Simulated µs.
+    pub t_us: u64,
+    /// Writer's node index.
+    pub node: usize,
+    /// Key written.
+    pub key: String,
+    /// The writer's fence (a lease fence, a job attempt).
+    pub fence: u64,
+    /// Whether the resource took it.
+    pub accepted: bool,
+}
+
+impl FencedResource {
+    fn state(&self) -> MutexGuard<'_, FencedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write `key` under `fence`: accepted only if no higher fence was accepted for it.
+    pub fn write<E: Debug + Clone + 'static>(&self, node: &Node<E>, key: &str, fence: u64) -> bool {
+        let mut s = self.state();
+        let max = s.max.get(key).copied().unwrap_or(0);
+        let accepted = fence >= max;
+        if accepted {
+            s.max.insert(key.to_owned(), fence);
+        }
+        s.writes.push(FencedWrite { t_us: node.now_us(), node: node.index(), key: key.to_owned(), fence, accepted });
+        accepted
+    }
+
+    /// Write `key` without comparing the fence (the bug): always accepted.
+    pub fn write_unfenced<E: Debug + Clone + 'static>(&self, node: &Node<E>, key: &str, fence: u64) {
+        let mut s = self.state();
+        let max = s.max.entry(key.to_owned()).or_insert(0);
+        *max = (*max).max(fence);
+        s.writes.push(FencedWrite {
+            t_us: node.now_us(),
+            node: node.index(),
+            key: key.to_owned(),
+            fence,
+            accepted: true,
+        });
+    }
+
+    /// Every write, in order.
+    pub fn writes(&self) -> Vec<FencedWrite> {
+        self.state().writes.clone()
+    }
+
+    /// `F1`: accepted writes whose fence is below one accepted before for the same key.
+    pub fn violations(&self) -> Vec<Violation> {
+        stale_accepted(&self.state().writes)
+    }
+}
+
+/// `F1` over a resource's writes, in order.
+fn stale_accepted(writes: &[FencedWrite]) -> Vec<Violation> {
+    let mut highest: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for w in writes.iter().filter(|w| w.accepted) {
+        match highest.get(w.key.as_str()) {
+            Some(&(h, by)) if w.fence < h => v.push(Violation::new(
+                "F1",
+                w.t_us,
+                format!(
+                    "n{} wrote {:?} with fence {} after n{by} wrote it with fence {h}: a stale writer's side effect landed",
+                    w.node, w.key, w.fence
+                ),
+            )),
+            _ => {
+                highest.insert(&w.key, (w.fence, w.node));
+            }
+        }
+    }
+    v
+}
+
+impl<E: Debug + Clone + Send + 'static> Sim<E> {
+    /// A simulation called `name` (it names the run in reports and replay lines), with keel's
+    /// defaults: 3 nodes, every fault kind but data loss, a 20 s fault window, a 1 s unit (a
+    /// lease TTL or a worker TTL), clocks within a 10 % drift bound, 10 s to settle after the
+    /// heal.
+    pub fn new(name: &str) -> Self {
+        Sim {
+            name: Box::leak(name.to_owned().into_boxed_str()),
+            nodes: 3,
+            kinds: FaultKind::ALL.iter().copied().filter(|k| *k != FaultKind::StoreDataLoss).collect(),
+            window: Duration::from_secs(20),
+            unit: Duration::from_secs(1),
+            drift_bound: 0.1,
+            op_timeout: Duration::from_millis(500),
+            settle: Duration::from_secs(10),
+            main: None,
+            checks: Vec::new(),
+            goals: Vec::new(),
+            goal_names: &[],
+            keel_rules: true,
+            features: "sim".into(),
+            seeds: DEFAULT_SEEDS,
+        }
+    }
+
+    /// Application nodes (each runs the node program).
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+
+    /// The fault kinds the plan may use (default: all but data loss).
+    pub fn faults(mut self, kinds: &[FaultKind]) -> Self {
+        self.kinds = kinds.to_vec();
+        self
+    }
+
+    /// The fault window before the heal.
+    pub fn window(mut self, d: Duration) -> Self {
+        self.window = d;
+        self
+    }
+
+    /// The service's typical timeout (a lease or worker TTL): fault durations scale with it.
+    pub fn unit(mut self, d: Duration) -> Self {
+        self.unit = d;
+        self
+    }
+
+    /// The drift bound the service's timing is configured for.
+    pub fn drift_bound(mut self, rate: f64) -> Self {
+        self.drift_bound = rate;
+        self
+    }
+
+    /// The simulated store client's operation timeout.
+    pub fn op_timeout(mut self, d: Duration) -> Self {
+        self.op_timeout = d;
+        self
+    }
+
+    /// How long the run goes on after the heal before it is judged.
+    pub fn settle(mut self, d: Duration) -> Self {
+        self.settle = d;
+        self
+    }
+
+    /// The program every node runs (restarted after a crash or a graceful restart).
+    pub fn node<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Node<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.main = Some(Arc::new(move |n| Box::pin(f(n))));
+        self
+    }
+
+    /// A rule of the service, judged on every run: return the violations (empty when it held).
+    pub fn check<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Run<'_, E>) -> Vec<Violation> + Send + Sync + 'static,
+    {
+        self.checks.push(Arc::new(f));
+        self
+    }
+
+    /// A situation a sweep must reach at least once (a goal): proves the faults reach the code.
+    pub fn sometimes<F>(mut self, name: &'static str, f: F) -> Self
+    where
+        F: Fn(&Run<'_, E>) -> bool + Send + Sync + 'static,
+    {
+        self.goals.push((name, Arc::new(f)));
+        let names: Vec<&'static str> = self.goals.iter().map(|(n, _)| *n).collect();
+        self.goal_names = Box::leak(names.into_boxed_slice());
+        self
+    }
+
+    /// Seeds [`Sim::test`] runs when `MADSIM_TEST_NUM` is not set (default [`DEFAULT_SEEDS`]).
+    pub fn seeds(mut self, n: u64) -> Self {
+        self.seeds = n;
+        self
+    }
+
+    /// The crate features the replay line names (default `sim`): say which of yours were on,
+    /// e.g. `if cfg!(feature = "buggy") { "sim,buggy" } else { "sim" }`.
+    pub fn replay_features(mut self, features: &str) -> Self {
+        self.features = features.to_owned();
+        self
+    }
+
+    /// Leave out keel's lease rules (when the service holds more than one lease per run).
+    pub fn without_keel_rules(mut self) -> Self {
+        self.keel_rules = false;
+        self
+    }
+
+    /// Run one seed (the plan derived from it) and judge it.
+    pub fn run(&self, seed: u64) -> RunOutcome {
+        runner::run(self, seed, None, Profile::Swarm, None)
+    }
+
+    /// The test entry point: runs seeds `MADSIM_TEST_SEED ..` (default 1), `MADSIM_TEST_NUM` of
+    /// them (default [`Sim::seeds`]), and panics on the first failing seed with its
+    /// violations, whether replaying it gave the same trace hash (else the first divergence),
+    /// the path of its HTML timeline, and a replay line that names this test. With
+    /// `KEEL_SIM_VERBOSE=1` the failing run's whole history goes to stderr. A sweep of
+    /// [`GOALS_MIN_SEEDS`] or more must reach every goal.
+    pub fn test(&self) {
+        let first = env_u64("MADSIM_TEST_SEED").unwrap_or(1);
+        let num = env_u64("MADSIM_TEST_NUM").unwrap_or(self.seeds).max(1);
+        let mut reached = Coverage::new();
+        for seed in first..first.saturating_add(num) {
+            let out = self.run(seed);
+            reached.extend(out.coverage.iter().copied());
+            if out.passed() {
+                continue;
+            }
+            let again = self.run(seed);
+            let replayed = if again.trace_hash == out.trace_hash {
+                format!("replayed: same trace hash {:016x}", out.trace_hash)
+            } else {
+                let at = crate::history::first_divergence(&out.events, &again.events)
+                    .map(|(i, a, b)| format!(" first divergence at event {i}: {a} / {b}"))
+                    .unwrap_or_default();
+                format!(
+                    "NOT DETERMINISTIC: trace hash {:016x} then {:016x};{at} (a wall clock, OS randomness or a thread reached behaviour)",
+                    out.trace_hash, again.trace_hash
+                )
+            };
+            let lines: Vec<String> = out.violations.iter().map(|v| format!("  {v}")).collect();
+            let saved = save_timeline(&out).map(|p| format!("timeline: {p}\n")).unwrap_or_default();
+            if env_u64("KEEL_SIM_VERBOSE").is_some_and(|v| v > 0) {
+                for e in &out.events {
+                    eprintln!("{}", e.line());
+                }
+            }
+            panic!(
+                "{name}: seed {seed} broke {n} rule(s):\n{lines}\n{replayed}\n{saved}replay: {line}",
+                name = self.name,
+                n = out.violations.len(),
+                lines = lines.join("\n"),
+                line = replay_line(seed, &self.features),
+            );
+        }
+        let missed: Vec<&str> = self.goal_names.iter().copied().filter(|g| !reached.contains(g)).collect();
+        println!(
+            "{}: seeds {first}..{} passed; goals reached {}/{}",
+            self.name,
+            first.saturating_add(num),
+            self.goal_names.len() - missed.len(),
+            self.goal_names.len()
+        );
+        if num >= GOALS_MIN_SEEDS && !missed.is_empty() {
+            panic!("{}: {num} seeds never reached these goals: {}", self.name, missed.join(", "));
+        }
+    }
+}
+
+/// Write the failing run's HTML timeline (every node's lives, faults and events, the violations
+/// marked) under the system's temp dir; returns its path.
+fn save_timeline(out: &RunOutcome) -> Option<String> {
+    let path = std::env::temp_dir().join(format!("keel-sim-{}-seed{}.html", out.scenario, out.seed));
+    std::fs::write(&path, crate::html::page(out)).ok()?;
+    Some(path.display().to_string())
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// `MADSIM_TEST_SEED=… MADSIM_TEST_NUM=1 cargo test --features … --test BIN -- --exact TEST`
+/// for the test running on this thread.
+fn replay_line(seed: u64, features: &str) -> String {
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| s.rsplit_once('-').map_or(s.clone(), |(b, _)| b.to_owned()));
+    let test = std::thread::current().name().filter(|n| *n != "main").map(str::to_owned);
+    let bin = bin.map(|b| format!(" --test {b}")).unwrap_or_default();
+    let test = test.map(|t| format!(" -- --exact {t}")).unwrap_or_default();
+    format!("MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 cargo test --features {features}{bin}{test}")
+}
+
+impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn plan_spec(&self) -> PlanSpec {
+        PlanSpec {
+            nodes: self.nodes,
+            kinds: self.kinds.clone(),
+            window_ms: u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX),
+            unit_ms: u64::try_from(self.unit.as_millis()).unwrap_or(u64::MAX).max(1),
+            drift_bound: self.drift_bound,
+        }
+    }
+
+    fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
+    fn settle(&self, _plan: &FaultPlan) -> Duration {
+        self.settle
+    }
+
+    fn node_main(&self) -> NodeMain {
+        // A run starts: fresh user events and shared values on this thread.
+        USER_EVENTS.with(|u| *u.borrow_mut() = Some(Box::new(Vec::<Stamped<E>>::new())));
+        SHARED.with(|s| s.borrow_mut().clear());
+        REACHED.with(|r| r.borrow_mut().clear());
+        let main = self.main.clone();
+        Arc::new(move |ctx: NodeCtx| {
+            let main = main.clone();
+            Box::pin(async move {
+                if let Some(main) = main {
+                    main(Node { ctx, _events: PhantomData }).await;
+                }
+            })
+        })
+    }
+
+    fn check(&self, view: &RunView<'_>) -> Vec<Violation> {
+        let events: Vec<Stamped<E>> = USER_EVENTS.with(|u| {
+            u.borrow().as_ref().and_then(|b| b.downcast_ref::<Vec<Stamped<E>>>()).cloned().unwrap_or_default()
+        });
+        let run = Run { view, events: &events };
+        let mut v = Vec::new();
+        if self.main.is_none() {
+            v.push(Violation::new("sim", 0, "no node program: call Sim::node"));
+        }
+        if self.keel_rules {
+            v.extend(lease_exclusive(view));
+        }
+        if let Some(r) = shared_get::<FencedResource>() {
+            v.extend(r.violations());
+        }
+        for c in &self.checks {
+            v.extend(c(&run));
+        }
+        let reached: Coverage = self.goals.iter().filter(|(_, g)| g(&run)).map(|(n, _)| *n).collect();
+        REACHED.with(|r| *r.borrow_mut() = reached);
+        v
+    }
+
+    fn coverage(&self, _events: &[Event]) -> Coverage {
+        REACHED.with(|r| std::mem::take(&mut *r.borrow_mut()))
+    }
+
+    fn coverage_goals(&self) -> &'static [&'static str] {
+        self.goal_names
+    }
+
+    fn mutants(&self) -> &'static [Mutant] {
+        &[]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(t_us: u64, node: usize, key: &str, fence: u64, accepted: bool) -> FencedWrite {
+        FencedWrite { t_us, node, key: key.into(), fence, accepted }
+    }
+
+    #[test]
+    fn a_stale_write_is_f1_only_if_accepted_and_only_per_key() {
+        let ok = [w(1, 0, "a", 1, true), w(2, 1, "a", 2, true), w(3, 0, "a", 1, false), w(4, 0, "b", 1, true)];
+        assert!(stale_accepted(&ok).is_empty());
+        let bad = [w(1, 0, "a", 1, true), w(2, 1, "a", 2, true), w(3, 0, "a", 1, true)];
+        let v = stale_accepted(&bad);
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].invariant, v[0].t_us), ("F1", 3));
+        assert!(v[0].detail.contains("n0 wrote \"a\" with fence 1 after n1 wrote it with fence 2"), "{}", v[0].detail);
+    }
+}
