@@ -80,6 +80,9 @@ if [ "$rc" != 0 ] && [ "$rc" != 141 ] || grep -q panicked "${TMPDIR:-/tmp}/keel-
 fi
 echo "closed pipe: exit $rc, no panic"
 
+lane "your own service: sim/examples/scheduler through the public harness ($(elapsed))"
+bash scripts/example-test.sh
+
 lane "model checking: exhaustive models of the pure machines ($(elapsed))"
 cargo modelcheck
 
