@@ -464,8 +464,9 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// them (default [`Sim::seeds`]), and panics on the first failing seed with its
     /// violations, whether replaying it gave the same trace hash (else the first divergence),
     /// the path of its HTML timeline, and a replay line that names this test. With
-    /// `KEEL_SIM_VERBOSE=1` the failing run's whole history goes to stderr. A sweep of
-    /// [`GOALS_MIN_SEEDS`] or more must reach every goal.
+    /// `KEEL_SIM_VERBOSE=1` the failing run's whole history goes to stderr. The first seed is
+    /// run twice and must give the same trace hash (else the test fails, naming the first event
+    /// that differed). A sweep of [`GOALS_MIN_SEEDS`] or more must reach every goal.
     pub fn test(&self) {
         let first = env_u64("MADSIM_TEST_SEED").unwrap_or(1);
         let num = env_u64("MADSIM_TEST_NUM").unwrap_or(self.seeds).max(1);
@@ -474,6 +475,9 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
             let out = self.run(seed);
             reached.extend(out.coverage.iter().copied());
             if out.passed() {
+                if seed == first {
+                    self.assert_deterministic(&out);
+                }
                 continue;
             }
             let again = self.run(seed);
@@ -523,6 +527,23 @@ fn save_timeline(out: &RunOutcome) -> Option<String> {
     let path = std::env::temp_dir().join(format!("keel-sim-{}-seed{}.html", out.scenario, out.seed));
     std::fs::write(&path, crate::html::page(out)).ok()?;
     Some(path.display().to_string())
+}
+
+impl<E: Debug + Clone + Send + 'static> Sim<E> {
+    /// Run `out`'s seed again: a passing sweep proves nothing if its runs cannot be replayed.
+    fn assert_deterministic(&self, out: &RunOutcome) {
+        let again = self.run(out.seed);
+        if again.trace_hash == out.trace_hash {
+            return;
+        }
+        let at = crate::history::first_divergence(&out.events, &again.events)
+            .map(|(i, a, b)| format!("first divergence at event {i}:\n  {a}\n  {b}"))
+            .unwrap_or_default();
+        panic!(
+            "{}: seed {} is not deterministic (trace hash {:016x} then {:016x}); {at}\nsomething outside the simulator reached behaviour: a wall clock, OS randomness, a thread, a default-hasher map iterated, an unbiased select!",
+            self.name, out.seed, out.trace_hash, again.trace_hash
+        );
+    }
 }
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -1,0 +1,53 @@
+//! The public harness on small services of its own: what a user's test sees.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use keel_sim::harness::{Node, Sim};
+
+/// A process-wide counter: the kind of state that survives from one run to the next in one test
+/// process, so the same seed no longer gives the same run.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Ev {
+    Tick(u64),
+    Done,
+}
+
+fn quiet(name: &str) -> Sim<Ev> {
+    Sim::new(name).nodes(2).faults(&[]).window(Duration::from_secs(1)).settle(Duration::from_secs(1))
+}
+
+#[test]
+fn a_sweep_whose_runs_cannot_be_replayed_fails_and_names_the_divergence() {
+    let sim = quiet("leaky").node(|node: Node<Ev>| async move {
+        node.record(Ev::Tick(CALLS.fetch_add(1, Ordering::Relaxed)));
+    });
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.test())).expect_err("must fail");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("is not deterministic") && msg.contains("first divergence at event"), "{msg}");
+}
+
+#[test]
+fn eventually_judges_follow_ups_by_the_deadline_and_passes_a_replayable_sweep() {
+    let sim = quiet("ticks").node(|node: Node<Ev>| async move {
+        node.record(Ev::Tick(node.index() as u64));
+        if node.index() == 0 {
+            node.record(Ev::Done);
+        }
+    });
+    let out = sim.run(1);
+    assert!(out.passed(), "{:?}", out.violations);
+    let strict = sim.check(|run| {
+        run.eventually("done", Duration::from_millis(100), |e| matches!(e, Ev::Tick(_)), |_, e| *e == Ev::Done)
+    });
+    // Both ticks have a Done by their deadline (node 1's tick is answered by node 0's Done).
+    assert!(strict.run(1).passed());
+    let never = quiet("never")
+        .node(|node: Node<Ev>| async move { node.record(Ev::Tick(0)) })
+        .check(|run| run.eventually("done", Duration::from_millis(100), |_| true, |_, e| *e == Ev::Done));
+    let out = never.run(1);
+    assert_eq!(out.violations.iter().filter(|v| v.invariant == "done").count(), 2, "{:?}", out.violations);
+    strict.test();
+}
