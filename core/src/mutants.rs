@@ -48,6 +48,9 @@ pub enum Mutant {
     MP10,
     /// No resync after a feed reconnect.
     MP11,
+    /// pulse #83: a cleaner judges every worker's keep-alive by its own `worker_ttl`, so a node
+    /// configured with a shorter TTL requeues the jobs of live workers that beat more slowly.
+    MP12,
     /// River #400: completer bound to the caller's cancellation.
     MR1,
     /// Subscription manager returns on cancel without draining.

@@ -454,7 +454,7 @@ impl<S: Store> Core<S> {
         let holder = format!("{}.{}", self.cfg.node, self.incarnation);
         if mutants::active(Mutant::MP4) {
             // MP4: the keep-alive itself, bumped into the future, serves as the lock.
-            let mine = KeepAlive { ms: now.saturating_add(MP4_BUMP_MS), stopping: false }.encode();
+            let mine = KeepAlive { ms: now.saturating_add(MP4_BUMP_MS), ttl_ms: None, stopping: false }.encode();
             let write = match view.keepalive.get(w) {
                 Some(old) => MapWrite::CompareAndSet { expected: old.clone(), new: mine.clone() },
                 None => MapWrite::SetIfAbsent(mine.clone()),

@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
 
 /// Store map names of pool `pool`.
 #[derive(Clone, Debug)]
@@ -234,24 +235,44 @@ impl Pending {
     }
 }
 
-/// A keep-alive value.
+/// A keep-alive value: the store time of the worker's last beat and the worker's own
+/// `worker_ttl`, by which every cleaner judges it (pulse #83: nodes configured with different
+/// TTLs judged each other by their own, and one with a shorter TTL requeued the jobs of live
+/// workers). A value without a TTL (written by an older keel) is judged by the reader's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct KeepAlive {
     pub ms: u64,
+    pub ttl_ms: Option<u64>,
     pub stopping: bool,
 }
 
 impl KeepAlive {
     pub fn encode(&self) -> String {
-        if self.stopping { format!("{}|stopping", self.ms) } else { self.ms.to_string() }
+        let ttl = self.ttl_ms.map(|t| format!("|{t}")).unwrap_or_default();
+        let stopping = if self.stopping { "|stopping" } else { "" };
+        format!("{}{ttl}{stopping}", self.ms)
     }
 
+    /// `ms`, `ms|stopping`, `ms|ttl` or `ms|ttl|stopping`, canonical numbers only.
     pub fn parse(v: &str) -> Option<KeepAlive> {
-        match v.split_once('|') {
-            Some((ms, "stopping")) => Some(KeepAlive { ms: canonical(ms, MS_MAX)?, stopping: true }),
-            Some(_) => None,
-            None => Some(KeepAlive { ms: canonical(v, MS_MAX)?, stopping: false }),
+        let (rest, stopping) = match v.strip_suffix("|stopping") {
+            Some(rest) => (rest, true),
+            None => (v, false),
+        };
+        let (ms, ttl_ms) = match rest.split_once('|') {
+            Some((ms, ttl)) => (ms, Some(canonical(ttl, MS_MAX).filter(|t| *t > 0)?)),
+            None => (rest, None),
+        };
+        Some(KeepAlive { ms: canonical(ms, MS_MAX)?, ttl_ms, stopping })
+    }
+
+    /// The TTL this keep-alive is judged by: the worker's own, unless it wrote none (or MP12, a
+    /// cleaner that judges every worker by its own TTL).
+    fn ttl(&self, reader_ttl_ms: u64) -> u64 {
+        if mutants::active(Mutant::MP12) {
+            return reader_ttl_ms;
         }
+        self.ttl_ms.unwrap_or(reader_ttl_ms)
     }
 }
 
@@ -312,7 +333,7 @@ impl View {
         self.keepalive
             .get(w)
             .and_then(|v| KeepAlive::parse(v))
-            .is_some_and(|ka| !ka.stopping && self.now_ms.saturating_sub(ka.ms) <= ttl_ms)
+            .is_some_and(|ka| !ka.stopping && self.now_ms.saturating_sub(ka.ms) <= ka.ttl(ttl_ms))
     }
 
     /// Whether worker `w` is stale: no keep-alive, an unparsable one, or one older than the TTL.
@@ -320,7 +341,7 @@ impl View {
     pub fn is_stale(&self, w: &str, ttl_ms: u64) -> bool {
         match self.keepalive.get(w).map(|v| KeepAlive::parse(v)) {
             None | Some(None) => true,
-            Some(Some(ka)) => ka.ms.saturating_add(ttl_ms) < self.now_ms,
+            Some(Some(ka)) => ka.ms.saturating_add(ka.ttl(ttl_ms)) < self.now_ms,
         }
     }
 
@@ -487,9 +508,17 @@ mod tests {
         assert_eq!(r.moved_to("w").attempt, 8);
         let p = Pending { attempt: 2, worker: "n:1:2".into(), deadline_ms: 99 };
         assert_eq!(Pending::parse(&p.encode()), Some(p));
-        let k = KeepAlive { ms: 5, stopping: true };
-        assert_eq!(KeepAlive::parse(&k.encode()), Some(k));
-        assert_eq!(KeepAlive::parse("5|bogus"), None);
+        for k in [
+            KeepAlive { ms: 5, ttl_ms: None, stopping: true },
+            KeepAlive { ms: 5, ttl_ms: None, stopping: false },
+            KeepAlive { ms: 5, ttl_ms: Some(3000), stopping: true },
+            KeepAlive { ms: 5, ttl_ms: Some(3000), stopping: false },
+        ] {
+            assert_eq!(KeepAlive::parse(&k.encode()), Some(k));
+        }
+        for bad in ["5|bogus", "5|0", "5|3000|x", "5|03000", "5||stopping", "|3000", "5|3000|stopping|stopping"] {
+            assert_eq!(KeepAlive::parse(bad), None, "{bad}");
+        }
         let l = CleanupLock { holder: "n:3".into(), expires_ms: 12 };
         assert_eq!(CleanupLock::parse(&l.encode()), Some(l));
         let t = Tombstone { attempt: 3, worker: "n.1.2".into(), ms: 77 };

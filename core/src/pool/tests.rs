@@ -89,7 +89,7 @@ async fn dead_worker_and_orphans_are_requeued_then_deleted() {
     let store = MemoryStore::new();
     let maps = Maps::new("p");
     let now = store.time_ms().await.unwrap();
-    let dead = KeepAlive { ms: now - 10_000, stopping: false }.encode();
+    let dead = KeepAlive { ms: now - 10_000, ttl_ms: None, stopping: false }.encode();
     store.map_write(&maps.keepalive, "old.1.1", MapWrite::Set(dead)).await.unwrap();
     store.map_write(&maps.workers, "old.1.1", MapWrite::Set("old".into())).await.unwrap();
     let rec = |owner: &str| JobRecord { attempt: 4, owner: owner.into(), payload: "pl".into() }.encode();
@@ -228,7 +228,7 @@ async fn cleanup_rechecks_a_worker_missing_from_an_older_keepalive_read() {
     let store = MemoryStore::new();
     let maps = Maps::new("p");
     let now = store.time_ms().await.unwrap();
-    let fresh = KeepAlive { ms: now, stopping: true }.encode(); // alive, draining
+    let fresh = KeepAlive { ms: now, ttl_ms: None, stopping: true }.encode(); // alive, draining
     store.map_write(&maps.keepalive, "new.1.1", MapWrite::Set(fresh.clone())).await.unwrap();
     let rec = JobRecord { attempt: 1, owner: "new.1.1".into(), payload: String::new() }.encode();
     store.map_write(&maps.jobs, &job_key("a"), MapWrite::Set(rec.clone())).await.unwrap();
@@ -602,4 +602,40 @@ async fn start_reports_its_waiting() {
         ["start_waiting", "start_waiting", "start_waiting", "start_failed"],
         "at 0, 5 and 10 s, then the end"
     );
+}
+
+/// Node `b` (worker_ttl 3 s, beating every second) runs a 4 s job while node `a` (worker_ttl
+/// 300 ms) sweeps: the runs of the job.
+async fn runs_beside_a_shorter_ttl_cleaner() -> Vec<(u64, String)> {
+    let store = MemoryStore::new();
+    let slow = PoolConfig::builder("p", "b").worker_ttl(Duration::from_secs(3)).build().unwrap();
+    let b = Pool::new(store.clone(), slow).start().await.unwrap();
+    let a = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let log = Log::default();
+    let caller = Shutdown::new("req");
+    let _w = b.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(4) }, &caller);
+    settle(100).await;
+    b.dispatch("j", "x").await.unwrap();
+    settle(6_000).await;
+    a.stop().await;
+    b.stop().await;
+    log.runs("j")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cleaner_judges_each_worker_by_the_ttl_it_wrote() {
+    // pulse #83: nodes configured with different worker_ttl. The keep-alive carries the
+    // worker's own TTL, so the shorter-TTL node leaves the slower-beating worker alone.
+    let runs = runs_beside_a_shorter_ttl_cleaner().await;
+    assert_eq!(runs.len(), 1, "the job ran once: {runs:?}");
+}
+
+#[cfg(feature = "mutants")]
+#[tokio::test(start_paused = true)]
+async fn mp12_a_cleaner_that_judges_by_its_own_ttl_requeues_a_live_workers_job() {
+    crate::mutants::set(Some(crate::mutants::Mutant::MP12));
+    let runs = runs_beside_a_shorter_ttl_cleaner().await;
+    crate::mutants::set(None);
+    // b's live worker is declared dead again and again, and its job runs anew each time.
+    assert!(runs.len() >= 2, "requeued while its worker lived: {runs:?}");
 }

@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use super::complete;
 use super::feed::JobCompletion;
-use super::node::{Assign, Core};
+use super::node::{Assign, Core, ms};
 use super::state::{JobRecord, KeepAlive, job_key, pending_key};
 use super::{Job, JobHandler, JobOutcome, WorkerExit};
 use std::time::Duration;
@@ -176,7 +176,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             let sent = self.core.clock.now();
             let r: Result<String, StoreError> = async {
                 let now = self.core.op("time", self.core.store.time_ms()).await?;
-                let ka = KeepAlive { ms: now, stopping: false }.encode();
+                let ka = KeepAlive { ms: now, ttl_ms: Some(ms(cfg.worker_ttl)), stopping: false }.encode();
                 observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
                 let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
                 self.core.op("map_write", set).await?;
@@ -208,7 +208,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             Ok(t) => t,
             Err(_) => return Beat::Failed,
         };
-        let new = KeepAlive { ms: now, stopping }.encode();
+        let new = KeepAlive { ms: now, ttl_ms: Some(ms(self.core.cfg.worker_ttl)), stopping }.encode();
         observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
         let cas = MapWrite::CompareAndSet { expected: last.clone(), new: new.clone() };
         match self.core.op("map_write", self.core.store.map_write(&self.core.maps.keepalive, &self.id, cas)).await {
