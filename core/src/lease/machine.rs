@@ -548,6 +548,40 @@ mod tests {
     }
 
     #[test]
+    fn the_next_renewal_counts_from_the_send_and_a_step_down_waits_forward() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        held(&mut m, t0);
+        let sent = t0 + 300 * MS;
+        assert_eq!(m.poll(sent), Step::Renew { token: "n:7:1".into(), deadline: t0 + 810 * MS });
+        m.on_renew(sent, sent + 50 * MS, Ok(Renew::Renewed { fence: 42 }));
+        assert_eq!(m.poll(sent + 50 * MS), Step::Wait { until: sent + 300 * MS }, "one renew interval after the send");
+        m.on_renew(sent + 300 * MS, sent + 300 * MS, Ok(Renew::NotHolder));
+        let now = sent + 300 * MS;
+        assert_eq!(m.poll(now), Step::StopWork);
+        // Until the work reports stopped, the machine waits: a deadline in the past would spin.
+        assert_eq!(m.poll(now), Step::Wait { until: now + 900 * MS });
+    }
+
+    #[test]
+    fn permanent_errors_while_held_are_not_published_as_failed() {
+        // While held the deadline bounds every error: the holder steps down, it does not fail.
+        let t0 = Instant::now();
+        let mut m = machine(Timing { permanent_attempts: 1, ..timing() }, t0);
+        held(&mut m, t0);
+        let denied = StoreError::Invalid { detail: "NOPERM".into() };
+        let mut now = t0 + 300 * MS;
+        for _ in 0..3 {
+            let Step::Renew { .. } = m.poll(now) else { panic!("renews") };
+            m.on_renew(now, now, Err(denied.clone()));
+            match m.poll(now) {
+                Step::Wait { until } => now = until,
+                other => panic!("no Failed while held, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn failed_acquire_retries_the_same_token() {
         let t0 = Instant::now();
         let mut m = machine(timing(), t0);
@@ -613,6 +647,8 @@ mod tests {
         else {
             panic!("second restart")
         };
+        let Step::Wait { until: again } = m.poll(until) else { panic!("waits for the second restart") };
+        assert!(again >= until + 100 * MS && again <= until + 200 * MS, "the backoff doubled (jittered 200 ms)");
     }
 
     #[test]
@@ -657,6 +693,11 @@ mod tests {
             let Step::Wait { until } = m.poll(now) else { panic!("backs off") };
             now = until;
         }
+        // The same error again is not published again (one Failed per distinct error).
+        assert_eq!(m.poll(now), Step::Acquire { token: "n:7:1".into() });
+        m.on_acquire(now, now, Err(corrupt.clone()));
+        let Step::Wait { until } = m.poll(now) else { panic!("waits a poll interval, quietly") };
+        now = until;
         // Transient errors never publish Failed, however many.
         for _ in 0..10 {
             assert_eq!(m.poll(now), Step::Acquire { token: "n:7:1".into() });
