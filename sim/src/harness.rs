@@ -109,6 +109,18 @@ impl<E: Debug> Run<'_, E> {
         self.view.end_us
     }
 
+    /// Every job keel's pool completed in this run (from keel's typed events), with when it
+    /// first completed (µs): for "no job lost" rules over the jobs a service dispatched.
+    pub fn keel_completed_jobs(&self) -> BTreeMap<String, u64> {
+        let mut done = BTreeMap::new();
+        for e in self.view.events {
+            if let Some(keel::observe::PoolEvent::Completed { job, .. }) = e.pool() {
+                done.entry(job.to_string()).or_insert(e.t_us);
+            }
+        }
+        done
+    }
+
     /// The run's shared value of type `T` (see [`Node::shared`]), if a node made one.
     pub fn shared<T: Default + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         shared_get::<T>()
@@ -154,14 +166,20 @@ impl<E: Debug> Run<'_, E> {
 /// What one node of the user's service is given: who it is, its clock, the store, its stop.
 pub struct Node<E> {
     ctx: NodeCtx,
+    nodes: usize,
     _events: PhantomData<fn(E)>,
 }
 
 impl<E> Clone for Node<E> {
     fn clone(&self) -> Self {
-        Node { ctx: self.ctx.clone(), _events: PhantomData }
+        Node { ctx: self.ctx.clone(), nodes: self.nodes, _events: PhantomData }
     }
 }
+
+/// madsim's message endpoint, for traffic between your nodes: bind it on
+/// [`Node::ip`] (or `0.0.0.0`) and send to [`Node::peer_ip`]. Partitions between nodes
+/// ([`FaultKind::NodePartition`]) drop its messages.
+pub use madsim::net::Endpoint;
 
 impl<E: Debug + Clone + 'static> Node<E> {
     /// `n0`, `n1`, …: use it as the node's identity (lease owner, pool node).
@@ -172,6 +190,22 @@ impl<E: Debug + Clone + 'static> Node<E> {
     /// The node's index.
     pub fn index(&self) -> usize {
         self.ctx.index
+    }
+
+    /// How many application nodes the run has.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    /// This node's address on the simulated network.
+    pub fn ip(&self) -> std::net::IpAddr {
+        Self::peer_ip(self.ctx.index)
+    }
+
+    /// Node `index`'s address on the simulated network (every node keeps its address across
+    /// restarts).
+    pub fn peer_ip(index: usize) -> std::net::IpAddr {
+        crate::world::node_ip(index)
     }
 
     /// The node's own clock (skewed, drifting and jumping as the faults say): pass it to keel
@@ -341,14 +375,19 @@ fn stale_accepted(writes: &[FencedWrite]) -> Vec<Violation> {
 
 impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// A simulation called `name` (it names the run in reports and replay lines), with keel's
-    /// defaults: 3 nodes, every fault kind but data loss, a 20 s fault window, a 1 s unit (a
+    /// defaults: 3 nodes, every fault kind but data loss (partitions between nodes included), a 20 s fault window, a 1 s unit (a
     /// lease TTL or a worker TTL), clocks within a 10 % drift bound, 10 s to settle after the
     /// heal.
     pub fn new(name: &str) -> Self {
         Sim {
             name: Box::leak(name.to_owned().into_boxed_str()),
             nodes: 3,
-            kinds: FaultKind::ALL.iter().copied().filter(|k| *k != FaultKind::StoreDataLoss).collect(),
+            kinds: FaultKind::ALL
+                .iter()
+                .chain(FaultKind::BETWEEN_NODES.iter())
+                .copied()
+                .filter(|k| *k != FaultKind::StoreDataLoss)
+                .collect(),
             window: Duration::from_secs(20),
             unit: Duration::from_secs(1),
             drift_bound: 0.1,
@@ -591,12 +630,12 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         USER_EVENTS.with(|u| *u.borrow_mut() = Some(Box::new(Vec::<Stamped<E>>::new())));
         SHARED.with(|s| s.borrow_mut().clear());
         REACHED.with(|r| r.borrow_mut().clear());
-        let main = self.main.clone();
+        let (main, nodes) = (self.main.clone(), self.nodes);
         Arc::new(move |ctx: NodeCtx| {
             let main = main.clone();
             Box::pin(async move {
                 if let Some(main) = main {
-                    main(Node { ctx, _events: PhantomData }).await;
+                    main(Node { ctx, nodes, _events: PhantomData }).await;
                 }
             })
         })

@@ -96,6 +96,10 @@ events! {
         Partition { node: Who, dir: String, ms: u64 } = "partition",
         /// The partition of `node` healed.
         PartitionHealed { node: Who } = "partition_healed",
+        /// Two application nodes cut off from each other.
+        NodePartition { a: Who, b: Who, ms: u64 } = "node_partition",
+        /// They reach each other again.
+        NodePartitionHealed { a: Who, b: Who } = "node_partition_healed",
         /// The node's clock runs at `rate_ppm` / 1e6; `beyond` the configured drift bound or not.
         ClockRate { rate_ppm: i64, beyond: bool } = "clock_rate",
         /// The node's clock jumped by `delta_ms` (negative: it stalls).

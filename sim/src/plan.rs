@@ -47,6 +47,8 @@ pub enum FaultKind {
     ReplyDelay,
     /// One node's requests and replies slowed by different amounts (asymmetric latency).
     NodeLatency,
+    /// Two application nodes cut off from each other (both ways); each still reaches the store.
+    NodePartition,
 }
 
 impl FaultKind {
@@ -54,7 +56,11 @@ impl FaultKind {
     /// so adding them to a scenario leaves every other fault of every seed where it was.
     pub const NARROW: [FaultKind; 2] = [FaultKind::ReplyDelay, FaultKind::NodeLatency];
 
-    /// Every kind.
+    /// Faults between application nodes (they matter only to services whose nodes talk to each
+    /// other: keel's own scenarios leave them out).
+    pub const BETWEEN_NODES: [FaultKind; 1] = [FaultKind::NodePartition];
+
+    /// Every kind of fault between the nodes and the store, and on the nodes themselves.
     pub const ALL: [FaultKind; 16] = [
         FaultKind::StoreCrash,
         FaultKind::StoreDataLoss,
@@ -141,6 +147,15 @@ pub enum Fault {
         node: usize,
         /// Which way.
         dir: Direction,
+        /// Duration.
+        ms: u64,
+    },
+    /// Cut nodes `a` and `b` off from each other, both ways, for `ms`.
+    NodePartition {
+        /// One node.
+        a: usize,
+        /// The other.
+        b: usize,
         /// Duration.
         ms: u64,
     },
@@ -321,6 +336,11 @@ impl FaultPlan {
                 let dir = if rng.gen_bool(0.5) { Direction::ToStore } else { Direction::FromStore };
                 Fault::Partition { node, dir, ms: dur(rng, 0.2, 4.0) }
             }
+            FaultKind::NodePartition => {
+                let n = spec.nodes.max(1);
+                let b = (node + rng.gen_range(1..n.max(2))) % n;
+                Fault::NodePartition { a: node, b, ms: dur(rng, 0.2, 4.0) }
+            }
             FaultKind::NodeCrash => Fault::NodeCrash { node, down_ms: dur(rng, 0.1, 4.0) },
             FaultKind::NodePause => Fault::NodePause { node, ms: dur(rng, 0.2, 3.0) },
             FaultKind::NodeRestart => Fault::NodeRestart { node, down_ms: dur(rng, 0.1, 2.0) },
@@ -401,9 +421,10 @@ impl FaultPlan {
                 Fault::StoreCrash { down_ms, .. }
                 | Fault::NodeCrash { down_ms, .. }
                 | Fault::NodeRestart { down_ms, .. } => at(ms("down_ms", down_ms))?,
-                Fault::StoreUnavailable { ms: d } | Fault::Partition { ms: d, .. } | Fault::NodePause { ms: d, .. } => {
-                    at(ms("ms", d))?
-                }
+                Fault::StoreUnavailable { ms: d }
+                | Fault::Partition { ms: d, .. }
+                | Fault::NodePartition { ms: d, .. }
+                | Fault::NodePause { ms: d, .. } => at(ms("ms", d))?,
                 Fault::LatencySpike { ms: d, extra_ms } => {
                     at(ms("ms", d))?;
                     at(ms("extra_ms", extra_ms))?
@@ -437,6 +458,10 @@ impl FaultPlan {
                 | Fault::ClockRate { node: n, .. }
                 | Fault::ClockJump { node: n, .. }
                 | Fault::NodeLatency { node: n, .. } => at(node(n))?,
+                Fault::NodePartition { a, b, .. } => {
+                    at(node(a))?;
+                    at(node(b))?
+                }
                 _ => {}
             }
         }

@@ -223,6 +223,7 @@ pub fn kind_of(f: &Fault) -> FaultKind {
         Fault::ClockJump { .. } => FaultKind::ClockJump,
         Fault::ReplyDelay { .. } => FaultKind::ReplyDelay,
         Fault::NodeLatency { .. } => FaultKind::NodeLatency,
+        Fault::NodePartition { .. } => FaultKind::NodePartition,
     }
 }
 
@@ -236,6 +237,7 @@ pub fn duration_ms(f: &Fault) -> Option<u64> {
         | Fault::LatencySpike { ms, .. }
         | Fault::ReplyLoss { ms, .. }
         | Fault::Partition { ms, .. }
+        | Fault::NodePartition { ms, .. }
         | Fault::NodePause { ms, .. }
         | Fault::ReplyDelay { ms, .. }
         | Fault::NodeLatency { ms, .. } => Some(ms),
@@ -294,6 +296,9 @@ fn smaller(f: &Fault, min_ms: u64) -> Vec<(Fault, String)> {
         }
         Fault::StoreUnavailable { ms } => {
             push(Fault::StoreUnavailable { ms: half(ms) }, format!("{ms} → {} ms", half(ms)))
+        }
+        Fault::NodePartition { a, b, ms } => {
+            push(Fault::NodePartition { a, b, ms: half(ms) }, format!("{ms} → {} ms", half(ms)))
         }
         Fault::LatencySpike { ms, extra_ms } => {
             push(Fault::LatencySpike { ms: half(ms), extra_ms }, format!("{ms} → {} ms", half(ms)));

@@ -60,6 +60,11 @@ impl NodeCtx {
     }
 }
 
+/// Application node `index`'s address.
+pub fn node_ip(index: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(index + 1).unwrap_or(255)))
+}
+
 /// A node's main function.
 pub type NodeMain = Arc<dyn Fn(NodeCtx) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
 
@@ -113,7 +118,7 @@ impl World {
         let mut slots = Vec::new();
         for index in 0..nodes {
             let name = format!("n{index}");
-            let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(index + 1).unwrap_or(255)));
+            let ip = node_ip(index);
             let clock = SimClock::new(Duration::from_millis(997 * index as u64));
             let shutdown = Arc::new(Mutex::new(Shutdown::new(name.clone())));
             let port = Arc::new(AtomicU16::new(10_000));
@@ -191,12 +196,25 @@ impl World {
 
     fn clog(&self, i: usize, dir: Direction, on: bool) {
         let Some(n) = self.node(i) else { return };
-        let net = NetSim::current();
         let links = match dir {
             Direction::Both => vec![(n.id, self.store_id), (self.store_id, n.id)],
             Direction::ToStore => vec![(n.id, self.store_id)],
             Direction::FromStore => vec![(self.store_id, n.id)],
         };
+        self.clog_links(links, on);
+    }
+
+    /// Cut (or restore) both directions between application nodes `a` and `b`.
+    fn clog_between(&self, a: usize, b: usize, on: bool) {
+        let (Some(x), Some(y)) = (self.node(a), self.node(b)) else { return };
+        if a != b {
+            self.clog_links(vec![(x.id, y.id), (y.id, x.id)], on);
+        }
+    }
+
+    /// Clog or unclog links, counting per link so that overlapping partitions nest.
+    fn clog_links(&self, links: Vec<(NodeId, NodeId)>, on: bool) {
+        let net = NetSim::current();
         let mut clogs = lock(&self.clogs);
         for link in links {
             let n = clogs.entry(link).or_insert(0);
@@ -320,6 +338,18 @@ impl World {
                     Box::new(move |w| {
                         w.clog(node, dir, false);
                         w.rec(WorldEv::PartitionHealed { node: Who::node(node) });
+                    }),
+                )
+            }
+            Fault::NodePartition { a, b, ms } => {
+                self.clog_between(a, b, true);
+                self.rec(WorldEv::NodePartition { a: Who::node(a), b: Who::node(b), ms });
+                after(
+                    ms,
+                    w,
+                    Box::new(move |w| {
+                        w.clog_between(a, b, false);
+                        w.rec(WorldEv::NodePartitionHealed { a: Who::node(a), b: Who::node(b) });
                     }),
                 )
             }

@@ -51,3 +51,58 @@ fn eventually_judges_follow_ups_by_the_deadline_and_passes_a_replayable_sweep() 
     assert_eq!(out.violations.iter().filter(|v| v.invariant == "done").count(), 2, "{:?}", out.violations);
     strict.test();
 }
+
+#[derive(Clone, Debug, PartialEq)]
+enum Ping {
+    Answered,
+    Lost,
+}
+
+/// Node 1 echoes; node 0 pings it every 100 ms and waits 300 ms for each answer.
+async fn pinger(node: Node<Ping>) {
+    use keel::clock::Clock;
+    use keel_sim::harness::Endpoint;
+    // Runs until the simulation ends.
+    let Ok(ep) = Endpoint::bind((node.ip(), 7000)).await else { return };
+    let mut buf = [0u8; 8];
+    if node.index() == 1 {
+        while let Ok((_, from)) = ep.recv_from(1, &mut buf).await {
+            let _ = ep.send_to(from, 2, b"pong").await;
+        }
+        return;
+    }
+    let peer = (Node::<Ping>::peer_ip(1), 7000);
+    let clock = node.clock();
+    loop {
+        let _ = ep.send_to(peer, 1, b"ping").await;
+        let answered = tokio::select! {
+            biased;
+            r = ep.recv_from(2, &mut buf) => r.is_ok(),
+            _ = clock.sleep(Duration::from_millis(300)) => false,
+        };
+        node.record(if answered { Ping::Answered } else { Ping::Lost });
+        clock.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn nodes_talk_to_each_other_and_a_partition_between_them_drops_their_messages() {
+    use keel_sim::plan::FaultKind;
+    let calm = Sim::<Ping>::new("pings").nodes(2).faults(&[]).window(Duration::from_secs(5)).node(pinger);
+    let out = calm.run(1);
+    let lost = |out: &keel_sim::runner::RunOutcome| out.events.iter().filter(|e| e.line().contains("Lost")).count();
+    assert!(out.passed(), "{:?}", out.violations);
+    assert!(out.events.iter().any(|e| e.line().contains("Answered")) && lost(&out) == 0, "calm: every ping answered");
+    let cut = Sim::<Ping>::new("pings")
+        .nodes(2)
+        .faults(&[FaultKind::NodePartition])
+        .window(Duration::from_secs(5))
+        .node(pinger)
+        .sometimes("a ping was lost", |run| run.events.iter().any(|e| e.ev == Ping::Lost))
+        .check(|run| {
+            // After the heal every ping is answered again.
+            let late = run.events.iter().filter(|e| e.t_us > run.heal_us() + 400_000 && e.ev == Ping::Lost);
+            late.map(|e| keel_sim::check::Violation::new("healed", e.t_us, "a ping lost after the heal")).collect()
+        });
+    cut.test();
+}
