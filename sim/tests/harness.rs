@@ -1,5 +1,7 @@
 //! The public harness on small services of its own: what a user's test sees.
 
+#![cfg(madsim)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
