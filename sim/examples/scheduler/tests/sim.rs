@@ -62,7 +62,7 @@ fn scheduler_under_faults() {
             });
             fences.collect::<std::collections::BTreeSet<_>>().len() > 1
         })
-        .sometimes("a completion reached another node's feed", |run| {
+        .sometimes("a feed delivered a completion", |run| {
             run.events.iter().any(|e| matches!(e.ev, SchedEv::Observed { .. }))
         })
         .sometimes("a job ran again", |run| {
