@@ -226,3 +226,24 @@ impl StoreState {
         self.maps.get(map).map_or(0, |m| m.rev)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_lives_exactly_its_ttl_and_waits_are_reported_exactly() {
+        let mut s = StoreState::default();
+        let t0 = 10_000;
+        // A new lease key starts quarantined (the store may have lost an older holder).
+        assert_eq!(s.lease_acquire("l", "a", 1000, 500, t0), Ok(Acquire::Quarantined { remaining_ms: 500 }));
+        assert_eq!(s.lease_acquire("l", "a", 1000, 500, t0 + 200), Ok(Acquire::Quarantined { remaining_ms: 300 }));
+        let Ok(Acquire::Granted { fence }) = s.lease_acquire("l", "a", 1000, 500, t0 + 500) else { panic!("granted") };
+        assert_eq!(s.lease_grant("l", t0 + 500), Some(("a", fence, t0 + 1500)));
+        assert_eq!(s.lease_acquire("l", "b", 1000, 500, t0 + 1100), Ok(Acquire::Held { remaining_ms: 400 }));
+        assert_eq!(s.lease_holder("l", t0 + 1499), Some(("a", fence)));
+        assert_eq!(s.lease_holder("l", t0 + 1500), None, "expired at exactly now + ttl");
+        assert_eq!(s.lease_grant("l", t0 + 1500), None);
+        assert_eq!(s.lease_holder("other", t0), None);
+    }
+}
