@@ -2,11 +2,12 @@
 //! caught with a shortest counterexample, printed as numbered steps.
 
 use keel::mutants::Mutant;
+use keel_tests::model::cleanup::CleanupModel;
 use keel_tests::model::lease::LeaseModel;
 use keel_tests::model::rmap::RmapModel;
 use keel_tests::model::{Explain, Figures, Violation, explore};
 
-fn passes<M: Explain>(name: &str, model: M) -> Figures {
+fn passes<M: Explain + Clone>(name: &str, model: M) -> Figures {
     let (figures, violations) = explore(name, model);
     println!("{figures}");
     for v in &violations {
@@ -17,7 +18,7 @@ fn passes<M: Explain>(name: &str, model: M) -> Figures {
     figures
 }
 
-fn caught<M: Explain>(name: &str, model: M, property: &str) -> Violation {
+fn caught<M: Explain + Clone>(name: &str, model: M, property: &str) -> Violation {
     let (figures, violations) = explore(name, model);
     println!("{figures}");
     let Some(v) = violations.into_iter().next() else { panic!("{name}: mutant escaped the model") };
@@ -76,4 +77,35 @@ fn rmap_replica_holds_every_property() {
 #[test]
 fn rmap_catches_mp11_no_resync_after_gap() {
     caught("rmap + MP11", RmapModel { mutant: Some(Mutant::MP11), ..RmapModel::default() }, "R2");
+}
+
+fn cleanup(mutant: Option<Mutant>) -> CleanupModel {
+    CleanupModel { mutant, ..CleanupModel::default() }
+}
+
+#[test]
+fn pool_cleanup_two_cleaners_a_crash_and_a_stale_lock() {
+    let m = CleanupModel { tick_ms: 500, ..cleanup(None) };
+    passes("pool cleanup, 2 cleaners, 1 crash, stale lock, 8 ticks", m);
+}
+
+#[test]
+fn pool_cleanup_catches_mp4_keepalive_as_the_lock() {
+    caught("pool cleanup + MP4", cleanup(Some(Mutant::MP4)), "P1: no job left");
+}
+
+#[test]
+fn pool_cleanup_catches_mp9_delete_then_set_takeover() {
+    caught("pool cleanup + MP9", cleanup(Some(Mutant::MP9)), "cleanup lock");
+}
+
+#[test]
+fn pool_cleanup_catches_mp10_state_deleted_before_the_requeue() {
+    caught("pool cleanup + MP10", cleanup(Some(Mutant::MP10)), "P1: no job lost");
+}
+
+#[test]
+fn pool_cleanup_three_cleaners_two_crashes() {
+    let m = CleanupModel { cleaners: 3, crashes_max: 2, ..cleanup(None) };
+    passes("pool cleanup, 3 cleaners, 2 crashes, stale lock, 4 ticks", m);
 }

@@ -1,7 +1,8 @@
 //! Cleaning up a dead worker, as a pure machine: `(state, reply) -> command`.
 //!
 //! No I/O, no clock, no runtime. The driver (`PoolCore::cleanup`) performs each [`Command`] on the
-//! store and feeds the reply back with the time elapsed since the lock was taken; a store error
+//! store and feeds the reply back with the time elapsed since its sweep read the view the cleanup
+//! started from (the lock it writes expires a lock TTL after that view's store time); a store error
 //! ends the cleanup in the driver (the lock is left to expire, the next sweep finishes the job:
 //! every step is idempotent). The same machine is driven by the exhaustive model of the cleanup
 //! protocol (`tests/src/model/cleanup.rs`), so what the model proves is what runs.
@@ -23,22 +24,22 @@ use crate::mutants::{self, Mutant};
 use crate::store::MapWrite;
 
 /// MP4's bump: the keep-alive moved an hour into the future serves as the lock.
-pub(crate) const MP4_BUMP_MS: u64 = 3_600_000;
+pub const MP4_BUMP_MS: u64 = 3_600_000;
 
 /// Requeue rounds before the cleaner gives up on a worker that keeps receiving jobs (a dispatch
 /// may land between the read of its jobs and their moves).
-pub(crate) const REQUEUE_ROUNDS_MAX: u32 = 4;
+pub const REQUEUE_ROUNDS_MAX: u32 = 4;
 
 /// Which map a write goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum LockMap {
+pub enum LockMap {
     Cleanup,
     Keepalive,
 }
 
 /// What the driver must do next.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Command {
+pub enum Command {
     /// Write the worker's entry in `map` (taking the lock, or MP9's delete before it); reply
     /// [`Reply::Written`].
     Lock { map: LockMap, write: MapWrite },
@@ -72,9 +73,24 @@ pub(crate) enum Command {
     Finish(Outcome),
 }
 
+impl Command {
+    /// Whether it writes the worker's state or its jobs (what a lock that expired must not see).
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Command::Fence { .. }
+                | Command::Requeue { .. }
+                | Command::DeleteJobs { .. }
+                | Command::Reinsert { .. }
+                | Command::DeleteKeepalive { .. }
+                | Command::DeleteWorker
+        )
+    }
+}
+
 /// A store reply.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Reply {
+pub enum Reply {
     /// A conditional write: applied, and the value the key holds now.
     Written { applied: bool, value: Option<String> },
     /// The keep-alive's value.
@@ -89,15 +105,15 @@ pub(crate) enum Reply {
 
 /// How a cleanup ended.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Someone else holds the lock, or we lost the race for it: nothing touched.
     NotOurs,
     /// The worker is alive on a fresh read (or beat again before its fence): left alone.
     Alive,
     /// Every job moved, the worker's state deleted, the lock released.
     Cleaned,
-    /// The lock could have expired before the next move: stopped without releasing, so no move
-    /// happens under a lock another cleaner may already hold.
+    /// The lock could have expired before the next write: stopped without releasing, so no
+    /// write happens under a lock another cleaner may already hold.
     LockLifetime,
     /// A reply that does not fit the step (a driver bug): stopped where it was.
     Confused,
@@ -105,7 +121,7 @@ pub(crate) enum Outcome {
 
 /// How the lock is being taken (for the driver's event once it is).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Attempt {
+pub enum Attempt {
     /// A free lock, by set-if-absent.
     Take,
     /// A stale lock, from exactly this value.
@@ -153,22 +169,23 @@ enum Phase {
 
 /// One cleaner's cleanup of one worker.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Cleanup {
+pub struct Cleanup {
     /// The lock value this cleaner writes (and, once taken, holds).
     pub lock: String,
     ttl_ms: u64,
-    /// How long after taking the lock a move may still start: the lock's TTL less two operation
-    /// timeouts, so the move's reply lands before the lock can expire.
+    /// How long after the view was read a write may still start: the lock's TTL (counted from
+    /// the view's store time) less two operation timeouts, so the write lands before the lock can
+    /// expire and another cleaner take it over.
     lock_budget: Duration,
     rounds: u32,
     phase: Phase,
-    /// The lock was taken (a Requeue or later step may run).
+    /// The lock was taken (the steps under it may run).
     pub locked: bool,
 }
 
 /// What a cleaner knows when it starts: what its sweep's view showed of the worker.
 #[derive(Clone, Debug)]
-pub(crate) struct Start<'a> {
+pub struct Start<'a> {
     /// Store time of the view, ms.
     pub now_ms: u64,
     /// The worker's keep-alive in the view.
@@ -236,8 +253,17 @@ impl Cleanup {
         }
     }
 
-    /// The next command, given the reply to the last one and the time since the lock was taken.
-    pub fn on(&mut self, reply: Reply, since_lock: Duration) -> Command {
+    /// The next command, given the reply to the last one and the time since the view was read.
+    pub fn on(&mut self, reply: Reply, since_view: Duration) -> Command {
+        let cmd = self.step(reply);
+        if cmd.writes() && since_view >= self.lock_budget {
+            // A cleaner never writes once its lock could have expired: another may hold it.
+            return self.finish(Outcome::LockLifetime);
+        }
+        cmd
+    }
+
+    fn step(&mut self, reply: Reply) -> Command {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
         match (phase, reply) {
             (Phase::Mp9Deleted { observed }, Reply::Written { .. }) => {
@@ -301,13 +327,13 @@ impl Cleanup {
                 if owned.is_empty() || self.rounds > REQUEUE_ROUNDS_MAX {
                     return self.delete_keepalive();
                 }
-                self.requeue_next(owned, since_lock)
+                self.requeue_next(owned)
             }
             (Phase::Requeueing { rest }, Reply::Done) => {
                 if rest.is_empty() {
                     return self.read_owned_again();
                 }
-                self.requeue_next(rest, since_lock)
+                self.requeue_next(rest)
             }
             (Phase::DeletingKeepalive, Reply::Written { .. }) => {
                 self.phase = Phase::DeletingWorker;
@@ -345,10 +371,7 @@ impl Cleanup {
         self.read_owned()
     }
 
-    fn requeue_next(&mut self, mut owned: Vec<(String, String)>, since_lock: Duration) -> Command {
-        if since_lock >= self.lock_budget {
-            return self.finish(Outcome::LockLifetime);
-        }
+    fn requeue_next(&mut self, mut owned: Vec<(String, String)>) -> Command {
         let (job, raw) = owned.remove(0);
         self.phase = Phase::Requeueing { rest: owned };
         Command::Requeue { job, raw }
@@ -383,6 +406,23 @@ impl Cleanup {
         self.phase = Phase::Finished;
         Command::Finish(outcome)
     }
+}
+
+#[cfg(feature = "model")]
+/// The dead marker a fence writes into a worker's keep-alive.
+pub const DEAD_MARKER: &str = DEAD;
+
+#[cfg(feature = "model")]
+/// Whether a worker whose keep-alive reads `keepalive` is stale at store time `now_ms` (the
+/// sweep's judgement, for the model).
+pub fn keepalive_stale(keepalive: &str, now_ms: u64, ttl_ms: u64) -> bool {
+    state::stale_keepalive(keepalive, now_ms, ttl_ms)
+}
+
+#[cfg(feature = "model")]
+/// Whether the cleanup lock `lock` is held (not expired) at store time `now_ms`.
+pub fn lock_held(lock: &str, now_ms: u64) -> bool {
+    matches!(state::lock_step(Some(lock), now_ms), LockStep::Busy)
 }
 
 fn ms(d: Duration) -> u64 {
@@ -477,7 +517,7 @@ mod tests {
     }
 
     #[test]
-    fn no_move_starts_once_the_lock_could_expire_before_its_reply() {
+    fn no_write_starts_once_the_lock_could_expire_before_it_lands() {
         let (mut c, _) = start(None);
         c.on(written(true, None), T0);
         c.on(Reply::Keepalive(None), T0);
@@ -492,6 +532,17 @@ mod tests {
         c.on(Reply::Keepalive(None), T0);
         c.on(Reply::Time(NOW), T0);
         assert_eq!(c.on(owned(&["a"]), budget), Command::Finish(Outcome::LockLifetime), "and no release");
+        // Not only moves: the fence and the deletes too (found by the cleanup model: a cleaner
+        // stalled before its fence wrote it after its lock could have been taken over).
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(Some(OLD.into())), T0);
+        assert_eq!(c.on(Reply::Time(NOW), budget), Command::Finish(Outcome::LockLifetime));
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(None), T0);
+        c.on(Reply::Time(NOW), T0);
+        assert_eq!(c.on(owned(&[]), budget), Command::Finish(Outcome::LockLifetime));
     }
 
     #[test]

@@ -44,6 +44,13 @@
 // The model checker (`cargo modelcheck`) drives the real cleanup machine: feature `model` exposes it.
 #[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod cleanup;
+/// The dead-worker cleanup's pure machine, for the model checker in `keel-tests`. Not a stable API.
+#[cfg(feature = "model")]
+#[doc(hidden)]
+pub use cleanup::{
+    Attempt, Cleanup, Command as CleanupCommand, DEAD_MARKER, LockMap, Outcome as CleanupOutcome,
+    Reply as CleanupReply, Start as CleanupStart, keepalive_stale, lock_held,
+};
 mod complete;
 mod config;
 mod feed;

@@ -15,7 +15,7 @@ use super::feed::{Feed, JobCompletion};
 use super::load::LoadIndex;
 use super::state::{self, CorruptRecord, DEAD, JobRecord, Maps, Pending, View, job_key, pending_key};
 use super::{PoolConfig, PoolError};
-use crate::clock::Clock;
+use crate::clock::{Clock, Instant};
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
 use crate::metrics as keel_metrics;
@@ -345,6 +345,7 @@ impl<S: Store> Core<S> {
     /// then dead-worker cleanup.
     pub async fn sweep(&self) -> Result<(), StoreError> {
         self.check_epoch().await?;
+        let read_at = self.clock.now();
         let mut view = self.view(true).await?;
         self.note_garbage(&view.corrupt(&self.maps), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
@@ -386,7 +387,7 @@ impl<S: Store> Core<S> {
             if lock(&self.local).contains_key(&w) && view.keepalive.contains_key(&w) {
                 continue; // our own worker, merely slow: it fences itself; others clean it if it stays stale
             }
-            if let Err(e) = self.cleanup(&view, &w).await {
+            if let Err(e) = self.cleanup(&view, &w, read_at).await {
                 warn!(target: "keel::pool", worker = %w, error = %e, "cleanup interrupted; it is retried on the next sweep");
             }
         }
@@ -447,7 +448,9 @@ impl<S: Store> Core<S> {
     /// Clean up stale worker `w` by driving the pure [`Cleanup`] machine: lock, re-judge, fence,
     /// requeue every job (with retries), then delete its state and release. Idempotent: a crash
     /// at any step leaves a state that the next cleaner finishes.
-    pub async fn cleanup(&self, view: &View, w: &str) -> Result<(), StoreError> {
+    /// `read_at`: when the sweep began reading `view` (the lock expires a lock TTL after the
+    /// view's store time, so the machine counts its budget from then).
+    pub async fn cleanup(&self, view: &View, w: &str, read_at: Instant) -> Result<(), StoreError> {
         let start = super::cleanup::Start {
             now_ms: view.now_ms,
             keepalive: view.keepalive.get(w).map(String::as_str),
@@ -460,7 +463,6 @@ impl<S: Store> Core<S> {
         let (mut machine, mut command) = Cleanup::start(&start);
         let orphan = view.is_orphan_owner(w);
         let kind = if orphan { MoveKind::OrphanRequeued } else { MoveKind::Requeued };
-        let mut locked_at = None;
         let mut fresh = View::default();
         loop {
             let reply = match command {
@@ -472,7 +474,6 @@ impl<S: Store> Core<S> {
                     let attempt = machine.attempt().cloned();
                     let out = self.op("map_write", self.store.map_write(map, w, write)).await?;
                     if out.applied && attempt.is_some() {
-                        locked_at = Some(self.clock.now());
                         let lock = Text::from(&machine.lock);
                         match attempt {
                             Some(Attempt::Take) => observe::emit(PoolEvent::CleanupLocked { worker: w.into(), lock }),
@@ -549,8 +550,7 @@ impl<S: Store> Core<S> {
                     };
                 }
             };
-            let since_lock = locked_at.map_or(Duration::ZERO, |t| self.clock.now().saturating_duration_since(t));
-            command = machine.on(reply, since_lock);
+            command = machine.on(reply, self.clock.now().saturating_duration_since(read_at));
         }
     }
 

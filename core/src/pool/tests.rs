@@ -237,7 +237,7 @@ async fn cleanup_rechecks_a_worker_missing_from_an_older_keepalive_read() {
     let mut view = state::View { now_ms: now, ..Default::default() };
     view.jobs.insert(job_key("a"), rec.clone());
     assert_eq!(view.stale_workers(300, false), vec!["new.1.1".to_owned()], "the view alone judges it stale");
-    core.cleanup(&view, "new.1.1").await.unwrap();
+    core.cleanup(&view, "new.1.1", core.clock.now()).await.unwrap();
     assert_eq!(store.map_get(&maps.jobs, &job_key("a")).await.unwrap().0, Some(rec), "job left with its owner");
     assert_eq!(store.map_get(&maps.keepalive, "new.1.1").await.unwrap().0, Some(fresh), "not fenced");
     let r = inspect(&store, "p").await.unwrap();
