@@ -81,6 +81,17 @@ pub enum Mutant {
     /// A pending-entry sweeper that does not compare the deadline: every unacknowledged
     /// dispatch is re-dispatched at the next sweep, inside its ack grace.
     MC8,
+    /// The guard's validity as a flag the owner's driver clears at step-down, as the core had it
+    /// before: a holder frozen past its deadline keeps writing as holder after it resumes, until
+    /// its driver's timer task runs.
+    MC9,
+    /// A worker's graceful stop that hands its jobs back and returns without stopping the
+    /// handlers still running past the drain deadline: the pool reports itself stopped while
+    /// handler tasks run on.
+    MC10,
+    /// A lifecycle stop that cancels the run and returns without waiting for it to exit: the
+    /// caller sees "stopped" while the service is still draining.
+    MC11,
     // Model-checking and linearizability (issue 15): keep this block last and contiguous.
     /// MemoryStore applies a map write as read, yield, unconditional write: not atomic.
     MM1,

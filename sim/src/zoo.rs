@@ -195,6 +195,24 @@ pub const ZOO: &[Entry] = &[
         scenario: "pool",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC9,
+        lineage: "guard validity as a flag the driver clears: a holder resumed past its deadline writes as holder",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC10,
+        lineage: "graceful worker stop that leaves its handlers running: the pool says stopped, handlers run on",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC11,
+        lineage: "lifecycle stop that cancels and returns without waiting for the run to exit",
+        scenario: "completer",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::clock::{Clock, Instant};
+use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
 
 /// One grant's local deadline, shared by the driver (which extends it after each successful
@@ -35,6 +36,9 @@ impl Validity {
 
     /// Whether the grant is still valid at this instant of the local clock.
     pub(super) fn is_valid(&self) -> bool {
+        if mutants::active(Mutant::MC9) {
+            return self.deadline().is_some(); // MC9: only the driver's step-down ends it
+        }
         self.deadline().is_some_and(|d| self.clock.now() < d)
     }
 
@@ -88,6 +92,9 @@ impl Guard {
     /// Completes when the work must stop: the local deadline passed (even if the owner's driver
     /// has not noticed yet), or the owner is stepping down or stopping.
     pub async fn lost(&self) {
+        if mutants::active(Mutant::MC9) {
+            return self.shutdown.cancelled().await; // MC9: the driver's step-down alone
+        }
         loop {
             let Some(deadline) = self.validity.deadline() else { return };
             if self.validity.clock.now() >= deadline {

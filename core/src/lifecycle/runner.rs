@@ -223,6 +223,9 @@ impl Lifecycle {
                 _ => None,
             }
         };
+        if crate::mutants::active(crate::mutants::Mutant::MC11) {
+            return; // MC11: cancelled, not waited for
+        }
         if let Some(exit) = wait {
             exit.wait().await;
         }

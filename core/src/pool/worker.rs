@@ -154,7 +154,11 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             }
         }
         // Drain over: stop what still runs, hand back every job we own, deregister.
-        stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+        if mutants::active(Mutant::MC10) {
+            running.clear(); // MC10: the handlers' tasks are detached, still running
+        } else {
+            stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
+        }
         // Every run has ended, so every completion of ours is in the completer: finish our
         // producer before deregistering (the completer's stop waits for it, then flushes).
         self.producer.take();

@@ -484,7 +484,7 @@ impl CompleterScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MR1, Mutant::MR3, Mutant::MR4, Mutant::MC5, Mutant::MC6, Mutant::MC7]
+        &[Mutant::MR1, Mutant::MR3, Mutant::MR4, Mutant::MC5, Mutant::MC6, Mutant::MC7, Mutant::MC11]
     }
 }
 

@@ -120,6 +120,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MS8,
     Mutant::MC1,
     Mutant::MC2,
+    Mutant::MC9,
 ];
 
 impl LeaseScenario {
