@@ -92,6 +92,9 @@ pub enum Mutant {
     /// A lifecycle stop that cancels the run and returns without waiting for it to exit: the
     /// caller sees "stopped" while the service is still draining.
     MC11,
+    /// A map follower that forwards every feed change to its subscribers, applied or skipped as
+    /// stale: subscribers see revisions go back and changes twice.
+    MC12,
     // Model-checking and linearizability (issue 15): keep this block last and contiguous.
     /// MemoryStore applies a map write as read, yield, unconditional write: not atomic.
     MM1,

@@ -213,6 +213,12 @@ pub const ZOO: &[Entry] = &[
         scenario: "completer",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC12,
+        lineage: "map follower forwarding stale (skipped) feed changes to its subscribers",
+        scenario: "rmap",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

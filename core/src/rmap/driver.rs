@@ -16,6 +16,7 @@ use super::config::RmapConfig;
 use super::replica::{Replica, Verdict};
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
 use crate::store::{Change, MapSnapshot, Store, Watch, WatchEvent};
 
@@ -112,6 +113,9 @@ impl<S: Store> Driver<S> {
         match verdict {
             Verdict::Stale => {
                 observe::emit(RmapEvent::Stale { map: (&self.cfg.name).into(), rev: c.rev });
+                if mutants::active(Mutant::MC12) {
+                    self.shared.subs.publish(std::slice::from_ref(&c)); // MC12: skipped, yet forwarded
+                }
                 None
             }
             Verdict::Gap { expected } => Some(expected),

@@ -76,6 +76,12 @@ events! {
         } = "r2",
         /// The map stopped with `waiters` left.
         MapStopped { waiters: usize } = "map_stopped",
+        /// Subscriber `sub` received a change of `key` at revision `rev` after one at `last`
+        /// (R5: revisions go back), or a second time (`again`: R5, a duplicate).
+        SubDisorder { sub: String, key: String, rev: u64, last: u64, again: bool } = "sub_disorder",
+        /// Subscriber `sub` ended (the map stopped): `received` changes, `dropped` for a full
+        /// buffer.
+        SubEnd { sub: String, received: u64, dropped: u64 } = "sub_end",
     }
 }
 
@@ -93,6 +99,8 @@ const CONVERGE_MS: u64 = 4_000;
 /// Period of the reader probe; a live, unpaused node whose probes stop for longer than
 /// `R1_GAP_MS` has a blocked reader (R1).
 const PROBE_MS: u64 = 250;
+/// Each subscriber's buffer: a subscriber frozen for a second overflows it.
+const SUB_BUFFER: usize = 64;
 const R1_GAP_MS: u64 = 2_000;
 
 /// Workload and timing of the scenario.
@@ -224,6 +232,28 @@ impl Node {
         }
     }
 
+    /// A change subscriber (R5): revisions never go back and no change arrives twice; a
+    /// `frozen` one stops reading for 0.5–2 s now and then, so its buffer overflows (drops are
+    /// counted, never waited for).
+    async fn subscriber(self: Arc<Self>, sub: &'static str, frozen: bool) {
+        let Ok(mut feed) = self.map.subscribe() else { return };
+        let (mut received, mut last) = (0u64, 0u64);
+        let mut seen: std::collections::BTreeSet<(String, u64)> = std::collections::BTreeSet::new();
+        while let Some(c) = feed.recv().await {
+            received += 1;
+            let again = !seen.insert((c.key.clone(), c.rev));
+            if again || c.rev < last {
+                self.ctx.record(Rec::SubDisorder { sub: sub.into(), key: c.key.clone(), rev: c.rev, last, again });
+            }
+            last = last.max(c.rev);
+            if frozen && madsim::rand::thread_rng().gen_bool(0.01) {
+                let d = rand_ms(500, 2_000);
+                self.ctx.clock.sleep(d).await;
+            }
+        }
+        self.ctx.record(Rec::SubEnd { sub: sub.into(), received, dropped: feed.dropped() });
+    }
+
     /// Reader probes (R1), and after the heal + `CONVERGE_MS` the store view beside the
     /// replica's (R2, R4).
     async fn probe(self: Arc<Self>, store: SimStore, converge_at_us: u64) {
@@ -251,6 +281,26 @@ impl Node {
             });
         }
     }
+}
+
+/// R5: every subscriber sees changes in revision order, each once. A revision that goes back is
+/// excused after a store data loss (revisions restart with the lost data); a duplicate never is.
+fn subscribers_in_order(events: &[Event]) -> Vec<Violation> {
+    let mut lost_data = false;
+    let mut v = Vec::new();
+    for e in events {
+        if matches!(e.world(), Some(WorldEv::StoreCrash { data_loss: true })) {
+            lost_data = true;
+        }
+        if let Some(Rec::SubDisorder { sub, key, rev, last, again }) = rec(e)
+            && (*again || !lost_data)
+        {
+            let what = if *again { "a second time".to_owned() } else { format!("after revision {last}") };
+            v.push(Violation::new("R5", e.t_us, format!("{}: subscriber {sub} got {key}@{rev} {what}", e.node)));
+        }
+    }
+    v.truncate(20);
+    v
 }
 
 impl RmapScenario {
@@ -306,6 +356,7 @@ impl RmapScenario {
                 let Ok(cfg) = RmapConfig::builder(MAP)
                     .op_timeout(this.op_timeout())
                     .retry(Duration::from_millis(50), Duration::from_millis(500))
+                    .subscriber_buffer(SUB_BUFFER)
                     .build()
                 else {
                     ctx.record(WorldEv::SimError { error: "invalid rmap config".into() });
@@ -325,6 +376,8 @@ impl RmapScenario {
                     tokio::spawn(node.clone().waiter(0)),
                     tokio::spawn(node.clone().waiter(1)),
                     tokio::spawn(node.clone().probe(probe_store, converge_at_us)),
+                    tokio::spawn(node.clone().subscriber("prompt", false)),
+                    tokio::spawn(node.clone().subscriber("frozen", true)),
                 ];
                 ctx.shutdown.cancelled().await;
                 map.stop().await;
@@ -401,7 +454,7 @@ impl RmapScenario {
                         ));
                     }
                 }
-                Rec::SawDescheduled { .. } => {}
+                Rec::SawDescheduled { .. } | Rec::SubDisorder { .. } | Rec::SubEnd { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
@@ -462,6 +515,7 @@ impl RmapScenario {
                 v.push(Violation::new("R4", t, format!("{node}: {waiters} waiters registered after quiescence")));
             }
         }
+        v.extend(subscribers_in_order(events));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev }) => Some((MAP, *rev)),
             _ => None,
@@ -478,6 +532,9 @@ impl RmapScenario {
             match rec(e) {
                 Some(Rec::SawDescheduled { id, .. }) => {
                     descheduled.insert((e.node, id));
+                }
+                Some(Rec::SubEnd { dropped, .. }) if *dropped > 0 => {
+                    c.insert("frozen_subscriber_overflowed");
                 }
                 Some(Rec::SawDone { id, .. }) => {
                     if descheduled.remove(&(e.node, id.as_str())) {
@@ -522,10 +579,11 @@ impl RmapScenario {
             "set_and_wait_completed",
             "set_and_wait_descheduled_caller",
             "set_and_wait_under_slow_replies",
+            "frozen_subscriber_overflowed",
         ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4]
+        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12]
     }
 }
