@@ -25,7 +25,7 @@ struct Cli {
     /// Seed of the fault plan.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Jobs the dispatcher adds (default: 30 per cycle).
+    /// Jobs the dispatcher adds (default: 60 per cycle).
     #[arg(long)]
     jobs: Option<u32>,
     /// A zoo mutant switched on in every app process (needs feature `mutants`).

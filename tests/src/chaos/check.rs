@@ -26,7 +26,7 @@ use super::runner::{RunOutcome, SETTLE, TTL};
 
 /// Longest tolerated *active* dual-belief window: a resumed or cut-off holder notices its local
 /// deadline at its next timer tick; anything longer means a holder kept believing past it.
-pub const DUAL_BELIEF_ACTIVE_MAX: Duration = Duration::from_millis(250);
+pub const DUAL_BELIEF_ACTIVE_MAX: Duration = Duration::from_millis(500);
 /// The documented hand-off overlap of two runs of one job (docs/pool.md, P2).
 pub const HANDOFF_MAX: Duration = Duration::from_millis(100);
 

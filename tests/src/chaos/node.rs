@@ -28,7 +28,7 @@ pub const POOL: &str = "chaos-pool";
 /// How often a holder writes to the register.
 const WRITE_EVERY: Duration = Duration::from_millis(40);
 /// What a handler "does" before completing.
-const JOB_WORK: Duration = Duration::from_millis(30);
+const JOB_WORK: Duration = Duration::from_millis(150);
 /// Workers per worker process.
 pub const WORKERS_PER_PROC: usize = 2;
 /// The dispatcher re-dispatches a job not completed this long after its last dispatch (a job

@@ -20,7 +20,7 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Quiet time after each heal.
 pub const SETTLE: Duration = Duration::from_millis(1500);
 /// Jobs dispatched per cycle (by default).
-pub const JOBS_PER_CYCLE: u32 = 30;
+pub const JOBS_PER_CYCLE: u32 = 60;
 /// Bound on Redis coming up.
 const REDIS_UP_MAX: Duration = Duration::from_secs(10);
 /// Bound on the first grant (the first acquisition waits out one TTL of quarantine).
