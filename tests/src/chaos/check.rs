@@ -4,6 +4,8 @@
 //!   before for the same key (the register enforces it; this re-checks its record).
 //! - **F2** grant order: every new grant (a `Held` event) has a fence higher than every earlier
 //!   grant's (a fence that goes back would be rejected by every resource: a lost holder).
+//! - **S4** a process writes to the resource only with the fence of a grant it believes it holds
+//!   at that instant.
 //! - **dual belief**: two processes believing they hold the lease at the same `CLOCK_MONOTONIC`
 //!   instant. Meaningful only because every process shares the machine's clock. A window's
 //!   *active* length leaves out the time the stale believer was SIGSTOPped (a frozen process acts
@@ -90,6 +92,8 @@ pub struct Figures {
     pub grants: usize,
     /// F2 violations.
     pub grant_order_violations: usize,
+    /// S4: writes with a fence the writer did not believe it held at that instant.
+    pub unbelieved_writes: usize,
     /// Dual-belief windows.
     pub dual_belief: Vec<Window>,
     /// Panics found in the children's stderr.
@@ -166,6 +170,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
                 close(&mut open, &l.node, l.t);
                 open.insert(l.node.clone(), (l.t, *fence));
             }
+            Ev::Wrote { fence, .. } if open.get(&l.node).map(|(_, f)| f) != Some(fence) => f.unbelieved_writes += 1,
             Ev::Lost { .. } | Ev::Released | Ev::Stopped | Ev::ProcStarted { .. } => close(&mut open, &l.node, l.t),
             Ev::Killed { node } | Ev::Exited { node, .. } => close(&mut open, node, l.t),
             _ => {}
@@ -211,6 +216,9 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     }
     if f.grant_order_violations > 0 {
         fail.push(format!("F2: {} grants with a fence not above every earlier grant", f.grant_order_violations));
+    }
+    if f.unbelieved_writes > 0 {
+        fail.push(format!("S4: {} writes with a fence the writer did not believe it held", f.unbelieved_writes));
     }
     let long: Vec<_> = f.dual_belief.iter().filter(|w| w.active_ms > ms(nanos(DUAL_BELIEF_ACTIVE_MAX))).collect();
     if let Some(w) = long.iter().max_by(|a, b| a.active_ms.total_cmp(&b.active_ms)) {
@@ -419,6 +427,7 @@ pub fn table(f: &Figures) -> String {
         ("fence violations (F1)", f.fence_violations.to_string()),
         ("grants", f.grants.to_string()),
         ("grant order violations (F2)", f.grant_order_violations.to_string()),
+        ("writes under a fence not believed (S4)", f.unbelieved_writes.to_string()),
         ("dual-belief windows", f.dual_belief.len().to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
@@ -447,4 +456,119 @@ pub fn table(f: &Figures) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn l(t_ms: u64, node: &str, ev: Ev) -> Line {
+        Line { t: t_ms * MS, node: node.into(), ev }
+    }
+
+    fn judge(lines: &[Line]) -> Figures {
+        check(lines, &RunOutcome::default(), &[], 1, None)
+    }
+
+    fn reg(t: u64, writer: &str, fence: u64, accepted: bool) -> Line {
+        l(t, "register", Ev::RegWrite { key: "k".into(), writer: writer.into(), fence, accepted })
+    }
+
+    #[test]
+    fn a_clean_history_passes() {
+        let h = [
+            l(0, "a", Ev::Held { fence: 1 }),
+            l(1, "a", Ev::Wrote { fence: 1, accepted: true }),
+            reg(1, "a", 1, true),
+            l(5, "a", Ev::Lost { fence: 1, reason: "Deadline".into() }),
+            l(6, "b", Ev::Held { fence: 2 }),
+            reg(7, "b", 2, true),
+            reg(8, "a", 1, false),
+        ];
+        let f = judge(&h);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        assert_eq!((f.writes_accepted, f.writes_rejected, f.grants), (2, 1, 2));
+    }
+
+    #[test]
+    fn f1_fires_on_an_accepted_lower_fence() {
+        let f = judge(&[reg(1, "a", 5, true), reg(2, "b", 4, true)]);
+        assert_eq!(f.fence_violations, 1);
+        assert!(f.failures[0].starts_with("F1"), "{:?}", f.failures);
+    }
+
+    #[test]
+    fn f2_fires_on_a_grant_that_goes_back() {
+        let f = judge(&[
+            l(0, "a", Ev::Held { fence: 7 }),
+            l(1, "a", Ev::Lost { fence: 7, reason: "Taken".into() }),
+            l(2, "b", Ev::Held { fence: 3 }),
+        ]);
+        assert_eq!(f.grant_order_violations, 1);
+    }
+
+    #[test]
+    fn s4_fires_on_a_write_without_belief() {
+        let f = judge(&[l(0, "a", Ev::Wrote { fence: 1, accepted: true })]);
+        assert_eq!(f.unbelieved_writes, 1);
+    }
+
+    #[test]
+    fn dual_belief_leaves_out_frozen_time_and_fails_past_the_bound() {
+        // a is frozen for most of b's grant, then resumes and notices within 2 ms: passes.
+        let frozen = [
+            l(0, "a", Ev::Held { fence: 1 }),
+            l(10, "runner", Ev::Frozen { node: "a".into() }),
+            l(1500, "b", Ev::Held { fence: 2 }),
+            l(3000, "runner", Ev::Thawed { node: "a".into() }),
+            l(3002, "a", Ev::Lost { fence: 1, reason: "Deadline".into() }),
+        ];
+        let f = judge(&frozen);
+        assert_eq!(f.dual_belief.len(), 1);
+        assert!((f.dual_belief[0].raw_ms - 1502.0).abs() < 0.01);
+        assert!((f.dual_belief[0].active_ms - 2.0).abs() < 0.01);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        // The same without the freeze: a holder that kept believing for 1.5 s while b held.
+        let f = judge(&[frozen[0].clone(), frozen[2].clone(), frozen[4].clone()]);
+        assert!(f.failures.iter().any(|x| x.starts_with("dual belief")), "{:?}", f.failures);
+    }
+
+    #[test]
+    fn p1_unexplained_reruns_and_overlaps_fire() {
+        let start =
+            |t, node: &str, attempt| l(t, node, Ev::JobStart { job: "j".into(), attempt, worker: format!("{node}.w") });
+        let end = |t, node: &str, attempt| l(t, node, Ev::JobEnd { job: "j".into(), attempt, completed: true });
+        let base = vec![l(0, "d", Ev::Dispatched { job: "j".into() }), l(0, "d", Ev::Dispatched { job: "k".into() })];
+        // j runs twice with no fault anywhere, the two runs overlapping for 400 ms; k never completes.
+        let mut h = base.clone();
+        h.extend([start(1, "w1", 1), start(100, "w2", 2), end(500, "w1", 1), end(600, "w2", 2)]);
+        h.push(l(700, "d", Ev::Completed { job: "j".into(), attempt: 2 }));
+        let f = judge(&h);
+        assert_eq!((f.jobs_lost, f.extra_runs, f.overlapping_runs), (1, 1, 1));
+        assert_eq!(f.extra_runs_by_cause.get(UNEXPLAINED), Some(&1));
+        assert_eq!(f.failures.len(), 3, "{:?}", f.failures);
+        // The same rerun after w1 was killed (its run ends at the kill): explained, no overlap.
+        let mut h = base;
+        h.push(l(0, "d", Ev::Completed { job: "k".into(), attempt: 1 }));
+        h.push(start(1, "w1", 1));
+        h.push(l(
+            2,
+            "runner",
+            Ev::Fault {
+                cycle: 0,
+                fault: Fault::KillApp { target: super::super::plan::Target::Worker(1), down_ms: 5 },
+                target: Some("w1".into()),
+            },
+        ));
+        h.push(l(3, "runner", Ev::Killed { node: "w1".into() }));
+        h.push(l(8, "runner", Ev::Healed { cycle: 0 }));
+        h.extend([start(1200, "w2", 2), end(1350, "w2", 2)]);
+        h.push(l(1400, "d", Ev::Completed { job: "j".into(), attempt: 2 }));
+        let f = judge(&h);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        assert_eq!(f.extra_runs_by_cause.len(), 1);
+        assert!(f.extra_runs_by_cause.keys().all(|k| k.starts_with("fault on the first run's worker")));
+    }
 }

@@ -263,7 +263,8 @@ async fn dispatcher(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> R
     let mut pending: BTreeMap<String, Instant> = BTreeMap::new();
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(args.dispatch_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Burst: after an outage the backlog goes out at once, so dispatching ends with the plan.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut all_sent_at: Option<Instant> = None;
     loop {
         tokio::select! {

@@ -212,7 +212,9 @@ pub fn run(args: &RunArgs, rec: &Arc<Recorder>) -> Result<RunOutcome, String> {
     let (register_port, last_writer) = register::start(rec.clone()).map_err(|e| format!("register: {e}"))?;
     let redis = Redis::start(crate::free_port(), args.dir.join("redis"))?;
     let est: Duration = args.plan.iter().map(|f| fault_len(f) + SETTLE).sum();
-    let dispatch_every = (est / args.jobs.max(1)).clamp(Duration::from_millis(5), Duration::from_millis(500));
+    // Spread the jobs over the first 3/4 of the plan's estimate (heals take longer than their
+    // fault: Redis restarts, reconnects), so every job is out before the final settle.
+    let dispatch_every = (est * 3 / 4 / args.jobs.max(1)).clamp(Duration::from_millis(5), Duration::from_millis(500));
     let env =
         Env { exe, dir: args.dir.clone(), register_port, jobs: args.jobs, dispatch_every, mutant: args.mutant.clone() };
     let mut fleet = Fleet { redis, procs: Vec::new() };
@@ -237,7 +239,7 @@ pub fn run(args: &RunArgs, rec: &Arc<Recorder>) -> Result<RunOutcome, String> {
     let mut out = RunOutcome::default();
     for (i, fault) in args.plan.iter().enumerate() {
         let cycle = u32::try_from(i).unwrap_or(u32::MAX);
-        reap(&mut fleet, rec, &mut out);
+        reap(&mut fleet, rec, &mut out, false);
         execute(&mut fleet, &env, rec, &last_writer, cycle, *fault)?;
         rec.rec(Ev::Healed { cycle });
         std::thread::sleep(SETTLE);
@@ -246,7 +248,7 @@ pub fn run(args: &RunArgs, rec: &Arc<Recorder>) -> Result<RunOutcome, String> {
     // The dispatcher ends by itself once every job completed (or its final wait ran out).
     let deadline = Instant::now() + DISPATCHER_END_MAX;
     loop {
-        reap(&mut fleet, rec, &mut out);
+        reap(&mut fleet, rec, &mut out, false);
         let running = fleet.procs.iter().any(|p| p.role == "dispatcher" && p.child.is_some());
         if !running || Instant::now() > deadline {
             break;
@@ -261,7 +263,7 @@ pub fn run(args: &RunArgs, rec: &Arc<Recorder>) -> Result<RunOutcome, String> {
     }
     let deadline = Instant::now() + STOP_MAX;
     while fleet.procs.iter().any(|p| p.child.is_some()) && Instant::now() < deadline {
-        reap(&mut fleet, rec, &mut out);
+        reap(&mut fleet, rec, &mut out, true);
         std::thread::sleep(Duration::from_millis(50));
     }
     for p in &mut fleet.procs {
@@ -285,14 +287,15 @@ fn fault_len(f: &Fault) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// Collect children that exited; a failure exit is a crash.
-fn reap(fleet: &mut Fleet, rec: &Recorder, out: &mut RunOutcome) {
+/// Collect children that exited; a failure exit is a crash, and so is any exit of a lease or
+/// worker process before the runner asked it to stop (`stopping`).
+fn reap(fleet: &mut Fleet, rec: &Recorder, out: &mut RunOutcome, stopping: bool) {
     use std::os::unix::process::ExitStatusExt;
     for p in &mut fleet.procs {
         let Some(c) = p.child.as_mut() else { continue };
         if let Ok(Some(status)) = c.try_wait() {
             rec.rec(Ev::Exited { node: p.id.clone(), code: status.code(), signal: status.signal() });
-            if !status.success() {
+            if !status.success() || (!stopping && p.role != "dispatcher") {
                 out.crashes.push(format!("{} (incarnation {}): {status}", p.id, p.incarnation));
             }
             p.child = None;
@@ -388,7 +391,7 @@ fn panics(dir: &Path) -> Vec<(String, String)> {
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
     for e in entries.flatten() {
         let p = e.path();
-        if !p.extension().is_some_and(|x| x == "stderr") {
+        if p.extension().is_none_or(|x| x != "stderr") {
             continue;
         }
         let text = std::fs::read_to_string(&p).unwrap_or_default();
