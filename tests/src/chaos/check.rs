@@ -15,6 +15,9 @@
 //!   that explains it (docs/chaos.md); an unexplained one fails the run.
 //! - **overlap**: two runs of one job at once for longer than [`HANDOFF_MAX`] (docs/pool.md's
 //!   hand-off), frozen time left out, fails the run.
+//! - **R3** `set_and_wait` returns only once the local replica shows the write; **R2** a replica's
+//!   revision never goes back (except its resync after a data-losing restart), and every replica
+//!   holds the same content at the end.
 //! - panics, crashes (a child exiting with a failure on its own) and hung stops fail the run.
 
 use std::collections::BTreeMap;
@@ -96,6 +99,20 @@ pub struct Figures {
     pub unbelieved_writes: usize,
     /// Dual-belief windows.
     pub dual_belief: Vec<Window>,
+    /// `set_and_wait` calls that returned (rmap workload).
+    pub map_writes: usize,
+    /// R3: returned before the local replica showed the write, with no data loss to explain it.
+    pub map_writes_not_visible: usize,
+    /// Returned before the replica showed the write, right after a data-losing restart.
+    pub map_writes_not_visible_after_data_loss: usize,
+    /// R2: a replica's revision went back, with no data loss to explain it.
+    pub map_revision_regressions: usize,
+    /// A replica's revision went back right after a data-losing restart (its resync).
+    pub map_revision_resets_after_data_loss: usize,
+    /// R2 at the end: every replica's final (revision, digest) is the same.
+    pub map_converged: bool,
+    /// The replicas' final revision and entry count (when converged).
+    pub map_final: Option<(u64, usize)>,
     /// Panics found in the children's stderr.
     pub panics: usize,
     /// Children that failed on their own.
@@ -204,6 +221,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     f.dual_belief.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
 
     jobs(lines, &mut f, t_end, &frozen);
+    maps(lines, &mut f);
 
     f.panics = outcome.panics.len();
     f.crashes = outcome.crashes.len();
@@ -237,6 +255,18 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     }
     if let Some(n) = f.extra_runs_by_cause.get(UNEXPLAINED).filter(|n| **n > 0) {
         fail.push(format!("{n} extra runs with no fault to explain them"));
+    }
+    if f.map_writes_not_visible > 0 {
+        fail.push(format!(
+            "R3: {} set_and_wait returned before the local replica showed the write",
+            f.map_writes_not_visible
+        ));
+    }
+    if f.map_revision_regressions > 0 {
+        fail.push(format!("R2: a replica's revision went back {} times with no data loss", f.map_revision_regressions));
+    }
+    if !f.map_converged {
+        fail.push("R2: the replicas' final content differs (or no replica reported it)".to_owned());
     }
     if f.overlapping_runs > 0 {
         fail.push(format!("{} overlapping runs of one job beyond {HANDOFF_MAX:?}", f.overlapping_runs));
@@ -278,6 +308,44 @@ fn frozen_intervals(lines: &[Line], t_end: u64) -> BTreeMap<String, Vec<(u64, u6
         out.entry(node.to_owned()).or_default().push((s, t_end));
     }
     out
+}
+
+/// A revision reset or an invisible write this soon after a data-losing Redis restart is the
+/// documented resync (docs/rmap.md), not a regression.
+pub const DATA_LOSS_WINDOW: Duration = Duration::from_secs(10);
+
+fn maps(lines: &[Line], f: &mut Figures) {
+    let mut losses: Vec<u64> = Vec::new();
+    let mut last: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut any_map = false;
+    for l in lines {
+        let after_loss = |t: u64| losses.iter().any(|x| *x <= t && t - *x <= nanos(DATA_LOSS_WINDOW));
+        match &l.ev {
+            Ev::RedisUp { data: false } => losses.push(l.t),
+            Ev::MapSet { visible, .. } => {
+                f.map_writes += 1;
+                match (*visible, after_loss(l.t)) {
+                    (true, _) => {}
+                    (false, true) => f.map_writes_not_visible_after_data_loss += 1,
+                    (false, false) => f.map_writes_not_visible += 1,
+                }
+            }
+            Ev::MapRevBack { .. } if after_loss(l.t) => f.map_revision_resets_after_data_loss += 1,
+            Ev::MapRevBack { .. } => f.map_revision_regressions += 1,
+            Ev::ProcStarted { .. } if l.node.starts_with("rmap") => any_map = true,
+            Ev::MapFinal { rev, digest, entries } => {
+                last.insert(&l.node, (*rev, *digest));
+                f.map_final = Some((*rev, *entries));
+            }
+            _ => {}
+        }
+    }
+    let finals: std::collections::BTreeSet<_> = last.values().collect();
+    // No map process at all (a synthetic history): nothing to converge.
+    f.map_converged = !any_map || (finals.len() == 1 && !last.is_empty());
+    if !f.map_converged {
+        f.map_final = None;
+    }
 }
 
 /// The cause of an extra run nothing explains.
@@ -429,6 +497,12 @@ pub fn table(f: &Figures) -> String {
         ("grant order violations (F2)", f.grant_order_violations.to_string()),
         ("writes under a fence not believed (S4)", f.unbelieved_writes.to_string()),
         ("dual-belief windows", f.dual_belief.len().to_string()),
+        ("map set_and_wait returned", f.map_writes.to_string()),
+        ("  not visible at return (R3)", f.map_writes_not_visible.to_string()),
+        ("  not visible, right after a data loss", f.map_writes_not_visible_after_data_loss.to_string()),
+        ("map revision went back (R2)", f.map_revision_regressions.to_string()),
+        ("  reset by a resync after a data loss", f.map_revision_resets_after_data_loss.to_string()),
+        ("map replicas converged at the end (R2)", f.map_converged.to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
         ("hung stops", f.hung_stops.to_string()),
@@ -570,5 +644,37 @@ mod tests {
         assert!(f.failures.is_empty(), "{:?}", f.failures);
         assert_eq!(f.extra_runs_by_cause.len(), 1);
         assert!(f.extra_runs_by_cause.keys().all(|k| k.starts_with("fault on the first run's worker")));
+    }
+
+    #[test]
+    fn r2_and_r3_fire_unless_a_data_loss_explains_them() {
+        let started = |node: &str| l(0, node, Ev::ProcStarted { incarnation: 0, pid: 1 });
+        let set = |t, visible| {
+            l(t, "rmap-0", Ev::MapSet { key: "k".into(), rev: 5, visible, replica_rev: if visible { 5 } else { 4 } })
+        };
+        let back = |t| l(t, "rmap-1", Ev::MapRevBack { from: 9, to: 2 });
+        let fin = |t, node: &str, digest| l(t, node, Ev::MapFinal { rev: 9, entries: 3, digest });
+        let f = judge(&[
+            started("rmap-0"),
+            started("rmap-1"),
+            set(10, false),
+            back(20),
+            fin(30, "rmap-0", 1),
+            fin(30, "rmap-1", 2),
+        ]);
+        assert_eq!((f.map_writes_not_visible, f.map_revision_regressions, f.map_converged), (1, 1, false));
+        assert_eq!(f.failures.len(), 3, "{:?}", f.failures);
+        let f = judge(&[
+            started("rmap-0"),
+            started("rmap-1"),
+            l(5, "runner", Ev::RedisUp { data: false }),
+            set(10, false),
+            back(20),
+            fin(30, "rmap-0", 1),
+            fin(30, "rmap-1", 1),
+        ]);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        assert_eq!((f.map_writes_not_visible_after_data_loss, f.map_revision_resets_after_data_loss), (1, 1));
+        assert_eq!(f.map_final, Some((9, 3)));
     }
 }

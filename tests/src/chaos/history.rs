@@ -54,6 +54,17 @@ pub enum Ev {
     StaleRejected { job: String, attempt: u64 },
     /// keel: the store lost the pool's data.
     DataLoss,
+    // -- replicated-map processes --
+    /// `set_and_wait` of this process' own key returned `rev`; `visible`: right then the local
+    /// replica had the value and a revision ≥ `rev` (R3).
+    MapSet { key: String, rev: u64, visible: bool, replica_rev: u64 },
+    /// The local replica's revision went back from `from` to `to` (R2: only after a data loss).
+    MapRevBack { from: u64, to: u64 },
+    /// The replica's content at the graceful stop (writes quiesced since SIGUSR1): revision,
+    /// entries and a digest of every key and value.
+    MapFinal { rev: u64, entries: usize, digest: u64 },
+    /// SIGUSR1: this process stopped writing.
+    Quiesced,
     // -- the dispatcher --
     /// The dispatcher added the job (first time).
     Dispatched { job: String },

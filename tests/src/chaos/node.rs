@@ -12,6 +12,7 @@ use std::time::Duration;
 use keel::lease::{LeaseConfig, LeaseOwner};
 use keel::observe::{Event, LeaseEvent, Observer, PoolEvent};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, PoolError, PoolNode};
+use keel::rmap::{ReplicatedMap, RmapConfig};
 use keel::shutdown::Shutdown;
 use keel::store::{RedisConfig, RedisStore};
 use tokio::time::Instant;
@@ -25,6 +26,12 @@ pub const PREFIX: &str = "keel-chaos";
 pub const LEASE: &str = "chaos-leader";
 /// The pool of the pool workload.
 pub const POOL: &str = "chaos-pool";
+/// The replicated map of the rmap workload.
+pub const MAP: &str = "chaos-map";
+/// How often a map process writes its own next key.
+const MAP_WRITE_EVERY: Duration = Duration::from_millis(100);
+/// Bound on one `set_and_wait` (a store outage makes it fail or wait; the next tick retries).
+const MAP_WRITE_MAX: Duration = Duration::from_secs(2);
 /// How often a holder writes to the register.
 const WRITE_EVERY: Duration = Duration::from_millis(40);
 /// What a handler "does" before completing.
@@ -121,6 +128,7 @@ pub fn run(args: NodeArgs) -> i32 {
             "lease" => lease(&args, store, rec.clone()).await,
             "worker" => worker(&args, store, rec.clone()).await,
             "dispatcher" => dispatcher(&args, store, rec.clone()).await,
+            "rmap" => rmap(&args, store, rec.clone()).await,
             other => Err(format!("unknown role {other:?}")),
         }
     });
@@ -150,6 +158,10 @@ fn switch_mutant(name: Option<&str>) -> Result<(), String> {
         "MS7" => M::MS7,
         "MS8" => M::MS8,
         "MC1" => M::MC1,
+        "MC3" => M::MC3,
+        "MC4" => M::MC4,
+        "MP1" => M::MP1,
+        "MP11" => M::MP11,
         "MC8" => M::MC8,
         "MP7" => M::MP7,
         "MP10" => M::MP10,
@@ -342,4 +354,57 @@ async fn recheck(
             None => return, // the store is down: try again next tick
         }
     }
+}
+
+/// Write this process' own keys with `set_and_wait` and check, right when it returns, that the
+/// local replica shows the write (R3); watch the replica's revision for regressions (R2); on
+/// SIGUSR1 stop writing; on SIGTERM record the replica's content and stop.
+async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<(), String> {
+    use std::hash::{Hash, Hasher};
+    let mut term = sigterm().await?;
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .map_err(|e| format!("SIGUSR1 handler: {e}"))?;
+    let config = RmapConfig::builder(MAP)
+        .op_timeout(Duration::from_millis(250))
+        .build()
+        .map_err(|e| format!("rmap config: {e}"))?;
+    let map = ReplicatedMap::start(store, config);
+    let (mut seq, mut writing, mut last_rev) = (0u64, true, 0u64);
+    let mut tick = tokio::time::interval(MAP_WRITE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = term.recv() => break,
+            _ = usr1.recv() => {
+                writing = false;
+                rec.rec(Ev::Quiesced);
+            }
+            _ = tick.tick() => {
+                let rev = map.revision();
+                if rev < last_rev {
+                    rec.rec(Ev::MapRevBack { from: last_rev, to: rev });
+                }
+                last_rev = rev;
+                if !writing || !map.is_joined() {
+                    continue;
+                }
+                seq += 1;
+                let key = format!("{}.{}.{seq}", args.id, args.incarnation);
+                let value = seq.to_string();
+                if let Ok(Ok(rev)) = tokio::time::timeout(MAP_WRITE_MAX, map.set_and_wait(&key, &value)).await {
+                    let replica_rev = map.revision();
+                    let visible = map.get(&key).as_deref() == Some(value.as_str()) && replica_rev >= rev;
+                    rec.rec(Ev::MapSet { key, rev, visible, replica_rev });
+                }
+            }
+        }
+    }
+    rec.rec(Ev::Stopping);
+    let snap = map.snapshot();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    snap.entries.hash(&mut h);
+    rec.rec(Ev::MapFinal { rev: snap.rev, entries: snap.entries.len(), digest: h.finish() });
+    map.stop().await;
+    Ok(())
 }

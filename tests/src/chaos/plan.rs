@@ -17,6 +17,8 @@ pub enum Target {
     Lease(u8),
     /// Pool worker process `i`.
     Worker(u8),
+    /// Replicated-map process `i`.
+    Rmap(u8),
 }
 
 /// One fault of the plan.
@@ -59,6 +61,8 @@ impl Fault {
 pub const LEASE_PROCS: u8 = 3;
 /// Pool worker processes.
 pub const WORKER_PROCS: u8 = 3;
+/// Replicated-map processes.
+pub const RMAP_PROCS: u8 = 3;
 
 /// The plan of `cycles` faults for `seed`: kinds are dealt round-robin from a seeded shuffle so
 /// that every kind occurs in any 6 consecutive cycles; targets and lengths are drawn.
@@ -76,10 +80,11 @@ pub fn plan(seed: u64, cycles: u32, ttl_ms: u64) -> Vec<Fault> {
         let kind = deck.pop().unwrap_or(0);
         // Past the TTL, by 30–150 %.
         let past = ttl_ms + rng.gen_range(ttl_ms * 3 / 10..=ttl_ms * 3 / 2);
-        let target = match rng.gen_range(0..4u8) {
+        let target = match rng.gen_range(0..5u8) {
             0 | 1 => Target::Holder,
             2 => Target::Lease(rng.gen_range(0..LEASE_PROCS)),
-            _ => Target::Worker(rng.gen_range(0..WORKER_PROCS)),
+            3 => Target::Worker(rng.gen_range(0..WORKER_PROCS)),
+            _ => Target::Rmap(rng.gen_range(0..RMAP_PROCS)),
         };
         out.push(match kind {
             0 => Fault::RedisKillKeep { down_ms: past },

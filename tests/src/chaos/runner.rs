@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::history::{Ev, Recorder};
-use super::plan::{Fault, LEASE_PROCS, Target, WORKER_PROCS};
+use super::plan::{Fault, LEASE_PROCS, RMAP_PROCS, Target, WORKER_PROCS};
 use super::proxy::Proxy;
 use super::register::{self, LastWriter};
 
@@ -27,6 +27,8 @@ const REDIS_UP_MAX: Duration = Duration::from_secs(10);
 const FIRST_WRITE_MAX: Duration = Duration::from_secs(20);
 /// Bound on the dispatcher finishing after the last fault (its own final wait is 60 s).
 const DISPATCHER_END_MAX: Duration = Duration::from_secs(75);
+/// Time between the map writers' last write (SIGUSR1) and their graceful stop.
+const QUIESCE: Duration = Duration::from_secs(3);
 /// A graceful stop (SIGTERM) that takes longer than this is a hung stop.
 pub const STOP_MAX: Duration = Duration::from_secs(10);
 
@@ -221,6 +223,7 @@ pub fn run(args: &RunArgs, rec: &Arc<Recorder>) -> Result<RunOutcome, String> {
     let roles = (0..LEASE_PROCS)
         .map(|i| (format!("lease-{i}"), "lease"))
         .chain((0..WORKER_PROCS).map(|i| (format!("worker-{i}"), "worker")))
+        .chain((0..RMAP_PROCS).map(|i| (format!("rmap-{i}"), "rmap")))
         .chain([("dispatcher".to_owned(), "dispatcher")]);
     for (id, role) in roles {
         let proxy = Proxy::start(fleet.redis.port).map_err(|e| format!("proxy: {e}"))?;
@@ -245,12 +248,19 @@ pub fn run(args: &RunArgs, rec: &Arc<Recorder>) -> Result<RunOutcome, String> {
         std::thread::sleep(SETTLE);
     }
     rec.rec(Ev::FinalSettle);
+    // The map writers stop writing; their replicas must converge before their graceful stop.
+    for p in fleet.procs.iter().filter(|p| p.role == "rmap") {
+        if let Some(c) = &p.child {
+            signal(c.id(), libc::SIGUSR1);
+        }
+    }
+    let quiesced = Instant::now();
     // The dispatcher ends by itself once every job completed (or its final wait ran out).
     let deadline = Instant::now() + DISPATCHER_END_MAX;
     loop {
         reap(&mut fleet, rec, &mut out, false);
         let running = fleet.procs.iter().any(|p| p.role == "dispatcher" && p.child.is_some());
-        if !running || Instant::now() > deadline {
+        if (!running && quiesced.elapsed() > QUIESCE) || Instant::now() > deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -310,6 +320,7 @@ fn resolve(fleet: &Fleet, last_writer: &LastWriter, t: Target) -> usize {
         }
         Target::Lease(i) => format!("lease-{i}"),
         Target::Worker(i) => format!("worker-{i}"),
+        Target::Rmap(i) => format!("rmap-{i}"),
     };
     fleet.procs.iter().position(|p| p.id == name).unwrap_or(0)
 }
