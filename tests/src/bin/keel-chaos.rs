@@ -37,6 +37,10 @@ struct Cli {
     /// Keep the run directory (histories, logs, Redis data) and print its path.
     #[arg(long)]
     keep: bool,
+    /// Judge the histories of a kept run's `events` directory again (with the same --seed and
+    /// --cycles as the run) instead of running; crashes and hung stops are not re-judged.
+    #[arg(long)]
+    judge: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -104,6 +108,21 @@ fn main() -> ExitCode {
     if cli.mutant.is_some() && !cfg!(feature = "mutants") {
         eprintln!("keel-chaos: --mutant needs keel-tests built with --features mutants");
         return ExitCode::from(2);
+    }
+    if let Some(events) = &cli.judge {
+        let plan = plan::plan(cli.seed, cli.cycles, u64::try_from(runner::TTL.as_millis()).unwrap_or(1000));
+        let (lines, torn) = match history::merge(events) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("keel-chaos: reading {}: {e}", events.display());
+                return ExitCode::from(2);
+            }
+        };
+        let outcome = runner::RunOutcome { panics: runner::panics(events), ..runner::RunOutcome::default() };
+        let mut figures = check::check(&lines, &outcome, &plan, cli.seed, cli.mutant);
+        figures.torn_lines = torn;
+        print!("{}", check::table(&figures));
+        return if figures.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
     }
     let dir = std::env::temp_dir().join(format!("keel-chaos-{}", std::process::id()));
     let events = dir.join("events");

@@ -348,12 +348,17 @@ fn maps(lines: &[Line], f: &mut Figures) {
     }
 }
 
+/// An extra run after the first run's worker fenced itself (keel's `Fenced`/`WorkerDead`) with
+/// no fault injected near it: the process or the host stalled past the keep-alive deadline.
+pub const STALLED: &str = "worker fenced itself, no fault injected (a stalled process or host)";
+
 /// The cause of an extra run nothing explains.
 pub const UNEXPLAINED: &str = "unexplained";
 
 /// One handler run.
 struct Run {
     node: String,
+    worker: String,
     attempt: u64,
     from: u64,
     to: u64,
@@ -370,6 +375,8 @@ fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, V
     let mut faults: Vec<(String, u64, u64)> = Vec::new();
     let mut fault_open: Option<(String, u64)> = None;
     let mut stopping: BTreeMap<&str, u64> = BTreeMap::new();
+    // worker id → instants keel reported it fenced (keep-alive unconfirmed in time) or dead.
+    let mut fenced: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let ttl = nanos(TTL);
     for l in lines {
         match &l.ev {
@@ -380,8 +387,9 @@ fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, V
                 completed.insert(job.as_str());
             }
             Ev::Redispatched { job } => redispatched.entry(job).or_default().push(l.t),
-            Ev::JobStart { job, attempt, .. } => runs.entry(job).or_default().push(Run {
+            Ev::JobStart { job, attempt, worker } => runs.entry(job).or_default().push(Run {
                 node: l.node.clone(),
+                worker: worker.clone(),
                 attempt: *attempt,
                 from: l.t,
                 to: u64::MAX,
@@ -399,6 +407,7 @@ fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, V
             Ev::Stopping => {
                 stopping.insert(&l.node, l.t);
             }
+            Ev::Fenced { worker } | Ev::WorkerDead { worker } => fenced.entry(worker).or_default().push(l.t),
             Ev::Fault { fault, target, .. } => {
                 let node = match fault {
                     Fault::RedisKillKeep { .. } | Fault::RedisKillLose { .. } | Fault::ClientPause { .. } => {
@@ -447,6 +456,8 @@ fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, V
                 "redis fault (kill -9 or CLIENT PAUSE) during the first run"
             } else if stopping.get(prev.node.as_str()).is_some_and(|t| *t <= next.from) {
                 "handed back at a graceful stop"
+            } else if fenced.get(prev.worker.as_str()).is_some_and(|v| v.iter().any(|t| in_window(*t))) {
+                STALLED
             } else {
                 UNEXPLAINED
             };

@@ -397,7 +397,7 @@ fn execute(
 }
 
 /// Every "panicked at" line in the children's stderr files.
-fn panics(dir: &Path) -> Vec<(String, String)> {
+pub fn panics(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
     for e in entries.flatten() {
