@@ -42,7 +42,8 @@ struct Reply {
 /// The madsim config every run uses (same network latency as the checker's world).
 pub fn madsim_config() -> madsim::Config {
     let mut config = madsim::Config::default();
-    config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
+    let (lo, hi) = crate::world::SEND_LATENCY_MS;
+    config.net.send_latency = Duration::from_millis(lo)..Duration::from_millis(hi);
     config
 }
 
@@ -182,7 +183,8 @@ pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Dur
 /// thread CPU time cannot be read.
 pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
     use crate::plan::Profile;
-    let scn = crate::scenario::lease::LeaseScenario::default();
+    let shape = crate::scenario::lease::LeaseScenario::default();
+    let scn = shape.clone().sim();
     let (mut checked, mut unchecked, mut bare) = (Side::default(), Side::default(), Side::default());
     for r in 0..rounds {
         let seeds = r * per_round..(r + 1) * per_round;
@@ -205,7 +207,7 @@ pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
         unchecked.sim += sim_unchecked;
         // Same simulated length per seed as the checked runs just had, on average.
         let length = sim / u32::try_from(per_round.max(1)).unwrap_or(u32::MAX);
-        let program = BareLease { nodes: scn.nodes, ttl: Duration::from_millis(scn.ttl_ms), length };
+        let program = BareLease { nodes: shape.nodes, ttl: Duration::from_millis(shape.ttl_ms), length };
         let t = thread_cpu()?;
         for seed in seeds {
             std::hint::black_box(program.run(seed));

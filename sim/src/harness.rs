@@ -21,6 +21,15 @@
 //! What a run judges besides the user's checkers:
 //! - keel's lease rules (S1, S4) on the run's lease events ([`lease_exclusive`]), when the
 //!   service holds a keel lease (one lease per run);
+//! - keel's pool rule P2 on the run's pool events: no two handlers of one job run at once
+//!   beyond the documented 100 ms hand-off (frozen time not counted);
+//! - keel's completer rules V3 and V4: a stop that begins with the store healthy loses nothing
+//!   (no unflushed or undelivered completion reported); a stop that reports its bound reached
+//!   took that long;
+//! - keel's map rules R2 and R3 on the run's replica events: a replica's revision never goes
+//!   back within a node's life (except by a resync after data loss); `set_and_wait` returns only
+//!   once the replica has applied its write;
+//! - P1 when asked ([`Run::keel_jobs_completed`]): every job keel took in completes;
 //! - every [`FencedResource`] the run used: an accepted write never carries a fence below one
 //!   accepted before it for the same key (`F1`);
 //! - keel assertions, panics, and the linearizability of every store history (as for keel's own
@@ -58,6 +67,7 @@ pub const GOALS_MIN_SEEDS: u64 = 20;
 type UserMain<E> = Arc<dyn Fn(Node<E>) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
 type UserCheck<E> = Arc<dyn Fn(&Run<'_, E>) -> Vec<Violation> + Send + Sync>;
 type UserGoal<E> = Arc<dyn Fn(&Run<'_, E>) -> bool + Send + Sync>;
+type UserGoals<E> = Arc<dyn Fn(&Run<'_, E>) -> Coverage + Send + Sync>;
 
 /// A simulation of the user's service: its nodes, its faults, its rules.
 pub struct Sim<E = ()> {
@@ -72,7 +82,9 @@ pub struct Sim<E = ()> {
     main: Option<UserMain<E>>,
     checks: Vec<UserCheck<E>>,
     goals: Vec<(&'static str, UserGoal<E>)>,
+    goal_sets: Vec<UserGoals<E>>,
     goal_names: &'static [&'static str],
+    mutants: &'static [Mutant],
     keel_rules: bool,
     features: String,
     seeds: u64,
@@ -119,6 +131,14 @@ impl<E: Debug> Run<'_, E> {
             }
         }
         done
+    }
+
+    /// keel's P1 for the service's pool: every job keel took in is completed within `within`
+    /// after the later of its dispatch and the heal (jobs whose deadline is past the run's end,
+    /// and runs with store data loss, are not judged). Add it with `.check(|run|
+    /// run.keel_jobs_completed(…))` when every job of the service must finish.
+    pub fn keel_jobs_completed(&self, within: Duration) -> Vec<Violation> {
+        crate::keel_rules::pool_jobs_lost(self.view, within)
     }
 
     /// The run's shared value of type `T` (see [`Node::shared`]), if a node made one.
@@ -375,7 +395,7 @@ fn stale_accepted(writes: &[FencedWrite]) -> Vec<Violation> {
 
 impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// A simulation called `name` (it names the run in reports and replay lines), with keel's
-    /// defaults: 3 nodes, every fault kind but data loss (partitions between nodes included), a 20 s fault window, a 1 s unit (a
+    /// defaults: 3 nodes, every fault kind but data loss (partitions and latency between nodes included), a 20 s fault window, a 1 s unit (a
     /// lease TTL or a worker TTL), clocks within a 10 % drift bound, 10 s to settle after the
     /// heal.
     pub fn new(name: &str) -> Self {
@@ -396,7 +416,9 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
             main: None,
             checks: Vec::new(),
             goals: Vec::new(),
+            goal_sets: Vec::new(),
             goal_names: &[],
+            mutants: &[],
             keel_rules: true,
             features: "sim".into(),
             seeds: DEFAULT_SEEDS,
@@ -470,8 +492,35 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
         F: Fn(&Run<'_, E>) -> bool + Send + Sync + 'static,
     {
         self.goals.push((name, Arc::new(f)));
-        let names: Vec<&'static str> = self.goals.iter().map(|(n, _)| *n).collect();
-        self.goal_names = Box::leak(names.into_boxed_slice());
+        self.add_goal_names(&[name]);
+        self
+    }
+
+    /// Several goals judged in one pass over the run: `f` returns the ones this run reached
+    /// (names outside `names` are ignored by the sweep's goal check).
+    pub fn sometimes_all<F>(mut self, names: &'static [&'static str], f: F) -> Self
+    where
+        F: Fn(&Run<'_, E>) -> Coverage + Send + Sync + 'static,
+    {
+        self.goal_sets.push(Arc::new(f));
+        self.add_goal_names(names);
+        self
+    }
+
+    fn add_goal_names(&mut self, names: &[&'static str]) {
+        if self.goal_names.is_empty() {
+            self.goal_names = Box::leak(names.to_vec().into_boxed_slice());
+            return;
+        }
+        let all: Vec<&'static str> = self.goal_names.iter().chain(names).copied().collect();
+        self.goal_names = Box::leak(all.into_boxed_slice());
+    }
+
+    /// The mutants (historical bugs re-injected in keel, see `keel::mutants`) this simulation
+    /// must catch: `cargo sim mutants` runs them against a built-in scenario; your own test can
+    /// run one with [`Sim::run_mutant`].
+    pub fn mutants(mut self, mutants: &'static [Mutant]) -> Self {
+        self.mutants = mutants;
         self
     }
 
@@ -488,7 +537,8 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
         self
     }
 
-    /// Leave out keel's lease rules (when the service holds more than one lease per run).
+    /// Leave out keel's own rules (lease S1/S4, pool P2, completer V3/V4, map R2/R3): when the service holds
+    /// more than one lease per run, or judges those parts itself.
     pub fn without_keel_rules(mut self) -> Self {
         self.keel_rules = false;
         self
@@ -499,53 +549,52 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
         runner::run(self, seed, None, Profile::Swarm, None)
     }
 
+    /// Run one seed with keel's `mutant` switched on (a historical bug re-injected in the core):
+    /// a rule of yours that should see it must report a violation.
+    pub fn run_mutant(&self, seed: u64, mutant: Mutant) -> RunOutcome {
+        runner::run(self, seed, Some(mutant), Profile::Swarm, None)
+    }
+
+    /// Run `plan` (a saved or shrunk fault plan) under `seed` and judge it.
+    pub fn run_plan(&self, seed: u64, plan: FaultPlan) -> RunOutcome {
+        runner::run(self, seed, None, plan.profile, Some(plan))
+    }
+
     /// The test entry point: runs seeds `MADSIM_TEST_SEED ..` (default 1), `MADSIM_TEST_NUM` of
-    /// them (default [`Sim::seeds`]), and panics on the first failing seed with its
-    /// violations, whether replaying it gave the same trace hash (else the first divergence),
-    /// the path of its HTML timeline, and a replay line that names this test. With
-    /// `KEEL_SIM_VERBOSE=1` the failing run's whole history goes to stderr. The first seed is
-    /// run twice and must give the same trace hash (else the test fails, naming the first event
-    /// that differed). A sweep of [`GOALS_MIN_SEEDS`] or more must reach every goal.
+    /// them (default [`Sim::seeds`]), with a progress bar when stderr is a terminal, and panics
+    /// on the first failing seed with its violations, whether replaying it gave the same trace
+    /// hash (else the first divergence), the paths of its HTML timeline and of its fault plan
+    /// (JSON), and a replay line that names this test. The first seed is run twice and must give
+    /// the same trace hash (else the test fails, naming the first event that differed). A sweep
+    /// of [`GOALS_MIN_SEEDS`] or more must reach every goal.
+    ///
+    /// Environment: `KEEL_SIM_PLAN=<file>` runs that fault plan (a saved or shrunk one) instead
+    /// of the seed's own; `KEEL_SIM_SHRINK=1` shrinks a failing run's plan to the fewest,
+    /// shortest faults that still break the same rule and prints its replay line;
+    /// `KEEL_SIM_VERBOSE=1` prints the failing run's whole history.
     pub fn test(&self) {
         let first = env_u64("MADSIM_TEST_SEED").unwrap_or(1);
         let num = env_u64("MADSIM_TEST_NUM").unwrap_or(self.seeds).max(1);
+        let plan = std::env::var("KEEL_SIM_PLAN").ok().map(|path| self.load_plan(&path));
+        let bar = progress_bar(num, self.name);
         let mut reached = Coverage::new();
         for seed in first..first.saturating_add(num) {
-            let out = self.run(seed);
+            let out = match &plan {
+                Some(p) => self.run_plan(seed, p.clone()),
+                None => self.run(seed),
+            };
+            bar.inc(1);
             reached.extend(out.coverage.iter().copied());
             if out.passed() {
                 if seed == first {
-                    self.assert_deterministic(&out);
+                    self.assert_deterministic(&out, plan.as_ref());
                 }
                 continue;
             }
-            let again = self.run(seed);
-            let replayed = if again.trace_hash == out.trace_hash {
-                format!("replayed: same trace hash {:016x}", out.trace_hash)
-            } else {
-                let at = crate::history::first_divergence(&out.events, &again.events)
-                    .map(|(i, a, b)| format!(" first divergence at event {i}: {a} / {b}"))
-                    .unwrap_or_default();
-                format!(
-                    "NOT DETERMINISTIC: trace hash {:016x} then {:016x};{at} (a wall clock, OS randomness or a thread reached behaviour)",
-                    out.trace_hash, again.trace_hash
-                )
-            };
-            let lines: Vec<String> = out.violations.iter().map(|v| format!("  {v}")).collect();
-            let saved = save_timeline(&out).map(|p| format!("timeline: {p}\n")).unwrap_or_default();
-            if env_u64("KEEL_SIM_VERBOSE").is_some_and(|v| v > 0) {
-                for e in &out.events {
-                    eprintln!("{}", e.line());
-                }
-            }
-            panic!(
-                "{name}: seed {seed} broke {n} rule(s):\n{lines}\n{replayed}\n{saved}replay: {line}",
-                name = self.name,
-                n = out.violations.len(),
-                lines = lines.join("\n"),
-                line = replay_line(seed, &self.features),
-            );
+            bar.finish_and_clear();
+            self.fail(out, plan.is_some());
         }
+        bar.finish_and_clear();
         let missed: Vec<&str> = self.goal_names.iter().copied().filter(|g| !reached.contains(g)).collect();
         println!(
             "{}: seeds {first}..{} passed; goals reached {}/{}",
@@ -558,6 +607,107 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
             panic!("{}: {num} seeds never reached these goals: {}", self.name, missed.join(", "));
         }
     }
+
+    /// The plan in `path`, checked against this simulation (a bad file fails the test, naming it).
+    fn load_plan(&self, path: &str) -> FaultPlan {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("KEEL_SIM_PLAN={path}: {e}"));
+        crate::corpus::plan_from_json(&text, &self.plan_spec()).unwrap_or_else(|e| panic!("KEEL_SIM_PLAN={path}: {e}"))
+    }
+
+    /// Report the failing run `out` (replayed once, its timeline and plan saved, shrunk when
+    /// asked) and panic.
+    fn fail(&self, out: RunOutcome, from_file: bool) -> ! {
+        let seed = out.seed;
+        let again = self.run_plan(seed, out.plan.clone());
+        let replayed = if again.trace_hash == out.trace_hash {
+            format!("replayed: same trace hash {:016x}", out.trace_hash)
+        } else {
+            let at = crate::history::first_divergence(&out.events, &again.events)
+                .map(|(i, a, b)| format!(" first divergence at event {i}: {a} / {b}"))
+                .unwrap_or_default();
+            format!(
+                "NOT DETERMINISTIC: trace hash {:016x} then {:016x};{at} (a wall clock, OS randomness or a thread reached behaviour)",
+                out.trace_hash, again.trace_hash
+            )
+        };
+        let lines: Vec<String> = out.violations.iter().map(|v| format!("  {v}")).collect();
+        let saved = save_timeline(&out).map(|p| format!("timeline: {p}\n")).unwrap_or_default();
+        let plan_file = save_plan(&out.plan, &format!("{}-seed{seed}", self.name));
+        if env_u64("KEEL_SIM_VERBOSE").is_some_and(|v| v > 0) {
+            for e in &out.events {
+                eprintln!("{}", e.line());
+            }
+        }
+        let mut replay = match (&plan_file, from_file) {
+            (Some(f), true) => format!("KEEL_SIM_PLAN={f} {}", replay_line(seed, &self.features)),
+            _ => replay_line(seed, &self.features),
+        };
+        let plan_line = plan_file.as_ref().map(|f| format!("plan: {f}\n")).unwrap_or_default();
+        if env_u64("KEEL_SIM_SHRINK").is_some_and(|v| v > 0) {
+            replay.push_str(&self.shrunk_replay(&out));
+        } else {
+            replay.push_str("\n(KEEL_SIM_SHRINK=1 in front of it shrinks the fault plan to the fewest, shortest faults that still fail)");
+        }
+        panic!(
+            "{name}: seed {seed} broke {n} rule(s):\n{lines}\n{replayed}\n{saved}{plan_line}replay: {replay}",
+            name = self.name,
+            n = out.violations.len(),
+            lines = lines.join("\n"),
+        );
+    }
+
+    /// Shrink `out`'s plan (same rule broken) and say how to replay the result.
+    fn shrunk_replay(&self, out: &RunOutcome) -> String {
+        let invariant = out.violations.first().map(|v| v.invariant);
+        let shrunk = crate::shrink::shrink(
+            self,
+            out.seed,
+            None,
+            out.plan.profile,
+            Some(out.plan.clone()),
+            invariant,
+            crate::shrink::Limits::default(),
+            &mut |_| {},
+        );
+        match shrunk {
+            Ok(s) => {
+                let file = save_plan(&s.plan, &format!("{}-seed{}-shrunk", self.name, out.seed));
+                let cut = if s.hit_limit { " (attempt budget spent: may not be minimal)" } else { "" };
+                format!(
+                    "\nshrunk: {} faults -> {} faults, still {}, after {} runs{cut}\nreplay shrunk: KEEL_SIM_PLAN={} {}",
+                    s.original_faults,
+                    s.plan.events.len(),
+                    s.invariant,
+                    s.attempts,
+                    file.unwrap_or_else(|| "<could not write the plan>".into()),
+                    replay_line(s.seed, &self.features)
+                )
+            }
+            Err(e) => format!("\nshrink: {e}"),
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal (hidden otherwise, and in CI logs).
+fn progress_bar(seeds: u64, name: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(seeds);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} seeds {elapsed}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(name.to_owned());
+    bar
+}
+
+/// Write `plan` as JSON under the system's temp dir (`keel-sim-<stem>.plan.json`); its path.
+fn save_plan(plan: &FaultPlan, stem: &str) -> Option<String> {
+    let path = std::env::temp_dir().join(format!("keel-sim-{stem}.plan.json"));
+    let text = serde_json::to_string_pretty(plan).ok()?;
+    std::fs::write(&path, text).ok()?;
+    Some(path.display().to_string())
 }
 
 /// Write the failing run's HTML timeline (every node's lives, faults and events, the violations
@@ -570,8 +720,11 @@ fn save_timeline(out: &RunOutcome) -> Option<String> {
 
 impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// Run `out`'s seed again: a passing sweep proves nothing if its runs cannot be replayed.
-    fn assert_deterministic(&self, out: &RunOutcome) {
-        let again = self.run(out.seed);
+    fn assert_deterministic(&self, out: &RunOutcome, plan: Option<&FaultPlan>) {
+        let again = match plan {
+            Some(p) => self.run_plan(out.seed, p.clone()),
+            None => self.run(out.seed),
+        };
         if again.trace_hash == out.trace_hash {
             return;
         }
@@ -652,6 +805,9 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         }
         if self.keel_rules {
             v.extend(lease_exclusive(view));
+            v.extend(crate::keel_rules::pool_handlers_overlap(view));
+            v.extend(crate::keel_rules::completer_drains(view));
+            v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
         }
         if let Some(r) = shared_get::<FencedResource>() {
             v.extend(r.violations());
@@ -659,7 +815,10 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         for c in &self.checks {
             v.extend(c(&run));
         }
-        let reached: Coverage = self.goals.iter().filter(|(_, g)| g(&run)).map(|(n, _)| *n).collect();
+        let mut reached: Coverage = self.goals.iter().filter(|(_, g)| g(&run)).map(|(n, _)| *n).collect();
+        for set in &self.goal_sets {
+            reached.extend(set(&run));
+        }
         REACHED.with(|r| *r.borrow_mut() = reached);
         v
     }
@@ -673,7 +832,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[]
+        self.mutants
     }
 }
 

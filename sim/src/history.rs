@@ -100,6 +100,10 @@ events! {
         NodePartition { a: Who, b: Who, ms: u64 } = "node_partition",
         /// They reach each other again.
         NodePartitionHealed { a: Who, b: Who } = "node_partition_healed",
+        /// Every network message slowed by up to `extra_ms` for `ms`.
+        NetworkLatency { ms: u64, extra_ms: u64 } = "network_latency",
+        /// The network is back to its usual latency (or the largest slowdown still in force).
+        NetworkLatencyEnded { extra_ms: u64 } = "network_latency_ended",
         /// The node's clock runs at `rate_ppm` / 1e6; `beyond` the configured drift bound or not.
         ClockRate { rate_ppm: i64, beyond: bool } = "clock_rate",
         /// The node's clock jumped by `delta_ms` (negative: it stalls).

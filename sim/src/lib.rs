@@ -27,6 +27,8 @@ pub mod history;
 #[cfg(madsim)]
 pub mod html;
 #[cfg(madsim)]
+pub mod keel_rules;
+#[cfg(madsim)]
 pub mod net;
 #[cfg(madsim)]
 pub mod regress;

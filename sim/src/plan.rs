@@ -49,6 +49,8 @@ pub enum FaultKind {
     NodeLatency,
     /// Two application nodes cut off from each other (both ways); each still reaches the store.
     NodePartition,
+    /// Every message on the simulated network (between nodes, and to and from the store) slowed.
+    NetworkLatency,
 }
 
 impl FaultKind {
@@ -58,7 +60,7 @@ impl FaultKind {
 
     /// Faults between application nodes (they matter only to services whose nodes talk to each
     /// other: keel's own scenarios leave them out).
-    pub const BETWEEN_NODES: [FaultKind; 1] = [FaultKind::NodePartition];
+    pub const BETWEEN_NODES: [FaultKind; 2] = [FaultKind::NodePartition, FaultKind::NetworkLatency];
 
     /// Every kind of fault between the nodes and the store, and on the nodes themselves.
     pub const ALL: [FaultKind; 16] = [
@@ -158,6 +160,14 @@ pub enum Fault {
         b: usize,
         /// Duration.
         ms: u64,
+    },
+    /// Slow every message on the simulated network by up to `extra_ms` for `ms` (overlapping ones:
+    /// the largest in force).
+    NetworkLatency {
+        /// Duration.
+        ms: u64,
+        /// Added latency, ms (each message: the usual 1–5 ms plus 0..=`extra_ms`).
+        extra_ms: u64,
     },
     /// Kill node `node`, restart after `down_ms`.
     NodeCrash {
@@ -341,6 +351,9 @@ impl FaultPlan {
                 let b = (node + rng.gen_range(1..n.max(2))) % n;
                 Fault::NodePartition { a: node, b, ms: dur(rng, 0.2, 4.0) }
             }
+            FaultKind::NetworkLatency => {
+                Fault::NetworkLatency { ms: dur(rng, 0.5, 4.0), extra_ms: dur(rng, 0.02, 0.5) }
+            }
             FaultKind::NodeCrash => Fault::NodeCrash { node, down_ms: dur(rng, 0.1, 4.0) },
             FaultKind::NodePause => Fault::NodePause { node, ms: dur(rng, 0.2, 3.0) },
             FaultKind::NodeRestart => Fault::NodeRestart { node, down_ms: dur(rng, 0.1, 2.0) },
@@ -425,7 +438,7 @@ impl FaultPlan {
                 | Fault::Partition { ms: d, .. }
                 | Fault::NodePartition { ms: d, .. }
                 | Fault::NodePause { ms: d, .. } => at(ms("ms", d))?,
-                Fault::LatencySpike { ms: d, extra_ms } => {
+                Fault::LatencySpike { ms: d, extra_ms } | Fault::NetworkLatency { ms: d, extra_ms } => {
                     at(ms("ms", d))?;
                     at(ms("extra_ms", extra_ms))?
                 }

@@ -111,7 +111,8 @@ pub fn run(
     linearize::begin();
 
     let mut config = madsim::Config::default();
-    config.net.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
+    let (lo, hi) = crate::world::SEND_LATENCY_MS;
+    config.net.send_latency = Duration::from_millis(lo)..Duration::from_millis(hi);
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, config);
     let main = scenario.node_main();
     let settle = scenario.settle(&plan);

@@ -224,6 +224,7 @@ pub fn kind_of(f: &Fault) -> FaultKind {
         Fault::ReplyDelay { .. } => FaultKind::ReplyDelay,
         Fault::NodeLatency { .. } => FaultKind::NodeLatency,
         Fault::NodePartition { .. } => FaultKind::NodePartition,
+        Fault::NetworkLatency { .. } => FaultKind::NetworkLatency,
     }
 }
 
@@ -238,6 +239,7 @@ pub fn duration_ms(f: &Fault) -> Option<u64> {
         | Fault::ReplyLoss { ms, .. }
         | Fault::Partition { ms, .. }
         | Fault::NodePartition { ms, .. }
+        | Fault::NetworkLatency { ms, .. }
         | Fault::NodePause { ms, .. }
         | Fault::ReplyDelay { ms, .. }
         | Fault::NodeLatency { ms, .. } => Some(ms),
@@ -299,6 +301,11 @@ fn smaller(f: &Fault, min_ms: u64) -> Vec<(Fault, String)> {
         }
         Fault::NodePartition { a, b, ms } => {
             push(Fault::NodePartition { a, b, ms: half(ms) }, format!("{ms} → {} ms", half(ms)))
+        }
+        Fault::NetworkLatency { ms, extra_ms } => {
+            push(Fault::NetworkLatency { ms: half(ms), extra_ms }, format!("{ms} → {} ms", half(ms)));
+            let e = (extra_ms / 2).max(1);
+            push(Fault::NetworkLatency { ms, extra_ms: e }, format!("network latency {extra_ms} → {e} ms"));
         }
         Fault::LatencySpike { ms, extra_ms } => {
             push(Fault::LatencySpike { ms: half(ms), extra_ms }, format!("{ms} → {} ms", half(ms)));

@@ -95,7 +95,12 @@ pub struct World {
     /// Partitions in force per directed link: overlapping partitions of one node nest, so the
     /// end of an earlier one does not heal a later one that is still in force.
     clogs: Mutex<std::collections::BTreeMap<(NodeId, NodeId), u32>>,
+    /// Network slowdowns in force (extra ms each).
+    slowdowns: Mutex<Vec<u64>>,
 }
+
+/// Every simulated message's usual latency, ms (madsim draws each one from this range).
+pub const SEND_LATENCY_MS: (u64, u64) = (1, 5);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -155,6 +160,7 @@ impl World {
             store_up: Mutex::new(true),
             slots,
             clogs: Mutex::default(),
+            slowdowns: Mutex::default(),
         })
     }
 
@@ -202,6 +208,23 @@ impl World {
             Direction::FromStore => vec![(self.store_id, n.id)],
         };
         self.clog_links(links, on);
+    }
+
+    /// Add (or end) a network slowdown of `extra_ms`: madsim draws every message's latency from
+    /// one range, so the largest slowdown in force sets it. Returns the extra now in force.
+    fn slow_network(&self, extra_ms: u64, on: bool) -> u64 {
+        let mut slow = lock(&self.slowdowns);
+        if on {
+            slow.push(extra_ms);
+        } else if let Some(i) = slow.iter().position(|&e| e == extra_ms) {
+            slow.swap_remove(i);
+        }
+        let extra = slow.iter().copied().max().unwrap_or(0);
+        let (lo, hi) = SEND_LATENCY_MS;
+        NetSim::current().update_config(|c| {
+            c.send_latency = Duration::from_millis(lo)..Duration::from_millis(hi + extra);
+        });
+        extra
     }
 
     /// Cut (or restore) both directions between application nodes `a` and `b`.
@@ -353,6 +376,18 @@ impl World {
                     }),
                 )
             }
+            Fault::NetworkLatency { ms, extra_ms } => {
+                self.slow_network(extra_ms, true);
+                self.rec(WorldEv::NetworkLatency { ms, extra_ms });
+                after(
+                    ms,
+                    w,
+                    Box::new(move |w| {
+                        let now = w.slow_network(extra_ms, false);
+                        w.rec(WorldEv::NetworkLatencyEnded { extra_ms: now });
+                    }),
+                )
+            }
             Fault::NodeCrash { node, down_ms } => {
                 self.kill_node(node);
                 after(down_ms, w, Box::new(move |w| w.restart_node(node)))
@@ -401,6 +436,10 @@ impl World {
         self.faults.heal();
         self.restart_store();
         self.unclog_all();
+        if !lock(&self.slowdowns).is_empty() {
+            lock(&self.slowdowns).clear();
+            self.slow_network(0, false);
+        }
         for i in 0..self.slots.len() {
             self.pause_node(i, false);
             self.restart_node(i);

@@ -56,7 +56,8 @@ fn eventually_judges_follow_ups_by_the_deadline_and_passes_a_replayable_sweep() 
 
 #[derive(Clone, Debug, PartialEq)]
 enum Ping {
-    Answered,
+    /// Answered, after this many ms.
+    Answered(u64),
     Lost,
 }
 
@@ -76,13 +77,15 @@ async fn pinger(node: Node<Ping>) {
     let peer = (Node::<Ping>::peer_ip(1), 7000);
     let clock = node.clock();
     loop {
+        let sent = clock.now();
         let _ = ep.send_to(peer, 1, b"ping").await;
         let answered = tokio::select! {
             biased;
             r = ep.recv_from(2, &mut buf) => r.is_ok(),
             _ = clock.sleep(Duration::from_millis(300)) => false,
         };
-        node.record(if answered { Ping::Answered } else { Ping::Lost });
+        let rtt_ms = u64::try_from(clock.now().saturating_duration_since(sent).as_millis()).unwrap_or(u64::MAX);
+        node.record(if answered { Ping::Answered(rtt_ms) } else { Ping::Lost });
         clock.sleep(Duration::from_millis(100)).await;
     }
 }
@@ -107,4 +110,60 @@ fn nodes_talk_to_each_other_and_a_partition_between_them_drops_their_messages() 
             late.map(|e| keel_sim::check::Violation::new("healed", e.t_us, "a ping lost after the heal")).collect()
         });
     cut.test();
+}
+
+#[test]
+fn a_failing_seed_saves_its_fault_plan_and_the_plan_replays_the_same_run() {
+    use keel_sim::plan::{FaultKind, FaultPlan, PlanSpec};
+    use keel_sim::scenario::Scenario;
+    let sim = Sim::<Ev>::new("crashes")
+        .nodes(2)
+        .faults(&[FaultKind::NodeCrash])
+        .window(Duration::from_secs(5))
+        .node(|node: Node<Ev>| async move { node.record(Ev::Tick(node.index() as u64)) })
+        .check(|run| {
+            // A rule this service breaks whenever a node starts twice (a crash restarts it).
+            let ticks = run.events.iter().filter(|e| matches!(e.ev, Ev::Tick(_))).count();
+            if ticks > 2 {
+                vec![keel_sim::check::Violation::new("once", run.end_us(), "a node started twice")]
+            } else {
+                vec![]
+            }
+        });
+    let err =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.test())).expect_err("a crash restarts a node");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    let seed: u64 =
+        msg.split("seed ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).expect(&msg);
+    let file = msg.lines().find_map(|l| l.strip_prefix("plan: ")).expect(&msg);
+    assert!(msg.contains("same trace hash") && msg.contains("replay: MADSIM_TEST_SEED="), "{msg}");
+    let spec: PlanSpec = sim.plan_spec();
+    let plan = FaultPlan::from_json(&std::fs::read_to_string(file).expect("plan saved"), &spec).expect("plan parses");
+    let (from_seed, from_plan) = (sim.run(seed), sim.run_plan(seed, plan));
+    assert_eq!(from_seed.trace_hash, from_plan.trace_hash, "the saved plan is the seed's own");
+    assert_eq!(from_plan.violations.first().map(|v| v.invariant), Some("once"));
+}
+
+#[test]
+fn network_latency_slows_traffic_between_nodes_and_ends_with_the_heal() {
+    use keel_sim::plan::FaultKind;
+    let slow = Sim::<Ping>::new("slow-pings")
+        .nodes(2)
+        .faults(&[FaultKind::NetworkLatency])
+        .window(Duration::from_secs(5))
+        .node(pinger)
+        .sometimes("a ping took over 50 ms", |run| {
+            run.events.iter().any(|e| matches!(e.ev, Ping::Answered(ms) if ms > 50))
+        })
+        .check(|run| {
+            // Calm, a round trip is two messages of 1–5 ms each, plus the simulated hosts' own delays
+            // (11–12 ms at most seen).
+            let late = run
+                .events
+                .iter()
+                .filter(|e| e.t_us > run.heal_us() + 400_000 && !matches!(e.ev, Ping::Answered(ms) if ms <= 20));
+            late.map(|e| keel_sim::check::Violation::new("healed", e.t_us, format!("{:?} after the heal", e.ev)))
+                .collect()
+        });
+    slow.test();
 }

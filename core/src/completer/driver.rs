@@ -43,6 +43,7 @@ impl<S: Store> Driver<S> {
                 run: self.run,
                 pending: self.intake.queued(),
                 producers: self.intake.producer_count(),
+                bound_ms: u64::try_from(self.cfg.stop_timeout.as_millis()).unwrap_or(u64::MAX),
             });
         }
     }

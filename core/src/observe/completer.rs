@@ -10,8 +10,9 @@ events! {
     pub enum CompleterEvent<'a> {
         /// A completer run started.
         CompleterStarted { completer: Text<'a>, run: u64 } = "completer_started",
-        /// A stop was requested: the run drains `pending` completions of `producers` producers.
-        DrainStarted { completer: Text<'a>, run: u64, pending: usize, producers: usize } = "drain_started",
+        /// A stop was requested: the run drains `pending` completions of `producers` producers,
+        /// for at most its configured stop bound `bound_ms`.
+        DrainStarted { completer: Text<'a>, run: u64, pending: usize, producers: usize, bound_ms: u64 } = "drain_started",
         /// The stop bound was reached before the drain finished.
         StopDeadline { completer: Text<'a>, run: u64, producers: usize, pending: usize } = "stop_deadline",
         /// The run closed its event channel, with what its stop report says was lost.
@@ -54,8 +55,8 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::CompleterStarted { completer, run } => {
             info!(target: T, completer = %completer, run, kind = "completer_started", "completer started")
         }
-        E::DrainStarted { completer, run, pending, producers } => {
-            info!(target: T, completer = %completer, run, pending, producers, kind = "drain_started", "stop requested: draining")
+        E::DrainStarted { completer, run, pending, producers, bound_ms } => {
+            info!(target: T, completer = %completer, run, pending, producers, bound_ms, kind = "drain_started", "stop requested: draining")
         }
         E::StopDeadline { completer, run, producers, pending } => {
             warn!(target: T, completer = %completer, run, producers, pending, kind = "stop_deadline", "stop bound reached before the drain finished")

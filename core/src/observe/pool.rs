@@ -117,6 +117,9 @@ events! {
         StaleRejected { op: StaleOp, job: Text<'a>, worker: Text<'a>, attempt: u64 } = "stale_rejected",
         /// A handler started.
         Started { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "started",
+        /// A handler returned (`completed`: it said so; the completion is recorded after this,
+        /// fenced by its attempt). With `Started`, the span a handler really ran.
+        HandlerReturned { job: Text<'a>, worker: Text<'a>, attempt: u64, completed: bool } = "handler_returned",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
         /// A handler stopped before completing.
@@ -201,6 +204,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::Started { job, worker, attempt } => {
             debug!(target: T, kind = "started", job = %job, worker = %worker, attempt, "handler started")
+        }
+        E::HandlerReturned { job, worker, attempt, completed } => {
+            debug!(target: T, kind = "handler_returned", job = %job, worker = %worker, attempt, completed, "handler returned")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")

@@ -41,6 +41,9 @@
 //! # Ok(()) }
 //! ```
 
+// The model checker (`cargo modelcheck`) drives the real cleanup machine: feature `model` exposes it.
+#[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
+mod cleanup;
 mod complete;
 mod config;
 mod feed;

@@ -10,11 +10,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::cleanup::{Attempt, Cleanup, Command, LockMap, Outcome, Reply};
 use super::feed::{Feed, JobCompletion};
 use super::load::LoadIndex;
-use super::state::{
-    self, CleanupLock, CorruptRecord, DEAD, JobRecord, KeepAlive, LockStep, Maps, Pending, View, job_key, pending_key,
-};
+use super::state::{self, CorruptRecord, DEAD, JobRecord, Maps, Pending, View, job_key, pending_key};
 use super::{PoolConfig, PoolError};
 use crate::clock::Clock;
 use crate::completer::{Completer, SubscriptionManager};
@@ -31,9 +30,6 @@ pub(crate) type Assign = (String, Option<String>);
 /// Most corrupt records a node remembers to log once each; past it, further ones are logged
 /// on every sweep (an operator has a bigger problem than log volume then).
 const GARBAGE_KEYS_MAX: usize = 1024;
-
-/// How far into the future MP4 bumps a keep-alive used as a cleanup lock (pulse used "far").
-const MP4_BUMP_MS: u64 = 3_600_000;
 
 /// How many TTLs of store time the completion feed remembers what it delivered: more than a
 /// completion's retries can take between its time read and its write (cleanup_retries ×
@@ -448,123 +444,114 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// Take `w`'s cleanup lock. Returns the lock value we hold, or None if someone else has it.
-    async fn take_lock(&self, view: &View, w: &str) -> Result<Option<String>, StoreError> {
-        let now = view.now_ms;
-        let holder = format!("{}.{}", self.cfg.node, self.incarnation);
-        if mutants::active(Mutant::MP4) {
-            // MP4: the keep-alive itself, bumped into the future, serves as the lock.
-            let mine = KeepAlive { ms: now.saturating_add(MP4_BUMP_MS), ttl_ms: None, stopping: false }.encode();
-            let write = match view.keepalive.get(w) {
-                Some(old) => MapWrite::CompareAndSet { expected: old.clone(), new: mine.clone() },
-                None => MapWrite::SetIfAbsent(mine.clone()),
-            };
-            let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, write)).await?;
-            return Ok(out.applied.then_some(mine));
-        }
-        let mine = CleanupLock { holder, expires_ms: now.saturating_add(ms(self.cfg.cleanup_lock_ttl)) }.encode();
-        match state::lock_step(view.cleanup.get(w).map(String::as_str), now) {
-            LockStep::Busy => Ok(None),
-            LockStep::Take => {
-                let w_ = MapWrite::SetIfAbsent(mine.clone());
-                let out = self.op("map_write", self.store.map_write(&self.maps.cleanup, w, w_)).await?;
-                if out.applied {
-                    observe::emit(PoolEvent::CleanupLocked { worker: w.into(), lock: (&mine).into() });
-                }
-                Ok(out.applied.then_some(mine))
-            }
-            LockStep::TakeOver { observed } => {
-                let applied = if mutants::active(Mutant::MP9) {
-                    // MP9: delete-then-set. A second cleaner that observed the same stale lock
-                    // deletes the first one's fresh lock and sets its own: both clean.
-                    let del = self.store.map_write(&self.maps.cleanup, w, MapWrite::Delete);
-                    self.op("map_write", del).await?;
-                    let set = self.store.map_write(&self.maps.cleanup, w, MapWrite::SetIfAbsent(mine.clone()));
-                    self.op("map_write", set).await?.applied
-                } else {
-                    let cas = MapWrite::CompareAndSet { expected: observed.clone(), new: mine.clone() };
-                    self.op("map_write", self.store.map_write(&self.maps.cleanup, w, cas)).await?.applied
-                };
-                if applied {
-                    observe::emit(PoolEvent::CleanupTakeover {
-                        worker: w.into(),
-                        from: (&observed).into(),
-                        lock: (&mine).into(),
-                    });
-                }
-                Ok(applied.then_some(mine))
-            }
-        }
-    }
-
-    /// Clean up stale worker `w`: lock, requeue every job (with retries), then delete its state.
-    /// Idempotent: a crash at any step leaves a state that the next cleaner finishes.
+    /// Clean up stale worker `w` by driving the pure [`Cleanup`] machine: lock, re-judge, fence,
+    /// requeue every job (with retries), then delete its state and release. Idempotent: a crash
+    /// at any step leaves a state that the next cleaner finishes.
     pub async fn cleanup(&self, view: &View, w: &str) -> Result<(), StoreError> {
-        let Some(mine) = self.take_lock(view, w).await? else { return Ok(()) };
+        let start = super::cleanup::Start {
+            now_ms: view.now_ms,
+            keepalive: view.keepalive.get(w).map(String::as_str),
+            lock: view.cleanup.get(w).map(String::as_str),
+            holder: format!("{}.{}", self.cfg.node, self.incarnation),
+            ttl_ms: self.ttl_ms(),
+            lock_ttl: self.cfg.cleanup_lock_ttl,
+            op_timeout: self.cfg.op_timeout,
+        };
+        let (mut machine, mut command) = Cleanup::start(&start);
         let orphan = view.is_orphan_owner(w);
-        let lock_deadline = self.clock.now() + self.cfg.cleanup_lock_ttl.saturating_sub(self.cfg.op_timeout * 2);
-        if mutants::active(Mutant::MP10) {
-            return self.cleanup_state_first(w, &mine).await;
-        }
-        if !mutants::active(Mutant::MP4) {
-            // Re-judge on a fresh read (keep-alive, then store time) before touching anything.
-            // The view's maps were read one after another: a worker that registered, or was
-            // given a job, after the view's keep-alive read shows up in a later map without a
-            // keep-alive and looks stale there (seed 191: a live, draining worker's running job
-            // was requeued and ran twice at once).
-            let (current, _) = self.op("map_get", self.store.map_get(&self.maps.keepalive, w)).await?;
-            let now_ms = self.op("time", self.store.time_ms()).await?;
-            let fresh = View {
-                now_ms,
-                keepalive: current.iter().map(|v| (w.to_owned(), v.clone())).collect(),
-                ..View::default()
-            };
-            if current.is_some() && !fresh.is_stale(w, self.ttl_ms()) {
-                debug!(target: "keel::pool", worker = w, "worker is alive on a fresh read; left alone");
-                self.release(w, &mine).await;
-                return Ok(());
-            }
-            // Fence the worker first: replace its stale keep-alive (exactly the value judged
-            // stale) with a dead marker, so a late beat cannot resurrect it while its jobs move.
-            if let Some(ka) = current
-                && ka != DEAD
-            {
-                let cas = MapWrite::CompareAndSet { expected: ka, new: DEAD.to_owned() };
-                let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
-                if !out.applied && out.value.as_deref().is_some_and(|v| v != DEAD) {
-                    debug!(target: "keel::pool", worker = w, "worker beat again before its cleanup; left alone");
-                    self.release(w, &mine).await;
-                    return Ok(());
-                }
-            }
-        }
         let kind = if orphan { MoveKind::OrphanRequeued } else { MoveKind::Requeued };
-        // Requeue until a fresh snapshot shows no job owned by w (a dispatch may have landed).
-        for _round in 0..4 {
-            let mut fresh = self.view(false).await?;
-            let owned: Vec<(String, String)> =
-                fresh.records().filter(|(_, r)| r.owner == w).map(|(j, r)| (j.to_owned(), r.encode())).collect();
-            if owned.is_empty() {
-                break;
-            }
-            for (job, raw) in owned {
-                if self.clock.now() >= lock_deadline {
-                    return Err(StoreError::Timeout { op: "cleanup lock lifetime" });
+        let mut locked_at = None;
+        let mut fresh = View::default();
+        loop {
+            let reply = match command {
+                Command::Lock { map, write } => {
+                    let map = match map {
+                        LockMap::Cleanup => &self.maps.cleanup,
+                        LockMap::Keepalive => &self.maps.keepalive,
+                    };
+                    let attempt = machine.attempt().cloned();
+                    let out = self.op("map_write", self.store.map_write(map, w, write)).await?;
+                    if out.applied && attempt.is_some() {
+                        locked_at = Some(self.clock.now());
+                        let lock = Text::from(&machine.lock);
+                        match attempt {
+                            Some(Attempt::Take) => observe::emit(PoolEvent::CleanupLocked { worker: w.into(), lock }),
+                            Some(Attempt::TakeOver(from)) => observe::emit(PoolEvent::CleanupTakeover {
+                                worker: w.into(),
+                                from: (&from).into(),
+                                lock,
+                            }),
+                            _ => {}
+                        }
+                    }
+                    Reply::Written { applied: out.applied, value: out.value }
                 }
-                self.requeue_with_retries(&mut fresh, &job, &raw, w, kind).await?;
-            }
+                Command::ReadKeepalive => {
+                    Reply::Keepalive(self.op("map_get", self.store.map_get(&self.maps.keepalive, w)).await?.0)
+                }
+                Command::ReadTime => Reply::Time(self.op("time", self.store.time_ms()).await?),
+                Command::Fence { expected } => {
+                    let cas = MapWrite::CompareAndSet { expected, new: DEAD.to_owned() };
+                    let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
+                    Reply::Written { applied: out.applied, value: out.value }
+                }
+                Command::ReadOwned => {
+                    fresh = self.view(false).await?;
+                    Reply::Owned(
+                        fresh
+                            .records()
+                            .filter(|(_, r)| r.owner == w)
+                            .map(|(j, r)| (j.to_owned(), r.encode()))
+                            .collect(),
+                    )
+                }
+                Command::Requeue { job, raw } => {
+                    self.requeue_with_retries(&mut fresh, &job, &raw, w, kind).await?;
+                    Reply::Done
+                }
+                Command::DeleteJobs { jobs } => {
+                    let writes: Vec<(String, Option<String>)> =
+                        jobs.iter().flat_map(|j| [(job_key(j), None), (pending_key(j), None)]).collect();
+                    self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[], &writes)).await?;
+                    Reply::Done
+                }
+                Command::Reinsert { job, raw } => {
+                    self.reinsert(&mut fresh, &job, &raw, w).await?;
+                    Reply::Done
+                }
+                Command::DeleteKeepalive { expected } => {
+                    let write = expected.map_or(MapWrite::Delete, MapWrite::CompareAndDelete);
+                    let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, write)).await?;
+                    Reply::Written { applied: out.applied, value: out.value }
+                }
+                Command::DeleteWorker => {
+                    let out =
+                        self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
+                    Reply::Written { applied: out.applied, value: out.value }
+                }
+                Command::Release { lock } => {
+                    self.release(w, &lock).await;
+                    Reply::Done
+                }
+                Command::Finish(outcome) => {
+                    return match outcome {
+                        Outcome::Cleaned => {
+                            let orphan = orphan && !mutants::active(Mutant::MP10);
+                            observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan });
+                            Ok(())
+                        }
+                        Outcome::LockLifetime => Err(StoreError::Timeout { op: "cleanup lock lifetime" }),
+                        Outcome::Alive => {
+                            debug!(target: "keel::pool", worker = w, "worker is alive on a fresh read; left alone");
+                            Ok(())
+                        }
+                        Outcome::NotOurs | Outcome::Confused => Ok(()),
+                    };
+                }
+            };
+            let since_lock = locked_at.map_or(Duration::ZERO, |t| self.clock.now().saturating_duration_since(t));
+            command = machine.on(reply, since_lock);
         }
-        // Every job is requeued: now (and only now) delete the worker's state.
-        {
-            // Only our own marker goes: a worker that re-registered under this id meanwhile stays.
-            let last = if mutants::active(Mutant::MP4) { mine.clone() } else { DEAD.to_owned() };
-            let del = self.store.map_write(&self.maps.keepalive, w, MapWrite::CompareAndDelete(last));
-            self.op("map_write", del).await?;
-        }
-        self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
-        self.release(w, &mine).await;
-        observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan });
-        Ok(())
     }
 
     async fn requeue_with_retries(
@@ -598,57 +585,41 @@ impl<S: Store> Core<S> {
         Err(StoreError::Timeout { op: "requeue" })
     }
 
-    /// MP10 (pulse #61): delete the worker's state and its job records first, then requeue from
-    /// memory. A crash in between loses the jobs: nothing in the store remembers them.
-    async fn cleanup_state_first(&self, w: &str, mine: &str) -> Result<(), StoreError> {
-        let mut view = self.view(false).await?;
-        let owned: Vec<(String, JobRecord)> =
-            view.records().filter(|(_, r)| r.owner == w).map(|(j, r)| (j.to_owned(), r)).collect();
-        let writes: Vec<(String, Option<String>)> =
-            owned.iter().flat_map(|(j, _)| [(job_key(j), None), (pending_key(j), None)]).collect();
-        if !writes.is_empty() {
-            self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[], &writes)).await?;
+    /// MP10 (pulse #61): write `job` back from memory (the worker's state and its job records
+    /// were deleted first), to another worker. A crash before this loses the job: nothing in the
+    /// store remembers it.
+    async fn reinsert(&self, view: &mut View, job: &str, raw: &str, w: &str) -> Result<(), StoreError> {
+        let Some(rec) = JobRecord::parse(raw) else { return Ok(()) };
+        view.jobs.remove(&job_key(job));
+        let target = view.pick_worker(self.ttl_ms(), w).unwrap_or_default();
+        let new = rec.moved_to(&target);
+        let mut writes = vec![(job_key(job), Some(new.encode()))];
+        if !target.is_empty() {
+            let p = Pending {
+                attempt: new.attempt,
+                worker: target.clone(),
+                deadline_ms: view.now_ms.saturating_add(ms(self.cfg.ack_grace)),
+            };
+            writes.push((pending_key(job), Some(p.encode())));
         }
-        self.op("map_write", self.store.map_write(&self.maps.keepalive, w, MapWrite::Delete)).await?;
-        self.op("map_write", self.store.map_write(&self.maps.workers, w, MapWrite::Delete)).await?;
-        for (job, rec) in owned {
-            view.jobs.remove(&job_key(&job));
-            let target = view.pick_worker(self.ttl_ms(), w).unwrap_or_default();
-            let new = rec.moved_to(&target);
-            let mut writes = vec![(job_key(&job), Some(new.encode()))];
-            if !target.is_empty() {
-                let p = Pending {
-                    attempt: new.attempt,
-                    worker: target.clone(),
-                    deadline_ms: view.now_ms.saturating_add(ms(self.cfg.ack_grace)),
-                };
-                writes.push((pending_key(&job), Some(p.encode())));
-            }
-            let out = self
-                .op("map_txn", self.store.map_txn(&self.maps.jobs, &[(job_key(&job), Expect::Absent)], &writes))
-                .await?;
-            if out.applied {
-                view.jobs.insert(job_key(&job), new.encode());
-                observe::emit(PoolEvent::Moved {
-                    kind: MoveKind::Requeued,
-                    job: (&job).into(),
-                    from: w.into(),
-                    worker: (&target).into(),
-                    attempt: new.attempt,
-                    now_ms: view.now_ms,
-                });
-                self.route(&job, Some(&new.encode()));
-            }
+        let out =
+            self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[(job_key(job), Expect::Absent)], &writes)).await?;
+        if out.applied {
+            view.jobs.insert(job_key(job), new.encode());
+            observe::emit(PoolEvent::Moved {
+                kind: MoveKind::Requeued,
+                job: job.into(),
+                from: w.into(),
+                worker: (&target).into(),
+                attempt: new.attempt,
+                now_ms: view.now_ms,
+            });
+            self.route(job, Some(&new.encode()));
         }
-        self.release(w, mine).await;
-        observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan: false });
         Ok(())
     }
 
     async fn release(&self, w: &str, mine: &str) {
-        if mutants::active(Mutant::MP4) {
-            return; // the "lock" was the keep-alive, deleted with the worker
-        }
         let del = self.store.map_write(&self.maps.cleanup, w, MapWrite::CompareAndDelete(mine.to_owned()));
         if let Err(e) = self.op("map_write", del).await {
             debug!(target: "keel::pool", worker = w, error = %e, "cleanup lock release failed; it expires");

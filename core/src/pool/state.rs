@@ -339,10 +339,7 @@ impl View {
     /// Whether worker `w` is stale: no keep-alive, an unparsable one, or one older than the TTL.
     /// A `stopping` worker keeps beating while it drains, so it is not stale.
     pub fn is_stale(&self, w: &str, ttl_ms: u64) -> bool {
-        match self.keepalive.get(w).map(|v| KeepAlive::parse(v)) {
-            None | Some(None) => true,
-            Some(Some(ka)) => ka.ms.saturating_add(ka.ttl(ttl_ms)) < self.now_ms,
-        }
+        self.keepalive.get(w).is_none_or(|v| stale_keepalive(v, self.now_ms, ttl_ms))
     }
 
     /// Job records by job key.
@@ -470,6 +467,13 @@ pub(crate) enum LockStep {
     TakeOver { observed: String },
     /// Someone else holds a live lock: leave the worker to them.
     Busy,
+}
+
+/// Whether a worker whose keep-alive reads `value` is stale at store time `now_ms`: unparsable
+/// (the dead marker included), or older than its TTL (`ttl_ms`, the reader's, when it carries
+/// none).
+pub(crate) fn stale_keepalive(value: &str, now_ms: u64, ttl_ms: u64) -> bool {
+    KeepAlive::parse(value).is_none_or(|ka| ka.ms.saturating_add(ka.ttl(ttl_ms)) < now_ms)
 }
 
 /// Decide the lock step for a lock value observed at `now_ms`. An unparsable lock is treated as

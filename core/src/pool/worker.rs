@@ -406,7 +406,9 @@ async fn run_job<S: Store, H: JobHandler>(
             stop: stop.clone(),
         })
         .await;
-    if outcome == JobOutcome::Completed && !stop.is_cancelled() {
+    let completed = outcome == JobOutcome::Completed;
+    observe::emit(PoolEvent::HandlerReturned { job: (&job).into(), worker: (&worker).into(), attempt, completed });
+    if completed && !stop.is_cancelled() {
         if complete_with_retries(&core, &worker, &job, &raw, attempt).await
             && let Some(p) = &events
         {

@@ -16,10 +16,11 @@ use keel::shutdown::Shutdown;
 use keel::store::Store;
 use madsim::rand::{Rng, thread_rng};
 
-use super::{AppEv, RunView, Scenario};
+use super::{AppEv, RunView};
 use crate::check::{Coverage, Violation};
+use crate::harness::Sim;
 use crate::history::{Event, WorldEv};
-use crate::plan::{FaultKind, FaultPlan, PlanSpec};
+use crate::plan::{FaultKind, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
 
 /// Which events a counting subscriber asked for.
@@ -354,9 +355,15 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
 
 const STRESS: &str = "stress";
 
-impl Scenario for CompleterScenario {
-    fn name(&self) -> &'static str {
-        "completer"
+impl CompleterScenario {
+    /// The scenario on the public harness (what `cargo sim` runs).
+    pub fn sim(self) -> Sim {
+        let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
+        super::on_harness("completer", &self.plan_spec(), self.op_timeout(), self.settle())
+            .node(move |node| main(node.ctx().clone()))
+            .check(move |run| judge.check(run.view))
+            .sometimes_all(self.coverage_goals(), move |run| goals.coverage(run.view.events))
+            .mutants(self.mutants())
     }
 
     fn plan_spec(&self) -> PlanSpec {
@@ -385,7 +392,7 @@ impl Scenario for CompleterScenario {
         Duration::from_millis(200)
     }
 
-    fn settle(&self, _plan: &FaultPlan) -> Duration {
+    fn settle(&self) -> Duration {
         Duration::from_millis(self.runs * (1500 + self.stop_bound_us() / 1000) + 2000)
     }
 

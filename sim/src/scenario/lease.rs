@@ -9,13 +9,14 @@ use keel::lease::{Guard, LeaseConfig, LeaseOwner, LostReason};
 use keel::mutants::Mutant;
 use keel::observe::{LeaseEvent, events};
 
-use super::{AppEv, RunView, Scenario};
+use super::{AppEv, RunView};
 use crate::check::{Coverage, Span, Violation};
-use crate::history::{Event, History, ServerEv, Who, WorldEv};
+use crate::harness::{Node, Sim};
+use crate::history::{Event, ServerEv, Who, WorldEv};
 use crate::plan::{Fault, FaultKind, FaultPlan, PlanSpec};
 #[cfg(test)]
 use crate::timeline::Timeline;
-use crate::world::{NodeCtx, NodeMain};
+use crate::world::NodeCtx;
 
 events! {
     /// What the lease scenario's workload recorded.
@@ -67,26 +68,27 @@ impl LeaseScenario {
     }
 }
 
-/// A resource that accepts a write only with a fence ≥ the highest it has seen.
+/// A resource that accepts a write only with a fence ≥ the highest it has seen (one per run,
+/// shared by the run's nodes).
+#[derive(Default)]
 struct FencedResource {
     max_fence: Mutex<u64>,
-    history: History,
 }
 
 impl FencedResource {
-    fn write(&self, node: Who, fence: u64) {
+    fn write(&self, ctx: &NodeCtx, fence: u64) {
         let mut max = self.max_fence.lock().unwrap_or_else(|p| p.into_inner());
         let accepted = fence >= *max;
         if accepted {
             *max = fence;
         }
-        self.history.record(node, Rec::ResourceWrite { fence, accepted });
+        ctx.record(Rec::ResourceWrite { fence, accepted });
     }
 }
 
 async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard) {
     while !guard.is_lost() {
-        resource.write(ctx.who(), guard.fence());
+        resource.write(&ctx, guard.fence());
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
             _ = guard.lost() => break,
@@ -95,9 +97,40 @@ async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard)
     }
 }
 
-impl Scenario for LeaseScenario {
-    fn name(&self) -> &'static str {
-        "lease"
+/// Situations a lease sweep must reach.
+const GOALS: &[&str] = &[
+    "step_down_at_deadline",
+    "takeover_after_crash",
+    "quarantine_refusal",
+    "renew_retried_then_succeeded",
+    "stale_fence_rejected",
+    "renewed_under_reply_delay",
+    "renewed_under_asymmetric_latency",
+];
+
+/// The historical bugs this scenario must catch.
+const MUTANTS: &[Mutant] = &[
+    Mutant::MS1,
+    Mutant::MS2,
+    Mutant::MS3,
+    Mutant::MS4,
+    Mutant::MS5,
+    Mutant::MS6,
+    Mutant::MS7,
+    Mutant::MS8,
+    Mutant::MC1,
+    Mutant::MC2,
+];
+
+impl LeaseScenario {
+    /// The scenario on the public harness (what `cargo sim` runs).
+    pub fn sim(self) -> Sim {
+        let (program, judge, goals) = (self.clone(), self.clone(), self.clone());
+        super::on_harness("lease", &self.plan_spec(), self.op_timeout(), self.settle())
+            .node(move |node| program.clone().node(node))
+            .check(move |run| judge.check(run.view))
+            .sometimes_all(GOALS, move |run| goals.coverage(run.view.events))
+            .mutants(MUTANTS)
     }
 
     fn plan_spec(&self) -> PlanSpec {
@@ -115,48 +148,36 @@ impl Scenario for LeaseScenario {
         Duration::from_millis(self.ttl_ms / 4)
     }
 
-    fn settle(&self, _plan: &FaultPlan) -> Duration {
+    fn settle(&self) -> Duration {
         Duration::from_millis(self.stable_from_ms() + 2 * self.ttl_ms)
     }
 
-    fn node_main(&self) -> NodeMain {
-        let this = self.clone();
-        let resource: Arc<Mutex<Option<Arc<FencedResource>>>> = Arc::new(Mutex::new(None));
-        Arc::new(move |ctx: NodeCtx| {
-            let this = this.clone();
-            let resource = {
-                let mut r = resource.lock().unwrap_or_else(|p| p.into_inner());
-                r.get_or_insert_with(|| {
-                    Arc::new(FencedResource { max_fence: Mutex::new(0), history: ctx.history.clone() })
-                })
-                .clone()
-            };
-            Box::pin(async move {
-                let Some(cfg) = this.config(&ctx.name) else {
-                    ctx.record(WorldEv::SimError { error: "invalid lease config".into() });
-                    return;
-                };
-                let store = ctx.store().await;
-                // The node's other work under the same parent (Sequin's consumers): it ends only
-                // when the node is stopped. Ending otherwise means the lease owner took its parent
-                // down (S2), observed here rather than from anything the owner reports.
-                let sibling = ctx.clone();
-                tokio::spawn(async move {
-                    sibling.shutdown.cancelled().await;
-                    sibling.record(Rec::AppDown {});
-                });
-                let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
-                let work_ctx = ctx.clone();
-                let mut handle = LeaseOwner::new(store, cfg)
-                    .with_clock(clock)
-                    .with_parent(&ctx.shutdown)
-                    .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard));
-                match handle.join().await {
-                    Ok(()) => ctx.record(Rec::OwnerExit {}),
-                    Err(e) => ctx.record(Rec::OwnerCrashed { error: e.to_string() }),
-                }
-            })
-        })
+    async fn node(self, node: Node<()>) {
+        let ctx = node.ctx().clone();
+        let resource = node.shared::<FencedResource>();
+        let Some(cfg) = self.config(&ctx.name) else {
+            ctx.record(WorldEv::SimError { error: "invalid lease config".into() });
+            return;
+        };
+        let store = ctx.store().await;
+        // The node's other work under the same parent (Sequin's consumers): it ends only
+        // when the node is stopped. Ending otherwise means the lease owner took its parent
+        // down (S2), observed here rather than from anything the owner reports.
+        let sibling = ctx.clone();
+        tokio::spawn(async move {
+            sibling.shutdown.cancelled().await;
+            sibling.record(Rec::AppDown {});
+        });
+        let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
+        let work_ctx = ctx.clone();
+        let mut handle = LeaseOwner::new(store, cfg)
+            .with_clock(clock)
+            .with_parent(&ctx.shutdown)
+            .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard));
+        match handle.join().await {
+            Ok(()) => ctx.record(Rec::OwnerExit {}),
+            Err(e) => ctx.record(Rec::OwnerCrashed { error: e.to_string() }),
+        }
     }
 
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
@@ -257,33 +278,6 @@ impl Scenario for LeaseScenario {
             }
         }
         c
-    }
-
-    fn coverage_goals(&self) -> &'static [&'static str] {
-        &[
-            "step_down_at_deadline",
-            "takeover_after_crash",
-            "quarantine_refusal",
-            "renew_retried_then_succeeded",
-            "stale_fence_rejected",
-            "renewed_under_reply_delay",
-            "renewed_under_asymmetric_latency",
-        ]
-    }
-
-    fn mutants(&self) -> &'static [Mutant] {
-        &[
-            Mutant::MS1,
-            Mutant::MS2,
-            Mutant::MS3,
-            Mutant::MS4,
-            Mutant::MS5,
-            Mutant::MS6,
-            Mutant::MS7,
-            Mutant::MS8,
-            Mutant::MC1,
-            Mutant::MC2,
-        ]
     }
 }
 

@@ -1,10 +1,12 @@
-//! Scenarios: a workload on the real core, the faults it takes, and what must hold.
+//! Scenarios: a workload on the real core, the faults it takes, and what must hold. Each
+//! built-in one is written on the public harness ([`Sim`]), as a user's scenario is.
 
 use std::time::Duration;
 
 use keel::mutants::Mutant;
 
 use crate::check::{Coverage, Violation};
+use crate::harness::Sim;
 use crate::history::{Ev, Event};
 use crate::plan::{FaultPlan, PlanSpec};
 use crate::timeline::Timeline;
@@ -15,7 +17,9 @@ pub mod lease;
 pub mod pool;
 pub mod rmap;
 
-/// A scenario the checker can run.
+/// What the runner, the sweeps, the shrinker and the CLI need of a simulation. [`Sim`] (the
+/// public harness) implements it; every built-in scenario is a [`Sim`], written the way a user
+/// writes theirs.
 pub trait Scenario: Send + Sync {
     /// Its name on the command line.
     fn name(&self) -> &'static str;
@@ -37,19 +41,34 @@ pub trait Scenario: Send + Sync {
     fn mutants(&self) -> &'static [Mutant];
 }
 
-/// Every scenario, by name.
+/// Every built-in scenario, each written on the public harness ([`Sim`]) a user's own
+/// scenario is written on.
 pub fn all() -> Vec<Box<dyn Scenario>> {
     vec![
-        Box::new(lease::LeaseScenario::default()),
-        Box::new(rmap::RmapScenario::default()),
-        Box::new(completer::CompleterScenario::default()),
-        Box::new(pool::PoolScenario::default()),
+        Box::new(lease::LeaseScenario::default().sim()),
+        Box::new(rmap::RmapScenario::default().sim()),
+        Box::new(completer::CompleterScenario::default().sim()),
+        Box::new(pool::PoolScenario::default().sim()),
     ]
 }
 
 /// The scenario called `name`.
 pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     all().into_iter().find(|s| s.name() == name)
+}
+
+/// A built-in scenario's shape on the harness: its faults, timing and store timeout. keel's
+/// lease rules are each scenario's own business (the lease scenario judges them itself).
+fn on_harness(name: &str, spec: &PlanSpec, op_timeout: Duration, settle: Duration) -> Sim {
+    Sim::new(name)
+        .nodes(spec.nodes)
+        .faults(&spec.kinds)
+        .window(Duration::from_millis(spec.window_ms))
+        .unit(Duration::from_millis(spec.unit_ms))
+        .drift_bound(spec.drift_bound)
+        .op_timeout(op_timeout)
+        .settle(settle)
+        .without_keel_rules()
 }
 
 /// Which narrow-window faults are in force, followed event by event (for coverage goals).

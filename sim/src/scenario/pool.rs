@@ -14,11 +14,12 @@ use keel::shutdown::Shutdown;
 use keel::store::Store;
 use madsim::rand::Rng;
 
-use super::{AppEv, RunView, Scenario};
+use super::{AppEv, RunView};
 use crate::check::{Coverage, Span, Violation};
+use crate::harness::Sim;
 use crate::history::{Event, Who, WorldEv, plain};
+use crate::keel_rules::{HANDOFF_US, HandlerRuns};
 use crate::plan::{FaultKind, FaultPlan, PlanSpec};
-use crate::timeline::Timeline;
 use crate::world::{NodeCtx, NodeMain};
 
 events! {
@@ -191,9 +192,15 @@ async fn auditor(ctx: NodeCtx, store: crate::net::SimStore, ttl_ms: u64, final_u
     }
 }
 
-impl Scenario for PoolScenario {
-    fn name(&self) -> &'static str {
-        "pool"
+impl PoolScenario {
+    /// The scenario on the public harness (what `cargo sim` runs).
+    pub fn sim(self) -> Sim {
+        let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
+        super::on_harness("pool", &self.plan_spec(), self.op_timeout(), self.settle())
+            .node(move |node| main(node.ctx().clone()))
+            .check(move |run| judge.check(run.view))
+            .sometimes_all(self.coverage_goals(), move |run| goals.coverage(run.view.events))
+            .mutants(self.mutants())
     }
 
     fn plan_spec(&self) -> PlanSpec {
@@ -213,7 +220,7 @@ impl Scenario for PoolScenario {
         Duration::from_millis(self.ttl_ms / 6)
     }
 
-    fn settle(&self, _plan: &FaultPlan) -> Duration {
+    fn settle(&self) -> Duration {
         Duration::from_millis(self.stable_from_ms() + 4000)
     }
 
@@ -408,63 +415,25 @@ impl PoolScenario {
 
     /// P2: at most one running handler per job key, except the documented hand-off overlap
     /// (one clock-sleep granularity, 100 ms), not counting time the older runner was frozen.
+    /// Judged from the handler's own records (keel's `Started`/`HandlerReturned` give the same
+    /// spans to a user's run: [`crate::keel_rules::pool_handlers_overlap`]).
     fn check_overlap(&self, run: &RunView<'_>) -> Vec<Violation> {
         if run.plan.beyond_drift_bound() {
             return Vec::new(); // local deadlines may be late by design; completions stay fenced
         }
-        let mut runs: BTreeMap<&str, Vec<(Who, u64, Span)>> = BTreeMap::new(); // job → (node, attempt, span)
-        let mut open: BTreeMap<(Who, &str, u64), u64> = BTreeMap::new(); // (node, job, attempt) → since
-        let end = run.end_us;
-        for e in run.events {
-            match rec(e) {
-                Some(Rec::RunStart { job, attempt, .. }) => {
-                    open.insert((e.node, job, *attempt), e.t_us);
-                }
-                Some(Rec::RunStop { job, attempt, .. }) => {
-                    if let Some(s) = open.remove(&(e.node, job.as_str(), *attempt)) {
-                        runs.entry(job).or_default().push((e.node, *attempt, Span { start: s, end: e.t_us }));
-                    }
-                }
-                _ if matches!(e.world(), Some(WorldEv::NodeCrash {})) => {
-                    let mine: Vec<_> = open.keys().filter(|k| k.0 == e.node).copied().collect();
-                    for k in mine {
-                        if let Some(s) = open.remove(&k) {
-                            runs.entry(k.1).or_default().push((k.0, k.2, Span { start: s, end: e.t_us }));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (k, s) in open {
-            runs.entry(k.1).or_default().push((k.0, k.2, Span { start: s, end }));
-        }
-        let mut v = Vec::new();
-        for (job, rs) in &runs {
-            for (i, a) in rs.iter().enumerate() {
-                for b in &rs[i + 1..] {
-                    if let Some(o) = a.2.overlap(&b.2) {
-                        let holes = frozen(run.timeline, a.0, b.0);
-                        let outside = o.len_outside(&holes);
-                        if outside > 100_000 {
-                            v.push(Violation::new(
-                                "P2",
-                                o.start,
-                                format!(
-                                    "{job}: attempts {} on {} and {} on {} ran at once for {:.3}s",
-                                    a.1,
-                                    a.0,
-                                    b.1,
-                                    b.0,
-                                    outside as f64 / 1e6
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        v
+        HandlerRuns::collect(
+            run.events,
+            run.end_us,
+            |e| match rec(e) {
+                Some(Rec::RunStart { job, attempt, .. }) => Some((job.as_str(), *attempt)),
+                _ => None,
+            },
+            |e| match rec(e) {
+                Some(Rec::RunStop { job, attempt, .. }) => Some((job.as_str(), *attempt)),
+                _ => None,
+            },
+        )
+        .overlaps(run.timeline, HANDOFF_US)
     }
 
     /// P3: no job is assigned to a worker whose own last keep-alive (store time) is older than
@@ -574,10 +543,6 @@ impl PoolScenario {
 }
 
 /// Frozen time of two nodes (a node crashed while frozen stops being frozen at its crash).
-fn frozen(timeline: &Timeline, a: Who, b: Who) -> Vec<Span> {
-    timeline.frozen(a).chain(timeline.frozen(b)).collect()
-}
-
 /// Intervals during which a fault could keep sweepers from running on time.
 fn disturbances(events: &[Event], heal_us: u64) -> Vec<Span> {
     let mut out = Vec::new();

@@ -15,11 +15,12 @@ use keel::rmap::{ReplicatedMap, RmapConfig, RmapError};
 use keel::store::Store;
 use madsim::rand::Rng;
 
-use super::{AppEv, RunView, Scenario};
+use super::{AppEv, RunView};
 use crate::check::{Coverage, Violation};
+use crate::harness::Sim;
 use crate::history::{Event, Who, WorldEv};
 use crate::net::SimStore;
-use crate::plan::{Fault, FaultKind, FaultPlan, PlanSpec};
+use crate::plan::{Fault, FaultKind, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
 
 /// How a `set_and_wait` call failed.
@@ -252,61 +253,15 @@ impl Node {
     }
 }
 
-/// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what its
-/// readers saw) never goes back within a node's life, except by a resync after the store lost its
-/// data. R3 at the instant `set_and_wait` returns (in the core, before the caller's task runs
-/// again): the replica has applied the write's revision.
-fn revisions_forward(events: &[Event]) -> Vec<Violation> {
-    let mut losses = 0u64; // data-losing store crashes so far
-    // node → (revision, data losses when it last loaded a snapshot)
-    let mut last: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
-    let mut v = Vec::new();
-    for e in events {
-        let n = e.node;
-        let (rev, what, resync) = match (e.world(), e.rmap(), rec(e)) {
-            (Some(WorldEv::StoreCrash { data_loss: true }), _, _) => {
-                losses += 1;
-                continue;
-            }
-            (Some(WorldEv::NodeStart {}), _, _) => {
-                last.remove(&n);
-                continue;
-            }
-            (_, Some(RmapEvent::WaitReturned { rev, local_rev, .. }), _) => {
-                if local_rev < rev {
-                    v.push(Violation::new(
-                        "R3",
-                        e.t_us,
-                        format!(
-                            "{n}: set_and_wait returned its write's revision {rev} with the replica at {local_rev}"
-                        ),
-                    ));
-                }
-                (*local_rev, "a returning set_and_wait", false)
-            }
-            (_, Some(RmapEvent::Applied { rev, .. }), _) => (*rev, "an applied change", false),
-            (_, Some(RmapEvent::Joined { rev, .. }), _) => (*rev, "a join", true),
-            (_, Some(RmapEvent::Resynced { rev, .. }), _) => (*rev, "a resync", true),
-            (_, _, Some(Rec::Probe { rev })) => (*rev, "a read", false),
-            _ => continue,
-        };
-        let (prev, loaded_losses) = last.get(&n).copied().unwrap_or((0, losses));
-        if rev < prev && !(resync && losses > loaded_losses) {
-            v.push(Violation::new(
-                "R2",
-                e.t_us,
-                format!("{n}: revision went back from {prev} to {rev} ({what}) without a data loss"),
-            ));
-        }
-        last.insert(n, (rev, if resync { losses } else { loaded_losses }));
-    }
-    v.truncate(20);
-    v
-}
-
-impl Scenario for RmapScenario {
-    fn name(&self) -> &'static str {
-        "rmap"
+impl RmapScenario {
+    /// The scenario on the public harness (what `cargo sim` runs).
+    pub fn sim(self) -> Sim {
+        let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
+        super::on_harness("rmap", &self.plan_spec(), self.op_timeout(), self.settle())
+            .node(move |node| main(node.ctx().clone()))
+            .check(move |run| judge.check(run.view))
+            .sometimes_all(self.coverage_goals(), move |run| goals.coverage(run.view.events))
+            .mutants(self.mutants())
     }
 
     fn plan_spec(&self) -> PlanSpec {
@@ -337,7 +292,7 @@ impl Scenario for RmapScenario {
         Duration::from_millis(500)
     }
 
-    fn settle(&self, _plan: &FaultPlan) -> Duration {
+    fn settle(&self) -> Duration {
         Duration::from_millis(CONVERGE_MS + 2_000)
     }
 
@@ -507,7 +462,10 @@ impl Scenario for RmapScenario {
                 v.push(Violation::new("R4", t, format!("{node}: {waiters} waiters registered after quiescence")));
             }
         }
-        v.extend(revisions_forward(events));
+        v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
+            Some(Rec::Probe { rev }) => Some((MAP, *rev)),
+            _ => None,
+        }));
         v
     }
 

@@ -1,0 +1,552 @@
+//! Cleaning up a dead worker, as a pure machine: `(state, reply) -> command`.
+//!
+//! No I/O, no clock, no runtime. The driver (`PoolCore::cleanup`) performs each [`Command`] on the
+//! store and feeds the reply back with the time elapsed since the lock was taken; a store error
+//! ends the cleanup in the driver (the lock is left to expire, the next sweep finishes the job:
+//! every step is idempotent). The same machine is driven by the exhaustive model of the cleanup
+//! protocol (`tests/src/model/cleanup.rs`), so what the model proves is what runs.
+//!
+//! ```text
+//! lock ─▶ re-judge (keep-alive, store time) ─▶ fence (keep-alive := dead)
+//!   └ busy / lost: done       └ alive: release      └ beat again: release
+//!        ─▶ requeue rounds (read owned jobs, move each) ─▶ delete keep-alive ─▶ delete worker ─▶ release
+//! ```
+//!
+//! The pool's cleanup mutants are branches of this machine: MP4 (the keep-alive bumped into the
+//! future as the lock), MP9 (stale-lock takeover by delete-then-set), MP10 (state deleted before
+//! the jobs are requeued).
+
+use std::time::Duration;
+
+use super::state::{self, CleanupLock, DEAD, KeepAlive, LockStep};
+use crate::mutants::{self, Mutant};
+use crate::store::MapWrite;
+
+/// MP4's bump: the keep-alive moved an hour into the future serves as the lock.
+pub(crate) const MP4_BUMP_MS: u64 = 3_600_000;
+
+/// Requeue rounds before the cleaner gives up on a worker that keeps receiving jobs (a dispatch
+/// may land between the read of its jobs and their moves).
+pub(crate) const REQUEUE_ROUNDS_MAX: u32 = 4;
+
+/// Which map a write goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum LockMap {
+    Cleanup,
+    Keepalive,
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Command {
+    /// Write the worker's entry in `map` (taking the lock, or MP9's delete before it); reply
+    /// [`Reply::Written`].
+    Lock { map: LockMap, write: MapWrite },
+    /// Read the worker's keep-alive; reply [`Reply::Keepalive`].
+    ReadKeepalive,
+    /// Read the store's time; reply [`Reply::Time`].
+    ReadTime,
+    /// Replace the stale keep-alive (exactly `expected`) by the dead marker; reply
+    /// [`Reply::Written`].
+    Fence { expected: String },
+    /// Read a fresh view of the jobs (and the workers to move them to); reply [`Reply::Owned`]
+    /// with the jobs the worker owns, as (job, raw record).
+    ReadOwned,
+    /// Move `job` (record `raw`) off the worker under its next attempt (with retries; done when
+    /// it moved or the worker no longer owns it); reply [`Reply::Done`].
+    Requeue { job: String, raw: String },
+    /// MP10: delete these jobs' records and pending entries; reply [`Reply::Done`].
+    DeleteJobs { jobs: Vec<String> },
+    /// MP10: write `job` back from memory (only if absent), to another worker; reply
+    /// [`Reply::Done`].
+    Reinsert { job: String, raw: String },
+    /// Delete the worker's keep-alive: only `Some(expected)` (the dead marker or MP4's lock), or
+    /// whatever it holds (MP10); reply [`Reply::Written`].
+    DeleteKeepalive { expected: Option<String> },
+    /// Delete the worker's registration; reply [`Reply::Written`].
+    DeleteWorker,
+    /// Best effort: delete the lock `lock` if it is still ours (errors ignored); reply
+    /// [`Reply::Done`].
+    Release { lock: String },
+    /// The cleanup is over.
+    Finish(Outcome),
+}
+
+/// A store reply.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Reply {
+    /// A conditional write: applied, and the value the key holds now.
+    Written { applied: bool, value: Option<String> },
+    /// The keep-alive's value.
+    Keepalive(Option<String>),
+    /// Store time, ms.
+    Time(u64),
+    /// The jobs the worker owns, as (job, raw record).
+    Owned(Vec<(String, String)>),
+    /// The command is done.
+    Done,
+}
+
+/// How a cleanup ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Outcome {
+    /// Someone else holds the lock, or we lost the race for it: nothing touched.
+    NotOurs,
+    /// The worker is alive on a fresh read (or beat again before its fence): left alone.
+    Alive,
+    /// Every job moved, the worker's state deleted, the lock released.
+    Cleaned,
+    /// The lock could have expired before the next move: stopped without releasing, so no move
+    /// happens under a lock another cleaner may already hold.
+    LockLifetime,
+    /// A reply that does not fit the step (a driver bug): stopped where it was.
+    Confused,
+}
+
+/// How the lock is being taken (for the driver's event once it is).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Attempt {
+    /// A free lock, by set-if-absent.
+    Take,
+    /// A stale lock, from exactly this value.
+    TakeOver(String),
+    /// MP4: the keep-alive as the lock (no lock event).
+    Keepalive,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    /// MP9: the stale lock was deleted; the set-if-absent follows.
+    Mp9Deleted {
+        observed: String,
+    },
+    Locking(Attempt),
+    ReadingKeepalive,
+    ReadingTime {
+        keepalive: Option<String>,
+    },
+    Fencing,
+    ReadingOwned,
+    Requeueing {
+        rest: Vec<(String, String)>,
+    },
+    DeletingKeepalive,
+    DeletingWorker,
+    Releasing {
+        outcome: Outcome,
+    },
+    /// MP10.
+    DeletingJobs {
+        owned: Vec<(String, String)>,
+    },
+    Mp10DeletingKeepalive {
+        owned: Vec<(String, String)>,
+    },
+    Mp10DeletingWorker {
+        owned: Vec<(String, String)>,
+    },
+    Reinserting {
+        rest: Vec<(String, String)>,
+    },
+    Finished,
+}
+
+/// One cleaner's cleanup of one worker.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Cleanup {
+    /// The lock value this cleaner writes (and, once taken, holds).
+    pub lock: String,
+    ttl_ms: u64,
+    /// How long after taking the lock a move may still start: the lock's TTL less two operation
+    /// timeouts, so the move's reply lands before the lock can expire.
+    lock_budget: Duration,
+    rounds: u32,
+    phase: Phase,
+    /// The lock was taken (a Requeue or later step may run).
+    pub locked: bool,
+}
+
+/// What a cleaner knows when it starts: what its sweep's view showed of the worker.
+#[derive(Clone, Debug)]
+pub(crate) struct Start<'a> {
+    /// Store time of the view, ms.
+    pub now_ms: u64,
+    /// The worker's keep-alive in the view.
+    pub keepalive: Option<&'a str>,
+    /// The worker's cleanup lock in the view.
+    pub lock: Option<&'a str>,
+    /// This cleaner's identity (node and incarnation).
+    pub holder: String,
+    /// The reader's worker TTL (for keep-alives that carry none).
+    pub ttl_ms: u64,
+    /// The cleanup lock's TTL.
+    pub lock_ttl: Duration,
+    /// The store operation timeout.
+    pub op_timeout: Duration,
+}
+
+impl Cleanup {
+    /// A cleanup of `start.worker` and its first command.
+    pub fn start(s: &Start<'_>) -> (Cleanup, Command) {
+        let now = s.now_ms;
+        let mut c = Cleanup {
+            lock: String::new(),
+            ttl_ms: s.ttl_ms,
+            lock_budget: s.lock_ttl.saturating_sub(s.op_timeout * 2),
+            rounds: 0,
+            phase: Phase::Locking(Attempt::Take),
+            locked: false,
+        };
+        if mutants::active(Mutant::MP4) {
+            // MP4: the keep-alive itself, bumped into the future, serves as the lock.
+            c.lock = KeepAlive { ms: now.saturating_add(MP4_BUMP_MS), ttl_ms: None, stopping: false }.encode();
+            let write = match s.keepalive {
+                Some(old) => MapWrite::CompareAndSet { expected: old.to_owned(), new: c.lock.clone() },
+                None => MapWrite::SetIfAbsent(c.lock.clone()),
+            };
+            c.phase = Phase::Locking(Attempt::Keepalive);
+            return (c, Command::Lock { map: LockMap::Keepalive, write });
+        }
+        c.lock = CleanupLock { holder: s.holder.clone(), expires_ms: now.saturating_add(ms(s.lock_ttl)) }.encode();
+        let cmd = match state::lock_step(s.lock, now) {
+            LockStep::Busy => c.finish(Outcome::NotOurs),
+            LockStep::Take => Command::Lock { map: LockMap::Cleanup, write: MapWrite::SetIfAbsent(c.lock.clone()) },
+            LockStep::TakeOver { observed } => {
+                if mutants::active(Mutant::MP9) {
+                    // MP9: delete-then-set. A second cleaner that observed the same stale lock
+                    // deletes the first one's fresh lock and sets its own: both clean.
+                    c.phase = Phase::Mp9Deleted { observed };
+                    Command::Lock { map: LockMap::Cleanup, write: MapWrite::Delete }
+                } else {
+                    let write = MapWrite::CompareAndSet { expected: observed.clone(), new: c.lock.clone() };
+                    c.phase = Phase::Locking(Attempt::TakeOver(observed));
+                    Command::Lock { map: LockMap::Cleanup, write }
+                }
+            }
+        };
+        (c, cmd)
+    }
+
+    /// While the lock's write is out: how it is being taken (the driver reports the lock
+    /// taken once the write applied).
+    pub fn attempt(&self) -> Option<&Attempt> {
+        match &self.phase {
+            Phase::Locking(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The next command, given the reply to the last one and the time since the lock was taken.
+    pub fn on(&mut self, reply: Reply, since_lock: Duration) -> Command {
+        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
+        match (phase, reply) {
+            (Phase::Mp9Deleted { observed }, Reply::Written { .. }) => {
+                self.phase = Phase::Locking(Attempt::TakeOver(observed));
+                Command::Lock { map: LockMap::Cleanup, write: MapWrite::SetIfAbsent(self.lock.clone()) }
+            }
+            (Phase::Locking(_), Reply::Written { applied, .. }) => {
+                if !applied {
+                    return self.finish(Outcome::NotOurs);
+                }
+                self.locked = true;
+                if mutants::active(Mutant::MP10) {
+                    self.phase = Phase::ReadingOwned;
+                    return Command::ReadOwned;
+                }
+                if mutants::active(Mutant::MP4) {
+                    return self.read_owned();
+                }
+                // Re-judge on a fresh read (keep-alive, then store time) before touching
+                // anything: the view's maps were read one after another, so a worker that
+                // registered, or was given a job, after the view's keep-alive read looks stale in
+                // a later map (seed 191: a live, draining worker's running job was requeued).
+                self.phase = Phase::ReadingKeepalive;
+                Command::ReadKeepalive
+            }
+            (Phase::ReadingKeepalive, Reply::Keepalive(keepalive)) => {
+                self.phase = Phase::ReadingTime { keepalive };
+                Command::ReadTime
+            }
+            (Phase::ReadingTime { keepalive }, Reply::Time(now_ms)) => {
+                let Some(current) = keepalive else { return self.read_owned() };
+                if !state::stale_keepalive(&current, now_ms, self.ttl_ms) {
+                    return self.release(Outcome::Alive);
+                }
+                if current == DEAD {
+                    return self.read_owned();
+                }
+                // Fence the worker first: replace its stale keep-alive (exactly the value judged
+                // stale) by the dead marker, so a late beat cannot resurrect it while its jobs
+                // move.
+                self.phase = Phase::Fencing;
+                Command::Fence { expected: current }
+            }
+            (Phase::Fencing, Reply::Written { applied, value }) => {
+                if !applied && value.as_deref().is_some_and(|v| v != DEAD) {
+                    return self.release(Outcome::Alive); // it beat again before its cleanup
+                }
+                self.read_owned()
+            }
+            (Phase::ReadingOwned, Reply::Owned(owned)) if mutants::active(Mutant::MP10) => {
+                if owned.is_empty() {
+                    self.phase = Phase::Mp10DeletingKeepalive { owned };
+                    return Command::DeleteKeepalive { expected: None };
+                }
+                let jobs = owned.iter().map(|(j, _)| j.clone()).collect();
+                self.phase = Phase::DeletingJobs { owned };
+                Command::DeleteJobs { jobs }
+            }
+            (Phase::ReadingOwned, Reply::Owned(owned)) => {
+                self.rounds += 1;
+                if owned.is_empty() || self.rounds > REQUEUE_ROUNDS_MAX {
+                    return self.delete_keepalive();
+                }
+                self.requeue_next(owned, since_lock)
+            }
+            (Phase::Requeueing { rest }, Reply::Done) => {
+                if rest.is_empty() {
+                    return self.read_owned_again();
+                }
+                self.requeue_next(rest, since_lock)
+            }
+            (Phase::DeletingKeepalive, Reply::Written { .. }) => {
+                self.phase = Phase::DeletingWorker;
+                Command::DeleteWorker
+            }
+            (Phase::DeletingWorker, Reply::Written { .. }) => self.release(Outcome::Cleaned),
+            (Phase::Releasing { outcome }, Reply::Done) => self.finish(outcome),
+            (Phase::DeletingJobs { owned }, Reply::Done) => {
+                self.phase = Phase::Mp10DeletingKeepalive { owned };
+                Command::DeleteKeepalive { expected: None }
+            }
+            (Phase::Mp10DeletingKeepalive { owned }, Reply::Written { .. }) => {
+                self.phase = Phase::Mp10DeletingWorker { owned };
+                Command::DeleteWorker
+            }
+            (Phase::Mp10DeletingWorker { owned }, Reply::Written { .. }) => self.reinsert_next(owned),
+            (Phase::Reinserting { rest }, Reply::Done) => self.reinsert_next(rest),
+            (phase, reply) => {
+                crate::keel_assert!(false, "cleanup: reply {reply:?} does not fit phase {phase:?}");
+                self.finish(Outcome::Confused)
+            }
+        }
+    }
+
+    fn read_owned(&mut self) -> Command {
+        self.phase = Phase::ReadingOwned;
+        Command::ReadOwned
+    }
+
+    /// After a round: read again, the loop ends when a fresh read shows no job owned.
+    fn read_owned_again(&mut self) -> Command {
+        if self.rounds >= REQUEUE_ROUNDS_MAX {
+            return self.delete_keepalive();
+        }
+        self.read_owned()
+    }
+
+    fn requeue_next(&mut self, mut owned: Vec<(String, String)>, since_lock: Duration) -> Command {
+        if since_lock >= self.lock_budget {
+            return self.finish(Outcome::LockLifetime);
+        }
+        let (job, raw) = owned.remove(0);
+        self.phase = Phase::Requeueing { rest: owned };
+        Command::Requeue { job, raw }
+    }
+
+    /// Every job is requeued: now (and only now) delete the worker's state. Only our own marker
+    /// goes: a worker that re-registered under this id meanwhile stays.
+    fn delete_keepalive(&mut self) -> Command {
+        let last = if mutants::active(Mutant::MP4) { self.lock.clone() } else { DEAD.to_owned() };
+        self.phase = Phase::DeletingKeepalive;
+        Command::DeleteKeepalive { expected: Some(last) }
+    }
+
+    fn reinsert_next(&mut self, mut owned: Vec<(String, String)>) -> Command {
+        if owned.is_empty() {
+            return self.release(Outcome::Cleaned);
+        }
+        let (job, raw) = owned.remove(0);
+        self.phase = Phase::Reinserting { rest: owned };
+        Command::Reinsert { job, raw }
+    }
+
+    fn release(&mut self, outcome: Outcome) -> Command {
+        if mutants::active(Mutant::MP4) {
+            return self.finish(outcome); // the "lock" was the keep-alive, deleted with the worker
+        }
+        self.phase = Phase::Releasing { outcome };
+        Command::Release { lock: self.lock.clone() }
+    }
+
+    fn finish(&mut self, outcome: Outcome) -> Command {
+        self.phase = Phase::Finished;
+        Command::Finish(outcome)
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: u64 = 1000;
+    const NOW: u64 = 50_000;
+    /// A keep-alive last written long before `NOW`.
+    const OLD: &str = "1000|1000";
+
+    fn start(lock: Option<&str>) -> (Cleanup, Command) {
+        Cleanup::start(&Start {
+            now_ms: NOW,
+            keepalive: Some(OLD),
+            lock,
+            holder: "n1.1".into(),
+            ttl_ms: TTL,
+            lock_ttl: Duration::from_millis(3000),
+            op_timeout: Duration::from_millis(500),
+        })
+    }
+
+    fn written(applied: bool, value: Option<&str>) -> Reply {
+        Reply::Written { applied, value: value.map(str::to_owned) }
+    }
+
+    fn owned(jobs: &[&str]) -> Reply {
+        Reply::Owned(jobs.iter().map(|j| ((*j).to_owned(), format!("{j}-rec"))).collect())
+    }
+
+    const T0: Duration = Duration::ZERO;
+
+    #[test]
+    fn a_dead_worker_is_locked_rejudged_fenced_emptied_deleted_and_released_in_that_order() {
+        let (mut c, cmd) = start(None);
+        assert_eq!(cmd, Command::Lock { map: LockMap::Cleanup, write: MapWrite::SetIfAbsent(c.lock.clone()) });
+        assert_eq!(c.lock, "n1.1|53000", "the lock names its holder and expires a lock TTL after the view");
+        assert_eq!(c.attempt(), Some(&Attempt::Take));
+        assert_eq!(c.on(written(true, None), T0), Command::ReadKeepalive);
+        assert!(c.locked);
+        assert_eq!(c.on(Reply::Keepalive(Some(OLD.into())), T0), Command::ReadTime);
+        assert_eq!(c.on(Reply::Time(NOW), T0), Command::Fence { expected: OLD.into() });
+        assert_eq!(c.on(written(true, Some(DEAD)), T0), Command::ReadOwned);
+        assert_eq!(c.on(owned(&["a", "b"]), T0), Command::Requeue { job: "a".into(), raw: "a-rec".into() });
+        assert_eq!(c.on(Reply::Done, T0), Command::Requeue { job: "b".into(), raw: "b-rec".into() });
+        assert_eq!(c.on(Reply::Done, T0), Command::ReadOwned, "a dispatch may have landed meanwhile");
+        assert_eq!(c.on(owned(&[]), T0), Command::DeleteKeepalive { expected: Some(DEAD.into()) });
+        assert_eq!(c.on(written(true, None), T0), Command::DeleteWorker);
+        assert_eq!(c.on(written(true, None), T0), Command::Release { lock: c.lock.clone() });
+        assert_eq!(c.on(Reply::Done, T0), Command::Finish(Outcome::Cleaned));
+    }
+
+    #[test]
+    fn a_live_lock_or_a_lost_race_touches_nothing() {
+        let (_, cmd) = start(Some("n2.1|60000"));
+        assert_eq!(cmd, Command::Finish(Outcome::NotOurs));
+        let (mut c, _) = start(None);
+        assert_eq!(c.on(written(false, Some("n2.1|53000")), T0), Command::Finish(Outcome::NotOurs));
+        assert!(!c.locked);
+    }
+
+    #[test]
+    fn a_stale_lock_is_taken_over_from_exactly_the_value_seen() {
+        let (c, cmd) = start(Some("n2.1|40000"));
+        let write = MapWrite::CompareAndSet { expected: "n2.1|40000".into(), new: c.lock.clone() };
+        assert_eq!(cmd, Command::Lock { map: LockMap::Cleanup, write });
+        assert_eq!(c.attempt(), Some(&Attempt::TakeOver("n2.1|40000".into())));
+    }
+
+    #[test]
+    fn a_worker_alive_on_the_fresh_read_or_beating_before_its_fence_is_left_alone_and_the_lock_released() {
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(Some(format!("{NOW}|1000"))), T0);
+        assert_eq!(c.on(Reply::Time(NOW), T0), Command::Release { lock: c.lock.clone() });
+        assert_eq!(c.on(Reply::Done, T0), Command::Finish(Outcome::Alive));
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(Some(OLD.into())), T0);
+        c.on(Reply::Time(NOW), T0);
+        assert_eq!(c.on(written(false, Some("50001|1000")), T0), Command::Release { lock: c.lock.clone() });
+        // Already fenced by an earlier cleaner that crashed: go on.
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(Some(DEAD.into())), T0);
+        assert_eq!(c.on(Reply::Time(NOW), T0), Command::ReadOwned, "the dead marker is not fenced again");
+    }
+
+    #[test]
+    fn no_move_starts_once_the_lock_could_expire_before_its_reply() {
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(None), T0);
+        c.on(Reply::Time(NOW), T0);
+        let budget = Duration::from_millis(3000 - 2 * 500);
+        assert_eq!(
+            c.on(owned(&["a"]), budget - Duration::from_millis(1)),
+            Command::Requeue { job: "a".into(), raw: "a-rec".into() }
+        );
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(None), T0);
+        c.on(Reply::Time(NOW), T0);
+        assert_eq!(c.on(owned(&["a"]), budget), Command::Finish(Outcome::LockLifetime), "and no release");
+    }
+
+    #[test]
+    fn a_worker_that_keeps_receiving_jobs_is_read_four_times_at_most() {
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(None), T0);
+        let mut cmd = c.on(Reply::Time(NOW), T0);
+        let mut reads = 0;
+        while cmd == Command::ReadOwned {
+            reads += 1;
+            assert!(matches!(c.on(owned(&["a"]), T0), Command::Requeue { .. }));
+            cmd = c.on(Reply::Done, T0);
+        }
+        assert_eq!((reads, cmd), (REQUEUE_ROUNDS_MAX, Command::DeleteKeepalive { expected: Some(DEAD.into()) }));
+    }
+
+    #[cfg(feature = "mutants")]
+    fn with<T>(m: Mutant, f: impl FnOnce() -> T) -> T {
+        let prev = mutants::set(Some(m));
+        let out = f();
+        mutants::set(prev);
+        out
+    }
+
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn the_mutants_are_branches_of_the_machine() {
+        // MP9: the stale lock deleted, then set if absent: a cleaner that took it over meanwhile
+        // loses its lock to us.
+        with(Mutant::MP9, || {
+            let (mut c, cmd) = start(Some("n2.1|40000"));
+            assert_eq!(cmd, Command::Lock { map: LockMap::Cleanup, write: MapWrite::Delete });
+            let set = Command::Lock { map: LockMap::Cleanup, write: MapWrite::SetIfAbsent(c.lock.clone()) };
+            assert_eq!(c.on(written(true, None), T0), set);
+        });
+        // MP10: the state goes first, the jobs are written back from memory.
+        with(Mutant::MP10, || {
+            let (mut c, _) = start(None);
+            assert_eq!(c.on(written(true, None), T0), Command::ReadOwned, "no re-judge, no fence");
+            assert_eq!(c.on(owned(&["a"]), T0), Command::DeleteJobs { jobs: vec!["a".into()] });
+            assert_eq!(c.on(Reply::Done, T0), Command::DeleteKeepalive { expected: None });
+            assert_eq!(c.on(written(true, None), T0), Command::DeleteWorker);
+            assert_eq!(c.on(written(true, None), T0), Command::Reinsert { job: "a".into(), raw: "a-rec".into() });
+        });
+        // MP4: the keep-alive bumped an hour ahead is the lock; nothing to release.
+        with(Mutant::MP4, || {
+            let (mut c, cmd) = start(None);
+            let bumped = format!("{}", NOW + MP4_BUMP_MS);
+            let write = MapWrite::CompareAndSet { expected: OLD.into(), new: bumped.clone() };
+            assert_eq!(cmd, Command::Lock { map: LockMap::Keepalive, write });
+            assert_eq!(c.on(written(true, None), T0), Command::ReadOwned);
+            assert_eq!(c.on(owned(&[]), T0), Command::DeleteKeepalive { expected: Some(bumped) });
+            c.on(written(true, None), T0);
+            assert_eq!(c.on(written(true, None), T0), Command::Finish(Outcome::Cleaned));
+        });
+    }
+}

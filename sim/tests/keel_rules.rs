@@ -1,0 +1,161 @@
+//! keel's rules a service gets for free through the harness, each shown catching the bug it is
+//! for: a handler that ignores its stop (P2), and workers that end with the request that added
+//! them (pulse PR #51, mutant MP6), leaving their jobs unfinished (P1).
+
+#![cfg(madsim)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel::clock::Clock;
+use keel::mutants::Mutant;
+use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig};
+use keel::shutdown::Shutdown;
+use keel_sim::harness::{Node, Sim};
+use keel_sim::plan::FaultKind;
+
+/// Sleeps for the payload's milliseconds; a careless one does not watch its stop.
+struct Work {
+    clock: Arc<dyn Clock>,
+    honours_stop: bool,
+}
+
+impl JobHandler for Work {
+    async fn run(&self, job: Job) -> JobOutcome {
+        let d = Duration::from_millis(job.payload().parse().unwrap_or(500));
+        if !self.honours_stop {
+            self.clock.sleep(d).await; // the bug: a fenced worker's handler runs on
+            return JobOutcome::Completed;
+        }
+        tokio::select! {
+            biased;
+            _ = job.stopped() => JobOutcome::Abandoned,
+            _ = self.clock.sleep(d) => JobOutcome::Completed,
+        }
+    }
+}
+
+/// Every node runs two workers; node 0 dispatches 30 jobs of 0.3–2.6 s, one every 200 ms.
+async fn pool_node(node: Node<()>, honours_stop: bool) {
+    let Ok(cfg) = PoolConfig::builder("jobs", node.name()).worker_ttl(Duration::from_secs(1)).build() else { return };
+    let clock: Arc<dyn Clock> = Arc::new(node.clock());
+    let Ok(pool) =
+        Pool::new(node.store().await, cfg).with_clock(clock.clone()).with_parent(node.shutdown()).start().await
+    else {
+        return;
+    };
+    let request = Shutdown::new("add workers");
+    for _ in 0..2 {
+        let _ = pool.add_worker(Work { clock: clock.clone(), honours_stop }, &request);
+    }
+    request.cancel();
+    if node.index() == 0 {
+        for i in 0..30u64 {
+            let _ = pool.dispatch(&format!("job-{i}"), &(300 + i * 80).to_string()).await;
+            clock.sleep(Duration::from_millis(200)).await;
+        }
+    }
+    node.shutdown().cancelled().await;
+    pool.stop().await;
+}
+
+fn service(honours_stop: bool, kinds: &[FaultKind]) -> Sim {
+    Sim::new("jobs")
+        .nodes(3)
+        .faults(kinds)
+        .window(Duration::from_secs(10))
+        .settle(Duration::from_secs(15))
+        .node(move |node| pool_node(node, honours_stop))
+        .check(|run| run.keel_jobs_completed(Duration::from_secs(12)))
+}
+
+/// The first seed of `seeds` whose run breaks `invariant`.
+fn first_breaking(sim: &Sim, seeds: std::ops::Range<u64>, mutant: Option<Mutant>, invariant: &str) -> Option<u64> {
+    seeds.into_iter().find(|&s| {
+        let out = match mutant {
+            Some(m) => sim.run_mutant(s, m),
+            None => sim.run(s),
+        };
+        out.violations.iter().any(|v| v.invariant == invariant)
+    })
+}
+
+#[test]
+fn a_handler_that_ignores_its_stop_runs_twice_at_once_and_p2_sees_it() {
+    let kinds = [FaultKind::NodePause, FaultKind::Partition];
+    let careless = service(false, &kinds);
+    let seed =
+        first_breaking(&careless, 1..40, None, "P2").expect("a paused worker's handler ran on beside the next attempt");
+    eprintln!("careless handler: seed {seed} broke P2");
+    let careful = service(true, &kinds);
+    let out = careful.run(seed);
+    assert!(out.passed(), "the handler that honours its stop passes seed {seed}: {:?}", out.violations);
+}
+
+#[test]
+fn workers_bound_to_the_request_that_added_them_mp6_strand_jobs_and_break_p1() {
+    let kinds = [FaultKind::NodeCrash];
+    let sim = service(true, &kinds);
+    let seed = first_breaking(&sim, 1..20, Some(Mutant::MP6), "P1").expect("MP6's workers end with their request");
+    eprintln!("MP6: seed {seed} broke P1");
+    let out = sim.run(seed);
+    assert!(out.passed(), "unmutated, seed {seed} passes: {:?}", out.violations);
+}
+
+/// The free rules over a finished run of a built-in scenario.
+fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violation> {
+    let end_us = u64::try_from(out.sim_time.as_micros()).unwrap_or(u64::MAX);
+    let view = keel_sim::scenario::RunView {
+        plan: &out.plan,
+        events: &out.events,
+        timeline: &out.timeline,
+        heal_us: out.heal_us,
+        end_us,
+    };
+    let mut v = keel_sim::keel_rules::pool_handlers_overlap(&view);
+    v.extend(keel_sim::keel_rules::completer_drains(&view));
+    v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
+    v
+}
+
+#[test]
+fn the_free_rules_raise_no_alarm_on_keel_s_scenarios_and_catch_a_stop_that_lies_about_its_bound() {
+    for name in ["pool", "completer"] {
+        let scn = keel_sim::scenario::by_name(name).expect("built in");
+        for seed in 0..12 {
+            let out = keel_sim::runner::run(scn.as_ref(), seed, None, keel_sim::plan::Profile::Swarm, None);
+            assert!(out.passed(), "{name} seed {seed}: {:?}", out.violations);
+            assert_eq!(free_rules(&out), vec![], "{name} seed {seed}: a free rule disagrees with the scenario");
+        }
+    }
+    // MC7: the completer's stop gives up at once and reports its bound reached.
+    let scn = keel_sim::scenario::by_name("completer").expect("built in");
+    let caught = (0..12).find(|&seed| {
+        let out = keel_sim::runner::run(scn.as_ref(), seed, Some(Mutant::MC7), keel_sim::plan::Profile::Swarm, None);
+        let v = free_rules(&out);
+        v.iter().any(|v| v.invariant == "V4") && v.iter().any(|v| v.invariant == "V3")
+    });
+    assert!(caught.is_some(), "MC7 breaks the free V3 and V4 within 12 seeds");
+}
+
+/// The first of seeds 0..12 of `scenario` with `mutant` on whose free rules report `invariant`.
+fn caught_by_free_rules(scenario: &str, mutant: Mutant, invariant: &str) -> Option<u64> {
+    let scn = keel_sim::scenario::by_name(scenario).expect("built in");
+    (0..12).find(|&seed| {
+        let out = keel_sim::runner::run(scn.as_ref(), seed, Some(mutant), keel_sim::plan::Profile::Swarm, None);
+        free_rules(&out).iter().any(|v| v.invariant == invariant)
+    })
+}
+
+#[test]
+fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_and_a_replica_going_back() {
+    let scn = keel_sim::scenario::by_name("rmap").expect("built in");
+    for seed in 0..12 {
+        let out = keel_sim::runner::run(scn.as_ref(), seed, None, keel_sim::plan::Profile::Swarm, None);
+        assert!(out.passed(), "rmap seed {seed}: {:?}", out.violations);
+        assert_eq!(free_rules(&out), vec![], "rmap seed {seed}: a free rule disagrees with the scenario");
+    }
+    // MC3: a set_and_wait waiter woken one revision early. MC4: a stale change applied.
+    assert!(caught_by_free_rules("rmap", Mutant::MC3, "R3").is_some(), "MC3 breaks R3");
+    assert!(caught_by_free_rules("rmap", Mutant::MC4, "R2").is_some(), "MC4 breaks R2");
+}
