@@ -1,7 +1,7 @@
 //! The runner: its own `redis-server` (AOF, `appendfsync always`), one proxy per app process, the
 //! fenced register, the app processes (children of this binary), and the nemesis executing the
 //! seeded plan. Every wait is bounded; every child is ended by PID when the run ends, also on an
-//! error path ([`Fleet`]'s `Drop`).
+//! error path (the fleet guard's `Drop`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
