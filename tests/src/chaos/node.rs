@@ -163,6 +163,7 @@ fn switch_mutant(name: Option<&str>) -> Result<(), String> {
         "MP1" => M::MP1,
         "MP11" => M::MP11,
         "MC8" => M::MC8,
+        "MP6" => M::MP6,
         "MP7" => M::MP7,
         "MP10" => M::MP10,
         other => return Err(format!("mutant {other:?} is not one the chaos workloads exercise")),
@@ -257,6 +258,7 @@ async fn worker(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Resul
     let node = Pool::new(store, pool_config(args)?).start().await.map_err(|e| format!("pool start: {e}"))?;
     let caller = Shutdown::new("chaos");
     let _workers: Vec<_> = (0..WORKERS_PER_PROC).map(|_| node.add_worker(Handler(rec.clone()), &caller)).collect();
+    caller.cancel(); // the request that added the workers ends; they must outlive it (docs/pool.md)
     term.recv().await;
     rec.rec(Ev::Stopping);
     node.stop().await;
