@@ -98,4 +98,19 @@ if [ $quick = 0 ] && [ -x fuzz/build.sh ]; then
   bash fuzz/build.sh 12
 fi
 
+lane "chaos: OS processes over a real Redis, 10 fault cycles, then mutant MS3 must be caught ($(elapsed))"
+# docs/chaos.md. The plain run must pass every checker; the same plan with MS3 (a holder that
+# keeps believing past its deadline) switched on in the app processes must fail on dual belief.
+bash scripts/chaos.sh --cycles 10 --seed 1
+chaos_out="${TMPDIR:-/tmp}/keel-chaos-ms3.out"
+set +e; bash scripts/chaos.sh --cycles 10 --seed 1 --mutant MS3 >"$chaos_out" 2>&1; rc=$?; set -e
+tail -n 8 "$chaos_out"
+if [ "$rc" != 1 ] || ! grep -q '^FAIL dual belief' "$chaos_out"; then
+  echo "keel-chaos did not catch MS3 (exit $rc)"; exit 1
+fi
+echo "MS3 caught: exit 1 on dual belief"
+# A failing run keeps its directory for inspection; this one failed on purpose.
+sed -n 's/^run directory (histories, child logs, redis data): //p' "$chaos_out" | xargs -r rm -rf
+rm -f "$chaos_out"
+
 lane "all lanes passed in $(elapsed)"

@@ -281,3 +281,5 @@ impl Harness for RedisHarness {
 
 #[cfg(feature = "model")]
 pub mod model;
+
+pub mod chaos;
