@@ -509,6 +509,12 @@ mod tests {
         c.on(Reply::Keepalive(Some(OLD.into())), T0);
         c.on(Reply::Time(NOW), T0);
         assert_eq!(c.on(written(false, Some("50001|1000")), T0), Command::Release { lock: c.lock.clone() });
+        // Fenced meanwhile by another cleaner (the compare-and-set finds the dead marker): go on.
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(Some(OLD.into())), T0);
+        c.on(Reply::Time(NOW), T0);
+        assert_eq!(c.on(written(false, Some(DEAD)), T0), Command::ReadOwned);
         // Already fenced by an earlier cleaner that crashed: go on.
         let (mut c, _) = start(None);
         c.on(written(true, None), T0);
@@ -543,6 +549,9 @@ mod tests {
         c.on(Reply::Keepalive(None), T0);
         c.on(Reply::Time(NOW), T0);
         assert_eq!(c.on(owned(&[]), budget), Command::Finish(Outcome::LockLifetime));
+        // Reads go on past the budget: only writes could land under someone else's lock.
+        let (mut c, _) = start(None);
+        assert_eq!(c.on(written(true, None), budget), Command::ReadKeepalive);
     }
 
     #[test]

@@ -77,7 +77,8 @@ events! {
         /// The map stopped with `waiters` left.
         MapStopped { waiters: usize } = "map_stopped",
         /// Subscriber `sub` received a change of `key` at revision `rev` after one at `last`
-        /// (R5: revisions go back), or a second time (`again`: R5, a duplicate).
+        /// (R5: revisions go back), or a second time since its revisions last went back
+        /// (`again`: R5, a duplicate).
         SubDisorder { sub: String, key: String, rev: u64, last: u64, again: bool } = "sub_disorder",
         /// Subscriber `sub` ended (the map stopped): `received` changes, `dropped` for a full
         /// buffer.
@@ -241,11 +242,27 @@ impl Node {
         let mut seen: std::collections::BTreeSet<(String, u64)> = std::collections::BTreeSet::new();
         while let Some(c) = feed.recv().await {
             received += 1;
-            let again = !seen.insert((c.key.clone(), c.rev));
-            if again || c.rev < last {
-                self.ctx.record(Rec::SubDisorder { sub: sub.into(), key: c.key.clone(), rev: c.rev, last, again });
+            if c.rev < last {
+                // Revisions went back: a bug, or a resync after the store lost its data (its
+                // revisions restart, so the changes seen so far say nothing about the next ones).
+                self.ctx.record(Rec::SubDisorder {
+                    sub: sub.into(),
+                    key: c.key.clone(),
+                    rev: c.rev,
+                    last,
+                    again: false,
+                });
+                seen.clear();
+            } else if !seen.insert((c.key.clone(), c.rev)) {
+                self.ctx.record(Rec::SubDisorder {
+                    sub: sub.into(),
+                    key: c.key.clone(),
+                    rev: c.rev,
+                    last,
+                    again: true,
+                });
             }
-            last = last.max(c.rev);
+            last = c.rev;
             if frozen && madsim::rand::thread_rng().gen_bool(0.01) {
                 let d = rand_ms(500, 2_000);
                 self.ctx.clock.sleep(d).await;
