@@ -6,16 +6,33 @@
 //! names *its* test. No registry to edit: the program is given by value, the way turmoil's
 //! `Builder` takes it.
 //!
-//! ```ignore
-//! #[test]
-//! fn scheduler_survives_faults() {
-//!     Sim::<SchedEv>::new("scheduler")
-//!         .nodes(3)
-//!         .node(|node| scheduler::run(node))
-//!         .check("every job completes", |run| run.eventually_all(|e| …))
-//!         .sometimes("failover", |run| …)
-//!         .test(); // seeds from MADSIM_TEST_SEED / MADSIM_TEST_NUM; panics with a replay line
+//! ```no_run
+//! use std::time::Duration;
+//! use keel_sim::harness::{Node, Sim};
+//!
+//! #[derive(Clone, Debug)]
+//! enum Ev {
+//!     Started(usize),
+//!     Done(usize),
 //! }
+//!
+//! async fn service(node: Node<Ev>) {
+//!     node.record(Ev::Started(node.index()));
+//!     // … the service's work, on node.store().await and node.clock() …
+//!     node.record(Ev::Done(node.index()));
+//! }
+//!
+//! // In a #[test] of your crate:
+//! Sim::<Ev>::new("my-service")
+//!     .nodes(3)
+//!     .node(service)
+//!     .check(|run| {
+//!         let start = |e: &Ev| matches!(e, Ev::Started(_));
+//!         let done = |s: &Ev, e: &Ev| matches!((s, e), (Ev::Started(a), Ev::Done(b)) if a == b);
+//!         run.eventually("every start finishes", Duration::from_secs(5), start, done)
+//!     })
+//!     .sometimes("a node restarted", |run| run.events.iter().filter(|e| matches!(e.ev, Ev::Started(0))).count() > 1)
+//!     .test(); // seeds from MADSIM_TEST_SEED / MADSIM_TEST_NUM; panics with a replay line
 //! ```
 //!
 //! What a run judges besides the user's checkers:
