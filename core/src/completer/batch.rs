@@ -92,6 +92,19 @@ mod tests {
         assert_eq!(b.failures(), 0);
     }
 
+    /// `failures` is what the flush reports as `retried`: it counts the batch's failed attempts
+    /// and a success starts afresh (cargo-mutants: `failures -> 0` survived).
+    #[test]
+    fn failures_count_the_current_batch() {
+        let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(100), 8, 7);
+        assert_eq!(b.failures(), 0);
+        let _ = b.failed();
+        let _ = b.failed();
+        assert_eq!(b.failures(), 2);
+        b.succeeded();
+        assert_eq!(b.failures(), 0);
+    }
+
     #[test]
     fn encoding_is_stable() {
         let c = Completion::new("job-1", 3, "succeeded", "{}");

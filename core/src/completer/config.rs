@@ -198,6 +198,19 @@ mod tests {
         }
         assert!(b().build().is_ok());
     }
+
+    /// The limits are exact (cargo-mutants: `-` → `+` in `NAME_MAX_BYTES` and `*` → `+` in
+    /// `STOP_TIMEOUT_MAX` survived the property tests, which stay far from the edges).
+    #[test]
+    fn the_longest_name_still_fits_its_map_and_bounds_are_inclusive() {
+        let longest = CompleterConfig::builder("n".repeat(NAME_MAX_BYTES)).build().unwrap();
+        assert_eq!(longest.map().len(), crate::store::NAME_MAX_BYTES, "its map is exactly at the store's limit");
+        assert_eq!(CompleterConfig::builder("n".repeat(NAME_MAX_BYTES + 1)).build().unwrap_err().field, "name");
+        let c = CompleterConfig::builder("c").stop_timeout(STOP_TIMEOUT_MAX).build().unwrap();
+        assert_eq!((c.name(), c.map(), c.stop_timeout()), ("c", "c:completions", Duration::from_secs(2 * 24 * 3600)));
+        let over = CompleterConfig::builder("c").stop_timeout(Duration::from_secs(2 * 24 * 3600 + 1)).build();
+        assert_eq!(over.unwrap_err().field, "stop_timeout");
+    }
 }
 
 #[cfg(test)]

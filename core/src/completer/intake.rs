@@ -195,9 +195,18 @@ mod tests {
         assert!(matches!(i.try_push(c("x")), Err(TryCompleteError::Full(_))));
         assert_eq!(i.take_batch(5).len(), 2);
         assert!(matches!(i.try_push(c("x")), Err(TryCompleteError::Full(_))), "in flight still counts");
+        i.done(1);
+        i.try_push(c("q")).unwrap();
+        // The reported backlog is queued + in flight (cargo-mutants: `+` → `*` survived).
+        assert_eq!((i.queued(), i.backlog()), (1, 2));
+        assert_eq!(i.take_batch(5).len(), 1);
         i.done(2);
         i.try_push(c("c")).unwrap();
+        assert_eq!(i.producer_count(), 0);
         let p = i.register("w").unwrap();
+        let q = i.register("v").unwrap();
+        assert_eq!(i.producer_count(), 2, "reported when the drain starts");
+        assert!(i.deregister(q));
         i.begin_drain();
         assert_eq!(i.register("late"), Err(CompleteError::Stopping));
         assert!(i.deregister(p) && !i.deregister(p));

@@ -184,3 +184,133 @@ mod mutants {
         assert!(n < 4, "MR3 delivered {n}");
     }
 }
+
+/// Each loss alone makes the stop an error (cargo-mutants: `&&` → `||` in `StopError::is_clean`
+/// survived the tests above, whose failing stops always lost two things at once).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn each_kind_of_loss_alone_fails_the_stop() {
+    // Only a producer left: it never finished, but nothing it completed was lost.
+    let completer = Completer::new(MemoryStore::new(), cfg());
+    completer.start(&Shutdown::new("app")).await;
+    let idle = completer.producer("idle").unwrap();
+    let err = completer.stop().await.unwrap_err();
+    assert_eq!((err.producers_left, err.unflushed.len(), err.undelivered), (vec!["idle".to_owned()], 0, 0));
+    drop(idle);
+
+    // Only unflushed: every producer finished, but the store refused every write of the drain.
+    // The write is retried until the next retry would pass the bound: with retries 10 ms apart
+    // the stop takes its whole bound (cargo-mutants: `wake >= d` → `<` gave up at once).
+    let store = crate::pool::regression::Mortal::new(&MemoryStore::new(), i64::MAX);
+    let tight = CompleterConfig::builder("t")
+        .batch_size(4)
+        .flush_interval(Duration::from_millis(5))
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(10))
+        .stop_timeout(Duration::from_millis(500));
+    let completer = Completer::new(store.clone(), tight.build().unwrap());
+    completer.start(&Shutdown::new("app")).await;
+    let p = completer.producer("w").unwrap();
+    store.fail_with(Some(crate::StoreError::Timeout { op: "map_txn" }));
+    let c = Completion::new("j", 1, "ok", "");
+    p.complete(c.clone()).await.unwrap();
+    drop(p);
+    let began = tokio::time::Instant::now();
+    let err = completer.stop().await.unwrap_err();
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(490) && took <= Duration::from_millis(510), "{took:?}");
+    assert_eq!((err.unflushed, err.undelivered, err.producers_left), (vec![c], 0, vec![]));
+    // As a service it is named after its config (cargo-mutants: `name -> ""` survived).
+    assert_eq!(Service::name(&completer), "t");
+}
+
+/// Completions are batched: one that finds the batch short waits (up to `flush_interval`) for
+/// more, and a full batch is written at once without waiting for the interval (cargo-mutants:
+/// `now >= next_tick` → `<` survived: a completer writing every completion alone passed).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn completions_are_batched_by_size_and_interval() {
+    use crate::observe::{Event, Observer};
+    #[derive(Default)]
+    struct Batches(std::sync::Mutex<Vec<(usize, tokio::time::Instant)>>);
+    impl Observer for Batches {
+        fn event(&self, e: &Event<'_>) {
+            if let Event::Completer(CompleterEvent::BatchFlushed { n, .. }) = e {
+                self.0.lock().unwrap().push((*n, tokio::time::Instant::now()));
+            }
+        }
+    }
+    let seen = std::rc::Rc::new(Batches::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    let slow_tick = CompleterConfig::builder("t").batch_size(4).flush_interval(Duration::from_secs(3600));
+    for (cfg, want) in [(cfg(), vec![3]), (slow_tick.build().unwrap(), vec![4])] {
+        seen.0.lock().unwrap().clear();
+        let completer = Completer::new(MemoryStore::new(), cfg);
+        completer.start(&Shutdown::new("app")).await;
+        let p = completer.producer("w").unwrap();
+        let t0 = tokio::time::Instant::now();
+        for i in 0..want[0] {
+            p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+            tokio::task::yield_now().await; // the driver sees each completion arrive
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let got = seen.0.lock().unwrap().clone();
+        assert_eq!(got.iter().map(|b| b.0).collect::<Vec<_>>(), want, "one batch");
+        assert!(got[0].1 - t0 <= Duration::from_millis(5), "flushed by the interval (5 ms) or at once when full");
+        drop(p);
+        completer.stop().await.unwrap();
+    }
+    crate::observe::set_thread_observer(before);
+}
+
+/// A batch written after failed attempts says so (`retried`, cargo-mutants: `failures() > 0`
+/// → `<` survived), and nothing is lost once the store answers again.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_write_that_succeeds_after_failures_reports_its_retries() {
+    use crate::observe::{Event, Observer};
+    #[derive(Default)]
+    struct Retried(std::sync::Mutex<Vec<bool>>);
+    impl Observer for Retried {
+        fn event(&self, e: &Event<'_>) {
+            if let Event::Completer(CompleterEvent::BatchFlushed { retried, .. }) = e {
+                self.0.lock().unwrap().push(*retried);
+            }
+        }
+    }
+    let seen = std::rc::Rc::new(Retried::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    let store = crate::pool::regression::Mortal::new(&MemoryStore::new(), i64::MAX);
+    let completer = Completer::new(store.clone(), cfg());
+    completer.start(&Shutdown::new("app")).await;
+    let p = completer.producer("w").unwrap();
+    p.complete(Completion::new("first", 1, "ok", "")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.fail_with(Some(crate::StoreError::Timeout { op: "map_txn" }));
+    p.complete(Completion::new("second", 1, "ok", "")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.fail_with(None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(p);
+    completer.stop().await.unwrap();
+    crate::observe::set_thread_observer(before);
+    assert_eq!(*seen.0.lock().unwrap(), vec![false, true]);
+    assert_eq!(store.map_snapshot("t:completions").await.unwrap().entries.len(), 2);
+}
+
+/// A subscriber that does not read loses what overflows its buffer, and each loss is counted:
+/// delivered + dropped = offered (cargo-mutants: `dropped -> 0` survived).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_full_subscriber_counts_what_it_dropped() {
+    let completer = Completer::new(MemoryStore::new(), cfg());
+    let subs = SubscriptionManager::new(&completer).with_buffer(1);
+    let mut slow = subs.subscribe(KindFilter::All);
+    let caller = Shutdown::new("app");
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    let p = completer.producer("w").unwrap();
+    for i in 0..3 {
+        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+    }
+    drop(p);
+    completer.stop().await.unwrap();
+    subs.stop().await;
+    assert_eq!(drain(&mut slow).await, vec!["j0"]);
+    assert_eq!(slow.dropped(), 2);
+}

@@ -607,6 +607,6 @@ impl WorkerHandle {
 }
 
 #[cfg(test)]
-mod regression;
+pub(crate) mod regression; // its failing store (`Mortal`) serves the completer's tests too
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@ use crate::store::{Acquire, Expect, MapSnapshot, MapWrite, Renew, StoreResult, T
 /// killed, every operation hangs (the process is gone, or cut off: nothing it sends arrives)
 /// until it is revived. With a failure set, every operation fails with it at once.
 #[derive(Clone)]
-pub(super) struct Mortal {
+pub(crate) struct Mortal {
     inner: MemoryStore,
     dead: Arc<AtomicBool>,
     txn_budget: Arc<AtomicI64>,
