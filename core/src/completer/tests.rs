@@ -195,6 +195,7 @@ async fn each_kind_of_loss_alone_fails_the_stop() {
     let idle = completer.producer("idle").unwrap();
     let err = completer.stop().await.unwrap_err();
     assert_eq!((err.producers_left, err.unflushed.len(), err.undelivered), (vec!["idle".to_owned()], 0, 0));
+    assert_eq!(err.run, 1, "the report names its run (cargo-mutants: the field deleted survived)");
     drop(idle);
 
     // Only unflushed: every producer finished, but the store refused every write of the drain.
