@@ -396,6 +396,11 @@ mod tests {
         assert_eq!(e.field, "drift_margin");
         assert_eq!(c.worker_restart(), Some((Duration::from_millis(300), Duration::from_secs(3))));
         assert_eq!(c.start_timeout(), DEFAULT_START_TIMEOUT);
+        // The accessors (cargo-mutants: `node -> ""` survived).
+        assert_eq!((c.name(), c.node(), c.worker_ttl()), ("p", "n", Duration::from_secs(3)));
+        // The keep-alive's minimum is allowed (cargo-mutants: `<` → `<=` survived).
+        let fastest = PoolConfig::builder("p", "n").worker_ttl(Duration::from_secs(3));
+        assert!(fastest.keepalive_interval(KEEPALIVE_INTERVAL_MIN).build().is_ok());
         let off = PoolConfig::builder("p", "n").no_worker_restart().build().unwrap();
         assert_eq!(off.worker_restart(), None);
         let e = PoolConfig::builder("p", "n").worker_restart(Duration::ZERO, Duration::from_secs(1)).build();

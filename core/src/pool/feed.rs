@@ -306,6 +306,8 @@ mod tests {
     fn delivered_once_across_feed_and_snapshots_and_forgotten_past_the_horizon() {
         let mut s = FeedState::new(1000, 500);
         assert!(!s.observe(&c("old", 1, 100), true), "history before the node started");
+        // Within the horizon, but before the node started (cargo-mutants: `<` → `==` survived).
+        assert!(!s.observe(&c("older", 1, 900), true), "history even within the horizon");
         assert!(s.observe(&c("a", 1, 1100), false));
         assert!(!s.observe(&c("a", 1, 1100), true), "the resync does not repeat it");
         assert!(s.observe(&c("b", 2, 1050), true), "missed by the feed, found by the resync");

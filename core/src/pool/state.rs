@@ -542,6 +542,9 @@ mod tests {
         assert_eq!(Pending::parse("1|w|-1"), None);
         assert!(decode::record("jobs", "q/x", "1|w|p").is_err(), "unknown key kind");
         assert!(decode::record("keepalive", "w", DEAD).is_ok());
+        // An empty worker registration is not keel's (cargo-mutants: the guard → `true` survived).
+        assert_eq!(check_value("workers", "w", ""), Err("empty worker registration"));
+        assert_eq!(check_value("workers", "w", "n.1"), Ok(()));
         assert!(decode::record("meta", EPOCH_KEY, "host-a.1700000000000").is_ok());
         assert!(decode::record("meta", EPOCH_KEY, "garbage").is_err());
         assert!(decode::record("completions", "k", "1\u{1f}completed\u{1f}").is_ok());

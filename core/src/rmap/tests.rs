@@ -18,6 +18,8 @@ async fn replicas_converge_and_resync_after_gap_and_data_loss() {
         a.set(&format!("k{i}"), "v").await.unwrap();
     }
     let rev = b.set_and_wait("last", "x").await.unwrap();
+    // A read is served by the replica (cargo-mutants: `get -> None` survived).
+    assert_eq!((b.get("last"), b.get("nothing")), (Some("x".to_owned()), None));
     let syncs = a.syncs();
     store.disconnect_watchers();
     let rev2 = a.set_and_wait("after", "gap").await.unwrap();
