@@ -1,7 +1,7 @@
 //! Behaviour of the map over `MemoryStore` (gaps, data loss, cancellation, stop).
 
 use super::*;
-use crate::store::MemoryStore;
+use crate::store::{Change, MemoryStore};
 
 fn cfg() -> RmapConfig {
     RmapConfig::builder("m").build().unwrap()
@@ -96,4 +96,18 @@ fn config_is_validated() {
     assert_eq!(RmapConfig::builder("m").subscriber_buffer(0).build().unwrap_err().field, "subscriber_buffer");
     assert_eq!(RmapConfig::builder("m").max_waiters(0).build().unwrap_err().field, "max_waiters");
     assert!(RmapConfig::builder("m").anti_entropy(Some(std::time::Duration::from_millis(1))).build().is_err());
+}
+
+/// A subscriber receives each applied change (cargo-mutants: `Subscription::recv -> None`
+/// survived: no unit test read a change from a subscription, only its end).
+#[tokio::test(flavor = "current_thread")]
+async fn a_subscriber_receives_the_change_it_waited_for() {
+    let store = MemoryStore::new();
+    let a = ReplicatedMap::start(store.clone(), cfg());
+    a.joined().await.unwrap();
+    let mut sub = a.subscribe().unwrap();
+    let rev = a.set_and_wait("k", "v").await.unwrap();
+    assert_eq!(sub.recv().await, Some(Change { key: "k".into(), value: Some("v".into()), rev }));
+    a.stop().await;
+    assert_eq!(sub.recv().await, None);
 }
