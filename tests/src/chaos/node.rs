@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::lease::{LeaseConfig, LeaseOwner};
-use keel::observe::{Event, LeaseEvent, Observer, PoolEvent};
+use keel::observe::{Event, Observer};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, PoolError, PoolNode};
 use keel::rmap::{ReplicatedMap, RmapConfig};
 use keel::shutdown::Shutdown;
@@ -71,30 +71,13 @@ pub struct NodeArgs {
     pub mutant: Option<String>,
 }
 
-/// Writes the keel events the checkers need into the history.
+/// Writes every keel event into the history, typed (the simulator's type), and logs it as keel
+/// does without an observer (warnings reach the child's stderr).
 struct Obs(Arc<Recorder>);
 
 impl Observer for Obs {
     fn event(&self, e: &Event<'_>) {
-        let ev = match e {
-            Event::Lease(LeaseEvent::Held { fence, .. }) => Ev::Held { fence: *fence },
-            Event::Lease(LeaseEvent::Lost { fence, reason, .. }) => {
-                Ev::Lost { fence: *fence, reason: format!("{reason:?}") }
-            }
-            Event::Lease(LeaseEvent::Released { .. }) => Ev::Released,
-            Event::Pool(PoolEvent::Fenced { worker, .. }) => Ev::Fenced { worker: worker.to_string() },
-            Event::Pool(PoolEvent::WorkerDead { worker }) => Ev::WorkerDead { worker: worker.to_string() },
-            Event::Pool(PoolEvent::StaleRejected { job, attempt, .. }) => {
-                Ev::StaleRejected { job: job.to_string(), attempt: *attempt }
-            }
-            Event::Pool(PoolEvent::DataLoss { .. }) => Ev::DataLoss,
-            _ => {
-                // Everything else goes to the log as without an observer (warnings on stderr).
-                keel::observe::log(e);
-                return;
-            }
-        };
-        self.0.rec(ev);
+        self.0.rec(Ev::Keel(e.to_static()));
         keel::observe::log(e);
     }
 }
@@ -225,21 +208,18 @@ async fn lease(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result
     handle.stop().await.map_err(|e| format!("lease stop: {e:?}"))
 }
 
-/// Records each handler run.
+/// Works [`JOB_WORK`] unless told to stop (keel records the run itself: `Started` and
+/// `HandlerReturned`).
 #[derive(Clone)]
-struct Handler(Arc<Recorder>);
+struct Handler;
 
 impl JobHandler for Handler {
     async fn run(&self, job: Job) -> JobOutcome {
-        let (key, attempt) = (job.key().to_owned(), job.attempt());
-        self.0.rec(Ev::JobStart { job: key.clone(), attempt, worker: job.worker().to_owned() });
-        let completed = tokio::select! {
+        tokio::select! {
             biased;
-            _ = job.stopped() => false,
-            _ = tokio::time::sleep(JOB_WORK) => true,
-        };
-        self.0.rec(Ev::JobEnd { job: key, attempt, completed });
-        if completed { JobOutcome::Completed } else { JobOutcome::Abandoned }
+            _ = job.stopped() => JobOutcome::Abandoned,
+            _ = tokio::time::sleep(JOB_WORK) => JobOutcome::Completed,
+        }
     }
 }
 
@@ -257,7 +237,7 @@ async fn worker(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Resul
     let mut term = sigterm().await?;
     let node = Pool::new(store, pool_config(args)?).start().await.map_err(|e| format!("pool start: {e}"))?;
     let caller = Shutdown::new("chaos");
-    let _workers: Vec<_> = (0..WORKERS_PER_PROC).map(|_| node.add_worker(Handler(rec.clone()), &caller)).collect();
+    let _workers: Vec<_> = (0..WORKERS_PER_PROC).map(|_| node.add_worker(Handler, &caller)).collect();
     caller.cancel(); // the request that added the workers ends; they must outlive it (docs/pool.md)
     term.recv().await;
     rec.rec(Ev::Stopping);
@@ -359,7 +339,7 @@ async fn recheck(
 }
 
 /// Write this process' own keys with `set_and_wait` and check, right when it returns, that the
-/// local replica shows the write (R3); watch the replica's revision for regressions (R2); on
+/// local replica shows the write (R3); sample the replica's revision for R2 (a read); on
 /// SIGUSR1 stop writing; on SIGTERM record the replica's content and stop.
 async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<(), String> {
     use std::hash::{Hash, Hasher};
@@ -384,8 +364,8 @@ async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<
             }
             _ = tick.tick() => {
                 let rev = map.revision();
-                if rev < last_rev {
-                    rec.rec(Ev::MapRevBack { from: last_rev, to: rev });
+                if rev != last_rev {
+                    rec.rec(Ev::MapRead { rev });
                 }
                 last_rev = rev;
                 if !writing || !map.is_joined() {
