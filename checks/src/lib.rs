@@ -15,8 +15,8 @@ mod rules;
 mod verdict;
 
 pub use rules::{
-    Belief, HANDOFF_US, HandlerRuns, beliefs, completer_drains, grant_order, jobs_lost, pool_handler_runs,
-    resource_fence_order, rmap_revisions,
+    Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, grant_order, jobs_lost,
+    pool_handler_runs, resource_fence_order, rmap_revisions,
 };
 pub use verdict::{Coverage, Span, Violation};
 

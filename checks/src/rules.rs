@@ -203,6 +203,47 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
     v
 }
 
+/// V1 and V2 over keel's completer events: a run's event channel closes once (`EventsClosed`),
+/// with every producer gone unless the stop reported its bound reached first (`StopDeadline`)
+/// (V1); nothing is ever sent after the close (`SendAfterClose`, V2).
+pub fn completer_channel<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // (node, completer, run) → (closed, bound reached)
+    let mut runs: BTreeMap<(E::Node, &str, u64), (bool, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match e.completer() {
+            Some(CompleterEvent::StopDeadline { completer, run, .. }) => {
+                runs.entry((node.clone(), plain(completer), *run)).or_default().1 = true;
+            }
+            Some(CompleterEvent::EventsClosed { completer, run, producers_left, .. }) => {
+                let r = runs.entry((node.clone(), plain(completer), *run)).or_default();
+                if r.0 {
+                    v.push(Violation::new(
+                        "V1",
+                        t,
+                        format!("{node}: completer {} run {run}: channel closed twice", plain(completer)),
+                    ));
+                } else if *producers_left > 0 && !r.1 {
+                    v.push(Violation::new(
+                        "V1",
+                        t,
+                        format!("{node}: completer {} run {run}: channel closed with {producers_left} producers left and no stop deadline", plain(completer)),
+                    ));
+                }
+                r.0 = true;
+            }
+            Some(CompleterEvent::SendAfterClose { completer, run, n }) => v.push(Violation::new(
+                "V2",
+                t,
+                format!("{node}: completer {} run {run}: {n} events sent after the channel closed", plain(completer)),
+            )),
+            _ => {}
+        }
+    }
+    v
+}
+
 /// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what
 /// its readers saw: `read` names the reads a workload recorded, as (map, revision)) never goes
 /// back within a node's life, except by a resync after the store lost its data. R3 at the

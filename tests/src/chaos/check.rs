@@ -130,6 +130,17 @@ pub struct Figures {
     pub map_converged: bool,
     /// The replicas' final revision and entry count (when converged).
     pub map_final: Option<(u64, usize)>,
+    /// Completions the completer accepted from its producers.
+    pub completions_accepted: usize,
+    /// Completion events the subscriber received.
+    pub completions_delivered: usize,
+    /// V3 (workload): accepted by a completer whose stop was clean, never delivered to its
+    /// subscriber (overflow drops excepted: none here, the subscriber reads at once).
+    pub completions_undelivered: usize,
+    /// Completer stops that returned `Ok`.
+    pub completer_stops_clean: usize,
+    /// V1–V4 over keel's completer events (the shared rules), one line each.
+    pub completer_violations: Vec<String>,
     /// Panics found in the children's stderr.
     pub panics: usize,
     /// Children that failed on their own.
@@ -216,6 +227,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
 
     jobs(&views, &mut f, end_us, &frozen);
     maps(&views, &mut f);
+    completions(&views, &mut f);
 
     f.panics = outcome.panics.len();
     f.crashes = outcome.crashes.len();
@@ -270,6 +282,15 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     }
     if !f.map_converged {
         fail.push("R2: the replicas' final content differs (or no replica reported it)".to_owned());
+    }
+    if f.completions_undelivered > 0 {
+        fail.push(format!(
+            "V3: {} completions accepted before a clean stop never reached the subscriber",
+            f.completions_undelivered
+        ));
+    }
+    for x in &f.completer_violations {
+        fail.push(x.clone());
     }
     if f.overlapping_runs > 0 {
         fail.push(format!("P2: {} overlapping runs of one job beyond {HANDOFF_MAX:?}", f.overlapping_runs));
@@ -353,6 +374,43 @@ fn maps(views: &[View<'_>], f: &mut Figures) {
     f.map_converged = !any_map || (finals.len() == 1 && !last.is_empty());
     if !f.map_converged {
         f.map_final = None;
+    }
+}
+
+fn completions(views: &[View<'_>], f: &mut Figures) {
+    // The store is healthy from the final settle on: a stop begun then must leave nothing behind.
+    let heal_us = views.iter().find(|v| matches!(v.line().ev, Ev::FinalSettle)).map_or(u64::MAX, |v| v.t_us());
+    let mut v = keel_checks::completer_channel(views);
+    // A real clock neither jumps nor runs fast: V4 is judged as on a tame simulated one.
+    v.extend(keel_checks::completer_drains(views, heal_us, true, 1.0));
+    f.completer_violations = v.iter().take(20).map(ToString::to_string).collect();
+    // node → (accepted, delivered, clean stop, dropped)
+    type Seen<'a> = (std::collections::BTreeSet<&'a str>, std::collections::BTreeSet<&'a str>, bool, u64);
+    let mut by_node: BTreeMap<&str, Seen<'_>> = BTreeMap::new();
+    for v in views {
+        let l = v.line();
+        let n = by_node.entry(l.node.as_str());
+        match &l.ev {
+            Ev::CompletionAccepted { key } => {
+                f.completions_accepted += 1;
+                n.or_default().0.insert(key);
+            }
+            Ev::CompletionDelivered { key } => {
+                f.completions_delivered += 1;
+                n.or_default().1.insert(key);
+            }
+            Ev::CompleterStopped { clean, .. } => {
+                f.completer_stops_clean += usize::from(*clean);
+                n.or_default().2 = *clean;
+            }
+            Ev::SubscriberClosed { dropped } => n.or_default().3 = *dropped,
+            _ => {}
+        }
+    }
+    for (accepted, delivered, clean, dropped) in by_node.values() {
+        if *clean && *dropped == 0 {
+            f.completions_undelivered += accepted.difference(delivered).count();
+        }
     }
 }
 
@@ -505,6 +563,11 @@ pub fn table(f: &Figures) -> String {
         ("  not visible, right after a data loss", f.map_writes_not_visible_after_data_loss.to_string()),
         ("map revision went back (R2)", f.map_revision_regressions.to_string()),
         ("map replicas converged at the end (R2)", f.map_converged.to_string()),
+        ("completions accepted", f.completions_accepted.to_string()),
+        ("completion events delivered", f.completions_delivered.to_string()),
+        ("  accepted, never delivered (V3)", f.completions_undelivered.to_string()),
+        ("completer stops clean", f.completer_stops_clean.to_string()),
+        ("completer V1-V4 violations", f.completer_violations.len().to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
         ("hung stops", f.hung_stops.to_string()),
@@ -750,5 +813,43 @@ mod tests {
         assert!(f.failures.is_empty(), "{:?}", f.failures);
         assert_eq!(f.map_writes_not_visible_after_data_loss, 1);
         assert_eq!(f.map_final, Some((9, 3)));
+    }
+
+    #[test]
+    fn completer_v1_to_v4_and_undelivered_completions_fire() {
+        use keel::observe::CompleterEvent as C;
+        let keel = |t, e: C<'static>| l(t, "c", Ev::Keel(K::Completer(e)));
+        let drain =
+            |t| keel(t, C::DrainStarted { completer: "x".into(), run: 1, pending: 0, producers: 2, bound_ms: 5000 });
+        let closed = |t, producers_left| {
+            keel(t, C::EventsClosed { completer: "x".into(), run: 1, unflushed: 0, undelivered: 0, producers_left })
+        };
+        let accepted = |t, k: &str| l(t, "c", Ev::CompletionAccepted { key: k.into() });
+        let delivered = |t, k: &str| l(t, "c", Ev::CompletionDelivered { key: k.into() });
+        let stopped = |t, clean| l(t, "c", Ev::CompleterStopped { clean, error: None });
+        // A clean drain that delivered everything.
+        let ok = [accepted(2, "a"), delivered(3, "a"), drain(4), closed(300, 0), stopped(301, true)];
+        let f = judge(&ok);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        assert_eq!((f.completions_accepted, f.completions_delivered, f.completer_stops_clean), (1, 1, 1));
+        // MC7's shape: the bound reported reached at once (V4), the channel closed with producers
+        // left after it (allowed by then), and an accepted completion a clean stop never delivered.
+        let deadline = keel(5, C::StopDeadline { completer: "x".into(), run: 1, producers: 2, pending: 0 });
+        let f = judge(&[accepted(2, "a"), accepted(2, "b"), delivered(3, "a"), drain(4), deadline, closed(6, 2)]);
+        assert_eq!(f.completer_violations.len(), 1, "{:?}", f.completer_violations);
+        assert!(f.completer_violations[0].starts_with("V4"), "{:?}", f.completer_violations);
+        let f = judge(&[
+            accepted(2, "a"),
+            accepted(2, "b"),
+            delivered(3, "a"),
+            drain(4),
+            closed(6, 2),
+            closed(7, 0),
+            stopped(8, true),
+        ]);
+        let kinds: Vec<_> = f.completer_violations.iter().map(|x| &x[..2]).collect();
+        assert_eq!(kinds, ["V1", "V1"], "{:?}", f.completer_violations);
+        assert_eq!(f.completions_undelivered, 1);
+        assert!(f.failures.iter().any(|x| x.starts_with("V3")), "{:?}", f.failures);
     }
 }

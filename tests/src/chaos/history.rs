@@ -53,6 +53,16 @@ pub enum Ev {
     MapFinal { rev: u64, entries: usize, digest: u64 },
     /// SIGUSR1: this process stopped writing.
     Quiesced,
+    // -- completer processes --
+    /// A producer's `complete` returned Ok: the completer accepted `key` (run `run` is keel's).
+    CompletionAccepted { key: String },
+    /// The process' subscriber received the completion event of `key`.
+    CompletionDelivered { key: String },
+    /// The subscriber's channel closed (after the subscription manager's stop); `dropped`:
+    /// events it dropped on overflow (documented, counted apart).
+    SubscriberClosed { dropped: u64 },
+    /// `Completer::stop` returned: `clean` is `Ok(())`, else its `StopError` as text.
+    CompleterStopped { clean: bool, error: Option<String> },
     // -- the dispatcher --
     /// The dispatcher added the job (first time).
     Dispatched { job: String },

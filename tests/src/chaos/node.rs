@@ -32,6 +32,11 @@ pub const MAP: &str = "chaos-map";
 const MAP_WRITE_EVERY: Duration = Duration::from_millis(100);
 /// Bound on one `set_and_wait` (a store outage makes it fail or wait; the next tick retries).
 const MAP_WRITE_MAX: Duration = Duration::from_secs(2);
+/// The completer workload: producers per completer process, and how often each completes.
+const PRODUCERS: usize = 2;
+const COMPLETE_EVERY: Duration = Duration::from_millis(50);
+/// How long the producers keep completing after the completer's stop began.
+const PRODUCERS_LINGER: Duration = Duration::from_millis(300);
 /// How often a holder writes to the register.
 const WRITE_EVERY: Duration = Duration::from_millis(40);
 /// What a handler "does" before completing.
@@ -112,6 +117,7 @@ pub fn run(args: NodeArgs) -> i32 {
             "worker" => worker(&args, store, rec.clone()).await,
             "dispatcher" => dispatcher(&args, store, rec.clone()).await,
             "rmap" => rmap(&args, store, rec.clone()).await,
+            "completer" => completer(&args, store, rec.clone()).await,
             other => Err(format!("unknown role {other:?}")),
         }
     });
@@ -141,6 +147,7 @@ fn switch_mutant(name: Option<&str>) -> Result<(), String> {
         "MS7" => M::MS7,
         "MS8" => M::MS8,
         "MC1" => M::MC1,
+        "MC7" => M::MC7,
         "MC3" => M::MC3,
         "MC4" => M::MC4,
         "MP1" => M::MP1,
@@ -389,4 +396,88 @@ async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<
     rec.rec(Ev::MapFinal { rev: snap.rev, entries: snap.entries.len(), digest: h.finish() });
     map.stop().await;
     Ok(())
+}
+
+/// A completer and its subscription manager, [`PRODUCERS`] producers completing a job every
+/// [`COMPLETE_EVERY`] each (waiting for room in the backlog, as a worker does), and one
+/// subscriber recording every event it receives. SIGTERM: the completer stops (drain: wait for
+/// the producers, which go on for [`PRODUCERS_LINGER`], flush, close the channel), then the
+/// subscription manager, while the subscriber reads to its channel's close. keel records its own side (`DrainStarted`,
+/// `StopDeadline`, `EventsClosed`, ...), judged by the simulator's V3/V4.
+async fn completer(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<(), String> {
+    use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, SubscriptionManager};
+    let mut term = sigterm().await?;
+    let config = CompleterConfig::builder(format!("chaos-completer-{}", args.id))
+        .flush_interval(Duration::from_millis(20))
+        .op_timeout(Duration::from_millis(250))
+        .stop_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("completer config: {e}"))?;
+    let completer = Completer::new(store, config);
+    let subs = SubscriptionManager::new(&completer);
+    let mut sub = subs.subscribe(KindFilter::All);
+    let caller = Shutdown::new("chaos");
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    let stop = Shutdown::new("producers");
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let name = format!("{}.{}.p{p}", args.id, args.incarnation);
+        let producer = completer.producer(&name).map_err(|e| format!("producer: {e}"))?;
+        let (rec, stop) = (rec.clone(), stop.clone());
+        producers.push(tokio::spawn(async move {
+            for seq in 0u64.. {
+                let key = format!("{name}.{seq}");
+                let c = Completion::new(key.clone(), 1, "succeeded", "x");
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    r = producer.complete(c) => match r {
+                        Ok(()) => rec.rec(Ev::CompletionAccepted { key }),
+                        Err(_) => break,
+                    },
+                }
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(COMPLETE_EVERY) => {}
+                }
+            }
+            producer.finish();
+        }));
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = term.recv() => break,
+            e = sub.recv() => match e {
+                Some(e) => rec.rec(Ev::CompletionDelivered { key: e.completion.key }),
+                None => return Err("subscriber closed before the stop".into()),
+            },
+        }
+    }
+    rec.rec(Ev::Stopping);
+    // The subscriber keeps reading while the completer drains, so delivery is not held up by us.
+    let reader = {
+        let rec = rec.clone();
+        tokio::spawn(async move {
+            while let Some(e) = sub.recv().await {
+                rec.rec(Ev::CompletionDelivered { key: e.completion.key });
+            }
+            rec.rec(Ev::SubscriberClosed { dropped: sub.dropped() });
+        })
+    };
+    // The producers go on for a while after the stop began (a service stopping its completer
+    // and its workers at once): the drain must wait for them, within its bound.
+    tokio::spawn(async move {
+        tokio::time::sleep(PRODUCERS_LINGER).await;
+        stop.cancel();
+    });
+    let r = completer.stop().await;
+    rec.rec(Ev::CompleterStopped { clean: r.is_ok(), error: r.err().map(|e| e.to_string()) });
+    for p in producers {
+        let _ = p.await;
+    }
+    subs.stop().await;
+    reader.await.map_err(|e| format!("subscriber reader: {e}"))
 }
