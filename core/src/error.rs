@@ -229,4 +229,45 @@ pub(crate) mod strategies {
             (0usize..3000).prop_map(|n| "n".repeat(n)),
         ]
     }
+
+    /// The two property tests every field-indexed config builder gets. The calling module
+    /// provides `FIELDS` (the setting names), `set(builder, which, d, d2, n, s)` (the builder with
+    /// setting `which` set from the arbitrary values) and `within_bounds(&config)` (asserts every
+    /// stated bound); `$builder` makes a builder with every setting at its default.
+    macro_rules! builder_props {
+        ($builder:expr, $mask:ty) => {
+            proptest! {
+                /// Every setting arbitrary: never a panic; an error names a real setting, a
+                /// config is within every stated bound.
+                #[test]
+                fn any_settings_build_or_name_a_field(
+                    values in proptest::collection::vec((duration(), duration(), count(), name()), FIELDS.len()),
+                    set_mask in any::<$mask>(),
+                ) {
+                    let mut b = $builder;
+                    for (which, (d, d2, n, s)) in values.iter().enumerate() {
+                        if set_mask & (1 << which) != 0 {
+                            b = set(b, which, *d, *d2, *n, s);
+                        }
+                    }
+                    match b.build() {
+                        Ok(c) => within_bounds(&c),
+                        Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e}"),
+                    }
+                }
+
+                /// One setting off its default: an error names exactly that setting.
+                #[test]
+                fn one_bad_setting_is_the_one_named(
+                    which in 0..FIELDS.len(), d in duration(), d2 in duration(), n in count(), s in name(),
+                ) {
+                    match set($builder, which, d, d2, n, &s).build() {
+                        Ok(c) => within_bounds(&c),
+                        Err(e) => prop_assert_eq!(e.field, FIELDS[which], "{}", e),
+                    }
+                }
+            }
+        };
+    }
+    pub(crate) use builder_props;
 }

@@ -205,7 +205,7 @@ mod props {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::error::strategies::{count, duration, name};
+    use crate::error::strategies::{builder_props, count, duration, name};
 
     const FIELDS: [&str; 10] = [
         "name",
@@ -257,32 +257,5 @@ mod props {
         let _ = tokio::sync::mpsc::channel::<()>(c.event_buffer);
     }
 
-    proptest! {
-        #[test]
-        fn any_settings_build_or_name_a_field(
-            values in proptest::collection::vec((duration(), duration(), count(), name()), FIELDS.len()),
-            set_mask in any::<u16>(),
-        ) {
-            let mut b = CompleterConfig::builder("c");
-            for (which, (d, d2, n, s)) in values.iter().enumerate() {
-                if set_mask & (1 << which) != 0 {
-                    b = set(b, which, *d, *d2, *n, s);
-                }
-            }
-            match b.build() {
-                Ok(c) => within_bounds(&c),
-                Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e}"),
-            }
-        }
-
-        #[test]
-        fn one_bad_setting_is_the_one_named(
-            which in 0..FIELDS.len(), d in duration(), d2 in duration(), n in count(), s in name(),
-        ) {
-            match set(CompleterConfig::builder("c"), which, d, d2, n, &s).build() {
-                Ok(c) => within_bounds(&c),
-                Err(e) => prop_assert_eq!(e.field, FIELDS[which], "{}", e),
-            }
-        }
-    }
+    builder_props!(CompleterConfig::builder("c"), u16);
 }

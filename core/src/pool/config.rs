@@ -414,7 +414,7 @@ mod props {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::error::strategies::{count, duration, name};
+    use crate::error::strategies::{builder_props, count, duration, name};
 
     const FIELDS: [&str; 13] = [
         "name",
@@ -470,37 +470,7 @@ mod props {
         let _ = c.cleanup_lock_ttl + c.op_timeout * 2 + c.worker_ttl * 2 + max * 2;
     }
 
-    proptest! {
-        /// Every setting arbitrary: never a panic; an error names a real setting, a config is
-        /// within every stated bound.
-        #[test]
-        fn any_settings_build_or_name_a_field(
-            values in proptest::collection::vec((duration(), duration(), count(), name()), FIELDS.len()),
-            set_mask in any::<u16>(),
-        ) {
-            let mut b = PoolConfig::builder("p", "n");
-            for (which, (d, d2, n, s)) in values.iter().enumerate() {
-                if set_mask & (1 << which) != 0 {
-                    b = set(b, which, *d, *d2, *n, s);
-                }
-            }
-            match b.build() {
-                Ok(c) => within_bounds(&c),
-                Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e}"),
-            }
-        }
-
-        /// One setting off its default: an error names exactly that setting.
-        #[test]
-        fn one_bad_setting_is_the_one_named(
-            which in 0..FIELDS.len(), d in duration(), d2 in duration(), n in count(), s in name(),
-        ) {
-            match set(PoolConfig::builder("p", "n"), which, d, d2, n, &s).build() {
-                Ok(c) => within_bounds(&c),
-                Err(e) => prop_assert_eq!(e.field, FIELDS[which], "{}", e),
-            }
-        }
-    }
+    builder_props!(PoolConfig::builder("p", "n"), u16);
 
     #[test]
     fn huge_durations_are_errors_not_overflows() {

@@ -151,7 +151,7 @@ mod props {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::error::strategies::{count, duration, name};
+    use crate::error::strategies::{builder_props, count, duration, name};
 
     const FIELDS: [&str; 7] =
         ["name", "op_timeout", "retry", "anti_entropy", "subscriber_buffer", "max_subscribers", "max_waiters"];
@@ -179,32 +179,5 @@ mod props {
         let _ = tokio::sync::mpsc::channel::<()>(c.subscriber_buffer);
     }
 
-    proptest! {
-        #[test]
-        fn any_settings_build_or_name_a_field(
-            values in proptest::collection::vec((duration(), duration(), count(), name()), FIELDS.len()),
-            set_mask in any::<u8>(),
-        ) {
-            let mut b = RmapConfig::builder("m");
-            for (which, (d, d2, n, s)) in values.iter().enumerate() {
-                if set_mask & (1 << which) != 0 {
-                    b = set(b, which, *d, *d2, *n, s);
-                }
-            }
-            match b.build() {
-                Ok(c) => within_bounds(&c),
-                Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e}"),
-            }
-        }
-
-        #[test]
-        fn one_bad_setting_is_the_one_named(
-            which in 0..FIELDS.len(), d in duration(), d2 in duration(), n in count(), s in name(),
-        ) {
-            match set(RmapConfig::builder("m"), which, d, d2, n, &s).build() {
-                Ok(c) => within_bounds(&c),
-                Err(e) => prop_assert_eq!(e.field, FIELDS[which], "{}", e),
-            }
-        }
-    }
+    builder_props!(RmapConfig::builder("m"), u8);
 }
