@@ -119,6 +119,7 @@ tail -n 4 "$chaos_out"
 if [ "$rc" != 1 ] || ! grep -q '^FAIL V4' "$chaos_out"; then
   echo "keel-chaos did not catch MC7 (exit $rc)"; exit 1
 fi
+echo "MC7 caught: exit 1 on V4"
 sed -n 's/^run directory (histories, child logs, redis data): //p' "$chaos_out" | xargs -r rm -rf
 rm -f "$chaos_out"
 
