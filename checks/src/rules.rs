@@ -406,3 +406,66 @@ pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
     out.sort_by_key(|b| (b.span.start, b.fence));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::{Event, LeaseEvent, Text};
+
+    use super::*;
+
+    /// A minimal history: (µs, node, keel event or fact).
+    struct E(u64, &'static str, Option<Event<'static>>, Option<Fact>);
+
+    impl Entry for E {
+        type Node = &'static str;
+        fn t_us(&self) -> u64 {
+            self.0
+        }
+        fn node(&self) -> &&'static str {
+            &self.1
+        }
+        fn keel(&self) -> Option<&Event<'static>> {
+            self.2.as_ref()
+        }
+        fn fact(&self) -> Option<Fact> {
+            self.3
+        }
+    }
+
+    fn held(t: u64, n: &'static str, fence: u64) -> E {
+        E(t, n, Some(Event::Lease(LeaseEvent::Held { lease: "L".into(), owner: Text::Owned(n.into()), fence })), None)
+    }
+
+    fn released(t: u64, n: &'static str) -> E {
+        E(t, n, Some(Event::Lease(LeaseEvent::Released { lease: "L".into(), owner: Text::Owned(n.into()) })), None)
+    }
+
+    #[test]
+    fn grant_order_fires_on_a_fence_that_does_not_go_up() {
+        assert!(grant_order(&[held(1, "a", 1), released(2, "a"), held(3, "b", 2)]).is_empty());
+        let v = grant_order(&[held(1, "a", 5), released(2, "a"), held(3, "b", 5)]);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "S1", 3));
+    }
+
+    #[test]
+    fn beliefs_end_at_release_crash_restart_or_the_end() {
+        let h = [
+            held(1, "a", 1),
+            released(5, "a"),
+            held(6, "b", 2),
+            E(9, "b", None, Some(Fact::NodeCrash)),
+            held(10, "c", 3),
+            E(12, "c", None, Some(Fact::NodeStart)),
+            held(13, "a", 4),
+        ];
+        let spans: Vec<_> = beliefs(&h, 20).into_iter().map(|b| (b.node, b.fence, b.span.start, b.span.end)).collect();
+        assert_eq!(spans, [("a", 1, 1, 5), ("b", 2, 6, 9), ("c", 3, 10, 12), ("a", 4, 13, 20)]);
+    }
+
+    #[test]
+    fn resource_fence_order_fires_on_an_accepted_lower_fence_only() {
+        let w = |t, fence, accepted| (t, "k", fence, "w", accepted);
+        assert!(resource_fence_order([w(1, 2, true), w(2, 1, false), w(3, 2, true)]).is_empty());
+        assert_eq!(resource_fence_order([w(1, 2, true), w(2, 1, true)]).len(), 1);
+    }
+}
