@@ -57,8 +57,9 @@ pub enum Mutant {
     MR1,
     /// Subscription manager returns on cancel without draining.
     MR3,
-    /// River #258/#379: the group stops every service in parallel and the completer trusts the
-    /// stop order instead of waiting for its producers (either defence alone covers the other).
+    /// River #258/#379: the group stops every service in parallel, so the completer drains (and
+    /// its stop bound runs) while its producers are still stopping. Only the stop order is off:
+    /// the completer still waits for registered producers.
     MR4,
     /// The event channel closed by a detached task after a restart reassigned it.
     MR5,
