@@ -51,11 +51,15 @@ pub enum Mutant {
     /// pulse #83: a cleaner judges every worker's keep-alive by its own `worker_ttl`, so a node
     /// configured with a shorter TTL requeues the jobs of live workers that beat more slowly.
     MP12,
-    /// River #400: completer bound to the caller's cancellation.
+    /// River #400: completer bound to the caller's cancellation (its token a child of the
+    /// caller's instead of detached). Only that defence is off: the completer still waits for
+    /// the producers registered when the cancellation drains it.
     MR1,
     /// Subscription manager returns on cancel without draining.
     MR3,
-    /// Completer stopped in parallel with producers.
+    /// River #258/#379: the group stops every service in parallel, so the completer drains (and
+    /// its stop bound runs) while its producers are still stopping. Only the stop order is off:
+    /// the completer still waits for registered producers.
     MR4,
     /// The event channel closed by a detached task after a restart reassigned it.
     MR5,

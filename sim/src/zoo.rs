@@ -94,7 +94,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MR1,
-        lineage: "River #400: completer bound to the caller's cancellation (closes while producers finish)",
+        lineage: "River #400: completer bound to the caller's cancellation (drains, its bound running, while producers finish)",
         scenario: "completer",
         budget: 100,
     },
@@ -106,7 +106,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MR4,
-        lineage: "River #258/#379: completer stopped in parallel with producers",
+        lineage: "River #258/#379: services stopped in parallel (the completer drains while its producers still stop)",
         scenario: "completer",
         budget: 100,
     },
