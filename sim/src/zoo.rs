@@ -219,6 +219,12 @@ pub const ZOO: &[Entry] = &[
         scenario: "rmap",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MP16,
+        lineage: "pulse #87: a repeated delivery started again; the failed duplicate start's cleanup deletes the running job's record",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).
