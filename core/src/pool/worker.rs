@@ -257,10 +257,11 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     // A repeated delivery (a sweep's re-announcement) of the run we have: ignored.
                     // MP16 (pulse #87): started again instead; the duplicate start fails and its
                     // cleanup deletes the job's record while the first handler still runs.
-                    if mutants::active(Mutant::MP16) && rec.attempt == r.attempt {
-                        if let Some(raw) = raw.clone() {
-                            tokio::spawn(failed_start_cleanup(self.core.clone(), job, raw));
-                        }
+                    if mutants::active(Mutant::MP16)
+                        && rec.attempt == r.attempt
+                        && let Some(raw) = raw.clone()
+                    {
+                        tokio::spawn(failed_start_cleanup(self.core.clone(), job, raw));
                     }
                     return;
                 }
