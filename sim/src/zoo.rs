@@ -219,6 +219,18 @@ pub const ZOO: &[Entry] = &[
         scenario: "rmap",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MP15,
+        lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MP16,
+        lineage: "pulse #87: a repeated delivery started again; the failed duplicate start's cleanup deletes the running job's record",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).
