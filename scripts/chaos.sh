@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The chaos lane: keel's lease and pool workloads as OS processes over a real redis-server under a
+# The chaos lane: keel's lease, pool, rmap and completer workloads as OS processes over a real redis-server under a
 # seeded fault plan, judged by the real-world checkers (docs/chaos.md).
 # Usage: scripts/chaos.sh [--cycles N] [--seed S] [--mutant M] [--jobs N] [--json FILE] [--keep]
 # Exit 0: every checker passed; 1: a checker failed; 2: bad arguments.

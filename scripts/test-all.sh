@@ -98,7 +98,7 @@ if [ $quick = 0 ] && [ -x fuzz/build.sh ]; then
   bash fuzz/build.sh 12
 fi
 
-lane "chaos: OS processes over a real Redis, 10 fault cycles, then mutant MS3 must be caught ($(elapsed))"
+lane "chaos: OS processes over a real Redis, 10 fault cycles, then mutants MS3 and MC7 must be caught ($(elapsed))"
 # docs/chaos.md. The plain run must pass every checker; the same plan with MS3 (a holder that
 # keeps believing past its deadline) switched on in the app processes must fail on dual belief.
 bash scripts/chaos.sh --cycles 10 --seed 1
@@ -110,6 +110,16 @@ if [ "$rc" != 1 ] || ! grep -q '^FAIL dual belief' "$chaos_out"; then
 fi
 echo "MS3 caught: exit 1 on dual belief"
 # A failing run keeps its directory for inspection; this one failed on purpose.
+sed -n 's/^run directory (histories, child logs, redis data): //p' "$chaos_out" | xargs -r rm -rf
+rm -f "$chaos_out"
+# A completer mutant, caught by the simulator's own V4 (keel-checks) over the processes' events:
+# a stop that gives up at once and reports its bound reached.
+set +e; bash scripts/chaos.sh --cycles 2 --seed 1 --mutant MC7 >"$chaos_out" 2>&1; rc=$?; set -e
+tail -n 4 "$chaos_out"
+if [ "$rc" != 1 ] || ! grep -q '^FAIL V4' "$chaos_out"; then
+  echo "keel-chaos did not catch MC7 (exit $rc)"; exit 1
+fi
+echo "MC7 caught: exit 1 on V4"
 sed -n 's/^run directory (histories, child logs, redis data): //p' "$chaos_out" | xargs -r rm -rf
 rm -f "$chaos_out"
 

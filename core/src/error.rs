@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// What a caller may assume about an operation that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Outcome {
     /// The store certainly did not apply the operation; retrying is a first attempt.
     NotApplied,

@@ -51,11 +51,15 @@ pub enum Mutant {
     /// pulse #83: a cleaner judges every worker's keep-alive by its own `worker_ttl`, so a node
     /// configured with a shorter TTL requeues the jobs of live workers that beat more slowly.
     MP12,
-    /// River #400: completer bound to the caller's cancellation.
+    /// River #400: completer bound to the caller's cancellation (its token a child of the
+    /// caller's instead of detached). Only that defence is off: the completer still waits for
+    /// the producers registered when the cancellation drains it.
     MR1,
     /// Subscription manager returns on cancel without draining.
     MR3,
-    /// Completer stopped in parallel with producers.
+    /// River #258/#379: the group stops every service in parallel, so the completer drains (and
+    /// its stop bound runs) while its producers are still stopping. Only the stop order is off:
+    /// the completer still waits for registered producers.
     MR4,
     /// The event channel closed by a detached task after a restart reassigned it.
     MR5,
@@ -95,6 +99,17 @@ pub enum Mutant {
     /// A map follower that forwards every feed change to its subscribers, applied or skipped as
     /// stale: subscribers see revisions go back and changes twice.
     MC12,
+    // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
+    // production bug of the seeds' projects at the place keel's design has the same mechanism.
+    /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read
+    /// from the node's cached view (the load index, fed by the job feed and the sweeps), and the
+    /// store guards only the pending "starting" entry: a node whose view lags admits a job that
+    /// is running (acked, so no pending entry) a second time.
+    MP15,
+    /// pulse #87: a repeated delivery of a job the worker already runs is started again; the
+    /// duplicate start fails and the failed-start cleanup deletes the job's record (its ownership
+    /// and payload) while the first handler still runs: the job is lost.
+    MP16,
     // Model-checking and linearizability (issue 15): keep this block last and contiguous.
     /// MemoryStore applies a map write as read, yield, unconditional write: not atomic.
     MM1,

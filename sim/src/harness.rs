@@ -388,26 +388,12 @@ impl FencedResource {
     }
 }
 
-/// `F1` over a resource's writes, in order.
+/// `F1` over a resource's writes, in order: the shared rule (`keel-checks`, also the chaos
+/// lane's judge of its real register).
 fn stale_accepted(writes: &[FencedWrite]) -> Vec<Violation> {
-    let mut highest: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
-    let mut v = Vec::new();
-    for w in writes.iter().filter(|w| w.accepted) {
-        match highest.get(w.key.as_str()) {
-            Some(&(h, by)) if w.fence < h => v.push(Violation::new(
-                "F1",
-                w.t_us,
-                format!(
-                    "n{} wrote {:?} with fence {} after n{by} wrote it with fence {h}: a stale writer's side effect landed",
-                    w.node, w.key, w.fence
-                ),
-            )),
-            _ => {
-                highest.insert(&w.key, (w.fence, w.node));
-            }
-        }
-    }
-    v
+    keel_checks::resource_fence_order(
+        writes.iter().map(|w| (w.t_us, w.key.as_str(), w.fence, format!("n{}", w.node), w.accepted)),
+    )
 }
 
 impl<E: Debug + Clone + Send + 'static> Sim<E> {

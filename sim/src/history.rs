@@ -419,7 +419,27 @@ impl Event {
     }
 }
 
-/// The text of a recorded core field (recorded events are owned copies, never lazy).
-pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
-    t.as_plain().unwrap_or_default()
+pub use keel_checks::plain;
+
+/// The shared rules (`keel-checks`) read the simulator's history directly: no copy.
+impl keel_checks::Entry for Event {
+    type Node = Who;
+    fn t_us(&self) -> u64 {
+        self.t_us
+    }
+    fn node(&self) -> &Who {
+        &self.node
+    }
+    fn keel(&self) -> Option<&observe::Event<'static>> {
+        self.core()
+    }
+    fn fact(&self) -> Option<keel_checks::Fact> {
+        use keel_checks::Fact;
+        match self.world()? {
+            WorldEv::NodeStart {} => Some(Fact::NodeStart),
+            WorldEv::NodeCrash {} => Some(Fact::NodeCrash),
+            WorldEv::StoreCrash { data_loss: true } => Some(Fact::StoreLostData),
+            _ => None,
+        }
+    }
 }

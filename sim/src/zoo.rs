@@ -94,7 +94,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MR1,
-        lineage: "River #400: completer bound to the caller's cancellation (closes while producers finish)",
+        lineage: "River #400: completer bound to the caller's cancellation (drains, its bound running, while producers finish)",
         scenario: "completer",
         budget: 100,
     },
@@ -106,7 +106,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MR4,
-        lineage: "River #258/#379: completer stopped in parallel with producers",
+        lineage: "River #258/#379: services stopped in parallel (the completer drains while its producers still stop)",
         scenario: "completer",
         budget: 100,
     },
@@ -217,6 +217,18 @@ pub const ZOO: &[Entry] = &[
         mutant: Mutant::MC12,
         lineage: "map follower forwarding stale (skipped) feed changes to its subscribers",
         scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MP15,
+        lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MP16,
+        lineage: "pulse #87: a repeated delivery started again; the failed duplicate start's cleanup deletes the running job's record",
+        scenario: "pool",
         budget: 100,
     },
 ];

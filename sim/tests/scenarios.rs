@@ -130,6 +130,21 @@ fn lease_coverage_goals_are_reached() {
     assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
 }
 
+/// Whether `node` believed it held the lease at `t_us`, from its own lease events (these fixed
+/// plans freeze the holder at a set instant; only the runs where the frozen node held are the
+/// regression).
+fn believes_at(out: &runner::RunOutcome, node: Who, t_us: u64) -> bool {
+    let mut believes = false;
+    for e in out.events.iter().filter(|e| e.node == node && e.t_us <= t_us) {
+        match e.lease() {
+            Some(LeaseEvent::Held { .. }) => believes = true,
+            Some(LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }) => believes = false,
+            _ => {}
+        }
+    }
+    believes
+}
+
 /// The lease holder is frozen, killed while still frozen, and restarted: it contends again, and
 /// its next life is judged like any other (its frozen time ends at the crash; the lease scenario
 /// once kept it frozen until the end of the run, so an overlap after the restart went unjudged).
@@ -145,15 +160,7 @@ fn lease_holder_paused_then_crashed() {
             let me = Who::node(holder);
             let pause_us = 3 * ttl_ms * 1000;
             // Only the plan that froze the holder is the regression.
-            let mut believes = false;
-            for e in out.events.iter().filter(|e| e.node == me && e.t_us <= pause_us) {
-                match e.lease() {
-                    Some(LeaseEvent::Held { .. }) => believes = true,
-                    Some(LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }) => believes = false,
-                    _ => {}
-                }
-            }
-            if !believes {
+            if !believes_at(&out, me, pause_us) {
                 continue;
             }
             for v in &out.violations {
@@ -196,15 +203,7 @@ fn lease_holder_resumed_past_deadline() {
             let out = runner::run(scn.as_ref(), seed, None, Profile::Calm, Some(plan));
             let me = Who::node(holder);
             let pause_us = 3 * ttl_ms * 1000;
-            let mut believes = false;
-            for e in out.events.iter().filter(|e| e.node == me && e.t_us <= pause_us) {
-                match e.lease() {
-                    Some(LeaseEvent::Held { .. }) => believes = true,
-                    Some(LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }) => believes = false,
-                    _ => {}
-                }
-            }
-            if !believes {
+            if !believes_at(&out, me, pause_us) {
                 continue;
             }
             for v in &out.violations {

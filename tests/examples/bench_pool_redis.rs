@@ -16,23 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, PoolNode, WorkerHandle};
+use keel::pool::{Job, JobHandler, JobOutcome, Pool};
 use keel::shutdown::Shutdown;
-use keel::store::{RedisConfig, RedisStore};
+use keel_tests::bench::{BenchPool, DISPATCHERS, NODES, Quick, WORKERS, bench_store, cpu_time, pool_config};
 use tokio::time::Instant;
-
-const WORKERS: usize = 4;
-const DISPATCHERS: usize = 32;
-
-/// Completes every job at once.
-struct Quick(Arc<AtomicUsize>);
-
-impl JobHandler for Quick {
-    async fn run(&self, _job: Job) -> JobOutcome {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        JobOutcome::Completed
-    }
-}
 
 /// Runs until stopped; tracks which node runs each job (entry removed when the handler ends,
 /// also when its runtime is dropped under it).
@@ -62,48 +49,12 @@ impl JobHandler for Hold {
     }
 }
 
-fn config(pool: &str, node: &str, ttl: Duration) -> PoolConfig {
-    PoolConfig::builder(pool, node).worker_ttl(ttl).build().expect("config")
-}
-
-async fn store(url: &str) -> RedisStore {
-    let config = RedisConfig::builder(url).key_prefix("bench-pool").build().expect("config");
-    RedisStore::connect(config).await.expect("connect")
-}
-
-/// Wait until the 3 nodes' workers are registered.
-async fn registered(st: &RedisStore, pool: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while keel::pool::inspect(st, pool).await.map_or(0, |r| r.registered.len()) < 3 * WORKERS {
-        assert!(Instant::now() < deadline, "workers did not register");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn throughput(url: &str, jobs: usize, ttl: Duration) {
-    let st = store(url).await;
     let done = Arc::new(AtomicUsize::new(0));
-    let caller = Shutdown::new("bench");
-    let mut nodes: Vec<(PoolNode<RedisStore>, Vec<WorkerHandle>)> = Vec::new();
-    for n in 0..3 {
-        let node = Pool::new(st.clone(), config("tput", &format!("n{n}"), ttl)).start().await.expect("node");
-        let ws = (0..WORKERS).map(|_| node.add_worker(Quick(done.clone()), &caller)).collect();
-        nodes.push((node, ws));
-    }
-    // Let every worker register before the clock starts.
-    registered(&st, "tput").await;
-    let nodes = Arc::new(nodes);
+    // Every worker registers before the clock starts.
+    let pool = BenchPool::start(url, "tput", ttl, || Quick(done.clone())).await;
     let t0 = Instant::now();
-    let mut joins = Vec::new();
-    for d in 0..DISPATCHERS {
-        let nodes = nodes.clone();
-        joins.push(tokio::spawn(async move {
-            for i in (d..jobs).step_by(DISPATCHERS) {
-                nodes[i % 3].0.dispatch(&format!("job-{i}"), "x").await.expect("dispatch");
-            }
-        }));
-    }
-    for j in joins {
+    for j in pool.dispatch(jobs) {
         j.await.expect("dispatcher");
     }
     let dispatched = t0.elapsed();
@@ -111,25 +62,13 @@ async fn throughput(url: &str, jobs: usize, ttl: Duration) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let started = t0.elapsed();
-    loop {
-        let r = keel::pool::inspect(&st, "tput").await.expect("inspect");
-        if r.jobs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    pool.drained().await;
     let completed = t0.elapsed();
     println!(
-        "throughput: {jobs} jobs, 3 nodes × {WORKERS} workers, {DISPATCHERS} dispatchers: dispatched in {dispatched:?}, all handlers ran by {started:?}, all completions recorded by {completed:?}: {:.0} jobs/s end to end",
+        "throughput: {jobs} jobs, {NODES} nodes × {WORKERS} workers, {DISPATCHERS} dispatchers: dispatched in {dispatched:?}, all handlers ran by {started:?}, all completions recorded by {completed:?}: {:.0} jobs/s end to end",
         jobs as f64 / completed.as_secs_f64()
     );
-    let nodes = Arc::into_inner(nodes).expect("dispatchers done");
-    for (node, ws) in nodes {
-        for w in ws {
-            w.stop().await;
-        }
-        node.stop().await;
-    }
+    pool.stop().await;
 }
 
 async fn failover(url: &str, ttl: Duration) {
@@ -146,8 +85,8 @@ async fn failover(url: &str, ttl: Duration) {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let st = store(&url).await;
-                let node = Pool::new(st, config("failover", "victim", ttl)).start().await.expect("node");
+                let st = bench_store(&url).await;
+                let node = Pool::new(st, pool_config("failover", "victim", ttl)).start().await.expect("node");
                 let caller = Shutdown::new("bench");
                 let ws: Vec<_> = (0..WORKERS)
                     .map(|_| node.add_worker(Hold { node: "victim", running: running.clone() }, &caller))
@@ -160,11 +99,11 @@ async fn failover(url: &str, ttl: Duration) {
         })
     };
     up_rx.await.expect("victim up");
-    let st = store(url).await;
+    let st = bench_store(url).await;
     let caller = Shutdown::new("bench");
     let mut nodes = Vec::new();
     for name in ["a", "b"] {
-        let node = Pool::new(st.clone(), config("failover", name, ttl)).start().await.expect("node");
+        let node = Pool::new(st.clone(), pool_config("failover", name, ttl)).start().await.expect("node");
         let ws: Vec<_> =
             (0..WORKERS).map(|_| node.add_worker(Hold { node: name, running: running.clone() }, &caller)).collect();
         nodes.push((node, ws));
@@ -224,17 +163,6 @@ impl metrics::Recorder for Switch {
     }
 }
 
-/// CPU time (user + system) of this process so far, from /proc (Linux).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
 /// Completes at once and notes when (for the feed's delivery latency).
 struct Noted(Arc<Mutex<BTreeMap<String, Instant>>>);
 
@@ -253,42 +181,12 @@ struct Round {
 }
 
 async fn metrics_round(url: &str, jobs: usize, ttl: Duration, pool: &str) -> Round {
-    let st = store(url).await;
     let noted = Arc::new(Mutex::new(BTreeMap::new()));
-    let caller = Shutdown::new("bench");
-    let mut nodes: Vec<(PoolNode<RedisStore>, Vec<WorkerHandle>)> = Vec::new();
-    for n in 0..3 {
-        let node = Pool::new(st.clone(), config(pool, &format!("n{n}"), ttl)).start().await.expect("node");
-        let ws = (0..WORKERS).map(|_| node.add_worker(Noted(noted.clone()), &caller)).collect();
-        nodes.push((node, ws));
-    }
-    let api = Pool::new(store(url).await, config(pool, "api", ttl)).start().await.expect("api node");
+    let nodes = BenchPool::start(url, pool, ttl, || Noted(noted.clone())).await;
+    let api = Pool::new(bench_store(url).await, pool_config(pool, "api", ttl)).start().await.expect("api node");
     let mut feed = api.completions().expect("feed");
-    registered(&st, pool).await;
-    let nodes = Arc::new(nodes);
     let (cpu0, t0) = (cpu_time(), Instant::now());
-    let mut joins = Vec::new();
-    for d in 0..DISPATCHERS {
-        let nodes = nodes.clone();
-        joins.push(tokio::spawn(async move {
-            for i in (d..jobs).step_by(DISPATCHERS) {
-                // On a loaded machine a store call can time out: retry the same key (a
-                // Duplicate then means the first try landed).
-                let mut tries = 0;
-                loop {
-                    match nodes[i % 3].0.dispatch(&format!("job-{i}"), "x").await {
-                        Ok(_) => break,
-                        Err(keel::pool::PoolError::Duplicate { .. }) if tries > 0 => break,
-                        Err(e) if tries < 20 => {
-                            tries += 1;
-                            eprintln!("dispatch job-{i}: {e}; retrying");
-                        }
-                        Err(e) => panic!("dispatch job-{i}: {e}"),
-                    }
-                }
-            }
-        }));
-    }
+    let joins = nodes.dispatch(jobs);
     let mut latencies = Vec::with_capacity(jobs);
     while latencies.len() < jobs {
         let c = tokio::time::timeout(Duration::from_secs(30), feed.recv()).await.expect("feed stalled").expect("feed");
@@ -304,13 +202,7 @@ async fn metrics_round(url: &str, jobs: usize, ttl: Duration, pool: &str) -> Rou
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     api.stop().await;
-    let nodes = Arc::into_inner(nodes).expect("dispatchers done");
-    for (node, ws) in nodes {
-        for w in ws {
-            w.stop().await;
-        }
-        node.stop().await;
-    }
+    nodes.stop().await;
     Round { jobs_per_s: jobs as f64 / took.as_secs_f64(), p50: at(0.5), p99: at(0.99), cpu_per_job: cpu / jobs as u32 }
 }
 

@@ -134,7 +134,7 @@ impl RedisServer {
 
     /// `kill -9` the server (no shutdown, no save).
     pub fn kill(&self) {
-        if let Some(mut c) = self.child.lock().expect("lock").take() {
+        if let Some(mut c) = self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -159,27 +159,30 @@ impl RedisServer {
         self.restart();
     }
 
-    fn signal(&self, sig: &str) {
-        if let Some(c) = self.child.lock().expect("lock").as_ref() {
-            let ok = Command::new("kill").args([sig, &c.id().to_string()]).status().expect("kill");
-            assert!(ok.success(), "kill {sig}");
-        }
+    /// Send `sig` to the server (by syscall: no `kill` binary needed, so `Drop` cannot fail to
+    /// thaw a frozen server for want of one). Whether it was delivered.
+    fn signal(&self, sig: libc::c_int) -> bool {
+        let Ok(guard) = self.child.lock() else { return false };
+        let Some(c) = guard.as_ref() else { return true };
+        let Ok(pid) = libc::pid_t::try_from(c.id()) else { return false };
+        // SAFETY: `kill(2)` on the pid of a child we own; no memory is shared.
+        unsafe { libc::kill(pid, sig) == 0 }
     }
 
     /// SIGSTOP: connections stay open, nothing is answered.
     pub fn freeze(&self) {
-        self.signal("-STOP");
+        assert!(self.signal(libc::SIGSTOP), "SIGSTOP to redis-server");
     }
 
     /// SIGCONT.
     pub fn thaw(&self) {
-        self.signal("-CONT");
+        assert!(self.signal(libc::SIGCONT), "SIGCONT to redis-server");
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.thaw();
+        self.signal(libc::SIGCONT);
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -282,4 +285,5 @@ impl Harness for RedisHarness {
 #[cfg(feature = "model")]
 pub mod model;
 
+pub mod bench;
 pub mod chaos;

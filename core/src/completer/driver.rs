@@ -51,8 +51,6 @@ impl<S: Store> Driver<S> {
     pub async fn run(self) {
         let mut backoff =
             Backoff::new(self.cfg.retry_min, self.cfg.retry_max, self.cfg.retry_budget, seed(&self.cfg.name, self.run));
-        // MR1 / MR4: the completer believes producers are already stopped when it is stopped.
-        let skip_producers = mutants::active(Mutant::MR1) || mutants::active(Mutant::MR4);
         let mut report = StopError { run: self.run, ..StopError::default() };
         let mut deadline: Option<Instant> = None;
         let mut next_tick = self.clock.now() + self.cfg.flush_interval;
@@ -61,7 +59,7 @@ impl<S: Store> Driver<S> {
             let now = self.clock.now();
             let queued = self.intake.queued();
             if let Some(dl) = deadline {
-                if self.intake.drained(skip_producers) {
+                if self.intake.drained() {
                     break;
                 }
                 if now >= dl {

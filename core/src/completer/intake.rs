@@ -143,9 +143,9 @@ impl Intake {
     /// Whether the drain is complete: nothing queued and (unless `ignore_producers`) no producer
     /// registered. One lock, so a producer that pushes and then leaves between two separate
     /// checks cannot slip a completion past the drain.
-    pub fn drained(&self, ignore_producers: bool) -> bool {
+    pub fn drained(&self) -> bool {
         let s = self.lock();
-        s.queue.is_empty() && (ignore_producers || s.producers.is_empty())
+        s.queue.is_empty() && s.producers.is_empty()
     }
 
     pub fn queued(&self) -> usize {

@@ -78,7 +78,7 @@ fn completer_loom_drain_loses_nothing_and_closes_once() {
         let (di, ds) = (intake.clone(), slot.clone());
         let driver = thread::spawn(move || {
             di.begin_drain();
-            while !di.drained(false) {
+            while !di.drained() {
                 let batch = di.take_batch(8);
                 if batch.is_empty() {
                     thread::yield_now();

@@ -73,6 +73,7 @@ use crate::store::Store;
 
 /// Why a held lease was lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum LostReason {
     /// No renewal succeeded before the local deadline (store down, partition, long pause).
     Deadline,

@@ -78,7 +78,8 @@ impl ServiceGroup {
     /// returned.
     pub async fn stop(&self) -> Result<(), ServiceError> {
         if mutants::active(Mutant::MR4) {
-            // MR4: everything stopped in parallel; the completer does not wait for producers.
+            // MR4 (River #258): everything stopped at once; the completer drains while its
+            // producers are still stopping (its own wait for them is still on).
             let results = join_all(self.services.iter().map(|s| s.stop())).await;
             return results.into_iter().find(Result::is_err).unwrap_or(Ok(()));
         }

@@ -7,6 +7,7 @@ use crate::error::Outcome;
 
 events! {
     /// What a completer run or a subscription manager run did.
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum CompleterEvent<'a> {
         /// A completer run started.
         CompleterStarted { completer: Text<'a>, run: u64 } = "completer_started",

@@ -7,6 +7,7 @@ use crate::lease::LostReason;
 
 events! {
     /// What a lease owner did or saw.
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum LeaseEvent<'a> {
         /// An acquisition attempt found the lease held by another owner.
         AcquireRefused { lease: Text<'a>, owner: Text<'a>, remaining_ms: u64 } = "acquire_refused",

@@ -6,6 +6,7 @@ use super::{Text, events};
 
 events! {
     /// What a service runner or a service group did.
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum LifecycleEvent<'a> {
         /// A service run started.
         RunStarted { service: Text<'a>, run: u64 } = "run_started",

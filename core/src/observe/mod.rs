@@ -132,6 +132,22 @@ impl Hash for Text<'_> {
     }
 }
 
+// A text field is written as its string and read back as an owned copy (a history read by a
+// checker in another process).
+#[cfg(feature = "serde")]
+impl serde::Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Text<'_> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Text::Owned(s.into_boxed_str()))
+    }
+}
+
 /// A field value of an event: shown in one line, copied into an owned event.
 pub trait Field {
     /// The owned form.
@@ -309,6 +325,7 @@ pub use crate::__keel_events as events;
 
 /// One protocol event of keel.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Event<'a> {
     /// The store (memory store, Redis watch feeds).
     Store(StoreEvent<'a>),

@@ -8,6 +8,7 @@ use super::{Field, Text, events};
 
 /// Why a job moved to another worker (its `kind` in logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum MoveKind {
     /// A dead worker's job, requeued by its cleaner.
     Requeued,
@@ -42,6 +43,7 @@ impl fmt::Display for MoveKind {
 
 /// Which write of a stale attempt the store rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StaleOp {
     /// The acknowledgement.
     Ack,
@@ -76,6 +78,7 @@ name_field!(MoveKind, StaleOp);
 
 events! {
     /// What a pool node, its workers and its cleaners did.
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum PoolEvent<'a> {
         /// A pool node started.
         NodeStarted { pool: Text<'a>, node: Text<'a> } = "node_started",

@@ -8,6 +8,7 @@ use super::{Field, Text, events};
 
 /// Why a replica loaded a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ResyncReason {
     /// The first load of a fresh replica.
     Join,
@@ -49,6 +50,7 @@ impl Field for ResyncReason {
 
 events! {
     /// What a replica did or saw.
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum RmapEvent<'a> {
         /// The map stopped; `waiters_closed` pending `set_and_wait` calls were woken.
         Stopped { map: Text<'a>, waiters_closed: usize } = "stopped",

@@ -6,6 +6,7 @@ use super::{Text, events};
 
 events! {
     /// What a store backend saw.
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum StoreEvent<'a> {
         /// The memory store was reset: all data lost (simulated data loss).
         MemoryReset {} = "memory_reset",

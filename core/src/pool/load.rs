@@ -47,6 +47,11 @@ impl LoadIndex {
         }
     }
 
+    /// Whether this node knows a record of `job` (MP15's stale admission check).
+    pub fn knows(&self, job: &str) -> bool {
+        self.owners.contains_key(job)
+    }
+
     /// Jobs owned by `worker`.
     pub fn load(&self, worker: &str) -> usize {
         self.counts.get(worker).copied().unwrap_or(0)

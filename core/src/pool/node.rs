@@ -245,7 +245,16 @@ impl<S: Store> Core<S> {
             writes.push((pending_key(job), Some(p.encode())));
         }
         // Added once: neither a live record nor a recent completion tombstone may exist.
-        let guards = [(job_key(job), Expect::Absent), (state::done_key(job), Expect::Absent)];
+        let mut guards = vec![(job_key(job), Expect::Absent), (state::done_key(job), Expect::Absent)];
+        if mutants::active(Mutant::MP15) {
+            // MP15 (pulse #74): "already running" judged from this node's cached view, "being
+            // started" by the pending entry; the record itself is no guard. A lagging view admits
+            // a running job (acked: no pending entry) again and overwrites its record.
+            if lock(&self.loads).knows(job) {
+                return Err(PoolError::Duplicate { job: job.to_owned() });
+            }
+            guards[0] = (pending_key(job), Expect::Absent);
+        }
         let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
         if !out.applied {
             // A key blocked by a record keel cannot read is not a duplicate: say what blocks it.

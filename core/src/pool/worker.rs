@@ -253,7 +253,18 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         let ours = rec.as_ref().filter(|r| r.owner == self.id);
         if let Some(r) = running.get(&job) {
             match ours {
-                Some(rec) if r.attempt >= rec.attempt && !r.task.is_finished() => return,
+                Some(rec) if r.attempt >= rec.attempt && !r.task.is_finished() => {
+                    // A repeated delivery (a sweep's re-announcement) of the run we have: ignored.
+                    // MP16 (pulse #87): started again instead; the duplicate start fails and its
+                    // cleanup deletes the job's record while the first handler still runs.
+                    if mutants::active(Mutant::MP16)
+                        && rec.attempt == r.attempt
+                        && let Some(raw) = raw.clone()
+                    {
+                        tokio::spawn(failed_start_cleanup(self.core.clone(), job, raw));
+                    }
+                    return;
+                }
                 Some(rec) => {
                     // A job's run is replaced only by a newer attempt (or after it finished).
                     crate::keel_assert!(rec.attempt > r.attempt || r.task.is_finished(), "attempts only grow per job");
@@ -311,6 +322,15 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         let del = self.core.store.map_write(&maps.workers, &self.id, MapWrite::Delete);
         let _ = self.core.op("map_write", del).await;
     }
+}
+
+/// MP16 (pulse #87): the failed-start cleanup of a duplicate start. It deletes the job's record
+/// and pending entry, guarded by the record it was delivered with, which is the record of the run
+/// still going: the job disappears and nothing runs it again.
+async fn failed_start_cleanup<S: Store>(core: Arc<Core<S>>, job: String, raw: String) {
+    let guards = [(job_key(&job), Expect::Value(raw))];
+    let writes = [(job_key(&job), None), (pending_key(&job), None)];
+    let _ = core.op("map_txn", core.store.map_txn(&core.maps.jobs, &guards, &writes)).await;
 }
 
 /// Ask every running handler to stop and wait for it, aborting one that ignores the request

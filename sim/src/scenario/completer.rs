@@ -597,7 +597,10 @@ impl Runs {
         for id in ids {
             let Some((inc, n)) = id.rsplit_once('/') else { continue };
             let next = n.parse::<u64>().map(|n| format!("{inc}/{}", n + 1)).unwrap_or_default();
-            let moved_on = incarnations.get(inc).is_some_and(|i| i.1) || runs.contains_key(&next);
+            // The next run must have started: a dying incarnation's last events (a producer
+            // stopped by the crash itself) may land just after it and name a run it never began.
+            let moved_on =
+                incarnations.get(inc).is_some_and(|i| i.1) || runs.get(&next).is_some_and(|r| r.started.is_some());
             if let Some(r) = runs.get_mut(&id) {
                 r.moved_on = moved_on;
             }
@@ -696,6 +699,22 @@ impl Run {
             if let Some(&t) = self.producers_stopped.iter().find(|&&t| t > closed_at) {
                 v.push(Violation::new("V1", t, format!("{id}: a producer stopped after the event channel closed")));
             }
+        }
+        // V1, the stop order: the completer begins its drain only once every producer of the run
+        // stopped (producers → completer). A drain begun under a running producer means the
+        // completer was stopped first: by the caller's cancellation (MR1) or in parallel (MR4),
+        // so its bound runs while producers still finish.
+        if let Some(drain) = self.drain_started
+            && let Some(&t) = self.producers_stopped.iter().find(|&&t| t > drain)
+        {
+            v.push(Violation::new(
+                "V1",
+                t,
+                format!(
+                    "{id}: a producer stopped {:.3}s after the completer began draining (stopped before its producers)",
+                    (t - drain) as f64 / 1e6
+                ),
+            ));
         }
         // V3: every accepted completion reached every subscriber (drops counted), except what the
         // stop reported as unflushed or undelivered.

@@ -352,7 +352,18 @@ impl PoolScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP4, Mutant::MP6, Mutant::MP7, Mutant::MP8, Mutant::MP9, Mutant::MP10, Mutant::MC8, Mutant::MC10]
+        &[
+            Mutant::MP4,
+            Mutant::MP6,
+            Mutant::MP7,
+            Mutant::MP8,
+            Mutant::MP9,
+            Mutant::MP10,
+            Mutant::MC8,
+            Mutant::MC10,
+            Mutant::MP15,
+            Mutant::MP16,
+        ]
     }
 }
 

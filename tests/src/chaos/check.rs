@@ -1,23 +1,35 @@
 //! The checkers over the merged history, and the run's figures.
 //!
-//! - **F1** fence order at the resource: no write accepted with a fence lower than one accepted
-//!   before for the same key (the register enforces it; this re-checks its record).
-//! - **F2** grant order: every new grant (a `Held` event) has a fence higher than every earlier
-//!   grant's (a fence that goes back would be rejected by every resource: a lost holder).
+//! Every rule the simulator also judges is **its code**, from `keel-checks`, run over the merged
+//! history through [`View`] (keel's typed events as the processes recorded them, plus the runner's
+//! facts: a process started, was killed or exited; Redis lost its data). What is here is the
+//! real-world side: the gates, the figures, and the rules only a real run has (the dual-belief
+//! bound with SIGSTOPped time left out, the classification of extra runs, convergence).
+//!
+//! - **F1** fence order at the resource (`keel_checks::resource_fence_order`, the simulator's
+//!   `FencedResource` rule): no write accepted with a fence lower than one accepted before for
+//!   the same key (the register enforces it; this re-checks its record).
+//! - **S1 (fences)** grant order (`keel_checks::grant_order`): every grant (keel's `Held`) has a
+//!   fence above every earlier grant's (a fence that goes back would be rejected by every
+//!   resource: a lost holder).
 //! - **S4** a process writes to the resource only with the fence of a grant it believes it holds
 //!   at that instant.
 //! - **dual belief**: two processes believing they hold the lease at the same `CLOCK_MONOTONIC`
 //!   instant. Meaningful only because every process shares the machine's clock. A window's
 //!   *active* length leaves out the time the stale believer was SIGSTOPped (a frozen process acts
 //!   on nothing); an active window longer than [`DUAL_BELIEF_ACTIVE_MAX`] fails the run.
-//! - **P1** no lost job: every dispatched job completes by the end (after the final settle).
+//! - **P1** no lost job (`keel_checks::jobs_lost`): every job the dispatcher dispatched completes
+//!   by the end (after the final settle), as the pool-wide completion feed reports it.
 //! - **runs twice**: every job started more than once, each extra start classified by the fault
 //!   that explains it (docs/chaos.md); an unexplained one fails the run.
-//! - **overlap**: two runs of one job at once for longer than [`HANDOFF_MAX`] (docs/pool.md's
-//!   hand-off), frozen time left out, fails the run.
-//! - **R3** `set_and_wait` returns only once the local replica shows the write; **R2** a replica's
-//!   revision never goes back (except its resync after a data-losing restart), and every replica
-//!   holds the same content at the end.
+//! - **P2 overlap** (`keel_checks::pool_handler_runs(..).overlaps`, keel's `Started` to
+//!   `HandlerReturned`): two runs of one job at once for longer than the hand-off
+//!   (`keel_checks::HANDOFF_US`, docs/pool.md), frozen time left out, fails the run.
+//! - **R2/R3** (`keel_checks::rmap_revisions`, keel's `WaitReturned`, `Applied`, `Joined`,
+//!   `Resynced` and the workload's revision reads): `set_and_wait` returns only once the replica
+//!   applied the write's revision; a replica's revision never goes back except by a resync after
+//!   Redis lost its data. The caller also checks, right when `set_and_wait` returns, that its
+//!   replica shows the value (`MapSet`), and every replica holds the same content at the end.
 //! - panics, crashes (a child exiting with a failure on its own) and hung stops fail the run.
 
 use std::collections::BTreeMap;
@@ -25,15 +37,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::history::{Ev, Line};
+use keel::observe::{Event as K, LeaseEvent, PoolEvent};
+use keel_checks::{Entry, Span};
+
+use super::history::{Ev, Line, View};
 use super::plan::Fault;
 use super::runner::{RunOutcome, SETTLE, TTL};
 
 /// Longest tolerated *active* dual-belief window: a resumed or cut-off holder notices its local
 /// deadline at its next timer tick; anything longer means a holder kept believing past it.
 pub const DUAL_BELIEF_ACTIVE_MAX: Duration = Duration::from_millis(500);
-/// The documented hand-off overlap of two runs of one job (docs/pool.md, P2).
-pub const HANDOFF_MAX: Duration = Duration::from_millis(100);
+/// The documented hand-off overlap of two runs of one job (docs/pool.md, P2): the simulator's.
+pub const HANDOFF_MAX: Duration = Duration::from_micros(keel_checks::HANDOFF_US);
 
 /// One dual-belief window.
 #[derive(Clone, Debug, Serialize)]
@@ -93,7 +108,7 @@ pub struct Figures {
     pub fence_violations: usize,
     /// Grants (`Held`).
     pub grants: usize,
-    /// F2 violations.
+    /// S1 (fences) violations: a grant not above every earlier grant.
     pub grant_order_violations: usize,
     /// S4: writes with a fence the writer did not believe it held at that instant.
     pub unbelieved_writes: usize,
@@ -101,18 +116,31 @@ pub struct Figures {
     pub dual_belief: Vec<Window>,
     /// `set_and_wait` calls that returned (rmap workload).
     pub map_writes: usize,
-    /// R3: returned before the local replica showed the write, with no data loss to explain it.
+    /// R3 (keel's `WaitReturned`, the shared rule): returned with the replica behind the write.
+    pub map_r3_violations: usize,
+    /// R3 at the caller: returned before the local replica showed the value, with no data loss
+    /// to explain it.
     pub map_writes_not_visible: usize,
     /// Returned before the replica showed the write, right after a data-losing restart.
     pub map_writes_not_visible_after_data_loss: usize,
-    /// R2: a replica's revision went back, with no data loss to explain it.
+    /// R2 (the shared rule): a replica's revision went back other than by a resync after a data
+    /// loss (the first 20 are counted).
     pub map_revision_regressions: usize,
-    /// A replica's revision went back right after a data-losing restart (its resync).
-    pub map_revision_resets_after_data_loss: usize,
     /// R2 at the end: every replica's final (revision, digest) is the same.
     pub map_converged: bool,
     /// The replicas' final revision and entry count (when converged).
     pub map_final: Option<(u64, usize)>,
+    /// Completions the completer accepted from its producers.
+    pub completions_accepted: usize,
+    /// Completion events the subscriber received.
+    pub completions_delivered: usize,
+    /// V3 (workload): accepted by a completer whose stop was clean, never delivered to its
+    /// subscriber (overflow drops excepted: none here, the subscriber reads at once).
+    pub completions_undelivered: usize,
+    /// Completer stops that returned `Ok`.
+    pub completer_stops_clean: usize,
+    /// V1–V4 over keel's completer events (the shared rules), one line each.
+    pub completer_violations: Vec<String>,
     /// Panics found in the children's stderr.
     pub panics: usize,
     /// Children that failed on their own.
@@ -127,13 +155,12 @@ pub struct Figures {
     pub failures: Vec<String>,
 }
 
-fn ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
+fn ms(us: u64) -> f64 {
+    us as f64 / 1e3
 }
 
-/// Nanoseconds of `[a, b)` covered by `intervals`.
-fn covered(intervals: &[(u64, u64)], a: u64, b: u64) -> u64 {
-    intervals.iter().map(|&(s, e)| e.min(b).saturating_sub(s.max(a))).sum()
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Judge a merged history.
@@ -145,100 +172,79 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     for p in plan {
         *f.faults.entry(p.kind().to_owned()).or_default() += 1;
     }
-    let t0 = lines.first().map_or(0, |l| l.t);
-    let t_end = lines.last().map_or(0, |l| l.t);
-    let frozen = frozen_intervals(lines, t_end);
-    let frozen_of = |n: &str| frozen.get(n).map(Vec::as_slice).unwrap_or(&[]);
+    let views = View::of(lines);
+    let end_us = views.last().map_or(0, |v| v.t_us());
+    let frozen = frozen_spans(&views, end_us);
+    let frozen_of = |n: &str| frozen.get(n).cloned().unwrap_or_default();
 
-    // F1, from the register's own record.
-    let mut top: BTreeMap<&str, u64> = BTreeMap::new();
+    // F1, from the register's own record, by the simulator's resource rule.
+    let writes = views.iter().filter_map(|v| match &v.line().ev {
+        Ev::RegWrite { key, writer, fence, accepted } => Some((v.t_us(), key.as_str(), *fence, writer, *accepted)),
+        _ => None,
+    });
+    f.fence_violations = keel_checks::resource_fence_order(writes).len();
     for l in lines {
-        if let Ev::RegWrite { key, fence, accepted, .. } = &l.ev {
-            if *accepted {
-                f.writes_accepted += 1;
-                let t = top.entry(key).or_insert(0);
-                if *fence < *t {
-                    f.fence_violations += 1;
-                }
-                *t = (*t).max(*fence);
-            } else {
-                f.writes_rejected += 1;
-            }
+        if let Ev::RegWrite { accepted, .. } = &l.ev {
+            *(if *accepted { &mut f.writes_accepted } else { &mut f.writes_rejected }) += 1;
         }
     }
 
-    // F2 and the belief intervals.
-    let mut max_fence = 0u64;
-    let mut open: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut beliefs: Vec<(String, u64, u64, u64)> = Vec::new(); // node, fence, from, to
-    let mut close = |open: &mut BTreeMap<String, (u64, u64)>, node: &str, t: u64| {
-        if let Some((from, fence)) = open.remove(node) {
-            beliefs.push((node.to_owned(), fence, from, t));
-        }
-    };
-    for l in lines {
-        match &l.ev {
-            Ev::Held { fence } => {
-                f.grants += 1;
-                if *fence <= max_fence {
-                    f.grant_order_violations += 1;
-                }
-                max_fence = max_fence.max(*fence);
-                close(&mut open, &l.node, l.t);
-                open.insert(l.node.clone(), (l.t, *fence));
+    // S1 (fences): keel's grants, by the shared rule.
+    f.grants = views.iter().filter(|v| matches!(v.lease(), Some(LeaseEvent::Held { .. }))).count();
+    f.grant_order_violations = keel_checks::grant_order(&views).len();
+
+    // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
+    let beliefs = keel_checks::beliefs(&views, end_us);
+    // S4: every write under a fence the writer believed it held right then.
+    for v in &views {
+        if let Ev::Wrote { fence, .. } = &v.line().ev {
+            let t = v.t_us();
+            if !beliefs.iter().any(|b| b.node == *v.node() && b.fence == *fence && b.span.start <= t && t <= b.span.end)
+            {
+                f.unbelieved_writes += 1;
             }
-            Ev::Wrote { fence, .. } if open.get(&l.node).map(|(_, f)| f) != Some(fence) => f.unbelieved_writes += 1,
-            Ev::Lost { .. } | Ev::Released | Ev::Stopped | Ev::ProcStarted { .. } => close(&mut open, &l.node, l.t),
-            Ev::Killed { node } | Ev::Exited { node, .. } => close(&mut open, node, l.t),
-            _ => {}
         }
-    }
-    for node in open.keys().cloned().collect::<Vec<_>>() {
-        close(&mut open, &node, t_end);
     }
     for (i, a) in beliefs.iter().enumerate() {
         for b in &beliefs[i + 1..] {
-            if a.0 == b.0 {
+            if a.node == b.node || a.lease != b.lease {
                 continue;
             }
-            let (from, to) = (a.2.max(b.2), a.3.min(b.3));
-            if from >= to {
-                continue;
-            }
-            let (stale, fresh) = if a.1 <= b.1 { (a, b) } else { (b, a) };
-            let active = (to - from) - covered(frozen_of(&stale.0), from, to);
+            let Some(o) = a.span.overlap(&b.span) else { continue };
+            let (stale, fresh) = if a.fence <= b.fence { (a, b) } else { (b, a) };
             f.dual_belief.push(Window {
-                stale: stale.0.clone(),
-                stale_fence: stale.1,
-                fresh: fresh.0.clone(),
-                fresh_fence: fresh.1,
-                at_ms: ms(from - t0),
-                raw_ms: ms(to - from),
-                active_ms: ms(active),
+                stale: stale.node.to_owned(),
+                stale_fence: stale.fence,
+                fresh: fresh.node.to_owned(),
+                fresh_fence: fresh.fence,
+                at_ms: ms(o.start),
+                raw_ms: ms(o.end - o.start),
+                active_ms: ms(o.len_outside(&frozen_of(stale.node))),
             });
         }
     }
     f.dual_belief.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
 
-    jobs(lines, &mut f, t_end, &frozen);
-    maps(lines, &mut f);
+    jobs(&views, &mut f, end_us, &frozen);
+    maps(&views, &mut f);
+    completions(&views, &mut f);
 
     f.panics = outcome.panics.len();
     f.crashes = outcome.crashes.len();
     f.hung_stops = outcome.hung_stops.len();
-    f.wall_s = ms(t_end - t0) / 1e3;
+    f.wall_s = ms(end_us) / 1e3;
 
     let fail = &mut f.failures;
     if f.fence_violations > 0 {
         fail.push(format!("F1: {} writes accepted below an earlier fence", f.fence_violations));
     }
     if f.grant_order_violations > 0 {
-        fail.push(format!("F2: {} grants with a fence not above every earlier grant", f.grant_order_violations));
+        fail.push(format!("S1: {} grants with a fence not above every earlier grant", f.grant_order_violations));
     }
     if f.unbelieved_writes > 0 {
         fail.push(format!("S4: {} writes with a fence the writer did not believe it held", f.unbelieved_writes));
     }
-    let long: Vec<_> = f.dual_belief.iter().filter(|w| w.active_ms > ms(nanos(DUAL_BELIEF_ACTIVE_MAX))).collect();
+    let long: Vec<_> = f.dual_belief.iter().filter(|w| w.active_ms > ms(micros(DUAL_BELIEF_ACTIVE_MAX))).collect();
     if let Some(w) = long.iter().max_by(|a, b| a.active_ms.total_cmp(&b.active_ms)) {
         fail.push(format!(
             "dual belief: {} windows longer than {DUAL_BELIEF_ACTIVE_MAX:?} active (longest {:.0} ms: {} fence {} still believed while {} held {})",
@@ -256,6 +262,12 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     if let Some(n) = f.extra_runs_by_cause.get(UNEXPLAINED).filter(|n| **n > 0) {
         fail.push(format!("{n} extra runs with no fault to explain them"));
     }
+    if f.map_r3_violations > 0 {
+        fail.push(format!(
+            "R3: {} set_and_wait returned with the replica behind the write (keel's WaitReturned)",
+            f.map_r3_violations
+        ));
+    }
     if f.map_writes_not_visible > 0 {
         fail.push(format!(
             "R3: {} set_and_wait returned before the local replica showed the write",
@@ -263,13 +275,25 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
         ));
     }
     if f.map_revision_regressions > 0 {
-        fail.push(format!("R2: a replica's revision went back {} times with no data loss", f.map_revision_regressions));
+        fail.push(format!(
+            "R2: a replica's revision went back {} times other than by a resync after a data loss",
+            f.map_revision_regressions
+        ));
     }
     if !f.map_converged {
         fail.push("R2: the replicas' final content differs (or no replica reported it)".to_owned());
     }
+    if f.completions_undelivered > 0 {
+        fail.push(format!(
+            "V3: {} completions accepted before a clean stop never reached the subscriber",
+            f.completions_undelivered
+        ));
+    }
+    for x in &f.completer_violations {
+        fail.push(x.clone());
+    }
     if f.overlapping_runs > 0 {
-        fail.push(format!("{} overlapping runs of one job beyond {HANDOFF_MAX:?}", f.overlapping_runs));
+        fail.push(format!("P2: {} overlapping runs of one job beyond {HANDOFF_MAX:?}", f.overlapping_runs));
     }
     for (file, line) in &outcome.panics {
         fail.push(format!("panic in {file}: {line}"));
@@ -283,55 +307,60 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     f
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// node → its SIGSTOP intervals.
-fn frozen_intervals(lines: &[Line], t_end: u64) -> BTreeMap<String, Vec<(u64, u64)>> {
-    let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+/// node → its SIGSTOP spans (µs).
+fn frozen_spans<'a>(views: &[View<'a>], end_us: u64) -> BTreeMap<&'a str, Vec<Span>> {
+    let mut out: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
     let mut since: BTreeMap<&str, u64> = BTreeMap::new();
-    for l in lines {
-        match &l.ev {
+    for v in views {
+        match &v.line().ev {
             Ev::Frozen { node } => {
-                since.insert(node, l.t);
+                since.insert(node, v.t_us());
             }
             Ev::Thawed { node } => {
                 if let Some(s) = since.remove(node.as_str()) {
-                    out.entry(node.clone()).or_default().push((s, l.t));
+                    out.entry(node.as_str()).or_default().push(Span { start: s, end: v.t_us() });
                 }
             }
             _ => {}
         }
     }
     for (node, s) in since {
-        out.entry(node.to_owned()).or_default().push((s, t_end));
+        out.entry(node).or_default().push(Span { start: s, end: end_us });
     }
     out
 }
 
-/// A revision reset or an invisible write this soon after a data-losing Redis restart is the
-/// documented resync (docs/rmap.md), not a regression.
+/// An invisible write this soon after a data-losing Redis restart is the documented resync
+/// (docs/rmap.md), not a regression.
 pub const DATA_LOSS_WINDOW: Duration = Duration::from_secs(10);
 
-fn maps(lines: &[Line], f: &mut Figures) {
+fn maps(views: &[View<'_>], f: &mut Figures) {
+    // R2 and R3 by the simulator's rule over keel's own events and the workload's reads.
+    let v = keel_checks::rmap_revisions(views, |v| match &v.line().ev {
+        Ev::MapRead { rev } => Some((super::node::MAP, *rev)),
+        _ => None,
+    });
+    f.map_r3_violations = v.iter().filter(|x| x.invariant == "R3").count();
+    f.map_revision_regressions = v.iter().filter(|x| x.invariant == "R2").count();
+    for x in v.iter().take(5) {
+        eprintln!("keel-chaos: {x}");
+    }
     let mut losses: Vec<u64> = Vec::new();
     let mut last: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     let mut any_map = false;
-    for l in lines {
-        let after_loss = |t: u64| losses.iter().any(|x| *x <= t && t - *x <= nanos(DATA_LOSS_WINDOW));
+    for v in views {
+        let (l, t) = (v.line(), v.t_us());
+        let after_loss = |t: u64| losses.iter().any(|x| *x <= t && t - *x <= micros(DATA_LOSS_WINDOW));
         match &l.ev {
-            Ev::RedisUp { data: false } => losses.push(l.t),
+            Ev::RedisUp { data: false } => losses.push(t),
             Ev::MapSet { visible, .. } => {
                 f.map_writes += 1;
-                match (*visible, after_loss(l.t)) {
+                match (*visible, after_loss(t)) {
                     (true, _) => {}
                     (false, true) => f.map_writes_not_visible_after_data_loss += 1,
                     (false, false) => f.map_writes_not_visible += 1,
                 }
             }
-            Ev::MapRevBack { .. } if after_loss(l.t) => f.map_revision_resets_after_data_loss += 1,
-            Ev::MapRevBack { .. } => f.map_revision_regressions += 1,
             Ev::ProcStarted { .. } if l.node.starts_with("rmap") => any_map = true,
             Ev::MapFinal { rev, digest, entries } => {
                 last.insert(&l.node, (*rev, *digest));
@@ -348,37 +377,65 @@ fn maps(lines: &[Line], f: &mut Figures) {
     }
 }
 
-/// An extra run after the first run's worker fenced itself (keel's `Fenced`/`WorkerDead`) with
-/// no fault injected near it: the process or the host stalled past the keep-alive deadline.
+fn completions(views: &[View<'_>], f: &mut Figures) {
+    // The store is healthy from the final settle on: a stop begun then must leave nothing behind.
+    let heal_us = views.iter().find(|v| matches!(v.line().ev, Ev::FinalSettle)).map_or(u64::MAX, |v| v.t_us());
+    let mut v = keel_checks::completer_channel(views);
+    // A real clock neither jumps nor runs fast: V4 is judged as on a tame simulated one.
+    v.extend(keel_checks::completer_drains(views, heal_us, true, 1.0));
+    f.completer_violations = v.iter().take(20).map(ToString::to_string).collect();
+    // node → (accepted, delivered, clean stop, dropped)
+    type Seen<'a> = (std::collections::BTreeSet<&'a str>, std::collections::BTreeSet<&'a str>, bool, u64);
+    let mut by_node: BTreeMap<&str, Seen<'_>> = BTreeMap::new();
+    for v in views {
+        let l = v.line();
+        let n = by_node.entry(l.node.as_str());
+        match &l.ev {
+            Ev::CompletionAccepted { key } => {
+                f.completions_accepted += 1;
+                n.or_default().0.insert(key);
+            }
+            Ev::CompletionDelivered { key } => {
+                f.completions_delivered += 1;
+                n.or_default().1.insert(key);
+            }
+            Ev::CompleterStopped { clean, .. } => {
+                f.completer_stops_clean += usize::from(*clean);
+                n.or_default().2 = *clean;
+            }
+            Ev::SubscriberClosed { dropped } => n.or_default().3 = *dropped,
+            _ => {}
+        }
+    }
+    for (accepted, delivered, clean, dropped) in by_node.values() {
+        if *clean && *dropped == 0 {
+            f.completions_undelivered += accepted.difference(delivered).count();
+        }
+    }
+}
+
+/// An extra run after the first run's worker process reported a worker fenced (keel's
+/// `Fenced`/`WorkerDead`) with no fault injected near it: the process or the host stalled past
+/// the keep-alive deadline.
 pub const STALLED: &str = "worker fenced itself, no fault injected (a stalled process or host)";
 
 /// The cause of an extra run nothing explains.
 pub const UNEXPLAINED: &str = "unexplained";
 
-/// One handler run.
-struct Run {
-    node: String,
-    worker: String,
-    attempt: u64,
-    from: u64,
-    to: u64,
-}
-
-fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, Vec<(u64, u64)>>) {
+fn jobs(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeMap<&str, Vec<Span>>) {
     let mut dispatched = std::collections::BTreeSet::new();
     let mut completed = std::collections::BTreeSet::new();
     let mut redispatched: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
-    // node → instants its process ended abruptly or was replaced (runs without an end end there).
-    let mut ends: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     // Intervals during which a fault may explain a rerun: (node or "" for Redis, from, to).
     let mut faults: Vec<(String, u64, u64)> = Vec::new();
     let mut fault_open: Option<(String, u64)> = None;
     let mut stopping: BTreeMap<&str, u64> = BTreeMap::new();
-    // worker id → instants keel reported it fenced (keep-alive unconfirmed in time) or dead.
+    // process → instants keel reported one of its workers fenced (keep-alive unconfirmed in
+    // time) or dead.
     let mut fenced: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    let ttl = nanos(TTL);
-    for l in lines {
+    let ttl = micros(TTL);
+    for v in views {
+        let (l, t) = (v.line(), v.t_us());
         match &l.ev {
             Ev::Dispatched { job } => {
                 dispatched.insert(job.as_str());
@@ -386,28 +443,13 @@ fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, V
             Ev::Completed { job, .. } => {
                 completed.insert(job.as_str());
             }
-            Ev::Redispatched { job } => redispatched.entry(job).or_default().push(l.t),
-            Ev::JobStart { job, attempt, worker } => runs.entry(job).or_default().push(Run {
-                node: l.node.clone(),
-                worker: worker.clone(),
-                attempt: *attempt,
-                from: l.t,
-                to: u64::MAX,
-            }),
-            Ev::JobEnd { job, attempt, .. } => {
-                if let Some(r) = runs
-                    .get_mut(job.as_str())
-                    .and_then(|rs| rs.iter_mut().rev().find(|r| r.node == l.node && r.attempt == *attempt))
-                {
-                    r.to = r.to.min(l.t);
-                }
-            }
-            Ev::Killed { node } | Ev::Exited { node, .. } => ends.entry(node).or_default().push(l.t),
-            Ev::ProcStarted { .. } => ends.entry(&l.node).or_default().push(l.t),
+            Ev::Redispatched { job } => redispatched.entry(job).or_default().push(t),
             Ev::Stopping => {
-                stopping.insert(&l.node, l.t);
+                stopping.insert(&l.node, t);
             }
-            Ev::Fenced { worker } | Ev::WorkerDead { worker } => fenced.entry(worker).or_default().push(l.t),
+            Ev::Keel(K::Pool(PoolEvent::Fenced { .. } | PoolEvent::WorkerDead { .. })) => {
+                fenced.entry(&l.node).or_default().push(t);
+            }
             Ev::Fault { fault, target, .. } => {
                 let node = match fault {
                     Fault::RedisKillKeep { .. } | Fault::RedisKillLose { .. } | Fault::ClientPause { .. } => {
@@ -415,48 +457,61 @@ fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, V
                     }
                     _ => target.clone().unwrap_or_default(),
                 };
-                fault_open = Some((node, l.t));
+                fault_open = Some((node, t));
             }
             Ev::Healed { .. } => {
                 if let Some((node, from)) = fault_open.take() {
                     // Its effects last until the pool noticed: a worker TTL and a settle.
-                    faults.push((node, from, l.t + ttl + nanos(SETTLE)));
+                    faults.push((node, from, t + ttl + micros(SETTLE)));
                 }
             }
             _ => {}
         }
     }
+    // P1 by the shared rule: every dispatched job completed by the end.
+    let lost = keel_checks::jobs_lost(
+        views,
+        end_us,
+        end_us,
+        0,
+        |v| match &v.line().ev {
+            Ev::Dispatched { job } => Some(job.as_str()),
+            _ => None,
+        },
+        |v| match &v.line().ev {
+            Ev::Completed { job, .. } => Some(job.as_str()),
+            _ => None,
+        },
+    );
     f.jobs_dispatched = dispatched.len();
     f.jobs_completed = dispatched.iter().filter(|j| completed.contains(*j)).count();
-    f.jobs_lost = f.jobs_dispatched - f.jobs_completed;
+    f.jobs_lost = lost.len();
     f.jobs_redispatched = redispatched.len();
-    let end_of = |node: &str, from: u64| -> u64 {
-        ends.get(node).and_then(|v| v.iter().copied().find(|t| *t > from)).unwrap_or(t_end)
-    };
-    let no_frozen = Vec::new();
-    for (job, rs) in &mut runs {
-        for r in rs.iter_mut() {
-            if r.to == u64::MAX {
-                r.to = end_of(&r.node, r.from);
-            }
-        }
+
+    // Handler runs from keel's own `Started`/`HandlerReturned`, as the simulator reads them.
+    let runs = keel_checks::pool_handler_runs(views, end_us);
+    let frozen_of = |n: &&str| frozen.get(*n).cloned().unwrap_or_default();
+    f.overlapping_runs = runs.overlaps(frozen_of, keel_checks::HANDOFF_US).len();
+    for (job, rs) in runs.by_job() {
+        let mut rs = rs.clone();
+        rs.sort_by_key(|r| r.2.start);
         f.runs += rs.len();
         if rs.len() > 1 {
             f.jobs_run_twice += 1;
         }
         for w in 1..rs.len() {
             f.extra_runs += 1;
-            let (prev, next) = (&rs[w - 1], &rs[w]);
-            let in_window = |t: u64| t >= prev.from && t <= next.from;
+            let ((prev_node, _, prev), (_, _, next)) = (&rs[w - 1], &rs[w]);
+            let in_window = |t: u64| t >= prev.start && t <= next.start;
             let cause = if redispatched.get(job).is_some_and(|v| v.iter().any(|t| in_window(*t))) {
                 "redispatched after redis lost its data"
-            } else if faults.iter().any(|(n, a, b)| n == &prev.node && *a <= next.from && *b >= prev.from) {
+            } else if faults.iter().any(|(n, a, b)| n == prev_node && *a <= next.start && *b >= prev.start) {
                 "fault on the first run's worker (kill -9, SIGSTOP or partition)"
-            } else if faults.iter().any(|(n, a, b)| n.is_empty() && *a <= next.from && *b >= prev.from) {
+            } else if faults.iter().any(|(n, a, b)| n.is_empty() && *a <= next.start && *b >= prev.start) {
                 "redis fault (kill -9 or CLIENT PAUSE) during the first run"
-            } else if stopping.get(prev.node.as_str()).is_some_and(|t| *t <= next.from) {
+            } else if stopping.get(prev_node).is_some_and(|t| *t <= next.start) {
                 "handed back at a graceful stop"
-            } else if fenced.get(prev.worker.as_str()).is_some_and(|v| v.iter().any(|t| in_window(*t))) {
+            } else if fenced.get(prev_node).is_some_and(|v| v.iter().any(|t| in_window(*t))) {
                 STALLED
             } else {
                 UNEXPLAINED
@@ -465,16 +520,10 @@ fn jobs(lines: &[Line], f: &mut Figures, t_end: u64, frozen: &BTreeMap<String, V
         }
         for (i, a) in rs.iter().enumerate() {
             for b in &rs[i + 1..] {
-                let (from, to) = (a.from.max(b.from), a.to.min(b.to));
-                if from >= to {
-                    continue;
-                }
-                let fa = frozen.get(&a.node).unwrap_or(&no_frozen);
-                let fb = frozen.get(&b.node).unwrap_or(&no_frozen);
-                let active = (to - from).saturating_sub(covered(fa, from, to) + covered(fb, from, to));
-                f.overlap_max_ms = f.overlap_max_ms.max(ms(active));
-                if active > nanos(HANDOFF_MAX) {
-                    f.overlapping_runs += 1;
+                if let Some(o) = a.2.overlap(&b.2) {
+                    let mut holes = frozen_of(&a.0);
+                    holes.extend(frozen_of(&b.0));
+                    f.overlap_max_ms = f.overlap_max_ms.max(ms(o.len_outside(&holes)));
                 }
             }
         }
@@ -505,15 +554,20 @@ pub fn table(f: &Figures) -> String {
         ("register writes rejected (stale fence)", f.writes_rejected.to_string()),
         ("fence violations (F1)", f.fence_violations.to_string()),
         ("grants", f.grants.to_string()),
-        ("grant order violations (F2)", f.grant_order_violations.to_string()),
+        ("grant order violations (S1 fences)", f.grant_order_violations.to_string()),
         ("writes under a fence not believed (S4)", f.unbelieved_writes.to_string()),
         ("dual-belief windows", f.dual_belief.len().to_string()),
         ("map set_and_wait returned", f.map_writes.to_string()),
-        ("  not visible at return (R3)", f.map_writes_not_visible.to_string()),
+        ("  replica behind the write at return (R3)", f.map_r3_violations.to_string()),
+        ("  not visible at the caller (R3)", f.map_writes_not_visible.to_string()),
         ("  not visible, right after a data loss", f.map_writes_not_visible_after_data_loss.to_string()),
         ("map revision went back (R2)", f.map_revision_regressions.to_string()),
-        ("  reset by a resync after a data loss", f.map_revision_resets_after_data_loss.to_string()),
         ("map replicas converged at the end (R2)", f.map_converged.to_string()),
+        ("completions accepted", f.completions_accepted.to_string()),
+        ("completion events delivered", f.completions_delivered.to_string()),
+        ("  accepted, never delivered (V3)", f.completions_undelivered.to_string()),
+        ("completer stops clean", f.completer_stops_clean.to_string()),
+        ("completer V1-V4 violations", f.completer_violations.len().to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
         ("hung stops", f.hung_stops.to_string()),
@@ -545,6 +599,10 @@ pub fn table(f: &Figures) -> String {
 
 #[cfg(test)]
 mod tests {
+    use keel::lease::LostReason;
+
+    use super::super::node::MAP;
+
     use super::*;
 
     const MS: u64 = 1_000_000;
@@ -553,22 +611,55 @@ mod tests {
         Line { t: t_ms * MS, node: node.into(), ev }
     }
 
+    /// The first line of every synthetic history (the views' origin).
+    fn origin() -> Line {
+        l(0, "runner", Ev::FinalSettle)
+    }
+
     fn judge(lines: &[Line]) -> Figures {
-        check(lines, &RunOutcome::default(), &[], 1, None)
+        let mut h = vec![origin()];
+        h.extend_from_slice(lines);
+        check(&h, &RunOutcome::default(), &[], 1, None)
     }
 
     fn reg(t: u64, writer: &str, fence: u64, accepted: bool) -> Line {
         l(t, "register", Ev::RegWrite { key: "k".into(), writer: writer.into(), fence, accepted })
     }
 
+    fn held(t: u64, node: &str, fence: u64) -> Line {
+        l(
+            t,
+            node,
+            Ev::Keel(K::Lease(LeaseEvent::Held {
+                lease: "L".into(),
+                owner: keel::observe::Text::Owned(node.into()),
+                fence,
+            })),
+        )
+    }
+
+    fn lost(t: u64, node: &str, fence: u64) -> Line {
+        let reason = LostReason::Deadline;
+        l(
+            t,
+            node,
+            Ev::Keel(K::Lease(LeaseEvent::Lost {
+                lease: "L".into(),
+                owner: keel::observe::Text::Owned(node.into()),
+                fence,
+                reason,
+            })),
+        )
+    }
+
     #[test]
     fn a_clean_history_passes() {
         let h = [
-            l(0, "a", Ev::Held { fence: 1 }),
-            l(1, "a", Ev::Wrote { fence: 1, accepted: true }),
-            reg(1, "a", 1, true),
-            l(5, "a", Ev::Lost { fence: 1, reason: "Deadline".into() }),
-            l(6, "b", Ev::Held { fence: 2 }),
+            held(1, "a", 1),
+            l(2, "a", Ev::Wrote { fence: 1, accepted: true }),
+            reg(2, "a", 1, true),
+            lost(5, "a", 1),
+            held(6, "b", 2),
             reg(7, "b", 2, true),
             reg(8, "a", 1, false),
         ];
@@ -585,18 +676,15 @@ mod tests {
     }
 
     #[test]
-    fn f2_fires_on_a_grant_that_goes_back() {
-        let f = judge(&[
-            l(0, "a", Ev::Held { fence: 7 }),
-            l(1, "a", Ev::Lost { fence: 7, reason: "Taken".into() }),
-            l(2, "b", Ev::Held { fence: 3 }),
-        ]);
+    fn s1_fires_on_a_grant_that_goes_back() {
+        let f = judge(&[held(1, "a", 7), lost(2, "a", 7), held(3, "b", 3)]);
         assert_eq!(f.grant_order_violations, 1);
+        assert!(f.failures[0].starts_with("S1"), "{:?}", f.failures);
     }
 
     #[test]
     fn s4_fires_on_a_write_without_belief() {
-        let f = judge(&[l(0, "a", Ev::Wrote { fence: 1, accepted: true })]);
+        let f = judge(&[l(1, "a", Ev::Wrote { fence: 1, accepted: true })]);
         assert_eq!(f.unbelieved_writes, 1);
     }
 
@@ -604,11 +692,11 @@ mod tests {
     fn dual_belief_leaves_out_frozen_time_and_fails_past_the_bound() {
         // a is frozen for most of b's grant, then resumes and notices within 2 ms: passes.
         let frozen = [
-            l(0, "a", Ev::Held { fence: 1 }),
+            held(1, "a", 1),
             l(10, "runner", Ev::Frozen { node: "a".into() }),
-            l(1500, "b", Ev::Held { fence: 2 }),
+            held(1500, "b", 2),
             l(3000, "runner", Ev::Thawed { node: "a".into() }),
-            l(3002, "a", Ev::Lost { fence: 1, reason: "Deadline".into() }),
+            lost(3002, "a", 1),
         ];
         let f = judge(&frozen);
         assert_eq!(f.dual_belief.len(), 1);
@@ -620,12 +708,27 @@ mod tests {
         assert!(f.failures.iter().any(|x| x.starts_with("dual belief")), "{:?}", f.failures);
     }
 
+    fn start(t: u64, node: &str, attempt: u64) -> Line {
+        let worker = format!("{node}.w");
+        l(
+            t,
+            node,
+            Ev::Keel(K::Pool(PoolEvent::Started {
+                job: "j".into(),
+                worker: keel::observe::Text::Owned(worker.into()),
+                attempt,
+            })),
+        )
+    }
+
+    fn end(t: u64, node: &str, attempt: u64) -> Line {
+        let (job, worker) = ("j".into(), keel::observe::Text::Owned(format!("{node}.w").into()));
+        l(t, node, Ev::Keel(K::Pool(PoolEvent::HandlerReturned { job, worker, attempt, completed: true })))
+    }
+
     #[test]
     fn p1_unexplained_reruns_and_overlaps_fire() {
-        let start =
-            |t, node: &str, attempt| l(t, node, Ev::JobStart { job: "j".into(), attempt, worker: format!("{node}.w") });
-        let end = |t, node: &str, attempt| l(t, node, Ev::JobEnd { job: "j".into(), attempt, completed: true });
-        let base = vec![l(0, "d", Ev::Dispatched { job: "j".into() }), l(0, "d", Ev::Dispatched { job: "k".into() })];
+        let base = vec![l(1, "d", Ev::Dispatched { job: "j".into() }), l(1, "d", Ev::Dispatched { job: "k".into() })];
         // j runs twice with no fault anywhere, the two runs overlapping for 400 ms; k never completes.
         let mut h = base.clone();
         h.extend([start(1, "w1", 1), start(100, "w2", 2), end(500, "w1", 1), end(600, "w2", 2)]);
@@ -636,7 +739,7 @@ mod tests {
         assert_eq!(f.failures.len(), 3, "{:?}", f.failures);
         // The same rerun after w1 was killed (its run ends at the kill): explained, no overlap.
         let mut h = base;
-        h.push(l(0, "d", Ev::Completed { job: "k".into(), attempt: 1 }));
+        h.push(l(1, "d", Ev::Completed { job: "k".into(), attempt: 1 }));
         h.push(start(1, "w1", 1));
         h.push(l(
             2,
@@ -659,33 +762,94 @@ mod tests {
 
     #[test]
     fn r2_and_r3_fire_unless_a_data_loss_explains_them() {
-        let started = |node: &str| l(0, node, Ev::ProcStarted { incarnation: 0, pid: 1 });
+        use keel::observe::{ResyncReason, RmapEvent as R};
+        let started = |node: &str| l(1, node, Ev::ProcStarted { incarnation: 0, pid: 1 });
         let set = |t, visible| {
             l(t, "rmap-0", Ev::MapSet { key: "k".into(), rev: 5, visible, replica_rev: if visible { 5 } else { 4 } })
         };
-        let back = |t| l(t, "rmap-1", Ev::MapRevBack { from: 9, to: 2 });
+        let keel = |t, node: &str, e: R<'static>| l(t, node, Ev::Keel(K::Rmap(e)));
+        let applied = |t, rev| keel(t, "rmap-1", R::Applied { map: MAP.into(), rev });
         let fin = |t, node: &str, digest| l(t, node, Ev::MapFinal { rev: 9, entries: 3, digest });
         let f = judge(&[
             started("rmap-0"),
             started("rmap-1"),
             set(10, false),
-            back(20),
+            keel(10, "rmap-0", R::WaitReturned { map: MAP.into(), rev: 5, local_rev: 4 }),
+            applied(15, 9),
+            l(20, "rmap-1", Ev::MapRead { rev: 2 }),
             fin(30, "rmap-0", 1),
             fin(30, "rmap-1", 2),
         ]);
-        assert_eq!((f.map_writes_not_visible, f.map_revision_regressions, f.map_converged), (1, 1, false));
-        assert_eq!(f.failures.len(), 3, "{:?}", f.failures);
+        assert_eq!(
+            (f.map_writes_not_visible, f.map_r3_violations, f.map_revision_regressions, f.map_converged),
+            (1, 1, 1, false)
+        );
+        assert_eq!(f.failures.len(), 4, "{:?}", f.failures);
+        // After Redis lost its data, a resync may go back; the caller's view is excused for a while.
+        let lose = Fault::RedisKillLose { down_ms: 1 };
         let f = judge(&[
             started("rmap-0"),
             started("rmap-1"),
+            applied(3, 9),
+            l(4, "runner", Ev::Fault { cycle: 0, fault: lose, target: None }),
             l(5, "runner", Ev::RedisUp { data: false }),
             set(10, false),
-            back(20),
+            keel(
+                20,
+                "rmap-1",
+                R::Resynced {
+                    map: MAP.into(),
+                    reason: ResyncReason::RevJump,
+                    rev: 2,
+                    old_rev: 9,
+                    changed: 1,
+                    woken: 0,
+                },
+            ),
+            l(21, "rmap-1", Ev::MapRead { rev: 2 }),
             fin(30, "rmap-0", 1),
             fin(30, "rmap-1", 1),
         ]);
         assert!(f.failures.is_empty(), "{:?}", f.failures);
-        assert_eq!((f.map_writes_not_visible_after_data_loss, f.map_revision_resets_after_data_loss), (1, 1));
+        assert_eq!(f.map_writes_not_visible_after_data_loss, 1);
         assert_eq!(f.map_final, Some((9, 3)));
+    }
+
+    #[test]
+    fn completer_v1_to_v4_and_undelivered_completions_fire() {
+        use keel::observe::CompleterEvent as C;
+        let keel = |t, e: C<'static>| l(t, "c", Ev::Keel(K::Completer(e)));
+        let drain =
+            |t| keel(t, C::DrainStarted { completer: "x".into(), run: 1, pending: 0, producers: 2, bound_ms: 5000 });
+        let closed = |t, producers_left| {
+            keel(t, C::EventsClosed { completer: "x".into(), run: 1, unflushed: 0, undelivered: 0, producers_left })
+        };
+        let accepted = |t, k: &str| l(t, "c", Ev::CompletionAccepted { key: k.into() });
+        let delivered = |t, k: &str| l(t, "c", Ev::CompletionDelivered { key: k.into() });
+        let stopped = |t, clean| l(t, "c", Ev::CompleterStopped { clean, error: None });
+        // A clean drain that delivered everything.
+        let ok = [accepted(2, "a"), delivered(3, "a"), drain(4), closed(300, 0), stopped(301, true)];
+        let f = judge(&ok);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        assert_eq!((f.completions_accepted, f.completions_delivered, f.completer_stops_clean), (1, 1, 1));
+        // MC7's shape: the bound reported reached at once (V4), the channel closed with producers
+        // left after it (allowed by then), and an accepted completion a clean stop never delivered.
+        let deadline = keel(5, C::StopDeadline { completer: "x".into(), run: 1, producers: 2, pending: 0 });
+        let f = judge(&[accepted(2, "a"), accepted(2, "b"), delivered(3, "a"), drain(4), deadline, closed(6, 2)]);
+        assert_eq!(f.completer_violations.len(), 1, "{:?}", f.completer_violations);
+        assert!(f.completer_violations[0].starts_with("V4"), "{:?}", f.completer_violations);
+        let f = judge(&[
+            accepted(2, "a"),
+            accepted(2, "b"),
+            delivered(3, "a"),
+            drain(4),
+            closed(6, 2),
+            closed(7, 0),
+            stopped(8, true),
+        ]);
+        let kinds: Vec<_> = f.completer_violations.iter().map(|x| &x[..2]).collect();
+        assert_eq!(kinds, ["V1", "V1"], "{:?}", f.completer_violations);
+        assert_eq!(f.completions_undelivered, 1);
+        assert!(f.failures.iter().any(|x| x.starts_with("V3")), "{:?}", f.failures);
     }
 }

@@ -1,6 +1,10 @@
 //! One history format for every process of a chaos run: JSON lines of typed events, each stamped
 //! with `CLOCK_MONOTONIC` (one clock for every process of the machine), written with one `write`
 //! per line so a `kill -9` loses at most the line being written.
+//!
+//! A line holds either keel's own typed event ([`Ev::Keel`]: `keel::observe::Event`, serialized
+//! with keel's feature `serde`, the type the simulator records) or a fact of the workload, the
+//! runner or the nemesis. [`View`] presents a merged history to the shared rules (`keel-checks`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -32,39 +36,33 @@ pub enum Ev {
     Stopping,
     /// The graceful stop finished; the process exits 0 next.
     Stopped,
-    // -- lease processes (keel's typed lease events) --
-    /// keel: the owner now believes it holds grant `fence`.
-    Held { fence: u64 },
-    /// keel: the owner no longer believes it holds `fence`.
-    Lost { fence: u64, reason: String },
-    /// keel: the owner released its grant (graceful stop).
-    Released,
+    /// keel's own typed event (`keel::observe`), as the core emitted it on this process' thread:
+    /// the same type the simulator records, judged by the same rules (`keel-checks`).
+    Keel(keel::observe::Event<'static>),
+    // -- lease processes --
     /// The result of a protected write at the runner's fenced register, as the writer saw it.
     Wrote { fence: u64, accepted: bool },
-    // -- pool processes --
-    /// A handler run started (keel's `Job::attempt` is the fence of the run).
-    JobStart { job: String, attempt: u64, worker: String },
-    /// A handler run ended: `completed` (returned Completed) or abandoned (told to stop).
-    JobEnd { job: String, attempt: u64, completed: bool },
-    /// keel: a worker could not confirm its keep-alive in time and stopped its handlers.
-    Fenced { worker: String },
-    /// keel: a worker found itself cleaned up.
-    WorkerDead { worker: String },
-    /// keel: the store rejected a stale attempt's ack or completion.
-    StaleRejected { job: String, attempt: u64 },
-    /// keel: the store lost the pool's data.
-    DataLoss,
     // -- replicated-map processes --
     /// `set_and_wait` of this process' own key returned `rev`; `visible`: right then the local
     /// replica had the value and a revision ≥ `rev` (R3).
     MapSet { key: String, rev: u64, visible: bool, replica_rev: u64 },
-    /// The local replica's revision went back from `from` to `to` (R2: only after a data loss).
-    MapRevBack { from: u64, to: u64 },
+    /// The local replica's revision, sampled by the workload when it changed (a read for R2).
+    MapRead { rev: u64 },
     /// The replica's content at the graceful stop (writes quiesced since SIGUSR1): revision,
     /// entries and a digest of every key and value.
     MapFinal { rev: u64, entries: usize, digest: u64 },
     /// SIGUSR1: this process stopped writing.
     Quiesced,
+    // -- completer processes --
+    /// A producer's `complete` returned Ok: the completer accepted `key` (run `run` is keel's).
+    CompletionAccepted { key: String },
+    /// The process' subscriber received the completion event of `key`.
+    CompletionDelivered { key: String },
+    /// The subscriber's channel closed (after the subscription manager's stop); `dropped`:
+    /// events it dropped on overflow (documented, counted apart).
+    SubscriberClosed { dropped: u64 },
+    /// `Completer::stop` returned: `clean` is `Ok(())`, else its `StopError` as text.
+    CompleterStopped { clean: bool, error: Option<String> },
     // -- the dispatcher --
     /// The dispatcher added the job (first time).
     Dispatched { job: String },
@@ -110,6 +108,62 @@ pub struct Line {
     pub node: String,
     /// What happened (nested, not flattened: serde's flatten cannot round-trip every variant).
     pub ev: Ev,
+}
+
+/// A merged history as the shared rules read it: µs since the first line, and the node each
+/// entry is about (the runner's `Killed`/`Exited` are about the process they name).
+pub struct View<'a> {
+    t_us: u64,
+    node: &'a str,
+    line: &'a Line,
+}
+
+impl<'a> View<'a> {
+    /// The views of `lines` (merged, in order).
+    pub fn of(lines: &'a [Line]) -> Vec<View<'a>> {
+        let t0 = lines.first().map_or(0, |l| l.t);
+        lines
+            .iter()
+            .map(|l| {
+                let node = match &l.ev {
+                    Ev::Killed { node } | Ev::Exited { node, .. } => node.as_str(),
+                    _ => l.node.as_str(),
+                };
+                View { t_us: (l.t - t0) / 1_000, node, line: l }
+            })
+            .collect()
+    }
+
+    /// The line.
+    pub fn line(&self) -> &'a Line {
+        self.line
+    }
+}
+
+impl<'a> keel_checks::Entry for View<'a> {
+    type Node = &'a str;
+    fn t_us(&self) -> u64 {
+        self.t_us
+    }
+    fn node(&self) -> &&'a str {
+        &self.node
+    }
+    fn keel(&self) -> Option<&keel::observe::Event<'static>> {
+        match &self.line.ev {
+            Ev::Keel(e) => Some(e),
+            _ => None,
+        }
+    }
+    fn fact(&self) -> Option<keel_checks::Fact> {
+        use keel_checks::Fact;
+        match &self.line.ev {
+            Ev::ProcStarted { .. } => Some(Fact::NodeStart),
+            Ev::Killed { .. } | Ev::Exited { .. } => Some(Fact::NodeCrash),
+            // Recorded before the kill: no replica can resync against the emptied store earlier.
+            Ev::Fault { fault: Fault::RedisKillLose { .. }, .. } => Some(Fact::StoreLostData),
+            _ => None,
+        }
+    }
 }
 
 /// Appends lines to one history file, one `write` per line.
@@ -175,7 +229,20 @@ mod tests {
             Ev::Stopped,
             Ev::Exited { node: "a".into(), code: None, signal: Some(9) },
             Ev::Fault { cycle: 1, fault: Fault::ClientPause { ms: 5 }, target: None },
-            Ev::Lost { fence: 3, reason: "Deadline".into() },
+            Ev::Keel(keel::observe::Event::Lease(keel::observe::LeaseEvent::Lost {
+                lease: "l".into(),
+                owner: "o".into(),
+                fence: 3,
+                reason: keel::lease::LostReason::Deadline,
+            })),
+            Ev::Keel(keel::observe::Event::Pool(keel::observe::PoolEvent::Moved {
+                kind: keel::observe::MoveKind::OrphanRequeued,
+                job: "j".into(),
+                from: "w1".into(),
+                worker: "w2".into(),
+                attempt: 2,
+                now_ms: 10,
+            })),
             Ev::RegWrite { key: "k".into(), writer: "w".into(), fence: u64::MAX, accepted: false },
         ];
         for ev in evs {

@@ -1,6 +1,6 @@
-//! The chaos lane (`keel-chaos`): keel's lease and pool workloads as separate OS processes over a
+//! The chaos lane (`keel-chaos`): keel's lease, pool, rmap and completer workloads as separate OS processes over a
 //! real `redis-server`, a nemesis executing a seeded plan of real faults, one merged history
-//! stamped with the machine's monotonic clock, and the real-world checkers over it. See
+//! stamped with the machine's monotonic clock, and the simulator's checkers (`keel-checks`) over it. See
 //! docs/chaos.md.
 
 pub mod check;

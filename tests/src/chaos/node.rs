@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::lease::{LeaseConfig, LeaseOwner};
-use keel::observe::{Event, LeaseEvent, Observer, PoolEvent};
+use keel::observe::{Event, Observer};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, PoolError, PoolNode};
 use keel::rmap::{ReplicatedMap, RmapConfig};
 use keel::shutdown::Shutdown;
@@ -32,6 +32,11 @@ pub const MAP: &str = "chaos-map";
 const MAP_WRITE_EVERY: Duration = Duration::from_millis(100);
 /// Bound on one `set_and_wait` (a store outage makes it fail or wait; the next tick retries).
 const MAP_WRITE_MAX: Duration = Duration::from_secs(2);
+/// The completer workload: producers per completer process, and how often each completes.
+const PRODUCERS: usize = 2;
+const COMPLETE_EVERY: Duration = Duration::from_millis(50);
+/// How long the producers keep completing after the completer's stop began.
+const PRODUCERS_LINGER: Duration = Duration::from_millis(300);
 /// How often a holder writes to the register.
 const WRITE_EVERY: Duration = Duration::from_millis(40);
 /// What a handler "does" before completing.
@@ -71,30 +76,13 @@ pub struct NodeArgs {
     pub mutant: Option<String>,
 }
 
-/// Writes the keel events the checkers need into the history.
+/// Writes every keel event into the history, typed (the simulator's type), and logs it as keel
+/// does without an observer (warnings reach the child's stderr).
 struct Obs(Arc<Recorder>);
 
 impl Observer for Obs {
     fn event(&self, e: &Event<'_>) {
-        let ev = match e {
-            Event::Lease(LeaseEvent::Held { fence, .. }) => Ev::Held { fence: *fence },
-            Event::Lease(LeaseEvent::Lost { fence, reason, .. }) => {
-                Ev::Lost { fence: *fence, reason: format!("{reason:?}") }
-            }
-            Event::Lease(LeaseEvent::Released { .. }) => Ev::Released,
-            Event::Pool(PoolEvent::Fenced { worker, .. }) => Ev::Fenced { worker: worker.to_string() },
-            Event::Pool(PoolEvent::WorkerDead { worker }) => Ev::WorkerDead { worker: worker.to_string() },
-            Event::Pool(PoolEvent::StaleRejected { job, attempt, .. }) => {
-                Ev::StaleRejected { job: job.to_string(), attempt: *attempt }
-            }
-            Event::Pool(PoolEvent::DataLoss { .. }) => Ev::DataLoss,
-            _ => {
-                // Everything else goes to the log as without an observer (warnings on stderr).
-                keel::observe::log(e);
-                return;
-            }
-        };
-        self.0.rec(ev);
+        self.0.rec(Ev::Keel(e.to_static()));
         keel::observe::log(e);
     }
 }
@@ -129,6 +117,7 @@ pub fn run(args: NodeArgs) -> i32 {
             "worker" => worker(&args, store, rec.clone()).await,
             "dispatcher" => dispatcher(&args, store, rec.clone()).await,
             "rmap" => rmap(&args, store, rec.clone()).await,
+            "completer" => completer(&args, store, rec.clone()).await,
             other => Err(format!("unknown role {other:?}")),
         }
     });
@@ -158,6 +147,7 @@ fn switch_mutant(name: Option<&str>) -> Result<(), String> {
         "MS7" => M::MS7,
         "MS8" => M::MS8,
         "MC1" => M::MC1,
+        "MC7" => M::MC7,
         "MC3" => M::MC3,
         "MC4" => M::MC4,
         "MP1" => M::MP1,
@@ -225,21 +215,18 @@ async fn lease(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result
     handle.stop().await.map_err(|e| format!("lease stop: {e:?}"))
 }
 
-/// Records each handler run.
+/// Works [`JOB_WORK`] unless told to stop (keel records the run itself: `Started` and
+/// `HandlerReturned`).
 #[derive(Clone)]
-struct Handler(Arc<Recorder>);
+struct Handler;
 
 impl JobHandler for Handler {
     async fn run(&self, job: Job) -> JobOutcome {
-        let (key, attempt) = (job.key().to_owned(), job.attempt());
-        self.0.rec(Ev::JobStart { job: key.clone(), attempt, worker: job.worker().to_owned() });
-        let completed = tokio::select! {
+        tokio::select! {
             biased;
-            _ = job.stopped() => false,
-            _ = tokio::time::sleep(JOB_WORK) => true,
-        };
-        self.0.rec(Ev::JobEnd { job: key, attempt, completed });
-        if completed { JobOutcome::Completed } else { JobOutcome::Abandoned }
+            _ = job.stopped() => JobOutcome::Abandoned,
+            _ = tokio::time::sleep(JOB_WORK) => JobOutcome::Completed,
+        }
     }
 }
 
@@ -257,7 +244,7 @@ async fn worker(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Resul
     let mut term = sigterm().await?;
     let node = Pool::new(store, pool_config(args)?).start().await.map_err(|e| format!("pool start: {e}"))?;
     let caller = Shutdown::new("chaos");
-    let _workers: Vec<_> = (0..WORKERS_PER_PROC).map(|_| node.add_worker(Handler(rec.clone()), &caller)).collect();
+    let _workers: Vec<_> = (0..WORKERS_PER_PROC).map(|_| node.add_worker(Handler, &caller)).collect();
     caller.cancel(); // the request that added the workers ends; they must outlive it (docs/pool.md)
     term.recv().await;
     rec.rec(Ev::Stopping);
@@ -359,7 +346,7 @@ async fn recheck(
 }
 
 /// Write this process' own keys with `set_and_wait` and check, right when it returns, that the
-/// local replica shows the write (R3); watch the replica's revision for regressions (R2); on
+/// local replica shows the write (R3); sample the replica's revision for R2 (a read); on
 /// SIGUSR1 stop writing; on SIGTERM record the replica's content and stop.
 async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<(), String> {
     use std::hash::{Hash, Hasher};
@@ -384,8 +371,8 @@ async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<
             }
             _ = tick.tick() => {
                 let rev = map.revision();
-                if rev < last_rev {
-                    rec.rec(Ev::MapRevBack { from: last_rev, to: rev });
+                if rev != last_rev {
+                    rec.rec(Ev::MapRead { rev });
                 }
                 last_rev = rev;
                 if !writing || !map.is_joined() {
@@ -409,4 +396,88 @@ async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<
     rec.rec(Ev::MapFinal { rev: snap.rev, entries: snap.entries.len(), digest: h.finish() });
     map.stop().await;
     Ok(())
+}
+
+/// A completer and its subscription manager, [`PRODUCERS`] producers completing a job every
+/// [`COMPLETE_EVERY`] each (waiting for room in the backlog, as a worker does), and one
+/// subscriber recording every event it receives. SIGTERM: the completer stops (drain: wait for
+/// the producers, which go on for [`PRODUCERS_LINGER`], flush, close the channel), then the
+/// subscription manager, while the subscriber reads to its channel's close. keel records its own side (`DrainStarted`,
+/// `StopDeadline`, `EventsClosed`, ...), judged by the simulator's V3/V4.
+async fn completer(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<(), String> {
+    use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, SubscriptionManager};
+    let mut term = sigterm().await?;
+    let config = CompleterConfig::builder(format!("chaos-completer-{}", args.id))
+        .flush_interval(Duration::from_millis(20))
+        .op_timeout(Duration::from_millis(250))
+        .stop_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("completer config: {e}"))?;
+    let completer = Completer::new(store, config);
+    let subs = SubscriptionManager::new(&completer);
+    let mut sub = subs.subscribe(KindFilter::All);
+    let caller = Shutdown::new("chaos");
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    let stop = Shutdown::new("producers");
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let name = format!("{}.{}.p{p}", args.id, args.incarnation);
+        let producer = completer.producer(&name).map_err(|e| format!("producer: {e}"))?;
+        let (rec, stop) = (rec.clone(), stop.clone());
+        producers.push(tokio::spawn(async move {
+            for seq in 0u64.. {
+                let key = format!("{name}.{seq}");
+                let c = Completion::new(key.clone(), 1, "succeeded", "x");
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    r = producer.complete(c) => match r {
+                        Ok(()) => rec.rec(Ev::CompletionAccepted { key }),
+                        Err(_) => break,
+                    },
+                }
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(COMPLETE_EVERY) => {}
+                }
+            }
+            producer.finish();
+        }));
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = term.recv() => break,
+            e = sub.recv() => match e {
+                Some(e) => rec.rec(Ev::CompletionDelivered { key: e.completion.key }),
+                None => return Err("subscriber closed before the stop".into()),
+            },
+        }
+    }
+    rec.rec(Ev::Stopping);
+    // The subscriber keeps reading while the completer drains, so delivery is not held up by us.
+    let reader = {
+        let rec = rec.clone();
+        tokio::spawn(async move {
+            while let Some(e) = sub.recv().await {
+                rec.rec(Ev::CompletionDelivered { key: e.completion.key });
+            }
+            rec.rec(Ev::SubscriberClosed { dropped: sub.dropped() });
+        })
+    };
+    // The producers go on for a while after the stop began (a service stopping its completer
+    // and its workers at once): the drain must wait for them, within its bound.
+    tokio::spawn(async move {
+        tokio::time::sleep(PRODUCERS_LINGER).await;
+        stop.cancel();
+    });
+    let r = completer.stop().await;
+    rec.rec(Ev::CompleterStopped { clean: r.is_ok(), error: r.err().map(|e| e.to_string()) });
+    for p in producers {
+        let _ = p.await;
+    }
+    subs.stop().await;
+    reader.await.map_err(|e| format!("subscriber reader: {e}"))
 }

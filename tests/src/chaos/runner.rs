@@ -224,7 +224,7 @@ pub fn run(args: &RunArgs, rec: &Arc<Recorder>) -> Result<RunOutcome, String> {
         .map(|i| (format!("lease-{i}"), "lease"))
         .chain((0..WORKER_PROCS).map(|i| (format!("worker-{i}"), "worker")))
         .chain((0..RMAP_PROCS).map(|i| (format!("rmap-{i}"), "rmap")))
-        .chain([("dispatcher".to_owned(), "dispatcher")]);
+        .chain([("completer-0".to_owned(), "completer"), ("dispatcher".to_owned(), "dispatcher")]);
     for (id, role) in roles {
         let proxy = Proxy::start(fleet.redis.port).map_err(|e| format!("proxy: {e}"))?;
         let mut p = Proc { id, role, incarnation: 0, proxy, child: None };

@@ -1,0 +1,85 @@
+//! keel's invariant checkers over a history of keel's typed events, for any history that can
+//! say, per entry, when it happened, on which node, which keel event it was (if one) and which
+//! fact of the world it was (a node started or crashed, the store lost its data).
+//!
+//! The simulator (keel-sim) judges its madsim runs with these rules; the chaos lane
+//! (`keel-chaos`, real processes over a real `redis-server`) judges its merged process histories
+//! with the very same functions. Neither re-implements a rule: what differs between them is only
+//! where the events come from and what a run's gates are (a simulated clock beyond its drift
+//! bound, a real run's final settle). A checker matches on variants of `keel::observe`, never on
+//! strings: renaming or removing an event breaks its build.
+
+#![warn(missing_docs)]
+
+mod rules;
+mod verdict;
+
+pub use rules::{
+    Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, grant_order, jobs_lost,
+    pool_handler_runs, resource_fence_order, rmap_revisions,
+};
+pub use verdict::{Coverage, Span, Violation};
+
+use keel::observe;
+
+/// A fact of the world a rule needs besides keel's own events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fact {
+    /// The node (re)started: a new incarnation, with fresh local state.
+    NodeStart,
+    /// The node was killed: whatever it was running ends here.
+    NodeCrash,
+    /// The store lost its data (a restart without its data): what it held is gone.
+    StoreLostData,
+}
+
+/// One entry of a history, as the rules read it.
+pub trait Entry {
+    /// How a node is named (`Who` in the simulator, a process name in the chaos lane).
+    type Node: Clone + Ord + std::fmt::Display;
+    /// When it happened, in µs from one origin shared by every node of the history.
+    fn t_us(&self) -> u64;
+    /// The node it happened on (for a [`Fact`] about a node: that node).
+    fn node(&self) -> &Self::Node;
+    /// The keel event, if it is one.
+    fn keel(&self) -> Option<&observe::Event<'static>>;
+    /// The world fact, if it is one.
+    fn fact(&self) -> Option<Fact>;
+
+    /// A lease event of keel.
+    fn lease(&self) -> Option<&observe::LeaseEvent<'static>> {
+        match self.keel() {
+            Some(observe::Event::Lease(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A replicated-map event of keel.
+    fn rmap(&self) -> Option<&observe::RmapEvent<'static>> {
+        match self.keel() {
+            Some(observe::Event::Rmap(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A pool event of keel.
+    fn pool(&self) -> Option<&observe::PoolEvent<'static>> {
+        match self.keel() {
+            Some(observe::Event::Pool(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A completer or subscription-manager event of keel.
+    fn completer(&self) -> Option<&observe::CompleterEvent<'static>> {
+        match self.keel() {
+            Some(observe::Event::Completer(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The text of a recorded keel field (recorded events are owned copies, never lazy).
+pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
+    t.as_plain().unwrap_or_default()
+}

@@ -1,0 +1,471 @@
+//! The rules. Each takes the history and the run's gates as plain values; the simulator's and the
+//! chaos lane's callers decide the gates (see keel-sim's `keel_rules` and `keel-chaos`' checks).
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use keel::observe::{CompleterEvent, LeaseEvent, PoolEvent, RmapEvent};
+
+use crate::{Entry, Fact, Span, Violation, plain};
+
+/// The documented hand-off (docs/pool.md): a fenced or cleaned-up worker's handler may still
+/// run for one clock-sleep granularity after the next attempt started elsewhere.
+pub const HANDOFF_US: u64 = 100_000;
+
+/// One run of a handler: the node, the attempt, and its span.
+type Run<N> = (N, u64, Span);
+
+/// Every handler run of every job: job → (node, attempt, span). A run still going when its node
+/// crashed ends at the crash; one still going at the end of the run ends there.
+pub struct HandlerRuns<'a, N> {
+    by_job: BTreeMap<&'a str, Vec<Run<N>>>,
+}
+
+impl<'a, N: Clone + Ord + Display> HandlerRuns<'a, N> {
+    /// Runs from `events`: `start` and `stop` say which events begin and end a run of
+    /// (job, attempt) on the event's node.
+    pub fn collect<E: Entry<Node = N>>(
+        events: &'a [E],
+        end_us: u64,
+        start: impl Fn(&'a E) -> Option<(&'a str, u64)>,
+        stop: impl Fn(&'a E) -> Option<(&'a str, u64)>,
+    ) -> Self {
+        let mut by_job: BTreeMap<&str, Vec<Run<N>>> = BTreeMap::new();
+        let mut open: BTreeMap<(N, &str, u64), u64> = BTreeMap::new(); // (node, job, attempt) → since
+        for e in events {
+            let (node, t) = (e.node(), e.t_us());
+            if let Some((job, attempt)) = start(e) {
+                open.insert((node.clone(), job, attempt), t);
+            } else if let Some((job, attempt)) = stop(e) {
+                if let Some(s) = open.remove(&(node.clone(), job, attempt)) {
+                    by_job.entry(job).or_default().push((node.clone(), attempt, Span { start: s, end: t }));
+                }
+            } else if e.fact() == Some(Fact::NodeCrash) {
+                let mine: Vec<_> = open.keys().filter(|k| &k.0 == node).cloned().collect();
+                for k in mine {
+                    if let Some(s) = open.remove(&k) {
+                        by_job.entry(k.1).or_default().push((k.0, k.2, Span { start: s, end: t }));
+                    }
+                }
+            }
+        }
+        for (k, s) in open {
+            by_job.entry(k.1).or_default().push((k.0, k.2, Span { start: s, end: end_us }));
+        }
+        HandlerRuns { by_job }
+    }
+
+    /// Every job's runs, in the order they ended.
+    pub fn by_job(&self) -> &BTreeMap<&'a str, Vec<(N, u64, Span)>> {
+        &self.by_job
+    }
+
+    /// P2: at most one running handler per job, except `handoff_us` of overlap, not counting
+    /// time either runner's node was frozen (`frozen`: a node's frozen spans; a paused, stopped
+    /// or crashed node runs nothing meanwhile).
+    pub fn overlaps(&self, frozen: impl Fn(&N) -> Vec<Span>, handoff_us: u64) -> Vec<Violation> {
+        let mut v = Vec::new();
+        for (job, rs) in &self.by_job {
+            for (i, a) in rs.iter().enumerate() {
+                for b in &rs[i + 1..] {
+                    let Some(o) = a.2.overlap(&b.2) else { continue };
+                    let mut holes = frozen(&a.0);
+                    holes.extend(frozen(&b.0));
+                    let outside = o.len_outside(&holes);
+                    if outside > handoff_us {
+                        v.push(Violation::new(
+                            "P2",
+                            o.start,
+                            format!(
+                                "{job}: attempts {} on {} and {} on {} ran at once for {:.3}s",
+                                a.1,
+                                a.0,
+                                b.1,
+                                b.0,
+                                outside as f64 / 1e6
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Every handler run from keel's pool events (`Started` to `HandlerReturned`).
+pub fn pool_handler_runs<E: Entry>(events: &[E], end_us: u64) -> HandlerRuns<'_, E::Node> {
+    HandlerRuns::collect(
+        events,
+        end_us,
+        |e| match e.pool() {
+            Some(PoolEvent::Started { job, attempt, .. }) => Some((plain(job), *attempt)),
+            _ => None,
+        },
+        |e| match e.pool() {
+            Some(PoolEvent::HandlerReturned { job, attempt, .. }) => Some((plain(job), *attempt)),
+            _ => None,
+        },
+    )
+}
+
+/// P1: every job taken in (`dispatched`, first time counts) is completed (`completed`) by
+/// `within_us` after the later of its dispatch and the heal. Jobs whose deadline falls after
+/// the end are not judged.
+pub fn jobs_lost<'a, E: Entry>(
+    events: &'a [E],
+    heal_us: u64,
+    end_us: u64,
+    within_us: u64,
+    dispatched: impl Fn(&'a E) -> Option<&'a str>,
+    completed: impl Fn(&'a E) -> Option<&'a str>,
+) -> Vec<Violation> {
+    let mut taken: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut done: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in events {
+        if let Some(job) = dispatched(e) {
+            taken.entry(job).or_insert(e.t_us());
+        } else if let Some(job) = completed(e) {
+            done.entry(job).or_insert(e.t_us());
+        }
+    }
+    let mut v = Vec::new();
+    for (job, t) in taken {
+        let deadline = t.max(heal_us).saturating_add(within_us);
+        if deadline > end_us || done.get(job).is_some_and(|&c| c <= deadline) {
+            continue;
+        }
+        v.push(Violation::new(
+            "P1",
+            deadline,
+            format!(
+                "{job} dispatched at {:.3}s was not completed within {:?} of the heal",
+                t as f64 / 1e6,
+                std::time::Duration::from_micros(within_us)
+            ),
+        ));
+    }
+    v
+}
+
+/// V3 and V4 over keel's completer events: a stop that began at or after `heal_us` (the store
+/// healthy) reports nothing unflushed or undelivered (V3); a stop that reports its bound reached
+/// took at least that bound since its drain began (V4), judged only if `clocks_tame` (no clock
+/// beyond its drift bound, no jump), its bound shortened by the fastest clock rate `fastest`.
+pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool, fastest: f64) -> Vec<Violation> {
+    // (node, completer, run) → (drain began, its bound in µs)
+    let mut draining: BTreeMap<(E::Node, &str, u64), (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match e.completer() {
+            Some(CompleterEvent::DrainStarted { completer, run: r, bound_ms, .. }) => {
+                draining.insert((node.clone(), plain(completer), *r), (t, bound_ms.saturating_mul(1000)));
+            }
+            Some(CompleterEvent::StopDeadline { completer, run: r, .. }) => {
+                let key = (node.clone(), plain(completer), *r);
+                if let Some(&(began, bound_us)) = draining.get(&key)
+                    && clocks_tame
+                    && ((t - began) as f64) < bound_us as f64 / fastest
+                {
+                    v.push(Violation::new(
+                        "V4",
+                        t,
+                        format!(
+                            "{node}: completer {} run {}: the stop reported its bound ({} ms) reached {:.3}s after the drain began",
+                            key.1,
+                            key.2,
+                            bound_us / 1000,
+                            (t - began) as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
+            Some(CompleterEvent::EventsClosed { completer, run: r, unflushed, undelivered, .. }) => {
+                let key = (node.clone(), plain(completer), *r);
+                if let Some((began, _)) = draining.remove(&key)
+                    && began >= heal_us
+                    && unflushed + undelivered > 0
+                {
+                    v.push(Violation::new(
+                        "V3",
+                        t,
+                        format!(
+                            "{node}: completer {} run {}: a stop begun with the store healthy reported {unflushed} unflushed and {undelivered} undelivered",
+                            key.1, key.2
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// V1 and V2 over keel's completer events: a run's event channel closes once (`EventsClosed`),
+/// with every producer gone unless the stop reported its bound reached first (`StopDeadline`)
+/// (V1); nothing is ever sent after the close (`SendAfterClose`, V2).
+pub fn completer_channel<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // (node, completer, run) → (closed, bound reached)
+    let mut runs: BTreeMap<(E::Node, &str, u64), (bool, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match e.completer() {
+            Some(CompleterEvent::StopDeadline { completer, run, .. }) => {
+                runs.entry((node.clone(), plain(completer), *run)).or_default().1 = true;
+            }
+            Some(CompleterEvent::EventsClosed { completer, run, producers_left, .. }) => {
+                let r = runs.entry((node.clone(), plain(completer), *run)).or_default();
+                if r.0 {
+                    v.push(Violation::new(
+                        "V1",
+                        t,
+                        format!("{node}: completer {} run {run}: channel closed twice", plain(completer)),
+                    ));
+                } else if *producers_left > 0 && !r.1 {
+                    v.push(Violation::new(
+                        "V1",
+                        t,
+                        format!("{node}: completer {} run {run}: channel closed with {producers_left} producers left and no stop deadline", plain(completer)),
+                    ));
+                }
+                r.0 = true;
+            }
+            Some(CompleterEvent::SendAfterClose { completer, run, n }) => v.push(Violation::new(
+                "V2",
+                t,
+                format!("{node}: completer {} run {run}: {n} events sent after the channel closed", plain(completer)),
+            )),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what
+/// its readers saw: `read` names the reads a workload recorded, as (map, revision)) never goes
+/// back within a node's life, except by a resync after the store lost its data. R3 at the
+/// instant `set_and_wait` returns (in the core, before the caller's task runs again): the
+/// replica has applied the write's revision. Judged per node and map; the first 20 reported.
+pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Option<(&'a str, u64)>) -> Vec<Violation> {
+    let mut losses = 0u64; // store data losses so far
+    // (node, map) → (revision, data losses when it last loaded a snapshot)
+    let mut last: BTreeMap<(&E::Node, &str), (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (n, t) = (e.node(), e.t_us());
+        let (map, rev, what, resync) = match (e.fact(), e.rmap()) {
+            (Some(Fact::StoreLostData), _) => {
+                losses += 1;
+                continue;
+            }
+            (Some(Fact::NodeStart), _) => {
+                last.retain(|k, _| k.0 != n);
+                continue;
+            }
+            (_, Some(RmapEvent::WaitReturned { map, rev, local_rev })) => {
+                if local_rev < rev {
+                    v.push(Violation::new(
+                        "R3",
+                        t,
+                        format!(
+                            "{n}: set_and_wait returned its write's revision {rev} with the replica at {local_rev}"
+                        ),
+                    ));
+                }
+                (plain(map), *local_rev, "a returning set_and_wait", false)
+            }
+            (_, Some(RmapEvent::Applied { map, rev })) => (plain(map), *rev, "an applied change", false),
+            (_, Some(RmapEvent::Joined { map, rev, .. })) => (plain(map), *rev, "a join", true),
+            (_, Some(RmapEvent::Resynced { map, rev, .. })) => (plain(map), *rev, "a resync", true),
+            _ => match read(e) {
+                Some((map, rev)) => (map, rev, "a read", false),
+                None => continue,
+            },
+        };
+        let (prev, loaded_losses) = last.get(&(n, map)).copied().unwrap_or((0, losses));
+        if rev < prev && !(resync && losses > loaded_losses) {
+            v.push(Violation::new(
+                "R2",
+                t,
+                format!("{n}: revision went back from {prev} to {rev} ({what}) without a data loss"),
+            ));
+        }
+        last.insert((n, map), (rev, if resync { losses } else { loaded_losses }));
+    }
+    v.truncate(20);
+    v
+}
+
+/// F1 at a fenced resource: no write accepted with a fence below one accepted before for the same
+/// key. `writes` in the order the resource decided them: (µs, key, fence, writer, accepted).
+pub fn resource_fence_order<'a, W: Display>(
+    writes: impl IntoIterator<Item = (u64, &'a str, u64, W, bool)>,
+) -> Vec<Violation> {
+    let mut highest: BTreeMap<&str, (u64, String)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for (t, key, fence, writer, accepted) in writes {
+        if !accepted {
+            continue;
+        }
+        match highest.get(key) {
+            Some((h, by)) if fence < *h => v.push(Violation::new(
+                "F1",
+                t,
+                format!(
+                    "{writer} wrote {key:?} with fence {fence} after {by} wrote it with fence {h}: a stale writer's side effect landed"
+                ),
+            )),
+            _ => {
+                highest.insert(key, (fence, writer.to_string()));
+            }
+        }
+    }
+    v
+}
+
+/// S1 (fences): every grant of a lease (keel's `Held`) carries a fence above every earlier
+/// grant's, whichever node it went to.
+pub fn grant_order<E: Entry>(events: &[E]) -> Vec<Violation> {
+    let mut top: BTreeMap<&str, (u64, &E::Node)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(LeaseEvent::Held { lease, fence, .. }) = e.lease() {
+            let lease = plain(lease);
+            if let Some((f, by)) = top.get(lease).copied()
+                && *fence <= f
+            {
+                v.push(Violation::new(
+                    "S1",
+                    e.t_us(),
+                    format!("{}: granted {lease} with fence {fence}, not above {by}'s earlier grant {f}", e.node()),
+                ));
+            }
+            let f = top.get(lease).map_or(0, |x| x.0);
+            if *fence > f {
+                top.insert(lease, (*fence, e.node()));
+            }
+        }
+    }
+    v
+}
+
+/// One span during which a node believed it held a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Belief<N> {
+    /// The believer.
+    pub node: N,
+    /// The lease.
+    pub lease: String,
+    /// The grant it believed it held.
+    pub fence: u64,
+    /// From `Held` to `Lost`, `Released`, the node's crash or restart (or `end_us`).
+    pub span: Span,
+}
+
+/// Every belief of every node, from keel's `Held` to its `Lost` or `Released` (or the node's
+/// crash, restart, or the end).
+pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
+    let mut open: BTreeMap<(E::Node, String), (u64, u64)> = BTreeMap::new(); // → (since, fence)
+    let mut out = Vec::new();
+    let close = |out: &mut Vec<Belief<E::Node>>, (node, lease): (E::Node, String), (since, fence), t| {
+        out.push(Belief { node, lease, fence, span: Span { start: since, end: t } });
+    };
+    for e in events {
+        let (n, t) = (e.node(), e.t_us());
+        match (e.lease(), e.fact()) {
+            (Some(LeaseEvent::Held { lease, fence, .. }), _) => {
+                let k = (n.clone(), plain(lease).to_owned());
+                if let Some(b) = open.remove(&k) {
+                    close(&mut out, k.clone(), b, t);
+                }
+                open.insert(k, (t, *fence));
+            }
+            (Some(LeaseEvent::Lost { lease, .. } | LeaseEvent::Released { lease, .. }), _) => {
+                let k = (n.clone(), plain(lease).to_owned());
+                if let Some(b) = open.remove(&k) {
+                    close(&mut out, k, b, t);
+                }
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => {
+                let mine: Vec<_> = open.keys().filter(|k| &k.0 == n).cloned().collect();
+                for k in mine {
+                    if let Some(b) = open.remove(&k) {
+                        close(&mut out, k, b, t);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (k, b) in open {
+        close(&mut out, k, b, end_us);
+    }
+    out.sort_by_key(|b| (b.span.start, b.fence));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::{Event, LeaseEvent, Text};
+
+    use super::*;
+
+    /// A minimal history: (µs, node, keel event or fact).
+    struct E(u64, &'static str, Option<Event<'static>>, Option<Fact>);
+
+    impl Entry for E {
+        type Node = &'static str;
+        fn t_us(&self) -> u64 {
+            self.0
+        }
+        fn node(&self) -> &&'static str {
+            &self.1
+        }
+        fn keel(&self) -> Option<&Event<'static>> {
+            self.2.as_ref()
+        }
+        fn fact(&self) -> Option<Fact> {
+            self.3
+        }
+    }
+
+    fn held(t: u64, n: &'static str, fence: u64) -> E {
+        E(t, n, Some(Event::Lease(LeaseEvent::Held { lease: "L".into(), owner: Text::Owned(n.into()), fence })), None)
+    }
+
+    fn released(t: u64, n: &'static str) -> E {
+        E(t, n, Some(Event::Lease(LeaseEvent::Released { lease: "L".into(), owner: Text::Owned(n.into()) })), None)
+    }
+
+    #[test]
+    fn grant_order_fires_on_a_fence_that_does_not_go_up() {
+        assert!(grant_order(&[held(1, "a", 1), released(2, "a"), held(3, "b", 2)]).is_empty());
+        let v = grant_order(&[held(1, "a", 5), released(2, "a"), held(3, "b", 5)]);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "S1", 3));
+    }
+
+    #[test]
+    fn beliefs_end_at_release_crash_restart_or_the_end() {
+        let h = [
+            held(1, "a", 1),
+            released(5, "a"),
+            held(6, "b", 2),
+            E(9, "b", None, Some(Fact::NodeCrash)),
+            held(10, "c", 3),
+            E(12, "c", None, Some(Fact::NodeStart)),
+            held(13, "a", 4),
+        ];
+        let spans: Vec<_> = beliefs(&h, 20).into_iter().map(|b| (b.node, b.fence, b.span.start, b.span.end)).collect();
+        assert_eq!(spans, [("a", 1, 1, 5), ("b", 2, 6, 9), ("c", 3, 10, 12), ("a", 4, 13, 20)]);
+    }
+
+    #[test]
+    fn resource_fence_order_fires_on_an_accepted_lower_fence_only() {
+        let w = |t, fence, accepted| (t, "k", fence, "w", accepted);
+        assert!(resource_fence_order([w(1, 2, true), w(2, 1, false), w(3, 2, true)]).is_empty());
+        assert_eq!(resource_fence_order([w(1, 2, true), w(2, 1, true)]).len(), 1);
+    }
+}
