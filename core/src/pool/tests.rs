@@ -639,3 +639,29 @@ async fn mp12_a_cleaner_that_judges_by_its_own_ttl_requeues_a_live_workers_job()
     // b's live worker is declared dead again and again, and its job runs anew each time.
     assert!(runs.len() >= 2, "requeued while its worker lived: {runs:?}");
 }
+
+/// A worker whose keep-alive is older than its TTL by store time is given no job: the dispatcher
+/// judges ages against the store's clock (cargo-mutants: a dispatch view built without the store
+/// time, so every age was measured from 0 and a dead worker looked live, passed every test). The
+/// report reads the same store time.
+#[tokio::test(start_paused = true)]
+async fn dispatch_skips_a_worker_whose_keepalive_is_stale_by_store_time() {
+    let store = MemoryStore::new();
+    let maps = Maps::new("p");
+    let now = store.time_ms().await.unwrap();
+    let stale = KeepAlive { ms: now - 10_000, ttl_ms: None, stopping: false }.encode();
+    store.map_write(&maps.keepalive, "old.1.1", MapWrite::Set(stale)).await.unwrap();
+    store.map_write(&maps.workers, "old.1.1", MapWrite::Set("old".into())).await.unwrap();
+    let node = Pool::new(store.clone(), cfg("n")).start().await.unwrap();
+    assert_eq!(node.dispatch("j", "x").await, Ok(1));
+    let r = inspect(&store, "p").await.unwrap();
+    assert!(r.now_ms >= now, "the report is at store time: {r:?}");
+    let age = r.workers.get("old.1.1").copied().flatten();
+    assert!(age.is_some_and(|a| a >= 10_000), "the stale worker was still there to choose: {r:?}");
+    assert_eq!(
+        r.jobs.get("j").map(|(owner, _)| owner.as_str()),
+        Some(""),
+        "queued, not given to the dead worker: {r:?}"
+    );
+    node.stop().await;
+}
