@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod linearize;
 mod rules;
 mod verdict;
 

@@ -15,7 +15,7 @@ compile_error!(
 pub mod baseline;
 pub mod check;
 pub mod corpus;
-pub mod linearize;
+pub use keel_checks::linearize;
 pub mod plan;
 
 #[cfg(madsim)]

@@ -74,6 +74,7 @@ pub enum Renew {
 
 /// A snapshot of a whole map at one revision.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MapSnapshot {
     /// Revision of the map when the snapshot was taken (0 if the map was never written).
     pub rev: u64,
@@ -83,6 +84,7 @@ pub struct MapSnapshot {
 
 /// One mutation of a map key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum MapWrite {
     /// Set the value unconditionally.
     Set(String),
@@ -108,6 +110,7 @@ pub enum MapWrite {
 
 /// Reply to [`Store::map_write`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WriteOutcome {
     /// Whether the write was applied. `Set` always applies (and bumps the revision even if the
     /// value is unchanged); a write whose guard failed, a `Delete`/`Remove` that found nothing to
@@ -121,6 +124,7 @@ pub struct WriteOutcome {
 
 /// A guard of a [`Store::map_txn`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Expect {
     /// The key must be absent.
     Absent,
@@ -130,6 +134,7 @@ pub enum Expect {
 
 /// Reply to [`Store::map_txn`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TxnOutcome {
     /// Whether every guard held and the writes were applied.
     pub applied: bool,

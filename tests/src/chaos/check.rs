@@ -130,6 +130,18 @@ pub struct Figures {
     pub map_converged: bool,
     /// The replicas' final revision and entry count (when converged).
     pub map_final: Option<(u64, usize)>,
+    /// Linearizability of the store's map operations (rmap processes record theirs), by the
+    /// simulator's checker: histories (map × Redis lifetime, or key when a map's is too large)
+    /// checked.
+    pub lin_checked: u64,
+    /// Operations in the checked histories.
+    pub lin_ops: u64,
+    /// Histories over the checker's operation or open-operation limits: counted, never passed.
+    pub lin_skipped: u64,
+    /// Histories whose search ran out of steps: counted, never passed.
+    pub lin_over_budget: u64,
+    /// Non-linearizable histories, in words.
+    pub lin_violations: Vec<String>,
     /// Completions the completer accepted from its producers.
     pub completions_accepted: usize,
     /// Completion events the subscriber received.
@@ -227,6 +239,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
 
     jobs(&views, &mut f, end_us, &frozen);
     maps(&views, &mut f);
+    linearizability(lines, &mut f);
     completions(&views, &mut f);
 
     f.panics = outcome.panics.len();
@@ -283,6 +296,9 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     if !f.map_converged {
         fail.push("R2: the replicas' final content differs (or no replica reported it)".to_owned());
     }
+    for v in &f.lin_violations {
+        fail.push(format!("linearizability: {v}"));
+    }
     if f.completions_undelivered > 0 {
         fail.push(format!(
             "V3: {} completions accepted before a clean stop never reached the subscriber",
@@ -305,6 +321,41 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
         fail.push(format!("hung stop: {h} did not stop within {:?}", super::runner::STOP_MAX));
     }
     f
+}
+
+/// The store's map operations the processes recorded, merged in real-time order, judged by the
+/// simulator's linearizability checker. Ids are made unique per node; a `Reset` goes where Redis
+/// went down to come back without its data (a kill that keeps the AOF keeps every
+/// acknowledged write: `appendfsync always`).
+fn linearizability(lines: &[Line], f: &mut Figures) {
+    use keel_checks::linearize::{self, Record};
+    let mut ids: BTreeMap<(&str, u64), u64> = BTreeMap::new();
+    let (mut records, mut losing) = (Vec::new(), false);
+    for l in lines {
+        match &l.ev {
+            Ev::Fault { fault, .. } => losing = matches!(fault, Fault::RedisKillLose { .. }),
+            // Recorded once the old server is killed and reaped: every request it applied was
+            // sent (invoked) before this line, every later one can only meet the emptied store.
+            Ev::RedisDown if losing => records.push(Record::Reset),
+            Ev::StoreInvoke { id, op } => {
+                let next = ids.len() as u64;
+                let id = *ids.entry((l.node.as_str(), *id)).or_insert(next);
+                records.push(Record::Invoke { id, op: op.clone() });
+            }
+            Ev::StoreReturn { id, ret } => {
+                if let Some(id) = ids.get(&(l.node.as_str(), *id)) {
+                    records.push(Record::Return { id: *id, ret: ret.clone() });
+                }
+            }
+            _ => {}
+        }
+    }
+    let r = linearize::check(&records);
+    f.lin_checked = r.checked;
+    f.lin_ops = r.ops;
+    f.lin_skipped = r.skipped;
+    f.lin_over_budget = r.over_budget;
+    f.lin_violations = r.violations;
 }
 
 /// node → its SIGSTOP spans (µs).
@@ -563,6 +614,11 @@ pub fn table(f: &Figures) -> String {
         ("  not visible, right after a data loss", f.map_writes_not_visible_after_data_loss.to_string()),
         ("map revision went back (R2)", f.map_revision_regressions.to_string()),
         ("map replicas converged at the end (R2)", f.map_converged.to_string()),
+        ("store histories checked linearizable", f.lin_checked.to_string()),
+        ("  operations in them", f.lin_ops.to_string()),
+        ("  skipped (over the op/open limits)", f.lin_skipped.to_string()),
+        ("  over the search budget", f.lin_over_budget.to_string()),
+        ("  not linearizable", f.lin_violations.len().to_string()),
         ("completions accepted", f.completions_accepted.to_string()),
         ("completion events delivered", f.completions_delivered.to_string()),
         ("  accepted, never delivered (V3)", f.completions_undelivered.to_string()),
@@ -650,6 +706,48 @@ mod tests {
                 reason,
             })),
         )
+    }
+
+    #[test]
+    fn linearizability_is_judged_over_every_process_and_resets_only_at_a_data_loss() {
+        use keel::store::{MapWrite, WriteOutcome};
+        use keel_checks::linearize::{StoreOp, StoreRet};
+        let set = MapWrite::Set("1".into());
+        // `a` writes k and learns it applied; later `b` (same process-local id) reads it absent.
+        let history = |fault: Option<Fault>| {
+            let mut h = vec![
+                l(
+                    1,
+                    "a",
+                    Ev::StoreInvoke {
+                        id: 0,
+                        op: StoreOp::Write { map: MAP.into(), key: "k".into(), write: set.clone() },
+                    },
+                ),
+                l(
+                    2,
+                    "a",
+                    Ev::StoreReturn {
+                        id: 0,
+                        ret: StoreRet::Write(WriteOutcome { applied: true, rev: 10, value: Some("1".into()) }),
+                    },
+                ),
+            ];
+            if let Some(fault) = fault {
+                h.push(l(3, "runner", Ev::Fault { cycle: 0, fault, target: None }));
+                h.push(l(4, "runner", Ev::RedisDown));
+            }
+            h.push(l(5, "b", Ev::StoreInvoke { id: 0, op: StoreOp::Get { map: MAP.into(), key: "k".into() } }));
+            h.push(l(6, "b", Ev::StoreReturn { id: 0, ret: StoreRet::Get(None, 0) }));
+            judge(&h)
+        };
+        let f = history(None);
+        assert_eq!((f.lin_checked, f.lin_violations.len()), (1, 1), "{:?}", f.lin_violations);
+        assert!(f.failures.iter().any(|x| x.starts_with("linearizability: ")), "{:?}", f.failures);
+        let f = history(Some(Fault::RedisKillKeep { down_ms: 1 }));
+        assert_eq!(f.lin_violations.len(), 1, "a restart with the AOF keeps the write");
+        let f = history(Some(Fault::RedisKillLose { down_ms: 1 }));
+        assert_eq!((f.lin_checked, f.lin_ops, f.lin_violations.len()), (2, 2, 0), "{:?}", f.lin_violations);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub enum Ev {
     MapFinal { rev: u64, entries: usize, digest: u64 },
     /// SIGUSR1: this process stopped writing.
     Quiesced,
+    /// The process' store was sent map operation `id` (unique in the node's history).
+    StoreInvoke { id: u64, op: keel_checks::linearize::StoreOp },
+    /// The store answered operation `id` (an error of unknown outcome records nothing).
+    StoreReturn { id: u64, ret: keel_checks::linearize::StoreRet },
     // -- completer processes --
     /// A producer's `complete` returned Ok: the completer accepted `key` (run `run` is keel's).
     CompletionAccepted { key: String },
@@ -244,6 +248,22 @@ mod tests {
                 now_ms: 10,
             })),
             Ev::RegWrite { key: "k".into(), writer: "w".into(), fence: u64::MAX, accepted: false },
+            Ev::StoreInvoke {
+                id: 1 << 40,
+                op: keel_checks::linearize::StoreOp::Txn {
+                    map: "m".into(),
+                    guards: vec![("k".into(), keel::store::Expect::Value("v".into()))],
+                    writes: vec![("k".into(), None)],
+                },
+            },
+            Ev::StoreReturn {
+                id: 1,
+                ret: keel_checks::linearize::StoreRet::Snapshot(keel::store::MapSnapshot {
+                    rev: 3,
+                    entries: [("k".to_owned(), "v".to_owned())].into(),
+                }),
+            },
+            Ev::StoreReturn { id: 2, ret: keel_checks::linearize::StoreRet::NotApplied },
         ];
         for ev in evs {
             let line = Line { t: 1, node: "n".into(), ev };

@@ -8,5 +8,6 @@ pub mod history;
 pub mod node;
 pub mod plan;
 pub mod proxy;
+pub mod recstore;
 pub mod register;
 pub mod runner;

@@ -18,6 +18,7 @@ use keel::store::{RedisConfig, RedisStore};
 use tokio::time::Instant;
 
 use super::history::{Ev, Recorder};
+use super::recstore::RecordingStore;
 use super::register;
 
 /// Key prefix of every chaos key in Redis.
@@ -116,7 +117,8 @@ pub fn run(args: NodeArgs) -> i32 {
             "lease" => lease(&args, store, rec.clone()).await,
             "worker" => worker(&args, store, rec.clone()).await,
             "dispatcher" => dispatcher(&args, store, rec.clone()).await,
-            "rmap" => rmap(&args, store, rec.clone()).await,
+            // Its map operations are recorded for the linearizability check.
+            "rmap" => rmap(&args, RecordingStore::new(store, rec.clone(), args.incarnation), rec.clone()).await,
             "completer" => completer(&args, store, rec.clone()).await,
             other => Err(format!("unknown role {other:?}")),
         }
@@ -348,7 +350,7 @@ async fn recheck(
 /// Write this process' own keys with `set_and_wait` and check, right when it returns, that the
 /// local replica shows the write (R3); sample the replica's revision for R2 (a read); on
 /// SIGUSR1 stop writing; on SIGTERM record the replica's content and stop.
-async fn rmap(args: &NodeArgs, store: RedisStore, rec: Arc<Recorder>) -> Result<(), String> {
+async fn rmap(args: &NodeArgs, store: RecordingStore<RedisStore>, rec: Arc<Recorder>) -> Result<(), String> {
     use std::hash::{Hash, Hasher};
     let mut term = sigterm().await?;
     let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())

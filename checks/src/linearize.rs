@@ -40,6 +40,7 @@ pub const SEARCH_STEPS_MAX: u64 = 200_000;
 
 /// A map operation as the client sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StoreOp {
     /// `map_get`.
     Get {
@@ -87,6 +88,7 @@ impl StoreOp {
 
 /// What a client learned of an operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StoreRet {
     /// `map_get`'s value and revision.
     Get(Option<String>, u64),
@@ -102,6 +104,7 @@ pub enum StoreRet {
 
 /// One record of a history, in the order it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Record {
     /// A client sent operation `id`.
     Invoke {
