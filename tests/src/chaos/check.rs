@@ -134,6 +134,8 @@ pub struct Figures {
     /// simulator's checker: histories (map × Redis lifetime, or key when a map's is too large)
     /// checked.
     pub lin_checked: u64,
+    /// Map operations the processes recorded (invoked), checked or not.
+    pub lin_recorded: u64,
     /// Operations in the checked histories.
     pub lin_ops: u64,
     /// Histories over the checker's operation or open-operation limits: counted, never passed.
@@ -299,6 +301,10 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     for v in &f.lin_violations {
         fail.push(format!("linearizability: {v}"));
     }
+    if f.lin_recorded > 0 && f.lin_checked == 0 {
+        // Every history skipped or over budget: nothing was judged, which is not a pass.
+        fail.push(format!("linearizability: {} operations recorded, no history checked", f.lin_recorded));
+    }
     if f.completions_undelivered > 0 {
         fail.push(format!(
             "V3: {} completions accepted before a clean stop never reached the subscriber",
@@ -338,6 +344,7 @@ fn linearizability(lines: &[Line], f: &mut Figures) {
             // sent (invoked) before this line, every later one can only meet the emptied store.
             Ev::RedisDown if losing => records.push(Record::Reset),
             Ev::StoreInvoke { id, op } => {
+                f.lin_recorded += 1;
                 let next = ids.len() as u64;
                 let id = *ids.entry((l.node.as_str(), *id)).or_insert(next);
                 records.push(Record::Invoke { id, op: op.clone() });
@@ -614,6 +621,7 @@ pub fn table(f: &Figures) -> String {
         ("  not visible, right after a data loss", f.map_writes_not_visible_after_data_loss.to_string()),
         ("map revision went back (R2)", f.map_revision_regressions.to_string()),
         ("map replicas converged at the end (R2)", f.map_converged.to_string()),
+        ("store map operations recorded", f.lin_recorded.to_string()),
         ("store histories checked linearizable", f.lin_checked.to_string()),
         ("  operations in them", f.lin_ops.to_string()),
         ("  skipped (over the op/open limits)", f.lin_skipped.to_string()),
@@ -748,6 +756,17 @@ mod tests {
         assert_eq!(f.lin_violations.len(), 1, "a restart with the AOF keeps the write");
         let f = history(Some(Fault::RedisKillLose { down_ms: 1 }));
         assert_eq!((f.lin_checked, f.lin_ops, f.lin_violations.len()), (2, 2, 0), "{:?}", f.lin_violations);
+        // Three writes whose replies never came: over the open limit, skipped, so nothing was
+        // judged, and that fails the run rather than passing it.
+        let open: Vec<_> = (0..3u64)
+            .map(|i| {
+                let op = StoreOp::Write { map: MAP.into(), key: "k".into(), write: set.clone() };
+                l(1 + i, "a", Ev::StoreInvoke { id: i, op })
+            })
+            .collect();
+        let f = judge(&open);
+        assert_eq!((f.lin_recorded, f.lin_checked, f.lin_skipped), (3, 0, 1), "{f:?}");
+        assert!(f.failures.iter().any(|x| x.contains("no history checked")), "{:?}", f.failures);
     }
 
     #[test]
