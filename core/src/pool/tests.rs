@@ -693,9 +693,9 @@ async fn a_corrupt_record_is_counted_once_and_quarantined_into_the_pool_map() {
 }
 
 /// Every pool event of this thread: its kind, and for the cleanup lock's events the worker and
-/// the stale lock value taken over.
+/// the stale lock value taken over; and the instant (tokio's clock) of each.
 #[derive(Default)]
-struct PoolEvents(Mutex<Vec<(&'static str, String, String)>>);
+struct PoolEvents(Mutex<Vec<(&'static str, String, String)>>, Mutex<Vec<(&'static str, tokio::time::Instant)>>);
 
 impl crate::observe::Observer for PoolEvents {
     fn event(&self, e: &crate::observe::Event<'_>) {
@@ -706,6 +706,7 @@ impl crate::observe::Observer for PoolEvents {
             PoolEvent::CleanupLocked { worker, .. } => (p.kind(), worker.to_string(), String::new()),
             _ => (p.kind(), String::new(), String::new()),
         };
+        self.1.lock().unwrap().push((seen.0, tokio::time::Instant::now()));
         self.0.lock().unwrap().push(seen);
     }
 }
@@ -721,6 +722,10 @@ impl PoolEvents {
         let mut v: Vec<_> = self.0.lock().unwrap().iter().filter(|e| e.0.starts_with(kind)).cloned().collect();
         v.sort();
         v
+    }
+
+    fn last(&self, kind: &str) -> Option<tokio::time::Instant> {
+        self.1.lock().unwrap().iter().rev().find(|e| e.0 == kind).map(|e| e.1)
     }
 }
 
@@ -789,4 +794,30 @@ async fn keepalives_carry_the_workers_ttl_and_corrupt_tombstones_are_named() {
     assert_eq!(super::state::check_value("jobs", "d/j", "garbage"), tombstone);
     assert_eq!(super::state::check_value("jobs", "d/j", "0|w|5"), tombstone, "attempts start at 1");
     assert_eq!(super::state::check_value("jobs", "d/j", "1|w|5"), Ok(()));
+}
+
+/// A worker whose store stops answering fences itself (stops its handlers) exactly when its
+/// last confirmed keep-alive could be judged stale by a cleaner: worker_ttl - drift_margin
+/// after that beat was sent, while the next beat hangs (cargo-mutants: `ttl - drift_margin` →
+/// `ttl + drift_margin`, a worker running its jobs 60 ms past the point where other nodes may
+/// requeue them, passed; the simulator's pool invariants judge the overlap, the unit lane did not).
+#[tokio::test(start_paused = true)]
+async fn a_worker_cut_off_from_the_store_fences_itself_at_ttl_minus_the_drift_margin() {
+    let store = MemoryStore::new();
+    let cut = regression::Mortal::new(&store, i64::MAX);
+    let (seen, before) = PoolEvents::install();
+    let node = Pool::new(cut.clone(), cfg("n")).start().await.unwrap();
+    let log = Log::default();
+    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(60) }, &Shutdown::new("r"));
+    settle(50).await;
+    node.dispatch("j", "").await.unwrap();
+    settle(200).await;
+    cut.kill(); // every operation hangs from here, the next beat too
+    settle(1_000).await;
+    crate::observe::set_thread_observer(before);
+    let (beat, fenced) = (seen.last("keepalive").unwrap(), seen.last("fenced").unwrap());
+    assert_eq!(fenced - beat, Duration::from_millis(300 - 30), "worker_ttl 300 ms, drift margin 30 ms");
+    assert_eq!(log.runs("j").len(), 1);
+    cut.revive();
+    node.stop().await;
 }

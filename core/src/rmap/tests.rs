@@ -111,3 +111,14 @@ async fn a_subscriber_receives_the_change_it_waited_for() {
     a.stop().await;
     assert_eq!(sub.recv().await, None);
 }
+
+/// The limits are inclusive and what their names say: anti-entropy once a day at the longest,
+/// every 10 ms at the shortest (cargo-mutants: `ANTI_ENTROPY_MAX` as `24 + 3600` s survived).
+#[test]
+fn anti_entropy_bounds_are_a_day_and_ten_ms_inclusive() {
+    let ok = |d: std::time::Duration| RmapConfig::builder("m").anti_entropy(Some(d)).build().is_ok();
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let ten_ms = std::time::Duration::from_millis(10);
+    assert_eq!((ok(day), ok(day + std::time::Duration::from_millis(1))), (true, false));
+    assert_eq!((ok(ten_ms), ok(ten_ms - std::time::Duration::from_millis(1))), (true, false));
+}
