@@ -704,6 +704,7 @@ impl crate::observe::Observer for PoolEvents {
         let seen = match p {
             PoolEvent::CleanupTakeover { worker, from, .. } => (p.kind(), worker.to_string(), from.to_string()),
             PoolEvent::CleanupLocked { worker, .. } => (p.kind(), worker.to_string(), String::new()),
+            PoolEvent::Fenced { worker, running } => (p.kind(), worker.to_string(), running.to_string()),
             _ => (p.kind(), String::new(), String::new()),
         };
         self.1.lock().unwrap().push((seen.0, tokio::time::Instant::now()));
@@ -796,28 +797,44 @@ async fn keepalives_carry_the_workers_ttl_and_corrupt_tombstones_are_named() {
     assert_eq!(super::state::check_value("jobs", "d/j", "1|w|5"), Ok(()));
 }
 
+/// Runs each job for as many ms as its payload says.
+struct Sleeper;
+
+impl JobHandler for Sleeper {
+    async fn run(&self, job: Job) -> JobOutcome {
+        let work = Duration::from_millis(job.payload().parse().unwrap_or(0));
+        tokio::select! {
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+            _ = job.stopped() => JobOutcome::Abandoned,
+            _ = tokio::time::sleep(work) => JobOutcome::Completed,
+        }
+    }
+}
+
 /// A worker whose store stops answering fences itself (stops its handlers) exactly when its
 /// last confirmed keep-alive could be judged stale by a cleaner: worker_ttl - drift_margin
 /// after that beat was sent, while the next beat hangs (cargo-mutants: `ttl - drift_margin` →
 /// `ttl + drift_margin`, a worker running its jobs 60 ms past the point where other nodes may
-/// requeue them, passed; the simulator's pool invariants judge the overlap, the unit lane did not).
+/// requeue them, passed; the simulator's pool invariants judge the overlap, the unit lane did
+/// not). It stops what still runs, not the runs that ended (cargo-mutants: `Ended::is_of →
+/// false`, a worker that never forgot a finished run, passed).
 #[tokio::test(start_paused = true)]
 async fn a_worker_cut_off_from_the_store_fences_itself_at_ttl_minus_the_drift_margin() {
     let store = MemoryStore::new();
     let cut = regression::Mortal::new(&store, i64::MAX);
     let (seen, before) = PoolEvents::install();
     let node = Pool::new(cut.clone(), cfg("n")).start().await.unwrap();
-    let log = Log::default();
-    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(60) }, &Shutdown::new("r"));
+    let w = node.add_worker(Sleeper, &Shutdown::new("r"));
     settle(50).await;
-    node.dispatch("j", "").await.unwrap();
+    node.dispatch_and_wait("short", "5").await.unwrap();
+    node.dispatch("long", "60000").await.unwrap();
     settle(200).await;
     cut.kill(); // every operation hangs from here, the next beat too
     settle(1_000).await;
     crate::observe::set_thread_observer(before);
     let (beat, fenced) = (seen.last("keepalive").unwrap(), seen.last("fenced").unwrap());
     assert_eq!(fenced - beat, Duration::from_millis(300 - 30), "worker_ttl 300 ms, drift margin 30 ms");
-    assert_eq!(log.runs("j").len(), 1);
+    assert_eq!(seen.of("fenced"), [("fenced", w.id(), "1".to_owned())], "the long job alone was running");
     cut.revive();
     node.stop().await;
 }

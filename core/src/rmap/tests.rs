@@ -122,3 +122,21 @@ fn anti_entropy_bounds_are_a_day_and_ten_ms_inclusive() {
     assert_eq!((ok(day), ok(day + std::time::Duration::from_millis(1))), (true, false));
     assert_eq!((ok(ten_ms), ok(ten_ms - std::time::Duration::from_millis(1))), (true, false));
 }
+
+/// A map started while the store is unreachable keeps retrying its watch and joins once the
+/// store answers (cargo-mutants: `!` deleted before the backoff in `open_watch`, a map that gave
+/// up for good after one failed watch, passed: every unit test started on a healthy store).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_map_started_while_the_store_is_down_joins_once_it_answers() {
+    let store = MemoryStore::new();
+    let down = crate::pool::regression::Mortal::new(&store, i64::MAX);
+    down.fail_with(Some(crate::StoreError::Unavailable { reason: "refused".into() }));
+    let a = ReplicatedMap::start(down.clone(), cfg());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    down.fail_with(None);
+    let joined = tokio::time::timeout(std::time::Duration::from_secs(60), a.joined()).await;
+    assert!(matches!(joined, Ok(Ok(_))), "{joined:?}");
+    let rev = a.set_and_wait("k", "v").await.unwrap();
+    assert_eq!((a.get("k"), a.revision() >= rev), (Some("v".to_owned()), true));
+    a.stop().await;
+}
