@@ -508,4 +508,18 @@ mod tests {
         assert_eq!(store.lease_holder("l"), None);
         handle.stop().await.expect("clean stop");
     }
+
+    /// A restart policy keeps the bounds it was given and refuses bad ones (cargo-mutants:
+    /// `WorkPolicy::restart → Ok(Default::default())`, a policy that ignored its bounds and
+    /// accepted a zero or inverted backoff, passed).
+    #[test]
+    fn a_restart_policy_keeps_its_bounds_and_refuses_bad_ones() {
+        let (ms, s) = (Duration::from_millis, Duration::from_secs);
+        let p = WorkPolicy::restart(ms(5), ms(20)).expect("valid policy");
+        assert_eq!(p, WorkPolicy(Policy::Restart { min: ms(5), max: ms(20) }));
+        assert!(WorkPolicy::restart(WORK_RESTART_BACKOFF_MAX, WORK_RESTART_BACKOFF_MAX).is_ok(), "inclusive");
+        for (min, max) in [(Duration::ZERO, s(1)), (s(2), s(1)), (ms(1), WORK_RESTART_BACKOFF_MAX + ms(1))] {
+            assert_eq!(WorkPolicy::restart(min, max).unwrap_err().field, "work_policy", "{min:?} .. {max:?}");
+        }
+    }
 }

@@ -750,10 +750,7 @@ async fn cleanup_lock_takes_and_takeovers_are_reported() {
     crate::observe::set_thread_observer(before);
     assert_eq!(
         seen.of("cleanup_"),
-        [
-            ("cleanup_locked", "gone.1.1".to_owned(), String::new()),
-            ("cleanup_takeover", "old.1.1".to_owned(), stale)
-        ],
+        [("cleanup_locked", "gone.1.1".to_owned(), String::new()), ("cleanup_takeover", "old.1.1".to_owned(), stale)],
         "each cleanup once"
     );
 }
