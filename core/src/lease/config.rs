@@ -265,6 +265,21 @@ mod tests {
             assert_eq!(builder.build().unwrap_err().field, field);
         }
     }
+
+    /// What was set is what the accessors give, and a drift margin just below ttl -
+    /// renew_interval is accepted (cargo-mutants: `poll_interval() → 0` and the drift margin's
+    /// guard → `true`, refusing every margin given, survived).
+    #[test]
+    fn settings_given_are_kept() {
+        let ms = Duration::from_millis;
+        let c = b().ttl(ms(900)).renew_interval(ms(300)).drift_margin(ms(599)).poll_interval(ms(70)).build().unwrap();
+        assert_eq!((c.name(), c.owner(), c.ttl(), c.renew_interval()), ("l", "o", ms(900), ms(300)));
+        assert_eq!((c.drift_margin(), c.poll_interval()), (ms(599), ms(70)));
+        assert_eq!(
+            b().ttl(ms(900)).renew_interval(ms(300)).drift_margin(ms(600)).build().unwrap_err().field,
+            "drift_margin"
+        );
+    }
 }
 
 #[cfg(test)]

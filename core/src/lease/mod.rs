@@ -522,4 +522,26 @@ mod tests {
             assert_eq!(WorkPolicy::restart(min, max).unwrap_err().field, "work_policy", "{min:?} .. {max:?}");
         }
     }
+
+    /// `stop` returns once the work has stopped and the lease is released (cargo-mutants:
+    /// `stop → Ok(())`, which left both to the dropped handle's background stop, passed: no
+    /// test looked at the store right after a stop).
+    #[tokio::test(flavor = "current_thread")]
+    async fn stop_returns_after_the_work_stopped_and_the_lease_is_released() {
+        let store = MemoryStore::new();
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = stopped.clone();
+        let handle = LeaseOwner::new(store.clone(), config(600)).start(move |guard: Guard| {
+            let seen = seen.clone();
+            async move {
+                guard.lost().await;
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let fence = handle.held().await.expect("held");
+        assert_eq!(store.lease_holder("l").map(|(_, f)| f), Some(fence));
+        handle.stop().await.expect("clean stop");
+        assert!(stopped.load(std::sync::atomic::Ordering::SeqCst), "the work ran to its end");
+        assert_eq!(store.lease_holder("l"), None, "released");
+    }
 }
