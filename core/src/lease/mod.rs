@@ -544,4 +544,16 @@ mod tests {
         assert!(stopped.load(std::sync::atomic::Ordering::SeqCst), "the work ran to its end");
         assert_eq!(store.lease_holder("l"), None, "released");
     }
+
+    /// A grant is valid strictly before its local deadline, not at it (cargo-mutants: `<` →
+    /// `<=` in `Validity::is_valid`, one more instant of belief, survived).
+    #[test]
+    fn a_grant_is_invalid_from_its_deadline_on() {
+        let clock = Arc::new(ManualClock::new());
+        let v = Validity::new(7, clock.clone(), clock.now() + Duration::from_millis(100));
+        clock.advance(Duration::from_millis(99));
+        assert!(v.is_valid());
+        clock.advance(Duration::from_millis(1));
+        assert!(!v.is_valid(), "at the deadline itself the grant is over");
+    }
 }
