@@ -644,6 +644,6 @@ impl RmapScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12]
+        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12, Mutant::MC13]
     }
 }
