@@ -634,6 +634,22 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_kind_leaves_every_other_fault_where_it_was() {
+        let mut with = spec();
+        with.kinds.push(FaultKind::ConsumerStall);
+        let mut stalls = 0;
+        for seed in 0..50 {
+            let (a, b) =
+                (FaultPlan::generate(seed, Profile::Swarm, &spec()), FaultPlan::generate(seed, Profile::Swarm, &with));
+            let others: Vec<Timed> =
+                b.events.iter().filter(|e| !matches!(e.fault, Fault::ConsumerStall { .. })).cloned().collect();
+            assert_eq!(a.events, others, "seed {seed}");
+            stalls += b.events.len() - others.len();
+        }
+        assert!(stalls > 0);
+    }
+
+    #[test]
     fn swarm_varies_the_enabled_kinds() {
         let sets: std::collections::BTreeSet<Vec<FaultKind>> =
             (0..20).map(|s| FaultPlan::generate(s, Profile::Swarm, &spec()).enabled).collect();
