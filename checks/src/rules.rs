@@ -203,6 +203,11 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
     v
 }
 
+/// A subscription manager's run: (node, completer, run).
+type ManagerRun<'a, N> = (N, &'a str, u64);
+/// A stop request: (requested at, deadline, bound in ms).
+type StopAsked = (u64, u64, u64);
+
 /// V4 for the subscription manager: once a stop of one of its runs is requested
 /// (`SmStopRequested`), the run closes its subscriber channels (`SubscriptionsClosed`) within its
 /// drain bound: a subscriber that stopped reading is dropped and counted, never waited for. The
@@ -217,10 +222,11 @@ pub fn subscription_stops<E: Entry>(
     slack_us: u64,
     frozen: impl Fn(&E::Node) -> Vec<Span>,
 ) -> Vec<Violation> {
-    // (node, completer, run) → (stop requested, deadline, bound in ms)
-    let mut open: BTreeMap<(E::Node, &str, u64), (u64, u64, u64)> = BTreeMap::new();
+    let mut open: BTreeMap<ManagerRun<'_, E::Node>, StopAsked> = BTreeMap::new();
     let mut v = Vec::new();
-    let late = |v: &mut Vec<Violation>, (node, completer, run): &(E::Node, &str, u64), (asked, deadline, bound_ms)| {
+    let late = |v: &mut Vec<Violation>,
+                (node, completer, run): &ManagerRun<'_, E::Node>,
+                (asked, deadline, bound_ms): StopAsked| {
         v.push(Violation::new(
             "V4",
             deadline,
