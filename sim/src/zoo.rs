@@ -118,9 +118,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MR5,
-        lineage: "River #379: channel closed by a detached goroutine after a restart reassigned it",
-        scenario: LOOM,
-        budget: 0,
+        lineage: "River #379: channel closed by a detached goroutine after a restart reassigned it (also caught by the loom lane)",
+        scenario: "completer",
+        budget: 100,
     },
     Entry {
         mutant: Mutant::MP4,

@@ -372,7 +372,28 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
             })
         })
         .collect();
+    // A producer completing through the restarts: a stale run's close that hits a restarted
+    // run's channel (MR5) shows as events sent after their channel closed (V2).
+    let producer = {
+        let (c, clock) = (completer.clone(), ctx.clock.clone());
+        tokio::spawn(async move {
+            for i in 0..STRESS_COMPLETIONS {
+                if let Ok(p) = c.producer("stress-p") {
+                    // Handed back after a while, as a stopping worker does: a completer that
+                    // never accepts (MC5) must not hang the stress.
+                    tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                        _ = p.complete(Completion::new(format!("stress-{i}"), 1, "succeeded", "")) => {}
+                        _ = clock.sleep(Duration::from_millis(50)) => {}
+                    }
+                    p.finish();
+                }
+                clock.sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     let all = async {
+        let _ = producer.await;
         for t in tasks {
             let _ = t.await;
         }
@@ -391,6 +412,8 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
 }
 
 const STRESS: &str = "stress";
+/// Completions the stress's producer tries, one a millisecond.
+const STRESS_COMPLETIONS: u64 = 12;
 
 impl CompleterScenario {
     /// The scenario on the public harness (what `cargo sim` runs).
@@ -546,7 +569,17 @@ impl CompleterScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MR1, Mutant::MR3, Mutant::MR4, Mutant::MR6, Mutant::MC5, Mutant::MC6, Mutant::MC7, Mutant::MC11]
+        &[
+            Mutant::MR1,
+            Mutant::MR3,
+            Mutant::MR4,
+            Mutant::MR5,
+            Mutant::MR6,
+            Mutant::MC5,
+            Mutant::MC6,
+            Mutant::MC7,
+            Mutant::MC11,
+        ]
     }
 }
 
