@@ -111,10 +111,16 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MR6,
+        lineage: "River: the subscription manager sends each event to each subscriber with a send that waits for room; one subscriber that stops reading stalls every other one and the manager's stop",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MR5,
-        lineage: "River #379: channel closed by a detached goroutine after a restart reassigned it",
-        scenario: LOOM,
-        budget: 0,
+        lineage: "River #379: channel closed by a detached goroutine after a restart reassigned it (also caught by the loom lane)",
+        scenario: "completer",
+        budget: 100,
     },
     Entry {
         mutant: Mutant::MP4,
