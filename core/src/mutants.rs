@@ -99,6 +99,10 @@ pub enum Mutant {
     /// A map follower that forwards every feed change to its subscribers, applied or skipped as
     /// stale: subscribers see revisions go back and changes twice.
     MC12,
+    /// A cancelled `set_and_wait` whose write was not yet acknowledged leaves its waiter
+    /// registered (the drop guard deregisters only armed waiters): the registry leaks a waiter
+    /// per such cancellation until the map stops.
+    MC13,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

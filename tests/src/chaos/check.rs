@@ -357,7 +357,7 @@ fn linearizability(lines: &[Line], f: &mut Figures) {
             _ => {}
         }
     }
-    let r = linearize::check(&records);
+    let r = linearize::check(records);
     f.lin_checked = r.checked;
     f.lin_ops = r.ops;
     f.lin_skipped = r.skipped;
