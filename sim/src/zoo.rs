@@ -124,7 +124,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MP4,
-        lineage: "pulse PR #51: keep-alive bumped into the future as the cleanup lock",
+        lineage: "pulse before PR #51: the stale keep-alive moved to last-seen + ttl as the cleanup claim (the dead worker looks alive; the claim expires mid-cleanup and another cleaner claims it too)",
         scenario: "pool",
         budget: 100,
     },
@@ -149,7 +149,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MP10,
-        lineage: "pulse #61: worker removed from the maps before its jobs are requeued",
+        lineage: "pulse #61: a closing node removes its workers (and their jobs) from the maps before requeueing the jobs from memory",
         scenario: "pool",
         budget: 100,
     },
