@@ -232,7 +232,7 @@ struct Segment {
 
 /// Check every map history in `records`: whole (values and revisions) when small enough,
 /// else key by key (values).
-pub fn check(records: &[Record]) -> Report {
+pub fn check(records: Vec<Record>) -> Report {
     // Split per store lifetime, then per map. An operation still open at a reset stays open in
     // the next lifetime too (it may land after the restart); its result, if it comes, is
     // dropped there (it may equally have been applied before).
@@ -243,15 +243,16 @@ pub fn check(records: &[Record]) -> Report {
         let Some(current) = lifetimes.last_mut() else { break };
         match r {
             Record::Invoke { id, op } => {
-                open.insert(*id, op.clone());
-                current.entry(op.map().to_owned()).or_default().records.push((*id, Some(op.clone()), None));
+                open.insert(id, op.clone());
+                current.entry(op.map().to_owned()).or_default().records.push((id, Some(op), None));
             }
             Record::Return { id, ret } => {
-                let Some(op) = open.remove(id) else { continue };
-                if spanning.remove(id).is_some() {
+                let Some(op) = open.remove(&id) else { continue };
+                if spanning.remove(&id).is_some() {
                     continue; // open across a reset: left open in both lifetimes
                 }
-                current.entry(op.map().to_owned()).or_default().records.push((*id, None, Some(ret.clone())));
+                // Moved, not cloned: a snapshot's result is a whole map.
+                current.entry(op.map().to_owned()).or_default().records.push((id, None, Some(ret)));
             }
             Record::Reset => {
                 let mut next: BTreeMap<String, Segment> = BTreeMap::new();
@@ -264,9 +265,10 @@ pub fn check(records: &[Record]) -> Report {
         }
     }
     let mut report = Report::default();
-    for (n, lifetime) in lifetimes.iter().enumerate() {
+    for (n, lifetime) in lifetimes.into_iter().enumerate() {
         for (map, seg) in lifetime {
-            let records = without_open_reads(&seg.records);
+            let invoked = invokes(&seg.records);
+            let records = without_open_reads(seg.records);
             if fits(&records) {
                 match run_tester(MapSpec::new(), &records) {
                     Verdict::Linearizable => {}
@@ -277,7 +279,7 @@ pub fn check(records: &[Record]) -> Report {
                     Verdict::Not(e) => report.violations.push(format!("map {map:?} (store lifetime {n}): {e}")),
                 }
                 report.checked += 1;
-                report.ops += invokes(&seg.records);
+                report.ops += invoked;
                 continue;
             }
             // Too large as a whole: check each key on its own, on values only (revisions are
@@ -522,65 +524,92 @@ impl SequentialSpec for KeySpec {
 /// Split one map's records into one history per key. A snapshot reads every key; a key's
 /// history takes the snapshots that overlap its own first to last operation (outside that window
 /// they only repeat what the key's first or last operation already pins down).
+///
+/// Linear in the records plus what it outputs: an operation goes only to the keys it names (a
+/// pool run's job map has thousands of keys and tens of thousands of records, and matching
+/// every record against every key made this split most of the pool scenario's CPU), and a
+/// snapshot to the keys whose window it overlaps, found by comparing indexes, not names.
 fn per_key(records: &Records<StoreOp, StoreRet>) -> BTreeMap<String, Records<KeyOp, KeyRet>> {
-    // Index range of each key's own records.
-    let mut window: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    let mut ops: BTreeMap<u64, StoreOp> = BTreeMap::new();
+    // Each key's slot, and the index range of its own records.
+    let mut slot: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut window: Vec<(usize, usize)> = Vec::new();
+    let mut ops: BTreeMap<u64, (&StoreOp, Vec<usize>)> = BTreeMap::new();
     for (i, (id, op, _)) in records.iter().enumerate() {
         if let Some(op) = op {
-            ops.insert(*id, op.clone());
+            let mut slots: Vec<usize> = op
+                .key_names()
+                .map(|k| {
+                    let next = window.len();
+                    let n = *slot.entry(k).or_insert(next);
+                    if n == next {
+                        window.push((i, i));
+                    }
+                    n
+                })
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            ops.insert(*id, (op, slots));
         }
-        for k in ops.get(id).map(StoreOp::keys).unwrap_or_default() {
-            window.entry(k).and_modify(|w| w.1 = i).or_insert((i, i));
+        if let Some((_, slots)) = ops.get(id) {
+            for n in slots {
+                window[*n].1 = i;
+            }
         }
     }
+    let names: Vec<&str> = {
+        let mut names = vec![""; window.len()];
+        for (k, n) in &slot {
+            names[*n] = k;
+        }
+        names
+    };
     let ends: BTreeMap<u64, usize> =
         records.iter().enumerate().filter(|(_, r)| r.2.is_some()).map(|(i, r)| (r.0, i)).collect();
     let mut started: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut keys: BTreeMap<String, Records<KeyOp, KeyRet>> = window.keys().map(|k| (k.clone(), Vec::new())).collect();
+    let mut histories: Vec<Records<KeyOp, KeyRet>> = vec![Vec::new(); window.len()];
+    let mut overlapping: Vec<usize> = Vec::new();
     for (i, (id, op, ret)) in records.iter().enumerate() {
-        let Some(full) = ops.get(id) else { continue };
+        let Some((full, slots)) = ops.get(id) else { continue };
         let first = *started.entry(*id).or_insert(i);
-        for (k, history) in keys.iter_mut() {
+        let targets: &[usize] = if let StoreOp::Snapshot { .. } = full {
+            let end = ends.get(id).copied().unwrap_or(usize::MAX);
+            overlapping.clear();
+            overlapping.extend((0..window.len()).filter(|n| window[*n].0 <= end && first <= window[*n].1));
+            &overlapping
+        } else {
+            slots
+        };
+        for n in targets {
+            let k = names[*n];
             let Some(kop) = full.on_key(k) else { continue };
-            if let StoreOp::Snapshot { .. } = full {
-                let (lo, hi) = window[k];
-                let end = ends.get(id).copied().unwrap_or(usize::MAX);
-                if end < lo || first > hi {
-                    continue;
-                }
-            }
             match (op, ret) {
-                (Some(_), _) => history.push((*id, Some(kop), None)),
-                (None, Some(ret)) => history.push((*id, None, Some(ret.on_key(k)))),
+                (Some(_), _) => histories[*n].push((*id, Some(kop), None)),
+                (None, Some(ret)) => histories[*n].push((*id, None, Some(ret.on_key(k)))),
                 (None, None) => {}
             }
         }
     }
-    keys
+    slot.into_iter().map(|(k, n)| (k.to_owned(), std::mem::take(&mut histories[n]))).collect()
 }
 
 /// Drop reads that never returned: they constrain nothing and only slow the search.
-fn without_open_reads(records: &Records<StoreOp, StoreRet>) -> Records<StoreOp, StoreRet> {
+fn without_open_reads(mut records: Records<StoreOp, StoreRet>) -> Records<StoreOp, StoreRet> {
     let returned: std::collections::BTreeSet<u64> = records.iter().filter(|r| r.2.is_some()).map(|r| r.0).collect();
-    let open_reads: std::collections::BTreeSet<u64> = records
-        .iter()
-        .filter(|(id, op, _)| {
-            matches!(op, Some(StoreOp::Get { .. } | StoreOp::Snapshot { .. })) && !returned.contains(id)
-        })
-        .map(|r| r.0)
-        .collect();
-    records.iter().filter(|r| !open_reads.contains(&r.0)).cloned().collect()
+    records.retain(|(id, op, _)| {
+        returned.contains(id) || !matches!(op, Some(StoreOp::Get { .. } | StoreOp::Snapshot { .. }))
+    });
+    records
 }
 
 impl StoreOp {
     /// The keys the operation names (a snapshot names none: it reads whatever is there).
-    fn keys(&self) -> Vec<String> {
+    fn key_names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
         match self {
-            StoreOp::Get { key, .. } | StoreOp::Write { key, .. } => vec![key.clone()],
-            StoreOp::Snapshot { .. } => Vec::new(),
+            StoreOp::Get { key, .. } | StoreOp::Write { key, .. } => Box::new(std::iter::once(key.as_str())),
+            StoreOp::Snapshot { .. } => Box::new(std::iter::empty()),
             StoreOp::Txn { guards, writes, .. } => {
-                guards.iter().map(|(k, _)| k.clone()).chain(writes.iter().map(|(k, _)| k.clone())).collect()
+                Box::new(guards.iter().map(|(k, _)| k.as_str()).chain(writes.iter().map(|(k, _)| k.as_str())))
             }
         }
     }
@@ -677,7 +706,7 @@ mod tests {
     #[test]
     fn overlapping_writes_in_either_order_are_linearizable() {
         let h = [set(1, "a"), set(2, "b"), wrote(2, true, 5002, "b"), wrote(1, true, 5001, "a")];
-        let r = check(&h);
+        let r = check(h.to_vec());
         assert_eq!((r.checked, r.ops, r.skipped), (1, 2, 0));
         assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
@@ -693,7 +722,7 @@ mod tests {
             wrote(2, true, 7002, "b"),
             wrote(3, true, 7003, "c"),
         ];
-        let r = check(&h);
+        let r = check(h.to_vec());
         assert_eq!(r.violations.len(), 1, "{r:?}");
         let ok =
             [set(1, "a"), wrote(1, true, 7001, "a"), cas(2, "a", "b"), cas(3, "a", "c"), wrote(2, true, 7002, "b")];
@@ -702,7 +731,7 @@ mod tests {
             id: 3,
             ret: StoreRet::Write(WriteOutcome { applied: false, rev: 7002, value: Some("b".into()) }),
         });
-        assert!(check(&ok).violations.is_empty());
+        assert!(check(ok.to_vec()).violations.is_empty());
     }
 
     #[test]
@@ -714,7 +743,7 @@ mod tests {
         for (v, rev, ok) in [(Some("a"), 9001, true), (Some("b"), 9002, true), (Some("z"), 9002, false)] {
             let mut h = base.clone();
             h.extend([get(3), read(3, v, rev)]);
-            assert_eq!(check(&h).violations.is_empty(), ok, "read {v:?}@{rev}");
+            assert_eq!(check(h.to_vec()).violations.is_empty(), ok, "read {v:?}@{rev}");
         }
     }
 
@@ -733,10 +762,39 @@ mod tests {
         let mut h: Vec<Record> = (100..100 + HISTORY_OPS_MAX as u64).flat_map(|i| [other(i), other_done(i)]).collect();
         h.extend([set(1, "a"), wrote(1, true, 1, "a"), cas(2, "a", "b"), cas(3, "a", "c")]);
         h.extend([wrote(2, true, 2, "b"), wrote(3, true, 3, "c")]);
-        let r = check(&h);
+        let r = check(h.to_vec());
         assert_eq!(r.checked, HISTORY_OPS_MAX as u64 + 1, "one history per key");
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].contains("key \"k\""), "{}", r.violations[0]);
+    }
+
+    #[test]
+    fn a_snapshot_of_a_map_too_large_as_a_whole_is_judged_for_each_key_it_overlaps() {
+        // The split sends a snapshot only to the keys whose own operations it overlaps: "k"'s
+        // value in it is judged, so a value nobody wrote is caught key by key.
+        let other = |id: u64| Record::Invoke {
+            id,
+            op: StoreOp::Write { map: "m".into(), key: format!("o{id}"), write: MapWrite::Set("x".into()) },
+        };
+        let other_done = |id: u64| Record::Return {
+            id,
+            ret: StoreRet::Write(WriteOutcome { applied: true, rev: id, value: Some("x".into()) }),
+        };
+        let snap = |id: u64, k: &str| {
+            let entries = [("k".to_owned(), k.to_owned())].into_iter().collect();
+            Record::Return { id, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries }) }
+        };
+        for (seen, ok) in [("a", true), ("z", false)] {
+            let mut h: Vec<Record> =
+                (100..100 + HISTORY_OPS_MAX as u64).flat_map(|i| [other(i), other_done(i)]).collect();
+            h.extend([set(1, "a"), Record::Invoke { id: 2, op: StoreOp::Snapshot { map: "m".into() } }]);
+            h.extend([wrote(1, true, 1, "a"), snap(2, seen)]);
+            let r = check(h);
+            assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
+            if !ok {
+                assert!(r.violations.iter().all(|v| v.contains("key \"k\"")), "{:?}", r.violations);
+            }
+        }
     }
 
     #[test]
@@ -747,7 +805,7 @@ mod tests {
         h.extend((41..=80).map(get));
         h.extend((1..=40).rev().map(|i| wrote(i, true, 100 + i, &format!("v{i}"))));
         h.extend((41..=80).map(|id| Record::Return { id, ret: StoreRet::Get(Some("v40".into()), 140) }));
-        let r = check(&h);
+        let r = check(h.to_vec());
         assert_eq!((r.checked, r.over_budget), (1, 0), "{r:?}");
         assert!(r.violations.is_empty(), "{:?}", r.violations);
 
@@ -766,11 +824,11 @@ mod tests {
     #[test]
     fn a_reset_starts_a_new_lifetime_and_large_histories_are_counted_as_skipped() {
         let h = [set(1, "a"), wrote(1, true, 1001, "a"), Record::Reset, set(2, "b"), wrote(2, true, 5001, "b")];
-        let r = check(&h);
+        let r = check(h.to_vec());
         assert_eq!((r.checked, r.skipped), (2, 0));
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         let big: Vec<Record> = (1..=HISTORY_OPS_MAX as u64 + 1).map(|i| set(i, "x")).collect();
-        let r = check(&big);
+        let r = check(big.to_vec());
         assert_eq!((r.checked, r.skipped), (0, 1));
     }
 }

@@ -203,6 +203,92 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
     v
 }
 
+/// A subscription manager's run: (node, completer, run).
+type ManagerRun<'a, N> = (N, &'a str, u64);
+/// A stop request: (requested at, deadline, bound in ms).
+type StopAsked = (u64, u64, u64);
+
+/// V4 for the subscription manager: once a stop of one of its runs is requested
+/// (`SmStopRequested`), the run closes its subscriber channels (`SubscriptionsClosed`) within its
+/// drain bound: a subscriber that stopped reading is dropped and counted, never waited for. The
+/// bound is stretched for the slowest clock (`slowest`, its rate: the drain's deadline is on
+/// the node's clock), plus `slack_us` of scheduling, not counting time the node was frozen
+/// (`frozen`: its frozen spans). Judged at the instant the bound runs out, whether the close
+/// comes late or never; a node that crashed or restarted before that instant is not judged.
+pub fn subscription_stops<E: Entry>(
+    events: &[E],
+    end_us: u64,
+    slowest: f64,
+    slack_us: u64,
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+) -> Vec<Violation> {
+    let mut open: BTreeMap<ManagerRun<'_, E::Node>, StopAsked> = BTreeMap::new();
+    let mut v = Vec::new();
+    let late = |v: &mut Vec<Violation>,
+                (node, completer, run): &ManagerRun<'_, E::Node>,
+                (asked, deadline, bound_ms): StopAsked| {
+        v.push(Violation::new(
+            "V4",
+            deadline,
+            format!(
+                "{node}: subscription manager of completer {completer} run {run}: stop requested at {:.3}s, subscribers not closed within its drain bound ({bound_ms} ms): the manager waits on a subscriber",
+                asked as f64 / 1e6
+            ),
+        ));
+    };
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::SmStopRequested { completer, run, bound_ms }), _) => {
+                let running_us = (bound_ms.saturating_mul(1000) as f64 / slowest.max(1e-3)) as u64 + slack_us;
+                let deadline = reach(t, running_us, &frozen(node));
+                open.entry((node.clone(), plain(completer), *run)).or_insert((t, deadline, *bound_ms));
+            }
+            (Some(CompleterEvent::SubscriptionsClosed { completer, run, .. }), _) => {
+                let key = (node.clone(), plain(completer), *run);
+                if let Some(o) = open.remove(&key)
+                    && t > o.1
+                {
+                    late(&mut v, &key, o);
+                }
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => {
+                let mine: Vec<_> = open.keys().filter(|k| &k.0 == node).cloned().collect();
+                for key in mine {
+                    if let Some(o) = open.remove(&key)
+                        && t > o.1
+                    {
+                        late(&mut v, &key, o);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (key, o) in open {
+        if end_us > o.1 {
+            late(&mut v, &key, o);
+        }
+    }
+    v.sort_by_key(|x| x.t_us);
+    v
+}
+
+/// The instant at which `len_us` of running time (outside `holes`) has passed since `start`.
+fn reach(start: u64, len_us: u64, holes: &[Span]) -> u64 {
+    let mut holes: Vec<Span> = holes.iter().copied().filter(|h| h.end > start).collect();
+    holes.sort_by_key(|h| h.start);
+    let (mut cursor, mut left) = (start, len_us);
+    for h in holes {
+        if h.start >= cursor.saturating_add(left) {
+            break;
+        }
+        left -= h.start.saturating_sub(cursor);
+        cursor = cursor.max(h.end);
+    }
+    cursor.saturating_add(left)
+}
+
 /// V1 and V2 over keel's completer events: a run's event channel closes once (`EventsClosed`),
 /// with every producer gone unless the stop reported its bound reached first (`StopDeadline`)
 /// (V1); nothing is ever sent after the close (`SendAfterClose`, V2).
@@ -460,6 +546,43 @@ mod tests {
         ];
         let spans: Vec<_> = beliefs(&h, 20).into_iter().map(|b| (b.node, b.fence, b.span.start, b.span.end)).collect();
         assert_eq!(spans, [("a", 1, 1, 5), ("b", 2, 6, 9), ("c", 3, 10, 12), ("a", 4, 13, 20)]);
+    }
+
+    fn sm(t: u64, n: &'static str, e: keel::observe::CompleterEvent<'static>) -> E {
+        E(t, n, Some(Event::Completer(e)), None)
+    }
+
+    fn asked(t: u64, run: u64) -> E {
+        sm(t, "a", keel::observe::CompleterEvent::SmStopRequested { completer: "c".into(), run, bound_ms: 1 })
+    }
+
+    fn closed(t: u64, run: u64) -> E {
+        let e = keel::observe::CompleterEvent::SubscriptionsClosed {
+            completer: "c".into(),
+            run,
+            subs: 1,
+            delivered: 0,
+            dropped: 0,
+        };
+        sm(t, "a", e)
+    }
+
+    #[test]
+    fn subscription_stops_fire_at_the_bound_on_a_late_or_missing_close() {
+        let none = |_: &&str| Vec::new();
+        // Bound 1 ms + 100 µs slack: closed in time, late, never (judged at the end), cut by a crash.
+        assert!(subscription_stops(&[asked(0, 1), closed(1_100, 1)], 10_000, 1.0, 100, none).is_empty());
+        let v = subscription_stops(&[asked(0, 1), closed(5_000, 1)], 10_000, 1.0, 100, none);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V4", 1_100));
+        assert_eq!(subscription_stops(&[asked(0, 1)], 10_000, 1.0, 100, none)[0].t_us, 1_100);
+        assert!(subscription_stops(&[asked(0, 1)], 1_000, 1.0, 100, none).is_empty());
+        let crash = E(500, "a", None, Some(Fact::NodeCrash));
+        assert!(subscription_stops(&[asked(0, 1), crash], 10_000, 1.0, 100, none).is_empty());
+        // A slow clock (rate 0.5) takes twice the bound; frozen time is not counted.
+        assert!(subscription_stops(&[asked(0, 1), closed(2_050, 1)], 10_000, 0.5, 100, none).is_empty());
+        let frozen = |_: &&str| vec![Span { start: 200, end: 4_200 }];
+        assert!(subscription_stops(&[asked(0, 1), closed(5_000, 1)], 10_000, 1.0, 100, frozen).is_empty());
+        assert_eq!(subscription_stops(&[asked(0, 1)], 10_000, 1.0, 100, frozen)[0].t_us, 5_100);
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub enum Mutant {
     /// A map follower that forwards every feed change to its subscribers, applied or skipped as
     /// stale: subscribers see revisions go back and changes twice.
     MC12,
+    /// A cancelled `set_and_wait` whose write was not yet acknowledged leaves its waiter
+    /// registered (the drop guard deregisters only armed waiters): the registry leaks a waiter
+    /// per such cancellation until the map stops.
+    MC13,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read
@@ -110,6 +114,13 @@ pub enum Mutant {
     /// duplicate start fails and the failed-start cleanup deletes the job's record (its ownership
     /// and payload) while the first handler still runs: the job is lost.
     MP16,
+    /// River: the subscription manager hands each event to each subscriber with a send that
+    /// waits for room (Go's blocking `sub.listenChan <- event`; here `send().await`), instead of
+    /// dropping and counting on a full buffer. One subscriber that stops reading stalls delivery
+    /// to every other subscriber, backs the completer's channel up, and holds the manager's stop
+    /// (its drain bound cannot fire while the manager waits inside the send) for as long as the
+    /// subscriber does not read: forever if the subscriber waits for that stop.
+    MR6,
     // Model-checking and linearizability (issue 15): keep this block last and contiguous.
     /// MemoryStore applies a map write as read, yield, unconditional write: not atomic.
     MM1,

@@ -126,6 +126,184 @@ async fn contend(node: usize, ip: IpAddr, ttl: Duration, answered: Arc<AtomicU64
     }
 }
 
+/// What a bare replicated-map program does, in the rmap scenario's shape: `nodes` nodes, each
+/// with a local copy of one map fed by the store's change stream, a writer every 10–40 ms, two
+/// lanes of write-then-wait-for-my-revision every 0.3–2.5 s, a reader every 250 ms and two
+/// subscribers of the local changes (64-slot buffers, overflow dropped), writing for `write_for`
+/// of a run of `length` simulated time. No keel: a map, a revision and the messages.
+#[derive(Clone, Copy, Debug)]
+pub struct BareRmap {
+    /// Nodes, each with its own copy.
+    pub nodes: usize,
+    /// Hot keys the writers share.
+    pub hot_keys: u32,
+    /// How long the writers write.
+    pub write_for: Duration,
+    /// Simulated length of one run.
+    pub length: Duration,
+}
+
+/// A bare map request: subscribe this connection to the changes, or write.
+#[derive(Debug)]
+enum MapReq {
+    Subscribe,
+    Set { key: String, value: String },
+}
+
+/// A change the bare store pushes to every subscribed connection; also a write's reply.
+#[derive(Clone, Debug)]
+struct MapChange {
+    rev: u64,
+    key: String,
+    value: String,
+}
+
+/// One bare node's copy of the map: entries, the revision applied, and who waits for one.
+struct BareReplica {
+    entries: std::sync::Mutex<(std::collections::BTreeMap<String, String>, u64)>,
+    applied: tokio::sync::watch::Sender<u64>,
+    subs: Vec<tokio::sync::mpsc::Sender<MapChange>>,
+}
+
+impl BareRmap {
+    /// Run one seed; returns how many changes the nodes applied in all.
+    pub fn run(&self, seed: u64) -> u64 {
+        let rt = Runtime::with_seed_and_config(seed, madsim_config());
+        let this = *self;
+        rt.block_on(async move {
+            let handle = Handle::current();
+            let applied = Arc::new(AtomicU64::new(0));
+            handle.create_node().name("store").ip(STORE.ip()).init(serve_map).build();
+            for i in 0..this.nodes {
+                let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(i + 1).unwrap_or(255)));
+                let applied = applied.clone();
+                handle
+                    .create_node()
+                    .name(format!("n{i}"))
+                    .ip(ip)
+                    .init(move || replicate(this, ip, applied.clone()))
+                    .build();
+            }
+            tokio::time::sleep(this.length).await;
+            applied.load(Ordering::Relaxed)
+        })
+    }
+}
+
+async fn serve_map() {
+    let Ok(ep) = Endpoint::bind(STORE).await else { return };
+    type Feeds = Vec<madsim::net::Sender>;
+    let state = Arc::new(std::sync::Mutex::new((std::collections::BTreeMap::<String, String>::new(), 0u64)));
+    let feeds: Arc<tokio::sync::Mutex<Feeds>> = Arc::default();
+    while let Ok((tx, mut rx, _)) = ep.accept1().await {
+        let (state, feeds) = (state.clone(), feeds.clone());
+        tokio::spawn(async move {
+            while let Ok(msg) = rx.recv().await {
+                let Ok(req) = msg.downcast::<MapReq>() else { continue };
+                match *req {
+                    MapReq::Subscribe => {
+                        feeds.lock().await.push(tx);
+                        return;
+                    }
+                    MapReq::Set { key, value } => {
+                        let change = {
+                            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                            s.1 += 1;
+                            s.0.insert(key.clone(), value.clone());
+                            MapChange { rev: s.1, key, value }
+                        };
+                        for feed in feeds.lock().await.iter() {
+                            let _ = feed.send(Box::new(change.clone())).await;
+                        }
+                        if tx.send(Box::new(change)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One bare node: its copy fed by the change stream, and the workload on it.
+async fn replicate(shape: BareRmap, ip: IpAddr, applied: Arc<AtomicU64>) {
+    let Ok(ep) = Endpoint::bind(SocketAddr::new(ip, 10_000)).await else { return };
+    let Ok((feed_tx, mut feed_rx)) = ep.connect1(STORE).await else { return };
+    if feed_tx.send(Box::new(MapReq::Subscribe)).await.is_err() {
+        return;
+    }
+    let mut subs = Vec::new();
+    for _ in 0..2 {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<MapChange>(64);
+        subs.push(tx);
+        tokio::spawn(async move {
+            let mut last = 0;
+            while let Some(c) = rx.recv().await {
+                last = std::hint::black_box(c.rev.max(last));
+            }
+        });
+    }
+    let replica = Arc::new(BareReplica {
+        entries: std::sync::Mutex::new((std::collections::BTreeMap::new(), 0)),
+        applied: tokio::sync::watch::channel(0).0,
+        subs,
+    });
+    let start = tokio::time::Instant::now();
+    let r = replica.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let e = r.entries.lock().unwrap_or_else(|p| p.into_inner());
+            std::hint::black_box((e.0.len(), e.1));
+        }
+    });
+    for lane in 0..3u32 {
+        let r = replica.clone();
+        let Ok((tx, mut rx)) = ep.connect1(STORE).await else { return };
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed() < shape.write_for {
+                let pause = if lane == 0 { rand_ms(10, 40) } else { rand_ms(300, 2_500) };
+                tokio::time::sleep(pause).await;
+                n += 1;
+                let key_no = madsim::rand::Rng::gen_range(&mut madsim::rand::thread_rng(), 0..shape.hot_keys);
+                let key = if lane == 0 { format!("k{key_no}") } else { format!("w-{ip}-{lane}-{n}") };
+                if tx.send(Box::new(MapReq::Set { key, value: format!("{ip}-{n}") })).await.is_err() {
+                    return;
+                }
+                let Ok(msg) = rx.recv().await else { return };
+                let Ok(written) = msg.downcast::<MapChange>() else { continue };
+                if lane != 0 {
+                    // set_and_wait: until the copy applied the write's revision.
+                    let mut seen = r.applied.subscribe();
+                    let _ = seen.wait_for(|rev| *rev >= written.rev).await;
+                }
+            }
+        });
+    }
+    while let Ok(msg) = feed_rx.recv().await {
+        let Ok(c) = msg.downcast::<MapChange>() else { continue };
+        {
+            let mut e = replica.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if c.rev <= e.1 {
+                continue;
+            }
+            e.1 = c.rev;
+            e.0.insert(c.key.clone(), c.value.clone());
+        }
+        applied.fetch_add(1, Ordering::Relaxed);
+        replica.applied.send_replace(c.rev);
+        for s in &replica.subs {
+            let _ = s.try_send((*c).clone());
+        }
+    }
+}
+
+fn rand_ms(lo: u64, hi: u64) -> Duration {
+    use madsim::rand::Rng;
+    Duration::from_millis(madsim::rand::thread_rng().gen_range(lo..hi))
+}
+
 /// CPU time this thread has used (Linux `/proc/thread-self/schedstat`; `None` elsewhere).
 /// Read only between runs, never inside a simulation.
 pub fn thread_cpu() -> Option<Duration> {
@@ -177,21 +355,24 @@ pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Dur
     })
 }
 
-/// The lease scenario (default shape, swarm faults, every check), the same runs without the
-/// checker ([`run_unchecked`]), and [`BareLease`] of the same node count, TTL and simulated
-/// length, interleaved in `rounds` rounds of `per_round` seeds on this thread. `None` where
-/// thread CPU time cannot be read.
-pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
+/// A scenario (its default shape, swarm faults, every check), the same runs without the
+/// checker ([`run_unchecked`]), and `bare` (a bare program of the same shape, run for the given
+/// simulated length, the checked runs' mean), interleaved in `rounds` rounds of `per_round`
+/// seeds on this thread. `None` where thread CPU time cannot be read.
+fn compare(
+    scn: &dyn crate::scenario::Scenario,
+    bare_run: impl Fn(u64, Duration) -> u64,
+    rounds: u64,
+    per_round: u64,
+) -> Option<[Side; 3]> {
     use crate::plan::Profile;
-    let shape = crate::scenario::lease::LeaseScenario::default();
-    let scn = shape.clone().sim();
     let (mut checked, mut unchecked, mut bare) = (Side::default(), Side::default(), Side::default());
     for r in 0..rounds {
         let seeds = r * per_round..(r + 1) * per_round;
         let t = thread_cpu()?;
         let mut sim = Duration::ZERO;
         for seed in seeds.clone() {
-            let out = crate::runner::run(&scn, seed, None, Profile::Swarm, None);
+            let out = crate::runner::run(scn, seed, None, Profile::Swarm, None);
             sim += out.sim_time;
         }
         checked.cpu += thread_cpu()? - t;
@@ -200,23 +381,39 @@ pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
         let t = thread_cpu()?;
         let mut sim_unchecked = Duration::ZERO;
         for seed in seeds.clone() {
-            sim_unchecked += run_unchecked(&scn, seed);
+            sim_unchecked += run_unchecked(scn, seed);
         }
         unchecked.cpu += thread_cpu()? - t;
         unchecked.seeds += per_round;
         unchecked.sim += sim_unchecked;
         // Same simulated length per seed as the checked runs just had, on average.
         let length = sim / u32::try_from(per_round.max(1)).unwrap_or(u32::MAX);
-        let program = BareLease { nodes: shape.nodes, ttl: Duration::from_millis(shape.ttl_ms), length };
         let t = thread_cpu()?;
         for seed in seeds {
-            std::hint::black_box(program.run(seed));
+            std::hint::black_box(bare_run(seed, length));
         }
         bare.cpu += thread_cpu()? - t;
         bare.seeds += per_round;
         bare.sim += sim;
     }
     Some([checked, unchecked, bare])
+}
+
+/// The lease scenario against [`BareLease`] of the same node count and TTL (see [`compare`]).
+pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
+    let shape = crate::scenario::lease::LeaseScenario::default();
+    let ttl = Duration::from_millis(shape.ttl_ms);
+    let bare = |seed, length| BareLease { nodes: shape.nodes, ttl, length }.run(seed);
+    compare(&shape.clone().sim(), bare, rounds, per_round)
+}
+
+/// The rmap scenario against [`BareRmap`] of the same node count, hot keys and write window
+/// (see [`compare`]).
+pub fn compare_rmap(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
+    let shape = crate::scenario::rmap::RmapScenario::default();
+    let write_for = Duration::from_millis(shape.window_ms);
+    let bare = |seed, length| BareRmap { nodes: shape.nodes, hot_keys: shape.hot_keys, write_for, length }.run(seed);
+    compare(&shape.clone().sim(), bare, rounds, per_round)
 }
 
 #[cfg(test)]
@@ -229,6 +426,15 @@ mod tests {
         let a = p.run(7);
         // The holder renews ~3 times a second, three pollers poll ~3 times a second each.
         assert!((100..=140).contains(&a), "answered {a}");
+        assert_eq!(a, p.run(7), "same seed, same run");
+    }
+
+    #[test]
+    fn the_bare_map_program_replicates_and_is_deterministic() {
+        let p = BareRmap { nodes: 4, hot_keys: 24, write_for: Duration::from_secs(5), length: Duration::from_secs(6) };
+        let a = p.run(7);
+        // ~40 writes a second from each of 4 writers (plus a few waits), each applied by 4 copies.
+        assert!((2_000..=4_000).contains(&a), "applied {a}");
         assert_eq!(a, p.run(7), "same seed, same run");
     }
 }

@@ -810,6 +810,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             v.extend(lease_exclusive(view));
             v.extend(crate::keel_rules::pool_handlers_overlap(view));
             v.extend(crate::keel_rules::completer_drains(view));
+            v.extend(crate::keel_rules::subscription_stops(view));
             v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
         }
         if let Some(r) = shared_get::<FencedResource>() {

@@ -108,6 +108,9 @@ events! {
         ClockRate { rate_ppm: i64, beyond: bool } = "clock_rate",
         /// The node's clock jumped by `delta_ms` (negative: it stalls).
         ClockJump { delta_ms: i64 } = "clock_jump",
+        /// The node's workload was told to stall one of its consumers (it stops reading until
+        /// the workload's current unit of work ends).
+        ConsumerStall {} = "consumer_stall",
         /// Every fault ended.
         Heal {} = "heal",
         /// The history reached its size limit: the run fails.

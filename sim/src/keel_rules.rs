@@ -95,6 +95,33 @@ pub fn completer_drains(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::completer_drains(run.events, run.heal_us, clocks_tame, fastest)
 }
 
+/// V4 for the subscription manager: a stop of one of its runs closes its subscriber channels
+/// within its drain bound after the request ([`keel_checks::subscription_stops`]). Judged in
+/// runs whose clocks stay within the drift bound (a backward jump stalls a clock for the jump's
+/// length); the slowest rate in force stretches the bound; frozen time is not counted; 100 ms
+/// of slack (a sleeper re-reads its clock every 50 ms of simulated time).
+pub fn subscription_stops(run: &RunView<'_>) -> Vec<Violation> {
+    use crate::plan::Fault;
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let slowest = run
+        .plan
+        .events
+        .iter()
+        .filter_map(|t| match t.fault {
+            Fault::ClockRate { rate, .. } => Some(rate),
+            _ => None,
+        })
+        .fold(1.0f64, f64::min);
+    keel_checks::subscription_stops(run.events, run.end_us, slowest, SUBSCRIPTION_STOP_SLACK_US, |n| {
+        run.timeline.frozen(*n).collect()
+    })
+}
+
+/// Scheduling slack of the subscription manager's stop in simulated time.
+pub const SUBSCRIPTION_STOP_SLACK_US: u64 = 100_000;
+
 /// R2 on the way and R3 at the instant `set_and_wait` returns: [`keel_checks::rmap_revisions`]
 /// over the simulator's history (a data-losing store crash is the data loss).
 pub fn rmap_revisions<'a>(events: &'a [Event], read: impl Fn(&'a Event) -> Option<(&'a str, u64)>) -> Vec<Violation> {

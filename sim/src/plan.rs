@@ -51,12 +51,20 @@ pub enum FaultKind {
     NodePartition,
     /// Every message on the simulated network (between nodes, and to and from the store) slowed.
     NetworkLatency,
+    /// A node's workload consumer (e.g. a completion subscriber) stops reading until the
+    /// workload's current unit of work ends (for the completer workload: until its run's stop
+    /// returned), so it stays frozen through a stop. Only for workloads that take it.
+    ConsumerStall,
 }
 
 impl FaultKind {
     /// Kinds that reach narrow windows (issue #10). A plan draws them from a stream of its own,
     /// so adding them to a scenario leaves every other fault of every seed where it was.
     pub const NARROW: [FaultKind; 2] = [FaultKind::ReplyDelay, FaultKind::NodeLatency];
+
+    /// Kinds that act on a workload rather than on the world (`ConsumerStall`). They too are
+    /// drawn from a stream of their own, for the same reason as [`FaultKind::NARROW`].
+    pub const WORKLOAD: [FaultKind; 1] = [FaultKind::ConsumerStall];
 
     /// Faults between application nodes (they matter only to services whose nodes talk to each
     /// other: keel's own scenarios leave them out).
@@ -169,6 +177,12 @@ pub enum Fault {
         /// Added latency, ms (each message: the usual 1–5 ms plus 0..=`extra_ms`).
         extra_ms: u64,
     },
+    /// Node `node`'s workload consumer stops reading until the workload's current unit of work
+    /// ends (see [`FaultKind::ConsumerStall`]).
+    ConsumerStall {
+        /// Node index.
+        node: usize,
+    },
     /// Kill node `node`, restart after `down_ms`.
     NodeCrash {
         /// Node index.
@@ -262,7 +276,8 @@ impl FaultPlan {
     /// Derive the plan for `seed`.
     pub fn generate(seed: u64, profile: Profile, spec: &PlanSpec) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6b65_656c_706c_616e); // "keelplan"
-        let classic: Vec<FaultKind> = spec.kinds.iter().copied().filter(|k| !Self::narrow(*k)).collect();
+        let classic: Vec<FaultKind> =
+            spec.kinds.iter().copied().filter(|k| !Self::narrow(*k) && !Self::workload(*k)).collect();
         let mut enabled: Vec<FaultKind> = match profile {
             Profile::Calm => Vec::new(),
             Profile::Uniform => classic.clone(),
@@ -291,27 +306,34 @@ impl FaultPlan {
                 events.push(Timed { at_ms, fault: Self::fault(kind, &mut rng, spec) });
             }
         }
-        // The narrow-window kinds from a stream of their own (see `FaultKind::NARROW`).
-        let mut narrow_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e61_7272_6f77_7769); // "narrowwi"
-        for &kind in spec.kinds.iter().filter(|k| Self::narrow(**k)) {
-            let on = match profile {
-                Profile::Calm => false,
-                Profile::Uniform => true,
-                Profile::Swarm => narrow_rng.gen_bool(0.5),
-            };
-            if !on {
-                continue;
-            }
-            enabled.push(kind);
-            let mean_gap_units = narrow_rng.gen_range(2.0..12.0);
-            let mut t = 0.0f64;
-            loop {
-                t += -mean_gap_units * (1.0 - narrow_rng.gen_range(0.0..1.0f64)).ln() * u as f64;
-                let at_ms = t as u64;
-                if at_ms >= spec.window_ms {
-                    break;
+        // The narrow-window kinds from a stream of their own (see `FaultKind::NARROW`), and the
+        // workload kinds from another (see `FaultKind::WORKLOAD`).
+        let streams = [
+            (0x6e61_7272_6f77_7769u64, &FaultKind::NARROW[..]),   // "narrowwi"
+            (0x776f_726b_6c6f_6164u64, &FaultKind::WORKLOAD[..]), // "workload"
+        ];
+        for (salt, kinds) in streams {
+            let mut own_rng = ChaCha8Rng::seed_from_u64(seed ^ salt);
+            for &kind in spec.kinds.iter().filter(|k| kinds.contains(k)) {
+                let on = match profile {
+                    Profile::Calm => false,
+                    Profile::Uniform => true,
+                    Profile::Swarm => own_rng.gen_bool(0.5),
+                };
+                if !on {
+                    continue;
                 }
-                events.push(Timed { at_ms, fault: Self::fault(kind, &mut narrow_rng, spec) });
+                enabled.push(kind);
+                let mean_gap_units = own_rng.gen_range(2.0..12.0);
+                let mut t = 0.0f64;
+                loop {
+                    t += -mean_gap_units * (1.0 - own_rng.gen_range(0.0..1.0f64)).ln() * u as f64;
+                    let at_ms = t as u64;
+                    if at_ms >= spec.window_ms {
+                        break;
+                    }
+                    events.push(Timed { at_ms, fault: Self::fault(kind, &mut own_rng, spec) });
+                }
             }
         }
         events.sort_by_key(|e| e.at_ms);
@@ -320,6 +342,10 @@ impl FaultPlan {
 
     fn narrow(kind: FaultKind) -> bool {
         FaultKind::NARROW.contains(&kind)
+    }
+
+    fn workload(kind: FaultKind) -> bool {
+        FaultKind::WORKLOAD.contains(&kind)
     }
 
     fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Fault {
@@ -354,6 +380,7 @@ impl FaultPlan {
             FaultKind::NetworkLatency => {
                 Fault::NetworkLatency { ms: dur(rng, 0.5, 4.0), extra_ms: dur(rng, 0.02, 0.5) }
             }
+            FaultKind::ConsumerStall => Fault::ConsumerStall { node },
             FaultKind::NodeCrash => Fault::NodeCrash { node, down_ms: dur(rng, 0.1, 4.0) },
             FaultKind::NodePause => Fault::NodePause { node, ms: dur(rng, 0.2, 3.0) },
             FaultKind::NodeRestart => Fault::NodeRestart { node, down_ms: dur(rng, 0.1, 2.0) },
@@ -461,7 +488,7 @@ impl FaultPlan {
                     at(ms("to_ms", to_ms))?;
                     at(ms("from_ms", from_ms))?
                 }
-                Fault::FeedDisconnect | Fault::ClockRate { .. } => {}
+                Fault::FeedDisconnect | Fault::ClockRate { .. } | Fault::ConsumerStall { .. } => {}
             }
             match e.fault {
                 Fault::Partition { node: n, .. }
@@ -470,7 +497,8 @@ impl FaultPlan {
                 | Fault::NodeRestart { node: n, .. }
                 | Fault::ClockRate { node: n, .. }
                 | Fault::ClockJump { node: n, .. }
-                | Fault::NodeLatency { node: n, .. } => at(node(n))?,
+                | Fault::NodeLatency { node: n, .. }
+                | Fault::ConsumerStall { node: n } => at(node(n))?,
                 Fault::NodePartition { a, b, .. } => {
                     at(node(a))?;
                     at(node(b))?
@@ -603,6 +631,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_workload_kind_leaves_every_other_fault_where_it_was() {
+        let mut with = spec();
+        with.kinds.push(FaultKind::ConsumerStall);
+        let mut stalls = 0;
+        for seed in 0..50 {
+            let (a, b) =
+                (FaultPlan::generate(seed, Profile::Swarm, &spec()), FaultPlan::generate(seed, Profile::Swarm, &with));
+            let others: Vec<Timed> =
+                b.events.iter().filter(|e| !matches!(e.fault, Fault::ConsumerStall { .. })).cloned().collect();
+            assert_eq!(a.events, others, "seed {seed}");
+            stalls += b.events.len() - others.len();
+        }
+        assert!(stalls > 0);
     }
 
     #[test]

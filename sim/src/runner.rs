@@ -134,7 +134,7 @@ pub fn run(
     let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
     mutants::set(previous);
     keel::observe::set_thread_observer(observer);
-    let linearizability = linearize::check(&linearize::take());
+    let linearizability = linearize::check(linearize::take());
 
     let events = history.take();
     let last_us = events.last().map_or(0, |e| e.t_us);

@@ -225,6 +225,7 @@ pub fn kind_of(f: &Fault) -> FaultKind {
         Fault::NodeLatency { .. } => FaultKind::NodeLatency,
         Fault::NodePartition { .. } => FaultKind::NodePartition,
         Fault::NetworkLatency { .. } => FaultKind::NetworkLatency,
+        Fault::ConsumerStall { .. } => FaultKind::ConsumerStall,
     }
 }
 
@@ -243,7 +244,8 @@ pub fn duration_ms(f: &Fault) -> Option<u64> {
         | Fault::NodePause { ms, .. }
         | Fault::ReplyDelay { ms, .. }
         | Fault::NodeLatency { ms, .. } => Some(ms),
-        Fault::FeedDisconnect | Fault::ClockJump { .. } => Some(0),
+        // A stall lasts as the workload says (its current unit of work): counted as instantaneous.
+        Fault::FeedDisconnect | Fault::ClockJump { .. } | Fault::ConsumerStall { .. } => Some(0),
         Fault::ClockRate { .. } => None,
     }
 }
@@ -257,7 +259,8 @@ pub fn node_of(f: &Fault) -> Option<usize> {
         | Fault::NodeRestart { node, .. }
         | Fault::ClockRate { node, .. }
         | Fault::ClockJump { node, .. }
-        | Fault::NodeLatency { node, .. } => Some(node),
+        | Fault::NodeLatency { node, .. }
+        | Fault::ConsumerStall { node } => Some(node),
         _ => None,
     }
 }
@@ -271,7 +274,8 @@ fn with_node(f: &Fault, to: usize) -> Fault {
         | Fault::NodeRestart { node, .. }
         | Fault::ClockRate { node, .. }
         | Fault::ClockJump { node, .. }
-        | Fault::NodeLatency { node, .. } => *node = to,
+        | Fault::NodeLatency { node, .. }
+        | Fault::ConsumerStall { node } => *node = to,
         _ => {}
     }
     f
@@ -317,7 +321,7 @@ fn smaller(f: &Fault, min_ms: u64) -> Vec<(Fault, String)> {
             let p = (pct / 2).max(1);
             push(Fault::ReplyLoss { ms, pct: p }, format!("reply loss {pct} → {p} %"));
         }
-        Fault::FeedDisconnect => {}
+        Fault::FeedDisconnect | Fault::ConsumerStall { .. } => {}
         Fault::Partition { node, dir, ms } => {
             push(Fault::Partition { node, dir, ms: half(ms) }, format!("{ms} → {} ms", half(ms)));
         }

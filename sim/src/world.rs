@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ pub struct NodeCtx {
     ip: IpAddr,
     port: Arc<AtomicU16>,
     op_timeout: Duration,
+    stall: Arc<AtomicBool>,
 }
 
 impl NodeCtx {
@@ -47,6 +48,13 @@ impl NodeCtx {
                 Err(e) => self.record(WorldEv::SimError { error: e.to_string() }),
             }
         }
+    }
+
+    /// Whether the nemesis asked this node's workload to stall a consumer (`ConsumerStall`)
+    /// since the last call: the request is taken, so one stall freezes one consumer. A request
+    /// made while no consumer looks waits for the next one (across restarts of the node too).
+    pub fn take_consumer_stall(&self) -> bool {
+        self.stall.swap(false, Ordering::SeqCst)
     }
 
     /// This node in the history.
@@ -80,6 +88,8 @@ struct Slot {
     clock: SimClock,
     shutdown: Arc<Mutex<Shutdown>>,
     status: Mutex<Status>,
+    /// A `ConsumerStall` not yet taken by the node's workload.
+    stall: Arc<AtomicBool>,
 }
 
 /// The world of one run.
@@ -127,7 +137,9 @@ impl World {
             let clock = SimClock::new(Duration::from_millis(997 * index as u64));
             let shutdown = Arc::new(Mutex::new(Shutdown::new(name.clone())));
             let port = Arc::new(AtomicU16::new(10_000));
+            let stall = Arc::new(AtomicBool::new(false));
             let (main, h, c, sd, n) = (main.clone(), history.clone(), clock.clone(), shutdown.clone(), name.clone());
+            let st = stall.clone();
             let node = handle
                 .create_node()
                 .name(name.clone())
@@ -145,12 +157,13 @@ impl World {
                         ip,
                         port: port.clone(),
                         op_timeout,
+                        stall: st.clone(),
                     };
                     main(ctx)
                 })
                 .build();
             history.name_node(node.id(), Who::node(index));
-            slots.push(Slot { id: node.id(), clock, shutdown, status: Mutex::new(Status::Up) });
+            slots.push(Slot { id: node.id(), clock, shutdown, status: Mutex::new(Status::Up), stall });
         }
         Arc::new(World {
             history,
@@ -388,6 +401,12 @@ impl World {
                     }),
                 )
             }
+            Fault::ConsumerStall { node } => {
+                let n = self.node(node)?;
+                n.stall.store(true, Ordering::SeqCst);
+                self.rec_node(node, WorldEv::ConsumerStall {});
+                None
+            }
             Fault::NodeCrash { node, down_ms } => {
                 self.kill_node(node);
                 after(down_ms, w, Box::new(move |w| w.restart_node(node)))
@@ -444,6 +463,7 @@ impl World {
             self.pause_node(i, false);
             self.restart_node(i);
             self.slots[i].clock.set_rate(1.0);
+            self.slots[i].stall.store(false, Ordering::SeqCst); // a stall not yet taken ends here
         }
         self.rec(WorldEv::Heal {});
     }

@@ -111,14 +111,20 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MR6,
+        lineage: "River: the subscription manager sends each event to each subscriber with a send that waits for room; one subscriber that stops reading stalls every other one and the manager's stop",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MR5,
-        lineage: "River #379: channel closed by a detached goroutine after a restart reassigned it",
-        scenario: LOOM,
-        budget: 0,
+        lineage: "River #379: channel closed by a detached goroutine after a restart reassigned it (also caught by the loom lane)",
+        scenario: "completer",
+        budget: 100,
     },
     Entry {
         mutant: Mutant::MP4,
-        lineage: "pulse PR #51: keep-alive bumped into the future as the cleanup lock",
+        lineage: "pulse before PR #51: the stale keep-alive moved to last-seen + ttl as the cleanup claim (the dead worker looks alive; the claim expires mid-cleanup and another cleaner claims it too)",
         scenario: "pool",
         budget: 100,
     },
@@ -143,7 +149,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MP10,
-        lineage: "pulse #61: worker removed from the maps before its jobs are requeued",
+        lineage: "pulse #61: a closing node removes its workers (and their jobs) from the maps before requeueing the jobs from memory",
         scenario: "pool",
         budget: 100,
     },
@@ -216,6 +222,12 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MC12,
         lineage: "map follower forwarding stale (skipped) feed changes to its subscribers",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC13,
+        lineage: "a set_and_wait cancelled before its write was acknowledged leaves its waiter registered",
         scenario: "rmap",
         budget: 100,
     },

@@ -266,9 +266,10 @@ fn pool_coverage_goals_are_reached() {
     assert!(sweep.missed_goals.is_empty(), "never reached: {:?}", sweep.missed_goals);
 }
 
-/// pulse #61: node 1 closes, node 2 closes while cleaning node 1 up; node 0 runs every job.
-/// Unmutated, every offset passes and some run has node 0 finish node 2's interrupted cleanup;
-/// with MP10 (state deleted before the requeue) some run loses jobs.
+/// pulse #61: node 1 closes gracefully and is killed mid-close, node 2 crashes while cleaning
+/// node 1 up; node 0 runs every job. Unmutated, every offset passes and some run has node 0
+/// finish node 2's interrupted cleanup; with MP10 (node 1's close removes its workers and their
+/// jobs from the maps before handing the jobs back from memory) some run loses jobs.
 #[test]
 fn pool_pulse61() {
     let scn = scenario::by_name("pool").expect("pool scenario");

@@ -83,6 +83,8 @@ struct Sub {
 }
 
 struct Shared {
+    /// The completer whose events it distributes (named in its events).
+    completer: String,
     source: EventSource,
     clock: Arc<dyn Clock>,
     subs: Mutex<BTreeMap<u64, Sub>>,
@@ -111,6 +113,7 @@ impl SubscriptionManager {
     pub fn new<S: Store>(completer: &Completer<S>) -> Self {
         SubscriptionManager {
             shared: Arc::new(Shared {
+                completer: completer.config().name().to_owned(),
                 source: completer.source(),
                 clock: completer.clock(),
                 subs: Mutex::new(BTreeMap::new()),
@@ -163,6 +166,16 @@ impl SubscriptionManager {
 
     /// Stop: drain until the completer's channel closes (bounded), then close every subscriber.
     pub async fn stop(&self) {
+        // The request is what the drain bound runs from: a run that never looks at it (stuck
+        // waiting on a subscriber, MR6) is judged from here.
+        if let Status::Running { run } = self.life.status() {
+            let bound_ms = u64::try_from(self.shared.drain_timeout.as_millis()).unwrap_or(u64::MAX);
+            observe::emit(CompleterEvent::SmStopRequested {
+                completer: (&self.shared.completer).into(),
+                run,
+                bound_ms,
+            });
+        }
         self.life.stop().await
     }
 }
@@ -203,6 +216,9 @@ impl Shared {
                     break;
                 }
                 batch = rx.recv() => match batch {
+                    // MR6 (River): wait for room in each subscriber's buffer. The select is not
+                    // polled meanwhile, so neither the stop request nor the drain bound is seen.
+                    Some(events) if mutants::active(Mutant::MR6) => delivered += self.distribute_waiting(events).await,
                     Some(events) => delivered += self.distribute(events),
                     None => break,
                 },
@@ -238,11 +254,40 @@ impl Shared {
         offers
     }
 
+    /// MR6 only: River's distribution, a send that waits for room in each subscriber's buffer.
+    async fn distribute_waiting(&self, events: Vec<CompletionEvent>) -> u64 {
+        let subs: Vec<(u64, KindFilter, mpsc::Sender<CompletionEvent>)> =
+            self.lock().iter().map(|(id, s)| (*id, s.filter.clone(), s.tx.clone())).collect();
+        let mut offers = 0;
+        let mut gone = Vec::new();
+        for ev in events {
+            for (id, filter, tx) in &subs {
+                if filter.accepts(&ev.completion.kind) {
+                    offers += 1;
+                    if tx.send(ev.clone()).await.is_err() {
+                        gone.push(*id);
+                    }
+                }
+            }
+        }
+        let mut live = self.lock();
+        for id in gone {
+            live.remove(&id);
+        }
+        offers
+    }
+
     fn close_all(&self, run: u64, delivered: u64) {
         // Removing the senders closes the channels; nothing sends to them afterwards.
         let subs = std::mem::take(&mut *self.lock());
         let dropped: u64 = subs.values().map(|s| s.dropped.load(Ordering::Relaxed)).sum();
-        observe::emit(CompleterEvent::SubscriptionsClosed { run, subs: subs.len(), delivered, dropped });
+        observe::emit(CompleterEvent::SubscriptionsClosed {
+            completer: (&self.completer).into(),
+            run,
+            subs: subs.len(),
+            delivered,
+            dropped,
+        });
     }
 }
 

@@ -38,14 +38,17 @@ events! {
         ProducerStopped { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_stopped",
         /// A subscription manager run started, reading the completer's run `source_run`.
         SmStarted { run: u64, source_run: u64 } = "sm_started",
+        /// A stop of subscription manager run `run` (reading completer `completer`'s events) was
+        /// requested: its subscriber channels must close within `bound_ms` (its drain bound).
+        SmStopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "sm_stop_requested",
         /// The subscription manager drains until the completer closes its channel.
         SmDraining { run: u64 } = "sm_draining",
         /// The completer's channel did not close within the drain bound.
         SmDrainTimeout { run: u64 } = "sm_drain_timeout",
         /// A subscriber's buffer was full: one event dropped and counted.
         SubscriberDropped { subscriber: u64 } = "subscriber_dropped",
-        /// The subscription manager closed its `subs` subscriber channels.
-        SubscriptionsClosed { run: u64, subs: usize, delivered: u64, dropped: u64 } = "subscriptions_closed",
+        /// The subscription manager (of completer `completer`) closed its `subs` subscriber channels.
+        SubscriptionsClosed { completer: Text<'a>, run: u64, subs: usize, delivered: u64, dropped: u64 } = "subscriptions_closed",
     }
 }
 
@@ -95,6 +98,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::SmStarted { run, source_run } => {
             info!(target: T, run, source_run, kind = "sm_started", "subscription manager started")
         }
+        E::SmStopRequested { completer, run, bound_ms } => {
+            info!(target: T, completer = %completer, run, bound_ms, kind = "sm_stop_requested", "subscription manager stop requested")
+        }
         E::SmDraining { run } => {
             info!(target: T, run, kind = "sm_draining", "stop requested: draining until the completer closes")
         }
@@ -105,8 +111,8 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::SubscriberDropped { subscriber } => {
             debug!(target: T, subscriber, "subscriber buffer full: event dropped and counted")
         }
-        E::SubscriptionsClosed { run, subs, delivered, dropped } => {
-            info!(target: T, run, subs, delivered, dropped, kind = "subscriptions_closed", "subscriber channels closed")
+        E::SubscriptionsClosed { completer, run, subs, delivered, dropped } => {
+            info!(target: T, completer = %completer, run, subs, delivered, dropped, kind = "subscriptions_closed", "subscriber channels closed")
         }
     }
 }

@@ -62,6 +62,10 @@ events! {
         Stale { map: Text<'a>, rev: u64 } = "stale",
         /// A change was applied: the local revision is now `rev`.
         Applied { map: Text<'a>, rev: u64 } = "applied",
+        /// Change `rev` was handed to the waiters and subscribers: its apply step is over, and the
+        /// apply loop reads the feed again. An apply step that does not end keeps every read of
+        /// the replica at a stale revision (R1).
+        Notified { map: Text<'a>, rev: u64 } = "notified",
         /// A fresh replica loaded its first snapshot.
         Joined { map: Text<'a>, rev: u64, keys: usize } = "joined",
         /// The replica reloaded from a snapshot: from `old_rev` to `rev`.
@@ -90,6 +94,9 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         }
         E::Stale { map, rev } => trace!(target: T, map = %map, kind = "stale", rev, "stale change skipped"),
         E::Applied { map, rev } => trace!(target: T, map = %map, kind = "applied", rev, "change applied"),
+        E::Notified { map, rev } => {
+            trace!(target: T, map = %map, kind = "notified", rev, "change handed to waiters and subscribers")
+        }
         E::Joined { map, rev, keys } => info!(target: T, map = %map, kind = "joined", rev, keys, "replica joined"),
         E::Resynced { map, reason, rev, old_rev, changed, woken } => {
             info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, "replica resynced from a snapshot")

@@ -13,18 +13,16 @@
 //!        ─▶ requeue rounds (read owned jobs, move each) ─▶ delete keep-alive ─▶ delete worker ─▶ release
 //! ```
 //!
-//! The pool's cleanup mutants are branches of this machine: MP4 (the keep-alive bumped into the
-//! future as the lock), MP9 (stale-lock takeover by delete-then-set), MP10 (state deleted before
-//! the jobs are requeued).
+//! The pool's cleanup mutants are branches of this machine: MP4 (pulse before PR #51: the
+//! keep-alive moved to last-seen + ttl serves as the lock) and MP9 (stale-lock takeover by
+//! delete-then-set). MP10 (pulse #61) is on the graceful stop path (`Worker::remove_from_maps`),
+//! where pulse had it, not here.
 
 use std::time::Duration;
 
 use super::state::{self, CleanupLock, DEAD, KeepAlive, LockStep};
 use crate::mutants::{self, Mutant};
 use crate::store::MapWrite;
-
-/// MP4's bump: the keep-alive moved an hour into the future serves as the lock.
-pub const MP4_BUMP_MS: u64 = 3_600_000;
 
 /// Requeue rounds before the cleaner gives up on a worker that keeps receiving jobs (a dispatch
 /// may land between the read of its jobs and their moves).
@@ -56,14 +54,9 @@ pub enum Command {
     /// Move `job` (record `raw`) off the worker under its next attempt (with retries; done when
     /// it moved or the worker no longer owns it); reply [`Reply::Done`].
     Requeue { job: String, raw: String },
-    /// MP10: delete these jobs' records and pending entries; reply [`Reply::Done`].
-    DeleteJobs { jobs: Vec<String> },
-    /// MP10: write `job` back from memory (only if absent), to another worker; reply
-    /// [`Reply::Done`].
-    Reinsert { job: String, raw: String },
-    /// Delete the worker's keep-alive: only `Some(expected)` (the dead marker or MP4's lock), or
-    /// whatever it holds (MP10); reply [`Reply::Written`].
-    DeleteKeepalive { expected: Option<String> },
+    /// Delete the worker's keep-alive if it is exactly `expected` (the dead marker, or MP4's
+    /// claim); reply [`Reply::Written`].
+    DeleteKeepalive { expected: String },
     /// Delete the worker's registration; reply [`Reply::Written`].
     DeleteWorker,
     /// Best effort: delete the lock `lock` if it is still ours (errors ignored); reply
@@ -78,12 +71,7 @@ impl Command {
     pub fn writes(&self) -> bool {
         matches!(
             self,
-            Command::Fence { .. }
-                | Command::Requeue { .. }
-                | Command::DeleteJobs { .. }
-                | Command::Reinsert { .. }
-                | Command::DeleteKeepalive { .. }
-                | Command::DeleteWorker
+            Command::Fence { .. } | Command::Requeue { .. } | Command::DeleteKeepalive { .. } | Command::DeleteWorker
         )
     }
 }
@@ -151,19 +139,6 @@ enum Phase {
     Releasing {
         outcome: Outcome,
     },
-    /// MP10.
-    DeletingJobs {
-        owned: Vec<(String, String)>,
-    },
-    Mp10DeletingKeepalive {
-        owned: Vec<(String, String)>,
-    },
-    Mp10DeletingWorker {
-        owned: Vec<(String, String)>,
-    },
-    Reinserting {
-        rest: Vec<(String, String)>,
-    },
     Finished,
 }
 
@@ -215,8 +190,15 @@ impl Cleanup {
             locked: false,
         };
         if mutants::active(Mutant::MP4) {
-            // MP4: the keep-alive itself, bumped into the future, serves as the lock.
-            c.lock = KeepAlive { ms: now.saturating_add(MP4_BUMP_MS), ttl_ms: None, stopping: false }.encode();
+            // MP4 (pulse before PR #51): the keep-alive itself serves as the lock. The cleaner
+            // moves it from the stale value it read to last-seen + ttl ("in the future so that
+            // another node does not also requeue the jobs"), which the dead worker looks alive
+            // by, and which is itself stale a TTL later: at last-seen + 2·ttl, already past if
+            // the worker was found late. Every sweep from then on claims it again from the value
+            // it reads (last-seen + 2·ttl, ...) and cleans too, while the first cleaner, whose
+            // lock budget is counted for a cleanup lock it never took, is still moving jobs.
+            let last_seen = s.keepalive.and_then(KeepAlive::parse).map_or(now.saturating_sub(s.ttl_ms), |k| k.ms);
+            c.lock = KeepAlive { ms: last_seen.saturating_add(s.ttl_ms), ttl_ms: None, stopping: false }.encode();
             let write = match s.keepalive {
                 Some(old) => MapWrite::CompareAndSet { expected: old.to_owned(), new: c.lock.clone() },
                 None => MapWrite::SetIfAbsent(c.lock.clone()),
@@ -275,12 +257,8 @@ impl Cleanup {
                     return self.finish(Outcome::NotOurs);
                 }
                 self.locked = true;
-                if mutants::active(Mutant::MP10) {
-                    self.phase = Phase::ReadingOwned;
-                    return Command::ReadOwned;
-                }
                 if mutants::active(Mutant::MP4) {
-                    return self.read_owned();
+                    return self.read_owned(); // the claim was the judgement: no re-judge, no fence
                 }
                 // Re-judge on a fresh read (keep-alive, then store time) before touching
                 // anything: the view's maps were read one after another, so a worker that
@@ -313,15 +291,6 @@ impl Cleanup {
                 }
                 self.read_owned()
             }
-            (Phase::ReadingOwned, Reply::Owned(owned)) if mutants::active(Mutant::MP10) => {
-                if owned.is_empty() {
-                    self.phase = Phase::Mp10DeletingKeepalive { owned };
-                    return Command::DeleteKeepalive { expected: None };
-                }
-                let jobs = owned.iter().map(|(j, _)| j.clone()).collect();
-                self.phase = Phase::DeletingJobs { owned };
-                Command::DeleteJobs { jobs }
-            }
             (Phase::ReadingOwned, Reply::Owned(owned)) => {
                 self.rounds += 1;
                 if owned.is_empty() || self.rounds > REQUEUE_ROUNDS_MAX {
@@ -341,16 +310,6 @@ impl Cleanup {
             }
             (Phase::DeletingWorker, Reply::Written { .. }) => self.release(Outcome::Cleaned),
             (Phase::Releasing { outcome }, Reply::Done) => self.finish(outcome),
-            (Phase::DeletingJobs { owned }, Reply::Done) => {
-                self.phase = Phase::Mp10DeletingKeepalive { owned };
-                Command::DeleteKeepalive { expected: None }
-            }
-            (Phase::Mp10DeletingKeepalive { owned }, Reply::Written { .. }) => {
-                self.phase = Phase::Mp10DeletingWorker { owned };
-                Command::DeleteWorker
-            }
-            (Phase::Mp10DeletingWorker { owned }, Reply::Written { .. }) => self.reinsert_next(owned),
-            (Phase::Reinserting { rest }, Reply::Done) => self.reinsert_next(rest),
             (phase, reply) => {
                 crate::keel_assert!(false, "cleanup: reply {reply:?} does not fit phase {phase:?}");
                 self.finish(Outcome::Confused)
@@ -380,18 +339,9 @@ impl Cleanup {
     /// Every job is requeued: now (and only now) delete the worker's state. Only our own marker
     /// goes: a worker that re-registered under this id meanwhile stays.
     fn delete_keepalive(&mut self) -> Command {
-        let last = if mutants::active(Mutant::MP4) { self.lock.clone() } else { DEAD.to_owned() };
+        let expected = if mutants::active(Mutant::MP4) { self.lock.clone() } else { DEAD.to_owned() };
         self.phase = Phase::DeletingKeepalive;
-        Command::DeleteKeepalive { expected: Some(last) }
-    }
-
-    fn reinsert_next(&mut self, mut owned: Vec<(String, String)>) -> Command {
-        if owned.is_empty() {
-            return self.release(Outcome::Cleaned);
-        }
-        let (job, raw) = owned.remove(0);
-        self.phase = Phase::Reinserting { rest: owned };
-        Command::Reinsert { job, raw }
+        Command::DeleteKeepalive { expected }
     }
 
     fn release(&mut self, outcome: Outcome) -> Command {
@@ -474,7 +424,7 @@ mod tests {
         assert_eq!(c.on(owned(&["a", "b"]), T0), Command::Requeue { job: "a".into(), raw: "a-rec".into() });
         assert_eq!(c.on(Reply::Done, T0), Command::Requeue { job: "b".into(), raw: "b-rec".into() });
         assert_eq!(c.on(Reply::Done, T0), Command::ReadOwned, "a dispatch may have landed meanwhile");
-        assert_eq!(c.on(owned(&[]), T0), Command::DeleteKeepalive { expected: Some(DEAD.into()) });
+        assert_eq!(c.on(owned(&[]), T0), Command::DeleteKeepalive { expected: DEAD.into() });
         assert_eq!(c.on(written(true, None), T0), Command::DeleteWorker);
         assert_eq!(c.on(written(true, None), T0), Command::Release { lock: c.lock.clone() });
         assert_eq!(c.on(Reply::Done, T0), Command::Finish(Outcome::Cleaned));
@@ -566,7 +516,7 @@ mod tests {
             assert!(matches!(c.on(owned(&["a"]), T0), Command::Requeue { .. }));
             cmd = c.on(Reply::Done, T0);
         }
-        assert_eq!((reads, cmd), (REQUEUE_ROUNDS_MAX, Command::DeleteKeepalive { expected: Some(DEAD.into()) }));
+        assert_eq!((reads, cmd), (REQUEUE_ROUNDS_MAX, Command::DeleteKeepalive { expected: DEAD.into() }));
     }
 
     #[cfg(feature = "mutants")]
@@ -588,25 +538,53 @@ mod tests {
             let set = Command::Lock { map: LockMap::Cleanup, write: MapWrite::SetIfAbsent(c.lock.clone()) };
             assert_eq!(c.on(written(true, None), T0), set);
         });
-        // MP10: the state goes first, the jobs are written back from memory.
-        with(Mutant::MP10, || {
-            let (mut c, _) = start(None);
-            assert_eq!(c.on(written(true, None), T0), Command::ReadOwned, "no re-judge, no fence");
-            assert_eq!(c.on(owned(&["a"]), T0), Command::DeleteJobs { jobs: vec!["a".into()] });
-            assert_eq!(c.on(Reply::Done, T0), Command::DeleteKeepalive { expected: None });
-            assert_eq!(c.on(written(true, None), T0), Command::DeleteWorker);
-            assert_eq!(c.on(written(true, None), T0), Command::Reinsert { job: "a".into(), raw: "a-rec".into() });
-        });
-        // MP4: the keep-alive bumped an hour ahead is the lock; nothing to release.
+        // MP4 (pulse before PR #51): the stale keep-alive moved to last-seen + ttl is the claim;
+        // no re-judge, no fence, nothing to release.
         with(Mutant::MP4, || {
             let (mut c, cmd) = start(None);
-            let bumped = format!("{}", NOW + MP4_BUMP_MS);
-            let write = MapWrite::CompareAndSet { expected: OLD.into(), new: bumped.clone() };
+            let claim = format!("{}", 1000 + TTL);
+            let write = MapWrite::CompareAndSet { expected: OLD.into(), new: claim.clone() };
             assert_eq!(cmd, Command::Lock { map: LockMap::Keepalive, write });
-            assert_eq!(c.on(written(true, None), T0), Command::ReadOwned);
-            assert_eq!(c.on(owned(&[]), T0), Command::DeleteKeepalive { expected: Some(bumped) });
-            c.on(written(true, None), T0);
-            assert_eq!(c.on(written(true, None), T0), Command::Finish(Outcome::Cleaned));
+            assert_eq!(c.attempt(), Some(&Attempt::Keepalive));
+            assert_eq!(c.on(written(true, None), T0), Command::ReadOwned, "no re-judge, no fence");
+            assert_eq!(c.on(owned(&[]), T0), Command::DeleteKeepalive { expected: claim });
+            assert_eq!(c.on(written(true, None), T0), Command::DeleteWorker);
+            assert_eq!(c.on(written(true, None), T0), Command::Finish(Outcome::Cleaned), "no release");
         });
+    }
+
+    /// MP4's claim (last-seen + ttl) is itself stale at last-seen + 2·ttl: a worker found late
+    /// (here 49 s after its last beat) is claimed by a value already stale, so a second cleaner's
+    /// sweep claims it again while the first one is still moving its jobs, and both act.
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn mp4_a_second_cleaner_takes_the_claim_over_mid_cleanup_and_both_act() {
+        with(Mutant::MP4, || {
+            let (mut first, _) = start(None);
+            assert_eq!(first.on(written(true, None), T0), Command::ReadOwned);
+            assert_eq!(first.on(owned(&["a", "b"]), T0), Command::Requeue { job: "a".into(), raw: "a-rec".into() });
+            // The claim (last-seen 1000 + ttl) is itself older than the TTL at the same sweep time.
+            assert!(state::stale_keepalive(&first.lock, NOW, TTL), "the claim is stale at once");
+            let (mut second, cmd) = Cleanup::start(&Start {
+                now_ms: NOW,
+                keepalive: Some(&first.lock),
+                lock: None,
+                holder: "n2.1".into(),
+                ttl_ms: TTL,
+                lock_ttl: Duration::from_millis(3000),
+                op_timeout: Duration::from_millis(500),
+            });
+            let write = MapWrite::CompareAndSet { expected: first.lock.clone(), new: format!("{}", 1000 + 2 * TTL) };
+            assert_eq!(cmd, Command::Lock { map: LockMap::Keepalive, write });
+            assert_eq!(second.on(written(true, None), T0), Command::ReadOwned);
+            assert_eq!(second.on(owned(&["b"]), T0), Command::Requeue { job: "b".into(), raw: "b-rec".into() });
+            // The first cleaner goes on moving under a claim it no longer holds.
+            assert_eq!(first.on(Reply::Done, T0), Command::Requeue { job: "b".into(), raw: "b-rec".into() });
+        });
+        // The fixed machine: the second cleaner finds the first one's lock live and touches nothing.
+        let (mut first, _) = start(None);
+        first.on(written(true, None), T0);
+        let (_, cmd) = start(Some(&first.lock));
+        assert_eq!(cmd, Command::Finish(Outcome::NotOurs));
     }
 }

@@ -519,18 +519,8 @@ impl<S: Store> Core<S> {
                     self.requeue_with_retries(&mut fresh, &job, &raw, w, kind).await?;
                     Reply::Done
                 }
-                Command::DeleteJobs { jobs } => {
-                    let writes: Vec<(String, Option<String>)> =
-                        jobs.iter().flat_map(|j| [(job_key(j), None), (pending_key(j), None)]).collect();
-                    self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[], &writes)).await?;
-                    Reply::Done
-                }
-                Command::Reinsert { job, raw } => {
-                    self.reinsert(&mut fresh, &job, &raw, w).await?;
-                    Reply::Done
-                }
                 Command::DeleteKeepalive { expected } => {
-                    let write = expected.map_or(MapWrite::Delete, MapWrite::CompareAndDelete);
+                    let write = MapWrite::CompareAndDelete(expected);
                     let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, write)).await?;
                     Reply::Written { applied: out.applied, value: out.value }
                 }
@@ -546,7 +536,6 @@ impl<S: Store> Core<S> {
                 Command::Finish(outcome) => {
                     return match outcome {
                         Outcome::Cleaned => {
-                            let orphan = orphan && !mutants::active(Mutant::MP10);
                             observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan });
                             Ok(())
                         }
@@ -594,10 +583,10 @@ impl<S: Store> Core<S> {
         Err(StoreError::Timeout { op: "requeue" })
     }
 
-    /// MP10 (pulse #61): write `job` back from memory (the worker's state and its job records
-    /// were deleted first), to another worker. A crash before this loses the job: nothing in the
-    /// store remembers it.
-    async fn reinsert(&self, view: &mut View, job: &str, raw: &str, w: &str) -> Result<(), StoreError> {
+    /// MP10 (pulse #61): write `job` back from memory (the stopping worker removed its state and
+    /// its job records from the maps first), to another worker. A crash before this loses the
+    /// job: nothing in the store remembers it.
+    pub async fn reinsert(&self, view: &mut View, job: &str, raw: &str, w: &str) -> Result<(), StoreError> {
         let Some(rec) = JobRecord::parse(raw) else { return Ok(()) };
         view.jobs.remove(&job_key(job));
         let target = view.pick_worker(self.ttl_ms(), w).unwrap_or_default();
@@ -616,7 +605,7 @@ impl<S: Store> Core<S> {
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             observe::emit(PoolEvent::Moved {
-                kind: MoveKind::Requeued,
+                kind: MoveKind::HandedBack,
                 job: job.into(),
                 from: w.into(),
                 worker: (&target).into(),

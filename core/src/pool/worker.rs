@@ -73,6 +73,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         let mut inflight: Vec<String> = Vec::new();
         let mut fenced = false;
         let mut drain_until: Option<Instant> = None;
+        // MP10 (pulse #61): the jobs this worker removed from the maps when its stop began, kept
+        // in memory only until the hand-back writes them back.
+        let mut removed: Option<Vec<(String, String)>> = None;
         let mut next_beat = self.core.clock.now() + cfg.keepalive_interval;
         loop {
             if drain_until.is_none() && (self.token.is_cancelled() || bound.is_cancelled()) {
@@ -81,9 +84,16 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     // handlers keep running (a zombie) and nothing deregisters.
                     return WorkerExit::Stopped;
                 }
-                drain_until = Some(self.core.clock.now() + cfg.shutdown_deadline);
+                let deadline = self.core.clock.now() + cfg.shutdown_deadline;
+                drain_until = Some(deadline);
                 observe::emit(PoolEvent::WorkerStopping { worker: (&self.id).into(), running: running.len() });
                 next_beat = self.core.clock.now();
+                if mutants::active(Mutant::MP10) {
+                    // MP10 (pulse #61): "remove worker immediately to avoid job requeuing by other
+                    // nodes", then drain, and requeue from memory afterwards. It stops beating.
+                    removed = Some(self.remove_from_maps().await);
+                    next_beat = deadline;
+                }
             }
             if let Some(d) = drain_until
                 && (running.is_empty() || self.core.clock.now() >= d)
@@ -118,7 +128,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     }
                 }
             let now = self.core.clock.now();
-            if now >= next_beat {
+            if now >= next_beat && removed.is_none() {
                 let sent = now;
                 // The beat may hang (store down, partition, pause mid-request): the fence
                 // deadline still fires while it is in flight.
@@ -162,8 +172,12 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         // Every run has ended, so every completion of ours is in the completer: finish our
         // producer before deregistering (the completer's stop waits for it, then flushes).
         self.producer.take();
-        self.hand_back().await;
-        self.deregister(&last).await;
+        if let Some(jobs) = removed {
+            self.requeue_from_memory(jobs).await;
+        } else {
+            self.hand_back().await;
+            self.deregister(&last).await;
+        }
         observe::emit(PoolEvent::WorkerStopped { worker: (&self.id).into() });
         WorkerExit::Stopped
     }
@@ -309,6 +323,33 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             if let Err(e) = self.core.move_job(&mut view, &job, &raw, None, &self.id, MoveKind::HandedBack).await {
                 warn!(target: "keel::pool", worker = %self.id, job = %job, error = %e, "hand-back failed; the cleanup will requeue it");
             }
+        }
+    }
+
+    /// MP10 (pulse #61, `removeWorkerFromMaps` on close): delete the records (and pending
+    /// entries) of every job this worker owns, its keep-alive and its registration, keeping the
+    /// jobs in memory. From here until [`requeue_from_memory`](Self::requeue_from_memory) a
+    /// crash loses them, and a concurrent cleaner finds nothing to requeue.
+    async fn remove_from_maps(&self) -> Vec<(String, String)> {
+        let Ok(view) = self.core.view(false).await else { return Vec::new() };
+        let owned: Vec<(String, String)> =
+            view.records().filter(|(_, r)| r.owner == self.id).map(|(j, r)| (j.to_owned(), r.encode())).collect();
+        let writes: Vec<(String, Option<String>)> =
+            owned.iter().flat_map(|(j, _)| [(job_key(j), None), (pending_key(j), None)]).collect();
+        let maps = &self.core.maps;
+        let _ = self.core.op("map_txn", self.core.store.map_txn(&maps.jobs, &[], &writes)).await;
+        let del = self.core.store.map_write(&maps.keepalive, &self.id, MapWrite::Delete);
+        let _ = self.core.op("map_write", del).await;
+        let del = self.core.store.map_write(&maps.workers, &self.id, MapWrite::Delete);
+        let _ = self.core.op("map_write", del).await;
+        owned
+    }
+
+    /// MP10: write the removed jobs back (each only if absent), to other workers.
+    async fn requeue_from_memory(&self, jobs: Vec<(String, String)>) {
+        let Ok(mut view) = self.core.view(false).await else { return };
+        for (job, raw) in jobs {
+            let _ = self.core.reinsert(&mut view, &job, &raw, &self.id).await;
         }
     }
 

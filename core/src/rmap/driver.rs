@@ -120,7 +120,8 @@ impl<S: Store> Driver<S> {
             }
             Verdict::Gap { expected } => Some(expected),
             Verdict::Applied => {
-                observe::emit(RmapEvent::Applied { map: (&self.cfg.name).into(), rev: c.rev });
+                let rev = c.rev;
+                observe::emit(RmapEvent::Applied { map: (&self.cfg.name).into(), rev });
                 let d = self.shared.waiters.applied_to(c.rev);
                 match mp1 {
                     Some(m) => {
@@ -133,6 +134,7 @@ impl<S: Store> Driver<S> {
                 }
                 drop(gate);
                 self.shared.waiters.deliver(d).await;
+                observe::emit(RmapEvent::Notified { map: (&self.cfg.name).into(), rev });
                 None
             }
         }

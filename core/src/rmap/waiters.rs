@@ -340,6 +340,12 @@ impl Drop for Waiter {
         if self.done {
             return;
         }
+        if !self.armed && crate::mutants::active(crate::mutants::Mutant::MC13) {
+            // MC13: only an armed waiter is deregistered; one cancelled before its write was
+            // acknowledged stays registered for good.
+            crate::observe::emit(crate::observe::RmapEvent::WaiterCancelled { armed: false, claimed: false });
+            return;
+        }
         let claimed = self.deregister();
         crate::observe::emit(crate::observe::RmapEvent::WaiterCancelled { armed: self.armed, claimed });
     }

@@ -3,6 +3,7 @@
 //! node crashes, with the completer and the subscription manager restarted several times.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +61,9 @@ events! {
         CompleteRejected { run: u64, error: String } = "complete_rejected",
         /// A stopping producer handed its last job back instead of completing it.
         HandedBack { run: u64 } = "handed_back",
+        /// The nemesis stalled a counting subscriber (`ConsumerStall`): it stops reading until
+        /// its run's stop returned; `before_stop`: the stop had not begun yet.
+        SubStalled { run: u64, filter: SubFilter, before_stop: bool } = "sub_stalled",
         /// A counting subscriber's channel closed.
         SubClosed { run: u64, filter: SubFilter, received: u64, dropped: u64, foreign: u64 } = "sub_closed",
         /// The group stop of a run began.
@@ -218,7 +222,21 @@ impl<S: Store> Service for ProducerSvc<S> {
     }
 }
 
-async fn count_subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription, filter: SubFilter, run: u64) {
+/// What a subscriber that can be stalled (`ConsumerStall`) watches: its run's stop beginning,
+/// and its run's stop having returned (the end of its stall).
+#[derive(Clone)]
+struct RunStop {
+    begun: Arc<AtomicBool>,
+    returned: Shutdown,
+}
+
+async fn count_subscriber(
+    ctx: NodeCtx,
+    mut sub: keel::completer::Subscription,
+    filter: SubFilter,
+    run: u64,
+    stall: Option<RunStop>,
+) {
     let mut received = 0u64;
     let mut foreign = 0u64;
     // Some subscribers stop reading for a while (slow or frozen consumers): their buffer fills
@@ -229,6 +247,15 @@ async fn count_subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription, 
     };
     while let Some(e) = sub.recv().await {
         received += 1;
+        // A stalled subscriber stops reading through its run's stop: the manager must drop and
+        // count for it, never wait (River's blocking send waited, MR6).
+        if let Some(s) = &stall
+            && ctx.take_consumer_stall()
+        {
+            let before_stop = !s.begun.load(Ordering::SeqCst);
+            ctx.record(Rec::SubStalled { run, filter, before_stop });
+            s.returned.cancelled().await;
+        }
         if let Some((after, d)) = freeze
             && received == after + 1
         {
@@ -258,13 +285,21 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
             break;
         }
         let caller = ctx.shutdown.child("caller");
+        let run_stop = RunStop { begun: Arc::new(AtomicBool::new(false)), returned: Shutdown::new("run-stop") };
         let readers = vec![
-            tokio::spawn(count_subscriber(ctx.clone(), subs.subscribe(KindFilter::All), SubFilter::All, run)),
+            tokio::spawn(count_subscriber(
+                ctx.clone(),
+                subs.subscribe(KindFilter::All),
+                SubFilter::All,
+                run,
+                Some(run_stop.clone()),
+            )),
             tokio::spawn(count_subscriber(
                 ctx.clone(),
                 subs.subscribe(KindFilter::only(["failed"])),
                 SubFilter::Failed,
                 run,
+                None,
             )),
         ];
         let mut group = ServiceGroup::new();
@@ -290,6 +325,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
             _ = caller.cancelled() => {}
         }
         let cancel_first = caller.is_cancelled() || thread_rng().gen_bool(0.5);
+        run_stop.begun.store(true, Ordering::SeqCst);
         ctx.record(Rec::StopBegin { run, caller_cancelled: cancel_first });
         if cancel_first {
             caller.cancel();
@@ -298,6 +334,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
         }
         let r = group.stop().await;
         ctx.record(Rec::StopEnd { run, error: r.err().map_or_else(String::new, |e| e.to_string()) });
+        run_stop.returned.cancel();
         for r in readers {
             let _ = r.await;
         }
@@ -335,7 +372,28 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
             })
         })
         .collect();
+    // A producer completing through the restarts: a stale run's close that hits a restarted
+    // run's channel (MR5) shows as events sent after their channel closed (V2).
+    let producer = {
+        let (c, clock) = (completer.clone(), ctx.clock.clone());
+        tokio::spawn(async move {
+            for i in 0..STRESS_COMPLETIONS {
+                if let Ok(p) = c.producer("stress-p") {
+                    // Handed back after a while, as a stopping worker does: a completer that
+                    // never accepts (MC5) must not hang the stress.
+                    tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                        _ = p.complete(Completion::new(format!("stress-{i}"), 1, "succeeded", "")) => {}
+                        _ = clock.sleep(Duration::from_millis(50)) => {}
+                    }
+                    p.finish();
+                }
+                clock.sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     let all = async {
+        let _ = producer.await;
         for t in tasks {
             let _ = t.await;
         }
@@ -354,6 +412,8 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
 }
 
 const STRESS: &str = "stress";
+/// Completions the stress's producer tries, one a millisecond.
+const STRESS_COMPLETIONS: u64 = 12;
 
 impl CompleterScenario {
     /// The scenario on the public harness (what `cargo sim` runs).
@@ -381,6 +441,7 @@ impl CompleterScenario {
                 FaultKind::NodeRestart,
                 FaultKind::ReplyDelay,
                 FaultKind::NodeLatency,
+                FaultKind::ConsumerStall,
             ],
             window_ms: self.window_ms,
             unit_ms: 300,
@@ -404,7 +465,9 @@ impl CompleterScenario {
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
         let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
         let runs = Runs::from(run);
-        let mut v = Vec::new();
+        // V4 for the subscription manager (keel's rule, shared with the chaos lane): a stop closes
+        // the subscriber channels within the drain bound, at the instant the bound runs out.
+        let mut v = crate::keel_rules::subscription_stops(run);
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -425,8 +488,26 @@ impl CompleterScenario {
                 ));
             }
         }
+        // Liveness, at the instant: a run's stop that began returns within V4's bound while its
+        // node lives (V4 judges only the stops that returned; a hung one never does).
+        for (id, r) in &runs.runs {
+            let life_end = id.rsplit_once('/').and_then(|(inc, _)| runs.incarnations.get(inc)).map_or(0, |i| i.2);
+            if let (Some(begin), None) = (r.stop_begin, r.stop_end)
+                && begin + self.stop_bound_us() < life_end.min(end_us)
+            {
+                v.push(Violation::new(
+                    "stall",
+                    begin + self.stop_bound_us(),
+                    format!(
+                        "{id}: the stop begun at {:.3}s has not returned within its bound ({} ms): the run hangs",
+                        begin as f64 / 1e6,
+                        self.stop_bound_us() / 1000
+                    ),
+                ));
+            }
+        }
         // Liveness: every incarnation that started after the heal finishes its runs.
-        for (node, (started, done)) in &runs.incarnations {
+        for (node, (started, done, _)) in &runs.incarnations {
             if *started >= heal_us && !done {
                 v.push(Violation::new(
                     "stall",
@@ -462,6 +543,9 @@ impl CompleterScenario {
                 (_, Some(Rec::SubClosed { dropped, .. })) if *dropped > 0 => {
                     c.insert("frozen_subscriber_overflowed");
                 }
+                (_, Some(Rec::SubStalled { before_stop: true, .. })) => {
+                    c.insert("subscriber_stalled_through_stop");
+                }
                 (Some(CompleterEvent::BatchFlushed { .. }), _)
                     if narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us) =>
                 {
@@ -479,12 +563,23 @@ impl CompleterScenario {
             "flush_retry",
             "caller_cancelled_first_stop",
             "frozen_subscriber_overflowed",
+            "subscriber_stalled_through_stop",
             "flush_under_slow_replies",
         ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MR1, Mutant::MR3, Mutant::MR4, Mutant::MC5, Mutant::MC6, Mutant::MC7, Mutant::MC11]
+        &[
+            Mutant::MR1,
+            Mutant::MR3,
+            Mutant::MR4,
+            Mutant::MR5,
+            Mutant::MR6,
+            Mutant::MC5,
+            Mutant::MC6,
+            Mutant::MC7,
+            Mutant::MC11,
+        ]
     }
 }
 
@@ -509,8 +604,8 @@ struct Run {
 /// Runs keyed by `node#incarnation/run`.
 struct Runs {
     runs: BTreeMap<String, Run>,
-    /// node#incarnation -> (start µs, finished all runs)
-    incarnations: BTreeMap<String, (u64, bool)>,
+    /// node#incarnation -> (start µs, finished all runs, end µs of the life)
+    incarnations: BTreeMap<String, (u64, bool, u64)>,
 }
 
 impl Runs {
@@ -519,7 +614,7 @@ impl Runs {
         let mut incarnations = BTreeMap::new();
         for node in view.timeline.nodes() {
             for l in view.timeline.lives(node) {
-                incarnations.insert(format!("{node}#{}", l.incarnation), (l.start, false));
+                incarnations.insert(format!("{node}#{}", l.incarnation), (l.start, false, l.end));
             }
         }
         for e in view.events {

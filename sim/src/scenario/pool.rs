@@ -659,19 +659,25 @@ fn check_shutdown(events: &[Event]) -> Vec<Violation> {
     v
 }
 
-/// pulse #61 as a fixed plan: close node 1, then close node 2 while it may be requeueing node
-/// 1's jobs (at `offset_ms` after `ttl − 250 ms`, when its workers go stale and the sweepers
-/// start cleaning); node 0 must finish every job.
+/// pulse #61 as a fixed plan: node 1 closes gracefully and is killed (then restarted)
+/// [`PULSE61_CLOSE_KILL_MS`] into its close, while its workers still drain; node 2 crashes while it
+/// may be requeueing node 1's jobs (at `offset_ms` after `ttl`, when the keep-alives node 1's
+/// workers wrote as they began stopping go stale and the sweepers start cleaning); node 0 must
+/// finish every job.
 pub fn pulse61_plan(seed: u64, ttl_ms: u64, offset_ms: u64) -> FaultPlan {
-    let crash = |at_ms: u64, node: usize| crate::plan::Timed {
-        at_ms,
-        fault: crate::plan::Fault::NodeCrash { node, down_ms: 20_000 },
-    };
+    let at = |at_ms: u64, fault| crate::plan::Timed { at_ms, fault };
     FaultPlan {
         seed,
         profile: crate::plan::Profile::Calm,
-        enabled: vec![FaultKind::NodeCrash],
+        enabled: vec![FaultKind::NodeRestart, FaultKind::NodeCrash],
         heal_at_ms: 30_000,
-        events: vec![crash(5_000, 1), crash(5_000 + ttl_ms.saturating_sub(250) + offset_ms, 2)],
+        events: vec![
+            at(5_000, crate::plan::Fault::NodeRestart { node: 1, down_ms: PULSE61_CLOSE_KILL_MS }),
+            at(5_000 + ttl_ms + offset_ms, crate::plan::Fault::NodeCrash { node: 2, down_ms: 20_000 }),
+        ],
     }
 }
+
+/// How long into its graceful close node 1 is killed in [`pulse61_plan`]: within the drain
+/// (`shutdown_deadline` = ttl/2), before the hand-back.
+pub const PULSE61_CLOSE_KILL_MS: u64 = 250;

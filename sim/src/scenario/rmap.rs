@@ -121,6 +121,27 @@ impl Default for RmapScenario {
     }
 }
 
+/// R1 on the apply loop: keel's reads never wait for a lock (the replica's lock is never held
+/// across an `.await`), so a blocked apply loop does not stall a reader the way pulse's did; it
+/// freezes every read at a stale revision instead. An apply step (from `Applied` to `Notified`:
+/// handing the change to waiters and subscribers) that takes longer than `R1_GAP_MS` of the
+/// node's unfrozen time is that stall.
+fn apply_stall(run: &RunView<'_>, node: Who, since: u64, until: u64, rev: u64, what: &str) -> Option<Violation> {
+    let frozen: u64 = run.timeline.frozen(node).map(|p| p.end.min(until).saturating_sub(p.start.max(since))).sum();
+    let busy = until.saturating_sub(since).saturating_sub(frozen);
+    (busy > R1_GAP_MS * 1000).then(|| {
+        Violation::new(
+            "R1",
+            until,
+            format!(
+                "{node}: apply loop {what} for {:.3}s handing out change {rev} (since {:.3}s): every read is frozen at a stale revision",
+                busy as f64 / 1e6,
+                since as f64 / 1e6
+            ),
+        )
+    })
+}
+
 /// FNV-1a over `key=value` lines: a replica's or the store's digest.
 fn digest<'a>(entries: impl Iterator<Item = (&'a String, &'a String)>) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -417,9 +438,14 @@ impl RmapScenario {
         let mut pending: BTreeMap<(Who, &str), u64> = BTreeMap::new();
         let mut last_r2: BTreeMap<Who, (u64, &Rec)> = BTreeMap::new();
         let mut stopped: BTreeSet<Who> = BTreeSet::new();
+        // Per node: the change its apply loop is applying (since, revision), until `Notified`.
+        let mut applying: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
         for e in events {
             let node = e.node;
             if let Some(w) = e.world() {
+                if matches!(w, WorldEv::NodeStart {} | WorldEv::NodeCrash {}) {
+                    applying.remove(&node);
+                }
                 match w {
                     WorldEv::NodeStart {} => {
                         last_probe.remove(&node);
@@ -433,6 +459,17 @@ impl RmapScenario {
                     _ => {}
                 }
                 continue;
+            }
+            match e.rmap() {
+                Some(RmapEvent::Applied { rev, .. }) => {
+                    applying.insert(node, (e.t_us, *rev));
+                }
+                Some(RmapEvent::Notified { .. }) => {
+                    if let Some((since, rev)) = applying.remove(&node) {
+                        v.extend(apply_stall(run, node, since, e.t_us, rev, "was blocked"));
+                    }
+                }
+                _ => {}
             }
             let Some(r) = rec(e) else { continue };
             match r {
@@ -500,6 +537,12 @@ impl RmapScenario {
                 && end_us.saturating_sub(*t) > R1_GAP_MS * 1000
             {
                 v.push(Violation::new("R1", end_us, format!("{node}: readers blocked since {:.3}s", *t as f64 / 1e6)));
+            }
+        }
+        // R1 at the end: a live node's apply loop still stuck in an apply step.
+        for (node, (since, rev)) in &applying {
+            if live(*node) {
+                v.extend(apply_stall(run, *node, *since, end_us, *rev, "is still blocked"));
             }
         }
         // R3: nothing still waiting long after the heal.
@@ -601,6 +644,6 @@ impl RmapScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12]
+        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12, Mutant::MC13]
     }
 }

@@ -242,7 +242,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     jobs(&views, &mut f, end_us, &frozen);
     maps(&views, &mut f);
     linearizability(lines, &mut f);
-    completions(&views, &mut f);
+    completions(&views, &mut f, end_us, &frozen);
 
     f.panics = outcome.panics.len();
     f.crashes = outcome.crashes.len();
@@ -357,7 +357,7 @@ fn linearizability(lines: &[Line], f: &mut Figures) {
             _ => {}
         }
     }
-    let r = linearize::check(&records);
+    let r = linearize::check(records);
     f.lin_checked = r.checked;
     f.lin_ops = r.ops;
     f.lin_skipped = r.skipped;
@@ -435,12 +435,20 @@ fn maps(views: &[View<'_>], f: &mut Figures) {
     }
 }
 
-fn completions(views: &[View<'_>], f: &mut Figures) {
+/// Scheduling slack of the subscription manager's stop on a real machine.
+const SUBSCRIPTION_STOP_SLACK_US: u64 = 1_000_000;
+
+fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeMap<&str, Vec<Span>>) {
     // The store is healthy from the final settle on: a stop begun then must leave nothing behind.
     let heal_us = views.iter().find(|v| matches!(v.line().ev, Ev::FinalSettle)).map_or(u64::MAX, |v| v.t_us());
     let mut v = keel_checks::completer_channel(views);
     // A real clock neither jumps nor runs fast: V4 is judged as on a tame simulated one.
     v.extend(keel_checks::completer_drains(views, heal_us, true, 1.0));
+    // The subscription manager's stop closes its subscribers within its drain bound (real time:
+    // a second of slack for a loaded machine; SIGSTOPped time not counted).
+    v.extend(keel_checks::subscription_stops(views, end_us, 1.0, SUBSCRIPTION_STOP_SLACK_US, |n| {
+        frozen.get(n).cloned().unwrap_or_default()
+    }));
     f.completer_violations = v.iter().take(20).map(ToString::to_string).collect();
     // node → (accepted, delivered, clean stop, dropped)
     type Seen<'a> = (std::collections::BTreeSet<&'a str>, std::collections::BTreeSet<&'a str>, bool, u64);
@@ -968,5 +976,19 @@ mod tests {
         assert_eq!(kinds, ["V1", "V1"], "{:?}", f.completer_violations);
         assert_eq!(f.completions_undelivered, 1);
         assert!(f.failures.iter().any(|x| x.starts_with("V3")), "{:?}", f.failures);
+    }
+
+    #[test]
+    fn a_subscription_manager_stop_past_its_drain_bound_fires_v4() {
+        use keel::observe::CompleterEvent as C;
+        let keel = |t, e: C<'static>| l(t, "c", Ev::Keel(K::Completer(e)));
+        let asked = |t| keel(t, C::SmStopRequested { completer: "x".into(), run: 1, bound_ms: 5000 });
+        let closed =
+            |t| keel(t, C::SubscriptionsClosed { completer: "x".into(), run: 1, subs: 1, delivered: 0, dropped: 0 });
+        let v4 = |f: &Figures| f.completer_violations.iter().filter(|x| x.starts_with("V4")).count();
+        // Within bound + slack; then a manager still waiting on its subscriber at 10 s, closing late or never.
+        assert_eq!(v4(&judge(&[asked(10), closed(5_900), l(20_000, "c", Ev::Stopping)])), 0);
+        assert_eq!(v4(&judge(&[asked(10), closed(9_000)])), 1);
+        assert_eq!(v4(&judge(&[asked(10), l(20_000, "c", Ev::Stopping)])), 1);
     }
 }

@@ -186,24 +186,8 @@ impl CleanupModel {
                 }
                 Reply::Done
             }
-            Command::DeleteJobs { jobs } => {
-                let writes: Vec<(String, Option<String>)> = jobs.iter().map(|j| (job_key(j), None)).collect();
-                let _ = st.store.map_txn(JOBS, &[], &writes, st.t_ms);
-                Reply::Done
-            }
-            Command::Reinsert { job, raw } => {
-                if let Some((_, attempt)) = parse(raw) {
-                    let guard = [(job_key(job), Expect::Absent)];
-                    let writes = [(job_key(job), Some(record("", attempt + 1)))];
-                    if st.store.map_txn(JOBS, &guard, &writes, st.t_ms).is_ok_and(|(o, _)| o.applied) {
-                        *st.moves.entry((job.clone(), attempt)).or_default() += 1;
-                    }
-                }
-                Reply::Done
-            }
             Command::DeleteKeepalive { expected } => {
-                let write = expected.clone().map_or(MapWrite::Delete, MapWrite::CompareAndDelete);
-                Self::write(st, KEEPALIVE, &write)
+                Self::write(st, KEEPALIVE, &MapWrite::CompareAndDelete(expected.clone()))
             }
             Command::DeleteWorker => Self::write(st, WORKERS, &MapWrite::Delete),
             Command::Release { lock } => {
@@ -226,7 +210,7 @@ impl CleanupModel {
     }
 
     /// Until when nobody else may take `run`'s lock: the expiry its lock value carries, or for
-    /// MP4's keep-alive-as-lock, until that keep-alive is stale.
+    /// MP4's keep-alive claim (last-seen + ttl), until that claim is stale.
     fn held_until(&self, run: &Run) -> u64 {
         let lock = &run.machine.lock;
         match lock.rsplit_once('|') {
@@ -329,7 +313,7 @@ impl Model for CleanupModel {
                 let run = st.cleaners[i].run.as_mut()?;
                 run.released |= match &cmd {
                     Command::Release { .. } => true,
-                    Command::DeleteKeepalive { expected: Some(l) } => *l == run.machine.lock,
+                    Command::DeleteKeepalive { expected } => *expected == run.machine.lock,
                     _ => false,
                 };
                 let next = run.machine.on(reply, Duration::from_millis(t - run.swept_ms));
