@@ -470,3 +470,57 @@ impl<S: Store> Driver<S> {
         })
     }
 }
+
+#[cfg(all(test, not(keel_loom)))]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::observe::{Event, Observer};
+
+    /// (kind, count, total or errors) of every store-error summary the driver emits.
+    #[derive(Default)]
+    struct Summaries(RefCell<Vec<(&'static str, u64, u64)>>);
+
+    impl Observer for Summaries {
+        fn event(&self, e: &Event<'_>) {
+            match e {
+                Event::Lease(LeaseEvent::StoreErrors { count, total, .. }) => {
+                    self.0.borrow_mut().push(("store_errors", *count, *total))
+                }
+                Event::Lease(LeaseEvent::StoreRecovered { errors, .. }) => {
+                    self.0.borrow_mut().push(("store_recovered", 0, *errors))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A failing store is reported at the first error, then once per `ERROR_LOG_INTERVAL` with
+    /// the count since the last report; a recovery is reported once after errors, never after a
+    /// success that followed successes (cargo-mutants: the reports switched off, and the
+    /// recovery reported after every success, both survived the other tests).
+    #[test]
+    fn store_errors_are_reported_at_first_then_per_interval_and_recovery_only_after_errors() {
+        let seen = Rc::new(Summaries::default());
+        let before = observe::set_thread_observer(Some(seen.clone()));
+        let cfg = LeaseConfig::builder("l", "o").build().expect("defaults are valid");
+        let e = StoreError::Timeout { op: "lease_renew" };
+        let t0 = Instant::now();
+        let mut log = ErrorLog::default();
+        log.ok(&cfg); // a success after successes: nothing to report
+        for s in [0, 1, 9] {
+            log.error(t0 + Duration::from_secs(s), &cfg, "lease_renew", &e);
+        }
+        log.error(t0 + ERROR_LOG_INTERVAL, &cfg, "lease_renew", &e);
+        log.ok(&cfg);
+        log.ok(&cfg);
+        observe::set_thread_observer(before);
+        assert_eq!(
+            *seen.0.borrow(),
+            [("store_errors", 1, 1), ("store_errors", 3, 4), ("store_recovered", 0, 4)],
+            "first error at once, the next three summarised at the interval, one recovery"
+        );
+    }
+}
