@@ -1,4 +1,4 @@
-//! A map entry and its revision, as `RedisStore` decodes replies to map_get, map_snapshot, map_write and map_txn and the messages of a watch feed.
+//! A map entry and its revision, as `RedisStore` decodes replies to map_get, map_snapshot, map_write and map_txn and the messages of a watch feed (single-change and multi-change `v2`).
 #![no_main]
 
 #[path = "common.rs"]
@@ -19,6 +19,13 @@ fuzz_target!(|data: &[u8]| {
         }
         common::check(decode::map_snapshot("m", &v), "map");
     }
-    // The same bytes as a published change message.
-    common::check(decode::change("m", data), "watch:m");
+    // The same bytes as a published change message (one change, or a transaction's several).
+    if let Ok(changes) = decode::changes("m", data) {
+        // Every change consumes at least five bytes of the message.
+        assert!(!changes.is_empty() && changes.len() <= data.len() / 5, "{} changes from {} bytes", changes.len(), data.len());
+        for pair in changes.windows(2) {
+            assert_eq!(pair[1].rev, pair[0].rev + 1, "a message's changes take consecutive revisions");
+        }
+    }
+    common::check(decode::changes("m", data), "watch:m");
 });

@@ -61,6 +61,36 @@ async fn redis_garbage_in_a_map_key_is_a_typed_error() {
     assert_eq!(server.command(&format!("EXISTS {PREFIX}:map:n")).as_deref(), Some(":0"), "nothing written");
     // A healthy map next to the corrupt ones is unaffected.
     assert!(s.map_write("fine", "k", set()).await.expect("healthy map").applied);
+
+    // A transaction without guards reads nothing of the hash before it writes (no script runs
+    // TYPE): its first hash write must fail before the revision moves or anything is published,
+    // on a fresh revision (which a commit would seed) and on a used one.
+    server.command(&format!("SET {PREFIX}:map:u garbage"));
+    let mut w = s.watch("u").await.expect("watch");
+    let writes = [("k".to_owned(), Some("v".to_owned())), ("j".to_owned(), None)];
+    match s.map_txn("u", &[], &writes).await {
+        Err(StoreError::Corrupt { key, detail }) => {
+            assert_eq!((key.as_str(), detail.as_str()), ("map:u", "holds a string, expected a hash"))
+        }
+        other => panic!("expected StoreError::Corrupt, got {other:?}"),
+    }
+    assert_eq!(server.command(&format!("EXISTS {PREFIX}:map-rev:u")).as_deref(), Some(":0"), "nothing written");
+    server.command(&format!("SET {PREFIX}:map-rev:u 41"));
+    assert_eq!(corrupt_key(s.map_txn("u", &[], &writes).await), "map:u");
+    assert_eq!(corrupt_key(s.map_write("u", "k", MapWrite::Delete).await), "map:u");
+    assert_eq!(server.command(&format!("INCRBY {PREFIX}:map-rev:u 0")).as_deref(), Some(":41"), "revision unmoved");
+    assert_eq!(server.command(&format!("GET {PREFIX}:map:u")).as_deref(), Some("$7"), "garbage untouched");
+    // Once the garbage is gone the next write takes the next revision, and it is the first thing
+    // the watch sees: the failed transactions published nothing.
+    server.command(&format!("DEL {PREFIX}:map:u"));
+    assert_eq!(s.map_txn("u", &[], &writes).await.expect("txn").rev, 43);
+    for (key, value, rev) in [("k", Some("v"), 42), ("j", None, 43)] {
+        let want = keel::store::Change { key: key.into(), value: value.map(str::to_owned), rev };
+        match tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("a change in time") {
+            WatchEvent::Change(c) => assert_eq!(c, want),
+            WatchEvent::Gap => panic!("unexpected gap"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -142,6 +142,7 @@ macro_rules! __conformance_cases {
             map_data_loss_reseeds_revisions_above_old,
             map_invalid_arguments_are_typed,
             watch_delivers_changes_in_revision_order,
+            watch_delivers_a_transaction_as_consecutive_changes,
             watch_reports_gap_after_data_loss,
             watch_reports_gap_after_restart_keeping_data,
             unknown_outcome_retry_is_safe,
@@ -522,6 +523,46 @@ pub async fn watch_delivers_changes_in_revision_order<H: Harness>(h: &H) -> Resu
     for pair in expected.windows(2) {
         assert_eq!(pair[1].rev, pair[0].rev + 1, "consecutive revisions");
     }
+    Ok(())
+}
+
+/// A transaction's writes reach a watch as one change each, in the transaction's order, at
+/// consecutive revisions ending at the one it returned, with the written bytes exactly: the same
+/// key written twice, keys and values with spaces, digits and non-ASCII, an empty value, on a
+/// fresh map (its first revision) and on a used one.
+pub async fn watch_delivers_a_transaction_as_consecutive_changes<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let mut w = s.watch("t").await?;
+    let set = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+    let del = |k: &str| (k.to_owned(), None);
+    let writes = [set("a b", "1 s x"), set("ü 2", ""), del("a b"), set("a b", "v2 1 1 d z"), set("c", "3")];
+    let t = s.map_txn("t", &[], &writes).await?;
+    assert!(t.applied);
+    let mut expected: Vec<Change> = writes
+        .iter()
+        .zip(t.rev - 4..=t.rev)
+        .map(|((key, value), rev)| Change { key: key.clone(), value: value.clone(), rev })
+        .collect();
+    let guards = [("c".to_owned(), Expect::Value("3".into())), ("gone".to_owned(), Expect::Absent)];
+    let t2 = s.map_txn("t", &guards, &[del("c"), del("never there"), set("d", "4")]).await?;
+    assert!(t2.applied);
+    assert_eq!(t2.rev, t.rev + 3, "one revision per write, deletes of absent keys included");
+    for (i, (key, value)) in [del("c"), del("never there"), set("d", "4")].into_iter().enumerate() {
+        expected.push(Change { key, value, rev: t.rev + 1 + i as u64 });
+    }
+    let o = s.map_write("t", "e", MapWrite::Set("5".into())).await?;
+    assert_eq!(o.rev, t2.rev + 1, "a single write continues the sequence");
+    expected.push(Change { key: "e".into(), value: Some("5".into()), rev: o.rev });
+    for (i, want) in expected.iter().enumerate() {
+        match next_event(&mut w).await {
+            WatchEvent::Change(c) => assert_eq!(&c, want, "event {i}"),
+            WatchEvent::Gap => panic!("unexpected gap at event {i}"),
+        }
+    }
+    let snap = s.map_snapshot("t").await?;
+    assert_eq!(snap.rev, o.rev);
+    let entries: Vec<(&str, &str)> = snap.entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(entries, [("a b", "v2 1 1 d z"), ("d", "4"), ("e", "5"), ("ü 2", "")]);
     Ok(())
 }
 

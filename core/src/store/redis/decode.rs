@@ -181,29 +181,109 @@ pub fn map_txn(map: &str, v: &Value) -> StoreResult<TxnOutcome> {
     Err(bad(format!("map:{map}"), "reply to map_txn", v))
 }
 
-/// A change message of a map's watch channel: `"<rev> <key bytes> <s|d> <key><value>"`.
-pub fn change(map: &str, payload: &[u8]) -> StoreResult<Change> {
+/// Prefix of a message carrying several changes (see [`changes`]); a decoder that only knows the
+/// single-change format reads its first word as a revision, fails, and reports a gap.
+const MULTI_TAG: &[u8] = b"v2 ";
+
+/// The changes of one message of a map's watch channel, in revision order. Two formats:
+/// - one change: `<rev> <key bytes> <s|d> <key><value>`;
+/// - several (one transaction): `v2 <first rev> <n>` then n × ` <key bytes> <value bytes|d>
+///   <key><value>`, the i-th change (from 0) at revision `first rev + i`.
+///
+/// Lengths count bytes, so keys and values may hold any character, spaces included. Anything
+/// else is [`StoreError::Corrupt`] naming `watch:<map>`; the result never holds more changes than
+/// the message has bytes.
+pub fn changes(map: &str, payload: &[u8]) -> StoreResult<Vec<Change>> {
     let garbage = || StoreError::corrupt(format!("watch:{map}"), "unparsable change message");
-    let text = std::str::from_utf8(payload).map_err(|_| garbage())?;
-    let mut parts = text.splitn(4, ' ');
-    let mut next = || parts.next().ok_or_else(garbage);
-    let rev = next()?;
-    let key_len = next()?;
-    let flag = next()?;
-    let rest = next()?;
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit());
-    if !digits(rev) || !digits(key_len) {
-        return Err(garbage());
+    match payload.strip_prefix(MULTI_TAG) {
+        Some(rest) => multi(rest).ok_or_else(garbage),
+        None => single(payload).map(|c| vec![c]).ok_or_else(garbage),
     }
-    let rev: u64 = rev.parse().map_err(|_| garbage())?;
-    let key_len: usize = key_len.parse().map_err(|_| garbage())?;
-    let key = rest.get(..key_len).filter(|k| !k.is_empty()).ok_or_else(garbage)?.to_owned();
+}
+
+/// A decimal field: 1 to 20 ASCII digits that fit a u64.
+fn decimal(word: &[u8]) -> Option<u64> {
+    if word.is_empty() || word.len() > 20 || !word.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(word).ok()?.parse().ok()
+}
+
+fn text(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes).ok().map(str::to_owned)
+}
+
+/// Reads a message front to back: space-separated words, and fields of a given byte length.
+struct Cursor<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    /// The bytes up to the next space, which is consumed.
+    fn word(&mut self) -> Option<&'a [u8]> {
+        let at = self.rest.iter().position(|&b| b == b' ')?;
+        let (word, rest) = self.rest.split_at(at);
+        self.rest = &rest[1..];
+        Some(word)
+    }
+
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        if len > self.rest.len() {
+            return None;
+        }
+        let (field, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Some(field)
+    }
+
+    fn space(&mut self) -> Option<()> {
+        self.take(1).filter(|s| s == b" ").map(|_| ())
+    }
+}
+
+/// `<rev> <key bytes> <s|d> <key><value>`: the value runs to the end of the message.
+fn single(payload: &[u8]) -> Option<Change> {
+    let mut c = Cursor { rest: payload };
+    let rev = decimal(c.word()?)?;
+    let key_len = usize::try_from(decimal(c.word()?)?).ok()?;
+    let flag = c.word()?;
+    let key = c.take(key_len).filter(|k| !k.is_empty())?;
     let value = match flag {
-        "s" => Some(rest.get(key_len..).ok_or_else(garbage)?.to_owned()),
-        "d" if rest.len() == key_len => None,
-        _ => return Err(garbage()),
+        b"s" => Some(text(c.rest)?),
+        b"d" if c.rest.is_empty() => None,
+        _ => return None,
     };
-    Ok(Change { key, value, rev })
+    Some(Change { key: text(key)?, value, rev })
+}
+
+/// `<first rev> <n>` then n × ` <key bytes> <value bytes|d> <key><value>`, nothing after.
+fn multi(rest: &[u8]) -> Option<Vec<Change>> {
+    let mut c = Cursor { rest };
+    let first = decimal(c.word()?)?;
+    let n = decimal(c.word()?)?;
+    if n == 0 {
+        return None;
+    }
+    // Not preallocated from `n`: each change consumes at least five bytes of the message, so a
+    // lying count runs out of bytes, not memory.
+    let mut out = Vec::new();
+    for i in 0..n {
+        if i > 0 {
+            c.space()?;
+        }
+        let key_len = usize::try_from(decimal(c.word()?)?).ok()?;
+        let value_len = match c.word()? {
+            b"d" => None,
+            len => Some(usize::try_from(decimal(len)?).ok()?),
+        };
+        let key = c.take(key_len).filter(|k| !k.is_empty())?;
+        let value = match value_len {
+            Some(len) => Some(text(c.take(len)?)?),
+            None => None,
+        };
+        out.push(Change { key: text(key)?, value, rev: first.checked_add(i)? });
+    }
+    c.rest.is_empty().then_some(out)
 }
 
 #[cfg(test)]
@@ -223,10 +303,35 @@ mod tests {
         assert_eq!(fence("L", &bulk("7")), Ok(Renew::Renewed { fence: 7 }));
         let snap = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), bulk("v")])]);
         assert_eq!(map_snapshot("m", &snap).map(|s| (s.rev, s.entries.len())), Ok((3, 1)));
-        let c = change("m", "17 3 s key with spaces".as_bytes());
-        assert_eq!(c, Ok(Change { key: "key".into(), value: Some(" with spaces".into()), rev: 17 }));
-        let c = change("m", "18 5 d k ü ".as_bytes()).map(|c| (c.key, c.value));
+        let c = changes("m", "17 3 s key with spaces".as_bytes());
+        assert_eq!(c, Ok(vec![Change { key: "key".into(), value: Some(" with spaces".into()), rev: 17 }]));
+        let c = changes("m", "18 5 d k ü ".as_bytes()).map(|c| (c[0].key.clone(), c[0].value.clone()));
         assert_eq!(c, Ok(("k ü ".into(), None)), "key length counts bytes");
+    }
+
+    fn set(key: &str, value: &str, rev: u64) -> Change {
+        Change { key: key.into(), value: Some(value.into()), rev }
+    }
+
+    #[test]
+    fn a_transaction_message_decodes_to_its_changes_in_order() {
+        // What the map scripts publish for {j/1 = "a b", p/1 deleted, d/ü = ""} at revisions 41..43.
+        let msg = "v2 41 3 3 3 j/1a b 3 d p/1 4 0 d/ü";
+        let want = vec![set("j/1", "a b", 41), Change { key: "p/1".into(), value: None, rev: 42 }, set("d/ü", "", 43)];
+        assert_eq!(changes("m", msg.as_bytes()), Ok(want));
+        // Values holding the separator, digits and the tag itself are just bytes.
+        let msg = "v2 7 2 1 6 kv2 1 1 1 7 k1 1 1 1";
+        assert_eq!(changes("m", msg.as_bytes()), Ok(vec![set("k", "v2 1 1", 7), set("k", "1 1 1 1", 8)]));
+        // A single-change message in the multi format is read the same way.
+        assert_eq!(changes("m", b"v2 5 1 1 d k"), Ok(vec![Change { key: "k".into(), value: None, rev: 5 }]));
+    }
+
+    #[test]
+    fn a_transaction_message_is_not_a_single_change() {
+        // The format an older node reads: its first word must be a revision, and "v2" is not.
+        let msg = b"v2 41 2 1 1 a1 1 d b";
+        assert!(single(msg).is_none(), "an old decoder would misread a multi-change message");
+        assert_eq!(changes("m", msg).map(|c| c.len()), Ok(2));
     }
 
     #[test]
@@ -261,7 +366,29 @@ mod tests {
         for garbage in
             [&b"18 9 d short"[..], b"x 1 s k", b"1 1 q k", &[0xff, 0x20], b"1 99999999999999999999999 s k", b"1 0 s x"]
         {
-            assert_eq!(key(change("m", garbage)), "watch:m", "{garbage:?}");
+            assert_eq!(key(changes("m", garbage)), "watch:m", "{garbage:?}");
+        }
+        // Multi-change messages: a count of zero, more or fewer changes than announced, a length
+        // past the end, trailing bytes, a revision overflow, a missing separator, an empty key,
+        // a value or key that is not UTF-8, a huge count in a tiny message.
+        for garbage in [
+            &b"v2 1 0"[..],
+            b"v2 1 2 1 1 ab",
+            b"v2 1 1 1 1 ab 1 d c",
+            b"v2 1 1 1 9 ab",
+            b"v2 1 1 1 1 abx",
+            b"v2 18446744073709551615 2 1 d a 1 d b",
+            b"v2 1 2 1 d a1 d b",
+            b"v2 1 1 0 1 a",
+            b"v2 1 1 1 1 a\xff",
+            b"v2 1 1 1 d \xff",
+            b"v2 1 18446744073709551615 1 d a",
+            b"v2 1 1 1 -1 ab",
+            b"v2 1 1 1 x ab",
+            b"v2 ",
+            b"v2",
+        ] {
+            assert_eq!(key(changes("m", garbage)), "watch:m", "{garbage:?}");
         }
     }
 }

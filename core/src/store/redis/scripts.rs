@@ -1,14 +1,20 @@
 //! The Lua scripts behind every `RedisStore` operation.
 //!
 //! Each script is atomic, stamps with Redis `TIME`, and checks the type and encoding of every
-//! key it touches *before* writing anything, so a corrupt key fails the whole operation with a
-//! `KEELCORRUPT <role> <detail>` error and changes nothing. Counters and revisions travel as
-//! decimal strings: Lua numbers are doubles and Redis would print large ones in exponent form.
+//! key it touches *before* writing anything (without `TYPE`: see `PRELUDE`), so a corrupt key
+//! fails the whole operation with a `KEELCORRUPT <role> <detail>` error and changes nothing.
+//! Counters and revisions travel as decimal strings: Lua numbers are doubles and Redis would
+//! print large ones in exponent form.
 //! The semantics mirror `MemoryStore` exactly (the conformance suite checks it).
 
 use redis::Script;
 
 /// Shared helpers, prepended to every script.
+///
+/// No script runs `TYPE`: a key of the wrong type is found by the error of the first command that
+/// touches it (`checked`), which fails before that command has any effect. Every script reads
+/// (and so type-checks) each key before its first write, except a transaction without guards,
+/// whose first command on the hash is its first hash write, ordered before any other write.
 const PRELUDE: &str = r#"
 local SEP = "\031"
 local function fail(role, detail) error({err = 'KEELCORRUPT ' .. role .. ' ' .. detail}) end
@@ -17,41 +23,69 @@ local function int(n) return string.format('%d', n) end
 local function now_ms(t) return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
 -- time_ms * SEED_PER_MS (1000), built as a string so no precision is lost.
 local function seed(t) return t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '000' end
-local function kind(key, role, want)
-  local ty = redis.call('TYPE', key)['ok']
-  if ty ~= 'none' and ty ~= want then fail(role, 'holds a ' .. ty .. ', expected a ' .. want) end
+-- Run a command on `key`; a WRONGTYPE error is the key's corruption (TYPE runs only then, to say
+-- what it holds), any other error is passed on unchanged.
+local function checked(key, role, want, ...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
+      local ty = redis.pcall('TYPE', key)
+      fail(role, 'holds a ' .. (type(ty) == 'table' and ty.ok or 'value of another type') .. ', expected a ' .. want)
+    end
+    error(r)
+  end
+  return r
 end
 "#;
 
 /// Map scripts: KEYS[1] is the map's hash, KEYS[2] its revision counter, ARGV[1] its channel.
+///
+/// A commit of n writes takes the revisions REV+1..REV+n in order (one `INCRBY`) and publishes
+/// one message: a single write in the original format `<rev> <key bytes> <s|d> <key><value>`
+/// (which nodes of every version read), several in the versioned format
+/// `v2 <first rev> <n>` then n × ` <key bytes> <value bytes|d> <key><value>`, which a node that
+/// only knows the original format rejects as garbage (a watch gap, then a resync), never
+/// misreads. Both are binary-safe without a JSON library; `decode::changes` reads both.
 const MAP_PRELUDE: &str = r#"
-kind(KEYS[1], 'map', 'hash')
-kind(KEYS[2], 'rev', 'string')
-local REV = redis.call('GET', KEYS[2]) or '0'
+local REV = checked(KEYS[2], 'rev', 'string', 'GET', KEYS[2]) or '0'
 if not digits(REV) then fail('rev', 'revision is not a decimal number') end
--- Apply {key, value|false} writes, one revision and one published change each.
+local function hash(...) return checked(KEYS[1], 'map', 'hash', ...) end
+local function hget(key) return hash('HGET', KEYS[1], key) end
+-- Apply {key, value|false} writes, one revision each, all published in one message.
 local function commit(writes)
-  if REV == '0' then redis.call('SET', KEYS[2], seed(redis.call('TIME'))) end
-  local rev = REV
+  -- The hash writes come first: if the hash has the wrong type the first one fails, and nothing
+  -- has changed yet (a transaction without guards has not read the hash).
   for _, w in ipairs(writes) do
-    rev = int(redis.call('INCR', KEYS[2]))
-    if w[2] then redis.call('HSET', KEYS[1], w[1], w[2]) else redis.call('HDEL', KEYS[1], w[1]) end
-    -- "<rev> <key bytes> <s|d> <key><value>": binary-safe without a JSON library.
-    redis.call('PUBLISH', ARGV[1], rev .. ' ' .. #w[1] .. ' ' .. (w[2] and 's' or 'd') .. ' ' .. w[1] .. (w[2] or ''))
+    if w[2] then hash('HSET', KEYS[1], w[1], w[2]) else hash('HDEL', KEYS[1], w[1]) end
   end
-  return rev
+  if REV == '0' then redis.call('SET', KEYS[2], seed(redis.call('TIME'))) end
+  local last = redis.call('INCRBY', KEYS[2], #writes)
+  local first = int(last - #writes + 1)
+  local msg
+  if #writes == 1 then
+    local w = writes[1]
+    msg = first .. ' ' .. #w[1] .. ' ' .. (w[2] and 's' or 'd') .. ' ' .. w[1] .. (w[2] or '')
+  else
+    local parts = {'v2', first, int(#writes)}
+    for _, w in ipairs(writes) do
+      parts[#parts + 1] = #w[1]
+      parts[#parts + 1] = w[2] and #w[2] or 'd'
+      parts[#parts + 1] = w[1] .. (w[2] or '')
+    end
+    msg = table.concat(parts, ' ')
+  end
+  redis.call('PUBLISH', ARGV[1], msg)
+  return int(last)
 end
 "#;
 
 /// KEYS: holder hash, meta hash. ARGV: token, ttl_ms, quarantine_ms.
 /// Returns {'G', fence} | {'H', remaining_ms} | {'Q', remaining_ms}.
 const LEASE_ACQUIRE: &str = r#"
-kind(KEYS[1], 'lease', 'hash')
-kind(KEYS[2], 'meta', 'hash')
+local h = checked(KEYS[1], 'lease', 'hash', 'HMGET', KEYS[1], 'token', 'fence')
+local meta = checked(KEYS[2], 'meta', 'hash', 'HMGET', KEYS[2], 'fence', 'q_until')
 local t = redis.call('TIME')
 local now = now_ms(t)
-local meta = redis.call('HMGET', KEYS[2], 'fence', 'q_until')
-local h = redis.call('HMGET', KEYS[1], 'token', 'fence')
 if h[1] and not digits(h[2]) then fail('lease', 'fence is not a decimal number') end
 local q
 if meta[1] then
@@ -81,8 +115,7 @@ return {'G', fence}
 
 /// KEYS: holder hash. ARGV: token, ttl_ms. Returns the fence, or nil when not the holder.
 const LEASE_RENEW: &str = r#"
-kind(KEYS[1], 'lease', 'hash')
-local h = redis.call('HMGET', KEYS[1], 'token', 'fence')
+local h = checked(KEYS[1], 'lease', 'hash', 'HMGET', KEYS[1], 'token', 'fence')
 if h[1] and not digits(h[2]) then fail('lease', 'fence is not a decimal number') end
 if h[1] == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -93,8 +126,7 @@ return false
 
 /// KEYS: holder hash. ARGV: token. Compare-and-delete; returns 1 if deleted.
 const LEASE_RELEASE: &str = r#"
-kind(KEYS[1], 'lease', 'hash')
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+if checked(KEYS[1], 'lease', 'hash', 'HGET', KEYS[1], 'token') == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -103,18 +135,18 @@ return 0
 
 /// ARGV: channel, key. Returns {value|nil, rev}.
 const MAP_GET: &str = r#"
-return {redis.call('HGET', KEYS[1], ARGV[2]), REV}
+return {hget(ARGV[2]), REV}
 "#;
 
 /// ARGV: channel. Returns {rev, {k1, v1, ...}}.
 const MAP_SNAPSHOT: &str = r#"
-return {REV, redis.call('HGETALL', KEYS[1])}
+return {REV, hash('HGETALL', KEYS[1])}
 "#;
 
 /// ARGV: channel, key, op, args... Returns {applied 0|1, rev, value|nil}.
 const MAP_WRITE: &str = r#"
 local key, op = ARGV[2], ARGV[3]
-local cur = redis.call('HGET', KEYS[1], key)
+local cur = hget(key)
 local apply, new = false, false
 if op == 'set' then apply, new = true, ARGV[4]
 elseif op == 'nx' then apply, new = (not cur), ARGV[4]
@@ -158,7 +190,7 @@ const MAP_TXN: &str = r#"
 local ng = tonumber(ARGV[2])
 local holds = true
 for i = 0, ng - 1 do
-  local cur = redis.call('HGET', KEYS[1], ARGV[3 + 3 * i])
+  local cur = hget(ARGV[3 + 3 * i])
   if ARGV[4 + 3 * i] == 'a' then
     if cur then holds = false end
   elseif cur ~= ARGV[5 + 3 * i] then

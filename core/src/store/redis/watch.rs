@@ -155,18 +155,21 @@ impl Feed {
     }
 
     fn deliver(&mut self, payload: &[u8]) {
-        let ev = match super::decode::change(&self.map, payload) {
-            Ok(change) => WatchEvent::Change(change),
+        let events = match super::decode::changes(&self.map, payload) {
+            Ok(changes) => changes.into_iter().map(WatchEvent::Change).collect(),
             Err(e) => {
                 debug!(target: "keel::store::redis", map = %self.map, error = %e, "unparsable change message");
                 observe::emit(StoreEvent::WatchGarbage { map: (&self.map).into() });
-                WatchEvent::Gap
+                vec![WatchEvent::Gap]
             }
         };
-        self.pay_gap();
-        if self.owe_gap || self.tx.try_send(ev).is_err() {
-            // Lagging consumer (or a gap still owed): drop, and owe a gap.
-            self.owe_gap = true;
+        // A transaction's changes go out one by one, as if each had its own message.
+        for ev in events {
+            self.pay_gap();
+            if self.owe_gap || self.tx.try_send(ev).is_err() {
+                // Lagging consumer (or a gap still owed): drop, and owe a gap.
+                self.owe_gap = true;
+            }
         }
     }
 }
