@@ -699,6 +699,18 @@ mod tests {
         Record::Invoke { id, op: StoreOp::Write { map: "m".into(), key: "k".into(), write: MapWrite::Set(v.into()) } }
     }
 
+    /// A write of key `o{id}` (one key per operation), to make a map too large to check whole.
+    fn other(id: u64) -> Record {
+        Record::Invoke {
+            id,
+            op: StoreOp::Write { map: "m".into(), key: format!("o{id}"), write: MapWrite::Set("x".into()) },
+        }
+    }
+
+    fn other_done(id: u64) -> Record {
+        Record::Return { id, ret: StoreRet::Write(WriteOutcome { applied: true, rev: id, value: Some("x".into()) }) }
+    }
+
     fn wrote(id: u64, applied: bool, rev: u64, v: &str) -> Record {
         Record::Return { id, ret: StoreRet::Write(WriteOutcome { applied, rev, value: Some(v.into()) }) }
     }
@@ -751,14 +763,6 @@ mod tests {
     fn a_map_too_large_as_a_whole_is_checked_key_by_key() {
         // Many writes to other keys make the map's history too large; key "k" alone still
         // shows the two compare-and-sets that both applied.
-        let other = |id: u64| Record::Invoke {
-            id,
-            op: StoreOp::Write { map: "m".into(), key: format!("o{id}"), write: MapWrite::Set("x".into()) },
-        };
-        let other_done = |id: u64| Record::Return {
-            id,
-            ret: StoreRet::Write(WriteOutcome { applied: true, rev: id, value: Some("x".into()) }),
-        };
         let mut h: Vec<Record> = (100..100 + HISTORY_OPS_MAX as u64).flat_map(|i| [other(i), other_done(i)]).collect();
         h.extend([set(1, "a"), wrote(1, true, 1, "a"), cas(2, "a", "b"), cas(3, "a", "c")]);
         h.extend([wrote(2, true, 2, "b"), wrote(3, true, 3, "c")]);
@@ -772,14 +776,6 @@ mod tests {
     fn a_snapshot_of_a_map_too_large_as_a_whole_is_judged_for_each_key_it_overlaps() {
         // The split sends a snapshot only to the keys whose own operations it overlaps: "k"'s
         // value in it is judged, so a value nobody wrote is caught key by key.
-        let other = |id: u64| Record::Invoke {
-            id,
-            op: StoreOp::Write { map: "m".into(), key: format!("o{id}"), write: MapWrite::Set("x".into()) },
-        };
-        let other_done = |id: u64| Record::Return {
-            id,
-            ret: StoreRet::Write(WriteOutcome { applied: true, rev: id, value: Some("x".into()) }),
-        };
         let snap = |id: u64, k: &str| {
             let entries = [("k".to_owned(), k.to_owned())].into_iter().collect();
             Record::Return { id, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries }) }

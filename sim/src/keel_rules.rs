@@ -83,15 +83,7 @@ pub fn completer_drains(run: &RunView<'_>) -> Vec<Violation> {
     use crate::plan::Fault;
     let clocks_tame = !run.plan.beyond_drift_bound() && !run.plan.has(|f| matches!(f, Fault::ClockJump { .. }));
     // Within the bound a clock may still run fast: its deadline comes at bound / rate.
-    let fastest = run
-        .plan
-        .events
-        .iter()
-        .filter_map(|t| match t.fault {
-            Fault::ClockRate { rate, .. } => Some(rate),
-            _ => None,
-        })
-        .fold(1.0f64, f64::max);
+    let fastest = clock_rates(run).fold(1.0f64, f64::max);
     keel_checks::completer_drains(run.events, run.heal_us, clocks_tame, fastest)
 }
 
@@ -99,21 +91,12 @@ pub fn completer_drains(run: &RunView<'_>) -> Vec<Violation> {
 /// within its drain bound after the request ([`keel_checks::subscription_stops`]). Judged in
 /// runs whose clocks stay within the drift bound (a backward jump stalls a clock for the jump's
 /// length); the slowest rate in force stretches the bound; frozen time is not counted; 100 ms
-/// of slack (a sleeper re-reads its clock every 50 ms of simulated time).
+/// of slack.
 pub fn subscription_stops(run: &RunView<'_>) -> Vec<Violation> {
-    use crate::plan::Fault;
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let slowest = run
-        .plan
-        .events
-        .iter()
-        .filter_map(|t| match t.fault {
-            Fault::ClockRate { rate, .. } => Some(rate),
-            _ => None,
-        })
-        .fold(1.0f64, f64::min);
+    let slowest = clock_rates(run).fold(1.0f64, f64::min);
     keel_checks::subscription_stops(run.events, run.end_us, slowest, SUBSCRIPTION_STOP_SLACK_US, |n| {
         run.timeline.frozen(*n).collect()
     })
@@ -126,4 +109,12 @@ pub const SUBSCRIPTION_STOP_SLACK_US: u64 = 100_000;
 /// over the simulator's history (a data-losing store crash is the data loss).
 pub fn rmap_revisions<'a>(events: &'a [Event], read: impl Fn(&'a Event) -> Option<(&'a str, u64)>) -> Vec<Violation> {
     keel_checks::rmap_revisions(events, read)
+}
+
+/// Every clock rate the run's plan sets (1.0, real time, is not among them unless set).
+fn clock_rates<'a>(run: &'a RunView<'_>) -> impl Iterator<Item = f64> + 'a {
+    run.plan.events.iter().filter_map(|t| match t.fault {
+        crate::plan::Fault::ClockRate { rate, .. } => Some(rate),
+        _ => None,
+    })
 }
