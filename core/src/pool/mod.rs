@@ -57,6 +57,7 @@ mod feed;
 mod inspect;
 mod load;
 mod node;
+mod run;
 mod state;
 mod supervise;
 mod worker;

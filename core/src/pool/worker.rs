@@ -7,18 +7,17 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::complete;
-use super::feed::JobCompletion;
 use super::node::{Assign, Core, ms};
+use super::run::{Ended, RunEnded, run_job};
 use super::state::{JobRecord, KeepAlive, job_key, pending_key};
-use super::{Job, JobHandler, JobOutcome, WorkerExit};
+use super::{JobHandler, WorkerExit};
 use std::time::Duration;
 
 use crate::clock::{Clock, Instant};
-use crate::completer::{Completion, Producer};
+use crate::completer::Producer;
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
-use crate::observe::{self, MoveKind, PoolEvent, StaleOp};
+use crate::observe::{self, MoveKind, PoolEvent};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store};
 
@@ -394,143 +393,9 @@ async fn stop_all(running: &mut BTreeMap<String, Running>, clock: &dyn Clock, gr
     }
 }
 
-/// One run ended.
-struct Ended {
-    job: String,
-    run: u64,
-}
-
 impl Ended {
     /// Whether this is the end of the tracked run `r` (by the run's number, see [`Running::run`]).
     fn is_of(&self, r: &Running) -> bool {
         r.run == self.run
     }
-}
-
-/// Tells the worker's loop that one run ended.
-struct RunEnded {
-    tx: mpsc::Sender<Ended>,
-    ended: Ended,
-}
-
-impl RunEnded {
-    async fn send(self) {
-        let _ = self.tx.send(self.ended).await;
-    }
-}
-
-/// One run of one attempt: ack, handler, completion.
-#[allow(clippy::too_many_arguments)]
-async fn run_job<S: Store, H: JobHandler>(
-    core: Arc<Core<S>>,
-    handler: Arc<H>,
-    worker: String,
-    job: String,
-    raw: String,
-    rec: JobRecord,
-    stop: Shutdown,
-    ended: RunEnded,
-    events: Option<Arc<Producer>>,
-) {
-    let attempt = rec.attempt;
-    // Ack: only if the record still names this attempt; removes the pending entry.
-    let guards = [(job_key(&job), Expect::Value(raw.clone()))];
-    let writes = [(pending_key(&job), None)];
-    let ack = core.store.map_txn(&core.maps.jobs, &guards, &writes);
-    match core.op("map_txn", ack).await {
-        Ok(out) if out.applied => {
-            observe::emit(PoolEvent::Acked { job: (&job).into(), worker: (&worker).into(), attempt })
-        }
-        Ok(_) => {
-            observe::emit(PoolEvent::StaleRejected {
-                op: StaleOp::Ack,
-                job: (&job).into(),
-                worker: (&worker).into(),
-                attempt,
-            });
-            ended.send().await;
-            return;
-        }
-        Err(e) => {
-            debug!(target: "keel::pool", job = %job, error = %e, "ack failed; the job is delivered again");
-            ended.send().await;
-            return;
-        }
-    }
-    if stop.is_cancelled() {
-        ended.send().await;
-        return;
-    }
-    observe::emit(PoolEvent::Started { job: (&job).into(), worker: (&worker).into(), attempt });
-    let outcome = handler
-        .run(Job {
-            key: job.clone(),
-            payload: rec.payload.clone(),
-            attempt,
-            worker: worker.clone(),
-            stop: stop.clone(),
-        })
-        .await;
-    let completed = outcome == JobOutcome::Completed;
-    observe::emit(PoolEvent::HandlerReturned { job: (&job).into(), worker: (&worker).into(), attempt, completed });
-    if completed && !stop.is_cancelled() {
-        if complete_with_retries(&core, &worker, &job, &raw, attempt).await
-            && let Some(p) = &events
-        {
-            // Recorded (fenced) above; the completer batches the event and publishes it.
-            let c = Completion::new(job.clone(), attempt, super::COMPLETED, rec.payload.clone());
-            tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                r = p.complete(c) => if let Err(e) = r {
-                    debug!(target: "keel::pool", job = %job, error = %e, "completion event not accepted");
-                },
-                _ = core.clock.sleep(core.cfg.op_timeout) => {
-                    observe::emit(PoolEvent::CompletionEventDropped { job: (&job).into() });
-                }
-            }
-        }
-    } else {
-        observe::emit(PoolEvent::Abandoned { job: (&job).into(), worker: (&worker).into(), attempt });
-    }
-    ended.send().await;
-}
-
-/// Record the completion (guarded by the attempt). Returns whether this attempt's completion is
-/// recorded (by this call or an earlier try whose reply was lost).
-async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) -> bool {
-    let (min, max) = core.cfg.cleanup_backoff;
-    let mut wait = min;
-    let mut done: Option<String> = None;
-    for _ in 0..core.cfg.cleanup_retries {
-        if done.is_none() {
-            done = core.op("time", core.store.time_ms()).await.ok().map(|completed_ms| {
-                JobCompletion { job: job.to_owned(), attempt, worker: worker.to_owned(), completed_ms }.tombstone()
-            });
-        }
-        let Some(tomb) = done.as_deref() else {
-            core.clock.sleep(wait).await;
-            wait = (wait * 2).min(max);
-            continue;
-        };
-        match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw, tomb)).await {
-            Ok(true) => {
-                observe::emit(PoolEvent::Completed { job: job.into(), worker: worker.into(), attempt });
-                return true;
-            }
-            Ok(false) => {
-                observe::emit(PoolEvent::StaleRejected {
-                    op: StaleOp::Complete,
-                    job: job.into(),
-                    worker: worker.into(),
-                    attempt,
-                });
-                return false;
-            }
-            Err(e) => debug!(target: "keel::pool", job, error = %e, "completion failed; retrying"),
-        }
-        core.clock.sleep(wait).await;
-        wait = (wait * 2).min(max);
-    }
-    observe::emit(PoolEvent::CompleteFailed { job: job.into(), worker: worker.into(), attempt });
-    false
 }
