@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cleaner;
 // The model checker (`cargo modelcheck`) drives the real cleanup machine: feature `model` exposes it.
 #[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod cleanup;
@@ -57,9 +58,11 @@ mod feed;
 mod inspect;
 mod load;
 mod node;
+mod route;
 mod run;
 mod state;
 mod supervise;
+mod sweep;
 mod worker;
 
 use std::future::Future;

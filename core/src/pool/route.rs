@@ -1,0 +1,114 @@
+//! Routing: the node's router follows the job map's feed and hands records to this node's
+//! workers (bounded queues, never blocking), tombstones to the completion feed, and owners to
+//! the load index.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tracing::debug;
+
+use tokio::sync::mpsc;
+
+use super::node::{Assign, Core, lock};
+use super::state::JobRecord;
+use crate::observe::{self, PoolEvent};
+use crate::store::{Store, Watch, WatchEvent};
+
+impl<S: Store> Core<S> {
+    /// Tell this node's workers about job `job`'s record (`None`: completed or gone): its owner
+    /// starts it, any other worker running it stops. Never blocks: a full queue drops the
+    /// message (the periodic reconcile or the pending sweeper delivers it again).
+    pub(crate) fn route(&self, job: &str, raw: Option<&str>) {
+        // A record goes to its owner; only a feed change (which may revoke someone's run) goes
+        // to every local worker, so re-announcements cannot flood the queues.
+        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        let txs: Vec<mpsc::Sender<Assign>> = {
+            let local = lock(&self.local);
+            match &owner {
+                Some(o) => local.get(o).cloned().into_iter().collect(),
+                None => local.values().cloned().collect(),
+            }
+        };
+        for tx in txs {
+            if tx.try_send((job.to_owned(), raw.map(str::to_owned))).is_err() {
+                debug!(target: "keel::pool", job, "worker queue full; assignment left to the reconcile");
+            }
+        }
+    }
+
+    /// A change from the feed: the owner starts it, every other local worker stops a stale run.
+    pub(crate) fn route_change(&self, job: &str, raw: Option<&str>) {
+        self.note_owner(job, raw);
+        let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
+        for tx in txs {
+            let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
+        }
+    }
+
+    /// Update the load index with `job`'s record (`None` or unparsable: gone).
+    pub(crate) fn note_owner(&self, job: &str, raw: Option<&str>) {
+        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        lock(&self.loads).set(job, owner.as_deref());
+    }
+
+    /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what
+    /// prompted the reconcile, for the event).
+    pub fn observe_tombstones(&self, jobs: &BTreeMap<String, String>, why: &'static str) {
+        let tombs = jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v.as_str())));
+        let d = self.feed.observe(tombs, true);
+        if d.news > 0 && why != "start" {
+            observe::emit(PoolEvent::FeedResynced { why: why.into(), completions: d.news });
+        }
+        if d.dropped > 0 {
+            observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
+        }
+    }
+
+    /// The feed reported a gap: reconcile the completion feed from a fresh snapshot now (the
+    /// sweeper would within a period; assignments need nothing, the sweeper re-announces).
+    pub(crate) async fn resync_feed(&self, why: &'static str) {
+        match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
+            Ok(snap) => self.observe_tombstones(&snap.entries, why),
+            Err(e) => debug!(target: "keel::pool", error = %e, "feed resync failed; the next sweep reconciles"),
+        }
+    }
+
+    /// The router: follows the job map's feed and hands new assignments to local workers, and
+    /// new tombstones to the completion feed. On a gap the completion feed is reconciled from a
+    /// snapshot; assignments need no resync (the sweeper re-announces every period).
+    pub async fn run_router(self: Arc<Self>) {
+        let mut watch = loop {
+            tokio::select! {
+            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    w = self.store.watch(&self.maps.jobs) => match w {
+                        Ok(w) => break w,
+                        Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
+                    },
+                }
+        };
+        // Watch first, then snapshot (docs/rmap.md): nothing written after the watch opened is
+        // missed, and the baseline resolves waiters of jobs completed before it.
+        self.resync_feed("start").await;
+        loop {
+            let ev = tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.shutdown.cancelled() => return,
+                ev = watch.next() => ev,
+            };
+            match ev {
+                WatchEvent::Change(c) => {
+                    if let Some(job) = c.key.strip_prefix("j/") {
+                        self.route_change(job, c.value.as_deref());
+                    } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
+                        let d = self.feed.observe([(job, raw)].into_iter(), false);
+                        if d.dropped > 0 {
+                            observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
+                        }
+                    }
+                }
+                WatchEvent::Gap => self.resync_feed("gap").await,
+            }
+        }
+    }
+}
