@@ -142,6 +142,16 @@ pub struct TxnOutcome {
     pub rev: u64,
 }
 
+/// One transaction of a [`Store::map_txns`] batch: the guards and writes of one
+/// [`Store::map_txn`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MapTxn {
+    /// Every guard must hold for the writes to apply.
+    pub guards: Vec<(String, Expect)>,
+    /// Value, or `None` to delete; each changed key gets its own revision and change event.
+    pub writes: Vec<(String, Option<String>)>,
+}
+
 /// A change to one key of a map, as delivered by a watch feed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Change {
@@ -237,6 +247,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         guards: &[(String, Expect)],
         writes: &[(String, Option<String>)],
     ) -> impl Future<Output = StoreResult<TxnOutcome>> + Send;
+
+    /// Several independent guarded transactions on one map in one round trip: each is applied or
+    /// refused on its own (exactly as if sent alone, in the order given), and the reply has one
+    /// outcome per transaction. Group commit for callers that move many keys at once; an error
+    /// leaves every transaction's outcome unknown, as for [`map_txn`](Store::map_txn).
+    ///
+    /// The default sends them one by one; backends override it with one round trip.
+    fn map_txns(&self, map: &str, txns: &[MapTxn]) -> impl Future<Output = StoreResult<Vec<TxnOutcome>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(txns.len());
+            for t in txns {
+                out.push(self.map_txn(map, &t.guards, &t.writes).await?);
+            }
+            Ok(out)
+        }
+    }
 
     /// Subscribe to a map's changes. Changes made after this returns are delivered (or a gap
     /// is reported), so "watch, then snapshot at R, then apply changes above R" loses nothing.
