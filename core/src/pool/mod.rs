@@ -64,6 +64,7 @@ mod state;
 mod supervise;
 mod sweep;
 mod worker;
+mod worker_machine;
 
 use std::future::Future;
 use std::sync::Arc;

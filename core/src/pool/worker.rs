@@ -1,5 +1,7 @@
-//! A worker: registration, keep-alive in store time with self-fencing, ack-on-start, handler
-//! runs, completion with attempt fencing, graceful stop (drain, hand back, deregister).
+//! A worker's driver: runs the pure [`WorkerMachine`] (registration, keep-alive in store time
+//! with self-fencing, runs of the jobs it is given, graceful stop: drain, hand back, deregister)
+//! against the store and the runs' tasks. One run (ack, handler, fenced completion) is
+//! [`run_job`]'s.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,25 +11,20 @@ use tracing::{debug, warn};
 
 use super::node::{Assign, Core, ms};
 use super::run::{Ended, RunEnded, run_job};
-use super::state::{JobRecord, KeepAlive, job_key, pending_key};
+use super::state::{KeepAlive, job_key, pending_key};
+use super::worker_machine::{BeatReply, Command, Report, Timing, WorkerMachine};
 use super::{JobHandler, WorkerExit};
 use std::time::Duration;
 
 use crate::clock::{Clock, Instant};
 use crate::completer::Producer;
 use crate::error::StoreError;
-use crate::mutants::{self, Mutant};
-use crate::observe::{self, MoveKind, PoolEvent};
+use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store};
 
-struct Running {
-    attempt: u64,
-    /// This worker's number for the run. Its end is matched by this, never by the attempt: the
-    /// same attempt runs again when a fence stopped the first run and, once unfenced, the record
-    /// is announced again (or when an ack failed). The first run's end, still queued, must not
-    /// untrack the second, which the next fence would then miss (P2, found by per-node latency
-    /// on pool seed 135: the untracked run went on 0.63 s beside the requeued attempt).
+/// A run's task, as the driver keeps it (the machine tracks the run itself).
+struct Task {
     run: u64,
     stop: Shutdown,
     task: tokio::task::JoinHandle<()>,
@@ -46,10 +43,13 @@ pub(crate) struct Worker<S: Store, H: JobHandler> {
     pub producer: Option<Arc<Producer>>,
 }
 
-enum Beat {
-    Ok,
-    Failed,
-    Dead,
+/// What the driver keeps beside the machine: the runs' tasks and channels.
+struct Io {
+    done_tx: mpsc::Sender<Ended>,
+    tasks: BTreeMap<String, Task>,
+    /// MP10 (pulse #61): the jobs this worker removed from the maps when its stop began, kept in
+    /// memory only until the hand-back writes them back.
+    removed: Vec<(String, String)>,
 }
 
 impl<S: Store, H: JobHandler> Worker<S, H> {
@@ -59,255 +59,164 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         exit
     }
 
+    /// The driver of the pure [`WorkerMachine`]: performs its commands against the store and the
+    /// runs' tasks, feeds the replies back, and sleeps until its next timeout or an input.
     async fn run_inner(&mut self) -> WorkerExit {
         let cfg = self.core.cfg.clone();
-        let Some((mut last, mut confirmed_until)) = self.register().await else {
-            return WorkerExit::Stopped;
+        let timing = Timing {
+            worker_ttl: cfg.worker_ttl,
+            drift_margin: cfg.drift_margin,
+            keepalive_interval: cfg.keepalive_interval,
+            shutdown_deadline: cfg.shutdown_deadline,
+            register_backoff_min: cfg.cleanup_backoff.0,
         };
-        // MP6: the worker's loop is bound to the caller's request instead of its own token.
-        let bound = if mutants::active(Mutant::MP6) { self.caller.clone() } else { self.token.clone() };
+        let mut m = WorkerMachine::new(timing, &self.id, self.core.clock.now());
         let (done_tx, mut done_rx) = mpsc::channel::<Ended>(cfg.intake_buffer);
-        let mut running: BTreeMap<String, Running> = BTreeMap::new();
-        let mut runs: u64 = 0;
-        let mut inflight: Vec<String> = Vec::new();
-        let mut fenced = false;
-        let mut drain_until: Option<Instant> = None;
-        // MP10 (pulse #61): the jobs this worker removed from the maps when its stop began, kept
-        // in memory only until the hand-back writes them back.
-        let mut removed: Option<Vec<(String, String)>> = None;
-        let mut next_beat = self.core.clock.now() + cfg.keepalive_interval;
+        let mut io = Io { done_tx, tasks: BTreeMap::new(), removed: Vec::new() };
+        let mut intake_open = true;
         loop {
-            if drain_until.is_none() && (self.token.is_cancelled() || bound.is_cancelled()) {
-                if !self.token.is_cancelled() {
-                    // MP6: the caller's request ended; its tasks stop without a word, the jobs'
-                    // handlers keep running (a zombie) and nothing deregisters.
-                    return WorkerExit::Stopped;
-                }
-                let deadline = self.core.clock.now() + cfg.shutdown_deadline;
-                drain_until = Some(deadline);
-                observe::emit(PoolEvent::WorkerStopping { worker: (&self.id).into(), running: running.len() });
-                next_beat = self.core.clock.now();
-                if mutants::active(Mutant::MP10) {
-                    // MP10 (pulse #61): "remove worker immediately to avoid job requeuing by other
-                    // nodes", then drain, and requeue from memory afterwards. It stops beating.
-                    removed = Some(self.remove_from_maps().await);
-                    next_beat = deadline;
+            // Judge the time first: after an await the fence deadline may be long past.
+            m.on_timeout(self.core.clock.now());
+            let mut acted = false;
+            while let Some(command) = m.poll_command() {
+                acted = true;
+                if let Some(how) = self.perform(&mut m, &mut io, command).await {
+                    return how;
                 }
             }
-            if let Some(d) = drain_until
-                && (running.is_empty() || self.core.clock.now() >= d)
-            {
-                break;
+            if acted {
+                continue; // judge the time again after the awaits
             }
-            // Fence before anything else (after a pause the deadline may be long past).
-            if !fenced && self.core.clock.now() >= confirmed_until {
-                // We can no longer prove we are alive: others may requeue our jobs soon, so stop
-                // running them now (before our keep-alive goes stale in store time).
-                fenced = true;
-                observe::emit(PoolEvent::Fenced { worker: (&self.id).into(), running: running.len() });
-                stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
-            }
-            let wake = next_beat.min(if fenced { next_beat } else { confirmed_until });
+            let wake = m.next_timeout();
             tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                    _ = self.token.cancelled(), if drain_until.is_none() => continue,
-                    _ = bound.cancelled(), if drain_until.is_none() => continue,
-                    _ = self.core.clock.sleep_until(wake) => {}
-                    a = self.intake.recv(), if drain_until.is_none() && !fenced => {
-                        if let Some((job, raw)) = a {
-                            self.on_record(&mut running, &mut runs, &done_tx, job, raw);
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.token.cancelled(), if m.listens_for_stop() => m.on_stop(self.core.clock.now()),
+                // MP6 only (see `WorkerMachine::listens_to_caller`).
+                _ = self.caller.cancelled(), if m.listens_to_caller() => m.on_caller_stopped(self.core.clock.now()),
+                _ = sleep_until(&*self.core.clock, wake), if wake.is_some() => {}
+                a = self.intake.recv(), if intake_open && m.accepts_records() => match a {
+                    Some((job, raw)) => {
+                        // Every run's end received so far goes first: a run that ended must not
+                        // count as the one a repeated delivery repeats.
+                        while let Ok(e) = done_rx.try_recv() {
+                            ended(&mut m, &mut io, e, self.core.clock.now());
                         }
-                        continue;
+                        m.on_record(self.core.clock.now(), &job, raw);
                     }
-                    d = done_rx.recv() => {
-                        if let Some(e) = d && running.get(&e.job).is_some_and(|r| e.is_of(r)) {
-                            running.remove(&e.job);
-                        }
-                        continue;
+                    None => intake_open = false,
+                },
+                d = done_rx.recv(), if m.listens_for_runs() => {
+                    if let Some(e) = d {
+                        ended(&mut m, &mut io, e, self.core.clock.now());
                     }
                 }
-            let now = self.core.clock.now();
-            if now >= next_beat && removed.is_none() {
-                let sent = now;
-                // The beat may hang (store down, partition, pause mid-request): the fence
-                // deadline still fires while it is in flight.
-                let beat = self.beat(&mut last, &mut inflight, drain_until.is_some());
+            }
+        }
+    }
+
+    /// Perform one command (feeding the machine its reply); returns the exit when it is one.
+    async fn perform(&mut self, m: &mut WorkerMachine, io: &mut Io, command: Command) -> Option<WorkerExit> {
+        let grace = self.core.cfg.shutdown_deadline;
+        match command {
+            Command::Register => {
+                let ka = self.register().await;
+                m.on_registered(self.core.clock.now(), ka);
+            }
+            Command::Beat { expected, stopping } => {
+                // The beat may hang (store down, partition, pause mid-request): the fence deadline
+                // still fires while it is in flight, and nothing else is heard until it answers.
+                let beat = self.beat(expected, stopping);
                 tokio::pin!(beat);
-                let result = loop {
+                let reply = loop {
+                    let wake = m.next_timeout();
                     tokio::select! {
-                    biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                                    r = &mut beat => break r,
-                                    _ = self.core.clock.sleep_until(confirmed_until), if !fenced => {
-                                        fenced = true;
-                                        observe::emit(PoolEvent::Fenced { worker: (&self.id).into(), running: running.len() });
-                                        stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
-                                    }
+                        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                        r = &mut beat => break r,
+                        _ = sleep_until(&*self.core.clock, wake), if wake.is_some() => {
+                            m.on_timeout(self.core.clock.now());
+                            while let Some(c) = m.poll_command() {
+                                match c {
+                                    Command::Report(r) => report(&self.id, r),
+                                    Command::StopAll => stop_all(&mut io.tasks, &*self.core.clock, grace).await,
+                                    c => crate::keel_assert!(false, "only the fence fires while a beat is in flight, got {c:?}"),
                                 }
-                };
-                match result {
-                    Beat::Ok => {
-                        confirmed_until = sent + cfg.worker_ttl - cfg.drift_margin;
-                        if fenced {
-                            fenced = false;
-                            observe::emit(PoolEvent::Unfenced { worker: (&self.id).into() });
+                            }
                         }
                     }
-                    Beat::Failed => {}
-                    Beat::Dead => {
-                        observe::emit(PoolEvent::WorkerDead { worker: (&self.id).into() });
-                        stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
-                        return WorkerExit::Dead;
-                    }
-                }
-                next_beat = self.core.clock.now() + cfg.keepalive_interval;
+                };
+                m.on_beat(self.core.clock.now(), reply);
             }
+            Command::StartRun { job, raw, rec, run } => {
+                let stop = Shutdown::new(format!("{}/{}", self.id, job));
+                let ended = RunEnded { tx: io.done_tx.clone(), ended: Ended { job: job.clone(), run } };
+                let task = tokio::spawn(run_job(
+                    self.core.clone(),
+                    self.handler.clone(),
+                    self.id.clone(),
+                    job.clone(),
+                    raw,
+                    rec,
+                    stop.clone(),
+                    ended,
+                    self.producer.clone(),
+                ));
+                // A replaced run (an older attempt, asked to stop) goes on detached until it ends.
+                io.tasks.insert(job, Task { run, stop, task });
+            }
+            Command::StopRun { job, run } => {
+                if let Some(t) = io.tasks.get(&job).filter(|t| t.run == run) {
+                    t.stop.cancel();
+                }
+            }
+            Command::StopAll => stop_all(&mut io.tasks, &*self.core.clock, grace).await,
+            Command::DetachAll => io.tasks.clear(), // MC10: the handlers' tasks go on, detached
+            Command::DuplicateStart { job, raw } => {
+                tokio::spawn(failed_start_cleanup(self.core.clone(), job, raw));
+            }
+            Command::RemoveFromMaps => io.removed = self.remove_from_maps().await,
+            Command::FinishProducer => drop(self.producer.take()),
+            Command::HandBack => self.hand_back().await,
+            Command::RequeueFromMemory => self.requeue_from_memory(std::mem::take(&mut io.removed)).await,
+            Command::Deregister { expected } => self.deregister(&expected).await,
+            Command::Report(r) => report(&self.id, r),
+            // MP6's exit drops the tasks here without stopping them: they keep running (zombies).
+            Command::Exit(how) => return Some(how),
         }
-        // Drain over: stop what still runs, hand back every job we own, deregister.
-        if mutants::active(Mutant::MC10) {
-            running.clear(); // MC10: the handlers' tasks are detached, still running
-        } else {
-            stop_all(&mut running, &*self.core.clock, cfg.shutdown_deadline).await;
-        }
-        // Every run has ended, so every completion of ours is in the completer: finish our
-        // producer before deregistering (the completer's stop waits for it, then flushes).
-        self.producer.take();
-        if let Some(jobs) = removed {
-            self.requeue_from_memory(jobs).await;
-        } else {
-            self.hand_back().await;
-            self.deregister(&last).await;
-        }
-        observe::emit(PoolEvent::WorkerStopped { worker: (&self.id).into() });
-        WorkerExit::Stopped
+        None
     }
 
-    /// Write the keep-alive, then the registration. Returns the keep-alive value and the local
-    /// deadline it confirms.
-    async fn register(&self) -> Option<(String, Instant)> {
+    /// One registration attempt: read store time, write the keep-alive, then the registration.
+    /// Returns the keep-alive value written.
+    async fn register(&self) -> Option<String> {
         let cfg = &self.core.cfg;
-        let mut wait = cfg.cleanup_backoff.0;
-        loop {
-            if self.token.is_cancelled() {
-                return None;
-            }
-            let sent = self.core.clock.now();
-            let r: Result<String, StoreError> = async {
-                let now = self.core.op("time", self.core.store.time_ms()).await?;
-                let ka = KeepAlive { ms: now, ttl_ms: Some(ms(cfg.worker_ttl)), stopping: false }.encode();
-                observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
-                let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
-                self.core.op("map_write", set).await?;
-                let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
-                self.core.op("map_write", reg).await?;
-                Ok(ka)
-            }
-            .await;
-            match r {
-                Ok(ka) => {
-                    observe::emit(PoolEvent::WorkerRegistered { worker: (&self.id).into() });
-                    return Some((ka, sent + cfg.worker_ttl - cfg.drift_margin));
-                }
-                Err(e) => debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"),
-            }
-            tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                    _ = self.token.cancelled() => return None,
-                    _ = self.core.clock.sleep(wait) => {}
-                }
-            wait = (wait * 2).min(cfg.keepalive_interval);
+        let r: Result<String, StoreError> = async {
+            let now = self.core.op("time", self.core.store.time_ms()).await?;
+            let ka = KeepAlive { ms: now, ttl_ms: Some(ms(cfg.worker_ttl)), stopping: false }.encode();
+            observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
+            let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
+            self.core.op("map_write", set).await?;
+            let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
+            self.core.op("map_write", reg).await?;
+            Ok(ka)
         }
+        .await;
+        r.inspect_err(|e| debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"))
+            .ok()
     }
 
-    /// One keep-alive: compare-and-set from the last value we wrote. A value we do not know means
-    /// a cleaner took the worker (or the store lost it): the worker is dead.
-    async fn beat(&self, last: &mut String, inflight: &mut Vec<String>, stopping: bool) -> Beat {
-        let now = match self.core.op("time", self.core.store.time_ms()).await {
-            Ok(t) => t,
-            Err(_) => return Beat::Failed,
+    /// One keep-alive: compare-and-set from `expected`, the last value we know we wrote.
+    async fn beat(&self, expected: String, stopping: bool) -> BeatReply {
+        let Ok(now) = self.core.op("time", self.core.store.time_ms()).await else {
+            return BeatReply::NotSent;
         };
         let new = KeepAlive { ms: now, ttl_ms: Some(ms(self.core.cfg.worker_ttl)), stopping }.encode();
         observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
-        let cas = MapWrite::CompareAndSet { expected: last.clone(), new: new.clone() };
+        let cas = MapWrite::CompareAndSet { expected, new: new.clone() };
         match self.core.op("map_write", self.core.store.map_write(&self.core.maps.keepalive, &self.id, cas)).await {
-            Ok(out) if out.applied => {
-                *last = new;
-                inflight.clear();
-                Beat::Ok
-            }
-            Ok(out) => match out.value {
-                // An earlier write whose reply was lost did land: adopt it and beat again next time.
-                Some(v) if inflight.contains(&v) => {
-                    *last = v;
-                    inflight.clear();
-                    Beat::Failed
-                }
-                _ => Beat::Dead,
-            },
-            Err(_) => {
-                if inflight.len() < 16 {
-                    inflight.push(new);
-                }
-                Beat::Failed
-            }
+            Ok(out) if out.applied => BeatReply::Applied { new },
+            Ok(out) => BeatReply::Rejected { current: out.value },
+            Err(_) => BeatReply::Unknown { new },
         }
-    }
-
-    /// A job's record changed (or was re-announced): start it if it is ours at a newer attempt,
-    /// stop our run of it if it moved on or is gone.
-    fn on_record(
-        &self,
-        running: &mut BTreeMap<String, Running>,
-        runs: &mut u64,
-        done: &mpsc::Sender<Ended>,
-        job: String,
-        raw: Option<String>,
-    ) {
-        let rec = raw.as_deref().and_then(JobRecord::parse);
-        let ours = rec.as_ref().filter(|r| r.owner == self.id);
-        if let Some(r) = running.get(&job) {
-            match ours {
-                Some(rec) if r.attempt >= rec.attempt && !r.task.is_finished() => {
-                    // A repeated delivery (a sweep's re-announcement) of the run we have: ignored.
-                    // MP16 (pulse #87): started again instead; the duplicate start fails and its
-                    // cleanup deletes the job's record while the first handler still runs.
-                    if mutants::active(Mutant::MP16)
-                        && rec.attempt == r.attempt
-                        && let Some(raw) = raw.clone()
-                    {
-                        tokio::spawn(failed_start_cleanup(self.core.clone(), job, raw));
-                    }
-                    return;
-                }
-                Some(rec) => {
-                    // A job's run is replaced only by a newer attempt (or after it finished).
-                    crate::keel_assert!(rec.attempt > r.attempt || r.task.is_finished(), "attempts only grow per job");
-                    r.stop.cancel()
-                }
-                None => {
-                    // Moved to another worker or a newer attempt, or gone: our run is stale.
-                    if !r.task.is_finished() && rec.is_none_or(|x| x.attempt > r.attempt) {
-                        r.stop.cancel();
-                    }
-                    return;
-                }
-            }
-        }
-        let (Some(rec), Some(raw)) = (ours.cloned(), raw) else { return };
-        let stop = Shutdown::new(format!("{}/{}", self.id, job));
-        *runs += 1;
-        let ended = RunEnded { tx: done.clone(), ended: Ended { job: job.clone(), run: *runs } };
-        let task = tokio::spawn(run_job(
-            self.core.clone(),
-            self.handler.clone(),
-            self.id.clone(),
-            job.clone(),
-            raw,
-            rec.clone(),
-            stop.clone(),
-            ended,
-            self.producer.clone(),
-        ));
-        running.insert(job, Running { attempt: rec.attempt, run: *runs, stop, task });
     }
 
     /// Give every job this worker still owns to another live worker (or queue it).
@@ -373,9 +282,39 @@ async fn failed_start_cleanup<S: Store>(core: Arc<Core<S>>, job: String, raw: St
     let _ = core.op("map_txn", core.store.map_txn(&core.maps.jobs, &guards, &writes)).await;
 }
 
+/// A run ended: the machine untracks it if it is the tracked run of its job (by the run's
+/// number), and its task is forgotten.
+fn ended(m: &mut WorkerMachine, io: &mut Io, e: Ended, now: Instant) {
+    if io.tasks.get(&e.job).is_some_and(|t| t.run == e.run) {
+        io.tasks.remove(&e.job);
+    }
+    m.on_run_ended(now, &e.job, e.run);
+}
+
+/// Publish the machine's state change.
+fn report(id: &str, r: Report) {
+    let worker = Text::from(id);
+    observe::emit(match r {
+        Report::Registered => PoolEvent::WorkerRegistered { worker },
+        Report::Fenced { running } => PoolEvent::Fenced { worker, running },
+        Report::Unfenced => PoolEvent::Unfenced { worker },
+        Report::Stopping { running } => PoolEvent::WorkerStopping { worker, running },
+        Report::Dead => PoolEvent::WorkerDead { worker },
+        Report::Stopped => PoolEvent::WorkerStopped { worker },
+    });
+}
+
+/// Sleep until `wake` (never, if None: the branch is disabled then).
+async fn sleep_until(clock: &dyn Clock, wake: Option<Instant>) {
+    match wake {
+        Some(at) => clock.sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Ask every running handler to stop and wait for it, aborting one that ignores the request
 /// for longer than `grace` (so a stuck handler cannot wedge the worker).
-async fn stop_all(running: &mut BTreeMap<String, Running>, clock: &dyn Clock, grace: Duration) {
+async fn stop_all(running: &mut BTreeMap<String, Task>, clock: &dyn Clock, grace: Duration) {
     for r in running.values() {
         r.stop.cancel();
     }
@@ -390,12 +329,5 @@ async fn stop_all(running: &mut BTreeMap<String, Running>, clock: &dyn Clock, gr
                 task.abort();
             }
         }
-    }
-}
-
-impl Ended {
-    /// Whether this is the end of the tracked run `r` (by the run's number, see [`Running::run`]).
-    fn is_of(&self, r: &Running) -> bool {
-        r.run == self.run
     }
 }

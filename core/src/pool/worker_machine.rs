@@ -1,0 +1,480 @@
+//! A worker as a pure machine: inputs in, [`Command`]s out, and its next timeout.
+//!
+//! No I/O, no clock, no runtime: the driver (`pool::worker`) stamps every input with local
+//! monotonic time, performs the commands in order (awaiting each) and calls
+//! [`WorkerMachine::on_timeout`] at the top of every turn of its loop and whenever
+//! [`WorkerMachine::next_timeout`] passes. That keeps the worker's timing rules (SPEC §5: the
+//! self-fence at `sent + worker_ttl − drift_margin` of the last confirmed beat, the drain bound)
+//! in one place, tested instant by instant without a runtime.
+//!
+//! ```text
+//! Registering ──registered──▶ Active ◀──────────── beat confirmed (unfence)
+//!   │ stop: exit               │ │ fence deadline passed: fenced, stop all runs
+//!   │                          │ └ beat answered by a value we never wrote: dead, stop all, exit
+//!   │                          │ stop requested
+//!   │                          ▼
+//!   │                       Draining (beats go on, no new runs) ── runs ended / deadline ──▶
+//!   │                          stop all, finish producer, hand back, deregister, exit
+//! ```
+//!
+//! While a beat is in flight the machine waits for its reply and only its fence deadline can
+//! fire (the beat may hang: store down, partition, pause mid-request).
+//!
+//! The worker's mutants are branches of this machine: MP6 (its loop bound to the caller's
+//! request), MP10 (pulse #61: remove the worker's state and jobs from the maps when the stop
+//! begins, stop beating, requeue from memory after the drain), MP16 (pulse #87: a repeated
+//! delivery starts the run again, and the failed start's cleanup deletes the record) and MC10
+//! (the handlers' tasks detached at the end of the drain instead of stopped).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use super::WorkerExit;
+use super::state::JobRecord;
+use crate::clock::Instant;
+use crate::keel_assert;
+use crate::mutants::{self, Mutant};
+
+/// Keep-alive values whose write's reply was lost that the worker remembers: a compare-and-set
+/// that meets one of them adopts it (the write landed) instead of declaring the worker dead.
+pub const BEATS_IN_DOUBT_MAX: usize = 16;
+
+/// Timing rules, copied from the pool's config.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Timing {
+    pub worker_ttl: Duration,
+    pub drift_margin: Duration,
+    pub keepalive_interval: Duration,
+    pub shutdown_deadline: Duration,
+    /// The first wait after a failed registration (doubling up to `keepalive_interval`).
+    pub register_backoff_min: Duration,
+}
+
+/// What the driver must do next, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Read store time, write the keep-alive, then the registration; report with
+    /// [`WorkerMachine::on_registered`].
+    Register,
+    /// Read store time and compare-and-set the keep-alive from `expected` to a new value
+    /// (`stopping` marks a draining worker); report with [`WorkerMachine::on_beat`]. Until then
+    /// the driver waits for the reply and for [`WorkerMachine::next_timeout`] only.
+    Beat { expected: String, stopping: bool },
+    /// Spawn run `run` of `job` (record `raw`, parsed `rec`); report its end with
+    /// [`WorkerMachine::on_run_ended`].
+    StartRun { job: String, raw: String, rec: JobRecord, run: u64 },
+    /// Ask run `run` of `job` to stop (do not wait for it; its end is reported as usual).
+    StopRun { job: String, run: u64 },
+    /// Ask every run to stop and wait for each (aborting one that ignores the request for longer
+    /// than the shutdown deadline). The machine no longer tracks them.
+    StopAll,
+    /// MC10: forget every run without stopping it (their tasks are detached, still running).
+    DetachAll,
+    /// MP16 (pulse #87): the failed-start cleanup of a duplicate start of `job` (record `raw`).
+    DuplicateStart { job: String, raw: String },
+    /// MP10 (pulse #61): delete the records of the jobs this worker owns, its keep-alive and its
+    /// registration, keeping the jobs in the driver's memory.
+    RemoveFromMaps,
+    /// Finish this worker's producer of completion events (every run has ended or is detached).
+    FinishProducer,
+    /// Give every job this worker still owns to another live worker (or queue it).
+    HandBack,
+    /// MP10: write the jobs removed by [`Command::RemoveFromMaps`] back.
+    RequeueFromMemory,
+    /// Delete the keep-alive if it is still `expected`, then the registration.
+    Deregister { expected: String },
+    /// Publish a state change.
+    Report(Report),
+    /// The worker is done.
+    Exit(WorkerExit),
+}
+
+/// State changes the driver publishes (as `PoolEvent`s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    Registered,
+    /// The fence deadline passed with `running` runs tracked.
+    Fenced { running: usize },
+    Unfenced,
+    /// The stop began with `running` runs tracked.
+    Stopping { running: usize },
+    Dead,
+    Stopped,
+}
+
+/// How a beat's compare-and-set went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeatReply {
+    /// Applied: the keep-alive is `new`.
+    Applied { new: String },
+    /// Not applied: the keep-alive holds `current`.
+    Rejected { current: Option<String> },
+    /// The write's outcome is unknown (an error or a timeout): `new` may have landed.
+    Unknown { new: String },
+    /// Nothing written (store time unreadable).
+    NotSent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Run {
+    attempt: u64,
+    /// This worker's number for the run. Its end is matched by this, never by the attempt: the
+    /// same attempt runs again when a fence stopped the first run and, once unfenced, the record
+    /// is announced again (or when an ack failed). The first run's end, still queued, must not
+    /// untrack the second, which the next fence would then miss (P2, found by per-node latency
+    /// on pool seed 135: the untracked run went on 0.63 s beside the requeued attempt).
+    run: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Registering { next_attempt: Instant, wait: Duration, sent: Option<Instant> },
+    Active,
+    Done,
+}
+
+/// One worker incarnation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerMachine {
+    t: Timing,
+    id: String,
+    phase: Phase,
+    commands: VecDeque<Command>,
+    /// The keep-alive value this worker wrote last (and knows landed).
+    last: String,
+    /// Values written whose reply was lost (at most [`BEATS_IN_DOUBT_MAX`]).
+    in_doubt: Vec<String>,
+    /// Until when the last confirmed beat proves this worker alive (local time).
+    confirmed_until: Instant,
+    next_beat: Instant,
+    /// When the beat in flight was sent.
+    beating: Option<Instant>,
+    fenced: bool,
+    drain_until: Option<Instant>,
+    /// MP10: the worker's state and jobs were removed from the maps; it no longer beats.
+    removed: bool,
+    runs: BTreeMap<String, Run>,
+    runs_started: u64,
+}
+
+impl WorkerMachine {
+    /// A worker `id` that registers first (its first command is ready).
+    pub fn new(t: Timing, id: &str, now: Instant) -> Self {
+        keel_assert!(t.drift_margin < t.worker_ttl, "the drift margin is below the worker TTL");
+        keel_assert!(t.keepalive_interval < t.worker_ttl, "beats come faster than the TTL");
+        let wait = t.register_backoff_min;
+        let mut m = WorkerMachine {
+            t,
+            id: id.to_owned(),
+            phase: Phase::Registering { next_attempt: now, wait, sent: None },
+            commands: VecDeque::new(),
+            last: String::new(),
+            in_doubt: Vec::new(),
+            confirmed_until: now,
+            next_beat: now,
+            beating: None,
+            fenced: false,
+            drain_until: None,
+            removed: false,
+            runs: BTreeMap::new(),
+            runs_started: 0,
+        };
+        m.on_timeout(now);
+        m
+    }
+
+    /// The next command to perform, in order.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) must be called next (None: only an input can move
+    /// the machine).
+    pub fn next_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Registering { next_attempt, sent: None, .. } => Some(next_attempt),
+            Phase::Registering { sent: Some(_), .. } | Phase::Done => None,
+            Phase::Active if self.beating.is_some() => (!self.fenced).then_some(self.confirmed_until),
+            Phase::Active => {
+                let mut t = self.drain_until;
+                if !self.removed {
+                    t = Some(t.map_or(self.next_beat, |d| d.min(self.next_beat)));
+                }
+                if !self.fenced {
+                    t = Some(t.map_or(self.confirmed_until, |d| d.min(self.confirmed_until)));
+                }
+                t
+            }
+        }
+    }
+
+    /// Whether the driver must listen for the worker's stop.
+    pub fn listens_for_stop(&self) -> bool {
+        match self.phase {
+            Phase::Registering { sent, .. } => sent.is_none(),
+            Phase::Active => self.drain_until.is_none() && self.beating.is_none(),
+            Phase::Done => false,
+        }
+    }
+
+    /// Whether the driver must listen for the end of the caller's request (only MP6 binds the
+    /// worker to it; otherwise the caller's token, once cancelled, would be ready forever).
+    pub fn listens_to_caller(&self) -> bool {
+        mutants::active(Mutant::MP6) && self.listens_for_stop() && self.phase == Phase::Active
+    }
+
+    /// Whether the driver may deliver job records (never while fenced, draining or beating).
+    pub fn accepts_records(&self) -> bool {
+        self.phase == Phase::Active && !self.fenced && self.drain_until.is_none() && self.beating.is_none()
+    }
+
+    /// Whether the driver must listen for runs' ends.
+    pub fn listens_for_runs(&self) -> bool {
+        self.phase == Phase::Active && self.beating.is_none()
+    }
+
+    #[cfg(test)]
+    pub fn is_fenced(&self) -> bool {
+        self.fenced
+    }
+
+    #[cfg(test)]
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The runs tracked now, as (job, attempt, run number).
+    #[cfg(test)]
+    pub fn runs(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.runs.iter().map(|(j, r)| (j.as_str(), r.attempt, r.run))
+    }
+
+    /// Time passed: register, end the drain, fence, or beat, whichever is due (at most one step
+    /// that the driver awaits, so the next is judged by the time after it).
+    pub fn on_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Registering { next_attempt, wait, sent: None } if now >= next_attempt => {
+                self.phase = Phase::Registering { next_attempt, wait, sent: Some(now) };
+                self.commands.push_back(Command::Register);
+            }
+            Phase::Registering { .. } | Phase::Done => {}
+            Phase::Active => {
+                if self.beating.is_none()
+                    && let Some(d) = self.drain_until
+                    && (self.runs.is_empty() || now >= d)
+                {
+                    return self.finish();
+                }
+                // Fence before anything else (after a pause the deadline may be long past): we can
+                // no longer prove we are alive, others may requeue our jobs soon, so stop running
+                // them now (before our keep-alive goes stale in store time).
+                if !self.fenced && now >= self.confirmed_until {
+                    self.fenced = true;
+                    self.commands.push_back(Command::Report(Report::Fenced { running: self.runs.len() }));
+                    self.stop_all();
+                    return;
+                }
+                if self.beating.is_none() && !self.removed && now >= self.next_beat {
+                    self.beating = Some(now);
+                    let stopping = self.drain_until.is_some();
+                    self.commands.push_back(Command::Beat { expected: self.last.clone(), stopping });
+                }
+            }
+        }
+    }
+
+    /// The registration's outcome: the keep-alive value written, or None if it failed.
+    pub fn on_registered(&mut self, now: Instant, keepalive: Option<String>) {
+        let Phase::Registering { wait, sent: Some(sent), .. } = self.phase else {
+            keel_assert!(false, "a registration reply without a registration in flight");
+            return;
+        };
+        match keepalive {
+            Some(ka) => {
+                self.last = ka;
+                self.confirmed_until = sent + self.t.worker_ttl - self.t.drift_margin;
+                self.next_beat = now + self.t.keepalive_interval;
+                self.phase = Phase::Active;
+                self.commands.push_back(Command::Report(Report::Registered));
+            }
+            None => {
+                let next = (wait * 2).min(self.t.keepalive_interval);
+                self.phase = Phase::Registering { next_attempt: now + wait, wait: next, sent: None };
+            }
+        }
+    }
+
+    /// The beat's reply.
+    pub fn on_beat(&mut self, now: Instant, reply: BeatReply) {
+        let Some(sent) = self.beating.take() else {
+            keel_assert!(false, "a beat reply without a beat in flight");
+            return;
+        };
+        keel_assert!(self.phase == Phase::Active, "beats only while registered");
+        match reply {
+            BeatReply::Applied { new } => {
+                self.last = new;
+                self.in_doubt.clear();
+                let until = sent + self.t.worker_ttl - self.t.drift_margin;
+                keel_assert!(until >= self.confirmed_until, "a later beat confirms a later deadline");
+                self.confirmed_until = until;
+                if self.fenced {
+                    self.fenced = false;
+                    self.commands.push_back(Command::Report(Report::Unfenced));
+                }
+            }
+            // An earlier write whose reply was lost did land: adopt it and beat again next time.
+            BeatReply::Rejected { current: Some(v) } if self.in_doubt.contains(&v) => {
+                self.last = v;
+                self.in_doubt.clear();
+            }
+            // A value we never wrote: a cleaner took the worker (or the store lost it).
+            BeatReply::Rejected { .. } => {
+                self.commands.push_back(Command::Report(Report::Dead));
+                self.stop_all();
+                return self.exit(WorkerExit::Dead);
+            }
+            BeatReply::Unknown { new } => {
+                if self.in_doubt.len() < BEATS_IN_DOUBT_MAX {
+                    self.in_doubt.push(new);
+                }
+            }
+            BeatReply::NotSent => {}
+        }
+        self.next_beat = now + self.t.keepalive_interval;
+    }
+
+    /// A job's record changed or was announced again (`raw` None: it is gone). Start it if it is
+    /// ours at a newer attempt, stop our run of it if it moved on or is gone. The driver reports
+    /// every run's end that it has received before it delivers a record.
+    pub fn on_record(&mut self, _now: Instant, job: &str, raw: Option<String>) {
+        if !self.accepts_records() {
+            keel_assert!(false, "records are delivered only to an active, unfenced, undrained worker");
+            return;
+        }
+        let rec = raw.as_deref().and_then(JobRecord::parse);
+        let ours = rec.as_ref().filter(|r| r.owner == self.id);
+        if let Some(r) = self.runs.get(job) {
+            match ours {
+                Some(rec) if r.attempt >= rec.attempt => {
+                    // A repeated delivery (a sweep's re-announcement) of the run we have: ignored.
+                    // MP16 (pulse #87): started again instead; the duplicate start fails and its
+                    // cleanup deletes the job's record while the first handler still runs.
+                    if mutants::active(Mutant::MP16)
+                        && rec.attempt == r.attempt
+                        && let Some(raw) = raw
+                    {
+                        self.commands.push_back(Command::DuplicateStart { job: job.to_owned(), raw });
+                    }
+                    return;
+                }
+                // A newer attempt of ours replaces the run (started below).
+                Some(_) => {
+                    let run = r.run;
+                    self.commands.push_back(Command::StopRun { job: job.to_owned(), run });
+                }
+                None => {
+                    // Moved to another worker or a newer attempt, or gone: our run is stale.
+                    if rec.is_none_or(|x| x.attempt > r.attempt) {
+                        let run = r.run;
+                        self.commands.push_back(Command::StopRun { job: job.to_owned(), run });
+                    }
+                    return;
+                }
+            }
+        }
+        let (Some(rec), Some(raw)) = (ours.cloned(), raw) else { return };
+        self.start(job, raw, rec);
+    }
+
+    /// Run `run` of `job` ended (its end is matched by the run's number, see [`Run::run`]).
+    pub fn on_run_ended(&mut self, _now: Instant, job: &str, run: u64) {
+        keel_assert!(run <= self.runs_started, "only started runs end");
+        if self.runs.get(job).is_some_and(|r| r.run == run) {
+            self.runs.remove(job);
+        }
+    }
+
+    /// The worker's own stop (its handle's, or its node's): drain, then hand back and
+    /// deregister. Before registration: exit.
+    pub fn on_stop(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Registering { .. } => self.exit(WorkerExit::Stopped),
+            Phase::Done => {}
+            Phase::Active if self.drain_until.is_some() => {}
+            Phase::Active => {
+                keel_assert!(self.beating.is_none(), "the stop is heard between beats");
+                let deadline = now + self.t.shutdown_deadline;
+                self.drain_until = Some(deadline);
+                self.commands.push_back(Command::Report(Report::Stopping { running: self.runs.len() }));
+                // One beat right away marks the keep-alive as stopping.
+                self.next_beat = now;
+                if mutants::active(Mutant::MP10) {
+                    // MP10 (pulse #61): "remove worker immediately to avoid job requeuing by other
+                    // nodes", then drain, and requeue from memory afterwards. It stops beating.
+                    self.removed = true;
+                    self.next_beat = deadline;
+                    self.commands.push_back(Command::RemoveFromMaps);
+                }
+            }
+        }
+    }
+
+    /// The caller's request ended. Nothing to the worker, which outlives it; MP6 binds the loop
+    /// to it: the worker exits without a word, its handlers keep running (zombies) and nothing
+    /// deregisters.
+    pub fn on_caller_stopped(&mut self, _now: Instant) {
+        if mutants::active(Mutant::MP6) && self.phase == Phase::Active && self.drain_until.is_none() {
+            self.runs.clear();
+            self.exit(WorkerExit::Stopped);
+        }
+    }
+
+    fn start(&mut self, job: &str, raw: String, rec: JobRecord) {
+        keel_assert!(self.accepts_records(), "never start a run while fenced, draining or beating");
+        keel_assert!(rec.owner == self.id, "only our own records start runs");
+        self.runs_started += 1;
+        let run = self.runs_started;
+        let replaced = self.runs.insert(job.to_owned(), Run { attempt: rec.attempt, run });
+        if let Some(old) = replaced {
+            keel_assert!(old.attempt < rec.attempt, "attempts only grow per job: {} then {}", old.attempt, rec.attempt);
+        }
+        self.commands.push_back(Command::StartRun { job: job.to_owned(), raw, rec, run });
+    }
+
+    fn stop_all(&mut self) {
+        self.runs.clear();
+        self.commands.push_back(Command::StopAll);
+    }
+
+    /// Drain over: stop what still runs, finish the producer (every completion of ours is then
+    /// in the completer: its stop waits for the producer, then flushes), hand back every job we
+    /// own, deregister.
+    fn finish(&mut self) {
+        if mutants::active(Mutant::MC10) {
+            self.runs.clear();
+            self.commands.push_back(Command::DetachAll);
+        } else {
+            self.stop_all();
+        }
+        self.commands.push_back(Command::FinishProducer);
+        if self.removed {
+            self.commands.push_back(Command::RequeueFromMemory);
+        } else {
+            self.commands.push_back(Command::HandBack);
+            self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+        }
+        self.commands.push_back(Command::Report(Report::Stopped));
+        self.exit(WorkerExit::Stopped);
+    }
+
+    fn exit(&mut self, how: WorkerExit) {
+        keel_assert!(self.phase != Phase::Done, "a worker exits once");
+        self.phase = Phase::Done;
+        self.commands.push_back(Command::Exit(how));
+    }
+}
+
+#[cfg(test)]
+#[path = "worker_machine_tests.rs"]
+mod tests;
