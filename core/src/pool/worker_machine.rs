@@ -94,10 +94,14 @@ pub enum Command {
 pub enum Report {
     Registered,
     /// The fence deadline passed with `running` runs tracked.
-    Fenced { running: usize },
+    Fenced {
+        running: usize,
+    },
     Unfenced,
     /// The stop began with `running` runs tracked.
-    Stopping { running: usize },
+    Stopping {
+        running: usize,
+    },
     Dead,
     Stopped,
 }
