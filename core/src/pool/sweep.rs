@@ -108,16 +108,22 @@ impl<S: Store> Core<S> {
     }
 
     /// Wait (up to `op_timeout`) until the router has applied every change of the job map up
-    /// to revision `store_rev`; if the feed does not get there (a gap, a lagging or restarting
-    /// router), rebuild the table from one snapshot.
+    /// to revision `store_rev`; if the feed does not get there (a lagging or restarting router)
+    /// or has a hole (a gap, a dropped change), rebuild the table from one snapshot.
     async fn await_table(&self, store_rev: u64) -> Result<(), StoreError> {
         let deadline = self.clock.now() + self.cfg.op_timeout;
         loop {
             let moved = self.table_moved.notified();
             tokio::pin!(moved);
             moved.as_mut().enable(); // registered before the check, so no wake-up is missed
-            if lock(&self.table).is_fresh(store_rev) {
-                return Ok(());
+            {
+                let table = lock(&self.table);
+                if table.is_fresh(store_rev) {
+                    return Ok(());
+                }
+                if !table.is_synced() {
+                    break; // a hole in the feed: waiting cannot fill it
+                }
             }
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread

@@ -56,7 +56,9 @@ impl JobTable {
 
     /// Apply one change from the feed. A change at or below the table's revision is already
     /// in it (the snapshot included it); one past the next revision means changes were missed:
-    /// the table is out of sync until the next snapshot.
+    /// the table is out of sync until the next snapshot. (A map never written has revision 0
+    /// and a store may start a map's revisions anywhere, so the first change after a snapshot
+    /// of an empty map also counts as a hole: one more snapshot per map and store lifetime.)
     pub fn apply(&mut self, c: &Change) {
         if !self.synced || c.rev <= self.rev {
             return;
@@ -72,6 +74,12 @@ impl JobTable {
     /// The feed reported a gap: out of sync until the next snapshot.
     pub fn gap(&mut self) {
         self.synced = false;
+    }
+
+    /// Whether the table follows the feed without a hole (false before the first snapshot and
+    /// after a gap or a missed revision, until the next snapshot).
+    pub fn is_synced(&self) -> bool {
+        self.synced
     }
 
     /// Whether every change up to the store's revision `store_rev` is applied (the table may
