@@ -14,7 +14,7 @@ use super::load::LoadIndex;
 use super::state::{self, CorruptRecord, JobRecord, Maps, Pending, View, job_key, pending_key};
 use super::table::JobTable;
 use super::{PoolConfig, PoolError};
-use crate::clock::Clock;
+use crate::clock::{Clock, Instant};
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
 use crate::metrics as keel_metrics;
@@ -46,8 +46,8 @@ pub(crate) struct Core<S: Store> {
     pub(crate) table: Mutex<JobTable>,
     /// Woken whenever the router moved the table on, for a sweep waiting for a revision.
     pub(crate) table_moved: Notify,
-    /// Store time of this node's last pruning of the completer's map (`sweep.rs`).
-    pub(crate) completer_pruned_ms: AtomicU64,
+    /// When this node's sweep last read the job map and the completer's map whole (`sweep.rs`).
+    pub(crate) reconciled_at: Mutex<Option<Instant>>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
     /// Worker incarnations of this node whose task runs.
@@ -94,7 +94,7 @@ impl<S: Store> Core<S> {
             loads: Mutex::new(LoadIndex::default()),
             table: Mutex::new(JobTable::default()),
             table_moved: Notify::new(),
-            completer_pruned_ms: AtomicU64::new(0),
+            reconciled_at: Mutex::new(None),
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
             live_workers: AtomicU64::new(0),

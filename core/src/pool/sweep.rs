@@ -14,6 +14,7 @@ use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent};
 use crate::store::{Expect, MapTxn, Store};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Most corrupt records a node remembers to log once each; past it, further ones are logged
 /// on every sweep (an operator has a bigger problem than log volume then).
@@ -47,7 +48,8 @@ impl<S: Store> Core<S> {
             lock(&self.table).gap(); // the store lost its data: what the table holds is gone
         }
         let read_at = self.clock.now();
-        let mut view = self.sweep_view().await?;
+        let reconcile = self.reconcile_due();
+        let mut view = self.sweep_view(reconcile).await?;
         self.note_garbage(&self.sweep_garbage(&view), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
         // The router hands every tombstone of the feed to the completion feed and the table is
@@ -74,7 +76,9 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        self.sweep_completion_events(&view).await?;
+        if reconcile {
+            self.sweep_completion_events(&view).await?;
+        }
         self.delete_old_tombstones(view.now_ms).await?;
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
@@ -93,13 +97,45 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
+    /// Whether this sweep reads the job map and the completer's map whole: once per half of
+    /// the completer's retention (node time). That finds what reaches the job map without a
+    /// change (a value written behind keel's back: garbage) and prunes the completer's map, at
+    /// a cost per sweep of the entries added since, not of all those retained.
+    fn reconcile_due(&self) -> bool {
+        let every = self.completer_retention() / 2;
+        lock(&self.reconciled_at).is_none_or(|at| self.clock.now().saturating_duration_since(at) >= every)
+    }
+
+    /// How long the completer's map keeps a completed job's entry.
+    fn completer_retention(&self) -> Duration {
+        self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS)
+    }
+
+    /// Rebuild the table from one snapshot of the job map, offer its tombstones to the
+    /// completion feed, and count it as this period's reconcile.
+    async fn reconcile_table(&self) -> Result<(), StoreError> {
+        let at = self.clock.now();
+        let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
+        if lock(&self.table).replace(&snap) {
+            self.table_moved.notify_waiters();
+            *lock(&self.reconciled_at) = Some(at);
+        }
+        self.observe_tombstones(&snap.entries, "sweep");
+        Ok(())
+    }
+
     /// The sweep's view, read in the order [`view`](Core::view) reads it: keep-alives, then
     /// the job map's revision `R` and the jobs in flight from the table once it holds every
-    /// change up to `R`, then registrations and cleanup locks, then store time.
-    async fn sweep_view(&self) -> Result<View, StoreError> {
+    /// change up to `R` (with `reconcile`, from a snapshot), then registrations and cleanup
+    /// locks, then store time.
+    async fn sweep_view(&self, reconcile: bool) -> Result<View, StoreError> {
         let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
-        let (_, store_rev) = self.op("map_get", self.store.map_get(&self.maps.jobs, REVISION_PROBE_KEY)).await?;
-        self.await_table(store_rev).await?;
+        if reconcile {
+            self.reconcile_table().await?;
+        } else {
+            let (_, store_rev) = self.op("map_get", self.store.map_get(&self.maps.jobs, REVISION_PROBE_KEY)).await?;
+            self.await_table(store_rev).await?;
+        }
         let jobs = lock(&self.table).live().clone();
         let workers = self.op("map_snapshot", self.store.map_snapshot(&self.maps.workers)).await?.entries;
         let cleanup = self.op("map_snapshot", self.store.map_snapshot(&self.maps.cleanup)).await?.entries;
@@ -131,10 +167,7 @@ impl<S: Store> Core<S> {
                 _ = self.clock.sleep_until(deadline) => break,
             }
         }
-        let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
-        self.resync_table(&snap);
-        self.observe_tombstones(&snap.entries, "sweep");
-        Ok(())
+        self.reconcile_table().await
     }
 
     /// Corrupt records of the view's maps and of the job table, in map and key order.
@@ -201,16 +234,10 @@ impl<S: Store> Core<S> {
     /// The completer's map keeps one entry per completed job (with its payload); drop those
     /// whose job has no record and whose tombstone is gone or older than
     /// [`COMPLETER_RETENTION_TTLS`] TTLs: the map stays bounded by the completion rate even
-    /// under a long dedup window. It reads the whole map, so it runs once per half of that
-    /// retention (store time), not every sweep: its cost per sweep is then that of the entries
-    /// added since (entries live at most 1.5 retentions).
+    /// under a long dedup window. Run by reconciling sweeps only (see
+    /// [`reconcile_due`](Self::reconcile_due)): entries live at most 1.5 retentions.
     pub(crate) async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
-        let keep_ms = ms(self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS));
-        let last = self.completer_pruned_ms.load(Ordering::Relaxed);
-        if last != 0 && view.now_ms < last.saturating_add(keep_ms / 2) {
-            return Ok(());
-        }
-        self.completer_pruned_ms.store(view.now_ms.max(1), Ordering::Relaxed);
+        let keep_ms = ms(self.completer_retention());
         let map = self.cfg.completer.map();
         let entries = self.op("map_snapshot", self.store.map_snapshot(map)).await?.entries;
         let gone: Vec<(String, String)> = {
