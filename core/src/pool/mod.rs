@@ -63,6 +63,7 @@ mod run;
 mod state;
 mod supervise;
 mod sweep;
+mod table;
 mod worker;
 mod worker_machine;
 

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::feed::Feed;
 use super::load::LoadIndex;
 use super::state::{self, CorruptRecord, JobRecord, Maps, Pending, View, job_key, pending_key};
+use super::table::JobTable;
 use super::{PoolConfig, PoolError};
-use crate::clock::Clock;
+use crate::clock::{Clock, Instant};
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
 use crate::metrics as keel_metrics;
@@ -41,6 +42,12 @@ pub(crate) struct Core<S: Store> {
     pub(crate) local: Mutex<BTreeMap<String, mpsc::Sender<Assign>>>,
     /// Job owners as last seen (sweep snapshots, feed, own writes): dispatch's load source.
     pub(crate) loads: Mutex<LoadIndex>,
+    /// The job map as the router last saw it (feed on top of a snapshot): what sweeps read.
+    pub(crate) table: Mutex<JobTable>,
+    /// Woken whenever the router moved the table on, for a sweep waiting for a revision.
+    pub(crate) table_moved: Notify,
+    /// When this node's sweep last read the job map and the completer's map whole (`sweep.rs`).
+    pub(crate) reconciled_at: Mutex<Option<Instant>>,
     epoch: Mutex<Option<String>>,
     pub data_losses: AtomicU64,
     /// Worker incarnations of this node whose task runs.
@@ -85,6 +92,9 @@ impl<S: Store> Core<S> {
             next_worker: AtomicU64::new(1),
             local: Mutex::new(BTreeMap::new()),
             loads: Mutex::new(LoadIndex::default()),
+            table: Mutex::new(JobTable::default()),
+            table_moved: Notify::new(),
+            reconciled_at: Mutex::new(None),
             epoch: Mutex::new(None),
             data_losses: AtomicU64::new(0),
             live_workers: AtomicU64::new(0),

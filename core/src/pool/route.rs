@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::node::{Assign, Core, lock};
 use super::state::JobRecord;
 use crate::observe::{self, PoolEvent};
-use crate::store::{Store, Watch, WatchEvent};
+use crate::store::{MapSnapshot, Store, Watch, WatchEvent};
 
 impl<S: Store> Core<S> {
     /// Tell this node's workers about job `job`'s record (`None`: completed or gone): its owner
@@ -64,11 +64,21 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// Rebuild the job table from `snap` and wake a sweep waiting for it.
+    pub(crate) fn resync_table(&self, snap: &MapSnapshot) {
+        if lock(&self.table).replace(snap) {
+            self.table_moved.notify_waiters();
+        }
+    }
+
     /// The feed reported a gap: reconcile the completion feed from a fresh snapshot now (the
     /// sweeper would within a period; assignments need nothing, the sweeper re-announces).
     pub(crate) async fn resync_feed(&self, why: &'static str) {
         match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
-            Ok(snap) => self.observe_tombstones(&snap.entries, why),
+            Ok(snap) => {
+                self.resync_table(&snap);
+                self.observe_tombstones(&snap.entries, why)
+            }
             Err(e) => debug!(target: "keel::pool", error = %e, "feed resync failed; the next sweep reconciles"),
         }
     }
@@ -98,6 +108,8 @@ impl<S: Store> Core<S> {
             };
             match ev {
                 WatchEvent::Change(c) => {
+                    lock(&self.table).apply(&c);
+                    self.table_moved.notify_waiters();
                     if let Some(job) = c.key.strip_prefix("j/") {
                         self.route_change(job, c.value.as_deref());
                     } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
@@ -107,7 +119,10 @@ impl<S: Store> Core<S> {
                         }
                     }
                 }
-                WatchEvent::Gap => self.resync_feed("gap").await,
+                WatchEvent::Gap => {
+                    lock(&self.table).gap();
+                    self.resync_feed("gap").await
+                }
             }
         }
     }

@@ -440,18 +440,6 @@ impl View {
         out
     }
 
-    /// Completion tombstones older than `retention_ms`: `(job, raw value)`.
-    pub fn old_tombstones(&self, retention_ms: u64) -> Vec<(String, String)> {
-        self.jobs
-            .iter()
-            .filter_map(|(k, v)| {
-                let job = k.strip_prefix("d/")?;
-                let ms = Tombstone::parse(v)?.ms;
-                (ms.saturating_add(retention_ms) < self.now_ms).then(|| (job.to_owned(), v.clone()))
-            })
-            .collect()
-    }
-
     /// Queued jobs (no owner) waiting for a live worker.
     pub fn queued(&self) -> Vec<(String, JobRecord)> {
         self.records().filter(|(_, r)| r.owner.is_empty()).map(|(k, r)| (k.to_owned(), r)).collect()

@@ -12,25 +12,49 @@ use super::state::{self, CorruptRecord, Pending, View, job_key, pending_key};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent};
-use crate::store::{Expect, Store};
+use crate::store::{Expect, MapTxn, Store};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Most corrupt records a node remembers to log once each; past it, further ones are logged
 /// on every sweep (an operator has a bigger problem than log volume then).
 const GARBAGE_KEYS_MAX: usize = 1024;
 
+/// A key the sweep reads from the job map only for the map's revision (a `j/` key is never
+/// empty, so this one is always absent).
+const REVISION_PROBE_KEY: &str = "j/";
+
+/// Most old tombstones one sweep deletes (the next sweep goes on): a sweep after a long outage
+/// stays short.
+const TOMBSTONE_DELETES_PER_SWEEP_MAX: usize = 4096;
+
+/// Old tombstones deleted per round trip.
+const TOMBSTONE_DELETE_BATCH: usize = 64;
+
 /// How many TTLs the completer's map keeps a completed job's entry (at most the dedup window).
 const COMPLETER_RETENTION_TTLS: u32 = 10;
 
 impl<S: Store> Core<S> {
-    /// One pass of the sweeper: epoch, reconcile local workers, pending entries, queued jobs,
-    /// then dead-worker cleanup.
+    /// One pass of the sweeper: epoch, reconcile local workers, pending entries, old
+    /// tombstones, queued jobs, then dead-worker cleanup. Reads the small maps (one entry per
+    /// worker) from the store and the job map from the node's [`JobTable`]: no snapshot of the
+    /// job map in the steady state, and work on tombstones only for those past the retention.
+    ///
+    /// [`JobTable`]: super::table::JobTable
     pub async fn sweep(&self) -> Result<(), StoreError> {
+        let losses = self.data_losses.load(Ordering::Relaxed);
         self.check_epoch().await?;
+        if self.data_losses.load(Ordering::Relaxed) != losses {
+            lock(&self.table).gap(); // the store lost its data: what the table holds is gone
+        }
         let read_at = self.clock.now();
-        let mut view = self.view(true).await?;
-        self.note_garbage(&view.corrupt(&self.maps), true);
+        let reconcile = self.reconcile_due();
+        let mut view = self.sweep_view(reconcile).await?;
+        self.note_garbage(&self.sweep_garbage(&view), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
-        self.observe_tombstones(&view.jobs, "sweep");
+        // The router hands every tombstone of the feed to the completion feed and the table is
+        // gap-free, so nothing is left to reconcile here: only forget old deliveries.
+        self.feed.observe(std::iter::empty(), true);
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
             self.route(job, Some(raw));
         }
@@ -52,12 +76,10 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        self.sweep_completion_events(&view).await?;
-        for (job, raw) in view.old_tombstones(ms(self.cfg.done_retention)) {
-            let guard = [(state::done_key(&job), Expect::Value(raw))];
-            let writes = [(state::done_key(&job), None)];
-            self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guard, &writes)).await?;
+        if reconcile {
+            self.sweep_completion_events(&view).await?;
         }
+        self.delete_old_tombstones(view.now_ms).await?;
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
                 self.move_job(&mut view, &job, &rec.encode(), None, "", MoveKind::Assigned).await?;
@@ -71,6 +93,114 @@ impl<S: Store> Core<S> {
             if let Err(e) = self.cleanup(&view, &w, read_at).await {
                 warn!(target: "keel::pool", worker = %w, error = %e, "cleanup interrupted; it is retried on the next sweep");
             }
+        }
+        Ok(())
+    }
+
+    /// Whether this sweep reads the job map and the completer's map whole: once per half of
+    /// the completer's retention (node time). That finds what reaches the job map without a
+    /// change (a value written behind keel's back: garbage) and prunes the completer's map, at
+    /// a cost per sweep of the entries added since, not of all those retained.
+    fn reconcile_due(&self) -> bool {
+        let every = self.completer_retention() / 2;
+        lock(&self.reconciled_at).is_none_or(|at| self.clock.now().saturating_duration_since(at) >= every)
+    }
+
+    /// How long the completer's map keeps a completed job's entry.
+    fn completer_retention(&self) -> Duration {
+        self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS)
+    }
+
+    /// Rebuild the table from one snapshot of the job map, offer its tombstones to the
+    /// completion feed, and count it as this period's reconcile.
+    async fn reconcile_table(&self) -> Result<(), StoreError> {
+        let at = self.clock.now();
+        let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
+        if lock(&self.table).replace(&snap) {
+            self.table_moved.notify_waiters();
+            *lock(&self.reconciled_at) = Some(at);
+        }
+        self.observe_tombstones(&snap.entries, "sweep");
+        Ok(())
+    }
+
+    /// The sweep's view, read in the order [`view`](Core::view) reads it: keep-alives, then
+    /// the job map's revision `R` and the jobs in flight from the table once it holds every
+    /// change up to `R` (with `reconcile`, from a snapshot), then registrations and cleanup
+    /// locks, then store time.
+    async fn sweep_view(&self, reconcile: bool) -> Result<View, StoreError> {
+        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
+        if reconcile {
+            self.reconcile_table().await?;
+        } else {
+            let (_, store_rev) = self.op("map_get", self.store.map_get(&self.maps.jobs, REVISION_PROBE_KEY)).await?;
+            self.await_table(store_rev).await?;
+        }
+        let jobs = lock(&self.table).live().clone();
+        let workers = self.op("map_snapshot", self.store.map_snapshot(&self.maps.workers)).await?.entries;
+        let cleanup = self.op("map_snapshot", self.store.map_snapshot(&self.maps.cleanup)).await?.entries;
+        let now_ms = self.op("time", self.store.time_ms()).await?;
+        Ok(View { now_ms, keepalive, workers, jobs, cleanup })
+    }
+
+    /// Wait (up to `op_timeout`) until the router has applied every change of the job map up
+    /// to revision `store_rev`; if the feed does not get there (a lagging or restarting router)
+    /// or has a hole (a gap, a dropped change), rebuild the table from one snapshot.
+    async fn await_table(&self, store_rev: u64) -> Result<(), StoreError> {
+        let deadline = self.clock.now() + self.cfg.op_timeout;
+        loop {
+            let moved = self.table_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable(); // registered before the check, so no wake-up is missed
+            {
+                let table = lock(&self.table);
+                if table.is_fresh(store_rev) {
+                    return Ok(());
+                }
+                if !table.is_synced() {
+                    break; // a hole in the feed: waiting cannot fill it
+                }
+            }
+            tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = &mut moved => {}
+                _ = self.clock.sleep_until(deadline) => break,
+            }
+        }
+        self.reconcile_table().await
+    }
+
+    /// Corrupt records of the view's maps and of the job table, in map and key order.
+    fn sweep_garbage(&self, view: &View) -> Vec<CorruptRecord> {
+        let mut seen = view.corrupt(&self.maps);
+        let table = lock(&self.table);
+        for (key, raw) in table.corrupt() {
+            if let Err(detail) = state::check_value("jobs", key, raw) {
+                seen.push(CorruptRecord {
+                    map: self.maps.jobs.clone(),
+                    key: key.to_owned(),
+                    raw: raw.to_owned(),
+                    detail,
+                });
+            }
+        }
+        seen
+    }
+
+    /// Delete the completion tombstones older than `done_retention` (a range of the table's
+    /// time index), each guarded by its exact value, in batches of one round trip each.
+    async fn delete_old_tombstones(&self, now_ms: u64) -> Result<(), StoreError> {
+        let before = now_ms.saturating_sub(ms(self.cfg.done_retention));
+        let old = lock(&self.table).tombstones_before(before, TOMBSTONE_DELETES_PER_SWEEP_MAX);
+        for chunk in old.chunks(TOMBSTONE_DELETE_BATCH) {
+            let txns: Vec<MapTxn> = chunk
+                .iter()
+                .map(|(job, raw)| MapTxn {
+                    guards: vec![(state::done_key(job), Expect::Value(raw.clone()))],
+                    writes: vec![(state::done_key(job), None)],
+                })
+                .collect();
+            self.op("map_txns", self.store.map_txns(&self.maps.jobs, &txns)).await?;
         }
         Ok(())
     }
@@ -104,19 +234,22 @@ impl<S: Store> Core<S> {
     /// The completer's map keeps one entry per completed job (with its payload); drop those
     /// whose job has no record and whose tombstone is gone or older than
     /// [`COMPLETER_RETENTION_TTLS`] TTLs: the map stays bounded by the completion rate even
-    /// under a long dedup window.
+    /// under a long dedup window. Run by reconciling sweeps only (see
+    /// [`reconcile_due`](Self::reconcile_due)): entries live at most 1.5 retentions.
     pub(crate) async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
+        let keep_ms = ms(self.completer_retention());
         let map = self.cfg.completer.map();
         let entries = self.op("map_snapshot", self.store.map_snapshot(map)).await?.entries;
-        let keep_ms = ms(self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS));
-        let recent = |k: &str| {
-            view.jobs
-                .get(&state::done_key(k))
-                .and_then(|raw| JobCompletion::from_tombstone(k, raw))
-                .is_some_and(|c| c.completed_ms.saturating_add(keep_ms) >= view.now_ms)
+        let gone: Vec<(String, String)> = {
+            let table = lock(&self.table);
+            let recent = |k: &str| {
+                table
+                    .tombstone(k)
+                    .and_then(|raw| JobCompletion::from_tombstone(k, raw))
+                    .is_some_and(|c| c.completed_ms.saturating_add(keep_ms) >= view.now_ms)
+            };
+            entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect()
         };
-        let gone: Vec<(String, String)> =
-            entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect();
         for chunk in gone.chunks(256) {
             let guards: Vec<_> = chunk.iter().map(|(k, v)| (k.clone(), Expect::Value(v.clone()))).collect();
             let writes: Vec<_> = chunk.iter().map(|(k, _)| (k.clone(), None)).collect();

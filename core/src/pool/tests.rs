@@ -414,7 +414,7 @@ async fn the_completion_feed_resyncs_what_the_change_feed_lost() {
     let store = MemoryStore::new();
     let workers = Pool::new(store.clone(), cfg("w")).start().await.unwrap();
     let _w = workers.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
-    let api = Pool::new(Deaf(store.clone()), cfg("api")).start().await.unwrap();
+    let api = Pool::new(deaf(store.clone()), cfg("api")).start().await.unwrap();
     let mut feed = api.completions().unwrap();
     settle(50).await;
     for i in 0..5 {
@@ -430,25 +430,48 @@ async fn the_completion_feed_resyncs_what_the_change_feed_lost() {
     workers.stop().await;
 }
 
-/// A store whose watch never delivers a change (only a gap now and then).
+/// A `MemoryStore` that counts snapshots per map and, when `deaf`, whose watch never delivers a
+/// change (only a gap at first).
 #[derive(Clone)]
-struct Deaf(MemoryStore);
+struct Spy {
+    inner: MemoryStore,
+    deaf: bool,
+    snapshots: Arc<Mutex<Vec<String>>>,
+}
 
-struct DeafWatch(bool);
+fn deaf(inner: MemoryStore) -> Spy {
+    Spy { inner, deaf: true, snapshots: Arc::default() }
+}
 
-impl crate::store::Watch for DeafWatch {
-    async fn next(&mut self) -> crate::store::WatchEvent {
-        if std::mem::replace(&mut self.0, false) {
-            return crate::store::WatchEvent::Gap;
-        }
-        std::future::pending().await
+impl Spy {
+    fn snapshots_of(&self, map: &str) -> usize {
+        self.snapshots.lock().unwrap().iter().filter(|m| *m == map).count()
     }
 }
 
-impl Store for Deaf {
-    type Watch = DeafWatch;
+enum SpyWatch {
+    Deaf(bool),
+    Live(<MemoryStore as Store>::Watch),
+}
+
+impl crate::store::Watch for SpyWatch {
+    async fn next(&mut self) -> crate::store::WatchEvent {
+        match self {
+            SpyWatch::Live(w) => w.next().await,
+            SpyWatch::Deaf(first) => {
+                if std::mem::replace(first, false) {
+                    return crate::store::WatchEvent::Gap;
+                }
+                std::future::pending().await
+            }
+        }
+    }
+}
+
+impl Store for Spy {
+    type Watch = SpyWatch;
     async fn time_ms(&self) -> crate::store::StoreResult<u64> {
-        self.0.time_ms().await
+        self.inner.time_ms().await
     }
     async fn lease_acquire(
         &self,
@@ -457,26 +480,27 @@ impl Store for Deaf {
         ttl: u64,
         q: u64,
     ) -> crate::store::StoreResult<crate::store::Acquire> {
-        self.0.lease_acquire(n, t, ttl, q).await
+        self.inner.lease_acquire(n, t, ttl, q).await
     }
     async fn lease_renew(&self, n: &str, t: &str, ttl: u64) -> crate::store::StoreResult<crate::store::Renew> {
-        self.0.lease_renew(n, t, ttl).await
+        self.inner.lease_renew(n, t, ttl).await
     }
     async fn lease_release(&self, n: &str, t: &str) -> crate::store::StoreResult<bool> {
-        self.0.lease_release(n, t).await
+        self.inner.lease_release(n, t).await
     }
     #[cfg(feature = "mutants")]
     async fn lease_delete_unchecked(&self, n: &str) -> crate::store::StoreResult<()> {
-        self.0.lease_delete_unchecked(n).await
+        self.inner.lease_delete_unchecked(n).await
     }
     async fn map_get(&self, m: &str, k: &str) -> crate::store::StoreResult<(Option<String>, u64)> {
-        self.0.map_get(m, k).await
+        self.inner.map_get(m, k).await
     }
     async fn map_snapshot(&self, m: &str) -> crate::store::StoreResult<crate::store::MapSnapshot> {
-        self.0.map_snapshot(m).await
+        self.snapshots.lock().unwrap().push(m.to_owned());
+        self.inner.map_snapshot(m).await
     }
     async fn map_write(&self, m: &str, k: &str, w: MapWrite) -> crate::store::StoreResult<crate::store::WriteOutcome> {
-        self.0.map_write(m, k, w).await
+        self.inner.map_write(m, k, w).await
     }
     async fn map_txn(
         &self,
@@ -484,11 +508,41 @@ impl Store for Deaf {
         g: &[(String, crate::store::Expect)],
         w: &[(String, Option<String>)],
     ) -> crate::store::StoreResult<crate::store::TxnOutcome> {
-        self.0.map_txn(m, g, w).await
+        self.inner.map_txn(m, g, w).await
     }
-    async fn watch(&self, _m: &str) -> crate::store::StoreResult<DeafWatch> {
-        Ok(DeafWatch(true))
+    async fn watch(&self, m: &str) -> crate::store::StoreResult<SpyWatch> {
+        if self.deaf { Ok(SpyWatch::Deaf(true)) } else { Ok(SpyWatch::Live(self.inner.watch(m).await?)) }
     }
+}
+
+/// Sweeps read the job map from the node's table, not from the store: between the reconciles
+/// (once per half the completer's retention, min(window, 10·ttl) / 2 = 1.5 s here), sweeps with jobs running and completing
+/// read no snapshot of the job map; one read whole comes with the reconcile.
+#[tokio::test(start_paused = true)]
+async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
+    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default() };
+    let c = PoolConfig::builder("p", "a")
+        .worker_ttl(Duration::from_millis(300))
+        .dedup_window(Duration::from_secs(6))
+        .build()
+        .unwrap();
+    let node = Pool::new(spy.clone(), c).start().await.unwrap();
+    let log = Log::default();
+    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+    settle(50).await;
+    node.dispatch("first", "x").await.unwrap();
+    settle(500).await; // the map's first revision (a store may start it anywhere) resyncs the table once
+    let jobs_map = Maps::new("p").jobs;
+    let at_start = spy.snapshots_of(&jobs_map);
+    for i in 0..20 {
+        node.dispatch(&format!("k{i}"), "x").await.unwrap();
+    }
+    settle(800).await; // some 8 sweeps, before the next reconcile (at ~1.6 s)
+    assert_eq!(log.0.lock().unwrap().len(), 21, "every job ran once");
+    assert_eq!(spy.snapshots_of(&jobs_map), at_start, "no sweep read the job map");
+    settle(600).await;
+    assert_eq!(spy.snapshots_of(&jobs_map), at_start + 1, "the reconcile read it once");
+    node.stop().await;
 }
 
 /// Within the dedup window a completed key is a duplicate; after it, the key is free and runs

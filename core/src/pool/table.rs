@@ -1,0 +1,227 @@
+//! The node's replica of the job map, kept from its change feed, so a sweep reads no snapshot.
+//!
+//! Every node's router already follows the job map's feed (to hand records to its workers).
+//! The table applies each change in revision order on top of a snapshot ("watch, then snapshot
+//! at R, then apply changes above R", docs/rmap.md) and indexes what a sweep looks for, so a
+//! sweep's cost grows with the jobs in flight and with what went stale, not with the
+//! completion tombstones retained for the dedup window:
+//!
+//! - records and pending entries (jobs in flight) as they are, for the sweep's [`View`];
+//! - tombstones by completion time, so "older than the retention" is a range, not a scan;
+//! - the keys holding values keel did not write.
+//!
+//! A sweep first reads the map's current revision `R` from the store and uses the table only
+//! once it has applied every change up to `R` (else it resyncs from a snapshot): its decisions
+//! are then made on a state at least as new as a snapshot read at that point would have been,
+//! and every write they lead to is guarded by the exact values it expects anyway.
+//!
+//! [`View`]: super::state::View
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::state::{Tombstone, check_value};
+use crate::store::{Change, MapSnapshot};
+
+/// The job map as this node last saw it, with the indexes a sweep needs.
+#[derive(Debug, Default)]
+pub(crate) struct JobTable {
+    /// Revision of the last change applied (or of the snapshot the table was built from).
+    rev: u64,
+    /// Whether every change up to `rev` is in the table: false before the first snapshot and
+    /// after a gap, until the next snapshot.
+    synced: bool,
+    /// Records (`j/`) and pending entries (`p/`) by key: the jobs in flight.
+    live: BTreeMap<String, String>,
+    /// Tombstones (`d/`) by key, and the same by completion time.
+    tombs: BTreeMap<String, String>,
+    tombs_by_ms: BTreeSet<(u64, String)>,
+    /// Keys whose value keel would not have written, with that value.
+    corrupt: BTreeMap<String, String>,
+}
+
+impl JobTable {
+    /// Replace everything with `snap` (start, gap, or a sweep that could not wait), unless the
+    /// table is in sync and already past it (the feed overtook the snapshot: going back would
+    /// only make the next change look like a gap). Returns whether it replaced.
+    pub fn replace(&mut self, snap: &MapSnapshot) -> bool {
+        if self.synced && snap.rev < self.rev {
+            return false;
+        }
+        *self = JobTable { rev: snap.rev, synced: true, ..JobTable::default() };
+        for (k, v) in &snap.entries {
+            self.set(k, Some(v));
+        }
+        true
+    }
+
+    /// Apply one change from the feed. A change at or below the table's revision is already
+    /// in it (the snapshot included it); one past the next revision means changes were missed:
+    /// the table is out of sync until the next snapshot. (A map never written has revision 0
+    /// and a store may start a map's revisions anywhere, so the first change after a snapshot
+    /// of an empty map also counts as a hole: one more snapshot per map and store lifetime.)
+    pub fn apply(&mut self, c: &Change) {
+        if !self.synced || c.rev <= self.rev {
+            return;
+        }
+        if c.rev != self.rev + 1 {
+            self.synced = false;
+            return;
+        }
+        self.rev = c.rev;
+        self.set(&c.key, c.value.as_deref());
+    }
+
+    /// The feed reported a gap: out of sync until the next snapshot.
+    pub fn gap(&mut self) {
+        self.synced = false;
+    }
+
+    /// Whether the table follows the feed without a hole (false before the first snapshot and
+    /// after a gap or a missed revision, until the next snapshot).
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// Whether every change up to the store's revision `store_rev` is applied (the table may
+    /// be ahead: changes made after the store's revision was read keep arriving).
+    pub fn is_fresh(&self, store_rev: u64) -> bool {
+        self.synced && self.rev >= store_rev
+    }
+
+    fn set(&mut self, key: &str, value: Option<&str>) {
+        if key.starts_with("d/") {
+            if let Some(old) = self.tombs.remove(key)
+                && let Some(t) = Tombstone::parse(&old)
+            {
+                self.tombs_by_ms.remove(&(t.ms, key.to_owned()));
+            }
+        } else {
+            self.live.remove(key);
+        }
+        self.corrupt.remove(key);
+        let Some(v) = value else { return };
+        if check_value("jobs", key, v).is_err() {
+            self.corrupt.insert(key.to_owned(), v.to_owned());
+            return;
+        }
+        if key.starts_with("d/") {
+            if let Some(t) = Tombstone::parse(v) {
+                self.tombs_by_ms.insert((t.ms, key.to_owned()));
+            }
+            self.tombs.insert(key.to_owned(), v.to_owned());
+        } else {
+            self.live.insert(key.to_owned(), v.to_owned());
+        }
+    }
+
+    /// Records and pending entries (the job part of a sweep's view): the jobs in flight.
+    pub fn live(&self) -> &BTreeMap<String, String> {
+        &self.live
+    }
+
+    /// Keys holding a value keel would not have written.
+    pub fn corrupt(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.corrupt.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Tombstones whose completion time is before `before_ms`: `(job, raw value)`, oldest
+    /// first, at most `max` of them. A range of the time index: its cost does not grow with
+    /// the tombstones retained.
+    pub fn tombstones_before(&self, before_ms: u64, max: usize) -> Vec<(String, String)> {
+        self.tombs_by_ms
+            .range(..(before_ms, String::new()))
+            .take(max)
+            .filter_map(|(_, key)| Some((key.strip_prefix("d/")?.to_owned(), self.tombs.get(key)?.clone())))
+            .collect()
+    }
+
+    /// The tombstone of `job`, if the table has one.
+    pub fn tombstone(&self, job: &str) -> Option<&str> {
+        self.tombs.get(&format!("d/{job}")).map(String::as_str)
+    }
+
+    /// Whether the table holds `key` in flight (a record or pending entry).
+    #[cfg(test)]
+    pub fn has_live(&self, key: &str) -> bool {
+        self.live.contains_key(key)
+    }
+
+    /// Tombstones held.
+    #[cfg(test)]
+    pub fn tombstone_count(&self) -> usize {
+        self.tombs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(rev: u64, key: &str, value: Option<&str>) -> Change {
+        Change { key: key.into(), value: value.map(str::to_owned), rev }
+    }
+
+    fn snap(rev: u64, entries: &[(&str, &str)]) -> MapSnapshot {
+        MapSnapshot { rev, entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn applies_changes_in_revision_order_on_top_of_a_snapshot() {
+        let mut t = JobTable::default();
+        assert!(!t.is_fresh(0), "never synced");
+        t.replace(&snap(5, &[("j/a", "1|w1|x"), ("d/b", "1|w1|100")]));
+        assert!(t.is_fresh(5) && t.is_fresh(4));
+        assert!(!t.is_fresh(6));
+        t.apply(&change(4, "j/a", None)); // included in the snapshot already
+        assert!(t.has_live("j/a"));
+        t.apply(&change(6, "j/a", None));
+        t.apply(&change(7, "d/a", Some("1|w1|150")));
+        assert!(t.is_fresh(7));
+        assert!(!t.has_live("j/a"));
+        assert_eq!(t.tombstone("a"), Some("1|w1|150"));
+        assert_eq!(
+            t.tombstones_before(151, 10),
+            vec![("b".into(), "1|w1|100".into()), ("a".into(), "1|w1|150".into())]
+        );
+        assert_eq!(t.tombstones_before(150, 10).len(), 1, "strictly before");
+        assert_eq!(t.tombstones_before(151, 1).len(), 1, "bounded");
+    }
+
+    #[test]
+    fn a_missed_revision_or_a_gap_puts_it_out_of_sync_until_the_next_snapshot() {
+        let mut t = JobTable::default();
+        t.replace(&snap(5, &[]));
+        t.apply(&change(7, "j/a", Some("1|w1|x"))); // 6 was missed
+        assert!(!t.is_fresh(7));
+        t.apply(&change(8, "j/b", Some("1|w1|x")));
+        assert!(!t.has_live("j/b"), "nothing applied while out of sync");
+        assert!(t.replace(&snap(8, &[("j/a", "1|w1|x"), ("j/b", "1|w1|x")])));
+        assert!(t.is_fresh(8));
+        assert!(!t.replace(&snap(6, &[])), "an older snapshot does not take the table back");
+        assert!(t.has_live("j/b"));
+        t.gap();
+        assert!(!t.is_fresh(8));
+    }
+
+    #[test]
+    fn rewritten_and_deleted_tombstones_leave_the_time_index() {
+        let mut t = JobTable::default();
+        t.replace(&snap(1, &[("d/a", "1|w1|100")]));
+        t.apply(&change(2, "d/a", Some("2|w2|300")));
+        assert_eq!(t.tombstones_before(200, 10), vec![]);
+        t.apply(&change(3, "d/a", None));
+        assert_eq!(t.tombstones_before(400, 10), vec![]);
+        assert_eq!(t.tombstone_count(), 0);
+    }
+
+    #[test]
+    fn values_keel_did_not_write_are_kept_apart() {
+        let mut t = JobTable::default();
+        t.replace(&snap(1, &[("j/a", "garbage"), ("d/b", "x|y")]));
+        assert_eq!(t.corrupt().count(), 2);
+        assert!(!t.has_live("j/a"));
+        t.apply(&change(2, "j/a", Some("1|w1|x")));
+        assert_eq!(t.corrupt().count(), 1);
+        assert!(t.has_live("j/a"));
+    }
+}
