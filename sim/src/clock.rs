@@ -48,8 +48,10 @@ struct State {
 }
 
 impl State {
-    fn local(&mut self) -> Duration {
-        let g = Instant::now().saturating_duration_since(self.anchor_global);
+    /// Local time at global instant `now` (simulated time does not move within a poll, so a
+    /// caller that also needs the global instant reads it once).
+    fn local(&mut self, now: Instant) -> Duration {
+        let g = now.saturating_duration_since(self.anchor_global);
         let advanced = if self.rate == 1.0 { g } else { g.mul_f64(self.rate) };
         let local = (self.anchor_local + advanced).max(self.last);
         self.last = local;
@@ -86,8 +88,9 @@ impl SimClock {
     /// Apply a change of the map and wake every armed sleeper to recompute its instant.
     fn change(&self, f: impl FnOnce(&mut State, Duration)) {
         let mut st = self.lock();
-        let local = st.local();
-        st.anchor_global = Instant::now();
+        let now = Instant::now();
+        let local = st.local(now);
+        st.anchor_global = now;
         f(&mut st, local);
         st.epoch += 1;
         for w in st.sleepers.values() {
@@ -117,7 +120,7 @@ impl SimClock {
 
 impl Clock for SimClock {
     fn now(&self) -> Instant {
-        let local = self.lock().local();
+        let local = self.lock().local(Instant::now());
         self.inner.origin + local
     }
 
@@ -149,11 +152,11 @@ impl Future for ClockSleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let mut st = this.clock.lock();
-        if st.local() >= this.target {
+        let now = Instant::now();
+        if st.local(now) >= this.target {
             st.sleepers.remove(&this.id);
             return Poll::Ready(());
         }
-        let now = Instant::now();
         let fresh = match &this.armed {
             Some((at, epoch, waker)) => *epoch == st.epoch && now < *at && waker.will_wake(cx.waker()),
             None => false,

@@ -68,6 +68,8 @@ impl RunOutcome {
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The length of this thread's last history, and a margin: the next run's first capacity.
+    static LAST_EVENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Keep panics inside simulations quiet and captured: they become `panic` violations.
@@ -102,7 +104,7 @@ pub fn run(
 ) -> RunOutcome {
     install_panic_hook();
     let plan = plan.unwrap_or_else(|| FaultPlan::generate(seed, profile, &scenario.plan_spec()));
-    let history = History::default();
+    let history = History::with_capacity(LAST_EVENTS.get());
     // madsim runs the whole simulation on this thread: the core's typed events land here.
     let observer = keel::observe::set_thread_observer(Some(Rc::new(Recorder::new(history.clone()))));
     let previous = mutants::set(mutant);
@@ -137,6 +139,7 @@ pub fn run(
     let linearizability = linearize::check(linearize::take());
 
     let events = history.take();
+    LAST_EVENTS.set(events.len() + events.len() / 8);
     let last_us = events.last().map_or(0, |e| e.t_us);
     let (heal_us, end_us) = result.as_ref().map_or((last_us, last_us), |r| *r);
     let timeline = Timeline::derive(&events, end_us);

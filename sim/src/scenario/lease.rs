@@ -440,46 +440,70 @@ fn s1_beliefs(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
 
 /// Per node, when its own belief may outlast its grant by design: from the moment its clock
 /// leaves the configured drift bound (a rate beyond it, or a backward jump, which stalls the
-/// monotonic clock) until its next fresh grant once the clock is back within the bound (another
-/// rate within it, or the heal). Only that node's belief is excused, never another's.
+/// monotonic clock) until its next fresh grant once the clock is back within the bound (the rate
+/// within it again, or the heal, and every stall over). Only that node's belief is excused,
+/// never another's. A backward jump while a rate beyond the bound is in force does not bring the
+/// clock back (seeds 1446 and 1762: the jump's end closed the excuse of a node still at 0.79
+/// and 0.54, and S1 fired on its belief).
 fn drift_excused(events: &[Event], end_us: u64) -> BTreeMap<Who, Vec<Span>> {
-    // node → (excused since, back within the bound since)
-    let mut open: BTreeMap<Who, (u64, Option<u64>)> = BTreeMap::new();
+    /// A node whose clock left the bound.
+    struct Out {
+        since: u64,
+        /// A rate beyond the bound is in force.
+        beyond_rate: bool,
+        /// The latest stall (backward jump) ends here.
+        stall_until: u64,
+        /// Back within the bound since (rate within and every stall over), once known.
+        back: Option<u64>,
+    }
+    let mut open: BTreeMap<Who, Out> = BTreeMap::new();
     let mut out: BTreeMap<Who, Vec<Span>> = BTreeMap::new();
     for e in events {
         let t = e.t_us;
         match (e.world(), e.server()) {
             (Some(WorldEv::ClockRate { beyond: true, .. }), _) => {
-                open.insert(e.node, (open.get(&e.node).map_or(t, |o| o.0), None));
+                let o = open.entry(e.node).or_insert(Out { since: t, beyond_rate: true, stall_until: t, back: None });
+                o.beyond_rate = true;
+                o.back = None;
             }
             (Some(WorldEv::ClockJump { delta_ms, .. }), _) if *delta_ms < 0 => {
-                // The monotonic clock stands still for the jump: back within the bound after it.
-                let back = t + delta_ms.unsigned_abs() * 1000;
-                open.insert(e.node, (open.get(&e.node).map_or(t, |o| o.0), Some(back)));
+                // The monotonic clock stands still for the jump.
+                let stall_end = t + delta_ms.unsigned_abs() * 1000;
+                let o = open.entry(e.node).or_insert(Out { since: t, beyond_rate: false, stall_until: t, back: None });
+                o.stall_until = o.stall_until.max(stall_end);
+                if !o.beyond_rate {
+                    o.back = Some(o.stall_until);
+                }
             }
             (Some(WorldEv::ClockRate { beyond: false, .. }), _) => {
-                if let Some(o) = open.get_mut(&e.node) {
-                    o.1.get_or_insert(t);
+                if let Some(o) = open.get_mut(&e.node)
+                    && o.beyond_rate
+                {
+                    o.beyond_rate = false;
+                    o.back = Some(t.max(o.stall_until));
                 }
             }
             (Some(WorldEv::Heal {}), _) => {
                 for o in open.values_mut() {
-                    o.1.get_or_insert(t);
+                    if o.beyond_rate {
+                        o.beyond_rate = false;
+                        o.back = Some(t.max(o.stall_until));
+                    }
                 }
             }
             (_, Some(ServerEv::Grant { to, .. })) => {
-                if let Some(&(since, Some(back))) = open.get(to)
-                    && back <= t
+                if let Some(o) = open.get(to)
+                    && o.back.is_some_and(|back| back <= t)
                 {
+                    out.entry(*to).or_default().push(Span { start: o.since, end: t });
                     open.remove(to);
-                    out.entry(*to).or_default().push(Span { start: since, end: t });
                 }
             }
             _ => {}
         }
     }
-    for (node, (since, _)) in open {
-        out.entry(node).or_default().push(Span { start: since, end: end_us });
+    for (node, o) in open {
+        out.entry(node).or_default().push(Span { start: o.since, end: end_us });
     }
     out
 }
@@ -704,5 +728,33 @@ mod tests {
         let overlap = Span { start: 5_000_000, end: end_us };
         assert_eq!(overlap.len_outside(&[Span { start: 2_000_000, end: end_us }]), 0);
         assert_eq!(overlap.len_outside(&frozen(&timeline, Who::Node(0), Who::Node(1))), 5_000_000);
+    }
+
+    fn grant(t_ms: u64, to: u8) -> Event {
+        let ev = ServerEv::Grant { lease: LEASE.into(), token: "t".into(), fence: t_ms, to: Who::Node(to) };
+        Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
+    }
+
+    /// A backward jump while the node's rate is beyond the bound leaves the node excused until
+    /// a grant after the rate is back within it (seeds 1446 and 1762 of 0..2000 failed S1 when
+    /// the jump's end closed the excuse of a node still running at 0.79); a jump alone ends its
+    /// excuse at the first grant after the stall.
+    #[test]
+    fn a_backward_jump_under_a_rate_beyond_the_bound_keeps_the_node_excused() {
+        let rate =
+            |t, beyond| at(t, 1, WorldEv::ClockRate { rate_ppm: if beyond { 788_000 } else { 1_000_000 }, beyond });
+        let events = vec![
+            rate(3_872, true),
+            at(4_688, 1, WorldEv::ClockJump { delta_ms: -1_620 }),
+            grant(7_000, 1), // the stall is over, the rate still beyond: still excused
+            rate(9_000, false),
+            grant(10_000, 1), // back within: the excuse ends here
+            at(11_000, 2, WorldEv::ClockJump { delta_ms: -500 }),
+            grant(11_200, 2), // inside the stall: still excused
+            grant(12_000, 2),
+        ];
+        let ex = drift_excused(&events, 20_000_000);
+        assert_eq!(ex[&Who::Node(1)], vec![Span { start: 3_872_000, end: 10_000_000 }]);
+        assert_eq!(ex[&Who::Node(2)], vec![Span { start: 11_000_000, end: 12_000_000 }]);
     }
 }
