@@ -58,13 +58,14 @@ local function hget(key) return hash('HGET', KEYS[1], key) end
 -- Most arguments of one multi-key hash command: Lua's unpack is bounded by its C stack (8000).
 local ARGS_MAX = 1000
 -- `cmd` on the hash over `args` (an even count per call), in calls of at most ARGS_MAX arguments;
--- the replies' arrays concatenated. On an error reply `undo` (if any) runs before it is raised.
-local function hash_multi(cmd, args, undo)
+-- the replies' arrays concatenated. On an error reply, a commit's revision bump is undone first
+-- (`prev`, `n`: see `commit`).
+local function hash_multi(cmd, args, prev, n)
   local out = {}
   for i = 1, #args, ARGS_MAX do
     local r = redis.pcall(cmd, KEYS[1], unpack(args, i, math.min(i + ARGS_MAX - 1, #args)))
     if type(r) == 'table' and r.err then
-      if undo then undo() end
+      if prev == 0 then redis.call('DEL', KEYS[2]) elseif prev then redis.call('INCRBY', KEYS[2], -n) end
       raise(r, KEYS[1], 'map', 'hash')
     end
     if type(r) == 'table' then for j = 1, #r do out[#out + 1] = r[j] end end
@@ -96,29 +97,31 @@ local function bump(n)
   end
   return prev
 end
--- Apply {key, value|false} changes, one revision each in order, all published in one message.
--- Returns the first change's revision (a number) and the revision before ('0' if it was seeded).
-local function commit(changes)
-  local n = #changes
+-- Apply the changes `ch` = {key1, value1|false, key2, …} (flat: no table per change), one
+-- revision each in order, all published in one message. Returns the first change's revision (a
+-- number) and the revision before ('0' if the counter was seeded).
+local function commit(ch)
+  local n = #ch / 2
   local prev = bump(n)
   local before = prev == 0 and '0' or int(prev)
-  local final, order = {}, {}
-  for _, c in ipairs(changes) do
-    if final[c[1]] == nil then order[#order + 1] = c[1] end
-    final[c[1]] = c[2]
-  end
+  -- The hash's final state: each key as its last change leaves it.
   local sets, dels = {}, {}
-  for _, k in ipairs(order) do
-    if final[k] then sets[#sets + 1] = k; sets[#sets + 1] = final[k] else dels[#dels + 1] = k end
+  if n == 1 then
+    if ch[2] then sets[1], sets[2] = ch[1], ch[2] else dels[1] = ch[1] end
+  else
+    local last = {}
+    for i = 1, #ch, 2 do last[ch[i]] = i end
+    for i = 1, #ch, 2 do
+      if last[ch[i]] == i then
+        if ch[i + 1] then sets[#sets + 1] = ch[i]; sets[#sets + 1] = ch[i + 1] else dels[#dels + 1] = ch[i] end
+      end
+    end
   end
   -- A transaction without guards has not read the hash: if it has the wrong type the first hash
   -- write fails without effect, and the counter is put back (deleted if it was missing), so the
   -- failed commit changed nothing and published nothing.
-  local function undo()
-    if prev == 0 then redis.call('DEL', KEYS[2]) else redis.call('INCRBY', KEYS[2], -n) end
-  end
-  if #sets > 0 then hash_multi('HSET', sets, undo) end
-  if #dels > 0 then hash_multi('HDEL', dels, undo) end
+  if #sets > 0 then hash_multi('HSET', sets, prev, n) end
+  if #dels > 0 then hash_multi('HDEL', dels, prev, n) end
   if prev == 0 then
     -- First commit (or Redis lost its data): seed from store time, then take n revisions.
     prev = tonumber(seed(redis.call('TIME')))
@@ -127,14 +130,14 @@ local function commit(changes)
   local first = prev + 1
   local msg
   if n == 1 then
-    local c = changes[1]
-    msg = int(first) .. ' ' .. #c[1] .. ' ' .. (c[2] and 's' or 'd') .. ' ' .. c[1] .. (c[2] or '')
+    msg = int(first) .. ' ' .. #ch[1] .. ' ' .. (ch[2] and 's' or 'd') .. ' ' .. ch[1] .. (ch[2] or '')
   else
     local parts = {'v2', int(first), int(n)}
-    for _, c in ipairs(changes) do
-      parts[#parts + 1] = #c[1]
-      parts[#parts + 1] = c[2] and #c[2] or 'd'
-      parts[#parts + 1] = c[1] .. (c[2] or '')
+    for i = 1, #ch, 2 do
+      local k, v = ch[i], ch[i + 1]
+      parts[#parts + 1] = #k
+      parts[#parts + 1] = v and #v or 'd'
+      parts[#parts + 1] = k .. (v or '')
     end
     msg = table.concat(parts, ' ')
   end
@@ -247,7 +250,7 @@ else
   return redis.error_reply('ERR keel: unknown map op ' .. op)
 end
 if not apply then return {0, rev(), cur} end
-local first = commit({{key, new}})
+local first = commit({key, new})
 return {1, int(first), new}
 "#;
 
@@ -255,54 +258,57 @@ return {1, int(first), new}
 /// G × (key, 'a'|'v', value), W × (key, 's'|'d', value). Returns T × (applied 0|1, rev).
 ///
 /// The transactions are judged in order, each against the map as the ones before it left it:
-/// every guard's key is read once with one `HMGET` before any write, and the applied writes are
-/// kept in a Lua table that later guards read. All applied writes are then one commit (one
-/// `INCRBY`, at most one `HSET` and one `HDEL`, one `PUBLISH`); a transaction's revision is its
-/// last change's, or for one that changed nothing the map's revision when it was judged (the
-/// counter is read with `GET` only when nothing was committed).
+/// every guard's key is read with one `HMGET` before any write, and in a batch of several the
+/// applied writes are kept in a Lua table that later guards read first. All applied writes are
+/// then one commit (one `INCRBY`, at most one `HSET` and one `HDEL`, one `PUBLISH`); a
+/// transaction's revision is its last change's, or for one that changed nothing the map's
+/// revision when it was judged (the counter is read with `GET` only when nothing was committed).
 const MAP_TXNS: &str = r#"
-local txns, keys, seen, at = {}, {}, {}, 3
-for t = 1, tonumber(ARGV[2]) do
-  local ng, nw = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+local A = ARGV -- a local: every global read is a table lookup
+local nt = tonumber(A[2])
+-- Two passes over ARGV (no table per transaction): every guard's key, in order, for one HMGET;
+-- then judge each transaction, its g-th guard read from the g-th value unless a transaction
+-- before it in the batch wrote that key (`cur`).
+local keys, at = {}, 3
+for _ = 1, nt do
+  local ng, nw = tonumber(A[at]), tonumber(A[at + 1])
+  for i = at + 2, at + 3 * ng - 1, 3 do keys[#keys + 1] = A[i] end
+  at = at + 2 + 3 * (ng + nw)
+end
+local vals = #keys > 0 and hash_multi('HMGET', keys) or keys
+local cur, ch, out, g = {}, {}, {}, 0
+at = 3
+for t = 1, nt do
+  local ng, nw = tonumber(A[at]), tonumber(A[at + 1])
   at = at + 2
-  local tx = {guards = {}, writes = {}}
-  for _ = 1, ng do
-    local k = ARGV[at]
-    tx.guards[#tx.guards + 1] = {k, ARGV[at + 1] == 'a', ARGV[at + 2]}
-    if not seen[k] then seen[k] = true; keys[#keys + 1] = k end
-    at = at + 3
-  end
-  for _ = 1, nw do
-    tx.writes[#tx.writes + 1] = {ARGV[at], ARGV[at + 1] == 's' and ARGV[at + 2]}
-    at = at + 3
-  end
-  txns[t] = tx
-end
-local cur = {}
-if #keys > 0 then
-  local vals = hash_multi('HMGET', keys)
-  for i, k in ipairs(keys) do cur[k] = vals[i] end
-end
-local changes, counts = {}, {}
-for t, tx in ipairs(txns) do
   local holds = true
-  for _, g in ipairs(tx.guards) do
-    local v = cur[g[1]]
-    if (g[2] and v) or (not g[2] and v ~= g[3]) then holds = false; break end
-  end
-  if holds then
-    for _, w in ipairs(tx.writes) do
-      changes[#changes + 1] = w
-      cur[w[1]] = w[2]
+  for i = at, at + 3 * ng - 1, 3 do
+    g = g + 1
+    local v = cur[A[i]]
+    if v == nil then v = vals[g] end
+    if A[i + 1] == 'a' then
+      if v then holds = false end
+    elseif v ~= A[i + 2] then
+      holds = false
     end
   end
-  counts[t] = {holds, #changes}
+  at = at + 3 * ng
+  if holds then
+    for i = at, at + 3 * nw - 1, 3 do
+      local k, v = A[i], A[i + 1] == 's' and A[i + 2]
+      ch[#ch + 1] = k
+      ch[#ch + 1] = v
+      if nt > 1 then cur[k] = v end
+    end
+  end
+  at = at + 3 * nw
+  out[2 * t - 1] = holds and 1 or 0
+  out[2 * t] = #ch / 2 -- changes committed up to this transaction; its revision below
 end
-local out, first, before = {}, 0, nil
-if #changes > 0 then first, before = commit(changes) else before = rev() end
-for t, c in ipairs(counts) do
-  out[#out + 1] = c[1] and 1 or 0
-  out[#out + 1] = c[2] == 0 and before or int(first + c[2] - 1)
+local first, before = 0, nil
+if #ch > 0 then first, before = commit(ch) else before = rev() end
+for t = 2, 2 * nt, 2 do
+  out[t] = out[t] == 0 and before or int(first + out[t] - 1)
 end
 return out
 "#;
