@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::store::{
-    Acquire, Expect, MapSnapshot, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent, WriteOutcome,
+    Acquire, Expect, MapSnapshot, MapTxn, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent,
+    WriteOutcome,
 };
 use keel::watch;
 use keel::{MemoryStore, StoreError};
@@ -45,6 +46,7 @@ enum Op {
     Snapshot { map: String },
     Write { map: String, key: String, write: MapWrite },
     Txn { map: String, guards: Vec<(String, Expect)>, writes: Vec<(String, Option<String>)> },
+    Txns { map: String, txns: Vec<MapTxn> },
     Watch { map: String, sub: u64 },
 }
 
@@ -61,15 +63,17 @@ impl Op {
             Op::Snapshot { .. } => "map_snapshot",
             Op::Write { .. } => "map_write",
             Op::Txn { .. } => "map_txn",
+            Op::Txns { .. } => "map_txns",
             Op::Watch { .. } => "watch",
         }
     }
 }
 
 impl Op {
-    /// The operation as a linearizability record (map operations only).
-    fn recorded(&self) -> Option<StoreOp> {
-        Some(match self {
+    /// The operation as linearizability records (map operations only): a batch of transactions is
+    /// one record per transaction, all sharing the batch's invoke and return.
+    fn recorded(&self) -> Vec<StoreOp> {
+        vec![match self {
             Op::Get { map, key } => StoreOp::Get { map: map.clone(), key: key.clone() },
             Op::Snapshot { map } => StoreOp::Snapshot { map: map.clone() },
             Op::Write { map, key, write } => {
@@ -78,8 +82,14 @@ impl Op {
             Op::Txn { map, guards, writes } => {
                 StoreOp::Txn { map: map.clone(), guards: guards.clone(), writes: writes.clone() }
             }
-            _ => return None,
-        })
+            Op::Txns { map, txns } => {
+                return txns
+                    .iter()
+                    .map(|t| StoreOp::Txn { map: map.clone(), guards: t.guards.clone(), writes: t.writes.clone() })
+                    .collect();
+            }
+            _ => return Vec::new(),
+        }]
     }
 }
 
@@ -94,17 +104,20 @@ enum Resp {
     Snapshot(MapSnapshot),
     Write(WriteOutcome),
     Txn(TxnOutcome),
+    Txns(Vec<TxnOutcome>),
 }
 
 impl Resp {
-    fn recorded(&self) -> Option<StoreRet> {
-        Some(match self {
+    /// The outcomes of [`Op::recorded`]'s records, in the same order.
+    fn recorded(&self) -> Vec<StoreRet> {
+        vec![match self {
             Resp::Get(v, rev) => StoreRet::Get(v.clone(), *rev),
             Resp::Snapshot(s) => StoreRet::Snapshot(s.clone()),
             Resp::Write(w) => StoreRet::Write(w.clone()),
             Resp::Txn(t) => StoreRet::Txn(t.clone()),
-            _ => return None,
-        })
+            Resp::Txns(ts) => return ts.iter().map(|t| StoreRet::Txn(t.clone())).collect(),
+            _ => return Vec::new(),
+        }]
     }
 }
 
@@ -294,6 +307,7 @@ async fn apply(
         Op::Snapshot { map } => Resp::Snapshot(store.map_snapshot(&map).await?),
         Op::Write { map, key, write } => Resp::Write(store.map_write(&map, &key, write).await?),
         Op::Txn { map, guards, writes } => Resp::Txn(store.map_txn(&map, &guards, &writes).await?),
+        Op::Txns { map, txns } => Resp::Txns(store.map_txns(&map, &txns).await?),
         Op::Watch { map, sub } => {
             let mut w = store.watch(&map).await?;
             let tx = tx.clone();
@@ -469,14 +483,14 @@ impl SimStore {
     }
 
     async fn call(&self, op: Op) -> StoreResult<Resp> {
-        let recorded = op.recorded().and_then(linearize::invoke);
+        let recorded: Vec<u64> = op.recorded().into_iter().filter_map(linearize::invoke).collect();
         let r = self.exchange(op).await;
-        if let Some(id) = recorded {
-            match &r {
-                Ok(resp) => resp.recorded().into_iter().for_each(|ret| linearize::complete(id, ret)),
-                Err(e) if e.outcome() == keel::Outcome::NotApplied => linearize::complete(id, StoreRet::NotApplied),
-                Err(_) => {} // unknown outcome: the operation stays open forever
+        match &r {
+            Ok(resp) => recorded.into_iter().zip(resp.recorded()).for_each(|(id, ret)| linearize::complete(id, ret)),
+            Err(e) if e.outcome() == keel::Outcome::NotApplied => {
+                recorded.into_iter().for_each(|id| linearize::complete(id, StoreRet::NotApplied))
             }
+            Err(_) => {} // unknown outcome: the operations stay open forever
         }
         r
     }
@@ -611,6 +625,13 @@ impl Store for SimStore {
     ) -> StoreResult<TxnOutcome> {
         let op = Op::Txn { map: map.into(), guards: guards.to_vec(), writes: writes.to_vec() };
         expect_resp!(self, op, Resp::Txn(t) => t)
+    }
+
+    async fn map_txns(&self, map: &str, txns: &[MapTxn]) -> StoreResult<Vec<TxnOutcome>> {
+        match self.call(Op::Txns { map: map.into(), txns: txns.to_vec() }).await? {
+            Resp::Txns(t) if t.len() == txns.len() => Ok(t),
+            _ => Err(protocol_error("map_txns")),
+        }
     }
 
     async fn watch(&self, map: &str) -> StoreResult<SimWatch> {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use keel::lease::{LeaseConfig, LeaseOwner};
-use keel::store::{Expect, MapWrite, RedisConfig, RedisStore, Store, Watch, WatchEvent};
+use keel::store::{Expect, MapTxn, MapWrite, RedisConfig, RedisStore, Store, Watch, WatchEvent};
 use keel::{Outcome, StoreError};
 use keel_tests::{PREFIX, RedisServer};
 
@@ -91,6 +91,72 @@ async fn redis_garbage_in_a_map_key_is_a_typed_error() {
             WatchEvent::Gap => panic!("unexpected gap"),
         }
     }
+}
+
+/// A batch of transactions on a corrupt map fails whole with a typed error and changes nothing:
+/// a hash of the wrong type (found by the guards' read, or, without guards, by the first hash
+/// write, after which the revision counter is put back exactly or removed if it was missing), and
+/// a revision counter holding garbage (found by its `INCRBY` without effect, or put back when it
+/// held an integer out of range), on the commit path and on the refused path (`GET`).
+#[tokio::test]
+async fn redis_garbage_fails_a_batch_of_transactions_whole() {
+    let Some(server) = RedisServer::start("redis_garbage_fails_a_batch_of_transactions_whole") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let guarded = MapTxn { guards: vec![("k".into(), Expect::Absent)], writes: vec![("k".into(), Some("v".into()))] };
+    let unguarded = MapTxn { guards: vec![], writes: vec![("j".into(), Some("v".into())), ("i".into(), None)] };
+    let counter = |map: &str| server.command(&format!("INCRBY {PREFIX}:map-rev:{map} 0"));
+
+    server.command(&format!("SET {PREFIX}:map:b garbage"));
+    let mut w = s.watch("b").await.expect("watch");
+    assert_eq!(corrupt_key(s.map_txns("b", &[unguarded.clone(), guarded.clone()]).await), "map:b");
+    assert_eq!(corrupt_key(s.map_txns("b", std::slice::from_ref(&unguarded)).await), "map:b");
+    assert_eq!(server.command(&format!("EXISTS {PREFIX}:map-rev:b")).as_deref(), Some(":0"), "counter removed again");
+    server.command(&format!("SET {PREFIX}:map-rev:b 41"));
+    match s.map_txns("b", std::slice::from_ref(&unguarded)).await {
+        Err(StoreError::Corrupt { key, detail }) => {
+            assert_eq!((key.as_str(), detail.as_str()), ("map:b", "holds a string, expected a hash"))
+        }
+        other => panic!("expected StoreError::Corrupt, got {other:?}"),
+    }
+    assert_eq!(counter("b").as_deref(), Some(":41"), "revision put back");
+    server.command(&format!("DEL {PREFIX}:map:b"));
+    let out = s.map_txns("b", &[unguarded.clone(), guarded.clone()]).await.expect("healthy again");
+    assert_eq!(out.iter().map(|o| (o.applied, o.rev)).collect::<Vec<_>>(), [(true, 43), (true, 44)]);
+    match tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("a change in time") {
+        WatchEvent::Change(c) => assert_eq!(c.rev, 42, "the failed batches published nothing"),
+        WatchEvent::Gap => panic!("unexpected gap"),
+    }
+
+    for (map, garbage, after) in [
+        ("c", "-5", Some(":-5")),
+        ("d", "1000000000000000000", Some(":1000000000000000000")),
+        ("e", "x", None),
+        ("f", "9223372036854775807", Some(":9223372036854775807")),
+    ] {
+        server.command(&format!("SET {PREFIX}:map-rev:{map} {garbage}"));
+        assert_eq!(corrupt_key(s.map_txns(map, &[guarded.clone(), unguarded.clone()]).await), format!("map-rev:{map}"));
+        assert_eq!(corrupt_key(s.map_write(map, "k", MapWrite::Set("v".into())).await), format!("map-rev:{map}"));
+        assert_eq!(
+            server.command(&format!("EXISTS {PREFIX}:map:{map}")).as_deref(),
+            Some(":0"),
+            "{map}: nothing written"
+        );
+        if let Some(after) = after {
+            assert_eq!(counter(map).as_deref(), Some(after), "{map}: counter unchanged");
+        }
+        // The refused path reads the counter with GET, and judges it the same.
+        server.command(&format!("HSET {PREFIX}:map:{map} k taken"));
+        assert_eq!(corrupt_key(s.map_txns(map, std::slice::from_ref(&guarded)).await), format!("map-rev:{map}"));
+        assert_eq!(corrupt_key(s.map_get(map, "k").await), format!("map-rev:{map}"));
+    }
+    server.command(&format!("LPUSH {PREFIX}:map-rev:g x"));
+    match s.map_txns("g", std::slice::from_ref(&unguarded)).await {
+        Err(StoreError::Corrupt { key, detail }) => {
+            assert_eq!((key.as_str(), detail.as_str()), ("map-rev:g", "holds a list, expected a string"))
+        }
+        other => panic!("expected StoreError::Corrupt, got {other:?}"),
+    }
+    assert_eq!(server.command(&format!("EXISTS {PREFIX}:map:g")).as_deref(), Some(":0"), "nothing written");
 }
 
 #[tokio::test]

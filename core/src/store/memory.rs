@@ -234,6 +234,14 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
+    async fn map_txns(&self, map: &str, txns: &[MapTxn]) -> StoreResult<Vec<TxnOutcome>> {
+        let now = self.now_ms();
+        let mut st = self.lock();
+        let (out, changes) = st.data.map_txns(map, txns, now)?;
+        Self::publish(&st, map, changes);
+        Ok(out)
+    }
+
     async fn watch(&self, map: &str) -> StoreResult<MemoryWatch> {
         check_name("map", map)?;
         let mut st = self.lock();

@@ -253,9 +253,12 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// outcome per transaction. Group commit for callers that move many keys at once; an error
     /// leaves every transaction's outcome unknown, as for [`map_txn`](Store::map_txn).
     ///
-    /// The default sends them one by one; backends override it with one round trip.
+    /// At most [`MAP_TXNS_MAX`] transactions (more is [`StoreError::Invalid`], nothing applied);
+    /// an empty batch is a no-op. The default sends them one by one; backends override it with
+    /// one round trip.
     fn map_txns(&self, map: &str, txns: &[MapTxn]) -> impl Future<Output = StoreResult<Vec<TxnOutcome>>> + Send {
         async move {
+            check_txns(map, txns)?;
             let mut out = Vec::with_capacity(txns.len());
             for t in txns {
                 out.push(self.map_txn(map, &t.guards, &t.writes).await?);
@@ -292,6 +295,23 @@ pub(crate) fn check_txn_names(
 ) -> StoreResult<()> {
     check_name("map", map)?;
     guards.iter().map(|(k, _)| k).chain(writes.iter().map(|(k, _)| k)).try_for_each(|k| check_name("key", k))
+}
+
+/// Most transactions one [`Store::map_txns`] call takes. The batch runs as one atomic step of the
+/// store (one script in Redis, which blocks every other client while it runs), so a caller with
+/// more to commit sends several batches.
+pub const MAP_TXNS_MAX: usize = 1024;
+
+/// Validate a [`Store::map_txns`] batch: its size, the map and every key it names.
+pub(crate) fn check_txns(map: &str, txns: &[MapTxn]) -> StoreResult<()> {
+    if txns.len() > MAP_TXNS_MAX {
+        return Err(StoreError::invalid(format!(
+            "map_txns takes at most {MAP_TXNS_MAX} transactions, got {}",
+            txns.len()
+        )));
+    }
+    check_name("map", map)?;
+    txns.iter().try_for_each(|t| check_txn_names(map, &t.guards, &t.writes))
 }
 
 /// Validate list items for [`MapWrite::Append`] and [`MapWrite::Remove`].

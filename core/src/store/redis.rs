@@ -36,6 +36,9 @@ use super::*;
 #[doc(hidden)]
 pub use scripts::lease_sources;
 
+/// One transaction's guards and writes, borrowed (a `map_txn` call or one of a `map_txns` batch).
+type TxnRef<'a> = (&'a [(String, Expect)], &'a [(String, Option<String>)]);
+
 /// Consecutive timeouts after which the command connection is replaced: a connection that
 /// stopped answering without breaking (half-open, partitioned) would otherwise never recover.
 const REPLACE_AFTER_TIMEOUTS: u32 = 2;
@@ -262,6 +265,32 @@ impl RedisStore {
         }
     }
 
+    /// One `map_txns` script call for `txns` (already validated): one outcome per transaction.
+    async fn run_txns(
+        &self,
+        map: &str,
+        txns: &[TxnRef<'_>],
+    ) -> StoreResult<Vec<TxnOutcome>> {
+        let mut inv = self.map_invocation(&self.inner.scripts.map_txns, map);
+        inv.arg(txns.len());
+        for (guards, writes) in txns {
+            inv.arg(guards.len()).arg(writes.len());
+            for (k, expect) in *guards {
+                match expect {
+                    Expect::Absent => inv.arg(k).arg("a").arg(""),
+                    Expect::Value(v) => inv.arg(k).arg("v").arg(v),
+                };
+            }
+            for (k, value) in *writes {
+                match value {
+                    Some(v) => inv.arg(k).arg("s").arg(v),
+                    None => inv.arg(k).arg("d").arg(""),
+                };
+            }
+        }
+        self.run("map_txns", map, &inv, |v| decode::map_txns(map, txns.len(), v)).await
+    }
+
     fn map_invocation<'a>(&self, script: &'a ::redis::Script, map: &str) -> ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
         inv.key(self.key("map", map)).key(self.key("map-rev", map)).arg(self.channel(map));
@@ -382,21 +411,18 @@ impl Store for RedisStore {
         writes: &[(String, Option<String>)],
     ) -> StoreResult<TxnOutcome> {
         check_txn_names(map, guards, writes)?;
-        let mut inv = self.map_invocation(&self.inner.scripts.map_txn, map);
-        inv.arg(guards.len());
-        for (k, expect) in guards {
-            match expect {
-                Expect::Absent => inv.arg(k).arg("a").arg(""),
-                Expect::Value(v) => inv.arg(k).arg("v").arg(v),
-            };
+        let txn = [(guards, writes)];
+        let mut out = self.run_txns(map, &txn).await?;
+        out.pop().ok_or_else(|| StoreError::corrupt(format!("map:{map}"), "empty reply to map_txn"))
+    }
+
+    async fn map_txns(&self, map: &str, txns: &[MapTxn]) -> StoreResult<Vec<TxnOutcome>> {
+        check_txns(map, txns)?;
+        if txns.is_empty() {
+            return Ok(Vec::new());
         }
-        for (k, value) in writes {
-            match value {
-                Some(v) => inv.arg(k).arg("s").arg(v),
-                None => inv.arg(k).arg("d").arg(""),
-            };
-        }
-        self.run("map_txn", map, &inv, |v| decode::map_txn(map, v)).await
+        let txns: Vec<_> = txns.iter().map(|t| (t.guards.as_slice(), t.writes.as_slice())).collect();
+        self.run_txns(map, &txns).await
     }
 
     async fn watch(&self, map: &str) -> StoreResult<RedisWatch> {

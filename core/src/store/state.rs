@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Acquire, Change, Expect, MapSnapshot, MapWrite, Renew, SEED_PER_MS, StoreResult, TxnOutcome, WriteOutcome,
-    apply_write, check_items, check_name, check_quarantine, check_ttl, check_txn_names,
+    Acquire, Change, Expect, MapSnapshot, MapTxn, MapWrite, Renew, SEED_PER_MS, StoreResult, TxnOutcome, WriteOutcome,
+    apply_write, check_items, check_name, check_quarantine, check_ttl, check_txn_names, check_txns,
 };
 use crate::error::StoreError;
 
@@ -196,6 +196,21 @@ impl StoreState {
         }
         let changes = self.commit(map, now, writes.to_vec());
         Ok((TxnOutcome { applied: true, rev: self.map_rev(map) }, changes))
+    }
+
+    /// [`Store::map_txns`](super::Store::map_txns) at store time `now`: each transaction judged
+    /// and applied in order, as [`map_txn`](Self::map_txn) would; the changes of all of them, in
+    /// revision order.
+    pub fn map_txns(&mut self, map: &str, txns: &[MapTxn], now: u64) -> StoreResult<(Vec<TxnOutcome>, Vec<Change>)> {
+        check_txns(map, txns)?;
+        let mut outcomes = Vec::with_capacity(txns.len());
+        let mut changes = Vec::new();
+        for t in txns {
+            let (out, mut c) = self.map_txn(map, &t.guards, &t.writes, now)?;
+            outcomes.push(out);
+            changes.append(&mut c);
+        }
+        Ok((outcomes, changes))
     }
 
     /// Apply `(key, new value)` pairs to a map, one revision each; returns the changes.

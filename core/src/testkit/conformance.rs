@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::error::{Outcome, StoreError};
 use crate::store::{
-    Acquire, Change, Expect, LIST_SEPARATOR, MapSnapshot, MapWrite, MemoryStore, Renew, Store, Watch, WatchEvent,
-    list_items,
+    Acquire, Change, Expect, LIST_SEPARATOR, MAP_TXNS_MAX, MapSnapshot, MapTxn, MapWrite, MemoryStore, Renew, Store,
+    TxnOutcome, Watch, WatchEvent, list_items,
 };
 use crate::testkit::ManualClock;
 
@@ -138,6 +138,8 @@ macro_rules! __conformance_cases {
             map_conditional_writes,
             map_list_append_and_remove,
             map_txn_guards,
+            map_txns_judges_each_in_order,
+            map_txns_limits_are_typed,
             map_revisions_independent_per_map,
             map_data_loss_reseeds_revisions_above_old,
             map_invalid_arguments_are_typed,
@@ -494,6 +496,132 @@ pub async fn map_invalid_arguments_are_typed<H: Harness>(h: &H) -> Result<(), St
     assert_invalid("txn guard on empty key", s.map_txn("m", &[(String::new(), Expect::Absent)], &[]).await);
     assert_invalid("txn write to empty key", s.map_txn("m", &[], &[(String::new(), None)]).await);
     assert_eq!(s.map_snapshot("m").await?, MapSnapshot::default(), "nothing was applied");
+    Ok(())
+}
+
+fn txn(guards: &[(&str, Option<&str>)], writes: &[(&str, Option<&str>)]) -> MapTxn {
+    let expect = |v: &Option<&str>| v.map_or(Expect::Absent, |v| Expect::Value(v.to_owned()));
+    MapTxn {
+        guards: guards.iter().map(|(k, v)| ((*k).to_owned(), expect(v))).collect(),
+        writes: writes.iter().map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned))).collect(),
+    }
+}
+
+/// A batch of transactions: each is judged against the map as the ones before it left it (a
+/// guard sees an earlier transaction's writes), refused ones change nothing while the others
+/// apply, every applied write is one change at consecutive revisions, a transaction's revision is
+/// its last change's (or the map's when it was judged), and the outcomes are exactly those of the
+/// same transactions sent one by one.
+pub async fn map_txns_judges_each_in_order<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    assert_eq!(s.map_txns("m", &[]).await?, Vec::<TxnOutcome>::new(), "an empty batch");
+    assert_eq!(s.map_get("m", "a").await?, (None, 0), "an empty batch changes nothing");
+    let mut w = s.watch("m").await?;
+    let batch = [
+        txn(&[("a", Some("x"))], &[("z", Some("no"))]), // refused: a is absent
+        txn(&[("a", None)], &[("a", Some("1")), ("b", Some("2"))]), // applied
+        txn(&[("a", Some("1"))], &[("a", Some("2")), ("b", None)]), // sees a=1: applied
+        txn(&[("b", Some("2"))], &[("y", Some("no"))]), // b was deleted: refused
+        txn(&[("a", Some("2")), ("b", None)], &[]),     // guards only: applied
+        txn(&[], &[("c", Some("1")), ("c", None), ("c", Some("3")), ("d", Some("4")), ("d", None)]),
+        txn(&[("c", Some("3")), ("d", None)], &[("e", None), ("c", Some("5"))]), // sees c=3, d gone
+    ];
+    let out = s.map_txns("m", &batch).await?;
+    let applied: Vec<bool> = out.iter().map(|o| o.applied).collect();
+    assert_eq!(applied, [false, true, true, false, true, true, true]);
+    assert_eq!(out[0].rev, 0, "refused before anything was committed: the map's revision then");
+    let r = out[1].rev; // a=1 at r-1, b=2 at r
+    assert!(r > 1);
+    let revs: Vec<u64> = out.iter().skip(1).map(|o| o.rev).collect();
+    assert_eq!(revs, [r, r + 2, r + 2, r + 2, r + 7, r + 9], "last change's revision, or the map's when judged");
+    let expected: Vec<Change> = [
+        ("a", Some("1")),
+        ("b", Some("2")),
+        ("a", Some("2")),
+        ("b", None),
+        ("c", Some("1")),
+        ("c", None),
+        ("c", Some("3")),
+        ("d", Some("4")),
+        ("d", None),
+        ("e", None),
+        ("c", Some("5")),
+    ]
+    .iter()
+    .zip(r - 1..)
+    .map(|((k, v), rev)| Change { key: (*k).to_owned(), value: v.map(str::to_owned), rev })
+    .collect();
+    for (i, want) in expected.iter().enumerate() {
+        match next_event(&mut w).await {
+            WatchEvent::Change(c) => assert_eq!(&c, want, "change {i}"),
+            WatchEvent::Gap => panic!("unexpected gap at change {i}"),
+        }
+    }
+    let snap = s.map_snapshot("m").await?;
+    assert_eq!(snap.rev, r + 9);
+    let entries: Vec<(&str, &str)> = snap.entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(entries, [("a", "2"), ("c", "5")], "the state the transactions leave one by one");
+
+    // A batch that applies nothing publishes nothing and reports the current revision.
+    let refused = [txn(&[("a", None)], &[("a", Some("no"))]), txn(&[("c", Some("3"))], &[("q", None)])];
+    let out = s.map_txns("m", &refused).await?;
+    assert_eq!(out, [TxnOutcome { applied: false, rev: r + 9 }, TxnOutcome { applied: false, rev: r + 9 }]);
+    let o = s.map_write("m", "f", MapWrite::Set("6".into())).await?;
+    assert_eq!(o.rev, r + 10);
+    let next = next_event(&mut w).await;
+    assert_eq!(next, WatchEvent::Change(Change { key: "f".into(), value: Some("6".into()), rev: r + 10 }));
+
+    // The same transactions one by one on another map: the same outcomes and state (revisions
+    // shifted by the other map's seed).
+    let mut one_by_one = Vec::new();
+    for t in &batch {
+        one_by_one.push(s.map_txn("seq", &t.guards, &t.writes).await?);
+    }
+    let shift = one_by_one[1].rev - r;
+    let seq: Vec<(bool, u64)> =
+        one_by_one.iter().map(|o| (o.applied, if o.rev == 0 { 0 } else { o.rev - shift })).collect();
+    let bat: Vec<(bool, u64)> = applied.into_iter().zip(std::iter::once(0).chain(revs)).collect();
+    assert_eq!(seq, bat);
+    assert_eq!(s.map_snapshot("seq").await?.entries, snap.entries);
+    Ok(())
+}
+
+/// A batch takes at most `MAP_TXNS_MAX` transactions (one more is `Invalid` and applies nothing),
+/// names are checked as for `map_txn`, and a full batch of guarded writes, or one transaction of
+/// thousands of writes, applies whole.
+pub async fn map_txns_limits_are_typed<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let one = |i: usize| {
+        let k = format!("k{i}");
+        MapTxn { guards: vec![(k.clone(), Expect::Absent)], writes: vec![(k, Some(i.to_string()))] }
+    };
+    let too_many: Vec<MapTxn> = (0..=MAP_TXNS_MAX).map(one).collect();
+    assert_invalid("a batch over MAP_TXNS_MAX", s.map_txns("m", &too_many).await);
+    assert_eq!(s.map_snapshot("m").await?, MapSnapshot::default(), "nothing applied");
+    assert_invalid("a batch on an empty map name", s.map_txns("", &[txn(&[], &[("k", None)])]).await);
+    let bad_guard = [txn(&[], &[("k", None)]), txn(&[("", None)], &[])];
+    assert_invalid("a batch with an empty guard key", s.map_txns("m", &bad_guard).await);
+    assert_invalid("a batch with an empty write key", s.map_txns("m", &[txn(&[], &[("", None)])]).await);
+    assert_eq!(s.map_snapshot("m").await?, MapSnapshot::default(), "nothing applied");
+
+    let full = &too_many[..MAP_TXNS_MAX];
+    let out = s.map_txns("m", full).await?;
+    assert!(out.iter().all(|o| o.applied), "every key was absent");
+    assert!(out.windows(2).all(|p| p[1].rev == p[0].rev + 1), "one revision each, in order");
+    let snap = s.map_snapshot("m").await?;
+    assert_eq!((snap.rev, snap.entries.len()), (out[MAP_TXNS_MAX - 1].rev, MAP_TXNS_MAX));
+    // The same batch again: every guard fails now.
+    assert!(s.map_txns("m", full).await?.iter().all(|o| !o.applied && o.rev == snap.rev));
+
+    let writes: Vec<(String, Option<String>)> =
+        (0..3 * MAP_TXNS_MAX).map(|i| (format!("w{i}"), Some("v".into()))).collect();
+    let guards: Vec<(String, Expect)> = (0..3 * MAP_TXNS_MAX).map(|i| (format!("w{i}"), Expect::Absent)).collect();
+    let t = s.map_txn("big", &guards, &writes).await?;
+    assert!(t.applied);
+    let snap = s.map_snapshot("big").await?;
+    assert_eq!((snap.rev, snap.entries.len()), (t.rev, 3 * MAP_TXNS_MAX));
+    let t2 = s.map_txn("big", &guards[..1], &[]).await?;
+    assert_eq!(t2, TxnOutcome { applied: false, rev: t.rev });
     Ok(())
 }
 

@@ -100,8 +100,12 @@ fn phase(group: &[Vec<String>]) -> &'static str {
         match op.as_str() {
             "hgetall" => snapshot = Some(map_of(key).to_owned()),
             "hset" | "hdel" => {
-                let field = a.get(2).map_or("", |f| f.split_once('/').map_or(f.as_str(), |(p, _)| p));
-                writes.push((op, map_of(key).to_owned(), field.to_owned()));
+                // One write per field: `HSET key f1 v1 f2 v2 …`, `HDEL key f1 f2 …`.
+                let step = if op == "hset" { 2 } else { 1 };
+                for f in a.iter().skip(2).step_by(step) {
+                    let field = f.split_once('/').map_or(f.as_str(), |(p, _)| p);
+                    writes.push((op.clone(), map_of(key).to_owned(), field.to_owned()));
+                }
             }
             _ => {}
         }
@@ -170,6 +174,11 @@ mod tests {
         };
         let dispatch = g(&[&["evalsha"], &["HSET", "x:jobs", "j/a", "v"], &["HSET", "x:jobs", "p/a", "v"]]);
         assert_eq!(phase(&dispatch), "dispatch: add job");
+        // The same commit with one multi-field HSET (and HDEL), as the map scripts send since
+        // issue #13 item 2 step 2.
+        assert_eq!(phase(&g(&[&["evalsha"], &["HSET", "x:jobs", "j/a", "v", "p/a", "v"]])), "dispatch: add job");
+        let done = g(&[&["evalsha"], &["HSET", "x:jobs", "d/a", "t"], &["HDEL", "x:jobs", "j/a", "p/a"]]);
+        assert_eq!(phase(&done), "completion: fenced record");
         assert_eq!(phase(&g(&[&["evalsha"], &["HDEL", "x:jobs", "p/a"]])), "start: ack");
         let done =
             g(&[&["evalsha"], &["HDEL", "x:jobs", "j/a"], &["HDEL", "x:jobs", "p/a"], &["HSET", "x:jobs", "d/a", "t"]]);

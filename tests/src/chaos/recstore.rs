@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keel::Outcome;
-use keel::store::{Acquire, Expect, MapSnapshot, MapWrite, Renew, Store, StoreResult, TxnOutcome, WriteOutcome};
+use keel::store::{
+    Acquire, Expect, MapSnapshot, MapTxn, MapWrite, Renew, Store, StoreResult, TxnOutcome, WriteOutcome,
+};
 use keel_checks::linearize::{StoreOp, StoreRet};
 
 use super::history::{Ev, Recorder};
@@ -42,13 +44,31 @@ impl<S: Store> RecordingStore<S> {
         call: impl Future<Output = StoreResult<T>>,
         ret: impl FnOnce(&T) -> StoreRet,
     ) -> StoreResult<T> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.rec.rec(Ev::StoreInvoke { id, op });
+        self.recorded_each(vec![op], call, |v| vec![ret(v)]).await
+    }
+
+    /// Several operations sent in one request (a batch of transactions): each is its own record,
+    /// all invoked before the request and returned after its reply, so the checker may order
+    /// them anywhere inside that window (which the store's in-order application satisfies).
+    async fn recorded_each<T>(
+        &self,
+        ops: Vec<StoreOp>,
+        call: impl Future<Output = StoreResult<T>>,
+        rets: impl FnOnce(&T) -> Vec<StoreRet>,
+    ) -> StoreResult<T> {
+        let ids: Vec<u64> = ops
+            .into_iter()
+            .map(|op| {
+                let id = self.next.fetch_add(1, Ordering::Relaxed);
+                self.rec.rec(Ev::StoreInvoke { id, op });
+                id
+            })
+            .collect();
         let r = call.await;
         match &r {
-            Ok(v) => self.rec.rec(Ev::StoreReturn { id, ret: ret(v) }),
+            Ok(v) => ids.into_iter().zip(rets(v)).for_each(|(id, ret)| self.rec.rec(Ev::StoreReturn { id, ret })),
             Err(e) if e.outcome() == Outcome::NotApplied => {
-                self.rec.rec(Ev::StoreReturn { id, ret: StoreRet::NotApplied })
+                ids.into_iter().for_each(|id| self.rec.rec(Ev::StoreReturn { id, ret: StoreRet::NotApplied }))
             }
             Err(_) => {} // outcome unknown: left open
         }
@@ -114,6 +134,16 @@ impl<S: Store> Store for RecordingStore<S> {
     ) -> impl Future<Output = StoreResult<TxnOutcome>> + Send {
         let op = StoreOp::Txn { map: map.to_owned(), guards: guards.to_vec(), writes: writes.to_vec() };
         self.recorded(op, self.inner.map_txn(map, guards, writes), |t| StoreRet::Txn(t.clone()))
+    }
+
+    fn map_txns(&self, map: &str, txns: &[MapTxn]) -> impl Future<Output = StoreResult<Vec<TxnOutcome>>> + Send {
+        let ops = txns
+            .iter()
+            .map(|t| StoreOp::Txn { map: map.to_owned(), guards: t.guards.clone(), writes: t.writes.clone() })
+            .collect();
+        self.recorded_each(ops, self.inner.map_txns(map, txns), |outs| {
+            outs.iter().map(|t| StoreRet::Txn(t.clone())).collect()
+        })
     }
 
     fn watch(&self, map: &str) -> impl Future<Output = StoreResult<Self::Watch>> + Send {

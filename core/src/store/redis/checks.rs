@@ -41,8 +41,9 @@ end
 need('HMGET', KEYS[1], 'f') need('HSET', KEYS[1], 'f', 'v') need('HGET', KEYS[1], 'f')
 need('PEXPIRE', KEYS[1], '1') need('PTTL', KEYS[1]) need('DEL', KEYS[1])
 need('HMGET', KEYS[2], 'f') need('HSET', KEYS[2], 'f', 'v') need('HINCRBY', KEYS[2], 'f', '1')
-need('HGET', KEYS[3], 'f') need('HSET', KEYS[3], 'f', 'v') need('HDEL', KEYS[3], 'f') need('HGETALL', KEYS[3])
-need('GET', KEYS[4]) need('SET', KEYS[4], 'v') need('INCRBY', KEYS[4], '1')
+need('HGET', KEYS[3], 'f') need('HMGET', KEYS[3], 'f') need('HSET', KEYS[3], 'f', 'v') need('HDEL', KEYS[3], 'f')
+need('HGETALL', KEYS[3])
+need('GET', KEYS[4]) need('SET', KEYS[4], 'v') need('INCRBY', KEYS[4], '1') need('DEL', KEYS[4])
 need('PUBLISH', ARGV[1], 'm') need('SUBSCRIBE', ARGV[1])
 need('TIME') need('PING')
 return missing

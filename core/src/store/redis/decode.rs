@@ -171,14 +171,19 @@ pub fn map_write(map: &str, key: &str, v: &Value) -> StoreResult<WriteOutcome> {
     Ok(WriteOutcome { applied, rev, value })
 }
 
-/// `map_txn`: `[applied 0|1, rev]`.
-pub fn map_txn(map: &str, v: &Value) -> StoreResult<TxnOutcome> {
-    if let [applied, rev] = array(v)
-        && let Some(a @ (0 | 1)) = number(applied)
-    {
-        return Ok(TxnOutcome { applied: a == 1, rev: revision(map, rev)? });
+/// `map_txns` of `n` transactions: `n × [applied 0|1, rev]`, flat.
+pub fn map_txns(map: &str, n: usize, v: &Value) -> StoreResult<Vec<TxnOutcome>> {
+    let garbage = || bad(format!("map:{map}"), "reply to map_txns", v);
+    let flat = array(v);
+    if flat.len() != 2 * n {
+        return Err(garbage());
     }
-    Err(bad(format!("map:{map}"), "reply to map_txn", v))
+    flat.chunks_exact(2)
+        .map(|pair| match number(&pair[0]) {
+            Some(a @ (0 | 1)) => Ok(TxnOutcome { applied: a == 1, rev: revision(map, &pair[1])? }),
+            _ => Err(garbage()),
+        })
+        .collect()
 }
 
 /// Prefix of a message carrying several changes (see [`changes`]); a decoder that only knows the
@@ -354,7 +359,8 @@ mod tests {
         let binary = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), Value::BulkString(vec![0xff])])]);
         assert_eq!(key(map_snapshot("m", &binary)), "map:m");
         assert_eq!(key(map_write("m", "k", &Value::Array(vec![Value::Int(5), bulk("1"), Value::Nil]))), "map:m");
-        assert_eq!(key(map_txn("m", &Value::Okay)), "map:m");
+        assert_eq!(key(map_txns("m", 1, &Value::Okay)), "map:m");
+        assert_eq!(key(map_txns("m", 2, &Value::Array(vec![Value::Int(1), bulk("5")]))), "map:m", "too short");
         // Found by the map_entry fuzz target: a snapshot whose long key held a non-UTF-8 value
         // quoted the whole key in the error (535 bytes from a 350-byte reply).
         let long =

@@ -23,59 +23,126 @@ local function int(n) return string.format('%d', n) end
 local function now_ms(t) return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
 -- time_ms * SEED_PER_MS (1000), built as a string so no precision is lost.
 local function seed(t) return t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '000' end
--- Run a command on `key`; a WRONGTYPE error is the key's corruption (TYPE runs only then, to say
--- what it holds), any other error is passed on unchanged.
+-- Raise the error reply `r` of a command on `key`: a WRONGTYPE error is the key's corruption
+-- (TYPE runs only then, to say what it holds), any other error is passed on unchanged.
+local function raise(r, key, role, want)
+  if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
+    local ty = redis.pcall('TYPE', key)
+    fail(role, 'holds a ' .. (type(ty) == 'table' and ty.ok or 'value of another type') .. ', expected a ' .. want)
+  end
+  error(r)
+end
+-- Run a command on `key`, raising its error as `raise` does.
 local function checked(key, role, want, ...)
   local r = redis.pcall(...)
-  if type(r) == 'table' and r.err then
-    if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
-      local ty = redis.pcall('TYPE', key)
-      fail(role, 'holds a ' .. (type(ty) == 'table' and ty.ok or 'value of another type') .. ', expected a ' .. want)
-    end
-    error(r)
-  end
+  if type(r) == 'table' and r.err then raise(r, key, role, want) end
   return r
 end
 "#;
 
 /// Map scripts: KEYS[1] is the map's hash, KEYS[2] its revision counter, ARGV[1] its channel.
 ///
-/// A commit of n writes takes the revisions REV+1..REV+n in order (one `INCRBY`) and publishes
-/// one message: a single write in the original format `<rev> <key bytes> <s|d> <key><value>`
-/// (which nodes of every version read), several in the versioned format
-/// `v2 <first rev> <n>` then n × ` <key bytes> <value bytes|d> <key><value>`, which a node that
-/// only knows the original format rejects as garbage (a watch gap, then a resync), never
-/// misreads. Both are binary-safe without a JSON library; `decode::changes` reads both.
+/// A commit of n changes takes the revisions REV+1..REV+n in order with one `INCRBY`, whose reply
+/// is the revision (no `GET` first: the counter is read only when a reply needs the revision and
+/// nothing was committed). It writes the hash's final state with at most one `HSET` (every key
+/// whose last change sets it) and one `HDEL` (every key whose last change deletes it), which is
+/// what applying the changes one by one leaves, whatever keys repeat. It publishes one message: a
+/// single change in the original format `<rev> <key bytes> <s|d> <key><value>` (which nodes of
+/// every version read), several in the versioned format `v2 <first rev> <n>` then
+/// n × ` <key bytes> <value bytes|d> <key><value>`, which a node that only knows the original
+/// format rejects as garbage (a watch gap, then a resync), never misreads. Both are binary-safe
+/// without a JSON library; `decode::changes` reads both.
 const MAP_PRELUDE: &str = r#"
-local REV = checked(KEYS[2], 'rev', 'string', 'GET', KEYS[2]) or '0'
-if not digits(REV) then fail('rev', 'revision is not a decimal number') end
 local function hash(...) return checked(KEYS[1], 'map', 'hash', ...) end
 local function hget(key) return hash('HGET', KEYS[1], key) end
--- Apply {key, value|false} writes, one revision each, all published in one message.
-local function commit(writes)
-  -- The hash writes come first: if the hash has the wrong type the first one fails, and nothing
-  -- has changed yet (a transaction without guards has not read the hash).
-  for _, w in ipairs(writes) do
-    if w[2] then hash('HSET', KEYS[1], w[1], w[2]) else hash('HDEL', KEYS[1], w[1]) end
+-- Most arguments of one multi-key hash command: Lua's unpack is bounded by its C stack (8000).
+local ARGS_MAX = 1000
+-- `cmd` on the hash over `args` (an even count per call), in calls of at most ARGS_MAX arguments;
+-- the replies' arrays concatenated. On an error reply, a commit's revision bump is undone first
+-- (`prev`, `n`: see `commit`).
+local function hash_multi(cmd, args, prev, n)
+  local out = {}
+  for i = 1, #args, ARGS_MAX do
+    local r = redis.pcall(cmd, KEYS[1], unpack(args, i, math.min(i + ARGS_MAX - 1, #args)))
+    if type(r) == 'table' and r.err then
+      if prev == 0 then redis.call('DEL', KEYS[2]) elseif prev then redis.call('INCRBY', KEYS[2], -n) end
+      raise(r, KEYS[1], 'map', 'hash')
+    end
+    if type(r) == 'table' then for j = 1, #r do out[#out + 1] = r[j] end end
   end
-  if REV == '0' then redis.call('SET', KEYS[2], seed(redis.call('TIME'))) end
-  local last = redis.call('INCRBY', KEYS[2], #writes)
-  local first = int(last - #writes + 1)
-  local msg
-  if #writes == 1 then
-    local w = writes[1]
-    msg = first .. ' ' .. #w[1] .. ' ' .. (w[2] and 's' or 'd') .. ' ' .. w[1] .. (w[2] or '')
+  return out
+end
+-- The map's revision as a decimal string ('0' if never written), read with GET.
+local function rev()
+  local r = checked(KEYS[2], 'rev', 'string', 'GET', KEYS[2]) or '0'
+  if not digits(r) then fail('rev', 'revision is not a decimal number') end
+  return r
+end
+-- Bump the revision counter by n; returns the revision before (0 if it was never written).
+-- A counter holding garbage fails with nothing changed: INCRBY refuses a non-integer or a wrong
+-- type without effect, and an integer out of range is put back exactly before failing.
+local function bump(n)
+  local last = redis.pcall('INCRBY', KEYS[2], n)
+  if type(last) == 'table' and last.err then
+    if string.sub(last.err, 1, 9) == 'WRONGTYPE' then raise(last, KEYS[2], 'rev', 'string') end
+    if string.find(last.err, 'not an integer', 1, true) or string.find(last.err, 'overflow', 1, true) then
+      fail('rev', 'revision is not a decimal number')
+    end
+    error(last)
+  end
+  local prev = last - n
+  if prev < 0 or prev >= 1e18 then
+    redis.call('INCRBY', KEYS[2], -n)
+    fail('rev', 'revision is not a decimal number')
+  end
+  return prev
+end
+-- Apply the changes `ch` = {key1, value1|false, key2, …} (flat: no table per change), one
+-- revision each in order, all published in one message. Returns the first change's revision (a
+-- number) and the revision before ('0' if the counter was seeded).
+local function commit(ch)
+  local n = #ch / 2
+  local prev = bump(n)
+  local before = prev == 0 and '0' or int(prev)
+  -- The hash's final state: each key as its last change leaves it.
+  local sets, dels = {}, {}
+  if n == 1 then
+    if ch[2] then sets[1], sets[2] = ch[1], ch[2] else dels[1] = ch[1] end
   else
-    local parts = {'v2', first, int(#writes)}
-    for _, w in ipairs(writes) do
-      parts[#parts + 1] = #w[1]
-      parts[#parts + 1] = w[2] and #w[2] or 'd'
-      parts[#parts + 1] = w[1] .. (w[2] or '')
+    local last = {}
+    for i = 1, #ch, 2 do last[ch[i]] = i end
+    for i = 1, #ch, 2 do
+      if last[ch[i]] == i then
+        if ch[i + 1] then sets[#sets + 1] = ch[i]; sets[#sets + 1] = ch[i + 1] else dels[#dels + 1] = ch[i] end
+      end
+    end
+  end
+  -- A transaction without guards has not read the hash: if it has the wrong type the first hash
+  -- write fails without effect, and the counter is put back (deleted if it was missing), so the
+  -- failed commit changed nothing and published nothing.
+  if #sets > 0 then hash_multi('HSET', sets, prev, n) end
+  if #dels > 0 then hash_multi('HDEL', dels, prev, n) end
+  if prev == 0 then
+    -- First commit (or Redis lost its data): seed from store time, then take n revisions.
+    prev = tonumber(seed(redis.call('TIME')))
+    redis.call('SET', KEYS[2], int(prev + n))
+  end
+  local first = prev + 1
+  local msg
+  if n == 1 then
+    msg = int(first) .. ' ' .. #ch[1] .. ' ' .. (ch[2] and 's' or 'd') .. ' ' .. ch[1] .. (ch[2] or '')
+  else
+    local parts = {'v2', int(first), int(n)}
+    for i = 1, #ch, 2 do
+      local k, v = ch[i], ch[i + 1]
+      parts[#parts + 1] = #k
+      parts[#parts + 1] = v and #v or 'd'
+      parts[#parts + 1] = k .. (v or '')
     end
     msg = table.concat(parts, ' ')
   end
   redis.call('PUBLISH', ARGV[1], msg)
-  return int(last)
+  return first, before
 end
 "#;
 
@@ -135,12 +202,14 @@ return 0
 
 /// ARGV: channel, key. Returns {value|nil, rev}.
 const MAP_GET: &str = r#"
-return {hget(ARGV[2]), REV}
+local r = rev()
+return {hget(ARGV[2]), r}
 "#;
 
 /// ARGV: channel. Returns {rev, {k1, v1, ...}}.
 const MAP_SNAPSHOT: &str = r#"
-return {REV, hash('HGETALL', KEYS[1])}
+local r = rev()
+return {r, hash('HGETALL', KEYS[1])}
 "#;
 
 /// ARGV: channel, key, op, args... Returns {applied 0|1, rev, value|nil}.
@@ -180,29 +249,68 @@ elseif op == 'rem' then
 else
   return redis.error_reply('ERR keel: unknown map op ' .. op)
 end
-if not apply then return {0, REV, cur} end
-return {1, commit({{key, new}}), new}
+if not apply then return {0, rev(), cur} end
+local first = commit({key, new})
+return {1, int(first), new}
 "#;
 
-/// ARGV: channel, guard count G, G × (key, 'a'|'v', value), then writes × (key, 's'|'d', value).
-/// Returns {applied 0|1, rev}.
-const MAP_TXN: &str = r#"
-local ng = tonumber(ARGV[2])
-local holds = true
-for i = 0, ng - 1 do
-  local cur = hget(ARGV[3 + 3 * i])
-  if ARGV[4 + 3 * i] == 'a' then
-    if cur then holds = false end
-  elseif cur ~= ARGV[5 + 3 * i] then
-    holds = false
+/// ARGV: channel, transaction count T, then per transaction: guard count G, write count W,
+/// G × (key, 'a'|'v', value), W × (key, 's'|'d', value). Returns T × (applied 0|1, rev).
+///
+/// The transactions are judged in order, each against the map as the ones before it left it:
+/// every guard's key is read with one `HMGET` before any write, and in a batch of several the
+/// applied writes are kept in a Lua table that later guards read first. All applied writes are
+/// then one commit (one `INCRBY`, at most one `HSET` and one `HDEL`, one `PUBLISH`); a
+/// transaction's revision is its last change's, or for one that changed nothing the map's
+/// revision when it was judged (the counter is read with `GET` only when nothing was committed).
+const MAP_TXNS: &str = r#"
+local A = ARGV -- a local: every global read is a table lookup
+local nt = tonumber(A[2])
+-- Two passes over ARGV (no table per transaction): every guard's key, in order, for one HMGET;
+-- then judge each transaction, its g-th guard read from the g-th value unless a transaction
+-- before it in the batch wrote that key (`cur`).
+local keys, at = {}, 3
+for _ = 1, nt do
+  local ng, nw = tonumber(A[at]), tonumber(A[at + 1])
+  for i = at + 2, at + 3 * ng - 1, 3 do keys[#keys + 1] = A[i] end
+  at = at + 2 + 3 * (ng + nw)
+end
+local vals = #keys > 0 and hash_multi('HMGET', keys) or keys
+local cur, ch, out, g = {}, {}, {}, 0
+at = 3
+for t = 1, nt do
+  local ng, nw = tonumber(A[at]), tonumber(A[at + 1])
+  at = at + 2
+  local holds = true
+  for i = at, at + 3 * ng - 1, 3 do
+    g = g + 1
+    local v = cur[A[i]]
+    if v == nil then v = vals[g] end
+    if A[i + 1] == 'a' then
+      if v then holds = false end
+    elseif v ~= A[i + 2] then
+      holds = false
+    end
   end
+  at = at + 3 * ng
+  if holds then
+    for i = at, at + 3 * nw - 1, 3 do
+      local k, v = A[i], A[i + 1] == 's' and A[i + 2]
+      ch[#ch + 1] = k
+      ch[#ch + 1] = v
+      if nt > 1 then cur[k] = v end
+    end
+  end
+  at = at + 3 * nw
+  out[2 * t - 1] = holds and 1 or 0
+  out[2 * t] = #ch / 2 -- changes committed up to this transaction; its revision below
 end
-local writes = {}
-for i = 3 + 3 * ng, #ARGV, 3 do
-  writes[#writes + 1] = {ARGV[i], ARGV[i + 1] == 's' and ARGV[i + 2] or false}
+local first, before = 0, nil
+if #ch > 0 then first, before = commit(ch) else before = rev() end
+for t = 2, 2 * nt, 2 do
+  out[t] = out[t] == 0 and before or int(first + out[t] - 1)
 end
-if not holds or #writes == 0 then return {(holds and #writes == 0) and 1 or 0, REV} end
-return {1, commit(writes)}
+return out
 "#;
 
 /// Every script, compiled once per store (the SHA1s are what EVALSHA sends).
@@ -213,7 +321,7 @@ pub(super) struct Scripts {
     pub map_get: Script,
     pub map_snapshot: Script,
     pub map_write: Script,
-    pub map_txn: Script,
+    pub map_txns: Script,
 }
 
 /// The full Lua source of the lease acquire and renew scripts, for benchmarks that compare
@@ -233,7 +341,7 @@ impl Scripts {
             map_get: map(MAP_GET),
             map_snapshot: map(MAP_SNAPSHOT),
             map_write: map(MAP_WRITE),
-            map_txn: map(MAP_TXN),
+            map_txns: map(MAP_TXNS),
         }
     }
 }
