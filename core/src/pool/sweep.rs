@@ -28,6 +28,7 @@ impl<S: Store> Core<S> {
         self.check_epoch().await?;
         let read_at = self.clock.now();
         let mut view = self.view(true).await?;
+        self.note_view_read(&view.keepalive, view.now_ms, self.clock.now());
         self.note_garbage(&view.corrupt(&self.maps), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
         self.observe_tombstones(&view.jobs, "sweep");
@@ -45,7 +46,7 @@ impl<S: Store> Core<S> {
                     self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, MoveKind::Redispatched).await?;
                 } else {
                     let writes = [(pending_key(&job), None)];
-                    let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[guard], &writes)).await?;
+                    let out = self.op("map_txn", self.job_txn(&[guard], &writes)).await?;
                     if out.applied {
                         observe::emit(PoolEvent::PendingSwept { job: (&job).into() });
                     }
@@ -56,7 +57,7 @@ impl<S: Store> Core<S> {
         for (job, raw) in view.old_tombstones(ms(self.cfg.done_retention)) {
             let guard = [(state::done_key(&job), Expect::Value(raw))];
             let writes = [(state::done_key(&job), None)];
-            self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guard, &writes)).await?;
+            self.op("map_txn", self.job_txn(&guard, &writes)).await?;
         }
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
