@@ -585,6 +585,16 @@ mod tests {
     }
 
     #[test]
+    fn a_keepalive_after_the_decisions_time_is_not_judged_live() {
+        // Dispatch judges cached keep-alives at a store-time estimate that may lag a beat: P3
+        // reads the last beat at or before the decision's time, so a later one proves nothing.
+        let ka = BTreeMap::from([("a".to_owned(), "10001".to_owned()), ("b".to_owned(), "9000".to_owned())]);
+        assert_eq!(pick_live(&ka, 10_000, 1000, "", |_| 0), Some("b".into()));
+        assert_eq!(pick_live(&ka, 10_001, 1000, "", |_| 0), Some("a".into()));
+        assert_eq!(pick_live(&ka, 10_000, 1000, "b", |_| 0), None);
+    }
+
+    #[test]
     fn stale_scan_sees_half_deleted_workers_and_orphan_owners() {
         let v = view();
         assert_eq!(v.stale_workers(1000, false), vec!["c".to_owned(), "e".into(), "ghost".into()]);
