@@ -261,6 +261,15 @@ async fn dead_node_then_redis_restart(test: &str) {
     up_rx.await.expect("victim node up");
     let (a, a_workers) = start_node(store.clone(), "a", 2, &tracker, &finish).await;
     let (b, b_workers) = start_node(store.clone(), "b", 2, &tracker, &finish).await;
+    // Dispatch picks from the node's cached keep-alives (read at most one keep-alive interval
+    // ago, docs/pool.md): wait until all six workers are registered, then one interval more,
+    // so that no cache read before a victim worker registered is still used.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while keel::pool::inspect(&store, "e2e").await.expect("report").registered.len() < 6 {
+        assert!(Instant::now() < deadline, "six workers registered within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(pool_config("a").keepalive_interval()).await;
 
     for i in 0..JOBS {
         a.dispatch(&format!("job-{i}"), &format!("payload {i}")).await.expect("dispatch");
@@ -331,6 +340,15 @@ async fn redis_pool_partitioned_node_fences_itself_before_its_jobs_move() {
     let (p, p_workers) = start_node(cut_off, "partitioned", 2, &tracker, &finish).await;
     let (a, a_workers) = start_node(store.clone(), "a", 2, &tracker, &finish).await;
     let (b, b_workers) = start_node(store.clone(), "b", 2, &tracker, &finish).await;
+    // Dispatch picks from the node's cached keep-alives (read at most one keep-alive interval
+    // ago, docs/pool.md): wait until all six workers are registered, then one interval more,
+    // so that no cache read before a victim worker registered is still used.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while keel::pool::inspect(&store, "e2e").await.expect("report").registered.len() < 6 {
+        assert!(Instant::now() < deadline, "six workers registered within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(pool_config("a").keepalive_interval()).await;
 
     for i in 0..JOBS {
         a.dispatch(&format!("job-{i}"), &format!("payload {i}")).await.expect("dispatch");

@@ -1,32 +1,41 @@
 //! The completion seam: the one place a finished job is recorded.
 //!
-//! Today a completion is one guarded transaction on the job map: delete the record and its
-//! pending entry only if the record still names this worker and attempt (so a stale attempt's
-//! completion is rejected), and leave a tombstone `d/{job}` = `attempt|worker|ms` so that a retry
-//! after an unknown outcome can tell "my earlier try landed" from "someone else's attempt won".
-//! The sweeper removes tombstones after `done_retention`. Only after this transaction applied does
-//! the worker hand the completion to the node's `keel::completer` (batching, events): the
-//! completer's batch write cannot guard per key, so the fence stays here.
+//! A completion is one guarded transaction on the job map (sent through the node's group
+//! commit, batch.rs): delete the record only if it still names this worker and attempt (so a
+//! stale attempt's completion is rejected), and leave a tombstone `d/{job}` = `attempt|worker|ms`
+//! so that a retry after an unknown outcome can tell "my earlier try landed" from "someone
+//! else's attempt won". The sweeper removes tombstones after `done_retention`. Only after this
+//! transaction applied does the worker hand the completion to the node's `keel::completer`
+//! (batching, events): the completer's batch write cannot guard per key, so the fence stays here.
+//!
+//! **No pending-entry delete.** A run completes only after its ack applied, and the ack deleted
+//! the attempt's pending entry `p/{job}` under the same record guard. A pending entry is only
+//! ever written together with a record of a new attempt (dispatch, move, hand-back), and such a
+//! record fails this guard. So while the guard holds there is no pending entry to delete. The one
+//! exception is ABA after the store lost its data: the job dispatched again at attempt 1 to the
+//! same worker id with the same payload has the same record value, and its fresh pending entry
+//! outlives this completion. It is then an orphan (no record), which every sweep deletes
+//! (`View::sweepable_pending`), so at most one sweep period later nothing is left either way.
 
 use crate::error::StoreError;
 use crate::store::{Expect, Store};
 
-use super::state::{Maps, done_key, job_key, pending_key};
+use super::node::Core;
+use super::state::{done_key, job_key};
 
 /// Record the completion of `job` at the attempt whose record value is `record`; `done` is this
 /// completion's tombstone value. `Ok(false)`: the attempt is stale, nothing was written.
 pub(crate) async fn complete<S: Store>(
-    store: &S,
-    maps: &Maps,
+    core: &Core<S>,
     job: &str,
     record: &str,
     done: &str,
 ) -> Result<bool, StoreError> {
     let guards = [(job_key(job), Expect::Value(record.to_owned()))];
-    let writes = [(job_key(job), None), (pending_key(job), None), (done_key(job), Some(done.to_owned()))];
-    if store.map_txn(&maps.jobs, &guards, &writes).await?.applied {
+    let writes = [(job_key(job), None), (done_key(job), Some(done.to_owned()))];
+    if core.job_txn(&guards, &writes).await?.applied {
         return Ok(true);
     }
-    let (tomb, _) = store.map_get(&maps.jobs, &done_key(job)).await?;
+    let (tomb, _) = core.store.map_get(&core.maps.jobs, &done_key(job)).await?;
     Ok(tomb.as_deref() == Some(done))
 }

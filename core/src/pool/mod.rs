@@ -41,6 +41,8 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
+mod cache;
 mod cleaner;
 // The model checker (`cargo modelcheck`) drives the real cleanup machine: feature `model` exposes it.
 #[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]

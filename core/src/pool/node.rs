@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
+use super::batch::Batch;
+use super::cache::NodeCache;
 use super::feed::Feed;
 use super::load::LoadIndex;
 use super::state::{self, CorruptRecord, JobRecord, Maps, Pending, View, job_key, pending_key};
@@ -21,7 +23,7 @@ use crate::metrics as keel_metrics;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::shutdown::Shutdown;
-use crate::store::{Expect, MapWrite, Store};
+use crate::store::{Expect, MapWrite, Store, TxnOutcome};
 
 /// An assignment handed to a local worker: the job and its record's raw value.
 pub(crate) type Assign = (String, Option<String>);
@@ -49,6 +51,10 @@ pub(crate) struct Core<S: Store> {
     /// When this node's sweep last read the job map and the completer's map whole (`sweep.rs`).
     pub(crate) reconciled_at: Mutex<Option<Instant>>,
     epoch: Mutex<Option<String>>,
+    /// Keep-alives and store time as last read, for dispatch and completion (cache.rs).
+    pub(crate) cache: Mutex<NodeCache>,
+    /// The job map's group commit (batch.rs).
+    batch: Batch,
     pub data_losses: AtomicU64,
     /// Worker incarnations of this node whose task runs.
     pub live_workers: AtomicU64,
@@ -78,6 +84,7 @@ impl<S: Store> Core<S> {
         let maps = Maps::new(&cfg.name);
         let completer = Completer::new(store.clone(), cfg.completer.clone()).with_clock(clock.clone());
         let events = SubscriptionManager::new(&completer);
+        let batch = Batch::start(store.clone(), maps.jobs.clone(), clock.clone(), cfg.op_timeout);
         let feed = Feed::new(incarnation, ms(cfg.worker_ttl) * FEED_HORIZON_TTLS);
         Core {
             feed,
@@ -96,6 +103,8 @@ impl<S: Store> Core<S> {
             table_moved: Notify::new(),
             reconciled_at: Mutex::new(None),
             epoch: Mutex::new(None),
+            cache: Mutex::new(NodeCache::default()),
+            batch,
             data_losses: AtomicU64::new(0),
             live_workers: AtomicU64::new(0),
             worker_deaths: AtomicU64::new(0),
@@ -134,6 +143,16 @@ impl<S: Store> Core<S> {
             keel_metrics::store_error("pool", e);
         }
         r
+    }
+
+    /// One guarded transaction on the job map, sent with whatever else this node has waiting
+    /// (batch.rs): its own outcome, or its batch's error (outcome unknown).
+    pub(crate) async fn job_txn(
+        &self,
+        guards: &[(String, Expect)],
+        writes: &[(String, Option<String>)],
+    ) -> Result<TxnOutcome, StoreError> {
+        self.batch.txn(guards, writes).await
     }
 
     pub fn new_worker_id(&self) -> String {
@@ -192,20 +211,26 @@ impl<S: Store> Core<S> {
         if job.is_empty() || job.len() > 512 || job.contains('\u{1f}') {
             return Err(PoolError::InvalidJob { detail: "job key must be 1..=512 bytes without U+001F".into() });
         }
-        // Keep-alives (one per worker) and store time only: the job map is not read, so the cost
-        // does not grow with the number of jobs. Loads come from the node's index; duplicates
-        // are caught by the transaction's guards.
-        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
-        let now_ms = self.op("time", self.store.time_ms()).await?;
-        let view = View { now_ms, keepalive, ..View::default() };
-        let worker = {
-            let loads = lock(&self.loads);
-            view.pick_worker_by(self.ttl_ms(), "", |w| loads.load(w)).unwrap_or_default()
+        // No store read in the steady state: the pick is from the node's cached keep-alives
+        // against its store-time estimate (cache.rs says why a hint is enough), loads from the
+        // node's index; duplicates are caught by the transaction's guards. A cache that names no
+        // live worker is read again once (workers may have registered since).
+        let (mut keepalive, mut now_ms, mut read) = self.keepalive_hint(false).await?;
+        let worker = loop {
+            let pick = {
+                let loads = lock(&self.loads);
+                state::pick_live(&keepalive, now_ms, self.ttl_ms(), "", |w| loads.load(w))
+            };
+            match pick {
+                Some(w) => break w,
+                None if read => break String::new(),
+                None => (keepalive, now_ms, read) = self.keepalive_hint(true).await?,
+            }
         };
         let rec = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() };
         let mut writes = vec![(job_key(job), Some(rec.encode()))];
         if !worker.is_empty() {
-            let deadline_ms = view.now_ms.saturating_add(ms(self.cfg.ack_grace));
+            let deadline_ms = now_ms.saturating_add(ms(self.cfg.ack_grace));
             let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms };
             writes.push((pending_key(job), Some(p.encode())));
         }
@@ -220,7 +245,7 @@ impl<S: Store> Core<S> {
             }
             guards[0] = (pending_key(job), Expect::Absent);
         }
-        let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
+        let out = self.op("map_txn", self.job_txn(&guards, &writes)).await?;
         if !out.applied {
             // A key blocked by a record keel cannot read is not a duplicate: say what blocks it.
             for key in [job_key(job), state::done_key(job)] {
@@ -236,12 +261,7 @@ impl<S: Store> Core<S> {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         self.note_owner(job, Some(&rec.encode()));
-        observe::emit(PoolEvent::Dispatched {
-            job: job.into(),
-            worker: (&worker).into(),
-            attempt: 1,
-            now_ms: view.now_ms,
-        });
+        observe::emit(PoolEvent::Dispatched { job: job.into(), worker: (&worker).into(), attempt: 1, now_ms });
         self.route(job, Some(&rec.encode()));
         Ok(1)
     }
@@ -270,7 +290,7 @@ impl<S: Store> Core<S> {
         let mut guards = vec![(job_key(job), Expect::Value(from_raw.to_owned()))];
         guards.extend(extra);
         let writes = [(job_key(job), Some(new.encode())), (pending_key(job), pending)];
-        let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &guards, &writes)).await?;
+        let out = self.op("map_txn", self.job_txn(&guards, &writes)).await?;
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             self.note_owner(job, Some(&new.encode()));

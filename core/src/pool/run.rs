@@ -53,7 +53,7 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
     // Ack: only if the record still names this attempt; removes the pending entry.
     let guards = [(job_key(&job), Expect::Value(raw.clone()))];
     let writes = [(pending_key(&job), None)];
-    let ack = core.store.map_txn(&core.maps.jobs, &guards, &writes);
+    let ack = core.job_txn(&guards, &writes);
     match core.op("map_txn", ack).await {
         Ok(out) if out.applied => {
             observe::emit(PoolEvent::Acked { job: (&job).into(), worker: (&worker).into(), attempt })
@@ -120,7 +120,9 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
     let mut done: Option<String> = None;
     for _ in 0..core.cfg.cleanup_retries {
         if done.is_none() {
-            done = core.op("time", core.store.time_ms()).await.ok().map(|completed_ms| {
+            // The node's store-time estimate (cache.rs: its error is small against what reads
+            // a tombstone's time), a `TIME` read only when it is too old.
+            done = core.store_now_ms().await.ok().map(|completed_ms| {
                 JobCompletion { job: job.to_owned(), attempt, worker: worker.to_owned(), completed_ms }.tombstone()
             });
         }
@@ -129,7 +131,7 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
             wait = (wait * 2).min(max);
             continue;
         };
-        match core.op("map_txn", complete::complete(&core.store, &core.maps, job, raw, tomb)).await {
+        match core.op("map_txn", complete::complete(core, job, raw, tomb)).await {
             Ok(true) => {
                 observe::emit(PoolEvent::Completed { job: job.into(), worker: worker.into(), attempt });
                 return true;

@@ -276,6 +276,29 @@ impl KeepAlive {
     }
 }
 
+/// Whether keep-alive value `v` shows a live worker at store time `now_ms`: not stopping, and
+/// its beat at most its TTL before `now_ms` and not after it (a beat after the decision's time
+/// cannot be judged by it: P3 reads the last beat at or before that time).
+fn live_keepalive(v: &str, now_ms: u64, ttl_ms: u64) -> bool {
+    KeepAlive::parse(v).is_some_and(|ka| !ka.stopping && ka.ms <= now_ms && now_ms - ka.ms <= ka.ttl(ttl_ms))
+}
+
+/// The least-loaded worker live at `now_ms` by keep-alive map `keepalive` other than `exclude`
+/// (ties by id): a view's pick, and dispatch's from the node's cached keep-alives.
+pub(crate) fn pick_live(
+    keepalive: &BTreeMap<String, String>,
+    now_ms: u64,
+    ttl_ms: u64,
+    exclude: &str,
+    load: impl Fn(&str) -> usize,
+) -> Option<String> {
+    keepalive
+        .iter()
+        .filter(|(w, v)| w.as_str() != exclude && live_keepalive(v, now_ms, ttl_ms))
+        .min_by_key(|(w, _)| (load(w), w.as_str()))
+        .map(|(w, _)| w.clone())
+}
+
 /// A cleanup lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CleanupLock {
@@ -328,14 +351,6 @@ pub(crate) struct View {
 }
 
 impl View {
-    /// Whether worker `w` is live: a fresh keep-alive (store time) that is not `stopping`.
-    pub fn is_live(&self, w: &str, ttl_ms: u64) -> bool {
-        self.keepalive
-            .get(w)
-            .and_then(|v| KeepAlive::parse(v))
-            .is_some_and(|ka| !ka.stopping && self.now_ms.saturating_sub(ka.ms) <= ka.ttl(ttl_ms))
-    }
-
     /// Whether worker `w` is stale: no keep-alive, an unparsable one, or one older than the TTL.
     /// A `stopping` worker keeps beating while it drains, so it is not stale.
     pub fn is_stale(&self, w: &str, ttl_ms: u64) -> bool {
@@ -365,17 +380,7 @@ impl View {
     /// smallest worker id (deterministic, so every node makes the same choice on the same view).
     pub fn pick_worker(&self, ttl_ms: u64, exclude: &str) -> Option<String> {
         let sets = self.job_sets();
-        self.pick_worker_by(ttl_ms, exclude, |w| sets.get(w).map_or(0, Vec::len))
-    }
-
-    /// The same strategy with the load of each worker from `load` (dispatch uses the node's
-    /// cached index instead of this view's job map, which it does not read).
-    pub fn pick_worker_by(&self, ttl_ms: u64, exclude: &str, load: impl Fn(&str) -> usize) -> Option<String> {
-        self.keepalive
-            .keys()
-            .filter(|w| w.as_str() != exclude && self.is_live(w, ttl_ms))
-            .min_by_key(|w| (load(w), w.as_str()))
-            .cloned()
+        pick_live(&self.keepalive, self.now_ms, ttl_ms, exclude, |w| sets.get(w).map_or(0, Vec::len))
     }
 
     /// Every worker that has any state at all: keep-alive, registration, jobs or a cleanup lock.
@@ -565,6 +570,16 @@ mod tests {
         let mut v2 = v.clone();
         v2.jobs.clear();
         assert_eq!(v2.pick_worker(1000, ""), Some("a".into()), "tie broken by the smallest id");
+    }
+
+    #[test]
+    fn a_keepalive_after_the_decisions_time_is_not_judged_live() {
+        // Dispatch judges cached keep-alives at a store-time estimate that may lag a beat: P3
+        // reads the last beat at or before the decision's time, so a later one proves nothing.
+        let ka = BTreeMap::from([("a".to_owned(), "10001".to_owned()), ("b".to_owned(), "9000".to_owned())]);
+        assert_eq!(pick_live(&ka, 10_000, 1000, "", |_| 0), Some("b".into()));
+        assert_eq!(pick_live(&ka, 10_001, 1000, "", |_| 0), Some("a".into()));
+        assert_eq!(pick_live(&ka, 10_000, 1000, "b", |_| 0), None);
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl<S: Store> Core<S> {
         let read_at = self.clock.now();
         let reconcile = self.reconcile_due();
         let mut view = self.sweep_view(reconcile).await?;
+        self.note_view_read(&view.keepalive, view.now_ms, self.clock.now());
         self.note_garbage(&self.sweep_garbage(&view), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
         // The router hands every tombstone of the feed to the completion feed and the table is
@@ -69,7 +70,7 @@ impl<S: Store> Core<S> {
                     self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, MoveKind::Redispatched).await?;
                 } else {
                     let writes = [(pending_key(&job), None)];
-                    let out = self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[guard], &writes)).await?;
+                    let out = self.op("map_txn", self.job_txn(&[guard], &writes)).await?;
                     if out.applied {
                         observe::emit(PoolEvent::PendingSwept { job: (&job).into() });
                     }

@@ -140,13 +140,14 @@ async fn stale_attempt_completion_is_rejected() {
     let old = JobRecord { attempt: 1, owner: "w1".into(), payload: String::new() };
     let new = old.moved_to("w2");
     store.map_write(&maps.jobs, &job_key("k"), MapWrite::Set(new.encode())).await.unwrap();
-    assert_eq!(complete::complete(&store, &maps, "k", &old.encode(), "1|w1|5").await, Ok(false));
+    let core = node::Core::new(store.clone(), cfg("n"), Arc::new(crate::clock::TokioClock), 1, Shutdown::new("t"));
+    assert_eq!(complete::complete(&core, "k", &old.encode(), "1|w1|5").await, Ok(false));
     assert_eq!(jobs(&store).await, 1);
-    assert_eq!(complete::complete(&store, &maps, "k", &new.encode(), "2|w2|6").await, Ok(true));
+    assert_eq!(complete::complete(&core, "k", &new.encode(), "2|w2|6").await, Ok(true));
     assert_eq!(jobs(&store).await, 0);
     // A retry after an unknown outcome recognises its own tombstone; the stale one does not.
-    assert_eq!(complete::complete(&store, &maps, "k", &new.encode(), "2|w2|6").await, Ok(true));
-    assert_eq!(complete::complete(&store, &maps, "k", &old.encode(), "1|w1|5").await, Ok(false));
+    assert_eq!(complete::complete(&core, "k", &new.encode(), "2|w2|6").await, Ok(true));
+    assert_eq!(complete::complete(&core, "k", &old.encode(), "1|w1|5").await, Ok(false));
 }
 
 /// A stopping worker hands back the job it could not finish within its deadline.
