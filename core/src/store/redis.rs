@@ -266,11 +266,7 @@ impl RedisStore {
     }
 
     /// One `map_txns` script call for `txns` (already validated): one outcome per transaction.
-    async fn run_txns(
-        &self,
-        map: &str,
-        txns: &[TxnRef<'_>],
-    ) -> StoreResult<Vec<TxnOutcome>> {
+    async fn run_txns(&self, map: &str, txns: &[TxnRef<'_>]) -> StoreResult<Vec<TxnOutcome>> {
         let mut inv = self.map_invocation(&self.inner.scripts.map_txns, map);
         inv.arg(txns.len());
         for (guards, writes) in txns {
