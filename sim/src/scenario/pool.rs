@@ -483,27 +483,49 @@ impl PoolScenario {
 
     /// P5, the other side: no job is re-dispatched before the ack grace of the assignment it
     /// replaces has expired (store time of the sweeper's view ≥ the assignment's + ack grace).
+    /// Judged by attempt, not by the order of the events: a node emits a move when its write's
+    /// reply arrives, and a reply held up in the network (or behind a batch) can come after
+    /// another node's later move of the same job (pool seed 316: attempt 2's move reported
+    /// 500 ms late, after attempt 3's legitimate re-dispatch). Every move raises the attempt by
+    /// one, so a re-dispatch to attempt `a` replaces the assignment of attempt `a − 1`.
     fn check_ack_grace(&self, events: &[Event]) -> Vec<Violation> {
-        let mut assigned: BTreeMap<&str, (u64, u64)> = BTreeMap::new(); // job → (attempt, store ms)
+        // job → attempt → store ms of its assignment (a dispatch starts the key's attempts anew).
+        let mut assigned: BTreeMap<&str, BTreeMap<u64, u64>> = BTreeMap::new();
+        // (job, attempt) of a re-dispatch seen before the assignment it replaces → (store ms, t_us).
+        let mut early: BTreeMap<(&str, u64), (u64, u64)> = BTreeMap::new();
+        let grace = self.ack_grace_ms();
         let mut v = Vec::new();
-        for e in events {
-            let Some((job, _, attempt, now_ms)) = assignment(e) else { continue };
-            let job = plain(job);
-            if let Some(PoolEvent::Moved { kind: MoveKind::Redispatched, .. }) = e.pool()
-                && let Some(&(prev, at)) = assigned.get(job)
-                && now_ms < at + self.ack_grace_ms()
-            {
+        let judge = |prev: u64, at: u64, now_ms: u64, t_us: u64, v: &mut Vec<Violation>, job: &str| {
+            if now_ms < at + grace {
                 v.push(Violation::new(
                     "P5",
-                    e.t_us,
+                    t_us,
                     format!(
-                        "{job}: attempt {prev} re-dispatched {} ms after its assignment, inside its ack grace of {} ms",
-                        now_ms.saturating_sub(at),
-                        self.ack_grace_ms()
+                        "{job}: attempt {prev} re-dispatched {} ms after its assignment, inside its ack grace of {grace} ms",
+                        now_ms.saturating_sub(at)
                     ),
                 ));
             }
-            assigned.insert(job, (attempt, now_ms));
+        };
+        for e in events {
+            let Some((job, _, attempt, now_ms)) = assignment(e) else { continue };
+            let job = plain(job);
+            if let Some(PoolEvent::Dispatched { .. }) = e.pool() {
+                assigned.remove(job);
+            }
+            let attempts = assigned.entry(job).or_default();
+            attempts.insert(attempt, now_ms);
+            if let Some(PoolEvent::Moved { kind: MoveKind::Redispatched, .. }) = e.pool() {
+                match attempts.get(&attempt.saturating_sub(1)) {
+                    Some(&at) => judge(attempt - 1, at, now_ms, e.t_us, &mut v, job),
+                    None => {
+                        early.insert((job, attempt), (now_ms, e.t_us));
+                    }
+                }
+            }
+            if let Some((later_ms, t_us)) = early.remove(&(job, attempt + 1)) {
+                judge(attempt, now_ms, later_ms, t_us, &mut v, job);
+            }
         }
         v.truncate(20);
         v
