@@ -1,4 +1,4 @@
-//! A map entry and its revision, as `RedisStore` decodes replies to map_get, map_snapshot, map_write and map_txn and the messages of a watch feed (single-change and multi-change `v2`).
+//! A map entry and its revision, as `RedisStore` decodes replies to map_get, map_snapshot, map_write and map_txns and the messages of a watch feed (single-change and multi-change `v2`).
 #![no_main]
 
 #[path = "common.rs"]
@@ -12,7 +12,12 @@ fuzz_target!(|data: &[u8]| {
     if let Some(v) = common::value(data) {
         common::check(decode::map_entry("m", "k", &v), "map");
         common::check(decode::map_write("m", "k", &v), "map");
-        common::check(decode::map_txn("m", &v), "map");
+        for n in [1, 3] {
+            if let Ok(out) = decode::map_txns("m", n, &v) {
+                assert_eq!(out.len(), n, "one outcome per transaction");
+            }
+            common::check(decode::map_txns("m", n, &v), "map");
+        }
         if let Ok(s) = decode::map_snapshot("m", &v) {
             // Never more entries than the reply carried.
             assert!(s.entries.len() <= data.len());
