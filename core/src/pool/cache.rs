@@ -1,16 +1,27 @@
 //! The node's cached keep-alives and store-time estimate: what dispatch and completion read
 //! instead of a keep-alive snapshot and a `TIME` per job.
 //!
-//! **Keep-alives.** Dispatch picks the least-loaded live worker from the keep-alive map as last
-//! read by this node (every sweep's view refreshes it; a dispatch re-reads it when it is older
-//! than [`HINT_AGE_MAX_INTERVALS`] keep-alive intervals, or when it names no live worker). The
-//! pick is a hint, never a guarantee: today's snapshot could also be outdated by the time the
-//! dispatch lands. A worker that died since the read is handled like one that dies just after
-//! its assignment: its pending entry expires after `ack_grace` and a sweep re-dispatches the
-//! job elsewhere (P5), or the cleanup of the dead worker requeues it (P4). So an older hint
-//! costs at most a re-dispatch, never a lost job, and P3 (no assignment to a worker whose last
-//! keep-alive is older than the TTL at the decision's store time) is judged on the same values
-//! the decision used: the cached keep-alives against the estimate below.
+//! **Keep-alives.** Dispatch picks the least-loaded live worker from the keep-alive map as this
+//! node follows it: a replica kept from the map's change feed on top of a snapshot ("watch, then
+//! snapshot at R, then apply changes above R", docs/rmap.md, the way the job table follows the
+//! job map), so a worker that registers or beats is seen by the next dispatch after its write's
+//! change arrives, not one keep-alive interval later. While the replica is out of sync (before
+//! its first snapshot, after a gap or a missed revision, until the follower's next snapshot)
+//! dispatch falls back to the last keep-alive snapshot read by this node (every sweep's view
+//! refreshes it; a dispatch re-reads it when it is older than [`HINT_AGE_MAX_INTERVALS`]
+//! keep-alive intervals, or when it names no live worker). The pick is a hint, never a
+//! guarantee: a snapshot read per dispatch could also be outdated by the time the dispatch
+//! lands. A worker that died since is handled like one that dies just after its assignment: its
+//! pending entry expires after `ack_grace` and a sweep re-dispatches the job elsewhere (P5), or
+//! the cleanup of the dead worker requeues it (P4). So an older hint costs at most a
+//! re-dispatch, never a lost job, and P3 (no assignment to a worker whose last keep-alive is
+//! older than the TTL at the decision's store time) is judged on the same values the decision
+//! used: the keep-alives against the store-time estimate below.
+//!
+//! A followed keep-alive can be newer than the node's store-time estimate (which lags by its
+//! read's reply latency): such a worker would look not yet live. Every keep-alive value is a
+//! store time that has passed, so the estimate is raised to the newest keep-alive followed, by
+//! at most the estimate's own age bound (a store whose clock went back cannot push it further).
 //!
 //! **Store time.** The estimate is the store time last read plus the local time elapsed since
 //! that read's reply arrived (on the node's [`Clock`](crate::clock::Clock)), used only while
@@ -27,10 +38,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::debug;
+
 use super::node::{Core, lock, ms};
+use super::state::KeepAlive;
 use crate::clock::Instant;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::{Change, MapSnapshot, Store, Watch, WatchEvent};
 
 /// How many keep-alive intervals a cached keep-alive map and a store-time estimate are used
 /// for before they are read again. One: within it a worker misses at most one beat of the
@@ -43,6 +57,56 @@ pub(crate) const HINT_AGE_MAX_INTERVALS: u32 = 1;
 pub(crate) struct NodeCache {
     time: Option<(u64, Instant)>,
     keepalive: Option<(Arc<BTreeMap<String, String>>, Instant)>,
+    /// The keep-alive map as followed from its feed.
+    followed: Followed,
+}
+
+/// A replica of the keep-alive map kept from its change feed (the rules of the job table,
+/// `table.rs`: changes in revision order on top of a snapshot, out of sync on any hole).
+#[derive(Debug, Default)]
+struct Followed {
+    /// Revision of the last change applied (or of the snapshot it was built from).
+    rev: u64,
+    /// Whether every change up to `rev` is applied.
+    synced: bool,
+    /// Shared with the dispatches reading it (copied on write only while one holds it).
+    entries: Arc<BTreeMap<String, String>>,
+    /// The newest keep-alive time among the values followed (0: none).
+    newest_ms: u64,
+}
+
+impl Followed {
+    fn replace(&mut self, snap: MapSnapshot) -> bool {
+        if self.synced && snap.rev < self.rev {
+            return false; // the feed overtook the snapshot
+        }
+        let newest_ms = snap.entries.values().filter_map(|v| KeepAlive::parse(v)).map(|k| k.ms).max().unwrap_or(0);
+        *self = Followed { rev: snap.rev, synced: true, entries: Arc::new(snap.entries), newest_ms };
+        true
+    }
+
+    fn apply(&mut self, c: Change) {
+        if !self.synced || c.rev <= self.rev {
+            return;
+        }
+        if c.rev != self.rev + 1 {
+            self.synced = false;
+            return;
+        }
+        self.rev = c.rev;
+        let entries = Arc::make_mut(&mut self.entries);
+        match c.value {
+            Some(v) => {
+                if let Some(k) = KeepAlive::parse(&v) {
+                    self.newest_ms = self.newest_ms.max(k.ms);
+                }
+                entries.insert(c.key, v);
+            }
+            None => {
+                entries.remove(&c.key);
+            }
+        }
+    }
 }
 
 impl NodeCache {
@@ -68,10 +132,46 @@ impl NodeCache {
         (age <= age_max).then(|| store_ms.saturating_add(ms(age)))
     }
 
-    /// The cached keep-alive map, if it is at most `age_max` old at local `now`.
+    /// The keep-alive map: the followed replica while it is in sync, else the last snapshot if
+    /// it is at most `age_max` old at local `now`.
     pub fn keepalive(&self, now: Instant, age_max: Duration) -> Option<Arc<BTreeMap<String, String>>> {
+        if self.followed.synced {
+            return Some(self.followed.entries.clone());
+        }
         let (entries, at) = self.keepalive.as_ref()?;
         (now.saturating_duration_since(*at) <= age_max).then(|| entries.clone())
+    }
+
+    /// Whether the keep-alive map is followed without a hole (a re-read would add nothing).
+    pub fn follows_keepalive(&self) -> bool {
+        self.followed.synced
+    }
+
+    /// The store-time estimate `now_ms` raised to the newest keep-alive followed, by at most
+    /// `raise_max_ms` (see the module doc).
+    pub fn raised(&self, now_ms: u64, raise_max_ms: u64) -> u64 {
+        if !self.followed.synced {
+            return now_ms;
+        }
+        now_ms.max(self.followed.newest_ms.min(now_ms.saturating_add(raise_max_ms)))
+    }
+
+    /// A snapshot of the keep-alive map for the replica (start, gap, hole). Returns whether it
+    /// replaced the replica.
+    pub fn follow_snapshot(&mut self, snap: MapSnapshot) -> bool {
+        self.followed.replace(snap)
+    }
+
+    /// One change of the keep-alive map from its feed. Returns whether the replica is still in
+    /// sync (false: a hole, snapshot again).
+    pub fn follow_change(&mut self, c: Change) -> bool {
+        self.followed.apply(c);
+        self.followed.synced
+    }
+
+    /// The keep-alive feed reported a gap: out of sync until the next snapshot.
+    pub fn follow_gap(&mut self) {
+        self.followed.synced = false;
     }
 }
 
@@ -98,26 +198,89 @@ impl<S: Store> Core<S> {
         Ok(t)
     }
 
-    /// The keep-alives and store time dispatch judges liveness by: the cache while it is fresh
-    /// (and `reread` is false), else one snapshot and one `TIME` read, in that order (every
-    /// keep-alive read is at most the time read after it), which refresh the cache. Returns
-    /// whether it read the store.
+    /// The keep-alives and store time dispatch judges liveness by: the followed replica while
+    /// it is in sync (a `TIME` read only when the estimate is too old), else the last snapshot
+    /// while it is fresh (and `reread` is false), else one snapshot and one `TIME` read, in that
+    /// order (every keep-alive read is at most the time read after it), which refresh the
+    /// cache. Returns whether the keep-alives are as new as the store's (followed or just read:
+    /// reading again would add nothing).
     pub(crate) async fn keepalive_hint(
         &self,
         reread: bool,
     ) -> Result<(Arc<BTreeMap<String, String>>, u64, bool), StoreError> {
-        if !reread {
+        let age_max = self.hint_age_max();
+        let followed = {
             let now = self.clock.now();
             let c = lock(&self.cache);
-            if let (Some(ka), Some(t)) = (c.keepalive(now, self.hint_age_max()), c.now_ms(now, self.hint_age_max())) {
-                return Ok((ka, t, false));
+            match (c.follows_keepalive(), c.keepalive(now, age_max), c.now_ms(now, age_max)) {
+                (true, Some(ka), Some(t)) => return Ok((ka, c.raised(t, ms(age_max)), true)),
+                (false, Some(ka), Some(t)) if !reread => return Ok((ka, t, false)),
+                (true, Some(ka), None) => Some(ka),
+                _ => None,
             }
+        };
+        if let Some(ka) = followed {
+            let t = self.store_now_ms().await?;
+            return Ok((ka, lock(&self.cache).raised(t, ms(age_max)), true));
         }
         let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
         let now_ms = self.op("time", self.store.time_ms()).await?;
         let at = self.clock.now();
         self.note_view_read(&keepalive, now_ms, at);
         Ok((Arc::new(keepalive), now_ms, true))
+    }
+
+    /// The keep-alive follower: follows the keep-alive map's feed into the node's replica
+    /// (watch first, then snapshot, then changes above the snapshot's revision; a gap or a hole
+    /// snapshots again). While it is out of sync, dispatch uses the age-bounded snapshot.
+    pub async fn run_keepalive_follower(self: Arc<Self>) {
+        let mut watch = loop {
+            tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.shutdown.cancelled() => return,
+                w = self.store.watch(&self.maps.keepalive) => match w {
+                    Ok(w) => break w,
+                    Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
+                },
+            }
+        };
+        let mut synced = false; // set by each event below; a snapshot makes the replica synced
+        loop {
+            if !synced {
+                let snap = tokio::select! {
+                    biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                    _ = self.shutdown.cancelled() => return,
+                    s = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)) => s,
+                };
+                match snap {
+                    Ok(snap) => {
+                        lock(&self.cache).follow_snapshot(snap);
+                    }
+                    Err(e) => {
+                        debug!(target: "keel::pool", error = %e, "keep-alive snapshot failed; dispatch uses the last read meanwhile");
+                        tokio::select! {
+                            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                            _ = self.shutdown.cancelled() => return,
+                            _ = self.clock.sleep(self.cfg.keepalive_interval) => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            let ev = tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.shutdown.cancelled() => return,
+                ev = watch.next() => ev,
+            };
+            let mut c = lock(&self.cache);
+            synced = match ev {
+                WatchEvent::Change(change) => c.follow_change(change),
+                WatchEvent::Gap => {
+                    c.follow_gap();
+                    false
+                }
+            };
+        }
     }
 }
 

@@ -332,7 +332,7 @@ impl<S: Store> Pool<S> {
     }
 
     /// Start the node: read the store time (the node's incarnation, which makes worker ids
-    /// unique per process), check the epoch marker, and spawn the sweeper and the router.
+    /// unique per process), check the epoch marker, and spawn the sweeper, the router and the keep-alive follower.
     ///
     /// While the store is unreachable it retries with backoff and says so (a warning at the
     /// first failure, then one every [`START_LOG_EVERY`] with the attempt count). It fails with
@@ -354,6 +354,7 @@ impl<S: Store> Pool<S> {
         let tasks = vec![
             tokio::spawn(core.clone().run_sweeper()),
             tokio::spawn(core.clone().run_router()),
+            tokio::spawn(core.clone().run_keepalive_follower()),
             tokio::spawn(core.clone().close_completions()),
         ];
         observe::emit(PoolEvent::NodeStarted { pool: (&core.cfg.name).into(), node: (&core.cfg.node).into() });

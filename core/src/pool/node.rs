@@ -42,6 +42,9 @@ pub(crate) struct Core<S: Store> {
     pub shutdown: Shutdown,
     next_worker: AtomicU64,
     pub(crate) local: Mutex<BTreeMap<String, mpsc::Sender<Assign>>>,
+    /// Which local workers run each job (job → worker ids), so a change of a job's record goes
+    /// to its owner and to the workers running it, not to every local worker (route.rs).
+    pub(crate) local_runs: Mutex<BTreeMap<String, Vec<String>>>,
     /// Job owners as last seen (sweep snapshots, feed, own writes): dispatch's load source.
     pub(crate) loads: Mutex<LoadIndex>,
     /// The job map as the router last saw it (feed on top of a snapshot): what sweeps read.
@@ -98,6 +101,7 @@ impl<S: Store> Core<S> {
             shutdown,
             next_worker: AtomicU64::new(1),
             local: Mutex::new(BTreeMap::new()),
+            local_runs: Mutex::new(BTreeMap::new()),
             loads: Mutex::new(LoadIndex::default()),
             table: Mutex::new(JobTable::default()),
             table_moved: Notify::new(),
@@ -166,6 +170,33 @@ impl<S: Store> Core<S> {
 
     pub fn unregister_local(&self, id: &str) {
         lock(&self.local).remove(id);
+        let mut runs = lock(&self.local_runs);
+        runs.retain(|_, ws| {
+            ws.retain(|w| w != id);
+            !ws.is_empty()
+        });
+    }
+
+    /// Local worker `worker` started a run of `job`: from now on every change of the job's
+    /// record reaches it (before its ack is sent, so a change the ack could miss is one the ack's
+    /// guard refuses).
+    pub fn local_run_started(&self, job: &str, worker: &str) {
+        let mut runs = lock(&self.local_runs);
+        let ws = runs.entry(job.to_owned()).or_default();
+        if !ws.iter().any(|w| w == worker) {
+            ws.push(worker.to_owned());
+        }
+    }
+
+    /// Local worker `worker` no longer runs `job` (its tracked run ended).
+    pub fn local_run_ended(&self, job: &str, worker: &str) {
+        let mut runs = lock(&self.local_runs);
+        if let Some(ws) = runs.get_mut(job) {
+            ws.retain(|w| w != worker);
+            if ws.is_empty() {
+                runs.remove(job);
+            }
+        }
     }
 
     /// A worker incarnation's task started (+1) or ended (-1).
@@ -227,8 +258,8 @@ impl<S: Store> Core<S> {
                 None => (keepalive, now_ms, read) = self.keepalive_hint(true).await?,
             }
         };
-        let rec = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() };
-        let mut writes = vec![(job_key(job), Some(rec.encode()))];
+        let raw = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() }.encode();
+        let mut writes = vec![(job_key(job), Some(raw.clone()))];
         if !worker.is_empty() {
             let deadline_ms = now_ms.saturating_add(ms(self.cfg.ack_grace));
             let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms };
@@ -260,9 +291,9 @@ impl<S: Store> Core<S> {
             }
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
-        self.note_owner(job, Some(&rec.encode()));
+        lock(&self.loads).set(job, Some(&worker));
         observe::emit(PoolEvent::Dispatched { job: job.into(), worker: (&worker).into(), attempt: 1, now_ms });
-        self.route(job, Some(&rec.encode()));
+        self.route(job, Some(&raw));
         Ok(1)
     }
 

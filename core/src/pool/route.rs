@@ -36,10 +36,19 @@ impl<S: Store> Core<S> {
         }
     }
 
-    /// A change from the feed: the owner starts it, every other local worker stops a stale run.
+    /// A change from the feed: the owner starts it, a local worker running the job stops a
+    /// stale run. Only those get it: a worker that neither owns the job nor runs it ignores
+    /// every record of it (`WorkerMachine::on_record`), and each change sent to all the node's
+    /// workers cost one message, wake-up and parse per worker and job change.
     pub(crate) fn route_change(&self, job: &str, raw: Option<&str>) {
-        self.note_owner(job, raw);
-        let txs: Vec<mpsc::Sender<Assign>> = lock(&self.local).values().cloned().collect();
+        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        lock(&self.loads).set(job, owner.as_deref());
+        let txs: Vec<mpsc::Sender<Assign>> = {
+            let local = lock(&self.local);
+            let runs = lock(&self.local_runs);
+            let running = runs.get(job).into_iter().flatten().filter(|w| Some(*w) != owner.as_ref());
+            owner.iter().chain(running).filter_map(|w| local.get(w).cloned()).collect()
+        };
         for tx in txs {
             let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
         }

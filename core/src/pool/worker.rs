@@ -99,7 +99,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                         // Every run's end received so far goes first: a run that ended must not
                         // count as the one a repeated delivery repeats.
                         while let Ok(e) = done_rx.try_recv() {
-                            ended(&mut m, &mut io, e, self.core.clock.now());
+                            ended(&self.core, &self.id, &mut m, &mut io, e);
                         }
                         m.on_record(self.core.clock.now(), &job, raw);
                     }
@@ -107,7 +107,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 },
                 d = done_rx.recv(), if m.listens_for_runs() => {
                     if let Some(e) = d {
-                        ended(&mut m, &mut io, e, self.core.clock.now());
+                        ended(&self.core, &self.id, &mut m, &mut io, e);
                     }
                 }
             }
@@ -147,6 +147,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 m.on_beat(self.core.clock.now(), reply);
             }
             Command::StartRun { job, raw, rec, run } => {
+                self.core.local_run_started(&job, &self.id);
                 let stop = Shutdown::new(format!("{}/{}", self.id, job));
                 let ended = RunEnded { tx: io.done_tx.clone(), ended: Ended { job: job.clone(), run } };
                 let task = tokio::spawn(run_job(
@@ -283,12 +284,13 @@ async fn failed_start_cleanup<S: Store>(core: Arc<Core<S>>, job: String, raw: St
 }
 
 /// A run ended: the machine untracks it if it is the tracked run of its job (by the run's
-/// number), and its task is forgotten.
-fn ended(m: &mut WorkerMachine, io: &mut Io, e: Ended, now: Instant) {
+/// number), and its task is forgotten (and the node stops routing the job's changes here).
+fn ended<S: Store>(core: &Core<S>, id: &str, m: &mut WorkerMachine, io: &mut Io, e: Ended) {
     if io.tasks.get(&e.job).is_some_and(|t| t.run == e.run) {
         io.tasks.remove(&e.job);
+        core.local_run_ended(&e.job, id);
     }
-    m.on_run_ended(now, &e.job, e.run);
+    m.on_run_ended(core.clock.now(), &e.job, e.run);
 }
 
 /// Publish the machine's state change.

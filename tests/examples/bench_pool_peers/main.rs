@@ -18,8 +18,9 @@
 //! ratios (`n/a` for a peer that could not run).
 //!
 //! Run: `cargo run --release -p keel-tests --example bench_pool_peers -- [--jobs N] [--rounds R]
-//! [--phases]` (`--phases` adds one keel round, not in the figures, under `MONITOR`: keel's
-//! Redis commands per job by command and by pool phase).
+//! [--phases] [--only keel,apalis,bullmq]` (`--phases` adds one keel round, not in the figures,
+//! under `MONITOR`: keel's Redis commands per job by command and by pool phase; `--only` runs
+//! just the systems named, e.g. to profile keel or to compare two builds of it).
 
 mod phases;
 
@@ -86,10 +87,12 @@ struct Args {
     jobs: usize,
     rounds: usize,
     phases: bool,
+    /// Run only these systems (`--only keel,bullmq`; profiling one system, A/B runs of keel).
+    only: Option<Vec<System>>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { jobs: 20_000, rounds: 3, phases: false };
+    let mut a = Args { jobs: 20_000, rounds: 3, phases: false, only: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -100,6 +103,18 @@ fn parse_args() -> Result<Args, String> {
             "--jobs" => a.jobs = number("--jobs")?,
             "--rounds" => a.rounds = number("--rounds")?,
             "--phases" => a.phases = true,
+            "--only" => {
+                let v = it.next().ok_or("--only needs a value")?;
+                let mut systems = Vec::new();
+                for name in v.split(',') {
+                    let s = [System::Keel, System::Apalis, System::Bullmq]
+                        .into_iter()
+                        .find(|s| s.name() == name)
+                        .ok_or(format!("--only: unknown system {name:?} (keel, apalis, bullmq)"))?;
+                    systems.push(s);
+                }
+                a.only = Some(systems);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -330,7 +345,7 @@ async fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("bench_pool_peers: {e}\nusage: bench_pool_peers [--jobs N] [--rounds R] [--phases]");
+            eprintln!("bench_pool_peers: {e}\nusage: bench_pool_peers [--jobs N] [--rounds R] [--phases] [--only SYSTEM,...]");
             std::process::exit(2);
         }
     };
@@ -339,7 +354,11 @@ async fn main() {
         eprintln!("bench_pool_peers: redis-server not found: install it (apt-get install -y redis-server)");
         std::process::exit(1);
     }
-    let bullmq = bullmq_dir();
+    let bullmq = if args.only.as_ref().is_none_or(|o| o.contains(&System::Bullmq)) {
+        bullmq_dir()
+    } else {
+        Err("not selected".into())
+    };
     if let Err(e) = &bullmq {
         eprintln!("bench_pool_peers: BullMQ will not run: {e}");
     }
@@ -356,7 +375,7 @@ async fn main() {
         let mut order = [System::Keel, System::Apalis, System::Bullmq];
         order.rotate_left(round % 3);
         for system in order {
-            if failed.contains(&system) {
+            if failed.contains(&system) || args.only.as_ref().is_some_and(|o| !o.contains(&system)) {
                 continue;
             }
             let (server, url) = match fresh_redis() {
