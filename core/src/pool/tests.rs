@@ -222,6 +222,27 @@ async fn dispatch_spreads_by_the_cached_load_without_reading_the_job_map() {
     node.stop().await;
 }
 
+/// Issue 13 gap (b): a worker that registers after the node last read the keep-alives is
+/// picked by the next dispatch (the node follows the keep-alive map's feed), not one keep-alive
+/// interval later when a cached read would have been refreshed.
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_just_registered_is_picked_by_the_next_dispatch() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let log = Log::default();
+    let caller = Shutdown::new("req");
+    let w1 = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(5) }, &caller);
+    settle(50).await;
+    node.dispatch("j1", "x").await.unwrap(); // the node's keep-alives now name w1 alone
+    let w2 = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(5) }, &caller);
+    settle(2).await; // far less than the keep-alive interval (100 ms)
+    node.dispatch("j2", "x").await.unwrap();
+    settle(2).await;
+    assert_eq!(log.runs("j1"), vec![(1, w1.id())]);
+    assert_eq!(log.runs("j2"), vec![(1, w2.id())], "the idle new worker is the least loaded");
+    node.stop().await;
+}
+
 /// Sim seed 191: a view whose keep-alive read predates a worker's registration shows the worker
 /// (as a job owner) without a keep-alive. The cleaner must re-read before it moves anything.
 #[tokio::test(start_paused = true)]
