@@ -345,7 +345,9 @@ async fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("bench_pool_peers: {e}\nusage: bench_pool_peers [--jobs N] [--rounds R] [--phases] [--only SYSTEM,...]");
+            eprintln!(
+                "bench_pool_peers: {e}\nusage: bench_pool_peers [--jobs N] [--rounds R] [--phases] [--only SYSTEM,...]"
+            );
             std::process::exit(2);
         }
     };
