@@ -111,7 +111,13 @@ fn phase(group: &[Vec<String>]) -> &'static str {
         }
     }
     if let Some(map) = snapshot {
-        return if map == "keepalive" { "dispatch: keep-alive snapshot (sweeps too)" } else { "sweep: map snapshots" };
+        return match map.as_str() {
+            "keepalive" => "keep-alive snapshots (follower, sweeps, dispatch fallback)",
+            // The job map whole (every tombstone of the dedup window): a table rebuild or a feed
+            // resync, whose cost grows with what is retained, not the sweeps' small maps.
+            "jobs" => "job map snapshots (table rebuild, feed resync)",
+            _ => "sweep: map snapshots",
+        };
     }
     let has = |op: &str, map: &str, prefix: &str| writes.iter().any(|w| w.0 == op && w.1 == map && w.2 == prefix);
     match writes.first().map(|w| w.1.as_str()) {
@@ -146,7 +152,8 @@ pub fn print(tally: &Tally, jobs: usize) {
     for (n, phase, r) in rows {
         let mut cmds: Vec<_> = r.iter().collect();
         cmds.sort_by_key(|c| std::cmp::Reverse(*c.1));
-        let cmds: Vec<String> = cmds.iter().map(|(c, n)| format!("{c} {:.2}", per(**n))).collect();
+        // Counts as well: a rare but costly call (a whole-map snapshot) rounds to 0.00 per job.
+        let cmds: Vec<String> = cmds.iter().map(|(c, n)| format!("{c} {:.2} ({n})", per(**n))).collect();
         println!("    {:6.2}  {phase}: {}", per(n), cmds.join(", "));
     }
 }
@@ -186,7 +193,8 @@ mod tests {
         assert_eq!(phase(&g(&[&["TIME"]])), "store time (dispatch, completion)");
         assert_eq!(
             phase(&g(&[&["evalsha"], &["HGETALL", "x:keepalive"]])),
-            "dispatch: keep-alive snapshot (sweeps too)"
+            "keep-alive snapshots (follower, sweeps, dispatch fallback)"
         );
+        assert_eq!(phase(&g(&[&["evalsha"], &["HGETALL", "x:jobs"]])), "job map snapshots (table rebuild, feed resync)");
     }
 }
