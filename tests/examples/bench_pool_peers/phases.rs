@@ -195,6 +195,9 @@ mod tests {
             phase(&g(&[&["evalsha"], &["HGETALL", "x:keepalive"]])),
             "keep-alive snapshots (follower, sweeps, dispatch fallback)"
         );
-        assert_eq!(phase(&g(&[&["evalsha"], &["HGETALL", "x:jobs"]])), "job map snapshots (table rebuild, feed resync)");
+        assert_eq!(
+            phase(&g(&[&["evalsha"], &["HGETALL", "x:jobs"]])),
+            "job map snapshots (table rebuild, feed resync)"
+        );
     }
 }
