@@ -57,18 +57,20 @@ impl BareLease {
             let handle = Handle::current();
             let answered = Arc::new(AtomicU64::new(0));
             let ttl = this.ttl;
-            handle.create_node().name("store").ip(STORE.ip()).init(move || serve(ttl)).build();
+            let mut ids = vec![handle.create_node().name("store").ip(STORE.ip()).init(move || serve(ttl)).build().id()];
             for i in 0..this.nodes {
                 let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(i + 1).unwrap_or(255)));
                 let answered = answered.clone();
-                handle
+                let node = handle
                     .create_node()
                     .name(format!("n{i}"))
                     .ip(ip)
                     .init(move || contend(i, ip, ttl, answered.clone()))
                     .build();
+                ids.push(node.id());
             }
             tokio::time::sleep(this.length).await;
+            crate::world::reap(ids); // as the scenario's runs end (`World::reap`)
             answered.load(Ordering::Relaxed)
         })
     }
@@ -175,18 +177,20 @@ impl BareRmap {
             let handle = Handle::current();
             let applied = Arc::new(AtomicU64::new(0));
             let answered = Arc::new(AtomicU64::new(0));
-            handle.create_node().name("store").ip(STORE.ip()).init(serve_map).build();
+            let mut ids = vec![handle.create_node().name("store").ip(STORE.ip()).init(serve_map).build().id()];
             for i in 0..this.nodes {
                 let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(i + 1).unwrap_or(255)));
                 let counts = (applied.clone(), answered.clone());
-                handle
+                let node = handle
                     .create_node()
                     .name(format!("n{i}"))
                     .ip(ip)
                     .init(move || replicate(this, ip, counts.clone()))
                     .build();
+                ids.push(node.id());
             }
             tokio::time::sleep(this.length).await;
+            crate::world::reap(ids); // as the scenario's runs end (`World::reap`)
             (applied.load(Ordering::Relaxed), answered.load(Ordering::Relaxed))
         })
     }
@@ -361,6 +365,7 @@ pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Dur
         let world = crate::world::World::build(history, nodes, op_timeout, main);
         world.nemesis(&plan).await;
         tokio::time::sleep(settle).await;
+        world.reap();
         start.elapsed()
     })
 }
