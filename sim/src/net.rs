@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
 use keel::store::{
     Acquire, Expect, MapSnapshot, MapTxn, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent,
     WriteOutcome,
@@ -227,15 +226,8 @@ async fn connection(
                 let Ok(msg) = msg else { break };
                 let Ok(req) = msg.downcast::<Req>() else { continue };
                 let ctx = (store.clone(), faults.clone(), history.clone(), tx.clone(), client.clone());
-                // Applied here when it completes at once (no latency or reply-delay fault in
-                // force, no store op that waits): in arrival order, as a Redis connection
-                // serves its commands, and without a task per request. A request that waits
-                // gets its own task, so the connection goes on reading (and can be killed).
-                let mut req = Box::pin(handle(ctx, *req));
-                if (&mut req).now_or_never().is_none() {
-                    tasks.push(tokio::spawn(req));
-                    tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
-                }
+                tasks.push(tokio::spawn(handle(ctx, *req)));
+                tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
             }
         }
     }

@@ -163,11 +163,6 @@ impl<S: Store> Driver<S> {
         let mut zombies: Vec<tokio::task::JoinHandle<()>> = Vec::new();
         let mut shutting_down = false;
         let mut just_lost = false;
-        // One wait for the shutdown across every turn of the loop (not a fresh one registered
-        // and dropped per `select!`). Polled only while `!shutting_down`: it completes only once
-        // the token is cancelled, and the next turn then sets `shutting_down`.
-        let cancelled = self.shutdown.cancelled();
-        tokio::pin!(cancelled);
         loop {
             if !shutting_down && self.shutdown.is_cancelled() {
                 shutting_down = true;
@@ -180,7 +175,7 @@ impl<S: Store> Driver<S> {
                     let r = tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         r = until(&*self.clock, deadline, "time", self.store.time_ms()) => r,
-                        _ = &mut cancelled, if !shutting_down => continue,
+                        _ = self.shutdown.cancelled(), if !shutting_down => continue,
                     };
                     match &r {
                         Ok(_) => errors.ok(&self.cfg),
@@ -201,7 +196,7 @@ impl<S: Store> Driver<S> {
                     let r = tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         r = until(&*self.clock, deadline, "lease_acquire", self.acquire(&token, ttl_ms, quarantine_ms)) => r,
-                        _ = &mut cancelled, if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
+                        _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
                     match &r {
                         Ok(Acquire::Held { remaining_ms }) => observe::emit(LeaseEvent::AcquireRefused {
@@ -317,7 +312,7 @@ impl<S: Store> Driver<S> {
                     tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(at) => {}
-                        _ = &mut cancelled, if !shutting_down => {}
+                        _ = self.shutdown.cancelled(), if !shutting_down => {}
                         (fence, r) = work_ended(&mut work) => {
                             observe::emit(LeaseEvent::WorkEnded {
                                 lease: (&name).into(),
