@@ -588,8 +588,8 @@ mod cli {
             );
         }
         for (scenario, c) in [("rmap", rmap), ("lease", lease)] {
-            // Like for like on faults (the bare programs run none), per simulated second: a calm
-            // plan's run is not as long as a swarm one's.
+            // Like for like on faults (the bare programs run none), per simulated second: the
+            // bare runs last the swarm runs' mean, and a plan's settle depends on its faults.
             outln!("{scenario}-calm/bare-madsim={:.3}", c.calm.sim_per_cpu_s() / c.bare.sim_per_cpu_s());
         }
         outln!("rmap/bare-madsim={:.3}", rmap.ratio());
