@@ -438,10 +438,12 @@ struct Spy {
     inner: MemoryStore,
     deaf: bool,
     snapshots: Arc<Mutex<Vec<String>>>,
+    /// Every `map_scan`: map, count asked, entries returned.
+    scans: Arc<Mutex<Vec<(String, usize, usize)>>>,
 }
 
 fn deaf(inner: MemoryStore) -> Spy {
-    Spy { inner, deaf: true, snapshots: Arc::default() }
+    Spy { inner, deaf: true, snapshots: Arc::default(), scans: Arc::default() }
 }
 
 impl Spy {
@@ -500,6 +502,11 @@ impl Store for Spy {
         self.snapshots.lock().unwrap().push(m.to_owned());
         self.inner.map_snapshot(m).await
     }
+    async fn map_scan(&self, m: &str, c: &str, n: usize) -> crate::store::StoreResult<crate::store::MapScan> {
+        let out = self.inner.map_scan(m, c, n).await?;
+        self.scans.lock().unwrap().push((m.to_owned(), n, out.entries.len()));
+        Ok(out)
+    }
     async fn map_write(&self, m: &str, k: &str, w: MapWrite) -> crate::store::StoreResult<crate::store::WriteOutcome> {
         self.inner.map_write(m, k, w).await
     }
@@ -521,7 +528,7 @@ impl Store for Spy {
 /// read no snapshot of the job map; one read whole comes with the reconcile.
 #[tokio::test(start_paused = true)]
 async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
-    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default() };
+    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default(), scans: Arc::default() };
     let c = PoolConfig::builder("p", "a")
         .worker_ttl(Duration::from_millis(300))
         .dedup_window(Duration::from_secs(6))
