@@ -24,9 +24,11 @@ const GARBAGE_KEYS_MAX: usize = 1024;
 const RECONCILE_SLICE_MIN: usize = 16;
 
 /// Most entries one sweep asks of each map it reconciles: bounds a sweep's reads (and the store's
-/// work for them) whatever the maps' sizes. A job map larger than this many entries per sweep of
-/// the reconcile's period takes longer than the period for a full pass.
-pub(crate) const RECONCILE_SLICE_MAX: usize = 512;
+/// work for them) whatever the maps' sizes. Reading an entry costs Redis ~1.3 µs (`HSCAN`'s reply,
+/// measured), so this adds at most ~0.2 ms of Redis CPU to a sweep of ~0.5 ms. A job map larger
+/// than half this many entries per sweep of the reconcile's period takes longer than the period
+/// for a full pass (docs/benchmarks.md, "Sliced reconcile").
+pub(crate) const RECONCILE_SLICE_MAX: usize = 128;
 
 /// Slack of the slice length over an even split of the map across the period's sweeps: a pass
 /// still ends within the period when the map grows during it or a slice comes back short

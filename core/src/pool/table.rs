@@ -137,11 +137,10 @@ impl JobTable {
         }
         let seen = Stamp { rev: slice.rev, pass: self.pass };
         for (k, v) in &slice.entries {
-            match self.stamps.get(k) {
+            let same = self.value(k) == Some(v.as_str());
+            match self.stamps.get_mut(k) {
                 Some(stamp) if stamp.rev > slice.rev => continue, // changed since: the table is newer
-                Some(_) if self.value(k) == Some(v.as_str()) => {
-                    self.stamps.insert(k.clone(), seen);
-                }
+                Some(stamp) if same => *stamp = seen,
                 _ => {
                     out.found += 1;
                     self.set(k, Some(v), slice.rev);
