@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Acquire, Change, Expect, MAP_SCAN_START, MapScan, MapSnapshot, MapTxn, MapWrite, Renew, SEED_PER_MS, StoreResult, TxnOutcome, WriteOutcome,
-    apply_write, bad_cursor, check_items, check_scan, check_name, check_quarantine, check_ttl, check_txn_names, check_txns,
+    Acquire, Change, Expect, MAP_SCAN_START, MapScan, MapSnapshot, MapTxn, MapWrite, Renew, SEED_PER_MS, StoreResult,
+    TxnOutcome, WriteOutcome, apply_write, bad_cursor, check_items, check_name, check_quarantine, check_scan,
+    check_ttl, check_txn_names, check_txns,
 };
 use crate::error::StoreError;
 
@@ -156,7 +157,8 @@ impl StoreState {
         };
         let from = after.as_ref().map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_str()));
         let mut range = m.entries.range::<str, _>((from, Bound::Unbounded));
-        let entries: BTreeMap<String, String> = range.by_ref().take(count).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let entries: BTreeMap<String, String> =
+            range.by_ref().take(count).map(|(k, v)| (k.clone(), v.clone())).collect();
         let next = match entries.keys().next_back() {
             Some(last) if range.next().is_some() => {
                 let mut c = String::with_capacity(1 + 2 * last.len());
@@ -270,7 +272,8 @@ impl StoreState {
 
 /// The key a [`StoreState::map_scan`] cursor resumes after: `k` and the key's bytes in hex.
 fn cursor_key(cursor: &str) -> StoreResult<String> {
-    let hex = cursor.strip_prefix('k').filter(|h| !h.is_empty() && h.len() % 2 == 0).ok_or_else(|| bad_cursor(cursor))?;
+    let hex =
+        cursor.strip_prefix('k').filter(|h| !h.is_empty() && h.len() % 2 == 0).ok_or_else(|| bad_cursor(cursor))?;
     let bytes: Option<Vec<u8>> =
         (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
     bytes.and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| bad_cursor(cursor))

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::error::{Outcome, StoreError};
 use crate::store::{
-    Acquire, Change, Expect, LIST_SEPARATOR, MAP_SCAN_COUNT_MAX, MAP_SCAN_START, MAP_TXNS_MAX, MapSnapshot, MapTxn, MapWrite, MemoryStore, Renew, Store,
-    TxnOutcome, Watch, WatchEvent, list_items,
+    Acquire, Change, Expect, LIST_SEPARATOR, MAP_SCAN_COUNT_MAX, MAP_SCAN_START, MAP_TXNS_MAX, MapSnapshot, MapTxn,
+    MapWrite, MemoryStore, Renew, Store, TxnOutcome, Watch, WatchEvent, list_items,
 };
 use crate::testkit::ManualClock;
 
