@@ -438,9 +438,12 @@ struct Spy {
     inner: MemoryStore,
     deaf: bool,
     snapshots: Arc<Mutex<Vec<String>>>,
-    /// Every `map_scan`: map, count asked, entries returned, whether it ended its pass.
-    scans: Arc<Mutex<Vec<(String, usize, usize, bool)>>>,
+    /// Every `map_scan`.
+    scans: Arc<Mutex<Vec<Scanned>>>,
 }
+
+/// One `map_scan` a [`Spy`] saw: map, count asked, entries returned, whether it ended its pass.
+type Scanned = (String, usize, usize, bool);
 
 fn deaf(inner: MemoryStore) -> Spy {
     Spy { inner, deaf: true, snapshots: Arc::default(), scans: Arc::default() }
