@@ -112,8 +112,9 @@ impl<S: Store> Core<S> {
     /// an even split of the map over the sweeps of one reconcile period (half the completer's
     /// retention, node time), with [`RECONCILE_SLICE_SLACK`], in
     /// `RECONCILE_SLICE_MIN..=RECONCILE_SLICE_MAX`. A full pass over the map then ends within the
-    /// period (as the whole read once per period used to) up to `RECONCILE_SLICE_MAX` entries
-    /// per sweep, and a sweep's cost stays bounded past it. The completer's map holds at most
+    /// period (as the whole read once per period used to) while the split is under
+    /// `RECONCILE_SLICE_MAX / RECONCILE_SLICE_SLACK` entries per sweep; past that a sweep's cost
+    /// stays bounded and the pass takes longer. The completer's map holds at most
     /// one entry per tombstone and record, so the job map's size serves it too.
     pub(crate) fn reconcile_slice_len(&self, len: usize) -> usize {
         let period = self.completer_retention() / 2;
