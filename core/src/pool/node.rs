@@ -16,7 +16,7 @@ use super::load::LoadIndex;
 use super::state::{self, CorruptRecord, JobRecord, Maps, Pending, View, job_key, pending_key};
 use super::table::JobTable;
 use super::{PoolConfig, PoolError};
-use crate::clock::{Clock, Instant};
+use crate::clock::Clock;
 use crate::completer::{Completer, SubscriptionManager};
 use crate::error::StoreError;
 use crate::metrics as keel_metrics;
@@ -51,8 +51,8 @@ pub(crate) struct Core<S: Store> {
     pub(crate) table: Mutex<JobTable>,
     /// Woken whenever the router moved the table on, for a sweep waiting for a revision.
     pub(crate) table_moved: Notify,
-    /// When this node's sweep last read the job map and the completer's map whole (`sweep.rs`).
-    pub(crate) reconciled_at: Mutex<Option<Instant>>,
+    /// Cursor of the sweep's pass over the completer's map (`sweep.rs`).
+    pub(crate) completer_cursor: Mutex<String>,
     epoch: Mutex<Option<String>>,
     /// Keep-alives and store time as last read, for dispatch and completion (cache.rs).
     pub(crate) cache: Mutex<NodeCache>,
@@ -105,7 +105,7 @@ impl<S: Store> Core<S> {
             loads: Mutex::new(LoadIndex::default()),
             table: Mutex::new(JobTable::default()),
             table_moved: Notify::new(),
-            reconciled_at: Mutex::new(None),
+            completer_cursor: Mutex::new(crate::store::MAP_SCAN_START.to_owned()),
             epoch: Mutex::new(None),
             cache: Mutex::new(NodeCache::default()),
             batch,

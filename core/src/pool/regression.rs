@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::tests::{Log, Recorder};
 use super::*;
 use crate::MemoryStore;
-use crate::store::{Acquire, Expect, MapSnapshot, MapWrite, Renew, StoreResult, TxnOutcome, WriteOutcome};
+use crate::store::{Acquire, Expect, MapScan, MapSnapshot, MapWrite, Renew, StoreResult, TxnOutcome, WriteOutcome};
 
 /// A node's view of the store that can "crash": after `txn_budget` transactions, or when
 /// killed, every operation hangs (the process is gone, or cut off: nothing it sends arrives)
@@ -100,6 +100,10 @@ impl Store for Mortal {
     async fn map_snapshot(&self, m: &str) -> StoreResult<MapSnapshot> {
         self.gate().await?;
         self.inner.map_snapshot(m).await
+    }
+    async fn map_scan(&self, m: &str, c: &str, n: usize) -> StoreResult<MapScan> {
+        self.gate().await?;
+        self.inner.map_scan(m, c, n).await
     }
     async fn map_write(&self, m: &str, k: &str, w: MapWrite) -> StoreResult<WriteOutcome> {
         self.gate().await?;

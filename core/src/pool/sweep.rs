@@ -20,9 +20,20 @@ use std::time::Duration;
 /// on every sweep (an operator has a bigger problem than log volume then).
 const GARBAGE_KEYS_MAX: usize = 1024;
 
-/// A key the sweep reads from the job map only for the map's revision (a `j/` key is never
-/// empty, so this one is always absent).
-const REVISION_PROBE_KEY: &str = "j/";
+/// Fewest entries one sweep asks of each map it reconciles (see [`Core::reconcile_slice_len`]).
+const RECONCILE_SLICE_MIN: usize = 16;
+
+/// Most entries one sweep asks of each map it reconciles: bounds a sweep's reads (and the store's
+/// work for them) whatever the maps' sizes. Reading an entry costs Redis ~1.3 µs (`HSCAN`'s reply,
+/// measured), so this adds at most ~0.2 ms of Redis CPU to a sweep of ~0.5 ms. A job map larger
+/// than half this many entries per sweep of the reconcile's period takes longer than the period
+/// for a full pass (docs/benchmarks.md, "Sliced reconcile").
+pub(crate) const RECONCILE_SLICE_MAX: usize = 128;
+
+/// Slack of the slice length over an even split of the map across the period's sweeps: a pass
+/// still ends within the period when the map grows during it or a slice comes back short
+/// (`map_scan`'s count is a hint).
+const RECONCILE_SLICE_SLACK: usize = 2;
 
 /// Most old tombstones one sweep deletes (the next sweep goes on): a sweep after a long outage
 /// stays short.
@@ -39,6 +50,8 @@ impl<S: Store> Core<S> {
     /// tombstones, queued jobs, then dead-worker cleanup. Reads the small maps (one entry per
     /// worker) from the store and the job map from the node's [`JobTable`]: no snapshot of the
     /// job map in the steady state, and work on tombstones only for those past the retention.
+    /// Each sweep also reconciles one bounded slice of the job map and of the completer's map
+    /// (see [`reconcile_slice_len`](Self::reconcile_slice_len)).
     ///
     /// [`JobTable`]: super::table::JobTable
     pub async fn sweep(&self) -> Result<(), StoreError> {
@@ -48,8 +61,7 @@ impl<S: Store> Core<S> {
             lock(&self.table).gap(); // the store lost its data: what the table holds is gone
         }
         let read_at = self.clock.now();
-        let reconcile = self.reconcile_due();
-        let mut view = self.sweep_view(reconcile).await?;
+        let mut view = self.sweep_view().await?;
         self.note_view_read(&view.keepalive, view.now_ms, self.clock.now());
         self.note_garbage(&self.sweep_garbage(&view), true);
         lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
@@ -77,9 +89,7 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        if reconcile {
-            self.sweep_completion_events(&view).await?;
-        }
+        self.sweep_completion_events(&view).await?;
         self.delete_old_tombstones(view.now_ms).await?;
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
@@ -98,13 +108,19 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// Whether this sweep reads the job map and the completer's map whole: once per half of
-    /// the completer's retention (node time). That finds what reaches the job map without a
-    /// change (a value written behind keel's back: garbage) and prunes the completer's map, at
-    /// a cost per sweep of the entries added since, not of all those retained.
-    fn reconcile_due(&self) -> bool {
-        let every = self.completer_retention() / 2;
-        lock(&self.reconciled_at).is_none_or(|at| self.clock.now().saturating_duration_since(at) >= every)
+    /// How many entries one sweep asks of a map it reconciles, for a job map of `len` entries:
+    /// an even split of the map over the sweeps of one reconcile period (half the completer's
+    /// retention, node time), with [`RECONCILE_SLICE_SLACK`], in
+    /// `RECONCILE_SLICE_MIN..=RECONCILE_SLICE_MAX`. A full pass over the map then ends within the
+    /// period (as the whole read once per period used to) while the split is under
+    /// `RECONCILE_SLICE_MAX / RECONCILE_SLICE_SLACK` entries per sweep; past that a sweep's cost
+    /// stays bounded and the pass takes longer. The completer's map holds at most
+    /// one entry per tombstone and record, so the job map's size serves it too.
+    pub(crate) fn reconcile_slice_len(&self, len: usize) -> usize {
+        let period = self.completer_retention() / 2;
+        let sweeps = (period.as_millis() / self.cfg.sweep_interval.as_millis().max(1)).max(1);
+        let sweeps = usize::try_from(sweeps).unwrap_or(usize::MAX);
+        len.saturating_mul(RECONCILE_SLICE_SLACK).div_ceil(sweeps).clamp(RECONCILE_SLICE_MIN, RECONCILE_SLICE_MAX)
     }
 
     /// How long the completer's map keeps a completed job's entry.
@@ -112,31 +128,44 @@ impl<S: Store> Core<S> {
         self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS)
     }
 
-    /// Rebuild the table from one snapshot of the job map, offer its tombstones to the
-    /// completion feed, and count it as this period's reconcile.
+    /// Rebuild the table from one snapshot of the job map and offer its tombstones to the
+    /// completion feed: the table has a hole (start, gap) or the feed lags too far behind.
     async fn reconcile_table(&self) -> Result<(), StoreError> {
-        let at = self.clock.now();
         let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
         if lock(&self.table).replace(&snap) {
             self.table_moved.notify_waiters();
-            *lock(&self.reconciled_at) = Some(at);
         }
         self.observe_tombstones(&snap.entries, "sweep");
         Ok(())
     }
 
-    /// The sweep's view, read in the order [`view`](Core::view) reads it: keep-alives, then
-    /// the job map's revision `R` and the jobs in flight from the table once it holds every
-    /// change up to `R` (with `reconcile`, from a snapshot), then registrations and cleanup
-    /// locks, then store time.
-    async fn sweep_view(&self, reconcile: bool) -> Result<View, StoreError> {
-        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
-        if reconcile {
-            self.reconcile_table().await?;
-        } else {
-            let (_, store_rev) = self.op("map_get", self.store.map_get(&self.maps.jobs, REVISION_PROBE_KEY)).await?;
-            self.await_table(store_rev).await?;
+    /// Reconcile one slice of the job map with the table: read it from the table's cursor, wait
+    /// until the table holds every change up to the slice's revision, then take in what was
+    /// written or deleted behind keel's back ([`JobTable::reconcile`]) and offer the slice's
+    /// tombstones to the completion feed.
+    async fn reconcile_slice(&self) -> Result<(), StoreError> {
+        let (cursor, count) = {
+            let table = lock(&self.table);
+            (table.scan_cursor().to_owned(), self.reconcile_slice_len(table.len()))
+        };
+        let slice = self.op("map_scan", self.store.map_scan(&self.maps.jobs, &cursor, count)).await?;
+        self.await_table(slice.rev).await?;
+        let r = lock(&self.table).reconcile(&cursor, &slice);
+        if r.found > 0 || r.dropped > 0 {
+            warn!(target: "keel::pool", pool = %self.cfg.name, found = r.found, dropped = r.dropped,
+                "job map entries written or deleted behind keel's back (no change on the feed); the table follows the store");
+            self.table_moved.notify_waiters();
         }
+        self.observe_tombstones(&slice.entries, "sweep");
+        Ok(())
+    }
+
+    /// The sweep's view, read in the order [`view`](Core::view) reads it: keep-alives, then
+    /// one slice of the job map with its revision `R` and the jobs in flight from the table once
+    /// it holds every change up to `R`, then registrations and cleanup locks, then store time.
+    async fn sweep_view(&self) -> Result<View, StoreError> {
+        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
+        self.reconcile_slice().await?;
         let jobs = lock(&self.table).live().clone();
         let workers = self.op("map_snapshot", self.store.map_snapshot(&self.maps.workers)).await?.entries;
         let cleanup = self.op("map_snapshot", self.store.map_snapshot(&self.maps.cleanup)).await?.entries;
@@ -235,12 +264,22 @@ impl<S: Store> Core<S> {
     /// The completer's map keeps one entry per completed job (with its payload); drop those
     /// whose job has no record and whose tombstone is gone or older than
     /// [`COMPLETER_RETENTION_TTLS`] TTLs: the map stays bounded by the completion rate even
-    /// under a long dedup window. Run by reconciling sweeps only (see
-    /// [`reconcile_due`](Self::reconcile_due)): entries live at most 1.5 retentions.
+    /// under a long dedup window. One slice per sweep, a pass per reconcile period (see
+    /// [`reconcile_slice_len`](Self::reconcile_slice_len)): entries live at most 1.5 retentions
+    /// while the slices keep up.
     pub(crate) async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
         let keep_ms = ms(self.completer_retention());
         let map = self.cfg.completer.map();
-        let entries = self.op("map_snapshot", self.store.map_snapshot(map)).await?.entries;
+        let cursor = lock(&self.completer_cursor).clone();
+        let count = self.reconcile_slice_len(lock(&self.table).len());
+        let slice = self.op("map_scan", self.store.map_scan(map, &cursor, count)).await?;
+        {
+            let mut at = lock(&self.completer_cursor);
+            if *at == cursor {
+                at.clone_from(&slice.next); // else another sweep moved the pass on meanwhile
+            }
+        }
+        let entries = slice.entries;
         let gone: Vec<(String, String)> = {
             let table = lock(&self.table);
             let recent = |k: &str| {

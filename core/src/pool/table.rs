@@ -10,20 +10,32 @@
 //! - tombstones by completion time, so "older than the retention" is a range, not a scan;
 //! - the keys holding values keel did not write.
 //!
-//! A sweep first reads the map's current revision `R` from the store and uses the table only
-//! once it has applied every change up to `R` (else it resyncs from a snapshot): its decisions
-//! are then made on a state at least as new as a snapshot read at that point would have been,
-//! and every write they lead to is guarded by the exact values it expects anyway.
+//! A sweep first reads one slice of the map (with the map's current revision `R`) from the
+//! store and uses the table only once it has applied every change up to `R` (else it resyncs
+//! from a snapshot): its decisions are then made on a state at least as new as a snapshot read
+//! at that point would have been, and every write they lead to is guarded by the exact values
+//! it expects anyway.
 //!
+//! A value written behind keel's back (a plain `HSET`, a restore) makes no change on the feed.
+//! The slices find it: each sweep compares one slice with the table ([`reconcile`]), and the
+//! slices of a pass cover the whole map (`map_scan`'s contract: every key present for the whole
+//! pass comes at least once). Each key carries a stamp, the revision at which the table last
+//! knew its value to be the store's (its last change, or the slice that confirmed it); a slice
+//! entry stamped below the slice's revision and differing from the table was written behind
+//! keel's back and is taken in. At the end of a pass, a key neither seen by the pass nor
+//! changed after its first slice's revision was absent at some point of the pass with no change
+//! saying so: it was deleted behind keel's back, and leaves the table.
+//!
+//! [`reconcile`]: JobTable::reconcile
 //! [`View`]: super::state::View
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::state::{Tombstone, check_value};
-use crate::store::{Change, MapSnapshot};
+use crate::store::{Change, MAP_SCAN_START, MapScan, MapSnapshot};
 
 /// The job map as this node last saw it, with the indexes a sweep needs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct JobTable {
     /// Revision of the last change applied (or of the snapshot the table was built from).
     rev: u64,
@@ -37,6 +49,51 @@ pub(crate) struct JobTable {
     tombs_by_ms: BTreeSet<(u64, String)>,
     /// Keys whose value keel would not have written, with that value.
     corrupt: BTreeMap<String, String>,
+    /// Every key held (in `live`, `tombs` or `corrupt`) with its stamp.
+    stamps: BTreeMap<String, Stamp>,
+    /// Cursor of the next slice of the reconcile's pass ([`MAP_SCAN_START`]: a new pass).
+    cursor: String,
+    /// Number of the current pass (0: none yet since the last rebuild).
+    pass: u64,
+    /// Revision of the current pass's first slice.
+    pass_rev: u64,
+}
+
+/// When the table last knew a key's value to be the store's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    /// The revision: of the key's last change, or of the slice or snapshot that showed it.
+    rev: u64,
+    /// The pass during which that happened.
+    pass: u64,
+}
+
+/// What one slice of a pass changed in the table.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reconciled {
+    /// Keys of the slice whose value differed from the table's (written behind keel's back).
+    pub found: usize,
+    /// Keys dropped at the end of the pass (deleted behind keel's back).
+    pub dropped: usize,
+    /// Whether the slice ended its pass.
+    pub pass_done: bool,
+}
+
+impl Default for JobTable {
+    fn default() -> Self {
+        JobTable {
+            rev: 0,
+            synced: false,
+            live: BTreeMap::new(),
+            tombs: BTreeMap::new(),
+            tombs_by_ms: BTreeSet::new(),
+            corrupt: BTreeMap::new(),
+            stamps: BTreeMap::new(),
+            cursor: MAP_SCAN_START.to_owned(),
+            pass: 0,
+            pass_rev: 0,
+        }
+    }
 }
 
 impl JobTable {
@@ -49,9 +106,70 @@ impl JobTable {
         }
         *self = JobTable { rev: snap.rev, synced: true, ..JobTable::default() };
         for (k, v) in &snap.entries {
-            self.set(k, Some(v));
+            self.set(k, Some(v), snap.rev);
         }
         true
+    }
+
+    /// The cursor the next slice of the reconcile's pass starts from.
+    pub fn scan_cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// Entries held (records, pending entries, tombstones, garbage): the map's size as the
+    /// table knows it.
+    pub fn len(&self) -> usize {
+        self.stamps.len()
+    }
+
+    /// Compare one slice, read from [`scan_cursor`](Self::scan_cursor) `from`, with the table
+    /// (which must hold every change up to the slice's revision), take in what was written
+    /// behind keel's back, and move the pass on. A slice read from another cursor (the table was
+    /// rebuilt, or another sweep moved the pass on meanwhile) is ignored.
+    pub fn reconcile(&mut self, from: &str, slice: &MapScan) -> Reconciled {
+        let mut out = Reconciled::default();
+        if from != self.cursor || !self.is_fresh(slice.rev) {
+            return out;
+        }
+        if from == MAP_SCAN_START {
+            self.pass += 1;
+            self.pass_rev = slice.rev;
+        }
+        let seen = Stamp { rev: slice.rev, pass: self.pass };
+        for (k, v) in &slice.entries {
+            let same = self.value(k) == Some(v.as_str());
+            match self.stamps.get_mut(k) {
+                Some(stamp) if stamp.rev > slice.rev => continue, // changed since: the table is newer
+                Some(stamp) if same => *stamp = seen,
+                _ => {
+                    out.found += 1;
+                    self.set(k, Some(v), slice.rev);
+                }
+            }
+        }
+        self.cursor = slice.next.clone();
+        if slice.is_last() {
+            // Not seen by this pass, and known only from before its first slice.
+            let (pass, pass_rev) = (self.pass, self.pass_rev);
+            let gone: Vec<String> = self
+                .stamps
+                .iter()
+                .filter(|(_, s)| s.pass < pass && s.rev <= pass_rev)
+                .map(|(k, _)| k.clone())
+                .collect();
+            out.dropped = gone.len();
+            for k in gone {
+                self.set(&k, None, slice.rev);
+            }
+            out.pass_done = true;
+        }
+        out
+    }
+
+    /// The value the table holds for `key`, wherever it is kept.
+    fn value(&self, key: &str) -> Option<&str> {
+        let held = if key.starts_with("d/") { self.tombs.get(key) } else { self.live.get(key) };
+        held.or_else(|| self.corrupt.get(key)).map(String::as_str)
     }
 
     /// Apply one change from the feed. A change at or below the table's revision is already
@@ -68,7 +186,7 @@ impl JobTable {
             return;
         }
         self.rev = c.rev;
-        self.set(&c.key, c.value.as_deref());
+        self.set(&c.key, c.value.as_deref(), c.rev);
     }
 
     /// The feed reported a gap: out of sync until the next snapshot.
@@ -88,7 +206,7 @@ impl JobTable {
         self.synced && self.rev >= store_rev
     }
 
-    fn set(&mut self, key: &str, value: Option<&str>) {
+    fn set(&mut self, key: &str, value: Option<&str>, stamp: u64) {
         if key.starts_with("d/") {
             if let Some(old) = self.tombs.remove(key)
                 && let Some(t) = Tombstone::parse(&old)
@@ -99,7 +217,11 @@ impl JobTable {
             self.live.remove(key);
         }
         self.corrupt.remove(key);
-        let Some(v) = value else { return };
+        let Some(v) = value else {
+            self.stamps.remove(key);
+            return;
+        };
+        self.stamps.insert(key.to_owned(), Stamp { rev: stamp, pass: self.pass });
         if check_value("jobs", key, v).is_err() {
             self.corrupt.insert(key.to_owned(), v.to_owned());
             return;
@@ -212,6 +334,56 @@ mod tests {
         t.apply(&change(3, "d/a", None));
         assert_eq!(t.tombstones_before(400, 10), vec![]);
         assert_eq!(t.tombstone_count(), 0);
+    }
+
+    fn slice(rev: u64, entries: &[(&str, &str)], next: &str) -> MapScan {
+        let entries = entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        MapScan { rev, entries, next: next.into() }
+    }
+
+    #[test]
+    fn a_pass_of_slices_finds_values_written_and_deleted_behind_keels_back() {
+        let mut t = JobTable::default();
+        t.replace(&snap(5, &[("j/a", "1|w1|x"), ("d/b", "1|w1|100"), ("j/gone", "1|w1|x")]));
+        // Behind keel's back (no revision, no change): j/a rewritten to garbage, d/c added,
+        // j/gone deleted. Keel's own change at 6 rewrites d/b after the first slice is read.
+        let first = slice(5, &[("j/a", "garbage"), ("d/b", "1|w1|100")], "7");
+        assert_eq!(t.scan_cursor(), MAP_SCAN_START);
+        let r = t.reconcile(MAP_SCAN_START, &first);
+        assert_eq!(r, Reconciled { found: 1, dropped: 0, pass_done: false });
+        assert!(!t.has_live("j/a"));
+        assert_eq!(t.corrupt().collect::<Vec<_>>(), [("j/a", "garbage")]);
+        t.apply(&change(6, "d/b", Some("2|w2|200")));
+        // A slice from a stale cursor is ignored, and so is one the table has not caught up with.
+        assert_eq!(t.reconcile(MAP_SCAN_START, &slice(6, &[("d/x", "1|w1|1")], "9")), Reconciled::default());
+        assert_eq!(t.reconcile("7", &slice(9, &[("d/x", "1|w1|1")], "9")), Reconciled::default());
+        // The last slice, read at 6: keel's change of d/b, d/c added behind keel's back, and no
+        // j/gone.
+        let last = slice(6, &[("d/b", "2|w2|200"), ("d/c", "1|w1|150")], MAP_SCAN_START);
+        let r = t.reconcile("7", &last);
+        assert_eq!(r, Reconciled { found: 1, dropped: 1, pass_done: true }, "d/c taken in, j/gone dropped");
+        assert_eq!(t.tombstone("c"), Some("1|w1|150"));
+        assert!(!t.has_live("j/gone"));
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.scan_cursor(), MAP_SCAN_START, "the next sweep starts a new pass");
+    }
+
+    #[test]
+    fn a_slice_older_than_a_keys_last_change_does_not_undo_it() {
+        let mut t = JobTable::default();
+        t.replace(&snap(5, &[("j/a", "1|w1|x")]));
+        t.apply(&change(6, "j/a", Some("2|w2|x")));
+        t.apply(&change(7, "j/b", Some("1|w1|x")));
+        // Read at 5 (before both changes), applied after them: neither undone nor dropped.
+        let r = t.reconcile(MAP_SCAN_START, &slice(5, &[("j/a", "1|w1|x")], MAP_SCAN_START));
+        assert_eq!(r, Reconciled { found: 0, dropped: 0, pass_done: true });
+        assert!(t.has_live("j/a") && t.has_live("j/b"));
+        assert_eq!(t.value("j/a"), Some("2|w2|x"));
+        // A pass that starts at 7 and does not see j/b (changed at 7, before the pass) drops it: it
+        // was deleted behind keel's back.
+        let r = t.reconcile(MAP_SCAN_START, &slice(7, &[("j/a", "2|w2|x")], MAP_SCAN_START));
+        assert_eq!(r, Reconciled { found: 0, dropped: 1, pass_done: true });
+        assert!(!t.has_live("j/b"));
     }
 
     #[test]

@@ -459,10 +459,15 @@ struct Spy {
     inner: MemoryStore,
     deaf: bool,
     snapshots: Arc<Mutex<Vec<String>>>,
+    /// Every `map_scan`.
+    scans: Arc<Mutex<Vec<Scanned>>>,
 }
 
+/// One `map_scan` a [`Spy`] saw: map, count asked, entries returned, whether it ended its pass.
+type Scanned = (String, usize, usize, bool);
+
 fn deaf(inner: MemoryStore) -> Spy {
-    Spy { inner, deaf: true, snapshots: Arc::default() }
+    Spy { inner, deaf: true, snapshots: Arc::default(), scans: Arc::default() }
 }
 
 impl Spy {
@@ -521,6 +526,11 @@ impl Store for Spy {
         self.snapshots.lock().unwrap().push(m.to_owned());
         self.inner.map_snapshot(m).await
     }
+    async fn map_scan(&self, m: &str, c: &str, n: usize) -> crate::store::StoreResult<crate::store::MapScan> {
+        let out = self.inner.map_scan(m, c, n).await?;
+        self.scans.lock().unwrap().push((m.to_owned(), n, out.entries.len(), out.is_last()));
+        Ok(out)
+    }
     async fn map_write(&self, m: &str, k: &str, w: MapWrite) -> crate::store::StoreResult<crate::store::WriteOutcome> {
         self.inner.map_write(m, k, w).await
     }
@@ -537,12 +547,13 @@ impl Store for Spy {
     }
 }
 
-/// Sweeps read the job map from the node's table, not from the store: between the reconciles
-/// (once per half the completer's retention, min(window, 10·ttl) / 2 = 1.5 s here), sweeps with jobs running and completing
-/// read no snapshot of the job map; one read whole comes with the reconcile.
+/// Sweeps read the job map from the node's table, not from the store: sweeps with jobs running
+/// and completing read no snapshot of the job map, reconciles included (each sweep reconciles
+/// one slice; a whole pass takes half the completer's retention, min(window, 10·ttl) / 2 = 1.5 s
+/// here).
 #[tokio::test(start_paused = true)]
 async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
-    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default() };
+    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default(), scans: Arc::default() };
     let c = PoolConfig::builder("p", "a")
         .worker_ttl(Duration::from_millis(300))
         .dedup_window(Duration::from_secs(6))
@@ -559,11 +570,55 @@ async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
     for i in 0..20 {
         node.dispatch(&format!("k{i}"), "x").await.unwrap();
     }
-    settle(800).await; // some 8 sweeps, before the next reconcile (at ~1.6 s)
+    settle(800).await; // some 8 sweeps
     assert_eq!(log.0.lock().unwrap().len(), 21, "every job ran once");
-    assert_eq!(spy.snapshots_of(&jobs_map), at_start, "no sweep read the job map");
-    settle(600).await;
-    assert_eq!(spy.snapshots_of(&jobs_map), at_start + 1, "the reconcile read it once");
+    settle(3_000).await; // two reconcile periods
+    assert_eq!(spy.snapshots_of(&jobs_map), at_start, "no sweep read the job map whole");
+    let passes = spy.scans.lock().unwrap().iter().filter(|(m, _, _, last)| *m == jobs_map && *last).count();
+    assert!(passes >= 2, "the slices' passes went on: {passes}");
+    node.stop().await;
+}
+
+/// However large the job map, no sweep reads more of it (or of the completer's map) than
+/// `RECONCILE_SLICE_MAX` entries, no sweep reads it whole, and the slices still cover it: with
+/// 20 000 tombstones retained (far more than one period's sweeps take at the bound) each sweep
+/// asks for exactly the bound and a pass ends after some 20 000 / bound sweeps.
+#[tokio::test(start_paused = true)]
+async fn no_sweep_reads_more_of_a_map_than_the_slice_bound() {
+    use super::sweep::RECONCILE_SLICE_MAX;
+    const RETAINED: usize = 20_000;
+    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default(), scans: Arc::default() };
+    let jobs_map = Maps::new("p").jobs;
+    let now = spy.time_ms().await.unwrap();
+    let fill: Vec<(String, Option<String>)> =
+        (0..RETAINED).map(|i| (format!("d/old-{i}"), Some(format!("1|p.w|{now}")))).collect();
+    assert!(spy.map_txn(&jobs_map, &[], &fill).await.unwrap().applied);
+    let c = PoolConfig::builder("p", "a")
+        .worker_ttl(Duration::from_millis(300))
+        .dedup_window(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let node = Pool::new(spy.clone(), c).start().await.unwrap();
+    let log = Log::default();
+    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+    settle(500).await;
+    let at_start = spy.snapshots_of(&jobs_map);
+    for i in 0..20 {
+        node.dispatch(&format!("k{i}"), "x").await.unwrap();
+    }
+    // A pass at the bound takes RETAINED / RECONCILE_SLICE_MAX (~40) sweeps of 100 ms.
+    settle(100 * (RETAINED / RECONCILE_SLICE_MAX) as u64 + 2_000).await;
+    assert_eq!(log.0.lock().unwrap().len(), 20, "every job ran once");
+    assert_eq!(spy.snapshots_of(&jobs_map), at_start, "no sweep read the job map whole");
+    let scans = spy.scans.lock().unwrap().clone();
+    for (m, count, got, _) in &scans {
+        assert!(*count <= RECONCILE_SLICE_MAX && got <= count, "{m}: asked {count}, got {got}");
+    }
+    let jobs: Vec<_> = scans.iter().filter(|(m, ..)| *m == jobs_map).collect();
+    assert!(jobs.iter().all(|(_, count, ..)| *count == RECONCILE_SLICE_MAX), "the bound binds at this size");
+    let first_end = jobs.iter().position(|(.., last)| *last).expect("a pass over the job map ended");
+    let covered: usize = jobs[..=first_end].iter().map(|(_, _, got, _)| got).sum();
+    assert!(covered >= RETAINED, "the first pass covered the map: {covered} entries");
     node.stop().await;
 }
 

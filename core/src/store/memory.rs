@@ -210,6 +210,10 @@ impl Store for MemoryStore {
         self.lock().data.map_snapshot(map)
     }
 
+    async fn map_scan(&self, map: &str, cursor: &str, count: usize) -> StoreResult<MapScan> {
+        self.lock().data.map_scan(map, cursor, count)
+    }
+
     async fn map_write(&self, map: &str, key: &str, write: MapWrite) -> StoreResult<WriteOutcome> {
         if mutants::active(Mutant::MM1) {
             return self.map_write_in_two_steps(map, key, write).await;

@@ -82,6 +82,49 @@ pub struct MapSnapshot {
     pub entries: BTreeMap<String, String>,
 }
 
+/// One slice of a map, read by [`Store::map_scan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MapScan {
+    /// Revision of the map when the slice was read (0 if the map was never written): every
+    /// entry of the slice held its value at this revision.
+    pub rev: u64,
+    /// Some keys and values of the map.
+    pub entries: BTreeMap<String, String>,
+    /// Cursor to resume from; [`MAP_SCAN_START`] when the pass is over.
+    pub next: String,
+}
+
+impl MapScan {
+    /// Whether this slice ended its pass (its cursor is [`MAP_SCAN_START`] again).
+    pub fn is_last(&self) -> bool {
+        self.next == MAP_SCAN_START
+    }
+}
+
+/// The cursor that starts a pass of [`Store::map_scan`], and the one a pass's last slice returns.
+pub const MAP_SCAN_START: &str = "0";
+
+/// Largest `count` one [`Store::map_scan`] takes. A slice runs as one atomic step of the store
+/// (one script in Redis, which blocks every other client while it runs), so its cost is bounded
+/// by this rather than by the map's size.
+pub const MAP_SCAN_COUNT_MAX: usize = 4096;
+
+/// Validate the map and count of a [`Store::map_scan`] (the cursor is each backend's own).
+pub(crate) fn check_scan(map: &str, count: usize) -> StoreResult<()> {
+    check_name("map", map)?;
+    if count == 0 || count > MAP_SCAN_COUNT_MAX {
+        return Err(StoreError::invalid(format!("map_scan count must be in 1..={MAP_SCAN_COUNT_MAX}, got {count}")));
+    }
+    Ok(())
+}
+
+/// A cursor that is not one a store hands out.
+pub(crate) fn bad_cursor(cursor: &str) -> StoreError {
+    let shown: String = cursor.chars().take(64).collect();
+    StoreError::invalid(format!("map_scan cursor {shown:?} is not one this store returned"))
+}
+
 /// One mutation of a map key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -230,6 +273,25 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Read a whole map at one revision.
     fn map_snapshot(&self, map: &str) -> impl Future<Output = StoreResult<MapSnapshot>> + Send;
+
+    /// Read one slice of a map: about `count` entries from `cursor` on (start a pass with
+    /// [`MAP_SCAN_START`], go on with each reply's [`next`](MapScan::next) until
+    /// [`is_last`](MapScan::is_last)). This is Redis `HSCAN`'s contract, which every store keeps:
+    ///
+    /// - a key present in the map for the whole pass is returned at least once (it may be
+    ///   returned several times); a key added or deleted during the pass may or may not be;
+    /// - each slice is read atomically: every entry it returns held that value at the slice's
+    ///   revision [`rev`](MapScan::rev) (the pass as a whole is no snapshot: slices are read at
+    ///   different revisions);
+    /// - `count` is a hint of the work per call, in `1..=`[`MAP_SCAN_COUNT_MAX`]
+    ///   ([`StoreError::Invalid`] otherwise): a slice may hold fewer entries (even none before
+    ///   the pass is over) or more (Redis returns a small, compactly encoded hash whole);
+    /// - a cursor is opaque and belongs to the store that returned it: one that no store of its
+    ///   kind hands out is [`StoreError::Invalid`]. A pass over a missing map is one empty slice.
+    ///
+    /// Costs one bounded step of the store per call whatever the map's size, where
+    /// [`map_snapshot`](Store::map_snapshot) costs the whole map in one step.
+    fn map_scan(&self, map: &str, cursor: &str, count: usize) -> impl Future<Output = StoreResult<MapScan>> + Send;
 
     /// Apply one write atomically: mutate, bump the revision, publish the change.
     fn map_write(

@@ -380,6 +380,18 @@ impl Store for RedisStore {
         self.run("map_snapshot", map, &inv, |v| decode::map_snapshot(map, v)).await
     }
 
+    async fn map_scan(&self, map: &str, cursor: &str, count: usize) -> StoreResult<MapScan> {
+        check_scan(map, count)?;
+        // HSCAN takes any unsigned 64-bit number (an unknown one just resumes somewhere); refuse
+        // the rest here, typed, rather than as a script error.
+        if cursor.parse::<u64>().is_err() || cursor.starts_with('+') {
+            return Err(bad_cursor(cursor));
+        }
+        let mut inv = self.map_invocation(&self.inner.scripts.map_scan, map);
+        inv.arg(cursor).arg(count);
+        self.run("map_scan", map, &inv, |v| decode::map_scan(map, v)).await
+    }
+
     async fn map_write(&self, map: &str, key: &str, write: MapWrite) -> StoreResult<WriteOutcome> {
         check_name("map", map)?;
         check_name("key", key)?;

@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Acquire, Change, Expect, MapSnapshot, MapTxn, MapWrite, Renew, SEED_PER_MS, StoreResult, TxnOutcome, WriteOutcome,
-    apply_write, check_items, check_name, check_quarantine, check_ttl, check_txn_names, check_txns,
+    Acquire, Change, Expect, MAP_SCAN_START, MapScan, MapSnapshot, MapTxn, MapWrite, Renew, SEED_PER_MS, StoreResult,
+    TxnOutcome, WriteOutcome, apply_write, bad_cursor, check_items, check_name, check_quarantine, check_scan,
+    check_ttl, check_txn_names, check_txns,
 };
 use crate::error::StoreError;
 
@@ -143,6 +144,33 @@ impl StoreState {
             .map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
     }
 
+    /// [`Store::map_scan`](super::Store::map_scan): up to `count` entries in key order after
+    /// the cursor's key. The cursor is [`MAP_SCAN_START`] or `k` and the hex of the last key
+    /// returned, so a key present the whole pass is returned exactly once (a stronger form of
+    /// the contract) and a slice never holds more than `count` entries.
+    pub fn map_scan(&self, map: &str, cursor: &str, count: usize) -> StoreResult<MapScan> {
+        use std::ops::Bound;
+        check_scan(map, count)?;
+        let after = if cursor == MAP_SCAN_START { None } else { Some(cursor_key(cursor)?) };
+        let Some(m) = self.maps.get(map) else {
+            return Ok(MapScan { rev: 0, entries: BTreeMap::new(), next: MAP_SCAN_START.to_owned() });
+        };
+        let from = after.as_ref().map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_str()));
+        let mut range = m.entries.range::<str, _>((from, Bound::Unbounded));
+        let entries: BTreeMap<String, String> =
+            range.by_ref().take(count).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let next = match entries.keys().next_back() {
+            Some(last) if range.next().is_some() => {
+                let mut c = String::with_capacity(1 + 2 * last.len());
+                c.push('k');
+                last.bytes().for_each(|b| c.push_str(&format!("{b:02x}")));
+                c
+            }
+            _ => MAP_SCAN_START.to_owned(),
+        };
+        Ok(MapScan { rev: m.rev, entries, next })
+    }
+
     /// [`Store::map_write`](super::Store::map_write) at store time `now`, with the changes to
     /// publish on the map's feed.
     pub fn map_write(
@@ -242,6 +270,15 @@ impl StoreState {
     }
 }
 
+/// The key a [`StoreState::map_scan`] cursor resumes after: `k` and the key's bytes in hex.
+fn cursor_key(cursor: &str) -> StoreResult<String> {
+    let hex =
+        cursor.strip_prefix('k').filter(|h| !h.is_empty() && h.len() % 2 == 0).ok_or_else(|| bad_cursor(cursor))?;
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+    bytes.and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| bad_cursor(cursor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +297,21 @@ mod tests {
         assert_eq!(s.lease_holder("l", t0 + 1500), None, "expired at exactly now + ttl");
         assert_eq!(s.lease_grant("l", t0 + 1500), None);
         assert_eq!(s.lease_holder("other", t0), None);
+    }
+
+    #[test]
+    fn scan_cursors_resume_after_the_last_key_and_garbage_is_typed() {
+        let mut s = StoreState::default();
+        let writes = ["a", "b b", "ü"].map(|k| (k.to_owned(), Some(k.to_owned()))).to_vec();
+        s.map_txn("m", &[], &writes, 1).unwrap();
+        let first = s.map_scan("m", MAP_SCAN_START, 2).unwrap();
+        assert_eq!(first.entries.keys().collect::<Vec<_>>(), ["a", "b b"]);
+        assert_eq!(first.next, "k622062");
+        let last = s.map_scan("m", &first.next, 2).unwrap();
+        assert_eq!(last.entries.keys().collect::<Vec<_>>(), ["ü"]);
+        assert!(last.is_last());
+        for garbage in ["", "k", "k6", "kzz", "x61", "kff", "1"] {
+            assert!(matches!(s.map_scan("m", garbage, 2), Err(StoreError::Invalid { .. })), "{garbage:?}");
+        }
     }
 }

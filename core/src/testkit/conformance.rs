@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::error::{Outcome, StoreError};
 use crate::store::{
-    Acquire, Change, Expect, LIST_SEPARATOR, MAP_TXNS_MAX, MapSnapshot, MapTxn, MapWrite, MemoryStore, Renew, Store,
-    TxnOutcome, Watch, WatchEvent, list_items,
+    Acquire, Change, Expect, LIST_SEPARATOR, MAP_SCAN_COUNT_MAX, MAP_SCAN_START, MAP_TXNS_MAX, MapSnapshot, MapTxn,
+    MapWrite, MemoryStore, Renew, Store, TxnOutcome, Watch, WatchEvent, list_items,
 };
 use crate::testkit::ManualClock;
 
@@ -140,6 +140,8 @@ macro_rules! __conformance_cases {
             map_txn_guards,
             map_txns_judges_each_in_order,
             map_txns_limits_are_typed,
+            map_scan_returns_every_key_present_throughout,
+            map_scan_limits_and_cursors_are_typed,
             map_revisions_independent_per_map,
             map_data_loss_reseeds_revisions_above_old,
             map_invalid_arguments_are_typed,
@@ -622,6 +624,100 @@ pub async fn map_txns_limits_are_typed<H: Harness>(h: &H) -> Result<(), StoreErr
     assert_eq!((snap.rev, snap.entries.len()), (t.rev, 3 * MAP_TXNS_MAX));
     let t2 = s.map_txn("big", &guards[..1], &[]).await?;
     assert_eq!(t2, TxnOutcome { applied: false, rev: t.rev });
+    Ok(())
+}
+
+/// Most `map_scan` calls one pass of the scan cases may take before it counts as endless.
+const SCAN_CALLS_MAX: usize = 10_000;
+
+/// `map_scan`'s contract (Redis HSCAN's): a pass ends; every key present for the whole pass is
+/// returned at least once (repeats allowed); each slice is atomic, every entry holding its value
+/// at the slice's revision. The map is large enough (600 keys) that Redis keeps it as a real hash
+/// table, so its HSCAN is resumed for real, and it changes between the slices: keys added, keys
+/// deleted, kept keys rewritten.
+pub async fn map_scan_returns_every_key_present_throughout<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let keys = 600;
+    let writes: Vec<(String, Option<String>)> = (0..keys).map(|i| (format!("k{i}"), Some(format!("v{i}")))).collect();
+    s.map_txn("m", &[], &writes).await?;
+    // Quiet map: one slice's entries are exactly the values at its revision.
+    let quiet = s.map_scan("m", MAP_SCAN_START, 50).await?;
+    assert!(!quiet.entries.is_empty(), "a slice of a non-empty map at its start holds entries");
+    let (v, rev) = s.map_get("m", "k0").await?;
+    assert_eq!((quiet.rev, v.as_deref()), (rev, Some("v0")), "the slice's revision is the map's");
+    for (k, v) in &quiet.entries {
+        assert_eq!(Some(&format!("v{}", &k[1..])), Some(v), "{k}");
+    }
+
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let (mut cursor, mut calls, mut round) = (MAP_SCAN_START.to_owned(), 0, 0usize);
+    loop {
+        let slice = s.map_scan("m", &cursor, 25).await?;
+        calls += 1;
+        assert!(calls <= SCAN_CALLS_MAX, "the pass did not end within {SCAN_CALLS_MAX} calls");
+        for (k, v) in &slice.entries {
+            *seen.entry(k.clone()).or_default() += 1;
+            // Kept keys (k0..k299) are rewritten to "r<round>-<i>" between slices; deleted
+            // ones (k300..k599) keep "v<i>" until they go; added ones (n*) hold "new".
+            let ok = v == &format!("v{}", &k[1..])
+                || (k.starts_with('n') && v == "new")
+                || v.strip_prefix('r').and_then(|r| r.split_once('-')).is_some_and(|(_, i)| k[1..] == *i);
+            assert!(ok, "{k} = {v:?}: a value the key never held");
+        }
+        if slice.is_last() {
+            break;
+        }
+        cursor = slice.next;
+        // Churn between slices: delete one old key, add one new, rewrite a kept one.
+        let gone = format!("k{}", keys - 1 - round);
+        let kept = format!("k{}", round % 300);
+        let churn = [
+            (gone, None),
+            (format!("n{round}"), Some("new".to_owned())),
+            (kept.clone(), Some(format!("r{round}-{}", &kept[1..]))),
+        ];
+        s.map_txn("m", &[], &churn).await?;
+        round += 1;
+        assert!(round < 300, "more slices than deletable keys");
+    }
+    for i in 0..300 {
+        assert!(seen.contains_key(&format!("k{i}")), "k{i} was present throughout but never returned");
+    }
+
+    // A pass over a map with no churn also returns each key (each at least once).
+    let mut all = std::collections::BTreeSet::new();
+    let mut cursor = MAP_SCAN_START.to_owned();
+    for _ in 0..SCAN_CALLS_MAX {
+        let slice = s.map_scan("m", &cursor, MAP_SCAN_COUNT_MAX).await?;
+        let last = slice.is_last();
+        all.extend(slice.entries.into_keys());
+        if last {
+            cursor = MAP_SCAN_START.to_owned();
+            break;
+        }
+        cursor = slice.next;
+    }
+    assert_eq!(cursor, MAP_SCAN_START, "the pass ended");
+    assert_eq!(all, s.map_snapshot("m").await?.entries.into_keys().collect(), "every key, nothing else");
+    Ok(())
+}
+
+/// `map_scan`'s limits: `count` in `1..=MAP_SCAN_COUNT_MAX`, a cursor no store hands out and an
+/// empty map name are `Invalid`; a missing map is one empty, last slice at revision 0.
+pub async fn map_scan_limits_and_cursors_are_typed<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let missing = s.map_scan("m", MAP_SCAN_START, 10).await?;
+    assert_eq!((missing.rev, missing.entries.len(), missing.is_last()), (0, 0, true), "{missing:?}");
+    assert_invalid("count 0", s.map_scan("m", MAP_SCAN_START, 0).await);
+    assert_invalid("count over MAP_SCAN_COUNT_MAX", s.map_scan("m", MAP_SCAN_START, MAP_SCAN_COUNT_MAX + 1).await);
+    assert_invalid("empty map name", s.map_scan("", MAP_SCAN_START, 10).await);
+    s.map_write("m", "a", MapWrite::Set("1".into())).await?;
+    for garbage in ["", "-1", "not a cursor", "k", "1.5", "+1", "99999999999999999999999"] {
+        assert_invalid(&format!("cursor {garbage:?}"), s.map_scan("m", garbage, 10).await);
+    }
+    let one = s.map_scan("m", MAP_SCAN_START, MAP_SCAN_COUNT_MAX).await?;
+    assert!(one.is_last());
+    assert_eq!(one.entries.into_iter().collect::<Vec<_>>(), [("a".to_owned(), "1".to_owned())]);
     Ok(())
 }
 

@@ -12,7 +12,7 @@ pub use redis::Value;
 pub use redis::parse_redis_value;
 
 use crate::error::StoreError;
-use crate::store::{Acquire, Change, MapSnapshot, Renew, StoreResult, TxnOutcome, WriteOutcome};
+use crate::store::{Acquire, Change, MapScan, MapSnapshot, Renew, StoreResult, TxnOutcome, WriteOutcome};
 
 /// Largest store time accepted from `TIME`, in seconds (year 9999): far from any overflow of
 /// `ms + ttl` while every TTL is at most a year.
@@ -157,6 +157,17 @@ pub fn map_snapshot(map: &str, v: &Value) -> StoreResult<MapSnapshot> {
         entries.insert(k, val);
     }
     Ok(MapSnapshot { rev, entries })
+}
+
+/// One slice of a map (`map_scan`): `[rev, next cursor, [k1, v1, …]]`. The cursor must be a
+/// decimal number, as every cursor HSCAN hands out is.
+pub fn map_scan(map: &str, v: &Value) -> StoreResult<MapScan> {
+    let [rev, next, flat] = array(v) else { return Err(bad(format!("map:{map}"), "map scan", v)) };
+    let snap = map_snapshot(map, &Value::Array(vec![rev.clone(), flat.clone()]))?;
+    let next = string(next)
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| bad(format!("map:{map}"), "map scan cursor", v))?;
+    Ok(MapScan { rev: snap.rev, entries: snap.entries, next })
 }
 
 /// `map_write`: `[applied 0|1, rev, value|nil]`.

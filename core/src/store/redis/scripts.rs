@@ -212,6 +212,14 @@ local r = rev()
 return {r, hash('HGETALL', KEYS[1])}
 "#;
 
+/// ARGV: channel, cursor, count. Returns {rev, next cursor, {k1, v1, ...}}: one HSCAN step and
+/// the revision read in the same atomic script, so every entry held its value at that revision.
+const MAP_SCAN: &str = r#"
+local r = rev()
+local s = hash('HSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+return {r, s[1], s[2]}
+"#;
+
 /// ARGV: channel, key, op, args... Returns {applied 0|1, rev, value|nil}.
 const MAP_WRITE: &str = r#"
 local key, op = ARGV[2], ARGV[3]
@@ -320,6 +328,7 @@ pub(super) struct Scripts {
     pub lease_release: Script,
     pub map_get: Script,
     pub map_snapshot: Script,
+    pub map_scan: Script,
     pub map_write: Script,
     pub map_txns: Script,
 }
@@ -340,6 +349,7 @@ impl Scripts {
             lease_release: lease(LEASE_RELEASE),
             map_get: map(MAP_GET),
             map_snapshot: map(MAP_SNAPSHOT),
+            map_scan: map(MAP_SCAN),
             map_write: map(MAP_WRITE),
             map_txns: map(MAP_TXNS),
         }
