@@ -270,6 +270,21 @@ pub struct Checker {
     report: Report,
 }
 
+/// An outcome, owned or lent.
+enum Ret<'a> {
+    Owned(StoreRet),
+    Snapshot(&'a MapSnapshot),
+}
+
+impl Ret<'_> {
+    fn owned(self) -> StoreRet {
+        match self {
+            Ret::Owned(r) => r,
+            Ret::Snapshot(s) => StoreRet::Snapshot(s.clone()),
+        }
+    }
+}
+
 /// One map's history in the current store lifetime.
 enum MapHist {
     /// Small so far: every record kept, judged as a whole at the end. `sure` counts the
@@ -300,19 +315,31 @@ impl Checker {
 
     /// The client learned the outcome of operation `id`.
     pub fn complete(&mut self, id: u64, ret: StoreRet) {
+        self.returned(id, Ret::Owned(ret));
+    }
+
+    /// The client learned snapshot `id`, lent: a key-by-key map judges it where it lies.
+    pub fn complete_snapshot(&mut self, id: u64, snapshot: &MapSnapshot) {
+        self.returned(id, Ret::Snapshot(snapshot));
+    }
+
+    fn returned(&mut self, id: u64, ret: Ret<'_>) {
         if self.spanning.remove(&id) {
             return;
         }
         let Some((m, op)) = self.open.remove(&id) else { return };
         let (map, hist) = &mut self.maps[m];
-        match hist {
-            MapHist::Whole { records, sure } => {
+        match (hist, ret) {
+            (MapHist::Whole { records, sure }, ret) => {
                 if op.is_read() {
                     *sure += 1;
                 }
-                records.push((id, None, Some(ret)));
+                records.push((id, None, Some(ret.owned())));
             }
-            MapHist::Keys(keys) => keys.complete(id, &op, &ret, map, self.lifetime, &mut self.report),
+            (MapHist::Keys(keys), Ret::Snapshot(s)) if op.is_snapshot() => {
+                keys.snapshot_returned(id, Some(&s.entries), map, self.lifetime, &mut self.report)
+            }
+            (MapHist::Keys(keys), ret) => keys.complete(id, &op, &ret.owned(), map, self.lifetime, &mut self.report),
         }
         self.maybe_split(m);
     }
@@ -709,7 +736,11 @@ impl KeyHists {
 
     fn complete(&mut self, id: u64, op: &StoreOp, ret: &StoreRet, map: &str, lifetime: usize, report: &mut Report) {
         if let StoreOp::Snapshot { .. } = op {
-            self.snapshot_returned(id, ret, map, lifetime, report);
+            let entries = match ret {
+                StoreRet::Snapshot(s) => Some(&s.entries),
+                _ => None,
+            };
+            self.snapshot_returned(id, entries, map, lifetime, report);
             return;
         }
         let read = op.is_read();
@@ -726,12 +757,16 @@ impl KeyHists {
         }
     }
 
-    fn snapshot_returned(&mut self, id: u64, ret: &StoreRet, map: &str, lifetime: usize, report: &mut Report) {
+    /// Snapshot `id` returned: its entries, or `None` when certainly not applied.
+    fn snapshot_returned(
+        &mut self,
+        id: u64,
+        entries: Option<&BTreeMap<String, String>>,
+        map: &str,
+        lifetime: usize,
+        report: &mut Report,
+    ) {
         self.snapshots.retain(|s| *s != id);
-        let entries = match ret {
-            StoreRet::Snapshot(s) => Some(&s.entries),
-            _ => None,
-        };
         // Keys with a stretch in flight: the snapshot is one of its reads.
         let active: Vec<usize> = self.active.iter().copied().collect();
         for n in &active {
@@ -1174,6 +1209,10 @@ impl StoreRet {
 }
 
 impl StoreOp {
+    fn is_snapshot(&self) -> bool {
+        matches!(self, StoreOp::Snapshot { .. })
+    }
+
     fn is_read(&self) -> bool {
         matches!(self, StoreOp::Get { .. } | StoreOp::Snapshot { .. })
     }
@@ -1239,6 +1278,16 @@ pub fn complete(id: u64, ret: StoreRet) {
     });
 }
 
+/// Record the outcome of snapshot `id` without a copy of it (a key-by-key map judges it where
+/// it lies; a small map keeps a copy with its records).
+pub fn complete_snapshot(id: u64, snapshot: &MapSnapshot) {
+    CHECKER.with(|r| {
+        if let Some((_, checker)) = r.borrow_mut().as_mut() {
+            checker.complete_snapshot(id, snapshot);
+        }
+    });
+}
+
 /// Record that the client gave up on operation `id` (see [`Checker::abandon`]).
 pub fn abandon(id: u64) {
     CHECKER.with(|r| {
@@ -1280,6 +1329,15 @@ impl InFlight {
                 None => abandon(id),
             }
         }
+    }
+
+    /// The outcome of a lone snapshot, borrowed (see [`complete_snapshot`]).
+    pub fn complete_snapshot(mut self, snapshot: &MapSnapshot) {
+        let mut ids = std::mem::take(&mut self.ids).into_iter();
+        if let Some(id) = ids.next() {
+            complete_snapshot(id, snapshot);
+        }
+        ids.for_each(abandon);
     }
 
     /// Every operation certainly not applied.
@@ -1500,6 +1558,35 @@ mod tests {
             h.extend([Record::Invoke { id: 1, op: StoreOp::Snapshot { map: "m".into() } }, snap(extra)]);
             let r = check(h);
             assert_eq!(r.violations.is_empty(), ok, "{:?}", r.violations);
+        }
+    }
+
+    #[test]
+    fn a_lent_snapshot_is_judged_as_an_owned_one() {
+        // Small map (whole) and crowded map (key by key): the same verdicts either way.
+        for crowded in [false, true] {
+            for (seen, ok) in [("a", true), ("z", false)] {
+                let mut c = Checker::default();
+                let mut h = if crowded { crowd() } else { Vec::new() };
+                h.extend([set(1, "a"), wrote(1, true, 1, "a")]);
+                for r in h {
+                    match r {
+                        Record::Invoke { id, op } => c.invoke(id, op),
+                        Record::Return { id, ret } => c.complete(id, ret),
+                        Record::Reset => c.reset(),
+                    }
+                }
+                let mut entries: BTreeMap<String, String> = if crowded {
+                    (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect()
+                } else {
+                    BTreeMap::new()
+                };
+                entries.insert("k".into(), seen.into());
+                c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+                c.complete_snapshot(2, &MapSnapshot { rev: 1, entries });
+                let r = c.finish();
+                assert_eq!(r.violations.is_empty(), ok, "crowded {crowded}, saw {seen}: {:?}", r.violations);
+            }
         }
     }
 

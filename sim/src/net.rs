@@ -486,6 +486,8 @@ impl SimStore {
         let recorded = linearize::InFlight::invoke(op.recorded());
         let r = self.exchange(op).await;
         match &r {
+            // Judged where it lies: a snapshot is a whole map, not copied for the checker.
+            Ok(Resp::Snapshot(s)) => recorded.complete_snapshot(s),
             Ok(resp) => recorded.complete(resp.recorded()),
             Err(e) if e.outcome() == keel::Outcome::NotApplied => recorded.not_applied(),
             // Unknown outcome: abandoned as `recorded` drops (writes stay open forever), as when
