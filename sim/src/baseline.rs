@@ -57,18 +57,20 @@ impl BareLease {
             let handle = Handle::current();
             let answered = Arc::new(AtomicU64::new(0));
             let ttl = this.ttl;
-            handle.create_node().name("store").ip(STORE.ip()).init(move || serve(ttl)).build();
+            let mut ids = vec![handle.create_node().name("store").ip(STORE.ip()).init(move || serve(ttl)).build().id()];
             for i in 0..this.nodes {
                 let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(i + 1).unwrap_or(255)));
                 let answered = answered.clone();
-                handle
+                let node = handle
                     .create_node()
                     .name(format!("n{i}"))
                     .ip(ip)
                     .init(move || contend(i, ip, ttl, answered.clone()))
                     .build();
+                ids.push(node.id());
             }
             tokio::time::sleep(this.length).await;
+            crate::world::reap(ids); // as the scenario's runs end (`World::reap`)
             answered.load(Ordering::Relaxed)
         })
     }
@@ -166,26 +168,30 @@ struct BareReplica {
 }
 
 impl BareRmap {
-    /// Run one seed; returns how many changes the nodes applied in all.
-    pub fn run(&self, seed: u64) -> u64 {
+    /// Run one seed; returns how many changes the nodes applied in all and how many writes the
+    /// store answered.
+    pub fn run(&self, seed: u64) -> (u64, u64) {
         let rt = Runtime::with_seed_and_config(seed, madsim_config());
         let this = *self;
         rt.block_on(async move {
             let handle = Handle::current();
             let applied = Arc::new(AtomicU64::new(0));
-            handle.create_node().name("store").ip(STORE.ip()).init(serve_map).build();
+            let answered = Arc::new(AtomicU64::new(0));
+            let mut ids = vec![handle.create_node().name("store").ip(STORE.ip()).init(serve_map).build().id()];
             for i in 0..this.nodes {
                 let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(i + 1).unwrap_or(255)));
-                let applied = applied.clone();
-                handle
+                let counts = (applied.clone(), answered.clone());
+                let node = handle
                     .create_node()
                     .name(format!("n{i}"))
                     .ip(ip)
-                    .init(move || replicate(this, ip, applied.clone()))
+                    .init(move || replicate(this, ip, counts.clone()))
                     .build();
+                ids.push(node.id());
             }
             tokio::time::sleep(this.length).await;
-            applied.load(Ordering::Relaxed)
+            crate::world::reap(ids); // as the scenario's runs end (`World::reap`)
+            (applied.load(Ordering::Relaxed), answered.load(Ordering::Relaxed))
         })
     }
 }
@@ -226,7 +232,7 @@ async fn serve_map() {
 }
 
 /// One bare node: its copy fed by the change stream, and the workload on it.
-async fn replicate(shape: BareRmap, ip: IpAddr, applied: Arc<AtomicU64>) {
+async fn replicate(shape: BareRmap, ip: IpAddr, (applied, answered): (Arc<AtomicU64>, Arc<AtomicU64>)) {
     let Ok(ep) = Endpoint::bind(SocketAddr::new(ip, 10_000)).await else { return };
     let Ok((feed_tx, mut feed_rx)) = ep.connect1(STORE).await else { return };
     if feed_tx.send(Box::new(MapReq::Subscribe)).await.is_err() {
@@ -258,7 +264,7 @@ async fn replicate(shape: BareRmap, ip: IpAddr, applied: Arc<AtomicU64>) {
         }
     });
     for lane in 0..3u32 {
-        let r = replica.clone();
+        let (r, answered) = (replica.clone(), answered.clone());
         let Ok((tx, mut rx)) = ep.connect1(STORE).await else { return };
         tokio::spawn(async move {
             let mut n = 0u64;
@@ -272,6 +278,7 @@ async fn replicate(shape: BareRmap, ip: IpAddr, applied: Arc<AtomicU64>) {
                     return;
                 }
                 let Ok(msg) = rx.recv().await else { return };
+                answered.fetch_add(1, Ordering::Relaxed);
                 let Ok(written) = msg.downcast::<MapChange>() else { continue };
                 if lane != 0 {
                     // set_and_wait: until the copy applied the write's revision.
@@ -321,6 +328,8 @@ pub struct Side {
     pub cpu: Duration,
     /// Simulated time covered.
     pub sim: Duration,
+    /// Store round trips asked for (keel's store calls; the bare program's answered requests).
+    pub calls: u64,
 }
 
 impl Side {
@@ -332,6 +341,11 @@ impl Side {
     /// Simulated seconds per CPU-second.
     pub fn sim_per_cpu_s(&self) -> f64 {
         self.sim.as_secs_f64() / self.cpu.as_secs_f64().max(1e-9)
+    }
+
+    /// Store round trips per simulated second: the same shape has about the same traffic.
+    pub fn calls_per_sim_s(&self) -> f64 {
+        self.calls as f64 / self.sim.as_secs_f64().max(1e-9)
     }
 }
 
@@ -351,56 +365,79 @@ pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Dur
         let world = crate::world::World::build(history, nodes, op_timeout, main);
         world.nemesis(&plan).await;
         tokio::time::sleep(settle).await;
+        world.reap();
         start.elapsed()
     })
 }
 
-/// A scenario (its default shape, swarm faults, every check), the same runs without the
-/// checker ([`run_unchecked`]), and `bare` (a bare program of the same shape, run for the given
-/// simulated length, the checked runs' mean), interleaved in `rounds` rounds of `per_round`
-/// seeds on this thread. `None` where thread CPU time cannot be read.
+/// One comparison: a scenario (its default shape, swarm faults, every check), the same runs
+/// without the checker ([`run_unchecked`]), the same seeds with no faults (every check: the
+/// fault-free share the bare program has), and the bare program of the same shape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Comparison {
+    /// Swarm faults, every check (what `cargo sim check` runs).
+    pub checked: Side,
+    /// The same runs without the checker.
+    pub unchecked: Side,
+    /// The same seeds without faults (calm plans), every check.
+    pub calm: Side,
+    /// The bare program, for the checked runs' mean simulated length.
+    pub bare: Side,
+}
+
+impl Comparison {
+    /// Seeds per CPU-second of the checked scenario over the bare program's (the target ratio).
+    pub fn ratio(&self) -> f64 {
+        self.checked.seeds_per_cpu_s() / self.bare.seeds_per_cpu_s()
+    }
+}
+
+/// Run `run` on each of `seeds` and add its CPU time, store calls and simulated time (what `run`
+/// returns) to `side`. `None` where thread CPU time cannot be read.
+fn measure(side: &mut Side, seeds: std::ops::Range<u64>, mut run: impl FnMut(u64) -> Duration) -> Option<()> {
+    let (t, calls) = (thread_cpu()?, crate::net::calls_made());
+    for seed in seeds.clone() {
+        side.sim += run(seed);
+    }
+    side.cpu += thread_cpu()? - t;
+    side.calls += crate::net::calls_made() - calls;
+    side.seeds += seeds.end - seeds.start;
+    Some(())
+}
+
+/// [`Comparison`] of `scn` against `bare_run` (run for the given simulated length, the checked
+/// runs' mean; it returns the store calls it made), interleaved in `rounds` rounds of
+/// `per_round` seeds on this thread.
 fn compare(
     scn: &dyn crate::scenario::Scenario,
     bare_run: impl Fn(u64, Duration) -> u64,
     rounds: u64,
     per_round: u64,
-) -> Option<[Side; 3]> {
+) -> Option<Comparison> {
     use crate::plan::Profile;
-    let (mut checked, mut unchecked, mut bare) = (Side::default(), Side::default(), Side::default());
+    let mut c = Comparison::default();
     for r in 0..rounds {
         let seeds = r * per_round..(r + 1) * per_round;
-        let t = thread_cpu()?;
-        let mut sim = Duration::ZERO;
-        for seed in seeds.clone() {
-            let out = crate::runner::run(scn, seed, None, Profile::Swarm, None);
-            sim += out.sim_time;
-        }
-        checked.cpu += thread_cpu()? - t;
-        checked.seeds += per_round;
-        checked.sim += sim;
-        let t = thread_cpu()?;
-        let mut sim_unchecked = Duration::ZERO;
-        for seed in seeds.clone() {
-            sim_unchecked += run_unchecked(scn, seed);
-        }
-        unchecked.cpu += thread_cpu()? - t;
-        unchecked.seeds += per_round;
-        unchecked.sim += sim_unchecked;
+        let before = c.checked.sim;
+        measure(&mut c.checked, seeds.clone(), |seed| {
+            crate::runner::run(scn, seed, None, Profile::Swarm, None).sim_time
+        })?;
+        measure(&mut c.unchecked, seeds.clone(), |seed| run_unchecked(scn, seed))?;
+        measure(&mut c.calm, seeds.clone(), |seed| crate::runner::run(scn, seed, None, Profile::Calm, None).sim_time)?;
         // Same simulated length per seed as the checked runs just had, on average.
-        let length = sim / u32::try_from(per_round.max(1)).unwrap_or(u32::MAX);
-        let t = thread_cpu()?;
-        for seed in seeds {
-            std::hint::black_box(bare_run(seed, length));
-        }
-        bare.cpu += thread_cpu()? - t;
-        bare.seeds += per_round;
-        bare.sim += sim;
+        let length = (c.checked.sim - before) / u32::try_from(per_round.max(1)).unwrap_or(u32::MAX);
+        let mut calls = 0;
+        measure(&mut c.bare, seeds, |seed| {
+            calls += std::hint::black_box(bare_run(seed, length));
+            length
+        })?;
+        c.bare.calls += calls;
     }
-    Some([checked, unchecked, bare])
+    Some(c)
 }
 
 /// The lease scenario against [`BareLease`] of the same node count and TTL (see [`compare`]).
-pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
+pub fn compare_lease(rounds: u64, per_round: u64) -> Option<Comparison> {
     let shape = crate::scenario::lease::LeaseScenario::default();
     let ttl = Duration::from_millis(shape.ttl_ms);
     let bare = |seed, length| BareLease { nodes: shape.nodes, ttl, length }.run(seed);
@@ -409,10 +446,15 @@ pub fn compare_lease(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
 
 /// The rmap scenario against [`BareRmap`] of the same node count, hot keys and write window
 /// (see [`compare`]).
-pub fn compare_rmap(rounds: u64, per_round: u64) -> Option<[Side; 3]> {
+pub fn compare_rmap(rounds: u64, per_round: u64) -> Option<Comparison> {
     let shape = crate::scenario::rmap::RmapScenario::default();
     let write_for = Duration::from_millis(shape.window_ms);
-    let bare = |seed, length| BareRmap { nodes: shape.nodes, hot_keys: shape.hot_keys, write_for, length }.run(seed);
+    let bare = |seed, length| {
+        let (applied, answered) =
+            BareRmap { nodes: shape.nodes, hot_keys: shape.hot_keys, write_for, length }.run(seed);
+        std::hint::black_box(applied);
+        answered
+    };
     compare(&shape.clone().sim(), bare, rounds, per_round)
 }
 
@@ -432,9 +474,10 @@ mod tests {
     #[test]
     fn the_bare_map_program_replicates_and_is_deterministic() {
         let p = BareRmap { nodes: 4, hot_keys: 24, write_for: Duration::from_secs(5), length: Duration::from_secs(6) };
-        let a = p.run(7);
+        let (a, w) = p.run(7);
         // ~40 writes a second from each of 4 writers (plus a few waits), each applied by 4 copies.
         assert!((2_000..=4_000).contains(&a), "applied {a}");
-        assert_eq!(a, p.run(7), "same seed, same run");
+        assert!((500..=1_000).contains(&w) && a >= 4 * w - 40, "{w} writes answered, {a} applied");
+        assert_eq!((a, w), p.run(7), "same seed, same run");
     }
 }

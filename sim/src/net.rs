@@ -29,6 +29,18 @@ use crate::linearize::{self, StoreOp, StoreRet};
 /// The store server's address.
 pub const STORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
 
+thread_local! {
+    /// Store calls made on this thread (a measure for `bench --baseline`; nothing reads it
+    /// inside a run, so it cannot reach behaviour).
+    static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Store calls the clients on this thread have made so far (each a request and, unless it was
+/// lost, a reply), for comparing a run's traffic with a bare program's.
+pub fn calls_made() -> u64 {
+    CALLS.with(std::cell::Cell::get)
+}
+
 /// How often an idle watch probes its connection (a dead one is then replaced and a gap reported).
 const FEED_PING: Duration = Duration::from_millis(500);
 /// Pause between resubscription attempts while the store is unreachable.
@@ -498,6 +510,7 @@ impl SimStore {
     }
 
     async fn exchange(&self, op: Op) -> StoreResult<Resp> {
+        CALLS.with(|c| c.set(c.get() + 1));
         let name = op.name();
         let conn = self.conn().await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);

@@ -129,7 +129,12 @@ pub fn run(
             world.nemesis(&p).await;
             let heal_us = h.now_us();
             tokio::time::sleep(settle).await;
-            (heal_us, h.now_us())
+            let end_us = h.now_us();
+            // The run's events end here: what the reaped tasks' drops would record is not
+            // part of it (a killed node's tasks record nothing either).
+            let events = h.take();
+            world.reap();
+            (heal_us, end_us, events)
         })
     }));
     drop(rt);
@@ -138,7 +143,10 @@ pub fn run(
     keel::observe::set_thread_observer(observer);
     let linearizability = linearize::finish();
 
-    let events = history.take();
+    let (result, events) = match result {
+        Ok((heal_us, end_us, events)) => (Ok((heal_us, end_us)), events),
+        Err(e) => (Err(e), history.take()),
+    };
     LAST_EVENTS.set(events.len() + events.len() / 8);
     let last_us = events.last().map_or(0, |e| e.t_us);
     let (heal_us, end_us) = result.as_ref().map_or((last_us, last_us), |r| *r);
