@@ -506,14 +506,16 @@ impl SimStore {
     }
 
     async fn call(&self, op: Op) -> StoreResult<Resp> {
-        let recorded: Vec<u64> = op.recorded().into_iter().filter_map(linearize::invoke).collect();
+        let recorded = linearize::InFlight::invoke(op.recorded());
         let r = self.exchange(op).await;
         match &r {
-            Ok(resp) => recorded.into_iter().zip(resp.recorded()).for_each(|(id, ret)| linearize::complete(id, ret)),
-            Err(e) if e.outcome() == keel::Outcome::NotApplied => {
-                recorded.into_iter().for_each(|id| linearize::complete(id, StoreRet::NotApplied))
-            }
-            Err(_) => {} // unknown outcome: the operations stay open forever
+            // Judged where it lies: a snapshot is a whole map, not copied for the checker.
+            Ok(Resp::Snapshot(s)) => recorded.complete_snapshot(s),
+            Ok(resp) => recorded.complete(resp.recorded()),
+            Err(e) if e.outcome() == keel::Outcome::NotApplied => recorded.not_applied(),
+            // Unknown outcome: abandoned as `recorded` drops (writes stay open forever), as when
+            // this call is dropped with its node.
+            Err(_) => {}
         }
         r
     }

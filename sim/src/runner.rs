@@ -141,7 +141,7 @@ pub fn run(
     let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
     mutants::set(previous);
     keel::observe::set_thread_observer(observer);
-    let linearizability = linearize::check(linearize::take());
+    let linearizability = linearize::finish();
 
     let (result, events) = match result {
         Ok((heal_us, end_us, events)) => (Ok((heal_us, end_us)), events),
