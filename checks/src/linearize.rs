@@ -878,12 +878,12 @@ impl KeyHists {
         // Keys with a stretch in flight: the snapshot is one of its reads.
         let active: Vec<usize> = self.active.iter().copied().collect();
         for n in &active {
-            let k = self.keys[*n].name.clone();
+            let key = &mut self.keys[*n];
             let seen = match entries {
-                Some(e) => KeyRet::Read(e.get(&k).cloned()),
+                Some(e) => KeyRet::Read(e.get(&key.name).cloned()),
                 None => KeyRet::NotApplied,
             };
-            self.keys[*n].snapshot_returned(id, seen);
+            key.snapshot_returned(id, seen);
         }
         // Quiescent keys: the value seen must be one the key may hold. Only the keys the
         // snapshot holds and the keys that may hold a value are looked at, not every key the
@@ -892,14 +892,24 @@ impl KeyHists {
             // One merge of two sorted sequences: the snapshot's entries and the keys that may
             // hold a value. A key in both reads its entry; one only held reads absent; an entry
             // of no held key is looked up (a key with a stretch open, or known absent).
-            let mut reads: Vec<(usize, Option<&String>)> = Vec::new();
+            let mut reads: Vec<(usize, Option<&String>)> = Vec::with_capacity(entries.len());
             let mut held = self.holding.iter().peekable();
             for (k, v) in entries {
-                while let Some((_, n)) = held.next_if(|(name, _)| name.as_str() < k.as_str()) {
-                    reads.push((*n, None));
+                // One comparison per step (keys of a map mostly share a long prefix).
+                let mut found = None;
+                while let Some((name, n)) = held.peek() {
+                    match name.as_str().cmp(k.as_str()) {
+                        std::cmp::Ordering::Less => reads.push((**n, None)),
+                        std::cmp::Ordering::Equal => found = Some(**n),
+                        std::cmp::Ordering::Greater => break,
+                    }
+                    held.next();
+                    if found.is_some() {
+                        break;
+                    }
                 }
-                if let Some((_, n)) = held.next_if(|(name, _)| name.as_str() == k.as_str()) {
-                    reads.push((*n, Some(v)));
+                if let Some(n) = found {
+                    reads.push((n, Some(v)));
                     continue;
                 }
                 match self.names.get(k.as_str()) {
@@ -1325,12 +1335,19 @@ impl StoreOp {
         matches!(self, StoreOp::Get { .. } | StoreOp::Snapshot { .. })
     }
 
-    /// The keys the operation names, each once.
+    /// The keys the operation names, each once (sorted; no allocation for a one-key operation,
+    /// the most common record).
     fn distinct_keys(&self) -> impl Iterator<Item = &str> {
-        let mut keys: Vec<&str> = self.key_names().collect();
-        keys.sort_unstable();
-        keys.dedup();
-        keys.into_iter()
+        let (one, many) = match self {
+            StoreOp::Get { key, .. } | StoreOp::Write { key, .. } => (Some(key.as_str()), Vec::new()),
+            _ => {
+                let mut keys: Vec<&str> = self.key_names().collect();
+                keys.sort_unstable();
+                keys.dedup();
+                (None, keys)
+            }
+        };
+        one.into_iter().chain(many)
     }
 }
 

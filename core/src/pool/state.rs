@@ -114,11 +114,11 @@ pub(crate) fn check_value(kind: &str, key: &str, raw: &str) -> Result<(), &'stat
         "workers" if !raw.is_empty() => Ok(()),
         "workers" => Err("empty worker registration"),
         "jobs" => match key.split_at_checked(2) {
-            Some(("j/", _)) if JobRecord::parse(raw).is_some() => Ok(()),
+            Some(("j/", _)) if JobRecord::fields(raw).is_some() => Ok(()),
             Some(("j/", _)) => Err("unparsable job record (expected `attempt|owner|payload`)"),
-            Some(("p/", _)) if Pending::parse(raw).is_some() => Ok(()),
+            Some(("p/", _)) if attempt_worker_ms(raw).is_some() => Ok(()),
             Some(("p/", _)) => Err("unparsable pending dispatch (expected `attempt|worker|deadline_ms`)"),
-            Some(("d/", _)) if Tombstone::parse(raw).is_some() => Ok(()),
+            Some(("d/", _)) if attempt_worker_ms(raw).is_some() => Ok(()),
             Some(("d/", _)) => Err("unparsable completion tombstone (expected `attempt|worker|ms`)"),
             _ => Err("unknown key in the job map (expected `j/`, `p/` or `d/` + job)"),
         },
@@ -193,11 +193,16 @@ impl JobRecord {
     }
 
     pub fn parse(v: &str) -> Option<JobRecord> {
+        let (attempt, owner, payload) = Self::fields(v)?;
+        Some(JobRecord { attempt, owner: owner.to_owned(), payload: payload.to_owned() })
+    }
+
+    /// `attempt|owner|payload`, borrowed: what [`parse`](Self::parse) decodes, without a copy
+    /// (a sweep and an audit check every record of the job map).
+    fn fields(v: &str) -> Option<(u64, &str, &str)> {
         let mut it = v.splitn(3, '|');
         let attempt = canonical(it.next()?, ATTEMPT_MAX).filter(|a| *a > 0)?;
-        let owner = it.next()?.to_owned();
-        let payload = it.next()?.to_owned();
-        Some(JobRecord { attempt, owner, payload })
+        Some((attempt, it.next()?, it.next()?))
     }
 
     /// The same job moved to `owner` under the next attempt.
@@ -227,11 +232,8 @@ impl Pending {
     }
 
     pub fn parse(v: &str) -> Option<Pending> {
-        let mut it = v.rsplitn(3, '|');
-        let deadline_ms = canonical(it.next()?, MS_MAX)?;
-        let worker = it.next()?.to_owned();
-        let attempt = canonical(it.next()?, ATTEMPT_MAX).filter(|a| *a > 0)?;
-        Some(Pending { attempt, worker, deadline_ms })
+        let (attempt, worker, deadline_ms) = attempt_worker_ms(v)?;
+        Some(Pending { attempt, worker: worker.to_owned(), deadline_ms })
     }
 }
 
@@ -331,12 +333,21 @@ impl Tombstone {
     }
 
     pub fn parse(v: &str) -> Option<Tombstone> {
-        let mut it = v.rsplitn(3, '|');
-        let ms = canonical(it.next()?, MS_MAX)?;
-        let worker = it.next()?.to_owned();
-        let attempt = canonical(it.next()?, ATTEMPT_MAX).filter(|a| *a > 0)?;
-        Some(Tombstone { attempt, worker, ms })
+        let (attempt, worker, ms) = attempt_worker_ms(v)?;
+        Some(Tombstone { attempt, worker: worker.to_owned(), ms })
     }
+}
+
+/// `attempt|worker|ms` (a pending entry or a tombstone), split from the right and borrowed:
+/// what their `parse` decodes, without a copy (a sweep and an audit check every entry).
+fn attempt_worker_ms(v: &str) -> Option<(u64, &str, u64)> {
+    // `rsplitn(3, '|')` by bytes: the two last separators (`|` is ASCII, so every cut is a
+    // char boundary); a plain scan costs less than the pattern searcher on values this short.
+    let last = v.bytes().rposition(|b| b == b'|')?;
+    let mid = v[..last].bytes().rposition(|b| b == b'|')?;
+    let ms = canonical(&v[last + 1..], MS_MAX)?;
+    let attempt = canonical(&v[..mid], ATTEMPT_MAX).filter(|a| *a > 0)?;
+    Some((attempt, &v[mid + 1..last], ms))
 }
 
 /// One consistent-enough view of the pool (each map is one snapshot; maps are read one after
@@ -543,6 +554,44 @@ mod tests {
         assert!(decode::record("completions", "k", "1\u{1f}completed\u{1f}").is_ok());
         let e = decode::record("cleanup", "w", "junk").unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { ref key, .. } if key.ends_with(":cleanup[w]")), "{e:?}");
+    }
+
+    #[test]
+    fn the_byte_scan_splits_as_rsplitn_did() {
+        // `attempt_worker_ms` replaced `rsplitn(3, '|')`: the same fields, or none, for values
+        // with too few separators, empty fields, a `|` in the attempt part, and non-ASCII.
+        fn reference(v: &str) -> Option<(u64, &str, u64)> {
+            let mut it = v.rsplitn(3, '|');
+            let ms = canonical(it.next()?, MS_MAX)?;
+            let worker = it.next()?;
+            let attempt = canonical(it.next()?, ATTEMPT_MAX).filter(|a| *a > 0)?;
+            Some((attempt, worker, ms))
+        }
+        for v in [
+            "1|w|5",
+            "1||5",
+            "|w|5",
+            "1|w|",
+            "1|w",
+            "w|5",
+            "5",
+            "",
+            "|",
+            "||",
+            "|||",
+            "1|a|b|5",
+            "1|2|w|5",
+            "2|wörker|7",
+            "ö|w|5",
+            "1|w|ö",
+            "0|w|5",
+            "01|w|5",
+            "1|w|05",
+            "1|w|0",
+            "281474976710656|w|1",
+        ] {
+            assert_eq!(attempt_worker_ms(v), reference(v), "{v:?}");
+        }
     }
 
     #[test]
