@@ -892,14 +892,24 @@ impl KeyHists {
             // One merge of two sorted sequences: the snapshot's entries and the keys that may
             // hold a value. A key in both reads its entry; one only held reads absent; an entry
             // of no held key is looked up (a key with a stretch open, or known absent).
-            let mut reads: Vec<(usize, Option<&String>)> = Vec::with_capacity(entries.len());
+            // Only the reads that tell something are kept for the second pass, which may change
+            // a key: a quiescent live key that may hold something else than what was seen. The
+            // rest (the common case: one value, the one seen) pass here. Each key comes at most
+            // once, so judging it here or in turn is the same.
+            let keys = &self.keys;
+            let tells = |n: usize, seen: Option<&String>| {
+                let key = &keys[n];
+                key.stretch.is_empty() && key.live() && !key.states.iter().all(|s| s.as_ref() == seen)
+            };
+            let mut reads: Vec<(usize, Option<&String>)> = Vec::new();
             let mut held = self.holding.iter().peekable();
             for (k, v) in entries {
                 // One comparison per step (keys of a map mostly share a long prefix).
                 let mut found = None;
                 while let Some((name, n)) = held.peek() {
                     match name.as_str().cmp(k.as_str()) {
-                        std::cmp::Ordering::Less => reads.push((**n, None)),
+                        std::cmp::Ordering::Less if tells(**n, None) => reads.push((**n, None)),
+                        std::cmp::Ordering::Less => {}
                         std::cmp::Ordering::Equal => found = Some(**n),
                         std::cmp::Ordering::Greater => break,
                     }
@@ -909,21 +919,22 @@ impl KeyHists {
                     }
                 }
                 if let Some(n) = found {
-                    reads.push((n, Some(v)));
+                    if tells(n, Some(v)) {
+                        reads.push((n, Some(v)));
+                    }
                     continue;
                 }
                 match self.names.get(k.as_str()) {
-                    Some(&n) => reads.push((n, Some(v))),
+                    Some(&n) if tells(n, Some(v)) => reads.push((n, Some(v))),
+                    Some(_) => {}
                     None => report.violations.push(format!(
                         "map {map:?} (store lifetime {lifetime}): snapshot #{id} holds key {k:?} = {v:?}, which no operation of this lifetime wrote"
                     )),
                 }
             }
-            reads.extend(held.map(|(_, n)| (*n, None)));
+            reads.extend(held.map(|(_, n)| (*n, None)).filter(|(n, _)| tells(*n, None)));
             for (n, seen) in reads {
-                if self.keys[n].stretch.is_empty() {
-                    self.quiescent_read(n, id, seen, map, lifetime, report);
-                }
+                self.quiescent_read(n, id, seen, map, lifetime, report);
             }
         }
         for n in active {
@@ -1665,6 +1676,31 @@ mod tests {
             }
             let r = check(h);
             assert_eq!(r.violations.is_empty(), ok, "reads {reads:?}: {:?}", r.violations);
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_a_quiescent_key_pins_down_its_value() {
+        // Two overlapping sets leave "k" holding "a" or "b"; a snapshot after them that sees
+        // "a" rules out "b" for a later read, one that sees "c" is a violation, and the keys
+        // the snapshot agrees with (the crowd) tell nothing.
+        let snap = |id: u64, k: &str| {
+            let mut entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            entries.insert("k".into(), k.into());
+            [
+                Record::Invoke { id, op: StoreOp::Snapshot { map: "m".into() } },
+                Record::Return { id, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries }) },
+            ]
+        };
+        let both = [set(1, "a"), set(2, "b"), wrote(1, true, 1, "a"), wrote(2, true, 2, "b")];
+        for (seen, later, ok) in [("a", "a", true), ("b", "b", true), ("a", "b", false), ("c", "c", false)] {
+            let mut h = crowd();
+            h.extend(both.clone());
+            h.extend(snap(5, seen));
+            h.extend([get(6), read(6, Some(later))]);
+            let r = check(h);
+            assert_eq!(r.violations.is_empty(), ok, "snapshot {seen}, read {later}: {:?}", r.violations);
         }
     }
 

@@ -378,11 +378,22 @@ impl View {
         self.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("p/")?, v.as_str(), Pending::parse(v)?)))
     }
 
+    /// The owner (empty while queued) of each job record, by job, borrowed: what
+    /// [`records`](Self::records) decodes, without copying every owner and payload.
+    fn owners(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, JobRecord::fields(v)?.1)))
+    }
+
     /// Each worker's job set: the job table indexed by owner.
     pub fn job_sets(&self) -> BTreeMap<String, Vec<String>> {
         let mut sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (job, rec) in self.records() {
-            sets.entry(rec.owner).or_default().push(job.to_owned());
+        for (job, owner) in self.owners() {
+            match sets.get_mut(owner) {
+                Some(set) => set.push(job.to_owned()),
+                None => {
+                    sets.insert(owner.to_owned(), vec![job.to_owned()]);
+                }
+            }
         }
         sets
     }
@@ -402,7 +413,11 @@ impl View {
         if !keepalive_only {
             all.extend(self.workers.keys().cloned());
             all.extend(self.cleanup.keys().cloned());
-            all.extend(self.records().map(|(_, r)| r.owner).filter(|o| !o.is_empty()));
+            for (_, owner) in self.owners() {
+                if !owner.is_empty() && !all.contains(owner) {
+                    all.insert(owner.to_owned());
+                }
+            }
         }
         all
     }
