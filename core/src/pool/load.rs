@@ -39,11 +39,11 @@ impl LoadIndex {
     }
 
     /// Replace everything with a full snapshot's `(job, owner)` pairs.
-    pub fn replace<'a>(&mut self, records: impl Iterator<Item = (&'a str, String)>) {
+    pub fn replace<'a>(&mut self, records: impl Iterator<Item = (&'a str, &'a str)>) {
         self.owners.clear();
         self.counts.clear();
         for (job, owner) in records {
-            self.set(job, Some(&owner));
+            self.set(job, Some(owner));
         }
     }
 
@@ -74,7 +74,7 @@ mod tests {
         l.set("b", None); // completed
         l.set("zz", None); // unknown job gone: nothing to undo
         assert_eq!((l.load("w1"), l.load("w2")), (0, 1));
-        l.replace([("x", "w3".to_owned()), ("y", "w3".to_owned())].into_iter());
+        l.replace([("x", "w3"), ("y", "w3")].into_iter());
         assert_eq!((l.load("w2"), l.load("w3"), l.load("")), (0, 2, 0));
     }
 }

@@ -380,7 +380,7 @@ impl View {
 
     /// The owner (empty while queued) of each job record, by job, borrowed: what
     /// [`records`](Self::records) decodes, without copying every owner and payload.
-    fn owners(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+    pub fn owners(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, JobRecord::fields(v)?.1)))
     }
 

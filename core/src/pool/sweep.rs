@@ -64,7 +64,7 @@ impl<S: Store> Core<S> {
         let mut view = self.sweep_view().await?;
         self.note_view_read(&view.keepalive, view.now_ms, self.clock.now());
         self.note_garbage(&self.sweep_garbage(&view), true);
-        lock(&self.loads).replace(view.records().map(|(j, r)| (j, r.owner)));
+        lock(&self.loads).replace(view.owners());
         // The router hands every tombstone of the feed to the completion feed and the table is
         // gap-free, so nothing is left to reconcile here: only forget old deliveries.
         self.feed.observe(std::iter::empty(), true);
