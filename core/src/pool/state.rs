@@ -384,25 +384,21 @@ impl View {
         self.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, JobRecord::fields(v)?.1)))
     }
 
-    /// Each worker's job set: the job table indexed by owner.
-    pub fn job_sets(&self) -> BTreeMap<String, Vec<String>> {
-        let mut sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (job, owner) in self.owners() {
-            match sets.get_mut(owner) {
-                Some(set) => set.push(job.to_owned()),
-                None => {
-                    sets.insert(owner.to_owned(), vec![job.to_owned()]);
-                }
-            }
+    /// How many jobs each worker owns (the job table's records counted by owner; only counts
+    /// are asked for, so no job name is copied).
+    fn job_counts(&self) -> BTreeMap<&str, usize> {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, owner) in self.owners() {
+            *counts.entry(owner).or_default() += 1;
         }
-        sets
+        counts
     }
 
     /// The assignment strategy: the live worker with the fewest jobs, ties broken by the
     /// smallest worker id (deterministic, so every node makes the same choice on the same view).
     pub fn pick_worker(&self, ttl_ms: u64, exclude: &str) -> Option<String> {
-        let sets = self.job_sets();
-        pick_live(&self.keepalive, self.now_ms, ttl_ms, exclude, |w| sets.get(w).map_or(0, Vec::len))
+        let counts = self.job_counts();
+        pick_live(&self.keepalive, self.now_ms, ttl_ms, exclude, |w| counts.get(w).copied().unwrap_or(0))
     }
 
     /// Every worker that has any state at all: keep-alive, registration, jobs or a cleanup lock.
