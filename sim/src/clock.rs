@@ -131,19 +131,21 @@ impl Clock for SimClock {
             st.next_sleeper
         };
         let target = deadline.saturating_duration_since(self.inner.origin);
-        Box::pin(ClockSleep { clock: self.clone(), target, id, armed: None })
+        Box::pin(ClockSleep { clock: self.clone(), target, id, armed: None, timer: QuietTimer::default() })
     }
 }
 
 /// A sleep until local time `target`: one timer at the exact global instant, re-armed only when
 /// the map changes or the timer fired early by rounding. Spurious polls (a `select!` woken by
-/// another branch) add no timer, unlike re-polling a runtime sleep.
+/// another branch) add no timer, unlike re-polling a runtime sleep, and a sleep dropped before
+/// its instant (the losing branch of a `select!`) does not wake its task when the timer fires.
 struct ClockSleep {
     clock: SimClock,
     target: Duration,
     id: u64,
-    /// The armed timer: its global instant, the map epoch it was computed under, the waker.
-    armed: Option<(Instant, u64, Waker)>,
+    /// The armed timer's global instant and the map epoch it was computed under.
+    armed: Option<(Instant, u64)>,
+    timer: QuietTimer,
 }
 
 impl Future for ClockSleep {
@@ -157,26 +159,112 @@ impl Future for ClockSleep {
             st.sleepers.remove(&this.id);
             return Poll::Ready(());
         }
-        let fresh = match &this.armed {
-            Some((at, epoch, waker)) => *epoch == st.epoch && now < *at && waker.will_wake(cx.waker()),
-            None => false,
-        };
-        if fresh {
+        if let Some((at, epoch)) = this.armed
+            && epoch == st.epoch
+            && now < at
+        {
+            this.timer.follow(cx); // the timer stands; a new task (if any) gets its wake-up
             return Poll::Pending;
         }
         let at = st.global_at(this.target).max(now + SLEEP_STEP_MIN);
-        this.armed = Some((at, st.epoch, cx.waker().clone()));
-        st.sleepers.insert(this.id, cx.waker().clone());
+        this.armed = Some((at, st.epoch));
+        let relay = this.timer.relay(cx);
+        st.sleepers.insert(this.id, relay.clone());
         drop(st);
-        // Polled once: registers one runtime timer that wakes this task at `at`.
-        let mut timer = madsim::time::sleep_until(at);
-        match Pin::new(&mut timer).poll(cx) {
-            Poll::Ready(()) => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
+        QuietTimer::arm(at, &relay, cx)
+    }
+}
+
+/// What a runtime timer wakes: the task still waiting for it, or nobody once the waiting future
+/// is gone. madsim timers cannot be cancelled; without this a dead timer (a call's timeout after
+/// its reply came, a `select!`'s losing sleep) would run its task once for nothing.
+#[derive(Default)]
+struct Relay(Mutex<Option<Waker>>);
+
+impl std::task::Wake for Relay {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(w) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            w.wake_by_ref();
         }
+    }
+}
+
+/// Runtime timers whose wake-ups die with this value (see [`Relay`]).
+#[derive(Default)]
+struct QuietTimer {
+    relay: Option<Arc<Relay>>,
+}
+
+impl QuietTimer {
+    /// Wake-ups of the timers already armed go to `cx`'s task from now on.
+    fn follow(&mut self, cx: &Context<'_>) {
+        if let Some(relay) = &self.relay {
+            let mut w = relay.0.lock().unwrap_or_else(|p| p.into_inner());
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+    }
+
+    /// The waker its timers wake (forwarding to `cx`'s task).
+    fn relay(&mut self, cx: &Context<'_>) -> Waker {
+        let relay = self.relay.get_or_insert_with(Arc::default).clone();
+        self.follow(cx);
+        Waker::from(relay)
+    }
+
+    /// Arm one more runtime timer that wakes `relay` at global instant `at`. Always pending: an
+    /// instant already passed wakes `cx`'s task at once.
+    fn arm(at: Instant, relay: &Waker, cx: &Context<'_>) -> Poll<()> {
+        // Polled once: registers one runtime timer.
+        let mut timer = madsim::time::sleep_until(at);
+        if Pin::new(&mut timer).poll(&mut Context::from_waker(relay)).is_ready() {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for QuietTimer {
+    fn drop(&mut self) {
+        if let Some(relay) = &self.relay {
+            relay.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+    }
+}
+
+/// A sleep until global instant `at` (a runtime sleep, as `tokio::time::sleep_until`) that arms
+/// one timer however often it is polled and does not wake its task once dropped.
+pub struct QuietSleep {
+    at: Instant,
+    armed: bool,
+    timer: QuietTimer,
+}
+
+/// A [`QuietSleep`] of `d` from now.
+pub fn quiet_sleep(d: Duration) -> QuietSleep {
+    QuietSleep { at: Instant::now() + d, armed: false, timer: QuietTimer::default() }
+}
+
+impl Future for QuietSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if Instant::now() >= this.at {
+            return Poll::Ready(());
+        }
+        if this.armed {
+            this.timer.follow(cx);
+            return Poll::Pending;
+        }
+        this.armed = true;
+        let relay = this.timer.relay(cx);
+        QuietTimer::arm(this.at, &relay, cx)
     }
 }
 

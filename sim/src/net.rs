@@ -9,10 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use futures::{FutureExt, Stream};
 use keel::store::{
     Acquire, Expect, MapScan, MapSnapshot, MapTxn, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent,
     WriteOutcome,
@@ -21,10 +24,11 @@ use keel::watch;
 use keel::{MemoryStore, StoreError};
 use madsim::net::Endpoint;
 use madsim::rand::Rng;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, StoreOp, StoreRet};
+use crate::world::lock;
 
 /// The store server's address.
 pub const STORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
@@ -236,8 +240,15 @@ async fn connection(
                 let Ok(msg) = msg else { break };
                 let Ok(req) = msg.downcast::<Req>() else { continue };
                 let ctx = (store.clone(), faults.clone(), history.clone(), tx.clone(), client.clone());
-                tasks.push(tokio::spawn(handle(ctx, *req)));
-                tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
+                // Applied here when it completes at once (no latency or reply-delay fault in
+                // force, no store op that waits): in arrival order, as a Redis connection
+                // serves its commands, and without a task per request. A request that waits
+                // gets its own task, so the connection goes on reading (and can be killed).
+                let mut req = Box::pin(handle(ctx, *req));
+                if (&mut req).now_or_never().is_none() {
+                    tasks.push(tokio::spawn(req));
+                    tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
+                }
             }
         }
     }
@@ -389,22 +400,146 @@ fn judge_fence(history: &History, faults: &ServerFaults, name: &str, fence: Opti
     *high = (*high).max(fence);
 }
 
+/// A call's place on its connection: waiting (with the task to wake), or answered.
+enum Slot {
+    Waiting(Option<Waker>),
+    Done(StoreResult<Resp>),
+}
+
 struct Conn {
     tx: madsim::net::Sender,
-    pending: Mutex<BTreeMap<u64, oneshot::Sender<StoreResult<Resp>>>>,
+    /// The connection's receiving end while no reader task runs: a caller waiting for its reply
+    /// reads here itself and hands out the replies of others, so a call costs no task run and
+    /// no hop through a reader. The first watch moves it into a reader task, since a feed must be
+    /// read when nobody calls.
+    rx: Mutex<Option<madsim::net::Receiver>>,
+    pending: Mutex<BTreeMap<u64, Slot>>,
     feeds: Mutex<BTreeMap<u64, mpsc::UnboundedSender<WatchEvent>>>,
     alive: AtomicBool,
 }
 
 impl Conn {
+    fn new(tx: madsim::net::Sender, rx: madsim::net::Receiver) -> Self {
+        Conn {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            pending: Mutex::new(BTreeMap::new()),
+            feeds: Mutex::new(BTreeMap::new()),
+            alive: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the connection can take a request: not given up, and (while callers read it
+    /// themselves, so no reader is there to notice) its other end not gone.
+    fn usable(&self) -> bool {
+        self.alive.load(Ordering::SeqCst) && !(lock(&self.rx).is_some() && self.tx.is_closed())
+    }
+
     fn close(&self) {
         self.alive.store(false, Ordering::SeqCst);
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        for (_, w) in pending {
-            let _ = w.send(Err(StoreError::Disconnected { reason: "connection reset".into() }));
+        // Calls still waiting fail; a reply already here stays theirs.
+        for slot in lock(&self.pending).values_mut() {
+            if let Slot::Waiting(w) = slot {
+                let w = w.take();
+                *slot = Slot::Done(Err(StoreError::Disconnected { reason: "connection reset".into() }));
+                w.into_iter().for_each(Waker::wake);
+            }
         }
         // Dropping the feed senders ends each watch's stream: it resubscribes and reports a gap.
-        self.feeds.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        lock(&self.feeds).clear();
+    }
+
+    /// Hand a message from the store to whom it is for.
+    fn dispatch(&self, down: Down) {
+        match down {
+            Down::Reply { id, result } => {
+                // A reply to a call that has gone, or that its closed connection failed, is dropped.
+                if let Some(slot) = lock(&self.pending).get_mut(&id)
+                    && let Slot::Waiting(w) = slot
+                {
+                    let w = w.take();
+                    *slot = Slot::Done(result);
+                    w.into_iter().for_each(Waker::wake);
+                }
+            }
+            Down::Feed { sub, ev } => {
+                if let Some(f) = lock(&self.feeds).get(&sub) {
+                    let _ = f.send(ev);
+                }
+            }
+        }
+    }
+
+    /// Read what has arrived, if no reader task does (registering `cx` for what comes next).
+    fn read(&self, cx: &mut Context<'_>) {
+        let mut rx = lock(&self.rx);
+        let Some(r) = rx.as_mut() else { return };
+        loop {
+            match Pin::new(&mut *r).poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if let Ok(down) = msg.downcast::<Down>() {
+                        self.dispatch(*down);
+                    }
+                }
+                Poll::Ready(Some(Err(_)) | None) => {
+                    *rx = None;
+                    drop(rx);
+                    self.close();
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    /// The reply to call `id`, once it is here.
+    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<StoreResult<Resp>> {
+        self.read(cx);
+        let mut pending = lock(&self.pending);
+        match pending.get_mut(&id) {
+            Some(Slot::Waiting(w)) => {
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Some(Slot::Done(_)) => match pending.remove(&id) {
+                Some(Slot::Done(r)) => {
+                    drop(pending);
+                    self.hand_over();
+                    Poll::Ready(r)
+                }
+                _ => Poll::Pending, // unreachable: matched just above under the same lock
+            },
+            None => Poll::Ready(Err(StoreError::Disconnected { reason: "connection reset".into() })),
+        }
+    }
+
+    /// A caller that read the connection itself is done with it: the runtime wakes only the
+    /// last task that polled the receiving end, so wake the other waiting callers to read on.
+    fn hand_over(&self) {
+        if lock(&self.rx).is_none() {
+            return;
+        }
+        for slot in lock(&self.pending).values() {
+            if let Slot::Waiting(Some(w)) = slot {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// From now on a reader task reads the connection (feeds must be read when nobody calls).
+    fn spawn_reader(self: &Arc<Self>) {
+        let Some(mut rx) = lock(&self.rx).take() else { return };
+        let reader = self.clone();
+        tokio::spawn(async move {
+            while let Ok(msg) = rx.recv().await {
+                if let Ok(down) = msg.downcast::<Down>() {
+                    reader.dispatch(*down);
+                }
+            }
+            reader.close();
+        });
     }
 }
 
@@ -419,19 +554,12 @@ struct Abandon<'a> {
     after: Duration,
 }
 
-impl Abandon<'_> {
-    fn give_up(&self) {
-        self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
-        self.conn.close();
-    }
-}
-
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
+        lock(&self.conn.pending).remove(&self.id);
+        self.conn.hand_over();
         if self.sent.elapsed() >= self.after {
-            self.give_up();
-        } else {
-            self.conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+            self.conn.close();
         }
     }
 }
@@ -442,6 +570,10 @@ struct Client {
     op_timeout: Duration,
     next_id: AtomicU64,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    /// Connections given up while callers read them: kept open, so the store still applies
+    /// (and answers, to nobody) what was sent on them, as it does on a connection a reader
+    /// task keeps. Closing one would abort the store's delayed requests on it.
+    retired: Mutex<Vec<Arc<Conn>>>,
 }
 
 /// A `Store` client on an application node, talking to the store server over the simulated network.
@@ -461,44 +593,24 @@ impl SimStore {
                 op_timeout,
                 next_id: AtomicU64::new(1),
                 conn: tokio::sync::Mutex::new(None),
+                retired: Mutex::new(Vec::new()),
             }),
         })
     }
 
     async fn conn(&self) -> StoreResult<Arc<Conn>> {
         let mut slot = self.inner.conn.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
+        if let Some(c) = slot.as_ref().filter(|c| c.usable()) {
             return Ok(c.clone());
         }
+        if let Some(old) = slot.take() {
+            let mut retired = lock(&self.inner.retired);
+            retired.retain(|c| !c.tx.is_closed()); // the store ended those: nothing to keep open
+            retired.push(old);
+        }
         let unavailable = |e: std::io::Error| StoreError::Unavailable { reason: e.to_string() };
-        let (tx, mut rx) = self.inner.ep.connect1(STORE_ADDR).await.map_err(unavailable)?;
-        let conn = Arc::new(Conn {
-            tx,
-            pending: Mutex::new(BTreeMap::new()),
-            feeds: Mutex::new(BTreeMap::new()),
-            alive: AtomicBool::new(true),
-        });
-        let reader = conn.clone();
-        tokio::spawn(async move {
-            while let Ok(msg) = rx.recv().await {
-                let Ok(down) = msg.downcast::<Down>() else { continue };
-                match *down {
-                    Down::Reply { id, result } => {
-                        let waiter = reader.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                        if let Some(w) = waiter {
-                            let _ = w.send(result);
-                        }
-                    }
-                    Down::Feed { sub, ev } => {
-                        let feeds = reader.feeds.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(f) = feeds.get(&sub) {
-                            let _ = f.send(ev);
-                        }
-                    }
-                }
-            }
-            reader.close();
-        });
+        let (tx, rx) = self.inner.ep.connect1(STORE_ADDR).await.map_err(unavailable)?;
+        let conn = Arc::new(Conn::new(tx, rx));
         let hello = Req { id: 0, op: Op::Hello { node: self.inner.node } };
         conn.tx.send(Box::new(hello)).await.map_err(unavailable)?;
         *slot = Some(conn.clone());
@@ -525,20 +637,20 @@ impl SimStore {
         let name = op.name();
         let conn = self.conn().await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        conn.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        lock(&conn.pending).insert(id, Slot::Waiting(None));
         if let Err(e) = conn.tx.send(Box::new(Req { id, op })).await {
-            conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            lock(&conn.pending).remove(&id);
             conn.close();
             return Err(StoreError::Unavailable { reason: e.to_string() });
         }
         let abandon = Abandon { conn: &conn, id, sent: tokio::time::Instant::now(), after: self.inner.op_timeout / 2 };
-        let r = match tokio::time::timeout(self.inner.op_timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(StoreError::Disconnected { reason: "connection reset".into() }),
+        // The timeout's timer does not wake this task once the reply has come (`QuietSleep`).
+        let r = tokio::select! {
+            biased; // deterministic poll order (see `connection`)
+            r = std::future::poll_fn(|cx| conn.poll_reply(id, cx)) => r,
             // Like a client with a socket timeout: `abandon` gives up on this connection when
             // it drops here. Requests already queued on it may still be delivered and applied.
-            Err(_) => return Err(StoreError::Timeout { op: name }),
+            () = crate::clock::quiet_sleep(self.inner.op_timeout) => return Err(StoreError::Timeout { op: name }),
         };
         std::mem::forget(abandon);
         r
@@ -549,6 +661,7 @@ impl SimStore {
         let sub = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         conn.feeds.lock().unwrap_or_else(|p| p.into_inner()).insert(sub, tx);
+        conn.spawn_reader();
         match self.call(Op::Watch { map: map.to_owned(), sub }).await {
             Ok(_) => Ok(rx),
             Err(e) => {

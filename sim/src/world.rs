@@ -121,7 +121,8 @@ pub fn reap(nodes: impl IntoIterator<Item = NodeId>) {
 /// Every simulated message's usual latency, ms (madsim draws each one from this range).
 pub const SEND_LATENCY_MS: (u64, u64) = (1, 5);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A mutex's guard, poisoned or not (a panic elsewhere must not take the simulation down).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -163,20 +163,30 @@ impl<S: Store> Driver<S> {
         let mut zombies: Vec<tokio::task::JoinHandle<()>> = Vec::new();
         let mut shutting_down = false;
         let mut just_lost = false;
+        // One wait for the shutdown across every turn of the loop (not a fresh one registered
+        // and dropped per `select!`). Polled only while `!shutting_down`: it completes only once
+        // the token is cancelled, and the next turn then sets `shutting_down`.
+        let cancelled = self.shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             if !shutting_down && self.shutdown.is_cancelled() {
                 shutting_down = true;
                 m.on_shutdown();
             }
-            let step = m.poll(self.clock.now());
+            // One reading of the local clock per turn (and one after each store call): the
+            // clock does not move between awaits, and each reading costs a lock and the
+            // runtime's time.
+            let now = self.clock.now();
+            let step = m.poll(now);
             match step {
                 Step::StoreTime => {
-                    let deadline = self.clock.now() + self.cfg.op_timeout;
+                    let deadline = now + self.cfg.op_timeout;
                     let r = tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         r = until(&*self.clock, deadline, "time", self.store.time_ms()) => r,
-                        _ = self.shutdown.cancelled(), if !shutting_down => continue,
+                        _ = &mut cancelled, if !shutting_down => continue,
                     };
+                    let done = self.clock.now();
                     match &r {
                         Ok(_) => errors.ok(&self.cfg),
                         Err(e) => {
@@ -185,19 +195,20 @@ impl<S: Store> Driver<S> {
                                 owner: (&owner).into(),
                                 error: Text::display(e),
                             });
-                            errors.error(self.clock.now(), &self.cfg, "time", e);
+                            errors.error(done, &self.cfg, "time", e);
                         }
                     }
-                    m.on_time(self.clock.now(), r);
+                    m.on_time(done, r);
                 }
                 Step::Acquire { token } => {
-                    let sent = self.clock.now();
+                    let sent = now;
                     let deadline = sent + self.cfg.op_timeout;
                     let r = tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         r = until(&*self.clock, deadline, "lease_acquire", self.acquire(&token, ttl_ms, quarantine_ms)) => r,
-                        _ = self.shutdown.cancelled(), if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
+                        _ = &mut cancelled, if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
+                    let done = self.clock.now();
                     match &r {
                         Ok(Acquire::Held { remaining_ms }) => observe::emit(LeaseEvent::AcquireRefused {
                             lease: (&name).into(),
@@ -216,22 +227,23 @@ impl<S: Store> Driver<S> {
                                 owner: (&owner).into(),
                                 error: Text::display(e),
                             });
-                            errors.error(self.clock.now(), &self.cfg, "lease_acquire", e);
+                            errors.error(done, &self.cfg, "lease_acquire", e);
                         }
                     }
                     if r.is_ok() {
                         errors.ok(&self.cfg);
                     }
-                    m.on_acquire(sent, self.clock.now(), r);
+                    m.on_acquire(sent, done, r);
                 }
                 Step::Renew { token, deadline } => {
-                    let sent = self.clock.now();
+                    let sent = now;
                     let cut = deadline.min(sent + self.cfg.op_timeout);
                     let r = if mutants::active(Mutant::MS7) {
                         self.renew_hanging(&token, ttl_ms, sent).await
                     } else {
                         until(&*self.clock, cut, "lease_renew", self.renew(&token, ttl_ms)).await
                     };
+                    let done = self.clock.now();
                     match &r {
                         Ok(Renew::Renewed { fence }) => observe::emit(LeaseEvent::Renewed {
                             lease: (&name).into(),
@@ -245,13 +257,13 @@ impl<S: Store> Driver<S> {
                                 owner: (&owner).into(),
                                 error: Text::display(e),
                             });
-                            errors.error(self.clock.now(), &self.cfg, "lease_renew", e);
+                            errors.error(done, &self.cfg, "lease_renew", e);
                         }
                     }
                     if r.is_ok() {
                         errors.ok(&self.cfg);
                     }
-                    m.on_renew(sent, self.clock.now(), r);
+                    m.on_renew(sent, done, r);
                     // Guards read the deadline themselves: extend it at the instant the machine does.
                     if let (Some(v), Some(d)) = (self.current(), m.deadline()) {
                         v.extend(d);
@@ -312,7 +324,7 @@ impl<S: Store> Driver<S> {
                     tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(at) => {}
-                        _ = self.shutdown.cancelled(), if !shutting_down => {}
+                        _ = &mut cancelled, if !shutting_down => {}
                         (fence, r) = work_ended(&mut work) => {
                             observe::emit(LeaseEvent::WorkEnded {
                                 lease: (&name).into(),
