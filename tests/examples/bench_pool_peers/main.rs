@@ -12,7 +12,9 @@
 //! - client CPU per job: this process's CPU (keel, apalis) or the Node process's own
 //!   `process.cpuUsage()` (BullMQ) over the timed window;
 //! - Redis CPU per job (`used_cpu_sys + used_cpu_user`) and Redis commands per job
-//!   (`total_commands_processed`), from `INFO` before and after the window.
+//!   (`total_commands_processed`), from `INFO` before and after the window;
+//! - keel only: the whole-map snapshots its nodes read in the window to rebuild a job table or a
+//!   keep-alive replica (none in the steady state), counted from keel's debug events.
 //!
 //! The last line is `ratio keel/apalis=<x> keel/bullmq=<y>`: medians of the per-round jobs/s
 //! ratios (`n/a` for a peer that could not run).
@@ -23,6 +25,7 @@
 //! just the systems named, e.g. to profile keel or to compare two builds of it).
 
 mod phases;
+mod snapshots;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ use apalis::prelude::{BackendExt, BoxDynError, Data, TaskSink, WorkerBuilder, Wo
 use apalis_redis::RedisStorage;
 use keel_tests::RedisServer;
 use keel_tests::bench::{BenchPool, DISPATCHERS, NODES, Quick, RedisCounters, WORKERS, command_stats, cpu_time};
+use snapshots::Snapshots;
 use tokio::time::Instant;
 
 /// The concurrency every system runs with (keel's 3 nodes × 4 workers).
@@ -64,6 +68,8 @@ struct Figures {
     jobs_per_s: f64,
     client_cpu: Duration,
     redis: RedisCounters,
+    /// keel's whole-map snapshots in the window (`None` for the peers).
+    snapshots: Option<Snapshots>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +148,7 @@ async fn keel_round(server: &RedisServer, jobs: usize, phases: bool) -> Result<F
     let stats0 = if phases { command_stats(&url).map_err(|e| e.to_string())? } else { Vec::new() };
     let monitor =
         if phases { Some(phases::Monitor::start(server.port()).map_err(|e| format!("MONITOR: {e}"))?) } else { None };
-    let (before, cpu0, t0) = (counters(&url)?, cpu_time(), Instant::now());
+    let (before, cpu0, snaps0, t0) = (counters(&url)?, cpu_time(), Snapshots::now(), Instant::now());
     let dispatchers = pool.dispatch(jobs);
     for d in dispatchers {
         d.await.map_err(|e| format!("keel dispatcher: {e}"))?;
@@ -152,14 +158,19 @@ async fn keel_round(server: &RedisServer, jobs: usize, phases: bool) -> Result<F
     }
     pool.drained().await;
     let took = t0.elapsed();
-    let (cpu, after) = (cpu_time().saturating_sub(cpu0), counters(&url)?);
+    let (cpu, snaps, after) = (cpu_time().saturating_sub(cpu0), Snapshots::now().since(snaps0), counters(&url)?);
     if let Some(m) = monitor {
         let tally = m.finish();
         print_command_stats(&stats0, &command_stats(&url).map_err(|e| e.to_string())?, jobs);
         phases::print(&tally, jobs);
     }
     pool.stop().await;
-    Ok(Figures { jobs_per_s: jobs as f64 / took.as_secs_f64(), client_cpu: cpu, redis: after.since(before) })
+    Ok(Figures {
+        jobs_per_s: jobs as f64 / took.as_secs_f64(),
+        client_cpu: cpu,
+        redis: after.since(before),
+        snapshots: Some(snaps),
+    })
 }
 
 /// Redis calls per job by command over a keel round (`INFO commandstats` after minus before).
@@ -252,7 +263,12 @@ async fn apalis_round(url: &str, jobs: usize) -> Result<Figures, String> {
             run.abort();
         }
     }
-    Ok(Figures { jobs_per_s: jobs as f64 / took.as_secs_f64(), client_cpu: cpu, redis: after.since(before) })
+    Ok(Figures {
+        jobs_per_s: jobs as f64 / took.as_secs_f64(),
+        client_cpu: cpu,
+        redis: after.since(before),
+        snapshots: None,
+    })
 }
 
 /// The BullMQ script's folder, with its npm packages installed (`npm ci` on first use).
@@ -311,6 +327,7 @@ fn bullmq_round(dir: &Path, url: &str, jobs: usize) -> Result<Figures, String> {
             jobs_per_s: jobs as f64 / (elapsed_ms / 1e3),
             client_cpu: Duration::from_secs_f64(cpu_us / 1e6),
             redis: after.since(before),
+            snapshots: None,
         })
     })();
     if result.is_err() {
@@ -318,6 +335,18 @@ fn bullmq_round(dir: &Path, url: &str, jobs: usize) -> Result<Figures, String> {
     }
     let _ = child.wait();
     result
+}
+
+/// keel's whole snapshots per round (median of each count), if it ran.
+fn median_snapshots(rounds: &[Figures]) -> Option<Snapshots> {
+    let all: Vec<Snapshots> = rounds.iter().filter_map(|f| f.snapshots).collect();
+    let med = |f: fn(&Snapshots) -> u64| median(all.iter().map(|s| f(s) as f64).collect()).map(|m| m as u64);
+    Some(Snapshots { jobs: med(|s| s.jobs)?, keepalive: med(|s| s.keepalive)? })
+}
+
+/// `  whole snapshots: job map J, keep-alive map K` for keel (empty for the peers).
+fn snapshot_text(s: Option<Snapshots>) -> String {
+    s.map_or(String::new(), |s| format!("  whole snapshots: job map {}, keep-alive map {}", s.jobs, s.keepalive))
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -333,8 +362,9 @@ fn print_row(system: System, rounds: &[Figures], jobs: usize) {
     let commands = per_job(&|f| f.redis.commands as f64 / jobs as f64);
     let guarantees = GUARANTEES.iter().find(|(s, _)| *s == system.name()).map_or("", |(_, g)| g);
     println!(
-        "{:7} {tput:8.0} jobs/s  client CPU {client:.3} ms/job  Redis CPU {redis:.3} ms/job  Redis commands {commands:.1}/job  (median of {})",
+        "{:7} {tput:8.0} jobs/s  client CPU {client:.3} ms/job  Redis CPU {redis:.3} ms/job  Redis commands {commands:.1}/job{}  (median of {})",
         system.name(),
+        snapshot_text(median_snapshots(rounds)),
         rounds.len()
     );
     println!("        guarantees: {guarantees}");
@@ -351,6 +381,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    if !snapshots::install() {
+        eprintln!("bench_pool_peers: a tracing subscriber was installed first; keel's snapshots are not counted");
+    }
     let redis = Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if !redis.is_ok_and(|s| s.success()) {
         eprintln!("bench_pool_peers: redis-server not found: install it (apt-get install -y redis-server)");
@@ -403,12 +436,13 @@ async fn main() {
             match figures {
                 Ok(f) => {
                     println!(
-                        "round {round} {:7} {:8.0} jobs/s  client CPU {:.3} ms/job  Redis CPU {:.3} ms/job  {:.1} commands/job",
+                        "round {round} {:7} {:8.0} jobs/s  client CPU {:.3} ms/job  Redis CPU {:.3} ms/job  {:.1} commands/job{}",
                         system.name(),
                         f.jobs_per_s,
                         f.client_cpu.as_secs_f64() * 1e3 / jobs as f64,
                         f.redis.cpu.as_secs_f64() * 1e3 / jobs as f64,
-                        f.redis.commands as f64 / jobs as f64
+                        f.redis.commands as f64 / jobs as f64,
+                        snapshot_text(f.snapshots)
                     );
                     results.iter_mut().find(|(s, _)| *s == system).expect("every system has a row").1.push(f);
                 }
