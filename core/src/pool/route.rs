@@ -128,8 +128,6 @@ impl<S: Store> Core<S> {
             };
             match ev {
                 WatchEvent::Change(c) => {
-                    let hole = lock(&self.table).apply(&c);
-                    self.table_moved.notify_waiters();
                     if let Some(job) = c.key.strip_prefix("j/") {
                         self.route_change(job, c.value.as_deref());
                     } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
@@ -138,6 +136,9 @@ impl<S: Store> Core<S> {
                             observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
                         }
                     }
+                    // Last: the table takes the change's strings.
+                    let hole = lock(&self.table).apply(c);
+                    self.table_moved.notify_waiters();
                     if hole {
                         self.resync_feed("hole").await
                     }

@@ -240,9 +240,17 @@ impl JobTable {
     /// it found a hole: the table just fell out of sync, and stays so until the next snapshot
     /// (whoever follows the feed takes it at once: while it reads, its feed buffers the changes
     /// made meanwhile, none is dropped as they would be by a table waiting out of sync).
-    pub fn apply(&mut self, c: &Change) -> bool {
+    pub fn apply(&mut self, c: Change) -> bool {
         match self.pos.step(c.rev) {
-            Step::Apply => self.set(&c.key, c.value.as_deref(), c.rev),
+            Step::Apply => {
+                self.unset(&c.key);
+                match c.value {
+                    Some(v) => self.put(c.key, v, c.rev),
+                    None => {
+                        self.stamps.remove(&c.key);
+                    }
+                }
+            }
             Step::Skip => {}
             Step::Hole => return true,
         }
@@ -267,6 +275,17 @@ impl JobTable {
     }
 
     fn set(&mut self, key: &str, value: Option<&str>, stamp: u64) {
+        self.unset(key);
+        match value {
+            Some(v) => self.put(key.to_owned(), v.to_owned(), stamp),
+            None => {
+                self.stamps.remove(key);
+            }
+        }
+    }
+
+    /// Take `key` out of the value maps (its stamp stays).
+    fn unset(&mut self, key: &str) {
         if key.starts_with("d/") {
             if let Some(old) = self.tombs.remove(key)
                 && let Some(t) = Tombstone::parse(&old)
@@ -277,22 +296,23 @@ impl JobTable {
             self.live.remove(key);
         }
         self.corrupt.remove(key);
-        let Some(v) = value else {
-            self.stamps.remove(key);
-            return;
-        };
-        self.stamps.insert(key.to_owned(), Stamp { rev: stamp, pass: self.pass });
-        if check_value("jobs", key, v).is_err() {
-            self.corrupt.insert(key.to_owned(), v.to_owned());
+    }
+
+    /// Hold `key` = `v` (taken out of the value maps first), stamped `stamp`. Owned: a change from
+    /// the feed moves its strings in, the per-change upkeep allocates only the stamp's key.
+    fn put(&mut self, key: String, v: String, stamp: u64) {
+        self.stamps.insert(key.clone(), Stamp { rev: stamp, pass: self.pass });
+        if check_value("jobs", &key, &v).is_err() {
+            self.corrupt.insert(key, v);
             return;
         }
         if key.starts_with("d/") {
-            if let Some(t) = Tombstone::parse(v) {
-                self.tombs_by_ms.insert((t.ms, key.to_owned()));
+            if let Some(t) = Tombstone::parse(&v) {
+                self.tombs_by_ms.insert((t.ms, key.clone()));
             }
-            self.tombs.insert(key.to_owned(), v.to_owned());
+            self.tombs.insert(key, v);
         } else {
-            self.live.insert(key.to_owned(), v.to_owned());
+            self.live.insert(key, v);
         }
     }
 
@@ -354,10 +374,10 @@ mod tests {
         t.replace(&snap(5, &[("j/a", "1|w1|x"), ("d/b", "1|w1|100")]));
         assert!(t.is_fresh(5) && t.is_fresh(4));
         assert!(!t.is_fresh(6));
-        t.apply(&change(4, "j/a", None)); // included in the snapshot already
+        t.apply(change(4, "j/a", None)); // included in the snapshot already
         assert!(t.has_live("j/a"));
-        t.apply(&change(6, "j/a", None));
-        t.apply(&change(7, "d/a", Some("1|w1|150")));
+        t.apply(change(6, "j/a", None));
+        t.apply(change(7, "d/a", Some("1|w1|150")));
         assert!(t.is_fresh(7));
         assert!(!t.has_live("j/a"));
         assert_eq!(t.tombstone("a"), Some("1|w1|150"));
@@ -373,9 +393,9 @@ mod tests {
     fn a_missed_revision_or_a_gap_puts_it_out_of_sync_until_the_next_snapshot() {
         let mut t = JobTable::default();
         t.replace(&snap(5, &[]));
-        t.apply(&change(7, "j/a", Some("1|w1|x"))); // 6 was missed
+        t.apply(change(7, "j/a", Some("1|w1|x"))); // 6 was missed
         assert!(!t.is_fresh(7));
-        t.apply(&change(8, "j/b", Some("1|w1|x")));
+        t.apply(change(8, "j/b", Some("1|w1|x")));
         assert!(!t.has_live("j/b"), "nothing applied while out of sync");
         assert!(t.replace(&snap(8, &[("j/a", "1|w1|x"), ("j/b", "1|w1|x")])));
         assert!(t.is_fresh(8));
@@ -388,28 +408,28 @@ mod tests {
     #[test]
     fn a_hole_is_reported_once_when_the_table_falls_out_of_sync() {
         let mut t = JobTable::default();
-        assert!(!t.apply(&change(1, "j/a", Some("1|w1|x"))), "never synced: waiting for a snapshot already");
+        assert!(!t.apply(change(1, "j/a", Some("1|w1|x"))), "never synced: waiting for a snapshot already");
         t.replace(&snap(0, &[]));
         // The first change after a snapshot of an empty map: a store may start anywhere.
-        assert!(t.apply(&change(41, "j/a", Some("1|w1|x"))), "the first revision of a map is a hole");
-        assert!(!t.apply(&change(43, "j/b", Some("1|w1|x"))), "reported once: the resync is under way");
+        assert!(t.apply(change(41, "j/a", Some("1|w1|x"))), "the first revision of a map is a hole");
+        assert!(!t.apply(change(43, "j/b", Some("1|w1|x"))), "reported once: the resync is under way");
         assert!(!t.is_synced());
         t.replace(&snap(42, &[("j/a", "1|w1|x")]));
-        assert!(!t.apply(&change(42, "j/a", Some("1|w1|x"))), "in the snapshot");
-        assert!(!t.apply(&change(43, "j/b", Some("1|w1|x"))), "the next revision");
+        assert!(!t.apply(change(42, "j/a", Some("1|w1|x"))), "in the snapshot");
+        assert!(!t.apply(change(43, "j/b", Some("1|w1|x"))), "the next revision");
         assert!(t.is_fresh(43) && t.has_live("j/b"));
-        assert!(t.apply(&change(45, "j/c", Some("1|w1|x"))), "44 was missed");
+        assert!(t.apply(change(45, "j/c", Some("1|w1|x"))), "44 was missed");
         t.gap();
-        assert!(!t.apply(&change(46, "j/c", Some("1|w1|x"))), "a gap is resynced by whoever reported it");
+        assert!(!t.apply(change(46, "j/c", Some("1|w1|x"))), "a gap is resynced by whoever reported it");
     }
 
     #[test]
     fn rewritten_and_deleted_tombstones_leave_the_time_index() {
         let mut t = JobTable::default();
         t.replace(&snap(1, &[("d/a", "1|w1|100")]));
-        t.apply(&change(2, "d/a", Some("2|w2|300")));
+        t.apply(change(2, "d/a", Some("2|w2|300")));
         assert_eq!(t.tombstones_before(200, 10), vec![]);
-        t.apply(&change(3, "d/a", None));
+        t.apply(change(3, "d/a", None));
         assert_eq!(t.tombstones_before(400, 10), vec![]);
         assert_eq!(t.tombstone_count(), 0);
     }
@@ -431,7 +451,7 @@ mod tests {
         assert_eq!(r, Reconciled { found: 1, dropped: 0, pass_done: false });
         assert!(!t.has_live("j/a"));
         assert_eq!(t.corrupt().collect::<Vec<_>>(), [("j/a", "garbage")]);
-        t.apply(&change(6, "d/b", Some("2|w2|200")));
+        t.apply(change(6, "d/b", Some("2|w2|200")));
         // A slice from a stale cursor is ignored, and so is one the table has not caught up with.
         assert_eq!(t.reconcile(MAP_SCAN_START, &slice(6, &[("d/x", "1|w1|1")], "9")), Reconciled::default());
         assert_eq!(t.reconcile("7", &slice(9, &[("d/x", "1|w1|1")], "9")), Reconciled::default());
@@ -450,8 +470,8 @@ mod tests {
     fn a_slice_older_than_a_keys_last_change_does_not_undo_it() {
         let mut t = JobTable::default();
         t.replace(&snap(5, &[("j/a", "1|w1|x")]));
-        t.apply(&change(6, "j/a", Some("2|w2|x")));
-        t.apply(&change(7, "j/b", Some("1|w1|x")));
+        t.apply(change(6, "j/a", Some("2|w2|x")));
+        t.apply(change(7, "j/b", Some("1|w1|x")));
         // Read at 5 (before both changes), applied after them: neither undone nor dropped.
         let r = t.reconcile(MAP_SCAN_START, &slice(5, &[("j/a", "1|w1|x")], MAP_SCAN_START));
         assert_eq!(r, Reconciled { found: 0, dropped: 0, pass_done: true });
@@ -470,7 +490,7 @@ mod tests {
         t.replace(&snap(1, &[("j/a", "garbage"), ("d/b", "x|y")]));
         assert_eq!(t.corrupt().count(), 2);
         assert!(!t.has_live("j/a"));
-        t.apply(&change(2, "j/a", Some("1|w1|x")));
+        t.apply(change(2, "j/a", Some("1|w1|x")));
         assert_eq!(t.corrupt().count(), 1);
         assert!(t.has_live("j/a"));
     }
