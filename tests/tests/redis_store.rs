@@ -254,7 +254,7 @@ async fn redis_lagging_watch_reports_a_gap() {
     let Some(server) = RedisServer::start("redis_lagging_watch_reports_a_gap") else { return };
     let s = RedisStore::connect(server.config()).await.expect("connect");
     let mut w = s.watch("m").await.expect("watch");
-    let n = keel::store::memory::WATCH_BUFFER as u64 + 500;
+    let n = keel::store::redis::RedisWatch::BUFFER as u64 + 500;
     let mut last = 0;
     for i in 0..n {
         last = s.map_write("m", "k", MapWrite::Set(i.to_string())).await.expect("write").rev;

@@ -42,6 +42,7 @@ use tracing::debug;
 
 use super::node::{Core, lock, ms};
 use super::state::KeepAlive;
+use super::table::{FeedPos, Step};
 use crate::clock::Instant;
 use crate::error::StoreError;
 use crate::store::{Change, MapSnapshot, Store, Watch, WatchEvent};
@@ -65,10 +66,8 @@ pub(crate) struct NodeCache {
 /// `table.rs`: changes in revision order on top of a snapshot, out of sync on any hole).
 #[derive(Debug, Default)]
 struct Followed {
-    /// Revision of the last change applied (or of the snapshot it was built from).
-    rev: u64,
-    /// Whether every change up to `rev` is applied.
-    synced: bool,
+    /// Where the replica stands on the keep-alive map's feed.
+    pos: FeedPos,
     /// Shared with the dispatches reading it (copied on write only while one holds it).
     entries: Arc<BTreeMap<String, String>>,
     /// The newest keep-alive time among the values followed (0: none).
@@ -77,23 +76,18 @@ struct Followed {
 
 impl Followed {
     fn replace(&mut self, snap: MapSnapshot) -> bool {
-        if self.synced && snap.rev < self.rev {
+        if !self.pos.takes_snapshot(snap.rev) {
             return false; // the feed overtook the snapshot
         }
         let newest_ms = snap.entries.values().filter_map(|v| KeepAlive::parse(v)).map(|k| k.ms).max().unwrap_or(0);
-        *self = Followed { rev: snap.rev, synced: true, entries: Arc::new(snap.entries), newest_ms };
+        *self = Followed { pos: FeedPos::at_snapshot(snap.rev), entries: Arc::new(snap.entries), newest_ms };
         true
     }
 
     fn apply(&mut self, c: Change) {
-        if !self.synced || c.rev <= self.rev {
+        if self.pos.step(c.rev) != Step::Apply {
             return;
         }
-        if c.rev != self.rev + 1 {
-            self.synced = false;
-            return;
-        }
-        self.rev = c.rev;
         let entries = Arc::make_mut(&mut self.entries);
         match c.value {
             Some(v) => {
@@ -135,7 +129,7 @@ impl NodeCache {
     /// The keep-alive map: the followed replica while it is in sync, else the last snapshot if
     /// it is at most `age_max` old at local `now`.
     pub fn keepalive(&self, now: Instant, age_max: Duration) -> Option<Arc<BTreeMap<String, String>>> {
-        if self.followed.synced {
+        if self.followed.pos.is_synced() {
             return Some(self.followed.entries.clone());
         }
         let (entries, at) = self.keepalive.as_ref()?;
@@ -144,13 +138,13 @@ impl NodeCache {
 
     /// Whether the keep-alive map is followed without a hole (a re-read would add nothing).
     pub fn follows_keepalive(&self) -> bool {
-        self.followed.synced
+        self.followed.pos.is_synced()
     }
 
     /// The store-time estimate `now_ms` raised to the newest keep-alive followed, by at most
     /// `raise_max_ms` (see the module doc).
     pub fn raised(&self, now_ms: u64, raise_max_ms: u64) -> u64 {
-        if !self.followed.synced {
+        if !self.followed.pos.is_synced() {
             return now_ms;
         }
         now_ms.max(self.followed.newest_ms.min(now_ms.saturating_add(raise_max_ms)))
@@ -166,12 +160,12 @@ impl NodeCache {
     /// sync (false: a hole, snapshot again).
     pub fn follow_change(&mut self, c: Change) -> bool {
         self.followed.apply(c);
-        self.followed.synced
+        self.followed.pos.is_synced()
     }
 
     /// The keep-alive feed reported a gap: out of sync until the next snapshot.
     pub fn follow_gap(&mut self) {
-        self.followed.synced = false;
+        self.followed.pos.gap();
     }
 }
 
@@ -254,6 +248,8 @@ impl<S: Store> Core<S> {
                 };
                 match snap {
                     Ok(snap) => {
+                        debug!(name: "keepalive_follower_resynced", target: "keel::pool", entries = snap.entries.len(),
+                            "keep-alive replica rebuilt from a whole snapshot of the keep-alive map");
                         lock(&self.cache).follow_snapshot(snap);
                     }
                     Err(e) => {

@@ -73,19 +73,25 @@ impl<S: Store> Core<S> {
         }
     }
 
-    /// Rebuild the job table from `snap` and wake a sweep waiting for it.
-    pub(crate) fn resync_table(&self, snap: &MapSnapshot) {
-        if lock(&self.table).replace(snap) {
+    /// Rebuild the job table from `snap`, a whole snapshot of the job map read because of `why`,
+    /// and wake a sweep waiting for it. Each one is logged (`job_table_rebuilt`, debug): in the
+    /// steady state there are none, and their cost grows with the retained tombstones.
+    pub(crate) fn resync_table(&self, snap: &MapSnapshot, why: &'static str) {
+        let replaced = lock(&self.table).replace(snap);
+        debug!(name: "job_table_rebuilt", target: "keel::pool", why, entries = snap.entries.len(), replaced,
+            "job table rebuilt from a whole snapshot of the job map");
+        if replaced {
             self.table_moved.notify_waiters();
         }
     }
 
-    /// The feed reported a gap: reconcile the completion feed from a fresh snapshot now (the
-    /// sweeper would within a period; assignments need nothing, the sweeper re-announces).
+    /// The feed reported a gap, or the table found a hole in it: rebuild the table and
+    /// reconcile the completion feed from a fresh snapshot now (the sweeper would within a
+    /// period; assignments need nothing, the sweeper re-announces).
     pub(crate) async fn resync_feed(&self, why: &'static str) {
         match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
             Ok(snap) => {
-                self.resync_table(&snap);
+                self.resync_table(&snap, why);
                 self.observe_tombstones(&snap.entries, why)
             }
             Err(e) => debug!(target: "keel::pool", error = %e, "feed resync failed; the next sweep reconciles"),
@@ -93,8 +99,13 @@ impl<S: Store> Core<S> {
     }
 
     /// The router: follows the job map's feed and hands new assignments to local workers, and
-    /// new tombstones to the completion feed. On a gap the completion feed is reconciled from a
-    /// snapshot; assignments need no resync (the sweeper re-announces every period).
+    /// new tombstones to the completion feed. On a gap, or a hole the table finds, the table and
+    /// the completion feed are resynced from a snapshot at once, by the router itself: while it
+    /// reads, the watch buffers the changes made meanwhile, which then apply on top. (A table left
+    /// out of sync until a sweep rebuilt it would drop every change the router consumed during
+    /// that sweep's read, find a hole again at the next change, and be rebuilt by every sweep:
+    /// whole snapshots of the job map in the steady state.) Assignments need no resync (the
+    /// sweeper re-announces every period).
     pub async fn run_router(self: Arc<Self>) {
         let mut watch = loop {
             tokio::select! {
@@ -117,8 +128,6 @@ impl<S: Store> Core<S> {
             };
             match ev {
                 WatchEvent::Change(c) => {
-                    lock(&self.table).apply(&c);
-                    self.table_moved.notify_waiters();
                     if let Some(job) = c.key.strip_prefix("j/") {
                         self.route_change(job, c.value.as_deref());
                     } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
@@ -126,6 +135,12 @@ impl<S: Store> Core<S> {
                         if d.dropped > 0 {
                             observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
                         }
+                    }
+                    // Last: the table takes the change's strings.
+                    let hole = lock(&self.table).apply(c);
+                    self.table_moved.notify_waiters();
+                    if hole {
+                        self.resync_feed("hole").await
                     }
                 }
                 WatchEvent::Gap => {

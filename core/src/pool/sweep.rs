@@ -132,9 +132,7 @@ impl<S: Store> Core<S> {
     /// completion feed: the table has a hole (start, gap) or the feed lags too far behind.
     async fn reconcile_table(&self) -> Result<(), StoreError> {
         let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
-        if lock(&self.table).replace(&snap) {
-            self.table_moved.notify_waiters();
-        }
+        self.resync_table(&snap, "sweep");
         self.observe_tombstones(&snap.entries, "sweep");
         Ok(())
     }

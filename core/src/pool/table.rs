@@ -37,11 +37,8 @@ use crate::store::{Change, MAP_SCAN_START, MapScan, MapSnapshot};
 /// The job map as this node last saw it, with the indexes a sweep needs.
 #[derive(Debug)]
 pub(crate) struct JobTable {
-    /// Revision of the last change applied (or of the snapshot the table was built from).
-    rev: u64,
-    /// Whether every change up to `rev` is in the table: false before the first snapshot and
-    /// after a gap, until the next snapshot.
-    synced: bool,
+    /// Where the table stands on the job map's feed.
+    pos: FeedPos,
     /// Records (`j/`) and pending entries (`p/`) by key: the jobs in flight.
     live: BTreeMap<String, String>,
     /// Tombstones (`d/`) by key, and the same by completion time.
@@ -57,6 +54,74 @@ pub(crate) struct JobTable {
     pass: u64,
     /// Revision of the current pass's first slice.
     pass_rev: u64,
+}
+
+/// Where a replica kept from a map's change feed stands (the job table, and the keep-alive
+/// map followed by `cache.rs`): changes are applied in revision order on top of a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FeedPos {
+    /// Revision of the last change applied (or of the snapshot the replica was built from).
+    rev: u64,
+    /// Whether every change up to `rev` is applied: false before the first snapshot and after a
+    /// gap or a missed revision, until the next snapshot.
+    synced: bool,
+}
+
+/// What a replica does with one change of its feed ([`FeedPos::step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The next revision: apply it.
+    Apply,
+    /// Already in the replica (at or below its revision), or the replica is out of sync and
+    /// waits for a snapshot anyway: ignore it.
+    Skip,
+    /// Revisions were missed: the replica just fell out of sync and needs a snapshot.
+    Hole,
+}
+
+impl FeedPos {
+    /// The position of a replica built from a snapshot at `rev`.
+    pub fn at_snapshot(rev: u64) -> Self {
+        FeedPos { rev, synced: true }
+    }
+
+    /// Whether a snapshot at `rev` may replace the replica: unless the replica is in sync and
+    /// already past it (the feed overtook the snapshot: going back would only make the next
+    /// change look like a hole).
+    pub fn takes_snapshot(&self, rev: u64) -> bool {
+        !self.synced || rev >= self.rev
+    }
+
+    /// Place the change at revision `rev`. A change at or below the replica's revision is
+    /// already in it (the snapshot included it); one past the next revision means changes were
+    /// missed. (A map never written has revision 0 and a store may start a map's revisions
+    /// anywhere, so the first change after a snapshot of an empty map also counts as a hole: one
+    /// more snapshot per map and store lifetime, taken while the map is still small by whoever
+    /// follows the feed, see `route.rs`.)
+    pub fn step(&mut self, rev: u64) -> Step {
+        if !self.synced || rev <= self.rev {
+            return Step::Skip;
+        }
+        if rev != self.rev + 1 {
+            self.synced = false;
+            return Step::Hole;
+        }
+        self.rev = rev;
+        Step::Apply
+    }
+
+    /// The feed reported a gap: out of sync until the next snapshot.
+    pub fn gap(&mut self) {
+        self.synced = false;
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    pub fn rev(&self) -> u64 {
+        self.rev
+    }
 }
 
 /// When the table last knew a key's value to be the store's.
@@ -82,8 +147,7 @@ pub(crate) struct Reconciled {
 impl Default for JobTable {
     fn default() -> Self {
         JobTable {
-            rev: 0,
-            synced: false,
+            pos: FeedPos::default(),
             live: BTreeMap::new(),
             tombs: BTreeMap::new(),
             tombs_by_ms: BTreeSet::new(),
@@ -101,10 +165,10 @@ impl JobTable {
     /// table is in sync and already past it (the feed overtook the snapshot: going back would
     /// only make the next change look like a gap). Returns whether it replaced.
     pub fn replace(&mut self, snap: &MapSnapshot) -> bool {
-        if self.synced && snap.rev < self.rev {
+        if !self.pos.takes_snapshot(snap.rev) {
             return false;
         }
-        *self = JobTable { rev: snap.rev, synced: true, ..JobTable::default() };
+        *self = JobTable { pos: FeedPos::at_snapshot(snap.rev), ..JobTable::default() };
         for (k, v) in &snap.entries {
             self.set(k, Some(v), snap.rev);
         }
@@ -172,41 +236,56 @@ impl JobTable {
         held.or_else(|| self.corrupt.get(key)).map(String::as_str)
     }
 
-    /// Apply one change from the feed. A change at or below the table's revision is already
-    /// in it (the snapshot included it); one past the next revision means changes were missed:
-    /// the table is out of sync until the next snapshot. (A map never written has revision 0
-    /// and a store may start a map's revisions anywhere, so the first change after a snapshot
-    /// of an empty map also counts as a hole: one more snapshot per map and store lifetime.)
-    pub fn apply(&mut self, c: &Change) {
-        if !self.synced || c.rev <= self.rev {
-            return;
+    /// Apply one change from the feed, in revision order ([`FeedPos::step`]). Returns whether
+    /// it found a hole: the table just fell out of sync, and stays so until the next snapshot
+    /// (whoever follows the feed takes it at once: while it reads, its feed buffers the changes
+    /// made meanwhile, none is dropped as they would be by a table waiting out of sync).
+    pub fn apply(&mut self, c: Change) -> bool {
+        match self.pos.step(c.rev) {
+            Step::Apply => {
+                self.unset(&c.key);
+                match c.value {
+                    Some(v) => self.put(c.key, v, c.rev),
+                    None => {
+                        self.stamps.remove(&c.key);
+                    }
+                }
+            }
+            Step::Skip => {}
+            Step::Hole => return true,
         }
-        if c.rev != self.rev + 1 {
-            self.synced = false;
-            return;
-        }
-        self.rev = c.rev;
-        self.set(&c.key, c.value.as_deref(), c.rev);
+        false
     }
 
     /// The feed reported a gap: out of sync until the next snapshot.
     pub fn gap(&mut self) {
-        self.synced = false;
+        self.pos.gap();
     }
 
     /// Whether the table follows the feed without a hole (false before the first snapshot and
     /// after a gap or a missed revision, until the next snapshot).
     pub fn is_synced(&self) -> bool {
-        self.synced
+        self.pos.is_synced()
     }
 
     /// Whether every change up to the store's revision `store_rev` is applied (the table may
     /// be ahead: changes made after the store's revision was read keep arriving).
     pub fn is_fresh(&self, store_rev: u64) -> bool {
-        self.synced && self.rev >= store_rev
+        self.pos.is_synced() && self.pos.rev() >= store_rev
     }
 
     fn set(&mut self, key: &str, value: Option<&str>, stamp: u64) {
+        self.unset(key);
+        match value {
+            Some(v) => self.put(key.to_owned(), v.to_owned(), stamp),
+            None => {
+                self.stamps.remove(key);
+            }
+        }
+    }
+
+    /// Take `key` out of the value maps (its stamp stays).
+    fn unset(&mut self, key: &str) {
         if key.starts_with("d/") {
             if let Some(old) = self.tombs.remove(key)
                 && let Some(t) = Tombstone::parse(&old)
@@ -217,22 +296,23 @@ impl JobTable {
             self.live.remove(key);
         }
         self.corrupt.remove(key);
-        let Some(v) = value else {
-            self.stamps.remove(key);
-            return;
-        };
-        self.stamps.insert(key.to_owned(), Stamp { rev: stamp, pass: self.pass });
-        if check_value("jobs", key, v).is_err() {
-            self.corrupt.insert(key.to_owned(), v.to_owned());
+    }
+
+    /// Hold `key` = `v` (taken out of the value maps first), stamped `stamp`. Owned: a change from
+    /// the feed moves its strings in, the per-change upkeep allocates only the stamp's key.
+    fn put(&mut self, key: String, v: String, stamp: u64) {
+        self.stamps.insert(key.clone(), Stamp { rev: stamp, pass: self.pass });
+        if check_value("jobs", &key, &v).is_err() {
+            self.corrupt.insert(key, v);
             return;
         }
         if key.starts_with("d/") {
-            if let Some(t) = Tombstone::parse(v) {
-                self.tombs_by_ms.insert((t.ms, key.to_owned()));
+            if let Some(t) = Tombstone::parse(&v) {
+                self.tombs_by_ms.insert((t.ms, key.clone()));
             }
-            self.tombs.insert(key.to_owned(), v.to_owned());
+            self.tombs.insert(key, v);
         } else {
-            self.live.insert(key.to_owned(), v.to_owned());
+            self.live.insert(key, v);
         }
     }
 
@@ -294,10 +374,10 @@ mod tests {
         t.replace(&snap(5, &[("j/a", "1|w1|x"), ("d/b", "1|w1|100")]));
         assert!(t.is_fresh(5) && t.is_fresh(4));
         assert!(!t.is_fresh(6));
-        t.apply(&change(4, "j/a", None)); // included in the snapshot already
+        t.apply(change(4, "j/a", None)); // included in the snapshot already
         assert!(t.has_live("j/a"));
-        t.apply(&change(6, "j/a", None));
-        t.apply(&change(7, "d/a", Some("1|w1|150")));
+        t.apply(change(6, "j/a", None));
+        t.apply(change(7, "d/a", Some("1|w1|150")));
         assert!(t.is_fresh(7));
         assert!(!t.has_live("j/a"));
         assert_eq!(t.tombstone("a"), Some("1|w1|150"));
@@ -313,9 +393,9 @@ mod tests {
     fn a_missed_revision_or_a_gap_puts_it_out_of_sync_until_the_next_snapshot() {
         let mut t = JobTable::default();
         t.replace(&snap(5, &[]));
-        t.apply(&change(7, "j/a", Some("1|w1|x"))); // 6 was missed
+        t.apply(change(7, "j/a", Some("1|w1|x"))); // 6 was missed
         assert!(!t.is_fresh(7));
-        t.apply(&change(8, "j/b", Some("1|w1|x")));
+        t.apply(change(8, "j/b", Some("1|w1|x")));
         assert!(!t.has_live("j/b"), "nothing applied while out of sync");
         assert!(t.replace(&snap(8, &[("j/a", "1|w1|x"), ("j/b", "1|w1|x")])));
         assert!(t.is_fresh(8));
@@ -326,12 +406,30 @@ mod tests {
     }
 
     #[test]
+    fn a_hole_is_reported_once_when_the_table_falls_out_of_sync() {
+        let mut t = JobTable::default();
+        assert!(!t.apply(change(1, "j/a", Some("1|w1|x"))), "never synced: waiting for a snapshot already");
+        t.replace(&snap(0, &[]));
+        // The first change after a snapshot of an empty map: a store may start anywhere.
+        assert!(t.apply(change(41, "j/a", Some("1|w1|x"))), "the first revision of a map is a hole");
+        assert!(!t.apply(change(43, "j/b", Some("1|w1|x"))), "reported once: the resync is under way");
+        assert!(!t.is_synced());
+        t.replace(&snap(42, &[("j/a", "1|w1|x")]));
+        assert!(!t.apply(change(42, "j/a", Some("1|w1|x"))), "in the snapshot");
+        assert!(!t.apply(change(43, "j/b", Some("1|w1|x"))), "the next revision");
+        assert!(t.is_fresh(43) && t.has_live("j/b"));
+        assert!(t.apply(change(45, "j/c", Some("1|w1|x"))), "44 was missed");
+        t.gap();
+        assert!(!t.apply(change(46, "j/c", Some("1|w1|x"))), "a gap is resynced by whoever reported it");
+    }
+
+    #[test]
     fn rewritten_and_deleted_tombstones_leave_the_time_index() {
         let mut t = JobTable::default();
         t.replace(&snap(1, &[("d/a", "1|w1|100")]));
-        t.apply(&change(2, "d/a", Some("2|w2|300")));
+        t.apply(change(2, "d/a", Some("2|w2|300")));
         assert_eq!(t.tombstones_before(200, 10), vec![]);
-        t.apply(&change(3, "d/a", None));
+        t.apply(change(3, "d/a", None));
         assert_eq!(t.tombstones_before(400, 10), vec![]);
         assert_eq!(t.tombstone_count(), 0);
     }
@@ -353,7 +451,7 @@ mod tests {
         assert_eq!(r, Reconciled { found: 1, dropped: 0, pass_done: false });
         assert!(!t.has_live("j/a"));
         assert_eq!(t.corrupt().collect::<Vec<_>>(), [("j/a", "garbage")]);
-        t.apply(&change(6, "d/b", Some("2|w2|200")));
+        t.apply(change(6, "d/b", Some("2|w2|200")));
         // A slice from a stale cursor is ignored, and so is one the table has not caught up with.
         assert_eq!(t.reconcile(MAP_SCAN_START, &slice(6, &[("d/x", "1|w1|1")], "9")), Reconciled::default());
         assert_eq!(t.reconcile("7", &slice(9, &[("d/x", "1|w1|1")], "9")), Reconciled::default());
@@ -372,8 +470,8 @@ mod tests {
     fn a_slice_older_than_a_keys_last_change_does_not_undo_it() {
         let mut t = JobTable::default();
         t.replace(&snap(5, &[("j/a", "1|w1|x")]));
-        t.apply(&change(6, "j/a", Some("2|w2|x")));
-        t.apply(&change(7, "j/b", Some("1|w1|x")));
+        t.apply(change(6, "j/a", Some("2|w2|x")));
+        t.apply(change(7, "j/b", Some("1|w1|x")));
         // Read at 5 (before both changes), applied after them: neither undone nor dropped.
         let r = t.reconcile(MAP_SCAN_START, &slice(5, &[("j/a", "1|w1|x")], MAP_SCAN_START));
         assert_eq!(r, Reconciled { found: 0, dropped: 0, pass_done: true });
@@ -392,7 +490,7 @@ mod tests {
         t.replace(&snap(1, &[("j/a", "garbage"), ("d/b", "x|y")]));
         assert_eq!(t.corrupt().count(), 2);
         assert!(!t.has_live("j/a"));
-        t.apply(&change(2, "j/a", Some("1|w1|x")));
+        t.apply(change(2, "j/a", Some("1|w1|x")));
         assert_eq!(t.corrupt().count(), 1);
         assert!(t.has_live("j/a"));
     }

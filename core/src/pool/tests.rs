@@ -461,13 +461,15 @@ struct Spy {
     snapshots: Arc<Mutex<Vec<String>>>,
     /// Every `map_scan`.
     scans: Arc<Mutex<Vec<Scanned>>>,
+    /// How long after reading it a snapshot's reply arrives (a large map's transfer and decoding).
+    snapshot_latency: Duration,
 }
 
 /// One `map_scan` a [`Spy`] saw: map, count asked, entries returned, whether it ended its pass.
 type Scanned = (String, usize, usize, bool);
 
 fn deaf(inner: MemoryStore) -> Spy {
-    Spy { inner, deaf: true, snapshots: Arc::default(), scans: Arc::default() }
+    Spy { inner, deaf: true, snapshots: Arc::default(), scans: Arc::default(), snapshot_latency: Duration::ZERO }
 }
 
 impl Spy {
@@ -524,7 +526,9 @@ impl Store for Spy {
     }
     async fn map_snapshot(&self, m: &str) -> crate::store::StoreResult<crate::store::MapSnapshot> {
         self.snapshots.lock().unwrap().push(m.to_owned());
-        self.inner.map_snapshot(m).await
+        let snap = self.inner.map_snapshot(m).await?;
+        tokio::time::sleep(self.snapshot_latency).await;
+        Ok(snap)
     }
     async fn map_scan(&self, m: &str, c: &str, n: usize) -> crate::store::StoreResult<crate::store::MapScan> {
         let out = self.inner.map_scan(m, c, n).await?;
@@ -553,7 +557,13 @@ impl Store for Spy {
 /// here).
 #[tokio::test(start_paused = true)]
 async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
-    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default(), scans: Arc::default() };
+    let spy = Spy {
+        inner: MemoryStore::new(),
+        deaf: false,
+        snapshots: Arc::default(),
+        scans: Arc::default(),
+        snapshot_latency: Duration::ZERO,
+    };
     let c = PoolConfig::builder("p", "a")
         .worker_ttl(Duration::from_millis(300))
         .dedup_window(Duration::from_secs(6))
@@ -579,6 +589,46 @@ async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
     node.stop().await;
 }
 
+/// A table that finds a hole in its feed is rebuilt by the router at once, not left out of sync
+/// for the next sweep: a sweep's rebuild read while the router kept consuming the feed (and
+/// dropping what it consumed, out of sync) left the table one hole behind again, so every sweep
+/// under a steady flow of jobs read the job map whole (issue #13, "Pool 2"). Here a snapshot's
+/// reply takes 5 ms while a job is dispatched every millisecond: after the map's first revision
+/// (which counts as a hole: a store may start a map's revisions anywhere) no snapshot at all.
+#[tokio::test(start_paused = true)]
+async fn a_hole_is_resynced_at_once_and_a_steady_flow_reads_no_snapshot() {
+    let spy = Spy {
+        inner: MemoryStore::new(),
+        deaf: false,
+        snapshots: Arc::default(),
+        scans: Arc::default(),
+        snapshot_latency: Duration::from_millis(5),
+    };
+    let node = Arc::new(Pool::new(spy.clone(), cfg("a")).start().await.unwrap());
+    let log = Log::default();
+    let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(2) }, &Shutdown::new("r"));
+    settle(50).await;
+    let jobs_map = Maps::new("p").jobs;
+    let at_start = spy.snapshots_of(&jobs_map);
+    const JOBS: usize = 1_500;
+    let flow = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            for i in 0..JOBS {
+                node.dispatch(&format!("k{i}"), "x").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    settle(100).await; // the first revision's hole, resynced by the router
+    assert_eq!(spy.snapshots_of(&jobs_map), at_start + 1, "one snapshot for the map's first revision");
+    flow.await.unwrap(); // 1.5 s of flow: some 15 sweeps (sweep_interval 100 ms)
+    settle(200).await;
+    assert_eq!(log.0.lock().unwrap().len(), JOBS, "every job ran once");
+    assert_eq!(spy.snapshots_of(&jobs_map), at_start + 1, "no snapshot of the job map in the steady state");
+    Arc::into_inner(node).expect("the flow is done").stop().await;
+}
+
 /// However large the job map, no sweep reads more of it (or of the completer's map) than
 /// `RECONCILE_SLICE_MAX` entries, no sweep reads it whole, and the slices still cover it: with
 /// 20 000 tombstones retained (far more than one period's sweeps take at the bound) each sweep
@@ -587,7 +637,13 @@ async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
 async fn no_sweep_reads_more_of_a_map_than_the_slice_bound() {
     use super::sweep::RECONCILE_SLICE_MAX;
     const RETAINED: usize = 20_000;
-    let spy = Spy { inner: MemoryStore::new(), deaf: false, snapshots: Arc::default(), scans: Arc::default() };
+    let spy = Spy {
+        inner: MemoryStore::new(),
+        deaf: false,
+        snapshots: Arc::default(),
+        scans: Arc::default(),
+        snapshot_latency: Duration::ZERO,
+    };
     let jobs_map = Maps::new("p").jobs;
     let now = spy.time_ms().await.unwrap();
     let fill: Vec<(String, Option<String>)> =

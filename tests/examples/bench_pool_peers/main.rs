@@ -12,10 +12,14 @@
 //! - client CPU per job: this process's CPU (keel, apalis) or the Node process's own
 //!   `process.cpuUsage()` (BullMQ) over the timed window;
 //! - Redis CPU per job (`used_cpu_sys + used_cpu_user`) and Redis commands per job
-//!   (`total_commands_processed`), from `INFO` before and after the window.
+//!   (`total_commands_processed`), from `INFO` before and after the window;
+//! - keel only: the whole-map snapshots its nodes read in the window to rebuild a job table or a
+//!   keep-alive replica (none in the steady state), counted from keel's debug events.
 //!
-//! The last line is `ratio keel/apalis=<x> keel/bullmq=<y>`: medians of the per-round jobs/s
-//! ratios (`n/a` for a peer that could not run).
+//! The last line is `ratio keel/apalis=<x> keel/bullmq=<y>`: medians of the jobs/s ratios of the
+//! rounds both systems completed (`n/a` for a peer that completed none). A round in which a
+//! system records no completion for [`ROUND_STALL`] is reported as stalled and left out (the
+//! system runs again in the next round); one that fails otherwise drops the system.
 //!
 //! Run: `cargo run --release -p keel-tests --example bench_pool_peers -- [--jobs N] [--rounds R]
 //! [--phases] [--only keel,apalis,bullmq]` (`--phases` adds one keel round, not in the figures,
@@ -23,6 +27,7 @@
 //! just the systems named, e.g. to profile keel or to compare two builds of it).
 
 mod phases;
+mod snapshots;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +40,7 @@ use apalis::prelude::{BackendExt, BoxDynError, Data, TaskSink, WorkerBuilder, Wo
 use apalis_redis::RedisStorage;
 use keel_tests::RedisServer;
 use keel_tests::bench::{BenchPool, DISPATCHERS, NODES, Quick, RedisCounters, WORKERS, command_stats, cpu_time};
+use snapshots::Snapshots;
 use tokio::time::Instant;
 
 /// The concurrency every system runs with (keel's 3 nodes × 4 workers).
@@ -47,6 +53,42 @@ const APALIS_POLL: Duration = Duration::from_millis(10);
 const APALIS_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one system may take for one round before the benchmark gives up on it.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a round may go without a single completion before it is reported as stalled (an
+/// apalis round once made no progress for over four minutes, using no CPU): far above any
+/// pause of a working system on this machine, far below [`ROUND_TIMEOUT`].
+const ROUND_STALL: Duration = Duration::from_secs(60);
+
+/// A round that ended without its figures.
+#[derive(Debug)]
+enum RoundError {
+    /// No completion for [`ROUND_STALL`]: `done` of the jobs were completed.
+    Stalled { done: usize },
+    /// Anything else (the system cannot run here).
+    Failed(String),
+}
+
+impl From<String> for RoundError {
+    fn from(e: String) -> Self {
+        RoundError::Failed(e)
+    }
+}
+
+/// Wait until `done` reaches `jobs`, or report a stall once it stops moving for [`ROUND_STALL`].
+async fn completions(done: &AtomicUsize, jobs: usize) -> Result<(), RoundError> {
+    let (mut seen, mut since) = (done.load(Ordering::Relaxed), Instant::now());
+    loop {
+        let now = done.load(Ordering::Relaxed);
+        if now >= jobs {
+            return Ok(());
+        }
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        } else if since.elapsed() >= ROUND_STALL {
+            return Err(RoundError::Stalled { done: now });
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 /// What each system promises, printed next to its figures.
 const GUARANTEES: [(&str, &str); 3] = [
@@ -64,6 +106,8 @@ struct Figures {
     jobs_per_s: f64,
     client_cpu: Duration,
     redis: RedisCounters,
+    /// keel's whole-map snapshots in the window (`None` for the peers).
+    snapshots: Option<Snapshots>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,31 +179,34 @@ fn counters(url: &str) -> Result<RedisCounters, String> {
 
 /// keel: `BenchPool` (the pool `bench_pool_redis` measures). With `phases`, its Redis commands
 /// are also counted by command (`INFO commandstats`) and by phase (`MONITOR`) and printed.
-async fn keel_round(server: &RedisServer, jobs: usize, phases: bool) -> Result<Figures, String> {
+async fn keel_round(server: &RedisServer, jobs: usize, phases: bool) -> Result<Figures, RoundError> {
     let url = server.url();
     let done = Arc::new(AtomicUsize::new(0));
     let pool = BenchPool::start(&url, "peers", KEEL_WORKER_TTL, || Quick(done.clone())).await;
     let stats0 = if phases { command_stats(&url).map_err(|e| e.to_string())? } else { Vec::new() };
     let monitor =
         if phases { Some(phases::Monitor::start(server.port()).map_err(|e| format!("MONITOR: {e}"))?) } else { None };
-    let (before, cpu0, t0) = (counters(&url)?, cpu_time(), Instant::now());
+    let (before, cpu0, snaps0, t0) = (counters(&url)?, cpu_time(), Snapshots::now(), Instant::now());
     let dispatchers = pool.dispatch(jobs);
     for d in dispatchers {
         d.await.map_err(|e| format!("keel dispatcher: {e}"))?;
     }
-    while done.load(Ordering::Relaxed) < jobs {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    completions(&done, jobs).await?;
     pool.drained().await;
     let took = t0.elapsed();
-    let (cpu, after) = (cpu_time().saturating_sub(cpu0), counters(&url)?);
+    let (cpu, snaps, after) = (cpu_time().saturating_sub(cpu0), Snapshots::now().since(snaps0), counters(&url)?);
     if let Some(m) = monitor {
         let tally = m.finish();
         print_command_stats(&stats0, &command_stats(&url).map_err(|e| e.to_string())?, jobs);
         phases::print(&tally, jobs);
     }
     pool.stop().await;
-    Ok(Figures { jobs_per_s: jobs as f64 / took.as_secs_f64(), client_cpu: cpu, redis: after.since(before) })
+    Ok(Figures {
+        jobs_per_s: jobs as f64 / took.as_secs_f64(),
+        client_cpu: cpu,
+        redis: after.since(before),
+        snapshots: Some(snaps),
+    })
 }
 
 /// Redis calls per job by command over a keel round (`INFO commandstats` after minus before).
@@ -184,7 +231,7 @@ async fn apalis_noop(_job: u64, done: Data<Arc<AtomicUsize>>) -> Result<(), BoxD
 }
 
 /// apalis 1.0 + apalis-redis with their defaults (batched fetches of 10, results kept).
-async fn apalis_round(url: &str, jobs: usize) -> Result<Figures, String> {
+async fn apalis_round(url: &str, jobs: usize) -> Result<Figures, RoundError> {
     let conn = apalis_redis::connect(url).await.map_err(|e| format!("apalis connect: {e}"))?;
     let config = apalis_redis::Config::default().queue("peers");
     let done_set = config.done_jobs_set();
@@ -224,22 +271,31 @@ async fn apalis_round(url: &str, jobs: usize) -> Result<Figures, String> {
             })
         })
         .collect();
-    for p in producers {
-        p.await.map_err(|e| format!("apalis producer: {e}"))??;
-    }
-    while done.load(Ordering::Relaxed) < jobs {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    // Every completion recorded: the done set holds every job.
-    loop {
-        let n: usize = redis::cmd("SCARD").arg(&done_set).query_async(&mut conn).await.map_err(|e| e.to_string())?;
-        if n >= jobs {
-            break;
+    let waited = async {
+        for p in producers {
+            p.await.map_err(|e| format!("apalis producer: {e}"))??;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        completions(&done, jobs).await?;
+        // Every completion recorded: the done set holds every job (a stall is reported here too).
+        let recorded = AtomicUsize::new(0);
+        let counted = async {
+            loop {
+                let n: usize =
+                    redis::cmd("SCARD").arg(&done_set).query_async(&mut conn).await.map_err(|e| e.to_string())?;
+                recorded.store(n, Ordering::Relaxed);
+                if n >= jobs {
+                    return Ok::<(), RoundError>(());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::select! {
+            r = counted => r?,
+            r = completions(&recorded, jobs) => r?,
+        }
+        Ok::<_, RoundError>((t0.elapsed(), cpu_time().saturating_sub(cpu0), counters(url)?))
     }
-    let took = t0.elapsed();
-    let (cpu, after) = (cpu_time().saturating_sub(cpu0), counters(url)?);
+    .await;
     stop.notify_one();
     // A worker left running would poll a redis-server that is gone and load later rounds.
     let mut run = run;
@@ -252,7 +308,13 @@ async fn apalis_round(url: &str, jobs: usize) -> Result<Figures, String> {
             run.abort();
         }
     }
-    Ok(Figures { jobs_per_s: jobs as f64 / took.as_secs_f64(), client_cpu: cpu, redis: after.since(before) })
+    let (took, cpu, after) = waited?;
+    Ok(Figures {
+        jobs_per_s: jobs as f64 / took.as_secs_f64(),
+        client_cpu: cpu,
+        redis: after.since(before),
+        snapshots: None,
+    })
 }
 
 /// The BullMQ script's folder, with its npm packages installed (`npm ci` on first use).
@@ -311,6 +373,7 @@ fn bullmq_round(dir: &Path, url: &str, jobs: usize) -> Result<Figures, String> {
             jobs_per_s: jobs as f64 / (elapsed_ms / 1e3),
             client_cpu: Duration::from_secs_f64(cpu_us / 1e6),
             redis: after.since(before),
+            snapshots: None,
         })
     })();
     if result.is_err() {
@@ -318,6 +381,22 @@ fn bullmq_round(dir: &Path, url: &str, jobs: usize) -> Result<Figures, String> {
     }
     let _ = child.wait();
     result
+}
+
+/// keel's whole snapshots per round (median of each count), if it ran.
+fn median_snapshots(rounds: &[Figures]) -> Option<Snapshots> {
+    let all: Vec<Snapshots> = rounds.iter().filter_map(|f| f.snapshots).collect();
+    let med = |f: &dyn Fn(&Snapshots) -> u64| median(all.iter().map(|s| f(s) as f64).collect()).map(|m| m as u64);
+    let jobs_by_why = std::array::from_fn(|i| med(&|s| s.jobs_by_why[i]).unwrap_or(0));
+    Some(Snapshots { jobs_by_why, keepalive: med(&|s| s.keepalive)? })
+}
+
+/// `  whole snapshots: job map J (hole 3), keep-alive map K` for keel (empty for the peers).
+fn snapshot_text(s: Option<Snapshots>) -> String {
+    s.map_or(String::new(), |s| {
+        let why = if s.jobs() > 0 { format!(" ({})", s.jobs_why()) } else { String::new() };
+        format!("  whole snapshots: job map {}{why}, keep-alive map {}", s.jobs(), s.keepalive)
+    })
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -333,8 +412,9 @@ fn print_row(system: System, rounds: &[Figures], jobs: usize) {
     let commands = per_job(&|f| f.redis.commands as f64 / jobs as f64);
     let guarantees = GUARANTEES.iter().find(|(s, _)| *s == system.name()).map_or("", |(_, g)| g);
     println!(
-        "{:7} {tput:8.0} jobs/s  client CPU {client:.3} ms/job  Redis CPU {redis:.3} ms/job  Redis commands {commands:.1}/job  (median of {})",
+        "{:7} {tput:8.0} jobs/s  client CPU {client:.3} ms/job  Redis CPU {redis:.3} ms/job  Redis commands {commands:.1}/job{}  (median of {})",
         system.name(),
+        snapshot_text(median_snapshots(rounds)),
         rounds.len()
     );
     println!("        guarantees: {guarantees}");
@@ -351,6 +431,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    if !snapshots::install() {
+        eprintln!("bench_pool_peers: a tracing subscriber was installed first; keel's snapshots are not counted");
+    }
     let redis = Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if !redis.is_ok_and(|s| s.success()) {
         eprintln!("bench_pool_peers: redis-server not found: install it (apt-get install -y redis-server)");
@@ -369,7 +452,8 @@ async fn main() {
         "{jobs} no-op jobs, concurrency {CONCURRENCY}, {DISPATCHERS} producers, {} interleaved rounds, a fresh redis-server per system and round",
         args.rounds
     );
-    let mut results: Vec<(System, Vec<Figures>)> =
+    // Per system: (round, figures) of each round it completed.
+    let mut results: Vec<(System, Vec<(usize, Figures)>)> =
         [System::Keel, System::Apalis, System::Bullmq].into_iter().map(|s| (s, Vec::new())).collect();
     let mut failed: Vec<System> = Vec::new();
     for round in 0..args.rounds {
@@ -387,32 +471,40 @@ async fn main() {
                     std::process::exit(1);
                 }
             };
+            let timed_out = || Err(RoundError::Failed("round timed out".into()));
             let figures = match system {
                 System::Keel => tokio::time::timeout(ROUND_TIMEOUT, keel_round(&server, jobs, false))
                     .await
-                    .unwrap_or_else(|_| Err("round timed out".into())),
-                System::Apalis => tokio::time::timeout(ROUND_TIMEOUT, apalis_round(&url, jobs))
-                    .await
-                    .unwrap_or_else(|_| Err("round timed out".into())),
+                    .unwrap_or_else(|_| timed_out()),
+                System::Apalis => {
+                    tokio::time::timeout(ROUND_TIMEOUT, apalis_round(&url, jobs)).await.unwrap_or_else(|_| timed_out())
+                }
                 System::Bullmq => match &bullmq {
-                    Ok(dir) => tokio::task::block_in_place(|| bullmq_round(dir, &url, jobs)),
-                    Err(_) => Err("not available".into()),
+                    Ok(dir) => {
+                        tokio::task::block_in_place(|| bullmq_round(dir, &url, jobs)).map_err(RoundError::Failed)
+                    }
+                    Err(_) => Err(RoundError::Failed("not available".into())),
                 },
             };
             drop(server);
             match figures {
                 Ok(f) => {
                     println!(
-                        "round {round} {:7} {:8.0} jobs/s  client CPU {:.3} ms/job  Redis CPU {:.3} ms/job  {:.1} commands/job",
+                        "round {round} {:7} {:8.0} jobs/s  client CPU {:.3} ms/job  Redis CPU {:.3} ms/job  {:.1} commands/job{}",
                         system.name(),
                         f.jobs_per_s,
                         f.client_cpu.as_secs_f64() * 1e3 / jobs as f64,
                         f.redis.cpu.as_secs_f64() * 1e3 / jobs as f64,
-                        f.redis.commands as f64 / jobs as f64
+                        f.redis.commands as f64 / jobs as f64,
+                        snapshot_text(f.snapshots)
                     );
-                    results.iter_mut().find(|(s, _)| *s == system).expect("every system has a row").1.push(f);
+                    results.iter_mut().find(|(s, _)| *s == system).expect("every system has a row").1.push((round, f));
                 }
-                Err(e) => {
+                Err(RoundError::Stalled { done }) => println!(
+                    "round {round} {:7} stalled: no completion for {ROUND_STALL:?} ({done} of {jobs} done); left out",
+                    system.name()
+                ),
+                Err(RoundError::Failed(e)) => {
                     if system != System::Bullmq || bullmq.is_ok() {
                         eprintln!("bench_pool_peers: {} failed: {e}", system.name());
                     }
@@ -424,7 +516,7 @@ async fn main() {
     if args.phases {
         println!("keel under MONITOR (one more round, not in the figures):");
         let detail = match fresh_redis() {
-            Ok((server, _)) => keel_round(&server, jobs, true).await.map(|_| ()),
+            Ok((server, _)) => keel_round(&server, jobs, true).await.map(|_| ()).map_err(|e| format!("{e:?}")),
             Err(e) => Err(e),
         };
         if let Err(e) = detail {
@@ -436,17 +528,19 @@ async fn main() {
         if rounds.is_empty() {
             println!("{:7} could not run", system.name());
         } else {
-            print_row(*system, rounds, jobs);
+            let figures: Vec<Figures> = rounds.iter().map(|(_, f)| *f).collect();
+            print_row(*system, &figures, jobs);
         }
     }
     let keel = &results[0].1;
     let ratio = |peer: usize| -> String {
         let peer = &results[peer].1;
-        // Ratios of the same round (the systems ran back to back on the same machine load).
-        let ratios: Vec<f64> = keel.iter().zip(peer).map(|(k, p)| k.jobs_per_s / p.jobs_per_s).collect();
-        if keel.len() != peer.len() || ratios.is_empty() {
-            return "n/a".into();
-        }
+        // Ratios of the same round (the systems ran back to back on the same machine load), over
+        // the rounds both completed.
+        let ratios: Vec<f64> = keel
+            .iter()
+            .filter_map(|(r, k)| peer.iter().find(|(pr, _)| pr == r).map(|(_, p)| k.jobs_per_s / p.jobs_per_s))
+            .collect();
         median(ratios).map_or("n/a".into(), |r| format!("{r:.2}"))
     };
     println!("ratio keel/apalis={} keel/bullmq={}", ratio(1), ratio(2));

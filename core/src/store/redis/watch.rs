@@ -12,7 +12,6 @@ use tracing::debug;
 use super::RedisConfig;
 use crate::error::StoreError;
 use crate::observe::{self, StoreEvent};
-use crate::store::memory::WATCH_BUFFER;
 use crate::store::{Watch, WatchEvent};
 
 /// How often an idle feed pings Redis, so a connection that died silently is noticed.
@@ -56,6 +55,17 @@ struct Feed {
 }
 
 impl RedisWatch {
+    /// How many changes the consumer may lag behind before they are dropped and a gap is
+    /// reported. Larger than the embedded store's ring
+    /// ([`WATCH_BUFFER`](crate::store::memory::WATCH_BUFFER), allocated whole per map): a gap
+    /// costs the consumer a whole snapshot of the map, whose read grows with the map (a job map
+    /// retaining 50 000 tombstones took ~0.8 s on a loaded 2-core machine), and the changes made
+    /// during that read must fit here, or the resync itself overflows the buffer and causes the
+    /// next gap (with 4 096, under some 20 000 changes/s, bench_pool_peers saw one overflow turn
+    /// into 47 gap resyncs of the job map in one run). The channel allocates as it fills, so a
+    /// watch whose consumer keeps up holds no more than before.
+    pub const BUFFER: usize = 65_536;
+
     /// Subscribe now (so changes after this returns are delivered), then hand the connection to
     /// a background task.
     pub(super) async fn start(
@@ -64,7 +74,7 @@ impl RedisWatch {
         map: String,
         config: RedisConfig,
     ) -> Result<Self, StoreError> {
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let (tx, rx) = mpsc::channel(Self::BUFFER);
         let feed = Feed { client, channel, map, config, tx, owe_gap: false };
         let conn = feed.subscribe().await?;
         let task = tokio::spawn(feed.run(conn));
