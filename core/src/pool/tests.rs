@@ -468,8 +468,13 @@ struct Spy {
 /// One `map_scan` a [`Spy`] saw: map, count asked, entries returned, whether it ended its pass.
 type Scanned = (String, usize, usize, bool);
 
+/// A spy that passes the feed through and answers snapshots at once.
+fn spy(inner: MemoryStore) -> Spy {
+    Spy { inner, deaf: false, snapshots: Arc::default(), scans: Arc::default(), snapshot_latency: Duration::ZERO }
+}
+
 fn deaf(inner: MemoryStore) -> Spy {
-    Spy { inner, deaf: true, snapshots: Arc::default(), scans: Arc::default(), snapshot_latency: Duration::ZERO }
+    Spy { deaf: true, ..spy(inner) }
 }
 
 impl Spy {
@@ -557,13 +562,7 @@ impl Store for Spy {
 /// here).
 #[tokio::test(start_paused = true)]
 async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
-    let spy = Spy {
-        inner: MemoryStore::new(),
-        deaf: false,
-        snapshots: Arc::default(),
-        scans: Arc::default(),
-        snapshot_latency: Duration::ZERO,
-    };
+    let spy = spy(MemoryStore::new());
     let c = PoolConfig::builder("p", "a")
         .worker_ttl(Duration::from_millis(300))
         .dedup_window(Duration::from_secs(6))
@@ -597,13 +596,7 @@ async fn steady_state_sweeps_read_no_snapshot_of_the_job_map() {
 /// (which counts as a hole: a store may start a map's revisions anywhere) no snapshot at all.
 #[tokio::test(start_paused = true)]
 async fn a_hole_is_resynced_at_once_and_a_steady_flow_reads_no_snapshot() {
-    let spy = Spy {
-        inner: MemoryStore::new(),
-        deaf: false,
-        snapshots: Arc::default(),
-        scans: Arc::default(),
-        snapshot_latency: Duration::from_millis(5),
-    };
+    let spy = Spy { snapshot_latency: Duration::from_millis(5), ..spy(MemoryStore::new()) };
     let node = Arc::new(Pool::new(spy.clone(), cfg("a")).start().await.unwrap());
     let log = Log::default();
     let _w = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(2) }, &Shutdown::new("r"));
@@ -637,13 +630,7 @@ async fn a_hole_is_resynced_at_once_and_a_steady_flow_reads_no_snapshot() {
 async fn no_sweep_reads_more_of_a_map_than_the_slice_bound() {
     use super::sweep::RECONCILE_SLICE_MAX;
     const RETAINED: usize = 20_000;
-    let spy = Spy {
-        inner: MemoryStore::new(),
-        deaf: false,
-        snapshots: Arc::default(),
-        scans: Arc::default(),
-        snapshot_latency: Duration::ZERO,
-    };
+    let spy = spy(MemoryStore::new());
     let jobs_map = Maps::new("p").jobs;
     let now = spy.time_ms().await.unwrap();
     let fill: Vec<(String, Option<String>)> =
