@@ -63,11 +63,11 @@ impl Batch {
     /// Submit one transaction and wait for its outcome (or the error of its batch).
     pub async fn txn(
         &self,
-        guards: &[(String, Expect)],
-        writes: &[(String, Option<String>)],
+        guards: Vec<(String, Expect)>,
+        writes: Vec<(String, Option<String>)>,
     ) -> Result<TxnOutcome, StoreError> {
         let (reply, outcome) = oneshot::channel();
-        let txn = MapTxn { guards: guards.to_vec(), writes: writes.to_vec() };
+        let txn = MapTxn { guards, writes };
         if self.tx.send((txn, reply)).await.is_err() {
             return Err(StoreError::Unavailable { reason: "the pool's group commit has stopped".into() });
         }
@@ -168,7 +168,7 @@ mod tests {
         let (a1, a2, b1) = (set("a", "1"), set("a", "2"), set("b", "1"));
         // Submitted together: the two writers of "a" race under their guards (exactly one
         // applies, the other is refused: its own outcome), "b" applies on its own.
-        let (r1, r2, r3) = tokio::join!(batch.txn(&ga, &a1), batch.txn(&ga, &a2), batch.txn(&gb, &b1));
+        let (r1, r2, r3) = tokio::join!(batch.txn(ga.clone(), a1), batch.txn(ga, a2), batch.txn(gb, b1));
         let (r1, r2) = (r1.unwrap().applied, r2.unwrap().applied);
         assert!(r1 != r2, "exactly one writer of a applies: {r1} {r2}");
         assert!(r3.unwrap().applied);
@@ -181,8 +181,8 @@ mod tests {
         let store = MemoryStore::new();
         let batch = Batch::start(store.clone(), "m".into(), Arc::new(TokioClock), Duration::from_secs(5));
         // An empty key is refused by the store: the batch fails, and so does its caller.
-        let r = batch.txn(&[], &set("", "1")).await;
+        let r = batch.txn(Vec::new(), set("", "1")).await;
         assert!(matches!(r, Err(StoreError::Invalid { .. })), "{r:?}");
-        assert!(batch.txn(&[], &set("ok", "1")).await.unwrap().applied, "the next batch goes on");
+        assert!(batch.txn(Vec::new(), set("ok", "1")).await.unwrap().applied, "the next batch goes on");
     }
 }

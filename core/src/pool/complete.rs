@@ -31,9 +31,9 @@ pub(crate) async fn complete<S: Store>(
     record: &str,
     done: &str,
 ) -> Result<bool, StoreError> {
-    let guards = [(job_key(job), Expect::Value(record.to_owned()))];
-    let writes = [(job_key(job), None), (done_key(job), Some(done.to_owned()))];
-    if core.job_txn(&guards, &writes).await?.applied {
+    let guards = vec![(job_key(job), Expect::Value(record.to_owned()))];
+    let writes = vec![(job_key(job), None), (done_key(job), Some(done.to_owned()))];
+    if core.job_txn(guards, writes).await?.applied {
         return Ok(true);
     }
     let (tomb, _) = core.store.map_get(&core.maps.jobs, &done_key(job)).await?;

@@ -240,24 +240,23 @@ impl Feed {
     /// job map (baseline, resync after a gap, sweep). Resolves waiters of each; offers the news
     /// to subscribers without waiting.
     pub fn observe<'a>(&self, tombs: impl Iterator<Item = (&'a str, &'a str)>, from_snapshot: bool) -> Delivered {
-        let mut news = Vec::new();
-        let mut all = Vec::new();
+        // Each completion with whether it is news (delivered to subscribers), in input order.
+        let mut all: Vec<(JobCompletion, bool)> = Vec::new();
         {
             let mut st = lock(&self.state);
             for (job, raw) in tombs {
                 let Some(c) = JobCompletion::from_tombstone(job, raw) else { continue };
-                if st.observe(&c, from_snapshot) {
-                    news.push(c.clone());
-                }
-                all.push(c);
+                let news = st.observe(&c, from_snapshot);
+                all.push((c, news));
             }
             if from_snapshot {
                 st.prune();
             }
         }
-        let mut out = Delivered { news: news.len(), ..Delivered::default() };
+        let news = || all.iter().filter(|(_, news)| *news).map(|(c, _)| c);
+        let mut out = Delivered { news: news().count(), ..Delivered::default() };
         let mut r = lock(&self.reg);
-        for c in all {
+        for (c, _) in &all {
             if let Some(list) = r.waiters.remove(&c.job) {
                 r.waiting -= list.len();
                 out.resolved += list.len();
@@ -266,7 +265,7 @@ impl Feed {
                 }
             }
         }
-        for c in news {
+        for c in news() {
             for s in &r.subs {
                 if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(c.clone()) {
                     s.dropped.fetch_add(1, Ordering::Relaxed);

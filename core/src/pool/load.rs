@@ -19,10 +19,15 @@ pub(crate) struct LoadIndex {
 
 impl LoadIndex {
     /// Record that `job` is owned by `owner` (`None`: the job is gone; empty: queued).
+    /// Allocates only for a job or owner it does not hold yet: it runs per change of the feed.
     pub fn set(&mut self, job: &str, owner: Option<&str>) {
         let old = match owner {
-            Some(o) => self.owners.insert(job.to_owned(), o.to_owned()),
             None => self.owners.remove(job),
+            Some(o) => match self.owners.get_mut(job) {
+                Some(held) if held == o => return, // re-announced: nothing moves
+                Some(held) => Some(std::mem::replace(held, o.to_owned())),
+                None => self.owners.insert(job.to_owned(), o.to_owned()),
+            },
         };
         if let Some(old) = old
             && let Some(n) = self.counts.get_mut(&old)
@@ -33,7 +38,12 @@ impl LoadIndex {
             }
         }
         if let Some(o) = owner {
-            *self.counts.entry(o.to_owned()).or_default() += 1;
+            match self.counts.get_mut(o) {
+                Some(n) => *n += 1,
+                None => {
+                    self.counts.insert(o.to_owned(), 1);
+                }
+            }
         }
         debug_assert_eq!(self.counts.values().sum::<usize>(), self.owners.len());
     }

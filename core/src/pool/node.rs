@@ -153,8 +153,8 @@ impl<S: Store> Core<S> {
     /// (batch.rs): its own outcome, or its batch's error (outcome unknown).
     pub(crate) async fn job_txn(
         &self,
-        guards: &[(String, Expect)],
-        writes: &[(String, Option<String>)],
+        guards: Vec<(String, Expect)>,
+        writes: Vec<(String, Option<String>)>,
     ) -> Result<TxnOutcome, StoreError> {
         self.batch.txn(guards, writes).await
     }
@@ -276,7 +276,7 @@ impl<S: Store> Core<S> {
             }
             guards[0] = (pending_key(job), Expect::Absent);
         }
-        let out = self.op("map_txn", self.job_txn(&guards, &writes)).await?;
+        let out = self.op("map_txn", self.job_txn(guards, writes)).await?;
         if !out.applied {
             // A key blocked by a record keel cannot read is not a duplicate: say what blocks it.
             for key in [job_key(job), state::done_key(job)] {
@@ -320,8 +320,8 @@ impl<S: Store> Core<S> {
         });
         let mut guards = vec![(job_key(job), Expect::Value(from_raw.to_owned()))];
         guards.extend(extra);
-        let writes = [(job_key(job), Some(new.encode())), (pending_key(job), pending)];
-        let out = self.op("map_txn", self.job_txn(&guards, &writes)).await?;
+        let writes = vec![(job_key(job), Some(new.encode())), (pending_key(job), pending)];
+        let out = self.op("map_txn", self.job_txn(guards, writes)).await?;
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             self.note_owner(job, Some(&new.encode()));

@@ -21,10 +21,10 @@ impl<S: Store> Core<S> {
     pub(crate) fn route(&self, job: &str, raw: Option<&str>) {
         // A record goes to its owner; only a feed change (which may revoke someone's run) goes
         // to every local worker, so re-announcements cannot flood the queues.
-        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
+        let owner = raw.and_then(JobRecord::owner_of);
         let txs: Vec<mpsc::Sender<Assign>> = {
             let local = lock(&self.local);
-            match &owner {
+            match owner {
                 Some(o) => local.get(o).cloned().into_iter().collect(),
                 None => local.values().cloned().collect(),
             }
@@ -41,13 +41,13 @@ impl<S: Store> Core<S> {
     /// every record of it (`WorkerMachine::on_record`), and each change sent to all the node's
     /// workers cost one message, wake-up and parse per worker and job change.
     pub(crate) fn route_change(&self, job: &str, raw: Option<&str>) {
-        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
-        lock(&self.loads).set(job, owner.as_deref());
+        let owner = raw.and_then(JobRecord::owner_of);
+        lock(&self.loads).set(job, owner);
         let txs: Vec<mpsc::Sender<Assign>> = {
             let local = lock(&self.local);
             let runs = lock(&self.local_runs);
-            let running = runs.get(job).into_iter().flatten().filter(|w| Some(*w) != owner.as_ref());
-            owner.iter().chain(running).filter_map(|w| local.get(w).cloned()).collect()
+            let running = runs.get(job).into_iter().flatten().map(String::as_str).filter(|w| Some(*w) != owner);
+            owner.into_iter().chain(running).filter_map(|w| local.get(w).cloned()).collect()
         };
         for tx in txs {
             let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
@@ -56,8 +56,8 @@ impl<S: Store> Core<S> {
 
     /// Update the load index with `job`'s record (`None` or unparsable: gone).
     pub(crate) fn note_owner(&self, job: &str, raw: Option<&str>) {
-        let owner = raw.and_then(JobRecord::parse).map(|r| r.owner);
-        lock(&self.loads).set(job, owner.as_deref());
+        let owner = raw.and_then(JobRecord::owner_of);
+        lock(&self.loads).set(job, owner);
     }
 
     /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what

@@ -51,9 +51,9 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
 ) {
     let attempt = rec.attempt;
     // Ack: only if the record still names this attempt; removes the pending entry.
-    let guards = [(job_key(&job), Expect::Value(raw.clone()))];
-    let writes = [(pending_key(&job), None)];
-    let ack = core.job_txn(&guards, &writes);
+    let guards = vec![(job_key(&job), Expect::Value(raw.clone()))];
+    let writes = vec![(pending_key(&job), None)];
+    let ack = core.job_txn(guards, writes);
     match core.op("map_txn", ack).await {
         Ok(out) if out.applied => {
             observe::emit(PoolEvent::Acked { job: (&job).into(), worker: (&worker).into(), attempt })

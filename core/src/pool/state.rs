@@ -197,6 +197,12 @@ impl JobRecord {
         Some(JobRecord { attempt, owner: owner.to_owned(), payload: payload.to_owned() })
     }
 
+    /// The owner of a record, borrowed: what routing and the load index need, without copying
+    /// the payload (they run per change of the feed). `None` where [`parse`](Self::parse) is.
+    pub fn owner_of(v: &str) -> Option<&str> {
+        Self::fields(v).map(|(_, owner, _)| owner)
+    }
+
     /// `attempt|owner|payload`, borrowed: what [`parse`](Self::parse) decodes, without a copy
     /// (a sweep and an audit check every record of the job map).
     fn fields(v: &str) -> Option<(u64, &str, &str)> {

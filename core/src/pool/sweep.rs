@@ -81,8 +81,8 @@ impl<S: Store> Core<S> {
                         if view.pick_worker(self.ttl_ms(), &unacked).is_some() { unacked } else { String::new() };
                     self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, MoveKind::Redispatched).await?;
                 } else {
-                    let writes = [(pending_key(&job), None)];
-                    let out = self.op("map_txn", self.job_txn(&[guard], &writes)).await?;
+                    let writes = vec![(pending_key(&job), None)];
+                    let out = self.op("map_txn", self.job_txn(vec![guard], writes)).await?;
                     if out.applied {
                         observe::emit(PoolEvent::PendingSwept { job: (&job).into() });
                     }

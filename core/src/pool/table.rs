@@ -242,15 +242,10 @@ impl JobTable {
     /// made meanwhile, none is dropped as they would be by a table waiting out of sync).
     pub fn apply(&mut self, c: Change) -> bool {
         match self.pos.step(c.rev) {
-            Step::Apply => {
-                self.unset(&c.key);
-                match c.value {
-                    Some(v) => self.put(c.key, v, c.rev),
-                    None => {
-                        self.stamps.remove(&c.key);
-                    }
-                }
-            }
+            Step::Apply => match c.value {
+                Some(v) => self.put(c.key, v, c.rev),
+                None => self.drop_key(&c.key),
+            },
             Step::Skip => {}
             Step::Hole => return true,
         }
@@ -275,12 +270,16 @@ impl JobTable {
     }
 
     fn set(&mut self, key: &str, value: Option<&str>, stamp: u64) {
-        self.unset(key);
         match value {
             Some(v) => self.put(key.to_owned(), v.to_owned(), stamp),
-            None => {
-                self.stamps.remove(key);
-            }
+            None => self.drop_key(key),
+        }
+    }
+
+    /// Forget `key`: its value and its stamp.
+    fn drop_key(&mut self, key: &str) {
+        if self.stamps.remove(key).is_some() {
+            self.unset(key);
         }
     }
 
@@ -299,9 +298,20 @@ impl JobTable {
     }
 
     /// Hold `key` = `v` (taken out of the value maps first), stamped `stamp`. Owned: a change from
-    /// the feed moves its strings in, the per-change upkeep allocates only the stamp's key.
+    /// the feed moves its strings in, the per-change upkeep allocates only a new key's stamp key.
+    /// Only a key with a stamp is in a value map (every key held has one), so a new key skips the
+    /// value maps' removals: a change costs one lookup per map it touches.
     fn put(&mut self, key: String, v: String, stamp: u64) {
-        self.stamps.insert(key.clone(), Stamp { rev: stamp, pass: self.pass });
+        let stamp = Stamp { rev: stamp, pass: self.pass };
+        match self.stamps.get_mut(&key) {
+            Some(held) => {
+                *held = stamp;
+                self.unset(&key);
+            }
+            None => {
+                self.stamps.insert(key.clone(), stamp);
+            }
+        }
         if check_value("jobs", &key, &v).is_err() {
             self.corrupt.insert(key, v);
             return;
