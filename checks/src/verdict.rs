@@ -48,17 +48,25 @@ impl Span {
 
     /// Length of `self` not covered by any of `holes`.
     pub fn len_outside(&self, holes: &[Span]) -> u64 {
+        self.outside(holes).iter().map(|g| g.end - g.start).sum()
+    }
+
+    /// The parts of `self` not covered by any of `holes`, in order.
+    pub fn outside(&self, holes: &[Span]) -> Vec<Span> {
         let mut covered: Vec<Span> = holes.iter().filter_map(|h| h.overlap(self)).collect();
         covered.sort_by_key(|s| s.start);
-        let mut total = 0;
+        let mut gaps = Vec::new();
         let mut cursor = self.start;
         for c in covered {
             if c.start > cursor {
-                total += c.start - cursor;
+                gaps.push(Span { start: cursor, end: c.start });
             }
             cursor = cursor.max(c.end);
         }
-        total + self.end.saturating_sub(cursor)
+        if self.end > cursor {
+            gaps.push(Span { start: cursor, end: self.end });
+        }
+        gaps
     }
 }
 
@@ -73,5 +81,7 @@ mod tests {
         assert_eq!(a.overlap(&Span { start: 100, end: 150 }), None);
         assert_eq!(a.len_outside(&[Span { start: 10, end: 20 }, Span { start: 15, end: 30 }]), 80);
         assert_eq!(a.len_outside(&[]), 100);
+        let gaps = a.outside(&[Span { start: 30, end: 40 }, Span { start: 10, end: 20 }, Span { start: 35, end: 120 }]);
+        assert_eq!(gaps, vec![Span { start: 0, end: 10 }, Span { start: 20, end: 30 }]);
     }
 }

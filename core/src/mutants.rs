@@ -103,6 +103,10 @@ pub enum Mutant {
     /// registered (the drop guard deregisters only armed waiters): the registry leaks a waiter
     /// per such cancellation until the map stops.
     MC13,
+    /// A lease client that counts a grant's validity from the reply's arrival instead of the
+    /// request's send (the timing Redlock's analysis warns against): the owner believes past
+    /// the store's expiry by the round trip, less the drift margin.
+    MC14,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -36,7 +36,7 @@
 //! ```
 //!
 //! What a run judges besides the user's checkers:
-//! - keel's lease rules (S1, S4) on the run's lease events ([`lease_exclusive`]), when the
+//! - keel's lease rules (S1, S4, S6) on the run's lease events ([`lease_exclusive`]), when the
 //!   service holds a keel lease (one lease per run);
 //! - keel's pool rule P2 on the run's pool events: no two handlers of one job run at once
 //!   beyond the documented 100 ms hand-off (frozen time not counted);

@@ -125,8 +125,11 @@ events! {
     pub enum ServerEv {
         /// The store server accepts connections.
         StoreUp {} = "store_up",
-        /// A lease grant to `to` under `token`.
-        Grant { lease: String, token: String, fence: u64, to: Who } = "grant",
+        /// A lease grant to `to` under `token`, valid at the store for `ttl_ms` from now.
+        Grant { lease: String, token: String, fence: u64, ttl_ms: u64, to: Who } = "grant",
+        /// A renewal by `to` applied: the grant of `fence` is valid at the store for `ttl_ms`
+        /// from now.
+        Renewal { lease: String, fence: u64, ttl_ms: u64, to: Who } = "renewal",
         /// An acquisition refused by the data-loss quarantine.
         QuarantineRefusal { to: Who } = "quarantine_refusal",
         /// A lease operation by a token that is not the holder's changed the grant.

@@ -176,20 +176,31 @@ fn belief_spans(events: &[Event], out: &RunOutcome, end_us: u64) -> Vec<Value> {
     spans
 }
 
-/// What the store granted: from a grant to the next grant of that lease, or an unchecked delete of
-/// that grant (releases and expiries are not server events).
+/// What the store granted: from a grant until it expires at the store (its last grant or
+/// renewal plus the TTL), the next grant of that lease, or an unchecked delete of it, whichever
+/// comes first (releases are not server events: a released grant is drawn to its expiry).
 fn grant_spans(events: &[Event], end_us: u64) -> Vec<Value> {
-    let mut open: BTreeMap<String, (Who, u64, u64)> = BTreeMap::new();
+    /// A grant drawn so far: to whom, its fence, since when, valid until.
+    type Open = (Who, u64, u64, u64);
+    let mut open: BTreeMap<String, Open> = BTreeMap::new();
     let mut spans = Vec::new();
-    let close = |lease: &str, (to, fence, start): (Who, u64, u64), end: u64| {
-        json!({"lane": lane_name(to), "start": start, "end": end, "cls": "grant",
-            "label": format!("store granted {lease} to {to} (fence {fence}); drawn until the next grant (releases and expiries are not events)")})
+    let close = |lease: &str, (to, fence, start, until): Open, end: u64| {
+        json!({"lane": lane_name(to), "start": start, "end": end.min(until), "cls": "grant",
+            "label": format!("store granted {lease} to {to} (fence {fence}); drawn until it expires at the store (last renewal + TTL) or the next grant")})
     };
     for e in events {
         match e.server() {
-            Some(ServerEv::Grant { lease, fence, to, .. }) => {
-                if let Some(g) = open.insert(lease.clone(), (*to, *fence, e.t_us)) {
+            Some(ServerEv::Grant { lease, fence, ttl_ms, to, .. }) => {
+                let g = (*to, *fence, e.t_us, e.t_us + ttl_ms * 1000);
+                if let Some(g) = open.insert(lease.clone(), g) {
                     spans.push(close(lease, g, e.t_us));
+                }
+            }
+            Some(ServerEv::Renewal { lease, fence, ttl_ms, .. }) => {
+                if let Some(g) = open.get_mut(lease)
+                    && g.1 == *fence
+                {
+                    g.3 = g.3.max(e.t_us + ttl_ms * 1000);
                 }
             }
             Some(ServerEv::ForeignDelete { fence, .. }) => {

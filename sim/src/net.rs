@@ -304,7 +304,7 @@ async fn apply(
             match &r {
                 Acquire::Granted { fence } => {
                     judge_fence(history, faults, &name, Some(*fence));
-                    history.record(Who::Store, ServerEv::Grant { lease: name, token, fence: *fence, to: node })
+                    history.record(Who::Store, ServerEv::Grant { lease: name, token, fence: *fence, ttl_ms, to: node })
                 }
                 Acquire::Quarantined { .. } => history.record(Who::Store, ServerEv::QuarantineRefusal { to: node }),
                 Acquire::Held { .. } => {}
@@ -315,6 +315,9 @@ async fn apply(
             let before = store.lease_grant(&name);
             let r = store.lease_renew(&name, &token, ttl_ms).await?;
             judge_lease(store, history, faults, node, "renew", &name, &token, before);
+            if let Renew::Renewed { fence } = r {
+                history.record(Who::Store, ServerEv::Renewal { lease: name, fence, ttl_ms, to: node });
+            }
             Resp::Renew(r)
         }
         Op::Release { name, token } => {

@@ -232,6 +232,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC14,
+        lineage: "a lease client that times its grant from the reply instead of the request (Kleppmann's Redlock analysis): belief outlives the store's grant by the round trip",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

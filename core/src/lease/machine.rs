@@ -267,7 +267,7 @@ impl Machine {
                 self.errors = 0;
                 self.permanent = 0;
                 self.failed = None;
-                let deadline = sent_at + self.t.ttl - self.t.drift_margin;
+                let deadline = self.validity_from(sent_at, now) + self.t.ttl - self.t.drift_margin;
                 let next_renew = sent_at + self.t.renew_interval;
                 self.phase = Phase::Held { fence, deadline, next_renew, work: Work::Running { restarts: 0 } };
                 // Renewal is armed (next_renew set) before the work starts.
@@ -292,6 +292,14 @@ impl Machine {
         }
     }
 
+    /// Where a grant's or renewal's validity is counted from: the request's send, the one instant
+    /// known to come before the store's extension. MC14 counts it from the reply's arrival, the
+    /// way a client that times the lease from the answer does: the belief then outlasts the
+    /// store's grant by the round trip, less the drift margin.
+    fn validity_from(&self, sent_at: Instant, replied_at: Instant) -> Instant {
+        if mutants::active(Mutant::MC14) { replied_at } else { sent_at }
+    }
+
     pub fn on_renew(&mut self, sent_at: Instant, now: Instant, reply: Result<Renew, StoreError>) {
         let Phase::Held { fence, deadline, work, .. } = self.phase else { return };
         match reply {
@@ -308,7 +316,7 @@ impl Machine {
                 self.permanent = 0;
                 // The store extended the TTL at some instant after `sent_at`: measuring from the
                 // send keeps our belief strictly inside the store's.
-                let new_deadline = (sent_at + self.t.ttl - self.t.drift_margin).max(deadline);
+                let new_deadline = (self.validity_from(sent_at, now) + self.t.ttl - self.t.drift_margin).max(deadline);
                 let next_renew = sent_at + self.t.renew_interval;
                 self.phase = Phase::Held { fence, deadline: new_deadline, next_renew, work };
             }

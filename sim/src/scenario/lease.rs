@@ -1,4 +1,5 @@
-//! The lease scenario: contenders for one lease guarding a fenced resource (SPEC §3, S1–S5).
+//! The lease scenario: contenders for one lease guarding a fenced resource (SPEC §3, S1–S5, and
+//! S6: a belief never outlives the store's grant).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -121,6 +122,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC1,
     Mutant::MC2,
     Mutant::MC9,
+    Mutant::MC14,
 ];
 
 impl LeaseScenario {
@@ -199,6 +201,7 @@ impl LeaseScenario {
             }
         }
         v.extend(s1_beliefs(&beliefs.intervals, run));
+        v.extend(s6_belief_within_grant(&beliefs.intervals, run));
         v.extend(self.belief_after_freeze(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
@@ -395,13 +398,56 @@ impl LeaseScenario {
 }
 
 /// The lease rules any service that uses keel's lease gets for free: S1 (no two nodes believe
-/// they hold at once, excused only while frozen or while a node's clock is out of its bound) and
-/// S4 (guarded work runs only under a belief), judged from keel's typed lease events. One lease
-/// per run.
+/// they hold at once, excused only while frozen or while a node's clock is out of its bound), S4
+/// (guarded work runs only under a belief) and S6 (a belief never outlives the store's grant),
+/// judged from keel's typed lease events and the simulated store's grants. One lease per run.
 pub fn lease_exclusive(run: &RunView<'_>) -> Vec<Violation> {
     let beliefs = Beliefs::from(run.events, run.end_us);
     let mut v = beliefs.violations.clone();
     v.extend(s1_beliefs(&beliefs.intervals, run));
+    v.extend(s6_belief_within_grant(&beliefs.intervals, run));
+    v
+}
+
+/// S6 (belief within the grant), at every instant: while a node believes it holds a grant, the
+/// store holds that grant — some grant or renewal of its fence was applied at `t_a ≤ t` with
+/// `t_a + ttl ≥ t`. An owner that counts its deadline from the request's send, less the drift
+/// margin, ends its belief by the store's expiry with any clock within the bound; one that
+/// believes longer (a renewal hanging past the TTL, a deadline timed from the reply) breaks S1
+/// only if another node acquires inside that window, and S6 at once. Excused as S1 is: while
+/// the node is frozen and while its clock is out of its bound; 1 ms of slack for rounding.
+fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
+    let mut valid: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
+    for e in run.events {
+        if let Some(ServerEv::Grant { fence, ttl_ms, .. } | ServerEv::Renewal { fence, ttl_ms, .. }) = e.server() {
+            valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + ttl_ms * 1000 });
+        }
+    }
+    let excused = drift_excused(run.events, run.end_us);
+    let mut v = Vec::new();
+    for b in intervals {
+        let mut covered: Vec<Span> = valid.get(&b.fence).cloned().unwrap_or_default();
+        covered.extend(run.timeline.frozen(b.node));
+        covered.extend(excused.get(&b.node).into_iter().flatten().copied());
+        let gaps = b.span.outside(&covered);
+        let outside: u64 = gaps.iter().map(|g| g.end - g.start).sum();
+        if let Some(first) = gaps.first()
+            && outside > 1_000
+        {
+            let last = valid.get(&b.fence).and_then(|g| g.iter().map(|s| s.start).filter(|t| *t <= first.start).max());
+            let last = last.map_or_else(|| "never".to_owned(), |t| format!("at {:.3}s", t as f64 / 1e6));
+            v.push(Violation::new(
+                "S6",
+                first.start,
+                format!(
+                    "{} believed it held fence {} for {:.3}s while the store's grant had expired (last granted or renewed {last})",
+                    b.node,
+                    b.fence,
+                    outside as f64 / 1e6
+                ),
+            ));
+        }
+    }
     v
 }
 
@@ -731,7 +777,8 @@ mod tests {
     }
 
     fn grant(t_ms: u64, to: u8) -> Event {
-        let ev = ServerEv::Grant { lease: LEASE.into(), token: "t".into(), fence: t_ms, to: Who::Node(to) };
+        let ev =
+            ServerEv::Grant { lease: LEASE.into(), token: "t".into(), fence: t_ms, ttl_ms: 1000, to: Who::Node(to) };
         Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
     }
 
@@ -756,5 +803,58 @@ mod tests {
         let ex = drift_excused(&events, 20_000_000);
         assert_eq!(ex[&Who::Node(1)], vec![Span { start: 3_872_000, end: 10_000_000 }]);
         assert_eq!(ex[&Who::Node(2)], vec![Span { start: 11_000_000, end: 12_000_000 }]);
+    }
+
+    fn renewal(t_ms: u64, to: u8, fence: u64) -> Event {
+        let ev = ServerEv::Renewal { lease: LEASE.into(), fence, ttl_ms: 1000, to: Who::Node(to) };
+        Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
+    }
+
+    fn lost(fence: u64) -> keel::observe::Event<'static> {
+        let ev = LeaseEvent::Lost { lease: "leader".into(), owner: "x".into(), fence, reason: LostReason::Deadline };
+        keel::observe::Event::Lease(ev.to_static())
+    }
+
+    /// S6 at the instant: a belief is judged against the store's validity of its own grant (the
+    /// last grant or renewal plus the TTL), with no other node involved; frozen time is excused.
+    #[test]
+    fn a_belief_that_outlives_its_grant_at_the_store_fires_s6() {
+        let s6 = |events: &[Event], end_ms: u64| {
+            let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+            let end_us = end_ms * 1000;
+            let timeline = Timeline::derive(events, end_us);
+            let run = RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us };
+            s6_belief_within_grant(&Beliefs::from(events, end_us).intervals, &run)
+        };
+        let start = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), at(110, 0, Ev::Core(held(100)))];
+        // Renewed at 400 and 700: valid until 1 700; stepping down at 1 690 is inside.
+        let mut ok = start.clone();
+        ok.extend([renewal(400, 0, 100), renewal(700, 0, 100), at(1_690, 0, Ev::Core(lost(100)))]);
+        assert!(s6(&ok, 5_000).is_empty(), "{:?}", s6(&ok, 5_000));
+        // The same owner stepping down 50 ms after the grant expired (a deadline timed from a
+        // late reply, a renewal hanging past the TTL).
+        let mut late = start.clone();
+        late.extend([renewal(400, 0, 100), renewal(700, 0, 100), at(1_750, 0, Ev::Core(lost(100)))]);
+        let v = s6(&late, 5_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("S6", 1_700_000));
+        assert!(v[0].detail.contains("fence 100 for 0.050s") && v[0].detail.contains("at 0.700s"), "{}", v[0].detail);
+        // A renewal of another fence does not extend this one; a belief still open at the end
+        // is judged to the end.
+        let mut other = start.clone();
+        other.push(renewal(900, 0, 99));
+        assert_eq!(s6(&other, 3_000)[0].t_us, 1_100_000);
+        // Within 1 ms of slack: rounding of the local deadline.
+        let mut edge = start.clone();
+        edge.push(at(1_101, 0, Ev::Core(lost(100))));
+        assert!(s6(&edge, 5_000).is_empty());
+        // Frozen from 1 000 ms to the step-down at its resume: excused.
+        let mut frozen = start;
+        frozen.extend([
+            at(1_000, 0, WorldEv::NodePause {}),
+            at(2_000, 0, WorldEv::NodeResume {}),
+            at(2_000, 0, Ev::Core(lost(100))),
+        ]);
+        assert!(s6(&frozen, 5_000).is_empty(), "{:?}", s6(&frozen, 5_000));
     }
 }
