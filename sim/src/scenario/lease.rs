@@ -485,71 +485,22 @@ fn s1_beliefs(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
 }
 
 /// Per node, when its own belief may outlast its grant by design: from the moment its clock
-/// leaves the configured drift bound (a rate beyond it, or a backward jump, which stalls the
-/// monotonic clock) until its next fresh grant once the clock is back within the bound (the rate
-/// within it again, or the heal, and every stall over). Only that node's belief is excused,
-/// never another's. A backward jump while a rate beyond the bound is in force does not bring the
-/// clock back (seeds 1446 and 1762: the jump's end closed the excuse of a node still at 0.79
-/// and 0.54, and S1 fired on its belief).
+/// leaves the configured drift bound until its next fresh grant once the clock is back within
+/// the bound ([`super::drift::out_of_bound`]). Only that node's belief is excused, never
+/// another's.
 fn drift_excused(events: &[Event], end_us: u64) -> BTreeMap<Who, Vec<Span>> {
-    /// A node whose clock left the bound.
-    struct Out {
-        since: u64,
-        /// A rate beyond the bound is in force.
-        beyond_rate: bool,
-        /// The latest stall (backward jump) ends here.
-        stall_until: u64,
-        /// Back within the bound since (rate within and every stall over), once known.
-        back: Option<u64>,
-    }
-    let mut open: BTreeMap<Who, Out> = BTreeMap::new();
-    let mut out: BTreeMap<Who, Vec<Span>> = BTreeMap::new();
+    let mut grants: BTreeMap<Who, Vec<u64>> = BTreeMap::new();
     for e in events {
-        let t = e.t_us;
-        match (e.world(), e.server()) {
-            (Some(WorldEv::ClockRate { beyond: true, .. }), _) => {
-                let o = open.entry(e.node).or_insert(Out { since: t, beyond_rate: true, stall_until: t, back: None });
-                o.beyond_rate = true;
-                o.back = None;
-            }
-            (Some(WorldEv::ClockJump { delta_ms, .. }), _) if *delta_ms < 0 => {
-                // The monotonic clock stands still for the jump.
-                let stall_end = t + delta_ms.unsigned_abs() * 1000;
-                let o = open.entry(e.node).or_insert(Out { since: t, beyond_rate: false, stall_until: t, back: None });
-                o.stall_until = o.stall_until.max(stall_end);
-                if !o.beyond_rate {
-                    o.back = Some(o.stall_until);
-                }
-            }
-            (Some(WorldEv::ClockRate { beyond: false, .. }), _) => {
-                if let Some(o) = open.get_mut(&e.node)
-                    && o.beyond_rate
-                {
-                    o.beyond_rate = false;
-                    o.back = Some(t.max(o.stall_until));
-                }
-            }
-            (Some(WorldEv::Heal {}), _) => {
-                for o in open.values_mut() {
-                    if o.beyond_rate {
-                        o.beyond_rate = false;
-                        o.back = Some(t.max(o.stall_until));
-                    }
-                }
-            }
-            (_, Some(ServerEv::Grant { to, .. })) => {
-                if let Some(o) = open.get(to)
-                    && o.back.is_some_and(|back| back <= t)
-                {
-                    out.entry(*to).or_default().push(Span { start: o.since, end: t });
-                    open.remove(to);
-                }
-            }
-            _ => {}
+        if let Some(ServerEv::Grant { to, .. }) = e.server() {
+            grants.entry(*to).or_default().push(e.t_us);
         }
     }
-    for (node, o) in open {
-        out.entry(node).or_default().push(Span { start: o.since, end: end_us });
+    let mut out = super::drift::out_of_bound(events, end_us);
+    for (node, spans) in &mut out {
+        for s in spans.iter_mut() {
+            let next = grants.get(node).and_then(|g| g.iter().find(|t| **t >= s.end).copied());
+            s.end = next.unwrap_or(end_us).max(s.end);
+        }
     }
     out
 }
