@@ -107,6 +107,9 @@ pub enum Mutant {
     /// request's send (the timing Redlock's analysis warns against): the owner believes past
     /// the store's expiry by the round trip, less the drift margin.
     MC14,
+    /// A pool worker that counts its keep-alive's validity from the beat's reply instead of its
+    /// send: it goes on running jobs after a cleaner may have judged it dead.
+    MC15,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -123,8 +123,8 @@ events! {
 events! {
     /// What the store server saw and judged (it holds the truth of every lease).
     pub enum ServerEv {
-        /// The store server accepts connections.
-        StoreUp {} = "store_up",
+        /// The store server accepts connections; its clock reads `now_ms`.
+        StoreUp { now_ms: u64 } = "store_up",
         /// A lease grant to `to` under `token`, valid at the store for `ttl_ms` from now.
         Grant { lease: String, token: String, fence: u64, ttl_ms: u64, to: Who } = "grant",
         /// A renewal by `to` applied: the grant of `fence` is valid at the store for `ttl_ms`

@@ -213,7 +213,10 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
             return;
         }
     };
-    history.record(Who::Store, ServerEv::StoreUp {});
+    match store.time_ms().await {
+        Ok(now_ms) => history.record(Who::Store, ServerEv::StoreUp { now_ms }),
+        Err(e) => history.record(Who::Store, WorldEv::SimError { error: format!("store clock: {e}") }),
+    }
     while let Ok((tx, rx, _addr)) = ep.accept1().await {
         tokio::spawn(connection(store.clone(), faults.clone(), history.clone(), tx, rx));
     }

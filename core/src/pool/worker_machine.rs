@@ -296,7 +296,7 @@ impl WorkerMachine {
         match keepalive {
             Some(ka) => {
                 self.last = ka;
-                self.confirmed_until = sent + self.t.worker_ttl - self.t.drift_margin;
+                self.confirmed_until = self.confirmed_from(sent, now) + self.t.worker_ttl - self.t.drift_margin;
                 self.next_beat = now + self.t.keepalive_interval;
                 self.phase = Phase::Active;
                 self.commands.push_back(Command::Report(Report::Registered));
@@ -306,6 +306,14 @@ impl WorkerMachine {
                 self.phase = Phase::Registering { next_attempt: now + wait, wait: next, sent: None };
             }
         }
+    }
+
+    /// Where a confirmed keep-alive's validity is counted from: the beat's send, which comes
+    /// before its read of store time (the value a cleaner judges). MC15 counts it from the
+    /// reply, as a worker that times its liveness from the answer does: it goes on running for
+    /// the round trip, less the drift margin, after cleaners may have judged it dead.
+    fn confirmed_from(&self, sent: Instant, replied: Instant) -> Instant {
+        if mutants::active(Mutant::MC15) { replied } else { sent }
     }
 
     /// The beat's reply.
@@ -319,7 +327,7 @@ impl WorkerMachine {
             BeatReply::Applied { new } => {
                 self.last = new;
                 self.in_doubt.clear();
-                let until = sent + self.t.worker_ttl - self.t.drift_margin;
+                let until = self.confirmed_from(sent, now) + self.t.worker_ttl - self.t.drift_margin;
                 keel_assert!(until >= self.confirmed_until, "a later beat confirms a later deadline");
                 self.confirmed_until = until;
                 if self.fenced {

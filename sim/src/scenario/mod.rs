@@ -17,6 +17,7 @@ pub mod drift;
 pub mod lease;
 pub mod pool;
 pub mod rmap;
+pub mod worker_fence;
 
 /// What the runner, the sweeps, the shrinker and the CLI need of a simulation. [`Sim`] (the
 /// public harness) implements it; every built-in scenario is a [`Sim`], written the way a user

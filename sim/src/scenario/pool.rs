@@ -282,6 +282,7 @@ impl PoolScenario {
         v.extend(self.check_ack_grace(events));
         v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
+        v.extend(super::worker_fence::worker_fence(run, self.ttl_ms));
         v.extend(check_shutdown(events));
         v
     }
@@ -363,6 +364,7 @@ impl PoolScenario {
             Mutant::MP10,
             Mutant::MC8,
             Mutant::MC10,
+            Mutant::MC15,
             Mutant::MP15,
             Mutant::MP16,
         ]

@@ -1,0 +1,211 @@
+//! P7, the pool's self-fence judged at the instant: a worker goes on with a run, unfenced, only
+//! while its keep-alive is live at the store.
+//!
+//! A cleaner judges a worker dead once the store's time passes its keep-alive's value plus the
+//! worker TTL; the worker fences itself at `sent + worker_ttl − drift_margin` of its last
+//! confirmed beat, where `sent` comes before the beat's read of store time, so with a clock
+//! within the drift bound its belief ends first. A worker that believes longer (a fence timed
+//! from the reply, a beat that hangs with nothing cutting it) breaks P2 only if a cleaner
+//! requeues its job and another worker starts it inside the extra window; P7 sees it at once.
+
+use std::collections::BTreeMap;
+
+use keel::observe::PoolEvent;
+
+use super::RunView;
+use crate::check::{Span, Violation};
+use crate::history::{Event, ServerEv, Who, WorldEv, plain};
+
+/// A run a worker believes it may go on with: from its handler's start until the handler
+/// returns or the worker fences itself (or finds itself dead, or its node crashes), whichever
+/// comes first. After the fence the handler's own lag in stopping is P2's hand-off.
+struct Belief<'a> {
+    worker: &'a str,
+    job: &'a str,
+    node: Who,
+    span: Span,
+}
+
+/// A run: (worker, job, attempt).
+type Run<'a> = (&'a str, &'a str, u64);
+
+/// Runs going on: run → (node, start).
+type Open<'a> = BTreeMap<Run<'a>, (Who, u64)>;
+
+/// Close, at `t`, every open run that `hit` picks.
+fn close_where<'a>(open: &mut Open<'a>, done: &mut Vec<Belief<'a>>, t: u64, hit: &dyn Fn(&Run<'_>, Who) -> bool) {
+    open.retain(|k, (node, since)| {
+        if hit(k, *node) {
+            done.push(Belief { worker: k.0, job: k.1, node: *node, span: Span { start: *since, end: t } });
+            return false;
+        }
+        true
+    });
+}
+
+/// Every run's belief span and the keep-alive values each worker wrote (store ms).
+fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, BTreeMap<&'a str, Vec<u64>>) {
+    let mut open: Open<'a> = BTreeMap::new();
+    let mut done = Vec::new();
+    let mut beats: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for e in events {
+        let t = e.t_us;
+        if matches!(e.world(), Some(WorldEv::NodeCrash {})) {
+            close_where(&mut open, &mut done, t, &|_, node| node == e.node);
+            continue;
+        }
+        let Some(p) = e.pool() else { continue };
+        match p {
+            PoolEvent::Keepalive { worker, ms } => beats.entry(plain(worker)).or_default().push(*ms),
+            PoolEvent::Started { job, worker, attempt } => {
+                open.insert((plain(worker), plain(job), *attempt), (e.node, t));
+            }
+            PoolEvent::HandlerReturned { job, worker, attempt, .. } | PoolEvent::Abandoned { job, worker, attempt } => {
+                let (w, j) = (plain(worker), plain(job));
+                close_where(&mut open, &mut done, t, &|k, _| *k == (w, j, *attempt));
+            }
+            PoolEvent::Fenced { worker, .. }
+            | PoolEvent::WorkerDead { worker }
+            | PoolEvent::WorkerStopped { worker }
+            | PoolEvent::WorkerDied { worker, .. } => {
+                let w = plain(worker);
+                close_where(&mut open, &mut done, t, &|k, _| k.0 == w);
+            }
+            _ => {}
+        }
+    }
+    close_where(&mut open, &mut done, end_us, &|_, _| true);
+    (done, beats)
+}
+
+/// P7: no worker goes on with a run, unfenced, while the store's time is past its last
+/// keep-alive plus `ttl_ms`, beyond 1 ms (store time is whole milliseconds), outside its node's frozen time and
+/// outside the time its node's clock is out of the drift bound (until one TTL after it is back:
+/// a beat sent before then may still time its fence with the bad clock). The keep-alive values
+/// counted are every one the worker sent (its `Keepalive` events), applied or not: generous,
+/// never a false alarm from a write whose reply was lost.
+pub fn worker_fence(run: &RunView<'_>, ttl_ms: u64) -> Vec<Violation> {
+    // Store time runs at the rate of global time from the store's first start.
+    let Some((up_us, up_ms)) = run.events.iter().find_map(|e| match e.server() {
+        Some(ServerEv::StoreUp { now_ms }) => Some((e.t_us, *now_ms)),
+        _ => None,
+    }) else {
+        return vec![Violation::new(
+            "P7",
+            0,
+            "the store's start (and its clock) was not recorded: nothing to judge by",
+        )];
+    };
+    // The global instant at which the store's clock read `ms`.
+    let at_store = |ms: u64| (i128::from(up_us) + (i128::from(ms) - i128::from(up_ms)) * 1000).max(0) as u64;
+    let (beliefs, beats) = beliefs(run.events, run.end_us);
+    let mut drift = super::drift::out_of_bound(run.events, run.end_us);
+    for spans in drift.values_mut() {
+        for s in spans.iter_mut() {
+            s.end += ttl_ms * 1000;
+        }
+    }
+    let mut v = Vec::new();
+    for b in beliefs {
+        let mut covered: Vec<Span> = beats
+            .get(b.worker)
+            .into_iter()
+            .flatten()
+            .map(|ms| Span { start: at_store(*ms), end: at_store(ms + ttl_ms) })
+            .collect();
+        covered.extend(run.timeline.frozen(b.node));
+        covered.extend(drift.get(&b.node).into_iter().flatten().copied());
+        let gaps = b.span.outside(&covered);
+        let outside: u64 = gaps.iter().map(|g| g.end - g.start).sum();
+        if let Some(first) = gaps.first()
+            && outside > 1_000
+        {
+            v.push(Violation::new(
+                "P7",
+                first.start,
+                format!(
+                    "{} ({}) ran {} unfenced for {:.3}s after its keep-alive had expired at the store",
+                    b.worker,
+                    b.node,
+                    b.job,
+                    outside as f64 / 1e6
+                ),
+            ));
+        }
+    }
+    v.truncate(20);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Ev;
+    use crate::plan::{FaultPlan, Profile};
+    use crate::timeline::Timeline;
+
+    fn at(t_ms: u64, node: Who, ev: impl Into<Ev>) -> Event {
+        Event { t_us: t_ms * 1000, node, ev: ev.into() }
+    }
+
+    fn pool(t_ms: u64, e: PoolEvent<'_>) -> Event {
+        at(t_ms, Who::Node(0), Ev::Core(keel::observe::Event::Pool(e.to_static())))
+    }
+
+    fn p7(events: &[Event]) -> Vec<Violation> {
+        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+        let end_us = 10_000_000;
+        let timeline = Timeline::derive(events, end_us);
+        let run = RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us };
+        worker_fence(&run, 1_500)
+    }
+
+    /// The store's clock reads 1 000 at the start: store ms = 1 000 + global ms. A keep-alive
+    /// of store ms 1 100 is live until global 1 600 ms with a 1.5 s TTL.
+    fn start() -> Vec<Event> {
+        vec![
+            at(0, Who::Store, ServerEv::StoreUp { now_ms: 1_000 }),
+            at(0, Who::Node(0), WorldEv::NodeStart {}),
+            pool(100, PoolEvent::Keepalive { worker: "w".into(), ms: 1_100 }),
+            pool(200, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }),
+        ]
+    }
+
+    #[test]
+    fn a_run_that_outlives_its_workers_keepalive_unfenced_fires_p7() {
+        let returned = |t| {
+            pool(t, PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed: true })
+        };
+        // Returned 100 ms after the keep-alive expired at the store.
+        let mut late = start();
+        late.push(returned(1_700));
+        let v = p7(&late);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("P7", 1_600_000));
+        assert!(v[0].detail.contains("ran j unfenced for 0.100s"), "{}", v[0].detail);
+        // Fenced before the expiry: the handler's lag after the fence is P2's hand-off.
+        let mut fenced = start();
+        fenced.extend([pool(1_590, PoolEvent::Fenced { worker: "w".into(), running: 1 }), returned(1_700)]);
+        assert!(p7(&fenced).is_empty());
+        // A later beat keeps it live; one by another worker does not.
+        let mut beaten = start();
+        beaten.extend([pool(900, PoolEvent::Keepalive { worker: "w".into(), ms: 1_900 }), returned(2_300)]);
+        assert!(p7(&beaten).is_empty());
+        let mut other = start();
+        other.extend([pool(900, PoolEvent::Keepalive { worker: "x".into(), ms: 1_900 }), returned(2_300)]);
+        assert_eq!(p7(&other)[0].t_us, 1_600_000);
+        // Frozen across the expiry, fenced at the resume: excused.
+        let mut frozen = start();
+        frozen.extend([
+            at(1_000, Who::Node(0), WorldEv::NodePause {}),
+            at(2_500, Who::Node(0), WorldEv::NodeResume {}),
+            pool(2_500, PoolEvent::Fenced { worker: "w".into(), running: 1 }),
+            returned(2_600),
+        ]);
+        assert!(p7(&frozen).is_empty(), "{:?}", p7(&frozen));
+        // A node crash ends the run's belief.
+        let mut crashed = start();
+        crashed.push(at(1_500, Who::Node(0), WorldEv::NodeCrash {}));
+        assert!(p7(&crashed).is_empty());
+    }
+}
