@@ -39,7 +39,8 @@
 //! - keel's lease rules (S1, S4, S6) on the run's lease events ([`lease_exclusive`]), when the
 //!   service holds a keel lease (one lease per run);
 //! - keel's pool rule P2 on the run's pool events: no two handlers of one job run at once
-//!   beyond the documented 100 ms hand-off (frozen time not counted);
+//!   beyond the documented 100 ms hand-off (frozen time not counted); and P7: no worker goes
+//!   on with a run, unfenced, after its keep-alive expired at the store;
 //! - keel's completer rules V3 and V4: a stop that begins with the store healthy loses nothing
 //!   (no unflushed or undelivered completion reported); a stop that reports its bound reached
 //!   took that long;
@@ -809,6 +810,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         if self.keel_rules {
             v.extend(lease_exclusive(view));
             v.extend(crate::keel_rules::pool_handlers_overlap(view));
+            v.extend(crate::scenario::worker_fence::worker_fence(view));
             v.extend(crate::keel_rules::completer_drains(view));
             v.extend(crate::keel_rules::subscription_stops(view));
             v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));

@@ -113,6 +113,8 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
         end_us,
     };
     let mut v = keel_sim::keel_rules::pool_handlers_overlap(&view);
+    v.extend(keel_sim::scenario::worker_fence::worker_fence(&view));
+    v.extend(keel_sim::scenario::lease::lease_exclusive(&view));
     v.extend(keel_sim::keel_rules::completer_drains(&view));
     v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
     v
@@ -120,7 +122,7 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
 
 #[test]
 fn the_free_rules_raise_no_alarm_on_keel_s_scenarios_and_catch_a_stop_that_lies_about_its_bound() {
-    for name in ["pool", "completer"] {
+    for name in ["pool", "completer", "lease"] {
         let scn = keel_sim::scenario::by_name(name).expect("built in");
         for seed in 0..12 {
             let out = keel_sim::runner::run(scn.as_ref(), seed, None, keel_sim::plan::Profile::Swarm, None);
@@ -158,4 +160,12 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_and_a_replica_go
     // MC3: a set_and_wait waiter woken one revision early. MC4: a stale change applied.
     assert!(caught_by_free_rules("rmap", Mutant::MC3, "R3").is_some(), "MC3 breaks R3");
     assert!(caught_by_free_rules("rmap", Mutant::MC4, "R2").is_some(), "MC4 breaks R2");
+}
+
+#[test]
+fn the_free_deadline_rules_catch_a_lease_and_a_worker_timed_from_the_reply() {
+    // MC14: a lease grant timed from the reply (S6); MC15: a worker's keep-alive timed from the
+    // beat's reply (P7). Neither breaks S1 or P2 in these seeds: only the instant rules see them.
+    assert!(caught_by_free_rules("lease", Mutant::MC14, "S6").is_some(), "MC14 breaks S6");
+    assert!(caught_by_free_rules("pool", Mutant::MC15, "P7").is_some(), "MC15 breaks P7");
 }

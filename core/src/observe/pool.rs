@@ -110,8 +110,9 @@ events! {
         WorkerDead { worker: Text<'a> } = "worker_dead",
         /// A worker stopped and deregistered.
         WorkerStopped { worker: Text<'a> } = "worker_stopped",
-        /// A worker writes a keep-alive with store time `ms`.
-        Keepalive { worker: Text<'a>, ms: u64 } = "keepalive",
+        /// A worker writes a keep-alive with store time `ms`, valid until store time
+        /// `ms + ttl_ms` (its `worker_ttl`).
+        Keepalive { worker: Text<'a>, ms: u64, ttl_ms: u64 } = "keepalive",
         /// A worker registered.
         WorkerRegistered { worker: Text<'a> } = "worker_registered",
         /// A worker acknowledged its attempt.
@@ -192,7 +193,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::WorkerStopped { worker } => {
             info!(target: T, kind = "worker_stopped", worker = %worker, "worker stopped and deregistered")
         }
-        E::Keepalive { worker, ms } => debug!(target: T, kind = "keepalive", worker = %worker, ms, "keep-alive"),
+        E::Keepalive { worker, ms, ttl_ms } => {
+            debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, "keep-alive")
+        }
         E::WorkerRegistered { worker } => {
             info!(target: T, kind = "worker_registered", worker = %worker, "worker registered")
         }

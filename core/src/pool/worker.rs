@@ -192,8 +192,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         let cfg = &self.core.cfg;
         let r: Result<String, StoreError> = async {
             let now = self.core.op("time", self.core.store.time_ms()).await?;
-            let ka = KeepAlive { ms: now, ttl_ms: Some(ms(cfg.worker_ttl)), stopping: false }.encode();
-            observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
+            let ttl_ms = ms(cfg.worker_ttl);
+            let ka = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping: false }.encode();
+            observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms });
             let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
             self.core.op("map_write", set).await?;
             let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
@@ -210,8 +211,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         let Ok(now) = self.core.op("time", self.core.store.time_ms()).await else {
             return BeatReply::NotSent;
         };
-        let new = KeepAlive { ms: now, ttl_ms: Some(ms(self.core.cfg.worker_ttl)), stopping }.encode();
-        observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now });
+        let ttl_ms = ms(self.core.cfg.worker_ttl);
+        let new = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping }.encode();
+        observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms });
         let cas = MapWrite::CompareAndSet { expected, new: new.clone() };
         match self.core.op("map_write", self.core.store.map_write(&self.core.maps.keepalive, &self.id, cas)).await {
             Ok(out) if out.applied => BeatReply::Applied { new },

@@ -282,7 +282,7 @@ impl PoolScenario {
         v.extend(self.check_ack_grace(events));
         v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
-        v.extend(super::worker_fence::worker_fence(run, self.ttl_ms));
+        v.extend(super::worker_fence::worker_fence(run));
         v.extend(check_shutdown(events));
         v
     }
@@ -456,7 +456,7 @@ impl PoolScenario {
     fn check_assignments(&self, events: &[Event]) -> Vec<Violation> {
         let mut beats: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for e in events {
-            if let Some(PoolEvent::Keepalive { worker, ms }) = e.pool() {
+            if let Some(PoolEvent::Keepalive { worker, ms, .. }) = e.pool() {
                 beats.entry(plain(worker)).or_default().push(*ms);
             }
         }

@@ -43,11 +43,14 @@ fn close_where<'a>(open: &mut Open<'a>, done: &mut Vec<Belief<'a>>, t: u64, hit:
     });
 }
 
-/// Every run's belief span and the keep-alive values each worker wrote (store ms).
-fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, BTreeMap<&'a str, Vec<u64>>) {
+/// The keep-alives each worker wrote: worker → (store ms, TTL ms).
+type Beats<'a> = BTreeMap<&'a str, Vec<(u64, u64)>>;
+
+/// Every run's belief span and the keep-alives each worker wrote.
+fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, Beats<'a>) {
     let mut open: Open<'a> = BTreeMap::new();
     let mut done = Vec::new();
-    let mut beats: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut beats: Beats<'a> = BTreeMap::new();
     for e in events {
         let t = e.t_us;
         if matches!(e.world(), Some(WorldEv::NodeCrash {})) {
@@ -56,7 +59,7 @@ fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, BTreeMap<&
         }
         let Some(p) = e.pool() else { continue };
         match p {
-            PoolEvent::Keepalive { worker, ms } => beats.entry(plain(worker)).or_default().push(*ms),
+            PoolEvent::Keepalive { worker, ms, ttl_ms } => beats.entry(plain(worker)).or_default().push((*ms, *ttl_ms)),
             PoolEvent::Started { job, worker, attempt } => {
                 open.insert((plain(worker), plain(job), *attempt), (e.node, t));
             }
@@ -79,12 +82,16 @@ fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, BTreeMap<&
 }
 
 /// P7: no worker goes on with a run, unfenced, while the store's time is past its last
-/// keep-alive plus `ttl_ms`, beyond 1 ms (store time is whole milliseconds), outside its node's frozen time and
-/// outside the time its node's clock is out of the drift bound (until one TTL after it is back:
-/// a beat sent before then may still time its fence with the bad clock). The keep-alive values
-/// counted are every one the worker sent (its `Keepalive` events), applied or not: generous,
-/// never a false alarm from a write whose reply was lost.
-pub fn worker_fence(run: &RunView<'_>, ttl_ms: u64) -> Vec<Violation> {
+/// keep-alive plus its TTL (both from its `Keepalive` events), beyond 1 ms (store time is whole
+/// milliseconds), outside its node's frozen time and outside the time its node's clock is out of
+/// the drift bound (until one TTL after it is back: a beat sent before then may still time its
+/// fence with the bad clock). The keep-alives counted are every one the worker sent, applied or
+/// not: generous, never a false alarm from a write whose reply was lost.
+pub fn worker_fence(run: &RunView<'_>) -> Vec<Violation> {
+    let (beliefs, beats) = beliefs(run.events, run.end_us);
+    if beliefs.is_empty() {
+        return Vec::new();
+    }
     // Store time runs at the rate of global time from the store's first start.
     let Some((up_us, up_ms)) = run.events.iter().find_map(|e| match e.server() {
         Some(ServerEv::StoreUp { now_ms }) => Some((e.t_us, *now_ms)),
@@ -98,23 +105,15 @@ pub fn worker_fence(run: &RunView<'_>, ttl_ms: u64) -> Vec<Violation> {
     };
     // The global instant at which the store's clock read `ms`.
     let at_store = |ms: u64| (i128::from(up_us) + (i128::from(ms) - i128::from(up_ms)) * 1000).max(0) as u64;
-    let (beliefs, beats) = beliefs(run.events, run.end_us);
-    let mut drift = super::drift::out_of_bound(run.events, run.end_us);
-    for spans in drift.values_mut() {
-        for s in spans.iter_mut() {
-            s.end += ttl_ms * 1000;
-        }
-    }
+    let drift = super::drift::out_of_bound(run.events, run.end_us);
     let mut v = Vec::new();
     for b in beliefs {
-        let mut covered: Vec<Span> = beats
-            .get(b.worker)
-            .into_iter()
-            .flatten()
-            .map(|ms| Span { start: at_store(*ms), end: at_store(ms + ttl_ms) })
-            .collect();
+        let written = beats.get(b.worker).map_or(&[][..], Vec::as_slice);
+        let mut covered: Vec<Span> =
+            written.iter().map(|(ms, ttl)| Span { start: at_store(*ms), end: at_store(ms + ttl) }).collect();
         covered.extend(run.timeline.frozen(b.node));
-        covered.extend(drift.get(&b.node).into_iter().flatten().copied());
+        let ttl_us = written.iter().map(|(_, ttl)| ttl * 1000).max().unwrap_or(0);
+        covered.extend(drift.get(&b.node).into_iter().flatten().map(|s| Span { start: s.start, end: s.end + ttl_us }));
         let gaps = b.span.outside(&covered);
         let outside: u64 = gaps.iter().map(|g| g.end - g.start).sum();
         if let Some(first) = gaps.first()
@@ -157,7 +156,7 @@ mod tests {
         let end_us = 10_000_000;
         let timeline = Timeline::derive(events, end_us);
         let run = RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us };
-        worker_fence(&run, 1_500)
+        worker_fence(&run)
     }
 
     /// The store's clock reads 1 000 at the start: store ms = 1 000 + global ms. A keep-alive
@@ -166,7 +165,7 @@ mod tests {
         vec![
             at(0, Who::Store, ServerEv::StoreUp { now_ms: 1_000 }),
             at(0, Who::Node(0), WorldEv::NodeStart {}),
-            pool(100, PoolEvent::Keepalive { worker: "w".into(), ms: 1_100 }),
+            pool(100, PoolEvent::Keepalive { worker: "w".into(), ms: 1_100, ttl_ms: 1_500 }),
             pool(200, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }),
         ]
     }
@@ -189,10 +188,16 @@ mod tests {
         assert!(p7(&fenced).is_empty());
         // A later beat keeps it live; one by another worker does not.
         let mut beaten = start();
-        beaten.extend([pool(900, PoolEvent::Keepalive { worker: "w".into(), ms: 1_900 }), returned(2_300)]);
+        beaten.extend([
+            pool(900, PoolEvent::Keepalive { worker: "w".into(), ms: 1_900, ttl_ms: 1_500 }),
+            returned(2_300),
+        ]);
         assert!(p7(&beaten).is_empty());
         let mut other = start();
-        other.extend([pool(900, PoolEvent::Keepalive { worker: "x".into(), ms: 1_900 }), returned(2_300)]);
+        other.extend([
+            pool(900, PoolEvent::Keepalive { worker: "x".into(), ms: 1_900, ttl_ms: 1_500 }),
+            returned(2_300),
+        ]);
         assert_eq!(p7(&other)[0].t_us, 1_600_000);
         // Frozen across the expiry, fenced at the resume: excused.
         let mut frozen = start();
