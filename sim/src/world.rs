@@ -36,6 +36,7 @@ pub struct NodeCtx {
     port: Arc<AtomicU16>,
     op_timeout: Duration,
     stall: Arc<AtomicBool>,
+    data: MemoryStore,
 }
 
 impl NodeCtx {
@@ -55,6 +56,13 @@ impl NodeCtx {
     /// made while no consumer looks waits for the next one (across restarts of the node too).
     pub fn take_consumer_stall(&self) -> bool {
         self.stall.swap(false, Ordering::SeqCst)
+    }
+
+    /// The store server's data itself, read in place: no network, no fault, no record for the
+    /// linearizability checker. For a scenario's observers (the pool's auditor), never for the
+    /// workload, which must go through [`store`](Self::store) and meet the world's faults.
+    pub fn store_data(&self) -> &MemoryStore {
+        &self.data
     }
 
     /// This node in the history.
@@ -149,7 +157,7 @@ impl World {
             let port = Arc::new(AtomicU16::new(10_000));
             let stall = Arc::new(AtomicBool::new(false));
             let (main, h, c, sd, n) = (main.clone(), history.clone(), clock.clone(), shutdown.clone(), name.clone());
-            let st = stall.clone();
+            let (st, data) = (stall.clone(), store.clone());
             let node = handle
                 .create_node()
                 .name(name.clone())
@@ -168,6 +176,7 @@ impl World {
                         port: port.clone(),
                         op_timeout,
                         stall: st.clone(),
+                        data: data.clone(),
                     };
                     main(ctx)
                 })

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::state::{CleanupLock, CorruptRecord, KeepAlive, Maps, View, check_value};
 use crate::error::StoreError;
-use crate::store::{Expect, MapWrite, Store};
+use crate::store::{Expect, MapWrite, MemoryStore, Store};
 
 /// A pool's state as read from the store at one store time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,18 +36,33 @@ pub struct PoolReport {
 /// # Ok(()) }
 /// ```
 pub async fn inspect<S: Store>(store: &S, pool: &str) -> Result<PoolReport, StoreError> {
-    read(store, pool, true).await
+    read(store, pool).await
 }
 
-/// [`inspect`] without the scan for corrupt records (`corrupt` left empty), from the same store
-/// reads in the same order: the simulator's auditor reads the pool every quarter second and
-/// never looks at them (the sweeps and the job table check every record anyway).
+/// [`inspect`] of a [`MemoryStore`]'s data in place, without the scan for corrupt records
+/// (`corrupt` left empty) and reading of the job map only its records and pending entries (not
+/// its completion tombstones, most of it in a long run): the same report otherwise. The
+/// simulator's auditor reads the pool so every quarter second, from every node, as an observer
+/// whose reads must not cost the run or the store's checker anything (the sweeps and the job
+/// table check every record anyway).
 #[doc(hidden)]
-pub async fn inspect_skipping_corrupt<S: Store>(store: &S, pool: &str) -> Result<PoolReport, StoreError> {
-    read(store, pool, false).await
+pub async fn inspect_in_place(store: &MemoryStore, pool: &str) -> Result<PoolReport, StoreError> {
+    let maps = Maps::new(pool);
+    let view = View {
+        keepalive: store.map_snapshot(&maps.keepalive).await?.entries,
+        workers: store.map_snapshot(&maps.workers).await?.entries,
+        jobs: store.map_entries_from(&maps.jobs, JOB_RECORDS_FROM),
+        cleanup: store.map_snapshot(&maps.cleanup).await?.entries,
+        now_ms: store.time_ms().await?,
+    };
+    Ok(report(&view))
 }
 
-async fn read<S: Store>(store: &S, pool: &str, corrupt: bool) -> Result<PoolReport, StoreError> {
+/// The first key of the job map a report reads: records (`j/`) and pending entries (`p/`) sort
+/// after every completion tombstone (`d/`).
+const JOB_RECORDS_FROM: &str = "j/";
+
+async fn read<S: Store>(store: &S, pool: &str) -> Result<PoolReport, StoreError> {
     let maps = Maps::new(pool);
     let meta = store.map_snapshot(&maps.meta).await?.entries;
     let completions_map = format!("keel:pool:{pool}:completions");
@@ -59,6 +74,20 @@ async fn read<S: Store>(store: &S, pool: &str, corrupt: bool) -> Result<PoolRepo
         cleanup: store.map_snapshot(&maps.cleanup).await?.entries,
         now_ms: store.time_ms().await?,
     };
+    let mut r = report(&view);
+    r.corrupt = view.corrupt(&maps);
+    for (kind, map, entries) in [("meta", &maps.meta, &meta), ("completions", &completions_map, &completions)] {
+        for (key, raw) in entries {
+            if let Err(detail) = check_value(kind, key, raw) {
+                r.corrupt.push(CorruptRecord { map: map.clone(), key: key.clone(), raw: raw.clone(), detail });
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// The report of `view` but for its corrupt records (each field skips them).
+fn report(view: &View) -> PoolReport {
     let mut r = PoolReport { now_ms: view.now_ms, ..PoolReport::default() };
     for w in view.known_workers(false) {
         let age = view.keepalive.get(&w).and_then(|v| KeepAlive::parse(v)).map(|k| view.now_ms.saturating_sub(k.ms));
@@ -75,18 +104,7 @@ async fn read<S: Store>(store: &S, pool: &str, corrupt: bool) -> Result<PoolRepo
     for (job, _, p) in view.pendings() {
         r.pending.insert(job.to_owned(), (p.worker, p.attempt, view.now_ms.saturating_sub(p.deadline_ms)));
     }
-    if !corrupt {
-        return Ok(r);
-    }
-    r.corrupt = view.corrupt(&maps);
-    for (kind, map, entries) in [("meta", &maps.meta, &meta), ("completions", &completions_map, &completions)] {
-        for (key, raw) in entries {
-            if let Err(detail) = check_value(kind, key, raw) {
-                r.corrupt.push(CorruptRecord { map: map.clone(), key: key.clone(), raw: raw.clone(), detail });
-            }
-        }
-    }
-    Ok(r)
+    r
 }
 
 /// The map corrupt records of pool `pool` are moved to by [`quarantine_corrupt`].
@@ -129,4 +147,39 @@ pub async fn quarantine_corrupt<S: Store>(store: &S, pool: &str) -> Result<Vec<C
         }
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place report is `inspect`'s but for the corrupt records, though it skips the
+    /// job map's tombstones: the records and pending entries all sort after them.
+    #[tokio::test]
+    async fn the_in_place_report_is_inspects() -> Result<(), StoreError> {
+        let store = MemoryStore::new();
+        let maps = Maps::new("p");
+        let now = store.time_ms().await?;
+        for (map, key, raw) in [
+            (&maps.keepalive, "w1", format!("{now}")),
+            (&maps.workers, "w1", "n0".to_owned()),
+            (&maps.workers, "w2", "n1".to_owned()),
+            (&maps.cleanup, "w2", format!("n0|{}", now + 500)),
+            (&maps.jobs, "d/c", format!("1|w4|{now}")),
+            (&maps.jobs, "j/a", "2|w1|10".to_owned()),
+            (&maps.jobs, "j/b", "1||20".to_owned()),
+            (&maps.jobs, "j/e", "1|w3|30".to_owned()),
+            (&maps.jobs, "p/a", format!("2|w1|{}", now.saturating_sub(40))),
+            (&maps.jobs, "p/zz", "garbage".to_owned()),
+        ] {
+            store.map_write(map, key, MapWrite::Set(raw)).await?;
+        }
+        let full = inspect(&store, "p").await?;
+        assert_eq!(full.corrupt.len(), 1, "{:?}", full.corrupt);
+        assert_eq!(full.jobs.len(), 3);
+        assert_eq!(full.pending.len(), 1);
+        assert_eq!(full.workers.len(), 3, "w1, w2, and w3 by its job record: {:?}", full.workers);
+        assert_eq!(inspect_in_place(&store, "p").await?, PoolReport { corrupt: Vec::new(), ..full });
+        Ok(())
+    }
 }

@@ -84,7 +84,7 @@ pub use config::{
 /// The [`Completion::kind`](crate::completer::Completion) of a job completed by a pool worker.
 pub const COMPLETED: &str = "completed";
 pub use feed::{CompletionFeed, FEED_BUFFER_MAX, FEED_SUBSCRIBERS_MAX, JobCompletion, WAITERS_MAX};
-pub use inspect::{PoolReport, inspect, inspect_skipping_corrupt, quarantine_corrupt, quarantine_map};
+pub use inspect::{PoolReport, inspect, inspect_in_place, quarantine_corrupt, quarantine_map};
 pub use state::CorruptRecord;
 #[doc(hidden)]
 pub use state::decode;

@@ -108,6 +108,13 @@ impl MemoryStore {
         self.lock().data.lease_holder(name, now).map(|(t, f)| (t.to_owned(), f))
     }
 
+    /// The entries of map `map` whose key is `from` or after it (every entry for `""`), copied
+    /// under one lock: an inspection hook for the simulator's observers, which read a part of a
+    /// map in place (Redis has no such call; keel's parts never use it).
+    pub fn map_entries_from(&self, map: &str, from: &str) -> BTreeMap<String, String> {
+        self.lock().data.map_entries_from(map, from)
+    }
+
     /// The live grant of lease `name`: its token, fence and expiry (store ms). For checkers.
     pub fn lease_grant(&self, name: &str) -> Option<(String, u64, u64)> {
         let now = self.now_ms();

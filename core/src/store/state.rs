@@ -144,6 +144,16 @@ impl StoreState {
             .map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
     }
 
+    /// The entries of map `map` whose key is `from` or after it, copied: an inspection hook
+    /// (see `MemoryStore::map_entries_from`), no part of the [`Store`](super::Store) contract.
+    pub fn map_entries_from(&self, map: &str, from: &str) -> BTreeMap<String, String> {
+        let Some(m) = self.maps.get(map) else { return BTreeMap::new() };
+        m.entries
+            .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// [`Store::map_scan`](super::Store::map_scan): up to `count` entries in key order after
     /// the cursor's key. The cursor is [`MAP_SCAN_START`] or `k` and the hex of the last key
     /// returned, so a key present the whole pass is returned exactly once (a stronger form of
