@@ -200,9 +200,10 @@ impl LeaseScenario {
                 ));
             }
         }
-        v.extend(s1_beliefs(&beliefs.intervals, run));
-        v.extend(s6_belief_within_grant(&beliefs.intervals, run));
-        v.extend(self.belief_after_freeze(run));
+        let excused = drift_excused(run.events, run.end_us);
+        v.extend(s1_beliefs(&beliefs.intervals, run, &excused));
+        v.extend(s6_belief_within_grant(&beliefs.intervals, run, &excused));
+        v.extend(self.belief_after_freeze(run, &excused));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -297,10 +298,9 @@ impl LeaseScenario {
     /// deadline is at most the last confirmation of the grant (grant or renewal reply) plus the TTL
     /// stretched by the drift bound; a clock beyond the bound is excused as for S1. Acting = a
     /// write to the fenced resource with the grant's fence (accepted or not).
-    fn belief_after_freeze(&self, run: &RunView<'_>) -> Vec<Violation> {
+    fn belief_after_freeze(&self, run: &RunView<'_>, excused: &Excused) -> Vec<Violation> {
         let bound = self.plan_spec().drift_bound;
         let ttl_us = (self.ttl_ms as f64 * 1000.0 * (1.0 + bound)) as u64;
-        let excused = drift_excused(run.events, run.end_us);
         let is_excused = |n: Who, t: u64| excused.get(&n).is_some_and(|s| s.iter().any(|s| s.start <= t && t <= s.end));
         // node → (believed fence, last confirmation µs); node → fence it may no longer act on
         let mut belief: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
@@ -404,8 +404,9 @@ impl LeaseScenario {
 pub fn lease_exclusive(run: &RunView<'_>) -> Vec<Violation> {
     let beliefs = Beliefs::from(run.events, run.end_us);
     let mut v = beliefs.violations.clone();
-    v.extend(s1_beliefs(&beliefs.intervals, run));
-    v.extend(s6_belief_within_grant(&beliefs.intervals, run));
+    let excused = drift_excused(run.events, run.end_us);
+    v.extend(s1_beliefs(&beliefs.intervals, run, &excused));
+    v.extend(s6_belief_within_grant(&beliefs.intervals, run, &excused));
     v
 }
 
@@ -416,14 +417,13 @@ pub fn lease_exclusive(run: &RunView<'_>) -> Vec<Violation> {
 /// believes longer (a renewal hanging past the TTL, a deadline timed from the reply) breaks S1
 /// only if another node acquires inside that window, and S6 at once. Excused as S1 is: while
 /// the node is frozen and while its clock is out of its bound; 1 ms of slack for rounding.
-fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
+fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>, excused: &Excused) -> Vec<Violation> {
     let mut valid: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
     for e in run.events {
         if let Some(ServerEv::Grant { fence, ttl_ms, .. } | ServerEv::Renewal { fence, ttl_ms, .. }) = e.server() {
             valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + ttl_ms * 1000 });
         }
     }
-    let excused = drift_excused(run.events, run.end_us);
     let mut v = Vec::new();
     for b in intervals {
         let mut covered: Vec<Span> = valid.get(&b.fence).cloned().unwrap_or_default();
@@ -454,8 +454,7 @@ fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>) -> Vec<Viol
 /// S1 (local belief), judged in every run: no two nodes believe they hold at once, beyond 1 ms,
 /// outside the time either was frozen and outside the time either node's own belief is excused by
 /// its clock (see [`drift_excused`]). Every other pair of beliefs is judged.
-fn s1_beliefs(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
-    let excused = drift_excused(run.events, run.end_us);
+fn s1_beliefs(intervals: &[Interval], run: &RunView<'_>, excused: &Excused) -> Vec<Violation> {
     let holes = |n: Who| run.timeline.frozen(n).chain(excused.get(&n).into_iter().flatten().copied());
     let mut v = Vec::new();
     for (i, a) in intervals.iter().enumerate() {
@@ -484,11 +483,14 @@ fn s1_beliefs(intervals: &[Interval], run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// Per node, the spans during which its own belief is excused ([`drift_excused`]).
+type Excused = BTreeMap<Who, Vec<Span>>;
+
 /// Per node, when its own belief may outlast its grant by design: from the moment its clock
 /// leaves the configured drift bound until its next fresh grant once the clock is back within
 /// the bound ([`super::drift::out_of_bound`]). Only that node's belief is excused, never
 /// another's.
-fn drift_excused(events: &[Event], end_us: u64) -> BTreeMap<Who, Vec<Span>> {
+fn drift_excused(events: &[Event], end_us: u64) -> Excused {
     let mut grants: BTreeMap<Who, Vec<u64>> = BTreeMap::new();
     for e in events {
         if let Some(ServerEv::Grant { to, .. }) = e.server() {
@@ -717,7 +719,7 @@ mod tests {
         let timeline = Timeline::derive(&events, end_us);
         let run = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us: 0, end_us };
         let beliefs = Beliefs::from(&events, end_us);
-        let s1 = s1_beliefs(&beliefs.intervals, &run);
+        let s1 = s1_beliefs(&beliefs.intervals, &run, &drift_excused(&events, end_us));
         assert_eq!(s1.len(), 1, "{s1:?}");
         assert!(s1[0].detail.contains("n0 (fence 3)") && s1[0].detail.contains("n1 (fence 2)"), "{}", s1[0].detail);
         assert_eq!(s1[0].t_us, 5_000_000);
@@ -775,7 +777,7 @@ mod tests {
             let end_us = end_ms * 1000;
             let timeline = Timeline::derive(events, end_us);
             let run = RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us };
-            s6_belief_within_grant(&Beliefs::from(events, end_us).intervals, &run)
+            s6_belief_within_grant(&Beliefs::from(events, end_us).intervals, &run, &drift_excused(events, end_us))
         };
         let start = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), at(110, 0, Ev::Core(held(100)))];
         // Renewed at 400 and 700: valid until 1 700; stepping down at 1 690 is inside.
