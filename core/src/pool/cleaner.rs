@@ -26,6 +26,7 @@ impl<S: Store> Core<S> {
             ttl_ms: self.ttl_ms(),
             lock_ttl: self.cfg.cleanup_lock_ttl,
             op_timeout: self.cfg.op_timeout,
+            since_view: self.clock.now().saturating_duration_since(read_at),
         };
         let (mut machine, mut command) = Cleanup::start(&start);
         let orphan = view.is_orphan_owner(w);

@@ -175,6 +175,10 @@ pub struct Start<'a> {
     pub lock_ttl: Duration,
     /// The store operation timeout.
     pub op_timeout: Duration,
+    /// Time since the sweep read the view (local clock): a sweep cleans its stale workers one
+    /// after another from one view, and a slow sweep (each call timing out behind a partition)
+    /// may reach a worker long after.
+    pub since_view: Duration,
 }
 
 impl Cleanup {
@@ -205,6 +209,14 @@ impl Cleanup {
             };
             c.phase = Phase::Locking(Attempt::Keepalive);
             return (c, Command::Lock { map: LockMap::Keepalive, write });
+        }
+        if s.since_view >= c.lock_budget {
+            // The rule of `on` from the first write: a lock taken from a view this old would
+            // expire (store time) before it is written, and be left behind for a worker another
+            // cleaner may have finished meanwhile (pool seed 784: written 17 s late, after the
+            // heal). The next sweep reads afresh.
+            let cmd = c.finish(Outcome::LockLifetime);
+            return (c, cmd);
         }
         c.lock = CleanupLock { holder: s.holder.clone(), expires_ms: now.saturating_add(ms(s.lock_ttl)) }.encode();
         let cmd = match state::lock_step(s.lock, now) {
@@ -397,6 +409,7 @@ mod tests {
             ttl_ms: TTL,
             lock_ttl: Duration::from_millis(3000),
             op_timeout: Duration::from_millis(500),
+            since_view: Duration::ZERO,
         })
     }
 
@@ -499,6 +512,25 @@ mod tests {
         c.on(Reply::Keepalive(None), T0);
         c.on(Reply::Time(NOW), T0);
         assert_eq!(c.on(owned(&[]), budget), Command::Finish(Outcome::LockLifetime));
+        // The first write too: a cleanup started from a view read a lock budget ago takes no
+        // lock (pool seed 784: a sweep slowed by a partition wrote one, already expired, 17 s
+        // after its view, for a worker another node had cleaned meanwhile). Just inside, it does.
+        let from_view = |since_view, lock: Option<&str>| {
+            Cleanup::start(&Start {
+                now_ms: NOW,
+                keepalive: Some(OLD),
+                lock,
+                holder: "n1.1".into(),
+                ttl_ms: TTL,
+                lock_ttl: Duration::from_millis(3000),
+                op_timeout: Duration::from_millis(500),
+                since_view,
+            })
+            .1
+        };
+        assert_eq!(from_view(budget, None), Command::Finish(Outcome::LockLifetime));
+        assert_eq!(from_view(budget, Some("n2.1|1")), Command::Finish(Outcome::LockLifetime), "nor a takeover");
+        assert!(matches!(from_view(budget - Duration::from_millis(1), None), Command::Lock { .. }));
         // Reads go on past the budget: only writes could land under someone else's lock.
         let (mut c, _) = start(None);
         assert_eq!(c.on(written(true, None), budget), Command::ReadKeepalive);
@@ -573,6 +605,7 @@ mod tests {
                 ttl_ms: TTL,
                 lock_ttl: Duration::from_millis(3000),
                 op_timeout: Duration::from_millis(500),
+                since_view: Duration::ZERO,
             });
             let write = MapWrite::CompareAndSet { expected: first.lock.clone(), new: format!("{}", 1000 + 2 * TTL) };
             assert_eq!(cmd, Command::Lock { map: LockMap::Keepalive, write });

@@ -302,6 +302,7 @@ impl Model for CleanupModel {
                     ttl_ms: self.ttl_ms,
                     lock_ttl: Duration::from_millis(self.lock_ttl_ms),
                     op_timeout: Duration::from_millis(self.op_timeout_ms),
+                    since_view: Duration::ZERO,
                 });
                 st.cleaners[i].run = Some(Run { machine, next: next.clone(), swept_ms: st.t_ms, released: false });
                 Self::follow(&mut st, i, next);
