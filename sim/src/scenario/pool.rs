@@ -282,6 +282,7 @@ impl PoolScenario {
         let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         v.extend(self.check_jobs(events));
+        v.extend(check_one_runner_per_attempt(events));
         v.extend(self.check_overlap(run));
         v.extend(self.check_assignments(events));
         v.extend(self.check_ack_grace(events));
@@ -582,6 +583,30 @@ impl PoolScenario {
         v.truncate(20);
         v
     }
+}
+
+/// P2, at the instant: an attempt of a job is started by one worker only. Every move of a job
+/// (requeue, hand-back, re-dispatch) raises its attempt, so a second worker starting the same
+/// attempt means the job's record was written over while it ran (MP15: a retried dispatch
+/// admitted again by a stale view) — seen here at the second start, whether or not the two
+/// runs then overlap or both complete.
+fn check_one_runner_per_attempt(events: &[Event]) -> Vec<Violation> {
+    let mut runner: BTreeMap<(&str, u64), &str> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(PoolEvent::Started { job, worker, attempt }) = e.pool() {
+            let first = *runner.entry((plain(job), *attempt)).or_insert(plain(worker));
+            if first != plain(worker) {
+                v.push(Violation::new(
+                    "P2",
+                    e.t_us,
+                    format!("{job}: attempt {attempt} started by {worker} after {first} started it"),
+                ));
+            }
+        }
+    }
+    v.truncate(20);
+    v
 }
 
 /// Frozen time of two nodes (a node crashed while frozen stops being frozen at its crash).
