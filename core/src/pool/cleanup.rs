@@ -401,6 +401,11 @@ mod tests {
     const OLD: &str = "1000|1000";
 
     fn start(lock: Option<&str>) -> (Cleanup, Command) {
+        start_from(Duration::ZERO, lock)
+    }
+
+    /// A cleanup started `since_view` after its sweep read the view.
+    fn start_from(since_view: Duration, lock: Option<&str>) -> (Cleanup, Command) {
         Cleanup::start(&Start {
             now_ms: NOW,
             keepalive: Some(OLD),
@@ -409,7 +414,7 @@ mod tests {
             ttl_ms: TTL,
             lock_ttl: Duration::from_millis(3000),
             op_timeout: Duration::from_millis(500),
-            since_view: Duration::ZERO,
+            since_view,
         })
     }
 
@@ -515,19 +520,7 @@ mod tests {
         // The first write too: a cleanup started from a view read a lock budget ago takes no
         // lock (pool seed 784: a sweep slowed by a partition wrote one, already expired, 17 s
         // after its view, for a worker another node had cleaned meanwhile). Just inside, it does.
-        let from_view = |since_view, lock: Option<&str>| {
-            Cleanup::start(&Start {
-                now_ms: NOW,
-                keepalive: Some(OLD),
-                lock,
-                holder: "n1.1".into(),
-                ttl_ms: TTL,
-                lock_ttl: Duration::from_millis(3000),
-                op_timeout: Duration::from_millis(500),
-                since_view,
-            })
-            .1
-        };
+        let from_view = |since_view, lock: Option<&str>| start_from(since_view, lock).1;
         assert_eq!(from_view(budget, None), Command::Finish(Outcome::LockLifetime));
         assert_eq!(from_view(budget, Some("n2.1|1")), Command::Finish(Outcome::LockLifetime), "nor a takeover");
         assert!(matches!(from_view(budget - Duration::from_millis(1), None), Command::Lock { .. }));
