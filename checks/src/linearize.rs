@@ -1442,6 +1442,15 @@ pub fn reset() {
     });
 }
 
+/// One outcome for [`InFlight::complete_lent`]: owned, or a snapshot lent where it lies.
+#[derive(Debug)]
+pub enum Lent<'a> {
+    /// Any outcome, owned.
+    Owned(StoreRet),
+    /// A snapshot's outcome, borrowed (see [`complete_snapshot`]).
+    Snapshot(&'a MapSnapshot),
+}
+
 /// The records of one store call: invoked when it is sent, completed with its outcome, and
 /// abandoned (open forever for a write, dropped for a read) when dropped first: the client
 /// gave up on it, or its task died with its node.
@@ -1468,12 +1477,22 @@ impl InFlight {
     }
 
     /// The outcome of a lone snapshot, borrowed (see [`complete_snapshot`]).
-    pub fn complete_snapshot(mut self, snapshot: &MapSnapshot) {
-        let mut ids = std::mem::take(&mut self.ids).into_iter();
-        if let Some(id) = ids.next() {
-            complete_snapshot(id, snapshot);
+    pub fn complete_snapshot(self, snapshot: &MapSnapshot) {
+        self.complete_lent([Lent::Snapshot(snapshot)]);
+    }
+
+    /// The outcomes, in the order of the invoked operations, snapshots among them borrowed (a
+    /// batch of reads); any left without one are abandoned.
+    pub fn complete_lent<'a>(mut self, rets: impl IntoIterator<Item = Lent<'a>>) {
+        let ids = std::mem::take(&mut self.ids);
+        let mut rets = rets.into_iter();
+        for id in ids {
+            match rets.next() {
+                Some(Lent::Owned(ret)) => complete(id, ret),
+                Some(Lent::Snapshot(s)) => complete_snapshot(id, s),
+                None => abandon(id),
+            }
         }
-        ids.for_each(abandon);
     }
 
     /// Every operation certainly not applied.

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use futures::{FutureExt, Stream};
 use keel::store::{
-    Acquire, Expect, MapScan, MapSnapshot, MapTxn, MapWrite, Renew, Store, StoreResult, TxnOutcome, Watch, WatchEvent,
-    WriteOutcome,
+    Acquire, Expect, MapScan, MapSnapshot, MapTxn, MapWrite, Read, ReadOut, Renew, Store, StoreResult, TxnOutcome,
+    Watch, WatchEvent, WriteOutcome,
 };
 use keel::watch;
 use keel::{MemoryStore, StoreError};
@@ -27,7 +27,7 @@ use madsim::rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::history::{History, ServerEv, Who, WorldEv};
-use crate::linearize::{self, StoreOp, StoreRet};
+use crate::linearize::{self, Lent, StoreOp, StoreRet};
 use crate::world::lock;
 
 /// The store server's address.
@@ -64,6 +64,7 @@ enum Op {
     Write { map: String, key: String, write: MapWrite },
     Txn { map: String, guards: Vec<(String, Expect)>, writes: Vec<(String, Option<String>)> },
     Txns { map: String, txns: Vec<MapTxn> },
+    Reads { reads: Vec<Read> },
     Watch { map: String, sub: u64 },
 }
 
@@ -82,6 +83,7 @@ impl Op {
             Op::Write { .. } => "map_write",
             Op::Txn { .. } => "map_txn",
             Op::Txns { .. } => "map_txns",
+            Op::Reads { .. } => "reads",
             Op::Watch { .. } => "watch",
         }
     }
@@ -104,6 +106,18 @@ impl Op {
                 return txns
                     .iter()
                     .map(|t| StoreOp::Txn { map: map.clone(), guards: t.guards.clone(), writes: t.writes.clone() })
+                    .collect();
+            }
+            // Its gets and snapshots, each one record sharing the batch's invoke and return (a
+            // batch is applied in one step, so each read is linearizable within that window).
+            Op::Reads { reads } => {
+                return reads
+                    .iter()
+                    .filter_map(|r| match r {
+                        Read::Get { map, key } => Some(StoreOp::Get { map: map.clone(), key: key.clone() }),
+                        Read::Snapshot { map } => Some(StoreOp::Snapshot { map: map.clone() }),
+                        Read::Time | Read::Scan { .. } => None, // not map records (see `Scan` below)
+                    })
                     .collect();
             }
             // Not recorded. Each slice is atomic (every entry held its value at the slice's
@@ -131,6 +145,7 @@ enum Resp {
     Write(WriteOutcome),
     Txn(TxnOutcome),
     Txns(Vec<TxnOutcome>),
+    Reads(Vec<ReadOut>),
 }
 
 impl Resp {
@@ -348,6 +363,7 @@ async fn apply(
         Op::Write { map, key, write } => Resp::Write(store.map_write(&map, &key, write).await?),
         Op::Txn { map, guards, writes } => Resp::Txn(store.map_txn(&map, &guards, &writes).await?),
         Op::Txns { map, txns } => Resp::Txns(store.map_txns(&map, &txns).await?),
+        Op::Reads { reads } => Resp::Reads(store.reads(&reads).await?),
         Op::Watch { map, sub } => {
             let mut w = store.watch(&map).await?;
             let tx = tx.clone();
@@ -629,6 +645,11 @@ impl SimStore {
         match &r {
             // Judged where it lies: a snapshot is a whole map, not copied for the checker.
             Ok(Resp::Snapshot(s)) => recorded.complete_snapshot(s),
+            Ok(Resp::Reads(outs)) => recorded.complete_lent(outs.iter().filter_map(|o| match o {
+                ReadOut::Get(v, rev) => Some(Lent::Owned(StoreRet::Get(v.clone(), *rev))),
+                ReadOut::Snapshot(s) => Some(Lent::Snapshot(s)),
+                ReadOut::Time(_) | ReadOut::Scan(_) => None,
+            })),
             Ok(resp) => recorded.complete(resp.recorded()),
             Err(e) if e.outcome() == keel::Outcome::NotApplied => recorded.not_applied(),
             // Unknown outcome: abandoned as `recorded` drops (writes stay open forever), as when
@@ -781,6 +802,13 @@ impl Store for SimStore {
         match self.call(Op::Txns { map: map.into(), txns: txns.to_vec() }).await? {
             Resp::Txns(t) if t.len() == txns.len() => Ok(t),
             _ => Err(protocol_error("map_txns")),
+        }
+    }
+
+    async fn reads(&self, reads: &[Read]) -> StoreResult<Vec<ReadOut>> {
+        match self.call(Op::Reads { reads: reads.to_vec() }).await? {
+            Resp::Reads(r) if r.len() == reads.len() => Ok(r),
+            _ => Err(protocol_error("reads")),
         }
     }
 

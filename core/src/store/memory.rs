@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
+use super::reads::check_reads;
 use super::state::StoreState;
 use super::*;
 use crate::clock::{Clock, Instant, TokioClock};
@@ -251,6 +252,13 @@ impl Store for MemoryStore {
         let (out, changes) = st.data.map_txns(map, txns, now)?;
         Self::publish(&st, map, changes);
         Ok(out)
+    }
+
+    async fn reads(&self, reads: &[Read]) -> StoreResult<Vec<ReadOut>> {
+        check_reads(reads)?;
+        let now = self.now_ms();
+        let st = self.lock();
+        st.data.reads(reads, now)
     }
 
     async fn watch(&self, map: &str) -> StoreResult<MemoryWatch> {

@@ -20,6 +20,7 @@ use std::future::Future;
 use crate::error::StoreError;
 
 pub mod memory;
+pub mod reads;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod state;
@@ -27,6 +28,7 @@ pub mod state;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
 pub use memory::MemoryStore;
+pub use reads::{READS_MAX, Read, ReadOut, ReadOuts};
 pub use state::StoreState;
 
 /// Result of a store operation.
@@ -324,6 +326,33 @@ pub trait Store: Clone + Send + Sync + 'static {
             let mut out = Vec::with_capacity(txns.len());
             for t in txns {
                 out.push(self.map_txn(map, &t.guards, &t.writes).await?);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Several reads in one round trip, in the order given, each with the single read's
+    /// semantics and errors; the reply has one [`ReadOut`] per [`Read`] (take them in order with
+    /// [`ReadOuts`]). Any failure fails the whole batch (reads change nothing, so a retry is safe).
+    ///
+    /// keel's stores apply the batch as one atomic step (one lock in [`MemoryStore`], a
+    /// `MULTI`/`EXEC` in Redis); callers may rely only on the order. At most [`READS_MAX`] reads
+    /// (more is [`StoreError::Invalid`]); an empty batch is a no-op. The default sends them one by
+    /// one.
+    fn reads(&self, reads: &[Read]) -> impl Future<Output = StoreResult<Vec<ReadOut>>> + Send {
+        async move {
+            reads::check_reads(reads)?;
+            let mut out = Vec::with_capacity(reads.len());
+            for r in reads {
+                out.push(match r {
+                    Read::Time => ReadOut::Time(self.time_ms().await?),
+                    Read::Get { map, key } => {
+                        let (v, rev) = self.map_get(map, key).await?;
+                        ReadOut::Get(v, rev)
+                    }
+                    Read::Snapshot { map } => ReadOut::Snapshot(self.map_snapshot(map).await?),
+                    Read::Scan { map, cursor, count } => ReadOut::Scan(self.map_scan(map, cursor, *count).await?),
+                });
             }
             Ok(out)
         }

@@ -294,6 +294,20 @@ impl RedisStore {
     }
 }
 
+/// HSCAN takes any unsigned 64-bit number (an unknown one just resumes somewhere); refuse the
+/// rest here, typed, rather than as a script error.
+fn check_scan_cursor(cursor: &str) -> StoreResult<()> {
+    if cursor.parse::<u64>().is_err() || cursor.starts_with('+') {
+        return Err(bad_cursor(cursor));
+    }
+    Ok(())
+}
+
+/// Whether a reply of a pipeline is Redis's "no such script" (its script cache was flushed).
+fn is_no_script(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if e.kind() == Some(::redis::ServerErrorKind::NoScript))
+}
+
 /// Map a redis-rs error to the store's taxonomy.
 fn classify(op: &'static str, e: RedisError, key: &str) -> StoreError {
     let text = e.to_string();
@@ -382,11 +396,7 @@ impl Store for RedisStore {
 
     async fn map_scan(&self, map: &str, cursor: &str, count: usize) -> StoreResult<MapScan> {
         check_scan(map, count)?;
-        // HSCAN takes any unsigned 64-bit number (an unknown one just resumes somewhere); refuse
-        // the rest here, typed, rather than as a script error.
-        if cursor.parse::<u64>().is_err() || cursor.starts_with('+') {
-            return Err(bad_cursor(cursor));
-        }
+        check_scan_cursor(cursor)?;
         let mut inv = self.map_invocation(&self.inner.scripts.map_scan, map);
         inv.arg(cursor).arg(count);
         self.run("map_scan", map, &inv, |v| decode::map_scan(map, v)).await
@@ -431,6 +441,87 @@ impl Store for RedisStore {
         }
         let txns: Vec<_> = txns.iter().map(|t| (t.guards.as_slice(), t.writes.as_slice())).collect();
         self.run_txns(map, &txns).await
+    }
+
+    async fn reads(&self, reads: &[Read]) -> StoreResult<Vec<ReadOut>> {
+        reads::check_reads(reads)?;
+        for r in reads {
+            if let Read::Scan { cursor, .. } = r {
+                check_scan_cursor(cursor)?;
+            }
+        }
+        if reads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scripts = &self.inner.scripts;
+        let invs: Vec<Option<ScriptInvocation<'_>>> = reads
+            .iter()
+            .map(|r| match r {
+                Read::Time => None,
+                Read::Get { map, key } => {
+                    let mut inv = self.map_invocation(&scripts.map_get, map);
+                    inv.arg(key);
+                    Some(inv)
+                }
+                Read::Snapshot { map } => Some(self.map_invocation(&scripts.map_snapshot, map)),
+                Read::Scan { map, cursor, count } => {
+                    let mut inv = self.map_invocation(&scripts.map_scan, map);
+                    inv.arg(cursor).arg(count);
+                    Some(inv)
+                }
+            })
+            .collect();
+        let mut pipe = ::redis::pipe();
+        pipe.atomic().ignore_errors(); // every reply, errors included, so each read is judged as a single one
+        for inv in &invs {
+            match inv {
+                Some(inv) => pipe.invoke_script(inv),
+                None => pipe.cmd("TIME"),
+            };
+        }
+        let mut conn = self.conn();
+        let mut replies: Vec<Value> = self.timed("reads", "", pipe.query_async(&mut conn)).await?;
+        if replies.iter().any(is_no_script) {
+            // The script cache was lost (a restart): load what the batch runs, then send it again
+            // (reads change nothing, so the first attempt's other replies can be dropped).
+            for script in [&scripts.map_get, &scripts.map_snapshot, &scripts.map_scan] {
+                self.timed("reads", "", script.load_async(&mut conn)).await?;
+            }
+            replies = self.timed("reads", "", pipe.query_async(&mut conn)).await?;
+        }
+        if replies.len() != reads.len() {
+            let detail = format!("{} replies to {} reads", replies.len(), reads.len());
+            return Err(StoreError::corrupt("reads", detail));
+        }
+        let mut out = Vec::with_capacity(reads.len());
+        let mut failed = None;
+        for (r, v) in reads.iter().zip(replies) {
+            let (op, name) = match r {
+                Read::Time => ("time", ""),
+                Read::Get { map, .. } => ("map_get", map.as_str()),
+                Read::Snapshot { map } => ("map_snapshot", map.as_str()),
+                Read::Scan { map, .. } => ("map_scan", map.as_str()),
+            };
+            let got = match v {
+                Value::ServerError(e) => Err(classify(op, e.into(), name)),
+                v => match r {
+                    Read::Time => decode::time_ms(&v).map(ReadOut::Time),
+                    Read::Get { map, key } => decode::map_entry(map, key, &v).map(|(v, rev)| ReadOut::Get(v, rev)),
+                    Read::Snapshot { map } => decode::map_snapshot(map, &v).map(ReadOut::Snapshot),
+                    Read::Scan { map, .. } => decode::map_scan(map, &v).map(ReadOut::Scan),
+                },
+            };
+            if !name.is_empty() {
+                self.note(op, name, &got);
+            }
+            match got {
+                Ok(o) => out.push(o),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        failed.map_or(Ok(out), Err)
     }
 
     async fn watch(&self, map: &str) -> StoreResult<RedisWatch> {

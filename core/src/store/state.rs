@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Acquire, Change, Expect, MAP_SCAN_START, MapScan, MapSnapshot, MapTxn, MapWrite, Renew, SEED_PER_MS, StoreResult,
-    TxnOutcome, WriteOutcome, apply_write, bad_cursor, check_items, check_name, check_quarantine, check_scan,
-    check_ttl, check_txn_names, check_txns,
+    Acquire, Change, Expect, MAP_SCAN_START, MapScan, MapSnapshot, MapTxn, MapWrite, Read, ReadOut, Renew, SEED_PER_MS,
+    StoreResult, TxnOutcome, WriteOutcome, apply_write, bad_cursor, check_items, check_name, check_quarantine,
+    check_scan, check_ttl, check_txn_names, check_txns,
 };
 use crate::error::StoreError;
 
@@ -142,6 +142,25 @@ impl StoreState {
             .maps
             .get(map)
             .map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
+    }
+
+    /// [`Store::reads`](super::Store::reads) at store time `now`, in one step (the batch is
+    /// already validated).
+    pub fn reads(&self, reads: &[Read], now: u64) -> StoreResult<Vec<ReadOut>> {
+        reads
+            .iter()
+            .map(|r| {
+                Ok(match r {
+                    Read::Time => ReadOut::Time(now),
+                    Read::Get { map, key } => {
+                        let (v, rev) = self.map_get(map, key)?;
+                        ReadOut::Get(v, rev)
+                    }
+                    Read::Snapshot { map } => ReadOut::Snapshot(self.map_snapshot(map)?),
+                    Read::Scan { map, cursor, count } => ReadOut::Scan(self.map_scan(map, cursor, *count)?),
+                })
+            })
+            .collect()
     }
 
     /// The entries of map `map` whose key is `from` or after it, copied: an inspection hook

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::error::{Outcome, StoreError};
 use crate::store::{
     Acquire, Change, Expect, LIST_SEPARATOR, MAP_SCAN_COUNT_MAX, MAP_SCAN_START, MAP_TXNS_MAX, MapSnapshot, MapTxn,
-    MapWrite, MemoryStore, Renew, Store, TxnOutcome, Watch, WatchEvent, list_items,
+    MapWrite, MemoryStore, READS_MAX, Read, ReadOut, Renew, Store, TxnOutcome, Watch, WatchEvent, list_items,
 };
 use crate::testkit::ManualClock;
 
@@ -142,6 +142,8 @@ macro_rules! __conformance_cases {
             map_txns_limits_are_typed,
             map_scan_returns_every_key_present_throughout,
             map_scan_limits_and_cursors_are_typed,
+            reads_answer_as_the_single_reads_in_order,
+            reads_limits_are_typed,
             map_revisions_independent_per_map,
             map_data_loss_reseeds_revisions_above_old,
             map_invalid_arguments_are_typed,
@@ -718,6 +720,91 @@ pub async fn map_scan_limits_and_cursors_are_typed<H: Harness>(h: &H) -> Result<
     let one = s.map_scan("m", MAP_SCAN_START, MAP_SCAN_COUNT_MAX).await?;
     assert!(one.is_last());
     assert_eq!(one.entries.into_iter().collect::<Vec<_>>(), [("a".to_owned(), "1".to_owned())]);
+    Ok(())
+}
+
+/// The single reads a batch stands for, one by one, in the batch's order.
+async fn single_reads<S: Store>(s: &S, reads: &[Read]) -> Result<Vec<ReadOut>, StoreError> {
+    let mut out = Vec::new();
+    for r in reads {
+        out.push(match r {
+            Read::Time => ReadOut::Time(s.time_ms().await?),
+            Read::Get { map, key } => {
+                let (v, rev) = s.map_get(map, key).await?;
+                ReadOut::Get(v, rev)
+            }
+            Read::Snapshot { map } => ReadOut::Snapshot(s.map_snapshot(map).await?),
+            Read::Scan { map, cursor, count } => ReadOut::Scan(s.map_scan(map, cursor, *count).await?),
+        });
+    }
+    Ok(out)
+}
+
+/// A batch of reads answers, in its order, what the single reads answer on a quiet store (store
+/// time aside, which only moves forward), over maps present and missing, a scan resumed from a
+/// cursor, and after a restart that lost the data (and, in Redis, the script cache).
+pub async fn reads_answer_as_the_single_reads_in_order<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let writes: Vec<(String, Option<String>)> = (0..600).map(|i| (format!("k{i}"), Some(format!("v{i}")))).collect();
+    s.map_txn("big", &[], &writes).await?;
+    s.map_write("small", "a", MapWrite::Set("1".into())).await?;
+    let first = s.map_scan("big", MAP_SCAN_START, 50).await?;
+    assert!(!first.is_last(), "600 keys take more than one slice of 50");
+    let get = |map: &str, key: &str| Read::Get { map: map.into(), key: key.into() };
+    let snapshot = |map: &str| Read::Snapshot { map: map.into() };
+    let scan = |map: &str, cursor: &str, count| Read::Scan { map: map.into(), cursor: cursor.into(), count };
+    let batch = [
+        Read::Time,
+        get("small", "a"),
+        get("small", "missing"),
+        snapshot("small"),
+        scan("big", MAP_SCAN_START, 50),
+        scan("big", &first.next, 50),
+        get("nothing", "a"),
+        snapshot("nothing"),
+        scan("nothing", MAP_SCAN_START, 10),
+        Read::Time,
+    ];
+    let times = |outs: &[ReadOut]| -> Vec<u64> {
+        outs.iter().filter_map(|o| if let ReadOut::Time(t) = o { Some(*t) } else { None }).collect()
+    };
+    let untimed =
+        |outs: Vec<ReadOut>| -> Vec<ReadOut> { outs.into_iter().filter(|o| !matches!(o, ReadOut::Time(_))).collect() };
+    for round in ["before", "after a restart that lost the data"] {
+        let before = s.time_ms().await?;
+        let batched = s.reads(&batch).await?;
+        let single = single_reads(&s, &batch).await?;
+        assert_eq!(batched.len(), batch.len(), "{round}: one reply per read");
+        let t = times(&batched);
+        assert!(t.len() == 2 && before <= t[0] && t[0] <= t[1], "{round}: store time in order: {before} {t:?}");
+        assert!(t[1] <= times(&single)[0], "{round}: the batch's time is before the reads that follow it");
+        assert_eq!(untimed(batched), untimed(single), "{round}: the batch answers as the single reads");
+        h.lose_data().await;
+    }
+    assert!(s.reads(&[]).await?.is_empty(), "an empty batch is a no-op");
+    Ok(())
+}
+
+/// A batch takes at most `READS_MAX` reads; a batch with one bad read (an empty map name, a scan
+/// count out of range, a cursor no store hands out) is `Invalid` as that read alone would be.
+pub async fn reads_limits_are_typed<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    s.map_write("m", "a", MapWrite::Set("1".into())).await?;
+    let full = vec![Read::Snapshot { map: "m".into() }; READS_MAX];
+    assert_eq!(s.reads(&full).await?.len(), READS_MAX);
+    let mut over = full.clone();
+    over.push(Read::Time);
+    assert_invalid("a batch over READS_MAX", s.reads(&over).await);
+    let scan = |cursor: &str, count| Read::Scan { map: "m".into(), cursor: cursor.into(), count };
+    for (what, bad) in [
+        ("an empty map name", Read::Get { map: String::new(), key: "a".into() }),
+        ("an empty snapshot name", Read::Snapshot { map: String::new() }),
+        ("scan count 0", scan(MAP_SCAN_START, 0)),
+        ("scan count over MAP_SCAN_COUNT_MAX", scan(MAP_SCAN_START, MAP_SCAN_COUNT_MAX + 1)),
+        ("a garbage cursor", scan("not a cursor", 10)),
+    ] {
+        assert_invalid(what, s.reads(&[Read::Time, bad]).await);
+    }
     Ok(())
 }
 

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use keel::Outcome;
 use keel::store::{
-    Acquire, Expect, MapScan, MapSnapshot, MapTxn, MapWrite, Renew, Store, StoreResult, TxnOutcome, WriteOutcome,
+    Acquire, Expect, MapScan, MapSnapshot, MapTxn, MapWrite, Read, ReadOut, Renew, Store, StoreResult, TxnOutcome,
+    WriteOutcome,
 };
 use keel_checks::linearize::{StoreOp, StoreRet};
 
@@ -151,6 +152,28 @@ impl<S: Store> Store for RecordingStore<S> {
             .collect();
         self.recorded_each(ops, self.inner.map_txns(map, txns), |outs| {
             outs.iter().map(|t| StoreRet::Txn(t.clone())).collect()
+        })
+    }
+
+    /// The batch's gets and snapshots, each its own record sharing the batch's window (as a
+    /// `map_txns` batch); its time and scans are forwarded unrecorded, as alone.
+    fn reads(&self, reads: &[Read]) -> impl Future<Output = StoreResult<Vec<ReadOut>>> + Send {
+        let ops = reads
+            .iter()
+            .filter_map(|r| match r {
+                Read::Get { map, key } => Some(StoreOp::Get { map: map.clone(), key: key.clone() }),
+                Read::Snapshot { map } => Some(StoreOp::Snapshot { map: map.clone() }),
+                Read::Time | Read::Scan { .. } => None,
+            })
+            .collect();
+        self.recorded_each(ops, self.inner.reads(reads), |outs| {
+            outs.iter()
+                .filter_map(|o| match o {
+                    ReadOut::Get(v, rev) => Some(StoreRet::Get(v.clone(), *rev)),
+                    ReadOut::Snapshot(s) => Some(StoreRet::Snapshot(s.clone())),
+                    ReadOut::Time(_) | ReadOut::Scan(_) => None,
+                })
+                .collect()
         })
     }
 
