@@ -45,7 +45,7 @@ use super::state::KeepAlive;
 use super::table::{FeedPos, Step};
 use crate::clock::Instant;
 use crate::error::StoreError;
-use crate::store::{Change, MapSnapshot, Store, Watch, WatchEvent};
+use crate::store::{Change, MapSnapshot, Read, ReadOuts, Store, Watch, WatchEvent};
 
 /// How many keep-alive intervals a cached keep-alive map and a store-time estimate are used
 /// for before they are read again. One: within it a worker misses at most one beat of the
@@ -217,8 +217,9 @@ impl<S: Store> Core<S> {
             let t = self.store_now_ms().await?;
             return Ok((ka, lock(&self.cache).raised(t, ms(age_max)), true));
         }
-        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
-        let now_ms = self.op("time", self.store.time_ms()).await?;
+        let reads = [Read::Snapshot { map: self.maps.keepalive.clone() }, Read::Time];
+        let mut out = ReadOuts::new(self.op("reads", self.store.reads(&reads)).await?);
+        let (keepalive, now_ms) = (out.snapshot()?.entries, out.time()?);
         let at = self.clock.now();
         self.note_view_read(&keepalive, now_ms, at);
         Ok((Arc::new(keepalive), now_ms, true))

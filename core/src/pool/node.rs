@@ -23,7 +23,7 @@ use crate::metrics as keel_metrics;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::shutdown::Shutdown;
-use crate::store::{Expect, MapWrite, Store, TxnOutcome};
+use crate::store::{Expect, MapWrite, Read, ReadOuts, Store, TxnOutcome};
 
 /// An assignment handed to a local worker: the job and its record's raw value.
 pub(crate) type Assign = (String, Option<String>);
@@ -221,19 +221,21 @@ impl<S: Store> Core<S> {
     }
 
     /// Snapshot the maps the decisions need, then read store time (so every keep-alive in the
-    /// view is at most `now_ms`: liveness is never judged against a future keep-alive).
+    /// view is at most `now_ms`: liveness is never judged against a future keep-alive): one
+    /// batch of reads, one round trip.
     pub async fn view(&self, all: bool) -> Result<View, StoreError> {
-        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
-        let jobs = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?.entries;
-        let (workers, cleanup) = if all {
-            (
-                self.op("map_snapshot", self.store.map_snapshot(&self.maps.workers)).await?.entries,
-                self.op("map_snapshot", self.store.map_snapshot(&self.maps.cleanup)).await?.entries,
-            )
-        } else {
-            Default::default()
-        };
-        let now_ms = self.op("time", self.store.time_ms()).await?;
+        let snapshot = |map: &String| Read::Snapshot { map: map.clone() };
+        let mut reads = vec![snapshot(&self.maps.keepalive), snapshot(&self.maps.jobs)];
+        if all {
+            reads.extend([snapshot(&self.maps.workers), snapshot(&self.maps.cleanup)]);
+        }
+        reads.push(Read::Time);
+        let mut out = ReadOuts::new(self.op("reads", self.store.reads(&reads)).await?);
+        let keepalive = out.snapshot()?.entries;
+        let jobs = out.snapshot()?.entries;
+        let (workers, cleanup) =
+            if all { (out.snapshot()?.entries, out.snapshot()?.entries) } else { Default::default() };
+        let now_ms = out.time()?;
         Ok(View { now_ms, keepalive, workers, jobs, cleanup })
     }
 
@@ -342,6 +344,12 @@ impl<S: Store> Core<S> {
     /// job, worker and lock it held is gone. That is reported loudly on every node that sees it.
     pub async fn check_epoch(&self) -> Result<(), StoreError> {
         let (current, _) = self.op("map_get", self.store.map_get(&self.maps.meta, state::EPOCH_KEY)).await?;
+        self.adopt_epoch(current).await
+    }
+
+    /// [`check_epoch`](Self::check_epoch) on a marker already read (`current`): report a loss,
+    /// write a fresh marker if it is missing.
+    pub(crate) async fn adopt_epoch(&self, current: Option<String>) -> Result<(), StoreError> {
         let known = lock(&self.epoch).clone();
         if current.is_some() && current == known {
             return Ok(());

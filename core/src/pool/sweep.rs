@@ -12,7 +12,7 @@ use super::state::{self, CorruptRecord, Pending, View, job_key, pending_key};
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent};
-use crate::store::{Expect, MapTxn, Store};
+use crate::store::{Expect, MapScan, MapTxn, Read, ReadOuts, Store};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -55,13 +55,8 @@ impl<S: Store> Core<S> {
     ///
     /// [`JobTable`]: super::table::JobTable
     pub async fn sweep(&self) -> Result<(), StoreError> {
-        let losses = self.data_losses.load(Ordering::Relaxed);
-        self.check_epoch().await?;
-        if self.data_losses.load(Ordering::Relaxed) != losses {
-            lock(&self.table).gap(); // the store lost its data: what the table holds is gone
-        }
         let read_at = self.clock.now();
-        let mut view = self.sweep_view().await?;
+        let (mut view, completer_slice) = self.sweep_view().await?;
         self.note_view_read(&view.keepalive, view.now_ms, self.clock.now());
         self.note_garbage(&self.sweep_garbage(&view), true);
         lock(&self.loads).replace(view.owners());
@@ -89,7 +84,7 @@ impl<S: Store> Core<S> {
                 }
             }
         }
-        self.sweep_completion_events(&view).await?;
+        self.sweep_completion_events(&view, completer_slice).await?;
         self.delete_old_tombstones(view.now_ms).await?;
         if view.pick_worker(self.ttl_ms(), "").is_some() {
             for (job, rec) in view.queued() {
@@ -137,18 +132,15 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// Reconcile one slice of the job map with the table: read it from the table's cursor, wait
-    /// until the table holds every change up to the slice's revision, then take in what was
+    /// Reconcile a slice of the job map read from the table's cursor `cursor` with the table:
+    /// wait until the table holds every change up to the slice's revision, then take in what was
     /// written or deleted behind keel's back ([`JobTable::reconcile`]) and offer the slice's
     /// tombstones to the completion feed.
-    async fn reconcile_slice(&self) -> Result<(), StoreError> {
-        let (cursor, count) = {
-            let table = lock(&self.table);
-            (table.scan_cursor().to_owned(), self.reconcile_slice_len(table.len()))
-        };
-        let slice = self.op("map_scan", self.store.map_scan(&self.maps.jobs, &cursor, count)).await?;
+    ///
+    /// [`JobTable::reconcile`]: super::table::JobTable::reconcile
+    async fn reconcile_slice(&self, cursor: &str, slice: &MapScan) -> Result<(), StoreError> {
         self.await_table(slice.rev).await?;
-        let r = lock(&self.table).reconcile(&cursor, &slice);
+        let r = lock(&self.table).reconcile(cursor, slice);
         if r.found > 0 || r.dropped > 0 {
             warn!(target: "keel::pool", pool = %self.cfg.name, found = r.found, dropped = r.dropped,
                 "job map entries written or deleted behind keel's back (no change on the feed); the table follows the store");
@@ -158,17 +150,49 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// The sweep's view, read in the order [`view`](Core::view) reads it: keep-alives, then
-    /// one slice of the job map with its revision `R` and the jobs in flight from the table once
-    /// it holds every change up to `R`, then registrations and cleanup locks, then store time.
-    async fn sweep_view(&self) -> Result<View, StoreError> {
-        let keepalive = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)).await?.entries;
-        self.reconcile_slice().await?;
+    /// The sweep's view, in two batches of reads (two round trips), in the order
+    /// [`view`](Core::view) reads: the epoch marker, keep-alives and one slice of the job map
+    /// with its revision `R`; then the jobs in flight from the table once it holds every change
+    /// up to `R`; then registrations, cleanup locks, store time and one slice of the completer's
+    /// map (returned beside the view, for [`sweep_completion_events`](Self::sweep_completion_events)).
+    /// A changed epoch marker (the store lost its data) empties the table before it is read.
+    async fn sweep_view(&self) -> Result<(View, MapScan), StoreError> {
+        let snapshot = |map: &String| Read::Snapshot { map: map.clone() };
+        let (jobs_cursor, count) = {
+            let table = lock(&self.table);
+            (table.scan_cursor().to_owned(), self.reconcile_slice_len(table.len()))
+        };
+        let first = [
+            Read::Get { map: self.maps.meta.clone(), key: state::EPOCH_KEY.to_owned() },
+            snapshot(&self.maps.keepalive),
+            Read::Scan { map: self.maps.jobs.clone(), cursor: jobs_cursor.clone(), count },
+        ];
+        let mut out = ReadOuts::new(self.op("reads", self.store.reads(&first)).await?);
+        let (epoch, keepalive, jobs_slice) = (out.get()?.0, out.snapshot()?.entries, out.scan()?);
+        let losses = self.data_losses.load(Ordering::Relaxed);
+        self.adopt_epoch(epoch).await?;
+        if self.data_losses.load(Ordering::Relaxed) != losses {
+            lock(&self.table).gap(); // the store lost its data: what the table holds is gone
+        }
+        self.reconcile_slice(&jobs_cursor, &jobs_slice).await?;
         let jobs = lock(&self.table).live().clone();
-        let workers = self.op("map_snapshot", self.store.map_snapshot(&self.maps.workers)).await?.entries;
-        let cleanup = self.op("map_snapshot", self.store.map_snapshot(&self.maps.cleanup)).await?.entries;
-        let now_ms = self.op("time", self.store.time_ms()).await?;
-        Ok(View { now_ms, keepalive, workers, jobs, cleanup })
+        let completer_cursor = lock(&self.completer_cursor).clone();
+        let second = [
+            snapshot(&self.maps.workers),
+            snapshot(&self.maps.cleanup),
+            Read::Time,
+            Read::Scan { map: self.cfg.completer.map().to_owned(), cursor: completer_cursor.clone(), count },
+        ];
+        let mut out = ReadOuts::new(self.op("reads", self.store.reads(&second)).await?);
+        let (workers, cleanup, now_ms) = (out.snapshot()?.entries, out.snapshot()?.entries, out.time()?);
+        let completer_slice = out.scan()?;
+        {
+            let mut at = lock(&self.completer_cursor);
+            if *at == completer_cursor {
+                at.clone_from(&completer_slice.next); // else another sweep moved the pass on meanwhile
+            }
+        }
+        Ok((View { now_ms, keepalive, workers, jobs, cleanup }, completer_slice))
     }
 
     /// Wait (up to `op_timeout`) until the router has applied every change of the job map up
@@ -265,18 +289,9 @@ impl<S: Store> Core<S> {
     /// under a long dedup window. One slice per sweep, a pass per reconcile period (see
     /// [`reconcile_slice_len`](Self::reconcile_slice_len)): entries live at most 1.5 retentions
     /// while the slices keep up.
-    pub(crate) async fn sweep_completion_events(&self, view: &View) -> Result<(), StoreError> {
+    pub(crate) async fn sweep_completion_events(&self, view: &View, slice: MapScan) -> Result<(), StoreError> {
         let keep_ms = ms(self.completer_retention());
         let map = self.cfg.completer.map();
-        let cursor = lock(&self.completer_cursor).clone();
-        let count = self.reconcile_slice_len(lock(&self.table).len());
-        let slice = self.op("map_scan", self.store.map_scan(map, &cursor, count)).await?;
-        {
-            let mut at = lock(&self.completer_cursor);
-            if *at == cursor {
-                at.clone_from(&slice.next); // else another sweep moved the pass on meanwhile
-            }
-        }
         let entries = slice.entries;
         let gone: Vec<(String, String)> = {
             let table = lock(&self.table);
