@@ -110,6 +110,17 @@ pub enum Mutant {
     /// A pool worker that counts its keep-alive's validity from the beat's reply instead of its
     /// send: it goes on running jobs after a cleaner may have judged it dead.
     MC15,
+    /// A completer flush that counts a timed-out batch write (an unknown outcome) as written: it
+    /// emits the batch's events, each "durably written", for completions the store may never
+    /// hold (blind-spot hunt, 2026-12-01: nothing compared the events with the store).
+    MC16,
+    /// A map subscription that drops a change on a full buffer without counting it: the
+    /// subscriber misses changes and is told nothing was lost (blind-spot hunt, 2026-12-01).
+    MC17,
+    /// A lease owner's graceful shutdown that sends its release before stopping its guarded work
+    /// (and before ending its belief): the store's grant is gone while the owner still believes
+    /// and its work still writes, until the work stops (blind-spot hunt, 2026-12-01).
+    MC18,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

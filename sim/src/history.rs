@@ -130,6 +130,8 @@ events! {
         /// A renewal by `to` applied: the grant of `fence` is valid at the store for `ttl_ms`
         /// from now.
         Renewal { lease: String, fence: u64, ttl_ms: u64, to: Who } = "renewal",
+        /// A release by `by` removed the grant of `fence`: from now the store holds none of it.
+        Released { lease: String, fence: u64, by: Who } = "released",
         /// An acquisition refused by the data-loss quarantine.
         QuarantineRefusal { to: Who } = "quarantine_refusal",
         /// A lease operation by a token that is not the holder's changed the grant.

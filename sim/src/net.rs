@@ -341,7 +341,12 @@ async fn apply(
         Op::Release { name, token } => {
             let before = store.lease_grant(&name);
             let r = store.lease_release(&name, &token).await?;
-            judge_lease(store, history, faults, node, "release", &name, &token, before);
+            judge_lease(store, history, faults, node, "release", &name, &token, before.clone());
+            if let Some((_, fence, _)) = before
+                && store.lease_grant(&name).is_none()
+            {
+                history.record(Who::Store, ServerEv::Released { lease: name, fence, by: node });
+            }
             Resp::Release(r)
         }
         Op::DeleteUnchecked { name } => {

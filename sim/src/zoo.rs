@@ -244,6 +244,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC16,
+        lineage: "checker proof (blind-spot hunt): a flush that counts a timed-out batch write as written emits events for completions the store may not hold",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC17,
+        lineage: "checker proof (blind-spot hunt): a map subscription that drops a change on a full buffer without counting it",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC18,
+        lineage: "checker proof (blind-spot hunt): a lease owner's shutdown that releases before stopping its work: belief and work outlive the grant",
+        scenario: "lease",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -94,6 +94,17 @@ impl Completion {
     pub fn new(key: impl Into<String>, attempt: u64, kind: impl Into<String>, payload: impl Into<String>) -> Self {
         Completion { key: key.into(), attempt, kind: kind.into(), payload: payload.into() }
     }
+
+    /// The value the completer writes under [`key`](Self::key) in its map (a checker reads the
+    /// store to confirm that a [`CompletionEvent`] is durable).
+    ///
+    /// ```
+    /// let c = keel::completer::Completion::new("job-7", 2, "failed", "timeout");
+    /// assert_eq!(c.stored_value(), "2\u{1f}failed\u{1f}timeout");
+    /// ```
+    pub fn stored_value(&self) -> String {
+        batch::encode(self)
+    }
 }
 
 /// A completion that was durably written to the store.

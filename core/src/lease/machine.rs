@@ -401,6 +401,10 @@ impl Machine {
         match self.phase {
             Phase::Held { .. } => {
                 self.steps.clear();
+                if mutants::active(Mutant::MC18) {
+                    // MC18: the release goes out first; belief and work end after it lands.
+                    self.steps.push_back(Step::Release { token: self.token.clone() });
+                }
                 self.steps.push_back(Step::StopWork);
                 self.phase = Phase::ShuttingDown;
             }

@@ -84,7 +84,9 @@ impl Subscribers {
                 match s.tx.try_send(c.clone()) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        s.dropped.fetch_add(1, Ordering::Relaxed);
+                        if !crate::mutants::active(crate::mutants::Mutant::MC17) {
+                            s.dropped.fetch_add(1, Ordering::Relaxed); // MC17: dropped, uncounted
+                        }
                         lost += 1;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return false,

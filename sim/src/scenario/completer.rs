@@ -64,6 +64,9 @@ events! {
         /// The nemesis stalled a counting subscriber (`ConsumerStall`): it stops reading until
         /// its run's stop returned; `before_stop`: the stop had not begun yet.
         SubStalled { run: u64, filter: SubFilter, before_stop: bool } = "sub_stalled",
+        /// V8: a counting subscriber received the event of a completion the store did not hold
+        /// (read in place at receipt): `key` as written, `rev` the batch's revision in the event.
+        EventNotStored { run: u64, key: String, rev: u64 } = "event_not_stored",
         /// A counting subscriber's channel closed.
         SubClosed { run: u64, filter: SubFilter, received: u64, dropped: u64, foreign: u64 } = "sub_closed",
         /// The group stop of a run began.
@@ -142,10 +145,12 @@ struct ProducerSvc<S: Store> {
     ctx: NodeCtx,
     run: u64,
     handoff: Duration,
+    /// The node life's start (µs): part of every completion's key.
+    life: u64,
     task: Mutex<Option<(Shutdown, tokio::task::JoinHandle<()>)>>,
 }
 
-async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdown, handoff: Duration) {
+async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdown, handoff: Duration, life: u64) {
     let mut i = 0u64;
     loop {
         let work_ms = thread_rng().gen_range(1..MAX_JOB_MS);
@@ -153,7 +158,9 @@ async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdo
         ctx.clock.sleep(Duration::from_millis(work_ms)).await;
         let failed = thread_rng().gen_bool(0.3);
         let kind = if failed { "failed" } else { "succeeded" };
-        let c = Completion::new(format!("{}-{name}-{run}-{i}", ctx.name), run, kind, "");
+        // Unique per node life (its start instant): a write of an earlier life still in flight
+        // never lands on this life's key (V8 reads the key back).
+        let c = Completion::new(format!("{}@{life}-{name}-{run}-{i}", ctx.name), run, kind, "");
         i += 1;
         let stopping = stop.is_cancelled();
         let r = if stopping {
@@ -204,7 +211,7 @@ impl<S: Store> Service for ProducerSvc<S> {
                 .producer(&self.name)
                 .map_err(|e| ServiceError { service: self.name.clone(), reason: e.to_string() })?;
             let stop = parent.child(&self.name);
-            let fut = produce(self.ctx.clone(), p, self.name.clone(), self.run, stop.clone(), self.handoff);
+            let fut = produce(self.ctx.clone(), p, self.name.clone(), self.run, stop.clone(), self.handoff, self.life);
             *task = Some((stop, tokio::spawn(fut)));
             Ok(())
         })
@@ -236,6 +243,7 @@ async fn count_subscriber(
     filter: SubFilter,
     run: u64,
     stall: Option<RunStop>,
+    map: String,
 ) {
     let mut received = 0u64;
     let mut foreign = 0u64;
@@ -245,8 +253,18 @@ async fn count_subscriber(
         let mut rng = thread_rng();
         rng.gen_bool(0.3).then(|| (rng.gen_range(0..5u64), Duration::from_millis(rng.gen_range(300..2500))))
     };
+    let mut unstored = false;
     while let Some(e) = sub.recv().await {
         received += 1;
+        // V8, at receipt: an event says its completion is durable, so the store holds it (read in
+        // place: no network, no fault). Recorded once per subscriber; data loss excuses it.
+        if !unstored
+            && let Ok((value, _)) = ctx.store_data().map_get(&map, &e.completion.key).await
+            && value.as_deref() != Some(e.completion.stored_value().as_str())
+        {
+            unstored = true;
+            ctx.record(Rec::EventNotStored { run, key: e.completion.key.clone(), rev: e.rev });
+        }
         // A stalled subscriber stops reading through its run's stop: the manager must drop and
         // count for it, never wait (River's blocking send waited, MR6).
         if let Some(s) = &stall
@@ -275,6 +293,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
     };
     let store = ctx.store().await;
     let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
+    let (map, life) = (cfg.map().to_owned(), ctx.history.now_us());
     let completer = Arc::new(Completer::new(store, cfg).with_clock(clock));
     let subs = Arc::new(
         SubscriptionManager::new(&completer).with_buffer(64).with_drain_timeout(Duration::from_millis(this.stop_ms)),
@@ -293,6 +312,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
                 SubFilter::All,
                 run,
                 Some(run_stop.clone()),
+                map.clone(),
             )),
             tokio::spawn(count_subscriber(
                 ctx.clone(),
@@ -300,6 +320,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
                 SubFilter::Failed,
                 run,
                 None,
+                map.clone(),
             )),
         ];
         let mut group = ServiceGroup::new();
@@ -310,6 +331,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
                 ctx: ctx.clone(),
                 run,
                 handoff: Duration::from_millis(this.handoff_ms),
+                life,
                 task: Mutex::new(None),
             }));
         }
@@ -468,6 +490,7 @@ impl CompleterScenario {
         // V4 for the subscription manager (keel's rule, shared with the chaos lane): a stop closes
         // the subscriber channels within the drain bound, at the instant the bound runs out.
         let mut v = crate::keel_rules::subscription_stops(run);
+        v.extend(v8_events_stored(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -579,8 +602,36 @@ impl CompleterScenario {
             Mutant::MC6,
             Mutant::MC7,
             Mutant::MC11,
+            Mutant::MC16,
         ]
     }
+}
+
+/// V8: an event is the completer's word that its completion is durable (`CompletionEvent`: "a
+/// completion that was durably written to the store"), so at the instant a subscriber receives
+/// it the store holds the completion's value. A flush that counts an unknown outcome as written,
+/// or a batch whose store write leaves a completion out, emits events nothing else looks behind:
+/// V3 counts the events, not the store. Excused: a data-losing store crash during the node's
+/// life up to the receipt (the write may have been applied, then lost).
+fn v8_events_stored(run: &RunView<'_>) -> Vec<Violation> {
+    let mut losses = Vec::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        if matches!(e.world(), Some(WorldEv::StoreCrash { data_loss: true })) {
+            losses.push(e.t_us);
+        }
+        let Some(Rec::EventNotStored { run: r, key, rev }) = rec(e) else { continue };
+        let life_start = run.timeline.life_at(e.node, e.t_us).map_or(0, |l| l.start);
+        if losses.iter().any(|&t| t >= life_start && t <= e.t_us) {
+            continue;
+        }
+        v.push(Violation::new(
+            "V8",
+            e.t_us,
+            format!("{}: run {r}: a subscriber received {key}@{rev}, which the store does not hold", e.node),
+        ));
+    }
+    v
 }
 
 /// One completer run of one node incarnation, as seen in the history.
@@ -842,5 +893,56 @@ impl Run {
             v.push(Violation::new("V3", end, format!("{id}: {} of 2 subscriber channels closed", self.subs.len())));
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Ev, Who};
+    use crate::plan::{FaultPlan, Profile};
+    use crate::timeline::Timeline;
+
+    fn at(t_ms: u64, who: Who, ev: impl Into<Ev>) -> Event {
+        Event { t_us: t_ms * 1000, node: who, ev: ev.into() }
+    }
+
+    fn unstored(t_ms: u64) -> Event {
+        at(t_ms, Who::Node(0), Rec::EventNotStored { run: 1, key: "n0@0-p0-1-3".into(), rev: 12 })
+    }
+
+    fn v8(events: &[Event]) -> Vec<Violation> {
+        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+        let end_us = 10_000_000;
+        let timeline = Timeline::derive(events, end_us);
+        v8_events_stored(&RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us })
+    }
+
+    #[test]
+    fn an_event_whose_completion_the_store_does_not_hold_fires_v8() {
+        let start = at(0, Who::Node(0), WorldEv::NodeStart {});
+        // A subscriber received an event the store does not hold: V8 at the receipt.
+        let v = v8(&[start.clone(), unstored(500)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("V8", 500_000));
+        assert!(v[0].detail.contains("n0@0-p0-1-3@12"), "{}", v[0].detail);
+        // A data-losing store crash during the node's life before the receipt excuses it.
+        let lost = at(300, Who::Store, WorldEv::StoreCrash { data_loss: true });
+        assert!(v8(&[start.clone(), lost.clone(), unstored(500)]).is_empty());
+        // A crash that kept the data does not; nor does a data loss after the receipt.
+        let kept = at(300, Who::Store, WorldEv::StoreCrash { data_loss: false });
+        assert_eq!(v8(&[start.clone(), kept, unstored(500)]).len(), 1);
+        let later = at(600, Who::Store, WorldEv::StoreCrash { data_loss: true });
+        assert_eq!(v8(&[start.clone(), unstored(500), later]).len(), 1);
+        // Nor a data loss before the node's life began (its writes came after it).
+        let restart = [
+            at(100, Who::Store, WorldEv::StoreCrash { data_loss: true }),
+            at(200, Who::Node(0), WorldEv::NodeCrash {}),
+            at(250, Who::Node(0), WorldEv::NodeStart {}),
+            unstored(500),
+        ];
+        let mut events = vec![start];
+        events.extend(restart);
+        assert_eq!(v8(&events).len(), 1, "{:?}", v8(&events));
     }
 }

@@ -123,6 +123,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC2,
     Mutant::MC9,
     Mutant::MC14,
+    Mutant::MC18,
 ];
 
 impl LeaseScenario {
@@ -420,8 +421,18 @@ pub fn lease_exclusive(run: &RunView<'_>) -> Vec<Violation> {
 fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>, excused: &Excused) -> Vec<Violation> {
     let mut valid: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
     for e in run.events {
-        if let Some(ServerEv::Grant { fence, ttl_ms, .. } | ServerEv::Renewal { fence, ttl_ms, .. }) = e.server() {
-            valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + ttl_ms * 1000 });
+        match e.server() {
+            Some(ServerEv::Grant { fence, ttl_ms, .. } | ServerEv::Renewal { fence, ttl_ms, .. }) => {
+                valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + ttl_ms * 1000 });
+            }
+            // A grant removed at the store (released, or deleted by whoever) is valid no longer:
+            // a belief that outlives the removal is judged from it, not from the TTL.
+            Some(ServerEv::Released { fence, .. } | ServerEv::ForeignDelete { fence, .. }) => {
+                for s in valid.entry(*fence).or_default() {
+                    s.end = s.end.min(e.t_us);
+                }
+            }
+            _ => {}
         }
     }
     let mut v = Vec::new();
@@ -440,7 +451,7 @@ fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>, excused: &E
                 "S6",
                 first.start,
                 format!(
-                    "{} believed it held fence {} for {:.3}s while the store's grant had expired (last granted or renewed {last})",
+                    "{} believed it held fence {} for {:.3}s while the store's grant had expired or was removed (last granted or renewed {last})",
                     b.node,
                     b.fence,
                     outside as f64 / 1e6
@@ -801,6 +812,24 @@ mod tests {
         let mut edge = start.clone();
         edge.push(at(1_101, 0, Ev::Core(lost(100))));
         assert!(s6(&edge, 5_000).is_empty());
+        // Released at the store at 800 (the owner's shutdown sent its release before stopping its
+        // work) while it believed on to 1 100: S6 from the release, inside the TTL.
+        let mut released = start.clone();
+        let rel = ServerEv::Released { lease: LEASE.into(), fence: 100, by: Who::Node(0) };
+        released.extend([
+            renewal(400, 0, 100),
+            Event { t_us: 800_000, node: Who::Store, ev: rel.into() },
+            at(1_100, 0, Ev::Core(lost(100))),
+        ]);
+        let v = s6(&released, 5_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].t_us, v[0].detail.contains("for 0.300s")), (800_000, true), "{}", v[0].detail);
+        // A release of another fence does not end this one.
+        let mut other_release = start.clone();
+        let rel = ServerEv::Released { lease: LEASE.into(), fence: 99, by: Who::Node(1) };
+        other_release
+            .extend([Event { t_us: 800_000, node: Who::Store, ev: rel.into() }, at(1_050, 0, Ev::Core(lost(100)))]);
+        assert!(s6(&other_release, 5_000).is_empty());
         // Frozen from 1 000 ms to the step-down at its resume: excused.
         let mut frozen = start;
         frozen.extend([

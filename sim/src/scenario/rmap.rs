@@ -80,6 +80,10 @@ events! {
         /// (R5: revisions go back), or a second time since its revisions last went back
         /// (`again`: R5, a duplicate).
         SubDisorder { sub: String, key: String, rev: u64, last: u64, again: bool } = "sub_disorder",
+        /// Subscriber `sub` received a change of `key` at revision `rev` right after one at
+        /// `last` < `rev` − 1, its subscription having dropped `dropped` changes so far: the
+        /// revisions between are accounted for by drops or a resync of the map, or R5 (skipped).
+        SubJump { sub: String, key: String, rev: u64, last: u64, dropped: u64 } = "sub_jump",
         /// Subscriber `sub` ended (the map stopped): `received` changes, `dropped` for a full
         /// buffer.
         SubEnd { sub: String, received: u64, dropped: u64 } = "sub_end",
@@ -259,31 +263,13 @@ impl Node {
     /// counted, never waited for).
     async fn subscriber(self: Arc<Self>, sub: &'static str, frozen: bool) {
         let Ok(mut feed) = self.map.subscribe() else { return };
-        let (mut received, mut last) = (0u64, 0u64);
-        let mut seen: std::collections::BTreeSet<(String, u64)> = std::collections::BTreeSet::new();
+        let mut order = SubOrder::default();
+        let mut received = 0u64;
         while let Some(c) = feed.recv().await {
             received += 1;
-            if c.rev < last {
-                // Revisions went back: a bug, or a resync after the store lost its data (its
-                // revisions restart, so the changes seen so far say nothing about the next ones).
-                self.ctx.record(Rec::SubDisorder {
-                    sub: sub.into(),
-                    key: c.key.clone(),
-                    rev: c.rev,
-                    last,
-                    again: false,
-                });
-                seen.clear();
-            } else if !seen.insert((c.key.clone(), c.rev)) {
-                self.ctx.record(Rec::SubDisorder {
-                    sub: sub.into(),
-                    key: c.key.clone(),
-                    rev: c.rev,
-                    last,
-                    again: true,
-                });
+            if let Some(r) = order.see(sub, &c.key, c.rev, feed.dropped()) {
+                self.ctx.record(r);
             }
-            last = c.rev;
             if frozen && madsim::rand::thread_rng().gen_bool(0.01) {
                 let d = rand_ms(500, 2_000);
                 self.ctx.clock.sleep(d).await;
@@ -323,20 +309,84 @@ impl Node {
     }
 }
 
+/// What a change subscriber judges at each change it receives (R5).
+#[derive(Default)]
+struct SubOrder {
+    /// Revision of the last change received (0: none yet).
+    last: u64,
+    /// (key, revision) received since revisions last went back.
+    seen: BTreeSet<(String, u64)>,
+}
+
+impl SubOrder {
+    /// A change of `key` at `rev`, the subscription having dropped `dropped` changes so far.
+    /// Revisions never go back (a resync after a data loss excuses it, in the checker); a change
+    /// never arrives twice; and a jump over revisions is recorded for the checker, which
+    /// accounts for it (`subscribers_in_order`).
+    fn see(&mut self, sub: &str, key: &str, rev: u64, dropped: u64) -> Option<Rec> {
+        let last = std::mem::replace(&mut self.last, rev);
+        if rev < last {
+            // Revisions went back: a bug, or a resync after the store lost its data (its
+            // revisions restart, so the changes seen so far say nothing about the next ones).
+            self.seen.clear();
+            return Some(Rec::SubDisorder { sub: sub.into(), key: key.into(), rev, last, again: false });
+        }
+        if !self.seen.insert((key.to_owned(), rev)) {
+            return Some(Rec::SubDisorder { sub: sub.into(), key: key.into(), rev, last, again: true });
+        }
+        (last > 0 && rev > last + 1).then(|| Rec::SubJump { sub: sub.into(), key: key.into(), rev, last, dropped })
+    }
+}
+
 /// R5: every subscriber sees changes in revision order, each once. A revision that goes back is
 /// excused after a store data loss (revisions restart with the lost data); a duplicate never is.
+/// And no change is skipped unannounced: one store lifetime numbers a map's changes
+/// consecutively, so the revisions a subscriber jumps over are either a sync of its node's
+/// map (a join or resync to a snapshot at `s`, `last < s ≤ rev`: the differences carry `s`) or
+/// changes its subscription dropped, counted, each excusing one missing revision once (the
+/// counter rises while the buffer is full, before the buffered changes are read, so drops are
+/// a budget, not a position).
 fn subscribers_in_order(events: &[Event]) -> Vec<Violation> {
     let mut lost_data = false;
     let mut v = Vec::new();
+    // Per node: the revisions its map synced to; per (node, subscriber): drops accounted for.
+    let mut syncs: BTreeMap<Who, Vec<u64>> = BTreeMap::new();
+    let mut used: BTreeMap<(Who, &str), u64> = BTreeMap::new();
     for e in events {
         if matches!(e.world(), Some(WorldEv::StoreCrash { data_loss: true })) {
             lost_data = true;
+        }
+        if matches!(e.world(), Some(WorldEv::NodeStart {})) {
+            syncs.remove(&e.node);
+            used.retain(|(n, _), _| *n != e.node);
+        }
+        if let Some(RmapEvent::Joined { rev, .. } | RmapEvent::Resynced { rev, .. }) = e.rmap() {
+            syncs.entry(e.node).or_default().push(*rev);
         }
         if let Some(Rec::SubDisorder { sub, key, rev, last, again }) = rec(e)
             && (*again || !lost_data)
         {
             let what = if *again { "a second time".to_owned() } else { format!("after revision {last}") };
             v.push(Violation::new("R5", e.t_us, format!("{}: subscriber {sub} got {key}@{rev} {what}", e.node)));
+        }
+        if let Some(Rec::SubJump { sub, key, rev, last, dropped }) = rec(e) {
+            if syncs.get(&e.node).is_some_and(|s| s.iter().any(|s| last < s && s <= rev)) {
+                continue;
+            }
+            let skipped = rev - last - 1;
+            let used = used.entry((e.node, sub.as_str())).or_default();
+            let unused = dropped.saturating_sub(*used);
+            *used = used.saturating_add(skipped).min(*dropped);
+            if skipped > unused {
+                v.push(Violation::new(
+                    "R5",
+                    e.t_us,
+                    format!(
+                        "{}: subscriber {sub} got {key}@{rev} right after revision {last}: {skipped} skipped, {unused} drops unaccounted for, no sync in between",
+                        e.node
+                    ),
+                ));
+            }
         }
     }
     v.truncate(20);
@@ -510,7 +560,7 @@ impl RmapScenario {
                         ));
                     }
                 }
-                Rec::SawDescheduled { .. } | Rec::SubDisorder { .. } | Rec::SubEnd { .. } => {}
+                Rec::SawDescheduled { .. } | Rec::SubDisorder { .. } | Rec::SubJump { .. } | Rec::SubEnd { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
@@ -646,6 +696,59 @@ impl RmapScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12, Mutant::MC13]
+        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12, Mutant::MC13, Mutant::MC17]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Ev;
+
+    #[test]
+    fn a_subscriber_that_misses_revisions_unannounced_fires_r5() {
+        let mut o = SubOrder::default();
+        // Joined with two keys at 100 (a snapshot's differences share its revision), then 101.
+        assert!(o.see("s", "a", 100, 0).is_none());
+        assert!(o.see("s", "b", 100, 0).is_none());
+        assert!(o.see("s", "a", 101, 0).is_none());
+        // A jump over 102 and 103 is recorded for the checker.
+        let Some(jump) = o.see("s", "b", 104, 0) else { panic!("the jump is recorded") };
+        assert!(matches!(jump, Rec::SubJump { rev: 104, last: 101, dropped: 0, .. }));
+        // A second arrival and a revision going back are R5 as before.
+        assert!(matches!(o.see("s", "b", 104, 0), Some(Rec::SubDisorder { again: true, .. })));
+        assert!(matches!(o.see("s", "a", 90, 0), Some(Rec::SubDisorder { again: false, last: 104, .. })));
+
+        let at = |t_ms: u64, ev: Ev| Event { t_us: t_ms * 1000, node: Who::Node(1), ev };
+        let jump = |t_ms: u64, last: u64, rev: u64, dropped: u64| {
+            at(t_ms, Rec::SubJump { sub: "s".into(), key: "k".into(), rev, last, dropped }.into())
+        };
+        let synced = |t_ms: u64, rev: u64| {
+            let r = RmapEvent::Resynced {
+                map: "m".into(),
+                reason: ResyncReason::Gap,
+                rev,
+                old_rev: 0,
+                changed: 0,
+                woken: 0,
+            };
+            at(t_ms, Ev::Core(keel::observe::Event::Rmap(r.to_static())))
+        };
+        // Nothing dropped, no sync: R5 at the receipt.
+        let v = subscribers_in_order(&[jump(7, 101, 104, 0)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R5", 7_000));
+        assert!(v[0].detail.contains("2 skipped"), "{}", v[0].detail);
+        // Three drops counted early excuse three missing revisions, once each, in any order.
+        let drops = [jump(7, 101, 103, 3), jump(8, 103, 106, 3)];
+        assert!(subscribers_in_order(&drops).is_empty());
+        let v = subscribers_in_order(&[jump(7, 101, 103, 3), jump(8, 103, 106, 3), jump(9, 106, 108, 3)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].t_us, 9_000);
+        // A sync of the node's map to a snapshot inside the jump excuses it, even one taken before
+        // the last change was read (a frozen subscriber reads its buffer late); one outside does not.
+        assert!(subscribers_in_order(&[synced(5, 103), jump(7, 101, 104, 0)]).is_empty());
+        assert!(subscribers_in_order(&[synced(5, 104), jump(7, 101, 104, 0)]).is_empty());
+        assert_eq!(subscribers_in_order(&[synced(5, 101), jump(7, 101, 104, 0)]).len(), 1);
     }
 }
