@@ -342,19 +342,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn reads(&self, reads: &[Read]) -> impl Future<Output = StoreResult<Vec<ReadOut>>> + Send {
         async move {
             reads::check_reads(reads)?;
-            let mut out = Vec::with_capacity(reads.len());
-            for r in reads {
-                out.push(match r {
-                    Read::Time => ReadOut::Time(self.time_ms().await?),
-                    Read::Get { map, key } => {
-                        let (v, rev) = self.map_get(map, key).await?;
-                        ReadOut::Get(v, rev)
-                    }
-                    Read::Snapshot { map } => ReadOut::Snapshot(self.map_snapshot(map).await?),
-                    Read::Scan { map, cursor, count } => ReadOut::Scan(self.map_scan(map, cursor, *count).await?),
-                });
-            }
-            Ok(out)
+            reads::one_by_one(self, reads).await
         }
     }
 

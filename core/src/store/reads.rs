@@ -67,6 +67,25 @@ pub(crate) fn check_reads(reads: &[Read]) -> StoreResult<()> {
     })
 }
 
+/// The single reads a batch stands for, sent one by one in the batch's order: what
+/// [`Store::reads`](super::Store::reads) does by default (not atomic), and what the conformance
+/// suite compares a backend's batches with.
+pub async fn one_by_one<S: super::Store>(store: &S, reads: &[Read]) -> StoreResult<Vec<ReadOut>> {
+    let mut out = Vec::with_capacity(reads.len());
+    for r in reads {
+        out.push(match r {
+            Read::Time => ReadOut::Time(store.time_ms().await?),
+            Read::Get { map, key } => {
+                let (v, rev) = store.map_get(map, key).await?;
+                ReadOut::Get(v, rev)
+            }
+            Read::Snapshot { map } => ReadOut::Snapshot(store.map_snapshot(map).await?),
+            Read::Scan { map, cursor, count } => ReadOut::Scan(store.map_scan(map, cursor, *count).await?),
+        });
+    }
+    Ok(out)
+}
+
 /// The replies of a batch, taken in the order the reads were given. A reply of the wrong shape
 /// or a missing one means the store broke the contract: a typed error, not a panic.
 #[derive(Debug)]

@@ -723,23 +723,6 @@ pub async fn map_scan_limits_and_cursors_are_typed<H: Harness>(h: &H) -> Result<
     Ok(())
 }
 
-/// The single reads a batch stands for, one by one, in the batch's order.
-async fn single_reads<S: Store>(s: &S, reads: &[Read]) -> Result<Vec<ReadOut>, StoreError> {
-    let mut out = Vec::new();
-    for r in reads {
-        out.push(match r {
-            Read::Time => ReadOut::Time(s.time_ms().await?),
-            Read::Get { map, key } => {
-                let (v, rev) = s.map_get(map, key).await?;
-                ReadOut::Get(v, rev)
-            }
-            Read::Snapshot { map } => ReadOut::Snapshot(s.map_snapshot(map).await?),
-            Read::Scan { map, cursor, count } => ReadOut::Scan(s.map_scan(map, cursor, *count).await?),
-        });
-    }
-    Ok(out)
-}
-
 /// A batch of reads answers, in its order, what the single reads answer on a quiet store (store
 /// time aside, which only moves forward), over maps present and missing, a scan resumed from a
 /// cursor, and after a restart that lost the data (and, in Redis, the script cache).
@@ -773,7 +756,7 @@ pub async fn reads_answer_as_the_single_reads_in_order<H: Harness>(h: &H) -> Res
     for round in ["before", "after a restart that lost the data"] {
         let before = s.time_ms().await?;
         let batched = s.reads(&batch).await?;
-        let single = single_reads(&s, &batch).await?;
+        let single = crate::store::reads::one_by_one(&s, &batch).await?;
         assert_eq!(batched.len(), batch.len(), "{round}: one reply per read");
         let t = times(&batched);
         assert!(t.len() == 2 && before <= t[0] && t[0] <= t[1], "{round}: store time in order: {before} {t:?}");
