@@ -121,6 +121,10 @@ pub enum Mutant {
     /// (and before ending its belief): the store's grant is gone while the owner still believes
     /// and its work still writes, until the work stops (blind-spot hunt, 2026-12-01).
     MC18,
+    /// A map resync that repairs its replica from a snapshot without handing the differences to
+    /// the subscribers: each subscriber's picture of the map silently parts from the replica
+    /// (blind-spot hunt, 2026-12-01, its gap "a resync's changes not sent to subscribers").
+    MC19,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

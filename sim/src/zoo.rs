@@ -256,6 +256,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC19,
+        lineage: "checker proof (blind-spot hunt): a map resync that repairs its replica without handing the differences to subscribers",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC18,
         lineage: "checker proof (blind-spot hunt): a lease owner's shutdown that releases before stopping its work: belief and work outlive the grant",
         scenario: "lease",

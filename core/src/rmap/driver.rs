@@ -153,7 +153,8 @@ impl<S: Store> Driver<S> {
         } else {
             observe::emit(RmapEvent::Resynced { map: name.into(), reason, rev, old_rev, changed, woken });
         }
-        if self.shared.mp1.is_none() {
+        // MC19: the repair stays out of the subscribers' feeds.
+        if self.shared.mp1.is_none() && !(reason != ResyncReason::Join && mutants::active(Mutant::MC19)) {
             self.shared.subs.publish(&diff);
         }
         self.shared.waiters.deliver(d).await;

@@ -85,8 +85,10 @@ events! {
         /// revisions between are accounted for by drops or a resync of the map, or R5 (skipped).
         SubJump { sub: String, key: String, rev: u64, last: u64, dropped: u64 } = "sub_jump",
         /// Subscriber `sub` ended (the map stopped): `received` changes, `dropped` for a full
-        /// buffer.
-        SubEnd { sub: String, received: u64, dropped: u64 } = "sub_end",
+        /// buffer; `mirror` is the digest of its picture of the map (the replica when it
+        /// subscribed, then every change it got), `replica` the digest of its map's replica then
+        /// (R5: equal when nothing was dropped).
+        SubEnd { sub: String, received: u64, dropped: u64, mirror: u64, replica: u64 } = "sub_end",
     }
 }
 
@@ -263,10 +265,17 @@ impl Node {
     /// counted, never waited for).
     async fn subscriber(self: Arc<Self>, sub: &'static str, frozen: bool) {
         let Ok(mut feed) = self.map.subscribe() else { return };
+        // Read in the same poll as the subscription (no await between, and the apply loop is
+        // another task): the mirror starts exactly where the feed does.
+        let mut mirror = self.map.snapshot().entries;
         let mut order = SubOrder::default();
         let mut received = 0u64;
         while let Some(c) = feed.recv().await {
             received += 1;
+            match &c.value {
+                Some(v) => mirror.insert(c.key.clone(), v.clone()),
+                None => mirror.remove(&c.key),
+            };
             if let Some(r) = order.see(sub, &c.key, c.rev, feed.dropped()) {
                 self.ctx.record(r);
             }
@@ -275,7 +284,9 @@ impl Node {
                 self.ctx.clock.sleep(d).await;
             }
         }
-        self.ctx.record(Rec::SubEnd { sub: sub.into(), received, dropped: feed.dropped() });
+        let replica = digest(self.map.snapshot().entries.iter());
+        let (dropped, mirror) = (feed.dropped(), digest(mirror.iter()));
+        self.ctx.record(Rec::SubEnd { sub: sub.into(), received, dropped, mirror, replica });
     }
 
     /// Reader probes (R1), and after the heal + `CONVERGE_MS` the store view beside the
@@ -345,7 +356,9 @@ impl SubOrder {
 /// map (a join or resync to a snapshot at `s`, `last < s ≤ rev`: the differences carry `s`) or
 /// changes its subscription dropped, counted, each excusing one missing revision once (the
 /// counter rises while the buffer is full, before the buffered changes are read, so drops are
-/// a budget, not a position).
+/// a budget, not a position). And at the end, a subscriber that dropped nothing holds the
+/// replica: its start snapshot plus every change it got equals its map's replica when the map
+/// stopped (a resync's repairs reach subscribers too).
 fn subscribers_in_order(events: &[Event]) -> Vec<Violation> {
     let mut lost_data = false;
     let mut v = Vec::new();
@@ -368,6 +381,17 @@ fn subscribers_in_order(events: &[Event]) -> Vec<Violation> {
         {
             let what = if *again { "a second time".to_owned() } else { format!("after revision {last}") };
             v.push(Violation::new("R5", e.t_us, format!("{}: subscriber {sub} got {key}@{rev} {what}", e.node)));
+        }
+        if let Some(Rec::SubEnd { sub, dropped: 0, mirror, replica, .. }) = rec(e)
+            && mirror != replica
+        {
+            let what =
+                "its picture of the map (the replica when it subscribed, then every change it got) is not the replica";
+            v.push(Violation::new(
+                "R5",
+                e.t_us,
+                format!("{}: subscriber {sub} dropped nothing, yet at the end {what}", e.node),
+            ));
         }
         if let Some(Rec::SubJump { sub, key, rev, last, dropped }) = rec(e) {
             if syncs.get(&e.node).is_some_and(|s| s.iter().any(|s| last < s && s <= rev)) {
@@ -750,5 +774,20 @@ mod tests {
         assert!(subscribers_in_order(&[synced(5, 103), jump(7, 101, 104, 0)]).is_empty());
         assert!(subscribers_in_order(&[synced(5, 104), jump(7, 101, 104, 0)]).is_empty());
         assert_eq!(subscribers_in_order(&[synced(5, 101), jump(7, 101, 104, 0)]).len(), 1);
+    }
+
+    #[test]
+    fn a_subscriber_whose_picture_parts_from_the_replica_fires_r5_at_its_end() {
+        let end = |dropped: u64, mirror: u64, replica: u64| Event {
+            t_us: 30_000_000,
+            node: Who::Node(2),
+            ev: Rec::SubEnd { sub: "prompt".into(), received: 9, dropped, mirror, replica }.into(),
+        };
+        let v = subscribers_in_order(&[end(0, 7, 8)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R5", 30_000_000));
+        assert!(v[0].detail.contains("dropped nothing"), "{}", v[0].detail);
+        assert!(subscribers_in_order(&[end(0, 8, 8)]).is_empty(), "the same picture");
+        assert!(subscribers_in_order(&[end(3, 7, 8)]).is_empty(), "drops were counted: the subscriber was told");
     }
 }
