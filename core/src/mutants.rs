@@ -125,6 +125,10 @@ pub enum Mutant {
     /// the subscribers: each subscriber's picture of the map silently parts from the replica
     /// (blind-spot hunt, 2026-12-01, its gap "a resync's changes not sent to subscribers").
     MC19,
+    /// A service group's stop that returns at the first service's stop error, leaving the
+    /// services declared after it running (blind-spot hunt, 2026-12-01, its gap 10: the caller
+    /// is told the group stopped).
+    MC20,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -256,6 +256,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC20,
+        lineage: "checker proof (blind-spot hunt): a service group's stop that returns at the first stop error, leaving later services running",
+        scenario: "completer",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MC19,
         lineage: "checker proof (blind-spot hunt): a map resync that repairs its replica without handing the differences to subscribers",
         scenario: "rmap",
