@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::table::KeyMap;
+
 /// One completed job, as the pool recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct JobCompletion {
@@ -63,7 +65,7 @@ impl JobCompletion {
 #[derive(Debug)]
 pub(crate) struct FeedState {
     /// job → tombstone delivered (or seen at the baseline), pruned past the horizon.
-    seen: BTreeMap<String, JobCompletion>,
+    seen: KeyMap<JobCompletion>,
     /// Newest `completed_ms` seen.
     high_ms: u64,
     horizon_ms: u64,
@@ -78,7 +80,7 @@ impl FeedState {
     /// landing (the completion's retries), or a late tombstone could be skipped by a reconcile.
     pub fn new(start_ms: u64, horizon_ms: u64) -> Self {
         assert!(horizon_ms > 0, "a feed must remember what it delivered");
-        FeedState { seen: BTreeMap::new(), high_ms: start_ms, horizon_ms, start_ms }
+        FeedState { seen: KeyMap::default(), high_ms: start_ms, horizon_ms, start_ms }
     }
 
     /// A tombstone the node saw (feed change, or one entry of a snapshot). Returns it if it is

@@ -8,13 +8,13 @@
 //! balanced, never unsafe (liveness is judged from a fresh keep-alive read, duplicates by the
 //! dispatch transaction's `Expect::Absent` guards).
 
-use std::collections::BTreeMap;
+use super::table::KeyMap;
 
 /// Owner of every job record this node knows of, plus the per-owner counts (kept in step).
 #[derive(Debug, Default)]
 pub(crate) struct LoadIndex {
-    owners: BTreeMap<String, String>,
-    counts: BTreeMap<String, usize>,
+    owners: KeyMap<String>,
+    counts: KeyMap<usize>,
 }
 
 impl LoadIndex {

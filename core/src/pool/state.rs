@@ -342,6 +342,12 @@ impl Tombstone {
         let (attempt, worker, ms) = attempt_worker_ms(v)?;
         Some(Tombstone { attempt, worker: worker.to_owned(), ms })
     }
+
+    /// The completion time of tombstone `v` (what [`parse`](Self::parse) reads as `ms`), without
+    /// a copy of its worker: the job table indexes every tombstone by it.
+    pub fn ms_of(v: &str) -> Option<u64> {
+        attempt_worker_ms(v).map(|(_, _, ms)| ms)
+    }
 }
 
 /// `attempt|worker|ms` (a pending entry or a tombstone), split from the right and borrowed:

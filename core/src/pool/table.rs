@@ -29,10 +29,18 @@
 //! [`reconcile`]: JobTable::reconcile
 //! [`View`]: super::state::View
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use super::state::{Tombstone, check_value};
 use crate::store::{Change, MAP_SCAN_START, MapScan, MapSnapshot};
+
+/// A map by key for point lookups on the feed's hot path (every change of the job map, on every
+/// node): a B-tree lookup among tens of thousands of keys sharing a prefix costs a few dozen
+/// string comparisons, a hash lookup one hash and about one comparison. The hasher's keys are
+/// fixed (`DefaultHasher::new`), so the same inserts give the same layout in every run, and no
+/// caller lets its iteration order reach behaviour.
+pub(crate) type KeyMap<V> = HashMap<String, V, BuildHasherDefault<DefaultHasher>>;
 
 /// The job map as this node last saw it, with the indexes a sweep needs.
 #[derive(Debug)]
@@ -42,12 +50,12 @@ pub(crate) struct JobTable {
     /// Records (`j/`) and pending entries (`p/`) by key: the jobs in flight.
     live: BTreeMap<String, String>,
     /// Tombstones (`d/`) by key, and the same by completion time.
-    tombs: BTreeMap<String, String>,
+    tombs: KeyMap<String>,
     tombs_by_ms: BTreeSet<(u64, String)>,
     /// Keys whose value keel would not have written, with that value.
     corrupt: BTreeMap<String, String>,
     /// Every key held (in `live`, `tombs` or `corrupt`) with its stamp.
-    stamps: BTreeMap<String, Stamp>,
+    stamps: KeyMap<Stamp>,
     /// Cursor of the next slice of the reconcile's pass ([`MAP_SCAN_START`]: a new pass).
     cursor: String,
     /// Number of the current pass (0: none yet since the last rebuild).
@@ -149,10 +157,10 @@ impl Default for JobTable {
         JobTable {
             pos: FeedPos::default(),
             live: BTreeMap::new(),
-            tombs: BTreeMap::new(),
+            tombs: KeyMap::default(),
             tombs_by_ms: BTreeSet::new(),
             corrupt: BTreeMap::new(),
-            stamps: BTreeMap::new(),
+            stamps: KeyMap::default(),
             cursor: MAP_SCAN_START.to_owned(),
             pass: 0,
             pass_rev: 0,
@@ -169,6 +177,7 @@ impl JobTable {
             return false;
         }
         *self = JobTable { pos: FeedPos::at_snapshot(snap.rev), ..JobTable::default() };
+        self.stamps.reserve(snap.entries.len());
         for (k, v) in &snap.entries {
             self.set(k, Some(v), snap.rev);
         }
@@ -215,12 +224,14 @@ impl JobTable {
         if slice.is_last() {
             // Not seen by this pass, and known only from before its first slice.
             let (pass, pass_rev) = (self.pass, self.pass_rev);
-            let gone: Vec<String> = self
+            let mut gone: Vec<String> = self
                 .stamps
                 .iter()
                 .filter(|(_, s)| s.pass < pass && s.rev <= pass_rev)
                 .map(|(k, _)| k.clone())
                 .collect();
+            gone.sort_unstable(); // in key order, as a B-tree's would be, not the hash map's
+
             out.dropped = gone.len();
             for k in gone {
                 self.set(&k, None, slice.rev);
@@ -287,9 +298,9 @@ impl JobTable {
     fn unset(&mut self, key: &str) {
         if key.starts_with("d/") {
             if let Some(old) = self.tombs.remove(key)
-                && let Some(t) = Tombstone::parse(&old)
+                && let Some(ms) = Tombstone::ms_of(&old)
             {
-                self.tombs_by_ms.remove(&(t.ms, key.to_owned()));
+                self.tombs_by_ms.remove(&(ms, key.to_owned()));
             }
         } else {
             self.live.remove(key);
@@ -298,27 +309,22 @@ impl JobTable {
     }
 
     /// Hold `key` = `v` (taken out of the value maps first), stamped `stamp`. Owned: a change from
-    /// the feed moves its strings in, the per-change upkeep allocates only a new key's stamp key.
-    /// Only a key with a stamp is in a value map (every key held has one), so a new key skips the
-    /// value maps' removals: a change costs one lookup per map it touches.
+    /// the feed moves its strings in, the per-change upkeep allocates only the stamp's key (and a
+    /// tombstone's time index entry). Only a key with a stamp is in a value map (every key held
+    /// has one), so a new key skips the value maps' removals: a change costs one lookup per map it
+    /// touches.
     fn put(&mut self, key: String, v: String, stamp: u64) {
         let stamp = Stamp { rev: stamp, pass: self.pass };
-        match self.stamps.get_mut(&key) {
-            Some(held) => {
-                *held = stamp;
-                self.unset(&key);
-            }
-            None => {
-                self.stamps.insert(key.clone(), stamp);
-            }
+        if self.stamps.insert(key.clone(), stamp).is_some() {
+            self.unset(&key);
         }
         if check_value("jobs", &key, &v).is_err() {
             self.corrupt.insert(key, v);
             return;
         }
         if key.starts_with("d/") {
-            if let Some(t) = Tombstone::parse(&v) {
-                self.tombs_by_ms.insert((t.ms, key.clone()));
+            if let Some(ms) = Tombstone::ms_of(&v) {
+                self.tombs_by_ms.insert((ms, key.clone()));
             }
             self.tombs.insert(key, v);
         } else {

@@ -14,6 +14,7 @@
 //! - The watch feed runs on its own pub/sub connection, reconnects by itself and reports
 //!   [`WatchEvent::Gap`] once it is subscribed again.
 
+mod call;
 mod checks;
 mod config;
 #[doc(hidden)]
@@ -26,9 +27,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, RedisError, ScriptInvocation, Value};
+use ::redis::{Client, ErrorKind, RedisError, Value};
 use tracing::{debug, warn};
 
+use self::call::Call;
 pub use self::checks::Deployment;
 pub use self::config::{PREFIX_MAX_BYTES, RedisConfig, RedisConfigBuilder, TIMEOUT_MAX};
 pub use self::watch::RedisWatch;
@@ -190,11 +192,11 @@ impl RedisStore {
         &self,
         op: &'static str,
         name: &str,
-        inv: &ScriptInvocation<'_>,
+        call: &Call<'_>,
         decode: impl FnOnce(&Value) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut conn = self.conn();
-        let r = self.timed(op, name, inv.invoke_async::<Value>(&mut conn)).await.and_then(|v| decode(&v));
+        let r = self.timed(op, name, call.invoke(&mut conn)).await.and_then(|v| decode(&v));
         self.note(op, name, &r);
         r
     }
@@ -287,9 +289,9 @@ impl RedisStore {
         self.run("map_txns", map, &inv, |v| decode::map_txns(map, txns.len(), v)).await
     }
 
-    fn map_invocation<'a>(&self, script: &'a ::redis::Script, map: &str) -> ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
-        inv.key(self.key("map", map)).key(self.key("map-rev", map)).arg(self.channel(map));
+    fn map_invocation<'a>(&self, script: &'a ::redis::Script, map: &str) -> Call<'a> {
+        let mut inv = Call::new(script, &[self.key("map", map), self.key("map-rev", map)]);
+        inv.arg(self.channel(map));
         inv
     }
 }
@@ -353,23 +355,24 @@ impl Store for RedisStore {
         check_name("lease token", token)?;
         check_ttl(ttl_ms)?;
         check_quarantine(quarantine_ms)?;
-        let mut inv = self.inner.scripts.lease_acquire.prepare_invoke();
-        inv.key(self.key("lease", name)).key(self.key("lease-meta", name)).arg(token).arg(ttl_ms).arg(quarantine_ms);
+        let mut inv =
+            Call::new(&self.inner.scripts.lease_acquire, &[self.key("lease", name), self.key("lease-meta", name)]);
+        inv.arg(token).arg(ttl_ms).arg(quarantine_ms);
         self.run("lease_acquire", name, &inv, |v| decode::lease_grant(name, v)).await
     }
 
     async fn lease_renew(&self, name: &str, token: &str, ttl_ms: u64) -> StoreResult<Renew> {
         check_name("lease name", name)?;
         check_ttl(ttl_ms)?;
-        let mut inv = self.inner.scripts.lease_renew.prepare_invoke();
-        inv.key(self.key("lease", name)).arg(token).arg(ttl_ms);
+        let mut inv = Call::new(&self.inner.scripts.lease_renew, &[self.key("lease", name)]);
+        inv.arg(token).arg(ttl_ms);
         self.run("lease_renew", name, &inv, |v| decode::fence(name, v)).await
     }
 
     async fn lease_release(&self, name: &str, token: &str) -> StoreResult<bool> {
         check_name("lease name", name)?;
-        let mut inv = self.inner.scripts.lease_release.prepare_invoke();
-        inv.key(self.key("lease", name)).arg(token);
+        let mut inv = Call::new(&self.inner.scripts.lease_release, &[self.key("lease", name)]);
+        inv.arg(token);
         self.run("lease_release", name, &inv, |v| decode::released(name, v)).await
     }
 
