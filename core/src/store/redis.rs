@@ -457,7 +457,7 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let scripts = &self.inner.scripts;
-        let invs: Vec<Option<ScriptInvocation<'_>>> = reads
+        let calls: Vec<Option<Call<'_>>> = reads
             .iter()
             .map(|r| match r {
                 Read::Time => None,
@@ -476,9 +476,9 @@ impl Store for RedisStore {
             .collect();
         let mut pipe = ::redis::pipe();
         pipe.atomic().ignore_errors(); // every reply, errors included, so each read is judged as a single one
-        for inv in &invs {
-            match inv {
-                Some(inv) => pipe.invoke_script(inv),
+        for call in calls {
+            match call {
+                Some(call) => pipe.add_command(call.into_command()),
                 None => pipe.cmd("TIME"),
             };
         }

@@ -30,6 +30,11 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// The `EVALSHA` command, for a pipeline (which loads nothing by itself on NOSCRIPT).
+    pub fn into_command(self) -> Cmd {
+        self.cmd
+    }
+
     pub async fn invoke(&self, conn: &mut impl ConnectionLike) -> RedisResult<Value> {
         match self.cmd.query_async(conn).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
