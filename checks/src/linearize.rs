@@ -558,6 +558,12 @@ impl KeyHist {
             self.parked_open.swap_remove(i);
             self.parked.push((id, None, Some(seen)));
         } else {
+            // A snapshot invoked before the key went idle returns into the stretch itself: the
+            // snapshots parked meanwhile came before this return in real time, so they go first
+            // (pool seed 547: one parked while an older one was in flight read the key's value
+            // before a write given up on landed; the older one, returning later, saw it landed,
+            // and its return ahead of the parked pair made the history look impossible).
+            self.unpark();
             self.push_return(id, true, seen);
             self.open_snapshots -= 1;
         }
@@ -1775,6 +1781,40 @@ mod tests {
         // late), but the 200 snapshots make the key's stretch too long: skipped, as before.
         let r = run(Some("a"));
         assert_eq!((r.skipped, r.violations.len()), (1, 0), "{r:?}");
+    }
+
+    #[test]
+    fn a_snapshot_parked_while_idle_keeps_its_place_before_an_older_snapshots_return() {
+        // Key by key (a crowded map): write #1 of "a" is sent, snapshot #2 is sent, #1 is given
+        // up on (the key goes idle: only #2 and a write open forever keep its stretch open);
+        // snapshot #3 is sent and returns without "k" (before #1 landed), then #2 returns with
+        // "a" (after it landed); a read #4 then sees "a". Linearizable: #3, #1, #2, #4. Seeing
+        // "z" is not.
+        for (late, ok) in [("a", true), ("z", false)] {
+            let mut c = Checker::default();
+            for r in crowd() {
+                match r {
+                    Record::Invoke { id, op } => c.invoke(id, op),
+                    Record::Return { id, ret } => c.complete(id, ret),
+                    Record::Reset => c.reset(),
+                }
+            }
+            let others: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            c.invoke(1, StoreOp::Write { map: "m".into(), key: "k".into(), write: MapWrite::Set("a".into()) });
+            c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+            c.abandon(1);
+            c.invoke(3, StoreOp::Snapshot { map: "m".into() });
+            c.complete_snapshot(3, &MapSnapshot { rev: 1, entries: others.clone() });
+            let mut with_k = others.clone();
+            with_k.insert("k".into(), late.into());
+            c.complete_snapshot(2, &MapSnapshot { rev: 2, entries: with_k });
+            // A later read of the key brings the parked snapshot back into its stretch.
+            c.invoke(4, StoreOp::Get { map: "m".into(), key: "k".into() });
+            c.complete(4, StoreRet::Get(Some(late.into()), 2));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "late snapshot saw {late}: {:?}", r.violations);
+        }
     }
 
     #[test]
