@@ -1664,6 +1664,19 @@ mod tests {
         (1000..1000 + HISTORY_OPS_MAX as u64).flat_map(|i| [other(i), other_done(i)]).collect()
     }
 
+    /// A checker fed [`crowd`]: its map is judged key by key from the start.
+    fn crowded() -> Checker {
+        let mut c = Checker::default();
+        for r in crowd() {
+            match r {
+                Record::Invoke { id, op } => c.invoke(id, op),
+                Record::Return { id, ret } => c.complete(id, ret),
+                Record::Reset => c.reset(),
+            }
+        }
+        c
+    }
+
     #[test]
     fn a_long_key_history_is_judged_stretch_by_stretch() {
         // 3·HISTORY_OPS_MAX sequential writes of one key: too long for one search, but every
@@ -1791,14 +1804,7 @@ mod tests {
         // "a" (after it landed); a read #4 then sees "a". Linearizable: #3, #1, #2, #4. Seeing
         // "z" is not.
         for (late, ok) in [("a", true), ("z", false)] {
-            let mut c = Checker::default();
-            for r in crowd() {
-                match r {
-                    Record::Invoke { id, op } => c.invoke(id, op),
-                    Record::Return { id, ret } => c.complete(id, ret),
-                    Record::Reset => c.reset(),
-                }
-            }
+            let mut c = crowded();
             let others: BTreeMap<String, String> =
                 (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
             c.invoke(1, StoreOp::Write { map: "m".into(), key: "k".into(), write: MapWrite::Set("a".into()) });
@@ -1851,14 +1857,7 @@ mod tests {
         // Read #2 given up on: the key's stretch closes without it. Write #3 given up on: a
         // later read may see it or not, never anything else.
         for (seen, ok) in [(Some("a"), true), (Some("b"), true), (Some("z"), false)] {
-            let mut c = Checker::default();
-            for r in crowd() {
-                match r {
-                    Record::Invoke { id, op } => c.invoke(id, op),
-                    Record::Return { id, ret } => c.complete(id, ret),
-                    Record::Reset => c.reset(),
-                }
-            }
+            let mut c = crowded();
             let inv = |c: &mut Checker, r: Record| match r {
                 Record::Invoke { id, op } => c.invoke(id, op),
                 Record::Return { id, ret } => c.complete(id, ret),
