@@ -96,7 +96,16 @@ async fn lead<S: Store>(
     let mut n = 0u32;
     while !guard.is_lost() {
         let job = format!("job-{fence}-{n}");
-        match pool.dispatch(&job, "payload").await {
+        // The dispatch races the guard: a store call can take up to its timeout, and a leader
+        // that goes on dispatching past its deadline is a second leader (keel-sim seed 26: a
+        // dispatch stuck behind a partition ran 34 ms past the deadline, while the next leader
+        // already dispatched). A dispatch cut short has an unknown outcome, like a timeout.
+        let dispatched = tokio::select! {
+            biased; // a fixed poll order: the simulator replays it
+            _ = guard.lost() => break,
+            r = pool.dispatch(&job, "payload") => r,
+        };
+        match dispatched {
             // Duplicate: an earlier try whose reply was lost did dispatch it. Never retry a key
             // once it exists: after the pool's dedup window the same key would run again, with
             // its attempts counted from 1 anew.
