@@ -80,6 +80,24 @@ pub trait Entry {
     }
 }
 
+/// A borrowed entry is an entry: a caller can judge a filtered view of its history
+/// (`Vec<&E>`) without copying it.
+impl<T: Entry> Entry for &T {
+    type Node = T::Node;
+    fn t_us(&self) -> u64 {
+        (**self).t_us()
+    }
+    fn node(&self) -> &Self::Node {
+        (**self).node()
+    }
+    fn keel(&self) -> Option<&observe::Event<'static>> {
+        (**self).keel()
+    }
+    fn fact(&self) -> Option<Fact> {
+        (**self).fact()
+    }
+}
+
 /// The text of a recorded keel field (recorded events are owned copies, never lazy).
 pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
     t.as_plain().unwrap_or_default()

@@ -149,12 +149,16 @@ pub fn jobs_lost<'a, E: Entry>(
 }
 
 /// V3 and V4 over keel's completer events: a stop that began at or after `heal_us` (the store
-/// healthy) reports nothing unflushed or undelivered (V3); a stop that reports its bound reached
+/// healthy) reports nothing unflushed or undelivered (V3); a stop whose bound ran out with
+/// completions still queued (`StopDeadline`'s `pending`) reports at least those unflushed when
+/// its channel closes (V3: a bounded stop never loses silently); a stop that reports its bound reached
 /// took at least that bound since its drain began (V4), judged only if `clocks_tame` (no clock
 /// beyond its drift bound, no jump), its bound shortened by the fastest clock rate `fastest`.
 pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool, fastest: f64) -> Vec<Violation> {
     // (node, completer, run) → (drain began, its bound in µs)
     let mut draining: BTreeMap<(E::Node, &str, u64), (u64, u64)> = BTreeMap::new();
+    // (node, completer, run) → completions still queued when its stop bound ran out
+    let mut queued_at_deadline: BTreeMap<(E::Node, &str, u64), usize> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
@@ -162,8 +166,9 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
             Some(CompleterEvent::DrainStarted { completer, run: r, bound_ms, .. }) => {
                 draining.insert((node.clone(), plain(completer), *r), (t, bound_ms.saturating_mul(1000)));
             }
-            Some(CompleterEvent::StopDeadline { completer, run: r, .. }) => {
+            Some(CompleterEvent::StopDeadline { completer, run: r, pending, .. }) => {
                 let key = (node.clone(), plain(completer), *r);
+                queued_at_deadline.insert(key.clone(), *pending);
                 if let Some(&(began, bound_us)) = draining.get(&key)
                     && clocks_tame
                     && ((t - began) as f64) < bound_us as f64 / fastest
@@ -183,6 +188,18 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
             }
             Some(CompleterEvent::EventsClosed { completer, run: r, unflushed, undelivered, .. }) => {
                 let key = (node.clone(), plain(completer), *r);
+                if let Some(pending) = queued_at_deadline.remove(&key)
+                    && *unflushed < pending
+                {
+                    v.push(Violation::new(
+                        "V3",
+                        t,
+                        format!(
+                            "{node}: completer {} run {}: its stop bound ran out with {pending} completions queued, but it reported {unflushed} unflushed (lost silently)",
+                            key.1, key.2
+                        ),
+                    ));
+                }
                 if let Some((began, _)) = draining.remove(&key)
                     && began >= heal_us
                     && unflushed + undelivered > 0
@@ -583,6 +600,26 @@ mod tests {
         let frozen = |_: &&str| vec![Span { start: 200, end: 4_200 }];
         assert!(subscription_stops(&[asked(0, 1), closed(5_000, 1)], 10_000, 1.0, 100, frozen).is_empty());
         assert_eq!(subscription_stops(&[asked(0, 1)], 10_000, 1.0, 100, frozen)[0].t_us, 5_100);
+    }
+
+    #[test]
+    fn a_stop_that_loses_queued_completions_silently_fires_v3() {
+        use keel::observe::CompleterEvent as C;
+        let c = |t, e| sm(t, "a", e);
+        let drain = |t| c(t, C::DrainStarted { completer: "c".into(), run: 1, pending: 0, producers: 0, bound_ms: 1 });
+        let deadline = |t, pending| c(t, C::StopDeadline { completer: "c".into(), run: 1, producers: 0, pending });
+        let closed = |t, unflushed| {
+            c(t, C::EventsClosed { completer: "c".into(), run: 1, unflushed, undelivered: 0, producers_left: 0 })
+        };
+        // Store unhealthy until 10 ms: only the queued-at-the-deadline half judges.
+        let run =
+            |unflushed| completer_drains(&[drain(0), deadline(1_000, 3), closed(1_001, unflushed)], 10_000, true, 1.0);
+        assert!(run(3).is_empty(), "all three reported");
+        assert!(run(5).is_empty(), "the batch in flight is reported too");
+        let v = run(2);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V3", 1_001));
+        // Nothing queued at the deadline: nothing to report.
+        assert!(completer_drains(&[drain(0), deadline(1_000, 0), closed(1_001, 0)], 10_000, true, 1.0).is_empty());
     }
 
     #[test]

@@ -129,6 +129,11 @@ pub enum Mutant {
     /// services declared after it running (blind-spot hunt, 2026-12-01, its gap 10: the caller
     /// is told the group stopped).
     MC20,
+    /// A completer whose stop, when its bound runs out, closes its intake and drops what is still
+    /// queued without reporting it: the caller is told fewer completions were lost than were
+    /// (blind-spot hunt, 2026-12-01, its gap 9; reached once the scenario's stop bound is short
+    /// enough for a store outage to outlast it).
+    MC26,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -78,13 +78,34 @@ pub fn pool_jobs_lost(run: &RunView<'_>, within: Duration) -> Vec<Violation> {
 /// healthy) reports nothing unflushed or undelivered (V3); a stop that reports its bound reached
 /// took at least that bound since its drain began (V4).
 pub fn completer_drains(run: &RunView<'_>) -> Vec<Violation> {
+    completer_drains_of(run, |_| true)
+}
+
+/// [`completer_drains`] over the completers `judged` names (a scenario leaves out the
+/// completers it stresses on purpose).
+pub fn completer_drains_of(run: &RunView<'_>, judged: impl Fn(&str) -> bool) -> Vec<Violation> {
     // A node's clock that jumps or runs fast reaches a local deadline early in simulated time:
     // V4 is judged in runs whose clocks only drift within the configured bound.
     use crate::plan::Fault;
     let clocks_tame = !run.plan.beyond_drift_bound() && !run.plan.has(|f| matches!(f, Fault::ClockJump { .. }));
     // Within the bound a clock may still run fast: its deadline comes at bound / rate.
     let fastest = clock_rates(run).fold(1.0f64, f64::max);
-    keel_checks::completer_drains(run.events, run.heal_us, clocks_tame, fastest)
+    let events: Vec<&Event> = run
+        .events
+        .iter()
+        .filter(|e| {
+            use keel::observe::CompleterEvent as C;
+            match e.completer() {
+                Some(
+                    C::DrainStarted { completer, .. }
+                    | C::StopDeadline { completer, .. }
+                    | C::EventsClosed { completer, .. },
+                ) => judged(keel_checks::plain(completer)),
+                _ => true,
+            }
+        })
+        .collect();
+    keel_checks::completer_drains(&events, run.heal_us, clocks_tame, fastest)
 }
 
 /// V4 for the subscription manager: a stop of one of its runs closes its subscriber channels

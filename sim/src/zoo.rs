@@ -274,6 +274,12 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC26,
+        lineage: "checker proof (blind-spot hunt): a completer stop whose bound ran out drops the completions still queued without reporting them",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

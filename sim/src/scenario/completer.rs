@@ -98,8 +98,12 @@ pub struct CompleterScenario {
     pub runs: u64,
     /// Fault window before the heal.
     pub window_ms: u64,
-    /// The completer's stop bound (also the subscription manager's drain bound).
+    /// The completer's stop bound. Short enough that a store outage often outlasts it: a stop
+    /// that gives up with completions still queued must report them (MC26 escaped 300 seeds
+    /// at 2 s, where a bound ran out once).
     pub stop_ms: u64,
+    /// The subscription manager's drain bound.
+    pub drain_ms: u64,
     /// How long a stopping producer tries to hand over its last completion before handing the
     /// job back instead.
     pub handoff_ms: u64,
@@ -107,7 +111,7 @@ pub struct CompleterScenario {
 
 impl Default for CompleterScenario {
     fn default() -> Self {
-        CompleterScenario { nodes: 2, runs: 3, window_ms: 6_000, stop_ms: 2_000, handoff_ms: 500 }
+        CompleterScenario { nodes: 2, runs: 3, window_ms: 6_000, stop_ms: 600, drain_ms: 2_000, handoff_ms: 500 }
     }
 }
 
@@ -134,7 +138,7 @@ impl CompleterScenario {
     /// V4's bound on a whole group stop: producers hand over or hand back, then the completer's
     /// and the subscription manager's bounds, plus scheduling slack.
     fn stop_bound_us(&self) -> u64 {
-        (self.handoff_ms + MAX_JOB_MS + 2 * self.stop_ms + 500) * 1000
+        (self.handoff_ms + MAX_JOB_MS + self.stop_ms + self.drain_ms + 500) * 1000
     }
 }
 
@@ -296,7 +300,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
     let (map, life) = (cfg.map().to_owned(), ctx.history.now_us());
     let completer = Arc::new(Completer::new(store, cfg).with_clock(clock));
     let subs = Arc::new(
-        SubscriptionManager::new(&completer).with_buffer(64).with_drain_timeout(Duration::from_millis(this.stop_ms)),
+        SubscriptionManager::new(&completer).with_buffer(64).with_drain_timeout(Duration::from_millis(this.drain_ms)),
     );
     stress(&this, &ctx).await;
     for run in 1..=this.runs {
@@ -531,6 +535,9 @@ impl CompleterScenario {
         // V4 for the subscription manager (keel's rule, shared with the chaos lane): a stop closes
         // the subscriber channels within the drain bound, at the instant the bound runs out.
         let mut v = crate::keel_rules::subscription_stops(run);
+        // V3/V4 as a user's run gets them (shared with the chaos lane): among them, a stop whose
+        // bound ran out reports what was still queued, judged when its channel closes.
+        v.extend(crate::keel_rules::completer_drains_of(run, |name| name != STRESS));
         v.extend(v8_events_stored(run));
         v.extend(group_stops_end_every_run(events));
         for (id, r) in &runs.runs {
@@ -645,6 +652,7 @@ impl CompleterScenario {
             Mutant::MC7,
             Mutant::MC11,
             Mutant::MC16,
+            Mutant::MC26,
         ]
     }
 }
