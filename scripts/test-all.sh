@@ -46,7 +46,7 @@ lane "simulation: mutant gate ($(elapsed))"
 cargo sim mutants
 
 lane "simulation: same seed, same trace-hash ($(elapsed))"
-for scn in lease rmap completer pool; do for seed in 11 12; do
+for scn in lease rmap completer pool poolfeed; do for seed in 11 12; do
   a=$(cargo sim replay --scenario $scn --seed $seed | tail -n 1)
   b=$(cargo sim replay --scenario $scn --seed $seed | tail -n 1)
   echo "$scn seed $seed: $a / $b"

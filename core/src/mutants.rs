@@ -134,6 +134,12 @@ pub enum Mutant {
     /// (blind-spot hunt, 2026-12-01, its gap 9; reached once the scenario's stop bound is short
     /// enough for a store outage to outlast it).
     MC26,
+    /// The pool's completion feed as it was until P10 found it (2026-12-01): a reconcile from
+    /// a snapshot judges "delivered already" against the newest completion seen *so far within
+    /// that snapshot*, so once a newer entry (earlier in key order) raised it, an older one the
+    /// node never saw (it was cut off longer than the feed's horizon) is skipped: subscribers
+    /// never get it.
+    MC27,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

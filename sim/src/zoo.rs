@@ -280,6 +280,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC27,
+        lineage: "a completion feed whose reconcile floor rises within one snapshot: a node cut off longer than the horizon never gets what it missed (found by P10)",
+        scenario: "poolfeed",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

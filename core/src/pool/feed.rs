@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use super::table::KeyMap;
+use crate::mutants::{self, Mutant};
 
 /// One completed job, as the pool recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -83,16 +84,30 @@ impl FeedState {
         FeedState { seen: KeyMap::default(), high_ms: start_ms, horizon_ms, start_ms }
     }
 
-    /// A tombstone the node saw (feed change, or one entry of a snapshot). Returns it if it is
-    /// news: not delivered yet and not older than the horizon (`from_snapshot`: a snapshot's
-    /// old entries were delivered before, or predate the node).
-    pub fn observe(&mut self, c: &JobCompletion, from_snapshot: bool) -> bool {
+    /// Where a snapshot about to be read stops offering old entries: a horizon below the
+    /// newest completion seen *before* it. Taken once per snapshot: a floor that rose with the
+    /// snapshot's own newer entries would skip, as "delivered already", older ones this node
+    /// never saw (a node cut off for longer than the horizon; MC27, found by P10).
+    pub fn snapshot_floor(&self) -> u64 {
+        if mutants::active(Mutant::MC27) {
+            return 0; // MC27 applies the rising floor in `observe` instead
+        }
+        self.high_ms.saturating_sub(self.horizon_ms)
+    }
+
+    /// A tombstone the node saw: from the feed (`floor` `None`) or one entry of a snapshot read
+    /// with `floor` ([`snapshot_floor`](Self::snapshot_floor)). Returns it if it is news: not
+    /// delivered yet and, from a snapshot, not below the floor (entries older than that were
+    /// delivered before, or predate the node).
+    pub fn observe(&mut self, c: &JobCompletion, floor: Option<u64>) -> bool {
         if self.seen.get(&c.job) == Some(c) {
             return false;
         }
-        if from_snapshot
-            && (c.completed_ms < self.start_ms || c.completed_ms.saturating_add(self.horizon_ms) < self.high_ms)
-        {
+        let floor = match floor {
+            Some(_) if mutants::active(Mutant::MC27) => Some(self.high_ms.saturating_sub(self.horizon_ms)),
+            f => f,
+        };
+        if floor.is_some_and(|floor| c.completed_ms < self.start_ms || c.completed_ms < floor) {
             return false;
         }
         self.high_ms = self.high_ms.max(c.completed_ms);
@@ -246,9 +261,10 @@ impl Feed {
         let mut all: Vec<(JobCompletion, bool)> = Vec::new();
         {
             let mut st = lock(&self.state);
+            let floor = from_snapshot.then(|| st.snapshot_floor());
             for (job, raw) in tombs {
                 let Some(c) = JobCompletion::from_tombstone(job, raw) else { continue };
-                let news = st.observe(&c, from_snapshot);
+                let news = st.observe(&c, floor);
                 all.push((c, news));
             }
             if from_snapshot {
@@ -306,17 +322,33 @@ mod tests {
     #[test]
     fn delivered_once_across_feed_and_snapshots_and_forgotten_past_the_horizon() {
         let mut s = FeedState::new(1000, 500);
-        assert!(!s.observe(&c("old", 1, 100), true), "history before the node started");
+        let snap = |s: &FeedState| Some(s.snapshot_floor());
+        assert!(!s.observe(&c("old", 1, 100), snap(&s)), "history before the node started");
         // Within the horizon, but before the node started (cargo-mutants: `<` → `==` survived).
-        assert!(!s.observe(&c("older", 1, 900), true), "history even within the horizon");
-        assert!(s.observe(&c("a", 1, 1100), false));
-        assert!(!s.observe(&c("a", 1, 1100), true), "the resync does not repeat it");
-        assert!(s.observe(&c("b", 2, 1050), true), "missed by the feed, found by the resync");
-        assert!(!s.observe(&c("b", 2, 1050), false), "a late feed change does not repeat it");
-        assert!(s.observe(&c("a", 1, 5000), false), "the same key completed again later is news");
+        assert!(!s.observe(&c("older", 1, 900), snap(&s)), "history even within the horizon");
+        assert!(s.observe(&c("a", 1, 1100), None));
+        assert!(!s.observe(&c("a", 1, 1100), snap(&s)), "the resync does not repeat it");
+        assert!(s.observe(&c("b", 2, 1050), snap(&s)), "missed by the feed, found by the resync");
+        assert!(!s.observe(&c("b", 2, 1050), None), "a late feed change does not repeat it");
+        assert!(s.observe(&c("a", 1, 5000), None), "the same key completed again later is news");
         s.prune();
         assert_eq!(s.remembered(), 1, "only what is within the horizon of the newest is remembered");
-        assert!(!s.observe(&c("b", 2, 1050), true), "an old snapshot entry is not news any more");
+        assert!(!s.observe(&c("b", 2, 1050), snap(&s)), "an old snapshot entry is not news any more");
+    }
+
+    #[test]
+    fn a_snapshot_after_a_long_cut_offers_everything_missed_whatever_its_key_order() {
+        // The node saw up to 1100, then was cut off longer than the horizon (500). The snapshot
+        // read after it holds a newer completion first in key order, then one the node missed
+        // at 1200: the floor is the one from before the snapshot (600), not 3000 − 500.
+        let feed = Feed::new(1000, 500);
+        let sub = feed.subscribe().unwrap();
+        assert_eq!(feed.observe([("a", "1|w|1100")].into_iter(), false).news, 1);
+        let d = feed.observe([("k-new", "1|w|3000"), ("z-missed", "1|w|1200")].into_iter(), true);
+        assert_eq!(d.news, 2, "both are news to this node");
+        drop(sub);
+        // The next snapshot does not repeat them, and forgets what is past the horizon.
+        assert_eq!(feed.observe([("k-new", "1|w|3000"), ("z-missed", "1|w|1200")].into_iter(), true).news, 0);
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ pub mod completer;
 pub mod drift;
 pub mod lease;
 pub mod pool;
+pub mod pool_feed;
 pub mod rmap;
 pub mod worker_fence;
 
@@ -51,6 +52,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(rmap::RmapScenario::default().sim()),
         Box::new(completer::CompleterScenario::default().sim()),
         Box::new(pool::PoolScenario::default().sim()),
+        Box::new(pool::PoolScenario { feed: true, ..pool::PoolScenario::default() }.sim()),
     ]
 }
 

@@ -39,6 +39,18 @@ events! {
         Tombstones { jobs: Vec<String> } = "tombstones",
         /// An auditor's read of the pool's store state.
         Audit { jobs: usize, stale_workers: usize, stale_example: String, overdue_ms: u64, overdue_job: String } = "audit",
+        /// `poolfeed`: the node's completion feed subscriber began listening.
+        FeedStart {} = "feed_start",
+        /// `poolfeed`: the subscriber got a completion (`dropped`: its drop count then).
+        FeedGot { job: String, attempt: u64, dropped: u64 } = "feed_got",
+        /// `poolfeed`: the subscriber's feed closed (the node stopped).
+        FeedEnd { dropped: u64 } = "feed_end",
+        /// `poolfeed`: a `wait_for` of a job the node dispatched began.
+        WaitBegun { job: String } = "wait_begun",
+        /// `poolfeed`: the `wait_for` returned the job's completion.
+        WaitDone { job: String, attempt: u64 } = "wait_done",
+        /// `poolfeed`: the `wait_for` returned an error.
+        WaitFailed { job: String, error: String } = "wait_failed",
     }
 }
 
@@ -71,11 +83,14 @@ pub struct PoolScenario {
     pub ttl_ms: u64,
     /// Fault window before the heal; dispatching stops with it.
     pub window_ms: u64,
+    /// Also listen to the completion feed and wait for every dispatched job (scenario
+    /// `poolfeed`, rule P10: [`super::pool_feed`]).
+    pub feed: bool,
 }
 
 impl Default for PoolScenario {
     fn default() -> Self {
-        PoolScenario { nodes: 3, workers: 2, ttl_ms: 1500, window_ms: 30_000 }
+        PoolScenario { nodes: 3, workers: 2, ttl_ms: 1500, window_ms: 30_000, feed: false }
     }
 }
 
@@ -125,7 +140,7 @@ impl JobHandler for TestHandler {
     }
 }
 
-async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::SimStore>>, until_us: u64) {
+async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::SimStore>>, until_us: u64, wait: bool) {
     let start = ctx.history.now_us();
     let mut n = 0u64;
     while !ctx.shutdown.is_cancelled() && ctx.history.now_us() < until_us {
@@ -140,10 +155,16 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
             match node.dispatch(&job, &ms.to_string()).await {
                 Ok(_) => {
                     ctx.record(Rec::JobAdded { job: job.clone() });
+                    if wait {
+                        tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
+                    }
                     break;
                 }
                 Err(keel::pool::PoolError::Duplicate { .. }) if failed => {
                     ctx.record(Rec::JobAdded { job: job.clone() });
+                    if wait {
+                        tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
+                    }
                     break;
                 }
                 Err(_) if ctx.shutdown.is_cancelled() => return,
@@ -203,7 +224,8 @@ impl PoolScenario {
     /// The scenario on the public harness (what `cargo sim` runs).
     pub fn sim(self) -> Sim {
         let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
-        super::on_harness("pool", &self.plan_spec(), self.op_timeout(), self.settle())
+        let name = if self.feed { "poolfeed" } else { "pool" };
+        super::on_harness(name, &self.plan_spec(), self.op_timeout(), self.settle())
             .node(move |node| main(node.ctx().clone()))
             .check(move |run| judge.check(run.view))
             .sometimes_all(self.coverage_goals(), move |run| goals.coverage(run.view.events))
@@ -263,7 +285,10 @@ impl PoolScenario {
                     }));
                 }
                 let until_us = this.window_ms * 1000;
-                tasks.push(tokio::spawn(dispatcher(ctx.clone(), node.clone(), until_us)));
+                if this.feed {
+                    tasks.push(tokio::spawn(super::pool_feed::subscriber(ctx.clone(), node.clone())));
+                }
+                tasks.push(tokio::spawn(dispatcher(ctx.clone(), node.clone(), until_us, this.feed)));
                 let final_us = (this.window_ms + this.stable_from_ms()) * 1000;
                 tasks.push(tokio::spawn(auditor(ctx.clone(), this.ttl_ms, final_us)));
                 ctx.shutdown.cancelled().await;
@@ -290,6 +315,9 @@ impl PoolScenario {
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(super::worker_fence::worker_fence(run));
         v.extend(check_shutdown(events));
+        if self.feed {
+            v.extend(super::pool_feed::check(run));
+        }
         v
     }
 
@@ -361,6 +389,9 @@ impl PoolScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
+        if self.feed {
+            return &[Mutant::MC27];
+        }
         &[
             Mutant::MP4,
             Mutant::MP6,

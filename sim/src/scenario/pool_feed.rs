@@ -1,0 +1,266 @@
+//! The pool's completion feed under faults (scenario `poolfeed`): the pool scenario's workload
+//! plus, on every node, a [`CompletionFeed`](keel::pool::CompletionFeed) subscriber and a
+//! `wait_for` on every job the node dispatched. Rule P10 judges what they got against what the
+//! pool recorded:
+//! - **exact**: a completion delivered (to a subscriber, or returned by `wait_for`) is the one
+//!   the store recorded: that job, that attempt;
+//! - **once**: a subscriber gets each job's completion at most once in its node's life;
+//! - **complete**: a subscriber gets every completion recorded while it listened, within
+//!   [`DELIVERY_US`] of the later of the completion and the heal, unless it counted drops;
+//! - **woken**: a `wait_for` returns within [`DELIVERY_US`] of the later of the completion, its
+//!   start and the heal, while its node lives.
+//!
+//! The feed's promise is "no loss across a feed gap" (the change feed is at-most-once and is
+//! reconciled from snapshots of the job map): a feed that loses a completion across a partition
+//! or a store restart breaks *complete* or *woken* once the world is healed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use keel::observe::PoolEvent;
+
+use super::RunView;
+use super::pool::Rec;
+use crate::check::Violation;
+use crate::history::{Event, Who, plain};
+use crate::net::SimStore;
+use crate::world::NodeCtx;
+
+type Node = keel::pool::PoolNode<SimStore>;
+
+/// How long after the later of a completion and the heal every listener must have it: a sweep
+/// period (each sweep reconciles the feed from a snapshot), a snapshot's round trip and its
+/// retry, with room for a clock at its drift bound.
+pub const DELIVERY_US: u64 = 1_500_000;
+
+/// Completions recorded this soon after a subscriber began are not judged for it: a worker reads
+/// the store's time before it writes the completion, and a completion timed before the node
+/// started is history to it (a snapshot does not offer it), however late it landed.
+pub const LISTEN_MARGIN_US: u64 = 3_000_000;
+
+/// Subscribe to the node's completion feed and record every completion it gets.
+pub async fn subscriber(ctx: NodeCtx, node: Arc<Node>) {
+    let Ok(mut feed) = node.completions() else { return };
+    ctx.record(Rec::FeedStart {});
+    while let Some(c) = feed.recv().await {
+        ctx.record(Rec::FeedGot { job: c.job, attempt: c.attempt, dropped: feed.dropped() });
+    }
+    ctx.record(Rec::FeedEnd { dropped: feed.dropped() });
+}
+
+/// Wait for `job`'s completion on `node` and record how the wait ended.
+pub async fn waiter(ctx: NodeCtx, node: Arc<Node>, job: String) {
+    ctx.record(Rec::WaitBegun { job: job.clone() });
+    match node.wait_for(&job).await {
+        Ok(c) => ctx.record(Rec::WaitDone { job, attempt: c.attempt }),
+        Err(e) => ctx.record(Rec::WaitFailed { job, error: e.to_string() }),
+    }
+}
+
+fn rec(e: &Event) -> Option<&Rec> {
+    match e.app() {
+        Some(super::AppEv::Pool(r)) => Some(r),
+        _ => None,
+    }
+}
+
+/// One subscriber's life: what it got, when it began, its drops.
+#[derive(Default)]
+struct Listener<'a> {
+    began: u64,
+    /// job → (deliveries, the first one's time).
+    got: BTreeMap<&'a str, (u64, u64)>,
+    dropped: u64,
+    /// When its feed closed (the node's pool stopped).
+    closed: Option<u64>,
+}
+
+/// P10 over a run (see the module's doc).
+pub fn check(run: &RunView<'_>) -> Vec<Violation> {
+    let events = run.events;
+    // The store's record of each completion: job → (attempt, first time a node reported it).
+    let mut recorded: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut tombstones: Option<BTreeSet<&str>> = None;
+    for e in events {
+        if let Some(PoolEvent::Completed { job, attempt, .. }) = e.pool() {
+            recorded.entry(plain(job)).or_insert((*attempt, e.t_us));
+        }
+        if let Some(Rec::Tombstones { jobs }) = rec(e) {
+            tombstones.get_or_insert_with(BTreeSet::new).extend(jobs.iter().map(String::as_str));
+        }
+    }
+    let mut v = Vec::new();
+    let exact = |v: &mut Vec<Violation>, t: u64, node: Who, what: &str, job: &str, attempt: u64| match recorded.get(job)
+    {
+        Some(&(a, _)) if a != attempt => v.push(Violation::new(
+            "P10",
+            t,
+            format!("{node}: {what} {job} attempt {attempt}, but the store recorded attempt {a}"),
+        )),
+        None if tombstones.as_ref().is_some_and(|d| !d.contains(job)) => v.push(Violation::new(
+            "P10",
+            t,
+            format!("{node}: {what} {job} attempt {attempt}, a completion the store never recorded"),
+        )),
+        _ => {}
+    };
+    // Listeners by (node, life start); waits by (node, job) → (began, ended).
+    let mut listeners: BTreeMap<(Who, u64), Listener<'_>> = BTreeMap::new();
+    let mut waits: Vec<(Who, &str, u64, Option<u64>)> = Vec::new();
+    let mut open_waits: BTreeMap<(Who, &str), usize> = BTreeMap::new();
+    for e in events {
+        let Some(r) = rec(e) else { continue };
+        let life = run.timeline.life_at(e.node, e.t_us).map_or(0, |l| l.start);
+        match r {
+            Rec::FeedStart {} => {
+                listeners.insert((e.node, life), Listener { began: e.t_us, ..Listener::default() });
+            }
+            Rec::FeedGot { job, attempt, dropped } => {
+                exact(&mut v, e.t_us, e.node, "the completion feed delivered", job, *attempt);
+                if let Some(l) = listeners.get_mut(&(e.node, life)) {
+                    l.dropped = l.dropped.max(*dropped);
+                    let (n, _) = l.got.entry(job.as_str()).or_insert((0, e.t_us));
+                    *n += 1;
+                    if *n == 2 {
+                        let what = format!("{}: the completion feed delivered {job} twice", e.node);
+                        v.push(Violation::new("P10", e.t_us, what));
+                    }
+                }
+            }
+            Rec::FeedEnd { dropped } => {
+                if let Some(l) = listeners.get_mut(&(e.node, life)) {
+                    l.dropped = l.dropped.max(*dropped);
+                    l.closed = Some(e.t_us);
+                }
+            }
+            Rec::WaitBegun { job } => {
+                open_waits.insert((e.node, job.as_str()), waits.len());
+                waits.push((e.node, job.as_str(), e.t_us, None));
+            }
+            Rec::WaitDone { job, attempt } => {
+                exact(&mut v, e.t_us, e.node, "wait_for returned", job, *attempt);
+                if let Some(i) = open_waits.remove(&(e.node, job.as_str())) {
+                    waits[i].3 = Some(e.t_us);
+                }
+            }
+            Rec::WaitFailed { job, .. } => {
+                if let Some(i) = open_waits.remove(&(e.node, job.as_str())) {
+                    waits[i].3 = Some(e.t_us);
+                }
+            }
+            _ => {}
+        }
+    }
+    let due = |t_c: u64, from: u64| t_c.max(from).max(run.heal_us).saturating_add(DELIVERY_US);
+    // The end of the life `node` was in at `t`, or its graceful stop's start: past it, nothing
+    // is owed (a stopping pool closes its feed and fails its waiters).
+    let life_end = |node: Who, t: u64| {
+        run.timeline.life_at(node, t).map_or(t, |l| l.stop_requested.map_or(l.end, |s| s.min(l.end)))
+    };
+    for (&(node, _), l) in &listeners {
+        if l.dropped > 0 {
+            continue; // counted: the subscriber was told
+        }
+        let end = l.closed.map_or(u64::MAX, |c| c).min(life_end(node, l.began));
+        for (&job, &(_, t_c)) in &recorded {
+            let deadline = due(t_c, 0);
+            let late = l.got.get(job).is_none_or(|&(_, first)| first > deadline);
+            if t_c >= l.began + LISTEN_MARGIN_US && deadline <= end && late {
+                let what = format!(
+                    "{node}: the completion feed never delivered {job} (recorded at {:.3}s, due by {:.3}s)",
+                    t_c as f64 / 1e6,
+                    deadline as f64 / 1e6
+                );
+                v.push(Violation::new("P10", deadline, what));
+            }
+        }
+    }
+    for &(node, job, began, ended) in &waits {
+        let Some(&(_, t_c)) = recorded.get(job) else { continue };
+        let deadline = due(t_c, began);
+        if deadline <= life_end(node, began) && ended.is_none_or(|t| t > deadline) {
+            let what = format!(
+                "{node}: wait_for({job}) begun at {:.3}s not woken by its completion (recorded at {:.3}s) by {:.3}s",
+                began as f64 / 1e6,
+                t_c as f64 / 1e6,
+                deadline as f64 / 1e6
+            );
+            v.push(Violation::new("P10", deadline, what));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Ev, WorldEv};
+    use crate::plan::{FaultPlan, Profile};
+    use crate::scenario::AppEv;
+    use crate::timeline::Timeline;
+
+    const N0: Who = Who::Node(0);
+
+    fn at(t_ms: u64, ev: impl Into<Ev>) -> Event {
+        Event { t_us: t_ms * 1000, node: N0, ev: ev.into() }
+    }
+
+    fn app(t_ms: u64, r: Rec) -> Event {
+        at(t_ms, Ev::App(AppEv::Pool(r)))
+    }
+
+    fn completed(t_ms: u64, job: &str, attempt: u64) -> Event {
+        let e = PoolEvent::Completed { job: job.into(), worker: "w".into(), attempt };
+        at(t_ms, Ev::Core(keel::observe::Event::Pool(e.to_static())))
+    }
+
+    fn got(t_ms: u64, job: &str, attempt: u64) -> Event {
+        app(t_ms, Rec::FeedGot { job: job.into(), attempt, dropped: 0 })
+    }
+
+    /// P10 on a run healed at 1 s that ends at 20 s; node 0 listens from 0.
+    fn p10(mut tail: Vec<Event>) -> Vec<(u64, String)> {
+        let mut events = vec![at(0, WorldEv::NodeStart {}), app(0, Rec::FeedStart {})];
+        events.append(&mut tail);
+        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 1_000, events: vec![] };
+        let end_us = 20_000_000;
+        let timeline = Timeline::derive(&events, end_us);
+        let run = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us: 1_000_000, end_us };
+        check(&run).into_iter().map(|v| (v.t_us, v.invariant.to_owned())).collect()
+    }
+
+    #[test]
+    fn a_feed_that_loses_repeats_or_alters_a_completion_fires_p10() {
+        // Delivered once, within the bound: nothing.
+        assert!(p10(vec![completed(5_000, "j", 2), got(5_010, "j", 2)]).is_empty());
+        // Never delivered: judged at the completion + the bound.
+        assert_eq!(p10(vec![completed(5_000, "j", 2)]), [(6_500_000, "P10".to_owned())]);
+        // Late counts as never: the subscriber must have it by the bound.
+        assert_eq!(p10(vec![completed(5_000, "j", 2), got(6_501, "j", 2)]).len(), 1);
+        // Recorded before the subscriber listened long enough: not owed.
+        assert!(p10(vec![completed(900, "j", 1)]).is_empty(), "inside the listening margin");
+        // Twice, and the wrong attempt: at the instant of the delivery.
+        let twice = p10(vec![completed(5_000, "j", 2), got(5_010, "j", 2), got(5_400, "j", 2)]);
+        assert_eq!(twice, [(5_400_000, "P10".to_owned())]);
+        let wrong = p10(vec![completed(5_000, "j", 2), got(5_010, "j", 1)]);
+        assert_eq!(wrong[0], (5_010_000, "P10".to_owned()));
+        // A subscriber that counted drops was told: not judged for completeness.
+        let dropped = app(5_100, Rec::FeedGot { job: "k".into(), attempt: 1, dropped: 1 });
+        assert!(p10(vec![completed(5_000, "j", 2), completed(5_000, "k", 1), dropped]).is_empty());
+        // A feed closed by the node's stop owes nothing after it.
+        assert!(p10(vec![app(5_500, Rec::FeedEnd { dropped: 0 }), completed(5_000, "j", 2)]).is_empty());
+    }
+
+    #[test]
+    fn a_wait_not_woken_by_its_completion_fires_p10() {
+        let begun = |t| app(t, Rec::WaitBegun { job: "j".into() });
+        let done = |t, attempt| app(t, Rec::WaitDone { job: "j".into(), attempt });
+        let fed = |t| got(t, "j", 2);
+        assert!(p10(vec![begun(4_000), completed(5_000, "j", 2), fed(5_010), done(5_020, 2)]).is_empty());
+        assert_eq!(p10(vec![begun(4_000), completed(5_000, "j", 2), fed(5_010)]), [(6_500_000, "P10".to_owned())]);
+        assert_eq!(p10(vec![begun(4_000), completed(5_000, "j", 2), fed(5_010), done(5_020, 1)]).len(), 1);
+        // A wait that failed (the node stopped) is not owed a completion.
+        let failed = app(4_500, Rec::WaitFailed { job: "j".into(), error: "stopped".into() });
+        assert!(p10(vec![begun(4_000), failed, completed(5_000, "j", 2), fed(5_010)]).is_empty());
+    }
+}
