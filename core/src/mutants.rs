@@ -129,6 +129,17 @@ pub enum Mutant {
     /// services declared after it running (blind-spot hunt, 2026-12-01, its gap 10: the caller
     /// is told the group stopped).
     MC20,
+    /// A cleanup requeue that, after its guarded move failed, re-reads the job's record and
+    /// moves it even when it no longer names the cleaned worker (blind-spot hunt of the pool,
+    /// 2026-12-01, #3): the cleanup of a dead worker takes a job off a live one (the job was
+    /// handed back or re-dispatched meanwhile) or out of the queue, and gives it the next
+    /// attempt. The live owner's run is fenced by the record change, so P2 sees a hand-off.
+    MC23,
+    /// A worker that deletes its job's pending entry `p/{job}` unguarded before its guarded ack
+    /// (blind-spot hunt of the pool, 2026-12-01, #8): a stale attempt's early delete removes the
+    /// pending entry of the attempt that replaced it, so that attempt's ack grace is never
+    /// enforced (an unacked job waits for its worker's death instead of a re-dispatch).
+    MC24,
     /// A completer whose stop, when its bound runs out, closes its intake and drops what is still
     /// queued without reporting it: the caller is told fewer completions were lost than were
     /// (blind-spot hunt, 2026-12-01, its gap 9; reached once the scenario's stop bound is short

@@ -142,6 +142,10 @@ events! {
         ForeignDelete { by: Who, holder: String, fence: u64 } = "foreign_delete",
         /// A reply was dropped after the request was applied.
         ReplyDropped { to: Who } = "reply_dropped",
+        /// A write by `by` removed a pool's pending entry of `job` (value `entry`) without a
+        /// guard naming the entry's own attempt and worker (`guards`: the write's, as text); the
+        /// store node judges each removal as it applies it (`scenario::pool_owners`).
+        PendingRemovedUnguarded { job: String, entry: String, guards: String, by: Who } = "pending_removed_unguarded",
     }
 }
 

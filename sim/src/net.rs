@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, Lent, StoreOp, StoreRet};
+use crate::scenario::pool_owners::RemovalJudge;
 use crate::world::lock;
 
 /// The store server's address.
@@ -365,9 +366,31 @@ async fn apply(
         }
         Op::Snapshot { map } => Resp::Snapshot(store.map_snapshot(&map).await?),
         Op::Scan { map, cursor, count } => Resp::Scan(store.map_scan(&map, &cursor, count).await?),
-        Op::Write { map, key, write } => Resp::Write(store.map_write(&map, &key, write).await?),
-        Op::Txn { map, guards, writes } => Resp::Txn(store.map_txn(&map, &guards, &writes).await?),
-        Op::Txns { map, txns } => Resp::Txns(store.map_txns(&map, &txns).await?),
+        // A pool's pending entries: each removal judged as it applies (P5 at the instant).
+        Op::Write { map, key, write } => {
+            let judge = RemovalJudge::write(store, &map, &key, &write).await;
+            let out = store.map_write(&map, &key, write).await?;
+            if let Some(j) = judge {
+                j.applied(&[out.applied], history, node);
+            }
+            Resp::Write(out)
+        }
+        Op::Txn { map, guards, writes } => {
+            let judge = RemovalJudge::txns(store, &map, std::iter::once((&guards[..], &writes[..]))).await;
+            let out = store.map_txn(&map, &guards, &writes).await?;
+            if let Some(j) = judge {
+                j.applied(&[out.applied], history, node);
+            }
+            Resp::Txn(out)
+        }
+        Op::Txns { map, txns } => {
+            let judge = RemovalJudge::txns(store, &map, txns.iter().map(|t| (&t.guards[..], &t.writes[..]))).await;
+            let out = store.map_txns(&map, &txns).await?;
+            if let Some(j) = judge {
+                j.applied(&out.iter().map(|o| o.applied).collect::<Vec<_>>(), history, node);
+            }
+            Resp::Txns(out)
+        }
         Op::Reads { reads } => Resp::Reads(store.reads(&reads).await?),
         Op::Watch { map, sub } => {
             let mut w = store.watch(&map).await?;

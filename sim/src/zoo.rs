@@ -297,6 +297,18 @@ pub const ZOO: &[Entry] = &[
         scenario: "pool",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC23,
+        lineage: "checker proof (blind-spot hunt of the pool, #3): a cleanup requeue that re-reads a changed record and moves it even when it no longer names the cleaned worker",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC24,
+        lineage: "checker proof (blind-spot hunt of the pool, #8): a worker that deletes its job's pending entry unguarded before its guarded ack",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -475,9 +475,10 @@ mod tests {
             worker: "w2".into(),
             attempt: 2,
             now_ms: 10,
+            cleaned: "w1".into(),
         };
         assert_eq!(e.kind(), "moved");
-        assert_eq!(e.to_string(), "moved kind=orphan_requeued job=j from=w1 worker=w2 attempt=2 now_ms=10");
+        assert_eq!(e.to_string(), "moved kind=orphan_requeued job=j from=w1 worker=w2 attempt=2 now_ms=10 cleaned=w1");
         assert_eq!(RmapEvent::RevJump { map: "m".into(), expected: 3 }.kind(), "gap");
         assert_eq!(StoreEvent::MemoryReset {}.to_string(), "memory_reset");
     }

@@ -88,8 +88,11 @@ events! {
         CompletionEventsUnflushed { error: Text<'a> } = "completion_events_unflushed",
         /// A new job was added, owned by `worker` (empty: queued), at store time `now_ms`.
         Dispatched { job: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "dispatched",
-        /// A job moved from `from` to `worker` (empty: queued) under a new attempt.
-        Moved { kind: MoveKind, job: Text<'a>, from: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "moved",
+        /// A job moved from `from` (the owner its guarded record named) to `worker` (empty:
+        /// queued) under a new attempt. `cleaned`: the dead worker whose cleanup moved it
+        /// (kinds `requeued` and `orphan_requeued`; empty for the others), so a checker can tell
+        /// a cleanup that took a job off another worker (P9).
+        Moved { kind: MoveKind, job: Text<'a>, from: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64, cleaned: Text<'a> } = "moved",
         /// The store lost the pool's data (epoch marker missing or changed).
         DataLoss { pool: Text<'a>, old_epoch: Text<'a>, new_epoch: Option<Text<'a>> } = "data_loss",
         /// A stale pending entry (its attempt is gone) was removed.
@@ -163,8 +166,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::Dispatched { job, worker, attempt, now_ms } => {
             debug!(target: T, kind = "dispatched", job = %job, worker = %worker, attempt, now_ms, "job dispatched")
         }
-        E::Moved { kind, job, from, worker, attempt, now_ms } => {
-            info!(target: T, kind = kind.as_str(), job = %job, from = %from, worker = %worker, attempt, now_ms, "job moved")
+        E::Moved { kind, job, from, worker, attempt, now_ms, cleaned } => {
+            info!(target: T, kind = kind.as_str(), job = %job, from = %from, worker = %worker, attempt, now_ms, cleaned = %cleaned, "job moved")
         }
         E::DataLoss { pool, old_epoch, new_epoch } => {
             error!(target: T, kind = "data_loss", pool = %pool, old_epoch = %old_epoch, new_epoch = ?new_epoch.as_ref().map(|t| t.as_str()),

@@ -8,6 +8,7 @@ use super::node::{Core, ms};
 use super::state::{DEAD, JobRecord, Pending, View, job_key, pending_key};
 use crate::clock::Instant;
 use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::store::{Expect, MapWrite, Store};
 
@@ -129,7 +130,8 @@ impl<S: Store> Core<S> {
                     // The record changed under us: re-read it; done if w no longer owns it.
                     let (cur, _) = self.op("map_get", self.store.map_get(&self.maps.jobs, &job_key(job))).await?;
                     match cur.as_deref().and_then(JobRecord::parse) {
-                        Some(r) if r.owner == w => raw = r.encode(),
+                        // MC23: moved whoever it names now (a live owner, or none: queued).
+                        Some(r) if r.owner == w || mutants::active(Mutant::MC23) => raw = r.encode(),
                         _ => return Ok(()),
                     }
                 }
@@ -170,6 +172,7 @@ impl<S: Store> Core<S> {
                 worker: (&target).into(),
                 attempt: new.attempt,
                 now_ms: view.now_ms,
+                cleaned: "".into(),
             });
             self.route(job, Some(&new.encode()));
         }

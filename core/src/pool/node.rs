@@ -334,6 +334,11 @@ impl<S: Store> Core<S> {
                 worker: (&target).into(),
                 attempt: new.attempt,
                 now_ms: view.now_ms,
+                // A cleanup moves its dead worker's jobs off that worker: `exclude` is it.
+                cleaned: match kind {
+                    MoveKind::Requeued | MoveKind::OrphanRequeued => exclude.into(),
+                    _ => "".into(),
+                },
             });
             self.route(job, Some(&new.encode()));
         }

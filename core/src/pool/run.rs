@@ -14,9 +14,10 @@ use super::state::{JobRecord, job_key, pending_key};
 use super::{Job, JobHandler, JobOutcome};
 
 use crate::completer::{Completion, Producer};
+use crate::mutants::{self, Mutant};
 use crate::observe::{self, PoolEvent, StaleOp};
 use crate::shutdown::Shutdown;
-use crate::store::{Expect, Store};
+use crate::store::{Expect, MapWrite, Store};
 
 /// One run ended.
 pub(crate) struct Ended {
@@ -50,6 +51,12 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
     events: Option<Arc<Producer>>,
 ) {
     let attempt = rec.attempt;
+    if mutants::active(Mutant::MC24) {
+        // MC24: the pending entry deleted before the guarded ack, unguarded: a stale attempt's
+        // delete removes the entry of the attempt that replaced it.
+        let key = pending_key(&job);
+        let _ = core.op("map_write", core.store.map_write(&core.maps.jobs, &key, MapWrite::Delete)).await;
+    }
     // Ack: only if the record still names this attempt; removes the pending entry.
     let guards = vec![(job_key(&job), Expect::Value(raw.clone()))];
     let writes = vec![(pending_key(&job), None)];

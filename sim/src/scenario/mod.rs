@@ -17,6 +17,7 @@ pub mod drift;
 pub mod lease;
 pub mod pool;
 pub mod pool_feed;
+pub mod pool_owners;
 pub mod rmap;
 pub mod worker_fence;
 

@@ -314,6 +314,7 @@ impl PoolScenario {
         v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(super::worker_fence::worker_fence(run));
+        v.extend(super::pool_owners::check(events));
         v.extend(check_shutdown(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
@@ -404,6 +405,8 @@ impl PoolScenario {
             Mutant::MC15,
             Mutant::MP15,
             Mutant::MP16,
+            Mutant::MC23,
+            Mutant::MC24,
         ]
     }
 }

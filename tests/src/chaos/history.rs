@@ -246,6 +246,7 @@ mod tests {
                 worker: "w2".into(),
                 attempt: 2,
                 now_ms: 10,
+                cleaned: "w1".into(),
             })),
             Ev::RegWrite { key: "k".into(), writer: "w".into(), fence: u64::MAX, accepted: false },
             Ev::StoreInvoke {
