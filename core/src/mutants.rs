@@ -129,6 +129,12 @@ pub enum Mutant {
     /// services declared after it running (blind-spot hunt, 2026-12-01, its gap 10: the caller
     /// is told the group stopped).
     MC20,
+    /// A pool worker's graceful stop that deregisters (deletes its keep-alive and registration)
+    /// when its drain begins instead of after it: the drain's first beat is refused, the worker
+    /// finds itself dead and stops its runs at once; the drain is lost and the orphan scan
+    /// requeues the jobs (blind-spot hunt of the pool, 2026-12-01, its #7: P1 and P2 hold, the
+    /// jobs run again elsewhere; P8 sees the drain cut short).
+    MC25,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read
