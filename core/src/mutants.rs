@@ -140,6 +140,12 @@ pub enum Mutant {
     /// pending entry of the attempt that replaced it, so that attempt's ack grace is never
     /// enforced (an unacked job waits for its worker's death instead of a re-dispatch).
     MC24,
+    /// A pool worker's graceful stop that deregisters (deletes its keep-alive and registration)
+    /// when its drain begins instead of after it: the drain's first beat is refused, the worker
+    /// finds itself dead and stops its runs at once; the drain is lost and the orphan scan
+    /// requeues the jobs (blind-spot hunt of the pool, 2026-12-01, its #7: P1 and P2 hold, the
+    /// jobs run again elsewhere; P8 sees the drain cut short).
+    MC25,
     /// A completer whose stop, when its bound runs out, closes its intake and drops what is still
     /// queued without reporting it: the caller is told fewer completions were lost than were
     /// (blind-spot hunt, 2026-12-01, its gap 9; reached once the scenario's stop bound is short

@@ -309,6 +309,12 @@ pub const ZOO: &[Entry] = &[
         scenario: "pool",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC25,
+        lineage: "checker proof (blind-spot hunt of the pool, #7): a graceful stop that deregisters when its drain begins: the drain is lost",
+        scenario: "pool",
+        budget: 50,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -302,7 +302,7 @@ fn report(id: &str, r: Report) {
         Report::Registered => PoolEvent::WorkerRegistered { worker },
         Report::Fenced { running } => PoolEvent::Fenced { worker, running },
         Report::Unfenced => PoolEvent::Unfenced { worker },
-        Report::Stopping { running } => PoolEvent::WorkerStopping { worker, running },
+        Report::Stopping { running, drain_ms } => PoolEvent::WorkerStopping { worker, running, drain_ms },
         Report::Dead => PoolEvent::WorkerDead { worker },
         Report::Stopped => PoolEvent::WorkerStopped { worker },
     });

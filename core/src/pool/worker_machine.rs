@@ -22,7 +22,8 @@
 //!
 //! The worker's mutants are branches of this machine: MP6 (its loop bound to the caller's
 //! request), MP10 (pulse #61: remove the worker's state and jobs from the maps when the stop
-//! begins, stop beating, requeue from memory after the drain), MP16 (pulse #87: a repeated
+//! begins, stop beating, requeue from memory after the drain), MC25 (deregister when the stop
+//! begins: the drain's first beat is refused and the runs stop at once), MP16 (pulse #87: a repeated
 //! delivery starts the run again, and the failed start's cleanup deletes the record) and MC10
 //! (the handlers' tasks detached at the end of the drain instead of stopped).
 
@@ -98,9 +99,10 @@ pub enum Report {
         running: usize,
     },
     Unfenced,
-    /// The stop began with `running` runs tracked.
+    /// The stop began with `running` runs tracked, drained for up to `drain_ms` (local time).
     Stopping {
         running: usize,
+        drain_ms: u64,
     },
     Dead,
     Stopped,
@@ -418,9 +420,16 @@ impl WorkerMachine {
                 keel_assert!(self.beating.is_none(), "the stop is heard between beats");
                 let deadline = now + self.t.shutdown_deadline;
                 self.drain_until = Some(deadline);
-                self.commands.push_back(Command::Report(Report::Stopping { running: self.runs.len() }));
+                let drain_ms = u64::try_from(self.t.shutdown_deadline.as_millis()).unwrap_or(u64::MAX);
+                self.commands.push_back(Command::Report(Report::Stopping { running: self.runs.len(), drain_ms }));
                 // One beat right away marks the keep-alive as stopping.
                 self.next_beat = now;
+                if mutants::active(Mutant::MC25) {
+                    // MC25: deregister as the drain begins (the keep-alive this worker wrote last,
+                    // then the registration): the beat that follows is refused and the worker
+                    // finds itself dead, stopping its runs at once.
+                    self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+                }
                 if mutants::active(Mutant::MP10) {
                     // MP10 (pulse #61): "remove worker immediately to avoid job requeuing by other
                     // nodes", then drain, and requeue from memory afterwards. It stops beating.

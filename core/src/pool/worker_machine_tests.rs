@@ -9,7 +9,8 @@ use crate::clock::Instant;
 const TTL: Duration = Duration::from_millis(6000);
 const MARGIN: Duration = Duration::from_millis(500);
 const INTERVAL: Duration = Duration::from_millis(2000);
-const DRAIN: Duration = Duration::from_millis(3000);
+const DRAIN: Duration = Duration::from_millis(DRAIN_MS);
+const DRAIN_MS: u64 = 3000;
 const BACKOFF: Duration = Duration::from_millis(100);
 const ME: &str = "w1";
 
@@ -289,7 +290,7 @@ fn a_stop_drains_with_a_stopping_beat_and_ends_when_the_runs_end() {
     let r = start(&mut m, t0, "a", 1);
     let stop = t0 + ms(100);
     m.on_stop(stop);
-    assert_eq!(drain(&mut m), [Command::Report(Report::Stopping { running: 1 })]);
+    assert_eq!(drain(&mut m), [Command::Report(Report::Stopping { running: 1, drain_ms: DRAIN_MS })]);
     assert!(!m.accepts_records() && !m.listens_for_stop());
     m.on_timeout(stop);
     assert_eq!(drain(&mut m), [Command::Beat { expected: "ka0".into(), stopping: true }]);
@@ -338,6 +339,48 @@ fn a_drain_ends_at_the_shutdown_deadline() {
     assert_eq!(now, t0 + DRAIN);
 }
 
+/// The first command of a stopping worker that breaks its drain, with its instant: a stopping
+/// worker keeps its registration and keep-alive, and stops no run, until its runs ended or its
+/// drain deadline passed (P8 in the pool scenario, here without a fault: every beat applied).
+/// Drives a worker with one run that never ends, stopped at `t0`, stepping local time by `STEP`
+/// until the deadline.
+fn drain_breach() -> Option<(Duration, Command)> {
+    const STEP: Duration = Duration::from_millis(50);
+    let (mut m, t0) = registered();
+    start(&mut m, t0, "a", 1);
+    let mut beats = 0;
+    m.on_stop(t0);
+    let mut now = t0;
+    while now < t0 + DRAIN {
+        m.on_timeout(now);
+        while let Some(c) = m.poll_command() {
+            match c {
+                Command::Beat { stopping, .. } => {
+                    assert!(stopping, "a draining worker's beats mark it stopping");
+                    beats += 1;
+                    m.on_beat(now, BeatReply::Applied { new: format!("ka{beats}") });
+                }
+                Command::Deregister { .. }
+                | Command::RemoveFromMaps
+                | Command::StopAll
+                | Command::StopRun { .. }
+                | Command::DetachAll
+                | Command::Report(Report::Dead | Report::Fenced { .. } | Report::Stopped)
+                | Command::Exit(_) => return Some((now - t0, c)),
+                _ => {}
+            }
+        }
+        now += STEP;
+    }
+    assert!(beats >= 2, "a drain beats on: {beats}");
+    None
+}
+
+#[test]
+fn a_stopping_worker_keeps_its_registration_and_its_runs_until_the_drain_deadline() {
+    assert_eq!(drain_breach(), None);
+}
+
 #[test]
 fn a_stop_while_fenced_hands_back_at_once() {
     let (mut m, t0) = registered();
@@ -348,7 +391,7 @@ fn a_stop_while_fenced_hands_back_at_once() {
     drain(&mut m); // fenced, runs stopped
     m.on_beat(t0 + ms(5600), BeatReply::NotSent);
     m.on_stop(t0 + ms(5700));
-    assert_eq!(drain(&mut m), [Command::Report(Report::Stopping { running: 0 })]);
+    assert_eq!(drain(&mut m), [Command::Report(Report::Stopping { running: 0, drain_ms: DRAIN_MS })]);
     m.on_timeout(t0 + ms(5700));
     let cmds = drain(&mut m);
     assert_eq!(cmds[..3], [Command::StopAll, Command::FinishProducer, Command::HandBack]);
@@ -395,7 +438,11 @@ mod mutants_are_branches {
             let (mut m, t0) = registered();
             let r = start(&mut m, t0, "a", 1);
             m.on_stop(t0 + ms(10));
-            assert_eq!(drain(&mut m), [Command::Report(Report::Stopping { running: 1 }), Command::RemoveFromMaps]);
+            assert_eq!(
+                drain(&mut m),
+                [Command::Report(Report::Stopping { running: 1, drain_ms: DRAIN_MS }), Command::RemoveFromMaps]
+            );
+            assert_eq!(drain_breach(), Some((Duration::ZERO, Command::RemoveFromMaps)), "it breaks the drain contract");
             // No beat from here: the next wake is the drain deadline.
             assert_eq!(m.next_timeout(), Some(t0 + ms(10) + DRAIN));
             m.on_timeout(t0 + ms(2010));
@@ -426,6 +473,32 @@ mod mutants_are_branches {
             start(&mut m, t0, "b", 2);
             m.on_record(t0 + ms(1), "b", Some(rec(1, ME)));
             assert_eq!(drain(&mut m), []);
+        });
+    }
+
+    #[test]
+    fn mc25_deregisters_as_its_drain_begins() {
+        with(Mutant::MC25, || {
+            let (mut m, t0) = registered();
+            start(&mut m, t0, "a", 1);
+            m.on_stop(t0);
+            assert_eq!(
+                drain(&mut m),
+                [
+                    Command::Report(Report::Stopping { running: 1, drain_ms: DRAIN_MS }),
+                    Command::Deregister { expected: "ka0".into() }
+                ]
+            );
+            // The drain contract, instant by instant: broken at the stop itself.
+            assert_eq!(drain_breach(), Some((Duration::ZERO, Command::Deregister { expected: "ka0".into() })));
+            // The beat after it is refused (the keep-alive is gone): dead, every run stopped.
+            m.on_timeout(t0);
+            assert!(matches!(drain(&mut m).as_slice(), [Command::Beat { stopping: true, .. }]));
+            m.on_beat(t0 + ms(1), BeatReply::Rejected { current: None });
+            assert_eq!(
+                drain(&mut m),
+                [Command::Report(Report::Dead), Command::StopAll, Command::Exit(WorkerExit::Dead)]
+            );
         });
     }
 

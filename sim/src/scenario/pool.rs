@@ -1,6 +1,6 @@
 //! The pool scenario: 3 nodes with workers, jobs dispatched continuously, a handler that records
 //! start and stop of every attempt, and every fault the world has except data loss (SPEC §5,
-//! P1–P6). An auditor on every node reads the pool's store state (`keel::pool::inspect`'s reads).
+//! P1–P8). An auditor on every node reads the pool's store state (`keel::pool::inspect`'s reads).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -314,6 +314,7 @@ impl PoolScenario {
         v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(super::worker_fence::worker_fence(run));
+        v.extend(super::pool_drain::pool_drain(run));
         v.extend(super::pool_owners::check(events));
         v.extend(check_shutdown(events));
         if self.feed {
@@ -407,6 +408,7 @@ impl PoolScenario {
             Mutant::MP16,
             Mutant::MC23,
             Mutant::MC24,
+            Mutant::MC25,
         ]
     }
 }
