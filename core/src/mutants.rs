@@ -157,6 +157,12 @@ pub enum Mutant {
     /// node never saw (it was cut off longer than the feed's horizon) is skipped: subscribers
     /// never get it.
     MC27,
+    /// The pool's completion feed as it was until P10 found it a second time (2026-12-01): after
+    /// the change feed reported a gap, the changes it delivers on reconnect raise the newest
+    /// completion seen before any snapshot is read, and the reconcile that follows judges the
+    /// completions lost in the gap "delivered already" (pool seeds 593 and 718 of poolfeed
+    /// 300..800: a node cut off from the store for 6 s).
+    MC28,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -286,6 +286,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC28,
+        lineage: "a completion feed whose reconcile after a gap trusts what the feed delivered on reconnect: completions lost in the gap are skipped (found by P10)",
+        scenario: "poolfeed",
+        budget: 800,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -72,6 +72,23 @@ pub(crate) struct FeedState {
     horizon_ms: u64,
     /// Store time when the node started: snapshot entries older than this are history.
     start_ms: u64,
+    /// The snapshot floor as it was when the change feed last reported a gap, until a whole
+    /// snapshot read after that gap is taken in: what the feed delivers after a gap says
+    /// nothing about what it lost in it.
+    gap_floor: Option<u64>,
+    /// Gaps reported so far: a whole snapshot heals the gaps reported before its read only.
+    gaps: u64,
+}
+
+/// Where the tombstones a feed takes in come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A change on the job map's feed.
+    Change,
+    /// One slice of the job map (a sweep's bounded reconcile).
+    Slice,
+    /// A whole snapshot of the job map, read after [`FeedState::gaps`] gaps were reported.
+    Whole { gaps: u64 },
 }
 
 impl FeedState {
@@ -81,18 +98,47 @@ impl FeedState {
     /// landing (the completion's retries), or a late tombstone could be skipped by a reconcile.
     pub fn new(start_ms: u64, horizon_ms: u64) -> Self {
         assert!(horizon_ms > 0, "a feed must remember what it delivered");
-        FeedState { seen: KeyMap::default(), high_ms: start_ms, horizon_ms, start_ms }
+        FeedState { seen: KeyMap::default(), high_ms: start_ms, horizon_ms, start_ms, gap_floor: None, gaps: 0 }
+    }
+
+    /// The change feed reported a gap (or a hole): until a whole snapshot read after it is
+    /// taken in, snapshots offer everything down to the floor as it was now.
+    pub fn gap(&mut self) {
+        let floor = self.high_floor();
+        self.gap_floor = Some(self.gap_floor.map_or(floor, |f| f.min(floor)));
+        self.gaps += 1;
+    }
+
+    /// Gaps reported so far (read before a whole snapshot's request).
+    pub fn gaps(&self) -> u64 {
+        self.gaps
+    }
+
+    fn high_floor(&self) -> u64 {
+        self.high_ms.saturating_sub(self.horizon_ms)
     }
 
     /// Where a snapshot about to be read stops offering old entries: a horizon below the
-    /// newest completion seen *before* it. Taken once per snapshot: a floor that rose with the
-    /// snapshot's own newer entries would skip, as "delivered already", older ones this node
-    /// never saw (a node cut off for longer than the horizon; MC27, found by P10).
+    /// newest completion seen *before* it, or, after a gap not yet healed, before the gap.
+    /// Taken once per snapshot: a floor that rose with the snapshot's own newer entries would
+    /// skip, as "delivered already", older ones this node never saw (a node cut off for longer
+    /// than the horizon; MC27, found by P10); so would one raised by what the feed delivered
+    /// after the gap (MC28, found by P10 too).
     pub fn snapshot_floor(&self) -> u64 {
         if mutants::active(Mutant::MC27) {
             return 0; // MC27 applies the rising floor in `observe` instead
         }
-        self.high_ms.saturating_sub(self.horizon_ms)
+        match self.gap_floor {
+            Some(f) if !mutants::active(Mutant::MC28) => f,
+            _ => self.high_floor(),
+        }
+    }
+
+    /// A whole snapshot read after `gaps` gaps was taken in: those gaps are healed.
+    pub fn healed(&mut self, gaps: u64) {
+        if gaps == self.gaps {
+            self.gap_floor = None;
+        }
     }
 
     /// A tombstone the node saw: from the feed (`floor` `None`) or one entry of a snapshot read
@@ -115,9 +161,10 @@ impl FeedState {
         true
     }
 
-    /// Forget deliveries older than the horizon (after a reconcile).
+    /// Forget deliveries below what the next snapshot offers (after a reconcile): nothing it
+    /// offers is forgotten, so nothing is delivered twice.
     pub fn prune(&mut self) {
-        let floor = self.high_ms.saturating_sub(self.horizon_ms);
+        let floor = self.snapshot_floor();
         self.seen.retain(|_, c| c.completed_ms >= floor);
     }
 
@@ -253,21 +300,34 @@ impl Feed {
         Some(Waiter { reg: self.reg.clone(), job: job.to_owned(), id, rx })
     }
 
-    /// Tombstones seen by the node: from the feed (`from_snapshot` false) or a snapshot of the
-    /// job map (baseline, resync after a gap, sweep). Resolves waiters of each; offers the news
-    /// to subscribers without waiting.
-    pub fn observe<'a>(&self, tombs: impl Iterator<Item = (&'a str, &'a str)>, from_snapshot: bool) -> Delivered {
+    /// The change feed reported a gap (or a hole in the revisions).
+    pub fn gap(&self) {
+        lock(&self.state).gap();
+    }
+
+    /// Gaps reported so far: read before requesting a whole snapshot ([`Source::Whole`]).
+    pub fn gaps(&self) -> u64 {
+        lock(&self.state).gaps()
+    }
+
+    /// Tombstones seen by the node: from the feed or from a snapshot (whole: baseline, resync
+    /// after a gap; or a sweep's slice). Resolves waiters of each; offers the news to
+    /// subscribers without waiting.
+    pub fn observe<'a>(&self, tombs: impl Iterator<Item = (&'a str, &'a str)>, source: Source) -> Delivered {
         // Each completion with whether it is news (delivered to subscribers), in input order.
         let mut all: Vec<(JobCompletion, bool)> = Vec::new();
         {
             let mut st = lock(&self.state);
-            let floor = from_snapshot.then(|| st.snapshot_floor());
+            let floor = (source != Source::Change).then(|| st.snapshot_floor());
             for (job, raw) in tombs {
                 let Some(c) = JobCompletion::from_tombstone(job, raw) else { continue };
                 let news = st.observe(&c, floor);
                 all.push((c, news));
             }
-            if from_snapshot {
+            if let Source::Whole { gaps } = source {
+                st.healed(gaps);
+            }
+            if source != Source::Change {
                 st.prune();
             }
         }
@@ -308,6 +368,8 @@ impl Feed {
 mod tests {
     use super::*;
 
+    const WHOLE: Source = Source::Whole { gaps: 0 };
+
     fn c(job: &str, attempt: u64, ms: u64) -> JobCompletion {
         JobCompletion { job: job.into(), attempt, worker: "n.1.2".into(), completed_ms: ms }
     }
@@ -343,12 +405,39 @@ mod tests {
         // at 1200: the floor is the one from before the snapshot (600), not 3000 − 500.
         let feed = Feed::new(1000, 500);
         let sub = feed.subscribe().unwrap();
-        assert_eq!(feed.observe([("a", "1|w|1100")].into_iter(), false).news, 1);
-        let d = feed.observe([("k-new", "1|w|3000"), ("z-missed", "1|w|1200")].into_iter(), true);
+        assert_eq!(feed.observe([("a", "1|w|1100")].into_iter(), Source::Change).news, 1);
+        let d = feed.observe([("k-new", "1|w|3000"), ("z-missed", "1|w|1200")].into_iter(), WHOLE);
         assert_eq!(d.news, 2, "both are news to this node");
         drop(sub);
         // The next snapshot does not repeat them, and forgets what is past the horizon.
-        assert_eq!(feed.observe([("k-new", "1|w|3000"), ("z-missed", "1|w|1200")].into_iter(), true).news, 0);
+        assert_eq!(feed.observe([("k-new", "1|w|3000"), ("z-missed", "1|w|1200")].into_iter(), WHOLE).news, 0);
+    }
+
+    #[test]
+    fn after_a_gap_snapshots_offer_what_was_lost_until_a_whole_one_read_after_it() {
+        // The node saw up to 1100; the feed broke (gap), then delivered a change at 3000 on
+        // reconnect before any snapshot was read. A slice, then a whole snapshot read before a
+        // second gap, then one read after it: each offers what the gap lost (1200).
+        let feed = Feed::new(1000, 500);
+        let sub = feed.subscribe().unwrap();
+        feed.observe([("a", "1|w|1100")].into_iter(), Source::Change);
+        feed.gap();
+        let before_second = feed.gaps();
+        feed.observe([("k", "1|w|3000")].into_iter(), Source::Change);
+        assert_eq!(feed.observe([("y", "1|w|1150")].into_iter(), Source::Slice).news, 1, "a slice after the gap");
+        feed.gap();
+        let whole = Source::Whole { gaps: before_second };
+        assert_eq!(feed.observe([("z", "1|w|1200")].into_iter(), whole).news, 1);
+        assert_eq!(
+            feed.observe([("x", "1|w|1250")].into_iter(), whole).news,
+            1,
+            "read before the second gap: not healed"
+        );
+        let whole = Source::Whole { gaps: feed.gaps() };
+        assert_eq!(feed.observe([("w", "1|w|1300"), ("z", "1|w|1200")].into_iter(), whole).news, 1, "z not twice");
+        // Healed: the floor is the horizon below the newest again (3000 − 500).
+        assert_eq!(feed.observe([("v", "1|w|1400")].into_iter(), Source::Slice).news, 0);
+        drop(sub);
     }
 
     #[tokio::test]
@@ -358,11 +447,11 @@ mod tests {
         let w = feed.wait("a").unwrap();
         let gone = feed.wait("a").unwrap();
         drop(gone);
-        let d = feed.observe([("a", "1|w|400")].into_iter(), true);
+        let d = feed.observe([("a", "1|w|400")].into_iter(), WHOLE);
         assert_eq!(d, Delivered { news: 0, dropped: 0, resolved: 1 }, "old, but waited for");
         let mut w = w;
         assert_eq!((&mut w.rx).await.unwrap().attempt, 1);
-        let d = feed.observe([("b", "1|w|1200"), ("b", "1|w|1200")].into_iter(), false);
+        let d = feed.observe([("b", "1|w|1200"), ("b", "1|w|1200")].into_iter(), Source::Change);
         assert_eq!(d.news, 1);
         assert_eq!(sub.recv().await.unwrap().job, "b");
         assert!(sub.try_recv().is_none(), "once");
@@ -379,7 +468,7 @@ mod tests {
         let sub = feed.subscribe().unwrap();
         let tombs: Vec<(String, String)> =
             (0..FEED_BUFFER_MAX + 3).map(|i| (format!("j{i}"), format!("1|w|{i}"))).collect();
-        let d = feed.observe(tombs.iter().map(|(a, b)| (a.as_str(), b.as_str())), false);
+        let d = feed.observe(tombs.iter().map(|(a, b)| (a.as_str(), b.as_str())), Source::Change);
         assert_eq!((d.news, d.dropped), (FEED_BUFFER_MAX + 3, 3));
         assert_eq!(sub.dropped(), 3);
     }

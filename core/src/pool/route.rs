@@ -9,6 +9,7 @@ use tracing::debug;
 
 use tokio::sync::mpsc;
 
+use super::feed::Source;
 use super::node::{Assign, Core, lock};
 use super::state::JobRecord;
 use crate::observe::{self, PoolEvent};
@@ -62,9 +63,9 @@ impl<S: Store> Core<S> {
 
     /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what
     /// prompted the reconcile, for the event).
-    pub fn observe_tombstones(&self, jobs: &BTreeMap<String, String>, why: &'static str) {
+    pub fn observe_tombstones(&self, jobs: &BTreeMap<String, String>, why: &'static str, source: Source) {
         let tombs = jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v.as_str())));
-        let d = self.feed.observe(tombs, true);
+        let d = self.feed.observe(tombs, source);
         if d.news > 0 && why != "start" {
             observe::emit(PoolEvent::FeedResynced { why: why.into(), completions: d.news });
         }
@@ -89,10 +90,11 @@ impl<S: Store> Core<S> {
     /// reconcile the completion feed from a fresh snapshot now (the sweeper would within a
     /// period; assignments need nothing, the sweeper re-announces).
     pub(crate) async fn resync_feed(&self, why: &'static str) {
+        let gaps = self.feed.gaps();
         match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
             Ok(snap) => {
                 self.resync_table(&snap, why);
-                self.observe_tombstones(&snap.entries, why)
+                self.observe_tombstones(&snap.entries, why, Source::Whole { gaps })
             }
             Err(e) => debug!(target: "keel::pool", error = %e, "feed resync failed; the next sweep reconciles"),
         }
@@ -131,7 +133,7 @@ impl<S: Store> Core<S> {
                     if let Some(job) = c.key.strip_prefix("j/") {
                         self.route_change(job, c.value.as_deref());
                     } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
-                        let d = self.feed.observe([(job, raw)].into_iter(), false);
+                        let d = self.feed.observe([(job, raw)].into_iter(), Source::Change);
                         if d.dropped > 0 {
                             observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
                         }
@@ -140,11 +142,13 @@ impl<S: Store> Core<S> {
                     let hole = lock(&self.table).apply(c);
                     self.table_moved.notify_waiters();
                     if hole {
+                        self.feed.gap();
                         self.resync_feed("hole").await
                     }
                 }
                 WatchEvent::Gap => {
                     lock(&self.table).gap();
+                    self.feed.gap();
                     self.resync_feed("gap").await
                 }
             }

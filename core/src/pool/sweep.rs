@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::feed::JobCompletion;
+use super::feed::{JobCompletion, Source};
 use super::node::{Core, lock, ms};
 use super::state::{self, CorruptRecord, Pending, View, job_key, pending_key};
 use crate::error::StoreError;
@@ -62,7 +62,7 @@ impl<S: Store> Core<S> {
         lock(&self.loads).replace(view.owners());
         // The router hands every tombstone of the feed to the completion feed and the table is
         // gap-free, so nothing is left to reconcile here: only forget old deliveries.
-        self.feed.observe(std::iter::empty(), true);
+        self.feed.observe(std::iter::empty(), Source::Slice);
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
             self.route(job, Some(raw));
         }
@@ -126,9 +126,10 @@ impl<S: Store> Core<S> {
     /// Rebuild the table from one snapshot of the job map and offer its tombstones to the
     /// completion feed: the table has a hole (start, gap) or the feed lags too far behind.
     async fn reconcile_table(&self) -> Result<(), StoreError> {
+        let gaps = self.feed.gaps();
         let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
         self.resync_table(&snap, "sweep");
-        self.observe_tombstones(&snap.entries, "sweep");
+        self.observe_tombstones(&snap.entries, "sweep", Source::Whole { gaps });
         Ok(())
     }
 
@@ -146,7 +147,7 @@ impl<S: Store> Core<S> {
                 "job map entries written or deleted behind keel's back (no change on the feed); the table follows the store");
             self.table_moved.notify_waiters();
         }
-        self.observe_tombstones(&slice.entries, "sweep");
+        self.observe_tombstones(&slice.entries, "sweep", Source::Slice);
         Ok(())
     }
 

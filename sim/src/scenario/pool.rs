@@ -392,7 +392,7 @@ impl PoolScenario {
 
     fn mutants(&self) -> &'static [Mutant] {
         if self.feed {
-            return &[Mutant::MC27];
+            return &[Mutant::MC27, Mutant::MC28];
         }
         &[
             Mutant::MP4,
