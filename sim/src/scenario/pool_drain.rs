@@ -249,10 +249,10 @@ mod tests {
         assert!(v[0].detail.contains("stopped j#1 300 ms into its 750 ms drain"), "{}", v[0].detail);
         // Its job moved off it (not a hand-back) while it ran it.
         let moved = |kind| {
-            pool(
-                1_200,
-                PoolEvent::Moved { kind, job: "j".into(), from: "w".into(), worker: "x".into(), attempt: 2, now_ms: 0 },
-            )
+            // A cleanup's move names the worker cleaned; a hand-back names none.
+            let cleaned = if matches!(kind, MoveKind::HandedBack) { "" } else { "w" };
+            let (job, from, worker, cleaned) = ("j".into(), "w".into(), "x".into(), cleaned.into());
+            pool(1_200, PoolEvent::Moved { kind, job, from, worker, cleaned, attempt: 2, now_ms: 0 })
         };
         let v = with([moved(MoveKind::OrphanRequeued)]);
         assert_eq!((v.len(), v[0].t_us), (1, 1_200_000), "{v:?}");
@@ -296,6 +296,7 @@ mod tests {
                 job: "j".into(),
                 from: "w".into(),
                 worker: "x".into(),
+                cleaned: "".into(),
                 attempt: 2,
                 now_ms: 0,
             },
