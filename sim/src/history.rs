@@ -142,6 +142,10 @@ events! {
         ForeignDelete { by: Who, holder: String, fence: u64 } = "foreign_delete",
         /// A reply was dropped after the request was applied.
         ReplyDropped { to: Who } = "reply_dropped",
+        /// A write to a pool's keep-alive map was applied at store time `now_ms`: `value` is the
+        /// worker's keep-alive after it (`None`: deleted). What the store holds, as opposed to
+        /// the `Keepalive` a worker emits before its write lands (or loses).
+        KeepaliveWritten { worker: String, value: Option<String>, now_ms: u64 } = "keepalive_written",
     }
 }
 

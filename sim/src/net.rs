@@ -365,7 +365,14 @@ async fn apply(
         }
         Op::Snapshot { map } => Resp::Snapshot(store.map_snapshot(&map).await?),
         Op::Scan { map, cursor, count } => Resp::Scan(store.map_scan(&map, &cursor, count).await?),
-        Op::Write { map, key, write } => Resp::Write(store.map_write(&map, &key, write).await?),
+        Op::Write { map, key, write } => {
+            let out = store.map_write(&map, &key, write).await?;
+            if out.applied && is_pool_keepalive(&map) {
+                let (value, now_ms) = (out.value.clone(), store.time_ms().await?);
+                history.record(Who::Store, ServerEv::KeepaliveWritten { worker: key, value, now_ms });
+            }
+            Resp::Write(out)
+        }
         Op::Txn { map, guards, writes } => Resp::Txn(store.map_txn(&map, &guards, &writes).await?),
         Op::Txns { map, txns } => Resp::Txns(store.map_txns(&map, &txns).await?),
         Op::Reads { reads } => Resp::Reads(store.reads(&reads).await?),
@@ -384,6 +391,12 @@ async fn apply(
             Resp::Unit
         }
     })
+}
+
+/// A pool's keep-alive map (`keel:pool:{pool}:keepalive`): its applied writes are recorded with
+/// the store time, so the pool's keep-alive rules judge what the store held, when.
+fn is_pool_keepalive(map: &str) -> bool {
+    map.starts_with("keel:pool:") && map.ends_with(":keepalive")
 }
 
 /// The store node judges every lease operation against the grant it holds: a renewal or release

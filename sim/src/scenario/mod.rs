@@ -16,6 +16,7 @@ pub mod completer;
 pub mod drift;
 pub mod lease;
 pub mod pool;
+pub mod pool_keepalive;
 pub mod rmap;
 pub mod worker_fence;
 

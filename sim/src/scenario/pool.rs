@@ -289,6 +289,7 @@ impl PoolScenario {
         v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(super::worker_fence::worker_fence(run));
+        v.extend(super::pool_keepalive::keepalive_rules(events, self.ttl_ms));
         v.extend(check_shutdown(events));
         v
     }
@@ -373,6 +374,8 @@ impl PoolScenario {
             Mutant::MC15,
             Mutant::MP15,
             Mutant::MP16,
+            Mutant::MC21,
+            Mutant::MC22,
         ]
     }
 }
