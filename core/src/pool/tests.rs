@@ -908,7 +908,7 @@ impl PoolEvents {
 /// A cleaner that takes over a stale cleanup lock says so (`cleanup_takeover`, naming the stale
 /// value it replaced; the simulator's P2 judges these events), and one that takes a free lock
 /// says `cleanup_locked` (cargo-mutants: deleting the `TakeOver` arm of the event match passed
-/// every unit test).
+/// every unit test); its fence names the keep-alive it replaced (`cleanup_fenced`, judged by P3).
 #[tokio::test(start_paused = true)]
 async fn cleanup_lock_takes_and_takeovers_are_reported() {
     let store = MemoryStore::new();
