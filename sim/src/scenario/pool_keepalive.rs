@@ -3,14 +3,16 @@
 //!
 //! - **the pick**: no job is moved to a worker whose keep-alive the store held, at the move's
 //!   store time, is marked `stopping` (a draining worker starts nothing new: the job would wait
-//!   out its ack grace or the hand-back). A move is decided on a view whose keep-alives and
-//!   store time are read in one batch, so it is judged exactly. A dispatch is not judged here:
-//!   it picks from the node's cached keep-alives, a hint as new as the keep-alive feed
-//!   (`pool/cache.rs`), and a dispatch to a worker that began to drain since costs a hand-back,
-//!   by design. Judged, unmutated pool seeds 0..300 failed 4 times (8, 19, 83, 292: the
-//!   stopping beat had landed 1 to 33 ms before the dispatch's store time), and judged one
-//!   keep-alive interval earlier (the snapshot hint's age bound), still once (seed 241: a
-//!   followed hint 872 ms behind, the worker already deregistered);
+//!   out its ack grace or the hand-back). Judged where the decision's view read keep-alives and
+//!   store time in one batch (`PoolCore::view`: a hand-back, a cleanup's requeue), so exactly.
+//!   Not judged: a sweep's re-dispatch and assignment, decided on the sweep's view, whose
+//!   keep-alives are read a batch before its store time (unmutated pool seed 762: a stopping
+//!   beat landed 86 ms between the two); and a dispatch, which picks from the node's cached
+//!   keep-alives, a hint as new as the keep-alive feed (`pool/cache.rs`). Either costs a
+//!   hand-back when the worker began to drain since, by design. Judged, dispatches failed
+//!   unmutated seeds 0..300 4 times (8, 19, 83, 292: the stopping beat had landed 1 to 33 ms
+//!   before the dispatch's store time), and judged one keep-alive interval earlier (the snapshot
+//!   hint's age bound), still once (seed 241: a followed hint 872 ms behind);
 //! - **the mirror**: no cleaner acts on a worker whose keep-alive is live: judged on the values
 //!   each decision used (the view a cleanup was started on, `CleanupLocked`/`CleanupTakeover`;
 //!   the re-judge's fresh read before the fence, `CleanupFenced`) and on the store's history
@@ -30,7 +32,7 @@
 
 use std::collections::BTreeMap;
 
-use keel::observe::PoolEvent;
+use keel::observe::{MoveKind, PoolEvent};
 use keel::pool::decode;
 
 use crate::check::Violation;
@@ -80,11 +82,17 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     v
 }
 
+/// Moves decided on a view read in one batch (keep-alives, then store time): judged exactly.
+const ONE_BATCH_VIEW: [MoveKind; 3] = [MoveKind::HandedBack, MoveKind::Requeued, MoveKind::OrphanRequeued];
+
 /// P3, the pick: no move to a worker the store held as stopping at the move's store time.
 fn draining_picks(events: &[Event], held: &Held<'_>) -> Vec<Violation> {
     let mut v = Vec::new();
     for e in events {
-        let Some(PoolEvent::Moved { job, worker, attempt, now_ms, .. }) = e.pool() else { continue };
+        let Some(PoolEvent::Moved { kind, job, worker, attempt, now_ms, .. }) = e.pool() else { continue };
+        if !ONE_BATCH_VIEW.contains(kind) {
+            continue;
+        }
         let (w, now): (&str, u64) = (plain(worker), *now_ms);
         let Some((at, value)) = held_before(held, w, now) else { continue };
         if decode::keepalive(value).is_some_and(|(_, _, stopping)| stopping) {
@@ -92,7 +100,7 @@ fn draining_picks(events: &[Event], held: &Held<'_>) -> Vec<Violation> {
                 "P3",
                 e.t_us,
                 format!(
-                    "{job} (attempt {attempt}) moved to {w} at store time {now}, whose keep-alive {value:?} (applied at {at}) is marked stopping: a draining worker"
+                    "{job} (attempt {attempt}) moved ({kind}) to {w} at store time {now}, whose keep-alive {value:?} (applied at {at}) is marked stopping: a draining worker"
                 ),
             ));
         }
@@ -151,7 +159,6 @@ fn early_fences(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<Violation
 mod tests {
     use super::*;
     use crate::history::{Ev, Who};
-    use keel::observe::MoveKind;
 
     fn at(t_ms: u64, ev: impl Into<Ev>) -> Event {
         Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
@@ -190,6 +197,12 @@ mod tests {
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!((v[0].invariant, v[0].t_us), ("P3", 1_450_000));
         assert!(v[0].detail.contains("marked stopping"), "{}", v[0].detail);
+        // A sweep's re-dispatch reads keep-alives a batch before its store time.
+        let mut redispatched = moved(1_450, "b", 1_420);
+        if let Ev::Core(keel::observe::Event::Pool(PoolEvent::Moved { kind, .. })) = &mut redispatched.ev {
+            *kind = MoveKind::Redispatched;
+        }
+        assert!(judge(redispatched).is_empty());
         // A dispatch picks from a hint, which may not have the stopping beat yet.
         let dispatched = PoolEvent::Dispatched { job: "k".into(), worker: "b".into(), attempt: 1, now_ms: 1_420 };
         assert!(judge(pool(1_450, dispatched)).is_empty());
