@@ -129,6 +129,14 @@ pub enum Mutant {
     /// services declared after it running (blind-spot hunt, 2026-12-01, its gap 10: the caller
     /// is told the group stopped).
     MC20,
+    /// A cleaner that judges a keep-alive stale at exactly its `ms + ttl` (`<=` for `<`): the
+    /// cleanup fences and requeues a worker whose keep-alive is still live at the store, by one
+    /// millisecond (blind-spot hunt of the pool, 2026-12-01, its gap 1).
+    MC21,
+    /// The live test of a keep-alive that ignores its `stopping` mark: dispatches and moves go to
+    /// a draining worker, which will not start them; they wait out the ack grace or the
+    /// hand-back (blind-spot hunt of the pool, 2026-12-01, its gap 9).
+    MC22,
     /// A cleanup requeue that, after its guarded move failed, re-reads the job's record and
     /// moves it even when it no longer names the cleaned worker (blind-spot hunt of the pool,
     /// 2026-12-01, #3): the cleanup of a dead worker takes a job off a live one (the job was

@@ -146,6 +146,10 @@ events! {
         /// guard naming the entry's own attempt and worker (`guards`: the write's, as text); the
         /// store node judges each removal as it applies it (`scenario::pool_owners`).
         PendingRemovedUnguarded { job: String, entry: String, guards: String, by: Who } = "pending_removed_unguarded",
+        /// A write to a pool's keep-alive map was applied at store time `now_ms`: `value` is the
+        /// worker's keep-alive after it (`None`: deleted). What the store holds, as opposed to
+        /// the `Keepalive` a worker emits before its write lands (or loses).
+        KeepaliveWritten { worker: String, value: Option<String>, now_ms: u64 } = "keepalive_written",
     }
 }
 

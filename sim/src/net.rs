@@ -366,12 +366,17 @@ async fn apply(
         }
         Op::Snapshot { map } => Resp::Snapshot(store.map_snapshot(&map).await?),
         Op::Scan { map, cursor, count } => Resp::Scan(store.map_scan(&map, &cursor, count).await?),
-        // A pool's pending entries: each removal judged as it applies (P5 at the instant).
+        // A pool's pending entries: each removal judged as it applies (P5 at the instant); and
+        // every keep-alive write the store applied, with its store time (P3's mirror).
         Op::Write { map, key, write } => {
             let judge = RemovalJudge::write(store, &map, &key, &write).await;
             let out = store.map_write(&map, &key, write).await?;
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
+            }
+            if out.applied && is_pool_keepalive(&map) {
+                let (value, now_ms) = (out.value.clone(), store.time_ms().await?);
+                history.record(Who::Store, ServerEv::KeepaliveWritten { worker: key, value, now_ms });
             }
             Resp::Write(out)
         }
@@ -407,6 +412,12 @@ async fn apply(
             Resp::Unit
         }
     })
+}
+
+/// A pool's keep-alive map (`keel:pool:{pool}:keepalive`): its applied writes are recorded with
+/// the store time, so the pool's keep-alive rules judge what the store held, when.
+fn is_pool_keepalive(map: &str) -> bool {
+    map.starts_with("keel:pool:") && map.ends_with(":keepalive")
 }
 
 /// The store node judges every lease operation against the grant it holds: a renewal or release

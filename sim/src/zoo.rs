@@ -304,6 +304,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC21,
+        lineage: "checker proof (blind-spot hunt of the pool): a keep-alive judged stale at its last live millisecond (`<=` for `<`): a live worker fenced",
+        scenario: "pool",
+        budget: 300,
+    },
+    Entry {
+        mutant: Mutant::MC22,
+        lineage: "checker proof (blind-spot hunt of the pool): the live test ignores `stopping`: jobs go to draining workers",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC23,
         lineage: "checker proof (blind-spot hunt of the pool, #3): a cleanup requeue that re-reads a changed record and moves it even when it no longer names the cleaned worker",
         scenario: "pool",

@@ -97,10 +97,15 @@ events! {
         DataLoss { pool: Text<'a>, old_epoch: Text<'a>, new_epoch: Option<Text<'a>> } = "data_loss",
         /// A stale pending entry (its attempt is gone) was removed.
         PendingSwept { job: Text<'a> } = "pending_swept",
-        /// A cleaner took the free cleanup lock of a dead worker.
-        CleanupLocked { worker: Text<'a>, lock: Text<'a> } = "cleanup_locked",
-        /// A cleaner took over an expired cleanup lock (`from`).
-        CleanupTakeover { worker: Text<'a>, from: Text<'a>, lock: Text<'a> } = "cleanup_takeover",
+        /// A cleaner took the free cleanup lock of a dead worker, judged dead on a view at store
+        /// time `now_ms` that held its keep-alive `keepalive` (None: none).
+        CleanupLocked { worker: Text<'a>, lock: Text<'a>, keepalive: Option<Text<'a>>, now_ms: u64 } = "cleanup_locked",
+        /// A cleaner took over an expired cleanup lock (`from`); `keepalive` and `now_ms` as for
+        /// `CleanupLocked`.
+        CleanupTakeover { worker: Text<'a>, from: Text<'a>, lock: Text<'a>, keepalive: Option<Text<'a>>, now_ms: u64 } = "cleanup_takeover",
+        /// A cleaner replaced worker's keep-alive `keepalive`, judged stale at store time
+        /// `now_ms`, by the dead marker: from here a late beat cannot revive it.
+        CleanupFenced { worker: Text<'a>, keepalive: Text<'a>, now_ms: u64 } = "cleanup_fenced",
         /// A dead worker's jobs were requeued and its state deleted.
         WorkerCleaned { worker: Text<'a>, orphan: bool } = "worker_cleaned",
         /// A worker is stopping with `running` handlers: it drains them for up to `drain_ms`
@@ -115,8 +120,8 @@ events! {
         /// A worker stopped and deregistered.
         WorkerStopped { worker: Text<'a> } = "worker_stopped",
         /// A worker writes a keep-alive with store time `ms`, valid until store time
-        /// `ms + ttl_ms` (its `worker_ttl`).
-        Keepalive { worker: Text<'a>, ms: u64, ttl_ms: u64 } = "keepalive",
+        /// `ms + ttl_ms` (its `worker_ttl`); `stopping`: marked as draining (no new jobs).
+        Keepalive { worker: Text<'a>, ms: u64, ttl_ms: u64, stopping: bool } = "keepalive",
         /// A worker registered.
         WorkerRegistered { worker: Text<'a> } = "worker_registered",
         /// A worker acknowledged its attempt.
@@ -175,11 +180,14 @@ pub(super) fn log(e: &PoolEvent<'_>) {
                 "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone")
         }
         E::PendingSwept { job } => debug!(target: T, kind = "pending_swept", job = %job, "stale pending entry removed"),
-        E::CleanupLocked { worker, lock } => {
-            info!(target: T, kind = "cleanup_locked", worker = %worker, lock = %lock, "cleanup lock taken")
+        E::CleanupLocked { worker, lock, keepalive, now_ms } => {
+            info!(target: T, kind = "cleanup_locked", worker = %worker, lock = %lock, keepalive = ?keepalive.as_ref().map(|t| t.as_str()), now_ms, "cleanup lock taken")
         }
-        E::CleanupTakeover { worker, from, lock } => {
-            info!(target: T, kind = "cleanup_takeover", worker = %worker, from = %from, lock = %lock, "stale cleanup lock taken over")
+        E::CleanupTakeover { worker, from, lock, keepalive, now_ms } => {
+            info!(target: T, kind = "cleanup_takeover", worker = %worker, from = %from, lock = %lock, keepalive = ?keepalive.as_ref().map(|t| t.as_str()), now_ms, "stale cleanup lock taken over")
+        }
+        E::CleanupFenced { worker, keepalive, now_ms } => {
+            info!(target: T, kind = "cleanup_fenced", worker = %worker, keepalive = %keepalive, now_ms, "stale keep-alive replaced by the dead marker")
         }
         E::WorkerCleaned { worker, orphan } => {
             info!(target: T, kind = "worker_cleaned", worker = %worker, orphan, "dead worker cleaned up")
@@ -197,8 +205,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::WorkerStopped { worker } => {
             info!(target: T, kind = "worker_stopped", worker = %worker, "worker stopped and deregistered")
         }
-        E::Keepalive { worker, ms, ttl_ms } => {
-            debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, "keep-alive")
+        E::Keepalive { worker, ms, ttl_ms, stopping } => {
+            debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, stopping, "keep-alive")
         }
         E::WorkerRegistered { worker } => {
             info!(target: T, kind = "worker_registered", worker = %worker, "worker registered")

@@ -33,6 +33,7 @@ impl<S: Store> Core<S> {
         let orphan = view.is_orphan_owner(w);
         let kind = if orphan { MoveKind::OrphanRequeued } else { MoveKind::Requeued };
         let mut fresh = View::default();
+        let mut judged_ms = start.now_ms; // the store time of the last re-judge's read
         loop {
             let reply = match command {
                 Command::Lock { map, write } => {
@@ -43,13 +44,19 @@ impl<S: Store> Core<S> {
                     let attempt = machine.attempt().cloned();
                     let out = self.op("map_write", self.store.map_write(map, w, write)).await?;
                     if out.applied && attempt.is_some() {
-                        let lock = Text::from(&machine.lock);
+                        // What the cleanup was started on: the view's keep-alive and store time.
+                        let (lock, keepalive, now_ms) =
+                            (Text::from(&machine.lock), start.keepalive.map(Text::from), start.now_ms);
                         match attempt {
-                            Some(Attempt::Take) => observe::emit(PoolEvent::CleanupLocked { worker: w.into(), lock }),
+                            Some(Attempt::Take) => {
+                                observe::emit(PoolEvent::CleanupLocked { worker: w.into(), lock, keepalive, now_ms })
+                            }
                             Some(Attempt::TakeOver(from)) => observe::emit(PoolEvent::CleanupTakeover {
                                 worker: w.into(),
                                 from: (&from).into(),
                                 lock,
+                                keepalive,
+                                now_ms,
                             }),
                             _ => {}
                         }
@@ -59,10 +66,17 @@ impl<S: Store> Core<S> {
                 Command::ReadKeepalive => {
                     Reply::Keepalive(self.op("map_get", self.store.map_get(&self.maps.keepalive, w)).await?.0)
                 }
-                Command::ReadTime => Reply::Time(self.op("time", self.store.time_ms()).await?),
+                Command::ReadTime => {
+                    judged_ms = self.op("time", self.store.time_ms()).await?;
+                    Reply::Time(judged_ms)
+                }
                 Command::Fence { expected } => {
-                    let cas = MapWrite::CompareAndSet { expected, new: DEAD.to_owned() };
+                    let cas = MapWrite::CompareAndSet { expected: expected.clone(), new: DEAD.to_owned() };
                     let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
+                    if out.applied {
+                        let keepalive = Text::from(&expected);
+                        observe::emit(PoolEvent::CleanupFenced { worker: w.into(), keepalive, now_ms: judged_ms });
+                    }
                     Reply::Written { applied: out.applied, value: out.value }
                 }
                 Command::ReadOwned => {

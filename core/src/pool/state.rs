@@ -176,6 +176,13 @@ pub mod decode {
         }
         Ok(())
     }
+
+    /// A keep-alive value as keel judges it: `(ms, ttl_ms, stopping)` (`ttl_ms` None: written
+    /// without one, judged by the reader's TTL), or None for one no worker wrote (the dead
+    /// marker included). For checkers of the store's history.
+    pub fn keepalive(raw: &str) -> Option<(u64, Option<u64>, bool)> {
+        KeepAlive::parse(raw).map(|k| (k.ms, k.ttl_ms, k.stopping))
+    }
 }
 
 /// Who owns a job and at which attempt (the fence of job ownership).
@@ -288,7 +295,8 @@ impl KeepAlive {
 /// its beat at most its TTL before `now_ms` and not after it (a beat after the decision's time
 /// cannot be judged by it: P3 reads the last beat at or before that time).
 fn live_keepalive(v: &str, now_ms: u64, ttl_ms: u64) -> bool {
-    KeepAlive::parse(v).is_some_and(|ka| !ka.stopping && ka.ms <= now_ms && now_ms - ka.ms <= ka.ttl(ttl_ms))
+    let draining = |ka: &KeepAlive| ka.stopping && !mutants::active(Mutant::MC22);
+    KeepAlive::parse(v).is_some_and(|ka| !draining(&ka) && ka.ms <= now_ms && now_ms - ka.ms <= ka.ttl(ttl_ms))
 }
 
 /// The least-loaded worker live at `now_ms` by keep-alive map `keepalive` other than `exclude`
@@ -500,7 +508,13 @@ pub(crate) enum LockStep {
 /// (the dead marker included), or older than its TTL (`ttl_ms`, the reader's, when it carries
 /// none).
 pub(crate) fn stale_keepalive(value: &str, now_ms: u64, ttl_ms: u64) -> bool {
-    KeepAlive::parse(value).is_none_or(|ka| ka.ms.saturating_add(ka.ttl(ttl_ms)) < now_ms)
+    KeepAlive::parse(value).is_none_or(|ka| {
+        let expires_ms = ka.ms.saturating_add(ka.ttl(ttl_ms));
+        if mutants::active(Mutant::MC21) {
+            return expires_ms <= now_ms; // MC21: stale at its last live millisecond
+        }
+        expires_ms < now_ms
+    })
 }
 
 /// Decide the lock step for a lock value observed at `now_ms`. An unparsable lock is treated as

@@ -879,6 +879,7 @@ impl crate::observe::Observer for PoolEvents {
             PoolEvent::CleanupTakeover { worker, from, .. } => (p.kind(), worker.to_string(), from.to_string()),
             PoolEvent::CleanupLocked { worker, .. } => (p.kind(), worker.to_string(), String::new()),
             PoolEvent::Fenced { worker, running } => (p.kind(), worker.to_string(), running.to_string()),
+            PoolEvent::CleanupFenced { worker, keepalive, .. } => (p.kind(), worker.to_string(), keepalive.to_string()),
             _ => (p.kind(), String::new(), String::new()),
         };
         self.1.lock().unwrap().push((seen.0, tokio::time::Instant::now()));
@@ -907,7 +908,7 @@ impl PoolEvents {
 /// A cleaner that takes over a stale cleanup lock says so (`cleanup_takeover`, naming the stale
 /// value it replaced; the simulator's P2 judges these events), and one that takes a free lock
 /// says `cleanup_locked` (cargo-mutants: deleting the `TakeOver` arm of the event match passed
-/// every unit test).
+/// every unit test); its fence names the keep-alive it replaced (`cleanup_fenced`, judged by P3).
 #[tokio::test(start_paused = true)]
 async fn cleanup_lock_takes_and_takeovers_are_reported() {
     let store = MemoryStore::new();
@@ -916,7 +917,7 @@ async fn cleanup_lock_takes_and_takeovers_are_reported() {
     let stale = CleanupLock { holder: "crashed.1".into(), expires_ms: now - 1 }.encode();
     store.map_write(&maps.cleanup, "old.1.1", MapWrite::Set(stale.clone())).await.unwrap();
     let dead = KeepAlive { ms: now - 10_000, ttl_ms: None, stopping: false }.encode();
-    store.map_write(&maps.keepalive, "gone.1.1", MapWrite::Set(dead)).await.unwrap();
+    store.map_write(&maps.keepalive, "gone.1.1", MapWrite::Set(dead.clone())).await.unwrap();
     let (seen, before) = PoolEvents::install();
     let node = Pool::new(store.clone(), cfg("n")).start().await.unwrap();
     settle(800).await;
@@ -924,8 +925,12 @@ async fn cleanup_lock_takes_and_takeovers_are_reported() {
     crate::observe::set_thread_observer(before);
     assert_eq!(
         seen.of("cleanup_"),
-        [("cleanup_locked", "gone.1.1".to_owned(), String::new()), ("cleanup_takeover", "old.1.1".to_owned(), stale)],
-        "each cleanup once"
+        [
+            ("cleanup_fenced", "gone.1.1".to_owned(), dead),
+            ("cleanup_locked", "gone.1.1".to_owned(), String::new()),
+            ("cleanup_takeover", "old.1.1".to_owned(), stale)
+        ],
+        "each cleanup once, and the stale keep-alive fenced (the event names the value it replaced)"
     );
 }
 

@@ -194,7 +194,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             let now = self.core.op("time", self.core.store.time_ms()).await?;
             let ttl_ms = ms(cfg.worker_ttl);
             let ka = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping: false }.encode();
-            observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms });
+            observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms, stopping: false });
             let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
             self.core.op("map_write", set).await?;
             let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
@@ -213,7 +213,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         };
         let ttl_ms = ms(self.core.cfg.worker_ttl);
         let new = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping }.encode();
-        observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms });
+        observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms, stopping });
         let cas = MapWrite::CompareAndSet { expected, new: new.clone() };
         match self.core.op("map_write", self.core.store.map_write(&self.core.maps.keepalive, &self.id, cas)).await {
             Ok(out) if out.applied => BeatReply::Applied { new },

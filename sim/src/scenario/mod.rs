@@ -18,6 +18,7 @@ pub mod lease;
 pub mod pool;
 pub mod pool_drain;
 pub mod pool_feed;
+pub mod pool_keepalive;
 pub mod pool_owners;
 pub mod rmap;
 pub mod worker_fence;

@@ -316,6 +316,7 @@ impl PoolScenario {
         v.extend(super::worker_fence::worker_fence(run));
         v.extend(super::pool_drain::pool_drain(run));
         v.extend(super::pool_owners::check(events));
+        v.extend(super::pool_keepalive::keepalive_rules(events, self.ttl_ms));
         v.extend(check_shutdown(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
@@ -406,6 +407,8 @@ impl PoolScenario {
             Mutant::MC15,
             Mutant::MP15,
             Mutant::MP16,
+            Mutant::MC21,
+            Mutant::MC22,
             Mutant::MC23,
             Mutant::MC24,
             Mutant::MC25,

@@ -59,7 +59,9 @@ fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, Beats<'a>)
         }
         let Some(p) = e.pool() else { continue };
         match p {
-            PoolEvent::Keepalive { worker, ms, ttl_ms } => beats.entry(plain(worker)).or_default().push((*ms, *ttl_ms)),
+            PoolEvent::Keepalive { worker, ms, ttl_ms, .. } => {
+                beats.entry(plain(worker)).or_default().push((*ms, *ttl_ms))
+            }
             PoolEvent::Started { job, worker, attempt } => {
                 open.insert((plain(worker), plain(job), *attempt), (e.node, t));
             }
@@ -165,7 +167,7 @@ mod tests {
         vec![
             at(0, Who::Store, ServerEv::StoreUp { now_ms: 1_000 }),
             at(0, Who::Node(0), WorldEv::NodeStart {}),
-            pool(100, PoolEvent::Keepalive { worker: "w".into(), ms: 1_100, ttl_ms: 1_500 }),
+            pool(100, PoolEvent::Keepalive { worker: "w".into(), ms: 1_100, ttl_ms: 1_500, stopping: false }),
             pool(200, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }),
         ]
     }
@@ -189,13 +191,13 @@ mod tests {
         // A later beat keeps it live; one by another worker does not.
         let mut beaten = start();
         beaten.extend([
-            pool(900, PoolEvent::Keepalive { worker: "w".into(), ms: 1_900, ttl_ms: 1_500 }),
+            pool(900, PoolEvent::Keepalive { worker: "w".into(), ms: 1_900, ttl_ms: 1_500, stopping: false }),
             returned(2_300),
         ]);
         assert!(p7(&beaten).is_empty());
         let mut other = start();
         other.extend([
-            pool(900, PoolEvent::Keepalive { worker: "x".into(), ms: 1_900, ttl_ms: 1_500 }),
+            pool(900, PoolEvent::Keepalive { worker: "x".into(), ms: 1_900, ttl_ms: 1_500, stopping: false }),
             returned(2_300),
         ]);
         assert_eq!(p7(&other)[0].t_us, 1_600_000);

@@ -1,0 +1,271 @@
+//! P3 at the instant, both ways round a keep-alive (blind-spot hunt of the pool, 2026-12-01,
+//! gaps 9 and 1):
+//!
+//! - **the pick**: no job is moved to a worker whose keep-alive the store held, at the move's
+//!   store time, is marked `stopping` (a draining worker starts nothing new: the job would wait
+//!   out its ack grace or the hand-back). Judged where the decision's view read keep-alives and
+//!   store time in one batch (`PoolCore::view`: a hand-back, a cleanup's requeue), so exactly.
+//!   Not judged: a sweep's re-dispatch and assignment, decided on the sweep's view, whose
+//!   keep-alives are read a batch before its store time (unmutated pool seed 762: a stopping
+//!   beat landed 86 ms between the two); and a dispatch, which picks from the node's cached
+//!   keep-alives, a hint as new as the keep-alive feed (`pool/cache.rs`). Either costs a
+//!   hand-back when the worker began to drain since, by design. Judged, dispatches failed
+//!   unmutated seeds 0..300 4 times (8, 19, 83, 292: the stopping beat had landed 1 to 33 ms
+//!   before the dispatch's store time), and judged one keep-alive interval earlier (the snapshot
+//!   hint's age bound), still once (seed 241: a followed hint 872 ms behind);
+//! - **the mirror**: no cleaner acts on a worker whose keep-alive is live: judged on the values
+//!   each decision used (the view a cleanup was started on, `CleanupLocked`/`CleanupTakeover`;
+//!   the re-judge's fresh read before the fence, `CleanupFenced`) and on the store's history
+//!   (the dead marker applied over a keep-alive still live at that store time: a fence whose
+//!   reply was lost emits no event).
+//!
+//! The pick and the fence at the store judge what the store *applied*: its writes to the
+//! keep-alive map, each with the store time it was applied at (`ServerEv::KeepaliveWritten`).
+//! A fence at the store lands at least two message latencies after the re-judge's read of store
+//! time, so a judgement 1 ms early (MC21) is seen only at the judgement's own store time, in the
+//! typed events; the store's history sees a fence that skipped the judgement. A worker's
+//! `Keepalive` event comes
+//! before its write, which may land later or lose (a beat's compare-and-set against the dead
+//! marker): judged from those, a stopping beat still in flight would condemn a pick made before
+//! it landed, and a beat that lost would make a fenced worker look live. Values are read with
+//! keel's own decoder (`keel::pool::decode::keepalive`), not restated here.
+
+use std::collections::BTreeMap;
+
+use keel::observe::{MoveKind, PoolEvent};
+use keel::pool::decode;
+
+use crate::check::Violation;
+use crate::history::{Event, ServerEv, plain};
+
+/// A write the store applied to a worker's keep-alive: store ms, the value after it (None:
+/// deleted), and when it was recorded (µs).
+type Write<'a> = (u64, Option<&'a str>, u64);
+
+/// The store's keep-alive of each worker over time, in the order the store applied the writes
+/// (store time never goes back).
+type Held<'a> = BTreeMap<&'a str, Vec<Write<'a>>>;
+
+fn held(events: &[Event]) -> Held<'_> {
+    let mut held: Held<'_> = BTreeMap::new();
+    for e in events {
+        if let Some(ServerEv::KeepaliveWritten { worker, value, now_ms, .. }) = e.server() {
+            held.entry(worker.as_str()).or_default().push((*now_ms, value.as_deref(), e.t_us));
+        }
+    }
+    held
+}
+
+/// The value the store held for `w` before store time `ms`. Writes applied at `ms` itself are
+/// left out: store time is whole milliseconds, and a read at `ms` may have come before them.
+fn held_before<'a>(held: &Held<'a>, w: &str, ms: u64) -> Option<(u64, &'a str)> {
+    let writes = held.get(w)?;
+    let (at, value, _) = writes.iter().rev().find(|(at, _, _)| *at < ms)?;
+    value.map(|v| (*at, v))
+}
+
+/// When a keep-alive value stops being live: `ms + ttl` (the reader's TTL `ttl_ms` if it
+/// carries none). None for a value no worker wrote (the dead marker).
+fn live_until(value: &str, ttl_ms: u64) -> Option<u64> {
+    decode::keepalive(value).map(|(ms, ttl, _)| ms.saturating_add(ttl.unwrap_or(ttl_ms)))
+}
+
+/// Both halves, for a pool whose workers' TTL is `ttl_ms` (the TTL of a keep-alive written
+/// without one).
+pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
+    let held = held(events);
+    let mut v = draining_picks(events, &held);
+    v.truncate(20);
+    let mut fences = early_fences(events, &held, ttl_ms);
+    fences.truncate(20);
+    v.extend(fences);
+    v
+}
+
+/// Moves decided on a view read in one batch (keep-alives, then store time): judged exactly.
+const ONE_BATCH_VIEW: [MoveKind; 3] = [MoveKind::HandedBack, MoveKind::Requeued, MoveKind::OrphanRequeued];
+
+/// P3, the pick: no move to a worker the store held as stopping at the move's store time.
+fn draining_picks(events: &[Event], held: &Held<'_>) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(PoolEvent::Moved { kind, job, worker, attempt, now_ms, .. }) = e.pool() else { continue };
+        if !ONE_BATCH_VIEW.contains(kind) {
+            continue;
+        }
+        let (w, now): (&str, u64) = (plain(worker), *now_ms);
+        let Some((at, value)) = held_before(held, w, now) else { continue };
+        if decode::keepalive(value).is_some_and(|(_, _, stopping)| stopping) {
+            v.push(Violation::new(
+                "P3",
+                e.t_us,
+                format!(
+                    "{job} (attempt {attempt}) moved ({kind}) to {w} at store time {now}, whose keep-alive {value:?} (applied at {at}) is marked stopping: a draining worker"
+                ),
+            ));
+        }
+    }
+    v
+}
+
+/// What each judgement of the mirror did (act, and the store time it judged by).
+const LOCKED: (&str, &str) = ("cleanup locked", "judged dead on a view at store time");
+const JUDGED: (&str, &str) = ("cleanup fenced", "judged stale at store time");
+const APPLIED: (&str, &str) = ("cleanup fenced", "the dead marker applied at store time");
+
+/// P3, the mirror: no cleanup started on, nor fence of, a keep-alive live at the store time it
+/// was judged by (the typed events), nor a fence applied at a store time the keep-alive it
+/// replaced was live (the store's history: a fence whose reply was lost emits no event).
+fn early_fences(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let mut fenced = |t_us: u64, w: &str, value: &str, now: u64, (act, when): (&str, &str)| {
+        if let Some(until) = live_until(value, ttl_ms)
+            && now <= until
+        {
+            v.push(Violation::new(
+                "P3",
+                t_us,
+                format!("{act} {w} while its keep-alive {value:?} was live until store time {until}: {when} {now}"),
+            ));
+        }
+    };
+    for e in events {
+        match e.pool() {
+            Some(
+                PoolEvent::CleanupLocked { worker, keepalive: Some(keepalive), now_ms, .. }
+                | PoolEvent::CleanupTakeover { worker, keepalive: Some(keepalive), now_ms, .. },
+            ) => fenced(e.t_us, plain(worker), plain(keepalive), *now_ms, LOCKED),
+            Some(PoolEvent::CleanupFenced { worker, keepalive, now_ms }) => {
+                fenced(e.t_us, plain(worker), plain(keepalive), *now_ms, JUDGED)
+            }
+            _ => {}
+        }
+    }
+    for (w, writes) in held {
+        for pair in writes.windows(2) {
+            let ((_, before, _), (at, after, t_us)) = (pair[0], pair[1]);
+            // The dead marker: a value written over a keep-alive that no worker writes.
+            if let (Some(before), Some(after)) = (before, after)
+                && decode::keepalive(after).is_none()
+            {
+                fenced(t_us, w, before, at, APPLIED);
+            }
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Ev, Who};
+
+    fn at(t_ms: u64, ev: impl Into<Ev>) -> Event {
+        Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
+    }
+
+    fn pool(t_ms: u64, e: PoolEvent<'_>) -> Event {
+        Event { t_us: t_ms * 1000, node: Who::Node(0), ev: Ev::Core(keel::observe::Event::Pool(e.to_static())) }
+    }
+
+    /// The store applied `value` as `w`'s keep-alive at store ms `ms` (global ms = store ms here).
+    fn written(ms: u64, w: &str, value: Option<&str>) -> Event {
+        at(ms, ServerEv::KeepaliveWritten { worker: w.into(), value: value.map(str::to_owned), now_ms: ms })
+    }
+
+    fn moved(t_ms: u64, to: &str, now_ms: u64) -> Event {
+        let ev = PoolEvent::Moved {
+            kind: MoveKind::HandedBack,
+            job: "j".into(),
+            from: "a".into(),
+            worker: to.into(),
+            attempt: 2,
+            now_ms,
+        };
+        pool(t_ms, ev)
+    }
+
+    #[test]
+    fn a_job_given_to_a_draining_worker_fires_p3() {
+        let base = vec![written(1_000, "b", Some("1000|1500")), written(1_400, "b", Some("1400|1500|stopping"))];
+        let judge = |extra: Event| {
+            let mut ev = base.clone();
+            ev.push(extra);
+            keepalive_rules(&ev, 1_500)
+        };
+        let v = judge(moved(1_450, "b", 1_420));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("P3", 1_450_000));
+        assert!(v[0].detail.contains("marked stopping"), "{}", v[0].detail);
+        // A sweep's re-dispatch reads keep-alives a batch before its store time.
+        let mut redispatched = moved(1_450, "b", 1_420);
+        if let Ev::Core(keel::observe::Event::Pool(PoolEvent::Moved { kind, .. })) = &mut redispatched.ev {
+            *kind = MoveKind::Redispatched;
+        }
+        assert!(judge(redispatched).is_empty());
+        // A dispatch picks from a hint, which may not have the stopping beat yet.
+        let dispatched = PoolEvent::Dispatched { job: "k".into(), worker: "b".into(), attempt: 1, now_ms: 1_420 };
+        assert!(judge(pool(1_450, dispatched)).is_empty());
+        // The stopping beat applied at the decision's own millisecond (the read may have come
+        // first), or not yet: the worker was live and not draining.
+        assert!(judge(moved(1_450, "b", 1_400)).is_empty());
+        assert!(judge(moved(1_450, "b", 1_399)).is_empty());
+        // Another worker, queued, or a worker whose stopping beat the store never applied.
+        assert!(judge(moved(1_450, "c", 1_420)).is_empty());
+        assert!(judge(moved(1_450, "", 1_420)).is_empty());
+        let lost = vec![
+            written(1_000, "b", Some("1000|1500")),
+            pool(1_300, PoolEvent::Keepalive { worker: "b".into(), ms: 1_300, ttl_ms: 1_500, stopping: true }),
+            moved(1_450, "b", 1_420),
+        ];
+        assert!(keepalive_rules(&lost, 1_500).is_empty(), "an emitted beat is not a held one");
+    }
+
+    #[test]
+    fn a_cleanup_that_fences_a_live_keepalive_fires_p3() {
+        let fenced = |now_ms| {
+            let ev = PoolEvent::CleanupFenced { worker: "w".into(), keepalive: "1000|1500".into(), now_ms };
+            vec![written(1_000, "w", Some("1000|1500")), pool(2_510, ev), written(2_510, "w", Some("dead"))]
+        };
+        // Judged stale at its last live millisecond (1 000 + 1 500).
+        let v = keepalive_rules(&fenced(2_500), 1_500);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("P3", 2_510_000));
+        assert!(v[0].detail.starts_with("cleanup fenced w while its keep-alive"), "{}", v[0].detail);
+        assert!(keepalive_rules(&fenced(2_501), 1_500).is_empty(), "stale from 2 501 on");
+        // Applied at the store while live (a fence whose reply was lost emits no event).
+        let applied = vec![written(1_000, "w", Some("1000|1500")), written(2_500, "w", Some("dead"))];
+        let v = keepalive_rules(&applied, 1_500);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.ends_with("applied at store time 2500"), "{}", v[0].detail);
+        // A cleanup started on a view that held the keep-alive live (taken or taken over).
+        let locked = |now_ms| {
+            let (worker, lock, keepalive) = ("w".into(), "n0.1|9000".into(), Some("1000|1500".into()));
+            vec![pool(2_520, PoolEvent::CleanupLocked { worker, lock, keepalive, now_ms })]
+        };
+        let v = keepalive_rules(&locked(2_500), 1_500);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.starts_with("cleanup locked w while"), "{}", v[0].detail);
+        assert!(keepalive_rules(&locked(2_501), 1_500).is_empty());
+        let takeover = |keepalive| {
+            let (worker, from, lock) = ("w".into(), "n1.1|2000".into(), "n0.1|9000".into());
+            vec![pool(2_520, PoolEvent::CleanupTakeover { worker, from, lock, keepalive, now_ms: 2_100 })]
+        };
+        assert_eq!(keepalive_rules(&takeover(Some("1000|1500".into())), 1_500).len(), 1);
+        assert!(keepalive_rules(&takeover(None), 1_500).is_empty(), "no keep-alive: nothing live");
+        // A keep-alive without a TTL is judged by the reader's.
+        let old = vec![written(1_000, "w", Some("1000")), written(2_000, "w", Some("dead"))];
+        assert_eq!(keepalive_rules(&old, 1_500).len(), 1);
+        assert!(keepalive_rules(&old, 900).is_empty());
+        // A beat that lost against the dead marker is not live: the store never held it.
+        let lost = vec![
+            written(1_000, "w", Some("1000|1500")),
+            pool(2_400, PoolEvent::Keepalive { worker: "w".into(), ms: 2_400, ttl_ms: 1_500, stopping: false }),
+            written(2_600, "w", Some("dead")),
+        ];
+        assert!(keepalive_rules(&lost, 1_500).is_empty());
+        // Deleting the dead marker (the cleanup's end) is no fence.
+        let deleted = vec![written(1_000, "w", Some("dead")), written(1_100, "w", None)];
+        assert!(keepalive_rules(&deleted, 1_500).is_empty());
+    }
+}
