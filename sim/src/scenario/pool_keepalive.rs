@@ -179,6 +179,7 @@ mod tests {
             job: "j".into(),
             from: "a".into(),
             worker: to.into(),
+            cleaned: "".into(),
             attempt: 2,
             now_ms,
         };
