@@ -83,12 +83,28 @@ fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, Beats<'a>)
     (done, beats)
 }
 
+/// The slowest rate `node`'s clock runs at within the drift bound in this run (1.0: none).
+fn slowest_rate_within_bound(run: &RunView<'_>, node: Who) -> f64 {
+    run.plan
+        .events
+        .iter()
+        .filter_map(|t| match t.fault {
+            crate::plan::Fault::ClockRate { node: n, rate, beyond: false } if Who::node(n) == node => Some(rate),
+            _ => None,
+        })
+        .fold(1.0f64, f64::min)
+        .max(0.5) // the plan draws within-bound rates from 1 ± the bound (0.1 in keel's scenarios)
+}
+
 /// P7: no worker goes on with a run, unfenced, while the store's time is past its last
 /// keep-alive plus its TTL (both from its `Keepalive` events), beyond 1 ms (store time is whole
 /// milliseconds), outside its node's frozen time and outside the time its node's clock is out of
-/// the drift bound (until one TTL after it is back: a beat sent before then may still time its
-/// fence with the bad clock). The keep-alives counted are every one the worker sent, applied or
-/// not: generous, never a false alarm from a write whose reply was lost.
+/// the drift bound (until one TTL after it is back, in the node's clock at its slowest rate
+/// within the bound: a beat sent before then may still time its fence with the bad clock, and
+/// the rest of that fence's wait runs on a clock that may be slow; pool seed 1392: a backward
+/// jump's stall, then 1.5 s at rate 0.926, fenced 24 ms past a plain TTL). The keep-alives
+/// counted are every one the worker sent, applied or not: generous, never a false alarm from a
+/// write whose reply was lost.
 pub fn worker_fence(run: &RunView<'_>) -> Vec<Violation> {
     let (beliefs, beats) = beliefs(run.events, run.end_us);
     if beliefs.is_empty() {
@@ -115,7 +131,10 @@ pub fn worker_fence(run: &RunView<'_>) -> Vec<Violation> {
             written.iter().map(|(ms, ttl)| Span { start: at_store(*ms), end: at_store(ms + ttl) }).collect();
         covered.extend(run.timeline.frozen(b.node));
         let ttl_us = written.iter().map(|(_, ttl)| ttl * 1000).max().unwrap_or(0);
-        covered.extend(drift.get(&b.node).into_iter().flatten().map(|s| Span { start: s.start, end: s.end + ttl_us }));
+        let slowest = slowest_rate_within_bound(run, b.node);
+        let after_us = (ttl_us as f64 / slowest).ceil() as u64;
+        covered
+            .extend(drift.get(&b.node).into_iter().flatten().map(|s| Span { start: s.start, end: s.end + after_us }));
         let gaps = b.span.outside(&covered);
         let outside: u64 = gaps.iter().map(|g| g.end - g.start).sum();
         if let Some(first) = gaps.first()
