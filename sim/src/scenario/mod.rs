@@ -21,6 +21,8 @@ pub mod pool_feed;
 pub mod pool_keepalive;
 pub mod pool_owners;
 pub mod rmap;
+#[cfg(test)]
+mod test_history;
 pub mod worker_fence;
 
 /// What the runner, the sweeps, the shrinker and the CLI need of a simulation. [`Sim`] (the

@@ -195,9 +195,8 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
 mod tests {
     use super::*;
     use crate::history::{Ev, WorldEv};
-    use crate::plan::{FaultPlan, Profile};
     use crate::scenario::AppEv;
-    use crate::timeline::Timeline;
+    use crate::scenario::test_history::judge;
 
     const N0: Who = Who::Node(0);
 
@@ -222,11 +221,8 @@ mod tests {
     fn p10(mut tail: Vec<Event>) -> Vec<(u64, String)> {
         let mut events = vec![at(0, WorldEv::NodeStart {}), app(0, Rec::FeedStart {})];
         events.append(&mut tail);
-        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 1_000, events: vec![] };
-        let end_us = 20_000_000;
-        let timeline = Timeline::derive(&events, end_us);
-        let run = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us: 1_000_000, end_us };
-        check(&run).into_iter().map(|v| (v.t_us, v.invariant.to_owned())).collect()
+        let v = judge(&events, 1_000_000, 20_000_000, check);
+        v.into_iter().map(|v| (v.t_us, v.invariant.to_owned())).collect()
     }
 
     #[test]

@@ -172,15 +172,7 @@ impl RemovalJudge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Ev;
-
-    fn at(t_ms: u64, node: Who, ev: impl Into<Ev>) -> Event {
-        Event { t_us: t_ms * 1000, node, ev: ev.into() }
-    }
-
-    fn pool(t_ms: u64, e: PoolEvent<'_>) -> Event {
-        at(t_ms, Who::Node(0), Ev::Core(keel::observe::Event::Pool(e.to_static())))
-    }
+    use crate::scenario::test_history::pool;
 
     fn moved(kind: MoveKind, from: &str, cleaned: &str) -> Event {
         pool(

@@ -160,24 +160,10 @@ pub fn worker_fence(run: &RunView<'_>) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Ev;
-    use crate::plan::{FaultPlan, Profile};
-    use crate::timeline::Timeline;
-
-    fn at(t_ms: u64, node: Who, ev: impl Into<Ev>) -> Event {
-        Event { t_us: t_ms * 1000, node, ev: ev.into() }
-    }
-
-    fn pool(t_ms: u64, e: PoolEvent<'_>) -> Event {
-        at(t_ms, Who::Node(0), Ev::Core(keel::observe::Event::Pool(e.to_static())))
-    }
+    use crate::scenario::test_history::{at, judge, pool};
 
     fn p7(events: &[Event]) -> Vec<Violation> {
-        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
-        let end_us = 10_000_000;
-        let timeline = Timeline::derive(events, end_us);
-        let run = RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us };
-        worker_fence(&run)
+        judge(events, 0, 10_000_000, worker_fence)
     }
 
     /// The store's clock reads 1 000 at the start: store ms = 1 000 + global ms. A keep-alive
