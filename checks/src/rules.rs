@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use keel::observe::{CompleterEvent, LeaseEvent, PoolEvent, RmapEvent};
+use keel::observe::{CompleterEvent, LeaseEvent, LifecycleEvent, PoolEvent, RmapEvent};
 
 use crate::{Entry, Fact, Span, Violation, plain};
 
@@ -510,9 +510,66 @@ pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
     out
 }
 
+/// V9: a service group's stop returns only once every service of the group stopped. At each
+/// `GroupStopped` (the group's stop returning, whatever it reports), no run of a lifecycle
+/// named as one of the group's services (`RunStarted` without its `RunExited`) is still going
+/// on that node. A node's start or crash forgets its runs (they died with it). A name is judged
+/// only while it is one service's: once two runs of that name were going on a node at once (two
+/// services of one name: one lifecycle runs one run at a time), it is not judged again in that
+/// node's life, since which run belongs to the group cannot be told.
+pub fn group_stops<E: Entry>(events: &[E]) -> Vec<Violation> {
+    #[derive(Default)]
+    struct Runs<'a> {
+        /// Name → its runs going.
+        going: BTreeMap<&'a str, Vec<u64>>,
+        /// Names seen with two runs going at once.
+        shared: std::collections::BTreeSet<&'a str>,
+    }
+    let mut nodes: BTreeMap<E::Node, Runs<'_>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
+            nodes.remove(e.node());
+            continue;
+        }
+        let Some(keel::observe::Event::Lifecycle(l)) = e.keel() else { continue };
+        let node = nodes.entry(e.node().clone()).or_default();
+        match l {
+            LifecycleEvent::RunStarted { service, run } => {
+                let going = node.going.entry(plain(service)).or_default();
+                going.push(*run);
+                if going.len() > 1 {
+                    node.shared.insert(plain(service));
+                }
+            }
+            LifecycleEvent::RunExited { service, run } => {
+                if let Some(going) = node.going.get_mut(plain(service)) {
+                    going.retain(|r| r != run);
+                }
+            }
+            LifecycleEvent::GroupStopped { services } => {
+                for s in services.iter().map(plain) {
+                    if let Some(run) = node.going.get(s).and_then(|g| g.first())
+                        && !node.shared.contains(s)
+                    {
+                        let what = format!(
+                            "{}: a group's stop returned while its service {s} still runs (run {run})",
+                            e.node()
+                        );
+                        v.push(Violation::new("V9", e.t_us(), what));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    v.truncate(20);
+    v
+}
+
 #[cfg(test)]
 mod tests {
-    use keel::observe::{Event, LeaseEvent, Text};
+    use keel::observe::{Event, LeaseEvent, LifecycleEvent, Text};
 
     use super::*;
 
@@ -627,5 +684,59 @@ mod tests {
         let w = |t, fence, accepted| (t, "k", fence, "w", accepted);
         assert!(resource_fence_order([w(1, 2, true), w(2, 1, false), w(3, 2, true)]).is_empty());
         assert_eq!(resource_fence_order([w(1, 2, true), w(2, 1, true)]).len(), 1);
+    }
+
+    fn life(t_us: u64, node: &'static str, ev: LifecycleEvent<'static>) -> E {
+        E(t_us, node, Some(Event::Lifecycle(ev)), None)
+    }
+
+    fn started(t_us: u64, service: &'static str, run: u64) -> E {
+        life(t_us, "n0", LifecycleEvent::RunStarted { service: service.into(), run })
+    }
+
+    fn exited(t_us: u64, service: &'static str, run: u64) -> E {
+        life(t_us, "n0", LifecycleEvent::RunExited { service: service.into(), run })
+    }
+
+    fn group_stopped(t_us: u64) -> E {
+        let services = vec![Text::from("p0"), Text::from("jobs"), Text::from("subscriptions")];
+        life(t_us, "n0", LifecycleEvent::GroupStopped { services })
+    }
+
+    #[test]
+    fn a_group_stop_that_returns_with_a_service_running_fires_v9() {
+        let mut h = vec![started(2, "jobs", 1), started(3, "subscriptions", 1), exited(8, "jobs", 1), group_stopped(9)];
+        let v = group_stops(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("V9", 9));
+        assert!(v[0].detail.contains("its service subscriptions still runs (run 1)"), "{}", v[0].detail);
+        // Every run exited first: no violation.
+        h.insert(3, exited(8, "subscriptions", 1));
+        assert!(group_stops(&h).is_empty());
+        // A service outside the group, another node's run, a previous life's run.
+        let others = vec![
+            started(1, "other", 1),
+            life(2, "n1", LifecycleEvent::RunStarted { service: "jobs".into(), run: 1 }),
+            started(3, "subscriptions", 4),
+            E(4, "n0", None, Some(Fact::NodeStart)),
+            group_stopped(9),
+        ];
+        assert!(group_stops(&others).is_empty());
+    }
+
+    #[test]
+    fn two_services_of_one_name_are_not_judged_by_that_name() {
+        // A second manager named `subscriptions` ran beside the group's: which run is the
+        // group's cannot be told, so the name is not judged for the rest of the node's life.
+        let h = vec![
+            started(1, "subscriptions", 1),
+            started(2, "subscriptions", 1),
+            exited(3, "subscriptions", 1),
+            group_stopped(9),
+        ];
+        assert!(group_stops(&h).is_empty());
+        // Two runs of one name in turn (one lifecycle restarted) are one service's.
+        let h = vec![started(1, "jobs", 1), exited(2, "jobs", 1), started(3, "jobs", 2), group_stopped(9)];
+        assert_eq!(group_stops(&h).len(), 1);
     }
 }

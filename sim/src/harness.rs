@@ -38,12 +38,19 @@
 //! What a run judges besides the user's checkers:
 //! - keel's lease rules (S1, S4, S6) on the run's lease events ([`lease_exclusive`]), when the
 //!   service holds a keel lease (one lease per run);
-//! - keel's pool rule P2 on the run's pool events: no two handlers of one job run at once
-//!   beyond the documented 100 ms hand-off (frozen time not counted); and P7: no worker goes
-//!   on with a run, unfenced, after its keep-alive expired at the store;
+//! - keel's pool rules on the run's pool events and the store's history
+//!   ([`crate::keel_rules::pool_rules`]): P2, no two handlers of one job run at once beyond the
+//!   documented 100 ms hand-off (frozen time not counted), no attempt is started by two workers,
+//!   no stale cleanup lock is taken over twice; P3, no job is given to a worker whose keep-alive
+//!   is stale or marked stopping, and no cleaner takes a worker whose keep-alive is live; P5, no
+//!   pending entry is removed by a write not guarded by its attempt; P7, no worker goes on with
+//!   a run, unfenced, after its keep-alive expired at the store; P8, a draining worker keeps its
+//!   registration and its runs until they return or its drain deadline passes; P9, a cleanup
+//!   moves only jobs of the worker it cleans;
 //! - keel's completer rules V3 and V4: a stop that begins with the store healthy loses nothing
 //!   (no unflushed or undelivered completion reported); a stop that reports its bound reached
-//!   took that long;
+//!   took that long; and V9: a service group's stop returns only once every service of the
+//!   group stopped (no run of one of its keel lifecycles still going);
 //! - keel's map rules R2 and R3 on the run's replica events: a replica's revision never goes
 //!   back within a node's life (except by a resync after data loss); `set_and_wait` returns only
 //!   once the replica has applied its write;
@@ -809,10 +816,10 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         }
         if self.keel_rules {
             v.extend(lease_exclusive(view));
-            v.extend(crate::keel_rules::pool_handlers_overlap(view));
-            v.extend(crate::scenario::worker_fence::worker_fence(view));
+            v.extend(crate::keel_rules::pool_rules(view));
             v.extend(crate::keel_rules::completer_drains(view));
             v.extend(crate::keel_rules::subscription_stops(view));
+            v.extend(crate::keel_rules::group_stops(view));
             v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
         }
         if let Some(r) = shared_get::<FencedResource>() {

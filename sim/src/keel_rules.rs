@@ -49,6 +49,47 @@ pub fn pool_handlers_overlap(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::pool_handler_runs(run.events, run.end_us).overlaps(|n| run.timeline.frozen(*n).collect(), HANDOFF_US)
 }
 
+/// Every pool rule judged from keel's own pool events and the store's history alone: what any
+/// run with a keel pool gets, a user's service through the harness as much as keel's pool
+/// scenario. P2 over keel's handler spans ([`pool_handlers_overlap`]) and the rules at the
+/// instant ([`pool_instant_rules`]). P1 needs the caller's deadline
+/// ([`crate::harness::Run::keel_jobs_completed`]).
+pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
+    let mut v = pool_handlers_overlap(run);
+    v.extend(pool_instant_rules(run));
+    v
+}
+
+/// The pool rules judged at the instant of the decision or the write that breaks them:
+/// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
+/// workers, cleanups of live ones), P5 at the store, P7, P8 and P9. Each is in
+/// `sim/src/scenario/`, with the mutant that proves it.
+pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
+    use crate::scenario::{pool_drain, pool_keepalive, pool_owners, pool_picks, worker_fence};
+    let events = run.events;
+    let mut v = pool_picks::one_runner_per_attempt(events);
+    v.extend(pool_picks::one_cleaner_per_lock(events));
+    v.extend(pool_picks::assignments_to_live_workers(events));
+    v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
+    v.extend(worker_fence::worker_fence(run));
+    v.extend(pool_drain::pool_drain(run));
+    v.extend(pool_owners::check(events));
+    v
+}
+
+/// The shortest TTL any worker wrote a keep-alive with: the TTL a keep-alive value written without
+/// one is judged by (the shortest: it never calls a value live that keel calls stale).
+fn shortest_worker_ttl(events: &[Event]) -> u64 {
+    events
+        .iter()
+        .filter_map(|e| match e.pool() {
+            Some(PoolEvent::Keepalive { ttl_ms, .. }) => Some(*ttl_ms),
+            _ => None,
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 /// P1 over keel's pool events: every job keel took in (`Dispatched`) is completed by `within`
 /// after the later of its dispatch and the heal. Jobs whose deadline falls after the run's end
 /// are not judged; runs with store data loss are not judged (the jobs went with the data).
@@ -106,6 +147,12 @@ pub fn completer_drains_of(run: &RunView<'_>, judged: impl Fn(&str) -> bool) -> 
         })
         .collect();
     keel_checks::completer_drains(&events, run.heal_us, clocks_tame, fastest)
+}
+
+/// V9 over keel's lifecycle events: a service group's stop returns only once every service of
+/// the group stopped ([`keel_checks::group_stops`]).
+pub fn group_stops(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::group_stops(run.events)
 }
 
 /// V4 for the subscription manager: a stop of one of its runs closes its subscriber channels

@@ -1,6 +1,8 @@
 //! keel's rules a service gets for free through the harness, each shown catching the bug it is
-//! for: a handler that ignores its stop (P2), and workers that end with the request that added
-//! them (pulse PR #51, mutant MP6), leaving their jobs unfinished (P1).
+//! for: a handler that ignores its stop (P2), workers that end with the request that added them
+//! (pulse PR #51, mutant MP6), leaving their jobs unfinished (P1), and the pool's, the
+//! completer's, the map's and the group's rules at the instant on keel's own scenarios under
+//! their mutants.
 
 #![cfg(madsim)]
 
@@ -112,10 +114,10 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
         heal_us: out.heal_us,
         end_us,
     };
-    let mut v = keel_sim::keel_rules::pool_handlers_overlap(&view);
-    v.extend(keel_sim::scenario::worker_fence::worker_fence(&view));
+    let mut v = keel_sim::keel_rules::pool_rules(&view);
     v.extend(keel_sim::scenario::lease::lease_exclusive(&view));
     v.extend(keel_sim::keel_rules::completer_drains(&view));
+    v.extend(keel_sim::keel_rules::group_stops(&view));
     v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
     v
 }
@@ -142,8 +144,14 @@ fn the_free_rules_raise_no_alarm_on_keel_s_scenarios_and_catch_a_stop_that_lies_
 
 /// The first of seeds 0..12 of `scenario` with `mutant` on whose free rules report `invariant`.
 fn caught_by_free_rules(scenario: &str, mutant: Mutant, invariant: &str) -> Option<u64> {
+    caught_by_free_rules_within(scenario, mutant, invariant, 12)
+}
+
+/// The first of seeds 0..`seeds` of `scenario` with `mutant` on whose free rules report
+/// `invariant`.
+fn caught_by_free_rules_within(scenario: &str, mutant: Mutant, invariant: &str, seeds: u64) -> Option<u64> {
     let scn = keel_sim::scenario::by_name(scenario).expect("built in");
-    (0..12).find(|&seed| {
+    (0..seeds).find(|&seed| {
         let out = keel_sim::runner::run(scn.as_ref(), seed, Some(mutant), keel_sim::plan::Profile::Swarm, None);
         free_rules(&out).iter().any(|v| v.invariant == invariant)
     })
@@ -168,4 +176,34 @@ fn the_free_deadline_rules_catch_a_lease_and_a_worker_timed_from_the_reply() {
     // beat's reply (P7). Neither breaks S1 or P2 in these seeds: only the instant rules see them.
     assert!(caught_by_free_rules("lease", Mutant::MC14, "S6").is_some(), "MC14 breaks S6");
     assert!(caught_by_free_rules("pool", Mutant::MC15, "P7").is_some(), "MC15 breaks P7");
+}
+
+#[test]
+fn the_free_pool_rules_catch_a_draining_pick_a_foreign_cleanup_an_unguarded_ack_and_a_cut_drain() {
+    // Judged from keel's pool events and the store's history alone, as a user's service is.
+    // MC22: a draining worker picked (P3). MC23: a cleanup moves a record no longer naming its
+    // worker (P9). MC24: the pending entry deleted unguarded before the ack (P5 at the store).
+    // MC25: a graceful stop that deregisters as its drain begins (P8).
+    assert!(caught_by_free_rules("pool", Mutant::MC22, "P3").is_some(), "MC22 breaks P3");
+    assert!(caught_by_free_rules_within("pool", Mutant::MC23, "P9", 20).is_some(), "MC23 breaks P9");
+    assert!(caught_by_free_rules("pool", Mutant::MC24, "P5").is_some(), "MC24 breaks P5");
+    assert!(caught_by_free_rules("pool", Mutant::MC25, "P8").is_some(), "MC25 breaks P8");
+}
+
+#[test]
+fn the_free_group_rule_catches_a_group_stop_that_returns_at_the_first_error() {
+    // MC20: a service group's stop returns at the first service's stop error; the services
+    // after it are never asked to stop and run on (V9, at `GroupStopped`).
+    assert!(caught_by_free_rules("completer", Mutant::MC20, "V9").is_some(), "MC20 breaks V9");
+}
+
+#[test]
+fn a_service_s_own_pool_gets_the_store_side_rules_for_free() {
+    // MC24 in a user's service: its workers delete their pending entries unguarded. Nothing the
+    // service checks sees it (every job still completes); P5 at the store does, at the write.
+    let sim = service(true, &[FaultKind::NodePause, FaultKind::Partition]);
+    let seed = first_breaking(&sim, 0..10, Some(Mutant::MC24), "P5").expect("MC24 breaks P5 in the service");
+    eprintln!("MC24 in the service: seed {seed} broke P5");
+    let out = sim.run(seed);
+    assert!(out.passed(), "unmutated, seed {seed} passes: {:?}", out.violations);
 }

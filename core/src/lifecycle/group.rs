@@ -75,8 +75,15 @@ impl ServiceGroup {
 
     /// Stop every service in the declared order, each after the previous one finished stopping.
     /// Every service is stopped even if an earlier one reports an error; the first error is
-    /// returned.
+    /// returned. Reported as `GroupStopped` however it returns.
     pub async fn stop(&self) -> Result<(), ServiceError> {
+        let r = self.stop_in_order().await;
+        let services = self.services.iter().map(|s| Text::from(s.name())).collect();
+        observe::emit(LifecycleEvent::GroupStopped { services });
+        r
+    }
+
+    async fn stop_in_order(&self) -> Result<(), ServiceError> {
         if mutants::active(Mutant::MR4) {
             // MR4 (River #258): everything stopped at once; the completer drains while its
             // producers are still stopping (its own wait for them is still on).
@@ -96,8 +103,6 @@ impl ServiceGroup {
                 first = r;
             }
         }
-        let names = self.names();
-        observe::emit(LifecycleEvent::GroupStopped { services: Text::debug(&names) });
         first
     }
 }

@@ -16,8 +16,9 @@ events! {
         StartFailed { service: Text<'a>, error: Text<'a> } = "start_failed",
         /// A service of a group reported an error when stopped.
         StopFailed { service: Text<'a>, error: Text<'a> } = "stop_failed",
-        /// A whole group stopped.
-        GroupStopped { services: Text<'a> } = "group_stopped",
+        /// A group's stop returned, whatever it reported: `services` in stop order. Every run of
+        /// each has exited by now (rule V9).
+        GroupStopped { services: Vec<Text<'a>> } = "group_stopped",
     }
 }
 
@@ -34,6 +35,9 @@ pub(super) fn log(e: &LifecycleEvent<'_>) {
         E::StopFailed { service, error } => {
             warn!(target: T, service = %service, error = %error, "stop reported an error")
         }
-        E::GroupStopped { services } => info!(target: T, services = %services, "group stopped"),
+        E::GroupStopped { services } => {
+            let services: Vec<_> = services.iter().map(Text::as_str).collect();
+            info!(target: T, services = ?services, "group stopped")
+        }
     }
 }

@@ -131,8 +131,10 @@ events! {
         /// A handler started.
         Started { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "started",
         /// A handler returned (`completed`: it said so; the completion is recorded after this,
-        /// fenced by its attempt). With `Started`, the span a handler really ran.
-        HandlerReturned { job: Text<'a>, worker: Text<'a>, attempt: u64, completed: bool } = "handler_returned",
+        /// fenced by its attempt; `stopped`: its run had been asked to stop, by a fence, a change
+        /// of the job's record, or the worker's stop). With `Started`, the span a handler really
+        /// ran.
+        HandlerReturned { job: Text<'a>, worker: Text<'a>, attempt: u64, completed: bool, stopped: bool } = "handler_returned",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
         /// A handler stopped before completing.
@@ -223,8 +225,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::Started { job, worker, attempt } => {
             debug!(target: T, kind = "started", job = %job, worker = %worker, attempt, "handler started")
         }
-        E::HandlerReturned { job, worker, attempt, completed } => {
-            debug!(target: T, kind = "handler_returned", job = %job, worker = %worker, attempt, completed, "handler returned")
+        E::HandlerReturned { job, worker, attempt, completed, stopped } => {
+            debug!(target: T, kind = "handler_returned", job = %job, worker = %worker, attempt, completed, stopped, "handler returned")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")

@@ -95,9 +95,15 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
             stop: stop.clone(),
         })
         .await;
-    let completed = outcome == JobOutcome::Completed;
-    observe::emit(PoolEvent::HandlerReturned { job: (&job).into(), worker: (&worker).into(), attempt, completed });
-    if completed && !stop.is_cancelled() {
+    let (completed, stopped) = (outcome == JobOutcome::Completed, stop.is_cancelled());
+    observe::emit(PoolEvent::HandlerReturned {
+        job: (&job).into(),
+        worker: (&worker).into(),
+        attempt,
+        completed,
+        stopped,
+    });
+    if completed && !stopped {
         if complete_with_retries(&core, &worker, &job, &raw, attempt).await
             && let Some(p) = &events
         {

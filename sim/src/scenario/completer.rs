@@ -2,7 +2,7 @@
 //! (sometimes after the caller's token was cancelled), under store latency, errors, restarts and
 //! node crashes, with the completer and the subscription manager restarted several times.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use keel::clock::Clock;
 use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, Producer, SubscriptionManager};
 use keel::lifecycle::{Service, ServiceError, ServiceGroup, Status};
 use keel::mutants::Mutant;
-use keel::observe::{CompleterEvent, Field, LifecycleEvent, events};
+use keel::observe::{CompleterEvent, Field, events};
 use keel::shutdown::Shutdown;
 use keel::store::Store;
 use madsim::rand::{Rng, thread_rng};
@@ -20,7 +20,7 @@ use madsim::rand::{Rng, thread_rng};
 use super::{AppEv, RunView};
 use crate::check::{Coverage, Violation};
 use crate::harness::Sim;
-use crate::history::{Event, Who, WorldEv};
+use crate::history::{Event, WorldEv};
 use crate::plan::{FaultKind, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
 
@@ -371,47 +371,6 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
     ctx.record(Rec::NodeDone {});
 }
 
-/// The services of a run's group that keel's lifecycle runs (the producers are the scenario's).
-const GROUP_SERVICES: [&str; 2] = ["jobs", "subscriptions"];
-
-/// V9: a group's stop returns only once every service of the group stopped: at a run's
-/// `StopEnd`, no run of the group's lifecycle services started on that node since its start/stop
-/// stress ended (`RunStarted`) is still without its `RunExited`. A node's start forgets its
-/// previous life's runs (they died with it).
-fn group_stops_end_every_run(events: &[Event]) -> Vec<Violation> {
-    let mut v = Vec::new();
-    // Per node: whether its runs began (the stress, with services of the same names, is over),
-    // and the lifecycle runs of the group's services still running.
-    let mut open: BTreeMap<Who, (bool, BTreeSet<(String, u64)>)> = BTreeMap::new();
-    for e in events {
-        let node = open.entry(e.node).or_default();
-        if matches!(e.world(), Some(WorldEv::NodeStart {})) {
-            *node = Default::default();
-        }
-        if matches!(rec(e), Some(Rec::StressDone { .. } | Rec::StressStuck {})) {
-            node.0 = true;
-        }
-        match e.core() {
-            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunStarted { service, run }))
-                if node.0 && GROUP_SERVICES.iter().any(|s| service == *s) =>
-            {
-                node.1.insert((service.to_string(), *run));
-            }
-            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunExited { service, run })) => {
-                node.1.remove(&(service.to_string(), *run));
-            }
-            _ => {}
-        }
-        if let Some(Rec::StopEnd { run, .. }) = rec(e)
-            && let Some((service, _)) = node.1.first()
-        {
-            let what = format!("{}: run {run}'s group stop returned while {service} still runs", e.node);
-            v.push(Violation::new("V9", e.t_us, what));
-        }
-    }
-    v
-}
-
 /// V5: concurrent start/stop/restart of a second completer and its manager never panics or
 /// deadlocks, and ends stopped.
 async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
@@ -539,7 +498,7 @@ impl CompleterScenario {
         // bound ran out reports what was still queued, judged when its channel closes.
         v.extend(crate::keel_rules::completer_drains_of(run, |name| name != STRESS));
         v.extend(v8_events_stored(run));
-        v.extend(group_stops_end_every_run(events));
+        v.extend(crate::keel_rules::group_stops(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -955,46 +914,6 @@ mod tests {
 
     fn at(t_ms: u64, who: Who, ev: impl Into<Ev>) -> Event {
         Event { t_us: t_ms * 1000, node: who, ev: ev.into() }
-    }
-
-    #[test]
-    fn a_group_stop_that_returns_with_a_service_running_fires_v9() {
-        let n = Who::Node(0);
-        let life = |t_ms, ev: keel::observe::LifecycleEvent<'static>| {
-            at(t_ms, n, Ev::Core(keel::observe::Event::Lifecycle(ev)))
-        };
-        let started =
-            |t_ms, service: &'static str, run| life(t_ms, LifecycleEvent::RunStarted { service: service.into(), run });
-        let exited =
-            |t_ms, service: &'static str, run| life(t_ms, LifecycleEvent::RunExited { service: service.into(), run });
-        let end = |t_ms| at(t_ms, n, Rec::StopEnd { run: 1, error: String::new() });
-        let (boot, stress) = (at(0, n, WorldEv::NodeStart {}), at(1, n, Rec::StressDone { stopped: true }));
-        let runs = [started(2, "jobs", 1), started(3, "subscriptions", 1), exited(8, "jobs", 1)];
-        let mut events = vec![boot.clone(), stress.clone()];
-        events.extend(runs.iter().cloned());
-        events.push(end(9));
-        let v = group_stops_end_every_run(&events);
-        assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!((v[0].invariant, v[0].t_us), ("V9", 9_000));
-        assert!(v[0].detail.contains("subscriptions still runs"), "{}", v[0].detail);
-        // Every run exited first: no violation.
-        let mut ok = vec![boot.clone(), stress.clone()];
-        ok.extend(runs.iter().cloned());
-        ok.extend([exited(8, "subscriptions", 1), end(9)]);
-        assert!(group_stops_end_every_run(&ok).is_empty());
-        // The stress's services (same names, before it ended) and a previous life's runs are not
-        // the group's: a service of another name is not either.
-        let others = [
-            boot.clone(),
-            started(1, "subscriptions", 7),
-            stress.clone(),
-            started(2, "p0", 1),
-            started(3, "jobs", 2),
-            at(4, n, WorldEv::NodeStart {}),
-            at(5, n, Rec::StressDone { stopped: true }),
-            end(9),
-        ];
-        assert!(group_stops_end_every_run(&others).is_empty());
     }
 
     fn unstored(t_ms: u64) -> Event {

@@ -20,6 +20,7 @@ pub mod pool_drain;
 pub mod pool_feed;
 pub mod pool_keepalive;
 pub mod pool_owners;
+pub mod pool_picks;
 pub mod rmap;
 #[cfg(test)]
 mod test_history;

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use keel::clock::Clock;
 use keel::mutants::Mutant;
-use keel::observe::{MoveKind, PoolEvent, Text, events};
+use keel::observe::{MoveKind, PoolEvent, events};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, inspect_in_place};
 use keel::shutdown::Shutdown;
 use keel::store::Store;
 use madsim::rand::Rng;
 
+use super::pool_picks::assignment;
 use super::{AppEv, RunView};
 use crate::check::{Coverage, Span, Violation};
 use crate::harness::Sim;
@@ -57,15 +58,6 @@ events! {
 fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
         Some(AppEv::Pool(r)) => Some(r),
-        _ => None,
-    }
-}
-
-/// An assignment decision of the core: (job, worker, attempt, store time).
-fn assignment(e: &Event) -> Option<(&Text<'static>, &Text<'static>, u64, u64)> {
-    match e.pool()? {
-        PoolEvent::Dispatched { job, worker, attempt, now_ms } => Some((job, worker, *attempt, *now_ms)),
-        PoolEvent::Moved { job, worker, attempt, now_ms, .. } => Some((job, worker, *attempt, *now_ms)),
         _ => None,
     }
 }
@@ -307,16 +299,11 @@ impl PoolScenario {
         let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         v.extend(self.check_jobs(events));
-        v.extend(check_one_runner_per_attempt(events));
         v.extend(self.check_overlap(run));
-        v.extend(self.check_assignments(events));
+        // The rules any run with a keel pool gets (P2 at the start, P3, P5 at the store, P7–P9).
+        v.extend(crate::keel_rules::pool_instant_rules(run));
         v.extend(self.check_ack_grace(events));
-        v.extend(check_locks(events));
         v.extend(self.check_audits(events, heal_us, end_us));
-        v.extend(super::worker_fence::worker_fence(run));
-        v.extend(super::pool_drain::pool_drain(run));
-        v.extend(super::pool_owners::check(events));
-        v.extend(super::pool_keepalive::keepalive_rules(events, self.ttl_ms));
         v.extend(check_shutdown(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
@@ -496,40 +483,6 @@ impl PoolScenario {
         .overlaps(run.timeline, HANDOFF_US)
     }
 
-    /// P3: no job is assigned to a worker whose own last keep-alive (store time) is older than
-    /// the TTL at the moment of the decision.
-    fn check_assignments(&self, events: &[Event]) -> Vec<Violation> {
-        let mut beats: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for e in events {
-            if let Some(PoolEvent::Keepalive { worker, ms, .. }) = e.pool() {
-                beats.entry(plain(worker)).or_default().push(*ms);
-            }
-        }
-        for b in beats.values_mut() {
-            b.sort_unstable();
-        }
-        let mut v = Vec::new();
-        for e in events {
-            let Some((job, w, _, now)) = assignment(e) else { continue };
-            let w: &str = plain(w);
-            if w.is_empty() {
-                continue; // queued
-            }
-            let last = beats.get(w).and_then(|b| b.iter().rev().find(|&&ms| ms <= now).copied());
-            if last.is_none_or(|l| now - l > self.ttl_ms) {
-                v.push(Violation::new(
-                    "P3",
-                    e.t_us,
-                    format!(
-                        "{job} assigned to {w}, whose last keep-alive was {} at store time {now}",
-                        last.map_or("never".to_owned(), |l| format!("{} ms old", now - l))
-                    ),
-                ));
-            }
-        }
-        v
-    }
-
     /// P5, the other side: no job is re-dispatched before the ack grace of the assignment it
     /// replaces has expired (store time of the sweeper's view ≥ the assignment's + ack grace).
     /// Judged by attempt, not by the order of the events: a node emits a move when its write's
@@ -624,30 +577,6 @@ impl PoolScenario {
     }
 }
 
-/// P2, at the instant: an attempt of a job is started by one worker only. Every move of a job
-/// (requeue, hand-back, re-dispatch) raises its attempt, so a second worker starting the same
-/// attempt means the job's record was written over while it ran (MP15: a retried dispatch
-/// admitted again by a stale view) — seen here at the second start, whether or not the two
-/// runs then overlap or both complete.
-fn check_one_runner_per_attempt(events: &[Event]) -> Vec<Violation> {
-    let mut runner: BTreeMap<(&str, u64), &str> = BTreeMap::new();
-    let mut v = Vec::new();
-    for e in events {
-        if let Some(PoolEvent::Started { job, worker, attempt }) = e.pool() {
-            let first = *runner.entry((plain(job), *attempt)).or_insert(plain(worker));
-            if first != plain(worker) {
-                v.push(Violation::new(
-                    "P2",
-                    e.t_us,
-                    format!("{job}: attempt {attempt} started by {worker} after {first} started it"),
-                ));
-            }
-        }
-    }
-    v.truncate(20);
-    v
-}
-
 /// Frozen time of two nodes (a node crashed while frozen stops being frozen at its crash).
 /// Intervals during which a fault could keep sweepers from running on time.
 fn disturbances(events: &[Event], heal_us: u64) -> Vec<Span> {
@@ -687,26 +616,6 @@ fn disturbances(events: &[Event], heal_us: u64) -> Vec<Span> {
         out.push(Span { start: s, end: heal_us + 1 });
     }
     out
-}
-
-/// The cleanup lock admits one cleaner: no stale lock value is taken over twice.
-fn check_locks(events: &[Event]) -> Vec<Violation> {
-    let mut seen: BTreeMap<(&str, &str), Who> = BTreeMap::new();
-    let mut v = Vec::new();
-    for e in events {
-        let Some(PoolEvent::CleanupTakeover { worker, from, .. }) = e.pool() else { continue };
-        if let Some(first) = seen.insert((plain(worker), plain(from)), e.node) {
-            v.push(Violation::new(
-                "P2",
-                e.t_us,
-                format!(
-                    "cleanup lock of {worker} taken over from the same stale value by {first} and {}: two cleaners",
-                    e.node
-                ),
-            ));
-        }
-    }
-    v
 }
 
 /// P6: once a node's pool has stopped, nothing of it runs: every handler it started has

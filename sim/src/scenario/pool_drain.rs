@@ -8,9 +8,9 @@
 //! - the worker finds itself dead (`WorkerDead`) with runs going, although no cleaner took it:
 //!   its keep-alive or registration went while it drained (MC25, a deregistration when the
 //!   drain begins);
-//! - a run of the draining worker is stopped (`HandlerReturned`, not completed: the scenario's
-//!   handler returns so only when asked to stop) before the deadline: a drain that returns
-//!   before its runs;
+//! - a run of the draining worker returns asked to stop (`HandlerReturned` with `stopped`)
+//!   before the deadline: a drain that returns before its runs (a handler that fails or
+//!   completes by itself is not judged: that is the user's code, not the drain);
 //! - a job the draining worker runs is moved off it by anyone but its own hand-back: a sweep
 //!   that takes a stopping worker's jobs while its keep-alive is live.
 //!
@@ -146,10 +146,10 @@ pub fn pool_drain(run: &RunView<'_>) -> Vec<Violation> {
                     ));
                 }
             }
-            PoolEvent::HandlerReturned { job, worker, attempt, completed } => {
+            PoolEvent::HandlerReturned { job, worker, attempt, stopped, .. } => {
                 let (w, run) = (plain(worker), (plain(job), *attempt));
                 open.entry(w).or_default().remove(&run);
-                if !completed
+                if *stopped
                     && !superseded.contains(&run)
                     && let Some(d) = drains.get(w)
                     && let Some((at, of)) = broken(d)
@@ -213,8 +213,12 @@ mod tests {
         pool(t_ms, PoolEvent::WorkerDead { worker: "w".into() })
     }
 
+    fn returned(t_ms: u64, completed: bool, stopped: bool) -> Event {
+        pool(t_ms, PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed, stopped })
+    }
+
     fn stopped(t_ms: u64) -> Event {
-        pool(t_ms, PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed: false })
+        returned(t_ms, false, true)
     }
 
     fn with(extra: impl IntoIterator<Item = Event>) -> Vec<Violation> {
@@ -234,6 +238,8 @@ mod tests {
         let v = with([stopped(1_300)]);
         assert_eq!((v.len(), v[0].t_us), (1, 1_300_000), "{v:?}");
         assert!(v[0].detail.contains("stopped j#1 300 ms into its 750 ms drain"), "{}", v[0].detail);
+        // Asked to stop and completing all the same: the stop was still asked too early.
+        assert_eq!(with([returned(1_300, true, true)]).len(), 1);
         // Its job moved off it (not a hand-back) while it ran it.
         let moved = |kind| {
             // A cleanup's move names the worker cleaned; a hand-back names none.
@@ -250,18 +256,14 @@ mod tests {
     #[test]
     fn a_drain_that_ends_by_the_rules_is_silent() {
         // Its run returned by itself, or was stopped at the deadline (or later); then stopped.
-        let done = pool(
-            1_100,
-            PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed: true },
-        );
+        let done = returned(1_100, true, false);
         assert!(with([done, pool(1_110, PoolEvent::WorkerStopped { worker: "w".into() })]).is_empty());
         assert!(with([stopped(1_750), pool(1_760, PoolEvent::WorkerStopped { worker: "w".into() })]).is_empty());
         // Found dead with nothing running.
-        let done = pool(
-            1_100,
-            PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed: true },
-        );
+        let done = returned(1_100, true, false);
         assert!(with([done, dead(1_200)]).is_empty());
+        // A handler that failed by itself, unasked: the user's code, not the drain.
+        assert!(with([returned(1_300, false, false)]).is_empty());
         // Its own fence first (a beat unconfirmed under a partition), then dead.
         assert!(
             with([pool(1_300, PoolEvent::Fenced { worker: "w".into(), running: 1 }), stopped(1_300), dead(1_400)])

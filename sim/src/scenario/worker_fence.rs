@@ -180,7 +180,16 @@ mod tests {
     #[test]
     fn a_run_that_outlives_its_workers_keepalive_unfenced_fires_p7() {
         let returned = |t| {
-            pool(t, PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed: true })
+            pool(
+                t,
+                PoolEvent::HandlerReturned {
+                    job: "j".into(),
+                    worker: "w".into(),
+                    attempt: 1,
+                    completed: true,
+                    stopped: false,
+                },
+            )
         };
         // Returned 100 ms after the keep-alive expired at the store.
         let mut late = start();

@@ -848,7 +848,11 @@ mod tests {
 
     fn end(t: u64, node: &str, attempt: u64) -> Line {
         let (job, worker) = ("j".into(), keel::observe::Text::Owned(format!("{node}.w").into()));
-        l(t, node, Ev::Keel(K::Pool(PoolEvent::HandlerReturned { job, worker, attempt, completed: true })))
+        l(
+            t,
+            node,
+            Ev::Keel(K::Pool(PoolEvent::HandlerReturned { job, worker, attempt, completed: true, stopped: false })),
+        )
     }
 
     #[test]

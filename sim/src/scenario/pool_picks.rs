@@ -1,0 +1,163 @@
+//! Who may run a pool job and who may take one, judged at the decision from keel's own events:
+//!
+//! - **P2 at the start**: an attempt of a job is started by one worker only;
+//! - **P2 of cleaners**: a stale cleanup-lock value is taken over once;
+//! - **P3 of assignments**: no job is given to a worker whose last keep-alive is older than its
+//!   TTL at the decision's store time.
+//!
+//! They read nothing a scenario records, so they are among the pool rules every run with a keel
+//! pool gets ([`crate::keel_rules::pool_rules`]).
+
+use std::collections::BTreeMap;
+
+use keel::observe::{PoolEvent, Text};
+
+use crate::check::Violation;
+use crate::history::{Event, Who, plain};
+
+/// An assignment decision of the core: (job, worker, attempt, store time).
+pub(crate) fn assignment(e: &Event) -> Option<(&Text<'static>, &Text<'static>, u64, u64)> {
+    match e.pool()? {
+        PoolEvent::Dispatched { job, worker, attempt, now_ms } => Some((job, worker, *attempt, *now_ms)),
+        PoolEvent::Moved { job, worker, attempt, now_ms, .. } => Some((job, worker, *attempt, *now_ms)),
+        _ => None,
+    }
+}
+
+/// P2, at the instant: an attempt of a job is started by one worker only. Every move of a job
+/// (requeue, hand-back, re-dispatch) raises its attempt, so a second worker starting the same
+/// attempt means the job's record was written over while it ran (MP15: a retried dispatch
+/// admitted again by a stale view), seen here at the second start, whether or not the two
+/// runs then overlap or both complete. A key dispatched again after its completion starts its
+/// attempts anew.
+pub fn one_runner_per_attempt(events: &[Event]) -> Vec<Violation> {
+    let mut runner: BTreeMap<&str, BTreeMap<u64, &str>> = BTreeMap::new();
+    let mut completed: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.pool() {
+            Some(PoolEvent::Completed { job, .. }) => {
+                completed.insert(plain(job), true);
+            }
+            Some(PoolEvent::Dispatched { job, .. }) if completed.remove(plain(job)).is_some() => {
+                runner.remove(plain(job));
+            }
+            Some(PoolEvent::Started { job, worker, attempt }) => {
+                let first = *runner.entry(plain(job)).or_default().entry(*attempt).or_insert(plain(worker));
+                if first != plain(worker) {
+                    v.push(Violation::new(
+                        "P2",
+                        e.t_us,
+                        format!("{job}: attempt {attempt} started by {worker} after {first} started it"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v.truncate(20);
+    v
+}
+
+/// P2 of cleaners: the cleanup lock admits one cleaner, so no stale lock value is taken over
+/// twice.
+pub fn one_cleaner_per_lock(events: &[Event]) -> Vec<Violation> {
+    let mut seen: BTreeMap<(&str, &str), Who> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let Some(PoolEvent::CleanupTakeover { worker, from, .. }) = e.pool() else { continue };
+        if let Some(first) = seen.insert((plain(worker), plain(from)), e.node) {
+            v.push(Violation::new(
+                "P2",
+                e.t_us,
+                format!(
+                    "cleanup lock of {worker} taken over from the same stale value by {first} and {}: two cleaners",
+                    e.node
+                ),
+            ));
+        }
+    }
+    v
+}
+
+/// P3: no job is assigned to a worker whose own last keep-alive (store time) is older than its
+/// TTL (the `ttl_ms` that keep-alive was written with) at the store time of the decision.
+pub fn assignments_to_live_workers(events: &[Event]) -> Vec<Violation> {
+    // worker → its keep-alives: (store ms, TTL ms), by store ms.
+    let mut beats: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
+    for e in events {
+        if let Some(PoolEvent::Keepalive { worker, ms, ttl_ms, .. }) = e.pool() {
+            beats.entry(plain(worker)).or_default().push((*ms, *ttl_ms));
+        }
+    }
+    for b in beats.values_mut() {
+        b.sort_unstable();
+    }
+    let mut v = Vec::new();
+    for e in events {
+        let Some((job, w, _, now)) = assignment(e) else { continue };
+        let w: &str = plain(w);
+        if w.is_empty() {
+            continue; // queued
+        }
+        let last = beats.get(w).and_then(|b| b.iter().rev().find(|&&(ms, _)| ms <= now).copied());
+        if last.is_none_or(|(ms, ttl)| now - ms > ttl) {
+            v.push(Violation::new(
+                "P3",
+                e.t_us,
+                format!(
+                    "{job} assigned to {w}, whose last keep-alive was {} at store time {now}",
+                    last.map_or("never".to_owned(), |(ms, ttl)| format!("{} ms old (TTL {ttl} ms)", now - ms))
+                ),
+            ));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::test_history::pool;
+
+    fn started(t_ms: u64, worker: &str, attempt: u64) -> Event {
+        pool(t_ms, PoolEvent::Started { job: "j".into(), worker: worker.into(), attempt })
+    }
+
+    #[test]
+    fn a_second_worker_starting_the_same_attempt_fires_p2_unless_the_key_was_dispatched_anew() {
+        let twice = vec![started(1, "a", 1), started(2, "b", 2), started(3, "c", 2)];
+        let v = one_runner_per_attempt(&twice);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("P2", 3_000));
+        // The same worker again (a retried start) is no second runner.
+        assert!(one_runner_per_attempt(&[started(1, "a", 1), started(2, "a", 1)]).is_empty());
+        // Completed, then the key dispatched again: its attempts start anew.
+        let done = PoolEvent::Completed { job: "j".into(), worker: "a".into(), attempt: 1 };
+        let again = PoolEvent::Dispatched { job: "j".into(), worker: "b".into(), attempt: 1, now_ms: 5 };
+        let anew = vec![started(1, "a", 1), pool(2, done), pool(3, again.clone()), started(4, "b", 1)];
+        assert!(one_runner_per_attempt(&anew).is_empty(), "a new life of the key");
+        // A dispatch of a key never completed forgets nothing.
+        let live = vec![started(1, "a", 1), pool(3, again), started(4, "b", 1)];
+        assert_eq!(one_runner_per_attempt(&live).len(), 1);
+    }
+
+    #[test]
+    fn an_assignment_to_a_worker_past_its_own_ttl_fires_p3() {
+        let beat = |t_ms: u64, ttl_ms: u64| {
+            pool(t_ms, PoolEvent::Keepalive { worker: "w".into(), ms: t_ms, ttl_ms, stopping: false })
+        };
+        let given = |now_ms: u64| {
+            pool(now_ms, PoolEvent::Dispatched { job: "j".into(), worker: "w".into(), attempt: 1, now_ms })
+        };
+        assert!(assignments_to_live_workers(&[beat(1_000, 1_500), given(2_500)]).is_empty(), "live to its TTL");
+        let v = assignments_to_live_workers(&[beat(1_000, 1_500), given(2_501)]);
+        assert_eq!((v.len(), v[0].invariant), (1, "P3"), "{v:?}");
+        // Each worker's own TTL: a longer one keeps it live.
+        assert!(assignments_to_live_workers(&[beat(1_000, 3_000), given(2_501)]).is_empty());
+        // Never beaten; queued jobs are not judged.
+        assert_eq!(assignments_to_live_workers(&[given(10)]).len(), 1);
+        let queued = PoolEvent::Dispatched { job: "j".into(), worker: "".into(), attempt: 1, now_ms: 9 };
+        assert!(assignments_to_live_workers(&[pool(9, queued)]).is_empty());
+    }
+}
