@@ -171,6 +171,12 @@ pub enum Mutant {
     /// completions lost in the gap "delivered already" (pool seeds 593 and 718 of poolfeed
     /// 300..800: a node cut off from the store for 6 s).
     MC28,
+    /// keel's lease store until the roll-back fault found it (2026-12-01): an acquire is
+    /// quarantined only when the fence counter is missing. A restart that rolled the data back
+    /// (AOF `everysec`, a failover to a lagging replica) kept an older counter and lost the last
+    /// grants: the next acquire is granted at once, re-minting a lost grant's fence to a second
+    /// holder while the first still believes it holds the lease.
+    MC29,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -406,7 +406,9 @@ fn stale_accepted(writes: &[FencedWrite]) -> Vec<Violation> {
 
 impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// A simulation called `name` (it names the run in reports and replay lines), with keel's
-    /// defaults: 3 nodes, every fault kind but data loss (partitions and latency between nodes included), a 20 s fault window, a 1 s unit (a
+    /// defaults: 3 nodes, every fault kind but data loss, whole or rolled back (partitions and
+    /// latency between nodes included; add [`FaultKind::StoreRollback`] with [`Sim::faults`] to
+    /// check a service against a Redis with `appendfsync everysec`), a 20 s fault window, a 1 s unit (a
     /// lease TTL or a worker TTL), clocks within a 10 % drift bound, 10 s to settle after the
     /// heal.
     pub fn new(name: &str) -> Self {
@@ -417,7 +419,7 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
                 .iter()
                 .chain(FaultKind::BETWEEN_NODES.iter())
                 .copied()
-                .filter(|k| *k != FaultKind::StoreDataLoss)
+                .filter(|k| !matches!(k, FaultKind::StoreDataLoss | FaultKind::StoreRollback))
                 .collect(),
             window: Duration::from_secs(20),
             unit: Duration::from_secs(1),
@@ -442,7 +444,7 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
         self
     }
 
-    /// The fault kinds the plan may use (default: all but data loss).
+    /// The fault kinds the plan may use (default: all but data loss and roll-backs).
     pub fn faults(mut self, kinds: &[FaultKind]) -> Self {
         self.kinds = kinds.to_vec();
         self

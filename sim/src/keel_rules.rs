@@ -94,8 +94,7 @@ fn shortest_worker_ttl(events: &[Event]) -> u64 {
 /// after the later of its dispatch and the heal. Jobs whose deadline falls after the run's end
 /// are not judged; runs with store data loss are not judged (the jobs went with the data).
 pub fn pool_jobs_lost(run: &RunView<'_>, within: Duration) -> Vec<Violation> {
-    use crate::plan::Fault;
-    if run.plan.has(|f| matches!(f, Fault::StoreCrash { data_loss: true, .. })) {
+    if run.plan.loses_data() {
         return Vec::new();
     }
     let within_us = u64::try_from(within.as_micros()).unwrap_or(u64::MAX);

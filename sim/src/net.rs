@@ -186,7 +186,8 @@ pub struct ServerFaults {
     pub reply_delay_ms: AtomicU64,
     /// Per node: extra delay of its requests before they are applied, and of its replies (ms).
     pub node_latency: Mutex<BTreeMap<Who, (u64, u64)>>,
-    /// Highest fence each lease key has had (the server's own judgment; survives restarts).
+    /// Highest fence each lease key has had (the server's own judgment; survives restarts and
+    /// data loss, not a roll-back: see [`ServerFaults::rolled_back`]).
     max_fence: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -208,6 +209,14 @@ impl ServerFaults {
     /// Drop every client connection (their watches see a gap).
     pub fn kill_connections(&self) {
         self.kill_conns.send_modify(|g| *g += 1);
+    }
+
+    /// The store restarted from a checkpoint: it may hold again an older grant that a later one
+    /// had replaced (a release, then a new grant, both lost), so the fence the store holds may
+    /// go down. What may not go down is the fence of a new grant, above every grant ever made:
+    /// the lease scenario's S1 judges that on the store's `grant` events.
+    pub fn rolled_back(&self) {
+        self.max_fence.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Clear every switch.
@@ -450,7 +459,8 @@ fn judge_lease(
     judge_fence(history, faults, name, after.map(|a| a.1));
 }
 
-/// A lease key's fence never goes down at the store, across restarts and data loss.
+/// A lease key's fence never goes down at the store, across restarts and data loss (a
+/// roll-back starts the judgment again from what the store holds).
 fn judge_fence(history: &History, faults: &ServerFaults, name: &str, fence: Option<u64>) {
     let Some(fence) = fence else { return };
     let mut max = faults.max_fence.lock().unwrap_or_else(|p| p.into_inner());

@@ -19,6 +19,10 @@ pub enum FaultKind {
     StoreCrash,
     /// Kill the store node, restart it with all data lost.
     StoreDataLoss,
+    /// Kill the store node, restart it from its last persistence point: the writes of up to a
+    /// second before the crash are lost, as under `appendfsync everysec` or in a failover to a
+    /// replica that lagged (see [`FSYNC_MS`]).
+    StoreRollback,
     /// The store refuses every request for a while (`LOADING`).
     StoreUnavailable,
     /// Extra latency on every store request for a while.
@@ -66,14 +70,19 @@ impl FaultKind {
     /// drawn from a stream of their own, for the same reason as [`FaultKind::NARROW`].
     pub const WORKLOAD: [FaultKind; 1] = [FaultKind::ConsumerStall];
 
+    /// Store restarts that roll the data back. Drawn from a stream of their own, for the same
+    /// reason as [`FaultKind::NARROW`] (they came later).
+    pub const ROLLBACK: [FaultKind; 1] = [FaultKind::StoreRollback];
+
     /// Faults between application nodes (they matter only to services whose nodes talk to each
     /// other: keel's own scenarios leave them out).
     pub const BETWEEN_NODES: [FaultKind; 2] = [FaultKind::NodePartition, FaultKind::NetworkLatency];
 
     /// Every kind of fault between the nodes and the store, and on the nodes themselves.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::StoreCrash,
         FaultKind::StoreDataLoss,
+        FaultKind::StoreRollback,
         FaultKind::StoreUnavailable,
         FaultKind::LatencySpike,
         FaultKind::ReplyLoss,
@@ -111,6 +120,12 @@ pub enum Fault {
         down_ms: u64,
         /// Restart without persistence.
         data_loss: bool,
+    },
+    /// Kill the store; restart after `down_ms` from the data it held at its last persistence
+    /// point (every [`FSYNC_MS`]): the writes since are lost.
+    StoreRollback {
+        /// Downtime.
+        down_ms: u64,
     },
     /// Refuse requests for `ms`.
     StoreUnavailable {
@@ -276,8 +291,12 @@ impl FaultPlan {
     /// Derive the plan for `seed`.
     pub fn generate(seed: u64, profile: Profile, spec: &PlanSpec) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6b65_656c_706c_616e); // "keelplan"
-        let classic: Vec<FaultKind> =
-            spec.kinds.iter().copied().filter(|k| !Self::narrow(*k) && !Self::workload(*k)).collect();
+        let classic: Vec<FaultKind> = spec
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| !Self::narrow(*k) && !Self::workload(*k) && !Self::rollback(*k))
+            .collect();
         let mut enabled: Vec<FaultKind> = match profile {
             Profile::Calm => Vec::new(),
             Profile::Uniform => classic.clone(),
@@ -311,6 +330,7 @@ impl FaultPlan {
         let streams = [
             (0x6e61_7272_6f77_7769u64, &FaultKind::NARROW[..]),   // "narrowwi"
             (0x776f_726b_6c6f_6164u64, &FaultKind::WORKLOAD[..]), // "workload"
+            (0x726f_6c6c_6261_636bu64, &FaultKind::ROLLBACK[..]), // "rollback"
         ];
         for (salt, kinds) in streams {
             let mut own_rng = ChaCha8Rng::seed_from_u64(seed ^ salt);
@@ -348,6 +368,10 @@ impl FaultPlan {
         FaultKind::WORKLOAD.contains(&kind)
     }
 
+    fn rollback(kind: FaultKind) -> bool {
+        FaultKind::ROLLBACK.contains(&kind)
+    }
+
     fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Fault {
         let u = spec.unit_ms.max(1);
         let node = rng.gen_range(0..spec.nodes.max(1));
@@ -355,6 +379,7 @@ impl FaultPlan {
         match kind {
             FaultKind::StoreCrash => Fault::StoreCrash { down_ms: dur(rng, 0.1, 4.0), data_loss: false },
             FaultKind::StoreDataLoss => Fault::StoreCrash { down_ms: dur(rng, 0.1, 4.0), data_loss: true },
+            FaultKind::StoreRollback => Fault::StoreRollback { down_ms: dur(rng, 0.1, 4.0) },
             FaultKind::StoreUnavailable => Fault::StoreUnavailable { ms: dur(rng, 0.1, 3.0) },
             FaultKind::LatencySpike => Fault::LatencySpike { ms: dur(rng, 0.5, 4.0), extra_ms: dur(rng, 0.05, 1.5) },
             FaultKind::ReplyLoss => Fault::ReplyLoss { ms: dur(rng, 0.5, 4.0), pct: rng.gen_range(10..80) },
@@ -409,6 +434,12 @@ impl FaultPlan {
         })
     }
 
+    /// Whether the plan makes the store lose data it acknowledged (all of it, or the writes
+    /// since its last persistence point).
+    pub fn loses_data(&self) -> bool {
+        self.has(|f| matches!(f, Fault::StoreCrash { data_loss: true, .. } | Fault::StoreRollback { .. }))
+    }
+
     /// Whether any fault of these kinds is scheduled.
     pub fn has(&self, pred: impl Fn(&Fault) -> bool) -> bool {
         self.events.iter().any(|e| pred(&e.fault))
@@ -418,6 +449,9 @@ impl FaultPlan {
 /// Longest simulated time a plan may span (heal time, each fault's time and duration, a clock
 /// jump), so a plan file cannot overflow the simulator's clock arithmetic.
 pub const PLAN_MS_MAX: u64 = 24 * 3_600_000;
+/// How often the simulated store persists its data, ms: what a [`Fault::StoreRollback`] restarts
+/// from is at most this old (Redis's `appendfsync everysec`).
+pub const FSYNC_MS: u64 = 1000;
 /// Most faults in one plan.
 pub const EVENTS_MAX: usize = 100_000;
 /// Bounds of a clock rate (1.0 is exact).
@@ -459,6 +493,7 @@ impl FaultPlan {
             };
             match e.fault {
                 Fault::StoreCrash { down_ms, .. }
+                | Fault::StoreRollback { down_ms }
                 | Fault::NodeCrash { down_ms, .. }
                 | Fault::NodeRestart { down_ms, .. } => at(ms("down_ms", down_ms))?,
                 Fault::StoreUnavailable { ms: d }

@@ -209,6 +209,7 @@ pub fn kind_of(f: &Fault) -> FaultKind {
     match f {
         Fault::StoreCrash { data_loss: false, .. } => FaultKind::StoreCrash,
         Fault::StoreCrash { data_loss: true, .. } => FaultKind::StoreDataLoss,
+        Fault::StoreRollback { .. } => FaultKind::StoreRollback,
         Fault::StoreUnavailable { .. } => FaultKind::StoreUnavailable,
         Fault::LatencySpike { .. } => FaultKind::LatencySpike,
         Fault::ReplyLoss { .. } => FaultKind::ReplyLoss,
@@ -232,9 +233,10 @@ pub fn kind_of(f: &Fault) -> FaultKind {
 /// How long a fault lasts once injected, ms (0: instantaneous; clock rates last to the heal).
 pub fn duration_ms(f: &Fault) -> Option<u64> {
     match *f {
-        Fault::StoreCrash { down_ms, .. } | Fault::NodeCrash { down_ms, .. } | Fault::NodeRestart { down_ms, .. } => {
-            Some(down_ms)
-        }
+        Fault::StoreCrash { down_ms, .. }
+        | Fault::StoreRollback { down_ms }
+        | Fault::NodeCrash { down_ms, .. }
+        | Fault::NodeRestart { down_ms, .. } => Some(down_ms),
         Fault::StoreUnavailable { ms }
         | Fault::LatencySpike { ms, .. }
         | Fault::ReplyLoss { ms, .. }
@@ -299,6 +301,10 @@ fn smaller(f: &Fault, min_ms: u64) -> Vec<(Fault, String)> {
             if data_loss {
                 push(Fault::StoreCrash { down_ms, data_loss: false }, "data kept across the crash".into());
             }
+        }
+        Fault::StoreRollback { down_ms } => {
+            push(Fault::StoreRollback { down_ms: half(down_ms) }, format!("down {down_ms} → {} ms", half(down_ms)));
+            push(Fault::StoreCrash { down_ms, data_loss: false }, "data kept across the crash".into());
         }
         Fault::StoreUnavailable { ms } => {
             push(Fault::StoreUnavailable { ms: half(ms) }, format!("{ms} → {} ms", half(ms)))

@@ -100,6 +100,17 @@ struct Slot {
     stall: Arc<AtomicBool>,
 }
 
+/// What a store restart keeps of the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Persisted {
+    /// Every write (a clean shutdown, `appendfsync always`).
+    All,
+    /// No write (no persistence).
+    Nothing,
+    /// What the last checkpoint held (`appendfsync everysec`, a lagging replica).
+    Checkpoint,
+}
+
 /// The world of one run.
 pub struct World {
     /// The run's history.
@@ -109,6 +120,8 @@ pub struct World {
     faults: Arc<ServerFaults>,
     store_id: NodeId,
     store_up: Mutex<bool>,
+    /// The store's last persistence point, for a [`Fault::StoreRollback`].
+    checkpoint: Mutex<Option<keel::store::StoreState>>,
     slots: Vec<Slot>,
     /// Partitions in force per directed link: overlapping partitions of one node nest, so the
     /// end of an earlier one does not heal a later one that is still in force.
@@ -190,6 +203,7 @@ impl World {
             faults,
             store_id: store_node.id(),
             store_up: Mutex::new(true),
+            checkpoint: Mutex::new(None),
             slots,
             clogs: Mutex::default(),
             slowdowns: Mutex::default(),
@@ -224,12 +238,22 @@ impl World {
         self.slots.get(i)
     }
 
-    fn kill_store(&self, data_loss: bool) {
+    /// Kill the store node; it comes back with `data`: all of it, none, or what it had
+    /// persisted at its last checkpoint. Recorded as a data loss unless every write was kept.
+    fn kill_store(&self, data: Persisted) {
         Handle::current().kill(self.store_id);
         *lock(&self.store_up) = false;
-        self.rec(WorldEv::StoreCrash { data_loss });
-        if data_loss {
-            self.store.reset();
+        self.rec(WorldEv::StoreCrash { data_loss: data != Persisted::All });
+        match data {
+            Persisted::All => self.store.restart(),
+            Persisted::Nothing => self.store.reset(),
+            Persisted::Checkpoint => {
+                let saved = lock(&self.checkpoint).clone().unwrap_or_default();
+                self.store.restart_from(saved);
+                self.faults.rolled_back();
+            }
+        }
+        if data != Persisted::All {
             crate::linearize::reset();
         }
     }
@@ -355,7 +379,14 @@ impl World {
                 if !*lock(&self.store_up) {
                     return None;
                 }
-                self.kill_store(data_loss);
+                self.kill_store(if data_loss { Persisted::Nothing } else { Persisted::All });
+                after(down_ms, w, Box::new(|w| w.restart_store()))
+            }
+            Fault::StoreRollback { down_ms } => {
+                if !*lock(&self.store_up) {
+                    return None;
+                }
+                self.kill_store(Persisted::Checkpoint);
                 after(down_ms, w, Box::new(|w| w.restart_store()))
             }
             Fault::StoreUnavailable { ms } => {
@@ -502,6 +533,19 @@ impl World {
     pub async fn nemesis(self: &Arc<Self>, plan: &FaultPlan) {
         let start = tokio::time::Instant::now();
         let mut pending = Vec::new();
+        if plan.has(|f| matches!(f, Fault::StoreRollback { .. })) {
+            // The store persists every `FSYNC_MS` while it is up (a plan without roll-backs
+            // arms no such timer, so its schedule is what it always was).
+            let w = self.clone();
+            pending.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(crate::plan::FSYNC_MS)).await;
+                    if *lock(&w.store_up) {
+                        *lock(&w.checkpoint) = Some(w.store.checkpoint());
+                    }
+                }
+            }));
+        }
         for ev in &plan.events {
             tokio::time::sleep_until(start + Duration::from_millis(ev.at_ms)).await;
             if let Some(t) = self.inject(&ev.fault) {

@@ -292,6 +292,12 @@ pub const ZOO: &[Entry] = &[
         budget: 800,
     },
     Entry {
+        mutant: Mutant::MC29,
+        lineage: "keel's own (found by the roll-back fault): a store restart that rolled back its last grants is not quarantined, and a lost grant's fence is minted again",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -174,7 +174,9 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_and_a_replica_go
 fn the_free_deadline_rules_catch_a_lease_and_a_worker_timed_from_the_reply() {
     // MC14: a lease grant timed from the reply (S6); MC15: a worker's keep-alive timed from the
     // beat's reply (P7). Neither breaks S1 or P2 in these seeds: only the instant rules see them.
-    assert!(caught_by_free_rules("lease", Mutant::MC14, "S6").is_some(), "MC14 breaks S6");
+    // MC14 breaks 14 of lease seeds 0..200 (the first is seed 16 since the lease scenario's
+    // plans take store roll-backs): 40 seeds to find one.
+    assert!(caught_by_free_rules_within("lease", Mutant::MC14, "S6", 40).is_some(), "MC14 breaks S6");
     assert!(caught_by_free_rules("pool", Mutant::MC15, "P7").is_some(), "MC15 breaks P7");
 }
 

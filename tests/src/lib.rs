@@ -271,6 +271,15 @@ impl Harness for RedisHarness {
         wait_ready(&self.store).await;
     }
 
+    async fn checkpoint(&self) {
+        assert_eq!(self.server.command("SAVE").as_deref(), Some("+OK"), "SAVE");
+    }
+
+    async fn restart_from_checkpoint(&self) {
+        self.server.restart(); // kill -9: what was written after the SAVE is gone
+        wait_ready(&self.store).await;
+    }
+
     async fn freeze(&self) -> bool {
         self.server.freeze();
         true

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use keel::StoreError;
-use keel::store::{RedisConfig, RedisStore, Store};
+use keel::store::{Acquire, RedisConfig, RedisStore, Store};
 use keel_tests::{PREFIX, RedisServer, free_port};
 
 const CONNECT: Duration = Duration::from_millis(300);
@@ -96,6 +96,10 @@ async fn redis_connect_names_a_missing_acl_permission() {
     let opted = config(url("noinfo")).allow_evicting_policy(true).build().expect("config");
     let store = connect_within_bound(opted).await.expect("connects without the eviction check");
     assert_eq!(store.deployment().map(|d| d.version).as_deref(), Some("unknown"));
+    // Leases still work without INFO: the acquire script cannot read `run_id`, so it sees no
+    // restart (connect warned of it), and a missing counter still quarantines.
+    let got = store.lease_acquire("noinfo", "a", 1000, 0).await.expect("an acquire without INFO");
+    assert!(matches!(got, Acquire::Granted { .. }), "{got:?}");
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@ events! {
     pub enum StoreEvent<'a> {
         /// The memory store was reset: all data lost (simulated data loss).
         MemoryReset {} = "memory_reset",
+        /// The memory store restarted, its data kept or `rolled_back` to a checkpoint.
+        MemoryRestarted { rolled_back: bool } = "memory_restarted",
         /// A memory watch lagged behind by `missed` changes (reported as a gap).
         MemoryWatchLagged { missed: u64 } = "memory_watch_lagged",
         /// A Redis watch feed reconnected and reported a gap.
@@ -28,6 +30,9 @@ pub(super) fn log(e: &StoreEvent<'_>) {
     match e {
         // The memory store's two lines carry no `kind`, as before the seam.
         E::MemoryReset {} => warn!(target: "keel::store", "memory store reset: all data lost"),
+        E::MemoryRestarted { rolled_back } => {
+            warn!(target: "keel::store", rolled_back, "memory store restarted; leases quarantined once")
+        }
         E::MemoryWatchLagged { missed } => debug!(target: "keel::store", missed, "memory watch lagged"),
         E::WatchResubscribed { map } => {
             info!(target: "keel::store::redis", map = %map, kind = "watch_resubscribed", "watch feed reconnected; reported a gap")

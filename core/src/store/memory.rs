@@ -85,14 +85,43 @@ impl MemoryStore {
     /// Lose every key, as a restart without persistence does. Watches see a [`WatchEvent::Gap`].
     /// Store time keeps running, so re-seeded fences and revisions stay above the old ones.
     pub fn reset(&self) {
-        let mut st = self.lock();
-        let feeds = std::mem::take(&mut st.feeds);
-        *st = State::default();
-        st.feeds = feeds;
-        for tx in st.feeds.values() {
-            let _ = tx.send(WatchEvent::Gap); // no receivers is fine
-        }
+        self.restart_with(StoreState::default());
         observe::emit(StoreEvent::MemoryReset {});
+    }
+
+    /// Restart keeping every key, as a Redis with `appendfsync always` does after a crash (or
+    /// any Redis after a clean shutdown). Watches see a [`WatchEvent::Gap`]; the next acquire of
+    /// each lease is quarantined, since a store cannot tell this restart from one that lost
+    /// its last writes ([`MemoryStore::restart_from`]).
+    pub fn restart(&self) {
+        let mut st = self.lock();
+        st.data.restarted();
+        drop(st);
+        self.disconnect_watchers();
+        observe::emit(StoreEvent::MemoryRestarted { rolled_back: false });
+    }
+
+    /// The data as it is now: what a persistence point (an RDB save, an AOF fsync) holds. For
+    /// [`MemoryStore::restart_from`].
+    pub fn checkpoint(&self) -> StoreState {
+        self.lock().data.clone()
+    }
+
+    /// Restart from `saved` (a [`MemoryStore::checkpoint`]): every write since is lost, as a
+    /// Redis with `appendfsync everysec` loses up to a second of writes in a crash, or a failover
+    /// to a replica that lagged. Watches see a [`WatchEvent::Gap`].
+    pub fn restart_from(&self, saved: StoreState) {
+        self.restart_with(saved);
+        observe::emit(StoreEvent::MemoryRestarted { rolled_back: true });
+    }
+
+    /// A restart of the store process with `data`: the incarnation counts on across it.
+    fn restart_with(&self, mut data: StoreState) {
+        let mut st = self.lock();
+        data.restart_after(&st.data);
+        st.data = data;
+        drop(st);
+        self.disconnect_watchers();
     }
 
     /// Report a gap to every watcher without losing data (a feed disconnect).

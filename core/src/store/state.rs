@@ -21,6 +21,9 @@ pub struct StoreState {
     holders: BTreeMap<String, Holder>,
     lease_meta: BTreeMap<String, LeaseMeta>,
     maps: BTreeMap<String, MapState>,
+    /// The store process's incarnation: one more at every restart ([`StoreState::restarted`]).
+    /// Not data (Redis's `run_id`): a restart that rolls the data back keeps counting up.
+    boot: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +37,8 @@ struct Holder {
 struct LeaseMeta {
     fence: u64,
     quarantine_until_ms: u64,
+    /// The incarnation the counter was last judged under.
+    boot: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -56,6 +61,18 @@ impl StoreState {
             .map(|h| (h.token.as_str(), h.fence, h.expires_at_ms))
     }
 
+    /// The store process restarted (its data kept, or rolled back to what it had persisted):
+    /// the next acquire of each lease is quarantined as after a data loss.
+    pub fn restarted(&mut self) {
+        self.boot += 1;
+    }
+
+    /// This data (kept, rolled back or empty) comes up in the restart of the process that held
+    /// `before`: one incarnation after it.
+    pub fn restart_after(&mut self, before: &StoreState) {
+        self.boot = before.boot.max(self.boot) + 1;
+    }
+
     fn live_holder(&mut self, name: &str, now_ms: u64) -> Option<&mut Holder> {
         if self.holders.get(name).is_some_and(|h| h.expires_at_ms <= now_ms) {
             self.holders.remove(name);
@@ -76,11 +93,22 @@ impl StoreState {
         check_name("lease token", token)?;
         check_ttl(ttl_ms)?;
         check_quarantine(quarantine_ms)?;
+        let boot = self.boot;
         let meta = self.lease_meta.entry(name.to_owned()).or_insert_with(|| {
             // MC2: a counter that starts again at 0 when the store lost it (a bare INCR).
             let seed = if crate::mutants::active(crate::mutants::Mutant::MC2) { 0 } else { now * SEED_PER_MS };
-            LeaseMeta { fence: seed, quarantine_until_ms: now + quarantine_ms }
+            LeaseMeta { fence: seed, quarantine_until_ms: now + quarantine_ms, boot }
         });
+        // MC29: only a missing counter is judged; a restart that kept an older one is not.
+        if meta.boot != boot && !crate::mutants::active(crate::mutants::Mutant::MC29) {
+            // The store restarted since this counter was judged, and a restart may have rolled
+            // the data back (AOF `everysec`, an RDB file, a failover to a lagging replica) with
+            // the last grants and the fences they were minted: their holders may still believe.
+            // So as after a loss: quarantine, and fences from store time again, above the lost.
+            meta.boot = boot;
+            meta.quarantine_until_ms = meta.quarantine_until_ms.max(now + quarantine_ms);
+            meta.fence = meta.fence.max(now * SEED_PER_MS);
+        }
         if now < meta.quarantine_until_ms {
             return Ok(Acquire::Quarantined { remaining_ms: meta.quarantine_until_ms - now });
         }

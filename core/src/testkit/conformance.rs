@@ -48,8 +48,16 @@ pub trait Harness: Send + Sync {
     /// running and moves forward by at least 1 ms, as any real restart takes.
     fn lose_data(&self) -> impl Future<Output = ()> + Send;
 
-    /// Restart the store (or drop every watch connection) keeping its data.
+    /// Restart the store keeping its data (every write acknowledged before the restart).
     fn restart_keep_data(&self) -> impl Future<Output = ()> + Send;
+
+    /// Persist the data as it is now (an RDB save; the last fsync of an AOF), for
+    /// [`restart_from_checkpoint`](Harness::restart_from_checkpoint).
+    fn checkpoint(&self) -> impl Future<Output = ()> + Send;
+
+    /// Crash and restart from the last [`checkpoint`](Harness::checkpoint): the writes since are
+    /// lost, as in a crash under `appendfsync everysec` or a failover to a lagging replica.
+    fn restart_from_checkpoint(&self) -> impl Future<Output = ()> + Send;
 
     /// Stall the store so requests are sent but not answered until [`thaw`](Harness::thaw).
     /// Returns false when the backend cannot (the cases then check the retry semantics only).
@@ -68,6 +76,7 @@ pub trait Harness: Send + Sync {
 pub struct MemoryHarness {
     clock: Arc<ManualClock>,
     store: MemoryStore,
+    saved: std::sync::Mutex<Option<crate::store::StoreState>>,
 }
 
 impl Default for MemoryHarness {
@@ -81,7 +90,7 @@ impl MemoryHarness {
     pub fn new() -> Self {
         let clock = Arc::new(ManualClock::new());
         let store = MemoryStore::with_clock(clock.clone(), crate::store::memory::DEFAULT_BASE_MS);
-        MemoryHarness { clock, store }
+        MemoryHarness { clock, store, saved: std::sync::Mutex::new(None) }
     }
 }
 
@@ -102,7 +111,18 @@ impl Harness for MemoryHarness {
     }
 
     async fn restart_keep_data(&self) {
-        self.store.disconnect_watchers();
+        self.store.restart();
+        self.clock.advance(Duration::from_millis(1));
+    }
+
+    async fn checkpoint(&self) {
+        *self.saved.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(self.store.checkpoint());
+    }
+
+    async fn restart_from_checkpoint(&self) {
+        let saved = self.saved.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.store.restart_from(saved.unwrap_or_default());
+        self.clock.advance(Duration::from_millis(1));
     }
 }
 
@@ -133,6 +153,7 @@ macro_rules! __conformance_cases {
             lease_expires_after_ttl,
             lease_quarantined_on_first_use,
             lease_data_loss_quarantines_and_fences_keep_increasing,
+            lease_restart_quarantines_and_fences_stay_above_rolled_back_grants,
             lease_invalid_arguments_are_typed,
             map_set_get_snapshot_and_revisions,
             map_conditional_writes,
@@ -293,6 +314,47 @@ pub async fn lease_data_loss_quarantines_and_fences_keep_increasing<H: Harness>(
     h.advance(Duration::from_millis(QUARANTINE_MS + 200)).await;
     let f3 = granted(s.lease_acquire("L", "c", TTL_MS, QUARANTINE_MS).await?);
     assert!(f3 > f2, "fence {f3} after a data loss must exceed {f2}");
+    Ok(())
+}
+
+/// A restart quarantines the next acquire even when it kept the data, since a store cannot tell
+/// it from one that rolled back its last writes; after a roll-back, fences stay above the grants
+/// it lost (whose holders may still believe and write with them).
+pub async fn lease_restart_quarantines_and_fences_stay_above_rolled_back_grants<H: Harness>(
+    h: &H,
+) -> Result<(), StoreError> {
+    let s = h.store();
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, 0).await?);
+    h.checkpoint().await;
+    assert!(s.lease_release("L", "a").await?);
+    let f2 = granted(s.lease_acquire("L", "b", TTL_MS, QUARANTINE_MS).await?);
+    assert!(f2 > f1);
+    h.restart_from_checkpoint().await;
+    let s = h.store();
+    assert_eq!(s.lease_renew("L", "b", TTL_MS).await?, Renew::NotHolder, "b's grant was rolled back");
+    assert!(s.lease_release("L", "a").await?, "a's grant is back with the checkpoint");
+    assert!(
+        matches!(s.lease_acquire("L", "c", TTL_MS, QUARANTINE_MS).await?, Acquire::Quarantined { .. }),
+        "b may still believe it holds: no grant for a TTL after the restart"
+    );
+    h.advance(Duration::from_millis(QUARANTINE_MS + 200)).await;
+    let f3 = granted(s.lease_acquire("L", "c", TTL_MS, QUARANTINE_MS).await?);
+    assert!(f3 > f2, "fence {f3} after a roll-back must exceed the lost grant's {f2}");
+    assert!(s.lease_release("L", "c").await?);
+    h.restart_keep_data().await;
+    let s = h.store();
+    assert!(
+        matches!(s.lease_acquire("L", "d", TTL_MS, QUARANTINE_MS).await?, Acquire::Quarantined { .. }),
+        "a restart that kept the data quarantines too"
+    );
+    h.advance(Duration::from_millis(QUARANTINE_MS + 200)).await;
+    let f4 = granted(s.lease_acquire("L", "d", TTL_MS, QUARANTINE_MS).await?);
+    assert!(f4 > f3);
+    let f5 = {
+        assert!(s.lease_release("L", "d").await?);
+        granted(s.lease_acquire("L", "e", TTL_MS, QUARANTINE_MS).await?)
+    };
+    assert!(f5 > f4, "one quarantine per restart, not per acquire");
     Ok(())
 }
 

@@ -124,6 +124,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC9,
     Mutant::MC14,
     Mutant::MC18,
+    Mutant::MC29,
 ];
 
 impl LeaseScenario {

@@ -20,7 +20,7 @@ use crate::check::{Coverage, Violation};
 use crate::harness::Sim;
 use crate::history::{Event, Who, WorldEv};
 use crate::net::SimStore;
-use crate::plan::{Fault, FaultKind, PlanSpec};
+use crate::plan::{FaultKind, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
 
 /// How a `set_and_wait` call failed.
@@ -507,7 +507,7 @@ impl RmapScenario {
         let (plan, events, heal_us, end_us) = (run.plan, run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         // Without data loss, a completed set_and_wait's own (unique) key must be in the replica.
-        let lossless = !plan.has(|f| matches!(f, Fault::StoreCrash { data_loss: true, .. }));
+        let lossless = !plan.loses_data();
         let converge_us = heal_us + CONVERGE_MS * 1000;
         // Per node: its last probe, pending calls, its last replica/store comparison.
         let mut last_probe: BTreeMap<Who, u64> = BTreeMap::new();

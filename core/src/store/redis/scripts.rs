@@ -150,19 +150,32 @@ end
 /// Returns {'G', fence} | {'H', remaining_ms} | {'Q', remaining_ms}.
 const LEASE_ACQUIRE: &str = r#"
 local h = checked(KEYS[1], 'lease', 'hash', 'HMGET', KEYS[1], 'token', 'fence')
-local meta = checked(KEYS[2], 'meta', 'hash', 'HMGET', KEYS[2], 'fence', 'q_until')
+local meta = checked(KEYS[2], 'meta', 'hash', 'HMGET', KEYS[2], 'fence', 'q_until', 'boot')
 local t = redis.call('TIME')
 local now = now_ms(t)
+-- This server process: a restart (clean, crash or failover) gets another run_id. A user
+-- without INFO gets '' every time: no restart is seen (RedisStore::connect warns of it).
+local info = redis.pcall('INFO', 'server')
+local boot = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
 if h[1] and not digits(h[2]) then fail('lease', 'fence is not a decimal number') end
 local q
 if meta[1] then
   if not digits(meta[1]) then fail('meta', 'fence is not a decimal number') end
   if not digits(meta[2]) then fail('meta', 'q_until is not a decimal number') end
   q = tonumber(meta[2])
+  if meta[3] ~= boot then
+    -- Restarted since the counter was judged: the data may be rolled back (AOF everysec, an
+    -- RDB file, a lagging replica) with the last grants, whose holders may still believe.
+    -- Quarantine as after a loss, and fences from store time again, above every lost one.
+    q = math.max(q, now + tonumber(ARGV[3]))
+    local f, s = meta[1], seed(t)
+    if #s > #f or (#s == #f and s > f) then f = s end
+    redis.call('HSET', KEYS[2], 'fence', f, 'q_until', int(q), 'boot', boot)
+  end
 else
   -- Missing counter: first use or data loss. Seed from store time and quarantine.
   q = now + tonumber(ARGV[3])
-  redis.call('HSET', KEYS[2], 'fence', seed(t), 'q_until', int(q))
+  redis.call('HSET', KEYS[2], 'fence', seed(t), 'q_until', int(q), 'boot', boot)
 end
 if now < q then return {'Q', int(q - now)} end
 if h[1] then
