@@ -135,6 +135,9 @@ pub struct Report {
     pub skipped: u64,
     /// Histories whose search ran out of [`SEARCH_STEPS_MAX`] steps: neither passed nor failed.
     pub over_budget: u64,
+    /// Runs judged only up to a store restart that rolled the data back (see
+    /// [`Checker::rolled_back`]).
+    pub cut_at_rollback: u64,
     /// Non-linearizable histories, in words.
     pub violations: Vec<String>,
 }
@@ -146,6 +149,7 @@ impl Report {
         self.ops += o.ops;
         self.skipped += o.skipped;
         self.over_budget += o.over_budget;
+        self.cut_at_rollback += o.cut_at_rollback;
         self.violations.extend(o.violations.iter().cloned());
     }
 }
@@ -267,6 +271,8 @@ pub struct Checker {
     /// Operations in flight at a reset: open forever in both lifetimes, whatever they return is
     /// dropped (they may equally have been applied before the restart).
     spanning: BTreeSet<u64>,
+    /// Nothing more is recorded (after a roll-back).
+    stopped: bool,
     report: Report,
 }
 
@@ -299,6 +305,9 @@ enum MapHist {
 impl Checker {
     /// Operation `id` was sent.
     pub fn invoke(&mut self, id: u64, op: StoreOp) {
+        if self.stopped {
+            return; // its outcome finds no open operation either
+        }
         let m = self.map_index(op.map());
         let (_, hist) = &mut self.maps[m];
         match hist {
@@ -390,6 +399,21 @@ impl Checker {
                 self.maybe_split(m);
             }
         }
+    }
+
+    /// The store restarted from a checkpoint: it holds an older state, which a lifetime of this
+    /// checker cannot start from (each starts empty, as after a data loss). Judge the lifetime
+    /// that ended, operations in flight left open, and record nothing after it.
+    pub fn rolled_back(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.end_lifetime();
+        self.lifetime += 1;
+        self.open.clear();
+        self.spanning.clear();
+        self.stopped = true;
+        self.report.cut_at_rollback += 1;
     }
 
     /// Judge what is left (operations still in flight never returned) and return the verdict.
@@ -1448,6 +1472,15 @@ pub fn reset() {
     });
 }
 
+/// Record a store restart that rolled the data back (see [`Checker::rolled_back`]).
+pub fn rolled_back() {
+    CHECKER.with(|r| {
+        if let Some((_, checker)) = r.borrow_mut().as_mut() {
+            checker.rolled_back();
+        }
+    });
+}
+
 /// One outcome for [`InFlight::complete_lent`]: owned, or a snapshot lent where it lies.
 #[derive(Debug)]
 pub enum Lent<'a> {
@@ -1874,6 +1907,34 @@ mod tests {
             let r = c.finish();
             assert_eq!(r.violations.is_empty(), ok, "read {seen:?}: {:?}", r.violations);
         }
+    }
+
+    fn feed(c: &mut Checker, records: Vec<Record>) {
+        for r in records {
+            match r {
+                Record::Invoke { id, op } => c.invoke(id, op),
+                Record::Return { id, ret } => c.complete(id, ret),
+                Record::Reset => c.reset(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_roll_back_judges_the_lifetime_before_it_and_nothing_after() {
+        // After a roll-back the store holds "a" again, which no operation of a new lifetime
+        // wrote: judged as a fresh (empty) lifetime, as after a data loss, that read is an alarm.
+        let after = || vec![get(2), read(2, Some("a")), set(3, "b"), wrote(3, true, 1002, "b")];
+        let mut lost = Checker::default();
+        feed(&mut lost, vec![set(1, "a"), wrote(1, true, 1001, "a"), Record::Reset]);
+        feed(&mut lost, after());
+        assert_eq!(lost.finish().violations.len(), 1, "an empty lifetime cannot hold \"a\"");
+        let mut rolled = Checker::default();
+        feed(&mut rolled, vec![set(1, "a"), wrote(1, true, 1001, "a")]);
+        rolled.rolled_back();
+        feed(&mut rolled, after());
+        let r = rolled.finish();
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!((r.checked, r.ops, r.cut_at_rollback), (1, 1, 1), "the lifetime before is judged, nothing after");
     }
 
     #[test]

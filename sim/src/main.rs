@@ -435,6 +435,12 @@ mod cli {
                 keel_sim::linearize::SEARCH_STEPS_MAX,
                 l.violations.len()
             );
+            if l.cut_at_rollback > 0 && l.checked > 0 {
+                println!(
+                    "{:<10} linearizability: {} runs judged only up to their first store roll-back (a checker lifetime starts empty)",
+                    r.scenario, l.cut_at_rollback
+                );
+            }
         }
         if !coverage_gate {
             outln!("(coverage goals are enforced on unmutated sweeps of 100 seeds or more)");

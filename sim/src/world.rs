@@ -251,9 +251,10 @@ impl World {
                 let saved = lock(&self.checkpoint).clone().unwrap_or_default();
                 self.store.restart_from(saved);
                 self.faults.rolled_back();
+                crate::linearize::rolled_back();
             }
         }
-        if data != Persisted::All {
+        if data == Persisted::Nothing {
             crate::linearize::reset();
         }
     }
