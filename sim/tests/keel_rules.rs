@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel::clock::Clock;
+use keel::lease::{LeaseConfig, LeaseOwner};
 use keel::mutants::Mutant;
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig};
 use keel::shutdown::Shutdown;
-use keel_sim::harness::{Node, Sim};
+use keel_sim::harness::{FencedResource, Node, Sim};
 use keel_sim::plan::FaultKind;
 
 /// Sleeps for the payload's milliseconds; a careless one does not watch its stop.
@@ -102,6 +103,49 @@ fn workers_bound_to_the_request_that_added_them_mp6_strand_jobs_and_break_p1() {
     eprintln!("MP6: seed {seed} broke P1");
     let out = sim.run(seed);
     assert!(out.passed(), "unmutated, seed {seed} passes: {:?}", out.violations);
+}
+
+/// A lease-led service: every node contends for the lease and, while it holds it, writes to a
+/// fenced register every 100 ms.
+async fn leader_node(node: Node<()>) {
+    let Ok(cfg) = LeaseConfig::builder("leader", node.name()).ttl(Duration::from_secs(1)).build() else { return };
+    let register = node.shared::<FencedResource>();
+    let n = node.clone();
+    let mut lease = LeaseOwner::new(node.store().await, cfg)
+        .with_clock(Arc::new(node.clock()))
+        .with_parent(node.shutdown())
+        .start(move |guard| {
+            let (n, register) = (n.clone(), register.clone());
+            async move {
+                while !guard.is_lost() {
+                    register.write(&n, "register", guard.fence());
+                    tokio::select! {
+                        biased;
+                        _ = guard.lost() => break,
+                        _ = n.clock().sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            }
+        });
+    let _ = lease.join().await;
+}
+
+#[test]
+fn a_lease_led_service_under_store_roll_backs_keeps_one_leader_and_mc29_breaks_it() {
+    // Opted in: a Redis under `appendfsync everysec` (or a failover) rolls back its last writes.
+    let sim = Sim::new("leader")
+        .nodes(3)
+        .faults(&[FaultKind::StoreRollback, FaultKind::ReplyLoss])
+        .window(Duration::from_secs(10))
+        .settle(Duration::from_secs(5))
+        .node(leader_node);
+    // MC29, keel's lease store before the fix: a rolled-back grant's fence minted again.
+    let seed = first_breaking(&sim, 0..40, Some(Mutant::MC29), "S1").expect("MC29 gives two nodes the lease");
+    eprintln!("MC29: seed {seed} broke S1");
+    for s in 0..30 {
+        let out = sim.run(s);
+        assert!(out.passed(), "unmutated, seed {s} passes: {:?}", out.violations);
+    }
 }
 
 /// The free rules over a finished run of a built-in scenario.
