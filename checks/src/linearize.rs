@@ -234,11 +234,7 @@ impl SequentialSpec for MapSpec {
 pub fn check(records: Vec<Record>) -> Report {
     let mut c = Checker::default();
     for r in records {
-        match r {
-            Record::Invoke { id, op } => c.invoke(id, op),
-            Record::Return { id, ret } => c.complete(id, ret),
-            Record::Reset => c.reset(),
-        }
+        c.record(r);
     }
     c.finish()
 }
@@ -303,6 +299,15 @@ enum MapHist {
 }
 
 impl Checker {
+    /// Feed one record of a history (what a simulated run feeds call by call).
+    pub fn record(&mut self, r: Record) {
+        match r {
+            Record::Invoke { id, op } => self.invoke(id, op),
+            Record::Return { id, ret } => self.complete(id, ret),
+            Record::Reset => self.reset(),
+        }
+    }
+
     /// Operation `id` was sent.
     pub fn invoke(&mut self, id: u64, op: StoreOp) {
         if self.stopped {
@@ -1700,13 +1705,7 @@ mod tests {
     /// A checker fed [`crowd`]: its map is judged key by key from the start.
     fn crowded() -> Checker {
         let mut c = Checker::default();
-        for r in crowd() {
-            match r {
-                Record::Invoke { id, op } => c.invoke(id, op),
-                Record::Return { id, ret } => c.complete(id, ret),
-                Record::Reset => c.reset(),
-            }
-        }
+        crowd().into_iter().for_each(|r| c.record(r));
         c
     }
 
@@ -1864,13 +1863,7 @@ mod tests {
                 let mut c = Checker::default();
                 let mut h = if crowded { crowd() } else { Vec::new() };
                 h.extend([set(1, "a"), wrote(1, true, 1, "a")]);
-                for r in h {
-                    match r {
-                        Record::Invoke { id, op } => c.invoke(id, op),
-                        Record::Return { id, ret } => c.complete(id, ret),
-                        Record::Reset => c.reset(),
-                    }
-                }
+                h.into_iter().for_each(|r| c.record(r));
                 let mut entries: BTreeMap<String, String> = if crowded {
                     (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect()
                 } else {
@@ -1891,11 +1884,7 @@ mod tests {
         // later read may see it or not, never anything else.
         for (seen, ok) in [(Some("a"), true), (Some("b"), true), (Some("z"), false)] {
             let mut c = crowded();
-            let inv = |c: &mut Checker, r: Record| match r {
-                Record::Invoke { id, op } => c.invoke(id, op),
-                Record::Return { id, ret } => c.complete(id, ret),
-                Record::Reset => c.reset(),
-            };
+            let inv = |c: &mut Checker, r: Record| c.record(r);
             inv(&mut c, set(1, "a"));
             inv(&mut c, get(2));
             inv(&mut c, wrote(1, true, 1, "a"));
@@ -1909,29 +1898,18 @@ mod tests {
         }
     }
 
-    fn feed(c: &mut Checker, records: Vec<Record>) {
-        for r in records {
-            match r {
-                Record::Invoke { id, op } => c.invoke(id, op),
-                Record::Return { id, ret } => c.complete(id, ret),
-                Record::Reset => c.reset(),
-            }
-        }
-    }
-
     #[test]
     fn a_roll_back_judges_the_lifetime_before_it_and_nothing_after() {
         // After a roll-back the store holds "a" again, which no operation of a new lifetime
         // wrote: judged as a fresh (empty) lifetime, as after a data loss, that read is an alarm.
         let after = || vec![get(2), read(2, Some("a")), set(3, "b"), wrote(3, true, 1002, "b")];
         let mut lost = Checker::default();
-        feed(&mut lost, vec![set(1, "a"), wrote(1, true, 1001, "a"), Record::Reset]);
-        feed(&mut lost, after());
+        [set(1, "a"), wrote(1, true, 1001, "a"), Record::Reset].into_iter().chain(after()).for_each(|r| lost.record(r));
         assert_eq!(lost.finish().violations.len(), 1, "an empty lifetime cannot hold \"a\"");
         let mut rolled = Checker::default();
-        feed(&mut rolled, vec![set(1, "a"), wrote(1, true, 1001, "a")]);
+        [set(1, "a"), wrote(1, true, 1001, "a")].into_iter().for_each(|r| rolled.record(r));
         rolled.rolled_back();
-        feed(&mut rolled, after());
+        after().into_iter().for_each(|r| rolled.record(r));
         let r = rolled.finish();
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!((r.checked, r.ops, r.cut_at_rollback), (1, 1, 1), "the lifetime before is judged, nothing after");
