@@ -72,6 +72,14 @@ pub enum StoreOp {
         /// Writes.
         writes: Vec<(String, Option<String>)>,
     },
+    /// Not a client's: the store process restarted keeping its keys ([`Record::Restart`]), at
+    /// one instant between the operations before and after it. The map's next commit may take
+    /// its revisions from store time again (a store cannot tell a restart that kept its data from
+    /// one that rolled it back, so it jumps above any revision it may have lost).
+    Restart {
+        /// Map.
+        map: String,
+    },
 }
 
 impl StoreOp {
@@ -81,7 +89,8 @@ impl StoreOp {
             StoreOp::Get { map, .. }
             | StoreOp::Snapshot { map }
             | StoreOp::Write { map, .. }
-            | StoreOp::Txn { map, .. } => map,
+            | StoreOp::Txn { map, .. }
+            | StoreOp::Restart { map } => map,
         }
     }
 }
@@ -122,6 +131,8 @@ pub enum Record {
     },
     /// The store restarted and lost every key.
     Reset,
+    /// The store restarted keeping every key (see [`StoreOp::Restart`]).
+    Restart,
 }
 
 /// The verdict on one run's records.
@@ -164,6 +175,8 @@ pub struct MapSpec {
     state: StoreState,
     /// Seen revision minus specified revision (either may be the larger).
     offset: Option<i128>,
+    /// The store restarted since the map's last commit: the next commit may raise the offset.
+    jump: bool,
 }
 
 /// The store time at which the specification applies every write. Not 0: a store's clock is
@@ -173,7 +186,7 @@ const SPEC_TIME_MS: u64 = 1;
 
 impl MapSpec {
     fn new() -> Self {
-        MapSpec { state: StoreState::default(), offset: None }
+        MapSpec { state: StoreState::default(), offset: None, jump: false }
     }
 
     fn run(&mut self, op: &StoreOp) -> StoreRet {
@@ -186,18 +199,24 @@ impl MapSpec {
             StoreOp::Txn { map, guards, writes } => {
                 self.state.map_txn(map, guards, writes, SPEC_TIME_MS).map(|o| StoreRet::Txn(o.0))
             }
+            StoreOp::Restart { .. } => Ok(StoreRet::NotApplied),
         };
         r.unwrap_or(StoreRet::NotApplied)
     }
 
-    /// Whether a seen revision matches a specified one, learning the offset on first sight.
-    fn same_rev(&mut self, seen: u64, spec: u64) -> bool {
+    /// Whether a seen revision matches a specified one, learning the offset on first sight. The
+    /// first commit after a restart may raise it (`committed`: the operation took revisions).
+    fn same_rev(&mut self, seen: u64, spec: u64, committed: bool) -> bool {
         match (seen, spec) {
             (0, 0) => true,
             (0, _) | (_, 0) => false,
             _ => {
                 let diff = i128::from(seen) - i128::from(spec);
-                *self.offset.get_or_insert(diff) == diff
+                let offset = self.offset.get_or_insert(diff);
+                if committed && std::mem::take(&mut self.jump) && diff > *offset {
+                    *offset = diff;
+                }
+                *offset == diff
             }
         }
     }
@@ -212,17 +231,27 @@ impl SequentialSpec for MapSpec {
     }
 
     fn is_valid_step(&mut self, op: &StoreOp, seen: &StoreRet) -> bool {
+        if let StoreOp::Restart { .. } = op {
+            self.jump = true;
+            return true;
+        }
         if *seen == StoreRet::NotApplied {
             return true; // certainly not applied: no effect, any order
         }
+        let before = self.state.map_rev(op.map());
         let spec = self.run(op);
+        let committed = self.state.map_rev(op.map()) != before;
         match (seen, spec) {
-            (StoreRet::Get(v, r), StoreRet::Get(sv, sr)) => *v == sv && self.same_rev(*r, sr),
-            (StoreRet::Snapshot(s), StoreRet::Snapshot(ss)) => s.entries == ss.entries && self.same_rev(s.rev, ss.rev),
-            (StoreRet::Write(w), StoreRet::Write(sw)) => {
-                w.applied == sw.applied && w.value == sw.value && self.same_rev(w.rev, sw.rev)
+            (StoreRet::Get(v, r), StoreRet::Get(sv, sr)) => *v == sv && self.same_rev(*r, sr, false),
+            (StoreRet::Snapshot(s), StoreRet::Snapshot(ss)) => {
+                s.entries == ss.entries && self.same_rev(s.rev, ss.rev, false)
             }
-            (StoreRet::Txn(t), StoreRet::Txn(st)) => t.applied == st.applied && self.same_rev(t.rev, st.rev),
+            (StoreRet::Write(w), StoreRet::Write(sw)) => {
+                w.applied == sw.applied && w.value == sw.value && self.same_rev(w.rev, sw.rev, committed)
+            }
+            (StoreRet::Txn(t), StoreRet::Txn(st)) => {
+                t.applied == st.applied && self.same_rev(t.rev, st.rev, committed)
+            }
             _ => false,
         }
     }
@@ -269,6 +298,9 @@ pub struct Checker {
     spanning: BTreeSet<u64>,
     /// Nothing more is recorded (after a roll-back).
     stopped: bool,
+    /// Restarts recorded into map histories: their ids count down from `u64::MAX`, clear of
+    /// the clients' ids.
+    restarts: u64,
     report: Report,
 }
 
@@ -305,6 +337,7 @@ impl Checker {
             Record::Invoke { id, op } => self.invoke(id, op),
             Record::Return { id, ret } => self.complete(id, ret),
             Record::Reset => self.reset(),
+            Record::Restart => self.restart(),
         }
     }
 
@@ -402,6 +435,23 @@ impl Checker {
                     }
                 }
                 self.maybe_split(m);
+            }
+        }
+    }
+
+    /// The store restarted keeping every key: each map judged whole gets the restart at this
+    /// instant, after which its next commit may take revisions from store time again. (A map
+    /// judged key by key is judged on values only.)
+    pub fn restart(&mut self) {
+        if self.stopped {
+            return;
+        }
+        for (map, hist) in &mut self.maps {
+            if let MapHist::Whole { records, .. } = hist {
+                self.restarts += 1;
+                let id = u64::MAX - self.restarts;
+                records.push((id, Some(StoreOp::Restart { map: map.clone() }), None));
+                records.push((id, None, Some(StoreRet::NotApplied)));
             }
         }
     }
@@ -1337,7 +1387,7 @@ impl StoreOp {
     fn key_names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
         match self {
             StoreOp::Get { key, .. } | StoreOp::Write { key, .. } => Box::new(std::iter::once(key.as_str())),
-            StoreOp::Snapshot { .. } => Box::new(std::iter::empty()),
+            StoreOp::Snapshot { .. } | StoreOp::Restart { .. } => Box::new(std::iter::empty()),
             StoreOp::Txn { guards, writes, .. } => {
                 Box::new(guards.iter().map(|(k, _)| k.as_str()).chain(writes.iter().map(|(k, _)| k.as_str())))
             }
@@ -1356,6 +1406,7 @@ impl StoreOp {
                 let sole = guards.iter().all(|(g, _)| g == k);
                 (guard.is_some() || write.is_some()).then_some(KeyOp::Txn { guard, write, sole })
             }
+            StoreOp::Restart { .. } => None,
         }
     }
 }
@@ -1473,6 +1524,15 @@ pub fn reset() {
     CHECKER.with(|r| {
         if let Some((_, checker)) = r.borrow_mut().as_mut() {
             checker.reset();
+        }
+    });
+}
+
+/// Record a store restart that kept every key (see [`Checker::restart`]).
+pub fn restarted() {
+    CHECKER.with(|r| {
+        if let Some((_, checker)) = r.borrow_mut().as_mut() {
+            checker.restart();
         }
     });
 }
@@ -1682,7 +1742,7 @@ mod tests {
             .map(|r| match r {
                 Record::Invoke { id, op } => (*id, Some(op.clone()), None),
                 Record::Return { id, ret } => (*id, None, Some(ret.clone())),
-                Record::Reset => unreachable!(),
+                Record::Reset | Record::Restart => unreachable!(),
             })
             .collect();
         assert_eq!(search(MapSpec::new(), &seg, 3), None, "out of steps: no verdict");
@@ -1913,6 +1973,27 @@ mod tests {
         let r = rolled.finish();
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!((r.checked, r.ops, r.cut_at_rollback), (1, 1, 1), "the lifetime before is judged, nothing after");
+    }
+
+    #[test]
+    fn a_restart_that_kept_the_data_lets_the_next_commit_jump_once_and_only_upward() {
+        let got = |id, v: &str, rev| Record::Return { id, ret: StoreRet::Get(Some(v.into()), rev) };
+        let before = [set(1, "a"), wrote(1, true, 5001, "a")];
+        // A read after the restart still sees the old revision; the next commits take `rev`, `rev + 1`.
+        let judge = |restart: bool, rev: u64| {
+            let mut h = before.to_vec();
+            h.extend(restart.then_some(Record::Restart));
+            h.extend([get(2), got(2, "a", 5001), set(3, "b"), wrote(3, true, rev, "b")]);
+            h.extend([set(4, "c"), wrote(4, true, rev + 1, "c")]);
+            check(h).violations.len()
+        };
+        assert_eq!(judge(true, 9001), 0, "a jump at the first commit after a restart");
+        assert_eq!(judge(true, 5002), 0, "or none");
+        assert_eq!(judge(false, 9001), 1, "no jump without a restart");
+        assert_eq!(judge(true, 4001), 1, "never down");
+        let mut twice = before.to_vec();
+        twice.extend([Record::Restart, set(3, "b"), wrote(3, true, 9001, "b"), set(4, "c"), wrote(4, true, 12001, "c")]);
+        assert_eq!(check(twice).violations.len(), 1, "one jump per restart");
     }
 
     #[test]

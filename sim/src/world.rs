@@ -245,7 +245,10 @@ impl World {
         *lock(&self.store_up) = false;
         self.rec(WorldEv::StoreCrash { data_loss: data != Persisted::All });
         match data {
-            Persisted::All => self.store.restart(),
+            Persisted::All => {
+                self.store.restart();
+                crate::linearize::restarted();
+            }
             Persisted::Nothing => self.store.reset(),
             Persisted::Checkpoint => {
                 let saved = lock(&self.checkpoint).clone().unwrap_or_default();

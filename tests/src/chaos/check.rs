@@ -331,8 +331,9 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
 
 /// The store's map operations the processes recorded, merged in real-time order, judged by the
 /// simulator's linearizability checker. Ids are made unique per node; a `Reset` goes where Redis
-/// went down to come back without its data (a kill that keeps the AOF keeps every
-/// acknowledged write: `appendfsync always`).
+/// went down to come back without its data, a `Restart` where it came back with all of it (a
+/// kill that keeps the AOF keeps every acknowledged write: `appendfsync always`; the maps'
+/// revisions jump at their next commits, under the new `run_id`).
 fn linearizability(lines: &[Line], f: &mut Figures) {
     use keel_checks::linearize::{self, Record};
     let mut ids: BTreeMap<(&str, u64), u64> = BTreeMap::new();
@@ -342,7 +343,7 @@ fn linearizability(lines: &[Line], f: &mut Figures) {
             Ev::Fault { fault, .. } => losing = matches!(fault, Fault::RedisKillLose { .. }),
             // Recorded once the old server is killed and reaped: every request it applied was
             // sent (invoked) before this line, every later one can only meet the emptied store.
-            Ev::RedisDown if losing => records.push(Record::Reset),
+            Ev::RedisDown => records.push(if losing { Record::Reset } else { Record::Restart }),
             Ev::StoreInvoke { id, op } => {
                 f.lin_recorded += 1;
                 let next = ids.len() as u64;
