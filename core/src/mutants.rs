@@ -177,6 +177,11 @@ pub enum Mutant {
     /// grants: the next acquire is granted at once, re-minting a lost grant's fence to a second
     /// holder while the first still believes it holds the lease.
     MC29,
+    /// keel's map store until the roll-back fault reached maps (2026-12-02): a revision counter
+    /// is seeded from store time only when it is missing. A restart that rolled the data back
+    /// kept an older counter, so the next writes took again revisions that replicas,
+    /// subscribers and `set_and_wait` callers had already seen for lost changes.
+    MC30,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -59,6 +59,17 @@ async fn redis_garbage_in_a_map_key_is_a_typed_error() {
     server.command(&format!("LPUSH {PREFIX}:map-rev:o x"));
     assert_eq!(corrupt_key(s.map_write("o", "k", set()).await), "map-rev:o");
     assert_eq!(server.command(&format!("EXISTS {PREFIX}:map:n")).as_deref(), Some(":0"), "nothing written");
+    // The server a counter was judged under, of the wrong type: found before any write, by a
+    // write and by a transaction; a string that names no server is only a restart (a jump).
+    server.command(&format!("LPUSH {PREFIX}:map-boot:p x"));
+    assert_eq!(corrupt_key(s.map_write("p", "k", set()).await), "map-boot:p");
+    assert_eq!(corrupt_key(s.map_txn("p", &[], &[("k".into(), None)]).await), "map-boot:p");
+    for key in ["map", "map-rev"] {
+        assert_eq!(server.command(&format!("EXISTS {PREFIX}:{key}:p")).as_deref(), Some(":0"), "nothing written");
+    }
+    set_revision(&server, "q", 41);
+    server.command(&format!("SET {PREFIX}:map-boot:q garbage"));
+    assert!(s.map_write("q", "k", set()).await.expect("a jump").rev > 1_000_000, "garbage is another server");
     // A healthy map next to the corrupt ones is unaffected.
     assert!(s.map_write("fine", "k", set()).await.expect("healthy map").applied);
 
@@ -75,7 +86,7 @@ async fn redis_garbage_in_a_map_key_is_a_typed_error() {
         other => panic!("expected StoreError::Corrupt, got {other:?}"),
     }
     assert_eq!(server.command(&format!("EXISTS {PREFIX}:map-rev:u")).as_deref(), Some(":0"), "nothing written");
-    server.command(&format!("SET {PREFIX}:map-rev:u 41"));
+    set_revision(&server, "u", 41);
     assert_eq!(corrupt_key(s.map_txn("u", &[], &writes).await), "map:u");
     assert_eq!(corrupt_key(s.map_write("u", "k", MapWrite::Delete).await), "map:u");
     assert_eq!(server.command(&format!("INCRBY {PREFIX}:map-rev:u 0")).as_deref(), Some(":41"), "revision unmoved");
@@ -91,6 +102,15 @@ async fn redis_garbage_in_a_map_key_is_a_typed_error() {
             WatchEvent::Gap => panic!("unexpected gap"),
         }
     }
+}
+
+/// Set map `map`'s revision counter by hand, judged under this server process (its `run_id` in
+/// `map-boot`), so the next commit takes the next revision instead of jumping as after a restart.
+fn set_revision(server: &RedisServer, map: &str, rev: u64) {
+    assert_eq!(server.command(&format!("SET {PREFIX}:map-rev:{map} {rev}")).as_deref(), Some("+OK"));
+    let lua = "return redis.call('SET', KEYS[1], string.match(redis.call('INFO', 'server'), 'run_id:(%x+)'))";
+    let set = server.command(&format!("EVAL \"{lua}\" 1 {PREFIX}:map-boot:{map}"));
+    assert_eq!(set.as_deref(), Some("+OK"), "map-boot:{map} set");
 }
 
 /// A batch of transactions on a corrupt map fails whole with a typed error and changes nothing:
@@ -111,7 +131,7 @@ async fn redis_garbage_fails_a_batch_of_transactions_whole() {
     assert_eq!(corrupt_key(s.map_txns("b", &[unguarded.clone(), guarded.clone()]).await), "map:b");
     assert_eq!(corrupt_key(s.map_txns("b", std::slice::from_ref(&unguarded)).await), "map:b");
     assert_eq!(server.command(&format!("EXISTS {PREFIX}:map-rev:b")).as_deref(), Some(":0"), "counter removed again");
-    server.command(&format!("SET {PREFIX}:map-rev:b 41"));
+    set_revision(&server, "b", 41);
     match s.map_txns("b", std::slice::from_ref(&unguarded)).await {
         Err(StoreError::Corrupt { key, detail }) => {
             assert_eq!((key.as_str(), detail.as_str()), ("map:b", "holds a string, expected a hash"))

@@ -290,7 +290,7 @@ impl RedisStore {
     }
 
     fn map_invocation<'a>(&self, script: &'a ::redis::Script, map: &str) -> Call<'a> {
-        let mut inv = Call::new(script, &[self.key("map", map), self.key("map-rev", map)]);
+        let mut inv = Call::new(script, &[self.key("map", map), self.key("map-rev", map), self.key("map-boot", map)]);
         inv.arg(self.channel(map));
         inv
     }
@@ -321,6 +321,7 @@ fn classify(op: &'static str, e: RedisError, key: &str) -> StoreError {
         let kind = match role {
             "meta" => "lease-meta",
             "rev" => "map-rev",
+            "boot" => "map-boot",
             other => other,
         };
         return StoreError::corrupt(format!("{kind}:{key}"), detail.trim().to_owned());

@@ -45,6 +45,8 @@ struct LeaseMeta {
 struct MapState {
     rev: u64,
     entries: BTreeMap<String, String>,
+    /// The incarnation the revision counter was last judged under.
+    boot: u64,
 }
 
 impl StoreState {
@@ -300,10 +302,18 @@ impl StoreState {
 
     /// Apply `(key, new value)` pairs to a map, one revision each; returns the changes.
     fn commit(&mut self, map: &str, now_ms: u64, writes: Vec<(String, Option<String>)>) -> Vec<Change> {
+        let boot = self.boot;
         let m = self.maps.entry(map.to_owned()).or_default();
         if m.rev == 0 {
             m.rev = now_ms * SEED_PER_MS;
+        } else if m.boot != boot && !crate::mutants::active(crate::mutants::Mutant::MC30) {
+            // The store restarted since this counter was judged, and a restart may have rolled
+            // the data back with the last revisions, which replicas, subscribers and waiters
+            // already saw for other changes. Revisions from store time again, above the lost:
+            // the jump is a gap to every replica, which resyncs.
+            m.rev = m.rev.max(now_ms * SEED_PER_MS);
         }
+        m.boot = boot;
         let mut changes = Vec::with_capacity(writes.len());
         for (key, value) in writes {
             let before = m.rev;
@@ -322,7 +332,8 @@ impl StoreState {
         changes
     }
 
-    fn map_rev(&self, map: &str) -> u64 {
+    /// Map `map`'s revision: its last change's, 0 if it never had one.
+    pub fn map_rev(&self, map: &str) -> u64 {
         self.maps.get(map).map_or(0, |m| m.rev)
     }
 }

@@ -40,7 +40,8 @@ local function checked(key, role, want, ...)
 end
 "#;
 
-/// Map scripts: KEYS[1] is the map's hash, KEYS[2] its revision counter, ARGV[1] its channel.
+/// Map scripts: KEYS[1] is the map's hash, KEYS[2] its revision counter, KEYS[3] the `run_id`
+/// of the server process the counter was last judged under, ARGV[1] the map's channel.
 ///
 /// A commit of n changes takes the revisions REV+1..REV+n in order with one `INCRBY`, whose reply
 /// is the revision (no `GET` first: the counter is read only when a reply needs the revision and
@@ -102,6 +103,13 @@ end
 -- number) and the revision before ('0' if the counter was seeded).
 local function commit(ch)
   local n = #ch / 2
+  -- The counter's process, read (and type-checked) before any write: after a restart, which
+  -- may have rolled the data back with the last revisions (AOF everysec, a lagging replica),
+  -- revisions start again from store time, above every lost one (below). A user without INFO
+  -- gets '' every time: no restart is seen (RedisStore::connect warns of it).
+  local info = redis.pcall('INFO', 'server')
+  local boot = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
+  local seen = boot ~= '' and checked(KEYS[3], 'boot', 'string', 'GET', KEYS[3])
   local prev = bump(n)
   local before = prev == 0 and '0' or int(prev)
   -- The hash's final state: each key as its last change leaves it.
@@ -126,7 +134,15 @@ local function commit(ch)
     -- First commit (or Redis lost its data): seed from store time, then take n revisions.
     prev = tonumber(seed(redis.call('TIME')))
     redis.call('SET', KEYS[2], int(prev + n))
+  elseif boot ~= '' and seen ~= boot then
+    -- Restarted since the counter was judged: the jump is a gap to every replica (it resyncs).
+    local s = tonumber(seed(redis.call('TIME')))
+    if s > prev then
+      prev = s
+      redis.call('SET', KEYS[2], int(prev + n))
+    end
   end
+  if boot ~= '' and seen ~= boot then redis.call('SET', KEYS[3], boot) end
   local first = prev + 1
   local msg
   if n == 1 then
