@@ -146,9 +146,9 @@ pub struct Report {
     pub skipped: u64,
     /// Histories whose search ran out of [`SEARCH_STEPS_MAX`] steps: neither passed nor failed.
     pub over_budget: u64,
-    /// Runs judged only up to a store restart that rolled the data back (see
-    /// [`Checker::rolled_back`]).
-    pub cut_at_rollback: u64,
+    /// Store lifetimes that started from a checkpoint, after a restart that rolled the data
+    /// back (see [`Checker::rolled_back_to`]).
+    pub from_checkpoint: u64,
     /// Non-linearizable histories, in words.
     pub violations: Vec<String>,
 }
@@ -160,7 +160,7 @@ impl Report {
         self.ops += o.ops;
         self.skipped += o.skipped;
         self.over_budget += o.over_budget;
-        self.cut_at_rollback += o.cut_at_rollback;
+        self.from_checkpoint += o.from_checkpoint;
         self.violations.extend(o.violations.iter().cloned());
     }
 }
@@ -187,6 +187,15 @@ const SPEC_TIME_MS: u64 = 1;
 impl MapSpec {
     fn new() -> Self {
         MapSpec { state: StoreState::default(), offset: None, jump: false }
+    }
+
+    /// The map as a lifetime started: empty, or a checkpoint's (its revisions the store's own,
+    /// and its next commit free to jump: the store restarted).
+    fn starting_from(map: &str, start: Option<&MapSnapshot>) -> Self {
+        match start {
+            None => MapSpec::new(),
+            Some(s) => MapSpec { state: StoreState::with_map(map, s), offset: Some(0), jump: true },
+        }
     }
 
     fn run(&mut self, op: &StoreOp) -> StoreRet {
@@ -296,8 +305,9 @@ pub struct Checker {
     /// Operations in flight at a reset: open forever in both lifetimes, whatever they return is
     /// dropped (they may equally have been applied before the restart).
     spanning: BTreeSet<u64>,
-    /// Nothing more is recorded (after a roll-back).
-    stopped: bool,
+    /// The data the current lifetime started from: the checkpoint a roll-back restarted from
+    /// (None: empty, at the start of a run or after a data loss).
+    initial: Option<StoreState>,
     /// Restarts recorded into map histories: their ids count down from `u64::MAX`, clear of
     /// the clients' ids.
     restarts: u64,
@@ -343,9 +353,6 @@ impl Checker {
 
     /// Operation `id` was sent.
     pub fn invoke(&mut self, id: u64, op: StoreOp) {
-        if self.stopped {
-            return; // its outcome finds no open operation either
-        }
         let m = self.map_index(op.map());
         let (_, hist) = &mut self.maps[m];
         match hist {
@@ -416,8 +423,15 @@ impl Checker {
     /// The store restarted and lost every key: judge the lifetime that ended and start a new one.
     /// Writes in flight stay open in both lifetimes.
     pub fn reset(&mut self) {
+        self.new_lifetime(None);
+    }
+
+    /// Judge the lifetime that ended and start one from `initial`; writes in flight stay open
+    /// in both (one may still land).
+    fn new_lifetime(&mut self, initial: Option<StoreState>) {
         self.end_lifetime();
         self.lifetime += 1;
+        self.initial = initial;
         for (id, (_, op)) in std::mem::take(&mut self.open) {
             self.spanning.insert(id);
             if !op.is_read() {
@@ -443,9 +457,6 @@ impl Checker {
     /// instant, after which its next commit may take revisions from store time again. (A map
     /// judged key by key is judged on values only.)
     pub fn restart(&mut self) {
-        if self.stopped {
-            return;
-        }
         for (map, hist) in &mut self.maps {
             if let MapHist::Whole { records, .. } = hist {
                 self.restarts += 1;
@@ -456,19 +467,12 @@ impl Checker {
         }
     }
 
-    /// The store restarted from a checkpoint: it holds an older state, which a lifetime of this
-    /// checker cannot start from (each starts empty, as after a data loss). Judge the lifetime
-    /// that ended, operations in flight left open, and record nothing after it.
-    pub fn rolled_back(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.end_lifetime();
-        self.lifetime += 1;
-        self.open.clear();
-        self.spanning.clear();
-        self.stopped = true;
-        self.report.cut_at_rollback += 1;
+    /// The store restarted from `saved`, a checkpoint: everything written since is lost. Judge
+    /// the lifetime that ended and start one from the checkpoint's values and revisions, each
+    /// map's next commit free to jump (a restart). Writes in flight stay open in both lifetimes.
+    pub fn rolled_back_to(&mut self, saved: &StoreState) {
+        self.new_lifetime(Some(saved.clone()));
+        self.report.from_checkpoint += 1;
     }
 
     /// Judge what is left (operations still in flight never returned) and return the verdict.
@@ -483,8 +487,9 @@ impl Checker {
             match hist {
                 MapHist::Whole { records, forever, .. } => {
                     let records = without_open_reads(records);
+                    let start = self.start_of(&map);
                     if fits(&records) {
-                        match run_tester(MapSpec::new(), &records) {
+                        match run_tester(MapSpec::starting_from(&map, start.as_ref()), &records) {
                             Verdict::Linearizable => {}
                             Verdict::OverBudget => {
                                 self.report.over_budget += 1;
@@ -498,7 +503,8 @@ impl Checker {
                         self.report.checked += 1;
                         self.report.ops += invokes(&records);
                     } else {
-                        let mut keys = KeyHists::replay(records, &forever, &map, self.lifetime, &mut self.report);
+                        let mut keys =
+                            KeyHists::replay(records, &forever, start.as_ref(), &map, self.lifetime, &mut self.report);
                         keys.finish(&map, self.lifetime, &mut self.report);
                     }
                 }
@@ -506,6 +512,11 @@ impl Checker {
             }
         }
         self.maps.clear();
+    }
+
+    /// Map `map` as the current lifetime started: its checkpoint, if it had one there.
+    fn start_of(&self, map: &str) -> Option<MapSnapshot> {
+        self.initial.as_ref().and_then(|s| s.map_snapshot(map).ok()).filter(|s| s.rev > 0)
     }
 
     fn map_index(&mut self, map: &str) -> usize {
@@ -519,11 +530,13 @@ impl Checker {
 
     /// A whole map past the limit goes key by key from here on, its records so far replayed.
     fn maybe_split(&mut self, m: usize) {
+        let start = self.start_of(&self.maps[m].0);
         let (map, hist) = &mut self.maps[m];
         if let MapHist::Whole { records, sure, forever } = hist
             && *sure > HISTORY_OPS_MAX
         {
-            let keys = KeyHists::replay(std::mem::take(records), forever, map, self.lifetime, &mut self.report);
+            let keys =
+                KeyHists::replay(std::mem::take(records), forever, start.as_ref(), map, self.lifetime, &mut self.report);
             *hist = MapHist::Keys(keys);
         }
     }
@@ -856,11 +869,17 @@ impl KeyHists {
     fn replay(
         records: Records<StoreOp, StoreRet>,
         forever: &[u64],
+        start: Option<&MapSnapshot>,
         map: &str,
         lifetime: usize,
         report: &mut Report,
     ) -> Self {
         let mut keys = KeyHists::default();
+        for (k, v) in start.map(|s| &s.entries).into_iter().flatten() {
+            let n = keys.slot(k);
+            keys.keys[n].states = vec![Some(v.clone())];
+            keys.refresh(n);
+        }
         let mut ops: BTreeMap<u64, StoreOp> = BTreeMap::new();
         for (id, op, ret) in records {
             match (op, ret) {
@@ -1537,11 +1556,11 @@ pub fn restarted() {
     });
 }
 
-/// Record a store restart that rolled the data back (see [`Checker::rolled_back`]).
-pub fn rolled_back() {
+/// Record a store restart that rolled the data back to `saved` (see [`Checker::rolled_back_to`]).
+pub fn rolled_back_to(saved: &StoreState) {
     CHECKER.with(|r| {
         if let Some((_, checker)) = r.borrow_mut().as_mut() {
-            checker.rolled_back();
+            checker.rolled_back_to(saved);
         }
     });
 }
@@ -1959,20 +1978,35 @@ mod tests {
     }
 
     #[test]
-    fn a_roll_back_judges_the_lifetime_before_it_and_nothing_after() {
-        // After a roll-back the store holds "a" again, which no operation of a new lifetime
-        // wrote: judged as a fresh (empty) lifetime, as after a data loss, that read is an alarm.
-        let after = || vec![get(2), read(2, Some("a")), set(3, "b"), wrote(3, true, 1002, "b")];
-        let mut lost = Checker::default();
-        [set(1, "a"), wrote(1, true, 1001, "a"), Record::Reset].into_iter().chain(after()).for_each(|r| lost.record(r));
-        assert_eq!(lost.finish().violations.len(), 1, "an empty lifetime cannot hold \"a\"");
-        let mut rolled = Checker::default();
-        [set(1, "a"), wrote(1, true, 1001, "a")].into_iter().for_each(|r| rolled.record(r));
-        rolled.rolled_back();
-        after().into_iter().for_each(|r| rolled.record(r));
-        let r = rolled.finish();
-        assert!(r.violations.is_empty(), "{:?}", r.violations);
-        assert_eq!((r.checked, r.ops, r.cut_at_rollback), (1, 1, 1), "the lifetime before is judged, nothing after");
+    fn a_roll_back_starts_a_lifetime_from_the_checkpoint_judged_whole_and_key_by_key() {
+        // The checkpoint holds "a" at revision 1001; the write of "b" after it is lost.
+        let mut saved = StoreState::default();
+        let kept = saved.map_write("m", "k", &MapWrite::Set("a".into()), 1).map(|o| o.0.rev);
+        assert_eq!(kept, Ok(1001));
+        let got = |id, v: Option<&str>, rev| Record::Return { id, ret: StoreRet::Get(v.map(Into::into), rev) };
+        let judge = |after: &[Record], big: bool| {
+            let mut c = Checker::default();
+            [set(1, "a"), wrote(1, true, 1001, "a"), set(2, "b"), wrote(2, true, 1002, "b")].into_iter().for_each(|r| c.record(r));
+            c.rolled_back_to(&saved);
+            after.iter().cloned().for_each(|r| c.record(r));
+            if big {
+                // Past the whole-map limit: judged key by key (values only).
+                for id in 1000..1001 + HISTORY_OPS_MAX as u64 {
+                    [other(id), other_done(id)].into_iter().for_each(|r| c.record(r));
+                }
+            }
+            let r = c.finish();
+            assert_eq!(r.from_checkpoint, 1);
+            r.violations
+        };
+        // Read back at the checkpoint, then a commit that jumps (the store restarted).
+        let fine = [get(3), got(3, Some("a"), 1001), set(4, "c"), wrote(4, true, 7001, "c"), get(5), got(5, Some("c"), 7001)];
+        for big in [false, true] {
+            assert_eq!(judge(&fine, big), Vec::<String>::new(), "key by key: {big}");
+            assert_eq!(judge(&[get(3), got(3, Some("b"), 1002)], big).len(), 1, "the lost write read back ({big})");
+            assert_eq!(judge(&[get(3), got(3, None, 1001)], big).len(), 1, "the checkpoint's value missing ({big})");
+        }
+        assert_eq!(judge(&[get(3), got(3, Some("a"), 1002)], false).len(), 1, "a revision the checkpoint did not have");
     }
 
     #[test]

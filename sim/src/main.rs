@@ -435,10 +435,10 @@ mod cli {
                 keel_sim::linearize::SEARCH_STEPS_MAX,
                 l.violations.len()
             );
-            if l.cut_at_rollback > 0 && l.checked > 0 {
+            if l.from_checkpoint > 0 {
                 println!(
-                    "{:<10} linearizability: {} runs judged only up to their first store roll-back (a checker lifetime starts empty)",
-                    r.scenario, l.cut_at_rollback
+                    "{:<10} linearizability: {} store lifetimes judged from the checkpoint a roll-back restarted from",
+                    r.scenario, l.from_checkpoint
                 );
             }
         }

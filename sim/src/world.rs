@@ -252,9 +252,9 @@ impl World {
             Persisted::Nothing => self.store.reset(),
             Persisted::Checkpoint => {
                 let saved = lock(&self.checkpoint).clone().unwrap_or_default();
+                crate::linearize::rolled_back_to(&saved);
                 self.store.restart_from(saved);
                 self.faults.rolled_back();
-                crate::linearize::rolled_back();
             }
         }
         if data == Persisted::Nothing {

@@ -63,6 +63,15 @@ impl StoreState {
             .map(|h| (h.token.as_str(), h.fence, h.expires_at_ms))
     }
 
+    /// A store holding only map `map`, as `snapshot` shows it (entries and revision): where a
+    /// checker's specification of that map starts after a roll-back to a checkpoint.
+    pub fn with_map(map: &str, snapshot: &MapSnapshot) -> StoreState {
+        let mut s = StoreState::default();
+        let m = MapState { rev: snapshot.rev, entries: snapshot.entries.clone(), boot: 0 };
+        s.maps.insert(map.to_owned(), m);
+        s
+    }
+
     /// The store process restarted (its data kept, or rolled back to what it had persisted):
     /// the next acquire of each lease is quarantined as after a data loss.
     pub fn restarted(&mut self) {
