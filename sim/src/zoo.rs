@@ -298,6 +298,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC30,
+        lineage: "keel's own (found by the roll-back fault): a store restart that rolled back a map's last revisions does not re-seed its counter, and new changes take lost revisions again",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

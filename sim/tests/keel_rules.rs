@@ -202,7 +202,7 @@ fn caught_by_free_rules_within(scenario: &str, mutant: Mutant, invariant: &str, 
 }
 
 #[test]
-fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_and_a_replica_going_back() {
+fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_a_replica_going_back_and_reused_revisions() {
     let scn = keel_sim::scenario::by_name("rmap").expect("built in");
     for seed in 0..12 {
         let out = keel_sim::runner::run(scn.as_ref(), seed, None, keel_sim::plan::Profile::Swarm, None);
@@ -212,6 +212,8 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_and_a_replica_go
     // MC3: a set_and_wait waiter woken one revision early. MC4: a stale change applied.
     assert!(caught_by_free_rules("rmap", Mutant::MC3, "R3").is_some(), "MC3 breaks R3");
     assert!(caught_by_free_rules("rmap", Mutant::MC4, "R2").is_some(), "MC4 breaks R2");
+    // MC30: a map's revision counter kept as a store roll-back left it, so revisions are reused.
+    assert!(caught_by_free_rules_within("rmap", Mutant::MC30, "R2", 40).is_some(), "MC30 breaks R2");
 }
 
 #[test]

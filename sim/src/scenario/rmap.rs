@@ -445,6 +445,7 @@ impl RmapScenario {
                 FaultKind::NodeRestart,
                 FaultKind::ReplyDelay,
                 FaultKind::NodeLatency,
+                FaultKind::StoreRollback,
             ],
             window_ms: self.window_ms,
             unit_ms: 1000,
@@ -720,7 +721,7 @@ impl RmapScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
-        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12, Mutant::MC13, Mutant::MC17]
+        &[Mutant::MP1, Mutant::MP11, Mutant::MC3, Mutant::MC4, Mutant::MC12, Mutant::MC13, Mutant::MC17, Mutant::MC30]
     }
 }
 
