@@ -258,9 +258,7 @@ impl SequentialSpec for MapSpec {
             (StoreRet::Write(w), StoreRet::Write(sw)) => {
                 w.applied == sw.applied && w.value == sw.value && self.same_rev(w.rev, sw.rev, committed)
             }
-            (StoreRet::Txn(t), StoreRet::Txn(st)) => {
-                t.applied == st.applied && self.same_rev(t.rev, st.rev, committed)
-            }
+            (StoreRet::Txn(t), StoreRet::Txn(st)) => t.applied == st.applied && self.same_rev(t.rev, st.rev, committed),
             _ => false,
         }
     }
@@ -535,8 +533,14 @@ impl Checker {
         if let MapHist::Whole { records, sure, forever } = hist
             && *sure > HISTORY_OPS_MAX
         {
-            let keys =
-                KeyHists::replay(std::mem::take(records), forever, start.as_ref(), map, self.lifetime, &mut self.report);
+            let keys = KeyHists::replay(
+                std::mem::take(records),
+                forever,
+                start.as_ref(),
+                map,
+                self.lifetime,
+                &mut self.report,
+            );
             *hist = MapHist::Keys(keys);
         }
     }
@@ -1986,7 +1990,9 @@ mod tests {
         let got = |id, v: Option<&str>, rev| Record::Return { id, ret: StoreRet::Get(v.map(Into::into), rev) };
         let judge = |after: &[Record], big: bool| {
             let mut c = Checker::default();
-            [set(1, "a"), wrote(1, true, 1001, "a"), set(2, "b"), wrote(2, true, 1002, "b")].into_iter().for_each(|r| c.record(r));
+            [set(1, "a"), wrote(1, true, 1001, "a"), set(2, "b"), wrote(2, true, 1002, "b")]
+                .into_iter()
+                .for_each(|r| c.record(r));
             c.rolled_back_to(&saved);
             after.iter().cloned().for_each(|r| c.record(r));
             if big {
@@ -2000,7 +2006,8 @@ mod tests {
             r.violations
         };
         // Read back at the checkpoint, then a commit that jumps (the store restarted).
-        let fine = [get(3), got(3, Some("a"), 1001), set(4, "c"), wrote(4, true, 7001, "c"), get(5), got(5, Some("c"), 7001)];
+        let fine =
+            [get(3), got(3, Some("a"), 1001), set(4, "c"), wrote(4, true, 7001, "c"), get(5), got(5, Some("c"), 7001)];
         for big in [false, true] {
             assert_eq!(judge(&fine, big), Vec::<String>::new(), "key by key: {big}");
             assert_eq!(judge(&[get(3), got(3, Some("b"), 1002)], big).len(), 1, "the lost write read back ({big})");
@@ -2026,7 +2033,13 @@ mod tests {
         assert_eq!(judge(false, 9001), 1, "no jump without a restart");
         assert_eq!(judge(true, 4001), 1, "never down");
         let mut twice = before.to_vec();
-        twice.extend([Record::Restart, set(3, "b"), wrote(3, true, 9001, "b"), set(4, "c"), wrote(4, true, 12001, "c")]);
+        twice.extend([
+            Record::Restart,
+            set(3, "b"),
+            wrote(3, true, 9001, "b"),
+            set(4, "c"),
+            wrote(4, true, 12001, "c"),
+        ]);
         assert_eq!(check(twice).violations.len(), 1, "one jump per restart");
     }
 
