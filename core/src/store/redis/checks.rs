@@ -77,12 +77,12 @@ async fn checks(store: &RedisStore) -> StoreResult<Deployment> {
     let (version, policy) = match (info("server").await, info("memory").await) {
         (Ok(server), Ok(memory)) => (field(&server, "redis_version"), field(&memory, "maxmemory_policy")),
         (Err(e), _) | (_, Err(e)) if is_noperm(&e) && cfg.allow_evicting_policy => {
-            // The lease script reads `run_id` with INFO to quarantine after a restart; without
-            // it a restart that rolled back the last grants goes unseen (docs/operations.md).
+            // The lease and map scripts read `run_id` with INFO to see a restart (a quarantine,
+            // a revision jump); without it one that rolled back goes unseen (docs/operations.md).
             tracing::warn!(
                 target: "keel::store::redis",
                 kind = "no_info",
-                "user may not run INFO: leases cannot tell a store restart, so a restart that rolls back the last grants (appendfsync everysec, a failover) is not quarantined; grant +info"
+                "user may not run INFO: keel cannot tell a store restart, so after one that rolls back the last writes (appendfsync everysec, a failover) a lease is not quarantined and a map may reuse revisions; grant +info"
             );
             ("unknown".into(), "unknown".into())
         }
