@@ -10,9 +10,13 @@
 //!   after [`Outcome::Unknown`](crate::Outcome::Unknown) is safe.
 //! - Liveness judgments across nodes use [`Store::time_ms`] (store time), never a client clock.
 //! - Fencing tokens and map revisions are strictly increasing per key/map, even across a restart
-//!   that lost data: a missing counter is seeded from store time (`time_ms * 1000`).
-//! - After a data-losing restart a lease is quarantined (grants refused) for the caller's
-//!   `quarantine_ms`, so no second holder appears while an old one may still believe it holds.
+//!   that lost data: a missing counter is seeded from store time (`time_ms * 1000`), and after
+//!   any restart of the store process (which may have rolled the data back to an older
+//!   persistence point) a counter is raised to store time × 1000 when next used, so no fence or
+//!   revision handed out before the restart is handed out again.
+//! - After a restart (data lost, rolled back or kept: a store cannot tell the last two apart) a
+//!   lease is quarantined (grants refused) for the caller's `quarantine_ms`, so no second holder
+//!   appears while an old one may still believe it holds.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -205,7 +209,8 @@ pub struct Change {
     /// The new value, or `None` when deleted.
     pub value: Option<String>,
     /// The map revision of this change. Consecutive changes of one map have consecutive revisions
-    /// (within one store lifetime), so a jump means changes were missed.
+    /// (within one run of the store process; the first change after a restart jumps), so a jump
+    /// means changes were missed, or the store restarted: either way, resync.
     pub rev: u64,
 }
 
