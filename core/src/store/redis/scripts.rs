@@ -32,6 +32,13 @@ local function raise(r, key, role, want)
   end
   error(r)
 end
+-- This server process's `run_id`: a restart (clean, crash or failover) gets another one, and a
+-- restart may have rolled the data back (AOF everysec, a lagging replica). A user without INFO
+-- gets '' every time: no restart is seen (RedisStore::connect warns of it).
+local function server_boot()
+  local info = redis.pcall('INFO', 'server')
+  return type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
+end
 -- Run a command on `key`, raising its error as `raise` does.
 local function checked(key, role, want, ...)
   local r = redis.pcall(...)
@@ -103,13 +110,10 @@ end
 -- number) and the revision before ('0' if the counter was seeded).
 local function commit(ch)
   local n = #ch / 2
-  -- The counter's process, read (and type-checked) before any write: after a restart, which
-  -- may have rolled the data back with the last revisions (AOF everysec, a lagging replica),
-  -- revisions start again from store time, above every lost one (below). A user without INFO
-  -- gets '' every time: no restart is seen (RedisStore::connect warns of it).
-  local info = redis.pcall('INFO', 'server')
-  local boot = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
-  local seen = boot ~= '' and checked(KEYS[3], 'boot', 'string', 'GET', KEYS[3])
+  -- The counter's process, read (and type-checked) before any write: after a restart the
+  -- revisions start again from store time, above every one a roll-back lost (below).
+  local boot = server_boot()
+  local restarted = boot ~= '' and checked(KEYS[3], 'boot', 'string', 'GET', KEYS[3]) ~= boot
   local prev = bump(n)
   local before = prev == 0 and '0' or int(prev)
   -- The hash's final state: each key as its last change leaves it.
@@ -134,7 +138,7 @@ local function commit(ch)
     -- First commit (or Redis lost its data): seed from store time, then take n revisions.
     prev = tonumber(seed(redis.call('TIME')))
     redis.call('SET', KEYS[2], int(prev + n))
-  elseif boot ~= '' and seen ~= boot then
+  elseif restarted then
     -- Restarted since the counter was judged: the jump is a gap to every replica (it resyncs).
     local s = tonumber(seed(redis.call('TIME')))
     if s > prev then
@@ -142,7 +146,7 @@ local function commit(ch)
       redis.call('SET', KEYS[2], int(prev + n))
     end
   end
-  if boot ~= '' and seen ~= boot then redis.call('SET', KEYS[3], boot) end
+  if restarted then redis.call('SET', KEYS[3], boot) end
   local first = prev + 1
   local msg
   if n == 1 then
@@ -169,10 +173,7 @@ local h = checked(KEYS[1], 'lease', 'hash', 'HMGET', KEYS[1], 'token', 'fence')
 local meta = checked(KEYS[2], 'meta', 'hash', 'HMGET', KEYS[2], 'fence', 'q_until', 'boot')
 local t = redis.call('TIME')
 local now = now_ms(t)
--- This server process: a restart (clean, crash or failover) gets another run_id. A user
--- without INFO gets '' every time: no restart is seen (RedisStore::connect warns of it).
-local info = redis.pcall('INFO', 'server')
-local boot = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
+local boot = server_boot()
 if h[1] and not digits(h[2]) then fail('lease', 'fence is not a decimal number') end
 local q
 if meta[1] then
