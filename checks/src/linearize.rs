@@ -528,11 +528,13 @@ impl Checker {
 
     /// A whole map past the limit goes key by key from here on, its records so far replayed.
     fn maybe_split(&mut self, m: usize) {
+        if !matches!(&self.maps[m].1, MapHist::Whole { sure, .. } if *sure > HISTORY_OPS_MAX) {
+            return;
+        }
+        // Read only when splitting: a checkpoint's map is copied out whole.
         let start = self.start_of(&self.maps[m].0);
         let (map, hist) = &mut self.maps[m];
-        if let MapHist::Whole { records, sure, forever } = hist
-            && *sure > HISTORY_OPS_MAX
-        {
+        if let MapHist::Whole { records, forever, .. } = hist {
             let keys = KeyHists::replay(
                 std::mem::take(records),
                 forever,
