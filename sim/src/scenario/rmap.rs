@@ -325,8 +325,10 @@ impl Node {
 struct SubOrder {
     /// Revision of the last change received (0: none yet).
     last: u64,
-    /// (key, revision) received since revisions last went back.
-    seen: BTreeSet<(String, u64)>,
+    /// Keys received at revision `last` (a transaction changes several under one). Revisions
+    /// only grow until they go back (which starts over), so a change seen before at a lower
+    /// revision cannot come again at a higher one: these are the only ones to compare.
+    at_last: Vec<String>,
 }
 
 impl SubOrder {
@@ -336,15 +338,18 @@ impl SubOrder {
     /// accounts for it (`subscribers_in_order`).
     fn see(&mut self, sub: &str, key: &str, rev: u64, dropped: u64) -> Option<Rec> {
         let last = std::mem::replace(&mut self.last, rev);
+        if rev != last {
+            self.at_last.clear();
+        }
         if rev < last {
             // Revisions went back: a bug, or a resync after the store lost its data (its
             // revisions restart, so the changes seen so far say nothing about the next ones).
-            self.seen.clear();
             return Some(Rec::SubDisorder { sub: sub.into(), key: key.into(), rev, last, again: false });
         }
-        if !self.seen.insert((key.to_owned(), rev)) {
+        if self.at_last.iter().any(|k| k == key) {
             return Some(Rec::SubDisorder { sub: sub.into(), key: key.into(), rev, last, again: true });
         }
+        self.at_last.push(key.to_owned());
         (last > 0 && rev > last + 1).then(|| Rec::SubJump { sub: sub.into(), key: key.into(), rev, last, dropped })
     }
 }
