@@ -91,6 +91,9 @@ impl StoreError {
     /// let acl = StoreError::Refused { reason: "NOPERM User app has no permissions to run the 'evalsha' command".into() };
     /// assert!(!acl.is_transient());
     /// assert!(StoreError::Refused { reason: "LOADING Redis is loading the dataset in memory".into() }.is_transient());
+    /// // Denials are matched in any case, anywhere in the message.
+    /// assert!(!StoreError::Unavailable { reason: "auth: invalid password for user app".into() }.is_transient());
+    /// assert!(!StoreError::Refused { reason: "-wrongpass invalid username-password pair".into() }.is_transient());
     /// ```
     pub fn is_transient(&self) -> bool {
         match self {
@@ -112,8 +115,9 @@ impl StoreError {
 /// Whether a store's message says the client lacks credentials or permissions.
 fn is_denial(reason: &str) -> bool {
     const DENIALS: [&str; 5] = ["NOPERM", "WRONGPASS", "NOAUTH", "AUTHENTICATION FAILED", "INVALID PASSWORD"];
-    let upper = reason.to_ascii_uppercase();
-    DENIALS.iter().any(|d| upper.contains(d))
+    // Compared in place (no upper-cased copy): this runs on every failed store call.
+    let r = reason.as_bytes();
+    DENIALS.iter().any(|d| r.windows(d.len()).any(|w| w.eq_ignore_ascii_case(d.as_bytes())))
 }
 
 impl fmt::Display for StoreError {
