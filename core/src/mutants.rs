@@ -182,6 +182,11 @@ pub enum Mutant {
     /// kept an older counter, so the next writes took again revisions that replicas,
     /// subscribers and `set_and_wait` callers had already seen for lost changes.
     MC30,
+    /// A lease owner's graceful shutdown that rotates its token at the end of the grant before
+    /// sending the release (as a step-down does before it competes again): the release names a
+    /// token never granted and removes nothing, so the store keeps the grant until its TTL and
+    /// a graceful hand-over waits as long as a crash's (blind-spot hunt, round 4, #3).
+    MC31,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

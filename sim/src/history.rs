@@ -132,6 +132,9 @@ events! {
         Renewal { lease: String, fence: u64, ttl_ms: u64, to: Who } = "renewal",
         /// A release by `by` removed the grant of `fence`: from now the store holds none of it.
         Released { lease: String, fence: u64, by: Who } = "released",
+        /// A release by `by` naming `token` removed nothing while the store held a live grant,
+        /// to `holder` (S7: a graceful stop must name the grant it held).
+        ReleaseMissed { lease: String, token: String, holder: String, by: Who } = "release_missed",
         /// An acquisition refused by the data-loss quarantine.
         QuarantineRefusal { to: Who } = "quarantine_refusal",
         /// A lease operation by a token that is not the holder's changed the grant.

@@ -352,10 +352,14 @@ async fn apply(
             let before = store.lease_grant(&name);
             let r = store.lease_release(&name, &token).await?;
             judge_lease(store, history, faults, node, "release", &name, &token, before.clone());
-            if let Some((_, fence, _)) = before
-                && store.lease_grant(&name).is_none()
-            {
-                history.record(Who::Store, ServerEv::Released { lease: name, fence, by: node });
+            match before {
+                Some((_, fence, _)) if store.lease_grant(&name).is_none() => {
+                    history.record(Who::Store, ServerEv::Released { lease: name, fence, by: node });
+                }
+                Some((holder, _, _)) if !r => {
+                    history.record(Who::Store, ServerEv::ReleaseMissed { lease: name, token, holder, by: node });
+                }
+                _ => {}
             }
             Resp::Release(r)
         }

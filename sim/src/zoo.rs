@@ -304,6 +304,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC31,
+        lineage: "checker proof (blind-spot hunt, round 4): a lease owner's graceful stop that rotates its token before the release: the release removes nothing, the grant lingers to its TTL",
+        scenario: "lease",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -389,6 +389,9 @@ impl Machine {
                 // Belief ends before the release is sent: a release applied with its reply lost
                 // must never leave us believing while someone else is granted the lease.
                 self.steps.push_back(Step::Publish(LeaseState::Released));
+                if mutants::active(Mutant::MC31) {
+                    self.rotate_token(); // MC31: the grant's end rotates the token before the release
+                }
                 self.steps.push_back(Step::Release { token: self.token.clone() });
                 self.phase = Phase::Done;
             }

@@ -125,6 +125,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC14,
     Mutant::MC18,
     Mutant::MC29,
+    Mutant::MC31,
 ];
 
 impl LeaseScenario {
@@ -206,6 +207,7 @@ impl LeaseScenario {
         v.extend(s1_beliefs(&beliefs.intervals, run, &excused));
         v.extend(s6_belief_within_grant(&beliefs.intervals, run, &excused));
         v.extend(self.belief_after_freeze(run, &excused));
+        v.extend(releases_name_their_grant(events));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -461,6 +463,71 @@ fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>, excused: &E
         }
     }
     v
+}
+
+/// S7: a graceful stop releases the grant it held. When a node's owner ends its belief in fence
+/// `f` by `Released` (a shutdown while holding, not a loss), the release it then sends names
+/// `f`'s token: a release by that node that reaches the store and removes nothing while the
+/// store still holds `f`'s grant, naming another token, leaves the grant to its TTL (a graceful
+/// hand-over that waits as long as a crash's). Judged at that release, unless a release of `f`
+/// by the node removes the grant later (a release of an older token delayed in the network).
+fn releases_name_their_grant(events: &[Event]) -> Vec<Violation> {
+    let mut token_of: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut held: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → the fence its shutdown released (its release has not reached the store yet)
+    let mut expect: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → (µs, fence, token its release named, holder's token)
+    let mut missed: BTreeMap<Who, (u64, u64, &str, &str)> = BTreeMap::new();
+    for e in events {
+        let n = e.node;
+        match (e.lease(), e.server(), e.world()) {
+            (Some(LeaseEvent::Held { fence, .. }), _, _) => {
+                held.insert(n, *fence);
+                expect.remove(&n);
+            }
+            (Some(LeaseEvent::Lost { .. }), _, _) | (_, _, Some(WorldEv::NodeCrash {})) => {
+                held.remove(&n);
+            }
+            (Some(LeaseEvent::Released { .. }), _, _) => {
+                if let Some(f) = held.remove(&n) {
+                    expect.insert(n, f);
+                }
+            }
+            (_, Some(ServerEv::Grant { token, fence, .. }), _) => {
+                token_of.insert(*fence, token.as_str());
+            }
+            (_, Some(ServerEv::Released { fence, by, .. }), _) => {
+                if expect.get(by) == Some(fence) {
+                    expect.remove(by);
+                }
+                if missed.get(by).is_some_and(|m| m.1 == *fence) {
+                    missed.remove(by);
+                }
+            }
+            (_, Some(ServerEv::ReleaseMissed { token, holder, by, .. }), _) => {
+                if let Some(&f) = expect.get(by)
+                    && token_of.get(&f) == Some(&holder.as_str())
+                    && token != holder
+                {
+                    expect.remove(by);
+                    missed.insert(*by, (e.t_us, f, token.as_str(), holder.as_str()));
+                }
+            }
+            _ => {}
+        }
+    }
+    missed
+        .into_iter()
+        .map(|(n, (t_us, fence, token, holder))| {
+            Violation::new(
+                "S7",
+                t_us,
+                format!(
+                    "{n}'s graceful stop released token {token}, not its grant's {holder} (fence {fence}): the store keeps the grant until its TTL"
+                ),
+            )
+        })
+        .collect()
 }
 
 /// S1 (local belief), judged in every run: no two nodes believe they hold at once, beyond 1 ms,
@@ -839,5 +906,58 @@ mod tests {
             at(2_000, 0, Ev::Core(lost(100))),
         ]);
         assert!(s6(&frozen, 5_000).is_empty(), "{:?}", s6(&frozen, 5_000));
+    }
+
+    fn store(t_ms: u64, ev: ServerEv) -> Event {
+        Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
+    }
+
+    fn released_by_owner() -> keel::observe::Event<'static> {
+        keel::observe::Event::Lease(LeaseEvent::Released { lease: "leader".into(), owner: "x".into() }.to_static())
+    }
+
+    /// S7: n0 holds fence 100 under token `n0:1:1`, stops gracefully, and its release names
+    /// `n0:1:2` (a token rotated before the release, MC31): the store keeps the grant. Naming the
+    /// grant's own token, a loss before the stop, or a later release that removes the grant (an
+    /// older release delayed in the network) are not violations.
+    #[test]
+    fn a_graceful_stop_whose_release_misses_its_grant_fires_s7() {
+        let grant = store(
+            100,
+            ServerEv::Grant { lease: LEASE.into(), token: "n0:1:1".into(), fence: 100, ttl_ms: 1000, to: Who::Node(0) },
+        );
+        let missed = |t_ms, token: &str| {
+            let ev = ServerEv::ReleaseMissed {
+                lease: LEASE.into(),
+                token: token.into(),
+                holder: "n0:1:1".into(),
+                by: Who::Node(0),
+            };
+            store(t_ms, ev)
+        };
+        let removed = |t_ms| store(t_ms, ServerEv::Released { lease: LEASE.into(), fence: 100, by: Who::Node(0) });
+        let start = vec![at(0, 0, WorldEv::NodeStart {}), grant, at(110, 0, Ev::Core(held(100)))];
+        let mut rotated = start.clone();
+        rotated.extend([at(500, 0, Ev::Core(released_by_owner())), missed(510, "n0:1:2")]);
+        let v = releases_name_their_grant(&rotated);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("S7", 510_000));
+        assert!(v[0].detail.contains("released token n0:1:2, not its grant's n0:1:1 (fence 100)"), "{}", v[0].detail);
+        // The grant's own token removes it.
+        let mut own = start.clone();
+        own.extend([at(500, 0, Ev::Core(released_by_owner())), removed(510)]);
+        assert!(releases_name_their_grant(&own).is_empty());
+        // An older token's release that arrives first, then the grant's own: not a violation.
+        let mut delayed = start.clone();
+        delayed.extend([at(500, 0, Ev::Core(released_by_owner())), missed(505, "n0:0:7"), removed(510)]);
+        assert!(releases_name_their_grant(&delayed).is_empty());
+        // Lost before the stop: its release after the loss names a fresh token, by design.
+        let mut after_loss = start;
+        after_loss.extend([
+            at(400, 0, Ev::Core(lost(100))),
+            at(500, 0, Ev::Core(released_by_owner())),
+            missed(510, "n0:1:2"),
+        ]);
+        assert!(releases_name_their_grant(&after_loss).is_empty());
     }
 }
