@@ -187,6 +187,11 @@ pub enum Mutant {
     /// token never granted and removes nothing, so the store keeps the grant until its TTL and
     /// a graceful hand-over waits as long as a crash's (blind-spot hunt, round 4, #3).
     MC31,
+    /// A guard's `lost()` that waits for the deadline it read when it was called, forgetting
+    /// that a renewal may move it meanwhile: it completes while the grant is still valid, and
+    /// guarded work that stops on it stops (and is restarted) under a grant it still holds
+    /// (blind-spot hunt, round 4, #2).
+    MC32,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -310,6 +310,12 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC32,
+        lineage: "checker proof (blind-spot hunt, round 4): a guard's lost() that waits for the deadline it first read, forgetting renewals: guarded work stops under a valid grant",
+        scenario: "lease",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -30,6 +30,9 @@ events! {
         OwnerCrashed { error: String } = "owner_crashed",
         /// The node's other work under the owner's parent ended (its parent was cancelled).
         AppDown {} = "app_down",
+        /// The guarded work of `fence` was told to stop by `Guard::lost()`; `lost` is what the
+        /// guard read right after, in the same poll (S8).
+        LostSignal { fence: u64, lost: bool } = "lost_signal",
     }
 }
 
@@ -92,7 +95,11 @@ async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard)
         resource.write(&ctx, guard.fence());
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
-            _ = guard.lost() => break,
+            _ = guard.lost() => {
+                // In the same poll: `lost()` completing means the guard reads lost (S8).
+                ctx.record(Rec::LostSignal { fence: guard.fence(), lost: guard.is_lost() });
+                break;
+            }
             _ = ctx.clock.sleep(Duration::from_millis(100)) => {}
         }
     }
@@ -126,6 +133,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC18,
     Mutant::MC29,
     Mutant::MC31,
+    Mutant::MC32,
 ];
 
 impl LeaseScenario {
@@ -670,7 +678,14 @@ impl Beliefs {
                         e.t_us,
                         format!("{node}: the lease owner returned a store error ({error})"),
                     )),
-                    Rec::OwnerExit {} | Rec::AppDown {} => {}
+                    // S8: `Guard::lost()` completes only once the guard reads lost (the
+                    // deadline passed, or the owner is stepping down or stopping).
+                    Rec::LostSignal { fence, lost: false } => b.violations.push(Violation::new(
+                        "S8",
+                        e.t_us,
+                        format!("{node}: guard.lost() completed for fence {fence} while the guard still read valid"),
+                    )),
+                    Rec::OwnerExit {} | Rec::AppDown {} | Rec::LostSignal { .. } => {}
                 }
             } else if let Some(s) = e.server() {
                 match s {
@@ -959,5 +974,22 @@ mod tests {
             missed(510, "n0:1:2"),
         ]);
         assert!(releases_name_their_grant(&after_loss).is_empty());
+    }
+
+    /// S8: `Guard::lost()` completing while the guard still reads valid (MC32: a renewal moved
+    /// the deadline it slept to) is a violation; completing once the guard reads lost is not.
+    #[test]
+    fn a_lost_signal_under_a_valid_guard_fires_s8() {
+        let events = vec![
+            at(0, 0, WorldEv::NodeStart {}),
+            at(100, 0, Ev::Core(held(100))),
+            at(900, 0, Rec::LostSignal { fence: 100, lost: false }),
+            at(1_900, 0, Rec::LostSignal { fence: 100, lost: true }),
+        ];
+        let v: Vec<_> =
+            Beliefs::from(&events, 5_000_000).violations.into_iter().filter(|v| v.invariant == "S8").collect();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].t_us, 900_000);
+        assert!(v[0].detail.contains("guard.lost() completed for fence 100"), "{}", v[0].detail);
     }
 }
