@@ -187,6 +187,10 @@ pub enum Mutant {
     /// token never granted and removes nothing, so the store keeps the grant until its TTL and
     /// a graceful hand-over waits as long as a crash's (blind-spot hunt, round 4, #3).
     MC31,
+    /// A lifecycle stop called while another stop of the same run waits for its exit returns
+    /// at once instead of waiting too: its caller is told "stopped" while the run still drains
+    /// (blind-spot hunt, round 4, #8; MC11 is the first stop not waiting).
+    MC37,
     /// A guard's `lost()` that waits for the deadline it read when it was called, forgetting
     /// that a renewal may move it meanwhile: it completes while the grant is still valid, and
     /// guarded work that stops on it stops (and is restarted) under a grant it still holds

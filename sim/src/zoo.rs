@@ -316,6 +316,12 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC37,
+        lineage: "checker proof (blind-spot hunt, round 4): a lifecycle stop called while another stop of the run waits returns at once, before the run exited",
+        scenario: "completer",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

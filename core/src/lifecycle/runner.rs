@@ -219,6 +219,8 @@ impl Lifecycle {
                     }
                     inner.exited.clone()
                 }
+                // MC37: a second stop of the same run does not wait for its exit.
+                Action::AwaitExit { .. } if crate::mutants::active(crate::mutants::Mutant::MC37) => None,
                 Action::AwaitExit { .. } => inner.exited.clone(),
                 _ => None,
             }
@@ -272,6 +274,33 @@ mod tests {
         life.stop().await;
         assert_eq!(life.status(), Status::Stopped);
         assert!(runs.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    }
+
+    /// The contract, at the instant: no stop returns before the run it was called on exited,
+    /// also a stop that finds a stop of that run under way (MC37 returns at once).
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_stop_waits_for_the_exit_also_one_that_finds_a_stop_under_way() {
+        let life = Lifecycle::new("svc");
+        let release = Arc::new(tokio::sync::Notify::new());
+        let r = release.clone();
+        life.start(Shutdown::new("svc"), move |ctx| async move {
+            ctx.shutdown.cancelled().await;
+            r.notified().await; // drains until released
+        })
+        .await;
+        let (a, b) = (life.clone(), life.clone());
+        let first = tokio::spawn(async move { a.stop().await });
+        tokio::task::yield_now().await;
+        assert_eq!(life.status(), Status::Stopping { run: 1 });
+        let second = tokio::spawn(async move { b.stop().await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!first.is_finished() && !second.is_finished(), "a stop returned while run 1 drains");
+        release.notify_one();
+        first.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(life.status(), Status::Stopped);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -79,6 +79,9 @@ events! {
         StressDone { stopped: bool } = "stress_done",
         /// The start/stop stress hung.
         StressStuck {} = "stress_stuck",
+        /// A stop of the stress's `service` returned while the run it was called on, `run`,
+        /// had not exited (its status then: `status`).
+        StopReturnedEarly { service: String, run: u64, status: String } = "stop_returned_early",
     }
 }
 
@@ -384,15 +387,19 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
     let caller = ctx.shutdown.child("stress");
     let tasks: Vec<_> = (0..4u64)
         .map(|i| {
-            let (c, s, caller) = (completer.clone(), subs.clone(), caller.clone());
+            let (c, s, caller, ctx) = (completer.clone(), subs.clone(), caller.clone(), ctx.clone());
             tokio::spawn(async move {
                 for k in 0..3u64 {
                     if (i + k) % 2 == 0 {
                         c.start(&caller).await;
                         s.start(&caller).await;
                     } else {
+                        let before = c.status();
                         let _ = c.stop().await;
+                        stop_returned(&ctx, "completer", before, c.status());
+                        let before = s.status();
                         s.stop().await;
+                        stop_returned(&ctx, "subscriptions", before, s.status());
                     }
                 }
             })
@@ -434,6 +441,21 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
             ctx.record(Rec::StressDone { stopped });
         }
         _ = ctx.clock.sleep(bound) => ctx.record(Rec::StressStuck {}),
+    }
+}
+
+/// V5, judged where a stop returns: the run it was called on (`before`) has exited. A run
+/// started since by another caller is another run; any stop, also one that finds a stop of
+/// the same run under way, waits for the exit (the lifecycle contract).
+fn stop_returned(ctx: &NodeCtx, service: &str, before: Status, after: Status) {
+    let run_of = |s: Status| match s {
+        Status::Running { run } | Status::Stopping { run } => Some(run),
+        Status::Stopped => None,
+    };
+    if let Some(run) = run_of(before)
+        && run_of(after) == Some(run)
+    {
+        ctx.record(Rec::StopReturnedEarly { service: service.to_owned(), run, status: format!("{after:?}") });
     }
 }
 
@@ -509,6 +531,16 @@ impl CompleterScenario {
                     "V5",
                     e.t_us,
                     format!("{}: start/stop stress hung or did not end stopped", e.node),
+                ));
+            }
+            if let Some(Rec::StopReturnedEarly { service, run, status }) = rec(e) {
+                v.push(Violation::new(
+                    "V5",
+                    e.t_us,
+                    format!(
+                        "{}: a stop of the stress's {service} returned before its run {run} exited ({status})",
+                        e.node
+                    ),
                 ));
             }
             if let Some(CompleterEvent::SendAfterClose { .. }) = e.completer() {
@@ -611,6 +643,7 @@ impl CompleterScenario {
             Mutant::MC7,
             Mutant::MC11,
             Mutant::MC16,
+            Mutant::MC37,
             Mutant::MC26,
         ]
     }
