@@ -196,6 +196,13 @@ pub enum Mutant {
     /// guarded work that stops on it stops (and is restarted) under a grant it still holds
     /// (blind-spot hunt, round 4, #2).
     MC32,
+    /// A pool worker whose beat is refused by a value it wrote earlier (a beat whose reply was
+    /// lost: "in doubt") adopts that value and counts the refused beat as a confirmation,
+    /// extending its fence from this beat's send: it goes on running for up to a keep-alive
+    /// interval after the keep-alive the store holds has expired (blind-spot hunt, round 4: P7
+    /// credited the beats a worker sent, the refused one included, and saw nothing; P2 1 seed
+    /// of 0..50).
+    MC35,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -363,6 +363,12 @@ pub const ZOO: &[Entry] = &[
         scenario: "pool",
         budget: 50,
     },
+    Entry {
+        mutant: Mutant::MC35,
+        lineage: "checker proof (blind-spot hunt, round 4): a refused beat that adopts an earlier in-doubt keep-alive counted as a confirmation: the fence is extended past the keep-alive the store holds",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -24,8 +24,9 @@
 //! request), MP10 (pulse #61: remove the worker's state and jobs from the maps when the stop
 //! begins, stop beating, requeue from memory after the drain), MC25 (deregister when the stop
 //! begins: the drain's first beat is refused and the runs stop at once), MP16 (pulse #87: a repeated
-//! delivery starts the run again, and the failed start's cleanup deletes the record) and MC10
-//! (the handlers' tasks detached at the end of the drain instead of stopped).
+//! delivery starts the run again, and the failed start's cleanup deletes the record), MC10
+//! (the handlers' tasks detached at the end of the drain instead of stopped) and MC35 (a refused
+//! beat that adopts an earlier in-doubt value counted as a confirmation).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -341,6 +342,19 @@ impl WorkerMachine {
             BeatReply::Rejected { current: Some(v) } if self.in_doubt.contains(&v) => {
                 self.last = v;
                 self.in_doubt.clear();
+                if mutants::active(Mutant::MC35) {
+                    // MC35: the refused beat counted as a confirmation, as if the adopted value
+                    // had been written by this beat: the fence moves to this beat's send + TTL,
+                    // past the adopted value's own (it was written a beat or more earlier).
+                    let until = self.confirmed_from(sent, now) + self.t.worker_ttl - self.t.drift_margin;
+                    if until > self.confirmed_until {
+                        self.confirmed_until = until;
+                    }
+                    if self.fenced {
+                        self.fenced = false;
+                        self.commands.push_back(Command::Report(Report::Unfenced));
+                    }
+                }
             }
             // A value we never wrote: a cleaner took the worker (or the store lost it).
             BeatReply::Rejected { .. } => {

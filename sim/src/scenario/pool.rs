@@ -404,6 +404,7 @@ impl PoolScenario {
             Mutant::MC23,
             Mutant::MC24,
             Mutant::MC25,
+            Mutant::MC35,
         ]
     }
 }

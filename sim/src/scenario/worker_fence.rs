@@ -7,10 +7,18 @@
 //! within the drift bound its belief ends first. A worker that believes longer (a fence timed
 //! from the reply, a beat that hangs with nothing cutting it) breaks P2 only if a cleaner
 //! requeues its job and another worker starts it inside the extra window; P7 sees it at once.
+//!
+//! The keep-alives counted are those the store *applied* (`ServerEv::KeepaliveWritten`, a write
+//! whose reply was lost included), not every one a worker sent: a worker may count a beat as
+//! confirmed only if its value landed, and a cleaner judges the value the store holds. Judged
+//! from the values sent (until 2026-12-02), a worker that took a refused beat for a
+//! confirmation kept itself live in the checker's eyes with the very beat the store refused
+//! (blind-spot hunt, round 4: the in-doubt adoption that extends the fence, mutant MC35).
 
 use std::collections::BTreeMap;
 
 use keel::observe::PoolEvent;
+use keel::pool::decode;
 
 use super::RunView;
 use crate::check::{Span, Violation};
@@ -43,13 +51,21 @@ fn close_where<'a>(open: &mut Open<'a>, done: &mut Vec<Belief<'a>>, t: u64, hit:
     });
 }
 
-/// The keep-alives each worker wrote: worker → (store ms, TTL ms).
+/// The keep-alives of each worker the store applied: worker → (store ms, TTL ms).
 type Beats<'a> = BTreeMap<&'a str, Vec<(u64, u64)>>;
 
-/// Every run's belief span and the keep-alives each worker wrote.
+/// Every run's belief span and the keep-alives of each worker the store applied (a value
+/// written without a TTL, which keel's workers never write, is judged by the TTL the worker
+/// sends its beats with).
 fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, Beats<'a>) {
     let mut open: Open<'a> = BTreeMap::new();
     let mut done = Vec::new();
+    let mut sent_ttl: BTreeMap<&'a str, u64> = BTreeMap::new();
+    for e in events {
+        if let Some(PoolEvent::Keepalive { worker, ttl_ms, .. }) = e.pool() {
+            sent_ttl.insert(plain(worker), *ttl_ms);
+        }
+    }
     let mut beats: Beats<'a> = BTreeMap::new();
     for e in events {
         let t = e.t_us;
@@ -57,11 +73,15 @@ fn beliefs<'a>(events: &'a [Event], end_us: u64) -> (Vec<Belief<'a>>, Beats<'a>)
             close_where(&mut open, &mut done, t, &|_, node| node == e.node);
             continue;
         }
+        if let Some(ServerEv::KeepaliveWritten { worker, value: Some(value), .. }) = e.server()
+            && let Some((ms, ttl, _)) = decode::keepalive(value)
+        {
+            let ttl = ttl.or_else(|| sent_ttl.get(worker.as_str()).copied()).unwrap_or(0);
+            beats.entry(worker.as_str()).or_default().push((ms, ttl));
+            continue;
+        }
         let Some(p) = e.pool() else { continue };
         match p {
-            PoolEvent::Keepalive { worker, ms, ttl_ms, .. } => {
-                beats.entry(plain(worker)).or_default().push((*ms, *ttl_ms))
-            }
             PoolEvent::Started { job, worker, attempt } => {
                 open.insert((plain(worker), plain(job), *attempt), (e.node, t));
             }
@@ -97,14 +117,14 @@ fn slowest_rate_within_bound(run: &RunView<'_>, node: Who) -> f64 {
 }
 
 /// P7: no worker goes on with a run, unfenced, while the store's time is past its last
-/// keep-alive plus its TTL (both from its `Keepalive` events), beyond 1 ms (store time is whole
+/// keep-alive the store applied plus its TTL, beyond 1 ms (store time is whole
 /// milliseconds), outside its node's frozen time and outside the time its node's clock is out of
 /// the drift bound (until one TTL after it is back, in the node's clock at its slowest rate
 /// within the bound: a beat sent before then may still time its fence with the bad clock, and
 /// the rest of that fence's wait runs on a clock that may be slow; pool seed 1392: a backward
 /// jump's stall, then 1.5 s at rate 0.926, fenced 24 ms past a plain TTL). The keep-alives
-/// counted are every one the worker sent, applied or not: generous, never a false alarm from a
-/// write whose reply was lost.
+/// counted are every one the store applied, whether its reply reached the worker or not: never
+/// a false alarm from a write whose reply was lost, and no credit for a beat that never landed.
 pub fn worker_fence(run: &RunView<'_>) -> Vec<Violation> {
     let (beliefs, beats) = beliefs(run.events, run.end_us);
     if beliefs.is_empty() {
@@ -166,15 +186,26 @@ mod tests {
         judge(events, 0, 10_000_000, worker_fence)
     }
 
+    /// Worker `w` beats at global `t` ms with store ms `ms` and the store applies it 1 ms later.
+    fn beat(t: u64, w: &str, ms: u64) -> [Event; 2] {
+        [
+            pool(t, PoolEvent::Keepalive { worker: w.into(), ms, ttl_ms: 1_500, stopping: false }),
+            at(
+                t + 1,
+                Who::Store,
+                ServerEv::KeepaliveWritten { worker: w.into(), value: Some(format!("{ms}|1500")), now_ms: ms + 1 },
+            ),
+        ]
+    }
+
     /// The store's clock reads 1 000 at the start: store ms = 1 000 + global ms. A keep-alive
     /// of store ms 1 100 is live until global 1 600 ms with a 1.5 s TTL.
     fn start() -> Vec<Event> {
-        vec![
-            at(0, Who::Store, ServerEv::StoreUp { now_ms: 1_000 }),
-            at(0, Who::Node(0), WorldEv::NodeStart {}),
-            pool(100, PoolEvent::Keepalive { worker: "w".into(), ms: 1_100, ttl_ms: 1_500, stopping: false }),
-            pool(200, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }),
-        ]
+        let mut v =
+            vec![at(0, Who::Store, ServerEv::StoreUp { now_ms: 1_000 }), at(0, Who::Node(0), WorldEv::NodeStart {})];
+        v.extend(beat(100, "w", 1_100));
+        v.push(pool(200, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }));
+        v
     }
 
     #[test]
@@ -204,17 +235,35 @@ mod tests {
         assert!(p7(&fenced).is_empty());
         // A later beat keeps it live; one by another worker does not.
         let mut beaten = start();
-        beaten.extend([
+        beaten.extend(beat(900, "w", 1_900));
+        beaten.push(returned(2_300));
+        assert!(p7(&beaten).is_empty());
+        let mut other = start();
+        other.extend(beat(900, "x", 1_900));
+        other.push(returned(2_300));
+        assert_eq!(p7(&other)[0].t_us, 1_600_000);
+        // A beat the worker sent that the store never applied (its compare-and-set refused, or
+        // the request lost) keeps nothing live: the worker cannot have had it confirmed (MC35:
+        // a refused beat that adopts an earlier in-doubt value, counted as a confirmation).
+        let mut refused = start();
+        refused.extend([
             pool(900, PoolEvent::Keepalive { worker: "w".into(), ms: 1_900, ttl_ms: 1_500, stopping: false }),
             returned(2_300),
         ]);
-        assert!(p7(&beaten).is_empty());
-        let mut other = start();
-        other.extend([
-            pool(900, PoolEvent::Keepalive { worker: "x".into(), ms: 1_900, ttl_ms: 1_500, stopping: false }),
+        let v = p7(&refused);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("P7", 1_600_000));
+        // The store's dead marker over the keep-alive is no keep-alive either.
+        let mut marked = start();
+        marked.extend([
+            at(
+                900,
+                Who::Store,
+                ServerEv::KeepaliveWritten { worker: "w".into(), value: Some("dead".into()), now_ms: 1_900 },
+            ),
             returned(2_300),
         ]);
-        assert_eq!(p7(&other)[0].t_us, 1_600_000);
+        assert_eq!(p7(&marked).len(), 1);
         // Frozen across the expiry, fenced at the resume: excused.
         let mut frozen = start();
         frozen.extend([
