@@ -203,6 +203,13 @@ pub enum Mutant {
     /// credited the beats a worker sent, the refused one included, and saw nothing; P2 1 seed
     /// of 0..50).
     MC35,
+    /// The pool's group commit answering a timed-out batch (its outcome unknown: it may have
+    /// applied) to each caller as refused by its guards: a worker drops the run of a current
+    /// attempt as stale, or gives up a completion that may not have landed, and the job runs
+    /// again; a dispatch is told `Duplicate` (blind-spot hunt, round 4: reached on 45 of pool
+    /// seeds 0..50, caught by nothing; P11 judges each `stale_rejected` against the store's
+    /// refusals).
+    MC36,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

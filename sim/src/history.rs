@@ -153,6 +153,9 @@ events! {
         /// worker's keep-alive after it (`None`: deleted). What the store holds, as opposed to
         /// the `Keepalive` a worker emits before its write lands (or loses).
         KeepaliveWritten { worker: String, value: Option<String>, now_ms: u64 } = "keepalive_written",
+        /// A transaction by `by` on a pool's job map was refused, and one of its guards expected
+        /// `job`'s record to be `record`: what a worker's `stale_rejected` must follow (P11).
+        JobGuardRefused { job: String, record: String, by: Who } = "job_guard_refused",
     }
 }
 

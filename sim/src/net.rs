@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, Lent, StoreOp, StoreRet};
-use crate::scenario::pool_owners::RemovalJudge;
+use crate::scenario::pool_owners::{self, RemovalJudge};
 use crate::world::lock;
 
 /// The store server's address.
@@ -399,14 +399,17 @@ async fn apply(
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }
+            pool_owners::refused(&map, std::iter::once(&guards[..]), &[out.applied], history, node);
             Resp::Txn(out)
         }
         Op::Txns { map, txns } => {
             let judge = RemovalJudge::txns(store, &map, txns.iter().map(|t| (&t.guards[..], &t.writes[..]))).await;
             let out = store.map_txns(&map, &txns).await?;
+            let applied: Vec<bool> = out.iter().map(|o| o.applied).collect();
             if let Some(j) = judge {
-                j.applied(&out.iter().map(|o| o.applied).collect::<Vec<_>>(), history, node);
+                j.applied(&applied, history, node);
             }
+            pool_owners::refused(&map, txns.iter().map(|t| &t.guards[..]), &applied, history, node);
             Resp::Txns(out)
         }
         Op::Reads { reads } => Resp::Reads(store.reads(&reads).await?),

@@ -369,6 +369,12 @@ pub const ZOO: &[Entry] = &[
         scenario: "pool",
         budget: 100,
     },
+    Entry {
+        mutant: Mutant::MC36,
+        lineage: "checker proof (blind-spot hunt, round 4): the group commit answers a timed-out batch as refused: a worker takes an unknown outcome for a stale rejection",
+        scenario: "pool",
+        budget: 100,
+    },
 ];
 
 /// Parse a mutant id (`MS3`).

@@ -30,6 +30,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
 use crate::store::{Expect, MapTxn, Store, TxnOutcome};
 
 /// Most transactions in one flush: bounds one script's run inside redis-server (every other
@@ -139,6 +140,13 @@ async fn flush<S: Store>(
             let reason = format!("map_txns answered {} outcomes for {} transactions", outs.len(), txns.len());
             for reply in replies {
                 let _ = reply.send(Err(StoreError::Disconnected { reason: reason.clone() }));
+            }
+        }
+        Err(StoreError::Timeout { .. }) if mutants::active(Mutant::MC36) => {
+            // MC36: a timed-out batch (its outcome unknown: it may have applied) answered to each
+            // caller as refused by its guards.
+            for reply in replies {
+                let _ = reply.send(Ok(TxnOutcome { applied: false, rev: 0 }));
             }
         }
         Err(e) => {

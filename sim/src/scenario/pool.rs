@@ -405,6 +405,7 @@ impl PoolScenario {
             Mutant::MC24,
             Mutant::MC25,
             Mutant::MC35,
+            Mutant::MC36,
         ]
     }
 }
