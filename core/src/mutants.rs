@@ -210,6 +210,11 @@ pub enum Mutant {
     /// seeds 0..50, caught by nothing; P11 judges each `stale_rejected` against the store's
     /// refusals).
     MC36,
+    /// The store answers a re-acquire by the holder's own token `Granted` without refreshing
+    /// the grant's expiry: the owner counts its deadline from the retry's send, the store its
+    /// expiry from the first apply, so the belief outlives the grant (blind-spot hunt, round 4,
+    /// #4).
+    MC33,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -125,11 +125,12 @@ events! {
     pub enum ServerEv {
         /// The store server accepts connections; its clock reads `now_ms`.
         StoreUp { now_ms: u64 } = "store_up",
-        /// A lease grant to `to` under `token`, valid at the store for `ttl_ms` from now.
-        Grant { lease: String, token: String, fence: u64, ttl_ms: u64, to: Who } = "grant",
-        /// A renewal by `to` applied: the grant of `fence` is valid at the store for `ttl_ms`
-        /// from now.
-        Renewal { lease: String, fence: u64, ttl_ms: u64, to: Who } = "renewal",
+        /// A lease grant to `to` under `token`, asked for `ttl_ms`: the store holds it valid for
+        /// `valid_ms` from now (its expiry as the store holds it after the grant, read back).
+        Grant { lease: String, token: String, fence: u64, ttl_ms: u64, valid_ms: u64, to: Who } = "grant",
+        /// A renewal by `to` applied, asked for `ttl_ms`: the store holds the grant of `fence`
+        /// valid for `valid_ms` from now (read back from the store after the renewal).
+        Renewal { lease: String, fence: u64, ttl_ms: u64, valid_ms: u64, to: Who } = "renewal",
         /// A release by `by` removed the grant of `fence`: from now the store holds none of it.
         Released { lease: String, fence: u64, by: Who } = "released",
         /// A release by `by` naming `token` removed nothing while the store held a live grant,

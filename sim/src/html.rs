@@ -186,21 +186,21 @@ fn grant_spans(events: &[Event], end_us: u64) -> Vec<Value> {
     let mut spans = Vec::new();
     let close = |lease: &str, (to, fence, start, until): Open, end: u64| {
         json!({"lane": lane_name(to), "start": start, "end": end.min(until), "cls": "grant",
-            "label": format!("store granted {lease} to {to} (fence {fence}); drawn until it expires at the store (last renewal + TTL) or the next grant")})
+            "label": format!("store granted {lease} to {to} (fence {fence}); drawn until it expires at the store (as the store holds it after the last grant or renewal) or the next grant")})
     };
     for e in events {
         match e.server() {
-            Some(ServerEv::Grant { lease, fence, ttl_ms, to, .. }) => {
-                let g = (*to, *fence, e.t_us, e.t_us + ttl_ms * 1000);
+            Some(ServerEv::Grant { lease, fence, valid_ms, to, .. }) => {
+                let g = (*to, *fence, e.t_us, e.t_us + valid_ms * 1000);
                 if let Some(g) = open.insert(lease.clone(), g) {
                     spans.push(close(lease, g, e.t_us));
                 }
             }
-            Some(ServerEv::Renewal { lease, fence, ttl_ms, .. }) => {
+            Some(ServerEv::Renewal { lease, fence, valid_ms, .. }) => {
                 if let Some(g) = open.get_mut(lease)
                     && g.1 == *fence
                 {
-                    g.3 = g.3.max(e.t_us + ttl_ms * 1000);
+                    g.3 = g.3.max(e.t_us + valid_ms * 1000);
                 }
             }
             Some(ServerEv::ForeignDelete { fence, .. }) => {

@@ -332,7 +332,9 @@ async fn apply(
             match &r {
                 Acquire::Granted { fence } => {
                     judge_fence(history, faults, &name, Some(*fence));
-                    history.record(Who::Store, ServerEv::Grant { lease: name, token, fence: *fence, ttl_ms, to: node })
+                    let valid_ms = held_validity(store, &name).await?;
+                    let ev = ServerEv::Grant { lease: name, token, fence: *fence, ttl_ms, valid_ms, to: node };
+                    history.record(Who::Store, ev)
                 }
                 Acquire::Quarantined { .. } => history.record(Who::Store, ServerEv::QuarantineRefusal { to: node }),
                 Acquire::Held { .. } => {}
@@ -344,7 +346,8 @@ async fn apply(
             let r = store.lease_renew(&name, &token, ttl_ms).await?;
             judge_lease(store, history, faults, node, "renew", &name, &token, before);
             if let Renew::Renewed { fence } = r {
-                history.record(Who::Store, ServerEv::Renewal { lease: name, fence, ttl_ms, to: node });
+                let valid_ms = held_validity(store, &name).await?;
+                history.record(Who::Store, ServerEv::Renewal { lease: name, fence, ttl_ms, valid_ms, to: node });
             }
             Resp::Renew(r)
         }
@@ -434,6 +437,15 @@ async fn apply(
 /// the store time, so the pool's keep-alive rules judge what the store held, when.
 fn is_pool_keepalive(map: &str) -> bool {
     map.starts_with("keel:pool:") && map.ends_with(":keepalive")
+}
+
+/// How long the store holds lease `name`'s live grant valid from now (its expiry, read back after
+/// a grant or renewal, less the store's time): what S6 judges a belief against, rather than the
+/// TTL the request asked for, so a store that answers `Granted` or `Renewed` without extending
+/// the expiry is seen at the instant the belief outlives it (MC33).
+async fn held_validity(store: &MemoryStore, name: &str) -> StoreResult<u64> {
+    let now = store.time_ms().await?;
+    Ok(store.lease_grant(name).map_or(0, |(_, _, expires_at_ms)| expires_at_ms.saturating_sub(now)))
 }
 
 /// The store node judges every lease operation against the grant it holds: a renewal or release

@@ -322,6 +322,12 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC33,
+        lineage: "checker proof (blind-spot hunt, round 4): the store answers a re-acquire by the holder's token Granted without refreshing the expiry: the owner's belief outlives the grant",
+        scenario: "lease",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -125,7 +125,9 @@ impl StoreState {
         }
         if let Some(h) = self.live_holder(name, now) {
             if h.token == token {
-                h.expires_at_ms = now + ttl_ms;
+                if !crate::mutants::active(crate::mutants::Mutant::MC33) {
+                    h.expires_at_ms = now + ttl_ms; // MC33: granted again, the old expiry kept
+                }
                 return Ok(Acquire::Granted { fence: h.fence });
             }
             return Ok(Acquire::Held { remaining_ms: h.expires_at_ms - now });

@@ -151,6 +151,7 @@ macro_rules! __conformance_cases {
             lease_release_never_deletes_a_foreign_token,
             lease_fences_strictly_increase,
             lease_expires_after_ttl,
+            lease_reacquire_by_the_holder_refreshes_the_expiry,
             lease_quarantined_on_first_use,
             lease_data_loss_quarantines_and_fences_keep_increasing,
             lease_restart_quarantines_and_fences_stay_above_rolled_back_grants,
@@ -260,6 +261,26 @@ pub async fn lease_fences_strictly_increase<H: Harness>(h: &H) -> Result<(), Sto
         assert!(s.lease_release("L", &token).await?);
         last = f;
     }
+    Ok(())
+}
+
+/// A re-acquire by the holder's own token is granted (same fence) and extends the grant one TTL
+/// from the re-acquire, as a renewal does: its owner counts its deadline from the retry's send,
+/// so a store that kept the old expiry would let the belief outlive the grant (MC33).
+pub async fn lease_reacquire_by_the_holder_refreshes_the_expiry<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let f1 = granted(s.lease_acquire("L", "a", TTL_MS, 0).await?);
+    h.advance(Duration::from_millis(TTL_MS / 2)).await;
+    assert_eq!(s.lease_acquire("L", "a", TTL_MS, 0).await?, Acquire::Granted { fence: f1 }, "re-acquire");
+    // Past the first grant's TTL, but within the re-acquire's.
+    h.advance(Duration::from_millis(TTL_MS * 7 / 10)).await;
+    match s.lease_acquire("L", "b", TTL_MS, 0).await? {
+        Acquire::Held { remaining_ms } => {
+            assert!(remaining_ms > 0 && remaining_ms <= TTL_MS * 3 / 10, "{remaining_ms}");
+        }
+        other => panic!("the re-acquire must have extended the TTL, got {other:?}"),
+    }
+    assert_eq!(s.lease_renew("L", "a", TTL_MS).await?, Renew::Renewed { fence: f1 }, "still the holder");
     Ok(())
 }
 

@@ -134,6 +134,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC29,
     Mutant::MC31,
     Mutant::MC32,
+    Mutant::MC33,
 ];
 
 impl LeaseScenario {
@@ -424,7 +425,9 @@ pub fn lease_exclusive(run: &RunView<'_>) -> Vec<Violation> {
 
 /// S6 (belief within the grant), at every instant: while a node believes it holds a grant, the
 /// store holds that grant — some grant or renewal of its fence was applied at `t_a ≤ t` with
-/// `t_a + ttl ≥ t`. An owner that counts its deadline from the request's send, less the drift
+/// `t_a + valid ≥ t`, where `valid` is how long the store holds the grant after that operation
+/// (its expiry read back, not the TTL asked for: a store that answers `Granted` to a re-acquire
+/// without extending the expiry is seen here, MC33). An owner that counts its deadline from the request's send, less the drift
 /// margin, ends its belief by the store's expiry with any clock within the bound; one that
 /// believes longer (a renewal hanging past the TTL, a deadline timed from the reply) breaks S1
 /// only if another node acquires inside that window, and S6 at once. Excused as S1 is: while
@@ -433,8 +436,8 @@ fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>, excused: &E
     let mut valid: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
     for e in run.events {
         match e.server() {
-            Some(ServerEv::Grant { fence, ttl_ms, .. } | ServerEv::Renewal { fence, ttl_ms, .. }) => {
-                valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + ttl_ms * 1000 });
+            Some(ServerEv::Grant { fence, valid_ms, .. } | ServerEv::Renewal { fence, valid_ms, .. }) => {
+                valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + valid_ms * 1000 });
             }
             // A grant removed at the store (released, or deleted by whoever) is valid no longer:
             // a belief that outlives the removal is judged from it, not from the TTL.
@@ -824,8 +827,14 @@ mod tests {
     }
 
     fn grant(t_ms: u64, to: u8) -> Event {
-        let ev =
-            ServerEv::Grant { lease: LEASE.into(), token: "t".into(), fence: t_ms, ttl_ms: 1000, to: Who::Node(to) };
+        let ev = ServerEv::Grant {
+            lease: LEASE.into(),
+            token: "t".into(),
+            fence: t_ms,
+            ttl_ms: 1000,
+            valid_ms: 1000,
+            to: Who::Node(to),
+        };
         Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
     }
 
@@ -853,7 +862,7 @@ mod tests {
     }
 
     fn renewal(t_ms: u64, to: u8, fence: u64) -> Event {
-        let ev = ServerEv::Renewal { lease: LEASE.into(), fence, ttl_ms: 1000, to: Who::Node(to) };
+        let ev = ServerEv::Renewal { lease: LEASE.into(), fence, ttl_ms: 1000, valid_ms: 1000, to: Who::Node(to) };
         Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
     }
 
@@ -863,7 +872,8 @@ mod tests {
     }
 
     /// S6 at the instant: a belief is judged against the store's validity of its own grant (the
-    /// last grant or renewal plus the TTL), with no other node involved; frozen time is excused.
+    /// expiry the store holds after the last grant or renewal), with no other node involved;
+    /// frozen time is excused.
     #[test]
     fn a_belief_that_outlives_its_grant_at_the_store_fires_s6() {
         let s6 = |events: &[Event], end_ms: u64| {
@@ -921,6 +931,22 @@ mod tests {
             at(2_000, 0, Ev::Core(lost(100))),
         ]);
         assert!(s6(&frozen, 5_000).is_empty(), "{:?}", s6(&frozen, 5_000));
+        // A re-acquire by the holder's token at 600 that the store answers `Granted` without
+        // extending the expiry (MC33): the store holds fence 100 to 1 100 (valid 500 ms from the
+        // re-grant), not 1 600; the owner, counting from the retry, believes to 1 550.
+        let mut regrant = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), at(110, 0, Ev::Core(held(100)))];
+        let again = ServerEv::Grant {
+            lease: LEASE.into(),
+            token: "t".into(),
+            fence: 100,
+            ttl_ms: 1000,
+            valid_ms: 500,
+            to: Who::Node(0),
+        };
+        regrant.extend([store(600, again), at(1_550, 0, Ev::Core(lost(100)))]);
+        let v = s6(&regrant, 5_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].t_us, v[0].detail.contains("for 0.450s")), (1_100_000, true), "{}", v[0].detail);
     }
 
     fn store(t_ms: u64, ev: ServerEv) -> Event {
@@ -939,7 +965,14 @@ mod tests {
     fn a_graceful_stop_whose_release_misses_its_grant_fires_s7() {
         let grant = store(
             100,
-            ServerEv::Grant { lease: LEASE.into(), token: "n0:1:1".into(), fence: 100, ttl_ms: 1000, to: Who::Node(0) },
+            ServerEv::Grant {
+                lease: LEASE.into(),
+                token: "n0:1:1".into(),
+                fence: 100,
+                ttl_ms: 1000,
+                valid_ms: 1000,
+                to: Who::Node(0),
+            },
         );
         let missed = |t_ms, token: &str| {
             let ev = ServerEv::ReleaseMissed {
