@@ -215,6 +215,11 @@ pub enum Mutant {
     /// expiry from the first apply, so the belief outlives the grant (blind-spot hunt, round 4,
     /// #4).
     MC33,
+    /// A joining replica that reads its snapshot before it opens the watch: the changes the
+    /// store commits between the two are never on its feed, so it misses them until a later
+    /// change's revision jump forces a resync, and a quiet map stays stale (blind-spot hunt,
+    /// round 4, #6).
+    MC34,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -328,6 +328,12 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC34,
+        lineage: "checker proof (blind-spot hunt, round 4): a joining replica that reads its snapshot before it opens the watch misses the changes between the two until a revision jump",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -50,9 +50,14 @@ enum Next {
 impl<S: Store> Driver<S> {
     pub async fn run(self) {
         let name = self.cfg.name.clone();
+        // MC34: the join's snapshot read before the watch is open.
+        let mut early = if mutants::active(Mutant::MC34) { self.snapshot().await } else { None };
         if let Some(mut watch) = self.open_watch().await {
             let mut reason = ResyncReason::Join;
-            while let Some((snap, seq)) = self.snapshot().await {
+            while let Some((snap, seq)) = match early.take() {
+                Some(s) => Some(s),
+                None => self.snapshot().await,
+            } {
                 self.load(snap, seq, reason).await;
                 match self.follow(&mut watch).await {
                     Next::Resync(why) => reason = why,
