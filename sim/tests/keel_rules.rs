@@ -239,6 +239,16 @@ fn the_free_pool_rules_catch_a_draining_pick_a_foreign_cleanup_an_unguarded_ack_
 }
 
 #[test]
+fn the_free_pool_rules_catch_a_refused_beat_taken_for_a_confirmation_and_a_lost_batch_taken_for_a_refusal() {
+    // MC35: a worker whose beat is refused by a value it wrote earlier counts the refused beat
+    // as a confirmation and runs on past the keep-alive the store holds (P7 credits only the
+    // keep-alives the store applied). MC36: the group commit answers a timed-out batch as
+    // refused, so a current attempt is reported stale (P11: no refusal at the store).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC35, "P7", 20).is_some(), "MC35 breaks P7");
+    assert!(caught_by_free_rules_within("pool", Mutant::MC36, "P11", 20).is_some(), "MC36 breaks P11");
+}
+
+#[test]
 fn the_free_group_rule_catches_a_group_stop_that_returns_at_the_first_error() {
     // MC20: a service group's stop returns at the first service's stop error; the services
     // after it are never asked to stop and run on (V9, at `GroupStopped`).
