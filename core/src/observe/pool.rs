@@ -157,6 +157,11 @@ events! {
         FeedResynced { why: Text<'a>, completions: usize } = "feed_resynced",
         /// Completions dropped for full completion-feed subscribers.
         FeedDropped { dropped: u64 } = "feed_dropped",
+        /// A slice of the job map's reconcile found `found` entries the node's table did not
+        /// hold as the store did, and its pass's end dropped `dropped` the store no longer held:
+        /// written or deleted behind keel's back, with no change on the feed (0 and 0 otherwise,
+        /// and then not emitted).
+        TableReconciled { pool: Text<'a>, found: usize, dropped: usize } = "table_reconciled",
     }
 }
 
@@ -257,6 +262,10 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::FeedDropped { dropped } => {
             debug!(target: T, kind = "feed_dropped", dropped, "completion feed subscriber full: completions dropped")
+        }
+        E::TableReconciled { pool, found, dropped } => {
+            warn!(target: T, kind = "table_reconciled", pool = %pool, found, dropped,
+                "job map entries written or deleted behind keel's back (no change on the feed); the table follows the store")
         }
         E::CompleteFailed { job, worker, attempt } => {
             warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")

@@ -311,7 +311,11 @@ mod tests {
         let bound = Duration::from_millis(100);
         let mut c = NodeCache::default();
         assert!(!c.follows_keepalive() && c.keepalive(t0, bound).is_none(), "nothing followed yet");
-        let snap = MapSnapshot { rev: 5, entries: BTreeMap::from([("a".to_owned(), "1000|300".to_owned())]) };
+        let snap = MapSnapshot {
+            rev: 5,
+            entries: BTreeMap::from([("a".to_owned(), "1000|300".to_owned())]),
+            ..Default::default()
+        };
         assert!(c.follow_snapshot(snap));
         assert!(c.follow_change(change("a", Some("1000|300"), 5)), "already in the snapshot: ignored");
         assert!(c.follow_change(change("b", Some("1100|300"), 6)));
@@ -322,12 +326,12 @@ mod tests {
         assert_eq!(c.keepalive(t0, bound).unwrap().keys().collect::<Vec<_>>(), ["b"], "the reader's copy is its own");
         assert_eq!(ka.len(), 2);
         // A stale snapshot does not roll it back; a hole drops it out of sync.
-        assert!(!c.follow_snapshot(MapSnapshot { rev: 6, entries: BTreeMap::new() }));
+        assert!(!c.follow_snapshot(MapSnapshot { rev: 6, ..Default::default() }));
         assert!(!c.follow_change(change("c", Some("1"), 9)), "revision 8 was missed");
         assert!(c.keepalive(t0, bound).is_none(), "out of sync and no fresh snapshot read");
         c.note_keepalive(BTreeMap::from([("z".to_owned(), "1".to_owned())]), t0);
         assert_eq!(c.keepalive(t0, bound).unwrap().keys().collect::<Vec<_>>(), ["z"], "the fallback");
-        assert!(c.follow_snapshot(MapSnapshot { rev: 9, entries: BTreeMap::new() }));
+        assert!(c.follow_snapshot(MapSnapshot { rev: 9, ..Default::default() }));
         c.follow_gap();
         assert!(!c.follows_keepalive());
     }
@@ -337,7 +341,7 @@ mod tests {
         let mut c = NodeCache::default();
         assert_eq!(c.raised(1_000, 100), 1_000, "nothing followed");
         let entries = BTreeMap::from([("a".to_owned(), "1050|300".to_owned()), ("b".to_owned(), "990|300".to_owned())]);
-        c.follow_snapshot(MapSnapshot { rev: 1, entries });
+        c.follow_snapshot(MapSnapshot { rev: 1, entries, ..Default::default() });
         assert_eq!(c.raised(1_000, 100), 1_050, "a keep-alive is a store time that has passed");
         assert_eq!(c.raised(1_100, 100), 1_100, "never lowered");
         c.follow_change(change("c", Some("5000|300"), 2));

@@ -143,8 +143,11 @@ impl<S: Store> Core<S> {
         self.await_table(slice.rev).await?;
         let r = lock(&self.table).reconcile(cursor, slice);
         if r.found > 0 || r.dropped > 0 {
-            warn!(target: "keel::pool", pool = %self.cfg.name, found = r.found, dropped = r.dropped,
-                "job map entries written or deleted behind keel's back (no change on the feed); the table follows the store");
+            observe::emit(PoolEvent::TableReconciled {
+                pool: (&self.cfg.name).into(),
+                found: r.found,
+                dropped: r.dropped,
+            });
             self.table_moved.notify_waiters();
         }
         self.observe_tombstones(&slice.entries, "sweep", Source::Slice);

@@ -22,7 +22,10 @@
 //! pass comes at least once). Each key carries a stamp, the revision at which the table last
 //! knew its value to be the store's (its last change, or the slice that confirmed it); a slice
 //! entry stamped below the slice's revision and differing from the table was written behind
-//! keel's back and is taken in. At the end of a pass, a key neither seen by the pass nor
+//! keel's back and is taken in, unless the feed deleted it after the slice's revision (the table
+//! remembers each deletion's revision until a slice past it has been compared: without that, a
+//! slice read just before an ack or a completion brought the deleted pending entry or record
+//! back, found by the simulator's P13). At the end of a pass, a key neither seen by the pass nor
 //! changed after its first slice's revision was absent at some point of the pass with no change
 //! saying so: it was deleted behind keel's back, and leaves the table.
 //!
@@ -33,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use super::state::{Tombstone, check_value};
+use crate::mutants::{self, Mutant};
 use crate::store::{Change, MAP_SCAN_START, MapScan, MapSnapshot};
 
 /// A map by key for point lookups on the feed's hot path (every change of the job map, on every
@@ -62,6 +66,13 @@ pub(crate) struct JobTable {
     pass: u64,
     /// Revision of the current pass's first slice.
     pass_rev: u64,
+    /// Keys the feed deleted, with the deletion's revision, until a slice at or past it has
+    /// been compared: a slice read before a deletion still holds the key, and must not bring
+    /// it back as if written behind keel's back.
+    deleted: KeyMap<u64>,
+    /// Revision of the snapshot the table was built from: a slice read before it is older than
+    /// the table's whole content (it may hold keys deleted before the snapshot) and is ignored.
+    built_rev: u64,
 }
 
 /// Where a replica kept from a map's change feed stands (the job table, and the keep-alive
@@ -164,6 +175,8 @@ impl Default for JobTable {
             cursor: MAP_SCAN_START.to_owned(),
             pass: 0,
             pass_rev: 0,
+            deleted: KeyMap::default(),
+            built_rev: 0,
         }
     }
 }
@@ -176,7 +189,7 @@ impl JobTable {
         if !self.pos.takes_snapshot(snap.rev) {
             return false;
         }
-        *self = JobTable { pos: FeedPos::at_snapshot(snap.rev), ..JobTable::default() };
+        *self = JobTable { pos: FeedPos::at_snapshot(snap.rev), built_rev: snap.rev, ..JobTable::default() };
         self.stamps.reserve(snap.entries.len());
         for (k, v) in &snap.entries {
             self.set(k, Some(v), snap.rev);
@@ -201,7 +214,7 @@ impl JobTable {
     /// rebuilt, or another sweep moved the pass on meanwhile) is ignored.
     pub fn reconcile(&mut self, from: &str, slice: &MapScan) -> Reconciled {
         let mut out = Reconciled::default();
-        if from != self.cursor || !self.is_fresh(slice.rev) {
+        if from != self.cursor || !self.is_fresh(slice.rev) || slice.rev < self.built_rev {
             return out;
         }
         if from == MAP_SCAN_START {
@@ -213,6 +226,10 @@ impl JobTable {
             let same = self.value(k) == Some(v.as_str());
             match self.stamps.get_mut(k) {
                 Some(stamp) if stamp.rev > slice.rev => continue, // changed since: the table is newer
+                None if self.deleted.get(k).is_some_and(|&rev| rev > slice.rev) => continue, // deleted since
+                // MC38: confirmed unchanged, but the stamp is left where it was: the key looks
+                // unseen by the pass, and its end drops it.
+                Some(_) if same && mutants::active(Mutant::MC38) => {}
                 Some(stamp) if same => *stamp = seen,
                 _ => {
                     out.found += 1;
@@ -220,6 +237,9 @@ impl JobTable {
                 }
             }
         }
+        // Every slice compared from here on is read at or past this one's revision (its cursor
+        // exists only from now on): deletions up to it are of no more use.
+        self.deleted.retain(|_, rev| *rev > slice.rev);
         self.cursor = slice.next.clone();
         if slice.is_last() {
             // Not seen by this pass, and known only from before its first slice.
@@ -255,7 +275,10 @@ impl JobTable {
         match self.pos.step(c.rev) {
             Step::Apply => match c.value {
                 Some(v) => self.put(c.key, v, c.rev),
-                None => self.drop_key(&c.key),
+                None => {
+                    self.drop_key(&c.key);
+                    self.deleted.insert(c.key, c.rev);
+                }
             },
             Step::Skip => {}
             Step::Hole => return true,
@@ -380,7 +403,11 @@ mod tests {
     }
 
     fn snap(rev: u64, entries: &[(&str, &str)]) -> MapSnapshot {
-        MapSnapshot { rev, entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+        MapSnapshot {
+            rev,
+            entries: entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -497,6 +524,26 @@ mod tests {
         // was deleted behind keel's back.
         let r = t.reconcile(MAP_SCAN_START, &slice(7, &[("j/a", "2|w2|x")], MAP_SCAN_START));
         assert_eq!(r, Reconciled { found: 0, dropped: 1, pass_done: true });
+        assert!(!t.has_live("j/b"));
+    }
+
+    #[test]
+    fn a_slice_read_before_a_deletion_or_a_rebuild_brings_nothing_back() {
+        let mut t = JobTable::default();
+        t.replace(&snap(5, &[("j/a", "1|w1|x"), ("p/a", "1|w1|900")]));
+        // Read at 5, compared after the feed deleted p/a at 6 (the ack): not found again.
+        t.apply(change(6, "p/a", None));
+        let r = t.reconcile(MAP_SCAN_START, &slice(5, &[("j/a", "1|w1|x"), ("p/a", "1|w1|900")], MAP_SCAN_START));
+        assert_eq!(r, Reconciled { found: 0, dropped: 0, pass_done: true });
+        assert!(!t.has_live("p/a"));
+        // Nor is anything dropped by the next pass: the table holds what the store does.
+        let r = t.reconcile(MAP_SCAN_START, &slice(6, &[("j/a", "1|w1|x")], MAP_SCAN_START));
+        assert_eq!(r, Reconciled { found: 0, dropped: 0, pass_done: true });
+        // A slice read before the snapshot the table was rebuilt from is ignored: keys it holds
+        // may have been deleted before the snapshot.
+        t.replace(&snap(9, &[("j/a", "1|w1|x")]));
+        let r = t.reconcile(MAP_SCAN_START, &slice(8, &[("j/a", "1|w1|x"), ("j/b", "1|w1|x")], MAP_SCAN_START));
+        assert_eq!(r, Reconciled::default());
         assert!(!t.has_live("j/b"));
     }
 

@@ -26,7 +26,8 @@
 //! begins: the drain's first beat is refused and the runs stop at once), MP16 (pulse #87: a repeated
 //! delivery starts the run again, and the failed start's cleanup deletes the record), MC10
 //! (the handlers' tasks detached at the end of the drain instead of stopped) and MC35 (a refused
-//! beat that adopts an earlier in-doubt value counted as a confirmation).
+//! beat that adopts an earlier in-doubt value counted as a confirmation) and MC39 (a graceful
+//! stop without its immediate stopping beat).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -436,8 +437,11 @@ impl WorkerMachine {
                 self.drain_until = Some(deadline);
                 let drain_ms = u64::try_from(self.t.shutdown_deadline.as_millis()).unwrap_or(u64::MAX);
                 self.commands.push_back(Command::Report(Report::Stopping { running: self.runs.len(), drain_ms }));
-                // One beat right away marks the keep-alive as stopping.
-                self.next_beat = now;
+                // One beat right away marks the keep-alive as stopping. MC39 leaves the next beat
+                // on its regular schedule: the mark waits up to a keep-alive interval.
+                if !mutants::active(Mutant::MC39) {
+                    self.next_beat = now;
+                }
                 if mutants::active(Mutant::MC25) {
                     // MC25: deregister as the drain begins (the keep-alive this worker wrote last,
                     // then the registration): the beat that follows is refused and the worker

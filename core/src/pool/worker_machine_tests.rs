@@ -313,6 +313,21 @@ fn a_stop_drains_with_a_stopping_beat_and_ends_when_the_runs_end() {
     );
 }
 
+/// The stopping mark is written at the stop, not by the next regular beat: until it lands,
+/// dispatchers and cleanups may give the draining worker jobs it only hands back (P12).
+#[test]
+fn a_stop_between_beats_asks_for_its_stopping_beat_at_once() {
+    let (mut m, t0) = registered();
+    start(&mut m, t0, "a", 1);
+    // Mid-interval: the next regular beat is due at t0 + INTERVAL.
+    let stop = t0 + INTERVAL / 2;
+    m.on_stop(stop);
+    assert_eq!(m.next_timeout(), Some(stop), "the stopping beat is due at the stop");
+    drain(&mut m);
+    m.on_timeout(stop);
+    assert_eq!(drain(&mut m), [Command::Beat { expected: "ka0".into(), stopping: true }]);
+}
+
 #[test]
 fn a_drain_ends_at_the_shutdown_deadline() {
     let (mut m, t0) = registered();
@@ -499,6 +514,22 @@ mod mutants_are_branches {
                 drain(&mut m),
                 [Command::Report(Report::Dead), Command::StopAll, Command::Exit(WorkerExit::Dead)]
             );
+        });
+    }
+
+    #[test]
+    fn mc39_leaves_the_stopping_beat_to_the_regular_schedule() {
+        with(Mutant::MC39, || {
+            let (mut m, t0) = registered();
+            start(&mut m, t0, "a", 1);
+            let stop = t0 + INTERVAL / 2;
+            m.on_stop(stop);
+            drain(&mut m);
+            m.on_timeout(stop);
+            assert_eq!(drain(&mut m), [], "no beat at the stop");
+            assert_eq!(m.next_timeout(), Some(t0 + INTERVAL));
+            m.on_timeout(t0 + INTERVAL);
+            assert_eq!(drain(&mut m), [Command::Beat { expected: "ka0".into(), stopping: true }]);
         });
     }
 
