@@ -291,6 +291,105 @@ pub fn subscription_stops<E: Entry>(
     v
 }
 
+/// A completer run asked to stop: when its drain is due, and whether the store write it had in
+/// flight at the request has ended since.
+#[derive(Clone, Copy)]
+struct StopHeard {
+    asked: u64,
+    due: u64,
+    write_ended: bool,
+}
+
+/// V10: a completer run hears its stop. Once a stop of a run is requested (`StopRequested`), its
+/// drain begins (`DrainStarted`) at once: idle, backing off between retries of a failed write, or
+/// waiting to hand events on, the run listens for the stop. Only a store write in flight at the
+/// request may hold the drain, until it ends (`BatchFlushed` or `FlushFailed`, the write's reply
+/// or its op timeout). "At once" is `slack_us` of running time, not counting time the node was
+/// frozen (`frozen`: its frozen spans); nothing here reads a clock, so clock faults do not matter.
+///
+/// Judged at the instant the limit passes: the request's plus `slack_us` when no write ended
+/// between the request and the drain (a late drain with nothing ended in between is a wait on
+/// something other than a write: a backoff that slept through the stop, MC41), else that write's
+/// end plus `slack_us`. A drain begun before the request (a run bound to another token) is not
+/// judged; nor is a run whose node crashed or restarted, or whose history ended, before any
+/// write ended (a write may have been in flight).
+pub fn completer_stops_heard<E: Entry>(
+    events: &[E],
+    end_us: u64,
+    slack_us: u64,
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+) -> Vec<Violation> {
+    let mut drained: std::collections::BTreeSet<(E::Node, &str, u64)> = std::collections::BTreeSet::new();
+    let mut open: BTreeMap<(E::Node, &str, u64), StopHeard> = BTreeMap::new();
+    let mut v = Vec::new();
+    let late = |v: &mut Vec<Violation>, (node, completer, run): &(E::Node, &str, u64), s: StopHeard| {
+        let after = if s.write_ended { "the end of the store write in flight at the request" } else { "the request" };
+        v.push(Violation::new(
+            "V10",
+            s.due,
+            format!(
+                "{node}: completer {completer} run {run}: stop requested at {:.3}s, drain not begun within {} µs of {after}: the run does not hear its stop",
+                s.asked as f64 / 1e6,
+                slack_us
+            ),
+        ));
+    };
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::StopRequested { completer, run, .. }), _) => {
+                let key = (node.clone(), plain(completer), *run);
+                if !drained.contains(&key) {
+                    let due = reach(t, slack_us, &frozen(node));
+                    open.entry(key).or_insert(StopHeard { asked: t, due, write_ended: false });
+                }
+            }
+            (
+                Some(
+                    CompleterEvent::BatchFlushed { completer, run, .. }
+                    | CompleterEvent::FlushFailed { completer, run, .. },
+                ),
+                _,
+            ) => {
+                if let Some(s) = open.get_mut(&(node.clone(), plain(completer), *run))
+                    && !s.write_ended
+                {
+                    s.write_ended = true;
+                    s.due = s.due.max(reach(t, slack_us, &frozen(node)));
+                }
+            }
+            (Some(CompleterEvent::DrainStarted { completer, run, .. }), _) => {
+                let key = (node.clone(), plain(completer), *run);
+                if let Some(s) = open.remove(&key)
+                    && t > s.due
+                {
+                    late(&mut v, &key, s);
+                }
+                drained.insert(key);
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => {
+                let mine: Vec<_> = open.keys().filter(|k| &k.0 == node).cloned().collect();
+                for key in mine {
+                    if let Some(s) = open.remove(&key)
+                        && s.write_ended
+                        && t > s.due
+                    {
+                        late(&mut v, &key, s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (key, s) in open {
+        if s.write_ended && end_us > s.due {
+            late(&mut v, &key, s);
+        }
+    }
+    v.sort_by_key(|x| x.t_us);
+    v
+}
+
 /// The instant at which `len_us` of running time (outside `holes`) has passed since `start`.
 fn reach(start: u64, len_us: u64, holes: &[Span]) -> u64 {
     let mut holes: Vec<Span> = holes.iter().copied().filter(|h| h.end > start).collect();
@@ -657,6 +756,56 @@ mod tests {
         let frozen = |_: &&str| vec![Span { start: 200, end: 4_200 }];
         assert!(subscription_stops(&[asked(0, 1), closed(5_000, 1)], 10_000, 1.0, 100, frozen).is_empty());
         assert_eq!(subscription_stops(&[asked(0, 1)], 10_000, 1.0, 100, frozen)[0].t_us, 5_100);
+    }
+
+    #[test]
+    fn a_drain_that_begins_late_after_the_request_fires_v10() {
+        use keel::observe::CompleterEvent as C;
+        let c = |t, e| sm(t, "a", e);
+        let asked = |t| c(t, C::StopRequested { completer: "c".into(), run: 1, bound_ms: 600 });
+        let drain =
+            |t| c(t, C::DrainStarted { completer: "c".into(), run: 1, pending: 0, producers: 0, bound_ms: 600 });
+        let flushed =
+            |t| c(t, C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 7, retried: false, took_us: 0 });
+        let failed = |t| {
+            c(
+                t,
+                C::FlushFailed {
+                    completer: "c".into(),
+                    run: 1,
+                    n: 2,
+                    error: "timeout".into(),
+                    outcome: keel::Outcome::Unknown,
+                },
+            )
+        };
+        let none = |_: &&str| Vec::new();
+        let heard = |h: &[E]| completer_stops_heard(h, 1_000_000, 2_000, none);
+        // Heard at once, or once the write in flight at the request ended (however long it took).
+        assert!(heard(&[asked(10_000), drain(10_000)]).is_empty());
+        assert!(heard(&[asked(10_000), flushed(250_000), drain(250_000)]).is_empty());
+        assert!(heard(&[failed(5_000), asked(10_000), failed(310_000), drain(310_500)]).is_empty());
+        // A backoff that slept through the stop (MC41): the drain comes when the sleep ends, with
+        // no write ended in between: V10 at the request + 2 ms.
+        let v = heard(&[failed(5_000), asked(10_000), drain(150_000)]);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V10", 12_000), "{v:?}");
+        // A write that failed after the request, then a backoff slept out: V10 at its end + 2 ms.
+        let v = heard(&[asked(10_000), failed(100_000), drain(180_000)]);
+        assert_eq!((v.len(), v[0].t_us), (1, 102_000), "{v:?}");
+        // ... also when the drain never comes (the run's history ends) or the node crashes later.
+        assert_eq!(heard(&[asked(10_000), failed(100_000)])[0].t_us, 102_000);
+        let crash = || E(500_000, "a", None, Some(Fact::NodeCrash));
+        assert_eq!(heard(&[asked(10_000), failed(100_000), crash()])[0].t_us, 102_000);
+        // Not judged: a write may still be in flight at a crash or at the end; a drain begun
+        // before the request (a run that follows another token); another run's drain.
+        assert!(heard(&[asked(10_000), crash()]).is_empty());
+        assert!(heard(&[asked(10_000)]).is_empty());
+        assert!(heard(&[drain(5_000), asked(10_000), flushed(20_000)]).is_empty());
+        let other = c(11_000, C::DrainStarted { completer: "c".into(), run: 2, pending: 0, producers: 0, bound_ms: 1 });
+        assert_eq!(heard(&[asked(10_000), other, drain(50_000)]).len(), 1);
+        // Frozen time is not counted.
+        let frozen = |_: &&str| vec![Span { start: 11_000, end: 60_000 }];
+        assert!(completer_stops_heard(&[asked(10_000), drain(60_500)], 1_000_000, 2_000, frozen).is_empty());
     }
 
     #[test]

@@ -49,8 +49,9 @@
 //!   moves only jobs of the worker it cleans;
 //! - keel's completer rules V3 and V4: a stop that begins with the store healthy loses nothing
 //!   (no unflushed or undelivered completion reported); a stop that reports its bound reached
-//!   took that long; and V9: a service group's stop returns only once every service of the
-//!   group stopped (no run of one of its keel lifecycles still going);
+//!   took that long; V10: a run's drain begins at once at its stop request (or once the store
+//!   write it had in flight ended); and V9: a service group's stop returns only once every
+//!   service of the group stopped (no run of one of its keel lifecycles still going);
 //! - keel's map rules R2 and R3 on the run's replica events: a replica's revision never goes
 //!   back within a node's life (except by a resync after data loss); `set_and_wait` returns only
 //!   once the replica has applied its write;
@@ -821,6 +822,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             v.extend(crate::keel_rules::pool_rules(view));
             v.extend(crate::keel_rules::completer_drains(view));
             v.extend(crate::keel_rules::subscription_stops(view));
+            v.extend(crate::keel_rules::completer_stops_heard(view));
             v.extend(crate::keel_rules::group_stops(view));
             v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
         }

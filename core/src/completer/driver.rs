@@ -77,11 +77,19 @@ impl<S: Store> Driver<S> {
             if due {
                 let batch = self.intake.take_batch(self.cfg.batch_size);
                 let n = batch.len();
+                // The batch holds its room in the backlog until it is written and its events
+                // handed on (or given up): the bound counts what is in flight.
+                let room_made_early = mutants::active(Mutant::MC40); // MC40: room made at the take
+                if room_made_early {
+                    self.intake.done(n);
+                }
                 match self.flush(&batch, &mut deadline, &mut backoff).await {
                     Some(rev) => self.emit(batch, rev, &mut deadline, &mut report).await,
                     None => report.unflushed.extend(batch),
                 }
-                self.intake.done(n);
+                if !room_made_early {
+                    self.intake.done(n);
+                }
                 next_tick = self.clock.now() + self.cfg.flush_interval;
                 continue;
             }
@@ -189,10 +197,13 @@ impl<S: Store> Driver<S> {
                     if deadline.is_some_and(|d| wake >= d) {
                         return None;
                     }
+                    // The backoff listens for the stop: the drain begins at the request, not
+                    // when the backoff ends (MC41 sleeps it out).
+                    let hear_stop = deadline.is_none() && !mutants::active(Mutant::MC41);
                     tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(wake) => {}
-                        _ = self.token.cancelled(), if deadline.is_none() => {}
+                        _ = self.token.cancelled(), if hear_stop => {}
                     }
                 }
             }

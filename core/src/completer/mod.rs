@@ -334,6 +334,15 @@ impl<S: Store> Completer<S> {
     /// Bounded by the config's `stop_timeout`; what was not drained by then is the error.
     /// Idempotent; a no-op before start.
     pub async fn stop(&self) -> Result<(), StopError> {
+        // The request is what the drain's start is judged from (V10): a run that does not hear
+        // it (a backoff that sleeps through it, MC41) is judged from here.
+        if let Status::Running { run } = self.life.status() {
+            observe::emit(CompleterEvent::StopRequested {
+                completer: (&self.cfg.name).into(),
+                run,
+                bound_ms: u64::try_from(self.cfg.stop_timeout.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
         self.life.stop().await;
         let report = self.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match report {

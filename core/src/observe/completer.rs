@@ -11,6 +11,9 @@ events! {
     pub enum CompleterEvent<'a> {
         /// A completer run started.
         CompleterStarted { completer: Text<'a>, run: u64 } = "completer_started",
+        /// A stop of run `run` was requested (its token is cancelled next): the run begins its
+        /// drain at once, or once the store write it has in flight ends (rule V10).
+        StopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "stop_requested",
         /// A stop was requested: the run drains `pending` completions of `producers` producers,
         /// for at most its configured stop bound `bound_ms`.
         DrainStarted { completer: Text<'a>, run: u64, pending: usize, producers: usize, bound_ms: u64 } = "drain_started",
@@ -58,6 +61,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
     match e {
         E::CompleterStarted { completer, run } => {
             info!(target: T, completer = %completer, run, kind = "completer_started", "completer started")
+        }
+        E::StopRequested { completer, run, bound_ms } => {
+            info!(target: T, completer = %completer, run, bound_ms, kind = "stop_requested", "completer stop requested")
         }
         E::DrainStarted { completer, run, pending, producers, bound_ms } => {
             info!(target: T, completer = %completer, run, pending, producers, bound_ms, kind = "drain_started", "stop requested: draining")

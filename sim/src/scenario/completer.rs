@@ -20,7 +20,7 @@ use madsim::rand::{Rng, thread_rng};
 use super::{AppEv, RunView};
 use crate::check::{Coverage, Violation};
 use crate::harness::Sim;
-use crate::history::{Event, WorldEv};
+use crate::history::{Event, Who, WorldEv};
 use crate::plan::{FaultKind, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
 
@@ -519,7 +519,11 @@ impl CompleterScenario {
         // V3/V4 as a user's run gets them (shared with the chaos lane): among them, a stop whose
         // bound ran out reports what was still queued, judged when its channel closes.
         v.extend(crate::keel_rules::completer_drains_of(run, |name| name != STRESS));
+        // V10: a run begins its drain at the stop request, or once its write in flight ended (the
+        // stress's completer too: it is keel's own run loop).
+        v.extend(crate::keel_rules::completer_stops_heard(run));
         v.extend(v8_events_stored(run));
+        v.extend(v7_backlog_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
@@ -645,6 +649,8 @@ impl CompleterScenario {
             Mutant::MC16,
             Mutant::MC37,
             Mutant::MC26,
+            Mutant::MC40,
+            Mutant::MC41,
         ]
     }
 }
@@ -672,6 +678,57 @@ fn v8_events_stored(run: &RunView<'_>) -> Vec<Violation> {
             e.t_us,
             format!("{}: run {r}: a subscriber received {key}@{rev}, which the store does not hold", e.node),
         ));
+    }
+    v
+}
+
+/// V7 from the history, at the instant of each acceptance: the completions a run accepted
+/// (`Accepted`) minus those its written batches hold (`BatchFlushed`'s `n`) are never more than
+/// the backlog's bound. Those are accepted and not yet written: queued or in flight, which the
+/// bound counts until a batch is written and its events handed on; so in keel's run the count is
+/// at most the backlog the intake reports (which also holds a written batch until its events are
+/// handed on). Unlike that report it cannot be miscounted by the intake: a run that makes room
+/// as it takes a batch (MC40) reports a backlog within the bound while a batch more is in
+/// flight. Judged until the run's drain begins: from then on a batch given up at the stop bound
+/// makes room without being written, and no producer is left to be accepted (V1's stop order).
+/// The start/stop stress's completer (its own bound) is left out.
+fn v7_backlog_by_history(run: &RunView<'_>) -> Vec<Violation> {
+    // (node, incarnation, run) → (accepted, written, draining or reported)
+    let mut runs: BTreeMap<(Who, u32, u64), (usize, usize, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let Some(c) = e.completer() else { continue };
+        let (completer, r) = match c {
+            CompleterEvent::Accepted { completer, run, .. }
+            | CompleterEvent::BatchFlushed { completer, run, .. }
+            | CompleterEvent::DrainStarted { completer, run, .. } => (completer, *run),
+            _ => continue,
+        };
+        if *completer == *STRESS {
+            continue;
+        }
+        let Some(life) = run.timeline.life_at(e.node, e.t_us) else { continue };
+        let (accepted, written, done) = runs.entry((e.node, life.incarnation, r)).or_default();
+        match c {
+            CompleterEvent::DrainStarted { .. } => *done = true,
+            CompleterEvent::BatchFlushed { n, .. } => *written += n,
+            _ if *done => {}
+            _ => {
+                *accepted += 1;
+                let unwritten = accepted.saturating_sub(*written);
+                if unwritten > BACKLOG {
+                    *done = true; // the first acceptance over the bound is the run's violation
+                    v.push(Violation::new(
+                        "V7",
+                        e.t_us,
+                        format!(
+                            "{}#{} run {r}: {unwritten} completions accepted and not written, over the backlog's bound {BACKLOG}",
+                            e.node, life.incarnation
+                        ),
+                    ));
+                }
+            }
+        }
     }
     v
 }
@@ -958,6 +1015,60 @@ mod tests {
         let end_us = 10_000_000;
         let timeline = Timeline::derive(events, end_us);
         v8_events_stored(&RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us })
+    }
+
+    fn core(t_ms: u64, e: CompleterEvent<'static>) -> Event {
+        at(t_ms, Who::Node(0), Ev::Core(keel::observe::Event::Completer(e)))
+    }
+
+    fn v7(events: &[Event]) -> Vec<Violation> {
+        let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+        let end_us = 10_000_000;
+        let timeline = Timeline::derive(events, end_us);
+        v7_backlog_by_history(&RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us })
+    }
+
+    #[test]
+    fn completions_accepted_past_the_bound_while_a_batch_is_in_flight_fire_v7() {
+        let accepted = |t, backlog| core(t, CompleterEvent::Accepted { completer: "jobs".into(), run: 1, backlog });
+        let flushed = |t, n| {
+            core(
+                t,
+                CompleterEvent::BatchFlushed {
+                    completer: "jobs".into(),
+                    run: 1,
+                    n,
+                    rev: 1,
+                    retried: false,
+                    took_us: 0,
+                },
+            )
+        };
+        let mut h = vec![at(0, Who::Node(0), WorldEv::NodeStart {})];
+        // The bound's worth accepted, then a batch of 8 taken (the intake still counts it): one
+        // more is refused until the batch is written.
+        h.extend((0..BACKLOG as u64).map(|i| accepted(10 + i, i as usize + 1)));
+        assert!(v7(&h).is_empty());
+        let mut ok = h.clone();
+        ok.extend([flushed(100, 8), accepted(101, 9)]);
+        assert!(v7(&ok).is_empty(), "{:?}", v7(&ok));
+        // MC40: room made as the batch was taken, so the intake reports 9 while 17 are accepted
+        // and unwritten: V7 at that acceptance.
+        let mut bad = h.clone();
+        bad.extend([accepted(90, 9), flushed(100, 8)]);
+        let v = v7(&bad);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V7", 90_000), "{v:?}");
+        // Once the drain began, a batch given up at the bound makes room unwritten: not judged.
+        let mut draining = h.clone();
+        let drain =
+            CompleterEvent::DrainStarted { completer: "jobs".into(), run: 1, pending: 16, producers: 0, bound_ms: 600 };
+        draining.extend([core(50, drain), accepted(90, 9)]);
+        assert!(v7(&draining).is_empty());
+        // Another run, another node life, or the stress's completer counts on its own.
+        let mut other = h.clone();
+        other.push(core(90, CompleterEvent::Accepted { completer: "jobs".into(), run: 2, backlog: 1 }));
+        other.push(core(91, CompleterEvent::Accepted { completer: STRESS.into(), run: 1, backlog: 1 }));
+        assert!(v7(&other).is_empty());
     }
 
     #[test]
