@@ -1735,7 +1735,7 @@ mod tests {
                 .map(|i| (format!("o{i}"), "x".to_owned()))
                 .chain([("k".to_owned(), k.to_owned())])
                 .collect();
-            Record::Return { id, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries }) }
+            Record::Return { id, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries, ..Default::default() }) }
         };
         for (seen, ok) in [("a", true), ("z", false)] {
             let mut h: Vec<Record> =
@@ -1845,7 +1845,7 @@ mod tests {
             entries.insert("k".into(), k.into());
             [
                 Record::Invoke { id, op: StoreOp::Snapshot { map: "m".into() } },
-                Record::Return { id, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries }) },
+                Record::Return { id, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries, ..Default::default() }) },
             ]
         };
         let both = [set(1, "a"), set(2, "b"), wrote(1, true, 1, "a"), wrote(2, true, 2, "b")];
@@ -1867,7 +1867,7 @@ mod tests {
             if extra {
                 entries.insert("ghost".into(), "boo".into());
             }
-            Record::Return { id: 1, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries }) }
+            Record::Return { id: 1, ret: StoreRet::Snapshot(MapSnapshot { rev: 1, entries, ..Default::default() }) }
         };
         for (extra, ok) in [(false, true), (true, false)] {
             let mut h = crowd();
@@ -1897,7 +1897,7 @@ mod tests {
                 (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
             for id in 2..2 + 2 * HISTORY_OPS_MAX as u64 {
                 c.invoke(id, StoreOp::Snapshot { map: "m".into() });
-                c.complete_snapshot(id, &MapSnapshot { rev: 1, entries: entries.clone() });
+                c.complete_snapshot(id, &MapSnapshot { rev: 1, entries: entries.clone(), ..Default::default() });
             }
             if let Some(v) = read {
                 c.invoke(9999, StoreOp::Get { map: "m".into(), key: "k".into() });
@@ -1928,10 +1928,10 @@ mod tests {
             c.invoke(2, StoreOp::Snapshot { map: "m".into() });
             c.abandon(1);
             c.invoke(3, StoreOp::Snapshot { map: "m".into() });
-            c.complete_snapshot(3, &MapSnapshot { rev: 1, entries: others.clone() });
+            c.complete_snapshot(3, &MapSnapshot { rev: 1, entries: others.clone(), ..Default::default() });
             let mut with_k = others.clone();
             with_k.insert("k".into(), late.into());
-            c.complete_snapshot(2, &MapSnapshot { rev: 2, entries: with_k });
+            c.complete_snapshot(2, &MapSnapshot { rev: 2, entries: with_k, ..Default::default() });
             // A later read of the key brings the parked snapshot back into its stretch.
             c.invoke(4, StoreOp::Get { map: "m".into(), key: "k".into() });
             c.complete(4, StoreRet::Get(Some(late.into()), 2));
@@ -1956,7 +1956,7 @@ mod tests {
                 };
                 entries.insert("k".into(), seen.into());
                 c.invoke(2, StoreOp::Snapshot { map: "m".into() });
-                c.complete_snapshot(2, &MapSnapshot { rev: 1, entries });
+                c.complete_snapshot(2, &MapSnapshot { rev: 1, entries, ..Default::default() });
                 let r = c.finish();
                 assert_eq!(r.violations.is_empty(), ok, "crowded {crowded}, saw {seen}: {:?}", r.violations);
             }

@@ -11,6 +11,7 @@ use keel::lease::{LeaseConfig, LeaseHandle, LeaseOwner};
 use keel::pool::{Job, JobHandler, JobOutcome, Pool, PoolConfig, PoolError};
 use keel::rmap::{ReplicatedMap, RmapConfig};
 use keel::shutdown::Shutdown;
+use keel::store::{MapWrite, Store};
 use keel::{RedisStore, StoreError};
 use keel_tests::{PREFIX, RedisServer};
 use tokio::time::Instant;
@@ -214,4 +215,32 @@ async fn redis_lease_and_map_garbage_is_logged_once_and_recovers_when_removed() 
         assert!(!h.is_finished(), "an owner ended on its own");
         assert_eq!(h.stop().await, Ok(()));
     }
+}
+
+/// A map's seedings key holding garbage, of the wrong type or unreadable, fails snapshots typed
+/// (`map-reseeds:<map>`) and changes nothing; writes, which read it only after a restart, go on.
+#[tokio::test]
+async fn redis_map_reseeds_garbage_fails_snapshots_typed() {
+    // A subscriber of its own: a test thread without one that logs a callsite first would leave
+    // it cached as of no interest to the tests beside it that count log lines.
+    let kinds = Kinds::default();
+    let _guard = tracing::subscriber::set_default(kinds.clone());
+    let Some(server) = RedisServer::start("redis_map_reseeds_garbage_fails_snapshots_typed") else {
+        return;
+    };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let rev = store.map_write("m", "k", MapWrite::Set("v".into())).await.expect("write").rev;
+    for garbage in ["HSET {p}:map-reseeds:m a b", "SET {p}:map-reseeds:m 7:3", "SET {p}:map-reseeds:m x"] {
+        assert!(server.command(&format!("DEL {PREFIX}:map-reseeds:m")).is_some());
+        assert!(server.command(&garbage.replace("{p}", PREFIX)).is_some(), "{garbage}");
+        match store.map_snapshot("m").await {
+            Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "map-reseeds:m", "{garbage}"),
+            other => panic!("{garbage}: expected a corrupt key, got {other:?}"),
+        }
+        assert_eq!(store.map_get("m", "k").await, Ok((Some("v".into()), rev)), "{garbage}: nothing changed");
+    }
+    assert_eq!(kinds.count("corrupt_key"), 3, "one log line per garbage (the clean read after each clears the key)");
+    assert!(server.command(&format!("DEL {PREFIX}:map-reseeds:m")).is_some());
+    let snap = store.map_snapshot("m").await.expect("a snapshot once the garbage is gone");
+    assert_eq!((snap.rev, snap.reseeds.len()), (rev, 0), "the seedings were lost with the key");
 }

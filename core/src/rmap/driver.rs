@@ -51,12 +51,12 @@ impl<S: Store> Driver<S> {
     pub async fn run(self) {
         let name = self.cfg.name.clone();
         // MC34: the join's snapshot read before the watch is open.
-        let mut early = if mutants::active(Mutant::MC34) { self.snapshot().await } else { None };
+        let mut early = if mutants::active(Mutant::MC34) { self.snapshot(None).await } else { None };
         if let Some(mut watch) = self.open_watch().await {
             let mut reason = ResyncReason::Join;
             while let Some((snap, seq)) = match early.take() {
                 Some(s) => Some(s),
-                None => self.snapshot().await,
+                None => self.snapshot(Some(&mut watch)).await,
             } {
                 self.load(snap, seq, reason).await;
                 match self.follow(&mut watch).await {
@@ -147,11 +147,13 @@ impl<S: Store> Driver<S> {
 
     async fn load(&self, snap: MapSnapshot, seq: u64, reason: ResyncReason) {
         let rev = snap.rev;
+        // What the waiters judge their writes by: the revision and the seedings, not the entries.
+        let history = MapSnapshot { rev, entries: Default::default(), reseeds: snap.reseeds.clone() };
         let (old_rev, diff) = {
             let mut r = self.shared.lock_replica();
             (r.rev(), r.load(snap))
         };
-        let d = self.shared.waiters.loaded(rev, seq);
+        let d = self.shared.waiters.loaded(&history, seq);
         let (name, changed, woken) = (&self.cfg.name, diff.len(), d.len());
         if reason == ResyncReason::Join {
             observe::emit(RmapEvent::Joined { map: name.into(), rev, keys: self.shared.len() });
@@ -196,7 +198,12 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    async fn snapshot(&self) -> Option<(MapSnapshot, u64)> {
+    /// A snapshot, retried until one is read. Each failed attempt reopens `watch` before the
+    /// next: a failure may be the store restarting, and a feed opened before a restart may hold
+    /// changes of a history the restart lost (a roll-back), published after the revision a later
+    /// snapshot of the restored data is at and numbered on from it; applied after that snapshot,
+    /// they would put lost writes in the replica, and resolve their waiters, until the feed's gap.
+    async fn snapshot(&self, mut watch: Option<&mut S::Watch>) -> Option<(MapSnapshot, u64)> {
         let mut wait = self.cfg.retry_min;
         loop {
             let seq = self.shared.waiters.begin_snapshot();
@@ -213,6 +220,12 @@ impl<S: Store> Driver<S> {
             }
             if !self.backoff(&mut wait).await {
                 return None;
+            }
+            if let Some(w) = watch.as_deref_mut()
+                && !mutants::active(Mutant::MC44)
+            {
+                // MC44: keel before 2026-12-02 kept the feed it had.
+                *w = self.open_watch().await?;
             }
         }
     }

@@ -313,10 +313,10 @@ impl<S: Store> ReplicatedMap<S> {
         self.shared.lock_replica().entries().get(key).cloned()
     }
 
-    /// A copy of the whole replica with the revision it reflects.
+    /// A copy of the whole replica with the revision it reflects (and the store's seedings of
+    /// the map's revisions it last loaded): once converged, the store's own snapshot.
     pub fn snapshot(&self) -> MapSnapshot {
-        let r = self.shared.lock_replica();
-        MapSnapshot { rev: r.rev(), entries: r.entries().clone() }
+        self.shared.lock_replica().snapshot()
     }
 
     /// The local keys, sorted.

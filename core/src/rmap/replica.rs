@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::mutants::{self, Mutant};
-use crate::store::{Change, MapSnapshot};
+use crate::store::{Change, MapSnapshot, Reseed};
 
 /// What [`Replica::apply`] did with a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,6 +32,9 @@ pub struct Replica {
     rev: u64,
     /// Whether a snapshot was ever loaded (changes before that are meaningless).
     loaded: bool,
+    /// The store's seedings of the map's revisions as of the last snapshot loaded: any later
+    /// seeding is a revision jump on the feed, so a resync loads it.
+    reseeds: Vec<Reseed>,
 }
 
 impl Replica {
@@ -45,6 +48,11 @@ impl Replica {
 
     pub fn entries(&self) -> &BTreeMap<String, String> {
         &self.entries
+    }
+
+    /// The replica as a snapshot of the map (what the store's snapshot at the same revision is).
+    pub fn snapshot(&self) -> MapSnapshot {
+        MapSnapshot { rev: self.rev, entries: self.entries.clone(), reseeds: self.reseeds.clone() }
     }
 
     /// Apply one change from the feed, following the revision rules.
@@ -114,6 +122,7 @@ impl Replica {
         }
         diff.sort_by(|a, b| a.key.cmp(&b.key));
         self.entries = snap.entries;
+        self.reseeds = snap.reseeds;
         self.rev = rev;
         self.loaded = true;
         diff
@@ -129,7 +138,7 @@ mod tests {
     }
 
     fn snap(rev: u64, kv: &[(&str, &str)]) -> MapSnapshot {
-        MapSnapshot { rev, entries: kv.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect() }
+        MapSnapshot { rev, entries: kv.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(), ..Default::default() }
     }
 
     #[test]

@@ -88,6 +88,9 @@ impl Subscribers {
                             s.dropped.fetch_add(1, Ordering::Relaxed); // MC17: dropped, uncounted
                         }
                         lost += 1;
+                        if crate::mutants::active(crate::mutants::Mutant::MC42) {
+                            break; // MC42: the rest of the batch skipped under the one drop counted
+                        }
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return false,
                 }
@@ -106,5 +109,44 @@ impl Subscribers {
         let mut list = self.lock();
         list.retain(|s| !s.tx.is_closed());
         list.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(n: u64) -> Vec<Change> {
+        (1..=n).map(|rev| Change { key: format!("k{rev}"), value: Some("v".into()), rev }).collect()
+    }
+
+    /// Five changes offered as one batch (a resync's differences) to a buffer of two: what the
+    /// subscriber received, and what it was told it lost.
+    fn offer_a_batch_of_five_to_a_buffer_of_two() -> (u64, u64) {
+        let subs = Subscribers::new(2, 4);
+        let Some(mut sub) = subs.subscribe() else { panic!("room for a subscriber") };
+        let lost = subs.publish(&changes(5));
+        let mut received = 0;
+        while sub.try_recv().is_some() {
+            received += 1;
+        }
+        assert_eq!(lost, sub.dropped(), "the map's count is the subscriber's");
+        (received, sub.dropped())
+    }
+
+    /// Every change offered is received or counted: a batch that meets a full buffer counts each
+    /// change it could not hand on, not one for the rest (MC42).
+    #[test]
+    fn received_plus_dropped_is_what_was_offered() {
+        assert_eq!(offer_a_batch_of_five_to_a_buffer_of_two(), (2, 3));
+    }
+
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn mc42_counts_one_drop_for_the_rest_of_a_batch() {
+        let prev = crate::mutants::set(Some(crate::mutants::Mutant::MC42));
+        let got = offer_a_batch_of_five_to_a_buffer_of_two();
+        crate::mutants::set(prev);
+        assert_eq!(got, (2, 1), "the test above would fail under MC42");
     }
 }

@@ -21,6 +21,8 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use crate::mutants::{self, Mutant};
+use crate::store::MapSnapshot;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard};
 
@@ -216,25 +218,34 @@ impl Registry {
         w.snap_seq
     }
 
-    /// The replica loaded a snapshot at `rev`, requested as number `seq`. Waiters at or below
-    /// `rev` are done; waiters acknowledged before the request and above `rev` lost their write.
-    pub(crate) fn loaded(&self, rev: u64, seq: u64) -> Deliveries {
+    /// The replica loaded `snap`, requested as number `seq`. Waiters at or below its revision
+    /// are done; waiters acknowledged before the request and above it lost their write, and so
+    /// did any whose revision a store restart cut from the snapshot's history (a revision
+    /// seeded from store time after a restart is above every revision it lost, so "at or
+    /// below" alone would call a lost write applied).
+    pub(crate) fn loaded(&self, snap: &MapSnapshot, seq: u64) -> Deliveries {
+        let rev = snap.rev;
         self.applied.store(rev, Ordering::SeqCst);
         let mut w = self.lock();
         let mut out = Vec::new();
+        let cut = |target: u64| {
+            // MC43: keel before 2026-12-02: only "above the snapshot" counted as lost.
+            !mutants::active(Mutant::MC43) && snap.lost_in_restart(target)
+        };
         let done: Vec<(u64, u64)> = w
             .armed
             .iter()
             .copied()
             .filter(|&(target, id)| {
                 target <= rev
+                    || cut(target)
                     || w.entries.get(&id).and_then(|e| e.target.as_ref()).is_some_and(|t| t.acked_at_seq < seq)
             })
             .collect();
         for key in done {
             w.armed.remove(&key);
             if let Some(e) = w.entries.remove(&key.1) {
-                let r = if key.0 <= rev { WaitResult::Reached(rev) } else { WaitResult::Lost(rev) };
+                let r = if key.0 <= rev && !cut(key.0) { WaitResult::Reached(rev) } else { WaitResult::Lost(rev) };
                 out.push((e.cell, r));
             }
         }
@@ -354,6 +365,7 @@ impl Drop for Waiter {
 #[cfg(all(test, not(keel_loom)))]
 mod tests {
     use super::*;
+    use crate::store::Reseed;
 
     /// Poll once: everything in these tests completes without waiting.
     fn block<F: Future>(f: F) -> F::Output {
@@ -403,16 +415,47 @@ mod tests {
         before.arm(100); // acked after snapshot #1 was requested
         let mut after = Registry::register(&reg).unwrap();
         // Snapshot #1 (requested before the ack) at rev 0 says nothing about the write.
-        block(reg.deliver(reg.loaded(0, seq_old)));
+        block(reg.deliver(reg.loaded(&MapSnapshot::default(), seq_old)));
         assert_eq!(reg.len(), 2);
         let seq = reg.begin_snapshot();
-        block(reg.deliver(reg.loaded(0, seq)));
+        block(reg.deliver(reg.loaded(&MapSnapshot::default(), seq)));
         assert_eq!(block(before.wait()), WaitResult::Lost(0));
         after.arm(5);
         assert_eq!(reg.len(), 1, "acked after the request: still waiting");
         block(reg.deliver(reg.close()));
         assert_eq!(block(after.wait()), WaitResult::Closed);
         assert!(matches!(Registry::register(&reg), Err(RegisterError::Closed)));
+    }
+
+    /// A store restart lost writes at 100 and 101 (it kept 99) and seeded the map's revisions
+    /// from 5000: a resync to 5003 is above both, yet neither write is in it.
+    fn load_after_a_restart_that_lost_100_and_101() -> Vec<WaitResult> {
+        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let (mut lost, mut kept, mut late) =
+            (Registry::register(&reg).unwrap(), Registry::register(&reg).unwrap(), Registry::register(&reg).unwrap());
+        lost.arm(100);
+        kept.arm(99);
+        let seq = reg.begin_snapshot();
+        late.arm(101); // acked after the request: the seedings still say it was lost
+        let reseeds = vec![Reseed { kept: 0, seed: 90 }, Reseed { kept: 99, seed: 5000 }];
+        block(reg.deliver(reg.loaded(&MapSnapshot { rev: 5003, reseeds, ..Default::default() }, seq)));
+        assert_eq!(reg.len(), 0);
+        vec![block(lost.wait()), block(kept.wait()), block(late.wait())]
+    }
+
+    #[test]
+    fn a_write_lost_in_a_restart_is_lost_though_revisions_are_seeded_above_it() {
+        let got = load_after_a_restart_that_lost_100_and_101();
+        assert_eq!(got, [WaitResult::Lost(5003), WaitResult::Reached(5003), WaitResult::Lost(5003)]);
+    }
+
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn mc43_calls_a_write_lost_in_a_restart_applied() {
+        let prev = mutants::set(Some(Mutant::MC43));
+        let got = load_after_a_restart_that_lost_100_and_101();
+        mutants::set(prev);
+        assert_eq!(got, [WaitResult::Reached(5003); 3], "the test above would fail under MC43");
     }
 
     #[test]

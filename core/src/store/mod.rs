@@ -86,6 +86,42 @@ pub struct MapSnapshot {
     pub rev: u64,
     /// Every key and value.
     pub entries: BTreeMap<String, String>,
+    /// The last [`MAP_RESEEDS_MAX`] times the map's revisions were seeded from store time
+    /// (its first commit, and the first after each store restart), oldest first: what tells a
+    /// change the store lost from one it kept ([`MapSnapshot::lost_in_restart`]).
+    pub reseeds: Vec<Reseed>,
+}
+
+/// A map's revision counter seeded from store time: the counter held `kept` (0 when the map
+/// was missing: never written, or lost with the store's data), and the next commit took
+/// `seed` + 1. Revisions `kept` < r ≤ `seed` never belong to the map's present history: a
+/// change acknowledged at such a revision before the seeding was lost in a store restart
+/// (a roll-back, or a restart without its data).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Reseed {
+    /// The counter before the seeding.
+    pub kept: u64,
+    /// The counter after it: store time × [`SEED_PER_MS`].
+    pub seed: u64,
+}
+
+/// How many seedings of a map's revision counter a store remembers ([`MapSnapshot::reseeds`]).
+/// A change committed before more store restarts than this, and not yet seen by the replica
+/// that waits for it, is judged lost ([`MapSnapshot::lost_in_restart`]): keel never calls a
+/// change applied that it cannot tell from a lost one.
+pub const MAP_RESEEDS_MAX: usize = 8;
+
+impl MapSnapshot {
+    /// Whether a change committed at revision `rev` (its reply already received) is outside the
+    /// history this snapshot shows: a store restart lost it and a seeding skipped its revision,
+    /// or the store has forgotten that far back (it remembers [`MAP_RESEEDS_MAX`] seedings, and
+    /// `rev` is no newer than the oldest). Below the snapshot's revision, a change not lost in a
+    /// restart is in the snapshot (revisions are consecutive within one seeding).
+    pub fn lost_in_restart(&self, rev: u64) -> bool {
+        let forgotten = self.reseeds.len() >= MAP_RESEEDS_MAX && self.reseeds.first().is_some_and(|r| rev <= r.seed);
+        forgotten || self.reseeds.iter().any(|r| r.kept < rev && rev <= r.seed)
+    }
 }
 
 /// One slice of a map, read by [`Store::map_scan`].

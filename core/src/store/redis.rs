@@ -290,7 +290,9 @@ impl RedisStore {
     }
 
     fn map_invocation<'a>(&self, script: &'a ::redis::Script, map: &str) -> Call<'a> {
-        let mut inv = Call::new(script, &[self.key("map", map), self.key("map-rev", map), self.key("map-boot", map)]);
+        let keys =
+            [self.key("map", map), self.key("map-rev", map), self.key("map-boot", map), self.key("map-reseeds", map)];
+        let mut inv = Call::new(script, &keys);
         inv.arg(self.channel(map));
         inv
     }
@@ -322,6 +324,7 @@ fn classify(op: &'static str, e: RedisError, key: &str) -> StoreError {
             "meta" => "lease-meta",
             "rev" => "map-rev",
             "boot" => "map-boot",
+            "reseeds" => "map-reseeds",
             other => other,
         };
         return StoreError::corrupt(format!("{kind}:{key}"), detail.trim().to_owned());

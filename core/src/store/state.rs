@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Acquire, Change, Expect, MAP_SCAN_START, MapScan, MapSnapshot, MapTxn, MapWrite, Read, ReadOut, Renew, SEED_PER_MS,
-    StoreResult, TxnOutcome, WriteOutcome, apply_write, bad_cursor, check_items, check_name, check_quarantine,
-    check_scan, check_ttl, check_txn_names, check_txns,
+    Acquire, Change, Expect, MAP_RESEEDS_MAX, MAP_SCAN_START, MapScan, MapSnapshot, MapTxn, MapWrite, Read, ReadOut,
+    Renew, Reseed, SEED_PER_MS, StoreResult, TxnOutcome, WriteOutcome, apply_write, bad_cursor, check_items,
+    check_name, check_quarantine, check_scan, check_ttl, check_txn_names, check_txns,
 };
 use crate::error::StoreError;
 
@@ -47,6 +47,8 @@ struct MapState {
     entries: BTreeMap<String, String>,
     /// The incarnation the revision counter was last judged under.
     boot: u64,
+    /// The last seedings of the revision counter, oldest first ([`MapSnapshot::reseeds`]).
+    reseeds: Vec<Reseed>,
 }
 
 impl StoreState {
@@ -67,7 +69,12 @@ impl StoreState {
     /// checker's specification of that map starts after a roll-back to a checkpoint.
     pub fn with_map(map: &str, snapshot: &MapSnapshot) -> StoreState {
         let mut s = StoreState::default();
-        let m = MapState { rev: snapshot.rev, entries: snapshot.entries.clone(), boot: 0 };
+        let m = MapState {
+            rev: snapshot.rev,
+            entries: snapshot.entries.clone(),
+            boot: 0,
+            reseeds: snapshot.reseeds.clone(),
+        };
         s.maps.insert(map.to_owned(), m);
         s
     }
@@ -179,10 +186,11 @@ impl StoreState {
     /// [`Store::map_snapshot`](super::Store::map_snapshot).
     pub fn map_snapshot(&self, map: &str) -> StoreResult<MapSnapshot> {
         check_name("map", map)?;
-        Ok(self
-            .maps
-            .get(map)
-            .map_or_else(MapSnapshot::default, |m| MapSnapshot { rev: m.rev, entries: m.entries.clone() }))
+        Ok(self.maps.get(map).map_or_else(MapSnapshot::default, |m| MapSnapshot {
+            rev: m.rev,
+            entries: m.entries.clone(),
+            reseeds: m.reseeds.clone(),
+        }))
     }
 
     /// [`Store::reads`](super::Store::reads) at store time `now`, in one step (the batch is
@@ -315,6 +323,7 @@ impl StoreState {
     fn commit(&mut self, map: &str, now_ms: u64, writes: Vec<(String, Option<String>)>) -> Vec<Change> {
         let boot = self.boot;
         let m = self.maps.entry(map.to_owned()).or_default();
+        let kept = m.rev;
         if m.rev == 0 {
             m.rev = now_ms * SEED_PER_MS;
         } else if m.boot != boot && !crate::mutants::active(crate::mutants::Mutant::MC30) {
@@ -323,6 +332,13 @@ impl StoreState {
             // already saw for other changes. Revisions from store time again, above the lost:
             // the jump is a gap to every replica, which resyncs.
             m.rev = m.rev.max(now_ms * SEED_PER_MS);
+        }
+        if m.rev != kept {
+            // Remembered with the data, so a roll-back restores the seedings its data knew.
+            if m.reseeds.len() >= MAP_RESEEDS_MAX {
+                m.reseeds.remove(0);
+            }
+            m.reseeds.push(Reseed { kept, seed: m.rev });
         }
         m.boot = boot;
         let mut changes = Vec::with_capacity(writes.len());
@@ -376,6 +392,28 @@ mod tests {
         assert_eq!(s.lease_holder("l", t0 + 1500), None, "expired at exactly now + ttl");
         assert_eq!(s.lease_grant("l", t0 + 1500), None);
         assert_eq!(s.lease_holder("other", t0), None);
+    }
+
+    /// Each restart's first commit adds a seeding; the store remembers the last
+    /// `MAP_RESEEDS_MAX`, and a revision older than every one it remembers counts as lost.
+    #[test]
+    fn seedings_are_remembered_to_a_bound_and_older_revisions_count_as_lost() {
+        let mut s = StoreState::default();
+        let set =
+            |s: &mut StoreState, now: u64| s.map_txn("m", &[], &[("k".into(), Some("v".into()))], now).unwrap().0.rev;
+        let first = set(&mut s, 1);
+        for i in 0..MAP_RESEEDS_MAX as u64 {
+            s.restarted();
+            set(&mut s, 10 + i);
+        }
+        let snap = s.map_snapshot("m").unwrap();
+        assert_eq!(snap.reseeds.len(), MAP_RESEEDS_MAX);
+        assert_eq!(snap.reseeds.first().map(|r| r.kept), Some(first), "the first seeding was dropped");
+        assert!(snap.lost_in_restart(first), "older than every seeding remembered: {snap:?}");
+        assert!(!snap.lost_in_restart(snap.rev));
+        s.restarted();
+        s.map_snapshot("m").unwrap();
+        assert_eq!(s.map_snapshot("m").unwrap().reseeds, snap.reseeds, "reads add no seeding");
     }
 
     #[test]

@@ -84,6 +84,9 @@ events! {
         /// `last` < `rev` − 1, its subscription having dropped `dropped` changes so far: the
         /// revisions between are accounted for by drops or a resync of the map, or R5 (skipped).
         SubJump { sub: String, key: String, rev: u64, last: u64, dropped: u64 } = "sub_jump",
+        /// Subscriber `sub` subscribed (recorded in the same poll, so every change the map offers
+        /// its subscribers after this event is offered to `sub` too: R7 counts them).
+        SubStart { sub: String } = "sub_start",
         /// Subscriber `sub` ended (the map stopped): `received` changes, `dropped` for a full
         /// buffer; `mirror` is the digest of its picture of the map (the replica when it
         /// subscribed, then every change it got), `replica` the digest of its map's replica then
@@ -265,6 +268,7 @@ impl Node {
     /// counted, never waited for).
     async fn subscriber(self: Arc<Self>, sub: &'static str, frozen: bool) {
         let Ok(mut feed) = self.map.subscribe() else { return };
+        self.ctx.record(Rec::SubStart { sub: sub.into() });
         // Read in the same poll as the subscription (no await between, and the apply loop is
         // another task): the mirror starts exactly where the feed does.
         let mut mirror = self.map.snapshot().entries;
@@ -512,7 +516,7 @@ impl RmapScenario {
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
         let (plan, events, heal_us, end_us) = (run.plan, run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
-        // Without data loss, a completed set_and_wait's own (unique) key must be in the replica.
+        // Without data loss, no set_and_wait fails DataLost.
         let lossless = !plan.loses_data();
         let converge_us = heal_us + CONVERGE_MS * 1000;
         // Per node: its last probe, pending calls, its last replica/store comparison.
@@ -572,7 +576,7 @@ impl RmapScenario {
                 Rec::SawStart { id } => {
                     pending.insert((node, id), e.t_us);
                 }
-                Rec::SawDone { id, rev, replica_rev, has_key } => {
+                Rec::SawDone { id, rev, replica_rev, .. } => {
                     pending.remove(&(node, id.as_str()));
                     if replica_rev < rev {
                         v.push(Violation::new(
@@ -582,15 +586,21 @@ impl RmapScenario {
                                 "{node}: set_and_wait {id} returned at replica revision {replica_rev} < its write's {rev}"
                             ),
                         ));
-                    } else if lossless && !has_key {
-                        v.push(Violation::new(
-                            "R3",
-                            e.t_us,
-                            format!("{node}: set_and_wait {id} returned but the replica lacks its key"),
-                        ));
                     }
                 }
-                Rec::SawDescheduled { .. } | Rec::SubDisorder { .. } | Rec::SubJump { .. } | Rec::SubEnd { .. } => {}
+                Rec::SawErr { id, error: SawError::DataLost } if lossless => {
+                    pending.remove(&(node, id.as_str()));
+                    v.push(Violation::new(
+                        "R3",
+                        e.t_us,
+                        format!("{node}: set_and_wait {id} failed DataLost, yet the store lost no data"),
+                    ));
+                }
+                Rec::SawDescheduled { .. }
+                | Rec::SubStart { .. }
+                | Rec::SubDisorder { .. }
+                | Rec::SubJump { .. }
+                | Rec::SubEnd { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
@@ -658,6 +668,8 @@ impl RmapScenario {
             }
         }
         v.extend(subscribers_in_order(events));
+        v.extend(subscribers_conserve_changes(events));
+        v.extend(set_and_wait_returns_with_its_write(events));
         v.extend(revision_jumps_only_at_a_reseed(events));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev }) => Some((MAP, *rev)),
@@ -737,8 +749,104 @@ impl RmapScenario {
             Mutant::MC17,
             Mutant::MC30,
             Mutant::MC34,
+            Mutant::MC42,
+            Mutant::MC43,
+            Mutant::MC44,
         ]
     }
+}
+
+/// R3 on what a `set_and_wait` returns: its key is the call's own and never deleted, so the
+/// replica lacks it at the instant the call returns only if the replica never applied the write
+/// (a write the store lost in a restart must fail `DataLost`: MC43), or applied it and lost it
+/// since with the store's data (the caller resumed late). The second is told by the replica
+/// having reached the write's revision within the write's own numbering: a store restart seeds
+/// the revisions of the next commit from store time (`store_up` `now_ms` × 1000), so a revision
+/// at or above the write's with no boot floor between them is of the same history.
+fn set_and_wait_returns_with_its_write(events: &[Event]) -> Vec<Violation> {
+    // Boot floors so far, ascending; per node, the highest revision its replica reached under
+    // each floor (indexed by how many floors lie at or below it).
+    let mut floors: Vec<u64> = Vec::new();
+    let mut reached: BTreeMap<Who, BTreeMap<usize, u64>> = BTreeMap::new();
+    let history = |floors: &[u64], rev: u64| floors.partition_point(|&f| f <= rev);
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::StoreUp { now_ms }) = e.server() {
+            floors.push(now_ms.saturating_mul(keel::store::SEED_PER_MS));
+        }
+        if matches!(e.world(), Some(WorldEv::NodeStart {})) {
+            reached.remove(&e.node);
+        }
+        if let Some(RmapEvent::Applied { rev, .. } | RmapEvent::Joined { rev, .. } | RmapEvent::Resynced { rev, .. }) =
+            e.rmap()
+        {
+            let top = reached.entry(e.node).or_default().entry(history(&floors, *rev)).or_default();
+            *top = (*top).max(*rev);
+        }
+        if let Some(Rec::SawDone { id, rev, replica_rev, has_key: false }) = rec(e) {
+            let applied =
+                reached.get(&e.node).and_then(|r| r.get(&history(&floors, *rev))).is_some_and(|top| top >= rev);
+            if !applied {
+                v.push(Violation::new(
+                    "R3",
+                    e.t_us,
+                    format!(
+                        "{}: set_and_wait {id} returned {rev}, yet the replica (at {replica_rev}) lacks its key and never reached its write's revision in the write's history: a lost write called applied",
+                        e.node
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// R7: a subscriber is told of every change its map offered it. The map hands each subscriber
+/// every change it applies (one per `Applied`) and the differences of each sync (`keys` of the
+/// join, `changed` of a resync), in the same poll as it records them, and a change that does not
+/// fit in a full buffer is counted as dropped. So when a subscription ends, the changes received
+/// plus those counted dropped equal the changes offered since its `SubStart`: fewer is a change
+/// lost without a word (a full buffer that skips the rest of a resync's differences counting one
+/// drop, MC42; a drop not counted, MC17; a repair kept from the feeds, MC19); more is a change
+/// offered that the map never applied (a stale change forwarded, MC12).
+fn subscribers_conserve_changes(events: &[Event]) -> Vec<Violation> {
+    // Per (node, subscriber): the changes offered since it subscribed.
+    let mut offered: BTreeMap<(Who, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if matches!(e.world(), Some(WorldEv::NodeStart {})) {
+            offered.retain(|(n, _), _| *n != e.node);
+        }
+        let n = match e.rmap() {
+            Some(RmapEvent::Applied { .. }) => 1,
+            Some(RmapEvent::Joined { keys, .. }) => *keys as u64,
+            Some(RmapEvent::Resynced { changed, .. }) => *changed as u64,
+            _ => 0,
+        };
+        if n > 0 {
+            offered.iter_mut().filter(|((node, _), _)| *node == e.node).for_each(|(_, o)| *o += n);
+        }
+        match rec(e) {
+            Some(Rec::SubStart { sub }) => {
+                offered.insert((e.node, sub.as_str()), 0);
+            }
+            Some(Rec::SubEnd { sub, received, dropped, .. }) => {
+                let Some(offered) = offered.remove(&(e.node, sub.as_str())) else { continue };
+                if received + dropped != offered {
+                    v.push(Violation::new(
+                        "R7",
+                        e.t_us,
+                        format!(
+                            "{}: subscriber {sub} was offered {offered} changes, yet received {received} and counted {dropped} dropped",
+                            e.node
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
 }
 
 /// R6: a replica misses no change while it follows the feed. A change above the replica's next
@@ -780,6 +888,16 @@ mod tests {
     use super::*;
     use crate::history::Ev;
 
+    /// A map event of the core on node `node` at `t_ms`.
+    fn rmap_at(t_ms: u64, node: u8, r: RmapEvent<'_>) -> Event {
+        Event { t_us: t_ms * 1000, node: Who::Node(node), ev: Ev::Core(keel::observe::Event::Rmap(r.to_static())) }
+    }
+
+    /// A resync after a feed gap to a snapshot at `rev`.
+    fn resynced(rev: u64) -> RmapEvent<'static> {
+        RmapEvent::Resynced { map: "m".into(), reason: ResyncReason::Gap, rev, old_rev: 0, changed: 0, woken: 0 }
+    }
+
     #[test]
     fn a_subscriber_that_misses_revisions_unannounced_fires_r5() {
         let mut o = SubOrder::default();
@@ -798,17 +916,7 @@ mod tests {
         let jump = |t_ms: u64, last: u64, rev: u64, dropped: u64| {
             at(t_ms, Rec::SubJump { sub: "s".into(), key: "k".into(), rev, last, dropped }.into())
         };
-        let synced = |t_ms: u64, rev: u64| {
-            let r = RmapEvent::Resynced {
-                map: "m".into(),
-                reason: ResyncReason::Gap,
-                rev,
-                old_rev: 0,
-                changed: 0,
-                woken: 0,
-            };
-            at(t_ms, Ev::Core(keel::observe::Event::Rmap(r.to_static())))
-        };
+        let synced = |t_ms: u64, rev: u64| rmap_at(t_ms, 1, resynced(rev));
         // Nothing dropped, no sync: R5 at the receipt.
         let v = subscribers_in_order(&[jump(7, 101, 104, 0)]);
         assert_eq!(v.len(), 1, "{v:?}");
@@ -840,6 +948,91 @@ mod tests {
         assert!(v[0].detail.contains("dropped nothing"), "{}", v[0].detail);
         assert!(subscribers_in_order(&[end(0, 8, 8)]).is_empty(), "the same picture");
         assert!(subscribers_in_order(&[end(3, 7, 8)]).is_empty(), "drops were counted: the subscriber was told");
+    }
+
+    /// R3 on a lost write: the store booted at 1 000 ms (floor 1 000 000) and again at 5 000 ms
+    /// (floor 5 000 000). A call whose write took 1 000 010 returns without its key: excused
+    /// when the replica applied 1 000 010 (or loaded a snapshot at or above it) before the second
+    /// boot, not when it only reached 5 000 003, a revision of the next history (MC43).
+    #[test]
+    fn a_set_and_wait_that_returns_a_lost_write_fires_r3() {
+        let up = |t_ms: u64, now_ms: u64| Event {
+            t_us: t_ms * 1000,
+            node: Who::Store,
+            ev: ServerEv::StoreUp { now_ms }.into(),
+        };
+        let applied = |t_ms: u64, rev: u64| rmap_at(t_ms, 1, RmapEvent::Applied { map: "m".into(), rev });
+        let resynced = |t_ms: u64, rev: u64| rmap_at(t_ms, 1, resynced(rev));
+        let done = |has_key: bool| Event {
+            t_us: 9_000_000,
+            node: Who::Node(1),
+            ev: Rec::SawDone { id: "w".into(), rev: 1_000_010, replica_rev: 5_000_003, has_key }.into(),
+        };
+        let run = |reached: Event, has_key: bool| {
+            set_and_wait_returns_with_its_write(&[
+                up(1, 1000),
+                reached,
+                up(5, 5000),
+                resynced(6, 5_000_003),
+                done(has_key),
+            ])
+        };
+        // Applied, then lost with the data before the caller resumed: excused.
+        assert!(run(applied(2, 1_000_010), false).is_empty());
+        assert!(run(resynced(2, 1_000_012), false).is_empty());
+        // Reached only in the next history: the write was lost before the replica saw it.
+        let v = run(applied(2, 1_000_009), false);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R3", 9_000_000));
+        assert!(v[0].detail.contains("a lost write called applied"), "{}", v[0].detail);
+        // With its key, nothing to judge.
+        assert!(run(applied(2, 1_000_009), true).is_empty());
+    }
+
+    /// R7: received + dropped = offered at a subscriber's end. Offered since `SubStart`: a join
+    /// of 3 keys, 2 applied changes, a resync with 4 differences = 9. Changes before the start,
+    /// or on another node, are not offered to it; a node restart starts over.
+    #[test]
+    fn a_subscriber_told_of_fewer_or_more_changes_than_offered_fires_r7() {
+        let core = rmap_at;
+        let applied = |t_ms: u64, node: u8| core(t_ms, node, RmapEvent::Applied { map: "m".into(), rev: t_ms });
+        let at = |t_ms: u64, ev: Ev| Event { t_us: t_ms * 1000, node: Who::Node(1), ev };
+        let start = |t_ms: u64| at(t_ms, Rec::SubStart { sub: "s".into() }.into());
+        let end = |received: u64, dropped: u64| {
+            at(90, Rec::SubEnd { sub: "s".into(), received, dropped, mirror: 0, replica: 0 }.into())
+        };
+        let resync = RmapEvent::Resynced {
+            map: "m".into(),
+            reason: ResyncReason::Gap,
+            rev: 50,
+            old_rev: 5,
+            changed: 4,
+            woken: 0,
+        };
+        let run = |received: u64, dropped: u64| {
+            subscribers_conserve_changes(&[
+                applied(1, 1),
+                start(2),
+                core(3, 1, RmapEvent::Joined { map: "m".into(), rev: 3, keys: 3 }),
+                applied(4, 1),
+                applied(5, 2),
+                core(6, 1, resync.clone()),
+                applied(7, 1),
+                end(received, dropped),
+            ])
+        };
+        assert!(run(9, 0).is_empty(), "every change received");
+        assert!(run(5, 4).is_empty(), "four counted dropped");
+        // MC42: a full buffer skipped the resync's four differences counting one drop.
+        let v = run(5, 1);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R7", 90_000));
+        assert!(v[0].detail.contains("offered 9 changes, yet received 5 and counted 1 dropped"), "{}", v[0].detail);
+        // MC12: a change the map skipped as stale was forwarded too.
+        assert_eq!(run(10, 0).len(), 1);
+        // A node restart forgets the subscriber it had: its end is not judged.
+        let restarted = [start(2), applied(4, 1), at(5, WorldEv::NodeStart {}.into()), end(0, 0)];
+        assert!(subscribers_conserve_changes(&restarted).is_empty());
     }
 
     /// R6: a revision jump is a re-seed only while the replica is below the latest boot's floor.

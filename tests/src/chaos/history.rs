@@ -262,6 +262,7 @@ mod tests {
                 ret: keel_checks::linearize::StoreRet::Snapshot(keel::store::MapSnapshot {
                     rev: 3,
                     entries: [("k".to_owned(), "v".to_owned())].into(),
+                    ..Default::default()
                 }),
             },
             Ev::StoreReturn { id: 2, ret: keel_checks::linearize::StoreRet::NotApplied },

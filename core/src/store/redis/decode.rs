@@ -12,7 +12,11 @@ pub use redis::Value;
 pub use redis::parse_redis_value;
 
 use crate::error::StoreError;
-use crate::store::{Acquire, Change, MapScan, MapSnapshot, Renew, StoreResult, TxnOutcome, WriteOutcome};
+use std::collections::BTreeMap;
+
+use crate::store::{
+    Acquire, Change, MAP_RESEEDS_MAX, MapScan, MapSnapshot, Renew, Reseed, StoreResult, TxnOutcome, WriteOutcome,
+};
 
 /// Largest store time accepted from `TIME`, in seconds (year 9999): far from any overflow of
 /// `ms + ttl` while every TTL is at most a year.
@@ -140,15 +144,22 @@ pub fn map_entry(map: &str, key: &str, v: &Value) -> StoreResult<(Option<String>
     Ok((value, rev))
 }
 
-/// A whole map (`map_snapshot`): `[rev, [k1, v1, …]]`.
+/// A whole map (`map_snapshot`): `[rev, [k1, v1, …], reseeds]`.
 pub fn map_snapshot(map: &str, v: &Value) -> StoreResult<MapSnapshot> {
-    let [rev, flat] = array(v) else { return Err(bad(format!("map:{map}"), "map snapshot", v)) };
+    let [rev, flat, reseeds] = array(v) else { return Err(bad(format!("map:{map}"), "map snapshot", v)) };
     let rev = revision(map, rev)?;
+    let entries = map_entries(map, flat, v, "map snapshot")?;
+    let reseeds = string(reseeds).ok_or_else(|| bad(format!("map-reseeds:{map}"), "map snapshot", v))?;
+    Ok(MapSnapshot { rev, entries, reseeds: map_reseeds(map, &reseeds)? })
+}
+
+/// The flat `[k1, v1, …]` of a map's hash.
+fn map_entries(map: &str, flat: &Value, v: &Value, what: &str) -> StoreResult<BTreeMap<String, String>> {
     let flat = match flat {
         Value::Array(a) if a.len() % 2 == 0 => a,
-        _ => return Err(bad(format!("map:{map}"), "map snapshot", v)),
+        _ => return Err(bad(format!("map:{map}"), what, v)),
     };
-    let mut entries = std::collections::BTreeMap::new();
+    let mut entries = BTreeMap::new();
     for pair in flat.chunks_exact(2) {
         let Some(k) = string(&pair[0]) else {
             return Err(StoreError::corrupt(format!("map:{map}"), "a key is not UTF-8"));
@@ -156,18 +167,37 @@ pub fn map_snapshot(map: &str, v: &Value) -> StoreResult<MapSnapshot> {
         let Some(val) = string(&pair[1]) else { return Err(not_utf8(map, &k)) };
         entries.insert(k, val);
     }
-    Ok(MapSnapshot { rev, entries })
+    Ok(entries)
+}
+
+/// A map's seedings as its scripts store them: `<kept>:<seed>` items, space-separated, each
+/// seed above what it kept; at most [`MAP_RESEEDS_MAX`].
+pub fn map_reseeds(map: &str, text: &str) -> StoreResult<Vec<Reseed>> {
+    let corrupt = || StoreError::corrupt(format!("map-reseeds:{map}"), "not a list of <kept>:<seed> revisions");
+    let parse = |item: &str| {
+        let (kept, seed) = item.split_once(':')?;
+        let digits = |n: &str| n.bytes().all(|b| b.is_ascii_digit()).then(|| n.parse::<u64>().ok()).flatten();
+        let r = Reseed { kept: digits(kept)?, seed: digits(seed)? };
+        (r.kept < r.seed).then_some(r)
+    };
+    let reseeds: Vec<Reseed> =
+        text.split(' ').filter(|i| !i.is_empty()).map(parse).collect::<Option<_>>().ok_or_else(corrupt)?;
+    if reseeds.len() > MAP_RESEEDS_MAX {
+        return Err(corrupt());
+    }
+    Ok(reseeds)
 }
 
 /// One slice of a map (`map_scan`): `[rev, next cursor, [k1, v1, …]]`. The cursor must be a
 /// decimal number, as every cursor HSCAN hands out is.
 pub fn map_scan(map: &str, v: &Value) -> StoreResult<MapScan> {
     let [rev, next, flat] = array(v) else { return Err(bad(format!("map:{map}"), "map scan", v)) };
-    let snap = map_snapshot(map, &Value::Array(vec![rev.clone(), flat.clone()]))?;
+    let rev = revision(map, rev)?;
+    let entries = map_entries(map, flat, v, "map scan")?;
     let next = string(next)
         .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| bad(format!("map:{map}"), "map scan cursor", v))?;
-    Ok(MapScan { rev: snap.rev, entries: snap.entries, next })
+    Ok(MapScan { rev, entries, next })
 }
 
 /// `map_write`: `[applied 0|1, rev, value|nil]`.
@@ -317,8 +347,9 @@ mod tests {
         assert_eq!(lease_grant("L", &g), Ok(Acquire::Granted { fence: 42 }));
         assert_eq!(fence("L", &Value::Nil), Ok(Renew::NotHolder));
         assert_eq!(fence("L", &bulk("7")), Ok(Renew::Renewed { fence: 7 }));
-        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), bulk("v")])]);
+        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), bulk("v")]), bulk("0:2")]);
         assert_eq!(map_snapshot("m", &snap).map(|s| (s.rev, s.entries.len())), Ok((3, 1)));
+        assert_eq!(map_snapshot("m", &snap).map(|s| s.reseeds), Ok(vec![Reseed { kept: 0, seed: 2 }]));
         let c = changes("m", "17 3 s key with spaces".as_bytes());
         assert_eq!(c, Ok(vec![Change { key: "key".into(), value: Some(" with spaces".into()), rev: 17 }]));
         let c = changes("m", "18 5 d k ü ".as_bytes()).map(|c| (c[0].key.clone(), c[0].value.clone()));
@@ -365,17 +396,40 @@ mod tests {
         assert_eq!(key(fence("L", &bulk("1e9"))), "lease:L");
         assert_eq!(key(released("L", &Value::Int(2))), "lease:L");
         assert_eq!(key(map_entry("m", "k", &Value::Array(vec![Value::Nil, bulk("x")]))), "map-rev:m");
-        let odd = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k")])]);
+        let odd = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k")]), bulk("")]);
         assert_eq!(key(map_snapshot("m", &odd)), "map:m");
-        let binary = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), Value::BulkString(vec![0xff])])]);
+        let binary =
+            Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), Value::BulkString(vec![0xff])]), bulk("")]);
+        let no_reseeds = Value::Array(vec![bulk("3"), Value::Array(vec![])]);
+        assert_eq!(key(map_snapshot("m", &no_reseeds)), "map:m");
+        for garbage in [
+            "x",
+            "1",
+            "1:",
+            ":2",
+            "2:1",
+            "1:1",
+            "-1:2",
+            "1:2:3",
+            "1:99999999999999999999",
+            "0:1 0:2 0:3 0:4 0:5 0:6 0:7 0:8 0:9",
+        ] {
+            let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk(garbage)]);
+            assert_eq!(key(map_snapshot("m", &snap)), "map-reseeds:m", "{garbage:?}");
+        }
+        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk("0:2 2:9")]);
+        assert_eq!(map_snapshot("m", &snap).map(|s| s.reseeds.len()), Ok(2));
         assert_eq!(key(map_snapshot("m", &binary)), "map:m");
         assert_eq!(key(map_write("m", "k", &Value::Array(vec![Value::Int(5), bulk("1"), Value::Nil]))), "map:m");
         assert_eq!(key(map_txns("m", 1, &Value::Okay)), "map:m");
         assert_eq!(key(map_txns("m", 2, &Value::Array(vec![Value::Int(1), bulk("5")]))), "map:m", "too short");
         // Found by the map_entry fuzz target: a snapshot whose long key held a non-UTF-8 value
         // quoted the whole key in the error (535 bytes from a 350-byte reply).
-        let long =
-            Value::Array(vec![bulk("3"), Value::Array(vec![bulk(&"k".repeat(5000)), Value::BulkString(vec![0xff])])]);
+        let long = Value::Array(vec![
+            bulk("3"),
+            Value::Array(vec![bulk(&"k".repeat(5000)), Value::BulkString(vec![0xff])]),
+            bulk(""),
+        ]);
         match map_snapshot("m", &long) {
             Err(StoreError::Corrupt { detail, .. }) => assert!(detail.len() < 300, "{} bytes", detail.len()),
             other => panic!("{other:?}"),

@@ -48,7 +48,9 @@ end
 "#;
 
 /// Map scripts: KEYS[1] is the map's hash, KEYS[2] its revision counter, KEYS[3] the `run_id`
-/// of the server process the counter was last judged under, ARGV[1] the map's channel.
+/// of the server process the counter was last judged under, KEYS[4] the counter's last seedings
+/// (`MapSnapshot::reseeds`: `<kept>:<seed>` items, oldest first, space-separated), ARGV[1] the
+/// map's channel.
 ///
 /// A commit of n changes takes the revisions REV+1..REV+n in order with one `INCRBY`, whose reply
 /// is the revision (no `GET` first: the counter is read only when a reply needs the revision and
@@ -114,6 +116,8 @@ local function commit(ch)
   -- revisions start again from store time, above every one a roll-back lost (below).
   local boot = server_boot()
   local restarted = boot ~= '' and checked(KEYS[3], 'boot', 'string', 'GET', KEYS[3]) ~= boot
+  -- The seedings, read (and type-checked) only when a restart may add one.
+  local reseeds = restarted and (checked(KEYS[4], 'reseeds', 'string', 'GET', KEYS[4]) or '')
   local prev = bump(n)
   local before = prev == 0 and '0' or int(prev)
   -- The hash's final state: each key as its last change leaves it.
@@ -135,13 +139,20 @@ local function commit(ch)
   if #sets > 0 then hash_multi('HSET', sets, prev, n) end
   if #dels > 0 then hash_multi('HDEL', dels, prev, n) end
   if prev == 0 then
-    -- First commit (or Redis lost its data): seed from store time, then take n revisions.
+    -- First commit (or Redis lost its data): seed from store time, then take n revisions. Every
+    -- revision up to the seed is lost history, so the older seedings say nothing more.
     prev = tonumber(seed(redis.call('TIME')))
     redis.call('SET', KEYS[2], int(prev + n))
+    redis.call('SET', KEYS[4], '0:' .. int(prev))
   elseif restarted then
     -- Restarted since the counter was judged: the jump is a gap to every replica (it resyncs).
     local s = tonumber(seed(redis.call('TIME')))
     if s > prev then
+      local items = {}
+      for item in string.gmatch(reseeds, '%S+') do items[#items + 1] = item end
+      items[#items + 1] = int(prev) .. ':' .. int(s)
+      local from = math.max(1, #items - MAP_RESEEDS_MAX + 1)
+      redis.call('SET', KEYS[4], table.concat(items, ' ', from))
       prev = s
       redis.call('SET', KEYS[2], int(prev + n))
     end
@@ -236,10 +247,11 @@ local r = rev()
 return {hget(ARGV[2]), r}
 "#;
 
-/// ARGV: channel. Returns {rev, {k1, v1, ...}}.
+/// ARGV: channel. Returns {rev, {k1, v1, ...}, reseeds}.
 const MAP_SNAPSHOT: &str = r#"
 local r = rev()
-return {r, hash('HGETALL', KEYS[1])}
+local reseeds = checked(KEYS[4], 'reseeds', 'string', 'GET', KEYS[4]) or ''
+return {r, hash('HGETALL', KEYS[1]), reseeds}
 "#;
 
 /// ARGV: channel, cursor, count. Returns {rev, next cursor, {k1, v1, ...}}: one HSCAN step and
@@ -372,7 +384,10 @@ pub fn lease_sources() -> (String, String) {
 impl Scripts {
     pub fn new() -> Self {
         let lease = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
-        let map = |body: &str| Script::new(&format!("{PRELUDE}{MAP_PRELUDE}{body}"));
+        let map = |body: &str| {
+            let max = crate::store::MAP_RESEEDS_MAX;
+            Script::new(&format!("{PRELUDE}local MAP_RESEEDS_MAX = {max}\n{MAP_PRELUDE}{body}"))
+        };
         Scripts {
             lease_acquire: lease(LEASE_ACQUIRE),
             lease_renew: lease(LEASE_RENEW),
