@@ -210,6 +210,21 @@ pub enum Mutant {
     /// seeds 0..50, caught by nothing; P11 judges each `stale_rejected` against the store's
     /// refusals).
     MC36,
+    /// The pool's job table confirming a key unchanged by a reconcile slice without refreshing
+    /// its stamp: every key unchanged since before a pass looks unseen by it and is dropped at
+    /// its end as "deleted behind keel's back", then found again by the next pass, so records,
+    /// pending entries and tombstones vanish from every other sweep's view (blind-spot hunt,
+    /// round 4, second half, #1: reached on every pool seed, caught by nothing; the harm is a
+    /// delay inside P1's and P5's slack. P13 wants no difference between the table and the
+    /// store that no write behind keel's back explains).
+    MC38,
+    /// A pool worker's graceful stop that leaves its next beat where the regular schedule put
+    /// it instead of beating at once: the keep-alive is marked `stopping` only by the next
+    /// regular beat (up to a keep-alive interval later), and meanwhile dispatches and moves go to
+    /// the draining worker, which hands them back (blind-spot hunt, round 4, second half, #6:
+    /// reached 84 times in 18 of pool seeds 0..50, caught by nothing; P12 wants the stopping
+    /// beat sent at the stop).
+    MC39,
     /// The store answers a re-acquire by the holder's own token `Granted` without refreshing
     /// the grant's expiry: the owner counts its deadline from the retry's send, the store its
     /// expiry from the first apply, so the belief outlives the grant (blind-spot hunt, round 4,
@@ -220,6 +235,34 @@ pub enum Mutant {
     /// change's revision jump forces a resync, and a quiet map stays stale (blind-spot hunt,
     /// round 4, #6).
     MC34,
+    /// A full subscriber that gives up the rest of a batch at its first full slot (the
+    /// differences a resync hands on together), counting one drop for all of them: its dropped
+    /// counter under-reports, so a subscriber that trusts it believes it saw every change but
+    /// one (blind-spot hunt, round 4, #7; MC17 counts none).
+    MC42,
+    /// keel's own, until 2026-12-02: `set_and_wait` judges its write applied when a snapshot's
+    /// revision is at or above the write's. Since a store restart re-seeds a map's revisions
+    /// from store time, above every revision it lost, a write lost in the restart (a roll-back,
+    /// or a restart without the data) was answered `Ok` from the resync that followed, not
+    /// `DataLost` (found by the rmap scenario's caller check made strict under data loss).
+    MC43,
+    /// keel's own, until 2026-12-02: a resync keeps the feed it opened across failed snapshot
+    /// attempts. When the failures are a store restart that rolled the data back, the feed
+    /// still holds changes of the lost history published before the crash, numbered on from
+    /// the restored revision: applied after the snapshot of the restored data, they put lost
+    /// writes in the replica until the feed's gap, and its revision then goes back (R2; found
+    /// at rmap seed 2016 by a sweep of 3000 seeds).
+    MC44,
+    /// A completer run that makes its backlog's room when it takes a batch from the intake, not
+    /// once the batch's flush is written and its events handed on: the bound no longer counts the
+    /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,
+    /// round 4, second half, #7: V7 trusted the backlog the intake reports, which is the count
+    /// the bug gets wrong).
+    MC40,
+    /// A completer flush whose backoff between retries of a failed write does not listen for the
+    /// stop: the drain begins only when the backoff ends, up to `retry_max` after the request
+    /// (blind-spot hunt, round 4, second half, #8: V4's bounds have room for it).
+    MC41,
     // Seed bugs re-injected (issue #10 item 6, helper "seeds"): each re-injects the mechanism of a
     // production bug of the seeds' projects at the place keel's design has the same mechanism.
     /// pulse #74: dispatch admission through a stale read. Whether the job already runs is read

@@ -62,10 +62,12 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9 and P11. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11, P12 and P13. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
-    use crate::scenario::{pool_drain, pool_keepalive, pool_owners, pool_picks, worker_fence};
+    use crate::scenario::{
+        pool_drain, pool_keepalive, pool_owners, pool_picks, pool_stopping, pool_table, worker_fence,
+    };
     let events = run.events;
     let mut v = pool_picks::one_runner_per_attempt(events);
     v.extend(pool_picks::one_cleaner_per_lock(events));
@@ -73,6 +75,8 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
     v.extend(worker_fence::worker_fence(run));
     v.extend(pool_drain::pool_drain(run));
+    v.extend(pool_stopping::stopping_beats(run));
+    v.extend(pool_table::table_matches_store(run));
     v.extend(pool_owners::check(events));
     v
 }
@@ -168,6 +172,22 @@ pub fn subscription_stops(run: &RunView<'_>) -> Vec<Violation> {
         run.timeline.frozen(*n).collect()
     })
 }
+
+/// V10: a completer run's drain begins at its stop request, or once the store write it had in
+/// flight then ended ([`keel_checks::completer_stops_heard`]), within
+/// [`COMPLETER_STOP_HEARD_SLACK_US`] of running time, frozen time not counted. Judged in every
+/// run: the drain's start waits on no clock.
+pub fn completer_stops_heard(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::completer_stops_heard(run.events, run.end_us, COMPLETER_STOP_HEARD_SLACK_US, |n| {
+        run.timeline.frozen(*n).collect()
+    })
+}
+
+/// How soon a completer run that is not writing begins its drain after the stop request, in
+/// simulated time. keel's run begins it at the request's instant (no simulated time passes); a
+/// backoff between retries is at least 5 ms (half of the smallest `retry_min` keel's scenarios
+/// configure), so one slept through a stop (MC41) is late by more than this.
+pub const COMPLETER_STOP_HEARD_SLACK_US: u64 = 2_000;
 
 /// Scheduling slack of the subscription manager's stop in simulated time.
 pub const SUBSCRIPTION_STOP_SLACK_US: u64 = 100_000;

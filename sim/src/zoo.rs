@@ -322,6 +322,18 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC40,
+        lineage: "checker proof (blind-spot hunt, round 4, second half, #7): a completer run that makes room as it takes a batch: producers accepted past the bound by up to a batch",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC41,
+        lineage: "checker proof (blind-spot hunt, round 4, second half, #8): a retry's backoff that does not listen for the stop: the drain begins only when the backoff ends",
+        scenario: "completer",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MC33,
         lineage: "checker proof (blind-spot hunt, round 4): the store answers a re-acquire by the holder's token Granted without refreshing the expiry: the owner's belief outlives the grant",
         scenario: "lease",
@@ -332,6 +344,24 @@ pub const ZOO: &[Entry] = &[
         lineage: "checker proof (blind-spot hunt, round 4): a joining replica that reads its snapshot before it opens the watch misses the changes between the two until a revision jump",
         scenario: "rmap",
         budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC42,
+        lineage: "checker proof (blind-spot hunt, round 4): a full subscriber skips the rest of a batch (a resync's differences) and counts one drop",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC43,
+        lineage: "keel's own (found when the caller's R3 check went strict under data loss): set_and_wait calls a write lost in a store restart applied, since the revisions seeded after the restart are above it",
+        scenario: "rmap",
+        budget: 300,
+    },
+    Entry {
+        mutant: Mutant::MC44,
+        lineage: "keel's own (found at rmap seed 2016 of a 3000-seed sweep): a resync keeps its feed across failed snapshots; after a roll-back the feed's changes of the lost history are applied on the restored snapshot",
+        scenario: "rmap",
+        budget: 2100,
     },
     Entry {
         mutant: Mutant::MP15,
@@ -384,6 +414,18 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MC36,
         lineage: "checker proof (blind-spot hunt, round 4): the group commit answers a timed-out batch as refused: a worker takes an unknown outcome for a stale rejection",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC38,
+        lineage: "checker proof (blind-spot hunt, round 4, second half, #1): a reconcile slice that confirms a key unchanged without refreshing its stamp: the pass's end drops it, the next pass finds it again",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC39,
+        lineage: "checker proof (blind-spot hunt, round 4, second half, #6): a graceful worker stop without its immediate stopping beat: the mark waits for the next regular beat",
         scenario: "pool",
         budget: 100,
     },
