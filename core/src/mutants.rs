@@ -251,8 +251,18 @@ pub enum Mutant {
     /// still holds changes of the lost history published before the crash, numbered on from
     /// the restored revision: applied after the snapshot of the restored data, they put lost
     /// writes in the replica until the feed's gap, and its revision then goes back (R2; found
-    /// at rmap seed 2016 by a sweep of 3000 seeds).
+    /// at rmap seed 2016 by a sweep of 3000 seeds). Re-injected as keel was then: without
+    /// MC45's check either, which now also holds such changes back wherever the store reports
+    /// its restarts (the reopened feed is what protects a Redis user without `INFO`).
     MC44,
+    /// keel's own, until 2026-12-02: a replica that loaded a snapshot the store took after a
+    /// restart, before the map's next commit, applies the next revision from its feed. A feed
+    /// opened before the restart (a resync's feed, kept because the snapshot succeeded at once)
+    /// still holds changes of the history a roll-back lost, numbered on from the restored
+    /// revision: applied, they put lost writes in the replica until the old feed's gap (found
+    /// by the rmap model with store roll-backs, which explores the window the sweeps reach
+    /// about never: the restart between a resync's start and its first snapshot).
+    MC45,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

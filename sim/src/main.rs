@@ -622,7 +622,7 @@ mod cli {
         outln!("\nSeeds to the first failure per mutant, median over {starts} starting seeds (budget 300):\n");
         outln!("| mutant | swarm seeds | swarm wall ms | uniform seeds | uniform wall ms | uniform/swarm |");
         outln!("|---|---|---|---|---|---|");
-        for e in ZOO.iter().filter(|e| e.scenario != zoo::LOOM) {
+        for e in ZOO.iter().filter(|e| e.simulated()) {
             let mut cols = Vec::new();
             for profile in [Profile::Swarm, Profile::Uniform] {
                 let (mut seeds, mut walls) = (Vec::new(), Vec::new());
@@ -678,13 +678,13 @@ mod cli {
             return 0;
         }
         outln!("{:<5} {:<9} {:>8} {:>8} {:>8}  {:<9} lineage", "id", "verdict", "seeds", "broke", "wall s", "scenario");
-        for e in ZOO.iter().filter(|e| e.scenario == zoo::LOOM && which == "all") {
-            outln!(
-                "{:<5} {:<9} (checked by `cargo loomtest`, not by a scenario)  {}",
-                format!("{:?}", e.mutant),
-                "loom-lane",
-                e.lineage
-            );
+        for e in ZOO.iter().filter(|e| !e.simulated() && which == "all") {
+            let (lane, by) = if e.scenario == zoo::LOOM {
+                ("loom-lane", "cargo loomtest")
+            } else {
+                ("model-lane", "cargo modelcheck")
+            };
+            outln!("{:<5} {lane:<9} (checked by `{by}`, not by a scenario)  {}", format!("{:?}", e.mutant), e.lineage);
         }
         let mut all_caught = true;
         let mut max_seed: std::collections::BTreeMap<&str, u64> = Default::default();

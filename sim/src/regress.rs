@@ -14,7 +14,7 @@ use crate::plan::{FaultPlan, Profile};
 use crate::scenario;
 use crate::shrink::{self, Limits, Shrunk};
 use crate::sweep::{self, SweepOpts};
-use crate::zoo::{self, ZOO};
+use crate::zoo::ZOO;
 
 /// The shrink command that reproduces a search (recorded in corpus entries).
 fn command(scenario: &str, seed: u64, mutant: Option<Mutant>, profile: Profile) -> String {
@@ -145,7 +145,7 @@ pub fn shrink_all(limits: Limits, jobs: usize, save: bool, corpus_dir: &Path, ou
     writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
     let mut reductions = Vec::new();
     let mut failed = false;
-    for e in ZOO.iter().filter(|e| e.scenario != zoo::LOOM) {
+    for e in ZOO.iter().filter(|e| e.simulated()) {
         let opts = SweepOpts {
             seeds: 0..e.budget,
             jobs,

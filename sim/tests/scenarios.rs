@@ -91,7 +91,7 @@ fn plan_replays_from_json() {
 /// line of the first failure names the seed that reproduces it.
 #[test]
 fn zoo_mutants_are_caught() {
-    for entry in ZOO.iter().filter(|e| e.scenario != zoo::LOOM) {
+    for entry in ZOO.iter().filter(|e| e.simulated()) {
         let opts = SweepOpts {
             seeds: 0..entry.budget,
             jobs: 1,

@@ -244,3 +244,32 @@ async fn redis_map_reseeds_garbage_fails_snapshots_typed() {
     let snap = store.map_snapshot("m").await.expect("a snapshot once the garbage is gone");
     assert_eq!((snap.rev, snap.reseeds.len()), (rev, 0), "the seedings were lost with the key");
 }
+
+/// The map's judged-boot key (`map-boot:<map>`, the `run_id` its counter was last judged under)
+/// holding another type fails a snapshot typed (snapshots read it to say whether the store
+/// restarted since the last commit); holding another process's id is no corruption but a
+/// restart not judged yet, which the next commit judges.
+#[tokio::test]
+async fn redis_map_boot_garbage_fails_snapshots_typed() {
+    let kinds = Kinds::default();
+    let _guard = tracing::subscriber::set_default(kinds.clone());
+    let Some(server) = RedisServer::start("redis_map_boot_garbage_fails_snapshots_typed") else {
+        return;
+    };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    let rev = store.map_write("m", "k", MapWrite::Set("v".into())).await.expect("write").rev;
+    assert!(!store.map_snapshot("m").await.expect("snapshot").restarted_since_commit, "judged by this process");
+    assert!(server.command(&format!("DEL {PREFIX}:map-boot:m")).is_some());
+    assert!(server.command(&format!("HSET {PREFIX}:map-boot:m a b")).is_some());
+    match store.map_snapshot("m").await {
+        Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "map-boot:m"),
+        other => panic!("expected a corrupt key, got {other:?}"),
+    }
+    assert_eq!(store.map_get("m", "k").await, Ok((Some("v".into()), rev)), "nothing changed");
+    assert!(server.command(&format!("DEL {PREFIX}:map-boot:m")).is_some());
+    assert!(server.command(&format!("SET {PREFIX}:map-boot:m 0123abcd")).is_some());
+    let snap = store.map_snapshot("m").await.expect("another process's id is no corruption");
+    assert!(snap.restarted_since_commit && snap.rev == rev, "{snap:?}");
+    store.map_write("m", "k", MapWrite::Set("w".into())).await.expect("write");
+    assert!(!store.map_snapshot("m").await.expect("snapshot").restarted_since_commit, "the commit judged it");
+}

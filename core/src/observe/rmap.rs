@@ -18,6 +18,9 @@ pub enum ResyncReason {
     RevJump,
     /// The periodic anti-entropy check.
     AntiEntropy,
+    /// The last snapshot was taken after a store restart, before the map's next commit, and the
+    /// feed brought the next revision: possibly a change the restart lost.
+    Restart,
 }
 
 impl ResyncReason {
@@ -28,6 +31,7 @@ impl ResyncReason {
             ResyncReason::Gap => "gap",
             ResyncReason::RevJump => "rev_jump",
             ResyncReason::AntiEntropy => "anti_entropy",
+            ResyncReason::Restart => "restart",
         }
     }
 }
@@ -58,6 +62,10 @@ events! {
         Gap { map: Text<'a>, rev: u64 } = "gap",
         /// A change on the feed skipped revisions: `expected` was next.
         RevJump { map: Text<'a>, expected: u64 } = "gap",
+        /// The feed brought revision `rev` after a snapshot the store took since a restart,
+        /// before the map's next commit: possibly a change the restart rolled back, from a feed
+        /// opened before it. Not applied; the replica resyncs.
+        AfterRestart { map: Text<'a>, rev: u64 } = "after_restart",
         /// A change at or below the local revision was skipped.
         Stale { map: Text<'a>, rev: u64 } = "stale",
         /// A change was applied: the local revision is now `rev`.
@@ -91,6 +99,9 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         E::Gap { map, rev } => info!(target: T, map = %map, kind = "gap", rev, "feed reported a gap"),
         E::RevJump { map, expected } => {
             info!(target: T, map = %map, kind = "gap", expected, "revision jump on the feed")
+        }
+        E::AfterRestart { map, rev } => {
+            info!(target: T, map = %map, kind = "after_restart", rev, "change after a store restart held back; resyncing")
         }
         E::Stale { map, rev } => trace!(target: T, map = %map, kind = "stale", rev, "stale change skipped"),
         E::Applied { map, rev } => trace!(target: T, map = %map, kind = "applied", rev, "change applied"),

@@ -47,6 +47,16 @@ enum Next {
     Stop,
 }
 
+/// What the apply step did with a change from the feed.
+enum Step {
+    /// Applied, or skipped as stale: follow on.
+    Followed,
+    /// Changes were missed (`expected` was next): resync.
+    Missed { expected: u64 },
+    /// Possibly a change a store restart lost (`Verdict::AfterRestart`): resync.
+    AfterRestart,
+}
+
 impl<S: Store> Driver<S> {
     pub async fn run(self) {
         let name = self.cfg.name.clone();
@@ -95,19 +105,21 @@ impl<S: Store> Driver<S> {
                         }
                         // MP11: carry on as if nothing was missed.
                     }
-                    WatchEvent::Change(c) => {
-                        if let Some(expected) = self.apply(c).await {
+                    WatchEvent::Change(c) => match self.apply(c).await {
+                        Step::Followed => {}
+                        Step::Missed { expected } => {
                             observe::emit(RmapEvent::RevJump { map: name.into(), expected });
                             return Next::Resync(ResyncReason::RevJump);
                         }
-                    }
+                        Step::AfterRestart => return Next::Resync(ResyncReason::Restart),
+                    },
                 }
             }
         }
     }
 
-    /// Apply one change. Returns the expected revision if changes were missed.
-    async fn apply(&self, c: Change) -> Option<u64> {
+    /// Apply one change, or say why a resync must come instead.
+    async fn apply(&self, c: Change) -> Step {
         let mp1 = self.shared.mp1.as_ref();
         // MP1: the apply step holds the map's lock across the send to the shared channel.
         let gate = match mp1 {
@@ -121,9 +133,13 @@ impl<S: Store> Driver<S> {
                 if mutants::active(Mutant::MC12) {
                     self.shared.subs.publish(std::slice::from_ref(&c)); // MC12: skipped, yet forwarded
                 }
-                None
+                Step::Followed
             }
-            Verdict::Gap { expected } => Some(expected),
+            Verdict::Gap { expected } => Step::Missed { expected },
+            Verdict::AfterRestart => {
+                observe::emit(RmapEvent::AfterRestart { map: (&self.cfg.name).into(), rev: c.rev });
+                Step::AfterRestart
+            }
             Verdict::Applied => {
                 let rev = c.rev;
                 observe::emit(RmapEvent::Applied { map: (&self.cfg.name).into(), rev });
@@ -140,7 +156,7 @@ impl<S: Store> Driver<S> {
                 drop(gate);
                 self.shared.waiters.deliver(d).await;
                 observe::emit(RmapEvent::Notified { map: (&self.cfg.name).into(), rev });
-                None
+                Step::Followed
             }
         }
     }
@@ -148,7 +164,8 @@ impl<S: Store> Driver<S> {
     async fn load(&self, snap: MapSnapshot, seq: u64, reason: ResyncReason) {
         let rev = snap.rev;
         // What the waiters judge their writes by: the revision and the seedings, not the entries.
-        let history = MapSnapshot { rev, entries: Default::default(), reseeds: snap.reseeds.clone() };
+        let history =
+            MapSnapshot { rev, entries: Default::default(), reseeds: snap.reseeds.clone(), ..Default::default() };
         let (old_rev, diff) = {
             let mut r = self.shared.lock_replica();
             (r.rev(), r.load(snap))

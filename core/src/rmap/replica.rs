@@ -23,6 +23,10 @@ pub enum Verdict {
         /// The revision the replica expected next.
         expected: u64,
     },
+    /// The next revision, after a snapshot taken since a store restart and before the map's
+    /// next commit ([`MapSnapshot::restarted_since_commit`]): possibly a change the restart lost.
+    /// Not applied, resync.
+    AfterRestart,
 }
 
 /// Entries and the revision they reflect.
@@ -35,6 +39,10 @@ pub struct Replica {
     /// The store's seedings of the map's revisions as of the last snapshot loaded: any later
     /// seeding is a revision jump on the feed, so a resync loads it.
     reseeds: Vec<Reseed>,
+    /// The last snapshot loaded was taken after a store restart and before the map's next
+    /// commit ([`MapSnapshot::restarted_since_commit`]): the feed may hold changes the restart
+    /// lost, numbered on from that snapshot's revision, so no change is applied until a resync.
+    restarted_since_commit: bool,
 }
 
 impl Replica {
@@ -52,7 +60,12 @@ impl Replica {
 
     /// The replica as a snapshot of the map (what the store's snapshot at the same revision is).
     pub fn snapshot(&self) -> MapSnapshot {
-        MapSnapshot { rev: self.rev, entries: self.entries.clone(), reseeds: self.reseeds.clone() }
+        MapSnapshot {
+            rev: self.rev,
+            entries: self.entries.clone(),
+            reseeds: self.reseeds.clone(),
+            restarted_since_commit: self.restarted_since_commit,
+        }
     }
 
     /// Apply one change from the feed, following the revision rules.
@@ -71,6 +84,15 @@ impl Replica {
         }
         if c.rev != self.rev + 1 {
             return Verdict::Gap { expected: self.rev + 1 };
+        }
+        // MC45: keel before 2026-12-02 applied it. The store restarted after this snapshot's
+        // history was last committed to, and any commit of the new process re-seeds the
+        // counter (a jump, so a gap anyway): the next revision on the feed can only be a change
+        // the restart lost, from a feed opened before it (or one from a store whose clock went
+        // back, which the resync then loads).
+        if self.restarted_since_commit && !mutants::active(Mutant::MC45) && !mutants::active(Mutant::MC44) {
+            // (MC44 re-injects keel as it was then, without this check either.)
+            return Verdict::AfterRestart;
         }
         let before = self.rev;
         self.apply_unchecked(c);
@@ -123,6 +145,7 @@ impl Replica {
         diff.sort_by(|a, b| a.key.cmp(&b.key));
         self.entries = snap.entries;
         self.reseeds = snap.reseeds;
+        self.restarted_since_commit = snap.restarted_since_commit;
         self.rev = rev;
         self.loaded = true;
         diff
@@ -139,6 +162,21 @@ mod tests {
 
     fn snap(rev: u64, kv: &[(&str, &str)]) -> MapSnapshot {
         MapSnapshot { rev, entries: kv.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(), ..Default::default() }
+    }
+
+    #[test]
+    fn after_a_snapshot_taken_since_a_restart_no_change_applies_until_a_resync() {
+        let mut r = Replica::default();
+        r.load(MapSnapshot { restarted_since_commit: true, ..snap(10, &[("a", "1")]) });
+        // The next revision may be a change the restart rolled back, from a feed opened before it.
+        assert_eq!(r.apply(&ch("a", Some("lost"), 11)), Verdict::AfterRestart);
+        assert_eq!(r.apply(&ch("a", Some("0"), 10)), Verdict::Stale);
+        assert_eq!((r.rev(), r.entries().get("a").map(String::as_str)), (10, Some("1")));
+        assert!(r.snapshot().restarted_since_commit, "the replica's snapshot is the store's");
+        // After a commit the store's snapshot says no more, and the feed is followed again.
+        r.load(snap(5000, &[("a", "2")]));
+        assert_eq!(r.apply(&ch("a", Some("3"), 5001)), Verdict::Applied);
+        assert!(!r.snapshot().restarted_since_commit);
     }
 
     #[test]

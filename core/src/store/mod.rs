@@ -90,6 +90,12 @@ pub struct MapSnapshot {
     /// (its first commit, and the first after each store restart), oldest first: what tells a
     /// change the store lost from one it kept ([`MapSnapshot::lost_in_restart`]).
     pub reseeds: Vec<Reseed>,
+    /// The store restarted since the map last committed (its counter not yet judged by the
+    /// new process): the next commit may take revisions from store time again, and a feed
+    /// opened before the restart may still carry changes of a history the restart rolled back,
+    /// numbered on from `rev`. A replica that loaded such a snapshot applies no change from its
+    /// feed until a snapshot taken after a commit (the change is a gap: it resyncs).
+    pub restarted_since_commit: bool,
 }
 
 /// A map's revision counter seeded from store time: the counter held `kept` (0 when the map

@@ -190,6 +190,7 @@ impl StoreState {
             rev: m.rev,
             entries: m.entries.clone(),
             reseeds: m.reseeds.clone(),
+            restarted_since_commit: m.rev > 0 && m.boot != self.boot,
         }))
     }
 

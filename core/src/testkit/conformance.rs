@@ -170,6 +170,7 @@ macro_rules! __conformance_cases {
             map_data_loss_reseeds_revisions_above_old,
             map_restart_reseeds_revisions_above_rolled_back_ones,
             map_snapshot_names_the_revisions_a_restart_lost,
+            map_snapshot_says_a_restart_came_after_its_last_commit,
             map_invalid_arguments_are_typed,
             watch_delivers_changes_in_revision_order,
             watch_delivers_a_transaction_as_consecutive_changes,
@@ -634,6 +635,40 @@ pub async fn map_snapshot_names_the_revisions_a_restart_lost<H: Harness>(h: &H) 
     assert_eq!(snap.reseeds.len(), 1, "{snap:?}");
     assert!([kept, w, after].iter().all(|&r| snap.lost_in_restart(r)), "all lost with the data: {snap:?}");
     assert!(!snap.lost_in_restart(fresh), "{snap:?}");
+    Ok(())
+}
+
+/// A snapshot says whether the store restarted since the map's last commit
+/// (`MapSnapshot::restarted_since_commit`), in `map_snapshot` and in a `reads` batch alike: a
+/// replica that loads it must not apply the next revision of a feed opened before the restart,
+/// which may be a change a roll-back lost. The next commit clears it; a map never written, and a
+/// store that has not restarted since the commit, never say it.
+pub async fn map_snapshot_says_a_restart_came_after_its_last_commit<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let restarted = |snap: MapSnapshot| snap.restarted_since_commit;
+    async fn batched<S: Store>(s: &S) -> Result<bool, StoreError> {
+        let outs = s.reads(&[Read::Snapshot { map: "m".into() }]).await?;
+        Ok(crate::store::ReadOuts::new(outs).snapshot()?.restarted_since_commit)
+    }
+    let s = h.store();
+    assert!(!restarted(s.map_snapshot("m").await?), "never written");
+    s.map_write("m", "k", MapWrite::Set("a".into())).await?;
+    assert!(!restarted(s.map_snapshot("m").await?) && !batched(&s).await?, "no restart since the commit");
+    h.checkpoint().await;
+    s.map_write("m", "k", MapWrite::Set("lost".into())).await?;
+    h.restart_from_checkpoint().await;
+    let s = h.store();
+    let snap = s.map_snapshot("m").await?;
+    assert!(snap.restarted_since_commit, "rolled back, no commit since: {snap:?}");
+    assert!(batched(&s).await?, "a reads batch says it too");
+    assert!(!restarted(s.map_snapshot("never").await?), "a map never written");
+    assert!(restarted(s.map_snapshot("m").await?), "a read does not judge the counter");
+    s.map_write("m", "k", MapWrite::Set("b".into())).await?;
+    assert!(!restarted(s.map_snapshot("m").await?) && !batched(&s).await?, "the commit judged it");
+    h.restart_keep_data().await;
+    let s = h.store();
+    assert!(restarted(s.map_snapshot("m").await?), "a restart that kept the data");
+    s.map_txn("m", &[], &[("k".to_owned(), None)]).await?;
+    assert!(!restarted(s.map_snapshot("m").await?), "a transaction's commit judges it too");
     Ok(())
 }
 

@@ -6,6 +6,13 @@
 //! follows the feed with the follower's rules (`Replica::on_change`, `Replica::resyncs_on_gap`,
 //! shared with `keel::rmap::driver`), resyncs from a snapshot when they say so, and may also
 //! resync at any point (anti-entropy).
+//!
+//! The store persists a checkpoint at any point and may restart from it (a roll-back: a crash
+//! under `appendfsync everysec`, a failover to a lagging replica), which loses the changes after
+//! the checkpoint. The feed's connection breaks with the restart: what it already carried is
+//! still delivered, then a gap (the watch resubscribes). A resync may come between the restart
+//! and that gap: its snapshot is of the restored data, and the feed still holds lost changes
+//! numbered on from the restored revision (keel's MC45).
 
 use std::collections::BTreeMap;
 
@@ -29,13 +36,15 @@ pub struct RmapModel {
     pub losses_max: u8,
     /// Resyncs not asked for by the feed (anti-entropy), per run.
     pub resyncs_max: u8,
+    /// Store restarts from the last checkpoint (roll-backs), per run.
+    pub rollbacks_max: u8,
     /// The historical bug switched on while exploring (None = the fixed code).
     pub mutant: Option<Mutant>,
 }
 
 impl Default for RmapModel {
     fn default() -> Self {
-        RmapModel { late_max: 1, duplicates_max: 1, losses_max: 2, resyncs_max: 1, mutant: None }
+        RmapModel { late_max: 1, duplicates_max: 1, losses_max: 2, resyncs_max: 1, rollbacks_max: 1, mutant: None }
     }
 }
 
@@ -50,6 +59,10 @@ pub struct State {
     /// Store time, ms (advances with each write).
     t_ms: u64,
     store: StoreState,
+    /// What the store persisted last: a restart comes back with it.
+    checkpoint: StoreState,
+    /// Revisions `(kept, had]` the store acknowledged and then lost in its `n`-th restart.
+    lost: Vec<(u64, u64, u8)>,
     /// Writes of the script done.
     written: usize,
     feed: Vec<WatchEvent>,
@@ -60,8 +73,17 @@ pub struct State {
     duplicates: u8,
     losses: u8,
     resyncs: u8,
-    /// History flag: the replica's revision went down.
+    rollbacks: u8,
+    /// Restarts before the replica's last snapshot: a lost change applied before its restart's
+    /// data was loaded was seen before the loss (nothing can tell yet); after, never.
+    loaded_after: u8,
+    /// The store rolled back since the replica last loaded a snapshot (a load may go back then).
+    rolled_back_since_load: bool,
+    /// History flag: the replica's revision went down (other than by loading the data a
+    /// roll-back restored).
     went_back: bool,
+    /// History flag: the replica applied a change the store had already lost.
+    applied_lost: bool,
 }
 
 /// What can happen next.
@@ -77,6 +99,10 @@ pub enum Action {
     Lose(usize),
     /// The replica loads a fresh snapshot (asked for by the follower, or anti-entropy).
     Resync,
+    /// The store persists its data (the checkpoint a roll-back returns to).
+    Persist,
+    /// The store restarts from its checkpoint, losing what came after it.
+    Rollback,
 }
 
 impl RmapModel {
@@ -88,11 +114,14 @@ impl RmapModel {
                     st.resyncing = true;
                 }
             }
-            WatchEvent::Change(c) => {
-                if let Verdict::Gap { .. } = st.replica.on_change(&c) {
-                    st.resyncing = true;
+            WatchEvent::Change(c) => match st.replica.on_change(&c) {
+                Verdict::Gap { .. } | Verdict::AfterRestart => st.resyncing = true,
+                Verdict::Applied => {
+                    let lost = |&(kept, had, n): &(u64, u64, u8)| kept < c.rev && c.rev <= had && n <= st.loaded_after;
+                    st.applied_lost |= st.lost.iter().any(lost);
                 }
-            }
+                Verdict::Stale => {}
+            },
         }
         st.went_back |= st.replica.rev() < before;
     }
@@ -111,6 +140,8 @@ impl Model for RmapModel {
         vec![State {
             t_ms: 1,
             store: StoreState::default(),
+            checkpoint: StoreState::default(),
+            lost: Vec::new(),
             written: 0,
             feed: Vec::new(),
             replica: Replica::default(),
@@ -119,7 +150,11 @@ impl Model for RmapModel {
             duplicates: 0,
             losses: 0,
             resyncs: 0,
+            rollbacks: 0,
+            loaded_after: 0,
+            rolled_back_since_load: false,
             went_back: false,
+            applied_lost: false,
         }]
     }
 
@@ -141,6 +176,12 @@ impl Model for RmapModel {
             if st.resyncs < self.resyncs_max {
                 actions.push(Action::Resync);
             }
+        }
+        if st.rollbacks < self.rollbacks_max {
+            if st.checkpoint != st.store {
+                actions.push(Action::Persist);
+            }
+            actions.push(Action::Rollback);
         }
         if st.losses < self.losses_max {
             for (k, ev) in st.feed.iter().enumerate() {
@@ -193,8 +234,24 @@ impl Model for RmapModel {
                 let before = st.replica.rev();
                 let snap = st.store.map_snapshot(MAP).ok()?;
                 let _ = st.replica.load(snap);
-                st.went_back |= st.replica.rev() < before;
+                st.went_back |= st.replica.rev() < before && !st.rolled_back_since_load;
+                st.rolled_back_since_load = false;
+                st.loaded_after = st.rollbacks;
                 st.resyncing = false;
+            }
+            Action::Persist => st.checkpoint = st.store.clone(),
+            Action::Rollback => {
+                let (kept, had) = (st.checkpoint.map_rev(MAP), st.store.map_rev(MAP));
+                if had > kept {
+                    st.lost.push((kept, had, st.rollbacks + 1));
+                }
+                let mut restored = st.checkpoint.clone();
+                restored.restart_after(&st.store);
+                st.store = restored;
+                // The old connection's events are still delivered, then the resubscription's gap.
+                st.feed.push(WatchEvent::Gap);
+                st.rollbacks += 1;
+                st.rolled_back_since_load = true;
             }
         }
         Some(st)
@@ -203,6 +260,9 @@ impl Model for RmapModel {
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
             Property::always("R: the replica's revision never goes back", |_, st: &State| !st.went_back),
+            Property::always("R8: after loading a restart's data, no change that restart lost", |_, st: &State| {
+                !st.applied_lost
+            }),
             Property::always("R2: after quiescence the replica equals the store", |m: &Self, st: &State| {
                 if !m.quiescent(st) {
                     return true;

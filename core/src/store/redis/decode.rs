@@ -144,13 +144,18 @@ pub fn map_entry(map: &str, key: &str, v: &Value) -> StoreResult<(Option<String>
     Ok((value, rev))
 }
 
-/// A whole map (`map_snapshot`): `[rev, [k1, v1, …], reseeds]`.
+/// A whole map (`map_snapshot`): `[rev, [k1, v1, …], reseeds, restarted 0|1]`.
 pub fn map_snapshot(map: &str, v: &Value) -> StoreResult<MapSnapshot> {
-    let [rev, flat, reseeds] = array(v) else { return Err(bad(format!("map:{map}"), "map snapshot", v)) };
+    let [rev, flat, reseeds, restarted] = array(v) else { return Err(bad(format!("map:{map}"), "map snapshot", v)) };
     let rev = revision(map, rev)?;
     let entries = map_entries(map, flat, v, "map snapshot")?;
     let reseeds = string(reseeds).ok_or_else(|| bad(format!("map-reseeds:{map}"), "map snapshot", v))?;
-    Ok(MapSnapshot { rev, entries, reseeds: map_reseeds(map, &reseeds)? })
+    let restarted_since_commit = match restarted {
+        Value::Int(0) => false,
+        Value::Int(1) => true,
+        _ => return Err(bad(format!("map:{map}"), "map snapshot", v)),
+    };
+    Ok(MapSnapshot { rev, entries, reseeds: map_reseeds(map, &reseeds)?, restarted_since_commit })
 }
 
 /// The flat `[k1, v1, …]` of a map's hash.
@@ -347,9 +352,12 @@ mod tests {
         assert_eq!(lease_grant("L", &g), Ok(Acquire::Granted { fence: 42 }));
         assert_eq!(fence("L", &Value::Nil), Ok(Renew::NotHolder));
         assert_eq!(fence("L", &bulk("7")), Ok(Renew::Renewed { fence: 7 }));
-        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), bulk("v")]), bulk("0:2")]);
+        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), bulk("v")]), bulk("0:2"), Value::Int(0)]);
         assert_eq!(map_snapshot("m", &snap).map(|s| (s.rev, s.entries.len())), Ok((3, 1)));
         assert_eq!(map_snapshot("m", &snap).map(|s| s.reseeds), Ok(vec![Reseed { kept: 0, seed: 2 }]));
+        assert_eq!(map_snapshot("m", &snap).map(|s| s.restarted_since_commit), Ok(false));
+        let restarted = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk("0:2"), Value::Int(1)]);
+        assert_eq!(map_snapshot("m", &restarted).map(|s| s.restarted_since_commit), Ok(true));
         let c = changes("m", "17 3 s key with spaces".as_bytes());
         assert_eq!(c, Ok(vec![Change { key: "key".into(), value: Some(" with spaces".into()), rev: 17 }]));
         let c = changes("m", "18 5 d k ü ".as_bytes()).map(|c| (c[0].key.clone(), c[0].value.clone()));
@@ -396,12 +404,22 @@ mod tests {
         assert_eq!(key(fence("L", &bulk("1e9"))), "lease:L");
         assert_eq!(key(released("L", &Value::Int(2))), "lease:L");
         assert_eq!(key(map_entry("m", "k", &Value::Array(vec![Value::Nil, bulk("x")]))), "map-rev:m");
-        let odd = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k")]), bulk("")]);
+        let odd = Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k")]), bulk(""), Value::Int(0)]);
         assert_eq!(key(map_snapshot("m", &odd)), "map:m");
-        let binary =
-            Value::Array(vec![bulk("3"), Value::Array(vec![bulk("k"), Value::BulkString(vec![0xff])]), bulk("")]);
+        let binary = Value::Array(vec![
+            bulk("3"),
+            Value::Array(vec![bulk("k"), Value::BulkString(vec![0xff])]),
+            bulk(""),
+            Value::Int(0),
+        ]);
         let no_reseeds = Value::Array(vec![bulk("3"), Value::Array(vec![])]);
         assert_eq!(key(map_snapshot("m", &no_reseeds)), "map:m");
+        for flag in [Value::Int(2), Value::Int(-1), bulk("1"), Value::Nil] {
+            let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk(""), flag]);
+            assert_eq!(key(map_snapshot("m", &snap)), "map:m", "{snap:?}");
+        }
+        let no_flag = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk("")]);
+        assert_eq!(key(map_snapshot("m", &no_flag)), "map:m");
         for garbage in [
             "x",
             "1",
@@ -414,10 +432,10 @@ mod tests {
             "1:99999999999999999999",
             "0:1 0:2 0:3 0:4 0:5 0:6 0:7 0:8 0:9",
         ] {
-            let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk(garbage)]);
+            let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk(garbage), Value::Int(0)]);
             assert_eq!(key(map_snapshot("m", &snap)), "map-reseeds:m", "{garbage:?}");
         }
-        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk("0:2 2:9")]);
+        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk("0:2 2:9"), Value::Int(0)]);
         assert_eq!(map_snapshot("m", &snap).map(|s| s.reseeds.len()), Ok(2));
         assert_eq!(key(map_snapshot("m", &binary)), "map:m");
         assert_eq!(key(map_write("m", "k", &Value::Array(vec![Value::Int(5), bulk("1"), Value::Nil]))), "map:m");
@@ -429,6 +447,7 @@ mod tests {
             bulk("3"),
             Value::Array(vec![bulk(&"k".repeat(5000)), Value::BulkString(vec![0xff])]),
             bulk(""),
+            Value::Int(0),
         ]);
         match map_snapshot("m", &long) {
             Err(StoreError::Corrupt { detail, .. }) => assert!(detail.len() < 300, "{} bytes", detail.len()),

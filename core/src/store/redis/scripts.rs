@@ -247,11 +247,15 @@ local r = rev()
 return {hget(ARGV[2]), r}
 "#;
 
-/// ARGV: channel. Returns {rev, {k1, v1, ...}, reseeds}.
+/// ARGV: channel. Returns {rev, {k1, v1, ...}, reseeds, restarted since the last commit 0|1}.
 const MAP_SNAPSHOT: &str = r#"
 local r = rev()
 local reseeds = checked(KEYS[4], 'reseeds', 'string', 'GET', KEYS[4]) or ''
-return {r, hash('HGETALL', KEYS[1]), reseeds}
+-- The counter not judged by this server process yet (a commit judges it, `commit`): the next
+-- commit may re-seed, and a feed opened before the restart may hold changes it lost.
+local boot = server_boot()
+local restarted = r ~= '0' and boot ~= '' and checked(KEYS[3], 'boot', 'string', 'GET', KEYS[3]) ~= boot
+return {r, hash('HGETALL', KEYS[1]), reseeds, restarted and 1 or 0}
 "#;
 
 /// ARGV: channel, cursor, count. Returns {rev, next cursor, {k1, v1, ...}}: one HSCAN step and
