@@ -52,9 +52,10 @@
 //!   took that long; V10: a run's drain begins at once at its stop request (or once the store
 //!   write it had in flight ended); and V9: a service group's stop returns only once every
 //!   service of the group stopped (no run of one of its keel lifecycles still going);
-//! - keel's map rules R2 and R3 on the run's replica events: a replica's revision never goes
+//! - keel's map rules R2, R3 and R6 on the run's replica events: a replica's revision never goes
 //!   back within a node's life (except by a resync after data loss); `set_and_wait` returns only
-//!   once the replica has applied its write;
+//!   once the replica has applied its write; a revision jump on the feed only where a store
+//!   restart re-seeded the map's revisions (else changes were missed);
 //! - P1 when asked ([`Run::keel_jobs_completed`]): every job keel took in completes;
 //! - every [`FencedResource`] the run used: an accepted write never carries a fence below one
 //!   accepted before it for the same key (`F1`);
@@ -825,6 +826,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             v.extend(crate::keel_rules::completer_stops_heard(view));
             v.extend(crate::keel_rules::group_stops(view));
             v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
+            v.extend(crate::keel_rules::rmap_jumps_only_at_reseeds(view.events));
         }
         if let Some(r) = shared_get::<FencedResource>() {
             v.extend(r.violations());

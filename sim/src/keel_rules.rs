@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use keel::observe::PoolEvent;
+use keel::observe::{PoolEvent, RmapEvent};
 
 use crate::check::Violation;
-use crate::history::{Event, Who};
+use crate::history::{Event, ServerEv, Who};
 use crate::scenario::RunView;
 use crate::timeline::Timeline;
 
@@ -198,10 +198,79 @@ pub fn rmap_revisions<'a>(events: &'a [Event], read: impl Fn(&'a Event) -> Optio
     keel_checks::rmap_revisions(events, read)
 }
 
+/// R6, a free rule: a replica misses no change while it follows the feed. A change above the replica's next
+/// revision with no gap from the feed (`RevJump`) is a store that re-seeded the map's revision
+/// counter: the store numbers a map's first commit, and the first after each restart (data loss
+/// or roll-back, MC30's fix), from store time × 1000. So a jump is allowed only while the
+/// replica's revision is below the latest store boot's seed floor (`store_up` `now_ms` × 1000):
+/// the map's first commit after the replica joined an empty map, or the first after a restart.
+/// A jump from a revision at or above that floor means the replica missed changes the store made
+/// since its boot: judged at the jump (MC34: a join that reads its snapshot before it opens the
+/// watch misses the changes between the two; a quiet map would stay stale).
+pub fn rmap_jumps_only_at_reseeds(events: &[Event]) -> Vec<Violation> {
+    let mut floor: u64 = 0;
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::StoreUp { now_ms }) = e.server() {
+            floor = now_ms.saturating_mul(keel::store::SEED_PER_MS);
+            continue;
+        }
+        if let Some(RmapEvent::RevJump { map, expected }) = e.rmap() {
+            let local = expected.saturating_sub(1);
+            if local >= floor {
+                v.push(Violation::new(
+                    "R6",
+                    e.t_us,
+                    format!(
+                        "{}: map {map} at revision {local} got a change above {expected} with no gap from the feed, and no store restart re-seeded the revisions since (the latest boot's floor is {floor}): changes were missed",
+                        e.node
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
 /// Every clock rate the run's plan sets (1.0, real time, is not among them unless set).
 fn clock_rates<'a>(run: &'a RunView<'_>) -> impl Iterator<Item = f64> + 'a {
     run.plan.events.iter().filter_map(|t| match t.fault {
         crate::plan::Fault::ClockRate { rate, .. } => Some(rate),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Ev;
+
+    /// R6: a revision jump is a re-seed only while the replica is below the latest boot's floor.
+    /// The store booted at 1 000 ms (floor 1 000 000): a replica at 0 (joined an empty map) or at
+    /// 1 000 005 after a restart at 2 000 ms (floor 2 000 000) may jump; one at 1 000 005 with no
+    /// restart since missed changes (MC34).
+    #[test]
+    fn a_revision_jump_without_a_reseed_fires_r6() {
+        let up = |t_ms: u64, now_ms: u64| Event {
+            t_us: t_ms * 1000,
+            node: Who::Store,
+            ev: ServerEv::StoreUp { now_ms }.into(),
+        };
+        let jump = |t_ms: u64, expected: u64| {
+            let r = RmapEvent::RevJump { map: "m".into(), expected };
+            Event { t_us: t_ms * 1000, node: Who::Node(1), ev: Ev::Core(keel::observe::Event::Rmap(r.to_static())) }
+        };
+        // The map's first commit after a join to an empty map.
+        assert!(rmap_jumps_only_at_reseeds(&[up(0, 1_000), jump(5, 1)]).is_empty());
+        // Changes missed since the boot: R6 at the jump.
+        let v = rmap_jumps_only_at_reseeds(&[up(0, 1_000), jump(5, 1_000_006)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R6", 5_000));
+        assert!(v[0].detail.contains("at revision 1000005"), "{}", v[0].detail);
+        // A restart (data loss or a roll-back) since: the first commit re-seeds above its floor.
+        assert!(rmap_jumps_only_at_reseeds(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 1_000_006)]).is_empty());
+        // A replica already past the new floor (it resynced after the restart) that jumps again.
+        let v = rmap_jumps_only_at_reseeds(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 2_000_004)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+    }
 }

@@ -164,6 +164,7 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
     v.extend(keel_sim::keel_rules::completer_stops_heard(&view));
     v.extend(keel_sim::keel_rules::group_stops(&view));
     v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
+    v.extend(keel_sim::keel_rules::rmap_jumps_only_at_reseeds(&out.events));
     v
 }
 
@@ -216,6 +217,8 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_a_replica_going_
     // MC30: a map's revision counter kept as a store roll-back left it, so revisions are reused
     // (first caught at seed 48 since a failed snapshot reopens the feed: MC44's fix).
     assert!(caught_by_free_rules_within("rmap", Mutant::MC30, "R2", 100).is_some(), "MC30 breaks R2");
+    // MC34: a join that reads its snapshot before it opens the watch misses the changes between.
+    assert!(caught_by_free_rules("rmap", Mutant::MC34, "R6").is_some(), "MC34 breaks R6");
 }
 
 #[test]
