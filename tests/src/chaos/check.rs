@@ -439,6 +439,10 @@ fn maps(views: &[View<'_>], f: &mut Figures) {
 /// Scheduling slack of the subscription manager's stop on a real machine.
 const SUBSCRIPTION_STOP_SLACK_US: u64 = 1_000_000;
 
+/// How soon a completer run begins its drain after its stop request on a real machine: keel's
+/// run begins it within one poll; a loaded 2-core machine may not schedule the task for a while.
+const COMPLETER_STOP_HEARD_SLACK_US: u64 = 500_000;
+
 fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeMap<&str, Vec<Span>>) {
     // The store is healthy from the final settle on: a stop begun then must leave nothing behind.
     let heal_us = views.iter().find(|v| matches!(v.line().ev, Ev::FinalSettle)).map_or(u64::MAX, |v| v.t_us());
@@ -448,6 +452,11 @@ fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeM
     // The subscription manager's stop closes its subscribers within its drain bound (real time:
     // a second of slack for a loaded machine; SIGSTOPped time not counted).
     v.extend(keel_checks::subscription_stops(views, end_us, 1.0, SUBSCRIPTION_STOP_SLACK_US, |n| {
+        frozen.get(n).cloned().unwrap_or_default()
+    }));
+    // V10: a run's drain begins at its stop request (or once the store write in flight ended),
+    // with a real machine's scheduling slack; SIGSTOPped time not counted.
+    v.extend(keel_checks::completer_stops_heard(views, end_us, COMPLETER_STOP_HEARD_SLACK_US, |n| {
         frozen.get(n).cloned().unwrap_or_default()
     }));
     f.completer_violations = v.iter().take(20).map(ToString::to_string).collect();
