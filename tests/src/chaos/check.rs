@@ -153,7 +153,7 @@ pub struct Figures {
     pub completions_undelivered: usize,
     /// Completer stops that returned `Ok`.
     pub completer_stops_clean: usize,
-    /// V1–V4 over keel's completer events (the shared rules), one line each.
+    /// V1–V4 and V10 over keel's completer events (the shared rules), one line each.
     pub completer_violations: Vec<String>,
     /// Panics found in the children's stderr.
     pub panics: usize,
@@ -649,7 +649,7 @@ pub fn table(f: &Figures) -> String {
         ("completion events delivered", f.completions_delivered.to_string()),
         ("  accepted, never delivered (V3)", f.completions_undelivered.to_string()),
         ("completer stops clean", f.completer_stops_clean.to_string()),
-        ("completer V1-V4 violations", f.completer_violations.len().to_string()),
+        ("completer V1-V4, V10 violations", f.completer_violations.len().to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
         ("hung stops", f.hung_stops.to_string()),
