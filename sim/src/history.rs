@@ -238,7 +238,8 @@ pub struct History {
 
 #[derive(Default)]
 struct HistoryInner {
-    origin: Option<tokio::time::Instant>,
+    /// The simulated instant the history started, and the runtime's time to read it against.
+    origin: Option<(tokio::time::Instant, crate::clock::GlobalTime)>,
     nodes: BTreeMap<madsim::task::NodeId, Who>,
     events: Vec<Event>,
     /// Keep nothing (`cargo sim bench --baseline` measures a run without its history).
@@ -267,7 +268,8 @@ impl History {
 
     /// Start the clock of the history at the current simulated instant.
     pub fn start(&self) {
-        self.lock().origin = Some(tokio::time::Instant::now());
+        let global = crate::clock::GlobalTime::current();
+        self.lock().origin = Some((global.now(), global));
     }
 
     fn lock(&self) -> MutexGuard<'_, HistoryInner> {
@@ -281,8 +283,9 @@ impl History {
 
     /// Simulated microseconds since [`start`](History::start).
     pub fn now_us(&self) -> u64 {
-        let origin = self.lock().origin;
-        origin.map_or(0, |o| u64::try_from(o.elapsed().as_micros()).unwrap_or(u64::MAX))
+        let inner = self.lock();
+        let Some((origin, global)) = &inner.origin else { return 0 };
+        u64::try_from(global.now().saturating_duration_since(*origin).as_micros()).unwrap_or(u64::MAX)
     }
 
     /// Append an event of `node`.

@@ -26,6 +26,7 @@ use madsim::net::Endpoint;
 use madsim::rand::Rng;
 use tokio::sync::mpsc;
 
+use crate::clock::GlobalTime;
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, Lent, StoreOp, StoreRet};
 use crate::scenario::pool_owners::{self, RemovalJudge};
@@ -640,6 +641,7 @@ impl Conn {
 struct Abandon<'a> {
     conn: &'a Conn,
     id: u64,
+    global: &'a GlobalTime,
     sent: tokio::time::Instant,
     after: Duration,
 }
@@ -648,7 +650,7 @@ impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         lock(&self.conn.pending).remove(&self.id);
         self.conn.hand_over();
-        if self.sent.elapsed() >= self.after {
+        if self.global.now().saturating_duration_since(self.sent) >= self.after {
             self.conn.close();
         }
     }
@@ -658,6 +660,7 @@ struct Client {
     node: Who,
     ep: Endpoint,
     op_timeout: Duration,
+    global: GlobalTime,
     next_id: AtomicU64,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     /// Connections given up while callers read them: kept open, so the store still applies
@@ -681,6 +684,7 @@ impl SimStore {
                 node,
                 ep,
                 op_timeout,
+                global: GlobalTime::current(),
                 next_id: AtomicU64::new(1),
                 conn: tokio::sync::Mutex::new(None),
                 retired: Mutex::new(Vec::new()),
@@ -738,14 +742,15 @@ impl SimStore {
             conn.close();
             return Err(StoreError::Unavailable { reason: e.to_string() });
         }
-        let abandon = Abandon { conn: &conn, id, sent: tokio::time::Instant::now(), after: self.inner.op_timeout / 2 };
+        let global = &self.inner.global;
+        let abandon = Abandon { conn: &conn, id, global, sent: global.now(), after: self.inner.op_timeout / 2 };
         // The timeout's timer does not wake this task once the reply has come (`QuietSleep`).
         let r = tokio::select! {
             biased; // deterministic poll order (see `connection`)
             r = std::future::poll_fn(|cx| conn.poll_reply(id, cx)) => r,
             // Like a client with a socket timeout: `abandon` gives up on this connection when
             // it drops here. Requests already queued on it may still be delivered and applied.
-            () = crate::clock::quiet_sleep(self.inner.op_timeout) => return Err(StoreError::Timeout { op: name }),
+            () = crate::clock::quiet_sleep(global, self.inner.op_timeout) => return Err(StoreError::Timeout { op: name }),
         };
         std::mem::forget(abandon);
         r
