@@ -263,6 +263,13 @@ pub enum Mutant {
     /// by the rmap model with store roll-backs, which explores the window the sweeps reach
     /// about never: the restart between a resync's start and its first snapshot).
     MC45,
+    /// A pool worker's completion retry that stamps its tombstone afresh on every try (a new
+    /// store time each time): after a try whose reply was lost but which landed, the retry's
+    /// guard fails and the tombstone the store holds is no longer the one it looks for, so the
+    /// worker takes its own landed completion for another attempt's and reports it stale; the
+    /// completion's `completed` event and its completer event are never published (blind-spot
+    /// hunt, round 5, #20: P11 holds, since the store did refuse the retry; P14 sees it).
+    MC46,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -157,6 +157,10 @@ events! {
         /// A transaction by `by` on a pool's job map was refused, and one of its guards expected
         /// `job`'s record to be `record`: what a worker's `stale_rejected` must follow (P11).
         JobGuardRefused { job: String, record: String, by: Who } = "job_guard_refused",
+        /// A completion of `job`'s `attempt` by `worker` was refused, and the store holds that
+        /// attempt's own tombstone: an earlier try landed (its reply was lost). P14: the
+        /// worker must not be told its completion is stale.
+        CompletionHeld { job: String, attempt: u64, worker: String, by: Who } = "completion_held",
     }
 }
 

@@ -403,7 +403,15 @@ async fn apply(
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }
-            pool_owners::refused(&map, std::iter::once(&guards[..]), &[out.applied], history, node);
+            pool_owners::refused(
+                store,
+                &map,
+                std::iter::once((&guards[..], &writes[..])),
+                &[out.applied],
+                history,
+                node,
+            )
+            .await;
             Resp::Txn(out)
         }
         Op::Txns { map, txns } => {
@@ -413,7 +421,8 @@ async fn apply(
             if let Some(j) = judge {
                 j.applied(&applied, history, node);
             }
-            pool_owners::refused(&map, txns.iter().map(|t| &t.guards[..]), &applied, history, node);
+            let each = txns.iter().map(|t| (&t.guards[..], &t.writes[..]));
+            pool_owners::refused(store, &map, each, &applied, history, node).await;
             Resp::Txns(out)
         }
         Op::Reads { reads } => Resp::Reads(store.reads(&reads).await?),

@@ -381,6 +381,12 @@ pub const ZOO: &[Entry] = &[
         budget: 0,
     },
     Entry {
+        mutant: Mutant::MC46,
+        lineage: "checker proof (blind-spot hunt, round 5, #20): a completion retry stamps its tombstone afresh, so after a lost reply it takes its own landed completion for another's and reports it stale",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

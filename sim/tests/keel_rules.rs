@@ -277,6 +277,14 @@ fn the_free_pool_rules_catch_a_job_table_that_drops_what_it_confirmed() {
 }
 
 #[test]
+fn the_free_pool_rules_catch_a_landed_completion_reported_stale() {
+    // MC46: a completion retry stamps its tombstone afresh, so after a lost reply it takes its
+    // own landed completion for another attempt's (P14: the store holds that attempt's own
+    // completion when it refuses the retry).
+    assert!(caught_by_free_rules("pool", Mutant::MC46, "P14").is_some(), "MC46 breaks P14");
+}
+
+#[test]
 fn the_free_group_rule_catches_a_group_stop_that_returns_at_the_first_error() {
     // MC20: a service group's stop returns at the first service's stop error; the services
     // after it are never asked to stop and run on (V9, at `GroupStopped`).

@@ -305,7 +305,7 @@ impl PoolScenario {
         let mut v = Vec::new();
         v.extend(self.check_jobs(events));
         v.extend(self.check_overlap(run));
-        // The rules any run with a keel pool gets (P2 at the start, P3, P5 at the store, P7–P9, P11–P13).
+        // The rules any run with a keel pool gets (P2 at the start, P3, P5 at the store, P7–P9, P11–P14).
         v.extend(crate::keel_rules::pool_instant_rules(run));
         v.extend(self.check_ack_grace(events));
         v.extend(self.check_audits(events, heal_us, end_us));
@@ -408,6 +408,7 @@ impl PoolScenario {
             Mutant::MC36,
             Mutant::MC38,
             Mutant::MC39,
+            Mutant::MC46,
         ]
     }
 }

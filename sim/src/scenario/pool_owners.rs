@@ -31,17 +31,18 @@
 use std::collections::BTreeMap;
 
 use keel::MemoryStore;
-use keel::observe::{MoveKind, PoolEvent};
+use keel::observe::{MoveKind, PoolEvent, StaleOp};
 use keel::store::{Expect, MapWrite, Store};
 
 use crate::check::Violation;
 use crate::history::{Event, History, ServerEv, Who, plain};
 
-/// Violations of P9, of P5 at the instant and of P11.
+/// Violations of P9, of P5 at the instant, of P11 and of P14.
 pub fn check(events: &[Event]) -> Vec<Violation> {
     let mut v = cleanups_move_own_jobs(events);
     v.extend(pending_removals(events));
     v.extend(stale_rejections(events));
+    v.extend(landed_completions_reported(events));
     v.truncate(20);
     v
 }
@@ -75,11 +76,14 @@ fn stale_rejections(events: &[Event]) -> Vec<Violation> {
     v
 }
 
-/// The store node's record of refused transactions on a pool's job map, for P11: each guard of
-/// a refused transaction on a job's record (`applied`: per transaction, in order).
-pub fn refused<'a>(
+/// The store node's record of refused transactions on a pool's job map, for P11 and P14: each
+/// guard of a refused transaction on a job's record (`applied`: per transaction, in order), and
+/// each refused completion whose attempt's own tombstone the store already holds (read after
+/// the request applied: nothing runs between the apply and this read).
+pub async fn refused<'a>(
+    store: &MemoryStore,
     map: &str,
-    guards: impl Iterator<Item = &'a [(String, Expect)]>,
+    txns: impl Iterator<Item = (&'a [(String, Expect)], &'a [(String, Option<String>)])>,
     applied: &[bool],
     history: &History,
     by: Who,
@@ -87,13 +91,53 @@ pub fn refused<'a>(
     if !is_job_map(map) {
         return;
     }
-    for (guards, _) in guards.zip(applied).filter(|(_, a)| !**a) {
+    for ((guards, writes), _) in txns.zip(applied).filter(|(_, a)| !**a) {
         for (k, g) in guards {
-            if let (Some(job), Expect::Value(record)) = (k.strip_prefix("j/"), g) {
-                history.record(Who::Store, ServerEv::JobGuardRefused { job: job.into(), record: record.clone(), by });
+            let (Some(job), Expect::Value(record)) = (k.strip_prefix("j/"), g) else { continue };
+            history.record(Who::Store, ServerEv::JobGuardRefused { job: job.into(), record: record.clone(), by });
+            let done = format!("d/{job}");
+            if !writes.iter().any(|(w, v)| *w == done && v.is_some()) {
+                continue; // not a completion
+            }
+            let Ok((Some(held), _)) = store.map_get(map, &done).await else { continue };
+            if let Some((attempt, worker)) = record_owner(record)
+                && record_owner(&held) == Some((attempt, worker))
+            {
+                let attempt = attempt.parse().unwrap_or(u64::MAX);
+                let ev = ServerEv::CompletionHeld { job: job.into(), attempt, worker: worker.into(), by };
+                history.record(Who::Store, ev);
             }
         }
     }
+}
+
+/// P14: a worker is never told its completion of attempt a is stale when the store holds that
+/// attempt's own completion: an earlier try landed and its reply was lost. Told "stale", the
+/// worker drops the completion's `completed` event and the node's completer never publishes it,
+/// while the store says the job is done (blind-spot hunt, round 5: a retry that re-stamps its
+/// tombstone no longer recognises its own; P11 holds, since the store did refuse the retry).
+fn landed_completions_reported(events: &[Event]) -> Vec<Violation> {
+    let mut held: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::CompletionHeld { job, attempt, worker, .. }) = e.server() {
+            held.entry((job.as_str(), *attempt, worker.as_str())).or_insert(e.t_us);
+            continue;
+        }
+        let Some(PoolEvent::StaleRejected { op: StaleOp::Complete, job, worker, attempt }) = e.pool() else { continue };
+        if let Some(at) = held.remove(&(plain(job), *attempt, plain(worker))) {
+            v.push(Violation::new(
+                "P14",
+                e.t_us,
+                format!(
+                    "{job}: {worker} ({}) was told its completion of attempt {attempt} is stale, but the store has held that attempt's own completion since {:.3}s (an earlier try landed): its completed event is lost",
+                    e.node,
+                    at as f64 / 1e6
+                ),
+            ));
+        }
+    }
+    v
 }
 
 /// P9: every cleanup move took the job off the cleaned worker.
@@ -274,6 +318,53 @@ mod tests {
         assert_eq!(check(&[refused(100, Who::Node(0), "1|w|x"), rejected(110)]).len(), 1);
         assert_eq!(check(&[refused(100, Who::Node(0), "2|v|x"), rejected(110)]).len(), 1);
         assert_eq!(check(&[rejected(110), refused(120, Who::Node(0), "2|w|x")]).len(), 1);
+    }
+
+    /// P14 from the store's side: a refused completion is marked "held" only where the store
+    /// holds that attempt's own tombstone; and a `stale_rejected` of that completion fires.
+    #[test]
+    fn a_landed_completion_reported_stale_fires_p14() {
+        use keel::observe::StaleOp;
+        madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default()).block_on(async {
+            let store = MemoryStore::new();
+            let map = "keel:pool:sim:jobs";
+            let put = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+            // Attempt 2 of w completed (the record deleted, its tombstone left).
+            store.map_txn(map, &[], &[put("d/j", "2|w|500")]).await.unwrap();
+            let history = History::default();
+            let completion = |record: &str, tomb: &str| -> Txn {
+                (vec![("j/j".into(), value(record))], vec![("j/j".into(), None), put("d/j", tomb)])
+            };
+            // The retry of that completion, with a tombstone stamped afresh (MC46); a stale
+            // attempt's completion; another worker's; an ack (no tombstone written).
+            let txns = [
+                completion("2|w|x", "2|w|600"),
+                completion("1|w|x", "1|w|600"),
+                completion("2|v|x", "2|v|600"),
+                (vec![("j/j".into(), value("2|w|x"))], vec![("p/j".into(), None)]),
+            ];
+            let each = txns.iter().map(|(g, w)| (&g[..], &w[..]));
+            refused(&store, map, each, &[false; 4], &history, Who::Node(1)).await;
+            let rejected = |t, attempt, worker: &str| {
+                let ev =
+                    PoolEvent::StaleRejected { op: StaleOp::Complete, job: "j".into(), worker: worker.into(), attempt };
+                pool(t, ev)
+            };
+            let mut events = history.take();
+            let held = events.iter().filter(|e| matches!(e.server(), Some(ServerEv::CompletionHeld { .. }))).count();
+            assert_eq!(held, 1, "only attempt 2 of w is held: {events:?}");
+            events.extend([rejected(200, 2, "w"), rejected(210, 1, "w"), rejected(220, 2, "v")]);
+            let v = check(&events);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!((v[0].invariant, v[0].t_us), ("P14", 200_000));
+            assert!(v[0].detail.contains("w (n0) was told its completion of attempt 2 is stale"), "{}", v[0].detail);
+            // An ack told stale is P11's business, not P14's.
+            let ack = pool(
+                230,
+                PoolEvent::StaleRejected { op: StaleOp::Ack, job: "j".into(), worker: "w".into(), attempt: 2 },
+            );
+            assert!(landed_completions_reported(&[events[0].clone(), ack]).is_empty());
+        });
     }
 
     #[test]
