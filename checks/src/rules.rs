@@ -220,7 +220,7 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
     v
 }
 
-/// A subscription manager's run: (node, completer, run).
+/// A completer's or its subscription manager's run: (node, completer, run).
 type ManagerRun<'a, N> = (N, &'a str, u64);
 /// A stop request: (requested at, deadline, bound in ms).
 type StopAsked = (u64, u64, u64);
@@ -239,56 +239,133 @@ pub fn subscription_stops<E: Entry>(
     slack_us: u64,
     frozen: impl Fn(&E::Node) -> Vec<Span>,
 ) -> Vec<Violation> {
-    let mut open: BTreeMap<ManagerRun<'_, E::Node>, StopAsked> = BTreeMap::new();
-    let mut v = Vec::new();
-    let late = |v: &mut Vec<Violation>,
-                (node, completer, run): &ManagerRun<'_, E::Node>,
-                (asked, deadline, bound_ms): StopAsked| {
-        v.push(Violation::new(
-            "V4",
-            deadline,
+    let bounds = BoundedStop {
+        begins: sm_stop_requested::<E>,
+        ends: subscriptions_closed::<E>,
+        late: |(node, completer, run): &ManagerRun<'_, E::Node>, (asked, _, bound_ms): StopAsked| {
             format!(
                 "{node}: subscription manager of completer {completer} run {run}: stop requested at {:.3}s, subscribers not closed within its drain bound ({bound_ms} ms): the manager waits on a subscriber",
                 asked as f64 / 1e6
-            ),
-        ));
+            )
+        },
     };
-    for e in events {
-        let (node, t) = (e.node(), e.t_us());
-        match (e.completer(), e.fact()) {
-            (Some(CompleterEvent::SmStopRequested { completer, run, bound_ms }), _) => {
+    bounds.judge(events, end_us, slowest, slack_us, frozen)
+}
+
+/// V4 for the completer's run: once its drain begins (`DrainStarted`, which carries the stop's
+/// bound), the run closes its event channel (`EventsClosed`) within that bound: a store write
+/// still in flight when the bound runs out is cut there (its outcome unknown, the batch reported
+/// unflushed), never waited for to its own op timeout. Stretched, slacked and judged as
+/// [`subscription_stops`] (blind-spot hunt, round 5, #7: V4 bounded only a whole group's stop,
+/// with seconds of room; MC47).
+pub fn completer_drains_bounded<E: Entry>(
+    events: &[E],
+    end_us: u64,
+    slowest: f64,
+    slack_us: u64,
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+) -> Vec<Violation> {
+    let bounds = BoundedStop {
+        begins: drain_started::<E>,
+        ends: events_closed::<E>,
+        late: |(node, completer, run): &ManagerRun<'_, E::Node>, (began, _, bound_ms): StopAsked| {
+            format!(
+                "{node}: completer {completer} run {run}: drain begun at {:.3}s, event channel not closed within its stop bound ({bound_ms} ms): the drain waits past its bound",
+                began as f64 / 1e6
+            )
+        },
+    };
+    bounds.judge(events, end_us, slowest, slack_us, frozen)
+}
+
+fn sm_stop_requested<E: Entry>(e: &E) -> Option<(&str, u64, u64)> {
+    match e.completer() {
+        Some(CompleterEvent::SmStopRequested { completer, run, bound_ms }) => Some((plain(completer), *run, *bound_ms)),
+        _ => None,
+    }
+}
+
+fn subscriptions_closed<E: Entry>(e: &E) -> Option<(&str, u64)> {
+    match e.completer() {
+        Some(CompleterEvent::SubscriptionsClosed { completer, run, .. }) => Some((plain(completer), *run)),
+        _ => None,
+    }
+}
+
+fn drain_started<E: Entry>(e: &E) -> Option<(&str, u64, u64)> {
+    match e.completer() {
+        Some(CompleterEvent::DrainStarted { completer, run, bound_ms, .. }) => {
+            Some((plain(completer), *run, *bound_ms))
+        }
+        _ => None,
+    }
+}
+
+fn events_closed<E: Entry>(e: &E) -> Option<(&str, u64)> {
+    match e.completer() {
+        Some(CompleterEvent::EventsClosed { completer, run, .. }) => Some((plain(completer), *run)),
+        _ => None,
+    }
+}
+
+/// One kind of bounded stop: the event that begins it (with its bound in ms), the one that ends
+/// it, and what a late end says.
+struct BoundedStop<B, F, L> {
+    begins: B,
+    ends: F,
+    late: L,
+}
+
+impl<B, F, L> BoundedStop<B, F, L> {
+    fn judge<'a, E: Entry>(
+        &self,
+        events: &'a [E],
+        end_us: u64,
+        slowest: f64,
+        slack_us: u64,
+        frozen: impl Fn(&E::Node) -> Vec<Span>,
+    ) -> Vec<Violation>
+    where
+        B: Fn(&'a E) -> Option<(&'a str, u64, u64)>,
+        F: Fn(&'a E) -> Option<(&'a str, u64)>,
+        L: Fn(&ManagerRun<'a, E::Node>, StopAsked) -> String,
+    {
+        let mut open: BTreeMap<ManagerRun<'a, E::Node>, StopAsked> = BTreeMap::new();
+        let mut v = Vec::new();
+        let mut late =
+            |key: &ManagerRun<'a, E::Node>, o: StopAsked| v.push(Violation::new("V4", o.1, (self.late)(key, o)));
+        for e in events {
+            let (node, t) = (e.node(), e.t_us());
+            if let Some((completer, run, bound_ms)) = (self.begins)(e) {
                 let running_us = (bound_ms.saturating_mul(1000) as f64 / slowest.max(1e-3)) as u64 + slack_us;
                 let deadline = reach(t, running_us, &frozen(node));
-                open.entry((node.clone(), plain(completer), *run)).or_insert((t, deadline, *bound_ms));
-            }
-            (Some(CompleterEvent::SubscriptionsClosed { completer, run, .. }), _) => {
-                let key = (node.clone(), plain(completer), *run);
+                open.entry((node.clone(), completer, run)).or_insert((t, deadline, bound_ms));
+            } else if let Some((completer, run)) = (self.ends)(e) {
+                let key = (node.clone(), completer, run);
                 if let Some(o) = open.remove(&key)
                     && t > o.1
                 {
-                    late(&mut v, &key, o);
+                    late(&key, o);
                 }
-            }
-            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => {
+            } else if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
                 let mine: Vec<_> = open.keys().filter(|k| &k.0 == node).cloned().collect();
                 for key in mine {
                     if let Some(o) = open.remove(&key)
                         && t > o.1
                     {
-                        late(&mut v, &key, o);
+                        late(&key, o);
                     }
                 }
             }
-            _ => {}
         }
-    }
-    for (key, o) in open {
-        if end_us > o.1 {
-            late(&mut v, &key, o);
+        for (key, o) in open {
+            if end_us > o.1 {
+                late(&key, o);
+            }
         }
+        v.sort_by_key(|x| x.t_us);
+        v
     }
-    v.sort_by_key(|x| x.t_us);
-    v
 }
 
 /// A completer run asked to stop: when its drain is due, and whether the store write it had in
@@ -738,6 +815,25 @@ mod tests {
             dropped: 0,
         };
         sm(t, "a", e)
+    }
+
+    #[test]
+    fn a_completer_drain_closes_its_channel_within_its_bound() {
+        use keel::observe::CompleterEvent as C;
+        let none = |_: &&str| Vec::new();
+        let began =
+            |t, run| sm(t, "a", C::DrainStarted { completer: "c".into(), run, pending: 1, producers: 0, bound_ms: 1 });
+        let closed = |t, run| {
+            sm(t, "a", C::EventsClosed { completer: "c".into(), run, unflushed: 0, undelivered: 0, producers_left: 0 })
+        };
+        // Bound 1 ms + 100 µs slack: in time; late (a write run past the bound, MC47); another
+        // run's close is not this one's; a slow clock stretches the bound.
+        assert!(completer_drains_bounded(&[began(0, 1), closed(1_100, 1)], 10_000, 1.0, 100, none).is_empty());
+        let v = completer_drains_bounded(&[began(0, 1), closed(3_000, 1)], 10_000, 1.0, 100, none);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V4", 1_100));
+        assert!(v[0].detail.contains("a: completer c run 1: drain begun at 0.000s"), "{}", v[0].detail);
+        assert_eq!(completer_drains_bounded(&[began(0, 1), closed(500, 2)], 10_000, 1.0, 100, none).len(), 1);
+        assert!(completer_drains_bounded(&[began(0, 1), closed(2_050, 1)], 10_000, 0.5, 100, none).is_empty());
     }
 
     #[test]

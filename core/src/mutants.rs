@@ -263,13 +263,19 @@ pub enum Mutant {
     /// by the rmap model with store roll-backs, which explores the window the sweeps reach
     /// about never: the restart between a resync's start and its first snapshot).
     MC45,
-    /// A pool worker's completion retry that stamps its tombstone afresh on every try (a new
-    /// store time each time): after a try whose reply was lost but which landed, the retry's
-    /// guard fails and the tombstone the store holds is no longer the one it looks for, so the
-    /// worker takes its own landed completion for another attempt's and reports it stale; the
-    /// completion's `completed` event and its completer event are never published (blind-spot
-    /// hunt, round 5, #20: P11 holds, since the store did refuse the retry; P14 sees it).
+    /// keel's own, until 2026-12-02: a completion recognises an earlier landed try of its attempt
+    /// only by the exact tombstone value it stamped. When the worker ran the attempt twice (the
+    /// job delivered to it again after a completion whose outcome was unknown, which landed
+    /// meanwhile), the store holds the other run's tombstone, and the worker reports its
+    /// recorded completion stale: its `completed` and completer events are never published
+    /// (found by P14 at poolfeed seed 57). Re-injected with each retry stamping its tombstone
+    /// afresh (blind-spot hunt, round 5, #20), which opens the same window on every lost reply.
     MC46,
+    /// A completer whose drain does not cut a store write at the stop's bound: a write begun
+    /// during the drain runs to its own op timeout, so a stop overruns its bound by up to that
+    /// (blind-spot hunt, round 5, #7: V4 bounded only a whole group's stop, with seconds of
+    /// room; each run's drain is now held to its own bound).
+    MC47,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

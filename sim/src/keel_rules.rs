@@ -173,6 +173,19 @@ pub fn subscription_stops(run: &RunView<'_>) -> Vec<Violation> {
     })
 }
 
+/// V4 for a completer run: its drain closes its event channel within the stop's bound, a store
+/// write in flight at the bound cut there ([`keel_checks::completer_drains_bounded`]). Judged as
+/// [`subscription_stops`], with the same slack.
+pub fn completer_drains_bounded(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let slowest = clock_rates(run).fold(1.0f64, f64::min);
+    keel_checks::completer_drains_bounded(run.events, run.end_us, slowest, SUBSCRIPTION_STOP_SLACK_US, |n| {
+        run.timeline.frozen(*n).collect()
+    })
+}
+
 /// V10: a completer run's drain begins at its stop request, or once the store write it had in
 /// flight then ended ([`keel_checks::completer_stops_heard`]), within
 /// [`COMPLETER_STOP_HEARD_SLACK_US`] of running time, frozen time not counted. Judged in every
@@ -189,7 +202,8 @@ pub fn completer_stops_heard(run: &RunView<'_>) -> Vec<Violation> {
 /// configure), so one slept through a stop (MC41) is late by more than this.
 pub const COMPLETER_STOP_HEARD_SLACK_US: u64 = 2_000;
 
-/// Scheduling slack of the subscription manager's stop in simulated time.
+/// Scheduling slack of a bounded stop (the subscription manager's, a completer run's drain) in
+/// simulated time.
 pub const SUBSCRIPTION_STOP_SLACK_US: u64 = 100_000;
 
 /// R2 on the way and R3 at the instant `set_and_wait` returns: [`keel_checks::rmap_revisions`]

@@ -382,9 +382,15 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC46,
-        lineage: "checker proof (blind-spot hunt, round 5, #20): a completion retry stamps its tombstone afresh, so after a lost reply it takes its own landed completion for another's and reports it stale",
+        lineage: "keel's own (found by P14 at poolfeed seed 57): a completion knows its landed earlier try only by the exact tombstone; re-injected with each retry stamping afresh (blind-spot hunt, round 5, #20)",
         scenario: "pool",
         budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC47,
+        lineage: "checker proof (blind-spot hunt, round 5, #7): a drain's store write not cut at the stop bound runs to its op timeout, past the bound",
+        scenario: "completer",
+        budget: 200,
     },
     Entry {
         mutant: Mutant::MP15,

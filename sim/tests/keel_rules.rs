@@ -161,6 +161,8 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
     let mut v = keel_sim::keel_rules::pool_rules(&view);
     v.extend(keel_sim::scenario::lease::lease_exclusive(&view));
     v.extend(keel_sim::keel_rules::completer_drains(&view));
+    v.extend(keel_sim::keel_rules::subscription_stops(&view));
+    v.extend(keel_sim::keel_rules::completer_drains_bounded(&view));
     v.extend(keel_sim::keel_rules::completer_stops_heard(&view));
     v.extend(keel_sim::keel_rules::group_stops(&view));
     v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
@@ -258,6 +260,13 @@ fn the_free_completer_rule_catches_a_backoff_that_sleeps_through_the_stop() {
     // MC41: a retry's backoff that does not listen for the stop: the drain begins when the
     // backoff ends (V10, at the request + its slack).
     assert!(caught_by_free_rules("completer", Mutant::MC41, "V10").is_some(), "MC41 breaks V10");
+}
+
+#[test]
+fn the_free_completer_rules_catch_a_drain_that_waits_past_its_bound() {
+    // MC47: a store write begun during the drain is not cut at the stop's bound and runs to its
+    // own op timeout (V4 for the run: its channel closes within its bound; seed 11 of 0..100).
+    assert!(caught_by_free_rules_within("completer", Mutant::MC47, "V4", 30).is_some(), "MC47 breaks V4");
 }
 
 #[test]

@@ -132,8 +132,8 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
     let mut wait = min;
     let mut done: Option<String> = None;
     for _ in 0..core.cfg.cleanup_retries {
-        // One tombstone for every try: a retry after a lost reply recognises its own landed
-        // completion by it (MC46 stamps each try afresh).
+        // One tombstone for every try (MC46 stamps each try afresh, which keel before P14
+        // took for another attempt's completion after a lost reply).
         if done.is_none() || mutants::active(Mutant::MC46) {
             // The node's store-time estimate (cache.rs: its error is small against what reads
             // a tombstone's time), a `TIME` read only when it is too old.

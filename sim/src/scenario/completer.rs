@@ -516,6 +516,8 @@ impl CompleterScenario {
         // V4 for the subscription manager (keel's rule, shared with the chaos lane): a stop closes
         // the subscriber channels within the drain bound, at the instant the bound runs out.
         let mut v = crate::keel_rules::subscription_stops(run);
+        // V4 for each completer run: its drain closes within its stop bound.
+        v.extend(crate::keel_rules::completer_drains_bounded(run));
         // V3/V4 as a user's run gets them (shared with the chaos lane): among them, a stop whose
         // bound ran out reports what was still queued, judged when its channel closes.
         v.extend(crate::keel_rules::completer_drains_of(run, |name| name != STRESS));
@@ -651,6 +653,7 @@ impl CompleterScenario {
             Mutant::MC26,
             Mutant::MC40,
             Mutant::MC41,
+            Mutant::MC47,
         ]
     }
 }

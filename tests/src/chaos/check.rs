@@ -436,7 +436,8 @@ fn maps(views: &[View<'_>], f: &mut Figures) {
     }
 }
 
-/// Scheduling slack of the subscription manager's stop on a real machine.
+/// Scheduling slack of a bounded stop (the subscription manager's, a completer run's drain) on a
+/// real machine.
 const SUBSCRIPTION_STOP_SLACK_US: u64 = 1_000_000;
 
 /// How soon a completer run begins its drain after its stop request on a real machine: keel's
@@ -452,6 +453,10 @@ fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeM
     // The subscription manager's stop closes its subscribers within its drain bound (real time:
     // a second of slack for a loaded machine; SIGSTOPped time not counted).
     v.extend(keel_checks::subscription_stops(views, end_us, 1.0, SUBSCRIPTION_STOP_SLACK_US, |n| {
+        frozen.get(n).cloned().unwrap_or_default()
+    }));
+    // Each completer run's drain closes its channel within its own bound (the same slack).
+    v.extend(keel_checks::completer_drains_bounded(views, end_us, 1.0, SUBSCRIPTION_STOP_SLACK_US, |n| {
         frozen.get(n).cloned().unwrap_or_default()
     }));
     // V10: a run's drain begins at its stop request (or once the store write in flight ended),
