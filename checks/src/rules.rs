@@ -523,6 +523,43 @@ pub fn completer_channel<E: Entry>(events: &[E]) -> Vec<Violation> {
     v
 }
 
+/// V11: a flush says it was retried only if it was. A batch written (`BatchFlushed`) with
+/// `retried` set follows a failed write of the same run (`FlushFailed`) since that run's last
+/// written batch: the run's retry backoff starts again from its minimum after every success.
+/// One whose backoff never resets (blind-spot hunt, round 5, #11: a success that does not tell
+/// the backoff) reports every later batch retried, backs off at its longest from the first
+/// error after a success, and spends its retry budget early; the flag (in the `batch_flushed`
+/// log line) is how that shows. A node's crash or restart ends its runs.
+pub fn completer_flushes_report_retries<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // (node, completer, run) → a write failed since the run's last written batch
+    let mut failed: BTreeMap<(E::Node, &str, u64), bool> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::FlushFailed { completer, run, .. }), _) => {
+                failed.insert((node.clone(), plain(completer), *run), true);
+            }
+            (Some(CompleterEvent::BatchFlushed { completer, run, n, retried, .. }), _) => {
+                let before = failed.insert((node.clone(), plain(completer), *run), false).unwrap_or(false);
+                if *retried && !before && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V11",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: a batch of {n} written as retried with no failed write since the run's last written batch (a retry backoff that never started over)",
+                            plain(completer)
+                        ),
+                    ));
+                }
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => failed.retain(|k, _| &k.0 != node),
+            _ => {}
+        }
+    }
+    v
+}
+
 /// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what
 /// its readers saw: `read` names the reads a workload recorded, as (map, revision)) never goes
 /// back within a node's life, except by a resync after the store lost its data. R3 at the
@@ -815,6 +852,31 @@ mod tests {
             dropped: 0,
         };
         sm(t, "a", e)
+    }
+
+    #[test]
+    fn a_flush_reported_retried_without_a_failure_fires_v11() {
+        use keel::Outcome;
+        use keel::observe::CompleterEvent as C;
+        let flushed = |t, retried| {
+            sm(t, "a", C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried, took_us: 0 })
+        };
+        let failed = |t| {
+            let e =
+                C::FlushFailed { completer: "c".into(), run: 1, n: 2, error: "x".into(), outcome: Outcome::Unknown };
+            sm(t, "a", e)
+        };
+        // Failed, then written as retried; the next batch written clean; a cool-down's retry
+        // written unflagged is fine.
+        assert!(completer_flushes_report_retries(&[failed(1), flushed(2, true), flushed(3, false)]).is_empty());
+        assert!(completer_flushes_report_retries(&[failed(1), flushed(2, false)]).is_empty());
+        // The backoff never started over (MC48): every later batch says retried.
+        let v = completer_flushes_report_retries(&[failed(1), flushed(2, true), flushed(3, true)]);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V11", 3));
+        assert!(v[0].detail.contains("a: completer c run 1: a batch of 2 written as retried"), "{}", v[0].detail);
+        // A restart of the node starts its runs over.
+        let restart = E(2, "a", None, Some(Fact::NodeStart));
+        assert_eq!(completer_flushes_report_retries(&[failed(1), restart, flushed(3, true)]).len(), 1);
     }
 
     #[test]

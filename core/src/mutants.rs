@@ -276,6 +276,11 @@ pub enum Mutant {
     /// (blind-spot hunt, round 5, #7: V4 bounded only a whole group's stop, with seconds of
     /// room; each run's drain is now held to its own bound).
     MC47,
+    /// A completer flush whose success does not reset its retry backoff: after the run's first
+    /// failed write, every later error backs off at its longest at once and the retry budget
+    /// runs out early, and every later batch is reported retried (blind-spot hunt, round 5,
+    /// #11; V11 judges the flag against the failures).
+    MC48,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -393,6 +393,12 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC48,
+        lineage: "checker proof (blind-spot hunt, round 5, #11): a flush's success does not reset its retry backoff: later errors back off at their longest, later batches are reported retried",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -163,6 +163,7 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
     v.extend(keel_sim::keel_rules::completer_drains(&view));
     v.extend(keel_sim::keel_rules::subscription_stops(&view));
     v.extend(keel_sim::keel_rules::completer_drains_bounded(&view));
+    v.extend(keel_checks::completer_flushes_report_retries(&out.events));
     v.extend(keel_sim::keel_rules::completer_stops_heard(&view));
     v.extend(keel_sim::keel_rules::group_stops(&view));
     v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
@@ -260,6 +261,13 @@ fn the_free_completer_rule_catches_a_backoff_that_sleeps_through_the_stop() {
     // MC41: a retry's backoff that does not listen for the stop: the drain begins when the
     // backoff ends (V10, at the request + its slack).
     assert!(caught_by_free_rules("completer", Mutant::MC41, "V10").is_some(), "MC41 breaks V10");
+}
+
+#[test]
+fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
+    // MC48: a flush's success does not reset the retry backoff, so every later batch of the run
+    // is reported retried (V11: only after a failed write since the last written batch).
+    assert!(caught_by_free_rules_within("completer", Mutant::MC48, "V11", 30).is_some(), "MC48 breaks V11");
 }
 
 #[test]

@@ -161,7 +161,10 @@ impl<S: Store> Driver<S> {
             match r {
                 Ok(out) => {
                     let retried = backoff.failures() > 0;
-                    backoff.succeeded();
+                    if !mutants::active(Mutant::MC48) {
+                        // MC48: the backoff never starts over after a success.
+                        backoff.succeeded();
+                    }
                     observe::emit(CompleterEvent::BatchFlushed {
                         completer: (&self.cfg.name).into(),
                         run: self.run,

@@ -518,6 +518,8 @@ impl CompleterScenario {
         let mut v = crate::keel_rules::subscription_stops(run);
         // V4 for each completer run: its drain closes within its stop bound.
         v.extend(crate::keel_rules::completer_drains_bounded(run));
+        // V11: a batch is reported retried only after a failed write since the last one.
+        v.extend(keel_checks::completer_flushes_report_retries(run.events));
         // V3/V4 as a user's run gets them (shared with the chaos lane): among them, a stop whose
         // bound ran out reports what was still queued, judged when its channel closes.
         v.extend(crate::keel_rules::completer_drains_of(run, |name| name != STRESS));
@@ -654,6 +656,7 @@ impl CompleterScenario {
             Mutant::MC40,
             Mutant::MC41,
             Mutant::MC47,
+            Mutant::MC48,
         ]
     }
 }

@@ -215,6 +215,7 @@ impl LeaseScenario {
         let excused = drift_excused(run.events, run.end_us);
         v.extend(s1_beliefs(&beliefs.intervals, run, &excused));
         v.extend(s6_belief_within_grant(&beliefs.intervals, run, &excused));
+        v.extend(s9_writes_within_grant(run, &excused));
         v.extend(self.belief_after_freeze(run, &excused));
         v.extend(releases_name_their_grant(events));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
@@ -433,22 +434,7 @@ pub fn lease_exclusive(run: &RunView<'_>) -> Vec<Violation> {
 /// only if another node acquires inside that window, and S6 at once. Excused as S1 is: while
 /// the node is frozen and while its clock is out of its bound; 1 ms of slack for rounding.
 fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>, excused: &Excused) -> Vec<Violation> {
-    let mut valid: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
-    for e in run.events {
-        match e.server() {
-            Some(ServerEv::Grant { fence, valid_ms, .. } | ServerEv::Renewal { fence, valid_ms, .. }) => {
-                valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + valid_ms * 1000 });
-            }
-            // A grant removed at the store (released, or deleted by whoever) is valid no longer:
-            // a belief that outlives the removal is judged from it, not from the TTL.
-            Some(ServerEv::Released { fence, .. } | ServerEv::ForeignDelete { fence, .. }) => {
-                for s in valid.entry(*fence).or_default() {
-                    s.end = s.end.min(e.t_us);
-                }
-            }
-            _ => {}
-        }
-    }
+    let valid = grant_spans(run.events);
     let mut v = Vec::new();
     for b in intervals {
         let mut covered: Vec<Span> = valid.get(&b.fence).cloned().unwrap_or_default();
@@ -474,6 +460,69 @@ fn s6_belief_within_grant(intervals: &[Interval], run: &RunView<'_>, excused: &E
         }
     }
     v
+}
+
+/// S9 (a guarded write within the grant), at each write: the guarded work writes to the fenced
+/// resource only while the store holds its fence's grant (some grant or renewal of that fence
+/// applied before the write, valid past it, not removed since), 1 ms of slack; excused, as S6
+/// is, while the node's clock is out of its bound. S6 judges what the owner publishes; the
+/// work reads its guard, whose deadline the driver moves on its own: a guard extended from
+/// the renewal's reply instead of its send lets a holder resumed from a freeze write after the
+/// store's grant expired, before its driver steps down, while every published belief stays
+/// inside the grant (blind-spot hunt, round 5, #2; its window, a freeze ending within the reply's
+/// latency less the drift margin, is one the sweeps did not reach in 4 000 seeds). Fired by
+/// MC9 (a guard the driver clears only when it runs: the resumed work writes first), MC14 and
+/// MC33 (a belief, and so its guard, past the store's expiry).
+fn s9_writes_within_grant(run: &RunView<'_>, excused: &Excused) -> Vec<Violation> {
+    let valid = grant_spans(run.events);
+    let mut v = Vec::new();
+    for e in run.events {
+        let Some(Rec::ResourceWrite { fence, .. }) = rec(e) else { continue };
+        let t = e.t_us;
+        let held = |spans: &[Span]| spans.iter().any(|s| s.start <= t && t <= s.end + 1_000);
+        if held(valid.get(fence).map_or(&[][..], Vec::as_slice))
+            || held(excused.get(&e.node).map_or(&[][..], Vec::as_slice))
+        {
+            continue;
+        }
+        let last = valid.get(fence).and_then(|g| g.iter().filter(|s| s.start <= t).map(|s| s.end).max());
+        let last = last
+            .map_or_else(|| "never held".to_owned(), |end| format!("expired or removed at {:.3}s", end as f64 / 1e6));
+        v.push(Violation::new(
+            "S9",
+            t,
+            format!(
+                "{}: the guarded work wrote with fence {fence} while the store held no grant of it ({last})",
+                e.node
+            ),
+        ));
+        if v.len() >= 10 {
+            break;
+        }
+    }
+    v
+}
+
+/// Per fence, when the store held its grant: from each grant or renewal applied, for as long as
+/// the store then held it valid (its expiry read back), cut where a release or a delete removed it.
+fn grant_spans(events: &[Event]) -> BTreeMap<u64, Vec<Span>> {
+    let mut valid: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
+    for e in events {
+        match e.server() {
+            Some(ServerEv::Grant { fence, valid_ms, .. } | ServerEv::Renewal { fence, valid_ms, .. }) => {
+                valid.entry(*fence).or_default().push(Span { start: e.t_us, end: e.t_us + valid_ms * 1000 });
+            }
+            // A grant removed at the store (released, or deleted by whoever) is valid no longer:
+            // a belief that outlives the removal is judged from it, not from the TTL.
+            Some(ServerEv::Released { fence, .. } | ServerEv::ForeignDelete { fence, .. }) => {
+                for s in valid.entry(*fence).or_default() {
+                    s.end = s.end.min(e.t_us);
+                }
+            }
+            _ => {}
+        }
+    }
+    valid
 }
 
 /// S7: a graceful stop releases the grant it held. When a node's owner ends its belief in fence
@@ -869,6 +918,33 @@ mod tests {
     fn lost(fence: u64) -> keel::observe::Event<'static> {
         let ev = LeaseEvent::Lost { lease: "leader".into(), owner: "x".into(), fence, reason: LostReason::Deadline };
         keel::observe::Event::Lease(ev.to_static())
+    }
+
+    /// S9 at each write: a guarded write is judged against the store's validity of its fence's
+    /// grant (not the node's belief): inside, 1 ms past, past (and never granted) fire or not.
+    #[test]
+    fn a_guarded_write_without_the_stores_grant_fires_s9() {
+        let s9 = |events: &[Event]| {
+            let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+            let timeline = Timeline::derive(events, 5_000_000);
+            let run = RunView { plan: &plan, events, timeline: &timeline, heal_us: 0, end_us: 5_000_000 };
+            s9_writes_within_grant(&run, &drift_excused(events, 5_000_000))
+        };
+        let write = |t, fence| at(t, 0, Ev::App(super::AppEv::Lease(Rec::ResourceWrite { fence, accepted: true })));
+        // Granted at 100 (fence 100), valid to 1 100; renewed at 400: valid to 1 400.
+        let mut events = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), renewal(400, 0, 100)];
+        events.extend([write(150, 100), write(1_400, 100), write(1_401, 100)]);
+        assert!(s9(&events).is_empty(), "{:?}", s9(&events));
+        events.extend([write(1_450, 100), write(1_500, 7)]);
+        let v = s9(&events);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("S9", 1_450_000));
+        assert!(
+            v[0].detail.contains("fence 100 while the store held no grant of it (expired or removed at 1.400s)"),
+            "{}",
+            v[0].detail
+        );
+        assert!(v[1].detail.contains("fence 7 while the store held no grant of it (never held)"), "{}", v[1].detail);
     }
 
     /// S6 at the instant: a belief is judged against the store's validity of its own grant (the

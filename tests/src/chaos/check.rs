@@ -459,6 +459,8 @@ fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeM
     v.extend(keel_checks::completer_drains_bounded(views, end_us, 1.0, SUBSCRIPTION_STOP_SLACK_US, |n| {
         frozen.get(n).cloned().unwrap_or_default()
     }));
+    // V11: a batch is reported retried only after a failed write since the last one.
+    v.extend(keel_checks::completer_flushes_report_retries(views));
     // V10: a run's drain begins at its stop request (or once the store write in flight ended),
     // with a real machine's scheduling slack; SIGSTOPped time not counted.
     v.extend(keel_checks::completer_stops_heard(views, end_us, COMPLETER_STOP_HEARD_SLACK_US, |n| {
@@ -654,7 +656,7 @@ pub fn table(f: &Figures) -> String {
         ("completion events delivered", f.completions_delivered.to_string()),
         ("  accepted, never delivered (V3)", f.completions_undelivered.to_string()),
         ("completer stops clean", f.completer_stops_clean.to_string()),
-        ("completer V1-V4, V10 violations", f.completer_violations.len().to_string()),
+        ("completer V1-V4, V10, V11 violations", f.completer_violations.len().to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
         ("hung stops", f.hung_stops.to_string()),
