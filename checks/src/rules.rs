@@ -615,6 +615,83 @@ pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Opt
     v
 }
 
+/// R8: a `set_and_wait` parks only below its replica's revision, and no parked waiter outlives
+/// its replica reaching its write. Judged at two instants: when a waiter parks (`WaiterArmed`
+/// with `parked`) while its node's replica already holds the write's revision (the last
+/// `Joined`, `Resynced` or `Notified` of that map), and when an apply step or a load ends
+/// (`Notified`, `Resynced`, `Joined` at revision r) with a waiter of a write at or below r still
+/// parked. keel emits `WaiterArmed` and `WaiterWoken` under the registry's lock, and `Notified`
+/// after the waiters an applied change completes are collected, so a correct keel never
+/// shows either, whatever the threads; a waiter that parks for nothing returns only at the next
+/// change of its map (MC49: on a quiet map, never), and no end-of-run check sees the delay while
+/// writes continue. A waiter leaves the count when it is woken, cancelled before the apply loop
+/// collected it, or its map stops; a node's start (a new life) forgets its waiters.
+pub fn rmap_waiters_wake<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // (node, map) → the replica's revision, from the events that end an apply step or a load.
+    let mut have: BTreeMap<(&E::Node, &str), u64> = BTreeMap::new();
+    // (node, map) → parked waiters: the write's revision → how many.
+    let mut parked: BTreeMap<(&E::Node, &str), BTreeMap<u64, usize>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (n, t) = (e.node(), e.t_us());
+        if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
+            have.retain(|k, _| k.0 != n);
+            parked.retain(|k, _| k.0 != n);
+            continue;
+        }
+        let Some(r) = e.rmap() else { continue };
+        let (map, reached) = match r {
+            RmapEvent::WaiterArmed { map, rev, parked: true } => {
+                let key = (n, plain(map));
+                if let Some(h) = have.get(&key).filter(|h| **h >= *rev) {
+                    v.push(Violation::new(
+                        "R8",
+                        t,
+                        format!("{n}: a set_and_wait of map {map} parked for its write at {rev}, yet the replica already holds revision {h}: it waits for the next change"),
+                    ));
+                }
+                *parked.entry(key).or_default().entry(*rev).or_default() += 1;
+                continue;
+            }
+            RmapEvent::WaiterWoken { map, rev, .. }
+            | RmapEvent::WaiterCancelled { map, rev, armed: true, claimed: false } => {
+                if let Some(p) = parked.get_mut(&(n, plain(map)))
+                    && let Some(c) = p.get_mut(rev)
+                {
+                    *c -= 1;
+                    if *c == 0 {
+                        p.remove(rev);
+                    }
+                }
+                continue;
+            }
+            RmapEvent::Stopped { map, .. } => {
+                parked.remove(&(n, plain(map)));
+                continue;
+            }
+            RmapEvent::Notified { map, rev } => (map, *rev),
+            RmapEvent::Joined { map, rev, .. } => (map, *rev),
+            RmapEvent::Resynced { map, rev, .. } => (map, *rev),
+            _ => continue,
+        };
+        let key = (n, plain(map));
+        have.insert(key, reached);
+        if let Some(p) = parked.get_mut(&key) {
+            let stuck: Vec<u64> = p.range(..=reached).map(|(r, _)| *r).collect();
+            for w in stuck {
+                p.remove(&w);
+                v.push(Violation::new(
+                    "R8",
+                    t,
+                    format!("{n}: the replica of map {map} reached revision {reached}, yet a set_and_wait of its write at {w} is still parked"),
+                ));
+            }
+        }
+    }
+    v.truncate(20);
+    v
+}
+
 /// F1 at a fenced resource: no write accepted with a fence below one accepted before for the same
 /// key. `writes` in the order the resource decided them: (µs, key, fence, writer, accepted).
 pub fn resource_fence_order<'a, W: Display>(
@@ -1045,5 +1122,52 @@ mod tests {
         // Two runs of one name in turn (one lifecycle restarted) are one service's.
         let h = vec![started(1, "jobs", 1), exited(2, "jobs", 1), started(3, "jobs", 2), group_stopped(9)];
         assert_eq!(group_stops(&h).len(), 1);
+    }
+
+    fn map(t: u64, e: RmapEvent<'static>) -> E {
+        E(t, "n0", Some(Event::Rmap(e)), None)
+    }
+
+    fn armed(t: u64, rev: u64, parked: bool) -> E {
+        map(t, RmapEvent::WaiterArmed { map: "m".into(), rev, parked })
+    }
+
+    fn notified(t: u64, rev: u64) -> E {
+        map(t, RmapEvent::Notified { map: "m".into(), rev })
+    }
+
+    fn resynced(t: u64, rev: u64) -> E {
+        let reason = keel::observe::ResyncReason::Gap;
+        map(t, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev: 0, changed: 0, woken: 0 })
+    }
+
+    /// R8: a waiter parks only below its replica's revision (MC49: a load that does not publish
+    /// its revision parks a waiter whose write the snapshot holds), and no parked waiter outlives
+    /// the step that brings its replica to its write.
+    #[test]
+    fn a_waiter_parked_at_or_below_its_replica_fires_r8() {
+        let woken = |t: u64, rev: u64| map(t, RmapEvent::WaiterWoken { map: "m".into(), rev, lost: false });
+        // Parked below, woken by the apply step that reaches it; one armed at once after.
+        let h = vec![resynced(1, 5), armed(2, 7, true), woken(3, 7), notified(3, 7), armed(4, 6, false)];
+        assert!(rmap_waiters_wake(&h).is_empty());
+        // MC49: parked for 5 after a resync to 6.
+        let v = rmap_waiters_wake(&[resynced(1, 6), armed(2, 5, true)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R8", 2));
+        // An apply step that reaches a parked write and leaves it parked.
+        let v = rmap_waiters_wake(&[resynced(1, 5), armed(2, 7, true), notified(3, 6), notified(4, 7)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].t_us, 4);
+        // Cancelled while parked, the map stopped, a new life: nothing left to wake.
+        let cancel = map(3, RmapEvent::WaiterCancelled { map: "m".into(), rev: 7, armed: true, claimed: false });
+        assert!(rmap_waiters_wake(&[resynced(1, 5), armed(2, 7, true), cancel, notified(4, 7)]).is_empty());
+        let stop = map(3, RmapEvent::Stopped { map: "m".into(), waiters_closed: 1 });
+        assert!(rmap_waiters_wake(&[resynced(1, 5), armed(2, 7, true), stop, resynced(4, 9)]).is_empty());
+        let restart = E(3, "n0", None, Some(Fact::NodeStart));
+        assert!(rmap_waiters_wake(&[resynced(1, 5), armed(2, 7, true), restart, resynced(4, 9)]).is_empty());
+        // Another map, another node: judged apart.
+        let other =
+            E(2, "n1", Some(Event::Rmap(RmapEvent::WaiterArmed { map: "m".into(), rev: 5, parked: true })), None);
+        assert!(rmap_waiters_wake(&[resynced(1, 6), other]).is_empty());
     }
 }

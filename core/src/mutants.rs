@@ -281,6 +281,12 @@ pub enum Mutant {
     /// runs out early, and every later batch is reported retried (blind-spot hunt, round 5,
     /// #11; V11 judges the flag against the failures).
     MC48,
+    /// A replica's load (a join or a resync) that does not publish its revision to the
+    /// `set_and_wait` registry: a call whose write the snapshot already holds, acknowledged after
+    /// the load, parks until the next change is applied; on a quiet map it hangs, and under
+    /// steady writes it returns late, which no end-of-run check sees (blind-spot hunt, round 5,
+    /// rmap #3; R8 judges each waiter at the instant it parks).
+    MC49,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

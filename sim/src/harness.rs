@@ -829,6 +829,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             v.extend(crate::keel_rules::group_stops(view));
             v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
             v.extend(crate::keel_rules::rmap_jumps_only_at_reseeds(view.events));
+            v.extend(keel_checks::rmap_waiters_wake(view.events));
         }
         if let Some(r) = shared_get::<FencedResource>() {
             v.extend(r.violations());

@@ -399,6 +399,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC49,
+        lineage: "checker proof (blind-spot hunt, round 5, rmap #3): a replica's load does not publish its revision to the waiters; a set_and_wait whose write the snapshot holds parks until the next change",
+        scenario: "rmap",
+        budget: 300,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

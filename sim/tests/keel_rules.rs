@@ -168,6 +168,7 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
     v.extend(keel_sim::keel_rules::group_stops(&view));
     v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
     v.extend(keel_sim::keel_rules::rmap_jumps_only_at_reseeds(&out.events));
+    v.extend(keel_checks::rmap_waiters_wake(&out.events));
     v
 }
 
@@ -222,6 +223,9 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_a_replica_going_
     assert!(caught_by_free_rules_within("rmap", Mutant::MC30, "R2", 100).is_some(), "MC30 breaks R2");
     // MC34: a join that reads its snapshot before it opens the watch misses the changes between.
     assert!(caught_by_free_rules("rmap", Mutant::MC34, "R6").is_some(), "MC34 breaks R6");
+    // MC49: a load that does not publish its revision parks a waiter whose write it holds (7 of
+    // seeds 0..300, the first at 36).
+    assert!(caught_by_free_rules_within("rmap", Mutant::MC49, "R8", 40).is_some(), "MC49 breaks R8");
 }
 
 #[test]

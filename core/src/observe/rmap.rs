@@ -84,8 +84,17 @@ events! {
         SnapshotFailed { map: Text<'a>, error: Text<'a> } = "snapshot_failed",
         /// A `set_and_wait` returns its write's revision `rev`; the replica is at `local_rev`.
         WaitReturned { map: Text<'a>, rev: u64, local_rev: u64 } = "wait_returned",
-        /// A `set_and_wait` was cancelled and its waiter removed.
-        WaiterCancelled { armed: bool, claimed: bool } = "waiter_cancelled",
+        /// A `set_and_wait`'s write was acknowledged at `rev` and its waiter armed: `parked` when
+        /// the replica had not yet reached `rev` (the call waits for the apply loop), else it
+        /// returns at once. A waiter parks only below its replica's revision (R8).
+        WaiterArmed { map: Text<'a>, rev: u64, parked: bool } = "waiter_armed",
+        /// The apply loop collected a parked waiter of the write at `rev`: the replica reached it
+        /// (`lost` false), or a snapshot showed the store lost it. Once the replica holds `rev`,
+        /// no waiter of it stays parked (R8).
+        WaiterWoken { map: Text<'a>, rev: u64, lost: bool } = "waiter_woken",
+        /// A `set_and_wait` was cancelled and its waiter removed: `rev` is its write's revision
+        /// when `armed`; `claimed` when the apply loop had already collected it.
+        WaiterCancelled { map: Text<'a>, rev: u64, armed: bool, claimed: bool } = "waiter_cancelled",
     }
 }
 
@@ -121,8 +130,14 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         E::WaitReturned { map, rev, local_rev } => {
             trace!(target: T, map = %map, kind = "wait_returned", rev, local_rev, "set_and_wait returned")
         }
-        E::WaiterCancelled { armed, claimed } => {
-            debug!(target: T, kind = "waiter_cancelled", armed, claimed, "set_and_wait cancelled; waiter removed")
+        E::WaiterArmed { map, rev, parked } => {
+            trace!(target: T, map = %map, kind = "waiter_armed", rev, parked, "set_and_wait armed")
+        }
+        E::WaiterWoken { map, rev, lost } => {
+            trace!(target: T, map = %map, kind = "waiter_woken", rev, lost, "set_and_wait woken")
+        }
+        E::WaiterCancelled { map, rev, armed, claimed } => {
+            debug!(target: T, map = %map, kind = "waiter_cancelled", rev, armed, claimed, "set_and_wait cancelled; waiter removed")
         }
     }
 }

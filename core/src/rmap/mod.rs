@@ -186,7 +186,7 @@ impl<S: Store> RmapBuilder<S> {
         });
         let shared = Arc::new(Shared {
             replica: Mutex::new(Replica::default()),
-            waiters: crate::sync::Arc::new(Registry::new(cfg.max_waiters)),
+            waiters: crate::sync::Arc::new(Registry::new(&cfg.name, cfg.max_waiters)),
             subs: subscribe::Subscribers::new(cfg.subscriber_buffer, cfg.max_subscribers),
             syncs: watch::channel(0).0,
             mp1,

@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::mutants::{self, Mutant};
+use crate::observe::{RmapEvent, emit};
 use crate::store::MapSnapshot;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -147,6 +148,8 @@ pub(crate) enum RegisterError {
 
 /// The registry: waiters plus the replica's applied revision.
 pub(crate) struct Registry {
+    /// The map's name, for events.
+    map: String,
     inner: Mutex<Waiters>,
     applied: AtomicU64,
     max_waiters: usize,
@@ -157,13 +160,25 @@ pub(crate) struct Registry {
 impl Registry {
     /// A registry with at most `max_waiters` live waiters; mutant switches read from
     /// [`crate::mutants`].
-    pub(crate) fn new(max_waiters: usize) -> Self {
-        use crate::mutants::{Mutant, active};
-        Self::with_mutants(max_waiters, active(Mutant::MP2), active(Mutant::MP3))
+    pub(crate) fn new(map: &str, max_waiters: usize) -> Self {
+        let r = Self::with_mutants(max_waiters, mutants::active(Mutant::MP2), mutants::active(Mutant::MP3));
+        Registry { map: map.to_owned(), ..r }
     }
 
     pub(crate) fn with_mutants(max_waiters: usize, mp2: bool, mp3: bool) -> Self {
-        Registry { inner: Mutex::new(Waiters::default()), applied: AtomicU64::new(0), max_waiters, mp2, mp3 }
+        Registry {
+            map: String::new(),
+            inner: Mutex::new(Waiters::default()),
+            applied: AtomicU64::new(0),
+            max_waiters,
+            mp2,
+            mp3,
+        }
+    }
+
+    /// A parked waiter of the write at `rev` was collected.
+    fn woken(&self, rev: u64, lost: bool) {
+        emit(RmapEvent::WaiterWoken { map: (&self.map).into(), rev, lost });
     }
 
     fn lock(&self) -> MutexGuard<'_, Waiters> {
@@ -188,7 +203,7 @@ impl Registry {
         let id = w.next_id;
         let cell = Arc::new(Cell { st: Mutex::new(CellState::default()) });
         w.entries.insert(id, Entry { cell: cell.clone(), target: None });
-        Ok(Waiter { reg: this.clone(), id, cell, done: false, armed: false })
+        Ok(Waiter { reg: this.clone(), id, cell, done: false, armed: false, rev: 0 })
     }
 
     /// The replica applied `rev` (in revision order): collect waiters with a target ≤ `rev`.
@@ -205,6 +220,7 @@ impl Registry {
             }
             w.armed.pop_first();
             if let Some(e) = w.entries.remove(&id) {
+                self.woken(target, false);
                 out.push((e.cell, WaitResult::Reached(rev)));
             }
         }
@@ -225,7 +241,11 @@ impl Registry {
     /// below" alone would call a lost write applied).
     pub(crate) fn loaded(&self, snap: &MapSnapshot, seq: u64) -> Deliveries {
         let rev = snap.rev;
-        self.applied.store(rev, Ordering::SeqCst);
+        // MC49: the load does not publish its revision, so a waiter armed after it, for a write
+        // the snapshot holds, parks until the next change is applied: on a quiet map, forever.
+        if !mutants::active(Mutant::MC49) {
+            self.applied.store(rev, Ordering::SeqCst);
+        }
         let mut w = self.lock();
         let mut out = Vec::new();
         let cut = |target: u64| {
@@ -246,6 +266,7 @@ impl Registry {
             w.armed.remove(&key);
             if let Some(e) = w.entries.remove(&key.1) {
                 let r = if key.0 <= rev && !cut(key.0) { WaitResult::Reached(rev) } else { WaitResult::Lost(rev) };
+                self.woken(key.0, matches!(r, WaitResult::Lost(_)));
                 out.push((e.cell, r));
             }
         }
@@ -280,6 +301,8 @@ pub(crate) struct Waiter {
     cell: Arc<Cell>,
     done: bool,
     armed: bool,
+    /// The write's revision, once armed.
+    rev: u64,
 }
 
 impl Waiter {
@@ -290,9 +313,12 @@ impl Waiter {
             return; // closed meanwhile: the cell already holds Closed
         };
         self.armed = true;
+        self.rev = rev;
         let applied = self.reg.applied.load(Ordering::SeqCst);
         let early = u64::from(crate::mutants::active(crate::mutants::Mutant::MC3)); // MC3: one early
-        if applied + early >= rev {
+        let parked = applied + early < rev;
+        emit(RmapEvent::WaiterArmed { map: (&self.reg.map).into(), rev, parked });
+        if !parked {
             w.entries.remove(&self.id);
             drop(w);
             // Our own cell, filled synchronously; nobody else can hold it now.
@@ -354,11 +380,11 @@ impl Drop for Waiter {
         if !self.armed && crate::mutants::active(crate::mutants::Mutant::MC13) {
             // MC13: only an armed waiter is deregistered; one cancelled before its write was
             // acknowledged stays registered for good.
-            crate::observe::emit(crate::observe::RmapEvent::WaiterCancelled { armed: false, claimed: false });
+            emit(RmapEvent::WaiterCancelled { map: (&self.reg.map).into(), rev: 0, armed: false, claimed: false });
             return;
         }
         let claimed = self.deregister();
-        crate::observe::emit(crate::observe::RmapEvent::WaiterCancelled { armed: self.armed, claimed });
+        emit(RmapEvent::WaiterCancelled { map: (&self.reg.map).into(), rev: self.rev, armed: self.armed, claimed });
     }
 }
 
@@ -385,6 +411,18 @@ mod tests {
         block(reg.deliver(d));
         w.arm(7);
         assert_eq!(block(w.wait()), WaitResult::Reached(10));
+        assert_eq!(reg.len(), 0);
+    }
+
+    /// A write the replica loaded before its call armed completes at once (MC49 parks it).
+    #[test]
+    fn arm_after_load_completes_at_once() {
+        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let mut w = Registry::register(&reg).unwrap();
+        let seq = reg.begin_snapshot();
+        block(reg.deliver(reg.loaded(&MapSnapshot { rev: 12, ..Default::default() }, seq)));
+        w.arm(10);
+        assert_eq!(block(w.wait()), WaitResult::Reached(12));
         assert_eq!(reg.len(), 0);
     }
 

@@ -671,6 +671,7 @@ impl RmapScenario {
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
         v.extend(crate::keel_rules::rmap_jumps_only_at_reseeds(events));
+        v.extend(keel_checks::rmap_waiters_wake(events));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev }) => Some((MAP, *rev)),
             _ => None,
@@ -752,6 +753,7 @@ impl RmapScenario {
             Mutant::MC42,
             Mutant::MC43,
             Mutant::MC44,
+            Mutant::MC49,
         ]
     }
 }

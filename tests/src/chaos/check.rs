@@ -118,6 +118,9 @@ pub struct Figures {
     pub map_writes: usize,
     /// R3 (keel's `WaitReturned`, the shared rule): returned with the replica behind the write.
     pub map_r3_violations: usize,
+    /// R8 (the shared rule `keel_checks::rmap_waiters_wake`): a `set_and_wait` parked although its
+    /// replica held its write, or left parked past the step that reached it.
+    pub map_r8_violations: usize,
     /// R3 at the caller: returned before the local replica showed the value, with no data loss
     /// to explain it.
     pub map_writes_not_visible: usize,
@@ -283,6 +286,12 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
             f.map_r3_violations
         ));
     }
+    if f.map_r8_violations > 0 {
+        fail.push(format!(
+            "R8: {} set_and_wait parked with its write already in the replica, or left parked past it",
+            f.map_r8_violations
+        ));
+    }
     if f.map_writes_not_visible > 0 {
         fail.push(format!(
             "R3: {} set_and_wait returned before the local replica showed the write",
@@ -402,6 +411,11 @@ fn maps(views: &[View<'_>], f: &mut Figures) {
     f.map_r3_violations = v.iter().filter(|x| x.invariant == "R3").count();
     f.map_revision_regressions = v.iter().filter(|x| x.invariant == "R2").count();
     for x in v.iter().take(5) {
+        eprintln!("keel-chaos: {x}");
+    }
+    let r8 = keel_checks::rmap_waiters_wake(views);
+    f.map_r8_violations = r8.len();
+    for x in r8.iter().take(5) {
         eprintln!("keel-chaos: {x}");
     }
     let mut losses: Vec<u64> = Vec::new();
@@ -642,6 +656,7 @@ pub fn table(f: &Figures) -> String {
         ("dual-belief windows", f.dual_belief.len().to_string()),
         ("map set_and_wait returned", f.map_writes.to_string()),
         ("  replica behind the write at return (R3)", f.map_r3_violations.to_string()),
+        ("  parked with the write in the replica (R8)", f.map_r8_violations.to_string()),
         ("  not visible at the caller (R3)", f.map_writes_not_visible.to_string()),
         ("  not visible, right after a data loss", f.map_writes_not_visible_after_data_loss.to_string()),
         ("map revision went back (R2)", f.map_revision_regressions.to_string()),
