@@ -287,6 +287,11 @@ pub enum Mutant {
     /// steady writes it returns late, which no end-of-run check sees (blind-spot hunt, round 5,
     /// rmap #3; R8 judges each waiter at the instant it parks).
     MC49,
+    /// `Guard::lost()` deaf to the owner's step-down: it completes only at the local deadline,
+    /// so work that waits on the signal alone (keel's own example, `guard.lost().await`) runs on
+    /// after a release, a refused renewal or a stop, until the deadline the grant had (blind-spot
+    /// hunt, round 5, lease #22: the scenario's work also polled `is_lost()`, which masked it).
+    MC50,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

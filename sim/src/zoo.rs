@@ -405,6 +405,12 @@ pub const ZOO: &[Entry] = &[
         budget: 300,
     },
     Entry {
+        mutant: Mutant::MC50,
+        lineage: "checker proof (blind-spot hunt, round 5, lease #22): Guard::lost() deaf to the owner's step-down, complete only at the local deadline",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -100,9 +100,11 @@ impl Guard {
             if self.validity.clock.now() >= deadline {
                 return;
             }
+            // MC50: deaf to the owner's step-down; only the deadline ends the wait.
+            let hear_step_down = !mutants::active(Mutant::MC50);
             tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled(), if hear_step_down => return,
                 // A renewal may have moved the deadline meanwhile: look again.
                 _ = self.validity.clock.sleep_until(deadline) => {}
             }

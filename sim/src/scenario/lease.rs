@@ -33,6 +33,10 @@ events! {
         /// The guarded work of `fence` was told to stop by `Guard::lost()`; `lost` is what the
         /// guard read right after, in the same poll (S8).
         LostSignal { fence: u64, lost: bool } = "lost_signal",
+        /// The guarded work of `fence` read the guard lost, and `Guard::lost()` polled at that
+        /// instant did not complete (S8, the converse: work that waits on the signal alone would
+        /// go on writing).
+        LostUnheard { fence: u64 } = "lost_unheard",
     }
 }
 
@@ -98,11 +102,23 @@ async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard)
             _ = guard.lost() => {
                 // In the same poll: `lost()` completing means the guard reads lost (S8).
                 ctx.record(Rec::LostSignal { fence: guard.fence(), lost: guard.is_lost() });
-                break;
+                return;
             }
             _ = ctx.clock.sleep(Duration::from_millis(100)) => {}
         }
     }
+    // The guard reads lost: `lost()` must complete at once (S8, the converse; MC50's is deaf to
+    // a step-down, and a work loop like keel's own example, `guard.lost().await`, runs on).
+    if !ready_at_once(guard.lost()) {
+        ctx.record(Rec::LostUnheard { fence: guard.fence() });
+    }
+}
+
+/// Whether `f` completes on its first poll.
+fn ready_at_once(f: impl std::future::Future) -> bool {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    f.as_mut().poll(&mut cx).is_ready()
 }
 
 /// Situations a lease sweep must reach.
@@ -135,6 +151,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC31,
     Mutant::MC32,
     Mutant::MC33,
+    Mutant::MC50,
 ];
 
 impl LeaseScenario {
@@ -737,6 +754,11 @@ impl Beliefs {
                         e.t_us,
                         format!("{node}: guard.lost() completed for fence {fence} while the guard still read valid"),
                     )),
+                    Rec::LostUnheard { fence } => b.violations.push(Violation::new(
+                        "S8",
+                        e.t_us,
+                        format!("{node}: the guard of fence {fence} reads lost, yet guard.lost() does not complete"),
+                    )),
                     Rec::OwnerExit {} | Rec::AppDown {} | Rec::LostSignal { .. } => {}
                 }
             } else if let Some(s) = e.server() {
@@ -1094,10 +1116,12 @@ mod tests {
             at(100, 0, Ev::Core(held(100))),
             at(900, 0, Rec::LostSignal { fence: 100, lost: false }),
             at(1_900, 0, Rec::LostSignal { fence: 100, lost: true }),
+            at(2_000, 0, Rec::LostUnheard { fence: 100 }),
         ];
         let v: Vec<_> =
             Beliefs::from(&events, 5_000_000).violations.into_iter().filter(|v| v.invariant == "S8").collect();
-        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!(v[1].t_us, 2_000_000);
         assert_eq!(v[0].t_us, 900_000);
         assert!(v[0].detail.contains("guard.lost() completed for fence 100"), "{}", v[0].detail);
     }
