@@ -468,7 +468,7 @@ pub fn completer_stops_heard<E: Entry>(
 }
 
 /// The instant at which `len_us` of running time (outside `holes`) has passed since `start`.
-fn reach(start: u64, len_us: u64, holes: &[Span]) -> u64 {
+pub fn reach(start: u64, len_us: u64, holes: &[Span]) -> u64 {
     let mut holes: Vec<Span> = holes.iter().copied().filter(|h| h.end > start).collect();
     holes.sort_by_key(|h| h.start);
     let (mut cursor, mut left) = (start, len_us);

@@ -292,6 +292,11 @@ pub enum Mutant {
     /// after a release, a refused renewal or a stop, until the deadline the grant had (blind-spot
     /// hunt, round 5, lease #22: the scenario's work also polled `is_lost()`, which masked it).
     MC50,
+    /// A lease owner whose wait between steps (the next poll for a free lease, the next renewal,
+    /// a retry's backoff) does not listen for the stop: a stop waits for the wait to end, up to
+    /// a poll interval or a renewal interval, and the grant is released that much later
+    /// (blind-spot hunt, round 5, lease #19: nothing judged when the owner heard its stop).
+    MC51,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

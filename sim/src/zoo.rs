@@ -411,6 +411,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC51,
+        lineage: "checker proof (blind-spot hunt, round 5, lease #19): a lease owner's wait between steps does not listen for the stop; the stop and the release wait for it",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -171,6 +171,7 @@ impl<S: Store> Driver<S> {
         loop {
             if !shutting_down && self.shutdown.is_cancelled() {
                 shutting_down = true;
+                observe::emit(LeaseEvent::Stopping { lease: (&name).into(), owner: (&owner).into() });
                 m.on_shutdown();
             }
             // One reading of the local clock per turn (and one after each store call): the
@@ -250,7 +251,9 @@ impl<S: Store> Driver<S> {
                             owner: (&owner).into(),
                             fence: *fence,
                         }),
-                        Ok(Renew::NotHolder) => {}
+                        Ok(Renew::NotHolder) => {
+                            observe::emit(LeaseEvent::RenewRefused { lease: (&name).into(), owner: (&owner).into() })
+                        }
                         Err(e) => {
                             observe::emit(LeaseEvent::RenewFailed {
                                 lease: (&name).into(),
@@ -321,10 +324,12 @@ impl<S: Store> Driver<S> {
                     self.publish(s);
                 }
                 Step::Wait { until: at } => {
+                    // MC51: the wait sleeps through a stop; the owner hears it when the wait ends.
+                    let hear_stop = !shutting_down && !mutants::active(Mutant::MC51);
                     tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(at) => {}
-                        _ = &mut cancelled, if !shutting_down => {}
+                        _ = &mut cancelled, if hear_stop => {}
                         (fence, r) = work_ended(&mut work) => {
                             observe::emit(LeaseEvent::WorkEnded {
                                 lease: (&name).into(),
@@ -459,10 +464,15 @@ impl<S: Store> Driver<S> {
         } else {
             until(&*self.clock, deadline, "lease_release", self.store.lease_release(&self.cfg.name, token)).await
         };
-        if let Err(e) = r {
+        if let Err(e) = &r {
             // Best effort: the key expires by its TTL anyway.
             warn!(target: "keel::lease", lease = %self.cfg.name, error = %e, "release failed; the grant will expire by its TTL");
         }
+        observe::emit(LeaseEvent::ReleaseEnded {
+            lease: (&self.cfg.name).into(),
+            owner: (&self.cfg.owner).into(),
+            released: r.unwrap_or(false),
+        });
     }
 
     fn spawn_zombie(&self, token: String) -> tokio::task::JoinHandle<()> {

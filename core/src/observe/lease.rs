@@ -46,6 +46,14 @@ events! {
         Lost { lease: Text<'a>, owner: Text<'a>, fence: u64, reason: LostReason } = "lost",
         /// The owner released its grant (shutdown).
         Released { lease: Text<'a>, owner: Text<'a> } = "released",
+        /// A renewal was refused: the store holds no grant of this owner's token.
+        RenewRefused { lease: Text<'a>, owner: Text<'a> } = "renew_refused",
+        /// A release ended: `released` when the store removed this owner's grant (else it was
+        /// not the holder any more, or the call failed and the grant expires by its TTL).
+        ReleaseEnded { lease: Text<'a>, owner: Text<'a>, released: bool } = "release_ended",
+        /// The owner heard its stop (its token or its parent's was cancelled) and begins to shut
+        /// down: stop the work, release. At the request, or once a renewal in flight ended.
+        Stopping { lease: Text<'a>, owner: Text<'a> } = "stopping",
     }
 }
 
@@ -118,6 +126,15 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         }
         E::Released { lease, owner } => {
             info!(target: T, lease = %lease, owner = %owner, kind = "released", "lease released")
+        }
+        E::RenewRefused { lease, owner } => {
+            info!(target: T, lease = %lease, owner = %owner, kind = "renew_refused", "renewal refused: the store holds no grant of ours")
+        }
+        E::ReleaseEnded { lease, owner, released } => {
+            debug!(target: T, lease = %lease, owner = %owner, released, kind = "release_ended", "release ended")
+        }
+        E::Stopping { lease, owner } => {
+            debug!(target: T, lease = %lease, owner = %owner, kind = "stopping", "lease owner stopping")
         }
     }
 }

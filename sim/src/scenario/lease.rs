@@ -152,6 +152,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC32,
     Mutant::MC33,
     Mutant::MC50,
+    Mutant::MC51,
 ];
 
 impl LeaseScenario {
@@ -235,6 +236,8 @@ impl LeaseScenario {
         v.extend(s9_writes_within_grant(run, &excused));
         v.extend(self.belief_after_freeze(run, &excused));
         v.extend(releases_name_their_grant(events));
+        // The longest step a stop does not cut: stopping the work (`work_stop_timeout`, the TTL).
+        v.extend(stops_heard(run, self.ttl_ms * 1000));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -540,6 +543,101 @@ fn grant_spans(events: &[Event]) -> BTreeMap<u64, Vec<Span>> {
         }
     }
     valid
+}
+
+/// How soon a lease owner that is not renewing hears its node's graceful stop, in simulated
+/// time. keel's owner hears it at the request's instant (every wait and every other store call
+/// listens for it); a wait that sleeps through it (MC51) is late by up to a poll interval.
+const STOP_HEARD_SLACK_US: u64 = 2_000;
+
+/// S10: a lease owner hears its node's graceful stop (its parent token, cancelled by the
+/// nemesis) at once, or once the step it had in flight that a stop does not cut ended (a
+/// renewal, a release after a loss, stopping the work after a loss): its `stopping` comes within
+/// [`STOP_HEARD_SLACK_US`] of running time of the node's `node_stop`, or of the first end of
+/// such a step after it (`renewed`, `renew_failed`, `renew_refused`, `release_ended`,
+/// `work_stopped`), frozen time not counted. Judged only for an
+/// owner that had started (a lease event of this life before the stop); a crash or a restart
+/// ends the wait (judged only if the step in flight had ended), and one still open when the run
+/// ends is judged there (no such step outlives `longest_step_us`). A stop heard late
+/// releases the grant late, and a stop bounded by the owner's supervisor runs out.
+fn stops_heard(run: &RunView<'_>, longest_step_us: u64) -> Vec<Violation> {
+    struct Open {
+        asked: u64,
+        due: u64,
+        step_ended: bool,
+    }
+    let mut started: BTreeSet<Who> = BTreeSet::new();
+    let mut open: BTreeMap<Who, Open> = BTreeMap::new();
+    let mut heard: BTreeSet<Who> = BTreeSet::new();
+    let mut v = Vec::new();
+    let frozen = |n: Who| -> Vec<Span> { run.timeline.frozen(n).collect() };
+    let due = |t: u64, n: Who| keel_checks::reach(t, STOP_HEARD_SLACK_US, &frozen(n));
+    let late = |v: &mut Vec<Violation>, n: Who, o: &Open| {
+        v.push(Violation::new(
+            "S10",
+            o.due,
+            format!(
+                "{n}: stop requested at {:.3}s, the lease owner not stopping within {} µs of it (or of the end of the step then in flight): the owner does not hear its stop",
+                o.asked as f64 / 1e6,
+                STOP_HEARD_SLACK_US
+            ),
+        ));
+    };
+    for e in run.events {
+        let n = e.node;
+        match (e.world(), e.lease()) {
+            (Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}), _) => {
+                // Killed before hearing it: late only if the step in flight is known to have
+                // ended (a renewal cut by the kill says nothing).
+                if let Some(o) = open.remove(&n)
+                    && o.step_ended
+                    && e.t_us > o.due
+                {
+                    late(&mut v, n, &o);
+                }
+                started.remove(&n);
+                heard.remove(&n);
+            }
+            (Some(WorldEv::NodeStop {}), _) if started.contains(&n) && !heard.contains(&n) => {
+                open.insert(n, Open { asked: e.t_us, due: due(e.t_us, n), step_ended: false });
+            }
+            (_, Some(LeaseEvent::Stopping { .. })) => {
+                if let Some(o) = open.remove(&n)
+                    && e.t_us > o.due
+                {
+                    late(&mut v, n, &o);
+                }
+                heard.insert(n);
+            }
+            (
+                _,
+                Some(
+                    LeaseEvent::Renewed { .. }
+                    | LeaseEvent::RenewFailed { .. }
+                    | LeaseEvent::RenewRefused { .. }
+                    | LeaseEvent::ReleaseEnded { .. }
+                    | LeaseEvent::WorkStopped { .. },
+                ),
+            ) => {
+                started.insert(n);
+                if let Some(o) = open.get_mut(&n).filter(|o| !o.step_ended) {
+                    o.step_ended = true;
+                    o.due = o.due.max(due(e.t_us, n));
+                }
+            }
+            (_, Some(_)) => {
+                started.insert(n);
+            }
+            _ => {}
+        }
+    }
+    // Still unheard at the end: no step runs longer.
+    for (n, o) in &open {
+        if run.end_us > o.due.max(keel_checks::reach(o.asked, longest_step_us + STOP_HEARD_SLACK_US, &frozen(*n))) {
+            late(&mut v, *n, o);
+        }
+    }
+    v
 }
 
 /// S7: a graceful stop releases the grant it held. When a node's owner ends its belief in fence
@@ -864,6 +962,37 @@ mod tests {
 
     fn held(fence: u64) -> keel::observe::Event<'static> {
         keel::observe::Event::Lease(LeaseEvent::Held { lease: "leader".into(), owner: "x".into(), fence }.to_static())
+    }
+
+    fn lease_ev(e: LeaseEvent<'_>) -> Ev {
+        Ev::Core(keel::observe::Event::Lease(e.to_static()))
+    }
+
+    /// S10: the owner hears a stop at once, or once the step then in flight that a stop does
+    /// not cut ended (MC51: the wait between steps sleeps through it).
+    #[test]
+    fn a_stop_heard_late_fires_s10() {
+        let s10 = |tail: &[Event]| {
+            let mut events = vec![at(0, 0, WorldEv::NodeStart {}), at(100, 0, Ev::Core(held(100)))];
+            events.extend_from_slice(tail);
+            let plan = FaultPlan { seed: 0, profile: Profile::Calm, enabled: vec![], heal_at_ms: 0, events: vec![] };
+            let timeline = Timeline::derive(&events, 5_000_000);
+            let run = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us: 0, end_us: 5_000_000 };
+            stops_heard(&run, 1_000_000)
+        };
+        let stop = at(1_000, 0, WorldEv::NodeStop {});
+        let stopping = |t| at(t, 0, lease_ev(LeaseEvent::Stopping { lease: "leader".into(), owner: "x".into() }));
+        let renewed =
+            at(1_040, 0, lease_ev(LeaseEvent::Renewed { lease: "leader".into(), owner: "x".into(), fence: 100 }));
+        assert!(s10(&[stop.clone(), stopping(1_001)]).is_empty());
+        assert!(s10(&[stop.clone(), renewed.clone(), stopping(1_041)]).is_empty(), "after the renewal in flight");
+        let v = s10(&[stop.clone(), stopping(1_050)]);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "S10", 1_002_000), "{v:?}");
+        assert_eq!(s10(&[stop.clone(), renewed, stopping(1_060)]).len(), 1, "late after the renewal too");
+        // Killed before hearing it with no step known to have ended: not judged. Never heard: judged
+        // at the end of the run.
+        assert!(s10(&[stop.clone(), at(1_100, 0, WorldEv::NodeCrash {})]).is_empty());
+        assert_eq!(s10(&[stop]).len(), 1);
     }
 
     /// n0 holds, is frozen, is killed while frozen, restarts and holds again while n1 (wrongly)
