@@ -560,6 +560,83 @@ pub fn completer_flushes_report_retries<E: Entry>(events: &[E]) -> Vec<Violation
     v
 }
 
+/// V12: a drain gives a batch up only when its next retry could not start inside the stop's
+/// bound. keel retries a failed write during the drain with the run's backoff (at most
+/// `retry_max`, carried in `DrainStarted`) and gives the batch up, reporting it unflushed, only
+/// once the next retry would begin at or past the deadline: so no earlier than `bound −
+/// retry_max` of local time after the drain began. Judged where a give-up shows: the run's
+/// channel closes (`EventsClosed` with `unflushed` > 0, no `StopDeadline`) at the instant of its
+/// last failed write. `fastest` is the fastest rate of a node's clock the history allows (a
+/// fast clock reaches the deadline sooner in the history's time); `jumped(node, from, to)`
+/// excuses a run whose node's clock jumped meanwhile; `slack_us` is the scheduling slack. One
+/// that gives a batch up at its first failed write (blind-spot hunt, round 5, completer #14)
+/// loses completions to a store blip with most of the bound left.
+pub fn completer_drains_retry<E: Entry>(
+    events: &[E],
+    fastest: f64,
+    slack_us: u64,
+    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+) -> Vec<Violation> {
+    struct Drain {
+        began: u64,
+        bound_ms: u64,
+        retry_max_ms: u64,
+        deadline_hit: bool,
+        last_failure: Option<u64>,
+    }
+    let mut drains: BTreeMap<(E::Node, &str, u64), Drain> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::DrainStarted { completer, run, bound_ms, retry_max_ms, .. }), _) => {
+                let d = Drain {
+                    began: t,
+                    bound_ms: *bound_ms,
+                    retry_max_ms: *retry_max_ms,
+                    deadline_hit: false,
+                    last_failure: None,
+                };
+                drains.insert((node.clone(), plain(completer), *run), d);
+            }
+            (Some(CompleterEvent::StopDeadline { completer, run, .. }), _) => {
+                if let Some(d) = drains.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.deadline_hit = true;
+                }
+            }
+            (Some(CompleterEvent::FlushFailed { completer, run, .. }), _) => {
+                if let Some(d) = drains.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.last_failure = Some(t);
+                }
+            }
+            (Some(CompleterEvent::EventsClosed { completer, run, unflushed, .. }), _) => {
+                let Some(d) = drains.remove(&(node.clone(), plain(completer), *run)) else { continue };
+                if *unflushed == 0 || d.deadline_hit || d.last_failure != Some(t) || jumped(node, d.began, t) {
+                    continue;
+                }
+                let earliest_ms = d.bound_ms.saturating_sub(d.retry_max_ms) as f64 / fastest.max(1.0);
+                let earliest = d.began + (earliest_ms * 1000.0) as u64;
+                if t + slack_us < earliest && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V12",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: the drain gave up {unflushed} completions at a failed write {:.3}s after it began, with a bound of {} ms and retries of at most {} ms: the next retry could have run",
+                            plain(completer),
+                            (t - d.began) as f64 / 1e6,
+                            d.bound_ms,
+                            d.retry_max_ms
+                        ),
+                    ));
+                }
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => drains.retain(|k, _| &k.0 != node),
+            _ => {}
+        }
+    }
+    v
+}
+
 /// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what
 /// its readers saw: `read` names the reads a workload recorded, as (map, revision)) never goes
 /// back within a node's life, except by a resync after the store lost its data. R3 at the
@@ -956,12 +1033,60 @@ mod tests {
         assert_eq!(completer_flushes_report_retries(&[failed(1), restart, flushed(3, true)]).len(), 1);
     }
 
+    /// V12: a drain of bound 600 ms with retries of at most 200 ms gives a batch up no earlier
+    /// than 400 ms after it began (MC52 gives up at the first failed write).
+    #[test]
+    fn a_drain_that_gives_up_with_room_for_a_retry_fires_v12() {
+        use keel::Outcome;
+        use keel::observe::CompleterEvent as C;
+        let began = || {
+            sm(
+                0,
+                "a",
+                C::DrainStarted {
+                    completer: "c".into(),
+                    run: 1,
+                    pending: 1,
+                    producers: 0,
+                    bound_ms: 600,
+                    retry_max_ms: 200,
+                },
+            )
+        };
+        let failed = |t| {
+            let e =
+                C::FlushFailed { completer: "c".into(), run: 1, n: 2, error: "x".into(), outcome: Outcome::Unknown };
+            sm(t, "a", e)
+        };
+        let closed = |t, unflushed| {
+            sm(t, "a", C::EventsClosed { completer: "c".into(), run: 1, unflushed, undelivered: 0, producers_left: 0 })
+        };
+        let judge = |h: &[E], fastest: f64| completer_drains_retry(h, fastest, 2_000, |_, _, _| false);
+        // Given up 450 ms in: the next retry (≤ 200 ms) would pass the bound.
+        assert!(judge(&[began(), failed(450_000), closed(450_000, 2)], 1.0).is_empty());
+        // Given up 10 ms in: V12 at the close.
+        let v = judge(&[began(), failed(10_000), closed(10_000, 2)], 1.0);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V12", 10_000), "{v:?}");
+        // A clock 1.5× fast reaches its deadline sooner: 300 ms in is in time.
+        assert!(judge(&[began(), failed(300_000), closed(300_000, 2)], 1.5).is_empty());
+        // Nothing unflushed, or closed later than the failure (a retry ran), or past the deadline.
+        assert!(judge(&[began(), failed(10_000), closed(10_000, 0)], 1.0).is_empty());
+        assert!(judge(&[began(), failed(10_000), closed(30_000, 2)], 1.0).is_empty());
+        let deadline = sm(10_000, "a", C::StopDeadline { completer: "c".into(), run: 1, producers: 0, pending: 2 });
+        assert!(judge(&[began(), failed(10_000), deadline, closed(10_000, 2)], 1.0).is_empty());
+    }
+
     #[test]
     fn a_completer_drain_closes_its_channel_within_its_bound() {
         use keel::observe::CompleterEvent as C;
         let none = |_: &&str| Vec::new();
-        let began =
-            |t, run| sm(t, "a", C::DrainStarted { completer: "c".into(), run, pending: 1, producers: 0, bound_ms: 1 });
+        let began = |t, run| {
+            sm(
+                t,
+                "a",
+                C::DrainStarted { completer: "c".into(), run, pending: 1, producers: 0, bound_ms: 1, retry_max_ms: 0 },
+            )
+        };
         let closed = |t, run| {
             sm(t, "a", C::EventsClosed { completer: "c".into(), run, unflushed: 0, undelivered: 0, producers_left: 0 })
         };
@@ -998,8 +1123,19 @@ mod tests {
         use keel::observe::CompleterEvent as C;
         let c = |t, e| sm(t, "a", e);
         let asked = |t| c(t, C::StopRequested { completer: "c".into(), run: 1, bound_ms: 600 });
-        let drain =
-            |t| c(t, C::DrainStarted { completer: "c".into(), run: 1, pending: 0, producers: 0, bound_ms: 600 });
+        let drain = |t| {
+            c(
+                t,
+                C::DrainStarted {
+                    completer: "c".into(),
+                    run: 1,
+                    pending: 0,
+                    producers: 0,
+                    bound_ms: 600,
+                    retry_max_ms: 0,
+                },
+            )
+        };
         let flushed =
             |t| c(t, C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 7, retried: false, took_us: 0 });
         let failed = |t| {
@@ -1036,7 +1172,10 @@ mod tests {
         assert!(heard(&[asked(10_000), crash()]).is_empty());
         assert!(heard(&[asked(10_000)]).is_empty());
         assert!(heard(&[drain(5_000), asked(10_000), flushed(20_000)]).is_empty());
-        let other = c(11_000, C::DrainStarted { completer: "c".into(), run: 2, pending: 0, producers: 0, bound_ms: 1 });
+        let other = c(
+            11_000,
+            C::DrainStarted { completer: "c".into(), run: 2, pending: 0, producers: 0, bound_ms: 1, retry_max_ms: 0 },
+        );
         assert_eq!(heard(&[asked(10_000), other, drain(50_000)]).len(), 1);
         // Frozen time is not counted.
         let frozen = |_: &&str| vec![Span { start: 11_000, end: 60_000 }];
@@ -1047,7 +1186,19 @@ mod tests {
     fn a_stop_that_loses_queued_completions_silently_fires_v3() {
         use keel::observe::CompleterEvent as C;
         let c = |t, e| sm(t, "a", e);
-        let drain = |t| c(t, C::DrainStarted { completer: "c".into(), run: 1, pending: 0, producers: 0, bound_ms: 1 });
+        let drain = |t| {
+            c(
+                t,
+                C::DrainStarted {
+                    completer: "c".into(),
+                    run: 1,
+                    pending: 0,
+                    producers: 0,
+                    bound_ms: 1,
+                    retry_max_ms: 0,
+                },
+            )
+        };
         let deadline = |t, pending| c(t, C::StopDeadline { completer: "c".into(), run: 1, producers: 0, pending });
         let closed = |t, unflushed| {
             c(t, C::EventsClosed { completer: "c".into(), run: 1, unflushed, undelivered: 0, producers_left: 0 })

@@ -297,6 +297,11 @@ pub enum Mutant {
     /// a poll interval or a renewal interval, and the grant is released that much later
     /// (blind-spot hunt, round 5, lease #19: nothing judged when the owner heard its stop).
     MC51,
+    /// A completer drain that gives a batch up at its first failed write: a store blip during a
+    /// stop reports the batch unflushed with most of the stop's bound left, where keel retries
+    /// it until the next retry could not start inside the bound (blind-spot hunt, round 5,
+    /// completer #14: V3 excuses completions unflushed when the store failed during the drain).
+    MC52,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

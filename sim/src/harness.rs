@@ -824,6 +824,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             v.extend(crate::keel_rules::completer_drains(view));
             v.extend(crate::keel_rules::subscription_stops(view));
             v.extend(crate::keel_rules::completer_drains_bounded(view));
+            v.extend(crate::keel_rules::completer_drains_retry(view));
             v.extend(keel_checks::completer_flushes_report_retries(view.events));
             v.extend(crate::keel_rules::completer_stops_heard(view));
             v.extend(crate::keel_rules::group_stops(view));

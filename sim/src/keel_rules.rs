@@ -11,7 +11,7 @@ use std::time::Duration;
 use keel::observe::{PoolEvent, RmapEvent};
 
 use crate::check::Violation;
-use crate::history::{Event, ServerEv, Who};
+use crate::history::{Event, ServerEv, Who, WorldEv};
 use crate::scenario::RunView;
 use crate::timeline::Timeline;
 
@@ -184,6 +184,23 @@ pub fn completer_drains_bounded(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::completer_drains_bounded(run.events, run.end_us, slowest, SUBSCRIPTION_STOP_SLACK_US, |n| {
         run.timeline.frozen(*n).collect()
     })
+}
+
+/// V12: a drain gives a batch up only when its next retry could not start inside the stop's
+/// bound ([`keel_checks::completer_drains_retry`]): judged against the fastest in-bound clock of
+/// the plan, a run whose node's clock jumped during its drain excused, as is every run of a plan
+/// with clocks beyond their bound.
+pub fn completer_drains_retry(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let fastest = clock_rates(run).fold(1.0f64, f64::max);
+    let jumped = |n: &Who, from: u64, to: u64| {
+        run.events.iter().any(|e| {
+            e.node == *n && (from..=to).contains(&e.t_us) && matches!(e.world(), Some(WorldEv::ClockJump { .. }))
+        })
+    };
+    keel_checks::completer_drains_retry(run.events, fastest, COMPLETER_STOP_HEARD_SLACK_US, jumped)
 }
 
 /// V10: a completer run's drain begins at its stop request, or once the store write it had in

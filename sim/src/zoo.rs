@@ -417,6 +417,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC52,
+        lineage: "checker proof (blind-spot hunt, round 5, completer #14): a drain gives a batch up at its first failed write, with most of the stop's bound left",
+        scenario: "completer",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -163,6 +163,7 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
     v.extend(keel_sim::keel_rules::completer_drains(&view));
     v.extend(keel_sim::keel_rules::subscription_stops(&view));
     v.extend(keel_sim::keel_rules::completer_drains_bounded(&view));
+    v.extend(keel_sim::keel_rules::completer_drains_retry(&view));
     v.extend(keel_checks::completer_flushes_report_retries(&out.events));
     v.extend(keel_sim::keel_rules::completer_stops_heard(&view));
     v.extend(keel_sim::keel_rules::group_stops(&view));
@@ -272,6 +273,8 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC48: a flush's success does not reset the retry backoff, so every later batch of the run
     // is reported retried (V11: only after a failed write since the last written batch).
     assert!(caught_by_free_rules_within("completer", Mutant::MC48, "V11", 30).is_some(), "MC48 breaks V11");
+    // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).
+    assert!(caught_by_free_rules("completer", Mutant::MC52, "V12").is_some(), "MC52 breaks V12");
 }
 
 #[test]

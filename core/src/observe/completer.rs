@@ -16,7 +16,7 @@ events! {
         StopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "stop_requested",
         /// A stop was requested: the run drains `pending` completions of `producers` producers,
         /// for at most its configured stop bound `bound_ms`.
-        DrainStarted { completer: Text<'a>, run: u64, pending: usize, producers: usize, bound_ms: u64 } = "drain_started",
+        DrainStarted { completer: Text<'a>, run: u64, pending: usize, producers: usize, bound_ms: u64, retry_max_ms: u64 } = "drain_started",
         /// The stop bound was reached before the drain finished.
         StopDeadline { completer: Text<'a>, run: u64, producers: usize, pending: usize } = "stop_deadline",
         /// The run closed its event channel, with what its stop report says was lost.
@@ -65,8 +65,8 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::StopRequested { completer, run, bound_ms } => {
             info!(target: T, completer = %completer, run, bound_ms, kind = "stop_requested", "completer stop requested")
         }
-        E::DrainStarted { completer, run, pending, producers, bound_ms } => {
-            info!(target: T, completer = %completer, run, pending, producers, bound_ms, kind = "drain_started", "stop requested: draining")
+        E::DrainStarted { completer, run, pending, producers, bound_ms, retry_max_ms } => {
+            info!(target: T, completer = %completer, run, pending, producers, bound_ms, retry_max_ms, kind = "drain_started", "stop requested: draining")
         }
         E::StopDeadline { completer, run, producers, pending } => {
             warn!(target: T, completer = %completer, run, producers, pending, kind = "stop_deadline", "stop bound reached before the drain finished")

@@ -518,6 +518,7 @@ impl CompleterScenario {
         let mut v = crate::keel_rules::subscription_stops(run);
         // V4 for each completer run: its drain closes within its stop bound.
         v.extend(crate::keel_rules::completer_drains_bounded(run));
+        v.extend(crate::keel_rules::completer_drains_retry(run));
         // V11: a batch is reported retried only after a failed write since the last one.
         v.extend(keel_checks::completer_flushes_report_retries(run.events));
         // V3/V4 as a user's run gets them (shared with the chaos lane): among them, a stop whose
@@ -657,6 +658,7 @@ impl CompleterScenario {
             Mutant::MC41,
             Mutant::MC47,
             Mutant::MC48,
+            Mutant::MC52,
         ]
     }
 }
@@ -1066,8 +1068,14 @@ mod tests {
         assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V7", 90_000), "{v:?}");
         // Once the drain began, a batch given up at the bound makes room unwritten: not judged.
         let mut draining = h.clone();
-        let drain =
-            CompleterEvent::DrainStarted { completer: "jobs".into(), run: 1, pending: 16, producers: 0, bound_ms: 600 };
+        let drain = CompleterEvent::DrainStarted {
+            completer: "jobs".into(),
+            run: 1,
+            pending: 16,
+            producers: 0,
+            bound_ms: 600,
+            retry_max_ms: 0,
+        };
         draining.extend([core(50, drain), accepted(90, 9)]);
         assert!(v7(&draining).is_empty());
         // Another run, another node life, or the stress's completer counts on its own.

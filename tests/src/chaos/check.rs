@@ -475,6 +475,9 @@ fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeM
     }));
     // V11: a batch is reported retried only after a failed write since the last one.
     v.extend(keel_checks::completer_flushes_report_retries(views));
+    // V12: a drain gives a batch up only when its next retry could not start inside its bound
+    // (real clocks: rate 1, no jumps; the same scheduling slack as V10).
+    v.extend(keel_checks::completer_drains_retry(views, 1.0, COMPLETER_STOP_HEARD_SLACK_US, |_, _, _| false));
     // V10: a run's drain begins at its stop request (or once the store write in flight ended),
     // with a real machine's scheduling slack; SIGSTOPped time not counted.
     v.extend(keel_checks::completer_stops_heard(views, end_us, COMPLETER_STOP_HEARD_SLACK_US, |n| {
@@ -671,7 +674,7 @@ pub fn table(f: &Figures) -> String {
         ("completion events delivered", f.completions_delivered.to_string()),
         ("  accepted, never delivered (V3)", f.completions_undelivered.to_string()),
         ("completer stops clean", f.completer_stops_clean.to_string()),
-        ("completer V1-V4, V10, V11 violations", f.completer_violations.len().to_string()),
+        ("completer V1-V4, V10-V12 violations", f.completer_violations.len().to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
         ("hung stops", f.hung_stops.to_string()),
@@ -980,8 +983,19 @@ mod tests {
     fn completer_v1_to_v4_and_undelivered_completions_fire() {
         use keel::observe::CompleterEvent as C;
         let keel = |t, e: C<'static>| l(t, "c", Ev::Keel(K::Completer(e)));
-        let drain =
-            |t| keel(t, C::DrainStarted { completer: "x".into(), run: 1, pending: 0, producers: 2, bound_ms: 5000 });
+        let drain = |t| {
+            keel(
+                t,
+                C::DrainStarted {
+                    completer: "x".into(),
+                    run: 1,
+                    pending: 0,
+                    producers: 2,
+                    bound_ms: 5000,
+                    retry_max_ms: 0,
+                },
+            )
+        };
         let closed = |t, producers_left| {
             keel(t, C::EventsClosed { completer: "x".into(), run: 1, unflushed: 0, undelivered: 0, producers_left })
         };
