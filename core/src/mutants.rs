@@ -302,6 +302,11 @@ pub enum Mutant {
     /// it until the next retry could not start inside the bound (blind-spot hunt, round 5,
     /// completer #14: V3 excuses completions unflushed when the store failed during the drain).
     MC52,
+    /// A lease owner whose stop, cutting an acquire whose outcome it did not learn, does not
+    /// release its token: the acquire may have landed, and the grant then blocks every other
+    /// node for a TTL after a graceful stop, as after a crash (blind-spot hunt, round 5, lease
+    /// #3: S7 judged only the grants the owner had published).
+    MC53,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

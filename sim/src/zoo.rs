@@ -423,6 +423,12 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC53,
+        lineage: "checker proof (blind-spot hunt, round 5, lease #3): a stop that cuts an acquire of unknown outcome does not release its token; a landed grant blocks the others for a TTL",
+        scenario: "lease",
+        budget: 300,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

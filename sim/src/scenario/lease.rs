@@ -153,6 +153,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC33,
     Mutant::MC50,
     Mutant::MC51,
+    Mutant::MC53,
 ];
 
 impl LeaseScenario {
@@ -236,6 +237,7 @@ impl LeaseScenario {
         v.extend(s9_writes_within_grant(run, &excused));
         v.extend(self.belief_after_freeze(run, &excused));
         v.extend(releases_name_their_grant(events));
+        v.extend(stop_leaves_no_grant(events));
         // The longest step a stop does not cut: stopping the work (`work_stop_timeout`, the TTL).
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
@@ -640,6 +642,85 @@ fn stops_heard(run: &RunView<'_>, longest_step_us: u64) -> Vec<Violation> {
     v
 }
 
+/// S7, for grants the owner never learned of: a graceful stop leaves no grant of its own at the
+/// store. A stop that cuts an acquire whose outcome is unknown (the reply lost or slow) must
+/// release the token too, since the acquire may have landed: else the grant blocks every other
+/// node for a TTL, as after a crash. Judged when the owner exits after its node's graceful stop
+/// (`owner_exit`): the store's last grant or renewal to that node in this life (`grant`,
+/// `renewal` with their validity) is still live and was not released (`released`), deleted
+/// (`foreign_delete`) or succeeded by a grant to another node, and the owner sent no release
+/// since the stop (`release_ended`: one that failed, the store refusing, is best effort). Any
+/// store crash or restart since the grant forgets it (the grant may be gone with the data, or a
+/// roll-back may bring back what was released).
+fn stop_leaves_no_grant(events: &[Event]) -> Vec<Violation> {
+    struct Live<'a> {
+        fence: u64,
+        token: &'a str,
+        granted_us: u64,
+        until_us: u64,
+    }
+    let mut live: BTreeMap<Who, Live<'_>> = BTreeMap::new();
+    let mut life_start: BTreeMap<Who, u64> = BTreeMap::new();
+    // Nodes stopping gracefully → whether their owner has sent a release since.
+    let mut released_since_stop: BTreeMap<Who, bool> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let n = e.node;
+        match (e.server(), e.world(), rec(e)) {
+            (Some(ServerEv::StoreUp { .. }), _, _) | (_, Some(WorldEv::StoreCrash { .. }), _) => live.clear(),
+            (Some(ServerEv::Grant { token, fence, valid_ms, to, .. }), _, _) => {
+                live.retain(|node, _| node == to);
+                if life_start.get(to).is_some_and(|s| *s <= e.t_us) {
+                    live.insert(
+                        *to,
+                        Live { fence: *fence, token, granted_us: e.t_us, until_us: e.t_us + valid_ms * 1000 },
+                    );
+                }
+            }
+            (Some(ServerEv::Renewal { fence, valid_ms, to, .. }), _, _) => {
+                if let Some(l) = live.get_mut(to).filter(|l| l.fence == *fence) {
+                    l.until_us = e.t_us + valid_ms * 1000;
+                }
+            }
+            (Some(ServerEv::Released { fence, .. } | ServerEv::ForeignDelete { fence, .. }), _, _) => {
+                live.retain(|_, l| l.fence != *fence);
+            }
+            (_, Some(WorldEv::NodeStart {}), _) => {
+                life_start.insert(n, e.t_us);
+                released_since_stop.remove(&n);
+            }
+            (_, Some(WorldEv::NodeStop {}), _) => {
+                released_since_stop.insert(n, false);
+            }
+            (_, _, _) if matches!(e.lease(), Some(LeaseEvent::ReleaseEnded { .. })) => {
+                if let Some(r) = released_since_stop.get_mut(&n) {
+                    *r = true;
+                }
+            }
+            (_, _, Some(Rec::OwnerExit {})) => {
+                // A release sent and failed (the store refusing) leaves the grant to its TTL:
+                // best effort, nothing more to do.
+                let tried = released_since_stop.get(&n).copied().unwrap_or(true);
+                let this_life = |l: &&Live<'_>| life_start.get(&n).is_some_and(|s| *s <= l.granted_us);
+                if let Some(l) = live.get(&n).filter(|l| l.until_us > e.t_us && !tried).filter(this_life) {
+                    v.push(Violation::new(
+                        "S7",
+                        e.t_us,
+                        format!(
+                            "{n}'s owner stopped gracefully leaving its grant (token {}, fence {}) at the store until {:.3}s: a stop must release an acquire whose outcome it did not learn",
+                            l.token,
+                            l.fence,
+                            l.until_us as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// S7: a graceful stop releases the grant it held. When a node's owner ends its belief in fence
 /// `f` by `Released` (a shutdown while holding, not a loss), the release it then sends names
 /// `f`'s token: a release by that node that reaches the store and removes nothing while the
@@ -966,6 +1047,32 @@ mod tests {
 
     fn lease_ev(e: LeaseEvent<'_>) -> Ev {
         Ev::Core(keel::observe::Event::Lease(e.to_static()))
+    }
+
+    /// S7 for a grant the owner never learned of: a graceful stop that sent no release leaves the
+    /// grant to its TTL (MC53); one whose release was sent (and failed) is best effort.
+    #[test]
+    fn a_stop_that_forgets_a_landed_acquire_fires_s7() {
+        let store = |t_ms: u64, ev: ServerEv| Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() };
+        let exit = at(700, 0, Ev::App(super::AppEv::Lease(Rec::OwnerExit {})));
+        let ended = at(
+            650,
+            0,
+            lease_ev(LeaseEvent::ReleaseEnded { lease: "leader".into(), owner: "x".into(), released: false }),
+        );
+        let base = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), at(600, 0, WorldEv::NodeStop {})];
+        let judge = |tail: &[Event]| {
+            let mut h = base.clone();
+            h.extend_from_slice(tail);
+            stop_leaves_no_grant(&h)
+        };
+        let v = judge(std::slice::from_ref(&exit));
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "S7", 700_000), "{v:?}");
+        assert!(judge(&[ended, exit.clone()]).is_empty(), "a release was sent");
+        let released = store(650, ServerEv::Released { lease: LEASE.into(), fence: 100, by: Who::Node(0) });
+        assert!(judge(&[released, exit.clone()]).is_empty(), "released at the store");
+        assert!(judge(&[at(1_200, 0, Ev::App(super::AppEv::Lease(Rec::OwnerExit {})))]).is_empty(), "expired by then");
+        assert!(judge(&[store(650, ServerEv::StoreUp { now_ms: 650 }), exit]).is_empty(), "a store restart forgets");
     }
 
     /// S10: the owner hears a stop at once, or once the step then in flight that a stop does
