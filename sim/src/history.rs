@@ -161,6 +161,9 @@ events! {
         /// attempt's own tombstone: an earlier try landed (its reply was lost). P14: the
         /// worker must not be told its completion is stale.
         CompletionHeld { job: String, attempt: u64, worker: String, by: Who } = "completion_held",
+        /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
+        /// cleaner released a lock it did not hold (P15).
+        ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",
     }
 }
 

@@ -71,6 +71,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     let events = run.events;
     let mut v = pool_picks::one_runner_per_attempt(events);
     v.extend(pool_picks::one_cleaner_per_lock(events));
+    v.extend(pool_picks::cleaners_release_their_own_lock(events));
     v.extend(pool_picks::assignments_to_live_workers(events));
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
     v.extend(worker_fence::worker_fence(run));

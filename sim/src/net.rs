@@ -190,6 +190,10 @@ pub struct ServerFaults {
     /// Highest fence each lease key has had (the server's own judgment; survives restarts and
     /// data loss, not a roll-back: see [`ServerFaults::rolled_back`]).
     max_fence: Mutex<BTreeMap<String, u64>>,
+    /// The node that wrote each pool cleanup lock's current value, (map, worker) → writer (the
+    /// server's own memory for P15; forgotten at every boot, since a restart may roll values
+    /// back).
+    lock_writers: Mutex<BTreeMap<(String, String), Who>>,
 }
 
 impl Default for ServerFaults {
@@ -202,6 +206,7 @@ impl Default for ServerFaults {
             reply_delay_ms: AtomicU64::new(0),
             node_latency: Mutex::new(BTreeMap::new()),
             max_fence: Mutex::new(BTreeMap::new()),
+            lock_writers: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -239,6 +244,7 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
             return;
         }
     };
+    faults.lock_writers.lock().unwrap_or_else(|p| p.into_inner()).clear();
     match store.time_ms().await {
         Ok(now_ms) => history.record(Who::Store, ServerEv::StoreUp { now_ms }),
         Err(e) => history.record(Who::Store, WorldEv::SimError { error: format!("store clock: {e}") }),
@@ -387,9 +393,17 @@ async fn apply(
         // every keep-alive write the store applied, with its store time (P3's mirror).
         Op::Write { map, key, write } => {
             let judge = RemovalJudge::write(store, &map, &key, &write).await;
+            let lock = is_pool_cleanup(&map).then(|| (map.clone(), key.clone(), write.clone()));
+            let before = match &lock {
+                Some(_) => store.map_get(&map, &key).await?.0,
+                None => None,
+            };
             let out = store.map_write(&map, &key, write).await?;
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
+            }
+            if let Some((map, key, write)) = lock.filter(|_| out.applied) {
+                lock_written(faults, history, node, map, key, &write, before);
             }
             if out.applied && is_pool_keepalive(&map) {
                 let (value, now_ms) = (out.value.clone(), store.time_ms().await?);
@@ -445,6 +459,41 @@ async fn apply(
 
 /// A pool's keep-alive map (`keel:pool:{pool}:keepalive`): its applied writes are recorded with
 /// the store time, so the pool's keep-alive rules judge what the store held, when.
+fn is_pool_cleanup(map: &str) -> bool {
+    map.starts_with("keel:pool:") && map.ends_with(":cleanup")
+}
+
+/// A write to a pool cleanup lock applied: remember its writer, and record a removal of a lock
+/// another node wrote (P15: a cleaner releases only its own lock).
+fn lock_written(
+    faults: &ServerFaults,
+    history: &History,
+    node: Who,
+    map: String,
+    worker: String,
+    write: &MapWrite,
+    before: Option<String>,
+) {
+    let mut writers = faults.lock_writers.lock().unwrap_or_else(|p| p.into_inner());
+    if node == Who::World {
+        // A request handled before its connection said whose it is: the writer is unknown.
+        writers.remove(&(map, worker));
+        return;
+    }
+    match write {
+        MapWrite::Delete | MapWrite::CompareAndDelete(_) => {
+            if let (Some(writer), Some(lock)) = (writers.remove(&(map, worker.clone())), before)
+                && writer != node
+            {
+                history.record(Who::Store, ServerEv::ForeignLockRemoved { worker, lock, writer, by: node });
+            }
+        }
+        _ => {
+            writers.insert((map, worker), node);
+        }
+    }
+}
+
 fn is_pool_keepalive(map: &str) -> bool {
     map.starts_with("keel:pool:") && map.ends_with(":keepalive")
 }

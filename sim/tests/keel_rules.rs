@@ -273,6 +273,8 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC48: a flush's success does not reset the retry backoff, so every later batch of the run
     // is reported retried (V11: only after a failed write since the last written batch).
     assert!(caught_by_free_rules_within("completer", Mutant::MC48, "V11", 30).is_some(), "MC48 breaks V11");
+    // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
+    assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).
     assert!(caught_by_free_rules("completer", Mutant::MC52, "V12").is_some(), "MC52 breaks V12");
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use keel::observe::{PoolEvent, Text};
 
 use crate::check::Violation;
-use crate::history::{Event, Who, plain};
+use crate::history::{Event, ServerEv, Who, plain};
 
 /// An assignment decision of the core: (job, worker, attempt, store time).
 pub(crate) fn assignment(e: &Event) -> Option<(&Text<'static>, &Text<'static>, u64, u64)> {
@@ -53,6 +53,31 @@ pub fn one_runner_per_attempt(events: &[Event]) -> Vec<Violation> {
                 }
             }
             _ => {}
+        }
+    }
+    v.truncate(20);
+    v
+}
+
+/// P15: a cleaner releases only its own cleanup lock. The store node records a removal of a lock
+/// value another node wrote (`foreign_lock_removed`): a release that does not compare (a plain
+/// delete) removes the lock of the cleaner that took over after ours expired, and a third cleaner
+/// can then lock the worker while the second still cleans it; a takeover by delete then
+/// set-if-absent (pulse's, MP9) removes the stale lock another node wrote, and two cleaners race
+/// for it. keel releases by compare-and-delete and takes a stale lock over by compare-and-set.
+/// Judged at the removal: MP9 fires it at pool seed 1, before P2 sees two takeovers (seed 6). A
+/// plain-delete release (blind-spot hunt, round 5, pool #5) reaches it only when the cleaner
+/// pauses between its lock-lifetime check and its release: not in 300 seeds, so no mutant of
+/// its own.
+pub fn cleaners_release_their_own_lock(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::ForeignLockRemoved { worker, lock, writer, by }) = e.server() {
+            v.push(Violation::new(
+                "P15",
+                e.t_us,
+                format!("{by} removed worker {worker}'s cleanup lock {lock:?}, which {writer} holds"),
+            ));
         }
     }
     v.truncate(20);
