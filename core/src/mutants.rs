@@ -307,6 +307,11 @@ pub enum Mutant {
     /// node for a TTL after a graceful stop, as after a crash (blind-spot hunt, round 5, lease
     /// #3: S7 judged only the grants the owner had published).
     MC53,
+    /// A sweep that re-dispatches a job whose pending deadline passed without excluding the
+    /// worker that did not acknowledge it: the least-loaded pick often names that worker again,
+    /// and a job assigned to an unresponsive worker goes back to it until it dies (blind-spot
+    /// hunt, round 6, #9).
+    MC54,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

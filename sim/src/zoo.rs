@@ -429,6 +429,12 @@ pub const ZOO: &[Entry] = &[
         budget: 300,
     },
     Entry {
+        mutant: Mutant::MC54,
+        lineage: "checker proof (blind-spot hunt, round 6, #9): a re-dispatch that does not exclude the worker that did not acknowledge the job, which often gets it back",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

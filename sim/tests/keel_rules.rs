@@ -273,6 +273,8 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC48: a flush's success does not reset the retry backoff, so every later batch of the run
     // is reported retried (V11: only after a failed write since the last written batch).
     assert!(caught_by_free_rules_within("completer", Mutant::MC48, "V11", 30).is_some(), "MC48 breaks V11");
+    // MC54: a re-dispatch that does not exclude the worker that did not ack (pool seed 1).
+    assert!(caught_by_free_rules("pool", Mutant::MC54, "P16").is_some(), "MC54 breaks P16");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

@@ -74,6 +74,8 @@ impl<S: Store> Core<S> {
                     let unacked = Pending::parse(&raw).map(|p| p.worker).unwrap_or_default();
                     let exclude =
                         if view.pick_worker(self.ttl_ms(), &unacked).is_some() { unacked } else { String::new() };
+                    // MC54: the worker that did not ack is not excluded.
+                    let exclude = if mutants::active(Mutant::MC54) { String::new() } else { exclude };
                     self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, MoveKind::Redispatched).await?;
                 } else {
                     let writes = vec![(pending_key(&job), None)];

@@ -409,6 +409,7 @@ impl PoolScenario {
             Mutant::MC38,
             Mutant::MC39,
             Mutant::MC46,
+            Mutant::MC54,
         ]
     }
 }

@@ -79,6 +79,51 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     let mut fences = early_fences(events, &held, ttl_ms);
     fences.truncate(20);
     v.extend(fences);
+    let mut moves = redispatches_move_on(events, &held, ttl_ms);
+    moves.truncate(20);
+    v.extend(moves);
+    v
+}
+
+/// P16: a job its worker did not acknowledge in time is re-dispatched to another worker when
+/// another is live: keel excludes the worker that let the pending deadline pass and gives the
+/// job back to it only when no other live, non-stopping worker is in its view. A sweep reads
+/// keep-alives and store time in two batches, so another worker counts as live only if every
+/// value the store held for it from half a TTL before the decision's store time up to it is a
+/// non-stopping keep-alive live at that time (the sweep's keep-alive read is then any of them).
+/// A re-dispatch back to the worker that did not ack, with such a worker there, fires at the
+/// move: the job goes back to an unresponsive worker, again and again until it dies (blind-spot
+/// hunt, round 6, #9).
+fn redispatches_move_on(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<Violation> {
+    let live_at = |v: &str, now: u64| {
+        decode::keepalive(v)
+            .is_some_and(|(ms, ttl, stopping)| !stopping && ms <= now && now - ms <= ttl.unwrap_or(ttl_ms))
+    };
+    let live_through = |writes: &[Write<'_>], since: u64, now: u64| {
+        let Some(start) = writes.iter().rposition(|(at, _, _)| *at < since) else { return false };
+        writes[start..].iter().take_while(|(at, _, _)| *at < now).all(|(_, v, _)| v.is_some_and(|v| live_at(v, now)))
+    };
+    let mut v = Vec::new();
+    for e in events {
+        let Some(PoolEvent::Moved { kind: MoveKind::Redispatched, job, from, worker, attempt, now_ms, .. }) = e.pool()
+        else {
+            continue;
+        };
+        let (w, now) = (plain(worker), *now_ms);
+        if w.is_empty() || w != plain(from) {
+            continue;
+        }
+        let since = now.saturating_sub(ttl_ms / 2);
+        if let Some((other, _)) = held.iter().find(|(x, writes)| **x != w && live_through(writes, since, now)) {
+            v.push(Violation::new(
+                "P16",
+                e.t_us,
+                format!(
+                    "{job} (attempt {attempt}) re-dispatched at store time {now} back to {w}, which did not acknowledge it, while {other} was live"
+                ),
+            ));
+        }
+    }
     v
 }
 
@@ -184,6 +229,43 @@ mod tests {
             now_ms,
         };
         pool(t_ms, ev)
+    }
+
+    /// P16: a re-dispatch back to the worker that did not ack, while another worker's keep-alive
+    /// was live through the half TTL before the decision (MC54); none when the other was not.
+    #[test]
+    fn a_redispatch_back_to_the_unacked_worker_fires_p16() {
+        let back = |now_ms: u64| {
+            let ev = PoolEvent::Moved {
+                kind: MoveKind::Redispatched,
+                job: "j".into(),
+                from: "a".into(),
+                worker: "a".into(),
+                cleaned: "".into(),
+                attempt: 2,
+                now_ms,
+            };
+            pool(now_ms, ev)
+        };
+        let judge = |h: &[Event]| redispatches_move_on(h, &held(h), 1_500);
+        // b beat at 1 000 and 1 400 (TTL 1 500): live through [1 250, 2 000).
+        let b = [written(1_000, "b", Some("1000|1500")), written(1_400, "b", Some("1400|1500"))];
+        let mut h = b.to_vec();
+        h.push(back(2_000));
+        let v = judge(&h);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "P16", 2_000_000), "{v:?}");
+        // Only a itself was live: the job may go back to it.
+        assert!(judge(&[written(1_000, "a", Some("1000|1500")), back(2_000)]).is_empty());
+        // b stopping, or fenced dead within the window, or first seen inside it: not counted.
+        let stopping = [written(1_000, "b", Some("1000|1500")), written(1_400, "b", Some("1400|1500|stopping"))];
+        let mut h = stopping.to_vec();
+        h.push(back(2_000));
+        assert!(judge(&h).is_empty(), "stopping");
+        let fenced = [written(1_000, "b", Some("1000|1500")), written(1_600, "b", Some("dead"))];
+        let mut h = fenced.to_vec();
+        h.push(back(2_000));
+        assert!(judge(&h).is_empty(), "fenced");
+        assert!(judge(&[written(1_700, "b", Some("1700|1500")), back(2_000)]).is_empty(), "new in the window");
     }
 
     #[test]
