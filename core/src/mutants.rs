@@ -312,6 +312,15 @@ pub enum Mutant {
     /// and a job assigned to an unresponsive worker goes back to it until it dies (blind-spot
     /// hunt, round 6, #9).
     MC54,
+    /// A sweep that re-dispatches a job whose pending deadline passed without its guard on the
+    /// pending entry it read: a worker whose ack lands between the sweep's read and the move has
+    /// its running job moved to another worker, which runs it again (blind-spot hunt, round 6,
+    /// #1: P2 saw the second run on 2 of 900 seeds, when both runs' completions met).
+    MC55,
+    /// A cleanup that takes the dead worker's jobs from the sweep's view rather than from a read
+    /// after its fence: a job given to the worker between that view and the fence is never
+    /// requeued, and waits for the orphan scan (blind-spot hunt, round 6, #12).
+    MC56,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

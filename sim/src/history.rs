@@ -164,6 +164,9 @@ events! {
         /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
         /// cleaner released a lock it did not hold (P15).
         ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",
+        /// Node `by` deleted dead worker `worker`'s keep-alive while `jobs` (their records
+        /// unchanged since the worker's fence) still named it (P18).
+        CleanupLeftJobs { worker: String, jobs: Vec<String>, by: Who } = "cleanup_left_jobs",
     }
 }
 

@@ -62,17 +62,19 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11, P12, P13 and P14. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
-        pool_drain, pool_keepalive, pool_owners, pool_picks, pool_stopping, pool_table, worker_fence,
+        pool_cleanup, pool_drain, pool_keepalive, pool_owners, pool_picks, pool_stopping, pool_table, worker_fence,
     };
     let events = run.events;
     let mut v = pool_picks::one_runner_per_attempt(events);
     v.extend(pool_picks::one_cleaner_per_lock(events));
     v.extend(pool_picks::cleaners_release_their_own_lock(events));
     v.extend(pool_picks::assignments_to_live_workers(events));
+    v.extend(pool_picks::redispatches_of_unacked_jobs(events));
+    v.extend(pool_cleanup::cleanups_requeue_fenced_jobs(events));
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
     v.extend(worker_fence::worker_fence(run));
     v.extend(pool_drain::pool_drain(run));

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use crate::clock::GlobalTime;
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, Lent, StoreOp, StoreRet};
+use crate::scenario::pool_cleanup;
 use crate::scenario::pool_owners::{self, RemovalJudge};
 use crate::world::lock;
 
@@ -194,6 +195,9 @@ pub struct ServerFaults {
     /// server's own memory for P15; forgotten at every boot, since a restart may roll values
     /// back).
     lock_writers: Mutex<BTreeMap<(String, String), Who>>,
+    /// The job records naming each fenced pool worker at its fence (P18; forgotten at every
+    /// boot, as `lock_writers`).
+    fences: pool_cleanup::Fences,
 }
 
 impl Default for ServerFaults {
@@ -207,6 +211,7 @@ impl Default for ServerFaults {
             node_latency: Mutex::new(BTreeMap::new()),
             max_fence: Mutex::new(BTreeMap::new()),
             lock_writers: Mutex::new(BTreeMap::new()),
+            fences: pool_cleanup::Fences::default(),
         }
     }
 }
@@ -245,6 +250,7 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
         }
     };
     faults.lock_writers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    faults.fences.clear();
     match store.time_ms().await {
         Ok(now_ms) => history.record(Who::Store, ServerEv::StoreUp { now_ms }),
         Err(e) => history.record(Who::Store, WorldEv::SimError { error: format!("store clock: {e}") }),
@@ -394,16 +400,22 @@ async fn apply(
         Op::Write { map, key, write } => {
             let judge = RemovalJudge::write(store, &map, &key, &write).await;
             let lock = is_pool_cleanup(&map).then(|| (map.clone(), key.clone(), write.clone()));
-            let before = match &lock {
-                Some(_) => store.map_get(&map, &key).await?.0,
-                None => None,
+            // A keep-alive's value before a fence or a delete (P18); a beat's is not needed.
+            let keepalive = is_pool_keepalive(&map) && pool_cleanup::may_fence_or_delete(&write);
+            let before = match lock.is_some() || keepalive {
+                true => store.map_get(&map, &key).await?.0,
+                false => None,
             };
             let out = store.map_write(&map, &key, write).await?;
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }
             if let Some((map, key, write)) = lock.filter(|_| out.applied) {
-                lock_written(faults, history, node, map, key, &write, before);
+                lock_written(faults, history, node, map, key, &write, before.clone());
+            }
+            if out.applied && keepalive {
+                let change = (before.as_deref(), out.value.as_deref());
+                faults.fences.keepalive_written(store, (&map, &key), change, history, node).await;
             }
             if out.applied && is_pool_keepalive(&map) {
                 let (value, now_ms) = (out.value.clone(), store.time_ms().await?);

@@ -435,6 +435,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC55,
+        lineage: "checker proof (blind-spot hunt, round 6, #1): a re-dispatch not guarded by the pending entry it read moves a job whose ack just landed; the job runs twice",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC56,
+        lineage: "checker proof (blind-spot hunt, round 6, #12): a cleanup that takes the dead worker's jobs from the sweep's view misses those given to it before its fence",
+        scenario: "pool",
+        budget: 300,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

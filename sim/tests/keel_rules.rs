@@ -275,6 +275,13 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules_within("completer", Mutant::MC48, "V11", 30).is_some(), "MC48 breaks V11");
     // MC54: a re-dispatch that does not exclude the worker that did not ack (pool seed 1).
     assert!(caught_by_free_rules("pool", Mutant::MC54, "P16").is_some(), "MC54 breaks P16");
+    // MC55: a re-dispatch not guarded by the pending entry moves a job whose ack just landed
+    // (pool seed 3; 24 of seeds 0..40).
+    assert!(caught_by_free_rules("pool", Mutant::MC55, "P17").is_some(), "MC55 breaks P17");
+    // MC56: a cleanup that takes the dead worker's jobs from the sweep's view leaves those given
+    // to it before its fence (P18 at the store, when the keep-alive is deleted; pool seed 49,
+    // 9 of seeds 0..200).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC56, "P18", 60).is_some(), "MC56 breaks P18");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

@@ -80,7 +80,8 @@ impl<S: Store> Core<S> {
                     Reply::Written { applied: out.applied, value: out.value }
                 }
                 Command::ReadOwned => {
-                    fresh = self.view(false).await?;
+                    // MC56: the jobs the sweep's view had, not those the store holds after the fence.
+                    fresh = if mutants::active(Mutant::MC56) { view.clone() } else { self.view(false).await? };
                     Reply::Owned(
                         fresh
                             .records()

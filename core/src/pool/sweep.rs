@@ -76,7 +76,9 @@ impl<S: Store> Core<S> {
                         if view.pick_worker(self.ttl_ms(), &unacked).is_some() { unacked } else { String::new() };
                     // MC54: the worker that did not ack is not excluded.
                     let exclude = if mutants::active(Mutant::MC54) { String::new() } else { exclude };
-                    self.move_job(&mut view, &job, &rec_raw, Some(guard), &exclude, MoveKind::Redispatched).await?;
+                    // MC55: the move is not guarded by the pending entry the sweep read.
+                    let guard = (!mutants::active(Mutant::MC55)).then_some(guard);
+                    self.move_job(&mut view, &job, &rec_raw, guard, &exclude, MoveKind::Redispatched).await?;
                 } else {
                     let writes = vec![(pending_key(&job), None)];
                     let out = self.op("map_txn", self.job_txn(vec![guard], writes)).await?;

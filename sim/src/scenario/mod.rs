@@ -16,6 +16,7 @@ pub mod completer;
 pub mod drift;
 pub mod lease;
 pub mod pool;
+pub mod pool_cleanup;
 pub mod pool_drain;
 pub mod pool_feed;
 pub mod pool_keepalive;

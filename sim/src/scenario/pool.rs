@@ -410,6 +410,8 @@ impl PoolScenario {
             Mutant::MC39,
             Mutant::MC46,
             Mutant::MC54,
+            Mutant::MC55,
+            Mutant::MC56,
         ]
     }
 }

@@ -1,0 +1,156 @@
+//! **P18**: a cleanup requeues every job its dead worker held when it was fenced, judged at the
+//! store when the cleanup deletes the worker's keep-alive.
+//!
+//! A cleanup fences worker w (its keep-alive becomes the dead marker), reads the jobs naming w,
+//! requeues them, reads again until none is left, and only then deletes w's keep-alive. A record
+//! naming w that the store held at the fence is seen by every read after it, so by the delete it
+//! has been moved (or completed, or handed back): its value has changed. Records naming w written
+//! after the fence (a dispatch from a view that still called w live) are the orphan scan's, and
+//! not judged. A cleanup that takes w's jobs from the sweep's older view (MC56, blind-spot hunt,
+//! round 6, #12) misses those given to w between that view and the fence: they stay on a dead
+//! worker until the orphan scan, and P1 sees nothing when the scan comes in time.
+//!
+//! The store node remembers, at each fence it applies, the records naming the worker; at the
+//! delete of the dead marker it records those still there unchanged (`cleanup_left_jobs`).
+//! Forgotten at every boot (a restart may roll values back).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use keel::MemoryStore;
+use keel::store::{MapWrite, Store};
+
+use crate::check::Violation;
+use crate::history::{Event, History, ServerEv, Who};
+
+/// The value a cleanup's fence writes into a worker's keep-alive (keel's `pool::state::DEAD`).
+const DEAD: &str = "dead";
+
+/// The store node's memory of fences: (keep-alive map, worker) → the job records naming the
+/// worker when its fence applied, as (key, value).
+#[derive(Default)]
+pub struct Fences(Mutex<Held>);
+
+/// (keep-alive map, worker) → the job records naming the worker at its fence, as (key, value).
+type Held = BTreeMap<(String, String), Vec<(String, String)>>;
+
+impl Fences {
+    /// Forget every fence (the store booted).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A write to keep-alive map `map` of `worker` applied, changing it from `before` to
+    /// `value` (`None`: absent). At a fence, remember the records naming the worker; at the
+    /// delete of the dead marker, record those still held unchanged.
+    pub async fn keepalive_written(
+        &self,
+        store: &MemoryStore,
+        (map, worker): (&str, &str),
+        (before, value): (Option<&str>, Option<&str>),
+        history: &History,
+        by: Who,
+    ) {
+        let Some(jobs) = map.strip_suffix(":keepalive").map(|p| format!("{p}:jobs")) else { return };
+        let id = (map.to_owned(), worker.to_owned());
+        match (before, value) {
+            (Some(b), Some(DEAD)) if b != DEAD => {
+                // In place and at once: nothing runs between the fence's apply and this read.
+                let Ok(snap) = store.map_snapshot(&jobs).await else { return };
+                let named: Vec<(String, String)> =
+                    snap.entries.into_iter().filter(|(k, v)| k.starts_with("j/") && names(v, worker)).collect();
+                self.lock().insert(id, named);
+            }
+            (Some(DEAD), None) => {
+                let Some(named) = self.lock().remove(&id) else { return };
+                let mut left = Vec::new();
+                for (key, value) in named {
+                    if let Ok((Some(now), _)) = store.map_get(&jobs, &key).await
+                        && now == value
+                    {
+                        left.push(key.trim_start_matches("j/").to_owned());
+                    }
+                }
+                if !left.is_empty() {
+                    history.record(Who::Store, ServerEv::CleanupLeftJobs { worker: worker.to_owned(), jobs: left, by });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether keep-alive write `w` may be a fence (it writes the dead marker) or a delete: the
+/// writes whose value before the store node reads (a beat's is not needed).
+pub fn may_fence_or_delete(w: &MapWrite) -> bool {
+    match w {
+        MapWrite::Set(v) | MapWrite::SetIfAbsent(v) | MapWrite::CompareAndSet { new: v, .. } => v == DEAD,
+        MapWrite::CompareAndDelete(_) | MapWrite::Delete => true,
+        MapWrite::Append(_) | MapWrite::Remove(_) => false,
+    }
+}
+
+/// Whether job record `v` (`attempt|owner|payload`) names `worker`.
+fn names(v: &str, worker: &str) -> bool {
+    v.split('|').nth(1) == Some(worker)
+}
+
+/// P18: the store's record of each cleanup that deleted its worker's keep-alive while jobs the
+/// worker held at its fence were still on it.
+pub fn cleanups_requeue_fenced_jobs(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::CleanupLeftJobs { worker, jobs, by }) = e.server() else { continue };
+        v.push(Violation::new(
+            "P18",
+            e.t_us,
+            format!(
+                "{by} deleted dead worker {worker}'s keep-alive while {} job(s) it held at its fence were still on it unchanged ({}): they wait for the orphan scan",
+                jobs.len(),
+                jobs.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    v.truncate(20);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fence remembers the records naming its worker; the delete of the dead marker reports
+    /// those unchanged since, and no other.
+    #[test]
+    fn a_keepalive_deleted_with_fenced_jobs_left_fires_p18() {
+        madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default()).block_on(async {
+            let store = MemoryStore::new();
+            let (ka, jobs) = ("keel:pool:sim:keepalive", "keel:pool:sim:jobs");
+            let set = |k: &'static str, v: &'static str| {
+                let store = store.clone();
+                async move { store.map_write(jobs, k, MapWrite::Set(v.to_owned())).await.expect("memory store") }
+            };
+            set("j/a", "1|w|x").await;
+            set("j/b", "2|w|y").await;
+            set("j/c", "1|v|z").await;
+            let history = History::default();
+            let fences = Fences::default();
+            fences.keepalive_written(&store, (ka, "w"), (Some("beat"), Some(DEAD)), &history, Who::Node(1)).await;
+            set("j/a", "2|u|x").await; // moved off w: requeued
+            set("j/d", "1|w|q").await; // given to w after the fence: the orphan scan's
+            fences.keepalive_written(&store, (ka, "w"), (Some(DEAD), None), &history, Who::Node(1)).await;
+            let v = cleanups_requeue_fenced_jobs(&history.take());
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!(v[0].invariant, "P18");
+            assert!(v[0].detail.contains("1 job(s)") && v[0].detail.contains("(b)"), "{}", v[0].detail);
+            // Without a fence (an orphan's cleanup, or a fence before the store's boot): nothing.
+            let quiet = History::default();
+            fences.keepalive_written(&store, (ka, "w"), (Some(DEAD), None), &quiet, Who::Node(1)).await;
+            assert!(cleanups_requeue_fenced_jobs(&quiet.take()).is_empty());
+        });
+    }
+}
