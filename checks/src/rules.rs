@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use keel::observe::{CompleterEvent, LeaseEvent, LifecycleEvent, PoolEvent, RmapEvent};
+use keel::observe::{CompleterEvent, LeaseEvent, LifecycleEvent, MoveKind, PoolEvent, RmapEvent};
 
 use crate::{Entry, Fact, Span, Violation, plain};
 
@@ -91,6 +91,53 @@ impl<'a, N: Clone + Ord + Display> HandlerRuns<'a, N> {
         }
         v
     }
+}
+
+/// P17: a job is re-dispatched only when its worker did not acknowledge it. The ack of attempt a
+/// by w (`acked`) deletes the pending entry guarded by the record naming a and w; the sweep's
+/// re-dispatch of a (a `moved` to a+1 from w) is guarded by that pending entry and by that
+/// record: at the store one of the two is refused, whatever the order. Both applying means the
+/// job ran on w and runs again elsewhere: w's run is fenced only when it tries to complete. A
+/// re-dispatch that drops its guard on the pending entry (MC55, blind-spot hunt, round 6, #1)
+/// moves a job whose ack landed between the sweep's read and the move; P2 saw the second run
+/// only when both runs' completions met (2 of 900 seeds). Judged at the later of the two events;
+/// the simulator and the chaos lane judge it on every run with a keel pool.
+pub fn redispatches_of_unacked_jobs<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // (job, attempt, worker) → the instant of its ack, or of its re-dispatch off that worker.
+    let mut acked: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
+    let mut redispatched: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (key, other, mine) = match e.pool() {
+            Some(PoolEvent::Acked { job, worker, attempt }) => {
+                ((plain(job), *attempt, plain(worker)), &redispatched, &mut acked)
+            }
+            Some(PoolEvent::Moved { kind: MoveKind::Redispatched, job, from, attempt, .. }) => {
+                ((plain(job), attempt.saturating_sub(1), plain(from)), &acked, &mut redispatched)
+            }
+            Some(PoolEvent::Dispatched { job, .. }) => {
+                // A new life of the key: its attempts start anew.
+                acked.retain(|k, _| k.0 != plain(job));
+                redispatched.retain(|k, _| k.0 != plain(job));
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(at) = other.get(&key) {
+            let (job, attempt, worker) = key;
+            v.push(Violation::new(
+                "P17",
+                e.t_us(),
+                format!(
+                    "{job}: attempt {attempt} was both acknowledged by {worker} and re-dispatched off it (the first of the two at {:.3}s): one of them should have been refused at the store, and the job runs twice",
+                    *at as f64 / 1e6
+                ),
+            ));
+        }
+        mine.entry(key).or_insert(e.t_us());
+    }
+    v.truncate(20);
+    v
 }
 
 /// Every handler run from keel's pool events (`Started` to `HandlerReturned`).
@@ -957,6 +1004,55 @@ mod tests {
         fn fact(&self) -> Option<Fact> {
             self.3
         }
+    }
+
+    #[test]
+    fn a_job_both_acked_and_redispatched_off_its_worker_fires_p17() {
+        fn pe(t_ms: u64, e: PoolEvent<'_>) -> E {
+            E(t_ms * 1000, "n0", Some(Event::Pool(e.to_static())), None)
+        }
+        let acked =
+            |t, worker: &str, attempt| pe(t, PoolEvent::Acked { job: "j".into(), worker: worker.into(), attempt });
+        let redispatched = |t, from: &str, attempt| {
+            let kind = MoveKind::Redispatched;
+            let to = "x".into();
+            pe(
+                t,
+                PoolEvent::Moved {
+                    kind,
+                    job: "j".into(),
+                    from: from.into(),
+                    worker: to,
+                    attempt,
+                    now_ms: t,
+                    cleaned: "".into(),
+                },
+            )
+        };
+        // Either order: fired at the later one.
+        for events in
+            [vec![acked(10, "w", 1), redispatched(20, "w", 2)], vec![redispatched(10, "w", 2), acked(20, "w", 1)]]
+        {
+            let v = redispatches_of_unacked_jobs(&events);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!((v[0].invariant, v[0].t_us), ("P17", 20_000));
+        }
+        // Another attempt's ack, or another worker's, is no conflict; nor a requeue by a cleanup.
+        assert!(redispatches_of_unacked_jobs(&[acked(10, "w", 2), redispatched(20, "w", 2)]).is_empty());
+        assert!(redispatches_of_unacked_jobs(&[acked(10, "v", 1), redispatched(20, "w", 2)]).is_empty());
+        let requeued = PoolEvent::Moved {
+            kind: MoveKind::Requeued,
+            job: "j".into(),
+            from: "w".into(),
+            worker: "x".into(),
+            attempt: 2,
+            now_ms: 20,
+            cleaned: "w".into(),
+        };
+        assert!(redispatches_of_unacked_jobs(&[acked(10, "w", 1), pe(20, requeued)]).is_empty());
+        // A new life of the key (dispatched anew after its completion) starts its attempts over.
+        let again = PoolEvent::Dispatched { job: "j".into(), worker: "w".into(), attempt: 1, now_ms: 15 };
+        assert!(redispatches_of_unacked_jobs(&[acked(10, "w", 1), pe(15, again), redispatched(20, "w", 2)]).is_empty());
     }
 
     fn held(t: u64, n: &'static str, fence: u64) -> E {

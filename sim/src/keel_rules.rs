@@ -73,7 +73,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_picks::one_cleaner_per_lock(events));
     v.extend(pool_picks::cleaners_release_their_own_lock(events));
     v.extend(pool_picks::assignments_to_live_workers(events));
-    v.extend(pool_picks::redispatches_of_unacked_jobs(events));
+    v.extend(keel_checks::redispatches_of_unacked_jobs(events));
     v.extend(pool_cleanup::cleanups_requeue_fenced_jobs(events));
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
     v.extend(worker_fence::worker_fence(run));

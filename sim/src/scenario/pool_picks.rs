@@ -3,15 +3,14 @@
 //! - **P2 at the start**: an attempt of a job is started by one worker only;
 //! - **P2 of cleaners**: a stale cleanup-lock value is taken over once;
 //! - **P3 of assignments**: no job is given to a worker whose last keep-alive is older than its
-//!   TTL at the decision's store time;
-//! - **P17**: a job its worker acknowledged is not re-dispatched.
+//!   TTL at the decision's store time.
 //!
 //! They read nothing a scenario records, so they are among the pool rules every run with a keel
 //! pool gets ([`crate::keel_rules::pool_rules`]).
 
 use std::collections::BTreeMap;
 
-use keel::observe::{MoveKind, PoolEvent, Text};
+use keel::observe::{PoolEvent, Text};
 
 use crate::check::Violation;
 use crate::history::{Event, ServerEv, Who, plain};
@@ -80,52 +79,6 @@ pub fn cleaners_release_their_own_lock(events: &[Event]) -> Vec<Violation> {
                 format!("{by} removed worker {worker}'s cleanup lock {lock:?}, which {writer} holds"),
             ));
         }
-    }
-    v.truncate(20);
-    v
-}
-
-/// P17: a job is re-dispatched only when its worker did not acknowledge it. The ack of attempt a
-/// by w (`acked`) deletes the pending entry guarded by the record naming a and w; the sweep's
-/// re-dispatch of a (a `moved` to a+1 from w) is guarded by that pending entry and by that
-/// record: at the store one of the two is refused, whatever the order. Both applying means the
-/// job ran on w and runs again elsewhere: w's run is fenced only when it tries to complete. A
-/// re-dispatch that drops its guard on the pending entry (MC55, blind-spot hunt, round 6, #1)
-/// moves a job whose ack landed between the sweep's read and the move; P2 saw the second run
-/// only when both runs' completions met (2 of 900 seeds). Judged at the later of the two events.
-pub fn redispatches_of_unacked_jobs(events: &[Event]) -> Vec<Violation> {
-    // (job, attempt, worker) → the instant of its ack, or of its re-dispatch off that worker.
-    let mut acked: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
-    let mut redispatched: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
-    let mut v = Vec::new();
-    for e in events {
-        let (key, other, mine) = match e.pool() {
-            Some(PoolEvent::Acked { job, worker, attempt }) => {
-                ((plain(job), *attempt, plain(worker)), &redispatched, &mut acked)
-            }
-            Some(PoolEvent::Moved { kind: MoveKind::Redispatched, job, from, attempt, .. }) => {
-                ((plain(job), attempt.saturating_sub(1), plain(from)), &acked, &mut redispatched)
-            }
-            Some(PoolEvent::Dispatched { job, .. }) => {
-                // A new life of the key: its attempts start anew.
-                acked.retain(|k, _| k.0 != plain(job));
-                redispatched.retain(|k, _| k.0 != plain(job));
-                continue;
-            }
-            _ => continue,
-        };
-        if let Some(at) = other.get(&key) {
-            let (job, attempt, worker) = key;
-            v.push(Violation::new(
-                "P17",
-                e.t_us,
-                format!(
-                    "{job}: attempt {attempt} was both acknowledged by {worker} and re-dispatched off it (the first of the two at {:.3}s): one of them should have been refused at the store, and the job runs twice",
-                    *at as f64 / 1e6
-                ),
-            ));
-        }
-        mine.entry(key).or_insert(e.t_us);
     }
     v.truncate(20);
     v
@@ -212,54 +165,6 @@ mod tests {
         // A dispatch of a key never completed forgets nothing.
         let live = vec![started(1, "a", 1), pool(3, again), started(4, "b", 1)];
         assert_eq!(one_runner_per_attempt(&live).len(), 1);
-    }
-
-    #[test]
-    fn a_job_both_acked_and_redispatched_off_its_worker_fires_p17() {
-        let acked =
-            |t, worker: &str, attempt| pool(t, PoolEvent::Acked { job: "j".into(), worker: worker.into(), attempt });
-        let redispatched = |t, from: &str, attempt| {
-            let kind = MoveKind::Redispatched;
-            let to = "x".into();
-            pool(
-                t,
-                PoolEvent::Moved {
-                    kind,
-                    job: "j".into(),
-                    from: from.into(),
-                    worker: to,
-                    attempt,
-                    now_ms: t,
-                    cleaned: "".into(),
-                },
-            )
-        };
-        // Either order: fired at the later one.
-        for events in
-            [vec![acked(10, "w", 1), redispatched(20, "w", 2)], vec![redispatched(10, "w", 2), acked(20, "w", 1)]]
-        {
-            let v = redispatches_of_unacked_jobs(&events);
-            assert_eq!(v.len(), 1, "{v:?}");
-            assert_eq!((v[0].invariant, v[0].t_us), ("P17", 20_000));
-        }
-        // Another attempt's ack, or another worker's, is no conflict; nor a requeue by a cleanup.
-        assert!(redispatches_of_unacked_jobs(&[acked(10, "w", 2), redispatched(20, "w", 2)]).is_empty());
-        assert!(redispatches_of_unacked_jobs(&[acked(10, "v", 1), redispatched(20, "w", 2)]).is_empty());
-        let requeued = PoolEvent::Moved {
-            kind: MoveKind::Requeued,
-            job: "j".into(),
-            from: "w".into(),
-            worker: "x".into(),
-            attempt: 2,
-            now_ms: 20,
-            cleaned: "w".into(),
-        };
-        assert!(redispatches_of_unacked_jobs(&[acked(10, "w", 1), pool(20, requeued)]).is_empty());
-        // A new life of the key (dispatched anew after its completion) starts its attempts over.
-        let again = PoolEvent::Dispatched { job: "j".into(), worker: "w".into(), attempt: 1, now_ms: 15 };
-        assert!(
-            redispatches_of_unacked_jobs(&[acked(10, "w", 1), pool(15, again), redispatched(20, "w", 2)]).is_empty()
-        );
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //!   by the end (after the final settle), as the pool-wide completion feed reports it.
 //! - **runs twice**: every job started more than once, each extra start classified by the fault
 //!   that explains it (docs/chaos.md); an unexplained one fails the run.
+//! - **P17** (`keel_checks::redispatches_of_unacked_jobs`, keel's `Acked` and `Moved`): no attempt
+//!   is both acknowledged by its worker and re-dispatched off it.
 //! - **P2 overlap** (`keel_checks::pool_handler_runs(..).overlaps`, keel's `Started` to
 //!   `HandlerReturned`): two runs of one job at once for longer than the hand-off
 //!   (`keel_checks::HANDOFF_US`, docs/pool.md), frozen time left out, fails the run.
@@ -98,6 +100,9 @@ pub struct Figures {
     pub extra_runs_by_cause: BTreeMap<String, usize>,
     /// Two runs of one job at once past the hand-off.
     pub overlapping_runs: usize,
+    /// P17 (the shared rule `keel_checks::redispatches_of_unacked_jobs`): an attempt both
+    /// acknowledged by its worker and re-dispatched off it.
+    pub redispatched_after_ack: usize,
     /// The longest overlap of two runs of one job (frozen time left out), ms.
     pub overlap_max_ms: f64,
     /// Writes the register accepted.
@@ -276,6 +281,12 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     }
     if f.jobs_lost > 0 {
         fail.push(format!("P1: {} dispatched jobs never completed", f.jobs_lost));
+    }
+    if f.redispatched_after_ack > 0 {
+        fail.push(format!(
+            "P17: {} attempts both acknowledged and re-dispatched off their worker",
+            f.redispatched_after_ack
+        ));
     }
     if let Some(n) = f.extra_runs_by_cause.get(UNEXPLAINED).filter(|n| **n > 0) {
         fail.push(format!("{n} extra runs with no fault to explain them"));
@@ -587,6 +598,8 @@ fn jobs(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeMap<&str
     f.jobs_completed = dispatched.iter().filter(|j| completed.contains(*j)).count();
     f.jobs_lost = lost.len();
     f.jobs_redispatched = redispatched.len();
+    // P17: the ack and the re-dispatch of one attempt fence each other at the store.
+    f.redispatched_after_ack = keel_checks::redispatches_of_unacked_jobs(views).len();
 
     // Handler runs from keel's own `Started`/`HandlerReturned`, as the simulator reads them.
     let runs = keel_checks::pool_handler_runs(views, end_us);
@@ -649,6 +662,7 @@ pub fn table(f: &Figures) -> String {
         ("jobs run twice (or more)", f.jobs_run_twice.to_string()),
         ("extra runs", f.extra_runs.to_string()),
         ("overlapping runs past the hand-off", f.overlapping_runs.to_string()),
+        ("attempts acked and re-dispatched (P17)", f.redispatched_after_ack.to_string()),
         ("longest overlap (ms, frozen time left out)", format!("{:.1}", f.overlap_max_ms)),
         ("register writes accepted", f.writes_accepted.to_string()),
         ("register writes rejected (stale fence)", f.writes_rejected.to_string()),
@@ -757,6 +771,31 @@ mod tests {
                 reason,
             })),
         )
+    }
+
+    /// P17: an attempt acked by its worker and re-dispatched off it fails the run.
+    #[test]
+    fn an_attempt_acked_and_redispatched_fails_the_run() {
+        use keel::observe::{MoveKind, PoolEvent};
+        let acked =
+            l(10, "n1", Ev::Keel(K::Pool(PoolEvent::Acked { job: "j".into(), worker: "w".into(), attempt: 1 })));
+        let moved = |from: &'static str| {
+            let ev = PoolEvent::Moved {
+                kind: MoveKind::Redispatched,
+                job: "j".into(),
+                from: from.into(),
+                worker: "v".into(),
+                attempt: 2,
+                now_ms: 20,
+                cleaned: "".into(),
+            };
+            l(20, "n2", Ev::Keel(K::Pool(ev)))
+        };
+        let f = judge(&[acked.clone(), moved("w")]);
+        assert_eq!(f.redispatched_after_ack, 1);
+        assert!(f.failures.iter().any(|x| x.starts_with("P17")), "{:?}", f.failures);
+        // Re-dispatched off another worker: not this ack's.
+        assert_eq!(judge(&[acked, moved("u")]).redispatched_after_ack, 0);
     }
 
     #[test]
