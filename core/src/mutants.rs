@@ -169,7 +169,8 @@ pub enum Mutant {
     /// the change feed reported a gap, the changes it delivers on reconnect raise the newest
     /// completion seen before any snapshot is read, and the reconcile that follows judges the
     /// completions lost in the gap "delivered already" (pool seeds 593 and 718 of poolfeed
-    /// 300..800: a node cut off from the store for 6 s).
+    /// 300..800: a node cut off from the store for 6 s; seed 1407 since poolfeed's nodes also
+    /// subscribe to their own completion events).
     MC28,
     /// keel's lease store until the roll-back fault found it (2026-12-01): an acquire is
     /// quarantined only when the fence counter is missing. A restart that rolled the data back
@@ -321,6 +322,11 @@ pub enum Mutant {
     /// after its fence: a job given to the worker between that view and the fence is never
     /// requeued, and waits for the orphan scan (blind-spot hunt, round 6, #12).
     MC56,
+    /// A run that publishes its completion event once its handler completed, whether or not
+    /// the store recorded the completion: a fenced run's refused completion reaches the node's
+    /// subscribers as done while the job runs again elsewhere (no scenario subscribed to a
+    /// node's completion events before P20).
+    MC57,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -300,7 +300,7 @@ pub const ZOO: &[Entry] = &[
         mutant: Mutant::MC28,
         lineage: "a completion feed whose reconcile after a gap trusts what the feed delivered on reconnect: completions lost in the gap are skipped (found by P10)",
         scenario: "poolfeed",
-        budget: 800,
+        budget: 1500,
     },
     Entry {
         mutant: Mutant::MC29,
@@ -445,6 +445,12 @@ pub const ZOO: &[Entry] = &[
         lineage: "checker proof (blind-spot hunt, round 6, #12): a cleanup that takes the dead worker's jobs from the sweep's view misses those given to it before its fence",
         scenario: "pool",
         budget: 300,
+    },
+    Entry {
+        mutant: Mutant::MC57,
+        lineage: "checker proof (no scenario subscribed to a node's completion events): a run publishes its event when its handler completed, whether or not the store recorded the completion",
+        scenario: "poolfeed",
+        budget: 100,
     },
     Entry {
         mutant: Mutant::MP15,

@@ -104,7 +104,9 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
         stopped,
     });
     if completed && !stopped {
-        if complete_with_retries(&core, &worker, &job, &raw, attempt).await
+        let recorded = complete_with_retries(&core, &worker, &job, &raw, attempt).await;
+        // MC57: the event follows the handler's outcome, not the store's verdict on it.
+        if (recorded || mutants::active(Mutant::MC57))
             && let Some(p) = &events
         {
             // Recorded (fenced) above; the completer batches the event and publishes it.

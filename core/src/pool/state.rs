@@ -183,6 +183,12 @@ pub mod decode {
     pub fn keepalive(raw: &str) -> Option<(u64, Option<u64>, bool)> {
         KeepAlive::parse(raw).map(|k| (k.ms, k.ttl_ms, k.stopping))
     }
+
+    /// A completion tombstone (`d/{job}`) as keel reads it: `(attempt, completed_ms)`, the
+    /// completion's store time. For checkers of the store's data.
+    pub fn tombstone(raw: &str) -> Option<(u64, u64)> {
+        Tombstone::parse(raw).map(|t| (t.attempt, t.ms))
+    }
 }
 
 /// Who owns a job and at which attempt (the fence of job ownership).

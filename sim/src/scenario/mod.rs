@@ -18,6 +18,7 @@ pub mod lease;
 pub mod pool;
 pub mod pool_cleanup;
 pub mod pool_drain;
+pub mod pool_events;
 pub mod pool_feed;
 pub mod pool_keepalive;
 pub mod pool_owners;
@@ -66,6 +67,29 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
 }
 
 /// The scenario called `name`.
+/// The store's clock as the history saw it start: store time runs at the rate of global time
+/// from the store's first start (`store_up`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreClock {
+    up_us: u64,
+    up_ms: u64,
+}
+
+impl StoreClock {
+    /// From the store's first `store_up`; None when the history has none.
+    pub(crate) fn of(events: &[Event]) -> Option<StoreClock> {
+        events.iter().find_map(|e| match e.server() {
+            Some(crate::history::ServerEv::StoreUp { now_ms }) => Some(StoreClock { up_us: e.t_us, up_ms: *now_ms }),
+            _ => None,
+        })
+    }
+
+    /// The global instant (µs) at which the store's clock read `ms`.
+    pub(crate) fn global_us(self, ms: u64) -> u64 {
+        (i128::from(self.up_us) + (i128::from(ms) - i128::from(self.up_ms)) * 1000).max(0) as u64
+    }
+}
+
 pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     all().into_iter().find(|s| s.name() == name)
 }

@@ -36,8 +36,9 @@ events! {
         WorkerExit { worker: String, exit: String } = "worker_exit",
         /// The node's pool returned after its stop.
         PoolExit {} = "pool_exit",
-        /// Completion tombstones in the store after quiescence.
-        Tombstones { jobs: Vec<String> } = "tombstones",
+        /// Completion tombstones in the store after quiescence: each job, and (in `ms`, in the same
+        /// order) the completion's store time (0: unreadable).
+        Tombstones { jobs: Vec<String>, ms: Vec<u64> } = "tombstones",
         /// An auditor's read of the pool's store state.
         Audit { jobs: usize, stale_workers: usize, stale_example: String, overdue_ms: u64, overdue_job: String } = "audit",
         /// `poolfeed`: the node's completion feed subscriber began listening.
@@ -52,6 +53,12 @@ events! {
         WaitDone { job: String, attempt: u64 } = "wait_done",
         /// `poolfeed`: the `wait_for` returned an error.
         WaitFailed { job: String, error: String } = "wait_failed",
+        /// `poolfeed`: the node subscribed to its own completion events (before any worker).
+        EventsStart {} = "events_start",
+        /// `poolfeed`: the node's subscription got the completion event of `job`'s `attempt`.
+        EventGot { job: String, attempt: u64 } = "event_got",
+        /// `poolfeed`: the node's subscription closed (`dropped`: events it lost to a full buffer).
+        EventsEnd { dropped: u64 } = "events_end",
     }
 }
 
@@ -191,9 +198,11 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
         if !tombstones_recorded && ctx.history.now_us() >= final_us {
             // Completion tombstones: a completion whose reply was lost (node crashed) still counts.
             if let Ok(snap) = store.map_snapshot(&format!("keel:pool:{POOL}:jobs")).await {
-                let jobs: Vec<String> =
-                    snap.entries.keys().filter_map(|k| k.strip_prefix("d/")).map(str::to_owned).collect();
-                ctx.record(Rec::Tombstones { jobs });
+                let done = snap.entries.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v)));
+                let (jobs, ms) = done
+                    .map(|(job, v)| (job.to_owned(), keel::pool::decode::tombstone(v).map_or(0, |(_, ms)| ms)))
+                    .unzip();
+                ctx.record(Rec::Tombstones { jobs, ms });
                 tombstones_recorded = true;
             }
         }
@@ -266,6 +275,11 @@ impl PoolScenario {
                     return;
                 };
                 let node = Arc::new(node);
+                if this.feed {
+                    // Not joined: the subscription closes once the node stopped (below).
+                    let sub = super::pool_events::subscribe(&node, &ctx);
+                    tokio::spawn(super::pool_events::subscriber(ctx.clone(), sub));
+                }
                 let mut tasks = Vec::new();
                 for _ in 0..this.workers {
                     let (ctx, node) = (ctx.clone(), node.clone());
@@ -312,6 +326,7 @@ impl PoolScenario {
         v.extend(check_shutdown(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
+            v.extend(super::pool_events::check(run));
         }
         v
     }
@@ -385,7 +400,7 @@ impl PoolScenario {
 
     fn mutants(&self) -> &'static [Mutant] {
         if self.feed {
-            return &[Mutant::MC27, Mutant::MC28];
+            return &[Mutant::MC27, Mutant::MC28, Mutant::MC57];
         }
         &[
             Mutant::MP4,
@@ -428,7 +443,7 @@ impl PoolScenario {
         for e in events {
             if let Some(r) = rec(e) {
                 match r {
-                    Rec::Tombstones { jobs } => tombstones.extend(jobs.iter().map(String::as_str)),
+                    Rec::Tombstones { jobs, .. } => tombstones.extend(jobs.iter().map(String::as_str)),
                     Rec::JobAdded { job } | Rec::RunStart { job, .. } => {
                         added.entry(job).or_insert(e.t_us);
                     }

@@ -81,12 +81,22 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     // The store's record of each completion: job → (attempt, first time a node reported it).
     let mut recorded: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     let mut tombstones: Option<BTreeSet<&str>> = None;
+    // job → when the store says it completed (its tombstone's store time, as a global instant):
+    // earlier than the worker's `completed` when the write's reply was lost and a retry found
+    // it landed (poolfeed seed 1222: landed at 7.8 s, reported at 12.3 s, to a node that
+    // started at 8.0 s, for which it is history).
+    let store_clock = super::StoreClock::of(events);
+    let mut landed: BTreeMap<&str, u64> = BTreeMap::new();
     for e in events {
         if let Some(PoolEvent::Completed { job, attempt, .. }) = e.pool() {
             recorded.entry(plain(job)).or_insert((*attempt, e.t_us));
         }
-        if let Some(Rec::Tombstones { jobs }) = rec(e) {
+        if let Some(Rec::Tombstones { jobs, ms }) = rec(e) {
             tombstones.get_or_insert_with(BTreeSet::new).extend(jobs.iter().map(String::as_str));
+            if let Some(clock) = store_clock {
+                let stamped = jobs.iter().zip(ms).filter(|(_, ms)| **ms > 0);
+                landed.extend(stamped.map(|(job, ms)| (job.as_str(), clock.global_us(*ms))));
+            }
         }
     }
     let mut v = Vec::new();
@@ -165,7 +175,8 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
         for (&job, &(_, t_c)) in &recorded {
             let deadline = due(t_c, 0);
             let late = l.got.get(job).is_none_or(|&(_, first)| first > deadline);
-            if t_c >= l.began + LISTEN_MARGIN_US && deadline <= end && late {
+            let t_landed = landed.get(job).map_or(t_c, |&t| t.min(t_c));
+            if t_landed >= l.began + LISTEN_MARGIN_US && deadline <= end && late {
                 let what = format!(
                     "{node}: the completion feed never delivered {job} (recorded at {:.3}s, due by {:.3}s)",
                     t_c as f64 / 1e6,

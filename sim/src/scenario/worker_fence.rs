@@ -130,19 +130,14 @@ pub fn worker_fence(run: &RunView<'_>) -> Vec<Violation> {
     if beliefs.is_empty() {
         return Vec::new();
     }
-    // Store time runs at the rate of global time from the store's first start.
-    let Some((up_us, up_ms)) = run.events.iter().find_map(|e| match e.server() {
-        Some(ServerEv::StoreUp { now_ms }) => Some((e.t_us, *now_ms)),
-        _ => None,
-    }) else {
+    let Some(store_clock) = super::StoreClock::of(run.events) else {
         return vec![Violation::new(
             "P7",
             0,
             "the store's start (and its clock) was not recorded: nothing to judge by",
         )];
     };
-    // The global instant at which the store's clock read `ms`.
-    let at_store = |ms: u64| (i128::from(up_us) + (i128::from(ms) - i128::from(up_ms)) * 1000).max(0) as u64;
+    let at_store = |ms: u64| store_clock.global_us(ms);
     let drift = super::drift::out_of_bound(run.events, run.end_us);
     let mut v = Vec::new();
     for b in beliefs {
