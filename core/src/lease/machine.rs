@@ -304,11 +304,13 @@ impl Machine {
         let Phase::Held { fence, deadline, work, .. } = self.phase else { return };
         match reply {
             Ok(Renew::Renewed { fence: f }) if f != fence => {
-                // Our token with another fence: the key was rewritten under us (an operator, a
-                // restore, garbage). Work fenced with ours may already be refused: step down
-                // rather than panic on what the store says (the driver logs the loss). keel's
-                // own simulated store never does this, so there it is a bug of ours.
-                crate::keel_assert!(!cfg!(madsim), "a renewal never changes the fence: held {fence}, renewed {f}");
+                // Our token with another fence: the store granted our token anew after our grant
+                // expired (a late copy of our own acquire, delayed in the network and applied
+                // after the expiry: lease seed 23798), or the key was rewritten under us (an
+                // operator, a restore, garbage). Work fenced with ours may already be refused:
+                // step down, and release the new grant, which our token holds (else it blocks
+                // every node for a TTL).
+                self.stale_tokens.push(self.token.clone());
                 self.step_down(fence, LostReason::Taken);
             }
             Ok(Renew::Renewed { .. }) => {
@@ -563,6 +565,11 @@ mod tests {
         m.on_renew(now, now, Ok(Renew::Renewed { fence: 7 }));
         assert_eq!(m.poll(now), Step::StopWork);
         assert_eq!(m.held_fence(), None);
+        // Our token holds the store's new grant: it is released, and the next try has a fresh one.
+        m.on_work_stopped(now);
+        assert_eq!(m.poll(now), Step::Publish(LeaseState::Lost { fence: 42, reason: LostReason::Taken }));
+        assert_eq!(m.poll(now), Step::Release { token: "n:7:1".into() });
+        assert_eq!(m.poll(now), Step::Acquire { token: "n:7:2".into() });
     }
 
     #[test]
