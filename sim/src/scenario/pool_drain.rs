@@ -19,8 +19,9 @@
 //! the store, which P7 holds to be after the worker's fence), its node frozen since the drain
 //! began (a paused worker may hear its refused beat before its fence), the store's data loss,
 //! its node's crash (the drain ends there), a run superseded by a record change (a move of its
-//! job to a newer attempt, which stops the run whenever it is reported) and a clock out of its
-//! drift bound. A cleanup lock of the worker is no excuse: a keep-alive deleted mid-drain makes a
+//! job to a newer attempt, which stops the run whenever it is reported), a clock out of its
+//! drift bound, and a cleanup that judged the worker stale (`CleanupFenced`, at the store time
+//! of its re-judge) before the drain began: P3's mirror holds that judgement to the store. A cleanup lock of the worker is no excuse: a keep-alive deleted mid-drain makes a
 //! half-deleted worker, which the sweep cleans at once (MC25). The deadline is counted in the
 //! worker's local time, from the node's clock faults (rate and forward jumps).
 
@@ -81,6 +82,12 @@ pub fn pool_drain(run: &RunView<'_>) -> Vec<Violation> {
     }
     let mut clocks: BTreeMap<Who, Local> = BTreeMap::new();
     let mut drains: BTreeMap<&str, Drain> = BTreeMap::new();
+    // worker → the global instant of the earliest cleanup re-judge that found it stale (the
+    // store time of that read): a worker stale before its drain began is no longer the drain's
+    // to keep (pool seed 2441: a clock stall delayed its beats, the cleanup judged it stale at
+    // 15.305 s, its node's stop began the drain at 15.328 s).
+    let store_clock = super::StoreClock::of(events);
+    let mut judged_stale: BTreeMap<&str, u64> = BTreeMap::new();
     // worker → its runs going: (job, attempt) → node.
     let mut open: BTreeMap<&str, BTreeMap<Run<'_>, Who>> = BTreeMap::new();
     let mut v = Vec::new();
@@ -121,8 +128,18 @@ pub fn pool_drain(run: &RunView<'_>) -> Vec<Violation> {
             }
             PoolEvent::WorkerStopping { worker, drain_ms, .. } => {
                 let local0 = clocks.get(&e.node).map_or(t as f64, |c| c.at(t));
-                let drain = Drain { node: e.node, t0: t, local0, drain_us: *drain_ms as f64 * 1000.0, excused: false };
+                let excused = judged_stale.get(plain(worker)).is_some_and(|&at| at <= t);
+                let drain = Drain { node: e.node, t0: t, local0, drain_us: *drain_ms as f64 * 1000.0, excused };
                 drains.insert(plain(worker), drain);
+            }
+            PoolEvent::CleanupFenced { worker, now_ms, .. } => {
+                let Some(clock) = store_clock else { continue };
+                let at = clock.global_us(*now_ms);
+                let first = judged_stale.entry(plain(worker)).or_insert(at);
+                *first = (*first).min(at);
+                if let Some(d) = drains.get_mut(plain(worker)).filter(|d| at <= d.t0) {
+                    d.excused = true;
+                }
             }
             PoolEvent::Fenced { worker, .. } => {
                 if let Some(d) = drains.get_mut(plain(worker)) {
@@ -294,6 +311,40 @@ mod tests {
         h.insert(2, moved);
         h.push(stopped(1_300));
         assert!(p8(&h).is_empty(), "{:?}", p8(&h));
+    }
+
+    /// A cleanup that judged the worker stale before its drain began (its re-judge's store time)
+    /// may move its jobs mid-drain; one that judged it after the drain began may not.
+    #[test]
+    fn a_worker_judged_stale_before_its_drain_is_not_the_drains_to_keep() {
+        use crate::history::ServerEv;
+        let up = at(0, Who::Store, ServerEv::StoreUp { now_ms: 0 });
+        let fenced = |t_ms, now_ms| {
+            pool(t_ms, PoolEvent::CleanupFenced { worker: "w".into(), keepalive: "1|1500".into(), now_ms })
+        };
+        let moved = pool(
+            1_200,
+            PoolEvent::Moved {
+                kind: MoveKind::Requeued,
+                job: "j".into(),
+                from: "w".into(),
+                worker: "x".into(),
+                cleaned: "w".into(),
+                attempt: 2,
+                now_ms: 1_195,
+            },
+        );
+        let judged = |before_drain: bool| {
+            let mut h = vec![up.clone()];
+            h.extend(draining());
+            let (t, now_ms) = if before_drain { (995, 990) } else { (1_015, 1_010) };
+            let at_ = h.iter().position(|e| e.t_us > t * 1000).unwrap_or(h.len());
+            h.insert(at_, fenced(t, now_ms));
+            h.push(moved.clone());
+            p8(&h)
+        };
+        assert!(judged(true).is_empty(), "{:?}", judged(true));
+        assert_eq!(judged(false).len(), 1, "judged stale after the drain began: the drain's to keep");
     }
 
     #[test]
