@@ -325,7 +325,7 @@ pub enum Mutant {
     /// A run that publishes its completion event once its handler completed, whether or not
     /// the store recorded the completion: a fenced run's refused completion reaches the node's
     /// subscribers as done while the job runs again elsewhere (no scenario subscribed to a
-    /// node's completion events before P20).
+    /// node's completion events before P19).
     MC57,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the

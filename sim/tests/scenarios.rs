@@ -296,7 +296,7 @@ fn pool_pulse61() {
     assert!(mp10_caught > 0, "MP10 escaped the pulse61 plan");
 }
 
-/// P20 (`poolfeed`): a node's completion events are its workers' recorded completions, drained
+/// P19 (`poolfeed`): a node's completion events are its workers' recorded completions, drained
 /// at its stop. MC57 (an event for a completion the store refused) and River's MR3 (the
 /// subscription manager returns at the stop request, dropping what the completer still flushes)
 /// each fire it within a few seeds (MR3 first at seed 2, MC57 at seed 0); unmutated, the check
@@ -307,9 +307,9 @@ fn poolfeed_judges_the_nodes_completion_events() {
     let first_p20 = |m: Mutant| {
         (0..20u64).find(|&seed| {
             let out = runner::run(scn.as_ref(), seed, Some(m), Profile::Swarm, None);
-            out.violations.iter().any(|v| v.invariant == "P20")
+            out.violations.iter().any(|v| v.invariant == "P19")
         })
     };
-    assert!(first_p20(Mutant::MC57).is_some(), "MC57 escaped P20 (exact)");
-    assert!(first_p20(Mutant::MR3).is_some(), "MR3 escaped P20 (drained)");
+    assert!(first_p20(Mutant::MC57).is_some(), "MC57 escaped P19 (exact)");
+    assert!(first_p20(Mutant::MR3).is_some(), "MR3 escaped P19 (drained)");
 }

@@ -1,4 +1,4 @@
-//! **P20**: a pool node's completion events (`PoolNode::subscribe`) are exactly its workers'
+//! **P19**: a pool node's completion events (`PoolNode::subscribe`) are exactly its workers'
 //! recorded completions, each once, and a graceful stop delivers all of them before the
 //! subscription closes (scenario `poolfeed`, whose every node subscribes when it starts):
 //!
@@ -55,7 +55,7 @@ struct Life<'a> {
     subscribed: bool,
 }
 
-/// P20 over a run (see the module's doc).
+/// P19 over a run (see the module's doc).
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let mut lives: BTreeMap<(Who, u64), Life<'_>> = BTreeMap::new();
     let mut v = Vec::new();
@@ -77,14 +77,14 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                         let key = (job.as_str(), *attempt);
                         if !l.completed.contains_key(&key) {
                             v.push(Violation::new(
-                            "P20",
+                            "P19",
                             e.t_us,
                             format!("{}: a completion event of {job} attempt {attempt}, which no worker of this node recorded (completed)", e.node),
                         ));
                         }
                         if let Some(first) = l.got.insert(key, e.t_us) {
                             v.push(Violation::new(
-                            "P20",
+                            "P19",
                             e.t_us,
                             format!("{}: the completion event of {job} attempt {attempt} delivered twice (first at {:.3}s)", e.node, first as f64 / 1e6),
                         ));
@@ -102,7 +102,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                             .collect();
                         if !missing.is_empty() {
                             v.push(Violation::new(
-                            "P20",
+                            "P19",
                             e.t_us,
                             format!(
                                 "{}: the node's completion events closed without {} completion(s) its workers recorded, and keel reported none lost ({})",
@@ -153,7 +153,7 @@ mod tests {
         // Exact: an event of an attempt the node never recorded (a refused, fenced completion).
         let v = rule(&[start.clone(), completed(10, 2), got(20, 1), got(21, 2), end(30)]);
         assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!((v[0].invariant, v[0].t_us), ("P20", 20_000));
+        assert_eq!((v[0].invariant, v[0].t_us), ("P19", 20_000));
         // Once.
         let v = rule(&[start.clone(), completed(10, 2), got(20, 2), got(25, 2), end(30)]);
         assert_eq!((v.len(), v[0].t_us), (1, 25_000), "{v:?}");
