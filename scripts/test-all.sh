@@ -21,6 +21,13 @@ fi
 redis-server --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 export KEEL_REQUIRE_REDIS=1   # real-Redis tests fail (never skip) without redis-server
+# A clean clone gains nothing from incremental state, and full debug info is most of the debug
+# builds' size: the lanes together used 11 GB of disk with both, and a CI run once died of a full
+# disk. Line tables keep file:line in every backtrace.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+export CARGO_PROFILE_TEST_DEBUG=line-tables-only
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free of " $2}'
 
 lane "format"
 cargo fmt --all -- --check
@@ -123,4 +130,5 @@ echo "MC7 caught: exit 1 on V4"
 sed -n 's/^run directory (histories, child logs, redis data): //p' "$chaos_out" | xargs -r rm -rf
 rm -f "$chaos_out"
 
+du -sh target fuzz/target 2>/dev/null | awk '{print "disk used by builds: " $1 " " $2}' || true
 lane "all lanes passed in $(elapsed)"
