@@ -371,10 +371,6 @@ impl Cleanup {
 }
 
 #[cfg(feature = "model")]
-/// The dead marker a fence writes into a worker's keep-alive.
-pub const DEAD_MARKER: &str = DEAD;
-
-#[cfg(feature = "model")]
 /// Whether a worker whose keep-alive reads `keepalive` is stale at store time `now_ms` (the
 /// sweep's judgement, for the model).
 pub fn keepalive_stale(keepalive: &str, now_ms: u64, ttl_ms: u64) -> bool {

@@ -51,8 +51,8 @@ mod cleanup;
 #[cfg(feature = "model")]
 #[doc(hidden)]
 pub use cleanup::{
-    Attempt, Cleanup, Command as CleanupCommand, DEAD_MARKER, LockMap, Outcome as CleanupOutcome,
-    Reply as CleanupReply, Start as CleanupStart, keepalive_stale, lock_held,
+    Attempt, Cleanup, Command as CleanupCommand, LockMap, Outcome as CleanupOutcome, Reply as CleanupReply,
+    Start as CleanupStart, keepalive_stale, lock_held,
 };
 mod complete;
 mod config;

@@ -177,6 +177,10 @@ pub mod decode {
         Ok(())
     }
 
+    /// The value a cleanup's fence writes into a dead worker's keep-alive (never a worker's
+    /// beat: [`keepalive`] reads it as None).
+    pub const DEAD_MARKER: &str = DEAD;
+
     /// A keep-alive value as keel judges it: `(ms, ttl_ms, stopping)` (`ttl_ms` None: written
     /// without one, judged by the reader's TTL), or None for one no worker wrote (the dead
     /// marker included). For checkers of the store's history.

@@ -18,13 +18,12 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use keel::MemoryStore;
+use keel::pool::decode::DEAD_MARKER as DEAD;
 use keel::store::{MapWrite, Store};
 
+use super::pool_owners::record_owner;
 use crate::check::Violation;
 use crate::history::{Event, History, ServerEv, Who};
-
-/// The value a cleanup's fence writes into a worker's keep-alive (keel's `pool::state::DEAD`).
-const DEAD: &str = "dead";
 
 /// The store node's memory of fences: (keep-alive map, worker) → the job records naming the
 /// worker when its fence applied, as (key, value).
@@ -94,9 +93,9 @@ pub fn may_fence_or_delete(w: &MapWrite) -> bool {
     }
 }
 
-/// Whether job record `v` (`attempt|owner|payload`) names `worker`.
+/// Whether job record `v` names `worker`.
 fn names(v: &str, worker: &str) -> bool {
-    v.split('|').nth(1) == Some(worker)
+    record_owner(v).is_some_and(|(_, owner)| owner == worker)
 }
 
 /// P18: the store's record of each cleanup that deleted its worker's keep-alive while jobs the

@@ -60,9 +60,20 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let mut lives: BTreeMap<(Who, u64), Life<'_>> = BTreeMap::new();
     let mut v = Vec::new();
     for e in run.events {
+        let read = (e.pool(), e.completer(), e.app());
+        // Most of a run's events are none of these: no life lookup, no entry for them.
+        let relevant = matches!(read.0, Some(PoolEvent::Completed { .. } | PoolEvent::CompletionEventDropped { .. }))
+            || matches!(read.1, Some(CompleterEvent::EventsClosed { .. }))
+            || matches!(
+                read.2,
+                Some(super::AppEv::Pool(Rec::EventsStart {} | Rec::EventGot { .. } | Rec::EventsEnd { .. }))
+            );
+        if !relevant {
+            continue;
+        }
         let life = run.timeline.life_at(e.node, e.t_us).map_or(0, |l| l.start);
         let l = lives.entry((e.node, life)).or_default();
-        match (e.pool(), e.completer(), e.app()) {
+        match read {
             (Some(PoolEvent::Completed { job, attempt, .. }), _, _) => {
                 l.completed.entry((plain(job), *attempt)).or_insert(e.t_us);
             }

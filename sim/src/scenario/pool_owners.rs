@@ -178,7 +178,7 @@ fn pending_removals(events: &[Event]) -> Vec<Violation> {
 }
 
 /// `(attempt, worker)` of a job record (`attempt|owner|payload`).
-fn record_owner(v: &str) -> Option<(&str, &str)> {
+pub(super) fn record_owner(v: &str) -> Option<(&str, &str)> {
     let mut it = v.splitn(3, '|');
     Some((it.next()?, it.next()?))
 }

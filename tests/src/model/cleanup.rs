@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use keel::mutants::{self, Mutant};
 use keel::pool::{
-    Cleanup, CleanupCommand as Command, CleanupReply as Reply, CleanupStart, DEAD_MARKER, LockMap, keepalive_stale,
-    lock_held,
+    Cleanup, CleanupCommand as Command, CleanupReply as Reply, CleanupStart, LockMap, keepalive_stale, lock_held,
 };
 use keel::store::{Expect, MapWrite, StoreState};
 use stateright::{Model, Property};
@@ -171,7 +170,10 @@ impl CleanupModel {
             Command::Fence { expected } => Self::write(
                 st,
                 KEEPALIVE,
-                &MapWrite::CompareAndSet { expected: expected.clone(), new: DEAD_MARKER.to_owned() },
+                &MapWrite::CompareAndSet {
+                    expected: expected.clone(),
+                    new: keel::pool::decode::DEAD_MARKER.to_owned(),
+                },
             ),
             Command::ReadOwned => Reply::Owned(Self::owned(st)),
             Command::Requeue { job, .. } => {
