@@ -17,9 +17,9 @@ mod verdict;
 
 pub use rules::{
     Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, completer_drains_bounded,
-    completer_drains_retry, completer_flushes_report_retries, completer_stops_heard, grant_order, group_stops,
-    jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order, rmap_revisions,
-    rmap_waiters_wake, subscription_stops,
+    completer_drains_retry, completer_drains_write_at_once, completer_flushes_report_retries, completer_stops_heard,
+    grant_order, group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
+    rmap_revisions, rmap_waiters_wake, subscription_stops,
 };
 pub use verdict::{Coverage, Span, Violation};
 

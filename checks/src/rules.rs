@@ -684,6 +684,77 @@ pub fn completer_drains_retry<E: Entry>(
     v
 }
 
+/// V13: a drain writes what is queued at once. Once a run's drain begins (`DrainStarted`) with
+/// completions queued, the run writes them without waiting for its flush tick: its first write
+/// begun in the drain starts within `slack_us` of running time (frozen time not counted) of the
+/// later of the drain's start and the end of the write then in flight (its `BatchFlushed`, or its
+/// last `FlushFailed` when it gave the batch up). A write's start is its `BatchFlushed` less its
+/// `took_us` (retries included), a local duration stretched by `slowest`, the slowest rate of a
+/// node's clock the history allows; `jumped(node, from, to)` excuses a run whose node's clock
+/// jumped meanwhile. A run that writes nothing more (its node crashed, it gave the batch up) is
+/// not judged. One that waits for the tick (blind-spot hunt, round 7, #9) spends up to a flush
+/// interval of the stop's bound on every round of the drain.
+pub fn completer_drains_write_at_once<E: Entry>(
+    events: &[E],
+    slowest: f64,
+    slack_us: u64,
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+) -> Vec<Violation> {
+    struct Drain {
+        began: u64,
+        /// Ends of the run's writes since the drain began (`BatchFlushed`, `FlushFailed`).
+        write_ends: Vec<u64>,
+    }
+    let mut open: BTreeMap<(E::Node, &str, u64), Drain> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::DrainStarted { completer, run, pending, .. }), _) if *pending > 0 => {
+                open.insert((node.clone(), plain(completer), *run), Drain { began: t, write_ends: Vec::new() });
+            }
+            (Some(CompleterEvent::FlushFailed { completer, run, .. }), _) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.write_ends.push(t);
+                }
+            }
+            (Some(CompleterEvent::BatchFlushed { completer, run, n, took_us, .. }), _) => {
+                let key = (node.clone(), plain(completer), *run);
+                let Some(d) = open.get_mut(&key) else { continue };
+                let took = (*took_us as f64 / slowest.clamp(0.01, 1.0)) as u64;
+                let start = t.saturating_sub(took);
+                if start < d.began {
+                    d.write_ends.push(t); // the write in flight at the drain's start
+                    continue;
+                }
+                let after = d.write_ends.iter().copied().filter(|&w| w <= start).max().unwrap_or(0).max(d.began);
+                let due = reach(after, slack_us, &frozen(node));
+                if start > due && !jumped(node, d.began, t) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V13",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: its drain began at {:.3}s with completions queued, and its first write (a batch of {n}) started only at {:.3}s, {} µs after it could: the drain waited instead of writing",
+                            plain(completer),
+                            d.began as f64 / 1e6,
+                            start as f64 / 1e6,
+                            start - after
+                        ),
+                    ));
+                }
+                open.remove(&key);
+            }
+            (Some(CompleterEvent::EventsClosed { completer, run, .. }), _) => {
+                open.remove(&(node.clone(), plain(completer), *run));
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => open.retain(|k, _| &k.0 != node),
+            _ => {}
+        }
+    }
+    v
+}
+
 /// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what
 /// its readers saw: `read` names the reads a workload recorded, as (map, revision)) never goes
 /// back within a node's life, except by a resync after the store lost its data. R3 at the
@@ -1170,6 +1241,65 @@ mod tests {
         assert!(judge(&[began(), failed(10_000), closed(30_000, 2)], 1.0).is_empty());
         let deadline = sm(10_000, "a", C::StopDeadline { completer: "c".into(), run: 1, producers: 0, pending: 2 });
         assert!(judge(&[began(), failed(10_000), deadline, closed(10_000, 2)], 1.0).is_empty());
+    }
+
+    #[test]
+    fn a_drain_whose_first_write_waits_fires_v13() {
+        use keel::observe::CompleterEvent as C;
+        let began = |pending| {
+            let e = C::DrainStarted {
+                completer: "c".into(),
+                run: 1,
+                pending,
+                producers: 0,
+                bound_ms: 600,
+                retry_max_ms: 200,
+            };
+            sm(10_000, "a", e)
+        };
+        let flushed = |t, took_us| {
+            sm(t, "a", C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried: false, took_us })
+        };
+        let judge =
+            |h: &[E], slowest: f64| completer_drains_write_at_once(h, slowest, 2_000, |_| vec![], |_, _, _| false);
+        // Written at once (a 5 ms write begun at the drain), or a write in flight at the drain.
+        assert!(judge(&[began(2), flushed(15_000, 5_000)], 1.0).is_empty());
+        assert!(judge(&[began(2), flushed(15_000, 8_000)], 1.0).is_empty());
+        // The first write began 15 ms into the drain (at the flush tick, MC59): V13 at its end.
+        let v = judge(&[began(2), flushed(30_000, 5_000)], 1.0);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V13", 30_000), "{v:?}");
+        // A slow clock measured the write short: 5 ms at rate 0.25 is 20 ms of the history's time.
+        assert!(judge(&[began(2), flushed(30_000, 5_000)], 0.25).is_empty());
+        // A write in flight at the drain, given up at its last failure (15 ms in): the queued
+        // batch is written from there.
+        let failed = || {
+            sm(
+                25_000,
+                "a",
+                C::FlushFailed {
+                    completer: "c".into(),
+                    run: 1,
+                    n: 2,
+                    error: "x".into(),
+                    outcome: keel::Outcome::NotApplied,
+                },
+            )
+        };
+        assert!(judge(&[began(2), failed(), flushed(30_000, 5_000)], 1.0).is_empty());
+        let v = judge(&[began(2), failed(), flushed(40_000, 5_000)], 1.0);
+        assert_eq!((v.len(), v[0].t_us), (1, 40_000), "{v:?}");
+        // A write in flight that landed after the drain began, then the queued one at once.
+        assert!(judge(&[began(2), flushed(12_000, 5_000), flushed(20_000, 8_000)], 1.0).is_empty());
+        // Nothing queued at the drain: the later write is of a completion handed in since.
+        assert!(judge(&[began(0), flushed(30_000, 5_000)], 1.0).is_empty());
+        // Frozen time does not count; a node restart ends the run.
+        let frozen = |_: &&str| vec![Span { start: 10_500, end: 40_000 }];
+        assert!(
+            completer_drains_write_at_once(&[began(2), flushed(45_000, 5_000)], 1.0, 2_000, frozen, |_, _, _| false)
+                .is_empty()
+        );
+        let restart = E(20_000, "a", None, Some(Fact::NodeStart));
+        assert!(judge(&[began(2), restart, flushed(30_000, 5_000)], 1.0).is_empty());
     }
 
     #[test]

@@ -327,6 +327,22 @@ pub enum Mutant {
     /// subscribers as done while the job runs again elsewhere (no scenario subscribed to a
     /// node's completion events before P19).
     MC57,
+    /// A lifecycle start that finds a stop under way does nothing and returns, instead of
+    /// waiting for the run's exit and starting a new one: `start()` returns with the service
+    /// stopping, then stopped, and producers get `NotRunning` (blind-spot hunt, round 7, #10).
+    MC58,
+    /// A draining completer writes a partial batch only at its next flush tick, not at once:
+    /// every drain round waits up to `flush_interval`, and the stop's bound is spent waiting
+    /// (blind-spot hunt, round 7, #9).
+    MC59,
+    /// A replicated map's retry backoff (between snapshot or watch attempts) that does not
+    /// listen for the map's stop: the stop, and the node's shutdown, wait out the backoff, up to
+    /// `retry_max` (blind-spot hunt, round 7, #6).
+    MC60,
+    /// A lease owner that steps down at its deadline without releasing the grant's token: a
+    /// grant whose renewals landed while their replies were lost outlives the owner's belief,
+    /// and every node, the owner too, waits out its TTL (blind-spot hunt, round 7, #2).
+    MC61,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

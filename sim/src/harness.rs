@@ -820,6 +820,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         }
         if self.keel_rules {
             v.extend(lease_exclusive(view));
+            v.extend(crate::scenario::lease_orphans::check(view));
             v.extend(crate::keel_rules::pool_rules(view));
             v.extend(crate::keel_rules::completer_drains(view));
             v.extend(crate::keel_rules::subscription_stops(view));
@@ -827,6 +828,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             v.extend(crate::keel_rules::completer_drains_retry(view));
             v.extend(keel_checks::completer_flushes_report_retries(view.events));
             v.extend(crate::keel_rules::completer_stops_heard(view));
+            v.extend(crate::keel_rules::completer_drains_write_at_once(view));
             v.extend(crate::keel_rules::group_stops(view));
             v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
             v.extend(crate::keel_rules::rmap_jumps_only_at_reseeds(view.events));

@@ -136,6 +136,10 @@ events! {
         /// A release by `by` naming `token` removed nothing while the store held a live grant,
         /// to `holder` (S7: a graceful stop must name the grant it held).
         ReleaseMissed { lease: String, token: String, holder: String, by: Who } = "release_missed",
+        /// An acquisition by `by` under `token` refused because the store holds a live grant to
+        /// `holder`, an earlier token of the same owner (S11: a grant its owner stepped away
+        /// from without trying to release it).
+        AcquireHeldByOwn { lease: String, holder: String, token: String, by: Who } = "acquire_held_by_own",
         /// An acquisition refused by the data-loss quarantine.
         QuarantineRefusal { to: Who } = "quarantine_refusal",
         /// A lease operation by a token that is not the holder's changed the grant.

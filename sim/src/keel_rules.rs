@@ -198,12 +198,35 @@ pub fn completer_drains_retry(run: &RunView<'_>) -> Vec<Violation> {
         return Vec::new();
     }
     let fastest = clock_rates(run).fold(1.0f64, f64::max);
-    let jumped = |n: &Who, from: u64, to: u64| {
-        run.events.iter().any(|e| {
-            e.node == *n && (from..=to).contains(&e.t_us) && matches!(e.world(), Some(WorldEv::ClockJump { .. }))
-        })
-    };
-    keel_checks::completer_drains_retry(run.events, fastest, COMPLETER_STOP_HEARD_SLACK_US, jumped)
+    keel_checks::completer_drains_retry(run.events, fastest, COMPLETER_STOP_HEARD_SLACK_US, |n, from, to| {
+        clock_jumped(run, n, from, to)
+    })
+}
+
+/// V13: a drain writes what is queued at once ([`keel_checks::completer_drains_write_at_once`]):
+/// its first write starts within [`COMPLETER_STOP_HEARD_SLACK_US`] of the drain's start, frozen
+/// time not counted, the write's own duration stretched by the slowest in-bound clock of the
+/// plan; a run whose node's clock jumped meanwhile is excused, as is every run of a plan with
+/// clocks beyond their bound.
+pub fn completer_drains_write_at_once(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let slowest = clock_rates(run).fold(1.0f64, f64::min);
+    keel_checks::completer_drains_write_at_once(
+        run.events,
+        slowest,
+        COMPLETER_STOP_HEARD_SLACK_US,
+        |n| run.timeline.frozen(*n).collect(),
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
+/// Whether node `n`'s clock jumped between `from` and `to`.
+fn clock_jumped(run: &RunView<'_>, n: &Who, from: u64, to: u64) -> bool {
+    run.events
+        .iter()
+        .any(|e| e.node == *n && (from..=to).contains(&e.t_us) && matches!(e.world(), Some(WorldEv::ClockJump { .. })))
 }
 
 /// V10: a completer run's drain begins at its stop request, or once the store write it had in

@@ -350,7 +350,18 @@ async fn apply(
                     history.record(Who::Store, ev)
                 }
                 Acquire::Quarantined { .. } => history.record(Who::Store, ServerEv::QuarantineRefusal { to: node }),
-                Acquire::Held { .. } => {}
+                Acquire::Held { .. } => {
+                    // Only a refusal by a grant to the same owner instance (`owner:incarnation`) is
+                    // recorded (S11); the refusals of other owners' polls are most of a lease
+                    // run's calls.
+                    let instance = |t: &str| t.rsplit_once(':').map(|(i, _)| i.to_owned());
+                    if let Some((holder, _)) = store.lease_holder(&name)
+                        && holder != token
+                        && instance(&holder) == instance(&token)
+                    {
+                        history.record(Who::Store, ServerEv::AcquireHeldByOwn { lease: name, holder, token, by: node });
+                    }
+                }
             }
             Resp::Acquire(r)
         }

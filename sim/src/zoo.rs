@@ -453,6 +453,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC58,
+        lineage: "checker proof (blind-spot hunt, round 7, #10): a lifecycle start that finds a stop under way does nothing, and returns with the service not running",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC59,
+        lineage: "checker proof (blind-spot hunt, round 7, #9): a draining completer writes its partial batch only at the next flush tick",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC60,
+        lineage: "checker proof (blind-spot hunt, round 7, #6): a replicated map's retry backoff sleeps through the map's stop",
+        scenario: "rmap",
+        budget: 200,
+    },
+    Entry {
+        mutant: Mutant::MC61,
+        lineage: "checker proof (blind-spot hunt, round 7, #2): a lease owner steps down at its deadline without releasing the grant's token; a grant whose renewals landed blocks every node for a TTL",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

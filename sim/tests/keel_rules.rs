@@ -160,12 +160,14 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
     };
     let mut v = keel_sim::keel_rules::pool_rules(&view);
     v.extend(keel_sim::scenario::lease::lease_exclusive(&view));
+    v.extend(keel_sim::scenario::lease_orphans::check(&view));
     v.extend(keel_sim::keel_rules::completer_drains(&view));
     v.extend(keel_sim::keel_rules::subscription_stops(&view));
     v.extend(keel_sim::keel_rules::completer_drains_bounded(&view));
     v.extend(keel_sim::keel_rules::completer_drains_retry(&view));
     v.extend(keel_checks::completer_flushes_report_retries(&out.events));
     v.extend(keel_sim::keel_rules::completer_stops_heard(&view));
+    v.extend(keel_sim::keel_rules::completer_drains_write_at_once(&view));
     v.extend(keel_sim::keel_rules::group_stops(&view));
     v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
     v.extend(keel_sim::keel_rules::rmap_jumps_only_at_reseeds(&out.events));
@@ -266,6 +268,16 @@ fn the_free_completer_rule_catches_a_backoff_that_sleeps_through_the_stop() {
     // MC41: a retry's backoff that does not listen for the stop: the drain begins when the
     // backoff ends (V10, at the request + its slack).
     assert!(caught_by_free_rules("completer", Mutant::MC41, "V10").is_some(), "MC41 breaks V10");
+    // MC59: a draining run writes its partial batch only at the next flush tick (V13 at its
+    // first write; completer seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC59, "V13").is_some(), "MC59 breaks V13");
+}
+
+#[test]
+fn the_free_lease_rule_catches_a_step_down_that_leaves_its_grant_behind() {
+    // MC61: a step-down at the deadline that does not release the grant's token; the owner's
+    // next acquisition is refused by its own grant (S11 at the store; lease seed 11).
+    assert!(caught_by_free_rules_within("lease", Mutant::MC61, "S11", 20).is_some(), "MC61 breaks S11");
 }
 
 #[test]

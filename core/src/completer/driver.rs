@@ -74,7 +74,9 @@ impl<S: Store> Driver<S> {
                     break;
                 }
             }
-            let due = queued >= self.cfg.batch_size || (queued > 0 && (now >= next_tick || deadline.is_some()));
+            // MC59: a drain that writes its partial batch only at the next tick.
+            let draining = deadline.is_some() && !mutants::active(Mutant::MC59);
+            let due = queued >= self.cfg.batch_size || (queued > 0 && (now >= next_tick || draining));
             if due {
                 let batch = self.intake.take_batch(self.cfg.batch_size);
                 let n = batch.len();

@@ -471,6 +471,7 @@ impl<S: Store> Driver<S> {
         observe::emit(LeaseEvent::ReleaseEnded {
             lease: (&self.cfg.name).into(),
             owner: (&self.cfg.owner).into(),
+            token: token.into(),
             released: r.unwrap_or(false),
         });
     }

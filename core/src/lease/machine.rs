@@ -373,6 +373,8 @@ impl Machine {
                 let mut next_attempt = now;
                 match reason {
                     // Our key may still be in the store (renewals applied, replies lost).
+                    // MC61: the grant's token is never released after a deadline step-down.
+                    LostReason::Deadline if mutants::active(Mutant::MC61) => {}
                     LostReason::Deadline => self.stale_tokens.push(self.token.clone()),
                     // We still hold it: hand it over, and leave others one poll to take it.
                     LostReason::WorkEnded => {

@@ -80,6 +80,10 @@ impl Machine {
                 (Status::Running { run: self.runs }, Action::Spawn { run: self.runs })
             }
             (s @ Status::Running { .. }, Input::Start) => (s, Action::Nothing),
+            // MC58: a start during a stop does nothing (returns with the service not running).
+            (s @ Status::Stopping { .. }, Input::Start) if crate::mutants::active(crate::mutants::Mutant::MC58) => {
+                (s, Action::Nothing)
+            }
             (s @ Status::Stopping { run }, Input::Start) => (s, Action::AwaitExit { run }),
             (Status::Stopped, Input::Stop) => (Status::Stopped, Action::Nothing),
             (Status::Running { run }, Input::Stop) => (Status::Stopping { run }, Action::CancelAndAwait { run }),

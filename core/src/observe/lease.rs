@@ -50,7 +50,7 @@ events! {
         RenewRefused { lease: Text<'a>, owner: Text<'a> } = "renew_refused",
         /// A release ended: `released` when the store removed this owner's grant (else it was
         /// not the holder any more, or the call failed and the grant expires by its TTL).
-        ReleaseEnded { lease: Text<'a>, owner: Text<'a>, released: bool } = "release_ended",
+        ReleaseEnded { lease: Text<'a>, owner: Text<'a>, token: Text<'a>, released: bool } = "release_ended",
         /// The owner heard its stop (its token or its parent's was cancelled) and begins to shut
         /// down: stop the work, release. At the request, or once a renewal in flight ended.
         Stopping { lease: Text<'a>, owner: Text<'a> } = "stopping",
@@ -130,8 +130,8 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::RenewRefused { lease, owner } => {
             info!(target: T, lease = %lease, owner = %owner, kind = "renew_refused", "renewal refused: the store holds no grant of ours")
         }
-        E::ReleaseEnded { lease, owner, released } => {
-            debug!(target: T, lease = %lease, owner = %owner, released, kind = "release_ended", "release ended")
+        E::ReleaseEnded { lease, owner, token, released } => {
+            debug!(target: T, lease = %lease, owner = %owner, token = %token, released, kind = "release_ended", "release ended")
         }
         E::Stopping { lease, owner } => {
             debug!(target: T, lease = %lease, owner = %owner, kind = "stopping", "lease owner stopping")

@@ -186,6 +186,15 @@ impl<S: Store> Driver<S> {
     }
 
     async fn backoff(&self, wait: &mut Duration) -> bool {
+        if crate::mutants::active(crate::mutants::Mutant::MC60) {
+            // MC60: the backoff sleeps through the stop and notices it only afterwards.
+            self.clock.sleep(*wait).await;
+            if self.shutdown.is_cancelled() {
+                return false;
+            }
+            *wait = (*wait * 2).min(self.cfg.retry_max);
+            return true;
+        }
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => return false,

@@ -82,6 +82,8 @@ events! {
         /// A stop of the stress's `service` returned while the run it was called on, `run`,
         /// had not exited (its status then: `status`).
         StopReturnedEarly { service: String, run: u64, status: String } = "stop_returned_early",
+        /// A start of the stress's `service` returned with the service not running (`status`).
+        StartReturnedNotRunning { service: String, status: String } = "start_returned_not_running",
     }
 }
 
@@ -392,7 +394,9 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
                 for k in 0..3u64 {
                     if (i + k) % 2 == 0 {
                         c.start(&caller).await;
+                        start_returned(&ctx, "completer", c.status());
                         s.start(&caller).await;
+                        start_returned(&ctx, "subscriptions", s.status());
                     } else {
                         let before = c.status();
                         let _ = c.stop().await;
@@ -456,6 +460,15 @@ fn stop_returned(ctx: &NodeCtx, service: &str, before: Status, after: Status) {
         && run_of(after) == Some(run)
     {
         ctx.record(Rec::StopReturnedEarly { service: service.to_owned(), run, status: format!("{after:?}") });
+    }
+}
+
+/// V5, judged where a start returns: the service is running. A start that finds a stop under
+/// way waits for its exit and starts a new run (the lifecycle contract); nothing awaits between
+/// the new run's spawn and the return, so no other caller's stop can come between.
+fn start_returned(ctx: &NodeCtx, service: &str, after: Status) {
+    if !matches!(after, Status::Running { .. }) {
+        ctx.record(Rec::StartReturnedNotRunning { service: service.to_owned(), status: format!("{after:?}") });
     }
 }
 
@@ -527,6 +540,8 @@ impl CompleterScenario {
         // V10: a run begins its drain at the stop request, or once its write in flight ended (the
         // stress's completer too: it is keel's own run loop).
         v.extend(crate::keel_rules::completer_stops_heard(run));
+        // V13: a drain writes what is queued at once, not at its next flush tick.
+        v.extend(crate::keel_rules::completer_drains_write_at_once(run));
         v.extend(v8_events_stored(run));
         v.extend(v7_backlog_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
@@ -550,6 +565,13 @@ impl CompleterScenario {
                         "{}: a stop of the stress's {service} returned before its run {run} exited ({status})",
                         e.node
                     ),
+                ));
+            }
+            if let Some(Rec::StartReturnedNotRunning { service, status }) = rec(e) {
+                v.push(Violation::new(
+                    "V5",
+                    e.t_us,
+                    format!("{}: a start of the stress's {service} returned with it not running ({status})", e.node),
                 ));
             }
             if let Some(CompleterEvent::SendAfterClose { .. }) = e.completer() {
@@ -659,6 +681,8 @@ impl CompleterScenario {
             Mutant::MC47,
             Mutant::MC48,
             Mutant::MC52,
+            Mutant::MC58,
+            Mutant::MC59,
         ]
     }
 }

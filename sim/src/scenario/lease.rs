@@ -154,6 +154,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC50,
     Mutant::MC51,
     Mutant::MC53,
+    Mutant::MC61,
 ];
 
 impl LeaseScenario {
@@ -240,6 +241,7 @@ impl LeaseScenario {
         v.extend(stop_leaves_no_grant(events));
         // The longest step a stop does not cut: stopping the work (`work_stop_timeout`, the TTL).
         v.extend(stops_heard(run, self.ttl_ms * 1000));
+        v.extend(super::lease_orphans::check(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -1058,7 +1060,12 @@ mod tests {
         let ended = at(
             650,
             0,
-            lease_ev(LeaseEvent::ReleaseEnded { lease: "leader".into(), owner: "x".into(), released: false }),
+            lease_ev(LeaseEvent::ReleaseEnded {
+                lease: "leader".into(),
+                owner: "x".into(),
+                token: "x:1:1".into(),
+                released: false,
+            }),
         );
         let base = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), at(600, 0, WorldEv::NodeStop {})];
         let judge = |tail: &[Event]| {

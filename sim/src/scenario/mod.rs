@@ -15,6 +15,7 @@ use crate::world::NodeMain;
 pub mod completer;
 pub mod drift;
 pub mod lease;
+pub mod lease_orphans;
 pub mod pool;
 pub mod pool_cleanup;
 pub mod pool_drain;
@@ -26,6 +27,7 @@ pub mod pool_picks;
 pub mod pool_stopping;
 pub mod pool_table;
 pub mod rmap;
+pub mod rmap_stop;
 #[cfg(test)]
 mod test_history;
 pub mod worker_fence;

@@ -156,7 +156,7 @@ mod tests {
     }
 
     #[test]
-    fn events_that_are_not_the_recorded_completions_or_not_drained_fire_p20() {
+    fn events_that_are_not_the_recorded_completions_or_not_drained_fire_p19() {
         let rule = |h: &[Event]| judge(h, 0, 100_000, check);
         let start = app(1, Rec::EventsStart {});
         let end = |t| app(t, Rec::EventsEnd { dropped: 0 });

@@ -667,6 +667,7 @@ impl RmapScenario {
                 v.push(Violation::new("R4", t, format!("{node}: {waiters} waiters registered after quiescence")));
             }
         }
+        v.extend(super::rmap_stop::check(run));
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
@@ -754,6 +755,7 @@ impl RmapScenario {
             Mutant::MC43,
             Mutant::MC44,
             Mutant::MC49,
+            Mutant::MC60,
         ]
     }
 }
