@@ -343,6 +343,10 @@ pub enum Mutant {
     /// grant whose renewals landed while their replies were lost outlives the owner's belief,
     /// and every node, the owner too, waits out its TTL (blind-spot hunt, round 7, #2).
     MC61,
+    /// A lease acquisition whose outcome is unknown (a timeout, a lost reply) taken as refused:
+    /// the next one goes under a fresh token, and when the first landed nobody believes in its
+    /// grant or releases it; the lease is blocked for a TTL (blind-spot hunt, round 7, #1).
+    MC62,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -477,6 +477,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC62,
+        lineage: "checker proof (blind-spot hunt, round 7, #1): a lease acquisition of unknown outcome taken as refused; a grant that landed is orphaned",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

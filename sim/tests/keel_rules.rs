@@ -278,6 +278,9 @@ fn the_free_lease_rule_catches_a_step_down_that_leaves_its_grant_behind() {
     // MC61: a step-down at the deadline that does not release the grant's token; the owner's
     // next acquisition is refused by its own grant (S11 at the store; lease seed 11).
     assert!(caught_by_free_rules_within("lease", Mutant::MC61, "S11", 20).is_some(), "MC61 breaks S11");
+    // MC62: an acquisition of unknown outcome taken as refused; its landed grant, never
+    // believed, refuses the owner's next token (lease seed 2).
+    assert!(caught_by_free_rules("lease", Mutant::MC62, "S11").is_some(), "MC62 breaks S11");
 }
 
 #[test]

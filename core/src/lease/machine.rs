@@ -287,6 +287,9 @@ impl Machine {
             Err(e) => {
                 // Maybe applied: the same token is retried, which is idempotent.
                 let wait = self.on_error(&e);
+                if mutants::active(Mutant::MC62) {
+                    self.rotate_token(); // MC62: an unknown outcome taken as refused
+                }
                 self.phase = Phase::Awaiting { next_attempt: now + wait };
             }
         }

@@ -155,6 +155,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC51,
     Mutant::MC53,
     Mutant::MC61,
+    Mutant::MC62,
 ];
 
 impl LeaseScenario {

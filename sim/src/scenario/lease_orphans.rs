@@ -10,12 +10,15 @@
 //! because it holds a live grant to another token of the same owner instance
 //! (`owner:incarnation`, `acquire_held_by_own`), and the rule takes those under a later token of
 //! the owner's sequence (a late copy of an older acquisition is a ghost, not the owner).
-//! That is a violation when the refusing grant is one the owner believed (its `held` of that
-//! fence, in this life of its node) and the owner never tried to release that token in this
-//! life (`release_ended` naming it, whether or not the store removed anything: a release the
-//! store refused is best effort). A grant the owner never learned of (a late copy of an old
-//! acquisition granted again under a new fence), or one from before its node's crash or
-//! restart, is not its to release. Reported once per orphaned token.
+//! That is a violation when the owner never tried to release that token in this life of its
+//! node (`release_ended` naming it, whether or not the store removed anything: a release the
+//! store refused is best effort), and either it believed the refusing grant (its `held` of that
+//! fence) or it believed none of the token's grants: keel moves to a later token only after a
+//! grant it believed, so a token never believed was given up on an acquisition of unknown
+//! outcome (MC62, round 7 #1), whose landed grant nobody will release. A late copy of a believed
+//! token's old acquisition, granted anew under a new fence, is not the owner's to release.
+//! Reported once per orphaned token. A node's crash or restart needs no excuse: the store node
+//! records only refusals within one owner instance, and a restarted node is a new one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,50 +26,51 @@ use keel::observe::LeaseEvent;
 
 use super::RunView;
 use crate::check::Violation;
-use crate::history::{ServerEv, Who, WorldEv};
+use crate::history::ServerEv;
 
-/// S11 over the run's events.
+/// S11 over the run's events. Tokens name their owner instance (`owner:incarnation:seq`) and
+/// fences are unique per lease, so nothing here needs to know which node sent what (a request
+/// applied before its connection's hello is the store's `world`).
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
-    // (lease, token) → the fence of its latest grant at the store
-    let mut granted: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    // node → the (lease, fence)s its owners believed, and the (lease, token)s they released, in
-    // its current life
-    let mut believed: BTreeMap<Who, BTreeSet<(&str, u64)>> = BTreeMap::new();
-    let mut released: BTreeMap<Who, BTreeSet<(&str, &str)>> = BTreeMap::new();
+    // (lease, token) → the fences of its grants at the store, the latest last
+    let mut granted: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
+    // (lease, fence)s some owner believed (`held`); (lease, token)s some owner tried to release
+    let mut believed: BTreeSet<(&str, u64)> = BTreeSet::new();
+    let mut released: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut reported: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut v = Vec::new();
     for e in run.events {
-        let n = e.node;
-        match (e.server(), e.lease(), e.world()) {
-            (Some(ServerEv::Grant { lease, token, fence, .. }), _, _) => {
-                granted.insert((lease.as_str(), token.as_str()), *fence);
+        match (e.server(), e.lease()) {
+            (Some(ServerEv::Grant { lease, token, fence, .. }), _) => {
+                granted.entry((lease.as_str(), token.as_str())).or_default().push(*fence);
             }
-            (_, Some(LeaseEvent::Held { lease, fence, .. }), _) => {
-                believed.entry(n).or_default().insert((keel_checks::plain(lease), *fence));
+            (_, Some(LeaseEvent::Held { lease, fence, .. })) => {
+                believed.insert((keel_checks::plain(lease), *fence));
             }
-            (_, Some(LeaseEvent::ReleaseEnded { lease, token, .. }), _) => {
-                released.entry(n).or_default().insert((keel_checks::plain(lease), keel_checks::plain(token)));
+            (_, Some(LeaseEvent::ReleaseEnded { lease, token, .. })) => {
+                released.insert((keel_checks::plain(lease), keel_checks::plain(token)));
             }
-            (_, _, Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {})) => {
-                believed.remove(&n);
-                released.remove(&n);
-            }
-            (Some(ServerEv::AcquireHeldByOwn { lease, holder, token, by }), _, _) => {
+            (Some(ServerEv::AcquireHeldByOwn { lease, holder, token, .. }), _) => {
                 // The owner moved on from the holder's token (a later one of its sequence); a
                 // late copy of an acquisition under an older token is a ghost, not the owner.
                 if seq(token) <= seq(holder) {
                     continue;
                 }
                 let key = (lease.as_str(), holder.as_str());
-                let Some(&fence) = granted.get(&key) else { continue };
-                let was_believed = believed.get(by).is_some_and(|b| b.contains(&(lease.as_str(), fence)));
-                let was_released = released.get(by).is_some_and(|r| r.contains(&key));
-                if was_believed && !was_released && reported.insert(key) {
+                let Some(fences) = granted.get(&key) else { continue };
+                let Some(&fence) = fences.last() else { continue };
+                let held = |f: &u64| believed.contains(&(lease.as_str(), *f));
+                // keel moves to a later token only after a grant it believed: a token none of
+                // whose grants was believed was given up on an unknown outcome.
+                let orphaned = held(&fence) || !fences.iter().any(held);
+                if orphaned && !released.contains(&key) && reported.insert(key) {
                     v.push(Violation::new(
                         "S11",
                         e.t_us,
                         format!(
-                            "{by}: its acquisition of {lease} under {token} refused by its own earlier grant (token {holder}, fence {fence}), which it believed and stepped away from without trying to release it: the lease is blocked until that grant's TTL runs out"
+                            "{}: its acquisition of {lease} under {token} refused by its own earlier grant (token {holder}, fence {fence}), which it {} without trying to release it: the lease is blocked until that grant's TTL runs out",
+                            holder.rsplit_once(':').map_or(holder.as_str(), |(instance, _)| instance),
+                            if held(&fence) { "believed and stepped away from" } else { "never believed, moving on from its token" }
                         ),
                     ));
                 }
@@ -88,7 +92,7 @@ mod tests {
     use keel::observe::Event as CoreEvent;
 
     use super::*;
-    use crate::history::{Ev, Event};
+    use crate::history::{Ev, Event, Who};
     use crate::scenario::test_history::{at, judge};
 
     const N: Who = Who::Node(1);
@@ -127,11 +131,14 @@ mod tests {
         assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "S11", 30_000), "{v:?}");
         // A release tried (even one the store refused) is all keel can do.
         assert!(rule(&[grant(10, "n1:1:1", 7), held.clone(), release, refused(30)]).is_empty());
-        // A grant the owner never believed (a late copy granted anew under fence 9), or one from
-        // before its node restarted, is not its to release.
+        // A late copy of a believed token's acquisition, granted anew under fence 9, is not the
+        // owner's to release.
         assert!(rule(&[grant(10, "n1:1:1", 7), held.clone(), grant(25, "n1:1:1", 9), refused(30)]).is_empty());
-        let restart = at(20, N, WorldEv::NodeStart {});
-        assert!(rule(&[grant(10, "n1:1:1", 7), held.clone(), restart, refused(30)]).is_empty());
+        // A token none of whose grants the owner believed was given up on an unknown outcome
+        // (MC62): S11, whatever the grant's fence.
+        let v = rule(&[grant(10, "n1:1:1", 7), refused(30)]);
+        assert_eq!((v.len(), v[0].t_us), (1, 30_000), "{v:?}");
+        assert!(v[0].detail.contains("never believed"), "{}", v[0].detail);
         // A late copy of an acquisition under an older token than the holder's is a ghost.
         let ghost = store(
             30,
