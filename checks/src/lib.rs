@@ -11,10 +11,12 @@
 
 #![warn(missing_docs)]
 
+mod cadence;
 pub mod linearize;
 mod rules;
 mod verdict;
 
+pub use cadence::lease_attempts_on_time;
 pub use rules::{
     Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, completer_drains_bounded,
     completer_drains_retry, completer_drains_write_at_once, completer_flushes_report_retries, completer_stops_heard,
@@ -103,4 +105,31 @@ impl<T: Entry> Entry for &T {
 /// The text of a recorded keel field (recorded events are owned copies, never lazy).
 pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
     t.as_plain().unwrap_or_default()
+}
+
+/// A minimal history entry for the rules' unit tests: (µs, node, keel event or fact).
+#[cfg(test)]
+mod test_entry {
+    use keel::observe::Event;
+
+    use crate::{Entry, Fact};
+
+    #[derive(Clone)]
+    pub(crate) struct E(pub u64, pub &'static str, pub Option<Event<'static>>, pub Option<Fact>);
+
+    impl Entry for E {
+        type Node = &'static str;
+        fn t_us(&self) -> u64 {
+            self.0
+        }
+        fn node(&self) -> &&'static str {
+            &self.1
+        }
+        fn keel(&self) -> Option<&Event<'static>> {
+            self.2.as_ref()
+        }
+        fn fact(&self) -> Option<Fact> {
+            self.3
+        }
+    }
 }

@@ -1057,25 +1057,7 @@ mod tests {
     use keel::observe::{Event, LeaseEvent, LifecycleEvent, Text};
 
     use super::*;
-
-    /// A minimal history: (µs, node, keel event or fact).
-    struct E(u64, &'static str, Option<Event<'static>>, Option<Fact>);
-
-    impl Entry for E {
-        type Node = &'static str;
-        fn t_us(&self) -> u64 {
-            self.0
-        }
-        fn node(&self) -> &&'static str {
-            &self.1
-        }
-        fn keel(&self) -> Option<&Event<'static>> {
-            self.2.as_ref()
-        }
-        fn fact(&self) -> Option<Fact> {
-            self.3
-        }
-    }
+    use crate::test_entry::E;
 
     #[test]
     fn a_job_both_acked_and_redispatched_off_its_worker_fires_p17() {

@@ -347,6 +347,18 @@ pub enum Mutant {
     /// the next one goes under a fresh token, and when the first landed nobody believes in its
     /// grant or releases it; the lease is blocked for a TTL (blind-spot hunt, round 7, #1).
     MC62,
+    /// A refused lease acquisition that waits the holder's whole remaining TTL instead of at
+    /// most `poll_interval`: after a release (a graceful shutdown, a hand-over), the lease
+    /// stays free for up to a TTL (blind-spot hunt, round 7, #13).
+    MC63,
+    /// A lease renewal that does not reset the store-error count: the first failure after a
+    /// streak that ended in a renewal backs off as the streak's next one, up to `retry_max`,
+    /// spending the grant's deadline on waits (blind-spot hunt, round 7, #3).
+    MC64,
+    /// A lease renewal period counted from the reply, not the send, as a loop that sleeps a
+    /// period after each call returns: every renewal slips by its round trip, and under a slow
+    /// store the grant's remaining time at the store shrinks by it each period.
+    MC65,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

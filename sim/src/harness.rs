@@ -36,8 +36,13 @@
 //! ```
 //!
 //! What a run judges besides the user's checkers:
-//! - keel's lease rules (S1, S4, S6) on the run's lease events ([`lease_exclusive`]), when the
-//!   service holds a keel lease (one lease per run);
+//! - keel's lease rules (S1, S4, S6) on the run's lease events
+//!   ([`crate::scenario::lease::lease_exclusive`]), when the service holds a keel lease (one
+//!   lease per run); S11, an owner that moves to a new token
+//!   releases the old one (judged at the store, `scenario::lease_orphans`); S12, an owner's store
+//!   attempts come when its timing says: after a refusal within a poll, after a grant or a
+//!   renewal within a renewal period, after a failed renewal within its streak's backoff
+//!   ([`crate::keel_rules::lease_attempts_on_time`]);
 //! - keel's pool rules on the run's pool events and the store's history
 //!   ([`crate::keel_rules::pool_rules`]): P2, no two handlers of one job run at once beyond the
 //!   documented 100 ms hand-off (frozen time not counted), no attempt is started by two workers,
@@ -83,7 +88,7 @@ use crate::history::Event;
 use crate::net::SimStore;
 use crate::plan::{FaultKind, FaultPlan, PlanSpec, Profile};
 use crate::runner::{self, RunOutcome};
-use crate::scenario::{AppEv, RunView, Scenario, lease::lease_exclusive};
+use crate::scenario::{AppEv, RunView, Scenario};
 use crate::world::{NodeCtx, NodeMain};
 
 /// Seeds a [`Sim::test`] runs when `MADSIM_TEST_NUM` is not set.
@@ -819,20 +824,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             v.push(Violation::new("sim", 0, "no node program: call Sim::node"));
         }
         if self.keel_rules {
-            v.extend(lease_exclusive(view));
-            v.extend(crate::scenario::lease_orphans::check(view));
-            v.extend(crate::keel_rules::pool_rules(view));
-            v.extend(crate::keel_rules::completer_drains(view));
-            v.extend(crate::keel_rules::subscription_stops(view));
-            v.extend(crate::keel_rules::completer_drains_bounded(view));
-            v.extend(crate::keel_rules::completer_drains_retry(view));
-            v.extend(keel_checks::completer_flushes_report_retries(view.events));
-            v.extend(crate::keel_rules::completer_stops_heard(view));
-            v.extend(crate::keel_rules::completer_drains_write_at_once(view));
-            v.extend(crate::keel_rules::group_stops(view));
-            v.extend(crate::keel_rules::rmap_revisions(view.events, |_| None));
-            v.extend(crate::keel_rules::rmap_jumps_only_at_reseeds(view.events));
-            v.extend(keel_checks::rmap_waiters_wake(view.events));
+            v.extend(crate::keel_rules::free_rules(view));
         }
         if let Some(r) = shared_get::<FencedResource>() {
             v.extend(r.violations());

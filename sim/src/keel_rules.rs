@@ -84,6 +84,29 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// Every rule a run gets for free from keel's own events (what `Sim` judges on every run of a
+/// user's service unless `without_keel_rules`): the lease's S1 (exclusive grants), S11 and
+/// S12, the pool's ([`pool_rules`]), the completer's and the subscription manager's, the
+/// service group's, the replicated map's.
+pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
+    let mut v = crate::scenario::lease::lease_exclusive(view);
+    v.extend(crate::scenario::lease_orphans::check(view));
+    v.extend(lease_attempts_on_time(view));
+    v.extend(pool_rules(view));
+    v.extend(completer_drains(view));
+    v.extend(subscription_stops(view));
+    v.extend(completer_drains_bounded(view));
+    v.extend(completer_drains_retry(view));
+    v.extend(keel_checks::completer_flushes_report_retries(view.events));
+    v.extend(completer_stops_heard(view));
+    v.extend(completer_drains_write_at_once(view));
+    v.extend(group_stops(view));
+    v.extend(rmap_revisions(view.events, |_| None));
+    v.extend(rmap_jumps_only_at_reseeds(view.events));
+    v.extend(keel_checks::rmap_waiters_wake(view.events));
+    v
+}
+
 /// The shortest TTL any worker wrote a keep-alive with: the TTL a keep-alive value written without
 /// one is judged by (the shortest: it never calls a value live that keel calls stale).
 fn shortest_worker_ttl(events: &[Event]) -> u64 {
@@ -216,6 +239,29 @@ pub fn completer_drains_write_at_once(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::completer_drains_write_at_once(
         run.events,
         slowest,
+        COMPLETER_STOP_HEARD_SLACK_US,
+        |n| run.timeline.frozen(*n).collect(),
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
+/// S12: a lease owner's store attempts come when its timing says
+/// ([`keel_checks::lease_attempts_on_time`]): after a refusal within a poll, after a grant or a
+/// renewal within a renewal period, after a failed renewal within the backoff of its streak;
+/// [`COMPLETER_STOP_HEARD_SLACK_US`] of running time past each, frozen time not counted, waits
+/// and the attempts' own durations taken at the in-bound clock rates of the plan least
+/// favourable to the verdict; a chain
+/// whose node's clock jumped meanwhile is excused, as is every run of a plan with clocks beyond
+/// their bound.
+pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let slowest = clock_rates(run).fold(1.0f64, f64::min);
+    let fastest = clock_rates(run).fold(1.0f64, f64::max);
+    keel_checks::lease_attempts_on_time(
+        run.events,
+        (slowest, fastest),
         COMPLETER_STOP_HEARD_SLACK_US,
         |n| run.timeline.frozen(*n).collect(),
         |n, from, to| clock_jumped(run, n, from, to),

@@ -483,6 +483,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC63,
+        lineage: "checker proof (blind-spot hunt, round 7, #13): a refused lease acquisition waits the holder's whole remaining TTL, not a poll; a release is seen a TTL late",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC64,
+        lineage: "checker proof (blind-spot hunt, round 7, #3): a lease renewal that keeps the store-error count; the next failure backs off as the old streak's next",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC65,
+        lineage: "checker proof: a lease renewal period counted from the reply, not the send (a loop that sleeps a period after each call); each renewal slips by its round trip",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

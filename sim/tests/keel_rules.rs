@@ -158,21 +158,7 @@ fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violat
         heal_us: out.heal_us,
         end_us,
     };
-    let mut v = keel_sim::keel_rules::pool_rules(&view);
-    v.extend(keel_sim::scenario::lease::lease_exclusive(&view));
-    v.extend(keel_sim::scenario::lease_orphans::check(&view));
-    v.extend(keel_sim::keel_rules::completer_drains(&view));
-    v.extend(keel_sim::keel_rules::subscription_stops(&view));
-    v.extend(keel_sim::keel_rules::completer_drains_bounded(&view));
-    v.extend(keel_sim::keel_rules::completer_drains_retry(&view));
-    v.extend(keel_checks::completer_flushes_report_retries(&out.events));
-    v.extend(keel_sim::keel_rules::completer_stops_heard(&view));
-    v.extend(keel_sim::keel_rules::completer_drains_write_at_once(&view));
-    v.extend(keel_sim::keel_rules::group_stops(&view));
-    v.extend(keel_sim::keel_rules::rmap_revisions(&out.events, |_| None));
-    v.extend(keel_sim::keel_rules::rmap_jumps_only_at_reseeds(&out.events));
-    v.extend(keel_checks::rmap_waiters_wake(&out.events));
-    v
+    keel_sim::keel_rules::free_rules(&view)
 }
 
 #[test]
@@ -281,6 +267,19 @@ fn the_free_lease_rule_catches_a_step_down_that_leaves_its_grant_behind() {
     // MC62: an acquisition of unknown outcome taken as refused; its landed grant, never
     // believed, refuses the owner's next token (lease seed 2).
     assert!(caught_by_free_rules("lease", Mutant::MC62, "S11").is_some(), "MC62 breaks S11");
+}
+
+#[test]
+fn the_free_lease_rule_catches_attempts_that_come_late() {
+    // MC63: a refused acquisition waits the holder's whole remaining TTL, not a poll (S12 at the
+    // next attempt's outcome; lease seed 3, 37 of seeds 0..100).
+    assert!(caught_by_free_rules("lease", Mutant::MC63, "S12").is_some(), "MC63 breaks S12");
+    // MC64: a renewal that keeps the error count backs the next failure off as the old streak's
+    // next (lease seed 3, 18 of seeds 0..100).
+    assert!(caught_by_free_rules("lease", Mutant::MC64, "S12").is_some(), "MC64 breaks S12");
+    // MC65: the renewal period counted from the reply: each renewal is late by its round trip
+    // (lease seed 3, 33 of seeds 0..100).
+    assert!(caught_by_free_rules("lease", Mutant::MC65, "S12").is_some(), "MC65 breaks S12");
 }
 
 #[test]

@@ -158,6 +158,15 @@ impl<S: Store> Driver<S> {
         let ttl_ms = Self::ms(self.cfg.ttl);
         let quarantine_ms = if self.cfg.quarantine { ttl_ms } else { 0 };
         let mut m = Machine::new(self.timing(), &owner, self.clock.now());
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        observe::emit(LeaseEvent::OwnerStarted {
+            lease: (&name).into(),
+            owner: (&owner).into(),
+            renew_us: us(self.cfg.renew_interval),
+            poll_us: us(self.cfg.poll_interval),
+            retry_min_us: us(self.cfg.retry_min),
+            retry_max_us: us(self.cfg.retry_max),
+        });
         let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
         let mut zombies: Vec<tokio::task::JoinHandle<()>> = Vec::new();
@@ -188,6 +197,7 @@ impl<S: Store> Driver<S> {
                         _ = &mut cancelled, if !shutting_down => continue,
                     };
                     let done = self.clock.now();
+                    let took_us = us(done.saturating_duration_since(now));
                     match &r {
                         Ok(_) => errors.ok(&self.cfg),
                         Err(e) => {
@@ -195,6 +205,7 @@ impl<S: Store> Driver<S> {
                                 lease: (&name).into(),
                                 owner: (&owner).into(),
                                 error: Text::display(e),
+                                took_us,
                             });
                             errors.error(done, &self.cfg, "time", e);
                         }
@@ -210,23 +221,32 @@ impl<S: Store> Driver<S> {
                         _ = &mut cancelled, if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
                     };
                     let done = self.clock.now();
+                    let took_us = us(done.saturating_duration_since(sent));
                     match &r {
                         Ok(Acquire::Held { remaining_ms }) => observe::emit(LeaseEvent::AcquireRefused {
                             lease: (&name).into(),
                             owner: (&owner).into(),
                             remaining_ms: *remaining_ms,
+                            took_us,
                         }),
                         Ok(Acquire::Quarantined { remaining_ms }) => observe::emit(LeaseEvent::Quarantined {
                             lease: (&name).into(),
                             owner: (&owner).into(),
                             remaining_ms: *remaining_ms,
+                            took_us,
                         }),
-                        Ok(Acquire::Granted { .. }) => {}
+                        Ok(Acquire::Granted { fence }) => observe::emit(LeaseEvent::Granted {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            fence: *fence,
+                            took_us,
+                        }),
                         Err(e) => {
                             observe::emit(LeaseEvent::AcquireFailed {
                                 lease: (&name).into(),
                                 owner: (&owner).into(),
                                 error: Text::display(e),
+                                took_us,
                             });
                             errors.error(done, &self.cfg, "lease_acquire", e);
                         }
@@ -245,20 +265,25 @@ impl<S: Store> Driver<S> {
                         until(&*self.clock, cut, "lease_renew", self.renew(&token, ttl_ms)).await
                     };
                     let done = self.clock.now();
+                    let took_us = us(done.saturating_duration_since(sent));
                     match &r {
                         Ok(Renew::Renewed { fence }) => observe::emit(LeaseEvent::Renewed {
                             lease: (&name).into(),
                             owner: (&owner).into(),
                             fence: *fence,
+                            took_us,
                         }),
-                        Ok(Renew::NotHolder) => {
-                            observe::emit(LeaseEvent::RenewRefused { lease: (&name).into(), owner: (&owner).into() })
-                        }
+                        Ok(Renew::NotHolder) => observe::emit(LeaseEvent::RenewRefused {
+                            lease: (&name).into(),
+                            owner: (&owner).into(),
+                            took_us,
+                        }),
                         Err(e) => {
                             observe::emit(LeaseEvent::RenewFailed {
                                 lease: (&name).into(),
                                 owner: (&owner).into(),
                                 error: Text::display(e),
+                                took_us,
                             });
                             errors.error(done, &self.cfg, "lease_renew", e);
                         }

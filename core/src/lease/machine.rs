@@ -276,7 +276,10 @@ impl Machine {
             }
             Ok(Acquire::Held { remaining_ms }) => {
                 self.recovered();
-                let wait = self.t.poll_interval.min(Duration::from_millis(remaining_ms).max(self.t.retry_min));
+                let until_free = Duration::from_millis(remaining_ms).max(self.t.retry_min);
+                // MC63: wait out the holder's whole remaining TTL: a release is seen a TTL late.
+                let wait =
+                    if mutants::active(Mutant::MC63) { until_free } else { self.t.poll_interval.min(until_free) };
                 self.phase = Phase::Awaiting { next_attempt: now + self.jitter(wait) };
             }
             Ok(Acquire::Quarantined { remaining_ms }) => {
@@ -317,12 +320,18 @@ impl Machine {
                 self.step_down(fence, LostReason::Taken);
             }
             Ok(Renew::Renewed { .. }) => {
-                self.errors = 0;
+                // MC64: the error count survives the renewal; the next failure backs off longer.
+                if !mutants::active(Mutant::MC64) {
+                    self.errors = 0;
+                }
                 self.permanent = 0;
                 // The store extended the TTL at some instant after `sent_at`: measuring from the
                 // send keeps our belief strictly inside the store's.
                 let new_deadline = (self.validity_from(sent_at, now) + self.t.ttl - self.t.drift_margin).max(deadline);
-                let next_renew = sent_at + self.t.renew_interval;
+                // MC65: the period counted from the reply, as a loop that sleeps after each call
+                // returns: every renewal slips by its round trip.
+                let from = if mutants::active(Mutant::MC65) { now } else { sent_at };
+                let next_renew = from + self.t.renew_interval;
                 self.phase = Phase::Held { fence, deadline: new_deadline, next_renew, work };
             }
             Ok(Renew::NotHolder) => self.step_down(fence, LostReason::Taken),

@@ -9,14 +9,23 @@ events! {
     /// What a lease owner did or saw.
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum LeaseEvent<'a> {
+        /// The owner starts, with the timing of its attempts (µs): it renews every `renew_us`,
+        /// polls a held lease every `poll_us` at most, and retries a failed renewal after at
+        /// most `retry_min_us`·2^(n−1), capped at `retry_max_us`, for the n-th store error in a
+        /// row.
+        /// Every attempt's outcome below says how long it `took_us` (local clock, from the send):
+        /// together they let a checker judge each attempt's start against the wait allowed.
+        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64 } = "owner_started",
+        /// An acquisition attempt was granted `fence` (`Held` follows).
+        Granted { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64 } = "granted",
         /// An acquisition attempt found the lease held by another owner.
-        AcquireRefused { lease: Text<'a>, owner: Text<'a>, remaining_ms: u64 } = "acquire_refused",
+        AcquireRefused { lease: Text<'a>, owner: Text<'a>, remaining_ms: u64, took_us: u64 } = "acquire_refused",
         /// The store lost the lease's data; acquisitions wait out the quarantine.
-        Quarantined { lease: Text<'a>, owner: Text<'a>, remaining_ms: u64 } = "quarantined",
+        Quarantined { lease: Text<'a>, owner: Text<'a>, remaining_ms: u64, took_us: u64 } = "quarantined",
         /// An acquisition attempt failed (store error); it is retried.
-        AcquireFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a> } = "acquire_failed",
+        AcquireFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a>, took_us: u64 } = "acquire_failed",
         /// Reading the store's time at start failed (store error); it is retried.
-        TimeFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a> } = "time_failed",
+        TimeFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a>, took_us: u64 } = "time_failed",
         /// Store errors go on: the first after a success, then at most one every 10 s, with the
         /// number of errors since the previous one (`count`) and in a row (`total`).
         StoreErrors { lease: Text<'a>, owner: Text<'a>, op: Text<'a>, count: u64, total: u64, permanent: bool, error: Text<'a> } = "store_errors",
@@ -31,9 +40,9 @@ events! {
         /// The ended work was started again under the same grant.
         WorkRestarted { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "work_restarted",
         /// The holder renewed its grant.
-        Renewed { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "renewed",
+        Renewed { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64 } = "renewed",
         /// A renewal failed (store error); it is retried before the deadline.
-        RenewFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a> } = "renew_failed",
+        RenewFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a>, took_us: u64 } = "renew_failed",
         /// The guarded work was started under `fence`.
         WorkStarted { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "work_started",
         /// The guarded work under `fence` has stopped.
@@ -47,7 +56,7 @@ events! {
         /// The owner released its grant (shutdown).
         Released { lease: Text<'a>, owner: Text<'a> } = "released",
         /// A renewal was refused: the store holds no grant of this owner's token.
-        RenewRefused { lease: Text<'a>, owner: Text<'a> } = "renew_refused",
+        RenewRefused { lease: Text<'a>, owner: Text<'a>, took_us: u64 } = "renew_refused",
         /// A release ended: `released` when the store removed this owner's grant (else it was
         /// not the holder any more, or the call failed and the grant expires by its TTL).
         ReleaseEnded { lease: Text<'a>, owner: Text<'a>, token: Text<'a>, released: bool } = "release_ended",
@@ -61,18 +70,24 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
     use LeaseEvent as E;
     const T: &str = "keel::lease";
     match e {
-        E::AcquireRefused { lease, owner, remaining_ms } => {
-            debug!(target: T, lease = %lease, owner = %owner, remaining_ms, kind = "acquire_refused", "held by another owner")
+        E::OwnerStarted { lease, owner, renew_us, poll_us, retry_min_us, retry_max_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, kind = "owner_started", "lease owner started")
         }
-        E::Quarantined { lease, owner, remaining_ms } => {
-            info!(target: T, lease = %lease, owner = %owner, remaining_ms, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
+        E::Granted { lease, owner, fence, took_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, fence, took_us, kind = "granted", "acquisition granted")
+        }
+        E::AcquireRefused { lease, owner, remaining_ms, took_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, remaining_ms, took_us, kind = "acquire_refused", "held by another owner")
+        }
+        E::Quarantined { lease, owner, remaining_ms, took_us } => {
+            info!(target: T, lease = %lease, owner = %owner, remaining_ms, took_us, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
         }
         // Every store error at debug; `StoreErrors` summarises them at warn, rate-limited.
-        E::AcquireFailed { lease, owner, error } => {
-            debug!(target: T, lease = %lease, owner = %owner, kind = "acquire_failed", error = %error, "acquire failed; retrying")
+        E::AcquireFailed { lease, owner, error, took_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, took_us, kind = "acquire_failed", error = %error, "acquire failed; retrying")
         }
-        E::TimeFailed { lease, owner, error } => {
-            debug!(target: T, lease = %lease, owner = %owner, kind = "time_failed", error = %error, "store time unavailable; retrying")
+        E::TimeFailed { lease, owner, error, took_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, took_us, kind = "time_failed", error = %error, "store time unavailable; retrying")
         }
         E::StoreErrors { lease, owner, op, count, total, permanent: false, error } => {
             warn!(target: T, lease = %lease, owner = %owner, op = %op, count, total, kind = "store_errors", error = %error, "store errors; retrying (one line per 10 s at most; count = errors since the last line)")
@@ -98,11 +113,11 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::WorkRestarted { lease, owner, fence } => {
             info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_restarted", "guarded work restarted")
         }
-        E::Renewed { lease, owner, fence } => {
-            trace!(target: T, lease = %lease, owner = %owner, fence, kind = "renewed", "renewed")
+        E::Renewed { lease, owner, fence, took_us } => {
+            trace!(target: T, lease = %lease, owner = %owner, fence, took_us, kind = "renewed", "renewed")
         }
-        E::RenewFailed { lease, owner, error } => {
-            debug!(target: T, lease = %lease, owner = %owner, kind = "renew_failed", error = %error, "renewal failed; retrying before the deadline")
+        E::RenewFailed { lease, owner, error, took_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, took_us, kind = "renew_failed", error = %error, "renewal failed; retrying before the deadline")
         }
         E::WorkStarted { lease, owner, fence } => {
             info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_started", "guarded work started")
@@ -127,8 +142,8 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::Released { lease, owner } => {
             info!(target: T, lease = %lease, owner = %owner, kind = "released", "lease released")
         }
-        E::RenewRefused { lease, owner } => {
-            info!(target: T, lease = %lease, owner = %owner, kind = "renew_refused", "renewal refused: the store holds no grant of ours")
+        E::RenewRefused { lease, owner, took_us } => {
+            info!(target: T, lease = %lease, owner = %owner, took_us, kind = "renew_refused", "renewal refused: the store holds no grant of ours")
         }
         E::ReleaseEnded { lease, owner, token, released } => {
             debug!(target: T, lease = %lease, owner = %owner, token = %token, released, kind = "release_ended", "release ended")

@@ -445,7 +445,12 @@ mod tests {
         let before = set_thread_observer(Some(keep.clone()));
         let err = crate::StoreError::Timeout { op: "lease_renew" };
         let owner = String::from("n1");
-        emit(LeaseEvent::RenewFailed { lease: "leader".into(), owner: (&owner).into(), error: Text::display(&err) });
+        emit(LeaseEvent::RenewFailed {
+            lease: "leader".into(),
+            owner: (&owner).into(),
+            error: Text::display(&err),
+            took_us: 5_000,
+        });
         emit(LeaseEvent::Lost {
             lease: "leader".into(),
             owner: (&owner).into(),

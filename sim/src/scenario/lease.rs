@@ -156,6 +156,9 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC53,
     Mutant::MC61,
     Mutant::MC62,
+    Mutant::MC63,
+    Mutant::MC64,
+    Mutant::MC65,
 ];
 
 impl LeaseScenario {
@@ -243,6 +246,7 @@ impl LeaseScenario {
         // The longest step a stop does not cut: stopping the work (`work_stop_timeout`, the TTL).
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         v.extend(super::lease_orphans::check(run));
+        v.extend(crate::keel_rules::lease_attempts_on_time(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -1097,8 +1101,11 @@ mod tests {
         };
         let stop = at(1_000, 0, WorldEv::NodeStop {});
         let stopping = |t| at(t, 0, lease_ev(LeaseEvent::Stopping { lease: "leader".into(), owner: "x".into() }));
-        let renewed =
-            at(1_040, 0, lease_ev(LeaseEvent::Renewed { lease: "leader".into(), owner: "x".into(), fence: 100 }));
+        let renewed = at(
+            1_040,
+            0,
+            lease_ev(LeaseEvent::Renewed { lease: "leader".into(), owner: "x".into(), fence: 100, took_us: 1_000 }),
+        );
         assert!(s10(&[stop.clone(), stopping(1_001)]).is_empty());
         assert!(s10(&[stop.clone(), renewed.clone(), stopping(1_041)]).is_empty(), "after the renewal in flight");
         let v = s10(&[stop.clone(), stopping(1_050)]);

@@ -117,6 +117,9 @@ pub struct Figures {
     pub grant_order_violations: usize,
     /// S4: writes with a fence the writer did not believe it held at that instant.
     pub unbelieved_writes: usize,
+    /// S12 (the shared rule `keel_checks::lease_attempts_on_time`): a lease owner's store attempt
+    /// that started later than its timing allows, past a real machine's scheduling slack.
+    pub lease_late_attempts: Vec<String>,
     /// Dual-belief windows.
     pub dual_belief: Vec<Window>,
     /// `set_and_wait` calls that returned (rmap workload).
@@ -214,6 +217,11 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     // S1 (fences): keel's grants, by the shared rule.
     f.grants = views.iter().filter(|v| matches!(v.lease(), Some(LeaseEvent::Held { .. }))).count();
     f.grant_order_violations = keel_checks::grant_order(&views).len();
+    // S12: each attempt when the owner's timing says (real clocks: rate 1, no jumps; a loaded
+    // machine's scheduling slack, as V10's; SIGSTOPped time not counted).
+    let slack = COMPLETER_STOP_HEARD_SLACK_US;
+    let late = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
+    f.lease_late_attempts = late.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
     let beliefs = keel_checks::beliefs(&views, end_us);
@@ -266,6 +274,9 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     }
     if f.unbelieved_writes > 0 {
         fail.push(format!("S4: {} writes with a fence the writer did not believe it held", f.unbelieved_writes));
+    }
+    for x in &f.lease_late_attempts {
+        fail.push(x.clone());
     }
     let long: Vec<_> = f.dual_belief.iter().filter(|w| w.active_ms > ms(micros(DUAL_BELIEF_ACTIVE_MAX))).collect();
     if let Some(w) = long.iter().max_by(|a, b| a.active_ms.total_cmp(&b.active_ms)) {
@@ -670,6 +681,7 @@ pub fn table(f: &Figures) -> String {
         ("grants", f.grants.to_string()),
         ("grant order violations (S1 fences)", f.grant_order_violations.to_string()),
         ("writes under a fence not believed (S4)", f.unbelieved_writes.to_string()),
+        ("lease attempts later than their timing (S12)", f.lease_late_attempts.len().to_string()),
         ("dual-belief windows", f.dual_belief.len().to_string()),
         ("map set_and_wait returned", f.map_writes.to_string()),
         ("  replica behind the write at return (R3)", f.map_r3_violations.to_string()),
@@ -879,6 +891,44 @@ mod tests {
         let f = judge(&[held(1, "a", 7), lost(2, "a", 7), held(3, "b", 3)]);
         assert_eq!(f.grant_order_violations, 1);
         assert!(f.failures[0].starts_with("S1"), "{:?}", f.failures);
+    }
+
+    /// S12 on a real machine: a refused acquisition's next attempt within a poll (333 ms) and
+    /// the scheduling slack (500 ms) passes; one 900 ms later (MC63 waiting out the holder's
+    /// TTL) fails the run, unless the process was stopped meanwhile.
+    #[test]
+    fn s12_fires_on_an_attempt_later_than_a_poll_and_the_slack() {
+        let lease = |t: u64, ev: LeaseEvent<'static>| l(t, "a", Ev::Keel(K::Lease(ev)));
+        let started = lease(
+            1,
+            LeaseEvent::OwnerStarted {
+                lease: "L".into(),
+                owner: "a".into(),
+                renew_us: 333_000,
+                poll_us: 333_000,
+                retry_min_us: 20_000,
+                retry_max_us: 83_000,
+            },
+        );
+        let refused = |t: u64| {
+            lease(
+                t,
+                LeaseEvent::AcquireRefused { lease: "L".into(), owner: "a".into(), remaining_ms: 900, took_us: 2_000 },
+            )
+        };
+        let f = judge(&[started.clone(), refused(10), refused(800)]);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        let f = judge(&[started.clone(), refused(10), refused(910)]);
+        assert_eq!(f.lease_late_attempts.len(), 1, "{:?}", f.lease_late_attempts);
+        assert!(f.failures[0].starts_with("S12"), "{:?}", f.failures);
+        let frozen = [
+            started,
+            refused(10),
+            l(100, "a", Ev::Frozen { node: "a".into() }),
+            l(600, "a", Ev::Thawed { node: "a".into() }),
+            refused(910),
+        ];
+        assert!(judge(&frozen).failures.is_empty(), "{:?}", judge(&frozen).failures);
     }
 
     #[test]

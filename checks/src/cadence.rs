@@ -1,0 +1,303 @@
+//! S12: a lease owner's store attempts come when its timing says, judged at each attempt.
+//!
+//! Every outcome of an attempt (`Granted`, `AcquireRefused`, `Quarantined`, `AcquireFailed`,
+//! `Renewed`, `RenewRefused`, `RenewFailed`) says how long the attempt took on the owner's clock,
+//! so its start is known to within the clock's rate. The owner announces its timing when it starts
+//! (`OwnerStarted`). From each outcome, the next attempt is due within a wait its timing bounds:
+//!
+//! | outcome | the next attempt starts at the latest | why |
+//! |---|---|---|
+//! | refused, quarantined, an acquisition failed | `poll` after the outcome | a held lease is polled; a release is seen within a poll |
+//! | granted, renewed | `renew` after the attempt's send | renewal keeps the grant alive |
+//! | a renewal failed, the n-th store error in a row | `retry_min`·2^(n−1), at most `retry_max`, after it | retries race the grant's deadline |
+//!
+//! A streak of errors is counted since the owner's last answer that was not an error (a refusal,
+//! a grant, a renewal); keel may count fewer (a successful read of the store's time resets it and
+//! reports nothing), which only lengthens the wait allowed. A step-down or a stop (`Lost`,
+//! `Stopping`, `Released`, `Crashed`), a failed read of the store's time at start, and the node's
+//! crash or restart end the chain: the next attempt is not judged against a wait. An attempt that
+//! starts later than allowed, by more than the slack of running time (frozen time not counted,
+//! the wait and the attempt's own duration stretched by the slowest clock allowed), breaks S12:
+//! a contender that waits out the holder's whole TTL sees a release a TTL late (MC63), a renewal
+//! that keeps the error count backs off longer than its streak and spends the deadline (MC64).
+
+use std::collections::BTreeMap;
+
+use keel::observe::LeaseEvent;
+
+use crate::rules::reach;
+use crate::{Entry, Fact, Span, Violation, plain};
+
+/// The timing an owner announced.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    renew_us: u64,
+    poll_us: u64,
+    retry_min_us: u64,
+    retry_max_us: u64,
+}
+
+/// Most errors in a row whose backoff doubles (keel's `MAX_BACKOFF_EXPONENT`); beyond it the
+/// wait is `retry_max` anyway.
+const MAX_DOUBLINGS: u32 = 16;
+
+impl Timing {
+    /// The longest wait after the `n`-th store error in a row of a renewal.
+    fn renew_retry_us(&self, n: u32) -> u64 {
+        let exp = n.saturating_sub(1).min(MAX_DOUBLINGS);
+        self.retry_min_us.saturating_mul(1u64 << exp).min(self.retry_max_us)
+    }
+}
+
+/// One owner's chain: its timing, its errors in a row, and the last outcome's deadline for the
+/// next attempt (when, what allowed it).
+#[derive(Default)]
+struct Chain {
+    timing: Option<Timing>,
+    errors: u32,
+    due: Option<(u64, u64, &'static str)>,
+}
+
+/// S12 over keel's lease events: see the module's doc. `slowest` and `fastest` are the slowest
+/// and fastest rates of a node's clock the history allows (a local wait of d takes from
+/// d / fastest to d / slowest of simulated time); `slack_us` of running
+/// time is allowed past every deadline; `frozen` gives a node's frozen spans; `jumped(node, from,
+/// to)` excuses a chain whose node's clock jumped meanwhile. The first 20 violations.
+pub fn lease_attempts_on_time<E: Entry>(
+    events: &[E],
+    (slowest, fastest): (f64, f64),
+    slack_us: u64,
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+) -> Vec<Violation> {
+    let stretch = |us: u64| (us as f64 / slowest.clamp(0.01, 1.0)) as u64;
+    let shrink = |us: u64| (us as f64 / fastest.max(1.0)) as u64;
+    let mut chains: BTreeMap<(E::Node, &str, &str), Chain> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            chains.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        let Some(ev) = e.lease() else { continue };
+        use LeaseEvent as L;
+        let (lease, owner, took_us) = match ev {
+            L::OwnerStarted { lease, owner, renew_us, poll_us, retry_min_us, retry_max_us } => {
+                let timing = Timing {
+                    renew_us: *renew_us,
+                    poll_us: *poll_us,
+                    retry_min_us: *retry_min_us,
+                    retry_max_us: *retry_max_us,
+                };
+                chains.insert(
+                    (node.clone(), plain(lease), plain(owner)),
+                    Chain { timing: Some(timing), ..Chain::default() },
+                );
+                continue;
+            }
+            L::Lost { lease, owner, .. }
+            | L::Stopping { lease, owner }
+            | L::Released { lease, owner }
+            | L::Crashed { lease, owner, .. } => {
+                if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
+                    c.due = None;
+                }
+                continue;
+            }
+            L::TimeFailed { lease, owner, .. } => {
+                // The read that succeeds next reports nothing: the acquisition after it is not
+                // judged against this wait.
+                if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
+                    c.errors = c.errors.saturating_add(1);
+                    c.due = None;
+                }
+                continue;
+            }
+            L::Granted { lease, owner, took_us, .. }
+            | L::AcquireRefused { lease, owner, took_us, .. }
+            | L::Quarantined { lease, owner, took_us, .. }
+            | L::AcquireFailed { lease, owner, took_us, .. }
+            | L::Renewed { lease, owner, took_us, .. }
+            | L::RenewRefused { lease, owner, took_us }
+            | L::RenewFailed { lease, owner, took_us, .. } => (plain(lease), plain(owner), *took_us),
+            _ => continue,
+        };
+        let Some(c) = chains.get_mut(&(node.clone(), lease, owner)) else { continue };
+        let Some(timing) = c.timing else { continue };
+        // The earliest instant the attempt can have started (its local duration at the slowest
+        // rate), and the latest (at the fastest).
+        let start = t.saturating_sub(stretch(took_us));
+        let sent = t.saturating_sub(shrink(took_us));
+        if let Some((from, wait_us, after)) = c.due {
+            let due = reach(from, stretch(wait_us).saturating_add(slack_us), &frozen(node));
+            if start > due && !jumped(node, from, t) && v.len() < 20 {
+                v.push(Violation::new(
+                    "S12",
+                    t,
+                    format!(
+                        "{node}: lease {lease} owner {owner}: after {after} at {:.3}s its next attempt was due within {} µs, and started only at {:.3}s, {} µs late",
+                        from as f64 / 1e6,
+                        wait_us,
+                        start as f64 / 1e6,
+                        start - due
+                    ),
+                ));
+            }
+        }
+        c.due = match ev {
+            L::AcquireRefused { .. } | L::Quarantined { .. } => {
+                c.errors = 0;
+                Some((t, timing.poll_us, "a refusal"))
+            }
+            L::AcquireFailed { .. } => {
+                c.errors = c.errors.saturating_add(1);
+                Some((t, timing.poll_us, "a failed acquisition"))
+            }
+            // keel counts the renewal period from the send: the store extended the grant after it.
+            L::Granted { .. } => {
+                c.errors = 0;
+                Some((sent, timing.renew_us, "the send of a granted acquisition"))
+            }
+            L::Renewed { .. } => {
+                c.errors = 0;
+                Some((sent, timing.renew_us, "the send of a renewal"))
+            }
+            L::RenewFailed { .. } => {
+                c.errors = c.errors.saturating_add(1);
+                Some((t, timing.renew_retry_us(c.errors), "a failed renewal"))
+            }
+            _ => None, // a refused renewal steps down
+        };
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event;
+
+    use super::*;
+    use crate::test_entry::E as Ev;
+
+    fn at(t_ms: u64, e: LeaseEvent<'_>) -> Ev {
+        Ev(t_ms * 1000, "n1", Some(Event::Lease(e.to_static())), None)
+    }
+
+    fn fact(t_ms: u64, f: Fact) -> Ev {
+        Ev(t_ms * 1000, "n1", None, Some(f))
+    }
+
+    fn started(t_ms: u64) -> Ev {
+        at(
+            t_ms,
+            LeaseEvent::OwnerStarted {
+                lease: "l".into(),
+                owner: "a".into(),
+                renew_us: 333_000,
+                poll_us: 333_000,
+                retry_min_us: 20_000,
+                retry_max_us: 83_000,
+            },
+        )
+    }
+
+    fn refused(t_ms: u64, took_ms: u64) -> Ev {
+        at(
+            t_ms,
+            LeaseEvent::AcquireRefused {
+                lease: "l".into(),
+                owner: "a".into(),
+                remaining_ms: 900,
+                took_us: took_ms * 1000,
+            },
+        )
+    }
+
+    fn renewed(t_ms: u64, took_ms: u64) -> Ev {
+        at(t_ms, LeaseEvent::Renewed { lease: "l".into(), owner: "a".into(), fence: 1, took_us: took_ms * 1000 })
+    }
+
+    fn renew_failed(t_ms: u64, took_ms: u64) -> Ev {
+        at(
+            t_ms,
+            LeaseEvent::RenewFailed {
+                lease: "l".into(),
+                owner: "a".into(),
+                error: "timeout".into(),
+                took_us: took_ms * 1000,
+            },
+        )
+    }
+
+    fn judge(h: &[Ev]) -> Vec<Violation> {
+        lease_attempts_on_time(h, (1.0, 1.0), 2_000, |_| Vec::new(), |_, _, _| false)
+    }
+
+    /// A refusal allows a poll: the next attempt started 333 ms after it is on time, one started
+    /// 500 ms after (MC63 waits out the holder's TTL) is late, judged at that attempt's outcome.
+    #[test]
+    fn a_refusal_is_polled_again_within_a_poll() {
+        assert!(judge(&[started(0), refused(10, 5), refused(348, 5)]).is_empty());
+        let v = judge(&[started(0), refused(10, 5), refused(515, 5)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("S12", 515_000));
+        assert!(v[0].detail.contains("after a refusal"), "{}", v[0].detail);
+        // The slowest clock allowed stretches the wait: at rate 0.6 the 500 ms wait is allowed.
+        let h = [started(0), refused(10, 5), refused(515, 5)];
+        assert!(lease_attempts_on_time(&h, (0.6, 1.0), 2_000, |_| Vec::new(), |_, _, _| false).is_empty());
+        // Frozen time is not counted, and a jump of the node's clock excuses the chain.
+        let frozen = |_: &_| vec![Span { start: 100_000, end: 400_000 }];
+        assert!(lease_attempts_on_time(&h, (1.0, 1.0), 2_000, frozen, |_, _, _| false).is_empty());
+        assert!(lease_attempts_on_time(&h, (1.0, 1.0), 2_000, |_| Vec::new(), |_, _, _| true).is_empty());
+    }
+
+    /// A renewal ends a streak of errors: the first failure after it allows `retry_min` (20 ms),
+    /// not the streak's next backoff (MC64: 80 ms after three failures).
+    #[test]
+    fn a_renewal_starts_the_error_streak_over() {
+        let streak = [started(0), renewed(10, 5), renew_failed(343, 5), renew_failed(365, 5), renew_failed(405, 5)];
+        // The third failure in a row allows 80 ms: an attempt 75 ms after it is on time.
+        let mut h = streak.to_vec();
+        h.push(renewed(485, 5));
+        assert!(judge(&h).is_empty(), "{:?}", judge(&h));
+        // After the renewal, the first failure allows 20 ms: an attempt 60 ms after it is late.
+        h.extend([renew_failed(815, 5), renewed(880, 5)]);
+        let v = judge(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("S12", 880_000));
+        assert!(v[0].detail.contains("after a failed renewal"), "{}", v[0].detail);
+    }
+
+    /// A renewal is due `renew` after the last one; a step-down, a stop, a crash or a failed read
+    /// of the store's time at start ends the chain, and an owner that never announced its timing
+    /// is not judged.
+    #[test]
+    fn chains_end_at_step_downs_stops_and_crashes() {
+        let late = judge(&[started(0), renewed(10, 5), renewed(400, 5)]);
+        assert_eq!(late.len(), 1, "{late:?}");
+        // Counted from the send: after a renewal that took 20 ms, the next one a period after its
+        // reply is late by the 20 ms (16 ms of simulated time if the clock may run at 1.25).
+        assert!(judge(&[started(0), renewed(100, 20), renewed(417, 2)]).is_empty());
+        let late = judge(&[started(0), renewed(100, 20), renewed(435, 2)]);
+        assert_eq!(late.len(), 1, "{late:?}");
+        let h = [started(0), renewed(100, 20), renewed(435, 2)];
+        assert!(lease_attempts_on_time(&h, (1.0, 1.25), 2_000, |_| Vec::new(), |_, _, _| false).len() == 1);
+        let h = [started(0), renewed(100, 20), renewed(421, 2)];
+        assert!(lease_attempts_on_time(&h, (1.0, 1.25), 2_000, |_| Vec::new(), |_, _, _| false).is_empty());
+        let lost = at(
+            200,
+            LeaseEvent::Lost {
+                lease: "l".into(),
+                owner: "a".into(),
+                fence: 1,
+                reason: keel::lease::LostReason::Deadline,
+            },
+        );
+        assert!(judge(&[started(0), renewed(10, 5), lost, refused(900, 5)]).is_empty());
+        let stopping = at(200, LeaseEvent::Stopping { lease: "l".into(), owner: "a".into() });
+        assert!(judge(&[started(0), refused(10, 5), stopping, refused(900, 5)]).is_empty());
+        assert!(judge(&[started(0), refused(10, 5), fact(200, Fact::NodeCrash), refused(900, 5)]).is_empty());
+        assert!(judge(&[refused(10, 5), refused(900, 5)]).is_empty());
+    }
+}
