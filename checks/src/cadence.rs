@@ -1,4 +1,5 @@
-//! S12: a lease owner's store attempts come when its timing says, judged at each attempt.
+//! S12 and S13: a lease owner's store attempts come when its timing says, neither later than
+//! its waits allow (S12) nor earlier (S13), judged at each attempt.
 //!
 //! Every outcome of an attempt (`Granted`, `AcquireRefused`, `Quarantined`, `AcquireFailed`,
 //! `Renewed`, `RenewRefused`, `RenewFailed`) says how long the attempt took on the owner's clock,
@@ -19,7 +20,15 @@
 //! starts later than allowed, by more than the slack of running time (frozen time not counted,
 //! the wait and the attempt's own duration stretched by the slowest clock allowed), breaks S12:
 //! a contender that waits out the holder's whole TTL sees a release a TTL late (MC63), a renewal
-//! that keeps the error count backs off longer than its streak and spends the deadline (MC64).
+//! that keeps the error count backs off longer than its streak and spends the deadline (MC64), a
+//! renewal period counted from the reply slips by the round trip (MC65).
+//!
+//! S13 is the floor of the same waits: keel jitters a refusal's wait (min(poll, max(remaining,
+//! retry_min))) and a backoff down to half, never below, and renews a period after the send. An
+//! attempt that starts before the floor, by more than the slack, is a retry storm: a store
+//! outage answered by every owner retrying at network speed (MC66). The floor after an error
+//! needs keel's exact count of errors in a row, so after a failed read of the store's time it is
+//! not judged until the next answer that is not an error.
 
 use std::collections::BTreeMap;
 
@@ -42,31 +51,44 @@ struct Timing {
 const MAX_DOUBLINGS: u32 = 16;
 
 impl Timing {
-    /// The longest wait after the `n`-th store error in a row of a renewal.
-    fn renew_retry_us(&self, n: u32) -> u64 {
+    /// The backoff after the `n`-th store error in a row (keel jitters it down to half).
+    fn retry_us(&self, n: u32) -> u64 {
         let exp = n.saturating_sub(1).min(MAX_DOUBLINGS);
         self.retry_min_us.saturating_mul(1u64 << exp).min(self.retry_max_us)
     }
 }
 
-/// One owner's chain: its timing, its errors in a row, and the last outcome's deadline for the
-/// next attempt (when, what allowed it).
+/// What an outcome allows the next attempt: no later than `wait_max_us` after `latest` (S12),
+/// no earlier than `wait_min_us` after `earliest` (S13), both local waits.
+#[derive(Clone, Copy, Debug)]
+struct Due {
+    after: &'static str,
+    latest: u64,
+    wait_max_us: u64,
+    earliest: u64,
+    wait_min_us: u64,
+}
+
+/// One owner's chain: its timing, its errors in a row (`exact` while keel's count is known to be
+/// the same: a successful read of the store's time resets keel's without an event), and what
+/// the last outcome allows the next attempt.
 #[derive(Default)]
 struct Chain {
     timing: Option<Timing>,
     errors: u32,
-    due: Option<(u64, u64, &'static str)>,
+    exact: bool,
+    due: Option<Due>,
 }
 
-/// S12 over keel's lease events: see the module's doc. `slowest` and `fastest` are the slowest
+/// S12 and S13 over keel's lease events: see the module's doc. `slowest` and `fastest` are the slowest
 /// and fastest rates of a node's clock the history allows (a local wait of d takes from
-/// d / fastest to d / slowest of simulated time); `slack_us` of running
-/// time is allowed past every deadline; `frozen` gives a node's frozen spans; `jumped(node, from,
+/// d / fastest to d / slowest of simulated time); `late_slack_us` of running time is allowed
+/// past every deadline, `early_slack_us` before every floor; `frozen` gives a node's frozen spans; `jumped(node, from,
 /// to)` excuses a chain whose node's clock jumped meanwhile. The first 20 violations.
 pub fn lease_attempts_on_time<E: Entry>(
     events: &[E],
     (slowest, fastest): (f64, f64),
-    slack_us: u64,
+    (late_slack_us, early_slack_us): (u64, u64),
     frozen: impl Fn(&E::Node) -> Vec<Span>,
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
 ) -> Vec<Violation> {
@@ -92,7 +114,7 @@ pub fn lease_attempts_on_time<E: Entry>(
                 };
                 chains.insert(
                     (node.clone(), plain(lease), plain(owner)),
-                    Chain { timing: Some(timing), ..Chain::default() },
+                    Chain { timing: Some(timing), exact: true, ..Chain::default() },
                 );
                 continue;
             }
@@ -106,10 +128,12 @@ pub fn lease_attempts_on_time<E: Entry>(
                 continue;
             }
             L::TimeFailed { lease, owner, .. } => {
-                // The read that succeeds next reports nothing: the acquisition after it is not
-                // judged against this wait.
+                // The read that succeeds next reports nothing and resets keel's count: the
+                // acquisition after it is not judged against this wait, and the count is only
+                // an upper bound until the next answer that is not an error.
                 if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
                     c.errors = c.errors.saturating_add(1);
+                    c.exact = false;
                     c.due = None;
                 }
                 continue;
@@ -129,43 +153,74 @@ pub fn lease_attempts_on_time<E: Entry>(
         // rate), and the latest (at the fastest).
         let start = t.saturating_sub(stretch(took_us));
         let sent = t.saturating_sub(shrink(took_us));
-        if let Some((from, wait_us, after)) = c.due {
-            let due = reach(from, stretch(wait_us).saturating_add(slack_us), &frozen(node));
-            if start > due && !jumped(node, from, t) && v.len() < 20 {
+        if let Some(d) = c.due {
+            let due = reach(d.latest, stretch(d.wait_max_us).saturating_add(late_slack_us), &frozen(node));
+            let floor = d.earliest.saturating_add(shrink(d.wait_min_us)).saturating_sub(early_slack_us);
+            let (from, to) = (d.earliest, t);
+            if start > due && !jumped(node, from, to) && v.len() < 20 {
                 v.push(Violation::new(
                     "S12",
                     t,
                     format!(
-                        "{node}: lease {lease} owner {owner}: after {after} at {:.3}s its next attempt was due within {} µs, and started only at {:.3}s, {} µs late",
-                        from as f64 / 1e6,
-                        wait_us,
+                        "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt was due within {} µs, and started only at {:.3}s, {} µs late",
+                        d.after,
+                        d.latest as f64 / 1e6,
+                        d.wait_max_us,
                         start as f64 / 1e6,
                         start - due
                     ),
                 ));
             }
+            if sent < floor && !jumped(node, from, to) && v.len() < 20 {
+                v.push(Violation::new(
+                    "S13",
+                    t,
+                    format!(
+                        "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt was to wait at least {} µs, and started at {:.3}s, {} µs early",
+                        d.after,
+                        d.earliest as f64 / 1e6,
+                        d.wait_min_us,
+                        sent as f64 / 1e6,
+                        floor - sent
+                    ),
+                ));
+            }
         }
+        let first = t.saturating_sub(stretch(took_us)); // the earliest send of this attempt
+        let at_outcome =
+            |after, wait_max_us, wait_min_us| Due { after, latest: t, wait_max_us, earliest: t, wait_min_us };
         c.due = match ev {
-            L::AcquireRefused { .. } | L::Quarantined { .. } => {
-                c.errors = 0;
-                Some((t, timing.poll_us, "a refusal"))
+            L::AcquireRefused { remaining_ms, .. } | L::Quarantined { remaining_ms, .. } => {
+                (c.errors, c.exact) = (0, true);
+                // keel waits min(poll, max(remaining, retry_min)), a refusal's jittered down to half.
+                let until_free = remaining_ms.saturating_mul(1000).max(timing.retry_min_us).min(timing.poll_us);
+                Some(at_outcome("a refusal", timing.poll_us, until_free / 2))
             }
             L::AcquireFailed { .. } => {
                 c.errors = c.errors.saturating_add(1);
-                Some((t, timing.poll_us, "a failed acquisition"))
+                let floor = if c.exact { (timing.retry_us(c.errors) / 2).min(timing.poll_us) } else { 0 };
+                Some(at_outcome("a failed acquisition", timing.poll_us, floor))
             }
             // keel counts the renewal period from the send: the store extended the grant after it.
-            L::Granted { .. } => {
-                c.errors = 0;
-                Some((sent, timing.renew_us, "the send of a granted acquisition"))
-            }
-            L::Renewed { .. } => {
-                c.errors = 0;
-                Some((sent, timing.renew_us, "the send of a renewal"))
+            L::Granted { .. } | L::Renewed { .. } => {
+                (c.errors, c.exact) = (0, true);
+                let after = if matches!(ev, L::Granted { .. }) {
+                    "the send of a granted acquisition"
+                } else {
+                    "the send of a renewal"
+                };
+                Some(Due {
+                    after,
+                    latest: sent,
+                    wait_max_us: timing.renew_us,
+                    earliest: first,
+                    wait_min_us: timing.renew_us,
+                })
             }
             L::RenewFailed { .. } => {
                 c.errors = c.errors.saturating_add(1);
-                Some((t, timing.renew_retry_us(c.errors), "a failed renewal"))
+                let floor = if c.exact { timing.retry_us(c.errors) / 2 } else { 0 };
+                Some(at_outcome("a failed renewal", timing.retry_us(c.errors), floor))
             }
             _ => None, // a refused renewal steps down
         };
@@ -231,7 +286,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<Violation> {
-        lease_attempts_on_time(h, (1.0, 1.0), 2_000, |_| Vec::new(), |_, _, _| false)
+        lease_attempts_on_time(h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false)
     }
 
     /// A refusal allows a poll: the next attempt started 333 ms after it is on time, one started
@@ -245,11 +300,11 @@ mod tests {
         assert!(v[0].detail.contains("after a refusal"), "{}", v[0].detail);
         // The slowest clock allowed stretches the wait: at rate 0.6 the 500 ms wait is allowed.
         let h = [started(0), refused(10, 5), refused(515, 5)];
-        assert!(lease_attempts_on_time(&h, (0.6, 1.0), 2_000, |_| Vec::new(), |_, _, _| false).is_empty());
+        assert!(lease_attempts_on_time(&h, (0.6, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false).is_empty());
         // Frozen time is not counted, and a jump of the node's clock excuses the chain.
         let frozen = |_: &_| vec![Span { start: 100_000, end: 400_000 }];
-        assert!(lease_attempts_on_time(&h, (1.0, 1.0), 2_000, frozen, |_, _, _| false).is_empty());
-        assert!(lease_attempts_on_time(&h, (1.0, 1.0), 2_000, |_| Vec::new(), |_, _, _| true).is_empty());
+        assert!(lease_attempts_on_time(&h, (1.0, 1.0), (2_000, 2_000), frozen, |_, _, _| false).is_empty());
+        assert!(lease_attempts_on_time(&h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| true).is_empty());
     }
 
     /// A renewal ends a streak of errors: the first failure after it allows `retry_min` (20 ms),
@@ -262,11 +317,44 @@ mod tests {
         h.push(renewed(485, 5));
         assert!(judge(&h).is_empty(), "{:?}", judge(&h));
         // After the renewal, the first failure allows 20 ms: an attempt 60 ms after it is late.
-        h.extend([renew_failed(815, 5), renewed(880, 5)]);
+        h.extend([renew_failed(820, 5), renewed(885, 5)]);
         let v = judge(&h);
         assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!((v[0].invariant, v[0].t_us), ("S12", 880_000));
+        assert_eq!((v[0].invariant, v[0].t_us), ("S12", 885_000));
         assert!(v[0].detail.contains("after a failed renewal"), "{}", v[0].detail);
+    }
+
+    fn acquire_failed(t_ms: u64, took_ms: u64) -> Ev {
+        at(
+            t_ms,
+            LeaseEvent::AcquireFailed {
+                lease: "l".into(),
+                owner: "a".into(),
+                error: "unavailable".into(),
+                took_us: took_ms * 1000,
+            },
+        )
+    }
+
+    /// S13: no attempt comes before the wait's floor. A refusal of a lease with 900 ms left
+    /// waits at least half a poll; a failed acquisition half its streak's backoff (10 ms for the
+    /// first); a renewal a period after the last one's send. Retried at once (a retry loop
+    /// without its wait), each is early, judged at the early attempt's outcome.
+    #[test]
+    fn an_attempt_before_its_wait_s_floor_fires_s13() {
+        assert!(judge(&[started(0), refused(10, 5), refused(200, 5)]).is_empty());
+        let v = judge(&[started(0), refused(10, 5), refused(20, 5)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S13", 20_000)], "{v:?}");
+        assert!(judge(&[started(0), acquire_failed(10, 5), acquire_failed(25, 5)]).is_empty());
+        let v = judge(&[started(0), acquire_failed(10, 5), acquire_failed(12, 1)]);
+        assert_eq!(v.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["S13"], "{v:?}");
+        let v = judge(&[started(0), renewed(10, 5), renewed(20, 5)]);
+        assert_eq!(v.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["S13"], "{v:?}");
+        // After a failed read of the store's time, keel's count may have started over unseen:
+        // a failed acquisition's floor is not judged until the next answer that is not an error.
+        let time_failed =
+            at(5, LeaseEvent::TimeFailed { lease: "l".into(), owner: "a".into(), error: "x".into(), took_us: 1_000 });
+        assert!(judge(&[started(0), time_failed, acquire_failed(10, 5), acquire_failed(12, 1)]).is_empty());
     }
 
     /// A renewal is due `renew` after the last one; a step-down, a stop, a crash or a failed read
@@ -282,9 +370,9 @@ mod tests {
         let late = judge(&[started(0), renewed(100, 20), renewed(435, 2)]);
         assert_eq!(late.len(), 1, "{late:?}");
         let h = [started(0), renewed(100, 20), renewed(435, 2)];
-        assert!(lease_attempts_on_time(&h, (1.0, 1.25), 2_000, |_| Vec::new(), |_, _, _| false).len() == 1);
+        assert!(lease_attempts_on_time(&h, (1.0, 1.25), (2_000, 2_000), |_| Vec::new(), |_, _, _| false).len() == 1);
         let h = [started(0), renewed(100, 20), renewed(421, 2)];
-        assert!(lease_attempts_on_time(&h, (1.0, 1.25), 2_000, |_| Vec::new(), |_, _, _| false).is_empty());
+        assert!(lease_attempts_on_time(&h, (1.0, 1.25), (2_000, 2_000), |_| Vec::new(), |_, _, _| false).is_empty());
         let lost = at(
             200,
             LeaseEvent::Lost {

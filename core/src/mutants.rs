@@ -359,6 +359,10 @@ pub enum Mutant {
     /// period after each call returns: every renewal slips by its round trip, and under a slow
     /// store the grant's remaining time at the store shrinks by it each period.
     MC65,
+    /// A lease acquisition error retried at once, as a retry loop that `continue`s on an error:
+    /// a store outage is answered by every contender retrying at network speed (a retry storm
+    /// against a store that is trying to recover).
+    MC66,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -41,7 +41,8 @@
 //!   lease per run); S11, an owner that moves to a new token
 //!   releases the old one (judged at the store, `scenario::lease_orphans`); S12, an owner's store
 //!   attempts come when its timing says: after a refusal within a poll, after a grant or a
-//!   renewal within a renewal period, after a failed renewal within its streak's backoff
+//!   renewal within a renewal period, after a failed renewal within its streak's backoff; S13,
+//!   and not before the floor of those waits, no retry storm
 //!   ([`crate::keel_rules::lease_attempts_on_time`]);
 //! - keel's pool rules on the run's pool events and the store's history
 //!   ([`crate::keel_rules::pool_rules`]): P2, no two handlers of one job run at once beyond the

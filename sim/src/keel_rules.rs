@@ -85,8 +85,8 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
 }
 
 /// Every rule a run gets for free from keel's own events (what `Sim` judges on every run of a
-/// user's service unless `without_keel_rules`): the lease's S1 (exclusive grants), S11 and
-/// S12, the pool's ([`pool_rules`]), the completer's and the subscription manager's, the
+/// user's service unless `without_keel_rules`): the lease's S1 (exclusive grants), S11, S12
+/// and S13, the pool's ([`pool_rules`]), the completer's and the subscription manager's, the
 /// service group's, the replicated map's.
 pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     let mut v = crate::scenario::lease::lease_exclusive(view);
@@ -245,9 +245,10 @@ pub fn completer_drains_write_at_once(run: &RunView<'_>) -> Vec<Violation> {
     )
 }
 
-/// S12: a lease owner's store attempts come when its timing says
+/// S12 and S13: a lease owner's store attempts come when its timing says
 /// ([`keel_checks::lease_attempts_on_time`]): after a refusal within a poll, after a grant or a
-/// renewal within a renewal period, after a failed renewal within the backoff of its streak;
+/// renewal within a renewal period, after a failed renewal within the backoff of its streak
+/// (S12), and not before the floor of the same waits (S13: no retry storm);
 /// [`COMPLETER_STOP_HEARD_SLACK_US`] of running time past each, frozen time not counted, waits
 /// and the attempts' own durations taken at the in-bound clock rates of the plan least
 /// favourable to the verdict; a chain
@@ -262,7 +263,7 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::lease_attempts_on_time(
         run.events,
         (slowest, fastest),
-        COMPLETER_STOP_HEARD_SLACK_US,
+        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
         |n| run.timeline.frozen(*n).collect(),
         |n, from, to| clock_jumped(run, n, from, to),
     )

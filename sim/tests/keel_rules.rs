@@ -270,7 +270,7 @@ fn the_free_lease_rule_catches_a_step_down_that_leaves_its_grant_behind() {
 }
 
 #[test]
-fn the_free_lease_rule_catches_attempts_that_come_late() {
+fn the_free_lease_rules_catch_attempts_that_come_late_or_early() {
     // MC63: a refused acquisition waits the holder's whole remaining TTL, not a poll (S12 at the
     // next attempt's outcome; lease seed 3, 37 of seeds 0..100).
     assert!(caught_by_free_rules("lease", Mutant::MC63, "S12").is_some(), "MC63 breaks S12");
@@ -280,6 +280,9 @@ fn the_free_lease_rule_catches_attempts_that_come_late() {
     // MC65: the renewal period counted from the reply: each renewal is late by its round trip
     // (lease seed 3, 33 of seeds 0..100).
     assert!(caught_by_free_rules("lease", Mutant::MC65, "S12").is_some(), "MC65 breaks S12");
+    // MC66: an acquisition error retried at once, a retry storm (S13 at the early attempt's
+    // outcome; lease seed 3, 37 of seeds 0..100).
+    assert!(caught_by_free_rules("lease", Mutant::MC66, "S13").is_some(), "MC66 breaks S13");
 }
 
 #[test]

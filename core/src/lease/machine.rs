@@ -289,7 +289,8 @@ impl Machine {
             }
             Err(e) => {
                 // Maybe applied: the same token is retried, which is idempotent.
-                let wait = self.on_error(&e);
+                // MC66: the error path forgets its wait, a retry loop that `continue`s.
+                let wait = if mutants::active(Mutant::MC66) { Duration::ZERO } else { self.on_error(&e) };
                 if mutants::active(Mutant::MC62) {
                     self.rotate_token(); // MC62: an unknown outcome taken as refused
                 }

@@ -159,6 +159,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC63,
     Mutant::MC64,
     Mutant::MC65,
+    Mutant::MC66,
 ];
 
 impl LeaseScenario {

@@ -117,9 +117,10 @@ pub struct Figures {
     pub grant_order_violations: usize,
     /// S4: writes with a fence the writer did not believe it held at that instant.
     pub unbelieved_writes: usize,
-    /// S12 (the shared rule `keel_checks::lease_attempts_on_time`): a lease owner's store attempt
-    /// that started later than its timing allows, past a real machine's scheduling slack.
-    pub lease_late_attempts: Vec<String>,
+    /// S12 and S13 (the shared rule `keel_checks::lease_attempts_on_time`): a lease owner's store
+    /// attempt that started later than its timing allows, past a real machine's scheduling slack,
+    /// or earlier than its waits' floor.
+    pub lease_attempt_violations: Vec<String>,
     /// Dual-belief windows.
     pub dual_belief: Vec<Window>,
     /// `set_and_wait` calls that returned (rmap workload).
@@ -217,11 +218,12 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     // S1 (fences): keel's grants, by the shared rule.
     f.grants = views.iter().filter(|v| matches!(v.lease(), Some(LeaseEvent::Held { .. }))).count();
     f.grant_order_violations = keel_checks::grant_order(&views).len();
-    // S12: each attempt when the owner's timing says (real clocks: rate 1, no jumps; a loaded
-    // machine's scheduling slack, as V10's; SIGSTOPped time not counted).
-    let slack = COMPLETER_STOP_HEARD_SLACK_US;
-    let late = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
-    f.lease_late_attempts = late.iter().map(ToString::to_string).collect();
+    // S12, S13: each attempt when the owner's timing says (real clocks: rate 1, no jumps; late by
+    // a loaded machine's scheduling slack, as V10's, SIGSTOPped time not counted; a timer never
+    // fires early, so the floor's slack covers only the history's timestamps).
+    let slack = (COMPLETER_STOP_HEARD_SLACK_US, LEASE_FLOOR_SLACK_US);
+    let off = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
+    f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
     let beliefs = keel_checks::beliefs(&views, end_us);
@@ -275,7 +277,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     if f.unbelieved_writes > 0 {
         fail.push(format!("S4: {} writes with a fence the writer did not believe it held", f.unbelieved_writes));
     }
-    for x in &f.lease_late_attempts {
+    for x in &f.lease_attempt_violations {
         fail.push(x.clone());
     }
     let long: Vec<_> = f.dual_belief.iter().filter(|w| w.active_ms > ms(micros(DUAL_BELIEF_ACTIVE_MAX))).collect();
@@ -475,6 +477,10 @@ fn maps(views: &[View<'_>], f: &mut Figures) {
 /// Scheduling slack of a bounded stop (the subscription manager's, a completer run's drain) on a
 /// real machine.
 const SUBSCRIPTION_STOP_SLACK_US: u64 = 1_000_000;
+
+/// How much earlier than its waits' floor a lease attempt may look in a real history (S13): a
+/// timer never fires early; the lines' timestamps and keel's clock are read apart.
+const LEASE_FLOOR_SLACK_US: u64 = 20_000;
 
 /// How soon a completer run begins its drain after its stop request on a real machine: keel's
 /// run begins it within one poll; a loaded 2-core machine may not schedule the task for a while.
@@ -681,7 +687,7 @@ pub fn table(f: &Figures) -> String {
         ("grants", f.grants.to_string()),
         ("grant order violations (S1 fences)", f.grant_order_violations.to_string()),
         ("writes under a fence not believed (S4)", f.unbelieved_writes.to_string()),
-        ("lease attempts later than their timing (S12)", f.lease_late_attempts.len().to_string()),
+        ("lease attempts off their timing (S12, S13)", f.lease_attempt_violations.len().to_string()),
         ("dual-belief windows", f.dual_belief.len().to_string()),
         ("map set_and_wait returned", f.map_writes.to_string()),
         ("  replica behind the write at return (R3)", f.map_r3_violations.to_string()),
@@ -895,9 +901,10 @@ mod tests {
 
     /// S12 on a real machine: a refused acquisition's next attempt within a poll (333 ms) and
     /// the scheduling slack (500 ms) passes; one 900 ms later (MC63 waiting out the holder's
-    /// TTL) fails the run, unless the process was stopped meanwhile.
+    /// TTL) fails the run, unless the process was stopped meanwhile. S13: one before the wait's
+    /// floor fails it too.
     #[test]
-    fn s12_fires_on_an_attempt_later_than_a_poll_and_the_slack() {
+    fn s12_and_s13_fire_on_attempts_off_their_timing() {
         let lease = |t: u64, ev: LeaseEvent<'static>| l(t, "a", Ev::Keel(K::Lease(ev)));
         let started = lease(
             1,
@@ -919,8 +926,11 @@ mod tests {
         let f = judge(&[started.clone(), refused(10), refused(800)]);
         assert!(f.failures.is_empty(), "{:?}", f.failures);
         let f = judge(&[started.clone(), refused(10), refused(910)]);
-        assert_eq!(f.lease_late_attempts.len(), 1, "{:?}", f.lease_late_attempts);
+        assert_eq!(f.lease_attempt_violations.len(), 1, "{:?}", f.lease_attempt_violations);
         assert!(f.failures[0].starts_with("S12"), "{:?}", f.failures);
+        // S13: retried 20 ms after a refusal of a lease with 900 ms left, before half a poll.
+        let f = judge(&[started.clone(), refused(10), refused(30)]);
+        assert!(f.failures.len() == 1 && f.failures[0].starts_with("S13"), "{:?}", f.failures);
         let frozen = [
             started,
             refused(10),
