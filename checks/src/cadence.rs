@@ -156,34 +156,41 @@ pub fn lease_attempts_on_time<E: Entry>(
         if let Some(d) = c.due {
             let due = reach(d.latest, stretch(d.wait_max_us).saturating_add(late_slack_us), &frozen(node));
             let floor = d.earliest.saturating_add(shrink(d.wait_min_us)).saturating_sub(early_slack_us);
-            let (from, to) = (d.earliest, t);
-            if start > due && !jumped(node, from, to) && v.len() < 20 {
-                v.push(Violation::new(
+            let judged = [
+                (
                     "S12",
-                    t,
-                    format!(
-                        "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt was due within {} µs, and started only at {:.3}s, {} µs late",
-                        d.after,
-                        d.latest as f64 / 1e6,
-                        d.wait_max_us,
-                        start as f64 / 1e6,
-                        start - due
-                    ),
-                ));
-            }
-            if sent < floor && !jumped(node, from, to) && v.len() < 20 {
-                v.push(Violation::new(
+                    start > due,
+                    "was due within",
+                    d.latest,
+                    d.wait_max_us,
+                    start,
+                    start.saturating_sub(due),
+                    "late",
+                ),
+                (
                     "S13",
-                    t,
-                    format!(
-                        "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt was to wait at least {} µs, and started at {:.3}s, {} µs early",
-                        d.after,
-                        d.earliest as f64 / 1e6,
-                        d.wait_min_us,
-                        sent as f64 / 1e6,
-                        floor - sent
-                    ),
-                ));
+                    sent < floor,
+                    "was to wait at least",
+                    d.earliest,
+                    d.wait_min_us,
+                    sent,
+                    floor.saturating_sub(sent),
+                    "early",
+                ),
+            ];
+            for (id, off, what, from, wait_us, at, by, how) in judged {
+                if off && !jumped(node, d.earliest, t) && v.len() < 20 {
+                    v.push(Violation::new(
+                        id,
+                        t,
+                        format!(
+                            "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt {what} {wait_us} µs, and started at {:.3}s, {by} µs {how}",
+                            d.after,
+                            from as f64 / 1e6,
+                            at as f64 / 1e6,
+                        ),
+                    ));
+                }
             }
         }
         let first = t.saturating_sub(stretch(took_us)); // the earliest send of this attempt
