@@ -16,6 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::{FutureExt, Stream};
+use keel::lease::Token;
 use keel::store::{
     Acquire, Expect, MapScan, MapSnapshot, MapTxn, MapWrite, Read, ReadOut, Renew, Store, StoreResult, TxnOutcome,
     Watch, WatchEvent, WriteOutcome,
@@ -354,10 +355,12 @@ async fn apply(
                     // Only a refusal by a grant to the same owner instance (`owner:incarnation`) is
                     // recorded (S11); the refusals of other owners' polls are most of a lease
                     // run's calls.
-                    let instance = |t: &str| t.rsplit_once(':').map(|(i, _)| i.to_owned());
+                    let same = |a: &str, b: &str| match (Token::parse(a), Token::parse(b)) {
+                        (Some(a), Some(b)) => a != b && a.same_instance(&b),
+                        _ => false,
+                    };
                     if let Some((holder, _)) = store.lease_holder(&name)
-                        && holder != token
-                        && instance(&holder) == instance(&token)
+                        && same(&holder, &token)
                     {
                         history.record(Who::Store, ServerEv::AcquireHeldByOwn { lease: name, holder, token, by: node });
                     }
@@ -392,7 +395,7 @@ async fn apply(
         }
         Op::DeleteUnchecked { name } => {
             if let Some((holder, fence)) = store.lease_holder(&name) {
-                let owner = holder.split(':').next().unwrap_or_default();
+                let owner = Token::parse(&holder).map_or(holder.as_str(), |t| t.owner);
                 if owner != node.to_string() {
                     history.record(Who::Store, ServerEv::ForeignDelete { by: node, holder, fence });
                 }

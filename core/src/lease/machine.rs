@@ -180,7 +180,7 @@ impl Machine {
 
     fn rotate_token(&mut self) {
         self.seq += 1;
-        self.token = format!("{}:{}:{}", self.owner, self.incarnation, self.seq);
+        self.token = super::Token { owner: &self.owner, incarnation: self.incarnation, seq: self.seq }.to_string();
     }
 
     /// Held fence, if the machine believes it holds the lease.

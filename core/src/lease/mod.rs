@@ -51,6 +51,7 @@ mod guard;
 // The model checker (`cargo modelcheck`) drives the real machine: feature `model` exposes it.
 #[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod machine;
+mod token;
 /// The lease's pure machine, for the model checker in `keel-tests`. Not a stable API.
 #[cfg(feature = "model")]
 #[doc(hidden)]
@@ -65,6 +66,7 @@ use crate::watch;
 pub use config::{DEFAULT_TTL, LeaseConfig, LeaseConfigBuilder};
 pub use guard::Guard;
 use guard::Validity;
+pub use token::Token;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::{ConfigError, StoreError};

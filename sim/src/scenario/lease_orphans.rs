@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use keel::lease::Token;
 use keel::observe::LeaseEvent;
 
 use super::RunView;
@@ -69,7 +70,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                         e.t_us,
                         format!(
                             "{}: its acquisition of {lease} under {token} refused by its own earlier grant (token {holder}, fence {fence}), which it {} without trying to release it: the lease is blocked until that grant's TTL runs out",
-                            holder.rsplit_once(':').map_or(holder.as_str(), |(instance, _)| instance),
+                            Token::parse(holder).map_or(holder.to_string(), |t| format!("{}:{}", t.owner, t.incarnation)),
                             if held(&fence) { "believed and stepped away from" } else { "never believed, moving on from its token" }
                         ),
                     ));
@@ -82,9 +83,9 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
-/// The sequence number of a lease token (`owner:incarnation:seq`; 0 when it has none).
+/// The sequence number of a lease token (0 when keel did not write it).
 fn seq(token: &str) -> u64 {
-    token.rsplit_once(':').and_then(|(_, s)| s.parse().ok()).unwrap_or(0)
+    Token::parse(token).map_or(0, |t| t.seq)
 }
 
 #[cfg(test)]
