@@ -95,6 +95,7 @@ pub fn lease_attempts_on_time<E: Entry>(
     let stretch = |us: u64| (us as f64 / slowest.clamp(0.01, 1.0)) as u64;
     let shrink = |us: u64| (us as f64 / fastest.max(1.0)) as u64;
     let mut chains: BTreeMap<(E::Node, &str, &str), Chain> = BTreeMap::new();
+    let mut frozen_of: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new(); // read once per node
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
@@ -154,7 +155,8 @@ pub fn lease_attempts_on_time<E: Entry>(
         let start = t.saturating_sub(stretch(took_us));
         let sent = t.saturating_sub(shrink(took_us));
         if let Some(d) = c.due {
-            let due = reach(d.latest, stretch(d.wait_max_us).saturating_add(late_slack_us), &frozen(node));
+            let holes = frozen_of.entry(node.clone()).or_insert_with(|| frozen(node));
+            let due = reach(d.latest, stretch(d.wait_max_us).saturating_add(late_slack_us), holes);
             let floor = d.earliest.saturating_add(shrink(d.wait_min_us)).saturating_sub(early_slack_us);
             let judged = [
                 (
