@@ -570,13 +570,14 @@ pub fn completer_channel<E: Entry>(events: &[E]) -> Vec<Violation> {
     v
 }
 
-/// V11: a flush says it was retried only if it was. A batch written (`BatchFlushed`) with
-/// `retried` set follows a failed write of the same run (`FlushFailed`) since that run's last
-/// written batch: the run's retry backoff starts again from its minimum after every success.
-/// One whose backoff never resets (blind-spot hunt, round 5, #11: a success that does not tell
-/// the backoff) reports every later batch retried, backs off at its longest from the first
-/// error after a success, and spends its retry budget early; the flag (in the `batch_flushed`
-/// log line) is how that shows. A node's crash or restart ends its runs.
+/// V11: a flush says it was retried if and only if it was. A batch written (`BatchFlushed`) has
+/// `retried` set exactly when a write of the same run failed (`FlushFailed`) since that run's
+/// last written batch: the run's retry backoff starts again from its minimum after every
+/// success. One whose backoff never resets (blind-spot hunt, round 5, #11: a success that does
+/// not tell the backoff) reports every later batch retried, backs off at its longest from the
+/// first error after a success, and spends its retry budget early; one that reads the flag after
+/// the success reset it (round 8, #11) never reports a retry, hiding a failing store from the
+/// `batch_flushed` lines. A node's crash or restart ends its runs.
 pub fn completer_flushes_report_retries<E: Entry>(events: &[E]) -> Vec<Violation> {
     // (node, completer, run) → a write failed since the run's last written batch
     let mut failed: BTreeMap<(E::Node, &str, u64), bool> = BTreeMap::new();
@@ -589,14 +590,20 @@ pub fn completer_flushes_report_retries<E: Entry>(events: &[E]) -> Vec<Violation
             }
             (Some(CompleterEvent::BatchFlushed { completer, run, n, retried, .. }), _) => {
                 let before = failed.insert((node.clone(), plain(completer), *run), false).unwrap_or(false);
-                if *retried && !before && v.len() < 20 {
+                let what = match (*retried, before) {
+                    (true, false) => {
+                        "as retried with no failed write since the run's last written batch (a retry backoff that never started over)"
+                    }
+                    (false, true) => {
+                        "as not retried after a failed write since the run's last written batch (retries hidden)"
+                    }
+                    _ => continue,
+                };
+                if v.len() < 20 {
                     v.push(Violation::new(
                         "V11",
                         t,
-                        format!(
-                            "{node}: completer {} run {run}: a batch of {n} written as retried with no failed write since the run's last written batch (a retry backoff that never started over)",
-                            plain(completer)
-                        ),
+                        format!("{node}: completer {} run {run}: a batch of {n} written {what}", plain(completer)),
                     ));
                 }
             }
@@ -1158,7 +1165,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_reported_retried_without_a_failure_fires_v11() {
+    fn a_flush_reported_retried_other_than_it_was_fires_v11() {
         use keel::Outcome;
         use keel::observe::CompleterEvent as C;
         let flushed = |t, retried| {
@@ -1169,10 +1176,13 @@ mod tests {
                 C::FlushFailed { completer: "c".into(), run: 1, n: 2, error: "x".into(), outcome: Outcome::Unknown };
             sm(t, "a", e)
         };
-        // Failed, then written as retried; the next batch written clean; a cool-down's retry
-        // written unflagged is fine.
+        // Failed, then written as retried; the next batch written clean.
         assert!(completer_flushes_report_retries(&[failed(1), flushed(2, true), flushed(3, false)]).is_empty());
-        assert!(completer_flushes_report_retries(&[failed(1), flushed(2, false)]).is_empty());
+        // Failed, then written unflagged (MC67, also a cool-down's retry before keel kept the
+        // flag across it): the retry is hidden.
+        let v = completer_flushes_report_retries(&[failed(1), flushed(2, false)]);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V11", 2));
+        assert!(v[0].detail.contains("written as not retried after a failed write"), "{}", v[0].detail);
         // The backoff never started over (MC48): every later batch says retried.
         let v = completer_flushes_report_retries(&[failed(1), flushed(2, true), flushed(3, true)]);
         assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V11", 3));

@@ -363,6 +363,15 @@ pub enum Mutant {
     /// a store outage is answered by every contender retrying at network speed (a retry storm
     /// against a store that is trying to recover).
     MC66,
+    /// A completer flush that reads its `retried` flag after the success reset it: no batch is
+    /// ever reported retried, so the `batch_flushed` lines (and the metric behind them) hide a
+    /// store that fails writes (blind-spot hunt, round 8, #11).
+    MC67,
+    /// A pool cleanup that takes a refused fence (the worker beat again since the sweep judged
+    /// it dead) for a fenced worker and moves its jobs: a live worker's runs are stopped and run
+    /// again elsewhere, and two nodes may clean each other's live workers (blind-spot hunt,
+    /// round 8, #1).
+    MC68,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -507,6 +507,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC67,
+        lineage: "checker proof (blind-spot hunt, round 8, #11): a completer flush reads its retried flag after the success reset it; retries are never reported",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC68,
+        lineage: "checker proof (blind-spot hunt, round 8, #1): a pool cleanup that takes a refused fence for a fenced worker; a live worker's jobs are moved",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

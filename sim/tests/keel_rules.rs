@@ -290,6 +290,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC48: a flush's success does not reset the retry backoff, so every later batch of the run
     // is reported retried (V11: only after a failed write since the last written batch).
     assert!(caught_by_free_rules_within("completer", Mutant::MC48, "V11", 30).is_some(), "MC48 breaks V11");
+    // MC67: the flag read after the success reset it: a retried batch reported not retried
+    // (V11's other side; completer seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC67, "V11").is_some(), "MC67 breaks V11");
     // MC54: a re-dispatch that does not exclude the worker that did not ack (pool seed 1).
     assert!(caught_by_free_rules("pool", Mutant::MC54, "P16").is_some(), "MC54 breaks P16");
     // MC55: a re-dispatch not guarded by the pending entry moves a job whose ack just landed
@@ -299,6 +302,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // to it before its fence (P18 at the store, when the keep-alive is deleted; pool seed 49,
     // 9 of seeds 0..200).
     assert!(caught_by_free_rules_within("pool", Mutant::MC56, "P18", 60).is_some(), "MC56 breaks P18");
+    // MC68: a refused fence taken as done moves a live worker's jobs (P20 at the move; pool
+    // seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC68, "P20").is_some(), "MC68 breaks P20");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

@@ -36,21 +36,31 @@ pub(crate) struct Backoff {
     max: Duration,
     budget: u32,
     failures: u32,
+    /// A write failed since the last success (a cool-down starts `failures` over, not this).
+    retrying: bool,
     rng: ChaCha8Rng,
 }
 
 impl Backoff {
     pub fn new(min: Duration, max: Duration, budget: u32, seed: u64) -> Self {
-        Backoff { min, max, budget, failures: 0, rng: ChaCha8Rng::seed_from_u64(seed) }
+        Backoff { min, max, budget, failures: 0, retrying: false, rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 
-    /// Failed attempts of the current batch so far.
+    /// Failed attempts of the current budget so far.
+    #[cfg(test)]
     pub fn failures(&self) -> u32 {
         self.failures
     }
 
+    /// Whether a write failed since the last success: what a flush reports as `retried`, also
+    /// after its budget cooled down and started over.
+    pub fn retried(&self) -> bool {
+        self.retrying
+    }
+
     /// A write failed.
     pub fn failed(&mut self) -> Retry {
+        self.retrying = true;
         self.failures += 1;
         if self.failures >= self.budget {
             self.failures = 0;
@@ -66,6 +76,7 @@ impl Backoff {
     /// The batch was written: the next batch starts a fresh budget.
     pub fn succeeded(&mut self) {
         self.failures = 0;
+        self.retrying = false;
     }
 }
 
@@ -90,6 +101,11 @@ mod tests {
         assert!(last >= Duration::from_millis(40));
         assert_eq!(b.failed(), Retry::CoolDown(max));
         assert_eq!(b.failures(), 0);
+        // A fresh budget, but the batch was retried: its flush says so (round 8 #11 found a
+        // batch written after a cool-down reported not retried).
+        assert!(b.retried());
+        b.succeeded();
+        assert!(!b.retried());
     }
 
     /// `failures` is what the flush reports as `retried`: it counts the batch's failed attempts

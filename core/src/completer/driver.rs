@@ -163,11 +163,13 @@ impl<S: Store> Driver<S> {
             };
             match r {
                 Ok(out) => {
-                    let retried = backoff.failures() > 0;
+                    let retried = backoff.retried();
                     if !mutants::active(Mutant::MC48) {
                         // MC48: the backoff never starts over after a success.
                         backoff.succeeded();
                     }
+                    // MC67: the flag read after the success reset it: never reported retried.
+                    let retried = if mutants::active(Mutant::MC67) { backoff.retried() } else { retried };
                     observe::emit(CompleterEvent::BatchFlushed {
                         completer: (&self.cfg.name).into(),
                         run: self.run,

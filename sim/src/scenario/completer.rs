@@ -683,6 +683,7 @@ impl CompleterScenario {
             Mutant::MC52,
             Mutant::MC58,
             Mutant::MC59,
+            Mutant::MC67,
         ]
     }
 }

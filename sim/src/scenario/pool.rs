@@ -427,6 +427,7 @@ impl PoolScenario {
             Mutant::MC54,
             Mutant::MC55,
             Mutant::MC56,
+            Mutant::MC68,
         ]
     }
 }

@@ -118,6 +118,45 @@ pub fn cleanups_requeue_fenced_jobs(events: &[Event]) -> Vec<Violation> {
     v
 }
 
+/// **P20**: a cleanup moves a worker's jobs only once that worker is fenced, judged at each move.
+/// A cleaner (or the orphan scan) that moves a job off worker w (`moved` with `cleaned` = w) has
+/// first made w's keep-alive the dead marker (or found it gone): from then on a late beat cannot
+/// revive w, so w stops its runs before the job runs elsewhere. At the move, the last keep-alive
+/// the store wrote for w must be the dead marker or a delete. A cleanup that takes a refused
+/// fence (w beat again in between) for a fenced worker (blind-spot hunt, round 8, #1) moves the
+/// jobs of a live worker: they are stopped and run again, and two cleaners may take each other's
+/// live workers. Values a store restart may have rolled back are not judged (the store node
+/// records writes, not restores): each boot forgets what it knew.
+pub fn cleanups_move_only_fenced_workers(events: &[Event]) -> Vec<Violation> {
+    use keel::observe::{MoveKind, PoolEvent};
+    let mut last: BTreeMap<&str, Option<&str>> = BTreeMap::new(); // worker → its last keep-alive value
+    let mut v = Vec::new();
+    for e in events {
+        match (e.server(), e.pool()) {
+            (Some(ServerEv::StoreUp { .. }), _) => last.clear(),
+            (Some(ServerEv::KeepaliveWritten { worker, value, .. }), _) => {
+                last.insert(worker.as_str(), value.as_deref());
+            }
+            (_, Some(PoolEvent::Moved { kind: MoveKind::Requeued | MoveKind::OrphanRequeued, job, cleaned, .. })) => {
+                let w = keel_checks::plain(cleaned);
+                let Some(Some(value)) = last.get(w) else { continue };
+                if *value != DEAD && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P20",
+                        e.t_us,
+                        format!(
+                            "{}: job {job} moved off worker {w} by its cleanup while its keep-alive at the store was {value}, not fenced: a live worker's job runs again",
+                            e.node
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +190,37 @@ mod tests {
             fences.keepalive_written(&store, (ka, "w"), (Some(DEAD), None), &quiet, Who::Node(1)).await;
             assert!(cleanups_requeue_fenced_jobs(&quiet.take()).is_empty());
         });
+    }
+
+    /// P20: a move off w by its cleanup while w's last keep-alive at the store is a beat fires;
+    /// after the fence (the dead marker), after a delete, or with nothing known since a boot, not.
+    #[test]
+    fn a_cleanup_move_off_a_live_worker_fires_p20() {
+        use keel::observe::{MoveKind, PoolEvent};
+
+        use crate::history::Ev;
+        let ka = |t: u64, value: Option<&str>| Event {
+            t_us: t,
+            node: Who::Store,
+            ev: ServerEv::KeepaliveWritten { worker: "w".into(), value: value.map(str::to_owned), now_ms: t }.into(),
+        };
+        let moved = |t: u64| {
+            let m = PoolEvent::Moved {
+                kind: MoveKind::Requeued,
+                job: "j".into(),
+                from: "w".into(),
+                worker: "v".into(),
+                attempt: 2,
+                now_ms: t,
+                cleaned: "w".into(),
+            };
+            Event { t_us: t, node: Who::Node(0), ev: Ev::Core(keel::observe::Event::Pool(m.to_static())) }
+        };
+        let boot = Event { t_us: 4, node: Who::Store, ev: ServerEv::StoreUp { now_ms: 4 }.into() };
+        assert!(cleanups_move_only_fenced_workers(&[ka(1, Some("9|1500")), ka(2, Some(DEAD)), moved(3)]).is_empty());
+        assert!(cleanups_move_only_fenced_workers(&[ka(1, Some("9|1500")), ka(2, None), moved(3)]).is_empty());
+        assert!(cleanups_move_only_fenced_workers(&[ka(1, Some("9|1500")), boot, moved(5)]).is_empty());
+        let v = cleanups_move_only_fenced_workers(&[ka(1, Some(DEAD)), ka(2, Some("9|1500")), moved(3)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P20", 3)], "{v:?}");
     }
 }
