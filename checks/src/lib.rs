@@ -19,9 +19,10 @@ mod verdict;
 pub use cadence::lease_attempts_on_time;
 pub use rules::{
     Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, completer_drains_bounded,
-    completer_drains_retry, completer_drains_write_at_once, completer_flushes_report_retries, completer_stops_heard,
-    grant_order, group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
-    rmap_revisions, rmap_waiters_wake, subscription_stops,
+    completer_drains_retry, completer_drains_write_at_once, completer_flushes_report_retries,
+    completer_partial_batches_wait_for_the_tick, completer_stops_heard, grant_order, group_stops, jobs_lost,
+    pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order, rmap_revisions, rmap_waiters_wake,
+    subscription_stops,
 };
 pub use verdict::{Coverage, Span, Violation};
 

@@ -614,6 +614,81 @@ pub fn completer_flushes_report_retries<E: Entry>(events: &[E]) -> Vec<Violation
     v
 }
 
+/// V14: a partial batch waits for its flush tick. Outside a drain, keel writes a batch of fewer
+/// than `batch_size` completions (`CompleterStarted` carries both figures) only when its flush
+/// tick comes, and re-arms the tick a flush interval after the last write and its events ended.
+/// So a partial batch's write (its `BatchFlushed` less `took_us`, at the fastest in-bound clock
+/// for its latest start) starts no earlier than the run's previous `BatchFlushed` plus the
+/// interval (at the fastest clock), less `slack_us`. A run's first write, writes after its drain
+/// began, and a run whose node's clock jumped meanwhile (`jumped(node, from, to)`) are not
+/// judged. A tick re-armed from the instant read before the write (blind-spot hunt, round 8,
+/// #14) sends partial batches back to back after any write slower than the interval: more and
+/// smaller writes exactly when the store is slow. A node's crash or restart ends its runs.
+pub fn completer_partial_batches_wait_for_the_tick<E: Entry>(
+    events: &[E],
+    fastest: f64,
+    slack_us: u64,
+    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+) -> Vec<Violation> {
+    struct RunState {
+        batch_size: usize,
+        interval_us: u64,
+        last_end: Option<u64>,
+        draining: bool,
+    }
+    let shrink = |us: u64| (us as f64 / fastest.max(1.0)) as u64;
+    let mut runs: BTreeMap<(E::Node, &str, u64), RunState> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::CompleterStarted { completer, run, batch_size, flush_interval_us }), _) => {
+                let s = RunState {
+                    batch_size: *batch_size,
+                    interval_us: *flush_interval_us,
+                    last_end: None,
+                    draining: false,
+                };
+                runs.insert((node.clone(), plain(completer), *run), s);
+            }
+            (Some(CompleterEvent::DrainStarted { completer, run, .. }), _) => {
+                if let Some(s) = runs.get_mut(&(node.clone(), plain(completer), *run)) {
+                    s.draining = true;
+                }
+            }
+            (Some(CompleterEvent::BatchFlushed { completer, run, n, took_us, .. }), _) => {
+                let Some(s) = runs.get_mut(&(node.clone(), plain(completer), *run)) else { continue };
+                let start = t.saturating_sub(shrink(*took_us)); // the latest it can have started
+                if let Some(last) = s.last_end
+                    && !s.draining
+                    && *n < s.batch_size
+                {
+                    let tick = last.saturating_add(shrink(s.interval_us)).saturating_sub(slack_us);
+                    if start < tick && !jumped(node, last, t) && v.len() < 20 {
+                        v.push(Violation::new(
+                            "V14",
+                            t,
+                            format!(
+                                "{node}: completer {} run {run}: a partial batch of {n} (of {}) written at {:.3}s, {} µs before its tick: the run's last write ended at {:.3}s and the next waits a flush interval ({} µs)",
+                                plain(completer),
+                                s.batch_size,
+                                start as f64 / 1e6,
+                                tick - start,
+                                last as f64 / 1e6,
+                                s.interval_us
+                            ),
+                        ));
+                    }
+                }
+                s.last_end = Some(t);
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => runs.retain(|k, _| &k.0 != node),
+            _ => {}
+        }
+    }
+    v
+}
+
 /// V12: a drain gives a batch up only when its next retry could not start inside the stop's
 /// bound. keel retries a failed write during the drain with the run's backoff (at most
 /// `retry_max`, carried in `DrainStarted`) and gives the batch up, reporting it unflushed, only
@@ -1162,6 +1237,48 @@ mod tests {
             dropped: 0,
         };
         sm(t, "a", e)
+    }
+
+    /// V14: with batches of 10 every 100 ms, a partial batch written 100 ms after the last write
+    /// ended is on time, one 10 ms after is early (MC69), a full one is not judged, nor one in a
+    /// drain, nor the run's first.
+    #[test]
+    fn a_partial_batch_before_its_tick_fires_v14() {
+        use keel::observe::CompleterEvent as C;
+        let started = sm(
+            0,
+            "a",
+            C::CompleterStarted { completer: "c".into(), run: 1, batch_size: 10, flush_interval_us: 100_000 },
+        );
+        let flushed = |t_ms: u64, n: usize| {
+            sm(
+                t_ms * 1000,
+                "a",
+                C::BatchFlushed { completer: "c".into(), run: 1, n, rev: 1, retried: false, took_us: 2_000 },
+            )
+        };
+        let judge = |h: &[E]| completer_partial_batches_wait_for_the_tick(h, 1.0, 2_000, |_, _, _| false);
+        assert!(judge(&[started.clone(), flushed(50, 3), flushed(152, 3)]).is_empty());
+        let v = judge(&[started.clone(), flushed(50, 3), flushed(62, 3)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V14", 62_000)], "{v:?}");
+        assert!(judge(&[started.clone(), flushed(50, 3), flushed(62, 10)]).is_empty());
+        assert!(judge(&[started.clone(), flushed(12, 3)]).is_empty());
+        let drain = sm(
+            55_000,
+            "a",
+            C::DrainStarted {
+                completer: "c".into(),
+                run: 1,
+                pending: 3,
+                producers: 0,
+                bound_ms: 600,
+                retry_max_ms: 200,
+            },
+        );
+        assert!(judge(&[started.clone(), flushed(50, 3), drain, flushed(62, 3)]).is_empty());
+        // A clock at 1.25 may reach its tick after 80 ms of the history's time.
+        let h = [started, flushed(50, 3), flushed(132, 3)];
+        assert!(completer_partial_batches_wait_for_the_tick(&h, 1.25, 2_000, |_, _, _| false).is_empty());
     }
 
     #[test]

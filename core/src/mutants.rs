@@ -372,6 +372,11 @@ pub enum Mutant {
     /// again elsewhere, and two nodes may clean each other's live workers (blind-spot hunt,
     /// round 8, #1).
     MC68,
+    /// A completer whose flush tick is re-armed from the instant read before the write, not
+    /// after it: after any write slower than the flush interval, partial batches go out back to
+    /// back, more and smaller writes exactly when the store is slow (blind-spot hunt, round 8,
+    /// #14).
+    MC69,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

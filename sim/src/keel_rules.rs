@@ -101,6 +101,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::completer_flushes_report_retries(view.events));
     v.extend(completer_stops_heard(view));
     v.extend(completer_drains_write_at_once(view));
+    v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(group_stops(view));
     v.extend(rmap_revisions(view.events, |_| None));
     v.extend(rmap_jumps_only_at_reseeds(view.events));
@@ -266,6 +267,25 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
         (slowest, fastest),
         (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
         |n| run.timeline.frozen(*n).collect(),
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
+/// V14: a partial batch waits for its flush tick
+/// ([`keel_checks::completer_partial_batches_wait_for_the_tick`]): outside a drain, a write of
+/// fewer than `batch_size` completions starts no earlier than a flush interval after the run's
+/// previous write ended, at the fastest in-bound clock of the plan, less
+/// [`COMPLETER_STOP_HEARD_SLACK_US`]; a run whose node's clock jumped meanwhile is excused, as is
+/// every run of a plan with clocks beyond their bound.
+pub fn completer_partial_batches_wait_for_the_tick(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let fastest = clock_rates(run).fold(1.0f64, f64::max);
+    keel_checks::completer_partial_batches_wait_for_the_tick(
+        run.events,
+        fastest,
+        COMPLETER_STOP_HEARD_SLACK_US,
         |n, from, to| clock_jumped(run, n, from, to),
     )
 }

@@ -519,6 +519,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC69,
+        lineage: "checker proof (blind-spot hunt, round 8, #14): a completer flush tick re-armed from the instant read before the write; partial batches go out back to back when the store is slow",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

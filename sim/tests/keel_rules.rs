@@ -293,6 +293,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC67: the flag read after the success reset it: a retried batch reported not retried
     // (V11's other side; completer seed 0).
     assert!(caught_by_free_rules("completer", Mutant::MC67, "V11").is_some(), "MC67 breaks V11");
+    // MC69: the flush tick re-armed from before the write: partial batches back to back after a
+    // slow write (V14 at the early write; completer seed 1).
+    assert!(caught_by_free_rules("completer", Mutant::MC69, "V14").is_some(), "MC69 breaks V14");
     // MC54: a re-dispatch that does not exclude the worker that did not ack (pool seed 1).
     assert!(caught_by_free_rules("pool", Mutant::MC54, "P16").is_some(), "MC54 breaks P16");
     // MC55: a re-dispatch not guarded by the pending entry moves a job whose ack just landed

@@ -93,7 +93,10 @@ impl<S: Store> Driver<S> {
                 if !room_made_early {
                     self.intake.done(n);
                 }
-                next_tick = self.clock.now() + self.cfg.flush_interval;
+                // MC69: the tick re-armed from the instant read before the write: after a write
+                // slower than the interval, partial batches go out back to back.
+                next_tick =
+                    if mutants::active(Mutant::MC69) { now } else { self.clock.now() } + self.cfg.flush_interval;
                 continue;
             }
             if now >= next_tick {

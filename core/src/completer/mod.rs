@@ -305,7 +305,12 @@ impl<S: Store> Completer<S> {
                 self.source.offer(ctx.run, rx);
                 let intake = Arc::new(Intake::new(self.cfg.backlog));
                 *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((ctx.run, intake.clone()));
-                observe::emit(CompleterEvent::CompleterStarted { completer: (&self.cfg.name).into(), run: ctx.run });
+                observe::emit(CompleterEvent::CompleterStarted {
+                    completer: (&self.cfg.name).into(),
+                    run: ctx.run,
+                    batch_size: self.cfg.batch_size,
+                    flush_interval_us: u64::try_from(self.cfg.flush_interval.as_micros()).unwrap_or(u64::MAX),
+                });
                 let d = driver::Driver {
                     store: self.store.clone(),
                     cfg: self.cfg.clone(),

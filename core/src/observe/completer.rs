@@ -9,8 +9,9 @@ events! {
     /// What a completer run or a subscription manager run did.
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum CompleterEvent<'a> {
-        /// A completer run started.
-        CompleterStarted { completer: Text<'a>, run: u64 } = "completer_started",
+        /// A completer run started: it writes a batch when `batch_size` completions are queued,
+        /// or a partial one a flush interval (`flush_interval_us`) after its last write ended.
+        CompleterStarted { completer: Text<'a>, run: u64, batch_size: usize, flush_interval_us: u64 } = "completer_started",
         /// A stop of run `run` was requested (its token is cancelled next): the run begins its
         /// drain at once, or once the store write it has in flight ends (rule V10).
         StopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "stop_requested",
@@ -59,8 +60,8 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
     use CompleterEvent as E;
     const T: &str = "keel::completer";
     match e {
-        E::CompleterStarted { completer, run } => {
-            info!(target: T, completer = %completer, run, kind = "completer_started", "completer started")
+        E::CompleterStarted { completer, run, batch_size, flush_interval_us } => {
+            info!(target: T, completer = %completer, run, batch_size, flush_interval_us, kind = "completer_started", "completer started")
         }
         E::StopRequested { completer, run, bound_ms } => {
             info!(target: T, completer = %completer, run, bound_ms, kind = "stop_requested", "completer stop requested")

@@ -542,6 +542,7 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::completer_stops_heard(run));
         // V13: a drain writes what is queued at once, not at its next flush tick.
         v.extend(crate::keel_rules::completer_drains_write_at_once(run));
+        v.extend(crate::keel_rules::completer_partial_batches_wait_for_the_tick(run));
         v.extend(v8_events_stored(run));
         v.extend(v7_backlog_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
@@ -684,6 +685,7 @@ impl CompleterScenario {
             Mutant::MC58,
             Mutant::MC59,
             Mutant::MC67,
+            Mutant::MC69,
         ]
     }
 }
@@ -820,7 +822,7 @@ impl Runs {
                     {
                         (*run, Seen::Closed(*unflushed as u64, *undelivered as u64, *producers_left as u64))
                     }
-                    CompleterEvent::CompleterStarted { completer, run } if *completer != *STRESS => {
+                    CompleterEvent::CompleterStarted { completer, run, .. } if *completer != *STRESS => {
                         (*run, Seen::Started)
                     }
                     CompleterEvent::Accepted { completer, run, backlog } if *completer != *STRESS => {

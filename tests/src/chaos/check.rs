@@ -221,7 +221,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     // S12, S13: each attempt when the owner's timing says (real clocks: rate 1, no jumps; late by
     // a loaded machine's scheduling slack, as V10's, SIGSTOPped time not counted; a timer never
     // fires early, so the floor's slack covers only the history's timestamps).
-    let slack = (COMPLETER_STOP_HEARD_SLACK_US, LEASE_FLOOR_SLACK_US);
+    let slack = (COMPLETER_STOP_HEARD_SLACK_US, FLOOR_SLACK_US);
     let off = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
@@ -478,9 +478,10 @@ fn maps(views: &[View<'_>], f: &mut Figures) {
 /// real machine.
 const SUBSCRIPTION_STOP_SLACK_US: u64 = 1_000_000;
 
-/// How much earlier than its waits' floor a lease attempt may look in a real history (S13): a
-/// timer never fires early; the lines' timestamps and keel's clock are read apart.
-const LEASE_FLOOR_SLACK_US: u64 = 20_000;
+/// How much earlier than its wait's floor a lease attempt (S13) or a partial batch (V14) may look
+/// in a real history: a timer never fires early; the lines' timestamps and keel's clock are read
+/// apart.
+const FLOOR_SLACK_US: u64 = 20_000;
 
 /// How soon a completer run begins its drain after its stop request on a real machine: keel's
 /// run begins it within one poll; a loaded 2-core machine may not schedule the task for a while.
@@ -501,8 +502,11 @@ fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeM
     v.extend(keel_checks::completer_drains_bounded(views, end_us, 1.0, SUBSCRIPTION_STOP_SLACK_US, |n| {
         frozen.get(n).cloned().unwrap_or_default()
     }));
-    // V11: a batch is reported retried only after a failed write since the last one.
+    // V11: a batch is reported retried exactly when a write failed since the last one.
     v.extend(keel_checks::completer_flushes_report_retries(views));
+    // V14: a partial batch waits for its flush tick (a timer never fires early: the floor's
+    // slack covers only the history's timestamps).
+    v.extend(keel_checks::completer_partial_batches_wait_for_the_tick(views, 1.0, FLOOR_SLACK_US, |_, _, _| false));
     // V12: a drain gives a batch up only when its next retry could not start inside its bound
     // (real clocks: rate 1, no jumps; the same scheduling slack as V10).
     v.extend(keel_checks::completer_drains_retry(views, 1.0, COMPLETER_STOP_HEARD_SLACK_US, |_, _, _| false));
@@ -706,7 +710,7 @@ pub fn table(f: &Figures) -> String {
         ("completion events delivered", f.completions_delivered.to_string()),
         ("  accepted, never delivered (V3)", f.completions_undelivered.to_string()),
         ("completer stops clean", f.completer_stops_clean.to_string()),
-        ("completer V1-V4, V10-V12 violations", f.completer_violations.len().to_string()),
+        ("completer V1-V4, V10-V14 violations", f.completer_violations.len().to_string()),
         ("panics", f.panics.to_string()),
         ("crashes", f.crashes.to_string()),
         ("hung stops", f.hung_stops.to_string()),
