@@ -377,6 +377,14 @@ pub enum Mutant {
     /// back, more and smaller writes exactly when the store is slow (blind-spot hunt, round 8,
     /// #14).
     MC69,
+    /// A pool worker whose graceful drain ends only at its bound, even once its last run
+    /// returned: every stop of a worker, and of the node and completer waiting on it, takes the
+    /// whole `shutdown_deadline` (blind-spot hunt, round 8, #5).
+    MC70,
+    /// keel's own, found by P20: a pool worker's registration that writes its keep-alive
+    /// unconditionally. A registration retried after more than a TTL overwrites the dead marker
+    /// a cleaner fenced it with, and the worker runs while that cleanup moves its jobs.
+    MC71,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -79,6 +79,10 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
     v.extend(worker_fence::worker_fence(run));
     v.extend(pool_drain::pool_drain(run));
+    if !run.plan.beyond_drift_bound() {
+        let slowest = clock_rates(run).fold(1.0f64, f64::min);
+        v.extend(crate::scenario::pool_drain_end::drains_end_with_their_runs(run, slowest));
+    }
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_owners::check(events));

@@ -681,6 +681,8 @@ mod cli {
         for e in ZOO.iter().filter(|e| !e.simulated() && which == "all") {
             let (lane, by) = if e.scenario == zoo::LOOM {
                 ("loom-lane", "cargo loomtest")
+            } else if e.scenario == zoo::CORPUS {
+                ("corpus", "cargo sim check: its plan in sim/regressions")
             } else {
                 ("model-lane", "cargo modelcheck")
             };

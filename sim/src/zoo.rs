@@ -22,10 +22,16 @@ pub const LOOM: &str = "loom";
 /// simulation: their window is one the seeded sweeps reach too rarely to budget for.
 pub const MODEL: &str = "model";
 
+/// Scenario name of mutants caught by their fault plan in the regression corpus
+/// (`sim/regressions/<id>.json`, judged by every `cargo sim check`): their window is one a
+/// seeded sweep reaches once in hundreds of seeds, too rarely to budget for.
+pub const CORPUS: &str = "corpus";
+
 impl Entry {
-    /// Whether a simulated scenario catches it (not the loom lane or the models).
+    /// Whether a seeded sweep of a simulated scenario catches it (not the loom lane, the models
+    /// or the corpus).
     pub fn simulated(&self) -> bool {
-        self.scenario != LOOM && self.scenario != MODEL
+        self.scenario != LOOM && self.scenario != MODEL && self.scenario != CORPUS
     }
 }
 
@@ -523,6 +529,18 @@ pub const ZOO: &[Entry] = &[
         lineage: "checker proof (blind-spot hunt, round 8, #14): a completer flush tick re-armed from the instant read before the write; partial batches go out back to back when the store is slow",
         scenario: "completer",
         budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC70,
+        lineage: "checker proof (blind-spot hunt, round 8, #5): a pool worker's drain ends only at its bound, with no run left; every graceful stop takes the whole shutdown deadline",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC71,
+        lineage: "keel's own (found by P20 at pool seed 774): a worker registration that writes its keep-alive unconditionally revives a worker a cleaner fenced mid-registration",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MP15,

@@ -308,6 +308,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC68: a refused fence taken as done moves a live worker's jobs (P20 at the move; pool
     // seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC68, "P20").is_some(), "MC68 breaks P20");
+    // MC70: a drain that ends only at its bound with nothing left to drain (P21 where the drain
+    // ends; pool seed 8).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC70, "P21", 30).is_some(), "MC70 breaks P21");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

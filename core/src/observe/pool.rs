@@ -110,7 +110,9 @@ events! {
         WorkerCleaned { worker: Text<'a>, orphan: bool } = "worker_cleaned",
         /// A worker is stopping with `running` handlers: it drains them for up to `drain_ms`
         /// of its local time (its `shutdown_deadline`), keeping its registration and keep-alive.
-        WorkerStopping { worker: Text<'a>, running: usize, drain_ms: u64 } = "worker_stopping",
+        /// Its drain ends once its runs returned and a keep-alive beat in flight ended: at most
+        /// `beat_bound_ms` (two store calls of `op_timeout`) after the last run's end.
+        WorkerStopping { worker: Text<'a>, running: usize, drain_ms: u64, beat_bound_ms: u64 } = "worker_stopping",
         /// A worker's keep-alive went unconfirmed past its local deadline: handlers stopped.
         Fenced { worker: Text<'a>, running: usize } = "fenced",
         /// A fenced worker's keep-alive was confirmed again.
@@ -199,8 +201,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::WorkerCleaned { worker, orphan } => {
             info!(target: T, kind = "worker_cleaned", worker = %worker, orphan, "dead worker cleaned up")
         }
-        E::WorkerStopping { worker, running, drain_ms } => {
-            info!(target: T, kind = "worker_stopping", worker = %worker, running, drain_ms, "worker stopping")
+        E::WorkerStopping { worker, running, drain_ms, beat_bound_ms } => {
+            info!(target: T, kind = "worker_stopping", worker = %worker, running, drain_ms, beat_bound_ms, "worker stopping")
         }
         E::Fenced { worker, running } => {
             warn!(target: T, kind = "fenced", worker = %worker, running, "keep-alive unconfirmed past the local deadline; stopping handlers")

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::node::{Assign, Core, ms};
 use super::run::{Ended, RunEnded, run_job};
-use super::state::{KeepAlive, job_key, pending_key};
+use super::state::{DEAD, KeepAlive, job_key, pending_key};
 use super::worker_machine::{BeatReply, Command, Report, Timing, WorkerMachine};
 use super::{JobHandler, WorkerExit};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::clock::{Clock, Instant};
 use crate::completer::Producer;
 use crate::error::StoreError;
+use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store};
@@ -136,7 +137,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                             m.on_timeout(self.core.clock.now());
                             while let Some(c) = m.poll_command() {
                                 match c {
-                                    Command::Report(r) => report(&self.id, r),
+                                    Command::Report(r) => report(&self.id, r, self.beat_bound_ms()),
                                     Command::StopAll => stop_all(&mut io.tasks, &*self.core.clock, grace).await,
                                     c => crate::keel_assert!(false, "only the fence fires while a beat is in flight, got {c:?}"),
                                 }
@@ -179,7 +180,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             Command::HandBack => self.hand_back().await,
             Command::RequeueFromMemory => self.requeue_from_memory(std::mem::take(&mut io.removed)).await,
             Command::Deregister { expected } => self.deregister(&expected).await,
-            Command::Report(r) => report(&self.id, r),
+            Command::Report(r) => report(&self.id, r, self.beat_bound_ms()),
             // MP6's exit drops the tasks here without stopping them: they keep running (zombies).
             Command::Exit(how) => return Some(how),
         }
@@ -188,6 +189,12 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
 
     /// One registration attempt: read store time, write the keep-alive, then the registration.
     /// Returns the keep-alive value written.
+    ///
+    /// The keep-alive is written if absent, or over a value of an earlier attempt of ours (one
+    /// whose reply was lost), never over the dead marker: a registration that took longer than
+    /// a TTL may have been judged dead and fenced by a cleaner, which is moving its jobs. Until
+    /// that cleanup deleted the marker, the attempt fails and is retried; an unconditional write
+    /// revived the worker mid-cleanup (found by P20 at pool seed 774; MC71 re-injects it).
     async fn register(&self) -> Option<String> {
         let cfg = &self.core.cfg;
         let r: Result<String, StoreError> = async {
@@ -195,8 +202,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             let ttl_ms = ms(cfg.worker_ttl);
             let ka = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping: false }.encode();
             observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms, stopping: false });
-            let set = self.core.store.map_write(&self.core.maps.keepalive, &self.id, MapWrite::Set(ka.clone()));
-            self.core.op("map_write", set).await?;
+            self.write_first_keepalive(&ka).await?;
             let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
             self.core.op("map_write", reg).await?;
             Ok(ka)
@@ -204,6 +210,34 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         .await;
         r.inspect_err(|e| debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"))
             .ok()
+    }
+
+    /// Write the registration's keep-alive `ka`: if absent, or over an earlier attempt's value;
+    /// an error if the key holds the dead marker (the attempt is retried).
+    async fn write_first_keepalive(&self, ka: &str) -> Result<(), StoreError> {
+        let map = &self.core.maps.keepalive;
+        let first = if mutants::active(Mutant::MC71) {
+            MapWrite::Set(ka.to_owned()) // MC71: keel before 2026-12-03 wrote over the dead marker
+        } else {
+            MapWrite::SetIfAbsent(ka.to_owned())
+        };
+        let out = self.core.op("map_write", self.core.store.map_write(map, &self.id, first)).await?;
+        match out.value {
+            _ if out.applied => Ok(()),
+            Some(v) if v == ka => Ok(()),
+            Some(v) if v != DEAD => {
+                let cas = MapWrite::CompareAndSet { expected: v, new: ka.to_owned() };
+                let out = self.core.op("map_write", self.core.store.map_write(map, &self.id, cas)).await?;
+                if out.applied { Ok(()) } else { Err(fenced(&self.id)) }
+            }
+            _ => Err(fenced(&self.id)),
+        }
+    }
+
+    /// The longest a beat takes: a read of store time and a compare-and-set, each cut at the
+    /// operation timeout.
+    fn beat_bound_ms(&self) -> u64 {
+        ms(self.core.cfg.op_timeout).saturating_mul(2)
     }
 
     /// One keep-alive: compare-and-set from `expected`, the last value we know we wrote.
@@ -295,14 +329,21 @@ fn ended<S: Store>(core: &Core<S>, id: &str, m: &mut WorkerMachine, io: &mut Io,
     m.on_run_ended(core.clock.now(), &e.job, e.run);
 }
 
-/// Publish the machine's state change.
-fn report(id: &str, r: Report) {
+/// A registration that found its keep-alive fenced (or changed under it): retried later.
+fn fenced(id: &str) -> StoreError {
+    StoreError::Unavailable { reason: format!("worker {id} is being cleaned up: its keep-alive holds the dead marker") }
+}
+
+/// Publish the machine's state change (`beat_bound_ms`: see `PoolEvent::WorkerStopping`).
+fn report(id: &str, r: Report, beat_bound_ms: u64) {
     let worker = Text::from(id);
     observe::emit(match r {
         Report::Registered => PoolEvent::WorkerRegistered { worker },
         Report::Fenced { running } => PoolEvent::Fenced { worker, running },
         Report::Unfenced => PoolEvent::Unfenced { worker },
-        Report::Stopping { running, drain_ms } => PoolEvent::WorkerStopping { worker, running, drain_ms },
+        Report::Stopping { running, drain_ms } => {
+            PoolEvent::WorkerStopping { worker, running, drain_ms, beat_bound_ms }
+        }
         Report::Dead => PoolEvent::WorkerDead { worker },
         Report::Stopped => PoolEvent::WorkerStopped { worker },
     });

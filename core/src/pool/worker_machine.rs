@@ -267,9 +267,11 @@ impl WorkerMachine {
             }
             Phase::Registering { .. } | Phase::Done => {}
             Phase::Active => {
+                // MC70: the drain ends only at its bound, even with no run left.
+                let idle = self.runs.is_empty() && !mutants::active(Mutant::MC70);
                 if self.beating.is_none()
                     && let Some(d) = self.drain_until
-                    && (self.runs.is_empty() || now >= d)
+                    && (idle || now >= d)
                 {
                     return self.finish();
                 }

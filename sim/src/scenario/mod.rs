@@ -19,6 +19,7 @@ pub mod lease_orphans;
 pub mod pool;
 pub mod pool_cleanup;
 pub mod pool_drain;
+pub mod pool_drain_end;
 pub mod pool_events;
 pub mod pool_feed;
 pub mod pool_keepalive;

@@ -428,6 +428,7 @@ impl PoolScenario {
             Mutant::MC55,
             Mutant::MC56,
             Mutant::MC68,
+            Mutant::MC70,
         ]
     }
 }

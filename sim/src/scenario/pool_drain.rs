@@ -211,7 +211,7 @@ pub fn pool_drain(run: &RunView<'_>) -> Vec<Violation> {
 mod tests {
     use super::*;
     use crate::history::Event;
-    use crate::scenario::test_history::{at, judge, pool};
+    use crate::scenario::test_history::{at, handler_returned, judge, pool, worker_draining};
 
     fn p8(events: &[Event]) -> Vec<Violation> {
         judge(events, 0, 10_000_000, pool_drain)
@@ -219,11 +219,7 @@ mod tests {
 
     /// Worker w runs j#1 from 100 ms and starts a 750 ms drain at 1 000 ms.
     fn draining() -> Vec<Event> {
-        vec![
-            at(0, Who::Node(0), WorldEv::NodeStart {}),
-            pool(100, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }),
-            pool(1_000, PoolEvent::WorkerStopping { worker: "w".into(), running: 1, drain_ms: 750 }),
-        ]
+        worker_draining()
     }
 
     fn dead(t_ms: u64) -> Event {
@@ -231,7 +227,7 @@ mod tests {
     }
 
     fn returned(t_ms: u64, completed: bool, stopped: bool) -> Event {
-        pool(t_ms, PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed, stopped })
+        handler_returned(t_ms, completed, stopped)
     }
 
     fn stopped(t_ms: u64) -> Event {

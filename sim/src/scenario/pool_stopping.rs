@@ -157,7 +157,7 @@ mod tests {
     }
 
     fn stopping(t_ms: u64, running: usize) -> Event {
-        pool(t_ms, PoolEvent::WorkerStopping { worker: "w".into(), running, drain_ms: 750 })
+        pool(t_ms, PoolEvent::WorkerStopping { worker: "w".into(), running, drain_ms: 750, beat_bound_ms: 500 })
     }
 
     fn beat(t_ms: u64, stopping: bool) -> Event {

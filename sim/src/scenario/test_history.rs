@@ -25,3 +25,18 @@ pub fn judge<T>(events: &[Event], heal_us: u64, end_us: u64, rule: impl FnOnce(&
     let timeline = Timeline::derive(events, end_us);
     rule(&RunView { plan: &plan, events, timeline: &timeline, heal_us, end_us })
 }
+
+/// Worker w of node 0 runs j#1 from 100 ms and is asked to stop at 1 000 ms: a 750 ms drain,
+/// beats of at most 500 ms.
+pub fn worker_draining() -> Vec<Event> {
+    vec![
+        at(0, Who::Node(0), crate::history::WorldEv::NodeStart {}),
+        pool(100, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }),
+        pool(1_000, PoolEvent::WorkerStopping { worker: "w".into(), running: 1, drain_ms: 750, beat_bound_ms: 500 }),
+    ]
+}
+
+/// j#1 of worker w returned at `t_ms` (`completed`: it said so; `stopped`: it was asked to).
+pub fn handler_returned(t_ms: u64, completed: bool, stopped: bool) -> Event {
+    pool(t_ms, PoolEvent::HandlerReturned { job: "j".into(), worker: "w".into(), attempt: 1, completed, stopped })
+}
