@@ -385,6 +385,15 @@ pub enum Mutant {
     /// unconditionally. A registration retried after more than a TTL overwrites the dead marker
     /// a cleaner fenced it with, and the worker runs while that cleanup moves its jobs.
     MC71,
+    /// A worker slot whose restart backoff never starts over: a worker that lived a TTL and
+    /// died is replaced after the backoff of every death before it, up to `restart_max`, as if
+    /// it had died at once (the reset after a long life forgotten, as MC64 forgets it for a
+    /// lease's renewals).
+    MC72,
+    /// A worker slot that counts the restart backoff from the dead incarnation's start, not
+    /// from its death: an incarnation that lived longer than its backoff is replaced at once, so
+    /// every worker of a node that lost the store comes back together, at network speed.
+    MC73,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -82,6 +82,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     if !run.plan.beyond_drift_bound() {
         let slowest = clock_rates(run).fold(1.0f64, f64::min);
         v.extend(crate::scenario::pool_drain_end::drains_end_with_their_runs(run, slowest));
+        v.extend(pool_restarts_back_off(run));
     }
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
@@ -268,6 +269,26 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
     let fastest = clock_rates(run).fold(1.0f64, f64::max);
     keel_checks::lease_attempts_on_time(
         run.events,
+        (slowest, fastest),
+        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
+        |n| run.timeline.frozen(*n).collect(),
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
+/// P22: a worker slot replaces a dead worker after its restart backoff
+/// ([`keel_checks::pool_restarts_back_off`]): no sooner than the floor of its streak of young
+/// deaths (no restart storm), no later than its ceiling unless the slot ended;
+/// [`COMPLETER_STOP_HEARD_SLACK_US`] of running time either side, frozen time not counted, lives
+/// and waits taken at the in-bound clock rates of the plan least favourable to the verdict; a
+/// chain whose node's clock jumped meanwhile is excused (the caller leaves out plans with clocks
+/// beyond their bound).
+fn pool_restarts_back_off(run: &RunView<'_>) -> Vec<Violation> {
+    let slowest = clock_rates(run).fold(1.0f64, f64::min);
+    let fastest = clock_rates(run).fold(1.0f64, f64::max);
+    keel_checks::pool_restarts_back_off(
+        run.events,
+        run.end_us,
         (slowest, fastest),
         (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
         |n| run.timeline.frozen(*n).collect(),

@@ -543,6 +543,18 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC72,
+        lineage: "checker proof: a worker slot whose restart backoff never starts over after a long life; a healthy worker's replacement waits out every earlier death's doubling",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC73,
+        lineage: "checker proof: a worker slot that counts the restart backoff from the dead incarnation's start; a long-lived worker is replaced at once (a restart storm)",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

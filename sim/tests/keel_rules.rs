@@ -311,6 +311,10 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC70: a drain that ends only at its bound with nothing left to drain (P21 where the drain
     // ends; pool seed 8).
     assert!(caught_by_free_rules_within("pool", Mutant::MC70, "P21", 30).is_some(), "MC70 breaks P21");
+    // MC72 and MC73: a restart backoff that never starts over (late), one counted from the dead
+    // incarnation's start (early) (P22 at the replacement; pool seed 3 each).
+    assert!(caught_by_free_rules("pool", Mutant::MC72, "P22").is_some(), "MC72 breaks P22");
+    assert!(caught_by_free_rules("pool", Mutant::MC73, "P22").is_some(), "MC73 breaks P22");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

@@ -151,6 +151,14 @@ events! {
         StartStoreReached { pool: Text<'a>, node: Text<'a>, attempts: u32 } = "start_store_reached",
         /// `Pool::start` gave up: a permanent error, or the start timeout.
         StartFailed { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, permanent: bool, error: Text<'a> } = "start_failed",
+        /// A worker slot started its first incarnation, `worker`. A dead incarnation is replaced
+        /// after a jittered backoff in `[b/2, b]`, `b = restart_min_ms·2^n` capped at
+        /// `restart_max_ms`, `n` the incarnations in a row that died within `reset_after_ms` of
+        /// their start (0 and 0: the slot replaces none).
+        SlotStarted { worker: Text<'a>, restart_min_ms: u64, restart_max_ms: u64, reset_after_ms: u64 } = "slot_started",
+        /// A worker slot ended with its incarnation `worker` (stopped, or dead and not to be
+        /// replaced: the slot stopped, or it replaces none).
+        SlotEnded { worker: Text<'a>, exit: Text<'a> } = "slot_ended",
         /// A worker died (cleaned up by the pool, or its task panicked).
         WorkerDied { worker: Text<'a>, exit: Text<'a> } = "worker_died",
         /// A dead worker was replaced by a fresh incarnation after `after_ms`.
@@ -252,6 +260,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::StartFailed { pool, node, attempts, waited_ms, permanent, error } => {
             error!(target: T, kind = "start_failed", pool = %pool, node = %node, attempts, waited_ms, permanent, error = %error, "pool start failed")
+        }
+        E::SlotStarted { worker, restart_min_ms, restart_max_ms, reset_after_ms } => {
+            debug!(target: T, kind = "slot_started", worker = %worker, restart_min_ms, restart_max_ms, reset_after_ms, "worker slot started")
+        }
+        E::SlotEnded { worker, exit } => {
+            debug!(target: T, kind = "slot_ended", worker = %worker, exit = %exit, "worker slot ended")
         }
         E::WorkerDied { worker, exit } => {
             warn!(target: T, kind = "worker_died", worker = %worker, exit = %exit, "worker died; its jobs were moved by the pool")

@@ -21,6 +21,7 @@ use tracing::debug;
 use super::node::Core;
 use super::{JobHandler, WorkerExit, worker};
 use crate::clock::Instant;
+use crate::mutants::{self, Mutant};
 use crate::observe::{self, PoolEvent, Text};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -59,7 +60,7 @@ impl RestartBackoff {
     /// The wait before the next incarnation, after one that lived `lived` (one that lived at
     /// least `reset_after` starts the doubling over). Always within `[min/2, max]`.
     pub fn next(&mut self, lived: Duration, reset_after: Duration) -> Duration {
-        if lived >= reset_after {
+        if lived >= reset_after && !mutants::active(Mutant::MC72) {
             self.streak = 0;
         }
         let exp = self.min.saturating_mul(1u32 << self.streak.min(RESTART_DOUBLINGS_MAX)).min(self.max);
@@ -140,19 +141,21 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
             }
         };
         if ended {
-            state.send_modify(|s| s.exit = Some(exit));
+            slot_ended(&state, &id, exit);
             return;
         }
         let Some(b) = backoff.as_mut() else { return };
         let lived = core.clock.now().saturating_duration_since(born);
         let wait = b.next(lived, core.cfg.worker_ttl);
+        // MC73: the wait counted from the incarnation's start, not its death.
+        let wake = if mutants::active(Mutant::MC73) { born + wait } else { core.clock.now() + wait };
         tokio::select! {
             biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = slot.cancelled() => {
-                state.send_modify(|s| s.exit = Some(exit));
+                slot_ended(&state, &id, exit);
                 return;
             }
-            _ = core.clock.sleep(wait) => {}
+            _ = core.clock.sleep_until(wake) => {}
         }
         let old = std::mem::take(&mut id);
         (id, token, task) = spawn_incarnation(&core, &handler, &slot, &caller);
@@ -164,6 +167,12 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
             s.incarnations += 1;
         });
     }
+}
+
+/// The slot ends with its last incarnation's exit: no further incarnation.
+fn slot_ended(state: &watch::Sender<SlotState>, id: &str, exit: WorkerExit) {
+    observe::emit(PoolEvent::SlotEnded { worker: id.into(), exit: Text::debug(&exit) });
+    state.send_modify(|s| s.exit = Some(exit));
 }
 
 /// Start a supervised worker slot on `core`, as a child of `node`. Returns the first
@@ -178,6 +187,14 @@ pub(crate) fn start_slot<S: Store, H: JobHandler>(
     let slot = node.child("worker-slot");
     let caller = caller.child("worker");
     let first = spawn_incarnation(core, &handler, &slot, &caller);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let (restart_min_ms, restart_max_ms) = core.cfg.worker_restart.map_or((0, 0), |(min, max)| (ms(min), ms(max)));
+    observe::emit(PoolEvent::SlotStarted {
+        worker: (&first.0).into(),
+        restart_min_ms,
+        restart_max_ms,
+        reset_after_ms: ms(core.cfg.worker_ttl),
+    });
     let (tx, rx) = watch::channel(SlotState { id: first.0.clone(), incarnations: 1, exit: None });
     tokio::spawn(run_slot(core.clone(), handler, slot.clone(), caller, tx, first));
     (slot, rx)

@@ -429,6 +429,8 @@ impl PoolScenario {
             Mutant::MC56,
             Mutant::MC68,
             Mutant::MC70,
+            Mutant::MC72,
+            Mutant::MC73,
         ]
     }
 }

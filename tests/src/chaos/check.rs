@@ -100,6 +100,9 @@ pub struct Figures {
     pub extra_runs_by_cause: BTreeMap<String, usize>,
     /// Two runs of one job at once past the hand-off.
     pub overlapping_runs: usize,
+    /// P22 (the shared rule `keel_checks::pool_restarts_back_off`): a dead worker replaced sooner
+    /// than half its slot's restart backoff, or later than the backoff past the scheduling slack.
+    pub restart_violations: Vec<String>,
     /// P17 (the shared rule `keel_checks::redispatches_of_unacked_jobs`): an attempt both
     /// acknowledged by its worker and re-dispatched off it.
     pub redispatched_after_ack: usize,
@@ -294,6 +297,9 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     }
     if f.jobs_lost > 0 {
         fail.push(format!("P1: {} dispatched jobs never completed", f.jobs_lost));
+    }
+    for x in &f.restart_violations {
+        fail.push(x.clone());
     }
     if f.redispatched_after_ack > 0 {
         fail.push(format!(
@@ -621,6 +627,12 @@ fn jobs(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeMap<&str
     f.jobs_redispatched = redispatched.len();
     // P17: the ack and the re-dispatch of one attempt fence each other at the store.
     f.redispatched_after_ack = keel_checks::redispatches_of_unacked_jobs(views).len();
+    // P22: a dead worker's replacement within its restart backoff (real clocks: rate 1, no
+    // jumps; late by a loaded machine's scheduling slack, early by the timestamps' only).
+    let slack = (COMPLETER_STOP_HEARD_SLACK_US, FLOOR_SLACK_US);
+    let frozen_at = |n: &&str| frozen.get(*n).cloned().unwrap_or_default();
+    let off = keel_checks::pool_restarts_back_off(views, end_us, (1.0, 1.0), slack, frozen_at, |_, _, _| false);
+    f.restart_violations = off.iter().map(ToString::to_string).collect();
 
     // Handler runs from keel's own `Started`/`HandlerReturned`, as the simulator reads them.
     let runs = keel_checks::pool_handler_runs(views, end_us);
@@ -684,6 +696,7 @@ pub fn table(f: &Figures) -> String {
         ("extra runs", f.extra_runs.to_string()),
         ("overlapping runs past the hand-off", f.overlapping_runs.to_string()),
         ("attempts acked and re-dispatched (P17)", f.redispatched_after_ack.to_string()),
+        ("worker replacements off their backoff (P22)", f.restart_violations.len().to_string()),
         ("longest overlap (ms, frozen time left out)", format!("{:.1}", f.overlap_max_ms)),
         ("register writes accepted", f.writes_accepted.to_string()),
         ("register writes rejected (stale fence)", f.writes_rejected.to_string()),
@@ -793,6 +806,31 @@ mod tests {
                 reason,
             })),
         )
+    }
+
+    /// P22 on a real machine: a long-lived worker replaced 80 ms after its death (a backoff of
+    /// 50..100 ms) passes; one replaced at once (MC73: the wait counted from its start) fails.
+    #[test]
+    fn a_worker_replaced_at_once_fails_the_run() {
+        use keel::observe::PoolEvent;
+        let pool = |t: u64, ev: PoolEvent<'static>| l(t, "n1", Ev::Keel(K::Pool(ev)));
+        let slot = pool(
+            1,
+            PoolEvent::SlotStarted {
+                worker: "a".into(),
+                restart_min_ms: 100,
+                restart_max_ms: 1000,
+                reset_after_ms: 3000,
+            },
+        );
+        let died = pool(5000, PoolEvent::WorkerDied { worker: "a".into(), exit: "Dead".into() });
+        let replaced =
+            |t: u64| pool(t, PoolEvent::WorkerReplaced { worker: "b".into(), replaces: "a".into(), after_ms: 0 });
+        let f = judge(&[slot.clone(), died.clone(), replaced(5080)]);
+        assert!(f.failures.is_empty(), "{:?}", f.failures);
+        let f = judge(&[slot, died, replaced(5001)]);
+        assert_eq!(f.restart_violations.len(), 1, "{:?}", f.restart_violations);
+        assert!(f.failures.iter().any(|x| x.starts_with("P22")), "{:?}", f.failures);
     }
 
     /// P17: an attempt acked by its worker and re-dispatched off it fails the run.
