@@ -213,4 +213,34 @@ mod tests {
         assert_eq!(i.close().len(), 1);
         assert!(matches!(i.try_push(c("y")), Err(TryCompleteError::Closed(_))));
     }
+
+    /// Room made for two wakes both producers waiting for it, not one: with `notify_one` the
+    /// second waits for the next flush although there is room (blind-spot hunt, round 8, #12,
+    /// which no scenario sees: the next flush lets it in a tick later).
+    #[tokio::test(flavor = "current_thread")]
+    async fn room_for_two_lets_both_waiting_producers_in() {
+        let i = std::sync::Arc::new(Intake::new(2));
+        i.try_push(c("a")).unwrap();
+        i.try_push(c("b")).unwrap();
+        assert_eq!(i.take_batch(2).len(), 2);
+        let waiting: Vec<_> = ["x", "y"]
+            .into_iter()
+            .map(|k| {
+                let i = i.clone();
+                tokio::spawn(async move { i.push(c(k)).await })
+            })
+            .collect();
+        for _ in 0..4 {
+            tokio::task::yield_now().await; // both producers park on the full backlog
+        }
+        assert_eq!(i.queued(), 0, "the backlog is full: nobody got in");
+        i.done(2);
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(i.queued(), 2, "both waiting producers were let in by the room made for two");
+        for w in waiting {
+            assert_eq!(w.await.ok(), Some(Ok(())));
+        }
+    }
 }
