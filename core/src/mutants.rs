@@ -394,6 +394,11 @@ pub enum Mutant {
     /// from its death: an incarnation that lived longer than its backoff is replaced at once, so
     /// every worker of a node that lost the store comes back together, at network speed.
     MC73,
+    /// A replica's load that diffs keys only: a value the store changed while the replica was
+    /// behind is repaired in the replica but never handed to its subscribers, whose picture keeps
+    /// the stale value until a later write of the key (blind-spot hunt, round 9, #2: the end-of-run
+    /// R5 missed it when later writes covered the stale keys).
+    MC74,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -555,6 +555,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC74,
+        lineage: "checker proof (blind-spot hunt, round 9, #2): a replica's load that diffs keys only; a value repaired by a resync never reaches the subscribers",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

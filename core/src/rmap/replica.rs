@@ -133,7 +133,12 @@ impl Replica {
         let rev = snap.rev;
         let mut diff = Vec::new();
         for (k, v) in &snap.entries {
-            if self.entries.get(k) != Some(v) {
+            // MC74: only keys the replica lacks count as differences, not changed values.
+            let differs = match mutants::active(Mutant::MC74) {
+                true => !self.entries.contains_key(k),
+                false => self.entries.get(k) != Some(v),
+            };
+            if differs {
                 diff.push(Change { key: k.clone(), value: Some(v.clone()), rev });
             }
         }

@@ -92,6 +92,10 @@ events! {
         /// subscribed, then every change it got), `replica` the digest of its map's replica then
         /// (R5: equal when nothing was dropped).
         SubEnd { sub: String, received: u64, dropped: u64, mirror: u64, replica: u64 } = "sub_end",
+        /// Subscriber `sub`, having dropped nothing, caught up with its map: its feed empty and
+        /// the replica at `rev`, the revision of the last change it got; `mirror` and `replica`
+        /// as in `SubEnd` (R5: equal). Taken at most every [`SUB_CHECK_MS`] per subscriber.
+        SubCaughtUp { sub: String, rev: u64, mirror: u64, replica: u64 } = "sub_caught_up",
     }
 }
 
@@ -109,6 +113,9 @@ const CONVERGE_MS: u64 = 4_000;
 /// Period of the reader probe; a live, unpaused node whose probes stop for longer than
 /// `R1_GAP_MS` has a blocked reader (R1).
 const PROBE_MS: u64 = 250;
+/// How often a subscriber that caught up with its map compares its picture with the replica (R5
+/// at the instant): a copy of the replica each time, so not at every change.
+const SUB_CHECK_MS: u64 = 100;
 /// Each subscriber's buffer: a subscriber frozen for a second overflows it.
 const SUB_BUFFER: usize = 64;
 const R1_GAP_MS: u64 = 2_000;
@@ -274,14 +281,32 @@ impl Node {
         let mut mirror = self.map.snapshot().entries;
         let mut order = SubOrder::default();
         let mut received = 0u64;
-        while let Some(c) = feed.recv().await {
-            received += 1;
-            match &c.value {
-                Some(v) => mirror.insert(c.key.clone(), v.clone()),
-                None => mirror.remove(&c.key),
-            };
-            if let Some(r) = order.see(sub, &c.key, c.rev, feed.dropped()) {
-                self.ctx.record(r);
+        let mut next_check_us = 0u64;
+        while let Some(first) = feed.recv().await {
+            // Everything the feed holds now, in one poll (no await until the check below).
+            let mut last = first.rev;
+            let mut next = Some(first);
+            while let Some(c) = next {
+                received += 1;
+                match &c.value {
+                    Some(v) => mirror.insert(c.key.clone(), v.clone()),
+                    None => mirror.remove(&c.key),
+                };
+                if let Some(r) = order.see(sub, &c.key, c.rev, feed.dropped()) {
+                    self.ctx.record(r);
+                }
+                last = c.rev;
+                next = feed.try_recv();
+            }
+            // R5 at the instant: caught up (the feed empty, the replica no further than the last
+            // change received) with nothing dropped, the picture is the replica, so a resync's
+            // repairs must have reached it (not only at the end, when later writes hid them).
+            let now_us = self.ctx.history.now_us();
+            if feed.dropped() == 0 && now_us >= next_check_us && self.map.revision() == last {
+                next_check_us = now_us + SUB_CHECK_MS * 1000;
+                let replica = digest(self.map.snapshot().entries.iter());
+                let mine = digest(mirror.iter());
+                self.ctx.record(Rec::SubCaughtUp { sub: sub.into(), rev: last, mirror: mine, replica });
             }
             if frozen && madsim::rand::thread_rng().gen_bool(0.01) {
                 let d = rand_ms(500, 2_000);
@@ -390,6 +415,18 @@ fn subscribers_in_order(events: &[Event]) -> Vec<Violation> {
         {
             let what = if *again { "a second time".to_owned() } else { format!("after revision {last}") };
             v.push(Violation::new("R5", e.t_us, format!("{}: subscriber {sub} got {key}@{rev} {what}", e.node)));
+        }
+        if let Some(Rec::SubCaughtUp { sub, rev, mirror, replica }) = rec(e)
+            && mirror != replica
+        {
+            v.push(Violation::new(
+                "R5",
+                e.t_us,
+                format!(
+                    "{}: subscriber {sub} dropped nothing and caught up with its replica at revision {rev}, yet its picture of the map (the replica when it subscribed, then every change it got) is not the replica",
+                    e.node
+                ),
+            ));
         }
         if let Some(Rec::SubEnd { sub, dropped: 0, mirror, replica, .. }) = rec(e)
             && mirror != replica
@@ -600,6 +637,7 @@ impl RmapScenario {
                 | Rec::SubStart { .. }
                 | Rec::SubDisorder { .. }
                 | Rec::SubJump { .. }
+                | Rec::SubCaughtUp { .. }
                 | Rec::SubEnd { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
@@ -756,6 +794,7 @@ impl RmapScenario {
             Mutant::MC44,
             Mutant::MC49,
             Mutant::MC60,
+            Mutant::MC74,
         ]
     }
 }
@@ -906,7 +945,7 @@ mod tests {
     }
 
     #[test]
-    fn a_subscriber_whose_picture_parts_from_the_replica_fires_r5_at_its_end() {
+    fn a_subscriber_whose_picture_parts_from_the_replica_fires_r5_when_caught_up_and_at_its_end() {
         let end = |dropped: u64, mirror: u64, replica: u64| Event {
             t_us: 30_000_000,
             node: Who::Node(2),
@@ -918,6 +957,16 @@ mod tests {
         assert!(v[0].detail.contains("dropped nothing"), "{}", v[0].detail);
         assert!(subscribers_in_order(&[end(0, 8, 8)]).is_empty(), "the same picture");
         assert!(subscribers_in_order(&[end(3, 7, 8)]).is_empty(), "drops were counted: the subscriber was told");
+        // At the instant it caught up (MC74: a resync's changed value never handed on).
+        let caught_up = |mirror: u64, replica: u64| Event {
+            t_us: 3_000_000,
+            node: Who::Node(2),
+            ev: Rec::SubCaughtUp { sub: "prompt".into(), rev: 40, mirror, replica }.into(),
+        };
+        let v = subscribers_in_order(&[caught_up(7, 8)]);
+        assert_eq!((v.len(), v[0].t_us), (1, 3_000_000), "{v:?}");
+        assert!(v[0].detail.contains("caught up with its replica at revision 40"), "{}", v[0].detail);
+        assert!(subscribers_in_order(&[caught_up(8, 8)]).is_empty(), "the same picture");
     }
 
     /// R3 on a lost write: the store booted at 1 000 ms (floor 1 000 000) and again at 5 000 ms
