@@ -15,6 +15,7 @@ mod cadence;
 pub mod linearize;
 mod restarts;
 mod rules;
+mod services;
 mod verdict;
 
 pub use cadence::lease_attempts_on_time;
@@ -26,6 +27,7 @@ pub use rules::{
     pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order, rmap_revisions, rmap_waiters_wake,
     subscription_stops,
 };
+pub use services::services_run_one_at_a_time;
 pub use verdict::{Coverage, Span, Violation};
 
 use keel::observe;

@@ -399,6 +399,20 @@ pub enum Mutant {
     /// the stale value until a later write of the key (blind-spot hunt, round 9, #2: the end-of-run
     /// R5 missed it when later writes covered the stale keys).
     MC74,
+    /// A lifecycle whose start while running spawns a second run beside the first: the
+    /// service's work runs twice at once, and the first run, no longer the current one, is never
+    /// stopped (blind-spot hunt, round 9, #11: V2 saw it on 65 of 300 seeds, by its effects).
+    MC75,
+    /// A lease release that errored or timed out reported `released`: the logs say the lease was
+    /// handed back while its grant may sit in the store until its TTL runs out (blind-spot hunt,
+    /// round 9, #7).
+    MC76,
+    /// keel's own, found by R3 on a corpus plan re-shrunk on 2026-12-03: a `set_and_wait` armed
+    /// after its replica loaded a snapshot past its write calls it applied without asking the
+    /// snapshot's seedings whether a store restart lost it (the caller, descheduled across a
+    /// roll-back and the resync after it, is told `Ok` for a lost write; MC43 fixed only the
+    /// waiters armed before the load).
+    MC77,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -91,12 +91,13 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
 }
 
 /// Every rule a run gets for free from keel's own events (what `Sim` judges on every run of a
-/// user's service unless `without_keel_rules`): the lease's S1 (exclusive grants), S11, S12
-/// and S13, the pool's ([`pool_rules`]), the completer's and the subscription manager's, the
-/// service group's, the replicated map's.
+/// user's service unless `without_keel_rules`): the lease's S1 (exclusive grants), S11 to S14,
+/// the pool's ([`pool_rules`]), the completer's and the subscription manager's, the service
+/// group's and every service's (V15), the replicated map's.
 pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     let mut v = crate::scenario::lease::lease_exclusive(view);
     v.extend(crate::scenario::lease_orphans::check(view));
+    v.extend(crate::scenario::lease_release::check(view));
     v.extend(lease_attempts_on_time(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
@@ -108,6 +109,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(completer_drains_write_at_once(view));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(group_stops(view));
+    v.extend(keel_checks::services_run_one_at_a_time(view.events));
     v.extend(rmap_revisions(view.events, |_| None));
     v.extend(rmap_jumps_only_at_reseeds(view.events));
     v.extend(keel_checks::rmap_waiters_wake(view.events));

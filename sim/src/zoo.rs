@@ -561,6 +561,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC75,
+        lineage: "checker proof (blind-spot hunt, round 9, #11): a lifecycle whose start while running spawns a second run beside the first",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC76,
+        lineage: "checker proof (blind-spot hunt, round 9, #7): a lease release that errored or timed out reported released",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC77,
+        lineage: "keel's own (found by R3 on MC44's re-shrunk corpus plan): a set_and_wait armed after its replica loaded a snapshot past its write calls a write a store restart lost applied",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -315,6 +315,11 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // incarnation's start (early) (P22 at the replacement; pool seed 3 each).
     assert!(caught_by_free_rules("pool", Mutant::MC72, "P22").is_some(), "MC72 breaks P22");
     assert!(caught_by_free_rules("pool", Mutant::MC73, "P22").is_some(), "MC73 breaks P22");
+    // MC76: a release that failed reported released (S14 at its release_ended; lease seed 0).
+    assert!(caught_by_free_rules("lease", Mutant::MC76, "S14").is_some(), "MC76 breaks S14");
+    // MC75: a start while running spawns a second run beside the first (V15 at its start;
+    // completer seed 0, the stress starts its services while they run).
+    assert!(caught_by_free_rules("completer", Mutant::MC75, "V15").is_some(), "MC75 breaks V15");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

@@ -121,7 +121,9 @@ impl SubscriptionManager {
                 buffer: 1024,
                 drain_timeout: completer.config().stop_timeout(),
             }),
-            life: Lifecycle::new("subscriptions"),
+            // Named after its completer: two managers on one node (two completers) are two
+            // services in the logs and to the checker's lifecycle rules.
+            life: Lifecycle::new(format!("subscriptions:{}", completer.config().name())),
         }
     }
 
@@ -293,7 +295,7 @@ impl Shared {
 
 impl Service for SubscriptionManager {
     fn name(&self) -> &str {
-        "subscriptions"
+        self.life.name()
     }
 
     fn start<'a>(&'a self, parent: &'a Shutdown) -> BoxFuture<'a, Result<(), ServiceError>> {

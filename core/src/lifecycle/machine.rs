@@ -79,6 +79,11 @@ impl Machine {
                 self.runs += 1;
                 (Status::Running { run: self.runs }, Action::Spawn { run: self.runs })
             }
+            // MC75: a start while running spawns a second run beside the first.
+            (Status::Running { .. }, Input::Start) if crate::mutants::active(crate::mutants::Mutant::MC75) => {
+                self.runs += 1;
+                (Status::Running { run: self.runs }, Action::Spawn { run: self.runs })
+            }
             (s @ Status::Running { .. }, Input::Start) => (s, Action::Nothing),
             // MC58: a start during a stop does nothing (returns with the service not running).
             (s @ Status::Stopping { .. }, Input::Start) if crate::mutants::active(crate::mutants::Mutant::MC58) => {

@@ -135,6 +135,11 @@ impl Lifecycle {
         }
     }
 
+    /// The name its runs are reported under (`run_started`, `run_exited`).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
     /// The current status.
     pub fn status(&self) -> Status {
         self.shared.lock().machine.status()

@@ -32,6 +32,11 @@ impl Subscription {
         self.rx.try_recv().ok()
     }
 
+    /// Changes buffered and not yet received (what `try_recv` would return without waiting).
+    pub fn pending(&self) -> usize {
+        self.rx.len()
+    }
+
     /// Changes dropped because this subscription's buffer was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::mutants::{self, Mutant};
 use crate::observe::{RmapEvent, emit};
-use crate::store::MapSnapshot;
+use crate::store::{MapSnapshot, Reseed};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard};
 
@@ -126,6 +126,9 @@ struct Waiters {
     armed: BTreeSet<(u64, u64)>,
     snap_seq: u64,
     closed: bool,
+    /// The seedings of the last snapshot loaded: a waiter armed after that load, for a write the
+    /// replica is past, judges its revision against them as the load judged the waiters then.
+    reseeds: Vec<Reseed>,
 }
 
 /// Cells to fill, collected under the lock and filled after it is released.
@@ -247,6 +250,7 @@ impl Registry {
             self.applied.store(rev, Ordering::SeqCst);
         }
         let mut w = self.lock();
+        w.reseeds.clone_from(&snap.reseeds);
         let mut out = Vec::new();
         let cut = |target: u64| {
             // MC43: keel before 2026-12-02: only "above the snapshot" counted as lost.
@@ -319,10 +323,17 @@ impl Waiter {
         let parked = applied + early < rev;
         emit(RmapEvent::WaiterArmed { map: (&self.reg.map).into(), rev, parked });
         if !parked {
+            // A write the replica is past, unless a store restart lost it and the revisions
+            // were seeded above it: the caller was slow to arm (descheduled across a resync).
+            // MC77: keel before 2026-12-03 called every such write applied.
+            let lost = !mutants::active(Mutant::MC77) && Reseed::lost(&w.reseeds, rev);
             w.entries.remove(&self.id);
             drop(w);
+            if lost {
+                self.reg.woken(rev, true);
+            }
             // Our own cell, filled synchronously; nobody else can hold it now.
-            self.cell.fill(WaitResult::Reached(applied));
+            self.cell.fill(if lost { WaitResult::Lost(applied) } else { WaitResult::Reached(applied) });
             return;
         }
         if let Some(e) = w.entries.get_mut(&self.id) {
@@ -494,6 +505,34 @@ mod tests {
         let got = load_after_a_restart_that_lost_100_and_101();
         mutants::set(prev);
         assert_eq!(got, [WaitResult::Reached(5003); 3], "the test above would fail under MC43");
+    }
+
+    /// A caller slow to arm (descheduled across a roll-back and the resync after it) arms for a
+    /// write at 100 after the replica loaded 5003: the seedings say 100 was lost, so `DataLost`,
+    /// not `Ok`; a write the snapshot's history holds (99) is reached.
+    fn arm_after_a_load_that_lost_100() -> Vec<WaitResult> {
+        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let seq = reg.begin_snapshot();
+        let reseeds = vec![Reseed { kept: 99, seed: 5000 }];
+        block(reg.deliver(reg.loaded(&MapSnapshot { rev: 5003, reseeds, ..Default::default() }, seq)));
+        let (mut lost, mut kept) = (Registry::register(&reg).unwrap(), Registry::register(&reg).unwrap());
+        lost.arm(100);
+        kept.arm(99);
+        vec![block(lost.wait()), block(kept.wait())]
+    }
+
+    #[test]
+    fn a_waiter_armed_after_the_load_that_lost_its_write_is_lost() {
+        assert_eq!(arm_after_a_load_that_lost_100(), [WaitResult::Lost(5003), WaitResult::Reached(5003)]);
+    }
+
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn mc77_calls_a_write_lost_before_the_arm_applied() {
+        let prev = mutants::set(Some(Mutant::MC77));
+        let got = arm_after_a_load_that_lost_100();
+        mutants::set(prev);
+        assert_eq!(got, [WaitResult::Reached(5003); 2], "the test above would fail under MC77");
     }
 
     #[test]

@@ -112,6 +112,15 @@ pub struct Reseed {
     pub seed: u64,
 }
 
+impl Reseed {
+    /// Whether a change committed at `rev` is outside the history these seedings (a snapshot's,
+    /// oldest first) describe: see [`MapSnapshot::lost_in_restart`].
+    pub fn lost(reseeds: &[Reseed], rev: u64) -> bool {
+        let forgotten = reseeds.len() >= MAP_RESEEDS_MAX && reseeds.first().is_some_and(|r| rev <= r.seed);
+        forgotten || reseeds.iter().any(|r| r.kept < rev && rev <= r.seed)
+    }
+}
+
 /// How many seedings of a map's revision counter a store remembers ([`MapSnapshot::reseeds`]).
 /// A change committed before more store restarts than this, and not yet seen by the replica
 /// that waits for it, is judged lost ([`MapSnapshot::lost_in_restart`]): keel never calls a
@@ -125,8 +134,7 @@ impl MapSnapshot {
     /// `rev` is no newer than the oldest). Below the snapshot's revision, a change not lost in a
     /// restart is in the snapshot (revisions are consecutive within one seeding).
     pub fn lost_in_restart(&self, rev: u64) -> bool {
-        let forgotten = self.reseeds.len() >= MAP_RESEEDS_MAX && self.reseeds.first().is_some_and(|r| rev <= r.seed);
-        forgotten || self.reseeds.iter().any(|r| r.kept < rev && rev <= r.seed)
+        Reseed::lost(&self.reseeds, rev)
     }
 }
 

@@ -546,6 +546,8 @@ impl CompleterScenario {
         v.extend(v8_events_stored(run));
         v.extend(v7_backlog_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
+        // V15: one run of a service at a time (the stress starts its services while running).
+        v.extend(keel_checks::services_run_one_at_a_time(run.events));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -686,6 +688,7 @@ impl CompleterScenario {
             Mutant::MC59,
             Mutant::MC67,
             Mutant::MC69,
+            Mutant::MC75,
         ]
     }
 }

@@ -160,6 +160,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC64,
     Mutant::MC65,
     Mutant::MC66,
+    Mutant::MC76,
 ];
 
 impl LeaseScenario {
@@ -247,6 +248,7 @@ impl LeaseScenario {
         // The longest step a stop does not cut: stopping the work (`work_stop_timeout`, the TTL).
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         v.extend(super::lease_orphans::check(run));
+        v.extend(super::lease_release::check(run));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;

@@ -321,6 +321,7 @@ impl PoolScenario {
         v.extend(self.check_overlap(run));
         // The rules any run with a keel pool gets (P2 at the start, P3, P5 at the store, P7–P9, P11–P14).
         v.extend(crate::keel_rules::pool_instant_rules(run));
+        v.extend(keel_checks::services_run_one_at_a_time(run.events));
         v.extend(self.check_ack_grace(events));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(check_shutdown(events));

@@ -282,31 +282,25 @@ impl Node {
         let mut order = SubOrder::default();
         let mut received = 0u64;
         let mut next_check_us = 0u64;
-        while let Some(first) = feed.recv().await {
-            // Everything the feed holds now, in one poll (no await until the check below).
-            let mut last = first.rev;
-            let mut next = Some(first);
-            while let Some(c) = next {
-                received += 1;
-                match &c.value {
-                    Some(v) => mirror.insert(c.key.clone(), v.clone()),
-                    None => mirror.remove(&c.key),
-                };
-                if let Some(r) = order.see(sub, &c.key, c.rev, feed.dropped()) {
-                    self.ctx.record(r);
-                }
-                last = c.rev;
-                next = feed.try_recv();
+        while let Some(c) = feed.recv().await {
+            received += 1;
+            match &c.value {
+                Some(v) => mirror.insert(c.key.clone(), v.clone()),
+                None => mirror.remove(&c.key),
+            };
+            if let Some(r) = order.see(sub, &c.key, c.rev, feed.dropped()) {
+                self.ctx.record(r);
             }
-            // R5 at the instant: caught up (the feed empty, the replica no further than the last
-            // change received) with nothing dropped, the picture is the replica, so a resync's
-            // repairs must have reached it (not only at the end, when later writes hid them).
+            // R5 at the instant: caught up (nothing left in the feed, the replica no further than
+            // this change) with nothing dropped, the picture is the replica, so a resync's repairs
+            // must have reached it (not only at the end, when later writes hid them). Read in
+            // this poll, no await: the check leaves the run's schedule as it was.
             let now_us = self.ctx.history.now_us();
-            if feed.dropped() == 0 && now_us >= next_check_us && self.map.revision() == last {
+            if feed.dropped() == 0 && feed.pending() == 0 && now_us >= next_check_us && self.map.revision() == c.rev {
                 next_check_us = now_us + SUB_CHECK_MS * 1000;
                 let replica = digest(self.map.snapshot().entries.iter());
                 let mine = digest(mirror.iter());
-                self.ctx.record(Rec::SubCaughtUp { sub: sub.into(), rev: last, mirror: mine, replica });
+                self.ctx.record(Rec::SubCaughtUp { sub: sub.into(), rev: c.rev, mirror: mine, replica });
             }
             if frozen && madsim::rand::thread_rng().gen_bool(0.01) {
                 let d = rand_ms(500, 2_000);
