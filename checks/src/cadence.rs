@@ -61,12 +61,55 @@ impl Timing {
 /// What an outcome allows the next attempt: no later than `wait_max_us` after `latest` (S12),
 /// no earlier than `wait_min_us` after `earliest` (S13), both local waits.
 #[derive(Clone, Copy, Debug)]
-struct Due {
-    after: &'static str,
-    latest: u64,
-    wait_max_us: u64,
-    earliest: u64,
-    wait_min_us: u64,
+pub(crate) struct Due {
+    pub after: &'static str,
+    pub latest: u64,
+    pub wait_max_us: u64,
+    pub earliest: u64,
+    pub wait_min_us: u64,
+}
+
+/// How a node's local waits and durations map onto the history's time: a local wait of d takes
+/// from d / `fastest` to d / `slowest`; `late_slack_us` of running time is allowed past every
+/// deadline, `early_slack_us` before every floor.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pace {
+    pub slowest: f64,
+    pub fastest: f64,
+    pub late_slack_us: u64,
+    pub early_slack_us: u64,
+}
+
+/// An attempt judged against its [`Due`]: how far it started past its deadline (`late`, with its
+/// earliest possible start), or before its floor (`early`, with its latest possible start).
+pub(crate) struct Judged {
+    pub late: Option<(u64, u64)>,
+    pub early: Option<(u64, u64)>,
+}
+
+impl Pace {
+    /// The longest a local `us` can take.
+    pub fn stretch(&self, us: u64) -> u64 {
+        (us as f64 / self.slowest.clamp(0.01, 1.0)) as u64
+    }
+
+    /// The shortest a local `us` can take.
+    pub fn shrink(&self, us: u64) -> u64 {
+        (us as f64 / self.fastest.max(1.0)) as u64
+    }
+
+    /// The attempt that ended at `t` after `took_us` of local time, against `d`; `holes` are its
+    /// node's frozen spans (frozen time does not count towards a deadline).
+    pub fn judge(&self, d: &Due, t: u64, took_us: u64, holes: &[Span]) -> Judged {
+        let start = t.saturating_sub(self.stretch(took_us));
+        let sent = t.saturating_sub(self.shrink(took_us));
+        let due = reach(d.latest, self.stretch(d.wait_max_us).saturating_add(self.late_slack_us), holes);
+        let floor = d.earliest.saturating_add(self.shrink(d.wait_min_us)).saturating_sub(self.early_slack_us);
+        Judged {
+            late: (start > due).then(|| (start, start - due)),
+            early: (sent < floor).then(|| (sent, floor - sent)),
+        }
+    }
 }
 
 /// One owner's chain: its timing, its errors in a row (`exact` while keel's count is known to be
@@ -92,8 +135,7 @@ pub fn lease_attempts_on_time<E: Entry>(
     frozen: impl Fn(&E::Node) -> Vec<Span>,
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
 ) -> Vec<Violation> {
-    let stretch = |us: u64| (us as f64 / slowest.clamp(0.01, 1.0)) as u64;
-    let shrink = |us: u64| (us as f64 / fastest.max(1.0)) as u64;
+    let pace = Pace { slowest, fastest, late_slack_us, early_slack_us };
     let mut chains: BTreeMap<(E::Node, &str, &str), Chain> = BTreeMap::new();
     let mut frozen_of: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new(); // read once per node
     let mut v = Vec::new();
@@ -150,38 +192,19 @@ pub fn lease_attempts_on_time<E: Entry>(
         };
         let Some(c) = chains.get_mut(&(node.clone(), lease, owner)) else { continue };
         let Some(timing) = c.timing else { continue };
-        // The earliest instant the attempt can have started (its local duration at the slowest
-        // rate), and the latest (at the fastest).
-        let start = t.saturating_sub(stretch(took_us));
-        let sent = t.saturating_sub(shrink(took_us));
+        // The latest instant the attempt can have started (its local duration at the fastest
+        // rate): a renewal period counts from it.
+        let sent = t.saturating_sub(pace.shrink(took_us));
         if let Some(d) = c.due {
             let holes = frozen_of.entry(node.clone()).or_insert_with(|| frozen(node));
-            let due = reach(d.latest, stretch(d.wait_max_us).saturating_add(late_slack_us), holes);
-            let floor = d.earliest.saturating_add(shrink(d.wait_min_us)).saturating_sub(early_slack_us);
+            let j = pace.judge(&d, t, took_us, holes);
             let judged = [
-                (
-                    "S12",
-                    start > due,
-                    "was due within",
-                    d.latest,
-                    d.wait_max_us,
-                    start,
-                    start.saturating_sub(due),
-                    "late",
-                ),
-                (
-                    "S13",
-                    sent < floor,
-                    "was to wait at least",
-                    d.earliest,
-                    d.wait_min_us,
-                    sent,
-                    floor.saturating_sub(sent),
-                    "early",
-                ),
+                ("S12", j.late, "was due within", d.latest, d.wait_max_us, "late"),
+                ("S13", j.early, "was to wait at least", d.earliest, d.wait_min_us, "early"),
             ];
-            for (id, off, what, from, wait_us, at, by, how) in judged {
-                if off && !jumped(node, d.earliest, t) && v.len() < 20 {
+            for (id, off, what, from, wait_us, how) in judged {
+                let Some((at, by)) = off else { continue };
+                if !jumped(node, d.earliest, t) && v.len() < 20 {
                     v.push(Violation::new(
                         id,
                         t,
@@ -195,7 +218,7 @@ pub fn lease_attempts_on_time<E: Entry>(
                 }
             }
         }
-        let first = t.saturating_sub(stretch(took_us)); // the earliest send of this attempt
+        let first = t.saturating_sub(pace.stretch(took_us)); // the earliest send of this attempt
         let at_outcome =
             |after, wait_max_us, wait_min_us| Due { after, latest: t, wait_max_us, earliest: t, wait_min_us };
         c.due = match ev {

@@ -14,12 +14,14 @@
 mod cadence;
 pub mod linearize;
 mod restarts;
+mod retries;
 mod rules;
 mod services;
 mod verdict;
 
 pub use cadence::lease_attempts_on_time;
 pub use restarts::pool_restarts_back_off;
+pub use retries::completer_retries_on_time;
 pub use rules::{
     Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, completer_drains_bounded,
     completer_drains_retry, completer_drains_write_at_once, completer_flushes_report_retries,

@@ -532,32 +532,76 @@ pub fn reach(start: u64, len_us: u64, holes: &[Span]) -> u64 {
 /// V1 and V2 over keel's completer events: a run's event channel closes once (`EventsClosed`),
 /// with every producer gone unless the stop reported its bound reached first (`StopDeadline`)
 /// (V1); nothing is ever sent after the close (`SendAfterClose`, V2).
+///
+/// "Every producer gone" is counted from the producers' own events, not taken from the stop's
+/// report: each `producer_registered` is live until its `producer_stopped`, and at the close the
+/// live ones must be none, or (bound reached) no more than the `producers_left` the report names
+/// (a history that starts after a registration counts fewer, never more). A
+/// drain that calls itself done on an empty backlog while a producer is still registered (hunt
+/// round 9 #16) closes the channel under that producer and reports nobody left. A node's start
+/// or crash ends its runs.
 pub fn completer_channel<E: Entry>(events: &[E]) -> Vec<Violation> {
-    // (node, completer, run) → (closed, bound reached)
-    let mut runs: BTreeMap<(E::Node, &str, u64), (bool, bool)> = BTreeMap::new();
+    #[derive(Default)]
+    struct Run<'a> {
+        closed: bool,
+        bound_reached: bool,
+        /// Producer name → how many of that name are registered and not stopped.
+        live: BTreeMap<&'a str, usize>,
+    }
+    let mut runs: BTreeMap<(E::Node, &str, u64), Run<'_>> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
+        if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
+            runs.retain(|(n, ..), _| n != node);
+            continue;
+        }
         match e.completer() {
+            Some(CompleterEvent::ProducerRegistered { completer, run, producer }) => {
+                *runs
+                    .entry((node.clone(), plain(completer), *run))
+                    .or_default()
+                    .live
+                    .entry(plain(producer))
+                    .or_default() += 1;
+            }
+            Some(CompleterEvent::ProducerStopped { completer, run, producer }) => {
+                let r = runs.entry((node.clone(), plain(completer), *run)).or_default();
+                if let Some(n) = r.live.get_mut(plain(producer)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
             Some(CompleterEvent::StopDeadline { completer, run, .. }) => {
-                runs.entry((node.clone(), plain(completer), *run)).or_default().1 = true;
+                runs.entry((node.clone(), plain(completer), *run)).or_default().bound_reached = true;
             }
             Some(CompleterEvent::EventsClosed { completer, run, producers_left, .. }) => {
                 let r = runs.entry((node.clone(), plain(completer), *run)).or_default();
-                if r.0 {
+                let live: usize = r.live.values().sum();
+                let name = plain(completer);
+                if r.closed {
                     v.push(Violation::new(
                         "V1",
                         t,
-                        format!("{node}: completer {} run {run}: channel closed twice", plain(completer)),
+                        format!("{node}: completer {name} run {run}: channel closed twice"),
                     ));
-                } else if *producers_left > 0 && !r.1 {
+                } else if *producers_left > 0 && !r.bound_reached {
                     v.push(Violation::new(
                         "V1",
                         t,
-                        format!("{node}: completer {} run {run}: channel closed with {producers_left} producers left and no stop deadline", plain(completer)),
+                        format!("{node}: completer {name} run {run}: channel closed with {producers_left} producers left and no stop deadline"),
+                    ));
+                } else if live > if r.bound_reached { *producers_left } else { 0 } {
+                    let still: Vec<&str> = r.live.iter().filter(|(_, n)| **n > 0).map(|(p, _)| *p).collect();
+                    v.push(Violation::new(
+                        "V1",
+                        t,
+                        format!(
+                            "{node}: completer {name} run {run}: channel closed with {live} producers still registered {still:?}, its stop reporting {producers_left} left{}",
+                            if r.bound_reached { "" } else { " and no stop deadline" }
+                        ),
                     ));
                 }
-                r.0 = true;
+                r.closed = true;
             }
             Some(CompleterEvent::SendAfterClose { completer, run, n }) => v.push(Violation::new(
                 "V2",
@@ -642,7 +686,7 @@ pub fn completer_partial_batches_wait_for_the_tick<E: Entry>(
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         match (e.completer(), e.fact()) {
-            (Some(CompleterEvent::CompleterStarted { completer, run, batch_size, flush_interval_us }), _) => {
+            (Some(CompleterEvent::CompleterStarted { completer, run, batch_size, flush_interval_us, .. }), _) => {
                 let s = RunState {
                     batch_size: *batch_size,
                     interval_us: *flush_interval_us,
@@ -1141,6 +1185,53 @@ mod tests {
     use super::*;
     use crate::test_entry::E;
 
+    /// A failed batch write of completer c's run 1, its outcome unknown.
+    fn unknown_write_failure() -> CompleterEvent<'static> {
+        let (error, outcome) = ("x".into(), keel::Outcome::Unknown);
+        CompleterEvent::FlushFailed { completer: "c".into(), run: 1, n: 2, error, outcome, took_us: 0 }
+    }
+
+    #[test]
+    fn a_channel_closed_under_a_registered_producer_fires_v1_whatever_the_stop_reports() {
+        fn ce(t: u64, e: CompleterEvent<'_>) -> E {
+            E(t, "n0", Some(Event::Completer(e.to_static())), None)
+        }
+        let reg = |t, p: &str| {
+            ce(t, CompleterEvent::ProducerRegistered { completer: "c".into(), run: 1, producer: p.into() })
+        };
+        let stop =
+            |t, p: &str| ce(t, CompleterEvent::ProducerStopped { completer: "c".into(), run: 1, producer: p.into() });
+        let closed = |t, left| {
+            let (unflushed, undelivered) = (0, 0);
+            ce(
+                t,
+                CompleterEvent::EventsClosed {
+                    completer: "c".into(),
+                    run: 1,
+                    unflushed,
+                    undelivered,
+                    producers_left: left,
+                },
+            )
+        };
+        let deadline =
+            |t, producers| ce(t, CompleterEvent::StopDeadline { completer: "c".into(), run: 1, producers, pending: 0 });
+        // Both producers stopped before the close: no alarm.
+        assert!(completer_channel(&[reg(1, "a"), reg(2, "a"), stop(3, "a"), stop(4, "a"), closed(5, 0)]).is_empty());
+        // A drain done with "a" still registered, its report saying nobody is left (MC78).
+        let v = completer_channel(&[reg(1, "a"), reg(2, "b"), stop(3, "b"), closed(5, 0)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V1", 5)], "{v:?}");
+        // At the bound the report must name exactly the producers still registered.
+        assert!(completer_channel(&[reg(1, "a"), deadline(4, 1), closed(5, 1)]).is_empty());
+        let v = completer_channel(&[reg(1, "a"), reg(2, "b"), deadline(4, 1), closed(5, 1)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V1", 5)], "{v:?}");
+        // A history that starts after a registration counts fewer: not a violation.
+        assert!(completer_channel(&[deadline(4, 1), closed(5, 1)]).is_empty());
+        // A node's crash ends its runs: the next life's run 1 starts with nobody registered.
+        let crash = E(3, "n0", None, Some(Fact::NodeCrash));
+        assert!(completer_channel(&[reg(1, "a"), crash, closed(5, 0)]).is_empty());
+    }
+
     #[test]
     fn a_job_both_acked_and_redispatched_off_its_worker_fires_p17() {
         fn pe(t_ms: u64, e: PoolEvent<'_>) -> E {
@@ -1248,13 +1339,29 @@ mod tests {
         let started = sm(
             0,
             "a",
-            C::CompleterStarted { completer: "c".into(), run: 1, batch_size: 10, flush_interval_us: 100_000 },
+            C::CompleterStarted {
+                completer: "c".into(),
+                run: 1,
+                batch_size: 10,
+                flush_interval_us: 100_000,
+                retry_min_us: 10_000,
+                retry_max_us: 100_000,
+                retry_budget: 8,
+            },
         );
         let flushed = |t_ms: u64, n: usize| {
             sm(
                 t_ms * 1000,
                 "a",
-                C::BatchFlushed { completer: "c".into(), run: 1, n, rev: 1, retried: false, took_us: 2_000 },
+                C::BatchFlushed {
+                    completer: "c".into(),
+                    run: 1,
+                    n,
+                    rev: 1,
+                    retried: false,
+                    took_us: 2_000,
+                    attempt_us: 2_000,
+                },
             )
         };
         let judge = |h: &[E]| completer_partial_batches_wait_for_the_tick(h, 1.0, 2_000, |_, _, _| false);
@@ -1283,14 +1390,16 @@ mod tests {
 
     #[test]
     fn a_flush_reported_retried_other_than_it_was_fires_v11() {
-        use keel::Outcome;
         use keel::observe::CompleterEvent as C;
         let flushed = |t, retried| {
-            sm(t, "a", C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried, took_us: 0 })
+            sm(
+                t,
+                "a",
+                C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried, took_us: 0, attempt_us: 0 },
+            )
         };
         let failed = |t| {
-            let e =
-                C::FlushFailed { completer: "c".into(), run: 1, n: 2, error: "x".into(), outcome: Outcome::Unknown };
+            let e = unknown_write_failure();
             sm(t, "a", e)
         };
         // Failed, then written as retried; the next batch written clean.
@@ -1313,7 +1422,6 @@ mod tests {
     /// than 400 ms after it began (MC52 gives up at the first failed write).
     #[test]
     fn a_drain_that_gives_up_with_room_for_a_retry_fires_v12() {
-        use keel::Outcome;
         use keel::observe::CompleterEvent as C;
         let began = || {
             sm(
@@ -1330,8 +1438,7 @@ mod tests {
             )
         };
         let failed = |t| {
-            let e =
-                C::FlushFailed { completer: "c".into(), run: 1, n: 2, error: "x".into(), outcome: Outcome::Unknown };
+            let e = unknown_write_failure();
             sm(t, "a", e)
         };
         let closed = |t, unflushed| {
@@ -1367,7 +1474,19 @@ mod tests {
             sm(10_000, "a", e)
         };
         let flushed = |t, took_us| {
-            sm(t, "a", C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried: false, took_us })
+            sm(
+                t,
+                "a",
+                C::BatchFlushed {
+                    completer: "c".into(),
+                    run: 1,
+                    n: 2,
+                    rev: 1,
+                    retried: false,
+                    took_us,
+                    attempt_us: took_us,
+                },
+            )
         };
         let judge =
             |h: &[E], slowest: f64| completer_drains_write_at_once(h, slowest, 2_000, |_| vec![], |_, _, _| false);
@@ -1391,6 +1510,7 @@ mod tests {
                     n: 2,
                     error: "x".into(),
                     outcome: keel::Outcome::NotApplied,
+                    took_us: 0,
                 },
             )
         };
@@ -1471,8 +1591,20 @@ mod tests {
                 },
             )
         };
-        let flushed =
-            |t| c(t, C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 7, retried: false, took_us: 0 });
+        let flushed = |t| {
+            c(
+                t,
+                C::BatchFlushed {
+                    completer: "c".into(),
+                    run: 1,
+                    n: 2,
+                    rev: 7,
+                    retried: false,
+                    took_us: 0,
+                    attempt_us: 0,
+                },
+            )
+        };
         let failed = |t| {
             c(
                 t,
@@ -1482,6 +1614,7 @@ mod tests {
                     n: 2,
                     error: "timeout".into(),
                     outcome: keel::Outcome::Unknown,
+                    took_us: 0,
                 },
             )
         };

@@ -99,7 +99,9 @@ impl StoreError {
         match self {
             StoreError::Corrupt { .. } | StoreError::Invalid { .. } | StoreError::Misconfigured { .. } => false,
             StoreError::Refused { reason } | StoreError::Unavailable { reason } => !is_denial(reason),
-            StoreError::Timeout { .. } | StoreError::Disconnected { .. } => true,
+            StoreError::Timeout { .. } => true,
+            // MC82: a lost connection taken for a permanent error.
+            StoreError::Disconnected { .. } => !crate::mutants::active(crate::mutants::Mutant::MC82),
         }
     }
 

@@ -413,6 +413,36 @@ pub enum Mutant {
     /// roll-back and the resync after it, is told `Ok` for a lost write; MC43 fixed only the
     /// waiters armed before the load).
     MC77,
+    /// A completer's drain that calls itself done once its backlog is empty, with producers still
+    /// registered: the event channel closes under a producer that may still complete, and the
+    /// stop reports nobody left (blind-spot hunt, round 9, #16: V1 took the producers left from
+    /// the stop's own report, which the bug gets wrong).
+    MC78,
+    /// A lease driver that reports its guarded work stopped (`work_stopped`) as soon as it told
+    /// the work to stop, before the work ended: the caller and the logs read the grant's work as
+    /// over while its tail still runs (blind-spot hunt, round 9, #8).
+    MC79,
+    /// A replica's load that tells a waiter whose write is exactly the snapshot's revision that
+    /// the store lost it (`<` for `<=`): `set_and_wait` fails `DataLost` for a write the store
+    /// holds (blind-spot hunt, round 9, #1: R3 judged `DataLost` only in runs that lost no data).
+    MC80,
+    /// A replica whose restart flag (its snapshot taken after a store restart, before the map's
+    /// next commit) survives the next load that clears it: every later change is held back as
+    /// possibly lost and resynced for, a whole-map read per change (blind-spot hunt, round 9,
+    /// #3: 11 000 resyncs in 4 of 50 seeds, and no rule judged why a replica resynced).
+    MC81,
+    /// A lost connection (`Disconnected`) classified as a permanent store error: a network blip
+    /// is logged as an operator's problem, and a run of them fails the lease (blind-spot hunt,
+    /// round 10, #6: the checker trusted keel's own classification).
+    MC82,
+    /// A completer whose retry backoff is jittered over `[0, exp]` instead of `[exp/2, exp]`:
+    /// no floor, so a failing store meets retries at network speed (blind-spot hunt, round 10,
+    /// #13: no rule judged the completer's retry timing).
+    MC83,
+    /// A completer whose retry backoff doubles without its `retry_max` cap: after a few
+    /// failures in a row a batch waits far longer than the configured most (blind-spot hunt,
+    /// round 10, #15: V12 saw it only when a drain gave a batch up).
+    MC84,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use keel::observe::{PoolEvent, RmapEvent};
+use keel::observe::{LeaseEvent, PoolEvent, RmapEvent};
 
 use crate::check::Violation;
 use crate::history::{Event, ServerEv, Who, WorldEv};
@@ -104,15 +104,18 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(subscription_stops(view));
     v.extend(completer_drains_bounded(view));
     v.extend(completer_drains_retry(view));
+    v.extend(keel_checks::completer_channel(view.events));
     v.extend(keel_checks::completer_flushes_report_retries(view.events));
+    v.extend(completer_retries_on_time(view));
     v.extend(completer_stops_heard(view));
     v.extend(completer_drains_write_at_once(view));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(group_stops(view));
     v.extend(keel_checks::services_run_one_at_a_time(view.events));
     v.extend(rmap_revisions(view.events, |_| None));
-    v.extend(rmap_jumps_only_at_reseeds(view.events));
+    v.extend(rmap_reseed_rules(view.events));
     v.extend(keel_checks::rmap_waiters_wake(view.events));
+    v.extend(errors_transient_in_the_sim(view.events));
     v
 }
 
@@ -267,9 +270,28 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let slowest = clock_rates(run).fold(1.0f64, f64::min);
-    let fastest = clock_rates(run).fold(1.0f64, f64::max);
+    let (slowest, fastest) = rate_bounds(run);
     keel_checks::lease_attempts_on_time(
+        run.events,
+        (slowest, fastest),
+        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
+        |n| run.timeline.frozen(*n).collect(),
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
+/// V16: a completer retries a failed write inside its backoff
+/// ([`keel_checks::completer_retries_on_time`]): no sooner than half of it, no later than all of
+/// it, [`COMPLETER_STOP_HEARD_SLACK_US`] of running time either side, frozen time not counted,
+/// waits and durations at the plan's in-bound clock rates least favourable to the verdict; a
+/// chain whose node's clock jumped meanwhile is excused, and plans with clocks beyond their
+/// bound are not judged.
+pub fn completer_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let (slowest, fastest) = rate_bounds(run);
+    keel_checks::completer_retries_on_time(
         run.events,
         (slowest, fastest),
         (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
@@ -286,8 +308,7 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
 /// chain whose node's clock jumped meanwhile is excused (the caller leaves out plans with clocks
 /// beyond their bound).
 fn pool_restarts_back_off(run: &RunView<'_>) -> Vec<Violation> {
-    let slowest = clock_rates(run).fold(1.0f64, f64::min);
-    let fastest = clock_rates(run).fold(1.0f64, f64::max);
+    let (slowest, fastest) = rate_bounds(run);
     keel_checks::pool_restarts_back_off(
         run.events,
         run.end_us,
@@ -350,16 +371,26 @@ pub fn rmap_revisions<'a>(events: &'a [Event], read: impl Fn(&'a Event) -> Optio
     keel_checks::rmap_revisions(events, read)
 }
 
-/// R6, a free rule: a replica misses no change while it follows the feed. A change above the replica's next
-/// revision with no gap from the feed (`RevJump`) is a store that re-seeded the map's revision
-/// counter: the store numbers a map's first commit, and the first after each restart (data loss
-/// or roll-back, MC30's fix), from store time × 1000. So a jump is allowed only while the
-/// replica's revision is below the latest store boot's seed floor (`store_up` `now_ms` × 1000):
-/// the map's first commit after the replica joined an empty map, or the first after a restart.
-/// A jump from a revision at or above that floor means the replica missed changes the store made
-/// since its boot: judged at the jump (MC34: a join that reads its snapshot before it opens the
-/// watch misses the changes between the two; a quiet map would stay stale).
-pub fn rmap_jumps_only_at_reseeds(events: &[Event]) -> Vec<Violation> {
+/// R6 and R10, free rules judged against the latest store boot's seed floor (`store_up`
+/// `now_ms` × 1000): the store numbers a map's first commit, and the first after each restart
+/// (data loss or roll-back, MC30's fix), from store time × 1000, so a replica revision at or
+/// above that floor was committed since the store's last boot.
+///
+/// **R6**: a replica misses no change while it follows the feed. A change above the replica's
+/// next revision with no gap from the feed (`RevJump`) is a store that re-seeded the map's
+/// revision counter, allowed only while the replica's revision is below the floor: the map's
+/// first commit after the replica joined an empty map, or the first after a restart. A jump
+/// from at or above it means the replica missed changes the store made since its boot: judged
+/// at the jump (MC34: a join that reads its snapshot before it opens the watch misses the
+/// changes between the two; a quiet map would stay stale).
+///
+/// **R10**: a replica holds a change back as possibly lost in a restart (`after_restart`, and a
+/// resync for it) only when its snapshot was taken after a store restart and before the map's
+/// next commit. A replica whose revision is at or above the floor loaded a snapshot committed in
+/// this boot: holding its next change back is a resync for nothing, and one whose restart flag
+/// outlives the load that cleared it (MC81) resyncs at every change: a storm of whole-map reads.
+/// Judged at the `after_restart`.
+pub fn rmap_reseed_rules(events: &[Event]) -> Vec<Violation> {
     let mut floor: u64 = 0;
     let mut v = Vec::new();
     for e in events {
@@ -367,21 +398,73 @@ pub fn rmap_jumps_only_at_reseeds(events: &[Event]) -> Vec<Violation> {
             floor = now_ms.saturating_mul(keel::store::SEED_PER_MS);
             continue;
         }
-        if let Some(RmapEvent::RevJump { map, expected }) = e.rmap() {
-            let local = expected.saturating_sub(1);
-            if local >= floor {
-                v.push(Violation::new(
-                    "R6",
-                    e.t_us,
-                    format!(
-                        "{}: map {map} at revision {local} got a change above {expected} with no gap from the feed, and no store restart re-seeded the revisions since (the latest boot's floor is {floor}): changes were missed",
-                        e.node
-                    ),
-                ));
+        match e.rmap() {
+            Some(RmapEvent::RevJump { map, expected }) => {
+                let local = expected.saturating_sub(1);
+                if local >= floor {
+                    v.push(Violation::new(
+                        "R6",
+                        e.t_us,
+                        format!(
+                            "{}: map {map} at revision {local} got a change above {expected} with no gap from the feed, and no store restart re-seeded the revisions since (the latest boot's floor is {floor}): changes were missed",
+                            e.node
+                        ),
+                    ));
+                }
             }
+            Some(RmapEvent::AfterRestart { map, rev }) => {
+                let local = rev.saturating_sub(1);
+                if local >= floor && v.len() < 20 {
+                    v.push(Violation::new(
+                        "R10",
+                        e.t_us,
+                        format!(
+                            "{}: map {map} at revision {local} held change {rev} back as possibly lost in a store restart, yet its revision was committed since the store's last boot (floor {floor}): a resync for nothing",
+                            e.node
+                        ),
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     v
+}
+
+/// E1, a free rule: keel calls a store error permanent (an operator must act; the lease counts
+/// it towards `Failed`, the pool's start and the cleaner give up at once) only when the store
+/// denied, corrupted or was misconfigured. The simulated store never does: its faults are
+/// crashes, refusals, timeouts, lost connections and slow replies, all transient. So every
+/// `store_errors { permanent }`, `failed` and `start_failed { permanent }` in a run is keel
+/// misreading a transient error (MC82: a lost connection taken for permanent, so a network blip
+/// is logged for an operator and a run of them fails the lease), or the service under test
+/// writing garbage under keel's keys. Judged at the event.
+pub fn errors_transient_in_the_sim(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let what = match (e.lease(), e.pool()) {
+            (Some(LeaseEvent::StoreErrors { op, permanent: true, error, .. }), _) => {
+                format!("the lease called its {op} error permanent: {error}")
+            }
+            (Some(LeaseEvent::Failed { attempts, error, .. }), _) => {
+                format!("the lease failed after {attempts} permanent errors: {error}")
+            }
+            (_, Some(PoolEvent::StartFailed { permanent: true, error, .. })) => {
+                format!("the pool's start gave up on a permanent error: {error}")
+            }
+            _ => continue,
+        };
+        if v.len() < 20 {
+            v.push(Violation::new("E1", e.t_us, format!("{}: {what}, yet the simulated store gives none", e.node)));
+        }
+    }
+    v
+}
+
+/// The slowest and fastest rates of a node's clock the run's plan sets (1.0 among them: a clock
+/// no fault touches runs at real time).
+fn rate_bounds(run: &RunView<'_>) -> (f64, f64) {
+    (clock_rates(run).fold(1.0f64, f64::min), clock_rates(run).fold(1.0f64, f64::max))
 }
 
 /// Every clock rate the run's plan sets (1.0, real time, is not among them unless set).
@@ -413,16 +496,36 @@ mod tests {
             Event { t_us: t_ms * 1000, node: Who::Node(1), ev: Ev::Core(keel::observe::Event::Rmap(r.to_static())) }
         };
         // The map's first commit after a join to an empty map.
-        assert!(rmap_jumps_only_at_reseeds(&[up(0, 1_000), jump(5, 1)]).is_empty());
+        assert!(rmap_reseed_rules(&[up(0, 1_000), jump(5, 1)]).is_empty());
         // Changes missed since the boot: R6 at the jump.
-        let v = rmap_jumps_only_at_reseeds(&[up(0, 1_000), jump(5, 1_000_006)]);
+        let v = rmap_reseed_rules(&[up(0, 1_000), jump(5, 1_000_006)]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!((v[0].invariant, v[0].t_us), ("R6", 5_000));
         assert!(v[0].detail.contains("at revision 1000005"), "{}", v[0].detail);
         // A restart (data loss or a roll-back) since: the first commit re-seeds above its floor.
-        assert!(rmap_jumps_only_at_reseeds(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 1_000_006)]).is_empty());
+        assert!(rmap_reseed_rules(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 1_000_006)]).is_empty());
         // A replica already past the new floor (it resynced after the restart) that jumps again.
-        let v = rmap_jumps_only_at_reseeds(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 2_000_004)]);
+        let v = rmap_reseed_rules(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 2_000_004)]);
         assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    /// R10: a change held back as possibly lost in a restart only while the replica's revision
+    /// is below the latest boot's floor (its snapshot predates the map's first commit since).
+    #[test]
+    fn a_change_held_back_for_a_restart_the_snapshot_postdates_fires_r10() {
+        let up = |t_ms: u64, now_ms: u64| Event {
+            t_us: t_ms * 1000,
+            node: Who::Store,
+            ev: ServerEv::StoreUp { now_ms }.into(),
+        };
+        let held = |t_ms: u64, rev: u64| {
+            let r = RmapEvent::AfterRestart { map: "m".into(), rev };
+            Event { t_us: t_ms * 1000, node: Who::Node(1), ev: Ev::Core(keel::observe::Event::Rmap(r.to_static())) }
+        };
+        // A snapshot at 1 000 005 taken after the restart at 2 000 ms, before the next commit.
+        assert!(rmap_reseed_rules(&[up(0, 1_000), up(2_000, 2_000), held(2_100, 1_000_006)]).is_empty());
+        // A snapshot at 2 000 040, committed since that boot: nothing a restart could have lost.
+        let v = rmap_reseed_rules(&[up(0, 1_000), up(2_000, 2_000), held(2_500, 2_000_041)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("R10", 2_500_000)], "{v:?}");
     }
 }

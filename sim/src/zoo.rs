@@ -579,6 +579,48 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC78,
+        lineage: "checker proof (blind-spot hunt, round 9, #16): a completer's drain done on an empty backlog with producers still registered",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC79,
+        lineage: "checker proof (blind-spot hunt, round 9, #8): a lease driver that reports its guarded work stopped before the work ended",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC80,
+        lineage: "checker proof (blind-spot hunt, round 9, #1): a waiter whose write is exactly the snapshot's revision told DataLost",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC81,
+        lineage: "checker proof (blind-spot hunt, round 9, #3): a replica's restart flag that outlives the load that cleared it: a resync per change",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC82,
+        lineage: "checker proof (blind-spot hunt, round 10, #6): a lost connection classified as a permanent store error",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC83,
+        lineage: "checker proof (blind-spot hunt, round 10, #13): a completer retry backoff jittered down to nothing",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC84,
+        lineage: "checker proof (blind-spot hunt, round 10, #15): a completer retry backoff that doubles past retry_max",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

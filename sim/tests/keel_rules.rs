@@ -320,6 +320,16 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC75: a start while running spawns a second run beside the first (V15 at its start;
     // completer seed 0, the stress starts its services while they run).
     assert!(caught_by_free_rules("completer", Mutant::MC75, "V15").is_some(), "MC75 breaks V15");
+    // MC78: a drain done on an empty backlog with producers still registered (V1 at the close,
+    // counted from the producers' own events; pool seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC78, "V1").is_some(), "MC78 breaks V1");
+    // MC82: a lost connection taken for a permanent store error (E1 at the lease's
+    // store_errors; lease seed 0).
+    assert!(caught_by_free_rules("lease", Mutant::MC82, "E1").is_some(), "MC82 breaks E1");
+    // MC83 and MC84: a completer retry backoff without its floor (early) or its cap (late)
+    // (V16 at the retry; completer seed 0 each).
+    assert!(caught_by_free_rules("completer", Mutant::MC83, "V16").is_some(), "MC83 breaks V16");
+    assert!(caught_by_free_rules("completer", Mutant::MC84, "V16").is_some(), "MC84 breaks V16");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

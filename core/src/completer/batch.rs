@@ -66,11 +66,20 @@ impl Backoff {
             self.failures = 0;
             return Retry::CoolDown(self.max);
         }
-        let exp = self.min.saturating_mul(1u32 << self.failures.min(16)).min(self.max);
-        // Full jitter in [exp/2, exp]: retries of many nodes do not align.
+        let exp = self.min.saturating_mul(1u32 << self.failures.min(16));
+        // MC84: the doubling never capped at `max`.
+        let exp = if crate::mutants::active(crate::mutants::Mutant::MC84) { exp } else { exp.min(self.max) };
+        // Full jitter in [exp/2, exp]: retries of many nodes do not align. MC83: in [0, exp],
+        // a floor of nothing (a retry storm on a failing store).
         let half = exp / 2;
-        let jitter = self.rng.gen_range(0..=u64::try_from(half.as_micros()).unwrap_or(u64::MAX));
-        Retry::After(half + Duration::from_micros(jitter))
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let (floor, spread_us) = if crate::mutants::active(crate::mutants::Mutant::MC83) {
+            (Duration::ZERO, us(exp))
+        } else {
+            (half, us(half))
+        };
+        let jitter = self.rng.gen_range(0..=spread_us);
+        Retry::After(floor + Duration::from_micros(jitter))
     }
 
     /// The batch was written: the next batch starts a fresh budget.

@@ -154,6 +154,7 @@ impl<S: Store> Driver<S> {
         loop {
             self.check_stop(deadline);
             let now = self.clock.now();
+            let attempt_us = || observe::micros(self.clock.now().saturating_duration_since(now));
             let cut = match *deadline {
                 // MC47: a write begun during the drain runs to its own op timeout, past the bound.
                 Some(d) if !mutants::active(Mutant::MC47) => d.min(now + self.cfg.op_timeout),
@@ -182,6 +183,7 @@ impl<S: Store> Driver<S> {
                         // Flush latency, retries included (the metric `keel_completer_flush_seconds`).
                         took_us: u64::try_from(self.clock.now().saturating_duration_since(began).as_micros())
                             .unwrap_or(u64::MAX),
+                        attempt_us: attempt_us(),
                     });
                     return Some(out.rev);
                 }
@@ -191,6 +193,7 @@ impl<S: Store> Driver<S> {
                     return Some(0);
                 }
                 Err(e) => {
+                    let took_us = attempt_us();
                     let wait = match backoff.failed() {
                         Retry::After(d) => d,
                         Retry::CoolDown(d) => {
@@ -207,6 +210,7 @@ impl<S: Store> Driver<S> {
                         n: batch.len(),
                         error: Text::display(&e),
                         outcome: e.outcome(),
+                        took_us,
                     });
                     let wake = self.clock.now() + wait;
                     // MC52: a drain gives a batch up at its first failed write.

@@ -140,12 +140,13 @@ impl Intake {
         self.room.notify_waiters();
     }
 
-    /// Whether the drain is complete: nothing queued and (unless `ignore_producers`) no producer
-    /// registered. One lock, so a producer that pushes and then leaves between two separate
-    /// checks cannot slip a completion past the drain.
+    /// Whether the drain is complete: nothing queued and no producer registered. One lock, so a
+    /// producer that pushes and then leaves between two separate checks cannot slip a
+    /// completion past the drain.
     pub fn drained(&self) -> bool {
         let s = self.lock();
-        s.queue.is_empty() && s.producers.is_empty()
+        // MC78: done on an empty backlog, producers still registered.
+        s.queue.is_empty() && (s.producers.is_empty() || mutants::active(Mutant::MC78))
     }
 
     pub fn queued(&self) -> usize {

@@ -309,7 +309,10 @@ impl<S: Store> Completer<S> {
                     completer: (&self.cfg.name).into(),
                     run: ctx.run,
                     batch_size: self.cfg.batch_size,
-                    flush_interval_us: u64::try_from(self.cfg.flush_interval.as_micros()).unwrap_or(u64::MAX),
+                    flush_interval_us: observe::micros(self.cfg.flush_interval),
+                    retry_min_us: observe::micros(self.cfg.retry_min),
+                    retry_max_us: observe::micros(self.cfg.retry_max),
+                    retry_budget: self.cfg.retry_budget,
                 });
                 let d = driver::Driver {
                     store: self.store.clone(),
@@ -332,6 +335,11 @@ impl<S: Store> Completer<S> {
         let cur = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some((run, intake)) = cur else { return Err(CompleteError::NotRunning) };
         let id = intake.register(name)?;
+        observe::emit(CompleterEvent::ProducerRegistered {
+            completer: (&self.cfg.name).into(),
+            run,
+            producer: name.into(),
+        });
         Ok(Producer { intake, id, run, name: name.to_owned(), completer: self.cfg.name.clone() })
     }
 

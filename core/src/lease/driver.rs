@@ -452,6 +452,18 @@ impl<S: Store> Driver<S> {
 
     async fn stop_work(&self, w: Work) {
         w.stop.cancel();
+        let stopped = || {
+            observe::emit(LeaseEvent::WorkStopped {
+                lease: (&self.cfg.name).into(),
+                owner: (&self.cfg.owner).into(),
+                fence: w.fence,
+            })
+        };
+        // MC79: the work reported stopped once told to stop, before it ended.
+        let early = mutants::active(Mutant::MC79);
+        if early {
+            stopped();
+        }
         let mut task = w.task;
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
@@ -465,11 +477,9 @@ impl<S: Store> Driver<S> {
                 task.abort();
             }
         }
-        observe::emit(LeaseEvent::WorkStopped {
-            lease: (&self.cfg.name).into(),
-            owner: (&self.cfg.owner).into(),
-            fence: w.fence,
-        });
+        if !early {
+            stopped();
+        }
     }
 
     async fn release(&self, token: &str) {

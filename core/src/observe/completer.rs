@@ -10,8 +10,11 @@ events! {
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum CompleterEvent<'a> {
         /// A completer run started: it writes a batch when `batch_size` completions are queued,
-        /// or a partial one a flush interval (`flush_interval_us`) after its last write ended.
-        CompleterStarted { completer: Text<'a>, run: u64, batch_size: usize, flush_interval_us: u64 } = "completer_started",
+        /// or a partial one a flush interval (`flush_interval_us`) after its last write ended. A
+        /// failed write is retried after a backoff doubling from `retry_min_us` up to
+        /// `retry_max_us`, jittered down to half; after `retry_budget` failures in a row it cools
+        /// down for `retry_max_us` and starts the count over (rule V16).
+        CompleterStarted { completer: Text<'a>, run: u64, batch_size: usize, flush_interval_us: u64, retry_min_us: u64, retry_max_us: u64, retry_budget: u32 } = "completer_started",
         /// A stop of run `run` was requested (its token is cancelled next): the run begins its
         /// drain at once, or once the store write it has in flight ends (rule V10).
         StopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "stop_requested",
@@ -25,11 +28,14 @@ events! {
         /// Completions not flushed within the stop bound.
         Unflushed { completer: Text<'a>, run: u64, unflushed: usize } = "unflushed",
         /// A batch of `n` completions was written at store revision `rev`.
-        BatchFlushed { completer: Text<'a>, run: u64, n: usize, rev: u64, retried: bool, took_us: u64 } = "batch_flushed",
+        /// `took_us`: from the batch's first write attempt, retries included; `attempt_us`: the
+        /// last attempt alone.
+        BatchFlushed { completer: Text<'a>, run: u64, n: usize, rev: u64, retried: bool, took_us: u64, attempt_us: u64 } = "batch_flushed",
         /// A batch used its retry budget up; the run cools down.
         RetryBudgetExhausted { completer: Text<'a>, run: u64 } = "retry_budget_exhausted",
         /// A batch write failed; it is retried.
-        FlushFailed { completer: Text<'a>, run: u64, n: usize, error: Text<'a>, outcome: Outcome } = "flush_failed",
+        /// `took_us`: the failed attempt's own duration.
+        FlushFailed { completer: Text<'a>, run: u64, n: usize, error: Text<'a>, outcome: Outcome, took_us: u64 } = "flush_failed",
         /// Events were sent on a channel already closed (only a foreign close gets here).
         SendAfterClose { completer: Text<'a>, run: u64, n: usize } = "send_after_close",
         /// `n` events had no subscription manager receiving them.
@@ -38,6 +44,9 @@ events! {
         EventsUndeliveredAtBound { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
         /// A producer's completion was accepted; the run's backlog (queued + in flight) is now `backlog`.
         Accepted { completer: Text<'a>, run: u64, backlog: usize } = "accepted",
+        /// A producer `producer` registered with run `run`: its completions are drained before the
+        /// run's event channel closes (rule V1 counts it until its `producer_stopped`).
+        ProducerRegistered { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_registered",
         /// A producer of the run stopped (deregistered).
         ProducerStopped { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_stopped",
         /// A subscription manager run started, reading the completer's run `source_run`.
@@ -60,8 +69,16 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
     use CompleterEvent as E;
     const T: &str = "keel::completer";
     match e {
-        E::CompleterStarted { completer, run, batch_size, flush_interval_us } => {
-            info!(target: T, completer = %completer, run, batch_size, flush_interval_us, kind = "completer_started", "completer started")
+        E::CompleterStarted {
+            completer,
+            run,
+            batch_size,
+            flush_interval_us,
+            retry_min_us,
+            retry_max_us,
+            retry_budget,
+        } => {
+            info!(target: T, completer = %completer, run, batch_size, flush_interval_us, retry_min_us, retry_max_us, retry_budget, kind = "completer_started", "completer started")
         }
         E::StopRequested { completer, run, bound_ms } => {
             info!(target: T, completer = %completer, run, bound_ms, kind = "stop_requested", "completer stop requested")
@@ -78,14 +95,14 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::Unflushed { completer, run, unflushed } => {
             error!(target: T, completer = %completer, run, unflushed, kind = "unflushed", "completions not flushed within the stop bound")
         }
-        E::BatchFlushed { completer, run, n, rev, retried, took_us } => {
-            debug!(target: T, completer = %completer, run, n, rev, retried, took_us, kind = "batch_flushed", "batch written")
+        E::BatchFlushed { completer, run, n, rev, retried, took_us, attempt_us } => {
+            debug!(target: T, completer = %completer, run, n, rev, retried, took_us, attempt_us, kind = "batch_flushed", "batch written")
         }
         E::RetryBudgetExhausted { completer, run } => {
             warn!(target: T, completer = %completer, run, kind = "retry_budget_exhausted", "retry budget of a batch used up; cooling down")
         }
-        E::FlushFailed { completer, run, n, error, outcome } => {
-            warn!(target: T, completer = %completer, run, n, error = %error, outcome = ?outcome, kind = "flush_failed", "batch write failed; retrying")
+        E::FlushFailed { completer, run, n, error, outcome, took_us } => {
+            warn!(target: T, completer = %completer, run, n, error = %error, outcome = ?outcome, took_us, kind = "flush_failed", "batch write failed; retrying")
         }
         E::SendAfterClose { completer, run, n } => {
             error!(target: T, completer = %completer, run, n, kind = "send_after_close", "event channel closed under a live run")
@@ -98,6 +115,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         }
         E::Accepted { completer, run, backlog } => {
             debug!(target: T, completer = %completer, run, backlog, kind = "accepted", "completion accepted")
+        }
+        E::ProducerRegistered { completer, run, producer } => {
+            info!(target: T, completer = %completer, run, producer = %producer, kind = "producer_registered", "producer registered")
         }
         E::ProducerStopped { completer, run, producer } => {
             info!(target: T, completer = %completer, run, producer = %producer, kind = "producer_stopped", "producer stopped")

@@ -396,6 +396,11 @@ pub fn set_thread_observer(observer: Option<Rc<dyn Observer>>) -> Option<Rc<dyn 
     OBSERVER.with(|o| std::mem::replace(&mut *o.borrow_mut(), observer))
 }
 
+/// A duration as an event's microseconds (saturating: a config may hold `Duration::MAX`).
+pub(crate) fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Emit one event: to this thread's observer if one is installed, else to `tracing` ([`log`]).
 pub fn emit<'a>(e: impl Into<Event<'a>>) {
     let e = e.into();

@@ -150,7 +150,9 @@ impl Replica {
         diff.sort_by(|a, b| a.key.cmp(&b.key));
         self.entries = snap.entries;
         self.reseeds = snap.reseeds;
-        self.restarted_since_commit = snap.restarted_since_commit;
+        // MC81: the flag kept once set: every later change is held back and resynced for.
+        self.restarted_since_commit =
+            snap.restarted_since_commit || (mutants::active(Mutant::MC81) && self.restarted_since_commit);
         self.rev = rev;
         self.loaded = true;
         diff

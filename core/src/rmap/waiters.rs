@@ -269,7 +269,9 @@ impl Registry {
         for key in done {
             w.armed.remove(&key);
             if let Some(e) = w.entries.remove(&key.1) {
-                let r = if key.0 <= rev && !cut(key.0) { WaitResult::Reached(rev) } else { WaitResult::Lost(rev) };
+                // MC80: a write at exactly the snapshot's revision called lost (`<` for `<=`).
+                let within = if mutants::active(Mutant::MC80) { key.0 < rev } else { key.0 <= rev };
+                let r = if within && !cut(key.0) { WaitResult::Reached(rev) } else { WaitResult::Lost(rev) };
                 self.woken(key.0, matches!(r, WaitResult::Lost(_)));
                 out.push((e.cell, r));
             }

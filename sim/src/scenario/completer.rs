@@ -548,6 +548,10 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::group_stops(run));
         // V15: one run of a service at a time (the stress starts its services while running).
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
+        // V16: retries inside their backoff, the stress's completer too.
+        v.extend(crate::keel_rules::completer_retries_on_time(run));
+        // V1 from the producers' own events, the stress's completer too.
+        v.extend(keel_checks::completer_channel(run.events));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -689,6 +693,8 @@ impl CompleterScenario {
             Mutant::MC67,
             Mutant::MC69,
             Mutant::MC75,
+            Mutant::MC83,
+            Mutant::MC84,
         ]
     }
 }
@@ -1079,6 +1085,7 @@ mod tests {
                     rev: 1,
                     retried: false,
                     took_us: 0,
+                    attempt_us: 0,
                 },
             )
         };

@@ -37,10 +37,13 @@ events! {
         /// instant did not complete (S8, the converse: work that waits on the signal alone would
         /// go on writing).
         LostUnheard { fence: u64 } = "lost_unheard",
+        /// The guarded work of `fence` returned (or its task was dropped): S15 judges the
+        /// driver's `work_stopped` against it.
+        WorkReturned { fence: u64 } = "work_returned",
     }
 }
 
-fn rec(e: &Event) -> Option<&Rec> {
+pub(super) fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
         Some(AppEv::Lease(r)) => Some(r),
         _ => None,
@@ -94,7 +97,17 @@ impl FencedResource {
     }
 }
 
+/// Records the guarded work's end when dropped: a return, or its task aborted.
+struct Returned(NodeCtx, u64);
+
+impl Drop for Returned {
+    fn drop(&mut self) {
+        self.0.record(Rec::WorkReturned { fence: self.1 });
+    }
+}
+
 async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard) {
+    let _returned = Returned(ctx.clone(), guard.fence());
     while !guard.is_lost() {
         resource.write(&ctx, guard.fence());
         tokio::select! {
@@ -161,6 +174,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC65,
     Mutant::MC66,
     Mutant::MC76,
+    Mutant::MC79,
+    Mutant::MC82,
 ];
 
 impl LeaseScenario {
@@ -249,6 +264,8 @@ impl LeaseScenario {
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         v.extend(super::lease_orphans::check(run));
         v.extend(super::lease_release::check(run));
+        v.extend(super::lease_work::check(run));
+        v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
@@ -948,7 +965,7 @@ impl Beliefs {
                         e.t_us,
                         format!("{node}: the guard of fence {fence} reads lost, yet guard.lost() does not complete"),
                     )),
-                    Rec::OwnerExit {} | Rec::AppDown {} | Rec::LostSignal { .. } => {}
+                    Rec::OwnerExit {} | Rec::AppDown {} | Rec::LostSignal { .. } | Rec::WorkReturned { .. } => {}
                 }
             } else if let Some(s) = e.server() {
                 match s {

@@ -17,6 +17,7 @@ pub mod drift;
 pub mod lease;
 pub mod lease_orphans;
 pub mod lease_release;
+pub mod lease_work;
 pub mod pool;
 pub mod pool_cleanup;
 pub mod pool_drain;

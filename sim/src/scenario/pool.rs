@@ -322,6 +322,8 @@ impl PoolScenario {
         // The rules any run with a keel pool gets (P2 at the start, P3, P5 at the store, P7–P9, P11–P14).
         v.extend(crate::keel_rules::pool_instant_rules(run));
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
+        v.extend(keel_checks::completer_channel(run.events));
+        v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(self.check_ack_grace(events));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(check_shutdown(events));
@@ -432,6 +434,7 @@ impl PoolScenario {
             Mutant::MC70,
             Mutant::MC72,
             Mutant::MC73,
+            Mutant::MC78,
         ]
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use keel::clock::Clock;
 use keel::mutants::Mutant;
 use keel::observe::{Field, ResyncReason, RmapEvent, events};
@@ -58,6 +59,8 @@ events! {
         SawDone { id: String, rev: u64, replica_rev: u64, has_key: bool } = "saw_done",
         /// A `set_and_wait` call failed.
         SawErr { id: String, error: SawError } = "saw_err",
+        /// A `set_and_wait` call failed `DataLost` while the store held its write.
+        SawLostKept { id: String } = "saw_lost_kept",
         /// A `set_and_wait` caller was descheduled for `ms` after its first poll.
         SawDescheduled { id: String, ms: u64 } = "saw_descheduled",
         /// A `set_and_wait` call was cut short by the workload.
@@ -263,6 +266,20 @@ impl Node {
                         RmapError::DataLost { .. } => SawError::DataLost,
                         _ => SawError::Other,
                     };
+                    // R3 in runs that lose data too: the store itself, read in place at this
+                    // instant (no network, no yield), must not hold the write called lost. Only
+                    // this call writes its key, unless an earlier life of the node used its id
+                    // (the check then skips it).
+                    let kept = error == SawError::DataLost
+                        && self
+                            .ctx
+                            .store_data()
+                            .map_get(MAP, &key)
+                            .now_or_never()
+                            .is_some_and(|r| matches!(r, Ok((Some(v), _)) if v == id));
+                    if kept {
+                        self.ctx.record(Rec::SawLostKept { id: id.clone() });
+                    }
                     self.ctx.record(Rec::SawErr { id, error });
                 }
                 None => self.ctx.record(Rec::SawCancelled { id }),
@@ -557,6 +574,8 @@ impl RmapScenario {
         let mut stopped: BTreeSet<Who> = BTreeSet::new();
         // Per node: the change its apply loop is applying (since, revision), until `Notified`.
         let mut applying: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+        // Per node and `set_and_wait` id: its calls so far, in every life of the node.
+        let mut calls: BTreeMap<(Who, &str), u32> = BTreeMap::new();
         for e in events {
             let node = e.node;
             if let Some(w) = e.world() {
@@ -606,6 +625,7 @@ impl RmapScenario {
                 }
                 Rec::SawStart { id } => {
                     pending.insert((node, id), e.t_us);
+                    *calls.entry((node, id)).or_default() += 1;
                 }
                 Rec::SawDone { id, rev, replica_rev, .. } => {
                     pending.remove(&(node, id.as_str()));
@@ -627,7 +647,15 @@ impl RmapScenario {
                         format!("{node}: set_and_wait {id} failed DataLost, yet the store lost no data"),
                     ));
                 }
+                // The store may hold an earlier life's write of the same id: judged only for an
+                // id's first call.
+                Rec::SawLostKept { id } if calls.get(&(node, id.as_str())) == Some(&1) => v.push(Violation::new(
+                    "R3",
+                    e.t_us,
+                    format!("{node}: set_and_wait {id} failed DataLost while the store still holds its write"),
+                )),
                 Rec::SawDescheduled { .. }
+                | Rec::SawLostKept { .. }
                 | Rec::SubStart { .. }
                 | Rec::SubDisorder { .. }
                 | Rec::SubJump { .. }
@@ -703,7 +731,7 @@ impl RmapScenario {
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
-        v.extend(crate::keel_rules::rmap_jumps_only_at_reseeds(events));
+        v.extend(crate::keel_rules::rmap_reseed_rules(events));
         v.extend(keel_checks::rmap_waiters_wake(events));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev }) => Some((MAP, *rev)),
@@ -789,6 +817,8 @@ impl RmapScenario {
             Mutant::MC49,
             Mutant::MC60,
             Mutant::MC74,
+            Mutant::MC80,
+            Mutant::MC81,
         ]
     }
 }

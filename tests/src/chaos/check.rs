@@ -1151,7 +1151,18 @@ mod tests {
         // MC7's shape: the bound reported reached at once (V4), the channel closed with producers
         // left after it (allowed by then), and an accepted completion a clean stop never delivered.
         let deadline = keel(5, C::StopDeadline { completer: "x".into(), run: 1, producers: 2, pending: 0 });
-        let f = judge(&[accepted(2, "a"), accepted(2, "b"), delivered(3, "a"), drain(4), deadline, closed(6, 2)]);
+        let registered =
+            |p: &'static str| keel(1, C::ProducerRegistered { completer: "x".into(), run: 1, producer: p.into() });
+        let f = judge(&[
+            registered("p"),
+            registered("q"),
+            accepted(2, "a"),
+            accepted(2, "b"),
+            delivered(3, "a"),
+            drain(4),
+            deadline,
+            closed(6, 2),
+        ]);
         assert_eq!(f.completer_violations.len(), 1, "{:?}", f.completer_violations);
         assert!(f.completer_violations[0].starts_with("V4"), "{:?}", f.completer_violations);
         let f = judge(&[
