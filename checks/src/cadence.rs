@@ -98,12 +98,18 @@ impl Pace {
         (us as f64 / self.fastest.max(1.0)) as u64
     }
 
-    /// The attempt that ended at `t` after `took_us` of local time, against `d`; `holes` are its
-    /// node's frozen spans (frozen time does not count towards a deadline).
+    /// The latest an attempt due by `d` may start, slack included; `holes` are its node's frozen
+    /// spans (frozen time does not count towards a deadline).
+    pub fn deadline(&self, d: &Due, holes: &[Span]) -> u64 {
+        reach(d.latest, self.stretch(d.wait_max_us).saturating_add(self.late_slack_us), holes)
+    }
+
+    /// The attempt that ended at `t` after `took_us` of local time, against `d`; `holes` as for
+    /// [`deadline`](Self::deadline).
     pub fn judge(&self, d: &Due, t: u64, took_us: u64, holes: &[Span]) -> Judged {
         let start = t.saturating_sub(self.stretch(took_us));
         let sent = t.saturating_sub(self.shrink(took_us));
-        let due = reach(d.latest, self.stretch(d.wait_max_us).saturating_add(self.late_slack_us), holes);
+        let due = self.deadline(d, holes);
         let floor = d.earliest.saturating_add(self.shrink(d.wait_min_us)).saturating_sub(self.early_slack_us);
         Judged {
             late: (start > due).then(|| (start, start - due)),

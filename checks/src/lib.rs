@@ -11,6 +11,8 @@
 
 #![warn(missing_docs)]
 
+mod batches;
+mod beats;
 mod cadence;
 pub mod linearize;
 mod restarts;
@@ -19,6 +21,8 @@ mod rules;
 mod services;
 mod verdict;
 
+pub use batches::completer_full_batches_write_at_once;
+pub use beats::worker_beats_on_time;
 pub use cadence::lease_attempts_on_time;
 pub use restarts::pool_restarts_back_off;
 pub use retries::completer_retries_on_time;
@@ -123,6 +127,11 @@ mod test_entry {
 
     #[derive(Clone)]
     pub(crate) struct E(pub u64, pub &'static str, pub Option<Event<'static>>, pub Option<Fact>);
+
+    /// Each violation's invariant and instant in milliseconds: what a rule's test compares.
+    pub(crate) fn at_ms(v: &[crate::Violation]) -> Vec<(&'static str, u64)> {
+        v.iter().map(|v| (v.invariant, v.t_us / 1000)).collect()
+    }
 
     impl Entry for E {
         type Node = &'static str;

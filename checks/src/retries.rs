@@ -168,10 +168,13 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
-        completer_retries_on_time(h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false)
-            .iter()
-            .map(|v| (v.invariant, v.t_us / 1000))
-            .collect()
+        crate::test_entry::at_ms(&completer_retries_on_time(
+            h,
+            (1.0, 1.0),
+            (2_000, 2_000),
+            |_| Vec::new(),
+            |_, _, _| false,
+        ))
     }
 
     /// retry_min 10 ms, retry_max 100 ms, budget 4: after the first failure the wait is 10–20 ms,

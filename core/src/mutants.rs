@@ -443,6 +443,16 @@ pub enum Mutant {
     /// failures in a row a batch waits far longer than the configured most (blind-spot hunt,
     /// round 10, #15: V12 saw it only when a drain gave a batch up).
     MC84,
+    /// A worker whose first beat is scheduled a worker TTL after it registered, not a keep-alive
+    /// interval: its own fence deadline passes first, so every new worker stops its runs while
+    /// every beat it sent was applied (blind-spot hunt, round 10, #17: no rule judged when a
+    /// worker beats).
+    MC85,
+    /// A completer that writes a full batch only once more than `batch_size` completions are
+    /// queued (`>` for `>=`): exactly a batch's worth waits for the flush tick, a flush interval
+    /// of latency on every full batch (blind-spot hunt, round 10, #14: V14 judged only partial
+    /// batches).
+    MC86,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -83,6 +83,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
         let slowest = clock_rates(run).fold(1.0f64, f64::min);
         v.extend(crate::scenario::pool_drain_end::drains_end_with_their_runs(run, slowest));
         v.extend(pool_restarts_back_off(run));
+        v.extend(worker_beats_on_time(run));
     }
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
@@ -107,6 +108,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::completer_channel(view.events));
     v.extend(keel_checks::completer_flushes_report_retries(view.events));
     v.extend(completer_retries_on_time(view));
+    v.extend(completer_full_batches_write_at_once(view));
     v.extend(completer_stops_heard(view));
     v.extend(completer_drains_write_at_once(view));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
@@ -294,6 +296,37 @@ pub fn completer_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::completer_retries_on_time(
         run.events,
         (slowest, fastest),
+        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
+        |n| run.timeline.frozen(*n).collect(),
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
+/// V14's other side: a full batch queued while its run is idle is written at once
+/// ([`keel_checks::completer_full_batches_write_at_once`]), [`COMPLETER_STOP_HEARD_SLACK_US`] of
+/// running time allowed, frozen time not counted, the write's duration at the plan's slowest
+/// in-bound clock; plans with clocks beyond their bound are not judged.
+pub fn completer_full_batches_write_at_once(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    keel_checks::completer_full_batches_write_at_once(
+        run.events,
+        rate_bounds(run).0,
+        COMPLETER_STOP_HEARD_SLACK_US,
+        |n| run.timeline.frozen(*n).collect(),
+    )
+}
+
+/// P23: a worker beats a keep-alive interval after registering and after each beat ended
+/// ([`keel_checks::worker_beats_on_time`]), [`COMPLETER_STOP_HEARD_SLACK_US`] of running time
+/// either side, frozen time not counted, the interval and each beat's own duration at the plan's
+/// in-bound clock rates least favourable to the verdict; a chain whose node's clock jumped
+/// meanwhile is excused (the caller leaves out plans with clocks beyond their bound).
+fn worker_beats_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::worker_beats_on_time(
+        run.events,
+        rate_bounds(run),
         (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
         |n| run.timeline.frozen(*n).collect(),
         |n, from, to| clock_jumped(run, n, from, to),

@@ -621,6 +621,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC85,
+        lineage: "checker proof (blind-spot hunt, round 10, #17): a worker's first beat a worker TTL after registering",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC86,
+        lineage: "checker proof (blind-spot hunt, round 10, #14): a completer that holds a full batch to the flush tick",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

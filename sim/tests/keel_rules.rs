@@ -330,6 +330,11 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // (V16 at the retry; completer seed 0 each).
     assert!(caught_by_free_rules("completer", Mutant::MC83, "V16").is_some(), "MC83 breaks V16");
     assert!(caught_by_free_rules("completer", Mutant::MC84, "V16").is_some(), "MC84 breaks V16");
+    // MC86: a full batch held to the flush tick (V14 at its write; completer seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC86, "V14").is_some(), "MC86 breaks V14");
+    // MC85: a worker's first beat a worker TTL after registering (P23 at that beat's end, after
+    // the worker fenced itself; pool seed 3).
+    assert!(caught_by_free_rules("pool", Mutant::MC85, "P23").is_some(), "MC85 breaks P23");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

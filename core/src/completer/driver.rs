@@ -76,7 +76,13 @@ impl<S: Store> Driver<S> {
             }
             // MC59: a drain that writes its partial batch only at the next tick.
             let draining = deadline.is_some() && !mutants::active(Mutant::MC59);
-            let due = queued >= self.cfg.batch_size || (queued > 0 && (now >= next_tick || draining));
+            // MC86: a full batch held to the tick (`>` for `>=`): exactly `batch_size` queued waits.
+            let full = if mutants::active(Mutant::MC86) {
+                queued > self.cfg.batch_size
+            } else {
+                queued >= self.cfg.batch_size
+            };
+            let due = full || (queued > 0 && (now >= next_tick || draining));
             if due {
                 let batch = self.intake.take_batch(self.cfg.batch_size);
                 let n = batch.len();

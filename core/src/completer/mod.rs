@@ -410,6 +410,7 @@ impl Producer {
             completer: (&self.completer).into(),
             run: self.run,
             backlog: self.intake.backlog(),
+            queued: self.intake.queued(),
         });
         Ok(())
     }

@@ -42,8 +42,9 @@ events! {
         EventsUndelivered { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
         /// The stop bound was reached while `n` events were being handed over.
         EventsUndeliveredAtBound { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
-        /// A producer's completion was accepted; the run's backlog (queued + in flight) is now `backlog`.
-        Accepted { completer: Text<'a>, run: u64, backlog: usize } = "accepted",
+        /// A producer's completion was accepted; the run's backlog (queued + in flight) is now
+        /// `backlog`, of which `queued` wait for a write.
+        Accepted { completer: Text<'a>, run: u64, backlog: usize, queued: usize } = "accepted",
         /// A producer `producer` registered with run `run`: its completions are drained before the
         /// run's event channel closes (rule V1 counts it until its `producer_stopped`).
         ProducerRegistered { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_registered",
@@ -113,8 +114,8 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::EventsUndeliveredAtBound { completer, run, n } => {
             warn!(target: T, completer = %completer, run, n, kind = "events_undelivered", "stop bound reached while handing events over")
         }
-        E::Accepted { completer, run, backlog } => {
-            debug!(target: T, completer = %completer, run, backlog, kind = "accepted", "completion accepted")
+        E::Accepted { completer, run, backlog, queued } => {
+            debug!(target: T, completer = %completer, run, backlog, queued, kind = "accepted", "completion accepted")
         }
         E::ProducerRegistered { completer, run, producer } => {
             info!(target: T, completer = %completer, run, producer = %producer, kind = "producer_registered", "producer registered")

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 
 use super::{Field, Text, events};
 
@@ -124,8 +124,12 @@ events! {
         /// A worker writes a keep-alive with store time `ms`, valid until store time
         /// `ms + ttl_ms` (its `worker_ttl`); `stopping`: marked as draining (no new jobs).
         Keepalive { worker: Text<'a>, ms: u64, ttl_ms: u64, stopping: bool } = "keepalive",
-        /// A worker registered.
-        WorkerRegistered { worker: Text<'a> } = "worker_registered",
+        /// A worker registered: it beats (reads store time, then writes its keep-alive) a
+        /// keep-alive interval (`keepalive_interval_us`) after this, and again that long after
+        /// each beat ends (rule P23).
+        WorkerRegistered { worker: Text<'a>, keepalive_interval_us: u64 } = "worker_registered",
+        /// A worker's beat ended (answered, refused, failed or not sent), `took_us` after it began.
+        BeatEnded { worker: Text<'a>, took_us: u64 } = "beat_ended",
         /// A worker acknowledged its attempt.
         Acked { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "acked",
         /// The store rejected a stale attempt's ack or completion.
@@ -225,8 +229,11 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::Keepalive { worker, ms, ttl_ms, stopping } => {
             debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, stopping, "keep-alive")
         }
-        E::WorkerRegistered { worker } => {
-            info!(target: T, kind = "worker_registered", worker = %worker, "worker registered")
+        E::WorkerRegistered { worker, keepalive_interval_us } => {
+            info!(target: T, kind = "worker_registered", worker = %worker, keepalive_interval_us, "worker registered")
+        }
+        E::BeatEnded { worker, took_us } => {
+            trace!(target: T, kind = "beat_ended", worker = %worker, took_us, "keep-alive beat ended")
         }
         E::Acked { job, worker, attempt } => {
             debug!(target: T, kind = "acked", job = %job, worker = %worker, attempt, "acknowledged")

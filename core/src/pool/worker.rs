@@ -126,6 +126,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             Command::Beat { expected, stopping } => {
                 // The beat may hang (store down, partition, pause mid-request): the fence deadline
                 // still fires while it is in flight, and nothing else is heard until it answers.
+                let began = self.core.clock.now();
                 let beat = self.beat(expected, stopping);
                 tokio::pin!(beat);
                 let reply = loop {
@@ -145,7 +146,10 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                         }
                     }
                 };
-                m.on_beat(self.core.clock.now(), reply);
+                let now = self.core.clock.now();
+                let took_us = crate::observe::micros(now.saturating_duration_since(began));
+                observe::emit(PoolEvent::BeatEnded { worker: (&self.id).into(), took_us });
+                m.on_beat(now, reply);
             }
             Command::StartRun { job, raw, rec, run } => {
                 self.core.local_run_started(&job, &self.id);
@@ -338,7 +342,7 @@ fn fenced(id: &str) -> StoreError {
 fn report(id: &str, r: Report, beat_bound_ms: u64) {
     let worker = Text::from(id);
     observe::emit(match r {
-        Report::Registered => PoolEvent::WorkerRegistered { worker },
+        Report::Registered { keepalive_interval_us } => PoolEvent::WorkerRegistered { worker, keepalive_interval_us },
         Report::Fenced { running } => PoolEvent::Fenced { worker, running },
         Report::Unfenced => PoolEvent::Unfenced { worker },
         Report::Stopping { running, drain_ms } => {

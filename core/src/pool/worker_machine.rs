@@ -95,7 +95,10 @@ pub enum Command {
 /// State changes the driver publishes (as `PoolEvent`s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Report {
-    Registered,
+    /// Registered: the first beat comes a keep-alive interval (`keepalive_interval_us`) after.
+    Registered {
+        keepalive_interval_us: u64,
+    },
     /// The fence deadline passed with `running` runs tracked.
     Fenced {
         running: usize,
@@ -303,9 +306,14 @@ impl WorkerMachine {
             Some(ka) => {
                 self.last = ka;
                 self.confirmed_until = self.confirmed_from(sent, now) + self.t.worker_ttl - self.t.drift_margin;
-                self.next_beat = now + self.t.keepalive_interval;
+                // MC85: the first beat a whole worker TTL after registering: the worker's own
+                // fence deadline passes first, and it stops its runs while every beat it sent
+                // was applied.
+                let first = if mutants::active(Mutant::MC85) { self.t.worker_ttl } else { self.t.keepalive_interval };
+                self.next_beat = now + first;
                 self.phase = Phase::Active;
-                self.commands.push_back(Command::Report(Report::Registered));
+                let keepalive_interval_us = crate::observe::micros(self.t.keepalive_interval);
+                self.commands.push_back(Command::Report(Report::Registered { keepalive_interval_us }));
             }
             None => {
                 let next = (wait * 2).min(self.t.keepalive_interval);

@@ -42,7 +42,8 @@ fn registered() -> (WorkerMachine, Instant) {
     let mut m = WorkerMachine::new(timing(), ME, t0);
     assert_eq!(drain(&mut m), [Command::Register]);
     m.on_registered(t0, Some("ka0".into()));
-    assert_eq!(drain(&mut m), [Command::Report(Report::Registered)]);
+    let keepalive_interval_us = crate::observe::micros(timing().keepalive_interval);
+    assert_eq!(drain(&mut m), [Command::Report(Report::Registered { keepalive_interval_us })]);
     (m, t0)
 }
 

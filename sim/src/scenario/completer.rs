@@ -550,6 +550,7 @@ impl CompleterScenario {
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
         // V16: retries inside their backoff, the stress's completer too.
         v.extend(crate::keel_rules::completer_retries_on_time(run));
+        v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         // V1 from the producers' own events, the stress's completer too.
         v.extend(keel_checks::completer_channel(run.events));
         for (id, r) in &runs.runs {
@@ -695,6 +696,7 @@ impl CompleterScenario {
             Mutant::MC75,
             Mutant::MC83,
             Mutant::MC84,
+            Mutant::MC86,
         ]
     }
 }
@@ -834,7 +836,7 @@ impl Runs {
                     CompleterEvent::CompleterStarted { completer, run, .. } if *completer != *STRESS => {
                         (*run, Seen::Started)
                     }
-                    CompleterEvent::Accepted { completer, run, backlog } if *completer != *STRESS => {
+                    CompleterEvent::Accepted { completer, run, backlog, .. } if *completer != *STRESS => {
                         (*run, Seen::Backlog(*backlog))
                     }
                     CompleterEvent::DrainStarted { completer, run, .. } if *completer != *STRESS => {
@@ -1074,7 +1076,9 @@ mod tests {
 
     #[test]
     fn completions_accepted_past_the_bound_while_a_batch_is_in_flight_fire_v7() {
-        let accepted = |t, backlog| core(t, CompleterEvent::Accepted { completer: "jobs".into(), run: 1, backlog });
+        let accepted = |t, backlog| {
+            core(t, CompleterEvent::Accepted { completer: "jobs".into(), run: 1, backlog, queued: backlog })
+        };
         let flushed = |t, n| {
             core(
                 t,
@@ -1117,8 +1121,8 @@ mod tests {
         assert!(v7(&draining).is_empty());
         // Another run, another node life, or the stress's completer counts on its own.
         let mut other = h.clone();
-        other.push(core(90, CompleterEvent::Accepted { completer: "jobs".into(), run: 2, backlog: 1 }));
-        other.push(core(91, CompleterEvent::Accepted { completer: STRESS.into(), run: 1, backlog: 1 }));
+        other.push(core(90, CompleterEvent::Accepted { completer: "jobs".into(), run: 2, backlog: 1, queued: 1 }));
+        other.push(core(91, CompleterEvent::Accepted { completer: STRESS.into(), run: 1, backlog: 1, queued: 1 }));
         assert!(v7(&other).is_empty());
     }
 

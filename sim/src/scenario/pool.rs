@@ -323,6 +323,8 @@ impl PoolScenario {
         v.extend(crate::keel_rules::pool_instant_rules(run));
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
         v.extend(keel_checks::completer_channel(run.events));
+        v.extend(crate::keel_rules::completer_retries_on_time(run));
+        v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(self.check_ack_grace(events));
         v.extend(self.check_audits(events, heal_us, end_us));
@@ -435,6 +437,7 @@ impl PoolScenario {
             Mutant::MC72,
             Mutant::MC73,
             Mutant::MC78,
+            Mutant::MC85,
         ]
     }
 }
