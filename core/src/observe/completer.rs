@@ -10,8 +10,8 @@ events! {
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum CompleterEvent<'a> {
         /// A completer run started: it writes a batch when `batch_size` completions are queued,
-        /// or a partial one a flush interval (`flush_interval_us`) after its last write ended. A
-        /// failed write is retried after a backoff doubling from `retry_min_us` up to
+        /// or a partial one a flush interval (`flush_interval_us`) after its last write ended. The
+        /// n-th failed write of a batch in a row is retried after `retry_min_us`·2ⁿ, at most
         /// `retry_max_us`, jittered down to half; after `retry_budget` failures in a row it cools
         /// down for `retry_max_us` and starts the count over (rule V16).
         CompleterStarted { completer: Text<'a>, run: u64, batch_size: usize, flush_interval_us: u64, retry_min_us: u64, retry_max_us: u64, retry_budget: u32 } = "completer_started",
