@@ -20,22 +20,20 @@ use std::collections::BTreeMap;
 
 use keel::observe::PoolEvent;
 
-use crate::cadence::{Due, Pace};
+use crate::cadence::{Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
 /// P23 over keel's pool events: see the module's doc. `slowest`, `fastest`, the slacks,
 /// `frozen` and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
 pub fn worker_beats_on_time<E: Entry>(
     events: &[E],
-    (slowest, fastest): (f64, f64),
-    (late_slack_us, early_slack_us): (u64, u64),
+    rates: (f64, f64),
+    slacks: (u64, u64),
     frozen: impl Fn(&E::Node) -> Vec<Span>,
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
 ) -> Vec<Violation> {
-    let pace = Pace { slowest, fastest, late_slack_us, early_slack_us };
+    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
     let mut workers: BTreeMap<(E::Node, &str), Chain> = BTreeMap::new();
-    let mut frozen_of: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new();
-    let mut v = Vec::new();
     let due = |after, t, interval_us| Due {
         after,
         latest: t,
@@ -49,9 +47,8 @@ pub fn worker_beats_on_time<E: Entry>(
             workers.retain(|k, _| &k.0 != node);
             continue;
         }
-        let holes = || frozen(node);
         match e.pool() {
-            Some(PoolEvent::WorkerRegistered { worker, keepalive_interval_us }) => {
+            Some(PoolEvent::WorkerRegistered { worker, keepalive_interval_us, .. }) => {
                 let chain = Chain {
                     interval_us: *keepalive_interval_us,
                     due: Some(due("its registration", t, *keepalive_interval_us)),
@@ -68,34 +65,24 @@ pub fn worker_beats_on_time<E: Entry>(
             ) => {
                 let Some(c) = workers.get_mut(&(node.clone(), plain(worker))) else { continue };
                 c.rearm &= matches!(e.pool(), Some(PoolEvent::Fenced { .. }));
-                let hs = frozen_of.entry(node.clone()).or_insert_with(holes);
                 // Already late: judged at the beat's end, for lateness alone; otherwise not judged.
-                c.due = c.due.filter(|d| pace.deadline(d, hs) < t);
+                let pace = verdicts.pace;
+                c.due = c.due.filter(|d| pace.deadline(d, verdicts.holes(node)) < t);
                 c.late_only = true;
             }
             Some(PoolEvent::BeatEnded { worker, took_us }) => {
                 let Some(c) = workers.get_mut(&(node.clone(), plain(worker))) else { continue };
                 if let Some(d) = c.due.take() {
-                    let hs = frozen_of.entry(node.clone()).or_insert_with(holes);
-                    let j = pace.judge(&d, t, *took_us, hs);
-                    let early = j.early.filter(|_| !c.late_only);
-                    for (off, how) in [(j.late, "late"), (early, "early")] {
-                        let Some((at, by)) = off else { continue };
-                        if !jumped(node, d.earliest, t) && v.len() < 20 {
-                            v.push(Violation::new(
-                                "P23",
-                                t,
-                                format!(
-                                    "{node}: worker {}: its beat was due a keep-alive interval ({} µs) after {} at {:.3}s, and started at {:.3}s, {by} µs {how}",
-                                    plain(worker),
-                                    d.wait_max_us,
-                                    d.after,
-                                    d.earliest as f64 / 1e6,
-                                    at as f64 / 1e6,
-                                ),
-                            ));
-                        }
-                    }
+                    verdicts.judge(("P23", "P23"), node, (&d, t, *took_us), c.late_only, |at, by, how| {
+                        format!(
+                            "{node}: worker {}: its beat was due a keep-alive interval ({} µs) after {} at {:.3}s, and started at {:.3}s, {by} µs {how}",
+                            plain(worker),
+                            d.wait_max_us,
+                            d.after,
+                            d.earliest as f64 / 1e6,
+                            at as f64 / 1e6,
+                        )
+                    });
                 }
                 c.late_only = false;
                 c.due = c.rearm.then(|| due("its last beat's end", t, c.interval_us));
@@ -103,7 +90,7 @@ pub fn worker_beats_on_time<E: Entry>(
             _ => {}
         }
     }
-    v
+    verdicts.v
 }
 
 /// One worker's beats: its interval, what its last registration or beat allows the next, whether
@@ -128,7 +115,7 @@ mod tests {
     }
 
     fn registered(t_ms: u64) -> Ev {
-        at(t_ms, PoolEvent::WorkerRegistered { worker: "w".into(), keepalive_interval_us: 500_000 })
+        at(t_ms, PoolEvent::WorkerRegistered { worker: "w".into(), keepalive_interval_us: 500_000, took_us: 0 })
     }
 
     fn beat(t_ms: u64, took_ms: u64) -> Ev {

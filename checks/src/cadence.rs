@@ -118,6 +118,58 @@ impl Pace {
     }
 }
 
+/// One cadence rule's judging: its [`Pace`], each node's frozen spans (read once), the clock
+/// jumps that excuse a chain, and the first 20 violations. Every rule of this family (S12/S13,
+/// V16, P23, P24, R11) judges an attempt the same way and differs only in its chains.
+pub(crate) struct Verdicts<N, F, J> {
+    pub pace: Pace,
+    frozen: F,
+    jumped: J,
+    holes: BTreeMap<N, Vec<Span>>,
+    pub v: Vec<Violation>,
+}
+
+impl<N: Ord + Clone, F: Fn(&N) -> Vec<Span>, J: Fn(&N, u64, u64) -> bool> Verdicts<N, F, J> {
+    /// `rates` (slowest, fastest) and `slacks` (late, early) as the rules take them.
+    pub fn new(
+        (slowest, fastest): (f64, f64),
+        (late_slack_us, early_slack_us): (u64, u64),
+        frozen: F,
+        jumped: J,
+    ) -> Self {
+        let pace = Pace { slowest, fastest, late_slack_us, early_slack_us };
+        Verdicts { pace, frozen, jumped, holes: BTreeMap::new(), v: Vec::new() }
+    }
+
+    /// `node`'s frozen spans.
+    pub fn holes(&mut self, node: &N) -> &[Span] {
+        self.holes.entry(node.clone()).or_insert_with(|| (self.frozen)(node))
+    }
+
+    /// The attempt that ended at `t` on `node` after `took_us`, against `d`: each side it breaks
+    /// (late as `ids.0`; early as `ids.1`, unless `late_only`) is a violation at `t` worded by
+    /// `say(at, by, how)` (its possible start, how far off, "late" or "early"), unless the node's
+    /// clock jumped since `d.earliest`.
+    pub fn judge(
+        &mut self,
+        ids: (&'static str, &'static str),
+        node: &N,
+        (d, t, took_us): (&Due, u64, u64),
+        late_only: bool,
+        say: impl Fn(u64, u64, &'static str) -> String,
+    ) {
+        let pace = self.pace;
+        let j = pace.judge(d, t, took_us, self.holes(node));
+        let early = j.early.filter(|_| !late_only);
+        for (id, off, how) in [(ids.0, j.late, "late"), (ids.1, early, "early")] {
+            let Some((at, by)) = off else { continue };
+            if !(self.jumped)(node, d.earliest, t) && self.v.len() < 20 {
+                self.v.push(Violation::new(id, t, say(at, by, how)));
+            }
+        }
+    }
+}
+
 /// One owner's chain: its timing, its errors in a row (`exact` while keel's count is known to be
 /// the same: a successful read of the store's time resets keel's without an event), and what
 /// the last outcome allows the next attempt.
@@ -136,15 +188,14 @@ struct Chain {
 /// to)` excuses a chain whose node's clock jumped meanwhile. The first 20 violations.
 pub fn lease_attempts_on_time<E: Entry>(
     events: &[E],
-    (slowest, fastest): (f64, f64),
-    (late_slack_us, early_slack_us): (u64, u64),
+    rates: (f64, f64),
+    slacks: (u64, u64),
     frozen: impl Fn(&E::Node) -> Vec<Span>,
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
 ) -> Vec<Violation> {
-    let pace = Pace { slowest, fastest, late_slack_us, early_slack_us };
+    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let pace = verdicts.pace;
     let mut chains: BTreeMap<(E::Node, &str, &str), Chain> = BTreeMap::new();
-    let mut frozen_of: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new(); // read once per node
-    let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
@@ -202,27 +253,19 @@ pub fn lease_attempts_on_time<E: Entry>(
         // rate): a renewal period counts from it.
         let sent = t.saturating_sub(pace.shrink(took_us));
         if let Some(d) = c.due {
-            let holes = frozen_of.entry(node.clone()).or_insert_with(|| frozen(node));
-            let j = pace.judge(&d, t, took_us, holes);
-            let judged = [
-                ("S12", j.late, "was due within", d.latest, d.wait_max_us, "late"),
-                ("S13", j.early, "was to wait at least", d.earliest, d.wait_min_us, "early"),
-            ];
-            for (id, off, what, from, wait_us, how) in judged {
-                let Some((at, by)) = off else { continue };
-                if !jumped(node, d.earliest, t) && v.len() < 20 {
-                    v.push(Violation::new(
-                        id,
-                        t,
-                        format!(
-                            "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt {what} {wait_us} µs, and started at {:.3}s, {by} µs {how}",
-                            d.after,
-                            from as f64 / 1e6,
-                            at as f64 / 1e6,
-                        ),
-                    ));
-                }
-            }
+            verdicts.judge(("S12", "S13"), node, (&d, t, took_us), false, |at, by, how| {
+                let (what, from, wait_us) = if how == "late" {
+                    ("was due within", d.latest, d.wait_max_us)
+                } else {
+                    ("was to wait at least", d.earliest, d.wait_min_us)
+                };
+                format!(
+                    "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt {what} {wait_us} µs, and started at {:.3}s, {by} µs {how}",
+                    d.after,
+                    from as f64 / 1e6,
+                    at as f64 / 1e6,
+                )
+            });
         }
         let first = t.saturating_sub(pace.stretch(took_us)); // the earliest send of this attempt
         let at_outcome =
@@ -263,7 +306,7 @@ pub fn lease_attempts_on_time<E: Entry>(
             _ => None, // a refused renewal steps down
         };
     }
-    v
+    verdicts.v
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@ mod batches;
 mod beats;
 mod cadence;
 pub mod linearize;
+mod registrations;
 mod restarts;
 mod retries;
+mod rmap_retries;
 mod rules;
 mod services;
 mod verdict;
@@ -24,14 +26,16 @@ mod verdict;
 pub use batches::completer_full_batches_write_at_once;
 pub use beats::worker_beats_on_time;
 pub use cadence::lease_attempts_on_time;
+pub use registrations::worker_registrations_retry_on_time;
 pub use restarts::pool_restarts_back_off;
 pub use retries::completer_retries_on_time;
+pub use rmap_retries::rmap_retries_on_time;
 pub use rules::{
     Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, completer_drains_bounded,
-    completer_drains_retry, completer_drains_write_at_once, completer_flushes_report_retries,
-    completer_partial_batches_wait_for_the_tick, completer_stops_heard, grant_order, group_stops, jobs_lost,
-    pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order, rmap_revisions, rmap_waiters_wake,
-    subscription_stops,
+    completer_drains_end_at_once, completer_drains_retry, completer_drains_write_at_once,
+    completer_flushes_report_retries, completer_partial_batches_wait_for_the_tick, completer_stops_heard, grant_order,
+    group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
+    rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
 };
 pub use services::services_run_one_at_a_time;
 pub use verdict::{Coverage, Span, Violation};

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::CompleterEvent;
 
-use crate::cadence::{Due, Pace};
+use crate::cadence::{Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
 /// One run's retry timing and its failures in a row.
@@ -48,15 +48,13 @@ impl Run {
 /// `frozen` and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
 pub fn completer_retries_on_time<E: Entry>(
     events: &[E],
-    (slowest, fastest): (f64, f64),
-    (late_slack_us, early_slack_us): (u64, u64),
+    rates: (f64, f64),
+    slacks: (u64, u64),
     frozen: impl Fn(&E::Node) -> Vec<Span>,
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
 ) -> Vec<Violation> {
-    let pace = Pace { slowest, fastest, late_slack_us, early_slack_us };
+    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
     let mut runs: BTreeMap<(E::Node, &str, u64), Run> = BTreeMap::new();
-    let mut frozen_of: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new();
-    let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
@@ -89,25 +87,16 @@ pub fn completer_retries_on_time<E: Entry>(
         };
         let Some(r) = runs.get_mut(&(node.clone(), completer, run)) else { continue };
         if let Some(d) = r.due.take() {
-            let holes = frozen_of.entry(node.clone()).or_insert_with(|| frozen(node));
-            let j = pace.judge(&d, t, took_us, holes);
-            let judged =
-                [(j.late, "no later than", d.wait_max_us, "late"), (j.early, "no sooner than", d.wait_min_us, "early")];
-            for (off, what, wait_us, how) in judged {
-                let Some((at, by)) = off else { continue };
-                if !jumped(node, d.earliest, t) && v.len() < 20 {
-                    v.push(Violation::new(
-                        "V16",
-                        t,
-                        format!(
-                            "{node}: completer {completer} run {run}: after {} at {:.3}s its retry was due {what} {wait_us} µs, and started at {:.3}s, {by} µs {how}",
-                            d.after,
-                            d.earliest as f64 / 1e6,
-                            at as f64 / 1e6,
-                        ),
-                    ));
-                }
-            }
+            verdicts.judge(("V16", "V16"), node, (&d, t, took_us), false, |at, by, how| {
+                let (what, wait_us) =
+                    if how == "late" { ("no later than", d.wait_max_us) } else { ("no sooner than", d.wait_min_us) };
+                format!(
+                    "{node}: completer {completer} run {run}: after {} at {:.3}s its retry was due {what} {wait_us} µs, and started at {:.3}s, {by} µs {how}",
+                    d.after,
+                    d.earliest as f64 / 1e6,
+                    at as f64 / 1e6,
+                )
+            });
         }
         if !failed {
             r.failures = 0;
@@ -119,7 +108,7 @@ pub fn completer_retries_on_time<E: Entry>(
             r.due = Some(Due { after, latest: t, wait_max_us: most, earliest: t, wait_min_us: floor });
         }
     }
-    v
+    verdicts.v
 }
 
 #[cfg(test)]

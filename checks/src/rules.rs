@@ -299,6 +299,53 @@ pub fn subscription_stops<E: Entry>(
     bounds.judge(events, end_us, slowest, slack_us, frozen)
 }
 
+/// V4's floor for the subscription manager: a run gives up waiting for the completer's events
+/// (`SmDrainTimeout`) only once its whole drain bound has passed since its stop was requested
+/// (`SmStopRequested`, which carries the bound), on the node's clock: no sooner than the bound
+/// at `fastest`, the fastest rate of a node's clock the history allows, less `slack_us`. One
+/// that gives up early drops the events the completer still flushes inside the bound it was
+/// given (blind-spot hunt, round 11, #5: a bound counted from the run's start; MC93).
+/// `jumped(node, from, to)` excuses a run whose node's clock jumped meanwhile; a node's crash or
+/// restart ends its runs.
+pub fn subscription_drains_keep_their_bound<E: Entry>(
+    events: &[E],
+    fastest: f64,
+    slack_us: u64,
+    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+) -> Vec<Violation> {
+    // (node, completer, run) → (stop requested at, bound in ms)
+    let mut asked: BTreeMap<(E::Node, &str, u64), (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::SmStopRequested { completer, run, bound_ms }), _) => {
+                asked.entry((node.clone(), plain(completer), *run)).or_insert((t, *bound_ms));
+            }
+            (Some(CompleterEvent::SmDrainTimeout { completer, run }), _) => {
+                let Some((at, bound_ms)) = asked.remove(&(node.clone(), plain(completer), *run)) else { continue };
+                let floor = at + (bound_ms.saturating_mul(1000) as f64 / fastest.max(1.0)) as u64;
+                if t + slack_us < floor && !jumped(node, at, t) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V4",
+                        t,
+                        format!(
+                            "{node}: subscription manager of completer {} run {run}: stop requested at {:.3}s with a drain bound of {bound_ms} ms, and it gave up on the completer's events at {:.3}s, {} µs before the bound",
+                            plain(completer),
+                            at as f64 / 1e6,
+                            t as f64 / 1e6,
+                            floor - t
+                        ),
+                    ));
+                }
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => asked.retain(|k, _| &k.0 != node),
+            _ => {}
+        }
+    }
+    v
+}
+
 /// V4 for the completer's run: once its drain begins (`DrainStarted`, which carries the stop's
 /// bound), the run closes its event channel (`EventsClosed`) within that bound: a store write
 /// still in flight when the bound runs out is cut there (its outcome unknown, the batch reported
@@ -538,13 +585,17 @@ pub fn reach(start: u64, len_us: u64, holes: &[Span]) -> u64 {
 /// live ones must be none, or (bound reached) no more than the `producers_left` the report names
 /// (a history that starts after a registration counts fewer, never more). A
 /// drain that calls itself done on an empty backlog while a producer is still registered (hunt
-/// round 9 #16) closes the channel under that producer and reports nobody left. A node's start
-/// or crash ends its runs.
+/// round 9 #16) closes the channel under that producer and reports nobody left. And once the
+/// run's drain began (`DrainStarted`) no producer registers with it: a stop refuses new
+/// producers, and one that keeps taking them (hunt round 11 #18) drains for producers who came
+/// after the stop. keel announces a registration under the lock the drain's start takes, so the
+/// order holds on any runtime. A node's start or crash ends its runs.
 pub fn completer_channel<E: Entry>(events: &[E]) -> Vec<Violation> {
     #[derive(Default)]
     struct Run<'a> {
         closed: bool,
         bound_reached: bool,
+        drain_began: bool,
         /// Producer name → how many of that name are registered and not stopped.
         live: BTreeMap<&'a str, usize>,
     }
@@ -558,12 +609,22 @@ pub fn completer_channel<E: Entry>(events: &[E]) -> Vec<Violation> {
         }
         match e.completer() {
             Some(CompleterEvent::ProducerRegistered { completer, run, producer }) => {
-                *runs
-                    .entry((node.clone(), plain(completer), *run))
-                    .or_default()
-                    .live
-                    .entry(plain(producer))
-                    .or_default() += 1;
+                let r = runs.entry((node.clone(), plain(completer), *run)).or_default();
+                if r.drain_began {
+                    v.push(Violation::new(
+                        "V1",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: producer {} registered after the run's drain began: a stop refuses new producers",
+                            plain(completer),
+                            plain(producer)
+                        ),
+                    ));
+                }
+                *r.live.entry(plain(producer)).or_default() += 1;
+            }
+            Some(CompleterEvent::DrainStarted { completer, run, .. }) => {
+                runs.entry((node.clone(), plain(completer), *run)).or_default().drain_began = true;
             }
             Some(CompleterEvent::ProducerStopped { completer, run, producer }) => {
                 let r = runs.entry((node.clone(), plain(completer), *run)).or_default();
@@ -873,6 +934,84 @@ pub fn completer_drains_write_at_once<E: Entry>(
             }
             (Some(CompleterEvent::EventsClosed { completer, run, .. }), _) => {
                 open.remove(&(node.clone(), plain(completer), *run));
+            }
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => open.retain(|k, _| &k.0 != node),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// V17: a drain ends as soon as it can. Once a run's drain began (`DrainStarted`), its event
+/// channel closes (`EventsClosed`) within `slack_us` of running time (frozen time not counted)
+/// of the latest of the drain's start, its last producer's stop (`ProducerStopped`) and the end
+/// of its last store write (`BatchFlushed`, `FlushFailed`): with no producer left and nothing
+/// queued keel's run ends at once, woken by the producer leaving or the write ending, and waits
+/// on no clock. A run whose stop reported its bound reached (`StopDeadline`) is V4's to judge.
+/// One that sleeps instead (hunt round 11 #17: a producer leaving does not wake the run) holds
+/// the stop up to a flush interval, or to its bound, on every drain. Judged at the close; a run
+/// whose node crashed or restarted first is not.
+pub fn completer_drains_end_at_once<E: Entry>(
+    events: &[E],
+    slack_us: u64,
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+) -> Vec<Violation> {
+    struct Drain {
+        began: u64,
+        /// The latest of the drain's start, a producer's stop and a write's end.
+        ready: u64,
+        why: &'static str,
+        bound_reached: bool,
+    }
+    let mut open: BTreeMap<(E::Node, &str, u64), Drain> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        match (e.completer(), e.fact()) {
+            (Some(CompleterEvent::DrainStarted { completer, run, .. }), _) => {
+                open.insert(
+                    (node.clone(), plain(completer), *run),
+                    Drain { began: t, ready: t, why: "the drain's start", bound_reached: false },
+                );
+            }
+            (Some(CompleterEvent::ProducerStopped { completer, run, .. }), _) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    (d.ready, d.why) = (t, "its last producer's stop");
+                }
+            }
+            (
+                Some(
+                    CompleterEvent::BatchFlushed { completer, run, .. }
+                    | CompleterEvent::FlushFailed { completer, run, .. },
+                ),
+                _,
+            ) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    (d.ready, d.why) = (t, "the end of its last store write");
+                }
+            }
+            (Some(CompleterEvent::StopDeadline { completer, run, .. }), _) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.bound_reached = true;
+                }
+            }
+            (Some(CompleterEvent::EventsClosed { completer, run, .. }), _) => {
+                let Some(d) = open.remove(&(node.clone(), plain(completer), *run)) else { continue };
+                let due = reach(d.ready, slack_us, &frozen(node));
+                if !d.bound_reached && t > due && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V17",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: its drain began at {:.3}s and could end at {:.3}s ({}), but its channel closed only {} µs later: the drain waited on nothing",
+                            plain(completer),
+                            d.began as f64 / 1e6,
+                            d.ready as f64 / 1e6,
+                            d.why,
+                            t - d.ready
+                        ),
+                    ));
+                }
             }
             (_, Some(Fact::NodeCrash | Fact::NodeStart)) => open.retain(|k, _| &k.0 != node),
             _ => {}
@@ -1230,6 +1369,96 @@ mod tests {
         // A node's crash ends its runs: the next life's run 1 starts with nobody registered.
         let crash = E(3, "n0", None, Some(Fact::NodeCrash));
         assert!(completer_channel(&[reg(1, "a"), crash, closed(5, 0)]).is_empty());
+        // A registration after the drain began (MC87), judged at the registration.
+        let drain = |t| {
+            let (pending, producers, bound_ms, retry_max_ms) = (0, 1, 600, 200);
+            ce(
+                t,
+                CompleterEvent::DrainStarted {
+                    completer: "c".into(),
+                    run: 1,
+                    pending,
+                    producers,
+                    bound_ms,
+                    retry_max_ms,
+                },
+            )
+        };
+        let v = completer_channel(&[reg(1, "a"), drain(2), reg(3, "b"), stop(4, "a"), stop(5, "b"), closed(6, 0)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V1", 3)], "{v:?}");
+        assert!(completer_channel(&[reg(1, "a"), drain(2), stop(4, "a"), closed(6, 0)]).is_empty());
+    }
+
+    #[test]
+    fn a_manager_that_gives_up_its_drain_before_the_bound_fires_v4() {
+        fn ce(t_ms: u64, e: CompleterEvent<'_>) -> E {
+            E(t_ms * 1000, "n0", Some(Event::Completer(e.to_static())), None)
+        }
+        let asked = |t| ce(t, CompleterEvent::SmStopRequested { completer: "c".into(), run: 2, bound_ms: 200 });
+        let gave_up = |t| ce(t, CompleterEvent::SmDrainTimeout { completer: "c".into(), run: 2 });
+        let judge = |h: &[E], fastest| {
+            subscription_drains_keep_their_bound(h, fastest, 2_000, |_, _, _| false)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[asked(100), gave_up(300)], 1.0), []);
+        // At once (MC93: the bound ran from the run's start).
+        assert_eq!(judge(&[asked(100), gave_up(100)], 1.0), [("V4", 100_000)]);
+        // A clock 10 % fast reaches the bound at 282 ms.
+        assert_eq!(judge(&[asked(100), gave_up(282)], 1.1), []);
+        assert_eq!(judge(&[asked(100), gave_up(282)], 1.0), [("V4", 282_000)]);
+    }
+
+    #[test]
+    fn a_drain_that_closes_late_after_its_last_producer_left_fires_v17() {
+        fn ce(t_ms: u64, e: CompleterEvent<'_>) -> E {
+            E(t_ms * 1000, "n0", Some(Event::Completer(e.to_static())), None)
+        }
+        let drain = |t| {
+            let (pending, producers, bound_ms, retry_max_ms) = (0, 1, 600, 200);
+            ce(
+                t,
+                CompleterEvent::DrainStarted {
+                    completer: "c".into(),
+                    run: 1,
+                    pending,
+                    producers,
+                    bound_ms,
+                    retry_max_ms,
+                },
+            )
+        };
+        let stop = |t| ce(t, CompleterEvent::ProducerStopped { completer: "c".into(), run: 1, producer: "p".into() });
+        let flushed = |t| {
+            let (n, rev, retried, took_us, attempt_us) = (1, 1, false, 3_000, 3_000);
+            ce(t, CompleterEvent::BatchFlushed { completer: "c".into(), run: 1, n, rev, retried, took_us, attempt_us })
+        };
+        let closed = |t| {
+            let (unflushed, undelivered, producers_left) = (0, 0, 0);
+            ce(
+                t,
+                CompleterEvent::EventsClosed { completer: "c".into(), run: 1, unflushed, undelivered, producers_left },
+            )
+        };
+        let deadline =
+            |t| ce(t, CompleterEvent::StopDeadline { completer: "c".into(), run: 1, producers: 1, pending: 0 });
+        let judge = |h: &[E]| {
+            completer_drains_end_at_once(h, 2_000, |_| vec![]).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        // Closed at the last producer's stop, or after the write that followed it: no alarm.
+        assert!(judge(&[drain(10), stop(30), closed(30)]).is_empty());
+        assert!(judge(&[drain(10), stop(30), flushed(34), closed(35)]).is_empty());
+        // MC88: the run slept to its tick after the producer left.
+        assert_eq!(judge(&[drain(10), stop(30), closed(45)]), [("V17", 45_000)]);
+        // Nothing to wait for at the drain's start, and a late close anyway.
+        assert_eq!(judge(&[drain(10), closed(13)]), [("V17", 13_000)]);
+        // A stop at its bound is V4's; a node paused meanwhile is not late by its pause.
+        assert!(judge(&[drain(10), stop(30), deadline(610), closed(610)]).is_empty());
+        let paused = completer_drains_end_at_once(&[drain(10), stop(30), closed(45)], 2_000, |_| {
+            vec![Span { start: 30_500, end: 44_000 }]
+        });
+        assert!(paused.is_empty(), "{paused:?}");
     }
 
     #[test]

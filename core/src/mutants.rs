@@ -453,6 +453,45 @@ pub enum Mutant {
     /// of latency on every full batch (blind-spot hunt, round 10, #14: V14 judged only partial
     /// batches).
     MC86,
+    /// A completer that keeps registering producers after its drain began: the drain waits for
+    /// producers who came after the stop and may be cut at its bound with their completions
+    /// queued (blind-spot hunt, round 11, #18: no rule judged when a producer registers).
+    MC87,
+    /// A producer that leaves without waking the completer's run: a drain whose backlog is empty
+    /// waits for its next flush tick (or its bound) instead of ending when its last producer
+    /// left (blind-spot hunt, round 11, #17: no rule judged when a drain ends).
+    MC88,
+    /// A node's load index that keeps its per-worker counts when a sweep's snapshot replaces
+    /// it: every count grows with each sweep, so least-loaded picks drift to whichever worker
+    /// the stale counts favour (blind-spot hunt, round 11, #13: the index's own check was a
+    /// `debug_assert`, compiled out of the simulator's release build).
+    MC89,
+    /// A replicated map whose watch backoff starts at nothing (and so stays there): a store
+    /// that refuses feeds is asked again at network speed, forever (blind-spot hunt, round 11,
+    /// #2: no rule judged when a map retries).
+    MC90,
+    /// A replicated map whose retry backoff doubles past `retry_max`: after a few failures in a
+    /// row the map waits far longer than configured to reopen its feed or take its snapshot,
+    /// its replica stale meanwhile (blind-spot hunt, round 11, #1; round 9, #4).
+    MC91,
+    /// A replicated map whose stop does not close its subscriptions: a consumer's `recv` waits
+    /// for a change that can no longer come, and a service that stops its map and then awaits
+    /// its consumers hangs (blind-spot hunt, round 11, #4).
+    MC92,
+    /// A subscription manager whose drain bound runs from its run's start, not from the stop
+    /// request: stopped after running longer than the bound, it gives up on the completer's
+    /// events at once and drops what the completer still flushes (blind-spot hunt, round 11,
+    /// #5: V4 bounded the drain from above only).
+    MC93,
+    /// A worker whose registration retries double without their cap (the keep-alive
+    /// interval): after a few failures in a row a new worker waits far longer than configured
+    /// to join, its slot idle (blind-spot hunt, round 11, #11: no rule judged registration
+    /// retries).
+    MC94,
+    /// A worker that retries a failed registration at once, its backoff ignored: a store
+    /// outage is met by every starting worker retrying at network speed (blind-spot hunt, round
+    /// 11, #20).
+    MC95,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use keel::observe::{LeaseEvent, PoolEvent, RmapEvent};
 
-use crate::check::Violation;
+use crate::check::{Span, Violation};
 use crate::history::{Event, ServerEv, Who, WorldEv};
 use crate::scenario::RunView;
 use crate::timeline::Timeline;
@@ -84,6 +84,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
         v.extend(crate::scenario::pool_drain_end::drains_end_with_their_runs(run, slowest));
         v.extend(pool_restarts_back_off(run));
         v.extend(worker_beats_on_time(run));
+        v.extend(worker_registrations_retry_on_time(run));
     }
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
@@ -103,6 +104,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));
+    v.extend(subscription_drains_keep_their_bound(view));
     v.extend(completer_drains_bounded(view));
     v.extend(completer_drains_retry(view));
     v.extend(keel_checks::completer_channel(view.events));
@@ -111,11 +113,13 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(completer_full_batches_write_at_once(view));
     v.extend(completer_stops_heard(view));
     v.extend(completer_drains_write_at_once(view));
+    v.extend(completer_drains_end_at_once(view));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(group_stops(view));
     v.extend(keel_checks::services_run_one_at_a_time(view.events));
     v.extend(rmap_revisions(view.events, |_| None));
     v.extend(rmap_reseed_rules(view.events));
+    v.extend(rmap_retries_on_time(view));
     v.extend(keel_checks::rmap_waiters_wake(view.events));
     v.extend(errors_transient_in_the_sim(view.events));
     v
@@ -259,6 +263,16 @@ pub fn completer_drains_write_at_once(run: &RunView<'_>) -> Vec<Violation> {
     )
 }
 
+/// V17: a drain ends as soon as it can ([`keel_checks::completer_drains_end_at_once`]): its
+/// channel closes within [`COMPLETER_STOP_HEARD_SLACK_US`] of running time of the latest of the
+/// drain's start, its last producer's stop and its last write's end, frozen time not counted.
+/// Judged in every run: the drain's end waits on no clock.
+pub fn completer_drains_end_at_once(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::completer_drains_end_at_once(run.events, COMPLETER_STOP_HEARD_SLACK_US, |n| {
+        run.timeline.frozen(*n).collect()
+    })
+}
+
 /// S12 and S13: a lease owner's store attempts come when its timing says
 /// ([`keel_checks::lease_attempts_on_time`]): after a refusal within a poll, after a grant or a
 /// renewal within a renewal period, after a failed renewal within the backoff of its streak
@@ -272,14 +286,8 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let (slowest, fastest) = rate_bounds(run);
-    keel_checks::lease_attempts_on_time(
-        run.events,
-        (slowest, fastest),
-        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
-        |n| run.timeline.frozen(*n).collect(),
-        |n, from, to| clock_jumped(run, n, from, to),
-    )
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::lease_attempts_on_time(run.events, rates, slack, frozen, jumped)
 }
 
 /// V16: a completer retries a failed write inside its backoff
@@ -292,14 +300,36 @@ pub fn completer_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let (slowest, fastest) = rate_bounds(run);
-    keel_checks::completer_retries_on_time(
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::completer_retries_on_time(run.events, rates, slack, frozen, jumped)
+}
+
+/// V4's floor: a subscription manager gives up on its drain only once its bound passed since
+/// the stop request ([`keel_checks::subscription_drains_keep_their_bound`]), at the plan's
+/// fastest in-bound clock, [`COMPLETER_STOP_HEARD_SLACK_US`] allowed; a run whose node's clock
+/// jumped meanwhile is excused, and plans with clocks beyond their bound are not judged.
+pub fn subscription_drains_keep_their_bound(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let (_, fastest) = rate_bounds(run);
+    keel_checks::subscription_drains_keep_their_bound(
         run.events,
-        (slowest, fastest),
-        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
-        |n| run.timeline.frozen(*n).collect(),
+        fastest,
+        COMPLETER_STOP_HEARD_SLACK_US,
         |n, from, to| clock_jumped(run, n, from, to),
     )
+}
+
+/// R11: a replicated map retries a failed watch open or snapshot after its backoff
+/// ([`keel_checks::rmap_retries_on_time`]), judged as [`completer_retries_on_time`] judges the
+/// completer's retries (keel's rmap backoff has no jitter: floor and most are one wait).
+pub fn rmap_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::rmap_retries_on_time(run.events, rates, slack, frozen, jumped)
 }
 
 /// V14's other side: a full batch queued while its run is idle is written at once
@@ -324,13 +354,16 @@ pub fn completer_full_batches_write_at_once(run: &RunView<'_>) -> Vec<Violation>
 /// in-bound clock rates least favourable to the verdict; a chain whose node's clock jumped
 /// meanwhile is excused (the caller leaves out plans with clocks beyond their bound).
 fn worker_beats_on_time(run: &RunView<'_>) -> Vec<Violation> {
-    keel_checks::worker_beats_on_time(
-        run.events,
-        rate_bounds(run),
-        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
-        |n| run.timeline.frozen(*n).collect(),
-        |n, from, to| clock_jumped(run, n, from, to),
-    )
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::worker_beats_on_time(run.events, rates, slack, frozen, jumped)
+}
+
+/// P24: a worker retries a failed registration after its backoff
+/// ([`keel_checks::worker_registrations_retry_on_time`]), judged as [`worker_beats_on_time`]
+/// judges beats (keel's registration backoff has no jitter: floor and most are one wait).
+fn worker_registrations_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::worker_registrations_retry_on_time(run.events, rates, slack, frozen, jumped)
 }
 
 /// P22: a worker slot replaces a dead worker after its restart backoff
@@ -341,15 +374,8 @@ fn worker_beats_on_time(run: &RunView<'_>) -> Vec<Violation> {
 /// chain whose node's clock jumped meanwhile is excused (the caller leaves out plans with clocks
 /// beyond their bound).
 fn pool_restarts_back_off(run: &RunView<'_>) -> Vec<Violation> {
-    let (slowest, fastest) = rate_bounds(run);
-    keel_checks::pool_restarts_back_off(
-        run.events,
-        run.end_us,
-        (slowest, fastest),
-        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
-        |n| run.timeline.frozen(*n).collect(),
-        |n, from, to| clock_jumped(run, n, from, to),
-    )
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::pool_restarts_back_off(run.events, run.end_us, rates, slack, frozen, jumped)
 }
 
 /// V14: a partial batch waits for its flush tick
@@ -492,6 +518,26 @@ pub fn errors_transient_in_the_sim(events: &[Event]) -> Vec<Violation> {
         }
     }
     v
+}
+
+/// The slowest and fastest in-bound clock rates of a plan.
+type Rates = (f64, f64);
+/// Slack of running time allowed late and early, in µs.
+type Slacks = (u64, u64);
+
+/// What every cadence rule takes from a run, in its argument order: the in-bound clock rates
+/// (slowest, fastest), [`COMPLETER_STOP_HEARD_SLACK_US`] late and early, a node's frozen spans,
+/// and whether a node's clock jumped between two instants.
+#[allow(clippy::type_complexity)] // two closures, whose types have no name to alias
+fn cadence<'a>(
+    run: &'a RunView<'_>,
+) -> (Rates, Slacks, impl Fn(&Who) -> Vec<Span> + 'a, impl Fn(&Who, u64, u64) -> bool + 'a) {
+    (
+        rate_bounds(run),
+        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
+        move |n: &Who| run.timeline.frozen(*n).collect(),
+        move |n: &Who, from, to| clock_jumped(run, n, from, to),
+    )
 }
 
 /// The slowest and fastest rates of a node's clock the run's plan sets (1.0 among them: a clock

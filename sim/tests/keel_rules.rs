@@ -335,6 +335,22 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC85: a worker's first beat a worker TTL after registering (P23 at that beat's end, after
     // the worker fenced itself; pool seed 3).
     assert!(caught_by_free_rules("pool", Mutant::MC85, "P23").is_some(), "MC85 breaks P23");
+    // MC87: producers registered after the drain began (V1 at the registration; completer
+    // seed 0, the stress's producer registers through its restarts).
+    assert!(caught_by_free_rules("completer", Mutant::MC87, "V1").is_some(), "MC87 breaks V1");
+    // MC88: a producer leaving does not wake the drain (V17 at the late close; pool seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC88, "V17").is_some(), "MC88 breaks V17");
+    // MC90 and MC91: a map's watch backoff from nothing (early), its doubling past retry_max
+    // (late) (R11 at the retry; rmap seeds 0 and 0).
+    assert!(caught_by_free_rules("rmap", Mutant::MC90, "R11").is_some(), "MC90 breaks R11");
+    assert!(caught_by_free_rules("rmap", Mutant::MC91, "R11").is_some(), "MC91 breaks R11");
+    // MC93: a subscription manager's drain bound counted from its run's start (V4's floor at
+    // its early give-up; completer seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC93, "V4").is_some(), "MC93 breaks V4");
+    // MC94 and MC95: a worker's registration retries doubling past their cap (late; first at
+    // pool seed 20) or at once (early; pool seed 3) (P24 at the retry).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC94, "P24", 30).is_some(), "MC94 breaks P24");
+    assert!(caught_by_free_rules("pool", Mutant::MC95, "P24").is_some(), "MC95 breaks P24");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

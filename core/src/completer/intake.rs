@@ -59,25 +59,30 @@ impl Intake {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Register a producer. Refused once a stop began.
-    pub fn register(&self, name: &str) -> Result<u64, CompleteError> {
+    /// Register a producer. Refused once a stop began. `announce` runs under the lock, so the
+    /// registration's event comes before the drain's (`begin_drain` takes the same lock) on
+    /// every runtime, multi-threaded ones included: V1 judges a registration after the drain.
+    pub fn register(&self, name: &str, announce: impl FnOnce()) -> Result<u64, CompleteError> {
         let mut s = self.lock();
         match s.phase {
-            Phase::Open => {
-                let id = s.next_producer;
-                s.next_producer += 1;
-                s.producers.insert(id, name.to_owned());
-                Ok(id)
-            }
-            Phase::Draining => Err(CompleteError::Stopping),
-            Phase::Closed => Err(CompleteError::Closed),
+            Phase::Open => {}
+            // MC87: producers still accepted once the drain began.
+            Phase::Draining if mutants::active(Mutant::MC87) => {}
+            Phase::Draining => return Err(CompleteError::Stopping),
+            Phase::Closed => return Err(CompleteError::Closed),
         }
+        let id = s.next_producer;
+        s.next_producer += 1;
+        s.producers.insert(id, name.to_owned());
+        announce();
+        Ok(id)
     }
 
     /// Deregister a producer (idempotent). Returns whether it was registered.
     pub fn deregister(&self, id: u64) -> bool {
         let removed = self.lock().producers.remove(&id).is_some();
-        if removed {
+        // MC88: the driver not woken: a drain waiting on the last producer sleeps to its tick.
+        if removed && !mutants::active(Mutant::MC88) {
             self.work.notify_one();
         }
         removed
@@ -204,12 +209,12 @@ mod tests {
         i.done(2);
         i.try_push(c("c")).unwrap();
         assert_eq!(i.producer_count(), 0);
-        let p = i.register("w").unwrap();
-        let q = i.register("v").unwrap();
+        let p = i.register("w", || {}).unwrap();
+        let q = i.register("v", || {}).unwrap();
         assert_eq!(i.producer_count(), 2, "reported when the drain starts");
         assert!(i.deregister(q));
         i.begin_drain();
-        assert_eq!(i.register("late"), Err(CompleteError::Stopping));
+        assert_eq!(i.register("late", || {}), Err(CompleteError::Stopping));
         assert!(i.deregister(p) && !i.deregister(p));
         assert_eq!(i.close().len(), 1);
         assert!(matches!(i.try_push(c("y")), Err(TryCompleteError::Closed(_))));

@@ -66,7 +66,7 @@ fn completer_loom_drain_loses_nothing_and_closes_once() {
         slot.install(1, Tx::new(&chan));
         let producers: Vec<_> = (0..2)
             .map(|i| {
-                let id = intake.register("p").unwrap();
+                let id = intake.register("p", || {}).unwrap();
                 let intake = intake.clone();
                 thread::spawn(move || {
                     intake.try_push(Completion::new(format!("k{i}"), 1, "ok", "")).unwrap();

@@ -334,12 +334,13 @@ impl<S: Store> Completer<S> {
     pub fn producer(&self, name: &str) -> Result<Producer, CompleteError> {
         let cur = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some((run, intake)) = cur else { return Err(CompleteError::NotRunning) };
-        let id = intake.register(name)?;
-        observe::emit(CompleterEvent::ProducerRegistered {
-            completer: (&self.cfg.name).into(),
-            run,
-            producer: name.into(),
-        });
+        let id = intake.register(name, || {
+            observe::emit(CompleterEvent::ProducerRegistered {
+                completer: (&self.cfg.name).into(),
+                run,
+                producer: name.into(),
+            })
+        })?;
         Ok(Producer { intake, id, run, name: name.to_owned(), completer: self.cfg.name.clone() })
     }
 

@@ -197,6 +197,7 @@ impl Shared {
             }
         };
         observe::emit(CompleterEvent::SmStarted { run, source_run });
+        let started = self.clock.now();
         let mut deadline = None;
         let mut delivered = 0u64;
         loop {
@@ -210,11 +211,14 @@ impl Shared {
                         // MR3: return on cancel without draining the completer's channel.
                         break;
                     }
-                    observe::emit(CompleterEvent::SmDraining { run });
-                    deadline = Some(self.clock.now() + self.drain_timeout);
+                    observe::emit(CompleterEvent::SmDraining { completer: (&self.completer).into(), run });
+                    // MC93: the bound counted from the run's start: a manager stopped after
+                    // running longer than its bound gives up on the drain at once.
+                    let from = if mutants::active(Mutant::MC93) { started } else { self.clock.now() };
+                    deadline = Some(from + self.drain_timeout);
                 }
                 _ = self.clock.sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
-                    observe::emit(CompleterEvent::SmDrainTimeout { run });
+                    observe::emit(CompleterEvent::SmDrainTimeout { completer: (&self.completer).into(), run });
                     break;
                 }
                 batch = rx.recv() => match batch {

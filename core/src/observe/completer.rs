@@ -56,9 +56,10 @@ events! {
         /// requested: its subscriber channels must close within `bound_ms` (its drain bound).
         SmStopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "sm_stop_requested",
         /// The subscription manager drains until the completer closes its channel.
-        SmDraining { run: u64 } = "sm_draining",
-        /// The completer's channel did not close within the drain bound.
-        SmDrainTimeout { run: u64 } = "sm_drain_timeout",
+        SmDraining { completer: Text<'a>, run: u64 } = "sm_draining",
+        /// The completer's channel did not close within the drain bound, counted from the stop
+        /// request (V4 judges both sides: not later, and not sooner).
+        SmDrainTimeout { completer: Text<'a>, run: u64 } = "sm_drain_timeout",
         /// A subscriber's buffer was full: one event dropped and counted.
         SubscriberDropped { subscriber: u64 } = "subscriber_dropped",
         /// The subscription manager (of completer `completer`) closed its `subs` subscriber channels.
@@ -129,11 +130,11 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::SmStopRequested { completer, run, bound_ms } => {
             info!(target: T, completer = %completer, run, bound_ms, kind = "sm_stop_requested", "subscription manager stop requested")
         }
-        E::SmDraining { run } => {
-            info!(target: T, run, kind = "sm_draining", "stop requested: draining until the completer closes")
+        E::SmDraining { completer, run } => {
+            info!(target: T, completer = %completer, run, kind = "sm_draining", "stop requested: draining until the completer closes")
         }
-        E::SmDrainTimeout { run } => {
-            warn!(target: T, run, kind = "sm_drain_timeout", "the completer's channel did not close within the drain bound")
+        E::SmDrainTimeout { completer, run } => {
+            warn!(target: T, completer = %completer, run, kind = "sm_drain_timeout", "the completer's channel did not close within the drain bound")
         }
         // Logged as before the seam: without a `kind` field.
         E::SubscriberDropped { subscriber } => {

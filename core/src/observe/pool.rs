@@ -127,7 +127,11 @@ events! {
         /// A worker registered: it beats (reads store time, then writes its keep-alive) a
         /// keep-alive interval (`keepalive_interval_us`) after this, and again that long after
         /// each beat ends (rule P23).
-        WorkerRegistered { worker: Text<'a>, keepalive_interval_us: u64 } = "worker_registered",
+        /// The registration attempt took `took_us` from its send.
+        WorkerRegistered { worker: Text<'a>, keepalive_interval_us: u64, took_us: u64 } = "worker_registered",
+        /// A worker's registration attempt failed after `took_us`; it retries `retry_min_us`·2ⁿ
+        /// after this (n: its failures in a row before this one), at most `retry_max_us` (P24).
+        RegisterFailed { worker: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64 } = "register_failed",
         /// A worker's beat ended (answered, refused, failed or not sent), `took_us` after it began.
         BeatEnded { worker: Text<'a>, took_us: u64 } = "beat_ended",
         /// A worker acknowledged its attempt.
@@ -229,8 +233,11 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::Keepalive { worker, ms, ttl_ms, stopping } => {
             debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, stopping, "keep-alive")
         }
-        E::WorkerRegistered { worker, keepalive_interval_us } => {
-            info!(target: T, kind = "worker_registered", worker = %worker, keepalive_interval_us, "worker registered")
+        E::WorkerRegistered { worker, keepalive_interval_us, took_us } => {
+            info!(target: T, kind = "worker_registered", worker = %worker, keepalive_interval_us, took_us, "worker registered")
+        }
+        E::RegisterFailed { worker, took_us, retry_min_us, retry_max_us } => {
+            debug!(target: T, kind = "register_failed", worker = %worker, took_us, retry_min_us, retry_max_us, "registration failed; retrying")
         }
         E::BeatEnded { worker, took_us } => {
             trace!(target: T, kind = "beat_ended", worker = %worker, took_us, "keep-alive beat ended")

@@ -78,10 +78,16 @@ events! {
         Joined { map: Text<'a>, rev: u64, keys: usize } = "joined",
         /// The replica reloaded from a snapshot: from `old_rev` to `rev`.
         Resynced { map: Text<'a>, reason: ResyncReason, rev: u64, old_rev: u64, changed: usize, woken: usize } = "resynced",
-        /// The feed could not be opened (retried).
-        WatchFailed { map: Text<'a>, error: Text<'a> } = "watch_failed",
-        /// A snapshot failed (retried).
-        SnapshotFailed { map: Text<'a>, error: Text<'a> } = "snapshot_failed",
+        /// The map's apply loop started, with its retry timing: a failed watch open or snapshot
+        /// is retried after `retry_min_us`, doubling per failure in a row, at most `retry_max_us`
+        /// (R11 judges each retry by it).
+        Started { map: Text<'a>, retry_min_us: u64, retry_max_us: u64 } = "started",
+        /// The feed was opened; the attempt took `took_us` of the map's clock.
+        WatchOpened { map: Text<'a>, took_us: u64 } = "watch_opened",
+        /// The feed could not be opened (retried); the attempt took `took_us`.
+        WatchFailed { map: Text<'a>, error: Text<'a>, took_us: u64 } = "watch_failed",
+        /// A snapshot failed (retried); the attempt took `took_us`.
+        SnapshotFailed { map: Text<'a>, error: Text<'a>, took_us: u64 } = "snapshot_failed",
         /// A `set_and_wait` returns its write's revision `rev`; the replica is at `local_rev`.
         WaitReturned { map: Text<'a>, rev: u64, local_rev: u64 } = "wait_returned",
         /// A `set_and_wait`'s write was acknowledged at `rev` and its waiter armed: `parked` when
@@ -121,11 +127,17 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         E::Resynced { map, reason, rev, old_rev, changed, woken } => {
             info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, "replica resynced from a snapshot")
         }
-        E::WatchFailed { map, error } => {
-            warn!(target: T, map = %map, kind = "watch_failed", error = %error, "cannot open the feed; retrying")
+        E::Started { map, retry_min_us, retry_max_us } => {
+            debug!(target: T, map = %map, kind = "started", retry_min_us, retry_max_us, "apply loop started")
         }
-        E::SnapshotFailed { map, error } => {
-            debug!(target: T, map = %map, kind = "snapshot_failed", error = %error, "snapshot failed; retrying")
+        E::WatchOpened { map, took_us } => {
+            trace!(target: T, map = %map, kind = "watch_opened", took_us, "feed opened")
+        }
+        E::WatchFailed { map, error, took_us } => {
+            warn!(target: T, map = %map, kind = "watch_failed", error = %error, took_us, "cannot open the feed; retrying")
+        }
+        E::SnapshotFailed { map, error, took_us } => {
+            debug!(target: T, map = %map, kind = "snapshot_failed", error = %error, took_us, "snapshot failed; retrying")
         }
         E::WaitReturned { map, rev, local_rev } => {
             trace!(target: T, map = %map, kind = "wait_returned", rev, local_rev, "set_and_wait returned")

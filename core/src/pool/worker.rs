@@ -342,7 +342,12 @@ fn fenced(id: &str) -> StoreError {
 fn report(id: &str, r: Report, beat_bound_ms: u64) {
     let worker = Text::from(id);
     observe::emit(match r {
-        Report::Registered { keepalive_interval_us } => PoolEvent::WorkerRegistered { worker, keepalive_interval_us },
+        Report::Registered { keepalive_interval_us, took_us } => {
+            PoolEvent::WorkerRegistered { worker, keepalive_interval_us, took_us }
+        }
+        Report::RegisterFailed { took_us, retry_min_us, retry_max_us } => {
+            PoolEvent::RegisterFailed { worker, took_us, retry_min_us, retry_max_us }
+        }
         Report::Fenced { running } => PoolEvent::Fenced { worker, running },
         Report::Unfenced => PoolEvent::Unfenced { worker },
         Report::Stopping { running, drain_ms } => {

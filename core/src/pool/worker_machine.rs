@@ -96,8 +96,17 @@ pub enum Command {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Report {
     /// Registered: the first beat comes a keep-alive interval (`keepalive_interval_us`) after.
+    /// The attempt took `took_us` from its send.
     Registered {
         keepalive_interval_us: u64,
+        took_us: u64,
+    },
+    /// A registration attempt failed after `took_us`: the next comes `retry_min_us`·2ⁿ later
+    /// (n: the failures in a row before this one), at most `retry_max_us`.
+    RegisterFailed {
+        took_us: u64,
+        retry_min_us: u64,
+        retry_max_us: u64,
     },
     /// The fence deadline passed with `running` runs tracked.
     Fenced {
@@ -302,6 +311,7 @@ impl WorkerMachine {
             keel_assert!(false, "a registration reply without a registration in flight");
             return;
         };
+        let took_us = crate::observe::micros(now.saturating_duration_since(sent));
         match keepalive {
             Some(ka) => {
                 self.last = ka;
@@ -313,11 +323,19 @@ impl WorkerMachine {
                 self.next_beat = now + first;
                 self.phase = Phase::Active;
                 let keepalive_interval_us = crate::observe::micros(self.t.keepalive_interval);
-                self.commands.push_back(Command::Report(Report::Registered { keepalive_interval_us }));
+                self.commands.push_back(Command::Report(Report::Registered { keepalive_interval_us, took_us }));
             }
             None => {
-                let next = (wait * 2).min(self.t.keepalive_interval);
-                self.phase = Phase::Registering { next_attempt: now + wait, wait: next, sent: None };
+                // MC94: the doubling without its cap. MC95: the retry at once, its wait ignored.
+                let next =
+                    if mutants::active(Mutant::MC94) { wait * 2 } else { (wait * 2).min(self.t.keepalive_interval) };
+                let next_attempt = if mutants::active(Mutant::MC95) { now } else { now + wait };
+                self.phase = Phase::Registering { next_attempt, wait: next, sent: None };
+                self.commands.push_back(Command::Report(Report::RegisterFailed {
+                    took_us,
+                    retry_min_us: crate::observe::micros(self.t.register_backoff_min),
+                    retry_max_us: crate::observe::micros(self.t.keepalive_interval),
+                }));
             }
         }
     }

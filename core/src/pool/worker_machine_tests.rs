@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::Instant;
+use crate::observe::micros;
 
 const TTL: Duration = Duration::from_millis(6000);
 const MARGIN: Duration = Duration::from_millis(500);
@@ -43,7 +44,7 @@ fn registered() -> (WorkerMachine, Instant) {
     assert_eq!(drain(&mut m), [Command::Register]);
     m.on_registered(t0, Some("ka0".into()));
     let keepalive_interval_us = crate::observe::micros(timing().keepalive_interval);
-    assert_eq!(drain(&mut m), [Command::Report(Report::Registered { keepalive_interval_us })]);
+    assert_eq!(drain(&mut m), [Command::Report(Report::Registered { keepalive_interval_us, took_us: 0 })]);
     (m, t0)
 }
 
@@ -74,6 +75,9 @@ fn registration_retries_with_a_doubling_backoff_capped_at_the_interval() {
         assert_eq!(drain(&mut m), [Command::Register]);
         assert_eq!(m.next_timeout(), None, "nothing fires while a registration is in flight");
         m.on_registered(at, None);
+        let (took_us, retry_min_us, retry_max_us) = (0, micros(BACKOFF), micros(INTERVAL));
+        let failed = Report::RegisterFailed { took_us, retry_min_us, retry_max_us };
+        assert_eq!(drain(&mut m), [Command::Report(failed)], "announced with the timing it retries by");
         let next = m.next_timeout().expect("a retry is scheduled");
         waits.push(next - at);
         m.on_timeout(next - ms(1));
@@ -90,6 +94,7 @@ fn a_stop_before_registration_exits_without_a_word() {
     let mut m = WorkerMachine::new(timing(), ME, t0);
     assert_eq!(drain(&mut m), [Command::Register]);
     m.on_registered(t0, None);
+    assert!(matches!(drain(&mut m)[..], [Command::Report(Report::RegisterFailed { .. })]));
     assert!(m.listens_for_stop());
     m.on_stop(t0 + ms(10));
     assert_eq!(drain(&mut m), [Command::Exit(WorkerExit::Stopped)]);

@@ -60,6 +60,11 @@ enum Step {
 impl<S: Store> Driver<S> {
     pub async fn run(self) {
         let name = self.cfg.name.clone();
+        observe::emit(RmapEvent::Started {
+            map: (&name).into(),
+            retry_min_us: observe::micros(self.cfg.retry_min),
+            retry_max_us: observe::micros(self.cfg.retry_max),
+        });
         // MC34: the join's snapshot read before the watch is open.
         let mut early = if mutants::active(Mutant::MC34) { self.snapshot(None).await } else { None };
         if let Some(mut watch) = self.open_watch().await {
@@ -78,7 +83,10 @@ impl<S: Store> Driver<S> {
         let d = self.shared.waiters.close();
         let woken = d.len();
         self.shared.waiters.deliver(d).await;
-        self.shared.subs.close();
+        if !mutants::active(Mutant::MC92) {
+            // MC92: the subscriptions left open: every consumer waits for a change that cannot come.
+            self.shared.subs.close();
+        }
         observe::emit(RmapEvent::Stopped { map: (&name).into(), waiters_closed: woken });
     }
 
@@ -185,6 +193,7 @@ impl<S: Store> Driver<S> {
         self.shared.syncs.send_modify(|n| *n += 1);
     }
 
+    /// Wait out `wait` (false: the map stopped meanwhile), then double it up to `retry_max`.
     async fn backoff(&self, wait: &mut Duration) -> bool {
         if crate::mutants::active(crate::mutants::Mutant::MC60) {
             // MC60: the backoff sleeps through the stop and notices it only afterwards.
@@ -200,23 +209,33 @@ impl<S: Store> Driver<S> {
             _ = self.shutdown.cancelled() => return false,
             _ = self.clock.sleep(*wait) => {}
         }
-        *wait = (*wait * 2).min(self.cfg.retry_max);
+        // MC91: the doubling without its cap.
+        *wait = if mutants::active(Mutant::MC91) { *wait * 2 } else { (*wait * 2).min(self.cfg.retry_max) };
         true
     }
 
+    /// The map's clock's time since `began`, in µs (an attempt's `took_us`).
+    fn since(&self, began: crate::clock::Instant) -> u64 {
+        observe::micros(self.clock.now().saturating_duration_since(began))
+    }
+
     async fn open_watch(&self) -> Option<S::Watch> {
-        let mut wait = self.cfg.retry_min;
+        // MC90: the watch's backoff starting at nothing: a failing store is retried at once, forever.
+        let mut wait = if mutants::active(Mutant::MC90) { Duration::ZERO } else { self.cfg.retry_min };
         loop {
+            let began = self.clock.now();
             let r = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return None,
                 r = timed(&*self.clock, self.cfg.op_timeout, "watch", self.store.watch(&self.cfg.name)) => r,
             };
+            let (map, took_us) = ((&self.cfg.name).into(), self.since(began));
             match r {
-                Ok(w) => return Some(w),
-                Err(e) => {
-                    observe::emit(RmapEvent::WatchFailed { map: (&self.cfg.name).into(), error: Text::display(&e) })
+                Ok(w) => {
+                    observe::emit(RmapEvent::WatchOpened { map, took_us });
+                    return Some(w);
                 }
+                Err(e) => observe::emit(RmapEvent::WatchFailed { map, error: Text::display(&e), took_us }),
             }
             if !self.backoff(&mut wait).await {
                 return None;
@@ -233,6 +252,7 @@ impl<S: Store> Driver<S> {
         let mut wait = self.cfg.retry_min;
         loop {
             let seq = self.shared.waiters.begin_snapshot();
+            let began = self.clock.now();
             let r = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return None,
@@ -240,9 +260,11 @@ impl<S: Store> Driver<S> {
             };
             match r {
                 Ok(s) => return Some((s, seq)),
-                Err(e) => {
-                    observe::emit(RmapEvent::SnapshotFailed { map: (&self.cfg.name).into(), error: Text::display(&e) })
-                }
+                Err(e) => observe::emit(RmapEvent::SnapshotFailed {
+                    map: (&self.cfg.name).into(),
+                    error: Text::display(&e),
+                    took_us: self.since(began),
+                }),
             }
             if !self.backoff(&mut wait).await {
                 return None;

@@ -529,6 +529,8 @@ impl CompleterScenario {
         // V4 for the subscription manager (keel's rule, shared with the chaos lane): a stop closes
         // the subscriber channels within the drain bound, at the instant the bound runs out.
         let mut v = crate::keel_rules::subscription_stops(run);
+        // V4's floor: a manager gives up on its drain only once its bound passed.
+        v.extend(crate::keel_rules::subscription_drains_keep_their_bound(run));
         // V4 for each completer run: its drain closes within its stop bound.
         v.extend(crate::keel_rules::completer_drains_bounded(run));
         v.extend(crate::keel_rules::completer_drains_retry(run));
@@ -553,6 +555,8 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         // V1 from the producers' own events, the stress's completer too.
         v.extend(keel_checks::completer_channel(run.events));
+        // V17: a drain ends once its last producer left and its last write ended.
+        v.extend(crate::keel_rules::completer_drains_end_at_once(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -697,6 +701,8 @@ impl CompleterScenario {
             Mutant::MC83,
             Mutant::MC84,
             Mutant::MC86,
+            Mutant::MC87,
+            Mutant::MC93,
         ]
     }
 }

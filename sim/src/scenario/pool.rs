@@ -323,6 +323,7 @@ impl PoolScenario {
         v.extend(crate::keel_rules::pool_instant_rules(run));
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
         v.extend(keel_checks::completer_channel(run.events));
+        v.extend(crate::keel_rules::completer_drains_end_at_once(run));
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
@@ -438,6 +439,10 @@ impl PoolScenario {
             Mutant::MC73,
             Mutant::MC78,
             Mutant::MC85,
+            Mutant::MC88,
+            Mutant::MC89,
+            Mutant::MC94,
+            Mutant::MC95,
         ]
     }
 }

@@ -394,6 +394,60 @@ impl SubOrder {
     }
 }
 
+/// How soon a map's stop ends a prompt subscription, in simulated time: keel closes every
+/// subscription as it stops, before its `stopped`, and a subscriber that reads at once sees the
+/// end in the same instant.
+const SUB_END_SLACK_US: u64 = 2_000;
+
+/// R9's other half: a map's stop ends its subscriptions. When a node's map stops (`stopped`),
+/// its `prompt` subscriber (which never stops reading; the `frozen` one may sleep through the
+/// end) ends within [`SUB_END_SLACK_US`] of running time, frozen time not counted: its `recv`
+/// returns `None` once it has read what was buffered. Judged at the subscriber's end, at a crash
+/// or restart past the limit, or at the end of the run. A stop that leaves its subscriptions
+/// open (blind-spot hunt, round 11, #4) leaves every consumer of the map waiting forever for a
+/// change that cannot come.
+fn subscriptions_end_at_stop(run: &RunView<'_>) -> Vec<Violation> {
+    // node → the map stopped at, and the limit for its prompt subscriber's end
+    let mut open: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+    let mut subscribed: BTreeSet<Who> = BTreeSet::new();
+    let late = |n: Who, (at, due): (u64, u64)| {
+        Violation::new(
+            "R9",
+            due,
+            format!(
+                "{n}: the map stopped at {:.3}s and its prompt subscription had not ended {} µs later: a stop that leaves its subscriptions open",
+                at as f64 / 1e6,
+                SUB_END_SLACK_US
+            ),
+        )
+    };
+    let mut v = Vec::new();
+    for e in run.events {
+        let n = e.node;
+        match (e.world(), e.rmap(), rec(e)) {
+            (Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}), ..) => {
+                v.extend(open.remove(&n).filter(|o| e.t_us > o.1).map(|o| late(n, o)));
+                subscribed.remove(&n);
+            }
+            (_, Some(RmapEvent::Stopped { .. }), _) if subscribed.contains(&n) => {
+                let frozen: Vec<_> = run.timeline.frozen(n).collect();
+                open.insert(n, (e.t_us, keel_checks::reach(e.t_us, SUB_END_SLACK_US, &frozen)));
+            }
+            (.., Some(Rec::SubStart { sub })) if sub == "prompt" => {
+                subscribed.insert(n);
+            }
+            (.., Some(Rec::SubEnd { sub, .. })) if sub == "prompt" => {
+                subscribed.remove(&n);
+                v.extend(open.remove(&n).filter(|o| e.t_us > o.1).map(|o| late(n, o)));
+            }
+            _ => {}
+        }
+    }
+    v.extend(open.into_iter().filter(|(_, o)| run.end_us > o.1).map(|(n, o)| late(n, o)));
+    v.truncate(20);
+    v
+}
+
 /// R5: every subscriber sees changes in revision order, each once. A revision that goes back is
 /// excused after a store data loss (revisions restart with the lost data); a duplicate never is.
 /// And no change is skipped unannounced: one store lifetime numbers a map's changes
@@ -728,11 +782,14 @@ impl RmapScenario {
             }
         }
         v.extend(super::rmap_stop::check(run));
+        v.extend(subscriptions_end_at_stop(run));
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
         v.extend(crate::keel_rules::rmap_reseed_rules(events));
         v.extend(keel_checks::rmap_waiters_wake(events));
+        // R11: each retry of a failed watch open or snapshot after its backoff.
+        v.extend(crate::keel_rules::rmap_retries_on_time(run));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev }) => Some((MAP, *rev)),
             _ => None,
@@ -819,6 +876,9 @@ impl RmapScenario {
             Mutant::MC74,
             Mutant::MC80,
             Mutant::MC81,
+            Mutant::MC90,
+            Mutant::MC91,
+            Mutant::MC92,
         ]
     }
 }
@@ -966,6 +1026,29 @@ mod tests {
         assert!(subscribers_in_order(&[synced(5, 103), jump(7, 101, 104, 0)]).is_empty());
         assert!(subscribers_in_order(&[synced(5, 104), jump(7, 101, 104, 0)]).is_empty());
         assert_eq!(subscribers_in_order(&[synced(5, 101), jump(7, 101, 104, 0)]).len(), 1);
+    }
+
+    #[test]
+    fn a_prompt_subscription_that_outlives_its_map_s_stop_fires_r9() {
+        let at = |t_ms: u64, ev: Ev| Event { t_us: t_ms * 1000, node: Who::Node(1), ev };
+        let start = |t, sub: &str| at(t, Rec::SubStart { sub: sub.into() }.into());
+        let end = |t, sub: &str| {
+            let (received, dropped, mirror, replica) = (0, 0, 0, 0);
+            at(t, Rec::SubEnd { sub: sub.into(), received, dropped, mirror, replica }.into())
+        };
+        let stopped = |t| rmap_at(t, 1, RmapEvent::Stopped { map: "m".into(), waiters_closed: 0 });
+        let rule = |h: &[Event]| {
+            let v = crate::scenario::test_history::judge(h, 0, 100_000, subscriptions_end_at_stop);
+            v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        assert_eq!(rule(&[start(1, "prompt"), stopped(10), end(10, "prompt")]), []);
+        // Ended 30 ms after the stop, or never (MC92): late at the limit.
+        assert_eq!(rule(&[start(1, "prompt"), stopped(10), end(40, "prompt")]), [("R9", 12_000)]);
+        assert_eq!(rule(&[start(1, "prompt"), stopped(10)]), [("R9", 12_000)]);
+        // The frozen subscriber may sleep through the end; a crash within the limit ends the wait.
+        assert_eq!(rule(&[start(1, "frozen"), stopped(10)]), []);
+        let crash = at(11, WorldEv::NodeCrash {}.into());
+        assert_eq!(rule(&[start(1, "prompt"), stopped(10), crash]), []);
     }
 
     #[test]
