@@ -137,10 +137,13 @@ pub fn run(
             (heal_us, end_us, events)
         })
     }));
+    // The recorder goes before the runtime: tearing it down drops the tasks still alive (those a
+    // panic left behind among them), whose guards emit on their way out with no task to name
+    // their node; recording them would panic in a drop and abort the whole sweep.
+    keel::observe::set_thread_observer(observer);
     drop(rt);
     let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
     mutants::set(previous);
-    keel::observe::set_thread_observer(observer);
     let linearizability = linearize::finish();
 
     let (result, events) = match result {

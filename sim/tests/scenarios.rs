@@ -76,6 +76,16 @@ fn determinism() {
     }
 }
 
+/// A run whose core panics ends with its verdict, never an abort of the whole sweep: pool seed 43
+/// with MC89 panics (a `keel_assert`) and leaves tasks behind whose guards emit as the runtime is
+/// torn down; recording them there used to panic inside a drop, and the process aborted.
+#[test]
+fn a_panicking_run_ends_with_its_verdict() {
+    let scn = scenario::by_name("pool").expect("built in");
+    let out = runner::run(scn.as_ref(), 43, Some(Mutant::MC89), Profile::Swarm, None);
+    assert!(out.violations.iter().any(|v| v.invariant == "assert"), "{:?}", out.violations);
+}
+
 /// A plan replayed from JSON gives the same run as the plan derived from the seed.
 #[test]
 fn plan_replays_from_json() {
