@@ -15,18 +15,17 @@ mod batches;
 mod beats;
 mod cadence;
 pub mod linearize;
-mod registrations;
 mod restarts;
 mod retries;
 mod rmap_retries;
 mod rules;
 mod services;
 mod verdict;
+mod worker_retries;
 
 pub use batches::completer_full_batches_write_at_once;
 pub use beats::worker_beats_on_time;
 pub use cadence::lease_attempts_on_time;
-pub use registrations::worker_registrations_retry_on_time;
 pub use restarts::pool_restarts_back_off;
 pub use retries::completer_retries_on_time;
 pub use rmap_retries::rmap_retries_on_time;
@@ -39,6 +38,7 @@ pub use rules::{
 };
 pub use services::services_run_one_at_a_time;
 pub use verdict::{Coverage, Span, Violation};
+pub use worker_retries::{worker_completions_retry_on_time, worker_registrations_retry_on_time};
 
 use keel::observe;
 

@@ -492,6 +492,15 @@ pub enum Mutant {
     /// outage is met by every starting worker retrying at network speed (blind-spot hunt, round
     /// 11, #20).
     MC95,
+    /// A lease owner that does not extend its guards' deadline at a renewal: the guarded work
+    /// reads its guard lost at the first grant's deadline while the owner goes on renewing,
+    /// and is restarted against the same stale guard again and again (blind-spot hunt, round
+    /// 12, #1: nothing judged a guard lost under a live grant).
+    MC96,
+    /// A worker that retries a failed completion at once, its backoff skipped: a store outage
+    /// is met by every finished run retrying at network speed (blind-spot hunt, round 12, #17:
+    /// no rule judged completion retries).
+    MC97,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -85,6 +85,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
         v.extend(pool_restarts_back_off(run));
         v.extend(worker_beats_on_time(run));
         v.extend(worker_registrations_retry_on_time(run));
+        v.extend(worker_completions_retry_on_time(run));
     }
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
@@ -364,6 +365,13 @@ fn worker_beats_on_time(run: &RunView<'_>) -> Vec<Violation> {
 fn worker_registrations_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
     let (rates, slack, frozen, jumped) = cadence(run);
     keel_checks::worker_registrations_retry_on_time(run.events, rates, slack, frozen, jumped)
+}
+
+/// P26: a worker retries a failed completion after its backoff
+/// ([`keel_checks::worker_completions_retry_on_time`]), judged as P24.
+fn worker_completions_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::worker_completions_retry_on_time(run.events, rates, slack, frozen, jumped)
 }
 
 /// P22: a worker slot replaces a dead worker after its restart backoff

@@ -687,6 +687,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC96,
+        lineage: "checker proof (blind-spot hunt, round 12, #1): a lease owner whose renewals do not extend its guards' deadline",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC97,
+        lineage: "checker proof (blind-spot hunt, round 12, #17): a worker that retries a failed completion at once",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

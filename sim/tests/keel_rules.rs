@@ -351,6 +351,8 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // pool seed 20) or at once (early; pool seed 3) (P24 at the retry).
     assert!(caught_by_free_rules_within("pool", Mutant::MC94, "P24", 30).is_some(), "MC94 breaks P24");
     assert!(caught_by_free_rules("pool", Mutant::MC95, "P24").is_some(), "MC95 breaks P24");
+    // MC97: a failed completion retried at once (P26 at the retry; first at pool seed 3).
+    assert!(caught_by_free_rules("pool", Mutant::MC97, "P26").is_some(), "MC97 breaks P26");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

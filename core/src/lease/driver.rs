@@ -293,7 +293,11 @@ impl<S: Store> Driver<S> {
                     }
                     m.on_renew(sent, done, r);
                     // Guards read the deadline themselves: extend it at the instant the machine does.
-                    if let (Some(v), Some(d)) = (self.current(), m.deadline()) {
+                    // MC96: not extended: the work stops at the first grant's deadline while the
+                    // owner goes on renewing.
+                    if let (Some(v), Some(d)) = (self.current(), m.deadline())
+                        && !mutants::active(Mutant::MC96)
+                    {
                         v.extend(d);
                     }
                 }

@@ -151,6 +151,10 @@ events! {
         Abandoned { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "abandoned",
         /// The completion of an attempt was recorded.
         Completed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "completed",
+        /// A try to record the completion failed after `took_us`; the next comes
+        /// `retry_min_us`·2ⁿ later (n: the failed tries before this one), at most `retry_max_us`
+        /// (the pool's `cleanup_backoff`), or the completion is given up (`complete_failed`).
+        CompleteRetry { job: Text<'a>, worker: Text<'a>, attempt: u64, error: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64 } = "complete_retry",
         /// The completion could not be recorded: the job stays owned and runs again.
         CompleteFailed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "complete_failed",
         /// `Pool::start` is waiting for the store (at the first failure, then every 5 s).
@@ -232,6 +236,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::Keepalive { worker, ms, ttl_ms, stopping } => {
             debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, stopping, "keep-alive")
+        }
+        E::CompleteRetry { job, worker, attempt, error, took_us, retry_min_us, retry_max_us } => {
+            debug!(target: T, kind = "complete_retry", job = %job, worker = %worker, attempt, error = %error, took_us, retry_min_us, retry_max_us, "completion failed; retrying")
         }
         E::WorkerRegistered { worker, keepalive_interval_us, took_us } => {
             info!(target: T, kind = "worker_registered", worker = %worker, keepalive_interval_us, took_us, "worker registered")

@@ -15,7 +15,7 @@ use super::{Job, JobHandler, JobOutcome};
 
 use crate::completer::{Completion, Producer};
 use crate::mutants::{self, Mutant};
-use crate::observe::{self, PoolEvent, StaleOp};
+use crate::observe::{self, PoolEvent, StaleOp, Text};
 use crate::shutdown::Shutdown;
 use crate::store::{Expect, MapWrite, Store};
 
@@ -134,21 +134,22 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
     let mut wait = min;
     let mut done: Option<String> = None;
     for _ in 0..core.cfg.cleanup_retries {
-        // One tombstone for every try (MC46 stamps each try afresh, which keel before P14
-        // took for another attempt's completion after a lost reply).
-        if done.is_none() || mutants::active(Mutant::MC46) {
-            // The node's store-time estimate (cache.rs: its error is small against what reads
-            // a tombstone's time), a `TIME` read only when it is too old.
-            done = core.store_now_ms().await.ok().map(|completed_ms| {
-                JobCompletion { job: job.to_owned(), attempt, worker: worker.to_owned(), completed_ms }.tombstone()
-            });
-        }
-        let Some(tomb) = done.as_deref() else {
-            core.clock.sleep(wait).await;
-            wait = (wait * 2).min(max);
-            continue;
+        let began = core.clock.now();
+        let tried = async {
+            // One tombstone for every try (MC46 stamps each try afresh, which keel before P14
+            // took for another attempt's completion after a lost reply).
+            if done.is_none() || mutants::active(Mutant::MC46) {
+                // The node's store-time estimate (cache.rs: its error is small against what reads
+                // a tombstone's time), a `TIME` read only when it is too old.
+                done = None;
+                let completed_ms = core.store_now_ms().await?;
+                let c = JobCompletion { job: job.to_owned(), attempt, worker: worker.to_owned(), completed_ms };
+                done = Some(c.tombstone());
+            }
+            let tomb = done.as_deref().unwrap_or_default();
+            core.op("map_txn", complete::complete(core, job, raw, tomb)).await
         };
-        match core.op("map_txn", complete::complete(core, job, raw, tomb)).await {
+        match tried.await {
             Ok(true) => {
                 observe::emit(PoolEvent::Completed { job: job.into(), worker: worker.into(), attempt });
                 return true;
@@ -162,9 +163,19 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
                 });
                 return false;
             }
-            Err(e) => debug!(target: "keel::pool", job, error = %e, "completion failed; retrying"),
+            // Announced with the timing of its retry: P26 judges each retry's start.
+            Err(e) => observe::emit(PoolEvent::CompleteRetry {
+                job: job.into(),
+                worker: worker.into(),
+                attempt,
+                error: Text::display(&e),
+                took_us: observe::micros(core.clock.now().saturating_duration_since(began)),
+                retry_min_us: observe::micros(min),
+                retry_max_us: observe::micros(max),
+            }),
         }
-        core.clock.sleep(wait).await;
+        // MC97: a failed completion retried at once, its backoff skipped.
+        core.clock.sleep(if mutants::active(Mutant::MC97) { std::time::Duration::ZERO } else { wait }).await;
         wait = (wait * 2).min(max);
     }
     observe::emit(PoolEvent::CompleteFailed { job: job.into(), worker: worker.into(), attempt });

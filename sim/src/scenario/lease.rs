@@ -176,6 +176,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC76,
     Mutant::MC79,
     Mutant::MC82,
+    Mutant::MC96,
 ];
 
 impl LeaseScenario {
@@ -265,6 +266,7 @@ impl LeaseScenario {
         v.extend(super::lease_orphans::check(run));
         v.extend(super::lease_release::check(run));
         v.extend(super::lease_work::check(run));
+        v.extend(super::lease_work::guards_lost_with_their_grant(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.

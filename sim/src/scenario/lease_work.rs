@@ -11,13 +11,85 @@
 //! heeds every stop within one poll, so even an aborted one (it ignored its stop for the whole
 //! `work_stop_timeout`) is reported: nothing in this workload should ever need the abort.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use keel::observe::LeaseEvent;
 
 use super::RunView;
 use super::lease::{Rec, rec};
 use crate::check::Violation;
+use crate::history::{Who, WorldEv};
+
+/// How soon an owner leaves its belief once its guard reads lost, in running time: keel's
+/// driver wakes at the deadline the guard reads, or has already stepped down or stopped.
+const BELIEF_ENDS_SLACK_US: u64 = 2_000;
+
+/// **S16**: a guard reads lost only as its owner stops believing in the grant. keel's guard
+/// compares the grant's local deadline (which the driver extends at every renewal) with the
+/// clock itself, so the work stops at the deadline even before the driver runs; the owner's
+/// driver steps down at the same deadline. So once the scenario's work sees its guard lost
+/// (`lost_signal` with `lost`), the owner of that node leaves `held` for that fence (`lost`,
+/// `released`, `stopping`, `crashed`, the node's crash or restart) within
+/// [`BELIEF_ENDS_SLACK_US`] of running time, frozen time not counted, or was no longer holding
+/// it. A graceful stop of the node (`node_stop`) stops the work at once and the owner once a
+/// renewal in flight ended (up to its op timeout), so it ends the judging too. A guard whose deadline is not extended at a renewal (blind-spot hunt, round 12, #1) stops
+/// the work of a grant the owner goes on renewing, and the owner restarts the work against the
+/// same stale guard again and again. Judged where the limit passes.
+pub fn guards_lost_with_their_grant(run: &RunView<'_>) -> Vec<Violation> {
+    let mut held: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → (fence, guard read lost at, limit)
+    let mut waiting: BTreeMap<Who, (u64, u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    let late = |n: Who, (fence, at, due): (u64, u64, u64)| {
+        Violation::new(
+            "S16",
+            due,
+            format!(
+                "{n}: the guard of fence {fence} read lost at {:.3}s, and its owner still held fence {fence} {BELIEF_ENDS_SLACK_US} µs later: the work stopped under a grant its owner goes on renewing",
+                at as f64 / 1e6
+            ),
+        )
+    };
+    for e in run.events {
+        let n = e.node;
+        if let Some(w) = waiting.get(&n).copied()
+            && e.t_us > w.2
+        {
+            waiting.remove(&n);
+            v.push(late(n, w));
+        }
+        let ends = match (e.lease(), e.world(), rec(e)) {
+            (Some(LeaseEvent::Held { fence, .. }), ..) => {
+                held.insert(n, *fence);
+                false
+            }
+            (
+                Some(
+                    LeaseEvent::Lost { .. }
+                    | LeaseEvent::Released { .. }
+                    | LeaseEvent::Stopping { .. }
+                    | LeaseEvent::Crashed { .. },
+                ),
+                ..,
+            )
+            | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {} | WorldEv::NodeStop {}), _) => true,
+            (.., Some(Rec::LostSignal { fence, lost: true })) if held.get(&n) == Some(fence) => {
+                let frozen: Vec<_> = run.timeline.frozen(n).collect();
+                let due = keel_checks::reach(e.t_us, BELIEF_ENDS_SLACK_US, &frozen);
+                waiting.entry(n).or_insert((*fence, e.t_us, due));
+                false
+            }
+            _ => false,
+        };
+        if ends {
+            held.remove(&n);
+            waiting.remove(&n);
+        }
+    }
+    v.extend(waiting.into_iter().filter(|(_, w)| run.end_us > w.2).map(|(n, w)| late(n, w)));
+    v.truncate(20);
+    v
+}
 
 /// S15 over the run's events: see the module's doc. The first 20 violations.
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {

@@ -443,6 +443,7 @@ impl PoolScenario {
             Mutant::MC89,
             Mutant::MC94,
             Mutant::MC95,
+            Mutant::MC97,
         ]
     }
 }

@@ -1,0 +1,250 @@
+//! P24 and P26: a pool worker retries a failed store step when its backoff says, neither
+//! sooner nor later, judged at each retry.
+//!
+//! **P24**, registration: keel's registration backoff has no jitter: after the n-th failed
+//! attempt in a row (n from 0; `register_failed`, which announces the timing, `retry_min_us` and
+//! `retry_max_us`, and carries the attempt's own `took_us`) a worker waits `retry_min`·2ⁿ, at
+//! most `retry_max` (its keep-alive interval), then tries again. The retry's start is its outcome
+//! (`register_failed`, or `worker_registered` with its `took_us`) less its own duration. One that
+//! starts before its wait is a registration storm on a failing store (MC95: retried at once);
+//! one that starts after it leaves the worker's slot idle longer than configured (MC94: a
+//! doubling without its cap). The worker's stop or death, and the node's crash or restart, end
+//! the judging.
+//!
+//! **P26**, a run's completion: see [`worker_completions_retry_on_time`].
+
+use std::collections::BTreeMap;
+
+use keel::observe::PoolEvent;
+
+use crate::cadence::{Due, Verdicts};
+use crate::{Entry, Fact, Span, Violation, plain};
+
+/// Failed tries in a row (a worker's registrations, a run's completion), and what the last one
+/// allows the next.
+type Retries = (u32, Option<Due>);
+
+/// P24 over keel's pool events: see the module's doc. `slowest`, `fastest`, the slacks,
+/// `frozen` and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
+pub fn worker_registrations_retry_on_time<E: Entry>(
+    events: &[E],
+    rates: (f64, f64),
+    slacks: (u64, u64),
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+) -> Vec<Violation> {
+    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut workers: BTreeMap<(E::Node, &str), Retries> = BTreeMap::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            workers.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        let (worker, took_us, failed) = match e.pool() {
+            Some(PoolEvent::RegisterFailed { worker, took_us, retry_min_us, retry_max_us }) => {
+                (plain(worker), *took_us, Some((*retry_min_us, *retry_max_us)))
+            }
+            Some(PoolEvent::WorkerRegistered { worker, took_us, .. }) => (plain(worker), *took_us, None),
+            Some(
+                PoolEvent::WorkerStopped { worker }
+                | PoolEvent::WorkerDead { worker }
+                | PoolEvent::WorkerDied { worker, .. }
+                | PoolEvent::SlotEnded { worker, .. },
+            ) => {
+                workers.remove(&(node.clone(), plain(worker)));
+                continue;
+            }
+            _ => continue,
+        };
+        let (failures, due) = workers.entry((node.clone(), worker)).or_insert((0, None));
+        if let Some(d) = due.take() {
+            let n = *failures;
+            verdicts.judge(("P24", "P24"), node, (&d, t, took_us), false, |at, by, how| {
+                format!(
+                    "{node}: worker {worker}: after its {} failed registration in a row at {:.3}s its retry was due {} µs later, and started at {:.3}s, {by} µs {how}",
+                    ordinal(n),
+                    d.earliest as f64 / 1e6,
+                    d.wait_max_us,
+                    at as f64 / 1e6,
+                )
+            });
+        }
+        let Some((min_us, max_us)) = failed else {
+            workers.remove(&(node.clone(), worker));
+            continue;
+        };
+        let wait_us = min_us.saturating_mul(1u64 << (*failures).min(32)).min(max_us);
+        *failures += 1;
+        *due = Some(Due {
+            after: "a failed registration",
+            latest: t,
+            wait_max_us: wait_us,
+            earliest: t,
+            wait_min_us: wait_us,
+        });
+    }
+    verdicts.v
+}
+
+/// P26: a worker retries a failed completion when its backoff says, judged at each retry.
+///
+/// Each failed try to record a run's completion is a `complete_retry` (the try's `took_us`,
+/// and the timing it retries by: the pool's `cleanup_backoff`, `retry_min_us`·2ⁿ after the n-th
+/// failed try, at most `retry_max_us`, no jitter). The next try's start is its own
+/// `complete_retry` less its duration; after the last try the completion is given up
+/// (`complete_failed`) as the wait ends. A run's end (`handler_returned`) starts the tries
+/// afresh: a fence may cut a run's tries short, and the same attempt run again on the node. One that starts before its wait is a retry storm on a
+/// failing store (MC97: retried at once); one that starts after it holds the job's completion,
+/// and the job, past the configured backoff. A node's crash or restart ends the judging.
+pub fn worker_completions_retry_on_time<E: Entry>(
+    events: &[E],
+    rates: (f64, f64),
+    slacks: (u64, u64),
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+) -> Vec<Violation> {
+    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    // (node, job, attempt) → its failed tries and what the last one allows the next
+    let mut tries: BTreeMap<(E::Node, &str, u64), Retries> = BTreeMap::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            tries.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        let (job, attempt, took_us, timing) = match e.pool() {
+            Some(PoolEvent::CompleteRetry { job, attempt, took_us, retry_min_us, retry_max_us, .. }) => {
+                (plain(job), *attempt, *took_us, Some((*retry_min_us, *retry_max_us)))
+            }
+            Some(PoolEvent::CompleteFailed { job, attempt, .. }) => (plain(job), *attempt, 0, None),
+            // A run's end starts its completion's tries afresh (the same attempt may run again on
+            // the node after its first run's tries were cut short by a fence); an outcome ends them.
+            Some(
+                PoolEvent::HandlerReturned { job, attempt, .. }
+                | PoolEvent::Completed { job, attempt, .. }
+                | PoolEvent::StaleRejected { job, attempt, .. },
+            ) => {
+                tries.remove(&(node.clone(), plain(job), *attempt));
+                continue;
+            }
+            _ => continue,
+        };
+        let key = (node.clone(), job, attempt);
+        let (failures, due) = tries.entry(key.clone()).or_insert((0, None));
+        if let Some(d) = due.take() {
+            let n = *failures;
+            verdicts.judge(("P26", "P26"), node, (&d, t, took_us), false, |at, by, how| {
+                format!(
+                    "{node}: job {job} attempt {attempt}: after its {} failed completion try in a row at {:.3}s the next was due {} µs later, and started at {:.3}s, {by} µs {how}",
+                    ordinal(n),
+                    d.earliest as f64 / 1e6,
+                    d.wait_max_us,
+                    at as f64 / 1e6,
+                )
+            });
+        }
+        let Some((min_us, max_us)) = timing else {
+            tries.remove(&key);
+            continue;
+        };
+        let wait_us = min_us.saturating_mul(1u64 << (*failures).min(32)).min(max_us);
+        *failures += 1;
+        *due = Some(Due {
+            after: "a failed completion",
+            latest: t,
+            wait_max_us: wait_us,
+            earliest: t,
+            wait_min_us: wait_us,
+        });
+    }
+    verdicts.v
+}
+
+fn ordinal(n: u32) -> String {
+    match n {
+        1 => "1st".into(),
+        2 => "2nd".into(),
+        3 => "3rd".into(),
+        n => format!("{n}th"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event;
+
+    use super::*;
+    use crate::test_entry::E as Ev;
+
+    fn at(t_ms: u64, e: PoolEvent<'_>) -> Ev {
+        Ev(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None)
+    }
+
+    /// retry_min 100 ms, retry_max 300 ms.
+    fn failed(t_ms: u64, took_ms: u64) -> Ev {
+        let (retry_min_us, retry_max_us) = (100_000, 300_000);
+        at(t_ms, PoolEvent::RegisterFailed { worker: "w".into(), took_us: took_ms * 1000, retry_min_us, retry_max_us })
+    }
+
+    fn registered(t_ms: u64, took_ms: u64) -> Ev {
+        at(
+            t_ms,
+            PoolEvent::WorkerRegistered { worker: "w".into(), keepalive_interval_us: 300_000, took_us: took_ms * 1000 },
+        )
+    }
+
+    fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
+        crate::test_entry::at_ms(&worker_registrations_retry_on_time(
+            h,
+            (1.0, 1.0),
+            (2_000, 2_000),
+            |_| Vec::new(),
+            |_, _, _| false,
+        ))
+    }
+
+    #[test]
+    fn retries_after_their_backoff_pass_and_others_fire_p24() {
+        // Waits of 100, 200, 300 (capped) and 300 ms.
+        let on_time = [failed(10, 10), failed(120, 10), failed(330, 10), failed(640, 10), registered(950, 10)];
+        assert_eq!(judge(&on_time), []);
+        // Retried at once (MC95).
+        assert_eq!(judge(&[failed(10, 10), failed(25, 10)]), [("P24", 25)]);
+        // 400 ms after the third failure: its wait doubled past the cap (MC94).
+        assert_eq!(judge(&[failed(10, 10), failed(120, 10), failed(330, 10), registered(740, 10)]), [("P24", 740)]);
+        // A stop ends the judging.
+        let stopped = at(20, PoolEvent::WorkerStopped { worker: "w".into() });
+        assert_eq!(judge(&[failed(10, 10), stopped, registered(30, 5)]), []);
+    }
+
+    #[test]
+    fn completion_tries_after_their_backoff_pass_and_others_fire_p26() {
+        let retry = |t_ms: u64, took_ms: u64| {
+            let (retry_min_us, retry_max_us) = (100_000, 300_000);
+            let (job, worker, error, took_us) = ("j".into(), "w".into(), "x".into(), took_ms * 1000);
+            at(t_ms, PoolEvent::CompleteRetry { job, worker, attempt: 1, error, took_us, retry_min_us, retry_max_us })
+        };
+        let gave_up =
+            |t_ms: u64| at(t_ms, PoolEvent::CompleteFailed { job: "j".into(), worker: "w".into(), attempt: 1 });
+        let judge = |h: &[Ev]| {
+            crate::test_entry::at_ms(&worker_completions_retry_on_time(
+                h,
+                (1.0, 1.0),
+                (2_000, 2_000),
+                |_| Vec::new(),
+                |_, _, _| false,
+            ))
+        };
+        // Waits of 100, 200 and 300 (capped) ms; given up as the last wait ends.
+        assert_eq!(judge(&[retry(10, 10), retry(120, 10), retry(330, 10), gave_up(630)]), []);
+        // Retried at once (MC97), or given up early.
+        assert_eq!(judge(&[retry(10, 10), retry(25, 10)]), [("P26", 25)]);
+        assert_eq!(judge(&[retry(10, 10), gave_up(50)]), [("P26", 50)]);
+        // The same attempt run again (its first run's tries cut short) starts its tries afresh.
+        let (job, worker) = ("j".into(), "w".into());
+        let returned =
+            at(2_000, PoolEvent::HandlerReturned { job, worker, attempt: 1, completed: true, stopped: false });
+        assert_eq!(judge(&[retry(10, 10), retry(120, 10), returned, retry(2_050, 10), retry(2_160, 10)]), []);
+    }
+}
