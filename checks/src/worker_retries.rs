@@ -20,9 +20,79 @@ use keel::observe::PoolEvent;
 use crate::cadence::{Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
-/// Failed tries in a row (a worker's registrations, a run's completion), and what the last one
-/// allows the next.
-type Retries = (u32, Option<Due>);
+/// What one event is to a chain of retries of one store step, keyed by `K` on its node.
+enum Step<K> {
+    /// A try failed after `took_us`; the next comes `retry_min`·2ⁿ after the n-th failure in a
+    /// row, at most `retry_max` (the timing in µs; keel's worker retries have no jitter).
+    Failed { key: K, took_us: u64, retry: (u64, u64) },
+    /// The chain's last try (it succeeded, or it was given up as its wait ended) after `took_us`.
+    Last { key: K, took_us: u64 },
+    /// The chain ends unjudged.
+    End(K),
+}
+
+/// One rule of this file: its id, and how its chains and failures are named in a violation.
+struct Rule<K> {
+    id: &'static str,
+    /// "a failed registration", for the wait's [`Due`].
+    after: &'static str,
+    /// "failed registration", in "after its 2nd failed registration in a row".
+    failure: &'static str,
+    /// A chain's name: "worker w", "job j attempt 3".
+    subject: fn(&K) -> String,
+}
+
+/// Judges each try that follows a failed one against the backoff the failure announced: the
+/// try's start (its outcome less its own duration) no sooner and no later than its wait, at the
+/// in-bound clock rates least favourable to the verdict (see [`crate::cadence`]). A node's crash
+/// or restart ends its chains.
+fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
+    events: &'a [E],
+    rule: Rule<K>,
+    verdicts: &mut Verdicts<E::Node, impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+    step: impl Fn(&'a E) -> Option<Step<K>>,
+) {
+    // (node, chain) → failed tries in a row, and what the last one allows the next
+    let mut chains: BTreeMap<(E::Node, K), (u32, Option<Due>)> = BTreeMap::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            chains.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        let (key, took_us, retry) = match step(e) {
+            Some(Step::Failed { key, took_us, retry }) => (key, took_us, Some(retry)),
+            Some(Step::Last { key, took_us }) => (key, took_us, None),
+            Some(Step::End(key)) => {
+                chains.remove(&(node.clone(), key));
+                continue;
+            }
+            None => continue,
+        };
+        let key = (node.clone(), key);
+        let (failures, due) = chains.entry(key.clone()).or_insert((0, None));
+        if let Some(d) = due.take() {
+            let (n, subject) = (*failures, (rule.subject)(&key.1));
+            verdicts.judge((rule.id, rule.id), node, (&d, t, took_us), false, |at, by, how| {
+                format!(
+                    "{node}: {subject}: after its {} {} in a row at {:.3}s the next try was due {} µs later, and started at {:.3}s, {by} µs {how}",
+                    ordinal(n),
+                    rule.failure,
+                    d.earliest as f64 / 1e6,
+                    d.wait_max_us,
+                    at as f64 / 1e6,
+                )
+            });
+        }
+        let Some((min_us, max_us)) = retry else {
+            chains.remove(&key);
+            continue;
+        };
+        let wait_us = min_us.saturating_mul(1u64 << (*failures).min(32)).min(max_us);
+        *failures += 1;
+        *due = Some(Due { after: rule.after, latest: t, wait_max_us: wait_us, earliest: t, wait_min_us: wait_us });
+    }
+}
 
 /// P24 over keel's pool events: see the module's doc. `slowest`, `fastest`, the slacks,
 /// `frozen` and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
@@ -34,56 +104,25 @@ pub fn worker_registrations_retry_on_time<E: Entry>(
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
 ) -> Vec<Violation> {
     let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
-    let mut workers: BTreeMap<(E::Node, &str), Retries> = BTreeMap::new();
-    for e in events {
-        let (node, t) = (e.node(), e.t_us());
-        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
-            workers.retain(|k, _| &k.0 != node);
-            continue;
+    let rule = Rule {
+        id: "P24",
+        after: "a failed registration",
+        failure: "failed registration",
+        subject: |w: &&str| format!("worker {w}"),
+    };
+    judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
+        PoolEvent::RegisterFailed { worker, took_us, retry_min_us, retry_max_us } => {
+            Some(Step::Failed { key: plain(worker), took_us: *took_us, retry: (*retry_min_us, *retry_max_us) })
         }
-        let (worker, took_us, failed) = match e.pool() {
-            Some(PoolEvent::RegisterFailed { worker, took_us, retry_min_us, retry_max_us }) => {
-                (plain(worker), *took_us, Some((*retry_min_us, *retry_max_us)))
-            }
-            Some(PoolEvent::WorkerRegistered { worker, took_us, .. }) => (plain(worker), *took_us, None),
-            Some(
-                PoolEvent::WorkerStopped { worker }
-                | PoolEvent::WorkerDead { worker }
-                | PoolEvent::WorkerDied { worker, .. }
-                | PoolEvent::SlotEnded { worker, .. },
-            ) => {
-                workers.remove(&(node.clone(), plain(worker)));
-                continue;
-            }
-            _ => continue,
-        };
-        let (failures, due) = workers.entry((node.clone(), worker)).or_insert((0, None));
-        if let Some(d) = due.take() {
-            let n = *failures;
-            verdicts.judge(("P24", "P24"), node, (&d, t, took_us), false, |at, by, how| {
-                format!(
-                    "{node}: worker {worker}: after its {} failed registration in a row at {:.3}s its retry was due {} µs later, and started at {:.3}s, {by} µs {how}",
-                    ordinal(n),
-                    d.earliest as f64 / 1e6,
-                    d.wait_max_us,
-                    at as f64 / 1e6,
-                )
-            });
+        PoolEvent::WorkerRegistered { worker, took_us, .. } => {
+            Some(Step::Last { key: plain(worker), took_us: *took_us })
         }
-        let Some((min_us, max_us)) = failed else {
-            workers.remove(&(node.clone(), worker));
-            continue;
-        };
-        let wait_us = min_us.saturating_mul(1u64 << (*failures).min(32)).min(max_us);
-        *failures += 1;
-        *due = Some(Due {
-            after: "a failed registration",
-            latest: t,
-            wait_max_us: wait_us,
-            earliest: t,
-            wait_min_us: wait_us,
-        });
-    }
+        PoolEvent::WorkerStopped { worker }
+        | PoolEvent::WorkerDead { worker }
+        | PoolEvent::WorkerDied { worker, .. }
+        | PoolEvent::SlotEnded { worker, .. } => Some(Step::End(plain(worker))),
+        _ => None,
+    });
     verdicts.v
 }
 
@@ -94,9 +133,10 @@ pub fn worker_registrations_retry_on_time<E: Entry>(
 /// failed try, at most `retry_max_us`, no jitter). The next try's start is its own
 /// `complete_retry` less its duration; after the last try the completion is given up
 /// (`complete_failed`) as the wait ends. A run's end (`handler_returned`) starts the tries
-/// afresh: a fence may cut a run's tries short, and the same attempt run again on the node. One that starts before its wait is a retry storm on a
-/// failing store (MC97: retried at once); one that starts after it holds the job's completion,
-/// and the job, past the configured backoff. A node's crash or restart ends the judging.
+/// afresh: a fence may cut a run's tries short, and the same attempt run again on the node. One
+/// that starts before its wait is a retry storm on a failing store (MC97: retried at once); one
+/// that starts after it holds the job's completion, and the job, past the configured backoff. A
+/// node's crash or restart ends the judging.
 pub fn worker_completions_retry_on_time<E: Entry>(
     events: &[E],
     rates: (f64, f64),
@@ -105,59 +145,24 @@ pub fn worker_completions_retry_on_time<E: Entry>(
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
 ) -> Vec<Violation> {
     let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
-    // (node, job, attempt) → its failed tries and what the last one allows the next
-    let mut tries: BTreeMap<(E::Node, &str, u64), Retries> = BTreeMap::new();
-    for e in events {
-        let (node, t) = (e.node(), e.t_us());
-        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
-            tries.retain(|k, _| &k.0 != node);
-            continue;
+    let rule = Rule {
+        id: "P26",
+        after: "a failed completion",
+        failure: "failed completion try",
+        subject: |(job, attempt): &(&str, u64)| format!("job {job} attempt {attempt}"),
+    };
+    judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
+        PoolEvent::CompleteRetry { job, attempt, took_us, retry_min_us, retry_max_us, .. } => {
+            Some(Step::Failed { key: (plain(job), *attempt), took_us: *took_us, retry: (*retry_min_us, *retry_max_us) })
         }
-        let (job, attempt, took_us, timing) = match e.pool() {
-            Some(PoolEvent::CompleteRetry { job, attempt, took_us, retry_min_us, retry_max_us, .. }) => {
-                (plain(job), *attempt, *took_us, Some((*retry_min_us, *retry_max_us)))
-            }
-            Some(PoolEvent::CompleteFailed { job, attempt, .. }) => (plain(job), *attempt, 0, None),
-            // A run's end starts its completion's tries afresh (the same attempt may run again on
-            // the node after its first run's tries were cut short by a fence); an outcome ends them.
-            Some(
-                PoolEvent::HandlerReturned { job, attempt, .. }
-                | PoolEvent::Completed { job, attempt, .. }
-                | PoolEvent::StaleRejected { job, attempt, .. },
-            ) => {
-                tries.remove(&(node.clone(), plain(job), *attempt));
-                continue;
-            }
-            _ => continue,
-        };
-        let key = (node.clone(), job, attempt);
-        let (failures, due) = tries.entry(key.clone()).or_insert((0, None));
-        if let Some(d) = due.take() {
-            let n = *failures;
-            verdicts.judge(("P26", "P26"), node, (&d, t, took_us), false, |at, by, how| {
-                format!(
-                    "{node}: job {job} attempt {attempt}: after its {} failed completion try in a row at {:.3}s the next was due {} µs later, and started at {:.3}s, {by} µs {how}",
-                    ordinal(n),
-                    d.earliest as f64 / 1e6,
-                    d.wait_max_us,
-                    at as f64 / 1e6,
-                )
-            });
-        }
-        let Some((min_us, max_us)) = timing else {
-            tries.remove(&key);
-            continue;
-        };
-        let wait_us = min_us.saturating_mul(1u64 << (*failures).min(32)).min(max_us);
-        *failures += 1;
-        *due = Some(Due {
-            after: "a failed completion",
-            latest: t,
-            wait_max_us: wait_us,
-            earliest: t,
-            wait_min_us: wait_us,
-        });
-    }
+        PoolEvent::CompleteFailed { job, attempt, .. } => Some(Step::Last { key: (plain(job), *attempt), took_us: 0 }),
+        // A run's end starts its completion's tries afresh (the same attempt may run again on
+        // the node after its first run's tries were cut short by a fence); an outcome ends them.
+        PoolEvent::HandlerReturned { job, attempt, .. }
+        | PoolEvent::Completed { job, attempt, .. }
+        | PoolEvent::StaleRejected { job, attempt, .. } => Some(Step::End((plain(job), *attempt))),
+        _ => None,
+    });
     verdicts.v
 }
 

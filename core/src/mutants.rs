@@ -501,6 +501,41 @@ pub enum Mutant {
     /// is met by every finished run retrying at network speed (blind-spot hunt, round 12, #17:
     /// no rule judged completion retries).
     MC97,
+    /// A store whose batched transactions (`map_txns`) publish only the last transaction's
+    /// changes on the map's feed, the others committed but never sent: the mechanism of a
+    /// script that overwrites, not appends, the notifications it gathers per transaction.
+    /// Every pool node's job table falls behind the store at each batch with a hole, and the
+    /// sweeps mend what it missed a period later, so no job rule sees it (P25's proof).
+    MC98,
+    /// A completion feed that takes a change from the job map's feed as news whatever its age:
+    /// a change buffered across a break comes after the gap's whole snapshot, which delivered
+    /// the completion and then forgot it below the horizon, so it is delivered twice (keel's
+    /// own, found 2026-12-03 by P10 on poolfeed seed 106 once the router stopped reading its
+    /// feed while its table was out of sync).
+    MC99,
+    /// A cleanup that takes a worker with no keep-alive as fenced and moves its jobs: a worker
+    /// cleaned once (or never registered) whose registration lands meanwhile is live, and the
+    /// jobs dispatched to it are moved off it as it runs them (keel's own, found 2026-12-03 by
+    /// P20 on poolfeed seed 1463: one cleaner's view predated another's cleanup of the worker,
+    /// and the worker registered again between the two).
+    MC100,
+    /// A store whose renewal matches the token and not the grant's expiry: an expired grant is
+    /// renewed back to life. Its owner stopped believing in it at its own deadline, so the lease
+    /// is held for a TTL by nobody, and the owner's next acquisition finds itself the holder
+    /// (blind-spot hunt, round 13, #1: the linearizability check uses the same store code as its
+    /// specification, and no rule read the grant before the renewal).
+    MC101,
+    /// A draining worker's hand-back whose pick does not exclude the worker itself: its jobs
+    /// can be handed back to it, and wait through its drain for a cleanup (blind-spot hunt, round
+    /// 13, #15: the stopping mark on its keep-alive usually hides it, unless the stopping beat
+    /// failed).
+    MC102,
+    /// A replica whose load never takes its revision back: after a store roll-back its reads
+    /// report a revision the store no longer holds until the next commit (blind-spot hunt, round
+    /// 13, #10: the re-seeded revisions above it hide it from every write).
+    MC103,
+    /// The same for the waiters' applied revision (blind-spot hunt, round 13, #9).
+    MC104,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

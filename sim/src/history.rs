@@ -144,6 +144,9 @@ events! {
         QuarantineRefusal { to: Who } = "quarantine_refusal",
         /// A lease operation by a token that is not the holder's changed the grant.
         ForeignChange { op: String, lease: String, token: String, holder: String, by: Who } = "foreign_change",
+        /// A renewal by `token` applied where the store held no live grant (an expired one came
+        /// back to life).
+        RenewRevived { lease: String, token: String, by: Who } = "renew_revived",
         /// The fence of a lease went down (at the store).
         FenceBackwards { lease: String, from: u64, to: u64 } = "fence_backwards",
         /// An unchecked delete removed the lease held by `holder`.

@@ -119,7 +119,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(group_stops(view));
     v.extend(keel_checks::services_run_one_at_a_time(view.events));
     v.extend(rmap_revisions(view.events, |_| None));
-    v.extend(rmap_reseed_rules(view.events));
+    v.extend(reseed_rules(view.events));
     v.extend(rmap_retries_on_time(view));
     v.extend(keel_checks::rmap_waiters_wake(view.events));
     v.extend(errors_transient_in_the_sim(view.events));
@@ -438,7 +438,7 @@ pub fn rmap_revisions<'a>(events: &'a [Event], read: impl Fn(&'a Event) -> Optio
     keel_checks::rmap_revisions(events, read)
 }
 
-/// R6 and R10, free rules judged against the latest store boot's seed floor (`store_up`
+/// R6, R10 and P25, free rules judged against the latest store boot's seed floor (`store_up`
 /// `now_ms` × 1000): the store numbers a map's first commit, and the first after each restart
 /// (data loss or roll-back, MC30's fix), from store time × 1000, so a replica revision at or
 /// above that floor was committed since the store's last boot.
@@ -457,7 +457,12 @@ pub fn rmap_revisions<'a>(events: &'a [Event], read: impl Fn(&'a Event) -> Optio
 /// this boot: holding its next change back is a resync for nothing, and one whose restart flag
 /// outlives the load that cleared it (MC81) resyncs at every change: a storm of whole-map reads.
 /// Judged at the `after_restart`.
-pub fn rmap_reseed_rules(events: &[Event]) -> Vec<Violation> {
+///
+/// **P25**: a pool node's job table misses no change while it follows the job map's feed: R6
+/// for the table (`feed_hole`). A store that loses a change from a batch's feed (MC98: only the
+/// last transaction of a `map_txns` published) leaves every table behind; the pool's sweeps
+/// would mend it a period later, so no other rule sees it.
+pub fn reseed_rules(events: &[Event]) -> Vec<Violation> {
     let mut floor: u64 = 0;
     let mut v = Vec::new();
     for e in events {
@@ -493,6 +498,19 @@ pub fn rmap_reseed_rules(events: &[Event]) -> Vec<Violation> {
                 }
             }
             _ => {}
+        }
+        if let Some(PoolEvent::FeedHole { pool, expected, rev }) = e.pool() {
+            let local = expected.saturating_sub(1);
+            if local >= floor && v.len() < 20 {
+                v.push(Violation::new(
+                    "P25",
+                    e.t_us,
+                    format!(
+                        "{}: pool {pool}'s job table at revision {local} got change {rev} from the feed with no gap reported, and no store restart re-seeded the revisions since (the latest boot's floor is {floor}): changes were missed",
+                        e.node
+                    ),
+                ));
+            }
         }
     }
     v
@@ -583,17 +601,39 @@ mod tests {
             Event { t_us: t_ms * 1000, node: Who::Node(1), ev: Ev::Core(keel::observe::Event::Rmap(r.to_static())) }
         };
         // The map's first commit after a join to an empty map.
-        assert!(rmap_reseed_rules(&[up(0, 1_000), jump(5, 1)]).is_empty());
+        assert!(reseed_rules(&[up(0, 1_000), jump(5, 1)]).is_empty());
         // Changes missed since the boot: R6 at the jump.
-        let v = rmap_reseed_rules(&[up(0, 1_000), jump(5, 1_000_006)]);
+        let v = reseed_rules(&[up(0, 1_000), jump(5, 1_000_006)]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!((v[0].invariant, v[0].t_us), ("R6", 5_000));
         assert!(v[0].detail.contains("at revision 1000005"), "{}", v[0].detail);
         // A restart (data loss or a roll-back) since: the first commit re-seeds above its floor.
-        assert!(rmap_reseed_rules(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 1_000_006)]).is_empty());
+        assert!(reseed_rules(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 1_000_006)]).is_empty());
         // A replica already past the new floor (it resynced after the restart) that jumps again.
-        let v = rmap_reseed_rules(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 2_000_004)]);
+        let v = reseed_rules(&[up(0, 1_000), up(1_000, 2_000), jump(1_500, 2_000_004)]);
         assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    /// P25: R6 for a pool node's job table (`feed_hole`).
+    #[test]
+    fn a_feed_hole_without_a_reseed_fires_p25() {
+        let up = |t_ms: u64, now_ms: u64| Event {
+            t_us: t_ms * 1000,
+            node: Who::Store,
+            ev: ServerEv::StoreUp { now_ms }.into(),
+        };
+        let hole = |t_ms: u64, expected: u64| {
+            let p = PoolEvent::FeedHole { pool: "p".into(), expected, rev: expected + 3 };
+            Event { t_us: t_ms * 1000, node: Who::Node(2), ev: Ev::Core(keel::observe::Event::Pool(p.to_static())) }
+        };
+        // A table built from a snapshot of the empty map, at its first commit.
+        assert!(reseed_rules(&[up(0, 1_000), hole(5, 1)]).is_empty());
+        // Changes lost since the boot.
+        let v = reseed_rules(&[up(0, 1_000), hole(5, 1_000_010)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P25", 5_000)], "{v:?}");
+        assert!(v[0].detail.contains("got change 1000013"), "{}", v[0].detail);
+        // A restart since: the first commit re-seeds.
+        assert!(reseed_rules(&[up(0, 1_000), up(1_000, 2_000), hole(1_500, 1_000_010)]).is_empty());
     }
 
     /// R10: a change held back as possibly lost in a restart only while the replica's revision
@@ -610,9 +650,9 @@ mod tests {
             Event { t_us: t_ms * 1000, node: Who::Node(1), ev: Ev::Core(keel::observe::Event::Rmap(r.to_static())) }
         };
         // A snapshot at 1 000 005 taken after the restart at 2 000 ms, before the next commit.
-        assert!(rmap_reseed_rules(&[up(0, 1_000), up(2_000, 2_000), held(2_100, 1_000_006)]).is_empty());
+        assert!(reseed_rules(&[up(0, 1_000), up(2_000, 2_000), held(2_100, 1_000_006)]).is_empty());
         // A snapshot at 2 000 040, committed since that boot: nothing a restart could have lost.
-        let v = rmap_reseed_rules(&[up(0, 1_000), up(2_000, 2_000), held(2_500, 2_000_041)]);
+        let v = reseed_rules(&[up(0, 1_000), up(2_000, 2_000), held(2_500, 2_000_041)]);
         assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("R10", 2_500_000)], "{v:?}");
     }
 }

@@ -371,6 +371,11 @@ async fn apply(
         Op::Renew { name, token, ttl_ms } => {
             let before = store.lease_grant(&name);
             let r = store.lease_renew(&name, &token, ttl_ms).await?;
+            if before.is_none() && matches!(r, Renew::Renewed { .. }) {
+                // Read before the call at the same store instant: no live grant to renew.
+                history
+                    .record(Who::Store, ServerEv::RenewRevived { lease: name.clone(), token: token.clone(), by: node });
+            }
             judge_lease(store, history, faults, node, "renew", &name, &token, before);
             if let Renew::Renewed { fence } = r {
                 let valid_ms = held_validity(store, &name).await?;

@@ -699,6 +699,48 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC98,
+        lineage: "checker proof (the pool router's feed holes, round 12 #18): a store whose batched transactions publish only the last one's changes",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC99,
+        lineage: "keel's own (found 2026-12-03 by P10, poolfeed seed 106): a late feed change behind the reconcile that delivered and forgot it, delivered again",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
+        mutant: Mutant::MC100,
+        lineage: "keel's own (found 2026-12-03 by P20, poolfeed seed 1463): a cleanup that takes a missing keep-alive for a fence moves the jobs of a worker that registered meanwhile",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
+        mutant: Mutant::MC101,
+        lineage: "checker proof (blind-spot hunt, round 13, #1): a store whose renewal matches the token, not the grant's expiry: an expired grant revived",
+        scenario: "lease",
+        budget: 200,
+    },
+    Entry {
+        mutant: Mutant::MC102,
+        lineage: "checker proof (blind-spot hunt, round 13, #15): a draining worker's hand-back that may pick the worker itself",
+        scenario: "pool",
+        budget: 200,
+    },
+    Entry {
+        mutant: Mutant::MC103,
+        lineage: "checker proof (blind-spot hunt, round 13, #10): a replica's load that never takes its revision back past a store roll-back",
+        scenario: "rmap",
+        budget: 200,
+    },
+    Entry {
+        mutant: Mutant::MC104,
+        lineage: "checker proof (blind-spot hunt, round 13, #9): the waiters' applied revision never taken back by a load past a store roll-back",
+        scenario: "rmap",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -353,6 +353,12 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules("pool", Mutant::MC95, "P24").is_some(), "MC95 breaks P24");
     // MC97: a failed completion retried at once (P26 at the retry; first at pool seed 3).
     assert!(caught_by_free_rules("pool", Mutant::MC97, "P26").is_some(), "MC97 breaks P26");
+    // MC98: a store whose batched transactions publish only the last one's changes (P25 at the
+    // table's first hole; pool seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC98, "P25").is_some(), "MC98 breaks P25");
+    // MC102: a draining worker's hand-back that may pick the worker itself (P27 at the move;
+    // first at pool seed 34).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC102, "P27", 40).is_some(), "MC102 breaks P27");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).

@@ -104,8 +104,9 @@ events! {
         /// `CleanupLocked`.
         CleanupTakeover { worker: Text<'a>, from: Text<'a>, lock: Text<'a>, keepalive: Option<Text<'a>>, now_ms: u64 } = "cleanup_takeover",
         /// A cleaner replaced worker's keep-alive `keepalive`, judged stale at store time
-        /// `now_ms`, by the dead marker: from here a late beat cannot revive it.
-        CleanupFenced { worker: Text<'a>, keepalive: Text<'a>, now_ms: u64 } = "cleanup_fenced",
+        /// `now_ms`, by the dead marker (`None`: it set the marker where no keep-alive was):
+        /// from here a late beat cannot revive it, nor a late registration.
+        CleanupFenced { worker: Text<'a>, keepalive: Option<Text<'a>>, now_ms: u64 } = "cleanup_fenced",
         /// A dead worker's jobs were requeued and its state deleted.
         WorkerCleaned { worker: Text<'a>, orphan: bool } = "worker_cleaned",
         /// A worker is stopping with `running` handlers: it drains them for up to `drain_ms`
@@ -184,6 +185,12 @@ events! {
         /// written or deleted behind keel's back, with no change on the feed (0 and 0 otherwise,
         /// and then not emitted).
         TableReconciled { pool: Text<'a>, found: usize, dropped: usize } = "table_reconciled",
+        /// The job map's feed brought revision `rev` to a node's table in sync at `expected` - 1,
+        /// with no gap reported: the revisions between were skipped. A store numbers a map's
+        /// first commit, and the first after a restart, from its clock (so the first change after
+        /// a snapshot of an empty map, or after a restart, skips); any other skip is a change the
+        /// feed lost. The node resyncs its table from a snapshot at once.
+        FeedHole { pool: Text<'a>, expected: u64, rev: u64 } = "feed_hole",
     }
 }
 
@@ -216,7 +223,7 @@ pub(super) fn log(e: &PoolEvent<'_>) {
             info!(target: T, kind = "cleanup_takeover", worker = %worker, from = %from, lock = %lock, keepalive = ?keepalive.as_ref().map(|t| t.as_str()), now_ms, "stale cleanup lock taken over")
         }
         E::CleanupFenced { worker, keepalive, now_ms } => {
-            info!(target: T, kind = "cleanup_fenced", worker = %worker, keepalive = %keepalive, now_ms, "stale keep-alive replaced by the dead marker")
+            info!(target: T, kind = "cleanup_fenced", worker = %worker, keepalive = ?keepalive.as_ref().map(|t| t.as_str()), now_ms, "stale keep-alive replaced by the dead marker")
         }
         E::WorkerCleaned { worker, orphan } => {
             info!(target: T, kind = "worker_cleaned", worker = %worker, orphan, "dead worker cleaned up")
@@ -303,6 +310,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::TableReconciled { pool, found, dropped } => {
             warn!(target: T, kind = "table_reconciled", pool = %pool, found, dropped,
                 "job map entries written or deleted behind keel's back (no change on the feed); the table follows the store")
+        }
+        E::FeedHole { pool, expected, rev } => {
+            info!(target: T, kind = "feed_hole", pool = %pool, expected, rev, "job map feed skipped revisions; resyncing the table")
         }
         E::CompleteFailed { job, worker, attempt } => {
             warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")

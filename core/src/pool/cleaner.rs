@@ -3,9 +3,9 @@
 
 use tracing::debug;
 
-use super::cleanup::{Attempt, Cleanup, Command, LockMap, Outcome, Reply};
+use super::cleanup::{Attempt, Cleanup, Command, LockMap, Outcome, Reply, fence_write};
 use super::node::{Core, ms};
-use super::state::{DEAD, JobRecord, Pending, View, job_key, pending_key};
+use super::state::{JobRecord, Pending, View, job_key, pending_key};
 use crate::clock::Instant;
 use crate::error::StoreError;
 use crate::mutants::{self, Mutant};
@@ -71,10 +71,10 @@ impl<S: Store> Core<S> {
                     Reply::Time(judged_ms)
                 }
                 Command::Fence { expected } => {
-                    let cas = MapWrite::CompareAndSet { expected: expected.clone(), new: DEAD.to_owned() };
-                    let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, cas)).await?;
+                    let fence = fence_write(expected.as_deref());
+                    let out = self.op("map_write", self.store.map_write(&self.maps.keepalive, w, fence)).await?;
                     if out.applied {
-                        let keepalive = Text::from(&expected);
+                        let keepalive = expected.as_ref().map(Text::from);
                         observe::emit(PoolEvent::CleanupFenced { worker: w.into(), keepalive, now_ms: judged_ms });
                     }
                     Reply::Written { applied: out.applied, value: out.value }

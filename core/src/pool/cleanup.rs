@@ -45,9 +45,9 @@ pub enum Command {
     ReadKeepalive,
     /// Read the store's time; reply [`Reply::Time`].
     ReadTime,
-    /// Replace the stale keep-alive (exactly `expected`) by the dead marker; reply
-    /// [`Reply::Written`].
-    Fence { expected: String },
+    /// Replace the stale keep-alive (exactly `expected`; `None`: none) by the dead marker
+    /// ([`fence_write`]); reply [`Reply::Written`].
+    Fence { expected: Option<String> },
     /// Read a fresh view of the jobs (and the workers to move them to); reply [`Reply::Owned`]
     /// with the jobs the worker owns, as (job, raw record).
     ReadOwned,
@@ -73,6 +73,15 @@ impl Command {
             self,
             Command::Fence { .. } | Command::Requeue { .. } | Command::DeleteKeepalive { .. } | Command::DeleteWorker
         )
+    }
+}
+
+/// The write of [`Command::Fence`]: the keep-alive, exactly `expected` (`None`: absent),
+/// replaced by the dead marker.
+pub fn fence_write(expected: Option<&str>) -> MapWrite {
+    match expected {
+        Some(v) => MapWrite::CompareAndSet { expected: v.to_owned(), new: DEAD.to_owned() },
+        None => MapWrite::SetIfAbsent(DEAD.to_owned()),
     }
 }
 
@@ -284,7 +293,17 @@ impl Cleanup {
                 Command::ReadTime
             }
             (Phase::ReadingTime { keepalive }, Reply::Time(now_ms)) => {
-                let Some(current) = keepalive else { return self.read_owned() };
+                let Some(current) = keepalive else {
+                    if mutants::active(Mutant::MC100) {
+                        return self.read_owned(); // MC100: no keep-alive taken for a fence
+                    }
+                    // No keep-alive: the worker was cleaned already, or has not registered yet.
+                    // Its absence is no fence: a registration can write one at any time, and the
+                    // jobs dispatched to it from then on would be moved off a live worker. Fence
+                    // the absence itself, as a stale value is.
+                    self.phase = Phase::Fencing;
+                    return Command::Fence { expected: None };
+                };
                 if !state::stale_keepalive(&current, now_ms, self.ttl_ms) {
                     return self.release(Outcome::Alive);
                 }
@@ -295,7 +314,7 @@ impl Cleanup {
                 // stale) by the dead marker, so a late beat cannot resurrect it while its jobs
                 // move.
                 self.phase = Phase::Fencing;
-                Command::Fence { expected: current }
+                Command::Fence { expected: Some(current) }
             }
             (Phase::Fencing, Reply::Written { applied, value }) => {
                 // MC68: a refused fence taken as done: the live worker's jobs are moved.
@@ -435,7 +454,7 @@ mod tests {
         assert_eq!(c.on(written(true, None), T0), Command::ReadKeepalive);
         assert!(c.locked);
         assert_eq!(c.on(Reply::Keepalive(Some(OLD.into())), T0), Command::ReadTime);
-        assert_eq!(c.on(Reply::Time(NOW), T0), Command::Fence { expected: OLD.into() });
+        assert_eq!(c.on(Reply::Time(NOW), T0), Command::Fence { expected: Some(OLD.into()) });
         assert_eq!(c.on(written(true, Some(DEAD)), T0), Command::ReadOwned);
         assert_eq!(c.on(owned(&["a", "b"]), T0), Command::Requeue { job: "a".into(), raw: "a-rec".into() });
         assert_eq!(c.on(Reply::Done, T0), Command::Requeue { job: "b".into(), raw: "b-rec".into() });
@@ -488,12 +507,31 @@ mod tests {
         assert_eq!(c.on(Reply::Time(NOW), T0), Command::ReadOwned, "the dead marker is not fenced again");
     }
 
+    /// A worker with no keep-alive (cleaned already, or not registered yet) is fenced all the
+    /// same: its registration may land at any time (poolfeed seed 1463, MC100).
+    #[test]
+    fn a_missing_keep_alive_is_fenced_and_a_registration_that_lands_first_wins() {
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(None), T0);
+        assert_eq!(c.on(Reply::Time(NOW), T0), Command::Fence { expected: None });
+        assert_eq!(fence_write(None), MapWrite::SetIfAbsent(DEAD.into()), "the marker set where none is");
+        assert_eq!(c.on(written(true, Some(DEAD)), T0), Command::ReadOwned);
+        // The worker registered between the read and the fence: it is alive.
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(None), T0);
+        c.on(Reply::Time(NOW), T0);
+        assert_eq!(c.on(written(false, Some("53100|1500")), T0), Command::Release { lock: c.lock.clone() });
+    }
+
     #[test]
     fn no_write_starts_once_the_lock_could_expire_before_it_lands() {
         let (mut c, _) = start(None);
         c.on(written(true, None), T0);
         c.on(Reply::Keepalive(None), T0);
         c.on(Reply::Time(NOW), T0);
+        c.on(written(true, Some(DEAD)), T0);
         let budget = Duration::from_millis(3000 - 2 * 500);
         assert_eq!(
             c.on(owned(&["a"]), budget - Duration::from_millis(1)),
@@ -503,6 +541,7 @@ mod tests {
         c.on(written(true, None), T0);
         c.on(Reply::Keepalive(None), T0);
         c.on(Reply::Time(NOW), T0);
+        c.on(written(true, Some(DEAD)), T0);
         assert_eq!(c.on(owned(&["a"]), budget), Command::Finish(Outcome::LockLifetime), "and no release");
         // Not only moves: the fence and the deletes too (found by the cleanup model: a cleaner
         // stalled before its fence wrote it after its lock could have been taken over).
@@ -514,6 +553,7 @@ mod tests {
         c.on(written(true, None), T0);
         c.on(Reply::Keepalive(None), T0);
         c.on(Reply::Time(NOW), T0);
+        c.on(written(true, Some(DEAD)), T0);
         assert_eq!(c.on(owned(&[]), budget), Command::Finish(Outcome::LockLifetime));
         // The first write too: a cleanup started from a view read a lock budget ago takes no
         // lock (pool seed 784: a sweep slowed by a partition wrote one, already expired, 17 s
@@ -532,7 +572,8 @@ mod tests {
         let (mut c, _) = start(None);
         c.on(written(true, None), T0);
         c.on(Reply::Keepalive(None), T0);
-        let mut cmd = c.on(Reply::Time(NOW), T0);
+        assert_eq!(c.on(Reply::Time(NOW), T0), Command::Fence { expected: None });
+        let mut cmd = c.on(written(true, Some(DEAD)), T0);
         let mut reads = 0;
         while cmd == Command::ReadOwned {
             reads += 1;

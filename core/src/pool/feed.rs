@@ -78,6 +78,11 @@ pub(crate) struct FeedState {
     gap_floor: Option<u64>,
     /// Gaps reported so far: a whole snapshot heals the gaps reported before its read only.
     gaps: u64,
+    /// The highest floor a [`prune`](Self::prune) forgot deliveries below. A feed change that
+    /// old is one the reconcile that pruned it offered already: a change that comes late,
+    /// behind the snapshot, from a feed that buffered it across a break (a change landing that
+    /// long after its time read breaks the horizon's contract, see [`new`](Self::new)).
+    forgotten_below: u64,
 }
 
 /// Where the tombstones a feed takes in come from.
@@ -98,7 +103,15 @@ impl FeedState {
     /// landing (the completion's retries), or a late tombstone could be skipped by a reconcile.
     pub fn new(start_ms: u64, horizon_ms: u64) -> Self {
         assert!(horizon_ms > 0, "a feed must remember what it delivered");
-        FeedState { seen: KeyMap::default(), high_ms: start_ms, horizon_ms, start_ms, gap_floor: None, gaps: 0 }
+        FeedState {
+            seen: KeyMap::default(),
+            high_ms: start_ms,
+            horizon_ms,
+            start_ms,
+            gap_floor: None,
+            gaps: 0,
+            forgotten_below: 0,
+        }
     }
 
     /// The change feed reported a gap (or a hole): until a whole snapshot read after it is
@@ -156,6 +169,9 @@ impl FeedState {
         if floor.is_some_and(|floor| c.completed_ms < self.start_ms || c.completed_ms < floor) {
             return false;
         }
+        if floor.is_none() && c.completed_ms < self.forgotten_below && !mutants::active(Mutant::MC99) {
+            return false; // delivered, or offered by the reconcile that forgot it
+        }
         self.high_ms = self.high_ms.max(c.completed_ms);
         self.seen.insert(c.job.clone(), c.clone());
         true
@@ -166,6 +182,7 @@ impl FeedState {
     pub fn prune(&mut self) {
         let floor = self.snapshot_floor();
         self.seen.retain(|_, c| c.completed_ms >= floor);
+        self.forgotten_below = self.forgotten_below.max(floor);
     }
 
     /// Remembered deliveries.
@@ -396,6 +413,24 @@ mod tests {
         s.prune();
         assert_eq!(s.remembered(), 1, "only what is within the horizon of the newest is remembered");
         assert!(!s.observe(&c("b", 2, 1050), snap(&s)), "an old snapshot entry is not news any more");
+        assert!(!s.observe(&c("b", 2, 1050), None), "nor is a feed change that comes late, behind the reconcile");
+    }
+
+    /// A feed change buffered across a break comes after the gap's whole snapshot, which
+    /// delivered it and then forgot it below the horizon: it is not delivered twice (P10, poolfeed
+    /// seed 106: a partition held the node's feed for 6 s).
+    #[test]
+    fn a_change_behind_the_reconcile_that_forgot_it_is_not_news() {
+        let mut s = FeedState::new(1000, 500);
+        s.gap();
+        let floor = Some(s.snapshot_floor());
+        assert!(s.observe(&c("x", 1, 1100), floor), "the gap's snapshot delivers it");
+        assert!(s.observe(&c("y", 1, 3000), floor));
+        s.healed(1);
+        s.prune();
+        assert_eq!(s.remembered(), 1, "x is past the horizon of the newest");
+        assert!(!s.observe(&c("x", 1, 1100), None), "the late change repeats nothing");
+        assert!(s.observe(&c("z", 1, 2600), None), "a change within the horizon is news");
     }
 
     #[test]

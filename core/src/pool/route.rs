@@ -88,15 +88,36 @@ impl<S: Store> Core<S> {
 
     /// The feed reported a gap, or the table found a hole in it: rebuild the table and
     /// reconcile the completion feed from a fresh snapshot now (the sweeper would within a
-    /// period; assignments need nothing, the sweeper re-announces).
-    pub(crate) async fn resync_feed(&self, why: &'static str) {
+    /// period; assignments need nothing, the sweeper re-announces). Returns whether it read one.
+    pub(crate) async fn resync_feed(&self, why: &'static str) -> bool {
         let gaps = self.feed.gaps();
         match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
             Ok(snap) => {
                 self.resync_table(&snap, why);
-                self.observe_tombstones(&snap.entries, why, Source::Whole { gaps })
+                self.observe_tombstones(&snap.entries, why, Source::Whole { gaps });
+                true
             }
-            Err(e) => debug!(target: "keel::pool", error = %e, "feed resync failed; the next sweep reconciles"),
+            Err(e) => {
+                debug!(target: "keel::pool", error = %e, why, "feed resync failed; retrying after a sweep interval");
+                false
+            }
+        }
+    }
+
+    /// [`resync_feed`](Self::resync_feed) until a snapshot is read (or the node stops), one
+    /// attempt per sweep interval, without reading the feed meanwhile: the watch buffers the
+    /// changes (a full buffer reports a gap, resynced in turn). A router that went on reading
+    /// would hand each change to a table out of sync, which drops it; then a sweep's snapshot
+    /// read before the last change consumed would put the table back in sync behind the feed,
+    /// and the next change would look like a hole: one more whole snapshot, and a hole no store
+    /// made (P25 judges the feed's own holes).
+    async fn resync_feed_until_done(&self, why: &'static str) {
+        while !self.resync_feed(why).await {
+            tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.shutdown.cancelled() => return,
+                _ = self.clock.sleep(self.cfg.sweep_interval) => {}
+            }
         }
     }
 
@@ -121,7 +142,7 @@ impl<S: Store> Core<S> {
         };
         // Watch first, then snapshot (docs/rmap.md): nothing written after the watch opened is
         // missed, and the baseline resolves waiters of jobs completed before it.
-        self.resync_feed("start").await;
+        self.resync_feed_until_done("start").await;
         loop {
             let ev = tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
@@ -139,17 +160,19 @@ impl<S: Store> Core<S> {
                         }
                     }
                     // Last: the table takes the change's strings.
+                    let rev = c.rev;
                     let hole = lock(&self.table).apply(c);
                     self.table_moved.notify_waiters();
-                    if hole {
+                    if let Some(expected) = hole {
+                        observe::emit(PoolEvent::FeedHole { pool: (&self.cfg.name).into(), expected, rev });
                         self.feed.gap();
-                        self.resync_feed("hole").await
+                        self.resync_feed_until_done("hole").await
                     }
                 }
                 WatchEvent::Gap => {
                     lock(&self.table).gap();
                     self.feed.gap();
-                    self.resync_feed("gap").await
+                    self.resync_feed_until_done("gap").await
                 }
             }
         }

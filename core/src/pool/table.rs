@@ -267,11 +267,13 @@ impl JobTable {
         held.or_else(|| self.corrupt.get(key)).map(String::as_str)
     }
 
-    /// Apply one change from the feed, in revision order ([`FeedPos::step`]). Returns whether
-    /// it found a hole: the table just fell out of sync, and stays so until the next snapshot
-    /// (whoever follows the feed takes it at once: while it reads, its feed buffers the changes
-    /// made meanwhile, none is dropped as they would be by a table waiting out of sync).
-    pub fn apply(&mut self, c: Change) -> bool {
+    /// Apply one change from the feed, in revision order ([`FeedPos::step`]). Returns the
+    /// revision it expected when it found a hole: the table just fell out of sync, and stays so
+    /// until the next snapshot (whoever follows the feed takes it at once: while it reads, its
+    /// feed buffers the changes made meanwhile, none is dropped as they would be by a table
+    /// waiting out of sync).
+    pub fn apply(&mut self, c: Change) -> Option<u64> {
+        let expected = self.pos.rev() + 1;
         match self.pos.step(c.rev) {
             Step::Apply => match c.value {
                 Some(v) => self.put(c.key, v, c.rev),
@@ -281,9 +283,9 @@ impl JobTable {
                 }
             },
             Step::Skip => {}
-            Step::Hole => return true,
+            Step::Hole => return Some(expected),
         }
-        false
+        None
     }
 
     /// The feed reported a gap: out of sync until the next snapshot.
@@ -451,19 +453,19 @@ mod tests {
     #[test]
     fn a_hole_is_reported_once_when_the_table_falls_out_of_sync() {
         let mut t = JobTable::default();
-        assert!(!t.apply(change(1, "j/a", Some("1|w1|x"))), "never synced: waiting for a snapshot already");
+        assert_eq!(t.apply(change(1, "j/a", Some("1|w1|x"))), None, "never synced: waiting for a snapshot already");
         t.replace(&snap(0, &[]));
         // The first change after a snapshot of an empty map: a store may start anywhere.
-        assert!(t.apply(change(41, "j/a", Some("1|w1|x"))), "the first revision of a map is a hole");
-        assert!(!t.apply(change(43, "j/b", Some("1|w1|x"))), "reported once: the resync is under way");
+        assert_eq!(t.apply(change(41, "j/a", Some("1|w1|x"))), Some(1), "the first revision of a map is a hole");
+        assert_eq!(t.apply(change(43, "j/b", Some("1|w1|x"))), None, "reported once: the resync is under way");
         assert!(!t.is_synced());
         t.replace(&snap(42, &[("j/a", "1|w1|x")]));
-        assert!(!t.apply(change(42, "j/a", Some("1|w1|x"))), "in the snapshot");
-        assert!(!t.apply(change(43, "j/b", Some("1|w1|x"))), "the next revision");
+        assert_eq!(t.apply(change(42, "j/a", Some("1|w1|x"))), None, "in the snapshot");
+        assert_eq!(t.apply(change(43, "j/b", Some("1|w1|x"))), None, "the next revision");
         assert!(t.is_fresh(43) && t.has_live("j/b"));
-        assert!(t.apply(change(45, "j/c", Some("1|w1|x"))), "44 was missed");
+        assert_eq!(t.apply(change(45, "j/c", Some("1|w1|x"))), Some(44), "44 was missed");
         t.gap();
-        assert!(!t.apply(change(46, "j/c", Some("1|w1|x"))), "a gap is resynced by whoever reported it");
+        assert_eq!(t.apply(change(46, "j/c", Some("1|w1|x"))), None, "a gap is resynced by whoever reported it");
     }
 
     #[test]

@@ -879,7 +879,9 @@ impl crate::observe::Observer for PoolEvents {
             PoolEvent::CleanupTakeover { worker, from, .. } => (p.kind(), worker.to_string(), from.to_string()),
             PoolEvent::CleanupLocked { worker, .. } => (p.kind(), worker.to_string(), String::new()),
             PoolEvent::Fenced { worker, running } => (p.kind(), worker.to_string(), running.to_string()),
-            PoolEvent::CleanupFenced { worker, keepalive, .. } => (p.kind(), worker.to_string(), keepalive.to_string()),
+            PoolEvent::CleanupFenced { worker, keepalive, .. } => {
+                (p.kind(), worker.to_string(), keepalive.as_ref().map_or(String::new(), |k| k.to_string()))
+            }
             _ => (p.kind(), String::new(), String::new()),
         };
         self.1.lock().unwrap().push((seen.0, tokio::time::Instant::now()));
@@ -927,6 +929,8 @@ async fn cleanup_lock_takes_and_takeovers_are_reported() {
         seen.of("cleanup_"),
         [
             ("cleanup_fenced", "gone.1.1".to_owned(), dead),
+            // No keep-alive: the dead marker set where none was (MC100's fix).
+            ("cleanup_fenced", "old.1.1".to_owned(), String::new()),
             ("cleanup_locked", "gone.1.1".to_owned(), String::new()),
             ("cleanup_takeover", "old.1.1".to_owned(), stale)
         ],

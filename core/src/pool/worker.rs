@@ -269,7 +269,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         let owned: Vec<(String, String)> =
             view.records().filter(|(_, r)| r.owner == self.id).map(|(j, r)| (j.to_owned(), r.encode())).collect();
         for (job, raw) in owned {
-            if let Err(e) = self.core.move_job(&mut view, &job, &raw, None, &self.id, MoveKind::HandedBack).await {
+            // MC102: the pick does not exclude the worker handing back.
+            let exclude = if mutants::active(Mutant::MC102) { "" } else { self.id.as_str() };
+            if let Err(e) = self.core.move_job(&mut view, &job, &raw, None, exclude, MoveKind::HandedBack).await {
                 warn!(target: "keel::pool", worker = %self.id, job = %job, error = %e, "hand-back failed; the cleanup will requeue it");
             }
         }

@@ -179,6 +179,15 @@ impl<S: Store> Driver<S> {
             (r.rev(), r.load(snap))
         };
         let d = self.shared.waiters.loaded(&history, seq);
+        // The replica and its waiters follow the snapshot exactly, back too (a store that rolled
+        // back): a revision kept above it is one the store no longer holds, reported to readers
+        // until the next commit (blind-spot hunt, round 13, #9 and #10; MC49 is the waiters' own
+        // mutant, proven by its waiter rule).
+        let (local, waiters) = (self.shared.lock_replica().rev(), self.shared.waiters.applied());
+        crate::keel_assert!(
+            local == rev && (waiters == rev || mutants::active(Mutant::MC49)),
+            "a load leaves the replica at {local} and its waiters at {waiters}, not at the snapshot's revision {rev}"
+        );
         let (name, changed, woken) = (&self.cfg.name, diff.len(), d.len());
         if reason == ResyncReason::Join {
             observe::emit(RmapEvent::Joined { map: name.into(), rev, keys: self.shared.len() });

@@ -153,7 +153,8 @@ impl Replica {
         // MC81: the flag kept once set: every later change is held back and resynced for.
         self.restarted_since_commit =
             snap.restarted_since_commit || (mutants::active(Mutant::MC81) && self.restarted_since_commit);
-        self.rev = rev;
+        // MC103: the revision never goes back, past a roll-back.
+        self.rev = if mutants::active(Mutant::MC103) { self.rev.max(rev) } else { rev };
         self.loaded = true;
         diff
     }

@@ -209,6 +209,11 @@ impl Registry {
         Ok(Waiter { reg: this.clone(), id, cell, done: false, armed: false, rev: 0 })
     }
 
+    /// The revision the replica last published to its waiters.
+    pub(crate) fn applied(&self) -> u64 {
+        self.applied.load(Ordering::SeqCst)
+    }
+
     /// The replica applied `rev` (in revision order): collect waiters with a target ≤ `rev`.
     pub(crate) fn applied_to(&self, rev: u64) -> Deliveries {
         // Published before taking the lock: an arm() that takes the lock after us sees it.
@@ -246,7 +251,9 @@ impl Registry {
         let rev = snap.rev;
         // MC49: the load does not publish its revision, so a waiter armed after it, for a write
         // the snapshot holds, parks until the next change is applied: on a quiet map, forever.
-        if !mutants::active(Mutant::MC49) {
+        if mutants::active(Mutant::MC104) {
+            self.applied.fetch_max(rev, Ordering::SeqCst); // MC104: never back, past a roll-back
+        } else if !mutants::active(Mutant::MC49) {
             self.applied.store(rev, Ordering::SeqCst);
         }
         let mut w = self.lock();

@@ -152,7 +152,12 @@ impl StoreState {
     pub fn lease_renew(&mut self, name: &str, token: &str, ttl_ms: u64, now: u64) -> StoreResult<Renew> {
         check_name("lease name", name)?;
         check_ttl(ttl_ms)?;
-        match self.live_holder(name, now) {
+        let holder = if crate::mutants::active(crate::mutants::Mutant::MC101) {
+            self.holders.get_mut(name) // MC101: the token matched, the grant's expiry not read
+        } else {
+            self.live_holder(name, now)
+        };
+        match holder {
             Some(h) if h.token == token || crate::mutants::active(crate::mutants::Mutant::MC1) => {
                 h.expires_at_ms = now + ttl_ms;
                 Ok(Renew::Renewed { fence: h.fence })
@@ -315,6 +320,10 @@ impl StoreState {
         for t in txns {
             let (out, mut c) = self.map_txn(map, &t.guards, &t.writes, now)?;
             outcomes.push(out);
+            if crate::mutants::active(crate::mutants::Mutant::MC98) && !c.is_empty() {
+                changes = c; // MC98: each transaction's changes replace the ones gathered before
+                continue;
+            }
             changes.append(&mut c);
         }
         Ok((outcomes, changes))

@@ -177,6 +177,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC79,
     Mutant::MC82,
     Mutant::MC96,
+    Mutant::MC101,
 ];
 
 impl LeaseScenario {
@@ -980,6 +981,11 @@ impl Beliefs {
                         "S5",
                         e.t_us,
                         format!("{by}'s {op} with token {token} changed the grant held by {holder}"),
+                    )),
+                    ServerEv::RenewRevived { token, by, .. } => b.violations.push(Violation::new(
+                        "S5",
+                        e.t_us,
+                        format!("{by}'s renewal with token {token} applied where the store held no live grant: an expired grant came back to life, held for a TTL by an owner that stopped believing in it"),
                     )),
                     ServerEv::FenceBackwards { from, to, .. } => b.violations.push(Violation::new(
                         "S1",

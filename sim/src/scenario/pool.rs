@@ -327,6 +327,7 @@ impl PoolScenario {
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
+        v.extend(crate::keel_rules::reseed_rules(events));
         v.extend(self.check_ack_grace(events));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(check_shutdown(events));
@@ -444,6 +445,8 @@ impl PoolScenario {
             Mutant::MC94,
             Mutant::MC95,
             Mutant::MC97,
+            Mutant::MC98,
+            Mutant::MC102,
         ]
     }
 }

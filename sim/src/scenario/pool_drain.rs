@@ -316,7 +316,7 @@ mod tests {
         use crate::history::ServerEv;
         let up = at(0, Who::Store, ServerEv::StoreUp { now_ms: 0 });
         let fenced = |t_ms, now_ms| {
-            pool(t_ms, PoolEvent::CleanupFenced { worker: "w".into(), keepalive: "1|1500".into(), now_ms })
+            pool(t_ms, PoolEvent::CleanupFenced { worker: "w".into(), keepalive: Some("1|1500".into()), now_ms })
         };
         let moved = pool(
             1_200,

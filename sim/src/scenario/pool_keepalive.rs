@@ -82,6 +82,32 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     let mut moves = redispatches_move_on(events, &held, ttl_ms);
     moves.truncate(20);
     v.extend(moves);
+    v.extend(moves_leave_their_worker(events));
+    v
+}
+
+/// P27: a hand-back and a cleanup's requeue move a job off a worker, never back to it: the pick
+/// excludes the worker handing back or being cleaned (with no other live worker the job is left
+/// unowned for the sweeps). A draining worker that takes its own job back keeps it through its
+/// drain, and the job waits for the drain's end and a cleanup (MC102); a job requeued to the dead
+/// worker waits for the next cleanup. Judged at the move.
+fn moves_leave_their_worker(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(PoolEvent::Moved { kind, job, from, worker, attempt, cleaned, .. }) = e.pool() else { continue };
+        let off = match kind {
+            MoveKind::HandedBack => plain(from),
+            MoveKind::Requeued | MoveKind::OrphanRequeued => plain(cleaned),
+            _ => continue,
+        };
+        if !off.is_empty() && plain(worker) == off && v.len() < 20 {
+            v.push(Violation::new(
+                "P27",
+                e.t_us,
+                format!("{job} (attempt {attempt}) {} back to {off}, the worker it was moved off", kind.as_str()),
+            ));
+        }
+    }
     v
 }
 
@@ -180,7 +206,7 @@ fn early_fences(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<Violation
                 PoolEvent::CleanupLocked { worker, keepalive: Some(keepalive), now_ms, .. }
                 | PoolEvent::CleanupTakeover { worker, keepalive: Some(keepalive), now_ms, .. },
             ) => fenced(e.t_us, plain(worker), plain(keepalive), *now_ms, LOCKED),
-            Some(PoolEvent::CleanupFenced { worker, keepalive, now_ms }) => {
+            Some(PoolEvent::CleanupFenced { worker, keepalive: Some(keepalive), now_ms }) => {
                 fenced(e.t_us, plain(worker), plain(keepalive), *now_ms, JUDGED)
             }
             _ => {}
@@ -229,6 +255,22 @@ mod tests {
             now_ms,
         };
         pool(t_ms, ev)
+    }
+
+    /// P27: a hand-back to the worker handing back (MC102), a requeue to the worker cleaned.
+    #[test]
+    fn a_move_back_to_the_worker_it_leaves_fires_p27() {
+        let moved = |kind: MoveKind, from: &str, cleaned: &str, to: &str| {
+            let (job, from, worker, cleaned) = ("j".into(), from.into(), to.into(), cleaned.into());
+            pool(2_000, PoolEvent::Moved { kind, job, from, worker, cleaned, attempt: 2, now_ms: 2_000 })
+        };
+        let v = moves_leave_their_worker(&[moved(MoveKind::HandedBack, "a", "", "a")]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P27", 2_000_000)], "{v:?}");
+        assert_eq!(moves_leave_their_worker(&[moved(MoveKind::Requeued, "a", "a", "a")]).len(), 1);
+        assert!(moves_leave_their_worker(&[moved(MoveKind::HandedBack, "a", "", "b")]).is_empty());
+        assert!(moves_leave_their_worker(&[moved(MoveKind::HandedBack, "a", "", "")]).is_empty(), "left unowned");
+        // A re-dispatch back to the same worker is P16's to judge (allowed when it is the only one).
+        assert!(moves_leave_their_worker(&[moved(MoveKind::Redispatched, "a", "", "a")]).is_empty());
     }
 
     /// P16: a re-dispatch back to the worker that did not ack, while another worker's keep-alive
@@ -307,7 +349,7 @@ mod tests {
     #[test]
     fn a_cleanup_that_fences_a_live_keepalive_fires_p3() {
         let fenced = |now_ms| {
-            let ev = PoolEvent::CleanupFenced { worker: "w".into(), keepalive: "1000|1500".into(), now_ms };
+            let ev = PoolEvent::CleanupFenced { worker: "w".into(), keepalive: Some("1000|1500".into()), now_ms };
             vec![written(1_000, "w", Some("1000|1500")), pool(2_510, ev), written(2_510, "w", Some("dead"))]
         };
         // Judged stale at its last live millisecond (1 000 + 1 500).

@@ -786,7 +786,7 @@ impl RmapScenario {
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
-        v.extend(crate::keel_rules::rmap_reseed_rules(events));
+        v.extend(crate::keel_rules::reseed_rules(events));
         v.extend(keel_checks::rmap_waiters_wake(events));
         // R11: each retry of a failed watch open or snapshot after its backoff.
         v.extend(crate::keel_rules::rmap_retries_on_time(run));
@@ -879,6 +879,8 @@ impl RmapScenario {
             Mutant::MC90,
             Mutant::MC91,
             Mutant::MC92,
+            Mutant::MC103,
+            Mutant::MC104,
         ]
     }
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use keel::mutants::{self, Mutant};
 use keel::pool::{
-    Cleanup, CleanupCommand as Command, CleanupReply as Reply, CleanupStart, LockMap, keepalive_stale, lock_held,
+    Cleanup, CleanupCommand as Command, CleanupReply as Reply, CleanupStart, LockMap, fence_write, keepalive_stale,
+    lock_held,
 };
 use keel::store::{Expect, MapWrite, StoreState};
 use stateright::{Model, Property};
@@ -167,14 +168,7 @@ impl CleanupModel {
             }
             Command::ReadKeepalive => Reply::Keepalive(Self::get(st, KEEPALIVE, WORKER)),
             Command::ReadTime => Reply::Time(st.t_ms),
-            Command::Fence { expected } => Self::write(
-                st,
-                KEEPALIVE,
-                &MapWrite::CompareAndSet {
-                    expected: expected.clone(),
-                    new: keel::pool::decode::DEAD_MARKER.to_owned(),
-                },
-            ),
+            Command::Fence { expected } => Self::write(st, KEEPALIVE, &fence_write(expected.as_deref())),
             Command::ReadOwned => Reply::Owned(Self::owned(st)),
             Command::Requeue { job, .. } => {
                 if let Some(raw) = Self::get(st, JOBS, &job_key(job))
