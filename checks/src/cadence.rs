@@ -205,7 +205,7 @@ pub fn lease_attempts_on_time<E: Entry>(
         let Some(ev) = e.lease() else { continue };
         use LeaseEvent as L;
         let (lease, owner, took_us) = match ev {
-            L::OwnerStarted { lease, owner, renew_us, poll_us, retry_min_us, retry_max_us } => {
+            L::OwnerStarted { lease, owner, renew_us, poll_us, retry_min_us, retry_max_us, .. } => {
                 let timing = Timing {
                     renew_us: *renew_us,
                     poll_us: *poll_us,
@@ -334,6 +334,8 @@ mod tests {
                 poll_us: 333_000,
                 retry_min_us: 20_000,
                 retry_max_us: 83_000,
+                ttl_us: 1_000_000,
+                drift_margin_us: 90_000,
             },
         )
     }
@@ -351,7 +353,8 @@ mod tests {
     }
 
     fn renewed(t_ms: u64, took_ms: u64) -> Ev {
-        at(t_ms, LeaseEvent::Renewed { lease: "l".into(), owner: "a".into(), fence: 1, took_us: took_ms * 1000 })
+        let (lease, owner, took_us) = ("l".into(), "a".into(), took_ms * 1000);
+        at(t_ms, LeaseEvent::Renewed { lease, owner, fence: 1, took_us, belief_us: 900_000 })
     }
 
     fn renew_failed(t_ms: u64, took_ms: u64) -> Ev {

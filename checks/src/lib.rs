@@ -14,6 +14,7 @@
 mod batches;
 mod beats;
 mod cadence;
+mod lease_belief;
 pub mod linearize;
 mod restarts;
 mod retries;
@@ -26,6 +27,7 @@ mod worker_retries;
 pub use batches::completer_full_batches_write_at_once;
 pub use beats::worker_beats_on_time;
 pub use cadence::lease_attempts_on_time;
+pub use lease_belief::lease_beliefs_keep_their_margin;
 pub use restarts::pool_restarts_back_off;
 pub use retries::completer_retries_on_time;
 pub use rmap_retries::rmap_retries_on_time;

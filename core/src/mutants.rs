@@ -170,7 +170,10 @@ pub enum Mutant {
     /// completion seen before any snapshot is read, and the reconcile that follows judges the
     /// completions lost in the gap "delivered already" (pool seeds 593 and 718 of poolfeed
     /// 300..800: a node cut off from the store for 6 s; seed 1407 since poolfeed's nodes also
-    /// subscribe to their own completion events).
+    /// subscribe to their own completion events). Since 2026-12-03 the router reads nothing of
+    /// its feed between a gap and its resync, so only a sweep's slices can raise the floor
+    /// meanwhile: too rare for the sweeps (its corpus plan went stale); pinned by the unit test
+    /// `pool::feed::tests::mc28_loses_what_the_gap_lost`.
     MC28,
     /// keel's lease store until the roll-back fault found it (2026-12-01): an acquire is
     /// quarantined only when the fence counter is missing. A restart that rolled the data back
@@ -536,6 +539,10 @@ pub enum Mutant {
     MC103,
     /// The same for the waiters' applied revision (blind-spot hunt, round 13, #9).
     MC104,
+    /// A lease owner that believes in a fresh grant for its whole TTL from the send, the drift
+    /// margin left out: a clock running slow keeps the belief past the store's grant (blind-spot
+    /// hunt, round 13, #4: S6 saw it in 2 of 250 seeds, when a clock's drift made it matter).
+    MC105,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

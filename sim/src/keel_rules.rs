@@ -102,6 +102,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(crate::scenario::lease_orphans::check(view));
     v.extend(crate::scenario::lease_release::check(view));
     v.extend(lease_attempts_on_time(view));
+    v.extend(keel_checks::lease_beliefs_keep_their_margin(view.events));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));

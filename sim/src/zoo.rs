@@ -303,12 +303,6 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
-        mutant: Mutant::MC28,
-        lineage: "a completion feed whose reconcile after a gap trusts what the feed delivered on reconnect: completions lost in the gap are skipped (found by P10)",
-        scenario: "poolfeed",
-        budget: 1500,
-    },
-    Entry {
         mutant: Mutant::MC29,
         lineage: "keel's own (found by the roll-back fault): a store restart that rolled back its last grants is not quarantined, and a lost grant's fence is minted again",
         scenario: "lease",
@@ -739,6 +733,12 @@ pub const ZOO: &[Entry] = &[
         lineage: "checker proof (blind-spot hunt, round 13, #9): the waiters' applied revision never taken back by a load past a store roll-back",
         scenario: "rmap",
         budget: 200,
+    },
+    Entry {
+        mutant: Mutant::MC105,
+        lineage: "checker proof (blind-spot hunt, round 13, #4): a lease grant believed for its whole TTL, the drift margin left out",
+        scenario: "lease",
+        budget: 100,
     },
     Entry {
         mutant: Mutant::MP15,

@@ -356,6 +356,10 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC98: a store whose batched transactions publish only the last one's changes (P25 at the
     // table's first hole; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC98, "P25").is_some(), "MC98 breaks P25");
+    // MC105 and MC14: a grant believed without its drift margin, or counted from the reply (S17
+    // at the grant; lease seed 0 each).
+    assert!(caught_by_free_rules("lease", Mutant::MC105, "S17").is_some(), "MC105 breaks S17");
+    assert!(caught_by_free_rules("lease", Mutant::MC14, "S17").is_some(), "MC14 breaks S17");
     // MC102: a draining worker's hand-back that may pick the worker itself (P27 at the move;
     // first at pool seed 34).
     assert!(caught_by_free_rules_within("pool", Mutant::MC102, "P27", 40).is_some(), "MC102 breaks P27");

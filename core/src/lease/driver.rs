@@ -166,6 +166,8 @@ impl<S: Store> Driver<S> {
             poll_us: us(self.cfg.poll_interval),
             retry_min_us: us(self.cfg.retry_min),
             retry_max_us: us(self.cfg.retry_max),
+            ttl_us: us(self.cfg.ttl),
+            drift_margin_us: us(self.cfg.drift_margin),
         });
         let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
@@ -235,12 +237,7 @@ impl<S: Store> Driver<S> {
                             remaining_ms: *remaining_ms,
                             took_us,
                         }),
-                        Ok(Acquire::Granted { fence }) => observe::emit(LeaseEvent::Granted {
-                            lease: (&name).into(),
-                            owner: (&owner).into(),
-                            fence: *fence,
-                            took_us,
-                        }),
+                        Ok(Acquire::Granted { .. }) => {} // once the machine set its deadline, below
                         Err(e) => {
                             observe::emit(LeaseEvent::AcquireFailed {
                                 lease: (&name).into(),
@@ -254,7 +251,13 @@ impl<S: Store> Driver<S> {
                     if r.is_ok() {
                         errors.ok(&self.cfg);
                     }
+                    let granted = if let Ok(Acquire::Granted { fence }) = r { Some(fence) } else { None };
                     m.on_acquire(sent, done, r);
+                    if let Some(fence) = granted {
+                        let belief_us = m.deadline().map_or(0, |d| us(d.saturating_duration_since(done)));
+                        let (lease, owner) = ((&name).into(), (&owner).into());
+                        observe::emit(LeaseEvent::Granted { lease, owner, fence, took_us, belief_us });
+                    }
                 }
                 Step::Renew { token, deadline } => {
                     let sent = now;
@@ -267,12 +270,7 @@ impl<S: Store> Driver<S> {
                     let done = self.clock.now();
                     let took_us = us(done.saturating_duration_since(sent));
                     match &r {
-                        Ok(Renew::Renewed { fence }) => observe::emit(LeaseEvent::Renewed {
-                            lease: (&name).into(),
-                            owner: (&owner).into(),
-                            fence: *fence,
-                            took_us,
-                        }),
+                        Ok(Renew::Renewed { .. }) => {} // once the machine set its deadline, below
                         Ok(Renew::NotHolder) => observe::emit(LeaseEvent::RenewRefused {
                             lease: (&name).into(),
                             owner: (&owner).into(),
@@ -291,7 +289,13 @@ impl<S: Store> Driver<S> {
                     if r.is_ok() {
                         errors.ok(&self.cfg);
                     }
+                    let renewed = if let Ok(Renew::Renewed { fence }) = r { Some(fence) } else { None };
                     m.on_renew(sent, done, r);
+                    if let Some(fence) = renewed {
+                        let belief_us = m.deadline().map_or(0, |d| us(d.saturating_duration_since(done)));
+                        let (lease, owner) = ((&name).into(), (&owner).into());
+                        observe::emit(LeaseEvent::Renewed { lease, owner, fence, took_us, belief_us });
+                    }
                     // Guards read the deadline themselves: extend it at the instant the machine does.
                     // MC96: not extended: the work stops at the first grant's deadline while the
                     // owner goes on renewing.

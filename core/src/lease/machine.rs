@@ -267,7 +267,9 @@ impl Machine {
                 self.errors = 0;
                 self.permanent = 0;
                 self.failed = None;
-                let deadline = self.validity_from(sent_at, now) + self.t.ttl - self.t.drift_margin;
+                // MC105: the grant believed for its whole TTL, the drift margin left out.
+                let margin = if mutants::active(Mutant::MC105) { Duration::ZERO } else { self.t.drift_margin };
+                let deadline = self.validity_from(sent_at, now) + self.t.ttl - margin;
                 let next_renew = sent_at + self.t.renew_interval;
                 self.phase = Phase::Held { fence, deadline, next_renew, work: Work::Running { restarts: 0 } };
                 // Renewal is armed (next_renew set) before the work starts.

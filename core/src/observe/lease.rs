@@ -15,9 +15,12 @@ events! {
         /// row.
         /// Every attempt's outcome below says how long it `took_us` (local clock, from the send):
         /// together they let a checker judge each attempt's start against the wait allowed.
-        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64 } = "owner_started",
-        /// An acquisition attempt was granted `fence` (`Held` follows).
-        Granted { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64 } = "granted",
+        /// A grant or renewal is believed for at most `ttl_us` less `drift_margin_us` from the
+        /// attempt's send (S17).
+        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64, ttl_us: u64, drift_margin_us: u64 } = "owner_started",
+        /// An acquisition attempt was granted `fence` (`Held` follows); the owner believes in the
+        /// grant for `belief_us` from now (its local deadline, less the reply's instant).
+        Granted { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64, belief_us: u64 } = "granted",
         /// An acquisition attempt found the lease held by another owner.
         AcquireRefused { lease: Text<'a>, owner: Text<'a>, remaining_ms: u64, took_us: u64 } = "acquire_refused",
         /// The store lost the lease's data; acquisitions wait out the quarantine.
@@ -39,8 +42,8 @@ events! {
         WorkRestarting { lease: Text<'a>, owner: Text<'a>, fence: u64, restarts: u32, panicked: bool } = "work_restarting",
         /// The ended work was started again under the same grant.
         WorkRestarted { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "work_restarted",
-        /// The holder renewed its grant.
-        Renewed { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64 } = "renewed",
+        /// The holder renewed its grant, and believes in it for `belief_us` from now.
+        Renewed { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64, belief_us: u64 } = "renewed",
         /// A renewal failed (store error); it is retried before the deadline.
         RenewFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a>, took_us: u64 } = "renew_failed",
         /// The guarded work was started under `fence`.
@@ -70,11 +73,11 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
     use LeaseEvent as E;
     const T: &str = "keel::lease";
     match e {
-        E::OwnerStarted { lease, owner, renew_us, poll_us, retry_min_us, retry_max_us } => {
-            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, kind = "owner_started", "lease owner started")
+        E::OwnerStarted { lease, owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us, kind = "owner_started", "lease owner started")
         }
-        E::Granted { lease, owner, fence, took_us } => {
-            debug!(target: T, lease = %lease, owner = %owner, fence, took_us, kind = "granted", "acquisition granted")
+        E::Granted { lease, owner, fence, took_us, belief_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, fence, took_us, belief_us, kind = "granted", "acquisition granted")
         }
         E::AcquireRefused { lease, owner, remaining_ms, took_us } => {
             debug!(target: T, lease = %lease, owner = %owner, remaining_ms, took_us, kind = "acquire_refused", "held by another owner")
@@ -113,8 +116,8 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::WorkRestarted { lease, owner, fence } => {
             info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_restarted", "guarded work restarted")
         }
-        E::Renewed { lease, owner, fence, took_us } => {
-            trace!(target: T, lease = %lease, owner = %owner, fence, took_us, kind = "renewed", "renewed")
+        E::Renewed { lease, owner, fence, took_us, belief_us } => {
+            trace!(target: T, lease = %lease, owner = %owner, fence, took_us, belief_us, kind = "renewed", "renewed")
         }
         E::RenewFailed { lease, owner, error, took_us } => {
             debug!(target: T, lease = %lease, owner = %owner, took_us, kind = "renew_failed", error = %error, "renewal failed; retrying before the deadline")

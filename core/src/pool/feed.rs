@@ -475,6 +475,36 @@ mod tests {
         drop(sub);
     }
 
+    /// A gap, a slice that raises the newest completion to 3000, then a slice that offers 1200,
+    /// lost in the gap: its news.
+    fn news_of_a_second_slice_after_a_gap() -> usize {
+        let feed = Feed::new(1000, 500);
+        feed.observe([("a", "1|w|1100")].into_iter(), Source::Change);
+        feed.gap();
+        assert_eq!(feed.observe([("k", "1|w|3000")].into_iter(), Source::Slice).news, 1);
+        feed.observe([("z", "1|w|1200")].into_iter(), Source::Slice).news
+    }
+
+    /// MC28's window since the router reads nothing of its feed between a gap and the whole
+    /// snapshot that heals it (2026-12-03): a sweep's slices, taken meanwhile, raise the newest
+    /// completion; the next slice must still offer what the gap lost, from the floor frozen at the
+    /// gap (600).
+    #[test]
+    fn slices_after_a_gap_keep_the_gap_floor() {
+        assert_eq!(news_of_a_second_slice_after_a_gap(), 1);
+    }
+
+    /// Pins MC28, which the simulated sweeps no longer reach (its corpus plan went stale when
+    /// the router stopped reading its feed before its resync).
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn mc28_loses_what_the_gap_lost() {
+        let prev = mutants::set(Some(Mutant::MC28));
+        let news = news_of_a_second_slice_after_a_gap();
+        mutants::set(prev);
+        assert_eq!(news, 0, "the floor raised by the first slice (2500) skips it: the test above would fail");
+    }
+
     #[tokio::test]
     async fn waiters_resolve_on_any_sighting_subscribers_on_news_only() {
         let feed = Feed::new(1000, 500);

@@ -178,6 +178,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC82,
     Mutant::MC96,
     Mutant::MC101,
+    Mutant::MC105,
 ];
 
 impl LeaseScenario {
@@ -270,6 +271,7 @@ impl LeaseScenario {
         v.extend(super::lease_work::guards_lost_with_their_grant(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
+        v.extend(keel_checks::lease_beliefs_keep_their_margin(events));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -1132,7 +1134,13 @@ mod tests {
         let renewed = at(
             1_040,
             0,
-            lease_ev(LeaseEvent::Renewed { lease: "leader".into(), owner: "x".into(), fence: 100, took_us: 1_000 }),
+            lease_ev(LeaseEvent::Renewed {
+                lease: "leader".into(),
+                owner: "x".into(),
+                fence: 100,
+                took_us: 1_000,
+                belief_us: 800_000,
+            }),
         );
         assert!(s10(&[stop.clone(), stopping(1_001)]).is_empty());
         assert!(s10(&[stop.clone(), renewed.clone(), stopping(1_041)]).is_empty(), "after the renewal in flight");

@@ -407,7 +407,7 @@ impl PoolScenario {
 
     fn mutants(&self) -> &'static [Mutant] {
         if self.feed {
-            return &[Mutant::MC27, Mutant::MC28, Mutant::MC57];
+            return &[Mutant::MC27, Mutant::MC57];
         }
         &[
             Mutant::MP4,

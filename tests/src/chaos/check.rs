@@ -225,7 +225,9 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     // a loaded machine's scheduling slack, as V10's, SIGSTOPped time not counted; a timer never
     // fires early, so the floor's slack covers only the history's timestamps).
     let slack = (COMPLETER_STOP_HEARD_SLACK_US, FLOOR_SLACK_US);
-    let off = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
+    let mut off = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
+    // S17: each grant and renewal believed for at most the TTL less the margin from its send.
+    off.extend(keel_checks::lease_beliefs_keep_their_margin(&views));
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
@@ -957,6 +959,8 @@ mod tests {
                 poll_us: 333_000,
                 retry_min_us: 20_000,
                 retry_max_us: 83_000,
+                ttl_us: 1_000_000,
+                drift_margin_us: 90_000,
             },
         );
         let refused = |t: u64| {
