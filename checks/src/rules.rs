@@ -915,7 +915,12 @@ pub fn completer_drains_write_at_once<E: Entry>(
                     d.write_ends.push(t); // the write in flight at the drain's start
                     continue;
                 }
-                let after = d.write_ends.iter().copied().filter(|&w| w <= start).max().unwrap_or(0).max(d.began);
+                // The write in flight before it ended before it started: at the latest start the
+                // clock allows (its duration at real time), not only at the earliest (a start
+                // stretched by a slow clock can fall before the end of the write it followed:
+                // pool seed 8, a write begun at the drain with rate 0.97 in the plan).
+                let latest = t.saturating_sub(*took_us).max(start);
+                let after = d.write_ends.iter().copied().filter(|&w| w <= latest).max().unwrap_or(0).max(d.began);
                 let due = reach(after, slack_us, &frozen(node));
                 if start > due && !jumped(node, d.began, t) && v.len() < 20 {
                     v.push(Violation::new(
@@ -1748,6 +1753,9 @@ mod tests {
         assert_eq!((v.len(), v[0].t_us), (1, 40_000), "{v:?}");
         // A write in flight that landed after the drain began, then the queued one at once.
         assert!(judge(&[began(2), flushed(12_000, 5_000), flushed(20_000, 8_000)], 1.0).is_empty());
+        // A slow clock in the plan (pool seed 8): a 20 ms write begun at the drain, then the next
+        // at its end; the next's earliest start (50 000 − 20 000 / 0.9) falls before that end.
+        assert!(judge(&[began(2), flushed(30_000, 20_000), flushed(50_000, 20_000)], 0.9).is_empty());
         // Nothing queued at the drain: the later write is of a completion handed in since.
         assert!(judge(&[began(0), flushed(30_000, 5_000)], 1.0).is_empty());
         // Frozen time does not count; a node restart ends the run.

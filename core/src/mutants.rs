@@ -543,6 +543,10 @@ pub enum Mutant {
     /// margin left out: a clock running slow keeps the belief past the store's grant (blind-spot
     /// hunt, round 13, #4: S6 saw it in 2 of 250 seeds, when a clock's drift made it matter).
     MC105,
+    /// A run's exit that does not wake the lifecycle's `started()`/`stopped()` waiters: a
+    /// `stopped()` stays parked until the next start (blind-spot hunt, round 13, #19: no
+    /// scenario awaited them).
+    MC106,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

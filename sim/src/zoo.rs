@@ -741,6 +741,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC106,
+        lineage: "checker proof (blind-spot hunt, round 13, #19): a run's exit that does not wake the lifecycle's started()/stopped() waiters",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

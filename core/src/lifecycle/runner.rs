@@ -105,7 +105,10 @@ impl Drop for ExitGuard {
             self.shared.status.send_replace(inner.machine.status());
         }
         self.done.signal();
-        self.shared.changed.notify_waiters();
+        // MC106: the exit does not wake the started()/stopped() waiters.
+        if !crate::mutants::active(crate::mutants::Mutant::MC106) {
+            self.shared.changed.notify_waiters();
+        }
         observe::emit(LifecycleEvent::RunExited { service: (&self.shared.name).into(), run: self.run });
     }
 }

@@ -84,10 +84,14 @@ events! {
         StopReturnedEarly { service: String, run: u64, status: String } = "stop_returned_early",
         /// A start of the stress's `service` returned with the service not running (`status`).
         StartReturnedNotRunning { service: String, status: String } = "start_returned_not_running",
+        /// V18: a task began awaiting the stress lifecycle's `what` (`started` or `stopped`).
+        LifeAwaitBegun { what: String } = "life_await_begun",
+        /// V18: that await returned.
+        LifeAwaitEnded { what: String } = "life_await_ended",
     }
 }
 
-fn rec(e: &Event) -> Option<&Rec> {
+pub(super) fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
         Some(AppEv::Completer(r)) => Some(r),
         _ => None,
@@ -429,8 +433,10 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
             }
         })
     };
+    let waits = super::life_waits::exercise(ctx.clone(), caller.clone());
     let all = async {
         let _ = producer.await;
+        waits.await;
         for t in tasks {
             let _ = t.await;
         }
@@ -557,6 +563,7 @@ impl CompleterScenario {
         v.extend(keel_checks::completer_channel(run.events));
         // V17: a drain ends once its last producer left and its last write ended.
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
+        v.extend(super::life_waits::check(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -703,6 +710,7 @@ impl CompleterScenario {
             Mutant::MC86,
             Mutant::MC87,
             Mutant::MC93,
+            Mutant::MC106,
         ]
     }
 }

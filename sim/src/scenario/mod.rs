@@ -18,6 +18,7 @@ pub mod lease;
 pub mod lease_orphans;
 pub mod lease_release;
 pub mod lease_work;
+pub mod life_waits;
 pub mod pool;
 pub mod pool_cleanup;
 pub mod pool_drain;

@@ -40,7 +40,10 @@ events! {
         /// order) the completion's store time (0: unreadable).
         Tombstones { jobs: Vec<String>, ms: Vec<u64> } = "tombstones",
         /// An auditor's read of the pool's store state.
-        Audit { jobs: usize, stale_workers: usize, stale_example: String, overdue_ms: u64, overdue_job: String } = "audit",
+        /// `overdue_ms`: how long the most overdue pending entry has been both past its deadline
+        /// and in the store (as far as this auditor's reads can tell); `stale_ms`: how long the
+        /// longest-seen stale worker has had state in the store while stale, likewise.
+        Audit { jobs: usize, stale_workers: usize, stale_example: String, stale_ms: u64, overdue_ms: u64, overdue_job: String } = "audit",
         /// `poolfeed`: the node's completion feed subscriber began listening.
         FeedStart {} = "feed_start",
         /// `poolfeed`: the subscriber got a completion (`dropped`: its drop count then).
@@ -189,6 +192,15 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
 async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
     let store = ctx.store_data().clone();
     let mut tombstones_recorded = false;
+    // When each pending dispatch `(job, worker, attempt)` and each stale worker could have
+    // appeared at the earliest: this auditor's last read without it (0: no such read). A write
+    // held in the network can land long after its caller gave up (madsim retries a clogged link
+    // with a backoff of up to 10 s, so even seconds after the heal): a dispatch then arrives
+    // already past its deadline, naming a worker long dead. Keel is judged from when such state
+    // appeared, not from a deadline that passed while the store did not hold it.
+    let mut pending_since: BTreeMap<(String, String, u64), u64> = BTreeMap::new();
+    let mut stale_since: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_read_us = 0u64;
     loop {
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
@@ -208,14 +220,31 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
         }
         // The audit looks only at jobs, workers and pending dispatches.
         let Ok(r) = inspect_in_place(&store, POOL).await else { continue };
+        let now_us = ctx.history.now_us();
+        let seen_ms = |since: u64| if since == 0 { u64::MAX } else { now_us.saturating_sub(since) / 1000 };
         let stale: Vec<&String> =
             r.workers.iter().filter(|(_, age)| age.is_none_or(|a| a > 3 * ttl_ms)).map(|(w, _)| w).collect();
-        let overdue = r.pending.iter().max_by_key(|(_, p)| p.2);
+        stale_since.retain(|w, _| stale.contains(&w));
+        for w in &stale {
+            stale_since.entry((*w).clone()).or_insert(last_read_us);
+        }
+        let stale_ms = stale_since.values().map(|&since| seen_ms(since)).max().unwrap_or(0);
+        pending_since.retain(|(j, w, a), _| r.pending.get(j).is_some_and(|p| &p.0 == w && p.1 == *a));
+        let overdue = r
+            .pending
+            .iter()
+            .map(|(j, p)| {
+                let since = *pending_since.entry((j.clone(), p.0.clone(), p.1)).or_insert(last_read_us);
+                (j, p.2.min(seen_ms(since)))
+            })
+            .max_by_key(|(_, ms)| *ms);
+        last_read_us = now_us;
         ctx.record(Rec::Audit {
             jobs: r.jobs.len(),
             stale_workers: stale.len(),
             stale_example: stale.first().map_or_else(String::new, |w| (*w).clone()),
-            overdue_ms: overdue.map_or(0, |(_, p)| p.2),
+            stale_ms,
+            overdue_ms: overdue.map_or(0, |(_, ms)| ms),
             overdue_job: overdue.map_or_else(String::new, |(j, _)| j.clone()),
         });
     }
@@ -592,7 +621,8 @@ impl PoolScenario {
         let mut final_stale: Option<(u64, usize, &str)> = None;
         let mut audited_after_quiescence = false;
         for e in events {
-            let Some(Rec::Audit { stale_workers, stale_example, overdue_ms, overdue_job, .. }) = rec(e) else {
+            let Some(Rec::Audit { stale_workers, stale_example, stale_ms, overdue_ms, overdue_job, .. }) = rec(e)
+            else {
                 continue;
             };
             audited_after_quiescence |= e.t_us >= stable_us;
@@ -606,7 +636,9 @@ impl PoolScenario {
                     ));
                 }
             }
-            if e.t_us >= stable_us && *stale_workers > 0 {
+            // State that appeared after quiescence (a write held in the network) gets the same
+            // slack as an overdue pending entry.
+            if e.t_us >= stable_us && *stale_workers > 0 && *stale_ms > slack_ms {
                 final_stale.get_or_insert((e.t_us, *stale_workers, stale_example));
             }
         }

@@ -1,0 +1,177 @@
+//! V18: `Lifecycle::started()` and `stopped()` return at the status they wait for, judged at
+//! each return and where the status has held 2 ms.
+//!
+//! The completer scenario's stress runs one more service of its own on keel's `Lifecycle`
+//! (`stress-life`): runs that end by themselves or are stopped, started again, while a second
+//! task awaits `started()` and `stopped()` in turn. The lifecycle reports each status change
+//! (`run_started` once a run is running, `run_exited` once it exited: `Stopped`), at the instant
+//! it makes it. An await that returns while the status is not the one it waits for returned
+//! early; one still pending once that status has held for 2 ms of running time (the node's
+//! frozen time not counted) was not woken: a run's exit that forgets to wake its waiters (MC106)
+//! leaves every `stopped()` parked until the next start (blind-spot hunt, round 13, #19: no
+//! scenario awaited them). The node's crash or restart ends the judging.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel::clock::Clock;
+use keel::lifecycle::Lifecycle;
+use keel::observe::LifecycleEvent;
+use keel::shutdown::Shutdown;
+use madsim::rand::{Rng, thread_rng};
+
+use super::RunView;
+use super::completer::{Rec, rec};
+use crate::check::{Span, Violation};
+use crate::history::{Who, WorldEv, plain};
+use crate::world::NodeCtx;
+
+/// The service's name in its lifecycle events.
+pub const SERVICE: &str = "stress-life";
+/// Runs of the service per node life.
+const ROUNDS: usize = 4;
+/// How long a waiter may stay parked once its status holds, in µs of running time.
+const WAKE_SLACK_US: u64 = 2_000;
+
+/// The workload: a lifecycle started and stopped `ROUNDS` times (its runs sometimes ending by
+/// themselves first), and a task awaiting `started()` and `stopped()` in turn until the runs end.
+pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = ()> {
+    let life = Arc::new(Lifecycle::new(SERVICE));
+    let done = caller.child("stress-life-done");
+    let runner = {
+        let (life, ctx, caller, done) = (life.clone(), ctx.clone(), caller.clone(), done.clone());
+        tokio::spawn(async move {
+            for _ in 0..ROUNDS {
+                let (clock, run_ms) = (ctx.clock.clone(), thread_rng().gen_range(0..40));
+                life.start(caller.child("stress-life-run"), move |rc| async move {
+                    tokio::select! {
+                        biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                        _ = rc.shutdown.cancelled() => {}
+                        _ = clock.sleep(Duration::from_millis(run_ms)) => {}
+                    }
+                })
+                .await;
+                ctx.clock.sleep(Duration::from_millis(thread_rng().gen_range(0..40))).await;
+                life.stop().await;
+                ctx.clock.sleep(Duration::from_millis(thread_rng().gen_range(0..20))).await;
+            }
+            done.cancel();
+        })
+    };
+    let waiter = tokio::spawn(async move {
+        for what in ["started", "stopped"].into_iter().cycle() {
+            ctx.record(Rec::LifeAwaitBegun { what: what.into() });
+            let wait = async {
+                match what {
+                    "started" => life.started().await,
+                    _ => life.stopped().await,
+                }
+            };
+            tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                _ = wait => ctx.record(Rec::LifeAwaitEnded { what: what.into() }),
+                _ = done.cancelled() => return,
+            }
+        }
+    });
+    async move {
+        let _ = runner.await;
+        let _ = waiter.await;
+    }
+}
+
+/// One node's view of the service: its status and its pending await.
+#[derive(Default)]
+struct Waits {
+    /// Whether a run is running (between `run_started` and `run_exited`).
+    running: bool,
+    /// The pending await: what it waits for, and since when its status holds (µs), if it does.
+    pending: Option<(bool, Option<u64>)>,
+}
+
+/// V18 over a run: see the module's doc.
+pub fn check(run: &RunView<'_>) -> Vec<Violation> {
+    let mut nodes: std::collections::BTreeMap<Who, Waits> = Default::default();
+    let mut v = Vec::new();
+    let late = |node: Who, since: u64, t: u64| {
+        let frozen: Vec<Span> = run.timeline.frozen(node).collect();
+        Span { start: since, end: t.max(since) }.len_outside(&frozen) > WAKE_SLACK_US
+    };
+    for e in run.events {
+        if matches!(e.world(), Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {} | WorldEv::NodeStop {})) {
+            nodes.remove(&e.node);
+            continue;
+        }
+        let w = nodes.entry(e.node).or_default();
+        let status_change = match e.core() {
+            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunStarted { service, .. }))
+                if plain(service) == SERVICE =>
+            {
+                Some(true)
+            }
+            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunExited { service, .. }))
+                if plain(service) == SERVICE =>
+            {
+                Some(false)
+            }
+            _ => None,
+        };
+        if let Some(running) = status_change {
+            w.running = running;
+            if let Some((want_running, since)) = &mut w.pending {
+                if let Some(s) = *since
+                    && late(e.node, s, e.t_us)
+                    && v.len() < 20
+                {
+                    v.push(Violation::new("V18", s + WAKE_SLACK_US, unwoken(e.node, *want_running, s)));
+                }
+                *since = (running == *want_running).then_some(e.t_us);
+            }
+            continue;
+        }
+        match rec(e) {
+            Some(Rec::LifeAwaitBegun { what }) => {
+                let want_running = what == "started";
+                w.pending = Some((want_running, (w.running == want_running).then_some(e.t_us)));
+            }
+            Some(Rec::LifeAwaitEnded { what }) => {
+                let Some((want_running, since)) = w.pending.take() else { continue };
+                if w.running != want_running && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V18",
+                        e.t_us,
+                        format!(
+                            "{}: {SERVICE}'s {what}() returned while its status was not the one it waits for",
+                            e.node
+                        ),
+                    ));
+                } else if let Some(s) = since
+                    && late(e.node, s, e.t_us)
+                    && v.len() < 20
+                {
+                    v.push(Violation::new("V18", s + WAKE_SLACK_US, unwoken(e.node, want_running, s)));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (node, w) in nodes {
+        if let Some((want_running, Some(s))) = w.pending
+            && late(node, s, run.end_us)
+            && v.len() < 20
+        {
+            v.push(Violation::new("V18", s + WAKE_SLACK_US, unwoken(node, want_running, s)));
+        }
+    }
+    v
+}
+
+fn unwoken(node: Who, want_running: bool, since: u64) -> String {
+    let what = if want_running { "started" } else { "stopped" };
+    format!(
+        "{node}: {SERVICE}'s {what}() still parked {} µs after its status held (from {:.3}s): a status change that did not wake its waiters",
+        WAKE_SLACK_US,
+        since as f64 / 1e6
+    )
+}
