@@ -910,16 +910,17 @@ pub fn completer_drains_write_at_once<E: Entry>(
                 let key = (node.clone(), plain(completer), *run);
                 let Some(d) = open.get_mut(&key) else { continue };
                 let took = (*took_us as f64 / slowest.clamp(0.01, 1.0)) as u64;
+                // Its start lies between the earliest the slowest clock allows and the latest
+                // (its duration at real time). Only a write that began before the drain for
+                // sure was in flight at its start: one that may have begun at the drain is its
+                // first write (pool seed 8: a write begun at the drain, its start stretched by
+                // a clock of rate 0.94 in the plan to before it, made the rule judge the next).
                 let start = t.saturating_sub(took);
-                if start < d.began {
+                let latest = t.saturating_sub(*took_us).max(start);
+                if latest.saturating_add(1) < d.began {
                     d.write_ends.push(t); // the write in flight at the drain's start
                     continue;
                 }
-                // The write in flight before it ended before it started: at the latest start the
-                // clock allows (its duration at real time), not only at the earliest (a start
-                // stretched by a slow clock can fall before the end of the write it followed:
-                // pool seed 8, a write begun at the drain with rate 0.97 in the plan).
-                let latest = t.saturating_sub(*took_us).max(start);
                 let after = d.write_ends.iter().copied().filter(|&w| w <= latest).max().unwrap_or(0).max(d.began);
                 let due = reach(after, slack_us, &frozen(node));
                 if start > due && !jumped(node, d.began, t) && v.len() < 20 {
@@ -1753,9 +1754,9 @@ mod tests {
         assert_eq!((v.len(), v[0].t_us), (1, 40_000), "{v:?}");
         // A write in flight that landed after the drain began, then the queued one at once.
         assert!(judge(&[began(2), flushed(12_000, 5_000), flushed(20_000, 8_000)], 1.0).is_empty());
-        // A slow clock in the plan (pool seed 8): a 20 ms write begun at the drain, then the next
-        // at its end; the next's earliest start (50 000 − 20 000 / 0.9) falls before that end.
-        assert!(judge(&[began(2), flushed(30_000, 20_000), flushed(50_000, 20_000)], 0.9).is_empty());
+        // A slow clock in the plan (pool seed 8): a 20 ms write begun at the drain, its earliest
+        // start before it, is the drain's first write; a later one is not judged.
+        assert!(judge(&[began(2), flushed(30_000, 20_000), flushed(80_000, 20_000)], 0.9).is_empty());
         // Nothing queued at the drain: the later write is of a completion handed in since.
         assert!(judge(&[began(0), flushed(30_000, 5_000)], 1.0).is_empty());
         // Frozen time does not count; a node restart ends the run.
