@@ -261,7 +261,18 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
     }
 }
 
-type Tx = Arc<madsim::net::Sender>;
+/// What the requests of one connection share (one allocation per connection, not per request).
+struct Served {
+    store: MemoryStore,
+    faults: Arc<ServerFaults>,
+    history: History,
+    tx: madsim::net::Sender,
+    /// Whose connection it is, once its `Hello` said.
+    client: Mutex<Who>,
+    /// The kill signal as the connection saw it when it began: a feed forwarder ends with its
+    /// connection, as a Redis subscriber's pushes end with its socket.
+    kill: watch::Receiver<u64>,
+}
 
 async fn connection(
     store: MemoryStore,
@@ -270,9 +281,8 @@ async fn connection(
     tx: madsim::net::Sender,
     mut rx: madsim::net::Receiver,
 ) {
-    let tx: Tx = Arc::new(tx);
     let mut kill = faults.kill_conns.subscribe();
-    let client = Arc::new(Mutex::new(Who::World));
+    let served = Arc::new(Served { store, faults, history, tx, client: Mutex::new(Who::World), kill: kill.clone() });
     let mut tasks = Vec::new();
     loop {
         tokio::select! {
@@ -281,12 +291,11 @@ async fn connection(
             msg = rx.recv() => {
                 let Ok(msg) = msg else { break };
                 let Ok(req) = msg.downcast::<Req>() else { continue };
-                let ctx = (store.clone(), faults.clone(), history.clone(), tx.clone(), client.clone());
                 // Applied here when it completes at once (no latency or reply-delay fault in
                 // force, no store op that waits): in arrival order, as a Redis connection
                 // serves its commands, and without a task per request. A request that waits
                 // gets its own task, so the connection goes on reading (and can be killed).
-                let mut req = Box::pin(handle(ctx, *req));
+                let mut req = Box::pin(handle(served.clone(), *req));
                 if (&mut req).now_or_never().is_none() {
                     tasks.push(tokio::spawn(req));
                     tasks.retain(|t: &tokio::task::JoinHandle<()>| !t.is_finished());
@@ -295,12 +304,12 @@ async fn connection(
         }
     }
     for t in tasks {
-        t.abort(); // forwarders and in-flight handlers die with the connection
+        t.abort(); // in-flight handlers die with the connection (its forwarders watch `kill`)
     }
 }
 
-async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who>>), req: Req) {
-    let (store, faults, history, tx, client) = ctx;
+async fn handle(served: Arc<Served>, req: Req) {
+    let Served { faults, history, tx, client, .. } = &*served;
     let node = *client.lock().unwrap_or_else(|p| p.into_inner());
     let (to_ms, from_ms) =
         faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or((0, 0));
@@ -311,7 +320,7 @@ async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who
     let result = if faults.refuse.load(Ordering::SeqCst) {
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else {
-        apply(&store, &history, &faults, node, &tx, &client, req.op).await
+        apply(&served, node, req.op).await
     };
     let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
     if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
@@ -326,15 +335,8 @@ async fn handle(ctx: (MemoryStore, Arc<ServerFaults>, History, Tx, Arc<Mutex<Who
     let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
 }
 
-async fn apply(
-    store: &MemoryStore,
-    history: &History,
-    faults: &ServerFaults,
-    node: Who,
-    tx: &Tx,
-    client: &Arc<Mutex<Who>>,
-    op: Op,
-) -> StoreResult<Resp> {
+async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
+    let Served { store, history, faults, client, .. } = &**served;
     Ok(match op {
         Op::Hello { node } => {
             *client.lock().unwrap_or_else(|p| p.into_inner()) = node;
@@ -473,12 +475,15 @@ async fn apply(
         Op::Reads { reads } => Resp::Reads(store.reads(&reads).await?),
         Op::Watch { map, sub } => {
             let mut w = store.watch(&map).await?;
-            let tx = tx.clone();
-            // The forwarder is aborted with the connection (or the node).
+            let (served, mut ended) = (served.clone(), served.kill.clone());
             tokio::spawn(async move {
                 loop {
-                    let ev = w.next().await;
-                    if tx.send(Box::new(Down::Feed { sub, ev })).await.is_err() {
+                    let ev = tokio::select! {
+                        biased; // deterministic poll order (see `connection`)
+                        _ = ended.changed() => return,
+                        ev = w.next() => ev,
+                    };
+                    if served.tx.send(Box::new(Down::Feed { sub, ev })).await.is_err() {
                         return;
                     }
                 }
