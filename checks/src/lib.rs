@@ -38,7 +38,7 @@ pub use rules::{
     group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
     rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
 };
-pub use services::services_run_one_at_a_time;
+pub use services::{group_starts, services_run_one_at_a_time};
 pub use verdict::{Coverage, Span, Violation};
 pub use worker_retries::{worker_completions_retry_on_time, worker_registrations_retry_on_time};
 

@@ -1270,55 +1270,27 @@ pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
 /// `GroupStopped` (the group's stop returning, whatever it reports), no run of a lifecycle
 /// named as one of the group's services (`RunStarted` without its `RunExited`) is still going
 /// on that node. A node's start or crash forgets its runs (they died with it). A name is judged
-/// only while it is one service's: once two runs of that name were going on a node at once (two
-/// services of one name: one lifecycle runs one run at a time), it is not judged again in that
-/// node's life, since which run belongs to the group cannot be told.
+/// only while it is one service's: once two runs of that name and one number were going on a
+/// node at once (two lifecycles of one name started together), it is not judged again in that
+/// node's life, since which run belongs to the group cannot be told (V15's run tracker).
 pub fn group_stops<E: Entry>(events: &[E]) -> Vec<Violation> {
-    #[derive(Default)]
-    struct Runs<'a> {
-        /// Name → its runs going.
-        going: BTreeMap<&'a str, Vec<u64>>,
-        /// Names seen with two runs going at once.
-        shared: std::collections::BTreeSet<&'a str>,
-    }
-    let mut nodes: BTreeMap<E::Node, Runs<'_>> = BTreeMap::new();
     let mut v = Vec::new();
-    for e in events {
-        if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
-            nodes.remove(e.node());
-            continue;
+    crate::services::each_lifecycle_event(events, |e, node: &mut crate::services::Runs<'_>, l| match l {
+        LifecycleEvent::RunStarted { service, run } => {
+            node.started(plain(service), *run);
         }
-        let Some(keel::observe::Event::Lifecycle(l)) = e.keel() else { continue };
-        let node = nodes.entry(e.node().clone()).or_default();
-        match l {
-            LifecycleEvent::RunStarted { service, run } => {
-                let going = node.going.entry(plain(service)).or_default();
-                going.push(*run);
-                if going.len() > 1 {
-                    node.shared.insert(plain(service));
+        LifecycleEvent::RunExited { service, run } => node.exited(plain(service), *run),
+        LifecycleEvent::GroupStopped { services } => {
+            for s in services.iter().map(plain) {
+                if let Some(run) = node.going(s) {
+                    let what =
+                        format!("{}: a group's stop returned while its service {s} still runs (run {run})", e.node());
+                    v.push(Violation::new("V9", e.t_us(), what));
                 }
             }
-            LifecycleEvent::RunExited { service, run } => {
-                if let Some(going) = node.going.get_mut(plain(service)) {
-                    going.retain(|r| r != run);
-                }
-            }
-            LifecycleEvent::GroupStopped { services } => {
-                for s in services.iter().map(plain) {
-                    if let Some(run) = node.going.get(s).and_then(|g| g.first())
-                        && !node.shared.contains(s)
-                    {
-                        let what = format!(
-                            "{}: a group's stop returned while its service {s} still runs (run {run})",
-                            e.node()
-                        );
-                        v.push(Violation::new("V9", e.t_us(), what));
-                    }
-                }
-            }
-            _ => {}
         }
-    }
+        _ => {}
+    });
     v.truncate(20);
     v
 }

@@ -1,4 +1,5 @@
-//! V15: a service runs one run at a time, judged at each run's start.
+//! V15: a service runs one run at a time, judged at each run's start; V19: a group starts its
+//! services in order and a failed start leaves none of them running (`group_starts`).
 //!
 //! A lifecycle numbers its runs 1, 2, 3… and starts run n+1 only once run n exited: a start
 //! while a run is going does nothing, a start during a stop waits for the run to exit. A second
@@ -18,53 +19,180 @@ use keel::observe::LifecycleEvent;
 
 use crate::{Entry, Fact, Violation, plain};
 
-/// V15 over keel's lifecycle events: see the module's doc. A node's start or crash forgets its
-/// runs. The first 20 violations.
-pub fn services_run_one_at_a_time<E: Entry>(events: &[E]) -> Vec<Violation> {
-    #[derive(Default)]
-    struct Runs<'a> {
-        /// Name → its runs going.
-        going: BTreeMap<&'a str, BTreeSet<u64>>,
-        /// Names two lifecycles share (not judged).
-        shared: BTreeSet<&'a str>,
-    }
-    let mut nodes: BTreeMap<E::Node, Runs<'_>> = BTreeMap::new();
-    let mut v = Vec::new();
+/// Each lifecycle event of `events` with its node's state `S` (V9, V15, V19): a node's start or
+/// crash forgets its state (what ran died with it).
+pub(crate) fn each_lifecycle_event<'a, E: Entry, S: Default>(
+    events: &'a [E],
+    mut each: impl FnMut(&'a E, &mut S, &'a LifecycleEvent<'static>),
+) {
+    let mut nodes: BTreeMap<E::Node, S> = BTreeMap::new();
     for e in events {
         if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
             nodes.remove(e.node());
             continue;
         }
         let Some(keel::observe::Event::Lifecycle(l)) = e.keel() else { continue };
-        let node = nodes.entry(e.node().clone()).or_default();
+        each(e, nodes.entry(e.node().clone()).or_default(), l);
+    }
+}
+
+/// The lifecycle runs going on one node, by service name (V15, V19).
+#[derive(Default)]
+pub(crate) struct Runs<'a> {
+    /// Name → its runs going.
+    going: BTreeMap<&'a str, BTreeSet<u64>>,
+    /// Names two lifecycles share (not judged).
+    shared: BTreeSet<&'a str>,
+}
+
+impl<'a> Runs<'a> {
+    /// Run `run` of `name` started: another run of the name still going, if the name is judged.
+    pub(crate) fn started(&mut self, name: &'a str, run: u64) -> Option<u64> {
+        let going = self.going.entry(name).or_default();
+        if !going.insert(run) {
+            self.shared.insert(name); // the same number twice: two lifecycles
+            return None;
+        }
+        let other = going.iter().find(|r| **r != run).copied();
+        other.filter(|_| !self.shared.contains(name))
+    }
+
+    pub(crate) fn exited(&mut self, name: &str, run: u64) {
+        if let Some(going) = self.going.get_mut(name) {
+            going.remove(&run);
+        }
+    }
+
+    /// A run of `name` going, if the name is judged.
+    pub(crate) fn going(&self, name: &str) -> Option<u64> {
+        let run = self.going.get(name).and_then(|g| g.first().copied());
+        run.filter(|_| !self.shared.contains(name))
+    }
+}
+
+/// V15 over keel's lifecycle events: see the module's doc. A node's start or crash forgets its
+/// runs. The first 20 violations.
+pub fn services_run_one_at_a_time<E: Entry>(events: &[E]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    each_lifecycle_event(events, |e, node: &mut Runs<'_>, l| match l {
+        LifecycleEvent::RunStarted { service, run } => {
+            let name = plain(service);
+            if let Some(other) = node.started(name, *run)
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "V15",
+                    e.t_us(),
+                    format!(
+                        "{}: service {name} started run {run} while its run {other} still runs (two services of one name must be named apart)",
+                        e.node()
+                    ),
+                ));
+            }
+        }
+        LifecycleEvent::RunExited { service, run } => node.exited(plain(service), *run),
+        _ => {}
+    });
+    v
+}
+
+/// V19: a service group starts its services last declared first, and a start that fails
+/// leaves none of the services it started running. Judged at each service's start outcome
+/// (`service_started`, `start_failed`: the next one due, counted from the group's
+/// `group_start_begun`, is the last declared not yet started) and where the group's start
+/// returns (`group_start_ended`): reported `ok` only with every service started; reported
+/// failed, no lifecycle run a service of the group started since the start began (by its
+/// `run_started`) is still going. A node's start or crash forgets its groups and runs; a name
+/// two lifecycles share is not judged (V15's module doc). The first 20 violations.
+pub fn group_starts<E: Entry>(events: &[E]) -> Vec<Violation> {
+    struct Start<'a> {
+        services: Vec<&'a str>,
+        /// Outcomes seen so far: the next due is `services[len - 1 - done]`.
+        done: usize,
+        failed: Option<&'a str>,
+        /// Services whose run started since the start began.
+        ran: BTreeSet<&'a str>,
+    }
+    impl Start<'_> {
+        fn due(&self) -> Option<&str> {
+            self.services.len().checked_sub(self.done + 1).map(|i| self.services[i])
+        }
+    }
+    #[derive(Default)]
+    struct Node<'a> {
+        runs: Runs<'a>,
+        starts: Vec<Start<'a>>,
+    }
+    let mut v = Vec::new();
+    each_lifecycle_event(events, |e, node: &mut Node<'_>, l| {
+        let mut fire = |what: String| {
+            if v.len() < 20 {
+                v.push(Violation::new("V19", e.t_us(), format!("{}: {what}", e.node())));
+            }
+        };
         match l {
             LifecycleEvent::RunStarted { service, run } => {
                 let name = plain(service);
-                let going = node.going.entry(name).or_default();
-                if !going.insert(*run) {
-                    node.shared.insert(name); // the same number twice: two lifecycles
-                } else if let Some(other) = going.iter().find(|r| *r != run)
-                    && !node.shared.contains(name)
-                    && v.len() < 20
-                {
-                    v.push(Violation::new(
-                        "V15",
-                        e.t_us(),
-                        format!(
-                            "{}: service {name} started run {run} while its run {other} still runs (two services of one name must be named apart)",
-                            e.node()
-                        ),
-                    ));
+                node.runs.started(name, *run);
+                for s in node.starts.iter_mut().filter(|s| s.services.contains(&name)) {
+                    s.ran.insert(name);
                 }
             }
-            LifecycleEvent::RunExited { service, run } => {
-                if let Some(going) = node.going.get_mut(plain(service)) {
-                    going.remove(run);
+            LifecycleEvent::RunExited { service, run } => node.runs.exited(plain(service), *run),
+            LifecycleEvent::GroupStartBegun { services } => node.starts.push(Start {
+                services: services.iter().map(plain).collect(),
+                done: 0,
+                failed: None,
+                ran: BTreeSet::new(),
+            }),
+            LifecycleEvent::ServiceStarted { service } | LifecycleEvent::StartFailed { service, .. } => {
+                let name = plain(service);
+                let failed = matches!(l, LifecycleEvent::StartFailed { .. });
+                let start = match node.starts.iter().position(|s| s.due() == Some(name)) {
+                    Some(i) => &mut node.starts[i],
+                    None => match node.starts.iter_mut().rev().find(|s| s.services.contains(&name)) {
+                        Some(s) => {
+                            let due = s.due().unwrap_or("none").to_owned();
+                            fire(format!(
+                                "a group started {name} while {due} was due (a group starts its services last declared first)"
+                            ));
+                            s
+                        }
+                        None => return, // a service started outside a group's start
+                    },
+                };
+                start.done += 1;
+                if failed {
+                    start.failed = Some(name);
+                }
+            }
+            LifecycleEvent::GroupStartEnded { services, ok } => {
+                let names: Vec<&str> = services.iter().map(plain).collect();
+                let Some(i) = node.starts.iter().rposition(|s| s.services == names) else { return };
+                let start = node.starts.remove(i);
+                let n = start.services.len();
+                match (ok, start.failed) {
+                    (true, None) if start.done == n => {}
+                    (true, _) => fire(format!(
+                        "a group's start reported started with {} of its {n} services started ({})",
+                        start.done,
+                        start.failed.map_or_else(String::new, |f| format!("{f} failed"))
+                    )),
+                    (false, failed) => {
+                        let failed = failed.unwrap_or("no service");
+                        for name in &start.ran {
+                            if let Some(run) = node.runs.going(name) {
+                                fire(format!(
+                                    "a group's start that failed at {failed} returned while {name}, which it started, still runs (run {run})"
+                                ));
+                            }
+                        }
+                    }
                 }
             }
             _ => {}
         }
-    }
+    });
     v
 }
 
@@ -101,5 +229,64 @@ mod tests {
         assert!(services_run_one_at_a_time(&twins).is_empty(), "two lifecycles of one name");
         let crash = Ev(2000, "n1", None, Some(Fact::NodeCrash));
         assert!(services_run_one_at_a_time(&[started(1, "s", 1), crash, started(3, "s", 1)]).is_empty());
+    }
+
+    fn group(t_ms: u64, e: LifecycleEvent<'static>) -> Ev {
+        at(t_ms, "n1", e)
+    }
+
+    const GROUP: [&str; 3] = ["p0", "completer:jobs", "subscriptions:jobs"];
+
+    fn begun(t_ms: u64) -> Ev {
+        group(t_ms, LifecycleEvent::GroupStartBegun { services: GROUP.iter().map(|s| (*s).into()).collect() })
+    }
+
+    fn ended(t_ms: u64, ok: bool) -> Ev {
+        group(t_ms, LifecycleEvent::GroupStartEnded { services: GROUP.iter().map(|s| (*s).into()).collect(), ok })
+    }
+
+    fn ok(t_ms: u64, service: &'static str) -> Ev {
+        group(t_ms, LifecycleEvent::ServiceStarted { service: service.into() })
+    }
+
+    fn failed(t_ms: u64, service: &'static str) -> Ev {
+        group(t_ms, LifecycleEvent::StartFailed { service: service.into(), error: "refused".into() })
+    }
+
+    /// Started last declared first and reported ok: no violation. A failed start that stopped
+    /// what it started passes; one that left them running (MC107) is V19 at its return, once
+    /// per service left; a start in declared order (MC108) is V19 at its first outcome.
+    #[test]
+    fn a_group_start_out_of_order_or_leaving_services_running_fires_v19() {
+        let (subs, comp) = ("subscriptions:jobs", "completer:jobs");
+        let good =
+            [begun(1), started(2, subs, 1), ok(2, subs), started(3, comp, 1), ok(3, comp), ok(4, "p0"), ended(5, true)];
+        assert!(group_starts(&good).is_empty());
+        let stopped = [
+            begun(1),
+            started(2, subs, 1),
+            ok(2, subs),
+            started(3, comp, 1),
+            ok(3, comp),
+            failed(4, "p0"),
+            exited(5, comp, 1),
+            exited(6, subs, 1),
+            ended(7, false),
+        ];
+        assert!(group_starts(&stopped).is_empty());
+        let left: Vec<Ev> = stopped.iter().filter(|e| e.0 < 5_000).cloned().chain([ended(7, false)]).collect();
+        let v = group_starts(&left);
+        assert_eq!(crate::test_entry::at_ms(&v), [("V19", 7), ("V19", 7)], "{v:?}");
+        assert!(v[0].detail.contains("failed at p0 returned while completer:jobs, which it started, still runs"));
+        let declared = [begun(1), failed(2, "p0"), ended(3, false)];
+        let v = group_starts(&declared);
+        assert_eq!(crate::test_entry::at_ms(&v), [("V19", 2)], "{v:?}");
+        assert!(v[0].detail.contains("started p0 while subscriptions:jobs was due"), "{}", v[0].detail);
+        // Reported ok with a service never started.
+        let short = [begun(1), ok(2, subs), ok(3, comp), ended(4, true)];
+        assert_eq!(crate::test_entry::at_ms(&group_starts(&short)), [("V19", 4)]);
+        // A crash forgets the group's start.
+        let crash = Ev(4000, "n1", None, Some(Fact::NodeCrash));
+        assert!(group_starts(&[begun(1), started(2, subs, 1), ok(2, subs), crash, ended(5, false)]).is_empty());
     }
 }

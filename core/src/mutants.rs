@@ -547,6 +547,14 @@ pub enum Mutant {
     /// `stopped()` stays parked until the next start (blind-spot hunt, round 13, #19: no
     /// scenario awaited them).
     MC106,
+    /// A group whose failed start stops the services declared before the failed one (never
+    /// started) instead of those after it (started first): the completer and the subscription
+    /// manager a failed producer start left behind keep running (blind-spot hunt, round 13,
+    /// #18: no service start failed in the simulator).
+    MC107,
+    /// A group that starts its services in declared order, producers before the completer they
+    /// feed (blind-spot hunt, round 13, #17: seen only as the scenario's setup error).
+    MC108,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -747,6 +747,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC107,
+        lineage: "checker proof (blind-spot hunt, round 13, #18): a group's failed start that stops the services never started, not those it started",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC108,
+        lineage: "checker proof (blind-spot hunt, round 13, #17): a group that starts its services in declared order, producers before their completer",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -320,6 +320,11 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC75: a start while running spawns a second run beside the first (V15 at its start;
     // completer seed 0, the stress starts its services while they run).
     assert!(caught_by_free_rules("completer", Mutant::MC75, "V15").is_some(), "MC75 breaks V15");
+    // MC107 and MC108: a group's failed start that stops what it never started, and a group
+    // started in declared order (V19 at the start's return and at its first outcome; completer
+    // seed 0 each, where a run's producer refuses to start).
+    assert!(caught_by_free_rules("completer", Mutant::MC107, "V19").is_some(), "MC107 breaks V19");
+    assert!(caught_by_free_rules("completer", Mutant::MC108, "V19").is_some(), "MC108 breaks V19");
     // MC78: a drain done on an empty backlog with producers still registered (V1 at the close,
     // counted from the producers' own events; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC78, "V1").is_some(), "MC78 breaks V1");

@@ -367,8 +367,9 @@ impl<S: Store> Completer<S> {
 }
 
 impl<S: Store> Service for Completer<S> {
+    /// Its lifecycle's name (`completer:{name}`), as its `run_started`/`run_exited` events name it.
     fn name(&self) -> &str {
-        &self.cfg.name
+        self.life.name()
     }
 
     fn start<'a>(&'a self, parent: &'a Shutdown) -> BoxFuture<'a, Result<(), ServiceError>> {

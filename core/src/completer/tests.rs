@@ -221,8 +221,9 @@ async fn each_kind_of_loss_alone_fails_the_stop() {
     let took = began.elapsed();
     assert!(took >= Duration::from_millis(490) && took <= Duration::from_millis(510), "{took:?}");
     assert_eq!((err.unflushed, err.undelivered, err.producers_left), (vec![c], 0, vec![]));
-    // As a service it is named after its config (cargo-mutants: `name -> ""` survived).
-    assert_eq!(Service::name(&completer), "t");
+    // As a service it is named as its lifecycle's runs are (`completer:{name}`), so a group's
+    // rules find its runs (cargo-mutants: `name -> ""` survived).
+    assert_eq!(Service::name(&completer), "completer:t");
 }
 
 /// Completions are batched: one that finds the batch short waits (up to `flush_interval`) for

@@ -59,12 +59,33 @@ impl ServiceGroup {
     }
 
     /// Start every service, last declared first. On a failure the services already started are
-    /// stopped again (in stop order) and the error is returned.
+    /// stopped again (in stop order) and the error is returned. Reported as `GroupStartBegun`
+    /// and `GroupStartEnded` (after those stops, however it returns).
     pub async fn start(&self, parent: &Shutdown) -> Result<(), ServiceError> {
-        for (i, s) in self.services.iter().enumerate().rev() {
-            if let Err(e) = s.start(parent).await {
+        observe::emit(LifecycleEvent::GroupStartBegun { services: self.texts() });
+        let r = self.start_in_order(parent).await;
+        observe::emit(LifecycleEvent::GroupStartEnded { services: self.texts(), ok: r.is_ok() });
+        r
+    }
+
+    async fn start_in_order(&self, parent: &Shutdown) -> Result<(), ServiceError> {
+        let order: Vec<usize> = if mutants::active(Mutant::MC108) {
+            (0..self.services.len()).collect() // MC108: producers before the completer they feed
+        } else {
+            (0..self.services.len()).rev().collect()
+        };
+        for i in order {
+            let s = &self.services[i];
+            let r = s.start(parent).await;
+            if r.is_ok() {
+                observe::emit(LifecycleEvent::ServiceStarted { service: s.name().into() });
+            }
+            if let Err(e) = r {
                 observe::emit(LifecycleEvent::StartFailed { service: s.name().into(), error: Text::display(&e) });
-                for started in &self.services[i + 1..] {
+                // Those declared after it were started first: stop them (in stop order).
+                let started =
+                    if mutants::active(Mutant::MC107) { &self.services[..i] } else { &self.services[i + 1..] };
+                for started in started {
                     let _ = started.stop().await;
                 }
                 return Err(e);
@@ -73,13 +94,16 @@ impl ServiceGroup {
         Ok(())
     }
 
+    fn texts(&self) -> Vec<Text<'_>> {
+        self.services.iter().map(|s| Text::from(s.name())).collect()
+    }
+
     /// Stop every service in the declared order, each after the previous one finished stopping.
     /// Every service is stopped even if an earlier one reports an error; the first error is
     /// returned. Reported as `GroupStopped` however it returns.
     pub async fn stop(&self) -> Result<(), ServiceError> {
         let r = self.stop_in_order().await;
-        let services = self.services.iter().map(|s| Text::from(s.name())).collect();
-        observe::emit(LifecycleEvent::GroupStopped { services });
+        observe::emit(LifecycleEvent::GroupStopped { services: self.texts() });
         r
     }
 
@@ -104,5 +128,56 @@ impl ServiceGroup {
             }
         }
         first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+
+    /// A service that logs its starts and stops, and refuses to start if told to.
+    struct Logged {
+        name: &'static str,
+        refuse: bool,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Service for Logged {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn start<'a>(&'a self, _parent: &'a Shutdown) -> BoxFuture<'a, Result<(), ServiceError>> {
+            Box::pin(async move {
+                self.log.lock().unwrap_or_else(|p| p.into_inner()).push(format!("start {}", self.name));
+                if self.refuse {
+                    return Err(ServiceError { service: self.name.into(), reason: "refused".into() });
+                }
+                Ok(())
+            })
+        }
+        fn stop(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
+            Box::pin(async move {
+                self.log.lock().unwrap_or_else(|p| p.into_inner()).push(format!("stop {}", self.name));
+                Ok(())
+            })
+        }
+    }
+
+    /// Started last declared first (MC108 started them in declared order); a failed start stops
+    /// exactly those started before it, in stop order (MC107 stopped those never started).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_start_stops_what_it_started_in_stop_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let svc = |name, refuse| Arc::new(Logged { name, refuse, log: log.clone() });
+        let group =
+            ServiceGroup::new().then(svc("a", false)).then(svc("b", true)).then(svc("c", false)).then(svc("d", false));
+        let err = group.start(&Shutdown::new("app")).await.unwrap_err();
+        assert_eq!(err.service, "b");
+        let got = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(got, ["start d", "start c", "start b", "stop c", "stop d"]);
     }
 }

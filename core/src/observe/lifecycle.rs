@@ -12,8 +12,15 @@ events! {
         RunStarted { service: Text<'a>, run: u64 } = "run_started",
         /// A service run exited.
         RunExited { service: Text<'a>, run: u64 } = "run_exited",
+        /// A group's start began: `services` in stop order (started last first).
+        GroupStartBegun { services: Vec<Text<'a>> } = "group_start_begun",
+        /// A service of a group started (its start returned `Ok`).
+        ServiceStarted { service: Text<'a> } = "service_started",
         /// A service of a group failed to start; the others are stopped.
         StartFailed { service: Text<'a>, error: Text<'a> } = "start_failed",
+        /// A group's start returned (`ok`), or failed with the services it had started stopped
+        /// again: no run of those is left going (rule V19).
+        GroupStartEnded { services: Vec<Text<'a>>, ok: bool } = "group_start_ended",
         /// A service of a group reported an error when stopped.
         StopFailed { service: Text<'a>, error: Text<'a> } = "stop_failed",
         /// A group's stop returned, whatever it reported: `services` in stop order. Every run of
@@ -31,6 +38,15 @@ pub(super) fn log(e: &LifecycleEvent<'_>) {
         E::RunExited { service, run } => debug!(target: T, service = %service, run, "run exited"),
         E::StartFailed { service, error } => {
             warn!(target: T, service = %service, error = %error, "start failed; stopping the others")
+        }
+        E::GroupStartBegun { services } => {
+            let services: Vec<_> = services.iter().map(Text::as_str).collect();
+            debug!(target: T, services = ?services, "group starting")
+        }
+        E::ServiceStarted { service } => debug!(target: T, service = %service, "service started"),
+        E::GroupStartEnded { services, ok } => {
+            let services: Vec<_> = services.iter().map(Text::as_str).collect();
+            debug!(target: T, services = ?services, ok, "group start returned")
         }
         E::StopFailed { service, error } => {
             warn!(target: T, service = %service, error = %error, "stop reported an error")

@@ -12,7 +12,7 @@ use keel::clock::Clock;
 use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, Producer, SubscriptionManager};
 use keel::lifecycle::{Service, ServiceError, ServiceGroup, Status};
 use keel::mutants::Mutant;
-use keel::observe::{CompleterEvent, Field, events};
+use keel::observe::{CompleterEvent, Field, LifecycleEvent, events};
 use keel::shutdown::Shutdown;
 use keel::store::Store;
 use madsim::rand::{Rng, thread_rng};
@@ -125,6 +125,8 @@ impl Default for CompleterScenario {
 }
 
 const PRODUCERS: usize = 2;
+/// How often a run's group start fails at one of its producers.
+const START_REFUSALS: f64 = 0.1;
 /// The completer's backlog bound (queued + in flight).
 const BACKLOG: usize = 16;
 const MAX_JOB_MS: u64 = 60;
@@ -160,6 +162,8 @@ struct ProducerSvc<S: Store> {
     handoff: Duration,
     /// The node life's start (µs): part of every completion's key.
     life: u64,
+    /// Its start fails (a dependency it could not reach): the group must stop what it started.
+    refuse_start: bool,
     task: Mutex<Option<(Shutdown, tokio::task::JoinHandle<()>)>>,
 }
 
@@ -218,6 +222,9 @@ impl<S: Store> Service for ProducerSvc<S> {
             let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
             if task.is_some() {
                 return Ok(());
+            }
+            if self.refuse_start {
+                return Err(ServiceError { service: self.name.clone(), reason: "scenario: start refused".into() });
             }
             let p = self
                 .completer
@@ -336,6 +343,8 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
                 map.clone(),
             )),
         ];
+        // Now and then one producer's start fails (V19: the group stops what it started).
+        let refuse = thread_rng().gen_bool(START_REFUSALS).then(|| thread_rng().gen_range(0..PRODUCERS));
         let mut group = ServiceGroup::new();
         for p in 0..PRODUCERS {
             group = group.then(Arc::new(ProducerSvc {
@@ -345,13 +354,18 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
                 run,
                 handoff: Duration::from_millis(this.handoff_ms),
                 life,
+                refuse_start: refuse == Some(p),
                 task: Mutex::new(None),
             }));
         }
         let group = group.then(completer.clone()).then(subs.clone());
-        if let Err(e) = group.start(&caller).await {
-            ctx.record(WorldEv::SimError { error: e.to_string() });
-            return;
+        if group.start(&caller).await.is_err() {
+            // The services it started are stopped again (V19), so the readers' channels close.
+            run_stop.returned.cancel();
+            for r in readers {
+                let _ = r.await;
+            }
+            continue;
         }
         let work_ms = thread_rng().gen_range(100..1500);
         tokio::select! {
@@ -556,6 +570,8 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::group_stops(run));
         // V15: one run of a service at a time (the stress starts its services while running).
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
+        // V19: a group starts its services in order, and a failed start leaves none running.
+        v.extend(keel_checks::group_starts(run.events));
         // V16: retries inside their backoff, the stress's completer too.
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
@@ -640,6 +656,9 @@ impl CompleterScenario {
         let mut narrow = super::NarrowWindows::default();
         for e in events {
             narrow.see(e);
+            if let Some(keel::observe::Event::Lifecycle(LifecycleEvent::GroupStartEnded { ok: false, .. })) = e.core() {
+                c.insert("group_start_failed");
+            }
             match (e.completer(), rec(e)) {
                 (Some(CompleterEvent::DrainStarted { pending, .. }), _) if *pending > 0 => {
                     c.insert("drain_with_pending_events");
@@ -678,6 +697,7 @@ impl CompleterScenario {
             "frozen_subscriber_overflowed",
             "subscriber_stalled_through_stop",
             "flush_under_slow_replies",
+            "group_start_failed",
         ]
     }
 
@@ -711,6 +731,8 @@ impl CompleterScenario {
             Mutant::MC87,
             Mutant::MC93,
             Mutant::MC106,
+            Mutant::MC107,
+            Mutant::MC108,
         ]
     }
 }
