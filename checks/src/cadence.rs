@@ -170,6 +170,16 @@ impl<N: Ord + Clone, F: Fn(&N) -> Vec<Span>, J: Fn(&N, u64, u64) -> bool> Verdic
     }
 }
 
+impl<N: Ord + Clone, F: Fn(&N) -> Vec<Span>, J: Fn(&N, u64, u64) -> bool> Verdicts<N, F, J> {
+    /// An attempt due by `d` on `node` that none started by its deadline `at`: a violation `id`
+    /// there worded by `say()`, unless the node's clock jumped since `d.earliest`.
+    pub fn overdue(&mut self, id: &'static str, node: &N, d: &Due, at: u64, say: impl Fn() -> String) {
+        if !(self.jumped)(node, d.earliest, at) && self.v.len() < 20 {
+            self.v.push(Violation::new(id, at, say()));
+        }
+    }
+}
+
 /// One owner's chain: its timing, its errors in a row (`exact` while keel's count is known to be
 /// the same: a successful read of the store's time resets keel's without an event), and what
 /// the last outcome allows the next attempt.

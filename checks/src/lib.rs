@@ -11,23 +11,28 @@
 
 #![warn(missing_docs)]
 
+mod anti_entropy;
 mod batches;
 mod beats;
 mod cadence;
 mod lease_belief;
 pub mod linearize;
+mod pending;
 mod restarts;
 mod retries;
 mod rmap_retries;
 mod rules;
 mod services;
+mod store_errors;
 mod verdict;
 mod worker_retries;
 
+pub use anti_entropy::rmap_anti_entropy_on_time;
 pub use batches::completer_full_batches_write_at_once;
 pub use beats::worker_beats_on_time;
 pub use cadence::lease_attempts_on_time;
 pub use lease_belief::lease_beliefs_keep_their_margin;
+pub use pending::pending_deadlines_keep_the_ack_grace;
 pub use restarts::pool_restarts_back_off;
 pub use retries::completer_retries_on_time;
 pub use rmap_retries::rmap_retries_on_time;
@@ -39,6 +44,7 @@ pub use rules::{
     rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
 };
 pub use services::{group_starts, services_run_one_at_a_time};
+pub use store_errors::lease_recoveries_follow_errors;
 pub use verdict::{Coverage, Span, Violation};
 pub use worker_retries::{worker_completions_retry_on_time, worker_registrations_retry_on_time};
 

@@ -61,7 +61,7 @@ pub fn rmap_retries_on_time<E: Entry>(
         use RmapEvent as R;
         let Some(ev) = e.rmap() else { continue };
         let (name, took_us) = match ev {
-            R::Started { map, retry_min_us, retry_max_us } => {
+            R::Started { map, retry_min_us, retry_max_us, .. } => {
                 let m = Map { min_us: *retry_min_us, max_us: *retry_max_us, ..Map::default() };
                 maps.insert((node.clone(), plain(map)), m);
                 continue;
@@ -127,7 +127,7 @@ mod tests {
 
     /// retry_min 10 ms, retry_max 40 ms.
     fn started(t_ms: u64) -> Ev {
-        at(t_ms, RmapEvent::Started { map: "m".into(), retry_min_us: 10_000, retry_max_us: 40_000 })
+        at(t_ms, RmapEvent::Started { map: "m".into(), retry_min_us: 10_000, retry_max_us: 40_000, anti_entropy_us: 0 })
     }
 
     fn watch(t_ms: u64, took_ms: u64, ok: bool) -> Ev {

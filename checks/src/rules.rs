@@ -1266,7 +1266,9 @@ pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
     out
 }
 
-/// V9: a service group's stop returns only once every service of the group stopped. At each
+/// V9: a service group's stop returns only once every service of the group stopped, and returns
+/// the first error their stops reported (`GroupStopped`'s `failed` is the first `StopFailed` of
+/// one of its services since the group's last stop; none: it returned `Ok`). At each
 /// `GroupStopped` (the group's stop returning, whatever it reports), no run of a lifecycle
 /// named as one of the group's services (`RunStarted` without its `RunExited`) is still going
 /// on that node. A node's start or crash forgets its runs (they died with it). A name is judged
@@ -1274,20 +1276,41 @@ pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
 /// node at once (two lifecycles of one name started together), it is not judged again in that
 /// node's life, since which run belongs to the group cannot be told (V15's run tracker).
 pub fn group_stops<E: Entry>(events: &[E]) -> Vec<Violation> {
+    #[derive(Default)]
+    struct Node<'a> {
+        runs: crate::services::Runs<'a>,
+        /// Services whose stop reported an error since the last group stop returned, in order.
+        failed: Vec<&'a str>,
+    }
     let mut v = Vec::new();
-    crate::services::each_lifecycle_event(events, |e, node: &mut crate::services::Runs<'_>, l| match l {
+    crate::services::each_lifecycle_event(events, |e, node: &mut Node<'_>, l| match l {
         LifecycleEvent::RunStarted { service, run } => {
-            node.started(plain(service), *run);
+            node.runs.started(plain(service), *run);
         }
-        LifecycleEvent::RunExited { service, run } => node.exited(plain(service), *run),
-        LifecycleEvent::GroupStopped { services } => {
-            for s in services.iter().map(plain) {
-                if let Some(run) = node.going(s) {
+        LifecycleEvent::RunExited { service, run } => node.runs.exited(plain(service), *run),
+        LifecycleEvent::StopFailed { service, .. } => node.failed.push(plain(service)),
+        LifecycleEvent::GroupStopped { services, failed } => {
+            let names: Vec<&str> = services.iter().map(plain).collect();
+            for s in &names {
+                if let Some(run) = node.runs.going(s) {
                     let what =
                         format!("{}: a group's stop returned while its service {s} still runs (run {run})", e.node());
                     v.push(Violation::new("V9", e.t_us(), what));
                 }
             }
+            // It returns the first error its services' stops reported (none: `Ok`).
+            let first = node.failed.iter().find(|s| names.contains(s)).copied();
+            let returned = failed.as_ref().map(plain);
+            if returned != first {
+                let what = format!(
+                    "{}: a group's stop returned {} though the first of its services to fail its stop was {}",
+                    e.node(),
+                    returned.map_or_else(|| "Ok".to_owned(), |s| format!("{s}'s error")),
+                    first.unwrap_or("none")
+                );
+                v.push(Violation::new("V9", e.t_us(), what));
+            }
+            node.failed.retain(|s| !names.contains(s));
         }
         _ => {}
     });
@@ -1913,7 +1936,29 @@ mod tests {
 
     fn group_stopped(t_us: u64) -> E {
         let services = vec![Text::from("p0"), Text::from("jobs"), Text::from("subscriptions")];
-        life(t_us, "n0", LifecycleEvent::GroupStopped { services })
+        life(t_us, "n0", LifecycleEvent::GroupStopped { services, failed: None })
+    }
+
+    /// The group's stop returns the first error its services' stops reported: the first
+    /// passes; the last one's result (MC110: an `Ok` after an error, or a later error) is V9.
+    #[test]
+    fn a_group_stop_that_returns_another_result_than_the_first_error_fires_v9() {
+        let failed = |t_us, service: &'static str| {
+            life(t_us, "n0", LifecycleEvent::StopFailed { service: service.into(), error: "x".into() })
+        };
+        let stopped = |t_us, failed: Option<&'static str>| {
+            let services = vec![Text::from("p0"), Text::from("jobs"), Text::from("subscriptions")];
+            life(t_us, "n0", LifecycleEvent::GroupStopped { services, failed: failed.map(Text::from) })
+        };
+        assert!(group_stops(&[failed(1, "p0"), failed(2, "jobs"), stopped(3, Some("p0"))]).is_empty());
+        assert!(group_stops(&[stopped(3, None)]).is_empty());
+        let v = group_stops(&[failed(2, "jobs"), stopped(3, None)]);
+        assert_eq!(crate::test_entry::at_ms(&v), [("V9", 0)], "{v:?}");
+        assert!(v[0].detail.contains("returned Ok though the first of its services to fail its stop was jobs"));
+        assert_eq!(group_stops(&[failed(1, "p0"), failed(2, "jobs"), stopped(3, Some("jobs"))]).len(), 1);
+        // Each stop is judged by its own failures; another group's service does not count.
+        let h = [failed(1, "jobs"), stopped(2, Some("jobs")), failed(3, "other"), stopped(4, None)];
+        assert!(group_stops(&h).is_empty());
     }
 
     #[test]
@@ -1967,7 +2012,7 @@ mod tests {
 
     fn resynced(t: u64, rev: u64) -> E {
         let reason = keel::observe::ResyncReason::Gap;
-        map(t, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev: 0, changed: 0, woken: 0 })
+        map(t, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev: 0, changed: 0, woken: 0, took_us: 0 })
     }
 
     /// R8: a waiter parks only below its replica's revision (MC49: a load that does not publish

@@ -555,6 +555,22 @@ pub enum Mutant {
     /// A group that starts its services in declared order, producers before the completer they
     /// feed (blind-spot hunt, round 13, #17: seen only as the scenario's setup error).
     MC108,
+    /// A replicated map whose anti-entropy timer starts over at every feed event, not at each
+    /// load: a map written more often than its period never resyncs by itself (blind-spot hunt,
+    /// round 13, #8: no scenario set `anti_entropy`).
+    MC109,
+    /// A group stop that keeps the last service's result, not the first error: an error of the
+    /// completer's stop (completions it could not flush) is lost behind the subscription
+    /// manager's `Ok` (blind-spot hunt, round 14, #15).
+    MC110,
+    /// A lease owner whose store-error count is never reset by a success: after its first
+    /// error, every success reports a recovery (blind-spot hunt, round 14, #14: caught by a unit
+    /// test, by no rule of the simulator).
+    MC111,
+    /// A dispatch whose pending entry's ack deadline is counted with the worker TTL, not the ack
+    /// grace: a dispatch that never reaches its worker waits out a TTL before it is re-dispatched
+    /// (blind-spot hunt, round 14, #10: P5 judged only re-dispatches that came too early).
+    MC112,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

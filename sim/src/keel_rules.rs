@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -74,6 +74,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_picks::cleaners_release_their_own_lock(events));
     v.extend(pool_picks::assignments_to_live_workers(events));
     v.extend(keel_checks::redispatches_of_unacked_jobs(events));
+    v.extend(keel_checks::pending_deadlines_keep_the_ack_grace(events));
     v.extend(pool_cleanup::cleanups_requeue_fenced_jobs(events));
     v.extend(pool_cleanup::cleanups_move_only_fenced_workers(events));
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
@@ -103,6 +104,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(crate::scenario::lease_release::check(view));
     v.extend(lease_attempts_on_time(view));
     v.extend(keel_checks::lease_beliefs_keep_their_margin(view.events));
+    v.extend(keel_checks::lease_recoveries_follow_errors(view.events));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));
@@ -123,6 +125,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(rmap_revisions(view.events, |_| None));
     v.extend(reseed_rules(view.events));
     v.extend(rmap_retries_on_time(view));
+    v.extend(rmap_anti_entropy_on_time(view));
     v.extend(keel_checks::rmap_waiters_wake(view.events));
     v.extend(errors_transient_in_the_sim(view.events));
     v
@@ -333,6 +336,17 @@ pub fn rmap_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
     }
     let (rates, slack, frozen, jumped) = cadence(run);
     keel_checks::rmap_retries_on_time(run.events, rates, slack, frozen, jumped)
+}
+
+/// R12: a replicated map with an anti-entropy period reads a snapshot that period after each load
+/// ([`keel_checks::rmap_anti_entropy_on_time`]), judged as [`rmap_retries_on_time`], and where the
+/// limit passes when no read starts.
+pub fn rmap_anti_entropy_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let (rates, slack, frozen, jumped) = cadence(run);
+    keel_checks::rmap_anti_entropy_on_time(run.events, rates, slack, frozen, jumped)
 }
 
 /// V14's other side: a full batch queued while its run is idle is written at once

@@ -759,6 +759,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC109,
+        lineage: "checker proof (blind-spot hunt, round 13, #8): a replicated map's anti-entropy timer that starts over at every feed event, so a busy map never checks itself",
+        scenario: "rmapae",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC110,
+        lineage: "checker proof (blind-spot hunt, round 14, #15): a group stop that returns the last service's result, an earlier stop error lost behind an Ok",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC111,
+        lineage: "checker proof (blind-spot hunt, round 14, #14): a lease owner's store-error count never reset, so every success after an error reports a recovery",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC112,
+        lineage: "checker proof (blind-spot hunt, round 14, #10): a dispatch's ack deadline counted with the worker TTL, not the ack grace",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -215,6 +215,9 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_a_replica_going_
     // MC49: a load that does not publish its revision parks a waiter whose write it holds (5 of
     // seeds 0..400, the first at 113, since a killed connection ends its feeds at once).
     assert!(caught_by_free_rules_within("rmap", Mutant::MC49, "R8", 120).is_some(), "MC49 breaks R8");
+    // MC109: an anti-entropy timer that starts over at every feed event (R12 at the read, or
+    // where the map still follows its feed past the deadline; rmapae seed 0: `rmap` sets no period).
+    assert!(caught_by_free_rules("rmapae", Mutant::MC109, "R12").is_some(), "MC109 breaks R12");
 }
 
 #[test]
@@ -325,6 +328,13 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // seed 0 each, where a run's producer refuses to start).
     assert!(caught_by_free_rules("completer", Mutant::MC107, "V19").is_some(), "MC107 breaks V19");
     assert!(caught_by_free_rules("completer", Mutant::MC108, "V19").is_some(), "MC108 breaks V19");
+    // MC110: a group stop that returns the last service's result (V9 at the return; completer
+    // seed 2, where the completer's stop fails before the manager's succeeds).
+    assert!(caught_by_free_rules("completer", Mutant::MC110, "V9").is_some(), "MC110 breaks V9");
+    // MC111: a store-error count never reset (E2 at the second recovery; lease seed 0).
+    assert!(caught_by_free_rules("lease", Mutant::MC111, "E2").is_some(), "MC111 breaks E2");
+    // MC112: a dispatch's ack deadline counted with the worker TTL (P28 at the write; pool seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC112, "P28").is_some(), "MC112 breaks P28");
     // MC78: a drain done on an empty backlog with producers still registered (V1 at the close,
     // counted from the producers' own events; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC78, "V1").is_some(), "MC78 breaks V1");

@@ -99,6 +99,9 @@ impl ErrorLog {
                 owner: (&cfg.owner).into(),
                 errors: self.total,
             });
+            if mutants::active(Mutant::MC111) {
+                return; // MC111: the count kept, so every later success reports a recovery
+            }
         }
         *self = ErrorLog::default();
     }

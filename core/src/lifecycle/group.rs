@@ -103,7 +103,8 @@ impl ServiceGroup {
     /// returned. Reported as `GroupStopped` however it returns.
     pub async fn stop(&self) -> Result<(), ServiceError> {
         let r = self.stop_in_order().await;
-        observe::emit(LifecycleEvent::GroupStopped { services: self.texts() });
+        let failed = r.as_ref().err().map(|e| Text::from(e.service.as_str()));
+        observe::emit(LifecycleEvent::GroupStopped { services: self.texts(), failed });
         r
     }
 
@@ -123,8 +124,8 @@ impl ServiceGroup {
                     return r; // MC20: the services after it are never asked to stop
                 }
             }
-            if first.is_ok() {
-                first = r;
+            if first.is_ok() || mutants::active(Mutant::MC110) {
+                first = r; // MC110: the last result kept, an earlier error lost behind an `Ok`
             }
         }
         first

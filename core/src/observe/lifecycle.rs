@@ -23,9 +23,10 @@ events! {
         GroupStartEnded { services: Vec<Text<'a>>, ok: bool } = "group_start_ended",
         /// A service of a group reported an error when stopped.
         StopFailed { service: Text<'a>, error: Text<'a> } = "stop_failed",
-        /// A group's stop returned, whatever it reported: `services` in stop order. Every run of
-        /// each has exited by now (rule V9).
-        GroupStopped { services: Vec<Text<'a>> } = "group_stopped",
+        /// A group's stop returned, whatever it reported: `services` in stop order; `failed`, the
+        /// service whose stop error it returned (the first to fail), if any. Every run of each
+        /// has exited by now (rule V9).
+        GroupStopped { services: Vec<Text<'a>>, failed: Option<Text<'a>> } = "group_stopped",
     }
 }
 
@@ -51,9 +52,10 @@ pub(super) fn log(e: &LifecycleEvent<'_>) {
         E::StopFailed { service, error } => {
             warn!(target: T, service = %service, error = %error, "stop reported an error")
         }
-        E::GroupStopped { services } => {
+        E::GroupStopped { services, failed } => {
             let services: Vec<_> = services.iter().map(Text::as_str).collect();
-            info!(target: T, services = ?services, "group stopped")
+            let failed = failed.as_ref().map(Text::as_str);
+            info!(target: T, services = ?services, failed = ?failed, "group stopped")
         }
     }
 }

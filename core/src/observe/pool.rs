@@ -81,13 +81,17 @@ events! {
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum PoolEvent<'a> {
         /// A pool node started.
-        NodeStarted { pool: Text<'a>, node: Text<'a> } = "node_started",
+        NodeStarted { pool: Text<'a>, node: Text<'a>, ack_grace_us: u64 } = "node_started",
         /// A pool node stopped.
         NodeStopped { node: Text<'a> } = "node_stopped",
         /// Completion events were not flushed before the node's stop bound.
         CompletionEventsUnflushed { error: Text<'a> } = "completion_events_unflushed",
         /// A new job was added, owned by `worker` (empty: queued), at store time `now_ms`.
         Dispatched { job: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "dispatched",
+        /// A dispatch's or a move's pending entry was written: `worker` must acknowledge attempt
+        /// `attempt` by `deadline_ms` (store time), the ack grace after `now_ms`, the store time
+        /// of the decision (rule P28).
+        PendingWritten { job: Text<'a>, attempt: u64, worker: Text<'a>, now_ms: u64, deadline_ms: u64 } = "pending_written",
         /// A job moved from `from` (the owner its guarded record named) to `worker` (empty:
         /// queued) under a new attempt. `cleaned`: the dead worker whose cleanup moved it
         /// (kinds `requeued` and `orphan_requeued`; empty for the others), so a checker can tell
@@ -198,8 +202,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
     use PoolEvent as E;
     const T: &str = "keel::pool";
     match e {
-        E::NodeStarted { pool, node } => {
-            info!(target: T, kind = "node_started", pool = %pool, node = %node, "pool node started")
+        E::NodeStarted { pool, node, ack_grace_us } => {
+            info!(target: T, kind = "node_started", pool = %pool, node = %node, ack_grace_us, "pool node started")
         }
         E::NodeStopped { node } => info!(target: T, kind = "node_stopped", node = %node, "pool node stopped"),
         E::CompletionEventsUnflushed { error } => {
@@ -207,6 +211,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::Dispatched { job, worker, attempt, now_ms } => {
             debug!(target: T, kind = "dispatched", job = %job, worker = %worker, attempt, now_ms, "job dispatched")
+        }
+        E::PendingWritten { job, attempt, worker, now_ms, deadline_ms } => {
+            trace!(target: T, kind = "pending_written", job = %job, attempt, worker = %worker, now_ms, deadline_ms, "pending dispatch written")
         }
         E::Moved { kind, job, from, worker, attempt, now_ms, cleaned } => {
             info!(target: T, kind = kind.as_str(), job = %job, from = %from, worker = %worker, attempt, now_ms, cleaned = %cleaned, "job moved")

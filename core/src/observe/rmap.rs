@@ -76,12 +76,14 @@ events! {
         Notified { map: Text<'a>, rev: u64 } = "notified",
         /// A fresh replica loaded its first snapshot.
         Joined { map: Text<'a>, rev: u64, keys: usize } = "joined",
-        /// The replica reloaded from a snapshot: from `old_rev` to `rev`.
-        Resynced { map: Text<'a>, reason: ResyncReason, rev: u64, old_rev: u64, changed: usize, woken: usize } = "resynced",
+        /// The replica reloaded from a snapshot: from `old_rev` to `rev`; the snapshot's read took
+        /// `took_us` of the map's clock (an anti-entropy resync starts with that read: R12).
+        Resynced { map: Text<'a>, reason: ResyncReason, rev: u64, old_rev: u64, changed: usize, woken: usize, took_us: u64 } = "resynced",
         /// The map's apply loop started, with its retry timing: a failed watch open or snapshot
         /// is retried after `retry_min_us`, doubling per failure in a row, at most `retry_max_us`
-        /// (R11 judges each retry by it).
-        Started { map: Text<'a>, retry_min_us: u64, retry_max_us: u64 } = "started",
+        /// (R11 judges each retry by it); and its anti-entropy period, `anti_entropy_us` (0: none),
+        /// counted from each load (R12).
+        Started { map: Text<'a>, retry_min_us: u64, retry_max_us: u64, anti_entropy_us: u64 } = "started",
         /// The feed was opened; the attempt took `took_us` of the map's clock.
         WatchOpened { map: Text<'a>, took_us: u64 } = "watch_opened",
         /// The feed could not be opened (retried); the attempt took `took_us`.
@@ -124,11 +126,11 @@ pub(super) fn log(e: &RmapEvent<'_>) {
             trace!(target: T, map = %map, kind = "notified", rev, "change handed to waiters and subscribers")
         }
         E::Joined { map, rev, keys } => info!(target: T, map = %map, kind = "joined", rev, keys, "replica joined"),
-        E::Resynced { map, reason, rev, old_rev, changed, woken } => {
-            info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, "replica resynced from a snapshot")
+        E::Resynced { map, reason, rev, old_rev, changed, woken, took_us } => {
+            info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, took_us, "replica resynced from a snapshot")
         }
-        E::Started { map, retry_min_us, retry_max_us } => {
-            debug!(target: T, map = %map, kind = "started", retry_min_us, retry_max_us, "apply loop started")
+        E::Started { map, retry_min_us, retry_max_us, anti_entropy_us } => {
+            debug!(target: T, map = %map, kind = "started", retry_min_us, retry_max_us, anti_entropy_us, "apply loop started")
         }
         E::WatchOpened { map, took_us } => {
             trace!(target: T, map = %map, kind = "watch_opened", took_us, "feed opened")

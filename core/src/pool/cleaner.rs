@@ -4,7 +4,7 @@
 use tracing::debug;
 
 use super::cleanup::{Attempt, Cleanup, Command, LockMap, Outcome, Reply, fence_write};
-use super::node::{Core, ms};
+use super::node::Core;
 use super::state::{JobRecord, Pending, View, job_key, pending_key};
 use crate::clock::Instant;
 use crate::error::StoreError;
@@ -168,18 +168,17 @@ impl<S: Store> Core<S> {
         let target = view.pick_worker(self.ttl_ms(), w).unwrap_or_default();
         let new = rec.moved_to(&target);
         let mut writes = vec![(job_key(job), Some(new.encode()))];
-        if !target.is_empty() {
-            let p = Pending {
-                attempt: new.attempt,
-                worker: target.clone(),
-                deadline_ms: view.now_ms.saturating_add(ms(self.cfg.ack_grace)),
-            };
+        let pending = (!target.is_empty()).then(|| Pending::due(new.attempt, &target, view.now_ms, self.cfg.ack_grace));
+        if let Some(p) = &pending {
             writes.push((pending_key(job), Some(p.encode())));
         }
         let out =
             self.op("map_txn", self.store.map_txn(&self.maps.jobs, &[(job_key(job), Expect::Absent)], &writes)).await?;
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
+            if let Some(p) = &pending {
+                p.written(job, view.now_ms);
+            }
             observe::emit(PoolEvent::Moved {
                 kind: MoveKind::HandedBack,
                 job: job.into(),

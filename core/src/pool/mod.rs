@@ -357,7 +357,11 @@ impl<S: Store> Pool<S> {
             tokio::spawn(core.clone().run_keepalive_follower()),
             tokio::spawn(core.clone().close_completions()),
         ];
-        observe::emit(PoolEvent::NodeStarted { pool: (&core.cfg.name).into(), node: (&core.cfg.node).into() });
+        observe::emit(PoolEvent::NodeStarted {
+            pool: (&core.cfg.name).into(),
+            node: (&core.cfg.node).into(),
+            ack_grace_us: observe::micros(core.cfg.ack_grace),
+        });
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }
 }

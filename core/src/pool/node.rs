@@ -262,9 +262,10 @@ impl<S: Store> Core<S> {
         };
         let raw = JobRecord { attempt: 1, owner: worker.clone(), payload: payload.to_owned() }.encode();
         let mut writes = vec![(job_key(job), Some(raw.clone()))];
-        if !worker.is_empty() {
-            let deadline_ms = now_ms.saturating_add(ms(self.cfg.ack_grace));
-            let p = Pending { attempt: 1, worker: worker.clone(), deadline_ms };
+        // MC112: the ack deadline counted with the worker TTL, not the ack grace.
+        let grace = if mutants::active(Mutant::MC112) { self.cfg.worker_ttl } else { self.cfg.ack_grace };
+        let pending = (!worker.is_empty()).then(|| Pending::due(1, &worker, now_ms, grace));
+        if let Some(p) = &pending {
             writes.push((pending_key(job), Some(p.encode())));
         }
         // Added once: neither a live record nor a recent completion tombstone may exist.
@@ -294,6 +295,9 @@ impl<S: Store> Core<S> {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         lock(&self.loads).set(job, Some(&worker));
+        if let Some(p) = &pending {
+            p.written(job, now_ms);
+        }
         observe::emit(PoolEvent::Dispatched { job: job.into(), worker: (&worker).into(), attempt: 1, now_ms });
         self.route(job, Some(&raw));
         Ok(1)
@@ -316,15 +320,16 @@ impl<S: Store> Core<S> {
         };
         let target = view.pick_worker(self.ttl_ms(), exclude).unwrap_or_default();
         let new = rec.moved_to(&target);
-        let pending = (!target.is_empty()).then(|| {
-            let deadline_ms = view.now_ms.saturating_add(ms(self.cfg.ack_grace));
-            Pending { attempt: new.attempt, worker: target.clone(), deadline_ms }.encode()
-        });
+        let pending = (!target.is_empty()).then(|| Pending::due(new.attempt, &target, view.now_ms, self.cfg.ack_grace));
         let mut guards = vec![(job_key(job), Expect::Value(from_raw.to_owned()))];
         guards.extend(extra);
-        let writes = vec![(job_key(job), Some(new.encode())), (pending_key(job), pending)];
+        let writes =
+            vec![(job_key(job), Some(new.encode())), (pending_key(job), pending.as_ref().map(Pending::encode))];
         let out = self.op("map_txn", self.job_txn(guards, writes)).await?;
         if out.applied {
+            if let Some(p) = &pending {
+                p.written(job, view.now_ms);
+            }
             view.jobs.insert(job_key(job), new.encode());
             self.note_owner(job, Some(&new.encode()));
             observe::emit(PoolEvent::Moved {

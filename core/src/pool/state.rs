@@ -250,6 +250,23 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// Attempt `attempt` of `worker`, to be acknowledged within `ack_grace` of `now_ms` (store
+    /// time of the decision).
+    pub fn due(attempt: u64, worker: &str, now_ms: u64, ack_grace: std::time::Duration) -> Pending {
+        Pending { attempt, worker: worker.to_owned(), deadline_ms: now_ms.saturating_add(super::node::ms(ack_grace)) }
+    }
+
+    /// Say it was written for `job` at store time `now_ms` (P28 judges its deadline).
+    pub fn written(&self, job: &str, now_ms: u64) {
+        crate::observe::emit(crate::observe::PoolEvent::PendingWritten {
+            job: job.into(),
+            attempt: self.attempt,
+            worker: self.worker.as_str().into(),
+            now_ms,
+            deadline_ms: self.deadline_ms,
+        });
+    }
+
     pub fn encode(&self) -> String {
         format!("{}|{}|{}", self.attempt, self.worker, self.deadline_ms)
     }

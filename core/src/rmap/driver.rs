@@ -64,16 +64,17 @@ impl<S: Store> Driver<S> {
             map: (&name).into(),
             retry_min_us: observe::micros(self.cfg.retry_min),
             retry_max_us: observe::micros(self.cfg.retry_max),
+            anti_entropy_us: self.cfg.anti_entropy.map_or(0, observe::micros),
         });
         // MC34: the join's snapshot read before the watch is open.
         let mut early = if mutants::active(Mutant::MC34) { self.snapshot(None).await } else { None };
         if let Some(mut watch) = self.open_watch().await {
             let mut reason = ResyncReason::Join;
-            while let Some((snap, seq)) = match early.take() {
+            while let Some((snap, seq, took_us)) = match early.take() {
                 Some(s) => Some(s),
                 None => self.snapshot(Some(&mut watch)).await,
             } {
-                self.load(snap, seq, reason).await;
+                self.load(snap, seq, reason, took_us).await;
                 match self.follow(&mut watch).await {
                     Next::Resync(why) => reason = why,
                     Next::Stop => break,
@@ -93,8 +94,13 @@ impl<S: Store> Driver<S> {
     /// Apply the feed until a resync is needed or the map stops.
     async fn follow(&self, watch: &mut S::Watch) -> Next {
         let name = &self.cfg.name;
-        let next_ae = self.cfg.anti_entropy.map(|d| self.clock.now() + d);
+        let mut next_ae = self.cfg.anti_entropy.map(|d| self.clock.now() + d);
         loop {
+            if mutants::active(Mutant::MC109) {
+                // MC109: the period counted from the last feed event, not from the load: a map
+                // written more often than its period never checks itself.
+                next_ae = self.cfg.anti_entropy.map(|d| self.clock.now() + d);
+            }
             let ae = async {
                 match next_ae {
                     Some(t) => self.clock.sleep_until(t).await,
@@ -169,7 +175,8 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    async fn load(&self, snap: MapSnapshot, seq: u64, reason: ResyncReason) {
+    /// Load `snap` (read in `took_us` of the map's clock) into the replica and its waiters.
+    async fn load(&self, snap: MapSnapshot, seq: u64, reason: ResyncReason, took_us: u64) {
         let rev = snap.rev;
         // What the waiters judge their writes by: the revision and the seedings, not the entries.
         let history =
@@ -192,7 +199,7 @@ impl<S: Store> Driver<S> {
         if reason == ResyncReason::Join {
             observe::emit(RmapEvent::Joined { map: name.into(), rev, keys: self.shared.len() });
         } else {
-            observe::emit(RmapEvent::Resynced { map: name.into(), reason, rev, old_rev, changed, woken });
+            observe::emit(RmapEvent::Resynced { map: name.into(), reason, rev, old_rev, changed, woken, took_us });
         }
         // MC19: the repair stays out of the subscribers' feeds.
         if self.shared.mp1.is_none() && !(reason != ResyncReason::Join && mutants::active(Mutant::MC19)) {
@@ -257,7 +264,7 @@ impl<S: Store> Driver<S> {
     /// changes of a history the restart lost (a roll-back), published after the revision a later
     /// snapshot of the restored data is at and numbered on from it; applied after that snapshot,
     /// they would put lost writes in the replica, and resolve their waiters, until the feed's gap.
-    async fn snapshot(&self, mut watch: Option<&mut S::Watch>) -> Option<(MapSnapshot, u64)> {
+    async fn snapshot(&self, mut watch: Option<&mut S::Watch>) -> Option<(MapSnapshot, u64, u64)> {
         let mut wait = self.cfg.retry_min;
         loop {
             let seq = self.shared.waiters.begin_snapshot();
@@ -268,7 +275,7 @@ impl<S: Store> Driver<S> {
                 r = timed(&*self.clock, self.cfg.op_timeout, "map_snapshot", self.store.map_snapshot(&self.cfg.name)) => r,
             };
             match r {
-                Ok(s) => return Some((s, seq)),
+                Ok(s) => return Some((s, seq, self.since(began))),
                 Err(e) => observe::emit(RmapEvent::SnapshotFailed {
                     map: (&self.cfg.name).into(),
                     error: Text::display(&e),

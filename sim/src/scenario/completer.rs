@@ -733,6 +733,7 @@ impl CompleterScenario {
             Mutant::MC106,
             Mutant::MC107,
             Mutant::MC108,
+            Mutant::MC110,
         ]
     }
 }

@@ -179,6 +179,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC96,
     Mutant::MC101,
     Mutant::MC105,
+    Mutant::MC111,
 ];
 
 impl LeaseScenario {
@@ -272,6 +273,8 @@ impl LeaseScenario {
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
         v.extend(keel_checks::lease_beliefs_keep_their_margin(events));
+        // E2: a recovery from store errors is reported only after errors.
+        v.extend(keel_checks::lease_recoveries_follow_errors(events));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };

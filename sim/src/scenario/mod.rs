@@ -66,6 +66,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(lease::LeaseScenario::default().sim()),
         Box::new(rmap::RmapScenario::default().sim()),
+        Box::new(rmap::RmapScenario::with_anti_entropy().sim()),
         Box::new(completer::CompleterScenario::default().sim()),
         Box::new(pool::PoolScenario::default().sim()),
         Box::new(pool::PoolScenario { feed: true, ..pool::PoolScenario::default() }.sim()),

@@ -476,6 +476,7 @@ impl PoolScenario {
             Mutant::MC97,
             Mutant::MC98,
             Mutant::MC102,
+            Mutant::MC112,
         ]
     }
 }

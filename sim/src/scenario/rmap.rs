@@ -132,11 +132,21 @@ pub struct RmapScenario {
     pub window_ms: u64,
     /// Hot keys shared by the writers (plus unique keys, which expose lost changes forever).
     pub hot_keys: u32,
+    /// Each map's anti-entropy period (R12). `rmapae` sets it; `rmap` keeps the maps without
+    /// one, so its schedules (and the corpus plans of its narrowest mutants) stay as they were.
+    pub anti_entropy: Option<Duration>,
 }
 
 impl Default for RmapScenario {
     fn default() -> Self {
-        RmapScenario { nodes: 4, window_ms: 20_000, hot_keys: 24 }
+        RmapScenario { nodes: 4, window_ms: 20_000, hot_keys: 24, anti_entropy: None }
+    }
+}
+
+impl RmapScenario {
+    /// The `rmapae` scenario: every map checks itself against the store every 1.5 s (R12).
+    pub fn with_anti_entropy() -> Self {
+        RmapScenario { anti_entropy: Some(Duration::from_millis(1_500)), ..RmapScenario::default() }
     }
 }
 
@@ -532,7 +542,8 @@ impl RmapScenario {
     /// The scenario on the public harness (what `cargo sim` runs).
     pub fn sim(self) -> Sim {
         let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
-        super::on_harness("rmap", &self.plan_spec(), self.op_timeout(), self.settle())
+        let name = if self.anti_entropy.is_some() { "rmapae" } else { "rmap" };
+        super::on_harness(name, &self.plan_spec(), self.op_timeout(), self.settle())
             .node(move |node| main(node.ctx().clone()))
             .check(move |run| judge.check(run.view))
             .sometimes_all(self.coverage_goals(), move |run| goals.coverage(run.view.events))
@@ -583,6 +594,7 @@ impl RmapScenario {
                     .op_timeout(this.op_timeout())
                     .retry(Duration::from_millis(50), Duration::from_millis(500))
                     .subscriber_buffer(SUB_BUFFER)
+                    .anti_entropy(this.anti_entropy)
                     .build()
                 else {
                     ctx.record(WorldEv::SimError { error: "invalid rmap config".into() });
@@ -790,6 +802,8 @@ impl RmapScenario {
         v.extend(keel_checks::rmap_waiters_wake(events));
         // R11: each retry of a failed watch open or snapshot after its backoff.
         v.extend(crate::keel_rules::rmap_retries_on_time(run));
+        // R12: each map checks itself against the store its anti-entropy period after each load.
+        v.extend(crate::keel_rules::rmap_anti_entropy_on_time(run));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev }) => Some((MAP, *rev)),
             _ => None,
@@ -858,6 +872,9 @@ impl RmapScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
+        if self.anti_entropy.is_some() {
+            return &[Mutant::MC109]; // what only a map with a period can break
+        }
         &[
             Mutant::MP1,
             Mutant::MP11,
@@ -990,7 +1007,15 @@ mod tests {
 
     /// A resync after a feed gap to a snapshot at `rev`.
     fn resynced(rev: u64) -> RmapEvent<'static> {
-        RmapEvent::Resynced { map: "m".into(), reason: ResyncReason::Gap, rev, old_rev: 0, changed: 0, woken: 0 }
+        RmapEvent::Resynced {
+            map: "m".into(),
+            reason: ResyncReason::Gap,
+            rev,
+            old_rev: 0,
+            changed: 0,
+            woken: 0,
+            took_us: 0,
+        }
     }
 
     #[test]
@@ -1136,6 +1161,7 @@ mod tests {
             old_rev: 5,
             changed: 4,
             woken: 0,
+            took_us: 0,
         };
         let run = |received: u64, dropped: u64| {
             subscribers_conserve_changes(&[

@@ -228,6 +228,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     let mut off = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
     // S17: each grant and renewal believed for at most the TTL less the margin from its send.
     off.extend(keel_checks::lease_beliefs_keep_their_margin(&views));
+    off.extend(keel_checks::lease_recoveries_follow_errors(&views));
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
@@ -1113,6 +1114,7 @@ mod tests {
                     old_rev: 9,
                     changed: 1,
                     woken: 0,
+                    took_us: 0,
                 },
             ),
             l(21, "rmap-1", Ev::MapRead { rev: 2 }),

@@ -1,0 +1,87 @@
+//! P28: a pending dispatch is due the ack grace after its decision, judged at each write.
+//!
+//! A pool node announces its ack grace when it starts (`node_started`: `ack_grace_us`). Each
+//! dispatch, re-dispatch, requeue or hand-back to a live worker writes a pending entry its worker
+//! must acknowledge by `deadline_ms` (store time), and says so (`pending_written`, with `now_ms`,
+//! the store time of the decision). The deadline is exactly the ack grace after it: one counted
+//! with another duration (MC112: the worker TTL) leaves a dispatch that never reached its worker
+//! waiting that much longer before a sweep re-dispatches it, which no rule of the sweep's side
+//! sees (P5 judges re-dispatches that come too early). A node's crash or restart forgets its
+//! grace until it announces it again.
+
+use std::collections::BTreeMap;
+
+use keel::observe::PoolEvent;
+
+use crate::{Entry, Fact, Violation, plain};
+
+/// P28 over keel's pool events: see the module's doc. The first 20 violations.
+pub fn pending_deadlines_keep_the_ack_grace<E: Entry>(events: &[E]) -> Vec<Violation> {
+    let mut grace_ms: BTreeMap<(E::Node, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let node = e.node();
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            grace_ms.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        let Some(keel::observe::Event::Pool(p)) = e.keel() else { continue };
+        match p {
+            PoolEvent::NodeStarted { pool, ack_grace_us, .. } => {
+                grace_ms.insert((node.clone(), plain(pool)), ack_grace_us / 1000);
+            }
+            PoolEvent::PendingWritten { job, attempt, worker, now_ms, deadline_ms } => {
+                // A node runs one pool in keel's scenarios; with several, any of their graces.
+                let mut graces = grace_ms.iter().filter(|(k, _)| &k.0 == node).map(|(_, g)| *g).peekable();
+                if graces.peek().is_none() || graces.any(|g| now_ms.saturating_add(g) == *deadline_ms) {
+                    continue;
+                }
+                if v.len() < 20 {
+                    v.push(Violation::new(
+                        "P28",
+                        e.t_us(),
+                        format!(
+                            "{node}: {job} (attempt {attempt}) pending for {worker} until {deadline_ms}, {} ms after its decision at {now_ms}: not its pool's ack grace",
+                            deadline_ms.saturating_sub(*now_ms)
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event;
+
+    use super::*;
+    use crate::test_entry::E as Ev;
+
+    fn at(t_ms: u64, e: PoolEvent<'_>) -> Ev {
+        Ev(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None)
+    }
+
+    fn started(t_ms: u64) -> Ev {
+        at(t_ms, PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 500_000 })
+    }
+
+    fn written(t_ms: u64, now_ms: u64, deadline_ms: u64) -> Ev {
+        at(t_ms, PoolEvent::PendingWritten { job: "j".into(), attempt: 1, worker: "w".into(), now_ms, deadline_ms })
+    }
+
+    /// The grace after the decision passes; a TTL after it (MC112) is P28 at the write; before
+    /// the node announced its grace, or after its crash, nothing is judged.
+    #[test]
+    fn a_pending_deadline_off_the_ack_grace_fires_p28() {
+        assert!(pending_deadlines_keep_the_ack_grace(&[started(0), written(5, 1_000, 1_500)]).is_empty());
+        let v = pending_deadlines_keep_the_ack_grace(&[started(0), written(5, 1_000, 2_500)]);
+        assert_eq!(crate::test_entry::at_ms(&v), [("P28", 5)], "{v:?}");
+        assert!(v[0].detail.contains("1500 ms after its decision at 1000"), "{}", v[0].detail);
+        assert!(pending_deadlines_keep_the_ack_grace(&[written(5, 1_000, 2_500)]).is_empty());
+        let crash = Ev(3000, "n1", None, Some(Fact::NodeCrash));
+        assert!(pending_deadlines_keep_the_ack_grace(&[started(0), crash, written(5, 1_000, 2_500)]).is_empty());
+    }
+}
