@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::{ResyncReason, RmapEvent};
 
-use crate::cadence::{Due, Verdicts};
+use crate::cadence::{Clocks, Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
 /// One map's period, and the read its last load makes due (with that read's deadline).
@@ -35,12 +35,9 @@ struct Map {
 /// as for [`crate::lease_attempts_on_time`]. The first 20 violations.
 pub fn rmap_anti_entropy_on_time<E: Entry>(
     events: &[E],
-    rates: (f64, f64),
-    slacks: (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut verdicts = Verdicts::new(clocks);
     let mut maps: BTreeMap<(E::Node, &str), Map> = BTreeMap::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
@@ -167,7 +164,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
-        let v = rmap_anti_entropy_on_time(h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false);
+        let v = rmap_anti_entropy_on_time(h, crate::steady_clocks(2_000));
         crate::test_entry::at_ms(&v)
     }
 

@@ -20,19 +20,16 @@ use std::collections::BTreeMap;
 
 use keel::observe::PoolEvent;
 
-use crate::cadence::{Due, Verdicts};
+use crate::cadence::{Clocks, Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
 /// P23 over keel's pool events: see the module's doc. `slowest`, `fastest`, the slacks,
 /// `frozen` and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
 pub fn worker_beats_on_time<E: Entry>(
     events: &[E],
-    rates: (f64, f64),
-    slacks: (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut verdicts = Verdicts::new(clocks);
     let mut workers: BTreeMap<(E::Node, &str), Chain> = BTreeMap::new();
     let due = |after, t, interval_us| Due {
         after,
@@ -123,7 +120,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
-        crate::test_entry::at_ms(&worker_beats_on_time(h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false))
+        crate::test_entry::at_ms(&worker_beats_on_time(h, crate::steady_clocks(2_000)))
     }
 
     #[test]

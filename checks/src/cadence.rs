@@ -58,6 +58,31 @@ impl Timing {
     }
 }
 
+/// How the cadence rules (S12/S13, V16, P22, P23, P24, P26, R11, R12) read a history's clocks: a
+/// local wait of d takes from d / `rates.1` (the fastest in-bound clock) to d / `rates.0` (the
+/// slowest) of the history's time; `slacks.0` of running time is allowed past each deadline,
+/// `slacks.1` before each floor; `frozen` gives a node's frozen spans (not counted); `jumped(node,
+/// from, to)` excuses a chain whose node's clock jumped meanwhile.
+pub struct Clocks<F, J> {
+    /// (slowest, fastest) rate of a node's clock the history allows.
+    pub rates: (f64, f64),
+    /// (late, early) slack of running time, in µs.
+    pub slacks: (u64, u64),
+    /// A node's frozen spans.
+    pub frozen: F,
+    /// Whether a node's clock jumped between two instants.
+    pub jumped: J,
+}
+
+/// [`Clocks`] that are plain functions: [`steady_clocks`], and any of its fields set to another.
+pub type SteadyClocks<N> = Clocks<fn(&N) -> Vec<Span>, fn(&N, u64, u64) -> bool>;
+
+/// Real-time clocks, never frozen, never jumping, with `slack_us` either side: what a history
+/// from one machine's processes (the chaos lane), or a rule's unit test, is judged by.
+pub fn steady_clocks<N>(slack_us: u64) -> SteadyClocks<N> {
+    Clocks { rates: (1.0, 1.0), slacks: (slack_us, slack_us), frozen: |_| Vec::new(), jumped: |_, _, _| false }
+}
+
 /// What an outcome allows the next attempt: no later than `wait_max_us` after `latest` (S12),
 /// no earlier than `wait_min_us` after `earliest` (S13), both local waits.
 #[derive(Clone, Copy, Debug)]
@@ -130,13 +155,9 @@ pub(crate) struct Verdicts<N, F, J> {
 }
 
 impl<N: Ord + Clone, F: Fn(&N) -> Vec<Span>, J: Fn(&N, u64, u64) -> bool> Verdicts<N, F, J> {
-    /// `rates` (slowest, fastest) and `slacks` (late, early) as the rules take them.
-    pub fn new(
-        (slowest, fastest): (f64, f64),
-        (late_slack_us, early_slack_us): (u64, u64),
-        frozen: F,
-        jumped: J,
-    ) -> Self {
+    /// The judging of `clocks`.
+    pub fn new(clocks: Clocks<F, J>) -> Self {
+        let Clocks { rates: (slowest, fastest), slacks: (late_slack_us, early_slack_us), frozen, jumped } = clocks;
         let pace = Pace { slowest, fastest, late_slack_us, early_slack_us };
         Verdicts { pace, frozen, jumped, holes: BTreeMap::new(), v: Vec::new() }
     }
@@ -198,12 +219,9 @@ struct Chain {
 /// to)` excuses a chain whose node's clock jumped meanwhile. The first 20 violations.
 pub fn lease_attempts_on_time<E: Entry>(
     events: &[E],
-    rates: (f64, f64),
-    slacks: (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut verdicts = Verdicts::new(clocks);
     let pace = verdicts.pace;
     let mut chains: BTreeMap<(E::Node, &str, &str), Chain> = BTreeMap::new();
     for e in events {
@@ -380,7 +398,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<Violation> {
-        lease_attempts_on_time(h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false)
+        lease_attempts_on_time(h, crate::steady_clocks(2_000))
     }
 
     /// A refusal allows a poll: the next attempt started 333 ms after it is on time, one started
@@ -394,11 +412,19 @@ mod tests {
         assert!(v[0].detail.contains("after a refusal"), "{}", v[0].detail);
         // The slowest clock allowed stretches the wait: at rate 0.6 the 500 ms wait is allowed.
         let h = [started(0), refused(10, 5), refused(515, 5)];
-        assert!(lease_attempts_on_time(&h, (0.6, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false).is_empty());
+        assert!(lease_attempts_on_time(&h, Clocks { rates: (0.6, 1.0), ..crate::steady_clocks(2_000) }).is_empty());
         // Frozen time is not counted, and a jump of the node's clock excuses the chain.
-        let frozen = |_: &_| vec![Span { start: 100_000, end: 400_000 }];
-        assert!(lease_attempts_on_time(&h, (1.0, 1.0), (2_000, 2_000), frozen, |_, _, _| false).is_empty());
-        assert!(lease_attempts_on_time(&h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| true).is_empty());
+        let mut frozen = crate::steady_clocks(2_000);
+        frozen.frozen = |_| vec![Span { start: 100_000, end: 400_000 }];
+        assert!(lease_attempts_on_time(&h, frozen).is_empty());
+        assert!(
+            lease_attempts_on_time(&h, {
+                let mut jumping = crate::steady_clocks(2_000);
+                jumping.jumped = |_, _, _| true;
+                jumping
+            })
+            .is_empty()
+        );
     }
 
     /// A renewal ends a streak of errors: the first failure after it allows `retry_min` (20 ms),
@@ -464,9 +490,9 @@ mod tests {
         let late = judge(&[started(0), renewed(100, 20), renewed(435, 2)]);
         assert_eq!(late.len(), 1, "{late:?}");
         let h = [started(0), renewed(100, 20), renewed(435, 2)];
-        assert!(lease_attempts_on_time(&h, (1.0, 1.25), (2_000, 2_000), |_| Vec::new(), |_, _, _| false).len() == 1);
+        assert!(lease_attempts_on_time(&h, Clocks { rates: (1.0, 1.25), ..crate::steady_clocks(2_000) }).len() == 1);
         let h = [started(0), renewed(100, 20), renewed(421, 2)];
-        assert!(lease_attempts_on_time(&h, (1.0, 1.25), (2_000, 2_000), |_| Vec::new(), |_, _, _| false).is_empty());
+        assert!(lease_attempts_on_time(&h, Clocks { rates: (1.0, 1.25), ..crate::steady_clocks(2_000) }).is_empty());
         let lost = at(
             200,
             LeaseEvent::Lost {

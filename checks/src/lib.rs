@@ -30,7 +30,7 @@ mod worker_retries;
 pub use anti_entropy::rmap_anti_entropy_on_time;
 pub use batches::completer_full_batches_write_at_once;
 pub use beats::worker_beats_on_time;
-pub use cadence::lease_attempts_on_time;
+pub use cadence::{Clocks, SteadyClocks, lease_attempts_on_time, steady_clocks};
 pub use lease_belief::lease_beliefs_keep_their_margin;
 pub use pending::pending_deadlines_keep_the_ack_grace;
 pub use restarts::pool_restarts_back_off;

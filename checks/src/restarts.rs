@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::PoolEvent;
 
+use crate::cadence::Clocks;
 use crate::rules::reach;
 use crate::{Entry, Fact, Span, Violation, plain};
 
@@ -71,11 +72,9 @@ struct Death {
 pub fn pool_restarts_back_off<E: Entry>(
     events: &[E],
     end_us: u64,
-    (slowest, fastest): (f64, f64),
-    (late_slack_us, early_slack_us): (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
+    let Clocks { rates: (slowest, fastest), slacks: (late_slack_us, early_slack_us), frozen, jumped } = clocks;
     let (slowest, fastest) = (slowest.clamp(0.01, 1.0), fastest.max(1.0));
     let mut slots: BTreeMap<(E::Node, &str), Incarnation> = BTreeMap::new();
     let mut frozen_of: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new(); // read once per node
@@ -235,7 +234,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev], end_ms: u64) -> Vec<Violation> {
-        pool_restarts_back_off(h, end_ms * 1000, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false)
+        pool_restarts_back_off(h, end_ms * 1000, crate::steady_clocks(2_000))
     }
 
     /// Young deaths in a row double the wait: the third replacement waits at least 200 ms. One
@@ -286,12 +285,16 @@ mod tests {
         let h = [slot(0, "a"), died(100, "a"), replaced(190, "b", "a"), died(3090, "b"), replaced(3150, "c", "b")];
         assert!(!judge(&h, 9000).is_empty(), "at rate 1 the life is young: 100..200 ms");
         let lenient = |h: &[Ev]| {
-            pool_restarts_back_off(h, 9_000_000, (1.0, 1.1), (2_000, 2_000), |_| Vec::new(), |_, _, _| false)
+            pool_restarts_back_off(h, 9_000_000, Clocks { rates: (1.0, 1.1), ..crate::steady_clocks(2_000) })
         };
         assert!(lenient(&h).is_empty(), "{:?}", lenient(&h));
         assert!(
-            pool_restarts_back_off(&h, 9_000_000, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| true)
-                .is_empty()
+            pool_restarts_back_off(&h, 9_000_000, {
+                let mut jumping = crate::steady_clocks(2_000);
+                jumping.jumped = |_, _, _| true;
+                jumping
+            })
+            .is_empty()
         );
     }
 }

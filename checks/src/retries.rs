@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::CompleterEvent;
 
-use crate::cadence::{Due, Verdicts};
+use crate::cadence::{Clocks, Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
 /// One run's retry timing and its failures in a row.
@@ -48,12 +48,9 @@ impl Run {
 /// `frozen` and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
 pub fn completer_retries_on_time<E: Entry>(
     events: &[E],
-    rates: (f64, f64),
-    slacks: (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut verdicts = Verdicts::new(clocks);
     let mut runs: BTreeMap<(E::Node, &str, u64), Run> = BTreeMap::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
@@ -157,13 +154,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
-        crate::test_entry::at_ms(&completer_retries_on_time(
-            h,
-            (1.0, 1.0),
-            (2_000, 2_000),
-            |_| Vec::new(),
-            |_, _, _| false,
-        ))
+        crate::test_entry::at_ms(&completer_retries_on_time(h, crate::steady_clocks(2_000)))
     }
 
     /// retry_min 10 ms, retry_max 100 ms, budget 4: after the first failure the wait is 10–20 ms,

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::RmapEvent;
 
-use crate::cadence::{Due, Verdicts};
+use crate::cadence::{Clocks, Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
 /// One map's retry timing and its failures in a row.
@@ -45,12 +45,9 @@ impl Map {
 /// and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
 pub fn rmap_retries_on_time<E: Entry>(
     events: &[E],
-    rates: (f64, f64),
-    slacks: (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut verdicts = Verdicts::new(clocks);
     let mut maps: BTreeMap<(E::Node, &str), Map> = BTreeMap::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
@@ -151,7 +148,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
-        crate::test_entry::at_ms(&rmap_retries_on_time(h, (1.0, 1.0), (2_000, 2_000), |_| Vec::new(), |_, _, _| false))
+        crate::test_entry::at_ms(&rmap_retries_on_time(h, crate::steady_clocks(2_000)))
     }
 
     #[test]

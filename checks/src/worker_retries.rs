@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::PoolEvent;
 
-use crate::cadence::{Due, Verdicts};
+use crate::cadence::{Clocks, Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
 
 /// What one event is to a chain of retries of one store step, keyed by `K` on its node.
@@ -98,12 +98,9 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
 /// `frozen` and `jumped` as for [`crate::lease_attempts_on_time`]. The first 20 violations.
 pub fn worker_registrations_retry_on_time<E: Entry>(
     events: &[E],
-    rates: (f64, f64),
-    slacks: (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut verdicts = Verdicts::new(clocks);
     let rule = Rule {
         id: "P24",
         after: "a failed registration",
@@ -139,12 +136,9 @@ pub fn worker_registrations_retry_on_time<E: Entry>(
 /// node's crash or restart ends the judging.
 pub fn worker_completions_retry_on_time<E: Entry>(
     events: &[E],
-    rates: (f64, f64),
-    slacks: (u64, u64),
-    frozen: impl Fn(&E::Node) -> Vec<Span>,
-    jumped: impl Fn(&E::Node, u64, u64) -> bool,
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    let mut verdicts = Verdicts::new(rates, slacks, frozen, jumped);
+    let mut verdicts = Verdicts::new(clocks);
     let rule = Rule {
         id: "P26",
         after: "a failed completion",
@@ -200,13 +194,7 @@ mod tests {
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
-        crate::test_entry::at_ms(&worker_registrations_retry_on_time(
-            h,
-            (1.0, 1.0),
-            (2_000, 2_000),
-            |_| Vec::new(),
-            |_, _, _| false,
-        ))
+        crate::test_entry::at_ms(&worker_registrations_retry_on_time(h, crate::steady_clocks(2_000)))
     }
 
     #[test]
@@ -232,15 +220,8 @@ mod tests {
         };
         let gave_up =
             |t_ms: u64| at(t_ms, PoolEvent::CompleteFailed { job: "j".into(), worker: "w".into(), attempt: 1 });
-        let judge = |h: &[Ev]| {
-            crate::test_entry::at_ms(&worker_completions_retry_on_time(
-                h,
-                (1.0, 1.0),
-                (2_000, 2_000),
-                |_| Vec::new(),
-                |_, _, _| false,
-            ))
-        };
+        let judge =
+            |h: &[Ev]| crate::test_entry::at_ms(&worker_completions_retry_on_time(h, crate::steady_clocks(2_000)));
         // Waits of 100, 200 and 300 (capped) ms; given up as the last wait ends.
         assert_eq!(judge(&[retry(10, 10), retry(120, 10), retry(330, 10), gave_up(630)]), []);
         // Retried at once (MC97), or given up early.

@@ -292,8 +292,7 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::lease_attempts_on_time(run.events, rates, slack, frozen, jumped)
+    keel_checks::lease_attempts_on_time(run.events, cadence(run))
 }
 
 /// V16: a completer retries a failed write inside its backoff
@@ -306,8 +305,7 @@ pub fn completer_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::completer_retries_on_time(run.events, rates, slack, frozen, jumped)
+    keel_checks::completer_retries_on_time(run.events, cadence(run))
 }
 
 /// V4's floor: a subscription manager gives up on its drain only once its bound passed since
@@ -334,8 +332,7 @@ pub fn rmap_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::rmap_retries_on_time(run.events, rates, slack, frozen, jumped)
+    keel_checks::rmap_retries_on_time(run.events, cadence(run))
 }
 
 /// R12: a replicated map with an anti-entropy period reads a snapshot that period after each load
@@ -345,8 +342,7 @@ pub fn rmap_anti_entropy_on_time(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::rmap_anti_entropy_on_time(run.events, rates, slack, frozen, jumped)
+    keel_checks::rmap_anti_entropy_on_time(run.events, cadence(run))
 }
 
 /// V14's other side: a full batch queued while its run is idle is written at once
@@ -371,23 +367,20 @@ pub fn completer_full_batches_write_at_once(run: &RunView<'_>) -> Vec<Violation>
 /// in-bound clock rates least favourable to the verdict; a chain whose node's clock jumped
 /// meanwhile is excused (the caller leaves out plans with clocks beyond their bound).
 fn worker_beats_on_time(run: &RunView<'_>) -> Vec<Violation> {
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::worker_beats_on_time(run.events, rates, slack, frozen, jumped)
+    keel_checks::worker_beats_on_time(run.events, cadence(run))
 }
 
 /// P24: a worker retries a failed registration after its backoff
 /// ([`keel_checks::worker_registrations_retry_on_time`]), judged as [`worker_beats_on_time`]
 /// judges beats (keel's registration backoff has no jitter: floor and most are one wait).
 fn worker_registrations_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::worker_registrations_retry_on_time(run.events, rates, slack, frozen, jumped)
+    keel_checks::worker_registrations_retry_on_time(run.events, cadence(run))
 }
 
 /// P26: a worker retries a failed completion after its backoff
 /// ([`keel_checks::worker_completions_retry_on_time`]), judged as P24.
 fn worker_completions_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::worker_completions_retry_on_time(run.events, rates, slack, frozen, jumped)
+    keel_checks::worker_completions_retry_on_time(run.events, cadence(run))
 }
 
 /// P22: a worker slot replaces a dead worker after its restart backoff
@@ -398,8 +391,7 @@ fn worker_completions_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
 /// chain whose node's clock jumped meanwhile is excused (the caller leaves out plans with clocks
 /// beyond their bound).
 fn pool_restarts_back_off(run: &RunView<'_>) -> Vec<Violation> {
-    let (rates, slack, frozen, jumped) = cadence(run);
-    keel_checks::pool_restarts_back_off(run.events, run.end_us, rates, slack, frozen, jumped)
+    keel_checks::pool_restarts_back_off(run.events, run.end_us, cadence(run))
 }
 
 /// V14: a partial batch waits for its flush tick
@@ -562,24 +554,18 @@ pub fn errors_transient_in_the_sim(events: &[Event]) -> Vec<Violation> {
     v
 }
 
-/// The slowest and fastest in-bound clock rates of a plan.
-type Rates = (f64, f64);
-/// Slack of running time allowed late and early, in µs.
-type Slacks = (u64, u64);
-
-/// What every cadence rule takes from a run, in its argument order: the in-bound clock rates
-/// (slowest, fastest), [`COMPLETER_STOP_HEARD_SLACK_US`] late and early, a node's frozen spans,
-/// and whether a node's clock jumped between two instants.
-#[allow(clippy::type_complexity)] // two closures, whose types have no name to alias
+/// How every cadence rule reads a run's clocks: the in-bound clock rates (slowest, fastest),
+/// [`COMPLETER_STOP_HEARD_SLACK_US`] late and early, a node's frozen spans, and whether a node's
+/// clock jumped between two instants.
 fn cadence<'a>(
     run: &'a RunView<'_>,
-) -> (Rates, Slacks, impl Fn(&Who) -> Vec<Span> + 'a, impl Fn(&Who, u64, u64) -> bool + 'a) {
-    (
-        rate_bounds(run),
-        (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
-        move |n: &Who| run.timeline.frozen(*n).collect(),
-        move |n: &Who, from, to| clock_jumped(run, n, from, to),
-    )
+) -> keel_checks::Clocks<impl Fn(&Who) -> Vec<Span> + 'a, impl Fn(&Who, u64, u64) -> bool + 'a> {
+    keel_checks::Clocks {
+        rates: rate_bounds(run),
+        slacks: (COMPLETER_STOP_HEARD_SLACK_US, COMPLETER_STOP_HEARD_SLACK_US),
+        frozen: move |n: &Who| run.timeline.frozen(*n).collect(),
+        jumped: move |n: &Who, from, to| clock_jumped(run, n, from, to),
+    }
 }
 
 /// The slowest and fastest rates of a node's clock the run's plan sets (1.0 among them: a clock

@@ -225,7 +225,13 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     // a loaded machine's scheduling slack, as V10's, SIGSTOPped time not counted; a timer never
     // fires early, so the floor's slack covers only the history's timestamps).
     let slack = (COMPLETER_STOP_HEARD_SLACK_US, FLOOR_SLACK_US);
-    let mut off = keel_checks::lease_attempts_on_time(&views, (1.0, 1.0), slack, |n| frozen_of(n), |_, _, _| false);
+    let clocks = keel_checks::Clocks {
+        rates: (1.0, 1.0),
+        slacks: slack,
+        frozen: |n: &&str| frozen_of(n),
+        jumped: |_: &_, _, _| false,
+    };
+    let mut off = keel_checks::lease_attempts_on_time(&views, clocks);
     // S17: each grant and renewal believed for at most the TTL less the margin from its send.
     off.extend(keel_checks::lease_beliefs_keep_their_margin(&views));
     off.extend(keel_checks::lease_recoveries_follow_errors(&views));
@@ -634,7 +640,9 @@ fn jobs(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeMap<&str
     // jumps; late by a loaded machine's scheduling slack, early by the timestamps' only).
     let slack = (COMPLETER_STOP_HEARD_SLACK_US, FLOOR_SLACK_US);
     let frozen_at = |n: &&str| frozen.get(*n).cloned().unwrap_or_default();
-    let off = keel_checks::pool_restarts_back_off(views, end_us, (1.0, 1.0), slack, frozen_at, |_, _, _| false);
+    let clocks =
+        keel_checks::Clocks { rates: (1.0, 1.0), slacks: slack, frozen: frozen_at, jumped: |_: &_, _, _| false };
+    let off = keel_checks::pool_restarts_back_off(views, end_us, clocks);
     f.restart_violations = off.iter().map(ToString::to_string).collect();
 
     // Handler runs from keel's own `Started`/`HandlerReturned`, as the simulator reads them.
