@@ -571,6 +571,10 @@ pub enum Mutant {
     /// grace: a dispatch that never reaches its worker waits out a TTL before it is re-dispatched
     /// (blind-spot hunt, round 14, #10: P5 judged only re-dispatches that came too early).
     MC112,
+    /// A pool router whose failed resync of its table is retried at once, not a sweep interval
+    /// later: a store that fails snapshots is asked for the whole job map at network speed
+    /// (blind-spot hunt, round 14, #19).
+    MC113,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

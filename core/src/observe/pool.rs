@@ -195,6 +195,12 @@ events! {
         /// a snapshot of an empty map, or after a restart, skips); any other skip is a change the
         /// feed lost. The node resyncs its table from a snapshot at once.
         FeedHole { pool: Text<'a>, expected: u64, rev: u64 } = "feed_hole",
+        /// The router's own resync of its table failed after `took_us` of the node's clock; it
+        /// tries again `retry_us` later (its sweep interval), reading nothing of its feed (P29).
+        RouterResyncFailed { pool: Text<'a>, took_us: u64, retry_us: u64, error: Text<'a> } = "router_resync_failed",
+        /// The router's own resync of its table succeeded after `took_us` (P29 judges its start
+        /// when a failed one came before).
+        RouterResynced { pool: Text<'a>, took_us: u64 } = "router_resynced",
     }
 }
 
@@ -320,6 +326,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::FeedHole { pool, expected, rev } => {
             info!(target: T, kind = "feed_hole", pool = %pool, expected, rev, "job map feed skipped revisions; resyncing the table")
+        }
+        E::RouterResyncFailed { pool, took_us, retry_us, error } => {
+            debug!(target: T, kind = "router_resync_failed", pool = %pool, took_us, retry_us, error = %error, "feed resync failed; retrying after a sweep interval")
+        }
+        E::RouterResynced { pool, took_us } => {
+            debug!(target: T, kind = "router_resynced", pool = %pool, took_us, "router's table resynced from a snapshot")
         }
         E::CompleteFailed { job, worker, attempt } => {
             warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")

@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use super::feed::Source;
 use super::node::{Assign, Core, lock};
 use super::state::JobRecord;
-use crate::observe::{self, PoolEvent};
+use crate::StoreError;
+use crate::mutants::{self, Mutant};
+use crate::observe::{self, PoolEvent, Text};
 use crate::store::{MapSnapshot, Store, Watch, WatchEvent};
 
 impl<S: Store> Core<S> {
@@ -89,19 +91,12 @@ impl<S: Store> Core<S> {
     /// The feed reported a gap, or the table found a hole in it: rebuild the table and
     /// reconcile the completion feed from a fresh snapshot now (the sweeper would within a
     /// period; assignments need nothing, the sweeper re-announces). Returns whether it read one.
-    pub(crate) async fn resync_feed(&self, why: &'static str) -> bool {
+    pub(crate) async fn resync_feed(&self, why: &'static str) -> Result<(), StoreError> {
         let gaps = self.feed.gaps();
-        match self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await {
-            Ok(snap) => {
-                self.resync_table(&snap, why);
-                self.observe_tombstones(&snap.entries, why, Source::Whole { gaps });
-                true
-            }
-            Err(e) => {
-                debug!(target: "keel::pool", error = %e, why, "feed resync failed; retrying after a sweep interval");
-                false
-            }
-        }
+        let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
+        self.resync_table(&snap, why);
+        self.observe_tombstones(&snap.entries, why, Source::Whole { gaps });
+        Ok(())
     }
 
     /// [`resync_feed`](Self::resync_feed) until a snapshot is read (or the node stops), one
@@ -112,7 +107,20 @@ impl<S: Store> Core<S> {
     /// and the next change would look like a hole: one more whole snapshot, and a hole no store
     /// made (P25 judges the feed's own holes).
     async fn resync_feed_until_done(&self, why: &'static str) {
-        while !self.resync_feed(why).await {
+        let pool = || Text::from(self.cfg.name.as_str());
+        loop {
+            let began = self.clock.now();
+            let r = self.resync_feed(why).await;
+            let took_us = observe::micros(self.clock.now().saturating_duration_since(began));
+            let e = match r {
+                Ok(()) => return observe::emit(PoolEvent::RouterResynced { pool: pool(), took_us }),
+                Err(e) => e,
+            };
+            let retry_us = observe::micros(self.cfg.sweep_interval);
+            observe::emit(PoolEvent::RouterResyncFailed { pool: pool(), took_us, retry_us, error: Text::display(&e) });
+            if mutants::active(Mutant::MC113) {
+                continue; // MC113: retried at once, a snapshot of the whole job map per round trip
+            }
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = self.shutdown.cancelled() => return,

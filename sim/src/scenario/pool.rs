@@ -477,6 +477,7 @@ impl PoolScenario {
             Mutant::MC98,
             Mutant::MC102,
             Mutant::MC112,
+            Mutant::MC113,
         ]
     }
 }
