@@ -48,7 +48,9 @@ pub use rules::{
 pub use services::{group_starts, services_run_one_at_a_time};
 pub use store_errors::lease_recoveries_follow_errors;
 pub use verdict::{Coverage, Span, Violation};
-pub use worker_retries::{worker_completions_retry_on_time, worker_registrations_retry_on_time};
+pub use worker_retries::{
+    cleaner_requeues_retry_on_time, worker_completions_retry_on_time, worker_registrations_retry_on_time,
+};
 
 use keel::observe;
 

@@ -12,6 +12,8 @@
 //! the judging.
 //!
 //! **P26**, a run's completion: see [`worker_completions_retry_on_time`].
+//!
+//! **P31**, a cleaner's requeue of a dead worker's job: see [`cleaner_requeues_retry_on_time`].
 
 use std::collections::BTreeMap;
 
@@ -29,6 +31,8 @@ enum Step<K> {
     Last { key: K, took_us: u64 },
     /// The chain ends unjudged.
     End(K),
+    /// Every chain of the node ends unjudged (the pool node stopped or started).
+    EndAll,
 }
 
 /// One rule of this file: its id, and how its chains and failures are named in a violation.
@@ -65,6 +69,10 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
             Some(Step::Last { key, took_us }) => (key, took_us, None),
             Some(Step::End(key)) => {
                 chains.remove(&(node.clone(), key));
+                continue;
+            }
+            Some(Step::EndAll) => {
+                chains.retain(|k, _| &k.0 != node);
                 continue;
             }
             None => continue,
@@ -160,6 +168,44 @@ pub fn worker_completions_retry_on_time<E: Entry>(
     verdicts.v
 }
 
+/// P31: a cleaner retries a failed requeue of a dead worker's job when its backoff says, judged
+/// at each retry.
+///
+/// Each failed try to move the job (a transient store error, or a record that changed and still
+/// names the dead worker) that a retry follows is a `requeue_retry` (the try's `took_us`, and the
+/// timing it retries by: the pool's `cleanup_backoff`, `retry_min_us`·2ⁿ after the n-th failed
+/// try, at most `retry_max_us`, no jitter). The next try's start is its own `requeue_retry`, or
+/// the `requeue_ended` that ends a retried requeue, less its duration. One that starts before
+/// its wait asks a failing store again at network speed and gives the cleanup up within
+/// milliseconds where its backoff would have outlasted the fault (MC116: retried at once); one
+/// that starts after it holds the dead worker's jobs, and its cleanup lock, past the backoff.
+/// The pool node's stop or start, and the node's crash or restart, end the judging.
+pub fn cleaner_requeues_retry_on_time<E: Entry>(
+    events: &[E],
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+) -> Vec<Violation> {
+    let mut verdicts = Verdicts::new(clocks);
+    let rule = Rule {
+        id: "P31",
+        after: "a failed requeue",
+        failure: "failed requeue try",
+        subject: |(job, worker): &(&str, &str)| format!("job {job} of dead worker {worker}"),
+    };
+    judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
+        PoolEvent::RequeueRetry { job, worker, took_us, retry_min_us, retry_max_us, .. } => Some(Step::Failed {
+            key: (plain(job), plain(worker)),
+            took_us: *took_us,
+            retry: (*retry_min_us, *retry_max_us),
+        }),
+        PoolEvent::RequeueEnded { job, worker, took_us, .. } => {
+            Some(Step::Last { key: (plain(job), plain(worker)), took_us: *took_us })
+        }
+        PoolEvent::NodeStarted { .. } | PoolEvent::NodeStopped { .. } => Some(Step::EndAll),
+        _ => None,
+    });
+    verdicts.v
+}
+
 fn ordinal(n: u32) -> String {
     match n {
         1 => "1st".into(),
@@ -232,5 +278,30 @@ mod tests {
         let returned =
             at(2_000, PoolEvent::HandlerReturned { job, worker, attempt: 1, completed: true, stopped: false });
         assert_eq!(judge(&[retry(10, 10), retry(120, 10), returned, retry(2_050, 10), retry(2_160, 10)]), []);
+    }
+
+    #[test]
+    fn requeue_tries_after_their_backoff_pass_and_others_fire_p31() {
+        let retry = |t_ms: u64, took_ms: u64| {
+            let (retry_min_us, retry_max_us) = (100_000, 300_000);
+            let (job, worker, error, took_us) = ("j".into(), "w".into(), "x".into(), took_ms * 1000);
+            at(t_ms, PoolEvent::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us })
+        };
+        let ended = |t_ms: u64, took_ms: u64| {
+            let (job, worker) = ("j".into(), "w".into());
+            at(t_ms, PoolEvent::RequeueEnded { job, worker, tries: 3, took_us: took_ms * 1000, ok: true })
+        };
+        let judge =
+            |h: &[Ev]| crate::test_entry::at_ms(&cleaner_requeues_retry_on_time(h, crate::steady_clocks(2_000)));
+        // Waits of 100, 200 and 300 (capped) ms; the last try ends 10 ms after its start.
+        assert_eq!(judge(&[retry(10, 10), retry(120, 10), retry(330, 10), ended(640, 10)]), []);
+        // Retried at once (MC116), or late.
+        assert_eq!(judge(&[retry(10, 10), retry(25, 10)]), [("P31", 25)]);
+        assert_eq!(judge(&[retry(10, 10), ended(200, 10)]), [("P31", 200)]);
+        // A pool node's stop or start ends the judging: the next requeue of the job starts afresh.
+        let stopped = at(50, PoolEvent::NodeStopped { node: "n1".into() });
+        assert_eq!(judge(&[retry(10, 10), stopped, retry(60, 10), retry(170, 10)]), []);
+        let started = at(50, PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 1 });
+        assert_eq!(judge(&[retry(10, 10), started, ended(55, 1)]), []);
     }
 }

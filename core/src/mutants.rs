@@ -575,6 +575,11 @@ pub enum Mutant {
     /// later: a store that fails snapshots is asked for the whole job map at network speed
     /// (blind-spot hunt, round 14, #19).
     MC113,
+    /// A cleaner whose failed requeue of a dead worker's job is retried at once, its backoff
+    /// skipped: a failing store is asked again at network speed until the retries run out, and
+    /// the cleanup gives up within milliseconds where its backoff would have outlasted the fault
+    /// (blind-spot hunt, round 11, #12: no rule judged the requeue's retries).
+    MC116,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

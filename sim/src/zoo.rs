@@ -789,6 +789,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC116,
+        lineage: "checker proof (blind-spot hunt, round 11, #12): a cleaner's failed requeue of a dead worker's job retried at once, its backoff skipped",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

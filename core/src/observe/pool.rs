@@ -201,6 +201,15 @@ events! {
         /// The router's own resync of its table succeeded after `took_us` (P29 judges its start
         /// when a failed one came before).
         RouterResynced { pool: Text<'a>, took_us: u64 } = "router_resynced",
+        /// A cleaner's try to requeue `job` of the dead worker `worker` failed after `took_us`
+        /// (a store error, or the record changed and still names the worker); the next comes
+        /// `retry_min_us`·2ⁿ later (n: the failed tries before this one), at most `retry_max_us`
+        /// (the pool's `cleanup_backoff`). Emitted only when a try follows (P31).
+        RequeueRetry { job: Text<'a>, worker: Text<'a>, error: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64 } = "requeue_retry",
+        /// A requeue that was retried ended (`ok`: moved, or no longer the worker's; otherwise
+        /// given up, and the cleanup with it) after its last try's `took_us` (P31 judges that
+        /// try's start).
+        RequeueEnded { job: Text<'a>, worker: Text<'a>, tries: u32, took_us: u64, ok: bool } = "requeue_ended",
     }
 }
 
@@ -332,6 +341,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RouterResynced { pool, took_us } => {
             debug!(target: T, kind = "router_resynced", pool = %pool, took_us, "router's table resynced from a snapshot")
+        }
+        E::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us } => {
+            debug!(target: T, kind = "requeue_retry", job = %job, worker = %worker, error = %error, took_us, retry_min_us, retry_max_us, "requeue of a dead worker's job failed; retrying")
+        }
+        E::RequeueEnded { job, worker, tries, took_us, ok } => {
+            debug!(target: T, kind = "requeue_ended", job = %job, worker = %worker, tries, took_us, ok, "retried requeue ended")
         }
         E::CompleteFailed { job, worker, attempt } => {
             warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")

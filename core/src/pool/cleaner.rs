@@ -12,6 +12,14 @@ use crate::mutants::{self, Mutant};
 use crate::observe::{self, MoveKind, PoolEvent, Text};
 use crate::store::{Expect, MapWrite, Store};
 
+/// How one try of a requeue went.
+enum Try {
+    /// The move's outcome: done (moved, or no longer the worker's), or its store error.
+    Moved(Result<(), StoreError>),
+    /// The record changed and still names the worker: try again from the record as read.
+    Changed,
+}
+
 impl<S: Store> Core<S> {
     /// Clean up stale worker `w` by driving the pure [`Cleanup`] machine: lock, re-judge, fence,
     /// requeue every job (with retries), then delete its state and release. Idempotent: a crash
@@ -127,6 +135,10 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// Requeue `job` of the dead worker `w`, retrying a failed try (a transient store error, or
+    /// a record that changed and still names `w`) after the pool's `cleanup_backoff`, doubling,
+    /// up to `cleanup_retries` tries. Each failed try that a retry follows is a `requeue_retry`,
+    /// and a requeue that was retried ends with `requeue_ended` (P31 judges each retry's start).
     pub(crate) async fn requeue_with_retries(
         &self,
         view: &mut View,
@@ -138,25 +150,64 @@ impl<S: Store> Core<S> {
         let (min, max) = self.cfg.cleanup_backoff;
         let mut wait = min;
         let mut raw = raw.to_owned();
-        for attempt in 1..=self.cfg.cleanup_retries {
-            match self.move_job(view, job, &raw, None, w, kind).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => {
-                    // The record changed under us: re-read it; done if w no longer owns it.
-                    let (cur, _) = self.op("map_get", self.store.map_get(&self.maps.jobs, &job_key(job))).await?;
-                    match cur.as_deref().and_then(JobRecord::parse) {
-                        // MC23: moved whoever it names now (a live owner, or none: queued).
-                        Some(r) if r.owner == w || mutants::active(Mutant::MC23) => raw = r.encode(),
-                        _ => return Ok(()),
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let began = self.clock.now();
+            let tried = self.requeue_try(view, job, &mut raw, w, kind).await;
+            let took_us = observe::micros(self.clock.now().saturating_duration_since(began));
+            let last = tries >= self.cfg.cleanup_retries;
+            let error = match tried {
+                Ok(Try::Changed) if !last => "the record changed and still names the worker".to_owned(),
+                Ok(Try::Moved(Err(e))) if !last && e.is_transient() => e.to_string(),
+                ended => {
+                    let result = match ended {
+                        Ok(Try::Moved(result)) => result,
+                        Ok(Try::Changed) => Err(StoreError::Timeout { op: "requeue" }),
+                        Err(e) => Err(e),
+                    };
+                    if tries > 1 {
+                        let (job, worker, ok) = (job.into(), w.into(), result.is_ok());
+                        observe::emit(PoolEvent::RequeueEnded { job, worker, tries, took_us, ok });
                     }
+                    return result;
                 }
-                Err(e) if attempt == self.cfg.cleanup_retries || !e.is_transient() => return Err(e),
-                Err(e) => debug!(target: "keel::pool", job, error = %e, "requeue failed; retrying"),
-            }
-            self.clock.sleep(wait).await;
+            };
+            let (retry_min_us, retry_max_us) = (observe::micros(min), observe::micros(max));
+            let (job, worker, error) = (job.into(), w.into(), error.as_str().into());
+            observe::emit(PoolEvent::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us });
+            // MC116: a failed requeue retried at once, its backoff skipped.
+            self.clock.sleep(if mutants::active(Mutant::MC116) { std::time::Duration::ZERO } else { wait }).await;
             wait = (wait * 2).min(max);
         }
-        Err(StoreError::Timeout { op: "requeue" })
+    }
+
+    /// One try of [`requeue_with_retries`](Self::requeue_with_retries): the move, and on a
+    /// conflict a re-read of the record (whose error ends the requeue at once).
+    async fn requeue_try(
+        &self,
+        view: &mut View,
+        job: &str,
+        raw: &mut String,
+        w: &str,
+        kind: MoveKind,
+    ) -> Result<Try, StoreError> {
+        match self.move_job(view, job, raw, None, w, kind).await {
+            Ok(true) => Ok(Try::Moved(Ok(()))),
+            Ok(false) => {
+                // The record changed under us: re-read it; done if w no longer owns it.
+                let (cur, _) = self.op("map_get", self.store.map_get(&self.maps.jobs, &job_key(job))).await?;
+                match cur.as_deref().and_then(JobRecord::parse) {
+                    // MC23: moved whoever it names now (a live owner, or none: queued).
+                    Some(r) if r.owner == w || mutants::active(Mutant::MC23) => {
+                        *raw = r.encode();
+                        Ok(Try::Changed)
+                    }
+                    _ => Ok(Try::Moved(Ok(()))),
+                }
+            }
+            Err(e) => Ok(Try::Moved(Err(e))),
+        }
     }
 
     /// MP10 (pulse #61): write `job` back from memory (the stopping worker removed its state and

@@ -478,6 +478,7 @@ impl PoolScenario {
             Mutant::MC102,
             Mutant::MC112,
             Mutant::MC113,
+            Mutant::MC116,
         ]
     }
 }
