@@ -575,6 +575,11 @@ pub enum Mutant {
     /// later: a store that fails snapshots is asked for the whole job map at network speed
     /// (blind-spot hunt, round 14, #19).
     MC113,
+    /// A completer intake whose close does not wake the producers waiting for room: one parked
+    /// on a full backlog when the stop's bound runs out, with no write left to make room, waits
+    /// forever instead of returning `Closed` (blind-spot hunt, round 14, #4; round 12 #16 and
+    /// round 13 #16: no producer was blocked on a full backlog when a stop's bound ran out).
+    MC115,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,
