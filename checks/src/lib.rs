@@ -21,6 +21,7 @@ mod pending;
 mod restarts;
 mod retries;
 mod rmap_retries;
+mod room_waits;
 mod router_resync;
 mod rules;
 mod services;
@@ -37,6 +38,7 @@ pub use pending::pending_deadlines_keep_the_ack_grace;
 pub use restarts::pool_restarts_back_off;
 pub use retries::completer_retries_on_time;
 pub use rmap_retries::rmap_retries_on_time;
+pub use room_waits::completer_closes_wake_waiting_producers;
 pub use router_resync::router_resyncs_retry_on_time;
 pub use rules::{
     Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, completer_drains_bounded,

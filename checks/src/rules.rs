@@ -196,7 +196,9 @@ pub fn jobs_lost<'a, E: Entry>(
 }
 
 /// V3 and V4 over keel's completer events: a stop that began at or after `heal_us` (the store
-/// healthy) reports nothing unflushed or undelivered (V3); a stop whose bound ran out with
+/// healthy) reports nothing unflushed or undelivered (V3), unless a producer kept its run open
+/// to the bound (`producers_left`: what it handed in as the bound ran out is reported, not lost);
+/// a stop whose bound ran out with
 /// completions still queued (`StopDeadline`'s `pending`) reports at least those unflushed when
 /// its channel closes (V3: a bounded stop never loses silently); a stop that reports its bound reached
 /// took at least that bound since its drain began (V4), judged only if `clocks_tame` (no clock
@@ -233,7 +235,7 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
                     ));
                 }
             }
-            Some(CompleterEvent::EventsClosed { completer, run: r, unflushed, undelivered, .. }) => {
+            Some(CompleterEvent::EventsClosed { completer, run: r, unflushed, undelivered, producers_left }) => {
                 let key = (node.clone(), plain(completer), *r);
                 if let Some(pending) = queued_at_deadline.remove(&key)
                     && *unflushed < pending
@@ -250,6 +252,7 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
                 if let Some((began, _)) = draining.remove(&key)
                     && began >= heal_us
                     && unflushed + undelivered > 0
+                    && *producers_left == 0
                 {
                     v.push(Violation::new(
                         "V3",
@@ -1913,6 +1916,17 @@ mod tests {
         assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V3", 1_001));
         // Nothing queued at the deadline: nothing to report.
         assert!(completer_drains(&[drain(0), deadline(1_000, 0), closed(1_001, 0)], 10_000, true, 1.0).is_empty());
+        // The store healthy (healed at 0): a stop that reports anything lost is V3, unless a
+        // producer kept the run open to its bound (what it handed in then is reported).
+        let healthy = |left| {
+            let closed = c(
+                1_001,
+                C::EventsClosed { completer: "c".into(), run: 1, unflushed: 3, undelivered: 0, producers_left: left },
+            );
+            completer_drains(&[drain(0), deadline(1_000, 3), closed], 0, true, 1.0)
+        };
+        assert_eq!(healthy(0).len(), 1);
+        assert!(healthy(1).is_empty(), "a producer left at the bound");
     }
 
     #[test]

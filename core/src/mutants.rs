@@ -575,6 +575,11 @@ pub enum Mutant {
     /// later: a store that fails snapshots is asked for the whole job map at network speed
     /// (blind-spot hunt, round 14, #19).
     MC113,
+    /// A completer intake whose close does not wake the producers waiting for room: one parked
+    /// on a full backlog when the stop's bound runs out, with no write left to make room, waits
+    /// forever instead of returning `Closed` (blind-spot hunt, round 14, #4; round 12 #16 and
+    /// round 13 #16: no producer was blocked on a full backlog when a stop's bound ran out).
+    MC115,
     /// A cleaner whose failed requeue of a dead worker's job is retried at once, its backoff
     /// skipped: a failing store is asked again at network speed until the retries run out, and
     /// the cleanup gives up within milliseconds where its backoff would have outlasted the fault

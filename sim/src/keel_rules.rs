@@ -120,6 +120,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(completer_stops_heard(view));
     v.extend(completer_drains_write_at_once(view));
     v.extend(completer_drains_end_at_once(view));
+    v.extend(completer_closes_wake_waiting_producers(view));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(group_stops(view));
     v.extend(keel_checks::services_run_one_at_a_time(view.events));
@@ -279,6 +280,14 @@ pub fn completer_drains_end_at_once(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::completer_drains_end_at_once(run.events, COMPLETER_STOP_HEARD_SLACK_US, |n| {
         run.timeline.frozen(*n).collect()
     })
+}
+
+/// V20: a completer run's close ends every producer's wait for room
+/// ([`keel_checks::completer_closes_wake_waiting_producers`]): each producer waiting when the run
+/// closes returns, refused, within [`COMPLETER_STOP_HEARD_SLACK_US`] of running time (frozen time
+/// not counted), judged at the first event after that bound; nothing is accepted after the close.
+pub fn completer_closes_wake_waiting_producers(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::completer_closes_wake_waiting_producers(run.events, run.end_us, cadence(run))
 }
 
 /// S12 and S13: a lease owner's store attempts come when its timing says

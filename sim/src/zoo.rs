@@ -789,6 +789,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC115,
+        lineage: "checker proof (blind-spot hunt, round 14, #4): a completer intake's close that does not wake the producers waiting for room: one parked on a full backlog at the stop's bound waits forever",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC116,
         lineage: "checker proof (blind-spot hunt, round 11, #12): a cleaner's failed requeue of a dead worker's job retried at once, its backoff skipped",
         scenario: "pool",

@@ -339,6 +339,10 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules_within("pool", Mutant::MC113, "P29", 40).is_some(), "MC113 breaks P29");
     // MC116: a cleaner's failed requeue retried at once (P31 at the retry).
     assert!(caught_by_free_rules_within("pool", Mutant::MC116, "P31", 40).is_some(), "MC116 breaks P31");
+    // MC115: an intake's close that does not wake the producers waiting for room (V20 at the
+    // first event after the close's bound; completer seed 0, 61 of 0..100: the burst producer
+    // parks on a full backlog as the stop's bound runs out).
+    assert!(caught_by_free_rules_within("completer", Mutant::MC115, "V20", 10).is_some(), "MC115 breaks V20");
     // MC78: a drain done on an empty backlog with producers still registered (V1 at the close,
     // counted from the producers' own events; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC78, "V1").is_some(), "MC78 breaks V1");

@@ -106,8 +106,9 @@ impl Intake {
         Ok(())
     }
 
-    /// Accept `c`, waiting for room.
-    pub async fn push(&self, mut c: Completion) -> Result<(), CompleteError> {
+    /// Accept `c`, waiting for room; `waiting` runs once, when the backlog is first found full.
+    pub async fn push(&self, mut c: Completion, waiting: impl FnOnce()) -> Result<(), CompleteError> {
+        let mut waiting = Some(waiting);
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
@@ -116,6 +117,9 @@ impl Intake {
                 Ok(()) => return Ok(()),
                 Err(TryCompleteError::Closed(_)) => return Err(CompleteError::Closed),
                 Err(TryCompleteError::Full(back)) => c = back,
+            }
+            if let Some(w) = waiting.take() {
+                w();
             }
             room.await;
         }
@@ -174,13 +178,17 @@ impl Intake {
         }
     }
 
-    /// Refuse everything from now on; returns what was still queued (never flushed).
+    /// Refuse everything from now on; returns what was still queued (never flushed). Wakes the
+    /// producers waiting for room: they return `Closed` (V20).
     pub fn close(&self) -> Vec<Completion> {
         let mut s = self.lock();
         s.phase = Phase::Closed;
         let left: Vec<Completion> = s.queue.drain(..).collect();
         drop(s);
-        self.room.notify_waiters();
+        // MC115: the waiting producers not woken: one parked on a full backlog waits forever.
+        if !mutants::active(Mutant::MC115) {
+            self.room.notify_waiters();
+        }
         left
     }
 }
@@ -233,7 +241,7 @@ mod tests {
             .into_iter()
             .map(|k| {
                 let i = i.clone();
-                tokio::spawn(async move { i.push(c(k)).await })
+                tokio::spawn(async move { i.push(c(k), || {}).await })
             })
             .collect();
         for _ in 0..4 {
@@ -247,6 +255,49 @@ mod tests {
         assert_eq!(i.queued(), 2, "both waiting producers were let in by the room made for two");
         for w in waiting {
             assert_eq!(w.await.ok(), Some(Ok(())));
+        }
+    }
+
+    /// A producer parked on a full backlog, then the intake closed: whether the producer
+    /// returned (`Closed`) after a few scheduler turns.
+    async fn closed_under_a_waiting_producer() -> bool {
+        let i = std::sync::Arc::new(Intake::new(1));
+        i.try_push(c("a")).unwrap();
+        let waited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let w = {
+            let (i, waited) = (i.clone(), waited.clone());
+            tokio::spawn(
+                async move { i.push(c("x"), || waited.store(true, std::sync::atomic::Ordering::SeqCst)).await },
+            )
+        };
+        for _ in 0..4 {
+            tokio::task::yield_now().await; // the producer parks on the full backlog
+        }
+        assert!(waited.load(std::sync::atomic::Ordering::SeqCst), "the producer announced its wait");
+        assert_eq!(i.close().len(), 1);
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        if !w.is_finished() {
+            w.abort();
+            return false;
+        }
+        assert_eq!(w.await.ok(), Some(Err(CompleteError::Closed)));
+        true
+    }
+
+    /// A close wakes the producers waiting for room, and they return `Closed`: with no write
+    /// left to make room nothing else would. Under MC115 (blind-spot hunt round 14, #4) it
+    /// does not.
+    #[tokio::test(flavor = "current_thread")]
+    async fn close_wakes_producers_waiting_for_room() {
+        assert!(closed_under_a_waiting_producer().await, "the close woke the waiting producer");
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC115));
+            let woken = closed_under_a_waiting_producer().await;
+            crate::mutants::set(None);
+            assert!(!woken, "MC115: the waiting producer sleeps through the close");
         }
     }
 }

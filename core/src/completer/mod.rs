@@ -54,6 +54,7 @@ mod loom_tests;
 mod tests;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::observe::{self, CompleterEvent};
@@ -407,7 +408,11 @@ impl fmt::Debug for Producer {
 impl Producer {
     /// Hand over a completion, waiting while the backlog is full.
     pub async fn complete(&self, c: Completion) -> Result<(), CompleteError> {
-        self.intake.push(c).await?;
+        let mut wait = RoomWait { producer: self, began: AtomicBool::new(false), outcome: "cancelled" };
+        let r = self.intake.push(c, || wait.begin()).await;
+        wait.outcome = if r.is_ok() { "accepted" } else { "closed" };
+        drop(wait);
+        r?;
         observe::emit(CompleterEvent::Accepted {
             completer: (&self.completer).into(),
             run: self.run,
@@ -429,6 +434,41 @@ impl Producer {
 
     /// This producer has stopped: deregister it.
     pub fn finish(self) {}
+}
+
+/// A producer's wait for room in the backlog, announced when it begins (`room_wait_begun`) and
+/// when it ends, however it ends (`room_wait_ended`, a caller that gives the completion up
+/// included): V20 judges that a close ends every wait.
+struct RoomWait<'p> {
+    producer: &'p Producer,
+    began: AtomicBool,
+    outcome: &'static str,
+}
+
+impl RoomWait<'_> {
+    fn begin(&self) {
+        self.began.store(true, Ordering::Relaxed);
+        let p = self.producer;
+        observe::emit(CompleterEvent::RoomWaitBegun {
+            completer: (&p.completer).into(),
+            run: p.run,
+            producer: (&p.name).into(),
+        });
+    }
+}
+
+impl Drop for RoomWait<'_> {
+    fn drop(&mut self) {
+        if self.began.load(Ordering::Relaxed) {
+            let p = self.producer;
+            observe::emit(CompleterEvent::RoomWaitEnded {
+                completer: (&p.completer).into(),
+                run: p.run,
+                producer: (&p.name).into(),
+                outcome: self.outcome.into(),
+            });
+        }
+    }
 }
 
 impl Drop for Producer {

@@ -50,6 +50,11 @@ events! {
         ProducerRegistered { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_registered",
         /// A producer of the run stopped (deregistered).
         ProducerStopped { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_stopped",
+        /// A producer's completion found the run's backlog full: it waits for room (rule V20).
+        RoomWaitBegun { completer: Text<'a>, run: u64, producer: Text<'a> } = "room_wait_begun",
+        /// That wait ended: `accepted` (room was made), `closed` (the run's intake closed: the
+        /// completion was refused), or `cancelled` (the caller gave the completion up).
+        RoomWaitEnded { completer: Text<'a>, run: u64, producer: Text<'a>, outcome: Text<'a> } = "room_wait_ended",
         /// A subscription manager run started, reading the completer's run `source_run`.
         SmStarted { run: u64, source_run: u64 } = "sm_started",
         /// A stop of subscription manager run `run` (reading completer `completer`'s events) was
@@ -123,6 +128,12 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         }
         E::ProducerStopped { completer, run, producer } => {
             info!(target: T, completer = %completer, run, producer = %producer, kind = "producer_stopped", "producer stopped")
+        }
+        E::RoomWaitBegun { completer, run, producer } => {
+            debug!(target: T, completer = %completer, run, producer = %producer, kind = "room_wait_begun", "backlog full: producer waits for room")
+        }
+        E::RoomWaitEnded { completer, run, producer, outcome } => {
+            debug!(target: T, completer = %completer, run, producer = %producer, outcome = %outcome, kind = "room_wait_ended", "producer's wait for room ended")
         }
         E::SmStarted { run, source_run } => {
             info!(target: T, run, source_run, kind = "sm_started", "subscription manager started")

@@ -73,6 +73,13 @@ events! {
         StopBegin { run: u64, caller_cancelled: bool } = "stop_begin",
         /// The group stop of a run returned.
         StopEnd { run: u64, error: String } = "stop_end",
+        /// V20: the run's burst producer was armed by its stop: at `at_us` (the instant the
+        /// completer's stop bound runs out, if its drain begins at once) it hands in more
+        /// completions than the backlog holds.
+        BurstArmed { run: u64 } = "burst_armed",
+        /// The burst producer returned: `accepted` of its completions taken, then `error` (empty:
+        /// it handed all in).
+        BurstEnded { run: u64, accepted: u64, error: String } = "burst_ended",
         /// A node incarnation finished all its runs.
         NodeDone {} = "node_done",
         /// The start/stop stress finished.
@@ -125,6 +132,11 @@ impl Default for CompleterScenario {
 }
 
 const PRODUCERS: usize = 2;
+/// How often a run has a burst producer (V20: one parked on a full backlog when the run closes).
+const BURSTS: f64 = 0.3;
+/// The burst producer's name, and how many completions it hands in: more than the backlog holds.
+const BURST: &str = "burst";
+const BURST_COMPLETIONS: u64 = 2 * BACKLOG as u64 + 8;
 /// How often a run's group start fails at one of its producers.
 const START_REFUSALS: f64 = 0.1;
 /// The completer's backlog bound (queued + in flight).
@@ -249,6 +261,75 @@ impl<S: Store> Service for ProducerSvc<S> {
     }
 }
 
+/// V20's workload: a producer registered with the run, idle while the run works. Its stop (the
+/// group's, after the workers' and just before the completer's) arms a burst of more completions
+/// than the backlog holds, timed for the instant the completer's stop bound runs out (the
+/// completer's drain begins at the same instant when it is idle, and waits for this producer,
+/// registered until its burst ends): the burst fills the backlog and parks on it, and the run
+/// closes under it with no write left to make room. Only the close can wake it, refused
+/// (`Closed`); a close that does not (MC115) leaves it parked forever. When the drain began
+/// later (a write in flight), the burst is written like any other completions, or parks at the
+/// bound all the same.
+struct BurstSvc<S: Store> {
+    completer: Arc<Completer<S>>,
+    ctx: NodeCtx,
+    run: u64,
+    life: u64,
+    bound: Duration,
+    producer: Mutex<Option<Producer>>,
+}
+
+impl<S: Store> Service for BurstSvc<S> {
+    fn name(&self) -> &str {
+        BURST
+    }
+
+    fn start<'a>(&'a self, _parent: &'a Shutdown) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let mut producer = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+            if producer.is_none() {
+                let p = self
+                    .completer
+                    .producer(BURST)
+                    .map_err(|e| ServiceError { service: BURST.into(), reason: e.to_string() })?;
+                *producer = Some(p);
+            }
+            Ok(())
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let Some(p) = self.producer.lock().unwrap_or_else(|p| p.into_inner()).take() else { return Ok(()) };
+            let (ctx, run, life) = (self.ctx.clone(), self.run, self.life);
+            // The completer's own clock and arithmetic: its drain's deadline is `now + bound`.
+            let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
+            let at = clock.now() + self.bound;
+            ctx.record(Rec::BurstArmed { run });
+            tokio::spawn(async move {
+                clock.sleep_until(at).await;
+                let (mut accepted, mut error) = (0u64, String::new());
+                for i in 0..BURST_COMPLETIONS {
+                    let c = Completion::new(format!("{}@{life}-{BURST}-{run}-{i}", ctx.name), run, "succeeded", "");
+                    match p.complete(c).await {
+                        Ok(()) => {
+                            accepted += 1;
+                            ctx.record(Rec::CompletionAccepted { run, failed: false });
+                        }
+                        Err(e) => {
+                            error = e.to_string();
+                            break;
+                        }
+                    }
+                }
+                ctx.record(Rec::BurstEnded { run, accepted, error });
+                drop(p);
+            });
+            Ok(())
+        })
+    }
+}
+
 /// What a subscriber that can be stalled (`ConsumerStall`) watches: its run's stop beginning,
 /// and its run's stop having returned (the end of its stall).
 #[derive(Clone)]
@@ -356,6 +437,16 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
                 life,
                 refuse_start: refuse == Some(p),
                 task: Mutex::new(None),
+            }));
+        }
+        if thread_rng().gen_bool(BURSTS) {
+            group = group.then(Arc::new(BurstSvc {
+                completer: completer.clone(),
+                ctx: ctx.clone(),
+                run,
+                life,
+                bound: Duration::from_millis(this.stop_ms),
+                producer: Mutex::new(None),
             }));
         }
         let group = group.then(completer.clone()).then(subs.clone());
@@ -579,6 +670,9 @@ impl CompleterScenario {
         v.extend(keel_checks::completer_channel(run.events));
         // V17: a drain ends once its last producer left and its last write ended.
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
+        // V20: a close wakes every producer waiting for room (the burst producer parks on a full
+        // backlog at the stop's bound), and nothing is accepted after it.
+        v.extend(crate::keel_rules::completer_closes_wake_waiting_producers(run));
         v.extend(super::life_waits::check(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
@@ -654,8 +748,26 @@ impl CompleterScenario {
     fn coverage(&self, events: &[Event]) -> Coverage {
         let mut c = Coverage::new();
         let mut narrow = super::NarrowWindows::default();
+        // (node, completer, run) → producers waiting for room
+        let mut waiting: BTreeMap<(Who, &str, u64), usize> = BTreeMap::new();
         for e in events {
             narrow.see(e);
+            match e.completer() {
+                Some(CompleterEvent::RoomWaitBegun { completer, run, .. }) => {
+                    *waiting.entry((e.node, keel_checks::plain(completer), *run)).or_default() += 1;
+                }
+                Some(CompleterEvent::RoomWaitEnded { completer, run, .. }) => {
+                    if let Some(n) = waiting.get_mut(&(e.node, keel_checks::plain(completer), *run)) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+                Some(CompleterEvent::EventsClosed { completer, run, .. })
+                    if waiting.get(&(e.node, keel_checks::plain(completer), *run)).is_some_and(|n| *n > 0) =>
+                {
+                    c.insert("producer_blocked_at_close");
+                }
+                _ => {}
+            }
             if let Some(keel::observe::Event::Lifecycle(LifecycleEvent::GroupStartEnded { ok: false, .. })) = e.core() {
                 c.insert("group_start_failed");
             }
@@ -698,6 +810,7 @@ impl CompleterScenario {
             "subscriber_stalled_through_stop",
             "flush_under_slow_replies",
             "group_start_failed",
+            "producer_blocked_at_close",
         ]
     }
 
@@ -734,6 +847,7 @@ impl CompleterScenario {
             Mutant::MC107,
             Mutant::MC108,
             Mutant::MC110,
+            Mutant::MC115,
         ]
     }
 }
@@ -862,7 +976,10 @@ impl Runs {
                     continue;
                 }
                 (Some(c), _) => match c {
-                    CompleterEvent::ProducerStopped { completer, run, .. } if *completer != *STRESS => {
+                    // The burst producer stops after the drain began by design (V20's workload).
+                    CompleterEvent::ProducerStopped { completer, run, producer }
+                        if *completer != *STRESS && *producer != *BURST =>
+                    {
                         (*run, Seen::ProducerStopped)
                     }
                     CompleterEvent::EventsClosed { completer, run, unflushed, undelivered, producers_left }
@@ -975,7 +1092,9 @@ impl Run {
         if backlog > BACKLOG {
             v.push(Violation::new("V7", t, format!("{id}: backlog {backlog} over its bound {BACKLOG}")));
         }
-        if let (Some(begin), Some(&(t, unflushed, undelivered, _))) = (self.stop_begin, self.closed.first())
+        // A producer kept open to the bound (V20's burst) leaves what it handed in then queued,
+        // reported: the bound ran out.
+        if let (Some(begin), Some(&(t, unflushed, undelivered, 0))) = (self.stop_begin, self.closed.first())
             && begin >= heal_us
             && unflushed + undelivered > 0
         {
