@@ -575,6 +575,10 @@ pub enum Mutant {
     /// later: a store that fails snapshots is asked for the whole job map at network speed
     /// (blind-spot hunt, round 14, #19).
     MC113,
+    /// A pool node that never writes the epoch marker: it adopts a missing one, so a store that
+    /// loses the pool's data leaves the marker as every node holds it, missing, and no node
+    /// reports the loss (blind-spot hunt, round 14, #25).
+    MC114,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -201,6 +201,11 @@ events! {
         /// The router's own resync of its table succeeded after `took_us` (P29 judges its start
         /// when a failed one came before).
         RouterResynced { pool: Text<'a>, took_us: u64 } = "router_resynced",
+        /// The node read the pool's epoch marker and adopted it (after a `data_loss` if it was
+        /// missing or changed, after writing a fresh one if it was missing); the read began
+        /// `took_us` of the node's clock before (P30 judges that a read after a store data loss
+        /// reports the loss).
+        EpochChecked { pool: Text<'a>, took_us: u64 } = "epoch_checked",
     }
 }
 
@@ -332,6 +337,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RouterResynced { pool, took_us } => {
             debug!(target: T, kind = "router_resynced", pool = %pool, took_us, "router's table resynced from a snapshot")
+        }
+        E::EpochChecked { pool, took_us } => {
+            trace!(target: T, kind = "epoch_checked", pool = %pool, took_us, "epoch marker checked")
         }
         E::CompleteFailed { job, worker, attempt } => {
             warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")
