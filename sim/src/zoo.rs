@@ -789,6 +789,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC114,
+        lineage: "checker proof (blind-spot hunt, round 14, #25): a pool node that never writes the epoch marker, so no node reports a store data loss",
+        scenario: "poolloss",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

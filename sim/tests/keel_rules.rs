@@ -337,6 +337,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules("pool", Mutant::MC112, "P28").is_some(), "MC112 breaks P28");
     // MC113: a router's failed resync retried at once (P29 at the retry).
     assert!(caught_by_free_rules_within("pool", Mutant::MC113, "P29", 40).is_some(), "MC113 breaks P29");
+    // MC114: the epoch marker never written (P30 at a node's first check of it after a store
+    // data loss; `poolloss`: the pool's workload with data loss among its faults).
+    assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");
     // MC78: a drain done on an empty backlog with producers still registered (V1 at the close,
     // counted from the producers' own events; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC78, "V1").is_some(), "MC78 breaks V1");
