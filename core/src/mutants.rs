@@ -575,6 +575,10 @@ pub enum Mutant {
     /// later: a store that fails snapshots is asked for the whole job map at network speed
     /// (blind-spot hunt, round 14, #19).
     MC113,
+    /// A pool node that never writes the epoch marker: it adopts a missing one, so a store that
+    /// loses the pool's data leaves the marker as every node holds it, missing, and no node
+    /// reports the loss (blind-spot hunt, round 14, #25).
+    MC114,
     /// A completer intake whose close does not wake the producers waiting for room: one parked
     /// on a full backlog when the stop's bound runs out, with no write left to make room, waits
     /// forever instead of returning `Closed` (blind-spot hunt, round 14, #4; round 12 #16 and

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28, P29, P31. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28, P29, P30, P31. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -88,12 +88,24 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
         v.extend(worker_registrations_retry_on_time(run));
         v.extend(worker_completions_retry_on_time(run));
         v.extend(keel_checks::router_resyncs_retry_on_time(run.events, cadence(run)));
+        v.extend(pool_data_losses_reported(run));
         v.extend(keel_checks::cleaner_requeues_retry_on_time(run.events, cadence(run)));
     }
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_owners::check(events));
     v
+}
+
+/// P30: each pool node reports each store data loss it lives through, and only those
+/// ([`keel_checks::pool_data_losses_reported`]). A store rolled back to an older snapshot may
+/// lose the epoch marker too, which the history does not name as a data loss: such runs are not
+/// judged.
+fn pool_data_losses_reported(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.has(|f| matches!(f, crate::plan::Fault::StoreRollback { .. })) {
+        return Vec::new();
+    }
+    keel_checks::pool_data_losses_reported(run.events, cadence(run))
 }
 
 /// Every rule a run gets for free from keel's own events (what `Sim` judges on every run of a

@@ -789,6 +789,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC114,
+        lineage: "checker proof (blind-spot hunt, round 14, #25): a pool node that never writes the epoch marker, so no node reports a store data loss",
+        scenario: "poolloss",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC115,
         lineage: "checker proof (blind-spot hunt, round 14, #4): a completer intake's close that does not wake the producers waiting for room: one parked on a full backlog at the stop's bound waits forever",
         scenario: "completer",

@@ -343,6 +343,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // first event after the close's bound; completer seed 0, 61 of 0..100: the burst producer
     // parks on a full backlog as the stop's bound runs out).
     assert!(caught_by_free_rules_within("completer", Mutant::MC115, "V20", 10).is_some(), "MC115 breaks V20");
+    // MC114: the epoch marker never written (P30 at a node's first check of it after a store
+    // data loss; `poolloss`: the pool's workload with data loss among its faults).
+    assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");
     // MC78: a drain done on an empty backlog with producers still registered (V1 at the close,
     // counted from the producers' own events; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC78, "V1").is_some(), "MC78 breaks V1");

@@ -210,6 +210,11 @@ events! {
         /// given up, and the cleanup with it) after its last try's `took_us` (P31 judges that
         /// try's start).
         RequeueEnded { job: Text<'a>, worker: Text<'a>, tries: u32, took_us: u64, ok: bool } = "requeue_ended",
+        /// The node read the pool's epoch marker and adopted it (after a `data_loss` if it was
+        /// missing or changed, after writing a fresh one if it was missing); the read began
+        /// `took_us` of the node's clock before (P30 judges that a read after a store data loss
+        /// reports the loss).
+        EpochChecked { pool: Text<'a>, took_us: u64 } = "epoch_checked",
     }
 }
 
@@ -347,6 +352,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RequeueEnded { job, worker, tries, took_us, ok } => {
             debug!(target: T, kind = "requeue_ended", job = %job, worker = %worker, tries, took_us, ok, "retried requeue ended")
+        }
+        E::EpochChecked { pool, took_us } => {
+            trace!(target: T, kind = "epoch_checked", pool = %pool, took_us, "epoch marker checked")
         }
         E::CompleteFailed { job, worker, attempt } => {
             warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")

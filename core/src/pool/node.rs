@@ -54,6 +54,9 @@ pub(crate) struct Core<S: Store> {
     /// Cursor of the sweep's pass over the completer's map (`sweep.rs`).
     pub(crate) completer_cursor: Mutex<String>,
     epoch: Mutex<Option<String>>,
+    /// Epoch markers this node wrote (tried): each one it writes is new, so a marker it writes
+    /// again after a loss never looks like the one other nodes hold from before it.
+    epoch_writes: AtomicU64,
     /// Keep-alives and store time as last read, for dispatch and completion (cache.rs).
     pub(crate) cache: Mutex<NodeCache>,
     /// The job map's group commit (batch.rs).
@@ -107,6 +110,7 @@ impl<S: Store> Core<S> {
             table_moved: Notify::new(),
             completer_cursor: Mutex::new(crate::store::MAP_SCAN_START.to_owned()),
             epoch: Mutex::new(None),
+            epoch_writes: AtomicU64::new(0),
             cache: Mutex::new(NodeCache::default()),
             batch,
             data_losses: AtomicU64::new(0),
@@ -353,15 +357,25 @@ impl<S: Store> Core<S> {
     /// Check the epoch marker. A missing or changed marker means the store lost its data: every
     /// job, worker and lock it held is gone. That is reported loudly on every node that sees it.
     pub async fn check_epoch(&self) -> Result<(), StoreError> {
+        let began = self.clock.now();
         let (current, _) = self.op("map_get", self.store.map_get(&self.maps.meta, state::EPOCH_KEY)).await?;
-        self.adopt_epoch(current).await
+        self.adopt_epoch(current, began).await
     }
 
-    /// [`check_epoch`](Self::check_epoch) on a marker already read (`current`): report a loss,
-    /// write a fresh marker if it is missing.
-    pub(crate) async fn adopt_epoch(&self, current: Option<String>) -> Result<(), StoreError> {
+    /// [`check_epoch`](Self::check_epoch) on a marker already read (`current`, by a read that
+    /// began at `began`): report a loss, write a fresh marker if it is missing.
+    pub(crate) async fn adopt_epoch(
+        &self,
+        current: Option<String>,
+        began: crate::clock::Instant,
+    ) -> Result<(), StoreError> {
+        let checked = || {
+            let took_us = observe::micros(self.clock.now().saturating_duration_since(began));
+            observe::emit(PoolEvent::EpochChecked { pool: (&self.cfg.name).into(), took_us });
+        };
         let known = lock(&self.epoch).clone();
         if current.is_some() && current == known {
+            checked();
             return Ok(());
         }
         if let Some(old) = &known {
@@ -371,16 +385,31 @@ impl<S: Store> Core<S> {
                 old_epoch: old.into(),
                 new_epoch: current.as_ref().map(Text::from),
             });
+            // Reported once: until it adopts a marker the node holds none, so a write that fails
+            // below does not make the next read report the same loss again.
+            *lock(&self.epoch) = None;
         }
-        let fresh = format!("{}.{}", self.cfg.node, self.incarnation);
         let value = match current {
             Some(v) => v,
+            // MC114: the marker is never written: every node adopts a missing one, and a store
+            // that loses the pool's data leaves a missing one, which changes nothing.
+            None if mutants::active(Mutant::MC114) => {
+                checked();
+                return Ok(());
+            }
             None => {
+                // `node.incarnation`, then `node.incarnation.n` for the node's n-th write: a
+                // node's marker after a loss is not the one the others hold from before it.
+                let fresh = match self.epoch_writes.fetch_add(1, Ordering::Relaxed) {
+                    0 => format!("{}.{}", self.cfg.node, self.incarnation),
+                    n => format!("{}.{}.{n}", self.cfg.node, self.incarnation),
+                };
                 let w = self.store.map_write(&self.maps.meta, state::EPOCH_KEY, MapWrite::SetIfAbsent(fresh));
                 self.op("map_write", w).await?.value.unwrap_or_default()
             }
         };
         *lock(&self.epoch) = Some(value);
+        checked();
         Ok(())
     }
 }

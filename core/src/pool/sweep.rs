@@ -175,10 +175,11 @@ impl<S: Store> Core<S> {
             snapshot(&self.maps.keepalive),
             Read::Scan { map: self.maps.jobs.clone(), cursor: jobs_cursor.clone(), count },
         ];
+        let began = self.clock.now();
         let mut out = ReadOuts::new(self.op("reads", self.store.reads(&first)).await?);
         let (epoch, keepalive, jobs_slice) = (out.get()?.0, out.snapshot()?.entries, out.scan()?);
         let losses = self.data_losses.load(Ordering::Relaxed);
-        self.adopt_epoch(epoch).await?;
+        self.adopt_epoch(epoch, began).await?;
         if self.data_losses.load(Ordering::Relaxed) != losses {
             lock(&self.table).gap(); // the store lost its data: what the table holds is gone
         }

@@ -184,6 +184,24 @@ async fn data_loss_is_detected_and_reported() {
     node.stop().await;
 }
 
+/// The node that wrote the marker writes the fresh one after a loss: a new value (P30 found
+/// the same `node.incarnation` written again, which the other nodes took for the marker they
+/// held), so every node reports the loss once.
+#[tokio::test(start_paused = true)]
+async fn a_marker_written_again_after_a_loss_is_new_to_every_node() {
+    let store = MemoryStore::new();
+    let a = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let b = Pool::new(store.clone(), cfg("b")).start().await.unwrap();
+    settle(300).await;
+    store.reset();
+    a.core.check_epoch().await.unwrap(); // the writer of the first marker writes the next
+    assert_eq!(a.data_losses(), 1);
+    settle(300).await;
+    assert_eq!((a.data_losses(), b.data_losses()), (1, 1), "each node reports the loss once");
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn unacked_dispatch_is_redispatched() {
     let store = MemoryStore::new();

@@ -70,6 +70,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(completer::CompleterScenario::default().sim()),
         Box::new(pool::PoolScenario::default().sim()),
         Box::new(pool::PoolScenario { feed: true, ..pool::PoolScenario::default() }.sim()),
+        Box::new(pool::PoolScenario { data_loss: true, ..pool::PoolScenario::default() }.sim()),
     ]
 }
 

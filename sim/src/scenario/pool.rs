@@ -88,11 +88,15 @@ pub struct PoolScenario {
     /// Also listen to the completion feed and wait for every dispatched job (scenario
     /// `poolfeed`, rule P10: [`super::pool_feed`]).
     pub feed: bool,
+    /// Let the store lose its data too (scenario `poolloss`, rule P30: every node reports each
+    /// loss it lives through): what the store lost is outside keel's guarantee, so this variant
+    /// judges only the rules a loss leaves honest ([`PoolScenario::check_losses`]).
+    pub data_loss: bool,
 }
 
 impl Default for PoolScenario {
     fn default() -> Self {
-        PoolScenario { nodes: 3, workers: 2, ttl_ms: 1500, window_ms: 30_000, feed: false }
+        PoolScenario { nodes: 3, workers: 2, ttl_ms: 1500, window_ms: 30_000, feed: false, data_loss: false }
     }
 }
 
@@ -254,7 +258,11 @@ impl PoolScenario {
     /// The scenario on the public harness (what `cargo sim` runs).
     pub fn sim(self) -> Sim {
         let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
-        let name = if self.feed { "poolfeed" } else { "pool" };
+        let name = match (self.feed, self.data_loss) {
+            (true, _) => "poolfeed",
+            (false, true) => "poolloss",
+            (false, false) => "pool",
+        };
         super::on_harness(name, &self.plan_spec(), self.op_timeout(), self.settle())
             .node(move |node| main(node.ctx().clone()))
             .check(move |run| judge.check(run.view))
@@ -272,7 +280,11 @@ impl PoolScenario {
             kinds: FaultKind::ALL
                 .iter()
                 .copied()
-                .filter(|k| !matches!(k, FaultKind::StoreDataLoss | FaultKind::StoreRollback))
+                .filter(|k| match k {
+                    FaultKind::StoreDataLoss => self.data_loss,
+                    FaultKind::StoreRollback => false,
+                    _ => true,
+                })
                 .collect(),
             window_ms: self.window_ms,
             unit_ms: self.ttl_ms,
@@ -344,6 +356,11 @@ impl PoolScenario {
     }
 
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
+        let v = self.check_all(run);
+        if self.data_loss { self.check_losses(run, v) } else { v }
+    }
+
+    fn check_all(&self, run: &RunView<'_>) -> Vec<Violation> {
         let (events, heal_us, end_us) = (run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
         v.extend(self.check_jobs(events));
@@ -417,6 +434,9 @@ impl PoolScenario {
                 PoolEvent::Fenced { .. } => {
                     c.insert("worker_fenced");
                 }
+                PoolEvent::DataLoss { .. } => {
+                    c.insert("data_loss_reported");
+                }
                 _ => {}
             }
         }
@@ -424,6 +444,9 @@ impl PoolScenario {
     }
 
     fn coverage_goals(&self) -> &'static [&'static str] {
+        if self.data_loss {
+            return &["data_loss_reported"];
+        }
         &[
             "cleanup_takeover",
             "cleaner_crash_finished_by_another_node",
@@ -435,6 +458,9 @@ impl PoolScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
+        if self.data_loss {
+            return &[Mutant::MC114];
+        }
         if self.feed {
             return &[Mutant::MC27, Mutant::MC57];
         }
@@ -484,6 +510,28 @@ impl PoolScenario {
 }
 
 impl PoolScenario {
+    /// `poolloss`: every rule of the pool scenario, and P30 among keel's own, on a run whose
+    /// store may lose its data. A loss is outside keel's guarantee: jobs added before the store
+    /// came back from the last loss may be gone (P1 judges only those added after it), and the
+    /// state of jobs, workers and pending dispatches the others held is gone under them (P2, P3
+    /// and P5 are judged only before the first loss). Every other rule is judged throughout.
+    fn check_losses(&self, run: &RunView<'_>, v: Vec<Violation>) -> Vec<Violation> {
+        let lost = |e: &Event| matches!(e.world(), Some(WorldEv::StoreCrash { data_loss: true }));
+        let Some(first) = run.events.iter().find(|e| lost(e)).map(|e| e.t_us) else { return v };
+        let last = run.events.iter().rposition(lost).unwrap_or_default();
+        let back = run.events[last..]
+            .iter()
+            .find(|e| matches!(e.world(), Some(WorldEv::StoreRestart {})))
+            .map_or(run.end_us, |e| e.t_us);
+        v.into_iter()
+            .filter(|x| match x.invariant {
+                "P1" => x.t_us >= back,
+                "P2" | "P3" | "P5" => x.t_us < first,
+                _ => true,
+            })
+            .collect()
+    }
+
     /// P1: every added (or started) job is completed by the end. P2: at most one recorded
     /// completion per job, and it is of the job's latest attempt.
     fn check_jobs(&self, events: &[Event]) -> Vec<Violation> {
