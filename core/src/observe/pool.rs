@@ -89,8 +89,9 @@ events! {
         /// A new job was added, owned by `worker` (empty: queued), at store time `now_ms`.
         Dispatched { job: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "dispatched",
         /// A dispatch's or a move's pending entry was written: `worker` must acknowledge attempt
-        /// `attempt` by `deadline_ms` (store time), the ack grace after `now_ms`, the store time
-        /// of the decision (rule P28).
+        /// `attempt` by `deadline_ms` (store time), the ack grace after `now_ms`: the store time
+        /// of the decision, or for a move the newest store time the node knew when it wrote
+        /// (its last read plus the local time since; rule P28).
         PendingWritten { job: Text<'a>, attempt: u64, worker: Text<'a>, now_ms: u64, deadline_ms: u64 } = "pending_written",
         /// A job moved from `from` (the owner its guarded record named) to `worker` (empty:
         /// queued) under a new attempt. `cleaned`: the dead worker whose cleanup moved it

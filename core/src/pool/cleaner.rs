@@ -219,7 +219,8 @@ impl<S: Store> Core<S> {
         let target = view.pick_worker(self.ttl_ms(), w).unwrap_or_default();
         let new = rec.moved_to(&target);
         let mut writes = vec![(job_key(job), Some(new.encode()))];
-        let pending = (!target.is_empty()).then(|| Pending::due(new.attempt, &target, view.now_ms, self.cfg.ack_grace));
+        let since_ms = self.pending_since_ms(view.now_ms);
+        let pending = (!target.is_empty()).then(|| Pending::due(new.attempt, &target, since_ms, self.cfg.ack_grace));
         if let Some(p) = &pending {
             writes.push((pending_key(job), Some(p.encode())));
         }
@@ -228,7 +229,7 @@ impl<S: Store> Core<S> {
         if out.applied {
             view.jobs.insert(job_key(job), new.encode());
             if let Some(p) = &pending {
-                p.written(job, view.now_ms);
+                p.written(job, since_ms);
             }
             observe::emit(PoolEvent::Moved {
                 kind: MoveKind::HandedBack,

@@ -324,7 +324,8 @@ impl<S: Store> Core<S> {
         };
         let target = view.pick_worker(self.ttl_ms(), exclude).unwrap_or_default();
         let new = rec.moved_to(&target);
-        let pending = (!target.is_empty()).then(|| Pending::due(new.attempt, &target, view.now_ms, self.cfg.ack_grace));
+        let since_ms = self.pending_since_ms(view.now_ms);
+        let pending = (!target.is_empty()).then(|| Pending::due(new.attempt, &target, since_ms, self.cfg.ack_grace));
         let mut guards = vec![(job_key(job), Expect::Value(from_raw.to_owned()))];
         guards.extend(extra);
         let writes =
@@ -332,7 +333,7 @@ impl<S: Store> Core<S> {
         let out = self.op("map_txn", self.job_txn(guards, writes)).await?;
         if out.applied {
             if let Some(p) = &pending {
-                p.written(job, view.now_ms);
+                p.written(job, since_ms);
             }
             view.jobs.insert(job_key(job), new.encode());
             self.note_owner(job, Some(&new.encode()));
@@ -352,6 +353,17 @@ impl<S: Store> Core<S> {
             self.route(job, Some(&new.encode()));
         }
         Ok(out.applied)
+    }
+
+    /// The store time a move's pending deadline counts from: the newest the node knows (its
+    /// last store-time read plus the local time since), at least `decided_ms`, the store time of
+    /// the view the move was decided on. A view read long before its moves (a cleanup's requeues
+    /// after their backoff, a drain's hand-backs) would otherwise write a deadline already past,
+    /// and a sweep would re-dispatch the job inside its worker's ack grace (blind-spot hunt,
+    /// round 15: deadlines up to 4.3 s late in pool seeds 0..200).
+    pub(crate) fn pending_since_ms(&self, decided_ms: u64) -> u64 {
+        let known = lock(&self.cache).now_ms(self.clock.now(), Duration::MAX);
+        known.map_or(decided_ms, |ms| ms.max(decided_ms))
     }
 
     /// Check the epoch marker. A missing or changed marker means the store lost its data: every

@@ -1036,3 +1036,28 @@ async fn a_worker_cut_off_from_the_store_fences_itself_at_ttl_minus_the_drift_ma
     cut.revive();
     node.stop().await;
 }
+
+/// A move decided on a view read long before it (a cleanup's requeue after its backoff, a
+/// drain's hand-back) counts its pending deadline from the newest store time the node knows,
+/// not from the view's: else the entry is written already due, and a sweep re-dispatches the
+/// job inside its new worker's ack grace (blind-spot hunt, round 15).
+#[tokio::test(start_paused = true)]
+async fn a_move_on_an_old_view_counts_its_ack_deadline_from_the_newest_store_time() {
+    let store = MemoryStore::new();
+    let maps = Maps::new("p");
+    let core = node::Core::new(store.clone(), cfg("n"), Arc::new(crate::clock::TokioClock), 1, Shutdown::new("t"));
+    let old = JobRecord { attempt: 1, owner: "w1".into(), payload: String::new() };
+    store.map_write(&maps.jobs, &job_key("k"), MapWrite::Set(old.encode())).await.unwrap();
+    let mut view = state::View { now_ms: 10_000, ..state::View::default() };
+    view.keepalive.insert("w2".into(), "10000".into());
+    view.jobs.insert(job_key("k"), old.encode());
+    core.note_view_read(&view.keepalive, view.now_ms, tokio::time::Instant::now());
+    tokio::time::advance(Duration::from_millis(250)).await; // the view is now 250 ms old
+    assert_eq!(
+        core.move_job(&mut view, "k", &old.encode(), None, "w1", crate::observe::MoveKind::Requeued).await,
+        Ok(true)
+    );
+    let (pending, _) = store.map_get(&maps.jobs, "p/k").await.unwrap();
+    let grace_ms = node::ms(core.cfg.ack_grace);
+    assert_eq!(pending, Some(format!("2|w2|{}", 10_250 + grace_ms)), "due the ack grace after the newest store time");
+}
