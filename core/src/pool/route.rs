@@ -159,6 +159,20 @@ impl<S: Store> Core<S> {
             };
             match ev {
                 WatchEvent::Change(c) => {
+                    // A table out of sync that the router did not put there: a sweep found the
+                    // store had lost its data (its epoch marker changed) and called `gap()`. The
+                    // table would drop this change (`Step::Skip`), and the sweep's own snapshot,
+                    // read before this change was committed but landing after it, would put the
+                    // table back in sync behind what the router consumed: the next change a hole
+                    // no store made (poolloss seed 201: a resync at R, the sweep's gap, change R+1
+                    // dropped, the sweep's snapshot at R, change R+2 a `feed_hole`, P25). So the
+                    // router resyncs first, as for a gap: its snapshot, read after this change
+                    // arrived, holds it, and the watch buffers the changes made meanwhile. (The
+                    // completion feed missed nothing: it takes every change's tombstone, synced
+                    // table or not, so no `feed.gap()`.)
+                    if !lock(&self.table).is_synced() {
+                        self.resync_feed_until_done("data_loss").await;
+                    }
                     if let Some(job) = c.key.strip_prefix("j/") {
                         self.route_change(job, c.value.as_deref());
                     } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
