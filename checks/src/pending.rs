@@ -65,7 +65,15 @@ mod tests {
     }
 
     fn started(t_ms: u64) -> Ev {
-        at(t_ms, PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 500_000 })
+        at(
+            t_ms,
+            PoolEvent::NodeStarted {
+                pool: "p".into(),
+                node: "n1".into(),
+                ack_grace_us: 500_000,
+                sweep_interval_us: 100_000,
+            },
+        )
     }
 
     fn written(t_ms: u64, now_ms: u64, deadline_ms: u64) -> Ev {

@@ -7,7 +7,9 @@
 //! read that succeeds says how long it took (`router_resynced`), so each retry's start is known to
 //! within the clock's rate. One that starts before its wait asks a failing store for the whole job
 //! map at network speed (MC113: a retry at once); one that starts after it leaves the node's jobs
-//! unrouted longer than its sweep interval. The node's stop, crash or restart ends the judging.
+//! unrouted longer than its sweep interval. The wait announced is the node's sweep interval as
+//! `node_started` announced it: a retry that waits and announces another wait is P29 at the
+//! failure. The node's stop, crash or restart ends the judging.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +26,8 @@ pub fn router_resyncs_retry_on_time<E: Entry>(
 ) -> Vec<Violation> {
     let mut verdicts = Verdicts::new(clocks);
     let mut due: BTreeMap<(E::Node, &str), Due> = BTreeMap::new();
+    // (node, pool) → the sweep interval its pool node announced
+    let mut interval: BTreeMap<(E::Node, &str), u64> = BTreeMap::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
@@ -34,6 +38,10 @@ pub fn router_resyncs_retry_on_time<E: Entry>(
         let (pool, took_us, retry_us) = match p {
             PoolEvent::NodeStopped { .. } => {
                 due.retain(|k, _| &k.0 != node);
+                continue;
+            }
+            PoolEvent::NodeStarted { pool, sweep_interval_us, .. } => {
+                interval.insert((node.clone(), plain(pool)), *sweep_interval_us);
                 continue;
             }
             PoolEvent::RouterResyncFailed { pool, took_us, retry_us, .. } => (plain(pool), *took_us, Some(*retry_us)),
@@ -50,6 +58,16 @@ pub fn router_resyncs_retry_on_time<E: Entry>(
                     at as f64 / 1e6,
                 )
             });
+        }
+        if let Some(wait) = retry_us
+            && let Some(&sweep) = interval.get(&key)
+            && wait != sweep
+        {
+            verdicts.v.push(Violation::new(
+                "P29",
+                t,
+                format!("{node}: pool {pool}: a failed resync of its table retries {wait} µs later, not its sweep interval ({sweep} µs)"),
+            ));
         }
         if let Some(wait) = retry_us {
             due.insert(
@@ -93,6 +111,15 @@ mod tests {
         assert_eq!(judge(&[resynced(5, 5), failed(20, 10), failed(130, 10), resynced(240, 10)]), []);
         assert_eq!(judge(&[failed(20, 10), failed(31, 10)]), [("P29", 31)]);
         assert_eq!(judge(&[failed(20, 10), resynced(200, 10)]), [("P29", 200)]);
+        // A wait other than the sweep interval the node announced (100 ms) is P29 at the failure.
+        let started = at(
+            1,
+            PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 1, sweep_interval_us: 100_000 },
+        );
+        assert_eq!(judge(&[started.clone(), failed(20, 10), failed(130, 10)]), []);
+        let (pool, error) = ("p".into(), "timeout".into());
+        let short = at(20, PoolEvent::RouterResyncFailed { pool, took_us: 10_000, retry_us: 20_000, error });
+        assert_eq!(judge(&[started, short, failed(50, 10)]), [("P29", 20)]);
         let stopped = at(50, PoolEvent::NodeStopped { node: "n1".into() });
         assert_eq!(judge(&[failed(20, 10), stopped, failed(60, 1)]), []);
         assert_eq!(judge(&[failed(20, 10), Ev(50_000, "n1", None, Some(Fact::NodeCrash)), resynced(60, 1)]), []);

@@ -26,7 +26,7 @@ use crate::{Entry, Fact, Span, Violation, plain};
 enum Step<K> {
     /// A try failed after `took_us`; the next comes `retry_min`·2ⁿ after the n-th failure in a
     /// row, at most `retry_max` (the timing in µs; keel's worker retries have no jitter).
-    Failed { key: K, took_us: u64, retry: (u64, u64) },
+    Failed { key: K, took_us: u64, retry: (u64, u64), tries_max: Option<u32> },
     /// The chain's last try (it succeeded, or it was given up as its wait ended) after `took_us`.
     Last { key: K, took_us: u64 },
     /// The chain ends unjudged.
@@ -65,7 +65,23 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
             continue;
         }
         let (key, took_us, retry) = match step(e) {
-            Some(Step::Failed { key, took_us, retry }) => (key, took_us, Some(retry)),
+            Some(Step::Failed { key, took_us, retry, tries_max }) => {
+                let tries = chains.get(&(node.clone(), key.clone())).map_or(0, |c| c.0) + 1;
+                if tries_max.is_some_and(|max| tries >= max) {
+                    let subject = (rule.subject)(&key);
+                    let max = tries_max.unwrap_or(0);
+                    verdicts.v.push(Violation::new(
+                        rule.id,
+                        t,
+                        format!(
+                            "{node}: {subject}: its {} {} in a row is followed by another try, past its {max} tries",
+                            ordinal(tries),
+                            rule.failure
+                        ),
+                    ));
+                }
+                (key, took_us, Some(retry))
+            }
             Some(Step::Last { key, took_us }) => (key, took_us, None),
             Some(Step::End(key)) => {
                 chains.remove(&(node.clone(), key));
@@ -116,9 +132,12 @@ pub fn worker_registrations_retry_on_time<E: Entry>(
         subject: |w: &&str| format!("worker {w}"),
     };
     judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
-        PoolEvent::RegisterFailed { worker, took_us, retry_min_us, retry_max_us } => {
-            Some(Step::Failed { key: plain(worker), took_us: *took_us, retry: (*retry_min_us, *retry_max_us) })
-        }
+        PoolEvent::RegisterFailed { worker, took_us, retry_min_us, retry_max_us } => Some(Step::Failed {
+            key: plain(worker),
+            took_us: *took_us,
+            retry: (*retry_min_us, *retry_max_us),
+            tries_max: None,
+        }),
         PoolEvent::WorkerRegistered { worker, took_us, .. } => {
             Some(Step::Last { key: plain(worker), took_us: *took_us })
         }
@@ -154,9 +173,12 @@ pub fn worker_completions_retry_on_time<E: Entry>(
         subject: |(job, attempt): &(&str, u64)| format!("job {job} attempt {attempt}"),
     };
     judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
-        PoolEvent::CompleteRetry { job, attempt, took_us, retry_min_us, retry_max_us, .. } => {
-            Some(Step::Failed { key: (plain(job), *attempt), took_us: *took_us, retry: (*retry_min_us, *retry_max_us) })
-        }
+        PoolEvent::CompleteRetry { job, attempt, took_us, retry_min_us, retry_max_us, .. } => Some(Step::Failed {
+            key: (plain(job), *attempt),
+            took_us: *took_us,
+            retry: (*retry_min_us, *retry_max_us),
+            tries_max: None,
+        }),
         PoolEvent::CompleteFailed { job, attempt, .. } => Some(Step::Last { key: (plain(job), *attempt), took_us: 0 }),
         // A run's end starts its completion's tries afresh (the same attempt may run again on
         // the node after its first run's tries were cut short by a fence); an outcome ends them.
@@ -192,11 +214,14 @@ pub fn cleaner_requeues_retry_on_time<E: Entry>(
         subject: |(job, worker): &(&str, &str)| format!("job {job} of dead worker {worker}"),
     };
     judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
-        PoolEvent::RequeueRetry { job, worker, took_us, retry_min_us, retry_max_us, .. } => Some(Step::Failed {
-            key: (plain(job), plain(worker)),
-            took_us: *took_us,
-            retry: (*retry_min_us, *retry_max_us),
-        }),
+        PoolEvent::RequeueRetry { job, worker, took_us, retry_min_us, retry_max_us, tries_max, .. } => {
+            Some(Step::Failed {
+                key: (plain(job), plain(worker)),
+                took_us: *took_us,
+                retry: (*retry_min_us, *retry_max_us),
+                tries_max: Some(*tries_max),
+            })
+        }
         PoolEvent::RequeueEnded { job, worker, took_us, .. } => {
             Some(Step::Last { key: (plain(job), plain(worker)), took_us: *took_us })
         }
@@ -285,7 +310,7 @@ mod tests {
         let retry = |t_ms: u64, took_ms: u64| {
             let (retry_min_us, retry_max_us) = (100_000, 300_000);
             let (job, worker, error, took_us) = ("j".into(), "w".into(), "x".into(), took_ms * 1000);
-            at(t_ms, PoolEvent::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us })
+            at(t_ms, PoolEvent::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us, tries_max: 5 })
         };
         let ended = |t_ms: u64, took_ms: u64| {
             let (job, worker) = ("j".into(), "w".into());
@@ -301,7 +326,14 @@ mod tests {
         // A pool node's stop or start ends the judging: the next requeue of the job starts afresh.
         let stopped = at(50, PoolEvent::NodeStopped { node: "n1".into() });
         assert_eq!(judge(&[retry(10, 10), stopped, retry(60, 10), retry(170, 10)]), []);
-        let started = at(50, PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 1 });
+        let started = at(
+            50,
+            PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 1, sweep_interval_us: 1 },
+        );
         assert_eq!(judge(&[retry(10, 10), started, ended(55, 1)]), []);
+        // Five tries in all: a fifth failure followed by a retry is one try too many.
+        let four = [retry(10, 10), retry(120, 10), retry(330, 10), retry(640, 10)];
+        assert_eq!(judge(&[four.as_slice(), &[ended(950, 10)]].concat()), []);
+        assert_eq!(judge(&[four.as_slice(), &[retry(950, 10)]].concat()), [("P31", 950)]);
     }
 }

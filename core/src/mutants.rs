@@ -589,6 +589,14 @@ pub enum Mutant {
     /// the cleanup gives up within milliseconds where its backoff would have outlasted the fault
     /// (blind-spot hunt, round 11, #12: no rule judged the requeue's retries).
     MC116,
+    /// A pool router whose failed resync of its table waits the cleanup backoff's floor, not its
+    /// sweep interval, and announces that wait: its retries are on time by what it says
+    /// (blind-spot hunt, round 15, #1: P29 judged the wait the failure announced, not the one
+    /// configured).
+    MC117,
+    /// A cleaner whose requeue makes one try more than `cleanup_retries` (blind-spot hunt, round
+    /// 15, #8: P31 judged the retries' timing, not their number).
+    MC118,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

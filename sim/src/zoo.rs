@@ -807,6 +807,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC117,
+        lineage: "checker proof (blind-spot hunt, round 15, #1): a pool router's failed resync retried after the cleanup backoff's floor, announced as its wait, not after its sweep interval",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC118,
+        lineage: "checker proof (blind-spot hunt, round 15, #8): a cleaner's requeue that makes one try more than cleanup_retries",
+        scenario: "pool",
+        budget: 300,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

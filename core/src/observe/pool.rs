@@ -80,8 +80,9 @@ events! {
     /// What a pool node, its workers and its cleaners did.
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum PoolEvent<'a> {
-        /// A pool node started.
-        NodeStarted { pool: Text<'a>, node: Text<'a>, ack_grace_us: u64 } = "node_started",
+        /// A pool node started, with the timing its rules judge it by: its ack grace (P28) and
+        /// sweep interval (the wait between its router's resync tries, P29).
+        NodeStarted { pool: Text<'a>, node: Text<'a>, ack_grace_us: u64, sweep_interval_us: u64 } = "node_started",
         /// A pool node stopped.
         NodeStopped { node: Text<'a> } = "node_stopped",
         /// Completion events were not flushed before the node's stop bound.
@@ -205,8 +206,9 @@ events! {
         /// A cleaner's try to requeue `job` of the dead worker `worker` failed after `took_us`
         /// (a store error, or the record changed and still names the worker); the next comes
         /// `retry_min_us`·2ⁿ later (n: the failed tries before this one), at most `retry_max_us`
-        /// (the pool's `cleanup_backoff`). Emitted only when a try follows (P31).
-        RequeueRetry { job: Text<'a>, worker: Text<'a>, error: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64 } = "requeue_retry",
+        /// (the pool's `cleanup_backoff`), up to `tries_max` tries in all (its `cleanup_retries`).
+        /// Emitted only when a try follows (P31).
+        RequeueRetry { job: Text<'a>, worker: Text<'a>, error: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64, tries_max: u32 } = "requeue_retry",
         /// A requeue that was retried ended (`ok`: moved, or no longer the worker's; otherwise
         /// given up, and the cleanup with it) after its last try's `took_us` (P31 judges that
         /// try's start).
@@ -223,8 +225,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
     use PoolEvent as E;
     const T: &str = "keel::pool";
     match e {
-        E::NodeStarted { pool, node, ack_grace_us } => {
-            info!(target: T, kind = "node_started", pool = %pool, node = %node, ack_grace_us, "pool node started")
+        E::NodeStarted { pool, node, ack_grace_us, sweep_interval_us } => {
+            info!(target: T, kind = "node_started", pool = %pool, node = %node, ack_grace_us, sweep_interval_us, "pool node started")
         }
         E::NodeStopped { node } => info!(target: T, kind = "node_stopped", node = %node, "pool node stopped"),
         E::CompletionEventsUnflushed { error } => {
@@ -348,8 +350,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::RouterResynced { pool, took_us } => {
             debug!(target: T, kind = "router_resynced", pool = %pool, took_us, "router's table resynced from a snapshot")
         }
-        E::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us } => {
-            debug!(target: T, kind = "requeue_retry", job = %job, worker = %worker, error = %error, took_us, retry_min_us, retry_max_us, "requeue of a dead worker's job failed; retrying")
+        E::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us, tries_max } => {
+            debug!(target: T, kind = "requeue_retry", job = %job, worker = %worker, error = %error, took_us, retry_min_us, retry_max_us, tries_max, "requeue of a dead worker's job failed; retrying")
         }
         E::RequeueEnded { job, worker, tries, took_us, ok } => {
             debug!(target: T, kind = "requeue_ended", job = %job, worker = %worker, tries, took_us, ok, "retried requeue ended")

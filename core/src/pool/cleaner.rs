@@ -156,7 +156,8 @@ impl<S: Store> Core<S> {
             let began = self.clock.now();
             let tried = self.requeue_try(view, job, &mut raw, w, kind).await;
             let took_us = observe::micros(self.clock.now().saturating_duration_since(began));
-            let last = tries >= self.cfg.cleanup_retries;
+            // MC118: one try more than configured.
+            let last = tries >= self.cfg.cleanup_retries + u32::from(mutants::active(Mutant::MC118));
             let error = match tried {
                 Ok(Try::Changed) if !last => "the record changed and still names the worker".to_owned(),
                 Ok(Try::Moved(Err(e))) if !last && e.is_transient() => e.to_string(),
@@ -174,8 +175,17 @@ impl<S: Store> Core<S> {
                 }
             };
             let (retry_min_us, retry_max_us) = (observe::micros(min), observe::micros(max));
-            let (job, worker, error) = (job.into(), w.into(), error.as_str().into());
-            observe::emit(PoolEvent::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us });
+            let (job, worker, error, tries_max) =
+                (job.into(), w.into(), error.as_str().into(), self.cfg.cleanup_retries);
+            observe::emit(PoolEvent::RequeueRetry {
+                job,
+                worker,
+                error,
+                took_us,
+                retry_min_us,
+                retry_max_us,
+                tries_max,
+            });
             // MC116: a failed requeue retried at once, its backoff skipped.
             self.clock.sleep(if mutants::active(Mutant::MC116) { std::time::Duration::ZERO } else { wait }).await;
             wait = (wait * 2).min(max);

@@ -361,6 +361,7 @@ impl<S: Store> Pool<S> {
             pool: (&core.cfg.name).into(),
             node: (&core.cfg.node).into(),
             ack_grace_us: observe::micros(core.cfg.ack_grace),
+            sweep_interval_us: observe::micros(core.cfg.sweep_interval),
         });
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }

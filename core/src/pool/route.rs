@@ -116,7 +116,10 @@ impl<S: Store> Core<S> {
                 Ok(()) => return observe::emit(PoolEvent::RouterResynced { pool: pool(), took_us }),
                 Err(e) => e,
             };
-            let retry_us = observe::micros(self.cfg.sweep_interval);
+            // MC117: the wait and its announcement the cleanup backoff's floor.
+            let wait =
+                if mutants::active(Mutant::MC117) { self.cfg.cleanup_backoff.0 } else { self.cfg.sweep_interval };
+            let retry_us = observe::micros(wait);
             observe::emit(PoolEvent::RouterResyncFailed { pool: pool(), took_us, retry_us, error: Text::display(&e) });
             if mutants::active(Mutant::MC113) {
                 continue; // MC113: retried at once, a snapshot of the whole job map per round trip
@@ -124,7 +127,7 @@ impl<S: Store> Core<S> {
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = self.shutdown.cancelled() => return,
-                _ = self.clock.sleep(self.cfg.sweep_interval) => {}
+                _ = self.clock.sleep(wait) => {}
             }
         }
     }

@@ -505,6 +505,8 @@ impl PoolScenario {
             Mutant::MC112,
             Mutant::MC113,
             Mutant::MC116,
+            Mutant::MC117,
+            Mutant::MC118,
         ]
     }
 }
