@@ -167,3 +167,76 @@ fn network_latency_slows_traffic_between_nodes_and_ends_with_the_heal() {
         });
     slow.test();
 }
+
+#[derive(Clone, Debug, PartialEq)]
+enum Feed {
+    Change(String),
+    Gap,
+    Wrote(String),
+}
+
+/// Node 0 watches map `m`; node 1 writes key `before` at 200 ms and `after` at 600 ms.
+async fn watcher(node: Node<Feed>) {
+    use keel::clock::Clock;
+    use keel::store::{MapWrite, Store, Watch, WatchEvent};
+    let store = node.ctx().store().await;
+    let clock = node.clock();
+    if node.index() == 1 {
+        let start = clock.now();
+        for (key, at_ms) in [("before", 200), ("after", 600)] {
+            clock.sleep_until(start + Duration::from_millis(at_ms)).await;
+            if store.map_write("m", key, MapWrite::Set("v".into())).await.is_ok() {
+                node.record(Feed::Wrote(key.into()));
+            }
+        }
+        return;
+    }
+    let Ok(mut watch) = store.watch("m").await else { return };
+    loop {
+        match watch.next().await {
+            WatchEvent::Change(c) => node.record(Feed::Change(c.key)),
+            WatchEvent::Gap => node.record(Feed::Gap),
+        }
+    }
+}
+
+/// The simulator's own transport: a watch whose connection is killed (`FeedDisconnect`, at
+/// 400 ms) reports a gap before anything committed after the kill, and never delivers such a
+/// change on the dead connection (blind-spot hunt, round 15, #20: a forwarder that outlived its
+/// connection was seen only through a stale corpus entry).
+#[test]
+fn a_killed_connection_ends_its_watch_with_a_gap_before_any_later_change() {
+    use keel_sim::check::Violation;
+    use keel_sim::plan::{Fault, FaultPlan, Profile, Timed};
+    let sim = Sim::<Feed>::new("feed").nodes(2).faults(&[]).window(Duration::from_secs(1)).node(watcher).check(|run| {
+        let seen: Vec<&Feed> = run.events.iter().map(|e| &e.ev).filter(|f| !matches!(f, Feed::Wrote(_))).collect();
+        let wrote = run.events.iter().filter(|e| matches!(e.ev, Feed::Wrote(_))).count();
+        let gap = seen.iter().position(|f| **f == Feed::Gap);
+        let after = seen.iter().position(|f| **f == Feed::Change("after".into()));
+        let mut v = Vec::new();
+        if wrote != 2 || seen.first() != Some(&&Feed::Change("before".into())) || gap.is_none() {
+            v.push(Violation::new(
+                "setup",
+                0,
+                format!("both writes land, `before` is seen, the kill is a gap: {seen:?}"),
+            ));
+        }
+        if after.is_some_and(|a| gap.is_none_or(|g| a < g)) {
+            v.push(Violation::new(
+                "forwarder",
+                0,
+                format!("a change committed after the kill came before its gap: {seen:?}"),
+            ));
+        }
+        v
+    });
+    let plan = FaultPlan {
+        seed: 1,
+        profile: Profile::Calm,
+        enabled: vec![],
+        heal_at_ms: 1_000,
+        events: vec![Timed { at_ms: 400, fault: Fault::FeedDisconnect }],
+    };
+    let out = sim.run_plan(1, plan);
+    assert!(out.passed(), "{:?}", out.violations);
+}
