@@ -133,7 +133,8 @@ pub(crate) fn check_value(kind: &str, key: &str, raw: &str) -> Result<(), &'stat
     }
 }
 
-/// An epoch marker: `node.incarnation` as `check_epoch` writes it.
+/// An epoch marker: `node.incarnation`, or `node.incarnation.n` for a node's later writes, as
+/// `check_epoch` writes it (the part after the last dot is a number either way).
 fn is_epoch(raw: &str) -> bool {
     raw.rsplit_once('.').is_some_and(|(node, inc)| {
         !node.is_empty() && node.len() <= 200 && !node.contains('|') && canonical(inc, MS_MAX).is_some()
