@@ -597,6 +597,10 @@ pub enum Mutant {
     /// A cleaner whose requeue makes one try more than `cleanup_retries` (blind-spot hunt, round
     /// 15, #8: P31 judged the retries' timing, not their number).
     MC118,
+    /// An rmap anti-entropy resync reported with reason `gap`: operators' gap counts rise on a
+    /// healthy feed (blind-spot hunt, round 15, #16: R12 judged that the read happens, not what
+    /// it is called).
+    MC120,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

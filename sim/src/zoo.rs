@@ -819,6 +819,12 @@ pub const ZOO: &[Entry] = &[
         budget: 300,
     },
     Entry {
+        mutant: Mutant::MC120,
+        lineage: "checker proof (blind-spot hunt, round 15, #16): an rmap anti-entropy resync reported with reason gap",
+        scenario: "rmapae",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -218,6 +218,8 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_a_replica_going_
     // MC109: an anti-entropy timer that starts over at every feed event (R12 at the read, or
     // where the map still follows its feed past the deadline; rmapae seed 0: `rmap` sets no period).
     assert!(caught_by_free_rules("rmapae", Mutant::MC109, "R12").is_some(), "MC109 breaks R12");
+    // MC120: an anti-entropy resync reported as a gap (R13 at the resync; rmapae seed 0).
+    assert!(caught_by_free_rules("rmapae", Mutant::MC120, "R13").is_some(), "MC120 breaks R13");
 }
 
 #[test]

@@ -110,7 +110,8 @@ impl<S: Store> Driver<S> {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Next::Stop,
-                _ = ae => return Next::Resync(ResyncReason::AntiEntropy),
+                // MC120: the anti-entropy check reported as a gap.
+                _ = ae => return Next::Resync(if mutants::active(Mutant::MC120) { ResyncReason::Gap } else { ResyncReason::AntiEntropy }),
                 ev = watch.next() => match ev {
                     WatchEvent::Gap => {
                         observe::emit(RmapEvent::Gap { map: name.into(), rev: self.shared.revision() });

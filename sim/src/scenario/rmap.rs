@@ -804,6 +804,8 @@ impl RmapScenario {
         v.extend(crate::keel_rules::rmap_retries_on_time(run));
         // R12: each map checks itself against the store its anti-entropy period after each load.
         v.extend(crate::keel_rules::rmap_anti_entropy_on_time(run));
+        // R13: each resync names the event that made it.
+        v.extend(keel_checks::rmap_resyncs_name_their_cause(events));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev }) => Some((MAP, *rev)),
             _ => None,
@@ -873,7 +875,7 @@ impl RmapScenario {
 
     fn mutants(&self) -> &'static [Mutant] {
         if self.anti_entropy.is_some() {
-            return &[Mutant::MC109]; // what only a map with a period can break
+            return &[Mutant::MC109, Mutant::MC120]; // what only a map with a period can break
         }
         &[
             Mutant::MP1,
