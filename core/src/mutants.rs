@@ -601,6 +601,11 @@ pub enum Mutant {
     /// healthy feed (blind-spot hunt, round 15, #16: R12 judged that the read happens, not what
     /// it is called).
     MC120,
+    /// A move (re-dispatch, requeue, assignment, hand-back) that deletes the job's pending entry
+    /// instead of writing its new owner's, yet reports it written: nothing holds the new owner
+    /// to its ack grace (blind-spot hunt, round 15, #7: a redundant defence as run, judged
+    /// nowhere).
+    MC121,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

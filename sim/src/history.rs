@@ -174,6 +174,10 @@ events! {
         /// Node `by` deleted dead worker `worker`'s keep-alive while `jobs` (their records
         /// unchanged since the worker's fence) still named it (P18).
         CleanupLeftJobs { worker: String, jobs: Vec<String>, by: Who } = "cleanup_left_jobs",
+        /// A transaction by `by` gave `job` an owner (its record now `record`) without writing
+        /// the pending entry of that owner's attempt beside it (P32): nothing holds the new
+        /// owner to its ack grace.
+        OwnedWithoutPending { job: String, record: String, by: Who } = "owned_without_pending",
     }
 }
 

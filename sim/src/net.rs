@@ -450,6 +450,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }
+            pool_owners::owners_without_pending(&map, std::iter::once(&writes[..]), &[out.applied], history, node);
             pool_owners::refused(
                 store,
                 &map,
@@ -468,6 +469,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             if let Some(j) = judge {
                 j.applied(&applied, history, node);
             }
+            pool_owners::owners_without_pending(&map, txns.iter().map(|t| &t.writes[..]), &applied, history, node);
             let each = txns.iter().map(|t| (&t.guards[..], &t.writes[..]));
             pool_owners::refused(store, &map, each, &applied, history, node).await;
             Resp::Txns(out)

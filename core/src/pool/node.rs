@@ -328,8 +328,9 @@ impl<S: Store> Core<S> {
         let pending = (!target.is_empty()).then(|| Pending::due(new.attempt, &target, since_ms, self.cfg.ack_grace));
         let mut guards = vec![(job_key(job), Expect::Value(from_raw.to_owned()))];
         guards.extend(extra);
-        let writes =
-            vec![(job_key(job), Some(new.encode())), (pending_key(job), pending.as_ref().map(Pending::encode))];
+        // MC121: the pending entry deleted, not written.
+        let entry = pending.as_ref().map(Pending::encode).filter(|_| !mutants::active(Mutant::MC121));
+        let writes = vec![(job_key(job), Some(new.encode())), (pending_key(job), entry)];
         let out = self.op("map_txn", self.job_txn(guards, writes)).await?;
         if out.applied {
             if let Some(p) = &pending {

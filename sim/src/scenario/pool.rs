@@ -507,6 +507,7 @@ impl PoolScenario {
             Mutant::MC116,
             Mutant::MC117,
             Mutant::MC118,
+            Mutant::MC121,
         ]
     }
 }

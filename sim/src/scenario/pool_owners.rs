@@ -41,6 +41,7 @@ use crate::history::{Event, History, ServerEv, Who, plain};
 pub fn check(events: &[Event]) -> Vec<Violation> {
     let mut v = cleanups_move_own_jobs(events);
     v.extend(pending_removals(events));
+    v.extend(owners_get_pending_entries(events));
     v.extend(stale_rejections(events));
     v.extend(landed_completions_reported(events));
     v.truncate(20);
@@ -155,6 +156,50 @@ fn cleanups_move_own_jobs(events: &[Event]) -> Vec<Violation> {
             format!(
                 "{job}: the cleanup of {cleaned} moved it {off}, a record not naming {cleaned} (attempt {attempt}, to {worker:?})"
             ),
+        ));
+    }
+    v
+}
+
+/// The store node's check of each applied transaction on a pool's job map (P32): a write that
+/// gives a job's record an owner carries, in the same transaction, the pending entry of that
+/// owner's attempt (dispatch, re-dispatch, requeue, assignment, hand-back all do). Without it
+/// nothing holds the new owner to its ack grace (blind-spot hunt, round 15, #7: a move that
+/// deleted the pending entry yet reported it written).
+pub fn owners_without_pending<'a>(
+    map: &str,
+    txns: impl Iterator<Item = &'a [(String, Option<String>)]>,
+    applied: &[bool],
+    history: &History,
+    by: Who,
+) {
+    if !is_job_map(map) {
+        return;
+    }
+    for (writes, _) in txns.zip(applied).filter(|(_, a)| **a) {
+        for (k, v) in writes {
+            let (Some(job), Some(record)) = (k.strip_prefix("j/"), v.as_deref()) else { continue };
+            let Some(owner) = record_owner(record).filter(|(_, w)| !w.is_empty()) else { continue };
+            let pending = format!("p/{job}");
+            let paired =
+                writes.iter().any(|(pk, pv)| *pk == pending && pv.as_deref().and_then(pending_owner) == Some(owner));
+            if !paired {
+                history
+                    .record(Who::Store, ServerEv::OwnedWithoutPending { job: job.into(), record: record.into(), by });
+            }
+        }
+    }
+}
+
+/// P32 at the instant: the store node's record of each owner given without its pending entry.
+fn owners_get_pending_entries(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::OwnedWithoutPending { job, record, by }) = e.server() else { continue };
+        v.push(Violation::new(
+            "P32",
+            e.t_us,
+            format!("{job}: {by} gave its record {record:?} an owner without that attempt's pending entry: no ack grace holds the owner"),
         ));
     }
     v
