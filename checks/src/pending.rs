@@ -8,6 +8,11 @@
 //! waiting that much longer before a sweep re-dispatches it, which no rule of the sweep's side
 //! sees (P5 judges re-dispatches that come too early). A node's crash or restart forgets its
 //! grace until it announces it again.
+//!
+//! And a `pending_written` says what the store applied: it comes at the same instant as the
+//! decision it belongs to (`dispatched` or `moved` of the same job, attempt and worker, emitted
+//! once the transaction applied), before any other such event of the node. One said before
+//! the transaction (MC122) reports entries a refused dispatch never wrote.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +23,8 @@ use crate::{Entry, Fact, Violation, plain};
 /// P28 over keel's pool events: see the module's doc. The first 20 violations.
 pub fn pending_deadlines_keep_the_ack_grace<E: Entry>(events: &[E]) -> Vec<Violation> {
     let mut grace_ms: BTreeMap<(E::Node, &str), u64> = BTreeMap::new();
+    // node → the pending entry it said it wrote and whose decision has not come yet: (job, attempt, worker, t)
+    let mut said: BTreeMap<E::Node, (&str, u64, &str, u64)> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let node = e.node();
@@ -26,6 +33,31 @@ pub fn pending_deadlines_keep_the_ack_grace<E: Entry>(events: &[E]) -> Vec<Viola
             continue;
         }
         let Some(keel::observe::Event::Pool(p)) = e.keel() else { continue };
+        let decision = match p {
+            PoolEvent::Dispatched { job, worker, attempt, .. } | PoolEvent::Moved { job, worker, attempt, .. } => {
+                Some((plain(job), *attempt, plain(worker)))
+            }
+            _ => None,
+        };
+        let written = match p {
+            PoolEvent::PendingWritten { job, attempt, worker, .. } => Some((plain(job), *attempt, plain(worker))),
+            _ => None,
+        };
+        if decision.is_some() || written.is_some() {
+            if let Some((job, attempt, worker, t)) = said.remove(node)
+                && (decision != Some((job, attempt, worker)) || t != e.t_us())
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P28",
+                    e.t_us(),
+                    format!("{node}: {job} (attempt {attempt}) said pending for {worker} at {:.6}s with no dispatch or move of it at that instant: an entry the store may never have applied", t as f64 / 1e6),
+                ));
+            }
+            if let Some((job, attempt, worker)) = written {
+                said.insert(node.clone(), (job, attempt, worker, e.t_us()));
+            }
+        }
         match p {
             PoolEvent::NodeStarted { pool, ack_grace_us, .. } => {
                 grace_ms.insert((node.clone(), plain(pool)), ack_grace_us / 1000);
@@ -91,5 +123,18 @@ mod tests {
         assert!(pending_deadlines_keep_the_ack_grace(&[written(5, 1_000, 2_500)]).is_empty());
         let crash = Ev(3000, "n1", None, Some(Fact::NodeCrash));
         assert!(pending_deadlines_keep_the_ack_grace(&[started(0), crash, written(5, 1_000, 2_500)]).is_empty());
+    }
+
+    /// A `pending_written` comes at the instant of its dispatch or move; one said before the
+    /// transaction (MC122), or one with no decision of its own, is P28 at the node's next one.
+    #[test]
+    fn a_pending_entry_said_apart_from_its_decision_fires_p28() {
+        let dispatched = |t_ms: u64| {
+            at(t_ms, PoolEvent::Dispatched { job: "j".into(), worker: "w".into(), attempt: 1, now_ms: 1_000 })
+        };
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&pending_deadlines_keep_the_ack_grace(h));
+        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(5)]), []);
+        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(7)]), [("P28", 7)]);
+        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), written(9, 1_000, 1_500)]), [("P28", 9)]);
     }
 }

@@ -606,6 +606,10 @@ pub enum Mutant {
     /// to its ack grace (blind-spot hunt, round 15, #7: a redundant defence as run, judged
     /// nowhere).
     MC121,
+    /// A dispatch that says its pending entry is written before its transaction: a refused
+    /// dispatch (a duplicate) reports an entry the store never applied (blind-spot hunt, round
+    /// 15, #22: nothing paired `pending_written` with what the store applied).
+    MC122,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

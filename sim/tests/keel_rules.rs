@@ -348,6 +348,8 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules_within("pool", Mutant::MC118, "P31", 40).is_some(), "MC118 breaks P31");
     // MC121: a move that deletes the pending entry instead of writing it (P32 at the store's apply).
     assert!(caught_by_free_rules("pool", Mutant::MC121, "P32").is_some(), "MC121 breaks P32");
+    // MC122: a dispatch's pending entry said before its transaction (P28 at the dispatch).
+    assert!(caught_by_free_rules("pool", Mutant::MC122, "P28").is_some(), "MC122 breaks P28");
     // MC115: an intake's close that does not wake the producers waiting for room (V20 at the
     // first event after the close's bound; completer seed 0, 61 of 0..100: the burst producer
     // parks on a full backlog as the stop's bound runs out).

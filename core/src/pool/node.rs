@@ -283,6 +283,9 @@ impl<S: Store> Core<S> {
             }
             guards[0] = (pending_key(job), Expect::Absent);
         }
+        if let Some(p) = pending.as_ref().filter(|_| mutants::active(Mutant::MC122)) {
+            p.written(job, now_ms); // MC122: said before the transaction, whatever it does
+        }
         let out = self.op("map_txn", self.job_txn(guards, writes)).await?;
         if !out.applied {
             // A key blocked by a record keel cannot read is not a duplicate: say what blocks it.
@@ -299,7 +302,7 @@ impl<S: Store> Core<S> {
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
         lock(&self.loads).set(job, Some(&worker));
-        if let Some(p) = &pending {
+        if let Some(p) = pending.as_ref().filter(|_| !mutants::active(Mutant::MC122)) {
             p.written(job, now_ms);
         }
         observe::emit(PoolEvent::Dispatched { job: job.into(), worker: (&worker).into(), attempt: 1, now_ms });

@@ -508,6 +508,7 @@ impl PoolScenario {
             Mutant::MC117,
             Mutant::MC118,
             Mutant::MC121,
+            Mutant::MC122,
         ]
     }
 }
