@@ -597,6 +597,11 @@ pub enum Mutant {
     /// A cleaner whose requeue makes one try more than `cleanup_retries` (blind-spot hunt, round
     /// 15, #8: P31 judged the retries' timing, not their number).
     MC118,
+    /// A lease owner whose successful acquisition (granted, refused by a live holder, or
+    /// quarantined) does not end its run of store errors: no `store_recovered` at the success, and
+    /// the run goes on until a renewal or a time read succeeds (blind-spot hunt, round 15, #19: E2
+    /// judged the recoveries that come, not the successes that should carry one).
+    MC119,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,
