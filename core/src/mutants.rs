@@ -597,6 +597,11 @@ pub enum Mutant {
     /// A cleaner whose requeue makes one try more than `cleanup_retries` (blind-spot hunt, round
     /// 15, #8: P31 judged the retries' timing, not their number).
     MC118,
+    /// A lease owner whose successful acquisition (granted, refused by a live holder, or
+    /// quarantined) does not end its run of store errors: no `store_recovered` at the success, and
+    /// the run goes on until a renewal or a time read succeeds (blind-spot hunt, round 15, #19: E2
+    /// judged the recoveries that come, not the successes that should carry one).
+    MC119,
     /// An rmap anti-entropy resync reported with reason `gap`: operators' gap counts rise on a
     /// healthy feed (blind-spot hunt, round 15, #16: R12 judged that the read happens, not what
     /// it is called).

@@ -819,6 +819,12 @@ pub const ZOO: &[Entry] = &[
         budget: 300,
     },
     Entry {
+        mutant: Mutant::MC119,
+        lineage: "checker proof (blind-spot hunt, round 15, #19): a lease owner's successful acquisition that does not end its run of store errors",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC120,
         lineage: "checker proof (blind-spot hunt, round 15, #16): an rmap anti-entropy resync reported with reason gap",
         scenario: "rmapae",

@@ -335,6 +335,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules("completer", Mutant::MC110, "V9").is_some(), "MC110 breaks V9");
     // MC111: a store-error count never reset (E2 at the second recovery; lease seed 0).
     assert!(caught_by_free_rules("lease", Mutant::MC111, "E2").is_some(), "MC111 breaks E2");
+    // MC119: an acquisition's success that does not end the store-error run (E2 at the grant or
+    // refusal with errors open and no recovery in its step; lease seed 0, every seed).
+    assert!(caught_by_free_rules("lease", Mutant::MC119, "E2").is_some(), "MC119 breaks E2");
     // MC112: a dispatch's ack deadline counted with the worker TTL (P28 at the write; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC112, "P28").is_some(), "MC112 breaks P28");
     // MC113: a router's failed resync retried at once (P29 at the retry).

@@ -251,7 +251,8 @@ impl<S: Store> Driver<S> {
                             errors.error(done, &self.cfg, "lease_acquire", e);
                         }
                     }
-                    if r.is_ok() {
+                    // MC119: the acquisition's success leaves the error run open.
+                    if r.is_ok() && !mutants::active(Mutant::MC119) {
                         errors.ok(&self.cfg);
                     }
                     let granted = if let Ok(Acquire::Granted { fence }) = r { Some(fence) } else { None };

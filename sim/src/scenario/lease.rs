@@ -180,6 +180,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC101,
     Mutant::MC105,
     Mutant::MC111,
+    Mutant::MC119,
 ];
 
 impl LeaseScenario {
