@@ -615,6 +615,16 @@ pub enum Mutant {
     /// dispatch (a duplicate) reports an entry the store never applied (blind-spot hunt, round
     /// 15, #22: nothing paired `pending_written` with what the store applied).
     MC122,
+    /// A pool router whose wait between resync tries does not watch the node's stop: a router
+    /// whose read failed keeps reading the whole job map after the stop was asked, and the stop
+    /// waits until one succeeds (blind-spot hunt, round 15, #5: no rule judged what a stopping
+    /// router may begin).
+    MC123,
+    /// A pool router that, on a hole in its feed, tries one resync and goes back to its feed
+    /// whatever came of it, saying nothing (round 12's router, on the hole path): a failed try
+    /// leaves the table out of sync until the next change (blind-spot hunt, round 15, #26: no
+    /// rule judged when a hole's read begins).
+    MC124,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -843,6 +843,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC123,
+        lineage: "checker proof (blind-spot hunt, round 15, #5): a router's wait between resync tries deaf to the node's stop",
+        scenario: "pool",
+        budget: 200,
+    },
+    Entry {
+        mutant: Mutant::MC124,
+        lineage: "checker proof (blind-spot hunt, round 15, #26): on a hole in its feed, a router that tries one resync, silently, and goes back to its feed",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

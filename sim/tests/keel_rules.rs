@@ -349,6 +349,12 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules_within("pool", Mutant::MC117, "P29", 40).is_some(), "MC117 breaks P29");
     // MC118: a requeue with one try more than `cleanup_retries` (P31 at the extra retry; pool seed 12).
     assert!(caught_by_free_rules_within("pool", Mutant::MC118, "P31", 40).is_some(), "MC118 breaks P31");
+    // MC123: a router's wait between resync tries deaf to the stop (P33 at the read begun after
+    // the stop was asked; pool seed 61, 6 of 0..1000).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC123, "P33", 62).is_some(), "MC123 breaks P33");
+    // MC124: on a hole, one silent resync try and back to the feed (P29 at the next read, which
+    // does not start at the hole; pool seed 12, 15 of 0..100).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC124, "P29", 13).is_some(), "MC124 breaks P29");
     // MC121: a move that deletes the pending entry instead of writing it (P32 at the store's apply).
     assert!(caught_by_free_rules("pool", Mutant::MC121, "P32").is_some(), "MC121 breaks P32");
     // MC122: a dispatch's pending entry said before its transaction (P28 at the dispatch).

@@ -559,6 +559,8 @@ impl<S: Store> PoolNode<S> {
     /// Stop the node: every worker drains (finishes or hands back its jobs within its
     /// deadline) and deregisters, then the sweeper and router stop.
     pub async fn stop(mut self) {
+        let (pool, node) = (&self.core.cfg.name, &self.core.cfg.node);
+        observe::emit(PoolEvent::NodeStopping { pool: pool.into(), node: node.into() });
         self.shutdown.cancel();
         // Workers are children of the node's token: they are draining; wait for every exit.
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));

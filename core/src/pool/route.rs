@@ -124,6 +124,10 @@ impl<S: Store> Core<S> {
             if mutants::active(Mutant::MC113) {
                 continue; // MC113: retried at once, a snapshot of the whole job map per round trip
             }
+            if mutants::active(Mutant::MC123) {
+                self.clock.sleep(wait).await; // MC123: the wait deaf to the stop
+                continue;
+            }
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = self.shutdown.cancelled() => return,
@@ -191,6 +195,10 @@ impl<S: Store> Core<S> {
                     if let Some(expected) = hole {
                         observe::emit(PoolEvent::FeedHole { pool: (&self.cfg.name).into(), expected, rev });
                         self.feed.gap();
+                        if mutants::active(Mutant::MC124) {
+                            let _ = self.resync_feed("hole").await; // MC124: one silent try
+                            continue;
+                        }
                         self.resync_feed_until_done("hole").await
                     }
                 }

@@ -509,6 +509,8 @@ impl PoolScenario {
             Mutant::MC118,
             Mutant::MC121,
             Mutant::MC122,
+            Mutant::MC123,
+            Mutant::MC124,
         ]
     }
 }
