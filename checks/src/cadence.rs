@@ -364,6 +364,7 @@ mod tests {
                 retry_max_us: 83_000,
                 ttl_us: 1_000_000,
                 drift_margin_us: 90_000,
+                error_log_us: 10_000_000,
             },
         )
     }

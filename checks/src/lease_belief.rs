@@ -84,6 +84,7 @@ mod tests {
                 retry_max_us,
                 ttl_us,
                 drift_margin_us,
+                error_log_us: 10_000_000,
             },
         )
     }

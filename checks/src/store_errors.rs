@@ -204,6 +204,7 @@ mod tests {
                 retry_max_us: 0,
                 ttl_us: 0,
                 drift_margin_us: 0,
+                error_log_us: 10_000_000,
             },
         );
         assert!(lease_recoveries_follow_errors(&[errors(1, 1), start, granted(3)]).is_empty());

@@ -625,6 +625,13 @@ pub enum Mutant {
     /// leaves the table out of sync until the next change (blind-spot hunt, round 15, #26: no
     /// rule judged when a hole's read begins).
     MC124,
+    /// A lease owner's store-error log that never resets its count since the last summary: every
+    /// warn line after the first counts from the first error of the run (blind-spot hunt, round
+    /// 15, #17: only a unit test judged the counts).
+    MC125,
+    /// A lease owner's store-error log that never records when it last warned: a warn line per
+    /// error, the rate limit gone (blind-spot hunt, round 15, #18: only a unit test judged it).
+    MC126,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

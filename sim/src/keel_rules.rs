@@ -119,6 +119,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(lease_attempts_on_time(view));
     v.extend(keel_checks::lease_beliefs_keep_their_margin(view.events));
     v.extend(keel_checks::lease_recoveries_follow_errors(view.events));
+    v.extend(lease_error_summaries(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));
@@ -317,6 +318,16 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
         return Vec::new();
     }
     keel_checks::lease_attempts_on_time(run.events, cadence(run))
+}
+
+/// E3: a lease owner's store-error summaries count exactly and keep their pace
+/// ([`keel_checks::lease_error_summaries_keep_count`]), at the plan's in-bound clock rates;
+/// plans with clocks beyond their bound are not judged.
+pub fn lease_error_summaries(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    keel_checks::lease_error_summaries_keep_count(run.events, cadence(run))
 }
 
 /// V16: a completer retries a failed write inside its backoff

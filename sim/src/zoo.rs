@@ -855,6 +855,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC125,
+        lineage: "checker proof (blind-spot hunt, round 15, #17): a lease's store-error log whose count since the last summary is never reset",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC126,
+        lineage: "checker proof (blind-spot hunt, round 15, #18): a lease's store-error log that never records its warn time: a warn line per error",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -27,6 +27,7 @@ pub struct LeaseConfig {
     pub(crate) poll_interval: Duration,
     pub(crate) op_timeout: Duration,
     pub(crate) work_stop_timeout: Duration,
+    pub(crate) error_log_interval: Duration,
     pub(crate) quarantine: bool,
 }
 
@@ -43,6 +44,7 @@ pub struct LeaseConfigBuilder {
     poll_interval: Option<Duration>,
     op_timeout: Option<Duration>,
     work_stop_timeout: Option<Duration>,
+    error_log_interval: Duration,
     quarantine: bool,
 }
 
@@ -60,6 +62,10 @@ pub const RENEW_INTERVAL_MIN: Duration = Duration::from_millis(1);
 pub const POLL_INTERVAL_MAX: Duration = TTL_MAX;
 /// Upper bound of one store operation's timeout.
 pub const OP_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+/// How often store errors are summarised at warn level while they go on, by default.
+pub const DEFAULT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Upper bound of the interval between warn-level summaries of store errors.
+pub const ERROR_LOG_INTERVAL_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Upper bound of the time guarded work may take to stop.
 pub const WORK_STOP_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Longest lease name: the store's key limit (the deployment prefix is not counted).
@@ -82,8 +88,14 @@ impl LeaseConfig {
             poll_interval: None,
             op_timeout: None,
             work_stop_timeout: None,
+            error_log_interval: DEFAULT_ERROR_LOG_INTERVAL,
             quarantine: true,
         }
+    }
+
+    /// How often store errors are summarised at warn level while they go on.
+    pub fn error_log_interval(&self) -> Duration {
+        self.error_log_interval
     }
 
     /// The lease's name (its store key, before the deployment prefix).
@@ -163,6 +175,14 @@ impl LeaseConfigBuilder {
         self.work_stop_timeout = Some(d);
         self
     }
+    /// How often store errors are summarised at warn level while they go on (default
+    /// [`DEFAULT_ERROR_LOG_INTERVAL`], 1 ms ..= [`ERROR_LOG_INTERVAL_MAX`]): the first error
+    /// after a success at once, then one line per interval counting those since the last
+    /// line. Every error is also a debug-level event.
+    pub fn error_log_interval(mut self, d: Duration) -> Self {
+        self.error_log_interval = d;
+        self
+    }
     /// Refuse grants for one TTL after the store lost the lease (default on). Switch off only
     /// when the store persists every write (Redis AOF `appendfsync always`).
     pub fn quarantine(mut self, on: bool) -> Self {
@@ -209,6 +229,12 @@ impl LeaseConfigBuilder {
         ConfigError::check_duration("op_timeout", op_timeout, Duration::from_nanos(1), OP_TIMEOUT_MAX)?;
         let work_stop_timeout = self.work_stop_timeout.unwrap_or(ttl);
         ConfigError::check_duration("work_stop_timeout", work_stop_timeout, Duration::ZERO, WORK_STOP_TIMEOUT_MAX)?;
+        let error_log_interval = ConfigError::check_duration(
+            "error_log_interval",
+            self.error_log_interval,
+            Duration::from_millis(1),
+            ERROR_LOG_INTERVAL_MAX,
+        )?;
         Ok(LeaseConfig {
             name: self.name,
             owner: self.owner,
@@ -220,6 +246,7 @@ impl LeaseConfigBuilder {
             poll_interval,
             op_timeout,
             work_stop_timeout,
+            error_log_interval,
             quarantine: self.quarantine,
         })
     }
@@ -240,6 +267,9 @@ mod tests {
         assert_eq!(c.drift_margin, Duration::from_millis(900));
         assert_eq!(c.poll_interval, c.renew_interval);
         assert!((c.drift_bound() - 0.1).abs() < 1e-9);
+        assert_eq!(c.error_log_interval(), DEFAULT_ERROR_LOG_INTERVAL);
+        let c = b().error_log_interval(Duration::from_secs(2)).build().unwrap();
+        assert_eq!(c.error_log_interval(), Duration::from_secs(2));
     }
 
     #[test]
@@ -260,6 +290,8 @@ mod tests {
             (b().poll_interval(Duration::MAX), "poll_interval"),
             (b().work_stop_timeout(Duration::MAX), "work_stop_timeout"),
             (b().retry_backoff(Duration::from_millis(1), Duration::MAX), "retry_backoff"),
+            (b().error_log_interval(Duration::ZERO), "error_log_interval"),
+            (b().error_log_interval(Duration::MAX), "error_log_interval"),
         ];
         for (builder, field) in cases {
             assert_eq!(builder.build().unwrap_err().field, field);

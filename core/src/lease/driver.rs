@@ -61,10 +61,6 @@ async fn work_ended(work: &mut Option<Work>) -> (u64, Result<(), String>) {
     (fence, r)
 }
 
-/// How often a store error is logged at warn level while errors go on: the first after a
-/// success, then one line per interval carrying how many happened meanwhile.
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
 /// Rate-limited reports of store errors (each error is also its own debug-level event).
 #[derive(Default)]
 struct ErrorLog {
@@ -77,7 +73,9 @@ impl ErrorLog {
     fn error(&mut self, now: Instant, cfg: &LeaseConfig, op: &'static str, e: &StoreError) {
         self.total += 1;
         self.unlogged += 1;
-        if self.last_warn.is_none_or(|t| now.saturating_duration_since(t) >= ERROR_LOG_INTERVAL) {
+        if self.last_warn.is_none_or(|t| now.saturating_duration_since(t) >= cfg.error_log_interval)
+            || mutants::active(Mutant::MC126)
+        {
             observe::emit(LeaseEvent::StoreErrors {
                 lease: (&cfg.name).into(),
                 owner: (&cfg.owner).into(),
@@ -87,8 +85,13 @@ impl ErrorLog {
                 permanent: !e.is_transient(),
                 error: Text::display(e),
             });
+            if mutants::active(Mutant::MC126) {
+                return; // MC126: the warn time never recorded: a warn line per error
+            }
             self.last_warn = Some(now);
-            self.unlogged = 0;
+            if !mutants::active(Mutant::MC125) {
+                self.unlogged = 0; // MC125: not reset, each line counts from the first error
+            }
         }
     }
 
@@ -171,6 +174,7 @@ impl<S: Store> Driver<S> {
             retry_max_us: us(self.cfg.retry_max),
             ttl_us: us(self.cfg.ttl),
             drift_margin_us: us(self.cfg.drift_margin),
+            error_log_us: us(self.cfg.error_log_interval),
         });
         let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
@@ -568,7 +572,7 @@ mod tests {
         }
     }
 
-    /// A failing store is reported at the first error, then once per `ERROR_LOG_INTERVAL` with
+    /// A failing store is reported at the first error, then once per `error_log_interval` with
     /// the count since the last report; a recovery is reported once after errors, never after a
     /// success that followed successes (cargo-mutants: the reports switched off, and the
     /// recovery reported after every success, both survived the other tests).
@@ -584,7 +588,7 @@ mod tests {
         for s in [0, 1, 9] {
             log.error(t0 + Duration::from_secs(s), &cfg, "lease_renew", &e);
         }
-        log.error(t0 + ERROR_LOG_INTERVAL, &cfg, "lease_renew", &e);
+        log.error(t0 + cfg.error_log_interval, &cfg, "lease_renew", &e);
         log.ok(&cfg);
         log.ok(&cfg);
         observe::set_thread_observer(before);

@@ -63,7 +63,7 @@ use std::time::Duration;
 
 use crate::watch;
 
-pub use config::{DEFAULT_TTL, LeaseConfig, LeaseConfigBuilder};
+pub use config::{DEFAULT_ERROR_LOG_INTERVAL, DEFAULT_TTL, ERROR_LOG_INTERVAL_MAX, LeaseConfig, LeaseConfigBuilder};
 pub use guard::Guard;
 use guard::Validity;
 pub use token::Token;

@@ -71,7 +71,10 @@ impl Default for LeaseScenario {
 
 impl LeaseScenario {
     fn config(&self, owner: &str) -> Option<LeaseConfig> {
-        LeaseConfig::builder(LEASE, owner).ttl(Duration::from_millis(self.ttl_ms)).build().ok()
+        // Errors summarised every two TTLs, not every 10 s: a run's outages outlast the
+        // interval often enough for E3 to judge the counts between summaries.
+        let ttl = Duration::from_millis(self.ttl_ms);
+        LeaseConfig::builder(LEASE, owner).ttl(ttl).error_log_interval(2 * ttl).build().ok()
     }
 
     fn renew_ms(&self) -> u64 {
@@ -181,6 +184,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC105,
     Mutant::MC111,
     Mutant::MC119,
+    Mutant::MC125,
+    Mutant::MC126,
 ];
 
 impl LeaseScenario {
@@ -276,6 +281,8 @@ impl LeaseScenario {
         v.extend(keel_checks::lease_beliefs_keep_their_margin(events));
         // E2: a recovery from store errors is reported only after errors.
         v.extend(keel_checks::lease_recoveries_follow_errors(events));
+        // E3: error summaries count exactly and keep their pace.
+        v.extend(crate::keel_rules::lease_error_summaries(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };

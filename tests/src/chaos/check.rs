@@ -235,6 +235,14 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     // S17: each grant and renewal believed for at most the TTL less the margin from its send.
     off.extend(keel_checks::lease_beliefs_keep_their_margin(&views));
     off.extend(keel_checks::lease_recoveries_follow_errors(&views));
+    // E3: error summaries count exactly and keep their pace, by the same clocks.
+    let clocks = keel_checks::Clocks {
+        rates: (1.0, 1.0),
+        slacks: slack,
+        frozen: |n: &&str| frozen_of(n),
+        jumped: |_: &_, _, _| false,
+    };
+    off.extend(keel_checks::lease_error_summaries_keep_count(&views, clocks));
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
@@ -970,6 +978,7 @@ mod tests {
                 retry_max_us: 83_000,
                 ttl_us: 1_000_000,
                 drift_margin_us: 90_000,
+                error_log_us: 10_000_000,
             },
         );
         let refused = |t: u64| {
