@@ -632,6 +632,11 @@ pub enum Mutant {
     /// A lease owner's store-error log that never records when it last warned: a warn line per
     /// error, the rate limit gone (blind-spot hunt, round 15, #18: only a unit test judged it).
     MC126,
+    /// A lease holder whose renewal the store refused (the token holds no grant: taken or
+    /// expired) steps down saying its deadline ran out: operators look at the network when
+    /// another process holds the key (blind-spot hunt, round 16, #12: `lost`'s reason was
+    /// judged nowhere).
+    MC127,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

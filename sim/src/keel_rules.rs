@@ -120,6 +120,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::lease_beliefs_keep_their_margin(view.events));
     v.extend(keel_checks::lease_recoveries_follow_errors(view.events));
     v.extend(lease_error_summaries(view));
+    v.extend(lease_losses(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));
@@ -321,13 +322,27 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
 }
 
 /// E3: a lease owner's store-error summaries count exactly and keep their pace
-/// ([`keel_checks::lease_error_summaries_keep_count`]), at the plan's in-bound clock rates;
-/// plans with clocks beyond their bound are not judged.
+/// ([`keel_checks::lease_error_summaries_keep_count`]), at the plan's in-bound clock rates; in
+/// plans with clocks beyond their bound only the counts are judged.
 pub fn lease_error_summaries(run: &RunView<'_>) -> Vec<Violation> {
-    if run.plan.beyond_drift_bound() {
-        return Vec::new();
-    }
-    keel_checks::lease_error_summaries_keep_count(run.events, cadence(run))
+    keel_checks::lease_error_summaries_keep_count(run.events, counts_only_beyond_bound(run))
+}
+
+/// S18: a lease owner's step-down names its cause ([`keel_checks::lease_losses_name_their_cause`]),
+/// a deadline no earlier than the belief at the plan's fastest in-bound clock; in plans with
+/// clocks beyond their bound only the causes are judged.
+pub fn lease_losses(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::lease_losses_name_their_cause(run.events, counts_only_beyond_bound(run))
+}
+
+/// [`cadence`], except that in a plan with clocks beyond their bound every clock counts as
+/// jumped: each timing verdict is excused, and what a rule judges without time still is.
+fn counts_only_beyond_bound<'a>(
+    run: &'a RunView<'_>,
+) -> keel_checks::Clocks<impl Fn(&Who) -> Vec<Span> + 'a, impl Fn(&Who, u64, u64) -> bool + 'a> {
+    let beyond = run.plan.beyond_drift_bound();
+    let keel_checks::Clocks { rates, slacks, frozen, jumped } = cadence(run);
+    keel_checks::Clocks { rates, slacks, frozen, jumped: move |n: &Who, from, to| beyond || jumped(n, from, to) }
 }
 
 /// V16: a completer retries a failed write inside its backoff

@@ -337,6 +337,8 @@ impl Machine {
                 let next_renew = from + self.t.renew_interval;
                 self.phase = Phase::Held { fence, deadline: new_deadline, next_renew, work };
             }
+            // MC127: a refusal reported as the deadline's step-down.
+            Ok(Renew::NotHolder) if mutants::active(Mutant::MC127) => self.step_down(fence, LostReason::Deadline),
             Ok(Renew::NotHolder) => self.step_down(fence, LostReason::Taken),
             Err(e) => {
                 // Within the deadline every error is retried quickly: the deadline bounds them all.

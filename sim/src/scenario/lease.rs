@@ -186,6 +186,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC119,
     Mutant::MC125,
     Mutant::MC126,
+    Mutant::MC127,
 ];
 
 impl LeaseScenario {
@@ -283,6 +284,8 @@ impl LeaseScenario {
         v.extend(keel_checks::lease_recoveries_follow_errors(events));
         // E3: error summaries count exactly and keep their pace.
         v.extend(crate::keel_rules::lease_error_summaries(run));
+        // S18: each step-down names its cause.
+        v.extend(crate::keel_rules::lease_losses(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };

@@ -243,6 +243,14 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
         jumped: |_: &_, _, _| false,
     };
     off.extend(keel_checks::lease_error_summaries_keep_count(&views, clocks));
+    // S18: each step-down names its cause, by the same clocks.
+    let clocks = keel_checks::Clocks {
+        rates: (1.0, 1.0),
+        slacks: slack,
+        frozen: |n: &&str| frozen_of(n),
+        jumped: |_: &_, _, _| false,
+    };
+    off.extend(keel_checks::lease_losses_name_their_cause(&views, clocks));
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
