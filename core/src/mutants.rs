@@ -637,6 +637,11 @@ pub enum Mutant {
     /// another process holds the key (blind-spot hunt, round 16, #12: `lost`'s reason was
     /// judged nowhere).
     MC127,
+    /// A replica load that keeps its old seedings of the map's revisions instead of the
+    /// snapshot's (a missed field): later revision jumps are judged against the seedings of a
+    /// store history the load replaced (blind-spot hunt, round 16, #8: the convergence check
+    /// compared entries and revision only).
+    MC128,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

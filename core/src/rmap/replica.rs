@@ -149,7 +149,10 @@ impl Replica {
         }
         diff.sort_by(|a, b| a.key.cmp(&b.key));
         self.entries = snap.entries;
-        self.reseeds = snap.reseeds;
+        // MC128: the snapshot's seedings not taken; the replica judges later jumps by old ones.
+        if !mutants::active(Mutant::MC128) {
+            self.reseeds = snap.reseeds;
+        }
         // MC81: the flag kept once set: every later change is held back and resynced for.
         self.restarted_since_commit =
             snap.restarted_since_commit || (mutants::active(Mutant::MC81) && self.restarted_since_commit);
