@@ -31,6 +31,7 @@ mod rules;
 mod services;
 mod store_errors;
 mod verdict;
+mod worker_ids;
 mod worker_retries;
 
 pub use anti_entropy::rmap_anti_entropy_on_time;
@@ -58,6 +59,7 @@ pub use rules::{
 pub use services::{group_starts, services_run_one_at_a_time};
 pub use store_errors::lease_recoveries_follow_errors;
 pub use verdict::{Coverage, Span, Violation};
+pub use worker_ids::worker_ids_name_one_incarnation;
 pub use worker_retries::{
     cleaner_requeues_retry_on_time, worker_completions_retry_on_time, worker_registrations_retry_on_time,
 };

@@ -642,6 +642,11 @@ pub enum Mutant {
     /// store history the load replaced (blind-spot hunt, round 16, #8: the convergence check
     /// compared entries and revision only).
     MC128,
+    /// A dead worker's replacement that keeps the dead incarnation's id: the fenced id runs
+    /// again, takes the records still naming it, and its events and the dead one's cannot be
+    /// told apart (blind-spot hunt, round 16, #18: "the dead id is fenced for good" was judged
+    /// nowhere).
+    MC129,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -94,6 +94,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_owners::check(events));
+    v.extend(keel_checks::worker_ids_name_one_incarnation(events));
     v
 }
 

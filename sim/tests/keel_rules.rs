@@ -361,6 +361,8 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC124: on a hole, one silent resync try and back to the feed (P29 at the next read, which
     // does not start at the hole; pool seed 12, 15 of 0..100).
     assert!(caught_by_free_rules_within("pool", Mutant::MC124, "P29", 13).is_some(), "MC124 breaks P29");
+    // MC129: a dead worker's replacement that keeps the dead id (P36 at the replacement; pool seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC129, "P36").is_some(), "MC129 breaks P36");
     // MC121: a move that deletes the pending entry instead of writing it (P32 at the store's apply).
     assert!(caught_by_free_rules("pool", Mutant::MC121, "P32").is_some(), "MC121 breaks P32");
     // MC122: a dispatch's pending entry said before its transaction (P28 at the dispatch).

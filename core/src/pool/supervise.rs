@@ -87,8 +87,13 @@ fn spawn_incarnation<S: Store, H: JobHandler>(
     handler: &Arc<H>,
     slot: &Shutdown,
     caller: &Shutdown,
+    replaces: Option<&str>,
 ) -> (String, Shutdown, tokio::task::JoinHandle<WorkerExit>) {
-    let id = core.new_worker_id();
+    let id = match replaces {
+        // MC129: a replacement named by the dead incarnation's id, the slot's id kept.
+        Some(dead) if mutants::active(Mutant::MC129) => dead.to_owned(),
+        _ => core.new_worker_id(),
+    };
     let token = slot.child(&format!("worker:{id}"));
     let (tx, rx) = mpsc::channel(core.cfg.intake_buffer);
     core.register_local(&id, tx);
@@ -158,7 +163,7 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
             _ = core.clock.sleep_until(wake) => {}
         }
         let old = std::mem::take(&mut id);
-        (id, token, task) = spawn_incarnation(&core, &handler, &slot, &caller);
+        (id, token, task) = spawn_incarnation(&core, &handler, &slot, &caller, Some(&old));
         core.worker_replaced();
         let after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         observe::emit(PoolEvent::WorkerReplaced { worker: (&id).into(), replaces: (&old).into(), after_ms });
@@ -186,7 +191,7 @@ pub(crate) fn start_slot<S: Store, H: JobHandler>(
     let handler = Arc::new(handler);
     let slot = node.child("worker-slot");
     let caller = caller.child("worker");
-    let first = spawn_incarnation(core, &handler, &slot, &caller);
+    let first = spawn_incarnation(core, &handler, &slot, &caller, None);
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let (restart_min_ms, restart_max_ms) = core.cfg.worker_restart.map_or((0, 0), |(min, max)| (ms(min), ms(max)));
     observe::emit(PoolEvent::SlotStarted {
