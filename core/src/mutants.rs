@@ -647,6 +647,11 @@ pub enum Mutant {
     /// told apart (blind-spot hunt, round 16, #18: "the dead id is fenced for good" was judged
     /// nowhere).
     MC129,
+    /// The store's refused conditional write whose outcome leaves out the value that refused it
+    /// (a missed field): a caller that adopts the current value from a refusal (a keep-alive
+    /// beat in doubt, a compare-and-set loop) reads "absent" (blind-spot hunt, round 16, #3:
+    /// the linearizability check takes the store's own code as its specification, so it agreed).
+    MC130,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -178,6 +178,9 @@ events! {
         /// the pending entry of that owner's attempt beside it (P32): nothing holds the new
         /// owner to its ack grace.
         OwnedWithoutPending { job: String, record: String, by: Who } = "owned_without_pending",
+        /// A write by `by` to `map`/`key` the store refused answered that the key held `told`
+        /// while it held `held` (L2): a refusal must say what refused it.
+        RefusalMisreported { map: String, key: String, told: Option<String>, held: Option<String>, by: Who } = "refusal_misreported",
     }
 }
 

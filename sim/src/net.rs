@@ -428,6 +428,16 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
                 false => None,
             };
             let out = store.map_write(&map, &key, write).await?;
+            if !out.applied {
+                // L2: read apart from the write's own path (a store's refusal that misreports
+                // the value agrees with itself, and the linearizability check runs its code).
+                let held = store.map_get(&map, &key).await?.0;
+                if held != out.value {
+                    let told = out.value.clone();
+                    let (map, key) = (map.clone(), key.clone());
+                    history.record(Who::Store, ServerEv::RefusalMisreported { map, key, told, held, by: node });
+                }
+            }
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }

@@ -170,6 +170,7 @@ pub fn run(
     for v in &linearizability.violations {
         violations.push(Violation::new("L1", end_us, format!("store history not linearizable: {v}")));
     }
+    violations.extend(crate::check::refusals_reported(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }

@@ -271,7 +271,11 @@ impl StoreState {
         }
         let current = self.maps.get(map).and_then(|m| m.entries.get(key).cloned());
         Ok(match apply_write(current.as_deref(), write) {
-            None => (WriteOutcome { applied: false, rev: self.map_rev(map), value: current }, Vec::new()),
+            None => {
+                // MC130: a refused write's outcome without the value that refused it.
+                let value = if crate::mutants::active(crate::mutants::Mutant::MC130) { None } else { current };
+                (WriteOutcome { applied: false, rev: self.map_rev(map), value }, Vec::new())
+            }
             Some(new) => {
                 let changes = self.commit(map, now, vec![(key.to_owned(), new.clone())]);
                 let rev = self.map_rev(map);

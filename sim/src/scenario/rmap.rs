@@ -910,6 +910,7 @@ impl RmapScenario {
             Mutant::MC103,
             Mutant::MC104,
             Mutant::MC128,
+            Mutant::MC130,
         ]
     }
 }
