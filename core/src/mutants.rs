@@ -652,6 +652,11 @@ pub enum Mutant {
     /// beat in doubt, a compare-and-set loop) reads "absent" (blind-spot hunt, round 16, #3:
     /// the linearizability check takes the store's own code as its specification, so it agreed).
     MC130,
+    /// A lease guard whose validity is counted from the grant's publication plus the TTL, not
+    /// the owner's deadline (the send plus the TTL less the drift margin): guarded work keeps
+    /// writing past the owner's belief, on a grant the store may have expired (blind-spot hunt,
+    /// round 16, #14: only a freeze across the deadline, S9's window, could show it).
+    MC131,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

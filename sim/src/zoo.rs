@@ -891,6 +891,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC131,
+        lineage: "checker proof (blind-spot hunt, round 16, #14): a lease guard valid from its publication plus the TTL, not to the owner's deadline",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -196,6 +196,17 @@ impl<S: Store> Driver<S> {
             // clock does not move between awaits, and each reading costs a lock and the
             // runtime's time.
             let now = self.clock.now();
+            // The guard never believes longer than its owner: work checking the guard after the
+            // owner's deadline writes on a grant the store may have expired (round 16 #14, MC131:
+            // S9's window, which needs a freeze at the deadline; this sees it at every turn).
+            if let (Some(v), Some(d)) = (self.current(), m.deadline()) {
+                let g = v.deadline();
+                crate::keel_assert!(
+                    g.is_none_or(|g| g <= d),
+                    "guard of fence {} valid to {g:?}, past its owner's deadline {d:?}",
+                    v.fence()
+                );
+            }
             let step = m.poll(now);
             match step {
                 Step::StoreTime => {
@@ -356,6 +367,8 @@ impl<S: Store> Driver<S> {
                         // A work restart re-publishes Held: the grant (and its guards) go on.
                         (LeaseState::Held { fence, .. }, _) if current == Some(*fence) => {}
                         (LeaseState::Held { fence, .. }, Some(d)) => {
+                            // MC131: the guard's validity counted from its publication, a TTL on.
+                            let d = if mutants::active(Mutant::MC131) { now + self.cfg.ttl } else { d };
                             self.set_current(Some(Validity::new(*fence, self.clock.clone(), d)))
                         }
                         _ => self.set_current(None),

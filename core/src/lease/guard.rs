@@ -30,7 +30,8 @@ impl Validity {
         self.fence
     }
 
-    fn deadline(&self) -> Option<Instant> {
+    /// The local instant the grant stops being valid (`None` once ended).
+    pub(super) fn deadline(&self) -> Option<Instant> {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
     }
 

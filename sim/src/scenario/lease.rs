@@ -187,6 +187,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC125,
     Mutant::MC126,
     Mutant::MC127,
+    Mutant::MC131,
 ];
 
 impl LeaseScenario {
