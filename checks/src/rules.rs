@@ -197,7 +197,10 @@ pub fn jobs_lost<'a, E: Entry>(
 
 /// V3 and V4 over keel's completer events: a stop that began at or after `heal_us` (the store
 /// healthy) reports nothing unflushed or undelivered (V3), unless a producer kept its run open
-/// to the bound (`producers_left`: what it handed in as the bound ran out is reported, not lost);
+/// to the bound (`producers_left` at the close, or a `producer_stopped` at or after the stop
+/// request's bound, at the fastest clock: the run sees its bound only between writes, so a
+/// producer that left just after it is gone by the close; completer seed 637: what it handed
+/// in as the bound ran out is reported, not lost);
 /// a stop whose bound ran out with
 /// completions still queued (`StopDeadline`'s `pending`) reports at least those unflushed when
 /// its channel closes (V3: a bounded stop never loses silently); a stop that reports its bound reached
@@ -208,10 +211,24 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
     let mut draining: BTreeMap<(E::Node, &str, u64), (u64, u64)> = BTreeMap::new();
     // (node, completer, run) → completions still queued when its stop bound ran out
     let mut queued_at_deadline: BTreeMap<(E::Node, &str, u64), usize> = BTreeMap::new();
+    // (node, completer, run) → when its stop's bound ran out at the earliest (the request's
+    // instant plus the bound at the fastest clock), and whether a producer was still there then
+    let mut bound_at: BTreeMap<(E::Node, &str, u64), (u64, bool)> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         match e.completer() {
+            Some(CompleterEvent::StopRequested { completer, run: r, bound_ms }) => {
+                let bound_us = (bound_ms.saturating_mul(1000) as f64 / fastest.max(1.0)) as u64;
+                bound_at.insert((node.clone(), plain(completer), *r), (t.saturating_add(bound_us), false));
+            }
+            Some(CompleterEvent::ProducerStopped { completer, run: r, .. }) => {
+                if let Some((at, kept)) = bound_at.get_mut(&(node.clone(), plain(completer), *r))
+                    && t >= *at
+                {
+                    *kept = true;
+                }
+            }
             Some(CompleterEvent::DrainStarted { completer, run: r, bound_ms, .. }) => {
                 draining.insert((node.clone(), plain(completer), *r), (t, bound_ms.saturating_mul(1000)));
             }
@@ -249,10 +266,12 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
                         ),
                     ));
                 }
+                let kept_to_bound = bound_at.remove(&key).is_some_and(|(_, kept)| kept);
                 if let Some((began, _)) = draining.remove(&key)
                     && began >= heal_us
                     && unflushed + undelivered > 0
                     && *producers_left == 0
+                    && !kept_to_bound
                 {
                     v.push(Violation::new(
                         "V3",
@@ -1927,6 +1946,19 @@ mod tests {
         };
         assert_eq!(healthy(0).len(), 1);
         assert!(healthy(1).is_empty(), "a producer left at the bound");
+        // A producer that stopped at or after the request's bound kept the run open to it, even
+        // if it left before the close (completer seed 637); one that left before it did not.
+        let kept = |left_at| {
+            let asked = c(0, C::StopRequested { completer: "c".into(), run: 1, bound_ms: 1 });
+            let left = c(left_at, C::ProducerStopped { completer: "c".into(), run: 1, producer: "p".into() });
+            let closed = c(
+                1_001,
+                C::EventsClosed { completer: "c".into(), run: 1, unflushed: 3, undelivered: 0, producers_left: 0 },
+            );
+            completer_drains(&[asked, drain(0), left, deadline(1_000, 3), closed], 0, true, 1.0)
+        };
+        assert!(kept(1_000).is_empty(), "a producer there as the bound ran out");
+        assert_eq!(kept(500).len(), 1, "a producer gone before the bound");
     }
 
     #[test]
