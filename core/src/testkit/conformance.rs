@@ -173,6 +173,7 @@ macro_rules! __conformance_cases {
             map_snapshot_says_a_restart_came_after_its_last_commit,
             map_invalid_arguments_are_typed,
             watch_delivers_changes_in_revision_order,
+            every_watch_of_a_map_receives_each_change,
             watch_delivers_a_transaction_as_consecutive_changes,
             watch_reports_gap_after_data_loss,
             watch_reports_gap_after_restart_keeping_data,
@@ -1007,6 +1008,34 @@ pub async fn watch_delivers_changes_in_revision_order<H: Harness>(h: &H) -> Resu
     }
     for pair in expected.windows(2) {
         assert_eq!(pair[1].rev, pair[0].rev + 1, "consecutive revisions");
+    }
+    Ok(())
+}
+
+/// Several watches of one map each receive every change, whichever opened first: a store that
+/// kept one feed per map and replaced it with each new watch would leave the older ones silent,
+/// with no gap (round 16 #5: a pool node's router and its keep-alive follower watch maps other
+/// nodes watch too).
+pub async fn every_watch_of_a_map_receives_each_change<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let s = h.store();
+    let mut first = s.watch("w").await?;
+    let mut second = s.watch("w").await?;
+    let o = s.map_write("w", "k", MapWrite::Set("1".into())).await?;
+    let mut third = s.watch("w").await?;
+    let p = s.map_write("w", "k", MapWrite::Set("2".into())).await?;
+    let one = Change { key: "k".into(), value: Some("1".into()), rev: o.rev };
+    let two = Change { key: "k".into(), value: Some("2".into()), rev: p.rev };
+    for (name, w, want) in [("first", &mut first, vec![&one, &two]), ("second", &mut second, vec![&one, &two])] {
+        for (i, want) in want.into_iter().enumerate() {
+            match next_event(w).await {
+                WatchEvent::Change(c) => assert_eq!(&c, want, "{name} watch, event {i}"),
+                WatchEvent::Gap => panic!("{name} watch: unexpected gap at event {i}"),
+            }
+        }
+    }
+    match next_event(&mut third).await {
+        WatchEvent::Change(c) => assert_eq!(c, two, "a watch opened later gets the changes after it"),
+        WatchEvent::Gap => panic!("third watch: unexpected gap"),
     }
     Ok(())
 }
