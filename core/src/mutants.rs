@@ -642,6 +642,19 @@ pub enum Mutant {
     /// store history the load replaced (blind-spot hunt, round 16, #8: the convergence check
     /// compared entries and revision only).
     MC128,
+    /// A worker's completion that makes one try fewer than `cleanup_retries` before it gives up
+    /// (`complete_failed`): a store fault one try longer than a completion's tries leaves the job
+    /// to run again (blind-spot hunt, round 16, #3: P26 judged when each retry starts, not how
+    /// many tries there were).
+    MC133,
+    /// A worker's completion that makes one try more than `cleanup_retries`: it holds the job
+    /// past its configured tries (the twin of MC133, as MC118 is for the cleaner's requeues).
+    MC134,
+    /// A cleanup that finds the worker alive on its fresh re-read ends without releasing its
+    /// cleanup lock: the lock stays until it expires, and no cleaner may clean the worker
+    /// meanwhile if it dies (blind-spot hunt, round 16, #17: nothing judged that a cleanup
+    /// releases the lock it took).
+    MC135,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -879,6 +879,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC133,
+        lineage: "checker proof (blind-spot hunt, round 16, #3): a worker's completion that makes one try fewer than cleanup_retries before it gives up",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC134,
+        lineage: "checker proof (blind-spot hunt, round 16, #3): a worker's completion that makes one try more than cleanup_retries",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC135,
+        lineage: "checker proof (blind-spot hunt, round 16, #17): a cleanup that finds the worker alive on its fresh re-read ends without releasing its cleanup lock",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -511,6 +511,9 @@ impl PoolScenario {
             Mutant::MC122,
             Mutant::MC123,
             Mutant::MC124,
+            Mutant::MC133,
+            Mutant::MC134,
+            Mutant::MC135,
         ]
     }
 }
