@@ -17,23 +17,45 @@
 
 use std::collections::BTreeMap;
 
-use keel::observe::PoolEvent;
+use keel::observe::{PoolEvent, StaleOp};
 
 use crate::cadence::{Clocks, Due, Verdicts};
 use crate::{Entry, Fact, Span, Violation, plain};
+
+/// How a rule's failure events count a chain's tries against the number it allows.
+#[derive(Clone, Copy)]
+enum Tries {
+    /// Not counted (P24: a registration retries until it succeeds).
+    Unlimited,
+    /// A failure is announced only when a try follows it: the n-th in a row, n ≥ the allowed
+    /// tries, is followed by one try too many (P31's `requeue_retry`).
+    Retried(u32),
+    /// Every failed try is announced, the last one too: the n-th, n > the allowed tries, is one
+    /// try too many (P26's `complete_retry`).
+    Each(u32),
+}
 
 /// What one event is to a chain of retries of one store step, keyed by `K` on its node.
 enum Step<K> {
     /// A try failed after `took_us`; the next comes `retry_min`·2ⁿ after the n-th failure in a
     /// row, at most `retry_max` (the timing in µs; keel's worker retries have no jitter).
-    Failed { key: K, took_us: u64, retry: (u64, u64), tries_max: Option<u32> },
+    Failed { key: K, took_us: u64, retry: (u64, u64), tries: Tries },
     /// The chain's last try (it succeeded, or it was given up as its wait ended) after `took_us`.
-    Last { key: K, took_us: u64 },
+    /// `gave_up`: a chain given up after its last try, with the failed tries it says it made and
+    /// those it was allowed: both are the failures counted in a row (P26's `complete_failed`).
+    Last { key: K, took_us: u64, gave_up: Option<(u32, u32)> },
+    /// A try succeeded (its timing not judged): the chain ends, and the try must have been one
+    /// of those allowed (P26's `completed` and `stale_rejected`).
+    Succeeded(K),
     /// The chain ends unjudged.
     End(K),
     /// Every chain of the node ends unjudged (the pool node stopped or started).
     EndAll,
 }
+
+/// A chain's failed tries in a row, what the last one allows the next try, and the tries it is
+/// allowed (as [`Tries::Each`] announced them).
+type Chain = (u32, Option<Due>, Option<u32>);
 
 /// One rule of this file: its id, and how its chains and failures are named in a violation.
 struct Rule<K> {
@@ -56,8 +78,9 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
     verdicts: &mut Verdicts<E::Node, impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
     step: impl Fn(&'a E) -> Option<Step<K>>,
 ) {
-    // (node, chain) → failed tries in a row, and what the last one allows the next
-    let mut chains: BTreeMap<(E::Node, K), (u32, Option<Due>)> = BTreeMap::new();
+    // (node, chain) → failed tries in a row, what the last one allows the next, and the tries
+    // the failures announced allowed (P26: those counted against each announcement)
+    let mut chains: BTreeMap<(E::Node, K), Chain> = BTreeMap::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
@@ -65,24 +88,63 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
             continue;
         }
         let (key, took_us, retry) = match step(e) {
-            Some(Step::Failed { key, took_us, retry, tries_max }) => {
-                let tries = chains.get(&(node.clone(), key.clone())).map_or(0, |c| c.0) + 1;
-                if tries_max.is_some_and(|max| tries >= max) {
+            Some(Step::Failed { key, took_us, retry, tries }) => {
+                let failures = chains.get(&(node.clone(), key.clone())).map_or(0, |c| c.0) + 1;
+                let subject = (rule.subject)(&key);
+                let past = match tries {
+                    Tries::Unlimited => None,
+                    Tries::Retried(max) => (failures >= max).then(|| {
+                        format!(
+                            "its {} {} in a row is followed by another try, past its {max} tries",
+                            ordinal(failures),
+                            rule.failure
+                        )
+                    }),
+                    Tries::Each(max) => (failures > max).then(|| {
+                        format!("its {} {} in a row is a try past its {max} tries", ordinal(failures), rule.failure)
+                    }),
+                };
+                if let Some(past) = past {
+                    verdicts.v.push(Violation::new(rule.id, t, format!("{node}: {subject}: {past}")));
+                }
+                if let Tries::Each(max) = tries {
+                    chains.entry((node.clone(), key.clone())).or_insert((0, None, None)).2 = Some(max);
+                }
+                (key, took_us, Some(retry))
+            }
+            Some(Step::Last { key, took_us, gave_up }) => {
+                if let Some((said, max)) = gave_up {
+                    let failures = chains.get(&(node.clone(), key.clone())).map_or(0, |c| c.0);
+                    if failures != max || said != failures {
+                        let subject = (rule.subject)(&key);
+                        verdicts.v.push(Violation::new(
+                            rule.id,
+                            t,
+                            format!(
+                                "{node}: {subject}: given up after {failures} failed tries in a row (it says {said}), where {max} tries are allowed"
+                            ),
+                        ));
+                    }
+                }
+                (key, took_us, None)
+            }
+            Some(Step::Succeeded(key)) => {
+                if let Some((failures, _, Some(max))) = chains.remove(&(node.clone(), key.clone()))
+                    && failures >= max
+                {
                     let subject = (rule.subject)(&key);
-                    let max = tries_max.unwrap_or(0);
                     verdicts.v.push(Violation::new(
                         rule.id,
                         t,
                         format!(
-                            "{node}: {subject}: its {} {} in a row is followed by another try, past its {max} tries",
-                            ordinal(tries),
+                            "{node}: {subject}: a try after its {} {} in a row succeeded, past its {max} tries",
+                            ordinal(failures),
                             rule.failure
                         ),
                     ));
                 }
-                (key, took_us, Some(retry))
+                continue;
             }
-            Some(Step::Last { key, took_us }) => (key, took_us, None),
             Some(Step::End(key)) => {
                 chains.remove(&(node.clone(), key));
                 continue;
@@ -94,7 +156,7 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
             None => continue,
         };
         let key = (node.clone(), key);
-        let (failures, due) = chains.entry(key.clone()).or_insert((0, None));
+        let (failures, due, _) = chains.entry(key.clone()).or_insert((0, None, None));
         if let Some(d) = due.take() {
             let (n, subject) = (*failures, (rule.subject)(&key.1));
             verdicts.judge((rule.id, rule.id), node, (&d, t, took_us), false, |at, by, how| {
@@ -136,10 +198,10 @@ pub fn worker_registrations_retry_on_time<E: Entry>(
             key: plain(worker),
             took_us: *took_us,
             retry: (*retry_min_us, *retry_max_us),
-            tries_max: None,
+            tries: Tries::Unlimited,
         }),
         PoolEvent::WorkerRegistered { worker, took_us, .. } => {
-            Some(Step::Last { key: plain(worker), took_us: *took_us })
+            Some(Step::Last { key: plain(worker), took_us: *took_us, gave_up: None })
         }
         PoolEvent::WorkerStopped { worker }
         | PoolEvent::WorkerDead { worker }
@@ -161,6 +223,14 @@ pub fn worker_registrations_retry_on_time<E: Entry>(
 /// that starts before its wait is a retry storm on a failing store (MC97: retried at once); one
 /// that starts after it holds the job's completion, and the job, past the configured backoff. A
 /// node's crash or restart ends the judging.
+///
+/// And the number of tries, which needs no clock: each `complete_retry` carries the tries the
+/// completion is allowed (`tries_max`, the pool's `cleanup_retries`); no try follows the last
+/// of them (a `complete_retry`, `completed` or completion's `stale_rejected` after `tries_max`
+/// failed tries in a row: MC134, one try more), and a completion given up (`complete_failed`,
+/// with its `tries` and `tries_max`) failed exactly its `tries_max` tries in a row (MC133, one
+/// try fewer: a store fault one try longer than the completion's tries leaves the job to run
+/// again). In plans with clocks beyond their bound only the tries are counted.
 pub fn worker_completions_retry_on_time<E: Entry>(
     events: &[E],
     clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
@@ -173,18 +243,25 @@ pub fn worker_completions_retry_on_time<E: Entry>(
         subject: |(job, attempt): &(&str, u64)| format!("job {job} attempt {attempt}"),
     };
     judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
-        PoolEvent::CompleteRetry { job, attempt, took_us, retry_min_us, retry_max_us, .. } => Some(Step::Failed {
-            key: (plain(job), *attempt),
-            took_us: *took_us,
-            retry: (*retry_min_us, *retry_max_us),
-            tries_max: None,
-        }),
-        PoolEvent::CompleteFailed { job, attempt, .. } => Some(Step::Last { key: (plain(job), *attempt), took_us: 0 }),
+        PoolEvent::CompleteRetry { job, attempt, took_us, retry_min_us, retry_max_us, tries_max, .. } => {
+            Some(Step::Failed {
+                key: (plain(job), *attempt),
+                took_us: *took_us,
+                retry: (*retry_min_us, *retry_max_us),
+                tries: Tries::Each(*tries_max),
+            })
+        }
+        PoolEvent::CompleteFailed { job, attempt, tries, tries_max, .. } => {
+            Some(Step::Last { key: (plain(job), *attempt), took_us: 0, gave_up: Some((*tries, *tries_max)) })
+        }
         // A run's end starts its completion's tries afresh (the same attempt may run again on
         // the node after its first run's tries were cut short by a fence); an outcome ends them.
         PoolEvent::HandlerReturned { job, attempt, .. }
-        | PoolEvent::Completed { job, attempt, .. }
-        | PoolEvent::StaleRejected { job, attempt, .. } => Some(Step::End((plain(job), *attempt))),
+        | PoolEvent::StaleRejected { op: StaleOp::Ack, job, attempt, .. } => Some(Step::End((plain(job), *attempt))),
+        PoolEvent::Completed { job, attempt, .. }
+        | PoolEvent::StaleRejected { op: StaleOp::Complete, job, attempt, .. } => {
+            Some(Step::Succeeded((plain(job), *attempt)))
+        }
         _ => None,
     });
     verdicts.v
@@ -219,11 +296,11 @@ pub fn cleaner_requeues_retry_on_time<E: Entry>(
                 key: (plain(job), plain(worker)),
                 took_us: *took_us,
                 retry: (*retry_min_us, *retry_max_us),
-                tries_max: Some(*tries_max),
+                tries: Tries::Retried(*tries_max),
             })
         }
         PoolEvent::RequeueEnded { job, worker, took_us, .. } => {
-            Some(Step::Last { key: (plain(job), plain(worker)), took_us: *took_us })
+            Some(Step::Last { key: (plain(job), plain(worker)), took_us: *took_us, gave_up: None })
         }
         PoolEvent::NodeStarted { .. } | PoolEvent::NodeStopped { .. } => Some(Step::EndAll),
         _ => None,
@@ -287,22 +364,92 @@ mod tests {
         let retry = |t_ms: u64, took_ms: u64| {
             let (retry_min_us, retry_max_us) = (100_000, 300_000);
             let (job, worker, error, took_us) = ("j".into(), "w".into(), "x".into(), took_ms * 1000);
-            at(t_ms, PoolEvent::CompleteRetry { job, worker, attempt: 1, error, took_us, retry_min_us, retry_max_us })
+            let tries_max = 3;
+            at(
+                t_ms,
+                PoolEvent::CompleteRetry {
+                    job,
+                    worker,
+                    attempt: 1,
+                    error,
+                    took_us,
+                    retry_min_us,
+                    retry_max_us,
+                    tries_max,
+                },
+            )
         };
-        let gave_up =
-            |t_ms: u64| at(t_ms, PoolEvent::CompleteFailed { job: "j".into(), worker: "w".into(), attempt: 1 });
+        let gave_up = |t_ms: u64| {
+            at(
+                t_ms,
+                PoolEvent::CompleteFailed { job: "j".into(), worker: "w".into(), attempt: 1, tries: 3, tries_max: 3 },
+            )
+        };
         let judge =
             |h: &[Ev]| crate::test_entry::at_ms(&worker_completions_retry_on_time(h, crate::steady_clocks(2_000)));
         // Waits of 100, 200 and 300 (capped) ms; given up as the last wait ends.
         assert_eq!(judge(&[retry(10, 10), retry(120, 10), retry(330, 10), gave_up(630)]), []);
         // Retried at once (MC97), or given up early.
         assert_eq!(judge(&[retry(10, 10), retry(25, 10)]), [("P26", 25)]);
-        assert_eq!(judge(&[retry(10, 10), gave_up(50)]), [("P26", 50)]);
+        assert_eq!(
+            judge(&[retry(10, 10), gave_up(50)]),
+            [("P26", 50), ("P26", 50)],
+            "early, and after one try of three"
+        );
         // The same attempt run again (its first run's tries cut short) starts its tries afresh.
         let (job, worker) = ("j".into(), "w".into());
         let returned =
             at(2_000, PoolEvent::HandlerReturned { job, worker, attempt: 1, completed: true, stopped: false });
         assert_eq!(judge(&[retry(10, 10), retry(120, 10), returned, retry(2_050, 10), retry(2_160, 10)]), []);
+    }
+
+    #[test]
+    fn a_completion_makes_exactly_its_tries_or_p26_fires() {
+        let retry = |t_ms: u64| {
+            let (job, worker, error, took_us, tries_max) = ("j".into(), "w".into(), "x".into(), 10_000, 3);
+            let (retry_min_us, retry_max_us) = (100_000, 300_000);
+            at(
+                t_ms,
+                PoolEvent::CompleteRetry {
+                    job,
+                    worker,
+                    attempt: 1,
+                    error,
+                    took_us,
+                    retry_min_us,
+                    retry_max_us,
+                    tries_max,
+                },
+            )
+        };
+        let gave_up = |t_ms: u64, tries: u32| {
+            at(t_ms, PoolEvent::CompleteFailed { job: "j".into(), worker: "w".into(), attempt: 1, tries, tries_max: 3 })
+        };
+        let (job, worker) = ("j", "w");
+        let completed =
+            |t_ms: u64| at(t_ms, PoolEvent::Completed { job: job.into(), worker: worker.into(), attempt: 1 });
+        let stale = |t_ms: u64, op| {
+            at(t_ms, PoolEvent::StaleRejected { op, job: job.into(), worker: worker.into(), attempt: 1 })
+        };
+        let judge =
+            |h: &[Ev]| crate::test_entry::at_ms(&worker_completions_retry_on_time(h, crate::steady_clocks(2_000)));
+        // Three tries of three, each failed, then given up as the last wait ends.
+        let three = [retry(10), retry(120), retry(330)];
+        assert_eq!(judge(&[three.as_slice(), &[gave_up(630, 3)]].concat()), []);
+        // Given up after two (MC133: one try fewer), or saying a count it did not make.
+        assert_eq!(judge(&[retry(10), retry(120), gave_up(320, 2)]), [("P26", 320)]);
+        assert_eq!(judge(&[retry(10), retry(120), gave_up(320, 3)]), [("P26", 320)]);
+        assert_eq!(judge(&[gave_up(320, 0)]), [("P26", 320)], "given up with no try at all");
+        // A fourth try (MC134: one try more), failed or not.
+        assert_eq!(judge(&[three.as_slice(), &[retry(640)]].concat()), [("P26", 640)]);
+        assert_eq!(judge(&[three.as_slice(), &[completed(640)]].concat()), [("P26", 640)]);
+        assert_eq!(judge(&[three.as_slice(), &[stale(640, StaleOp::Complete)]].concat()), [("P26", 640)]);
+        // The third try may succeed; a stale ack of the attempt run again starts afresh.
+        assert_eq!(judge(&[retry(10), retry(120), completed(330)]), []);
+        assert_eq!(judge(&[three.as_slice(), &[stale(5_000, StaleOp::Ack), retry(5_100)]].concat()), []);
+        // A crash ends the count.
+        let crash = Ev(400_000, "n1", None, Some(Fact::NodeCrash));
+        assert_eq!(judge(&[retry(10), retry(120), crash, retry(500), retry(610), retry(820)]), []);
     }
 
     #[test]

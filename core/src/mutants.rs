@@ -634,29 +634,42 @@ pub enum Mutant {
     MC126,
     /// A lease holder whose renewal the store refused (the token holds no grant: taken or
     /// expired) steps down saying its deadline ran out: operators look at the network when
-    /// another process holds the key (blind-spot hunt, round 16, #12: `lost`'s reason was
+    /// another process holds the key (blind-spot hunt, round 16, part A #12: `lost`'s reason was
     /// judged nowhere).
     MC127,
     /// A replica load that keeps its old seedings of the map's revisions instead of the
     /// snapshot's (a missed field): later revision jumps are judged against the seedings of a
-    /// store history the load replaced (blind-spot hunt, round 16, #8: the convergence check
+    /// store history the load replaced (blind-spot hunt, round 16, part A #8: the convergence check
     /// compared entries and revision only).
     MC128,
     /// A dead worker's replacement that keeps the dead incarnation's id: the fenced id runs
     /// again, takes the records still naming it, and its events and the dead one's cannot be
-    /// told apart (blind-spot hunt, round 16, #18: "the dead id is fenced for good" was judged
+    /// told apart (blind-spot hunt, round 16, part B #18: "the dead id is fenced for good" was judged
     /// nowhere).
     MC129,
     /// The store's refused conditional write whose outcome leaves out the value that refused it
     /// (a missed field): a caller that adopts the current value from a refusal (a keep-alive
-    /// beat in doubt, a compare-and-set loop) reads "absent" (blind-spot hunt, round 16, #3:
+    /// beat in doubt, a compare-and-set loop) reads "absent" (blind-spot hunt, round 16, part A #3:
     /// the linearizability check takes the store's own code as its specification, so it agreed).
     MC130,
     /// A lease guard whose validity is counted from the grant's publication plus the TTL, not
     /// the owner's deadline (the send plus the TTL less the drift margin): guarded work keeps
     /// writing past the owner's belief, on a grant the store may have expired (blind-spot hunt,
-    /// round 16, #14: only a freeze across the deadline, S9's window, could show it).
+    /// round 16, part A #14: only a freeze across the deadline, S9's window, could show it).
     MC131,
+    /// A worker's completion that makes one try fewer than `cleanup_retries` before it gives up
+    /// (`complete_failed`): a store fault one try longer than a completion's tries leaves the job
+    /// to run again (blind-spot hunt, round 16, part B #3: P26 judged when each retry starts, not how
+    /// many tries there were).
+    MC133,
+    /// A worker's completion that makes one try more than `cleanup_retries`: it holds the job
+    /// past its configured tries (the twin of MC133, as MC118 is for the cleaner's requeues).
+    MC134,
+    /// A cleanup that finds the worker alive on its fresh re-read ends without releasing its
+    /// cleanup lock: the lock stays until it expires, and no cleaner may clean the worker
+    /// meanwhile if it dies (blind-spot hunt, round 16, part B #17: nothing judged that a cleanup
+    /// releases the lock it took).
+    MC135,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -86,11 +86,12 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
         v.extend(pool_restarts_back_off(run));
         v.extend(worker_beats_on_time(run));
         v.extend(worker_registrations_retry_on_time(run));
-        v.extend(worker_completions_retry_on_time(run));
         v.extend(keel_checks::router_resyncs_retry_on_time(run.events, cadence(run)));
         v.extend(pool_data_losses_reported(run));
         v.extend(keel_checks::cleaner_requeues_retry_on_time(run.events, cadence(run)));
     }
+    v.extend(worker_completions_retry_on_time(run));
+    v.extend(keel_checks::cleanups_release_their_lock(run.events));
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_owners::check(events));
@@ -428,10 +429,11 @@ fn worker_registrations_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::worker_registrations_retry_on_time(run.events, cadence(run))
 }
 
-/// P26: a worker retries a failed completion after its backoff
-/// ([`keel_checks::worker_completions_retry_on_time`]), judged as P24.
+/// P26: a worker retries a failed completion after its backoff, and makes exactly its tries
+/// ([`keel_checks::worker_completions_retry_on_time`]), judged as P24; in plans with clocks
+/// beyond their bound only the tries are counted.
 fn worker_completions_retry_on_time(run: &RunView<'_>) -> Vec<Violation> {
-    keel_checks::worker_completions_retry_on_time(run.events, cadence(run))
+    keel_checks::worker_completions_retry_on_time(run.events, counts_only_beyond_bound(run))
 }
 
 /// P22: a worker slot replaces a dead worker after its restart backoff

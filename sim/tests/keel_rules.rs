@@ -355,6 +355,14 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules_within("pool", Mutant::MC117, "P29", 40).is_some(), "MC117 breaks P29");
     // MC118: a requeue with one try more than `cleanup_retries` (P31 at the extra retry; pool seed 12).
     assert!(caught_by_free_rules_within("pool", Mutant::MC118, "P31", 40).is_some(), "MC118 breaks P31");
+    // MC133: a completion given up after one try fewer than `cleanup_retries` (P26 at its
+    // `complete_failed`; pool seed 0, 187 of 0..200). MC134: one try more (P26 at the extra try;
+    // pool seed 0, 182 of 0..200).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC133, "P26", 3).is_some(), "MC133 breaks P26");
+    assert!(caught_by_free_rules_within("pool", Mutant::MC134, "P26", 3).is_some(), "MC134 breaks P26");
+    // MC135: a cleanup that finds the worker alive ends holding its cleanup lock (P34 at its
+    // `cleanup_ended`; pool seed 0, 153 of 0..200).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC135, "P34", 3).is_some(), "MC135 breaks P34");
     // MC123: a router's wait between resync tries deaf to the stop (P33 at the read begun after
     // the stop was asked; pool seed 61, 6 of 0..1000).
     assert!(caught_by_free_rules_within("pool", Mutant::MC123, "P33", 62).is_some(), "MC123 breaks P33");

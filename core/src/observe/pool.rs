@@ -116,6 +116,19 @@ events! {
         /// `now_ms`, by the dead marker (`None`: it set the marker where no keep-alive was):
         /// from here a late beat cannot revive it, nor a late registration.
         CleanupFenced { worker: Text<'a>, keepalive: Option<Text<'a>>, now_ms: u64 } = "cleanup_fenced",
+        /// A cleaner's try to release its cleanup lock of `worker` (a compare-and-delete of
+        /// exactly `lock`, the value it wrote) ended: `released`, whether the store deleted it
+        /// (false: the lock was no longer ours, or the store failed, and the lock expires) (P34).
+        CleanupReleased { worker: Text<'a>, lock: Text<'a>, released: bool } = "cleanup_released",
+        /// A cleaner's cleanup of `worker` (with the lock value `lock` it writes: empty if it
+        /// wrote none) ended: `outcome` is `cleaned`, `alive` (found alive on
+        /// its fresh re-read, or it beat before its fence), `not_ours` (the lock was busy or the
+        /// race for it lost), `lock_lifetime` (stopped before a write its lock could expire
+        /// under: the lock is left to expire), `store_error` (a store call failed: the lock is
+        /// left to expire) or `confused` (a driver bug). `locked`: it had taken the lock. A
+        /// cleanup that took its lock releases it before it ends, unless it ended by its lock's
+        /// lifetime, a store error or confusion (P34).
+        CleanupEnded { worker: Text<'a>, lock: Text<'a>, outcome: Text<'a>, locked: bool } = "cleanup_ended",
         /// A dead worker's jobs were requeued and its state deleted.
         WorkerCleaned { worker: Text<'a>, orphan: bool } = "worker_cleaned",
         /// A worker is stopping with `running` handlers: it drains them for up to `drain_ms`
@@ -163,10 +176,14 @@ events! {
         Completed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "completed",
         /// A try to record the completion failed after `took_us`; the next comes
         /// `retry_min_us`·2ⁿ later (n: the failed tries before this one), at most `retry_max_us`
-        /// (the pool's `cleanup_backoff`), or the completion is given up (`complete_failed`).
-        CompleteRetry { job: Text<'a>, worker: Text<'a>, attempt: u64, error: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64 } = "complete_retry",
-        /// The completion could not be recorded: the job stays owned and runs again.
-        CompleteFailed { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "complete_failed",
+        /// (the pool's `cleanup_backoff`), or, after the last of its `tries_max` tries (the
+        /// pool's `cleanup_retries`), the completion is given up (`complete_failed`). Emitted for
+        /// every failed try, the last one too (P26).
+        CompleteRetry { job: Text<'a>, worker: Text<'a>, attempt: u64, error: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64, tries_max: u32 } = "complete_retry",
+        /// The completion could not be recorded after `tries` failed tries of the `tries_max` it
+        /// was allowed (the pool's `cleanup_retries`): the job stays owned and runs again (P26
+        /// judges that it gave up after exactly its allowed tries).
+        CompleteFailed { job: Text<'a>, worker: Text<'a>, attempt: u64, tries: u32, tries_max: u32 } = "complete_failed",
         /// `Pool::start` is waiting for the store (at the first failure, then every 5 s).
         StartWaiting { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, timeout_ms: u64, error: Text<'a> } = "start_waiting",
         /// `Pool::start` reached the store after `attempts` tries.
@@ -261,6 +278,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::CleanupFenced { worker, keepalive, now_ms } => {
             info!(target: T, kind = "cleanup_fenced", worker = %worker, keepalive = ?keepalive.as_ref().map(|t| t.as_str()), now_ms, "stale keep-alive replaced by the dead marker")
         }
+        E::CleanupReleased { worker, lock, released } => {
+            debug!(target: T, kind = "cleanup_released", worker = %worker, lock = %lock, released, "cleanup lock released")
+        }
+        E::CleanupEnded { worker, lock, outcome, locked } => {
+            debug!(target: T, kind = "cleanup_ended", worker = %worker, lock = %lock, outcome = %outcome, locked, "cleanup ended")
+        }
         E::WorkerCleaned { worker, orphan } => {
             info!(target: T, kind = "worker_cleaned", worker = %worker, orphan, "dead worker cleaned up")
         }
@@ -280,8 +303,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::Keepalive { worker, ms, ttl_ms, stopping } => {
             debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, stopping, "keep-alive")
         }
-        E::CompleteRetry { job, worker, attempt, error, took_us, retry_min_us, retry_max_us } => {
-            debug!(target: T, kind = "complete_retry", job = %job, worker = %worker, attempt, error = %error, took_us, retry_min_us, retry_max_us, "completion failed; retrying")
+        E::CompleteRetry { job, worker, attempt, error, took_us, retry_min_us, retry_max_us, tries_max } => {
+            debug!(target: T, kind = "complete_retry", job = %job, worker = %worker, attempt, error = %error, took_us, retry_min_us, retry_max_us, tries_max, "completion try failed")
         }
         E::WorkerRegistered { worker, keepalive_interval_us, took_us } => {
             info!(target: T, kind = "worker_registered", worker = %worker, keepalive_interval_us, took_us, "worker registered")
@@ -365,8 +388,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::EpochChecked { pool, took_us } => {
             trace!(target: T, kind = "epoch_checked", pool = %pool, took_us, "epoch marker checked")
         }
-        E::CompleteFailed { job, worker, attempt } => {
-            warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, "completion not recorded; the job stays owned and runs again")
+        E::CompleteFailed { job, worker, attempt, tries, tries_max } => {
+            warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, tries, tries_max, "completion not recorded; the job stays owned and runs again")
         }
     }
 }

@@ -26,7 +26,41 @@ impl<S: Store> Core<S> {
     /// at any step leaves a state that the next cleaner finishes.
     /// `read_at`: when the sweep began reading `view` (the lock expires a lock TTL after the
     /// view's store time, so the machine counts its budget from then).
+    /// Ends with `cleanup_ended` (its outcome, and whether it took the lock: P34 judges that a
+    /// cleanup that took it released it).
     pub async fn cleanup(&self, view: &View, w: &str, read_at: Instant) -> Result<(), StoreError> {
+        let (mut locked, mut lock) = (false, String::new());
+        let ended = self.cleanup_steps(view, w, read_at, (&mut locked, &mut lock)).await;
+        let outcome = match &ended {
+            Ok(Outcome::Cleaned) => "cleaned",
+            Ok(Outcome::Alive) => "alive",
+            Ok(Outcome::NotOurs) => "not_ours",
+            Ok(Outcome::LockLifetime) => "lock_lifetime",
+            Ok(Outcome::Confused) => "confused",
+            Err(_) => "store_error",
+        };
+        observe::emit(PoolEvent::CleanupEnded {
+            worker: w.into(),
+            lock: (&lock).into(),
+            outcome: outcome.into(),
+            locked,
+        });
+        match ended {
+            Ok(Outcome::LockLifetime) => Err(StoreError::Timeout { op: "cleanup lock lifetime" }),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The steps of [`cleanup`](Self::cleanup), to its outcome; `taken`: whether the lock was
+    /// taken, as the machine last said, and the lock value it writes.
+    async fn cleanup_steps(
+        &self,
+        view: &View,
+        w: &str,
+        read_at: Instant,
+        taken: (&mut bool, &mut String),
+    ) -> Result<Outcome, StoreError> {
         let start = super::cleanup::Start {
             now_ms: view.now_ms,
             keepalive: view.keepalive.get(w).map(String::as_str),
@@ -38,6 +72,7 @@ impl<S: Store> Core<S> {
             since_view: self.clock.now().saturating_duration_since(read_at),
         };
         let (mut machine, mut command) = Cleanup::start(&start);
+        taken.1.clone_from(&machine.lock);
         let orphan = view.is_orphan_owner(w);
         let kind = if orphan { MoveKind::OrphanRequeued } else { MoveKind::Requeued };
         let mut fresh = View::default();
@@ -113,25 +148,23 @@ impl<S: Store> Core<S> {
                     Reply::Written { applied: out.applied, value: out.value }
                 }
                 Command::Release { lock } => {
-                    self.release(w, &lock).await;
+                    let released = self.release(w, &lock).await;
+                    observe::emit(PoolEvent::CleanupReleased { worker: w.into(), lock: (&lock).into(), released });
                     Reply::Done
                 }
                 Command::Finish(outcome) => {
-                    return match outcome {
-                        Outcome::Cleaned => {
-                            observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan });
-                            Ok(())
-                        }
-                        Outcome::LockLifetime => Err(StoreError::Timeout { op: "cleanup lock lifetime" }),
+                    match outcome {
+                        Outcome::Cleaned => observe::emit(PoolEvent::WorkerCleaned { worker: w.into(), orphan }),
                         Outcome::Alive => {
-                            debug!(target: "keel::pool", worker = w, "worker is alive on a fresh read; left alone");
-                            Ok(())
+                            debug!(target: "keel::pool", worker = w, "worker is alive on a fresh read; left alone")
                         }
-                        Outcome::NotOurs | Outcome::Confused => Ok(()),
-                    };
+                        Outcome::LockLifetime | Outcome::NotOurs | Outcome::Confused => {}
+                    }
+                    return Ok(outcome);
                 }
             };
             command = machine.on(reply, self.clock.now().saturating_duration_since(read_at));
+            *taken.0 = machine.locked;
         }
     }
 
@@ -255,10 +288,16 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    pub(crate) async fn release(&self, w: &str, mine: &str) {
+    /// Best effort: delete the cleanup lock of `w` if it is exactly `mine`. Returns whether the
+    /// store deleted it.
+    pub(crate) async fn release(&self, w: &str, mine: &str) -> bool {
         let del = self.store.map_write(&self.maps.cleanup, w, MapWrite::CompareAndDelete(mine.to_owned()));
-        if let Err(e) = self.op("map_write", del).await {
-            debug!(target: "keel::pool", worker = w, error = %e, "cleanup lock release failed; it expires");
+        match self.op("map_write", del).await {
+            Ok(out) => out.applied,
+            Err(e) => {
+                debug!(target: "keel::pool", worker = w, error = %e, "cleanup lock release failed; it expires");
+                false
+            }
         }
     }
 }

@@ -305,6 +305,9 @@ impl Cleanup {
                     return Command::Fence { expected: None };
                 };
                 if !state::stale_keepalive(&current, now_ms, self.ttl_ms) {
+                    if mutants::active(Mutant::MC135) {
+                        return self.finish(Outcome::Alive); // MC135: the lock left held
+                    }
                     return self.release(Outcome::Alive);
                 }
                 if current == DEAD {
@@ -614,6 +617,13 @@ mod tests {
             assert_eq!(c.on(owned(&[]), T0), Command::DeleteKeepalive { expected: claim });
             assert_eq!(c.on(written(true, None), T0), Command::DeleteWorker);
             assert_eq!(c.on(written(true, None), T0), Command::Finish(Outcome::Cleaned), "no release");
+        });
+        // MC135: a worker alive on the fresh re-read is left alone, its lock held.
+        with(Mutant::MC135, || {
+            let (mut c, _) = start(None);
+            c.on(written(true, None), T0);
+            c.on(Reply::Keepalive(Some(format!("{NOW}|1000"))), T0);
+            assert_eq!(c.on(Reply::Time(NOW), T0), Command::Finish(Outcome::Alive), "no release");
         });
     }
 

@@ -133,7 +133,12 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
     let (min, max) = core.cfg.cleanup_backoff;
     let mut wait = min;
     let mut done: Option<String> = None;
-    for _ in 0..core.cfg.cleanup_retries {
+    let tries_max = core.cfg.cleanup_retries;
+    // MC133: one try fewer than configured; MC134: one more.
+    let tries_made = tries_max - u32::from(mutants::active(Mutant::MC133)) + u32::from(mutants::active(Mutant::MC134));
+    let mut tries = 0;
+    for _ in 0..tries_made {
+        tries += 1;
         let began = core.clock.now();
         let tried = async {
             // One tombstone for every try (MC46 stamps each try afresh, which keel before P14
@@ -172,12 +177,13 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
                 took_us: observe::micros(core.clock.now().saturating_duration_since(began)),
                 retry_min_us: observe::micros(min),
                 retry_max_us: observe::micros(max),
+                tries_max,
             }),
         }
         // MC97: a failed completion retried at once, its backoff skipped.
         core.clock.sleep(if mutants::active(Mutant::MC97) { std::time::Duration::ZERO } else { wait }).await;
         wait = (wait * 2).min(max);
     }
-    observe::emit(PoolEvent::CompleteFailed { job: job.into(), worker: worker.into(), attempt });
+    observe::emit(PoolEvent::CompleteFailed { job: job.into(), worker: worker.into(), attempt, tries, tries_max });
     false
 }

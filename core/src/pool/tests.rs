@@ -897,6 +897,8 @@ impl crate::observe::Observer for PoolEvents {
             PoolEvent::CleanupTakeover { worker, from, .. } => (p.kind(), worker.to_string(), from.to_string()),
             PoolEvent::CleanupLocked { worker, .. } => (p.kind(), worker.to_string(), String::new()),
             PoolEvent::Fenced { worker, running } => (p.kind(), worker.to_string(), running.to_string()),
+            PoolEvent::CleanupReleased { worker, released, .. } => (p.kind(), worker.to_string(), released.to_string()),
+            PoolEvent::CleanupEnded { worker, outcome, .. } => (p.kind(), worker.to_string(), outcome.to_string()),
             PoolEvent::CleanupFenced { worker, keepalive, .. } => {
                 (p.kind(), worker.to_string(), keepalive.as_ref().map_or(String::new(), |k| k.to_string()))
             }
@@ -928,7 +930,8 @@ impl PoolEvents {
 /// A cleaner that takes over a stale cleanup lock says so (`cleanup_takeover`, naming the stale
 /// value it replaced; the simulator's P2 judges these events), and one that takes a free lock
 /// says `cleanup_locked` (cargo-mutants: deleting the `TakeOver` arm of the event match passed
-/// every unit test); its fence names the keep-alive it replaced (`cleanup_fenced`, judged by P3).
+/// every unit test); its fence names the keep-alive it replaced (`cleanup_fenced`, judged by P3);
+/// it releases its lock (`cleanup_released`) before it ends (`cleanup_ended`, judged by P34).
 #[tokio::test(start_paused = true)]
 async fn cleanup_lock_takes_and_takeovers_are_reported() {
     let store = MemoryStore::new();
@@ -946,10 +949,15 @@ async fn cleanup_lock_takes_and_takeovers_are_reported() {
     assert_eq!(
         seen.of("cleanup_"),
         [
+            // Each cleanup ends, its lock released first (P34).
+            ("cleanup_ended", "gone.1.1".to_owned(), "cleaned".to_owned()),
+            ("cleanup_ended", "old.1.1".to_owned(), "cleaned".to_owned()),
             ("cleanup_fenced", "gone.1.1".to_owned(), dead),
             // No keep-alive: the dead marker set where none was (MC100's fix).
             ("cleanup_fenced", "old.1.1".to_owned(), String::new()),
             ("cleanup_locked", "gone.1.1".to_owned(), String::new()),
+            ("cleanup_released", "gone.1.1".to_owned(), "true".to_owned()),
+            ("cleanup_released", "old.1.1".to_owned(), "true".to_owned()),
             ("cleanup_takeover", "old.1.1".to_owned(), stale)
         ],
         "each cleanup once, and the stale keep-alive fenced (the event names the value it replaced)"

@@ -512,6 +512,9 @@ impl PoolScenario {
             Mutant::MC123,
             Mutant::MC124,
             Mutant::MC129,
+            Mutant::MC133,
+            Mutant::MC134,
+            Mutant::MC135,
         ]
     }
 }

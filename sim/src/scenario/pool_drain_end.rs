@@ -52,7 +52,7 @@ pub fn drains_end_with_their_runs(run: &RunView<'_>, slowest: f64) -> Vec<Violat
                 // return: a completion written under latency can outlast the drain.
                 PoolEvent::HandlerReturned { job, worker, attempt, completed: false, .. }
                 | PoolEvent::Completed { job, worker, attempt }
-                | PoolEvent::CompleteFailed { job, worker, attempt }
+                | PoolEvent::CompleteFailed { job, worker, attempt, .. }
                 | PoolEvent::Abandoned { job, worker, attempt }
                 | PoolEvent::StaleRejected { job, worker, attempt, .. } => {
                     if let Some(runs) = open.get_mut(plain(worker)) {
