@@ -657,6 +657,11 @@ pub enum Mutant {
     /// writing past the owner's belief, on a grant the store may have expired (blind-spot hunt,
     /// round 16, part A #14: only a freeze across the deadline, S9's window, could show it).
     MC131,
+    /// A lease renewal whose reply is handled at or past the local deadline (the owner froze
+    /// with it in flight) extends the belief as one answered in time: the guard already read
+    /// the grant lost and the work stopped, and the owner goes on renewing, on a grant another
+    /// node may hold (keel's own, found by S16 at lease seed 3260 with a clock beyond its bound).
+    MC132,
     /// A worker's completion that makes one try fewer than `cleanup_retries` before it gives up
     /// (`complete_failed`): a store fault one try longer than a completion's tries leaves the job
     /// to run again (blind-spot hunt, round 16, part B #3: P26 judged when each retry starts, not how

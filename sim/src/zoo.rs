@@ -897,6 +897,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC132,
+        lineage: "keel's own (found 2026-12-04 by S16, lease seed 3260): a renewal answered past the deadline, after a freeze, extends the belief a guard already read lost",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MC133,
         lineage: "checker proof (blind-spot hunt, round 16, part B #3): a worker's completion that makes one try fewer than cleanup_retries before it gives up",
         scenario: "pool",

@@ -322,6 +322,16 @@ impl Machine {
                 self.stale_tokens.push(self.token.clone());
                 self.step_down(fence, LostReason::Taken);
             }
+            // MC132: a renewal answered past the deadline extends it, as one answered in time.
+            Ok(Renew::Renewed { .. }) if now >= deadline && !mutants::active(Mutant::MC132) => {
+                // The reply is handled only at or past the local deadline (the owner froze with it
+                // in flight: lease seed 3260, a guard read lost at the resume, then the reply
+                // revived the belief and the owner renewed on): the grant's guards may already
+                // have read it lost and stopped the work, so the owner steps down at that same
+                // deadline, as when no reply comes. Its token may hold the store's grant: it is
+                // released (the deadline step-down releases its token).
+                self.step_down(fence, LostReason::Deadline);
+            }
             Ok(Renew::Renewed { .. }) => {
                 // MC64: the error count survives the renewal; the next failure backs off longer.
                 if !mutants::active(Mutant::MC64) {
@@ -559,6 +569,32 @@ mod tests {
         assert_eq!(m.poll(now), Step::Publish(LeaseState::Lost { fence: 42, reason: LostReason::Deadline }));
         assert_eq!(m.poll(now), Step::Release { token: "n:7:1".into() });
         assert_eq!(m.poll(now), Step::Acquire { token: "n:7:2".into() }, "fresh token after a loss");
+    }
+
+    /// A renewal whose reply is handled at the deadline (a freeze with it in flight) steps down
+    /// for the deadline and releases the renewed token; under MC132 it extends the belief.
+    #[test]
+    fn a_renewal_answered_past_the_deadline_steps_down_for_it() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        let fence = held(&mut m, t0);
+        let d = m.deadline().expect("held");
+        let sent = t0 + 333 * MS;
+        m.on_renew(sent, d, Ok(Renew::Renewed { fence }));
+        assert_eq!(m.deadline(), None, "no belief extended past a deadline the guards already read");
+        assert_eq!(m.poll(d), Step::StopWork);
+        m.on_work_stopped(d);
+        assert_eq!(m.poll(d), Step::Publish(LeaseState::Lost { fence, reason: LostReason::Deadline }));
+        assert!(matches!(m.poll(d), Step::Release { .. }), "the renewed token is released");
+        #[cfg(feature = "mutants")]
+        {
+            let mut m = machine(timing(), t0);
+            let fence = held(&mut m, t0);
+            crate::mutants::set(Some(Mutant::MC132));
+            m.on_renew(sent, d, Ok(Renew::Renewed { fence }));
+            crate::mutants::set(None);
+            assert!(m.deadline().is_some_and(|n| n > d), "MC132: the late reply extends the belief");
+        }
     }
 
     #[test]
