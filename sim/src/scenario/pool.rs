@@ -511,6 +511,7 @@ impl PoolScenario {
             Mutant::MC122,
             Mutant::MC123,
             Mutant::MC124,
+            Mutant::MC137,
         ]
     }
 }
