@@ -653,6 +653,12 @@ pub enum Mutant {
     /// replacement, a cleanup and a requeue follow) (blind-spot hunt, round 16, #7: no rule asked
     /// why a worker declared itself dead).
     MC137,
+    /// A completer stop that returns the report of whichever run ended last, not of the run it
+    /// stopped (one shared report slot, as keel had it): a stop still waking from its run's exit
+    /// while a restart runs and stops again returns the later run's report, `Ok` for a run that
+    /// lost completions (found by V21 unmutated, the start/stop stress; blind-spot hunt, round
+    /// 16, #14's rule).
+    MC138,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

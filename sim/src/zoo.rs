@@ -885,6 +885,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC138,
+        lineage: "checker proof (blind-spot hunt, round 16, #14's rule, unmutated): a completer stop that returns the last run's report, not its own run's",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC137,
         lineage: "checker proof (blind-spot hunt, round 16, #7): an in-doubt beat value adopted but not stored as the worker's last keep-alive",
         scenario: "pool",

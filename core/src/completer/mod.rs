@@ -376,8 +376,9 @@ impl<S: Store> Completer<S> {
         let read = || {
             let reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
             match stopped {
-                Some(run) => reports.get(&run).cloned(),
-                None => reports.last_key_value().map(|(_, r)| r.clone()),
+                // MC138: one shared slot: the last run to end, whichever it is.
+                Some(run) if !mutants::active(Mutant::MC138) => reports.get(&run).cloned(),
+                _ => reports.last_key_value().map(|(_, r)| r.clone()),
             }
         };
         // MC136: the report read before the run exits: none yet, taken for a clean stop.

@@ -851,6 +851,7 @@ impl CompleterScenario {
             Mutant::MC110,
             Mutant::MC115,
             Mutant::MC136,
+            Mutant::MC138,
         ]
     }
 }
