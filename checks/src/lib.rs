@@ -30,6 +30,7 @@ mod room_waits;
 mod router_resync;
 mod rules;
 mod services;
+mod stop_reports;
 mod store_errors;
 mod verdict;
 mod worker_ids;
@@ -59,6 +60,7 @@ pub use rules::{
     rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
 };
 pub use services::{group_starts, services_run_one_at_a_time};
+pub use stop_reports::completer_stops_return_their_report;
 pub use store_errors::lease_recoveries_follow_errors;
 pub use verdict::{Coverage, Span, Violation};
 pub use worker_ids::worker_ids_name_one_incarnation;

@@ -675,6 +675,23 @@ pub enum Mutant {
     /// meanwhile if it dies (blind-spot hunt, round 16, part B #17: nothing judged that a cleanup
     /// releases the lock it took).
     MC135,
+    /// A completer stop that reads the run's stop report before waiting for the run to exit: it
+    /// returns the previous run's report (or none: `Ok`) while the run it stopped reports
+    /// completions unflushed, events undelivered or producers left (blind-spot hunt, round 16,
+    /// part B #14: V1/V3 judge the run's own report, V9 only a stop that failed).
+    MC136,
+    /// A worker that adopts an in-doubt keep-alive (an earlier beat whose reply was lost did
+    /// land) without storing it as the value it last wrote: its next beat compares against the
+    /// value before it, is refused, and the worker declares itself dead needlessly (a
+    /// replacement, a cleanup and a requeue follow) (blind-spot hunt, round 16, part B #7: no rule asked
+    /// why a worker declared itself dead).
+    MC137,
+    /// A completer stop that returns the report of whichever run ended last, not of the run it
+    /// stopped (one shared report slot, as keel had it): a stop still waking from its run's exit
+    /// while a restart runs and stops again returns the later run's report, `Ok` for a run that
+    /// lost completions (found by V21 unmutated, the start/stop stress; blind-spot hunt, round
+    /// 16, #14's rule).
+    MC138,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

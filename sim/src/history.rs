@@ -161,6 +161,11 @@ events! {
         /// worker's keep-alive after it (`None`: deleted). What the store holds, as opposed to
         /// the `Keepalive` a worker emits before its write lands (or loses).
         KeepaliveWritten { worker: String, value: Option<String>, now_ms: u64 } = "keepalive_written",
+        /// A compare-and-set by `by` on worker `worker`'s keep-alive, expecting `expected`, was
+        /// refused: the store held `held`. `own`: `held` is what `by`'s last applied
+        /// compare-and-set on that keep-alive wrote over `expected` (the store's own memory,
+        /// forgotten at its boot): the writer's own landed beat, which it must know (P35).
+        KeepaliveRefused { worker: String, expected: String, held: Option<String>, own: bool, by: Who } = "keepalive_refused",
         /// A transaction by `by` on a pool's job map was refused, and one of its guards expected
         /// `job`'s record to be `record`: what a worker's `stale_rejected` must follow (P11).
         JobGuardRefused { job: String, record: String, by: Who } = "job_guard_refused",

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -137,6 +137,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(completer_drains_write_at_once(view));
     v.extend(completer_drains_end_at_once(view));
     v.extend(completer_closes_wake_waiting_producers(view));
+    v.extend(keel_checks::completer_stops_return_their_report(view.events));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(group_stops(view));
     v.extend(keel_checks::services_run_one_at_a_time(view.events));

@@ -30,8 +30,8 @@ use tokio::sync::mpsc;
 use crate::clock::GlobalTime;
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, Lent, StoreOp, StoreRet};
-use crate::scenario::pool_cleanup;
 use crate::scenario::pool_owners::{self, RemovalJudge};
+use crate::scenario::{pool_cleanup, pool_keepalive};
 use crate::world::lock;
 
 /// The store server's address.
@@ -199,6 +199,9 @@ pub struct ServerFaults {
     /// The job records naming each fenced pool worker at its fence (P18; forgotten at every
     /// boot, as `lock_writers`).
     fences: pool_cleanup::Fences,
+    /// Each keep-alive's last applied compare-and-set, its writer and what it replaced (P35;
+    /// forgotten at every boot, as `lock_writers`).
+    beats: pool_keepalive::Beats,
 }
 
 impl Default for ServerFaults {
@@ -213,6 +216,7 @@ impl Default for ServerFaults {
             max_fence: Mutex::new(BTreeMap::new()),
             lock_writers: Mutex::new(BTreeMap::new()),
             fences: pool_cleanup::Fences::default(),
+            beats: pool_keepalive::Beats::default(),
         }
     }
 }
@@ -252,6 +256,7 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
     };
     faults.lock_writers.lock().unwrap_or_else(|p| p.into_inner()).clear();
     faults.fences.clear();
+    faults.beats.clear();
     match store.time_ms().await {
         Ok(now_ms) => history.record(Who::Store, ServerEv::StoreUp { now_ms }),
         Err(e) => history.record(Who::Store, WorldEv::SimError { error: format!("store clock: {e}") }),
@@ -427,6 +432,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
                 true => store.map_get(&map, &key).await?.0,
                 false => None,
             };
+            let beat = is_pool_keepalive(&map).then(|| write.clone());
             let out = store.map_write(&map, &key, write).await?;
             if !out.applied {
                 // L2: read apart from the write's own path (a store's refusal that misreports
@@ -447,6 +453,9 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             if out.applied && keepalive {
                 let change = (before.as_deref(), out.value.as_deref());
                 faults.fences.keepalive_written(store, (&map, &key), change, history, node).await;
+            }
+            if let Some(write) = beat {
+                faults.beats.written((&map, &key), &write, (out.applied, out.value.as_deref()), history, node);
             }
             if out.applied && is_pool_keepalive(&map) {
                 let (value, now_ms) = (out.value.clone(), store.time_ms().await?);

@@ -921,6 +921,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC136,
+        lineage: "checker proof (blind-spot hunt, round 16, part B #14): a completer stop that reads the run's report before waiting for the run to exit",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC138,
+        lineage: "checker proof (blind-spot hunt, round 16, part B #14's rule, unmutated): a completer stop that returns the last run's report, not its own run's",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC137,
+        lineage: "checker proof (blind-spot hunt, round 16, part B #7): an in-doubt beat value adopted but not stored as the worker's last keep-alive",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -379,6 +379,17 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // first event after the close's bound; completer seed 0, 61 of 0..100: the burst producer
     // parks on a full backlog as the stop's bound runs out).
     assert!(caught_by_free_rules_within("completer", Mutant::MC115, "V20", 10).is_some(), "MC115 breaks V20");
+    // MC136: a completer stop that reads its run's report before the run exits (V21 at the
+    // stop's return: `Ok` while the run's `events_closed` lists completions unflushed; completer
+    // seed 0, 97 of 0..100).
+    assert!(caught_by_free_rules("completer", Mutant::MC136, "V21").is_some(), "MC136 breaks V21");
+    // MC138: a stop that returns the last run's report, not its own run's (V21 at the stop's
+    // return; completer seed 25: the stress's second stop of a run wakes after a restart ran
+    // and stopped clean).
+    assert!(caught_by_free_rules_within("completer", Mutant::MC138, "V21", 26).is_some(), "MC138 breaks V21");
+    // MC137: an in-doubt beat adopted but not stored as the worker's last (P35 at the worker's
+    // death, after the store refused its beat over its own landed one; pool seed 1, 36 of 0..100).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC137, "P35", 3).is_some(), "MC137 breaks P35");
     // MC114: the epoch marker never written (P30 at a node's first check of it after a store
     // data loss; `poolloss`: the pool's workload with data loss among its faults).
     assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");

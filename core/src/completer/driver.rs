@@ -1,6 +1,6 @@
 //! The completer's run loop: batch, write with retries, emit, and drain on stop.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::observe::{self, CompleterEvent, Text};
@@ -23,7 +23,7 @@ pub(super) struct Driver<S: Store> {
     pub token: Shutdown,
     pub intake: Arc<Intake>,
     pub slot: Arc<EventSlot<EventTx>>,
-    pub report: Arc<Mutex<Option<StopError>>>,
+    pub reports: super::Reports,
 }
 
 fn seed(name: &str, run: u64) -> u64 {
@@ -135,7 +135,11 @@ impl<S: Store> Driver<S> {
                 unflushed: report.unflushed.len(),
             });
         }
-        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        reports.insert(self.run, report);
+        while reports.len() > super::REPORTS_KEPT {
+            reports.pop_first();
+        }
     }
 
     fn close_channel(&self) {

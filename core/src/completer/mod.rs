@@ -53,6 +53,7 @@ mod loom_tests;
 #[cfg(all(test, not(keel_loom)))]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -200,6 +201,13 @@ impl std::error::Error for StopError {}
 
 /// The running run's number and backlog.
 type CurrentRun = (u64, Arc<Intake>);
+
+/// The stop reports of the last runs, by run: a stop returns its own run's, not whichever run
+/// ended last (a stop still waking from its run's exit while a restart runs and stops again).
+pub(crate) type Reports = Arc<Mutex<BTreeMap<u64, StopError>>>;
+
+/// How many runs' stop reports a completer keeps for stops still waking up.
+pub(crate) const REPORTS_KEPT: usize = 16;
 type EventTx = mpsc::Sender<Vec<CompletionEvent>>;
 type EventRx = mpsc::Receiver<Vec<CompletionEvent>>;
 
@@ -241,7 +249,7 @@ pub struct Completer<S: Store> {
     current: Arc<Mutex<Option<CurrentRun>>>,
     slot: Arc<EventSlot<EventTx>>,
     source: EventSource,
-    report: Arc<Mutex<Option<StopError>>>,
+    reports: Reports,
 }
 
 impl<S: Store> fmt::Debug for Completer<S> {
@@ -262,7 +270,7 @@ impl<S: Store> Completer<S> {
             current: Arc::new(Mutex::new(None)),
             slot: Arc::new(EventSlot::new()),
             source: EventSource::default(),
-            report: Arc::new(Mutex::new(None)),
+            reports: Reports::default(),
         }
     }
 
@@ -323,7 +331,7 @@ impl<S: Store> Completer<S> {
                     token: ctx.shutdown,
                     intake,
                     slot: self.slot.clone(),
-                    report: self.report.clone(),
+                    reports: self.reports.clone(),
                 };
                 d.run()
             })
@@ -358,12 +366,41 @@ impl<S: Store> Completer<S> {
                 bound_ms: u64::try_from(self.cfg.stop_timeout.as_millis()).unwrap_or(u64::MAX),
             });
         }
+        // The run this stop ends or waits for; when none runs, the last run's report is returned.
+        let stopped = match self.life.status() {
+            Status::Running { run } | Status::Stopping { run } => Some(run),
+            Status::Stopped => None,
+        };
+        // The report of the run stopped (the last run's when none was running): a report read
+        // from one shared slot could be a later run's, started and stopped while this stop woke.
+        let read = || {
+            let reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+            match stopped {
+                // MC138: one shared slot: the last run to end, whichever it is.
+                Some(run) if !mutants::active(Mutant::MC138) => reports.get(&run).cloned(),
+                _ => reports.last_key_value().map(|(_, r)| r.clone()),
+            }
+        };
+        // MC136: the report read before the run exits: none yet, taken for a clean stop.
+        let early = mutants::active(Mutant::MC136).then(read);
         self.life.stop().await;
-        let report = self.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match report {
-            Some(r) if !r.is_clean() => Err(r),
+        let report = early.unwrap_or_else(read);
+        let result = match &report {
+            Some(r) if !r.is_clean() => Err(r.clone()),
             _ => Ok(()),
+        };
+        if let Some(run) = stopped.or(report.as_ref().map(|r| r.run)) {
+            let lost = result.as_ref().err();
+            observe::emit(CompleterEvent::StopReturned {
+                completer: (&self.cfg.name).into(),
+                run,
+                ok: result.is_ok(),
+                unflushed: lost.map_or(0, |r| r.unflushed.len()),
+                undelivered: lost.map_or(0, |r| r.undelivered),
+                producers_left: lost.map_or(0, |r| r.producers_left.len()),
+            });
         }
+        result
     }
 }
 

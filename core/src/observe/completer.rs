@@ -25,6 +25,10 @@ events! {
         StopDeadline { completer: Text<'a>, run: u64, producers: usize, pending: usize } = "stop_deadline",
         /// The run closed its event channel, with what its stop report says was lost.
         EventsClosed { completer: Text<'a>, run: u64, unflushed: usize, undelivered: usize, producers_left: usize } = "events_closed",
+        /// A stop of run `run` (the run it ended or waited for; the last run's when none was
+        /// running) returned: `ok`, or the error listing what was lost (the counts, 0 when `ok`).
+        /// It agrees with the run's own report, its `events_closed` (rule V21).
+        StopReturned { completer: Text<'a>, run: u64, ok: bool, unflushed: usize, undelivered: usize, producers_left: usize } = "stop_returned",
         /// Completions not flushed within the stop bound.
         Unflushed { completer: Text<'a>, run: u64, unflushed: usize } = "unflushed",
         /// A batch of `n` completions was written at store revision `rev`.
@@ -98,6 +102,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         }
         E::EventsClosed { completer, run, unflushed, undelivered, producers_left } => {
             info!(target: T, completer = %completer, run, unflushed, undelivered, producers_left, kind = "events_closed", "event channel closed")
+        }
+        E::StopReturned { completer, run, ok, unflushed, undelivered, producers_left } => {
+            info!(target: T, completer = %completer, run, ok, unflushed, undelivered, producers_left, kind = "stop_returned", "completer stop returned")
         }
         E::Unflushed { completer, run, unflushed } => {
             error!(target: T, completer = %completer, run, unflushed, kind = "unflushed", "completions not flushed within the stop bound")

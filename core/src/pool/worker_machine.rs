@@ -369,7 +369,10 @@ impl WorkerMachine {
             }
             // An earlier write whose reply was lost did land: adopt it and beat again next time.
             BeatReply::Rejected { current: Some(v) } if self.in_doubt.contains(&v) => {
-                self.last = v;
+                // MC137: adopted but not stored: the next beat compares against the value before.
+                if !mutants::active(Mutant::MC137) {
+                    self.last = v;
+                }
                 self.in_doubt.clear();
                 if mutants::active(Mutant::MC35) {
                     // MC35: the refused beat counted as a confirmation, as if the adopted value

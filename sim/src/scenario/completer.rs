@@ -673,6 +673,8 @@ impl CompleterScenario {
         // V20: a close wakes every producer waiting for room (the burst producer parks on a full
         // backlog at the stop's bound), and nothing is accepted after it.
         v.extend(crate::keel_rules::completer_closes_wake_waiting_producers(run));
+        // V21: a stop returns its run's own report (`Ok` only when it lost nothing).
+        v.extend(keel_checks::completer_stops_return_their_report(run.events));
         v.extend(super::life_waits::check(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
@@ -848,6 +850,8 @@ impl CompleterScenario {
             Mutant::MC108,
             Mutant::MC110,
             Mutant::MC115,
+            Mutant::MC136,
+            Mutant::MC138,
         ]
     }
 }

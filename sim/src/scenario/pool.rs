@@ -515,6 +515,7 @@ impl PoolScenario {
             Mutant::MC133,
             Mutant::MC134,
             Mutant::MC135,
+            Mutant::MC137,
         ]
     }
 }

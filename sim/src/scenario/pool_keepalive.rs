@@ -31,12 +31,60 @@
 //! keel's own decoder (`keel::pool::decode::keepalive`), not restated here.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use keel::observe::{MoveKind, PoolEvent};
 use keel::pool::decode;
+use keel::store::MapWrite;
 
 use crate::check::Violation;
-use crate::history::{Event, ServerEv, plain};
+use crate::history::{Event, History, ServerEv, Who, plain};
+
+/// The store node's memory of beats: (keep-alive map, worker) → the value the keep-alive's last
+/// applied beat (a compare-and-set writing a keep-alive value: only the worker itself writes
+/// one) expected and the value it wrote.
+#[derive(Default)]
+pub struct Beats(Mutex<BTreeMap<(String, String), (String, String)>>);
+
+impl Beats {
+    /// Forget every beat (the store booted: a restart may roll values back).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// A write by `by` to keep-alive `key` of `map` was handled: `out` is (applied, the value
+    /// after it, or the value held when refused). An applied beat is remembered (any other
+    /// applied write forgets); a refused one is recorded with what the store held, and whether
+    /// that is what the worker's last applied beat wrote over the value it expects again (P35: a
+    /// worker that forgot its own landed beat). The worker is the key, not `by`: a request
+    /// handled before its connection said whose it is comes from `Who::World`.
+    pub fn written(
+        &self,
+        (map, key): (&str, &str),
+        write: &MapWrite,
+        out: (bool, Option<&str>),
+        history: &History,
+        by: Who,
+    ) {
+        let mut beats = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let at = (map.to_owned(), key.to_owned());
+        let beat = |new: &str| decode::keepalive(new).is_some();
+        match (write, out) {
+            (MapWrite::CompareAndSet { expected, new }, (true, _)) if beat(new) => {
+                beats.insert(at, (expected.clone(), new.clone()));
+            }
+            (MapWrite::CompareAndSet { expected, new }, (false, held)) if beat(new) => {
+                let own = beats.get(&at).is_some_and(|(e, n)| e == expected && Some(n.as_str()) == held);
+                let (worker, expected, held) = (key.to_owned(), expected.clone(), held.map(str::to_owned));
+                history.record(Who::Store, ServerEv::KeepaliveRefused { worker, expected, held, own, by });
+            }
+            (_, (true, _)) => {
+                beats.remove(&at);
+            }
+            _ => {}
+        }
+    }
+}
 
 /// A write the store applied to a worker's keep-alive: store ms, the value after it (None:
 /// deleted), and when it was recorded (µs).
@@ -83,6 +131,41 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     moves.truncate(20);
     v.extend(moves);
     v.extend(moves_leave_their_worker(events));
+    v.extend(deaths_not_over_own_beats(events));
+    v
+}
+
+/// P35: a worker declares itself dead (`worker_dead`) only when the store refused its beat for a
+/// keep-alive it no longer holds: the dead marker, none, or a value it did not write over the
+/// one its beat expected. Judged at the death, against the store's record of the refusal of the
+/// worker's last beat (`ServerEv::KeepaliveRefused`, as the store applied it): a refusal over
+/// the worker's own last landed beat (an in-doubt beat adopted but not stored as its last,
+/// blind-spot hunt round 16, #7, MC137) kills a live worker needlessly: a replacement, a cleanup
+/// and a requeue of its jobs follow. A store rolled back to an older keep-alive is no such
+/// refusal (the store's memory of beats is forgotten at its boot).
+fn deaths_not_over_own_beats(events: &[Event]) -> Vec<Violation> {
+    // worker → the store's last refusal of its beat
+    let mut refused: BTreeMap<&str, (&str, Option<&str>, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::KeepaliveRefused { worker, expected, held, own, .. }) = e.server() {
+            refused.insert(worker.as_str(), (expected.as_str(), held.as_deref(), *own));
+            continue;
+        }
+        let Some(PoolEvent::WorkerDead { worker }) = e.pool() else { continue };
+        let w = plain(worker);
+        if let Some(&(expected, held, true)) = refused.get(w)
+            && v.len() < 20
+        {
+            v.push(Violation::new(
+                "P35",
+                e.t_us,
+                format!(
+                    "{w} declared itself dead after the store refused its beat expecting {expected:?}: the store held {held:?}, the value its own last landed beat wrote over {expected:?} (a beat it must know it wrote)"
+                ),
+            ));
+        }
+    }
     v
 }
 
@@ -344,6 +427,72 @@ mod tests {
             moved(1_450, "b", 1_420),
         ];
         assert!(keepalive_rules(&lost, 1_500).is_empty(), "an emitted beat is not a held one");
+    }
+
+    /// P35: a worker's death after the store refused its beat over the worker's own last landed
+    /// beat (MC137: an in-doubt value adopted but not stored as its last) fires at the death;
+    /// a refusal over the dead marker, a deleted keep-alive, another node's write or a rolled
+    /// back value does not.
+    #[test]
+    fn a_death_over_its_own_landed_beat_fires_p35() {
+        let refused = |t_ms: u64, held: Option<&str>, own: bool, by: Who| {
+            let (worker, expected, held) = ("w".into(), "1000|1500".into(), held.map(str::to_owned));
+            at(t_ms, ServerEv::KeepaliveRefused { worker, expected, held, own, by })
+        };
+        let dead = |t_ms: u64, node: Who| Event {
+            t_us: t_ms * 1000,
+            node,
+            ev: Ev::Core(keel::observe::Event::Pool(PoolEvent::WorkerDead { worker: "w".into() })),
+        };
+        let n0 = Who::Node(0);
+        let judge =
+            |h: &[Event]| deaths_not_over_own_beats(h).iter().map(|v| (v.invariant, v.t_us / 1000)).collect::<Vec<_>>();
+        assert_eq!(judge(&[refused(1_500, Some("1400|1500"), true, n0), dead(1_510, n0)]), [("P35", 1_510)]);
+        assert_eq!(judge(&[refused(1_500, Some("dead"), false, n0), dead(1_510, n0)]), []);
+        assert_eq!(judge(&[refused(1_500, None, false, n0), dead(1_510, n0)]), []);
+        assert_eq!(judge(&[refused(1_500, Some("900|1500"), false, n0), dead(1_510, n0)]), [], "rolled back");
+        // A refusal over its own beat that the worker adopted (no death), then a fence: the
+        // death follows the later refusal.
+        let h = [refused(1_500, Some("1400|1500"), true, n0), refused(2_900, Some("dead"), false, n0), dead(2_910, n0)];
+        assert_eq!(judge(&h), []);
+        // The store's refusal is the worker's whoever the connection named (a request before
+        // its connection said whose it is comes from the world); another worker's is not.
+        assert_eq!(judge(&[refused(1_500, Some("1400|1500"), true, Who::World), dead(1_510, n0)]), [("P35", 1_510)]);
+        let other = Event {
+            t_us: 1_510_000,
+            node: n0,
+            ev: Ev::Core(keel::observe::Event::Pool(PoolEvent::WorkerDead { worker: "v".into() })),
+        };
+        assert_eq!(judge(&[refused(1_500, Some("1400|1500"), true, n0), other]), []);
+    }
+
+    /// The store's memory of beats: a refused beat is `own` only over the value the worker's last
+    /// applied beat wrote over the value it expects again (whichever connection sent it); a
+    /// fence forgets it, and a cleaner's refused fence is no beat.
+    #[test]
+    fn the_store_remembers_each_workers_last_beat() {
+        let history = History::default();
+        let beats = Beats::default();
+        let cas = |e: &str, n: &str| MapWrite::CompareAndSet { expected: e.into(), new: n.into() };
+        let at = ("keel:pool:p:keepalive", "w");
+        let (n0, n1) = (Who::Node(0), Who::Node(1));
+        let (a, b, c) = ("1000|1500", "1500|1500", "2000|1500");
+        beats.written(at, &cas(a, b), (true, Some(b)), &history, n0);
+        beats.written(at, &cas(a, c), (false, Some(b)), &history, n0);
+        beats.written(at, &cas(a, c), (false, Some(b)), &history, Who::World);
+        beats.written(at, &cas(b, c), (false, Some(a)), &history, n0);
+        beats.written(at, &cas(b, "dead"), (true, Some("dead")), &history, n1);
+        beats.written(at, &cas(a, c), (false, Some("dead")), &history, n0);
+        beats.written(at, &cas(a, "dead"), (false, Some("dead")), &history, n1);
+        let own: Vec<bool> = history
+            .take()
+            .iter()
+            .filter_map(|e| match e.server() {
+                Some(ServerEv::KeepaliveRefused { own, .. }) => Some(*own),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(own, [true, true, false, false]);
     }
 
     #[test]
