@@ -359,26 +359,19 @@ mod tests {
         assert_eq!(judge(&[failed(10, 10), stopped, registered(30, 5)]), []);
     }
 
+    /// A failed try of job `j`'s attempt 1 that ended at `t_ms` after `took_ms`: backoff 100 ms
+    /// doubling to 300 ms, three tries.
+    fn complete_retry(t_ms: u64, took_ms: u64) -> Ev {
+        let (retry_min_us, retry_max_us, tries_max) = (100_000, 300_000, 3);
+        let (job, worker, error, took_us) = ("j".into(), "w".into(), "x".into(), took_ms * 1000);
+        let e =
+            PoolEvent::CompleteRetry { job, worker, attempt: 1, error, took_us, retry_min_us, retry_max_us, tries_max };
+        at(t_ms, e)
+    }
+
     #[test]
     fn completion_tries_after_their_backoff_pass_and_others_fire_p26() {
-        let retry = |t_ms: u64, took_ms: u64| {
-            let (retry_min_us, retry_max_us) = (100_000, 300_000);
-            let (job, worker, error, took_us) = ("j".into(), "w".into(), "x".into(), took_ms * 1000);
-            let tries_max = 3;
-            at(
-                t_ms,
-                PoolEvent::CompleteRetry {
-                    job,
-                    worker,
-                    attempt: 1,
-                    error,
-                    took_us,
-                    retry_min_us,
-                    retry_max_us,
-                    tries_max,
-                },
-            )
-        };
+        let retry = complete_retry;
         let gave_up = |t_ms: u64| {
             at(
                 t_ms,
@@ -405,23 +398,7 @@ mod tests {
 
     #[test]
     fn a_completion_makes_exactly_its_tries_or_p26_fires() {
-        let retry = |t_ms: u64| {
-            let (job, worker, error, took_us, tries_max) = ("j".into(), "w".into(), "x".into(), 10_000, 3);
-            let (retry_min_us, retry_max_us) = (100_000, 300_000);
-            at(
-                t_ms,
-                PoolEvent::CompleteRetry {
-                    job,
-                    worker,
-                    attempt: 1,
-                    error,
-                    took_us,
-                    retry_min_us,
-                    retry_max_us,
-                    tries_max,
-                },
-            )
-        };
+        let retry = |t_ms: u64| complete_retry(t_ms, 10);
         let gave_up = |t_ms: u64, tries: u32| {
             at(t_ms, PoolEvent::CompleteFailed { job: "j".into(), worker: "w".into(), attempt: 1, tries, tries_max: 3 })
         };
