@@ -170,7 +170,7 @@ pub fn run(
     for v in &linearizability.violations {
         violations.push(Violation::new("L1", end_us, format!("store history not linearizable: {v}")));
     }
-    violations.extend(crate::check::refusals_reported(&events));
+    violations.extend(refusals_reported(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -188,4 +188,23 @@ pub fn run(
         heal_us,
         linearizability,
     }
+}
+
+/// L2: each write the store refused answered with the value that refused it, judged as the store
+/// applied it (`ServerEv::RefusalMisreported`, recorded by the simulated store from a read apart
+/// from the write's own path). A refusal that says "absent" while a value holds sends a
+/// compare-and-set loop or a keep-alive beat in doubt after a value that is not there. The first
+/// 20; every scenario, built-in or a user's.
+fn refusals_reported(events: &[crate::history::Event]) -> Vec<Violation> {
+    let wrong = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::RefusalMisreported { map, key, told, held, by }) => Some(Violation::new(
+            "L2",
+            e.t_us,
+            format!(
+                "the store refused {by}'s write of {map}/{key} and answered that it held {told:?}; it held {held:?}"
+            ),
+        )),
+        _ => None,
+    });
+    wrong.take(20).collect()
 }
