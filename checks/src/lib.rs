@@ -32,6 +32,7 @@ mod rules;
 mod services;
 mod stop_reports;
 mod store_errors;
+mod superseded_runs;
 mod verdict;
 mod worker_ids;
 mod worker_retries;
@@ -62,6 +63,7 @@ pub use rules::{
 pub use services::{group_starts, services_run_one_at_a_time};
 pub use stop_reports::completer_stops_return_their_report;
 pub use store_errors::lease_recoveries_follow_errors;
+pub use superseded_runs::superseded_runs_are_stopped;
 pub use verdict::{Coverage, Span, Violation};
 pub use worker_ids::worker_ids_name_one_incarnation;
 pub use worker_retries::{

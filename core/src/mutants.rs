@@ -692,6 +692,12 @@ pub enum Mutant {
     /// lost completions (found by V21 unmutated, the start/stop stress; blind-spot hunt, round
     /// 16, #14's rule).
     MC138,
+    /// A worker that stops its run of a job only when the job's record is gone, not when the
+    /// record moved on to a newer attempt on another worker: the stale handler runs on beside the
+    /// new attempt's until it returns, its completion then refused (blind-spot hunt, round 16,
+    /// part B #1: only a unit test caught it; P2 sees the overlap only past its hand-off
+    /// allowance).
+    MC139,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

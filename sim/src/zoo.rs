@@ -939,6 +939,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC139,
+        lineage: "checker proof (blind-spot hunt, round 16, part B #1): a worker that stops its run only when the job's record is gone, not when it moved to a newer attempt elsewhere",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

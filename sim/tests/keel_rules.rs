@@ -390,6 +390,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC137: an in-doubt beat adopted but not stored as the worker's last (P35 at the worker's
     // death, after the store refused its beat over its own landed one; pool seed 1, 36 of 0..100).
     assert!(caught_by_free_rules_within("pool", Mutant::MC137, "P35", 3).is_some(), "MC137 breaks P35");
+    // MC139: a run whose job's record moved to a newer attempt on another worker left going
+    // (P37 at the worker's next event after the delivery; pool seed 0, 13 of 0..60).
+    assert!(caught_by_free_rules("pool", Mutant::MC139, "P37").is_some(), "MC139 breaks P37");
     // MC114: the epoch marker never written (P30 at a node's first check of it after a store
     // data loss; `poolloss`: the pool's workload with data loss among its faults).
     assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");

@@ -161,6 +161,13 @@ events! {
         Acked { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "acked",
         /// The store rejected a stale attempt's ack or completion.
         StaleRejected { op: StaleOp, job: Text<'a>, worker: Text<'a>, attempt: u64 } = "stale_rejected",
+        /// A worker's driver handed its machine a job's record (routed, or re-announced by a
+        /// sweep): the record's attempt and owner, attempt 0 when the record is gone or
+        /// unreadable. With `started` and `handler_returned`, P37 judges that a run the record
+        /// moves on is asked to stop at once.
+        RecordDelivered { job: Text<'a>, worker: Text<'a>, attempt: u64, owner: Text<'a> } = "record_delivered",
+        /// A worker asked its run of a job to stop: the job's record moved on or is gone.
+        RunStopAsked { job: Text<'a>, worker: Text<'a> } = "run_stop_asked",
         /// A handler started.
         Started { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "started",
         /// A handler returned (`completed`: it said so; the completion is recorded after this,
@@ -323,6 +330,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::StaleRejected { op: StaleOp::Complete, job, worker, attempt } => {
             info!(target: T, kind = "stale_rejected", op = "complete", job = %job, worker = %worker, attempt, "stale attempt: completion rejected")
+        }
+        E::RecordDelivered { job, worker, attempt, owner } => {
+            trace!(target: T, kind = "record_delivered", job = %job, worker = %worker, attempt, owner = %owner, "job record delivered to its worker")
+        }
+        E::RunStopAsked { job, worker } => {
+            debug!(target: T, kind = "run_stop_asked", job = %job, worker = %worker, "run asked to stop: its record moved on")
         }
         E::Started { job, worker, attempt } => {
             debug!(target: T, kind = "started", job = %job, worker = %worker, attempt, "handler started")

@@ -221,6 +221,11 @@ impl JobRecord {
         Self::fields(v).map(|(_, owner, _)| owner)
     }
 
+    /// The attempt and owner of a record, borrowed (what a worker's delivery reports).
+    pub fn head(v: &str) -> Option<(u64, &str)> {
+        Self::fields(v).map(|(attempt, owner, _)| (attempt, owner))
+    }
+
     /// `attempt|owner|payload`, borrowed: what [`parse`](Self::parse) decodes, without a copy
     /// (a sweep and an audit check every record of the job map).
     fn fields(v: &str) -> Option<(u64, &str, &str)> {

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::node::{Assign, Core, ms};
 use super::run::{Ended, RunEnded, run_job};
-use super::state::{DEAD, KeepAlive, job_key, pending_key};
+use super::state::{DEAD, JobRecord, KeepAlive, job_key, pending_key};
 use super::worker_machine::{BeatReply, Command, Report, Timing, WorkerMachine};
 use super::{JobHandler, WorkerExit};
 use std::time::Duration;
@@ -102,6 +102,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                         while let Ok(e) = done_rx.try_recv() {
                             ended(&self.core, &self.id, &mut m, &mut io, e);
                         }
+                        let (attempt, owner) = raw.as_deref().and_then(JobRecord::head).unwrap_or((0, ""));
+                        let (worker, job_text, owner) = ((&self.id).into(), (&job).into(), owner.into());
+                        observe::emit(PoolEvent::RecordDelivered { job: job_text, worker, attempt, owner });
                         m.on_record(self.core.clock.now(), &job, raw);
                     }
                     None => intake_open = false,
@@ -170,6 +173,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 io.tasks.insert(job, Task { run, stop, task });
             }
             Command::StopRun { job, run } => {
+                observe::emit(PoolEvent::RunStopAsked { job: (&job).into(), worker: (&self.id).into() });
                 if let Some(t) = io.tasks.get(&job).filter(|t| t.run == run) {
                     t.stop.cancel();
                 }

@@ -435,7 +435,13 @@ impl WorkerMachine {
                 }
                 None => {
                     // Moved to another worker or a newer attempt, or gone: our run is stale.
-                    if rec.is_none_or(|x| x.attempt > r.attempt) {
+                    // MC139: only a record that is gone stops the run.
+                    let moved_on = if mutants::active(Mutant::MC139) {
+                        rec.is_none()
+                    } else {
+                        rec.is_none_or(|x| x.attempt > r.attempt)
+                    };
+                    if moved_on {
                         let run = r.run;
                         self.commands.push_back(Command::StopRun { job: job.to_owned(), run });
                     }

@@ -246,6 +246,15 @@ fn a_moved_or_vanished_record_stops_the_stale_run() {
             Command::StopRun { job: "c".into(), run: rc }
         ]
     );
+    #[cfg(feature = "mutants")]
+    {
+        let (mut m, t0) = registered();
+        start(&mut m, t0, "a", 1);
+        crate::mutants::set(Some(crate::mutants::Mutant::MC139));
+        m.on_record(t0, "a", Some(rec(2, "w2")));
+        crate::mutants::set(None);
+        assert_eq!(drain(&mut m), [], "MC139: a record moved to another worker does not stop the run");
+    }
     // A record of another owner at our own attempt (an old announcement) does not stop it.
     let rd = start(&mut m, t0, "d", 5);
     m.on_record(t0, "d", Some(rec(5, "w2")));

@@ -516,6 +516,7 @@ impl PoolScenario {
             Mutant::MC134,
             Mutant::MC135,
             Mutant::MC137,
+            Mutant::MC139,
         ]
     }
 }
