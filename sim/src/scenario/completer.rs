@@ -95,6 +95,9 @@ events! {
         LifeAwaitBegun { what: String } = "life_await_begun",
         /// V18: that await returned.
         LifeAwaitEnded { what: String } = "life_await_ended",
+        /// V18: that await was given up: the node is stopping (its caller's token fired), and
+        /// the stress's runs now end as they start.
+        LifeAwaitAbandoned { what: String } = "life_await_abandoned",
     }
 }
 

@@ -71,7 +71,12 @@ pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = (
             tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = wait => ctx.record(Rec::LifeAwaitEnded { what: what.into() }),
-                _ = done.cancelled() => return,
+                _ = done.cancelled() => {
+                    // Said, so V18 stops waiting for a return that will not come (completer seed
+                    // 4550: a node stopping as the stress began; its runs end as they start).
+                    ctx.record(Rec::LifeAwaitAbandoned { what: what.into() });
+                    return;
+                }
             }
         }
     });
@@ -134,6 +139,15 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             Some(Rec::LifeAwaitBegun { what }) => {
                 let want_running = what == "started";
                 w.pending = Some((want_running, (w.running == want_running).then_some(e.t_us)));
+            }
+            Some(Rec::LifeAwaitAbandoned { .. }) => {
+                // Given up, not returned: judged only for a wake it missed before.
+                if let Some((want_running, Some(s))) = w.pending.take()
+                    && late(e.node, s, e.t_us)
+                    && v.len() < 20
+                {
+                    v.push(Violation::new("V18", s + WAKE_SLACK_US, unwoken(e.node, want_running, s)));
+                }
             }
             Some(Rec::LifeAwaitEnded { what }) => {
                 let Some((want_running, since)) = w.pending.take() else { continue };
