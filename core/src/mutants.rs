@@ -698,6 +698,11 @@ pub enum Mutant {
     /// part B #1: only a unit test caught it; P2 sees the overlap only past its hand-off
     /// allowance).
     MC139,
+    /// A store whose snapshots never say it restarted since the map's last commit: a replica
+    /// that loads one after a roll-back applies the changes a feed opened before the restart
+    /// still carries, of the history the roll-back lost (blind-spot hunt, round 16, A #18: only
+    /// the exhaustive rmap model caught it).
+    MC140,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

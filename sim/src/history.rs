@@ -186,6 +186,10 @@ events! {
         /// A write by `by` to `map`/`key` the store refused answered that the key held `told`
         /// while it held `held` (L2): a refusal must say what refused it.
         RefusalMisreported { map: String, key: String, told: Option<String>, held: Option<String>, by: Who } = "refusal_misreported",
+        /// A snapshot of `map` at `rev` the store served to `by` said `told` of whether the store
+        /// restarted since the map's last commit; the store node's own record of its boots and
+        /// of the map's revision at the last one says otherwise (L3).
+        RestartMisreported { map: String, rev: u64, told: bool, by: Who } = "restart_misreported",
     }
 }
 

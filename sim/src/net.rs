@@ -202,6 +202,9 @@ pub struct ServerFaults {
     /// Each keep-alive's last applied compare-and-set, its writer and what it replaced (P35;
     /// forgotten at every boot, as `lock_writers`).
     beats: pool_keepalive::Beats,
+    /// Each map's revision at the store's last boot (L3: a snapshot at that revision says the
+    /// store restarted since the map's last commit, and only such a snapshot says so).
+    boot_revs: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for ServerFaults {
@@ -217,6 +220,7 @@ impl Default for ServerFaults {
             lock_writers: Mutex::new(BTreeMap::new()),
             fences: pool_cleanup::Fences::default(),
             beats: pool_keepalive::Beats::default(),
+            boot_revs: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -257,6 +261,7 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
     faults.lock_writers.lock().unwrap_or_else(|p| p.into_inner()).clear();
     faults.fences.clear();
     faults.beats.clear();
+    *faults.boot_revs.lock().unwrap_or_else(|p| p.into_inner()) = store.map_revs();
     match store.time_ms().await {
         Ok(now_ms) => history.record(Who::Store, ServerEv::StoreUp { now_ms }),
         Err(e) => history.record(Who::Store, WorldEv::SimError { error: format!("store clock: {e}") }),
@@ -419,7 +424,11 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             let (v, rev) = store.map_get(&map, &key).await?;
             Resp::Get(v, rev)
         }
-        Op::Snapshot { map } => Resp::Snapshot(store.map_snapshot(&map).await?),
+        Op::Snapshot { map } => {
+            let snap = store.map_snapshot(&map).await?;
+            restart_flag_judged(faults, history, node, &map, &snap);
+            Resp::Snapshot(snap)
+        }
         Op::Scan { map, cursor, count } => Resp::Scan(store.map_scan(&map, &cursor, count).await?),
         // A pool's pending entries: each removal judged as it applies (P5 at the instant); and
         // every keep-alive write the store applied, with its store time (P3's mirror).
@@ -493,7 +502,15 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             pool_owners::refused(store, &map, each, &applied, history, node).await;
             Resp::Txns(out)
         }
-        Op::Reads { reads } => Resp::Reads(store.reads(&reads).await?),
+        Op::Reads { reads } => {
+            let outs = store.reads(&reads).await?;
+            for (read, out) in reads.iter().zip(&outs) {
+                if let (Read::Snapshot { map }, ReadOut::Snapshot(snap)) = (read, out) {
+                    restart_flag_judged(faults, history, node, map, snap);
+                }
+            }
+            Resp::Reads(outs)
+        }
         Op::Watch { map, sub } => {
             let mut w = store.watch(&map).await?;
             let (served, mut ended) = (served.clone(), served.kill.clone());
@@ -512,6 +529,20 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             Resp::Unit
         }
     })
+}
+
+/// L3: a snapshot says the store restarted since the map's last commit exactly when the map has
+/// a revision and it is still the one the map had at the store's last boot (no commit since).
+/// Judged against the store node's own record, read at each boot: a store that never says so
+/// lets a replica apply a feed's changes of a history a roll-back lost (MC140), one that says
+/// so after a commit makes every load resync again.
+fn restart_flag_judged(faults: &ServerFaults, history: &History, node: Who, map: &str, snap: &MapSnapshot) {
+    let boot_rev = faults.boot_revs.lock().unwrap_or_else(|p| p.into_inner()).get(map).copied();
+    let restarted = snap.rev > 0 && boot_rev == Some(snap.rev);
+    if snap.restarted_since_commit != restarted {
+        let (map, rev, told) = (map.to_owned(), snap.rev, snap.restarted_since_commit);
+        history.record(Who::Store, ServerEv::RestartMisreported { map, rev, told, by: node });
+    }
 }
 
 /// A pool's keep-alive map (`keel:pool:{pool}:keepalive`): its applied writes are recorded with

@@ -171,6 +171,7 @@ pub fn run(
         violations.push(Violation::new("L1", end_us, format!("store history not linearizable: {v}")));
     }
     violations.extend(refusals_reported(&events));
+    violations.extend(restarts_reported(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -202,6 +203,24 @@ fn refusals_reported(events: &[crate::history::Event]) -> Vec<Violation> {
             e.t_us,
             format!(
                 "the store refused {by}'s write of {map}/{key} and answered that it held {told:?}; it held {held:?}"
+            ),
+        )),
+        _ => None,
+    });
+    wrong.take(20).collect()
+}
+
+/// L3: each snapshot says whether the store restarted since its map's last commit, judged as the
+/// store serves it (`ServerEv::RestartMisreported`, recorded by the simulated store against its
+/// own record of the map's revision at each boot). The first 20 violations.
+fn restarts_reported(events: &[crate::history::Event]) -> Vec<Violation> {
+    let wrong = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::RestartMisreported { map, rev, told, by }) => Some(Violation::new(
+            "L3",
+            e.t_us,
+            format!(
+                "the store served {by} a snapshot of {map} at revision {rev} saying restarted_since_commit={told}; its own record says {}",
+                !told
             ),
         )),
         _ => None,

@@ -145,6 +145,12 @@ impl MemoryStore {
         self.lock().data.map_entries_from(map, from)
     }
 
+    /// Every map's revision, under one lock: an inspection hook for the simulator, which reads
+    /// it at each boot to judge the restart flag of later snapshots (Redis has no such call).
+    pub fn map_revs(&self) -> BTreeMap<String, u64> {
+        self.lock().data.map_revs()
+    }
+
     /// The live grant of lease `name`: its token, fence and expiry (store ms). For checkers.
     pub fn lease_grant(&self, name: &str) -> Option<(String, u64, u64)> {
         let now = self.now_ms();

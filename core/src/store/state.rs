@@ -195,7 +195,11 @@ impl StoreState {
             rev: m.rev,
             entries: m.entries.clone(),
             reseeds: m.reseeds.clone(),
-            restarted_since_commit: m.rev > 0 && m.boot != self.boot,
+            // MC140: the flag never set: a replica loading such a snapshot applies a feed's
+            // changes of a history the restart may have rolled back.
+            restarted_since_commit: m.rev > 0
+                && m.boot != self.boot
+                && !crate::mutants::active(crate::mutants::Mutant::MC140),
         }))
     }
 
@@ -216,6 +220,11 @@ impl StoreState {
                 })
             })
             .collect()
+    }
+
+    /// Every map's revision (an inspection hook: the simulated store reads it at each boot).
+    pub fn map_revs(&self) -> BTreeMap<String, u64> {
+        self.maps.iter().map(|(name, m)| (name.clone(), m.rev)).collect()
     }
 
     /// The entries of map `map` whose key is `from` or after it, copied: an inspection hook

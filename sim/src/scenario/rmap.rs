@@ -911,6 +911,7 @@ impl RmapScenario {
             Mutant::MC104,
             Mutant::MC128,
             Mutant::MC130,
+            Mutant::MC140,
         ]
     }
 }
