@@ -703,6 +703,10 @@ pub enum Mutant {
     /// still carries, of the history the roll-back lost (blind-spot hunt, round 16, A #18: only
     /// the exhaustive rmap model caught it).
     MC140,
+    /// A store whose watch of a map replaces the map's feed: every older watch of the map goes
+    /// silent, with no gap (blind-spot hunt, round 16, A #5: R2 saw it on rmap at convergence, the
+    /// pool's sweeps repaired it within every rule's slack).
+    MC141,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -190,6 +190,8 @@ events! {
         /// restarted since the map's last commit; the store node's own record of its boots and
         /// of the map's revision at the last one says otherwise (L3).
         RestartMisreported { map: String, rev: u64, told: bool, by: Who } = "restart_misreported",
+        /// A feed of `map` served to `by` lost a change without saying so (`why`; L4).
+        FeedLost { map: String, why: String, by: Who } = "feed_lost",
     }
 }
 

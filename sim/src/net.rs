@@ -34,6 +34,8 @@ use crate::scenario::pool_owners::{self, RemovalJudge};
 use crate::scenario::{pool_cleanup, pool_keepalive};
 use crate::world::lock;
 
+mod feeds;
+
 /// The store server's address.
 pub const STORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
 
@@ -205,6 +207,8 @@ pub struct ServerFaults {
     /// Each map's revision at the store's last boot (L3: a snapshot at that revision says the
     /// store restarted since the map's last commit, and only such a snapshot says so).
     boot_revs: Mutex<BTreeMap<String, u64>>,
+    /// The open feeds and each map's last commit (L4; forgotten at every boot).
+    feeds: Arc<feeds::Feeds>,
 }
 
 impl Default for ServerFaults {
@@ -221,6 +225,7 @@ impl Default for ServerFaults {
             fences: pool_cleanup::Fences::default(),
             beats: pool_keepalive::Beats::default(),
             boot_revs: Mutex::new(BTreeMap::new()),
+            feeds: Arc::default(),
         }
     }
 }
@@ -262,6 +267,7 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
     faults.fences.clear();
     faults.beats.clear();
     *faults.boot_revs.lock().unwrap_or_else(|p| p.into_inner()) = store.map_revs();
+    faults.feeds.clear();
     match store.time_ms().await {
         Ok(now_ms) => history.record(Who::Store, ServerEv::StoreUp { now_ms }),
         Err(e) => history.record(Who::Store, WorldEv::SimError { error: format!("store clock: {e}") }),
@@ -347,7 +353,12 @@ async fn handle(served: Arc<Served>, req: Req) {
 
 async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
     let Served { store, history, faults, client, .. } = &**served;
-    Ok(match op {
+    // L4: a write's map, to judge its feeds once it applied.
+    let written = match &op {
+        Op::Write { map, .. } | Op::Txn { map, .. } | Op::Txns { map, .. } => Some(map.clone()),
+        _ => None,
+    };
+    let resp = match op {
         Op::Hello { node } => {
             *client.lock().unwrap_or_else(|p| p.into_inner()) = node;
             Resp::Unit
@@ -513,22 +524,30 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
         }
         Op::Watch { map, sub } => {
             let mut w = store.watch(&map).await?;
+            let feed = faults.feeds.opened(&map, store.map_rev(&map), node);
             let (served, mut ended) = (served.clone(), served.kill.clone());
             tokio::spawn(async move {
+                let boot_rev = boot_rev(&served.faults, &map);
                 loop {
                     let ev = tokio::select! {
                         biased; // deterministic poll order (see `connection`)
                         _ = ended.changed() => return,
                         ev = w.next() => ev,
                     };
+                    feed.took(&ev, served.store.map_rev(&map), boot_rev, &served.history);
                     if served.tx.send(Box::new(Down::Feed { sub, ev })).await.is_err() {
                         return;
                     }
+                    feed.sent();
                 }
             });
             Resp::Unit
         }
-    })
+    };
+    if let Some(map) = written {
+        faults.feeds.written(&map, store.map_rev(&map), history);
+    }
+    Ok(resp)
 }
 
 /// L3: a snapshot says the store restarted since the map's last commit exactly when the map has
@@ -537,12 +556,16 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
 /// lets a replica apply a feed's changes of a history a roll-back lost (MC140), one that says
 /// so after a commit makes every load resync again.
 fn restart_flag_judged(faults: &ServerFaults, history: &History, node: Who, map: &str, snap: &MapSnapshot) {
-    let boot_rev = faults.boot_revs.lock().unwrap_or_else(|p| p.into_inner()).get(map).copied();
-    let restarted = snap.rev > 0 && boot_rev == Some(snap.rev);
+    let restarted = snap.rev > 0 && boot_rev(faults, map) == snap.rev;
     if snap.restarted_since_commit != restarted {
         let (map, rev, told) = (map.to_owned(), snap.rev, snap.restarted_since_commit);
         history.record(Who::Store, ServerEv::RestartMisreported { map, rev, told, by: node });
     }
+}
+
+/// `map`'s revision at the store's last boot (0 when it had none).
+fn boot_rev(faults: &ServerFaults, map: &str) -> u64 {
+    faults.boot_revs.lock().unwrap_or_else(|p| p.into_inner()).get(map).copied().unwrap_or(0)
 }
 
 /// A pool's keep-alive map (`keel:pool:{pool}:keepalive`): its applied writes are recorded with

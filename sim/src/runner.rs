@@ -172,6 +172,7 @@ pub fn run(
     }
     violations.extend(refusals_reported(&events));
     violations.extend(restarts_reported(&events));
+    violations.extend(feeds_complete(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -226,4 +227,17 @@ fn restarts_reported(events: &[crate::history::Event]) -> Vec<Violation> {
         _ => None,
     });
     wrong.take(20).collect()
+}
+
+/// L4: a watch's feed carries each change of its map in revision order, or a gap, judged at the
+/// store node as its forwarders take each event and as the map commits (`ServerEv::FeedLost`,
+/// `sim/src/net/feeds.rs`). The first 20 violations.
+fn feeds_complete(events: &[crate::history::Event]) -> Vec<Violation> {
+    let lost = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::FeedLost { map, why, by }) => {
+            Some(Violation::new("L4", e.t_us, format!("{by}'s feed of {map} lost a change without a gap: {why}")))
+        }
+        _ => None,
+    });
+    lost.take(20).collect()
 }

@@ -951,6 +951,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC141,
+        lineage: "checker proof (blind-spot hunt, round 16, A #5): a store whose watch of a map replaces the map's feed, silencing the older watches",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -145,6 +145,11 @@ impl MemoryStore {
         self.lock().data.map_entries_from(map, from)
     }
 
+    /// Map `map`'s revision (0 when it has none): an inspection hook for the simulator's judges.
+    pub fn map_rev(&self, map: &str) -> u64 {
+        self.lock().data.map_rev(map)
+    }
+
     /// Every map's revision, under one lock: an inspection hook for the simulator, which reads
     /// it at each boot to judge the restart flag of later snapshots (Redis has no such call).
     pub fn map_revs(&self) -> BTreeMap<String, u64> {
@@ -299,6 +304,11 @@ impl Store for MemoryStore {
     async fn watch(&self, map: &str) -> StoreResult<MemoryWatch> {
         check_name("map", map)?;
         let mut st = self.lock();
+        if crate::mutants::active(crate::mutants::Mutant::MC141) {
+            // MC141: every watch gets a channel of its own in the map's one slot: the older
+            // watches' sender is dropped and they go silent.
+            st.feeds.insert(map.to_owned(), broadcast::channel(WATCH_BUFFER).0);
+        }
         let tx = st.feeds.entry(map.to_owned()).or_insert_with(|| broadcast::channel(WATCH_BUFFER).0);
         Ok(MemoryWatch { rx: tx.subscribe() })
     }

@@ -517,6 +517,7 @@ impl PoolScenario {
             Mutant::MC135,
             Mutant::MC137,
             Mutant::MC139,
+            Mutant::MC141,
         ]
     }
 }

@@ -912,6 +912,7 @@ impl RmapScenario {
             Mutant::MC128,
             Mutant::MC130,
             Mutant::MC140,
+            Mutant::MC141,
         ]
     }
 }
