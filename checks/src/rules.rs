@@ -1250,8 +1250,9 @@ pub struct Belief<N> {
     pub span: Span,
 }
 
-/// Every belief of every node, from keel's `Held` to its `Lost` or `Released` (or the node's
-/// crash, restart, or the end).
+/// Every belief of every node, from keel's `Held` to its `SteppingDown` (from there its handle
+/// and its guards read the grant lost, while its work stops), `Lost` or `Released` (or the
+/// node's crash, restart, or the end).
 pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
     let mut open: BTreeMap<(E::Node, String), (u64, u64)> = BTreeMap::new(); // → (since, fence)
     let mut out = Vec::new();
@@ -1268,7 +1269,14 @@ pub fn beliefs<E: Entry>(events: &[E], end_us: u64) -> Vec<Belief<E::Node>> {
                 }
                 open.insert(k, (t, *fence));
             }
-            (Some(LeaseEvent::Lost { lease, .. } | LeaseEvent::Released { lease, .. }), _) => {
+            (
+                Some(
+                    LeaseEvent::SteppingDown { lease, .. }
+                    | LeaseEvent::Lost { lease, .. }
+                    | LeaseEvent::Released { lease, .. },
+                ),
+                _,
+            ) => {
                 let k = (n.clone(), plain(lease).to_owned());
                 if let Some(b) = open.remove(&k) {
                     close(&mut out, k, b, t);

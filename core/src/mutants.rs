@@ -707,6 +707,11 @@ pub enum Mutant {
     /// silent, with no gap (blind-spot hunt, round 16, A #5: R2 saw it on rmap at convergence, the
     /// pool's sweeps repaired it within every rule's slack).
     MC141,
+    /// A lease holder whose wait between steps is not cut at its deadline: after a failed
+    /// renewal whose backoff ends past the deadline, it still says `held`, then steps down and
+    /// releases up to `retry_max` late (blind-spot hunt, round 17, A #16: inside the drift margin
+    /// S6 allows; only a machine unit test caught it).
+    MC142,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -332,7 +332,7 @@ pub fn lease_error_summaries(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::lease_error_summaries_keep_count(run.events, counts_only_beyond_bound(run))
 }
 
-/// S18: a lease owner's step-down names its cause ([`keel_checks::lease_losses_name_their_cause`]),
+/// S18 and S19: a lease owner's step-down names its cause and begins by its deadline ([`keel_checks::lease_losses_name_their_cause`]),
 /// a deadline no earlier than the belief at the plan's fastest in-bound clock; in plans with
 /// clocks beyond their bound only the causes are judged.
 pub fn lease_losses(run: &RunView<'_>) -> Vec<Violation> {

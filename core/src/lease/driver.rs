@@ -345,8 +345,17 @@ impl<S: Store> Driver<S> {
                     }
                 }
                 Step::StopWork => {
-                    // The grant ends for its guards before the work is even told to stop.
-                    self.set_current(None);
+                    // The grant ends for its guards before the work is even told to stop. A
+                    // step-down keeps the ended grant where the handle reads it, with its reason:
+                    // the handle reads the loss from here, not a `Held` while a slow work stops.
+                    match (self.current(), m.stepping_down()) {
+                        (Some(v), Some((fence, reason))) if v.fence() == fence => {
+                            let (lease, owner) = ((&name).into(), (&owner).into());
+                            observe::emit(LeaseEvent::SteppingDown { lease, owner, fence });
+                            v.lose(reason);
+                        }
+                        _ => self.set_current(None),
+                    }
                     if let Some(w) = work.take() {
                         self.stop_work(w).await;
                     }
@@ -494,17 +503,28 @@ impl<S: Store> Driver<S> {
             stopped();
         }
         let mut task = w.task;
-        tokio::select! {
+        let aborted = tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
-            r = &mut task => match r {
-                Ok(Ok(())) => {}
-                Ok(Err(p)) => error!(target: "keel::lease", lease = %self.cfg.name, panic = %p, "guarded work panicked while stopping"),
-                Err(e) => error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work task failed"),
-            },
+            r = &mut task => {
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(p)) => error!(target: "keel::lease", lease = %self.cfg.name, panic = %p, "guarded work panicked while stopping"),
+                    Err(e) => error!(target: "keel::lease", lease = %self.cfg.name, error = %e, "guarded work task failed"),
+                }
+                false
+            }
             _ = self.clock.sleep(self.cfg.work_stop_timeout) => {
                 error!(target: "keel::lease", lease = %self.cfg.name, "guarded work ignored cancellation; aborting it");
                 task.abort();
+                true
             }
+        };
+        if aborted {
+            // An aborted work's future is dropped when the runtime next handles its task: wait
+            // for that, so that `work_stopped` (and the `lost` after it) follow the work's own
+            // drop (its guards, its drop-time clean-up). S15 saw the report come first at lease
+            // seed 2216, a clock jump ending the stop's wait.
+            let _ = task.await;
         }
         if !early {
             stopped();

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::LostReason;
 use crate::clock::{Clock, Instant};
 use crate::mutants::{self, Mutant};
 use crate::shutdown::Shutdown;
@@ -19,11 +20,14 @@ pub(crate) struct Validity {
     clock: Arc<dyn Clock>,
     /// `None` once the owner stepped down: a grant never becomes valid again.
     deadline: Mutex<Option<Instant>>,
+    /// Why the owner stepped down from it, once it did (its handle reads the loss from then on,
+    /// while the work is still stopping).
+    lost_for: Mutex<Option<LostReason>>,
 }
 
 impl Validity {
     pub(super) fn new(fence: u64, clock: Arc<dyn Clock>, deadline: Instant) -> Arc<Self> {
-        Arc::new(Validity { fence, clock, deadline: Mutex::new(Some(deadline)) })
+        Arc::new(Validity { fence, clock, deadline: Mutex::new(Some(deadline)), lost_for: Mutex::new(None) })
     }
 
     pub(super) fn fence(&self) -> u64 {
@@ -54,6 +58,17 @@ impl Validity {
     /// The owner stepped down (or is stopping): the grant is over for good.
     pub(super) fn end(&self) {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The owner steps down from the grant for `reason`: over for good, and said so.
+    pub(super) fn lose(&self, reason: LostReason) {
+        *self.lost_for.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.end();
+    }
+
+    /// Why the owner stepped down from it (a deadline that merely passed says nothing here).
+    pub(super) fn lost_for(&self) -> Option<LostReason> {
+        *self.lost_for.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

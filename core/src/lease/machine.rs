@@ -192,6 +192,14 @@ impl Machine {
         }
     }
 
+    /// The grant the owner is stepping down from, and why (while its work stops).
+    pub fn stepping_down(&self) -> Option<(u64, LostReason)> {
+        match self.phase {
+            Phase::SteppingDown { fence, reason } => Some((fence, reason)),
+            _ => None,
+        }
+    }
+
     /// The local deadline of the current grant, if held.
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
@@ -241,7 +249,9 @@ impl Machine {
                 };
                 if now >= next_renew {
                     Step::Renew { token: self.token.clone(), deadline }
-                } else if no_deadline {
+                } else if no_deadline || mutants::active(Mutant::MC142) {
+                    // MC142: the wait not cut at the deadline: after a failed renewal whose
+                    // backoff ends past it, the owner steps down that much late.
                     Step::Wait { until: next_renew.min(restart_at) }
                 } else {
                     Step::Wait { until: next_renew.min(deadline).min(restart_at) }

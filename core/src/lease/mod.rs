@@ -320,7 +320,9 @@ pub struct LeaseHandle {
 
 impl LeaseHandle {
     /// The current state. A published `Held` whose local deadline has passed reads as
-    /// `Lost { reason: Deadline }` even before the owner's driver has run (after a freeze).
+    /// `Lost { reason: Deadline }` even before the owner's driver has run (after a freeze), and
+    /// one the owner is stepping down from reads as `Lost` with its reason while the work stops
+    /// (the published `Lost` follows once it stopped).
     pub fn state(&self) -> LeaseState {
         self.judged(self.state.borrow().clone())
     }
@@ -329,7 +331,9 @@ impl LeaseHandle {
         let LeaseState::Held { fence, .. } = s else { return s };
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner());
         match grant.as_ref() {
-            Some(v) if v.fence() == fence && !v.is_valid() => LeaseState::Lost { fence, reason: LostReason::Deadline },
+            Some(v) if v.fence() == fence && !v.is_valid() => {
+                LeaseState::Lost { fence, reason: v.lost_for().unwrap_or(LostReason::Deadline) }
+            }
             _ => s,
         }
     }
@@ -437,6 +441,47 @@ mod tests {
 
         // Then the driver steps down and the guard's future completes.
         guard.lost().await;
+        handle.stop().await.expect("clean stop");
+    }
+
+    /// A step-down whose work is slow to stop (it ignores its guard until told): from the
+    /// step-down the handle reads the loss, with its reason, while the published state still says
+    /// `Held` until the work stopped (the blind-spot hunt's round 17: `state()` read `Held` for as
+    /// long as such a work took to stop).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_step_down_reads_lost_while_a_slow_work_stops() {
+        use crate::store::Store;
+        let clock = Arc::new(ManualClock::new());
+        let store = MemoryStore::with_clock(clock.clone(), 1_000_000);
+        let ttl = Duration::from_millis(300);
+        let cfg = LeaseConfig::builder("l", "n").ttl(ttl).quarantine(false).build().expect("valid config");
+        let (release, released) = tokio::sync::watch::channel(false);
+        let handle = LeaseOwner::new(store.clone(), cfg).with_clock(clock.clone()).start(move |guard: Guard| {
+            let mut released = released.clone();
+            async move {
+                let _ = released.wait_for(|r| *r).await;
+                drop(guard);
+            }
+        });
+        let fence = handle.held().await.expect("held");
+        // Another process takes the key: the next renewal is refused.
+        store.lease_delete_unchecked("l").await.expect("deleted");
+        let other = store.lease_acquire("l", "other", 300, 0).await.expect("acquired");
+        assert!(matches!(other, crate::store::Acquire::Granted { .. }));
+        clock.advance(ttl / 3 + Duration::from_millis(1));
+        for _ in 0..1000 {
+            if handle.state() != (LeaseState::Held { fence, work: WorkState::Running }) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(handle.state(), LeaseState::Lost { fence, reason: LostReason::Taken });
+        assert!(matches!(*handle.subscribe().borrow(), LeaseState::Held { .. }), "the work has not stopped yet");
+        assert_eq!(handle.fence(), None);
+        let _ = release.send(true);
+        let mut published = handle.subscribe();
+        let lost = published.wait_for(|s| matches!(s, LeaseState::Lost { .. })).await.expect("published").clone();
+        assert_eq!(lost, LeaseState::Lost { fence, reason: LostReason::Taken });
         handle.stop().await.expect("clean stop");
     }
 

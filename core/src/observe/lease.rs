@@ -48,6 +48,9 @@ events! {
         RenewFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a>, took_us: u64 } = "renew_failed",
         /// The guarded work was started under `fence`.
         WorkStarted { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "work_started",
+        /// The owner steps down from `fence` (for a loss, its work's end or its stop): its guards
+        /// read lost from here, and its work is told to stop (`work_stopped` once it did).
+        SteppingDown { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "stepping_down",
         /// The guarded work under `fence` has stopped.
         WorkStopped { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "work_stopped",
         /// The owner escalates a store error to its parent and exits.
@@ -134,6 +137,9 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         }
         E::WorkStarted { lease, owner, fence } => {
             info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_started", "guarded work started")
+        }
+        E::SteppingDown { lease, owner, fence } => {
+            debug!(target: T, lease = %lease, owner = %owner, fence, kind = "stepping_down", "stepping down: guards read lost, work told to stop")
         }
         E::WorkStopped { lease, owner, fence } => {
             info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_stopped", "guarded work stopped")

@@ -109,13 +109,20 @@ impl Drop for Returned {
     }
 }
 
+/// The node whose work reads its guard only between steps (a batch job): it does not end when
+/// the guard reads lost, so the owner's own step-down at its deadline is what stops it (S19: an
+/// owner that waits past its deadline is then late, MC142; every other node's work ends on
+/// `guard.lost()` at the deadline, and the owner steps down for the work's end on time).
+const POLLING_WORK_NODE: usize = 3;
+
 async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard) {
     let _returned = Returned(ctx.clone(), guard.fence());
+    let hears_lost = ctx.index != POLLING_WORK_NODE;
     while !guard.is_lost() {
         resource.write(&ctx, guard.fence());
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
-            _ = guard.lost() => {
+            _ = guard.lost(), if hears_lost => {
                 // In the same poll: `lost()` completing means the guard reads lost (S8).
                 ctx.record(Rec::LostSignal { fence: guard.fence(), lost: guard.is_lost() });
                 return;
@@ -187,6 +194,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC125,
     Mutant::MC126,
     Mutant::MC127,
+    Mutant::MC142,
     Mutant::MC131,
 ];
 
@@ -396,7 +404,11 @@ impl LeaseScenario {
                     belief.insert(n, (*fence, e.t_us));
                     stale.remove(&n);
                 }
-                (Some(LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }), _, _)
+                (
+                    Some(LeaseEvent::SteppingDown { .. } | LeaseEvent::Lost { .. } | LeaseEvent::Released { .. }),
+                    _,
+                    _,
+                )
                 | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
                     belief.remove(&n);
                     stale.remove(&n);
@@ -940,7 +952,11 @@ impl Beliefs {
                         close(&mut b, &mut open, node, e.t_us);
                         open.insert(node, (*fence, e.t_us));
                     }
-                    LeaseEvent::Lost { .. } | LeaseEvent::Released { .. } => close(&mut b, &mut open, node, e.t_us),
+                    // From `stepping_down` its handle and guards read the grant lost (the `lost`
+                    // follows once its work stopped).
+                    LeaseEvent::SteppingDown { .. } | LeaseEvent::Lost { .. } | LeaseEvent::Released { .. } => {
+                        close(&mut b, &mut open, node, e.t_us)
+                    }
                     LeaseEvent::WorkStarted { fence, .. } => {
                         b.work_running.insert(node, true);
                         guarded(&mut b, &open, e, "work_started", *fence);

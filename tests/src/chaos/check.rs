@@ -243,7 +243,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
         jumped: |_: &_, _, _| false,
     };
     off.extend(keel_checks::lease_error_summaries_keep_count(&views, clocks));
-    // S18: each step-down names its cause, by the same clocks.
+    // S18 and S19: each step-down names its cause and begins by its deadline, by the same clocks.
     let clocks = keel_checks::Clocks {
         rates: (1.0, 1.0),
         slacks: slack,
