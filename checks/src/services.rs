@@ -102,7 +102,9 @@ pub fn services_run_one_at_a_time<E: Entry>(events: &[E]) -> Vec<Violation> {
 /// `group_start_begun`, is the last declared not yet started) and where the group's start
 /// returns (`group_start_ended`): reported `ok` only with every service started; reported
 /// failed, no lifecycle run a service of the group started since the start began (by its
-/// `run_started`) is still going. A node's start or crash forgets its groups and runs; a name
+/// `run_started`) is still going; and on the way, the services a failed start stopped again
+/// exit in stop order (the declared order: at each `run_exited` of one, none declared before it
+/// still runs; MC146, round 17 B #20). A node's start or crash forgets its groups and runs; a name
 /// two lifecycles share is not judged (V15's module doc). The first 20 violations.
 pub fn group_starts<E: Entry>(events: &[E]) -> Vec<Violation> {
     struct Start<'a> {
@@ -138,7 +140,22 @@ pub fn group_starts<E: Entry>(events: &[E]) -> Vec<Violation> {
                     s.ran.insert(name);
                 }
             }
-            LifecycleEvent::RunExited { service, run } => node.runs.exited(plain(service), *run),
+            LifecycleEvent::RunExited { service, run } => {
+                let name = plain(service);
+                node.runs.exited(name, *run);
+                // A failed start stops what it started in stop order (declared order): no
+                // service it started and declared before this one may still run.
+                for s in node.starts.iter().filter(|s| s.failed.is_some() && s.ran.contains(&name)) {
+                    let Some(at) = s.services.iter().position(|n| *n == name) else { continue };
+                    for earlier in s.services[..at].iter().filter(|n| s.ran.contains(*n)) {
+                        if let Some(r) = node.runs.going(earlier) {
+                            fire(format!(
+                                "a failed group start stopped {name} while {earlier} (declared before it, run {r}) still ran: its stops go in declared order"
+                            ));
+                        }
+                    }
+                }
+            }
             LifecycleEvent::GroupStartBegun { services } => node.starts.push(Start {
                 services: services.iter().map(plain).collect(),
                 done: 0,
@@ -274,6 +291,13 @@ mod tests {
             ended(7, false),
         ];
         assert!(group_starts(&stopped).is_empty());
+        // Stopped in start order (MC146): the subscription manager before the completer it follows.
+        let mut reversed = stopped.clone();
+        reversed[6] = exited(5, subs, 1);
+        reversed[7] = exited(6, comp, 1);
+        let v = group_starts(&reversed);
+        assert_eq!(crate::test_entry::at_ms(&v), [("V19", 5)], "{v:?}");
+        assert!(v[0].detail.contains("stopped subscriptions:jobs while completer:jobs"), "{}", v[0].detail);
         let left: Vec<Ev> = stopped.iter().filter(|e| e.0 < 5_000).cloned().chain([ended(7, false)]).collect();
         let v = group_starts(&left);
         assert_eq!(crate::test_entry::at_ms(&v), [("V19", 7), ("V19", 7)], "{v:?}");

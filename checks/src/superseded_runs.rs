@@ -1,4 +1,5 @@
-//! P37: a run whose job's record moved on is asked to stop at the delivery.
+//! P37: a run whose job's record moved on is asked to stop at the delivery, and a run asked to
+//! stop before its handler started never starts it.
 
 use std::collections::BTreeMap;
 
@@ -24,12 +25,17 @@ struct Owed<'a> {
 /// run of the worker by other means and ends the judging. A superseded run left going is the
 /// stale handler of a job another worker now runs: two runs at once for as long as the handler
 /// takes, its side effects unfenced until its completion is refused (MC139, the blind-spot hunt's
-/// round 16 part B #1). The first 20 violations.
+/// round 16 part B #1). And a run asked to stop (`run_stop_asked` of its attempt) while its ack
+/// was in flight never starts its handler (`started` of that attempt), unless the record of that
+/// attempt is delivered again (a store roll-back restored it) (MC143, round 17 part B #11). The
+/// first 20 violations.
 pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
     // (node, worker, job) → the attempt its running handler runs
     let mut running: BTreeMap<(E::Node, &str, &str), u64> = BTreeMap::new();
     // (node, worker) → the stop it owes
     let mut owed: BTreeMap<(E::Node, &str), Owed<'_>> = BTreeMap::new();
+    // (node, worker, job) → the attempt whose run it asked to stop
+    let mut stopped: BTreeMap<(E::Node, &str, &str), u64> = BTreeMap::new();
     let mut v = Vec::new();
     let unpaid = |v: &mut Vec<Violation>, node: &E::Node, worker: &str, o: &Owed<'_>, at: u64, why: &str| {
         v.push(Violation::new(
@@ -50,6 +56,7 @@ pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
             running.retain(|k, _| &k.0 != node);
             owed.retain(|k, _| &k.0 != node);
+            stopped.retain(|k, _| &k.0 != node);
             continue;
         }
         let Some(p) = e.pool() else { continue };
@@ -75,7 +82,20 @@ pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
         }
         match p {
             PoolEvent::Started { job, attempt, .. } => {
-                running.insert((node.clone(), worker, plain(job)), *attempt);
+                let k = (node.clone(), worker, plain(job));
+                if stopped.get(&k) == Some(attempt) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P37",
+                        e.t_us(),
+                        format!(
+                            "{node}: worker {worker} started job {job} at attempt {attempt}, a run it had asked to stop"
+                        ),
+                    ));
+                }
+                running.insert(k, *attempt);
+            }
+            PoolEvent::RunStopAsked { job, attempt, .. } if *attempt > 0 => {
+                stopped.insert((node.clone(), worker, plain(job)), *attempt);
             }
             PoolEvent::HandlerReturned { job, attempt, .. } => {
                 let k = (node.clone(), worker, plain(job));
@@ -85,6 +105,11 @@ pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
             }
             PoolEvent::RecordDelivered { job, attempt: delivered, .. } => {
                 let job = plain(job);
+                // The record of a stopped attempt delivered again may start it again.
+                let k = (node.clone(), worker, job);
+                if stopped.get(&k) == Some(delivered) {
+                    stopped.remove(&k);
+                }
                 if let Some(&attempt) = running.get(&(node.clone(), worker, job))
                     && (*delivered == 0 || *delivered > attempt)
                 {
@@ -96,6 +121,7 @@ pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
             | PoolEvent::WorkerDead { .. }
             | PoolEvent::WorkerStopped { .. } => {
                 running.retain(|k, _| !(&k.0 == node && k.1 == worker));
+                stopped.retain(|k, _| !(&k.0 == node && k.1 == worker));
             }
             _ => {}
         }
@@ -146,7 +172,7 @@ mod tests {
     }
 
     fn asked(t_ms: u64) -> Ev {
-        at(t_ms, PoolEvent::RunStopAsked { job: "j".into(), worker: "w".into() })
+        at(t_ms, PoolEvent::RunStopAsked { job: "j".into(), worker: "w".into(), attempt: 1 })
     }
 
     fn returned(t_ms: u64, attempt: u64) -> Ev {
@@ -170,6 +196,16 @@ mod tests {
         }
         // The run's own end at the instant pays too (it had just returned).
         assert_eq!(judge(&[started(10, 1), delivered(20, 2, "w2"), returned(20, 1)]), []);
+    }
+
+    /// A run asked to stop while its ack was in flight never starts (MC143), unless the record of
+    /// its attempt is delivered again.
+    #[test]
+    fn a_run_asked_to_stop_before_its_start_never_starts() {
+        assert_eq!(judge(&[delivered(10, 0, ""), asked(10), started(12, 1)]), [("P37", 12)]);
+        assert_eq!(judge(&[delivered(10, 0, ""), asked(10), delivered(20, 1, "w"), started(22, 1)]), []);
+        // The newer attempt that replaced it starts.
+        assert_eq!(judge(&[delivered(10, 2, "w"), asked(10), started(12, 2)]), []);
     }
 
     #[test]

@@ -712,6 +712,23 @@ pub enum Mutant {
     /// releases up to `retry_max` late (blind-spot hunt, round 17, A #16: inside the drift margin
     /// S6 allows; only a machine unit test caught it).
     MC142,
+    /// A run asked to stop while its acknowledgement was in flight (its record moved on) starts
+    /// its handler anyway: a stale handler beside the new attempt's (blind-spot hunt, round 17,
+    /// B #11: no rule saw a run start after its stop was asked).
+    MC143,
+    /// A group commit whose call slot is released when its flush is spawned, not when it ends:
+    /// `FLUSHES_IN_FLIGHT_MAX` no longer bounds the `map_txns` calls in flight on a node
+    /// (blind-spot hunt, round 17, B #25: nothing counted them).
+    MC144,
+    /// `inspect` reports a pending dispatch's time left to its ack deadline as its time past it:
+    /// an operator sees overdue entries as fresh (blind-spot hunt, round 17, B #14: the pool
+    /// scenario's auditor took the report's figure as its measure of P5, so the bug blinded it).
+    MC145,
+    /// A failed group start that stops the services it started in start order, not stop order:
+    /// the subscription manager before the completer that feeds it, the completer before the
+    /// producers it waits for (blind-spot hunt, round 17, B #20: V19 judged only that none still
+    /// ran at the return).
+    MC146,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -963,6 +963,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC143,
+        lineage: "checker proof (blind-spot hunt, round 17, B #11): a run asked to stop while its ack was in flight starts its handler anyway",
+        scenario: "pool",
+        budget: 240, // first caught at pool seed 212: a record moving on during an ack is rare
+    },
+    Entry {
+        mutant: Mutant::MC144,
+        lineage: "checker proof (blind-spot hunt, round 17, B #25): a group commit's call slot released when its flush is spawned, not when it ends",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC145,
+        lineage: "checker proof (blind-spot hunt, round 17, B #14): inspect reports a pending dispatch's time left as its time overdue",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC146,
+        lineage: "checker proof (blind-spot hunt, round 17, B #20): a failed group start that stops what it started in start order",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -85,7 +85,10 @@ impl ServiceGroup {
                 // Those declared after it were started first: stop them (in stop order).
                 let started =
                     if mutants::active(Mutant::MC107) { &self.services[..i] } else { &self.services[i + 1..] };
-                for started in started {
+                // MC146: stopped in start order (the reverse of stop order).
+                let reversed = mutants::active(Mutant::MC146);
+                let order: Vec<_> = if reversed { started.iter().rev().collect() } else { started.iter().collect() };
+                for started in order {
                     let _ = started.stop().await;
                 }
                 return Err(e);

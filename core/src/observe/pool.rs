@@ -166,8 +166,10 @@ events! {
         /// unreadable. With `started` and `handler_returned`, P37 judges that a run the record
         /// moves on is asked to stop at once.
         RecordDelivered { job: Text<'a>, worker: Text<'a>, attempt: u64, owner: Text<'a> } = "record_delivered",
-        /// A worker asked its run of a job to stop: the job's record moved on or is gone.
-        RunStopAsked { job: Text<'a>, worker: Text<'a> } = "run_stop_asked",
+        /// A worker asked its run of a job (at `attempt`; 0 when the run's task is gone) to stop:
+        /// the job's record moved on or is gone. A run asked to stop before its handler started
+        /// never starts it (P37).
+        RunStopAsked { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "run_stop_asked",
         /// A handler started.
         Started { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "started",
         /// A handler returned (`completed`: it said so; the completion is recorded after this,
@@ -334,8 +336,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::RecordDelivered { job, worker, attempt, owner } => {
             trace!(target: T, kind = "record_delivered", job = %job, worker = %worker, attempt, owner = %owner, "job record delivered to its worker")
         }
-        E::RunStopAsked { job, worker } => {
-            debug!(target: T, kind = "run_stop_asked", job = %job, worker = %worker, "run asked to stop: its record moved on")
+        E::RunStopAsked { job, worker, attempt } => {
+            debug!(target: T, kind = "run_stop_asked", job = %job, worker = %worker, attempt, "run asked to stop: its record moved on")
         }
         E::Started { job, worker, attempt } => {
             debug!(target: T, kind = "started", job = %job, worker = %worker, attempt, "handler started")

@@ -24,6 +24,7 @@
 //! iterated and the flusher's only `select!` is `biased;`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -88,6 +89,9 @@ async fn flush_loop<S: Store>(
     mut rx: mpsc::Receiver<(MapTxn, Reply)>,
 ) {
     let slots = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT_MAX));
+    // Counted apart from the slots, so that the bound is asserted, not assumed (TigerBeetle's
+    // way: a slot released too early would let calls pile up unseen).
+    let in_flight = Arc::new(AtomicUsize::new(0));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let Some(first) = rx.recv().await else { return };
@@ -105,9 +109,17 @@ async fn flush_loop<S: Store>(
         if txns.is_empty() {
             continue;
         }
-        let (store, map, clock) = (store.clone(), map.clone(), clock.clone());
+        let (store, map, clock, in_flight) = (store.clone(), map.clone(), clock.clone(), in_flight.clone());
+        // MC144: the slot released as the flush is spawned, not when it ends.
+        let slot = (!mutants::active(Mutant::MC144)).then_some(slot);
         tokio::spawn(async move {
+            let calls = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+            crate::keel_assert!(
+                calls <= FLUSHES_IN_FLIGHT_MAX,
+                "{calls} group commits in flight on one map, above {FLUSHES_IN_FLIGHT_MAX}"
+            );
             flush(&store, &map, &*clock, op_timeout, &txns, replies).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
     }

@@ -102,7 +102,13 @@ fn report(view: &View) -> PoolReport {
         r.jobs.insert(job.to_owned(), (rec.owner, rec.attempt));
     }
     for (job, _, p) in view.pendings() {
-        r.pending.insert(job.to_owned(), (p.worker, p.attempt, view.now_ms.saturating_sub(p.deadline_ms)));
+        // MC145: the time left to the deadline reported as the time past it.
+        let overdue = if crate::mutants::active(crate::mutants::Mutant::MC145) {
+            p.deadline_ms.saturating_sub(view.now_ms)
+        } else {
+            view.now_ms.saturating_sub(p.deadline_ms)
+        };
+        r.pending.insert(job.to_owned(), (p.worker, p.attempt, overdue));
     }
     r
 }

@@ -189,6 +189,12 @@ pub mod decode {
         KeepAlive::parse(raw).map(|k| (k.ms, k.ttl_ms, k.stopping))
     }
 
+    /// A pending dispatch (`p/{job}`) as keel reads it: `(attempt, worker, deadline_ms)`, the
+    /// ack deadline in store time. For checkers of the store's data.
+    pub fn pending(raw: &str) -> Option<(u64, String, u64)> {
+        Pending::parse(raw).map(|p| (p.attempt, p.worker, p.deadline_ms))
+    }
+
     /// A completion tombstone (`d/{job}`) as keel reads it: `(attempt, completed_ms)`, the
     /// completion's store time. For checkers of the store's data.
     pub fn tombstone(raw: &str) -> Option<(u64, u64)> {

@@ -27,6 +27,8 @@ use crate::store::{Expect, MapWrite, Store};
 /// A run's task, as the driver keeps it (the machine tracks the run itself).
 struct Task {
     run: u64,
+    /// The attempt it runs (what its stop reports).
+    attempt: u64,
     stop: Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
@@ -155,6 +157,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 m.on_beat(now, reply);
             }
             Command::StartRun { job, raw, rec, run } => {
+                let attempt = rec.attempt;
                 self.core.local_run_started(&job, &self.id);
                 let stop = Shutdown::new(format!("{}/{}", self.id, job));
                 let ended = RunEnded { tx: io.done_tx.clone(), ended: Ended { job: job.clone(), run } };
@@ -170,11 +173,13 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     self.producer.clone(),
                 ));
                 // A replaced run (an older attempt, asked to stop) goes on detached until it ends.
-                io.tasks.insert(job, Task { run, stop, task });
+                io.tasks.insert(job, Task { run, attempt, stop, task });
             }
             Command::StopRun { job, run } => {
-                observe::emit(PoolEvent::RunStopAsked { job: (&job).into(), worker: (&self.id).into() });
-                if let Some(t) = io.tasks.get(&job).filter(|t| t.run == run) {
+                let task = io.tasks.get(&job).filter(|t| t.run == run);
+                let attempt = task.map_or(0, |t| t.attempt);
+                observe::emit(PoolEvent::RunStopAsked { job: (&job).into(), worker: (&self.id).into(), attempt });
+                if let Some(t) = task {
                     t.stop.cancel();
                 }
             }

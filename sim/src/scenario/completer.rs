@@ -855,6 +855,7 @@ impl CompleterScenario {
             Mutant::MC115,
             Mutant::MC136,
             Mutant::MC138,
+            Mutant::MC146,
         ]
     }
 }

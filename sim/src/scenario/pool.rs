@@ -44,6 +44,9 @@ events! {
         /// and in the store (as far as this auditor's reads can tell); `stale_ms`: how long the
         /// longest-seen stale worker has had state in the store while stale, likewise.
         Audit { jobs: usize, stale_workers: usize, stale_example: String, stale_ms: u64, overdue_ms: u64, overdue_job: String } = "audit",
+        /// P38: `inspect` reported pending dispatch `job` past its deadline by `reported_ms`; the
+        /// auditor, from the raw entry and the report's own store time, computed `computed_ms`.
+        InspectWrong { job: String, reported_ms: u64, computed_ms: u64 } = "inspect_wrong",
         /// `poolfeed`: the node's completion feed subscriber began listening.
         FeedStart {} = "feed_start",
         /// `poolfeed`: the subscriber got a completion (`dropped`: its drop count then).
@@ -233,9 +236,29 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
             stale_since.entry((*w).clone()).or_insert(last_read_us);
         }
         let stale_ms = stale_since.values().map(|&since| seen_ms(since)).max().unwrap_or(0);
-        pending_since.retain(|(j, w, a), _| r.pending.get(j).is_some_and(|p| &p.0 == w && p.1 == *a));
-        let overdue = r
-            .pending
+        // The overdue figures from the raw entries, not from the report under test (MC145 blinded
+        // P5 when the auditor took the report's); the report's own are judged against them (P38).
+        let jobs_map = format!("keel:pool:{POOL}:jobs");
+        let pending: BTreeMap<String, (String, u64, u64)> = store
+            .map_entries_from(&jobs_map, "p/")
+            .into_iter()
+            .map_while(|(k, raw)| Some((k.strip_prefix("p/")?.to_owned(), raw)))
+            .filter_map(|(job, raw)| {
+                let (attempt, worker, deadline_ms) = keel::pool::decode::pending(&raw)?;
+                Some((job, (worker, attempt, r.now_ms.saturating_sub(deadline_ms))))
+            })
+            .collect();
+        for (job, (w, a, computed_ms)) in &pending {
+            if let Some((rw, ra, reported_ms)) = r.pending.get(job)
+                && (rw, ra) == (w, a)
+                && reported_ms != computed_ms
+            {
+                let (job, reported_ms, computed_ms) = (job.clone(), *reported_ms, *computed_ms);
+                ctx.record(Rec::InspectWrong { job, reported_ms, computed_ms });
+            }
+        }
+        pending_since.retain(|(j, w, a), _| pending.get(j).is_some_and(|p| &p.0 == w && p.1 == *a));
+        let overdue = pending
             .iter()
             .map(|(j, p)| {
                 let since = *pending_since.entry((j.clone(), p.0.clone(), p.1)).or_insert(last_read_us);
@@ -518,6 +541,9 @@ impl PoolScenario {
             Mutant::MC137,
             Mutant::MC139,
             Mutant::MC141,
+            Mutant::MC143,
+            Mutant::MC144,
+            Mutant::MC145,
         ]
     }
 }
@@ -685,6 +711,15 @@ impl PoolScenario {
         let mut final_stale: Option<(u64, usize, &str)> = None;
         let mut audited_after_quiescence = false;
         for e in events {
+            if let Some(Rec::InspectWrong { job, reported_ms, computed_ms }) = rec(e)
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P38",
+                    e.t_us,
+                    format!("inspect reported the pending dispatch of {job} {reported_ms} ms past its deadline; its entry and the report's store time say {computed_ms} ms"),
+                ));
+            }
             let Some(Rec::Audit { stale_workers, stale_example, stale_ms, overdue_ms, overdue_job, .. }) = rec(e)
             else {
                 continue;
