@@ -298,7 +298,7 @@ mod tests {
         let stopping = at(500, LeaseEvent::Stopping { lease: "L".into(), owner: "a".into() });
         assert_eq!(judge(&with(held(0, 7, 900), &[stopping, refused(2_000)])), []);
         let elsewhere = Ev(950_000, "n2", lost(0, LostReason::Deadline).2, None);
-        assert_eq!(judge(&with(held(0, 7, 900), &[elsewhere.clone()])), [("S19", 950)]);
+        assert_eq!(judge(&with(held(0, 7, 900), std::slice::from_ref(&elsewhere))), [("S19", 950)]);
         // Judged at the history's end only once it is past the deadline.
         let early_end = Ev(500_000, "n2", elsewhere.2, None);
         assert_eq!(judge(&with(held(0, 7, 900), &[early_end])), []);
