@@ -41,7 +41,7 @@ pub use anti_entropy::rmap_anti_entropy_on_time;
 pub use batches::completer_full_batches_write_at_once;
 pub use beats::worker_beats_on_time;
 pub use cadence::{Clocks, SteadyClocks, lease_attempts_on_time, steady_clocks};
-pub use cleanup_release::cleanups_release_their_lock;
+pub use cleanup_release::{cleanup_locks_keep_their_ttl, cleanups_release_their_lock};
 pub use data_loss::pool_data_losses_reported;
 pub use error_summaries::lease_error_summaries_keep_count;
 pub use lease_belief::lease_beliefs_keep_their_margin;

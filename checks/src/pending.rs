@@ -104,6 +104,7 @@ mod tests {
                 node: "n1".into(),
                 ack_grace_us: 500_000,
                 sweep_interval_us: 100_000,
+                cleanup_lock_ttl_us: 3_000_000,
             },
         )
     }

@@ -149,7 +149,13 @@ mod tests {
         // A wait other than the sweep interval the node announced (100 ms) is P29 at the failure.
         let started = at(
             1,
-            PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 1, sweep_interval_us: 100_000 },
+            PoolEvent::NodeStarted {
+                pool: "p".into(),
+                node: "n1".into(),
+                ack_grace_us: 1,
+                sweep_interval_us: 100_000,
+                cleanup_lock_ttl_us: 3_000_000,
+            },
         );
         assert_eq!(judge(&[started.clone(), failed(20, 10), failed(130, 10)]), []);
         let (pool, error) = ("p".into(), "timeout".into());
@@ -180,7 +186,13 @@ mod tests {
         assert_eq!(judge(&[failed(20, 10), stopping(), failed(130, 10)]), [("P33", 130)]);
         let started = at(
             200,
-            PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 1, sweep_interval_us: 100_000 },
+            PoolEvent::NodeStarted {
+                pool: "p".into(),
+                node: "n1".into(),
+                ack_grace_us: 1,
+                sweep_interval_us: 100_000,
+                cleanup_lock_ttl_us: 3_000_000,
+            },
         );
         assert_eq!(judge(&[stopping(), started, resynced(260, 10)]), []);
         let crash = Ev(100_000, "n1", None, Some(Fact::NodeCrash));

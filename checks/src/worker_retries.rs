@@ -452,7 +452,13 @@ mod tests {
         assert_eq!(judge(&[retry(10, 10), stopped, retry(60, 10), retry(170, 10)]), []);
         let started = at(
             50,
-            PoolEvent::NodeStarted { pool: "p".into(), node: "n1".into(), ack_grace_us: 1, sweep_interval_us: 1 },
+            PoolEvent::NodeStarted {
+                pool: "p".into(),
+                node: "n1".into(),
+                ack_grace_us: 1,
+                sweep_interval_us: 1,
+                cleanup_lock_ttl_us: 1,
+            },
         );
         assert_eq!(judge(&[retry(10, 10), started, ended(55, 1)]), []);
         // Five tries in all: a fifth failure followed by a retry is one try too many.

@@ -729,6 +729,10 @@ pub enum Mutant {
     /// producers it waits for (blind-spot hunt, round 17, B #20: V19 judged only that none still
     /// ran at the return).
     MC146,
+    /// A cleanup lock written to expire a worker TTL after its view, not `cleanup_lock_ttl`, while
+    /// the cleaner's write budget still counts from the lock TTL: a slow cleanup writes on after
+    /// its lock expired (blind-spot hunt, round 17, B #6: no rule read the lock's lifetime).
+    MC147,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -219,6 +219,18 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), (Ok(()), Err(Closed)));
     }
 
+    /// A value sent right before the sender drops is seen before `Closed` (the blind-spot hunt's
+    /// round 17 A #18: a `changed` that checked `closed` first lost it, and nothing caught it).
+    #[tokio::test]
+    async fn the_last_value_before_the_sender_drops_is_seen_before_closed() {
+        let (tx, mut rx) = channel(1);
+        tx.send_replace(2);
+        drop(tx);
+        assert_eq!(rx.changed().await, Ok(()));
+        assert_eq!(*rx.borrow_and_update(), 2);
+        assert_eq!(rx.changed().await, Err(Closed));
+    }
+
     #[tokio::test]
     async fn wait_for_checks_the_current_value_first() {
         let (tx, mut rx) = channel(5);

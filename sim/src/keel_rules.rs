@@ -92,6 +92,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     }
     v.extend(worker_completions_retry_on_time(run));
     v.extend(keel_checks::cleanups_release_their_lock(run.events));
+    v.extend(keel_checks::cleanup_locks_keep_their_ttl(run.events));
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_owners::check(events));

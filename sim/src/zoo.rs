@@ -987,6 +987,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC147,
+        lineage: "checker proof (blind-spot hunt, round 17, B #6): a cleanup lock written to live a worker TTL, not cleanup_lock_ttl",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

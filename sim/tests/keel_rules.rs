@@ -393,6 +393,15 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC139: a run whose job's record moved to a newer attempt on another worker left going
     // (P37 at the worker's next event after the delivery; pool seed 0, 13 of 0..60).
     assert!(caught_by_free_rules("pool", Mutant::MC139, "P37").is_some(), "MC139 breaks P37");
+    // MC147: a cleanup lock written to live a worker TTL, not the lock TTL (P39 at the take;
+    // pool seed 0, 58 of 0..60).
+    assert!(caught_by_free_rules("pool", Mutant::MC147, "P39").is_some(), "MC147 breaks P39");
+    // MC146: a failed group start that stops what it started in start order (V19 at the first
+    // exit out of order; completer seed 0, 164 of 0..300).
+    assert!(caught_by_free_rules("completer", Mutant::MC146, "V19").is_some(), "MC146 breaks V19");
+    // MC142: a lease holder's wait not cut at its deadline (S19 where the deadline passes, on n3,
+    // whose work does not end on its own; lease seed 3, 45 of 0..300).
+    assert!(caught_by_free_rules_within("lease", Mutant::MC142, "S19", 4).is_some(), "MC142 breaks S19");
     // MC114: the epoch marker never written (P30 at a node's first check of it after a store
     // data loss; `poolloss`: the pool's workload with data loss among its faults).
     assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");

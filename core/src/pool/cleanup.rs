@@ -227,7 +227,9 @@ impl Cleanup {
             let cmd = c.finish(Outcome::LockLifetime);
             return (c, cmd);
         }
-        c.lock = CleanupLock { holder: s.holder.clone(), expires_ms: now.saturating_add(ms(s.lock_ttl)) }.encode();
+        // MC147: the lock written to live a worker TTL, while the write budget counts the lock's.
+        let lifetime = if mutants::active(Mutant::MC147) { s.ttl_ms } else { ms(s.lock_ttl) };
+        c.lock = CleanupLock { holder: s.holder.clone(), expires_ms: now.saturating_add(lifetime) }.encode();
         let cmd = match state::lock_step(s.lock, now) {
             LockStep::Busy => c.finish(Outcome::NotOurs),
             LockStep::Take => Command::Lock { map: LockMap::Cleanup, write: MapWrite::SetIfAbsent(c.lock.clone()) },

@@ -189,6 +189,12 @@ pub mod decode {
         KeepAlive::parse(raw).map(|k| (k.ms, k.ttl_ms, k.stopping))
     }
 
+    /// A cleanup lock as keel reads it: `(holder, expires_ms)`, its expiry in store time. For
+    /// checkers of the pool's events.
+    pub fn cleanup_lock(raw: &str) -> Option<(String, u64)> {
+        CleanupLock::parse(raw).map(|l| (l.holder, l.expires_ms))
+    }
+
     /// A pending dispatch (`p/{job}`) as keel reads it: `(attempt, worker, deadline_ms)`, the
     /// ack deadline in store time. For checkers of the store's data.
     pub fn pending(raw: &str) -> Option<(u64, String, u64)> {

@@ -65,3 +65,30 @@ impl Clock for ManualClock {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    fn ready(f: &mut Sleep) -> bool {
+        matches!(f.as_mut().poll(&mut Context::from_waker(Waker::noop())), Poll::Ready(()))
+    }
+
+    /// `Clock::sleep` (the default every clock inherits) keeps the whole duration, sub-millisecond
+    /// part included (the blind-spot hunt's round 17 A #19: one that dropped it was caught by
+    /// nothing, since keel's own callers pass whole milliseconds).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sleep_keeps_its_sub_millisecond_part() {
+        let clock = ManualClock::new();
+        let mut s = clock.sleep(Duration::from_micros(1_500));
+        clock.advance(Duration::from_millis(1));
+        assert!(!ready(&mut s), "1 ms of 1.5 ms");
+        clock.advance(Duration::from_micros(499));
+        assert!(!ready(&mut s), "1.499 ms of 1.5 ms");
+        clock.advance(Duration::from_micros(1));
+        assert!(ready(&mut s));
+    }
+}

@@ -544,6 +544,7 @@ impl PoolScenario {
             Mutant::MC143,
             Mutant::MC144,
             Mutant::MC145,
+            Mutant::MC147,
         ]
     }
 }
