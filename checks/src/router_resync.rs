@@ -147,16 +147,7 @@ mod tests {
         assert_eq!(judge(&[failed(20, 10), failed(31, 10)]), [("P29", 31)]);
         assert_eq!(judge(&[failed(20, 10), resynced(200, 10)]), [("P29", 200)]);
         // A wait other than the sweep interval the node announced (100 ms) is P29 at the failure.
-        let started = at(
-            1,
-            PoolEvent::NodeStarted {
-                pool: "p".into(),
-                node: "n1".into(),
-                ack_grace_us: 1,
-                sweep_interval_us: 100_000,
-                cleanup_lock_ttl_us: 3_000_000,
-            },
-        );
+        let started = node_started(1);
         assert_eq!(judge(&[started.clone(), failed(20, 10), failed(130, 10)]), []);
         let (pool, error) = ("p".into(), "timeout".into());
         let short = at(20, PoolEvent::RouterResyncFailed { pool, took_us: 10_000, retry_us: 20_000, error });
@@ -164,6 +155,14 @@ mod tests {
         let stopped = at(50, PoolEvent::NodeStopped { node: "n1".into() });
         assert_eq!(judge(&[failed(20, 10), stopped, failed(60, 1)]), []);
         assert_eq!(judge(&[failed(20, 10), Ev(50_000, "n1", None, Some(Fact::NodeCrash)), resynced(60, 1)]), []);
+    }
+
+    /// The node announcing a sweep interval of 100 ms.
+    fn node_started(t_ms: u64) -> Ev {
+        let (pool, node) = ("p".into(), "n1".into());
+        let e =
+            PoolEvent::NodeStarted { pool, node, ack_grace_us: 1, sweep_interval_us: 100_000, cleanup_lock_ttl_us: 1 };
+        at(t_ms, e)
     }
 
     /// A hole is read again at once: a read that starts later (or none before the next hole's
@@ -184,16 +183,7 @@ mod tests {
         let stopping = || at(50, PoolEvent::NodeStopping { pool: "p".into(), node: "n1".into() });
         assert_eq!(judge(&[resynced(5, 5), stopping(), resynced(60, 15)]), []);
         assert_eq!(judge(&[failed(20, 10), stopping(), failed(130, 10)]), [("P33", 130)]);
-        let started = at(
-            200,
-            PoolEvent::NodeStarted {
-                pool: "p".into(),
-                node: "n1".into(),
-                ack_grace_us: 1,
-                sweep_interval_us: 100_000,
-                cleanup_lock_ttl_us: 3_000_000,
-            },
-        );
+        let started = node_started(200);
         assert_eq!(judge(&[stopping(), started, resynced(260, 10)]), []);
         let crash = Ev(100_000, "n1", None, Some(Fact::NodeCrash));
         assert_eq!(judge(&[stopping(), crash, resynced(260, 10)]), []);
