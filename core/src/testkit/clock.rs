@@ -68,7 +68,6 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
     use std::task::{Context, Poll, Waker};
 
     use super::*;
