@@ -733,6 +733,11 @@ pub enum Mutant {
     /// the cleaner's write budget still counts from the lock TTL: a slow cleanup writes on after
     /// its lock expired (blind-spot hunt, round 17, B #6: no rule read the lock's lifetime).
     MC147,
+    /// A `set_and_wait` that fails `DataLost` naming its own write's revision, not the revision
+    /// its replica reached in the resync that showed the loss: an operator reads a revision the
+    /// store no longer has, or one the revisions were seeded past (blind-spot hunt, round 17,
+    /// A #10: no rule read the revision of a `DataLost`).
+    MC148,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

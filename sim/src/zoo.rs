@@ -993,6 +993,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC148,
+        lineage: "checker proof (blind-spot hunt, round 17, A #10): a set_and_wait's DataLost names its write's revision, not the replica's",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -278,7 +278,9 @@ impl Registry {
             if let Some(e) = w.entries.remove(&key.1) {
                 // MC80: a write at exactly the snapshot's revision called lost (`<` for `<=`).
                 let within = if mutants::active(Mutant::MC80) { key.0 < rev } else { key.0 <= rev };
-                let r = if within && !cut(key.0) { WaitResult::Reached(rev) } else { WaitResult::Lost(rev) };
+                // MC148: the loss named by the write's revision, not the snapshot's.
+                let lost_at = if mutants::active(Mutant::MC148) { key.0 } else { rev };
+                let r = if within && !cut(key.0) { WaitResult::Reached(rev) } else { WaitResult::Lost(lost_at) };
                 self.woken(key.0, matches!(r, WaitResult::Lost(_)));
                 out.push((e.cell, r));
             }
@@ -342,7 +344,8 @@ impl Waiter {
                 self.reg.woken(rev, true);
             }
             // Our own cell, filled synchronously; nobody else can hold it now.
-            self.cell.fill(if lost { WaitResult::Lost(applied) } else { WaitResult::Reached(applied) });
+            let lost_at = if mutants::active(Mutant::MC148) { rev } else { applied }; // MC148, as above
+            self.cell.fill(if lost { WaitResult::Lost(lost_at) } else { WaitResult::Reached(applied) });
             return;
         }
         if let Some(e) = w.entries.get_mut(&self.id) {

@@ -59,6 +59,9 @@ events! {
         SawDone { id: String, rev: u64, replica_rev: u64, has_key: bool } = "saw_done",
         /// A `set_and_wait` call failed.
         SawErr { id: String, error: SawError } = "saw_err",
+        /// A `set_and_wait` call failed `DataLost` naming revision `rev` (recorded just before
+        /// its `SawErr`).
+        SawLost { id: String, rev: u64 } = "saw_lost",
         /// A `set_and_wait` call failed `DataLost` while the store held its write.
         SawLostKept { id: String } = "saw_lost_kept",
         /// A `set_and_wait` caller was descheduled for `ms` after its first poll.
@@ -282,7 +285,10 @@ impl Node {
                         RmapError::Store(_) => SawError::Store,
                         RmapError::Closed => SawError::Closed,
                         RmapError::Cancelled => SawError::Cancelled,
-                        RmapError::DataLost { .. } => SawError::DataLost,
+                        RmapError::DataLost { rev } => {
+                            self.ctx.record(Rec::SawLost { id: id.clone(), rev });
+                            SawError::DataLost
+                        }
                         _ => SawError::Other,
                     };
                     // R3 in runs that lose data too: the store itself, read in place at this
@@ -651,6 +657,9 @@ impl RmapScenario {
         let mut applying: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
         // Per node and `set_and_wait` id: its calls so far, in every life of the node.
         let mut calls: BTreeMap<(Who, &str), u32> = BTreeMap::new();
+        // Per node: every revision its replica reached in its current life (joined, resynced,
+        // applied): what a `DataLost` may name.
+        let mut reached: BTreeMap<Who, BTreeSet<u64>> = BTreeMap::new();
         for e in events {
             let node = e.node;
             if let Some(w) = e.world() {
@@ -660,6 +669,7 @@ impl RmapScenario {
                 match w {
                     WorldEv::NodeStart {} => {
                         last_probe.remove(&node);
+                        reached.remove(&node);
                         pending.retain(|(n, _), _| *n != node);
                         last_r2.remove(&node);
                         stopped.remove(&node);
@@ -670,6 +680,12 @@ impl RmapScenario {
                     _ => {}
                 }
                 continue;
+            }
+            if let Some(
+                RmapEvent::Applied { rev, .. } | RmapEvent::Joined { rev, .. } | RmapEvent::Resynced { rev, .. },
+            ) = e.rmap()
+            {
+                reached.entry(node).or_default().insert(*rev);
             }
             match e.rmap() {
                 Some(RmapEvent::Applied { rev, .. }) => {
@@ -729,7 +745,20 @@ impl RmapScenario {
                     e.t_us,
                     format!("{node}: set_and_wait {id} failed DataLost while the store still holds its write"),
                 )),
+                // R3: a `DataLost` names where the replica mirrors the store again, a revision
+                // it reached (the snapshot that showed the loss, or where it stood when a caller
+                // armed late), never the lost write's own.
+                Rec::SawLost { id, rev } if !reached.get(&node).is_some_and(|r| r.contains(rev)) => {
+                    v.push(Violation::new(
+                        "R3",
+                        e.t_us,
+                        format!(
+                            "{node}: set_and_wait {id} failed DataLost at revision {rev}, a revision its replica never reached"
+                        ),
+                    ));
+                }
                 Rec::SawDescheduled { .. }
+                | Rec::SawLost { .. }
                 | Rec::SawLostKept { .. }
                 | Rec::SubStart { .. }
                 | Rec::SubDisorder { .. }
@@ -913,6 +942,7 @@ impl RmapScenario {
             Mutant::MC130,
             Mutant::MC140,
             Mutant::MC141,
+            Mutant::MC148,
         ]
     }
 }
