@@ -365,6 +365,8 @@ mod tests {
                 ttl_us: 1_000_000,
                 drift_margin_us: 90_000,
                 error_log_us: 10_000_000,
+                work_restart_min_us: 100_000,
+                work_restart_max_us: 10_000_000,
             },
         )
     }

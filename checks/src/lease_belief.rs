@@ -85,6 +85,8 @@ mod tests {
                 ttl_us,
                 drift_margin_us,
                 error_log_us: 10_000_000,
+                work_restart_min_us: 100_000,
+                work_restart_max_us: 10_000_000,
             },
         )
     }

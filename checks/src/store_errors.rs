@@ -205,6 +205,8 @@ mod tests {
                 ttl_us: 0,
                 drift_margin_us: 0,
                 error_log_us: 10_000_000,
+                work_restart_min_us: 100_000,
+                work_restart_max_us: 10_000_000,
             },
         );
         assert!(lease_recoveries_follow_errors(&[errors(1, 1), start, granted(3)]).is_empty());

@@ -738,6 +738,19 @@ pub enum Mutant {
     /// store no longer has, or one the revisions were seeded past (blind-spot hunt, round 17,
     /// A #10: no rule read the revision of a `DataLost`).
     MC148,
+    /// A guarded work's restart backoff that never grows: every restart of a grant waits the
+    /// policy's `min`, so a work that fails at once restarts at a steady clip beside a store it may
+    /// be hammering (the lease scenario's work never ended by itself: no rule saw the restart
+    /// policy, S20).
+    MC149,
+    /// `LeaseHandle::state()` and `held()` read the owner's published state without judging its
+    /// grant: from the step-down's start until the work stopped, the handle says `Held` (keel's own
+    /// bug of round 17, found by S6 on the owner's events; no run read the handle, S21).
+    MC150,
+    /// `ReplicatedMap::joined()` that counts the join from zero (`>=` for `>`): it returns at once,
+    /// before the map loaded anything, and the application reads an empty map as the truth (no
+    /// run awaited `joined()`: R14).
+    MC151,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -125,6 +125,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::lease_recoveries_follow_errors(view.events));
     v.extend(lease_error_summaries(view));
     v.extend(lease_losses(view));
+    v.extend(lease_work_restarts(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));
@@ -324,6 +325,15 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
         return Vec::new();
     }
     keel_checks::lease_attempts_on_time(run.events, cadence(run))
+}
+
+/// S20: guarded work that ends by itself is restarted after its backoff or ends the grant, as the
+/// owner's work policy says ([`keel_checks::lease_work_restarts_follow_the_policy`]), at the
+/// plan's in-bound clock rates least favourable to the verdict; a restart whose node's clock
+/// jumped meanwhile is excused, and in a plan with clocks beyond their bound only what needs no
+/// clock is judged.
+pub fn lease_work_restarts(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::lease_work_restarts_follow_the_policy(run.events, counts_only_beyond_bound(run))
 }
 
 /// E3: a lease owner's store-error summaries count exactly and keep their pace

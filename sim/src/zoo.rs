@@ -999,6 +999,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC149,
+        lineage: "checker proof (coverage of the lease scenario): a guarded work's restart backoff that never grows",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC150,
+        lineage: "checker proof (keel's own bug of round 17): the lease handle reads the published state, its grant not judged",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC151,
+        lineage: "checker proof (coverage of the rmap scenario): joined() returns before the map joined",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

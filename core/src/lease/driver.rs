@@ -165,6 +165,7 @@ impl<S: Store> Driver<S> {
         let quarantine_ms = if self.cfg.quarantine { ttl_ms } else { 0 };
         let mut m = Machine::new(self.timing(), &owner, self.clock.now());
         let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let (restart_min, restart_max) = self.policy.restart_bounds().unwrap_or_default();
         observe::emit(LeaseEvent::OwnerStarted {
             lease: (&name).into(),
             owner: (&owner).into(),
@@ -175,6 +176,8 @@ impl<S: Store> Driver<S> {
             ttl_us: us(self.cfg.ttl),
             drift_margin_us: us(self.cfg.drift_margin),
             error_log_us: us(self.cfg.error_log_interval),
+            work_restart_min_us: us(restart_min),
+            work_restart_max_us: us(restart_max),
         });
         let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;

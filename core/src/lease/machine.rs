@@ -392,7 +392,8 @@ impl Machine {
         match self.t.work.0 {
             Policy::Restart { min, max } => {
                 let restarts = restarts.saturating_add(1);
-                let exp = (restarts - 1).min(MAX_BACKOFF_EXPONENT);
+                // MC149: the exponent lost: every restart waits `min`.
+                let exp = if mutants::active(Mutant::MC149) { 0 } else { (restarts - 1).min(MAX_BACKOFF_EXPONENT) };
                 let wait = self.jitter(min.saturating_mul(1u32 << exp).min(max));
                 self.phase =
                     Phase::Held { fence, deadline, next_renew, work: Work::Restarting { at: now + wait, restarts } };

@@ -142,6 +142,14 @@ impl WorkPolicy {
     pub fn step_down() -> Self {
         WorkPolicy(Policy::StepDown)
     }
+
+    /// The restart backoff's bounds, `None` for [`WorkPolicy::step_down`].
+    pub fn restart_bounds(&self) -> Option<(Duration, Duration)> {
+        match self.0 {
+            Policy::Restart { min, max } => Some((min, max)),
+            Policy::StepDown => None,
+        }
+    }
 }
 
 impl Default for WorkPolicy {
@@ -329,6 +337,9 @@ impl LeaseHandle {
 
     fn judged(&self, s: LeaseState) -> LeaseState {
         let LeaseState::Held { fence, .. } = s else { return s };
+        if crate::mutants::active(crate::mutants::Mutant::MC150) {
+            return s; // MC150: the published state, its grant not judged
+        }
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner());
         match grant.as_ref() {
             Some(v) if v.fence() == fence && !v.is_valid() => {

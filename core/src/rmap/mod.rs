@@ -289,7 +289,9 @@ impl<S: Store> ReplicatedMap<S> {
     pub async fn joined(&self) -> Result<u64, RmapError> {
         let mut rx = self.shared.syncs.subscribe();
         loop {
-            if *rx.borrow_and_update() > 0 {
+            // MC151: the join counted from zero: returns before the first load.
+            let floor = u64::from(!crate::mutants::active(crate::mutants::Mutant::MC151));
+            if *rx.borrow_and_update() >= floor {
                 return Ok(self.revision());
             }
             if self.ctl.shutdown.is_cancelled() {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::clock::Clock;
-use keel::lease::{Guard, LeaseConfig, LeaseOwner, LostReason};
+use keel::lease::{Guard, LeaseConfig, LeaseHandle, LeaseOwner, LeaseState, LostReason, WorkPolicy};
 use keel::mutants::Mutant;
 use keel::observe::{LeaseEvent, events};
 
@@ -40,6 +40,15 @@ events! {
         /// The guarded work of `fence` returned (or its task was dropped): S15 judges the
         /// driver's `work_stopped` against it.
         WorkReturned { fence: u64 } = "work_returned",
+        /// The guarded work of `fence` ends by itself now, returning or (`panic`) panicking
+        /// (S20: the owner's work policy takes it from here).
+        WorkQuits { fence: u64, panic: bool } = "work_quits",
+        /// The application awaits `LeaseHandle::held()` (S21).
+        HeldAwaited {} = "held_awaited",
+        /// `LeaseHandle::held()` returned `fence` (0: an error, the owner ended).
+        HeldReturned { fence: u64 } = "held_returned",
+        /// `LeaseHandle::state()` read `Held` of `fence` (`held`), or not.
+        StateRead { held: bool, fence: u64 } = "state_read",
     }
 }
 
@@ -115,10 +124,56 @@ impl Drop for Returned {
 /// `guard.lost()` at the deadline, and the owner steps down for the work's end on time).
 const POLLING_WORK_NODE: usize = 3;
 
-async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard) {
+/// The node whose guarded work ends by itself now and then before the heal (it returns or
+/// panics), under a restart policy of [`WORK_RESTART_MS`] (S20: restarted after its backoff).
+const RESTARTING_WORK_NODE: usize = 1;
+/// The node whose guarded work ends by itself now and then before the heal, under the step-down
+/// policy (S20: the owner steps down).
+const STEPPING_DOWN_WORK_NODE: usize = 2;
+/// The restart backoff of [`RESTARTING_WORK_NODE`], ms: short next to the TTL, so a grant sees
+/// several restarts and the backoff's cap.
+const WORK_RESTART_MS: (u64, u64) = (40, 300);
+
+/// The node's work policy (see [`RESTARTING_WORK_NODE`] and [`STEPPING_DOWN_WORK_NODE`]).
+fn work_policy(index: usize) -> WorkPolicy {
+    let (min, max) = WORK_RESTART_MS;
+    match index {
+        STEPPING_DOWN_WORK_NODE => WorkPolicy::step_down(),
+        RESTARTING_WORK_NODE => {
+            WorkPolicy::restart(Duration::from_millis(min), Duration::from_millis(max)).unwrap_or_default()
+        }
+        _ => WorkPolicy::default(),
+    }
+}
+
+/// When this start of the guarded work ends by itself: after how many writes, and whether by a
+/// panic. Only on the nodes whose work ends, and only in the fault window (after the heal S3 wants
+/// a holder whose work runs).
+fn quits_after(ctx: &NodeCtx, window_us: u64) -> Option<(u32, bool)> {
+    use madsim::rand::Rng;
+    if ![RESTARTING_WORK_NODE, STEPPING_DOWN_WORK_NODE].contains(&ctx.index) || ctx.history.now_us() >= window_us {
+        return None;
+    }
+    let mut rng = madsim::rand::thread_rng();
+    rng.gen_bool(0.4).then(|| (rng.gen_range(1..=5), rng.gen_bool(0.5)))
+}
+
+async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard, window_us: u64) {
     let _returned = Returned(ctx.clone(), guard.fence());
     let hears_lost = ctx.index != POLLING_WORK_NODE;
+    let quits = quits_after(&ctx, window_us);
+    let mut writes = 0u32;
     while !guard.is_lost() {
+        if let Some((after, panic)) = quits
+            && writes == after
+        {
+            ctx.record(Rec::WorkQuits { fence: guard.fence(), panic });
+            if panic {
+                panic!("the scenario's guarded work fails on purpose (S20)");
+            }
+            return;
+        }
+        writes += 1;
         resource.write(&ctx, guard.fence());
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
@@ -134,6 +189,40 @@ async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard)
     // a step-down, and a work loop like keel's own example, `guard.lost().await`, runs on).
     if !ready_at_once(guard.lost()) {
         ctx.record(Rec::LostUnheard { fence: guard.fence() });
+    }
+}
+
+/// The handle as an application reads it, until the owner ends or the node stops: `held()`
+/// awaited, then `state()` read now and then while it says held (S21 judges both against the
+/// owner's belief).
+async fn read_handle(ctx: &NodeCtx, handle: &LeaseHandle) {
+    use madsim::rand::Rng;
+    loop {
+        ctx.record(Rec::HeldAwaited {});
+        let held = tokio::select! {
+            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+            _ = ctx.shutdown.cancelled() => return,
+            r = handle.held() => r,
+        };
+        let Ok(fence) = held else {
+            ctx.record(Rec::HeldReturned { fence: 0 });
+            return;
+        };
+        ctx.record(Rec::HeldReturned { fence });
+        loop {
+            let pause = Duration::from_millis(madsim::rand::thread_rng().gen_range(20..150));
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => return,
+                _ = ctx.clock.sleep(pause) => {}
+            }
+            let state = handle.state();
+            let held = matches!(state, LeaseState::Held { .. });
+            ctx.record(Rec::StateRead { held, fence: state.fence().unwrap_or(0) });
+            if !held {
+                break;
+            }
+        }
     }
 }
 
@@ -196,6 +285,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC127,
     Mutant::MC142,
     Mutant::MC131,
+    Mutant::MC149,
+    Mutant::MC150,
 ];
 
 impl LeaseScenario {
@@ -246,10 +337,13 @@ impl LeaseScenario {
         });
         let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
         let work_ctx = ctx.clone();
+        let window_us = self.window_ms * 1000;
         let mut handle = LeaseOwner::new(store, cfg)
             .with_clock(clock)
             .with_parent(&ctx.shutdown)
-            .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard));
+            .work_policy(work_policy(ctx.index))
+            .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us));
+        read_handle(&ctx, &handle).await;
         match handle.join().await {
             Ok(()) => ctx.record(Rec::OwnerExit {}),
             Err(e) => ctx.record(Rec::OwnerCrashed { error: e.to_string() }),
@@ -295,6 +389,10 @@ impl LeaseScenario {
         v.extend(crate::keel_rules::lease_error_summaries(run));
         // S18: each step-down names its cause.
         v.extend(crate::keel_rules::lease_losses(run));
+        // S20: work that ends by itself is handled as the owner's policy says.
+        v.extend(crate::keel_rules::lease_work_restarts(run));
+        // S21: the handle tells the application what the owner believes, at once.
+        v.extend(super::lease_handle::check(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -961,8 +1059,11 @@ impl Beliefs {
                         b.work_running.insert(node, true);
                         guarded(&mut b, &open, e, "work_started", *fence);
                     }
-                    LeaseEvent::WorkStopped { .. } => {
+                    LeaseEvent::WorkStopped { .. } | LeaseEvent::WorkEnded { .. } => {
                         b.work_running.insert(node, false);
+                    }
+                    LeaseEvent::WorkRestarted { .. } => {
+                        b.work_running.insert(node, true);
                     }
                     // S2 is judged from what the application observes (below), never from the
                     // owner's own report of a crash.
@@ -1001,7 +1102,14 @@ impl Beliefs {
                         e.t_us,
                         format!("{node}: the guard of fence {fence} reads lost, yet guard.lost() does not complete"),
                     )),
-                    Rec::OwnerExit {} | Rec::AppDown {} | Rec::LostSignal { .. } | Rec::WorkReturned { .. } => {}
+                    Rec::OwnerExit {}
+                    | Rec::AppDown {}
+                    | Rec::LostSignal { .. }
+                    | Rec::WorkReturned { .. }
+                    | Rec::WorkQuits { .. }
+                    | Rec::HeldAwaited {}
+                    | Rec::HeldReturned { .. }
+                    | Rec::StateRead { .. } => {}
                 }
             } else if let Some(s) = e.server() {
                 match s {

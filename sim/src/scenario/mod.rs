@@ -15,6 +15,7 @@ use crate::world::NodeMain;
 pub mod completer;
 pub mod drift;
 pub mod lease;
+pub mod lease_handle;
 pub mod lease_orphans;
 pub mod lease_release;
 pub mod lease_work;
@@ -31,6 +32,7 @@ pub mod pool_picks;
 pub mod pool_stopping;
 pub mod pool_table;
 pub mod rmap;
+pub mod rmap_join;
 pub mod rmap_stop;
 #[cfg(test)]
 mod test_history;

@@ -70,6 +70,11 @@ events! {
         SawCancelled { id: String } = "saw_cancelled",
         /// A reader probe: the replica's revision.
         Probe { rev: u64 } = "probe",
+        /// The application awaits `joined()` (R14).
+        JoinAwaited {} = "join_awaited",
+        /// `joined()` returned `rev` (`ok`; else an error); right after, the map said it was
+        /// joined (`loaded`), and held `keys` keys where its snapshot held `snapshot_keys`.
+        JoinReturned { ok: bool, rev: u64, loaded: bool, keys: u64, snapshot_keys: u64 } = "join_returned",
         /// The replica beside the store, after quiescence.
         R2 {
             rev: u64,
@@ -105,7 +110,7 @@ events! {
     }
 }
 
-fn rec(e: &Event) -> Option<&Rec> {
+pub(super) fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
         Some(AppEv::Rmap(r)) => Some(r),
         _ => None,
@@ -310,6 +315,20 @@ impl Node {
                 None => self.ctx.record(Rec::SawCancelled { id }),
             }
         }
+    }
+
+    /// The application's wait for the map to join (R14): `joined()` awaited from the start, and
+    /// what the map says right after it returned.
+    async fn joiner(self: Arc<Self>) {
+        self.ctx.record(Rec::JoinAwaited {});
+        let r = self.map.joined().await;
+        let (loaded, keys, snapshot_keys) =
+            (self.map.is_joined(), self.map.len() as u64, self.map.snapshot().entries.len() as u64);
+        let (ok, rev) = match r {
+            Ok(rev) => (true, rev),
+            Err(_) => (false, 0),
+        };
+        self.ctx.record(Rec::JoinReturned { ok, rev, loaded, keys, snapshot_keys });
     }
 
     /// A change subscriber (R5): revisions never go back and no change arrives twice; a
@@ -625,6 +644,7 @@ impl RmapScenario {
                 });
                 let converge_at_us = (this.window_ms + CONVERGE_MS) * 1000;
                 let tasks = vec![
+                    tokio::spawn(node.clone().joiner()),
                     tokio::spawn(node.clone().writer()),
                     tokio::spawn(node.clone().waiter(0)),
                     tokio::spawn(node.clone().waiter(1)),
@@ -758,6 +778,8 @@ impl RmapScenario {
                     ));
                 }
                 Rec::SawDescheduled { .. }
+                | Rec::JoinAwaited {}
+                | Rec::JoinReturned { .. }
                 | Rec::SawLost { .. }
                 | Rec::SawLostKept { .. }
                 | Rec::SubStart { .. }
@@ -832,6 +854,7 @@ impl RmapScenario {
             }
         }
         v.extend(super::rmap_stop::check(run));
+        v.extend(super::rmap_join::check(run));
         v.extend(subscriptions_end_at_stop(run));
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
@@ -943,6 +966,7 @@ impl RmapScenario {
             Mutant::MC140,
             Mutant::MC141,
             Mutant::MC148,
+            Mutant::MC151,
         ]
     }
 }

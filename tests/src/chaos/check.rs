@@ -225,32 +225,22 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     // a loaded machine's scheduling slack, as V10's, SIGSTOPped time not counted; a timer never
     // fires early, so the floor's slack covers only the history's timestamps).
     let slack = (COMPLETER_STOP_HEARD_SLACK_US, FLOOR_SLACK_US);
-    let clocks = keel_checks::Clocks {
+    let clocks = || keel_checks::Clocks {
         rates: (1.0, 1.0),
         slacks: slack,
         frozen: |n: &&str| frozen_of(n),
         jumped: |_: &_, _, _| false,
     };
-    let mut off = keel_checks::lease_attempts_on_time(&views, clocks);
+    let mut off = keel_checks::lease_attempts_on_time(&views, clocks());
     // S17: each grant and renewal believed for at most the TTL less the margin from its send.
     off.extend(keel_checks::lease_beliefs_keep_their_margin(&views));
     off.extend(keel_checks::lease_recoveries_follow_errors(&views));
     // E3: error summaries count exactly and keep their pace, by the same clocks.
-    let clocks = keel_checks::Clocks {
-        rates: (1.0, 1.0),
-        slacks: slack,
-        frozen: |n: &&str| frozen_of(n),
-        jumped: |_: &_, _, _| false,
-    };
-    off.extend(keel_checks::lease_error_summaries_keep_count(&views, clocks));
+    off.extend(keel_checks::lease_error_summaries_keep_count(&views, clocks()));
     // S18 and S19: each step-down names its cause and begins by its deadline, by the same clocks.
-    let clocks = keel_checks::Clocks {
-        rates: (1.0, 1.0),
-        slacks: slack,
-        frozen: |n: &&str| frozen_of(n),
-        jumped: |_: &_, _, _| false,
-    };
-    off.extend(keel_checks::lease_losses_name_their_cause(&views, clocks));
+    off.extend(keel_checks::lease_losses_name_their_cause(&views, clocks()));
+    // S20: work that ends by itself is handled as the owner's policy says, by the same clocks.
+    off.extend(keel_checks::lease_work_restarts_follow_the_policy(&views, clocks()));
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
@@ -989,6 +979,8 @@ mod tests {
                 ttl_us: 1_000_000,
                 drift_margin_us: 90_000,
                 error_log_us: 10_000_000,
+                work_restart_min_us: 100_000,
+                work_restart_max_us: 10_000_000,
             },
         );
         let refused = |t: u64| {

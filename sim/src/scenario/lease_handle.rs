@@ -1,0 +1,132 @@
+//! **S21**: a lease's handle tells the application what its owner believes, never more, and
+//! tells it at once.
+//!
+//! An application learns that it leads from its `LeaseHandle`: `held()` waits for a grant and
+//! returns its fence, `state()` reads `Held` while the owner believes in its grant. The owner's
+//! belief is what its events say: from its `held` of a fence until its step-down begins
+//! (`stepping_down`), it loses, releases, stops or crashes, or its node crashes or restarts. The
+//! scenario's nodes read their handles (`held_awaited`, `held_returned`, `state_read`), judged at
+//! the instant:
+//! - a `held()` that returns a fence, or a `state()` that reads `Held`, names the fence the owner
+//!   believes in at that instant: a handle ahead of (or behind) its owner makes an application
+//!   lead without a grant, the split brain the lease exists to prevent;
+//! - a `held()` that fails (the owner ended) does so while the owner believes in no grant;
+//! - a `held()` awaited while the owner believes, or when it comes to believe, returns within
+//!   2 ms of running time (frozen time not counted), unless the belief ends first: a handle that
+//!   misses its owner's grant leaves the application waiting while the lease sits held.
+//!
+//! A node's crash, restart or graceful stop ends its judging.
+
+use std::collections::BTreeMap;
+
+use keel::observe::LeaseEvent;
+use keel_checks::reach;
+
+use super::RunView;
+use super::lease::{Rec, rec};
+use crate::check::Violation;
+use crate::history::{Who, WorldEv};
+
+/// Running time a `held()` has to return once its owner believes.
+const HELD_RETURNS_US: u64 = 2_000;
+
+/// S21 over the run's events: see the module's doc. The first 20 violations.
+pub fn check(run: &RunView<'_>) -> Vec<Violation> {
+    let mut belief: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → since when a `held()` is awaited
+    let mut awaiting: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → (fence believed, due by) while a `held()` is awaited and its owner believes
+    let mut due: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    let mut say = |t: u64, why: String| {
+        if v.len() < 20 {
+            v.push(Violation::new("S21", t, why));
+        }
+    };
+    let deadline = |n: Who, t: u64| reach(t, HELD_RETURNS_US, &run.timeline.frozen(n).collect::<Vec<_>>());
+    for e in run.events {
+        let n = e.node;
+        if let Some(&(fence, by)) = due.get(&n)
+            && e.t_us > by
+        {
+            due.remove(&n);
+            awaiting.remove(&n);
+            say(
+                by,
+                format!(
+                    "{n}: its owner believes in fence {fence}, and the application's held() has not returned {HELD_RETURNS_US} µs later"
+                ),
+            );
+        }
+        match (e.lease(), e.world(), rec(e)) {
+            (Some(LeaseEvent::Held { fence, .. }), ..) => {
+                belief.insert(n, *fence);
+                if awaiting.contains_key(&n) {
+                    due.insert(n, (*fence, deadline(n, e.t_us)));
+                }
+            }
+            (
+                Some(
+                    LeaseEvent::SteppingDown { .. }
+                    | LeaseEvent::Lost { .. }
+                    | LeaseEvent::Released { .. }
+                    | LeaseEvent::Stopping { .. }
+                    | LeaseEvent::Crashed { .. },
+                ),
+                ..,
+            ) => {
+                belief.remove(&n);
+                due.remove(&n);
+            }
+            (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {} | WorldEv::NodeStop {}), _) => {
+                belief.remove(&n);
+                awaiting.remove(&n);
+                due.remove(&n);
+            }
+            (.., Some(Rec::HeldAwaited {})) => {
+                awaiting.insert(n, e.t_us);
+                if let Some(&fence) = belief.get(&n) {
+                    due.insert(n, (fence, deadline(n, e.t_us)));
+                }
+            }
+            (.., Some(Rec::HeldReturned { fence })) => {
+                awaiting.remove(&n);
+                due.remove(&n);
+                match (belief.get(&n), *fence) {
+                    (Some(b), 0) => say(
+                        e.t_us,
+                        format!("{n}: held() failed (the owner ended) while its owner believes in fence {b}"),
+                    ),
+                    (b, f) if f != 0 && b != Some(&f) => say(
+                        e.t_us,
+                        format!("{n}: held() returned fence {f} while its owner believes in {}", believed(b)),
+                    ),
+                    _ => {}
+                }
+            }
+            (.., Some(Rec::StateRead { held: true, fence })) if belief.get(&n) != Some(fence) => say(
+                e.t_us,
+                format!(
+                    "{n}: state() read Held of fence {fence} while its owner believes in {}",
+                    believed(belief.get(&n))
+                ),
+            ),
+            _ => {}
+        }
+    }
+    for (n, (fence, by)) in due {
+        if by < run.end_us {
+            say(
+                by,
+                format!(
+                    "{n}: its owner believes in fence {fence}, and the application's held() had not returned {HELD_RETURNS_US} µs later"
+                ),
+            );
+        }
+    }
+    v
+}
+
+fn believed(fence: Option<&u64>) -> String {
+    fence.map_or_else(|| "no grant".to_owned(), |f| format!("fence {f}"))
+}
