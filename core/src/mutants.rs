@@ -751,6 +751,13 @@ pub enum Mutant {
     /// before the map loaded anything, and the application reads an empty map as the truth (no
     /// run awaited `joined()`: R14).
     MC151,
+    /// A drained worker's deregistration that deletes its keep-alive without comparing it with its
+    /// last beat: a cleaner's dead marker written meanwhile goes with it, mid-cleanup (blind-spot
+    /// hunt, round 18, B #4: no rule read how a keep-alive was deleted).
+    MC152,
+    /// A worker machine that takes job records while draining: its drain starts new runs it then
+    /// cuts at its bound or hands back (blind-spot hunt, round 18, B #15: no rule judged the gate).
+    MC153,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -176,6 +176,8 @@ events! {
         /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
         /// cleaner released a lock it did not hold (P15).
         ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",
+        /// Node `by` deleted worker `worker`'s keep-alive, `value`, without comparing it (P41).
+        KeepaliveDeletedBlind { worker: String, value: Option<String>, by: Who } = "keepalive_deleted_blind",
         /// Node `by` deleted dead worker `worker`'s keep-alive while `jobs` (their records
         /// unchanged since the worker's fence) still named it (P18).
         CleanupLeftJobs { worker: String, jobs: Vec<String>, by: Who } = "cleanup_left_jobs",

@@ -76,6 +76,8 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::redispatches_of_unacked_jobs(events));
     v.extend(keel_checks::pending_deadlines_keep_the_ack_grace(events));
     v.extend(pool_cleanup::cleanups_requeue_fenced_jobs(events));
+    v.extend(pool_cleanup::keepalives_deleted_as_expected(events));
+    v.extend(keel_checks::workers_closed_to_records(events));
     v.extend(pool_cleanup::cleanups_move_only_fenced_workers(events));
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
     v.extend(worker_fence::worker_fence(run));

@@ -474,6 +474,10 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
                 let change = (before.as_deref(), out.value.as_deref());
                 faults.fences.keepalive_written(store, (&map, &key), change, history, node).await;
             }
+            if out.applied && matches!(beat, Some(MapWrite::Delete)) {
+                let (worker, value) = (key.clone(), before.clone());
+                history.record(Who::Store, ServerEv::KeepaliveDeletedBlind { worker, value, by: node });
+            }
             if let Some(write) = beat {
                 faults.beats.written((&map, &key), &write, (out.applied, out.value.as_deref()), history, node);
             }

@@ -1017,6 +1017,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC152,
+        lineage: "checker proof (blind-spot hunt, round 18, B #4): a drained worker's deregistration deletes its keep-alive without comparing",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC153,
+        lineage: "checker proof (blind-spot hunt, round 18, B #15): a draining worker still takes job records and starts runs",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

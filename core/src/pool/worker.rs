@@ -316,7 +316,10 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
     /// Delete the keep-alive (no dispatcher picks us from here on), then the registration.
     async fn deregister(&self, last: &str) {
         let maps = &self.core.maps;
-        let del = self.core.store.map_write(&maps.keepalive, &self.id, MapWrite::CompareAndDelete(last.to_owned()));
+        // MC152: deleted without comparing.
+        let how =
+            if mutants::active(Mutant::MC152) { MapWrite::Delete } else { MapWrite::CompareAndDelete(last.to_owned()) };
+        let del = self.core.store.map_write(&maps.keepalive, &self.id, how);
         if self.core.op("map_write", del).await.is_err() {
             return; // left stale: the cleanup finishes it
         }

@@ -245,7 +245,9 @@ impl WorkerMachine {
 
     /// Whether the driver may deliver job records (never while fenced, draining or beating).
     pub fn accepts_records(&self) -> bool {
-        self.phase == Phase::Active && !self.fenced && self.drain_until.is_none() && self.beating.is_none()
+        // MC153: the drain forgotten.
+        let undrained = self.drain_until.is_none() || mutants::active(Mutant::MC153);
+        self.phase == Phase::Active && !self.fenced && undrained && self.beating.is_none()
     }
 
     /// Whether the driver must listen for runs' ends.

@@ -545,6 +545,8 @@ impl PoolScenario {
             Mutant::MC144,
             Mutant::MC145,
             Mutant::MC147,
+            Mutant::MC152,
+            Mutant::MC153,
         ]
     }
 }

@@ -98,6 +98,29 @@ fn names(v: &str, worker: &str) -> bool {
     record_owner(v).is_some_and(|(_, owner)| owner == worker)
 }
 
+/// P41: keel deletes a keep-alive only as the value its deleter expects: a worker's own
+/// deregistration compares with its last beat, a cleanup with its dead marker. A delete that does
+/// not compare (blind-spot hunt, round 18, B #4: a drained worker's deregistration by plain
+/// delete) can remove a cleaner's dead marker mid-cleanup, and a late registration then revives
+/// the worker while its jobs are being moved. Judged at the store as the delete applies
+/// (`keepalive_deleted_blind`).
+pub fn keepalives_deleted_as_expected(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::KeepaliveDeletedBlind { worker, value, by }) = e.server() else { continue };
+        v.push(Violation::new(
+            "P41",
+            e.t_us,
+            format!(
+                "{by} deleted worker {worker}'s keep-alive ({}) without comparing it: a dead marker or another's beat may go with it",
+                value.as_deref().unwrap_or("absent")
+            ),
+        ));
+    }
+    v.truncate(20);
+    v
+}
+
 /// P18: the store's record of each cleanup that deleted its worker's keep-alive while jobs the
 /// worker held at its fence were still on it.
 pub fn cleanups_requeue_fenced_jobs(events: &[Event]) -> Vec<Violation> {
