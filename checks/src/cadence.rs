@@ -32,6 +32,7 @@
 
 use std::collections::BTreeMap;
 
+use keel::lease::LostReason;
 use keel::observe::LeaseEvent;
 
 use crate::rules::reach;
@@ -246,10 +247,34 @@ pub fn lease_attempts_on_time<E: Entry>(
                 );
                 continue;
             }
-            L::Lost { lease, owner, .. }
-            | L::Stopping { lease, owner }
-            | L::Released { lease, owner }
-            | L::Crashed { lease, owner, .. } => {
+            // A step-down: the owner releases what it may still hold and competes again at once,
+            // or (its work ended: it hands the lease over) one poll later.
+            L::Lost { lease, owner, reason, .. } => {
+                if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner)))
+                    && let Some(timing) = c.timing
+                {
+                    let wait_us = if *reason == LostReason::WorkEnded { timing.poll_us } else { 0 };
+                    c.due = Some(Due {
+                        after: "its step-down and the releases after it",
+                        latest: t,
+                        wait_max_us: wait_us,
+                        earliest: t,
+                        wait_min_us: wait_us,
+                    });
+                }
+                continue;
+            }
+            // The releases after a step-down come before the next attempt.
+            L::ReleaseEnded { lease, owner, .. } => {
+                if let Some(d) =
+                    chains.get_mut(&(node.clone(), plain(lease), plain(owner))).and_then(|c| c.due.as_mut())
+                    && d.after.starts_with("its step-down")
+                {
+                    d.latest = t;
+                }
+                continue;
+            }
+            L::Stopping { lease, owner } | L::Released { lease, owner } | L::Crashed { lease, owner, .. } => {
                 if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
                     c.due = None;
                 }
@@ -367,6 +392,7 @@ mod tests {
                 error_log_us: 10_000_000,
                 work_restart_min_us: 100_000,
                 work_restart_max_us: 10_000_000,
+                op_timeout_us: 250_000,
             },
         )
     }
@@ -505,7 +531,21 @@ mod tests {
                 reason: keel::lease::LostReason::Deadline,
             },
         );
-        assert!(judge(&[started(0), renewed(10, 5), lost, refused(900, 5)]).is_empty());
+        // A step-down at its deadline competes again at once (after its releases): an attempt a
+        // TTL later is late (blind-spot hunt, round 18, A #25), one at once is not.
+        assert_eq!(judge(&[started(0), renewed(10, 5), lost.clone(), refused(900, 5)]).len(), 1);
+        assert!(judge(&[started(0), renewed(10, 5), lost.clone(), refused(205, 4)]).is_empty());
+        let released = at(
+            600,
+            LeaseEvent::ReleaseEnded {
+                lease: "l".into(),
+                owner: "a".into(),
+                token: "t".into(),
+                released: false,
+                took_us: 1000,
+            },
+        );
+        assert!(judge(&[started(0), renewed(10, 5), lost, released, refused(605, 4)]).is_empty());
         let stopping = at(200, LeaseEvent::Stopping { lease: "l".into(), owner: "a".into() });
         assert!(judge(&[started(0), refused(10, 5), stopping, refused(900, 5)]).is_empty());
         assert!(judge(&[started(0), refused(10, 5), fact(200, Fact::NodeCrash), refused(900, 5)]).is_empty());

@@ -274,6 +274,7 @@ mod tests {
                 error_log_us: 10_000_000,
                 work_restart_min_us,
                 work_restart_max_us,
+                op_timeout_us: 250_000,
             },
         )
     }

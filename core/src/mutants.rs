@@ -758,6 +758,15 @@ pub enum Mutant {
     /// A worker machine that takes job records while draining: its drain starts new runs it then
     /// cuts at its bound or hands back (blind-spot hunt, round 18, B #15: no rule judged the gate).
     MC153,
+    /// A lease owner that steps down at its deadline and sits a whole TTL out before it competes
+    /// again: a lease left free by a crashed holder waits a TTL longer for a new one (blind-spot
+    /// hunt, round 18, A #25: S12's chains ended at a step-down, so the first attempt after it was
+    /// never judged).
+    MC154,
+    /// A lease release that waits a TTL for its reply, not the op timeout: one lost reply holds a
+    /// graceful stop, and the competing again after a step-down, for up to a TTL (blind-spot hunt,
+    /// round 18, A #27: `release_ended` carried no duration, and no rule bounded a call).
+    MC155,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

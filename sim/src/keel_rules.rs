@@ -128,6 +128,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(lease_error_summaries(view));
     v.extend(lease_losses(view));
     v.extend(lease_work_restarts(view));
+    v.extend(lease_calls_bounded(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));
@@ -336,6 +337,13 @@ pub fn lease_attempts_on_time(run: &RunView<'_>) -> Vec<Violation> {
 /// clock is judged.
 pub fn lease_work_restarts(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::lease_work_restarts_follow_the_policy(run.events, counts_only_beyond_bound(run))
+}
+
+/// S22: each of a lease owner's store calls ends by its op timeout, on the owner's own clock
+/// ([`keel_checks::lease_calls_end_by_their_timeout`]); a call across a freeze or a clock jump of
+/// its node is excused.
+pub fn lease_calls_bounded(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::lease_calls_end_by_their_timeout(run.events, cadence(run))
 }
 
 /// E3: a lease owner's store-error summaries count exactly and keep their pace

@@ -1029,6 +1029,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC154,
+        lineage: "checker proof (blind-spot hunt, round 18, A #25): an owner stepped down at its deadline sits a TTL out before competing",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC155,
+        lineage: "checker proof (blind-spot hunt, round 18, A #27): a lease release that waits a TTL for its reply, not the op timeout",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

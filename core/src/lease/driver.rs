@@ -178,6 +178,7 @@ impl<S: Store> Driver<S> {
             error_log_us: us(self.cfg.error_log_interval),
             work_restart_min_us: us(restart_min),
             work_restart_max_us: us(restart_max),
+            op_timeout_us: us(self.cfg.op_timeout),
         });
         let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
@@ -535,7 +536,10 @@ impl<S: Store> Driver<S> {
     }
 
     async fn release(&self, token: &str) {
-        let deadline = self.clock.now() + self.cfg.op_timeout;
+        let sent = self.clock.now();
+        // MC155: the release waits a TTL for its reply, not the op timeout.
+        let cut = if mutants::active(Mutant::MC155) { self.cfg.ttl } else { self.cfg.op_timeout };
+        let deadline = sent + cut;
         let r = if mutants::active(Mutant::MS5) {
             #[cfg(feature = "mutants")]
             {
@@ -561,6 +565,7 @@ impl<S: Store> Driver<S> {
             token: token.into(),
             // MC76: a release that failed (its outcome unknown) reported as done.
             released: r.unwrap_or(mutants::active(Mutant::MC76)),
+            took_us: crate::observe::micros(self.clock.now().saturating_duration_since(sent)),
         });
     }
 

@@ -413,7 +413,12 @@ impl Machine {
                     // Our key may still be in the store (renewals applied, replies lost).
                     // MC61: the grant's token is never released after a deadline step-down.
                     LostReason::Deadline if mutants::active(Mutant::MC61) => {}
-                    LostReason::Deadline => self.stale_tokens.push(self.token.clone()),
+                    LostReason::Deadline => {
+                        self.stale_tokens.push(self.token.clone());
+                        if mutants::active(Mutant::MC154) {
+                            next_attempt = now + self.t.ttl; // MC154: a TTL out after the deadline
+                        }
+                    }
                     // We still hold it: hand it over, and leave others one poll to take it.
                     LostReason::WorkEnded => {
                         self.stale_tokens.push(self.token.clone());

@@ -18,8 +18,9 @@ events! {
         /// A grant or renewal is believed for at most `ttl_us` less `drift_margin_us` from the
         /// attempt's send (S17). Store errors are summarised once per `error_log_us` (E3). Guarded work
         /// that ends while held is restarted after a backoff from `work_restart_min_us` to
-        /// `work_restart_max_us`, or (both 0) ends the grant (the work policy, S20).
-        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64, ttl_us: u64, drift_margin_us: u64, error_log_us: u64, work_restart_min_us: u64, work_restart_max_us: u64 } = "owner_started",
+        /// `work_restart_max_us`, or (both 0) ends the grant (the work policy, S20). Every store
+        /// call is cut at `op_timeout_us` (S22).
+        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64, ttl_us: u64, drift_margin_us: u64, error_log_us: u64, work_restart_min_us: u64, work_restart_max_us: u64, op_timeout_us: u64 } = "owner_started",
         /// An acquisition attempt was granted `fence` (`Held` follows); the owner believes in the
         /// grant for `belief_us` from now (its local deadline, less the reply's instant).
         Granted { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64, belief_us: u64 } = "granted",
@@ -67,7 +68,7 @@ events! {
         RenewRefused { lease: Text<'a>, owner: Text<'a>, took_us: u64 } = "renew_refused",
         /// A release ended: `released` when the store removed this owner's grant (else it was
         /// not the holder any more, or the call failed and the grant expires by its TTL).
-        ReleaseEnded { lease: Text<'a>, owner: Text<'a>, token: Text<'a>, released: bool } = "release_ended",
+        ReleaseEnded { lease: Text<'a>, owner: Text<'a>, token: Text<'a>, released: bool, took_us: u64 } = "release_ended",
         /// The owner heard its stop (its token or its parent's was cancelled) and begins to shut
         /// down: stop the work, release. At the request, or once a renewal in flight ended.
         Stopping { lease: Text<'a>, owner: Text<'a> } = "stopping",
@@ -90,8 +91,9 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
             error_log_us,
             work_restart_min_us,
             work_restart_max_us,
+            op_timeout_us,
         } => {
-            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us, error_log_us, work_restart_min_us, work_restart_max_us, kind = "owner_started", "lease owner started")
+            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us, error_log_us, work_restart_min_us, work_restart_max_us, op_timeout_us, kind = "owner_started", "lease owner started")
         }
         E::Granted { lease, owner, fence, took_us, belief_us } => {
             debug!(target: T, lease = %lease, owner = %owner, fence, took_us, belief_us, kind = "granted", "acquisition granted")
@@ -168,8 +170,8 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::RenewRefused { lease, owner, took_us } => {
             info!(target: T, lease = %lease, owner = %owner, took_us, kind = "renew_refused", "renewal refused: the store holds no grant of ours")
         }
-        E::ReleaseEnded { lease, owner, token, released } => {
-            debug!(target: T, lease = %lease, owner = %owner, token = %token, released, kind = "release_ended", "release ended")
+        E::ReleaseEnded { lease, owner, token, released, took_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, token = %token, released, took_us, kind = "release_ended", "release ended")
         }
         E::Stopping { lease, owner } => {
             debug!(target: T, lease = %lease, owner = %owner, kind = "stopping", "lease owner stopping")

@@ -287,6 +287,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC131,
     Mutant::MC149,
     Mutant::MC150,
+    Mutant::MC154,
+    Mutant::MC155,
 ];
 
 impl LeaseScenario {
@@ -391,6 +393,8 @@ impl LeaseScenario {
         v.extend(crate::keel_rules::lease_losses(run));
         // S20: work that ends by itself is handled as the owner's policy says.
         v.extend(crate::keel_rules::lease_work_restarts(run));
+        // S22: every store call ends by the op timeout.
+        v.extend(crate::keel_rules::lease_calls_bounded(run));
         // S21: the handle tells the application what the owner believes, at once.
         v.extend(super::lease_handle::check(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.

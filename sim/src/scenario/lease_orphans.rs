@@ -125,7 +125,13 @@ mod tests {
         let held = lease(11, LeaseEvent::Held { lease: "l".into(), owner: "n1".into(), fence: 7 });
         let release = lease(
             20,
-            LeaseEvent::ReleaseEnded { lease: "l".into(), owner: "n1".into(), token: "n1:1:1".into(), released: false },
+            LeaseEvent::ReleaseEnded {
+                lease: "l".into(),
+                owner: "n1".into(),
+                token: "n1:1:1".into(),
+                released: false,
+                took_us: 1_000,
+            },
         );
         // Believed, stepped away from without a release: S11 at the refusal, once.
         let v = rule(&[grant(10, "n1:1:1", 7), held.clone(), refused(30), refused(40)]);

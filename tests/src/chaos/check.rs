@@ -241,6 +241,8 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     off.extend(keel_checks::lease_losses_name_their_cause(&views, clocks()));
     // S20: work that ends by itself is handled as the owner's policy says, by the same clocks.
     off.extend(keel_checks::lease_work_restarts_follow_the_policy(&views, clocks()));
+    // S22: every store call ends by its op timeout, by the same clocks.
+    off.extend(keel_checks::lease_calls_end_by_their_timeout(&views, clocks()));
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
 
     // Beliefs, from keel's `Held` to its `Lost`/`Released` (or the process' end).
@@ -981,6 +983,7 @@ mod tests {
                 error_log_us: 10_000_000,
                 work_restart_min_us: 100_000,
                 work_restart_max_us: 10_000_000,
+                op_timeout_us: 250_000,
             },
         );
         let refused = |t: u64| {

@@ -1,0 +1,131 @@
+//! S22: a lease owner's store call ends by its op timeout, judged at each call's outcome.
+//!
+//! An owner announces its op timeout when it starts (`owner_started`: `op_timeout_us`) and cuts
+//! every store call at it (a renewal earlier still, at the grant's deadline): each outcome event
+//! reports the call's own duration on the owner's clock (`took_us` of `granted`,
+//! `acquire_refused`, `quarantined`, `acquire_failed`, `renewed`, `renew_refused`, `renew_failed`,
+//! `time_failed`, `release_ended`), and none may exceed the op timeout by more than the clocks'
+//! late slack. A call that outlives it holds the owner: a renewal that hangs past the grant (MS7),
+//! a release that waits a TTL for a lost reply (blind-spot hunt, round 18, A #27) and with it a
+//! graceful stop or the competing again after a step-down. The duration is measured on the same
+//! clock as the cut, so no rate conversion; a call across a freeze of its node or a jump of its
+//! clock is excused.
+
+use std::collections::BTreeMap;
+
+use keel::observe::LeaseEvent;
+
+use crate::cadence::Clocks;
+use crate::{Entry, Fact, Span, Violation, plain};
+
+/// S22 over keel's lease events: see the module's doc. The clocks give the late slack, frozen
+/// spans and jumps. The first 20 violations.
+pub fn lease_calls_end_by_their_timeout<E: Entry>(
+    events: &[E],
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+) -> Vec<Violation> {
+    let mut timeouts: BTreeMap<(E::Node, &str, &str), u64> = BTreeMap::new();
+    let mut frozen: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            timeouts.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        use LeaseEvent as L;
+        let (lease, owner, took_us, what) = match e.lease() {
+            Some(L::OwnerStarted { lease, owner, op_timeout_us, .. }) => {
+                timeouts.insert((node.clone(), plain(lease), plain(owner)), *op_timeout_us);
+                continue;
+            }
+            Some(
+                L::Granted { lease, owner, took_us, .. }
+                | L::AcquireRefused { lease, owner, took_us, .. }
+                | L::Quarantined { lease, owner, took_us, .. }
+                | L::AcquireFailed { lease, owner, took_us, .. },
+            ) => (lease, owner, *took_us, "acquisition"),
+            Some(
+                L::Renewed { lease, owner, took_us, .. }
+                | L::RenewRefused { lease, owner, took_us }
+                | L::RenewFailed { lease, owner, took_us, .. },
+            ) => (lease, owner, *took_us, "renewal"),
+            Some(L::TimeFailed { lease, owner, took_us, .. }) => (lease, owner, *took_us, "time read"),
+            Some(L::ReleaseEnded { lease, owner, took_us, .. }) => (lease, owner, *took_us, "release"),
+            _ => continue,
+        };
+        let (lease, owner) = (plain(lease), plain(owner));
+        let Some(&timeout_us) = timeouts.get(&(node.clone(), lease, owner)) else { continue };
+        if took_us <= timeout_us.saturating_add(clocks.slacks.0) {
+            continue;
+        }
+        let began = t.saturating_sub(took_us);
+        let call = Span { start: began, end: t };
+        let holes = frozen.entry(node.clone()).or_insert_with(|| (clocks.frozen)(node));
+        if holes.iter().any(|s| s.overlap(&call).is_some()) || (clocks.jumped)(node, began, t) || v.len() >= 20 {
+            continue;
+        }
+        v.push(Violation::new(
+            "S22",
+            t,
+            format!(
+                "{node}: lease {lease} owner {owner}: a {what} took {took_us} µs, past its op timeout of {timeout_us} µs"
+            ),
+        ));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event;
+
+    use super::*;
+    use crate::test_entry::{E as Ev, at_ms};
+
+    fn at(t_ms: u64, e: LeaseEvent<'_>) -> Ev {
+        Ev(t_ms * 1000, "n1", Some(Event::Lease(e.to_static())), None)
+    }
+
+    #[test]
+    fn calls_end_by_the_op_timeout() {
+        let started = at(
+            0,
+            LeaseEvent::OwnerStarted {
+                lease: "L".into(),
+                owner: "a".into(),
+                renew_us: 300_000,
+                poll_us: 300_000,
+                retry_min_us: 20_000,
+                retry_max_us: 80_000,
+                ttl_us: 1_000_000,
+                drift_margin_us: 100_000,
+                error_log_us: 10_000_000,
+                work_restart_min_us: 100_000,
+                work_restart_max_us: 10_000_000,
+                op_timeout_us: 250_000,
+            },
+        );
+        let release = |t_ms: u64, took_ms: u64| {
+            let took_us = took_ms * 1000;
+            at(
+                t_ms,
+                LeaseEvent::ReleaseEnded {
+                    lease: "L".into(),
+                    owner: "a".into(),
+                    token: "t".into(),
+                    released: false,
+                    took_us,
+                },
+            )
+        };
+        let judge = |h: &[Ev]| at_ms(&lease_calls_end_by_their_timeout(h, crate::steady_clocks(2_000)));
+        assert_eq!(judge(&[started.clone(), release(300, 250)]), []);
+        assert_eq!(judge(&[started.clone(), release(1100, 1000)]), [("S22", 1100)]);
+        let failed = at(
+            900,
+            LeaseEvent::RenewFailed { lease: "L".into(), owner: "a".into(), error: "x".into(), took_us: 600_000 },
+        );
+        assert_eq!(judge(&[started, failed]), [("S22", 900)]);
+    }
+}
