@@ -326,9 +326,14 @@ pub fn lease_attempts_on_time<E: Entry>(
         c.due = match ev {
             L::AcquireRefused { remaining_ms, .. } | L::Quarantined { remaining_ms, .. } => {
                 (c.errors, c.exact) = (0, true);
-                // keel waits min(poll, max(remaining, retry_min)), a refusal's jittered down to half.
+                // keel waits min(poll, max(remaining, retry_min)), a refusal's jittered down to
+                // half, a quarantine's exactly (since round 18: a wait of a whole poll while the
+                // lease or its quarantine frees sooner was not seen, A #1).
                 let until_free = remaining_ms.saturating_mul(1000).max(timing.retry_min_us).min(timing.poll_us);
-                Some(at_outcome("a refusal", timing.poll_us, until_free / 2))
+                match ev {
+                    L::Quarantined { .. } => Some(at_outcome("a quarantine refusal", until_free, until_free)),
+                    _ => Some(at_outcome("a refusal", until_free, until_free / 2)),
+                }
             }
             L::AcquireFailed { .. } => {
                 c.errors = c.errors.saturating_add(1);

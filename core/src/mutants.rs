@@ -767,6 +767,18 @@ pub enum Mutant {
     /// graceful stop, and the competing again after a step-down, for up to a TTL (blind-spot hunt,
     /// round 18, A #27: `release_ended` carried no duration, and no rule bounded a call).
     MC155,
+    /// A lease owner refused by a quarantine that waits a whole poll before trying again, whatever
+    /// the quarantine's time left: the lease sits free for up to a poll after the quarantine ends
+    /// (blind-spot hunt, round 18, A #1: S12 allowed a poll after every refusal).
+    MC156,
+    /// A store that refuses an acquisition by the token that holds the live grant: a retried
+    /// acquisition whose first reply was lost blocks the lease for a whole TTL (blind-spot hunt,
+    /// round 18, A #3: lease operations are not in the linearizability history, and the store's
+    /// state machine is its own specification).
+    MC157,
+    /// A store whose refusal reports the request's TTL as the grant's time left: contenders wait
+    /// past the grant's end (blind-spot hunt, round 18, A #24: S12 judges by what the store said).
+    MC158,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -192,6 +192,9 @@ events! {
         /// restarted since the map's last commit; the store node's own record of its boots and
         /// of the map's revision at the last one says otherwise (L3).
         RestartMisreported { map: String, rev: u64, told: bool, by: Who } = "restart_misreported",
+        /// The store refused `by`'s acquisition of `lease` with token `token` (`remaining_ms` left
+        /// to the grant), where the grant it holds is `holder`'s with `valid_ms` left (L5).
+        LeaseRefusalWrong { lease: String, token: String, remaining_ms: u64, holder: String, valid_ms: u64, by: Who } = "lease_refusal_wrong",
         /// A feed of `map` served to `by` lost a change without saying so (`why`; L4).
         FeedLost { map: String, why: String, by: Who } = "feed_lost",
     }

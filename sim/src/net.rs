@@ -374,7 +374,18 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
                     history.record(Who::Store, ev)
                 }
                 Acquire::Quarantined { .. } => history.record(Who::Store, ServerEv::QuarantineRefusal { to: node }),
-                Acquire::Held { .. } => {
+                Acquire::Held { remaining_ms } => {
+                    // L5: a refusal names a live grant of another token and its time left, as the
+                    // store holds them (read apart from the reply's own path).
+                    let valid_ms = held_validity(store, &name).await?;
+                    let holder = store.lease_grant(&name).map(|(h, _, _)| h).unwrap_or_default();
+                    if holder == token || remaining_ms.abs_diff(valid_ms) > 1 {
+                        let (lease, token, remaining_ms, by) = (name.clone(), token.clone(), *remaining_ms, node);
+                        history.record(
+                            Who::Store,
+                            ServerEv::LeaseRefusalWrong { lease, token, remaining_ms, holder, valid_ms, by },
+                        );
+                    }
                     // Only a refusal by a grant to the same owner instance (`owner:incarnation`) is
                     // recorded (S11); the refusals of other owners' polls are most of a lease
                     // run's calls.

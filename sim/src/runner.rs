@@ -172,6 +172,7 @@ pub fn run(
     }
     violations.extend(refusals_reported(&events));
     violations.extend(restarts_reported(&events));
+    violations.extend(lease_refusals_right(&events));
     violations.extend(feeds_complete(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
@@ -224,6 +225,27 @@ fn restarts_reported(events: &[crate::history::Event]) -> Vec<Violation> {
                 !told
             ),
         )),
+        _ => None,
+    });
+    wrong.take(20).collect()
+}
+
+/// L5: the store refuses an acquisition only for a live grant of another token, and says its time
+/// left as it holds it (`ServerEv::LeaseRefusalWrong`, recorded by the simulated store against its
+/// own grant at the refusal's instant). A refusal of the holder's own token makes a retried
+/// acquisition (its first reply lost) block the lease for a TTL; a wrong time left makes a
+/// contender wait past the grant's end. The first 20 violations.
+fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
+    let wrong = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::LeaseRefusalWrong { lease, token, remaining_ms, holder, valid_ms, by }) => {
+            Some(Violation::new(
+                "L5",
+                e.t_us,
+                format!(
+                    "the store refused {by}'s acquisition of {lease} by token {token} with {remaining_ms} ms left; it holds {holder}'s grant with {valid_ms} ms left"
+                ),
+            ))
+        }
         _ => None,
     });
     wrong.take(20).collect()

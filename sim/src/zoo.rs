@@ -1041,6 +1041,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC156,
+        lineage: "checker proof (blind-spot hunt, round 18, A #1): a quarantine refusal waits a whole poll, whatever its time left",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC157,
+        lineage: "checker proof (blind-spot hunt, round 18, A #3): the store refuses an acquisition by the live grant's own token",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC158,
+        lineage: "checker proof (blind-spot hunt, round 18, A #24): a refusal reports the request's TTL as the grant's time left",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -406,6 +406,14 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC149: a guarded work's restart backoff that never grows (S20 at the early restart, on n1,
     // whose work ends by itself under a restart policy; lease seed 33, the first of 0..100).
     assert!(caught_by_free_rules_within("lease", Mutant::MC149, "S20", 40).is_some(), "MC149 breaks S20");
+    // MC154: a TTL sat out after a deadline step-down (S12's link from the step-down; lease seed
+    // 3). MC155: a release waiting a TTL for its reply (S22; lease seed 3).
+    assert!(caught_by_free_rules("lease", Mutant::MC154, "S12").is_some(), "MC154 breaks S12");
+    assert!(caught_by_free_rules("lease", Mutant::MC155, "S22").is_some(), "MC155 breaks S22");
+    // MC152: a deregistration that deletes its keep-alive blind (P41 at the store; pool seed 1).
+    // MC153: a draining worker handed records (P42 at the delivery; pool seed 8).
+    assert!(caught_by_free_rules("pool", Mutant::MC152, "P41").is_some(), "MC152 breaks P41");
+    assert!(caught_by_free_rules("pool", Mutant::MC153, "P42").is_some(), "MC153 breaks P42");
     // MC114: the epoch marker never written (P30 at a node's first check of it after a store
     // data loss; `poolloss`: the pool's workload with data loss among its faults).
     assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");

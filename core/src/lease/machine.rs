@@ -297,6 +297,8 @@ impl Machine {
             Ok(Acquire::Quarantined { remaining_ms }) => {
                 self.recovered();
                 let wait = self.t.poll_interval.min(Duration::from_millis(remaining_ms).max(self.t.retry_min));
+                // MC156: a whole poll, the quarantine's time left ignored.
+                let wait = if mutants::active(Mutant::MC156) { self.t.poll_interval } else { wait };
                 self.phase = Phase::Awaiting { next_attempt: now + wait };
             }
             Err(e) => {

@@ -131,13 +131,17 @@ impl StoreState {
             return Ok(Acquire::Quarantined { remaining_ms: meta.quarantine_until_ms - now });
         }
         if let Some(h) = self.live_holder(name, now) {
-            if h.token == token {
+            // MC157: the holder's own token refused.
+            if h.token == token && !crate::mutants::active(crate::mutants::Mutant::MC157) {
                 if !crate::mutants::active(crate::mutants::Mutant::MC33) {
                     h.expires_at_ms = now + ttl_ms; // MC33: granted again, the old expiry kept
                 }
                 return Ok(Acquire::Granted { fence: h.fence });
             }
-            return Ok(Acquire::Held { remaining_ms: h.expires_at_ms - now });
+            // MC158: the request's TTL said for the grant's time left.
+            let left =
+                if crate::mutants::active(crate::mutants::Mutant::MC158) { ttl_ms } else { h.expires_at_ms - now };
+            return Ok(Acquire::Held { remaining_ms: left });
         }
         let meta = self.lease_meta.get_mut(name).ok_or_else(|| StoreError::corrupt(name, "lease meta vanished"))?;
         let before = meta.fence;

@@ -289,6 +289,9 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC150,
     Mutant::MC154,
     Mutant::MC155,
+    Mutant::MC156,
+    Mutant::MC157,
+    Mutant::MC158,
 ];
 
 impl LeaseScenario {
