@@ -779,6 +779,10 @@ pub enum Mutant {
     /// A store whose refusal reports the request's TTL as the grant's time left: contenders wait
     /// past the grant's end (blind-spot hunt, round 18, A #24: S12 judges by what the store said).
     MC158,
+    /// The pool's list of known workers without those known only by a cleanup lock: a lock left by
+    /// a failed release or a crashed cleaner is never cleaned, and `inspect` (which shares the
+    /// list) does not show it (blind-spot hunt, round 18, B #23: the audit read `inspect`'s list).
+    MC159,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

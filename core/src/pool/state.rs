@@ -473,7 +473,9 @@ impl View {
         let mut all: BTreeSet<String> = self.keepalive.keys().cloned().collect();
         if !keepalive_only {
             all.extend(self.workers.keys().cloned());
-            all.extend(self.cleanup.keys().cloned());
+            if !crate::mutants::active(crate::mutants::Mutant::MC159) {
+                all.extend(self.cleanup.keys().cloned()); // MC159: lock-only workers forgotten
+            }
             for (_, owner) in self.owners() {
                 if !owner.is_empty() && !all.contains(owner) {
                     all.insert(owner.to_owned());

@@ -229,8 +229,24 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
         let Ok(r) = inspect_in_place(&store, POOL).await else { continue };
         let now_us = ctx.history.now_us();
         let seen_ms = |since: u64| if since == 0 { u64::MAX } else { now_us.saturating_sub(since) / 1000 };
-        let stale: Vec<&String> =
+        let mut stale: Vec<&String> =
             r.workers.iter().filter(|(_, age)| age.is_none_or(|a| a > 3 * ttl_ms)).map(|(w, _)| w).collect();
+        // A cleanup lock left behind (its release failed, its cleaner crashed) of a worker with no
+        // keep-alive and no registration, expired long ago: state of a dead worker too, read from
+        // the raw lock map (round 18 B #23: keel's own list of workers, which `inspect` shares,
+        // forgot such a worker, and the audit with it).
+        let map = |m: &str| store.map_entries_from(&format!("keel:pool:{POOL}:{m}"), "");
+        let (alive, registered) = (map("keepalive"), map("workers"));
+        let left_locks: Vec<String> = map("cleanup")
+            .into_iter()
+            .filter(|(w, raw)| {
+                keel::pool::decode::cleanup_lock(raw).is_some_and(|(_, expires_ms)| expires_ms + 3 * ttl_ms < r.now_ms)
+                    && !alive.iter().any(|(k, _)| k == w)
+                    && !registered.iter().any(|(k, _)| k == w)
+            })
+            .map(|(w, _)| w)
+            .collect();
+        stale.extend(left_locks.iter().filter(|w| !stale.contains(w)).collect::<Vec<_>>());
         stale_since.retain(|w, _| stale.contains(&w));
         for w in &stale {
             stale_since.entry((*w).clone()).or_insert(last_read_us);
@@ -547,6 +563,7 @@ impl PoolScenario {
             Mutant::MC147,
             Mutant::MC152,
             Mutant::MC153,
+            Mutant::MC159,
         ]
     }
 }
