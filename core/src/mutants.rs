@@ -783,6 +783,10 @@ pub enum Mutant {
     /// a failed release or a crashed cleaner is never cleaned, and `inspect` (which shares the
     /// list) does not show it (blind-spot hunt, round 18, B #23: the audit read `inspect`'s list).
     MC159,
+    /// A run's completion event that carries the job's raw record (`attempt|owner|payload`) as its
+    /// payload, not the payload it was dispatched with (blind-spot hunt, round 18, B #32: P19
+    /// compared the events' job and attempt only).
+    MC160,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

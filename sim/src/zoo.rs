@@ -1065,6 +1065,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC160,
+        lineage: "checker proof (blind-spot hunt, round 18, B #32): a completion event carries the raw record as its payload",
+        scenario: "poolfeed",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -111,7 +111,9 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
             && let Some(p) = &events
         {
             // Recorded (fenced) above; the completer batches the event and publishes it.
-            let c = Completion::new(job.clone(), attempt, super::COMPLETED, rec.payload.clone());
+            // MC160: the raw record as the event's payload.
+            let payload = if mutants::active(Mutant::MC160) { raw.clone() } else { rec.payload.clone() };
+            let c = Completion::new(job.clone(), attempt, super::COMPLETED, payload);
             tokio::select! {
             biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 r = p.complete(c) => if let Err(e) = r {

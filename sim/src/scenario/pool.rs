@@ -30,8 +30,8 @@ events! {
         RunStart { job: String, attempt: u64, worker: String } = "run_start",
         /// A handler returned (`done`: completed; else stopped).
         RunStop { job: String, attempt: u64, worker: String, done: bool } = "run_stop",
-        /// The dispatcher added a job.
-        JobAdded { job: String } = "job_added",
+        /// The dispatcher added a job with `payload`.
+        JobAdded { job: String, payload: String } = "job_added",
         /// A worker's task returned.
         WorkerExit { worker: String, exit: String } = "worker_exit",
         /// The node's pool returned after its stop.
@@ -61,8 +61,9 @@ events! {
         WaitFailed { job: String, error: String } = "wait_failed",
         /// `poolfeed`: the node subscribed to its own completion events (before any worker).
         EventsStart {} = "events_start",
-        /// `poolfeed`: the node's subscription got the completion event of `job`'s `attempt`.
-        EventGot { job: String, attempt: u64 } = "event_got",
+        /// `poolfeed`: the node's subscription got the completion event of `job`'s `attempt`,
+        /// carrying `payload`.
+        EventGot { job: String, attempt: u64, payload: String } = "event_got",
         /// `poolfeed`: the node's subscription closed (`dropped`: events it lost to a full buffer).
         EventsEnd { dropped: u64 } = "events_end",
     }
@@ -163,14 +164,14 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
         for _ in 0..20 {
             match node.dispatch(&job, &ms.to_string()).await {
                 Ok(_) => {
-                    ctx.record(Rec::JobAdded { job: job.clone() });
+                    ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
                     if wait {
                         tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
                     }
                     break;
                 }
                 Err(keel::pool::PoolError::Duplicate { .. }) if failed => {
-                    ctx.record(Rec::JobAdded { job: job.clone() });
+                    ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
                     if wait {
                         tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
                     }
@@ -501,7 +502,7 @@ impl PoolScenario {
             return &[Mutant::MC114];
         }
         if self.feed {
-            return &[Mutant::MC27, Mutant::MC57];
+            return &[Mutant::MC27, Mutant::MC57, Mutant::MC160];
         }
         &[
             Mutant::MP4,
@@ -603,7 +604,7 @@ impl PoolScenario {
             if let Some(r) = rec(e) {
                 match r {
                     Rec::Tombstones { jobs, .. } => tombstones.extend(jobs.iter().map(String::as_str)),
-                    Rec::JobAdded { job } | Rec::RunStart { job, .. } => {
+                    Rec::JobAdded { job, .. } | Rec::RunStart { job, .. } => {
                         added.entry(job).or_insert(e.t_us);
                     }
                     _ => {}

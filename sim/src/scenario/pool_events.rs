@@ -29,7 +29,8 @@ use crate::world::NodeCtx;
 /// Record every completion event of the node's subscription `sub` until it closes.
 pub async fn subscriber(ctx: NodeCtx, mut sub: keel::completer::Subscription) {
     while let Some(ev) = sub.recv().await {
-        ctx.record(Rec::EventGot { job: ev.completion.key, attempt: ev.completion.attempt });
+        let (job, attempt, payload) = (ev.completion.key, ev.completion.attempt, ev.completion.payload);
+        ctx.record(Rec::EventGot { job, attempt, payload });
     }
     ctx.record(Rec::EventsEnd { dropped: sub.dropped() });
 }
@@ -58,6 +59,8 @@ struct Life<'a> {
 /// P19 over a run (see the module's doc).
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let mut lives: BTreeMap<(Who, u64), Life<'_>> = BTreeMap::new();
+    // Each job's payload as dispatched (by any node): what its completion events carry.
+    let mut payloads: BTreeMap<&str, &str> = BTreeMap::new();
     let mut v = Vec::new();
     for e in run.events {
         let read = (e.pool(), e.completer(), e.app());
@@ -66,7 +69,9 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             || matches!(read.1, Some(CompleterEvent::EventsClosed { .. }))
             || matches!(
                 read.2,
-                Some(super::AppEv::Pool(Rec::EventsStart {} | Rec::EventGot { .. } | Rec::EventsEnd { .. }))
+                Some(super::AppEv::Pool(
+                    Rec::EventsStart {} | Rec::EventGot { .. } | Rec::EventsEnd { .. } | Rec::JobAdded { .. }
+                ))
             );
         if !relevant {
             continue;
@@ -84,7 +89,19 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             (_, _, Some(super::AppEv::Pool(r))) => {
                 match r {
                     Rec::EventsStart {} => l.subscribed = true,
-                    Rec::EventGot { job, attempt } => {
+                    Rec::JobAdded { job, payload } => {
+                        payloads.insert(job.as_str(), payload.as_str());
+                    }
+                    Rec::EventGot { job, attempt, payload } => {
+                        if let Some(sent) = payloads.get(job.as_str())
+                            && sent != payload
+                        {
+                            v.push(Violation::new(
+                            "P19",
+                            e.t_us,
+                            format!("{}: the completion event of {job} attempt {attempt} carries payload {payload:?}; the job was dispatched with {sent:?}", e.node),
+                        ));
+                        }
                         let key = (job.as_str(), *attempt);
                         if !l.completed.contains_key(&key) {
                             v.push(Violation::new(
@@ -152,7 +169,7 @@ mod tests {
     }
 
     fn got(t_ms: u64, attempt: u64) -> Event {
-        app(t_ms, Rec::EventGot { job: "j".into(), attempt })
+        app(t_ms, Rec::EventGot { job: "j".into(), attempt, payload: "1".into() })
     }
 
     #[test]
