@@ -264,6 +264,26 @@ pub fn lease_attempts_on_time<E: Entry>(
                 }
                 continue;
             }
+            // A step-down judges an attempt that fell due before it and never started: a renewal
+            // skipped near the deadline lets the grant lapse where a retry would have kept it
+            // (blind-spot hunt, round 18, A #39).
+            L::SteppingDown { lease, owner, .. } => {
+                if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner)))
+                    && let Some(d) = c.due.take()
+                    && pace.deadline(&d, verdicts.holes(node)) < t
+                {
+                    verdicts.overdue("S12", node, &d, t, || {
+                        format!(
+                            "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt was due within {} µs; none started before its step-down at {:.3}s",
+                            d.after,
+                            d.latest as f64 / 1e6,
+                            d.wait_max_us,
+                            t as f64 / 1e6
+                        )
+                    });
+                }
+                continue;
+            }
             // The releases after a step-down come before the next attempt.
             L::ReleaseEnded { lease, owner, .. } => {
                 if let Some(d) =

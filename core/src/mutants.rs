@@ -787,6 +787,10 @@ pub enum Mutant {
     /// payload, not the payload it was dispatched with (blind-spot hunt, round 18, B #32: P19
     /// compared the events' job and attempt only).
     MC160,
+    /// A lease holder that skips a renewal falling due within a quarter TTL of its deadline,
+    /// waiting for the deadline instead: the grant lapses where a retry would have kept it
+    /// (blind-spot hunt, round 18, A #39: S12's chain ended at the step-down unjudged).
+    MC161,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

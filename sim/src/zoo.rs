@@ -1071,6 +1071,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC161,
+        lineage: "checker proof (blind-spot hunt, round 18, A #39): a renewal falling due near the deadline is skipped",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -247,8 +247,15 @@ impl Machine {
                     Work::Restarting { at, .. } => at,
                     Work::Running { .. } => next_renew,
                 };
-                if now >= next_renew {
+                // MC161: a renewal falling due near the deadline skipped.
+                let skipped =
+                    mutants::active(Mutant::MC161) && deadline.saturating_duration_since(now) < self.t.ttl / 4;
+                if now >= next_renew && !skipped {
                     Step::Renew { token: self.token.clone(), deadline }
+                } else if skipped && now >= next_renew {
+                    // MC161: sits to the deadline (or the work's restart).
+                    let restart = if let Work::Restarting { at, .. } = work { at } else { deadline };
+                    Step::Wait { until: deadline.min(restart) }
                 } else if no_deadline || mutants::active(Mutant::MC142) {
                     // MC142: the wait not cut at the deadline: after a failed renewal whose
                     // backoff ends past it, the owner steps down that much late.

@@ -292,6 +292,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC156,
     Mutant::MC157,
     Mutant::MC158,
+    Mutant::MC161,
 ];
 
 impl LeaseScenario {
