@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use keel::clock::Clock;
 use keel::mutants::Mutant;
 use keel::observe::{MoveKind, PoolEvent, events};
@@ -236,17 +237,18 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
         // keep-alive and no registration, expired long ago: state of a dead worker too, read from
         // the raw lock map (round 18 B #23: keel's own list of workers, which `inspect` shares,
         // forgot such a worker, and the audit with it).
-        let map = |m: &str| store.map_entries_from(&format!("keel:pool:{POOL}:{m}"), "");
-        let (alive, registered) = (map("keepalive"), map("workers"));
-        let left_locks: Vec<String> = map("cleanup")
-            .into_iter()
-            .filter(|(w, raw)| {
-                keel::pool::decode::cleanup_lock(raw).is_some_and(|(_, expires_ms)| expires_ms + 3 * ttl_ms < r.now_ms)
-                    && !alive.iter().any(|(k, _)| k == w)
-                    && !registered.iter().any(|(k, _)| k == w)
-            })
-            .map(|(w, _)| w)
-            .collect();
+        let map = |m: &str| format!("keel:pool:{POOL}:{m}");
+        let expired = store.map_entries_from(&map("cleanup"), "").into_iter().filter(|(_, raw)| {
+            keel::pool::decode::cleanup_lock(raw).is_some_and(|(_, expires_ms)| expires_ms + 3 * ttl_ms < r.now_ms)
+        });
+        let mut left_locks = Vec::new();
+        for (w, _) in expired {
+            let held =
+                |m: &str| store.map_get(&map(m), &w).now_or_never().is_some_and(|r| matches!(r, Ok((Some(_), _))));
+            if !held("keepalive") && !held("workers") {
+                left_locks.push(w);
+            }
+        }
         stale.extend(left_locks.iter().filter(|w| !stale.contains(w)).collect::<Vec<_>>());
         stale_since.retain(|w, _| stale.contains(&w));
         for w in &stale {
