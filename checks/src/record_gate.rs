@@ -40,10 +40,10 @@ pub fn workers_closed_to_records<E: Entry>(events: &[E]) -> Vec<Violation> {
                 // A draining worker fenced stays closed either way.
                 closed.entry(plain(worker)).or_insert((node.clone(), Closed::Fenced));
             }
-            Some(PoolEvent::Unfenced { worker }) => {
-                if closed.get(plain(worker)).is_some_and(|(_, c)| *c == Closed::Fenced) {
-                    closed.remove(plain(worker));
-                }
+            Some(PoolEvent::Unfenced { worker })
+                if closed.get(plain(worker)).is_some_and(|(_, c)| *c == Closed::Fenced) =>
+            {
+                closed.remove(plain(worker));
             }
             Some(PoolEvent::WorkerStopped { worker } | PoolEvent::WorkerDead { worker }) => {
                 closed.remove(plain(worker));

@@ -1247,6 +1247,7 @@ mod tests {
                 owner: "x".into(),
                 token: "x:1:1".into(),
                 released: false,
+                took_us: 1_000,
             }),
         );
         let base = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), at(600, 0, WorldEv::NodeStop {})];
