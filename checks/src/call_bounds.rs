@@ -89,23 +89,7 @@ mod tests {
 
     #[test]
     fn calls_end_by_the_op_timeout() {
-        let started = at(
-            0,
-            LeaseEvent::OwnerStarted {
-                lease: "L".into(),
-                owner: "a".into(),
-                renew_us: 300_000,
-                poll_us: 300_000,
-                retry_min_us: 20_000,
-                retry_max_us: 80_000,
-                ttl_us: 1_000_000,
-                drift_margin_us: 100_000,
-                error_log_us: 10_000_000,
-                work_restart_min_us: 100_000,
-                work_restart_max_us: 10_000_000,
-                op_timeout_us: 250_000,
-            },
-        );
+        let started = crate::test_entry::owner_started(Some((100_000, 10_000_000)));
         let release = |t_ms: u64, took_ms: u64| {
             let took_us = took_ms * 1000;
             at(

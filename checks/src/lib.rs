@@ -168,6 +168,27 @@ mod test_entry {
     #[derive(Clone)]
     pub(crate) struct E(pub u64, pub &'static str, pub Option<Event<'static>>, pub Option<Fact>);
 
+    /// Owner `a` of lease `L` starting on `n1` at 0 with a 1 s TTL, a 250 ms op timeout and the
+    /// work restart bounds `restart` (µs; `None`: the step-down policy).
+    pub(crate) fn owner_started(restart: Option<(u64, u64)>) -> E {
+        let (work_restart_min_us, work_restart_max_us) = restart.unwrap_or((0, 0));
+        let e = keel::observe::LeaseEvent::OwnerStarted {
+            lease: "L".into(),
+            owner: "a".into(),
+            renew_us: 300_000,
+            poll_us: 300_000,
+            retry_min_us: 20_000,
+            retry_max_us: 80_000,
+            ttl_us: 1_000_000,
+            drift_margin_us: 100_000,
+            error_log_us: 10_000_000,
+            work_restart_min_us,
+            work_restart_max_us,
+            op_timeout_us: 250_000,
+        };
+        E(0, "n1", Some(Event::Lease(e.to_static())), None)
+    }
+
     /// Each violation's invariant and instant in milliseconds: what a rule's test compares.
     pub(crate) fn at_ms(v: &[crate::Violation]) -> Vec<(&'static str, u64)> {
         v.iter().map(|v| (v.invariant, v.t_us / 1000)).collect()

@@ -259,24 +259,7 @@ mod tests {
     }
 
     fn started(restart: Option<(u64, u64)>) -> Ev {
-        let (work_restart_min_us, work_restart_max_us) = restart.unwrap_or((0, 0));
-        at(
-            0,
-            LeaseEvent::OwnerStarted {
-                lease: "L".into(),
-                owner: "a".into(),
-                renew_us: 300_000,
-                poll_us: 300_000,
-                retry_min_us: 20_000,
-                retry_max_us: 80_000,
-                ttl_us: 1_000_000,
-                drift_margin_us: 100_000,
-                error_log_us: 10_000_000,
-                work_restart_min_us,
-                work_restart_max_us,
-                op_timeout_us: 250_000,
-            },
-        )
+        crate::test_entry::owner_started(restart)
     }
 
     fn held(t_ms: u64) -> Ev {
