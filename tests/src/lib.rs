@@ -36,6 +36,9 @@ pub fn redis_available(test: &str) -> bool {
     false
 }
 
+/// How many fresh ports [`RedisServer::start`] tries before it gives up.
+const PORT_ATTEMPTS: usize = 5;
+
 /// One `redis-server` process owned by a test.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -68,13 +71,21 @@ impl RedisServer {
         if !redis_available(test) {
             return None;
         }
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("keel-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let extra = extra.iter().map(|a| a.to_string()).collect();
-        let server = RedisServer { port, dir, extra, child: Mutex::new(None) };
-        server.spawn();
-        Some(server)
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let mut server = RedisServer { port: 0, dir: PathBuf::new(), extra, child: Mutex::new(None) };
+        // A port free when picked can be taken before the server binds it (by another test's
+        // server, in parallel): then the PING would be answered by someone else's server and
+        // this test would freeze or kill a process that never served. Try fresh ports instead.
+        for _ in 0..PORT_ATTEMPTS {
+            server.port = free_port();
+            server.dir = std::env::temp_dir().join(format!("keel-redis-{}-{}", std::process::id(), server.port));
+            std::fs::create_dir_all(&server.dir).expect("temp dir");
+            if server.spawn() {
+                return Some(server);
+            }
+            server.kill();
+        }
+        panic!("redis-server did not come up as its own process on {PORT_ATTEMPTS} ports");
     }
 
     /// The server's (plain TCP) port.
@@ -102,7 +113,9 @@ impl RedisServer {
             .expect("valid config")
     }
 
-    fn spawn(&self) {
+    /// Start `redis-server` on `self.port`; whether the server answering there is this child
+    /// (checked by its `process_id`, not just a PONG, since the port may be someone else's).
+    fn spawn(&self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -113,12 +126,40 @@ impl RedisServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn redis-server");
+        let pid = child.id();
         *self.child.lock().expect("lock") = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.command("PING").as_deref() != Some("+PONG") {
-            assert!(Instant::now() < deadline, "redis-server on port {} did not come up", self.port);
+        loop {
+            // INFO answers while a restarted server still loads its data; PING does not.
+            match self.answering_pid() {
+                Some(answering) if answering != pid => return false,
+                Some(_) if self.command("PING").as_deref() == Some("+PONG") => return true,
+                _ => {}
+            }
+            let exited = self.child.lock().expect("lock").as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
+            if exited || Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The `process_id` of the server answering on this port (None if none answers).
+    fn answering_pid(&self) -> Option<u32> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"INFO server\r\n").ok()?;
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while !text.contains("process_id:") || !text[text.find("process_id:")?..].contains("\r\n") {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let rest = &text[text.find("process_id:")? + "process_id:".len()..];
+        rest[..rest.find("\r\n")?].trim().parse().ok()
     }
 
     /// Send one inline command and return the first reply line (None if unreachable).
@@ -143,14 +184,19 @@ impl RedisServer {
     /// Start the server again on the same port; it loads `dump.rdb` if one was saved.
     pub fn restart(&self) {
         self.kill();
-        self.spawn();
+        self.respawn();
+    }
+
+    /// Start again on the same port after a [`kill`](Self::kill); fails loudly if the port was taken.
+    fn respawn(&self) {
+        assert!(self.spawn(), "redis-server did not come back as its own process on port {}", self.port);
     }
 
     /// `kill -9`, forget the data, start again: a restart without persistence.
     pub fn restart_losing_data(&self) {
         self.kill();
         let _ = std::fs::remove_file(self.dir.join("dump.rdb"));
-        self.spawn();
+        self.respawn();
     }
 
     /// `SAVE`, `kill -9`, start again: a restart that keeps the data.
