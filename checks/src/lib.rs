@@ -31,6 +31,7 @@ mod rmap_retries;
 mod room_waits;
 mod router_resync;
 mod rules;
+mod run_gate;
 mod services;
 mod stop_reports;
 mod store_errors;
@@ -65,6 +66,7 @@ pub use rules::{
     group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
     rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
 };
+pub use run_gate::runs_stop_with_their_worker;
 pub use services::{group_starts, services_run_one_at_a_time};
 pub use stop_reports::completer_stops_return_their_report;
 pub use store_errors::lease_recoveries_follow_errors;

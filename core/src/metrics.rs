@@ -14,6 +14,7 @@
 //! | `keel_pool_jobs_started_total` | counter | | `started` (a handler run, after its ack) |
 //! | `keel_pool_jobs_completed_total` | counter | | `completed` (recorded, fenced) |
 //! | `keel_pool_jobs_abandoned_total` | counter | | `abandoned` |
+//! | `keel_pool_handlers_aborted_total` | counter | | `handler_aborted` |
 //! | `keel_pool_jobs_moved_total` | counter | reason | `moved`: `requeued`, `orphan_requeued`, `redispatched`, `assigned`, `handed_back` |
 //! | `keel_pool_stale_rejected_total` | counter | op | `stale_rejected` (`ack`, `complete`) |
 //! | `keel_pool_complete_failed_total` | counter | | `complete_failed` (the job runs again) |
@@ -87,6 +88,7 @@ fn pool(e: &PoolEvent<'_>) {
         E::Started { .. } => "keel_pool_jobs_started_total",
         E::Completed { .. } => "keel_pool_jobs_completed_total",
         E::Abandoned { .. } => "keel_pool_jobs_abandoned_total",
+        E::HandlerAborted { .. } => "keel_pool_handlers_aborted_total",
         E::CompleteFailed { .. } => "keel_pool_complete_failed_total",
         E::WorkerCleaned { .. } => "keel_pool_cleanups_total",
         E::WorkerDied { .. } => "keel_pool_workers_dead_total",

@@ -791,6 +791,11 @@ pub enum Mutant {
     /// waiting for the deadline instead: the grant lapses where a retry would have kept it
     /// (blind-spot hunt, round 18, A #39: S12's chain ended at the step-down unjudged).
     MC161,
+    /// A worker that matches a run's end to its task by the job alone, not the run's number: when
+    /// a replaced older run of a job ends, the newer run's task is forgotten, and the worker's
+    /// fence, death or drain's end no longer stops it (blind-spot hunt, round 18, B #1: the run
+    /// completed 0.4–0.5 s after its worker was fenced, seen by nothing).
+    MC162,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

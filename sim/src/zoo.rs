@@ -1077,6 +1077,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC162,
+        lineage: "checker proof (blind-spot hunt, round 18, B #1): a run's end matched by its job, not its run: a newer run escapes its worker's fence",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -414,6 +414,10 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC153: a draining worker handed records (P42 at the delivery; pool seed 8).
     assert!(caught_by_free_rules("pool", Mutant::MC152, "P41").is_some(), "MC152 breaks P41");
     assert!(caught_by_free_rules("pool", Mutant::MC153, "P42").is_some(), "MC153 breaks P42");
+    // MC162: a run's end matched by its job alone, so a newer run escapes its worker's stops (P43
+    // at the worker's end with the run still going; pool seed 38, 2 of 0..300: a job must come
+    // back to the same worker at a newer attempt while its older run still goes).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC162, "P43", 40).is_some(), "MC162 breaks P43");
     // MC114: the epoch marker never written (P30 at a node's first check of it after a store
     // data loss; `poolloss`: the pool's workload with data loss among its faults).
     assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");

@@ -177,6 +177,10 @@ events! {
         /// of the job's record, or the worker's stop). With `Started`, the span a handler really
         /// ran.
         HandlerReturned { job: Text<'a>, worker: Text<'a>, attempt: u64, completed: bool, stopped: bool } = "handler_returned",
+        /// A handler ignored its stop for the worker's `shutdown_deadline` after a fence, a death
+        /// or a drain's end, and its task was aborted: the run ends here, without its
+        /// `handler_returned` (P43).
+        HandlerAborted { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "handler_aborted",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
         /// A handler stopped before completing.
@@ -344,6 +348,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::HandlerReturned { job, worker, attempt, completed, stopped } => {
             debug!(target: T, kind = "handler_returned", job = %job, worker = %worker, attempt, completed, stopped, "handler returned")
+        }
+        E::HandlerAborted { job, worker, attempt } => {
+            warn!(target: T, kind = "handler_aborted", job = %job, worker = %worker, attempt, "handler ignored its stop for the shutdown deadline; aborted")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")

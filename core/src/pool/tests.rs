@@ -1069,3 +1069,71 @@ async fn a_move_on_an_old_view_counts_its_ack_deadline_from_the_newest_store_tim
     let grace_ms = node::ms(core.cfg.ack_grace);
     assert_eq!(pending, Some(format!("2|w2|{}", 10_250 + grace_ms)), "due the ack grace after the newest store time");
 }
+
+/// A handler that ignores its stop: it runs for a minute whatever it is told, and says when its
+/// future is dropped (its task aborted).
+struct Stubborn {
+    dropped: Arc<Mutex<Vec<u64>>>,
+}
+
+impl JobHandler for Stubborn {
+    async fn run(&self, job: Job) -> JobOutcome {
+        struct OnDrop(Arc<Mutex<Vec<u64>>>, u64);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.lock().unwrap().push(self.1);
+            }
+        }
+        let _guard = OnDrop(self.dropped.clone(), job.attempt());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        JobOutcome::Completed
+    }
+}
+
+/// A worker's stop ends every run it started within its bound, aborting what ignores the stop:
+/// the run of the job's newer attempt, and the replaced run of its older attempt too, which the
+/// worker asked to stop when the record moved on and no longer tracks by the job's key (P43:
+/// before, the replaced run went on detached past the worker's end).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_stop_aborts_every_run_that_ignores_it_the_replaced_one_too() {
+    use crate::observe::{Event, Observer, PoolEvent};
+    #[derive(Default)]
+    struct Aborted(Mutex<Vec<(String, u64)>>);
+    impl Observer for Aborted {
+        fn event(&self, e: &Event<'_>) {
+            if let Event::Pool(PoolEvent::HandlerAborted { job, attempt, .. }) = e {
+                self.0.lock().unwrap().push((job.as_str().into_owned(), *attempt));
+            }
+        }
+    }
+    let seen = std::rc::Rc::new(Aborted::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    let store = MemoryStore::new();
+    let maps = Maps::new("p");
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let dropped = Arc::new(Mutex::new(Vec::new()));
+    let w = node.add_worker(Stubborn { dropped: dropped.clone() }, &Shutdown::new("r"));
+    settle(50).await;
+    node.dispatch("k", "").await.unwrap();
+    settle(50).await;
+    // The record moves on to a newer attempt of the same worker: the old run is asked to stop
+    // (and ignores it), the new one starts beside it.
+    let first = JobRecord { attempt: 1, owner: w.id(), payload: String::new() };
+    let second = JobRecord { attempt: 2, ..first.clone() };
+    let moved = MapWrite::CompareAndSet { expected: first.encode(), new: second.encode() };
+    assert!(store.map_write(&maps.jobs, &job_key("k"), moved).await.unwrap().applied);
+    settle(50).await;
+    let stopping = tokio::time::Instant::now();
+    assert_eq!(w.stop().await, WorkerExit::Stopped);
+    let took = stopping.elapsed();
+    // The drain (shutdown_deadline, 300 ms) and the stop's grace (as long), plus store calls.
+    assert!(took < Duration::from_secs(1), "the stop took {took:?}");
+    let mut aborted = seen.0.lock().unwrap().clone();
+    aborted.sort();
+    assert_eq!(aborted, vec![("k".to_owned(), 1), ("k".to_owned(), 2)], "both runs aborted");
+    let mut gone = dropped.lock().unwrap().clone();
+    gone.sort();
+    assert_eq!(gone, vec![1, 2], "both handlers' futures dropped");
+    node.stop().await;
+    crate::observe::set_thread_observer(before);
+}

@@ -50,6 +50,10 @@ pub(crate) struct Worker<S: Store, H: JobHandler> {
 struct Io {
     done_tx: mpsc::Sender<Ended>,
     tasks: BTreeMap<String, Task>,
+    /// Runs replaced by a newer attempt of their job on this worker: asked to stop, and still
+    /// stopped (waited for, aborted past the bound) with the rest at a fence, a death or the
+    /// drain's end, so a handler that ignores its stop cannot outlive its worker.
+    replaced: Vec<(String, Task)>,
     /// MP10 (pulse #61): the jobs this worker removed from the maps when its stop began, kept in
     /// memory only until the hand-back writes them back.
     removed: Vec<(String, String)>,
@@ -75,7 +79,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         };
         let mut m = WorkerMachine::new(timing, &self.id, self.core.clock.now());
         let (done_tx, mut done_rx) = mpsc::channel::<Ended>(cfg.intake_buffer);
-        let mut io = Io { done_tx, tasks: BTreeMap::new(), removed: Vec::new() };
+        let mut io = Io { done_tx, tasks: BTreeMap::new(), replaced: Vec::new(), removed: Vec::new() };
         let mut intake_open = true;
         loop {
             // Judge the time first: after an await the fence deadline may be long past.
@@ -144,7 +148,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                             while let Some(c) = m.poll_command() {
                                 match c {
                                     Command::Report(r) => report(&self.id, r, self.beat_bound_ms()),
-                                    Command::StopAll => stop_all(&mut io.tasks, &*self.core.clock, grace).await,
+                                    Command::StopAll => stop_all(&self.id, io, &*self.core.clock, grace).await,
                                     c => crate::keel_assert!(false, "only the fence fires while a beat is in flight, got {c:?}"),
                                 }
                             }
@@ -172,8 +176,12 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     ended,
                     self.producer.clone(),
                 ));
-                // A replaced run (an older attempt, asked to stop) goes on detached until it ends.
-                io.tasks.insert(job, Task { run, attempt, stop, task });
+                // A replaced run (an older attempt, asked to stop) goes on until it ends; the
+                // stops of the whole worker still reach it.
+                if let Some(old) = io.tasks.insert(job.clone(), Task { run, attempt, stop, task }) {
+                    io.replaced.retain(|(_, t)| !t.task.is_finished());
+                    io.replaced.push((job, old));
+                }
             }
             Command::StopRun { job, run } => {
                 let task = io.tasks.get(&job).filter(|t| t.run == run);
@@ -183,8 +191,12 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     t.stop.cancel();
                 }
             }
-            Command::StopAll => stop_all(&mut io.tasks, &*self.core.clock, grace).await,
-            Command::DetachAll => io.tasks.clear(), // MC10: the handlers' tasks go on, detached
+            Command::StopAll => stop_all(&self.id, io, &*self.core.clock, grace).await,
+            Command::DetachAll => {
+                // MC10: the handlers' tasks go on, detached
+                io.tasks.clear();
+                io.replaced.clear();
+            }
             Command::DuplicateStart { job, raw } => {
                 tokio::spawn(failed_start_cleanup(self.core.clone(), job, raw));
             }
@@ -340,7 +352,8 @@ async fn failed_start_cleanup<S: Store>(core: Arc<Core<S>>, job: String, raw: St
 /// A run ended: the machine untracks it if it is the tracked run of its job (by the run's
 /// number), and its task is forgotten (and the node stops routing the job's changes here).
 fn ended<S: Store>(core: &Core<S>, id: &str, m: &mut WorkerMachine, io: &mut Io, e: Ended) {
-    if io.tasks.get(&e.job).is_some_and(|t| t.run == e.run) {
+    // MC162: matched by the job alone, so an older run's end forgets the newer run's task.
+    if io.tasks.get(&e.job).is_some_and(|t| t.run == e.run || mutants::active(Mutant::MC162)) {
         io.tasks.remove(&e.job);
         core.local_run_ended(&e.job, id);
     }
@@ -381,20 +394,22 @@ async fn sleep_until(clock: &dyn Clock, wake: Option<Instant>) {
 }
 
 /// Ask every running handler to stop and wait for it, aborting one that ignores the request
-/// for longer than `grace` (so a stuck handler cannot wedge the worker).
-async fn stop_all(running: &mut BTreeMap<String, Task>, clock: &dyn Clock, grace: Duration) {
-    for r in running.values() {
+/// for longer than `grace` (so a stuck handler cannot wedge the worker, nor outlive it).
+async fn stop_all(worker: &str, io: &mut Io, clock: &dyn Clock, grace: Duration) {
+    let running: Vec<(String, Task)> = std::mem::take(&mut io.tasks).into_iter().chain(io.replaced.drain(..)).collect();
+    for (_, r) in &running {
         r.stop.cancel();
     }
     let deadline = clock.now() + grace;
-    for (job, r) in std::mem::take(running) {
+    for (job, r) in running {
         let mut task = r.task;
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = &mut task => {}
             _ = clock.sleep_until(deadline) => {
-                warn!(target: "keel::pool", job = %job, "handler ignored its stop; aborting it");
                 task.abort();
+                let (job, worker) = ((&job).into(), worker.into());
+                observe::emit(PoolEvent::HandlerAborted { job, worker, attempt: r.attempt });
             }
         }
     }

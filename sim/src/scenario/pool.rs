@@ -567,6 +567,7 @@ impl PoolScenario {
             Mutant::MC152,
             Mutant::MC153,
             Mutant::MC159,
+            Mutant::MC162,
         ]
     }
 }

@@ -103,6 +103,10 @@ pub struct Figures {
     /// P22 (the shared rule `keel_checks::pool_restarts_back_off`): a dead worker replaced sooner
     /// than half its slot's restart backoff, or later than the backoff past the scheduling slack.
     pub restart_violations: Vec<String>,
+    /// P43 (the shared rule `keel_checks::runs_stop_with_their_worker`): a run that went on
+    /// unstopped past its worker's fence or death, started on a fenced or dead worker, or
+    /// outlived its worker.
+    pub run_stop_violations: Vec<String>,
     /// P17 (the shared rule `keel_checks::redispatches_of_unacked_jobs`): an attempt both
     /// acknowledged by its worker and re-dispatched off it.
     pub redispatched_after_ack: usize,
@@ -315,7 +319,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     if f.jobs_lost > 0 {
         fail.push(format!("P1: {} dispatched jobs never completed", f.jobs_lost));
     }
-    for x in &f.restart_violations {
+    for x in f.restart_violations.iter().chain(&f.run_stop_violations) {
         fail.push(x.clone());
     }
     if f.redispatched_after_ack > 0 {
@@ -654,6 +658,7 @@ fn jobs(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeMap<&str
         keel_checks::Clocks { rates: (1.0, 1.0), slacks: slack, frozen: frozen_at, jumped: |_: &_, _, _| false };
     let off = keel_checks::pool_restarts_back_off(views, end_us, clocks);
     f.restart_violations = off.iter().map(ToString::to_string).collect();
+    f.run_stop_violations = keel_checks::runs_stop_with_their_worker(views).iter().map(ToString::to_string).collect();
 
     // Handler runs from keel's own `Started`/`HandlerReturned`, as the simulator reads them.
     let runs = keel_checks::pool_handler_runs(views, end_us);
@@ -718,6 +723,7 @@ pub fn table(f: &Figures) -> String {
         ("overlapping runs past the hand-off", f.overlapping_runs.to_string()),
         ("attempts acked and re-dispatched (P17)", f.redispatched_after_ack.to_string()),
         ("worker replacements off their backoff (P22)", f.restart_violations.len().to_string()),
+        ("runs not stopped with their worker (P43)", f.run_stop_violations.len().to_string()),
         ("longest overlap (ms, frozen time left out)", format!("{:.1}", f.overlap_max_ms)),
         ("register writes accepted", f.writes_accepted.to_string()),
         ("register writes rejected (stale fence)", f.writes_rejected.to_string()),
