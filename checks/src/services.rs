@@ -63,6 +63,11 @@ impl<'a> Runs<'a> {
         }
     }
 
+    /// Whether run `run` of `name` is going, if the name is judged.
+    pub(crate) fn is_going(&self, name: &str, run: u64) -> bool {
+        !self.shared.contains(name) && self.going.get(name).is_some_and(|g| g.contains(&run))
+    }
+
     /// A run of `name` going, if the name is judged.
     pub(crate) fn going(&self, name: &str) -> Option<u64> {
         let run = self.going.get(name).and_then(|g| g.first().copied());
@@ -91,6 +96,36 @@ pub fn services_run_one_at_a_time<E: Entry>(events: &[E]) -> Vec<Violation> {
             }
         }
         LifecycleEvent::RunExited { service, run } => node.exited(plain(service), *run),
+        _ => {}
+    });
+    v
+}
+
+/// V5 for every lifecycle: a stop returns only once the run it was called on exited, judged
+/// where it returns. keel announces each stop that found a run (`stop_returned`, with the run it
+/// cancelled or waited for) once it is done waiting, so a `run_exited` of that run must precede
+/// it on that node. A stop that took a run its parent's shutdown had already cancelled for one
+/// already gone (blind-spot hunt, round 18, A #21) let a group, a pool or a user's service go on
+/// to the next step (a hand-back, a store's close, a process exit) while the run still drained.
+/// A node's start or crash forgets its runs; a name two lifecycles share is not judged (see the
+/// module's doc). The first 20 violations.
+pub fn stops_wait_for_their_run<E: Entry>(events: &[E]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    each_lifecycle_event(events, |e, node: &mut Runs<'_>, l| match l {
+        LifecycleEvent::RunStarted { service, run } => {
+            let _ = node.started(plain(service), *run);
+        }
+        LifecycleEvent::RunExited { service, run } => node.exited(plain(service), *run),
+        LifecycleEvent::StopReturned { service, run } => {
+            let name = plain(service);
+            if node.is_going(name, *run) && v.len() < 20 {
+                v.push(Violation::new(
+                    "V5",
+                    e.t_us(),
+                    format!("{}: a stop of service {name} returned while its run {run} had not exited", e.node()),
+                ));
+            }
+        }
         _ => {}
     });
     v
@@ -246,6 +281,19 @@ mod tests {
         assert!(services_run_one_at_a_time(&twins).is_empty(), "two lifecycles of one name");
         let crash = Ev(2000, "n1", None, Some(Fact::NodeCrash));
         assert!(services_run_one_at_a_time(&[started(1, "s", 1), crash, started(3, "s", 1)]).is_empty());
+    }
+
+    /// A stop that returns before its run exited (MC163, MC11, MC37) is V5 where it returns; one
+    /// after the exit passes, and so does a stop of a name two lifecycles share.
+    #[test]
+    fn a_stop_returned_before_its_run_exited_fires_v5() {
+        let stop = |t_ms, run| at(t_ms, "n1", LifecycleEvent::StopReturned { service: "s".into(), run });
+        assert!(stops_wait_for_their_run(&[started(1, "s", 1), exited(2, "s", 1), stop(2, 1)]).is_empty());
+        let v = stops_wait_for_their_run(&[started(1, "s", 1), stop(2, 1), exited(3, "s", 1)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("V5", 2_000));
+        let twins = [started(1, "s", 1), started(1, "s", 1), exited(2, "s", 1), stop(2, 1)];
+        assert!(stops_wait_for_their_run(&twins).is_empty(), "two lifecycles of one name");
     }
 
     fn group(t_ms: u64, e: LifecycleEvent<'static>) -> Ev {

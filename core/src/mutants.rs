@@ -796,6 +796,10 @@ pub enum Mutant {
     /// fence, death or drain's end no longer stops it (blind-spot hunt, round 18, B #1: the run
     /// completed 0.4–0.5 s after its worker was fenced, seen by nothing).
     MC162,
+    /// A lifecycle stop that finds its run's token already cancelled (its parent's shutdown got
+    /// there first) and returns at once, taking the run for gone while it still drains
+    /// (blind-spot hunt, round 18, A #21: V5 judged only the completer stress's own stops).
+    MC163,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1083,6 +1083,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC163,
+        lineage: "checker proof (blind-spot hunt, round 18, A #21): a lifecycle stop that finds its token cancelled returns before the run exits",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -414,6 +414,11 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC153: a draining worker handed records (P42 at the delivery; pool seed 8).
     assert!(caught_by_free_rules("pool", Mutant::MC152, "P41").is_some(), "MC152 breaks P41");
     assert!(caught_by_free_rules("pool", Mutant::MC153, "P42").is_some(), "MC153 breaks P42");
+    // MC163: a lifecycle stop that takes a run its parent already cancelled for gone (V5 where
+    // the stop returns; completer seed 1, the stress-life service's stops). MC11 (a stop that
+    // does not wait) in the pool: V5 at the node's stop of its completer (pool seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC163, "V5").is_some(), "MC163 breaks V5");
+    assert!(caught_by_free_rules("pool", Mutant::MC11, "V5").is_some(), "MC11 breaks V5");
     // MC162: a run's end matched by its job alone, so a newer run escapes its worker's stops (P43
     // at the worker's end with the run still going; pool seed 38, 2 of 0..300: a job must come
     // back to the same worker at a newer attempt while its older run still goes).

@@ -216,28 +216,37 @@ impl Lifecycle {
     /// Ask the running run to stop and wait until it exited. Idempotent; a no-op when stopped.
     /// Concurrent stops all wait for the same exit.
     pub async fn stop(&self) {
-        let wait = {
+        let (run, wait) = {
             let mut inner = self.shared.lock();
             match inner.machine.on(Input::Stop) {
-                Action::CancelAndAwait { .. } => {
+                Action::CancelAndAwait { run } => {
                     self.shared.status.send_replace(inner.machine.status());
                     self.shared.changed.notify_waiters();
-                    if let Some(t) = &inner.token {
-                        t.cancel();
+                    observe::emit(LifecycleEvent::StopBegun { service: (&self.shared.name).into(), run });
+                    match &inner.token {
+                        // MC163: a token already cancelled (by the parent) taken for a run
+                        // already gone: the stop returns while the run still drains.
+                        Some(t) if t.is_cancelled() && crate::mutants::active(crate::mutants::Mutant::MC163) => {
+                            (Some(run), None)
+                        }
+                        t => {
+                            t.iter().for_each(Shutdown::cancel);
+                            (Some(run), inner.exited.clone())
+                        }
                     }
-                    inner.exited.clone()
                 }
                 // MC37: a second stop of the same run does not wait for its exit.
-                Action::AwaitExit { .. } if crate::mutants::active(crate::mutants::Mutant::MC37) => None,
-                Action::AwaitExit { .. } => inner.exited.clone(),
-                _ => None,
+                Action::AwaitExit { run } if crate::mutants::active(crate::mutants::Mutant::MC37) => (Some(run), None),
+                Action::AwaitExit { run } => (Some(run), inner.exited.clone()),
+                _ => (None, None),
             }
         };
-        if crate::mutants::active(crate::mutants::Mutant::MC11) {
-            return; // MC11: cancelled, not waited for
-        }
-        if let Some(exit) = wait {
+        // MC11: cancelled, not waited for.
+        if let Some(exit) = wait.filter(|_| !crate::mutants::active(crate::mutants::Mutant::MC11)) {
             exit.wait().await;
+        }
+        if let Some(run) = run {
+            observe::emit(LifecycleEvent::StopReturned { service: (&self.shared.name).into(), run });
         }
     }
 

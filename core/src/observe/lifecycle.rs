@@ -12,6 +12,11 @@ events! {
         RunStarted { service: Text<'a>, run: u64 } = "run_started",
         /// A service run exited.
         RunExited { service: Text<'a>, run: u64 } = "run_exited",
+        /// A stop asked run `run` to stop (cancelled its token): the status is `Stopping` until
+        /// its `run_exited`.
+        StopBegun { service: Text<'a>, run: u64 } = "stop_begun",
+        /// A stop of run `run` returned: the run has exited by now (rule V5).
+        StopReturned { service: Text<'a>, run: u64 } = "stop_returned",
         /// A group's start began: `services` in stop order (started last first).
         GroupStartBegun { services: Vec<Text<'a>> } = "group_start_begun",
         /// A service of a group started (its start returned `Ok`).
@@ -37,6 +42,8 @@ pub(super) fn log(e: &LifecycleEvent<'_>) {
     match e {
         E::RunStarted { service, run } => debug!(target: T, service = %service, run, "run started"),
         E::RunExited { service, run } => debug!(target: T, service = %service, run, "run exited"),
+        E::StopBegun { service, run } => debug!(target: T, service = %service, run, "stop begun"),
+        E::StopReturned { service, run } => debug!(target: T, service = %service, run, "stop returned"),
         E::StartFailed { service, error } => {
             warn!(target: T, service = %service, error = %error, "start failed; stopping the others")
         }

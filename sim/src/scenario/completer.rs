@@ -666,6 +666,8 @@ impl CompleterScenario {
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
         // V19: a group starts its services in order, and a failed start leaves none running.
         v.extend(keel_checks::group_starts(run.events));
+        // V5 for every lifecycle: a stop returns once the run it was called on exited.
+        v.extend(keel_checks::stops_wait_for_their_run(run.events));
         // V16: retries inside their backoff, the stress's completer too.
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
@@ -856,6 +858,7 @@ impl CompleterScenario {
             Mutant::MC136,
             Mutant::MC138,
             Mutant::MC146,
+            Mutant::MC163,
         ]
     }
 }

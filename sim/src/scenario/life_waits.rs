@@ -2,9 +2,11 @@
 //! each return and where the status has held 2 ms.
 //!
 //! The completer scenario's stress runs one more service of its own on keel's `Lifecycle`
-//! (`stress-life`): runs that end by themselves or are stopped, started again, while a second
+//! (`stress-life`): runs that end by themselves or are stopped (each drains a few ms once told,
+//! and half the stops find it told already by its parent's token), started again, while a second
 //! task awaits `started()` and `stopped()` in turn. The lifecycle reports each status change
-//! (`run_started` once a run is running, `run_exited` once it exited: `Stopped`), at the instant
+//! (`run_started` once a run is running, `stop_begun` once a stop made it `Stopping`, `run_exited`
+//! once it exited: `Stopped`), at the instant
 //! it makes it. An await that returns while the status is not the one it waits for returned
 //! early; one still pending once that status has held for 2 ms of running time (the node's
 //! frozen time not counted) was not woken: a run's exit that forgets to wake its waiters (MC106)
@@ -43,16 +45,24 @@ pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = (
         let (life, ctx, caller, done) = (life.clone(), ctx.clone(), caller.clone(), done.clone());
         tokio::spawn(async move {
             for _ in 0..ROUNDS {
-                let (clock, run_ms) = (ctx.clock.clone(), thread_rng().gen_range(0..40));
-                life.start(caller.child("stress-life-run"), move |rc| async move {
+                let round = caller.child("stress-life-round");
+                let (clock, run_ms, drain_ms) =
+                    (ctx.clock.clone(), thread_rng().gen_range(0..40), thread_rng().gen_range(1..10));
+                life.start(round.child("stress-life-run"), move |rc| async move {
                     tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                        _ = rc.shutdown.cancelled() => {}
+                        _ = rc.shutdown.cancelled() => clock.sleep(Duration::from_millis(drain_ms)).await,
                         _ = clock.sleep(Duration::from_millis(run_ms)) => {}
                     }
                 })
                 .await;
                 ctx.clock.sleep(Duration::from_millis(thread_rng().gen_range(0..40))).await;
+                // Half the rounds, the run's parent is cancelled first (a process's root token at
+                // its signal) and the stop finds the run's token cancelled and the run draining:
+                // it still returns only at the exit (V5, MC163).
+                if thread_rng().gen_bool(0.5) {
+                    round.cancel();
+                }
                 life.stop().await;
                 ctx.clock.sleep(Duration::from_millis(thread_rng().gen_range(0..20))).await;
             }
@@ -86,11 +96,28 @@ pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = (
     }
 }
 
+/// The service's status as its lifecycle events mark it.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Status {
+    #[default]
+    Stopped,
+    /// From `run_started`.
+    Running,
+    /// From `stop_begun` until `run_exited`: neither `started()` nor `stopped()` may return.
+    Stopping,
+}
+
+impl Status {
+    /// Whether an await for running (`started()`) or for stopped (`stopped()`) may return.
+    fn holds(self, want_running: bool) -> bool {
+        self == if want_running { Status::Running } else { Status::Stopped }
+    }
+}
+
 /// One node's view of the service: its status and its pending await.
 #[derive(Default)]
 struct Waits {
-    /// Whether a run is running (between `run_started` and `run_exited`).
-    running: bool,
+    status: Status,
     /// The pending await: what it waits for, and since when its status holds (µs), if it does.
     pending: Option<(bool, Option<u64>)>,
 }
@@ -110,20 +137,16 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
         }
         let w = nodes.entry(e.node).or_default();
         let status_change = match e.core() {
-            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunStarted { service, .. }))
-                if plain(service) == SERVICE =>
-            {
-                Some(true)
-            }
-            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunExited { service, .. }))
-                if plain(service) == SERVICE =>
-            {
-                Some(false)
-            }
+            Some(keel::observe::Event::Lifecycle(l)) => match l {
+                LifecycleEvent::RunStarted { service, .. } if plain(service) == SERVICE => Some(Status::Running),
+                LifecycleEvent::StopBegun { service, .. } if plain(service) == SERVICE => Some(Status::Stopping),
+                LifecycleEvent::RunExited { service, .. } if plain(service) == SERVICE => Some(Status::Stopped),
+                _ => None,
+            },
             _ => None,
         };
-        if let Some(running) = status_change {
-            w.running = running;
+        if let Some(status) = status_change {
+            w.status = status;
             if let Some((want_running, since)) = &mut w.pending {
                 if let Some(s) = *since
                     && late(e.node, s, e.t_us)
@@ -131,14 +154,14 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 {
                     v.push(Violation::new("V18", s + WAKE_SLACK_US, unwoken(e.node, *want_running, s)));
                 }
-                *since = (running == *want_running).then_some(e.t_us);
+                *since = status.holds(*want_running).then_some(e.t_us);
             }
             continue;
         }
         match rec(e) {
             Some(Rec::LifeAwaitBegun { what }) => {
                 let want_running = what == "started";
-                w.pending = Some((want_running, (w.running == want_running).then_some(e.t_us)));
+                w.pending = Some((want_running, w.status.holds(want_running).then_some(e.t_us)));
             }
             Some(Rec::LifeAwaitAbandoned { .. }) => {
                 // Given up, not returned: judged only for a wake it missed before.
@@ -151,7 +174,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             }
             Some(Rec::LifeAwaitEnded { what }) => {
                 let Some((want_running, since)) = w.pending.take() else { continue };
-                if w.running != want_running && v.len() < 20 {
+                if !w.status.holds(want_running) && v.len() < 20 {
                     v.push(Violation::new(
                         "V18",
                         e.t_us,

@@ -410,6 +410,7 @@ impl PoolScenario {
         // The rules any run with a keel pool gets (P2 at the start, P3, P5 at the store, P7–P9, P11–P14).
         v.extend(crate::keel_rules::pool_instant_rules(run));
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
+        v.extend(keel_checks::stops_wait_for_their_run(run.events));
         v.extend(keel_checks::completer_channel(run.events));
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
         v.extend(crate::keel_rules::completer_retries_on_time(run));
