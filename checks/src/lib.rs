@@ -37,6 +37,7 @@ mod stop_reports;
 mod store_errors;
 mod superseded_runs;
 mod verdict;
+mod work_ends;
 mod work_restarts;
 mod worker_ids;
 mod worker_retries;
@@ -72,6 +73,7 @@ pub use stop_reports::completer_stops_return_their_report;
 pub use store_errors::lease_recoveries_follow_errors;
 pub use superseded_runs::superseded_runs_are_stopped;
 pub use verdict::{Coverage, Span, Violation};
+pub use work_ends::lease_work_ends_reported;
 pub use work_restarts::lease_work_restarts_follow_the_policy;
 pub use worker_ids::worker_ids_name_one_incarnation;
 pub use worker_retries::{

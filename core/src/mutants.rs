@@ -800,6 +800,20 @@ pub enum Mutant {
     /// there first) and returns at once, taking the run for gone while it still drains
     /// (blind-spot hunt, round 18, A #21: V5 judged only the completer stress's own stops).
     MC163,
+    /// A lease owner's stop that clears its grant without stepping down: its handle reads the
+    /// published `Held` while a slow work stops and no renewal runs, past the grant's expiry at
+    /// the store (keel's own until 2026-12-04, found by S1 and S6 once the lease scenario's n3
+    /// finished its batch deaf to its stop).
+    MC164,
+    /// A lease owner's stop, heard between a step-down's end and the releases it queued, that
+    /// drops them: the stepped-down grant's token is never released and the store keeps the grant
+    /// for its TTL (keel's own until 2026-12-04, found by S7 at lease seed 2225; the blind-spot
+    /// hunt's round 18 A #2, a stop during a step-down, was never reached before).
+    MC165,
+    /// A lease owner that reports its work stopped only when the work heeded the stop, not when
+    /// it was aborted at `work_stop_timeout`: the owner goes on to `lost` or `released` with
+    /// nothing said of the work it killed (blind-spot hunt, round 18, A #5).
+    MC166,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -129,6 +129,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(lease_error_summaries(view));
     v.extend(lease_losses(view));
     v.extend(lease_work_restarts(view));
+    v.extend(keel_checks::lease_work_ends_reported(view.events));
     v.extend(lease_calls_bounded(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));

@@ -1089,6 +1089,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC164,
+        lineage: "keel's own (found 2026-12-04 by S1 and S6 once n3's work finished its batch deaf to its stop): a stop clears the grant without stepping down, and the handle reads Held past the store's expiry",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC165,
+        lineage: "keel's own (found 2026-12-04 by S7 at lease seed 2225): a stop heard after a step-down drops the releases it queued; the grant sits in the store for its TTL",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
+        mutant: Mutant::MC166,
+        lineage: "checker proof (blind-spot hunt, round 18, A #5): a work aborted at its stop timeout is never reported stopped",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

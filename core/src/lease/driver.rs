@@ -352,9 +352,20 @@ impl<S: Store> Driver<S> {
                     // The grant ends for its guards before the work is even told to stop. A
                     // step-down keeps the ended grant where the handle reads it, with its reason:
                     // the handle reads the loss from here, not a `Held` while a slow work stops.
+                    // A stop steps down too: the owner renews no more, so a handle that read
+                    // `Held` while a slow work stops would outlive the grant (S1, S6: found when
+                    // the lease scenario's n3 began to finish its batch deaf to its stop).
+                    // MC164: the stop clears the grant, and the handle reads the published `Held`.
+                    let stopping =
+                        (shutting_down && !mutants::active(Mutant::MC164)).then_some(super::LostReason::Stopped);
                     match (self.current(), m.stepping_down()) {
                         (Some(v), Some((fence, reason))) if v.fence() == fence => {
                             let (lease, owner) = ((&name).into(), (&owner).into());
+                            observe::emit(LeaseEvent::SteppingDown { lease, owner, fence });
+                            v.lose(reason);
+                        }
+                        (Some(v), None) if let Some(reason) = stopping => {
+                            let (lease, owner, fence) = ((&name).into(), (&owner).into(), v.fence());
                             observe::emit(LeaseEvent::SteppingDown { lease, owner, fence });
                             v.lose(reason);
                         }
@@ -530,7 +541,8 @@ impl<S: Store> Driver<S> {
             // seed 2216, a clock jump ending the stop's wait.
             let _ = task.await;
         }
-        if !early {
+        // MC166: an aborted work never reported stopped.
+        if !early && !(aborted && mutants::active(Mutant::MC166)) {
             stopped();
         }
     }

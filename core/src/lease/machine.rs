@@ -433,7 +433,7 @@ impl Machine {
                         self.stale_tokens.push(self.token.clone());
                         next_attempt = now + self.t.poll_interval;
                     }
-                    LostReason::Taken => {}
+                    LostReason::Taken | LostReason::Stopped => {}
                 }
                 for token in std::mem::take(&mut self.stale_tokens) {
                     self.steps.push_back(Step::Release { token });
@@ -473,9 +473,17 @@ impl Machine {
                 self.phase = Phase::Done;
             }
             Phase::Awaiting { .. } => {
-                // An acquire with an unknown outcome may have landed: release our token too.
-                self.steps.clear();
+                // The releases a step-down queued (its grant's token, which may still hold the
+                // key) still go out: a stop heard between a step-down's end and its releases
+                // dropped them, and the grant sat in the store for its TTL (S7, lease seed 2225,
+                // once a work slow to stop made room for the stop). MC165 drops them again.
+                let queued: Vec<Step> = std::mem::take(&mut self.steps)
+                    .into_iter()
+                    .filter(|s| matches!(s, Step::Release { .. }) && !mutants::active(Mutant::MC165))
+                    .collect();
                 self.steps.push_back(Step::Publish(LeaseState::Released));
+                self.steps.extend(queued);
+                // An acquire with an unknown outcome may have landed: release our token too.
                 // MC53: the stop forgets the acquire it cut.
                 if !mutants::active(Mutant::MC53) {
                     self.steps.push_back(Step::Release { token: self.token.clone() });
@@ -619,6 +627,37 @@ mod tests {
             m.on_renew(sent, d, Ok(Renew::Renewed { fence }));
             crate::mutants::set(None);
             assert!(m.deadline().is_some_and(|n| n > d), "MC132: the late reply extends the belief");
+        }
+    }
+
+    /// A stop heard between a deadline step-down's end and its queued release still releases
+    /// the stepped-down grant's token (then its fresh one); before, the stop cleared the queue
+    /// and the grant sat in the store for its TTL (lease seed 2225, S7; MC165 drops it again).
+    #[test]
+    fn a_stop_after_a_step_down_still_releases_the_grants_token() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        let fence = held(&mut m, t0);
+        let d = m.deadline().expect("held");
+        m.on_renew(t0 + 333 * MS, d, Ok(Renew::Renewed { fence }));
+        assert_eq!(m.poll(d), Step::StopWork);
+        m.on_work_stopped(d);
+        m.on_shutdown();
+        assert_eq!(m.poll(d), Step::Publish(LeaseState::Released), "belief ends before any release");
+        assert_eq!(m.poll(d), Step::Release { token: "n:7:1".into() }, "the stepped-down grant's token");
+        assert_eq!(m.poll(d), Step::Release { token: "n:7:2".into() }, "and the fresh one");
+        #[cfg(feature = "mutants")]
+        {
+            let mut m = machine(timing(), t0);
+            let fence = held(&mut m, t0);
+            m.on_renew(t0 + 333 * MS, d, Ok(Renew::Renewed { fence }));
+            assert_eq!(m.poll(d), Step::StopWork);
+            m.on_work_stopped(d);
+            crate::mutants::set(Some(Mutant::MC165));
+            m.on_shutdown();
+            crate::mutants::set(None);
+            assert_eq!(m.poll(d), Step::Publish(LeaseState::Released));
+            assert_eq!(m.poll(d), Step::Release { token: "n:7:2".into() }, "MC165: the grant's token dropped");
         }
     }
 

@@ -83,6 +83,9 @@ pub enum LostReason {
     Taken,
     /// The guarded work ended under [`WorkPolicy::step_down`]: the owner released the lease.
     WorkEnded,
+    /// The owner was stopped: it stops its work and releases the lease (the handle reads this
+    /// while the work stops; [`LeaseState::Released`] follows).
+    Stopped,
 }
 
 /// What the guarded work is doing while the lease is held.

@@ -161,6 +161,7 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
                 LostReason::Deadline => "deadline",
                 LostReason::Taken => "taken",
                 LostReason::WorkEnded => "work_ended",
+                LostReason::Stopped => "stopped",
             };
             warn!(target: T, lease = %lease, owner = %owner, fence, reason = why, kind = "lost", "lease lost; guarded work stopped")
         }

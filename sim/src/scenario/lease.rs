@@ -158,7 +158,13 @@ fn quits_after(ctx: &NodeCtx, window_us: u64) -> Option<(u32, bool)> {
     rng.gen_bool(0.4).then(|| (rng.gen_range(1..=5), rng.gen_bool(0.5)))
 }
 
-async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard, window_us: u64) {
+/// How often the work of [`POLLING_WORK_NODE`], once its guard reads lost, first finishes the
+/// batch in hand, deaf to its stop, for half a TTL to one and a half: past `work_stop_timeout`
+/// (the TTL) the driver aborts it, and its `work_stopped` still comes once it is gone (S15,
+/// S23). Without it no run ever reached the abort.
+const STUBBORN_FINISH: f64 = 0.3;
+
+async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard, window_us: u64, ttl_ms: u64) {
     let _returned = Returned(ctx.clone(), guard.fence());
     let hears_lost = ctx.index != POLLING_WORK_NODE;
     let quits = quits_after(&ctx, window_us);
@@ -189,6 +195,13 @@ async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard,
     // a step-down, and a work loop like keel's own example, `guard.lost().await`, runs on).
     if !ready_at_once(guard.lost()) {
         ctx.record(Rec::LostUnheard { fence: guard.fence() });
+    }
+    // Drawn from the fence, not the run's generator: the schedules of every other node (and the
+    // corpus plans shrunk on them) stay as they were up to the first stubborn finish.
+    let draw = guard.fence().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    if ctx.index == POLLING_WORK_NODE && (draw % 1000) as f64 / 1000.0 < STUBBORN_FINISH {
+        let ms = ttl_ms / 2 + (draw >> 10) % ttl_ms.max(1);
+        ctx.clock.sleep(Duration::from_millis(ms)).await;
     }
 }
 
@@ -293,6 +306,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC157,
     Mutant::MC158,
     Mutant::MC161,
+    Mutant::MC164,
+    Mutant::MC166,
 ];
 
 impl LeaseScenario {
@@ -343,12 +358,12 @@ impl LeaseScenario {
         });
         let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
         let work_ctx = ctx.clone();
-        let window_us = self.window_ms * 1000;
+        let (window_us, ttl_ms) = (self.window_ms * 1000, self.ttl_ms);
         let mut handle = LeaseOwner::new(store, cfg)
             .with_clock(clock)
             .with_parent(&ctx.shutdown)
             .work_policy(work_policy(ctx.index))
-            .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us));
+            .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us, ttl_ms));
         read_handle(&ctx, &handle).await;
         match handle.join().await {
             Ok(()) => ctx.record(Rec::OwnerExit {}),
@@ -397,6 +412,8 @@ impl LeaseScenario {
         v.extend(crate::keel_rules::lease_losses(run));
         // S20: work that ends by itself is handled as the owner's policy says.
         v.extend(crate::keel_rules::lease_work_restarts(run));
+        // S23: the work's end reported before the owner leaves its grant.
+        v.extend(keel_checks::lease_work_ends_reported(run.events));
         // S22: every store call ends by the op timeout.
         v.extend(crate::keel_rules::lease_calls_bounded(run));
         // S21: the handle tells the application what the owner believes, at once.

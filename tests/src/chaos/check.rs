@@ -245,6 +245,7 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
     off.extend(keel_checks::lease_losses_name_their_cause(&views, clocks()));
     // S20: work that ends by itself is handled as the owner's policy says, by the same clocks.
     off.extend(keel_checks::lease_work_restarts_follow_the_policy(&views, clocks()));
+    off.extend(keel_checks::lease_work_ends_reported(&views));
     // S22: every store call ends by its op timeout, by the same clocks.
     off.extend(keel_checks::lease_calls_end_by_their_timeout(&views, clocks()));
     f.lease_attempt_violations = off.iter().map(ToString::to_string).collect();
