@@ -415,7 +415,7 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules("pool", Mutant::MC152, "P41").is_some(), "MC152 breaks P41");
     assert!(caught_by_free_rules("pool", Mutant::MC153, "P42").is_some(), "MC153 breaks P42");
     // MC166: a work aborted at its stop timeout never reported stopped (S23 where the owner
-    // leaves its grant; lease seed 6, on n3, whose work now and then finishes its batch deaf to
+    // leaves its grant; lease seed 2, on n3, whose work now and then finishes its batch deaf to
     // its stop).
     assert!(caught_by_free_rules("lease", Mutant::MC166, "S23").is_some(), "MC166 breaks S23");
     // MC163: a lifecycle stop that takes a run its parent already cancelled for gone (V5 where
