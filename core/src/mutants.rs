@@ -814,6 +814,11 @@ pub enum Mutant {
     /// it was aborted at `work_stop_timeout`: the owner goes on to `lost` or `released` with
     /// nothing said of the work it killed (blind-spot hunt, round 18, A #5).
     MC166,
+    /// `inspect` reporting each worker's keep-alive age the wrong way round (the keep-alive's
+    /// store time less the report's, 0 for every keep-alive written in the past): an operator sees
+    /// every worker fresh, a dead one too (blind-spot hunt, round 18, B #26: P38 judged only the
+    /// overdue figures, and the audit took its stale workers from the report under test).
+    MC167,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

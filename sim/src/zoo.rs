@@ -1107,6 +1107,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC167,
+        lineage: "checker proof (blind-spot hunt, round 18, B #26): inspect reports each worker's keep-alive age the wrong way round: every worker looks fresh",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

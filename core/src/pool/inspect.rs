@@ -90,7 +90,14 @@ async fn read<S: Store>(store: &S, pool: &str) -> Result<PoolReport, StoreError>
 fn report(view: &View) -> PoolReport {
     let mut r = PoolReport { now_ms: view.now_ms, ..PoolReport::default() };
     for w in view.known_workers(false) {
-        let age = view.keepalive.get(&w).and_then(|v| KeepAlive::parse(v)).map(|k| view.now_ms.saturating_sub(k.ms));
+        // MC167: the age the wrong way round (0 for any keep-alive written in the past).
+        let age = view.keepalive.get(&w).and_then(|v| KeepAlive::parse(v)).map(|k| {
+            if crate::mutants::active(crate::mutants::Mutant::MC167) {
+                k.ms.saturating_sub(view.now_ms)
+            } else {
+                view.now_ms.saturating_sub(k.ms)
+            }
+        });
         r.workers.insert(w, age);
     }
     r.registered = view.workers.keys().cloned().collect();

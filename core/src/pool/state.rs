@@ -201,6 +201,12 @@ pub mod decode {
         Pending::parse(raw).map(|p| (p.attempt, p.worker, p.deadline_ms))
     }
 
+    /// A job record (`j/{job}`) as keel reads it: `(attempt, owner)`, the owner empty while
+    /// queued. For checkers of the store's data.
+    pub fn job(raw: &str) -> Option<(u64, String)> {
+        JobRecord::parse(raw).map(|r| (r.attempt, r.owner))
+    }
+
     /// A completion tombstone (`d/{job}`) as keel reads it: `(attempt, completed_ms)`, the
     /// completion's store time. For checkers of the store's data.
     pub fn tombstone(raw: &str) -> Option<(u64, u64)> {

@@ -48,6 +48,9 @@ events! {
         /// P38: `inspect` reported pending dispatch `job` past its deadline by `reported_ms`; the
         /// auditor, from the raw entry and the report's own store time, computed `computed_ms`.
         InspectWrong { job: String, reported_ms: u64, computed_ms: u64 } = "inspect_wrong",
+        /// P38: another figure of `inspect`'s report (`what`, of `key`) disagrees with what the
+        /// auditor read from the raw map and the report's store time.
+        InspectFigureWrong { what: String, key: String, reported: String, computed: String } = "inspect_figure_wrong",
         /// `poolfeed`: the node's completion feed subscriber began listening.
         FeedStart {} = "feed_start",
         /// `poolfeed`: the subscriber got a completion (`dropped`: its drop count then).
@@ -129,6 +132,54 @@ impl PoolScenario {
     fn stable_from_ms(&self) -> u64 {
         4 * self.ttl_ms + 2000
     }
+}
+
+/// Judge `inspect`'s report `r` figure by figure against the pool's raw maps in `store` (P38:
+/// `inspect_figure_wrong` for each that differs) and return each keep-alive's age, from its raw
+/// value and the report's store time (None: none, or the dead marker).
+fn raw_figures(ctx: &NodeCtx, store: &keel::MemoryStore, r: &keel::pool::PoolReport) -> BTreeMap<String, Option<u64>> {
+    use keel::pool::decode;
+    use std::fmt::Debug;
+    let map = |m: &str| format!("keel:pool:{POOL}:{m}");
+    // Compared typed; formatted only when they differ (the audit runs four times a second).
+    fn judge<T: PartialEq + Debug>(ctx: &NodeCtx, what: &str, key: &str, reported: T, computed: T) {
+        if reported != computed {
+            let (what, key) = (what.to_owned(), key.to_owned());
+            let (reported, computed) = (format!("{reported:?}"), format!("{computed:?}"));
+            ctx.record(Rec::InspectFigureWrong { what, key, reported, computed });
+        }
+    }
+    let ages: BTreeMap<String, Option<u64>> = store
+        .map_entries_from(&map("keepalive"), "")
+        .into_iter()
+        .map(|(w, raw)| (w, decode::keepalive(&raw).map(|(ms, _, _)| r.now_ms.saturating_sub(ms))))
+        .collect();
+    for (w, age) in &ages {
+        if let Some(reported) = r.workers.get(w) {
+            judge(ctx, "keep-alive age", w, *reported, *age);
+        }
+    }
+    for (w, raw) in store.map_entries_from(&map("cleanup"), "") {
+        let left = decode::cleanup_lock(&raw).map_or(0, |(_, expires_ms)| expires_ms.saturating_sub(r.now_ms));
+        judge(ctx, "cleanup lock's time left", &w, r.cleanup_locks.get(&w).copied(), Some(left));
+    }
+    let registered: Vec<String> = store.map_entries_from(&map("workers"), "").into_iter().map(|(w, _)| w).collect();
+    judge(ctx, "registered workers", "", &r.registered, &registered);
+    let records = store.map_entries_from(&map("jobs"), "j/");
+    for (job, (attempt, owner)) in records
+        .iter()
+        .map_while(|(k, raw)| Some((k.strip_prefix("j/")?, raw)))
+        .filter_map(|(job, raw)| Some((job, decode::job(raw)?)))
+    {
+        judge(
+            ctx,
+            "job's owner and attempt",
+            job,
+            r.jobs.get(job).map(|(o, a)| (o.as_str(), *a)),
+            Some((owner.as_str(), attempt)),
+        );
+    }
+    ages
 }
 
 /// Records the start and stop of every attempt, runs for the payload's milliseconds.
@@ -231,8 +282,12 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
         let Ok(r) = inspect_in_place(&store, POOL).await else { continue };
         let now_us = ctx.history.now_us();
         let seen_ms = |since: u64| if since == 0 { u64::MAX } else { now_us.saturating_sub(since) / 1000 };
+        // Every figure of the report against the raw maps (P38), and the audit's stale workers
+        // from the raw keep-alives: round 18 B #26 (the ages the wrong way round) read every
+        // worker fresh, the audit's stale ones too, the checker leaning on the code under test.
+        let ages = raw_figures(&ctx, &store, &r);
         let mut stale: Vec<&String> =
-            r.workers.iter().filter(|(_, age)| age.is_none_or(|a| a > 3 * ttl_ms)).map(|(w, _)| w).collect();
+            r.workers.keys().filter(|w| ages.get(*w).copied().flatten().is_none_or(|a| a > 3 * ttl_ms)).collect();
         // A cleanup lock left behind (its release failed, its cleaner crashed) of a worker with no
         // keep-alive and no registration, expired long ago: state of a dead worker too, read from
         // the raw lock map (round 18 B #23: keel's own list of workers, which `inspect` shares,
@@ -569,6 +624,7 @@ impl PoolScenario {
             Mutant::MC153,
             Mutant::MC159,
             Mutant::MC162,
+            Mutant::MC167,
         ]
     }
 }
@@ -743,6 +799,15 @@ impl PoolScenario {
                     "P38",
                     e.t_us,
                     format!("inspect reported the pending dispatch of {job} {reported_ms} ms past its deadline; its entry and the report's store time say {computed_ms} ms"),
+                ));
+            }
+            if let Some(Rec::InspectFigureWrong { what, key, reported, computed }) = rec(e)
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P38",
+                    e.t_us,
+                    format!("inspect reported the {what} of {key:?} as {reported}; the raw map and the report's store time say {computed}"),
                 ));
             }
             let Some(Rec::Audit { stale_workers, stale_example, stale_ms, overdue_ms, overdue_job, .. }) = rec(e)
