@@ -819,6 +819,10 @@ pub enum Mutant {
     /// every worker fresh, a dead one too (blind-spot hunt, round 18, B #26: P38 judged only the
     /// overdue figures, and the audit took its stale workers from the report under test).
     MC167,
+    /// A completer run whose idle wait during a drain does not wake at the stop's bound, only at
+    /// its next flush tick: the drain closes up to a flush interval past its bound (blind-spot
+    /// hunt, round 18, A #13: V4 allowed a completer drain 100 ms of slack).
+    MC168,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1113,6 +1113,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC168,
+        lineage: "checker proof (blind-spot hunt, round 18, A #13): a completer drain's idle wait deaf to its bound sleeps to its flush tick",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -108,7 +108,11 @@ impl<S: Store> Driver<S> {
             if now >= next_tick {
                 next_tick = now + self.cfg.flush_interval;
             }
-            let wake = deadline.map_or(next_tick, |d| d.min(next_tick));
+            // MC168: the idle wait deaf to the stop's bound: it sleeps to the next flush tick.
+            let wake = match deadline {
+                Some(d) if !mutants::active(Mutant::MC168) => d.min(next_tick),
+                _ => next_tick,
+            };
             tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.intake.work.notified() => {}

@@ -306,8 +306,12 @@ impl<S: Store> Service for BurstSvc<S> {
             let Some(p) = self.producer.lock().unwrap_or_else(|p| p.into_inner()).take() else { return Ok(()) };
             let (ctx, run, life) = (self.ctx.clone(), self.run, self.life);
             // The completer's own clock and arithmetic: its drain's deadline is `now + bound`.
+            // Every other run, the burst comes 10 ms after it instead, so the drain sits idle at
+            // its bound and must wake for it by itself (V4, MC168). Drawn from the run, not the
+            // run's generator, so the schedules stay as they were.
             let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
-            let at = clock.now() + self.bound;
+            let late = if run % 2 == 0 { Duration::from_millis(10) } else { Duration::ZERO };
+            let at = clock.now() + self.bound + late;
             ctx.record(Rec::BurstArmed { run });
             tokio::spawn(async move {
                 clock.sleep_until(at).await;
@@ -859,6 +863,7 @@ impl CompleterScenario {
             Mutant::MC138,
             Mutant::MC146,
             Mutant::MC163,
+            Mutant::MC168,
         ]
     }
 }
