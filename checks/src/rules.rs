@@ -894,15 +894,17 @@ pub fn completer_drains_retry<E: Entry>(
 }
 
 /// V13: a drain writes what is queued at once. Once a run's drain begins (`DrainStarted`) with
-/// completions queued, the run writes them without waiting for its flush tick: its first write
-/// begun in the drain starts within `slack_us` of running time (frozen time not counted) of the
-/// later of the drain's start and the end of the write then in flight (its `BatchFlushed`, or its
-/// last `FlushFailed` when it gave the batch up). A write's start is its `BatchFlushed` less its
-/// `took_us` (retries included), a local duration stretched by `slowest`, the slowest rate of a
-/// node's clock the history allows; `jumped(node, from, to)` excuses a run whose node's clock
-/// jumped meanwhile. A run that writes nothing more (its node crashed, it gave the batch up) is
-/// not judged. One that waits for the tick (blind-spot hunt, round 7, #9) spends up to a flush
-/// interval of the stop's bound on every round of the drain.
+/// completions queued, or a completion is accepted (`Accepted`) during its drain, the run writes
+/// it without waiting for its flush tick: its next write starts within `slack_us` of running time
+/// (frozen time not counted) of the later of that instant and the end of the write then in flight
+/// (its `BatchFlushed`, or its last `FlushFailed` when it gave the batch up). A write's start is
+/// its `BatchFlushed` less its `took_us` (retries included), a local duration stretched by
+/// `slowest`, the slowest rate of a node's clock the history allows; `jumped(node, from, to)`
+/// excuses a run whose node's clock jumped meanwhile. A run that writes nothing more (its node
+/// crashed, it gave the batch up) is not judged. One that waits for the tick (blind-spot hunt,
+/// round 7, #9) spends up to a flush interval of the stop's bound on every round of the drain;
+/// one deaf to the completions handed in during its drain (round 18, A #34) holds each of them
+/// to its tick.
 pub fn completer_drains_write_at_once<E: Entry>(
     events: &[E],
     slowest: f64,
@@ -912,6 +914,9 @@ pub fn completer_drains_write_at_once<E: Entry>(
 ) -> Vec<Violation> {
     struct Drain {
         began: u64,
+        /// Since when something is queued that no write begun since has taken: the drain's start
+        /// with completions queued, or the first acceptance after the last judged write.
+        queued_since: Option<u64>,
         /// Ends of the run's writes since the drain began (`BatchFlushed`, `FlushFailed`).
         write_ends: Vec<u64>,
     }
@@ -920,8 +925,14 @@ pub fn completer_drains_write_at_once<E: Entry>(
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         match (e.completer(), e.fact()) {
-            (Some(CompleterEvent::DrainStarted { completer, run, pending, .. }), _) if *pending > 0 => {
-                open.insert((node.clone(), plain(completer), *run), Drain { began: t, write_ends: Vec::new() });
+            (Some(CompleterEvent::DrainStarted { completer, run, pending, .. }), _) => {
+                let d = Drain { began: t, queued_since: (*pending > 0).then_some(t), write_ends: Vec::new() };
+                open.insert((node.clone(), plain(completer), *run), d);
+            }
+            (Some(CompleterEvent::Accepted { completer, run, .. }), _) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.queued_since.get_or_insert(t);
+                }
             }
             (Some(CompleterEvent::FlushFailed { completer, run, .. }), _) => {
                 if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
@@ -933,38 +944,49 @@ pub fn completer_drains_write_at_once<E: Entry>(
                 let Some(d) = open.get_mut(&key) else { continue };
                 let took = (*took_us as f64 / slowest.clamp(0.01, 1.0)) as u64;
                 // Its start lies between the earliest the slowest clock allows and the latest
-                // (its duration at real time). Only a write that began before the drain for
-                // sure was in flight at its start: one that may have begun at the drain is its
-                // first write (pool seed 8: a write begun at the drain, its start stretched by
-                // a clock of rate 0.94 in the plan to before it, made the rule judge the next).
+                // (its duration at real time). Only a write that began before the queueing for
+                // sure was in flight then: one that may have begun at it is the write that
+                // takes it (pool seed 8: a write begun at the drain, its start stretched by a
+                // clock of rate 0.94 in the plan to before it, made the rule judge the next).
                 let start = t.saturating_sub(took);
                 let latest = t.saturating_sub(*took_us).max(start);
-                if latest.saturating_add(1) < d.began {
-                    d.write_ends.push(t); // the write in flight at the drain's start
+                let Some(since) = d.queued_since else {
+                    d.write_ends.push(t);
+                    continue;
+                };
+                if latest.saturating_add(1) < since {
+                    d.write_ends.push(t); // the write in flight when it was queued
                     continue;
                 }
-                let after = d.write_ends.iter().copied().filter(|&w| w <= latest).max().unwrap_or(0).max(d.began);
+                let after = d.write_ends.iter().copied().filter(|&w| w <= latest).max().unwrap_or(0).max(since);
                 let due = reach(after, slack_us, &frozen(node));
                 if start > due && !jumped(node, d.began, t) && v.len() < 20 {
+                    let what =
+                        if since == d.began { "its drain began" } else { "a completion was accepted in its drain" };
                     v.push(Violation::new(
                         "V13",
                         t,
                         format!(
-                            "{node}: completer {} run {run}: its drain began at {:.3}s with completions queued, and its first write (a batch of {n}) started only at {:.3}s, {} µs after it could: the drain waited instead of writing",
+                            "{node}: completer {} run {run}: {what} at {:.3}s, and its next write (a batch of {n}) started only at {:.3}s, {} µs after it could: the drain waited instead of writing",
                             plain(completer),
-                            d.began as f64 / 1e6,
+                            since as f64 / 1e6,
                             start as f64 / 1e6,
                             start - after
                         ),
                     ));
                 }
-                open.remove(&key);
+                d.queued_since = None;
+                d.write_ends.push(t);
             }
             // A batch given up: what was queued at the drain is gone, and a later write is of
             // completions handed in since (completer seed 2840: a burst producer's, 19 ms after
             // the batch was given up, with nothing queued between).
-            (Some(CompleterEvent::EventsClosed { completer, run, .. }), _)
-            | (Some(CompleterEvent::RetryBudgetExhausted { completer, run }), _) => {
+            (Some(CompleterEvent::RetryBudgetExhausted { completer, run }), _) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.queued_since = None;
+                }
+            }
+            (Some(CompleterEvent::EventsClosed { completer, run, .. }), _) => {
                 open.remove(&(node.clone(), plain(completer), *run));
             }
             (_, Some(Fact::NodeCrash | Fact::NodeStart)) => open.retain(|k, _| &k.0 != node),

@@ -823,6 +823,11 @@ pub enum Mutant {
     /// its next flush tick: the drain closes up to a flush interval past its bound (blind-spot
     /// hunt, round 18, A #13: V4 allowed a completer drain 100 ms of slack).
     MC168,
+    /// A completer intake that wakes its run for a completion only while the run is open, not
+    /// during its drain: a completion a producer hands in while the drain waits for it is written
+    /// only at the next flush tick (blind-spot hunt, round 18, A #34: V13 judged only what was
+    /// queued when the drain began).
+    MC169,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1119,6 +1119,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC169,
+        lineage: "checker proof (blind-spot hunt, round 18, A #34): a completion handed in during a drain does not wake the run; it waits for the flush tick",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -418,6 +418,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // leaves its grant; lease seed 2, on n3, whose work now and then finishes its batch deaf to
     // its stop).
     assert!(caught_by_free_rules("lease", Mutant::MC166, "S23").is_some(), "MC166 breaks S23");
+    // MC169: a completion handed in during a drain that waits for the flush tick (V13 at the
+    // late write; completer seed 1).
+    assert!(caught_by_free_rules("completer", Mutant::MC169, "V13").is_some(), "MC169 breaks V13");
     // MC163: a lifecycle stop that takes a run its parent already cancelled for gone (V5 where
     // the stop returns; completer seed 1, the stress-life service's stops). MC11 (a stop that
     // does not wait) in the pool: V5 at the node's stop of its completer (pool seed 0).

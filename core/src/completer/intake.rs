@@ -101,8 +101,13 @@ impl Intake {
         }
         s.queue.push_back(c);
         crate::keel_assert!(s.queue.len() + s.inflight <= s.cap, "backlog over its bound: accepted past the cap");
+        // MC169: the driver woken for a push only while the run is open: a completion handed in
+        // during the drain waits for the flush tick.
+        let wake = s.phase == Phase::Open || !mutants::active(Mutant::MC169);
         drop(s);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
         Ok(())
     }
 

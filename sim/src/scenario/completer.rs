@@ -864,6 +864,7 @@ impl CompleterScenario {
             Mutant::MC146,
             Mutant::MC163,
             Mutant::MC168,
+            Mutant::MC169,
         ]
     }
 }
