@@ -179,6 +179,7 @@ fn completer(e: &CompleterEvent<'_>) {
             gauge!("keel_completer_backlog", "completer" => completer.to_string()).set(*pending as f64);
         }
         E::SubscriberDropped { .. } => counter!("keel_completer_subscriber_drops_total").increment(1),
+        E::SubscriberGone { .. } => {}
         _ => {}
     }
 }

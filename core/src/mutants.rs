@@ -828,6 +828,10 @@ pub enum Mutant {
     /// only at the next flush tick (blind-spot hunt, round 18, A #34: V13 judged only what was
     /// queued when the drain began).
     MC169,
+    /// A subscription manager's close that sums its subscribers' drops over the map it just
+    /// emptied: `subscriptions_closed` reports 0 dropped however many events full buffers lost
+    /// (blind-spot hunt, round 18, A #29: no rule read the count).
+    MC170,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1125,6 +1125,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC170,
+        lineage: "checker proof (blind-spot hunt, round 18, A #29): a subscription manager's close sums its drops over the map it just emptied: always 0",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -248,7 +248,8 @@ impl Shared {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         sub.dropped.fetch_add(1, Ordering::Relaxed);
-                        observe::emit(CompleterEvent::SubscriberDropped { subscriber: *id });
+                        let completer = (&self.completer).into();
+                        observe::emit(CompleterEvent::SubscriberDropped { completer, subscriber: *id });
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
                 }
@@ -256,6 +257,7 @@ impl Shared {
         }
         for id in gone {
             subs.remove(&id);
+            observe::emit(CompleterEvent::SubscriberGone { completer: (&self.completer).into(), subscriber: id });
         }
         offers
     }
@@ -278,7 +280,9 @@ impl Shared {
         }
         let mut live = self.lock();
         for id in gone {
-            live.remove(&id);
+            if live.remove(&id).is_some() {
+                observe::emit(CompleterEvent::SubscriberGone { completer: (&self.completer).into(), subscriber: id });
+            }
         }
         offers
     }
@@ -286,7 +290,9 @@ impl Shared {
     fn close_all(&self, run: u64, delivered: u64) {
         // Removing the senders closes the channels; nothing sends to them afterwards.
         let subs = std::mem::take(&mut *self.lock());
-        let dropped: u64 = subs.values().map(|s| s.dropped.load(Ordering::Relaxed)).sum();
+        // MC170: the total read from the map the close just emptied: always 0.
+        let counted = if mutants::active(Mutant::MC170) { &*self.lock() } else { &subs };
+        let dropped: u64 = counted.values().map(|s| s.dropped.load(Ordering::Relaxed)).sum();
         observe::emit(CompleterEvent::SubscriptionsClosed {
             completer: (&self.completer).into(),
             run,

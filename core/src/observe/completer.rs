@@ -69,9 +69,14 @@ events! {
         /// The completer's channel did not close within the drain bound, counted from the stop
         /// request (V4 judges both sides: not later, and not sooner).
         SmDrainTimeout { completer: Text<'a>, run: u64 } = "sm_drain_timeout",
-        /// A subscriber's buffer was full: one event dropped and counted.
-        SubscriberDropped { subscriber: u64 } = "subscriber_dropped",
-        /// The subscription manager (of completer `completer`) closed its `subs` subscriber channels.
+        /// A subscriber's buffer was full: one event dropped and counted (the manager's close
+        /// reports the count, V22).
+        SubscriberDropped { completer: Text<'a>, subscriber: u64 } = "subscriber_dropped",
+        /// A subscriber's receiver was dropped: the manager forgot it (its drops with it).
+        SubscriberGone { completer: Text<'a>, subscriber: u64 } = "subscriber_gone",
+        /// The subscription manager (of completer `completer`) closed its `subs` subscriber
+        /// channels; `dropped`: the events their full buffers dropped (the subscribers gone
+        /// before not counted).
         SubscriptionsClosed { completer: Text<'a>, run: u64, subs: usize, delivered: u64, dropped: u64 } = "subscriptions_closed",
     }
 }
@@ -155,8 +160,11 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
             warn!(target: T, completer = %completer, run, kind = "sm_drain_timeout", "the completer's channel did not close within the drain bound")
         }
         // Logged as before the seam: without a `kind` field.
-        E::SubscriberDropped { subscriber } => {
-            debug!(target: T, subscriber, "subscriber buffer full: event dropped and counted")
+        E::SubscriberDropped { completer, subscriber } => {
+            debug!(target: T, completer = %completer, subscriber, "subscriber buffer full: event dropped and counted")
+        }
+        E::SubscriberGone { completer, subscriber } => {
+            debug!(target: T, completer = %completer, subscriber, kind = "subscriber_gone", "subscriber gone: forgotten")
         }
         E::SubscriptionsClosed { completer, run, subs, delivered, dropped } => {
             info!(target: T, completer = %completer, run, subs, delivered, dropped, kind = "subscriptions_closed", "subscriber channels closed")

@@ -684,6 +684,8 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::completer_closes_wake_waiting_producers(run));
         // V21: a stop returns its run's own report (`Ok` only when it lost nothing).
         v.extend(keel_checks::completer_stops_return_their_report(run.events));
+        // V22: a subscription manager's close reports its subscribers' drops.
+        v.extend(keel_checks::subscription_closes_count_drops(run.events));
         v.extend(super::life_waits::check(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
@@ -865,6 +867,7 @@ impl CompleterScenario {
             Mutant::MC163,
             Mutant::MC168,
             Mutant::MC169,
+            Mutant::MC170,
         ]
     }
 }

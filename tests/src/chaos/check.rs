@@ -520,6 +520,7 @@ fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeM
     let heal_us = views.iter().find(|v| matches!(v.line().ev, Ev::FinalSettle)).map_or(u64::MAX, |v| v.t_us());
     let mut v = keel_checks::completer_channel(views);
     v.extend(keel_checks::stops_wait_for_their_run(views));
+    v.extend(keel_checks::subscription_closes_count_drops(views));
     // V21: a completer's stop returns its run's own report.
     v.extend(keel_checks::completer_stops_return_their_report(views));
     // A real clock neither jumps nor runs fast: V4 is judged as on a tame simulated one.
