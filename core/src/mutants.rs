@@ -832,6 +832,10 @@ pub enum Mutant {
     /// emptied: `subscriptions_closed` reports 0 dropped however many events full buffers lost
     /// (blind-spot hunt, round 18, A #29: no rule read the count).
     MC170,
+    /// A replicated map whose `syncs()` counts its join only, not its resyncs: the count stops
+    /// rising, and a caller waiting on it to see a repair waits forever (blind-spot hunt, round
+    /// 18, A #10: nothing read it).
+    MC171,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -207,7 +207,10 @@ impl<S: Store> Driver<S> {
             self.shared.subs.publish(&diff);
         }
         self.shared.waiters.deliver(d).await;
-        self.shared.syncs.send_modify(|n| *n += 1);
+        // MC171: only the join counted.
+        if reason == ResyncReason::Join || !mutants::active(Mutant::MC171) {
+            self.shared.syncs.send_modify(|n| *n += 1);
+        }
     }
 
     /// Wait out `wait` (false: the map stopped meanwhile), then double it up to `retry_max`.

@@ -69,7 +69,7 @@ events! {
         /// A `set_and_wait` call was cut short by the workload.
         SawCancelled { id: String } = "saw_cancelled",
         /// A reader probe: the replica's revision.
-        Probe { rev: u64 } = "probe",
+        Probe { rev: u64, syncs: u64 } = "probe",
         /// The application awaits `joined()` (R14).
         JoinAwaited {} = "join_awaited",
         /// `joined()` returned `rev` (`ok`; else an error); right after, the map said it was
@@ -379,14 +379,14 @@ impl Node {
         while self.pause(Duration::from_millis(PROBE_MS)).await {
             // The revision alone: a probe before the convergence point judges only that (R1),
             // and copying the whole replica for it was a twentieth of an rmap run.
-            let rev = self.map.revision();
+            let (rev, syncs) = (self.map.revision(), self.map.syncs());
             let waiters = self.map.waiters();
             if self.ctx.history.now_us() < converge_at_us {
-                self.ctx.record(Rec::Probe { rev });
+                self.ctx.record(Rec::Probe { rev, syncs });
                 continue;
             }
             let Ok(truth) = store.map_snapshot(MAP).await else {
-                self.ctx.record(Rec::Probe { rev });
+                self.ctx.record(Rec::Probe { rev, syncs });
                 continue;
             };
             // Re-read the replica after the store answered: nothing is written any more.
@@ -855,6 +855,7 @@ impl RmapScenario {
         }
         v.extend(super::rmap_stop::check(run));
         v.extend(super::rmap_join::check(run));
+        v.extend(super::rmap_join::syncs_count_loads(run));
         v.extend(subscriptions_end_at_stop(run));
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
@@ -868,7 +869,7 @@ impl RmapScenario {
         // R13: each resync names the event that made it.
         v.extend(keel_checks::rmap_resyncs_name_their_cause(events));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
-            Some(Rec::Probe { rev }) => Some((MAP, *rev)),
+            Some(Rec::Probe { rev, .. }) => Some((MAP, *rev)),
             _ => None,
         }));
         v
@@ -967,6 +968,7 @@ impl RmapScenario {
             Mutant::MC141,
             Mutant::MC148,
             Mutant::MC151,
+            Mutant::MC171,
         ]
     }
 }

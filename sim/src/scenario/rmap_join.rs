@@ -12,6 +12,13 @@
 //!   not counted): a missed wake-up leaves the application waiting on a map that is ready.
 //!
 //! A node's crash or restart ends its judging.
+//!
+//! **R15**: `ReplicatedMap::syncs()` counts the map's loads: the join and every resync. The
+//! driver bumps it in the same poll as the load's `joined` or `resynced`, so each of the
+//! scenario's probes (`probe`, every `PROBE_MS`, which reads it) must see exactly the loads of
+//! its node's life so far. A count that stops rising (blind-spot hunt, round 18, A #10: it
+//! counted the join only) tells an operator, or a test waiting on it, that the map never
+//! resynced.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,6 +96,33 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     for (n, by) in due {
         if by < run.end_us {
             say(by, late(n));
+        }
+    }
+    v
+}
+
+/// R15 over the run's events: see the module's doc. The first 20 violations.
+pub fn syncs_count_loads(run: &RunView<'_>) -> Vec<Violation> {
+    let mut loads: BTreeMap<Who, u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let n = e.node;
+        match (e.rmap(), e.world(), rec(e)) {
+            (Some(RmapEvent::Joined { .. } | RmapEvent::Resynced { .. }), ..) => *loads.entry(n).or_default() += 1,
+            (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
+                loads.remove(&n);
+            }
+            (.., Some(Rec::Probe { syncs, .. })) => {
+                let seen = loads.get(&n).copied().unwrap_or(0);
+                if *syncs != seen && v.len() < 20 {
+                    v.push(Violation::new(
+                        "R15",
+                        e.t_us,
+                        format!("{n}: the map's syncs() said {syncs}; it loaded {seen} times (its join and resyncs) in this life"),
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     v
