@@ -70,7 +70,9 @@ pub use rules::{
     rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
 };
 pub use run_gate::runs_stop_with_their_worker;
-pub use services::{group_starts, services_run_one_at_a_time, stops_wait_for_their_run};
+pub use services::{
+    group_starts, group_stops_hear_member_errors, services_run_one_at_a_time, stops_wait_for_their_run,
+};
 pub use stop_reports::completer_stops_return_their_report;
 pub use store_errors::lease_recoveries_follow_errors;
 pub use superseded_runs::superseded_runs_are_stopped;

@@ -131,6 +131,56 @@ pub fn stops_wait_for_their_run<E: Entry>(events: &[E]) -> Vec<Violation> {
     v
 }
 
+/// V9, the members' word: a service group's stop hears each completer's stop error. A
+/// completer's `stop()` announces what it returns (`stop_returned`, `ok` false with losses or
+/// producers left); as a group's service (`completer:{name}`) that error must reach the group
+/// (its `stop_failed`) before the group's stop returns (`group_stopped`), or the caller is told
+/// the group stopped clean while a member's report says otherwise (blind-spot hunt, round 18,
+/// A #36: producers left behind mapped to `Ok`). A node's start or crash forgets. The first 20
+/// violations.
+pub fn group_stops_hear_member_errors<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // node → member services whose own stop failed and that no `stop_failed` reported yet
+    let mut unheard: BTreeMap<E::Node, BTreeSet<String>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let node = e.node();
+        if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
+            unheard.remove(node);
+            continue;
+        }
+        match (e.completer(), e.keel()) {
+            (Some(keel::observe::CompleterEvent::StopReturned { completer, ok: false, .. }), _) => {
+                unheard.entry(node.clone()).or_default().insert(format!("completer:{}", plain(completer)));
+            }
+            (_, Some(keel::observe::Event::Lifecycle(LifecycleEvent::StopFailed { service, .. }))) => {
+                if let Some(u) = unheard.get_mut(node) {
+                    u.remove(plain(service));
+                }
+            }
+            // A failed start stops what it started and returns the start's error, not theirs.
+            (_, Some(keel::observe::Event::Lifecycle(LifecycleEvent::GroupStartEnded { services, .. }))) => {
+                if let Some(u) = unheard.get_mut(node) {
+                    u.retain(|s| !services.iter().any(|g| plain(g) == s));
+                }
+            }
+            (_, Some(keel::observe::Event::Lifecycle(LifecycleEvent::GroupStopped { services, .. }))) => {
+                let Some(u) = unheard.get_mut(node) else { continue };
+                for s in services.iter().map(plain) {
+                    if u.remove(s) && v.len() < 20 {
+                        v.push(Violation::new(
+                            "V9",
+                            e.t_us(),
+                            format!("{node}: a group's stop returned without the error of its service {s}, whose own stop reported losses or producers left"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// V19: a service group starts its services last declared first, and a start that fails
 /// leaves none of the services it started running. Judged at each service's start outcome
 /// (`service_started`, `start_failed`: the next one due, counted from the group's
@@ -294,6 +344,37 @@ mod tests {
         assert_eq!((v[0].invariant, v[0].t_us), ("V5", 2_000));
         let twins = [started(1, "s", 1), started(1, "s", 1), exited(2, "s", 1), stop(2, 1)];
         assert!(stops_wait_for_their_run(&twins).is_empty(), "two lifecycles of one name");
+    }
+
+    /// A completer's stop error the group's stop never heard (MC172) is V9 at the group's return.
+    #[test]
+    fn a_group_stop_deaf_to_a_members_stop_error_fires_v9() {
+        let returned = Ev(
+            1000,
+            "n1",
+            Some(Event::Completer(
+                keel::observe::CompleterEvent::StopReturned {
+                    completer: "c".into(),
+                    run: 1,
+                    ok: false,
+                    unflushed: 0,
+                    undelivered: 0,
+                    producers_left: 1,
+                }
+                .to_static(),
+            )),
+            None,
+        );
+        let failed = at(2, "n1", LifecycleEvent::StopFailed { service: "completer:c".into(), error: "x".into() });
+        let stopped = |failed: Option<&str>| {
+            let services = vec!["completer:c".into()];
+            at(3, "n1", LifecycleEvent::GroupStopped { services, failed: failed.map(Into::into) })
+        };
+        let heard = [returned.clone(), failed, stopped(Some("completer:c"))];
+        assert!(group_stops_hear_member_errors(&heard).is_empty());
+        let v = group_stops_hear_member_errors(&[returned, stopped(None)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("V9", 3_000));
     }
 
     fn group(t_ms: u64, e: LifecycleEvent<'static>) -> Ev {

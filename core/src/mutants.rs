@@ -836,6 +836,11 @@ pub enum Mutant {
     /// rising, and a caller waiting on it to see a repair waits forever (blind-spot hunt, round
     /// 18, A #10: nothing read it).
     MC171,
+    /// A completer that, as a group's service, maps a stop error naming only producers left
+    /// behind at the bound to `Ok`: the group's stop says all went well while the completer's own
+    /// report says producers were cut off (blind-spot hunt, round 18, A #36: V9 read only the
+    /// group's `stop_failed`).
+    MC172,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -152,6 +152,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::services_run_one_at_a_time(view.events));
     v.extend(keel_checks::group_starts(view.events));
     v.extend(keel_checks::stops_wait_for_their_run(view.events));
+    v.extend(keel_checks::group_stops_hear_member_errors(view.events));
     v.extend(rmap_revisions(view.events, |_| None));
     v.extend(reseed_rules(view.events));
     v.extend(rmap_retries_on_time(view));

@@ -424,6 +424,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC170: a subscription manager's close that reports 0 events dropped (V22 at the close;
     // completer seed 5, a stalled subscriber's full buffer).
     assert!(caught_by_free_rules("completer", Mutant::MC170, "V22").is_some(), "MC170 breaks V22");
+    // MC172: a completer stop error (producers left at the bound) mapped to `Ok` for its group
+    // (V9 at the group's return; completer seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC172, "V9").is_some(), "MC172 breaks V9");
     // MC163: a lifecycle stop that takes a run its parent already cancelled for gone (V5 where
     // the stop returns; completer seed 1, the stress-life service's stops). MC11 (a stop that
     // does not wait) in the pool: V5 at the node's stop of its completer (pool seed 0).

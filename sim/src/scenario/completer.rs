@@ -672,6 +672,8 @@ impl CompleterScenario {
         v.extend(keel_checks::group_starts(run.events));
         // V5 for every lifecycle: a stop returns once the run it was called on exited.
         v.extend(keel_checks::stops_wait_for_their_run(run.events));
+        // V9, the members' word: a completer's stop error reaches its group's stop.
+        v.extend(keel_checks::group_stops_hear_member_errors(run.events));
         // V16: retries inside their backoff, the stress's completer too.
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
@@ -868,6 +870,7 @@ impl CompleterScenario {
             Mutant::MC168,
             Mutant::MC169,
             Mutant::MC170,
+            Mutant::MC172,
         ]
     }
 }

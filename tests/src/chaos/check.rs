@@ -521,6 +521,7 @@ fn completions(views: &[View<'_>], f: &mut Figures, end_us: u64, frozen: &BTreeM
     let mut v = keel_checks::completer_channel(views);
     v.extend(keel_checks::stops_wait_for_their_run(views));
     v.extend(keel_checks::subscription_closes_count_drops(views));
+    v.extend(keel_checks::group_stops_hear_member_errors(views));
     // V21: a completer's stop returns its run's own report.
     v.extend(keel_checks::completer_stops_return_their_report(views));
     // A real clock neither jumps nor runs fast: V4 is judged as on a tame simulated one.
