@@ -108,10 +108,8 @@ pub fn runs_stop_with_their_worker<E: Entry>(events: &[E]) -> Vec<Violation> {
                     closed.insert(worker, (node.clone(), why));
                 }
             }
-            PoolEvent::Unfenced { worker } => {
-                if closed.get(plain(worker)).is_some_and(|(_, c)| *c == Cause::Fence) {
-                    closed.remove(plain(worker));
-                }
+            PoolEvent::Unfenced { worker } if closed.get(plain(worker)).is_some_and(|(_, c)| *c == Cause::Fence) => {
+                closed.remove(plain(worker));
             }
             PoolEvent::WorkerStopped { worker } | PoolEvent::WorkerDied { worker, .. } => {
                 let worker = plain(worker);

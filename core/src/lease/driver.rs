@@ -542,7 +542,8 @@ impl<S: Store> Driver<S> {
             let _ = task.await;
         }
         // MC166: an aborted work never reported stopped.
-        if !early && !(aborted && mutants::active(Mutant::MC166)) {
+        let unreported = aborted && mutants::active(Mutant::MC166);
+        if !early && !unreported {
             stopped();
         }
     }

@@ -163,7 +163,7 @@ fn raw_figures(ctx: &NodeCtx, store: &keel::MemoryStore, r: &keel::pool::PoolRep
         let left = decode::cleanup_lock(&raw).map_or(0, |(_, expires_ms)| expires_ms.saturating_sub(r.now_ms));
         judge(ctx, "cleanup lock's time left", &w, r.cleanup_locks.get(&w).copied(), Some(left));
     }
-    let registered: Vec<String> = store.map_entries_from(&map("workers"), "").into_iter().map(|(w, _)| w).collect();
+    let registered: Vec<String> = store.map_entries_from(&map("workers"), "").into_keys().collect();
     judge(ctx, "registered workers", "", &r.registered, &registered);
     let records = store.map_entries_from(&map("jobs"), "j/");
     for (job, (attempt, owner)) in records
