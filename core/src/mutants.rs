@@ -841,6 +841,10 @@ pub enum Mutant {
     /// report says producers were cut off (blind-spot hunt, round 18, A #36: V9 read only the
     /// group's `stop_failed`).
     MC172,
+    /// A completer that stores a completion as `kind␟attempt␟payload`, not the documented
+    /// `attempt␟kind␟payload`: every reader of the completions map misreads it (blind-spot hunt,
+    /// round 18, A #17: V8 compared the store with keel's own encoder, so it agreed).
+    MC173,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

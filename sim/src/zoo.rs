@@ -1143,6 +1143,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC173,
+        lineage: "checker proof (blind-spot hunt, round 18, A #17): a completion stored as kind, attempt, payload: every reader misreads it",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -13,6 +13,9 @@ const SEP: char = '\u{1f}';
 /// The store value of a completion: `attempt␟kind␟payload`. Writing it is idempotent, so a
 /// retry after an unknown outcome stores the same thing again.
 pub(crate) fn encode(c: &Completion) -> String {
+    if crate::mutants::active(crate::mutants::Mutant::MC173) {
+        return format!("{}{SEP}{}{SEP}{}", c.kind, c.attempt, c.payload); // MC173: fields swapped
+    }
     format!("{}{SEP}{}{SEP}{}", c.attempt, c.kind, c.payload)
 }
 

@@ -345,6 +345,13 @@ struct RunStop {
     returned: Shutdown,
 }
 
+/// A completion's value in the store as docs/lifecycle.md documents it (`attempt␟kind␟payload`,
+/// U+001F between), built here rather than by keel's encoder, which V8 would otherwise agree with
+/// whatever it wrote (round 18 A #17, MC173).
+fn documented_value(c: &keel::completer::Completion) -> String {
+    format!("{}\u{1f}{}\u{1f}{}", c.attempt, c.kind, c.payload)
+}
+
 async fn count_subscriber(
     ctx: NodeCtx,
     mut sub: keel::completer::Subscription,
@@ -368,7 +375,7 @@ async fn count_subscriber(
         // place: no network, no fault). Recorded once per subscriber; data loss excuses it.
         if !unstored
             && let Ok((value, _)) = ctx.store_data().map_get(&map, &e.completion.key).await
-            && value.as_deref() != Some(e.completion.stored_value().as_str())
+            && value.as_deref() != Some(documented_value(&e.completion).as_str())
         {
             unstored = true;
             ctx.record(Rec::EventNotStored { run, key: e.completion.key.clone(), rev: e.rev });
@@ -871,6 +878,7 @@ impl CompleterScenario {
             Mutant::MC169,
             Mutant::MC170,
             Mutant::MC172,
+            Mutant::MC173,
         ]
     }
 }
