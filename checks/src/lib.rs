@@ -197,6 +197,16 @@ mod test_entry {
         E(0, "n1", Some(Event::Lease(e.to_static())), None)
     }
 
+    /// Pool event `e` on `n1` at `t_ms`.
+    pub(crate) fn pool_at(t_ms: u64, e: keel::observe::PoolEvent<'_>) -> E {
+        E(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None)
+    }
+
+    /// Worker `w` starts job `j`'s handler at `attempt` on `n1` at `t_ms`.
+    pub(crate) fn run_started(t_ms: u64, attempt: u64) -> E {
+        pool_at(t_ms, keel::observe::PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt })
+    }
+
     /// Each violation's invariant and instant in milliseconds: what a rule's test compares.
     pub(crate) fn at_ms(v: &[crate::Violation]) -> Vec<(&'static str, u64)> {
         v.iter().map(|v| (v.invariant, v.t_us / 1000)).collect()

@@ -138,18 +138,8 @@ pub fn runs_stop_with_their_worker<E: Entry>(events: &[E]) -> Vec<Violation> {
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
-
     use super::*;
-    use crate::test_entry::{E as Ev, at_ms};
-
-    fn at(t_ms: u64, e: PoolEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None)
-    }
-
-    fn started(t_ms: u64, attempt: u64) -> Ev {
-        at(t_ms, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt })
-    }
+    use crate::test_entry::{E as Ev, at_ms, pool_at as at, run_started as started};
 
     fn returned(t_ms: u64, attempt: u64, stopped: bool) -> Ev {
         let e =

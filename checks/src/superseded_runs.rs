@@ -154,18 +154,8 @@ fn worker_of<'a>(p: &'a PoolEvent<'static>) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
-
     use super::*;
-    use crate::test_entry::E as Ev;
-
-    fn at(t_ms: u64, e: PoolEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None)
-    }
-
-    fn started(t_ms: u64, attempt: u64) -> Ev {
-        at(t_ms, PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt })
-    }
+    use crate::test_entry::{E as Ev, pool_at as at, run_started as started};
 
     fn delivered(t_ms: u64, attempt: u64, owner: &'static str) -> Ev {
         at(t_ms, PoolEvent::RecordDelivered { job: "j".into(), worker: "w".into(), attempt, owner: owner.into() })
