@@ -845,6 +845,10 @@ pub enum Mutant {
     /// `attempt␟kind␟payload`: every reader of the completions map misreads it (blind-spot hunt,
     /// round 18, A #17: V8 compared the store with keel's own encoder, so it agreed).
     MC173,
+    /// A sweep that deletes the completer-map entries of jobs without a record at the next
+    /// slice, whatever the age of their tombstones: the payloads of jobs completed a moment ago
+    /// are gone for every late reader (blind-spot hunt, round 18, B #35).
+    MC174,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -176,6 +176,10 @@ events! {
         /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
         /// cleaner released a lock it did not hold (P15).
         ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",
+        /// Node `by` deleted `job`'s entry of a pool's completer map, the store's time `now_ms`,
+        /// while the job map held its record (`record`) and its tombstone's completion time
+        /// (`tomb_ms`, None: none): what P44 judges against the completer retention.
+        CompletionEntryDeleted { job: String, record: bool, tomb_ms: Option<u64>, now_ms: u64, by: Who } = "completion_entry_deleted",
         /// Node `by` deleted worker `worker`'s keep-alive, `value`, without comparing it (P41).
         KeepaliveDeletedBlind { worker: String, value: Option<String>, by: Who } = "keepalive_deleted_blind",
         /// Node `by` deleted dead worker `worker`'s keep-alive while `jobs` (their records

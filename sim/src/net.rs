@@ -500,7 +500,11 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
         }
         Op::Txn { map, guards, writes } => {
             let judge = RemovalJudge::txns(store, &map, std::iter::once((&guards[..], &writes[..]))).await;
+            let deleted = completion_entries_deleted(store, &map, &writes).await?;
             let out = store.map_txn(&map, &guards, &writes).await?;
+            if out.applied {
+                deleted.into_iter().for_each(|e| history.record(Who::Store, e(node)));
+            }
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }
@@ -618,6 +622,30 @@ fn lock_written(
             writers.insert((map, worker), node);
         }
     }
+}
+
+/// P44: the deletions `writes` makes in a pool's completer map (`keel:pool:{pool}:completions`),
+/// each with what the pool's job map holds of its job as it applies: its record, its tombstone's
+/// completion time, and the store's time. Recorded once the transaction applied.
+async fn completion_entries_deleted(
+    store: &MemoryStore,
+    map: &str,
+    writes: &[(String, Option<String>)],
+) -> StoreResult<Vec<impl FnOnce(Who) -> ServerEv + use<>>> {
+    let Some(pool) = map.strip_prefix("keel:pool:").and_then(|m| m.strip_suffix(":completions")) else {
+        return Ok(Vec::new());
+    };
+    let jobs = format!("keel:pool:{pool}:jobs");
+    let now_ms = store.time_ms().await?;
+    let mut out = Vec::new();
+    for (job, _) in writes.iter().filter(|(_, v)| v.is_none()) {
+        let record = store.map_get(&jobs, &format!("j/{job}")).await?.0.is_some();
+        let tomb = store.map_get(&jobs, &format!("d/{job}")).await?.0;
+        let tomb_ms = tomb.as_deref().and_then(keel::pool::decode::tombstone).map(|(_, ms)| ms);
+        let job = job.clone();
+        out.push(move |by| ServerEv::CompletionEntryDeleted { job, record, tomb_ms, now_ms, by });
+    }
+    Ok(out)
 }
 
 fn is_pool_keepalive(map: &str) -> bool {

@@ -309,6 +309,7 @@ impl<S: Store> Core<S> {
                     .tombstone(k)
                     .and_then(|raw| JobCompletion::from_tombstone(k, raw))
                     .is_some_and(|c| c.completed_ms.saturating_add(keep_ms) >= view.now_ms)
+                    && !crate::mutants::active(crate::mutants::Mutant::MC174) // MC174: no retention
             };
             entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect()
         };

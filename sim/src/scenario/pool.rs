@@ -466,6 +466,9 @@ impl PoolScenario {
         v.extend(crate::keel_rules::pool_instant_rules(run));
         v.extend(keel_checks::services_run_one_at_a_time(run.events));
         v.extend(keel_checks::stops_wait_for_their_run(run.events));
+        // P44: a completer-map entry outlives its job's completion by the retention (the
+        // scenario's done_retention, 600 s, and 10 worker TTLs: the smaller).
+        v.extend(super::pool_cleanup::completion_entries_kept(run.events, (10 * self.ttl_ms).min(600_000)));
         v.extend(keel_checks::completer_channel(run.events));
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
         v.extend(crate::keel_rules::completer_retries_on_time(run));
@@ -625,6 +628,7 @@ impl PoolScenario {
             Mutant::MC159,
             Mutant::MC162,
             Mutant::MC167,
+            Mutant::MC174,
         ]
     }
 }

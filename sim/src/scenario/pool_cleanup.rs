@@ -121,6 +121,33 @@ pub fn keepalives_deleted_as_expected(events: &[Event]) -> Vec<Violation> {
     v
 }
 
+/// P44: a completer-map entry (the payload a completion feed and a `wait` read) is deleted only
+/// once its job has no record and its tombstone is gone or older than the completer retention
+/// (`retention_ms`: the scenario's `done_retention` and 10 worker TTLs, the smaller), judged at
+/// the store as the delete applies (`completion_entry_deleted`). A sweep that deletes entries at
+/// the next slice, whatever their age (blind-spot hunt, round 18, B #35), takes the payloads of
+/// jobs completed a moment ago from every late reader.
+pub fn completion_entries_kept(events: &[Event], retention_ms: u64) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::CompletionEntryDeleted { job, record, tomb_ms, now_ms, by }) = e.server() else { continue };
+        let young = tomb_ms.is_some_and(|t| t.saturating_add(retention_ms) >= *now_ms);
+        if *record || young {
+            let why = if *record {
+                "its job still has a record".to_owned()
+            } else {
+                format!(
+                    "its job completed {} ms before, within the retention of {retention_ms} ms",
+                    now_ms.saturating_sub(tomb_ms.unwrap_or(0))
+                )
+            };
+            v.push(Violation::new("P44", e.t_us, format!("{by} deleted {job}'s completer-map entry while {why}")));
+        }
+    }
+    v.truncate(20);
+    v
+}
+
 /// P18: the store's record of each cleanup that deleted its worker's keep-alive while jobs the
 /// worker held at its fence were still on it.
 pub fn cleanups_requeue_fenced_jobs(events: &[Event]) -> Vec<Violation> {
