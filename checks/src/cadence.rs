@@ -300,6 +300,17 @@ pub fn lease_attempts_on_time<E: Entry>(
                 }
                 continue;
             }
+            // The read of the store's time at start succeeded: keel's count of errors starts
+            // over, and the first acquisition goes at once.
+            L::TimeRead { lease, owner, .. } => {
+                if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
+                    c.errors = 0;
+                    c.exact = true;
+                    let after = "its read of the store's time";
+                    c.due = Some(Due { after, latest: t, wait_max_us: 0, earliest: t, wait_min_us: 0 });
+                }
+                continue;
+            }
             L::TimeFailed { lease, owner, .. } => {
                 // The read that succeeds next reports nothing and resets keel's count: the
                 // acquisition after it is not judged against this wait, and the count is only

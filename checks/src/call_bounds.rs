@@ -50,7 +50,9 @@ pub fn lease_calls_end_by_their_timeout<E: Entry>(
                 | L::RenewRefused { lease, owner, took_us }
                 | L::RenewFailed { lease, owner, took_us, .. },
             ) => (lease, owner, *took_us, "renewal"),
-            Some(L::TimeFailed { lease, owner, took_us, .. }) => (lease, owner, *took_us, "time read"),
+            Some(L::TimeFailed { lease, owner, took_us, .. } | L::TimeRead { lease, owner, took_us }) => {
+                (lease, owner, *took_us, "time read")
+            }
             Some(L::ReleaseEnded { lease, owner, took_us, .. }) => (lease, owner, *took_us, "release"),
             _ => continue,
         };

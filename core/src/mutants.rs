@@ -849,6 +849,10 @@ pub enum Mutant {
     /// slice, whatever the age of their tombstones: the payloads of jobs completed a moment ago
     /// are gone for every late reader (blind-spot hunt, round 18, B #35).
     MC174,
+    /// A lease owner whose first acquisition waits a poll interval after its read of the store's
+    /// time instead of going at once: every start (and restart) of a service sits a poll out with
+    /// the lease free (blind-spot hunt, round 18, A #31: S12 had no event for the read's success).
+    MC175,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -223,7 +223,14 @@ impl<S: Store> Driver<S> {
                     let done = self.clock.now();
                     let took_us = us(done.saturating_duration_since(now));
                     match &r {
-                        Ok(_) => errors.ok(&self.cfg),
+                        Ok(_) => {
+                            errors.ok(&self.cfg);
+                            observe::emit(LeaseEvent::TimeRead {
+                                lease: (&name).into(),
+                                owner: (&owner).into(),
+                                took_us,
+                            });
+                        }
                         Err(e) => {
                             observe::emit(LeaseEvent::TimeFailed {
                                 lease: (&name).into(),

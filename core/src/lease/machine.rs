@@ -137,7 +137,9 @@ impl Machine {
                 self.rng =
                     JitterRng(ChaCha8Rng::seed_from_u64(fnv1a(self.owner.as_bytes()) ^ incarnation.rotate_left(17)));
                 self.rotate_token();
-                self.phase = Phase::Awaiting { next_attempt: now };
+                // MC175: the first acquisition a poll after the time read, not at once.
+                let wait = if mutants::active(Mutant::MC175) { self.t.poll_interval } else { Duration::ZERO };
+                self.phase = Phase::Awaiting { next_attempt: now + wait };
                 self.recovered();
             }
             Err(e) => {

@@ -32,6 +32,9 @@ events! {
         AcquireFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a>, took_us: u64 } = "acquire_failed",
         /// Reading the store's time at start failed (store error); it is retried.
         TimeFailed { lease: Text<'a>, owner: Text<'a>, error: Text<'a>, took_us: u64 } = "time_failed",
+        /// Reading the store's time at start succeeded after `took_us`: the first acquisition
+        /// follows at once (S12), and the count of errors in a row starts over.
+        TimeRead { lease: Text<'a>, owner: Text<'a>, took_us: u64 } = "time_read",
         /// Store errors go on: the first after a success, then at most one every 10 s, with the
         /// number of errors since the previous one (`count`) and in a row (`total`).
         StoreErrors { lease: Text<'a>, owner: Text<'a>, op: Text<'a>, count: u64, total: u64, permanent: bool, error: Text<'a> } = "store_errors",
@@ -107,6 +110,9 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         // Every store error at debug; `StoreErrors` summarises them at warn, rate-limited.
         E::AcquireFailed { lease, owner, error, took_us } => {
             debug!(target: T, lease = %lease, owner = %owner, took_us, kind = "acquire_failed", error = %error, "acquire failed; retrying")
+        }
+        E::TimeRead { lease, owner, took_us } => {
+            debug!(target: T, lease = %lease, owner = %owner, took_us, kind = "time_read", "store time read")
         }
         E::TimeFailed { lease, owner, error, took_us } => {
             debug!(target: T, lease = %lease, owner = %owner, took_us, kind = "time_failed", error = %error, "store time unavailable; retrying")

@@ -308,6 +308,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC161,
     Mutant::MC164,
     Mutant::MC166,
+    Mutant::MC175,
 ];
 
 impl LeaseScenario {
