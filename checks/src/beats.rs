@@ -112,7 +112,15 @@ mod tests {
     }
 
     fn registered(t_ms: u64) -> Ev {
-        at(t_ms, PoolEvent::WorkerRegistered { worker: "w".into(), keepalive_interval_us: 500_000, took_us: 0 })
+        at(
+            t_ms,
+            PoolEvent::WorkerRegistered {
+                worker: "w".into(),
+                keepalive_interval_us: 500_000,
+                shutdown_deadline_us: 750_000,
+                took_us: 0,
+            },
+        )
     }
 
     fn beat(t_ms: u64, took_ms: u64) -> Ev {

@@ -10,7 +10,13 @@
 //!   (its `handler_returned` says `stopped`), or is aborted: a run that returns unstopped after
 //!   that instant was never told, and ran on beside a cleaner that may be requeueing its job;
 //! - no run starts on a worker while it is fenced or dead;
-//! - by the worker's end (`worker_stopped`, `worker_died`) no run it started is still going.
+//! - by the worker's end (`worker_stopped`, `worker_died`) no run it started is still going;
+//! - no abort comes before the stop's bound: `handler_aborted`'s `waited_us` (the worker's local
+//!   time since the stop's request) is at least the `shutdown_deadline_us` its
+//!   `worker_registered` announced, less 2 ms: a bound cut to the op timeout aborts handlers that
+//!   needed their graceful window (round 19 #43). Aborts past the bound are not judged: a freeze
+//!   or a clock jump of the node stretches the wait in its local time (round 19 #1, a bound
+//!   counted per run from its own turn, is left for a rule that reads the node's frozen spans).
 //!
 //! A run's end matched to its worker's task by the job alone forgot the newer run when a replaced
 //! older run of the job ended (blind-spot hunt, round 18, B #1): that run completed 0.4–0.5 s
@@ -23,6 +29,10 @@ use std::collections::BTreeMap;
 use keel::observe::PoolEvent;
 
 use crate::{Entry, Fact, Violation, plain};
+
+/// How far before the bound an abort may come (µs of the worker's own clock: the bound and the
+/// wait are measured on it, so no rate is converted).
+const ABORT_SLACK_US: u64 = 2_000;
 
 /// Why a worker's runs had to stop.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -52,6 +62,8 @@ pub fn runs_stop_with_their_worker<E: Entry>(events: &[E]) -> Vec<Violation> {
     let mut going: BTreeMap<(&str, &str, u64), Going<E::Node>> = BTreeMap::new();
     // worker → (its node, why it runs nothing)
     let mut closed: BTreeMap<&str, (E::Node, Cause)> = BTreeMap::new();
+    // worker → the bound its stops wait for a run (µs)
+    let mut bounds: BTreeMap<&str, u64> = BTreeMap::new();
     let mut v = Vec::new();
     let mut flag = |t: u64, what: String| {
         if v.len() < 20 {
@@ -95,8 +107,24 @@ pub fn runs_stop_with_their_worker<E: Entry>(events: &[E]) -> Vec<Violation> {
                     );
                 }
             }
-            PoolEvent::HandlerAborted { job, worker, attempt } => {
-                going.remove(&(plain(worker), plain(job), *attempt));
+            PoolEvent::WorkerRegistered { worker, shutdown_deadline_us, .. } => {
+                bounds.insert(plain(worker), *shutdown_deadline_us);
+            }
+            PoolEvent::HandlerAborted { job, worker, attempt, waited_us } => {
+                let (job, worker) = (plain(job), plain(worker));
+                going.remove(&(worker, job, *attempt));
+                if let Some(&bound) = bounds.get(worker)
+                    && waited_us.saturating_add(ABORT_SLACK_US) < bound
+                {
+                    flag(
+                        t,
+                        format!(
+                            "{node}: worker {worker} aborted job {job} (attempt {attempt}) {:.3}s after its stop was asked, before its shutdown deadline of {:.3}s",
+                            *waited_us as f64 / 1e6,
+                            bound as f64 / 1e6
+                        ),
+                    );
+                }
             }
             PoolEvent::Fenced { worker, .. } | PoolEvent::WorkerDead { worker } => {
                 let (worker, why) =
@@ -161,11 +189,34 @@ mod tests {
         // Returned before the fence: not judged.
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), returned(5, 1, false), fenced(10)])), []);
         // Aborted at the bound: ended.
-        let aborted = at(310, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1 });
+        let aborted =
+            at(310, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us: 300_000 });
         let stopped = at(400, PoolEvent::WorkerStopped { worker: "w".into() });
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), fenced(10), aborted, stopped.clone()])), []);
         // Still going at the worker's end.
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), stopped])), [("P43", 400)]);
+    }
+
+    /// An abort before the announced bound (MC176) is P43 at the abort; one past it is not judged
+    /// (a freeze stretches the wait in local time).
+    #[test]
+    fn an_abort_comes_at_the_workers_shutdown_deadline() {
+        let registered = at(
+            0,
+            PoolEvent::WorkerRegistered {
+                worker: "w".into(),
+                keepalive_interval_us: 1,
+                shutdown_deadline_us: 300_000,
+                took_us: 0,
+            },
+        );
+        let abort = |waited_us| {
+            at(400, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us })
+        };
+        let h = |a| [registered.clone(), started(1, 1), fenced(100), a];
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(300_500)))), []);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(250_000)))), [("P43", 400)]);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(600_000)))), []);
     }
 
     #[test]

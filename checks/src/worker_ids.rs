@@ -63,7 +63,15 @@ mod tests {
     }
 
     fn registered(t_ms: u64, w: &str) -> Ev {
-        at(t_ms, PoolEvent::WorkerRegistered { worker: w.into(), keepalive_interval_us: 1, took_us: 1 })
+        at(
+            t_ms,
+            PoolEvent::WorkerRegistered {
+                worker: w.into(),
+                keepalive_interval_us: 1,
+                shutdown_deadline_us: 1,
+                took_us: 1,
+            },
+        )
     }
 
     fn replaced(t_ms: u64, w: &str, old: &str) -> Ev {

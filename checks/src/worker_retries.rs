@@ -337,7 +337,12 @@ mod tests {
     fn registered(t_ms: u64, took_ms: u64) -> Ev {
         at(
             t_ms,
-            PoolEvent::WorkerRegistered { worker: "w".into(), keepalive_interval_us: 300_000, took_us: took_ms * 1000 },
+            PoolEvent::WorkerRegistered {
+                worker: "w".into(),
+                keepalive_interval_us: 300_000,
+                shutdown_deadline_us: 750_000,
+                took_us: took_ms * 1000,
+            },
         )
     }
 

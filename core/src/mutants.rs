@@ -853,6 +853,10 @@ pub enum Mutant {
     /// time instead of going at once: every start (and restart) of a service sits a poll out with
     /// the lease free (blind-spot hunt, round 18, A #31: S12 had no event for the read's success).
     MC175,
+    /// A pool worker's stops that wait `op_timeout` for each run before aborting it, not the
+    /// `shutdown_deadline`: handlers that need their graceful window are cut (blind-spot hunt,
+    /// round 19, #43: P43 accepted any abort).
+    MC176,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

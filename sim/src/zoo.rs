@@ -1161,6 +1161,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC176,
+        lineage: "checker proof (blind-spot hunt, round 19, #43): a worker's stops abort its runs at the op timeout, not the shutdown deadline",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -151,7 +151,9 @@ events! {
         /// keep-alive interval (`keepalive_interval_us`) after this, and again that long after
         /// each beat ends (rule P23).
         /// The registration attempt took `took_us` from its send.
-        WorkerRegistered { worker: Text<'a>, keepalive_interval_us: u64, took_us: u64 } = "worker_registered",
+        /// Its stops (at a fence, a death, the drain's end) wait `shutdown_deadline_us` for each
+        /// run before aborting it (P43).
+        WorkerRegistered { worker: Text<'a>, keepalive_interval_us: u64, shutdown_deadline_us: u64, took_us: u64 } = "worker_registered",
         /// A worker's registration attempt failed after `took_us`; it retries `retry_min_us`·2ⁿ
         /// after this (n: its failures in a row before this one), at most `retry_max_us` (P24).
         RegisterFailed { worker: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64 } = "register_failed",
@@ -180,7 +182,8 @@ events! {
         /// A handler ignored its stop for the worker's `shutdown_deadline` after a fence, a death
         /// or a drain's end, and its task was aborted: the run ends here, without its
         /// `handler_returned` (P43).
-        HandlerAborted { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "handler_aborted",
+        /// `waited_us`: the worker's local time from the stop's request to the abort.
+        HandlerAborted { job: Text<'a>, worker: Text<'a>, attempt: u64, waited_us: u64 } = "handler_aborted",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
         /// A handler stopped before completing.
@@ -319,8 +322,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::CompleteRetry { job, worker, attempt, error, took_us, retry_min_us, retry_max_us, tries_max } => {
             debug!(target: T, kind = "complete_retry", job = %job, worker = %worker, attempt, error = %error, took_us, retry_min_us, retry_max_us, tries_max, "completion try failed")
         }
-        E::WorkerRegistered { worker, keepalive_interval_us, took_us } => {
-            info!(target: T, kind = "worker_registered", worker = %worker, keepalive_interval_us, took_us, "worker registered")
+        E::WorkerRegistered { worker, keepalive_interval_us, shutdown_deadline_us, took_us } => {
+            info!(target: T, kind = "worker_registered", worker = %worker, keepalive_interval_us, shutdown_deadline_us, took_us, "worker registered")
         }
         E::RegisterFailed { worker, took_us, retry_min_us, retry_max_us } => {
             debug!(target: T, kind = "register_failed", worker = %worker, took_us, retry_min_us, retry_max_us, "registration failed; retrying")
@@ -349,8 +352,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::HandlerReturned { job, worker, attempt, completed, stopped } => {
             debug!(target: T, kind = "handler_returned", job = %job, worker = %worker, attempt, completed, stopped, "handler returned")
         }
-        E::HandlerAborted { job, worker, attempt } => {
-            warn!(target: T, kind = "handler_aborted", job = %job, worker = %worker, attempt, "handler ignored its stop for the shutdown deadline; aborted")
+        E::HandlerAborted { job, worker, attempt, waited_us } => {
+            warn!(target: T, kind = "handler_aborted", job = %job, worker = %worker, attempt, waited_us, "handler ignored its stop for the shutdown deadline; aborted")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")

@@ -148,7 +148,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                             while let Some(c) = m.poll_command() {
                                 match c {
                                     Command::Report(r) => report(&self.id, r, self.beat_bound_ms()),
-                                    Command::StopAll => stop_all(&self.id, io, &*self.core.clock, grace).await,
+                                    Command::StopAll => stop_all(&self.id, io, &*self.core.clock, (grace, self.core.cfg.op_timeout)).await,
                                     c => crate::keel_assert!(false, "only the fence fires while a beat is in flight, got {c:?}"),
                                 }
                             }
@@ -191,7 +191,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     t.stop.cancel();
                 }
             }
-            Command::StopAll => stop_all(&self.id, io, &*self.core.clock, grace).await,
+            Command::StopAll => stop_all(&self.id, io, &*self.core.clock, (grace, self.core.cfg.op_timeout)).await,
             Command::DetachAll => {
                 // MC10: the handlers' tasks go on, detached
                 io.tasks.clear();
@@ -369,8 +369,8 @@ fn fenced(id: &str) -> StoreError {
 fn report(id: &str, r: Report, beat_bound_ms: u64) {
     let worker = Text::from(id);
     observe::emit(match r {
-        Report::Registered { keepalive_interval_us, took_us } => {
-            PoolEvent::WorkerRegistered { worker, keepalive_interval_us, took_us }
+        Report::Registered { keepalive_interval_us, shutdown_deadline_us, took_us } => {
+            PoolEvent::WorkerRegistered { worker, keepalive_interval_us, shutdown_deadline_us, took_us }
         }
         Report::RegisterFailed { took_us, retry_min_us, retry_max_us } => {
             PoolEvent::RegisterFailed { worker, took_us, retry_min_us, retry_max_us }
@@ -395,12 +395,15 @@ async fn sleep_until(clock: &dyn Clock, wake: Option<Instant>) {
 
 /// Ask every running handler to stop and wait for it, aborting one that ignores the request
 /// for longer than `grace` (so a stuck handler cannot wedge the worker, nor outlive it).
-async fn stop_all(worker: &str, io: &mut Io, clock: &dyn Clock, grace: Duration) {
+async fn stop_all(worker: &str, io: &mut Io, clock: &dyn Clock, (grace, op_timeout): (Duration, Duration)) {
     let running: Vec<(String, Task)> = std::mem::take(&mut io.tasks).into_iter().chain(io.replaced.drain(..)).collect();
     for (_, r) in &running {
         r.stop.cancel();
     }
-    let deadline = clock.now() + grace;
+    let asked = clock.now();
+    // MC176: the bound the operation timeout, not the shutdown deadline (handlers cut early).
+    let grace = if mutants::active(Mutant::MC176) { op_timeout } else { grace };
+    let deadline = asked + grace;
     for (job, r) in running {
         let mut task = r.task;
         tokio::select! {
@@ -409,7 +412,8 @@ async fn stop_all(worker: &str, io: &mut Io, clock: &dyn Clock, grace: Duration)
             _ = clock.sleep_until(deadline) => {
                 task.abort();
                 let (job, worker) = ((&job).into(), worker.into());
-                observe::emit(PoolEvent::HandlerAborted { job, worker, attempt: r.attempt });
+                let waited_us = crate::observe::micros(clock.now().saturating_duration_since(asked));
+                observe::emit(PoolEvent::HandlerAborted { job, worker, attempt: r.attempt, waited_us });
             }
         }
     }

@@ -99,6 +99,8 @@ pub enum Report {
     /// The attempt took `took_us` from its send.
     Registered {
         keepalive_interval_us: u64,
+        /// How long its stops wait for a run before aborting it (`shutdown_deadline`).
+        shutdown_deadline_us: u64,
         took_us: u64,
     },
     /// A registration attempt failed after `took_us`: the next comes `retry_min_us`·2ⁿ later
@@ -325,7 +327,9 @@ impl WorkerMachine {
                 self.next_beat = now + first;
                 self.phase = Phase::Active;
                 let keepalive_interval_us = crate::observe::micros(self.t.keepalive_interval);
-                self.commands.push_back(Command::Report(Report::Registered { keepalive_interval_us, took_us }));
+                let shutdown_deadline_us = crate::observe::micros(self.t.shutdown_deadline);
+                let r = Report::Registered { keepalive_interval_us, shutdown_deadline_us, took_us };
+                self.commands.push_back(Command::Report(r));
             }
             None => {
                 // MC94: the doubling without its cap. MC95: the retry at once, its wait ignored.

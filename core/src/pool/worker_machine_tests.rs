@@ -44,7 +44,9 @@ fn registered() -> (WorkerMachine, Instant) {
     assert_eq!(drain(&mut m), [Command::Register]);
     m.on_registered(t0, Some("ka0".into()));
     let keepalive_interval_us = crate::observe::micros(timing().keepalive_interval);
-    assert_eq!(drain(&mut m), [Command::Report(Report::Registered { keepalive_interval_us, took_us: 0 })]);
+    let shutdown_deadline_us = crate::observe::micros(timing().shutdown_deadline);
+    let r = Report::Registered { keepalive_interval_us, shutdown_deadline_us, took_us: 0 };
+    assert_eq!(drain(&mut m), [Command::Report(r)]);
     (m, t0)
 }
 
