@@ -193,6 +193,7 @@ mod test_entry {
             work_restart_min_us,
             work_restart_max_us,
             op_timeout_us: 250_000,
+            work_stop_timeout_us: 1_000_000,
         };
         E(0, "n1", Some(Event::Lease(e.to_static())), None)
     }

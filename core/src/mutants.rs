@@ -857,6 +857,16 @@ pub enum Mutant {
     /// `shutdown_deadline`: handlers that need their graceful window are cut (blind-spot hunt,
     /// round 19, #43: P43 accepted any abort).
     MC176,
+    /// A lease owner that aborts its guarded work `op_timeout` after telling it to stop, not
+    /// `work_stop_timeout`: a work that needs its graceful window to finish a batch or flush is
+    /// cut (blind-spot hunt, round 19, #41: S15 and S23 judge that the end is reported, not when
+    /// the abort may come).
+    MC177,
+    /// A lease owner whose stop ends the grant for its guards and its handle only once the work
+    /// has stopped: while a slow work stops, `state()` reads `Held` of a grant its owner no
+    /// longer renews (blind-spot hunt, round 19, #44: the scenario's application stopped reading
+    /// its handle at the node's stop, so S21 never judged the window).
+    MC178,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1167,6 +1167,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC177,
+        lineage: "checker proof (blind-spot hunt, round 19, #41): a lease owner aborts its guarded work at the op timeout, not work_stop_timeout",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC178,
+        lineage: "checker proof (blind-spot hunt, round 19, #44): a lease owner's stop tells its handle the grant ended only once the work stopped",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

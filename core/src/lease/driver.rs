@@ -179,6 +179,7 @@ impl<S: Store> Driver<S> {
             work_restart_min_us: us(restart_min),
             work_restart_max_us: us(restart_max),
             op_timeout_us: us(self.cfg.op_timeout),
+            work_stop_timeout_us: us(self.cfg.work_stop_timeout),
         });
         let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
@@ -365,6 +366,7 @@ impl<S: Store> Driver<S> {
                     // MC164: the stop clears the grant, and the handle reads the published `Held`.
                     let stopping =
                         (shutting_down && !mutants::active(Mutant::MC164)).then_some(super::LostReason::Stopped);
+                    let mut lose_late = None;
                     match (self.current(), m.stepping_down()) {
                         (Some(v), Some((fence, reason))) if v.fence() == fence => {
                             let (lease, owner) = ((&name).into(), (&owner).into());
@@ -374,12 +376,20 @@ impl<S: Store> Driver<S> {
                         (Some(v), None) if let Some(reason) = stopping => {
                             let (lease, owner, fence) = ((&name).into(), (&owner).into(), v.fence());
                             observe::emit(LeaseEvent::SteppingDown { lease, owner, fence });
-                            v.lose(reason);
+                            if mutants::active(Mutant::MC178) {
+                                // MC178: the grant ends for the handle once the work stopped.
+                                lose_late = Some((v, reason));
+                            } else {
+                                v.lose(reason);
+                            }
                         }
                         _ => self.set_current(None),
                     }
                     if let Some(w) = work.take() {
                         self.stop_work(w).await;
+                    }
+                    if let Some((v, reason)) = lose_late.take() {
+                        v.lose(reason);
                     }
                     m.on_work_stopped(self.clock.now());
                 }
@@ -535,7 +545,8 @@ impl<S: Store> Driver<S> {
                 }
                 false
             }
-            _ = self.clock.sleep(self.cfg.work_stop_timeout) => {
+            // MC177: the abort comes at the op timeout.
+            _ = self.clock.sleep(if mutants::active(Mutant::MC177) { self.cfg.op_timeout } else { self.cfg.work_stop_timeout }) => {
                 error!(target: "keel::lease", lease = %self.cfg.name, "guarded work ignored cancellation; aborting it");
                 task.abort();
                 true

@@ -19,8 +19,9 @@ events! {
         /// attempt's send (S17). Store errors are summarised once per `error_log_us` (E3). Guarded work
         /// that ends while held is restarted after a backoff from `work_restart_min_us` to
         /// `work_restart_max_us`, or (both 0) ends the grant (the work policy, S20). Every store
-        /// call is cut at `op_timeout_us` (S22).
-        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64, ttl_us: u64, drift_margin_us: u64, error_log_us: u64, work_restart_min_us: u64, work_restart_max_us: u64, op_timeout_us: u64 } = "owner_started",
+        /// call is cut at `op_timeout_us` (S22). A guarded work told to stop is aborted if it has
+        /// not returned `work_stop_timeout_us` later, never sooner (S24).
+        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64, ttl_us: u64, drift_margin_us: u64, error_log_us: u64, work_restart_min_us: u64, work_restart_max_us: u64, op_timeout_us: u64, work_stop_timeout_us: u64 } = "owner_started",
         /// An acquisition attempt was granted `fence` (`Held` follows); the owner believes in the
         /// grant for `belief_us` from now (its local deadline, less the reply's instant).
         Granted { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64, belief_us: u64 } = "granted",
@@ -95,8 +96,9 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
             work_restart_min_us,
             work_restart_max_us,
             op_timeout_us,
+            work_stop_timeout_us,
         } => {
-            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us, error_log_us, work_restart_min_us, work_restart_max_us, op_timeout_us, kind = "owner_started", "lease owner started")
+            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us, error_log_us, work_restart_min_us, work_restart_max_us, op_timeout_us, work_stop_timeout_us, kind = "owner_started", "lease owner started")
         }
         E::Granted { lease, owner, fence, took_us, belief_us } => {
             debug!(target: T, lease = %lease, owner = %owner, fence, took_us, belief_us, kind = "granted", "acquisition granted")

@@ -37,9 +37,9 @@ events! {
         /// instant did not complete (S8, the converse: work that waits on the signal alone would
         /// go on writing).
         LostUnheard { fence: u64 } = "lost_unheard",
-        /// The guarded work of `fence` returned (or its task was dropped): S15 judges the
-        /// driver's `work_stopped` against it.
-        WorkReturned { fence: u64 } = "work_returned",
+        /// The guarded work of `fence` returned, or (`aborted`) its task was dropped before it
+        /// returned: S15 judges the driver's `work_stopped` against it, S24 an abort's instant.
+        WorkReturned { fence: u64, aborted: bool } = "work_returned",
         /// The guarded work of `fence` ends by itself now, returning or (`panic`) panicking
         /// (S20: the owner's work policy takes it from here).
         WorkQuits { fence: u64, panic: bool } = "work_quits",
@@ -109,12 +109,18 @@ impl FencedResource {
     }
 }
 
-/// Records the guarded work's end when dropped: a return, or its task aborted.
-struct Returned(NodeCtx, u64);
+/// Records the guarded work's end when dropped: a return (`returned` set as the work's future
+/// completes, or a panic unwinding through it), or its task aborted.
+struct Returned {
+    ctx: NodeCtx,
+    fence: u64,
+    returned: bool,
+}
 
 impl Drop for Returned {
     fn drop(&mut self) {
-        self.0.record(Rec::WorkReturned { fence: self.1 });
+        let aborted = !self.returned && !std::thread::panicking();
+        self.ctx.record(Rec::WorkReturned { fence: self.fence, aborted });
     }
 }
 
@@ -165,7 +171,12 @@ fn quits_after(ctx: &NodeCtx, window_us: u64) -> Option<(u32, bool)> {
 const STUBBORN_FINISH: f64 = 0.3;
 
 async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard, window_us: u64, ttl_ms: u64) {
-    let _returned = Returned(ctx.clone(), guard.fence());
+    let mut end = Returned { ctx: ctx.clone(), fence: guard.fence(), returned: false };
+    work_until_lost(ctx, resource, guard, window_us, ttl_ms).await;
+    end.returned = true;
+}
+
+async fn work_until_lost(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard, window_us: u64, ttl_ms: u64) {
     let hears_lost = ctx.index != POLLING_WORK_NODE;
     let quits = quits_after(&ctx, window_us);
     let mut writes = 0u32;
@@ -222,13 +233,13 @@ async fn read_handle(ctx: &NodeCtx, handle: &LeaseHandle) {
             return;
         };
         ctx.record(Rec::HeldReturned { fence });
+        // Read on through the node's stop while the handle says held: an application's health
+        // check or leader-only endpoint reads its handle until it says otherwise, and a stop's
+        // step-down must show there at once (S21; MC178 told the handle only once a slow work
+        // had stopped).
         loop {
             let pause = Duration::from_millis(madsim::rand::thread_rng().gen_range(20..150));
-            tokio::select! {
-                biased;
-                _ = ctx.shutdown.cancelled() => return,
-                _ = ctx.clock.sleep(pause) => {}
-            }
+            ctx.clock.sleep(pause).await;
             let state = handle.state();
             let held = matches!(state, LeaseState::Held { .. });
             ctx.record(Rec::StateRead { held, fence: state.fence().unwrap_or(0) });
@@ -309,6 +320,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC164,
     Mutant::MC166,
     Mutant::MC175,
+    Mutant::MC177,
+    Mutant::MC178,
 ];
 
 impl LeaseScenario {
@@ -402,6 +415,7 @@ impl LeaseScenario {
         v.extend(super::lease_release::check(run));
         v.extend(super::lease_work::check(run));
         v.extend(super::lease_work::guards_lost_with_their_grant(run));
+        v.extend(super::lease_work::aborts_wait_for_their_timeout(run, self.plan_spec().drift_bound, &excused));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
         v.extend(keel_checks::lease_beliefs_keep_their_margin(events));

@@ -15,7 +15,10 @@
 //!   2 ms of running time (frozen time not counted), unless the belief ends first: a handle that
 //!   misses its owner's grant leaves the application waiting while the lease sits held.
 //!
-//! A node's crash, restart or graceful stop ends its judging.
+//! A node's crash or restart ends its judging; a graceful stop ends the judging of `held()`
+//! awaits only: the application reads `state()` on through the stop while it says held, and the
+//! owner's own `stopping` and `stepping_down` end its belief (MC178: a handle that reads `Held`
+//! while a slow work stops).
 
 use std::collections::BTreeMap;
 
@@ -78,8 +81,12 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 belief.remove(&n);
                 due.remove(&n);
             }
-            (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {} | WorldEv::NodeStop {}), _) => {
+            (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
                 belief.remove(&n);
+                awaiting.remove(&n);
+                due.remove(&n);
+            }
+            (_, Some(WorldEv::NodeStop {}), _) => {
                 awaiting.remove(&n);
                 due.remove(&n);
             }

@@ -97,7 +97,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let mut returned = BTreeSet::new();
     let mut v = Vec::new();
     for e in run.events {
-        if let Some(Rec::WorkReturned { fence }) = rec(e) {
+        if let Some(Rec::WorkReturned { fence, .. }) = rec(e) {
             returned.insert((e.node, *fence));
         } else if let Some(LeaseEvent::WorkStopped { lease, fence, .. }) = e.lease()
             && !returned.contains(&(e.node, *fence))
@@ -112,6 +112,66 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                     keel_checks::plain(lease)
                 ),
             ));
+        }
+    }
+    v
+}
+
+/// **S24**: a guarded work told to stop is aborted no sooner than `work_stop_timeout` after.
+///
+/// The owner tells its work to stop at a step-down or a stop (`stepping_down`, `stopping`) and
+/// aborts it only if it has not returned `work_stop_timeout` later (`owner_started` announces
+/// it): a work that needs its graceful window (a batch to finish, a buffer to flush) gets all
+/// of it. The scenario's work records its own end, and whether it returned or its task was
+/// dropped (`work_returned`, `aborted`). Judged at each abort, in global time: a clock within
+/// its drift bound runs at most `1 + bound` times real time, so the abort comes at least
+/// `work_stop_timeout / (1 + bound)` after the ask, less 1 ms of rounding. A node whose clock
+/// was out of its bound or jumped forward meanwhile is excused, and so is a drop by the node's
+/// own crash. MC177
+/// aborts at the op timeout (blind-spot hunt, round 19, #41).
+pub fn aborts_wait_for_their_timeout(run: &RunView<'_>, bound: f64, excused: &BTreeMap<Who, Vec<crate::check::Span>>) -> Vec<Violation> {
+    // node → work_stop_timeout_us
+    let mut timeout: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → when the running work was first told to stop
+    let mut asked: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → the last forward jump of its clock (it brings the abort's timer nearer)
+    let mut jumped: BTreeMap<Who, u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let n = e.node;
+        match (e.lease(), e.world(), rec(e)) {
+            (_, Some(WorldEv::ClockJump { delta_ms }), _) if *delta_ms > 0 => {
+                jumped.insert(n, e.t_us);
+            }
+            (Some(LeaseEvent::OwnerStarted { work_stop_timeout_us, .. }), ..) => {
+                timeout.insert(n, *work_stop_timeout_us);
+            }
+            (Some(LeaseEvent::WorkStarted { .. }), ..) | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
+                asked.remove(&n);
+            }
+            (Some(LeaseEvent::SteppingDown { .. } | LeaseEvent::Stopping { .. }), ..) => {
+                asked.entry(n).or_insert(e.t_us);
+            }
+            (.., Some(Rec::WorkReturned { fence, aborted: true })) => {
+                let (Some(&t0), Some(&wst)) = (asked.get(&n), timeout.get(&n)) else { continue };
+                let min_us = ((wst as f64 / (1.0 + bound)) as u64).saturating_sub(1_000);
+                let waited = e.t_us - t0;
+                let crashed = run.timeline.life_at(n, e.t_us).is_none_or(|l| l.end <= e.t_us && l.how == crate::timeline::End::Crashed);
+                let out = excused.get(&n).is_some_and(|s| s.iter().any(|s| s.start <= e.t_us && t0 <= s.end))
+                    || jumped.get(&n).is_some_and(|j| *j >= t0);
+                if waited < min_us && !crashed && !out && v.len() < 20 {
+                    v.push(Violation::new(
+                        "S24",
+                        e.t_us,
+                        format!(
+                            "{n}: the guarded work of fence {fence} was aborted {:.3}s after it was told to stop, before its work_stop_timeout ({:.3}s)",
+                            waited as f64 / 1e6,
+                            wst as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     v
