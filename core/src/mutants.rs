@@ -867,6 +867,10 @@ pub enum Mutant {
     /// longer renews (blind-spot hunt, round 19, #44: the scenario's application stopped reading
     /// its handle at the node's stop, so S21 never judged the window).
     MC178,
+    /// A lifecycle whose run's exit is not published on its status watch: `subscribe()` readers
+    /// see `Running` or `Stopping` forever while `status()` says `Stopped` (blind-spot hunt,
+    /// round 19, #38: no scenario read the watch).
+    MC179,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

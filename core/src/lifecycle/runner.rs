@@ -102,7 +102,10 @@ impl Drop for ExitGuard {
                 inner.token = None;
                 inner.exited = None;
             }
-            self.shared.status.send_replace(inner.machine.status());
+            // MC179: the exit is not published on the status watch.
+            if !crate::mutants::active(crate::mutants::Mutant::MC179) {
+                self.shared.status.send_replace(inner.machine.status());
+            }
         }
         self.done.signal();
         // MC106: the exit does not wake the started()/stopped() waiters.

@@ -98,6 +98,8 @@ events! {
         /// V18: that await was given up: the node is stopping (its caller's token fired), and
         /// the stress's runs now end as they start.
         LifeAwaitAbandoned { what: String } = "life_await_abandoned",
+        /// V23: the stress lifecycle's status watch (`Lifecycle::subscribe()`) showed `status`.
+        LifeWatchSeen { status: String } = "life_watch_seen",
     }
 }
 
@@ -696,6 +698,7 @@ impl CompleterScenario {
         // V22: a subscription manager's close reports its subscribers' drops.
         v.extend(keel_checks::subscription_closes_count_drops(run.events));
         v.extend(super::life_waits::check(run));
+        v.extend(super::life_waits::watch_follows_status(run));
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
             v.extend(r.check_report(id, self, heal_us));
@@ -879,6 +882,7 @@ impl CompleterScenario {
             Mutant::MC170,
             Mutant::MC172,
             Mutant::MC173,
+            Mutant::MC179,
         ]
     }
 }

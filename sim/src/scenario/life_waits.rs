@@ -41,6 +41,7 @@ const WAKE_SLACK_US: u64 = 2_000;
 pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = ()> {
     let life = Arc::new(Lifecycle::new(SERVICE));
     let done = caller.child("stress-life-done");
+    let (watch_life, watch_ctx, watch_done) = (life.clone(), ctx.clone(), done.clone());
     let runner = {
         let (life, ctx, caller, done) = (life.clone(), ctx.clone(), caller.clone(), done.clone());
         tokio::spawn(async move {
@@ -90,9 +91,27 @@ pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = (
             }
         }
     });
+    // V23: a reader of the status watch, as a health endpoint or a supervisor would hold one.
+    let watcher = tokio::spawn(async move {
+        let mut rx = watch_life.subscribe();
+        loop {
+            let seen = match *rx.borrow_and_update() {
+                keel::lifecycle::Status::Stopped => "stopped",
+                keel::lifecycle::Status::Running { .. } => "running",
+                keel::lifecycle::Status::Stopping { .. } => "stopping",
+            };
+            watch_ctx.record(Rec::LifeWatchSeen { status: seen.into() });
+            tokio::select! {
+                biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                r = rx.changed() => if r.is_err() { return },
+                _ = watch_done.cancelled() => return,
+            }
+        }
+    });
     async move {
         let _ = runner.await;
         let _ = waiter.await;
+        let _ = watcher.await;
     }
 }
 
@@ -108,6 +127,14 @@ enum Status {
 }
 
 impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Stopped => "stopped",
+            Status::Running => "running",
+            Status::Stopping => "stopping",
+        }
+    }
+
     /// Whether an await for running (`started()`) or for stopped (`stopped()`) may return.
     fn holds(self, want_running: bool) -> bool {
         self == if want_running { Status::Running } else { Status::Stopped }
@@ -120,6 +147,99 @@ struct Waits {
     status: Status,
     /// The pending await: what it waits for, and since when its status holds (µs), if it does.
     pending: Option<(bool, Option<u64>)>,
+}
+
+/// The service's status change an event marks, if it marks one.
+fn status_change(e: &crate::history::Event) -> Option<Status> {
+    match e.core() {
+        Some(keel::observe::Event::Lifecycle(l)) => match l {
+            LifecycleEvent::RunStarted { service, .. } if plain(service) == SERVICE => Some(Status::Running),
+            LifecycleEvent::StopBegun { service, .. } if plain(service) == SERVICE => Some(Status::Stopping),
+            LifecycleEvent::RunExited { service, .. } if plain(service) == SERVICE => Some(Status::Stopped),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// **V23**: a lifecycle's status watch (`Lifecycle::subscribe()`) shows each status as it is
+/// made, and never one the service is not in.
+///
+/// A health endpoint or a supervisor holds the watch, not `status()`. The stress lifecycle's
+/// watcher records each value it sees (`life_watch_seen`); judged at the instant: a value seen
+/// is the status the lifecycle's events mark at that instant, and each status made is seen
+/// within 2 ms of running time (the node's frozen time not counted) unless the next one
+/// supersedes it first (a watch keeps only the latest). MC179 never publishes a run's exit
+/// there: the watcher reads `Stopping` while the service is stopped. The node's crash, restart
+/// or stop ends the judging, as for V18.
+pub fn watch_follows_status(run: &RunView<'_>) -> Vec<Violation> {
+    // node → (status now, and since when it is unseen)
+    let mut nodes: std::collections::BTreeMap<Who, (Status, Option<u64>)> = Default::default();
+    // Nodes stopping or crashed: their watcher has ended (until the next start).
+    let mut ended = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    let unseen = |node: Who, status: Status, since: u64, v: &mut Vec<Violation>| {
+        if v.len() < 20 {
+            v.push(Violation::new(
+                "V23",
+                since + WAKE_SLACK_US,
+                format!(
+                    "{node}: {SERVICE}'s status watch did not show {} within {WAKE_SLACK_US} µs of the change (from {:.3}s)",
+                    status.name(),
+                    since as f64 / 1e6
+                ),
+            ));
+        }
+    };
+    for e in run.events {
+        match e.world() {
+            Some(WorldEv::NodeStart {}) => {
+                ended.remove(&e.node);
+                nodes.remove(&e.node);
+            }
+            Some(WorldEv::NodeCrash {} | WorldEv::NodeStop {}) => {
+                ended.insert(e.node);
+                nodes.remove(&e.node);
+            }
+            _ => {}
+        }
+        // A killed incarnation's drop guards report in the crash's instant, after a restart's
+        // start event in that instant: the old life's, not judged.
+        let dying = run.timeline.life_at(e.node, e.t_us).is_some_and(|l| l.end == e.t_us && e.t_us > l.start);
+        if ended.contains(&e.node) || dying {
+            continue;
+        }
+        let frozen = || run.timeline.frozen(e.node).collect::<Vec<Span>>();
+        let (status, since) = nodes.entry(e.node).or_default();
+        if let Some(s) = *since
+            && (Span { start: s, end: e.t_us.max(s) }).len_outside(&frozen()) > WAKE_SLACK_US
+        {
+            unseen(e.node, *status, s, &mut v);
+            *since = None;
+        }
+        if let Some(next) = status_change(e) {
+            *status = next;
+            *since = Some(e.t_us);
+        } else if let Some(Rec::LifeWatchSeen { status: seen }) = rec(e) {
+            if seen != status.name() && v.len() < 20 {
+                v.push(Violation::new(
+                    "V23",
+                    e.t_us,
+                    format!("{}: {SERVICE}'s status watch showed {seen} while the service is {}", e.node, status.name()),
+                ));
+            }
+            *since = None;
+        }
+    }
+    for (node, (status, since)) in nodes {
+        if let Some(s) = since {
+            let frozen: Vec<Span> = run.timeline.frozen(node).collect();
+            if (Span { start: s, end: run.end_us.max(s) }).len_outside(&frozen) > WAKE_SLACK_US {
+                unseen(node, status, s, &mut v);
+            }
+        }
+    }
+    v
 }
 
 /// V18 over a run: see the module's doc.
@@ -136,16 +256,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             continue;
         }
         let w = nodes.entry(e.node).or_default();
-        let status_change = match e.core() {
-            Some(keel::observe::Event::Lifecycle(l)) => match l {
-                LifecycleEvent::RunStarted { service, .. } if plain(service) == SERVICE => Some(Status::Running),
-                LifecycleEvent::StopBegun { service, .. } if plain(service) == SERVICE => Some(Status::Stopping),
-                LifecycleEvent::RunExited { service, .. } if plain(service) == SERVICE => Some(Status::Stopped),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(status) = status_change {
+        if let Some(status) = status_change(e) {
             w.status = status;
             if let Some((want_running, since)) = &mut w.pending {
                 if let Some(s) = *since
