@@ -32,6 +32,7 @@ mod rmap_retries;
 mod room_waits;
 mod router_resync;
 mod rules;
+mod run_ends;
 mod run_gate;
 mod services;
 mod stop_reports;
@@ -69,6 +70,7 @@ pub use rules::{
     group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
     rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
 };
+pub use run_ends::runs_report_their_end;
 pub use run_gate::runs_stop_with_their_worker;
 pub use services::{
     group_starts, group_stops_hear_member_errors, services_run_one_at_a_time, stops_wait_for_their_run,

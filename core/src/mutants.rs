@@ -871,6 +871,10 @@ pub enum Mutant {
     /// see `Running` or `Stopping` forever while `status()` says `Stopped` (blind-spot hunt,
     /// round 19, #38: no scenario read the watch).
     MC179,
+    /// A pool run asked to stop while its ack was in flight returns without reporting its end:
+    /// the worker tracks a dead run, turns its attempt's redeliveries away and holds its drain
+    /// to the bound (blind-spot hunt, round 19, #11: no event showed the worker's tracking).
+    MC180,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

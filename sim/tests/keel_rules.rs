@@ -430,6 +430,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC175: the first acquisition a poll after the read of the store's time (S12 from the new
     // `time_read`; lease seed 3).
     assert!(caught_by_free_rules("lease", Mutant::MC175, "S12").is_some(), "MC175 breaks S12");
+    // MC180: a pool run stopped right after its ack returns without reporting its end (P45 at
+    // the ack: neither `started` nor `run_ended` follows).
+    assert!(caught_by_free_rules("pool", Mutant::MC180, "P45").is_some(), "MC180 breaks P45");
     // MC163: a lifecycle stop that takes a run its parent already cancelled for gone (V5 where
     // the stop returns; completer seed 1, the stress-life service's stops). MC11 (a stop that
     // does not wait) in the pool: V5 at the node's stop of its completer (pool seed 0).

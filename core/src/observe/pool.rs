@@ -184,6 +184,12 @@ events! {
         /// `handler_returned` (P43).
         /// `waited_us`: the worker's local time from the stop's request to the abort.
         HandlerAborted { job: Text<'a>, worker: Text<'a>, attempt: u64, waited_us: u64 } = "handler_aborted",
+        /// A run of `attempt` of a job on a worker ended (whatever its outcome: its ack refused
+        /// or failed, asked to stop before its handler started, or its handler's outcome
+        /// recorded or given up), and the worker stops tracking it. An `acked` run starts its
+        /// handler or ends at once; by its worker's end every acked run has ended or was aborted
+        /// (P45).
+        RunEnded { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "run_ended",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
         /// A handler stopped before completing.
@@ -354,6 +360,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::HandlerAborted { job, worker, attempt, waited_us } => {
             warn!(target: T, kind = "handler_aborted", job = %job, worker = %worker, attempt, waited_us, "handler ignored its stop for the shutdown deadline; aborted")
+        }
+        E::RunEnded { job, worker, attempt } => {
+            trace!(target: T, kind = "run_ended", job = %job, worker = %worker, attempt, "run ended")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")

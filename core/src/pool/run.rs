@@ -23,6 +23,7 @@ use crate::store::{Expect, MapWrite, Store};
 pub(crate) struct Ended {
     pub job: String,
     pub run: u64,
+    pub attempt: u64,
 }
 
 /// Tells the worker's loop that one run ended.
@@ -32,7 +33,12 @@ pub(crate) struct RunEnded {
 }
 
 impl RunEnded {
-    async fn send(self) {
+    /// Report the run's end: in the logs (`run_ended`, P45), and to the worker's loop, which
+    /// stops tracking the run (a run it still tracked would turn its attempt's redeliveries
+    /// away and hold its drain to the bound).
+    async fn send(self, worker: &str) {
+        let Ended { job, attempt, .. } = &self.ended;
+        observe::emit(PoolEvent::RunEnded { job: job.into(), worker: worker.into(), attempt: *attempt });
         let _ = self.tx.send(self.ended).await;
     }
 }
@@ -72,18 +78,21 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
                 worker: (&worker).into(),
                 attempt,
             });
-            ended.send().await;
+            ended.send(&worker).await;
             return;
         }
         Err(e) => {
             debug!(target: "keel::pool", job = %job, error = %e, "ack failed; the job is delivered again");
-            ended.send().await;
+            ended.send(&worker).await;
             return;
         }
     }
     // MC143: a run asked to stop while its ack was in flight starts its handler anyway.
     if stop.is_cancelled() && !mutants::active(Mutant::MC143) {
-        ended.send().await;
+        // MC180: the run returns without reporting its end.
+        if !mutants::active(Mutant::MC180) {
+            ended.send(&worker).await;
+        }
         return;
     }
     observe::emit(PoolEvent::Started { job: (&job).into(), worker: (&worker).into(), attempt });
@@ -127,7 +136,7 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
     } else {
         observe::emit(PoolEvent::Abandoned { job: (&job).into(), worker: (&worker).into(), attempt });
     }
-    ended.send().await;
+    ended.send(&worker).await;
 }
 
 /// Record the completion (guarded by the attempt). Returns whether this attempt's completion is

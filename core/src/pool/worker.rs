@@ -164,7 +164,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 let attempt = rec.attempt;
                 self.core.local_run_started(&job, &self.id);
                 let stop = Shutdown::new(format!("{}/{}", self.id, job));
-                let ended = RunEnded { tx: io.done_tx.clone(), ended: Ended { job: job.clone(), run } };
+                let ended = RunEnded { tx: io.done_tx.clone(), ended: Ended { job: job.clone(), run, attempt } };
                 let task = tokio::spawn(run_job(
                     self.core.clone(),
                     self.handler.clone(),

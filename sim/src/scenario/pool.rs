@@ -634,6 +634,7 @@ impl PoolScenario {
             Mutant::MC167,
             Mutant::MC174,
             Mutant::MC176,
+            Mutant::MC180,
         ]
     }
 }
