@@ -14,9 +14,9 @@
 //! - no abort comes before the stop's bound: `handler_aborted`'s `waited_us` (the worker's local
 //!   time since the stop's request) is at least the `shutdown_deadline_us` its
 //!   `worker_registered` announced, less 2 ms: a bound cut to the op timeout aborts handlers that
-//!   needed their graceful window (round 19 #43). Aborts past the bound are not judged: a freeze
-//!   or a clock jump of the node stretches the wait in its local time (round 19 #1, a bound
-//!   counted per run from its own turn, is left for a rule that reads the node's frozen spans).
+//!   needed their graceful window (round 19 #43). Aborts past the bound are not judged here: a
+//!   freeze or a clock jump of the node stretches the wait in its local time; the simulator's
+//!   P46 reads the node's frozen spans and clock, and judges them (round 19 #1, MC181).
 //!
 //! A run's end matched to its worker's task by the job alone forgot the newer run when a replaced
 //! older run of the job ended (blind-spot hunt, round 18, B #1): that run completed 0.4–0.5 s

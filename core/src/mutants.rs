@@ -875,6 +875,11 @@ pub enum Mutant {
     /// the worker tracks a dead run, turns its attempt's redeliveries away and holds its drain
     /// to the bound (blind-spot hunt, round 19, #11: no event showed the worker's tracking).
     MC180,
+    /// A pool worker's stop that gives each run its own bound from its turn in the wait, not one
+    /// deadline for all: with several handlers deaf to their stop, aborts come a bound apart,
+    /// seconds past the stop's deadline, while the cleaner requeues their jobs (blind-spot hunt,
+    /// round 19, #1: P43 judged no abort early, none late).
+    MC181,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

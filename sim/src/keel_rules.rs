@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -87,6 +87,8 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     if !run.plan.beyond_drift_bound() {
         let slowest = clock_rates(run).fold(1.0f64, f64::min);
         v.extend(crate::scenario::pool_drain_end::drains_end_with_their_runs(run, slowest));
+        let out_of_bound = crate::scenario::drift::out_of_bound(run.events, run.end_us);
+        v.extend(crate::scenario::pool_stop_bound::stops_end_runs_by_their_bound(run, slowest, &out_of_bound));
         v.extend(pool_restarts_back_off(run));
         v.extend(worker_beats_on_time(run));
         v.extend(worker_registrations_retry_on_time(run));

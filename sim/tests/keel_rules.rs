@@ -433,6 +433,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC180: a pool run stopped right after its ack returns without reporting its end (P45 at
     // the ack: neither `started` nor `run_ended` follows).
     assert!(caught_by_free_rules("pool", Mutant::MC180, "P45").is_some(), "MC180 breaks P45");
+    // MC181: a worker's stop that gives each run its own bound from its turn (P46 where the
+    // stop's bound passes with a run still going).
+    assert!(caught_by_free_rules("pool", Mutant::MC181, "P46").is_some(), "MC181 breaks P46");
     // MC163: a lifecycle stop that takes a run its parent already cancelled for gone (V5 where
     // the stop returns; completer seed 1, the stress-life service's stops). MC11 (a stop that
     // does not wait) in the pool: V5 at the node's stop of its completer (pool seed 0).

@@ -409,7 +409,8 @@ async fn stop_all(worker: &str, io: &mut Io, clock: &dyn Clock, (grace, op_timeo
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = &mut task => {}
-            _ = clock.sleep_until(deadline) => {
+            // MC181: each run's bound counted from its own turn in the wait.
+            _ = clock.sleep_until(if mutants::active(Mutant::MC181) { clock.now() + grace } else { deadline }) => {
                 task.abort();
                 let (job, worker) = ((&job).into(), worker.into());
                 let waited_us = crate::observe::micros(clock.now().saturating_duration_since(asked));

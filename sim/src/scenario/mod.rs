@@ -29,6 +29,7 @@ pub mod pool_feed;
 pub mod pool_keepalive;
 pub mod pool_owners;
 pub mod pool_picks;
+pub mod pool_stop_bound;
 pub mod pool_stopping;
 pub mod pool_table;
 pub mod rmap;

@@ -635,6 +635,7 @@ impl PoolScenario {
             Mutant::MC174,
             Mutant::MC176,
             Mutant::MC180,
+            Mutant::MC181,
         ]
     }
 }
