@@ -880,6 +880,10 @@ pub enum Mutant {
     /// seconds past the stop's deadline, while the cleaner requeues their jobs (blind-spot hunt,
     /// round 19, #1: P43 judged no abort early, none late).
     MC181,
+    /// A pending dispatch taken as expired at its deadline's own millisecond: the ack grace is
+    /// one millisecond short, and an ack landing in it races a re-dispatch (blind-spot hunt,
+    /// round 18, B #8: P5 judged the grace with the deadline itself allowed).
+    MC182,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

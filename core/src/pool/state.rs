@@ -511,7 +511,13 @@ impl View {
             match current {
                 Some(rec) if rec.attempt == p.attempt && rec.owner == p.worker => {
                     // MC8: no deadline compare.
-                    if p.deadline_ms < self.now_ms || crate::mutants::active(crate::mutants::Mutant::MC8) {
+                    // MC182: expired at the deadline's own millisecond, inside the grace.
+                    let expired = if crate::mutants::active(crate::mutants::Mutant::MC182) {
+                        p.deadline_ms <= self.now_ms
+                    } else {
+                        p.deadline_ms < self.now_ms
+                    };
+                    if expired || crate::mutants::active(crate::mutants::Mutant::MC8) {
                         out.push((job.to_owned(), raw.to_owned(), true));
                     }
                 }

@@ -626,7 +626,9 @@ impl RmapScenario {
                 let probe_store = ctx.store().await;
                 let Ok(cfg) = RmapConfig::builder(MAP)
                     .op_timeout(this.op_timeout())
-                    .retry(Duration::from_millis(50), Duration::from_millis(500))
+                    // A retry cap apart from the op timeout: with the two equal, code that takes
+                    // one for the other is inert (blind-spot hunt, round 18, A #32).
+                    .retry(Duration::from_millis(50), Duration::from_millis(400))
                     .subscriber_buffer(SUB_BUFFER)
                     .anti_entropy(this.anti_entropy)
                     .build()
