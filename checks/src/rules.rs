@@ -1080,7 +1080,12 @@ pub fn completer_drains_end_at_once<E: Entry>(
 /// instant `set_and_wait` returns (in the core, before the caller's task runs again): the
 /// replica has applied the write's revision. Judged per node and map; the first 20 reported.
 pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Option<(&'a str, u64)>) -> Vec<Violation> {
-    let mut losses = 0u64; // store data losses so far
+    let mut losses: Vec<u64> = Vec::new(); // when the store lost its data, in order
+    // The losses before `t`: a resync's snapshot may have been read at the store any time
+    // after its request left, so a loss within the resync's span may come after the read (rmap
+    // seed 750: a snapshot read before a loss, its reply delivered after it, and the data it
+    // loaded then lost: the next resync went back, rightly).
+    let before = |losses: &[u64], t: u64| losses.partition_point(|l| *l < t) as u64;
     // (node, map) → (revision, data losses when it last loaded a snapshot)
     let mut last: BTreeMap<(&E::Node, &str), (u64, u64)> = BTreeMap::new();
     let mut v = Vec::new();
@@ -1088,7 +1093,7 @@ pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Opt
         let (n, t) = (e.node(), e.t_us());
         let (map, rev, what, resync) = match (e.fact(), e.rmap()) {
             (Some(Fact::StoreLostData), _) => {
-                losses += 1;
+                losses.push(t);
                 continue;
             }
             (Some(Fact::NodeStart), _) => {
@@ -1105,25 +1110,28 @@ pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Opt
                         ),
                     ));
                 }
-                (plain(map), *local_rev, "a returning set_and_wait", false)
+                (plain(map), *local_rev, "a returning set_and_wait", None)
             }
-            (_, Some(RmapEvent::Applied { map, rev })) => (plain(map), *rev, "an applied change", false),
-            (_, Some(RmapEvent::Joined { map, rev, .. })) => (plain(map), *rev, "a join", true),
-            (_, Some(RmapEvent::Resynced { map, rev, .. })) => (plain(map), *rev, "a resync", true),
+            (_, Some(RmapEvent::Applied { map, rev })) => (plain(map), *rev, "an applied change", None),
+            (_, Some(RmapEvent::Joined { map, rev, .. })) => (plain(map), *rev, "a join", Some(t)),
+            (_, Some(RmapEvent::Resynced { map, rev, took_us, .. })) => {
+                (plain(map), *rev, "a resync", Some(t.saturating_sub(*took_us)))
+            }
             _ => match read(e) {
-                Some((map, rev)) => (map, rev, "a read", false),
+                Some((map, rev)) => (map, rev, "a read", None),
                 None => continue,
             },
         };
-        let (prev, loaded_losses) = last.get(&(n, map)).copied().unwrap_or((0, losses));
-        if rev < prev && !(resync && losses > loaded_losses) {
+        let now_losses = losses.len() as u64;
+        let (prev, loaded_losses) = last.get(&(n, map)).copied().unwrap_or((0, now_losses));
+        if rev < prev && !(resync.is_some() && now_losses > loaded_losses) {
             v.push(Violation::new(
                 "R2",
                 t,
                 format!("{n}: revision went back from {prev} to {rev} ({what}) without a data loss"),
             ));
         }
-        last.insert((n, map), (rev, if resync { losses } else { loaded_losses }));
+        last.insert((n, map), (rev, resync.map_or(loaded_losses, |read_from| before(&losses, read_from))));
     }
     v.truncate(20);
     v
@@ -2123,5 +2131,41 @@ mod tests {
         let other =
             E(2, "n1", Some(Event::Rmap(RmapEvent::WaiterArmed { map: "m".into(), rev: 5, parked: true })), None);
         assert!(rmap_waiters_wake(&[resynced(1, 6), other]).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod revision_tests {
+    use keel::observe::{Event, ResyncReason, RmapEvent};
+
+    use super::*;
+    use crate::test_entry::{E, at_ms};
+
+    fn rmap(t_ms: u64, e: RmapEvent<'_>) -> E {
+        E(t_ms * 1000, "n1", Some(Event::Rmap(e.to_static())), None)
+    }
+
+    fn resynced(t_ms: u64, rev: u64, took_ms: u64) -> E {
+        let (reason, old_rev, changed, woken, took_us) = (ResyncReason::Gap, 0, 0, 0, took_ms * 1000);
+        rmap(t_ms, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev, changed, woken, took_us })
+    }
+
+    /// R2: a revision goes back only by a resync after a data loss; a snapshot whose read may
+    /// have preceded a loss (its span covers the loss) counts as loaded before it (rmap seed 750).
+    #[test]
+    fn a_revision_goes_back_only_past_a_loss_after_the_data_it_loaded() {
+        let loss = |t_ms: u64| E(t_ms * 1000, "store", None, Some(Fact::StoreLostData));
+        let judge = |h: &[E]| at_ms(&rmap_revisions(h, |_| None));
+        // Loaded at 30 ms (read from 20), lost at 41, back to 0 at 1 400: excused.
+        assert_eq!(judge(&[resynced(30, 7, 10), loss(41), resynced(1_400, 0, 5)]), []);
+        // Read from 35 ms (the span covers the loss at 41), delivered at 43: excused too.
+        assert_eq!(judge(&[loss(41), resynced(43, 7, 8), resynced(1_400, 0, 5)]), []);
+        // Read wholly after the loss: going back needs another one.
+        assert_eq!(judge(&[loss(41), resynced(60, 7, 5), resynced(1_400, 0, 5)]), [("R2", 1_400)]);
+        let applied = rmap(1_000, RmapEvent::Applied { map: "m".into(), rev: 9 });
+        assert_eq!(
+            judge(&[resynced(30, 7, 10), applied, rmap(1_100, RmapEvent::Applied { map: "m".into(), rev: 8 })]),
+            [("R2", 1_100)]
+        );
     }
 }

@@ -71,11 +71,20 @@ pub fn runs_report_their_end<E: Entry>(events: &[E]) -> Vec<Violation> {
             }
             PoolEvent::WorkerStopped { worker } | PoolEvent::WorkerDied { worker, .. } => {
                 let worker = plain(worker);
-                let left: Vec<(&str, u64)> =
-                    acked.range((worker, "", 0)..).take_while(|((w, _, _), _)| *w == worker).map(|((_, j, a), _)| (*j, *a)).collect();
+                let left: Vec<(&str, u64)> = acked
+                    .range((worker, "", 0)..)
+                    .take_while(|((w, _, _), _)| *w == worker)
+                    .map(|((_, j, a), _)| (*j, *a))
+                    .collect();
                 for (job, attempt) in left {
                     acked.remove(&(worker, job, attempt));
-                    flag(t, format!("{node}: worker {worker} ended ({}) with its run of job {job} (attempt {attempt}) never reported ended", p.kind()));
+                    flag(
+                        t,
+                        format!(
+                            "{node}: worker {worker} ended ({}) with its run of job {job} (attempt {attempt}) never reported ended",
+                            p.kind()
+                        ),
+                    );
                 }
             }
             _ => {}
@@ -108,7 +117,8 @@ mod tests {
     #[test]
     fn every_acked_run_has_ended_by_its_workers_end() {
         let stopped = at(400, PoolEvent::WorkerStopped { worker: "w".into() });
-        let aborted = at(300, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us: 1 });
+        let aborted =
+            at(300, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us: 1 });
         assert_eq!(at_ms(&runs_report_their_end(&[acked(10, 1), started(10, 1), aborted, stopped.clone()])), []);
         assert_eq!(at_ms(&runs_report_their_end(&[acked(10, 1), started(10, 1), stopped])), [("P45", 400)]);
     }

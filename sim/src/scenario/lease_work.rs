@@ -129,7 +129,11 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
 /// was out of its bound or jumped forward meanwhile is excused, and so is a drop by the node's
 /// own crash. MC177
 /// aborts at the op timeout (blind-spot hunt, round 19, #41).
-pub fn aborts_wait_for_their_timeout(run: &RunView<'_>, bound: f64, excused: &BTreeMap<Who, Vec<crate::check::Span>>) -> Vec<Violation> {
+pub fn aborts_wait_for_their_timeout(
+    run: &RunView<'_>,
+    bound: f64,
+    excused: &BTreeMap<Who, Vec<crate::check::Span>>,
+) -> Vec<Violation> {
     // node → work_stop_timeout_us
     let mut timeout: BTreeMap<Who, u64> = BTreeMap::new();
     // node → when the running work was first told to stop
@@ -146,7 +150,8 @@ pub fn aborts_wait_for_their_timeout(run: &RunView<'_>, bound: f64, excused: &BT
             (Some(LeaseEvent::OwnerStarted { work_stop_timeout_us, .. }), ..) => {
                 timeout.insert(n, *work_stop_timeout_us);
             }
-            (Some(LeaseEvent::WorkStarted { .. }), ..) | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
+            (Some(LeaseEvent::WorkStarted { .. }), ..)
+            | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
                 asked.remove(&n);
             }
             (Some(LeaseEvent::SteppingDown { .. } | LeaseEvent::Stopping { .. }), ..) => {
@@ -156,7 +161,10 @@ pub fn aborts_wait_for_their_timeout(run: &RunView<'_>, bound: f64, excused: &BT
                 let (Some(&t0), Some(&wst)) = (asked.get(&n), timeout.get(&n)) else { continue };
                 let min_us = ((wst as f64 / (1.0 + bound)) as u64).saturating_sub(1_000);
                 let waited = e.t_us - t0;
-                let crashed = run.timeline.life_at(n, e.t_us).is_none_or(|l| l.end <= e.t_us && l.how == crate::timeline::End::Crashed);
+                let crashed = run
+                    .timeline
+                    .life_at(n, e.t_us)
+                    .is_none_or(|l| l.end <= e.t_us && l.how == crate::timeline::End::Crashed);
                 let out = excused.get(&n).is_some_and(|s| s.iter().any(|s| s.start <= e.t_us && t0 <= s.end))
                     || jumped.get(&n).is_some_and(|j| *j >= t0);
                 if waited < min_us && !crashed && !out && v.len() < 20 {

@@ -225,7 +225,11 @@ pub fn watch_follows_status(run: &RunView<'_>) -> Vec<Violation> {
                 v.push(Violation::new(
                     "V23",
                     e.t_us,
-                    format!("{}: {SERVICE}'s status watch showed {seen} while the service is {}", e.node, status.name()),
+                    format!(
+                        "{}: {SERVICE}'s status watch showed {seen} while the service is {}",
+                        e.node,
+                        status.name()
+                    ),
                 ));
             }
             *since = None;

@@ -48,10 +48,8 @@ pub fn stops_end_runs_by_their_bound(
     for e in run.events {
         let t = e.t_us;
         // Judged where the bound passes: at the first event past it.
-        let late: Vec<_> = going
-            .iter()
-            .filter_map(|(k, g)| g.stop.filter(|(_, due, _)| t > *due).map(|s| (*k, g.node, s)))
-            .collect();
+        let late: Vec<_> =
+            going.iter().filter_map(|(k, g)| g.stop.filter(|(_, due, _)| t > *due).map(|s| (*k, g.node, s))).collect();
         for ((worker, job, attempt), node, (asked, due, why)) in late {
             going.remove(&(worker, job, attempt));
             let out = excused.get(&node).is_some_and(|s| s.iter().any(|s| s.start <= due && asked <= s.end));
