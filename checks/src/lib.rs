@@ -68,7 +68,8 @@ pub use rules::{
     completer_drains_end_at_once, completer_drains_retry, completer_drains_write_at_once,
     completer_flushes_report_retries, completer_partial_batches_wait_for_the_tick, completer_stops_heard, grant_order,
     group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
-    rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound, subscription_stops,
+    rmap_resyncs_report_the_revision_left, rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound,
+    subscription_stops,
 };
 pub use run_ends::runs_report_their_end;
 pub use run_gate::runs_stop_with_their_worker;

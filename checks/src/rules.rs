@@ -1074,6 +1074,45 @@ pub fn completer_drains_end_at_once<E: Entry>(
     v
 }
 
+/// R17: a resync reports the revision its replica left (`resynced`'s `old_rev`): the revision
+/// of the replica's last `applied`, `joined` or `resynced`. An `old_rev` read after the load
+/// (blind-spot hunt, round 20, #7, MC184) says the replica never moved, and hides a replica
+/// that went back or jumped from the operator who reads the logs. Judged per node and map at
+/// each resync; a node's start forgets its replicas. The first 20 reported.
+pub fn rmap_resyncs_report_the_revision_left<E: Entry>(events: &[E]) -> Vec<Violation> {
+    let mut at: BTreeMap<(&E::Node, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let n = e.node();
+        if let Some(Fact::NodeStart | Fact::NodeCrash) = e.fact() {
+            at.retain(|k, _| k.0 != n);
+            continue;
+        }
+        match e.rmap() {
+            Some(RmapEvent::Applied { map, rev } | RmapEvent::Joined { map, rev, .. }) => {
+                at.insert((n, plain(map)), *rev);
+            }
+            Some(RmapEvent::Resynced { map, rev, old_rev, .. }) => {
+                if let Some(left) = at.insert((n, plain(map)), *rev)
+                    && left != *old_rev
+                    && v.len() < 20
+                {
+                    v.push(Violation::new(
+                        "R17",
+                        e.t_us(),
+                        format!(
+                            "{n}: map {} resynced to {rev} reporting it left {old_rev}; its replica was at {left}",
+                            plain(map)
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// R2 on the way, not only at the end: a replica's revision (what it applied, loaded, and what
 /// its readers saw: `read` names the reads a workload recorded, as (map, revision)) never goes
 /// back within a node's life, except by a resync after the store lost its data. R3 at the

@@ -884,6 +884,14 @@ pub enum Mutant {
     /// one millisecond short, and an ack landing in it races a re-dispatch (blind-spot hunt,
     /// round 18, B #8: P5 judged the grace with the deadline itself allowed).
     MC182,
+    /// A `set_and_wait` that returns the revision its replica reached, not its write's: a caller
+    /// matching the returned revision to a subscription's changes never finds its write
+    /// (blind-spot hunt, round 20, #5: R3 judged only that the replica had reached the write).
+    MC183,
+    /// A resync that reports the revision its replica left read after the load (the new one):
+    /// every `resynced` says the replica did not move (blind-spot hunt, round 20, #7: only a
+    /// coverage goal noticed).
+    MC184,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

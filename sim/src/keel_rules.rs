@@ -161,6 +161,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(rmap_retries_on_time(view));
     v.extend(rmap_anti_entropy_on_time(view));
     v.extend(keel_checks::rmap_resyncs_name_their_cause(view.events));
+    v.extend(keel_checks::rmap_resyncs_report_the_revision_left(view.events));
     v.extend(keel_checks::rmap_waiters_wake(view.events));
     v.extend(errors_transient_in_the_sim(view.events));
     v

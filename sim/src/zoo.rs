@@ -1203,6 +1203,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC183,
+        lineage: "checker proof (blind-spot hunt, round 20, #5): set_and_wait returns the revision its replica reached, not its write's",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC184,
+        lineage: "checker proof (blind-spot hunt, round 20, #7): a resync reports the revision its replica left read after the load",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

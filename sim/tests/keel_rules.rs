@@ -220,6 +220,8 @@ fn the_free_map_rules_raise_no_alarm_and_catch_an_early_wake_up_a_replica_going_
     assert!(caught_by_free_rules("rmapae", Mutant::MC109, "R12").is_some(), "MC109 breaks R12");
     // MC120: an anti-entropy resync reported as a gap (R13 at the resync; rmapae seed 0).
     assert!(caught_by_free_rules("rmapae", Mutant::MC120, "R13").is_some(), "MC120 breaks R13");
+    // MC184: a resync's `old_rev` read after the load (R17 at the resync).
+    assert!(caught_by_free_rules("rmap", Mutant::MC184, "R17").is_some(), "MC184 breaks R17");
 }
 
 #[test]

@@ -184,7 +184,10 @@ impl<S: Store> Driver<S> {
             MapSnapshot { rev, entries: Default::default(), reseeds: snap.reseeds.clone(), ..Default::default() };
         let (old_rev, diff) = {
             let mut r = self.shared.lock_replica();
-            (r.rev(), r.load(snap))
+            let old_rev = r.rev();
+            let diff = r.load(snap);
+            // MC184: the revision left read after the load.
+            (if mutants::active(Mutant::MC184) { r.rev() } else { old_rev }, diff)
         };
         let d = self.shared.waiters.loaded(&history, seq);
         // The replica and its waiters follow the snapshot exactly, back too (a store that rolled

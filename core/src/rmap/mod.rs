@@ -458,7 +458,7 @@ impl<S: Store> ReplicatedMap<S> {
         let out = self.set(key, value).await?;
         waiter.arm(out.rev);
         match waiter.wait().await {
-            WaitResult::Reached(_) => {
+            WaitResult::Reached(reached) => {
                 // Judged at the instant it returns: the replica must have applied the write.
                 let local_rev = self.revision();
                 crate::observe::emit(crate::observe::RmapEvent::WaitReturned {
@@ -466,7 +466,8 @@ impl<S: Store> ReplicatedMap<S> {
                     rev: out.rev,
                     local_rev,
                 });
-                Ok(out.rev)
+                // MC183: the revision the replica reached, not the write's.
+                Ok(if crate::mutants::active(crate::mutants::Mutant::MC183) { reached } else { out.rev })
             }
             WaitResult::Lost(rev) => Err(RmapError::DataLost { rev }),
             WaitResult::Closed => Err(RmapError::Closed),

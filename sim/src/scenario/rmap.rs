@@ -677,6 +677,8 @@ impl RmapScenario {
         let mut stopped: BTreeSet<Who> = BTreeSet::new();
         // Per node: the change its apply loop is applying (since, revision), until `Notified`.
         let mut applying: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+        // node → the write revision of its last `wait_returned` (R16)
+        let mut wait_returned: BTreeMap<Who, u64> = BTreeMap::new();
         // Per node and `set_and_wait` id: its calls so far, in every life of the node.
         let mut calls: BTreeMap<(Who, &str), u32> = BTreeMap::new();
         // Per node: every revision its replica reached in its current life (joined, resynced,
@@ -713,6 +715,9 @@ impl RmapScenario {
                 Some(RmapEvent::Applied { rev, .. }) => {
                     applying.insert(node, (e.t_us, *rev));
                 }
+                Some(RmapEvent::WaitReturned { rev, .. }) => {
+                    wait_returned.insert(node, *rev);
+                }
                 Some(RmapEvent::Notified { .. }) => {
                     if let Some((since, rev)) = applying.remove(&node) {
                         v.extend(apply_stall(run, node, since, e.t_us, rev, "was blocked"));
@@ -742,6 +747,20 @@ impl RmapScenario {
                 }
                 Rec::SawDone { id, rev, replica_rev, .. } => {
                     pending.remove(&(node, id.as_str()));
+                    // R16: the call returns its write's revision, which keel's `wait_returned`
+                    // (emitted in the same poll, just before the return) took from the store's
+                    // reply to the write.
+                    if let Some(&written) = wait_returned.get(&node)
+                        && written != *rev
+                    {
+                        v.push(Violation::new(
+                            "R16",
+                            e.t_us,
+                            format!(
+                                "{node}: set_and_wait {id} returned revision {rev}, and its write was given {written}"
+                            ),
+                        ));
+                    }
                     if replica_rev < rev {
                         v.push(Violation::new(
                             "R3",
@@ -870,6 +889,7 @@ impl RmapScenario {
         v.extend(crate::keel_rules::rmap_anti_entropy_on_time(run));
         // R13: each resync names the event that made it.
         v.extend(keel_checks::rmap_resyncs_name_their_cause(events));
+        v.extend(keel_checks::rmap_resyncs_report_the_revision_left(events));
         v.extend(crate::keel_rules::rmap_revisions(events, |e| match rec(e) {
             Some(Rec::Probe { rev, .. }) => Some((MAP, *rev)),
             _ => None,
@@ -971,6 +991,8 @@ impl RmapScenario {
             Mutant::MC148,
             Mutant::MC151,
             Mutant::MC171,
+            Mutant::MC183,
+            Mutant::MC184,
         ]
     }
 }
