@@ -892,6 +892,10 @@ pub enum Mutant {
     /// every `resynced` says the replica did not move (blind-spot hunt, round 20, #7: only a
     /// coverage goal noticed).
     MC184,
+    /// A replicated map whose writes time out at its retry floor (`retry_min`), not its op
+    /// timeout: under any latency writes fail that would have landed (blind-spot hunt, round 20,
+    /// #56: no rule judged when a write's timeout fires).
+    MC185,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

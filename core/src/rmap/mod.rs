@@ -360,13 +360,13 @@ impl<S: Store> ReplicatedMap<S> {
     /// replica reflects it once its change is applied; use [`set_and_wait`](Self::set_and_wait)
     /// to wait for that.
     pub async fn write(&self, key: &str, write: MapWrite) -> Result<WriteOutcome, RmapError> {
-        Ok(driver::timed(
-            &*self.clock,
-            self.cfg.op_timeout,
-            "map_write",
-            self.store.map_write(&self.cfg.name, key, write),
-        )
-        .await?)
+        // MC185: a write cut at the retry floor, not the op timeout.
+        let cut = if crate::mutants::active(crate::mutants::Mutant::MC185) {
+            self.cfg.retry_min
+        } else {
+            self.cfg.op_timeout
+        };
+        Ok(driver::timed(&*self.clock, cut, "map_write", self.store.map_write(&self.cfg.name, key, write)).await?)
     }
 
     /// Set `key` to `value`.

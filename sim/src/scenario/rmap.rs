@@ -68,6 +68,9 @@ events! {
         SawDescheduled { id: String, ms: u64 } = "saw_descheduled",
         /// A `set_and_wait` call was cut short by the workload.
         SawCancelled { id: String } = "saw_cancelled",
+        /// R18: a plain write failed with a timeout `took_us` after it was sent, short of the
+        /// map's op timeout.
+        WriteTimedOutEarly { took_us: u64 } = "write_timed_out_early",
         /// A reader probe: the replica's revision.
         Probe { rev: u64, syncs: u64 } = "probe",
         /// The application awaits `joined()` (R14).
@@ -208,6 +211,8 @@ struct Node {
     map: ReplicatedMap<SimStore>,
     window_end_us: u64,
     hot_keys: u32,
+    /// The map's op timeout (R18).
+    op_timeout: Duration,
 }
 
 impl Node {
@@ -234,7 +239,8 @@ impl Node {
             };
             let key = if pick < 25 { format!("u-{}-{n}", self.ctx.name) } else { format!("k{key_no}") };
             let value = format!("{}-{n}", self.ctx.name);
-            let _ = match op {
+            let sent = self.ctx.clock.now();
+            let r = match op {
                 0..70 => self.map.set(&key, &value).await,
                 70..80 => self.map.delete(&key).await,
                 80..90 => match self.map.get(&key) {
@@ -244,6 +250,14 @@ impl Node {
                 90..95 => self.map.append(&key, [value.as_str()]).await,
                 _ => self.map.remove(&key, [value.as_str()]).await,
             };
+            // R18: a write that timed out waited its whole op timeout, on this node's clock (the
+            // one keel's timer reads, so no rate to convert).
+            if let Err(RmapError::Store(keel::StoreError::Timeout { .. })) = r {
+                let took_us = self.ctx.clock.now().saturating_duration_since(sent).as_micros() as u64;
+                if took_us + 1_000 < self.op_timeout.as_micros() as u64 {
+                    self.ctx.record(Rec::WriteTimedOutEarly { took_us });
+                }
+            }
         }
     }
 
@@ -643,6 +657,7 @@ impl RmapScenario {
                     map: map.clone(),
                     window_end_us: this.window_ms * 1000,
                     hot_keys: this.hot_keys,
+                    op_timeout: this.op_timeout(),
                 });
                 let converge_at_us = (this.window_ms + CONVERGE_MS) * 1000;
                 let tasks = vec![
@@ -798,6 +813,11 @@ impl RmapScenario {
                         ),
                     ));
                 }
+                Rec::WriteTimedOutEarly { took_us } => v.push(Violation::new(
+                    "R18",
+                    e.t_us,
+                    format!("{node}: a write timed out {took_us} µs after it was sent, short of the map's op timeout"),
+                )),
                 Rec::SawDescheduled { .. }
                 | Rec::JoinAwaited {}
                 | Rec::JoinReturned { .. }
@@ -993,6 +1013,7 @@ impl RmapScenario {
             Mutant::MC171,
             Mutant::MC183,
             Mutant::MC184,
+            Mutant::MC185,
         ]
     }
 }
