@@ -896,6 +896,10 @@ pub enum Mutant {
     /// timeout: under any latency writes fail that would have landed (blind-spot hunt, round 20,
     /// #56: no rule judged when a write's timeout fires).
     MC185,
+    /// A replicated map whose `subscribers()` counts subscriptions whose receiver was dropped:
+    /// an operator's gauge of live subscribers only grows (blind-spot hunt, round 20, #6: no
+    /// scenario dropped a subscription and read the count).
+    MC186,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -71,8 +71,9 @@ events! {
         /// R18: a plain write failed with a timeout `took_us` after it was sent, short of the
         /// map's op timeout.
         WriteTimedOutEarly { took_us: u64 } = "write_timed_out_early",
-        /// A reader probe: the replica's revision.
-        Probe { rev: u64, syncs: u64 } = "probe",
+        /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
+        /// and the subscriptions the node's tasks hold (`held`).
+        Probe { rev: u64, syncs: u64, subs: u64, held: u64 } = "probe",
         /// The application awaits `joined()` (R14).
         JoinAwaited {} = "join_awaited",
         /// `joined()` returned `rev` (`ok`; else an error); right after, the map said it was
@@ -213,6 +214,24 @@ struct Node {
     hot_keys: u32,
     /// The map's op timeout (R18).
     op_timeout: Duration,
+    /// Subscriptions this node's tasks hold now (R19).
+    live_subs: std::sync::atomic::AtomicU64,
+}
+
+/// Counts a subscription held by one of the node's tasks, while it holds it (R19).
+struct Held<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Held<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicU64) -> Held<'a> {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Held(n)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Node {
@@ -350,6 +369,7 @@ impl Node {
     /// counted, never waited for).
     async fn subscriber(self: Arc<Self>, sub: &'static str, frozen: bool) {
         let Ok(mut feed) = self.map.subscribe() else { return };
+        let _held = Held::new(&self.live_subs);
         self.ctx.record(Rec::SubStart { sub: sub.into() });
         // Read in the same poll as the subscription (no await between, and the apply loop is
         // another task): the mirror starts exactly where the feed does.
@@ -387,6 +407,24 @@ impl Node {
         self.ctx.record(Rec::SubEnd { sub: sub.into(), received, dropped, mirror, replica });
     }
 
+    /// A subscriber that comes and goes: now and then it subscribes, reads a few changes for a
+    /// while, and drops its subscription (R19: `subscribers()` forgets it).
+    async fn brief_subscriber(self: Arc<Self>) {
+        while self.writing() && self.pause(rand_ms(200, 1_500)).await {
+            let Ok(mut feed) = self.map.subscribe() else { continue };
+            let _held = Held::new(&self.live_subs);
+            let (reads, d) = (madsim::rand::thread_rng().gen_range(1..20), rand_ms(50, 300));
+            let until = self.ctx.clock.now() + d;
+            for _ in 0..reads {
+                tokio::select! {
+                    biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                    c = feed.recv() => if c.is_none() { break },
+                    _ = self.ctx.clock.sleep_until(until) => break,
+                }
+            }
+        }
+    }
+
     /// Reader probes (R1), and after the heal + `CONVERGE_MS` the store view beside the
     /// replica's (R2, R4).
     async fn probe(self: Arc<Self>, store: SimStore, converge_at_us: u64) {
@@ -394,13 +432,14 @@ impl Node {
             // The revision alone: a probe before the convergence point judges only that (R1),
             // and copying the whole replica for it was a twentieth of an rmap run.
             let (rev, syncs) = (self.map.revision(), self.map.syncs());
+            let (subs, held) = (self.map.subscribers() as u64, self.live_subs.load(std::sync::atomic::Ordering::Relaxed));
             let waiters = self.map.waiters();
             if self.ctx.history.now_us() < converge_at_us {
-                self.ctx.record(Rec::Probe { rev, syncs });
+                self.ctx.record(Rec::Probe { rev, syncs, subs, held });
                 continue;
             }
             let Ok(truth) = store.map_snapshot(MAP).await else {
-                self.ctx.record(Rec::Probe { rev, syncs });
+                self.ctx.record(Rec::Probe { rev, syncs, subs, held });
                 continue;
             };
             // Re-read the replica after the store answered: nothing is written any more.
@@ -658,6 +697,7 @@ impl RmapScenario {
                     window_end_us: this.window_ms * 1000,
                     hot_keys: this.hot_keys,
                     op_timeout: this.op_timeout(),
+                    live_subs: Default::default(),
                 });
                 let converge_at_us = (this.window_ms + CONVERGE_MS) * 1000;
                 let tasks = vec![
@@ -668,6 +708,7 @@ impl RmapScenario {
                     tokio::spawn(node.clone().probe(probe_store, converge_at_us)),
                     tokio::spawn(node.clone().subscriber("prompt", false)),
                     tokio::spawn(node.clone().subscriber("frozen", true)),
+                    tokio::spawn(node.clone().brief_subscriber()),
                 ];
                 ctx.shutdown.cancelled().await;
                 map.stop().await;
@@ -743,6 +784,17 @@ impl RmapScenario {
             let Some(r) = rec(e) else { continue };
             match r {
                 Rec::Probe { .. } | Rec::R2 { .. } => {
+                    // R19: `subscribers()` counts the live subscriptions, the ones the node's
+                    // tasks hold, read in the same poll.
+                    if let Rec::Probe { subs, held, .. } = r
+                        && subs != held
+                    {
+                        v.push(Violation::new(
+                            "R19",
+                            e.t_us,
+                            format!("{node}: subscribers() said {subs} while the node's tasks held {held} subscriptions"),
+                        ));
+                    }
                     if let Some(prev) = last_probe.insert(node, e.t_us)
                         && e.t_us - prev > R1_GAP_MS * 1000
                     {
@@ -1014,6 +1066,7 @@ impl RmapScenario {
             Mutant::MC183,
             Mutant::MC184,
             Mutant::MC185,
+            Mutant::MC186,
         ]
     }
 }
