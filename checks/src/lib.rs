@@ -164,6 +164,23 @@ impl<T: Entry> Entry for &T {
     }
 }
 
+/// Remove and return the (job, attempt) of every run of `worker` in a map keyed by
+/// (worker, job, attempt): what a worker's end leaves behind.
+pub(crate) fn take_worker_runs<'a, V>(
+    runs: &mut std::collections::BTreeMap<(&'a str, &'a str, u64), V>,
+    worker: &'a str,
+) -> Vec<(&'a str, u64)> {
+    let left: Vec<(&str, u64)> = runs
+        .range((worker, "", 0)..)
+        .take_while(|((w, _, _), _)| *w == worker)
+        .map(|((_, j, a), _)| (*j, *a))
+        .collect();
+    for (job, attempt) in &left {
+        runs.remove(&(worker, *job, *attempt));
+    }
+    left
+}
+
 /// The text of a recorded keel field (recorded events are owned copies, never lazy).
 pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
     t.as_plain().unwrap_or_default()

@@ -71,13 +71,7 @@ pub fn runs_report_their_end<E: Entry>(events: &[E]) -> Vec<Violation> {
             }
             PoolEvent::WorkerStopped { worker } | PoolEvent::WorkerDied { worker, .. } => {
                 let worker = plain(worker);
-                let left: Vec<(&str, u64)> = acked
-                    .range((worker, "", 0)..)
-                    .take_while(|((w, _, _), _)| *w == worker)
-                    .map(|((_, j, a), _)| (*j, *a))
-                    .collect();
-                for (job, attempt) in left {
-                    acked.remove(&(worker, job, attempt));
+                for (job, attempt) in crate::take_worker_runs(&mut acked, worker) {
                     flag(
                         t,
                         format!(

@@ -141,13 +141,7 @@ pub fn runs_stop_with_their_worker<E: Entry>(events: &[E]) -> Vec<Violation> {
             }
             PoolEvent::WorkerStopped { worker } | PoolEvent::WorkerDied { worker, .. } => {
                 let worker = plain(worker);
-                let left: Vec<(&str, u64)> = going
-                    .range((worker, "", 0)..)
-                    .take_while(|((w, _, _), _)| *w == worker)
-                    .map(|((_, j, a), _)| (*j, *a))
-                    .collect();
-                for (job, attempt) in left {
-                    going.remove(&(worker, job, attempt));
+                for (job, attempt) in crate::take_worker_runs(&mut going, worker) {
                     flag(
                         t,
                         format!(

@@ -432,7 +432,8 @@ impl Node {
             // The revision alone: a probe before the convergence point judges only that (R1),
             // and copying the whole replica for it was a twentieth of an rmap run.
             let (rev, syncs) = (self.map.revision(), self.map.syncs());
-            let (subs, held) = (self.map.subscribers() as u64, self.live_subs.load(std::sync::atomic::Ordering::Relaxed));
+            let (subs, held) =
+                (self.map.subscribers() as u64, self.live_subs.load(std::sync::atomic::Ordering::Relaxed));
             let waiters = self.map.waiters();
             if self.ctx.history.now_us() < converge_at_us {
                 self.ctx.record(Rec::Probe { rev, syncs, subs, held });
@@ -792,7 +793,9 @@ impl RmapScenario {
                         v.push(Violation::new(
                             "R19",
                             e.t_us,
-                            format!("{node}: subscribers() said {subs} while the node's tasks held {held} subscriptions"),
+                            format!(
+                                "{node}: subscribers() said {subs} while the node's tasks held {held} subscriptions"
+                            ),
                         ));
                     }
                     if let Some(prev) = last_probe.insert(node, e.t_us)
