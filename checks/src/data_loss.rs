@@ -75,7 +75,7 @@ pub fn pool_data_losses_reported<E: Entry>(
                 }
                 continue;
             }
-            None => {}
+            Some(Fact::StoreUp) | None => {}
         }
         let Some(ev) = e.pool() else { continue };
         let n = nodes.entry(node.clone()).or_insert_with(|| Node { lost: any_loss, pools: BTreeMap::new() });

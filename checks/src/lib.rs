@@ -98,6 +98,8 @@ pub enum Fact {
     NodeCrash,
     /// The store lost its data (a restart without its data): what it held is gone.
     StoreLostData,
+    /// The store process is back after a crash: it serves again, whatever data it kept.
+    StoreUp,
 }
 
 /// One entry of a history, as the rules read it.

@@ -1119,12 +1119,16 @@ pub fn rmap_resyncs_report_the_revision_left<E: Entry>(events: &[E]) -> Vec<Viol
 /// instant `set_and_wait` returns (in the core, before the caller's task runs again): the
 /// replica has applied the write's revision. Judged per node and map; the first 20 reported.
 pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Option<(&'a str, u64)>) -> Vec<Violation> {
-    let mut losses: Vec<u64> = Vec::new(); // when the store lost its data, in order
-    // The losses before `t`: a resync's snapshot may have been read at the store any time
-    // after its request left, so a loss within the resync's span may come after the read (rmap
-    // seed 750: a snapshot read before a loss, its reply delivered after it, and the data it
-    // loaded then lost: the next resync went back, rightly).
-    let before = |losses: &[u64], t: u64| losses.partition_point(|l| *l < t) as u64;
+    // When the store lost its data, and when it was up again after, in order.
+    let mut losses: Vec<(u64, Option<u64>)> = Vec::new();
+    // The losses a snapshot whose last attempt spans [sent, got] was read after: it was read
+    // at the store some time in that span, never while the store was down, so a loss counts
+    // unless its crash falls inside the span with the store back only after the reply (rmap
+    // seeds 750 and 128: a snapshot read before a loss, its reply delivered after it; the data
+    // it loaded was then lost, and the next resync went back, rightly).
+    let before = |losses: &[(u64, Option<u64>)], sent: u64, got: u64| {
+        losses.iter().filter(|(crash, up)| *crash < sent || up.is_some_and(|u| u < got)).count() as u64
+    };
     // (node, map) → (revision, data losses when it last loaded a snapshot)
     let mut last: BTreeMap<(&E::Node, &str), (u64, u64)> = BTreeMap::new();
     let mut v = Vec::new();
@@ -1132,7 +1136,13 @@ pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Opt
         let (n, t) = (e.node(), e.t_us());
         let (map, rev, what, resync) = match (e.fact(), e.rmap()) {
             (Some(Fact::StoreLostData), _) => {
-                losses.push(t);
+                losses.push((t, None));
+                continue;
+            }
+            (Some(Fact::StoreUp), _) => {
+                if let Some((_, up @ None)) = losses.last_mut() {
+                    *up = Some(t);
+                }
                 continue;
             }
             (Some(Fact::NodeStart), _) => {
@@ -1170,7 +1180,7 @@ pub fn rmap_revisions<'a, E: Entry>(events: &'a [E], read: impl Fn(&'a E) -> Opt
                 format!("{n}: revision went back from {prev} to {rev} ({what}) without a data loss"),
             ));
         }
-        last.insert((n, map), (rev, resync.map_or(loaded_losses, |read_from| before(&losses, read_from))));
+        last.insert((n, map), (rev, resync.map_or(loaded_losses, |sent| before(&losses, sent, t))));
     }
     v.truncate(20);
     v
@@ -2194,11 +2204,15 @@ mod revision_tests {
     #[test]
     fn a_revision_goes_back_only_past_a_loss_after_the_data_it_loaded() {
         let loss = |t_ms: u64| E(t_ms * 1000, "store", None, Some(Fact::StoreLostData));
+        let up = |t_ms: u64| E(t_ms * 1000, "store", None, Some(Fact::StoreUp));
         let judge = |h: &[E]| at_ms(&rmap_revisions(h, |_| None));
         // Loaded at 30 ms (read from 20), lost at 41, back to 0 at 1 400: excused.
         assert_eq!(judge(&[resynced(30, 7, 10), loss(41), resynced(1_400, 0, 5)]), []);
-        // Read from 35 ms (the span covers the loss at 41), delivered at 43: excused too.
-        assert_eq!(judge(&[loss(41), resynced(43, 7, 8), resynced(1_400, 0, 5)]), []);
+        // Read from 35 ms (the span covers the loss at 41), delivered at 43 with the store still
+        // down: read before the loss, so excused too.
+        assert_eq!(judge(&[loss(41), resynced(43, 7, 8), up(500), resynced(1_400, 0, 5)]), []);
+        // The store back at 42, inside the span: the read may have come after, so not excused.
+        assert_eq!(judge(&[loss(41), up(42), resynced(43, 7, 8), resynced(1_400, 0, 5)]), [("R2", 1_400)]);
         // Read wholly after the loss: going back needs another one.
         assert_eq!(judge(&[loss(41), resynced(60, 7, 5), resynced(1_400, 0, 5)]), [("R2", 1_400)]);
         let applied = rmap(1_000, RmapEvent::Applied { map: "m".into(), rev: 9 });

@@ -518,6 +518,7 @@ impl keel_checks::Entry for Event {
             WorldEv::NodeStart {} => Some(Fact::NodeStart),
             WorldEv::NodeCrash {} => Some(Fact::NodeCrash),
             WorldEv::StoreCrash { data_loss: true } => Some(Fact::StoreLostData),
+            WorldEv::StoreRestart {} => Some(Fact::StoreUp),
             _ => None,
         }
     }

@@ -370,9 +370,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC44,
-        lineage: "keel's own (found at rmap seed 2016 of a 3000-seed sweep): a resync keeps its feed across failed snapshots; after a roll-back the feed's changes of the lost history are applied on the restored snapshot",
-        scenario: "rmap",
-        budget: 2100,
+        lineage: "keel's own (found at rmap seed 2016 of a 3000-seed sweep; 0 of 0..1500 since round 20: its corpus plan): a resync keeps its feed across failed snapshots; after a roll-back the feed's changes of the lost history are applied on the restored snapshot",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC45,
