@@ -2216,6 +2216,20 @@ mod revision_tests {
         // Read wholly after the loss: going back needs another one.
         assert_eq!(judge(&[loss(41), resynced(60, 7, 5), resynced(1_400, 0, 5)]), [("R2", 1_400)]);
         let applied = rmap(1_000, RmapEvent::Applied { map: "m".into(), rev: 9 });
+        // R17: a resync reports the revision its replica left.
+        let left = resynced(30, 7, 10);
+        let on = |old: u64| {
+            let (reason, rev, changed, woken, took_us) = (ResyncReason::Gap, 12, 0, 0, 1);
+            rmap(2_000, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev: old, changed, woken, took_us })
+        };
+        assert_eq!(at_ms(&rmap_resyncs_report_the_revision_left(&[left.clone(), applied.clone(), on(9)])), []);
+        assert_eq!(
+            at_ms(&rmap_resyncs_report_the_revision_left(&[left.clone(), applied.clone(), on(12)])),
+            [("R17", 2_000)]
+        );
+        // A node's restart forgets its replica.
+        let start = E(1_500_000, "n1", None, Some(Fact::NodeStart));
+        assert_eq!(at_ms(&rmap_resyncs_report_the_revision_left(&[left, applied.clone(), start, on(3)])), []);
         assert_eq!(
             judge(&[resynced(30, 7, 10), applied, rmap(1_100, RmapEvent::Applied { map: "m".into(), rev: 8 })]),
             [("R2", 1_100)]

@@ -184,3 +184,59 @@ pub fn aborts_wait_for_their_timeout(
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event as CoreEvent;
+
+    use super::*;
+    use crate::history::{Ev, Event};
+    use crate::scenario::AppEv;
+    use crate::scenario::test_history::{at, judge};
+
+    fn lease(t_ms: u64, e: LeaseEvent<'_>) -> Event {
+        at(t_ms, Who::Node(3), Ev::Core(CoreEvent::Lease(e.to_static())))
+    }
+
+    /// Owner n3 (work stop timeout 1 s) steps down from fence 7 at 1 000 ms; its work's task is
+    /// dropped unreturned at `abort_ms`.
+    fn aborted_at(abort_ms: u64) -> Vec<Event> {
+        let started = LeaseEvent::OwnerStarted {
+            lease: "l".into(),
+            owner: "n3".into(),
+            renew_us: 1,
+            poll_us: 1,
+            retry_min_us: 1,
+            retry_max_us: 1,
+            ttl_us: 1_000_000,
+            drift_margin_us: 100_000,
+            error_log_us: 1,
+            work_restart_min_us: 0,
+            work_restart_max_us: 0,
+            op_timeout_us: 250_000,
+            work_stop_timeout_us: 1_000_000,
+        };
+        vec![
+            at(0, Who::Node(3), WorldEv::NodeStart {}),
+            lease(10, started),
+            lease(100, LeaseEvent::WorkStarted { lease: "l".into(), owner: "n3".into(), fence: 7 }),
+            lease(1_000, LeaseEvent::SteppingDown { lease: "l".into(), owner: "n3".into(), fence: 7 }),
+            at(abort_ms, Who::Node(3), Ev::App(AppEv::Lease(Rec::WorkReturned { fence: 7, aborted: true }))),
+        ]
+    }
+
+    /// An abort a whole `work_stop_timeout` after the step-down (less the drift bound's
+    /// stretch): on time. One at the op timeout (MC177): S24 at the abort. A clock that jumped
+    /// forward meanwhile brings the timer nearer: excused.
+    #[test]
+    fn an_abort_before_the_work_stop_timeout_fires_s24() {
+        let s24 = |h: &[Event]| judge(h, 0, 5_000_000, |run| aborts_wait_for_their_timeout(run, 0.1, &BTreeMap::new()));
+        assert_eq!(s24(&aborted_at(2_000)), []);
+        assert_eq!(s24(&aborted_at(1_910)), []);
+        let v = s24(&aborted_at(1_250));
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S24", 1_250_000)], "{v:?}");
+        let mut jumped = aborted_at(1_250);
+        jumped.insert(4, at(1_100, Who::Node(3), WorldEv::ClockJump { delta_ms: 800 }));
+        assert_eq!(s24(&jumped), []);
+    }
+}

@@ -98,3 +98,58 @@ pub fn stops_end_runs_by_their_bound(
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Event;
+    use crate::scenario::test_history::{at, judge, pool};
+
+    fn p46(events: &[Event]) -> Vec<Violation> {
+        judge(events, 0, 10_000_000, |run| stops_end_runs_by_their_bound(run, 1.0, &BTreeMap::new()))
+    }
+
+    /// Worker w (shutdown deadline 300 ms) runs j#1 from its ack at 100 ms; it fences itself at
+    /// 1 000 ms.
+    fn fenced_with_a_run() -> Vec<Event> {
+        let registered = PoolEvent::WorkerRegistered {
+            worker: "w".into(),
+            keepalive_interval_us: 1,
+            shutdown_deadline_us: 300_000,
+            took_us: 0,
+        };
+        vec![
+            at(0, Who::Node(0), WorldEv::NodeStart {}),
+            pool(10, registered),
+            pool(100, PoolEvent::Acked { job: "j".into(), worker: "w".into(), attempt: 1 }),
+            pool(1_000, PoolEvent::Fenced { worker: "w".into(), running: 1 }),
+        ]
+    }
+
+    /// Ended (or aborted) within the fence's bound: on time. Aborted 600 ms after the fence, a
+    /// bound per run from its turn (MC181): P46 where the bound passed. A run that ended before
+    /// the fence is not asked.
+    #[test]
+    fn a_run_still_going_past_its_workers_stop_bound_fires_p46() {
+        let ended = |t_ms| pool(t_ms, PoolEvent::RunEnded { job: "j".into(), worker: "w".into(), attempt: 1 });
+        let aborted = |t_ms| {
+            pool(
+                t_ms,
+                PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us: 300_000 },
+            )
+        };
+        let h = |last: Event| {
+            let mut h = fenced_with_a_run();
+            h.push(last);
+            h
+        };
+        assert_eq!(p46(&h(ended(1_200))), []);
+        assert_eq!(p46(&h(aborted(1_301))), []);
+        let v = p46(&h(aborted(1_600)));
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P46", 1_302_000)], "{v:?}");
+        let mut early = fenced_with_a_run();
+        early.insert(3, ended(500));
+        early.push(pool(5_000, PoolEvent::WorkerStopped { worker: "w".into() }));
+        assert_eq!(p46(&early), []);
+    }
+}
