@@ -392,7 +392,13 @@ pub fn lease_attempts_on_time<E: Entry>(
                 let floor = if c.exact { timing.retry_us(c.errors) / 2 } else { 0 };
                 Some(at_outcome("a failed renewal", timing.retry_us(c.errors), floor))
             }
-            _ => None, // a refused renewal steps down
+            L::RenewRefused { .. } => {
+                // A refused renewal steps down (no wait to judge), and ends keel's row of errors:
+                // the store answered.
+                (c.errors, c.exact) = (0, true);
+                None
+            }
+            _ => None,
         };
     }
     verdicts.v
@@ -430,6 +436,7 @@ mod tests {
                 work_restart_max_us: 10_000_000,
                 op_timeout_us: 250_000,
                 work_stop_timeout_us: 1_000_000,
+                permanent_attempts: 3,
             },
         )
     }

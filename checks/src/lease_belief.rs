@@ -89,6 +89,7 @@ mod tests {
                 work_restart_max_us: 10_000_000,
                 op_timeout_us: 250_000,
                 work_stop_timeout_us: 1_000_000,
+                permanent_attempts: 3,
             },
         )
     }

@@ -24,6 +24,7 @@ mod lease_belief;
 pub mod linearize;
 mod lost_reasons;
 mod pending;
+mod permanent_errors;
 mod record_gate;
 mod restarts;
 mod resync_reasons;
@@ -56,6 +57,9 @@ pub use error_summaries::lease_error_summaries_keep_count;
 pub use lease_belief::lease_beliefs_keep_their_margin;
 pub use lost_reasons::lease_losses_name_their_cause;
 pub use pending::pending_deadlines_keep_the_ack_grace;
+pub use permanent_errors::{
+    PUBLISH_SLACK_US, is_permanent, lease_failures_follow_permanent_errors, pool_starts_end_at_a_permanent_error,
+};
 pub use record_gate::workers_closed_to_records;
 pub use restarts::pool_restarts_back_off;
 pub use resync_reasons::rmap_resyncs_name_their_cause;
@@ -216,6 +220,7 @@ mod test_entry {
             work_restart_max_us,
             op_timeout_us: 250_000,
             work_stop_timeout_us: 1_000_000,
+            permanent_attempts: 3,
         };
         E(0, "n1", Some(Event::Lease(e.to_static())), None)
     }

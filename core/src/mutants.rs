@@ -900,6 +900,25 @@ pub enum Mutant {
     /// an operator's gauge of live subscribers only grows (blind-spot hunt, round 20, #6: no
     /// scenario dropped a subscription and read the count).
     MC186,
+    /// A lease whose quarantine answer does not end its row of errors: a `Failed` published
+    /// before the store's restart stays published while the store answers (blind-spot hunt,
+    /// round 20, #44: no scenario had permanent errors, no rule judged when `Failed` is left).
+    MC187,
+    /// A lease owner that leaves a `Failed` published during its start's time read in place: the
+    /// time read's success ends the row before the phase is `Awaiting`, where leaving `Failed`
+    /// is published (blind-spot hunt, round 20, #47).
+    MC188,
+    /// A lease whose transient errors do not break the row of permanent ones: a denial, a
+    /// timeout and two more denials publish `Failed` as three in a row.
+    MC189,
+    /// A lease that publishes `Failed` while it holds the grant and renews through the errors:
+    /// the service reads a failure while its guarded work runs.
+    MC190,
+    /// A lease that publishes `Failed` one permanent error late (`permanent_attempts + 1`).
+    MC191,
+    /// A pool start that retries every store error until its start timeout, permanent ones too:
+    /// a node denied by the store's ACL spends its whole timeout before it says so.
+    MC192,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -92,6 +92,10 @@ events! {
         NodeLatency { node: Who, ms: u64, to_ms: u64, from_ms: u64 } = "node_latency",
         /// Every store connection was killed (watches see a gap).
         FeedDisconnect {} = "feed_disconnect",
+        /// The store refuses `node`'s requests with a permanent error (`NOPERM`) for `ms`.
+        AccessDenied { node: Who, ms: u64 } = "access_denied",
+        /// The store serves `node` again after a denial.
+        AccessRestored { node: Who } = "access_restored",
         /// `node` is cut from the store (`dir`) for `ms`.
         Partition { node: Who, dir: String, ms: u64 } = "partition",
         /// The partition of `node` healed.

@@ -129,6 +129,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(lease_attempts_on_time(view));
     v.extend(keel_checks::lease_beliefs_keep_their_margin(view.events));
     v.extend(keel_checks::lease_recoveries_follow_errors(view.events));
+    v.extend(keel_checks::lease_failures_follow_permanent_errors(view.events));
     v.extend(lease_error_summaries(view));
     v.extend(lease_losses(view));
     v.extend(lease_work_restarts(view));
@@ -164,6 +165,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::rmap_resyncs_report_the_revision_left(view.events));
     v.extend(keel_checks::rmap_waiters_wake(view.events));
     v.extend(errors_transient_in_the_sim(view.events));
+    v.extend(keel_checks::pool_starts_end_at_a_permanent_error(view.events));
     v
 }
 
@@ -615,27 +617,32 @@ pub fn reseed_rules(events: &[Event]) -> Vec<Violation> {
 
 /// E1, a free rule: keel calls a store error permanent (an operator must act; the lease counts
 /// it towards `Failed`, the pool's start and the cleaner give up at once) only when the store
-/// denied, corrupted or was misconfigured. The simulated store never does: its faults are
+/// denied, corrupted or was misconfigured. The simulated store does so only when a plan denies a
+/// node (`FaultKind::AccessDenied`, answered with [`crate::net::DENIAL`]); its other faults are
 /// crashes, refusals, timeouts, lost connections and slow replies, all transient. So every
-/// `store_errors { permanent }`, `failed` and `start_failed { permanent }` in a run is keel
-/// misreading a transient error (MC82: a lost connection taken for permanent, so a network blip
-/// is logged for an operator and a run of them fails the lease), or the service under test
-/// writing garbage under keel's keys. Judged at the event.
+/// `store_errors { permanent }`, `failed` and `start_failed { permanent }` whose error is not the
+/// simulated denial is keel misreading a transient error (MC82: a lost connection taken for
+/// permanent, so a network blip is logged for an operator and a run of them fails the lease), or
+/// the service under test writing garbage under keel's keys. Judged at the event. (What keel does
+/// with the denial itself, E4 judges.)
 pub fn errors_transient_in_the_sim(events: &[Event]) -> Vec<Violation> {
     let mut v = Vec::new();
     for e in events {
-        let what = match (e.lease(), e.pool()) {
+        let (what, error) = match (e.lease(), e.pool()) {
             (Some(LeaseEvent::StoreErrors { op, permanent: true, error, .. }), _) => {
-                format!("the lease called its {op} error permanent: {error}")
+                (format!("the lease called its {op} error permanent: {error}"), error)
             }
             (Some(LeaseEvent::Failed { attempts, error, .. }), _) => {
-                format!("the lease failed after {attempts} permanent errors: {error}")
+                (format!("the lease failed after {attempts} permanent errors: {error}"), error)
             }
             (_, Some(PoolEvent::StartFailed { permanent: true, error, .. })) => {
-                format!("the pool's start gave up on a permanent error: {error}")
+                (format!("the pool's start gave up on a permanent error: {error}"), error)
             }
             _ => continue,
         };
+        if keel_checks::plain(error).contains(crate::net::DENIAL) {
+            continue; // the plan's own denial: permanent indeed
+        }
         if v.len() < 20 {
             v.push(Violation::new("E1", e.t_us, format!("{}: {what}, yet the simulated store gives none", e.node)));
         }

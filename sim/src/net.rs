@@ -191,6 +191,9 @@ pub struct ServerFaults {
     pub reply_delay_ms: AtomicU64,
     /// Per node: extra delay of its requests before they are applied, and of its replies (ms).
     pub node_latency: Mutex<BTreeMap<Who, (u64, u64)>>,
+    /// Nodes whose requests are refused with [`DENIAL`] (a permanent error), with how many
+    /// denials are in force on each (they nest, as partitions do).
+    pub denied: Mutex<BTreeMap<Who, u32>>,
     /// Highest fence each lease key has had (the server's own judgment; survives restarts and
     /// data loss, not a roll-back: see [`ServerFaults::rolled_back`]).
     max_fence: Mutex<BTreeMap<String, u64>>,
@@ -220,6 +223,7 @@ impl Default for ServerFaults {
             kill_conns: watch::channel(0).0,
             reply_delay_ms: AtomicU64::new(0),
             node_latency: Mutex::new(BTreeMap::new()),
+            denied: Mutex::new(BTreeMap::new()),
             max_fence: Mutex::new(BTreeMap::new()),
             lock_writers: Mutex::new(BTreeMap::new()),
             fences: pool_cleanup::Fences::default(),
@@ -251,8 +255,14 @@ impl ServerFaults {
         self.reply_loss_pct.store(0, Ordering::SeqCst);
         self.reply_delay_ms.store(0, Ordering::SeqCst);
         self.node_latency.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.denied.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
+
+/// What the store answers a denied node (`FaultKind::AccessDenied`): Redis's reply to a command
+/// the connection's ACL user may not run. A permanent error by keel's contract
+/// (`StoreError::is_transient` is false), and by the checks' (`keel_checks::is_permanent`).
+pub const DENIAL: &str = "NOPERM User keel has no permissions to run the 'evalsha' command (simulated ACL change)";
 
 /// Run the store server on the current node until it is killed.
 pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: History) {
@@ -333,8 +343,11 @@ async fn handle(served: Arc<Served>, req: Req) {
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    let denied = || !matches!(req.op, Op::Hello { .. }) && lock(&faults.denied).contains_key(&node);
     let result = if faults.refuse.load(Ordering::SeqCst) {
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
+    } else if denied() {
+        Err(StoreError::Refused { reason: DENIAL.into() })
     } else {
         apply(&served, node, req.op).await
     };

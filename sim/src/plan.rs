@@ -59,6 +59,12 @@ pub enum FaultKind {
     /// workload's current unit of work ends (for the completer workload: until its run's stop
     /// returned), so it stays frozen through a stop. Only for workloads that take it.
     ConsumerStall,
+    /// The store refuses one node's requests for a while with a permanent error (`NOPERM`: an
+    /// operator revoked the node's ACL, then gave it back). Not a fault of the network but an
+    /// operator's act: keel must call it permanent, surface it (the lease publishes `Failed`, a
+    /// pool's start gives up at once) and recover when it ends. Opt-in (not in
+    /// [`FaultKind::ALL`]).
+    AccessDenied,
 }
 
 impl FaultKind {
@@ -73,6 +79,10 @@ impl FaultKind {
     /// Store restarts that roll the data back. Drawn from a stream of their own, for the same
     /// reason as [`FaultKind::NARROW`] (they came later).
     pub const ROLLBACK: [FaultKind; 1] = [FaultKind::StoreRollback];
+
+    /// Permanent store errors (`AccessDenied`). Drawn from a stream of their own, for the same
+    /// reason as [`FaultKind::NARROW`] (they came later).
+    pub const PERMANENT: [FaultKind; 1] = [FaultKind::AccessDenied];
 
     /// Faults between application nodes (they matter only to services whose nodes talk to each
     /// other: keel's own scenarios leave them out).
@@ -166,6 +176,13 @@ pub enum Fault {
     },
     /// Kill every client connection.
     FeedDisconnect,
+    /// Refuse node `node`'s requests with a permanent error (`NOPERM`) for `ms`.
+    AccessDenied {
+        /// Node index.
+        node: usize,
+        /// Duration.
+        ms: u64,
+    },
     /// Partition node `node` from the store for `ms`.
     Partition {
         /// Node index.
@@ -295,7 +312,7 @@ impl FaultPlan {
             .kinds
             .iter()
             .copied()
-            .filter(|k| !Self::narrow(*k) && !Self::workload(*k) && !Self::rollback(*k))
+            .filter(|k| !Self::narrow(*k) && !Self::workload(*k) && !Self::rollback(*k) && !Self::permanent(*k))
             .collect();
         let mut enabled: Vec<FaultKind> = match profile {
             Profile::Calm => Vec::new(),
@@ -328,9 +345,10 @@ impl FaultPlan {
         // The narrow-window kinds from a stream of their own (see `FaultKind::NARROW`), and the
         // workload kinds from another (see `FaultKind::WORKLOAD`).
         let streams = [
-            (0x6e61_7272_6f77_7769u64, &FaultKind::NARROW[..]),   // "narrowwi"
-            (0x776f_726b_6c6f_6164u64, &FaultKind::WORKLOAD[..]), // "workload"
-            (0x726f_6c6c_6261_636bu64, &FaultKind::ROLLBACK[..]), // "rollback"
+            (0x6e61_7272_6f77_7769u64, &FaultKind::NARROW[..]),    // "narrowwi"
+            (0x776f_726b_6c6f_6164u64, &FaultKind::WORKLOAD[..]),  // "workload"
+            (0x726f_6c6c_6261_636bu64, &FaultKind::ROLLBACK[..]),  // "rollback"
+            (0x6465_6e69_6564_2121u64, &FaultKind::PERMANENT[..]), // "denied!!"
         ];
         for (salt, kinds) in streams {
             let mut own_rng = ChaCha8Rng::seed_from_u64(seed ^ salt);
@@ -372,6 +390,10 @@ impl FaultPlan {
         FaultKind::ROLLBACK.contains(&kind)
     }
 
+    fn permanent(kind: FaultKind) -> bool {
+        FaultKind::PERMANENT.contains(&kind)
+    }
+
     fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Fault {
         let u = spec.unit_ms.max(1);
         let node = rng.gen_range(0..spec.nodes.max(1));
@@ -392,6 +414,7 @@ impl FaultPlan {
                 from_ms: dur(rng, 0.0, 0.15),
             },
             FaultKind::FeedDisconnect => Fault::FeedDisconnect,
+            FaultKind::AccessDenied => Fault::AccessDenied { node, ms: dur(rng, 0.5, 4.0) },
             FaultKind::Partition => Fault::Partition { node, dir: Direction::Both, ms: dur(rng, 0.2, 4.0) },
             FaultKind::PartitionOneWay => {
                 let dir = if rng.gen_bool(0.5) { Direction::ToStore } else { Direction::FromStore };
@@ -499,7 +522,8 @@ impl FaultPlan {
                 Fault::StoreUnavailable { ms: d }
                 | Fault::Partition { ms: d, .. }
                 | Fault::NodePartition { ms: d, .. }
-                | Fault::NodePause { ms: d, .. } => at(ms("ms", d))?,
+                | Fault::NodePause { ms: d, .. }
+                | Fault::AccessDenied { ms: d, .. } => at(ms("ms", d))?,
                 Fault::LatencySpike { ms: d, extra_ms } | Fault::NetworkLatency { ms: d, extra_ms } => {
                     at(ms("ms", d))?;
                     at(ms("extra_ms", extra_ms))?
@@ -533,7 +557,8 @@ impl FaultPlan {
                 | Fault::ClockRate { node: n, .. }
                 | Fault::ClockJump { node: n, .. }
                 | Fault::NodeLatency { node: n, .. }
-                | Fault::ConsumerStall { node: n } => at(node(n))?,
+                | Fault::ConsumerStall { node: n }
+                | Fault::AccessDenied { node: n, .. } => at(node(n))?,
                 Fault::NodePartition { a, b, .. } => {
                     at(node(a))?;
                     at(node(b))?

@@ -227,6 +227,7 @@ pub fn kind_of(f: &Fault) -> FaultKind {
         Fault::NodePartition { .. } => FaultKind::NodePartition,
         Fault::NetworkLatency { .. } => FaultKind::NetworkLatency,
         Fault::ConsumerStall { .. } => FaultKind::ConsumerStall,
+        Fault::AccessDenied { .. } => FaultKind::AccessDenied,
     }
 }
 
@@ -245,7 +246,8 @@ pub fn duration_ms(f: &Fault) -> Option<u64> {
         | Fault::NetworkLatency { ms, .. }
         | Fault::NodePause { ms, .. }
         | Fault::ReplyDelay { ms, .. }
-        | Fault::NodeLatency { ms, .. } => Some(ms),
+        | Fault::NodeLatency { ms, .. }
+        | Fault::AccessDenied { ms, .. } => Some(ms),
         // A stall lasts as the workload says (its current unit of work): counted as instantaneous.
         Fault::FeedDisconnect | Fault::ClockJump { .. } | Fault::ConsumerStall { .. } => Some(0),
         Fault::ClockRate { .. } => None,
@@ -262,7 +264,8 @@ pub fn node_of(f: &Fault) -> Option<usize> {
         | Fault::ClockRate { node, .. }
         | Fault::ClockJump { node, .. }
         | Fault::NodeLatency { node, .. }
-        | Fault::ConsumerStall { node } => Some(node),
+        | Fault::ConsumerStall { node }
+        | Fault::AccessDenied { node, .. } => Some(node),
         _ => None,
     }
 }
@@ -277,7 +280,8 @@ fn with_node(f: &Fault, to: usize) -> Fault {
         | Fault::ClockRate { node, .. }
         | Fault::ClockJump { node, .. }
         | Fault::NodeLatency { node, .. }
-        | Fault::ConsumerStall { node } => *node = to,
+        | Fault::ConsumerStall { node }
+        | Fault::AccessDenied { node, .. } => *node = to,
         _ => {}
     }
     f
@@ -308,6 +312,9 @@ fn smaller(f: &Fault, min_ms: u64) -> Vec<(Fault, String)> {
         }
         Fault::StoreUnavailable { ms } => {
             push(Fault::StoreUnavailable { ms: half(ms) }, format!("{ms} → {} ms", half(ms)))
+        }
+        Fault::AccessDenied { node, ms } => {
+            push(Fault::AccessDenied { node, ms: half(ms) }, format!("{ms} → {} ms", half(ms)))
         }
         Fault::NodePartition { a, b, ms } => {
             push(Fault::NodePartition { a, b, ms: half(ms) }, format!("{ms} → {} ms", half(ms)))

@@ -425,6 +425,30 @@ impl World {
                     }),
                 )
             }
+            Fault::AccessDenied { node, ms } => {
+                let who = Who::node(node);
+                *lock(&self.faults.denied).entry(who).or_insert(0) += 1;
+                self.rec(WorldEv::AccessDenied { node: who, ms });
+                after(
+                    ms,
+                    w,
+                    Box::new(move |w| {
+                        let mut denied = lock(&w.faults.denied);
+                        let ended = match denied.get_mut(&who) {
+                            Some(1) => denied.remove(&who).is_some(),
+                            Some(n) => {
+                                *n -= 1;
+                                false
+                            }
+                            None => false, // healed meanwhile
+                        };
+                        drop(denied);
+                        if ended {
+                            w.rec(WorldEv::AccessRestored { node: who });
+                        }
+                    }),
+                )
+            }
             Fault::FeedDisconnect => {
                 self.faults.kill_connections();
                 self.rec(WorldEv::FeedDisconnect {});

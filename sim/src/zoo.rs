@@ -1227,6 +1227,42 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC187,
+        lineage: "checker proof (blind-spot hunt, round 20, #44): a quarantine answer leaves a published Failed in place",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC188,
+        lineage: "checker proof (blind-spot hunt, round 20, #47): a Failed published during the start's time read is never left",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC189,
+        lineage: "checker proof: a transient error does not break a lease's row of permanent errors",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC190,
+        lineage: "checker proof: a lease publishes Failed while it holds the grant",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC191,
+        lineage: "checker proof: a lease publishes Failed one permanent error late",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC192,
+        lineage: "checker proof: a pool start retries a permanent store error until its timeout",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

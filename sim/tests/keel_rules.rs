@@ -458,6 +458,11 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC82: a lost connection taken for a permanent store error (E1 at the lease's
     // store_errors; lease seed 0).
     assert!(caught_by_free_rules("lease", Mutant::MC82, "E1").is_some(), "MC82 breaks E1");
+    // MC191: a row of permanent errors published as Failed one attempt late (E4 at the row's
+    // third denial; lease seed 3, the plan's AccessDenied). MC187: a quarantine answer that
+    // leaves a published Failed in place (E4 a millisecond after the answer).
+    assert!(caught_by_free_rules("lease", Mutant::MC191, "E4").is_some(), "MC191 breaks E4");
+    assert!(caught_by_free_rules_within("lease", Mutant::MC187, "E4", 30).is_some(), "MC187 breaks E4");
     // MC83 and MC84: a completer retry backoff without its floor (early) or its cap (late)
     // (V16 at the retry; completer seed 0 each).
     assert!(caught_by_free_rules("completer", Mutant::MC83, "V16").is_some(), "MC83 breaks V16");

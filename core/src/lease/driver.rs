@@ -180,6 +180,7 @@ impl<S: Store> Driver<S> {
             work_restart_max_us: us(restart_max),
             op_timeout_us: us(self.cfg.op_timeout),
             work_stop_timeout_us: us(self.cfg.work_stop_timeout),
+            permanent_attempts: self.permanent_attempts,
         });
         let mut errors = ErrorLog::default();
         let mut work: Option<Work> = None;
@@ -516,7 +517,7 @@ impl<S: Store> Driver<S> {
             }
             LeaseState::Lost { fence, reason } => observe::emit(LeaseEvent::Lost { lease, owner, fence, reason }),
             LeaseState::Released => observe::emit(LeaseEvent::Released { lease, owner }),
-            LeaseState::Awaiting => {}
+            LeaseState::Awaiting => observe::emit(LeaseEvent::Awaiting { lease, owner }),
         }
     }
 

@@ -137,6 +137,9 @@ impl Machine {
                 self.rng =
                     JitterRng(ChaCha8Rng::seed_from_u64(fnv1a(self.owner.as_bytes()) ^ incarnation.rotate_left(17)));
                 self.rotate_token();
+                if mutants::active(Mutant::MC188) {
+                    self.recovered(); // MC188: while still Starting, so a Failed is never left
+                }
                 // MC175: the first acquisition a poll after the time read, not at once.
                 let wait = if mutants::active(Mutant::MC175) { self.t.poll_interval } else { Duration::ZERO };
                 self.phase = Phase::Awaiting { next_attempt: now + wait };
@@ -156,14 +159,20 @@ impl Machine {
     fn on_error(&mut self, e: &StoreError) -> Duration {
         self.errors = self.errors.saturating_add(1);
         if e.is_transient() {
-            self.permanent = 0;
+            if !mutants::active(Mutant::MC189) {
+                self.permanent = 0; // MC189: the row of permanent errors survives a transient one
+            }
             return self.backoff().min(self.t.poll_interval);
         }
         self.permanent = self.permanent.saturating_add(1);
-        if self.permanent < self.t.permanent_attempts {
+        // MC191: one attempt late.
+        let row =
+            if mutants::active(Mutant::MC191) { self.t.permanent_attempts + 1 } else { self.t.permanent_attempts };
+        if self.permanent < row {
             return self.backoff().min(self.t.poll_interval);
         }
-        let holding = matches!(self.phase, Phase::Held { .. });
+        // MC190: published whatever the phase.
+        let holding = matches!(self.phase, Phase::Held { .. }) && !mutants::active(Mutant::MC190);
         if !holding && self.failed.as_ref() != Some(e) {
             self.failed = Some(e.clone());
             self.steps.push_back(Step::Publish(LeaseState::Failed { error: e.clone(), attempts: self.permanent }));
@@ -304,7 +313,11 @@ impl Machine {
                 self.phase = Phase::Awaiting { next_attempt: now + self.jitter(wait) };
             }
             Ok(Acquire::Quarantined { remaining_ms }) => {
-                self.recovered();
+                if mutants::active(Mutant::MC187) {
+                    self.errors = 0; // MC187: the backoff's count reset, the row and Failed left
+                } else {
+                    self.recovered();
+                }
                 let wait = self.t.poll_interval.min(Duration::from_millis(remaining_ms).max(self.t.retry_min));
                 // MC156: a whole poll, the quarantine's time left ignored.
                 let wait = if mutants::active(Mutant::MC156) { self.t.poll_interval } else { wait };
@@ -340,6 +353,7 @@ impl Machine {
                 // operator, a restore, garbage). Work fenced with ours may already be refused:
                 // step down, and release the new grant, which our token holds (else it blocks
                 // every node for a TTL).
+                self.recovered(); // the store answered: the row of errors ends
                 self.stale_tokens.push(self.token.clone());
                 self.step_down(fence, LostReason::Taken);
             }
@@ -351,6 +365,7 @@ impl Machine {
                 // have read it lost and stopped the work, so the owner steps down at that same
                 // deadline, as when no reply comes. Its token may hold the store's grant: it is
                 // released (the deadline step-down releases its token).
+                self.recovered();
                 self.step_down(fence, LostReason::Deadline);
             }
             Ok(Renew::Renewed { .. }) => {
@@ -368,9 +383,12 @@ impl Machine {
                 let next_renew = from + self.t.renew_interval;
                 self.phase = Phase::Held { fence, deadline: new_deadline, next_renew, work };
             }
-            // MC127: a refusal reported as the deadline's step-down.
-            Ok(Renew::NotHolder) if mutants::active(Mutant::MC127) => self.step_down(fence, LostReason::Deadline),
-            Ok(Renew::NotHolder) => self.step_down(fence, LostReason::Taken),
+            Ok(Renew::NotHolder) => {
+                self.recovered(); // an answer, if not the one hoped for: the row of errors ends
+                // MC127: a refusal reported as the deadline's step-down.
+                let reason = if mutants::active(Mutant::MC127) { LostReason::Deadline } else { LostReason::Taken };
+                self.step_down(fence, reason);
+            }
             Err(e) => {
                 // Within the deadline every error is retried quickly: the deadline bounds them all.
                 let _ = self.on_error(&e);
@@ -725,6 +743,40 @@ mod tests {
                 other => panic!("no Failed while held, got {other:?}"),
             }
         }
+    }
+
+    /// A refused renewal is the store's answer: it ends the row of errors before it. After three
+    /// denied renewals and a refusal, one denied acquisition is a row of one (no `Failed`), and
+    /// its retry backs off from `retry_min`, not from four errors.
+    #[test]
+    fn a_refused_renewal_ends_the_row_of_errors() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        held(&mut m, t0);
+        let denied = StoreError::Refused { reason: "NOPERM".into() };
+        let mut now = t0 + 300 * MS;
+        for _ in 0..3 {
+            let Step::Renew { .. } = m.poll(now) else { panic!("renews") };
+            m.on_renew(now, now, Err(denied.clone()));
+            let Step::Wait { until } = m.poll(now) else { panic!("waits") };
+            now = until;
+        }
+        let Step::Renew { .. } = m.poll(now) else { panic!("renews") };
+        m.on_renew(now, now, Ok(Renew::NotHolder));
+        assert_eq!(m.poll(now), Step::StopWork);
+        m.on_work_stopped(now);
+        let token = loop {
+            match m.poll(now) {
+                Step::Acquire { token } => break token,
+                Step::Wait { until } => now = until,
+                Step::Publish(LeaseState::Failed { .. }) => panic!("no Failed: no row of errors"),
+                _ => {}
+            }
+        };
+        assert_eq!(m.poll(now), Step::Acquire { token }, "the acquisition is due");
+        m.on_acquire(now, now, Err(denied));
+        let Step::Wait { until } = m.poll(now) else { panic!("a row of one waits, publishes nothing") };
+        assert!(until <= now + 10 * MS, "backs off from retry_min: {:?}", until - now);
     }
 
     #[test]

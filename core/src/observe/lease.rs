@@ -20,8 +20,9 @@ events! {
         /// that ends while held is restarted after a backoff from `work_restart_min_us` to
         /// `work_restart_max_us`, or (both 0) ends the grant (the work policy, S20). Every store
         /// call is cut at `op_timeout_us` (S22). A guarded work told to stop is aborted if it has
-        /// not returned `work_stop_timeout_us` later, never sooner (S24).
-        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64, ttl_us: u64, drift_margin_us: u64, error_log_us: u64, work_restart_min_us: u64, work_restart_max_us: u64, op_timeout_us: u64, work_stop_timeout_us: u64 } = "owner_started",
+        /// not returned `work_stop_timeout_us` later, never sooner (S24). `permanent_attempts`
+        /// permanent store errors in a row while not held are published as `Failed` (E4).
+        OwnerStarted { lease: Text<'a>, owner: Text<'a>, renew_us: u64, poll_us: u64, retry_min_us: u64, retry_max_us: u64, ttl_us: u64, drift_margin_us: u64, error_log_us: u64, work_restart_min_us: u64, work_restart_max_us: u64, op_timeout_us: u64, work_stop_timeout_us: u64, permanent_attempts: u32 } = "owner_started",
         /// An acquisition attempt was granted `fence` (`Held` follows); the owner believes in the
         /// grant for `belief_us` from now (its local deadline, less the reply's instant).
         Granted { lease: Text<'a>, owner: Text<'a>, fence: u64, took_us: u64, belief_us: u64 } = "granted",
@@ -43,6 +44,8 @@ events! {
         StoreRecovered { lease: Text<'a>, owner: Text<'a>, errors: u64 } = "store_recovered",
         /// Permanent store errors persisted for `attempts` attempts: published as `Failed`.
         Failed { lease: Text<'a>, owner: Text<'a>, attempts: u32, error: Text<'a> } = "failed",
+        /// The store answered normally after a published `Failed`: the state is `Awaiting` again.
+        Awaiting { lease: Text<'a>, owner: Text<'a> } = "awaiting",
         /// The guarded work ended by itself while the lease is held (returned, or panicked).
         WorkEnded { lease: Text<'a>, owner: Text<'a>, fence: u64, panic: Option<Text<'a>> } = "work_ended",
         /// The ended work starts again after a backoff (restart number `restarts` of this grant).
@@ -97,8 +100,9 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
             work_restart_max_us,
             op_timeout_us,
             work_stop_timeout_us,
+            permanent_attempts,
         } => {
-            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us, error_log_us, work_restart_min_us, work_restart_max_us, op_timeout_us, work_stop_timeout_us, kind = "owner_started", "lease owner started")
+            debug!(target: T, lease = %lease, owner = %owner, renew_us, poll_us, retry_min_us, retry_max_us, ttl_us, drift_margin_us, error_log_us, work_restart_min_us, work_restart_max_us, op_timeout_us, work_stop_timeout_us, permanent_attempts, kind = "owner_started", "lease owner started")
         }
         E::Granted { lease, owner, fence, took_us, belief_us } => {
             debug!(target: T, lease = %lease, owner = %owner, fence, took_us, belief_us, kind = "granted", "acquisition granted")
@@ -130,6 +134,9 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         }
         E::Failed { lease, owner, attempts, error } => {
             error!(target: T, lease = %lease, owner = %owner, attempts, kind = "failed", error = %error, "the store keeps refusing the lease with a permanent error")
+        }
+        E::Awaiting { lease, owner } => {
+            info!(target: T, lease = %lease, owner = %owner, kind = "awaiting", "the store answers again: awaiting the lease")
         }
         E::WorkEnded { lease, owner, fence, panic: None } => {
             warn!(target: T, lease = %lease, owner = %owner, fence, panicked = false, kind = "work_ended", "guarded work returned while the lease is held")

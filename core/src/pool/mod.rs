@@ -294,7 +294,8 @@ impl<S: Store> Pool<S> {
             let now = self.clock.now();
             let waited = now.saturating_duration_since(started);
             let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
-            let permanent = !e.is_transient();
+            // MC192: a start that retries every error until its timeout, permanent ones too.
+            let permanent = !e.is_transient() && !crate::mutants::active(crate::mutants::Mutant::MC192);
             if permanent || now >= deadline {
                 observe::emit(PoolEvent::StartFailed {
                     pool: (&cfg.name).into(),

@@ -266,6 +266,7 @@ const GOALS: &[&str] = &[
     "stale_fence_rejected",
     "renewed_under_reply_delay",
     "renewed_under_asymmetric_latency",
+    "failed_then_awaiting",
 ];
 
 /// The historical bugs this scenario must catch.
@@ -322,6 +323,11 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC175,
     Mutant::MC177,
     Mutant::MC178,
+    Mutant::MC187,
+    Mutant::MC188,
+    Mutant::MC189,
+    Mutant::MC190,
+    Mutant::MC191,
 ];
 
 impl LeaseScenario {
@@ -339,7 +345,14 @@ impl LeaseScenario {
         let drift_bound = self.config("x").map_or(0.1, |c| c.drift_bound());
         PlanSpec {
             nodes: self.nodes,
-            kinds: FaultKind::ALL.iter().copied().filter(|k| *k != FaultKind::FeedDisconnect).collect(),
+            // Every kind but feed disconnects (the lease has no feed), and the permanent errors
+            // of an operator's ACL change (E4).
+            kinds: FaultKind::ALL
+                .iter()
+                .chain(&FaultKind::PERMANENT)
+                .copied()
+                .filter(|k| *k != FaultKind::FeedDisconnect)
+                .collect(),
             window_ms: self.window_ms,
             unit_ms: self.ttl_ms,
             drift_bound,
@@ -421,6 +434,8 @@ impl LeaseScenario {
         v.extend(keel_checks::lease_beliefs_keep_their_margin(events));
         // E2: a recovery from store errors is reported only after errors.
         v.extend(keel_checks::lease_recoveries_follow_errors(events));
+        // E4: permanent errors are published as Failed, and Failed is left, when the contract says.
+        v.extend(keel_checks::lease_failures_follow_permanent_errors(events));
         // E3: error summaries count exactly and keep their pace.
         v.extend(crate::keel_rules::lease_error_summaries(run));
         // S18: each step-down names its cause.
@@ -500,6 +515,10 @@ impl LeaseScenario {
                     }
                     LeaseEvent::Renewed { .. } if failed_renew.remove(&e.node) => {
                         c.insert("renew_retried_then_succeeded");
+                    }
+                    // A denial published as Failed, and left when the store served the node again.
+                    LeaseEvent::Awaiting { .. } => {
+                        c.insert("failed_then_awaiting");
                     }
                     _ => {}
                 }

@@ -215,6 +215,7 @@ mod tests {
             work_restart_max_us: 0,
             op_timeout_us: 250_000,
             work_stop_timeout_us: 1_000_000,
+            permanent_attempts: 3,
         };
         vec![
             at(0, Who::Node(3), WorldEv::NodeStart {}),

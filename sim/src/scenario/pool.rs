@@ -376,6 +376,7 @@ impl PoolScenario {
             // so a later fence did not stop it (P2); runs are now matched by their own number.
             kinds: FaultKind::ALL
                 .iter()
+                .chain(&FaultKind::PERMANENT)
                 .copied()
                 .filter(|k| match k {
                     FaultKind::StoreDataLoss => self.data_loss,
@@ -408,9 +409,16 @@ impl PoolScenario {
                 };
                 let store = ctx.store().await;
                 let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
-                let Ok(node) = Pool::new(store.clone(), cfg).with_clock(clock).with_parent(&ctx.shutdown).start().await
-                else {
-                    return;
+                // A start that fails (the store denies the node, or stays away past the start
+                // timeout) is tried again a second later, as an orchestrator restarts a process
+                // whose start failed; keel says why in its `start_failed` (E5 judges it).
+                let node = loop {
+                    let pool = Pool::new(store.clone(), cfg.clone()).with_clock(clock.clone());
+                    match pool.with_parent(&ctx.shutdown).start().await {
+                        Ok(node) => break node,
+                        Err(_) if !ctx.shutdown.is_cancelled() => ctx.clock.sleep(Duration::from_secs(1)).await,
+                        Err(_) => return,
+                    }
                 };
                 let node = Arc::new(node);
                 if this.feed {
@@ -478,6 +486,8 @@ impl PoolScenario {
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
+        // E5: a start ends at its first permanent error (the plan's AccessDenied).
+        v.extend(keel_checks::pool_starts_end_at_a_permanent_error(events));
         v.extend(crate::keel_rules::reseed_rules(events));
         v.extend(self.check_ack_grace(events));
         v.extend(self.check_audits(events, heal_us, end_us));
@@ -637,6 +647,7 @@ impl PoolScenario {
             Mutant::MC180,
             Mutant::MC181,
             Mutant::MC182,
+            Mutant::MC192,
         ]
     }
 }
@@ -875,7 +886,8 @@ fn disturbances(events: &[Event], heal_us: u64) -> Vec<Span> {
             | WorldEv::ReplyLoss { ms, .. }
             | WorldEv::ReplyDelay { ms, .. }
             | WorldEv::NodeLatency { ms, .. }
-            | WorldEv::Partition { ms, .. } => out.push(lasting(*ms)),
+            | WorldEv::Partition { ms, .. }
+            | WorldEv::AccessDenied { ms, .. } => out.push(lasting(*ms)),
             WorldEv::FeedDisconnect {} | WorldEv::Heal {} => out.push(Span { start: t, end: t + 500_000 }),
             WorldEv::StoreCrash { .. } => {
                 since.insert(Who::Store, t);

@@ -123,7 +123,9 @@ fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option<Who>, Span
             | WorldEv::LatencySpike { ms, .. }
             | WorldEv::ReplyLoss { ms, .. }
             | WorldEv::ReplyDelay { ms, .. } => out.push((None, settled(t, t + ms * 1000))),
-            WorldEv::NodeLatency { node, ms, .. } => out.push((Some(*node), settled(t, t + ms * 1000))),
+            WorldEv::NodeLatency { node, ms, .. } | WorldEv::AccessDenied { node, ms } => {
+                out.push((Some(*node), settled(t, t + ms * 1000)))
+            }
             WorldEv::FeedDisconnect {} => out.push((None, settled(t, t))),
             WorldEv::StoreCrash { .. } => store_down = Some(store_down.unwrap_or(t)),
             WorldEv::StoreRestart {} => out.push((None, settled(store_down.take().unwrap_or(t), t))),
