@@ -416,7 +416,8 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// A simulation called `name` (it names the run in reports and replay lines), with keel's
     /// defaults: 3 nodes, every fault kind but data loss, whole or rolled back (partitions and
     /// latency between nodes included; add [`FaultKind::StoreRollback`] with [`Sim::faults`] to
-    /// check a service against a Redis with `appendfsync everysec`), a 20 s fault window, a 1 s unit (a
+    /// check a service against a Redis with `appendfsync everysec`, and [`FaultKind::AccessDenied`]
+    /// to check what it does when the store refuses it for good), a 20 s fault window, a 1 s unit (a
     /// lease TTL or a worker TTL), clocks within a 10 % drift bound, 10 s to settle after the
     /// heal.
     pub fn new(name: &str) -> Self {

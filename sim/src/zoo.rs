@@ -1259,7 +1259,7 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MC192,
         lineage: "checker proof: a pool start retries a permanent store error until its timeout",
-        scenario: "pool",
+        scenario: "poolfeed",
         budget: 100,
     },
     Entry {

@@ -374,6 +374,9 @@ impl PoolScenario {
             // acknowledged write, so StoreRollback is out too (docs/operations.md). NodeLatency found a pool bug (seed 135 of
             // 0..200): an abandoned run's end untracked the re-delivered run of the same attempt,
             // so a later fence did not stop it (P2); runs are now matched by their own number.
+            // The completion-feed variant also meets an operator's ACL change (`AccessDenied`: a
+            // node's start must fail at once, E5); the plain pool's schedules stay as they were,
+            // so its rarer mutants keep their seeds.
             kinds: FaultKind::ALL
                 .iter()
                 .chain(&FaultKind::PERMANENT)
@@ -381,6 +384,7 @@ impl PoolScenario {
                 .filter(|k| match k {
                     FaultKind::StoreDataLoss => self.data_loss,
                     FaultKind::StoreRollback => false,
+                    FaultKind::AccessDenied => self.feed,
                     _ => true,
                 })
                 .collect(),
@@ -486,7 +490,7 @@ impl PoolScenario {
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
-        // E5: a start ends at its first permanent error (the plan's AccessDenied).
+        // E5: a start ends at its first permanent error (the plan's AccessDenied, in poolfeed).
         v.extend(keel_checks::pool_starts_end_at_a_permanent_error(events));
         v.extend(crate::keel_rules::reseed_rules(events));
         v.extend(self.check_ack_grace(events));
@@ -577,7 +581,7 @@ impl PoolScenario {
             return &[Mutant::MC114];
         }
         if self.feed {
-            return &[Mutant::MC27, Mutant::MC57, Mutant::MC160];
+            return &[Mutant::MC27, Mutant::MC57, Mutant::MC160, Mutant::MC192];
         }
         &[
             Mutant::MP4,
@@ -647,7 +651,6 @@ impl PoolScenario {
             Mutant::MC180,
             Mutant::MC181,
             Mutant::MC182,
-            Mutant::MC192,
         ]
     }
 }
