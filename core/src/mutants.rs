@@ -919,6 +919,10 @@ pub enum Mutant {
     /// A pool start that retries every store error until its start timeout, permanent ones too:
     /// a node denied by the store's ACL spends its whole timeout before it says so.
     MC192,
+    /// A watch's `wait_for` that looks at the close before the value: the last value sent just
+    /// before the sender dropped is missed, so a worker handle's `join`/`stop` says `Panicked` for
+    /// a worker that stopped (blind-spot hunt, round 21, #41: no scenario read the handle's exit).
+    MC193,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

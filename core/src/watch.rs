@@ -187,6 +187,11 @@ impl<T> Receiver<T> {
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             self.seen = self.shared.version.load(Ordering::SeqCst);
+            // MC193: the close looked at before the value: a last value sent just before the
+            // sender dropped is missed.
+            if crate::mutants::active(crate::mutants::Mutant::MC193) && self.shared.closed.load(Ordering::SeqCst) {
+                return Err(Closed);
+            }
             {
                 let value = self.shared.read(); // scoped: never held across the await below
                 if ready(&value) {

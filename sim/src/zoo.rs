@@ -1263,6 +1263,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC193,
+        lineage: "checker proof (blind-spot hunt, round 21, #41): a watch's wait_for misses the last value before the close: a worker handle reports Panicked for a stopped worker",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

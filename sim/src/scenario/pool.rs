@@ -73,7 +73,7 @@ events! {
     }
 }
 
-fn rec(e: &Event) -> Option<&Rec> {
+pub(super) fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
         Some(AppEv::Pool(r)) => Some(r),
         _ => None,
@@ -490,6 +490,8 @@ impl PoolScenario {
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
+        // P47: a worker handle's join returns the exit its slot ended with.
+        v.extend(super::pool_handles::handles_report_their_slot_exit(events));
         // E5: a start ends at its first permanent error (the plan's AccessDenied, in poolfeed).
         v.extend(keel_checks::pool_starts_end_at_a_permanent_error(events));
         v.extend(crate::keel_rules::reseed_rules(events));
@@ -651,6 +653,7 @@ impl PoolScenario {
             Mutant::MC180,
             Mutant::MC181,
             Mutant::MC182,
+            Mutant::MC193,
         ]
     }
 }
