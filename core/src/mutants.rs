@@ -923,6 +923,10 @@ pub enum Mutant {
     /// before the sender dropped is missed, so a worker handle's `join`/`stop` says `Panicked` for
     /// a worker that stopped (blind-spot hunt, round 21, #41: no scenario read the handle's exit).
     MC193,
+    /// Dispatch's store-time estimate aged from its read's send, not its reply: every decision
+    /// is stamped ahead of the store by the read's latency, pending deadlines included
+    /// (blind-spot hunt, round 21, #3: P28 judged the estimate only against itself).
+    MC194,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

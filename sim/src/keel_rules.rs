@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -101,6 +101,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::cleanup_locks_keep_their_ttl(run.events));
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
+    v.extend(crate::scenario::pool_stamps::stamps_never_lead_the_store(run));
     v.extend(pool_owners::check(events));
     v.extend(keel_checks::worker_ids_name_one_incarnation(events));
     v.extend(keel_checks::superseded_runs_are_stopped(events));

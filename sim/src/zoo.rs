@@ -1269,6 +1269,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC194,
+        lineage: "checker proof (blind-spot hunt, round 21, #3): dispatch's store-time estimate aged from its read's send: decisions stamped ahead of the store",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

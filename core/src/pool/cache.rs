@@ -187,8 +187,12 @@ impl<S: Store> Core<S> {
         if let Some(t) = lock(&self.cache).now_ms(self.clock.now(), self.hint_age_max()) {
             return Ok(t);
         }
+        let sent = self.clock.now();
         let t = self.op("time", self.store.time_ms()).await?;
-        lock(&self.cache).note_time(t, self.clock.now());
+        // MC194: the read's local instant taken at its send: the estimate leads the store by
+        // the read's latency.
+        let at = if crate::mutants::active(crate::mutants::Mutant::MC194) { sent } else { self.clock.now() };
+        lock(&self.cache).note_time(t, at);
         Ok(t)
     }
 
@@ -218,9 +222,10 @@ impl<S: Store> Core<S> {
             return Ok((ka, lock(&self.cache).raised(t, ms(age_max)), true));
         }
         let reads = [Read::Snapshot { map: self.maps.keepalive.clone() }, Read::Time];
+        let sent = self.clock.now();
         let mut out = ReadOuts::new(self.op("reads", self.store.reads(&reads)).await?);
         let (keepalive, now_ms) = (out.snapshot()?.entries, out.time()?);
-        let at = self.clock.now();
+        let at = if crate::mutants::active(crate::mutants::Mutant::MC194) { sent } else { self.clock.now() };
         self.note_view_read(&keepalive, now_ms, at);
         Ok((Arc::new(keepalive), now_ms, true))
     }

@@ -30,6 +30,7 @@ pub mod pool_handles;
 pub mod pool_keepalive;
 pub mod pool_owners;
 pub mod pool_picks;
+pub mod pool_stamps;
 pub mod pool_stop_bound;
 pub mod pool_stopping;
 pub mod pool_table;

@@ -654,6 +654,7 @@ impl PoolScenario {
             Mutant::MC181,
             Mutant::MC182,
             Mutant::MC193,
+            Mutant::MC194,
         ]
     }
 }
