@@ -927,6 +927,11 @@ pub enum Mutant {
     /// is stamped ahead of the store by the read's latency, pending deadlines included
     /// (blind-spot hunt, round 21, #3: P28 judged the estimate only against itself).
     MC194,
+    /// A lease handle's `state()` that reads every grant ended before the owner published it as
+    /// `Lost { Deadline }`, whatever the step-down's reason: an application told its lease
+    /// expired when it was taken, or when its own work ended (blind-spot hunt, round 21, #19:
+    /// the scenario recorded only whether the handle read held).
+    MC195,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

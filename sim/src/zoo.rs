@@ -1275,6 +1275,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC195,
+        lineage: "checker proof (blind-spot hunt, round 21, #19): a lease handle reads Lost { Deadline } for a grant stepped down for another reason",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

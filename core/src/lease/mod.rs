@@ -346,7 +346,9 @@ impl LeaseHandle {
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner());
         match grant.as_ref() {
             Some(v) if v.fence() == fence && !v.is_valid() => {
-                LeaseState::Lost { fence, reason: v.lost_for().unwrap_or(LostReason::Deadline) }
+                // MC195: the step-down's reason not read: every grant ended early reads Deadline.
+                let noted = if crate::mutants::active(crate::mutants::Mutant::MC195) { None } else { v.lost_for() };
+                LeaseState::Lost { fence, reason: noted.unwrap_or(LostReason::Deadline) }
             }
             _ => s,
         }

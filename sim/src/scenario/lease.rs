@@ -48,7 +48,7 @@ events! {
         /// `LeaseHandle::held()` returned `fence` (0: an error, the owner ended).
         HeldReturned { fence: u64 } = "held_returned",
         /// `LeaseHandle::state()` read `Held` of `fence` (`held`), or not.
-        StateRead { held: bool, fence: u64 } = "state_read",
+        StateRead { held: bool, fence: u64, lost_fence: u64, lost_reason: String } = "state_read",
     }
 }
 
@@ -242,7 +242,11 @@ async fn read_handle(ctx: &NodeCtx, handle: &LeaseHandle) {
             ctx.clock.sleep(pause).await;
             let state = handle.state();
             let held = matches!(state, LeaseState::Held { .. });
-            ctx.record(Rec::StateRead { held, fence: state.fence().unwrap_or(0) });
+            let (lost_fence, lost_reason) = match state {
+                LeaseState::Lost { fence, reason } => (fence, format!("{reason:?}")),
+                _ => (0, String::new()),
+            };
+            ctx.record(Rec::StateRead { held, fence: state.fence().unwrap_or(0), lost_fence, lost_reason });
             if !held {
                 break;
             }
@@ -328,6 +332,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC189,
     Mutant::MC190,
     Mutant::MC191,
+    Mutant::MC195,
 ];
 
 impl LeaseScenario {

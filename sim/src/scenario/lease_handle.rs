@@ -15,6 +15,11 @@
 //!   2 ms of running time (frozen time not counted), unless the belief ends first: a handle that
 //!   misses its owner's grant leaves the application waiting while the lease sits held.
 //!
+//! - a `state()` that reads `Lost` of a fence names the reason the owner steps down from it for
+//!   (its `lost` event, before or after the read: the handle reads `Lost` while the work stops):
+//!   an application that reads `Deadline` for a grant taken away restarts against the wrong
+//!   cause (the blind-spot hunt's round 21 #19, MC195).
+//!
 //! A node's crash or restart ends its judging; a graceful stop ends the judging of `held()`
 //! awaits only: the application reads `state()` on through the stop while it says held, and the
 //! owner's own `stopping` and `stepping_down` end its belief (MC178: a handle that reads `Held`
@@ -47,6 +52,9 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
         }
     };
     let deadline = |n: Who, t: u64| reach(t, HELD_RETURNS_US, &run.timeline.frozen(n).collect::<Vec<_>>());
+    // (node, fence) → the reason its owner's `lost` gave, and → a `Lost` read before it: (when, reason read)
+    let mut lost: BTreeMap<(Who, u64), String> = BTreeMap::new();
+    let mut lost_read: BTreeMap<(Who, u64), (u64, String)> = BTreeMap::new();
     for e in run.events {
         let n = e.node;
         if let Some(&(fence, by)) = due.get(&n)
@@ -60,6 +68,34 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                     "{n}: its owner believes in fence {fence}, and the application's held() has not returned {HELD_RETURNS_US} µs later"
                 ),
             );
+        }
+        if let Some(LeaseEvent::Lost { fence, reason, .. }) = e.lease() {
+            let reason = format!("{reason:?}");
+            if let Some((t, read)) = lost_read.remove(&(n, *fence))
+                && read != reason
+            {
+                say(
+                    t,
+                    format!("{n}: state() read Lost of fence {fence} for {read}, and the owner lost it for {reason}"),
+                );
+            }
+            lost.insert((n, *fence), reason);
+        }
+        if let Some(Rec::StateRead { lost_fence, lost_reason, .. }) = rec(e)
+            && *lost_fence != 0
+        {
+            match lost.get(&(n, *lost_fence)) {
+                Some(reason) if reason != lost_reason => say(
+                    e.t_us,
+                    format!(
+                        "{n}: state() read Lost of fence {lost_fence} for {lost_reason}, and the owner lost it for {reason}"
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    lost_read.insert((n, *lost_fence), (e.t_us, lost_reason.clone()));
+                }
+            }
         }
         match (e.lease(), e.world(), rec(e)) {
             (Some(LeaseEvent::Held { fence, .. }), ..) => {
@@ -82,6 +118,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 due.remove(&n);
             }
             (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
+                lost_read.retain(|k, _| k.0 != n);
                 belief.remove(&n);
                 awaiting.remove(&n);
                 due.remove(&n);
@@ -111,7 +148,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                     _ => {}
                 }
             }
-            (.., Some(Rec::StateRead { held: true, fence })) if belief.get(&n) != Some(fence) => say(
+            (.., Some(Rec::StateRead { held: true, fence, .. })) if belief.get(&n) != Some(fence) => say(
                 e.t_us,
                 format!(
                     "{n}: state() read Held of fence {fence} while its owner believes in {}",
