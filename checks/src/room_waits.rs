@@ -7,7 +7,8 @@
 //! event channel closes at the same instant, `events_closed`) nothing will make room again, so
 //! every producer still waiting must return at once, refused: within the clocks' late slack of
 //! running time after the close (frozen time not counted), and with `closed`, never `accepted`
-//! (nothing is accepted after the close), and no producer begins a wait in a closed run. A close
+//! (nothing is accepted after the close: nor reported `accepted` by the producer's call), and no
+//! producer begins a wait in a closed run. A close
 //! that does not wake them (blind-spot hunt round 14, #4, MC115) leaves a producer parked on a
 //! full backlog forever: a worker that never finishes its last job and never hands it back. The
 //! wait is judged at the first event after its deadline (or at the history's end). A node's
@@ -118,6 +119,23 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
                     ));
                 }
             }
+            // A completion handed over is `accepted` only if the intake took it: a closed run
+            // takes none (the blind-spot hunt's round 21 #40, MC196: the event emitted before the
+            // push's result was looked at tells the operator of a completion that was refused).
+            Some(CompleterEvent::Accepted { completer, run, .. }) => {
+                let key = (node.clone(), plain(completer).to_owned(), *run);
+                if let Some(&at) = closed.get(&key) {
+                    v.push(Violation::new(
+                        "V20",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: a completion was reported accepted after the run closed at {:.3}s: a closed run accepts nothing",
+                            key.1,
+                            at as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
             Some(CompleterEvent::EventsClosed { completer, run, .. }) => {
                 let key = (node.clone(), plain(completer).to_owned(), *run);
                 let hs = holes.entry(node.clone()).or_insert_with(|| (clocks.frozen)(node));
@@ -212,6 +230,10 @@ mod tests {
         );
         assert_eq!(judge(&[begun(10, "p"), closed(30)]), [("V20", 1_000)]);
         assert_eq!(judge(&[begun(10, "p"), closed(30), ended(31, "p", "accepted")]), [("V20", 31)]);
+        // A completion reported accepted by a closed run (MC196) is V20 at the report.
+        let accepted =
+            |t_ms: u64| at(t_ms, CompleterEvent::Accepted { completer: "c".into(), run: 1, backlog: 1, queued: 1 });
+        assert_eq!(judge(&[accepted(10), closed(30), accepted(31)]), [("V20", 31)]);
         assert_eq!(judge(&[closed(30), begun(31, "p"), ended(31, "p", "closed")]), [("V20", 31)]);
         let crash = Ev(31_000, "n1", None, Some(Fact::NodeCrash));
         assert_eq!(judge(&[begun(10, "p"), closed(30), crash, other(500)]), []);

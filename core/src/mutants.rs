@@ -932,6 +932,10 @@ pub enum Mutant {
     /// expired when it was taken, or when its own work ended (blind-spot hunt, round 21, #19:
     /// the scenario recorded only whether the handle read held).
     MC195,
+    /// A producer's `complete` that reports its completion `accepted` before it looks at the
+    /// push's result: a closed run's refusal is logged and counted as an acceptance
+    /// (blind-spot hunt, round 21, #40: no rule read `accepted` against the run's close).
+    MC196,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

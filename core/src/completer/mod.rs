@@ -455,14 +455,17 @@ impl Producer {
         let r = self.intake.push(c, || wait.begin()).await;
         wait.outcome = if r.is_ok() { "accepted" } else { "closed" };
         drop(wait);
-        r?;
+        // MC196: the acceptance reported before the push's result is looked at.
+        if r.is_err() && !crate::mutants::active(crate::mutants::Mutant::MC196) {
+            return r;
+        }
         observe::emit(CompleterEvent::Accepted {
             completer: (&self.completer).into(),
             run: self.run,
             backlog: self.intake.backlog(),
             queued: self.intake.queued(),
         });
-        Ok(())
+        r
     }
 
     /// Hand over a completion if there is room now.

@@ -883,6 +883,7 @@ impl CompleterScenario {
             Mutant::MC172,
             Mutant::MC173,
             Mutant::MC179,
+            Mutant::MC196,
         ]
     }
 }
