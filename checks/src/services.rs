@@ -241,6 +241,23 @@ pub fn group_starts<E: Entry>(events: &[E]) -> Vec<Violation> {
                     }
                 }
             }
+            // And one after the other: a service's stop begins once every service it started
+            // declared before it has exited (the blind-spot hunt's round 21 #38, MC197: a
+            // rollback that stops them all at once, the completer draining while its producers
+            // still run).
+            LifecycleEvent::StopBegun { service, .. } => {
+                let name = plain(service);
+                for s in node.starts.iter().filter(|s| s.failed.is_some() && s.ran.contains(&name)) {
+                    let Some(at) = s.services.iter().position(|n| *n == name) else { continue };
+                    for earlier in s.services[..at].iter().filter(|n| s.ran.contains(*n)) {
+                        if let Some(r) = node.runs.going(earlier) {
+                            fire(format!(
+                                "a failed group start began stopping {name} while {earlier} (declared before it, run {r}) still ran: each stop waits for the one before"
+                            ));
+                        }
+                    }
+                }
+            }
             LifecycleEvent::GroupStartBegun { services } => node.starts.push(Start {
                 services: services.iter().map(plain).collect(),
                 done: 0,
@@ -438,6 +455,17 @@ mod tests {
         // Reported ok with a service never started.
         let short = [begun(1), ok(2, subs), ok(3, comp), ended(4, true)];
         assert_eq!(crate::test_entry::at_ms(&group_starts(&short)), [("V19", 4)]);
+        // Stops begun all at once (MC197): the subscription manager's stop begins while the
+        // completer declared before it still runs.
+        let stop_begun = |t_ms: u64, service: &'static str| {
+            group(t_ms, LifecycleEvent::StopBegun { service: service.into(), run: 1 })
+        };
+        let mut at_once = stopped.to_vec();
+        at_once.insert(6, stop_begun(4, comp));
+        at_once.insert(7, stop_begun(4, subs));
+        let v = group_starts(&at_once);
+        assert_eq!(crate::test_entry::at_ms(&v), [("V19", 4)], "{v:?}");
+        assert!(v[0].detail.contains("began stopping subscriptions:jobs while completer:jobs"), "{}", v[0].detail);
         // A crash forgets the group's start.
         let crash = Ev(4000, "n1", None, Some(Fact::NodeCrash));
         assert!(group_starts(&[begun(1), started(2, subs, 1), ok(2, subs), crash, ended(5, false)]).is_empty());

@@ -936,6 +936,10 @@ pub enum Mutant {
     /// push's result: a closed run's refusal is logged and counted as an acceptance
     /// (blind-spot hunt, round 21, #40: no rule read `accepted` against the run's close).
     MC196,
+    /// A failed group start that stops the services it started all at once, not one after the
+    /// other in stop order: a completer drains while the producers that feed it still run
+    /// (blind-spot hunt, round 21, #38: V19 judged the order of the exits only).
+    MC197,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1287,6 +1287,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC197,
+        lineage: "checker proof (blind-spot hunt, round 21, #38): a failed group start stops what it started all at once",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

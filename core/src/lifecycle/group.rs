@@ -88,6 +88,11 @@ impl ServiceGroup {
                 // MC146: stopped in start order (the reverse of stop order).
                 let reversed = mutants::active(Mutant::MC146);
                 let order: Vec<_> = if reversed { started.iter().rev().collect() } else { started.iter().collect() };
+                if mutants::active(Mutant::MC197) {
+                    // MC197: the rollback's stops all at once.
+                    let _ = join_all(order.into_iter().map(|s| s.stop())).await;
+                    return Err(e);
+                }
                 for started in order {
                     let _ = started.stop().await;
                 }

@@ -884,6 +884,7 @@ impl CompleterScenario {
             Mutant::MC173,
             Mutant::MC179,
             Mutant::MC196,
+            Mutant::MC197,
         ]
     }
 }
