@@ -192,6 +192,38 @@ pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
     t.as_plain().unwrap_or_default()
 }
 
+/// The lease and owner a lease event is about (every lease event names both).
+pub(crate) fn lease_owner<'a>(ev: &'a observe::LeaseEvent<'static>) -> (&'a str, &'a str) {
+    use observe::LeaseEvent as L;
+    let (L::OwnerStarted { lease, owner, .. }
+    | L::Granted { lease, owner, .. }
+    | L::AcquireRefused { lease, owner, .. }
+    | L::Quarantined { lease, owner, .. }
+    | L::AcquireFailed { lease, owner, .. }
+    | L::TimeFailed { lease, owner, .. }
+    | L::TimeRead { lease, owner, .. }
+    | L::StoreErrors { lease, owner, .. }
+    | L::StoreRecovered { lease, owner, .. }
+    | L::Failed { lease, owner, .. }
+    | L::Awaiting { lease, owner }
+    | L::WorkEnded { lease, owner, .. }
+    | L::WorkRestarting { lease, owner, .. }
+    | L::WorkRestarted { lease, owner, .. }
+    | L::Renewed { lease, owner, .. }
+    | L::RenewFailed { lease, owner, .. }
+    | L::WorkStarted { lease, owner, .. }
+    | L::SteppingDown { lease, owner, .. }
+    | L::WorkStopped { lease, owner, .. }
+    | L::Crashed { lease, owner, .. }
+    | L::Held { lease, owner, .. }
+    | L::Lost { lease, owner, .. }
+    | L::Released { lease, owner }
+    | L::RenewRefused { lease, owner, .. }
+    | L::ReleaseEnded { lease, owner, .. }
+    | L::Stopping { lease, owner }) = ev;
+    (plain(lease), plain(owner))
+}
+
 /// A minimal history entry for the rules' unit tests: (µs, node, keel event or fact).
 #[cfg(test)]
 mod test_entry {

@@ -84,7 +84,7 @@ pub fn lease_failures_follow_permanent_errors<E: Entry>(events: &[E]) -> Vec<Vio
             continue;
         }
         let Some(ev) = e.lease() else { continue };
-        let Some((lease, owner)) = names(ev) else { continue };
+        let (lease, owner) = crate::lease_owner(ev);
         let key = (node.clone(), lease, owner);
         if let LeaseEvent::OwnerStarted { permanent_attempts, .. } = ev {
             owners.insert(key, Owner { attempts: *permanent_attempts, ..Owner::default() });
@@ -198,31 +198,6 @@ pub fn pool_starts_end_at_a_permanent_error<E: Entry>(events: &[E]) -> Vec<Viola
         }
     }
     v
-}
-
-/// The lease and owner an event is about, for the events E4 reads.
-fn names<'a>(ev: &'a LeaseEvent<'static>) -> Option<(&'a str, &'a str)> {
-    match ev {
-        LeaseEvent::OwnerStarted { lease, owner, .. }
-        | LeaseEvent::AcquireFailed { lease, owner, .. }
-        | LeaseEvent::TimeFailed { lease, owner, .. }
-        | LeaseEvent::RenewFailed { lease, owner, .. }
-        | LeaseEvent::Failed { lease, owner, .. }
-        | LeaseEvent::Granted { lease, owner, .. }
-        | LeaseEvent::AcquireRefused { lease, owner, .. }
-        | LeaseEvent::Quarantined { lease, owner, .. }
-        | LeaseEvent::TimeRead { lease, owner, .. }
-        | LeaseEvent::Renewed { lease, owner, .. }
-        | LeaseEvent::RenewRefused { lease, owner, .. }
-        | LeaseEvent::Awaiting { lease, owner }
-        | LeaseEvent::Held { lease, owner, .. }
-        | LeaseEvent::SteppingDown { lease, owner, .. }
-        | LeaseEvent::Lost { lease, owner, .. }
-        | LeaseEvent::Released { lease, owner }
-        | LeaseEvent::Stopping { lease, owner }
-        | LeaseEvent::Crashed { lease, owner, .. } => Some((plain(lease), plain(owner))),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
