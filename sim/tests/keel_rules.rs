@@ -148,6 +148,26 @@ fn a_lease_led_service_under_store_roll_backs_keeps_one_leader_and_mc29_breaks_i
     }
 }
 
+#[test]
+fn a_lease_led_service_denied_by_its_store_says_so_and_mc191_breaks_e4() {
+    // Opted in: an operator revokes a node's ACL for a while and gives it back (`NOPERM`). keel's
+    // lease publishes `Failed` after `permanent_attempts` denials in a row and leaves it at the
+    // store's next answer; E4, a free rule, judges both on the user's own service.
+    let sim = Sim::new("leader")
+        .nodes(3)
+        .faults(&[FaultKind::AccessDenied, FaultKind::ReplyLoss])
+        .window(Duration::from_secs(10))
+        .settle(Duration::from_secs(5))
+        .node(leader_node);
+    // MC191: `Failed` published one denial late.
+    let seed = first_breaking(&sim, 0..30, Some(Mutant::MC191), "E4").expect("MC191 publishes Failed late");
+    eprintln!("MC191: seed {seed} broke E4");
+    for s in 0..20 {
+        let out = sim.run(s);
+        assert!(out.passed(), "unmutated, seed {s} passes: {:?}", out.violations);
+    }
+}
+
 /// The free rules over a finished run of a built-in scenario.
 fn free_rules(out: &keel_sim::runner::RunOutcome) -> Vec<keel_sim::check::Violation> {
     let end_us = u64::try_from(out.sim_time.as_micros()).unwrap_or(u64::MAX);
