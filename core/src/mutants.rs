@@ -940,6 +940,18 @@ pub enum Mutant {
     /// other in stop order: a completer drains while the producers that feed it still run
     /// (blind-spot hunt, round 21, #38: V19 judged the order of the exits only).
     MC197,
+    /// The pool's change-feed watches (the router's on the job map, the follower's on the
+    /// keep-alive map) opened without the op timeout: a watch request stuck behind a slow link
+    /// holds the task until the store's own client gives up, or for good (found by E6 on
+    /// unmutated keel when the simulated client stopped cutting calls at the op timeout).
+    MC198,
+    /// A worker whose fence fires during a beat stops its runs without polling the beat: the
+    /// beat's calls wait out the stop's grace unpolled, past their op timeout, and the worker
+    /// judges a reply seconds old (found by E6 on unmutated keel, as MC198).
+    MC199,
+    /// A completer write attempt outside a drain not cut at the op timeout: it waits as long as
+    /// the store's client does (E6: the harness's client cuts only at four op timeouts).
+    MC200,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

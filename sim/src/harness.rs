@@ -477,7 +477,12 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
         self
     }
 
-    /// The simulated store client's operation timeout.
+    /// The longest a store call of the service may take (500 ms unless set): set it to the
+    /// longest `op_timeout` of the keel parts the service runs (and of its own store calls).
+    /// E6 judges every call against it, on the calling node's clock. The simulated client gives
+    /// up on a call by itself only after [`CLIENT_TIMEOUT_FACTOR`](crate::net::CLIENT_TIMEOUT_FACTOR)
+    /// of them (a generous socket timeout), so a call the service does not bound is seen, not
+    /// cut; a caller that drops a call after half of it gives up its connection.
     pub fn op_timeout(mut self, d: Duration) -> Self {
         self.op_timeout = d;
         self
@@ -825,6 +830,8 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         if self.main.is_none() {
             v.push(Violation::new("sim", 0, "no node program: call Sim::node"));
         }
+        // E6 judges the simulated client's calls, the service's own as well as keel's.
+        v.extend(crate::keel_rules::calls_end_by_the_op_timeout(view));
         if self.keel_rules {
             v.extend(crate::keel_rules::free_rules(view));
         }

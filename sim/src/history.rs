@@ -115,6 +115,10 @@ events! {
         /// The node's workload was told to stall one of its consumers (it stops reading until
         /// the workload's current unit of work ends).
         ConsumerStall {} = "consumer_stall",
+        /// A store call of this node went on past the op timeout (`bound_us`) the run declares:
+        /// `took_us` from its send to its end (reply, the client's own timeout at
+        /// `CLIENT_TIMEOUT_FACTOR` op timeouts, or its caller dropping it). E6 judges it.
+        CallOverran { op: String, took_us: u64, bound_us: u64 } = "call_overran",
         /// Every fault ended.
         Heal {} = "heal",
         /// The history reached its size limit: the run fails.

@@ -651,6 +651,40 @@ pub fn errors_transient_in_the_sim(events: &[Event]) -> Vec<Violation> {
     v
 }
 
+/// E6, a free rule: every store call of a node ends by the op timeout the run declares
+/// (`Sim::op_timeout`), on the node's own clock. The simulated client gives up on a call by
+/// itself only after [`crate::net::CLIENT_TIMEOUT_FACTOR`] of them (a generous socket timeout),
+/// so the bound is the caller's: a keel path (or a service's own code) that waits on the store
+/// without a timeout of its own, or with a longer one, or that retries inside one call, goes on
+/// past it and is recorded (`call_overran`). Judged at the call's end against the slowest
+/// in-bound clock rate and [`COMPLETER_STOP_HEARD_SLACK_US`]; a call across a freeze or a clock
+/// jump of its node is excused, and in plans with clocks beyond their bound every call is.
+pub fn calls_end_by_the_op_timeout(run: &RunView<'_>) -> Vec<Violation> {
+    let clocks = counts_only_beyond_bound(run);
+    let mut v = Vec::new();
+    for e in run.events {
+        let Some(WorldEv::CallOverran { op, took_us, bound_us }) = e.world() else { continue };
+        let limit = (*bound_us as f64 / clocks.rates.0) as u64 + clocks.slacks.0;
+        let call = Span { start: e.t_us.saturating_sub(*took_us), end: e.t_us };
+        if *took_us <= limit
+            || (clocks.frozen)(&e.node).iter().any(|s| s.overlap(&call).is_some())
+            || (clocks.jumped)(&e.node, call.start, call.end)
+            || v.len() >= 20
+        {
+            continue;
+        }
+        v.push(Violation::new(
+            "E6",
+            e.t_us,
+            format!(
+                "{}: a {op} call went on for {took_us} µs, past the op timeout of {bound_us} µs: nothing cut it",
+                e.node
+            ),
+        ));
+    }
+    v
+}
+
 /// How every cadence rule reads a run's clocks: the in-bound clock rates (slowest, fastest),
 /// [`COMPLETER_STOP_HEARD_SLACK_US`] late and early, a node's frozen spans, and whether a node's
 /// clock jumped between two instants.
@@ -753,5 +787,33 @@ mod tests {
         // A snapshot at 2 000 040, committed since that boot: nothing a restart could have lost.
         let v = reseed_rules(&[up(0, 1_000), up(2_000, 2_000), held(2_500, 2_000_041)]);
         assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("R10", 2_500_000)], "{v:?}");
+    }
+
+    /// E6: a call that ran 300 ms against a 250 ms op timeout fires at its end; one that ran
+    /// 251 ms (within the slack), or across a freeze or a clock jump of its node, does not.
+    #[test]
+    fn a_call_past_the_op_timeout_fires_e6_unless_its_node_froze_or_jumped() {
+        use crate::scenario::test_history::{at, judge};
+        let n = Who::Node(0);
+        let call = |t_ms: u64, took_ms: u64| {
+            at(t_ms, n, WorldEv::CallOverran { op: "map_write".into(), took_us: took_ms * 1000, bound_us: 250_000 })
+        };
+        let start = at(0, n, WorldEv::NodeStart {});
+        let judged = |events: Vec<Event>| {
+            judge(&events, 0, 10_000_000, calls_end_by_the_op_timeout)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(judged(vec![start.clone(), call(1_000, 300), call(2_000, 251)]), [("E6", 1_000_000)]);
+        let frozen = vec![
+            start.clone(),
+            at(800, n, WorldEv::NodePause {}),
+            at(900, n, WorldEv::NodeResume {}),
+            call(1_000, 300),
+        ];
+        assert_eq!(judged(frozen), []);
+        let jumped = vec![start, at(900, n, WorldEv::ClockJump { delta_ms: -100 }), call(1_000, 300)];
+        assert_eq!(judged(jumped), []);
     }
 }

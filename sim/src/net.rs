@@ -881,10 +881,49 @@ impl Drop for Abandon<'_> {
     }
 }
 
+/// The simulated client gives up on a call on its own only after this many op timeouts, as a
+/// client configured with a generous socket timeout: the caller's own timeout is what bounds
+/// a call, so a call its caller does not bound is seen (E6, [`Timed`]) instead of cut.
+pub const CLIENT_TIMEOUT_FACTOR: u32 = 4;
+
+/// Who makes a call: the service under test (keel, or the service's own code, through the
+/// `Store` trait), or a watch of the client itself (its probes and re-subscriptions, which a
+/// real client bounds by its own socket timeout: cut at the op timeout, not judged by E6).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Service,
+    Watch,
+}
+
+/// One call, from its caller's first poll to its end: its reply, the client's own timeout, or
+/// its caller dropping it (the caller's timeout, a crash, the run's end). A call that went on
+/// past the op timeout is recorded (`call_overran`) for E6 to judge against its node's clock.
+struct Timed<'a> {
+    client: &'a Client,
+    op: &'static str,
+    sent: tokio::time::Instant,
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        let took = self.client.global.now().saturating_duration_since(self.sent);
+        if took > self.client.op_timeout {
+            let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            let (took_us, bound_us) = (us(took), us(self.client.op_timeout));
+            self.client
+                .history
+                .record(self.client.node, WorldEv::CallOverran { op: self.op.to_owned(), took_us, bound_us });
+        }
+    }
+}
+
 struct Client {
     node: Who,
     ep: Endpoint,
+    /// The longest a call of this node's code may take (E6); a caller that drops a call after
+    /// half of it gives the connection up.
     op_timeout: Duration,
+    history: History,
     global: GlobalTime,
     next_id: AtomicU64,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
@@ -902,13 +941,20 @@ pub struct SimStore {
 
 impl SimStore {
     /// Bind a client endpoint on the current node.
-    pub async fn connect(node: Who, ip: IpAddr, port: u16, op_timeout: Duration) -> std::io::Result<Self> {
+    pub async fn connect(
+        node: Who,
+        ip: IpAddr,
+        port: u16,
+        op_timeout: Duration,
+        history: History,
+    ) -> std::io::Result<Self> {
         let ep = Endpoint::bind(SocketAddr::new(ip, port)).await?;
         Ok(SimStore {
             inner: Arc::new(Client {
                 node,
                 ep,
                 op_timeout,
+                history,
                 global: GlobalTime::current(),
                 next_id: AtomicU64::new(1),
                 conn: tokio::sync::Mutex::new(None),
@@ -937,8 +983,21 @@ impl SimStore {
     }
 
     async fn call(&self, op: Op) -> StoreResult<Resp> {
+        self.call_for(op, Caller::Service).await
+    }
+
+    async fn call_for(&self, op: Op, caller: Caller) -> StoreResult<Resp> {
+        let _timed = (caller == Caller::Service).then(|| Timed {
+            client: &self.inner,
+            op: op.name(),
+            sent: self.inner.global.now(),
+        });
+        let cut = match caller {
+            Caller::Service => self.inner.op_timeout * CLIENT_TIMEOUT_FACTOR,
+            Caller::Watch => self.inner.op_timeout,
+        };
         let recorded = linearize::InFlight::invoke(op.recorded());
-        let r = self.exchange(op).await;
+        let r = self.exchange(op, cut).await;
         match &r {
             // Judged where it lies: a snapshot is a whole map, not copied for the checker.
             Ok(Resp::Snapshot(s)) => recorded.complete_snapshot(s),
@@ -956,7 +1015,7 @@ impl SimStore {
         r
     }
 
-    async fn exchange(&self, op: Op) -> StoreResult<Resp> {
+    async fn exchange(&self, op: Op, cut: Duration) -> StoreResult<Resp> {
         CALLS.with(|c| c.set(c.get() + 1));
         let name = op.name();
         let conn = self.conn().await?;
@@ -975,19 +1034,19 @@ impl SimStore {
             r = std::future::poll_fn(|cx| conn.poll_reply(id, cx)) => r,
             // Like a client with a socket timeout: `abandon` gives up on this connection when
             // it drops here. Requests already queued on it may still be delivered and applied.
-            () = crate::clock::quiet_sleep(global, self.inner.op_timeout) => return Err(StoreError::Timeout { op: name }),
+            () = crate::clock::quiet_sleep(global, cut) => return Err(StoreError::Timeout { op: name }),
         };
         std::mem::forget(abandon);
         r
     }
 
-    async fn subscribe(&self, map: &str) -> StoreResult<mpsc::UnboundedReceiver<WatchEvent>> {
+    async fn subscribe(&self, map: &str, caller: Caller) -> StoreResult<mpsc::UnboundedReceiver<WatchEvent>> {
         let conn = self.conn().await?;
         let sub = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         conn.feeds.lock().unwrap_or_else(|p| p.into_inner()).insert(sub, tx);
         conn.spawn_reader();
-        match self.call(Op::Watch { map: map.to_owned(), sub }).await {
+        match self.call_for(Op::Watch { map: map.to_owned(), sub }, caller).await {
             Ok(_) => Ok(rx),
             Err(e) => {
                 conn.feeds.lock().unwrap_or_else(|p| p.into_inner()).remove(&sub);
@@ -1030,11 +1089,11 @@ impl Watch for SimWatch {
                         None => self.rx = None,
                     },
                     // Probe the connection; a timed-out probe closes it, which ends `rx`.
-                    _ = tokio::time::sleep(FEED_PING) => { let _ = self.store.call(Op::Time).await; }
+                    _ = tokio::time::sleep(FEED_PING) => { let _ = self.store.call_for(Op::Time, Caller::Watch).await; }
                 }
                 continue;
             }
-            match self.store.subscribe(&self.map).await {
+            match self.store.subscribe(&self.map, Caller::Watch).await {
                 Ok(rx) => {
                     self.rx = Some(rx);
                     return WatchEvent::Gap;
@@ -1111,7 +1170,7 @@ impl Store for SimStore {
     }
 
     async fn watch(&self, map: &str) -> StoreResult<SimWatch> {
-        let rx = self.subscribe(map).await?;
+        let rx = self.subscribe(map, Caller::Service).await?;
         Ok(SimWatch { store: self.clone(), map: map.to_owned(), rx: Some(rx) })
     }
 }

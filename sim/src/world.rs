@@ -44,7 +44,7 @@ impl NodeCtx {
     pub async fn store(&self) -> SimStore {
         loop {
             let port = self.port.fetch_add(1, Ordering::Relaxed);
-            match SimStore::connect(self.who(), self.ip, port, self.op_timeout).await {
+            match SimStore::connect(self.who(), self.ip, port, self.op_timeout, self.history.clone()).await {
                 Ok(s) => return s,
                 Err(e) => self.record(WorldEv::SimError { error: e.to_string() }),
             }

@@ -1078,9 +1078,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC162,
-        lineage: "checker proof (blind-spot hunt, round 18, B #1): a run's end matched by its job, not its run: a newer run escapes its worker's fence",
-        scenario: "pool",
-        budget: 100,
+        lineage: "checker proof (blind-spot hunt, round 18, B #1; pool seed 121 since a fenced worker's beat is answered while its runs stop: its corpus plan): a run's end matched by its job, not its run: a newer run escapes its worker's fence",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC163,
@@ -1289,6 +1289,24 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MC197,
         lineage: "checker proof (blind-spot hunt, round 21, #38): a failed group start stops what it started all at once",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC198,
+        lineage: "checker proof (E6, found on unmutated keel): the pool's feed watches opened without the op timeout",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC199,
+        lineage: "checker proof (E6, found on unmutated keel): a fenced worker stops its runs without polling its beat",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC200,
+        lineage: "checker proof (E6): a completer write outside a drain not cut at the op timeout",
         scenario: "completer",
         budget: 100,
     },

@@ -240,3 +240,59 @@ fn a_killed_connection_ends_its_watch_with_a_gap_before_any_later_change() {
     let out = sim.run_plan(1, plan);
     assert!(out.passed(), "{:?}", out.violations);
 }
+
+/// A service's own store calls, cut at the op timeout on its node's clock or not (`cut`):
+/// node 0 writes key `k` every 100 ms for the run's window.
+async fn writer(node: Node<Feed>, cut: bool) {
+    use keel::clock::Clock;
+    use keel::store::{MapWrite, Store};
+    let store = node.ctx().store().await;
+    let clock = node.clock();
+    if node.index() != 0 {
+        return;
+    }
+    for _ in 0..10 {
+        let write = store.map_write("m", "k", MapWrite::Set("v".into()));
+        let wrote = if cut {
+            tokio::select! {
+                biased;
+                r = write => r.is_ok(),
+                () = clock.sleep(Duration::from_millis(200)) => false,
+            }
+        } else {
+            write.await.is_ok()
+        };
+        if wrote {
+            node.record(Feed::Wrote("k".into()));
+        }
+        clock.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// E6 on a service's own code: the simulated client gives up on a call only at four op
+/// timeouts, so a write the service does not bound itself goes on through a 1 s latency spike
+/// and is reported at its end; the same writes cut at the op timeout pass.
+#[test]
+fn a_store_call_the_service_does_not_bound_breaks_e6() {
+    use keel_sim::plan::{Fault, FaultPlan, Profile, Timed};
+    let plan = || FaultPlan {
+        seed: 1,
+        profile: Profile::Calm,
+        enabled: vec![],
+        heal_at_ms: 1_000,
+        events: vec![Timed { at_ms: 300, fault: Fault::LatencySpike { ms: 400, extra_ms: 1_000 } }],
+    };
+    let sim = |cut: bool| {
+        Sim::<Feed>::new("writes")
+            .nodes(1)
+            .faults(&[])
+            .window(Duration::from_secs(1))
+            .op_timeout(Duration::from_millis(200))
+            .node(move |node| writer(node, cut))
+    };
+    let out = sim(true).run_plan(1, plan());
+    assert!(out.passed(), "{:?}", out.violations);
+    let out = sim(false).run_plan(1, plan());
+    let e6: Vec<_> = out.violations.iter().filter(|v| v.invariant == "E6").collect();
+    assert!(!e6.is_empty() && e6[0].detail.contains("map_write"), "{:?}", out.violations);
+}

@@ -238,7 +238,16 @@ impl<S: Store> Core<S> {
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = self.shutdown.cancelled() => return,
-                w = self.store.watch(&self.maps.keepalive) => match w {
+                // Cut at the op timeout like every call (E6): a watch that never opens would stall
+                // this task for good.
+                // MC198: the watch opened without the op timeout.
+                w = async {
+                    if crate::mutants::active(crate::mutants::Mutant::MC198) {
+                        self.store.watch(&self.maps.keepalive).await
+                    } else {
+                        self.op("watch", self.store.watch(&self.maps.keepalive)).await
+                    }
+                } => match w {
                     Ok(w) => break w,
                     Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
                 },

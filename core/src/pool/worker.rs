@@ -138,19 +138,40 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 let began = self.core.clock.now();
                 let beat = self.beat(expected, stopping);
                 tokio::pin!(beat);
-                let reply = loop {
+                let reply = 'beat: loop {
                     let wake = m.next_timeout();
                     tokio::select! {
                         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                         r = &mut beat => break r,
                         _ = sleep_until(&*self.core.clock, wake), if wake.is_some() => {
                             m.on_timeout(self.core.clock.now());
+                            let mut answered = None;
                             while let Some(c) = m.poll_command() {
                                 match c {
                                     Command::Report(r) => report(&self.id, r, self.beat_bound_ms()),
-                                    Command::StopAll => stop_all(&self.id, io, &*self.core.clock, (grace, self.core.cfg.op_timeout)).await,
+                                    Command::StopAll => {
+                                        // The beat is polled while the runs stop, so its calls
+                                        // keep their op timeout (E6) instead of waiting out the
+                                        // stop's grace unpolled.
+                                        let stop = stop_all(&self.id, io, &*self.core.clock, (grace, self.core.cfg.op_timeout));
+                                        tokio::pin!(stop);
+                                        // MC199: the runs stopped with the beat unpolled.
+                                        while !mutants::active(Mutant::MC199) {
+                                            tokio::select! {
+                                                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                                                () = &mut stop => break,
+                                                r = &mut beat, if answered.is_none() => answered = Some(r),
+                                            }
+                                        }
+                                        if mutants::active(Mutant::MC199) {
+                                            stop.as_mut().await;
+                                        }
+                                    }
                                     c => crate::keel_assert!(false, "only the fence fires while a beat is in flight, got {c:?}"),
                                 }
+                            }
+                            if let Some(r) = answered {
+                                break 'beat r;
                             }
                         }
                     }

@@ -157,7 +157,7 @@ impl CompleterScenario {
             .flush_interval(Duration::from_millis(20))
             .retry_backoff(Duration::from_millis(10), Duration::from_millis(200))
             .retry_budget(6)
-            .op_timeout(Duration::from_millis(300))
+            .op_timeout(self.op_timeout()) // E6 judges every call by the harness's op timeout
             .stop_timeout(Duration::from_millis(self.stop_ms))
             .build()
             .ok()
@@ -504,7 +504,11 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
 /// V5: concurrent start/stop/restart of a second completer and its manager never panics or
 /// deadlocks, and ends stopped.
 async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
-    let Some(cfg) = CompleterConfig::builder(STRESS).stop_timeout(Duration::from_millis(this.stop_ms)).build().ok()
+    let Some(cfg) = CompleterConfig::builder(STRESS)
+        .op_timeout(this.op_timeout())
+        .stop_timeout(Duration::from_millis(this.stop_ms))
+        .build()
+        .ok()
     else {
         return;
     };
@@ -885,6 +889,7 @@ impl CompleterScenario {
             Mutant::MC179,
             Mutant::MC196,
             Mutant::MC197,
+            Mutant::MC200,
         ]
     }
 }

@@ -38,7 +38,7 @@ pub mod rmap;
 pub mod rmap_join;
 pub mod rmap_stop;
 #[cfg(test)]
-mod test_history;
+pub(crate) mod test_history;
 pub mod worker_fence;
 
 /// What the runner, the sweeps, the shrinker and the CLI need of a simulation. [`Sim`] (the

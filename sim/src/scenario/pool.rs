@@ -655,6 +655,8 @@ impl PoolScenario {
             Mutant::MC182,
             Mutant::MC193,
             Mutant::MC194,
+            Mutant::MC198,
+            Mutant::MC199,
         ]
     }
 }
