@@ -20,12 +20,14 @@ mod cleanup_release;
 mod data_loss;
 mod drop_counts;
 mod error_summaries;
+mod lease_acts;
 mod lease_belief;
 pub mod linearize;
 mod lost_reasons;
 mod pending;
 mod permanent_errors;
 mod record_gate;
+mod redeliveries;
 mod restarts;
 mod resync_reasons;
 mod retries;
@@ -54,6 +56,7 @@ pub use cleanup_release::{cleanup_locks_keep_their_ttl, cleanups_release_their_l
 pub use data_loss::pool_data_losses_reported;
 pub use drop_counts::subscription_closes_count_drops;
 pub use error_summaries::lease_error_summaries_keep_count;
+pub use lease_acts::lease_acts_inside_the_belief;
 pub use lease_belief::lease_beliefs_keep_their_margin;
 pub use lost_reasons::lease_losses_name_their_cause;
 pub use pending::pending_deadlines_keep_the_ack_grace;
@@ -61,6 +64,7 @@ pub use permanent_errors::{
     PUBLISH_SLACK_US, is_permanent, lease_failures_follow_permanent_errors, pool_starts_end_at_a_permanent_error,
 };
 pub use record_gate::workers_closed_to_records;
+pub use redeliveries::{REDELIVERY_STARTS_US, redeliveries_start_their_run};
 pub use restarts::pool_restarts_back_off;
 pub use resync_reasons::rmap_resyncs_name_their_cause;
 pub use retries::completer_retries_on_time;

@@ -952,6 +952,31 @@ pub enum Mutant {
     /// A completer write attempt outside a drain not cut at the op timeout: it waits as long as
     /// the store's client does (E6: the harness's client cuts only at four op timeouts).
     MC200,
+    /// `ReplicatedMap::joined()` returning the replica's revision read when the call began (0
+    /// before the join), not the one the join reached: an application that waits for its
+    /// writes to show from that revision on waits from too early (blind-spot hunt, round 22,
+    /// #45: R14 judged the join's timing and key count, not the revision returned).
+    MC201,
+    /// A worker's registration written before its first keep-alive (two awaits in the wrong
+    /// order): for a round trip, or a retry's backoff when the keep-alive write then fails, the
+    /// store holds a registered worker with no keep-alive, which a sweep takes for dead
+    /// (blind-spot hunt, round 22, #27: no rule judged the two maps as a pair).
+    MC202,
+    /// A lease holder whose driver wakes past its deadline with a work restart due restarts the
+    /// work and publishes `Held` again before it steps down: the application is handed a grant
+    /// whose guard is already lost (blind-spot hunt, round 22, #9: nothing judged an act against
+    /// the owner's own deadline).
+    MC204,
+    /// A replicated map's stop that marks its waiters' registry closed without completing the
+    /// waiters registered: a `set_and_wait` in flight at the stop never returns (docs: it
+    /// fails `Closed`), and `stopped` reports no waiter closed (blind-spot hunt, round 22, #48:
+    /// R3 stopped judging a call at its node's stop).
+    MC205,
+    /// A worker's loop that hands its machine a delivered record before it takes in the run
+    /// ends already queued: a repeated delivery of an attempt whose run just ended (its ack
+    /// failed, and a sweep delivers the record again) is taken for the run still tracked and
+    /// ignored, and the job waits for a re-dispatch (blind-spot hunt, round 22, #25).
+    MC207,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

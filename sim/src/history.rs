@@ -190,6 +190,9 @@ events! {
         CompletionEntryDeleted { job: String, record: bool, tomb_ms: Option<u64>, now_ms: u64, by: Who } = "completion_entry_deleted",
         /// Node `by` deleted worker `worker`'s keep-alive, `value`, without comparing it (P41).
         KeepaliveDeletedBlind { worker: String, value: Option<String>, by: Who } = "keepalive_deleted_blind",
+        /// P49: `by` registered `worker` before the store ever had a keep-alive of it.
+        RegisteredWithoutKeepalive { worker: String, by: Who } = "registered_without_keepalive",
+
         /// Node `by` deleted dead worker `worker`'s keep-alive while `jobs` (their records
         /// unchanged since the worker's fence) still named it (P18).
         CleanupLeftJobs { worker: String, jobs: Vec<String>, by: Who } = "cleanup_left_jobs",

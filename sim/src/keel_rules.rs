@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -103,6 +103,9 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_table::table_matches_store(run));
     v.extend(crate::scenario::pool_stamps::stamps_never_lead_the_store(run));
     v.extend(pool_owners::check(events));
+    v.extend(crate::scenario::pool_pairs::check(events));
+    v.extend(crate::scenario::pool_events::completion_events_never_refused(events));
+    v.extend(keel_checks::redeliveries_start_their_run(events, run.end_us, |n| run.timeline.frozen(*n).collect()));
     v.extend(keel_checks::worker_ids_name_one_incarnation(events));
     v.extend(keel_checks::superseded_runs_are_stopped(events));
     v
@@ -136,6 +139,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(lease_work_restarts(view));
     v.extend(keel_checks::lease_work_ends_reported(view.events));
     v.extend(lease_calls_bounded(view));
+    v.extend(lease_acts(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
     v.extend(subscription_stops(view));
@@ -356,6 +360,14 @@ pub fn lease_work_restarts(run: &RunView<'_>) -> Vec<Violation> {
 /// its node is excused.
 pub fn lease_calls_bounded(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::lease_calls_end_by_their_timeout(run.events, cadence(run))
+}
+
+/// S25: a lease owner publishes `held` and starts or restarts its work only inside its belief
+/// ([`keel_checks::lease_acts_inside_the_belief`]), on its clock at the plan's slowest in-bound
+/// rate; an owner whose clock jumped meanwhile is excused, and in plans with clocks beyond their
+/// bound nothing is judged.
+pub fn lease_acts(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::lease_acts_inside_the_belief(run.events, counts_only_beyond_bound(run))
 }
 
 /// E3: a lease owner's store-error summaries count exactly and keep their pace

@@ -683,6 +683,8 @@ mod cli {
                 ("loom-lane", "cargo loomtest")
             } else if e.scenario == zoo::CORPUS {
                 ("corpus", "cargo sim check: its plan in sim/regressions")
+            } else if e.scenario == zoo::UNIT {
+                ("unit-lane", "cargo test -p keel --all-features")
             } else {
                 ("model-lane", "cargo modelcheck")
             };

@@ -31,7 +31,7 @@ use crate::clock::GlobalTime;
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, Lent, StoreOp, StoreRet};
 use crate::scenario::pool_owners::{self, RemovalJudge};
-use crate::scenario::{pool_cleanup, pool_keepalive};
+use crate::scenario::{pool_cleanup, pool_keepalive, pool_pairs};
 use crate::world::lock;
 
 mod feeds;
@@ -207,6 +207,8 @@ pub struct ServerFaults {
     /// Each keep-alive's last applied compare-and-set, its writer and what it replaced (P35;
     /// forgotten at every boot, as `lock_writers`).
     beats: pool_keepalive::Beats,
+    /// Every worker whose keep-alive the store applied (P49).
+    kept_alive: pool_pairs::KeptAlive,
     /// Each map's revision at the store's last boot (L3: a snapshot at that revision says the
     /// store restarted since the map's last commit, and only such a snapshot says so).
     boot_revs: Mutex<BTreeMap<String, u64>>,
@@ -228,6 +230,7 @@ impl Default for ServerFaults {
             lock_writers: Mutex::new(BTreeMap::new()),
             fences: pool_cleanup::Fences::default(),
             beats: pool_keepalive::Beats::default(),
+            kept_alive: pool_pairs::KeptAlive::default(),
             boot_revs: Mutex::new(BTreeMap::new()),
             feeds: Arc::default(),
         }
@@ -469,6 +472,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
         // every keep-alive write the store applied, with its store time (P3's mirror).
         Op::Write { map, key, write } => {
             let judge = RemovalJudge::write(store, &map, &key, &write).await;
+            let pair = pool_pairs::PairJudge::write(store, &faults.kept_alive, (&map, &key), &write).await?;
             let lock = is_pool_cleanup(&map).then(|| (map.clone(), key.clone(), write.clone()));
             // A keep-alive's value before a fence or a delete (P18); a beat's is not needed.
             let keepalive = is_pool_keepalive(&map) && pool_cleanup::may_fence_or_delete(&write);
@@ -491,6 +495,9 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }
+            if let Some(p) = pair {
+                p.applied(out.applied, history, node);
+            }
             if let Some((map, key, write)) = lock.filter(|_| out.applied) {
                 lock_written(faults, history, node, map, key, &write, before.clone());
             }
@@ -506,6 +513,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
                 faults.beats.written((&map, &key), &write, (out.applied, out.value.as_deref()), history, node);
             }
             if out.applied && is_pool_keepalive(&map) {
+                faults.kept_alive.written(&map, &key, out.value.as_deref());
                 let (value, now_ms) = (out.value.clone(), store.time_ms().await?);
                 history.record(Who::Store, ServerEv::KeepaliveWritten { worker: key, value, now_ms });
             }

@@ -243,7 +243,10 @@ impl Machine {
                 // MS3 (Sequin's final PR) kept believing it held while retrying with long backoff;
                 // MS2 (its v1) while retrying at its keep interval.
                 let no_deadline = mutants::active(Mutant::MS3) || mutants::active(Mutant::MS2);
-                if now >= deadline && !no_deadline {
+                // MC204: a restart that fell due is taken before the deadline is looked at.
+                let restart_first =
+                    mutants::active(Mutant::MC204) && matches!(work, Work::Restarting { at, .. } if now >= at);
+                if now >= deadline && !no_deadline && !restart_first {
                     self.step_down(fence, LostReason::Deadline);
                     return self.poll(now);
                 }

@@ -192,6 +192,9 @@ events! {
         RunEnded { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "run_ended",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
+        /// The node's completer refused a recorded completion's event (`error`: its run had
+        /// closed): the completion is recorded, and its event is lost (P50).
+        CompletionEventRefused { job: Text<'a>, error: Text<'a> } = "completion_event_refused",
         /// A handler stopped before completing.
         Abandoned { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "abandoned",
         /// The completion of an attempt was recorded.
@@ -366,6 +369,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")
+        }
+        E::CompletionEventRefused { job, error } => {
+            warn!(target: T, kind = "completion_event_refused", job = %job, error = %error, "completer refused a recorded completion's event; the event is lost (the completion is recorded)")
         }
         E::Abandoned { job, worker, attempt } => {
             debug!(target: T, kind = "abandoned", job = %job, worker = %worker, attempt, "handler stopped before completing")

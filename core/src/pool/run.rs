@@ -119,24 +119,31 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
         if (recorded || mutants::active(Mutant::MC57))
             && let Some(p) = &events
         {
-            // Recorded (fenced) above; the completer batches the event and publishes it.
             // MC160: the raw record as the event's payload.
             let payload = if mutants::active(Mutant::MC160) { raw.clone() } else { rec.payload.clone() };
             let c = Completion::new(job.clone(), attempt, super::COMPLETED, payload);
-            tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                r = p.complete(c) => if let Err(e) = r {
-                    debug!(target: "keel::pool", job = %job, error = %e, "completion event not accepted");
-                },
-                _ = core.clock.sleep(core.cfg.op_timeout) => {
-                    observe::emit(PoolEvent::CompletionEventDropped { job: (&job).into() });
-                }
-            }
+            offer_event(&core, p, c).await;
         }
     } else {
         observe::emit(PoolEvent::Abandoned { job: (&job).into(), worker: (&worker).into(), attempt });
     }
     ended.send(&worker).await;
+}
+
+/// Offer a recorded completion's event to the node's completer, which batches and publishes
+/// it: given up after the op timeout when its backlog stays full (`completion_event_dropped`),
+/// reported when refused (`completion_event_refused`: its run closed under the offer).
+async fn offer_event<S: Store>(core: &Core<S>, p: &Producer, c: Completion) {
+    let job = c.key.clone();
+    tokio::select! {
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+        r = p.complete(c) => if let Err(e) = r {
+            observe::emit(PoolEvent::CompletionEventRefused { job: (&job).into(), error: Text::display(&e) });
+        },
+        _ = core.clock.sleep(core.cfg.op_timeout) => {
+            observe::emit(PoolEvent::CompletionEventDropped { job: (&job).into() });
+        }
+    }
 }
 
 /// Record the completion (guarded by the attempt). Returns whether this attempt's completion is

@@ -934,20 +934,9 @@ impl PoolEvents {
 /// it releases its lock (`cleanup_released`) before it ends (`cleanup_ended`, judged by P34).
 #[tokio::test(start_paused = true)]
 async fn cleanup_lock_takes_and_takeovers_are_reported() {
-    let store = MemoryStore::new();
-    let maps = Maps::new("p");
-    let now = store.time_ms().await.unwrap();
-    let stale = CleanupLock { holder: "crashed.1".into(), expires_ms: now - 1 }.encode();
-    store.map_write(&maps.cleanup, "old.1.1", MapWrite::Set(stale.clone())).await.unwrap();
-    let dead = KeepAlive { ms: now - 10_000, ttl_ms: None, stopping: false }.encode();
-    store.map_write(&maps.keepalive, "gone.1.1", MapWrite::Set(dead.clone())).await.unwrap();
-    let (seen, before) = PoolEvents::install();
-    let node = Pool::new(store.clone(), cfg("n")).start().await.unwrap();
-    settle(800).await;
-    node.stop().await;
-    crate::observe::set_thread_observer(before);
+    let (seen, dead, stale) = cleanups_of_a_stale_and_a_missing_keepalive().await;
     assert_eq!(
-        seen.of("cleanup_"),
+        seen,
         [
             // Each cleanup ends, its lock released first (P34).
             ("cleanup_ended", "gone.1.1".to_owned(), "cleaned".to_owned()),
@@ -962,6 +951,42 @@ async fn cleanup_lock_takes_and_takeovers_are_reported() {
         ],
         "each cleanup once, and the stale keep-alive fenced (the event names the value it replaced)"
     );
+}
+
+/// MC100 (keel's own, found by P20 on poolfeed seed 1463; unreached by the sweeps since a fenced
+/// worker's beat is answered while its runs stop, so judged here): a cleanup that takes a worker
+/// with no keep-alive for fenced moves its jobs without writing the dead marker, so a worker
+/// that registers meanwhile runs jobs being moved off it.
+#[cfg(feature = "mutants")]
+#[tokio::test(start_paused = true)]
+async fn mc100_a_missing_keepalive_is_taken_for_a_fence() {
+    let fence_of_the_missing = |seen: &[(&str, String, String)]| {
+        seen.iter().any(|e| e.0 == "cleanup_fenced" && e.1 == "old.1.1" && e.2.is_empty())
+    };
+    assert!(fence_of_the_missing(&cleanups_of_a_stale_and_a_missing_keepalive().await.0));
+    crate::mutants::set(Some(crate::mutants::Mutant::MC100));
+    let seen = cleanups_of_a_stale_and_a_missing_keepalive().await.0;
+    crate::mutants::set(None);
+    assert!(!fence_of_the_missing(&seen), "MC100 writes no dead marker where no keep-alive was: {seen:?}");
+}
+
+/// A node's cleanups of `gone.1.1` (a stale keep-alive) and `old.1.1` (no keep-alive, a stale
+/// cleanup lock left by a crashed cleaner): the cleanup events seen, the stale keep-alive, the
+/// stale lock.
+async fn cleanups_of_a_stale_and_a_missing_keepalive() -> (Vec<(&'static str, String, String)>, String, String) {
+    let store = MemoryStore::new();
+    let maps = Maps::new("p");
+    let now = store.time_ms().await.unwrap();
+    let stale = CleanupLock { holder: "crashed.1".into(), expires_ms: now - 1 }.encode();
+    store.map_write(&maps.cleanup, "old.1.1", MapWrite::Set(stale.clone())).await.unwrap();
+    let dead = KeepAlive { ms: now - 10_000, ttl_ms: None, stopping: false }.encode();
+    store.map_write(&maps.keepalive, "gone.1.1", MapWrite::Set(dead.clone())).await.unwrap();
+    let (seen, before) = PoolEvents::install();
+    let node = Pool::new(store.clone(), cfg("n")).start().await.unwrap();
+    settle(800).await;
+    node.stop().await;
+    crate::observe::set_thread_observer(before);
+    (seen.of("cleanup_"), dead, stale)
 }
 
 /// Completions that reach the node's feed without overflowing it report no drop (cargo-mutants:

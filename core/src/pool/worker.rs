@@ -105,7 +105,11 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     Some((job, raw)) => {
                         // Every run's end received so far goes first: a run that ended must not
                         // count as the one a repeated delivery repeats.
-                        while let Ok(e) = done_rx.try_recv() {
+                        // MC207: the record taken in first: a repeated delivery of a run that
+                        // ended is taken for the run still tracked, and ignored.
+                        while !mutants::active(Mutant::MC207)
+                            && let Ok(e) = done_rx.try_recv()
+                        {
                             ended(&self.core, &self.id, &mut m, &mut io, e);
                         }
                         let (attempt, owner) = raw.as_deref().and_then(JobRecord::head).unwrap_or((0, ""));
@@ -248,9 +252,16 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             let ttl_ms = ms(cfg.worker_ttl);
             let ka = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping: false }.encode();
             observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms, stopping: false });
-            self.write_first_keepalive(&ka).await?;
+            // MC202: the registration written before the first keep-alive.
+            let early = mutants::active(Mutant::MC202);
+            if !early {
+                self.write_first_keepalive(&ka).await?;
+            }
             let reg = self.core.store.map_write(&self.core.maps.workers, &self.id, MapWrite::Set(cfg.node.clone()));
             self.core.op("map_write", reg).await?;
+            if early {
+                self.write_first_keepalive(&ka).await?;
+            }
             Ok(ka)
         }
         .await;

@@ -288,11 +288,17 @@ impl<S: Store> ReplicatedMap<S> {
     /// ```
     pub async fn joined(&self) -> Result<u64, RmapError> {
         let mut rx = self.shared.syncs.subscribe();
+        let called_at = self.revision();
         loop {
             // MC151: the join counted from zero: returns before the first load.
             let floor = u64::from(!crate::mutants::active(crate::mutants::Mutant::MC151));
             if *rx.borrow_and_update() >= floor {
-                return Ok(self.revision());
+                // MC201: the revision read when the call began, not the one the join reached.
+                return Ok(if crate::mutants::active(crate::mutants::Mutant::MC201) {
+                    called_at
+                } else {
+                    self.revision()
+                });
             }
             if self.ctl.shutdown.is_cancelled() {
                 return Err(RmapError::Closed);

@@ -293,6 +293,10 @@ impl Registry {
         let mut w = self.lock();
         w.closed = true;
         w.armed.clear();
+        // MC205: the registry closed, its registered waiters left waiting.
+        if crate::mutants::active(crate::mutants::Mutant::MC205) {
+            return Deliveries(Vec::new());
+        }
         let entries = std::mem::take(&mut w.entries);
         Deliveries(entries.into_values().map(|e| (e.cell, WaitResult::Closed)).collect())
     }

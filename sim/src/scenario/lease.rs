@@ -333,6 +333,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC190,
     Mutant::MC191,
     Mutant::MC195,
+    Mutant::MC204,
 ];
 
 impl LeaseScenario {
@@ -451,6 +452,8 @@ impl LeaseScenario {
         v.extend(keel_checks::lease_work_ends_reported(run.events));
         // S22: every store call ends by the op timeout.
         v.extend(crate::keel_rules::lease_calls_bounded(run));
+        // S25: held published and the work started or restarted only inside the belief.
+        v.extend(crate::keel_rules::lease_acts(run));
         // S21: the handle tells the application what the owner believes, at once.
         v.extend(super::lease_handle::check(run));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.

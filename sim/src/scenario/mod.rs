@@ -29,6 +29,7 @@ pub mod pool_feed;
 pub mod pool_handles;
 pub mod pool_keepalive;
 pub mod pool_owners;
+pub mod pool_pairs;
 pub mod pool_picks;
 pub mod pool_stamps;
 pub mod pool_stop_bound;
@@ -37,6 +38,7 @@ pub mod pool_table;
 pub mod rmap;
 pub mod rmap_join;
 pub mod rmap_stop;
+pub mod rmap_waits;
 #[cfg(test)]
 pub(crate) mod test_history;
 pub mod worker_fence;

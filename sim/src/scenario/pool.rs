@@ -657,6 +657,8 @@ impl PoolScenario {
             Mutant::MC194,
             Mutant::MC198,
             Mutant::MC199,
+            Mutant::MC202,
+            Mutant::MC207,
         ]
     }
 }

@@ -151,6 +151,42 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **P50** (free): a recorded completion's event is never refused by its node's completer.
+/// A worker offers the event of each completion it recorded before it reports the run's end, so
+/// the completer's run (the node's, which outlives every worker's drain) is still open to take
+/// it. An event offered after the run's end was reported can find a draining worker's producer
+/// closed under it: the completion is in the store, its event lost for every subscriber of the
+/// node (blind-spot hunt, round 22, #35: keel only logged the refusal). Judged at each
+/// `completion_event_refused`, unless the node's completer stopped at its bound in that life
+/// (`stop_deadline`: its stop report names the producers still registered, and V3 judges it;
+/// pool seed 165, a clock jump of 3.5 s during the node's stop). Proven by MC78 (a completer
+/// drain done while producers are still registered: its intake closes under the workers' runs).
+pub fn completion_events_never_refused(events: &[crate::history::Event]) -> Vec<Violation> {
+    let mut cut: std::collections::BTreeSet<Who> = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for e in events {
+        match (e.world(), e.completer(), e.pool()) {
+            (Some(crate::history::WorldEv::NodeStart {} | crate::history::WorldEv::NodeCrash {}), ..) => {
+                cut.remove(&e.node);
+            }
+            (_, Some(CompleterEvent::StopDeadline { .. }), _) => {
+                cut.insert(e.node);
+            }
+            (.., Some(PoolEvent::CompletionEventRefused { job, error })) if !cut.contains(&e.node) => {
+                if v.len() < 20 {
+                    v.push(Violation::new(
+                        "P50",
+                        e.t_us,
+                        format!("{}: the event of {job}'s recorded completion was refused ({error}): lost for every subscriber", e.node),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use keel::observe::PoolEvent;

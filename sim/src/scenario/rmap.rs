@@ -305,6 +305,9 @@ impl Node {
                         }
                     }
                 }
+                // Lane 1 waits on the map alone: its node's stop ends the call through the map's
+                // own stop (`Closed`, R20), not through a token of the caller's.
+                None if lane == 1 => Some(self.map.set_and_wait(&key, &id).await),
                 None => Some(self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown).await),
                 Some(d) => tokio::select! {
                     biased;
@@ -951,6 +954,7 @@ impl RmapScenario {
         }
         v.extend(super::rmap_stop::check(run));
         v.extend(super::rmap_join::check(run));
+        v.extend(super::rmap_waits::check(run, self.op_timeout().as_micros() as u64));
         v.extend(super::rmap_join::syncs_count_loads(run));
         v.extend(subscriptions_end_at_stop(run));
         v.extend(subscribers_in_order(events));
@@ -1070,6 +1074,8 @@ impl RmapScenario {
             Mutant::MC184,
             Mutant::MC185,
             Mutant::MC186,
+            Mutant::MC201,
+            Mutant::MC205,
         ]
     }
 }

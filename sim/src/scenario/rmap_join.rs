@@ -7,6 +7,10 @@
 //! - a `joined()` that returns `Ok` comes after the map's `joined` in the node's life, with the
 //!   map saying it is joined, and its key count (`len()`) the one its snapshot holds: a join
 //!   reported early lets the application read an empty or partial map as the truth;
+//! - a `joined()` that returns `Ok` returns the revision the replica is at (its last `joined`,
+//!   `applied` or `resynced` in the node's life): a revision read before the join (0) or kept
+//!   from an earlier poll tells the application it has seen less than it has (blind-spot hunt,
+//!   round 22, #45);
 //! - a `joined()` that fails does so only once the node's stop was asked (the map closed);
 //! - a `joined()` awaited when the map joins returns within 2 ms of running time (frozen time
 //!   not counted): a missed wake-up leaves the application waiting on a map that is ready.
@@ -36,6 +40,8 @@ const JOINED_RETURNS_US: u64 = 2_000;
 /// R14 over the run's events: see the module's doc. The first 20 violations.
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let mut joined: BTreeSet<Who> = BTreeSet::new();
+    // node → the replica's revision: its last join, applied change or resync
+    let mut at: BTreeMap<Who, u64> = BTreeMap::new();
     let mut awaiting: BTreeSet<Who> = BTreeSet::new();
     // node → when its `joined()` is due back
     let mut due: BTreeMap<Who, u64> = BTreeMap::new();
@@ -58,7 +64,11 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             say(by, late(n));
         }
         match (e.rmap(), e.world(), rec(e)) {
-            (Some(RmapEvent::Joined { .. }), ..) => {
+            (Some(RmapEvent::Applied { rev, .. } | RmapEvent::Resynced { rev, .. }), ..) => {
+                at.insert(n, *rev);
+            }
+            (Some(RmapEvent::Joined { rev, .. }), ..) => {
+                at.insert(n, *rev);
                 joined.insert(n);
                 if awaiting.contains(&n) {
                     due.insert(n, reach(e.t_us, JOINED_RETURNS_US, &run.timeline.frozen(n).collect::<Vec<_>>()));
@@ -68,6 +78,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 joined.remove(&n);
                 awaiting.remove(&n);
                 due.remove(&n);
+                at.remove(&n);
             }
             (.., Some(Rec::JoinAwaited {})) => {
                 awaiting.insert(n);
@@ -86,6 +97,9 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                             "{n}: joined() returned revision {rev}, and right after the map said joined={loaded} with {keys} keys where its snapshot held {snapshot_keys}"
                         ),
                     );
+                } else if *ok && at.get(&n) != Some(rev) {
+                    let replica = at.get(&n).copied().unwrap_or(0);
+                    say(e.t_us, format!("{n}: joined() returned revision {rev}; the replica was at {replica}"));
                 } else if !ok && !stopping {
                     say(e.t_us, format!("{n}: joined() failed while nobody stopped the node"));
                 }

@@ -1,0 +1,164 @@
+//! P51: a record delivered again after its run ended starts that run again, judged at the job's
+//! next delivery to the worker or at the end of the history.
+//!
+//! A worker tracks one run per job. Once a run's end (`run_ended`) has been sent to the
+//! worker's loop, a later delivery of the job's record naming the worker at that same attempt
+//! (`record_delivered`, `owner` = the worker: an ack that failed, so the record still names the
+//! attempt and a sweep delivers it again) is news: the loop must take the run's end in first
+//! and start the attempt again, whose run acks it (`acked`, or `stale_rejected` when the record
+//! moved on meanwhile) or ends (`run_ended`). A loop that takes the record in before the end
+//! already queued (blind-spot hunt, round 22, #25) takes it for a repeat of the run it still
+//! tracks and ignores it; the job then waits out its pending deadline and a sweep's re-dispatch
+//! at the next attempt, which P1 and P5 allow within their slack. So: after such a delivery,
+//! some run event of that attempt on that worker (`acked`, `stale_rejected`, `run_ended`) comes
+//! within [`REDELIVERY_STARTS_US`] of running time (frozen time not counted); judged at the job's next delivery to the worker, at the
+//! worker's end, fence or drain (which end the judging: a closed worker starts nothing, P42),
+//! and at the end of the history. The node's crash or restart ends the judging.
+
+use std::collections::BTreeMap;
+
+use keel::observe::{PoolEvent, StaleOp};
+
+use crate::{Entry, Fact, Span, Violation, plain};
+
+/// How long, at the end of a history, a delivery that must start a run may still be waiting.
+pub const REDELIVERY_STARTS_US: u64 = 2_000_000;
+
+/// P51 over keel's pool events: see the module's doc. The first 20 violations.
+pub fn redeliveries_start_their_run<E: Entry>(
+    events: &[E],
+    end_us: u64,
+    frozen: impl Fn(&E::Node) -> Vec<Span>,
+) -> Vec<Violation> {
+    // (worker, job) → (its node, the attempt of its last ended run)
+    let mut ended: BTreeMap<(&str, &str), (E::Node, u64)> = BTreeMap::new();
+    // (worker, job) → (its node, the attempt delivered again, when, by when its run must show)
+    let mut owed: BTreeMap<(&str, &str), (E::Node, u64, u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    let say = |v: &mut Vec<Violation>,
+               t: u64,
+               (w, j): (&str, &str),
+               (node, attempt, at, _): &(E::Node, u64, u64, u64)| {
+        if v.len() < 20 {
+            v.push(Violation::new(
+                "P51",
+                t,
+                format!(
+                    "{node}: worker {w} was delivered job {j}'s record again at {:.3}s, attempt {attempt} still its own, after that run ended, and started no run of it",
+                    *at as f64 / 1e6
+                ),
+            ));
+        }
+    };
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            ended.retain(|_, (n, _)| n != node);
+            owed.retain(|_, (n, ..)| n != node);
+            continue;
+        }
+        match e.pool() {
+            Some(PoolEvent::RunEnded { job, worker, attempt }) => {
+                let key = (plain(worker), plain(job));
+                owed.remove(&key).filter(|o| o.1 != *attempt).into_iter().for_each(|o| {
+                    owed.insert(key, o);
+                });
+                ended.insert(key, (node.clone(), *attempt));
+            }
+            Some(
+                PoolEvent::Acked { job, worker, attempt }
+                | PoolEvent::StaleRejected { op: StaleOp::Ack, job, worker, attempt },
+            ) => {
+                let key = (plain(worker), plain(job));
+                ended.remove(&key);
+                if owed.get(&key).is_some_and(|o| o.1 == *attempt) {
+                    owed.remove(&key);
+                }
+            }
+            Some(PoolEvent::RecordDelivered { job, worker, attempt, owner }) => {
+                let key = (plain(worker), plain(job));
+                if let Some(o) = owed.remove(&key) {
+                    if t > o.3 {
+                        say(&mut v, t, key, &o);
+                    } else {
+                        owed.insert(key, o); // a run may still come (a stale delivery's start)
+                    }
+                }
+                if plain(owner) == key.0 && ended.get(&key).is_some_and(|(_, a)| a == attempt) {
+                    let due = crate::reach(t, REDELIVERY_STARTS_US, &frozen(node));
+                    owed.entry(key).or_insert((node.clone(), *attempt, t, due));
+                }
+            }
+            Some(
+                PoolEvent::WorkerStopping { worker, .. }
+                | PoolEvent::Fenced { worker, .. }
+                | PoolEvent::WorkerStopped { worker }
+                | PoolEvent::WorkerDead { worker },
+            ) => {
+                let w = plain(worker);
+                owed.retain(|(ow, oj), o| {
+                    if *ow == w && t > o.3 {
+                        say(&mut v, t, (ow, oj), o);
+                    }
+                    *ow != w
+                });
+                ended.retain(|(ew, _), _| *ew != w);
+            }
+            _ => {}
+        }
+    }
+    for (key, o) in &owed {
+        if o.3 < end_us {
+            say(&mut v, end_us, *key, o);
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event;
+
+    use super::*;
+    use crate::test_entry::E as Ev;
+
+    fn at(t_ms: u64, e: PoolEvent<'_>) -> Ev {
+        Ev(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None)
+    }
+
+    fn delivered(t_ms: u64, attempt: u64) -> Ev {
+        at(t_ms, PoolEvent::RecordDelivered { job: "j".into(), worker: "w".into(), attempt, owner: "w".into() })
+    }
+
+    fn ended(t_ms: u64, attempt: u64) -> Ev {
+        at(t_ms, PoolEvent::RunEnded { job: "j".into(), worker: "w".into(), attempt })
+    }
+
+    fn acked(t_ms: u64, attempt: u64) -> Ev {
+        at(t_ms, PoolEvent::Acked { job: "j".into(), worker: "w".into(), attempt })
+    }
+
+    #[test]
+    fn a_redelivery_after_its_run_ended_that_starts_nothing_fires_p51() {
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&redeliveries_start_their_run(h, 10_000_000, |_| Vec::new()));
+        // Delivered, run, ended; delivered again at the same attempt: acked again.
+        assert_eq!(judge(&[delivered(10, 1), acked(11, 1), ended(20, 1), delivered(30, 1), acked(31, 1)]), []);
+        // Ignored: the next delivery (attempt 2, after a re-dispatch) finds it owed.
+        assert_eq!(judge(&[acked(11, 1), ended(20, 1), delivered(30, 1), delivered(2_900, 2)]), [("P51", 2_900)]);
+        // A stale delivery followed at once by the record's end: its run still comes.
+        assert_eq!(judge(&[acked(11, 1), ended(20, 1), delivered(30, 1), delivered(30, 0), acked(38, 1)]), []);
+        // Ignored until the end of the history.
+        assert_eq!(judge(&[acked(11, 1), ended(20, 1), delivered(30, 1)]), [("P51", 10_000)]);
+        // Frozen from 40 ms to 3 s: the run that shows at 3.1 s is in time.
+        let frozen = |_: &&str| vec![Span { start: 40_000, end: 3_000_000 }];
+        let h = [
+            acked(11, 1),
+            ended(20, 1),
+            delivered(30, 1),
+            at(3_100, PoolEvent::Fenced { worker: "w".into(), running: 1 }),
+        ];
+        assert_eq!(crate::test_entry::at_ms(&redeliveries_start_their_run(&h, 10_000_000, frozen)), []);
+        // A repeat while the run still goes owes nothing; nor does a delivery naming another owner.
+        assert_eq!(judge(&[acked(11, 1), delivered(15, 1), ended(20, 1)]), []);
+    }
+}
