@@ -17,13 +17,20 @@ use keel::observe::LeaseEvent;
 
 use crate::{Clocks, Entry, Fact, Span, Violation, plain};
 
+/// An owner's belief in a grant: its fence, the event it began at, how long it lasts.
+#[derive(Clone, Copy)]
+struct Belief {
+    fence: u64,
+    since: u64,
+    belief_us: u64,
+}
+
 /// S25 over keel's lease events: see the module's doc. The first 20 violations.
 pub fn lease_acts_inside_the_belief<E: Entry>(
     events: &[E],
     clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
 ) -> Vec<Violation> {
-    // (node, lease, owner) → (fence, the belief's event, belief_us)
-    let mut beliefs: BTreeMap<(E::Node, &str, &str), (u64, u64, u64)> = BTreeMap::new();
+    let mut beliefs: BTreeMap<(E::Node, &str, &str), Belief> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
@@ -36,7 +43,10 @@ pub fn lease_acts_inside_the_belief<E: Entry>(
             Some(
                 L::Granted { lease, owner, fence, belief_us, .. } | L::Renewed { lease, owner, fence, belief_us, .. },
             ) => {
-                beliefs.insert((node.clone(), plain(lease), plain(owner)), (*fence, t, *belief_us));
+                beliefs.insert(
+                    (node.clone(), plain(lease), plain(owner)),
+                    Belief { fence: *fence, since: t, belief_us: *belief_us },
+                );
                 continue;
             }
             Some(L::SteppingDown { lease, owner, .. } | L::Lost { lease, owner, .. }) => {
@@ -49,7 +59,9 @@ pub fn lease_acts_inside_the_belief<E: Entry>(
             _ => continue,
         };
         let (lease, owner) = (plain(lease), plain(owner));
-        let Some(&(held, since, belief_us)) = beliefs.get(&(node.clone(), lease, owner)) else { continue };
+        let Some(&Belief { fence: held, since, belief_us }) = beliefs.get(&(node.clone(), lease, owner)) else {
+            continue;
+        };
         let elapsed_us = (t.saturating_sub(since) as f64 * clocks.rates.0) as u64;
         if held != fence || elapsed_us < belief_us || (clocks.jumped)(node, since, t) || v.len() >= 20 {
             continue;

@@ -24,6 +24,14 @@ use crate::{Entry, Fact, Span, Violation, plain};
 /// How long, at the end of a history, a delivery that must start a run may still be waiting.
 pub const REDELIVERY_STARTS_US: u64 = 2_000_000;
 
+/// A delivery that must start a run: its node, the attempt, when, and by when its run must show.
+struct Owed<N> {
+    node: N,
+    attempt: u64,
+    at: u64,
+    due: u64,
+}
+
 /// P51 over keel's pool events: see the module's doc. The first 20 violations.
 pub fn redeliveries_start_their_run<E: Entry>(
     events: &[E],
@@ -32,13 +40,9 @@ pub fn redeliveries_start_their_run<E: Entry>(
 ) -> Vec<Violation> {
     // (worker, job) → (its node, the attempt of its last ended run)
     let mut ended: BTreeMap<(&str, &str), (E::Node, u64)> = BTreeMap::new();
-    // (worker, job) → (its node, the attempt delivered again, when, by when its run must show)
-    let mut owed: BTreeMap<(&str, &str), (E::Node, u64, u64, u64)> = BTreeMap::new();
+    let mut owed: BTreeMap<(&str, &str), Owed<E::Node>> = BTreeMap::new();
     let mut v = Vec::new();
-    let say = |v: &mut Vec<Violation>,
-               t: u64,
-               (w, j): (&str, &str),
-               (node, attempt, at, _): &(E::Node, u64, u64, u64)| {
+    let say = |v: &mut Vec<Violation>, t: u64, (w, j): (&str, &str), Owed { node, attempt, at, .. }: &Owed<E::Node>| {
         if v.len() < 20 {
             v.push(Violation::new(
                 "P51",
@@ -54,13 +58,13 @@ pub fn redeliveries_start_their_run<E: Entry>(
         let (node, t) = (e.node(), e.t_us());
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
             ended.retain(|_, (n, _)| n != node);
-            owed.retain(|_, (n, ..)| n != node);
+            owed.retain(|_, o| &o.node != node);
             continue;
         }
         match e.pool() {
             Some(PoolEvent::RunEnded { job, worker, attempt }) => {
                 let key = (plain(worker), plain(job));
-                owed.remove(&key).filter(|o| o.1 != *attempt).into_iter().for_each(|o| {
+                owed.remove(&key).filter(|o| o.attempt != *attempt).into_iter().for_each(|o| {
                     owed.insert(key, o);
                 });
                 ended.insert(key, (node.clone(), *attempt));
@@ -71,14 +75,14 @@ pub fn redeliveries_start_their_run<E: Entry>(
             ) => {
                 let key = (plain(worker), plain(job));
                 ended.remove(&key);
-                if owed.get(&key).is_some_and(|o| o.1 == *attempt) {
+                if owed.get(&key).is_some_and(|o| o.attempt == *attempt) {
                     owed.remove(&key);
                 }
             }
             Some(PoolEvent::RecordDelivered { job, worker, attempt, owner }) => {
                 let key = (plain(worker), plain(job));
                 if let Some(o) = owed.remove(&key) {
-                    if t > o.3 {
+                    if t > o.due {
                         say(&mut v, t, key, &o);
                     } else {
                         owed.insert(key, o); // a run may still come (a stale delivery's start)
@@ -86,7 +90,7 @@ pub fn redeliveries_start_their_run<E: Entry>(
                 }
                 if plain(owner) == key.0 && ended.get(&key).is_some_and(|(_, a)| a == attempt) {
                     let due = crate::reach(t, REDELIVERY_STARTS_US, &frozen(node));
-                    owed.entry(key).or_insert((node.clone(), *attempt, t, due));
+                    owed.entry(key).or_insert(Owed { node: node.clone(), attempt: *attempt, at: t, due });
                 }
             }
             Some(
@@ -97,7 +101,7 @@ pub fn redeliveries_start_their_run<E: Entry>(
             ) => {
                 let w = plain(worker);
                 owed.retain(|(ow, oj), o| {
-                    if *ow == w && t > o.3 {
+                    if *ow == w && t > o.due {
                         say(&mut v, t, (ow, oj), o);
                     }
                     *ow != w
@@ -108,7 +112,7 @@ pub fn redeliveries_start_their_run<E: Entry>(
         }
     }
     for (key, o) in &owed {
-        if o.3 < end_us {
+        if o.due < end_us {
             say(&mut v, end_us, *key, o);
         }
     }

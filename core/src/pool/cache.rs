@@ -234,25 +234,7 @@ impl<S: Store> Core<S> {
     /// (watch first, then snapshot, then changes above the snapshot's revision; a gap or a hole
     /// snapshots again). While it is out of sync, dispatch uses the age-bounded snapshot.
     pub async fn run_keepalive_follower(self: Arc<Self>) {
-        let mut watch = loop {
-            tokio::select! {
-                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                _ = self.shutdown.cancelled() => return,
-                // Cut at the op timeout like every call (E6): a watch that never opens would stall
-                // this task for good.
-                // MC198: the watch opened without the op timeout.
-                w = async {
-                    if crate::mutants::active(crate::mutants::Mutant::MC198) {
-                        self.store.watch(&self.maps.keepalive).await
-                    } else {
-                        self.op("watch", self.store.watch(&self.maps.keepalive)).await
-                    }
-                } => match w {
-                    Ok(w) => break w,
-                    Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
-                },
-            }
-        };
+        let Some(mut watch) = self.open_watch(&self.maps.keepalive).await else { return };
         let mut synced = false; // set by each event below; a snapshot makes the replica synced
         loop {
             if !synced {

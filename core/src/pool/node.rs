@@ -153,6 +153,29 @@ impl<S: Store> Core<S> {
         r
     }
 
+    /// Open a watch of `map`, tried again every sweep interval until it opens (`None`: the node
+    /// stopped first). Each try is cut at the op timeout like every call (E6): a watch request
+    /// stuck behind a slow link would otherwise hold the task for good.
+    pub(crate) async fn open_watch(&self, map: &str) -> Option<S::Watch> {
+        loop {
+            tokio::select! {
+                biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                _ = self.shutdown.cancelled() => return None,
+                w = async {
+                    // MC198: the watch opened without the op timeout.
+                    if mutants::active(Mutant::MC198) {
+                        self.store.watch(map).await
+                    } else {
+                        self.op("watch", self.store.watch(map)).await
+                    }
+                } => match w {
+                    Ok(w) => return Some(w),
+                    Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
+                },
+            }
+        }
+    }
+
     /// One guarded transaction on the job map, sent with whatever else this node has waiting
     /// (batch.rs): its own outcome, or its batch's error (outcome unknown).
     pub(crate) async fn job_txn(

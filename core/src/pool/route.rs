@@ -145,25 +145,7 @@ impl<S: Store> Core<S> {
     /// whole snapshots of the job map in the steady state.) Assignments need no resync (the
     /// sweeper re-announces every period).
     pub async fn run_router(self: Arc<Self>) {
-        let mut watch = loop {
-            tokio::select! {
-            biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
-                    _ = self.shutdown.cancelled() => return,
-                    // Cut at the op timeout like every call (E6): a watch that never opens would stall
-                // this task for good.
-                // MC198: the watch opened without the op timeout.
-                w = async {
-                    if crate::mutants::active(crate::mutants::Mutant::MC198) {
-                        self.store.watch(&self.maps.jobs).await
-                    } else {
-                        self.op("watch", self.store.watch(&self.maps.jobs)).await
-                    }
-                } => match w {
-                        Ok(w) => break w,
-                        Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
-                    },
-                }
-        };
+        let Some(mut watch) = self.open_watch(&self.maps.jobs).await else { return };
         // Watch first, then snapshot (docs/rmap.md): nothing written after the watch opened is
         // missed, and the baseline resolves waiters of jobs completed before it.
         self.resync_feed_until_done("start").await;

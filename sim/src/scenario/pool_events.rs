@@ -172,14 +172,15 @@ pub fn completion_events_never_refused(events: &[crate::history::Event]) -> Vec<
             (_, Some(CompleterEvent::StopDeadline { .. }), _) => {
                 cut.insert(e.node);
             }
-            (.., Some(PoolEvent::CompletionEventRefused { job, error })) if !cut.contains(&e.node) => {
-                if v.len() < 20 {
-                    v.push(Violation::new(
-                        "P50",
-                        e.t_us,
-                        format!("{}: the event of {job}'s recorded completion was refused ({error}): lost for every subscriber", e.node),
-                    ));
-                }
+            (.., Some(PoolEvent::CompletionEventRefused { job, error })) if !cut.contains(&e.node) && v.len() < 20 => {
+                v.push(Violation::new(
+                    "P50",
+                    e.t_us,
+                    format!(
+                        "{}: the event of {job}'s recorded completion was refused ({error}): lost for every subscriber",
+                        e.node
+                    ),
+                ));
             }
             _ => {}
         }
