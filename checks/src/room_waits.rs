@@ -13,6 +13,13 @@
 //! full backlog forever: a worker that never finishes its last job and never hands it back. The
 //! wait is judged at the first event after its deadline (or at the history's end). A node's
 //! start or crash forgets its runs.
+//!
+//! Room works the same way: each write announces the room it made (`room_made`: `room`
+//! completions fit now) and wakes every producer waiting. Within the same slack, either the
+//! room is taken (`room` acceptances in the run, by the waiters or anyone else) or none of the
+//! producers waiting when it was made is still waiting. A write that wakes one waiter of
+//! several (`notify_one`: blind-spot hunt round 8, #12 and round 22, #50, MC208) leaves the
+//! others parked beside free room until the next write.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +38,40 @@ struct Overdue<N> {
     due: u64,
 }
 
+/// Room made while producers waited: they take it by `due`, or stop waiting.
+struct RoomDue<N> {
+    node: N,
+    key: (String, u64),
+    made_at: u64,
+    room: usize,
+    /// Acceptances in the run since the room was made.
+    taken: usize,
+    /// The producers waiting when it was made, and how many waits each still has open.
+    waiting: BTreeMap<String, usize>,
+    due: u64,
+}
+
+impl<N: std::fmt::Display> RoomDue<N> {
+    fn violation(&self, at: u64) -> Violation {
+        let left: Vec<&str> = self.waiting.keys().map(String::as_str).collect();
+        Violation::new(
+            "V20",
+            at,
+            format!(
+                "{}: completer {} run {}: a write made room for {} at {:.3}s; by {:.3}s {} were accepted and producers {} still wait: room wakes every producer waiting for it",
+                self.node,
+                self.key.0,
+                self.key.1,
+                self.room,
+                self.made_at as f64 / 1e6,
+                self.due as f64 / 1e6,
+                self.taken,
+                left.join(", ")
+            ),
+        )
+    }
+}
+
 /// V20 over keel's completer events: see the module's doc. `end_us` is the history's end; the
 /// bound is `clocks.slacks.0` of running time after the close (`clocks.frozen` gives a node's
 /// frozen spans; rates and jumps do not matter: the wake waits on no clock). The first 20
@@ -45,6 +86,7 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
     // (node, completer, run) → the close's instant
     let mut closed: BTreeMap<(E::Node, String, u64), u64> = BTreeMap::new();
     let mut due: Vec<Overdue<E::Node>> = Vec::new();
+    let mut rooms: Vec<RoomDue<E::Node>> = Vec::new();
     let mut holes: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new();
     let mut v = Vec::new();
     let overdue = |o: &Overdue<E::Node>, at: u64| {
@@ -71,12 +113,21 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
             }
             true
         });
+        rooms.retain(|r| {
+            if r.due < t {
+                v.push(r.violation(t));
+                return false;
+            }
+            true
+        });
         if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
             waits.retain(|k, _| &k.0 != node);
             closed.retain(|k, _| &k.0 != node);
             due.retain(|o| &o.node != node);
+            rooms.retain(|r| &r.node != node);
             continue;
         }
+        let settled = |r: &RoomDue<E::Node>| r.taken >= r.room || r.waiting.is_empty();
         match e.completer() {
             Some(CompleterEvent::RoomWaitBegun { completer, run, producer }) => {
                 let key = (node.clone(), plain(completer).to_owned(), *run);
@@ -100,6 +151,15 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
                 if let Some(n) = waits.get_mut(&key).and_then(|w| w.get_mut(p)) {
                     *n = n.saturating_sub(1);
                 }
+                for r in rooms.iter_mut().filter(|r| &r.node == node && r.key.0 == key.1 && r.key.1 == *run) {
+                    if let Some(n) = r.waiting.get_mut(p) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            r.waiting.remove(p);
+                        }
+                    }
+                }
+                rooms.retain(|r| !settled(r));
                 if let Some(i) =
                     due.iter().position(|o| &o.node == node && o.key.0 == key.1 && o.key.1 == *run && o.producer == p)
                 {
@@ -124,6 +184,10 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
             // push's result was looked at tells the operator of a completion that was refused).
             Some(CompleterEvent::Accepted { completer, run, .. }) => {
                 let key = (node.clone(), plain(completer).to_owned(), *run);
+                for r in rooms.iter_mut().filter(|r| &r.node == node && r.key.0 == key.1 && r.key.1 == *run) {
+                    r.taken += 1;
+                }
+                rooms.retain(|r| !settled(r));
                 if let Some(&at) = closed.get(&key) {
                     v.push(Violation::new(
                         "V20",
@@ -134,6 +198,28 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
                             at as f64 / 1e6
                         ),
                     ));
+                }
+            }
+            Some(CompleterEvent::RoomMade { completer, run, room, .. }) => {
+                let key = (node.clone(), plain(completer).to_owned(), *run);
+                let waiting: BTreeMap<String, usize> = waits
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(p, n)| (p.clone(), *n))
+                    .collect();
+                if *room > 0 && !waiting.is_empty() {
+                    let hs = holes.entry(node.clone()).or_insert_with(|| (clocks.frozen)(node));
+                    rooms.push(RoomDue {
+                        node: node.clone(),
+                        key: (key.1, *run),
+                        made_at: t,
+                        room: *room,
+                        taken: 0,
+                        waiting,
+                        due: reach(t, clocks.slacks.0, hs),
+                    });
                 }
             }
             Some(CompleterEvent::EventsClosed { completer, run, .. }) => {
@@ -159,6 +245,11 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
     for o in &due {
         if o.due < end_us {
             v.push(overdue(o, end_us));
+        }
+    }
+    for r in &rooms {
+        if r.due < end_us {
+            v.push(r.violation(end_us));
         }
     }
     v.truncate(20);
@@ -237,5 +328,39 @@ mod tests {
         assert_eq!(judge(&[closed(30), begun(31, "p"), ended(31, "p", "closed")]), [("V20", 31)]);
         let crash = Ev(31_000, "n1", None, Some(Fact::NodeCrash));
         assert_eq!(judge(&[begun(10, "p"), closed(30), crash, other(500)]), []);
+    }
+
+    /// Room made while producers wait is taken, or nobody is left waiting, within the slack:
+    /// a write that woke one waiter of two with room for both (MC208) is V20 at the first event
+    /// past the bound; room taken by another producer, a wait given up, or no room made at all
+    /// pass.
+    #[test]
+    fn room_made_wakes_every_producer_waiting_for_it() {
+        let made = |t_ms: u64, room: usize| {
+            at(t_ms, CompleterEvent::RoomMade { completer: "c".into(), run: 1, n: 4, backlog: 16 - room, room })
+        };
+        let accepted =
+            |t_ms: u64| at(t_ms, CompleterEvent::Accepted { completer: "c".into(), run: 1, backlog: 16, queued: 12 });
+        let (p, q) = (begun(10, "p"), begun(11, "q"));
+        // Both woken, both accepted.
+        let both = [p.clone(), q.clone(), made(20, 4), ended(20, "p", "accepted"), accepted(20)];
+        assert_eq!(judge(&[&both[..], &[ended(21, "q", "accepted"), accepted(21), other(500)]].concat()), []);
+        // One woken (MC208): q parked beside room for three more.
+        assert_eq!(judge(&[&both[..], &[other(21), other(30)]].concat()), [("V20", 30)]);
+        assert_eq!(judge(&both), [("V20", 1_000)]);
+        // Room for one, taken by p: q waits on with reason.
+        assert_eq!(
+            judge(&[p.clone(), q.clone(), made(20, 1), ended(20, "p", "accepted"), accepted(20), other(500)]),
+            []
+        );
+        // The room taken by a producer that did not wait, or q giving its completion up.
+        assert_eq!(judge(&[p.clone(), made(20, 1), accepted(20), other(500)]), []);
+        assert_eq!(judge(&[p.clone(), made(20, 2), ended(21, "p", "cancelled"), other(500)]), []);
+        // No room made (a write given up while the backlog was full again), or nobody waiting.
+        assert_eq!(judge(&[p.clone(), made(20, 0), other(500)]), []);
+        assert_eq!(judge(&[made(20, 4), other(500)]), []);
+        // A crash forgets the room.
+        let crash = Ev(21_000, "n1", None, Some(Fact::NodeCrash));
+        assert_eq!(judge(&[p, made(20, 4), crash, other(500)]), []);
     }
 }

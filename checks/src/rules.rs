@@ -986,6 +986,15 @@ pub fn completer_drains_write_at_once<E: Entry>(
                     d.queued_since = None;
                 }
             }
+            // A batch's room made with nothing left in the backlog: nothing is queued, whether
+            // the batch was written or given up at the bound (completer seed 1419: a batch given
+            // up at 4.651 s because its next retry would pass the bound, no budget exhausted,
+            // and a burst producer's completions handed in 28 ms later).
+            (Some(CompleterEvent::RoomMade { completer, run, backlog: 0, .. }), _) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.queued_since = None;
+                }
+            }
             (Some(CompleterEvent::EventsClosed { completer, run, .. }), _) => {
                 open.remove(&(node.clone(), plain(completer), *run));
             }
@@ -1867,6 +1876,14 @@ mod tests {
         assert!(judge(&[began(2), flushed(30_000, 20_000), flushed(80_000, 20_000)], 0.9).is_empty());
         // Nothing queued at the drain: the later write is of a completion handed in since.
         assert!(judge(&[began(0), flushed(30_000, 5_000)], 1.0).is_empty());
+        // The queued batch given up at its last failure (its next retry would pass the bound)
+        // with an empty backlog left: a later write is of completions handed in since (completer
+        // seed 1419); with something left in the backlog it is still due at once.
+        let room =
+            |backlog| sm(25_000, "a", C::RoomMade { completer: "c".into(), run: 1, n: 2, backlog, room: 16 - backlog });
+        assert!(judge(&[began(2), failed(), room(0), flushed(60_000, 5_000)], 1.0).is_empty());
+        let v = judge(&[began(2), failed(), room(1), flushed(60_000, 5_000)], 1.0);
+        assert_eq!((v.len(), v[0].t_us), (1, 60_000), "{v:?}");
         // Frozen time does not count; a node restart ends the run.
         let frozen = |_: &&str| vec![Span { start: 10_500, end: 40_000 }];
         assert!(

@@ -165,7 +165,8 @@ fn completer(e: &CompleterEvent<'_>) {
             histogram!("keel_completer_flush_seconds", "completer" => completer.to_string())
                 .record(*took_us as f64 / 1e6);
         }
-        E::Accepted { completer, backlog, .. } => {
+        // The backlog moves both ways: up with each acceptance, down with each write.
+        E::Accepted { completer, backlog, .. } | E::RoomMade { completer, backlog, .. } => {
             gauge!("keel_completer_backlog", "completer" => completer.to_string()).set(*backlog as f64);
         }
         E::FlushFailed { completer, .. } => {

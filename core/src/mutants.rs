@@ -977,6 +977,11 @@ pub enum Mutant {
     /// failed, and a sweep delivers the record again) is taken for the run still tracked and
     /// ignored, and the job waits for a re-dispatch (blind-spot hunt, round 22, #25).
     MC207,
+    /// A completer write that makes room in the backlog and wakes only one of the producers
+    /// waiting for it (`notify_one` for `notify_waiters`): the others wait for the next write
+    /// although there is room for them (blind-spot hunt, round 8, #12 and round 22, #50: V20
+    /// judged only that a close ends every wait, not that room does).
+    MC208,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1346,6 +1346,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC208,
+        lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -90,14 +90,14 @@ impl<S: Store> Driver<S> {
                 // handed on (or given up): the bound counts what is in flight.
                 let room_made_early = mutants::active(Mutant::MC40); // MC40: room made at the take
                 if room_made_early {
-                    self.intake.done(n);
+                    self.make_room(n);
                 }
                 match self.flush(&batch, &mut deadline, &mut backoff).await {
                     Some(rev) => self.emit(batch, rev, &mut deadline, &mut report).await,
                     None => report.unflushed.extend(batch),
                 }
                 if !room_made_early {
-                    self.intake.done(n);
+                    self.make_room(n);
                 }
                 // MC69: the tick re-armed from the instant read before the write: after a write
                 // slower than the interval, partial batches go out back to back.
@@ -159,6 +159,13 @@ impl<S: Store> Driver<S> {
         }
         let closed = self.slot.close(self.run);
         debug_assert!(closed, "the run's channel is closed once, by its owner");
+    }
+
+    /// `n` completions leave the backlog: the waiting producers are woken, and the room made
+    /// is announced (V20 judges that they take it).
+    fn make_room(&self, n: usize) {
+        let (backlog, room) = self.intake.done(n);
+        observe::emit(CompleterEvent::RoomMade { completer: (&self.cfg.name).into(), run: self.run, n, backlog, room });
     }
 
     /// Write `batch` with retries. `None`: gave up at the stop deadline (not known to be written).

@@ -145,13 +145,22 @@ impl Intake {
         batch
     }
 
-    /// `n` in-flight completions were flushed (or given up): make room.
-    pub fn done(&self, n: usize) {
+    /// `n` in-flight completions were flushed (or given up): make room, and wake every producer
+    /// waiting for it. Returns the backlog left and the room there is now.
+    pub fn done(&self, n: usize) -> (usize, usize) {
         let mut s = self.lock();
         crate::keel_assert!(s.inflight >= n, "backlog accounting: {n} done but only {} in flight", s.inflight);
         s.inflight = s.inflight.saturating_sub(n);
+        let backlog = s.queue.len() + s.inflight;
+        let room = s.cap.saturating_sub(backlog);
         drop(s);
-        self.room.notify_waiters();
+        if mutants::active(Mutant::MC208) {
+            // MC208: one waiting producer woken: the others wait for the next write's room.
+            self.room.notify_one();
+        } else {
+            self.room.notify_waiters();
+        }
+        (backlog, room)
     }
 
     /// Whether the drain is complete: nothing queued and no producer registered. One lock, so a

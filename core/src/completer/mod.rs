@@ -459,18 +459,25 @@ impl Producer {
         if r.is_err() && !crate::mutants::active(crate::mutants::Mutant::MC196) {
             return r;
         }
+        self.accepted();
+        r
+    }
+
+    /// Hand over a completion if there is room now.
+    pub fn try_complete(&self, c: Completion) -> Result<(), TryCompleteError> {
+        self.intake.try_push(c)?;
+        self.accepted();
+        Ok(())
+    }
+
+    /// Announce a completion taken in, with the backlog it left (V7, V20 count them).
+    fn accepted(&self) {
         observe::emit(CompleterEvent::Accepted {
             completer: (&self.completer).into(),
             run: self.run,
             backlog: self.intake.backlog(),
             queued: self.intake.queued(),
         });
-        r
-    }
-
-    /// Hand over a completion if there is room now.
-    pub fn try_complete(&self, c: Completion) -> Result<(), TryCompleteError> {
-        self.intake.try_push(c)
     }
 
     /// The completer run this producer belongs to.

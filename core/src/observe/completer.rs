@@ -1,6 +1,6 @@
 //! Events of the completer and its subscription manager (target `keel::completer`).
 
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 
 use super::{Text, events};
 use crate::error::Outcome;
@@ -49,6 +49,10 @@ events! {
         /// A producer's completion was accepted; the run's backlog (queued + in flight) is now
         /// `backlog`, of which `queued` wait for a write.
         Accepted { completer: Text<'a>, run: u64, backlog: usize, queued: usize } = "accepted",
+        /// `n` completions left the run's backlog (written and handed on, or given up): `room`
+        /// completions fit now, of a backlog holding `backlog`. Every producer waiting for room
+        /// is woken (rule V20: they take the room until it is gone or none waits).
+        RoomMade { completer: Text<'a>, run: u64, n: usize, backlog: usize, room: usize } = "room_made",
         /// A producer `producer` registered with run `run`: its completions are drained before the
         /// run's event channel closes (rule V1 counts it until its `producer_stopped`).
         ProducerRegistered { completer: Text<'a>, run: u64, producer: Text<'a> } = "producer_registered",
@@ -146,6 +150,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         }
         E::RoomWaitEnded { completer, run, producer, outcome } => {
             debug!(target: T, completer = %completer, run, producer = %producer, outcome = %outcome, kind = "room_wait_ended", "producer's wait for room ended")
+        }
+        E::RoomMade { completer, run, n, backlog, room } => {
+            trace!(target: T, completer = %completer, run, n, backlog, room, kind = "room_made", "room made in the backlog")
         }
         E::SmStarted { run, source_run } => {
             info!(target: T, run, source_run, kind = "sm_started", "subscription manager started")

@@ -888,6 +888,7 @@ impl CompleterScenario {
             Mutant::MC173,
             Mutant::MC179,
             Mutant::MC196,
+            Mutant::MC208,
             Mutant::MC197,
             Mutant::MC200,
         ]
