@@ -982,6 +982,11 @@ pub enum Mutant {
     /// although there is room for them (blind-spot hunt, round 8, #12 and round 22, #50: V20
     /// judged only that a close ends every wait, not that room does).
     MC208,
+    /// A lease grant whose reply is handled after the belief it grants would end (the owner
+    /// frozen with its acquire in flight) taken as held: `Held` published and the work started
+    /// with a guard already lost, then a step-down at the next turn (found by S25 on unmutated
+    /// lease seed 4963 of 0..6000, a 1.7 s pause; the renewal's twin is MC132).
+    MC209,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1352,6 +1352,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC209,
+        lineage: "checker proof (S25 on unmutated lease seed 4963 of 0..6000, a keel bug: a 1.7 s pause with an acquire in flight): a grant answered past its belief published Held and its work started",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

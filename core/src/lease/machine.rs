@@ -301,6 +301,21 @@ impl Machine {
                 // MC105: the grant believed for its whole TTL, the drift margin left out.
                 let margin = if mutants::active(Mutant::MC105) { Duration::ZERO } else { self.t.drift_margin };
                 let deadline = self.validity_from(sent_at, now) + self.t.ttl - margin;
+                if now >= deadline && !mutants::active(Mutant::MC209) {
+                    // The reply came after the belief it grants would end (the owner frozen or
+                    // descheduled with its acquire in flight: lease seed 4963, a 1.7 s pause).
+                    // Never held: no `Held`, no work handed a guard already lost (S25). The
+                    // store may still hold the grant (its TTL counts from its apply), so its
+                    // token is released, and a fresh one tries again at once.
+                    // MC209: held anyway, and stepped down at the next turn.
+                    self.stale_tokens.push(self.token.clone());
+                    for token in std::mem::take(&mut self.stale_tokens) {
+                        self.steps.push_back(Step::Release { token });
+                    }
+                    self.rotate_token();
+                    self.phase = Phase::Awaiting { next_attempt: now };
+                    return;
+                }
                 let next_renew = sent_at + self.t.renew_interval;
                 self.phase = Phase::Held { fence, deadline, next_renew, work: Work::Running { restarts: 0 } };
                 // Renewal is armed (next_renew set) before the work starts.
@@ -625,6 +640,26 @@ mod tests {
         assert_eq!(m.poll(now), Step::Publish(LeaseState::Lost { fence: 42, reason: LostReason::Deadline }));
         assert_eq!(m.poll(now), Step::Release { token: "n:7:1".into() });
         assert_eq!(m.poll(now), Step::Acquire { token: "n:7:2".into() }, "fresh token after a loss");
+    }
+
+    /// A grant whose reply is handled past the belief it grants (a freeze with the acquire in
+    /// flight: lease seed 4963) is never held: its token is released and a fresh one tries
+    /// again; under MC209 it is published `Held` and its work started with a lost guard.
+    #[test]
+    fn a_grant_answered_past_its_belief_is_released_not_held() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        assert_eq!(m.poll(t0), Step::Acquire { token: "n:7:1".into() });
+        let late = t0 + 810 * MS; // send + ttl − margin
+        m.on_acquire(t0, late, Ok(Acquire::Granted { fence: 42 }));
+        assert_eq!(m.deadline(), None, "no belief in a grant already past it");
+        assert_eq!(m.poll(late), Step::Release { token: "n:7:1".into() });
+        assert_eq!(m.poll(late), Step::Acquire { token: "n:7:2".into() }, "a fresh token at once");
+        // One microsecond sooner it is held, for that microsecond.
+        let mut m = machine(timing(), t0);
+        assert_eq!(m.poll(t0), Step::Acquire { token: "n:7:1".into() });
+        m.on_acquire(t0, late - Duration::from_micros(1), Ok(Acquire::Granted { fence: 42 }));
+        assert_eq!(m.deadline(), Some(late));
     }
 
     /// A renewal whose reply is handled at the deadline (a freeze with it in flight) steps down

@@ -334,6 +334,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC191,
     Mutant::MC195,
     Mutant::MC204,
+    Mutant::MC209,
 ];
 
 impl LeaseScenario {
