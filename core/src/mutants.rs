@@ -987,6 +987,11 @@ pub enum Mutant {
     /// with a guard already lost, then a step-down at the next turn (found by S25 on unmutated
     /// lease seed 4963 of 0..6000, a 1.7 s pause; the renewal's twin is MC132).
     MC209,
+    /// A sweep that reads the completer map's slice after the job map's (in its second batch of
+    /// reads, as it did): an entry written since the job slice's revision is judged against a
+    /// table that has not seen its job's tombstone yet, and deleted within moments of its job's
+    /// completion (found by P44 on unmutated poolfeed seed 1340 of 500..1500: 173 ms after).
+    MC210,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1358,6 +1358,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC210,
+        lineage: "checker proof (P44 on unmutated poolfeed seed 1340 of 500..1500, a keel bug): a sweep reads the completer map's slice after the job map's and deletes an entry its table is too old to judge",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

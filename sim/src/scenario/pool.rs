@@ -659,6 +659,7 @@ impl PoolScenario {
             Mutant::MC199,
             Mutant::MC202,
             Mutant::MC207,
+            Mutant::MC210,
         ]
     }
 }
@@ -671,18 +672,25 @@ impl PoolScenario {
     /// and P5 are judged only before the first loss). Every other rule is judged throughout.
     fn check_losses(&self, run: &RunView<'_>, v: Vec<Violation>) -> Vec<Violation> {
         let lost = |e: &Event| matches!(e.world(), Some(WorldEv::StoreCrash { data_loss: true }));
-        let Some(first) = run.events.iter().find(|e| lost(e)).map(|e| e.t_us) else { return v };
+        let Some(at) = run.events.iter().position(lost) else { return v };
+        let first = run.events[at].t_us;
         let last = run.events.iter().rposition(lost).unwrap_or_default();
         let back = run.events[last..]
             .iter()
             .find(|e| matches!(e.world(), Some(WorldEv::StoreRestart {})))
             .map_or(run.end_us, |e| e.t_us);
+        // P2 compares a completion with every attempt of its job: judged on the history before
+        // the loss alone, or a job the loss forgot and its node added again (attempts counted
+        // from 1 once more) makes an earlier completion look stale (poolloss seed 1137).
+        let p2_before = self.check_jobs(&run.events[..at]).into_iter().filter(|x| x.invariant == "P2");
         v.into_iter()
             .filter(|x| match x.invariant {
                 "P1" => x.t_us >= back,
-                "P2" | "P3" | "P5" => x.t_us < first,
+                "P2" => false,
+                "P3" | "P5" => x.t_us < first,
                 _ => true,
             })
+            .chain(p2_before)
             .collect()
     }
 
