@@ -11,6 +11,16 @@
 //! reply (MC14) outlives the grant by the round trip; one without its margin (MC105) by the
 //! drift a clock may have. S6 sees either only when the clocks and the network make it matter;
 //! this sees it at every grant.
+//!
+//! Both ways round: a belief is also no shorter than that (to 1 µs), since keel counts it from
+//! the send, exactly: an owner that believes less steps down while the store still holds its
+//! grant, and a renewal counted from the previous deadline or a round trip taken off twice
+//! (blind-spot hunt, round 23, B #21 and #26) stays short for good. A belief of 0 (a grant
+//! answered past the belief it grants, never held) is not judged that way. And the margin itself
+//! covers the clocks the run has: at `owner_started`, `drift_margin_us ≥ ttl_us · (1 −
+//! slowest)`, 1 ms of slack, where `slowest` is the slowest in-bound clock rate of the run (a
+//! margin of a hundredth of the TTL under clocks 8 % slow, round 23 B #4: the belief outlives
+//! the grant whenever renewals stop for a TTL).
 
 use std::collections::BTreeMap;
 
@@ -18,8 +28,12 @@ use keel::observe::LeaseEvent;
 
 use crate::{Entry, Fact, Violation, plain};
 
-/// S17 over keel's lease events: see the module's doc. The first 20 violations.
-pub fn lease_beliefs_keep_their_margin<E: Entry>(events: &[E]) -> Vec<Violation> {
+/// Slack on the margin's cover of the slowest clock: 1 ms.
+const MARGIN_SLACK_US: u64 = 1_000;
+
+/// S17 over keel's lease events: see the module's doc. `slowest`: the slowest in-bound clock
+/// rate of the run (1.0 for real clocks). The first 20 violations.
+pub fn lease_beliefs_keep_their_margin<E: Entry>(events: &[E], slowest: f64) -> Vec<Violation> {
     // (node, lease, owner) → (ttl_us, drift_margin_us)
     let mut owners: BTreeMap<(E::Node, &str, &str), (u64, u64)> = BTreeMap::new();
     let mut v = Vec::new();
@@ -32,6 +46,18 @@ pub fn lease_beliefs_keep_their_margin<E: Entry>(events: &[E]) -> Vec<Violation>
         let (lease, owner, what, took_us, belief_us) = match e.lease() {
             Some(LeaseEvent::OwnerStarted { lease, owner, ttl_us, drift_margin_us, .. }) => {
                 owners.insert((node.clone(), plain(lease), plain(owner)), (*ttl_us, *drift_margin_us));
+                let needed_us = (*ttl_us as f64 * (1.0 - slowest.min(1.0))) as u64;
+                if drift_margin_us + MARGIN_SLACK_US < needed_us && v.len() < 20 {
+                    v.push(Violation::new(
+                        "S17",
+                        e.t_us(),
+                        format!(
+                            "{node}: {} of {} keeps a drift margin of {drift_margin_us} µs of its TTL ({ttl_us} µs), under the {needed_us} µs a clock at rate {slowest:.3} (the run's slowest in bound) needs: its belief would outlive the store's grant",
+                            plain(owner),
+                            plain(lease)
+                        ),
+                    ));
+                }
                 continue;
             }
             Some(LeaseEvent::Granted { lease, owner, took_us, belief_us, .. }) => {
@@ -44,6 +70,16 @@ pub fn lease_beliefs_keep_their_margin<E: Entry>(events: &[E]) -> Vec<Violation>
         };
         let Some(&(ttl_us, margin_us)) = owners.get(&(node.clone(), lease, owner)) else { continue };
         let allowed_us = ttl_us.saturating_sub(margin_us).saturating_sub(took_us);
+        if belief_us > 0 && belief_us + 1 < allowed_us && v.len() < 20 {
+            v.push(Violation::new(
+                "S17",
+                e.t_us(),
+                format!(
+                    "{node}: {owner} believes its {what} of {lease} for {belief_us} µs from the reply, {} µs short of its TTL ({ttl_us} µs) less its drift margin ({margin_us} µs) counted from the send ({took_us} µs before): it would step down while the store holds its grant",
+                    allowed_us - belief_us
+                ),
+            ));
+        }
         if belief_us > allowed_us + 1 && v.len() < 20 {
             v.push(Violation::new(
                 "S17",
@@ -104,13 +140,29 @@ mod tests {
 
     #[test]
     fn a_belief_past_the_ttl_less_the_margin_from_the_send_fires_s17() {
-        let judge = |h: &[Ev]| crate::test_entry::at_ms(&lease_beliefs_keep_their_margin(h));
-        // TTL 1 s, margin 90 ms, the attempt took 4 ms: 906 ms of belief at most.
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&lease_beliefs_keep_their_margin(h, 1.0));
+        // TTL 1 s, margin 90 ms, the attempt took 4 ms: 906 ms of belief exactly.
         assert_eq!(judge(&[started(), granted(4_000, 906_000), renewed(4_000, 906_001)]), []);
+        // Short: counted from the previous deadline, or the round trip taken off twice (round
+        // 23 B #21, #26); a grant answered past its belief (0) is not judged that way.
+        assert_eq!(judge(&[started(), renewed(4_000, 545_000)]), [("S17", 20)]);
+        assert_eq!(judge(&[started(), granted(4_000, 902_000)]), [("S17", 10)]);
+        assert_eq!(judge(&[started(), granted(950_000, 0)]), []);
         // Counted from the reply (MC14), or without the margin (MC105).
         assert_eq!(judge(&[started(), granted(4_000, 910_000)]), [("S17", 10)]);
         assert_eq!(judge(&[started(), renewed(4_000, 996_000)]), [("S17", 20)]);
         // An owner that announced nothing is not judged.
         assert_eq!(judge(&[granted(4_000, 996_000)]), []);
+    }
+
+    /// The margin covers the run's slowest clock: 90 ms of a 1 s TTL covers a clock at 0.92
+    /// (80 ms), not one at 0.85 (150 ms); real clocks need none.
+    #[test]
+    fn a_margin_short_of_the_slowest_clock_fires_s17() {
+        let judge = |slowest| crate::test_entry::at_ms(&lease_beliefs_keep_their_margin(&[started()], slowest));
+        assert_eq!(judge(1.0), []);
+        assert_eq!(judge(0.92), []);
+        assert_eq!(judge(0.85), [("S17", 0)]);
+        assert_eq!(judge(1.08), []);
     }
 }

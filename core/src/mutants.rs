@@ -992,6 +992,17 @@ pub enum Mutant {
     /// table that has not seen its job's tombstone yet, and deleted within moments of its job's
     /// completion (found by P44 on unmutated poolfeed seed 1340 of 500..1500: 173 ms after).
     MC210,
+    /// A lease renewal that extends the belief by one renewal period from the old deadline
+    /// instead of counting it from its own send: after one late renewal (a retry, a slow turn)
+    /// the owner believes less than the store grants, for good, and steps down while the store
+    /// still holds its grant (blind-spot hunt, round 23, B #21: S17 bounded the belief only from
+    /// above).
+    MC211,
+    /// The lease's default drift margin a hundredth of the TTL, not a tenth: under the drift the
+    /// default is documented to cover, a holder cut off from the store believes past the
+    /// store's grant (blind-spot hunt, round 23, B #4: the scenario read its drift bound from
+    /// the config under test, so its plans shrank their drift with the margin).
+    MC212,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

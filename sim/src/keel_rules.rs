@@ -131,7 +131,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(crate::scenario::lease_orphans::check(view));
     v.extend(crate::scenario::lease_release::check(view));
     v.extend(lease_attempts_on_time(view));
-    v.extend(keel_checks::lease_beliefs_keep_their_margin(view.events));
+    v.extend(keel_checks::lease_beliefs_keep_their_margin(view.events, slowest_in_bound(view)));
     v.extend(keel_checks::lease_recoveries_follow_errors(view.events));
     v.extend(keel_checks::lease_failures_follow_permanent_errors(view.events));
     v.extend(lease_error_summaries(view));
@@ -715,6 +715,19 @@ fn cadence<'a>(
 /// no fault touches runs at real time).
 fn rate_bounds(run: &RunView<'_>) -> (f64, f64) {
     (clock_rates(run).fold(1.0f64, f64::min), clock_rates(run).fold(1.0f64, f64::max))
+}
+
+/// The slowest clock rate the run's plan sets within its drift bound (1.0 if none is slower):
+/// what a lease's drift margin must cover (S17).
+pub(crate) fn slowest_in_bound(run: &RunView<'_>) -> f64 {
+    run.plan
+        .events
+        .iter()
+        .filter_map(|t| match t.fault {
+            crate::plan::Fault::ClockRate { rate, beyond: false, .. } => Some(rate),
+            _ => None,
+        })
+        .fold(1.0f64, f64::min)
 }
 
 /// Every clock rate the run's plan sets (1.0, real time, is not among them unless set).

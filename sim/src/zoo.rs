@@ -1364,6 +1364,18 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC211,
+        lineage: "checker proof (blind-spot hunt, round 23, B #21): a renewal extends the belief a period from the old deadline, not from its send: the belief stays short",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC212,
+        lineage: "checker proof (blind-spot hunt, round 23, B #4): the default drift margin a hundredth of the TTL, not a tenth",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

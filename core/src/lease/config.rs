@@ -215,6 +215,8 @@ impl LeaseConfigBuilder {
                     "must leave room for the default drift margin (ttl/10) below ttl",
                 ));
             }
+            // MC212: a hundredth, not a tenth: a default that covers 1 % of drift, not 10 %.
+            None if crate::mutants::active(crate::mutants::Mutant::MC212) => ttl / 100,
             None => ttl / 10,
         };
         // Defaults below are derived so that they are always valid (renew_interval >= 1 ms).

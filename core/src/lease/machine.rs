@@ -395,6 +395,10 @@ impl Machine {
                 // The store extended the TTL at some instant after `sent_at`: measuring from the
                 // send keeps our belief strictly inside the store's.
                 let new_deadline = (self.validity_from(sent_at, now) + self.t.ttl - self.t.drift_margin).max(deadline);
+                // MC211: the belief extended by a period from the old deadline, not counted from
+                // this renewal's send: after a late renewal it stays short for good.
+                let new_deadline =
+                    if mutants::active(Mutant::MC211) { deadline + self.t.renew_interval } else { new_deadline };
                 // MC65: the period counted from the reply, as a loop that sleeps after each call
                 // returns: every renewal slips by its round trip.
                 let from = if mutants::active(Mutant::MC65) { now } else { sent_at };

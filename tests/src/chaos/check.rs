@@ -236,8 +236,9 @@ pub fn check(lines: &[Line], outcome: &RunOutcome, plan: &[Fault], seed: u64, mu
         jumped: |_: &_, _, _| false,
     };
     let mut off = keel_checks::lease_attempts_on_time(&views, clocks());
-    // S17: each grant and renewal believed for at most the TTL less the margin from its send.
-    off.extend(keel_checks::lease_beliefs_keep_their_margin(&views));
+    // S17: each grant and renewal believed for exactly the TTL less the margin from its send
+    // (real clocks: no simulated drift for the margin to cover).
+    off.extend(keel_checks::lease_beliefs_keep_their_margin(&views, 1.0));
     off.extend(keel_checks::lease_recoveries_follow_errors(&views));
     // E3: error summaries count exactly and keep their pace, by the same clocks.
     off.extend(keel_checks::lease_error_summaries_keep_count(&views, clocks()));
