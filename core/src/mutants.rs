@@ -1003,6 +1003,11 @@ pub enum Mutant {
     /// store's grant (blind-spot hunt, round 23, B #4: the scenario read its drift bound from
     /// the config under test, so its plans shrank their drift with the margin).
     MC212,
+    /// A lease's guarded work given a shutdown token of its own instead of a child of the
+    /// owner's: a node's graceful stop reaches the work only when the owner steps down, after a
+    /// renewal in flight ends, and the work writes on meanwhile (blind-spot hunt, round 23, B
+    /// #2: S10 lets the owner finish the renewal, and nothing judged the work).
+    MC213,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1376,6 +1376,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC213,
+        lineage: "checker proof (blind-spot hunt, round 23, B #2): the guarded work's token made apart from the owner's: a node's stop reaches it only at the step-down",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -338,7 +338,14 @@ impl<S: Store> Driver<S> {
                     }
                 }
                 Step::StartWork { fence } => {
-                    let stop = self.shutdown.child("work");
+                    // A child of the owner's token, itself the parent's child: a node's stop
+                    // reaches the work at once, even while the owner waits on a renewal (S26).
+                    // MC213: a token of its own, cancelled only by the owner's step-down.
+                    let stop = if mutants::active(Mutant::MC213) {
+                        crate::shutdown::Shutdown::new("work")
+                    } else {
+                        self.shutdown.child("work")
+                    };
                     // Held{fence} is published first, so the grant's validity exists; were it
                     // missing, the work would get a guard that is already lost.
                     let validity = self.current().filter(|v| v.fence() == fence).unwrap_or_else(|| {

@@ -341,6 +341,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC209,
     Mutant::MC211,
     Mutant::MC212,
+    Mutant::MC213,
 ];
 
 impl LeaseScenario {
@@ -445,6 +446,7 @@ impl LeaseScenario {
         v.extend(super::lease_release::check(run));
         v.extend(super::lease_work::check(run));
         v.extend(super::lease_work::guards_lost_with_their_grant(run));
+        v.extend(super::lease_work::works_hear_their_node_stop(run));
         v.extend(super::lease_work::aborts_wait_for_their_timeout(run, self.plan_spec().drift_bound, &excused));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));

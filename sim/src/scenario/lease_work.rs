@@ -91,6 +91,52 @@ pub fn guards_lost_with_their_grant(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **S26**: a guarded work hears its node's graceful stop at once. The owner runs under the
+/// node's shutdown token and hands each work a child of its own, so a stop (`node_stop`)
+/// cancels the work's token in the same instant, whatever the owner is doing (a renewal in
+/// flight is not cut, so the owner itself steps down only once it ends: S10): `Guard::lost()`
+/// completes and `is_lost()` reads true. The scenario's work checks its guard before each write
+/// to the fenced resource, so no `resource_write` of that node comes later than
+/// [`BELIEF_ENDS_SLACK_US`] of running time after the stop (frozen time not counted), until its
+/// next start. A work token made apart from the owner's (blind-spot hunt, round 23, B #2) hears
+/// the stop only at the owner's step-down: lease seed 11, a write 17 ms after the stop. The
+/// first 20 violations.
+pub fn works_hear_their_node_stop(run: &RunView<'_>) -> Vec<Violation> {
+    // node → (the stop's instant, the last instant a write may come)
+    let mut stopped: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let n = e.node;
+        match (e.world(), rec(e)) {
+            (Some(WorldEv::NodeStop {}), _) => {
+                let frozen: Vec<_> = run.timeline.frozen(n).collect();
+                stopped.entry(n).or_insert((e.t_us, keel_checks::reach(e.t_us, BELIEF_ENDS_SLACK_US, &frozen)));
+            }
+            (Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}), _) => {
+                stopped.remove(&n);
+            }
+            (_, Some(Rec::ResourceWrite { fence, .. })) => {
+                if let Some(&(at, by)) = stopped.get(&n)
+                    && e.t_us > by
+                    && v.len() < 20
+                {
+                    v.push(Violation::new(
+                        "S26",
+                        e.t_us,
+                        format!(
+                            "{n}: the guarded work wrote with fence {fence} {} µs after its node's stop at {:.3}s: the stop cancels the work's token at once",
+                            e.t_us - at,
+                            at as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// S15 over the run's events: see the module's doc. The first 20 violations.
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     // (node, fence) of every guarded work that returned
