@@ -1008,6 +1008,11 @@ pub enum Mutant {
     /// renewal in flight ends, and the work writes on meanwhile (blind-spot hunt, round 23, B
     /// #2: S10 lets the owner finish the renewal, and nothing judged the work).
     MC213,
+    /// A shutdown token whose cancel wakes one of the tasks waiting on it (`notify_one` for
+    /// `notify_waiters`): the others sleep on a cancelled token until something else wakes them
+    /// (blind-spot hunt, round 23, B #17: the map's R9 and the completer's rules saw it, the
+    /// lease scenario did not).
+    MC214,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

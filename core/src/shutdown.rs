@@ -85,7 +85,12 @@ impl Shutdown {
         if self.node.cancelled.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.node.notify.notify_waiters();
+        if crate::mutants::active(crate::mutants::Mutant::MC214) {
+            // MC214: one waiter woken: the others sleep on a cancelled token.
+            self.node.notify.notify_one();
+        } else {
+            self.node.notify.notify_waiters();
+        }
         let children = std::mem::take(&mut *self.node.children.lock().unwrap_or_else(|p| p.into_inner()));
         for child in children.iter().filter_map(Weak::upgrade) {
             Shutdown { node: child }.cancel();
