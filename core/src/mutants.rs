@@ -1013,6 +1013,10 @@ pub enum Mutant {
     /// (blind-spot hunt, round 23, B #17: the map's R9 and the completer's rules saw it, the
     /// lease scenario did not).
     MC214,
+    /// The lease's default poll period the TTL, not the renewal period (ttl/3): consistent with
+    /// itself, so every wait keeps the timing the owner announces, but a released or expired
+    /// lease waits up to a TTL for its next holder (blind-spot hunt, round 23, B #30).
+    MC215,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

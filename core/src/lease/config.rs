@@ -225,7 +225,10 @@ impl LeaseConfigBuilder {
         if retry_min.is_zero() || retry_min > retry_max || retry_max > BACKOFF_MAX {
             return Err(ConfigError::new("retry_backoff", format!("need 0 < min <= max <= {BACKOFF_MAX:?}")));
         }
-        let poll_interval = self.poll_interval.unwrap_or(renew_interval);
+        // MC215: the poll period defaulted to the TTL, not the renewal period: a released lease
+        // waits up to a TTL for its next holder.
+        let poll_default = if crate::mutants::active(crate::mutants::Mutant::MC215) { ttl } else { renew_interval };
+        let poll_interval = self.poll_interval.unwrap_or(poll_default);
         ConfigError::check_duration("poll_interval", poll_interval, Duration::from_nanos(1), POLL_INTERVAL_MAX)?;
         let op_timeout = self.op_timeout.unwrap_or((renew_interval / 2).min(OP_TIMEOUT_MAX));
         ConfigError::check_duration("op_timeout", op_timeout, Duration::from_nanos(1), OP_TIMEOUT_MAX)?;
