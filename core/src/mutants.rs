@@ -1017,6 +1017,10 @@ pub enum Mutant {
     /// itself, so every wait keeps the timing the owner announces, but a released or expired
     /// lease waits up to a TTL for its next holder (blind-spot hunt, round 23, B #30).
     MC215,
+    /// A completer that takes its batches from the tail of its queue (newest first): a
+    /// producer's later completions are written and announced before its earlier ones
+    /// (blind-spot hunt, round 23, B #27: nothing judged the order of a subscriber's events).
+    MC216,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

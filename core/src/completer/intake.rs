@@ -140,7 +140,12 @@ impl Intake {
     pub fn take_batch(&self, n: usize) -> Vec<Completion> {
         let mut s = self.lock();
         let k = n.min(s.queue.len());
-        let batch: Vec<Completion> = s.queue.drain(..k).collect();
+        let batch: Vec<Completion> = if mutants::active(Mutant::MC216) {
+            // MC216: the newest first: a producer's later completions overtake its earlier ones.
+            (0..k).filter_map(|_| s.queue.pop_back()).collect()
+        } else {
+            s.queue.drain(..k).collect()
+        };
         s.inflight += batch.len();
         batch
     }

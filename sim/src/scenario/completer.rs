@@ -67,6 +67,9 @@ events! {
         /// V8: a counting subscriber received the event of a completion the store did not hold
         /// (read in place at receipt): `key` as written, `rev` the batch's revision in the event.
         EventNotStored { run: u64, key: String, rev: u64 } = "event_not_stored",
+        /// V24: a counting subscriber received `key` after a later completion of the same
+        /// producer, its `after`-th (recorded once per subscriber).
+        EventOutOfOrder { run: u64, key: String, after: u64 } = "event_out_of_order",
         /// A counting subscriber's channel closed.
         SubClosed { run: u64, filter: SubFilter, received: u64, dropped: u64, foreign: u64 } = "sub_closed",
         /// The group stop of a run began.
@@ -371,8 +374,21 @@ async fn count_subscriber(
         rng.gen_bool(0.3).then(|| (rng.gen_range(0..5u64), Duration::from_millis(rng.gen_range(300..2500))))
     };
     let mut unstored = false;
+    // V24: each producer's completions arrive in the order it handed them in (a subsequence of
+    // it: a full buffer drops some). Keys end in the producer's count, `…-{run}-{i}`.
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    let mut disordered = false;
     while let Some(e) = sub.recv().await {
         received += 1;
+        if !disordered
+            && let Some((producer, i)) = e.completion.key.rsplit_once('-')
+            && let Ok(i) = i.parse::<u64>()
+            && let Some(prev) = last.insert(producer.to_owned(), i)
+            && prev >= i
+        {
+            disordered = true;
+            ctx.record(Rec::EventOutOfOrder { run, key: e.completion.key.clone(), after: prev });
+        }
         // V8, at receipt: an event says its completion is durable, so the store holds it (read in
         // place: no network, no fault). Recorded once per subscriber; data loss excuses it.
         if !unstored
@@ -677,6 +693,7 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::completer_drains_write_at_once(run));
         v.extend(crate::keel_rules::completer_partial_batches_wait_for_the_tick(run));
         v.extend(v8_events_stored(run));
+        v.extend(v24_events_in_order(run));
         v.extend(v7_backlog_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
         // V15: one run of a service at a time (the stress starts its services while running).
@@ -889,6 +906,7 @@ impl CompleterScenario {
             Mutant::MC179,
             Mutant::MC196,
             Mutant::MC208,
+            Mutant::MC216,
             Mutant::MC197,
             Mutant::MC200,
         ]
@@ -920,6 +938,29 @@ fn v8_events_stored(run: &RunView<'_>) -> Vec<Violation> {
         ));
     }
     v
+}
+
+/// V24: a subscriber receives each producer's completions in the order the producer handed
+/// them in. The completer queues what it accepts in one line and writes it in batches from its
+/// head, and the subscription manager hands each batch's events on in order, so what a
+/// subscriber gets of one producer is a subsequence of what that producer handed in (a full
+/// buffer drops, never reorders). Batches taken from the tail (blind-spot hunt, round 23, B
+/// #27, MC216) deliver a producer's newer completions before its older ones. The scenario's
+/// counting subscribers record the first completion that arrives after a later one of its
+/// producer (`event_out_of_order`); each is a violation at its instant.
+fn v24_events_in_order(run: &RunView<'_>) -> Vec<Violation> {
+    run.events
+        .iter()
+        .filter_map(|e| match rec(e) {
+            Some(Rec::EventOutOfOrder { run: r, key, after }) => Some(Violation::new(
+                "V24",
+                e.t_us,
+                format!("{}: run {r}: a subscriber received {key} after the same producer's completion {after}: events of one producer come in the order it handed them in", e.node),
+            )),
+            _ => None,
+        })
+        .take(20)
+        .collect()
 }
 
 /// V7 from the history, at the instant of each acceptance: the completions a run accepted
