@@ -1021,6 +1021,10 @@ pub enum Mutant {
     /// producer's later completions are written and announced before its earlier ones
     /// (blind-spot hunt, round 23, B #27: nothing judged the order of a subscriber's events).
     MC216,
+    /// `SubscriptionManager::with_buffer` ignored: every subscriber gets the default buffer
+    /// (1024), whatever the service asked for (blind-spot hunt, round 23, B #11: only a coverage
+    /// goal noticed, by never seeing a buffer overflow).
+    MC217,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

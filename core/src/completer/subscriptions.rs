@@ -137,6 +137,10 @@ impl SubscriptionManager {
 
     /// Capacity of each subscriber's buffer (at least 1). Set before starting.
     pub fn with_buffer(self, events: usize) -> Self {
+        // MC217: the setting ignored: the default buffer stays in force.
+        if crate::mutants::active(crate::mutants::Mutant::MC217) {
+            return self;
+        }
         self.configure(|s| s.buffer = events.max(1))
     }
 

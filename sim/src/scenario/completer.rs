@@ -70,6 +70,10 @@ events! {
         /// V24: a counting subscriber received `key` after a later completion of the same
         /// producer, its `after`-th (recorded once per subscriber).
         EventOutOfOrder { run: u64, key: String, after: u64 } = "event_out_of_order",
+        /// V25: after a freeze a counting subscriber found `held` events buffered, with `dropped`
+        /// counted, against the `buffer` the manager was configured with (recorded only when
+        /// they disagree).
+        BufferHeld { run: u64, filter: SubFilter, held: u64, dropped: u64, buffer: u64 } = "buffer_held",
         /// A counting subscriber's channel closed.
         SubClosed { run: u64, filter: SubFilter, received: u64, dropped: u64, foreign: u64 } = "sub_closed",
         /// The group stop of a run began.
@@ -378,7 +382,16 @@ async fn count_subscriber(
     // it: a full buffer drops some). Keys end in the producer's count, `…-{run}-{i}`.
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
     let mut disordered = false;
-    while let Some(e) = sub.recv().await {
+    // Events read ahead of their turn: what a subscriber's buffer held after a freeze (V25).
+    let mut ahead: std::collections::VecDeque<keel::completer::CompletionEvent> = Default::default();
+    loop {
+        let e = match ahead.pop_front() {
+            Some(e) => e,
+            None => match sub.recv().await {
+                Some(e) => e,
+                None => break,
+            },
+        };
         received += 1;
         if !disordered
             && let Some((producer, i)) = e.completion.key.rsplit_once('-')
@@ -410,7 +423,17 @@ async fn count_subscriber(
         if let Some((after, d)) = freeze
             && received == after + 1
         {
+            let before = sub.dropped();
             ctx.clock.sleep(d).await;
+            // V25: the buffer holds what the manager was configured for, no more, and all of
+            // it once the manager had to drop (nothing was read since the first drop).
+            while let Some(e) = sub.try_recv() {
+                ahead.push_back(e);
+            }
+            let (held, dropped) = (ahead.len(), sub.dropped() - before);
+            if held > SUB_BUFFER || (dropped > 0 && held != SUB_BUFFER) {
+                ctx.record(Rec::BufferHeld { run, filter, held: held as u64, dropped, buffer: SUB_BUFFER as u64 });
+            }
         }
         if e.run != run {
             foreign += 1;
@@ -429,7 +452,9 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
     let (map, life) = (cfg.map().to_owned(), ctx.history.now_us());
     let completer = Arc::new(Completer::new(store, cfg).with_clock(clock));
     let subs = Arc::new(
-        SubscriptionManager::new(&completer).with_buffer(64).with_drain_timeout(Duration::from_millis(this.drain_ms)),
+        SubscriptionManager::new(&completer)
+            .with_buffer(SUB_BUFFER)
+            .with_drain_timeout(Duration::from_millis(this.drain_ms)),
     );
     stress(&this, &ctx).await;
     for run in 1..=this.runs {
@@ -694,6 +719,7 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::completer_partial_batches_wait_for_the_tick(run));
         v.extend(v8_events_stored(run));
         v.extend(v24_events_in_order(run));
+        v.extend(v25_buffers_as_configured(run));
         v.extend(v7_backlog_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
         // V15: one run of a service at a time (the stress starts its services while running).
@@ -907,6 +933,7 @@ impl CompleterScenario {
             Mutant::MC196,
             Mutant::MC208,
             Mutant::MC216,
+            Mutant::MC217,
             Mutant::MC197,
             Mutant::MC200,
         ]
@@ -938,6 +965,31 @@ fn v8_events_stored(run: &RunView<'_>) -> Vec<Violation> {
         ));
     }
     v
+}
+
+/// The buffer of the scenario's subscribers (`SubscriptionManager::with_buffer`).
+const SUB_BUFFER: usize = 64;
+
+/// V25: a subscriber's buffer holds what the manager was configured for
+/// (`SubscriptionManager::with_buffer`): a counting subscriber that wakes from a freeze reads
+/// what is buffered without waiting, and finds no more than the buffer, and exactly the buffer
+/// if the manager dropped some meanwhile (a drop means the buffer was full, and nothing was
+/// read since). A buffer setting ignored (the default, 1024, in force: blind-spot hunt, round
+/// 23, B #11, MC217) or clamped holds more, or drops with room left. Each record is a violation
+/// at its instant.
+fn v25_buffers_as_configured(run: &RunView<'_>) -> Vec<Violation> {
+    run.events
+        .iter()
+        .filter_map(|e| match rec(e) {
+            Some(Rec::BufferHeld { run: r, filter, held, dropped, buffer }) => Some(Violation::new(
+                "V25",
+                e.t_us,
+                format!("{}: run {r}: the {filter} subscriber's buffer held {held} events after a freeze, with {dropped} dropped, against a configured buffer of {buffer}", e.node),
+            )),
+            _ => None,
+        })
+        .take(20)
+        .collect()
 }
 
 /// V24: a subscriber receives each producer's completions in the order the producer handed
