@@ -1025,6 +1025,12 @@ pub enum Mutant {
     /// (1024), whatever the service asked for (blind-spot hunt, round 23, B #11: only a coverage
     /// goal noticed, by never seeing a buffer overflow).
     MC217,
+    /// A cleanup whose write budget is counted from its own start, not from when its sweep
+    /// began reading the view its lock is timed from: a cleanup reached late in a slow sweep
+    /// fences, requeues and deletes past the expiry of its own lock, where another cleaner may
+    /// already be doing the same (blind-spot hunt, round 23, A #13: nothing judged when a
+    /// cleanup writes against its lock).
+    MC218,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -190,6 +190,10 @@ events! {
         CompletionEntryDeleted { job: String, record: bool, tomb_ms: Option<u64>, now_ms: u64, by: Who } = "completion_entry_deleted",
         /// Node `by` deleted worker `worker`'s keep-alive, `value`, without comparing it (P41).
         KeepaliveDeletedBlind { worker: String, value: Option<String>, by: Who } = "keepalive_deleted_blind",
+        /// P52: node `by`'s cleanup of `worker` wrote its keep-alive (`what`: `fence`, the dead
+        /// marker; `delete`, the marker removed) at store time `now_ms`, while the worker's
+        /// cleanup lock held `lock` (`None`: no lock); `by` sent the write at `sent_us`.
+        CleanupWrite { worker: String, what: String, lock: Option<String>, now_ms: u64, sent_us: u64, by: Who } = "cleanup_write",
         /// P49: `by` registered `worker` before the store ever had a keep-alive of it.
         RegisteredWithoutKeepalive { worker: String, by: Who } = "registered_without_keepalive",
 

@@ -171,6 +171,9 @@ impl Resp {
 struct Req {
     id: u64,
     op: Op,
+    /// When the client sent it (the history's clock): how the store node tells a write sent in
+    /// time from one that left late, when the network held it (P52).
+    sent_us: u64,
 }
 
 enum Down {
@@ -352,7 +355,7 @@ async fn handle(served: Arc<Served>, req: Req) {
     } else if denied() {
         Err(StoreError::Refused { reason: DENIAL.into() })
     } else {
-        apply(&served, node, req.op).await
+        apply(&served, node, req.op, req.sent_us).await
     };
     let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
     if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
@@ -367,7 +370,7 @@ async fn handle(served: Arc<Served>, req: Req) {
     let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
 }
 
-async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
+async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreResult<Resp> {
     let Served { store, history, faults, client, .. } = &**served;
     // L4: a write's map, to judge its feeds once it applied.
     let written = match &op {
@@ -515,6 +518,8 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op) -> StoreResult<Resp> {
             if out.applied && is_pool_keepalive(&map) {
                 faults.kept_alive.written(&map, &key, out.value.as_deref());
                 let (value, now_ms) = (out.value.clone(), store.time_ms().await?);
+                let change = (before.as_deref(), value.as_deref());
+                cleanup_written(store, history, node, (&map, &key), change, (now_ms, sent_us)).await?;
                 history.record(Who::Store, ServerEv::KeepaliveWritten { worker: key, value, now_ms });
             }
             Resp::Write(out)
@@ -667,6 +672,30 @@ async fn completion_entries_deleted(
         out.push(move |by| ServerEv::CompletionEntryDeleted { job, record, tomb_ms, now_ms, by });
     }
     Ok(out)
+}
+
+/// P52: a cleanup's writes to the keep-alive of the worker it cleans (its fence, the dead
+/// marker, and that marker's removal), each with the worker's cleanup lock as the store holds it
+/// at that instant, and the store's time.
+async fn cleanup_written(
+    store: &MemoryStore,
+    history: &History,
+    node: Who,
+    (map, worker): (&str, &str),
+    (before, after): (Option<&str>, Option<&str>),
+    (now_ms, sent_us): (u64, u64),
+) -> StoreResult<()> {
+    let dead = keel::pool::decode::DEAD_MARKER;
+    let what = match (before, after) {
+        (b, Some(a)) if a == dead && b != Some(dead) => "fence",
+        (Some(b), None) if b == dead => "delete",
+        _ => return Ok(()),
+    };
+    let Some(pool) = map.strip_suffix(":keepalive") else { return Ok(()) };
+    let lock = store.map_get(&format!("{pool}:cleanup"), worker).await?.0;
+    let (worker, what) = (worker.to_owned(), what.to_owned());
+    history.record(Who::Store, ServerEv::CleanupWrite { worker, what, lock, now_ms, sent_us, by: node });
+    Ok(())
 }
 
 fn is_pool_keepalive(map: &str) -> bool {
@@ -984,7 +1013,7 @@ impl SimStore {
         let unavailable = |e: std::io::Error| StoreError::Unavailable { reason: e.to_string() };
         let (tx, rx) = self.inner.ep.connect1(STORE_ADDR).await.map_err(unavailable)?;
         let conn = Arc::new(Conn::new(tx, rx));
-        let hello = Req { id: 0, op: Op::Hello { node: self.inner.node } };
+        let hello = Req { id: 0, op: Op::Hello { node: self.inner.node }, sent_us: self.inner.history.now_us() };
         conn.tx.send(Box::new(hello)).await.map_err(unavailable)?;
         *slot = Some(conn.clone());
         Ok(conn)
@@ -1029,7 +1058,8 @@ impl SimStore {
         let conn = self.conn().await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&conn.pending).insert(id, Slot::Waiting(None));
-        if let Err(e) = conn.tx.send(Box::new(Req { id, op })).await {
+        let sent_us = self.inner.history.now_us();
+        if let Err(e) = conn.tx.send(Box::new(Req { id, op, sent_us })).await {
             lock(&conn.pending).remove(&id);
             conn.close();
             return Err(StoreError::Unavailable { reason: e.to_string() });

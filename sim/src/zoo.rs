@@ -1406,6 +1406,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC218,
+        lineage: "checker proof (blind-spot hunt, round 23, A #13): a cleanup's write budget counted from its own start, not the view's read: writes past its lock",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -61,6 +61,10 @@ impl<S: Store> Core<S> {
         read_at: Instant,
         taken: (&mut bool, &mut String),
     ) -> Result<Outcome, StoreError> {
+        // MC218: the write budget counted from the cleanup's own start, not from the view's read
+        // (the lock expires a lock TTL after the view's store time): a cleanup reached late in
+        // a slow sweep writes on past its lock.
+        let read_at = if crate::mutants::active(crate::mutants::Mutant::MC218) { self.clock.now() } else { read_at };
         let start = super::cleanup::Start {
             now_ms: view.now_ms,
             keepalive: view.keepalive.get(w).map(String::as_str),

@@ -367,6 +367,26 @@ mod tests {
         assert_eq!(w.next().await, change("a", "1", txn.rev), "the feed survives a reset");
     }
 
+    /// Both restarts tell every open watch `Gap`: one that keeps the data, and one that rolls
+    /// back to a checkpoint (the watcher's history after it never happened). In the simulator the
+    /// store node's kill cuts every watch anyway, so only an embedded user sees these (blind-spot
+    /// hunt, round 23, A #4: `restart_from` without it went unseen).
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn restarts_tell_every_watch_of_the_gap() {
+        let s = MemoryStore::new();
+        let mut w = s.watch("m").await.unwrap();
+        let saved = s.checkpoint();
+        let rev = s.map_write("m", "k", MapWrite::Set("v".into())).await.unwrap().rev;
+        assert_eq!(w.next().await, change("k", "v", rev));
+        s.restart_from(saved);
+        assert_eq!(w.next().await, WatchEvent::Gap, "a roll-back restart");
+        assert_eq!(s.map_get("m", "k").await.unwrap().0, None, "rolled back");
+        let mut other = s.watch("m").await.unwrap();
+        s.restart();
+        assert_eq!(w.next().await, WatchEvent::Gap, "a restart");
+        assert_eq!(other.next().await, WatchEvent::Gap, "every watch");
+    }
+
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_watcher_lagging_past_the_buffer_sees_a_gap() {
         let s = MemoryStore::new();

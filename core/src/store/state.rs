@@ -421,6 +421,28 @@ mod tests {
         assert_eq!(s.lease_holder("other", t0), None);
     }
 
+    /// At its expiry millisecond a grant is gone for every operation, not only for reads: its
+    /// own token's renewal finds it expired and its release finds nothing, and another token is
+    /// granted (blind-spot hunt, round 23, A #1: a `<` for `<=` in the expiry kept it live for
+    /// that millisecond, where a renewal revived it; the simulator never lands one there).
+    #[test]
+    fn a_grant_is_gone_for_every_operation_at_its_expiry() {
+        let grant = |s: &mut StoreState, token: &str, now: u64| match s.lease_acquire("l", token, 1000, 0, now) {
+            Ok(Acquire::Granted { fence }) => fence,
+            r => panic!("{r:?}"),
+        };
+        let mut s = StoreState::default();
+        let fence = grant(&mut s, "a", 10_000);
+        assert_eq!(s.lease_renew("l", "a", 1000, 10_999), Ok(Renew::Renewed { fence }), "a millisecond before");
+        assert_eq!(s.lease_renew("l", "a", 1000, 11_999), Ok(Renew::NotHolder), "at its expiry");
+        let mut s = StoreState::default();
+        grant(&mut s, "a", 10_000);
+        assert_eq!(s.lease_release("l", "a", 11_000), Ok(false), "nothing left to release at its expiry");
+        let mut s = StoreState::default();
+        let fence = grant(&mut s, "a", 10_000);
+        assert!(grant(&mut s, "b", 11_000) > fence, "another token granted at the expiry");
+    }
+
     /// Each restart's first commit adds a seeding; the store remembers the last
     /// `MAP_RESEEDS_MAX`, and a revision older than every one it remembers counts as lost.
     #[test]

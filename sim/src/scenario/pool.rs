@@ -495,7 +495,10 @@ impl PoolScenario {
         // E5: a start ends at its first permanent error (the plan's AccessDenied, in poolfeed).
         v.extend(keel_checks::pool_starts_end_at_a_permanent_error(events));
         v.extend(crate::keel_rules::reseed_rules(events));
-        v.extend(self.check_ack_grace(events));
+        // A loss forgets jobs whose nodes add them again, attempts counted from 1 once more:
+        // judged before it alone, or a re-dispatch before the loss is matched with an assignment
+        // after it (poolloss seed 650).
+        v.extend(self.check_ack_grace(before_first_loss(events)));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(check_shutdown(events));
         if self.feed {
@@ -660,6 +663,7 @@ impl PoolScenario {
             Mutant::MC202,
             Mutant::MC207,
             Mutant::MC210,
+            Mutant::MC218,
         ]
     }
 }
@@ -682,12 +686,12 @@ impl PoolScenario {
         // P2 compares a completion with every attempt of its job: judged on the history before
         // the loss alone, or a job the loss forgot and its node added again (attempts counted
         // from 1 once more) makes an earlier completion look stale (poolloss seed 1137).
-        let p2_before = self.check_jobs(&run.events[..at]).into_iter().filter(|x| x.invariant == "P2");
+        let p2_before = self.check_jobs(before_first_loss(run.events)).into_iter().filter(|x| x.invariant == "P2");
         v.into_iter()
             .filter(|x| match x.invariant {
                 "P1" => x.t_us >= back,
                 "P2" => false,
-                "P3" | "P5" => x.t_us < first,
+                "P3" | "P5" | "P52" => x.t_us < first,
                 _ => true,
             })
             .chain(p2_before)
@@ -999,3 +1003,10 @@ pub fn pulse61_plan(seed: u64, ttl_ms: u64, offset_ms: u64) -> FaultPlan {
 /// How long into its graceful close node 1 is killed in [`pulse61_plan`]: within the drain
 /// (`shutdown_deadline` = ttl/2), before the hand-back.
 pub const PULSE61_CLOSE_KILL_MS: u64 = 250;
+
+/// The history up to the store's first data loss (all of it if none): the part whose jobs,
+/// attempts and workers the rules that follow a job across its life can trust.
+fn before_first_loss(events: &[Event]) -> &[Event] {
+    let at = events.iter().position(|e| matches!(e.world(), Some(WorldEv::StoreCrash { data_loss: true })));
+    &events[..at.unwrap_or(events.len())]
+}
