@@ -207,6 +207,60 @@ pub fn cleanups_move_only_fenced_workers(events: &[Event]) -> Vec<Violation> {
     v
 }
 
+/// **P52**: a cleanup sends its writes to its worker's keep-alive only while its own lock lives,
+/// judged at the store as each write applies. A cleaner locks worker w (`cleanup_locked` or
+/// `cleanup_takeover`: `{node}.{incarnation}|{expires_ms}`, timed from its view's store time),
+/// then fences w (the dead marker), requeues its jobs and removes the marker, and keel budgets
+/// those writes so that each is sent well before the lock expires (the lock's TTL less two op
+/// timeouts from the view's read, on the cleaner's clock). So as the store applies a fence or
+/// a marker's removal (`cleanup_write`, with the instant its writer sent it), the writer must
+/// have locked w, and sent the write before that lock's expiry (the store's time, less the time
+/// since the send); a write sent under an expired lock is one a second cleaner may be
+/// duplicating. A write sent in time may land later (the network held it: poolloss seed 71, a
+/// removal sent before its lock's expiry landed 1.8 s after its cleanup gave up), which keel
+/// cannot prevent and the guards make harmless. A budget counted from the cleanup's own start
+/// (blind-spot hunt, round 23, A #13, MC218) writes past the lock whenever the sweep that found
+/// w was slow. Runs whose clocks left the drift bound or jumped are not judged (the budget runs
+/// on the cleaner's clock). The first 20 violations.
+pub fn cleanups_write_under_their_lock(events: &[Event]) -> Vec<Violation> {
+    use keel::observe::PoolEvent;
+    // (node, worker) → the expiry (store ms) of the last lock that node took on the worker
+    let mut locks: BTreeMap<(Who, String), u64> = BTreeMap::new();
+    let expiry = |lock: &str| lock.split_once('|').and_then(|(_, ms)| ms.parse::<u64>().ok());
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(PoolEvent::CleanupLocked { worker, lock, .. } | PoolEvent::CleanupTakeover { worker, lock, .. }) =
+            e.pool()
+        {
+            if let Some(ms) = expiry(keel_checks::plain(lock)) {
+                locks.insert((e.node, worker.to_string()), ms);
+            }
+            continue;
+        }
+        let Some(ServerEv::CleanupWrite { worker, what, now_ms, sent_us, by, .. }) = e.server() else { continue };
+        if *by == Who::World {
+            continue; // handled before its connection said whose it is: the writer is unknown
+        }
+        // The store's time at the send: its time now, less the time since.
+        let sent_ms = now_ms.saturating_sub(e.t_us.saturating_sub(*sent_us) / 1000);
+        let why = match locks.get(&(*by, worker.clone())) {
+            Some(&expires) if sent_ms < expires => continue,
+            Some(&expires) => format!("its lock expired at {expires} ({} ms before)", sent_ms - expires),
+            None => "it never locked the worker".to_owned(),
+        };
+        if v.len() < 20 {
+            v.push(Violation::new(
+                "P52",
+                e.t_us,
+                format!(
+                    "{by}'s cleanup of {worker} sent a write to its keep-alive ({what}) at store time {sent_ms} (applied at {now_ms}), and {why}: a cleanup writes only under its own live lock"
+                ),
+            ));
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,59 +327,4 @@ mod tests {
         let v = cleanups_move_only_fenced_workers(&[ka(1, Some(DEAD)), ka(2, Some("9|1500")), moved(3)]);
         assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P20", 3)], "{v:?}");
     }
-}
-
-/// **P52**: a cleanup sends its writes to its worker's keep-alive only while its own lock lives,
-/// judged at the store as each write applies. A cleaner locks worker w (`cleanup_locked` or
-/// `cleanup_takeover`: `{node}.{incarnation}|{expires_ms}`, timed from its view's store time),
-/// then fences w (the dead marker), requeues its jobs and removes the marker, and keel budgets
-/// those writes so that each is sent well before the lock expires (the lock's TTL less two op
-/// timeouts from the view's read, on the cleaner's clock). So as the store applies a fence or
-/// a marker's removal (`cleanup_write`, with the instant its writer sent it), the writer must
-/// have locked w, and sent the write before that lock's expiry (the store's time, less the time
-/// since the send); a write sent under an expired lock is one a second cleaner may be
-/// duplicating. A write sent in time may land later (the network held it: poolloss seed 71, a
-/// removal sent before its lock's expiry landed 1.8 s after its cleanup gave up), which keel
-/// cannot prevent and the guards make harmless. A budget counted from the cleanup's own start
-/// (blind-spot hunt, round 23, A #13, MC218) writes past the lock whenever the sweep that found
-/// w was slow. Runs whose clocks left the drift bound or jumped are not judged (the budget runs
-/// on the cleaner's clock). The first 20 violations.
-pub fn cleanups_write_under_their_lock(events: &[Event]) -> Vec<Violation> {
-    use keel::observe::PoolEvent;
-    // (node, worker) → the expiry (store ms) of the last lock that node took on the worker
-    let mut locks: BTreeMap<(Who, String), u64> = BTreeMap::new();
-    let expiry = |lock: &str| lock.split_once('|').and_then(|(_, ms)| ms.parse::<u64>().ok());
-    let mut v = Vec::new();
-    for e in events {
-        match e.pool() {
-            Some(PoolEvent::CleanupLocked { worker, lock, .. } | PoolEvent::CleanupTakeover { worker, lock, .. }) => {
-                if let Some(ms) = expiry(keel_checks::plain(lock)) {
-                    locks.insert((e.node, worker.to_string()), ms);
-                }
-                continue;
-            }
-            _ => {}
-        }
-        let Some(ServerEv::CleanupWrite { worker, what, now_ms, sent_us, by, .. }) = e.server() else { continue };
-        if *by == Who::World {
-            continue; // handled before its connection said whose it is: the writer is unknown
-        }
-        // The store's time at the send: its time now, less the time since.
-        let sent_ms = now_ms.saturating_sub(e.t_us.saturating_sub(*sent_us) / 1000);
-        let why = match locks.get(&(*by, worker.clone())) {
-            Some(&expires) if sent_ms < expires => continue,
-            Some(&expires) => format!("its lock expired at {expires} ({} ms before)", sent_ms - expires),
-            None => "it never locked the worker".to_owned(),
-        };
-        if v.len() < 20 {
-            v.push(Violation::new(
-                "P52",
-                e.t_us,
-                format!(
-                    "{by}'s cleanup of {worker} sent a write to its keep-alive ({what}) at store time {sent_ms} (applied at {now_ms}), and {why}: a cleanup writes only under its own live lock"
-                ),
-            ));
-        }
-    }
-    v
 }
