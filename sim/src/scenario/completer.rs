@@ -978,16 +978,21 @@ const SUB_BUFFER: usize = 64;
 /// 23, B #11, MC217) or clamped holds more, or drops with room left. Each record is a violation
 /// at its instant.
 fn v25_buffers_as_configured(run: &RunView<'_>) -> Vec<Violation> {
+    recorded(run, "V25", |e, r| match r {
+        Rec::BufferHeld { run: r, filter, held, dropped, buffer } => Some(format!(
+            "{}: run {r}: the {filter} subscriber's buffer held {held} events after a freeze, with {dropped} dropped, against a configured buffer of {buffer}",
+            e.node
+        )),
+        _ => None,
+    })
+}
+
+/// Each of the scenario's records that `says` turns into a message is a violation of `rule` at
+/// its instant; the first 20.
+fn recorded(run: &RunView<'_>, rule: &'static str, says: impl Fn(&Event, &Rec) -> Option<String>) -> Vec<Violation> {
     run.events
         .iter()
-        .filter_map(|e| match rec(e) {
-            Some(Rec::BufferHeld { run: r, filter, held, dropped, buffer }) => Some(Violation::new(
-                "V25",
-                e.t_us,
-                format!("{}: run {r}: the {filter} subscriber's buffer held {held} events after a freeze, with {dropped} dropped, against a configured buffer of {buffer}", e.node),
-            )),
-            _ => None,
-        })
+        .filter_map(|e| rec(e).and_then(|r| says(e, r)).map(|m| Violation::new(rule, e.t_us, m)))
         .take(20)
         .collect()
 }
@@ -1001,18 +1006,13 @@ fn v25_buffers_as_configured(run: &RunView<'_>) -> Vec<Violation> {
 /// counting subscribers record the first completion that arrives after a later one of its
 /// producer (`event_out_of_order`); each is a violation at its instant.
 fn v24_events_in_order(run: &RunView<'_>) -> Vec<Violation> {
-    run.events
-        .iter()
-        .filter_map(|e| match rec(e) {
-            Some(Rec::EventOutOfOrder { run: r, key, after }) => Some(Violation::new(
-                "V24",
-                e.t_us,
-                format!("{}: run {r}: a subscriber received {key} after the same producer's completion {after}: events of one producer come in the order it handed them in", e.node),
-            )),
-            _ => None,
-        })
-        .take(20)
-        .collect()
+    recorded(run, "V24", |e, r| match r {
+        Rec::EventOutOfOrder { run: r, key, after } => Some(format!(
+            "{}: run {r}: a subscriber received {key} after the same producer's completion {after}: events of one producer come in the order it handed them in",
+            e.node
+        )),
+        _ => None,
+    })
 }
 
 /// V7 from the history, at the instant of each acceptance: the completions a run accepted
