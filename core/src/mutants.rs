@@ -1031,6 +1031,10 @@ pub enum Mutant {
     /// already be doing the same (blind-spot hunt, round 23, A #13: nothing judged when a
     /// cleanup writes against its lock).
     MC218,
+    /// A replicated map's subscriber buffer silently clamped to 32 changes, whatever
+    /// `subscriber_buffer` asked: a subscriber drops with room its service configured
+    /// (blind-spot hunt, round 23, B #10: nothing compared the buffer with the config).
+    MC219,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -71,7 +71,10 @@ impl Subscribers {
         if list.len() >= self.max {
             return None;
         }
-        let (tx, rx) = mpsc::channel(self.buffer);
+        // MC219: the buffer silently clamped to 32, whatever the config asked.
+        let buffer =
+            if crate::mutants::active(crate::mutants::Mutant::MC219) { self.buffer.min(32) } else { self.buffer };
+        let (tx, rx) = mpsc::channel(buffer);
         let dropped = Arc::new(AtomicU64::new(0));
         list.push(Sub { tx, dropped: dropped.clone() });
         Some(Subscription { rx, dropped })

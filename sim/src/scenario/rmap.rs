@@ -107,6 +107,10 @@ events! {
         /// subscribed, then every change it got), `replica` the digest of its map's replica then
         /// (R5: equal when nothing was dropped).
         SubEnd { sub: String, received: u64, dropped: u64, mirror: u64, replica: u64 } = "sub_end",
+        /// R21: after a freeze subscriber `sub` found `held` changes buffered, with `dropped`
+        /// counted during the freeze, against the configured `buffer` (recorded only when they
+        /// disagree).
+        SubBufferHeld { sub: String, held: u64, dropped: u64, buffer: u64 } = "sub_buffer_held",
         /// Subscriber `sub`, having dropped nothing, caught up with its map: its feed empty and
         /// the replica at `rev`, the revision of the last change it got; `mirror` and `replica`
         /// as in `SubEnd` (R5: equal). Taken at most every [`SUB_CHECK_MS`] per subscriber.
@@ -402,7 +406,15 @@ impl Node {
             }
             if frozen && madsim::rand::thread_rng().gen_bool(0.01) {
                 let d = rand_ms(500, 2_000);
+                let before = feed.dropped();
                 self.ctx.clock.sleep(d).await;
+                // R21: the buffer holds what the config asked (`subscriber_buffer`), no more, and
+                // all of it once the map had to drop (nothing was read since the first drop).
+                let (held, dropped) = (feed.pending(), feed.dropped() - before);
+                if held > SUB_BUFFER || (dropped > 0 && held != SUB_BUFFER) {
+                    let (held, buffer) = (held as u64, SUB_BUFFER as u64);
+                    self.ctx.record(Rec::SubBufferHeld { sub: sub.into(), held, dropped, buffer });
+                }
             }
         }
         let replica = digest(self.map.snapshot().entries.iter());
@@ -727,6 +739,16 @@ impl RmapScenario {
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
         let (plan, events, heal_us, end_us) = (run.plan, run.events, run.heal_us, run.end_us);
         let mut v = Vec::new();
+        // R21: a subscriber's buffer holds what its config asked (blind-spot hunt, round 23, B
+        // #10, MC219: a buffer silently clamped to 32 drops with room the service paid for).
+        v.extend(events.iter().filter_map(|e| match rec(e) {
+            Some(Rec::SubBufferHeld { sub, held, dropped, buffer }) => Some(Violation::new(
+                "R21",
+                e.t_us,
+                format!("{}: subscriber {sub}'s buffer held {held} changes after a freeze, with {dropped} dropped meanwhile, against a configured buffer of {buffer}", e.node),
+            )),
+            _ => None,
+        }).take(20));
         // Without data loss, no set_and_wait fails DataLost.
         let lossless = !plan.loses_data();
         let converge_us = heal_us + CONVERGE_MS * 1000;
@@ -885,7 +907,8 @@ impl RmapScenario {
                 | Rec::SubDisorder { .. }
                 | Rec::SubJump { .. }
                 | Rec::SubCaughtUp { .. }
-                | Rec::SubEnd { .. } => {}
+                | Rec::SubEnd { .. }
+                | Rec::SubBufferHeld { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
@@ -1076,6 +1099,7 @@ impl RmapScenario {
             Mutant::MC186,
             Mutant::MC201,
             Mutant::MC205,
+            Mutant::MC219,
         ]
     }
 }
