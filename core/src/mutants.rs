@@ -1035,6 +1035,11 @@ pub enum Mutant {
     /// `subscriber_buffer` asked: a subscriber drops with room its service configured
     /// (blind-spot hunt, round 23, B #10: nothing compared the buffer with the config).
     MC219,
+    /// A lease handle that judges a published `Held` by whether the owner's driver has ended the
+    /// grant, not by the local clock: read in the instant its node resumes from a freeze, before
+    /// the driver's turn, it says `Held` for a grant whose deadline passed while frozen
+    /// (blind-spot hunt, round 23, B #1).
+    MC220,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

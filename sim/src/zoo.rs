@@ -1418,6 +1418,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC220,
+        lineage: "checker proof (blind-spot hunt, round 23, B #1): the lease handle judges a grant by the driver's step-down, not the clock",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -345,7 +345,15 @@ impl LeaseHandle {
         }
         let grant = self.grant.lock().unwrap_or_else(|p| p.into_inner());
         match grant.as_ref() {
-            Some(v) if v.fence() == fence && !v.is_valid() => {
+            // MC220: the driver's step-down alone ends the grant here, not the clock.
+            Some(v)
+                if v.fence() == fence
+                    && !(if crate::mutants::active(crate::mutants::Mutant::MC220) {
+                        v.deadline().is_some()
+                    } else {
+                        v.is_valid()
+                    }) =>
+            {
                 // MC195: the step-down's reason not read: every grant ended early reads Deadline.
                 let noted = if crate::mutants::active(crate::mutants::Mutant::MC195) { None } else { v.lost_for() };
                 LeaseState::Lost { fence, reason: noted.unwrap_or(LostReason::Deadline) }

@@ -344,6 +344,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC213,
     Mutant::MC214,
     Mutant::MC215,
+    Mutant::MC220,
 ];
 
 impl LeaseScenario {

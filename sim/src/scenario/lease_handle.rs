@@ -20,6 +20,15 @@
 //!   an application that reads `Deadline` for a grant taken away restarts against the wrong
 //!   cause (the blind-spot hunt's round 21 #19, MC195).
 //!
+//! - a `state()` that reads `Held`, or a `held()` that returns, in the instant its node resumes
+//!   from a freeze or its clock jumps ahead, names no grant whose deadline passed meanwhile: the
+//!   owner's `lost` of that fence for `Deadline` in that same instant, after the read, says the
+//!   deadline had passed while the driver had not yet had its turn. The handle judges the grant
+//!   on the local clock itself, not by whether the driver has ended it (round 24: a handle read
+//!   right after a resume said `Held` for a grant seconds past its deadline). A read in the
+//!   instant the deadline passes without a freeze or a jump is not judged: the history's
+//!   microseconds cannot order it against the deadline's nanosecond.
+//!
 //! A node's crash or restart ends its judging; a graceful stop ends the judging of `held()`
 //! awaits only: the application reads `state()` on through the stop while it says held, and the
 //! owner's own `stopping` and `stepping_down` end its belief (MC178: a handle that reads `Held`
@@ -27,6 +36,7 @@
 
 use std::collections::BTreeMap;
 
+use keel::lease::LostReason;
 use keel::observe::LeaseEvent;
 use keel_checks::reach;
 
@@ -55,8 +65,42 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     // (node, fence) → the reason its owner's `lost` gave, and → a `Lost` read before it: (when, reason read)
     let mut lost: BTreeMap<(Who, u64), String> = BTreeMap::new();
     let mut lost_read: BTreeMap<(Who, u64), (u64, String)> = BTreeMap::new();
+    // Reads saying `Held` in the instant their node resumed or its clock jumped ahead:
+    // (node, fence, when, what read it), judged by a `lost` for `Deadline` in the same instant.
+    let mut woken_reads: Vec<(Who, u64, u64, &str)> = Vec::new();
+    let woke_at = |n: Who, t: u64, jumps: &BTreeMap<Who, u64>| {
+        jumps.get(&n) == Some(&t) || run.timeline.frozen(n).any(|s| s.end == t && s.start < t)
+    };
+    // node → the latest instant its clock jumped ahead
+    let mut jumped: BTreeMap<Who, u64> = BTreeMap::new();
     for e in run.events {
         let n = e.node;
+        woken_reads.retain(|r| r.2 == e.t_us);
+        if let Some(WorldEv::ClockJump { delta_ms }) = e.world()
+            && *delta_ms > 0
+        {
+            jumped.insert(n, e.t_us);
+        }
+        if let Some(LeaseEvent::Lost { fence, reason: LostReason::Deadline, .. }) = e.lease() {
+            for &(_, f, t, what) in woken_reads.iter().filter(|r| r.0 == n && r.1 == *fence) {
+                say(
+                    t,
+                    format!(
+                        "{n}: {what} said Held of fence {f} as the node woke, and the owner lost it for its deadline in that same instant: the deadline had passed while the node was frozen or its clock jumped, and the handle did not judge it"
+                    ),
+                );
+            }
+        }
+        let read_held = match rec(e) {
+            Some(Rec::StateRead { held: true, fence, .. }) => Some((*fence, "state()")),
+            Some(Rec::HeldReturned { fence }) if *fence != 0 => Some((*fence, "held()")),
+            _ => None,
+        };
+        if let Some((fence, what)) = read_held
+            && woke_at(n, e.t_us, &jumped)
+        {
+            woken_reads.push((n, fence, e.t_us, what));
+        }
         if let Some(&(fence, by)) = due.get(&n)
             && e.t_us > by
         {
