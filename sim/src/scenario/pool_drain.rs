@@ -17,7 +17,8 @@
 //! Excused: the worker's own fence (its keep-alive beat went unconfirmed: under a partition or a
 //! pause it may cut its runs; a cleaner may take a worker only after its keep-alive went stale at
 //! the store, which P7 holds to be after the worker's fence), its node frozen since the drain
-//! began (a paused worker may hear its refused beat before its fence), the store's data loss,
+//! began (a paused worker may hear its refused beat before its fence), the store's data loss
+//! during the drain, or before it with no keep-alive of the worker applied since,
 //! its node's crash (the drain ends there), a run superseded by a record change (a move of its
 //! job to a newer attempt, which stops the run whenever it is reported), a clock out of its
 //! drift bound, and a cleanup that judged the worker stale (`CleanupFenced`, at the store time
@@ -31,7 +32,7 @@ use keel::observe::{MoveKind, PoolEvent};
 
 use super::RunView;
 use crate::check::{Span, Violation};
-use crate::history::{Who, WorldEv, plain};
+use crate::history::{ServerEv, Who, WorldEv, plain};
 
 /// Local time may be judged this much early: the rate's float rounding and whole µs.
 const SLACK_US: f64 = 1_000.0;
@@ -88,6 +89,12 @@ pub fn pool_drain(run: &RunView<'_>) -> Vec<Violation> {
     // 15.305 s, its node's stop began the drain at 15.328 s).
     let store_clock = super::StoreClock::of(events);
     let mut judged_stale: BTreeMap<&str, u64> = BTreeMap::new();
+    // The latest store crash that lost the data, and each worker's latest keep-alive applied at
+    // the store: a worker that has not beaten since the loss begins its drain with its
+    // keep-alive already gone (poolloss seed 2173: the store came back empty 350 ms before the
+    // node's stop, and the drain's first beat found the worker dead).
+    let mut data_lost_at: Option<u64> = None;
+    let mut beat_at: BTreeMap<&str, u64> = BTreeMap::new();
     // worker → its runs going: (job, attempt) → node.
     let mut open: BTreeMap<&str, BTreeMap<Run<'_>, Who>> = BTreeMap::new();
     let mut v = Vec::new();
@@ -100,11 +107,17 @@ pub fn pool_drain(run: &RunView<'_>) -> Vec<Violation> {
                 clock.anchor_local += (*delta_ms as f64) * 1000.0;
             }
             Some(WorldEv::Heal {}) => clocks.values_mut().for_each(|c| c.rebase(t, 1.0)),
+            Some(WorldEv::StoreCrash { data_loss: true }) => data_lost_at = Some(t),
             Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}) => {
                 drains.retain(|_, d| d.node != e.node);
                 open.values_mut().for_each(|r| r.retain(|_, n| *n != e.node));
             }
             _ => {}
+        }
+        if let Some(ServerEv::KeepaliveWritten { worker, value: Some(v), .. }) = e.server()
+            && keel::pool::decode::keepalive(v).is_some()
+        {
+            beat_at.insert(worker, t); // a beat, not a cleaner's dead marker
         }
         let Some(p) = e.pool() else { continue };
         // Whether a drain is broken at `t`: its deadline not yet passed in its local time,
@@ -128,7 +141,8 @@ pub fn pool_drain(run: &RunView<'_>) -> Vec<Violation> {
             }
             PoolEvent::WorkerStopping { worker, drain_ms, .. } => {
                 let local0 = clocks.get(&e.node).map_or(t as f64, |c| c.at(t));
-                let excused = judged_stale.get(plain(worker)).is_some_and(|&at| at <= t);
+                let lost_before = data_lost_at.is_some_and(|l| beat_at.get(plain(worker)).is_none_or(|&b| b < l));
+                let excused = lost_before || judged_stale.get(plain(worker)).is_some_and(|&at| at <= t);
                 let drain = Drain { node: e.node, t0: t, local0, drain_us: *drain_ms as f64 * 1000.0, excused };
                 drains.insert(plain(worker), drain);
             }
