@@ -1040,6 +1040,11 @@ pub enum Mutant {
     /// the driver's turn, it says `Held` for a grant whose deadline passed while frozen
     /// (blind-spot hunt, round 23, B #1).
     MC220,
+    /// A job table rebuilt from a snapshot that wakes no sweep waiting for it: the sweep sleeps
+    /// to its op timeout, then reads a whole snapshot of its own (blind-spot hunt, round 23,
+    /// A #10: caught only once in 300 seeds, through a view whose halves ended up an op timeout
+    /// apart).
+    MC221,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

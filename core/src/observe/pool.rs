@@ -242,6 +242,17 @@ events! {
         /// a snapshot of an empty map, or after a restart, skips); any other skip is a change the
         /// feed lost. The node resyncs its table from a snapshot at once.
         FeedHole { pool: Text<'a>, expected: u64, rev: u64 } = "feed_hole",
+        /// A node's job table was rebuilt from a whole snapshot of the job map at revision `rev`
+        /// (`entries` entries), read because of `why` (a gap, a hole, a sweep's wait given up);
+        /// `replaced`: the snapshot was newer than the table, which now holds it, and a sweep
+        /// waiting for the table is woken (P53). In the steady state there are none: their cost
+        /// grows with the retained tombstones.
+        TableRebuilt { pool: Text<'a>, why: Text<'a>, rev: u64, entries: usize, replaced: bool } = "job_table_rebuilt",
+        /// A sweep waited for its node's table to hold every change up to the store's revision
+        /// `rev`, for `waited_us` of the node's clock: `fresh` (it did), `hole` (the feed has a
+        /// hole: the sweep rebuilds the table) or `timeout` (not within the op timeout: the sweep
+        /// rebuilds it). Not emitted when the table was fresh at once.
+        TableAwaited { pool: Text<'a>, rev: u64, waited_us: u64, outcome: Text<'a> } = "table_awaited",
         /// The router's own resync of its table failed after `took_us` of the node's clock; it
         /// tries again `retry_us` later (its sweep interval), reading nothing of its feed (P29).
         RouterResyncFailed { pool: Text<'a>, took_us: u64, retry_us: u64, error: Text<'a> } = "router_resync_failed",
@@ -412,6 +423,13 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::FeedHole { pool, expected, rev } => {
             info!(target: T, kind = "feed_hole", pool = %pool, expected, rev, "job map feed skipped revisions; resyncing the table")
+        }
+        E::TableRebuilt { pool, why, rev, entries, replaced } => {
+            debug!(target: T, kind = "job_table_rebuilt", pool = %pool, why = %why, rev, entries, replaced,
+                "job table rebuilt from a whole snapshot of the job map")
+        }
+        E::TableAwaited { pool, rev, waited_us, outcome } => {
+            trace!(target: T, kind = "table_awaited", pool = %pool, rev, waited_us, outcome = %outcome, "sweep waited for the job table")
         }
         E::RouterResyncFailed { pool, took_us, retry_us, error } => {
             debug!(target: T, kind = "router_resync_failed", pool = %pool, took_us, retry_us, error = %error, "feed resync failed; retrying after a sweep interval")

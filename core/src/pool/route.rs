@@ -77,13 +77,19 @@ impl<S: Store> Core<S> {
     }
 
     /// Rebuild the job table from `snap`, a whole snapshot of the job map read because of `why`,
-    /// and wake a sweep waiting for it. Each one is logged (`job_table_rebuilt`, debug): in the
-    /// steady state there are none, and their cost grows with the retained tombstones.
+    /// and wake a sweep waiting for it (`job_table_rebuilt`: in the steady state there are
+    /// none, and their cost grows with the retained tombstones).
     pub(crate) fn resync_table(&self, snap: &MapSnapshot, why: &'static str) {
         let replaced = lock(&self.table).replace(snap);
-        debug!(name: "job_table_rebuilt", target: "keel::pool", why, entries = snap.entries.len(), replaced,
-            "job table rebuilt from a whole snapshot of the job map");
-        if replaced {
+        observe::emit(PoolEvent::TableRebuilt {
+            pool: self.cfg.name.as_str().into(),
+            why: why.into(),
+            rev: snap.rev,
+            entries: snap.entries.len(),
+            replaced,
+        });
+        // MC221: the rebuild wakes no waiting sweep, which sleeps to its op timeout (round 23 A #10).
+        if replaced && !mutants::active(Mutant::MC221) {
             self.table_moved.notify_waiters();
         }
     }

@@ -223,26 +223,41 @@ impl<S: Store> Core<S> {
     /// to revision `store_rev`; if the feed does not get there (a lagging or restarting router)
     /// or has a hole (a gap, a dropped change), rebuild the table from one snapshot.
     async fn await_table(&self, store_rev: u64) -> Result<(), StoreError> {
-        let deadline = self.clock.now() + self.cfg.op_timeout;
-        loop {
+        let began = self.clock.now();
+        let deadline = began + self.cfg.op_timeout;
+        let awaited = |outcome: &'static str| {
+            observe::emit(PoolEvent::TableAwaited {
+                pool: self.cfg.name.as_str().into(),
+                rev: store_rev,
+                waited_us: observe::micros(self.clock.now().saturating_duration_since(began)),
+                outcome: outcome.into(),
+            });
+        };
+        let mut waited = false;
+        let outcome = loop {
             let moved = self.table_moved.notified();
             tokio::pin!(moved);
             moved.as_mut().enable(); // registered before the check, so no wake-up is missed
             {
                 let table = lock(&self.table);
                 if table.is_fresh(store_rev) {
+                    if waited {
+                        awaited("fresh");
+                    }
                     return Ok(());
                 }
                 if !table.is_synced() {
-                    break; // a hole in the feed: waiting cannot fill it
+                    break "hole"; // a hole in the feed: waiting cannot fill it
                 }
             }
+            waited = true;
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = &mut moved => {}
-                _ = self.clock.sleep_until(deadline) => break,
+                _ = self.clock.sleep_until(deadline) => break "timeout",
             }
-        }
+        };
+        awaited(outcome);
         self.reconcile_table().await
     }
 

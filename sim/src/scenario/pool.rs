@@ -664,6 +664,7 @@ impl PoolScenario {
             Mutant::MC207,
             Mutant::MC210,
             Mutant::MC218,
+            Mutant::MC221,
         ]
     }
 }

@@ -1,5 +1,5 @@
 //! P13, the node's job table against the store, judged at the instant (blind-spot hunt, round 4,
-//! second half, #1).
+//! second half, #1); and P53, a sweep waiting for the table woken by its rebuild (below).
 //!
 //! Each sweep compares one slice of the job map with the node's table (kept from the map's
 //! change feed) and takes in what differs: entries the table did not hold as the store did are
@@ -18,11 +18,14 @@
 //! gone from the store without a change saying so, until the node's feed reports its gap and the
 //! table is rebuilt.
 
+use std::collections::BTreeMap;
+
 use keel::observe::PoolEvent;
+use keel_checks::reach;
 
 use super::RunView;
 use crate::check::{Span, Violation};
-use crate::history::{Event, WorldEv, plain};
+use crate::history::{Event, Who, WorldEv, plain};
 
 /// How long after a data-losing store restart a table may still hold what the store lost.
 pub const AFTER_DATA_LOSS_US: u64 = 5_000_000;
@@ -49,6 +52,66 @@ pub fn table_matches_store(run: &RunView<'_>) -> Vec<Violation> {
         ));
     }
     v.truncate(20);
+    v
+}
+
+/// Running time a sweep waiting for its table has to wake once a rebuild made the table fresh.
+const REBUILT_WAKES_US: u64 = 2_000;
+
+/// **P53**: a sweep waiting for its node's job table (`table_awaited`) is woken by a rebuild of
+/// the table that makes it fresh (`job_table_rebuilt`, replaced, at a revision at least the one
+/// awaited), within 2 ms of running time, frozen time not counted. A wait that ran to its op
+/// timeout past such a rebuild missed the wake-up: the sweep then reads a whole snapshot of its
+/// own, and its view's halves end up an op timeout apart (blind-spot hunt, round 23, A #10,
+/// MC221: caught once in 300 seeds by P16, through a live worker made to look stale).
+///
+/// Only rebuilds surely inside the wait are judged: later than its end less 90 % of its length
+/// (the node's clock runs within 10 % of the global one while in its drift bound); a node whose
+/// clock left its bound during the wait is not judged.
+pub fn sweeps_wake_on_rebuilt_tables(run: &RunView<'_>) -> Vec<Violation> {
+    let drift = super::drift::out_of_bound(run.events, run.end_us);
+    // (node, pool) → the rebuilds that replaced its table: (when, revision)
+    let mut rebuilt: BTreeMap<(Who, &str), Vec<(u64, u64)>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        if let Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}) = e.world() {
+            rebuilt.retain(|k, _| k.0 != e.node);
+        }
+        match e.pool() {
+            Some(PoolEvent::TableRebuilt { pool, rev, replaced: true, .. }) => {
+                rebuilt.entry((e.node, plain(pool))).or_default().push((e.t_us, *rev));
+            }
+            Some(PoolEvent::TableAwaited { pool, rev, waited_us, outcome }) if plain(outcome) == "timeout" => {
+                let since = e.t_us.saturating_sub(waited_us * 9 / 10);
+                let wait = Span { start: e.t_us.saturating_sub(*waited_us * 2), end: e.t_us + 1 };
+                if drift.get(&e.node).into_iter().flatten().any(|s| s.overlap(&wait).is_some()) {
+                    continue;
+                }
+                let frozen: Vec<Span> = run.timeline.frozen(e.node).collect();
+                let missed = rebuilt
+                    .get(&(e.node, plain(pool)))
+                    .into_iter()
+                    .flatten()
+                    .find(|&&(t, r)| t > since && r >= *rev && reach(t, REBUILT_WAKES_US, &frozen) < e.t_us);
+                if let Some(&(t, r)) = missed
+                    && v.len() < 20
+                {
+                    v.push(Violation::new(
+                        "P53",
+                        e.t_us,
+                        format!(
+                            "{}: a sweep waited {} ms for pool {}'s table to reach revision {rev} and gave up at its op timeout, though the table was rebuilt at revision {r} {} ms before: the rebuild did not wake it",
+                            e.node,
+                            waited_us / 1000,
+                            plain(pool),
+                            (e.t_us - t) / 1000
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
     v
 }
 
@@ -95,6 +158,26 @@ mod tests {
         assert_eq!(v[1].t_us, 1_150_000);
         // Nothing reported: nothing differed.
         assert!(p13(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_sweep_left_waiting_past_a_rebuild_of_its_table_fires_p53() {
+        let p53 = |events: &[Event]| judge(events, 0, 60_000_000, sweeps_wake_on_rebuilt_tables);
+        let rebuilt = |t_ms, rev| {
+            pool(t_ms, PoolEvent::TableRebuilt { pool: "p".into(), why: "gap".into(), rev, entries: 3, replaced: true })
+        };
+        let gave_up = |t_ms, rev| {
+            pool(t_ms, PoolEvent::TableAwaited { pool: "p".into(), rev, waited_us: 250_000, outcome: "timeout".into() })
+        };
+        // Rebuilt at revision 10 at 1.1 s; the sweep waiting for 9 gave up at 1.25 s (MC221).
+        let v = p53(&[rebuilt(1_100, 10), gave_up(1_250, 9)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("P53", 1_250_000));
+        // A rebuild short of the revision awaited, one within the 2 ms of the end, and one
+        // before the wait began wake nothing.
+        assert!(p53(&[rebuilt(1_100, 8), gave_up(1_250, 9)]).is_empty());
+        assert!(p53(&[rebuilt(1_249, 10), gave_up(1_250, 9)]).is_empty());
+        assert!(p53(&[rebuilt(990, 10), gave_up(1_250, 9)]).is_empty());
     }
 
     #[test]
