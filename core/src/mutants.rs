@@ -1045,6 +1045,11 @@ pub enum Mutant {
     /// A #10: caught only once in 300 seeds, through a view whose halves ended up an op timeout
     /// apart).
     MC221,
+    /// A service lifecycle whose run ends by itself and leaves the machine `Running`: the next
+    /// start (or stop) finds the exit already reported and waits for it in a loop that never
+    /// yields, so simulated time stops (blind-spot hunt, round 24, B #18: the whole `check`
+    /// hung). Caught by the run watchdog, which fails the seed as a hang.
+    MC222,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -120,6 +120,8 @@ pub struct Sim<E = ()> {
     mutants: &'static [Mutant],
     keel_rules: bool,
     features: String,
+    /// A scenario of keel-sim's own: replayed by `cargo sim replay`, not by a user's test.
+    built_in: bool,
     seeds: u64,
 }
 
@@ -443,6 +445,7 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
             mutants: &[],
             keel_rules: true,
             features: "sim".into(),
+            built_in: false,
             seeds: DEFAULT_SEEDS,
         }
     }
@@ -561,6 +564,12 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// e.g. `if cfg!(feature = "buggy") { "sim,buggy" } else { "sim" }`.
     pub fn replay_features(mut self, features: &str) -> Self {
         self.features = features.to_owned();
+        self
+    }
+
+    /// Mark a built-in scenario (its replay line is keel-sim's).
+    pub(crate) fn built_in(mut self) -> Self {
+        self.built_in = true;
         self
     }
 
@@ -795,6 +804,14 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
             unit_ms: u64::try_from(self.unit.as_millis()).unwrap_or(u64::MAX).max(1),
             drift_bound: self.drift_bound,
         }
+    }
+
+    fn replay_line(&self, seed: u64, mutant: Option<Mutant>, profile: Profile) -> String {
+        if self.built_in {
+            return crate::runner::replay_line(self.name, seed, mutant, profile);
+        }
+        let env_m = mutant.map(|m| format!("KEEL_SIM_MUTANT={m:?} ")).unwrap_or_default();
+        format!("replay: {env_m}{}", replay_line(seed, &self.features))
     }
 
     fn op_timeout(&self) -> Duration {

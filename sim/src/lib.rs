@@ -42,6 +42,7 @@ pub mod shrink;
 pub mod sweep;
 #[cfg(madsim)]
 pub mod timeline;
+pub mod watchdog;
 #[cfg(madsim)]
 pub mod world;
 pub mod zoo;

@@ -685,6 +685,8 @@ mod cli {
                 ("corpus", "cargo sim check: its plan in sim/regressions")
             } else if e.scenario == zoo::UNIT {
                 ("unit-lane", "cargo test -p keel --all-features")
+            } else if e.scenario == zoo::HANG {
+                ("hang-lane", "cargo simtest --test watchdog")
             } else {
                 ("model-lane", "cargo modelcheck")
             };

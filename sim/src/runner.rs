@@ -51,19 +51,19 @@ impl RunOutcome {
 
     /// The one-line replay of this run, as a `cargo sim` command and as a `cargo test` command.
     pub fn replay_line(&self) -> String {
-        let m = self.mutant.map(|m| format!(" --mutant {m:?}")).unwrap_or_default();
-        let env_m = self.mutant.map(|m| format!("KEEL_SIM_MUTANT={m:?} ")).unwrap_or_default();
-        let profile = if self.plan.profile == Profile::Swarm {
-            String::new()
-        } else {
-            format!(" --faults {:?}", self.plan.profile).to_lowercase()
-        };
-        format!(
-            "replay: cargo sim replay --scenario {s} --seed {seed}{m}{profile}   |   {env_m}MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 cargo simtest --test scenarios {s}",
-            s = self.scenario,
-            seed = self.seed,
-        )
+        replay_line(self.scenario, self.seed, self.mutant, self.plan.profile)
     }
+}
+
+/// The one-line replay of a run of `scenario` under `seed`, `mutant` and `profile`.
+pub(crate) fn replay_line(scenario: &str, seed: u64, mutant: Option<Mutant>, profile: Profile) -> String {
+    let m = mutant.map(|m| format!(" --mutant {m:?}")).unwrap_or_default();
+    let env_m = mutant.map(|m| format!("KEEL_SIM_MUTANT={m:?} ")).unwrap_or_default();
+    let profile =
+        if profile == Profile::Swarm { String::new() } else { format!(" --faults {profile:?}").to_lowercase() };
+    format!(
+        "replay: cargo sim replay --scenario {scenario} --seed {seed}{m}{profile}   |   {env_m}MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 cargo simtest --test scenarios {scenario}"
+    )
 }
 
 thread_local! {
@@ -104,6 +104,10 @@ pub fn run(
 ) -> RunOutcome {
     install_panic_hook();
     let plan = plan.unwrap_or_else(|| FaultPlan::generate(seed, profile, &scenario.plan_spec()));
+    let what =
+        format!("{} seed {seed}{}", scenario.name(), mutant.map(|m| format!(" (mutant {m:?})")).unwrap_or_default());
+    // A run that never ends (a livelock: simulated time stopped) fails the process, loudly.
+    let _watched = crate::watchdog::watch(what, scenario.replay_line(seed, mutant, plan.profile));
     let history = History::with_capacity(LAST_EVENTS.get());
     // madsim runs the whole simulation on this thread: the core's typed events land here.
     let observer = keel::observe::set_thread_observer(Some(Rc::new(Recorder::new(history.clone()))));

@@ -27,6 +27,10 @@ pub const MODEL: &str = "model";
 /// window any more since a fix of keel's changed the schedules that did.
 pub const UNIT: &str = "unit";
 
+/// Scenario name of mutants caught by the run watchdog (`sim/tests/watchdog.rs`): a livelock
+/// that stops simulated time, so no rule ever runs; the watchdog fails the seed as a hang.
+pub const HANG: &str = "hang";
+
 /// Scenario name of mutants caught by their fault plan in the regression corpus
 /// (`sim/regressions/<id>.json`, judged by every `cargo sim check`): their window is one a
 /// seeded sweep reaches once in hundreds of seeds, too rarely to budget for.
@@ -36,7 +40,7 @@ impl Entry {
     /// Whether a seeded sweep of a simulated scenario catches it (not the loom lane, the models
     /// or the corpus).
     pub fn simulated(&self) -> bool {
-        self.scenario != LOOM && self.scenario != MODEL && self.scenario != CORPUS && self.scenario != UNIT
+        ![LOOM, MODEL, CORPUS, UNIT, HANG].contains(&self.scenario)
     }
 }
 
@@ -1428,6 +1432,12 @@ pub const ZOO: &[Entry] = &[
         lineage: "checker proof (blind-spot hunt, round 23, A #10): a rebuilt job table wakes no waiting sweep",
         scenario: "pool",
         budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC222,
+        lineage: "checker proof (blind-spot hunt, round 24, B #18): a lifecycle left running after its run ended by itself livelocks its next start",
+        scenario: HANG,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MP15,

@@ -93,6 +93,13 @@ impl Machine {
             (Status::Stopped, Input::Stop) => (Status::Stopped, Action::Nothing),
             (Status::Running { run }, Input::Stop) => (Status::Stopping { run }, Action::CancelAndAwait { run }),
             (s @ Status::Stopping { run }, Input::Stop) => (s, Action::AwaitExit { run }),
+            // MC222: a run that ends by itself leaves the machine running: the next start or stop
+            // awaits an exit already reported, forever, without yielding (round 24 B #18).
+            (s @ Status::Running { run }, Input::Exited { run: r })
+                if r == run && crate::mutants::active(crate::mutants::Mutant::MC222) =>
+            {
+                (s, Action::Nothing)
+            }
             (Status::Running { run } | Status::Stopping { run }, Input::Exited { run: r }) if r == run => {
                 (Status::Stopped, Action::Finished { run })
             }

@@ -65,6 +65,10 @@ pub trait Scenario: Send + Sync {
     fn coverage_goals(&self) -> &'static [&'static str];
     /// Mutants this scenario is meant to catch.
     fn mutants(&self) -> &'static [Mutant];
+    /// The one-line replay of a run of this scenario (the run watchdog prints it for a hang).
+    fn replay_line(&self, seed: u64, mutant: Option<Mutant>, profile: crate::plan::Profile) -> String {
+        crate::runner::replay_line(self.name(), seed, mutant, profile)
+    }
 }
 
 /// Every built-in scenario, each written on the public harness ([`Sim`]) a user's own
@@ -121,6 +125,7 @@ fn on_harness(name: &str, spec: &PlanSpec, op_timeout: Duration, settle: Duratio
         .op_timeout(op_timeout)
         .settle(settle)
         .without_keel_rules()
+        .built_in()
 }
 
 /// Which narrow-window faults are in force, followed event by event (for coverage goals).
