@@ -1050,6 +1050,10 @@ pub enum Mutant {
     /// yields, so simulated time stops (blind-spot hunt, round 24, B #18: the whole `check`
     /// hung). Caught by the run watchdog, which fails the seed as a hang.
     MC222,
+    /// `set_and_wait` that registers its waiter after its write: on a stopped map (or a full
+    /// registry) the write lands, then the call says `Closed` (`TooManyWaiters`), and the
+    /// application believes nothing was written (blind-spot hunt, round 24, B #11).
+    MC223,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

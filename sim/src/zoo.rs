@@ -1440,6 +1440,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC223,
+        lineage: "checker proof (blind-spot hunt, round 24, B #11): set_and_wait registers after its write, so a stopped map takes the write and says Closed",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -457,11 +457,20 @@ impl<S: Store> ReplicatedMap<S> {
         if let Some(m) = &self.shared.mp1 {
             return self.set_and_wait_mp1(m, key, value).await;
         }
-        let mut waiter = Registry::register(&self.shared.waiters).map_err(|e| match e {
-            RegisterError::Closed => RmapError::Closed,
-            RegisterError::Full => RmapError::TooManyWaiters,
-        })?;
+        let register = || {
+            Registry::register(&self.shared.waiters).map_err(|e| match e {
+                RegisterError::Closed => RmapError::Closed,
+                RegisterError::Full => RmapError::TooManyWaiters,
+            })
+        };
+        // Registered before the write: a stopped map (or a full registry) refuses the call
+        // before anything of it reaches the store. MC223 registers after the write.
+        let early = if crate::mutants::active(crate::mutants::Mutant::MC223) { None } else { Some(register()?) };
         let out = self.set(key, value).await?;
+        let mut waiter = match early {
+            Some(w) => w,
+            None => register()?,
+        };
         waiter.arm(out.rev);
         match waiter.wait().await {
             WaitResult::Reached(reached) => {

@@ -91,6 +91,9 @@ events! {
         } = "r2",
         /// The map stopped with `waiters` left.
         MapStopped { waiters: usize } = "map_stopped",
+        /// R22: a `set_and_wait` called after the map stopped returned `outcome` (`closed`, or
+        /// what else it returned), and the store then held its write (`written`).
+        LateCall { outcome: String, written: bool } = "late_call",
         /// Subscriber `sub` received a change of `key` at revision `rev` after one at `last`
         /// (R5: revisions go back), or a second time since its revisions last went back
         /// (`again`: R5, a duplicate).
@@ -732,6 +735,23 @@ impl RmapScenario {
                     let _ = t.await;
                 }
                 ctx.record(Rec::MapStopped { waiters: map.waiters() });
+                // R22: an application that calls the stopped map is told `Closed`, and nothing
+                // of its call reaches the store (round 24 B #11: a waiter registered only after
+                // its write, so the write landed and then the call said `Closed`).
+                let key = format!("late-{}", ctx.name);
+                let r = tokio::select! {
+                    biased;
+                    r = map.set_and_wait(&key, "late") => Some(r),
+                    _ = ctx.clock.sleep(this.op_timeout() * 4) => None,
+                };
+                let outcome = match r {
+                    Some(Err(RmapError::Closed)) => "closed".to_owned(),
+                    Some(other) => format!("{other:?}"),
+                    None => "no answer".to_owned(),
+                };
+                let written =
+                    ctx.store_data().map_get(MAP, &key).now_or_never().is_some_and(|r| matches!(r, Ok((Some(_), _))));
+                ctx.record(Rec::LateCall { outcome, written });
             })
         })
     }
@@ -912,6 +932,15 @@ impl RmapScenario {
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
+                Rec::LateCall { outcome, written } if outcome != "closed" || *written => v.push(Violation::new(
+                    "R22",
+                    e.t_us,
+                    format!(
+                        "{node}: set_and_wait on the stopped map returned {outcome}{}",
+                        if *written { ", and its write reached the store" } else { "" }
+                    ),
+                )),
+                Rec::LateCall { .. } => {}
                 Rec::MapStopped { waiters } => {
                     last_probe.remove(&node);
                     stopped.insert(node);
@@ -1100,6 +1129,7 @@ impl RmapScenario {
             Mutant::MC201,
             Mutant::MC205,
             Mutant::MC219,
+            Mutant::MC223,
         ]
     }
 }
