@@ -1054,6 +1054,10 @@ pub enum Mutant {
     /// registry) the write lands, then the call says `Closed` (`TooManyWaiters`), and the
     /// application believes nothing was written (blind-spot hunt, round 24, B #11).
     MC223,
+    /// A shutdown token's `child()` that does not check whether its parent is already
+    /// cancelled: a child made after the cancel never stops (blind-spot hunt, round 24, B #14;
+    /// keel's own tokens are cancelled again by their stops, so only a unit test sees it).
+    MC224,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -34,6 +34,10 @@ struct Node {
     cancelled: AtomicBool,
     notify: Notify,
     children: Mutex<Vec<Weak<Node>>>,
+    /// Held so that a cancel reaches this node through a parent token the application
+    /// dropped: `root.child("a").child("b")` keeps `a`'s node alive as long as `b` lives.
+    /// (Parents hold their children weakly, so there is no cycle.)
+    _parent: Option<Arc<Node>>,
 }
 
 impl std::fmt::Debug for Shutdown {
@@ -45,12 +49,17 @@ impl std::fmt::Debug for Shutdown {
 impl Shutdown {
     /// A new root token.
     pub fn new(name: impl Into<String>) -> Self {
+        Self::under(name.into(), None)
+    }
+
+    fn under(name: String, parent: Option<Arc<Node>>) -> Self {
         Shutdown {
             node: Arc::new(Node {
-                name: name.into(),
+                name,
                 cancelled: AtomicBool::new(false),
                 notify: Notify::new(),
                 children: Mutex::new(Vec::new()),
+                _parent: parent,
             }),
         }
     }
@@ -62,14 +71,15 @@ impl Shutdown {
 
     /// A child cancelled with this token (and at once, if this one is already cancelled).
     pub fn child(&self, name: &str) -> Shutdown {
-        let child = Shutdown::new(format!("{}/{}", self.node.name, name));
+        let child = Shutdown::under(format!("{}/{}", self.node.name, name), Some(self.node.clone()));
         {
             let mut children = self.node.children.lock().unwrap_or_else(|p| p.into_inner());
             children.retain(|w| w.strong_count() > 0); // bound the list by live children
             children.push(Arc::downgrade(&child.node));
         }
-        // Checked after registering, so a concurrent cancel() is never missed.
-        if self.is_cancelled() {
+        // Checked after registering, so a concurrent cancel() is never missed. MC224: not checked,
+        // so a child made after its parent's cancel runs on (round 24 B #14).
+        if self.is_cancelled() && !crate::mutants::active(crate::mutants::Mutant::MC224) {
             child.cancel();
         }
         child
@@ -113,5 +123,39 @@ impl Shutdown {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child made after its parent was cancelled is born cancelled: a task handed a fresh
+    /// child of a stopping service stops with it (round 24 B #14, MC224: keel's own tokens are
+    /// all cancelled again by their stops, which masks it in every simulation).
+    #[test]
+    fn a_child_of_a_cancelled_parent_is_born_cancelled() {
+        let born = || {
+            let root = Shutdown::new("service");
+            root.cancel();
+            (root.child("late").is_cancelled(), root.child("late").child("later").is_cancelled())
+        };
+        assert_eq!(born(), (true, true));
+        crate::mutants::set(Some(crate::mutants::Mutant::MC224));
+        let mutated = born();
+        crate::mutants::set(None);
+        assert_eq!(mutated, (false, false), "MC224 leaves a late child running");
+    }
+
+    /// The middle token of `root.child("a").child("b")` is dropped at once; the root's cancel
+    /// still reaches `b` (before, `b` was cut off from the tree and never stopped).
+    #[test]
+    fn a_cancel_reaches_every_descendant_but_the_detached() {
+        let root = Shutdown::new("service");
+        let (a, b, d) = (root.child("a"), root.child("a").child("b"), root.detached("d"));
+        root.cancel();
+        assert!(a.is_cancelled() && b.is_cancelled());
+        assert!(!d.is_cancelled());
+        assert_eq!(b.name(), "service/a/b");
     }
 }

@@ -1446,6 +1446,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC224,
+        lineage: "checker proof (blind-spot hunt, round 24, B #14; shutdown::tests::a_child_of_a_cancelled_parent_is_born_cancelled): a child token made after its parent's cancel runs on",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",
