@@ -1058,6 +1058,10 @@ pub enum Mutant {
     /// cancelled: a child made after the cancel never stops (blind-spot hunt, round 24, B #14;
     /// keel's own tokens are cancelled again by their stops, so only a unit test sees it).
     MC224,
+    /// A worker whose drain ran out with runs still going hands their jobs back before it stops
+    /// them: the next owner starts a job the old run still writes (blind-spot hunt, round 24,
+    /// A #28: P2 saw it only past its 100 ms hand-off, 3 of 200 seeds).
+    MC225,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

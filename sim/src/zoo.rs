@@ -1452,6 +1452,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC225,
+        lineage: "checker proof (blind-spot hunt, round 24, A #28): a drain out of time hands its running jobs back before stopping their runs",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -533,14 +533,21 @@ impl WorkerMachine {
     /// in the completer: its stop waits for the producer, then flushes), hand back every job we
     /// own, deregister.
     fn finish(&mut self) {
+        // MC225: runs still going at the bound have their jobs handed back before they are
+        // stopped: the next owner starts a job its old run still writes (round 24 A #28).
+        let hand_back_first = mutants::active(Mutant::MC225) && !self.runs.is_empty() && !self.removed;
         if mutants::active(Mutant::MC10) {
             self.runs.clear();
             self.commands.push_back(Command::DetachAll);
-        } else {
+        } else if !hand_back_first {
             self.stop_all();
         }
         self.commands.push_back(Command::FinishProducer);
-        if self.removed {
+        if hand_back_first {
+            self.commands.push_back(Command::HandBack);
+            self.stop_all();
+            self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+        } else if self.removed {
             self.commands.push_back(Command::RequeueFromMemory);
         } else {
             self.commands.push_back(Command::HandBack);

@@ -665,6 +665,7 @@ impl PoolScenario {
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
+            Mutant::MC225,
         ]
     }
 }
