@@ -1062,6 +1062,19 @@ pub enum Mutant {
     /// them: the next owner starts a job the old run still writes (blind-spot hunt, round 24,
     /// A #28: P2 saw it only past its 100 ms hand-off, 3 of 200 seeds).
     MC225,
+    /// A map's stop that empties its subscriber list without closing it: `subscribe()` on the
+    /// stopped map adds a subscriber nothing ever ends, and its `recv` waits for good (keel's
+    /// own bug, found by the blind-spot hunt's round 24, B, beside #11; fixed).
+    MC226,
+    /// A guard's `valid_fence()` that judges the local deadline alone, not the work's token:
+    /// after a step-down or a stop, a writer that checks it right before each write (as
+    /// documented) writes on until the deadline (blind-spot hunt, round 24, B #22: no run called
+    /// `valid_fence`).
+    MC227,
+    /// `joined()` that judges the map's stop before its join: a stopped map that had joined
+    /// says `Closed`, and an application that asks after the stop believes it never loaded
+    /// (blind-spot hunt, round 24, B #34).
+    MC228,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1458,6 +1458,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC226,
+        lineage: "keel's own (found 2026-12-05 by the round 24 hunt, B): subscribe() on a stopped map never ends",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC227,
+        lineage: "checker proof (blind-spot hunt, round 24, B #22): Guard::valid_fence judges the deadline alone, deaf to a step-down or a stop",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC228,
+        lineage: "checker proof (blind-spot hunt, round 24, B #34): joined() on a stopped map that joined says Closed",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -102,6 +102,10 @@ impl Guard {
     /// The fence if the grant is still valid at this instant (local deadline not reached, owner
     /// not stepping down), else `None`. Call it right before each protected write.
     pub fn valid_fence(&self) -> Option<u64> {
+        if mutants::active(Mutant::MC227) {
+            // MC227: the deadline alone judged: a step-down or a stop (the work's token) unheard.
+            return self.validity.is_valid().then(|| self.fence());
+        }
         (!self.is_lost()).then(|| self.fence())
     }
 

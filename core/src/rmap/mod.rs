@@ -290,6 +290,10 @@ impl<S: Store> ReplicatedMap<S> {
         let mut rx = self.shared.syncs.subscribe();
         let called_at = self.revision();
         loop {
+            // MC228: the stop judged before the join: a stopped map that joined says `Closed`.
+            if crate::mutants::active(crate::mutants::Mutant::MC228) && self.ctl.shutdown.is_cancelled() {
+                return Err(RmapError::Closed);
+            }
             // MC151: the join counted from zero: returns before the first load.
             let floor = u64::from(!crate::mutants::active(crate::mutants::Mutant::MC151));
             if *rx.borrow_and_update() >= floor {

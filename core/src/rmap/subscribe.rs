@@ -50,23 +50,33 @@ struct Sub {
 
 /// Every live subscriber.
 pub(crate) struct Subscribers {
-    list: Mutex<Vec<Sub>>,
+    /// The live subscribers, and whether the map stopped (closed: a later subscription is born
+    /// ended).
+    list: Mutex<(Vec<Sub>, bool)>,
     buffer: usize,
     max: usize,
 }
 
 impl Subscribers {
     pub(crate) fn new(buffer: usize, max: usize) -> Self {
-        Subscribers { list: Mutex::new(Vec::new()), buffer: buffer.max(1), max }
+        Subscribers { list: Mutex::new((Vec::new(), false)), buffer: buffer.max(1), max }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sub>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Sub>, bool)> {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A new subscription, or `None` when `max` subscribers are live.
     pub(crate) fn subscribe(&self) -> Option<Subscription> {
-        let mut list = self.lock();
+        let mut guard = self.lock();
+        let (list, closed) = &mut *guard;
+        if *closed {
+            // The map stopped: the subscription ends at once, as every earlier one did. Kept in
+            // the list, its sender would never be dropped and `recv` would wait for good (round
+            // 24 B: keel's own bug, found beside #11).
+            let (_, rx) = mpsc::channel(1);
+            return Some(Subscription { rx, dropped: Arc::new(AtomicU64::new(0)) });
+        }
         list.retain(|s| !s.tx.is_closed());
         if list.len() >= self.max {
             return None;
@@ -86,8 +96,8 @@ impl Subscribers {
             return 0;
         }
         let mut lost = 0;
-        let mut list = self.lock();
-        list.retain(|s| {
+        let mut guard = self.lock();
+        guard.0.retain(|s| {
             for c in changes {
                 match s.tx.try_send(c.clone()) {
                     Ok(()) => {}
@@ -110,16 +120,19 @@ impl Subscribers {
 
     /// End every subscription.
     pub(crate) fn close(&self) {
-        self.lock().clear();
+        let mut guard = self.lock();
+        guard.0.clear();
+        // MC226: the list emptied, not closed: a later subscription is never ended (keel's own).
+        guard.1 = !crate::mutants::active(crate::mutants::Mutant::MC226);
     }
 
     pub(crate) fn len(&self) -> usize {
-        let mut list = self.lock();
+        let mut guard = self.lock();
         // MC186: the subscriptions whose receiver went away still counted.
         if !crate::mutants::active(crate::mutants::Mutant::MC186) {
-            list.retain(|s| !s.tx.is_closed());
+            guard.0.retain(|s| !s.tx.is_closed());
         }
-        list.len()
+        guard.0.len()
     }
 }
 

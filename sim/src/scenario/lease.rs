@@ -37,6 +37,9 @@ events! {
         /// instant did not complete (S8, the converse: work that waits on the signal alone would
         /// go on writing).
         LostUnheard { fence: u64 } = "lost_unheard",
+        /// The guarded work of `fence` read its guard both ways in one poll and they disagreed:
+        /// `valid_fence()` gave a fence (`valid`) while `is_lost()` said `lost`, or neither (S8).
+        GuardSplit { fence: u64, valid: bool, lost: bool } = "guard_split",
         /// The guarded work of `fence` returned, or (`aborted`) its task was dropped before it
         /// returned: S15 judges the driver's `work_stopped` against it, S24 an abort's instant.
         WorkReturned { fence: u64, aborted: bool } = "work_returned",
@@ -174,6 +177,16 @@ fn quits_after(ctx: &NodeCtx, window_us: u64) -> Option<(u32, bool)> {
 /// S23). Without it no run ever reached the abort.
 const STUBBORN_FINISH: f64 = 0.3;
 
+/// The guard read both ways in one poll, `valid_fence()` and `is_lost()`: a writer may use
+/// either, so they must agree (S8); a disagreement is recorded.
+fn read_guard(ctx: &NodeCtx, guard: &Guard) -> (Option<u64>, bool) {
+    let (valid, lost) = (guard.valid_fence(), guard.is_lost());
+    if valid.is_some() == lost {
+        ctx.record(Rec::GuardSplit { fence: guard.fence(), valid: valid.is_some(), lost });
+    }
+    (valid, lost)
+}
+
 async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard, window_us: u64, ttl_ms: u64) {
     let mut end = Returned { ctx: ctx.clone(), fence: guard.fence(), returned: false };
     work_until_lost(ctx, resource, guard, window_us, ttl_ms).await;
@@ -184,7 +197,14 @@ async fn work_until_lost(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Gua
     let hears_lost = ctx.index != POLLING_WORK_NODE;
     let quits = quits_after(&ctx, window_us);
     let mut writes = 0u32;
-    while !guard.is_lost() {
+    // Half the nodes write the documented way, `valid_fence()` right before each write and with
+    // the fence it returns; the others check `is_lost()` (round 24 B #22: no run called
+    // `valid_fence`, so a bug in it reached no rule). Both read the same state: no schedule moves.
+    let checks_fence = ctx.index % 2 == 0;
+    loop {
+        let (valid, lost) = read_guard(&ctx, &guard);
+        let fence = if checks_fence { valid } else { (!lost).then(|| guard.fence()) };
+        let Some(fence) = fence else { break };
         if let Some((after, panic)) = quits
             && writes == after
         {
@@ -195,12 +215,13 @@ async fn work_until_lost(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Gua
             return;
         }
         writes += 1;
-        resource.write(&ctx, guard.fence());
+        resource.write(&ctx, fence);
         tokio::select! {
             biased; // fixed poll order: tokio's per-thread select RNG would break replay
             _ = guard.lost(), if hears_lost => {
                 // In the same poll: `lost()` completing means the guard reads lost (S8).
-                ctx.record(Rec::LostSignal { fence: guard.fence(), lost: guard.is_lost() });
+                let (_, lost) = read_guard(&ctx, &guard);
+                ctx.record(Rec::LostSignal { fence: guard.fence(), lost });
                 return;
             }
             _ = ctx.clock.sleep(Duration::from_millis(100)) => {}
@@ -345,6 +366,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC214,
     Mutant::MC215,
     Mutant::MC220,
+    Mutant::MC227,
 ];
 
 impl LeaseScenario {
@@ -1310,6 +1332,14 @@ impl Beliefs {
                         "S8",
                         e.t_us,
                         format!("{node}: the guard of fence {fence} reads lost, yet guard.lost() does not complete"),
+                    )),
+                    Rec::GuardSplit { fence, valid, lost } => b.violations.push(Violation::new(
+                        "S8",
+                        e.t_us,
+                        format!(
+                            "{node}: the guard of fence {fence} read two ways at once: valid_fence() {} while is_lost() said {lost}",
+                            if *valid { "gave the fence" } else { "gave none" }
+                        ),
                     )),
                     Rec::OwnerExit {}
                     | Rec::AppDown {}

@@ -92,8 +92,10 @@ events! {
         /// The map stopped with `waiters` left.
         MapStopped { waiters: usize } = "map_stopped",
         /// R22: a `set_and_wait` called after the map stopped returned `outcome` (`closed`, or
-        /// what else it returned), and the store then held its write (`written`).
-        LateCall { outcome: String, written: bool } = "late_call",
+        /// what else it returned), and the store then held its write (`written`); a
+        /// subscription made then ended at its first poll (`sub_ended`), and `joined()`
+        /// answered at its first poll with `join` (`ok`, `closed`, or `waits`).
+        LateCall { outcome: String, written: bool, sub_ended: bool, join: String } = "late_call",
         /// Subscriber `sub` received a change of `key` at revision `rev` after one at `last`
         /// (R5: revisions go back), or a second time since its revisions last went back
         /// (`again`: R5, a duplicate).
@@ -751,7 +753,19 @@ impl RmapScenario {
                 };
                 let written =
                     ctx.store_data().map_get(MAP, &key).now_or_never().is_some_and(|r| matches!(r, Ok((Some(_), _))));
-                ctx.record(Rec::LateCall { outcome, written });
+                // A subscription of the stopped map ends at once, like every earlier one (keel's
+                // own bug, MC226: it was added to a list nothing would end again), and
+                // `joined()` answers at once.
+                let sub_ended = match map.subscribe() {
+                    Ok(mut sub) => matches!(sub.recv().now_or_never(), Some(None)),
+                    Err(_) => false,
+                };
+                let join = match map.joined().now_or_never() {
+                    Some(Ok(_)) => "ok",
+                    Some(Err(_)) => "closed",
+                    None => "waits",
+                };
+                ctx.record(Rec::LateCall { outcome, written, sub_ended, join: join.to_owned() });
             })
         })
     }
@@ -786,6 +800,8 @@ impl RmapScenario {
         // Per node: every revision its replica reached in its current life (joined, resynced,
         // applied): what a `DataLost` may name.
         let mut reached: BTreeMap<Who, BTreeSet<u64>> = BTreeMap::new();
+        // The nodes whose map joined in their current life (R22).
+        let mut joined: BTreeSet<Who> = BTreeSet::new();
         for e in events {
             let node = e.node;
             if let Some(w) = e.world() {
@@ -796,6 +812,7 @@ impl RmapScenario {
                     WorldEv::NodeStart {} => {
                         last_probe.remove(&node);
                         reached.remove(&node);
+                        joined.remove(&node);
                         pending.retain(|(n, _), _| *n != node);
                         last_r2.remove(&node);
                         stopped.remove(&node);
@@ -814,6 +831,9 @@ impl RmapScenario {
                 reached.entry(node).or_default().insert(*rev);
             }
             match e.rmap() {
+                Some(RmapEvent::Joined { .. }) => {
+                    joined.insert(node);
+                }
                 Some(RmapEvent::Applied { rev, .. }) => {
                     applying.insert(node, (e.t_us, *rev));
                 }
@@ -932,15 +952,30 @@ impl RmapScenario {
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
-                Rec::LateCall { outcome, written } if outcome != "closed" || *written => v.push(Violation::new(
-                    "R22",
-                    e.t_us,
-                    format!(
-                        "{node}: set_and_wait on the stopped map returned {outcome}{}",
-                        if *written { ", and its write reached the store" } else { "" }
-                    ),
-                )),
-                Rec::LateCall { .. } => {}
+                Rec::LateCall { outcome, written, sub_ended, join } => {
+                    // `joined()` of a map that joined says so, stopped or not (round 24 B #34);
+                    // one that never joined says `Closed`; neither waits.
+                    let join_right = if joined.contains(&node) { join == "ok" } else { join == "closed" };
+                    let mut wrong = Vec::new();
+                    if outcome != "closed" || *written {
+                        let landed = if *written { ", and its write reached the store" } else { "" };
+                        wrong.push(format!("set_and_wait returned {outcome}{landed}"));
+                    }
+                    if !sub_ended {
+                        wrong.push("a subscription did not end at once".to_owned());
+                    }
+                    if !join_right {
+                        let had = if joined.contains(&node) { "had" } else { "had not" };
+                        wrong.push(format!("joined() answered {join} where the map {had} joined"));
+                    }
+                    if !wrong.is_empty() {
+                        v.push(Violation::new(
+                            "R22",
+                            e.t_us,
+                            format!("{node}: on the stopped map, {}", wrong.join("; ")),
+                        ));
+                    }
+                }
                 Rec::MapStopped { waiters } => {
                     last_probe.remove(&node);
                     stopped.insert(node);
@@ -1130,6 +1165,8 @@ impl RmapScenario {
             Mutant::MC205,
             Mutant::MC219,
             Mutant::MC223,
+            Mutant::MC226,
+            Mutant::MC228,
         ]
     }
 }
