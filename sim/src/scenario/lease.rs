@@ -200,7 +200,7 @@ async fn work_until_lost(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Gua
     // Half the nodes write the documented way, `valid_fence()` right before each write and with
     // the fence it returns; the others check `is_lost()` (round 24 B #22: no run called
     // `valid_fence`, so a bug in it reached no rule). Both read the same state: no schedule moves.
-    let checks_fence = ctx.index % 2 == 0;
+    let checks_fence = ctx.index.is_multiple_of(2);
     loop {
         let (valid, lost) = read_guard(&ctx, &guard);
         let fence = if checks_fence { valid } else { (!lost).then(|| guard.fence()) };
