@@ -358,7 +358,10 @@ pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Dur
     let rt = Runtime::with_seed_and_config(seed, madsim_config());
     let (main, settle) = (scenario.node_main(), scenario.settle(&plan));
     let (nodes, op_timeout) = (scenario.plan_spec().nodes, scenario.op_timeout());
-    rt.block_on(async move {
+    // Quiet like a checked run: the lease scenario's guarded work panics on purpose (S20), and
+    // printing a backtrace per panic cost more than the whole checker.
+    crate::runner::begin_panic_capture();
+    let sim = rt.block_on(async move {
         let start = tokio::time::Instant::now();
         let history = crate::history::History::discarding();
         history.start();
@@ -367,7 +370,9 @@ pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Dur
         tokio::time::sleep(settle).await;
         world.reap();
         start.elapsed()
-    })
+    });
+    crate::runner::end_panic_capture();
+    sim
 }
 
 /// One comparison: a scenario (its default shape, swarm faults, every check), the same runs

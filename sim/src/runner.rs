@@ -94,6 +94,18 @@ fn install_panic_hook() {
     });
 }
 
+/// Capture this thread's panics from here on (the hook keeps them quiet); what
+/// [`end_panic_capture`] returns is the last one's message.
+pub(crate) fn begin_panic_capture() {
+    install_panic_hook();
+    LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
+}
+
+/// Stop capturing this thread's panics; the last captured message, or empty.
+pub(crate) fn end_panic_capture() -> String {
+    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default()
+}
+
 /// Run `scenario` under `seed` (and `mutant`), with the plan derived from the seed unless given.
 pub fn run(
     scenario: &dyn Scenario,
@@ -102,7 +114,6 @@ pub fn run(
     profile: Profile,
     plan: Option<FaultPlan>,
 ) -> RunOutcome {
-    install_panic_hook();
     let plan = plan.unwrap_or_else(|| FaultPlan::generate(seed, profile, &scenario.plan_spec()));
     let what =
         format!("{} seed {seed}{}", scenario.name(), mutant.map(|m| format!(" (mutant {m:?})")).unwrap_or_default());
@@ -112,7 +123,7 @@ pub fn run(
     // madsim runs the whole simulation on this thread: the core's typed events land here.
     let observer = keel::observe::set_thread_observer(Some(Rc::new(Recorder::new(history.clone()))));
     let previous = mutants::set(mutant);
-    LAST_PANIC.with(|p| *p.borrow_mut() = Some(String::new()));
+    begin_panic_capture();
     let _ = keel::assert::take_failures(); // only this run's
     linearize::begin();
 
@@ -146,7 +157,7 @@ pub fn run(
     // their node; recording them would panic in a drop and abort the whole sweep.
     keel::observe::set_thread_observer(observer);
     drop(rt);
-    let panic_msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    let panic_msg = end_panic_capture();
     mutants::set(previous);
     let linearizability = linearize::finish();
 
