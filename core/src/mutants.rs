@@ -1075,6 +1075,13 @@ pub enum Mutant {
     /// says `Closed`, and an application that asks after the stop believes it never loaded
     /// (blind-spot hunt, round 24, B #34).
     MC228,
+    /// A watch whose last sender is dropped without marking the channel closed: a receiver's
+    /// `changed()` after the lease owner ended waits forever instead of failing `Closed`
+    /// (blind-spot hunt, round 24, B #12: no run read a handle after its owner ended).
+    MC229,
+    /// A stop heard while the lease owner still makes its first attempt ends the owner without
+    /// publishing `Released`: the handle reads `Awaiting` for good after the owner returned.
+    MC230,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -114,7 +114,10 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if self.shared.senders.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // MC229: the last sender's drop leaves the channel open.
+        if self.shared.senders.fetch_sub(1, Ordering::SeqCst) == 1
+            && !crate::mutants::active(crate::mutants::Mutant::MC229)
+        {
             self.shared.closed.store(true, Ordering::SeqCst);
             self.shared.notify.notify_waiters();
         }

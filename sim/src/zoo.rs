@@ -1476,6 +1476,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC229,
+        lineage: "checker proof (blind-spot hunt, round 24, B #12): a watch's last sender dropped leaves it open, so changed() after the owner ended waits forever",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC230,
+        lineage: "checker proof: a stop heard during the owner's first attempt ends it without publishing Released",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -511,7 +511,9 @@ impl Machine {
             }
             Phase::Starting { .. } => {
                 self.steps.clear();
-                self.steps.push_back(Step::Publish(LeaseState::Released));
+                if !mutants::active(Mutant::MC230) {
+                    self.steps.push_back(Step::Publish(LeaseState::Released));
+                }
                 self.phase = Phase::Done;
             }
             Phase::Awaiting { .. } => {

@@ -52,6 +52,10 @@ events! {
         HeldReturned { fence: u64 } = "held_returned",
         /// `LeaseHandle::state()` read `Held` of `fence` (`held`), or not.
         StateRead { held: bool, fence: u64, lost_fence: u64, lost_reason: String } = "state_read",
+        /// The handle read once more after its owner ended (S28): `state()`'s kind, what
+        /// `held()` answered at its first poll (`waits` if nothing), whether a receiver of
+        /// `subscribe()` found the channel closed, and `is_finished()`.
+        LateRead { state: String, held: String, closed: bool, finished: bool } = "late_read",
     }
 }
 
@@ -367,6 +371,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC215,
     Mutant::MC220,
     Mutant::MC227,
+    Mutant::MC229,
+    Mutant::MC230,
 ];
 
 impl LeaseScenario {
@@ -439,6 +445,7 @@ impl LeaseScenario {
             Ok(()) => ctx.record(Rec::OwnerExit {}),
             Err(e) => ctx.record(Rec::OwnerCrashed { error: e.to_string() }),
         }
+        super::lease_late::read(&ctx, &handle);
         // The node ends with its other work, as a service's main waits for its tasks: else the
         // node's end would tear the sibling down before it ran, and S2's converse could not
         // tell a stop that never woke it from one that did.
@@ -475,6 +482,7 @@ impl LeaseScenario {
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         v.extend(super::lease_orphans::check(run));
         v.extend(super::lease_release::check(run));
+        v.extend(super::lease_late::check(run));
         v.extend(super::lease_work::check(run));
         v.extend(super::lease_work::guards_lost_with_their_grant(run));
         v.extend(super::lease_work::works_hear_their_node_stop(run));
@@ -1348,7 +1356,8 @@ impl Beliefs {
                     | Rec::WorkQuits { .. }
                     | Rec::HeldAwaited {}
                     | Rec::HeldReturned { .. }
-                    | Rec::StateRead { .. } => {}
+                    | Rec::StateRead { .. }
+                    | Rec::LateRead { .. } => {}
                 }
             } else if let Some(s) = e.server() {
                 match s {

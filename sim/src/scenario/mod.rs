@@ -16,6 +16,7 @@ pub mod completer;
 pub mod drift;
 pub mod lease;
 pub mod lease_handle;
+pub mod lease_late;
 pub mod lease_orphans;
 pub mod lease_release;
 pub mod lease_work;
