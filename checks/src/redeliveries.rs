@@ -88,9 +88,20 @@ pub fn redeliveries_start_their_run<E: Entry>(
                         owed.insert(key, o); // a run may still come (a stale delivery's start)
                     }
                 }
-                if plain(owner) == key.0 && ended.get(&key).is_some_and(|(_, a)| a == attempt) {
-                    let due = crate::reach(t, REDELIVERY_STARTS_US, &frozen(node));
-                    owed.entry(key).or_insert(Owed { node: node.clone(), attempt: *attempt, at: t, due });
+                if plain(owner) == key.0 {
+                    match ended.get(&key) {
+                        Some((_, a)) if a == attempt => {
+                            let due = crate::reach(t, REDELIVERY_STARTS_US, &frozen(node));
+                            owed.entry(key).or_insert(Owed { node: node.clone(), attempt: *attempt, at: t, due });
+                        }
+                        // The worker was handed a newer attempt: a late delivery of the ended
+                        // one is stale, and ignoring it is right (poolloss seed 2811: attempt 1
+                        // delivered again 4 ms after attempt 2, from a view read before the move).
+                        Some((_, a)) if a < attempt => {
+                            ended.remove(&key);
+                        }
+                        _ => {}
+                    }
                 }
             }
             Some(
@@ -162,6 +173,8 @@ mod tests {
             at(3_100, PoolEvent::Fenced { worker: "w".into(), running: 1 }),
         ];
         assert_eq!(crate::test_entry::at_ms(&redeliveries_start_their_run(&h, 10_000_000, frozen)), []);
+        // A late delivery of the ended attempt after a newer one was handed over is stale.
+        assert_eq!(judge(&[acked(11, 1), ended(20, 1), delivered(30, 2), delivered(34, 1), acked(35, 2)]), []);
         // A repeat while the run still goes owes nothing; nor does a delivery naming another owner.
         assert_eq!(judge(&[acked(11, 1), delivered(15, 1), ended(20, 1)]), []);
     }

@@ -102,8 +102,10 @@ events! {
         /// (kinds `requeued` and `orphan_requeued`; empty for the others), so a checker can tell
         /// a cleanup that took a job off another worker (P9).
         Moved { kind: MoveKind, job: Text<'a>, from: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64, cleaned: Text<'a> } = "moved",
-        /// The store lost the pool's data (epoch marker missing or changed).
-        DataLoss { pool: Text<'a>, old_epoch: Text<'a>, new_epoch: Option<Text<'a>> } = "data_loss",
+        /// The store lost the pool's data (epoch marker missing or changed), seen by a read of
+        /// the marker that took `took_us` of the node's clock: a loss during that read may be
+        /// one the read did not see yet.
+        DataLoss { pool: Text<'a>, old_epoch: Text<'a>, new_epoch: Option<Text<'a>>, took_us: u64 } = "data_loss",
         /// A stale pending entry (its attempt is gone) was removed.
         PendingSwept { job: Text<'a> } = "pending_swept",
         /// A cleaner took the free cleanup lock of a dead worker, judged dead on a view at store
@@ -300,8 +302,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::Moved { kind, job, from, worker, attempt, now_ms, cleaned } => {
             info!(target: T, kind = kind.as_str(), job = %job, from = %from, worker = %worker, attempt, now_ms, cleaned = %cleaned, "job moved")
         }
-        E::DataLoss { pool, old_epoch, new_epoch } => {
-            error!(target: T, kind = "data_loss", pool = %pool, old_epoch = %old_epoch, new_epoch = ?new_epoch.as_ref().map(|t| t.as_str()),
+        E::DataLoss { pool, old_epoch, new_epoch, took_us } => {
+            error!(target: T, kind = "data_loss", pool = %pool, old_epoch = %old_epoch, new_epoch = ?new_epoch.as_ref().map(|t| t.as_str()), took_us,
                 "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone")
         }
         E::PendingSwept { job } => debug!(target: T, kind = "pending_swept", job = %job, "stale pending entry removed"),

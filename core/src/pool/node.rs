@@ -408,10 +408,8 @@ impl<S: Store> Core<S> {
         current: Option<String>,
         began: crate::clock::Instant,
     ) -> Result<(), StoreError> {
-        let checked = || {
-            let took_us = observe::micros(self.clock.now().saturating_duration_since(began));
-            observe::emit(PoolEvent::EpochChecked { pool: (&self.cfg.name).into(), took_us });
-        };
+        let took_us = || observe::micros(self.clock.now().saturating_duration_since(began));
+        let checked = || observe::emit(PoolEvent::EpochChecked { pool: (&self.cfg.name).into(), took_us: took_us() });
         let known = lock(&self.epoch).clone();
         if current.is_some() && current == known {
             checked();
@@ -423,6 +421,7 @@ impl<S: Store> Core<S> {
                 pool: (&self.cfg.name).into(),
                 old_epoch: old.into(),
                 new_epoch: current.as_ref().map(Text::from),
+                took_us: took_us(),
             });
             // Reported once: until it adopts a marker the node holds none, so a write that fails
             // below does not make the next read report the same loss again.

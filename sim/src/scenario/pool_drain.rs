@@ -302,7 +302,8 @@ mod tests {
         // Its node crashed: the drain ends there.
         assert!(with([at(1_100, Who::Node(0), WorldEv::NodeCrash {}), dead(1_200)]).is_empty());
         // The store lost its data.
-        let loss = pool(1_100, PoolEvent::DataLoss { pool: "p".into(), old_epoch: "1".into(), new_epoch: None });
+        let loss =
+            pool(1_100, PoolEvent::DataLoss { pool: "p".into(), old_epoch: "1".into(), new_epoch: None, took_us: 0 });
         assert!(with([loss, dead(1_200)]).is_empty());
         // A run superseded by a move of its job (reported late), stopped mid-drain.
         let moved = pool(
