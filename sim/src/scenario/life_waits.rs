@@ -177,6 +177,8 @@ pub fn watch_follows_status(run: &RunView<'_>) -> Vec<Violation> {
     let mut nodes: std::collections::BTreeMap<Who, (Status, Option<u64>)> = Default::default();
     // Nodes stopping or crashed: their watcher has ended (until the next start).
     let mut ended = std::collections::BTreeSet::new();
+    // The service's runs started in each node's life.
+    let mut runs: std::collections::BTreeSet<(Who, u64)> = Default::default();
     let mut v = Vec::new();
     let unseen = |node: Who, status: Status, since: u64, v: &mut Vec<Violation>| {
         if v.len() < 20 {
@@ -196,6 +198,7 @@ pub fn watch_follows_status(run: &RunView<'_>) -> Vec<Violation> {
             Some(WorldEv::NodeStart {}) => {
                 ended.remove(&e.node);
                 nodes.remove(&e.node);
+                runs.retain(|(n, _)| *n != e.node);
             }
             Some(WorldEv::NodeCrash {} | WorldEv::NodeStop {}) => {
                 ended.insert(e.node);
@@ -204,9 +207,26 @@ pub fn watch_follows_status(run: &RunView<'_>) -> Vec<Violation> {
             _ => {}
         }
         // A killed incarnation's drop guards report in the crash's instant, after a restart's
-        // start event in that instant: the old life's, not judged.
+        // start event in that instant: the old life's, not judged. So is a stop or an exit of
+        // a run this life never started: a drop that came a microsecond after a restart's start
+        // (completer seed 25 973).
         let dying = run.timeline.life_at(e.node, e.t_us).is_some_and(|l| l.end == e.t_us && e.t_us > l.start);
-        if ended.contains(&e.node) || dying {
+        let old_run = match e.core() {
+            Some(keel::observe::Event::Lifecycle(
+                LifecycleEvent::RunStarted { service, run }
+                | LifecycleEvent::StopBegun { service, run }
+                | LifecycleEvent::RunExited { service, run },
+            )) if plain(service) == SERVICE => {
+                let started =
+                    matches!(e.core(), Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunStarted { .. })));
+                if started {
+                    runs.insert((e.node, *run));
+                }
+                !runs.contains(&(e.node, *run))
+            }
+            _ => false,
+        };
+        if ended.contains(&e.node) || dying || old_run {
             continue;
         }
         let frozen = || run.timeline.frozen(e.node).collect::<Vec<Span>>();
