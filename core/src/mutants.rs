@@ -1082,6 +1082,10 @@ pub enum Mutant {
     /// A stop heard while the lease owner still makes its first attempt ends the owner without
     /// publishing `Released`: the handle reads `Awaiting` for good after the owner returned.
     MC230,
+    /// `LeaseHandle::held()` that waits through a published `Failed`: a permanent store error
+    /// (a denied ACL, wrong credentials) never reaches the caller, who waits until an operator
+    /// fixes the store (blind-spot hunt, round 25, B #3).
+    MC231,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

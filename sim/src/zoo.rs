@@ -1488,6 +1488,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC231,
+        lineage: "checker proof (blind-spot hunt, round 25, B #3): held() waits through a published Failed, so a permanent store error never reaches the caller",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -381,7 +381,10 @@ impl LeaseHandle {
             let s = rx.borrow_and_update().clone();
             match self.judged(s) {
                 LeaseState::Held { fence, .. } => return Ok(fence),
-                LeaseState::Failed { error, .. } => return Err(LeaseError::Store(error)),
+                // MC231: `Failed` taken for a state to wait through.
+                LeaseState::Failed { error, .. } if !crate::mutants::active(crate::mutants::Mutant::MC231) => {
+                    return Err(LeaseError::Store(error));
+                }
                 LeaseState::Released => return Err(LeaseError::Stopped),
                 _ => {}
             }

@@ -373,6 +373,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC227,
     Mutant::MC229,
     Mutant::MC230,
+    Mutant::MC231,
 ];
 
 impl LeaseScenario {

@@ -11,6 +11,9 @@
 //!   believes in at that instant: a handle ahead of (or behind) its owner makes an application
 //!   lead without a grant, the split brain the lease exists to prevent;
 //! - a `held()` that fails (the owner ended) does so while the owner believes in no grant;
+//! - a `held()` awaited when its owner publishes `Failed` (the store keeps answering with a
+//!   permanent error) returns that error within 2 ms of running time: a permanent error reaches
+//!   the caller within a bound, never waits on the operator (round 25 B #3, MC231);
 //! - a `held()` awaited while the owner believes, or when it comes to believe, returns within
 //!   2 ms of running time (frozen time not counted), unless the belief ends first: a handle that
 //!   misses its owner's grant leaves the application waiting while the lease sits held.
@@ -55,6 +58,8 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let mut awaiting: BTreeMap<Who, u64> = BTreeMap::new();
     // node → (fence believed, due by) while a `held()` is awaited and its owner believes
     let mut due: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
+    // node → when a `held()` awaited as its owner published `Failed` must have returned by
+    let mut failed_due: BTreeMap<Who, u64> = BTreeMap::new();
     let mut v = Vec::new();
     let mut say = |t: u64, why: String| {
         if v.len() < 20 {
@@ -101,6 +106,17 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
         {
             woken_reads.push((n, fence, e.t_us, what));
         }
+        if let Some(&by) = failed_due.get(&n)
+            && e.t_us > by
+        {
+            failed_due.remove(&n);
+            say(
+                by,
+                format!(
+                    "{n}: its owner published Failed (a permanent store error), and the application's held() has not returned the error {HELD_RETURNS_US} µs later"
+                ),
+            );
+        }
         if let Some(&(fence, by)) = due.get(&n)
             && e.t_us > by
         {
@@ -142,6 +158,14 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             }
         }
         match (e.lease(), e.world(), rec(e)) {
+            // A permanent error surfaces to the caller: the owner goes on trying, and `held()`
+            // returns it (round 25 B #3: a `held()` deaf to `Failed` waited until the store
+            // let the owner in, however long the operator took).
+            (Some(LeaseEvent::Failed { .. }), ..) => {
+                if awaiting.contains_key(&n) {
+                    failed_due.entry(n).or_insert(deadline(n, e.t_us));
+                }
+            }
             (Some(LeaseEvent::Held { fence, .. }), ..) => {
                 belief.insert(n, *fence);
                 if awaiting.contains_key(&n) {
@@ -166,10 +190,12 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 belief.remove(&n);
                 awaiting.remove(&n);
                 due.remove(&n);
+                failed_due.remove(&n);
             }
             (_, Some(WorldEv::NodeStop {}), _) => {
                 awaiting.remove(&n);
                 due.remove(&n);
+                failed_due.remove(&n);
             }
             (.., Some(Rec::HeldAwaited {})) => {
                 awaiting.insert(n, e.t_us);
@@ -180,6 +206,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             (.., Some(Rec::HeldReturned { fence })) => {
                 awaiting.remove(&n);
                 due.remove(&n);
+                failed_due.remove(&n);
                 match (belief.get(&n), *fence) {
                     (Some(b), 0) => say(
                         e.t_us,
@@ -200,6 +227,16 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 ),
             ),
             _ => {}
+        }
+    }
+    for (n, by) in failed_due {
+        if by < run.end_us {
+            say(
+                by,
+                format!(
+                    "{n}: its owner published Failed, and the application's held() had not returned the error {HELD_RETURNS_US} µs later"
+                ),
+            );
         }
     }
     for (n, (fence, by)) in due {
