@@ -1086,6 +1086,10 @@ pub enum Mutant {
     /// (a denied ACL, wrong credentials) never reaches the caller, who waits until an operator
     /// fixes the store (blind-spot hunt, round 25, B #3).
     MC231,
+    /// `set_and_wait` that reports a write the store lost as `Closed`: the caller believes the
+    /// map stopped, not that its write is gone and must be made again (blind-spot hunt, round
+    /// 25, B #18).
+    MC232,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

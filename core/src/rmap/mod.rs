@@ -488,6 +488,8 @@ impl<S: Store> ReplicatedMap<S> {
                 // MC183: the revision the replica reached, not the write's.
                 Ok(if crate::mutants::active(crate::mutants::Mutant::MC183) { reached } else { out.rev })
             }
+            // MC232: a lost write reported as the map's stop.
+            WaitResult::Lost(_) if crate::mutants::active(crate::mutants::Mutant::MC232) => Err(RmapError::Closed),
             WaitResult::Lost(rev) => Err(RmapError::DataLost { rev }),
             WaitResult::Closed => Err(RmapError::Closed),
         }

@@ -906,6 +906,22 @@ impl RmapScenario {
                         ));
                     }
                 }
+                // R23: `Closed` means the map stopped, and only a stop asked in this life stops
+                // it (round 25 B #18: a lost write reported as `Closed`, MC232).
+                Rec::SawErr { id, error: SawError::Closed }
+                    if !run
+                        .timeline
+                        .life_at(node, e.t_us)
+                        .and_then(|l| l.stop_requested)
+                        .is_some_and(|s| s <= e.t_us) =>
+                {
+                    pending.remove(&(node, id.as_str()));
+                    v.push(Violation::new(
+                        "R23",
+                        e.t_us,
+                        format!("{node}: set_and_wait {id} failed Closed, yet nothing asked its map to stop"),
+                    ));
+                }
                 Rec::SawErr { id, error: SawError::DataLost } if lossless => {
                     pending.remove(&(node, id.as_str()));
                     v.push(Violation::new(
@@ -1167,6 +1183,7 @@ impl RmapScenario {
             Mutant::MC223,
             Mutant::MC226,
             Mutant::MC228,
+            Mutant::MC232,
         ]
     }
 }
