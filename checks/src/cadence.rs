@@ -211,6 +211,18 @@ struct Chain {
     errors: u32,
     exact: bool,
     due: Option<Due>,
+    /// Permanent store errors in a row (None while unknown), and how many make keel's row
+    /// (`permanent_attempts`): past it, each failed acquisition waits a whole poll.
+    permanent: Option<u32>,
+    row: u32,
+}
+
+impl Chain {
+    /// Count a store error into the row of permanent ones: whether the row is now complete.
+    fn count_error(&mut self, error: &str) -> bool {
+        self.permanent = if crate::is_permanent(error) { self.permanent.map(|n| n.saturating_add(1)) } else { Some(0) };
+        self.permanent.is_some_and(|n| self.row > 0 && n >= self.row)
+    }
 }
 
 /// S12 and S13 over keel's lease events: see the module's doc. `slowest` and `fastest` are the slowest
@@ -234,7 +246,9 @@ pub fn lease_attempts_on_time<E: Entry>(
         let Some(ev) = e.lease() else { continue };
         use LeaseEvent as L;
         let (lease, owner, took_us) = match ev {
-            L::OwnerStarted { lease, owner, renew_us, poll_us, retry_min_us, retry_max_us, .. } => {
+            L::OwnerStarted {
+                lease, owner, renew_us, poll_us, retry_min_us, retry_max_us, permanent_attempts, ..
+            } => {
                 let timing = Timing {
                     renew_us: *renew_us,
                     poll_us: *poll_us,
@@ -243,7 +257,13 @@ pub fn lease_attempts_on_time<E: Entry>(
                 };
                 chains.insert(
                     (node.clone(), plain(lease), plain(owner)),
-                    Chain { timing: Some(timing), exact: true, ..Chain::default() },
+                    Chain {
+                        timing: Some(timing),
+                        exact: true,
+                        permanent: Some(0),
+                        row: *permanent_attempts,
+                        ..Chain::default()
+                    },
                 );
                 continue;
             }
@@ -306,12 +326,13 @@ pub fn lease_attempts_on_time<E: Entry>(
                 if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
                     c.errors = 0;
                     c.exact = true;
+                    c.permanent = Some(0);
                     let after = "its read of the store's time";
                     c.due = Some(Due { after, latest: t, wait_max_us: 0, earliest: t, wait_min_us: 0 });
                 }
                 continue;
             }
-            L::TimeFailed { lease, owner, .. } => {
+            L::TimeFailed { lease, owner, error, .. } => {
                 // The read that succeeds next reports nothing and resets keel's count: the
                 // acquisition after it is not judged against this wait, and the count is only
                 // an upper bound until the next answer that is not an error.
@@ -319,6 +340,7 @@ pub fn lease_attempts_on_time<E: Entry>(
                     c.errors = c.errors.saturating_add(1);
                     c.exact = false;
                     c.due = None;
+                    c.count_error(plain(error));
                 }
                 continue;
             }
@@ -356,7 +378,7 @@ pub fn lease_attempts_on_time<E: Entry>(
             |after, wait_max_us, wait_min_us| Due { after, latest: t, wait_max_us, earliest: t, wait_min_us };
         c.due = match ev {
             L::AcquireRefused { remaining_ms, .. } | L::Quarantined { remaining_ms, .. } => {
-                (c.errors, c.exact) = (0, true);
+                (c.errors, c.exact, c.permanent) = (0, true, Some(0));
                 // keel waits min(poll, max(remaining, retry_min)), a refusal's jittered down to
                 // half, a quarantine's exactly (since round 18: a wait of a whole poll while the
                 // lease or its quarantine frees sooner was not seen, A #1).
@@ -366,14 +388,25 @@ pub fn lease_attempts_on_time<E: Entry>(
                     _ => Some(at_outcome("a refusal", until_free, until_free / 2)),
                 }
             }
-            L::AcquireFailed { .. } => {
+            // Past a row of permanent errors keel waits a whole poll between tries (its
+            // `Failed` says an operator must act; round 25 B #2: a row that went on at the
+            // backoff's pace hammered a store that had denied it for good).
+            L::AcquireFailed { error, .. } => {
                 c.errors = c.errors.saturating_add(1);
-                let floor = if c.exact { (timing.retry_us(c.errors) / 2).min(timing.poll_us) } else { 0 };
-                Some(at_outcome("a failed acquisition", timing.poll_us, floor))
+                if c.count_error(plain(error)) {
+                    Some(at_outcome(
+                        "a failed acquisition past a row of permanent errors",
+                        timing.poll_us,
+                        timing.poll_us,
+                    ))
+                } else {
+                    let floor = if c.exact { (timing.retry_us(c.errors) / 2).min(timing.poll_us) } else { 0 };
+                    Some(at_outcome("a failed acquisition", timing.poll_us, floor))
+                }
             }
             // keel counts the renewal period from the send: the store extended the grant after it.
             L::Granted { .. } | L::Renewed { .. } => {
-                (c.errors, c.exact) = (0, true);
+                (c.errors, c.exact, c.permanent) = (0, true, Some(0));
                 let after = if matches!(ev, L::Granted { .. }) {
                     "the send of a granted acquisition"
                 } else {
@@ -387,15 +420,18 @@ pub fn lease_attempts_on_time<E: Entry>(
                     wait_min_us: timing.renew_us,
                 })
             }
-            L::RenewFailed { .. } => {
+            // A renewal races its grant's deadline: it backs off, permanent errors or not (the
+            // row still counts them).
+            L::RenewFailed { error, .. } => {
                 c.errors = c.errors.saturating_add(1);
+                c.count_error(plain(error));
                 let floor = if c.exact { timing.retry_us(c.errors) / 2 } else { 0 };
                 Some(at_outcome("a failed renewal", timing.retry_us(c.errors), floor))
             }
             L::RenewRefused { .. } => {
                 // A refused renewal steps down (no wait to judge), and ends keel's row of errors:
                 // the store answered.
-                (c.errors, c.exact) = (0, true);
+                (c.errors, c.exact, c.permanent) = (0, true, Some(0));
                 None
             }
             _ => None,
@@ -472,6 +508,40 @@ mod tests {
 
     fn judge(h: &[Ev]) -> Vec<Violation> {
         lease_attempts_on_time(h, crate::steady_clocks(2_000))
+    }
+
+    fn acquire_denied(t_ms: u64, error: &'static str) -> Ev {
+        let (lease, owner, error) = ("l".into(), "a".into(), error.into());
+        at(t_ms, LeaseEvent::AcquireFailed { lease, owner, error, took_us: 5_000 })
+    }
+
+    /// Past a row of `permanent_attempts` permanent errors, an acquisition waits a whole poll:
+    /// one at the backoff's pace is S13 (round 25 B #2); a transient error breaks the row.
+    #[test]
+    fn past_a_row_of_permanent_errors_an_acquisition_waits_a_poll() {
+        let denied = "NOPERM this user has no permissions";
+        let row = |next_ms: u64| {
+            judge(&[
+                started(0),
+                acquire_denied(10, denied),
+                acquire_denied(35, denied),
+                acquire_denied(80, denied),
+                acquire_denied(next_ms, denied),
+            ])
+        };
+        assert!(row(80 + 333 + 5).is_empty(), "{:?}", row(80 + 333 + 5));
+        let v = row(80 + 160);
+        assert_eq!(v.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["S13"], "{v:?}");
+        assert!(v[0].detail.contains("past a row of permanent errors"), "{}", v[0].detail);
+        // A transient error in the row: the backoff's pace is right.
+        let broken = [
+            started(0),
+            acquire_denied(10, denied),
+            acquire_denied(35, "timed out"),
+            acquire_denied(80, denied),
+            acquire_denied(170, denied),
+        ];
+        assert!(judge(&broken).is_empty(), "{:?}", judge(&broken));
     }
 
     /// A refusal allows a poll: the next attempt started 333 ms after it is on time, one started

@@ -1090,6 +1090,10 @@ pub enum Mutant {
     /// map stopped, not that its write is gone and must be made again (blind-spot hunt, round
     /// 25, B #18).
     MC232,
+    /// A lease owner that, past a row of permanent errors, goes on trying at the backoff's pace
+    /// instead of once a poll: a store that denied it for good is hammered at `retry_max`
+    /// (blind-spot hunt, round 25, B #2).
+    MC233,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

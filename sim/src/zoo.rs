@@ -1500,6 +1500,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC233,
+        lineage: "checker proof (blind-spot hunt, round 25, B #2): past a row of permanent errors the owner retries at the backoff's pace, not once a poll",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

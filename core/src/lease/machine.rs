@@ -177,6 +177,10 @@ impl Machine {
             self.failed = Some(e.clone());
             self.steps.push_back(Step::Publish(LeaseState::Failed { error: e.clone(), attempts: self.permanent }));
         }
+        // MC233: past the row, the backoff's pace still.
+        if mutants::active(Mutant::MC233) {
+            return self.backoff().min(self.t.poll_interval);
+        }
         self.t.poll_interval
     }
 

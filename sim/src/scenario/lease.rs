@@ -374,6 +374,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC229,
     Mutant::MC230,
     Mutant::MC231,
+    Mutant::MC233,
 ];
 
 impl LeaseScenario {
