@@ -147,8 +147,11 @@ pub fn lease_failures_follow_permanent_errors<E: Entry>(events: &[E]) -> Vec<Vio
             | LeaseEvent::Renewed { .. }
             | LeaseEvent::RenewRefused { .. } => {
                 o.row = 0;
-                if matches!(ev, LeaseEvent::Granted { .. }) {
-                    o.held = true;
+                // A grant whose reply came after the belief it grants would end is never held
+                // (`belief_us` 0: released, tried again; lease seed 36 340, a 1 s pause with the
+                // acquire in flight).
+                if let LeaseEvent::Granted { belief_us, .. } = ev {
+                    o.held = *belief_us > 0;
                 }
                 if let Some(error) = &o.published {
                     let what = format!(
@@ -239,8 +242,11 @@ mod tests {
     }
 
     fn held(t_ms: u64) -> Ev {
-        let granted = LeaseEvent::Granted { lease: "L".into(), owner: "a".into(), fence: 1, took_us: 0, belief_us: 0 };
-        at(t_ms, granted)
+        granted(t_ms, 900_000)
+    }
+
+    fn granted(t_ms: u64, belief_us: u64) -> Ev {
+        at(t_ms, LeaseEvent::Granted { lease: "L".into(), owner: "a".into(), fence: 1, took_us: 0, belief_us })
     }
 
     fn e4(h: &[Ev]) -> Vec<(&'static str, u64)> {
@@ -307,6 +313,17 @@ mod tests {
         h.push(acquire_failed(50, DENIED));
         h.push(failed(50, 4));
         assert_eq!(e4(&h), []);
+        // A grant that came too late to believe in (`belief_us` 0) is never held: a row after
+        // it is owed its Failed (lease seed 36 340).
+        let late = [
+            owner_started(None),
+            granted(5, 0),
+            acquire_failed(10, DENIED),
+            acquire_failed(20, DENIED),
+            acquire_failed(30, DENIED),
+            failed(30, 3),
+        ];
+        assert_eq!(e4(&late), []);
     }
 
     /// A quarantine answer after a published Failed, with no Awaiting by the owner's next event
