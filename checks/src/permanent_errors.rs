@@ -11,7 +11,7 @@
 //!
 //! So, per owner:
 //! - a `failed` comes only after `permanent_attempts` permanent errors in a row, the last one its
-//!   error, with `attempts` that count, and never while held (a `Failed` an operator is paged for
+//!   error, with `attempts` that count, never again for the error already published, and never while held (a `Failed` an operator is paged for
 //!   while the store is fine, or while the lease is held and working);
 //! - the error that completes the row while not held, unless its `Failed` is already published,
 //!   is published within [`PUBLISH_SLACK_US`] (a store that refuses the service for good, and
@@ -125,6 +125,10 @@ pub fn lease_failures_follow_permanent_errors<E: Entry>(events: &[E]) -> Vec<Vio
                     Some("while it holds the lease".to_owned())
                 } else if o.row < o.attempts {
                     Some(format!("after {} permanent errors in a row, not {}", o.row, o.attempts))
+                } else if o.published.as_deref() == Some(error) {
+                    // Once per distinct error: each repeat pages the operator again for what
+                    // they already know (round 25 B #42, MC234).
+                    Some(format!("again, the error it had published already (\"{error}\")"))
                 } else if *attempts != o.row || o.last.as_deref() != Some(error) {
                     Some(format!(
                         "as {attempts} attempts ending in \"{error}\", where the row is {} ending in \"{}\"",
@@ -324,6 +328,10 @@ mod tests {
             failed(30, 3),
         ];
         assert_eq!(e4(&late), []);
+        // The same Failed published again at the row's next error: once per distinct error.
+        let mut again = late.to_vec();
+        again.extend([acquire_failed(40, DENIED), failed(40, 4)]);
+        assert_eq!(e4(&again), [("E4", 40)]);
     }
 
     /// A quarantine answer after a published Failed, with no Awaiting by the owner's next event

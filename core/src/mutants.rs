@@ -1094,6 +1094,10 @@ pub enum Mutant {
     /// instead of once a poll: a store that denied it for good is hammered at `retry_max`
     /// (blind-spot hunt, round 25, B #2).
     MC233,
+    /// A lease owner that publishes `Failed` again at every permanent error past the row, not
+    /// once per distinct error: each repeat pages an operator again for what they already know
+    /// (blind-spot hunt, round 25, B #42).
+    MC234,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

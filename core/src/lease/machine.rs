@@ -173,7 +173,8 @@ impl Machine {
         }
         // MC190: published whatever the phase.
         let holding = matches!(self.phase, Phase::Held { .. }) && !mutants::active(Mutant::MC190);
-        if !holding && self.failed.as_ref() != Some(e) {
+        // MC234: published again at every error of the row, not once per distinct error.
+        if !holding && (self.failed.as_ref() != Some(e) || mutants::active(Mutant::MC234)) {
             self.failed = Some(e.clone());
             self.steps.push_back(Step::Publish(LeaseState::Failed { error: e.clone(), attempts: self.permanent }));
         }

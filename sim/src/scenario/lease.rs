@@ -375,6 +375,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC230,
     Mutant::MC231,
     Mutant::MC233,
+    Mutant::MC234,
 ];
 
 impl LeaseScenario {
