@@ -1098,6 +1098,10 @@ pub enum Mutant {
     /// once per distinct error: each repeat pages an operator again for what they already know
     /// (blind-spot hunt, round 25, B #42).
     MC234,
+    /// A cleanup whose read after the fence takes only the jobs fresh: its requeues pick their
+    /// targets by the sweep view's keep-alives and store time, which may name a worker that died
+    /// since (blind-spot hunt, round 25, A #8: P3 judged the move's own stale time).
+    MC235,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1512,6 +1512,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC235,
+        lineage: "checker proof (blind-spot hunt, round 25, A #8): a cleanup's requeues judged by the sweep view's keep-alives and time, not a read after its fence",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -129,6 +129,10 @@ impl<S: Store> Core<S> {
                 Command::ReadOwned => {
                     // MC56: the jobs the sweep's view had, not those the store holds after the fence.
                     fresh = if mutants::active(Mutant::MC56) { view.clone() } else { self.view(false).await? };
+                    if mutants::active(Mutant::MC235) {
+                        // MC235: only the jobs fresh; the targets judged by the sweep's keep-alives and time.
+                        (fresh.keepalive, fresh.now_ms) = (view.keepalive.clone(), view.now_ms);
+                    }
                     Reply::Owned(
                         fresh
                             .records()

@@ -666,6 +666,7 @@ impl PoolScenario {
             Mutant::MC218,
             Mutant::MC221,
             Mutant::MC225,
+            Mutant::MC235,
         ]
     }
 }
