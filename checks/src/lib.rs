@@ -74,10 +74,10 @@ pub use router_resync::router_resyncs_retry_on_time;
 pub use rules::{
     Belief, HANDOFF_US, HandlerRuns, beliefs, completer_channel, completer_drains, completer_drains_bounded,
     completer_drains_end_at_once, completer_drains_retry, completer_drains_write_at_once,
-    completer_flushes_report_retries, completer_partial_batches_wait_for_the_tick, completer_stops_heard, grant_order,
-    group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs, resource_fence_order,
-    rmap_resyncs_report_the_revision_left, rmap_revisions, rmap_waiters_wake, subscription_drains_keep_their_bound,
-    subscription_stops,
+    completer_flushes_report_retries, completer_partial_batches_wait_for_the_tick, completer_reports_count_undelivered,
+    completer_stops_heard, grant_order, group_stops, jobs_lost, pool_handler_runs, reach, redispatches_of_unacked_jobs,
+    resource_fence_order, rmap_resyncs_report_the_revision_left, rmap_revisions, rmap_waiters_wake,
+    subscription_drains_keep_their_bound, subscription_stops,
 };
 pub use run_ends::runs_report_their_end;
 pub use run_gate::runs_stop_with_their_worker;

@@ -289,6 +289,48 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
     v
 }
 
+/// V3 for the stop's report: when a completer run closes its event channel (`EventsClosed`),
+/// the `undelivered` it reports is exactly the events the run announced it could not hand over
+/// (`events_undelivered`, at the bound or not, and `send_after_close`). A report that leaves an
+/// announced loss out (blind-spot hunt, round 25, B #36, MC236) makes the stop return `Ok` with
+/// events lost. Judged for every completer, a stressed one too; a node's crash or restart
+/// forgets its runs. The first 20 violations.
+pub fn completer_reports_count_undelivered<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // (node, completer, run) → the events its run announced it could not hand over
+    let mut announced: BTreeMap<(E::Node, &str, u64), usize> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let node = e.node();
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            announced.retain(|k, _| &k.0 != node);
+        }
+        match e.completer() {
+            Some(
+                CompleterEvent::SendAfterClose { completer, run, n }
+                | CompleterEvent::EventsUndelivered { completer, run, n }
+                | CompleterEvent::EventsUndeliveredAtBound { completer, run, n },
+            ) => {
+                *announced.entry((node.clone(), plain(completer), *run)).or_default() += n;
+            }
+            Some(CompleterEvent::EventsClosed { completer, run, undelivered, .. }) => {
+                let said = announced.remove(&(node.clone(), plain(completer), *run)).unwrap_or(0);
+                if said != *undelivered && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V3",
+                        e.t_us(),
+                        format!(
+                            "{node}: completer {} run {run}: its report counts {undelivered} events undelivered, where the run announced {said}",
+                            plain(completer)
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// A completer's or its subscription manager's run: (node, completer, run).
 type ManagerRun<'a, N> = (N, &'a str, u64);
 /// A stop request: (requested at, deadline, bound in ms).

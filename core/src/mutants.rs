@@ -1102,6 +1102,10 @@ pub enum Mutant {
     /// targets by the sweep view's keep-alives and store time, which may name a worker that died
     /// since (blind-spot hunt, round 25, A #8: P3 judged the move's own stale time).
     MC235,
+    /// A completer run that announces events it could not hand over (`events_undelivered`) but
+    /// leaves them out of its stop's report: the stop returns `Ok` with events lost (blind-spot
+    /// hunt, round 25, B #36).
+    MC236,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

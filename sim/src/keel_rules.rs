@@ -148,6 +148,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(lease_acts(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
+    v.extend(keel_checks::completer_reports_count_undelivered(view.events));
     v.extend(subscription_stops(view));
     v.extend(subscription_drains_keep_their_bound(view));
     v.extend(completer_drains_bounded(view));

@@ -711,6 +711,8 @@ impl CompleterScenario {
         // V3/V4 as a user's run gets them (shared with the chaos lane): among them, a stop whose
         // bound ran out reports what was still queued, judged when its channel closes.
         v.extend(crate::keel_rules::completer_drains_of(run, |name| name != STRESS));
+        // V3 for the report, the stress's completer too: it counts every loss its run announced.
+        v.extend(keel_checks::completer_reports_count_undelivered(run.events));
         // V10: a run begins its drain at the stop request, or once its write in flight ended (the
         // stress's completer too: it is keel's own run loop).
         v.extend(crate::keel_rules::completer_stops_heard(run));
@@ -936,6 +938,7 @@ impl CompleterScenario {
             Mutant::MC217,
             Mutant::MC197,
             Mutant::MC200,
+            Mutant::MC236,
         ]
     }
 }
