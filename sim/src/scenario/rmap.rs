@@ -1136,6 +1136,7 @@ impl RmapScenario {
             "set_and_wait_descheduled_caller",
             "set_and_wait_under_slow_replies",
             "frozen_subscriber_overflowed",
+            "set_and_wait_data_lost",
         ]
     }
 
