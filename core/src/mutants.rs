@@ -1106,6 +1106,10 @@ pub enum Mutant {
     /// leaves them out of its stop's report: the stop returns `Ok` with events lost (blind-spot
     /// hunt, round 25, B #36).
     MC236,
+    /// A cleanup that calls a worker's jobs orphans when either its keep-alive or its
+    /// registration is missing, not both: a fenced or half-deregistered worker's jobs are
+    /// reported `orphan_requeued` (blind-spot hunt, round 25, A #27).
+    MC237,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1524,6 +1524,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC237,
+        lineage: "checker proof (blind-spot hunt, round 25, A #27): a worker's jobs called orphans when either its keep-alive or its registration is missing",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

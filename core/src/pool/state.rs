@@ -498,6 +498,10 @@ impl View {
 
     /// Whether `w`'s jobs are orphans: their owner has neither a keep-alive nor a registration.
     pub fn is_orphan_owner(&self, w: &str) -> bool {
+        // MC237: either half missing makes an orphan.
+        if crate::mutants::active(crate::mutants::Mutant::MC237) {
+            return !self.keepalive.contains_key(w) || !self.workers.contains_key(w);
+        }
         !self.keepalive.contains_key(w) && !self.workers.contains_key(w)
     }
 

@@ -667,6 +667,7 @@ impl PoolScenario {
             Mutant::MC221,
             Mutant::MC225,
             Mutant::MC235,
+            Mutant::MC237,
         ]
     }
 }

@@ -214,26 +214,47 @@ pub fn cleanups_move_only_fenced_workers(events: &[Event]) -> Vec<Violation> {
 /// `orphan_requeued`) move off w by that node (`now_ms`) is at least its fence's. A cleanup that
 /// reads only the jobs afresh (blind-spot hunt, round 25, A #8, MC235) judges the targets by the
 /// sweep's older view, and may hand w's jobs to a worker that died since; P3 judges the target
-/// at the move's own (stale) time and rarely sees it. A store boot in between, or the node's
-/// crash or restart, ends the judging.
-pub fn cleanups_move_on_fresh_reads(events: &[Event]) -> Vec<Violation> {
+/// at the move's own (stale) time and rarely sees it.
+///
+/// **P56**: a cleanup calls w's jobs orphans only if w had no keep-alive in the view it was
+/// started on (`cleanup_locked`/`cleanup_takeover` carry it): an orphan's owner has neither a
+/// keep-alive nor a registration. Operators read `orphan_requeued` (and `worker_cleaned`'s
+/// `orphan`) as "the owner vanished without a trace"; a test of either half alone (round 25,
+/// A #27, MC237) calls a half-deregistered or fenced worker's jobs orphans.
+///
+/// A store boot in between, or the node's crash or restart, ends the judging.
+pub fn cleanup_moves(events: &[Event]) -> Vec<Violation> {
     use keel::observe::{MoveKind, PoolEvent};
     // (node, worker) → the store time its last fence of the worker was judged at
     let mut fenced: BTreeMap<(Who, &str), u64> = BTreeMap::new();
+    // (node, worker) → whether the view its cleanup of the worker started on held a keep-alive
+    let mut had_keepalive: BTreeMap<(Who, &str), bool> = BTreeMap::new();
     let mut v = Vec::new();
+    let say = |v: &mut Vec<Violation>, id, t, why: String| {
+        if v.len() < 20 {
+            v.push(Violation::new(id, t, why));
+        }
+    };
     for e in events {
         if matches!(e.server(), Some(ServerEv::StoreUp { .. })) {
             fenced.clear();
         }
         if let Some(crate::history::WorldEv::NodeCrash {} | crate::history::WorldEv::NodeStart {}) = e.world() {
             fenced.retain(|k, _| k.0 != e.node);
+            had_keepalive.retain(|k, _| k.0 != e.node);
         }
         match e.pool() {
+            Some(
+                PoolEvent::CleanupLocked { worker, keepalive, .. }
+                | PoolEvent::CleanupTakeover { worker, keepalive, .. },
+            ) => {
+                had_keepalive.insert((e.node, keel_checks::plain(worker)), keepalive.is_some());
+            }
             Some(PoolEvent::CleanupFenced { worker, now_ms, .. }) => {
                 fenced.insert((e.node, keel_checks::plain(worker)), *now_ms);
             }
             Some(PoolEvent::Moved {
-                kind: MoveKind::Requeued | MoveKind::OrphanRequeued,
+                kind: kind @ (MoveKind::Requeued | MoveKind::OrphanRequeued),
                 job,
                 cleaned,
                 now_ms,
@@ -242,16 +263,27 @@ pub fn cleanups_move_on_fresh_reads(events: &[Event]) -> Vec<Violation> {
                 let w = keel_checks::plain(cleaned);
                 if let Some(&at) = fenced.get(&(e.node, w))
                     && *now_ms < at
-                    && v.len() < 20
                 {
-                    v.push(Violation::new(
+                    say(
+                        &mut v,
                         "P55",
                         e.t_us,
                         format!(
                             "{}: job {job} moved off worker {w} by its cleanup on a view of store time {now_ms}, older than the fence's re-judge at {at}: the target was picked on a read from before the fence",
                             e.node
                         ),
-                    ));
+                    );
+                }
+                if *kind == MoveKind::OrphanRequeued && had_keepalive.get(&(e.node, w)) == Some(&true) {
+                    say(
+                        &mut v,
+                        "P56",
+                        e.t_us,
+                        format!(
+                            "{}: job {job} requeued as an orphan off worker {w}, whose keep-alive the cleanup's view held",
+                            e.node
+                        ),
+                    );
                 }
             }
             _ => {}
