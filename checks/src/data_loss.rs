@@ -118,24 +118,19 @@ pub fn pool_data_losses_reported<E: Entry>(
                 continue;
             }
         };
-        if let Some(lost_at) = p.owed {
-            if began_after(lost_at, took_us, verdicts.holes(node)) {
-                let d = Due {
-                    after: "a store data loss",
-                    latest: lost_at,
-                    wait_max_us: 0,
-                    earliest: lost_at,
-                    wait_min_us: 0,
-                };
-                verdicts.overdue("P30", node, &d, t, || {
-                    format!(
-                        "{node}: pool {pool}: the store lost its data at {:.3}s while the node held an epoch marker, and its check of the marker that began after it ({took_us} µs before {:.3}s) reported no data loss",
-                        lost_at as f64 / 1e6,
-                        t as f64 / 1e6,
-                    )
-                });
-                p.owed = None;
-            }
+        if let Some(lost_at) = p.owed
+            && began_after(lost_at, took_us, verdicts.holes(node))
+        {
+            let d =
+                Due { after: "a store data loss", latest: lost_at, wait_max_us: 0, earliest: lost_at, wait_min_us: 0 };
+            verdicts.overdue("P30", node, &d, t, || {
+                format!(
+                    "{node}: pool {pool}: the store lost its data at {:.3}s while the node held an epoch marker, and its check of the marker that began after it ({took_us} µs before {:.3}s) reported no data loss",
+                    lost_at as f64 / 1e6,
+                    t as f64 / 1e6,
+                )
+            });
+            p.owed = None;
         }
         p.holds = true;
     }
