@@ -1110,6 +1110,10 @@ pub enum Mutant {
     /// registration is missing, not both: a fenced or half-deregistered worker's jobs are
     /// reported `orphan_requeued` (blind-spot hunt, round 25, A #27).
     MC237,
+    /// A sweep that takes a completer-map entry exactly at its retention for old: deleted a
+    /// millisecond early, at the boundary instant (blind-spot hunt, round 25, A #20: P44 judged
+    /// at the store, after the round trips, never saw the decision's instant).
+    MC238,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

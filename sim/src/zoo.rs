@@ -1530,6 +1530,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC238,
+        lineage: "checker proof (blind-spot hunt, round 25, A #20): a completer-map entry exactly at its retention taken for old",
+        scenario: "poolfeed",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

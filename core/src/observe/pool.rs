@@ -108,6 +108,10 @@ events! {
         DataLoss { pool: Text<'a>, old_epoch: Text<'a>, new_epoch: Option<Text<'a>>, took_us: u64 } = "data_loss",
         /// A stale pending entry (its attempt is gone) was removed.
         PendingSwept { job: Text<'a> } = "pending_swept",
+        /// A sweep decided to drop `n` completer-map entries on its view at store time
+        /// `now_ms`, the newest of their tombstones completed at `newest_done_ms` (None: none
+        /// had one), with `retention_ms` of retention (P44 judges the decision's instant).
+        CompleterEntriesDropping { n: usize, newest_done_ms: Option<u64>, now_ms: u64, retention_ms: u64 } = "completer_entries_dropping",
         /// A cleaner took the free cleanup lock of a dead worker, judged dead on a view at store
         /// time `now_ms` that held its keep-alive `keepalive` (None: none).
         CleanupLocked { worker: Text<'a>, lock: Text<'a>, keepalive: Option<Text<'a>>, now_ms: u64 } = "cleanup_locked",
@@ -307,6 +311,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
                 "the store lost the pool's data (epoch marker missing or changed): jobs, workers and locks it held are gone")
         }
         E::PendingSwept { job } => debug!(target: T, kind = "pending_swept", job = %job, "stale pending entry removed"),
+        E::CompleterEntriesDropping { n, newest_done_ms, now_ms, retention_ms } => {
+            debug!(target: T, kind = "completer_entries_dropping", n, newest_done_ms = ?newest_done_ms, now_ms, retention_ms, "old completer-map entries dropped")
+        }
         E::CleanupLocked { worker, lock, keepalive, now_ms } => {
             info!(target: T, kind = "cleanup_locked", worker = %worker, lock = %lock, keepalive = ?keepalive.as_ref().map(|t| t.as_str()), now_ms, "cleanup lock taken")
         }

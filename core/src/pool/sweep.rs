@@ -332,17 +332,31 @@ impl<S: Store> Core<S> {
         let keep_ms = ms(self.completer_retention());
         let map = self.cfg.completer.map();
         let entries = slice.entries;
-        let gone: Vec<(String, String)> = {
+        let (gone, newest_done_ms): (Vec<(String, String)>, Option<u64>) = {
             let table = lock(&self.table);
-            let recent = |k: &str| {
-                table
-                    .tombstone(k)
-                    .and_then(|raw| JobCompletion::from_tombstone(k, raw))
-                    .is_some_and(|c| c.completed_ms.saturating_add(keep_ms) >= view.now_ms)
-                    && !crate::mutants::active(crate::mutants::Mutant::MC174) // MC174: no retention
+            let done_ms = |k: &str| {
+                table.tombstone(k).and_then(|raw| JobCompletion::from_tombstone(k, raw)).map(|c| c.completed_ms)
             };
-            entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect()
+            let recent = |k: &str| {
+                done_ms(k).is_some_and(|ms| {
+                    let until = ms.saturating_add(keep_ms);
+                    // MC238: an entry exactly at its retention taken for old.
+                    if crate::mutants::active(crate::mutants::Mutant::MC238) {
+                        until > view.now_ms
+                    } else {
+                        until >= view.now_ms
+                    }
+                }) && !crate::mutants::active(crate::mutants::Mutant::MC174) // MC174: no retention
+            };
+            let gone: Vec<(String, String)> =
+                entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect();
+            let newest = gone.iter().filter_map(|(k, _)| done_ms(k)).max();
+            (gone, newest)
         };
+        if !gone.is_empty() {
+            let (n, now_ms, retention_ms) = (gone.len(), view.now_ms, keep_ms);
+            observe::emit(PoolEvent::CompleterEntriesDropping { n, newest_done_ms, now_ms, retention_ms });
+        }
         for chunk in gone.chunks(256) {
             let guards: Vec<_> = chunk.iter().map(|(k, v)| (k.clone(), Expect::Value(v.clone()))).collect();
             let writes: Vec<_> = chunk.iter().map(|(k, _)| (k.clone(), None)).collect();

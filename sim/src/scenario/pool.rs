@@ -586,7 +586,7 @@ impl PoolScenario {
             return &[Mutant::MC114];
         }
         if self.feed {
-            return &[Mutant::MC27, Mutant::MC57, Mutant::MC160, Mutant::MC192];
+            return &[Mutant::MC27, Mutant::MC57, Mutant::MC160, Mutant::MC192, Mutant::MC238];
         }
         &[
             Mutant::MP4,

@@ -127,9 +127,31 @@ pub fn keepalives_deleted_as_expected(events: &[Event]) -> Vec<Violation> {
 /// the store as the delete applies (`completion_entry_deleted`). A sweep that deletes entries at
 /// the next slice, whatever their age (blind-spot hunt, round 18, B #35), takes the payloads of
 /// jobs completed a moment ago from every late reader.
+///
+/// And at the decision's instant: a sweep reports each drop it decides on
+/// (`completer_entries_dropping`: the store time of its view, the newest tombstone among the
+/// entries), and that tombstone must be past its retention at that time, strictly. The store's
+/// delete applies a round trip or more later, so a decision at the boundary instant (blind-spot
+/// hunt, round 25, A #20, MC238: an entry exactly at its retention taken for old) always lands
+/// "old enough" there.
 pub fn completion_entries_kept(events: &[Event], retention_ms: u64) -> Vec<Violation> {
     let mut v = Vec::new();
     for e in events {
+        if let Some(keel::observe::PoolEvent::CompleterEntriesDropping {
+            n, newest_done_ms: Some(done), now_ms, ..
+        }) = e.pool()
+            && done.saturating_add(retention_ms) >= *now_ms
+        {
+            v.push(Violation::new(
+                "P44",
+                e.t_us,
+                format!(
+                    "{}: a sweep dropped {n} completer-map entries on a view at store time {now_ms}, the newest completed {} ms before, within the retention of {retention_ms} ms",
+                    e.node,
+                    now_ms.saturating_sub(*done)
+                ),
+            ));
+        }
         let Some(ServerEv::CompletionEntryDeleted { job, record, tomb_ms, now_ms, by }) = e.server() else { continue };
         let young = tomb_ms.is_some_and(|t| t.saturating_add(retention_ms) >= *now_ms);
         if *record || young {
