@@ -161,10 +161,8 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             // A permanent error surfaces to the caller: the owner goes on trying, and `held()`
             // returns it (round 25 B #3: a `held()` deaf to `Failed` waited until the store
             // let the owner in, however long the operator took).
-            (Some(LeaseEvent::Failed { .. }), ..) => {
-                if awaiting.contains_key(&n) {
-                    failed_due.entry(n).or_insert(deadline(n, e.t_us));
-                }
+            (Some(LeaseEvent::Failed { .. }), ..) if awaiting.contains_key(&n) => {
+                failed_due.entry(n).or_insert(deadline(n, e.t_us));
             }
             (Some(LeaseEvent::Held { fence, .. }), ..) => {
                 belief.insert(n, *fence);

@@ -909,11 +909,7 @@ impl RmapScenario {
                 // R23: `Closed` means the map stopped, and only a stop asked in this life stops
                 // it (round 25 B #18: a lost write reported as `Closed`, MC232).
                 Rec::SawErr { id, error: SawError::Closed }
-                    if !run
-                        .timeline
-                        .life_at(node, e.t_us)
-                        .and_then(|l| l.stop_requested)
-                        .is_some_and(|s| s <= e.t_us) =>
+                    if run.timeline.life_at(node, e.t_us).and_then(|l| l.stop_requested).is_none_or(|s| s > e.t_us) =>
                 {
                     pending.remove(&(node, id.as_str()));
                     v.push(Violation::new(
