@@ -1000,7 +1000,17 @@ pub fn completer_drains_write_at_once<E: Entry>(
                     d.write_ends.push(t); // the write in flight when it was queued
                     continue;
                 }
-                let after = d.write_ends.iter().copied().filter(|&w| w <= latest).max().unwrap_or(0).max(since);
+                // A microsecond of slack: the end is read on global time and the start from the
+                // node's clock, each floored to a whole microsecond (completer seed 26: a write
+                // begun at the previous one's end read as begun 1 µs before it).
+                let after = d
+                    .write_ends
+                    .iter()
+                    .copied()
+                    .filter(|&w| w <= latest.saturating_add(1))
+                    .max()
+                    .unwrap_or(0)
+                    .max(since);
                 let due = reach(after, slack_us, &frozen(node));
                 if start > due && !jumped(node, d.began, t) && v.len() < 20 {
                     let what =

@@ -5,6 +5,13 @@
 //! `local = anchor_local + (global − anchor_global) · rate`, never going backwards (a backward
 //! jump stalls the clock until global time catches up, as a monotonic clock would appear).
 //!
+//! A sleeper wakes reading *exactly* its deadline (to the nanosecond; at a rate above 1, where the
+//! map skips some nanoseconds, at most one past it). madsim fires every timer
+//! [`TIMER_LAG`] past its instant, and a clock that read through that lag would wake every sleeper
+//! a hair late: code that compares a deadline with `>` where it means `>=` would then behave as
+//! if correct in every run. Local time is therefore mapped from global time less that lag, and
+//! a sleeper's instant is the first nanosecond at which the map reaches its deadline.
+//!
 //! Sleepers do not poll. A sleeper inverts the map once to get the exact global instant at which
 //! its local deadline arrives and arms one runtime timer for it; a rate change or a jump bumps
 //! the clock's epoch and wakes every armed sleeper, which recomputes its instant under the new
@@ -20,9 +27,22 @@ use std::time::Duration;
 
 use keel::clock::{Clock, Instant, Sleep};
 
+/// How far past its instant madsim fires a timer (`advance_to_next_event` adds it so that
+/// `now >= deadline` holds despite float rounding on some platforms).
+const TIMER_LAG: Duration = Duration::from_nanos(50);
+
+/// Nanosecond steps the inverse map may take past its float rounding (one or two at most).
+const ROUNDING_STEPS_MAX: u32 = 64;
+
 /// Smallest step a sleeper waits: absorbs float rounding in the inverse map, so a sleeper that
 /// woke a hair before its local deadline never spins.
 const SLEEP_STEP_MIN: Duration = Duration::from_micros(1);
+
+/// Sleeps a clock may end without waiting at one instant of global time before the run fails as
+/// a spin: a loop whose every sleep is already due never hands control back to the executor, so
+/// simulated time stops (a deadline compared with `>` where `>=` is meant re-arms the same due
+/// sleep forever). Generous: a node ends a handful of due sleeps at one instant.
+const DUE_SLEEPS_AT_ONE_INSTANT_MAX: u32 = 10_000;
 
 /// A node's clock. Clones share the same time.
 #[derive(Clone)]
@@ -63,24 +83,61 @@ struct State {
     /// Wakers of the armed sleepers, by sleeper id (removed when a sleeper ends or drops).
     sleepers: BTreeMap<u64, Waker>,
     next_sleeper: u64,
+    /// The global instant of the last sleep that ended without waiting, and how many did there.
+    due_at: Option<(Instant, u32)>,
 }
 
 impl State {
     /// Local time at global instant `now` (simulated time does not move within a poll, so a
     /// caller that also needs the global instant reads it once).
     fn local(&mut self, now: Instant) -> Duration {
-        let g = now.saturating_duration_since(self.anchor_global);
-        let advanced = if self.rate == 1.0 { g } else { g.mul_f64(self.rate) };
-        let local = (self.anchor_local + advanced).max(self.last);
+        let local = self.raw_at(lagged(now)).max(self.last);
         self.last = local;
         local
     }
 
-    /// The global instant at which local time reaches `local` under the current map.
+    /// Count a sleep that ended without waiting; fail the run once too many did at one instant.
+    fn count_due_sleep(&mut self, now: Instant, target: Duration) {
+        let n = match self.due_at {
+            Some((at, n)) if at == now => n + 1,
+            _ => 1,
+        };
+        self.due_at = Some((now, n));
+        assert!(
+            n <= DUE_SLEEPS_AT_ONE_INSTANT_MAX,
+            "spin: {n} sleeps already due (until local {target:?}, now {:?}) ended at one instant without time moving",
+            self.last
+        );
+    }
+
+    /// The map at (lagged) global instant `at`, before the monotonic clamp.
+    fn raw_at(&self, at: Instant) -> Duration {
+        let g = at.saturating_duration_since(self.anchor_global);
+        self.anchor_local + if self.rate == 1.0 { g } else { g.mul_f64(self.rate) }
+    }
+
+    /// The first (lagged) global instant, to the nanosecond, at which local time reaches `local`
+    /// under the current map: the inverse map, then nanosecond steps past its float rounding. A
+    /// timer armed there fires [`TIMER_LAG`] later, when the clock reads `local` exactly.
     fn global_at(&self, local: Duration) -> Instant {
         let ahead = local.saturating_sub(self.anchor_local);
-        self.anchor_global + if self.rate == 1.0 { ahead } else { ahead.div_f64(self.rate) }
+        if self.rate == 1.0 {
+            return self.anchor_global + ahead;
+        }
+        let mut at = self.anchor_global + ahead.div_f64(self.rate);
+        for _ in 0..ROUNDING_STEPS_MAX {
+            if self.raw_at(at) >= local {
+                break;
+            }
+            at += Duration::from_nanos(1);
+        }
+        at
     }
+}
+
+/// Global instant `now` as the clocks map it: less the lag at which madsim fires timers.
+fn lagged(now: Instant) -> Instant {
+    now.checked_sub(TIMER_LAG).unwrap_or(now)
 }
 
 impl SimClock {
@@ -89,13 +146,14 @@ impl SimClock {
         let global = GlobalTime::current();
         let now = global.now();
         let st = State {
-            anchor_global: now,
+            anchor_global: lagged(now),
             anchor_local: skew,
             rate: 1.0,
             last: skew,
             epoch: 0,
             sleepers: BTreeMap::new(),
             next_sleeper: 0,
+            due_at: None,
         };
         SimClock { inner: Arc::new(Inner { origin: now, global, st: Mutex::new(st) }) }
     }
@@ -109,7 +167,7 @@ impl SimClock {
         let mut st = self.lock();
         let now = self.inner.global.now();
         let local = st.local(now);
-        st.anchor_global = now;
+        st.anchor_global = lagged(now);
         f(&mut st, local);
         st.epoch += 1;
         for w in st.sleepers.values() {
@@ -176,6 +234,9 @@ impl Future for ClockSleep {
         let now = this.clock.inner.global.now();
         if st.local(now) >= this.target {
             st.sleepers.remove(&this.id);
+            if this.armed.is_none() {
+                st.count_due_sleep(now, this.target);
+            }
             return Poll::Ready(());
         }
         if let Some((at, epoch)) = this.armed
@@ -359,5 +420,43 @@ mod tests {
             assert_eq!(global_ms(start), 6_000);
             assert!(c.now() >= start + Duration::from_secs(10), "local time reached the deadline");
         });
+    }
+
+    #[test]
+    fn a_drifting_clock_wakes_reading_exactly_its_deadline() {
+        sim(async {
+            let c = SimClock::new(Duration::from_millis(997));
+            for rate in [0.9137, 0.95, 1.0, 1.0731, 1.05] {
+                c.set_rate(rate);
+                // madsim's timers sleep at least 1 ms (as tokio's do) and fire 50 ns past their
+                // instant; the clock reads the deadline through both. A third of a second is not
+                // a whole microsecond, as a renewal period of a third of the TTL is not.
+                for step_ns in [900_000_000, 333_333_333, 1_100_000, 250_017_001, 2_007_999] {
+                    let deadline = c.now() + Duration::from_nanos(step_ns);
+                    c.sleep_until(deadline).await;
+                    let past = c.now().duration_since(deadline);
+                    // Above rate 1 the map skips some nanoseconds: the next one it reads.
+                    let allowed = if rate > 1.0 { Duration::from_nanos(1) } else { Duration::ZERO };
+                    assert!(past <= allowed, "at rate {rate} a sleeper reads its deadline, not {past:?} past it");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn a_loop_of_due_sleeps_at_one_instant_fails_as_a_spin() {
+        let spun = std::panic::catch_unwind(|| {
+            sim(async {
+                let c = SimClock::new(Duration::ZERO);
+                let deadline = c.now() + Duration::from_millis(5);
+                c.sleep_until(deadline).await;
+                // `now > deadline` where `now >= deadline` is meant: the wait never ends.
+                while c.now() <= deadline {
+                    c.sleep_until(deadline).await;
+                }
+            });
+        });
+        let msg = spun.err().and_then(|e| e.downcast::<String>().ok()).map(|s| *s).unwrap_or_default();
+        assert!(msg.starts_with("spin: "), "the spin fails the run: {msg:?}");
     }
 }

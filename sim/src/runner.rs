@@ -176,6 +176,8 @@ pub fn run(
             let view = RunView { plan: &plan, events: &events, timeline: &timeline, heal_us, end_us };
             scenario.check(&view)
         }
+        // The simulated clock's spin detector panics to break a loop that never yields.
+        Err(_) if panic_msg.contains("\nspin: ") => vec![Violation::new("spin", end_us, panic_msg)],
         Err(_) => vec![Violation::new("panic", end_us, panic_msg)],
     };
     // A keel assertion is a violation even when a catch_unwind in the core swallowed its panic.
