@@ -48,7 +48,7 @@ mod worker_ids;
 mod worker_retries;
 
 pub use anti_entropy::rmap_anti_entropy_on_time;
-pub use batches::completer_full_batches_write_at_once;
+pub use batches::{completer_full_batches_write_at_once, completer_partial_batches_written_at_their_tick};
 pub use beats::worker_beats_on_time;
 pub use cadence::{Clocks, SteadyClocks, lease_attempts_on_time, steady_clocks};
 pub use call_bounds::lease_calls_end_by_their_timeout;

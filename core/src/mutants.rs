@@ -1114,6 +1114,19 @@ pub enum Mutant {
     /// millisecond early, at the boundary instant (blind-spot hunt, round 25, A #20: P44 judged
     /// at the store, after the round trips, never saw the decision's instant).
     MC238,
+    /// A completer run that compares its flush tick with `>` where `>=` is meant: a wake exactly
+    /// at the tick (every wake, once simulated clocks read their deadline exactly) skips it, so
+    /// every partial batch waits a whole flush interval more (blind-spot hunt, round 26, B #1:
+    /// inert while the clocks woke a hair past every deadline).
+    MC239,
+    /// A lease owner that compares its grant's deadline with `>` where `>=` is meant: woken
+    /// exactly at the deadline it neither steps down nor waits, and re-arms the same due sleep
+    /// forever (blind-spot hunt, round 25, B #5: inert while the clocks woke a hair late).
+    MC240,
+    /// A guard that reads valid at exactly its deadline (`<=` for `<`): guarded work checking its
+    /// guard at the deadline instant is told it still holds, while `lost()` has completed
+    /// (blind-spot hunt, round 26, B #8: inert while the clocks woke a hair late).
+    MC241,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

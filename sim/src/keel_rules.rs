@@ -164,6 +164,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::completer_stops_return_their_report(view.events));
     v.extend(keel_checks::subscription_closes_count_drops(view.events));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
+    v.extend(completer_partial_batches_written_at_their_tick(view));
     v.extend(group_stops(view));
     v.extend(keel_checks::services_run_one_at_a_time(view.events));
     v.extend(keel_checks::group_starts(view.events));
@@ -516,6 +517,24 @@ pub fn completer_partial_batches_wait_for_the_tick(run: &RunView<'_>) -> Vec<Vio
         run.events,
         fastest,
         COMPLETER_STOP_HEARD_SLACK_US,
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
+/// V26: a partial batch is written at its flush tick, not a tick later
+/// ([`keel_checks::completer_partial_batches_written_at_their_tick`]): the tick counted at the
+/// plan's in-bound clock rates least favourable to the verdict, [`COMPLETER_STOP_HEARD_SLACK_US`]
+/// of running time allowed, frozen time not counted; a run whose node's clock jumped meanwhile is
+/// excused, as is every run of a plan with clocks beyond their bound.
+pub fn completer_partial_batches_written_at_their_tick(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    keel_checks::completer_partial_batches_written_at_their_tick(
+        run.events,
+        rate_bounds(run),
+        COMPLETER_STOP_HEARD_SLACK_US,
+        |n| run.timeline.frozen(*n).collect(),
         |n, from, to| clock_jumped(run, n, from, to),
     )
 }

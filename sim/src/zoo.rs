@@ -1536,6 +1536,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC239,
+        lineage: "checker proof (blind-spot hunt, round 26, B #1): a completer's flush tick compared with `>`, so a partial batch waits a tick more",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC240,
+        lineage: "checker proof (blind-spot hunt, round 25, B #5): a lease deadline compared with `>`, so the owner woken at it re-arms the same due sleep forever",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC241,
+        lineage: "checker proof (blind-spot hunt, round 26, B #8): a guard that reads valid at exactly its deadline",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -82,7 +82,9 @@ impl<S: Store> Driver<S> {
             } else {
                 queued >= self.cfg.batch_size
             };
-            let due = full || (queued > 0 && (now >= next_tick || draining));
+            // MC239: the tick compared with `>`: a wake exactly at it skips it.
+            let at_tick = if mutants::active(Mutant::MC239) { now > next_tick } else { now >= next_tick };
+            let due = full || (queued > 0 && (at_tick || draining));
             if due {
                 let batch = self.intake.take_batch(self.cfg.batch_size);
                 let n = batch.len();

@@ -44,7 +44,9 @@ impl Validity {
         if mutants::active(Mutant::MC9) {
             return self.deadline().is_some(); // MC9: only the driver's step-down ends it
         }
-        self.deadline().is_some_and(|d| self.clock.now() < d)
+        // MC241: valid at the deadline instant itself.
+        self.deadline()
+            .is_some_and(|d| if mutants::active(Mutant::MC241) { self.clock.now() <= d } else { self.clock.now() < d })
     }
 
     /// A renewal moved the deadline (only forwards; an ended grant stays ended).

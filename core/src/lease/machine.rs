@@ -251,7 +251,9 @@ impl Machine {
                 // MC204: a restart that fell due is taken before the deadline is looked at.
                 let restart_first =
                     mutants::active(Mutant::MC204) && matches!(work, Work::Restarting { at, .. } if now >= at);
-                if now >= deadline && !no_deadline && !restart_first {
+                // MC240: the deadline compared with `>`: woken at it, the owner waits for it again.
+                let past = if mutants::active(Mutant::MC240) { now > deadline } else { now >= deadline };
+                if past && !no_deadline && !restart_first {
                     self.step_down(fence, LostReason::Deadline);
                     return self.poll(now);
                 }

@@ -719,6 +719,8 @@ impl CompleterScenario {
         // V13: a drain writes what is queued at once, not at its next flush tick.
         v.extend(crate::keel_rules::completer_drains_write_at_once(run));
         v.extend(crate::keel_rules::completer_partial_batches_wait_for_the_tick(run));
+        // V26: ... and is written at that tick, not a tick later.
+        v.extend(crate::keel_rules::completer_partial_batches_written_at_their_tick(run));
         v.extend(v8_events_stored(run));
         v.extend(v24_events_in_order(run));
         v.extend(v25_buffers_as_configured(run));
@@ -892,6 +894,7 @@ impl CompleterScenario {
         &[
             Mutant::MR1,
             Mutant::MR3,
+            Mutant::MC239,
             Mutant::MR4,
             Mutant::MR5,
             Mutant::MR6,

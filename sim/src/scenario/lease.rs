@@ -304,6 +304,8 @@ const GOALS: &[&str] = &[
 
 /// The historical bugs this scenario must catch.
 const MUTANTS: &[Mutant] = &[
+    Mutant::MC240,
+    Mutant::MC241,
     Mutant::MS1,
     Mutant::MS2,
     Mutant::MS3,
