@@ -1127,6 +1127,11 @@ pub enum Mutant {
     /// guard at the deadline instant is told it still holds, while `lost()` has completed
     /// (blind-spot hunt, round 26, B #8: inert while the clocks woke a hair late).
     MC241,
+    /// A subscription manager that ignores `with_drain_timeout`: its stop waits the completer's
+    /// stop timeout instead, and gives up on what the completer's channel still holds at a bound
+    /// the operator did not set (blind-spot hunt, round 26, B #26: V4 judged the stop against
+    /// the bound keel announced, consistent with itself).
+    MC242,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

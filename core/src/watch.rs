@@ -239,6 +239,25 @@ mod tests {
         assert_eq!(rx.changed().await, Err(Closed));
     }
 
+    /// The same for a receiver already parked in `changed()` when the last value is sent and
+    /// the sender drops in one go, as a lease owner publishing `Failed` then exiting does: the
+    /// waiter wakes to the value, then `Closed` (blind-spot hunt, round 26, B #3: a `changed`
+    /// that looked at `closed` first once woken returned `Closed`, and `held()` said `Stopped`
+    /// where the owner had published the error).
+    #[tokio::test]
+    async fn a_parked_waiter_sees_the_last_value_before_closed() {
+        let (tx, mut rx) = channel(1);
+        let waiter = tokio::spawn(async move {
+            let first = rx.changed().await;
+            let value = *rx.borrow_and_update();
+            (first, value, rx.changed().await)
+        });
+        tokio::task::yield_now().await; // the waiter parks
+        tx.send_replace(7);
+        drop(tx);
+        assert_eq!(waiter.await.unwrap(), (Ok(()), 7, Err(Closed)));
+    }
+
     #[tokio::test]
     async fn wait_for_checks_the_current_value_first() {
         let (tx, mut rx) = channel(5);

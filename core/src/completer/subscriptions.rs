@@ -146,6 +146,10 @@ impl SubscriptionManager {
 
     /// Bound of the drain on stop. Set before starting.
     pub fn with_drain_timeout(self, d: Duration) -> Self {
+        // MC242: the setting ignored; the completer's stop timeout stays the drain bound.
+        if crate::mutants::active(crate::mutants::Mutant::MC242) {
+            return self;
+        }
         self.configure(|s| s.drain_timeout = d)
     }
 

@@ -555,7 +555,7 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
     };
     let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
     let completer = Arc::new(Completer::new(ctx.store().await, cfg).with_clock(clock));
-    let subs = Arc::new(SubscriptionManager::new(&completer).with_drain_timeout(Duration::from_millis(200)));
+    let subs = Arc::new(SubscriptionManager::new(&completer).with_drain_timeout(Duration::from_millis(STRESS_DRAIN_MS)));
     let caller = ctx.shutdown.child("stress");
     let tasks: Vec<_> = (0..4u64)
         .map(|i| {
@@ -724,6 +724,7 @@ impl CompleterScenario {
         v.extend(v8_events_stored(run));
         v.extend(v24_events_in_order(run));
         v.extend(v25_buffers_as_configured(run));
+        v.extend(v25_drain_bounds_as_configured(run, self.drain_ms));
         v.extend(v7_backlog_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
         // V15: one run of a service at a time (the stress starts its services while running).
@@ -895,6 +896,7 @@ impl CompleterScenario {
             Mutant::MR1,
             Mutant::MR3,
             Mutant::MC239,
+            Mutant::MC242,
             Mutant::MR4,
             Mutant::MR5,
             Mutant::MR6,
@@ -991,6 +993,36 @@ fn v25_buffers_as_configured(run: &RunView<'_>) -> Vec<Violation> {
         )),
         _ => None,
     })
+}
+
+/// The stress's subscription manager's drain bound (`with_drain_timeout`).
+const STRESS_DRAIN_MS: u64 = 200;
+
+/// V25 for the drain bound: a manager stops within what it was configured for
+/// (`SubscriptionManager::with_drain_timeout`), judged at each stop request: keel announces the
+/// bound it will wait (`sm_stop_requested`'s `bound_ms`), and it must be the one the scenario set,
+/// `drain_ms` for the jobs completer's manager, [`STRESS_DRAIN_MS`] for the stress's. V4 judges
+/// the stop against the announced bound, so a setting ignored (the completer's stop timeout in
+/// force: blind-spot hunt, round 26, B #26) was consistent with itself: a manager configured to
+/// drain for 2 s gave up after 600 ms, losing what the completer's channel still held.
+fn v25_drain_bounds_as_configured(run: &RunView<'_>, drain_ms: u64) -> Vec<Violation> {
+    let wrong = run.events.iter().filter_map(|e| match e.completer() {
+        Some(keel::observe::CompleterEvent::SmStopRequested { completer, run: r, bound_ms }) => {
+            let want = if *completer == *STRESS { STRESS_DRAIN_MS } else { drain_ms };
+            (*bound_ms != want).then(|| {
+                Violation::new(
+                    "V25",
+                    e.t_us,
+                    format!(
+                        "{}: subscription manager of {completer} run {r}: its stop waits {bound_ms} ms, where it was configured to drain for {want} ms",
+                        e.node
+                    ),
+                )
+            })
+        }
+        _ => None,
+    });
+    wrong.take(20).collect()
 }
 
 /// Each of the scenario's records that `says` turns into a message is a violation of `rule` at
