@@ -1132,6 +1132,10 @@ pub enum Mutant {
     /// the operator did not set (blind-spot hunt, round 26, B #26: V4 judged the stop against
     /// the bound keel announced, consistent with itself).
     MC242,
+    /// A lease driver that drops its guarded work's own result: a work that panicked (caught by
+    /// the work's wrapper) is reported ended cleanly, restarted as `panicked: false`, and logged
+    /// as a return (blind-spot hunt, round 26, B #29).
+    MC243,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

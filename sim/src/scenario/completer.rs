@@ -555,7 +555,8 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
     };
     let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
     let completer = Arc::new(Completer::new(ctx.store().await, cfg).with_clock(clock));
-    let subs = Arc::new(SubscriptionManager::new(&completer).with_drain_timeout(Duration::from_millis(STRESS_DRAIN_MS)));
+    let subs =
+        Arc::new(SubscriptionManager::new(&completer).with_drain_timeout(Duration::from_millis(STRESS_DRAIN_MS)));
     let caller = ctx.shutdown.child("stress");
     let tasks: Vec<_> = (0..4u64)
         .map(|i| {

@@ -306,6 +306,7 @@ const GOALS: &[&str] = &[
 const MUTANTS: &[Mutant] = &[
     Mutant::MC240,
     Mutant::MC241,
+    Mutant::MC243,
     Mutant::MS1,
     Mutant::MS2,
     Mutant::MS3,

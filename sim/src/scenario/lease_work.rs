@@ -141,8 +141,32 @@ pub fn works_hear_their_node_stop(run: &RunView<'_>) -> Vec<Violation> {
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     // (node, fence) of every guarded work that returned
     let mut returned = BTreeSet::new();
+    // (node, fence) → whether the work that quit by itself panicked, until its `work_ended`
+    let mut quit: BTreeMap<(Who, u64), bool> = BTreeMap::new();
     let mut v = Vec::new();
     for e in run.events {
+        if let Some(Rec::WorkQuits { fence, panic }) = rec(e) {
+            quit.insert((e.node, *fence), *panic);
+        } else if let Some(LeaseEvent::WorkEnded { lease, fence, panic, .. }) = e.lease()
+            && let Some(panicked) = quit.remove(&(e.node, *fence))
+            && panicked != panic.is_some()
+            && v.len() < 20
+        {
+            // S20's input: the owner acts on how its work ended (a restart's `panicked`, the
+            // logs), so it must report what the work did (blind-spot hunt, round 26, B #29: a
+            // panic reported as a clean return on most seeds, caught by nothing).
+            v.push(Violation::new(
+                "S20",
+                e.t_us,
+                format!(
+                    "{}: lease {}: the guarded work of fence {fence} {}, and the owner reported work_ended with panic {}",
+                    e.node,
+                    keel_checks::plain(lease),
+                    if panicked { "panicked" } else { "returned" },
+                    if panic.is_some() { "set" } else { "unset" }
+                ),
+            ));
+        }
         if let Some(Rec::WorkReturned { fence, .. }) = rec(e) {
             returned.insert((e.node, *fence));
         } else if let Some(LeaseEvent::WorkStopped { lease, fence, .. }) = e.lease()
