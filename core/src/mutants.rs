@@ -1136,6 +1136,11 @@ pub enum Mutant {
     /// the work's wrapper) is reported ended cleanly, restarted as `panicked: false`, and logged
     /// as a return (blind-spot hunt, round 26, B #29).
     MC243,
+    /// A completer intake that reads its backlog before the written batch leaves it: every
+    /// `room_made` reports the batch still in the backlog and the room it made understated by
+    /// the batch (blind-spot hunt, round 26, B #24: two lines swapped; V13 read that backlog and
+    /// nothing judged it).
+    MC244,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

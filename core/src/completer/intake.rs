@@ -155,8 +155,10 @@ impl Intake {
     pub fn done(&self, n: usize) -> (usize, usize) {
         let mut s = self.lock();
         crate::keel_assert!(s.inflight >= n, "backlog accounting: {n} done but only {} in flight", s.inflight);
+        // MC244: the backlog read before the batch leaves it: every report counts it still in.
+        let stale = s.queue.len() + s.inflight;
         s.inflight = s.inflight.saturating_sub(n);
-        let backlog = s.queue.len() + s.inflight;
+        let backlog = if mutants::active(Mutant::MC244) { stale } else { s.queue.len() + s.inflight };
         let room = s.cap.saturating_sub(backlog);
         drop(s);
         if mutants::active(Mutant::MC208) {
