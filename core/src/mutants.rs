@@ -1141,6 +1141,19 @@ pub enum Mutant {
     /// the batch (blind-spot hunt, round 26, B #24: two lines swapped; V13 read that backlog and
     /// nothing judged it).
     MC244,
+    /// A worker's graceful stop that deregisters (keep-alive, then registration) before it hands
+    /// its jobs back: from the delete on, every job it still holds is an orphan, left to a
+    /// cleanup's orphan scan that may race the hand-back (blind-spot hunt, round 26, A #12: two
+    /// commands swapped; nothing judged the order).
+    MC245,
+    /// A stopping worker's hand-back that gives up at its first failed move: every later job it
+    /// holds stays on it after it deregisters, with no failure reported, until a cleanup's orphan
+    /// scan (blind-spot hunt, round 26, A #4: a `return` after the warning).
+    MC246,
+    /// A node's keep-alive replica that updates the entries it holds in place but never inserts
+    /// one: a worker registered after the replica's last snapshot is invisible to dispatch until
+    /// the next gap, so jobs queue (or go to older workers) while it waits idle.
+    MC247,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

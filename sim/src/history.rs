@@ -200,6 +200,9 @@ events! {
         /// Node `by` deleted dead worker `worker`'s keep-alive while `jobs` (their records
         /// unchanged since the worker's fence) still named it (P18).
         CleanupLeftJobs { worker: String, jobs: Vec<String>, by: Who } = "cleanup_left_jobs",
+        /// Node `by` deleted worker `worker`'s live keep-alive (its deregistration) while the
+        /// records of `jobs` (at `attempts`, pairwise) still named it (P57).
+        DeregisteredWithJobs { worker: String, jobs: Vec<String>, attempts: Vec<u64>, by: Who } = "deregistered_with_jobs",
         /// A transaction by `by` gave `job` an owner (its record now `record`) without writing
         /// the pending entry of that owner's attempt beside it (P32): nothing holds the new
         /// owner to its ack grace.

@@ -31,7 +31,7 @@ use crate::clock::GlobalTime;
 use crate::history::{History, ServerEv, Who, WorldEv};
 use crate::linearize::{self, Lent, StoreOp, StoreRet};
 use crate::scenario::pool_owners::{self, RemovalJudge};
-use crate::scenario::{pool_cleanup, pool_keepalive, pool_pairs};
+use crate::scenario::{pool_cleanup, pool_deregister, pool_keepalive, pool_pairs};
 use crate::world::lock;
 
 mod feeds;
@@ -507,6 +507,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             if out.applied && keepalive {
                 let change = (before.as_deref(), out.value.as_deref());
                 faults.fences.keepalive_written(store, (&map, &key), change, history, node).await;
+                pool_deregister::keepalive_written(store, (&map, &key), change, history, node).await;
             }
             if out.applied && matches!(beat, Some(MapWrite::Delete)) {
                 let (worker, value) = (key.clone(), before.clone());

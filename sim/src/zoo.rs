@@ -1572,6 +1572,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC245,
+        lineage: "checker proof (blind-spot hunt, round 26, A #12): a graceful stop deregisters before its hand-back",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC246,
+        lineage: "checker proof (blind-spot hunt, round 26, A #4): a hand-back gives up at its first failed move",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC247,
+        lineage: "checker proof (P58): the keep-alive replica updates in place and misses new workers",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

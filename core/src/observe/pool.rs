@@ -150,6 +150,11 @@ events! {
         WorkerDead { worker: Text<'a> } = "worker_dead",
         /// A worker stopped and deregistered.
         WorkerStopped { worker: Text<'a> } = "worker_stopped",
+        /// A stopping worker could not hand `job` back (empty: it could not read which jobs it
+        /// holds, so none was handed back): `error` says why. The job stays on the worker until
+        /// the cleanup requeues it as an orphan once the worker deregistered. Every other job
+        /// the worker held when it marked itself stopping is off it by its deregistration (P57).
+        HandBackFailed { worker: Text<'a>, job: Text<'a>, error: Text<'a> } = "hand_back_failed",
         /// A worker writes a keep-alive with store time `ms`, valid until store time
         /// `ms + ttl_ms` (its `worker_ttl`); `stopping`: marked as draining (no new jobs).
         Keepalive { worker: Text<'a>, ms: u64, ttl_ms: u64, stopping: bool } = "keepalive",
@@ -341,6 +346,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::Unfenced { worker } => info!(target: T, kind = "unfenced", worker = %worker, "keep-alive confirmed again"),
         E::WorkerDead { worker } => {
             warn!(target: T, kind = "worker_dead", worker = %worker, "this worker was cleaned up (keep-alive gone or changed): stopping its jobs")
+        }
+        E::HandBackFailed { worker, job, error } => {
+            warn!(target: T, kind = "hand_back_failed", worker = %worker, job = %job, error = %error, "hand-back failed; the cleanup will requeue the job once the worker deregistered")
         }
         E::WorkerStopped { worker } => {
             info!(target: T, kind = "worker_stopped", worker = %worker, "worker stopped and deregistered")

@@ -94,6 +94,13 @@ impl Followed {
                 if let Some(k) = KeepAlive::parse(&v) {
                     self.newest_ms = self.newest_ms.max(k.ms);
                 }
+                // MC247: updated in place only; a worker's first keep-alive is missed.
+                if crate::mutants::active(crate::mutants::Mutant::MC247) {
+                    if let Some(held) = entries.get_mut(&c.key) {
+                        *held = v;
+                    }
+                    return;
+                }
                 entries.insert(c.key, v);
             }
             None => {

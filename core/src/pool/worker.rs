@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::node::{Assign, Core, ms};
 use super::run::{Ended, RunEnded, run_job};
@@ -315,9 +315,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
 
     /// Give every job this worker still owns to another live worker (or queue it).
     async fn hand_back(&self) {
-        let Ok(mut view) = self.core.view(false).await else {
-            warn!(target: "keel::pool", worker = %self.id, "could not read jobs to hand back; the cleanup will requeue them");
-            return;
+        let mut view = match self.core.view(false).await {
+            Ok(view) => view,
+            Err(e) => return self.hand_back_failed("", &e),
         };
         let owned: Vec<(String, String)> =
             view.records().filter(|(_, r)| r.owner == self.id).map(|(j, r)| (j.to_owned(), r.encode())).collect();
@@ -325,9 +325,22 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             // MC102: the pick does not exclude the worker handing back.
             let exclude = if mutants::active(Mutant::MC102) { "" } else { self.id.as_str() };
             if let Err(e) = self.core.move_job(&mut view, &job, &raw, None, exclude, MoveKind::HandedBack).await {
-                warn!(target: "keel::pool", worker = %self.id, job = %job, error = %e, "hand-back failed; the cleanup will requeue it");
+                if mutants::active(Mutant::MC246) {
+                    return; // MC246: gives up, and says nothing
+                }
+                self.hand_back_failed(&job, &e);
             }
         }
+    }
+
+    /// `job` (empty: the listing of our jobs) could not be handed back: the cleanup requeues it
+    /// once we deregistered.
+    fn hand_back_failed(&self, job: &str, e: &StoreError) {
+        observe::emit(PoolEvent::HandBackFailed {
+            worker: self.id.as_str().into(),
+            job: job.into(),
+            error: Text::display(e),
+        });
     }
 
     /// MP10 (pulse #61, `removeWorkerFromMaps` on close): delete the records (and pending

@@ -549,6 +549,9 @@ impl WorkerMachine {
             self.commands.push_back(Command::Deregister { expected: self.last.clone() });
         } else if self.removed {
             self.commands.push_back(Command::RequeueFromMemory);
+        } else if mutants::active(Mutant::MC245) {
+            self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+            self.commands.push_back(Command::HandBack);
         } else {
             self.commands.push_back(Command::HandBack);
             self.commands.push_back(Command::Deregister { expected: self.last.clone() });

@@ -668,6 +668,9 @@ impl PoolScenario {
             Mutant::MC225,
             Mutant::MC235,
             Mutant::MC237,
+            Mutant::MC245,
+            Mutant::MC246,
+            Mutant::MC247,
         ]
     }
 }

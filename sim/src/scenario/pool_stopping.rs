@@ -109,7 +109,7 @@ pub fn stopping_beats(run: &RunView<'_>) -> Vec<Violation> {
 
 /// Spans in which a round trip to the store may be held back beyond [`STOPPING_BEAT_US`]: for
 /// one node (`Some`) or every node (`None`), each until [`RECONNECT_SETTLE_US`] after its end.
-fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option<Who>, Span)> {
+pub(super) fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option<Who>, Span)> {
     let mut out = Vec::new();
     let mut store_down: Option<u64> = None;
     let mut partitioned: BTreeMap<Who, u64> = BTreeMap::new();

@@ -1,0 +1,176 @@
+//! **P57**: a worker's graceful stop hands back every job it held before it deregisters, judged
+//! at the store as the deregistration applies.
+//!
+//! A stopping worker drains its runs, stops what is left, hands back every job it owns (each
+//! moved to another worker, or queued), and only then deletes its keep-alive and registration.
+//! From that delete on, the jobs still naming it are orphans: they wait for a cleanup's orphan
+//! scan, a sweep or more later, and a cleaner's requeue of them may race a hand-back still
+//! going. Two hunt bugs (round 26, A #12: the machine deregisters before its hand-back; A #4: a
+//! hand-back that gives up at its first failed move) left jobs on a deregistered worker, and
+//! nothing judged it: P1 sees only that they finish later.
+//!
+//! The store node, as it applies a delete of worker w's keep-alive from a live value (not the
+//! dead marker a cleanup writes: a cleanup's delete is P18's), lists the job records naming w
+//! (`deregistered_with_jobs`). Each listed attempt that w was given (`dispatched`, `moved`)
+//! before its `worker_stopping` must have been handed back: its record cannot still name w,
+//! unless w reported the hand-back of that job failed (`hand_back_failed`; with an empty job:
+//! it could not read its jobs at all). Attempts given to w after its stop began are a race
+//! with dispatchers that had not yet seen it stopping, and are not judged. A store crash that
+//! loses data forgets what the worker was given.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use keel::MemoryStore;
+use keel::observe::PoolEvent;
+use keel::pool::decode::DEAD_MARKER as DEAD;
+use keel::store::Store;
+
+use super::pool_owners::record_owner;
+use crate::check::Violation;
+use crate::history::{Event, History, ServerEv, Who, WorldEv, plain};
+
+/// A write to keep-alive map `map` of `worker` applied, changing it from `before` to `value`:
+/// at a delete of a live value, record the job records still naming the worker.
+pub async fn keepalive_written(
+    store: &MemoryStore,
+    (map, worker): (&str, &str),
+    (before, value): (Option<&str>, Option<&str>),
+    history: &History,
+    by: Who,
+) {
+    let (Some(before), None) = (before, value) else { return };
+    if before == DEAD {
+        return; // a cleanup's delete (P18)
+    }
+    let Some(jobs) = map.strip_suffix(":keepalive").map(|p| format!("{p}:jobs")) else { return };
+    // In place and at once: nothing runs between the delete's apply and this read.
+    let Ok(snap) = store.map_snapshot(&jobs).await else { return };
+    let mut named = Vec::new();
+    let mut attempts = Vec::new();
+    for (k, v) in &snap.entries {
+        let (Some(job), Some((attempt, owner))) = (k.strip_prefix("j/"), record_owner(v)) else { continue };
+        if owner == worker {
+            named.push(job.to_owned());
+            attempts.push(attempt.parse().unwrap_or(u64::MAX));
+        }
+    }
+    if !named.is_empty() {
+        history.record(Who::Store, ServerEv::DeregisteredWithJobs { worker: worker.into(), jobs: named, attempts, by });
+    }
+}
+
+/// P57 over a run's events. The first 20 violations.
+pub fn stops_hand_back_before_deregistering(events: &[Event]) -> Vec<Violation> {
+    // (job, attempt, worker) → when it was given to the worker
+    let mut given: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
+    // worker → when its stop began
+    let mut stops: BTreeMap<&str, u64> = BTreeMap::new();
+    // (worker, job) whose hand-back failed ("" : every job of the worker)
+    let mut failed: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(WorldEv::StoreCrash { data_loss: true }) = e.world() {
+            given.clear();
+            continue;
+        }
+        if let Some(ServerEv::DeregisteredWithJobs { worker, jobs, attempts, by }) = e.server() {
+            let Some(&stop_us) = stops.get(worker.as_str()) else { continue };
+            if failed.contains(&(worker.as_str(), "")) {
+                continue;
+            }
+            for (job, attempt) in jobs.iter().zip(attempts) {
+                let before_stop = given.get(&(job.as_str(), *attempt, worker.as_str())).is_some_and(|t| *t < stop_us);
+                if before_stop && !failed.contains(&(worker.as_str(), job.as_str())) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P57",
+                        e.t_us,
+                        format!(
+                            "{by} deregistered {worker} while its record of {job} (attempt {attempt}, given to it before its stop at {:.3}s) still named it, with no failed hand-back reported: the job waits for an orphan scan",
+                            stop_us as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
+            continue;
+        }
+        match e.pool() {
+            Some(
+                PoolEvent::Dispatched { job, worker, attempt, .. } | PoolEvent::Moved { job, worker, attempt, .. },
+            ) => {
+                given.insert((plain(job), *attempt, plain(worker)), e.t_us);
+            }
+            Some(PoolEvent::WorkerStopping { worker, .. }) => {
+                stops.entry(plain(worker)).or_insert(e.t_us);
+            }
+            Some(PoolEvent::HandBackFailed { worker, job, .. }) => {
+                failed.insert((plain(worker), plain(job)));
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::test_history::{at, pool};
+    use keel::observe::MoveKind;
+
+    fn dispatched(t_ms: u64, job: &str) -> Event {
+        pool(t_ms, PoolEvent::Dispatched { job: job.into(), worker: "w".into(), attempt: 1, now_ms: t_ms })
+    }
+
+    fn stopping(t_ms: u64) -> Event {
+        pool(t_ms, PoolEvent::WorkerStopping { worker: "w".into(), running: 1, drain_ms: 500, beat_bound_ms: 40 })
+    }
+
+    fn deregistered(t_ms: u64, jobs: &[&str]) -> Event {
+        let ev = ServerEv::DeregisteredWithJobs {
+            worker: "w".into(),
+            jobs: jobs.iter().map(|j| (*j).to_owned()).collect(),
+            attempts: vec![1; jobs.len()],
+            by: Who::Node(1),
+        };
+        at(t_ms, Who::Store, ev)
+    }
+
+    #[test]
+    fn a_job_held_before_the_stop_and_still_named_at_the_deregistration_breaks_p57() {
+        let events = vec![dispatched(10, "a"), dispatched(20, "b"), stopping(100), deregistered(700, &["a", "b"])];
+        let v = stops_hand_back_before_deregistering(&events);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v.iter().all(|v| v.invariant == "P57"));
+    }
+
+    #[test]
+    fn a_reported_failure_or_a_job_given_after_the_stop_is_excused() {
+        let failed =
+            pool(600, PoolEvent::HandBackFailed { worker: "w".into(), job: "a".into(), error: "timeout".into() });
+        let events =
+            vec![dispatched(10, "a"), stopping(100), dispatched(150, "b"), failed, deregistered(700, &["a", "b"])];
+        assert!(stops_hand_back_before_deregistering(&events).is_empty());
+        let all = pool(600, PoolEvent::HandBackFailed { worker: "w".into(), job: "".into(), error: "timeout".into() });
+        let events = vec![dispatched(10, "a"), stopping(100), all, deregistered(700, &["a"])];
+        assert!(stops_hand_back_before_deregistering(&events).is_empty());
+    }
+
+    #[test]
+    fn a_data_loss_forgets_what_was_given() {
+        let moved = pool(
+            10,
+            PoolEvent::Moved {
+                kind: MoveKind::Requeued,
+                job: "a".into(),
+                from: "x".into(),
+                worker: "w".into(),
+                attempt: 1,
+                now_ms: 10,
+                cleaned: "x".into(),
+            },
+        );
+        let crash = at(50, Who::World, WorldEv::StoreCrash { data_loss: true });
+        let events = vec![moved, crash, stopping(100), deregistered(700, &["a"])];
+        assert!(stops_hand_back_before_deregistering(&events).is_empty());
+    }
+}

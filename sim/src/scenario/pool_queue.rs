@@ -1,0 +1,178 @@
+//! **P58**: dispatch queues a job only when no worker is live, judged at each dispatch that
+//! queues.
+//!
+//! Dispatch picks the least-loaded live worker from its node's keep-alive hint (the replica it
+//! follows from the keep-alive map's feed, or a snapshot at most a keep-alive interval old,
+//! read again once when it names no live worker) and queues the job only when the hint names
+//! none. A hint that misses workers queues jobs while live workers wait idle: they run only at a
+//! sweep's assignment, and nothing judged it (P3 judges only the workers a dispatch names).
+//! MC247: a replica that updates its entries in place and never inserts one, so a worker that
+//! registered after the replica's snapshot is never picked. Round 26's A #5 (the follower
+//! ignores a feed gap) and A #6 (the re-read answers from the same cache) are not caught (pool,
+//! poolloss and poolfeed seeds 0..300): their queued jobs come within the lag this rule must
+//! allow a correct hint, mostly right after a fault (A #6's stale snapshot is refreshed by every
+//! sweep's view).
+//!
+//! Judged from the store's own record of keep-alive writes (`keepalive_written`): a dispatch
+//! that queues (`dispatched` with no worker) at sim time t breaks P58 when some worker w was
+//! live and not stopping at the store throughout [t − [`HINT_LAG_US`], t], and the value the
+//! store held at t − [`HINT_LAG_US`] (the oldest a correct hint may hold) is still within its
+//! TTL at t's store time, by [`LIVE_MARGIN_MS`]. Excused: the dispatching node's path to the
+//! store disturbed, or the node frozen, in that window (the decision may be older than its
+//! event), and a run with a clock beyond its drift bound. A store crash forgets every worker
+//! (a restart may roll values back without a write the store node sees).
+
+use std::collections::BTreeMap;
+
+use keel::observe::PoolEvent;
+use keel::pool::decode::keepalive;
+
+use super::RunView;
+use super::pool_stopping::store_path_disturbed;
+use crate::check::{Span, Violation};
+use crate::history::{ServerEv, WorldEv, plain};
+
+/// How old a correct keep-alive hint may be at a dispatch's event: a snapshot a keep-alive
+/// interval old (the scenarios' 500 ms), the round trips of that read and of the dispatch's
+/// own transaction, and scheduling.
+pub const HINT_LAG_US: u64 = 800_000;
+
+/// How far within its TTL a keep-alive must still be at the dispatch's store time to count as
+/// live for every node (their store-time estimates lag the store by a round trip).
+pub const LIVE_MARGIN_MS: u64 = 50;
+
+/// A worker's keep-alive as the store holds it, while live and not stopping.
+struct Live {
+    /// Sim time it became live and not stopping (continuously since).
+    since_us: u64,
+    /// Its writes since, as (sim time, keep-alive ms, TTL ms).
+    writes: Vec<(u64, u64, u64)>,
+}
+
+/// P58 over a run's events. The first 20 violations.
+pub fn dispatch_queues_only_without_live_workers(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    let events = run.events;
+    let disturbed = store_path_disturbed(events, run.end_us);
+    let mut live: BTreeMap<&str, Live> = BTreeMap::new();
+    // The store's clock: its last reading with the sim time of it.
+    let mut store_clock: Option<(u64, u64)> = None;
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(WorldEv::StoreCrash { .. }) = e.world() {
+            live.clear();
+            store_clock = None;
+            continue;
+        }
+        if let Some(ServerEv::KeepaliveWritten { worker, value, now_ms }) = e.server() {
+            store_clock = Some((e.t_us, *now_ms));
+            match value.as_deref().and_then(keepalive) {
+                Some((ms, Some(ttl), false)) => {
+                    let l = live.entry(worker.as_str()).or_insert(Live { since_us: e.t_us, writes: Vec::new() });
+                    l.writes.push((e.t_us, ms, ttl));
+                    // Only the newest write at or before any window's start is needed.
+                    let keep_from = l.writes.partition_point(|w| w.0 + HINT_LAG_US <= e.t_us).saturating_sub(1);
+                    l.writes.drain(..keep_from);
+                }
+                _ => {
+                    live.remove(worker.as_str());
+                }
+            }
+            continue;
+        }
+        let Some(PoolEvent::Dispatched { job, worker, .. }) = e.pool() else { continue };
+        if !plain(worker).is_empty() || v.len() >= 20 {
+            continue;
+        }
+        let (t, Some((clock_us, clock_ms))) = (e.t_us, store_clock) else { continue };
+        let Some(from) = t.checked_sub(HINT_LAG_US) else { continue };
+        let store_now_ms = clock_ms + (t - clock_us) / 1000;
+        let idle = live.iter().find(|(_, l)| {
+            l.since_us <= from
+                && l.writes
+                    .iter()
+                    .rev()
+                    .find(|w| w.0 <= from)
+                    .is_some_and(|&(_, ms, ttl)| ms + ttl >= store_now_ms + LIVE_MARGIN_MS)
+        });
+        let Some((w, _)) = idle else { continue };
+        let window = Span { start: from, end: t + 1 };
+        let held_back = disturbed
+            .iter()
+            .filter(|(n, _)| n.is_none_or(|n| n == e.node))
+            .map(|(_, span)| *span)
+            .chain(run.timeline.frozen(e.node))
+            .any(|d| d.overlap(&window).is_some());
+        if !held_back {
+            v.push(Violation::new(
+                "P58",
+                t,
+                format!(
+                    "{}: {job} queued while worker {w} was live and not stopping at the store throughout the last {} ms",
+                    e.node,
+                    HINT_LAG_US / 1000
+                ),
+            ));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, Who};
+    use crate::scenario::test_history::{at, judge, pool};
+
+    fn beat(t_ms: u64, value: Option<&str>) -> Event {
+        let value = value.map(str::to_owned);
+        at(t_ms, Who::Store, ServerEv::KeepaliveWritten { worker: "w".into(), value, now_ms: t_ms })
+    }
+
+    fn queued(t_ms: u64) -> Event {
+        pool(t_ms, PoolEvent::Dispatched { job: "j".into(), worker: "".into(), attempt: 1, now_ms: t_ms })
+    }
+
+    fn p58(events: &[Event]) -> Vec<Violation> {
+        judge(events, 0, 20_000_000, dispatch_queues_only_without_live_workers)
+    }
+
+    fn beats_to(end_ms: u64) -> Vec<Event> {
+        (0..=end_ms / 500).map(|i| beat(i * 500, Some(&format!("{}|1500", i * 500)))).collect()
+    }
+
+    #[test]
+    fn a_job_queued_while_a_worker_beats_at_the_store_breaks_p58() {
+        let mut h = beats_to(3_000);
+        h.push(queued(3_100));
+        let v = p58(&h);
+        assert_eq!((v.len(), v[0].invariant), (1, "P58"), "{v:?}");
+    }
+
+    #[test]
+    fn a_worker_just_live_stopping_gone_or_expired_excuses_the_queue() {
+        // Live for less than the hint's lag.
+        assert!(p58(&[beat(3_000, Some("3000|1500")), queued(3_500)]).is_empty());
+        // Stopping within the window.
+        let mut h = beats_to(3_000);
+        h.push(beat(3_050, Some("3050|1500|stopping")));
+        h.push(queued(3_100));
+        assert!(p58(&h).is_empty());
+        // Fenced.
+        let mut h = beats_to(3_000);
+        h.push(beat(3_050, Some(keel::pool::decode::DEAD_MARKER)));
+        h.push(queued(3_100));
+        assert!(p58(&h).is_empty());
+        // It stopped beating: the value at the window's start is past its TTL at the dispatch.
+        let mut h = beats_to(1_000);
+        h.push(queued(2_500));
+        assert!(p58(&h).is_empty());
+        // A store crash forgets.
+        let mut h = beats_to(3_000);
+        h.push(at(3_050, Who::World, WorldEv::StoreCrash { data_loss: false }));
+        h.push(queued(3_100));
+        assert!(p58(&h).is_empty());
+    }
+}
