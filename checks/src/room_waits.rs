@@ -289,7 +289,7 @@ mod tests {
     }
 
     fn other(t_ms: u64) -> Ev {
-        at(t_ms, CompleterEvent::SmStarted { run: 2, source_run: 2 })
+        at(t_ms, CompleterEvent::SmStarted { completer: "c".into(), run: 2, source_run: 2 })
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {

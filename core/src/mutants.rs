@@ -1154,6 +1154,10 @@ pub enum Mutant {
     /// one: a worker registered after the replica's last snapshot is invisible to dispatch until
     /// the next gap, so jobs queue (or go to older workers) while it waits idle.
     MC247,
+    /// A subscription manager that counts an event as offered before its subscriber's filter
+    /// is asked: its close reports every event for every subscriber as delivered, the filtered
+    /// ones included (blind-spot hunt, round 26, B #2: no rule read `delivered`).
+    MC248,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -204,7 +204,7 @@ impl Shared {
                 return;
             }
         };
-        observe::emit(CompleterEvent::SmStarted { run, source_run });
+        observe::emit(CompleterEvent::SmStarted { completer: (&self.completer).into(), run, source_run });
         let started = self.clock.now();
         let mut deadline = None;
         let mut delivered = 0u64;
@@ -248,10 +248,16 @@ impl Shared {
         let mut gone = Vec::new();
         for ev in events {
             for (id, sub) in subs.iter() {
+                // MC248: counted before the filter: every event for every subscriber.
+                if mutants::active(Mutant::MC248) {
+                    offers += 1;
+                }
                 if !sub.filter.accepts(&ev.completion.kind) {
                     continue;
                 }
-                offers += 1;
+                if !mutants::active(Mutant::MC248) {
+                    offers += 1;
+                }
                 match sub.tx.try_send(ev.clone()) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {

@@ -63,8 +63,8 @@ events! {
         /// That wait ended: `accepted` (room was made), `closed` (the run's intake closed: the
         /// completion was refused), or `cancelled` (the caller gave the completion up).
         RoomWaitEnded { completer: Text<'a>, run: u64, producer: Text<'a>, outcome: Text<'a> } = "room_wait_ended",
-        /// A subscription manager run started, reading the completer's run `source_run`.
-        SmStarted { run: u64, source_run: u64 } = "sm_started",
+        /// A subscription manager run started, reading completer `completer`'s run `source_run`.
+        SmStarted { completer: Text<'a>, run: u64, source_run: u64 } = "sm_started",
         /// A stop of subscription manager run `run` (reading completer `completer`'s events) was
         /// requested: its subscriber channels must close within `bound_ms` (its drain bound).
         SmStopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "sm_stop_requested",
@@ -79,8 +79,9 @@ events! {
         /// A subscriber's receiver was dropped: the manager forgot it (its drops with it).
         SubscriberGone { completer: Text<'a>, subscriber: u64 } = "subscriber_gone",
         /// The subscription manager (of completer `completer`) closed its `subs` subscriber
-        /// channels; `dropped`: the events their full buffers dropped (the subscribers gone
-        /// before not counted).
+        /// channels; `delivered`: the events it offered its subscribers over the run (one per
+        /// subscriber whose filter accepted the event, sent or dropped: V27); `dropped`: the
+        /// events their full buffers dropped (the subscribers gone before not counted).
         SubscriptionsClosed { completer: Text<'a>, run: u64, subs: usize, delivered: u64, dropped: u64 } = "subscriptions_closed",
     }
 }
@@ -154,8 +155,8 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::RoomMade { completer, run, n, backlog, room } => {
             trace!(target: T, completer = %completer, run, n, backlog, room, kind = "room_made", "room made in the backlog")
         }
-        E::SmStarted { run, source_run } => {
-            info!(target: T, run, source_run, kind = "sm_started", "subscription manager started")
+        E::SmStarted { completer, run, source_run } => {
+            info!(target: T, completer = %completer, run, source_run, kind = "sm_started", "subscription manager started")
         }
         E::SmStopRequested { completer, run, bound_ms } => {
             info!(target: T, completer = %completer, run, bound_ms, kind = "sm_stop_requested", "subscription manager stop requested")

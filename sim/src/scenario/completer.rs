@@ -900,6 +900,7 @@ impl CompleterScenario {
             Mutant::MC239,
             Mutant::MC242,
             Mutant::MC244,
+            Mutant::MC248,
             Mutant::MR4,
             Mutant::MR5,
             Mutant::MR6,
@@ -1166,6 +1167,8 @@ struct Run {
     stop_requested: Option<(u64, u64)>,
     burst_stopped: Option<u64>,
     subs: Vec<(u64, SubFilter, u64, u64, u64)>, // (t, filter, received, dropped, foreign)
+    /// The subscription manager's close of this run: (t, events it says it offered).
+    sm_closed: Option<(u64, u64)>,
     started: Option<u64>,
     max_backlog: (usize, u64), // (largest backlog seen at an acceptance, when)
     drain_started: Option<u64>,
@@ -1189,6 +1192,8 @@ impl Runs {
                 incarnations.insert(format!("{node}#{}", l.incarnation), (l.start, false, l.end));
             }
         }
+        // (node, incarnation, subscription manager run) → the completer run it read
+        let mut sm_source: BTreeMap<(Who, u32, u64), u64> = BTreeMap::new();
         for e in view.events {
             let Some(n) = view.timeline.life_at(e.node, e.t_us).map(|l| l.incarnation) else { continue };
             let node = e.node;
@@ -1230,6 +1235,14 @@ impl Runs {
                     CompleterEvent::StopDeadline { completer, run, .. } if *completer != *STRESS => {
                         (*run, Seen::StopDeadline)
                     }
+                    CompleterEvent::SmStarted { completer, run, source_run } if *completer != *STRESS => {
+                        sm_source.insert((node, n, *run), *source_run);
+                        continue;
+                    }
+                    CompleterEvent::SubscriptionsClosed { completer, run, delivered, .. } if *completer != *STRESS => {
+                        let Some(&source) = sm_source.get(&(node, n, *run)) else { continue };
+                        (source, Seen::SmClosed(*delivered))
+                    }
                     _ => continue,
                 },
                 (_, Some(r)) => match r {
@@ -1258,6 +1271,7 @@ impl Runs {
                 Seen::StopBegin => r.stop_begin = Some(t),
                 Seen::StopEnd => r.stop_end = Some(t),
                 Seen::Sub(filter, received, dropped, foreign) => r.subs.push((t, filter, received, dropped, foreign)),
+                Seen::SmClosed(delivered) => r.sm_closed = Some((t, delivered)),
                 Seen::Started => r.started = Some(t),
                 Seen::Backlog(n) => {
                     if n > r.max_backlog.0 {
@@ -1296,6 +1310,7 @@ enum Seen<'a> {
     StopBegin,
     StopEnd,
     Sub(SubFilter, u64, u64, u64),
+    SmClosed(u64),
     Started,
     Backlog(usize),
     DrainStarted,
@@ -1427,6 +1442,23 @@ impl Run {
                     "V5",
                     *t,
                     format!("{id}: subscriber `{filter}` got {foreign} events of another run"),
+                ));
+            }
+        }
+        // V27: the manager's close reports as offered what its subscribers got or dropped
+        // (every event their filters accepted): judged once both subscribers closed.
+        if let Some((t, delivered)) = self.sm_closed
+            && self.subs.len() == 2
+        {
+            let offered: u64 =
+                self.subs.iter().map(|(_, _, received, dropped, foreign)| received + dropped + foreign).sum();
+            if offered != delivered {
+                v.push(Violation::new(
+                    "V27",
+                    t,
+                    format!(
+                        "{id}: the subscription manager closed saying it offered {delivered} events; its subscribers got or dropped {offered}"
+                    ),
                 ));
             }
         }
