@@ -29,6 +29,8 @@ struct Run {
     failures: u32,
     due: Option<Due>,
     stopping: bool,
+    /// A `retry_budget_exhausted` came, for the failure that follows it at the same instant.
+    exhausted: bool,
 }
 
 impl Run {
@@ -68,6 +70,7 @@ pub fn completer_retries_on_time<E: Entry>(
                     failures: 0,
                     due: None,
                     stopping: false,
+                    exhausted: false,
                 };
                 runs.insert((node.clone(), plain(completer), *run), r);
                 continue;
@@ -75,6 +78,12 @@ pub fn completer_retries_on_time<E: Entry>(
             Some(C::StopRequested { completer, run, .. } | C::DrainStarted { completer, run, .. }) => {
                 if let Some(r) = runs.get_mut(&(node.clone(), plain(completer), *run)) {
                     (r.stopping, r.due) = (true, None);
+                }
+                continue;
+            }
+            Some(C::RetryBudgetExhausted { completer, run }) => {
+                if let Some(r) = runs.get_mut(&(node.clone(), plain(completer), *run)) {
+                    r.exhausted = true;
                 }
                 continue;
             }
@@ -100,6 +109,19 @@ pub fn completer_retries_on_time<E: Entry>(
             continue;
         }
         let (floor, most) = r.failed();
+        // The warning operators alert on: exactly at the failure that uses the budget up.
+        let used_up = floor == most && r.failures == 0;
+        if used_up != std::mem::take(&mut r.exhausted) {
+            let (what, budget) = (if used_up { "without" } else { "with" }, r.budget);
+            verdicts.v.push(Violation::new(
+                "V16",
+                t,
+                format!(
+                    "{node}: completer {completer} run {run}: a failed write {what} retry_budget_exhausted, where a budget of {budget} failures in a row is {}",
+                    if used_up { "used up" } else { "not" }
+                ),
+            ));
+        }
         if !r.stopping {
             let after = if floor == most { "a failed write that used its retry budget up" } else { "a failed write" };
             r.due = Some(Due { after, latest: t, wait_max_us: most, earliest: t, wait_min_us: floor });

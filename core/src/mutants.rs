@@ -1158,6 +1158,14 @@ pub enum Mutant {
     /// is asked: its close reports every event for every subscriber as delivered, the filtered
     /// ones included (blind-spot hunt, round 26, B #2: no rule read `delivered`).
     MC248,
+    /// A completer whose retry jitter is seeded by its name and run only: every node's completer
+    /// of one name (a pool's, on every node) draws the same waits and retries a failing store in
+    /// lockstep (blind-spot hunt, round 27, B K1: keel as it was).
+    MC249,
+    /// A completer whose used-up retry budget cools down without its warning: the same waits, but
+    /// `retry_budget_exhausted`, the line operators alert on, never comes (blind-spot hunt,
+    /// round 27, B #11: V16 counted the failures and never asked for the warning).
+    MC250,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -159,6 +159,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::completer_channel(view.events));
     v.extend(keel_checks::completer_flushes_report_retries(view.events));
     v.extend(completer_retries_on_time(view));
+    v.extend(keel_checks::completer_retries_do_not_align(view.events));
     v.extend(completer_full_batches_write_at_once(view));
     v.extend(completer_stops_heard(view));
     v.extend(completer_drains_write_at_once(view));

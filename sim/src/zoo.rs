@@ -1596,6 +1596,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC249,
+        lineage: "keel's own (blind-spot hunt, round 27, B K1): the completer's retry jitter seeded by name and run alone: nodes retry in lockstep",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC250,
+        lineage: "checker proof (blind-spot hunt, round 27, B #11): a used-up retry budget cools down without its warning",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

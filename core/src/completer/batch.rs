@@ -67,6 +67,10 @@ impl Backoff {
         self.failures += 1;
         if self.failures >= self.budget {
             self.failures = 0;
+            // MC250: the cool-down taken as one more (long) retry: no warning.
+            if crate::mutants::active(crate::mutants::Mutant::MC250) {
+                return Retry::After(self.max);
+            }
             return Retry::CoolDown(self.max);
         }
         let exp = self.min.saturating_mul(1u32 << self.failures.min(16));

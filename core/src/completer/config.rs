@@ -29,6 +29,8 @@ pub struct CompleterConfig {
     pub(crate) retry_budget: u32,
     pub(crate) op_timeout: Duration,
     pub(crate) stop_timeout: Duration,
+    /// This process's identity among the completers of the same name (seeds the retry jitter).
+    pub(crate) instance: String,
 }
 
 /// Longest completer name (its default map is `{name}:completions`, within the store's limit).
@@ -73,6 +75,7 @@ impl CompleterConfig {
                 retry_budget: 8,
                 op_timeout: Duration::from_secs(2),
                 stop_timeout: Duration::from_secs(10),
+                instance: String::new(),
             },
             backlog_set: false,
         }
@@ -126,6 +129,14 @@ impl CompleterConfigBuilder {
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.cfg.retry_min = min;
         self.cfg.retry_max = max;
+        self
+    }
+    /// This process's identity among the completers sharing this name, e.g. its node's name
+    /// (default none). It seeds the retry backoff's jitter: completers of one name on different
+    /// processes given different instances retry a failing store at different instants instead
+    /// of all together; without one they draw the same jitter (a pool sets its node's name).
+    pub fn instance(mut self, id: impl Into<String>) -> Self {
+        self.cfg.instance = id.into();
         self
     }
     /// Failed attempts of one batch before a cool-down of `retry_max` (default 8). The batch is

@@ -26,8 +26,14 @@ pub(super) struct Driver<S: Store> {
     pub reports: super::Reports,
 }
 
-fn seed(name: &str, run: u64) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) ^ run
+/// The retry jitter's seed: the completer's name, its process's instance and the run. Without
+/// the instance every node's completer of one name drew the same waits and retried a failing
+/// store in lockstep (blind-spot hunt, round 27, B K1; MC249 re-injects it).
+fn seed(name: &str, instance: &str, run: u64) -> u64 {
+    let fnv =
+        |s: &str| s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let instance = if mutants::active(Mutant::MC249) { 0 } else { fnv(instance).rotate_left(29) };
+    fnv(name) ^ instance ^ run
 }
 
 impl<S: Store> Driver<S> {
@@ -50,8 +56,12 @@ impl<S: Store> Driver<S> {
     }
 
     pub async fn run(self) {
-        let mut backoff =
-            Backoff::new(self.cfg.retry_min, self.cfg.retry_max, self.cfg.retry_budget, seed(&self.cfg.name, self.run));
+        let mut backoff = Backoff::new(
+            self.cfg.retry_min,
+            self.cfg.retry_max,
+            self.cfg.retry_budget,
+            seed(&self.cfg.name, &self.cfg.instance, self.run),
+        );
         let mut report = StopError { run: self.run, ..StopError::default() };
         let mut deadline: Option<Instant> = None;
         let mut next_tick = self.clock.now() + self.cfg.flush_interval;

@@ -356,6 +356,7 @@ impl PoolConfigBuilder {
             .op_timeout(op_timeout)
             .retry_backoff(cleanup_backoff.0, cleanup_backoff.1)
             .stop_timeout(shutdown_deadline.saturating_add(op_timeout.saturating_mul(4)))
+            .instance(self.node.as_str())
             .build()?;
         Ok(PoolConfig {
             completer,

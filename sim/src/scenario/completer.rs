@@ -155,15 +155,24 @@ const START_REFUSALS: f64 = 0.1;
 const BACKLOG: usize = 16;
 const MAX_JOB_MS: u64 = 60;
 
+/// The `jobs` completer's settings (V28: each run announces them).
+const BATCH_SIZE: usize = 8;
+const FLUSH_MS: u64 = 20;
+const RETRY_MS: (u64, u64) = (10, 200);
+const RETRY_BUDGET: u32 = 6;
+
 impl CompleterScenario {
-    fn config(&self) -> Option<CompleterConfig> {
+    /// The completer of node `node` (its instance: as a user would, so the nodes' retries of a
+    /// failing store do not align, V28).
+    fn config(&self, node: &str) -> Option<CompleterConfig> {
         CompleterConfig::builder("jobs")
-            .batch_size(8)
+            .instance(node)
+            .batch_size(BATCH_SIZE)
             .backlog(BACKLOG)
             .event_buffer(4)
-            .flush_interval(Duration::from_millis(20))
-            .retry_backoff(Duration::from_millis(10), Duration::from_millis(200))
-            .retry_budget(6)
+            .flush_interval(Duration::from_millis(FLUSH_MS))
+            .retry_backoff(Duration::from_millis(RETRY_MS.0), Duration::from_millis(RETRY_MS.1))
+            .retry_budget(RETRY_BUDGET)
             .op_timeout(self.op_timeout()) // E6 judges every call by the harness's op timeout
             .stop_timeout(Duration::from_millis(self.stop_ms))
             .build()
@@ -443,7 +452,7 @@ async fn count_subscriber(
 }
 
 async fn node(this: CompleterScenario, ctx: NodeCtx) {
-    let Some(cfg) = this.config() else {
+    let Some(cfg) = this.config(&ctx.name) else {
         ctx.record(WorldEv::SimError { error: "invalid completer config".into() });
         return;
     };
@@ -546,6 +555,7 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
 /// deadlocks, and ends stopped.
 async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
     let Some(cfg) = CompleterConfig::builder(STRESS)
+        .instance(&ctx.name)
         .op_timeout(this.op_timeout())
         .stop_timeout(Duration::from_millis(this.stop_ms))
         .build()
@@ -702,6 +712,7 @@ impl CompleterScenario {
         // V4 for the subscription manager (keel's rule, shared with the chaos lane): a stop closes
         // the subscriber channels within the drain bound, at the instant the bound runs out.
         let mut v = crate::keel_rules::subscription_stops(run);
+        v.extend(runs_as_configured(events));
         // V4's floor: a manager gives up on its drain only once its bound passed.
         v.extend(crate::keel_rules::subscription_drains_keep_their_bound(run));
         // V4 for each completer run: its drain closes within its stop bound.
@@ -739,6 +750,7 @@ impl CompleterScenario {
         v.extend(keel_checks::group_stops_hear_member_errors(run.events));
         // V16: retries inside their backoff, the stress's completer too.
         v.extend(crate::keel_rules::completer_retries_on_time(run));
+        v.extend(keel_checks::completer_retries_do_not_align(run.events));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         // V1 from the producers' own events, the stress's completer too.
         v.extend(keel_checks::completer_channel(run.events));
@@ -901,6 +913,8 @@ impl CompleterScenario {
             Mutant::MC242,
             Mutant::MC244,
             Mutant::MC248,
+            Mutant::MC249,
+            Mutant::MC250,
             Mutant::MR4,
             Mutant::MR5,
             Mutant::MR6,
@@ -1582,4 +1596,47 @@ mod tests {
         events.extend(restart);
         assert_eq!(v8(&events).len(), 1, "{:?}", v8(&events));
     }
+}
+
+/// **V28**: a completer run announces (`completer_started`) and so runs the settings its config
+/// was given. Every timing rule of the completer (V14, V16, V26) judges a run by what it
+/// announces, so a builder that drops a setting (blind-spot hunt, round 27, B #1: `retry_budget`
+/// kept the default 8 where 6 was set) is consistent with itself and no cadence rule sees it.
+/// Judged at each `completer_started` of the scenario's `jobs` completer.
+fn runs_as_configured(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(CompleterEvent::CompleterStarted {
+            completer,
+            run,
+            batch_size,
+            flush_interval_us,
+            retry_min_us,
+            retry_max_us,
+            retry_budget,
+        }) = e.completer()
+        else {
+            continue;
+        };
+        if *completer != *"jobs" {
+            continue;
+        }
+        let settings = [
+            ("batch_size", *batch_size as u64, BATCH_SIZE as u64),
+            ("flush_interval_us", *flush_interval_us, FLUSH_MS * 1000),
+            ("retry_min_us", *retry_min_us, RETRY_MS.0 * 1000),
+            ("retry_max_us", *retry_max_us, RETRY_MS.1 * 1000),
+            ("retry_budget", u64::from(*retry_budget), u64::from(RETRY_BUDGET)),
+        ];
+        for (what, got, want) in settings {
+            if got != want && v.len() < 20 {
+                v.push(Violation::new(
+                    "V28",
+                    e.t_us,
+                    format!("{}: completer run {run} announced {what} = {got}, where its config set {want}", e.node),
+                ));
+            }
+        }
+    }
+    v
 }

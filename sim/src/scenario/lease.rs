@@ -581,6 +581,8 @@ impl LeaseScenario {
                 op_timeout_us,
                 work_stop_timeout_us,
                 permanent_attempts,
+                work_restart_min_us,
+                work_restart_max_us,
                 ..
             }) = e.lease()
             else {
@@ -598,6 +600,30 @@ impl LeaseScenario {
                 *work_stop_timeout_us,
                 u64::from(*permanent_attempts),
             ];
+            // The work policy the scenario gave this node (round 27 B #5: a restart policy whose
+            // cap was dropped announced and kept `min` as its most, and S20 agreed with it).
+            let Who::Node(i) = e.node else { continue };
+            let (min, max) = match usize::from(i) {
+                RESTARTING_WORK_NODE => (WORK_RESTART_MS.0 * 1000, WORK_RESTART_MS.1 * 1000),
+                STEPPING_DOWN_WORK_NODE => (0, 0),
+                _ => (*work_restart_min_us, *work_restart_max_us), // the default: not the scenario's
+            };
+            let policy = [
+                ("work_restart_min_us", min, *work_restart_min_us),
+                ("work_restart_max_us", max, *work_restart_max_us),
+            ];
+            for (what, want, got) in policy {
+                if got != want && v.len() < 20 {
+                    v.push(Violation::new(
+                        "S27",
+                        e.t_us,
+                        format!(
+                            "{}: the owner announced {what} = {got}, not the {want} of the work policy it was given",
+                            e.node
+                        ),
+                    ));
+                }
+            }
             for ((what, want), got) in expected.iter().zip(announced) {
                 if got != *want && v.len() < 20 {
                     v.push(Violation::new(

@@ -488,6 +488,7 @@ impl PoolScenario {
         v.extend(keel_checks::completer_channel(run.events));
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
         v.extend(crate::keel_rules::completer_retries_on_time(run));
+        v.extend(keel_checks::completer_retries_do_not_align(run.events));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         // P47: a worker handle's join returns the exit its slot ended with.
