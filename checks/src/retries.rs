@@ -191,9 +191,23 @@ mod tests {
         let late = [started(0), failed(100, 1), failed(116, 1), failed(146, 1), flushed(300, 1)];
         assert_eq!(judge(&late), [("V16", 300)]);
         // The budget used up: exactly retry_max, then the count starts over.
-        let cooled =
-            [started(0), failed(10, 1), failed(26, 1), failed(56, 1), failed(116, 1), failed(217, 1), failed(233, 1)];
+        let exhausted = |t_ms| at(t_ms, CompleterEvent::RetryBudgetExhausted { completer: "c".into(), run: 1 });
+        let cooled = [
+            started(0),
+            failed(10, 1),
+            failed(26, 1),
+            failed(56, 1),
+            exhausted(116),
+            failed(116, 1),
+            failed(217, 1),
+            failed(233, 1),
+        ];
         assert_eq!(judge(&cooled), []);
+        // The warning missing at the budget-th failure (MC250), or given at another one.
+        let silent = [started(0), failed(10, 1), failed(26, 1), failed(56, 1), failed(116, 1)];
+        assert_eq!(judge(&silent), [("V16", 116)]);
+        let early = [started(0), failed(10, 1), exhausted(26), failed(26, 1)];
+        assert_eq!(judge(&early), [("V16", 26)]);
     }
 
     #[test]
