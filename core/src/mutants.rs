@@ -1166,6 +1166,13 @@ pub enum Mutant {
     /// `retry_budget_exhausted`, the line operators alert on, never comes (blind-spot hunt,
     /// round 27, B #11: V16 counted the failures and never asked for the warning).
     MC250,
+    /// A completer builder whose `retry_budget` setter drops its value: the run announces and uses
+    /// the default 8 where 6 was set, and every retry rule agrees with what it announces
+    /// (blind-spot hunt, round 27, B #1).
+    MC251,
+    /// A lease work restart policy that drops its cap: the backoff never grows past `min`, and the
+    /// owner announces `min` as its most (blind-spot hunt, round 27, B #5: S20 agreed with it).
+    MC252,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

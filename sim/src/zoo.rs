@@ -1608,6 +1608,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC251,
+        lineage: "checker proof (blind-spot hunt, round 27, B #1): a completer's retry_budget setter drops its value",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC252,
+        lineage: "checker proof (blind-spot hunt, round 27, B #5): a work restart policy that drops its cap",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -142,7 +142,10 @@ impl CompleterConfigBuilder {
     /// Failed attempts of one batch before a cool-down of `retry_max` (default 8). The batch is
     /// kept, never dropped: it is retried after the cool-down, until the stop bound.
     pub fn retry_budget(mut self, n: u32) -> Self {
-        self.cfg.retry_budget = n;
+        // MC251: the setter drops its value (the default 8 stays).
+        if !crate::mutants::active(crate::mutants::Mutant::MC251) {
+            self.cfg.retry_budget = n;
+        }
         self
     }
     /// Timeout of one store write (default 2 s, at most [`OP_TIMEOUT_MAX`]); an expired write has

@@ -137,7 +137,10 @@ impl WorkPolicy {
         if max > WORK_RESTART_BACKOFF_MAX {
             return Err(ConfigError::new("work_policy", "restart backoff: max must be at most 1 h"));
         }
-        Ok(WorkPolicy(Policy::Restart { min, max }))
+        Ok(WorkPolicy(Policy::Restart {
+            min,
+            max: if crate::mutants::active(crate::mutants::Mutant::MC252) { min } else { max },
+        }))
     }
 
     /// Step down: publish [`LeaseState::Lost`] with [`LostReason::WorkEnded`], release the lease

@@ -915,6 +915,7 @@ impl CompleterScenario {
             Mutant::MC248,
             Mutant::MC249,
             Mutant::MC250,
+            Mutant::MC251,
             Mutant::MR4,
             Mutant::MR5,
             Mutant::MR6,

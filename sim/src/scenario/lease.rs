@@ -379,6 +379,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC231,
     Mutant::MC233,
     Mutant::MC234,
+    Mutant::MC252,
 ];
 
 impl LeaseScenario {
