@@ -1173,6 +1173,14 @@ pub enum Mutant {
     /// A lease work restart policy that drops its cap: the backoff never grows past `min`, and the
     /// owner announces `min` as its most (blind-spot hunt, round 27, B #5: S20 agreed with it).
     MC252,
+    /// The store's write semantics: a `Delete` of an absent key applies. The caller is told it
+    /// deleted something, the map's revision moves and every replica is sent a deletion of
+    /// nothing (blind-spot hunt, round 27, B #4: L1's specification was this same code).
+    MC253,
+    /// The store's write semantics: a compare-and-set on a missing key applies, creating it (a
+    /// lock taken over from a value someone deleted; blind-spot hunt, round 27, B #7: P2 saw it in
+    /// the pool, nothing in rmap).
+    MC254,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -210,6 +210,9 @@ events! {
         /// A write by `by` to `map`/`key` the store refused answered that the key held `told`
         /// while it held `held` (L2): a refusal must say what refused it.
         RefusalMisreported { map: String, key: String, told: Option<String>, held: Option<String>, by: Who } = "refusal_misreported",
+        /// A write `write` by `by` to `map`/`key`, which held `before`, came out `applied` with
+        /// `after`, where its kind says otherwise (L6).
+        WriteMisapplied { map: String, key: String, write: String, before: Option<String>, applied: bool, after: Option<String>, by: Who } = "write_misapplied",
         /// A snapshot of `map` at `rev` the store served to `by` said `told` of whether the store
         /// restarted since the map's last commit; the store node's own record of its boots and
         /// of the map's revision at the last one says otherwise (L3).

@@ -35,6 +35,7 @@ use crate::scenario::{pool_cleanup, pool_deregister, pool_keepalive, pool_pairs}
 use crate::world::lock;
 
 mod feeds;
+mod writes;
 
 /// The store server's address.
 pub const STORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 6379);
@@ -479,12 +480,19 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             let lock = is_pool_cleanup(&map).then(|| (map.clone(), key.clone(), write.clone()));
             // A keep-alive's value before a fence or a delete (P18); a beat's is not needed.
             let keepalive = is_pool_keepalive(&map) && pool_cleanup::may_fence_or_delete(&write);
-            let before = match lock.is_some() || keepalive {
-                true => store.map_get(&map, &key).await?.0,
-                false => None,
-            };
+            // Every write's value before it: L6 judges each write against it (and P18's fences,
+            // the locks of P15 read it too).
+            let before = store.map_get(&map, &key).await?.0;
+            let model = writes::expected(before.as_deref(), &write);
             let beat = is_pool_keepalive(&map).then(|| write.clone());
-            let out = store.map_write(&map, &key, write).await?;
+            let out = store.map_write(&map, &key, write.clone()).await?;
+            if model.as_ref().map(|v| v.as_deref()) != out.applied.then_some(out.value.as_deref()) {
+                let (map, key, write) = (map.clone(), key.clone(), format!("{write:?}"));
+                let (applied, after) = (out.applied, out.value.clone());
+                let ev =
+                    ServerEv::WriteMisapplied { map, key, write, before: before.clone(), applied, after, by: node };
+                history.record(Who::Store, ev);
+            }
             if !out.applied {
                 // L2: read apart from the write's own path (a store's refusal that misreports
                 // the value agrees with itself, and the linearizability check runs its code).

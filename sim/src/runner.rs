@@ -188,6 +188,7 @@ pub fn run(
         violations.push(Violation::new("L1", end_us, format!("store history not linearizable: {v}")));
     }
     violations.extend(refusals_reported(&events));
+    violations.extend(writes_applied_as_their_kind_says(&events));
     violations.extend(restarts_reported(&events));
     violations.extend(lease_refusals_right(&events));
     violations.extend(feeds_complete(&events));
@@ -224,6 +225,25 @@ fn refusals_reported(events: &[crate::history::Event]) -> Vec<Violation> {
                 "the store refused {by}'s write of {map}/{key} and answered that it held {told:?}; it held {held:?}"
             ),
         )),
+        _ => None,
+    });
+    wrong.take(20).collect()
+}
+
+/// L6: each map write the store applied (or refused) did what its kind says, judged as the store
+/// applied it against a model of the kinds written apart from keel's (`net/writes.rs`;
+/// `ServerEv::WriteMisapplied`). The first 20; every scenario, built-in or a user's.
+fn writes_applied_as_their_kind_says(events: &[crate::history::Event]) -> Vec<Violation> {
+    let wrong = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::WriteMisapplied { map, key, write, before, applied, after, by }) => {
+            Some(Violation::new(
+                "L6",
+                e.t_us,
+                format!(
+                    "{by}'s {write} on {map}/{key}, which held {before:?}, came out applied={applied} with {after:?}: not what a write of its kind does"
+                ),
+            ))
+        }
         _ => None,
     });
     wrong.take(20).collect()

@@ -1620,6 +1620,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC253,
+        lineage: "checker proof (blind-spot hunt, round 27, B #4): a store whose Delete of an absent key applies",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC254,
+        lineage: "checker proof (blind-spot hunt, round 27, B #7): a store whose compare-and-set creates a missing key",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -481,9 +481,16 @@ pub(crate) fn apply_write(current: Option<&str>, write: &MapWrite) -> Option<Opt
     match write {
         MapWrite::Set(v) => Some(Some(v.clone())),
         MapWrite::SetIfAbsent(v) => current.is_none().then(|| Some(v.clone())),
-        MapWrite::CompareAndSet { expected, new } => (current == Some(expected.as_str())).then(|| Some(new.clone())),
+        // MC254: a missing key matches any expected value: a compare-and-set that also creates.
+        MapWrite::CompareAndSet { expected, new } => {
+            let creates = current.is_none() && crate::mutants::active(crate::mutants::Mutant::MC254);
+            (creates || current == Some(expected.as_str())).then(|| Some(new.clone()))
+        }
         MapWrite::CompareAndDelete(expected) => (current == Some(expected.as_str())).then_some(None),
-        MapWrite::Delete => current.is_some().then_some(None),
+        // MC253: a delete of an absent key "applies".
+        MapWrite::Delete => {
+            (current.is_some() || crate::mutants::active(crate::mutants::Mutant::MC253)).then_some(None)
+        }
         MapWrite::Append(items) => {
             if items.is_empty() {
                 return None;

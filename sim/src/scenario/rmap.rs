@@ -1181,6 +1181,8 @@ impl RmapScenario {
             Mutant::MC226,
             Mutant::MC228,
             Mutant::MC232,
+            Mutant::MC253,
+            Mutant::MC254,
         ]
     }
 }
