@@ -1181,6 +1181,10 @@ pub enum Mutant {
     /// lock taken over from a value someone deleted; blind-spot hunt, round 27, B #7: P2 saw it in
     /// the pool, nothing in rmap).
     MC254,
+    /// Dispatch (and every move) picks the most-loaded live worker instead of the least: every job
+    /// stays correct and most of them wait behind a few workers (blind-spot hunt, round 27, A #9:
+    /// `max_by_key` for `min_by_key`; no rule judged balance).
+    MC255,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -362,7 +362,11 @@ pub(crate) fn pick_live(
     keepalive
         .iter()
         .filter(|(w, v)| w.as_str() != exclude && live_keepalive(v, now_ms, ttl_ms))
-        .min_by_key(|(w, _)| (load(w), w.as_str()))
+        // MC255: the most-loaded worker picked (round 27 A #9: `max_by_key`).
+        .min_by_key(|(w, _)| {
+            let n = load(w);
+            (if crate::mutants::active(crate::mutants::Mutant::MC255) { usize::MAX - n } else { n }, w.as_str())
+        })
         .map(|(w, _)| w.clone())
 }
 

@@ -672,6 +672,7 @@ impl PoolScenario {
             Mutant::MC245,
             Mutant::MC246,
             Mutant::MC247,
+            Mutant::MC255,
         ]
     }
 }
