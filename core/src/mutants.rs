@@ -1185,6 +1185,10 @@ pub enum Mutant {
     /// stays correct and most of them wait behind a few workers (blind-spot hunt, round 27, A #9:
     /// `max_by_key` for `min_by_key`; no rule judged balance).
     MC255,
+    /// A sweep that assigns its queued jobs without asking first whether a worker lives: with
+    /// none, every queued job is moved from the queue back into it under a new attempt, every
+    /// sweep (blind-spot hunt, round 27, A #12).
+    MC256,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

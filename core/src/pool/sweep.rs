@@ -90,7 +90,8 @@ impl<S: Store> Core<S> {
         }
         self.sweep_completion_events(&view, completer_slice).await?;
         self.delete_old_tombstones(view.now_ms).await?;
-        if view.pick_worker(self.ttl_ms(), "").is_some() {
+        // MC256: the queued jobs assigned without asking for a live worker first.
+        if view.pick_worker(self.ttl_ms(), "").is_some() || mutants::active(Mutant::MC256) {
             for (job, rec) in view.queued() {
                 self.move_job(&mut view, &job, &rec.encode(), None, "", MoveKind::Assigned).await?;
             }

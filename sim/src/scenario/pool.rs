@@ -673,6 +673,7 @@ impl PoolScenario {
             Mutant::MC246,
             Mutant::MC247,
             Mutant::MC255,
+            Mutant::MC256,
         ]
     }
 }

@@ -105,6 +105,30 @@ pub fn one_cleaner_per_lock(events: &[Event]) -> Vec<Violation> {
     v
 }
 
+/// **P60**: a move takes a job somewhere: no `moved` both off the queue and back into it (`from`
+/// and `worker` empty). Such a move rewrites a queued job under a new attempt for nothing, and
+/// its pending bookkeeping with it; a sweep that assigns its queued jobs without first asking
+/// for a live worker (blind-spot hunt, round 27, A #12: reached 3 140 times per 300 seeds)
+/// makes one per queued job per sweep while no worker lives. Judged at each `moved`.
+pub fn moves_go_somewhere(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(PoolEvent::Moved { kind, job, from, worker, attempt, .. }) = e.pool() else { continue };
+        if plain(from).is_empty() && plain(worker).is_empty() && v.len() < 20 {
+            v.push(Violation::new(
+                "P60",
+                e.t_us,
+                format!(
+                    "{}: {job} moved ({}) from the queue back into it, as attempt {attempt}",
+                    e.node,
+                    kind.as_str()
+                ),
+            ));
+        }
+    }
+    v
+}
+
 /// P3: no job is assigned to a worker whose own last keep-alive (store time) is older than its
 /// TTL (the `ttl_ms` that keep-alive was written with) at the store time of the decision.
 pub fn assignments_to_live_workers(events: &[Event]) -> Vec<Violation> {
