@@ -1189,6 +1189,10 @@ pub enum Mutant {
     /// none, every queued job is moved from the queue back into it under a new attempt, every
     /// sweep (blind-spot hunt, round 27, A #12).
     MC256,
+    /// A pool node's completer stopped with its workers' drain as its bound: the completions a
+    /// drain writes at its end miss the bound, and their events are given up (blind-spot hunt,
+    /// round 27, A #3: P50 and P19 excused the refusals by the bound keel itself set).
+    MC257,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -355,7 +355,12 @@ impl PoolConfigBuilder {
             .flush_interval((ttl / 20).clamp(Duration::from_millis(1), Duration::from_millis(50)))
             .op_timeout(op_timeout)
             .retry_backoff(cleanup_backoff.0, cleanup_backoff.1)
-            .stop_timeout(shutdown_deadline.saturating_add(op_timeout.saturating_mul(4)))
+            // MC257: the completer's bound is the workers' drain alone.
+            .stop_timeout(if crate::mutants::active(crate::mutants::Mutant::MC257) {
+                shutdown_deadline
+            } else {
+                shutdown_deadline.saturating_add(op_timeout.saturating_mul(4))
+            })
             .instance(self.node.as_str())
             .build()?;
         Ok(PoolConfig {

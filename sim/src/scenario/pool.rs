@@ -674,6 +674,7 @@ impl PoolScenario {
             Mutant::MC247,
             Mutant::MC255,
             Mutant::MC256,
+            Mutant::MC257,
         ]
     }
 }

@@ -20,7 +20,7 @@ use keel_checks::{plain, reach};
 
 use super::RunView;
 use crate::check::Violation;
-use crate::history::{Who, WorldEv};
+use crate::history::{Event, Who, WorldEv};
 
 /// Slack of running time past the bound.
 const SLACK_US: u64 = 2_000;
@@ -92,6 +92,48 @@ pub fn drains_end_with_their_runs(run: &RunView<'_>, slowest: f64) -> Vec<Violat
             }
         } else if matches!(e.world(), Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {})) {
             drains.retain(|_, d| d.node != e.node);
+        }
+    }
+    v
+}
+
+/// **P61**: a pool node's completer outlasts its workers' drains, judged at the completer's stop
+/// request. A stopping node drains its workers (each for up to `drain_ms`, then a keep-alive
+/// beat in flight, `beat_bound_ms`, both in `worker_stopping`) and then stops its completer, whose
+/// bound (`stop_requested.bound_ms`) must leave room for the completions those drains write: more
+/// than `drain_ms` + `beat_bound_ms` of any worker of the node. A completer bound equal to the
+/// workers' drain (blind-spot hunt, round 27, A #3) gives up on the completion events of jobs that
+/// finished late in a graceful stop; P50 and P19 excuse refusals once the completer stopped at
+/// its bound, which keel itself set. The node's crash or start forgets its workers.
+pub fn pool_completers_outlast_their_drains(events: &[Event]) -> Vec<Violation> {
+    let mut drains: BTreeMap<Who, u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}) = e.world() {
+            drains.remove(&e.node);
+            continue;
+        }
+        if let Some(PoolEvent::WorkerStopping { drain_ms, beat_bound_ms, .. }) = e.pool() {
+            let d = drains.entry(e.node).or_default();
+            *d = (*d).max(drain_ms + beat_bound_ms);
+            continue;
+        }
+        let Some(CompleterEvent::StopRequested { completer, run, bound_ms }) = e.completer() else { continue };
+        if !completer.as_str().starts_with("keel:pool:") {
+            continue;
+        }
+        if let Some(&need) = drains.get(&e.node)
+            && *bound_ms <= need
+            && v.len() < 20
+        {
+            v.push(Violation::new(
+                "P61",
+                e.t_us,
+                format!(
+                    "{}: the pool's completer {completer} run {run} was stopped with a bound of {bound_ms} ms, no more than its workers' drain and beat ({need} ms): completions written at a drain's end are given up",
+                    e.node
+                ),
+            ));
         }
     }
     v
