@@ -1193,6 +1193,10 @@ pub enum Mutant {
     /// drain writes at its end miss the bound, and their events are given up (blind-spot hunt,
     /// round 27, A #3: P50 and P19 excused the refusals by the bound keel itself set).
     MC257,
+    /// The completer's default flush interval ten times the documented 50 ms: partial batches
+    /// wait half a second, and every rule agrees with the interval the run announces
+    /// (blind-spot hunt, round 27, B #20).
+    MC258,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -67,7 +67,12 @@ impl CompleterConfig {
                 map: format!("{name}:completions"),
                 name,
                 batch_size: 128,
-                flush_interval: Duration::from_millis(50),
+                // MC258: a default ten times the documented one.
+                flush_interval: Duration::from_millis(if crate::mutants::active(crate::mutants::Mutant::MC258) {
+                    500
+                } else {
+                    50
+                }),
                 backlog: 4096,
                 event_buffer: 64,
                 retry_min: Duration::from_millis(10),
