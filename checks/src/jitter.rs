@@ -31,12 +31,18 @@ fn same_draw(a: u64, b: u64) -> bool {
     a.abs_diff(b) <= 3 + a.max(b) / 1000
 }
 
+/// A run's streak of failed writes: its last failure's instant and the waits before it.
+type Streak = (u64, Vec<u64>);
+
+/// The wait sequences drawn by one completer name, each with its node.
+type Drawn<N> = Vec<(N, Vec<u64>)>;
+
 /// V29 over keel's completer events: see the module's doc. The first 20 violations.
 pub fn completer_retries_do_not_align<E: Entry>(events: &[E]) -> Vec<Violation> {
     // (node, completer, run) → the streak's last failure instant and its last waits
-    let mut streaks: BTreeMap<(E::Node, &str, u64), (u64, Vec<u64>)> = BTreeMap::new();
+    let mut streaks: BTreeMap<(E::Node, &str, u64), Streak> = BTreeMap::new();
     // completer → the wait sequences drawn, with their node (the last 64)
-    let mut drawn: BTreeMap<&str, Vec<(E::Node, Vec<u64>)>> = BTreeMap::new();
+    let mut drawn: BTreeMap<&str, Drawn<E::Node>> = BTreeMap::new();
     // the runs whose stop was requested
     let mut stopping: Vec<(E::Node, &str, u64)> = Vec::new();
     let mut v = Vec::new();

@@ -1486,6 +1486,58 @@ impl Run {
     }
 }
 
+/// **V28**: a completer run announces (`completer_started`) and so runs the settings its config
+/// was given. Every timing rule of the completer (V14, V16, V26) judges a run by what it
+/// announces, so a builder that drops a setting (blind-spot hunt, round 27, B #1: `retry_budget`
+/// kept the default 8 where 6 was set) is consistent with itself and no cadence rule sees it.
+/// Judged at each `completer_started` of the scenario's `jobs` completer, and of the stress's,
+/// which runs the documented defaults (a default changed by mistake, round 27 B #20).
+fn runs_as_configured(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(CompleterEvent::CompleterStarted {
+            completer,
+            run,
+            batch_size,
+            flush_interval_us,
+            retry_min_us,
+            retry_max_us,
+            retry_budget,
+        }) = e.completer()
+        else {
+            continue;
+        };
+        // `jobs` runs the scenario's settings; the stress's completer sets none of these, so it
+        // runs the documented defaults (`CompleterConfig::builder`: batches of 128, a 50 ms
+        // flush, retries from 10 ms to 1 s, a budget of 8).
+        let (batch, flush_ms, retry_ms, budget) = match keel_checks::plain(completer) {
+            "jobs" => (BATCH_SIZE, FLUSH_MS, RETRY_MS, RETRY_BUDGET),
+            STRESS => (128, 50, (10, 1000), 8),
+            _ => continue,
+        };
+        let settings = [
+            ("batch_size", *batch_size as u64, batch as u64),
+            ("flush_interval_us", *flush_interval_us, flush_ms * 1000),
+            ("retry_min_us", *retry_min_us, retry_ms.0 * 1000),
+            ("retry_max_us", *retry_max_us, retry_ms.1 * 1000),
+            ("retry_budget", u64::from(*retry_budget), u64::from(budget)),
+        ];
+        for (what, got, want) in settings {
+            if got != want && v.len() < 20 {
+                v.push(Violation::new(
+                    "V28",
+                    e.t_us,
+                    format!(
+                        "{}: completer {completer} run {run} announced {what} = {got}, where its config set {want}",
+                        e.node
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1598,56 +1650,4 @@ mod tests {
         events.extend(restart);
         assert_eq!(v8(&events).len(), 1, "{:?}", v8(&events));
     }
-}
-
-/// **V28**: a completer run announces (`completer_started`) and so runs the settings its config
-/// was given. Every timing rule of the completer (V14, V16, V26) judges a run by what it
-/// announces, so a builder that drops a setting (blind-spot hunt, round 27, B #1: `retry_budget`
-/// kept the default 8 where 6 was set) is consistent with itself and no cadence rule sees it.
-/// Judged at each `completer_started` of the scenario's `jobs` completer, and of the stress's,
-/// which runs the documented defaults (a default changed by mistake, round 27 B #20).
-fn runs_as_configured(events: &[Event]) -> Vec<Violation> {
-    let mut v = Vec::new();
-    for e in events {
-        let Some(CompleterEvent::CompleterStarted {
-            completer,
-            run,
-            batch_size,
-            flush_interval_us,
-            retry_min_us,
-            retry_max_us,
-            retry_budget,
-        }) = e.completer()
-        else {
-            continue;
-        };
-        // `jobs` runs the scenario's settings; the stress's completer sets none of these, so it
-        // runs the documented defaults (`CompleterConfig::builder`: batches of 128, a 50 ms
-        // flush, retries from 10 ms to 1 s, a budget of 8).
-        let (batch, flush_ms, retry_ms, budget) = match keel_checks::plain(completer) {
-            "jobs" => (BATCH_SIZE, FLUSH_MS, RETRY_MS, RETRY_BUDGET),
-            STRESS => (128, 50, (10, 1000), 8),
-            _ => continue,
-        };
-        let settings = [
-            ("batch_size", *batch_size as u64, batch as u64),
-            ("flush_interval_us", *flush_interval_us, flush_ms * 1000),
-            ("retry_min_us", *retry_min_us, retry_ms.0 * 1000),
-            ("retry_max_us", *retry_max_us, retry_ms.1 * 1000),
-            ("retry_budget", u64::from(*retry_budget), u64::from(budget)),
-        ];
-        for (what, got, want) in settings {
-            if got != want && v.len() < 20 {
-                v.push(Violation::new(
-                    "V28",
-                    e.t_us,
-                    format!(
-                        "{}: completer {completer} run {run} announced {what} = {got}, where its config set {want}",
-                        e.node
-                    ),
-                ));
-            }
-        }
-    }
-    v
 }
