@@ -1411,9 +1411,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC218,
-        lineage: "checker proof (blind-spot hunt, round 23, A #13): a cleanup's write budget counted from its own start, not the view's read: writes past its lock",
-        scenario: "pool",
-        budget: 100,
+        lineage: "checker proof (blind-spot hunt, round 23, A #13; pool seed 392 since round 27's per-node completer jitter: its corpus plan): a cleanup's write budget counted from its own start, not the view's read: writes past its lock",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC219,
