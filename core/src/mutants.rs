@@ -1197,6 +1197,25 @@ pub enum Mutant {
     /// wait half a second, and every rule agrees with the interval the run announces
     /// (blind-spot hunt, round 27, B #20).
     MC258,
+    /// The pool's default cleanup lock lifetime one worker TTL, not the documented two: every
+    /// cleanup's write budget shrinks from 2.5 s to 1 s in the scenario, more cleanups are
+    /// abandoned half-way, and every rule agrees with the lifetime the node announces
+    /// (blind-spot hunt, round 27, A #18).
+    MC259,
+    /// A supervised slot that replaces a dead worker without counting the incarnation:
+    /// `WorkerHandle::incarnations()` stays 1 whatever the deaths (blind-spot hunt, round 27,
+    /// A #14).
+    MC260,
+    /// The pool's list of known workers without the registrations: a worker left with a
+    /// registration and no keep-alive (a deregistration or cleanup cut between its deletes) is
+    /// never judged stale again, and `inspect`, which shares the list, does not show it
+    /// (blind-spot hunt, round 27, A #10).
+    MC261,
+    /// The pool's router applies a change of the job map to its table without waking the sweeps
+    /// waiting for the table to reach a revision: each such wait runs to its op timeout and the
+    /// sweep then reads the whole job map itself (blind-spot hunt, round 27, A #1: P53 judged
+    /// only the waits past a rebuild).
+    MC262,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

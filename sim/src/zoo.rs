@@ -1656,6 +1656,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC259,
+        lineage: "checker proof (blind-spot hunt, round 27, A #18): the cleanup lock's default lifetime halved",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC260,
+        lineage: "checker proof (blind-spot hunt, round 27, A #14): a worker handle's incarnations never counted",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC261,
+        lineage: "checker proof (blind-spot hunt, round 27, A #10): registrations left out of the known workers",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC262,
+        lineage: "checker proof (blind-spot hunt, round 27, A #1): the router's changes wake no sweep waiting for the table",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -262,8 +262,9 @@ events! {
         /// A sweep waited for its node's table to hold every change up to the store's revision
         /// `rev`, for `waited_us` of the node's clock: `fresh` (it did), `hole` (the feed has a
         /// hole: the sweep rebuilds the table) or `timeout` (not within the op timeout: the sweep
-        /// rebuilds it). Not emitted when the table was fresh at once.
-        TableAwaited { pool: Text<'a>, rev: u64, waited_us: u64, outcome: Text<'a> } = "table_awaited",
+        /// rebuilds it). Not emitted when the table was fresh at once. `table_rev`: the
+        /// revision the table had applied when the wait ended (0: it had a hole).
+        TableAwaited { pool: Text<'a>, rev: u64, waited_us: u64, outcome: Text<'a>, table_rev: u64 } = "table_awaited",
         /// The router's own resync of its table failed after `took_us` of the node's clock; it
         /// tries again `retry_us` later (its sweep interval), reading nothing of its feed (P29).
         RouterResyncFailed { pool: Text<'a>, took_us: u64, retry_us: u64, error: Text<'a> } = "router_resync_failed",
@@ -445,8 +446,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
             debug!(target: T, kind = "job_table_rebuilt", pool = %pool, why = %why, rev, entries, replaced,
                 "job table rebuilt from a whole snapshot of the job map")
         }
-        E::TableAwaited { pool, rev, waited_us, outcome } => {
-            trace!(target: T, kind = "table_awaited", pool = %pool, rev, waited_us, outcome = %outcome, "sweep waited for the job table")
+        E::TableAwaited { pool, rev, waited_us, outcome, table_rev } => {
+            trace!(target: T, kind = "table_awaited", pool = %pool, rev, waited_us, outcome = %outcome, table_rev, "sweep waited for the job table")
         }
         E::RouterResyncFailed { pool, took_us, retry_us, error } => {
             debug!(target: T, kind = "router_resync_failed", pool = %pool, took_us, retry_us, error = %error, "feed resync failed; retrying after a sweep interval")

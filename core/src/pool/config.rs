@@ -320,6 +320,8 @@ impl PoolConfigBuilder {
             None if ttl * 2 < sweep_interval => {
                 return Err(ConfigError::new("sweep_interval", "must be <= cleanup_lock_ttl (default 2·worker_ttl)"));
             }
+            // MC259: the default one worker TTL.
+            None if crate::mutants::active(crate::mutants::Mutant::MC259) => ttl,
             None => ttl * 2,
         };
         if self.cleanup_retries == 0 || self.cleanup_retries > CLEANUP_RETRIES_MAX {

@@ -188,7 +188,9 @@ impl<S: Store> Core<S> {
                     // Last: the table takes the change's strings.
                     let rev = c.rev;
                     let hole = lock(&self.table).apply(c);
-                    self.table_moved.notify_waiters();
+                    if !mutants::active(Mutant::MC262) {
+                        self.table_moved.notify_waiters(); // MC262: a change wakes no waiting sweep
+                    }
                     if let Some(expected) = hole {
                         observe::emit(PoolEvent::FeedHole { pool: (&self.cfg.name).into(), expected, rev });
                         self.feed.gap();

@@ -482,7 +482,9 @@ impl View {
     pub fn known_workers(&self, keepalive_only: bool) -> BTreeSet<String> {
         let mut all: BTreeSet<String> = self.keepalive.keys().cloned().collect();
         if !keepalive_only {
-            all.extend(self.workers.keys().cloned());
+            if !crate::mutants::active(crate::mutants::Mutant::MC261) {
+                all.extend(self.workers.keys().cloned()); // MC261: registrations forgotten
+            }
             if !crate::mutants::active(crate::mutants::Mutant::MC159) {
                 all.extend(self.cleanup.keys().cloned()); // MC159: lock-only workers forgotten
             }

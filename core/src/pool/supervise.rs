@@ -169,7 +169,9 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
         observe::emit(PoolEvent::WorkerReplaced { worker: (&id).into(), replaces: (&old).into(), after_ms });
         state.send_modify(|s| {
             s.id = id.clone();
-            s.incarnations += 1;
+            if !mutants::active(Mutant::MC260) {
+                s.incarnations += 1; // MC260: the replacement not counted
+            }
         });
     }
 }

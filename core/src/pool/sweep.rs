@@ -226,12 +226,14 @@ impl<S: Store> Core<S> {
     async fn await_table(&self, store_rev: u64) -> Result<(), StoreError> {
         let began = self.clock.now();
         let deadline = began + self.cfg.op_timeout;
-        let awaited = |outcome: &'static str| {
+        // `table_rev` read under the table's lock, which the caller may hold.
+        let awaited = |outcome: &'static str, table_rev: u64| {
             observe::emit(PoolEvent::TableAwaited {
                 pool: self.cfg.name.as_str().into(),
                 rev: store_rev,
                 waited_us: observe::micros(self.clock.now().saturating_duration_since(began)),
                 outcome: outcome.into(),
+                table_rev,
             });
         };
         let mut waited = false;
@@ -243,7 +245,7 @@ impl<S: Store> Core<S> {
                 let table = lock(&self.table);
                 if table.is_fresh(store_rev) {
                     if waited {
-                        awaited("fresh");
+                        awaited("fresh", table.applied_rev());
                     }
                     return Ok(());
                 }
@@ -258,7 +260,8 @@ impl<S: Store> Core<S> {
                 _ = self.clock.sleep_until(deadline) => break "timeout",
             }
         };
-        awaited(outcome);
+        let table_rev = lock(&self.table).applied_rev();
+        awaited(outcome, table_rev);
         self.reconcile_table().await
     }
 

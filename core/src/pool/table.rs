@@ -299,6 +299,11 @@ impl JobTable {
         self.pos.is_synced()
     }
 
+    /// The revision of the last change applied while in sync (0 while the table has a hole).
+    pub fn applied_rev(&self) -> u64 {
+        if self.pos.is_synced() { self.pos.rev() } else { 0 }
+    }
+
     /// Whether every change up to the store's revision `store_rev` is applied (the table may
     /// be ahead: changes made after the store's revision was read keep arriving).
     pub fn is_fresh(&self, store_rev: u64) -> bool {

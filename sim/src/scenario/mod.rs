@@ -23,6 +23,7 @@ pub mod lease_work;
 pub mod life_waits;
 pub mod pool;
 pub mod pool_cleanup;
+pub mod pool_config;
 pub mod pool_deregister;
 pub mod pool_drain;
 pub mod pool_drain_end;

@@ -34,7 +34,7 @@ events! {
         /// The dispatcher added a job with `payload`.
         JobAdded { job: String, payload: String } = "job_added",
         /// A worker's task returned.
-        WorkerExit { worker: String, exit: String } = "worker_exit",
+        WorkerExit { worker: String, exit: String, incarnations: u64 } = "worker_exit",
         /// The node's pool returned after its stop.
         PoolExit {} = "pool_exit",
         /// Completion tombstones in the store after quiescence: each job, and (in `ms`, in the same
@@ -305,6 +305,16 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
             }
         }
         stale.extend(left_locks.iter().filter(|w| !stale.contains(w)).collect::<Vec<_>>());
+        // A registration whose keep-alive is gone or stale, read from the raw map (round 27
+        // A #10: keel's list of workers, which `inspect` shares, forgot registrations left
+        // without a keep-alive, so neither the sweep nor the audit ever saw them again).
+        let orphans: Vec<String> = store
+            .map_entries_from(&map("workers"), "")
+            .into_iter()
+            .map(|(w, _)| w)
+            .filter(|w| ages.get(w).copied().flatten().is_none_or(|a| a > 3 * ttl_ms))
+            .collect();
+        stale.extend(orphans.iter().filter(|w| !stale.contains(w)).collect::<Vec<_>>());
         stale_since.retain(|w, _| stale.contains(&w));
         for w in &stale {
             stale_since.entry((*w).clone()).or_insert(last_read_us);
@@ -440,7 +450,12 @@ impl PoolScenario {
                             let mut w = node.add_worker(TestHandler { ctx: ctx.clone() }, &request);
                             request.cancel();
                             let exit = w.join().await;
-                            ctx.record(Rec::WorkerExit { worker: w.id().to_owned(), exit: format!("{exit:?}") });
+                            let incarnations = w.incarnations();
+                            ctx.record(Rec::WorkerExit {
+                                worker: w.id().to_owned(),
+                                exit: format!("{exit:?}"),
+                                incarnations,
+                            });
                             ctx.clock.sleep(Duration::from_millis(100)).await;
                         }
                     }));
@@ -491,6 +506,14 @@ impl PoolScenario {
         v.extend(keel_checks::completer_retries_do_not_align(run.events));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
+        // P62: each node announces the settings it was given and the documented lock default.
+        let us = |ms: u64| ms * 1000;
+        let configured = super::pool_config::Configured {
+            ack_grace_us: us(self.ack_grace_ms()),
+            sweep_interval_us: us(self.sweep_ms()),
+            cleanup_lock_ttl_us: us(2 * self.ttl_ms),
+        };
+        v.extend(super::pool_config::nodes_run_as_configured(events, configured));
         // P47: a worker handle's join returns the exit its slot ended with.
         v.extend(super::pool_handles::handles_report_their_slot_exit(events));
         // E5: a start ends at its first permanent error (the plan's AccessDenied, in poolfeed).
@@ -675,6 +698,10 @@ impl PoolScenario {
             Mutant::MC255,
             Mutant::MC256,
             Mutant::MC257,
+            Mutant::MC259,
+            Mutant::MC260,
+            Mutant::MC261,
+            Mutant::MC262,
         ]
     }
 }

@@ -4,7 +4,10 @@
 //! panicked), and `WorkerHandle::join` and `WorkerHandle::stop` return that exit. The pool
 //! scenario joins every worker it adds and records what `join` returned (`worker_exit`, the
 //! scenario's own event). So each `worker_exit` names a slot that ended before it on that node,
-//! with the same exit. A handle that misses the slot's last word (MC193: a watch's `wait_for`
+//! with the same exit, and the handle's `incarnations()` counts the slot's first incarnation and
+//! each replacement (`slot_started`, then `worker_replaced` naming the incarnation it replaces):
+//! round 27 A #14 left it at 1 whatever the deaths, so a supervisor reading it believed no
+//! worker of the slot had ever died. A handle that misses the slot's last word (MC193: a watch's `wait_for`
 //! that looks at the close before the value, the blind-spot hunt's round 21 #41) says
 //! `Panicked` for a worker that stopped: a supervisor restarts a service that did nothing
 //! wrong, or pages for a panic that never was. A node's crash or restart forgets its slots.
@@ -21,21 +24,41 @@ use crate::history::{Event, Who, WorldEv};
 /// P47 over a pool run's events. The first 20 violations.
 pub fn handles_report_their_slot_exit(events: &[Event]) -> Vec<Violation> {
     let mut ended: BTreeMap<(Who, &str), &str> = BTreeMap::new();
+    // The slot's current incarnation → incarnations it has had.
+    let mut started: BTreeMap<(Who, &str), u64> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         if let Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}) = e.world() {
             ended.retain(|(n, _), _| *n != e.node);
+            started.retain(|(n, _), _| *n != e.node);
             continue;
         }
-        if let Some(PoolEvent::SlotEnded { worker, exit }) = e.pool() {
-            ended.insert((e.node, plain(worker)), plain(exit));
-            continue;
+        match e.pool() {
+            Some(PoolEvent::SlotEnded { worker, exit }) => {
+                ended.insert((e.node, plain(worker)), plain(exit));
+                continue;
+            }
+            Some(PoolEvent::SlotStarted { worker, .. }) => {
+                started.insert((e.node, plain(worker)), 1);
+                continue;
+            }
+            Some(PoolEvent::WorkerReplaced { worker, replaces, .. }) => {
+                let before = started.remove(&(e.node, plain(replaces))).unwrap_or(1);
+                started.insert((e.node, plain(worker)), before + 1);
+                continue;
+            }
+            _ => {}
         }
-        let Some(Rec::WorkerExit { worker, exit }) = rec(e) else { continue };
-        let what = match ended.get(&(e.node, worker.as_str())) {
-            Some(slot) if *slot == exit.as_str() => continue,
-            Some(slot) => format!("its handle's join returned {exit}, where the slot ended {slot}"),
-            None => format!("its handle's join returned {exit} before the slot ended"),
+        let Some(Rec::WorkerExit { worker, exit, incarnations }) = rec(e) else { continue };
+        let key = (e.node, worker.as_str());
+        let what = match (ended.get(&key), started.get(&key)) {
+            (Some(slot), Some(n)) if *slot == exit.as_str() && n == incarnations => continue,
+            (Some(slot), _) if *slot != exit.as_str() => {
+                format!("its handle's join returned {exit}, where the slot ended {slot}")
+            }
+            (Some(_), Some(n)) => format!("its handle counts {incarnations} incarnation(s); the slot had {n}"),
+            (Some(_), None) => continue, // its start is not in the history (judged from its end only)
+            (None, _) => format!("its handle's join returned {exit} before the slot ended"),
         };
         if v.len() < 20 {
             v.push(Violation::new("P47", e.t_us, format!("{}: worker {worker}: {what}", e.node)));
@@ -56,7 +79,11 @@ mod tests {
     }
 
     fn joined(t_ms: u64, exit: &str) -> Event {
-        let r = Rec::WorkerExit { worker: "w".into(), exit: exit.into() };
+        joined_after(t_ms, exit, 1)
+    }
+
+    fn joined_after(t_ms: u64, exit: &str, incarnations: u64) -> Event {
+        let r = Rec::WorkerExit { worker: "w".into(), exit: exit.into(), incarnations };
         at(t_ms, Who::Node(0), Ev::App(AppEv::Pool(r)))
     }
 
@@ -69,5 +96,27 @@ mod tests {
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("returned Panicked, where the slot ended Stopped"), "{}", v[0].detail);
         assert_eq!(handles_report_their_slot_exit(&[joined(11, "Dead")]).len(), 1);
+    }
+
+    fn slot_started(t_ms: u64, worker: &str) -> Event {
+        let e =
+            PoolEvent::SlotStarted { worker: worker.into(), restart_min_ms: 1, restart_max_ms: 2, reset_after_ms: 3 };
+        pool(t_ms, e)
+    }
+
+    /// A slot whose first incarnation `w0` was replaced by `w`: its handle counts 2.
+    /// A count left at 1 (round 27 A #14) is P47 at the join.
+    #[test]
+    fn a_handle_that_miscounts_incarnations_fires_p47() {
+        let replaced = pool(5, PoolEvent::WorkerReplaced { worker: "w".into(), replaces: "w0".into(), after_ms: 1 });
+        let run = |n| {
+            let events =
+                [slot_started(1, "w0"), replaced.clone(), slot_ended(10, "Stopped"), joined_after(11, "Stopped", n)];
+            handles_report_their_slot_exit(&events)
+        };
+        assert!(run(2).is_empty());
+        let v = run(1);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("counts 1 incarnation(s); the slot had 2"), "{}", v[0].detail);
     }
 }

@@ -81,7 +81,25 @@ pub fn sweeps_wake_on_rebuilt_tables(run: &RunView<'_>) -> Vec<Violation> {
             Some(PoolEvent::TableRebuilt { pool, rev, replaced: true, .. }) => {
                 rebuilt.entry((e.node, plain(pool))).or_default().push((e.t_us, *rev));
             }
-            Some(PoolEvent::TableAwaited { pool, rev, waited_us, outcome }) if plain(outcome) == "timeout" => {
+            Some(PoolEvent::TableAwaited { pool, rev, waited_us, outcome, table_rev })
+                if plain(outcome) == "timeout" =>
+            {
+                // The table had applied the awaited revision when the wait timed out: the change
+                // that got it there was applied before the timer fired (nothing runs between the
+                // wake and the report), and its wake-up was lost (round 27 A #1, MC262).
+                if table_rev >= rev && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P53",
+                        e.t_us,
+                        format!(
+                            "{}: a sweep waited {} ms for pool {}'s table to reach revision {rev} and gave up at its op timeout, though the table had applied revision {table_rev}: the change that got it there did not wake it",
+                            e.node,
+                            waited_us / 1000,
+                            plain(pool),
+                        ),
+                    ));
+                    continue;
+                }
                 let since = e.t_us.saturating_sub(waited_us * 9 / 10);
                 let wait = Span { start: e.t_us.saturating_sub(*waited_us * 2), end: e.t_us + 1 };
                 if drift.get(&e.node).into_iter().flatten().any(|s| s.overlap(&wait).is_some()) {
@@ -167,7 +185,16 @@ mod tests {
             pool(t_ms, PoolEvent::TableRebuilt { pool: "p".into(), why: "gap".into(), rev, entries: 3, replaced: true })
         };
         let gave_up = |t_ms, rev| {
-            pool(t_ms, PoolEvent::TableAwaited { pool: "p".into(), rev, waited_us: 250_000, outcome: "timeout".into() })
+            pool(
+                t_ms,
+                PoolEvent::TableAwaited {
+                    pool: "p".into(),
+                    rev,
+                    waited_us: 250_000,
+                    outcome: "timeout".into(),
+                    table_rev: 0,
+                },
+            )
         };
         // Rebuilt at revision 10 at 1.1 s; the sweep waiting for 9 gave up at 1.25 s (MC221).
         let v = p53(&[rebuilt(1_100, 10), gave_up(1_250, 9)]);
@@ -178,6 +205,22 @@ mod tests {
         assert!(p53(&[rebuilt(1_100, 8), gave_up(1_250, 9)]).is_empty());
         assert!(p53(&[rebuilt(1_249, 10), gave_up(1_250, 9)]).is_empty());
         assert!(p53(&[rebuilt(990, 10), gave_up(1_250, 9)]).is_empty());
+        // A change applied during the wait that reached the revision and woke nothing (MC262):
+        // the table reports it at the timeout.
+        let applied = |table_rev| {
+            let e = PoolEvent::TableAwaited {
+                pool: "p".into(),
+                rev: 9,
+                waited_us: 250_000,
+                outcome: "timeout".into(),
+                table_rev,
+            };
+            pool(1_250, e)
+        };
+        let v = p53(&[applied(9)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("had applied revision 9"), "{}", v[0].detail);
+        assert!(p53(&[applied(8)]).is_empty());
     }
 
     #[test]
