@@ -310,8 +310,7 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
         // without a keep-alive, so neither the sweep nor the audit ever saw them again).
         let orphans: Vec<String> = store
             .map_entries_from(&map("workers"), "")
-            .into_iter()
-            .map(|(w, _)| w)
+            .into_keys()
             .filter(|w| ages.get(w).copied().flatten().is_none_or(|a| a > 3 * ttl_ms))
             .collect();
         stale.extend(orphans.iter().filter(|w| !stale.contains(w)).collect::<Vec<_>>());
