@@ -13,6 +13,12 @@
 //! run's losses, while its run reports completions lost: a caller told the drain was clean
 //! re-submits nothing. V1/V3 judge the run's own report, V9 only stops that failed: none of them
 //! asks what the caller was told. A node's start or crash forgets its runs.
+//!
+//! And what the operator is told: a run whose report lists completions unflushed warns
+//! (`unflushed`, the line an alert watches) with the same count at the same instant, and a run
+//! that lost none does not. Round 28 B #6 emitted the warning before the queue left at the bound
+//! was added to the report: it counted only batches given up after retries, and a stop that left
+//! 16 completions queued warned of nothing.
 
 use std::collections::BTreeMap;
 
@@ -27,19 +33,45 @@ type Lost = (usize, usize, usize);
 pub fn completer_stops_return_their_report<E: Entry>(events: &[E]) -> Vec<Violation> {
     // (node, completer, run) → what its `events_closed` said was lost
     let mut closed: BTreeMap<(E::Node, String, u64), Lost> = BTreeMap::new();
+    // (node, completer, run) → (unflushed, when): the warning its `events_closed` owes
+    let mut owed: BTreeMap<(E::Node, String, u64), (usize, u64)> = BTreeMap::new();
     let mut v = Vec::new();
+    let unwarned = |v: &mut Vec<Violation>, (node, name, run): (E::Node, String, u64), (n, at): (usize, u64)| {
+        let what = format!(
+            "{node}: completer {name}: run {run} closed with {n} completions unflushed and warned of none (no `unflushed` at its close)"
+        );
+        v.push(Violation::new("V21", at, what));
+    };
     for e in events {
         let (node, t) = (e.node(), e.t_us());
+        while let Some(entry) = owed.first_entry().filter(|o| o.get().1 < t) {
+            let (k, due) = entry.remove_entry();
+            unwarned(&mut v, k, due);
+        }
         if matches!(e.fact(), Some(Fact::NodeStart | Fact::NodeCrash)) {
             closed.retain(|k, _| &k.0 != node);
             continue;
         }
         match e.completer() {
             Some(CompleterEvent::EventsClosed { completer, run, unflushed, undelivered, producers_left }) => {
-                closed.insert(
-                    (node.clone(), plain(completer).to_owned(), *run),
-                    (*unflushed, *undelivered, *producers_left),
-                );
+                let key = (node.clone(), plain(completer).to_owned(), *run);
+                if *unflushed > 0 {
+                    owed.insert(key.clone(), (*unflushed, t));
+                }
+                closed.insert(key, (*unflushed, *undelivered, *producers_left));
+            }
+            Some(CompleterEvent::Unflushed { completer, run, unflushed }) => {
+                let name = plain(completer);
+                let wrong = match owed.remove(&(node.clone(), name.to_owned(), *run)) {
+                    Some((n, _)) if n == *unflushed => None,
+                    Some((n, _)) => Some(format!("warned of {unflushed} completions unflushed; its report lists {n}")),
+                    None => {
+                        Some(format!("warned of {unflushed} completions unflushed, but not at a close that lost any"))
+                    }
+                };
+                if let Some(w) = wrong {
+                    v.push(Violation::new("V21", t, format!("{node}: completer {name}: run {run} {w}")));
+                }
             }
             Some(CompleterEvent::StopReturned { completer, run, ok, unflushed, undelivered, producers_left }) => {
                 let name = plain(completer);
@@ -74,6 +106,10 @@ pub fn completer_stops_return_their_report<E: Entry>(events: &[E]) -> Vec<Violat
             _ => {}
         }
     }
+    while let Some((k, due)) = owed.pop_first() {
+        unwarned(&mut v, k, due);
+    }
+    v.sort_by_key(|x| x.t_us);
     v.truncate(20);
     v
 }
@@ -94,6 +130,10 @@ mod tests {
         at(t_ms, CompleterEvent::EventsClosed { completer: "c".into(), run, unflushed, undelivered, producers_left })
     }
 
+    fn warned(t_ms: u64, run: u64, unflushed: usize) -> Ev {
+        at(t_ms, CompleterEvent::Unflushed { completer: "c".into(), run, unflushed })
+    }
+
     fn returned(t_ms: u64, run: u64, ok: bool, lost: Lost) -> Ev {
         let (unflushed, undelivered, producers_left) = lost;
         let c = "c".into();
@@ -109,7 +149,7 @@ mod tests {
     #[test]
     fn a_stop_returning_its_runs_report_passes() {
         assert_eq!(judge(&[closed(10, 1, (0, 0, 0)), returned(10, 1, true, (0, 0, 0))]), []);
-        assert_eq!(judge(&[closed(10, 1, (2, 0, 1)), returned(11, 1, false, (2, 0, 1))]), []);
+        assert_eq!(judge(&[closed(10, 1, (2, 0, 1)), warned(10, 1, 2), returned(11, 1, false, (2, 0, 1))]), []);
         assert_eq!(
             judge(&[closed(10, 1, (0, 3, 0)), returned(11, 1, false, (0, 3, 0)), returned(20, 1, false, (0, 3, 0))]),
             []
@@ -118,6 +158,7 @@ mod tests {
         assert_eq!(
             judge(&[
                 closed(10, 1, (1, 0, 0)),
+                warned(10, 1, 1),
                 returned(10, 1, false, (1, 0, 0)),
                 closed(30, 2, (0, 0, 0)),
                 returned(30, 2, true, (0, 0, 0))
@@ -130,12 +171,16 @@ mod tests {
     /// losses for a clean one (or another lossy one); and a return before the run's report.
     #[test]
     fn a_stop_not_returning_its_runs_report_fires_v21() {
-        assert_eq!(judge(&[closed(10, 1, (2, 0, 0)), returned(10, 1, true, (0, 0, 0))]), [("V21", 10)]);
+        assert_eq!(
+            judge(&[closed(10, 1, (2, 0, 0)), warned(10, 1, 2), returned(10, 1, true, (0, 0, 0))]),
+            [("V21", 10)]
+        );
         assert_eq!(judge(&[closed(10, 1, (0, 1, 0)), returned(12, 1, true, (0, 0, 0))]), [("V21", 12)]);
         assert_eq!(judge(&[closed(10, 1, (0, 0, 1)), returned(12, 1, true, (0, 0, 0))]), [("V21", 12)]);
         assert_eq!(
             judge(&[
                 closed(10, 1, (1, 0, 0)),
+                warned(10, 1, 1),
                 returned(10, 1, false, (1, 0, 0)),
                 closed(30, 2, (0, 0, 0)),
                 returned(30, 2, false, (1, 0, 0))
@@ -145,8 +190,10 @@ mod tests {
         assert_eq!(
             judge(&[
                 closed(10, 1, (1, 0, 0)),
+                warned(10, 1, 1),
                 returned(10, 1, false, (1, 0, 0)),
                 closed(30, 2, (4, 0, 0)),
+                warned(30, 2, 4),
                 returned(30, 2, false, (1, 0, 0))
             ]),
             [("V21", 30)]
@@ -158,5 +205,17 @@ mod tests {
         // A crash forgets the node's runs.
         let crash = Ev(11_000, "n1", None, Some(Fact::NodeCrash));
         assert_eq!(judge(&[closed(10, 1, (0, 0, 0)), crash, returned(12, 1, true, (0, 0, 0))]), [("V21", 12)]);
+    }
+
+    /// A run that lost completions warns of them at its close with the same count (round 28
+    /// B #6: the warning counted before the queue left at the bound was added); one that lost
+    /// none does not.
+    #[test]
+    fn a_close_that_loses_completions_warns_of_them() {
+        assert_eq!(judge(&[closed(10, 1, (3, 0, 0)), warned(10, 1, 3)]), []);
+        assert_eq!(judge(&[closed(10, 1, (3, 0, 0)), warned(10, 1, 1)]), [("V21", 10)]);
+        assert_eq!(judge(&[closed(10, 1, (3, 0, 0)), closed(12, 2, (0, 0, 0))]), [("V21", 10)]);
+        assert_eq!(judge(&[closed(10, 1, (3, 0, 0))]), [("V21", 10)]);
+        assert_eq!(judge(&[closed(10, 1, (0, 0, 0)), warned(10, 1, 2)]), [("V21", 10)]);
     }
 }

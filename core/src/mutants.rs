@@ -1216,6 +1216,21 @@ pub enum Mutant {
     /// sweep then reads the whole job map itself (blind-spot hunt, round 27, A #1: P53 judged
     /// only the waits past a rebuild).
     MC262,
+    /// A completer run's `unflushed` warning counted before the completions still queued at its
+    /// stop's bound join the report: it warns only of batches given up after retries, and a stop
+    /// that leaves its queue unwritten warns of nothing (blind-spot hunt, round 28, B #6).
+    MC263,
+    /// A replicated map's `stopped` counts the waiters it closed from the registry the close has
+    /// just emptied: always 0, so an operator never learns that a stop cut `set_and_wait` calls
+    /// short (blind-spot hunt, round 28, B #3).
+    MC264,
+    /// A `set_and_wait` cut short by its map's stop fails `Cancelled`, the error of a caller's
+    /// own token, not `Closed`: a caller that cancelled nothing cannot tell a stopped map from
+    /// its own cancellation (blind-spot hunt, round 28, B #11).
+    MC265,
+    /// A registered producer's completion that meets its run's close is refused `Stopping` (the
+    /// error of a registration during a drain), not `Closed` (blind-spot hunt, round 28, B #10).
+    MC266,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1680,6 +1680,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC263,
+        lineage: "checker proof (blind-spot hunt, round 28, B #6): the unflushed warning counted before the queue left at the bound",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC264,
+        lineage: "checker proof (blind-spot hunt, round 28, B #3): a map's stop reports no waiters closed",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC265,
+        lineage: "checker proof (blind-spot hunt, round 28, B #11): a stopped map's set_and_wait fails Cancelled",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC266,
+        lineage: "checker proof (blind-spot hunt, round 28, B #10): a producer's completion refused Stopping at the close",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -132,6 +132,11 @@ impl<S: Store> Driver<S> {
                 _ = self.token.cancelled(), if deadline.is_none() => {}
             }
         }
+        // MC263: the warning counted before the queue left at the bound joins the report.
+        let early = mutants::active(Mutant::MC263).then(|| report.unflushed.len());
+        if let Some(unflushed) = early.filter(|&n| n > 0) {
+            observe::emit(CompleterEvent::Unflushed { completer: (&self.cfg.name).into(), run: self.run, unflushed });
+        }
         let queued = self.intake.close();
         if !mutants::active(Mutant::MC26) {
             report.unflushed.extend(queued); // MC26 drops them: a bounded stop losing silently
@@ -144,7 +149,7 @@ impl<S: Store> Driver<S> {
             undelivered: report.undelivered,
             producers_left: report.producers_left.len(),
         });
-        if !report.unflushed.is_empty() {
+        if early.is_none() && !report.unflushed.is_empty() {
             observe::emit(CompleterEvent::Unflushed {
                 completer: (&self.cfg.name).into(),
                 run: self.run,

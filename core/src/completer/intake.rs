@@ -120,6 +120,10 @@ impl Intake {
             room.as_mut().enable();
             match self.try_push(c) {
                 Ok(()) => return Ok(()),
+                // MC266: the close reported as the drain's refusal of new producers.
+                Err(TryCompleteError::Closed(_)) if crate::mutants::active(crate::mutants::Mutant::MC266) => {
+                    return Err(CompleteError::Stopping);
+                }
                 Err(TryCompleteError::Closed(_)) => return Err(CompleteError::Closed),
                 Err(TryCompleteError::Full(back)) => c = back,
             }

@@ -82,7 +82,8 @@ impl<S: Store> Driver<S> {
             }
         }
         let d = self.shared.waiters.close();
-        let woken = d.len();
+        // MC264: counted from the registry the close just emptied.
+        let woken = if mutants::active(Mutant::MC264) { self.shared.waiters.len() } else { d.len() };
         self.shared.waiters.deliver(d).await;
         if !mutants::active(Mutant::MC92) {
             // MC92: the subscriptions left open: every consumer waits for a change that cannot come.

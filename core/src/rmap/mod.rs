@@ -491,6 +491,8 @@ impl<S: Store> ReplicatedMap<S> {
             // MC232: a lost write reported as the map's stop.
             WaitResult::Lost(_) if crate::mutants::active(crate::mutants::Mutant::MC232) => Err(RmapError::Closed),
             WaitResult::Lost(rev) => Err(RmapError::DataLost { rev }),
+            // MC265: the map's stop reported as the caller's cancellation.
+            WaitResult::Closed if crate::mutants::active(crate::mutants::Mutant::MC265) => Err(RmapError::Cancelled),
             WaitResult::Closed => Err(RmapError::Closed),
         }
     }

@@ -777,6 +777,20 @@ impl CompleterScenario {
                     format!("{}: start/stop stress hung or did not end stopped", e.node),
                 ));
             }
+            // V30: a registered producer's completion is refused only `Closed` (the run ended);
+            // `Stopping` answers a registration during a drain (round 28 B #10: a completion
+            // that met the close told `Stopping`, so a caller that hands its job back on
+            // `Closed` took the wrong branch).
+            if let Some(Rec::CompleteRejected { error, .. } | Rec::BurstEnded { error, .. }) = rec(e)
+                && !error.is_empty()
+                && *error != keel::completer::CompleteError::Closed.to_string()
+            {
+                v.push(Violation::new(
+                    "V30",
+                    e.t_us,
+                    format!("{}: a registered producer's completion was refused \"{error}\"; only \"completer closed\" refuses one", e.node),
+                ));
+            }
             if let Some(Rec::StopReturnedEarly { service, run, status }) = rec(e) {
                 v.push(Violation::new(
                     "V5",
@@ -917,6 +931,8 @@ impl CompleterScenario {
             Mutant::MC250,
             Mutant::MC251,
             Mutant::MC258,
+            Mutant::MC263,
+            Mutant::MC266,
             Mutant::MR4,
             Mutant::MR5,
             Mutant::MR6,

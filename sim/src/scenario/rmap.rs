@@ -52,8 +52,9 @@ impl Field for SawError {
 events! {
     /// What the replicated map scenario's workload recorded.
     pub enum Rec {
-        /// A `set_and_wait` call started.
-        SawStart { id: String } = "saw_start",
+        /// A `set_and_wait` call started; `until`: with a token of the caller's
+        /// (`set_and_wait_until`, cancelled by the node's stop).
+        SawStart { id: String, until: bool } = "saw_start",
         /// A `set_and_wait` call returned the write's revision `rev`; right after, the replica was
         /// at `replica_rev` and had (`has_key`) the call's key.
         SawDone { id: String, rev: u64, replica_rev: u64, has_key: bool } = "saw_done",
@@ -297,9 +298,12 @@ impl Node {
             let id = format!("{}-{lane}-{n}", self.ctx.name);
             let key = format!("w-{id}");
             let cut = madsim::rand::thread_rng().gen_bool(0.3).then(|| rand_ms(1, 12));
-            self.ctx.record(Rec::SawStart { id: id.clone() });
+            // Drawn before the record (the same draws in the same order as when drawn in the match).
+            let descheduled = cut.is_none() && madsim::rand::thread_rng().gen_bool(0.25);
+            let until = cut.is_none() && (descheduled || lane != 1);
+            self.ctx.record(Rec::SawStart { id: id.clone(), until });
             let r = match cut {
-                None if madsim::rand::thread_rng().gen_bool(0.25) => {
+                None if descheduled => {
                     // A caller descheduled mid-call: polled once, then left alone for a while
                     // (its write may land and its waiter be woken meanwhile), then awaited.
                     let call = self.map.set_and_wait_until(&key, &id, &self.ctx.shutdown);
@@ -797,6 +801,8 @@ impl RmapScenario {
         let mut wait_returned: BTreeMap<Who, u64> = BTreeMap::new();
         // Per node and `set_and_wait` id: its calls so far, in every life of the node.
         let mut calls: BTreeMap<(Who, &str), u32> = BTreeMap::new();
+        // (node, call) → whether it was given a token (R23's twin)
+        let mut tokened: BTreeMap<(Who, &str), bool> = BTreeMap::new();
         // Per node: every revision its replica reached in its current life (joined, resynced,
         // applied): what a `DataLost` may name.
         let mut reached: BTreeMap<Who, BTreeSet<u64>> = BTreeMap::new();
@@ -876,7 +882,8 @@ impl RmapScenario {
                         last_r2.insert(node, (e.t_us, r));
                     }
                 }
-                Rec::SawStart { id } => {
+                Rec::SawStart { id, until } => {
+                    tokened.insert((node, id.as_str()), *until);
                     pending.insert((node, id), e.t_us);
                     *calls.entry((node, id)).or_default() += 1;
                 }
@@ -916,6 +923,24 @@ impl RmapScenario {
                         "R23",
                         e.t_us,
                         format!("{node}: set_and_wait {id} failed Closed, yet nothing asked its map to stop"),
+                    ));
+                }
+                // R23's twin: `Cancelled` means the caller's token fired: a call given none
+                // (round 28 B #11: a stopped map's `Closed` reported as `Cancelled`), or one
+                // whose token (the node's) was not cancelled in this life, cannot fail so.
+                Rec::SawErr { id, error: SawError::Cancelled }
+                    if !tokened.get(&(node, id.as_str())).copied().unwrap_or(true)
+                        || run
+                            .timeline
+                            .life_at(node, e.t_us)
+                            .and_then(|l| l.stop_requested)
+                            .is_none_or(|s| s > e.t_us) =>
+                {
+                    pending.remove(&(node, id.as_str()));
+                    v.push(Violation::new(
+                        "R23",
+                        e.t_us,
+                        format!("{node}: set_and_wait {id} failed Cancelled, yet its caller cancelled nothing"),
                     ));
                 }
                 Rec::SawErr { id, error: SawError::DataLost } if lossless => {
@@ -1183,6 +1208,8 @@ impl RmapScenario {
             Mutant::MC232,
             Mutant::MC253,
             Mutant::MC254,
+            Mutant::MC264,
+            Mutant::MC265,
         ]
     }
 }

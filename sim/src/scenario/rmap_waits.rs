@@ -7,13 +7,19 @@
 //! at the call's return, at a crash or restart past the limit, or at the end of the run
 //! (blind-spot hunt, round 22, #48: a stop that marks its waiters' registry closed without
 //! completing the waiters registered; R3 stops judging a call at its node's stop).
+//!
+//! And the stop's report: `stopped` counts the waiters it closed (`waiters_closed`). A call is
+//! registered in the same poll that begins it, so every call still open at the `stopped` that
+//! later returns `Closed` was one of them: their number is at most the count (round 28 B #3
+//! counted from the registry the close had just emptied, always 0: an operator never learned
+//! that a stop cut calls short). Judged at the `stopped`, once the calls have returned.
 
 use std::collections::BTreeMap;
 
 use keel::observe::RmapEvent;
 
 use super::RunView;
-use super::rmap::{Rec, rec};
+use super::rmap::{Rec, SawError, rec};
 use crate::check::Violation;
 use crate::history::{Who, WorldEv};
 
@@ -24,6 +30,10 @@ const STOP_RETURN_SLACK_US: u64 = 2_000;
 pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
     // (node, call) → begun, and once the map stopped, the limit for its return
     let mut calls: BTreeMap<(Who, &str), Option<(u64, u64)>> = BTreeMap::new();
+    // Each `stopped`: (node, when, waiters_closed, calls open then that returned `Closed`), and
+    // the calls open at a stop → its index.
+    let mut stops: Vec<(Who, u64, usize, usize)> = Vec::new();
+    let mut open_at_stop: BTreeMap<(Who, &str), usize> = BTreeMap::new();
     let mut v = Vec::new();
     let late = |n: Who, id: &str, (stopped, due): (u64, u64)| {
         Violation::new(
@@ -50,17 +60,26 @@ pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
                     false
                 });
             }
-            (_, Some(RmapEvent::Stopped { .. }), _) => {
+            (_, Some(RmapEvent::Stopped { waiters_closed, .. }), _) => {
+                for ((node, id), _) in calls.iter().filter(|((node, _), _)| *node == n) {
+                    open_at_stop.insert((*node, id), stops.len());
+                }
+                stops.push((n, e.t_us, *waiters_closed, 0));
                 let frozen: Vec<_> = run.timeline.frozen(n).collect();
                 let due = keel_checks::reach(e.t_us, op_timeout_us + STOP_RETURN_SLACK_US, &frozen);
                 for (_, limit) in calls.iter_mut().filter(|((node, _), l)| *node == n && l.is_none()) {
                     *limit = Some((e.t_us, due));
                 }
             }
-            (.., Some(Rec::SawStart { id })) => {
+            (.., Some(Rec::SawStart { id, .. })) => {
                 calls.insert((n, id.as_str()), None);
             }
             (.., Some(Rec::SawDone { id, .. } | Rec::SawErr { id, .. } | Rec::SawCancelled { id })) => {
+                if let Some(i) = open_at_stop.remove(&(n, id.as_str()))
+                    && matches!(rec(e), Some(Rec::SawErr { error: SawError::Closed, .. }))
+                {
+                    stops[i].3 += 1;
+                }
                 if let Some(Some(l)) = calls.remove(&(n, id.as_str()))
                     && e.t_us > l.1
                 {
@@ -75,6 +94,51 @@ pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
             v.push(late(n, id, l));
         }
     }
+    for (n, t, counted, closed) in stops {
+        if closed > counted {
+            v.push(Violation::new(
+                "R20",
+                t,
+                format!("{n}: the map's stop reported {counted} waiters closed, but {closed} calls waiting on it then returned Closed"),
+            ));
+        }
+    }
+    v.sort_by_key(|x| x.t_us);
     v.truncate(20);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event as CoreEvent;
+
+    use super::*;
+    use crate::history::{Ev, Event};
+    use crate::scenario::AppEv;
+    use crate::scenario::test_history::{at, judge};
+
+    fn stopped(t_ms: u64, waiters_closed: usize) -> Event {
+        let e = RmapEvent::Stopped { map: "m".into(), waiters_closed };
+        at(t_ms, Who::Node(0), Ev::Core(CoreEvent::Rmap(e.to_static())))
+    }
+
+    fn saw(t_ms: u64, r: Rec) -> Event {
+        at(t_ms, Who::Node(0), Ev::App(AppEv::Rmap(r)))
+    }
+
+    /// Two calls waiting at the stop, both ended `Closed`: a count of 2 passes, 0 (round 28
+    /// B #3) is R20 at the `stopped`; a call that ended otherwise is not counted.
+    #[test]
+    fn a_stop_that_miscounts_the_waiters_it_closed_fires_r20() {
+        let rule = |h: &[Event]| judge(h, 0, 10_000_000, |run| check(run, 250_000));
+        let start = |t, id: &str| saw(t, Rec::SawStart { id: id.into(), until: false });
+        let closed = |t, id: &str| saw(t, Rec::SawErr { id: id.into(), error: SawError::Closed });
+        let run = |count| rule(&[start(1, "a"), start(2, "b"), stopped(10, count), closed(11, "a"), closed(12, "b")]);
+        assert!(run(2).is_empty());
+        let v = run(0);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "R20", 10_000), "{v:?}");
+        assert!(v[0].detail.contains("reported 0 waiters closed, but 2 calls"), "{}", v[0].detail);
+        let cancelled = saw(12, Rec::SawCancelled { id: "b".into() });
+        assert!(rule(&[start(1, "a"), start(2, "b"), stopped(10, 1), closed(11, "a"), cancelled]).is_empty());
+    }
 }
