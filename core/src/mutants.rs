@@ -1231,6 +1231,10 @@ pub enum Mutant {
     /// A registered producer's completion that meets its run's close is refused `Stopping` (the
     /// error of a registration during a drain), not `Closed` (blind-spot hunt, round 28, B #10).
     MC266,
+    /// `LeaseHandle::fence()` reads the state the owner's driver published without judging its
+    /// grant (MC150's bug on the other reader): after a freeze it names a fence whose local
+    /// deadline has passed, and a caller writes with it (blind-spot hunt, round 28, A #7).
+    MC267,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -373,6 +373,9 @@ impl LeaseHandle {
 
     /// The fence if held now (judged against the local deadline at this instant).
     pub fn fence(&self) -> Option<u64> {
+        if crate::mutants::active(crate::mutants::Mutant::MC267) {
+            return self.state.borrow().fence(); // MC267: the published state, its grant not judged
+        }
         self.state().fence()
     }
 

@@ -51,7 +51,7 @@ events! {
         /// `LeaseHandle::held()` returned `fence` (0: an error, the owner ended).
         HeldReturned { fence: u64 } = "held_returned",
         /// `LeaseHandle::state()` read `Held` of `fence` (`held`), or not.
-        StateRead { held: bool, fence: u64, lost_fence: u64, lost_reason: String } = "state_read",
+        StateRead { held: bool, fence: u64, lost_fence: u64, lost_reason: String, handle_fence: u64 } = "state_read",
         /// The handle read once more after its owner ended (S28): `state()`'s kind, what
         /// `held()` answered at its first poll (`waits` if nothing), whether a receiver of
         /// `subscribe()` found the channel closed, and `is_finished()`.
@@ -270,12 +270,21 @@ async fn read_handle(ctx: &NodeCtx, handle: &LeaseHandle) {
             let pause = Duration::from_millis(madsim::rand::thread_rng().gen_range(20..150));
             ctx.clock.sleep(pause).await;
             let state = handle.state();
+            // `fence()` read in the same instant, as a resource write would (round 28 A #7: it
+            // read the published state, whose grant it did not judge, and no run called it).
+            let handle_fence = handle.fence().unwrap_or(0);
             let held = matches!(state, LeaseState::Held { .. });
             let (lost_fence, lost_reason) = match state {
                 LeaseState::Lost { fence, reason } => (fence, format!("{reason:?}")),
                 _ => (0, String::new()),
             };
-            ctx.record(Rec::StateRead { held, fence: state.fence().unwrap_or(0), lost_fence, lost_reason });
+            ctx.record(Rec::StateRead {
+                held,
+                fence: state.fence().unwrap_or(0),
+                lost_fence,
+                lost_reason,
+                handle_fence,
+            });
             if !held {
                 break;
             }
@@ -380,6 +389,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC233,
     Mutant::MC234,
     Mutant::MC252,
+    Mutant::MC267,
 ];
 
 impl LeaseScenario {

@@ -98,6 +98,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
         }
         let read_held = match rec(e) {
             Some(Rec::StateRead { held: true, fence, .. }) => Some((*fence, "state()")),
+            Some(Rec::StateRead { handle_fence, .. }) if *handle_fence != 0 => Some((*handle_fence, "fence()")),
             Some(Rec::HeldReturned { fence }) if *fence != 0 => Some((*fence, "held()")),
             _ => None,
         };
@@ -216,6 +217,17 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                     ),
                     _ => {}
                 }
+            }
+            (.., Some(Rec::StateRead { handle_fence, .. }))
+                if *handle_fence != 0 && belief.get(&n) != Some(handle_fence) =>
+            {
+                say(
+                    e.t_us,
+                    format!(
+                        "{n}: fence() named fence {handle_fence} while its owner believes in {}",
+                        believed(belief.get(&n))
+                    ),
+                )
             }
             (.., Some(Rec::StateRead { held: true, fence, .. })) if belief.get(&n) != Some(fence) => say(
                 e.t_us,
