@@ -416,13 +416,17 @@ impl LeaseHandle {
     }
 
     /// Wait for the owner to exit without asking it to.
+    /// A join dropped before the owner exited (a `select!` or a timeout around it) leaves the
+    /// handle as it was: a later join waits again, and `is_finished` stays false.
     pub async fn join(&mut self) -> Result<(), LeaseError> {
-        match self.task.take() {
-            None => Ok(()),
-            Some(task) => match task.await {
-                Ok(r) => r,
-                Err(e) => Err(LeaseError::Panicked(e.to_string())),
-            },
+        let Some(task) = self.task.as_mut() else { return Ok(()) };
+        // Awaited in place and taken only once it ended (taken first, a dropped join detached
+        // the owner, and every later join and `is_finished` said it had exited: round 28).
+        let ended = task.await;
+        self.task = None;
+        match ended {
+            Ok(r) => r,
+            Err(e) => Err(LeaseError::Panicked(e.to_string())),
         }
     }
 }
@@ -474,6 +478,26 @@ mod tests {
 
         // Then the driver steps down and the guard's future completes.
         guard.lost().await;
+        handle.stop().await.expect("clean stop");
+    }
+
+    /// A join given up before the owner exited (a timeout around it) leaves the handle waiting:
+    /// `is_finished` stays false and the next join still waits for the owner's exit.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_join_given_up_keeps_the_owner_joinable() {
+        let clock = Arc::new(ManualClock::new());
+        let store = MemoryStore::with_clock(clock.clone(), 1_000_000);
+        let cfg = LeaseConfig::builder("l", "n").quarantine(false).build().expect("valid config");
+        let mut handle = LeaseOwner::new(store, cfg).with_clock(clock).start(|guard: Guard| async move {
+            guard.lost().await;
+        });
+        handle.held().await.expect("held");
+        tokio::select! {
+            biased;
+            r = handle.join() => panic!("the owner exited by itself: {r:?}"),
+            () = tokio::task::yield_now() => {}
+        }
+        assert!(!handle.is_finished(), "the owner still runs");
         handle.stop().await.expect("clean stop");
     }
 

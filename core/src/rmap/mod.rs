@@ -562,11 +562,17 @@ impl<S: Store> ReplicatedMap<S> {
     /// [`RmapError::Closed`], subscriptions end. Idempotent; other handles see the map stopped.
     pub async fn stop(&self) {
         self.ctl.shutdown.cancel();
-        let task = self.ctl.task.lock().await.take();
-        if let Some(t) = task
-            && let Err(e) = t.await
-        {
-            tracing::error!(target: "keel::rmap", map = %self.cfg.name, error = %e, "apply loop panicked");
+        // The handle stays in its slot, under the lock, until the loop has ended: a second stop
+        // running meanwhile waits for the lock and so for the loop (a handle taken out first let
+        // it return at once, with the loop still writing: round 28 B K1), and a stop dropped
+        // mid-wait leaves the handle for the next one.
+        let mut slot = self.ctl.task.lock().await;
+        if let Some(t) = slot.as_mut() {
+            let ended = t.await;
+            *slot = None;
+            if let Err(e) = ended {
+                tracing::error!(target: "keel::rmap", map = %self.cfg.name, error = %e, "apply loop panicked");
+            }
         }
     }
 }

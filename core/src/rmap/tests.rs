@@ -78,6 +78,23 @@ async fn stop_fails_pending_waiters_and_ends_subscriptions() {
     assert!(matches!(a.joined().await, Err(RmapError::Closed) | Ok(_)));
 }
 
+/// Two stops at once: the second returns only once the apply loop has ended, so a call made
+/// after it is refused without writing (round 28 B K1: the handle taken out by the first stop
+/// let the second return at once, and a `set_and_wait` after it wrote to the store).
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_stops_both_wait_for_the_loop() {
+    let store = MemoryStore::new();
+    let a = ReplicatedMap::start(store.clone(), cfg());
+    a.joined().await.unwrap();
+    let second = async {
+        a.stop().await;
+        a.set_and_wait("after", "stop").await
+    };
+    let ((), after) = tokio::join!(a.stop(), second);
+    assert_eq!(after, Err(RmapError::Closed));
+    assert_eq!(store.map_get("m", "after").await.unwrap().0, None, "nothing written after a stop returned");
+}
+
 // Paused time: the count of 20 ms syncs in 70 ms must not depend on how loaded the machine is.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn anti_entropy_resyncs_periodically() {
