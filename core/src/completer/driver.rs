@@ -133,7 +133,7 @@ impl<S: Store> Driver<S> {
             }
         }
         // MC263: the warning counted before the queue left at the bound joins the report.
-        let early = mutants::active(Mutant::MC263).then(|| report.unflushed.len());
+        let early = mutants::active(Mutant::MC263).then_some(report.unflushed.len());
         if let Some(unflushed) = early.filter(|&n| n > 0) {
             observe::emit(CompleterEvent::Unflushed { completer: (&self.cfg.name).into(), run: self.run, unflushed });
         }
