@@ -111,7 +111,7 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
             debug!(target: T, lease = %lease, owner = %owner, remaining_ms, took_us, kind = "acquire_refused", "held by another owner")
         }
         E::Quarantined { lease, owner, remaining_ms, took_us } => {
-            info!(target: T, lease = %lease, owner = %owner, remaining_ms, took_us, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
+            warn!(target: T, lease = %lease, owner = %owner, remaining_ms, took_us, kind = "quarantined", "store lost the lease's data; waiting out the quarantine")
         }
         // Every store error at debug; `StoreErrors` summarises them at warn, rate-limited.
         E::AcquireFailed { lease, owner, error, took_us } => {
