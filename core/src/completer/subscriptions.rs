@@ -248,6 +248,9 @@ impl Shared {
         let mut gone = Vec::new();
         for ev in events {
             for (id, sub) in subs.iter() {
+                if gone.contains(id) {
+                    continue; // found gone earlier in this batch: offered once, reported once
+                }
                 // MC248: counted before the filter: every event for every subscriber.
                 if mutants::active(Mutant::MC248) {
                     offers += 1;

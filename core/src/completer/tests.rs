@@ -318,3 +318,49 @@ async fn a_full_subscriber_counts_what_it_dropped() {
     assert_eq!(drain(&mut slow).await, vec!["j0"]);
     assert_eq!(slow.dropped(), 2);
 }
+
+/// A subscriber that dropped its `Subscription` is forgotten at the first event offered to it:
+/// one `subscriber_gone`, and the close counts no offers to it after that (round 28 B #4: the
+/// gone one kept, every later event cloned and offered to a dead channel and counted as
+/// delivered; no scenario's subscriber drops its receiver mid-run).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_dropped_subscription_is_forgotten_once() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::observe::{self, CompleterEvent, Event, Observer};
+
+    #[derive(Default)]
+    struct Keep(RefCell<Vec<Event<'static>>>);
+    impl Observer for Keep {
+        fn event(&self, e: &Event<'_>) {
+            self.0.borrow_mut().push(e.to_static());
+        }
+    }
+    let keep = Rc::new(Keep::default());
+    let before = observe::set_thread_observer(Some(keep.clone()));
+    let completer = Completer::new(MemoryStore::new(), cfg());
+    let subs = SubscriptionManager::new(&completer);
+    let mut kept = subs.subscribe(KindFilter::All);
+    drop(subs.subscribe(KindFilter::All));
+    let caller = Shutdown::new("app");
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    let p = completer.producer("w").unwrap();
+    for i in 0..6 {
+        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+    }
+    drop(p);
+    completer.stop().await.unwrap();
+    subs.stop().await;
+    observe::set_thread_observer(before);
+    assert_eq!(drain(&mut kept).await.len(), 6);
+    let events = keep.0.borrow();
+    let gone = events.iter().filter(|e| matches!(e, Event::Completer(CompleterEvent::SubscriberGone { .. }))).count();
+    assert_eq!(gone, 1, "the dropped subscription is forgotten once");
+    let delivered = events.iter().find_map(|e| match e {
+        Event::Completer(CompleterEvent::SubscriptionsClosed { delivered, .. }) => Some(*delivered),
+        _ => None,
+    });
+    assert_eq!(delivered, Some(6 + 1), "six to the live one, and the one offer that found the other gone");
+}
