@@ -364,3 +364,30 @@ async fn a_dropped_subscription_is_forgotten_once() {
     });
     assert_eq!(delivered, Some(6 + 1), "six to the live one, and the one offer that found the other gone");
 }
+
+/// A manager stopped while its completer still runs keeps handing on what the completer
+/// flushes until the completer closes its channel (within the manager's drain bound), so a
+/// stop in that order loses nothing (round 28 B #15: a manager that handed on only what was
+/// already buffered and closed its subscribers at once; every scenario stops the completer
+/// first, so no sweep saw it).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_manager_stopped_first_waits_for_its_completer() {
+    let completer = Completer::new(MemoryStore::new(), cfg());
+    let subs = SubscriptionManager::new(&completer);
+    let mut all = subs.subscribe(KindFilter::All);
+    let caller = Shutdown::new("app");
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    let p = completer.producer("w").unwrap();
+    for i in 0..6 {
+        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+    }
+    drop(p);
+    let completer_later = async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        completer.stop().await
+    };
+    let ((), stopped) = tokio::join!(subs.stop(), completer_later);
+    stopped.unwrap();
+    assert_eq!(drain(&mut all).await.len(), 6);
+}
