@@ -8,7 +8,7 @@
 //! every producer still waiting must return at once, refused: within the clocks' late slack of
 //! running time after the close (frozen time not counted), and with `closed`, never `accepted`
 //! (nothing is accepted after the close: nor reported `accepted` by the producer's call), and no
-//! producer begins a wait in a closed run. A close
+//! producer begins a wait in a closed run, and no wait ends `closed` in a run still open. A close
 //! that does not wake them (blind-spot hunt round 14, #4, MC115) leaves a producer parked on a
 //! full backlog forever: a worker that never finishes its last job and never hands it back. The
 //! wait is judged at the first event after its deadline (or at the history's end). A node's
@@ -165,6 +165,19 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
                 {
                     due.remove(i);
                 }
+                // Refused `closed` only once the run closed (round 29 B #7: a caller that gave its
+                // completion up was reported `closed` while the run went on, and an operator reads
+                // "the completer closed under me").
+                if plain(outcome) == "closed" && !closed.contains_key(&key) {
+                    v.push(Violation::new(
+                        "V20",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: producer {p}'s wait for room ended `closed` while the run was open",
+                            key.1
+                        ),
+                    ));
+                }
                 if let Some(&at) = closed.get(&key)
                     && plain(outcome) == "accepted"
                 {
@@ -314,6 +327,8 @@ mod tests {
             []
         );
         assert_eq!(judge(&[begun(10, "p"), ended(15, "p", "cancelled"), closed(30), other(500)]), []);
+        // A wait given up by its caller reported `closed` with the run open (round 29 B #7).
+        assert_eq!(judge(&[begun(10, "p"), ended(15, "p", "closed"), closed(30), other(500)]), [("V20", 15)]);
         assert_eq!(judge(&[begun(10, "p"), closed(30), other(31), other(40), other(50)]), [("V20", 40)]);
         assert_eq!(
             judge(&[begun(10, "p"), begun(12, "p"), closed(30), ended(30, "p", "closed"), other(50)]),

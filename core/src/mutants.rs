@@ -1235,6 +1235,10 @@ pub enum Mutant {
     /// grant (MC150's bug on the other reader): after a freeze it names a fence whose local
     /// deadline has passed, and a caller writes with it (blind-spot hunt, round 28, A #7).
     MC267,
+    /// A producer whose caller gives its completion up while waiting for room (a timeout, a
+    /// `select!`) is reported refused `closed` while the run goes on: an operator reads that the
+    /// completer closed under it (blind-spot hunt, round 29, B #7).
+    MC268,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

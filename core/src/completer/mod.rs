@@ -451,7 +451,9 @@ impl fmt::Debug for Producer {
 impl Producer {
     /// Hand over a completion, waiting while the backlog is full.
     pub async fn complete(&self, c: Completion) -> Result<(), CompleteError> {
-        let mut wait = RoomWait { producer: self, began: AtomicBool::new(false), outcome: "cancelled" };
+        // MC268: the outcome kept when the caller drops the wait reads `closed`.
+        let given_up = if crate::mutants::active(crate::mutants::Mutant::MC268) { "closed" } else { "cancelled" };
+        let mut wait = RoomWait { producer: self, began: AtomicBool::new(false), outcome: given_up };
         let r = self.intake.push(c, || wait.begin()).await;
         wait.outcome = if r.is_ok() { "accepted" } else { "closed" };
         drop(wait);

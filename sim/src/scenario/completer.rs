@@ -933,6 +933,7 @@ impl CompleterScenario {
             Mutant::MC258,
             Mutant::MC263,
             Mutant::MC266,
+            Mutant::MC268,
             Mutant::MR4,
             Mutant::MR5,
             Mutant::MR6,
