@@ -3,8 +3,6 @@
 //! stop the part serving every other key, and stops mattering once removed (by an operator, or by
 //! `keel::pool::quarantine_corrupt`).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::lease::{LeaseConfig, LeaseHandle, LeaseOwner};
@@ -18,49 +16,7 @@ use tokio::time::Instant;
 
 /// Counts events by their `kind` field (the test runs on one thread: every task of the current
 /// thread runtime logs through it).
-#[derive(Clone, Default)]
-struct Kinds(Arc<Mutex<BTreeMap<String, usize>>>);
-
-impl Kinds {
-    fn count(&self, kind: &str) -> usize {
-        self.0.lock().expect("kinds").get(kind).copied().unwrap_or(0)
-    }
-}
-
-struct KindVisitor(Option<String>);
-
-impl tracing::field::Visit for KindVisitor {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "kind" {
-            self.0 = Some(value.to_owned());
-        }
-    }
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "kind" {
-            self.0 = Some(format!("{value:?}").trim_matches('"').to_owned());
-        }
-    }
-}
-
-impl tracing::Subscriber for Kinds {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut v = KindVisitor(None);
-        event.record(&mut v);
-        if let Some(kind) = v.0 {
-            *self.0.lock().expect("kinds").entry(kind).or_default() += 1;
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
+type Kinds = keel::testkit::LogCapture;
 
 /// Poll `f` until true, or fail saying `what`.
 async fn eventually(within: Duration, what: &str, mut f: impl AsyncFnMut() -> bool) {

@@ -25,6 +25,33 @@ async fn drain(sub: &mut Subscription) -> Vec<String> {
     keys
 }
 
+/// A completer and its subscription manager (`buffer`: the subscribers' buffer, else the
+/// default) started in that order, one subscriber, and `n` completions made by a producer now
+/// gone; `extra` subscribes before the start.
+async fn started_with(
+    n: usize,
+    buffer: Option<usize>,
+    extra: impl FnOnce(&SubscriptionManager),
+) -> (Completer<MemoryStore>, SubscriptionManager, Subscription) {
+    let completer = Completer::new(MemoryStore::new(), cfg());
+    let subs = SubscriptionManager::new(&completer);
+    let subs = match buffer {
+        Some(b) => subs.with_buffer(b),
+        None => subs,
+    };
+    let sub = subs.subscribe(KindFilter::All);
+    extra(&subs);
+    let caller = Shutdown::new("app");
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    let p = completer.producer("w").unwrap();
+    for i in 0..n {
+        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+    }
+    drop(p);
+    (completer, subs, sub)
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn every_completion_reaches_matching_subscribers_before_close() {
     let store = MemoryStore::new();
@@ -302,17 +329,7 @@ async fn a_write_that_succeeds_after_failures_reports_its_retries() {
 /// delivered + dropped = offered (cargo-mutants: `dropped -> 0` survived).
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_full_subscriber_counts_what_it_dropped() {
-    let completer = Completer::new(MemoryStore::new(), cfg());
-    let subs = SubscriptionManager::new(&completer).with_buffer(1);
-    let mut slow = subs.subscribe(KindFilter::All);
-    let caller = Shutdown::new("app");
-    subs.start(&caller).await;
-    completer.start(&caller).await;
-    let p = completer.producer("w").unwrap();
-    for i in 0..3 {
-        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
-    }
-    drop(p);
+    let (completer, subs, mut slow) = started_with(3, Some(1), |_| {}).await;
     completer.stop().await.unwrap();
     subs.stop().await;
     assert_eq!(drain(&mut slow).await, vec!["j0"]);
@@ -339,18 +356,7 @@ async fn a_dropped_subscription_is_forgotten_once() {
     }
     let keep = Rc::new(Keep::default());
     let before = observe::set_thread_observer(Some(keep.clone()));
-    let completer = Completer::new(MemoryStore::new(), cfg());
-    let subs = SubscriptionManager::new(&completer);
-    let mut kept = subs.subscribe(KindFilter::All);
-    drop(subs.subscribe(KindFilter::All));
-    let caller = Shutdown::new("app");
-    subs.start(&caller).await;
-    completer.start(&caller).await;
-    let p = completer.producer("w").unwrap();
-    for i in 0..6 {
-        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
-    }
-    drop(p);
+    let (completer, subs, mut kept) = started_with(6, None, |subs| drop(subs.subscribe(KindFilter::All))).await;
     completer.stop().await.unwrap();
     subs.stop().await;
     observe::set_thread_observer(before);
@@ -372,17 +378,7 @@ async fn a_dropped_subscription_is_forgotten_once() {
 /// first, so no sweep saw it).
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_manager_stopped_first_waits_for_its_completer() {
-    let completer = Completer::new(MemoryStore::new(), cfg());
-    let subs = SubscriptionManager::new(&completer);
-    let mut all = subs.subscribe(KindFilter::All);
-    let caller = Shutdown::new("app");
-    subs.start(&caller).await;
-    completer.start(&caller).await;
-    let p = completer.producer("w").unwrap();
-    for i in 0..6 {
-        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
-    }
-    drop(p);
+    let (completer, subs, mut all) = started_with(6, None, |_| {}).await;
     let completer_later = async {
         tokio::time::sleep(Duration::from_millis(1)).await;
         completer.stop().await

@@ -476,53 +476,11 @@ mod tests {
         assert_eq!(got[1].to_static(), got[1]);
     }
 
-    /// What `log` wrote for one event: its level, target and `kind` field.
-    #[derive(Default)]
-    struct Line {
-        level: Option<tracing::Level>,
-        target: String,
-        kind: String,
-    }
-
-    /// A `tracing` subscriber that keeps the last event's level, target and `kind`.
-    #[derive(Clone, Default)]
-    struct Capture(std::sync::Arc<std::sync::Mutex<Line>>);
-
-    impl tracing::field::Visit for Line {
-        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-            if field.name() == "kind" {
-                value.clone_into(&mut self.kind);
-            }
-        }
-        fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-    }
-
-    impl tracing::Subscriber for Capture {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, e: &tracing::Event<'_>) {
-            let mut line = Line {
-                level: Some(*e.metadata().level()),
-                target: e.metadata().target().to_owned(),
-                ..Line::default()
-            };
-            e.record(&mut line);
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = line;
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
     /// The lines operators alert on (docs/operations.md, "Observability") are logged at warn or
     /// above, on the part's target, with the event's kind: the simulator reads typed events, not
     /// these lines, so a level lowered to debug (round 28 B #12: `retry_budget_exhausted`) or a
     /// kind misspelt would pass every sweep.
+    #[cfg(feature = "testkit")]
     #[test]
     fn alerts_log_at_warn_or_above_with_their_kind() {
         let err = crate::StoreError::Timeout { op: "x" };
@@ -558,9 +516,9 @@ mod tests {
             (CompleterEvent::Unflushed { completer: "c".into(), run: 1, unflushed: 2 }.into(), "keel::completer"),
         ];
         for (e, target) in alerts {
-            let capture = Capture::default();
+            let capture = crate::testkit::LogCapture::default();
             tracing::subscriber::with_default(capture.clone(), || log(&e));
-            let line = capture.0.lock().unwrap_or_else(|p| p.into_inner());
+            let line = capture.last().unwrap_or_default();
             let kind = match &e {
                 Event::Lease(e) => e.kind(),
                 Event::Pool(e) => e.kind(),

@@ -1,5 +1,5 @@
-//! Test support (feature `testkit`): the store conformance suite every backend runs, and a
-//! manually advanced clock for driving store time in tests.
+//! Test support (feature `testkit`): the store conformance suite every backend runs, a
+//! manually advanced clock for driving store time in tests, and a capture of what keel logs.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keel::StoreError> {
@@ -11,5 +11,7 @@
 
 mod clock;
 pub mod conformance;
+mod logs;
 
 pub use clock::ManualClock;
+pub use logs::{LogCapture, LogLine};
