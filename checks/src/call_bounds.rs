@@ -10,6 +10,13 @@
 //! graceful stop or the competing again after a step-down. The duration is measured on the same
 //! clock as the cut, so no rate conversion; a call across a freeze of its node or a jump of its
 //! clock is excused.
+//!
+//! And a release's `took_us` is no longer than the owner has been at it: the owner's driver is
+//! one task that emits every event of the owner, so its release was sent after the owner's
+//! previous event, and reports its duration at `release_ended`. A release reported longer than
+//! the running time since that event (at the clocks' fastest rate, with their early slack) lies:
+//! a release latency that reads a flat op timeout sends an operator chasing slow stops to the
+//! store (blind-spot hunt, round 29, B #12, MC270).
 
 use std::collections::BTreeMap;
 
@@ -26,15 +33,34 @@ pub fn lease_calls_end_by_their_timeout<E: Entry>(
 ) -> Vec<Violation> {
     let mut timeouts: BTreeMap<(E::Node, &str, &str), u64> = BTreeMap::new();
     let mut frozen: BTreeMap<E::Node, Vec<Span>> = BTreeMap::new();
+    // (node, lease, owner) → the instant of the owner's latest event
+    let mut latest: BTreeMap<(E::Node, &str, &str), u64> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
             timeouts.retain(|k, _| &k.0 != node);
+            latest.retain(|k, _| &k.0 != node);
             continue;
         }
+        let Some(ev) = e.lease() else { continue };
+        let (l, o) = crate::lease_owner(ev);
+        let since = latest.insert((node.clone(), l, o), t);
+        if let (LeaseEvent::ReleaseEnded { took_us, .. }, Some(since)) = (ev, since) {
+            let running = t - since;
+            let bound = (running as f64 * clocks.rates.1) as u64 + clocks.slacks.1;
+            if *took_us > bound && !(clocks.jumped)(node, since, t) && v.len() < 20 {
+                v.push(Violation::new(
+                    "S22",
+                    t,
+                    format!(
+                        "{node}: lease {l} owner {o}: a release reported it took {took_us} µs, but the owner's previous event was {running} µs before its end"
+                    ),
+                ));
+            }
+        }
         use LeaseEvent as L;
-        let (lease, owner, took_us, what) = match e.lease() {
+        let (lease, owner, took_us, what) = match Some(ev) {
             Some(L::OwnerStarted { lease, owner, op_timeout_us, .. }) => {
                 timeouts.insert((node.clone(), plain(lease), plain(owner)), *op_timeout_us);
                 continue;
@@ -112,6 +138,10 @@ mod tests {
             900,
             LeaseEvent::RenewFailed { lease: "L".into(), owner: "a".into(), error: "x".into(), took_us: 600_000 },
         );
-        assert_eq!(judge(&[started, failed]), [("S22", 900)]);
+        assert_eq!(judge(&[started.clone(), failed]), [("S22", 900)]);
+        // A release that reports more than the owner has been at it since its previous event.
+        let stepped = at(200, LeaseEvent::SteppingDown { lease: "L".into(), owner: "a".into(), fence: 3 });
+        assert_eq!(judge(&[started.clone(), stepped.clone(), release(210, 8)]), []);
+        assert_eq!(judge(&[started, stepped, release(210, 250)]), [("S22", 210)]);
     }
 }

@@ -38,6 +38,7 @@ mod router_resync;
 mod rules;
 mod run_ends;
 mod run_gate;
+mod run_routes;
 mod services;
 mod stop_reports;
 mod store_errors;
@@ -83,6 +84,7 @@ pub use rules::{
 };
 pub use run_ends::runs_report_their_end;
 pub use run_gate::runs_stop_with_their_worker;
+pub use run_routes::routes_outlive_their_newest_run;
 pub use services::{
     group_starts, group_stops_hear_member_errors, services_run_one_at_a_time, stops_wait_for_their_run,
 };

@@ -1239,6 +1239,18 @@ pub enum Mutant {
     /// `select!`) is reported refused `closed` while the run goes on: an operator reads that the
     /// completer closed under it (blind-spot hunt, round 29, B #7).
     MC268,
+    /// A worker's run end unroutes its job whichever run ended: an older, replaced run's end
+    /// takes the route of the newer run the worker tracks, which then never hears that its job
+    /// moved on and runs beside the next owner (blind-spot hunt, round 29, A #4).
+    MC269,
+    /// A lease release reports the call's bound (its op timeout) as its duration: every
+    /// release reads as a flat op timeout on a latency dashboard, and an operator chasing slow
+    /// stops blames the store (blind-spot hunt, round 29, B #12).
+    MC270,
+    /// A lifecycle stop that finds a stop of its run under way waits for the exit, but
+    /// announces no `stop_returned`: the rules that judge the announced returns (V5) cannot see
+    /// it, and an operator reads one return for two stops (blind-spot hunt, round 29, B #6).
+    MC271,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1716,6 +1716,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC269,
+        lineage: "checker proof (blind-spot hunt, round 29, A #4): an older run's end unroutes the newer run of its job",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC270,
+        lineage: "checker proof (blind-spot hunt, round 29, B #12): a release reports its op timeout as its duration",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC271,
+        lineage: "checker proof (blind-spot hunt, round 29, B #6; lifecycle::runner::tests::a_stop_that_joins_one_under_way_announces_its_return): a stop that joins one under way announces no return",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -606,7 +606,11 @@ impl<S: Store> Driver<S> {
             token: token.into(),
             // MC76: a release that failed (its outcome unknown) reported as done.
             released: r.unwrap_or(mutants::active(Mutant::MC76)),
-            took_us: crate::observe::micros(self.clock.now().saturating_duration_since(sent)),
+            // MC270: the call's bound reported as its duration.
+            took_us: crate::observe::micros(
+                if mutants::active(Mutant::MC270) { deadline } else { self.clock.now() }
+                    .saturating_duration_since(sent),
+            ),
         });
     }
 

@@ -240,6 +240,10 @@ impl Lifecycle {
                 }
                 // MC37: a second stop of the same run does not wait for its exit.
                 Action::AwaitExit { run } if crate::mutants::active(crate::mutants::Mutant::MC37) => (Some(run), None),
+                // MC271: a stop that joins one under way waits, but announces no return.
+                Action::AwaitExit { .. } if crate::mutants::active(crate::mutants::Mutant::MC271) => {
+                    (None, inner.exited.clone())
+                }
                 Action::AwaitExit { run } => (Some(run), inner.exited.clone()),
                 _ => (None, None),
             }
@@ -294,6 +298,55 @@ mod tests {
         life.stop().await;
         assert_eq!(life.status(), Status::Stopped);
         assert!(runs.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    }
+
+    /// The `stop_returned` announcements of one thread's lifecycles.
+    #[derive(Default)]
+    struct Returns(std::cell::RefCell<Vec<u64>>);
+
+    impl crate::observe::Observer for Returns {
+        fn event(&self, e: &crate::observe::Event<'_>) {
+            if let crate::observe::Event::Lifecycle(LifecycleEvent::StopReturned { run, .. }) = e {
+                self.0.borrow_mut().push(*run);
+            }
+        }
+    }
+
+    /// Two stops of one run, the second finding the first under way: the runs each announces
+    /// as it returns.
+    async fn two_stops_announce() -> Vec<u64> {
+        let seen = std::rc::Rc::new(Returns::default());
+        let before = crate::observe::set_thread_observer(Some(seen.clone()));
+        let life = Lifecycle::new("svc");
+        let release = Arc::new(tokio::sync::Notify::new());
+        let r = release.clone();
+        life.start(Shutdown::new("svc"), move |ctx| async move {
+            ctx.shutdown.cancelled().await;
+            r.notified().await;
+        })
+        .await;
+        let (a, b) = (life.clone(), life.clone());
+        let first = tokio::spawn(async move { a.stop().await });
+        tokio::task::yield_now().await;
+        let second = tokio::spawn(async move { b.stop().await });
+        tokio::task::yield_now().await;
+        release.notify_one();
+        first.await.unwrap();
+        second.await.unwrap();
+        crate::observe::set_thread_observer(before);
+        seen.0.take()
+    }
+
+    /// Every stop that found a run announces its return, also one that joined a stop under way:
+    /// V5 judges only the returns announced, so an unannounced one is a stop it cannot see
+    /// (round 29 B #6, MC271: a second stop waited, then returned silently).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stop_that_joins_one_under_way_announces_its_return() {
+        assert_eq!(two_stops_announce().await, [1, 1]);
+        crate::mutants::set(Some(crate::mutants::Mutant::MC271));
+        let mutated = two_stops_announce().await;
+        crate::mutants::set(None);
+        assert_eq!(mutated, [1], "MC271 announces only the first stop's return");
     }
 
     /// The contract, at the instant: no stop returns before the run it was called on exited,

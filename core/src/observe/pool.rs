@@ -201,6 +201,13 @@ events! {
         /// handler or ends at once; by its worker's end every acked run has ended or was aborted
         /// (P45).
         RunEnded { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "run_ended",
+        /// A worker's node routes every change of `job`'s record to `worker` from here: the
+        /// worker starts a run of the job at `attempt` (before its ack is sent, so a change the
+        /// ack could miss is one the ack's guard refuses).
+        RunRouted { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "run_routed",
+        /// The node stopped routing `job`'s changes to `worker`: the run the worker tracks of
+        /// the job ended. An older run's end leaves a newer run routed (P63).
+        RunUnrouted { job: Text<'a>, worker: Text<'a> } = "run_unrouted",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
         /// The node's completer refused a recorded completion's event (`error`: its run had
@@ -395,6 +402,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RunEnded { job, worker, attempt } => {
             trace!(target: T, kind = "run_ended", job = %job, worker = %worker, attempt, "run ended")
+        }
+        E::RunRouted { job, worker, attempt } => {
+            trace!(target: T, kind = "run_routed", job = %job, worker = %worker, attempt, "job's record changes routed to its worker")
+        }
+        E::RunUnrouted { job, worker } => {
+            trace!(target: T, kind = "run_unrouted", job = %job, worker = %worker, "job's record changes no longer routed to the worker")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")

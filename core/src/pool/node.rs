@@ -207,22 +207,26 @@ impl<S: Store> Core<S> {
     /// Local worker `worker` started a run of `job`: from now on every change of the job's
     /// record reaches it (before its ack is sent, so a change the ack could miss is one the ack's
     /// guard refuses).
-    pub fn local_run_started(&self, job: &str, worker: &str) {
+    pub fn local_run_started(&self, job: &str, worker: &str, attempt: u64) {
         let mut runs = lock(&self.local_runs);
         let ws = runs.entry(job.to_owned()).or_default();
         if !ws.iter().any(|w| w == worker) {
             ws.push(worker.to_owned());
         }
+        observe::emit(PoolEvent::RunRouted { job: job.into(), worker: worker.into(), attempt });
     }
 
     /// Local worker `worker` no longer runs `job` (its tracked run ended).
     pub fn local_run_ended(&self, job: &str, worker: &str) {
         let mut runs = lock(&self.local_runs);
-        if let Some(ws) = runs.get_mut(job) {
-            ws.retain(|w| w != worker);
-            if ws.is_empty() {
-                runs.remove(job);
-            }
+        let Some(ws) = runs.get_mut(job) else { return };
+        let before = ws.len();
+        ws.retain(|w| w != worker);
+        if ws.len() < before {
+            observe::emit(PoolEvent::RunUnrouted { job: job.into(), worker: worker.into() });
+        }
+        if ws.is_empty() {
+            runs.remove(job);
         }
     }
 

@@ -187,7 +187,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             }
             Command::StartRun { job, raw, rec, run } => {
                 let attempt = rec.attempt;
-                self.core.local_run_started(&job, &self.id);
+                self.core.local_run_started(&job, &self.id, attempt);
                 let stop = Shutdown::new(format!("{}/{}", self.id, job));
                 let ended = RunEnded { tx: io.done_tx.clone(), ended: Ended { job: job.clone(), run, attempt } };
                 let task = tokio::spawn(run_job(
@@ -400,6 +400,9 @@ fn ended<S: Store>(core: &Core<S>, id: &str, m: &mut WorkerMachine, io: &mut Io,
     // MC162: matched by the job alone, so an older run's end forgets the newer run's task.
     if io.tasks.get(&e.job).is_some_and(|t| t.run == e.run || mutants::active(Mutant::MC162)) {
         io.tasks.remove(&e.job);
+        core.local_run_ended(&e.job, id);
+    } else if mutants::active(Mutant::MC269) {
+        // MC269: the route goes with any run's end, the newer run's too.
         core.local_run_ended(&e.job, id);
     }
     m.on_run_ended(core.clock.now(), &e.job, e.run);

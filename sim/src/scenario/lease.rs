@@ -390,6 +390,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC234,
     Mutant::MC252,
     Mutant::MC267,
+    Mutant::MC270,
 ];
 
 impl LeaseScenario {

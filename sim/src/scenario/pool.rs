@@ -701,6 +701,7 @@ impl PoolScenario {
             Mutant::MC260,
             Mutant::MC261,
             Mutant::MC262,
+            Mutant::MC269,
         ]
     }
 }
