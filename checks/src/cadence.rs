@@ -75,6 +75,19 @@ pub struct Clocks<F, J> {
     pub jumped: J,
 }
 
+impl<F, J> Clocks<F, J> {
+    /// The longest a node's clock can measure over the history's `from..to`: at the fastest
+    /// in-bound rate, with the early slack. `None` when its clock jumped meanwhile (a jump may
+    /// measure anything).
+    pub fn longest_local<N>(&self, node: &N, from: u64, to: u64) -> Option<u64>
+    where
+        J: Fn(&N, u64, u64) -> bool,
+    {
+        let running = to.saturating_sub(from);
+        (!(self.jumped)(node, from, to)).then(|| (running as f64 * self.rates.1) as u64 + self.slacks.1)
+    }
+}
+
 /// [`Clocks`] that are plain functions: [`steady_clocks`], and any of its fields set to another.
 pub type SteadyClocks<N> = Clocks<fn(&N) -> Vec<Span>, fn(&N, u64, u64) -> bool>;
 

@@ -1251,6 +1251,11 @@ pub enum Mutant {
     /// announces no `stop_returned`: the rules that judge the announced returns (V5) cannot see
     /// it, and an operator reads one return for two stops (blind-spot hunt, round 29, B #6).
     MC271,
+    /// A replicated map's snapshot retry loop takes its start once, before the first attempt:
+    /// every `snapshot_failed` after the first and the `resynced` that ends a retried snapshot
+    /// report the whole retry, backoffs and watch re-opens included, as one read's duration
+    /// (blind-spot hunt, round 27, B #16).
+    MC272,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -181,6 +181,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(rmap_revisions(view.events, |_| None));
     v.extend(reseed_rules(view.events));
     v.extend(rmap_retries_on_time(view));
+    v.extend(rmap_attempts_report_their_own_time(view));
     v.extend(rmap_anti_entropy_on_time(view));
     v.extend(keel_checks::rmap_resyncs_name_their_cause(view.events));
     v.extend(keel_checks::rmap_resyncs_report_the_revision_left(view.events));
@@ -448,6 +449,15 @@ pub fn rmap_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
         return Vec::new();
     }
     keel_checks::rmap_retries_on_time(run.events, cadence(run))
+}
+
+/// R24: a replicated map's store attempt reports no longer than its apply loop has been at it
+/// ([`keel_checks::rmap_attempts_report_their_own_time`]), on the clocks of [`rmap_retries_on_time`].
+pub fn rmap_attempts_report_their_own_time(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    keel_checks::rmap_attempts_report_their_own_time(run.events, cadence(run))
 }
 
 /// R12: a replicated map with an anti-entropy period reads a snapshot that period after each load

@@ -1734,6 +1734,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC272,
+        lineage: "checker proof (blind-spot hunt, round 27, B #16): a snapshot retry loop's attempts measured from its first start",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

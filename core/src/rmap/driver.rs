@@ -274,9 +274,11 @@ impl<S: Store> Driver<S> {
     /// they would put lost writes in the replica, and resolve their waiters, until the feed's gap.
     async fn snapshot(&self, mut watch: Option<&mut S::Watch>) -> Option<(MapSnapshot, u64, u64)> {
         let mut wait = self.cfg.retry_min;
+        // MC272: every attempt measured from the first one's start.
+        let first = mutants::active(Mutant::MC272).then(|| self.clock.now());
         loop {
             let seq = self.shared.waiters.begin_snapshot();
-            let began = self.clock.now();
+            let began = first.unwrap_or_else(|| self.clock.now());
             let r = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return None,

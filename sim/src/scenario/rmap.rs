@@ -1088,6 +1088,8 @@ impl RmapScenario {
         v.extend(keel_checks::rmap_waiters_wake(events));
         // R11: each retry of a failed watch open or snapshot after its backoff.
         v.extend(crate::keel_rules::rmap_retries_on_time(run));
+        // R24: each store attempt reports no longer than its apply loop has been at it.
+        v.extend(crate::keel_rules::rmap_attempts_report_their_own_time(run));
         // R12: each map checks itself against the store its anti-entropy period after each load.
         v.extend(crate::keel_rules::rmap_anti_entropy_on_time(run));
         // R13: each resync names the event that made it.
@@ -1210,6 +1212,7 @@ impl RmapScenario {
             Mutant::MC254,
             Mutant::MC264,
             Mutant::MC265,
+            Mutant::MC272,
         ]
     }
 }

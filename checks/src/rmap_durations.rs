@@ -1,0 +1,115 @@
+//! R24: a replicated map's store attempt reports no longer than its apply loop has been at it,
+//! judged at each attempt's outcome.
+//!
+//! One task, the map's apply loop, opens its feed and reads its snapshots, and emits every
+//! event of the map but the waiters' (`waiter_armed`, `waiter_woken`, `waiter_cancelled`,
+//! `wait_returned`, from the callers). So each attempt (`watch_opened`, `watch_failed`,
+//! `snapshot_failed`, and the snapshot read a `resynced` reports) began after the loop's
+//! previous event of that map, and its `took_us` is no longer than the running time since,
+//! at the clocks' fastest rate with their early slack (a clock jump excused). One measured from
+//! an earlier start lies: a resync-latency dashboard that reads seconds for a read of
+//! milliseconds during an outage (blind-spot hunt, round 27, B #16, MC272: a snapshot retry
+//! loop's start taken once, before its first attempt).
+//!
+//! A node's crash or restart ends the judging of its maps.
+
+use std::collections::BTreeMap;
+
+use keel::observe::RmapEvent;
+
+use crate::cadence::Clocks;
+use crate::{Entry, Fact, Span, Violation, plain};
+
+/// R24 over keel's rmap events: see the module's doc. The first 20 violations.
+pub fn rmap_attempts_report_their_own_time<E: Entry>(
+    events: &[E],
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+) -> Vec<Violation> {
+    // (node, map) → the instant of the apply loop's latest event
+    let mut latest: BTreeMap<(E::Node, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            latest.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        use RmapEvent as R;
+        let Some(ev) = e.rmap() else { continue };
+        let (map, took) = match ev {
+            R::WaiterArmed { .. } | R::WaiterWoken { .. } | R::WaiterCancelled { .. } | R::WaitReturned { .. } => {
+                continue;
+            }
+            R::WatchOpened { map, took_us } => (map, Some((*took_us, "a watch open"))),
+            R::WatchFailed { map, took_us, .. } => (map, Some((*took_us, "a failed watch open"))),
+            R::SnapshotFailed { map, took_us, .. } => (map, Some((*took_us, "a failed snapshot"))),
+            R::Resynced { map, took_us, .. } => (map, Some((*took_us, "a resync's snapshot read"))),
+            R::Stopped { map, .. }
+            | R::Gap { map, .. }
+            | R::RevJump { map, .. }
+            | R::AfterRestart { map, .. }
+            | R::Stale { map, .. }
+            | R::Applied { map, .. }
+            | R::Notified { map, .. }
+            | R::Joined { map, .. }
+            | R::Started { map, .. } => (map, None),
+        };
+        let since = latest.insert((node.clone(), plain(map)), t);
+        if let (Some((took_us, what)), Some(since)) = (took, since)
+            && clocks.longest_local(node, since, t).is_some_and(|most| took_us > most)
+            && v.len() < 20
+        {
+            v.push(Violation::new(
+                "R24",
+                t,
+                format!(
+                    "{node}: map {map}: {what} reported it took {took_us} µs, but the apply loop's previous event was {running} µs before its end",
+                    map = plain(map),
+                    running = t - since
+                ),
+            ));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use keel::observe::Event;
+
+    use super::*;
+    use crate::test_entry::{E as Ev, at_ms};
+
+    fn at(t_ms: u64, e: RmapEvent<'_>) -> Ev {
+        Ev(t_ms * 1000, "n1", Some(Event::Rmap(e.to_static())), None)
+    }
+
+    fn failed(t_ms: u64, took_ms: u64) -> Ev {
+        at(t_ms, RmapEvent::SnapshotFailed { map: "m".into(), error: "x".into(), took_us: took_ms * 1000 })
+    }
+
+    fn opened(t_ms: u64, took_ms: u64) -> Ev {
+        at(t_ms, RmapEvent::WatchOpened { map: "m".into(), took_us: took_ms * 1000 })
+    }
+
+    fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
+        at_ms(&rmap_attempts_report_their_own_time(h, crate::steady_clocks(2_000)))
+    }
+
+    #[test]
+    fn attempts_fit_since_the_previous_event() {
+        assert!(judge(&[opened(10, 5), failed(40, 25), opened(200, 3), failed(230, 20)]).is_empty());
+    }
+
+    #[test]
+    fn an_attempt_measured_from_an_earlier_start_is_caught() {
+        // The second failure reports the loop's whole retry (backoff included) as its read.
+        assert_eq!(judge(&[opened(10, 5), failed(40, 25), opened(200, 3), failed(230, 220)]), [("R24", 230)]);
+    }
+
+    #[test]
+    fn a_callers_event_does_not_shorten_the_loops_time() {
+        let armed = at(35, RmapEvent::WaiterArmed { map: "m".into(), rev: 3, parked: true });
+        assert!(judge(&[opened(10, 5), armed, failed(40, 25)]).is_empty());
+    }
+}
