@@ -20,6 +20,7 @@ mod cleanup_release;
 mod data_loss;
 mod drop_counts;
 mod error_summaries;
+mod feed_gaps;
 mod jitter;
 mod lease_acts;
 mod lease_belief;
@@ -59,6 +60,7 @@ pub use cleanup_release::{cleanup_locks_keep_their_ttl, cleanups_release_their_l
 pub use data_loss::pool_data_losses_reported;
 pub use drop_counts::subscription_closes_count_drops;
 pub use error_summaries::lease_error_summaries_keep_count;
+pub use feed_gaps::feed_gaps_are_counted_and_healed_in_order;
 pub use jitter::completer_retries_do_not_align;
 pub use lease_acts::lease_acts_inside_the_belief;
 pub use lease_belief::lease_beliefs_keep_their_margin;

@@ -169,7 +169,7 @@ mod tests {
     /// read) is P29.
     #[test]
     fn a_hole_is_read_again_at_once() {
-        let hole = |t| at(t, PoolEvent::FeedHole { pool: "p".into(), expected: 5, rev: 7 });
+        let hole = |t| at(t, PoolEvent::FeedHole { pool: "p".into(), expected: 5, rev: 7, feed_gaps: 1 });
         assert_eq!(judge(&[hole(20), resynced(30, 10)]), []);
         assert_eq!(judge(&[hole(20), failed(30, 10), resynced(140, 10)]), []);
         assert_eq!(judge(&[hole(20), resynced(90, 10)]), [("P29", 90)]);

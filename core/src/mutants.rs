@@ -1256,6 +1256,16 @@ pub enum Mutant {
     /// report the whole retry, backoffs and watch re-opens included, as one read's duration
     /// (blind-spot hunt, round 27, B #16).
     MC272,
+    /// A gap the job map's feed reports to a node's router is told to the job table but not to
+    /// the completion feed: the resync's snapshot offers tombstones only above the horizon below
+    /// the newest completion seen, so completions lost in a gap longer than the horizon never
+    /// reach subscribers or `wait_for` (blind-spot hunt, round 27, A #7).
+    MC273,
+    /// A whole snapshot of the job map heals the completion feed's gaps counted once the
+    /// snapshot is in, not before its request: a gap reported while the snapshot was read is
+    /// taken as healed by a read that may predate what the gap lost, and the frozen floor goes
+    /// (blind-spot hunt, round 27, A #2).
+    MC274,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -121,6 +121,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::worker_ids_name_one_incarnation(events));
     v.extend(keel_checks::superseded_runs_are_stopped(events));
     v.extend(keel_checks::routes_outlive_their_newest_run(events));
+    v.extend(feed_gaps_are_counted_and_healed_in_order(run));
     v
 }
 
@@ -451,6 +452,16 @@ pub fn rmap_retries_on_time(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::rmap_retries_on_time(run.events, cadence(run))
 }
 
+/// P64: a pool node's completion feed is told of every gap and hole, and a whole snapshot heals
+/// only those reported before its request ([`keel_checks::feed_gaps_are_counted_and_healed_in_order`]),
+/// on the clocks of [`rmap_retries_on_time`].
+pub fn feed_gaps_are_counted_and_healed_in_order(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.beyond_drift_bound() {
+        return Vec::new();
+    }
+    keel_checks::feed_gaps_are_counted_and_healed_in_order(run.events, cadence(run))
+}
+
 /// R24: a replicated map's store attempt reports no longer than its apply loop has been at it
 /// ([`keel_checks::rmap_attempts_report_their_own_time`]), on the clocks of [`rmap_retries_on_time`].
 pub fn rmap_attempts_report_their_own_time(run: &RunView<'_>) -> Vec<Violation> {
@@ -655,7 +666,7 @@ pub fn reseed_rules(events: &[Event]) -> Vec<Violation> {
             }
             _ => {}
         }
-        if let Some(PoolEvent::FeedHole { pool, expected, rev }) = e.pool() {
+        if let Some(PoolEvent::FeedHole { pool, expected, rev, .. }) = e.pool() {
             let local = expected.saturating_sub(1);
             if local >= floor && v.len() < 20 {
                 v.push(Violation::new(
@@ -825,7 +836,7 @@ mod tests {
             ev: ServerEv::StoreUp { now_ms }.into(),
         };
         let hole = |t_ms: u64, expected: u64| {
-            let p = PoolEvent::FeedHole { pool: "p".into(), expected, rev: expected + 3 };
+            let p = PoolEvent::FeedHole { pool: "p".into(), expected, rev: expected + 3, feed_gaps: 1 };
             Event { t_us: t_ms * 1000, node: Who::Node(2), ev: Ev::Core(keel::observe::Event::Pool(p.to_static())) }
         };
         // A table built from a snapshot of the empty map, at its first commit.

@@ -1740,6 +1740,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC273,
+        lineage: "checker proof (blind-spot hunt, round 27, A #7): a router gap not told to the completion feed",
+        scenario: "poolfeed",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC274,
+        lineage: "checker proof (blind-spot hunt, round 27, A #2): a whole snapshot heals the gaps counted after its read",
+        scenario: "poolfeed",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -259,13 +259,22 @@ events! {
         /// first commit, and the first after a restart, from its clock (so the first change after
         /// a snapshot of an empty map, or after a restart, skips); any other skip is a change the
         /// feed lost. The node resyncs its table from a snapshot at once.
-        FeedHole { pool: Text<'a>, expected: u64, rev: u64 } = "feed_hole",
+        /// `feed_gaps`: the gaps and holes the node's completion feed has been told of since the
+        /// node started, this one included (P64).
+        FeedHole { pool: Text<'a>, expected: u64, rev: u64, feed_gaps: u64 } = "feed_hole",
+        /// The job map's feed reported a gap to the node's router: the table and the completion
+        /// feed were told, the latter's count of gaps and holes since the node started is now
+        /// `feed_gaps` (P64), and the router resyncs from a whole snapshot.
+        RouterGap { pool: Text<'a>, feed_gaps: u64 } = "router_gap",
         /// A node's job table was rebuilt from a whole snapshot of the job map at revision `rev`
         /// (`entries` entries), read because of `why` (a gap, a hole, a sweep's wait given up);
         /// `replaced`: the snapshot was newer than the table, which now holds it, and a sweep
         /// waiting for the table is woken (P53). In the steady state there are none: their cost
         /// grows with the retained tombstones.
-        TableRebuilt { pool: Text<'a>, why: Text<'a>, rev: u64, entries: usize, replaced: bool } = "job_table_rebuilt",
+        /// The snapshot's read took `took_us` of the node's clock, and was requested after the
+        /// completion feed had been told of `feed_gaps` gaps and holes: those, and no later one,
+        /// are healed by it (P64).
+        TableRebuilt { pool: Text<'a>, why: Text<'a>, rev: u64, entries: usize, replaced: bool, feed_gaps: u64, took_us: u64 } = "job_table_rebuilt",
         /// A sweep waited for its node's table to hold every change up to the store's revision
         /// `rev`, for `waited_us` of the node's clock: `fresh` (it did), `hole` (the feed has a
         /// hole: the sweep rebuilds the table) or `timeout` (not within the op timeout: the sweep
@@ -452,11 +461,14 @@ pub(super) fn log(e: &PoolEvent<'_>) {
             warn!(target: T, kind = "table_reconciled", pool = %pool, found, dropped,
                 "job map entries written or deleted behind keel's back (no change on the feed); the table follows the store")
         }
-        E::FeedHole { pool, expected, rev } => {
-            info!(target: T, kind = "feed_hole", pool = %pool, expected, rev, "job map feed skipped revisions; resyncing the table")
+        E::FeedHole { pool, expected, rev, feed_gaps } => {
+            info!(target: T, kind = "feed_hole", pool = %pool, expected, rev, feed_gaps, "job map feed skipped revisions; resyncing the table")
         }
-        E::TableRebuilt { pool, why, rev, entries, replaced } => {
-            debug!(target: T, kind = "job_table_rebuilt", pool = %pool, why = %why, rev, entries, replaced,
+        E::RouterGap { pool, feed_gaps } => {
+            info!(target: T, kind = "router_gap", pool = %pool, feed_gaps, "job map feed reported a gap; resyncing the table")
+        }
+        E::TableRebuilt { pool, why, rev, entries, replaced, feed_gaps, took_us } => {
+            debug!(target: T, kind = "job_table_rebuilt", pool = %pool, why = %why, rev, entries, replaced, feed_gaps, took_us,
                 "job table rebuilt from a whole snapshot of the job map")
         }
         E::TableAwaited { pool, rev, waited_us, outcome, table_rev } => {

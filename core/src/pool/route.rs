@@ -79,7 +79,8 @@ impl<S: Store> Core<S> {
     /// Rebuild the job table from `snap`, a whole snapshot of the job map read because of `why`,
     /// and wake a sweep waiting for it (`job_table_rebuilt`: in the steady state there are
     /// none, and their cost grows with the retained tombstones).
-    pub(crate) fn resync_table(&self, snap: &MapSnapshot, why: &'static str) {
+    /// `feed_gaps` and `took_us`: see `job_table_rebuilt`.
+    pub(crate) fn resync_table(&self, snap: &MapSnapshot, why: &'static str, feed_gaps: u64, took_us: u64) {
         let replaced = lock(&self.table).replace(snap);
         observe::emit(PoolEvent::TableRebuilt {
             pool: self.cfg.name.as_str().into(),
@@ -87,6 +88,8 @@ impl<S: Store> Core<S> {
             rev: snap.rev,
             entries: snap.entries.len(),
             replaced,
+            feed_gaps,
+            took_us,
         });
         // MC221: the rebuild wakes no waiting sweep, which sleeps to its op timeout (round 23 A #10).
         if replaced && !mutants::active(Mutant::MC221) {
@@ -97,10 +100,18 @@ impl<S: Store> Core<S> {
     /// The feed reported a gap, or the table found a hole in it: rebuild the table and
     /// reconcile the completion feed from a fresh snapshot now (the sweeper would within a
     /// period; assignments need nothing, the sweeper re-announces). Returns whether it read one.
+    /// A sweep's reconcile of a table with a hole, or a feed too far behind, is the same read
+    /// (`why` "sweep"). The gaps it heals are those reported before its request: a gap reported
+    /// while it is read may have lost changes the snapshot predates.
     pub(crate) async fn resync_feed(&self, why: &'static str) -> Result<(), StoreError> {
-        let gaps = self.feed.gaps();
+        let mut gaps = self.feed.gaps();
+        let began = self.clock.now();
         let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
-        self.resync_table(&snap, why);
+        if mutants::active(Mutant::MC274) {
+            gaps = self.feed.gaps(); // MC274: the gaps read once the snapshot is in
+        }
+        let took_us = observe::micros(self.clock.now().saturating_duration_since(began));
+        self.resync_table(&snap, why, gaps, took_us);
         self.observe_tombstones(&snap.entries, why, Source::Whole { gaps });
         Ok(())
     }
@@ -192,8 +203,9 @@ impl<S: Store> Core<S> {
                         self.table_moved.notify_waiters(); // MC262: a change wakes no waiting sweep
                     }
                     if let Some(expected) = hole {
-                        observe::emit(PoolEvent::FeedHole { pool: (&self.cfg.name).into(), expected, rev });
                         self.feed.gap();
+                        let feed_gaps = self.feed.gaps();
+                        observe::emit(PoolEvent::FeedHole { pool: (&self.cfg.name).into(), expected, rev, feed_gaps });
                         if mutants::active(Mutant::MC124) {
                             let _ = self.resync_feed("hole").await; // MC124: one silent try
                             continue;
@@ -203,7 +215,10 @@ impl<S: Store> Core<S> {
                 }
                 WatchEvent::Gap => {
                     lock(&self.table).gap();
-                    self.feed.gap();
+                    if !mutants::active(Mutant::MC273) {
+                        self.feed.gap(); // MC273: the completion feed is not told
+                    }
+                    observe::emit(PoolEvent::RouterGap { pool: (&self.cfg.name).into(), feed_gaps: self.feed.gaps() });
                     self.resync_feed_until_done("gap").await
                 }
             }

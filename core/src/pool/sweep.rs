@@ -128,16 +128,6 @@ impl<S: Store> Core<S> {
         self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS)
     }
 
-    /// Rebuild the table from one snapshot of the job map and offer its tombstones to the
-    /// completion feed: the table has a hole (start, gap) or the feed lags too far behind.
-    async fn reconcile_table(&self) -> Result<(), StoreError> {
-        let gaps = self.feed.gaps();
-        let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
-        self.resync_table(&snap, "sweep");
-        self.observe_tombstones(&snap.entries, "sweep", Source::Whole { gaps });
-        Ok(())
-    }
-
     /// Reconcile a slice of the job map read from the table's cursor `cursor` with the table:
     /// wait until the table holds every change up to the slice's revision, then take in what was
     /// written or deleted behind keel's back ([`JobTable::reconcile`]) and offer the slice's
@@ -262,7 +252,8 @@ impl<S: Store> Core<S> {
         };
         let table_rev = lock(&self.table).applied_rev();
         awaited(outcome, table_rev);
-        self.reconcile_table().await
+        // The table has a hole (start, gap) or the feed lags too far behind.
+        self.resync_feed("sweep").await
     }
 
     /// Corrupt records of the view's maps and of the job table, in map and key order.

@@ -609,7 +609,15 @@ impl PoolScenario {
             return &[Mutant::MC114];
         }
         if self.feed {
-            return &[Mutant::MC27, Mutant::MC57, Mutant::MC160, Mutant::MC192, Mutant::MC238];
+            return &[
+                Mutant::MC27,
+                Mutant::MC57,
+                Mutant::MC160,
+                Mutant::MC192,
+                Mutant::MC238,
+                Mutant::MC273,
+                Mutant::MC274,
+            ];
         }
         &[
             Mutant::MP4,

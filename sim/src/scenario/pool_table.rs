@@ -182,7 +182,11 @@ mod tests {
     fn a_sweep_left_waiting_past_a_rebuild_of_its_table_fires_p53() {
         let p53 = |events: &[Event]| judge(events, 0, 60_000_000, sweeps_wake_on_rebuilt_tables);
         let rebuilt = |t_ms, rev| {
-            pool(t_ms, PoolEvent::TableRebuilt { pool: "p".into(), why: "gap".into(), rev, entries: 3, replaced: true })
+            let (why, feed_gaps, took_us) = ("gap".into(), 1, 2_000);
+            pool(
+                t_ms,
+                PoolEvent::TableRebuilt { pool: "p".into(), why, rev, entries: 3, replaced: true, feed_gaps, took_us },
+            )
         };
         let gave_up = |t_ms, rev| {
             pool(
