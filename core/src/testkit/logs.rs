@@ -16,6 +16,20 @@ pub struct LogLine {
 }
 
 /// Keeps every event logged while installed (cloned handles share the lines).
+///
+/// A test that an alert of a user's service reaches the operator at `warn`:
+///
+/// ```
+/// use keel::testkit::LogCapture;
+///
+/// let logs = LogCapture::default();
+/// tracing::subscriber::with_default(logs.clone(), || {
+///     // the code under test, which logs through `tracing`
+///     tracing::warn!(target: "my_service", kind = "queue_full", "queue full; dropping");
+/// });
+/// assert_eq!(logs.count("queue_full"), 1);
+/// assert_eq!(logs.last().and_then(|l| l.level), Some(tracing::Level::WARN));
+/// ```
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<LogLine>>>);
 
