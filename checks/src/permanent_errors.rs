@@ -35,6 +35,7 @@
 //! retry can fix: a node that spends its whole start timeout, or the whole of an operator's
 //! ACL change, before it says what is wrong.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use keel::observe::{LeaseEvent, PoolEvent};
@@ -46,6 +47,33 @@ pub const PUBLISH_SLACK_US: u64 = 1_000;
 
 /// Whether a store error, by its text (`StoreError`'s `Display`), is permanent by keel's contract.
 pub fn is_permanent(error: &str) -> bool {
+    // A memo of the last few texts judged (per thread): a run's store errors are a handful of
+    // texts repeated at every failed call, and the judgement (an uppercase copy and eight
+    // substring searchers) was a fortieth of a lease sweep's CPU. The verdict is the text's
+    // alone, so the memo changes no verdict.
+    thread_local! {
+        static SEEN: RefCell<(usize, Vec<(String, bool)>)> = const { RefCell::new((0, Vec::new())) };
+    }
+    const MEMO: usize = 8;
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if let Some(&(_, p)) = seen.1.iter().find(|(e, _)| e == error) {
+            return p;
+        }
+        let p = judge_permanent(error);
+        let (next, memo) = &mut *seen;
+        if memo.len() < MEMO {
+            memo.push((error.to_owned(), p));
+        } else {
+            memo[*next] = (error.to_owned(), p);
+            *next = (*next + 1) % MEMO;
+        }
+        p
+    })
+}
+
+/// [`is_permanent`] without the memo.
+fn judge_permanent(error: &str) -> bool {
     const DENIALS: [&str; 5] = ["NOPERM", "WRONGPASS", "NOAUTH", "AUTHENTICATION FAILED", "INVALID PASSWORD"];
     const PERMANENT_KINDS: [&str; 3] =
         ["holds unexpected data", "invalid store argument", "store deployment cannot serve keel"];
@@ -393,5 +421,13 @@ mod tests {
         assert!(!is_permanent(TIMEOUT));
         assert!(!is_permanent("store refused the operation (not applied): LOADING store is starting"));
         assert!(!is_permanent("connection lost after send (outcome unknown): reset"));
+        // The memo answers as the judgement does, past its size and on repeats.
+        let texts: Vec<String> =
+            (0..20).map(|i| if i % 3 == 0 { format!("{DENIED} #{i}") } else { format!("{TIMEOUT} #{i}") }).collect();
+        for _ in 0..3 {
+            for t in &texts {
+                assert_eq!(is_permanent(t), judge_permanent(t), "{t}");
+            }
+        }
     }
 }
