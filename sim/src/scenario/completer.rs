@@ -1218,7 +1218,11 @@ struct Runs {
 
 impl Runs {
     fn from(view: &RunView<'_>) -> Runs {
-        let mut runs: BTreeMap<String, Run> = BTreeMap::new();
+        // Keyed by (node, incarnation, run) while the events are read, and by the
+        // `node#incarnation/run` text once at the end: a `format!` and a string-keyed search
+        // at every completer event were a thirtieth of a completer sweep's CPU. The map at the
+        // end is the same, in the same order.
+        let mut keyed: BTreeMap<(Who, u32, u64), Run> = BTreeMap::new();
         let mut incarnations = BTreeMap::new();
         for node in view.timeline.nodes() {
             for l in view.timeline.lives(node) {
@@ -1290,7 +1294,7 @@ impl Runs {
                 },
                 _ => continue,
             };
-            let r = runs.entry(format!("{node}#{n}/{run}")).or_default();
+            let r = keyed.entry((node, n, run)).or_default();
             match what {
                 Seen::Accepted(failed) => {
                     r.accepted += 1;
@@ -1317,6 +1321,8 @@ impl Runs {
                 Seen::BurstStopped => r.burst_stopped = Some(t),
             }
         }
+        let mut runs: BTreeMap<String, Run> =
+            keyed.into_iter().map(|((node, n, run), r)| (format!("{node}#{n}/{run}"), r)).collect();
         // A run is over for its subscribers once its incarnation finished or started the next run.
         let ids: Vec<String> = runs.keys().cloned().collect();
         for id in ids {
