@@ -63,7 +63,10 @@ pub fn cleanups_release_their_lock<E: Entry>(events: &[E]) -> Vec<Violation> {
 /// take, read with keel's own decoder. The cleaner's write budget counts from that lifetime: a
 /// lock that expires sooner leaves the cleanup writing after another cleaner may have taken the
 /// worker over (MC147: a worker TTL for the lock's; the blind-spot hunt's round 17 B #6). Not
-/// judged before the node's `node_started`. The first 20 violations.
+/// judged before the node's `node_started`. And P2 at the takeover: a cleaner takes over only a
+/// lock that expired before its view (`from`'s expiry below `now_ms`); one taken over at its last
+/// live millisecond is still its holder's, who may be writing within its budget (MC275, the
+/// mirror of MC21 for locks; blind-spot hunt, round 30, A #5). The first 20 violations.
 pub fn cleanup_locks_keep_their_ttl<E: Entry>(events: &[E]) -> Vec<Violation> {
     let mut ttl_ms: BTreeMap<E::Node, u64> = BTreeMap::new();
     let mut v = Vec::new();
@@ -77,6 +80,19 @@ pub fn cleanup_locks_keep_their_ttl<E: Entry>(events: &[E]) -> Vec<Violation> {
                 PoolEvent::CleanupLocked { worker, lock, now_ms, .. }
                 | PoolEvent::CleanupTakeover { worker, lock, now_ms, .. },
             ) => {
+                if let Some(PoolEvent::CleanupTakeover { from, .. }) = e.pool()
+                    && let Some((holder, expires_ms)) = keel::pool::decode::cleanup_lock(plain(from))
+                    && expires_ms >= *now_ms
+                    && v.len() < 20
+                {
+                    v.push(Violation::new(
+                        "P2",
+                        e.t_us(),
+                        format!(
+                            "{node}: took over the cleanup lock of worker {worker} from {holder} on a view at {now_ms} ms, but that lock lived until {expires_ms} ms: two cleaners"
+                        ),
+                    ));
+                }
                 let Some(&ttl) = ttl_ms.get(node) else { continue };
                 let expires = keel::pool::decode::cleanup_lock(plain(lock)).map(|(_, ms)| ms);
                 if expires != Some(now_ms + ttl) && v.len() < 20 {
@@ -164,6 +180,19 @@ mod tests {
         );
         assert_eq!(judge(&[started, short.clone()]), [("P39", 10)]);
         assert_eq!(judge(&[short]), [], "not judged before the node's start");
+    }
+
+    /// A lock taken over once it expired passes; one taken over at its last live millisecond is
+    /// two cleaners (MC275), judged at the takeover, before the node's start too.
+    #[test]
+    fn a_lock_is_taken_over_only_once_it_expired() {
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&cleanup_locks_keep_their_ttl(h));
+        let takeover = |t_ms, from: &'static str| {
+            let (worker, from, lock) = ("w".into(), from.into(), "n1.1|9001".into());
+            at(t_ms, PoolEvent::CleanupTakeover { worker, from, lock, keepalive: None, now_ms: 2 })
+        };
+        assert_eq!(judge(&[takeover(10, "n2.1|1")]), []);
+        assert_eq!(judge(&[takeover(10, "n2.1|2")]), [("P2", 10)]);
     }
 
     #[test]

@@ -1266,6 +1266,10 @@ pub enum Mutant {
     /// taken as healed by a read that may predate what the gap lost, and the frozen floor goes
     /// (blind-spot hunt, round 27, A #2).
     MC274,
+    /// A cleanup lock observed at its last live millisecond is taken over as expired: two
+    /// cleaners of one dead worker overlap while the holder may still write within its budget
+    /// (MC21's bug on the lock; blind-spot hunt, round 30, A #5).
+    MC275,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -592,7 +592,10 @@ pub(crate) fn lock_step(observed: Option<&str>, now_ms: u64) -> LockStep {
     match observed {
         None => LockStep::Take,
         Some(v) => match CleanupLock::parse(v) {
-            Some(l) if l.expires_ms >= now_ms => LockStep::Busy,
+            // MC275: a lock at its last live millisecond taken for expired.
+            Some(l) if l.expires_ms > now_ms || (l.expires_ms == now_ms && !mutants::active(Mutant::MC275)) => {
+                LockStep::Busy
+            }
             _ => LockStep::TakeOver { observed: v.to_owned() },
         },
     }

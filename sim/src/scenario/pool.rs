@@ -710,6 +710,7 @@ impl PoolScenario {
             Mutant::MC261,
             Mutant::MC262,
             Mutant::MC269,
+            Mutant::MC275,
         ]
     }
 }
