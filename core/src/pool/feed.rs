@@ -527,6 +527,24 @@ mod tests {
         assert!(feed.subscribe().is_none() && feed.wait("d").is_none());
     }
 
+    /// A wait given up (its caller's timeout, a dropped future) frees its slot: `WAITERS_MAX`
+    /// bounds the waits open, not those ever made; a resolved one is freed once (round 30 A #9:
+    /// a dropped wait's count kept, so a long-lived node refused every wait at last).
+    #[test]
+    fn a_wait_given_up_frees_its_slot() {
+        let feed = Feed::new(0, 500);
+        for _ in 0..=WAITERS_MAX {
+            drop(feed.wait("a").expect("every slot of a given-up wait is free again"));
+        }
+        let kept = feed.wait("a").unwrap();
+        let resolved = feed.wait("b").unwrap();
+        feed.observe([("b", "1|w|10")].into_iter(), Source::Change);
+        drop(resolved);
+        assert_eq!(lock(&feed.reg).waiting, 1);
+        drop(kept);
+        assert_eq!(lock(&feed.reg).waiting, 0);
+    }
+
     #[tokio::test]
     async fn a_full_subscriber_drops_and_counts() {
         let feed = Feed::new(0, 500);
