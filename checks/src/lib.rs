@@ -35,6 +35,7 @@ mod resync_reasons;
 mod retries;
 mod rmap_durations;
 mod rmap_retries;
+mod rmap_woken;
 mod room_waits;
 mod router_resync;
 mod rules;
@@ -76,6 +77,7 @@ pub use resync_reasons::rmap_resyncs_name_their_cause;
 pub use retries::completer_retries_on_time;
 pub use rmap_durations::rmap_attempts_report_their_own_time;
 pub use rmap_retries::rmap_retries_on_time;
+pub use rmap_woken::rmap_resyncs_count_their_woken;
 pub use room_waits::completer_closes_wake_waiting_producers;
 pub use router_resync::router_resyncs_retry_on_time;
 pub use rules::{

@@ -1270,6 +1270,9 @@ pub enum Mutant {
     /// cleaners of one dead worker overlap while the holder may still write within its budget
     /// (MC21's bug on the lock; blind-spot hunt, round 30, A #5).
     MC275,
+    /// A replicated map's resync reports the waiters still parked after its load as those it
+    /// woke (blind-spot hunt, round 30, B #2).
+    MC276,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -183,6 +183,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(reseed_rules(view.events));
     v.extend(rmap_retries_on_time(view));
     v.extend(rmap_attempts_report_their_own_time(view));
+    v.extend(keel_checks::rmap_resyncs_count_their_woken(view.events));
     v.extend(rmap_anti_entropy_on_time(view));
     v.extend(keel_checks::rmap_resyncs_name_their_cause(view.events));
     v.extend(keel_checks::rmap_resyncs_report_the_revision_left(view.events));

@@ -1758,6 +1758,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC276,
+        lineage: "checker proof (blind-spot hunt, round 30, B #2): a resync reports the waiters still parked as those it woke",
+        scenario: "rmap",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

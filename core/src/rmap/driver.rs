@@ -200,7 +200,9 @@ impl<S: Store> Driver<S> {
             local == rev && (waiters == rev || mutants::active(Mutant::MC49)),
             "a load leaves the replica at {local} and its waiters at {waiters}, not at the snapshot's revision {rev}"
         );
-        let (name, changed, woken) = (&self.cfg.name, diff.len(), d.len());
+        // MC276: the waiters still parked counted, not those the load woke.
+        let woken = if mutants::active(Mutant::MC276) { self.shared.waiters.len() } else { d.len() };
+        let (name, changed) = (&self.cfg.name, diff.len());
         if reason == ResyncReason::Join {
             observe::emit(RmapEvent::Joined { map: name.into(), rev, keys: self.shared.len() });
         } else {

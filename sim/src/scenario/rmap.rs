@@ -1090,6 +1090,8 @@ impl RmapScenario {
         v.extend(crate::keel_rules::rmap_retries_on_time(run));
         // R24: each store attempt reports no longer than its apply loop has been at it.
         v.extend(crate::keel_rules::rmap_attempts_report_their_own_time(run));
+        // R25: each resync reports the waiters its load woke.
+        v.extend(keel_checks::rmap_resyncs_count_their_woken(events));
         // R12: each map checks itself against the store its anti-entropy period after each load.
         v.extend(crate::keel_rules::rmap_anti_entropy_on_time(run));
         // R13: each resync names the event that made it.
@@ -1213,6 +1215,7 @@ impl RmapScenario {
             Mutant::MC264,
             Mutant::MC265,
             Mutant::MC272,
+            Mutant::MC276,
         ]
     }
 }
