@@ -277,3 +277,39 @@ pub(crate) mod strategies {
     }
     pub(crate) use builder_props;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call that got no answer (timed out, or its connection went) may have applied: a caller
+    /// that retries only what did not apply must not take it for refused (round 30 B #1: a timeout
+    /// classed not applied; a user's retry then applies a write twice). Every other error was
+    /// answered, or never sent.
+    #[test]
+    fn only_an_unanswered_call_may_have_applied() {
+        let unknown = [StoreError::Timeout { op: "map_txn" }, StoreError::Disconnected { reason: "reset".into() }];
+        for e in unknown {
+            assert_eq!(e.outcome(), Outcome::Unknown, "{e}");
+        }
+        let not_applied = [
+            StoreError::Unavailable { reason: "connect refused".into() },
+            StoreError::Refused { reason: "LOADING".into() },
+            StoreError::Corrupt { key: "k".into(), detail: "garbage".into() },
+            StoreError::Invalid { detail: "empty key".into() },
+            StoreError::Misconfigured { detail: "maxmemory-policy".into() },
+        ];
+        for e in not_applied {
+            assert_eq!(e.outcome(), Outcome::NotApplied, "{e}");
+        }
+    }
+
+    /// A denial is found anywhere in a message, in any case (round 30 B #12: matched only at its
+    /// start, a wrapped `NOPERM` was retried forever).
+    #[test]
+    fn a_denial_is_found_anywhere_in_its_message() {
+        let wrapped = StoreError::Refused { reason: "script failed: noperm no permissions to run 'evalsha'".into() };
+        assert!(!wrapped.is_transient());
+        assert!(StoreError::Refused { reason: "BUSY script running".into() }.is_transient());
+    }
+}
