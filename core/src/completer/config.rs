@@ -199,6 +199,18 @@ impl CompleterConfigBuilder {
 mod tests {
     use super::*;
 
+    /// The documented default backlog (4 096), raised to a larger batch size, and a backlog set
+    /// kept as set (round 30 B #11: the default replaced by the batch size made every producer
+    /// of a default completer, the pool's too, wait 32 times sooner).
+    #[test]
+    fn the_default_backlog_follows_only_a_larger_batch() {
+        let b = || CompleterConfig::builder("c");
+        assert_eq!(b().build().map(|c| c.backlog), Ok(4096));
+        assert_eq!(b().batch_size(10).build().map(|c| c.backlog), Ok(4096));
+        assert_eq!(b().batch_size(5000).build().map(|c| c.backlog), Ok(5000));
+        assert_eq!(b().batch_size(10).backlog(20).build().map(|c| c.backlog), Ok(20));
+    }
+
     #[test]
     fn rejects_bad_values_with_the_field_named() {
         let b = || CompleterConfig::builder("c");
