@@ -206,6 +206,28 @@ pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
     t.as_plain().unwrap_or_default()
 }
 
+/// The map of a replicated map's event its apply loop emits; `None` for the waiters' events,
+/// which the callers' tasks emit.
+pub(crate) fn apply_loop_map<'a>(ev: &'a observe::RmapEvent<'static>) -> Option<&'a str> {
+    use observe::RmapEvent as R;
+    match ev {
+        R::WaiterArmed { .. } | R::WaiterWoken { .. } | R::WaiterCancelled { .. } | R::WaitReturned { .. } => None,
+        R::Stopped { map, .. }
+        | R::Gap { map, .. }
+        | R::RevJump { map, .. }
+        | R::AfterRestart { map, .. }
+        | R::Stale { map, .. }
+        | R::Applied { map, .. }
+        | R::Notified { map, .. }
+        | R::Joined { map, .. }
+        | R::Started { map, .. }
+        | R::WatchOpened { map, .. }
+        | R::WatchFailed { map, .. }
+        | R::SnapshotFailed { map, .. }
+        | R::Resynced { map, .. } => Some(plain(map)),
+    }
+}
+
 /// The lease and owner a lease event is about (every lease event names both).
 pub(crate) fn lease_owner<'a>(ev: &'a observe::LeaseEvent<'static>) -> (&'a str, &'a str) {
     use observe::LeaseEvent as L;

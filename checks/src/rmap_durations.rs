@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use keel::observe::RmapEvent;
 
 use crate::cadence::Clocks;
-use crate::{Entry, Fact, Span, Violation, plain};
+use crate::{Entry, Fact, Span, Violation};
 
 /// R24 over keel's rmap events: see the module's doc. The first 20 violations.
 pub fn rmap_attempts_report_their_own_time<E: Entry>(
@@ -36,25 +36,15 @@ pub fn rmap_attempts_report_their_own_time<E: Entry>(
         }
         use RmapEvent as R;
         let Some(ev) = e.rmap() else { continue };
-        let (map, took) = match ev {
-            R::WaiterArmed { .. } | R::WaiterWoken { .. } | R::WaiterCancelled { .. } | R::WaitReturned { .. } => {
-                continue;
-            }
-            R::WatchOpened { map, took_us } => (map, Some((*took_us, "a watch open"))),
-            R::WatchFailed { map, took_us, .. } => (map, Some((*took_us, "a failed watch open"))),
-            R::SnapshotFailed { map, took_us, .. } => (map, Some((*took_us, "a failed snapshot"))),
-            R::Resynced { map, took_us, .. } => (map, Some((*took_us, "a resync's snapshot read"))),
-            R::Stopped { map, .. }
-            | R::Gap { map, .. }
-            | R::RevJump { map, .. }
-            | R::AfterRestart { map, .. }
-            | R::Stale { map, .. }
-            | R::Applied { map, .. }
-            | R::Notified { map, .. }
-            | R::Joined { map, .. }
-            | R::Started { map, .. } => (map, None),
+        let Some(map) = crate::apply_loop_map(ev) else { continue };
+        let took = match ev {
+            R::WatchOpened { took_us, .. } => Some((*took_us, "a watch open")),
+            R::WatchFailed { took_us, .. } => Some((*took_us, "a failed watch open")),
+            R::SnapshotFailed { took_us, .. } => Some((*took_us, "a failed snapshot")),
+            R::Resynced { took_us, .. } => Some((*took_us, "a resync's snapshot read")),
+            _ => None,
         };
-        let since = latest.insert((node.clone(), plain(map)), t);
+        let since = latest.insert((node.clone(), map), t);
         if let (Some((took_us, what)), Some(since)) = (took, since)
             && clocks.longest_local(node, since, t).is_some_and(|most| took_us > most)
             && v.len() < 20
@@ -64,7 +54,6 @@ pub fn rmap_attempts_report_their_own_time<E: Entry>(
                 t,
                 format!(
                     "{node}: map {map}: {what} reported it took {took_us} µs, but the apply loop's previous event was {running} µs before its end",
-                    map = plain(map),
                     running = t - since
                 ),
             ));

@@ -61,19 +61,10 @@ pub fn rmap_resyncs_count_their_woken<E: Entry>(events: &[E]) -> Vec<Violation> 
                     ));
                 }
             }
-            R::Stopped { map, .. }
-            | R::Gap { map, .. }
-            | R::RevJump { map, .. }
-            | R::AfterRestart { map, .. }
-            | R::Stale { map, .. }
-            | R::Applied { map, .. }
-            | R::Notified { map, .. }
-            | R::Joined { map, .. }
-            | R::Started { map, .. }
-            | R::WatchOpened { map, .. }
-            | R::WatchFailed { map, .. }
-            | R::SnapshotFailed { map, .. } => {
-                maps.remove(&(node.clone(), plain(map)));
+            _ => {
+                if let Some(map) = crate::apply_loop_map(ev) {
+                    maps.remove(&(node.clone(), map));
+                }
             }
         }
     }
