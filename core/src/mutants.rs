@@ -1273,6 +1273,10 @@ pub enum Mutant {
     /// A replicated map's resync reports the waiters still parked after its load as those it
     /// woke (blind-spot hunt, round 30, B #2).
     MC276,
+    /// A group commit of the pool's dispatches cut at its op timeout answered to each caller as
+    /// `Unavailable` (the store applied nothing) instead of `Timeout` (it may have applied): a
+    /// user who trusts `outcome()` gives up a job that runs (blind-spot hunt, round 30, A #2).
+    MC277,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1764,6 +1764,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC277,
+        lineage: "checker proof (blind-spot hunt, round 30, A #2): a timed-out group commit answered as not applied",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

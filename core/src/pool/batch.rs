@@ -140,6 +140,13 @@ async fn flush<S: Store>(
         r = store.map_txns(map, txns) => r,
         _ = clock.sleep(op_timeout) => Err(StoreError::Timeout { op: "map_txns" }),
     };
+    // MC277: a batch cut at its op timeout answered as not applied.
+    let r = match r {
+        Err(StoreError::Timeout { .. }) if mutants::active(Mutant::MC277) => {
+            Err(StoreError::Unavailable { reason: "map_txns: no reply within the op timeout".into() })
+        }
+        r => r,
+    };
     match r {
         Ok(outs) if outs.len() == replies.len() => {
             for (reply, out) in replies.into_iter().zip(outs) {

@@ -25,6 +25,7 @@ pub mod pool;
 pub mod pool_cleanup;
 pub mod pool_config;
 pub mod pool_deregister;
+pub mod pool_dispatch;
 pub mod pool_drain;
 pub mod pool_drain_end;
 pub mod pool_events;

@@ -33,6 +33,11 @@ events! {
         RunStop { job: String, attempt: u64, worker: String, done: bool } = "run_stop",
         /// The dispatcher added a job with `payload`.
         JobAdded { job: String, payload: String } = "job_added",
+        /// A dispatch call of `job` failed with `error`; `not_applied`: the error says the call
+        /// applied nothing; `duplicate`: the answer was `Duplicate` (E7).
+        DispatchFailed { job: String, error: String, not_applied: bool, duplicate: bool } = "dispatch_failed",
+        /// The dispatcher stopped retrying `job` without its having been added (E7).
+        DispatchGaveUp { job: String } = "dispatch_gave_up",
         /// A worker's task returned.
         WorkerExit { worker: String, exit: String, incarnations: u64 } = "worker_exit",
         /// The node's pool returned after its stop.
@@ -213,9 +218,15 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
             if rng.gen_bool(0.15) { rng.gen_range(2000..4000) } else { rng.gen_range(20..400) }
         };
         let mut failed = false;
+        let mut added = false;
         for _ in 0..20 {
-            match node.dispatch(&job, &ms.to_string()).await {
+            let r = node.dispatch(&job, &ms.to_string()).await;
+            if let Err(e) = &r {
+                super::pool_dispatch::failed(&ctx, &job, e);
+            }
+            match r {
                 Ok(_) => {
+                    added = true;
                     ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
                     if wait {
                         tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
@@ -223,18 +234,25 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
                     break;
                 }
                 Err(keel::pool::PoolError::Duplicate { .. }) if failed => {
+                    added = true;
                     ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
                     if wait {
                         tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
                     }
                     break;
                 }
-                Err(_) if ctx.shutdown.is_cancelled() => return,
+                Err(_) if ctx.shutdown.is_cancelled() => {
+                    ctx.record(Rec::DispatchGaveUp { job });
+                    return;
+                }
                 Err(_) => {
                     failed = true;
                     ctx.clock.sleep(Duration::from_millis(100)).await;
                 }
             }
+        }
+        if !added {
+            ctx.record(Rec::DispatchGaveUp { job });
         }
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
@@ -524,6 +542,8 @@ impl PoolScenario {
         v.extend(self.check_ack_grace(before_first_loss(events)));
         v.extend(self.check_audits(events, heal_us, end_us));
         v.extend(check_shutdown(events));
+        // E7: a dispatch error that says it applied nothing is true.
+        v.extend(super::pool_dispatch::check(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_events::check(run));
@@ -711,6 +731,7 @@ impl PoolScenario {
             Mutant::MC262,
             Mutant::MC269,
             Mutant::MC275,
+            Mutant::MC277,
         ]
     }
 }

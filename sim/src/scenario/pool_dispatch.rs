@@ -1,0 +1,105 @@
+//! **E7**: a dispatch that fails with an error whose [`StoreError::outcome`] is `NotApplied`
+//! applied nothing. A user who trusts it treats the job as never added: gives it up, or reads the
+//! retry's `Duplicate` as somebody else's job. Judged on the pool scenarios' dispatcher, which
+//! retries a failed dispatch of its own job (job keys are unique to a node's dispatcher):
+//!
+//! - at a retry's `Duplicate`: some earlier call of that job applied, so not all of them may
+//!   have said `NotApplied`;
+//! - at a worker's start of a job whose dispatcher gave it up: some call applied, so likewise.
+//!
+//! Round 30's hunt (A #2): a group commit cut at its op timeout was answered `Unavailable`
+//! (not applied) instead of `Timeout` (unknown), and nothing read the class of an error.
+//!
+//! [`StoreError::outcome`]: keel::StoreError::outcome
+
+use std::collections::BTreeMap;
+
+use keel::pool::PoolError;
+
+use super::pool::{Rec, rec};
+use crate::check::Violation;
+use crate::history::Event;
+use crate::world::NodeCtx;
+
+/// Record a failed dispatch call of `job` (its error, and whether the error says it applied nothing).
+pub fn failed(ctx: &NodeCtx, job: &str, e: &PoolError) {
+    let not_applied = match e {
+        PoolError::Store(s) => s.outcome() == keel::Outcome::NotApplied,
+        PoolError::InvalidJob { .. } | PoolError::TooManyWaiters => true,
+        // A duplicate is the key's own answer; a stop may come after the write went out.
+        PoolError::Duplicate { .. } | PoolError::Stopped | PoolError::StartTimeout { .. } => false,
+    };
+    let duplicate = matches!(e, PoolError::Duplicate { .. });
+    ctx.record(Rec::DispatchFailed { job: job.to_owned(), error: e.to_string(), not_applied, duplicate });
+}
+
+/// What the calls of one job said so far.
+#[derive(Default)]
+struct Calls<'a> {
+    /// Failed calls that said they applied nothing, and the first of their errors.
+    not_applied: u32,
+    first: Option<&'a str>,
+    /// A call that succeeded or may have applied.
+    maybe_applied: bool,
+    gave_up: bool,
+}
+
+impl Calls<'_> {
+    /// Every call so far said it applied nothing (and there was at least one).
+    fn all_said_not_applied(&self) -> bool {
+        self.not_applied > 0 && !self.maybe_applied
+    }
+}
+
+/// E7 over a run's events (see the module's doc).
+pub fn check(events: &[Event]) -> Vec<Violation> {
+    let mut jobs: BTreeMap<&str, Calls<'_>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let Some(r) = rec(e) else { continue };
+        match r {
+            Rec::DispatchFailed { job, error, not_applied, duplicate } => {
+                let c = jobs.entry(job.as_str()).or_default();
+                if *duplicate && c.all_said_not_applied() {
+                    v.push(Violation::new(
+                        "E7",
+                        e.t_us,
+                        format!(
+                            "{}: a retry of {job} found it added already, but each of its {} earlier calls failed saying it applied nothing (first: {})",
+                            e.node,
+                            c.not_applied,
+                            c.first.unwrap_or("?")
+                        ),
+                    ));
+                }
+                if *not_applied {
+                    c.not_applied += 1;
+                    c.first.get_or_insert(error.as_str());
+                } else {
+                    c.maybe_applied = true;
+                }
+            }
+            Rec::JobAdded { job, .. } => jobs.entry(job.as_str()).or_default().maybe_applied = true,
+            Rec::DispatchGaveUp { job } => jobs.entry(job.as_str()).or_default().gave_up = true,
+            Rec::RunStart { job, attempt, worker } => {
+                if let Some(c) = jobs.get_mut(job.as_str())
+                    && c.gave_up
+                    && c.all_said_not_applied()
+                {
+                    v.push(Violation::new(
+                        "E7",
+                        e.t_us,
+                        format!(
+                            "{worker} started {job} attempt {attempt}, but each of the {} calls that dispatched it failed saying it applied nothing (first: {})",
+                            c.not_applied,
+                            c.first.unwrap_or("?")
+                        ),
+                    ));
+                    c.maybe_applied = true; // one report per job
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
