@@ -83,6 +83,12 @@ async fn redis_connect_names_a_missing_acl_permission() {
     assert_eq!(ok.as_deref(), Some("+OK"));
     let msg = misconfigured(connect_within_bound(config(url("nofence")).build().expect("config")).await);
     assert!(msg.contains("HINCRBY"), "{msg}");
+    // Everything but HSCAN (`map_scan`, the pool's sweeps): before, connect never asked, and
+    // every scan was refused for good (hunt 31 A #8's observation).
+    let ok = server.command("ACL SETUSER noscan on >pw ~keel-test:* &keel-test:* +@all -hscan");
+    assert_eq!(ok.as_deref(), Some("+OK"));
+    let msg = misconfigured(connect_within_bound(config(url("noscan")).build().expect("config")).await);
+    assert!(msg.contains("HSCAN"), "{msg}");
     // Keys outside the ACL's pattern: the prefix is wrong for this user.
     let ok = server.command("ACL SETUSER narrow on >pw ~other:* &other:* +@all");
     assert_eq!(ok.as_deref(), Some("+OK"));

@@ -324,3 +324,54 @@ async fn redis_watch_survives_a_long_outage() {
         }
     }
 }
+
+/// A map's first revision is seeded from the store's time in milliseconds × `SEED_PER_MS`, in
+/// every millisecond of a second: the scripts build the seed as a string (a Lua double would lose
+/// digits), and a millisecond part printed without its leading zeros made a seed taken in the
+/// first 99 ms of a second 10–100 times too small, below older fences and revisions (hunt 31
+/// A #4, caught before only when a test happened to run in those 99 ms). Fresh maps, written
+/// every 27 ms for over a second, so every tenth of a second is sampled.
+#[tokio::test]
+async fn redis_seeds_are_the_store_time_in_every_millisecond() {
+    let Some(server) = RedisServer::start("redis_seeds_are_the_store_time_in_every_millisecond") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let per_ms = keel::store::SEED_PER_MS;
+    let mut tenths = [false; 10];
+    for i in 0..400 {
+        let before = s.time_ms().await.expect("time");
+        let rev = s.map_write(&format!("m{i}"), "k", MapWrite::Set("v".into())).await.expect("write").rev;
+        let after = s.time_ms().await.expect("time");
+        assert!(
+            before * per_ms < rev && rev <= after * per_ms + 1,
+            "the first revision {rev} of a fresh map is not seeded from the store time ({before}..={after} ms)"
+        );
+        if before == after {
+            tenths[(before % 1000 / 100) as usize] = true;
+        }
+        if tenths.iter().all(|&t| t) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(27)).await;
+    }
+    panic!("400 writes 27 ms apart did not sample every tenth of a second: {tenths:?}");
+}
+
+/// A message on a map's channel that is not a change keel published (another client's PUBLISH,
+/// a message of a newer keel) is a gap to the watch's consumer, ahead of the next change: the
+/// changes it may have stood for are unknown, and a consumer that skipped it silently would
+/// apply the next change on top of a hole (hunt 31 A #5: an unparsable message was dropped).
+#[tokio::test]
+async fn redis_garbage_on_a_watch_channel_is_a_gap() {
+    let Some(server) = RedisServer::start("redis_garbage_on_a_watch_channel_is_a_gap") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let mut w = s.watch("m").await.expect("watch");
+    let first = s.map_write("m", "k", MapWrite::Set("1".into())).await.expect("write").rev;
+    async fn next(w: &mut keel::store::redis::RedisWatch) -> WatchEvent {
+        tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("an event")
+    }
+    assert!(matches!(next(&mut w).await, WatchEvent::Change(c) if c.rev == first));
+    assert_eq!(server.command(&format!("PUBLISH {PREFIX}:watch:m not-a-change")).as_deref(), Some(":1"));
+    let after = s.map_write("m", "k", MapWrite::Set("2".into())).await.expect("write").rev;
+    assert_eq!(next(&mut w).await, WatchEvent::Gap, "the garbage is a gap");
+    assert!(matches!(next(&mut w).await, WatchEvent::Change(c) if c.rev == after), "then the next change");
+}

@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use crate::error::{Outcome, StoreError};
 use crate::store::{
-    Acquire, Change, Expect, LIST_SEPARATOR, MAP_SCAN_COUNT_MAX, MAP_SCAN_START, MAP_TXNS_MAX, MapSnapshot, MapTxn,
-    MapWrite, MemoryStore, READS_MAX, Read, ReadOut, Renew, Store, TxnOutcome, Watch, WatchEvent, list_items,
+    Acquire, Change, Expect, LIST_SEPARATOR, MAP_RESEEDS_MAX, MAP_SCAN_COUNT_MAX, MAP_SCAN_START, MAP_TXNS_MAX,
+    MapSnapshot, MapTxn, MapWrite, MemoryStore, READS_MAX, Read, ReadOut, Renew, Store, TxnOutcome, Watch, WatchEvent,
+    list_items,
 };
 use crate::testkit::ManualClock;
 
@@ -171,6 +172,7 @@ macro_rules! __conformance_cases {
             map_restart_reseeds_revisions_above_rolled_back_ones,
             map_snapshot_names_the_revisions_a_restart_lost,
             map_snapshot_says_a_restart_came_after_its_last_commit,
+            map_reseeds_are_bounded_and_stay_readable,
             map_invalid_arguments_are_typed,
             watch_delivers_changes_in_revision_order,
             every_watch_of_a_map_receives_each_change,
@@ -357,6 +359,11 @@ pub async fn lease_restart_quarantines_and_fences_stay_above_rolled_back_grants<
     h.restart_from_checkpoint().await;
     let s = h.store();
     assert_eq!(s.lease_renew("L", "b", TTL_MS).await?, Renew::NotHolder, "b's grant was rolled back");
+    assert!(
+        matches!(s.lease_acquire("L", "a", TTL_MS, QUARANTINE_MS).await?, Acquire::Quarantined { .. }),
+        "a's grant is back with the checkpoint, but b may still believe it holds: a's own \
+         re-acquire is quarantined too (hunt 31 A #7: the holder's re-grant came first)"
+    );
     assert!(s.lease_release("L", "a").await?, "a's grant is back with the checkpoint");
     assert!(
         matches!(s.lease_acquire("L", "c", TTL_MS, QUARANTINE_MS).await?, Acquire::Quarantined { .. }),
@@ -639,6 +646,27 @@ pub async fn map_snapshot_names_the_revisions_a_restart_lost<H: Harness>(h: &H) 
     Ok(())
 }
 
+/// A map restarted more often than the store remembers keeps its newest `MAP_RESEEDS_MAX`
+/// seedings, oldest first, and stays readable: every snapshot after each restart names the
+/// seedings so far (up to the bound), the newest keeping the revision written before it (hunt
+/// 31 A #2 and #3: a store that kept one seeding more than its reader takes, or a reader that
+/// refused exactly the bound, turned every snapshot of the map `Corrupt` for good).
+pub async fn map_reseeds_are_bounded_and_stay_readable<H: Harness>(h: &H) -> Result<(), StoreError> {
+    let mut rev = h.store().map_write("m", "k", MapWrite::Set("0".into())).await?.rev;
+    for i in 1..=MAP_RESEEDS_MAX + 2 {
+        h.restart_keep_data().await;
+        let s = h.store();
+        let written = s.map_write("m", "k", MapWrite::Set(i.to_string())).await?.rev;
+        let snap = s.map_snapshot("m").await?;
+        assert_eq!(snap.reseeds.len(), (i + 1).min(MAP_RESEEDS_MAX), "after restart {i}: {snap:?}");
+        assert_eq!(snap.reseeds.last().map(|r| r.kept), Some(rev), "after restart {i}: {snap:?}");
+        assert!(snap.reseeds.windows(2).all(|w| w[0].seed < w[1].seed), "oldest first: {snap:?}");
+        assert!(!snap.lost_in_restart(written), "{snap:?}");
+        rev = written;
+    }
+    Ok(())
+}
+
 /// A snapshot says whether the store restarted since the map's last commit
 /// (`MapSnapshot::restarted_since_commit`), in `map_snapshot` and in a `reads` batch alike: a
 /// replica that loads it must not apply the next revision of a feed opened before the restart,
@@ -779,6 +807,18 @@ pub async fn map_txns_judges_each_in_order<H: Harness>(h: &H) -> Result<(), Stor
     let bat: Vec<(bool, u64)> = applied.into_iter().zip(std::iter::once(0).chain(revs)).collect();
     assert_eq!(seq, bat);
     assert_eq!(s.map_snapshot("seq").await?.entries, snap.entries);
+
+    // A key present before the batch and deleted inside it is absent to the guards after the
+    // deletion, not read as it was before the batch (hunt 31 A #1: a store that took an
+    // in-batch deletion for "not written in this batch" judged these on the stale value).
+    s.map_write("old", "k", MapWrite::Set("v".into())).await?;
+    let batch = [
+        txn(&[], &[("k", None)]),
+        txn(&[("k", Some("v"))], &[("x", Some("stale"))]), // k is gone: refused
+        txn(&[("k", None)], &[("y", Some("1"))]),          // k is absent: applied
+    ];
+    let applied: Vec<bool> = s.map_txns("old", &batch).await?.iter().map(|o| o.applied).collect();
+    assert_eq!(applied, [true, false, true], "guards after an in-batch deletion see the key gone");
     Ok(())
 }
 

@@ -154,7 +154,7 @@ impl Feed {
                 Err(e) => debug!(target: "keel::store::redis", map = %self.map, error = %e, "watch reconnect failed"),
             }
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(RETRY_MAX);
+            wait = next_retry(wait);
         }
     }
 
@@ -181,5 +181,29 @@ impl Feed {
                 self.owe_gap = true;
             }
         }
+    }
+}
+
+/// The wait before the next reconnect attempt: doubled, at most `RETRY_MAX`, so a watch finds its
+/// server within `RETRY_MAX` of its return however long it was gone.
+fn next_retry(wait: Duration) -> Duration {
+    (wait * 2).min(RETRY_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hunt 31 A #6: a bound applied with `max` for `min` grew the waits without end, so a watch
+    /// came back minutes after a long outage.
+    #[test]
+    fn reconnect_waits_double_up_to_their_bound() {
+        let mut waits = vec![RETRY_MIN];
+        for _ in 0..20 {
+            waits.push(next_retry(*waits.last().unwrap_or(&RETRY_MIN)));
+        }
+        assert!(waits.iter().all(|w| *w <= RETRY_MAX), "{waits:?}");
+        assert_eq!(waits[1], RETRY_MIN * 2, "doubles");
+        assert_eq!(waits.last(), Some(&RETRY_MAX), "reaches the bound and stays: {waits:?}");
     }
 }
