@@ -375,3 +375,23 @@ async fn redis_garbage_on_a_watch_channel_is_a_gap() {
     assert_eq!(next(&mut w).await, WatchEvent::Gap, "the garbage is a gap");
     assert!(matches!(next(&mut w).await, WatchEvent::Change(c) if c.rev == after), "then the next change");
 }
+
+/// A watch whose server stops answering (a half-open connection: nothing is refused, nothing
+/// comes back) gives the connection up once a keep-alive ping goes unanswered for the op
+/// timeout, subscribes again and reports a gap: changes made meanwhile on another path to the
+/// server are unknown to it. A ping awaited without its timeout kept the watch on the dead
+/// connection for good, deaf and with no gap (hunt 31 A #15). A frozen server stands in for the
+/// dead path: after the thaw the stale ping is answered, and only a watch that gave it up in
+/// time has subscribed again.
+#[tokio::test]
+async fn redis_unanswered_keep_alive_replaces_the_watch_connection() {
+    let Some(server) = RedisServer::start("redis_unanswered_keep_alive_replaces_the_watch_connection") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    let mut w = s.watch("m").await.expect("watch");
+    server.freeze();
+    // Past the keep-alive period (5 s) and the op timeout of a ping.
+    tokio::time::sleep(Duration::from_secs(5) + server.config().op_timeout() + Duration::from_millis(1500)).await;
+    server.thaw();
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("a gap after the unanswered ping");
+    assert_eq!(ev, WatchEvent::Gap);
+}

@@ -199,6 +199,8 @@ mod props {
             Just("redis://127.0.0.1:6379".to_owned()),
             "(redis|rediss|http|)(://)?[a-z0-9:@/.%\\[\\]?#=&-]{0,40}",
             "redis://[a-z]{0,8}:[^@]{0,12}@[a-z0-9.]{0,12}(:[0-9]{0,7})?(/[0-9a-z]{0,4})?",
+            // A password may hold '@': the host is after the last one, as redis-rs reads it.
+            "redis://[a-z]{1,8}:[a-z@]{1,6}@[a-z@]{1,6}@[a-z0-9.]{1,12}(:[0-9]{1,5})?",
             any::<String>(),
         ]
     }
@@ -223,6 +225,13 @@ mod props {
                         && password.len() >= 4
                     {
                         prop_assert!(!shown.contains(&format!(":{password}@")), "{shown}");
+                    }
+                    // Hunt 31 A #12: the password cut at its first '@' showed the rest of it.
+                    if let Some((_, rest)) = u.split_once("://")
+                        && let Some((userinfo, host)) = rest.rsplit_once('@')
+                        && let Some((user, _)) = userinfo.split_once(':')
+                    {
+                        prop_assert!(shown.contains(&format!("{user}:***@{host}")), "{shown}");
                     }
                 }
                 Err(e) => prop_assert!(["url", "key_prefix", "op_timeout", "connect_timeout"].contains(&e.field), "{e}"),
