@@ -44,3 +44,31 @@ async fn redis_requests_abandoned_by_their_callers_replace_a_stalled_connection(
     }
     assert!(answered, "the replacement connection answers once redis is back");
 }
+
+/// The replacement is the connection the store uses from then on. A half-open link (the old
+/// connection open, every byte lost) never answers again, so a replacement that was counted and
+/// logged but not installed left the store timing out for good (hunt 31 A #17; the test above
+/// thaws the server, after which the old connection answers too and cannot tell).
+#[tokio::test]
+async fn redis_a_replaced_connection_is_the_one_used_after_a_half_open_link() {
+    let Some(server) = RedisServer::start("redis_a_replaced_connection_is_the_one_used") else { return };
+    let proxy = keel_tests::chaos::proxy::Proxy::start(server.port()).expect("proxy");
+    let cfg = keel::store::RedisConfig::builder(format!("redis://127.0.0.1:{}", proxy.port()))
+        .key_prefix(keel_tests::PREFIX)
+        .op_timeout(OP_TIMEOUT)
+        .connect_timeout(OP_TIMEOUT)
+        .build()
+        .expect("config");
+    let store = RedisStore::connect(cfg).await.expect("connect through the proxy");
+    store.time_ms().await.expect("redis answers");
+    proxy.strand();
+    let mut answered = false;
+    for _ in 0..10 {
+        if store.time_ms().await.is_ok() {
+            answered = true;
+            break;
+        }
+    }
+    assert!(store.connections_replaced() >= 1, "the stranded connection was replaced");
+    assert!(answered, "the replacement answers while the old connection stays stranded");
+}

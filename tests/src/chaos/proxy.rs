@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ pub struct Proxy {
 struct Shared {
     partitioned: AtomicBool,
     closed: AtomicBool,
+    /// Connections accepted so far (each is numbered in order).
+    accepted: AtomicU64,
+    /// Connections numbered below this are stranded ([`Proxy::strand`]).
+    stranded_below: AtomicU64,
     /// Both ends of every open connection, to cut them at heal and at close.
     conns: Mutex<Vec<TcpStream>>,
 }
@@ -74,8 +78,9 @@ impl Proxy {
                     conns.push(s3);
                 }
                 let (a, b) = (s.clone(), s.clone());
-                std::thread::spawn(move || pipe(client, server, a));
-                std::thread::spawn(move || pipe(s2, c2, b));
+                let n = s.accepted.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || pipe(client, server, a, n));
+                std::thread::spawn(move || pipe(s2, c2, b, n));
             }
         });
         Ok(Proxy { port, shared })
@@ -94,6 +99,12 @@ impl Proxy {
         }
     }
 
+    /// Strand every connection open now: it stays open and drops every byte both ways for good
+    /// (a half-open link: nothing refused, nothing answered), while new connections go through.
+    pub fn strand(&self) {
+        self.shared.stranded_below.store(self.shared.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
     /// Cut every connection (Redis was killed: the server ends are dead anyway).
     pub fn cut(&self) {
         self.shared.cut_all();
@@ -109,14 +120,15 @@ impl Drop for Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
+/// Forward connection number `id`'s bytes from `from` to `to`.
+fn pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>, id: u64) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if shared.partitioned.load(Ordering::SeqCst) {
+        if shared.partitioned.load(Ordering::SeqCst) || id < shared.stranded_below.load(Ordering::SeqCst) {
             continue; // blackholed
         }
         if to.write_all(&buf[..n]).is_err() {
