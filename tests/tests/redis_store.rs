@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use keel::lease::{LeaseConfig, LeaseOwner};
-use keel::store::{Expect, MapTxn, MapWrite, RedisConfig, RedisStore, Store, Watch, WatchEvent};
+use keel::store::{Expect, MapTxn, MapWrite, Read, RedisConfig, RedisStore, Store, Watch, WatchEvent};
 use keel::{Outcome, StoreError};
 use keel_tests::{PREFIX, RedisServer};
 
@@ -72,6 +72,13 @@ async fn redis_garbage_in_a_map_key_is_a_typed_error() {
     assert!(s.map_write("q", "k", set()).await.expect("a jump").rev > 1_000_000, "garbage is another server");
     // A healthy map next to the corrupt ones is unaffected.
     assert!(s.map_write("fine", "k", set()).await.expect("healthy map").applied);
+    // A batch of reads with a corrupt map in it fails whole, naming the key: one answer short,
+    // a caller taking the answers in order would read the healthy map's snapshot as the corrupt
+    // one's (hunt 31 A #20: the failed read was dropped from the batch's answer).
+    for batch in [["n", "fine"], ["fine", "n"]] {
+        let reads: Vec<Read> = batch.iter().map(|m| Read::Snapshot { map: (*m).into() }).collect();
+        assert_eq!(corrupt_key(s.reads(&reads).await), "map-rev:n", "{batch:?}");
+    }
 
     // A transaction without guards reads nothing of the hash before it writes (no script runs
     // TYPE): its first hash write must fail before the revision moves or anything is published,
@@ -305,7 +312,9 @@ async fn redis_lagging_watch_reports_a_gap() {
 async fn redis_watch_survives_a_long_outage() {
     let Some(server) = RedisServer::start("redis_watch_survives_a_long_outage") else { return };
     let s = RedisStore::connect(server.config()).await.expect("connect");
-    let mut w = s.watch("m").await.expect("watch");
+    // A name with colons, as every pool map's: the channel it resubscribes to is the same
+    // (hunt 31 A #21: a reconnect that derived the channel again, differently, went silent).
+    let mut w = s.watch("pool:g:jobs").await.expect("watch");
     server.kill();
     // Several failed reconnect attempts (with backoff) while Redis is gone.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -313,7 +322,7 @@ async fn redis_watch_survives_a_long_outage() {
     let ev = tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("a gap after the outage");
     assert_eq!(ev, WatchEvent::Gap);
     keel_tests::wait_ready(&s).await;
-    let o = s.map_write("m", "k", MapWrite::Set("back".into())).await.expect("write");
+    let o = s.map_write("pool:g:jobs", "k", MapWrite::Set("back".into())).await.expect("write");
     loop {
         match tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("the change") {
             WatchEvent::Gap => continue,

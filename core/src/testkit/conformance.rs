@@ -221,7 +221,12 @@ pub async fn lease_grant_is_idempotent_and_exclusive<H: Harness>(h: &H) -> Resul
     assert!(f1 > 0);
     assert_eq!(s.lease_acquire("L", "a", TTL_MS, 0).await?, Acquire::Granted { fence: f1 }, "re-acquire is idempotent");
     match s.lease_acquire("L", "b", TTL_MS, 0).await? {
-        Acquire::Held { remaining_ms } => assert!(remaining_ms > 0 && remaining_ms <= TTL_MS, "{remaining_ms}"),
+        // In milliseconds, just granted: a contender waits min(poll, remaining), and a
+        // remaining time in seconds (hunt 31 A #19: TTL for PTTL) had every contender poll at
+        // its fastest rate for the holder's whole tenure.
+        Acquire::Held { remaining_ms } => {
+            assert!(remaining_ms > TTL_MS / 2 && remaining_ms <= TTL_MS, "{remaining_ms} ms of a {TTL_MS} ms grant")
+        }
         other => panic!("b must see the lease held, got {other:?}"),
     }
     // Another lease is independent.
@@ -603,6 +608,17 @@ pub async fn map_restart_reseeds_revisions_above_rolled_back_ones<H: Harness>(h:
     assert_eq!(s.map_get("m", "k2").await?, (Some("v".into()), next), "a read does not move the counter");
     let after = s.map_write("m", "k2", MapWrite::Set("w".into())).await?.rev;
     assert!(after > next + 1, "revision {after} after a restart jumps above {next}");
+    // The first commit after a restart may be several changes: each takes its own revision
+    // after the jump, and the next commit goes on from the last (hunt 31 A #24: the counter
+    // was left one change past the jump, so the next write reused a revision).
+    h.restart_keep_data().await;
+    let s = h.store();
+    let writes: Vec<(String, Option<String>)> =
+        ["a", "b", "c"].iter().map(|k| ((*k).to_owned(), Some("x".to_owned()))).collect();
+    let t = s.map_txn("m", &[], &writes).await?;
+    assert!(t.applied && t.rev > after + 3, "{t:?} after a restart, above {after}");
+    let next = s.map_write("m", "k2", MapWrite::Set("y".into())).await?.rev;
+    assert_eq!(next, t.rev + 1, "the commit after a three-change jump goes on from its last revision");
     Ok(())
 }
 
