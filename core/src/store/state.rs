@@ -260,7 +260,12 @@ impl StoreState {
             Some(last) if range.next().is_some() => {
                 let mut c = String::with_capacity(1 + 2 * last.len());
                 c.push('k');
-                last.bytes().for_each(|b| c.push_str(&format!("{b:02x}")));
+                // `{b:02x}` per byte, without a `format!` per byte.
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                last.bytes().for_each(|b| {
+                    c.push(char::from(HEX[usize::from(b >> 4)]));
+                    c.push(char::from(HEX[usize::from(b & 0xf)]));
+                });
                 c
             }
             _ => MAP_SCAN_START.to_owned(),
@@ -476,6 +481,10 @@ mod tests {
         let last = s.map_scan("m", &first.next, 2).unwrap();
         assert_eq!(last.entries.keys().collect::<Vec<_>>(), ["ü"]);
         assert!(last.is_last());
+        let mut t = StoreState::default();
+        let writes = ["\u{fe}", "\u{fe}z"].map(|k| (k.to_owned(), Some(k.to_owned()))).to_vec();
+        t.map_txn("m", &[], &writes, 1).unwrap();
+        assert_eq!(t.map_scan("m", MAP_SCAN_START, 1).unwrap().next, "kc3be", "lower-case hex, two digits a byte");
         for garbage in ["", "k", "k6", "kzz", "x61", "kff", "1"] {
             assert!(matches!(s.map_scan("m", garbage, 2), Err(StoreError::Invalid { .. })), "{garbage:?}");
         }
