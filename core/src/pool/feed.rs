@@ -56,6 +56,16 @@ impl JobCompletion {
         })
     }
 
+    /// The completion time of tombstone `raw`: [`from_tombstone`](Self::from_tombstone)'s
+    /// `completed_ms`, under the same checks, without its copies of the job and the worker (a
+    /// sweep asks it of every entry of its completer slice).
+    pub(crate) fn completed_ms_of(raw: &str) -> Option<u64> {
+        let (attempt, rest) = raw.split_once('|')?;
+        let (_worker, ms) = rest.rsplit_once('|')?;
+        attempt.parse::<u64>().ok()?;
+        ms.parse().ok()
+    }
+
     /// The tombstone value of this completion.
     pub(crate) fn tombstone(&self) -> String {
         format!("{}|{}|{}", self.attempt, self.worker, self.completed_ms)
@@ -396,6 +406,14 @@ mod tests {
         let x = c("a|b", 3, 99);
         assert_eq!(JobCompletion::from_tombstone("a|b", &x.tombstone()), Some(x));
         assert_eq!(JobCompletion::from_tombstone("k", "junk"), None);
+        for raw in ["1|w|5", "1|a|b|5", "x|w|5", "1|w|x", "1|w", "|w|5", "1||5", "", "1|w|", "18446744073709551616|w|5"]
+        {
+            assert_eq!(
+                JobCompletion::completed_ms_of(raw),
+                JobCompletion::from_tombstone("k", raw).map(|c| c.completed_ms),
+                "{raw:?}"
+            );
+        }
     }
 
     #[test]

@@ -329,11 +329,8 @@ impl<S: Store> Core<S> {
         let entries = slice.entries;
         let (gone, newest_done_ms): (Vec<(String, String)>, Option<u64>) = {
             let table = lock(&self.table);
-            let done_ms = |k: &str| {
-                table.tombstone(k).and_then(|raw| JobCompletion::from_tombstone(k, raw)).map(|c| c.completed_ms)
-            };
-            let recent = |k: &str| {
-                done_ms(k).is_some_and(|ms| {
+            let recent = |done_ms: Option<u64>| {
+                done_ms.is_some_and(|ms| {
                     let until = ms.saturating_add(keep_ms);
                     // MC238: an entry exactly at its retention taken for old.
                     if crate::mutants::active(crate::mutants::Mutant::MC238) {
@@ -343,9 +340,28 @@ impl<S: Store> Core<S> {
                     }
                 }) && !crate::mutants::active(crate::mutants::Mutant::MC174) // MC174: no retention
             };
-            let gone: Vec<(String, String)> =
-                entries.into_iter().filter(|(k, _)| !view.jobs.contains_key(&job_key(k)) && !recent(k)).collect();
-            let newest = gone.iter().filter_map(|(k, _)| done_ms(k)).max();
+            // The entries whose job has no record in the view and no recent tombstone, and the
+            // newest of their tombstones' times. Both keys of an entry's job are built in one
+            // buffer (a slice holds up to `RECONCILE_SLICE_MAX` entries, every sweep).
+            let (mut gone, mut newest) = (Vec::new(), None);
+            let mut key = String::new();
+            for (k, v) in entries {
+                key.clear();
+                key.push_str("j/");
+                key.push_str(&k);
+                if view.jobs.contains_key(key.as_str()) {
+                    continue;
+                }
+                key.clear();
+                key.push_str("d/");
+                key.push_str(&k);
+                let done_ms = table.tombstone_at(&key).and_then(JobCompletion::completed_ms_of);
+                if recent(done_ms) {
+                    continue;
+                }
+                newest = newest.max(done_ms);
+                gone.push((k, v));
+            }
             (gone, newest)
         };
         if !gone.is_empty() {

@@ -384,8 +384,15 @@ impl JobTable {
     }
 
     /// The tombstone of `job`, if the table has one.
+    #[cfg(test)]
     pub fn tombstone(&self, job: &str) -> Option<&str> {
-        self.tombs.get(&format!("d/{job}")).map(String::as_str)
+        self.tombstone_at(&format!("d/{job}"))
+    }
+
+    /// The tombstone at `key` (`d/{job}`), if the table has one: for a caller that builds the
+    /// keys of many lookups in one buffer.
+    pub fn tombstone_at(&self, key: &str) -> Option<&str> {
+        self.tombs.get(key).map(String::as_str)
     }
 
     /// Whether the table holds `key` in flight (a record or pending entry).
