@@ -145,6 +145,19 @@ impl MemoryStore {
         self.lock().data.map_entries_from(map, from)
     }
 
+    /// [`map_entries_from`](Self::map_entries_from)'s entries, lent to `f` in key order under
+    /// the same one lock, without copies: an inspection hook for observers that only look.
+    /// `f` must not call this store (the lock is held while it runs).
+    pub fn with_map_entries_from<R>(
+        &self,
+        map: &str,
+        from: &str,
+        f: impl FnOnce(&mut dyn Iterator<Item = (&str, &str)>) -> R,
+    ) -> R {
+        let st = self.lock();
+        f(&mut st.data.map_entries_borrowed_from(map, from))
+    }
+
     /// Map `map`'s revision (0 when it has none): an inspection hook for the simulator's judges.
     pub fn map_rev(&self, map: &str) -> u64 {
         self.lock().data.map_rev(map)

@@ -241,6 +241,19 @@ impl StoreState {
             .collect()
     }
 
+    /// [`map_entries_from`](Self::map_entries_from)'s entries, borrowed, in key order.
+    pub fn map_entries_borrowed_from<'a>(
+        &'a self,
+        map: &str,
+        from: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.maps
+            .get(map)
+            .into_iter()
+            .flat_map(move |m| m.entries.range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// [`Store::map_scan`](super::Store::map_scan): up to `count` entries in key order after
     /// the cursor's key. The cursor is [`MAP_SCAN_START`] or `k` and the hex of the last key
     /// returned, so a key present the whole pass is returned exactly once (a stronger form of

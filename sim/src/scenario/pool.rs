@@ -154,36 +154,41 @@ fn raw_figures(ctx: &NodeCtx, store: &keel::MemoryStore, r: &keel::pool::PoolRep
             ctx.record(Rec::InspectFigureWrong { what, key, reported, computed });
         }
     }
-    let ages: BTreeMap<String, Option<u64>> = store
-        .map_entries_from(&map("keepalive"), "")
-        .into_iter()
-        .map(|(w, raw)| (w, decode::keepalive(&raw).map(|(ms, _, _)| r.now_ms.saturating_sub(ms))))
-        .collect();
+    // Each map read in place, lent (`with_map_entries_from`): the judges only look, and the
+    // job map's records are most of what an audit reads.
+    let ages: BTreeMap<String, Option<u64>> = store.with_map_entries_from(&map("keepalive"), "", |entries| {
+        entries
+            .map(|(w, raw)| (w.to_owned(), decode::keepalive(raw).map(|(ms, _, _)| r.now_ms.saturating_sub(ms))))
+            .collect()
+    });
     for (w, age) in &ages {
         if let Some(reported) = r.workers.get(w) {
             judge(ctx, "keep-alive age", w, *reported, *age);
         }
     }
-    for (w, raw) in store.map_entries_from(&map("cleanup"), "") {
-        let left = decode::cleanup_lock(&raw).map_or(0, |(_, expires_ms)| expires_ms.saturating_sub(r.now_ms));
-        judge(ctx, "cleanup lock's time left", &w, r.cleanup_locks.get(&w).copied(), Some(left));
-    }
-    let registered: Vec<String> = store.map_entries_from(&map("workers"), "").into_keys().collect();
+    store.with_map_entries_from(&map("cleanup"), "", |entries| {
+        for (w, raw) in entries {
+            let left = decode::cleanup_lock(raw).map_or(0, |(_, expires_ms)| expires_ms.saturating_sub(r.now_ms));
+            judge(ctx, "cleanup lock's time left", w, r.cleanup_locks.get(w).copied(), Some(left));
+        }
+    });
+    let registered: Vec<String> =
+        store.with_map_entries_from(&map("workers"), "", |entries| entries.map(|(w, _)| w.to_owned()).collect());
     judge(ctx, "registered workers", "", &r.registered, &registered);
-    let records = store.map_entries_from(&map("jobs"), "j/");
-    for (job, (attempt, owner)) in records
-        .iter()
-        .map_while(|(k, raw)| Some((k.strip_prefix("j/")?, raw)))
-        .filter_map(|(job, raw)| Some((job, decode::job(raw)?)))
-    {
-        judge(
-            ctx,
-            "job's owner and attempt",
-            job,
-            r.jobs.get(job).map(|(o, a)| (o.as_str(), *a)),
-            Some((owner.as_str(), attempt)),
-        );
-    }
+    store.with_map_entries_from(&map("jobs"), "j/", |records| {
+        for (job, (attempt, owner)) in records
+            .map_while(|(k, raw)| Some((k.strip_prefix("j/")?, raw)))
+            .filter_map(|(job, raw)| Some((job, decode::job(raw)?)))
+        {
+            judge(
+                ctx,
+                "job's owner and attempt",
+                job,
+                r.jobs.get(job).map(|(o, a)| (o.as_str(), *a)),
+                Some((owner.as_str(), attempt)),
+            );
+        }
+    });
     ages
 }
 
