@@ -46,14 +46,7 @@ pub struct JobCompletion {
 impl JobCompletion {
     /// Parse tombstone `attempt|worker|ms` of `job` (worker ids contain no `|`).
     pub(crate) fn from_tombstone(job: &str, raw: &str) -> Option<JobCompletion> {
-        let (attempt, rest) = raw.split_once('|')?;
-        let (worker, ms) = rest.rsplit_once('|')?;
-        Some(JobCompletion {
-            job: job.to_owned(),
-            attempt: attempt.parse().ok()?,
-            worker: worker.to_owned(),
-            completed_ms: ms.parse().ok()?,
-        })
+        CompletionRef::from_tombstone(job, raw).map(|c| c.owned())
     }
 
     /// The completion time of tombstone `raw`: [`from_tombstone`](Self::from_tombstone)'s
@@ -69,6 +62,40 @@ impl JobCompletion {
     /// The tombstone value of this completion.
     pub(crate) fn tombstone(&self) -> String {
         format!("{}|{}|{}", self.attempt, self.worker, self.completed_ms)
+    }
+}
+
+/// A [`JobCompletion`] borrowed from the tombstone it was read from: a feed takes in every
+/// tombstone of each slice a sweep reads, most of them delivered already, and copies only those
+/// it hands out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CompletionRef<'a> {
+    job: &'a str,
+    attempt: u64,
+    worker: &'a str,
+    completed_ms: u64,
+}
+
+impl<'a> CompletionRef<'a> {
+    /// [`JobCompletion::from_tombstone`], borrowed.
+    fn from_tombstone(job: &'a str, raw: &'a str) -> Option<Self> {
+        let (attempt, rest) = raw.split_once('|')?;
+        let (worker, ms) = rest.rsplit_once('|')?;
+        Some(CompletionRef { job, attempt: attempt.parse().ok()?, worker, completed_ms: ms.parse().ok()? })
+    }
+
+    fn owned(&self) -> JobCompletion {
+        JobCompletion {
+            job: self.job.to_owned(),
+            attempt: self.attempt,
+            worker: self.worker.to_owned(),
+            completed_ms: self.completed_ms,
+        }
+    }
+
+    /// Whether `c` is this completion.
+    fn is(&self, c: &JobCompletion) -> bool {
+        c.job == self.job && c.attempt == self.attempt && c.worker == self.worker && c.completed_ms == self.completed_ms
     }
 }
 
@@ -168,8 +195,15 @@ impl FeedState {
     /// with `floor` ([`snapshot_floor`](Self::snapshot_floor)). Returns it if it is news: not
     /// delivered yet and, from a snapshot, not below the floor (entries older than that were
     /// delivered before, or predate the node).
+    #[cfg(test)]
     pub fn observe(&mut self, c: &JobCompletion, floor: Option<u64>) -> bool {
-        if self.seen.get(&c.job) == Some(c) {
+        let c = CompletionRef { job: &c.job, attempt: c.attempt, worker: &c.worker, completed_ms: c.completed_ms };
+        self.observe_ref(c, floor)
+    }
+
+    /// [`observe`](Self::observe) of a borrowed completion (copied only if it is news).
+    fn observe_ref(&mut self, c: CompletionRef<'_>, floor: Option<u64>) -> bool {
+        if self.seen.get(c.job).is_some_and(|s| c.is(s)) {
             return false;
         }
         let floor = match floor {
@@ -183,7 +217,7 @@ impl FeedState {
             return false; // delivered, or offered by the reconcile that forgot it
         }
         self.high_ms = self.high_ms.max(c.completed_ms);
-        self.seen.insert(c.job.clone(), c.clone());
+        self.seen.insert(c.job.to_owned(), c.owned());
         true
     }
 
@@ -342,13 +376,13 @@ impl Feed {
     /// subscribers without waiting.
     pub fn observe<'a>(&self, tombs: impl Iterator<Item = (&'a str, &'a str)>, source: Source) -> Delivered {
         // Each completion with whether it is news (delivered to subscribers), in input order.
-        let mut all: Vec<(JobCompletion, bool)> = Vec::new();
+        let mut all: Vec<(CompletionRef<'a>, bool)> = Vec::new();
         {
             let mut st = lock(&self.state);
             let floor = (source != Source::Change).then(|| st.snapshot_floor());
             for (job, raw) in tombs {
-                let Some(c) = JobCompletion::from_tombstone(job, raw) else { continue };
-                let news = st.observe(&c, floor);
+                let Some(c) = CompletionRef::from_tombstone(job, raw) else { continue };
+                let news = st.observe_ref(c, floor);
                 all.push((c, news));
             }
             if let Source::Whole { gaps } = source {
@@ -362,17 +396,17 @@ impl Feed {
         let mut out = Delivered { news: news().count(), ..Delivered::default() };
         let mut r = lock(&self.reg);
         for (c, _) in &all {
-            if let Some(list) = r.waiters.remove(&c.job) {
+            if let Some(list) = r.waiters.remove(c.job) {
                 r.waiting -= list.len();
                 out.resolved += list.len();
                 for (_, tx) in list {
-                    let _ = tx.send(c.clone()); // a waiter that has gone is no error
+                    let _ = tx.send(c.owned()); // a waiter that has gone is no error
                 }
             }
         }
         for c in news() {
             for s in &r.subs {
-                if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(c.clone()) {
+                if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(c.owned()) {
                     s.dropped.fetch_add(1, Ordering::Relaxed);
                     out.dropped += 1;
                 }
