@@ -367,7 +367,11 @@ impl StoreState {
     /// Apply `(key, new value)` pairs to a map, one revision each; returns the changes.
     fn commit(&mut self, map: &str, now_ms: u64, writes: Vec<(String, Option<String>)>) -> Vec<Change> {
         let boot = self.boot;
-        let m = self.maps.entry(map.to_owned()).or_default();
+        // The map's name is copied only when the map is new (`entry` would copy it per commit).
+        if !self.maps.contains_key(map) {
+            self.maps.insert(map.to_owned(), MapState::default());
+        }
+        let Some(m) = self.maps.get_mut(map) else { unreachable!("inserted just above") };
         let kept = m.rev;
         if m.rev == 0 {
             m.rev = now_ms * SEED_PER_MS;
