@@ -480,17 +480,22 @@ impl View {
     /// With `keepalive_only` (historical bug MP7) only the keep-alive map is scanned, so a
     /// half-deleted worker or the owner of orphaned jobs is never seen again.
     pub fn known_workers(&self, keepalive_only: bool) -> BTreeSet<String> {
-        let mut all: BTreeSet<String> = self.keepalive.keys().cloned().collect();
+        self.known_worker_ids(keepalive_only).into_iter().map(str::to_owned).collect()
+    }
+
+    /// [`known_workers`](Self::known_workers), borrowed (a sweep copies only the stale ones).
+    fn known_worker_ids(&self, keepalive_only: bool) -> BTreeSet<&str> {
+        let mut all: BTreeSet<&str> = self.keepalive.keys().map(String::as_str).collect();
         if !keepalive_only {
             if !crate::mutants::active(crate::mutants::Mutant::MC261) {
-                all.extend(self.workers.keys().cloned()); // MC261: registrations forgotten
+                all.extend(self.workers.keys().map(String::as_str)); // MC261: registrations forgotten
             }
             if !crate::mutants::active(crate::mutants::Mutant::MC159) {
-                all.extend(self.cleanup.keys().cloned()); // MC159: lock-only workers forgotten
+                all.extend(self.cleanup.keys().map(String::as_str)); // MC159: lock-only workers forgotten
             }
             for (_, owner) in self.owners() {
-                if !owner.is_empty() && !all.contains(owner) {
-                    all.insert(owner.to_owned());
+                if !owner.is_empty() {
+                    all.insert(owner);
                 }
             }
         }
@@ -499,7 +504,11 @@ impl View {
 
     /// Workers to clean up, in id order: stale by store time.
     pub fn stale_workers(&self, ttl_ms: u64, keepalive_only: bool) -> Vec<String> {
-        self.known_workers(keepalive_only).into_iter().filter(|w| self.is_stale(w, ttl_ms)).collect()
+        self.known_worker_ids(keepalive_only)
+            .into_iter()
+            .filter(|w| self.is_stale(w, ttl_ms))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Whether `w`'s jobs are orphans: their owner has neither a keep-alive nor a registration.
