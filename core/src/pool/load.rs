@@ -56,15 +56,44 @@ impl LoadIndex {
     }
 
     /// Replace everything with a full snapshot's `(job, owner)` pairs.
+    /// Every sweep replaces the index with mostly the pairs it holds: the strings of the jobs it
+    /// holds already are reused, not copied again (the same index as `set` of each pair on an
+    /// empty one).
     pub fn replace<'a>(&mut self, records: impl Iterator<Item = (&'a str, &'a str)>) {
-        self.owners.clear();
         // MC89: the counts kept across a snapshot: every worker's load grows with each sweep.
-        if !crate::mutants::active(crate::mutants::Mutant::MC89) {
-            self.counts.clear();
+        if crate::mutants::active(crate::mutants::Mutant::MC89) {
+            self.owners.clear();
+            for (job, owner) in records {
+                self.set(job, Some(owner));
+            }
+            return;
         }
+        let mut held = std::mem::take(&mut self.owners);
+        self.counts.clear();
         for (job, owner) in records {
-            self.set(job, Some(owner));
+            if self.owners.contains_key(job) {
+                self.set(job, Some(owner)); // a job named twice: the later pair moves it
+                continue;
+            }
+            let (job, mut o) = held.remove_entry(job).unwrap_or_else(|| (job.to_owned(), String::new()));
+            if o != owner {
+                o.clear();
+                o.push_str(owner);
+            }
+            self.owners.insert(job, o);
+            match self.counts.get_mut(owner) {
+                Some(n) => *n += 1,
+                None => {
+                    self.counts.insert(owner.to_owned(), 1);
+                }
+            }
         }
+        crate::keel_assert!(
+            self.counts.values().sum::<usize>() == self.owners.len(),
+            "load index out of step after a replace: counts add up to {}, {} jobs indexed",
+            self.counts.values().sum::<usize>(),
+            self.owners.len()
+        );
     }
 
     /// Whether this node knows a record of `job` (MP15's stale admission check).
@@ -96,5 +125,12 @@ mod tests {
         assert_eq!((l.load("w1"), l.load("w2")), (0, 1));
         l.replace([("x", "w3"), ("y", "w3")].into_iter());
         assert_eq!((l.load("w2"), l.load("w3"), l.load("")), (0, 2, 0));
+        l.replace([("x", "w4"), ("y", "w3"), ("x", "w5"), ("z", "")].into_iter());
+        assert_eq!(
+            (l.load("w3"), l.load("w4"), l.load("w5"), l.load("")),
+            (1, 0, 1, 1),
+            "the later pair of a job wins"
+        );
+        assert!(l.knows("z") && !l.knows("a"));
     }
 }
