@@ -72,3 +72,28 @@ async fn redis_a_replaced_connection_is_the_one_used_after_a_half_open_link() {
     assert!(store.connections_replaced() >= 1, "the stranded connection was replaced");
     assert!(answered, "the replacement answers while the old connection stays stranded");
 }
+
+/// Only timeouts in a row replace the connection: a reply between two late abandonments starts
+/// the count over. A count never reset let two timeouts hours apart replace the shared
+/// connection, failing every request in flight on it with an unknown outcome (hunt 31 A #22).
+#[tokio::test]
+async fn redis_a_reply_between_two_stalls_replaces_nothing() {
+    let Some(server) = RedisServer::start("redis_a_reply_between_two_stalls_replaces_nothing") else { return };
+    let store = RedisStore::connect(server.config()).await.expect("connect");
+    for _ in 0..2 {
+        server.freeze();
+        let r = tokio::time::timeout(OP_TIMEOUT * 3 / 4, store.time_ms()).await;
+        assert!(r.is_err(), "a frozen redis does not answer");
+        server.thaw();
+        let mut answered = false;
+        for _ in 0..50 {
+            if store.time_ms().await.is_ok() {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(answered, "redis answers once thawed");
+    }
+    assert_eq!(store.connections_replaced(), 0, "one stall, a reply, one stall: not in a row");
+}

@@ -404,3 +404,53 @@ async fn redis_unanswered_keep_alive_replaces_the_watch_connection() {
     let ev = tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("a gap after the unanswered ping");
     assert_eq!(ev, WatchEvent::Gap);
 }
+
+/// A commit judges a restart even when the counter needs no jump (it is above the seed the
+/// store's time gives, as after a failover to a server whose clock is behind): the next
+/// snapshot says no restart came after the last commit. Recording the judged server only where
+/// the counter was seeded again left every later snapshot saying "restarted" (hunt 31 A #29).
+#[tokio::test]
+async fn redis_a_commit_judges_a_restart_without_a_jump() {
+    let Some(server) = RedisServer::start("redis_a_commit_judges_a_restart_without_a_jump") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    // A counter far above any store-time seed, last judged under another server process.
+    assert_eq!(server.command(&format!("SET {PREFIX}:map-rev:m 5000000000000000")).as_deref(), Some("+OK"));
+    assert_eq!(server.command(&format!("SET {PREFIX}:map-boot:m 0123abcd")).as_deref(), Some("+OK"));
+    assert!(s.map_snapshot("m").await.expect("snapshot").restarted_since_commit, "not judged yet");
+    let w = s.map_write("m", "k", MapWrite::Set("v".into())).await.expect("write");
+    assert_eq!(w.rev, 5_000_000_000_000_001, "no jump: the counter is above the seed");
+    let snap = s.map_snapshot("m").await.expect("snapshot");
+    assert!(!snap.restarted_since_commit, "the commit judged the restart: {snap:?}");
+}
+
+/// `watch` on a server that accepts nothing more (frozen) fails within the connect timeout and
+/// one op timeout instead of hanging; the reconnect loop subscribes the same way, so an
+/// unbounded subscribe would also leave a reconnecting watch deaf for good (hunt 31 A #26).
+#[tokio::test]
+async fn redis_watch_on_a_frozen_server_ends_in_time() {
+    let Some(server) = RedisServer::start("redis_watch_on_a_frozen_server_ends_in_time") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    server.freeze();
+    let r = tokio::time::timeout(Duration::from_secs(5), s.watch("m")).await;
+    server.thaw();
+    assert!(matches!(r, Ok(Err(_))), "watch on a frozen server: {:?}", r.map(|w| w.map(|_| ())));
+}
+
+/// A server that takes the TCP connection and never answers (a listener that never accepts)
+/// fails a call within the connect timeout as not applied: the request was never sent. Without a
+/// connect timeout the call ran to its op timeout and was reported `Timeout`, an unknown outcome,
+/// so a caller could not retry it as a fresh call (hunt 31 A #25).
+#[tokio::test]
+async fn redis_a_server_that_never_answers_the_connect_is_not_applied() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener that never accepts");
+    let port = silent.local_addr().expect("its port").port();
+    let cfg = RedisConfig::builder(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_millis(200))
+        .op_timeout(Duration::from_millis(1000))
+        .build()
+        .expect("config");
+    let s = RedisStore::connect_lazy(cfg).expect("a lazy store");
+    let e = s.lease_acquire("L", "a", 1000, 0).await.expect_err("nothing answers");
+    assert_eq!(e.outcome(), Outcome::NotApplied, "{e:?}");
+    drop(silent);
+}
