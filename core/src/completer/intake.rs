@@ -283,6 +283,30 @@ mod tests {
         }
     }
 
+    /// Room made between a producer's "full" and its wait is not missed: the wait is taken
+    /// before the backlog is read, so a flush's `done` in that window wakes it. Here the window
+    /// is the producer's own `waiting` callback, which makes the room itself; on a
+    /// multi-threaded runtime it is any other thread's flush, which the single-threaded
+    /// simulator never runs there. A wait taken after the read sleeps through that room and,
+    /// with no batch left in flight, for good. (Blind-spot hunt, round 31, B #15 dropped the
+    /// `enable`: inert, since a `Notified` counts `notify_waiters` calls from its creation; this
+    /// test fails when the wait is created after the read.)
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn room_made_between_full_and_the_wait_is_not_missed() {
+        let i = Intake::new(1);
+        i.try_push(c("a")).unwrap();
+        assert_eq!(i.take_batch(1).len(), 1);
+        let pushed = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            i.push(c("b"), || {
+                i.done(1);
+            }),
+        )
+        .await;
+        assert_eq!(pushed.ok(), Some(Ok(())), "the producer woke for the room made after it found the backlog full");
+        assert_eq!(i.queued(), 1);
+    }
+
     /// A producer parked on a full backlog, then the intake closed: whether the producer
     /// returned (`Closed`) after a few scheduler turns.
     async fn closed_under_a_waiting_producer() -> bool {
