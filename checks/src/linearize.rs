@@ -21,9 +21,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use keel::store::{Expect, MapSnapshot, MapWrite, StoreState, TxnOutcome, WriteOutcome};
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::Hash;
 
 use stateright::semantics::SequentialSpec;
+
+/// The checker's hasher for its own lookups (a key's name per record, a search state per step):
+/// foldhash's fast hash, several times cheaper than SipHash on short keys. Fixed (no random
+/// seed), so every run lays its tables out alike, and only ever asked for membership: no
+/// iteration order of a table it hashes reaches a verdict. The keys are the run's own, not an
+/// adversary's, so a fast hash's weakness against crafted collisions does not matter here.
+type Fx = foldhash::fast::FixedState;
 
 /// Most operations of one history (one map in one store lifetime) the checker takes on: the
 /// search is exponential in the worst case. Larger histories are skipped and counted.
@@ -577,7 +584,7 @@ impl MapHist {
 struct KeyHists {
     /// Key → index in `keys` (looked up for every record; iterated only in the order of
     /// `keys`, never of the hash).
-    names: HashMap<String, usize, BuildHasherDefault<FxHasher>>,
+    names: HashMap<String, usize, Fx>,
     keys: Vec<KeyHist>,
     /// Keys with records not yet judged (their stretch is open).
     active: BTreeSet<usize>,
@@ -1316,7 +1323,7 @@ where
     let goal = if all { every } else { must };
     // A fixed hasher: the memo is only asked for membership, but nothing here may depend on
     // OS randomness.
-    type Memo<S> = HashSet<(u128, S), BuildHasherDefault<FxHasher>>;
+    type Memo<S> = HashSet<(u128, S), Fx>;
     let mut seen: Memo<S> = HashSet::default();
     let mut ends: Vec<S> = Vec::new();
     let mut stack = vec![(0u128, spec)];
@@ -1378,64 +1385,6 @@ where
         }
     }
     Some(ends)
-}
-
-/// The checker's hasher for its own lookups (a key's name per record, a search state per step):
-/// the multiply-and-rotate hash of rustc's `FxHasher`, several times cheaper than SipHash on
-/// short keys. Fixed (no seed), so every run lays its tables out alike, and only ever asked for
-/// membership: no iteration order of a table it hashes reaches a verdict. The keys are the run's
-/// own, not an adversary's, so its weakness against crafted collisions does not matter here.
-#[derive(Clone, Copy, Default)]
-struct FxHasher {
-    hash: u64,
-}
-
-impl FxHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().unwrap_or_default()));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_u128(&mut self, i: u128) {
-        self.add(i as u64);
-        self.add((i >> 64) as u64);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
 }
 
 /// One map operation as seen by one key.

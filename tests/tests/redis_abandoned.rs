@@ -14,6 +14,17 @@ use keel_tests::RedisServer;
 /// The op timeout of `RedisServer::config`.
 const OP_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// Whether the store answers within 50 tries 50 ms apart.
+async fn answers_again(store: &RedisStore) -> bool {
+    for _ in 0..50 {
+        if store.time_ms().await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn redis_requests_abandoned_by_their_callers_replace_a_stalled_connection() {
     let Some(server) = RedisServer::start("redis_requests_abandoned_by_their_callers") else { return };
@@ -34,14 +45,7 @@ async fn redis_requests_abandoned_by_their_callers_replace_a_stalled_connection(
     }
     assert_eq!(store.connections_replaced(), 1, "two late abandonments replace the connection");
     server.thaw();
-    let mut answered = false;
-    for _ in 0..50 {
-        if store.time_ms().await.is_ok() {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let answered = answers_again(&store).await;
     assert!(answered, "the replacement connection answers once redis is back");
 }
 
@@ -85,15 +89,7 @@ async fn redis_a_reply_between_two_stalls_replaces_nothing() {
         let r = tokio::time::timeout(OP_TIMEOUT * 3 / 4, store.time_ms()).await;
         assert!(r.is_err(), "a frozen redis does not answer");
         server.thaw();
-        let mut answered = false;
-        for _ in 0..50 {
-            if store.time_ms().await.is_ok() {
-                answered = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(answered, "redis answers once thawed");
+        assert!(answers_again(&store).await, "redis answers once thawed");
     }
     assert_eq!(store.connections_replaced(), 0, "one stall, a reply, one stall: not in a row");
 }
