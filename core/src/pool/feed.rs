@@ -366,6 +366,12 @@ impl Feed {
         lock(&self.state).gap();
     }
 
+    /// Deliveries the feed remembers (to deliver each completion once).
+    #[cfg(test)]
+    pub fn remembered(&self) -> usize {
+        lock(&self.state).remembered()
+    }
+
     /// Gaps reported so far: read before requesting a whole snapshot ([`Source::Whole`]).
     pub fn gaps(&self) -> u64 {
         lock(&self.state).gaps()

@@ -470,6 +470,31 @@ async fn the_completion_feed_resyncs_what_the_change_feed_lost() {
     workers.stop().await;
 }
 
+/// On a healthy feed (no gap, so no whole snapshot) the completion feed still forgets the
+/// deliveries past its horizon at every sweep: what it remembers is bounded by the completion
+/// rate, not by how long the node has run (hunt 27 A #17: the sweep's prune, which looks like a
+/// no-op, dropped; one entry per completed job was kept for the node's life).
+#[tokio::test(start_paused = true)]
+async fn a_healthy_completion_feed_forgets_what_is_past_its_horizon() {
+    let store = MemoryStore::new();
+    let pool = Pool::new(store.clone(), cfg("w")).start().await.unwrap();
+    let _w = pool.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+    settle(50).await;
+    // The horizon is 4 worker TTLs (1.2 s); 60 jobs over 6 s, one every 100 ms.
+    for i in 0..60 {
+        pool.dispatch(&format!("k{i}"), "x").await.unwrap();
+        settle(100).await;
+    }
+    let done = pool.wait_for("k59").await.unwrap();
+    assert_eq!(done.job, "k59");
+    settle(300).await; // sweeps (every 100 ms) after the last completion
+    let remembered = pool.core.feed.remembered();
+    assert!(remembered > 0, "the newest completions are remembered (so none is delivered twice)");
+    // The horizon's worth (12) and the few since the last prune.
+    assert!(remembered <= 16, "the feed remembers {remembered} of 60 completions: a leak");
+    pool.stop().await;
+}
+
 /// A `MemoryStore` that counts snapshots per map and, when `deaf`, whose watch never delivers a
 /// change (only a gap at first).
 #[derive(Clone)]
