@@ -495,6 +495,45 @@ async fn a_healthy_completion_feed_forgets_what_is_past_its_horizon() {
     pool.stop().await;
 }
 
+/// A handler that runs until it is asked to stop, and logs that it was.
+struct UntilStopped(Arc<Mutex<Vec<(String, u64)>>>);
+
+impl JobHandler for UntilStopped {
+    async fn run(&self, job: Job) -> JobOutcome {
+        job.stopped().await;
+        self.0.lock().unwrap().push((job.key().to_owned(), job.attempt()));
+        JobOutcome::Abandoned
+    }
+}
+
+/// A job whose record moves to another node's worker while a worker runs it (a cleanup's
+/// requeue, a redispatch, a roll-back) is taken off the running worker at the change: the
+/// node routes the change to the workers running the job, not only to its new owner (hunt 30
+/// A #11: routed to the owner only, the stale run went on beside the new owner's until it ended
+/// by itself, its side effects done twice).
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_job_moves_to_another_node_is_asked_to_stop_at_the_change() {
+    let store = MemoryStore::new();
+    let a = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let stops = Arc::new(Mutex::new(Vec::new()));
+    let _wa = a.add_worker(UntilStopped(stops.clone()), &Shutdown::new("r"));
+    settle(50).await;
+    a.dispatch("long", "").await.unwrap();
+    settle(50).await;
+    let b = Pool::new(store.clone(), cfg("b")).start().await.unwrap();
+    let wb = b.add_worker(UntilStopped(Arc::default()), &Shutdown::new("r"));
+    settle(50).await;
+    let maps = Maps::new("p");
+    let (raw, _) = store.map_get(&maps.jobs, &job_key("long")).await.unwrap();
+    let running = JobRecord::parse(&raw.unwrap()).unwrap();
+    assert_eq!(running.attempt, 1);
+    store.map_write(&maps.jobs, &job_key("long"), MapWrite::Set(running.moved_to(&wb.id()).encode())).await.unwrap();
+    settle(5).await;
+    assert_eq!(*stops.lock().unwrap(), vec![("long".to_owned(), 1)], "the stale run goes on beside the new owner's");
+    b.stop().await;
+    a.stop().await;
+}
+
 /// A `MemoryStore` that counts snapshots per map and, when `deaf`, whose watch never delivers a
 /// change (only a gap at first).
 #[derive(Clone)]
