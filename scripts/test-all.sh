@@ -41,6 +41,9 @@ cargo clippy -p keel-sim --all-targets -- -D warnings
 lane "unit, doc, conformance and real-Redis tests ($(elapsed))"
 cargo test --workspace --exclude keel-sim --all-features
 cargo test -p keel-sim
+# keel's tests with its default features, as a user's `cargo test -p keel` builds them (tests
+# that switch a mutant on need feature `mutants`; without this lane they broke that build).
+cargo test -p keel
 
 lane "simulation: seeded tests under madsim ($(elapsed))"
 cargo clippy --config "build.rustflags=['--cfg','madsim']" --target-dir target/madsim -p keel-sim --features sim --all-targets -- -D warnings

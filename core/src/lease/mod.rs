@@ -521,8 +521,9 @@ mod tests {
             }
         });
         let fence = handle.held().await.expect("held");
-        // Another process takes the key: the next renewal is refused.
-        store.lease_delete_unchecked("l").await.expect("deleted");
+        // The key is lost (a store restart without persistence) and another process takes it:
+        // the next renewal is refused.
+        store.reset();
         let other = store.lease_acquire("l", "other", 300, 0).await.expect("acquired");
         assert!(matches!(other, crate::store::Acquire::Granted { .. }));
         clock.advance(ttl / 3 + Duration::from_millis(1));
