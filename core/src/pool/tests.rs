@@ -534,6 +534,27 @@ async fn a_run_whose_job_moves_to_another_node_is_asked_to_stop_at_the_change() 
     a.stop().await;
 }
 
+/// A gap on the keep-alive feed takes the node's followed keep-alives out of sync until the
+/// follower's next snapshot lands: meanwhile dispatch must not trust a replica that may miss what
+/// the gap lost (hunt 32 B #6: the follower's driver ignored the gap, and the replica claimed
+/// to be in sync while its snapshot was read).
+#[tokio::test(start_paused = true)]
+async fn a_gap_on_the_keepalive_feed_unfollows_it_until_the_next_snapshot_lands() {
+    let store = MemoryStore::new();
+    let spy = Spy { snapshot_latency: Duration::from_millis(40), ..spy(store.clone()) };
+    let node = Pool::new(spy, cfg("a")).start().await.unwrap();
+    let _w = node.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(2) }, &Shutdown::new("r"));
+    settle(100).await;
+    let follows = || node.core.cache.lock().unwrap().follows_keepalive();
+    assert!(follows(), "followed once its first snapshot landed");
+    store.disconnect_watchers();
+    settle(10).await;
+    assert!(!follows(), "a gap: out of sync while the next snapshot is read");
+    settle(100).await;
+    assert!(follows(), "followed again once the snapshot landed");
+    node.stop().await;
+}
+
 /// A `MemoryStore` that counts snapshots per map and, when `deaf`, whose watch never delivers a
 /// change (only a gap at first).
 #[derive(Clone)]

@@ -386,6 +386,14 @@ mod tests {
     /// hunt, round 23, A #4: `restart_from` without it went unseen).
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn restarts_tell_every_watch_of_the_gap() {
+        // Bounded: a restart that tells a watch nothing fails here instead of hanging the lane
+        // (hunt 32 B #8).
+        let within = Duration::from_secs(5);
+        let told = tokio::time::timeout(within, restarts_tell_every_watch_of_the_gap_unbounded()).await;
+        told.expect("a watch waited for its gap");
+    }
+
+    async fn restarts_tell_every_watch_of_the_gap_unbounded() {
         let s = MemoryStore::new();
         let mut w = s.watch("m").await.unwrap();
         let saved = s.checkpoint();
