@@ -90,6 +90,12 @@ fn the_corpus_holds_and_a_stale_entry_is_reported() {
     let mut stale = ms5.clone();
     stale.mutant = Some("MR1".into());
     assert!(matches!(corpus::replay(&stale, 0), Verdict::Stale { .. }), "{:?}", corpus::replay(&stale, 0));
+    // The same mutant and plan kept for a rule the run does not break: the run still fails (S5),
+    // but an entry holds only by breaking its own rule (hunt 32 A #17: any broken rule counted
+    // as held, and six entries that had moved to another rule were never reported).
+    let mut moved = ms5.clone();
+    moved.invariant = "P1".into();
+    assert!(matches!(corpus::replay(&moved, 0), Verdict::Stale { .. }), "{:?}", corpus::replay(&moved, 0));
     let mut unknown = ms5.clone();
     unknown.scenario = "no-such".into();
     assert!(matches!(corpus::replay(&unknown, 0), Verdict::Unusable { .. }));
