@@ -1277,6 +1277,10 @@ pub enum Mutant {
     /// `Unavailable` (the store applied nothing) instead of `Timeout` (it may have applied): a
     /// user who trusts `outcome()` gives up a job that runs (blind-spot hunt, round 30, A #2).
     MC277,
+    /// The simulator's own bug, not keel's: the nemesis records a node's pause but does not
+    /// freeze it, so every rule about a frozen process judges a run that never had one while the
+    /// plan and the timeline say it did (blind-spot hunt, round 32, A #5; W1).
+    MC278,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -192,6 +192,7 @@ pub fn run(
     violations.extend(restarts_reported(&events));
     violations.extend(lease_refusals_right(&events));
     violations.extend(feeds_complete(&events));
+    violations.extend(paused_nodes_silent(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -286,6 +287,42 @@ fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
         _ => None,
     });
     wrong.take(20).collect()
+}
+
+/// W1: a paused node does nothing: between its `node_pause` and its `node_resume` (or its
+/// crash) no event of that node is recorded but the world's own. A pause that is recorded but
+/// does not freeze the node (a simulator bug) leaves every rule about frozen processes (a GC
+/// pause, a SIGSTOP: the owner that wakes past its deadline, the worker whose beats stop) judging
+/// a run that never had one, while the plan and the timeline say it did (hunt 32 A #5: caught
+/// only when the regression corpus went stale). The first 20 violations; every scenario, built-in
+/// or a user's.
+fn paused_nodes_silent(events: &[crate::history::Event]) -> Vec<Violation> {
+    use crate::history::Who;
+    let mut paused: std::collections::BTreeMap<Who, u64> = std::collections::BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.world() {
+            Some(WorldEv::NodePause {}) => {
+                paused.insert(e.node, e.t_us);
+            }
+            Some(WorldEv::NodeResume {} | WorldEv::NodeCrash {} | WorldEv::NodeStart {}) => {
+                paused.remove(&e.node);
+            }
+            Some(_) => {}
+            None => {
+                if let Some(since) = paused.get(&e.node)
+                    && v.len() < 20
+                {
+                    v.push(Violation::new(
+                        "W1",
+                        e.t_us,
+                        format!("{} was paused at {since} µs and not resumed, yet recorded: {}", e.node, e.line().trim()),
+                    ));
+                }
+            }
+        }
+    }
+    v
 }
 
 /// L4: a watch's feed carries each change of its map in revision order, or a gap, judged at the

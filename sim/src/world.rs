@@ -356,7 +356,9 @@ impl World {
         let mut st = lock(&n.status);
         match (on, *st) {
             (true, Status::Up) => {
-                Handle::current().pause(n.id);
+                if !keel::mutants::active(keel::mutants::Mutant::MC278) {
+                    Handle::current().pause(n.id); // MC278: the pause recorded, the node not frozen
+                }
                 *st = Status::Paused;
                 self.rec_node(i, WorldEv::NodePause {});
             }

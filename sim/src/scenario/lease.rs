@@ -313,6 +313,7 @@ const GOALS: &[&str] = &[
 
 /// The historical bugs this scenario must catch.
 const MUTANTS: &[Mutant] = &[
+    Mutant::MC278,
     Mutant::MC240,
     Mutant::MC241,
     Mutant::MC243,
