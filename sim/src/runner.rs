@@ -316,7 +316,11 @@ fn paused_nodes_silent(events: &[crate::history::Event]) -> Vec<Violation> {
                     v.push(Violation::new(
                         "W1",
                         e.t_us,
-                        format!("{} was paused at {since} µs and not resumed, yet recorded: {}", e.node, e.line().trim()),
+                        format!(
+                            "{} was paused at {since} µs and not resumed, yet recorded: {}",
+                            e.node,
+                            e.line().trim()
+                        ),
                     ));
                 }
             }
