@@ -555,6 +555,39 @@ async fn a_gap_on_the_keepalive_feed_unfollows_it_until_the_next_snapshot_lands(
     node.stop().await;
 }
 
+/// The completer map's old entries are dropped wherever they sit in the map's key order: the
+/// sweeps' slices move on past entries still kept (recent completions sorting first), so a pass
+/// reaches the old ones within its period (cargo-mutants on `sweep_view`: a cursor that never
+/// moved rescanned the first slice forever, and the map grew without bound behind it).
+#[tokio::test(start_paused = true)]
+async fn old_completer_entries_behind_recent_ones_are_dropped() {
+    let store = MemoryStore::new();
+    let pool = Pool::new(store.clone(), cfg("w")).start().await.unwrap();
+    let _w = pool.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(2) }, &Shutdown::new("r"));
+    settle(50).await;
+    let run = |prefix: &'static str| {
+        let pool = &pool;
+        async move {
+            for i in 0..40 {
+                pool.dispatch(&format!("{prefix}{i:02}"), "x").await.unwrap();
+            }
+            pool.wait_for(&format!("{prefix}39")).await.unwrap();
+        }
+    };
+    // The retention is 10 worker TTLs (3 s). Old entries sort last, recent ones first.
+    run("z").await;
+    settle(1_500).await;
+    run("a").await;
+    settle(2_600).await; // the z entries are past their retention, the a entries are not
+    let map = pool.core.cfg.completer.map().to_owned();
+    let entries = store.map_snapshot(&map).await.unwrap().entries;
+    let old = entries.keys().filter(|k| k.starts_with('z')).count();
+    let recent = entries.keys().filter(|k| k.starts_with('a')).count();
+    assert_eq!(recent, 40, "recent entries are kept");
+    assert_eq!(old, 0, "{old} entries past their retention left behind the recent ones");
+    pool.stop().await;
+}
+
 /// A `MemoryStore` that counts snapshots per map and, when `deaf`, whose watch never delivers a
 /// change (only a gap at first).
 #[derive(Clone)]
