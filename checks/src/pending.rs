@@ -105,6 +105,7 @@ mod tests {
                 ack_grace_us: 500_000,
                 sweep_interval_us: 100_000,
                 cleanup_lock_ttl_us: 3_000_000,
+                op_timeout_us: 1,
             },
         )
     }

@@ -160,8 +160,14 @@ mod tests {
     /// The node announcing a sweep interval of 100 ms.
     fn node_started(t_ms: u64) -> Ev {
         let (pool, node) = ("p".into(), "n1".into());
-        let e =
-            PoolEvent::NodeStarted { pool, node, ack_grace_us: 1, sweep_interval_us: 100_000, cleanup_lock_ttl_us: 1 };
+        let e = PoolEvent::NodeStarted {
+            pool,
+            node,
+            ack_grace_us: 1,
+            sweep_interval_us: 100_000,
+            cleanup_lock_ttl_us: 1,
+            op_timeout_us: 1,
+        };
         at(t_ms, e)
     }
 

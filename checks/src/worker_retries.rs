@@ -463,6 +463,7 @@ mod tests {
                 ack_grace_us: 1,
                 sweep_interval_us: 1,
                 cleanup_lock_ttl_us: 1,
+                op_timeout_us: 1,
             },
         );
         assert_eq!(judge(&[retry(10, 10), started, ended(55, 1)]), []);

@@ -1281,6 +1281,11 @@ pub enum Mutant {
     /// freeze it, so every rule about a frozen process judges a run that never had one while the
     /// plan and the timeline say it did (blind-spot hunt, round 32, A #5; W1).
     MC278,
+    /// A sweep's wait for its job table with a deadline already past (`began - op_timeout` for
+    /// `began + op_timeout`): whenever the router lags the slice's revision by one change, the
+    /// sweep gives up at once and reads a whole snapshot of the job map (cargo-mutants survivor
+    /// of `await_table`, round 32).
+    MC279,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

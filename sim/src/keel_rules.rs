@@ -112,6 +112,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_stopping::stopping_beats(run));
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_table::sweeps_wake_on_rebuilt_tables(run));
+    v.extend(pool_table::table_waits_last_their_timeout(run.events));
     v.extend(crate::scenario::pool_handback::handbacks_follow_their_runs(events));
     v.extend(crate::scenario::pool_stamps::stamps_never_lead_the_store(run));
     v.extend(pool_owners::check(events));

@@ -80,9 +80,10 @@ events! {
     /// What a pool node, its workers and its cleaners did.
     #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
     pub enum PoolEvent<'a> {
-        /// A pool node started, with the timing its rules judge it by: its ack grace (P28) and
-        /// sweep interval (the wait between its router's resync tries, P29).
-        NodeStarted { pool: Text<'a>, node: Text<'a>, ack_grace_us: u64, sweep_interval_us: u64, cleanup_lock_ttl_us: u64 } = "node_started",
+        /// A pool node started, with the timing its rules judge it by: its ack grace (P28),
+        /// sweep interval (the wait between its router's resync tries, P29) and store operation
+        /// timeout (a sweep's wait for its table, P65).
+        NodeStarted { pool: Text<'a>, node: Text<'a>, ack_grace_us: u64, sweep_interval_us: u64, cleanup_lock_ttl_us: u64, op_timeout_us: u64 } = "node_started",
         /// A pool node's stop was asked: from here its router starts no new read of the store
         /// (P33), and its workers drain.
         NodeStopping { pool: Text<'a>, node: Text<'a> } = "node_stopping",
@@ -309,8 +310,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
     use PoolEvent as E;
     const T: &str = "keel::pool";
     match e {
-        E::NodeStarted { pool, node, ack_grace_us, sweep_interval_us, cleanup_lock_ttl_us } => {
-            info!(target: T, kind = "node_started", pool = %pool, node = %node, ack_grace_us, sweep_interval_us, cleanup_lock_ttl_us, "pool node started")
+        E::NodeStarted { pool, node, ack_grace_us, sweep_interval_us, cleanup_lock_ttl_us, op_timeout_us } => {
+            info!(target: T, kind = "node_started", pool = %pool, node = %node, ack_grace_us, sweep_interval_us, cleanup_lock_ttl_us, op_timeout_us, "pool node started")
         }
         E::NodeStopping { pool, node } => {
             info!(target: T, kind = "node_stopping", pool = %pool, node = %node, "pool node stopping")

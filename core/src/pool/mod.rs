@@ -364,6 +364,7 @@ impl<S: Store> Pool<S> {
             ack_grace_us: observe::micros(core.cfg.ack_grace),
             sweep_interval_us: observe::micros(core.cfg.sweep_interval),
             cleanup_lock_ttl_us: observe::micros(core.cfg.cleanup_lock_ttl),
+            op_timeout_us: observe::micros(core.cfg.op_timeout),
         });
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }

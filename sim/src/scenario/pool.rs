@@ -737,6 +737,7 @@ impl PoolScenario {
             Mutant::MC269,
             Mutant::MC275,
             Mutant::MC277,
+            Mutant::MC279,
         ]
     }
 }

@@ -63,6 +63,7 @@ mod tests {
                 ack_grace_us: 300_000,
                 sweep_interval_us: 150_000,
                 cleanup_lock_ttl_us: lock_us,
+                op_timeout_us: 1,
             },
         )
     }

@@ -55,6 +55,45 @@ pub fn table_matches_store(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **P65**: a sweep that gives up waiting for its node's job table (`table_awaited`, `timeout`)
+/// waited its whole op timeout (the pool's `op_timeout_us`, announced at `node_started`), on the
+/// node's own clock as keel measures it, 1 ms of slack. A wait cut short sends every sweep whose
+/// router lags its slice's revision by one change to a whole snapshot of the job map: the
+/// steady-state cost the table exists to avoid, and no other rule sees it (cargo-mutants survivor
+/// of `await_table`, round 32: a deadline of `began - op_timeout`; MC279). A node's restart
+/// announces its timing again.
+pub fn table_waits_last_their_timeout(events: &[Event]) -> Vec<Violation> {
+    // (node, pool) → the op timeout its node announced
+    let mut timeouts: BTreeMap<(Who, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.pool() {
+            Some(PoolEvent::NodeStarted { pool, op_timeout_us, .. }) => {
+                timeouts.insert((e.node, plain(pool)), *op_timeout_us);
+            }
+            Some(PoolEvent::TableAwaited { pool, rev, waited_us, outcome, .. }) if plain(outcome) == "timeout" => {
+                let Some(&bound) = timeouts.get(&(e.node, plain(pool))) else { continue };
+                if waited_us.saturating_add(TIMEOUT_WAIT_SLACK_US) < bound && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P65",
+                        e.t_us,
+                        format!(
+                            "{}: a sweep gave up waiting for pool {}'s table to reach revision {rev} after {waited_us} µs, short of its op timeout of {bound} µs: it reads a whole snapshot of the job map instead",
+                            e.node,
+                            plain(pool),
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// How much shorter than its op timeout a timed-out table wait may be reported (µs rounding).
+const TIMEOUT_WAIT_SLACK_US: u64 = 1_000;
+
 /// Running time a sweep waiting for its table has to wake once a rebuild made the table fresh.
 const REBUILT_WAKES_US: u64 = 2_000;
 
