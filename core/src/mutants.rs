@@ -1286,6 +1286,24 @@ pub enum Mutant {
     /// sweep gives up at once and reads a whole snapshot of the job map (cargo-mutants survivor
     /// of `await_table`, round 32).
     MC279,
+    /// The simulated store draws a lost reply before it applies the request and drops the
+    /// request with it: `ReplyLoss` makes lost requests, never the unknown outcomes (applied,
+    /// reply lost) it exists for (blind-spot hunt, round 32, A #7; the fault-effect goal
+    /// `reply_lost_after_apply`).
+    MC280,
+    /// The simulated store holds a reply delay before it applies the request instead of after:
+    /// `ReplyDelay` slows requests and never opens the window "applied, reply not yet back"
+    /// (blind-spot hunt, round 32, A #8; `reply_held_after_apply`).
+    MC281,
+    /// A roll-back restarts the store from its data as it is at the crash instead of its last
+    /// checkpoint: it loses nothing while the history and the linearizability checker say it
+    /// rolled back (blind-spot hunt, round 32, A #4; `rollback_kept_some_writes_lost_others`).
+    MC282,
+    /// A one-way partition cuts the other direction than its plan says: "requests arrive,
+    /// replies do not" becomes the reverse, and the plan a failing seed prints (and the
+    /// shrinker keeps) lies about the fault (blind-spot hunt, round 32, A #2;
+    /// `cut_to_store_served_none`, `cut_from_store_served_requests`).
+    MC283,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

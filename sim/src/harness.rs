@@ -117,6 +117,11 @@ pub struct Sim<E = ()> {
     goals: Vec<(&'static str, UserGoal<E>)>,
     goal_sets: Vec<UserGoals<E>>,
     goal_names: &'static [&'static str],
+    /// The fault kinds' own goals ([`Sim::fault_effects`]) are required.
+    fault_effects: bool,
+    /// Every goal a sweep must reach: `goal_names`, then the faults' effects when required
+    /// (kept up to date by the builder, whatever order its calls come in).
+    all_goals: &'static [&'static str],
     mutants: &'static [Mutant],
     keel_rules: bool,
     features: String,
@@ -442,6 +447,8 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
             goals: Vec::new(),
             goal_sets: Vec::new(),
             goal_names: &[],
+            fault_effects: false,
+            all_goals: &[],
             mutants: &[],
             keel_rules: true,
             features: "sim".into(),
@@ -459,6 +466,7 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
     /// The fault kinds the plan may use (default: all but data loss and roll-backs).
     pub fn faults(mut self, kinds: &[FaultKind]) -> Self {
         self.kinds = kinds.to_vec();
+        self.refresh_goals();
         self
     }
 
@@ -537,13 +545,34 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
         self
     }
 
-    fn add_goal_names(&mut self, names: &[&'static str]) {
-        if self.goal_names.is_empty() {
-            self.goal_names = Box::leak(names.to_vec().into_boxed_slice());
-            return;
+    /// Require every fault kind the plans draw to show its effect at least once in a sweep
+    /// (judged like [`Sim::sometimes`], over [`GOALS_MIN_SEEDS`] seeds or more): a reply lost
+    /// after its request applied, a reply held after its request applied, a request and its
+    /// reply slowed unequally, a roll-back that kept some writes and lost others, a cut towards
+    /// the store that let none of the node's requests through and a cut of its replies that let
+    /// them through. Each is read from what the store or the world did at the fault's instant,
+    /// not from the plan: a broken fault (a roll-back that keeps every write) fails the sweep
+    /// instead of passing it with nothing tested. Turn it on when the service calls the store
+    /// often enough that every drawn fault meets a call; keel's own scenarios do.
+    pub fn fault_effects(mut self) -> Self {
+        self.fault_effects = true;
+        self.refresh_goals();
+        self
+    }
+
+    /// Recompute every goal a sweep must reach: the service's own, then its faults' effects.
+    fn refresh_goals(&mut self) {
+        let mut all = self.goal_names.to_vec();
+        if self.fault_effects {
+            all.extend(crate::effects::goals(&self.kinds));
         }
+        self.all_goals = Box::leak(all.into_boxed_slice());
+    }
+
+    fn add_goal_names(&mut self, names: &[&'static str]) {
         let all: Vec<&'static str> = self.goal_names.iter().chain(names).copied().collect();
         self.goal_names = Box::leak(all.into_boxed_slice());
+        self.refresh_goals();
     }
 
     /// The mutants (historical bugs re-injected in keel, see `keel::mutants`) this simulation
@@ -631,13 +660,14 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
             self.fail(out, plan.is_some());
         }
         bar.finish_and_clear();
-        let missed: Vec<&str> = self.goal_names.iter().copied().filter(|g| !reached.contains(g)).collect();
+        let goals = self.all_goals;
+        let missed: Vec<&str> = goals.iter().copied().filter(|g| !reached.contains(g)).collect();
         println!(
             "{}: seeds {first}..{} passed; goals reached {}/{}",
             self.name,
             first.saturating_add(num),
-            self.goal_names.len() - missed.len(),
-            self.goal_names.len()
+            goals.len() - missed.len(),
+            goals.len()
         );
         if num >= GOALS_MIN_SEEDS && !missed.is_empty() {
             panic!("{}: {num} seeds never reached these goals: {}", self.name, missed.join(", "));
@@ -862,6 +892,9 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
         for set in &self.goal_sets {
             reached.extend(set(&run));
         }
+        if self.fault_effects {
+            reached.extend(crate::effects::reached(view.events));
+        }
         REACHED.with(|r| *r.borrow_mut() = reached);
         v
     }
@@ -871,7 +904,7 @@ impl<E: Debug + Clone + Send + 'static> Scenario for Sim<E> {
     }
 
     fn coverage_goals(&self) -> &'static [&'static str] {
-        self.goal_names
+        self.all_goals
     }
 
     fn mutants(&self) -> &'static [Mutant] {

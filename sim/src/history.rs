@@ -80,6 +80,10 @@ events! {
         StoreCrash { data_loss: bool } = "store_crash",
         /// The store node restarted.
         StoreRestart {} = "store_restart",
+        /// A store crash rolled the data back to its last checkpoint: `kept` some of it (the
+        /// checkpoint held data), `lost` the writes since (the store held more than the
+        /// checkpoint). What the roll-back did, for its coverage goal (`effects`).
+        RolledBack { kept: bool, lost: bool } = "rolled_back",
         /// The store refuses every request for `ms`.
         StoreRefusing { ms: u64 } = "store_refusing",
         /// Every request waits `extra_ms` more before it is applied, for `ms`.
@@ -98,8 +102,10 @@ events! {
         AccessRestored { node: Who } = "access_restored",
         /// `node` is cut from the store (`dir`) for `ms`.
         Partition { node: Who, dir: String, ms: u64 } = "partition",
-        /// The partition of `node` healed.
-        PartitionHealed { node: Who } = "partition_healed",
+        /// The partition of `node` healed. `served`: the store applied a request `node` sent
+        /// after the cut began (what a cut towards the store forbids and a cut of replies
+        /// allows: `effects`).
+        PartitionHealed { node: Who, served: bool } = "partition_healed",
         /// Two application nodes cut off from each other.
         NodePartition { a: Who, b: Who, ms: u64 } = "node_partition",
         /// They reach each other again.
@@ -159,8 +165,14 @@ events! {
         FenceBackwards { lease: String, from: u64, to: u64 } = "fence_backwards",
         /// An unchecked delete removed the lease held by `holder`.
         ForeignDelete { by: Who, holder: String, fence: u64 } = "foreign_delete",
-        /// A reply was dropped after the request was applied.
-        ReplyDropped { to: Who } = "reply_dropped",
+        /// A reply was dropped after its request was served; `applied`: the store applied it
+        /// (not refused), so the caller's outcome is unknown.
+        ReplyDropped { to: Who, applied: bool } = "reply_dropped",
+        /// A request of `to` held by a latency fault: `before_ms` before the store served it
+        /// (the node's request latency), then `after_ms` (its reply latency) plus `delay_ms` (a
+        /// reply delay) before the reply left; `applied` as in `reply_dropped`. Recorded after
+        /// the store served it, as the reply's hold begins.
+        Held { to: Who, before_ms: u64, after_ms: u64, delay_ms: u64, applied: bool } = "held",
         /// A write by `by` removed a pool's pending entry of `job` (value `entry`) without a
         /// guard naming the entry's own attempt and worker (`guards`: the write's, as text); the
         /// store node judges each removal as it applies it (`scenario::pool_owners`).

@@ -15,6 +15,8 @@ compile_error!(
 pub mod baseline;
 pub mod check;
 pub mod corpus;
+#[cfg(madsim)]
+pub mod effects;
 pub use keel_checks::linearize;
 pub mod plan;
 

@@ -696,18 +696,31 @@ mod cli {
         let mut max_seed: std::collections::BTreeMap<&str, u64> = Default::default();
         for e in &entries {
             let budget = budget.unwrap_or(e.budget);
+            let proof = zoo::goal_proof(e.mutant);
             let opts = SweepOpts {
                 seeds: start..start + budget,
                 jobs,
                 mutant: Some(e.mutant),
                 profile: faults,
-                stop_at_first_failure: true,
+                // A fault's mutant is judged on the goals of the whole sweep.
+                stop_at_first_failure: proof.is_none(),
             };
             let t = Instant::now();
             let Some(sweep) = sweep::run(e.scenario, &opts, &|_| {}) else { return 2 };
+            let missed = match proof {
+                Some(goals) => {
+                    let Some(base) = sweep::run(e.scenario, &SweepOpts { mutant: None, ..opts }, &|_| {}) else {
+                        return 2;
+                    };
+                    let gone = |g: &&&str| sweep.missed_goals.contains(*g) && !base.missed_goals.contains(*g);
+                    goals.iter().filter(gone).copied().collect::<Vec<_>>()
+                }
+                None => Vec::new(),
+            };
             let wall = t.elapsed();
             let (verdict, seeds, inv) = match sweep.first_failure() {
                 Some(f) => ("caught", (f.seed - start + 1).to_string(), invariants(f)),
+                None if !missed.is_empty() => ("caught", budget.to_string(), format!("goal {}", missed.join(","))),
                 None => ("ESCAPED", format!(">{budget}"), "-".to_owned()),
             };
             if let Some(f) = sweep.first_failure() {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, Stream};
 use keel::lease::Token;
+use keel::mutants::{self, Mutant};
 use keel::store::{
     Acquire, Expect, MapScan, MapSnapshot, MapTxn, MapWrite, Read, ReadOut, Renew, Store, StoreResult, TxnOutcome,
     Watch, WatchEvent, WriteOutcome,
@@ -218,6 +219,9 @@ pub struct ServerFaults {
     boot_revs: Mutex<BTreeMap<String, u64>>,
     /// The open feeds and each map's last commit (L4; forgotten at every boot).
     feeds: Arc<feeds::Feeds>,
+    /// Per node, the latest send time (µs) of a request of it the store served: whether a cut
+    /// let requests through (`effects`).
+    served: Mutex<BTreeMap<Who, u64>>,
 }
 
 impl Default for ServerFaults {
@@ -237,6 +241,7 @@ impl Default for ServerFaults {
             kept_alive: pool_pairs::KeptAlive::default(),
             boot_revs: Mutex::new(BTreeMap::new()),
             feeds: Arc::default(),
+            served: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -253,6 +258,18 @@ impl ServerFaults {
     /// the lease scenario's S1 judges that on the store's `grant` events.
     pub fn rolled_back(&self) {
         self.max_fence.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The store serves a request `node` sent at `sent_us`.
+    fn note_served(&self, node: Who, sent_us: u64) {
+        let mut served = lock(&self.served);
+        let latest = served.entry(node).or_insert(0);
+        *latest = (*latest).max(sent_us);
+    }
+
+    /// Whether the store served a request `node` sent at or after `since_us`.
+    pub fn served_since(&self, node: Who, since_us: u64) -> bool {
+        lock(&self.served).get(&node).is_some_and(|&sent| sent >= since_us)
     }
 
     /// Clear every switch.
@@ -346,25 +363,41 @@ async fn handle(served: Arc<Served>, req: Req) {
     let node = *client.lock().unwrap_or_else(|p| p.into_inner());
     let (to_ms, from_ms) =
         faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or((0, 0));
-    let latency = faults.extra_latency_ms.load(Ordering::SeqCst) + to_ms;
+    let delay_ms = faults.reply_delay_ms.load(Ordering::SeqCst);
+    // MC281: the reply delay held before the request applies, not after.
+    let (held_early, delay_ms) = if mutants::active(Mutant::MC281) { (delay_ms, 0) } else { (0, delay_ms) };
+    let latency = faults.extra_latency_ms.load(Ordering::SeqCst) + to_ms + held_early;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let denied = || !matches!(req.op, Op::Hello { .. }) && lock(&faults.denied).contains_key(&node);
+    let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
+    let lose = || loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss;
+    if mutants::active(Mutant::MC280) && lose() {
+        // MC280: the loss drawn before the request applies, which drops it unapplied.
+        history.record(Who::Store, ServerEv::ReplyDropped { to: node, applied: false });
+        return;
+    }
+    let hello = matches!(req.op, Op::Hello { .. });
+    let denied = || !hello && lock(&faults.denied).contains_key(&node);
     let result = if faults.refuse.load(Ordering::SeqCst) {
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else if denied() {
         Err(StoreError::Refused { reason: DENIAL.into() })
     } else {
+        faults.note_served(node, req.sent_us);
         apply(&served, node, req.op, req.sent_us).await
     };
-    let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
-    if loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss {
-        history.record(Who::Store, ServerEv::ReplyDropped { to: node });
+    let applied = !hello && result.is_ok();
+    if !mutants::active(Mutant::MC280) && lose() {
+        history.record(Who::Store, ServerEv::ReplyDropped { to: node, applied });
         return;
     }
-    // Applied; the reply is held back (the caller still waits within its timeout).
-    let delay = faults.reply_delay_ms.load(Ordering::SeqCst) + from_ms;
+    // Served; the reply is held back (the caller still waits within its timeout).
+    if to_ms > 0 || from_ms > 0 || delay_ms > 0 {
+        let ev = ServerEv::Held { to: node, before_ms: to_ms, after_ms: from_ms, delay_ms, applied };
+        history.record(Who::Store, ev);
+    }
+    let delay = delay_ms + from_ms;
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }

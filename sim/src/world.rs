@@ -251,7 +251,13 @@ impl World {
             }
             Persisted::Nothing => self.store.reset(),
             Persisted::Checkpoint => {
-                let saved = lock(&self.checkpoint).clone().unwrap_or_default();
+                let saved = if keel::mutants::active(keel::mutants::Mutant::MC282) {
+                    self.store.checkpoint() // MC282: "rolled back" to the data as it is now
+                } else {
+                    lock(&self.checkpoint).clone().unwrap_or_default()
+                };
+                let (kept, lost) = (!saved.holds_nothing(), !self.store.holds_the_data_of(&saved));
+                self.rec(WorldEv::RolledBack { kept, lost });
                 crate::linearize::rolled_back_to(&saved);
                 self.store.restart_from(saved);
                 self.faults.rolled_back();
@@ -277,6 +283,12 @@ impl World {
             Direction::Both => vec![(n.id, self.store_id), (self.store_id, n.id)],
             Direction::ToStore => vec![(n.id, self.store_id)],
             Direction::FromStore => vec![(self.store_id, n.id)],
+        };
+        // MC283: a one-way cut the other way round.
+        let links = if dir != Direction::Both && keel::mutants::active(keel::mutants::Mutant::MC283) {
+            links.into_iter().map(|(a, b)| (b, a)).collect()
+        } else {
+            links
         };
         self.clog_links(links, on);
     }
@@ -458,13 +470,15 @@ impl World {
             }
             Fault::Partition { node, dir, ms } => {
                 self.clog(node, dir, true);
+                let began_us = self.history.now_us();
                 self.rec(WorldEv::Partition { node: Who::node(node), dir: format!("{dir:?}"), ms });
                 after(
                     ms,
                     w,
                     Box::new(move |w| {
                         w.clog(node, dir, false);
-                        w.rec(WorldEv::PartitionHealed { node: Who::node(node) });
+                        let served = w.faults.served_since(Who::node(node), began_us);
+                        w.rec(WorldEv::PartitionHealed { node: Who::node(node), served });
                     }),
                 )
             }

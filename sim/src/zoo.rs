@@ -36,6 +36,21 @@ pub const HANG: &str = "hang";
 /// seeded sweep reaches once in hundreds of seeds, too rarely to budget for.
 pub const CORPUS: &str = "corpus";
 
+/// Mutants of the simulator's own faults, each caught when a sweep of its budget misses a
+/// fault-effect goal (`effects`) that the same seeds reach without it: a fault that stops doing
+/// its job breaks no rule of the service, it leaves the service untested.
+pub const GOAL_PROOFS: &[(Mutant, &[&str])] = &[
+    (Mutant::MC280, &["reply_lost_after_apply"]),
+    (Mutant::MC281, &["reply_held_after_apply"]),
+    (Mutant::MC282, &["rollback_kept_some_writes_lost_others"]),
+    (Mutant::MC283, &["cut_to_store_served_none", "cut_from_store_served_requests"]),
+];
+
+/// The fault-effect goals `m` must make a sweep miss, when it is one of [`GOAL_PROOFS`].
+pub fn goal_proof(m: Mutant) -> Option<&'static [&'static str]> {
+    GOAL_PROOFS.iter().find(|(g, _)| *g == m).map(|(_, goals)| *goals)
+}
+
 impl Entry {
     /// Whether a seeded sweep of a simulated scenario catches it (not the loom lane, the models
     /// or the corpus).
@@ -1780,6 +1795,30 @@ pub const ZOO: &[Entry] = &[
         lineage: "checker proof (cargo-mutants survivor of the pool's sweep, round 32): a table wait whose deadline is already past",
         scenario: "pool",
         budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC280,
+        lineage: "checker proof (blind-spot hunt, round 32, A #7): the simulated store drops a lost reply's request unapplied",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC281,
+        lineage: "checker proof (blind-spot hunt, round 32, A #8): the simulated store holds a reply delay on the request",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC282,
+        lineage: "checker proof (blind-spot hunt, round 32, A #4): a roll-back that keeps every write",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC283,
+        lineage: "checker proof (blind-spot hunt, round 32, A #2): one-way partitions cut the other way round",
+        scenario: "lease",
+        budget: 40,
     },
     Entry {
         mutant: Mutant::MP15,

@@ -296,3 +296,29 @@ fn a_store_call_the_service_does_not_bound_breaks_e6() {
     let e6: Vec<_> = out.violations.iter().filter(|v| v.invariant == "E6").collect();
     assert!(!e6.is_empty() && e6[0].detail.contains("map_write"), "{:?}", out.violations);
 }
+
+/// The faults' own goals (`Sim::fault_effects`): a service that writes through lost replies
+/// sees a reply lost after its write applied, and a sweep whose service never meets the fault
+/// fails, naming the effect it never saw, instead of passing with the fault untested.
+#[test]
+fn a_fault_that_meets_no_call_fails_the_sweep_that_asked_for_its_effect() {
+    use keel_sim::plan::FaultKind;
+    let sim = |calls: bool| {
+        Sim::<Feed>::new("effects")
+            .nodes(1)
+            .faults(&[FaultKind::ReplyLoss])
+            .window(Duration::from_secs(1))
+            .op_timeout(Duration::from_millis(200))
+            .fault_effects()
+            .seeds(20)
+            .node(move |node| async move {
+                if calls {
+                    writer(node, true).await;
+                }
+            })
+    };
+    sim(true).test();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim(false).test())).expect_err("must fail");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("never reached these goals: reply_lost_after_apply"), "{msg}");
+}

@@ -107,6 +107,12 @@ impl MemoryStore {
         self.lock().data.clone()
     }
 
+    /// Whether the store holds exactly the data of `saved` (a [`MemoryStore::checkpoint`]): a
+    /// restart from it would lose nothing. For the simulator's judges of a roll-back.
+    pub fn holds_the_data_of(&self, saved: &StoreState) -> bool {
+        self.lock().data.same_data(saved)
+    }
+
     /// Restart from `saved` (a [`MemoryStore::checkpoint`]): every write since is lost, as a
     /// Redis with `appendfsync everysec` loses up to a second of writes in a crash, or a failover
     /// to a replica that lagged. Watches see a [`WatchEvent::Gap`].

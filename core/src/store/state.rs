@@ -85,6 +85,16 @@ impl StoreState {
         self.boot += 1;
     }
 
+    /// Whether this holds no key at all (whatever its incarnation).
+    pub fn holds_nothing(&self) -> bool {
+        self.holders.is_empty() && self.lease_meta.is_empty() && self.maps.is_empty()
+    }
+
+    /// Whether this holds the same keys and values as `other` (their incarnations aside).
+    pub fn same_data(&self, other: &StoreState) -> bool {
+        self.holders == other.holders && self.lease_meta == other.lease_meta && self.maps == other.maps
+    }
+
     /// This data (kept, rolled back or empty) comes up in the restart of the process that held
     /// `before`: one incarnation after it.
     pub fn restart_after(&mut self, before: &StoreState) {
@@ -463,6 +473,27 @@ mod tests {
         let mut s = StoreState::default();
         let fence = grant(&mut s, "a", 10_000);
         assert!(grant(&mut s, "b", 11_000) > fence, "another token granted at the expiry");
+    }
+
+    /// What a roll-back's judge reads: a write since a checkpoint makes the data differ from
+    /// it, a restart alone does not, and an empty store holds nothing whatever its incarnation.
+    #[test]
+    fn a_checkpoint_holds_the_same_data_until_a_write() {
+        let mut s = StoreState::default();
+        assert!(s.holds_nothing());
+        s.map_put("m", "k", Some("v".into()), 1_000);
+        assert!(!s.holds_nothing());
+        let saved = s.clone();
+        s.restarted();
+        assert!(s.same_data(&saved), "a restart alone changes no key");
+        assert_ne!(s, saved, "but the incarnation counts on");
+        s.map_put("m", "k", Some("w".into()), 1_001);
+        assert!(!s.same_data(&saved), "a write since the checkpoint");
+        let mut t = StoreState::default();
+        t.restarted();
+        assert!(t.holds_nothing(), "an empty store, restarted, still holds nothing");
+        assert!(t.lease_acquire("l", "a", 1000, 0, 5_000).is_ok());
+        assert!(!t.holds_nothing() && !t.same_data(&StoreState::default()), "a lease counts as data");
     }
 
     /// Each restart's first commit adds a seeding; the store remembers the last

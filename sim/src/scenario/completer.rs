@@ -896,7 +896,7 @@ impl CompleterScenario {
                     c.insert("subscriber_stalled_through_stop");
                 }
                 (Some(CompleterEvent::BatchFlushed { .. }), _)
-                    if narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us) =>
+                    if narrow.reply_delayed(e.node, e.t_us) || narrow.asymmetric(e.node, e.t_us) =>
                 {
                     c.insert("flush_under_slow_replies");
                 }

@@ -314,6 +314,10 @@ const GOALS: &[&str] = &[
 /// The historical bugs this scenario must catch.
 const MUTANTS: &[Mutant] = &[
     Mutant::MC278,
+    Mutant::MC280,
+    Mutant::MC281,
+    Mutant::MC282,
+    Mutant::MC283,
     Mutant::MC240,
     Mutant::MC241,
     Mutant::MC243,
@@ -659,7 +663,7 @@ impl LeaseScenario {
         for e in events {
             narrow.see(e);
             if let Some(LeaseEvent::Renewed { .. }) = e.lease() {
-                if narrow.reply_delayed(e.t_us) {
+                if narrow.reply_delayed(e.node, e.t_us) {
                     c.insert("renewed_under_reply_delay");
                 }
                 if narrow.asymmetric(e.node, e.t_us) {

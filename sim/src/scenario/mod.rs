@@ -131,36 +131,50 @@ fn on_harness(name: &str, spec: &PlanSpec, op_timeout: Duration, settle: Duratio
         .op_timeout(op_timeout)
         .settle(settle)
         .without_keel_rules()
+        .fault_effects()
         .built_in()
 }
 
-/// Which narrow-window faults are in force, followed event by event (for coverage goals).
+/// Replies the store held back after it applied their requests, followed event by event (for
+/// coverage goals): judged on what the store did (its `held` events), not on the plan's windows,
+/// so a delay that holds the request instead of the reply reaches no goal (blind-spot hunt,
+/// round 32, A #8).
 #[derive(Default)]
 pub struct NarrowWindows {
-    reply_delay_until: u64,
-    latency_until: std::collections::BTreeMap<crate::history::Who, (u64, bool)>,
+    /// Per node, until when (µs) a reply the store held for a reply delay may still be arriving.
+    delayed: std::collections::BTreeMap<crate::history::Who, u64>,
+    /// The same for a request and its reply slowed unequally (asymmetric latency).
+    uneven: std::collections::BTreeMap<crate::history::Who, u64>,
 }
+
+/// How long after its hold a held reply may take to reach its node (the network's latency,
+/// slowed by a network fault at most by this).
+const HELD_REPLY_SLACK_US: u64 = 100_000;
 
 impl NarrowWindows {
     /// Take `e` into account (call on every event, in order).
     pub fn see(&mut self, e: &Event) {
-        match e.world() {
-            Some(crate::history::WorldEv::ReplyDelay { ms, .. }) => self.reply_delay_until = e.t_us + ms * 1000,
-            Some(crate::history::WorldEv::NodeLatency { node, ms, to_ms, from_ms }) => {
-                self.latency_until.insert(*node, (e.t_us + ms * 1000, to_ms != from_ms));
+        if let Some(crate::history::ServerEv::Held { to, before_ms, after_ms, delay_ms, applied: true }) = e.server() {
+            let until = e.t_us + (delay_ms + after_ms) * 1000 + HELD_REPLY_SLACK_US;
+            if *delay_ms > 0 {
+                self.delayed.insert(*to, until);
             }
-            _ => {}
+            if before_ms != after_ms {
+                self.uneven.insert(*to, until);
+            }
         }
     }
 
-    /// Whether replies are held back after apply at `t`.
-    pub fn reply_delayed(&self, t: u64) -> bool {
-        t < self.reply_delay_until
+    /// Whether a reply to `node` held back by a reply delay, after its request applied, is on
+    /// its way or just arrived at `t`.
+    pub fn reply_delayed(&self, node: crate::history::Who, t: u64) -> bool {
+        self.delayed.get(&node).is_some_and(|until| t <= *until)
     }
 
-    /// Whether `node`'s requests and replies are slowed unequally at `t`.
+    /// Whether a request of `node` and its reply, slowed unequally, are on their way or the
+    /// reply just arrived at `t`.
     pub fn asymmetric(&self, node: crate::history::Who, t: u64) -> bool {
-        self.latency_until.get(&node).is_some_and(|(until, asym)| *asym && t < *until)
+        self.uneven.get(&node).is_some_and(|until| t <= *until)
     }
 }
 

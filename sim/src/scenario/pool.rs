@@ -565,7 +565,7 @@ impl PoolScenario {
         for e in events {
             narrow.see(e);
             if let Some(PoolEvent::Completed { .. }) = e.pool()
-                && (narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us))
+                && (narrow.reply_delayed(e.node, e.t_us) || narrow.asymmetric(e.node, e.t_us))
             {
                 c.insert("completed_under_slow_replies");
             }

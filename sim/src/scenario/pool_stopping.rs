@@ -132,7 +132,7 @@ pub(super) fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option
             WorldEv::Partition { node, .. } => {
                 partitioned.entry(*node).or_insert(t);
             }
-            WorldEv::PartitionHealed { node } => {
+            WorldEv::PartitionHealed { node, .. } => {
                 let start = partitioned.remove(node).unwrap_or(t);
                 out.push((Some(*node), settled(start, t)));
             }
@@ -210,7 +210,7 @@ mod tests {
         let cut = |node| {
             [
                 at(200, Who::Node(node), WorldEv::Partition { node: Who::Node(node), dir: "Both".into(), ms: 500 }),
-                at(700, Who::Node(node), WorldEv::PartitionHealed { node: Who::Node(node) }),
+                at(700, Who::Node(node), WorldEv::PartitionHealed { node: Who::Node(node), served: false }),
             ]
         };
         assert!(with(cut(0).into_iter().chain([beat(1_300, true)])).is_empty());

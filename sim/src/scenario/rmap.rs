@@ -1121,7 +1121,7 @@ impl RmapScenario {
                     if descheduled.remove(&(e.node, id.as_str())) {
                         c.insert("set_and_wait_descheduled_caller");
                     }
-                    if narrow.reply_delayed(e.t_us) || narrow.asymmetric(e.node, e.t_us) {
+                    if narrow.reply_delayed(e.node, e.t_us) || narrow.asymmetric(e.node, e.t_us) {
                         c.insert("set_and_wait_under_slow_replies");
                     }
                 }
