@@ -607,6 +607,33 @@ mod tests {
         }
     }
 
+    /// Every stream of a plan is the seed's: the narrow-window, workload, roll-back and
+    /// permanent-error kinds each draw from a stream salted by the seed, so two seeds draw two
+    /// schedules of each (hunt 32 A #11: a stream seeded by its salt alone gave every seed the
+    /// same reply delays and roll-backs, and the sweeps went on passing).
+    #[test]
+    fn every_stream_of_a_plan_draws_per_seed() {
+        let spec =
+            PlanSpec { kinds: [&FaultKind::ALL[..], &FaultKind::WORKLOAD, &FaultKind::PERMANENT].concat(), ..spec() };
+        let stream = |f: &Fault| match f {
+            Fault::ReplyDelay { .. } | Fault::NodeLatency { .. } => Some("narrow"),
+            Fault::ConsumerStall { .. } => Some("workload"),
+            Fault::StoreRollback { .. } => Some("rollback"),
+            Fault::AccessDenied { .. } => Some("permanent"),
+            _ => None,
+        };
+        for name in ["narrow", "workload", "rollback", "permanent"] {
+            let schedules: std::collections::BTreeSet<String> = (0..20)
+                .map(|seed| {
+                    let plan = FaultPlan::generate(seed, Profile::Uniform, &spec);
+                    let own = plan.events.iter().filter(|t| stream(&t.fault) == Some(name));
+                    own.map(|t| format!("{t:?}")).collect::<Vec<_>>().join(";")
+                })
+                .collect();
+            assert!(schedules.len() >= 10, "{name}: 20 seeds drew {} schedules", schedules.len());
+        }
+    }
+
     #[test]
     fn generated_plans_validate_and_bad_ones_are_errors() {
         for seed in 0..50 {

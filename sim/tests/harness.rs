@@ -322,3 +322,18 @@ fn a_fault_that_meets_no_call_fails_the_sweep_that_asked_for_its_effect() {
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("never reached these goals: reply_lost_after_apply"), "{msg}");
 }
+
+/// A plan replayed under another seed is another schedule: the run's seed drives madsim's
+/// scheduler and network, the plan only the faults. `replay --seed N --plan F` and a corpus
+/// entry whose seed is not its plan's rely on it (hunt 32 A #12: the scheduler seeded from the
+/// plan's seed ran one schedule under every seed, and only stale corpus entries noticed).
+#[test]
+fn one_plan_under_two_seeds_is_two_schedules() {
+    let sim =
+        Sim::<Feed>::new("writes").nodes(1).faults(&[]).window(Duration::from_secs(1)).node(|node| writer(node, true));
+    let plan = sim.run(1).plan;
+    let (a, again, b) = (sim.run_plan(1, plan.clone()), sim.run_plan(1, plan.clone()), sim.run_plan(2, plan));
+    assert!(a.passed() && b.passed(), "{:?} {:?}", a.violations, b.violations);
+    assert_eq!(a.trace_hash, again.trace_hash, "one seed, one plan: one run");
+    assert_ne!(a.trace_hash, b.trace_hash, "the plan's seed ran under seed 2");
+}
