@@ -25,6 +25,12 @@ use crate::{Entry, Fact, Violation, plain};
 /// How many consecutive waits between failed writes two nodes must share to be in lockstep.
 pub const STREAK: usize = 3;
 
+/// The shortest wait that is a jittered draw: a retry at once (a wait of zero, as a clock run
+/// far beyond its bound can make a backoff last) says nothing about how the jitter was seeded,
+/// and two nodes' zeros are equal whatever their seeds (hunt 32 A #10: V29 called
+/// `[0, 0, 0]` on two nodes lockstep).
+pub const DRAWN_WAIT_MIN_US: u64 = 1_000;
+
 /// How far apart two waits may be and still be the same draw: clocks of different rates stretch
 /// one wait differently, and a wait is read to the microsecond at both of its ends.
 fn same_draw(a: u64, b: u64) -> bool {
@@ -85,7 +91,7 @@ pub fn completer_retries_do_not_align<E: Entry>(events: &[E]) -> Vec<Violation> 
             }
         }
         *last = t;
-        if waits.len() < STREAK {
+        if waits.len() < STREAK || waits.iter().any(|w| *w < DRAWN_WAIT_MIN_US) {
             continue;
         }
         let seen = drawn.entry(completer).or_default();
@@ -137,5 +143,11 @@ mod tests {
             .flat_map(|(a, b)| [failed(1_000_000 + a, "n1"), failed(1_000_601 + b, "n2")])
             .collect();
         assert!(completer_retries_do_not_align(&apart).is_empty());
+        // Retries at once on both nodes: waits of zero, equal whatever the seeds.
+        let at_once: Vec<Ev> = [0, 100, 200, 300]
+            .iter()
+            .flat_map(|t| [failed(1_000_000 + t, "n1"), failed(1_000_000 + t, "n2")])
+            .collect();
+        assert!(completer_retries_do_not_align(&at_once).is_empty());
     }
 }
