@@ -634,6 +634,23 @@ mod tests {
         }
     }
 
+    /// Drift within the bound stays within it; drift beyond it is slow past it (the direction
+    /// that makes a lease holder believe past its grant): hunt 32 A #10 drew "beyond" clocks fast,
+    /// the safe side, and the fault that breaks local belief stopped doing so.
+    #[test]
+    fn drift_beyond_the_bound_is_slow_past_it_and_drift_within_stays_within() {
+        let spec = spec();
+        for seed in 0..300 {
+            for t in FaultPlan::generate(seed, Profile::Uniform, &spec).events {
+                if let Fault::ClockRate { rate, beyond, .. } = t.fault {
+                    let within = (rate - 1.0).abs() <= spec.drift_bound;
+                    assert!(beyond != within, "seed {seed}: rate {rate} beyond={beyond}, bound {}", spec.drift_bound);
+                    assert!(!beyond || rate < 1.0, "seed {seed}: a clock beyond the bound runs fast ({rate})");
+                }
+            }
+        }
+    }
+
     #[test]
     fn generated_plans_validate_and_bad_ones_are_errors() {
         for seed in 0..50 {
