@@ -44,6 +44,9 @@ cargo test -p keel-sim
 # keel's tests with its default features, as a user's `cargo test -p keel` builds them (tests
 # that switch a mutant on need feature `mutants`; without this lane they broke that build).
 cargo test -p keel
+# Without TLS (a user who leaves `tls` out): the Redis config's own tests, a rediss:// URL refused
+# by name.
+cargo test -p keel --no-default-features --features redis --lib store::redis
 
 lane "simulation: seeded tests under madsim ($(elapsed))"
 cargo clippy --config "build.rustflags=['--cfg','madsim']" --target-dir target/madsim -p keel-sim --features sim --all-targets -- -D warnings

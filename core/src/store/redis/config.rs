@@ -187,6 +187,22 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// A `rediss://` URL in a build without keel's `tls` feature is refused by name, so the user
+/// learns which feature to turn on (hunt 31 A #27: with the guard gone only redis-rs refused it,
+/// naming no feature of keel's). Run by `scripts/test-all.sh`'s build without `tls`.
+#[cfg(all(test, not(feature = "tls")))]
+mod without_tls {
+    use super::*;
+
+    #[test]
+    fn a_tls_url_names_the_feature_it_needs() {
+        let e = RedisConfig::builder("rediss://127.0.0.1:6380").build().expect_err("no TLS in this build");
+        assert_eq!(e.field, "url");
+        assert!(e.to_string().contains("needs keel's feature `tls`"), "{e}");
+        assert!(RedisConfig::builder("redis://127.0.0.1:6380").build().is_ok());
+    }
+}
+
 #[cfg(test)]
 mod props {
     use proptest::prelude::*;
