@@ -37,6 +37,9 @@ fn scheduler_under_faults() {
         .window(Duration::from_secs(20))
         .settle(Duration::from_secs(15))
         .replay_features(if cfg!(feature = "buggy") { "sim,buggy" } else { "sim" })
+        // every fault the plans draw must show its effect once in the sweep (a reply lost after
+        // its write applied, each cut's direction, ...): proof the faults met the scheduler's calls
+        .fault_effects()
         .node(node)
         // keel's lease rules and the ledger's fence rule (F1) are judged for free; ours: every
         // job dispatched 5 s before the end completed (a worker cut off may not learn that its
