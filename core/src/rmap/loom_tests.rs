@@ -53,6 +53,33 @@ fn loom_rmap_waiter_no_lost_wakeup() {
     });
 }
 
+/// No lost wakeup at a resync either: a waiter armed while the replica loads a snapshot that
+/// holds its write completes. Hunt 33 B #29 published the load's revision after collecting its
+/// waiters (round 31 B #16's bug, on the load path): an `arm()` between the two read the old
+/// revision and parked, and no later load or change came on a quiet map.
+#[test]
+fn loom_rmap_waiter_no_lost_wakeup_at_a_load() {
+    model(|| {
+        let reg = registry();
+        let mut w = Registry::register(&reg).expect("open registry");
+        let seq = reg.begin_snapshot();
+        let load = {
+            let reg = reg.clone();
+            thread::spawn(move || {
+                let snap = crate::store::MapSnapshot { rev: 1, ..Default::default() };
+                let d = reg.loaded(&snap, seq);
+                block_on(reg.deliver(d));
+            })
+        };
+        w.arm(1);
+        let r = block_on(w.wait());
+        assert_eq!(r, WaitResult::Reached(1));
+        drop(w);
+        load.join().expect("load thread");
+        assert_eq!(reg.len(), 0, "waiter leaked");
+    });
+}
+
 /// Cancellation at any point (before arming, after arming, while being delivered to) never
 /// panics, never blocks the apply loop, and leaves no entry behind.
 #[test]
