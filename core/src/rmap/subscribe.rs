@@ -140,6 +140,17 @@ impl Subscribers {
 mod tests {
     use super::*;
 
+    /// At most `max` live subscriptions: the next is refused, and a dropped one makes room
+    /// (hunt 33 B #21: `>` for `>=` let one more in, and nothing counted them).
+    #[test]
+    fn subscriptions_are_bounded_at_max_and_a_dropped_one_makes_room() {
+        let subs = Subscribers::new(2, 3);
+        let live: Vec<_> = (0..3).map(|_| subs.subscribe().expect("within the bound")).collect();
+        assert!(subs.subscribe().is_none(), "a fourth subscription past max = 3");
+        drop(live);
+        assert!(subs.subscribe().is_some(), "room again once they ended");
+    }
+
     fn changes(n: u64) -> Vec<Change> {
         (1..=n).map(|rev| Change { key: format!("k{rev}"), value: Some("v".into()), rev }).collect()
     }

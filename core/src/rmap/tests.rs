@@ -157,3 +157,27 @@ async fn a_map_started_while_the_store_is_down_joins_once_it_answers() {
     assert_eq!((a.get("k"), a.revision() >= rev), (Some("v".to_owned()), true));
     a.stop().await;
 }
+
+/// A write the store never answers is cut at the op timeout as an unknown outcome: it may have
+/// applied, and the caller must not be told it did not (hunt 33 B #19: the cut reported as
+/// `Unavailable`, "not applied", for a write that may hold; no rule of the simulator reads an
+/// rmap write's error).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_write_the_store_never_answers_is_an_unknown_outcome() {
+    let store = MemoryStore::new();
+    let mortal = crate::pool::regression::Mortal::new(&store, i64::MAX);
+    let a = ReplicatedMap::start(mortal.clone(), cfg());
+    a.joined().await.unwrap();
+    mortal.kill();
+    for r in [a.set("k", "v").await.map(|_| 0), a.set_and_wait("k", "v").await] {
+        match r {
+            Err(RmapError::Store(e)) => {
+                assert_eq!(e.outcome(), crate::Outcome::Unknown, "{e}");
+                assert!(matches!(e, crate::StoreError::Timeout { op: "map_write" }), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    mortal.revive();
+    a.stop().await;
+}
