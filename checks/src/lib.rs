@@ -75,7 +75,7 @@ pub use redeliveries::{REDELIVERY_STARTS_US, redeliveries_start_their_run};
 pub use restarts::pool_restarts_back_off;
 pub use resync_reasons::rmap_resyncs_name_their_cause;
 pub use retries::completer_retries_on_time;
-pub use rmap_durations::rmap_attempts_report_their_own_time;
+pub use rmap_durations::{rmap_attempts_report_their_own_time, rmap_timeouts_take_the_op_timeout};
 pub use rmap_retries::rmap_retries_on_time;
 pub use rmap_woken::rmap_resyncs_count_their_woken;
 pub use room_waits::completer_closes_wake_waiting_producers;

@@ -62,6 +62,48 @@ pub fn rmap_attempts_report_their_own_time<E: Entry>(
     v
 }
 
+/// R24's other side: a map's watch open or snapshot that failed by its timeout took the map's
+/// op timeout (`started`'s `op_timeout_us`), judged at its `watch_failed` or `snapshot_failed`.
+///
+/// The cut and the measure are on the same clock, the map's, so no rate slack applies (a
+/// millisecond for rounding). A store call cut sooner gives up on a store slower than the cut
+/// but within the timeout the map was configured to: its replica never resyncs from such a
+/// store (blind-spot hunt, round 33, B #11: snapshots cut at the backoff's cap). A node's crash
+/// or restart ends the judging of its maps.
+pub fn rmap_timeouts_take_the_op_timeout<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // (node, map) → its op timeout
+    let mut timeouts: BTreeMap<(E::Node, &str), u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            timeouts.retain(|k, _| &k.0 != node);
+            continue;
+        }
+        use RmapEvent as R;
+        let (map, error, took_us, what) = match e.rmap() {
+            Some(R::Started { map, op_timeout_us, .. }) => {
+                timeouts.insert((node.clone(), crate::plain(map)), *op_timeout_us);
+                continue;
+            }
+            Some(R::WatchFailed { map, error, took_us }) => (map, error, *took_us, "watch open"),
+            Some(R::SnapshotFailed { map, error, took_us }) => (map, error, *took_us, "snapshot"),
+            _ => continue,
+        };
+        let Some(&bound) = timeouts.get(&(node.clone(), crate::plain(map))) else { continue };
+        if crate::plain(error).contains("timed out") && took_us + 1_000 < bound && v.len() < 20 {
+            v.push(Violation::new(
+                "R24",
+                t,
+                format!(
+                    "{node}: map {map}: a {what} timed out after {took_us} µs, short of the map's op timeout of {bound} µs"
+                ),
+            ));
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use keel::observe::Event;
@@ -94,6 +136,24 @@ mod tests {
     fn an_attempt_measured_from_an_earlier_start_is_caught() {
         // The second failure reports the loop's whole retry (backoff included) as its read.
         assert_eq!(judge(&[opened(10, 5), failed(40, 25), opened(200, 3), failed(230, 220)]), [("R24", 230)]);
+    }
+
+    #[test]
+    fn a_timeout_takes_the_op_timeout() {
+        let started = at(0, RmapEvent::Started {
+            map: "m".into(),
+            retry_min_us: 10_000,
+            retry_max_us: 400_000,
+            anti_entropy_us: 0,
+            op_timeout_us: 500_000,
+        });
+        let timed_out = |t_ms, took_ms: u64| {
+            let error = "store operation map_snapshot timed out (outcome unknown)".into();
+            at(t_ms, RmapEvent::SnapshotFailed { map: "m".into(), error, took_us: took_ms * 1000 })
+        };
+        let judge = |h: &[Ev]| at_ms(&rmap_timeouts_take_the_op_timeout(h));
+        assert!(judge(&[started.clone(), timed_out(600, 500), failed(700, 30)]).is_empty(), "a refusal may come at once");
+        assert_eq!(judge(&[started, timed_out(500, 400)]), [("R24", 500)], "cut at the backoff's cap");
     }
 
     #[test]

@@ -1304,6 +1304,10 @@ pub enum Mutant {
     /// shrinker keeps) lies about the fault (blind-spot hunt, round 32, A #2;
     /// `cut_to_store_served_none`, `cut_from_store_served_requests`).
     MC283,
+    /// A replicated map's snapshot cut at its backoff's cap (`retry_max`) instead of its op
+    /// timeout: on a store slower than the cap but within the timeout the replica never resyncs
+    /// (blind-spot hunt, round 33, B #11; R24).
+    MC284,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -184,6 +184,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(reseed_rules(view.events));
     v.extend(rmap_retries_on_time(view));
     v.extend(rmap_attempts_report_their_own_time(view));
+    v.extend(rmap_timeouts_take_the_op_timeout(view));
     v.extend(keel_checks::rmap_resyncs_count_their_woken(view.events));
     v.extend(rmap_anti_entropy_on_time(view));
     v.extend(keel_checks::rmap_resyncs_name_their_cause(view.events));
@@ -471,6 +472,17 @@ pub fn rmap_attempts_report_their_own_time(run: &RunView<'_>) -> Vec<Violation> 
         return Vec::new();
     }
     keel_checks::rmap_attempts_report_their_own_time(run.events, cadence(run))
+}
+
+/// R24's other side: a map's store attempt cut by its timeout took the map's op timeout
+/// ([`keel_checks::rmap_timeouts_take_the_op_timeout`]). Not judged under clock faults: the
+/// simulated client cuts a watch at the op timeout of global time, which a slow clock reads as
+/// less.
+pub fn rmap_timeouts_take_the_op_timeout(run: &RunView<'_>) -> Vec<Violation> {
+    if run.plan.has(|f| matches!(f, crate::plan::Fault::ClockRate { .. } | crate::plan::Fault::ClockJump { .. })) {
+        return Vec::new();
+    }
+    keel_checks::rmap_timeouts_take_the_op_timeout(run.events)
 }
 
 /// R12: a replicated map with an anti-entropy period reads a snapshot that period after each load

@@ -363,15 +363,19 @@ async fn handle(served: Arc<Served>, req: Req) {
     let node = *client.lock().unwrap_or_else(|p| p.into_inner());
     let (to_ms, from_ms) =
         faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or((0, 0));
-    let delay_ms = faults.reply_delay_ms.load(Ordering::SeqCst);
+    // The faults in force as the request is applied, not as it arrived (the pre-apply sleep may
+    // outlive a fault's window), but for the two mutants that move a reply's fault before it.
+    let delay_now = || faults.reply_delay_ms.load(Ordering::SeqCst);
+    let lose = || {
+        let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
+        loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss
+    };
     // MC281: the reply delay held before the request applies, not after.
-    let (held_early, delay_ms) = if mutants::active(Mutant::MC281) { (delay_ms, 0) } else { (0, delay_ms) };
+    let held_early = if mutants::active(Mutant::MC281) { delay_now() } else { 0 };
     let latency = faults.extra_latency_ms.load(Ordering::SeqCst) + to_ms + held_early;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let loss = faults.reply_loss_pct.load(Ordering::SeqCst);
-    let lose = || loss > 0 && madsim::rand::thread_rng().gen_range(0..100) < loss;
     if mutants::active(Mutant::MC280) && lose() {
         // MC280: the loss drawn before the request applies, which drops it unapplied.
         history.record(Who::Store, ServerEv::ReplyDropped { to: node, applied: false });
@@ -393,6 +397,7 @@ async fn handle(served: Arc<Served>, req: Req) {
         return;
     }
     // Served; the reply is held back (the caller still waits within its timeout).
+    let delay_ms = if mutants::active(Mutant::MC281) { 0 } else { delay_now() };
     if to_ms > 0 || from_ms > 0 || delay_ms > 0 {
         let ev = ServerEv::Held { to: node, before_ms: to_ms, after_ms: from_ms, delay_ms, applied };
         history.record(Who::Store, ev);

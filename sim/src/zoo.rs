@@ -1821,6 +1821,12 @@ pub const ZOO: &[Entry] = &[
         budget: 40,
     },
     Entry {
+        mutant: Mutant::MC284,
+        lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

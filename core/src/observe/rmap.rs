@@ -82,8 +82,9 @@ events! {
         /// The map's apply loop started, with its retry timing: a failed watch open or snapshot
         /// is retried after `retry_min_us`, doubling per failure in a row, at most `retry_max_us`
         /// (R11 judges each retry by it); and its anti-entropy period, `anti_entropy_us` (0: none),
-        /// counted from each load (R12).
-        Started { map: Text<'a>, retry_min_us: u64, retry_max_us: u64, anti_entropy_us: u64 } = "started",
+        /// counted from each load (R12); and its store calls' timeout, `op_timeout_us` (a call
+        /// cut by it took that long: R24).
+        Started { map: Text<'a>, retry_min_us: u64, retry_max_us: u64, anti_entropy_us: u64, op_timeout_us: u64 } = "started",
         /// The feed was opened; the attempt took `took_us` of the map's clock.
         WatchOpened { map: Text<'a>, took_us: u64 } = "watch_opened",
         /// The feed could not be opened (retried); the attempt took `took_us`.
@@ -129,8 +130,8 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         E::Resynced { map, reason, rev, old_rev, changed, woken, took_us } => {
             info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, took_us, "replica resynced from a snapshot")
         }
-        E::Started { map, retry_min_us, retry_max_us, anti_entropy_us } => {
-            debug!(target: T, map = %map, kind = "started", retry_min_us, retry_max_us, anti_entropy_us, "apply loop started")
+        E::Started { map, retry_min_us, retry_max_us, anti_entropy_us, op_timeout_us } => {
+            debug!(target: T, map = %map, kind = "started", retry_min_us, retry_max_us, anti_entropy_us, op_timeout_us, "apply loop started")
         }
         E::WatchOpened { map, took_us } => {
             trace!(target: T, map = %map, kind = "watch_opened", took_us, "feed opened")

@@ -65,6 +65,7 @@ impl<S: Store> Driver<S> {
             retry_min_us: observe::micros(self.cfg.retry_min),
             retry_max_us: observe::micros(self.cfg.retry_max),
             anti_entropy_us: self.cfg.anti_entropy.map_or(0, observe::micros),
+            op_timeout_us: observe::micros(self.cfg.op_timeout),
         });
         // MC34: the join's snapshot read before the watch is open.
         let mut early = if mutants::active(Mutant::MC34) { self.snapshot(None).await } else { None };
@@ -281,10 +282,12 @@ impl<S: Store> Driver<S> {
         loop {
             let seq = self.shared.waiters.begin_snapshot();
             let began = first.unwrap_or_else(|| self.clock.now());
+            // MC284: a snapshot cut at the backoff's cap, not the op timeout.
+            let cut = if mutants::active(Mutant::MC284) { self.cfg.retry_max } else { self.cfg.op_timeout };
             let r = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return None,
-                r = timed(&*self.clock, self.cfg.op_timeout, "map_snapshot", self.store.map_snapshot(&self.cfg.name)) => r,
+                r = timed(&*self.clock, cut, "map_snapshot", self.store.map_snapshot(&self.cfg.name)) => r,
             };
             match r {
                 Ok(s) => return Some((s, seq, self.since(began))),

@@ -1090,6 +1090,7 @@ impl RmapScenario {
         v.extend(crate::keel_rules::rmap_retries_on_time(run));
         // R24: each store attempt reports no longer than its apply loop has been at it.
         v.extend(crate::keel_rules::rmap_attempts_report_their_own_time(run));
+        v.extend(crate::keel_rules::rmap_timeouts_take_the_op_timeout(run));
         // R25: each resync reports the waiters its load woke.
         v.extend(keel_checks::rmap_resyncs_count_their_woken(events));
         // R12: each map checks itself against the store its anti-entropy period after each load.
@@ -1216,6 +1217,7 @@ impl RmapScenario {
             Mutant::MC265,
             Mutant::MC272,
             Mutant::MC276,
+            Mutant::MC284,
         ]
     }
 }
