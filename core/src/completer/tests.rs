@@ -387,3 +387,21 @@ async fn a_manager_stopped_first_waits_for_its_completer() {
     stopped.unwrap();
     assert_eq!(drain(&mut all).await.len(), 6);
 }
+
+/// A stop with nothing left to write and no producer returns at once, not at its bound; and a
+/// manager whose completer closed its events ends at once too (paused time: what the test
+/// reads is the runtime's own clock). cargo-mutants round 33: a drain never called done (every
+/// shutdown waited out `stop_timeout`) and a run's event channel never closed (every manager
+/// stop waited out its drain bound) passed every lane; the simulator judges neither bound.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_idle_stop_returns_at_once_and_so_does_its_manager() {
+    let (completer, subs, mut sub) = started_with(3, None, |_| {}).await;
+    let began = tokio::time::Instant::now();
+    completer.stop().await.unwrap();
+    let stopped = began.elapsed();
+    subs.stop().await;
+    let all = began.elapsed();
+    assert_eq!(drain(&mut sub).await.len(), 3);
+    assert!(stopped < Duration::from_millis(100), "the completer's stop took {stopped:?} of a 500 ms bound");
+    assert!(all < Duration::from_millis(100), "its manager's stop ended {all:?} after");
+}
