@@ -195,7 +195,13 @@ mod tests {
         assert_eq!(judge(&[started(0), joined(10), resynced(125, AntiEntropy, 5)]), [("R12", 125)]);
         assert_eq!(judge(&[started(0), joined(10), resynced(80, AntiEntropy, 5)]), [("R12", 80)]);
         // No period, a stop, a crash: nothing judged.
-        let none = RmapEvent::Started { map: "m".into(), retry_min_us: 1, retry_max_us: 1, anti_entropy_us: 0, op_timeout_us: 1 };
+        let none = RmapEvent::Started {
+            map: "m".into(),
+            retry_min_us: 1,
+            retry_max_us: 1,
+            anti_entropy_us: 0,
+            op_timeout_us: 1,
+        };
         assert_eq!(judge(&[at(0, none), joined(10)]), []);
         let stopped = RmapEvent::Stopped { map: "m".into(), waiters_closed: 0 };
         assert_eq!(judge(&[started(0), joined(10), at(50, stopped)]), []);

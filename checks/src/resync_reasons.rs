@@ -87,7 +87,10 @@ mod tests {
     }
 
     fn started(anti_entropy_us: u64) -> Ev {
-        at(0, RmapEvent::Started { map: "m".into(), retry_min_us: 1, retry_max_us: 2, anti_entropy_us, op_timeout_us: 1 })
+        at(
+            0,
+            RmapEvent::Started { map: "m".into(), retry_min_us: 1, retry_max_us: 2, anti_entropy_us, op_timeout_us: 1 },
+        )
     }
 
     fn resynced(t_ms: u64, reason: ResyncReason) -> Ev {

@@ -140,19 +140,25 @@ mod tests {
 
     #[test]
     fn a_timeout_takes_the_op_timeout() {
-        let started = at(0, RmapEvent::Started {
-            map: "m".into(),
-            retry_min_us: 10_000,
-            retry_max_us: 400_000,
-            anti_entropy_us: 0,
-            op_timeout_us: 500_000,
-        });
+        let started = at(
+            0,
+            RmapEvent::Started {
+                map: "m".into(),
+                retry_min_us: 10_000,
+                retry_max_us: 400_000,
+                anti_entropy_us: 0,
+                op_timeout_us: 500_000,
+            },
+        );
         let timed_out = |t_ms, took_ms: u64| {
             let error = "store operation map_snapshot timed out (outcome unknown)".into();
             at(t_ms, RmapEvent::SnapshotFailed { map: "m".into(), error, took_us: took_ms * 1000 })
         };
         let judge = |h: &[Ev]| at_ms(&rmap_timeouts_take_the_op_timeout(h));
-        assert!(judge(&[started.clone(), timed_out(600, 500), failed(700, 30)]).is_empty(), "a refusal may come at once");
+        assert!(
+            judge(&[started.clone(), timed_out(600, 500), failed(700, 30)]).is_empty(),
+            "a refusal may come at once"
+        );
         assert_eq!(judge(&[started, timed_out(500, 400)]), [("R24", 500)], "cut at the backoff's cap");
     }
 

@@ -124,7 +124,16 @@ mod tests {
 
     /// retry_min 10 ms, retry_max 40 ms.
     fn started(t_ms: u64) -> Ev {
-        at(t_ms, RmapEvent::Started { map: "m".into(), retry_min_us: 10_000, retry_max_us: 40_000, anti_entropy_us: 0, op_timeout_us: 500_000 })
+        at(
+            t_ms,
+            RmapEvent::Started {
+                map: "m".into(),
+                retry_min_us: 10_000,
+                retry_max_us: 40_000,
+                anti_entropy_us: 0,
+                op_timeout_us: 500_000,
+            },
+        )
     }
 
     fn watch(t_ms: u64, took_ms: u64, ok: bool) -> Ev {

@@ -405,3 +405,40 @@ async fn an_idle_stop_returns_at_once_and_so_does_its_manager() {
     assert!(stopped < Duration::from_millis(100), "the completer's stop took {stopped:?} of a 500 ms bound");
     assert!(all < Duration::from_millis(100), "its manager's stop ended {all:?} after");
 }
+
+/// A store slower than nothing but within the op timeout is written to on the first attempt:
+/// the write waits for it (cargo-mutants round 33: a deadline computed `now - op_timeout` cut
+/// every write outside a drain at once; the simulated store and `MemoryStore` answer on the
+/// first poll, so only Redis saw it, where nothing was ever written).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_write_waits_for_a_slow_store_within_its_op_timeout() {
+    use crate::observe::{Event, Observer};
+    #[derive(Default)]
+    struct Flushed(std::sync::Mutex<Vec<(bool, bool)>>);
+    impl Observer for Flushed {
+        fn event(&self, e: &Event<'_>) {
+            match e {
+                Event::Completer(CompleterEvent::BatchFlushed { retried, .. }) => {
+                    self.0.lock().unwrap().push((true, *retried))
+                }
+                Event::Completer(CompleterEvent::FlushFailed { .. }) => self.0.lock().unwrap().push((false, false)),
+                _ => {}
+            }
+        }
+    }
+    let seen = std::rc::Rc::new(Flushed::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    let store = crate::pool::regression::Mortal::new(&MemoryStore::new(), i64::MAX);
+    let completer = Completer::new(store.clone(), cfg());
+    completer.start(&Shutdown::new("app")).await;
+    let p = completer.producer("w").unwrap();
+    store.kill(); // every call hangs until the store is revived
+    p.complete(Completion::new("slow", 1, "ok", "")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    store.revive();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(p);
+    completer.stop().await.unwrap();
+    crate::observe::set_thread_observer(before);
+    assert_eq!(*seen.0.lock().unwrap(), vec![(true, false)], "(flushed, retried) of each attempt");
+}
