@@ -1308,6 +1308,10 @@ pub enum Mutant {
     /// timeout: on a store slower than the cap but within the timeout the replica never resyncs
     /// (blind-spot hunt, round 33, B #11; R24).
     MC284,
+    /// A replicated map's resync wakes the waiters its snapshot resolves before the replica has
+    /// loaded it: `set_and_wait` can return while `get` on another thread still reads the old
+    /// value (blind-spot hunt, round 33, B #2; the assertion at the wake).
+    MC285,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1827,6 +1827,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC285,
+        lineage: "checker proof (blind-spot hunt, round 33, B #2): a resync's waiters woken before the replica loads its snapshot",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

@@ -1218,6 +1218,7 @@ impl RmapScenario {
             Mutant::MC272,
             Mutant::MC276,
             Mutant::MC284,
+            Mutant::MC285,
         ]
     }
 }
