@@ -190,6 +190,18 @@ mod tests {
         assert!(!r.snapshot().restarted_since_commit);
     }
 
+    /// A snapshot at the revision the replica already holds still carries news: that the store
+    /// restarted since (hunt 33 B #17: a load skipped when the revision had not moved kept the
+    /// replica following a feed that may carry a rolled-back history, MC45's window).
+    #[test]
+    fn a_snapshot_at_the_same_revision_still_says_the_store_restarted() {
+        let mut r = Replica::default();
+        r.load(snap(10, &[("a", "1")]));
+        r.load(MapSnapshot { restarted_since_commit: true, ..snap(10, &[("a", "1")]) });
+        assert!(r.snapshot().restarted_since_commit);
+        assert_eq!(r.apply(&ch("a", Some("lost"), 11)), Verdict::AfterRestart);
+    }
+
     #[test]
     fn applies_only_the_next_revision() {
         let mut r = Replica::default();
