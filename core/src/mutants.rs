@@ -1312,6 +1312,13 @@ pub enum Mutant {
     /// loaded it: `set_and_wait` can return while `get` on another thread still reads the old
     /// value (blind-spot hunt, round 33, B #2; the assertion at the wake).
     MC285,
+    /// The simulator's nemesis records a refusal window (`StoreUnavailable`) without telling the
+    /// store to refuse: keel's handling of a `LOADING` store goes untested while the plan says it
+    /// was (the faults' own goals, round 33: `requests_refused_while_loading`).
+    MC286,
+    /// The simulated store ignores a latency spike it was told of: no request waits for it
+    /// (`requests_slowed_by_a_spike`).
+    MC287,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

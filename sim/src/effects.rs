@@ -17,6 +17,8 @@ use crate::plan::FaultKind;
 
 /// Each fault kind's goals: what a sweep that draws the kind must see it do at least once.
 const EFFECTS: &[(FaultKind, &str)] = &[
+    (FaultKind::StoreUnavailable, "requests_refused_while_loading"),
+    (FaultKind::LatencySpike, "requests_slowed_by_a_spike"),
     (FaultKind::ReplyLoss, "reply_lost_after_apply"),
     (FaultKind::ReplyDelay, "reply_held_after_apply"),
     (FaultKind::NodeLatency, "request_and_reply_slowed_unequally"),
@@ -66,6 +68,12 @@ pub fn reached(events: &[Event]) -> Coverage {
         match w {
             WorldEv::RolledBack { kept: true, lost: true } => {
                 c.insert("rollback_kept_some_writes_lost_others");
+            }
+            WorldEv::StoreAnswering { refused } if *refused > 0 => {
+                c.insert("requests_refused_while_loading");
+            }
+            WorldEv::LatencySpikeEnded { slowed } if *slowed > 0 => {
+                c.insert("requests_slowed_by_a_spike");
             }
             WorldEv::Partition { node, dir, .. } => {
                 let open = cuts.entry(*node).or_default();
@@ -152,6 +160,15 @@ mod tests {
         assert!(rb(true, true).contains("rollback_kept_some_writes_lost_others"));
         assert!(rb(true, false).is_empty(), "a roll-back that lost nothing");
         assert!(rb(false, true).is_empty(), "a roll-back to an empty store");
+    }
+
+    #[test]
+    fn a_refusal_window_and_a_spike_count_when_they_met_a_request() {
+        let at_end = |w: WorldEv| reached(&[at(10, Who::Nemesis, w)]);
+        assert!(at_end(WorldEv::StoreAnswering { refused: 3 }).contains("requests_refused_while_loading"));
+        assert!(at_end(WorldEv::StoreAnswering { refused: 0 }).is_empty());
+        assert!(at_end(WorldEv::LatencySpikeEnded { slowed: 1 }).contains("requests_slowed_by_a_spike"));
+        assert!(at_end(WorldEv::LatencySpikeEnded { slowed: 0 }).is_empty());
     }
 
     #[test]

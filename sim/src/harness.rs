@@ -546,7 +546,8 @@ impl<E: Debug + Clone + Send + 'static> Sim<E> {
     }
 
     /// Require every fault kind the plans draw to show its effect at least once in a sweep
-    /// (judged like [`Sim::sometimes`], over [`GOALS_MIN_SEEDS`] seeds or more): a reply lost
+    /// (judged like [`Sim::sometimes`], over [`GOALS_MIN_SEEDS`] seeds or more): a request refused
+    /// while the store was loading, a request held by a latency spike, a reply lost
     /// after its request applied, a reply held after its request applied, a request and its
     /// reply slowed unequally, a roll-back that kept some writes and lost others, a cut towards
     /// the store that let none of the node's requests through and a cut of its replies that let

@@ -86,8 +86,13 @@ events! {
         RolledBack { kept: bool, lost: bool } = "rolled_back",
         /// The store refuses every request for `ms`.
         StoreRefusing { ms: u64 } = "store_refusing",
+        /// The store answers again after refusing: it refused `refused` requests meanwhile.
+        StoreAnswering { refused: u64 } = "store_answering",
         /// Every request waits `extra_ms` more before it is applied, for `ms`.
         LatencySpike { ms: u64, extra_ms: u64 } = "latency_spike",
+        /// A latency spike ended: it held `slowed` requests (overlapping spikes: the last one's
+        /// value ends them all, as the store keeps one).
+        LatencySpikeEnded { slowed: u64 } = "latency_spike_ended",
         /// `pct` % of replies are dropped after the request was applied, for `ms`.
         ReplyLoss { ms: u64, pct: u32 } = "reply_loss",
         /// Replies are delayed by `delay_ms` after the request was applied, for `ms`.

@@ -189,6 +189,10 @@ pub struct ServerFaults {
     pub refuse: AtomicBool,
     /// Extra latency before each request is applied.
     pub extra_latency_ms: AtomicU64,
+    /// Requests refused while `refuse` was on, and requests held by `extra_latency_ms`, so far:
+    /// what a refusal window and a latency spike did (`effects`).
+    pub refused: AtomicU64,
+    pub spiked: AtomicU64,
     /// Percentage of replies dropped after the request was applied.
     pub reply_loss_pct: AtomicU32,
     kill_conns: watch::Sender<u64>,
@@ -229,6 +233,8 @@ impl Default for ServerFaults {
         ServerFaults {
             refuse: AtomicBool::new(false),
             extra_latency_ms: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            spiked: AtomicU64::new(0),
             reply_loss_pct: AtomicU32::new(0),
             kill_conns: watch::channel(0).0,
             reply_delay_ms: AtomicU64::new(0),
@@ -372,7 +378,12 @@ async fn handle(served: Arc<Served>, req: Req) {
     };
     // MC281: the reply delay held before the request applies, not after.
     let held_early = if mutants::active(Mutant::MC281) { delay_now() } else { 0 };
-    let latency = faults.extra_latency_ms.load(Ordering::SeqCst) + to_ms + held_early;
+    // MC287: a latency spike recorded, no request held by it.
+    let extra = if mutants::active(Mutant::MC287) { 0 } else { faults.extra_latency_ms.load(Ordering::SeqCst) };
+    if extra > 0 {
+        faults.spiked.fetch_add(1, Ordering::SeqCst);
+    }
+    let latency = extra + to_ms + held_early;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
@@ -384,6 +395,7 @@ async fn handle(served: Arc<Served>, req: Req) {
     let hello = matches!(req.op, Op::Hello { .. });
     let denied = || !hello && lock(&faults.denied).contains_key(&node);
     let result = if faults.refuse.load(Ordering::SeqCst) {
+        faults.refused.fetch_add(1, Ordering::SeqCst);
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else if denied() {
         Err(StoreError::Refused { reason: DENIAL.into() })

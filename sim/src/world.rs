@@ -408,14 +408,35 @@ impl World {
                 after(down_ms, w, Box::new(|w| w.restart_store()))
             }
             Fault::StoreUnavailable { ms } => {
-                self.faults.refuse.store(true, Ordering::SeqCst);
+                // MC286: the refusal window recorded, the store never told to refuse.
+                if !keel::mutants::active(keel::mutants::Mutant::MC286) {
+                    self.faults.refuse.store(true, Ordering::SeqCst);
+                }
+                let before = self.faults.refused.load(Ordering::SeqCst);
                 self.rec(WorldEv::StoreRefusing { ms });
-                after(ms, w, Box::new(|w| w.faults.refuse.store(false, Ordering::SeqCst)))
+                after(
+                    ms,
+                    w,
+                    Box::new(move |w| {
+                        w.faults.refuse.store(false, Ordering::SeqCst);
+                        let refused = w.faults.refused.load(Ordering::SeqCst) - before;
+                        w.rec(WorldEv::StoreAnswering { refused });
+                    }),
+                )
             }
             Fault::LatencySpike { ms, extra_ms } => {
                 self.faults.extra_latency_ms.store(extra_ms, Ordering::SeqCst);
+                let before = self.faults.spiked.load(Ordering::SeqCst);
                 self.rec(WorldEv::LatencySpike { ms, extra_ms });
-                after(ms, w, Box::new(|w| w.faults.extra_latency_ms.store(0, Ordering::SeqCst)))
+                after(
+                    ms,
+                    w,
+                    Box::new(move |w| {
+                        w.faults.extra_latency_ms.store(0, Ordering::SeqCst);
+                        let slowed = w.faults.spiked.load(Ordering::SeqCst) - before;
+                        w.rec(WorldEv::LatencySpikeEnded { slowed });
+                    }),
+                )
             }
             Fault::ReplyLoss { ms, pct } => {
                 self.faults.reply_loss_pct.store(pct, Ordering::SeqCst);

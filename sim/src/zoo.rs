@@ -44,6 +44,8 @@ pub const GOAL_PROOFS: &[(Mutant, &[&str])] = &[
     (Mutant::MC281, &["reply_held_after_apply"]),
     (Mutant::MC282, &["rollback_kept_some_writes_lost_others"]),
     (Mutant::MC283, &["cut_to_store_served_none", "cut_from_store_served_requests"]),
+    (Mutant::MC286, &["requests_refused_while_loading"]),
+    (Mutant::MC287, &["requests_slowed_by_a_spike"]),
 ];
 
 /// The fault-effect goals `m` must make a sweep miss, when it is one of [`GOAL_PROOFS`].
@@ -1817,6 +1819,18 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MC283,
         lineage: "checker proof (blind-spot hunt, round 32, A #2): one-way partitions cut the other way round",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC286,
+        lineage: "checker proof (the faults' own goals, round 33): a refusal window recorded, the store never told to refuse",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC287,
+        lineage: "checker proof (the faults' own goals, round 33): a latency spike recorded, no request held by it",
         scenario: "lease",
         budget: 40,
     },

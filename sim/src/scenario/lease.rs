@@ -318,6 +318,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC281,
     Mutant::MC282,
     Mutant::MC283,
+    Mutant::MC286,
+    Mutant::MC287,
     Mutant::MC240,
     Mutant::MC241,
     Mutant::MC243,
