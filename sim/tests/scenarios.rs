@@ -101,7 +101,8 @@ fn plan_replays_from_json() {
 /// line of the first failure names the seed that reproduces it.
 #[test]
 fn zoo_mutants_are_caught() {
-    for entry in ZOO.iter().filter(|e| e.simulated()) {
+    // The simulator's own fault mutants are judged on the goals of a whole sweep (below).
+    for entry in ZOO.iter().filter(|e| e.simulated() && keel_sim::zoo::goal_proof(e.mutant).is_none()) {
         let opts = SweepOpts {
             seeds: 0..entry.budget,
             jobs: 1,
@@ -127,6 +128,34 @@ fn zoo_mutants_are_caught() {
             "{:?} seed {} did not replay",
             entry.mutant,
             first.seed
+        );
+    }
+}
+
+/// Each mutant of the simulator's own faults leaves a sweep of its budget short of a goal of the
+/// faults' own that the same seeds reach without it (`keel_sim::effects`): the fault stopped
+/// doing its job, and the sweep says so.
+#[test]
+fn fault_mutants_make_their_sweep_miss_a_goal() {
+    for entry in ZOO.iter().filter(|e| e.simulated()) {
+        let Some(goals) = keel_sim::zoo::goal_proof(entry.mutant) else { continue };
+        let sweep = |mutant| {
+            let opts = SweepOpts {
+                seeds: 0..entry.budget,
+                jobs: 1,
+                mutant,
+                profile: Profile::Swarm,
+                stop_at_first_failure: false,
+            };
+            sweep::run(entry.scenario, &opts, &|_| {}).expect("scenario exists")
+        };
+        let (with, without) = (sweep(Some(entry.mutant)), sweep(None));
+        assert!(without.missed_goals.is_empty(), "{}: {:?} missed unmutated", entry.scenario, without.missed_goals);
+        assert!(
+            goals.iter().any(|g| with.missed_goals.contains(g)),
+            "{:?}: its sweep reached {goals:?} (missed {:?})",
+            entry.mutant,
+            with.missed_goals
         );
     }
 }
