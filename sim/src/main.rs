@@ -726,9 +726,8 @@ mod cli {
             if let Some(f) = sweep.first_failure() {
                 let m = max_seed.entry(e.scenario).or_insert(0);
                 *m = (*m).max(f.seed + 1);
-            } else {
-                all_caught = false;
             }
+            all_caught &= verdict != "ESCAPED";
             outln!(
                 "{:<5} {:<9} {:>8} {:>8} {:>8.2}  {:<9} {}",
                 format!("{:?}", e.mutant),
