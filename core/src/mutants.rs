@@ -1319,6 +1319,11 @@ pub enum Mutant {
     /// The simulated store ignores a latency spike it was told of: no request waits for it
     /// (`requests_slowed_by_a_spike`).
     MC287,
+    /// A replicated map's calls and snapshots timed on the runtime's timer instead of the clock
+    /// the map was given: with a drifting or jumped clock, or a test clock, writes are cut
+    /// early or late against the timeout the service configured (blind-spot hunt, round 33,
+    /// B #24; R18 in `rmapclock`, the one rmap scenario whose clocks drift and jump).
+    MC288,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1847,6 +1847,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC288,
+        lineage: "checker proof (blind-spot hunt, round 33, B #24): a replicated map's timeouts on the runtime's timer, not its clock",
+        scenario: "rmapclock",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

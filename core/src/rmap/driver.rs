@@ -36,10 +36,16 @@ pub(super) async fn timed<T>(
     op: &'static str,
     fut: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
+    // MC288: the deadline on the runtime's timer, not the map's clock.
+    let deadline: crate::clock::Sleep = if crate::mutants::active(crate::mutants::Mutant::MC288) {
+        Box::pin(tokio::time::sleep(after))
+    } else {
+        clock.sleep(after)
+    };
     tokio::select! {
         biased;
         r = fut => r,
-        _ = clock.sleep(after) => Err(StoreError::Timeout { op }),
+        _ = deadline => Err(StoreError::Timeout { op }),
     }
 }
 

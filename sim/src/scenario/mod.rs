@@ -84,6 +84,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(lease::LeaseScenario::default().sim()),
         Box::new(rmap::RmapScenario::default().sim()),
         Box::new(rmap::RmapScenario::with_anti_entropy().sim()),
+        Box::new(rmap::RmapScenario::with_clock_faults().sim()),
         Box::new(completer::CompleterScenario::default().sim()),
         Box::new(pool::PoolScenario::default().sim()),
         Box::new(pool::PoolScenario { feed: true, ..pool::PoolScenario::default() }.sim()),

@@ -17,7 +17,7 @@ use keel::store::{MapSnapshot, Store};
 use madsim::rand::Rng;
 
 use super::{AppEv, RunView};
-use crate::check::{Coverage, Violation};
+use crate::check::{Coverage, Span, Violation};
 use crate::harness::Sim;
 use crate::history::{Event, ServerEv, Who, WorldEv};
 use crate::net::SimStore;
@@ -71,7 +71,9 @@ events! {
         SawCancelled { id: String } = "saw_cancelled",
         /// R18: a plain write failed with a timeout `took_us` after it was sent, short of the
         /// map's op timeout.
-        WriteTimedOutEarly { took_us: u64 } = "write_timed_out_early",
+        /// `sent_us`: when it was sent, in global time (a backward jump of the node's clock
+        /// during the call shortens what the node's clock measured).
+        WriteTimedOutEarly { took_us: u64, sent_us: u64 } = "write_timed_out_early",
         /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
         /// and the subscriptions the node's tasks hold (`held`).
         Probe { rev: u64, syncs: u64, subs: u64, held: u64 } = "probe",
@@ -157,11 +159,15 @@ pub struct RmapScenario {
     /// Each map's anti-entropy period (R12). `rmapae` sets it; `rmap` keeps the maps without
     /// one, so its schedules (and the corpus plans of its narrowest mutants) stay as they were.
     pub anti_entropy: Option<Duration>,
+    /// Nodes' clocks drift and jump (`rmapclock`): keel's map times its calls and waits on the
+    /// clock it is given, so a timeout armed on the runtime's timer instead shows only when the
+    /// two disagree (blind-spot hunt 33 B #24). `rmap` keeps true clocks, so its schedules stay.
+    pub clock_faults: bool,
 }
 
 impl Default for RmapScenario {
     fn default() -> Self {
-        RmapScenario { nodes: 4, window_ms: 20_000, hot_keys: 24, anti_entropy: None }
+        RmapScenario { nodes: 4, window_ms: 20_000, hot_keys: 24, anti_entropy: None, clock_faults: false }
     }
 }
 
@@ -169,6 +175,19 @@ impl RmapScenario {
     /// The `rmapae` scenario: every map checks itself against the store every 1.5 s (R12).
     pub fn with_anti_entropy() -> Self {
         RmapScenario { anti_entropy: Some(Duration::from_millis(1_500)), ..RmapScenario::default() }
+    }
+
+    /// The `rmapclock` scenario: the nodes' clocks drift within the bound and jump.
+    pub fn with_clock_faults() -> Self {
+        RmapScenario { clock_faults: true, ..RmapScenario::default() }
+    }
+
+    fn name(&self) -> &'static str {
+        match (self.anti_entropy.is_some(), self.clock_faults) {
+            (_, true) => "rmapclock",
+            (true, false) => "rmapae",
+            (false, false) => "rmap",
+        }
     }
 }
 
@@ -268,7 +287,7 @@ impl Node {
             };
             let key = if pick < 25 { format!("u-{}-{n}", self.ctx.name) } else { format!("k{key_no}") };
             let value = format!("{}-{n}", self.ctx.name);
-            let sent = self.ctx.clock.now();
+            let (sent, sent_us) = (self.ctx.clock.now(), self.ctx.history.now_us());
             let r = match op {
                 0..70 => self.map.set(&key, &value).await,
                 70..80 => self.map.delete(&key).await,
@@ -284,7 +303,7 @@ impl Node {
             if let Err(RmapError::Store(keel::StoreError::Timeout { .. })) = r {
                 let took_us = self.ctx.clock.now().saturating_duration_since(sent).as_micros() as u64;
                 if took_us + 1_000 < self.op_timeout.as_micros() as u64 {
-                    self.ctx.record(Rec::WriteTimedOutEarly { took_us });
+                    self.ctx.record(Rec::WriteTimedOutEarly { took_us, sent_us });
                 }
             }
         }
@@ -654,8 +673,7 @@ impl RmapScenario {
     /// The scenario on the public harness (what `cargo sim` runs).
     pub fn sim(self) -> Sim {
         let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
-        let name = if self.anti_entropy.is_some() { "rmapae" } else { "rmap" };
-        super::on_harness(name, &self.plan_spec(), self.op_timeout(), self.settle())
+        super::on_harness(self.name(), &self.plan_spec(), self.op_timeout(), self.settle())
             .node(move |node| main(node.ctx().clone()))
             .check(move |run| judge.check(run.view))
             .sometimes_all(self.coverage_goals(), move |run| goals.coverage(run.view.events))
@@ -663,28 +681,26 @@ impl RmapScenario {
     }
 
     fn plan_spec(&self) -> PlanSpec {
-        PlanSpec {
-            nodes: self.nodes,
-            kinds: vec![
-                FaultKind::StoreCrash,
-                FaultKind::StoreDataLoss,
-                FaultKind::StoreUnavailable,
-                FaultKind::LatencySpike,
-                FaultKind::ReplyLoss,
-                FaultKind::FeedDisconnect,
-                FaultKind::Partition,
-                FaultKind::PartitionOneWay,
-                FaultKind::NodeCrash,
-                FaultKind::NodePause,
-                FaultKind::NodeRestart,
-                FaultKind::ReplyDelay,
-                FaultKind::NodeLatency,
-                FaultKind::StoreRollback,
-            ],
-            window_ms: self.window_ms,
-            unit_ms: 1000,
-            drift_bound: 0.1,
+        let mut kinds = vec![
+            FaultKind::StoreCrash,
+            FaultKind::StoreDataLoss,
+            FaultKind::StoreUnavailable,
+            FaultKind::LatencySpike,
+            FaultKind::ReplyLoss,
+            FaultKind::FeedDisconnect,
+            FaultKind::Partition,
+            FaultKind::PartitionOneWay,
+            FaultKind::NodeCrash,
+            FaultKind::NodePause,
+            FaultKind::NodeRestart,
+            FaultKind::ReplyDelay,
+            FaultKind::NodeLatency,
+            FaultKind::StoreRollback,
+        ];
+        if self.clock_faults {
+            kinds.extend([FaultKind::ClockDrift, FaultKind::ClockJump]);
         }
+        PlanSpec { nodes: self.nodes, kinds, window_ms: self.window_ms, unit_ms: 1000, drift_bound: 0.1 }
     }
 
     fn op_timeout(&self) -> Duration {
@@ -792,6 +808,12 @@ impl RmapScenario {
         let converge_us = heal_us + CONVERGE_MS * 1000;
         // Per node: its last probe, pending calls, its last replica/store comparison.
         let mut last_probe: BTreeMap<Who, u64> = BTreeMap::new();
+        // Per node: when its clock stalled (a backward jump) or ran beyond the drift bound
+        // (`rmapclock`): the probe and the workload pace themselves on the node's clock, so a
+        // stall delays them and shortens what they measure, by design.
+        let out_of_bound = super::drift::out_of_bound(events, end_us);
+        let stalls = |node: Who| out_of_bound.get(&node).map_or(&[][..], Vec::as_slice);
+        let stalled = |node: Who, span: Span| stalls(node).iter().any(|s| s.overlap(&span).is_some());
         let mut pending: BTreeMap<(Who, &str), u64> = BTreeMap::new();
         let mut last_r2: BTreeMap<Who, (u64, &Rec)> = BTreeMap::new();
         let mut stopped: BTreeSet<Who> = BTreeSet::new();
@@ -870,7 +892,7 @@ impl RmapScenario {
                         ));
                     }
                     if let Some(prev) = last_probe.insert(node, e.t_us)
-                        && e.t_us - prev > R1_GAP_MS * 1000
+                        && (Span { start: prev, end: e.t_us }).len_outside(stalls(node)) > R1_GAP_MS * 1000
                     {
                         v.push(Violation::new(
                             "R1",
@@ -970,11 +992,17 @@ impl RmapScenario {
                         ),
                     ));
                 }
-                Rec::WriteTimedOutEarly { took_us } => v.push(Violation::new(
-                    "R18",
-                    e.t_us,
-                    format!("{node}: a write timed out {took_us} µs after it was sent, short of the map's op timeout"),
-                )),
+                Rec::WriteTimedOutEarly { took_us, sent_us }
+                    if !stalled(node, Span { start: *sent_us, end: e.t_us }) =>
+                {
+                    v.push(Violation::new(
+                        "R18",
+                        e.t_us,
+                        format!(
+                            "{node}: a write timed out {took_us} µs after it was sent, short of the map's op timeout"
+                        ),
+                    ))
+                }
                 Rec::SawDescheduled { .. }
                 | Rec::JoinAwaited {}
                 | Rec::JoinReturned { .. }
@@ -985,7 +1013,8 @@ impl RmapScenario {
                 | Rec::SubJump { .. }
                 | Rec::SubCaughtUp { .. }
                 | Rec::SubEnd { .. }
-                | Rec::SubBufferHeld { .. } => {}
+                | Rec::SubBufferHeld { .. }
+                | Rec::WriteTimedOutEarly { .. } => {}
                 Rec::SawErr { id, .. } | Rec::SawCancelled { id } => {
                     pending.remove(&(node, id.as_str()));
                 }
@@ -1035,7 +1064,7 @@ impl RmapScenario {
         for (node, t) in &last_probe {
             if live(*node)
                 && run.timeline.running_at(*node, end_us.saturating_sub(1))
-                && end_us.saturating_sub(*t) > R1_GAP_MS * 1000
+                && (Span { start: *t, end: end_us }).len_outside(stalls(*node)) > R1_GAP_MS * 1000
             {
                 v.push(Violation::new("R1", end_us, format!("{node}: readers blocked since {:.3}s", *t as f64 / 1e6)));
             }
@@ -1167,6 +1196,9 @@ impl RmapScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
+        if self.clock_faults {
+            return &[Mutant::MC288]; // what only a map on a wrong clock breaks
+        }
         if self.anti_entropy.is_some() {
             return &[Mutant::MC109, Mutant::MC120]; // what only a map with a period can break
         }
