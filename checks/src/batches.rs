@@ -224,6 +224,7 @@ mod tests {
             retry_min_us: 10_000,
             retry_max_us: 100_000,
             retry_budget: 8,
+            op_timeout_us: 200_000,
         };
         at(0, e)
     }

@@ -152,6 +152,7 @@ mod tests {
             retry_min_us,
             retry_max_us,
             retry_budget,
+            op_timeout_us: 200_000,
         };
         at(t_ms, e)
     }

@@ -195,6 +195,11 @@ pub fn jobs_lost<'a, E: Entry>(
     v
 }
 
+/// What a bound timed on a node's clock may seem short by when read on the history's time: a
+/// clock's deadline wakes at a whole µs, and a bound may run from an instant a µs before the one
+/// the rule reads.
+const ROUNDING_SLACK_US: u64 = 2;
+
 /// V3 and V4 over keel's completer events: a stop that began at or after `heal_us` (the store
 /// healthy) reports nothing unflushed or undelivered (V3), unless a producer kept its run open
 /// to the bound (`producers_left` at the close, or a `producer_stopped` at or after the stop
@@ -237,7 +242,10 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
                 queued_at_deadline.insert(key.clone(), *pending);
                 if let Some(&(began, bound_us)) = draining.get(&key)
                     && clocks_tame
-                    && ((t - began) as f64) < bound_us as f64 / fastest
+                    // Two µs of slack: the bound runs from the stop's request (up to a µs before
+                    // the drain), and a clock's deadline wakes at a whole µs (completerclock seed
+                    // 77: 566 844 µs at rate 1.0585 is 0.2 µs short of 600 ms).
+                    && ((t - began + ROUNDING_SLACK_US) as f64) < bound_us as f64 / fastest
                 {
                     v.push(Violation::new(
                         "V4",
@@ -941,7 +949,8 @@ pub fn completer_drains_retry<E: Entry>(
 /// (frozen time not counted) of the later of that instant and the end of the write then in flight
 /// (its `BatchFlushed`, or its last `FlushFailed` when it gave the batch up). A write's start is
 /// its `BatchFlushed` less its `took_us` (retries included), a local duration stretched by
-/// `slowest`, the slowest rate of a node's clock the history allows; `jumped(node, from, to)`
+/// `slowest`, the slowest rate of a node's clock the history allows, and shrunk by `fastest`, the
+/// fastest (a fast clock measures a write longer than it took); `jumped(node, from, to)`
 /// excuses a run whose node's clock jumped meanwhile. A run that writes nothing more (its node
 /// crashed, it gave the batch up) is not judged. One that waits for the tick (blind-spot hunt,
 /// round 7, #9) spends up to a flush interval of the stop's bound on every round of the drain;
@@ -949,7 +958,7 @@ pub fn completer_drains_retry<E: Entry>(
 /// to its tick.
 pub fn completer_drains_write_at_once<E: Entry>(
     events: &[E],
-    slowest: f64,
+    (slowest, fastest): (f64, f64),
     slack_us: u64,
     frozen: impl Fn(&E::Node) -> Vec<Span>,
     jumped: impl Fn(&E::Node, u64, u64) -> bool,
@@ -990,8 +999,12 @@ pub fn completer_drains_write_at_once<E: Entry>(
                 // sure was in flight then: one that may have begun at it is the write that
                 // takes it (pool seed 8: a write begun at the drain, its start stretched by a
                 // clock of rate 0.94 in the plan to before it, made the rule judge the next).
+                // The latest: at the fastest clock (completerclock seed 13: a write begun at the
+                // end of the one in flight, measured 7 716 µs by a clock of rate 1.013, was read
+                // as begun 101 µs before that end, and the rule judged it as the drain's late
+                // first write).
                 let start = t.saturating_sub(took);
-                let latest = t.saturating_sub(*took_us).max(start);
+                let latest = t.saturating_sub((*took_us as f64 / fastest.max(1.0)) as u64).max(start);
                 let Some(since) = d.queued_since else {
                     d.write_ends.push(t);
                     continue;
@@ -1751,6 +1764,7 @@ mod tests {
                 retry_min_us: 10_000,
                 retry_max_us: 100_000,
                 retry_budget: 8,
+                op_timeout_us: 200_000,
             },
         );
         let flushed = |t_ms: u64, n: usize| {
@@ -1892,8 +1906,9 @@ mod tests {
                 },
             )
         };
-        let judge =
-            |h: &[E], slowest: f64| completer_drains_write_at_once(h, slowest, 2_000, |_| vec![], |_, _, _| false);
+        let judge = |h: &[E], slowest: f64| {
+            completer_drains_write_at_once(h, (slowest, 1.0), 2_000, |_| vec![], |_, _, _| false)
+        };
         // Written at once (a 5 ms write begun at the drain), or a write in flight at the drain.
         assert!(judge(&[began(2), flushed(15_000, 5_000)], 1.0).is_empty());
         assert!(judge(&[began(2), flushed(15_000, 8_000)], 1.0).is_empty());
@@ -1926,6 +1941,13 @@ mod tests {
         // A slow clock in the plan (pool seed 8): a 20 ms write begun at the drain, its earliest
         // start before it, is the drain's first write; a later one is not judged.
         assert!(judge(&[began(2), flushed(30_000, 20_000), flushed(80_000, 20_000)], 0.9).is_empty());
+        // A fast clock measured the write long (completerclock seed 13): begun at the end of the
+        // write in flight, 7 716 µs on a clock of rate 1.0133, it is not late at that rate; read
+        // at rate 1 it began before that end, and the drain's first write looked late.
+        let h = [began(2), flushed(17_314, 207_674), flushed(24_929, 7_716)];
+        let at = |rates| completer_drains_write_at_once(&h, rates, 2_000, |_| vec![], |_, _, _| false);
+        assert!(at((0.962, 1.0133)).is_empty());
+        assert_eq!(at((0.962, 1.0)).len(), 1);
         // Nothing queued at the drain: the later write is of a completion handed in since.
         assert!(judge(&[began(0), flushed(30_000, 5_000)], 1.0).is_empty());
         // The queued batch given up at its last failure (its next retry would pass the bound)
@@ -1939,8 +1961,14 @@ mod tests {
         // Frozen time does not count; a node restart ends the run.
         let frozen = |_: &&str| vec![Span { start: 10_500, end: 40_000 }];
         assert!(
-            completer_drains_write_at_once(&[began(2), flushed(45_000, 5_000)], 1.0, 2_000, frozen, |_, _, _| false)
-                .is_empty()
+            completer_drains_write_at_once(
+                &[began(2), flushed(45_000, 5_000)],
+                (1.0, 1.0),
+                2_000,
+                frozen,
+                |_, _, _| false
+            )
+            .is_empty()
         );
         let restart = E(20_000, "a", None, Some(Fact::NodeStart));
         assert!(judge(&[began(2), restart, flushed(30_000, 5_000)], 1.0).is_empty());

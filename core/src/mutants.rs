@@ -1324,6 +1324,15 @@ pub enum Mutant {
     /// early or late against the timeout the service configured (blind-spot hunt, round 33,
     /// B #24; R18 in `rmapclock`, the one rmap scenario whose clocks drift and jump).
     MC288,
+    /// A completer's store write timed out on the runtime's timer instead of the clock it was
+    /// given: with a drifting or jumped clock, or a test clock, writes are cut early or late
+    /// against the op timeout the service configured (`completerclock`, the completer scenario
+    /// whose clocks drift and jump).
+    MC289,
+    /// A completer run's idle wait (its flush tick and its stop's bound) on the runtime's timer
+    /// instead of its clock: ticks and the bound run late or early on a drifting clock and miss
+    /// a jump (`completerclock`).
+    MC290,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

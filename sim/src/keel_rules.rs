@@ -169,6 +169,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(completer_full_batches_write_at_once(view));
     v.extend(completer_stops_heard(view));
     v.extend(completer_drains_write_at_once(view));
+    v.extend(completer_timeouts_take_the_op_timeout(view));
     v.extend(completer_drains_end_at_once(view));
     v.extend(completer_closes_wake_waiting_producers(view));
     v.extend(keel_checks::completer_stops_return_their_report(view.events));
@@ -323,14 +324,21 @@ pub fn completer_drains_write_at_once(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
     }
-    let slowest = clock_rates(run).fold(1.0f64, f64::min);
+    let (slowest, fastest) = (clock_rates(run).fold(1.0f64, f64::min), clock_rates(run).fold(1.0f64, f64::max));
     keel_checks::completer_drains_write_at_once(
         run.events,
-        slowest,
+        (slowest, fastest),
         COMPLETER_STOP_HEARD_SLACK_US,
         |n| run.timeline.frozen(*n).collect(),
         |n, from, to| clock_jumped(run, n, from, to),
     )
+}
+
+/// V31: a completer's write that timed out waited its whole op timeout
+/// ([`keel_checks::completer_timeouts_take_the_op_timeout`]); a jump of the node's clock shortly
+/// before excuses it.
+pub fn completer_timeouts_take_the_op_timeout(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::completer_timeouts_take_the_op_timeout(run.events, |n, from, to| clock_jumped(run, n, from, to))
 }
 
 /// V17: a drain ends as soon as it can ([`keel_checks::completer_drains_end_at_once`]): its
@@ -583,7 +591,7 @@ pub fn completer_partial_batches_written_at_their_tick(run: &RunView<'_>) -> Vec
 }
 
 /// Whether node `n`'s clock jumped between `from` and `to`.
-fn clock_jumped(run: &RunView<'_>, n: &Who, from: u64, to: u64) -> bool {
+pub(crate) fn clock_jumped(run: &RunView<'_>, n: &Who, from: u64, to: u64) -> bool {
     run.events
         .iter()
         .any(|e| e.node == *n && (from..=to).contains(&e.t_us) && matches!(e.world(), Some(WorldEv::ClockJump { .. })))
@@ -800,7 +808,7 @@ pub(crate) fn slowest_in_bound(run: &RunView<'_>) -> f64 {
 }
 
 /// Every clock rate the run's plan sets (1.0, real time, is not among them unless set).
-fn clock_rates<'a>(run: &'a RunView<'_>) -> impl Iterator<Item = f64> + 'a {
+pub(crate) fn clock_rates<'a>(run: &'a RunView<'_>) -> impl Iterator<Item = f64> + 'a {
     run.plan.events.iter().filter_map(|t| match t.fault {
         crate::plan::Fault::ClockRate { rate, .. } => Some(rate),
         _ => None,

@@ -1853,6 +1853,18 @@ pub const ZOO: &[Entry] = &[
         budget: 60,
     },
     Entry {
+        mutant: Mutant::MC289,
+        lineage: "checker proof (completerclock): a completer's write timeout on the runtime's timer, not its clock",
+        scenario: "completerclock",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC290,
+        lineage: "checker proof (completerclock): a completer run's flush tick and stop bound on the runtime's timer, not its clock",
+        scenario: "completerclock",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MP15,
         lineage: "pulse #74: dispatch admission from the node's cached view plus the pending guard: a lagging node admits a running job again",
         scenario: "pool",

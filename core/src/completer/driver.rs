@@ -37,6 +37,15 @@ fn seed(name: &str, instance: &str, run: u64) -> u64 {
 }
 
 impl<S: Store> Driver<S> {
+    /// Sleep until `deadline` on the run's clock (`mutant`: on the runtime's timer instead).
+    fn sleep_until(&self, deadline: Instant, mutant: Mutant) -> crate::clock::Sleep {
+        if mutants::active(mutant) {
+            let left = deadline.saturating_duration_since(self.clock.now());
+            return Box::pin(tokio::time::sleep(left));
+        }
+        self.clock.sleep_until(deadline)
+    }
+
     /// Enter the drain once the run's token is cancelled; returns the stop deadline.
     fn check_stop(&self, deadline: &mut Option<Instant>) {
         if deadline.is_none() && self.token.is_cancelled() {
@@ -128,7 +137,7 @@ impl<S: Store> Driver<S> {
             tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 _ = self.intake.work.notified() => {}
-                _ = self.clock.sleep_until(wake) => {}
+                _ = self.sleep_until(wake, Mutant::MC290) => {}
                 _ = self.token.cancelled(), if deadline.is_none() => {}
             }
         }
@@ -203,7 +212,7 @@ impl<S: Store> Driver<S> {
             let r = tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = self.store.map_txn(&self.cfg.map, &[], &w) => r,
-                _ = self.clock.sleep_until(cut) => Err(StoreError::Timeout { op: "map_txn" }),
+                _ = self.sleep_until(cut, Mutant::MC289) => Err(StoreError::Timeout { op: "map_txn" }),
             };
             match r {
                 Ok(out) => {

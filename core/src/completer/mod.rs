@@ -322,6 +322,7 @@ impl<S: Store> Completer<S> {
                     retry_min_us: observe::micros(self.cfg.retry_min),
                     retry_max_us: observe::micros(self.cfg.retry_max),
                     retry_budget: self.cfg.retry_budget,
+                    op_timeout_us: observe::micros(self.cfg.op_timeout),
                 });
                 let d = driver::Driver {
                     store: self.store.clone(),

@@ -135,11 +135,23 @@ pub struct CompleterScenario {
     /// How long a stopping producer tries to hand over its last completion before handing the
     /// job back instead.
     pub handoff_ms: u64,
+    /// Nodes' clocks drift and jump (`completerclock`): the completer times its ticks, stops
+    /// and drains on the clock it is given, so a deadline armed on the runtime's timer instead
+    /// shows only when the two disagree. `completer` keeps true clocks, so its schedules stay.
+    pub clock_faults: bool,
 }
 
 impl Default for CompleterScenario {
     fn default() -> Self {
-        CompleterScenario { nodes: 2, runs: 3, window_ms: 6_000, stop_ms: 600, drain_ms: 2_000, handoff_ms: 500 }
+        CompleterScenario {
+            nodes: 2,
+            runs: 3,
+            window_ms: 6_000,
+            stop_ms: 600,
+            drain_ms: 2_000,
+            handoff_ms: 500,
+            clock_faults: false,
+        }
     }
 }
 
@@ -663,7 +675,8 @@ impl CompleterScenario {
     /// The scenario on the public harness (what `cargo sim` runs).
     pub fn sim(self) -> Sim {
         let (main, judge, goals) = (self.node_main(), self.clone(), self.clone());
-        super::on_harness("completer", &self.plan_spec(), self.op_timeout(), self.settle())
+        let name = if self.clock_faults { "completerclock" } else { "completer" };
+        super::on_harness(name, &self.plan_spec(), self.op_timeout(), self.settle())
             .node(move |node| main(node.ctx().clone()))
             .check(move |run| judge.check(run.view))
             .sometimes_all(self.coverage_goals(), move |run| goals.coverage(run.view.events))
@@ -671,26 +684,24 @@ impl CompleterScenario {
     }
 
     fn plan_spec(&self) -> PlanSpec {
-        PlanSpec {
-            nodes: self.nodes,
-            kinds: vec![
-                FaultKind::StoreCrash,
-                FaultKind::StoreDataLoss,
-                FaultKind::StoreUnavailable,
-                FaultKind::LatencySpike,
-                FaultKind::ReplyLoss,
-                FaultKind::Partition,
-                FaultKind::PartitionOneWay,
-                FaultKind::NodeCrash,
-                FaultKind::NodeRestart,
-                FaultKind::ReplyDelay,
-                FaultKind::NodeLatency,
-                FaultKind::ConsumerStall,
-            ],
-            window_ms: self.window_ms,
-            unit_ms: 300,
-            drift_bound: 0.1,
+        let mut kinds = vec![
+            FaultKind::StoreCrash,
+            FaultKind::StoreDataLoss,
+            FaultKind::StoreUnavailable,
+            FaultKind::LatencySpike,
+            FaultKind::ReplyLoss,
+            FaultKind::Partition,
+            FaultKind::PartitionOneWay,
+            FaultKind::NodeCrash,
+            FaultKind::NodeRestart,
+            FaultKind::ReplyDelay,
+            FaultKind::NodeLatency,
+            FaultKind::ConsumerStall,
+        ];
+        if self.clock_faults {
+            kinds.extend([FaultKind::ClockDrift, FaultKind::ClockJump]);
         }
+        PlanSpec { nodes: self.nodes, kinds, window_ms: self.window_ms, unit_ms: 300, drift_bound: 0.1 }
     }
 
     fn op_timeout(&self) -> Duration {
@@ -730,6 +741,8 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::completer_stops_heard(run));
         // V13: a drain writes what is queued at once, not at its next flush tick.
         v.extend(crate::keel_rules::completer_drains_write_at_once(run));
+        // V31: a write that timed out waited its whole op timeout, on the run's clock.
+        v.extend(crate::keel_rules::completer_timeouts_take_the_op_timeout(run));
         v.extend(crate::keel_rules::completer_partial_batches_wait_for_the_tick(run));
         // V26: ... and is written at that tick, not a tick later.
         v.extend(crate::keel_rules::completer_partial_batches_written_at_their_tick(run));
@@ -765,9 +778,13 @@ impl CompleterScenario {
         v.extend(keel_checks::subscription_closes_count_drops(run.events));
         v.extend(super::life_waits::check(run));
         v.extend(super::life_waits::watch_follows_status(run));
+        let clocks = Clocks {
+            fastest: crate::keel_rules::clock_rates(run).fold(1.0f64, f64::max),
+            jumped: &|n, from, to| crate::keel_rules::clock_jumped(run, n, from, to),
+        };
         for (id, r) in &runs.runs {
             v.extend(r.check(id, self.stop_bound_us()));
-            v.extend(r.check_report(id, self, heal_us));
+            v.extend(r.check_report(id, self, heal_us, &clocks));
         }
         for e in events {
             if matches!(rec(e), Some(Rec::StressStuck {} | Rec::StressDone { stopped: false })) {
@@ -920,6 +937,9 @@ impl CompleterScenario {
     }
 
     fn mutants(&self) -> &'static [Mutant] {
+        if self.clock_faults {
+            return &[Mutant::MC289, Mutant::MC290]; // what only a run on a wrong clock breaks
+        }
         &[
             Mutant::MR1,
             Mutant::MR3,
@@ -1207,6 +1227,15 @@ struct Run {
     drain_started: Option<u64>,
     stop_deadline: Option<u64>,
     moved_on: bool, // the incarnation finished or went on to its next run
+    node: Option<Who>,
+}
+
+/// What the plan did to the nodes' clocks, for rules that judge a bound timed on a node's clock.
+struct Clocks<'a> {
+    /// The fastest rate of a node's clock in the plan (1 when none is faster).
+    fastest: f64,
+    /// Whether a node's clock jumped between two instants.
+    jumped: &'a dyn Fn(&Who, u64, u64) -> bool,
 }
 
 /// Runs keyed by `node#incarnation/run`.
@@ -1295,6 +1324,7 @@ impl Runs {
                 _ => continue,
             };
             let r = keyed.entry((node, n, run)).or_default();
+            r.node = Some(node);
             match what {
                 Seen::Accepted(failed) => {
                     r.accepted += 1;
@@ -1362,7 +1392,7 @@ impl Run {
     /// The run's own accounting, judged where it can break: producers make progress once the
     /// store is healthy (V6); the backlog never exceeds its bound (V7); a stop that begins with
     /// the store healthy loses nothing (V3); a stop that reports its bound reached took it (V4).
-    fn check_report(&self, id: &str, scn: &CompleterScenario, heal_us: u64) -> Vec<Violation> {
+    fn check_report(&self, id: &str, scn: &CompleterScenario, heal_us: u64, clocks: &Clocks<'_>) -> Vec<Violation> {
         let mut v = Vec::new();
         if let (Some(start), Some(end)) = (self.started, self.stop_end)
             && start >= heal_us
@@ -1401,8 +1431,13 @@ impl Run {
                 ),
             ));
         }
+        // On the node's clock, which the bound is timed on: at the fastest rate the plan gives a
+        // clock, and not across a jump of it (completerclock: a clock of rate 1.08 ran a 600 ms
+        // bound out in 556 ms), with 2 µs of slack: the bound runs from the request, up to a µs
+        // before the drain, and a clock's deadline wakes at a whole µs.
         if let (Some(drain), Some(t)) = (self.drain_started, self.stop_deadline)
-            && t - drain < scn.stop_ms * 1000
+            && ((t - drain + 2) as f64 * clocks.fastest) < (scn.stop_ms * 1000) as f64
+            && !self.node.is_some_and(|n| (clocks.jumped)(&n, drain, t))
         {
             v.push(Violation::new(
                 "V4",
@@ -1526,6 +1561,7 @@ fn runs_as_configured(events: &[Event]) -> Vec<Violation> {
             retry_min_us,
             retry_max_us,
             retry_budget,
+            ..
         }) = e.completer()
         else {
             continue;

@@ -86,6 +86,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(rmap::RmapScenario::with_anti_entropy().sim()),
         Box::new(rmap::RmapScenario::with_clock_faults().sim()),
         Box::new(completer::CompleterScenario::default().sim()),
+        Box::new(completer::CompleterScenario { clock_faults: true, ..completer::CompleterScenario::default() }.sim()),
         Box::new(pool::PoolScenario::default().sim()),
         Box::new(pool::PoolScenario { feed: true, ..pool::PoolScenario::default() }.sim()),
         Box::new(pool::PoolScenario { data_loss: true, ..pool::PoolScenario::default() }.sim()),
