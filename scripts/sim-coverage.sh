@@ -20,7 +20,7 @@ rm -rf "$out" && mkdir -p "$out"
 cargo build --quiet --release --config "build.rustflags=['--cfg','madsim','-C','instrument-coverage']" \
   --target-dir "$target" -p keel-sim --features sim
 sim=$target/release/keel-sim
-for s in lease:400 rmap:100 rmapae:50 rmapclock:50 completer:300 pool:50 poolfeed:40 poolloss:40; do
+for s in lease:400 rmap:100 rmapae:50 rmapclock:50 completer:300 completerclock:100 pool:50 poolfeed:40 poolloss:40; do
   scn=${s%%:*}; n=$(( ${s##*:} * scale ))
   LLVM_PROFILE_FILE="$out/%p-%m.profraw" "$sim" check --scenario "$scn" --seeds "0..$n" --jobs 2 --no-corpus >/dev/null || true
 done
