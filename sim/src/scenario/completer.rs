@@ -135,7 +135,7 @@ pub struct CompleterScenario {
     /// How long a stopping producer tries to hand over its last completion before handing the
     /// job back instead.
     pub handoff_ms: u64,
-    /// Nodes' clocks drift and jump (`completerclock`): the completer times its ticks, stops
+    /// Nodes' clocks drift and jump, and nodes pause (`completerclock`): the completer times its ticks, stops
     /// and drains on the clock it is given, so a deadline armed on the runtime's timer instead
     /// shows only when the two disagree. `completer` keeps true clocks, so its schedules stay.
     pub clock_faults: bool,
@@ -699,7 +699,8 @@ impl CompleterScenario {
             FaultKind::ConsumerStall,
         ];
         if self.clock_faults {
-            kinds.extend([FaultKind::ClockDrift, FaultKind::ClockJump]);
+            // A pause is time too: a frozen node's clock runs on while its timers wait.
+            kinds.extend([FaultKind::ClockDrift, FaultKind::ClockJump, FaultKind::NodePause]);
         }
         PlanSpec { nodes: self.nodes, kinds, window_ms: self.window_ms, unit_ms: 300, drift_bound: 0.1 }
     }
