@@ -1333,6 +1333,14 @@ pub enum Mutant {
     /// instead of its clock: ticks and the bound run late or early on a drifting clock and miss
     /// a jump (`completerclock`).
     MC290,
+    /// The simulator's clock applies a jump's length in microseconds, not milliseconds (blind-spot
+    /// hunt, round 32, A #9): a 2 s jump moves the clock 2 ms, and the plan a failing seed prints
+    /// lies about the fault (`jump_moved_the_clock_by_its_delta`).
+    MC291,
+    /// The simulator's clock arms a sleeper's timer as if it ran at rate 1: on a drifting clock
+    /// sleeps end late, and keel's deadlines are tested against a drift the clock does not
+    /// keep (`drifted_clock_woke_sleepers_at_their_deadline`).
+    MC292,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

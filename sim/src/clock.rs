@@ -38,6 +38,11 @@ const ROUNDING_STEPS_MAX: u32 = 64;
 /// woke a hair before its local deadline never spins.
 const SLEEP_STEP_MIN: Duration = Duration::from_micros(1);
 
+/// How late a sleep on a drifted clock may read its deadline and still count as on time, woken by
+/// its first timer of the clock's current map (its wake instant is the exact inverse of the
+/// drift, so it reads the deadline to the nanosecond).
+const ON_TIME_SLACK: Duration = Duration::from_micros(1);
+
 /// Sleeps a clock may end without waiting at one instant of global time before the run fails as
 /// a spin: a loop whose every sleep is already due never hands control back to the executor, so
 /// simulated time stops (a deadline compared with `>` where `>=` is meant re-arms the same due
@@ -85,6 +90,9 @@ struct State {
     next_sleeper: u64,
     /// The global instant of the last sleep that ended without waiting, and how many did there.
     due_at: Option<(Instant, u32)>,
+    /// Sleeps that waited and ended reading exactly their deadline at a rate other than 1, since
+    /// the rate was last set back to 1 (`set_rate`): what a drift did.
+    on_time_at_drift: u64,
 }
 
 impl State {
@@ -121,7 +129,8 @@ impl State {
     /// timer armed there fires [`TIMER_LAG`] later, when the clock reads `local` exactly.
     fn global_at(&self, local: Duration) -> Instant {
         let ahead = local.saturating_sub(self.anchor_local);
-        if self.rate == 1.0 {
+        // MC292: the wake instant computed as if the clock ran at rate 1.
+        if self.rate == 1.0 || keel::mutants::active(keel::mutants::Mutant::MC292) {
             return self.anchor_global + ahead;
         }
         let mut at = self.anchor_global + ahead.div_f64(self.rate);
@@ -154,6 +163,7 @@ impl SimClock {
             sleepers: BTreeMap::new(),
             next_sleeper: 0,
             due_at: None,
+            on_time_at_drift: 0,
         };
         SimClock { inner: Arc::new(Inner { origin: now, global, st: Mutex::new(st) }) }
     }
@@ -175,23 +185,41 @@ impl SimClock {
         }
     }
 
-    /// Change the drift rate (1.0 = exact, 0.9 = runs 10 % slow).
-    pub fn set_rate(&self, rate: f64) {
+    /// Change the drift rate (1.0 = exact, 0.9 = runs 10 % slow). Returns, when a drift ends
+    /// (the rate goes back to 1 from another), how many sleeps ended on time while it lasted.
+    pub fn set_rate(&self, rate: f64) -> Option<u64> {
+        let mut on_time = None;
         self.change(|st, local| {
+            let drifted = st.rate != 1.0;
             st.anchor_local = local;
             st.rate = rate.clamp(0.05, 20.0);
+            if drifted && st.rate == 1.0 {
+                on_time = Some(std::mem::take(&mut st.on_time_at_drift));
+            }
         });
+        on_time
     }
 
-    /// Jump by `delta_ms` (negative: the clock stalls for that long).
-    pub fn jump(&self, delta_ms: i64) {
+    /// Jump by `delta_ms` (negative: the clock stalls for that long). Returns what it did: the
+    /// local time's move in ms (before the monotonic clamp) and the sleeps armed on the clock.
+    pub fn jump(&self, delta_ms: i64) -> (i64, u64) {
+        let mut done = (0, 0);
         self.change(|st, local| {
-            let d = Duration::from_millis(delta_ms.unsigned_abs());
+            // MC291: the jump's length read in µs (hunt 32 A #9): the clock barely moves.
+            let d = if keel::mutants::active(keel::mutants::Mutant::MC291) {
+                Duration::from_micros(delta_ms.unsigned_abs())
+            } else {
+                Duration::from_millis(delta_ms.unsigned_abs())
+            };
             st.anchor_local = if delta_ms >= 0 { local + d } else { local.saturating_sub(d) };
             if delta_ms >= 0 {
                 st.last = st.anchor_local;
             }
+            let moved = i128::try_from(st.anchor_local.as_millis()).unwrap_or(i128::MAX)
+                - i128::try_from(local.as_millis()).unwrap_or(i128::MAX);
+            done = (i64::try_from(moved).unwrap_or(i64::MAX), st.sleepers.len() as u64);
         });
+        done
     }
 }
 
@@ -208,7 +236,14 @@ impl Clock for SimClock {
             st.next_sleeper
         };
         let target = deadline.saturating_duration_since(self.inner.origin);
-        Box::pin(ClockSleep { clock: self.clone(), target, id, armed: None, timer: QuietTimer::default() })
+        Box::pin(ClockSleep {
+            clock: self.clone(),
+            target,
+            id,
+            armed: None,
+            fired_early: false,
+            timer: QuietTimer::default(),
+        })
     }
 }
 
@@ -222,6 +257,9 @@ struct ClockSleep {
     id: u64,
     /// The armed timer's global instant and the map epoch it was computed under.
     armed: Option<(Instant, u64)>,
+    /// A timer of this sleep fired before the clock read its deadline (rounding, or a wake
+    /// instant that misreads the drift): the sleep does not count as woken on time.
+    fired_early: bool,
     timer: QuietTimer,
 }
 
@@ -232,19 +270,24 @@ impl Future for ClockSleep {
         let this = &mut *self;
         let mut st = this.clock.lock();
         let now = this.clock.inner.global.now();
-        if st.local(now) >= this.target {
+        let local = st.local(now);
+        if local >= this.target {
             st.sleepers.remove(&this.id);
             if this.armed.is_none() {
                 st.count_due_sleep(now, this.target);
+            } else if st.rate != 1.0 && !this.fired_early && local - this.target < ON_TIME_SLACK {
+                st.on_time_at_drift += 1;
             }
             return Poll::Ready(());
         }
         if let Some((at, epoch)) = this.armed
             && epoch == st.epoch
-            && now < at
         {
-            this.timer.follow(cx); // the timer stands; a new task (if any) gets its wake-up
-            return Poll::Pending;
+            if now < at {
+                this.timer.follow(cx); // the timer stands; a new task (if any) gets its wake-up
+                return Poll::Pending;
+            }
+            this.fired_early = true; // its timer fired before the clock read the deadline
         }
         let at = st.global_at(this.target).max(now + SLEEP_STEP_MIN);
         this.armed = Some((at, st.epoch));

@@ -26,6 +26,8 @@ const EFFECTS: &[(FaultKind, &str)] = &[
     (FaultKind::Partition, "cut_both_ways_served_none"),
     (FaultKind::PartitionOneWay, "cut_to_store_served_none"),
     (FaultKind::PartitionOneWay, "cut_from_store_served_requests"),
+    (FaultKind::ClockJump, "jump_moved_the_clock_by_its_delta"),
+    (FaultKind::ClockDrift, "drifted_clock_woke_sleepers_at_their_deadline"),
 ];
 
 /// The goals of the fault kinds in `kinds`, in a fixed order.
@@ -46,6 +48,8 @@ struct Cut {
 pub fn reached(events: &[Event]) -> Coverage {
     let mut c = Coverage::new();
     let mut cuts: BTreeMap<Who, Vec<Cut>> = BTreeMap::new();
+    // Per node, the delta of its last planned jump (its `clock_jumped` follows at once).
+    let mut last_jump: BTreeMap<Who, i64> = BTreeMap::new();
     for e in events {
         if let Some(s) = e.server() {
             match s {
@@ -74,6 +78,18 @@ pub fn reached(events: &[Event]) -> Coverage {
             }
             WorldEv::LatencySpikeEnded { slowed } if *slowed > 0 => {
                 c.insert("requests_slowed_by_a_spike");
+            }
+            // A jump moved the clock by the plan's delta while sleeps waited on it.
+            WorldEv::ClockJumped { moved_ms, sleepers }
+                if *sleepers > 0 && last_jump.get(&e.node) == Some(moved_ms) =>
+            {
+                c.insert("jump_moved_the_clock_by_its_delta");
+            }
+            WorldEv::ClockJump { delta_ms } => {
+                last_jump.insert(e.node, *delta_ms);
+            }
+            WorldEv::ClockDriftEnded { on_time } if *on_time > 0 => {
+                c.insert("drifted_clock_woke_sleepers_at_their_deadline");
             }
             WorldEv::Partition { node, dir, .. } => {
                 let open = cuts.entry(*node).or_default();
@@ -169,6 +185,23 @@ mod tests {
         assert!(at_end(WorldEv::StoreAnswering { refused: 0 }).is_empty());
         assert!(at_end(WorldEv::LatencySpikeEnded { slowed: 1 }).contains("requests_slowed_by_a_spike"));
         assert!(at_end(WorldEv::LatencySpikeEnded { slowed: 0 }).is_empty());
+    }
+
+    #[test]
+    fn a_jump_counts_when_it_moved_the_clock_by_its_delta_and_a_drift_when_sleeps_kept_it() {
+        let n = Who::Node(0);
+        let jump = |delta_ms, moved_ms, sleepers| {
+            reached(&[
+                at(10, n, WorldEv::ClockJump { delta_ms }),
+                at(10, n, WorldEv::ClockJumped { moved_ms, sleepers }),
+            ])
+        };
+        assert!(jump(-1_500, -1_500, 2).contains("jump_moved_the_clock_by_its_delta"));
+        assert!(jump(2_000, 2, 2).is_empty(), "a 2 s jump that moved the clock 2 ms");
+        assert!(jump(2_000, 2_000, 0).is_empty(), "a jump with nothing waiting on the clock");
+        let drift = |on_time| reached(&[at(10, n, WorldEv::ClockDriftEnded { on_time })]);
+        assert!(drift(4).contains("drifted_clock_woke_sleepers_at_their_deadline"));
+        assert!(drift(0).is_empty());
     }
 
     #[test]

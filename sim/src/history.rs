@@ -123,6 +123,13 @@ events! {
         ClockRate { rate_ppm: i64, beyond: bool } = "clock_rate",
         /// The node's clock jumped by `delta_ms` (negative: it stalls).
         ClockJump { delta_ms: i64 } = "clock_jump",
+        /// What the jump just recorded did to the node's clock: `moved_ms`, its local time's move
+        /// (before the monotonic clamp: negative for a stall), with `sleepers` sleeps armed on it
+        /// (`effects`: a jump that moves nothing, or moves by another amount, is seen).
+        ClockJumped { moved_ms: i64, sleepers: u64 } = "clock_jumped",
+        /// The node's clock is back at rate 1 (the heal): `on_time` sleeps ended reading exactly
+        /// their deadline while it ran at another rate (`effects`).
+        ClockDriftEnded { on_time: u64 } = "clock_drift_ended",
         /// The node's workload was told to stall one of its consumers (it stops reading until
         /// the workload's current unit of work ends).
         ConsumerStall {} = "consumer_stall",

@@ -568,8 +568,9 @@ impl World {
             }
             Fault::ClockJump { node, delta_ms } => {
                 let n = self.node(node)?;
-                n.clock.jump(delta_ms);
+                let (moved_ms, sleepers) = n.clock.jump(delta_ms);
                 self.rec_node(node, WorldEv::ClockJump { delta_ms });
+                self.rec_node(node, WorldEv::ClockJumped { moved_ms, sleepers });
                 None
             }
         }
@@ -588,7 +589,9 @@ impl World {
         for i in 0..self.slots.len() {
             self.pause_node(i, false);
             self.restart_node(i);
-            self.slots[i].clock.set_rate(1.0);
+            if let Some(on_time) = self.slots[i].clock.set_rate(1.0) {
+                self.rec_node(i, WorldEv::ClockDriftEnded { on_time });
+            }
             self.slots[i].stall.store(false, Ordering::SeqCst); // a stall not yet taken ends here
         }
         self.rec(WorldEv::Heal {});

@@ -46,6 +46,8 @@ pub const GOAL_PROOFS: &[(Mutant, &[&str])] = &[
     (Mutant::MC283, &["cut_to_store_served_none", "cut_from_store_served_requests"]),
     (Mutant::MC286, &["requests_refused_while_loading"]),
     (Mutant::MC287, &["requests_slowed_by_a_spike"]),
+    (Mutant::MC291, &["jump_moved_the_clock_by_its_delta"]),
+    (Mutant::MC292, &["drifted_clock_woke_sleepers_at_their_deadline"]),
 ];
 
 /// The fault-effect goals `m` must make a sweep miss, when it is one of [`GOAL_PROOFS`].
@@ -1831,6 +1833,18 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MC287,
         lineage: "checker proof (the faults' own goals, round 33): a latency spike recorded, no request held by it",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC291,
+        lineage: "checker proof (the faults' own goals, round 34; blind-spot hunt, round 32, A #9): a clock jump applied in µs",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC292,
+        lineage: "checker proof (the faults' own goals, round 34): a drifting clock's sleepers woken at the rate-1 instant",
         scenario: "lease",
         budget: 40,
     },

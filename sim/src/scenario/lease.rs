@@ -320,6 +320,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC283,
     Mutant::MC286,
     Mutant::MC287,
+    Mutant::MC291,
+    Mutant::MC292,
     Mutant::MC240,
     Mutant::MC241,
     Mutant::MC243,
