@@ -150,6 +150,22 @@ mod tests {
         }
     }
 
+    /// A long-lived parent holds only its live children: one child per work start or lifecycle
+    /// run, each dropped, does not grow its list (blind-spot hunt, round 34, A #41: without the
+    /// clean-up an owner leaked one entry per restart).
+    #[test]
+    fn dropped_children_do_not_pile_up_in_their_parent() {
+        let root = Shutdown::new("owner");
+        let kept = root.child("kept");
+        for _ in 0..10_000 {
+            drop(root.child("work"));
+        }
+        let held = root.node.children.lock().unwrap_or_else(|p| p.into_inner()).len();
+        assert!(held <= 2, "the parent holds {held} children for one live child");
+        root.cancel();
+        assert!(kept.is_cancelled());
+    }
+
     /// The middle token of `root.child("a").child("b")` is dropped at once; the root's cancel
     /// still reaches `b` (before, `b` was cut off from the tree and never stopped).
     #[test]

@@ -258,6 +258,26 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), (Ok(()), 7, Err(Closed)));
     }
 
+    /// A receiver wakes once per change it has not seen, whatever it has seen before: a new
+    /// subscriber has seen the current value, `wait_for` marks what it returned seen, and a
+    /// receiver several versions behind catches up in one wake (blind-spot hunt, round 34, A
+    /// #25, #28, #42: each of those slips woke a waiter for nothing, and a waiter that loops on
+    /// `changed()` spun).
+    #[test]
+    fn a_receiver_wakes_once_per_unseen_change() {
+        use futures::FutureExt;
+        let (tx, mut rx) = channel(1);
+        tx.send_replace(2);
+        let mut fresh = tx.subscribe();
+        assert!(fresh.changed().now_or_never().is_none(), "a new subscriber saw nothing new");
+        assert_eq!(rx.wait_for(|v| *v == 2).now_or_never(), Some(Ok(2)));
+        assert!(rx.changed().now_or_never().is_none(), "wait_for marked what it returned seen");
+        tx.send_replace(3);
+        tx.send_replace(4);
+        assert_eq!(fresh.changed().now_or_never(), Some(Ok(())));
+        assert!(fresh.changed().now_or_never().is_none(), "two changes behind, one wake");
+    }
+
     #[tokio::test]
     async fn wait_for_checks_the_current_value_first() {
         let (tx, mut rx) = channel(5);

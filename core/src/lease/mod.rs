@@ -481,6 +481,38 @@ mod tests {
         handle.stop().await.expect("clean stop");
     }
 
+    /// A dropped handle stops its owner: the work hears its stop and the lease is released
+    /// (blind-spot hunt, round 34, A #15: a drop that did not cancel leaked an owner that kept
+    /// the lease and its work with nothing left to stop them; every scenario stops or joins its
+    /// handles, so only this test sees a drop). The clock never moves: nothing here may wait for
+    /// a deadline.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_handle_stops_its_owner_and_releases_the_lease() {
+        let clock = Arc::new(ManualClock::new());
+        let store = MemoryStore::with_clock(clock.clone(), 1_000_000);
+        let cfg = LeaseConfig::builder("l", "a").quarantine(false).build().expect("valid config");
+        let (tx, mut guards) = tokio::sync::mpsc::unbounded_channel();
+        let handle = LeaseOwner::new(store.clone(), cfg).with_clock(clock).start(move |guard: Guard| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(guard.clone());
+                guard.lost().await
+            }
+        });
+        handle.held().await.expect("held");
+        let guard = guards.recv().await.expect("work started");
+        assert!(store.lease_holder("l").is_some());
+        drop(handle);
+        let bound = Duration::from_secs(5); // real time: the test's own guard against a hang
+        tokio::time::timeout(bound, guard.lost()).await.expect("the work heard its owner's stop");
+        let released = async {
+            while store.lease_holder("l").is_some() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(bound, released).await.expect("the dropped owner released the lease");
+    }
+
     /// A join given up before the owner exited (a timeout around it) leaves the handle waiting:
     /// `is_finished` stays false and the next join still waits for the owner's exit.
     #[tokio::test(flavor = "current_thread")]
