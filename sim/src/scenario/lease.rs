@@ -513,6 +513,7 @@ impl LeaseScenario {
         v.extend(super::lease_work::check(run));
         v.extend(super::lease_work::guards_lost_with_their_grant(run));
         v.extend(super::lease_work::works_hear_their_node_stop(run));
+        v.extend(super::lease_work::works_hear_their_step_down(run, Who::Node(POLLING_WORK_NODE as u8)));
         v.extend(super::lease_work::aborts_wait_for_their_timeout(run, self.plan_spec().drift_bound, &excused));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));

@@ -137,6 +137,66 @@ pub fn works_hear_their_node_stop(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **S30**: a guarded work waiting on `Guard::lost()` hears its owner's step-down at once. The
+/// owner cancels its work's token as it steps down (`stepping_down`), so `lost()` completes in the
+/// same instant: the work's `lost_signal` for that fence comes within [`BELIEF_ENDS_SLACK_US`] of
+/// running time (frozen time not counted). The scenario's works all wait on `lost()` between
+/// writes but `polling` (the node whose work reads its guard only before each write); a work
+/// that returned or quit before the step-down is not judged. A step-down that leaves the token
+/// alone (blind-spot hunt, round 34, A #6) wakes `lost()` only at the old deadline: sub-tasks
+/// that watch `guard.shutdown()`, as the docs tell them to, run on for up to a TTL. The first 20
+/// violations.
+pub fn works_hear_their_step_down(run: &RunView<'_>, polling: Who) -> Vec<Violation> {
+    // (node, fence) of a running work
+    let mut running: BTreeSet<(Who, u64)> = BTreeSet::new();
+    // (node, fence) → (the step-down's instant, the last instant its work may hear it)
+    let mut told: BTreeMap<(Who, u64), (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    let late = |v: &mut Vec<Violation>, n: Who, fence: u64, at: u64, t: u64, what: &str| {
+        if v.len() < 20 {
+            v.push(Violation::new(
+                "S30",
+                t,
+                format!("{n}: the owner stepped down from fence {fence} at {:.3}s, and its work {what}: the step-down cancels the work's token at once", at as f64 / 1e6),
+            ));
+        }
+    };
+    for e in run.events {
+        let n = e.node;
+        match (e.lease(), e.world(), rec(e)) {
+            (Some(LeaseEvent::WorkStarted { fence, .. }), ..) if n != polling => {
+                running.insert((n, *fence));
+            }
+            (Some(LeaseEvent::SteppingDown { fence, .. }), ..) if running.contains(&(n, *fence)) => {
+                let frozen: Vec<_> = run.timeline.frozen(n).collect();
+                told.entry((n, *fence)).or_insert((e.t_us, keel_checks::reach(e.t_us, BELIEF_ENDS_SLACK_US, &frozen)));
+            }
+            (
+                ..,
+                Some(Rec::LostSignal { fence, .. } | Rec::WorkReturned { fence, .. } | Rec::WorkQuits { fence, .. }),
+            ) => {
+                running.remove(&(n, *fence));
+                if let Some((at, by)) = told.remove(&(n, *fence))
+                    && e.t_us > by
+                {
+                    late(&mut v, n, *fence, at, e.t_us, &format!("heard it only {} µs later", e.t_us - at));
+                }
+            }
+            (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => {
+                running.retain(|(m, _)| *m != n);
+                told.retain(|(m, _), _| *m != n);
+            }
+            _ => {}
+        }
+    }
+    for ((n, fence), (at, by)) in told {
+        if run.end_us > by && run.timeline.running_at(n, run.end_us.saturating_sub(1)) {
+            late(&mut v, n, fence, at, run.end_us, "never heard it");
+        }
+    }
+    v
+}
+
 /// S15 over the run's events: see the module's doc. The first 20 violations.
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     // (node, fence) of every guarded work that returned
@@ -227,8 +287,30 @@ pub fn aborts_wait_for_their_timeout(
             (Some(LeaseEvent::SteppingDown { .. } | LeaseEvent::Stopping { .. }), ..) => {
                 asked.entry(n).or_insert(e.t_us);
             }
-            (.., Some(Rec::WorkReturned { fence, aborted: true })) => {
+            (.., Some(Rec::WorkReturned { fence, aborted })) => {
                 let (Some(&t0), Some(&wst)) = (asked.get(&n), timeout.get(&n)) else { continue };
+                // S29, the other side: the work ended by the timeout at the slowest clock the
+                // bound allows, frozen time not counted (blind-spot hunt, round 34, A #32: with
+                // the abort gone, the stubborn work of a polling node held its owner's
+                // step-down 1.5 TTL, and only the mutant gate noticed, through MC177).
+                let latest = (wst as f64 / (1.0 - bound).max(0.01)) as u64 + BELIEF_ENDS_SLACK_US;
+                let frozen: Vec<_> = run.timeline.frozen(n).collect();
+                let by = keel_checks::reach(t0, latest, &frozen);
+                let out = excused.get(&n).is_some_and(|s| s.iter().any(|s| s.start <= e.t_us && t0 <= s.end));
+                if e.t_us > by && !out && v.len() < 20 {
+                    v.push(Violation::new(
+                        "S29",
+                        e.t_us,
+                        format!(
+                            "{n}: the guarded work of fence {fence} ended {:.3}s after it was told to stop, past its work_stop_timeout ({:.3}s): the owner did not abort it",
+                            (e.t_us - t0) as f64 / 1e6,
+                            wst as f64 / 1e6
+                        ),
+                    ));
+                }
+                if !aborted {
+                    continue;
+                }
                 let min_us = ((wst as f64 / (1.0 + bound)) as u64).saturating_sub(1_000);
                 let waited = e.t_us - t0;
                 let crashed = run
