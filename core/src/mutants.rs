@@ -1341,6 +1341,15 @@ pub enum Mutant {
     /// sleeps end late, and keel's deadlines are tested against a drift the clock does not
     /// keep (`drifted_clock_woke_sleepers_at_their_deadline`).
     MC292,
+    /// A lease owner that stops its work without cancelling the work's token ("the validity
+    /// already ended, the guard reads lost"): `Guard::lost()` wakes only at the old deadline, and
+    /// sub-tasks watching `guard.shutdown()` run on for up to a TTL after a step-down (blind-spot
+    /// hunt, round 34, A #6; S30).
+    MC293,
+    /// A lease owner that never aborts a work deaf to its stop: `work_stop_timeout` is not
+    /// enforced, and a stuck work holds the step-down and `stop()` forever (blind-spot hunt,
+    /// round 34, A #32; S29).
+    MC294,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

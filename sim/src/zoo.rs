@@ -1849,6 +1849,18 @@ pub const ZOO: &[Entry] = &[
         budget: 40,
     },
     Entry {
+        mutant: Mutant::MC293,
+        lineage: "blind-spot hunt, round 34, A #6: a step-down that leaves its work's token alone",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC294,
+        lineage: "blind-spot hunt, round 34, A #32: work_stop_timeout not enforced (no abort)",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -531,7 +531,10 @@ impl<S: Store> Driver<S> {
     }
 
     async fn stop_work(&self, w: Work) {
-        w.stop.cancel();
+        // MC293: the work's token left alone.
+        if !mutants::active(Mutant::MC293) {
+            w.stop.cancel();
+        }
         let stopped = || {
             observe::emit(LeaseEvent::WorkStopped {
                 lease: (&self.cfg.name).into(),
@@ -558,7 +561,10 @@ impl<S: Store> Driver<S> {
             // MC177: the abort comes at the op timeout.
             _ = self.clock.sleep(if mutants::active(Mutant::MC177) { self.cfg.op_timeout } else { self.cfg.work_stop_timeout }) => {
                 error!(target: "keel::lease", lease = %self.cfg.name, "guarded work ignored cancellation; aborting it");
-                task.abort();
+                // MC294: the abort forgotten: the work runs on until it ends by itself.
+                if !mutants::active(Mutant::MC294) {
+                    task.abort();
+                }
                 true
             }
         };

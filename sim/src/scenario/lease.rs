@@ -322,6 +322,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC287,
     Mutant::MC291,
     Mutant::MC292,
+    Mutant::MC293,
+    Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
     Mutant::MC243,
