@@ -1350,6 +1350,10 @@ pub enum Mutant {
     /// enforced, and a stuck work holds the step-down and `stop()` forever (blind-spot hunt,
     /// round 34, A #32; S29).
     MC294,
+    /// A completer whose restarts keep the first run's backlog: from its second run on every
+    /// producer registers on a closed intake and is refused "completer closed", and nothing is
+    /// accepted until the process restarts (blind-spot hunt, round 34, B #26; V32).
+    MC295,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1861,6 +1861,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC295,
+        lineage: "blind-spot hunt, round 34, B #26: a completer's restarts keep the first run's closed backlog",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

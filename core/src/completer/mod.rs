@@ -313,7 +313,13 @@ impl<S: Store> Completer<S> {
                 self.slot.install(ctx.run, tx);
                 self.source.offer(ctx.run, rx);
                 let intake = Arc::new(Intake::new(self.cfg.backlog));
-                *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((ctx.run, intake.clone()));
+                {
+                    let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                    // MC295: the first run's backlog kept across restarts.
+                    if current.is_none() || !mutants::active(Mutant::MC295) {
+                        *current = Some((ctx.run, intake.clone()));
+                    }
+                }
                 observe::emit(CompleterEvent::CompleterStarted {
                     completer: (&self.cfg.name).into(),
                     run: ctx.run,

@@ -59,6 +59,9 @@ events! {
         CompletionAccepted { run: u64, failed: bool } = "completion_accepted",
         /// A producer's completion was refused.
         CompleteRejected { run: u64, error: String } = "complete_rejected",
+        /// V32: a run's group start failed, and not at the start the scenario refused on purpose:
+        /// `service` and `reason` as the group reported them.
+        StartFailed { run: u64, service: String, reason: String } = "start_failed",
         /// A stopping producer handed its last job back instead of completing it.
         HandedBack { run: u64 } = "handed_back",
         /// The nemesis stalled a counting subscriber (`ConsumerStall`): it stops reading until
@@ -161,6 +164,8 @@ const BURSTS: f64 = 0.3;
 /// The burst producer's name, and how many completions it hands in: more than the backlog holds.
 const BURST: &str = "burst";
 const BURST_COMPLETIONS: u64 = 2 * BACKLOG as u64 + 8;
+/// The reason of the start the scenario refuses on purpose (V19).
+const START_REFUSED: &str = "scenario: start refused";
 /// How often a run's group start fails at one of its producers.
 const START_REFUSALS: f64 = 0.1;
 /// The completer's backlog bound (queued + in flight).
@@ -269,7 +274,7 @@ impl<S: Store> Service for ProducerSvc<S> {
                 return Ok(());
             }
             if self.refuse_start {
-                return Err(ServiceError { service: self.name.clone(), reason: "scenario: start refused".into() });
+                return Err(ServiceError { service: self.name.clone(), reason: START_REFUSED.into() });
             }
             let p = self
                 .completer
@@ -528,7 +533,10 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
             }));
         }
         let group = group.then(completer.clone()).then(subs.clone());
-        if group.start(&caller).await.is_err() {
+        if let Err(e) = group.start(&caller).await {
+            if e.reason != START_REFUSED && !caller.is_cancelled() {
+                ctx.record(Rec::StartFailed { run, service: e.service, reason: e.reason });
+            }
             // The services it started are stopped again (V19), so the readers' channels close.
             run_stop.returned.cancel();
             for r in readers {
@@ -809,6 +817,17 @@ impl CompleterScenario {
                     format!("{}: a registered producer's completion was refused \"{error}\"; only \"completer closed\" refuses one", e.node),
                 ));
             }
+            // V32: a run's group starts unless the scenario refused one of its starts: nothing
+            // else in a start can fail (blind-spot hunt, round 34, B #26: a completer whose
+            // restarts kept the first run's closed intake refused every producer "completer
+            // closed" from its second run on, and the scenario took each as a refused start).
+            if let Some(Rec::StartFailed { run, service, reason }) = rec(e) {
+                v.push(Violation::new(
+                    "V32",
+                    e.t_us,
+                    format!("{}: run {run}'s group start failed at {service}: {reason}", e.node),
+                ));
+            }
             if let Some(Rec::StopReturnedEarly { service, run, status }) = rec(e) {
                 v.push(Violation::new(
                     "V5",
@@ -943,6 +962,7 @@ impl CompleterScenario {
         }
         &[
             Mutant::MR1,
+            Mutant::MC295,
             Mutant::MR3,
             Mutant::MC239,
             Mutant::MC242,
