@@ -462,7 +462,10 @@ mod tests {
                 guard.lost().await
             }
         });
-        let fence = handle.held().await.expect("held");
+        // Bounded in real time: an owner that waits out a quarantine it was told to skip (round
+        // 34 A #8: `quarantine(false)` ignored) never gets held on a clock that does not move.
+        let held = tokio::time::timeout(Duration::from_secs(5), handle.held()).await;
+        let fence = held.expect("held without a quarantine").expect("held");
         let guard = guards.recv().await.expect("work started");
         assert_eq!(guard.valid_fence(), Some(fence));
         assert!(!guard.is_lost());

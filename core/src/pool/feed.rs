@@ -580,7 +580,10 @@ mod tests {
         assert!(sub.try_recv().is_none(), "once");
         let mut w = feed.wait("c").unwrap();
         feed.close();
-        assert!((&mut w.rx).await.is_err(), "closed: the waiter learns the node stopped");
+        // At once, not by awaiting: a close that forgot its waiters would hang the test (round
+        // 34 B #11), where it must fail.
+        let closed = futures::FutureExt::now_or_never(&mut w.rx);
+        assert!(matches!(closed, Some(Err(_))), "closed: the waiter learns the node stopped");
         assert!(sub.recv().await.is_none());
         assert!(feed.subscribe().is_none() && feed.wait("d").is_none());
     }
