@@ -460,6 +460,10 @@ mod tests {
         assert!(t.has_live("j/b"));
         t.gap();
         assert!(!t.is_fresh(8));
+        // A store rolled back (a restore, a failover to a replica behind) serves revisions below
+        // the table's: out of sync, the table must take them, or it never resyncs.
+        assert!(t.replace(&snap(6, &[("j/c", "1|w1|x")])), "out of sync: an older snapshot is taken");
+        assert!(t.is_fresh(6) && t.has_live("j/c") && !t.has_live("j/b"));
     }
 
     #[test]

@@ -240,6 +240,28 @@ async fn dispatch_spreads_by_the_cached_load_without_reading_the_job_map() {
     node.stop().await;
 }
 
+/// A completed job's load is released as its deletion arrives on the feed, not at the next
+/// sweep: between sweeps, least-loaded dispatch keeps picking the worker that finishes its work.
+#[tokio::test(start_paused = true)]
+async fn a_completion_on_the_feed_releases_its_workers_load_before_any_sweep() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let log = Log::default();
+    let caller = Shutdown::new("req");
+    let fast = node.add_worker(Recorder { log: log.clone(), work: Duration::from_millis(1) }, &caller);
+    let slow = node.add_worker(Recorder { log: log.clone(), work: Duration::from_secs(5) }, &caller);
+    settle(50).await;
+    for i in 0..6 {
+        node.dispatch(&format!("j{i}"), "x").await.unwrap();
+        settle(5).await;
+    }
+    let on = |w: &WorkerHandle| log.0.lock().unwrap().iter().filter(|(_, _, id)| *id == w.id()).count();
+    // Ties may go either way once; a load never released would alternate (3 and 3).
+    assert!(on(&slow) <= 1, "every job but at most one went to the worker that finished: slow ran {}", on(&slow));
+    assert_eq!(on(&fast) + on(&slow), 6);
+    node.stop().await;
+}
+
 /// Issue 13 gap (b): a worker that registers after the node last read the keep-alives is
 /// picked by the next dispatch (the node follows the keep-alive map's feed), not one keep-alive
 /// interval later when a cached read would have been refreshed.
