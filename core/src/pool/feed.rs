@@ -616,4 +616,28 @@ mod tests {
         assert_eq!((d.news, d.dropped), (FEED_BUFFER_MAX + 3, 3));
         assert_eq!(sub.dropped(), 3);
     }
+
+    /// A subscriber that has gone is no drop: `feed_dropped` reports completions a live
+    /// subscriber could not take (round 34 B #12: a closed one counted until the next subscribe
+    /// pruned it, a warning that lied).
+    #[test]
+    fn a_dropped_subscriber_is_not_counted_as_dropping() {
+        let feed = Feed::new(0, 500);
+        let kept = feed.subscribe().unwrap();
+        drop(feed.subscribe().unwrap());
+        let d = feed.observe([("a", "1|w|10")].into_iter(), Source::Change);
+        assert_eq!((d.news, d.dropped), (1, 0));
+        assert_eq!(kept.dropped(), 0);
+    }
+
+    /// `FEED_SUBSCRIBERS_MAX` is the documented bound, exactly; a subscriber that has gone frees
+    /// its place.
+    #[test]
+    fn subscribers_are_bounded_exactly() {
+        let feed = Feed::new(0, 500);
+        let subs: Vec<_> = (0..FEED_SUBSCRIBERS_MAX).map(|_| feed.subscribe().expect("under the bound")).collect();
+        assert!(feed.subscribe().is_none(), "one past the bound is refused");
+        drop(subs);
+        assert!(feed.subscribe().is_some(), "gone subscribers free their places");
+    }
 }
