@@ -50,3 +50,25 @@ impl<S: Clone> EventSlot<S> {
         self.lock().tx.take().is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EventSlot;
+
+    /// A run gets its own sender only: an older run's late emit must not land in a newer run's
+    /// channel, and its late close must not close it (round 34 B #37, MR5).
+    #[test]
+    fn only_the_installed_run_gets_or_closes_the_sender() {
+        let slot = EventSlot::new();
+        assert_eq!(slot.sender(0), None, "nothing installed");
+        slot.install(1, "one");
+        slot.install(2, "two");
+        assert_eq!((slot.sender(1), slot.sender(3)), (None, None), "an older or a later run gets nothing");
+        assert_eq!(slot.sender(2), Some("two"));
+        assert!(!slot.close(1), "a stale run's close is a no-op");
+        assert_eq!(slot.sender(2), Some("two"));
+        assert!(slot.close(2));
+        assert!(!slot.close(2), "closed once");
+        assert_eq!(slot.sender(2), None);
+    }
+}

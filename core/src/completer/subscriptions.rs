@@ -35,6 +35,8 @@ impl KindFilter {
     /// let f = KindFilter::only(["failed"]);
     /// assert!(f.accepts("failed") && !f.accepts("succeeded"));
     /// assert!(KindFilter::All.accepts("anything"));
+    /// // An empty list (say, from an empty config entry) accepts nothing: `All` is spelled out.
+    /// assert!(!KindFilter::only(Vec::<String>::new()).accepts("failed"));
     /// ```
     pub fn only<I: IntoIterator<Item = K>, K: Into<String>>(kinds: I) -> Self {
         KindFilter::Kinds(kinds.into_iter().map(Into::into).collect())
