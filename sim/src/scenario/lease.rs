@@ -147,6 +147,12 @@ const RESTARTING_WORK_NODE: usize = 1;
 /// The node whose guarded work ends by itself now and then before the heal, under the step-down
 /// policy (S20: the owner steps down).
 const STEPPING_DOWN_WORK_NODE: usize = 2;
+/// The node given [`PERMANENT_ATTEMPTS`] (`permanent_error_attempts`) instead of the default 3:
+/// S27 reads the figure it announces, E4 holds it to it (blind-spot hunt, round 34, A #13: a
+/// setter that dropped its value went unseen while every node kept the default).
+const PERMANENT_ATTEMPTS_NODE: usize = 0;
+/// See [`PERMANENT_ATTEMPTS_NODE`].
+const PERMANENT_ATTEMPTS: u32 = 2;
 /// The restart backoff of [`RESTARTING_WORK_NODE`], ms: short next to the TTL, so a grant sees
 /// several restarts and the backoff's cap.
 const WORK_RESTART_MS: (u64, u64) = (40, 300);
@@ -464,11 +470,14 @@ impl LeaseScenario {
         let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
         let work_ctx = ctx.clone();
         let (window_us, ttl_ms) = (self.window_ms * 1000, self.ttl_ms);
-        let mut handle = LeaseOwner::new(store, cfg)
+        let mut owner = LeaseOwner::new(store, cfg)
             .with_clock(clock)
             .with_parent(&ctx.shutdown)
-            .work_policy(work_policy(ctx.index))
-            .start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us, ttl_ms));
+            .work_policy(work_policy(ctx.index));
+        if ctx.index == PERMANENT_ATTEMPTS_NODE {
+            owner = owner.permanent_error_attempts(PERMANENT_ATTEMPTS);
+        }
+        let mut handle = owner.start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us, ttl_ms));
         read_handle(&ctx, &handle).await;
         match handle.join().await {
             Ok(()) => ctx.record(Rec::OwnerExit {}),
@@ -570,7 +579,7 @@ impl LeaseScenario {
     /// owner announces (`owner_started`) is a default, derived from the TTL as the builder's
     /// docs say: renewals every ttl/3, polls as often, a drift margin of ttl/10, backoffs from
     /// min(20 ms, renew/4) to renew/4, store calls cut at renew/2, a work given the TTL to stop,
-    /// three attempts on a permanent error (the caps on each, an hour and more, do not bind at
+    /// three attempts on a permanent error (two on [`PERMANENT_ATTEMPTS_NODE`], which sets them; the caps on each, an hour and more, do not bind at
     /// this TTL). A default derived wrongly (blind-spot hunt, round 23, B #29: the backoff's
     /// floor from max for min; #30: polls a TTL apart) is consistent with itself, so no cadence
     /// rule sees it: every wait keeps the timing the owner announces. Judged at each
@@ -627,6 +636,14 @@ impl LeaseScenario {
             // The work policy the scenario gave this node (round 27 B #5: a restart policy whose
             // cap was dropped announced and kept `min` as its most, and S20 agreed with it).
             let Who::Node(i) = e.node else { continue };
+            let mut expected = expected;
+            if usize::from(i) == PERMANENT_ATTEMPTS_NODE {
+                for (what, want) in expected.iter_mut() {
+                    if *what == "permanent_attempts" {
+                        *want = u64::from(PERMANENT_ATTEMPTS);
+                    }
+                }
+            }
             let (min, max) = match usize::from(i) {
                 RESTARTING_WORK_NODE => (WORK_RESTART_MS.0 * 1000, WORK_RESTART_MS.1 * 1000),
                 STEPPING_DOWN_WORK_NODE => (0, 0),
@@ -653,7 +670,7 @@ impl LeaseScenario {
                     v.push(Violation::new(
                         "S27",
                         e.t_us,
-                        format!("{}: the owner announced {what} = {got}, not the documented default {want} for a TTL of {} ms", e.node, self.ttl_ms),
+                        format!("{}: the owner announced {what} = {got}, not the {want} of its config (a TTL of {} ms, defaults as documented)", e.node, self.ttl_ms),
                     ));
                 }
             }
