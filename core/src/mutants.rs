@@ -1354,6 +1354,10 @@ pub enum Mutant {
     /// producer registers on a closed intake and is refused "completer closed", and nothing is
     /// accepted until the process restarts (blind-spot hunt, round 34, B #26; V32).
     MC295,
+    /// A lease owner's `permanent_error_attempts(n)` that drops its value: the owner keeps the
+    /// default 3 attempts before `Failed`, whatever the user set (blind-spot hunt, round 34,
+    /// A #13; S27 on the node that sets 2).
+    MC296,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1867,6 +1867,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC296,
+        lineage: "blind-spot hunt, round 34, A #13: permanent_error_attempts(n) drops its value",
+        scenario: "lease",
+        budget: 10,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -274,7 +274,9 @@ impl<S: Store> LeaseOwner<S> {
     /// [`LeaseError::Store`] (default 3, at least 1). Transient errors are never reported this
     /// way: they are retried, with rate-limited logs.
     pub fn permanent_error_attempts(mut self, n: u32) -> Self {
-        self.permanent_attempts = n.max(1);
+        if !crate::mutants::active(crate::mutants::Mutant::MC296) {
+            self.permanent_attempts = n.max(1);
+        }
         self
     }
 

@@ -329,6 +329,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC291,
     Mutant::MC292,
     Mutant::MC293,
+    Mutant::MC296,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
@@ -477,7 +478,8 @@ impl LeaseScenario {
         if ctx.index == PERMANENT_ATTEMPTS_NODE {
             owner = owner.permanent_error_attempts(PERMANENT_ATTEMPTS);
         }
-        let mut handle = owner.start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us, ttl_ms));
+        let mut handle =
+            owner.start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us, ttl_ms));
         read_handle(&ctx, &handle).await;
         match handle.join().await {
             Ok(()) => ctx.record(Rec::OwnerExit {}),
