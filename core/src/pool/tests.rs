@@ -1,5 +1,6 @@
 //! End-to-end tests of the pool over `MemoryStore` on tokio's paused clock.
 
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -479,17 +480,35 @@ async fn the_completion_feed_resyncs_what_the_change_feed_lost() {
     let api = Pool::new(deaf(store.clone()), cfg("api")).start().await.unwrap();
     let mut feed = api.completions().unwrap();
     settle(50).await;
+    // `feed_resynced` reports the completions each resync recovered (round 34 B #13: it reported
+    // the waiters resolved). Only the deaf node resyncs any: the other follows the change feed.
+    let resynced = Rc::new(Resynced::default());
+    let before = crate::observe::set_thread_observer(Some(resynced.clone()));
     for i in 0..5 {
         workers.dispatch(&format!("k{i}"), "x").await.unwrap();
     }
     let done = api.wait_for("k4").await.unwrap();
     assert_eq!(done.job, "k4", "woken by a reconcile, not the (deaf) change feed");
     settle(200).await;
+    crate::observe::set_thread_observer(before);
     let mut got: Vec<String> = std::iter::from_fn(|| feed.try_recv()).map(|c| c.job).collect();
     got.sort();
     assert_eq!(got, (0..5).map(|i| format!("k{i}")).collect::<Vec<_>>());
+    assert_eq!(resynced.0.get(), 5, "feed_resynced counted every completion the resyncs recovered");
     api.stop().await;
     workers.stop().await;
+}
+
+/// Sums `feed_resynced`'s completions.
+#[derive(Default)]
+struct Resynced(std::cell::Cell<usize>);
+
+impl crate::observe::Observer for Resynced {
+    fn event(&self, e: &crate::observe::Event<'_>) {
+        if let crate::observe::Event::Pool(crate::observe::PoolEvent::FeedResynced { completions, .. }) = e {
+            self.0.set(self.0.get() + completions);
+        }
+    }
 }
 
 /// On a healthy feed (no gap, so no whole snapshot) the completion feed still forgets the
