@@ -629,6 +629,30 @@ async fn old_completer_entries_behind_recent_ones_are_dropped() {
     pool.stop().await;
 }
 
+/// A keep-alive snapshot that fails is tried again a keep-alive interval later, not at once
+/// (round 34 B #42: a node cut off from its store, or one the store refuses, retried the whole
+/// snapshot in a tight loop: a retry storm against a store that is struggling).
+#[tokio::test(start_paused = true)]
+async fn a_failed_keepalive_snapshot_is_tried_again_an_interval_later() {
+    let spy = Spy { snapshot_latency: Duration::from_millis(1), ..spy(MemoryStore::new()) };
+    let node = Pool::new(spy.clone(), cfg("a")).start().await.unwrap();
+    settle(50).await;
+    let keepalive = Maps::new("p").keepalive;
+    spy.refuse_keepalive.store(true, std::sync::atomic::Ordering::Relaxed);
+    let before = spy.snapshots_of(&keepalive);
+    spy.inner.disconnect_watchers(); // a gap: the follower snapshots the map again
+    const WINDOW_MS: u64 = 2_000;
+    settle(WINDOW_MS).await;
+    let tried = spy.snapshots_of(&keepalive) - before;
+    // The follower once per keep-alive interval, the sweeps' views once per sweep, and slack.
+    let per = |d: Duration| WINDOW_MS / d.as_millis() as u64;
+    let bound = per(node.core.cfg.keepalive_interval) + per(node.core.cfg.sweep_interval) + 4;
+    assert!(tried as u64 <= bound, "{tried} keep-alive snapshots in {WINDOW_MS} ms (bound {bound})");
+    assert!(tried > 0, "the follower tried again");
+    spy.refuse_keepalive.store(false, std::sync::atomic::Ordering::Relaxed);
+    node.stop().await;
+}
+
 /// A `MemoryStore` that counts snapshots per map and, when `deaf`, whose watch never delivers a
 /// change (only a gap at first).
 #[derive(Clone)]
@@ -640,6 +664,8 @@ struct Spy {
     scans: Arc<Mutex<Vec<Scanned>>>,
     /// How long after reading it a snapshot's reply arrives (a large map's transfer and decoding).
     snapshot_latency: Duration,
+    /// While set, snapshots of the keep-alive map are refused (after `snapshot_latency`).
+    refuse_keepalive: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One `map_scan` a [`Spy`] saw: map, count asked, entries returned, whether it ended its pass.
@@ -647,7 +673,14 @@ type Scanned = (String, usize, usize, bool);
 
 /// A spy that passes the feed through and answers snapshots at once.
 fn spy(inner: MemoryStore) -> Spy {
-    Spy { inner, deaf: false, snapshots: Arc::default(), scans: Arc::default(), snapshot_latency: Duration::ZERO }
+    Spy {
+        inner,
+        deaf: false,
+        snapshots: Arc::default(),
+        scans: Arc::default(),
+        snapshot_latency: Duration::ZERO,
+        refuse_keepalive: Arc::default(),
+    }
 }
 
 fn deaf(inner: MemoryStore) -> Spy {
@@ -710,6 +743,9 @@ impl Store for Spy {
         self.snapshots.lock().unwrap().push(m.to_owned());
         let snap = self.inner.map_snapshot(m).await?;
         tokio::time::sleep(self.snapshot_latency).await;
+        if m == Maps::new("p").keepalive && self.refuse_keepalive.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::StoreError::Refused { reason: "LOADING (spy)".into() });
+        }
         Ok(snap)
     }
     async fn map_scan(&self, m: &str, c: &str, n: usize) -> crate::store::StoreResult<crate::store::MapScan> {
