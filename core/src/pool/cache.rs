@@ -349,6 +349,12 @@ mod tests {
         assert_eq!(c.raised(1_100, 100), 1_100, "never lowered");
         c.follow_change(change("c", Some("5000|300"), 2));
         assert_eq!(c.raised(1_000, 100), 1_100, "at most the bound");
+        // A store whose clock went back (a restore, a failover): a new snapshot's keep-alives
+        // are all the replica knows, the newest from before it is forgotten (round 34 B #16).
+        c.follow_gap();
+        let entries = BTreeMap::from([("a".to_owned(), "700|300".to_owned())]);
+        c.follow_snapshot(MapSnapshot { rev: 1, entries, ..Default::default() });
+        assert_eq!(c.raised(650, 100), 700, "raised to the snapshot's newest, not the newest before it");
     }
 
     #[test]
