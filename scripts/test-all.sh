@@ -48,6 +48,12 @@ cargo test -p keel
 # by name.
 cargo test -p keel --no-default-features --features redis --lib store::redis
 
+# No later lane reads the native debug builds (the simulator builds under target/madsim, the
+# models, chaos and examples elsewhere): free their ~3 GB before the rest adds its own. A CI run
+# once died of a full disk.
+rm -rf target/debug
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free of " $2}'
+
 lane "simulation: seeded tests under madsim ($(elapsed))"
 cargo clippy --config "build.rustflags=['--cfg','madsim']" --target-dir target/madsim -p keel-sim --features sim --all-targets -- -D warnings
 cargo simtest
