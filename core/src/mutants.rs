@@ -1358,6 +1358,11 @@ pub enum Mutant {
     /// default 3 attempts before `Failed`, whatever the user set (blind-spot hunt, round 34,
     /// A #13; S27 on the node that sets 2).
     MC296,
+    /// A guard's `lost()` that compares the local deadline with `>`: at the deadline instant it
+    /// waits again for the deadline it is at, and spins until the clock moves; in the simulator
+    /// the spin's panic lands in the guarded work, whose panics keel's supervision catches
+    /// (blind-spot hunt, round 34, A #7; the `spin` failure kept apart from the panic).
+    MC297,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

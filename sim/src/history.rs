@@ -371,6 +371,13 @@ impl History {
     }
 
     /// Simulated microseconds since [`start`](History::start).
+    /// Global instant `at` as µs from the history's origin (0 before it has one).
+    pub fn us_at(&self, at: tokio::time::Instant) -> u64 {
+        let inner = self.lock();
+        let Some((origin, _)) = &inner.origin else { return 0 };
+        u64::try_from(at.saturating_duration_since(*origin).as_micros()).unwrap_or(u64::MAX)
+    }
+
     pub fn now_us(&self) -> u64 {
         let inner = self.lock();
         let Some((origin, global)) = &inner.origin else { return 0 };

@@ -125,6 +125,7 @@ pub fn run(
     let previous = mutants::set(mutant);
     begin_panic_capture();
     let _ = keel::assert::take_failures(); // only this run's
+    let _ = crate::clock::take_spins();
     linearize::begin();
 
     let mut config = madsim::Config::default();
@@ -180,9 +181,15 @@ pub fn run(
         Err(_) if panic_msg.contains("\nspin: ") => vec![Violation::new("spin", end_us, panic_msg)],
         Err(_) => vec![Violation::new("panic", end_us, panic_msg)],
     };
-    // A keel assertion is a violation even when a catch_unwind in the core swallowed its panic.
+    // A keel assertion is a violation even when a catch_unwind in the core swallowed its panic;
+    // so is a spin (the run's own failure above reports the one that ended it).
     for failure in keel::assert::take_failures() {
         violations.push(Violation::new("assert", end_us, failure));
+    }
+    for (at, spin) in crate::clock::take_spins() {
+        if !violations.iter().any(|v| v.invariant == "spin") {
+            violations.push(Violation::new("spin", history.us_at(at), spin));
+        }
     }
     for v in &linearizability.violations {
         violations.push(Violation::new("L1", end_us, format!("store history not linearizable: {v}")));

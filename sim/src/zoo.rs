@@ -1873,6 +1873,12 @@ pub const ZOO: &[Entry] = &[
         budget: 10,
     },
     Entry {
+        mutant: Mutant::MC297,
+        lineage: "blind-spot hunt, round 34, A #7: a guard's lost() comparing its deadline with `>` spins at the instant",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -119,7 +119,9 @@ impl Guard {
         }
         loop {
             let Some(deadline) = self.validity.deadline() else { return };
-            if self.validity.clock.now() >= deadline {
+            // MC297: `>` where `>=` is meant: at the deadline instant the loop waits for it again.
+            let now = self.validity.clock.now();
+            if now >= deadline && !(mutants::active(Mutant::MC297) && now == deadline) {
                 return;
             }
             // MC50: deaf to the owner's step-down; only the deadline ends the wait.

@@ -330,6 +330,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC292,
     Mutant::MC293,
     Mutant::MC296,
+    Mutant::MC297,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
