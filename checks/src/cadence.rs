@@ -243,6 +243,30 @@ impl Chain {
 /// d / fastest to d / slowest of simulated time); `late_slack_us` of running time is allowed
 /// past every deadline, `early_slack_us` before every floor; `frozen` gives a node's frozen spans; `jumped(node, from,
 /// to)` excuses a chain whose node's clock jumped meanwhile. The first 20 violations.
+/// What a [`Due`] set by a failed read of the store's time says it followed.
+const AFTER_TIME_FAILED: &str = "a failed read of the store's time";
+
+/// An attempt of `lease`'s `owner` that started `by` µs `how` ("late" or "early") at `at`,
+/// against `d`, in words.
+fn attempt_off(
+    node: &impl std::fmt::Display,
+    (lease, owner): (&str, &str),
+    d: &Due,
+    (at, by, how): (u64, u64, &str),
+) -> String {
+    let (what, from, wait_us) = if how == "late" {
+        ("was due within", d.latest, d.wait_max_us)
+    } else {
+        ("was to wait at least", d.earliest, d.wait_min_us)
+    };
+    format!(
+        "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt {what} {wait_us} µs, and started at {:.3}s, {by} µs {how}",
+        d.after,
+        from as f64 / 1e6,
+        at as f64 / 1e6,
+    )
+}
+
 pub fn lease_attempts_on_time<E: Entry>(
     events: &[E],
     clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
@@ -333,27 +357,42 @@ pub fn lease_attempts_on_time<E: Entry>(
                 }
                 continue;
             }
-            // The read of the store's time at start succeeded: keel's count of errors starts
-            // over, and the first acquisition goes at once.
-            L::TimeRead { lease, owner, .. } => {
-                if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
-                    c.errors = 0;
-                    c.exact = true;
-                    c.permanent = Some(0);
-                    let after = "its read of the store's time";
-                    c.due = Some(Due { after, latest: t, wait_max_us: 0, earliest: t, wait_min_us: 0 });
+            // A read of the store's time at start. After a failed one keel waits its backoff
+            // (its count of errors is at least 1: at least `retry_min`/2, at most a poll) before
+            // reading again (blind-spot hunt, round 34, A #5: the wait counted from the read's
+            // send, so a read that timed out was tried again at once).
+            L::TimeRead { lease, owner, took_us } | L::TimeFailed { lease, owner, took_us, .. } => {
+                let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) else { continue };
+                if let Some(d) = c.due.take().filter(|d| d.after == AFTER_TIME_FAILED) {
+                    verdicts.judge(("S12", "S13"), node, (&d, t, *took_us), false, |at, by, how| {
+                        attempt_off(node, (plain(lease), plain(owner)), &d, (at, by, how))
+                    });
                 }
-                continue;
-            }
-            L::TimeFailed { lease, owner, error, .. } => {
-                // The read that succeeds next reports nothing and resets keel's count: the
-                // acquisition after it is not judged against this wait, and the count is only
-                // an upper bound until the next answer that is not an error.
-                if let Some(c) = chains.get_mut(&(node.clone(), plain(lease), plain(owner))) {
-                    c.errors = c.errors.saturating_add(1);
-                    c.exact = false;
-                    c.due = None;
-                    c.count_error(plain(error));
+                match ev {
+                    // keel's count of errors starts over, and the first acquisition goes at once.
+                    L::TimeRead { .. } => {
+                        c.errors = 0;
+                        c.exact = true;
+                        c.permanent = Some(0);
+                        let after = "its read of the store's time";
+                        c.due = Some(Due { after, latest: t, wait_max_us: 0, earliest: t, wait_min_us: 0 });
+                    }
+                    // The read that succeeds next reports nothing and resets keel's count: the
+                    // acquisition after it is not judged against this wait, and the count is
+                    // only an upper bound until the next answer that is not an error.
+                    L::TimeFailed { error, .. } => {
+                        c.errors = c.errors.saturating_add(1);
+                        c.exact = false;
+                        c.count_error(plain(error));
+                        c.due = c.timing.map(|timing| Due {
+                            after: AFTER_TIME_FAILED,
+                            latest: t,
+                            wait_max_us: timing.poll_us,
+                            earliest: t,
+                            wait_min_us: (timing.retry_min_us / 2).min(timing.poll_us),
+                        });
+                    }
+                    _ => {}
                 }
                 continue;
             }
@@ -371,19 +410,11 @@ pub fn lease_attempts_on_time<E: Entry>(
         // The latest instant the attempt can have started (its local duration at the fastest
         // rate): a renewal period counts from it.
         let sent = t.saturating_sub(pace.shrink(took_us));
-        if let Some(d) = c.due {
+        // An acquisition never follows a failed time read without a successful one (reported)
+        // between: a history that has one is not judged against that read's wait.
+        if let Some(d) = c.due.filter(|d| d.after != AFTER_TIME_FAILED) {
             verdicts.judge(("S12", "S13"), node, (&d, t, took_us), false, |at, by, how| {
-                let (what, from, wait_us) = if how == "late" {
-                    ("was due within", d.latest, d.wait_max_us)
-                } else {
-                    ("was to wait at least", d.earliest, d.wait_min_us)
-                };
-                format!(
-                    "{node}: lease {lease} owner {owner}: after {} at {:.3}s its next attempt {what} {wait_us} µs, and started at {:.3}s, {by} µs {how}",
-                    d.after,
-                    from as f64 / 1e6,
-                    at as f64 / 1e6,
-                )
+                attempt_off(node, (lease, owner), &d, (at, by, how))
             });
         }
         let first = t.saturating_sub(pace.stretch(took_us)); // the earliest send of this attempt
@@ -630,7 +661,25 @@ mod tests {
         // a failed acquisition's floor is not judged until the next answer that is not an error.
         let time_failed =
             at(5, LeaseEvent::TimeFailed { lease: "l".into(), owner: "a".into(), error: "x".into(), took_us: 1_000 });
-        assert!(judge(&[started(0), time_failed, acquire_failed(10, 5), acquire_failed(12, 1)]).is_empty());
+        assert!(judge(&[started(0), time_failed.clone(), acquire_failed(10, 5), acquire_failed(12, 1)]).is_empty());
+        // The next read of the store's time waits at least half the first backoff (10 ms here):
+        // one sent at once is early (round 34 A #5: the wait counted from the failed read's send).
+        let time = |t_ms: u64, ok: bool| {
+            let (lease, owner, took_us) = ("l".into(), "a".into(), 1_000);
+            if ok {
+                at(t_ms, LeaseEvent::TimeRead { lease, owner, took_us })
+            } else {
+                at(t_ms, LeaseEvent::TimeFailed { lease, owner, error: "x".into(), took_us })
+            }
+        };
+        assert!(judge(&[started(0), time_failed.clone(), time(17, false), time(40, true)]).is_empty());
+        let v = judge(&[started(0), time_failed, time(7, false), time(9, true)]);
+        assert_eq!(
+            v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(),
+            [("S13", 7_000), ("S13", 9_000)],
+            "{v:?}"
+        );
+        assert!(v[0].detail.contains("after a failed read of the store's time"), "{}", v[0].detail);
     }
 
     /// A renewal is due `renew` after the last one; a step-down, a stop, a crash or a failed read
