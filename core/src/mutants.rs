@@ -1363,6 +1363,10 @@ pub enum Mutant {
     /// the spin's panic lands in the guarded work, whose panics keel's supervision catches
     /// (blind-spot hunt, round 34, A #7; the `spin` failure kept apart from the panic).
     MC297,
+    /// A lease owner that counts its wait after a failed read of the store's time from the
+    /// read's send, not its outcome: a read that timed out is tried again at once (blind-spot
+    /// hunt, round 34, A #5; S13 on the read after it).
+    MC298,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

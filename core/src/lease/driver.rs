@@ -245,7 +245,8 @@ impl<S: Store> Driver<S> {
                             errors.error(done, &self.cfg, "time", e);
                         }
                     }
-                    m.on_time(done, r);
+                    // MC298: the wait after a failed read counted from its send.
+                    m.on_time(if crate::mutants::active(crate::mutants::Mutant::MC298) { now } else { done }, r);
                 }
                 Step::Acquire { token } => {
                     let sent = now;

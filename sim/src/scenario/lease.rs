@@ -331,6 +331,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC293,
     Mutant::MC296,
     Mutant::MC297,
+    Mutant::MC298,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
