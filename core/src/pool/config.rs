@@ -391,6 +391,43 @@ impl PoolConfigBuilder {
 mod tests {
     use super::*;
 
+    /// Every setting a user gives is the one the pool runs with, none replaced by its default
+    /// (blind-spot hunt, round 35, B #11 and #34: a drain deadline and an op timeout dropped in
+    /// `build`, so a user's were silently the defaults).
+    #[test]
+    fn every_setting_given_is_the_one_built() {
+        let ms = Duration::from_millis;
+        let c = PoolConfig::builder("p", "n")
+            .worker_ttl(ms(3_000))
+            .keepalive_interval(ms(700))
+            .drift_margin(ms(250))
+            .ack_grace(ms(900))
+            .sweep_interval(ms(400))
+            .cleanup_lock_ttl(ms(4_500))
+            .cleanup_retries(5, ms(7), ms(70))
+            .shutdown_deadline(ms(1_300))
+            .op_timeout(ms(333))
+            .intake_buffer(17)
+            .done_retention(ms(60_000))
+            .worker_restart(ms(11), ms(1_100))
+            .start_timeout(ms(2_200))
+            .build()
+            .expect("valid");
+        let got = (
+            (c.worker_ttl, c.keepalive_interval, c.drift_margin, c.ack_grace, c.sweep_interval),
+            (c.cleanup_lock_ttl, c.cleanup_retries, c.cleanup_backoff, c.shutdown_deadline, c.op_timeout),
+            (c.intake_buffer, c.done_retention, c.worker_restart, c.start_timeout),
+        );
+        let want = (
+            (ms(3_000), ms(700), ms(250), ms(900), ms(400)),
+            (ms(4_500), 5, (ms(7), ms(70)), ms(1_300), ms(333)),
+            (17, ms(60_000), Some((ms(11), ms(1_100))), ms(2_200)),
+        );
+        assert_eq!(got, want);
+        assert_eq!(c.completer.op_timeout, ms(333), "the completer's store calls too");
+        assert_eq!(c.completer.stop_timeout(), ms(1_300 + 4 * 333), "the drain plus four store calls");
+    }
+
     #[test]
     fn defaults_and_rejections() {
         let c = PoolConfig::builder("p", "n").worker_ttl(Duration::from_secs(3)).build().unwrap();

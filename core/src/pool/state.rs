@@ -614,6 +614,20 @@ pub(crate) fn lock_step(observed: Option<&str>, now_ms: u64) -> LockStep {
 mod tests {
     use super::*;
 
+    /// Every epoch marker a node writes is a good one: `node.incarnation`, a later write's
+    /// `node.incarnation.n`, and a node named like a host (`host.example.com`). One judged corrupt
+    /// is moved away by `quarantine_corrupt`, and every node then reports a loss that never
+    /// happened (blind-spot hunt, round 35, B #1: the node's name split at its first dot).
+    #[test]
+    fn every_epoch_marker_a_node_writes_is_good() {
+        for good in ["n.17", "n.17.2", "host.example.com.17", "host.example.com.17.3"] {
+            assert_eq!(check_value("meta", EPOCH_KEY, good), Ok(()), "{good}");
+        }
+        for bad in ["n", ".17", "n.x", "n|m.17", "n.17.x"] {
+            assert!(check_value("meta", EPOCH_KEY, bad).is_err(), "{bad}");
+        }
+    }
+
     fn view() -> View {
         let mut v = View { now_ms: 10_000, ..View::default() };
         v.keepalive.insert("a".into(), "9500".into());
