@@ -110,6 +110,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::cleanups_release_their_lock(run.events));
     v.extend(keel_checks::cleanup_locks_keep_their_ttl(run.events));
     v.extend(pool_stopping::stopping_beats(run));
+    v.extend(pool_stopping::beats_land_as_announced(events));
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_table::sweeps_wake_on_rebuilt_tables(run));
     v.extend(pool_table::table_waits_last_their_timeout(run.events));

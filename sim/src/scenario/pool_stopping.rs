@@ -23,7 +23,7 @@ use keel::observe::PoolEvent;
 
 use super::RunView;
 use crate::check::{Span, Violation};
-use crate::history::{Event, Who, WorldEv, plain};
+use crate::history::{Event, ServerEv, Who, WorldEv, plain};
 
 /// How long after a worker's stop its stopping beat may be sent: one round trip to the store
 /// (the beat's read of store time; 2–10 ms undisturbed) and the scheduling around it (a node's
@@ -149,10 +149,60 @@ pub(super) fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option
     out
 }
 
+/// P66: a worker's beat lands as it announced it. Each keep-alive value the store applies for a
+/// worker (not the dead marker) whose store time the worker announced in a `keepalive` event
+/// must carry that event's TTL and `stopping` mark, judged at the write. P12 and the drain's
+/// rules read the worker's own event, so a beat that announces `stopping` and writes the plain
+/// value (blind-spot hunt, round 35, B #14) left every dispatcher and sweep giving a draining
+/// worker new jobs while each rule was satisfied. The first 20 violations.
+pub fn beats_land_as_announced(events: &[Event]) -> Vec<Violation> {
+    let mut announced: BTreeMap<(&str, u64), (u64, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(PoolEvent::Keepalive { worker, ms, ttl_ms, stopping }) = e.pool() {
+            announced.insert((plain(worker), *ms), (*ttl_ms, *stopping));
+            continue;
+        }
+        let Some(ServerEv::KeepaliveWritten { worker, value: Some(value), .. }) = e.server() else { continue };
+        let Some((ms, ttl_ms, stopping)) = keel::pool::decode::keepalive(value) else { continue };
+        let Some(&(want_ttl, want_stopping)) = announced.get(&(worker.as_str(), ms)) else { continue };
+        if (ttl_ms != Some(want_ttl) || stopping != want_stopping) && v.len() < 20 {
+            v.push(Violation::new(
+                "P66",
+                e.t_us,
+                format!(
+                    "worker {worker}'s keep-alive of store time {ms} landed as {value:?}, but it announced a TTL of {want_ttl} ms{}",
+                    if want_stopping { " marked stopping" } else { ", not stopping" }
+                ),
+            ));
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scenario::test_history::{at, judge, pool};
+
+    /// A stopping beat that lands without its mark fires P66 at the write; one that lands as
+    /// announced, and a write nobody announced, do not.
+    #[test]
+    fn a_beat_written_otherwise_than_announced_fires_p66() {
+        let written = |t_ms: u64, value: &str| {
+            at(
+                t_ms,
+                Who::Store,
+                ServerEv::KeepaliveWritten { worker: "w".into(), value: Some(value.into()), now_ms: t_ms },
+            )
+        };
+        let ok = [beat(1_000, true), written(1_002, "1000|1500|stopping")];
+        assert!(beats_land_as_announced(&ok).is_empty());
+        let v = beats_land_as_announced(&[beat(1_000, true), written(1_002, "1000|1500")]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P66", 1_002_000)], "{v:?}");
+        assert!(v[0].detail.contains("marked stopping"), "{}", v[0].detail);
+        assert!(beats_land_as_announced(&[written(1_002, "999|1500")]).is_empty());
+    }
 
     fn p12(events: &[Event]) -> Vec<Violation> {
         judge(events, 0, 10_000_000, stopping_beats)
