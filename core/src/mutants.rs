@@ -1367,6 +1367,10 @@ pub enum Mutant {
     /// read's send, not its outcome: a read that timed out is tried again at once (blind-spot
     /// hunt, round 34, A #5; S13 on the read after it).
     MC298,
+    /// A worker's beat that announces `stopping` and writes the plain keep-alive: a draining
+    /// worker looks live to every dispatcher and sweep, and gets new jobs it only hands back
+    /// (blind-spot hunt, round 35, B #14; P66 at the write).
+    MC299,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1885,6 +1885,12 @@ pub const ZOO: &[Entry] = &[
         budget: 60,
     },
     Entry {
+        mutant: Mutant::MC299,
+        lineage: "blind-spot hunt, round 35, B #14: a stopping beat announced, the plain keep-alive written",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

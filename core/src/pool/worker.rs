@@ -303,7 +303,9 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             return BeatReply::NotSent;
         };
         let ttl_ms = ms(self.core.cfg.worker_ttl);
-        let new = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping }.encode();
+        // MC299: the mark announced, not written.
+        let written = stopping && !crate::mutants::active(crate::mutants::Mutant::MC299);
+        let new = KeepAlive { ms: now, ttl_ms: Some(ttl_ms), stopping: written }.encode();
         observe::emit(PoolEvent::Keepalive { worker: (&self.id).into(), ms: now, ttl_ms, stopping });
         let cas = MapWrite::CompareAndSet { expected, new: new.clone() };
         match self.core.op("map_write", self.core.store.map_write(&self.core.maps.keepalive, &self.id, cas)).await {

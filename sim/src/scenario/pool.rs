@@ -655,6 +655,7 @@ impl PoolScenario {
             Mutant::MC10,
             Mutant::MC15,
             Mutant::MP15,
+            Mutant::MC299,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
