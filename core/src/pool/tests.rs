@@ -171,6 +171,45 @@ async fn graceful_stop_hands_back_unfinished_jobs() {
     node.stop().await;
 }
 
+/// A handler that hears its stop `after` the stop: a drain that takes that long.
+struct SlowToStop {
+    after: Duration,
+}
+
+impl JobHandler for SlowToStop {
+    async fn run(&self, job: Job) -> JobOutcome {
+        job.stopped().await;
+        tokio::time::sleep(self.after).await;
+        JobOutcome::Abandoned
+    }
+}
+
+/// `PoolNode::stop` returns once every worker drained, not only the last one added: a process
+/// that exits after it would kill the others' handlers before their hand-back (blind-spot hunt,
+/// round 35, B #24: the node kept only the last-added worker to wait for; the scenario joins
+/// every worker before it stops the node, so the stop's own wait was never exercised).
+#[tokio::test(start_paused = true)]
+async fn a_node_stop_waits_for_every_worker_to_drain() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let caller = Shutdown::new("r");
+    let _slow = node.add_worker(SlowToStop { after: Duration::from_millis(200) }, &caller);
+    let _quick = node.add_worker(SlowToStop { after: Duration::ZERO }, &caller);
+    settle(50).await;
+    for job in ["j1", "j2"] {
+        node.dispatch(job, "").await.unwrap();
+    }
+    settle(50).await;
+    assert_eq!(node.live_workers(), 2);
+    let core = node.core.clone();
+    node.stop().await;
+    assert_eq!(
+        core.live_workers.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every worker ended before stop() returned"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn data_loss_is_detected_and_reported() {
     let store = MemoryStore::new();
