@@ -187,13 +187,15 @@ impl JobHandler for SlowToStop {
 /// `PoolNode::stop` returns once every worker drained, not only the last one added: a process
 /// that exits after it would kill the others' handlers before their hand-back (blind-spot hunt,
 /// round 35, B #24: the node kept only the last-added worker to wait for; the scenario joins
-/// every worker before it stops the node, so the stop's own wait was never exercised).
+/// every worker before it stops the node, so the stop's own wait was never exercised). One
+/// handler here is deaf to its stop past the drain deadline (the worker gives it up there), the
+/// other stops at once: the node's other tasks end before the first worker does.
 #[tokio::test(start_paused = true)]
 async fn a_node_stop_waits_for_every_worker_to_drain() {
     let store = MemoryStore::new();
     let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
     let caller = Shutdown::new("r");
-    let _slow = node.add_worker(SlowToStop { after: Duration::from_millis(200) }, &caller);
+    let _slow = node.add_worker(SlowToStop { after: Duration::from_secs(2) }, &caller);
     let _quick = node.add_worker(SlowToStop { after: Duration::ZERO }, &caller);
     settle(50).await;
     for job in ["j1", "j2"] {
