@@ -567,3 +567,30 @@ mod mutants_are_branches {
         });
     }
 }
+
+/// A registered worker hears its runs' ends (the driver feeds them only while it listens), and
+/// not during a beat; a second stop during a drain changes nothing (cargo-mutants, round 35 A:
+/// `listens_for_runs` inverted left every finished run tracked and every drain waiting out its
+/// deadline, seen in the simulator only by P21 on a few seeds; the second stop's guard dropped
+/// would restart the drain and report `Stopping` twice).
+#[test]
+fn a_registered_worker_hears_runs_end_and_a_second_stop_changes_nothing() {
+    let (mut m, t0) = registered();
+    assert!(m.listens_for_runs(), "registered, no beat in flight");
+    start(&mut m, t0 + ms(5), "j", 1);
+    assert!(m.listens_for_runs());
+    m.on_timeout(t0 + INTERVAL);
+    assert_eq!(drain(&mut m), [Command::Beat { expected: "ka0".into(), stopping: false }]);
+    assert!(!m.listens_for_runs(), "not during a beat");
+    m.on_beat(t0 + INTERVAL + ms(5), BeatReply::Applied { new: "ka1".into() });
+    drain(&mut m);
+    assert!(m.listens_for_runs(), "after the beat");
+    let stop = t0 + INTERVAL + ms(10);
+    m.on_stop(stop);
+    let first = drain(&mut m);
+    assert!(matches!(first[..], [Command::Report(Report::Stopping { running: 1, .. }), ..]), "{first:?}");
+    let bound = m.next_timeout();
+    m.on_stop(stop + ms(10));
+    assert_eq!(drain(&mut m), [], "a second stop reports nothing");
+    assert_eq!(m.next_timeout(), bound, "and keeps the drain's bound");
+}
