@@ -628,6 +628,33 @@ mod tests {
         assert_eq!(m.deadline(), Some(sent + 810 * MS));
     }
 
+    /// A renewal that succeeds ends the row of errors: the next failure backs off from
+    /// `retry_min` again (in [5, 10] ms here), not as the old row's next (cargo-mutants, round 35
+    /// A: the reset dropped, MC64's mechanism in the product code, seen only in the simulator).
+    #[test]
+    fn a_renewal_ends_the_row_of_errors() {
+        let t0 = Instant::now();
+        let mut m = machine(timing(), t0);
+        held(&mut m, t0);
+        let timeout = || Err(StoreError::Timeout { op: "renew" });
+        let mut now = t0 + 300 * MS;
+        for _ in 0..3 {
+            assert!(matches!(m.poll(now), Step::Renew { .. }));
+            m.on_renew(now, now, timeout());
+            let Step::Wait { until } = m.poll(now) else { panic!("a backoff after a failure") };
+            now = until;
+        }
+        assert!(matches!(m.poll(now), Step::Renew { .. }));
+        m.on_renew(now, now, Ok(Renew::Renewed { fence: 42 }));
+        let Step::Wait { until } = m.poll(now) else { panic!("the next period") };
+        now = until;
+        assert!(matches!(m.poll(now), Step::Renew { .. }));
+        m.on_renew(now, now, timeout());
+        let Step::Wait { until } = m.poll(now) else { panic!("a backoff after a failure") };
+        let wait = until - now;
+        assert!(wait >= 5 * MS && wait <= 10 * MS, "the first error of a new row waits retry_min·[½, 1]: {wait:?}");
+    }
+
     #[test]
     fn steps_down_at_deadline_when_renewals_keep_failing() {
         let t0 = Instant::now();
