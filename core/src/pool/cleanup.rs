@@ -403,12 +403,6 @@ pub fn keepalive_stale(keepalive: &str, now_ms: u64, ttl_ms: u64) -> bool {
     state::stale_keepalive(keepalive, now_ms, ttl_ms)
 }
 
-#[cfg(feature = "model")]
-/// Whether the cleanup lock `lock` is held (not expired) at store time `now_ms`.
-pub fn lock_held(lock: &str, now_ms: u64) -> bool {
-    matches!(state::lock_step(Some(lock), now_ms), LockStep::Busy)
-}
-
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

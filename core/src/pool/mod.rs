@@ -52,7 +52,7 @@ mod cleanup;
 #[doc(hidden)]
 pub use cleanup::{
     Attempt, Cleanup, Command as CleanupCommand, LockMap, Outcome as CleanupOutcome, Reply as CleanupReply,
-    Start as CleanupStart, fence_write, keepalive_stale, lock_held,
+    Start as CleanupStart, fence_write, keepalive_stale,
 };
 mod complete;
 mod config;

@@ -15,7 +15,6 @@ use std::time::Duration;
 use keel::mutants::{self, Mutant};
 use keel::pool::{
     Cleanup, CleanupCommand as Command, CleanupReply as Reply, CleanupStart, LockMap, fence_write, keepalive_stale,
-    lock_held,
 };
 use keel::store::{Expect, MapWrite, StoreState};
 use stateright::{Model, Property};
@@ -223,8 +222,17 @@ impl CleanupModel {
 
     /// The end of the run: every lock a crash left has expired, no cleanup is in progress and
     /// every live cleaner swept at this time.
+    ///
+    /// Whether the lock expired (a lock lives through its `expires_ms`, docs/pool.md) is read here
+    /// from the lock's own `holder|expires_ms`, not asked of
+    /// keel: a keel that never took an expired lock over (its `lock_step` calling it busy) made
+    /// every state with a crashed cleaner's lock unsettled, and P1 below vacuous exactly where it
+    /// matters (cargo-mutants, round 35 A: 384 unique states instead of 76 883, every property
+    /// held).
     fn settled(&self, st: &State) -> bool {
-        let lock_free = Self::get(st, LOCKS, WORKER).is_none_or(|l| !lock_held(&l, st.t_ms));
+        let expired =
+            |l: &str| l.rsplit_once('|').and_then(|(_, e)| e.parse::<u64>().ok()).is_some_and(|e| e < st.t_ms);
+        let lock_free = Self::get(st, LOCKS, WORKER).is_none_or(|l| expired(&l));
         st.t_ms >= T0_MS + self.horizon_ms
             && lock_free
             && st.cleaners.iter().all(|c| !c.up || (c.run.is_none() && c.swept_ms == Some(st.t_ms)))
