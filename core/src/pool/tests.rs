@@ -644,7 +644,14 @@ async fn a_gap_on_the_keepalive_feed_unfollows_it_until_the_next_snapshot_lands(
 #[tokio::test(start_paused = true)]
 async fn old_completer_entries_behind_recent_ones_are_dropped() {
     let store = MemoryStore::new();
-    let pool = Pool::new(store.clone(), cfg("w")).start().await.unwrap();
+    // A dedup window far past 10 TTLs: the entries' retention is the smaller of the two (round
+    // 35 B #19: the larger taken, every entry kept for the whole window).
+    let cfg = PoolConfig::builder("p", "w")
+        .worker_ttl(Duration::from_millis(300))
+        .dedup_window(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let pool = Pool::new(store.clone(), cfg).start().await.unwrap();
     let _w = pool.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(2) }, &Shutdown::new("r"));
     settle(50).await;
     let run = |prefix: &'static str| {
