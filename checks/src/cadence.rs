@@ -238,11 +238,6 @@ impl Chain {
     }
 }
 
-/// S12 and S13 over keel's lease events: see the module's doc. `slowest` and `fastest` are the slowest
-/// and fastest rates of a node's clock the history allows (a local wait of d takes from
-/// d / fastest to d / slowest of simulated time); `late_slack_us` of running time is allowed
-/// past every deadline, `early_slack_us` before every floor; `frozen` gives a node's frozen spans; `jumped(node, from,
-/// to)` excuses a chain whose node's clock jumped meanwhile. The first 20 violations.
 /// What a [`Due`] set by a failed read of the store's time says it followed.
 const AFTER_TIME_FAILED: &str = "a failed read of the store's time";
 
@@ -267,6 +262,11 @@ fn attempt_off(
     )
 }
 
+/// S12 and S13 over keel's lease events: see the module's doc. `slowest` and `fastest` are the slowest
+/// and fastest rates of a node's clock the history allows (a local wait of d takes from
+/// d / fastest to d / slowest of simulated time); `late_slack_us` of running time is allowed
+/// past every deadline, `early_slack_us` before every floor; `frozen` gives a node's frozen spans; `jumped(node, from,
+/// to)` excuses a chain whose node's clock jumped meanwhile. The first 20 violations.
 pub fn lease_attempts_on_time<E: Entry>(
     events: &[E],
     clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
