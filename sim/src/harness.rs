@@ -65,7 +65,8 @@
 //! - P1 when asked ([`Run::keel_jobs_completed`]): every job keel took in completes;
 //! - every [`FencedResource`] the run used: an accepted write never carries a fence below one
 //!   accepted before it for the same key (`F1`);
-//! - keel assertions, panics, and the linearizability of every store history (as for keel's own
+//! - keel assertions, panics, spins (a loop of sleeps already due, even one whose panic a task of
+//!   yours or keel's caught), and the linearizability of every store history (as for keel's own
 //!   scenarios).
 //!
 //! See `docs/testing-your-service.md` for the walk from zero to a replayed failing seed.
