@@ -404,7 +404,15 @@ mod tests {
             let (p, n) = ("p".into(), "n1".into());
             pool(
                 t_ms,
-                PoolEvent::StartFailed { pool: p, node: n, attempts: 1, waited_ms: 0, permanent, error: error.into() },
+                PoolEvent::StartFailed {
+                    pool: p,
+                    node: n,
+                    attempts: 1,
+                    waited_ms: 0,
+                    permanent,
+                    took_us: 0,
+                    error: error.into(),
+                },
             )
         };
         let e5 = |h: &[Ev]| at_ms(&pool_starts_end_at_a_permanent_error(h));

@@ -14,6 +14,8 @@
 //! **P26**, a run's completion: see [`worker_completions_retry_on_time`].
 //!
 //! **P31**, a cleaner's requeue of a dead worker's job: see [`cleaner_requeues_retry_on_time`].
+//!
+//! **P67**, a pool node's start reading the store's time: see [`pool_starts_retry_on_time`].
 
 use std::collections::BTreeMap;
 
@@ -38,8 +40,9 @@ enum Tries {
 /// What one event is to a chain of retries of one store step, keyed by `K` on its node.
 enum Step<K> {
     /// A try failed after `took_us`; the next comes `retry_min`·2ⁿ after the n-th failure in a
-    /// row, at most `retry_max` (the timing in µs; keel's worker retries have no jitter).
-    Failed { key: K, took_us: u64, retry: (u64, u64), tries: Tries },
+    /// row, at most `retry_max` (the timing in µs; keel's worker retries have no jitter), and at
+    /// most `cap_us` (P67: a start's deadline).
+    Failed { key: K, took_us: u64, retry: (u64, u64), cap_us: Option<u64>, tries: Tries },
     /// The chain's last try (it succeeded, or it was given up as its wait ended) after `took_us`.
     /// `gave_up`: a chain given up after its last try, with the failed tries it says it made and
     /// those it was allowed: both are the failures counted in a row (P26's `complete_failed`).
@@ -88,7 +91,7 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
             continue;
         }
         let (key, took_us, retry) = match step(e) {
-            Some(Step::Failed { key, took_us, retry, tries }) => {
+            Some(Step::Failed { key, took_us, retry, cap_us, tries }) => {
                 let failures = chains.get(&(node.clone(), key.clone())).map_or(0, |c| c.0) + 1;
                 let subject = (rule.subject)(&key);
                 let past = match tries {
@@ -110,7 +113,7 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
                 if let Tries::Each(max) = tries {
                     chains.entry((node.clone(), key.clone())).or_insert((0, None, None)).2 = Some(max);
                 }
-                (key, took_us, Some(retry))
+                (key, took_us, Some((retry, cap_us)))
             }
             Some(Step::Last { key, took_us, gave_up }) => {
                 if let Some((said, max)) = gave_up {
@@ -170,11 +173,11 @@ fn judge_retry_chains<'a, E: Entry, K: Ord + Clone>(
                 )
             });
         }
-        let Some((min_us, max_us)) = retry else {
+        let Some(((min_us, max_us), cap_us)) = retry else {
             chains.remove(&key);
             continue;
         };
-        let wait_us = min_us.saturating_mul(1u64 << (*failures).min(32)).min(max_us);
+        let wait_us = min_us.saturating_mul(1u64 << (*failures).min(32)).min(max_us).min(cap_us.unwrap_or(u64::MAX));
         *failures += 1;
         *due = Some(Due { after: rule.after, latest: t, wait_max_us: wait_us, earliest: t, wait_min_us: wait_us });
     }
@@ -198,6 +201,7 @@ pub fn worker_registrations_retry_on_time<E: Entry>(
             key: plain(worker),
             took_us: *took_us,
             retry: (*retry_min_us, *retry_max_us),
+            cap_us: None,
             tries: Tries::Unlimited,
         }),
         PoolEvent::WorkerRegistered { worker, took_us, .. } => {
@@ -248,6 +252,7 @@ pub fn worker_completions_retry_on_time<E: Entry>(
                 key: (plain(job), *attempt),
                 took_us: *took_us,
                 retry: (*retry_min_us, *retry_max_us),
+                cap_us: None,
                 tries: Tries::Each(*tries_max),
             })
         }
@@ -296,6 +301,7 @@ pub fn cleaner_requeues_retry_on_time<E: Entry>(
                 key: (plain(job), plain(worker)),
                 took_us: *took_us,
                 retry: (*retry_min_us, *retry_max_us),
+                cap_us: None,
                 tries: Tries::Retried(*tries_max),
             })
         }
@@ -303,6 +309,45 @@ pub fn cleaner_requeues_retry_on_time<E: Entry>(
             Some(Step::Last { key: (plain(job), plain(worker)), took_us: *took_us, gave_up: None })
         }
         PoolEvent::NodeStarted { .. } | PoolEvent::NodeStopped { .. } => Some(Step::EndAll),
+        _ => None,
+    });
+    verdicts.v
+}
+
+/// P67: a pool node's start reads the store's time again when its backoff says, judged at
+/// each try.
+///
+/// `Pool::start` reads the store's time until it answers (the node's incarnation). Each failed
+/// read it tries again is a `start_retry` (the read's `took_us`, and the timing: `retry_min_us`
+/// ·2ⁿ after the n-th failure in a row, at most `retry_max_us`, no jitter, and no later than the
+/// start's deadline, `remaining_us` after the failure). The next read's start is its outcome
+/// (`start_retry`, `start_store_reached` or `start_failed`, each with its `took_us`) less its
+/// duration. One that starts before its wait is a start hammering a store that is restarting
+/// or cut off, every node of a fleet at network speed (MC320: the backoff skipped); one that
+/// starts after it leaves the node down while its store is back (MC321: the doubling without its
+/// cap). A node's crash or restart ends the judging.
+pub fn pool_starts_retry_on_time<E: Entry>(
+    events: &[E],
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+) -> Vec<Violation> {
+    let mut verdicts = Verdicts::new(clocks);
+    let rule = Rule {
+        id: "P67",
+        after: "a failed read of the store's time at start",
+        failure: "failed read at start",
+        subject: |pool: &&str| format!("pool {pool}'s start"),
+    };
+    judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
+        PoolEvent::StartRetry { pool, took_us, retry_min_us, retry_max_us, remaining_us, .. } => Some(Step::Failed {
+            key: plain(pool),
+            took_us: *took_us,
+            retry: (*retry_min_us, *retry_max_us),
+            cap_us: Some(*remaining_us),
+            tries: Tries::Unlimited,
+        }),
+        PoolEvent::StartStoreReached { pool, took_us, .. } | PoolEvent::StartFailed { pool, took_us, .. } => {
+            Some(Step::Last { key: plain(pool), took_us: *took_us, gave_up: None })
+        }
         _ => None,
     });
     verdicts.v
@@ -471,5 +516,69 @@ mod tests {
         let four = [retry(10, 10), retry(120, 10), retry(330, 10), retry(640, 10)];
         assert_eq!(judge(&[four.as_slice(), &[ended(950, 10)]].concat()), []);
         assert_eq!(judge(&[four.as_slice(), &[retry(950, 10)]].concat()), [("P31", 950)]);
+    }
+    #[test]
+    fn start_reads_after_their_backoff_pass_and_others_fire_p67() {
+        // retry_min 100 ms, retry_max 300 ms; the start's deadline 900 ms after its first try at 0.
+        let retry = |t_ms: u64, took_ms: u64| {
+            let (pool, node, error) = ("p".into(), "n1".into(), "x".into());
+            let (retry_min_us, retry_max_us) = (100_000, 300_000);
+            let remaining_us = 900_000u64.saturating_sub(t_ms * 1000);
+            let took_us = took_ms * 1000;
+            at(
+                t_ms,
+                PoolEvent::StartRetry {
+                    pool,
+                    node,
+                    attempt: 1,
+                    took_us,
+                    retry_min_us,
+                    retry_max_us,
+                    remaining_us,
+                    error,
+                },
+            )
+        };
+        let reached = |t_ms: u64, took_ms: u64| {
+            at(
+                t_ms,
+                PoolEvent::StartStoreReached {
+                    pool: "p".into(),
+                    node: "n1".into(),
+                    attempts: 2,
+                    took_us: took_ms * 1000,
+                },
+            )
+        };
+        let failed = |t_ms: u64, took_ms: u64| {
+            let (pool, node, error) = ("p".into(), "n1".into(), "x".into());
+            at(
+                t_ms,
+                PoolEvent::StartFailed {
+                    pool,
+                    node,
+                    attempts: 5,
+                    waited_ms: t_ms,
+                    permanent: false,
+                    took_us: took_ms * 1000,
+                    error,
+                },
+            )
+        };
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&pool_starts_retry_on_time(h, crate::steady_clocks(2_000)));
+        // Waits of 100, 200 and 300 (capped) ms, then one cut to the deadline (at 900 ms).
+        assert_eq!(judge(&[retry(10, 10), retry(120, 10), retry(330, 10), reached(640, 10)]), []);
+        assert_eq!(judge(&[retry(10, 10), retry(120, 10), retry(330, 10), retry(640, 10), failed(910, 10)]), []);
+        // Retried at once (MC320), or past the cap (MC321: 400 ms after the third failure).
+        assert_eq!(judge(&[retry(10, 10), retry(25, 10)]), [("P67", 25)]);
+        assert_eq!(judge(&[retry(10, 10), retry(120, 10), retry(330, 10), reached(740, 10)]), [("P67", 740)]);
+        // The last try waits for the deadline, not a whole backoff past it.
+        assert_eq!(
+            judge(&[retry(10, 10), retry(120, 10), retry(330, 10), retry(640, 10), failed(1_250, 10)]),
+            [("P67", 1_250)]
+        );
+        // A crash ends the chain: the next start's first failure is not judged.
+        let crash = Ev(400_000, "n1", None, Some(Fact::NodeCrash));
+        assert_eq!(judge(&[retry(10, 10), crash, retry(410, 10), reached(520, 10)]), []);
     }
 }

@@ -1371,6 +1371,13 @@ pub enum Mutant {
     /// worker looks live to every dispatcher and sweep, and gets new jobs it only hands back
     /// (blind-spot hunt, round 35, B #14; P66 at the write).
     MC299,
+    /// A pool start whose read of the store's time is retried at once after a failure, its
+    /// backoff skipped: every node of a fleet starting while the store restarts or is cut off
+    /// asks it again at network speed (round 35's hunt, B #18, left open then; P67 at the retry).
+    MC320,
+    /// A pool start whose backoff doubles without its cap (a sweep interval): after a long
+    /// outage the node waits up to its whole start timeout for a store that is back (P67).
+    MC321,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

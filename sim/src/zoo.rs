@@ -1891,6 +1891,18 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC320,
+        lineage: "blind-spot hunt, round 35, B #18 (closed in round 36): a pool start's read of the store's time retried at once",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC321,
+        lineage: "blind-spot hunt, round 36: a pool start's backoff doubled without its cap",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

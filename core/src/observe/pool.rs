@@ -230,10 +230,16 @@ events! {
         CompleteFailed { job: Text<'a>, worker: Text<'a>, attempt: u64, tries: u32, tries_max: u32 } = "complete_failed",
         /// `Pool::start` is waiting for the store (at the first failure, then every 5 s).
         StartWaiting { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, timeout_ms: u64, error: Text<'a> } = "start_waiting",
-        /// `Pool::start` reached the store after `attempts` tries.
-        StartStoreReached { pool: Text<'a>, node: Text<'a>, attempts: u32 } = "start_store_reached",
-        /// `Pool::start` gave up: a permanent error, or the start timeout.
-        StartFailed { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, permanent: bool, error: Text<'a> } = "start_failed",
+        /// `Pool::start` reached the store after `attempts` tries, the last taking `took_us`.
+        StartStoreReached { pool: Text<'a>, node: Text<'a>, attempts: u32, took_us: u64 } = "start_store_reached",
+        /// `Pool::start`'s read of the store's time failed after `took_us` (its `attempt`-th in
+        /// a row) and is tried again: after `retry_min_us`·2ⁿ for the n-th failure from 0, at
+        /// most `retry_max_us`, no jitter, and no later than the start's deadline,
+        /// `remaining_us` away (P67 judges each try's start).
+        StartRetry { pool: Text<'a>, node: Text<'a>, attempt: u32, took_us: u64, retry_min_us: u64, retry_max_us: u64, remaining_us: u64, error: Text<'a> } = "start_retry",
+        /// `Pool::start` gave up: a permanent error, or the start timeout; its last try took
+        /// `took_us`.
+        StartFailed { pool: Text<'a>, node: Text<'a>, attempts: u32, waited_ms: u64, permanent: bool, took_us: u64, error: Text<'a> } = "start_failed",
         /// A worker slot started its first incarnation, `worker`. A dead incarnation is replaced
         /// after a jittered backoff in `[b/2, b]`, `b = restart_min_ms·2^n` capped at
         /// `restart_max_ms`, `n` the incarnations in a row that died within `reset_after_ms` of
@@ -434,11 +440,14 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::StartWaiting { pool, node, attempts, waited_ms, timeout_ms, error } => {
             warn!(target: T, kind = "start_waiting", pool = %pool, node = %node, attempts, waited_ms, timeout_ms, error = %error, "pool start: waiting for the store")
         }
-        E::StartStoreReached { pool, node, attempts } => {
-            info!(target: T, kind = "start_store_reached", pool = %pool, node = %node, attempts, "pool start: the store answers")
+        E::StartStoreReached { pool, node, attempts, took_us } => {
+            info!(target: T, kind = "start_store_reached", pool = %pool, node = %node, attempts, took_us, "pool start: the store answers")
         }
-        E::StartFailed { pool, node, attempts, waited_ms, permanent, error } => {
-            error!(target: T, kind = "start_failed", pool = %pool, node = %node, attempts, waited_ms, permanent, error = %error, "pool start failed")
+        E::StartRetry { pool, node, attempt, took_us, retry_min_us, retry_max_us, remaining_us, error } => {
+            debug!(target: T, kind = "start_retry", pool = %pool, node = %node, attempt, took_us, retry_min_us, retry_max_us, remaining_us, error = %error, "pool start: the store's time unread; trying again")
+        }
+        E::StartFailed { pool, node, attempts, waited_ms, permanent, took_us, error } => {
+            error!(target: T, kind = "start_failed", pool = %pool, node = %node, attempts, waited_ms, permanent, took_us, error = %error, "pool start failed")
         }
         E::SlotStarted { worker, restart_min_ms, restart_max_ms, reset_after_ms } => {
             debug!(target: T, kind = "slot_started", worker = %worker, restart_min_ms, restart_max_ms, reset_after_ms, "worker slot started")

@@ -267,11 +267,16 @@ impl<S: Store> Pool<S> {
         let cfg = &self.config;
         let started = self.clock.now();
         let deadline = started + cfg.start_timeout;
-        let mut wait = cfg.cleanup_backoff.0;
+        // The backoff doubles from the pool's `cleanup_backoff` min up to a sweep interval (or
+        // the min, if a user set it longer): a start that waits longer than a sweep for a store
+        // that is back only delays the node.
+        let (retry_min, retry_max) = (cfg.cleanup_backoff.0, cfg.sweep_interval.max(cfg.cleanup_backoff.0));
+        let mut wait = retry_min;
         let mut attempts = 0u32;
         let mut next_log = started;
         loop {
             attempts += 1;
+            let tried = self.clock.now();
             let r = tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = shutdown.cancelled() => return Err(PoolError::Stopped),
@@ -285,6 +290,7 @@ impl<S: Store> Pool<S> {
                             pool: (&cfg.name).into(),
                             node: (&cfg.node).into(),
                             attempts,
+                            took_us: observe::micros(self.clock.now().saturating_duration_since(tried)),
                         });
                     }
                     return Ok(t);
@@ -292,6 +298,7 @@ impl<S: Store> Pool<S> {
                 Err(e) => e,
             };
             let now = self.clock.now();
+            let took_us = observe::micros(now.saturating_duration_since(tried));
             let waited = now.saturating_duration_since(started);
             let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
             // MC192: a start that retries every error until its timeout, permanent ones too.
@@ -303,6 +310,7 @@ impl<S: Store> Pool<S> {
                     attempts,
                     waited_ms,
                     permanent,
+                    took_us,
                     error: Text::display(&e),
                 });
                 return Err(if permanent {
@@ -311,6 +319,16 @@ impl<S: Store> Pool<S> {
                     PoolError::StartTimeout { waited, attempts, last_error: e }
                 });
             }
+            observe::emit(PoolEvent::StartRetry {
+                pool: (&cfg.name).into(),
+                node: (&cfg.node).into(),
+                attempt: attempts,
+                took_us,
+                retry_min_us: observe::micros(retry_min),
+                retry_max_us: observe::micros(retry_max),
+                remaining_us: observe::micros(deadline.saturating_duration_since(now)),
+                error: Text::display(&e),
+            });
             if now >= next_log {
                 observe::emit(PoolEvent::StartWaiting {
                     pool: (&cfg.name).into(),
@@ -326,9 +344,15 @@ impl<S: Store> Pool<S> {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = shutdown.cancelled() => return Err(PoolError::Stopped),
                 // The last sleep ends at the deadline, for one last try there.
-                _ = self.clock.sleep(wait.min(deadline.saturating_duration_since(now))) => {}
+                // MC320: the backoff skipped.
+                _ = self.clock.sleep(if crate::mutants::active(crate::mutants::Mutant::MC320) { std::time::Duration::ZERO } else { wait.min(deadline.saturating_duration_since(now)) }) => {}
             }
-            wait = (wait * 2).min(cfg.sweep_interval);
+            // MC321: the doubling without its cap.
+            wait = if crate::mutants::active(crate::mutants::Mutant::MC321) {
+                wait * 2
+            } else {
+                (wait * 2).min(retry_max)
+            };
         }
     }
 

@@ -656,6 +656,8 @@ impl PoolScenario {
             Mutant::MC15,
             Mutant::MP15,
             Mutant::MC299,
+            Mutant::MC320,
+            Mutant::MC321,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
