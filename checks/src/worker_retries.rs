@@ -16,6 +16,8 @@
 //! **P31**, a cleaner's requeue of a dead worker's job: see [`cleaner_requeues_retry_on_time`].
 //!
 //! **P67**, a pool node's start reading the store's time: see [`pool_starts_retry_on_time`].
+//!
+//! **P68**, a pool node's watches: see [`pool_watches_retry_on_time`].
 
 use std::collections::BTreeMap;
 
@@ -353,6 +355,43 @@ pub fn pool_starts_retry_on_time<E: Entry>(
     verdicts.v
 }
 
+/// P68: a pool node opens its watches again a sweep interval after a failed try, judged at
+/// each try.
+///
+/// The router and the keep-alive follower each open a watch of their map when the node starts,
+/// trying again until it opens. Each failed try is a `watch_open_failed` (the try's `took_us`
+/// and the wait it announces, `retry_us`: the sweep interval); the next try's start is its own
+/// outcome (`watch_open_failed` or `watch_opened`, with its `took_us`) less its duration. One
+/// that starts before its wait is a node hammering a store that refuses its watches (MC322:
+/// retried at once); one that starts after it leaves the node's feed unread, and its table
+/// stale, past the sweep. A node's crash or restart ends the judging.
+pub fn pool_watches_retry_on_time<E: Entry>(
+    events: &[E],
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+) -> Vec<Violation> {
+    let mut verdicts = Verdicts::new(clocks);
+    let rule = Rule {
+        id: "P68",
+        after: "a failed watch open",
+        failure: "failed watch open",
+        subject: |(pool, map): &(&str, &str)| format!("pool {pool}'s watch of {map}"),
+    };
+    judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
+        PoolEvent::WatchOpenFailed { pool, map, took_us, retry_us, .. } => Some(Step::Failed {
+            key: (plain(pool), plain(map)),
+            took_us: *took_us,
+            retry: (*retry_us, *retry_us),
+            cap_us: None,
+            tries: Tries::Unlimited,
+        }),
+        PoolEvent::WatchOpened { pool, map, took_us, .. } => {
+            Some(Step::Last { key: (plain(pool), plain(map)), took_us: *took_us, gave_up: None })
+        }
+        _ => None,
+    });
+    verdicts.v
+}
+
 fn ordinal(n: u32) -> String {
     match n {
         1 => "1st".into(),
@@ -580,5 +619,22 @@ mod tests {
         // A crash ends the chain: the next start's first failure is not judged.
         let crash = Ev(400_000, "n1", None, Some(Fact::NodeCrash));
         assert_eq!(judge(&[retry(10, 10), crash, retry(410, 10), reached(520, 10)]), []);
+    }
+    #[test]
+    fn watch_opens_after_their_wait_pass_and_others_fire_p68() {
+        let failed = |t_ms: u64, map: &str| {
+            let (pool, map, error) = ("p".into(), map.into(), "x".into());
+            at(t_ms, PoolEvent::WatchOpenFailed { pool, map, took_us: 10_000, retry_us: 150_000, error })
+        };
+        let opened = |t_ms: u64, map: &str| {
+            at(t_ms, PoolEvent::WatchOpened { pool: "p".into(), map: map.into(), tries: 2, took_us: 10_000 })
+        };
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&pool_watches_retry_on_time(h, crate::steady_clocks(2_000)));
+        // A sweep interval (150 ms) between a failure and the next try, each map on its own.
+        assert_eq!(judge(&[failed(10, "jobs"), failed(12, "ka"), failed(170, "jobs"), opened(172, "ka")]), []);
+        assert_eq!(judge(&[failed(10, "jobs"), opened(170, "jobs")]), []);
+        // Retried at once (MC322), or a sweep late.
+        assert_eq!(judge(&[failed(10, "jobs"), failed(30, "jobs")]), [("P68", 30)]);
+        assert_eq!(judge(&[failed(10, "jobs"), opened(320, "jobs")]), [("P68", 320)]);
     }
 }

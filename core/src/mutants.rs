@@ -1378,6 +1378,10 @@ pub enum Mutant {
     /// A pool start whose backoff doubles without its cap (a sweep interval): after a long
     /// outage the node waits up to its whole start timeout for a store that is back (P67).
     MC321,
+    /// A pool node's watch (the router's, the keep-alive follower's) whose failed open is tried
+    /// again at once, not a sweep interval later: a node hammering a store that refuses or
+    /// drops its watch requests (round 35's hunt, B #21, left open then; P68 at the retry).
+    MC322,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1903,6 +1903,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC322,
+        lineage: "blind-spot hunt, round 35, B #21 (closed in round 36): a pool watch's failed open retried at once",
+        scenario: "pool",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

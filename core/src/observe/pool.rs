@@ -294,6 +294,12 @@ events! {
         /// The router's own resync of its table succeeded after `took_us` (P29 judges its start
         /// when a failed one came before).
         RouterResynced { pool: Text<'a>, took_us: u64 } = "router_resynced",
+        /// A node's try to open its watch of `map` (the router's job map, the keep-alive
+        /// follower's keep-alive map) failed after `took_us`; it tries again `retry_us` later
+        /// (its sweep interval; P68 judges the next try's start).
+        WatchOpenFailed { pool: Text<'a>, map: Text<'a>, took_us: u64, retry_us: u64, error: Text<'a> } = "watch_open_failed",
+        /// A node's watch of `map` opened after `tries` tries, the last taking `took_us`.
+        WatchOpened { pool: Text<'a>, map: Text<'a>, tries: u32, took_us: u64 } = "watch_opened",
         /// A cleaner's try to requeue `job` of the dead worker `worker` failed after `took_us`
         /// (a store error, or the record changed and still names the worker); the next comes
         /// `retry_min_us`·2ⁿ later (n: the failed tries before this one), at most `retry_max_us`
@@ -489,6 +495,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RouterResynced { pool, took_us } => {
             debug!(target: T, kind = "router_resynced", pool = %pool, took_us, "router's table resynced from a snapshot")
+        }
+        E::WatchOpenFailed { pool, map, took_us, retry_us, error } => {
+            debug!(target: T, kind = "watch_open_failed", pool = %pool, map = %map, took_us, retry_us, error = %error, "opening a watch failed; retrying after a sweep interval")
+        }
+        E::WatchOpened { pool, map, tries, took_us } => {
+            trace!(target: T, kind = "watch_opened", pool = %pool, map = %map, tries, took_us, "watch opened")
         }
         E::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us, tries_max } => {
             debug!(target: T, kind = "requeue_retry", job = %job, worker = %worker, error = %error, took_us, retry_min_us, retry_max_us, tries_max, "requeue of a dead worker's job failed; retrying")

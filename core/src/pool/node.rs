@@ -155,10 +155,15 @@ impl<S: Store> Core<S> {
 
     /// Open a watch of `map`, tried again every sweep interval until it opens (`None`: the node
     /// stopped first). Each try is cut at the op timeout like every call (E6): a watch request
-    /// stuck behind a slow link would otherwise hold the task for good.
+    /// stuck behind a slow link would otherwise hold the task for good. Each failed try is a
+    /// `watch_open_failed` and the opening a `watch_opened` (P68 judges the retries' pacing).
     pub(crate) async fn open_watch(&self, map: &str) -> Option<S::Watch> {
+        let pool = || Text::from(&self.cfg.name);
+        let mut tries = 0u32;
         loop {
-            tokio::select! {
+            tries += 1;
+            let tried = self.clock.now();
+            let w = tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                 _ = self.shutdown.cancelled() => return None,
                 w = async {
@@ -168,10 +173,32 @@ impl<S: Store> Core<S> {
                     } else {
                         self.op("watch", self.store.watch(map)).await
                     }
-                } => match w {
-                    Ok(w) => return Some(w),
-                    Err(_) => self.clock.sleep(self.cfg.sweep_interval).await,
-                },
+                } => w,
+            };
+            let took_us = observe::micros(self.clock.now().saturating_duration_since(tried));
+            match w {
+                Ok(w) => {
+                    observe::emit(PoolEvent::WatchOpened { pool: pool(), map: map.into(), tries, took_us });
+                    return Some(w);
+                }
+                Err(e) => {
+                    // MC322: the retry after a failed open at once.
+                    let wait = if mutants::active(Mutant::MC322) { Duration::ZERO } else { self.cfg.sweep_interval };
+                    let retry_us = observe::micros(self.cfg.sweep_interval);
+                    let error = Text::display(&e);
+                    observe::emit(PoolEvent::WatchOpenFailed {
+                        pool: pool(),
+                        map: map.into(),
+                        took_us,
+                        retry_us,
+                        error,
+                    });
+                    tokio::select! {
+                        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+                        _ = self.shutdown.cancelled() => return None,
+                        _ = self.clock.sleep(wait) => {}
+                    }
+                }
             }
         }
     }

@@ -658,6 +658,7 @@ impl PoolScenario {
             Mutant::MC299,
             Mutant::MC320,
             Mutant::MC321,
+            Mutant::MC322,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
