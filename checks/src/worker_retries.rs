@@ -18,6 +18,8 @@
 //! **P67**, a pool node's start reading the store's time: see [`pool_starts_retry_on_time`].
 //!
 //! **P68**, a pool node's watches: see [`pool_watches_retry_on_time`].
+//!
+//! **P69**, a pool node's keep-alive follower: see [`pool_keepalive_resyncs_retry_on_time`].
 
 use std::collections::BTreeMap;
 
@@ -392,6 +394,43 @@ pub fn pool_watches_retry_on_time<E: Entry>(
     verdicts.v
 }
 
+/// P69: a pool node's keep-alive follower snapshots the keep-alive map again a keep-alive
+/// interval after a failed try, judged at each try.
+///
+/// The follower rebuilds its replica from a snapshot at its start and after each gap in its
+/// feed. Each failed snapshot is a `keepalive_resync_failed` (its `took_us` and the wait it
+/// announces, `retry_us`: the keep-alive interval); the next try's start is its own outcome
+/// (`keepalive_resync_failed` or `keepalive_resynced`, with its `took_us`) less its duration.
+/// One that starts before its wait is every node snapshotting the whole keep-alive map at
+/// network speed on a failing store (MC323: retried at once); one that starts after it leaves
+/// dispatch on its slower reads past the interval. A node's crash or restart ends the judging.
+pub fn pool_keepalive_resyncs_retry_on_time<E: Entry>(
+    events: &[E],
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+) -> Vec<Violation> {
+    let mut verdicts = Verdicts::new(clocks);
+    let rule = Rule {
+        id: "P69",
+        after: "a failed keep-alive snapshot",
+        failure: "failed keep-alive snapshot",
+        subject: |pool: &&str| format!("pool {pool}'s keep-alive follower"),
+    };
+    judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
+        PoolEvent::KeepaliveResyncFailed { pool, took_us, retry_us, .. } => Some(Step::Failed {
+            key: plain(pool),
+            took_us: *took_us,
+            retry: (*retry_us, *retry_us),
+            cap_us: None,
+            tries: Tries::Unlimited,
+        }),
+        PoolEvent::KeepaliveResynced { pool, took_us, .. } => {
+            Some(Step::Last { key: plain(pool), took_us: *took_us, gave_up: None })
+        }
+        _ => None,
+    });
+    verdicts.v
+}
+
 fn ordinal(n: u32) -> String {
     match n {
         1 => "1st".into(),
@@ -636,5 +675,21 @@ mod tests {
         // Retried at once (MC322), or a sweep late.
         assert_eq!(judge(&[failed(10, "jobs"), failed(30, "jobs")]), [("P68", 30)]);
         assert_eq!(judge(&[failed(10, "jobs"), opened(320, "jobs")]), [("P68", 320)]);
+    }
+    #[test]
+    fn keepalive_snapshots_after_their_wait_pass_and_others_fire_p69() {
+        let failed = |t_ms: u64| {
+            let (pool, error) = ("p".into(), "x".into());
+            at(t_ms, PoolEvent::KeepaliveResyncFailed { pool, took_us: 10_000, retry_us: 300_000, error })
+        };
+        let resynced =
+            |t_ms: u64| at(t_ms, PoolEvent::KeepaliveResynced { pool: "p".into(), entries: 3, took_us: 10_000 });
+        let judge =
+            |h: &[Ev]| crate::test_entry::at_ms(&pool_keepalive_resyncs_retry_on_time(h, crate::steady_clocks(2_000)));
+        // A keep-alive interval (300 ms) between a failure and the next try.
+        assert_eq!(judge(&[failed(10), failed(320), resynced(630), resynced(5_000)]), []);
+        // Retried at once (MC323), or late.
+        assert_eq!(judge(&[failed(10), failed(30)]), [("P69", 30)]);
+        assert_eq!(judge(&[failed(10), resynced(700)]), [("P69", 700)]);
     }
 }

@@ -1382,6 +1382,10 @@ pub enum Mutant {
     /// again at once, not a sweep interval later: a node hammering a store that refuses or
     /// drops its watch requests (round 35's hunt, B #21, left open then; P68 at the retry).
     MC322,
+    /// A pool node's keep-alive follower whose failed snapshot is tried again at once, not a
+    /// keep-alive interval later: every node snapshots the whole keep-alive map at network speed
+    /// while the store fails them (round 36; P69 at the retry).
+    MC323,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1909,6 +1909,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC323,
+        lineage: "blind-spot hunt, round 36: a keep-alive follower's failed snapshot retried at once",
+        scenario: "pool",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

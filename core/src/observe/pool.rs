@@ -300,6 +300,14 @@ events! {
         WatchOpenFailed { pool: Text<'a>, map: Text<'a>, took_us: u64, retry_us: u64, error: Text<'a> } = "watch_open_failed",
         /// A node's watch of `map` opened after `tries` tries, the last taking `took_us`.
         WatchOpened { pool: Text<'a>, map: Text<'a>, tries: u32, took_us: u64 } = "watch_opened",
+        /// The keep-alive follower's snapshot of the keep-alive map (at its start, or after a
+        /// gap in its feed) failed after `took_us`; it tries again `retry_us` later (the
+        /// keep-alive interval; P69 judges the next try's start). Dispatch reads the keep-alive
+        /// map itself meanwhile.
+        KeepaliveResyncFailed { pool: Text<'a>, took_us: u64, retry_us: u64, error: Text<'a> } = "keepalive_resync_failed",
+        /// The keep-alive follower rebuilt its replica from a snapshot of `entries` keep-alives
+        /// that took `took_us`.
+        KeepaliveResynced { pool: Text<'a>, entries: usize, took_us: u64 } = "keepalive_resynced",
         /// A cleaner's try to requeue `job` of the dead worker `worker` failed after `took_us`
         /// (a store error, or the record changed and still names the worker); the next comes
         /// `retry_min_us`·2ⁿ later (n: the failed tries before this one), at most `retry_max_us`
@@ -501,6 +509,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::WatchOpened { pool, map, tries, took_us } => {
             trace!(target: T, kind = "watch_opened", pool = %pool, map = %map, tries, took_us, "watch opened")
+        }
+        E::KeepaliveResyncFailed { pool, took_us, retry_us, error } => {
+            debug!(target: T, kind = "keepalive_resync_failed", pool = %pool, took_us, retry_us, error = %error, "keep-alive snapshot failed; dispatch reads the keep-alive map meanwhile")
+        }
+        E::KeepaliveResynced { pool, entries, took_us } => {
+            debug!(target: T, kind = "keepalive_resynced", pool = %pool, entries, took_us, "keep-alive replica rebuilt from a whole snapshot of the keep-alive map")
         }
         E::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us, tries_max } => {
             debug!(target: T, kind = "requeue_retry", job = %job, worker = %worker, error = %error, took_us, retry_min_us, retry_max_us, tries_max, "requeue of a dead worker's job failed; retrying")

@@ -38,13 +38,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::debug;
-
 use super::node::{Core, lock, ms};
 use super::state::KeepAlive;
 use super::table::{FeedPos, Step};
 use crate::clock::Instant;
 use crate::error::StoreError;
+use crate::observe::PoolEvent;
 use crate::store::{Change, MapSnapshot, Read, ReadOuts, Store, Watch, WatchEvent};
 
 /// How many keep-alive intervals a cached keep-alive map and a store-time estimate are used
@@ -245,23 +244,39 @@ impl<S: Store> Core<S> {
         let mut synced = false; // set by each event below; a snapshot makes the replica synced
         loop {
             if !synced {
+                let sent = self.clock.now();
                 let snap = tokio::select! {
                     biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                     _ = self.shutdown.cancelled() => return,
                     s = self.op("map_snapshot", self.store.map_snapshot(&self.maps.keepalive)) => s,
                 };
+                let took_us = crate::observe::micros(self.clock.now().saturating_duration_since(sent));
+                let pool = || crate::observe::Text::from(&self.cfg.name);
                 match snap {
                     Ok(snap) => {
-                        debug!(name: "keepalive_follower_resynced", target: "keel::pool", entries = snap.entries.len(),
-                            "keep-alive replica rebuilt from a whole snapshot of the keep-alive map");
+                        let entries = snap.entries.len();
+                        crate::observe::emit(PoolEvent::KeepaliveResynced { pool: pool(), entries, took_us });
                         lock(&self.cache).follow_snapshot(snap);
                     }
                     Err(e) => {
-                        debug!(target: "keel::pool", error = %e, "keep-alive snapshot failed; dispatch uses the last read meanwhile");
+                        let retry_us = crate::observe::micros(self.cfg.keepalive_interval);
+                        let error = crate::observe::Text::display(&e);
+                        crate::observe::emit(PoolEvent::KeepaliveResyncFailed {
+                            pool: pool(),
+                            took_us,
+                            retry_us,
+                            error,
+                        });
+                        // MC323: the snapshot tried again at once.
+                        let wait = if crate::mutants::active(crate::mutants::Mutant::MC323) {
+                            Duration::ZERO
+                        } else {
+                            self.cfg.keepalive_interval
+                        };
                         tokio::select! {
                             biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
                             _ = self.shutdown.cancelled() => return,
-                            _ = self.clock.sleep(self.cfg.keepalive_interval) => {}
+                            _ = self.clock.sleep(wait) => {}
                         }
                         continue;
                     }

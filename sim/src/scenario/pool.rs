@@ -659,6 +659,7 @@ impl PoolScenario {
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,
+            Mutant::MC323,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
