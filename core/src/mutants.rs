@@ -1371,6 +1371,15 @@ pub enum Mutant {
     /// worker looks live to every dispatcher and sweep, and gets new jobs it only hands back
     /// (blind-spot hunt, round 35, B #14; P66 at the write).
     MC299,
+    /// A lease owner that waits a whole poll after a failed acquisition, as after a refusal,
+    /// instead of its backoff: every store blip delays a takeover (a crashed holder's successor,
+    /// a released lease) by up to a poll (blind-spot hunt, round 36, A #3; S12, which judged a
+    /// failed acquisition by the poll alone).
+    MC300,
+    /// A lease owner whose refused acquisition ends the row of permanent errors but keeps the
+    /// count of errors in a row: the backoff after the next failed acquisition grows from the
+    /// errors before the refusal, up to a poll (blind-spot hunt, round 36, A #4; S12).
+    MC301,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1891,6 +1891,18 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC300,
+        lineage: "blind-spot hunt, round 36, A #3: a failed acquisition retried after a whole poll, not its backoff",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC301,
+        lineage: "blind-spot hunt, round 36, A #4: a refused acquisition that keeps the count of errors in a row",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -330,7 +330,11 @@ impl Machine {
                 self.steps.push_back(Step::StartWork { fence });
             }
             Ok(Acquire::Held { remaining_ms }) => {
+                let errors = self.errors;
                 self.recovered();
+                if mutants::active(Mutant::MC301) {
+                    self.errors = errors; // MC301: the count of errors in a row kept
+                }
                 let until_free = Duration::from_millis(remaining_ms).max(self.t.retry_min);
                 // MC63: wait out the holder's whole remaining TTL: a release is seen a TTL late.
                 let wait =
@@ -352,6 +356,8 @@ impl Machine {
                 // Maybe applied: the same token is retried, which is idempotent.
                 // MC66: the error path forgets its wait, a retry loop that `continue`s.
                 let wait = if mutants::active(Mutant::MC66) { Duration::ZERO } else { self.on_error(&e) };
+                // MC300: a whole poll, as after a refusal, not the backoff.
+                let wait = if mutants::active(Mutant::MC300) { self.t.poll_interval } else { wait };
                 if mutants::active(Mutant::MC62) {
                     self.rotate_token(); // MC62: an unknown outcome taken as refused
                 }
@@ -866,6 +872,44 @@ mod tests {
         let Step::Wait { until } = m.poll(t0) else { panic!() };
         assert!(until > t0 && until <= t0 + 10 * MS);
         assert_eq!(m.poll(until), Step::Acquire { token: "n:7:1".into() });
+    }
+
+    /// A failed acquisition backs off (`retry_min`·[½, 1] for the first error), never a whole
+    /// poll (MC300), and a refusal ends the count of errors in a row: after two errors and a
+    /// refusal, the next error backs off from `retry_min` again, not as the third of a row
+    /// (MC301). Round 36 A #3, #4: S12 judged a failed acquisition by the poll alone.
+    #[test]
+    fn a_failed_acquisition_backs_off_and_a_refusal_ends_the_count() {
+        let t0 = Instant::now();
+        let timeout = || Err(StoreError::Timeout { op: "acquire" });
+        let run = || {
+            let mut m = machine(timing(), t0);
+            let mut now = t0;
+            let mut waits = Vec::new();
+            for reply in [timeout(), timeout(), Ok(Acquire::Held { remaining_ms: 1 }), timeout()] {
+                assert!(matches!(m.poll(now), Step::Acquire { .. }));
+                m.on_acquire(now, now, reply);
+                let Step::Wait { until } = m.poll(now) else { panic!("waits") };
+                waits.push(until - now);
+                now = until;
+            }
+            waits
+        };
+        let waits = run();
+        assert!(waits[0] >= 5 * MS && waits[0] <= 10 * MS, "the first error: {waits:?}");
+        assert!(waits[1] >= 10 * MS && waits[1] <= 20 * MS, "the second: {waits:?}");
+        assert!(waits[3] >= 5 * MS && waits[3] <= 10 * MS, "a new count after the refusal: {waits:?}");
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC300));
+            let waits = run();
+            crate::mutants::set(None);
+            assert_eq!(waits[0], 300 * MS, "MC300: a whole poll");
+            crate::mutants::set(Some(Mutant::MC301));
+            let waits = run();
+            crate::mutants::set(None);
+            assert!(waits[3] >= 20 * MS, "MC301: the third of a row: {waits:?}");
+        }
     }
 
     #[test]

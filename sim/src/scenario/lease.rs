@@ -332,6 +332,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC296,
     Mutant::MC297,
     Mutant::MC298,
+    Mutant::MC300,
+    Mutant::MC301,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
