@@ -1380,6 +1380,12 @@ pub enum Mutant {
     /// count of errors in a row: the backoff after the next failed acquisition grows from the
     /// errors before the refusal, up to a poll (blind-spot hunt, round 36, A #4; S12).
     MC301,
+    /// A lease owner that reads the store's time at start for its jitter but does not keep it as
+    /// its tokens' incarnation: every process of an owner names its tokens `owner:0:n`, so a
+    /// restarted process (or two processes under one owner name) shares tokens with an earlier
+    /// one, re-acquires its grant without a new fence, and can renew or release it (blind-spot
+    /// hunt, round 36, A #12; S31).
+    MC302,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

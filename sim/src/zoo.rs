@@ -1903,6 +1903,12 @@ pub const ZOO: &[Entry] = &[
         budget: 60,
     },
     Entry {
+        mutant: Mutant::MC302,
+        lineage: "blind-spot hunt, round 36, A #12: the store's time at start not kept as the tokens' incarnation",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

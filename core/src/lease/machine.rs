@@ -133,7 +133,8 @@ impl Machine {
         let Phase::Starting { .. } = self.phase else { return };
         match reply {
             Ok(incarnation) => {
-                self.incarnation = incarnation;
+                // MC302: the store's time not kept: every process's tokens are `owner:0:n`.
+                self.incarnation = if mutants::active(Mutant::MC302) { 0 } else { incarnation };
                 self.rng =
                     JitterRng(ChaCha8Rng::seed_from_u64(fnv1a(self.owner.as_bytes()) ^ incarnation.rotate_left(17)));
                 self.rotate_token();
@@ -909,6 +910,28 @@ mod tests {
             let waits = run();
             crate::mutants::set(None);
             assert!(waits[3] >= 20 * MS, "MC301: the third of a row: {waits:?}");
+        }
+    }
+
+    /// Tokens name the process by the store's time read at start, so two processes of one
+    /// owner never share one (MC302: the time not kept, every process's tokens `n:0:k`).
+    #[test]
+    fn tokens_carry_the_store_time_read_at_start() {
+        let t0 = Instant::now();
+        let first = |time: u64| {
+            let mut m = Machine::new(timing(), "n", t0);
+            assert_eq!(m.poll(t0), Step::StoreTime);
+            m.on_time(t0, Ok(time));
+            m.poll(t0)
+        };
+        assert_eq!(first(7), Step::Acquire { token: "n:7:1".into() });
+        assert_eq!(first(9), Step::Acquire { token: "n:9:1".into() }, "a later process, another token");
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC302));
+            let (a, b) = (first(7), first(9));
+            crate::mutants::set(None);
+            assert_eq!(a, b, "MC302: both processes name the same token");
         }
     }
 
