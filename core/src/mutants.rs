@@ -1386,6 +1386,11 @@ pub enum Mutant {
     /// one, re-acquires its grant without a new fence, and can renew or release it (blind-spot
     /// hunt, round 36, A #12; S31).
     MC302,
+    /// A lease store whose renewal checks the data-loss quarantine as an acquisition does: after
+    /// every restart of the store (even one that kept its data) the holder's renewal is refused
+    /// while the store still holds its grant, so the holder steps down and the lease stays
+    /// unheld for the quarantine (blind-spot hunt, round 36, A #33; L7).
+    MC303,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

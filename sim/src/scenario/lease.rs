@@ -335,6 +335,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC300,
     Mutant::MC301,
     Mutant::MC302,
+    Mutant::MC303,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
