@@ -12,6 +12,7 @@
 //! | granted, renewed | `renew` after the attempt's send | renewal keeps the grant alive |
 //! | a renewal failed, the n-th store error in a row | `retry_min`·2^(n−1), at most `retry_max`, after it | retries race the grant's deadline |
 //! | an acquisition failed, the n-th store error in a row | the same backoff, at most `poll`; a whole `poll` past a row of permanent errors | a blip must not slow a takeover by a poll |
+//! | a read of the store's time at start failed, the n-th error in a row | the same backoff, at most `poll`; a whole `poll` past a row of permanent errors | a blip must not slow a start by a poll |
 //!
 //! A streak of errors is counted since the owner's last answer that was not an error (a refusal,
 //! a grant, a renewal); keel may count fewer (a successful read of the store's time resets it and
@@ -384,11 +385,20 @@ pub fn lease_attempts_on_time<E: Entry>(
                     L::TimeFailed { error, .. } => {
                         c.errors = c.errors.saturating_add(1);
                         c.exact = false;
-                        c.count_error(plain(error));
+                        let past_row = c.count_error(plain(error));
+                        // keel backs off by its count of errors, at most a poll, and waits a
+                        // whole poll past a row of permanent errors (round 36 A #34: a read
+                        // retried a whole poll after one blip went unseen); `c.errors` is at
+                        // least keel's count, so its backoff is at least keel's.
+                        let errors = c.errors;
                         c.due = c.timing.map(|timing| Due {
                             after: AFTER_TIME_FAILED,
                             latest: t,
-                            wait_max_us: timing.poll_us,
+                            wait_max_us: if past_row {
+                                timing.poll_us
+                            } else {
+                                timing.retry_us(errors).min(timing.poll_us)
+                            },
                             earliest: t,
                             wait_min_us: (timing.retry_min_us / 2).min(timing.poll_us),
                         });
@@ -667,6 +677,25 @@ mod tests {
         let mut on_time = h.to_vec();
         on_time.extend([acquire_failed(390, 5), acquire_failed(410, 5)]);
         assert!(judge(&on_time).is_empty());
+        // A failed read of the store's time at start: the next read within the backoff too
+        // (MC304 reads again a whole poll later; round 36 A #34).
+        let time = |t_ms: u64, ok: bool| {
+            let (lease, owner, took_us) = ("l".into(), "a".into(), 1_000);
+            if ok {
+                at(t_ms, LeaseEvent::TimeRead { lease, owner, took_us })
+            } else {
+                at(t_ms, LeaseEvent::TimeFailed { lease, owner, error: "x".into(), took_us })
+            }
+        };
+        assert!(judge(&[started(0), time(5, false), time(25, true)]).is_empty());
+        let v = judge(&[started(0), time(5, false), time(340, true)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 340_000)], "{v:?}");
+        // Past a row of permanent errors keel reads again a whole poll later, as it acquires.
+        let denied = |t_ms: u64| {
+            let (lease, owner, error) = ("l".into(), "a".into(), "NOPERM this user has no permissions".into());
+            at(t_ms, LeaseEvent::TimeFailed { lease, owner, error, took_us: 1_000 })
+        };
+        assert!(judge(&[started(0), denied(5), denied(25), denied(60), time(393, true)]).is_empty());
     }
 
     /// S13: no attempt comes before the wait's floor. A refusal of a lease with 900 ms left

@@ -1391,6 +1391,11 @@ pub enum Mutant {
     /// while the store still holds its grant, so the holder steps down and the lease stays
     /// unheld for the quarantine (blind-spot hunt, round 36, A #33; L7).
     MC303,
+    /// A lease owner that reads the store's time again a whole poll after a failed read at
+    /// start, not after its backoff: every blip at start delays the owner's first acquisition
+    /// by up to a poll (blind-spot hunt, round 36, A #34; S12, which judged the read by the poll
+    /// alone).
+    MC304,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

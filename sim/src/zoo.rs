@@ -1915,6 +1915,12 @@ pub const ZOO: &[Entry] = &[
         budget: 60,
     },
     Entry {
+        mutant: Mutant::MC304,
+        lineage: "blind-spot hunt, round 36, A #34: a failed read of the store's time at start retried after a whole poll",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -148,6 +148,8 @@ impl Machine {
             }
             Err(e) => {
                 let wait = self.on_error(&e);
+                // MC304: a whole poll, not the backoff.
+                let wait = if mutants::active(Mutant::MC304) { self.t.poll_interval } else { wait };
                 self.phase = Phase::Starting { next_attempt: now + wait };
             }
         }
@@ -1051,6 +1053,29 @@ mod tests {
         assert_eq!(m.poll(now), Step::Acquire { token: "n:7:1".into() });
         m.on_acquire(now, now, Ok(Acquire::Held { remaining_ms: 100 }));
         assert_eq!(m.poll(now), Step::Publish(LeaseState::Awaiting), "recovered");
+    }
+
+    /// A failed read of the store's time at start is read again after the backoff
+    /// (`retry_min`·[½, 1] for the first error), not a whole poll later (MC304, round 36 A #34).
+    #[test]
+    fn a_failed_time_read_is_retried_after_its_backoff() {
+        let t0 = Instant::now();
+        let wait = || {
+            let mut m = Machine::new(timing(), "n", t0);
+            assert_eq!(m.poll(t0), Step::StoreTime);
+            m.on_time(t0, Err(StoreError::Timeout { op: "time" }));
+            let Step::Wait { until } = m.poll(t0) else { panic!("waits") };
+            until - t0
+        };
+        let w = wait();
+        assert!(w >= 5 * MS && w <= 10 * MS, "{w:?}");
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC304));
+            let w = wait();
+            crate::mutants::set(None);
+            assert_eq!(w, 300 * MS, "MC304: a whole poll");
+        }
     }
 
     #[test]

@@ -336,6 +336,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC301,
     Mutant::MC302,
     Mutant::MC303,
+    Mutant::MC304,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
