@@ -8,9 +8,11 @@
 //!
 //! | outcome | the next attempt starts at the latest | why |
 //! |---|---|---|
-//! | refused, quarantined, an acquisition failed | `poll` after the outcome | a held lease is polled; a release is seen within a poll |
+//! | refused, quarantined | `poll` after the outcome | a held lease is polled; a release is seen within a poll |
 //! | granted, renewed | `renew` after the attempt's send | renewal keeps the grant alive |
 //! | a renewal failed, the n-th store error in a row | `retry_min`·2^(n−1), at most `retry_max`, after it | retries race the grant's deadline |
+//! | an acquisition failed, the n-th store error in a row | the same backoff, at most `poll`; a whole `poll` past a row of permanent errors | a blip must not slow a takeover by a poll |
+//! | a read of the store's time at start failed, the n-th error in a row | the same backoff, at most `poll`; a whole `poll` past a row of permanent errors | a blip must not slow a start by a poll |
 //!
 //! A streak of errors is counted since the owner's last answer that was not an error (a refusal,
 //! a grant, a renewal); keel may count fewer (a successful read of the store's time resets it and
@@ -383,11 +385,20 @@ pub fn lease_attempts_on_time<E: Entry>(
                     L::TimeFailed { error, .. } => {
                         c.errors = c.errors.saturating_add(1);
                         c.exact = false;
-                        c.count_error(plain(error));
+                        let past_row = c.count_error(plain(error));
+                        // keel backs off by its count of errors, at most a poll, and waits a
+                        // whole poll past a row of permanent errors (round 36 A #34: a read
+                        // retried a whole poll after one blip went unseen); `c.errors` is at
+                        // least keel's count, so its backoff is at least keel's.
+                        let errors = c.errors;
                         c.due = c.timing.map(|timing| Due {
                             after: AFTER_TIME_FAILED,
                             latest: t,
-                            wait_max_us: timing.poll_us,
+                            wait_max_us: if past_row {
+                                timing.poll_us
+                            } else {
+                                timing.retry_us(errors).min(timing.poll_us)
+                            },
                             earliest: t,
                             wait_min_us: (timing.retry_min_us / 2).min(timing.poll_us),
                         });
@@ -444,8 +455,13 @@ pub fn lease_attempts_on_time<E: Entry>(
                         timing.poll_us,
                     ))
                 } else {
+                    // keel backs off as after a failed renewal, never past a poll (round 36 A: an
+                    // acquisition retried a whole poll after one timeout was judged only by the
+                    // poll, so a takeover slowed by every blip went unseen). `c.errors` is at
+                    // least keel's count (a read of the store's time may reset keel's alone),
+                    // and a larger count only allows a longer wait.
                     let floor = if c.exact { (timing.retry_us(c.errors) / 2).min(timing.poll_us) } else { 0 };
-                    Some(at_outcome("a failed acquisition", timing.poll_us, floor))
+                    Some(at_outcome("a failed acquisition", timing.retry_us(c.errors).min(timing.poll_us), floor))
                 }
             }
             // keel counts the renewal period from the send: the store extended the grant after it.
@@ -583,7 +599,7 @@ mod tests {
             acquire_denied(10, denied),
             acquire_denied(35, "timed out"),
             acquire_denied(80, denied),
-            acquire_denied(170, denied),
+            acquire_denied(165, denied),
         ];
         assert!(judge(&broken).is_empty(), "{:?}", judge(&broken));
     }
@@ -641,6 +657,45 @@ mod tests {
                 took_us: took_ms * 1000,
             },
         )
+    }
+
+    /// S12 after a failed acquisition: the next attempt within the streak's backoff (20 ms for
+    /// the first error, 40 ms for the second), never more than a poll; a refusal ends the streak.
+    /// Retried a whole poll later, as after a refusal (MC300), or with the count of errors
+    /// kept across a refusal (MC301), the attempt is late (round 36 A #3, #4).
+    #[test]
+    fn an_acquisition_retried_past_its_backoff_fires_s12() {
+        assert!(judge(&[started(0), acquire_failed(10, 5), acquire_failed(34, 5), acquire_failed(78, 5)]).is_empty());
+        let v = judge(&[started(0), acquire_failed(10, 5), acquire_failed(340, 5)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 340_000)], "{v:?}");
+        // Two errors, a refusal, then one error: its retry is due within 20 ms, not 80.
+        let h = [started(0), acquire_failed(10, 5), acquire_failed(34, 5), refused(60, 5)];
+        let mut late = h.to_vec();
+        late.extend([acquire_failed(390, 5), acquire_failed(450, 5)]);
+        let v = judge(&late);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 450_000)], "{v:?}");
+        let mut on_time = h.to_vec();
+        on_time.extend([acquire_failed(390, 5), acquire_failed(410, 5)]);
+        assert!(judge(&on_time).is_empty());
+        // A failed read of the store's time at start: the next read within the backoff too
+        // (MC304 reads again a whole poll later; round 36 A #34).
+        let time = |t_ms: u64, ok: bool| {
+            let (lease, owner, took_us) = ("l".into(), "a".into(), 1_000);
+            if ok {
+                at(t_ms, LeaseEvent::TimeRead { lease, owner, took_us })
+            } else {
+                at(t_ms, LeaseEvent::TimeFailed { lease, owner, error: "x".into(), took_us })
+            }
+        };
+        assert!(judge(&[started(0), time(5, false), time(25, true)]).is_empty());
+        let v = judge(&[started(0), time(5, false), time(340, true)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 340_000)], "{v:?}");
+        // Past a row of permanent errors keel reads again a whole poll later, as it acquires.
+        let denied = |t_ms: u64| {
+            let (lease, owner, error) = ("l".into(), "a".into(), "NOPERM this user has no permissions".into());
+            at(t_ms, LeaseEvent::TimeFailed { lease, owner, error, took_us: 1_000 })
+        };
+        assert!(judge(&[started(0), denied(5), denied(25), denied(60), time(393, true)]).is_empty());
     }
 
     /// S13: no attempt comes before the wait's floor. A refusal of a lease with 900 ms left

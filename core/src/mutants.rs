@@ -1386,6 +1386,31 @@ pub enum Mutant {
     /// keep-alive interval later: every node snapshots the whole keep-alive map at network speed
     /// while the store fails them (round 36; P69 at the retry).
     MC323,
+    /// A lease owner that waits a whole poll after a failed acquisition, as after a refusal,
+    /// instead of its backoff: every store blip delays a takeover (a crashed holder's successor,
+    /// a released lease) by up to a poll (blind-spot hunt, round 36, A #3; S12, which judged a
+    /// failed acquisition by the poll alone).
+    MC300,
+    /// A lease owner whose refused acquisition ends the row of permanent errors but keeps the
+    /// count of errors in a row: the backoff after the next failed acquisition grows from the
+    /// errors before the refusal, up to a poll (blind-spot hunt, round 36, A #4; S12).
+    MC301,
+    /// A lease owner that reads the store's time at start for its jitter but does not keep it as
+    /// its tokens' incarnation: every process of an owner names its tokens `owner:0:n`, so a
+    /// restarted process (or two processes under one owner name) shares tokens with an earlier
+    /// one, re-acquires its grant without a new fence, and can renew or release it (blind-spot
+    /// hunt, round 36, A #12; S31).
+    MC302,
+    /// A lease store whose renewal checks the data-loss quarantine as an acquisition does: after
+    /// every restart of the store (even one that kept its data) the holder's renewal is refused
+    /// while the store still holds its grant, so the holder steps down and the lease stays
+    /// unheld for the quarantine (blind-spot hunt, round 36, A #33; L7).
+    MC303,
+    /// A lease owner that reads the store's time again a whole poll after a failed read at
+    /// start, not after its backoff: every blip at start delays the owner's first acquisition
+    /// by up to a poll (blind-spot hunt, round 36, A #34; S12, which judged the read by the poll
+    /// alone).
+    MC304,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -244,6 +244,10 @@ events! {
         /// The store refused `by`'s acquisition of `lease` with token `token` (`remaining_ms` left
         /// to the grant), where the grant it holds is `holder`'s with `valid_ms` left (L5).
         LeaseRefusalWrong { lease: String, token: String, remaining_ms: u64, holder: String, valid_ms: u64, by: Who } = "lease_refusal_wrong",
+        /// The store refused `by`'s renewal or release (`op`) of `lease` by `token`, the token of
+        /// the live grant it held when the call applied (read before it, at the same store
+        /// instant; L7).
+        LeaseOwnRefused { op: String, lease: String, token: String, by: Who } = "lease_own_refused",
         /// A feed of `map` served to `by` lost a change without saying so (`why`; L4).
         FeedLost { map: String, why: String, by: Who } = "feed_lost",
     }

@@ -480,6 +480,11 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
                 history
                     .record(Who::Store, ServerEv::RenewRevived { lease: name.clone(), token: token.clone(), by: node });
             }
+            // L7: the holder's own renewal refused (read before the call, at the same instant).
+            if matches!(r, Renew::NotHolder) && before.as_ref().is_some_and(|(h, _, _)| *h == token) {
+                let ev = ServerEv::LeaseOwnRefused { op: "renew".into(), lease: name.clone(), token: token.clone(), by: node };
+                history.record(Who::Store, ev);
+            }
             judge_lease(store, history, faults, node, "renew", &name, &token, before);
             if let Renew::Renewed { fence } = r {
                 let valid_ms = held_validity(store, &name).await?;
@@ -491,6 +496,11 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             let before = store.lease_grant(&name);
             let r = store.lease_release(&name, &token).await?;
             judge_lease(store, history, faults, node, "release", &name, &token, before.clone());
+            // L7: the holder's own release refused.
+            if !r && before.as_ref().is_some_and(|(h, _, _)| *h == token) {
+                let ev = ServerEv::LeaseOwnRefused { op: "release".into(), lease: name.clone(), token: token.clone(), by: node };
+                history.record(Who::Store, ev);
+            }
             match before {
                 Some((_, fence, _)) if store.lease_grant(&name).is_none() => {
                     history.record(Who::Store, ServerEv::Released { lease: name, fence, by: node });

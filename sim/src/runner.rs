@@ -279,7 +279,11 @@ fn restarts_reported(events: &[crate::history::Event]) -> Vec<Violation> {
 /// left as it holds it (`ServerEv::LeaseRefusalWrong`, recorded by the simulated store against its
 /// own grant at the refusal's instant). A refusal of the holder's own token makes a retried
 /// acquisition (its first reply lost) block the lease for a TTL; a wrong time left makes a
-/// contender wait past the grant's end. The first 20 violations.
+/// contender wait past the grant's end. And L7 (round 36 A #33): the store refuses a renewal or a
+/// release only when its token holds no live grant (`ServerEv::LeaseOwnRefused`, read before the
+/// call at the same store instant): a holder whose renewal is refused steps down from a grant
+/// the store keeps (MC303: the quarantine judged for renewals, so every store restart takes the
+/// lease from its holder and leaves it unheld for a TTL). The first 20 violations.
 fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
     let wrong = events.iter().filter_map(|e| match e.server() {
         Some(crate::history::ServerEv::LeaseRefusalWrong { lease, token, remaining_ms, holder, valid_ms, by }) => {
@@ -291,6 +295,11 @@ fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
                 ),
             ))
         }
+        Some(crate::history::ServerEv::LeaseOwnRefused { op, lease, token, by }) => Some(Violation::new(
+            "L7",
+            e.t_us,
+            format!("the store refused {by}'s {op} of {lease} by token {token}, the token of the live grant it held"),
+        )),
         _ => None,
     });
     wrong.take(20).collect()

@@ -1915,6 +1915,36 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC300,
+        lineage: "blind-spot hunt, round 36, A #3: a failed acquisition retried after a whole poll, not its backoff",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC301,
+        lineage: "blind-spot hunt, round 36, A #4: a refused acquisition that keeps the count of errors in a row",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC302,
+        lineage: "blind-spot hunt, round 36, A #12: the store's time at start not kept as the tokens' incarnation",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC303,
+        lineage: "blind-spot hunt, round 36, A #33: a renewal refused by the data-loss quarantine while the store holds its grant",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC304,
+        lineage: "blind-spot hunt, round 36, A #34: a failed read of the store's time at start retried after a whole poll",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

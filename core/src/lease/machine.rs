@@ -133,7 +133,8 @@ impl Machine {
         let Phase::Starting { .. } = self.phase else { return };
         match reply {
             Ok(incarnation) => {
-                self.incarnation = incarnation;
+                // MC302: the store's time not kept: every process's tokens are `owner:0:n`.
+                self.incarnation = if mutants::active(Mutant::MC302) { 0 } else { incarnation };
                 self.rng =
                     JitterRng(ChaCha8Rng::seed_from_u64(fnv1a(self.owner.as_bytes()) ^ incarnation.rotate_left(17)));
                 self.rotate_token();
@@ -147,6 +148,8 @@ impl Machine {
             }
             Err(e) => {
                 let wait = self.on_error(&e);
+                // MC304: a whole poll, not the backoff.
+                let wait = if mutants::active(Mutant::MC304) { self.t.poll_interval } else { wait };
                 self.phase = Phase::Starting { next_attempt: now + wait };
             }
         }
@@ -330,7 +333,11 @@ impl Machine {
                 self.steps.push_back(Step::StartWork { fence });
             }
             Ok(Acquire::Held { remaining_ms }) => {
+                let errors = self.errors;
                 self.recovered();
+                if mutants::active(Mutant::MC301) {
+                    self.errors = errors; // MC301: the count of errors in a row kept
+                }
                 let until_free = Duration::from_millis(remaining_ms).max(self.t.retry_min);
                 // MC63: wait out the holder's whole remaining TTL: a release is seen a TTL late.
                 let wait =
@@ -352,6 +359,8 @@ impl Machine {
                 // Maybe applied: the same token is retried, which is idempotent.
                 // MC66: the error path forgets its wait, a retry loop that `continue`s.
                 let wait = if mutants::active(Mutant::MC66) { Duration::ZERO } else { self.on_error(&e) };
+                // MC300: a whole poll, as after a refusal, not the backoff.
+                let wait = if mutants::active(Mutant::MC300) { self.t.poll_interval } else { wait };
                 if mutants::active(Mutant::MC62) {
                     self.rotate_token(); // MC62: an unknown outcome taken as refused
                 }
@@ -868,6 +877,66 @@ mod tests {
         assert_eq!(m.poll(until), Step::Acquire { token: "n:7:1".into() });
     }
 
+    /// A failed acquisition backs off (`retry_min`·[½, 1] for the first error), never a whole
+    /// poll (MC300), and a refusal ends the count of errors in a row: after two errors and a
+    /// refusal, the next error backs off from `retry_min` again, not as the third of a row
+    /// (MC301). Round 36 A #3, #4: S12 judged a failed acquisition by the poll alone.
+    #[test]
+    fn a_failed_acquisition_backs_off_and_a_refusal_ends_the_count() {
+        let t0 = Instant::now();
+        let timeout = || Err(StoreError::Timeout { op: "acquire" });
+        let run = || {
+            let mut m = machine(timing(), t0);
+            let mut now = t0;
+            let mut waits = Vec::new();
+            for reply in [timeout(), timeout(), Ok(Acquire::Held { remaining_ms: 1 }), timeout()] {
+                assert!(matches!(m.poll(now), Step::Acquire { .. }));
+                m.on_acquire(now, now, reply);
+                let Step::Wait { until } = m.poll(now) else { panic!("waits") };
+                waits.push(until - now);
+                now = until;
+            }
+            waits
+        };
+        let waits = run();
+        assert!(waits[0] >= 5 * MS && waits[0] <= 10 * MS, "the first error: {waits:?}");
+        assert!(waits[1] >= 10 * MS && waits[1] <= 20 * MS, "the second: {waits:?}");
+        assert!(waits[3] >= 5 * MS && waits[3] <= 10 * MS, "a new count after the refusal: {waits:?}");
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC300));
+            let waits = run();
+            crate::mutants::set(None);
+            assert_eq!(waits[0], 300 * MS, "MC300: a whole poll");
+            crate::mutants::set(Some(Mutant::MC301));
+            let waits = run();
+            crate::mutants::set(None);
+            assert!(waits[3] >= 20 * MS, "MC301: the third of a row: {waits:?}");
+        }
+    }
+
+    /// Tokens name the process by the store's time read at start, so two processes of one
+    /// owner never share one (MC302: the time not kept, every process's tokens `n:0:k`).
+    #[test]
+    fn tokens_carry_the_store_time_read_at_start() {
+        let t0 = Instant::now();
+        let first = |time: u64| {
+            let mut m = Machine::new(timing(), "n", t0);
+            assert_eq!(m.poll(t0), Step::StoreTime);
+            m.on_time(t0, Ok(time));
+            m.poll(t0)
+        };
+        assert_eq!(first(7), Step::Acquire { token: "n:7:1".into() });
+        assert_eq!(first(9), Step::Acquire { token: "n:9:1".into() }, "a later process, another token");
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC302));
+            let (a, b) = (first(7), first(9));
+            crate::mutants::set(None);
+            assert_eq!(a, b, "MC302: both processes name the same token");
+        }
+    }
+
     #[test]
     fn shutdown_while_held_stops_work_then_releases() {
         let t0 = Instant::now();
@@ -984,6 +1053,29 @@ mod tests {
         assert_eq!(m.poll(now), Step::Acquire { token: "n:7:1".into() });
         m.on_acquire(now, now, Ok(Acquire::Held { remaining_ms: 100 }));
         assert_eq!(m.poll(now), Step::Publish(LeaseState::Awaiting), "recovered");
+    }
+
+    /// A failed read of the store's time at start is read again after the backoff
+    /// (`retry_min`·[½, 1] for the first error), not a whole poll later (MC304, round 36 A #34).
+    #[test]
+    fn a_failed_time_read_is_retried_after_its_backoff() {
+        let t0 = Instant::now();
+        let wait = || {
+            let mut m = Machine::new(timing(), "n", t0);
+            assert_eq!(m.poll(t0), Step::StoreTime);
+            m.on_time(t0, Err(StoreError::Timeout { op: "time" }));
+            let Step::Wait { until } = m.poll(t0) else { panic!("waits") };
+            until - t0
+        };
+        let w = wait();
+        assert!(w >= 5 * MS && w <= 10 * MS, "{w:?}");
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC304));
+            let w = wait();
+            crate::mutants::set(None);
+            assert_eq!(w, 300 * MS, "MC304: a whole poll");
+        }
     }
 
     #[test]

@@ -166,6 +166,12 @@ impl StoreState {
     pub fn lease_renew(&mut self, name: &str, token: &str, ttl_ms: u64, now: u64) -> StoreResult<Renew> {
         check_name("lease name", name)?;
         check_ttl(ttl_ms)?;
+        // MC303: the quarantine judged for renewals too (a grant kept across a restart refused).
+        if crate::mutants::active(crate::mutants::Mutant::MC303)
+            && self.lease_meta.get(name).is_some_and(|m| now < m.quarantine_until_ms || m.boot != self.boot)
+        {
+            return Ok(Renew::NotHolder);
+        }
         let holder = if crate::mutants::active(crate::mutants::Mutant::MC101) {
             self.holders.get_mut(name) // MC101: the token matched, the grant's expiry not read
         } else {
@@ -473,6 +479,29 @@ mod tests {
         let mut s = StoreState::default();
         let fence = grant(&mut s, "a", 10_000);
         assert!(grant(&mut s, "b", 11_000) > fence, "another token granted at the expiry");
+    }
+
+    /// A restart that kept the data quarantines acquisitions, not the grant it kept: its holder
+    /// renews it and releases it as before (round 36 A #33: MC303 judged the quarantine for
+    /// renewals too, so every store restart took the lease from its holder for a TTL).
+    #[test]
+    fn a_restart_quarantines_acquisitions_and_keeps_the_grant_renewable() {
+        let mut s = StoreState::default();
+        let Ok(Acquire::Granted { fence }) = s.lease_acquire("l", "a", 1000, 0, 10_000) else { panic!("granted") };
+        s.restarted();
+        assert_eq!(s.lease_acquire("l", "b", 1000, 1000, 10_100), Ok(Acquire::Quarantined { remaining_ms: 1000 }));
+        assert_eq!(s.lease_renew("l", "a", 1000, 10_200), Ok(Renew::Renewed { fence }), "the holder renews");
+        assert_eq!(s.lease_release("l", "a", 10_300), Ok(true), "and releases");
+        #[cfg(feature = "mutants")]
+        {
+            let mut s = StoreState::default();
+            assert!(s.lease_acquire("l", "a", 1000, 0, 10_000).is_ok());
+            s.restarted();
+            crate::mutants::set(Some(crate::mutants::Mutant::MC303));
+            let r = s.lease_renew("l", "a", 1000, 10_200);
+            crate::mutants::set(None);
+            assert_eq!(r, Ok(Renew::NotHolder), "MC303: the kept grant's renewal refused");
+        }
     }
 
     /// What a roll-back's judge reads: a write since a checkpoint makes the data differ from

@@ -332,6 +332,11 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC296,
     Mutant::MC297,
     Mutant::MC298,
+    Mutant::MC300,
+    Mutant::MC301,
+    Mutant::MC302,
+    Mutant::MC303,
+    Mutant::MC304,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
@@ -523,6 +528,7 @@ impl LeaseScenario {
         // The longest step a stop does not cut: stopping the work (`work_stop_timeout`, the TTL).
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         v.extend(super::lease_orphans::check(run));
+        v.extend(super::lease_tokens::check(run));
         v.extend(super::lease_release::check(run));
         v.extend(super::lease_late::check(run));
         v.extend(super::lease_work::check(run));

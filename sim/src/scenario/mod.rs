@@ -18,6 +18,7 @@ pub mod lease;
 pub mod lease_handle;
 pub mod lease_late;
 pub mod lease_orphans;
+pub mod lease_tokens;
 pub mod lease_release;
 pub mod lease_work;
 pub mod life_waits;
