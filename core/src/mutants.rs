@@ -1371,6 +1371,10 @@ pub enum Mutant {
     /// worker looks live to every dispatcher and sweep, and gets new jobs it only hands back
     /// (blind-spot hunt, round 35, B #14; P66 at the write).
     MC299,
+    /// A completer drain that retries a failed write at once, without its backoff: every node
+    /// stopping while the store fails writes back to back until its stop bound (blind-spot
+    /// hunt, round 36, B #4; V33, which judges the drain's retries as V16 the others').
+    MC310,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1891,6 +1891,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC310,
+        lineage: "blind-spot hunt, round 36, B #4: a completer drain that retries a failed write at once, without its backoff",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -267,6 +267,11 @@ impl<S: Store> Driver<S> {
                     if give_up_at_once || deadline.is_some_and(|d| wake >= d) {
                         return None;
                     }
+                    // MC310: a drain that retries at once (the shutdown is no time to wait): a
+                    // failing store gets back-to-back writes from every stopping node.
+                    if deadline.is_some() && mutants::active(Mutant::MC310) {
+                        continue;
+                    }
                     // The backoff listens for the stop: the drain begins at the request, not
                     // when the backoff ends (MC41 sleeps it out).
                     let hear_stop = deadline.is_none() && !mutants::active(Mutant::MC41);

@@ -1022,6 +1022,7 @@ impl CompleterScenario {
             Mutant::MC197,
             Mutant::MC200,
             Mutant::MC236,
+            Mutant::MC310,
         ]
     }
 }
