@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod anti_entropy;
+mod batch_sizes;
 mod batches;
 mod beats;
 mod cadence;
@@ -54,6 +55,7 @@ mod worker_ids;
 mod worker_retries;
 
 pub use anti_entropy::rmap_anti_entropy_on_time;
+pub use batch_sizes::completer_batches_keep_their_size;
 pub use batches::{completer_full_batches_write_at_once, completer_partial_batches_written_at_their_tick};
 pub use beats::worker_beats_on_time;
 pub use cadence::{Clocks, SteadyClocks, lease_attempts_on_time, steady_clocks};

@@ -1375,6 +1375,10 @@ pub enum Mutant {
     /// stopping while the store fails writes back to back until its stop bound (blind-spot
     /// hunt, round 36, B #4; V33, which judges the drain's retries as V16 the others').
     MC310,
+    /// A completer drain that writes everything still queued in one batch, past `batch_size`:
+    /// the user's bound on one store transaction broken exactly at shutdown (blind-spot hunt,
+    /// round 36, B #2; V34).
+    MC311,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -1897,6 +1897,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC311,
+        lineage: "blind-spot hunt, round 36, B #2: a completer drain that writes everything queued in one batch, past batch_size",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

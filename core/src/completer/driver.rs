@@ -105,7 +105,10 @@ impl<S: Store> Driver<S> {
             let at_tick = if mutants::active(Mutant::MC239) { now > next_tick } else { now >= next_tick };
             let due = full || (queued > 0 && (at_tick || draining));
             if due {
-                let batch = self.intake.take_batch(self.cfg.batch_size);
+                // MC311: a drain that writes everything still queued in one batch.
+                let most =
+                    if deadline.is_some() && mutants::active(Mutant::MC311) { usize::MAX } else { self.cfg.batch_size };
+                let batch = self.intake.take_batch(most);
                 let n = batch.len();
                 // The batch holds its room in the backlog until it is written and its events
                 // handed on (or given up): the bound counts what is in flight.

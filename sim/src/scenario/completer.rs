@@ -785,6 +785,8 @@ impl CompleterScenario {
         v.extend(keel_checks::completer_stops_return_their_report(run.events));
         // V22: a subscription manager's close reports its subscribers' drops.
         v.extend(keel_checks::subscription_closes_count_drops(run.events));
+        // V34: no write larger than the run's batch size.
+        v.extend(keel_checks::completer_batches_keep_their_size(run.events));
         v.extend(super::life_waits::check(run));
         v.extend(super::life_waits::watch_follows_status(run));
         let clocks = Clocks {
@@ -1023,6 +1025,7 @@ impl CompleterScenario {
             Mutant::MC200,
             Mutant::MC236,
             Mutant::MC310,
+            Mutant::MC311,
         ]
     }
 }
