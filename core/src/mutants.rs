@@ -1379,6 +1379,20 @@ pub enum Mutant {
     /// the user's bound on one store transaction broken exactly at shutdown (blind-spot hunt,
     /// round 36, B #2; V34).
     MC311,
+    /// A subscription manager started on its caller's child token, not a detached one: a
+    /// cancelled caller starts the manager's drain bound before the group stops the producers
+    /// and the completer, and the manager's run ends with the completer's channel, so its own
+    /// stop finds nothing to request (blind-spot hunt, round 36, B #8; V35).
+    MC312,
+    /// A completer's hand-over of its event receiver that keeps one not yet taken: a manager
+    /// started after two completer runs reads the older, dead run's channel, closes its
+    /// subscribers at once, and the live run's events go undelivered (blind-spot hunt, round 36,
+    /// B #9; V36).
+    MC313,
+    /// A subscription manager whose stop distributes what is buffered and closes, not waiting
+    /// for the completer's channel to close: stopped while the completer still drains, it
+    /// loses every event flushed after (blind-spot hunt, round 36, B #10; V37).
+    MC314,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

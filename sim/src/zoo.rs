@@ -1903,6 +1903,24 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC312,
+        lineage: "blind-spot hunt, round 36, B #8: a subscription manager on its caller's child token, not a detached one",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC313,
+        lineage: "blind-spot hunt, round 36, B #9: an event receiver's hand-over that keeps an older one not yet taken",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC314,
+        lineage: "blind-spot hunt, round 36, B #10: a subscription manager's stop that closes with what is buffered",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -787,6 +787,9 @@ impl CompleterScenario {
         v.extend(keel_checks::subscription_closes_count_drops(run.events));
         // V34: no write larger than the run's batch size.
         v.extend(keel_checks::completer_batches_keep_their_size(run.events));
+        // V35–V37: a manager drains on its own stop, reads its completer's latest run, and
+        // closes its subscribers only once that run closed its channel (or its bound ran out).
+        v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(run.events));
         v.extend(super::life_waits::check(run));
         v.extend(super::life_waits::watch_follows_status(run));
         let clocks = Clocks {
@@ -1026,6 +1029,9 @@ impl CompleterScenario {
             Mutant::MC236,
             Mutant::MC310,
             Mutant::MC311,
+            Mutant::MC312,
+            Mutant::MC313,
+            Mutant::MC314,
         ]
     }
 }
