@@ -1393,6 +1393,11 @@ pub enum Mutant {
     /// for the completer's channel to close: stopped while the completer still drains, it
     /// loses every event flushed after (blind-spot hunt, round 36, B #10; V37).
     MC314,
+    /// A completer run's close that wakes one producer waiting for room (`notify_one`), not all:
+    /// with two or more parked on a full backlog when the run closes, every other one waits
+    /// forever, a worker that never hands its job back (blind-spot hunt, round 36, B #34; V20,
+    /// once the burst producer hands its completions in from two tasks).
+    MC315,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -211,7 +211,10 @@ impl Intake {
         let left: Vec<Completion> = s.queue.drain(..).collect();
         drop(s);
         // MC115: the waiting producers not woken: one parked on a full backlog waits forever.
-        if !mutants::active(Mutant::MC115) {
+        // MC315: one of them woken (`notify_one`): every other one waits forever.
+        if mutants::active(Mutant::MC315) {
+            self.room.notify_one();
+        } else if !mutants::active(Mutant::MC115) {
             self.room.notify_waiters();
         }
         left

@@ -348,25 +348,33 @@ impl<S: Store> Service for BurstSvc<S> {
             let late = if run % 2 == 0 { Duration::from_millis(10) } else { Duration::ZERO };
             let at = clock.now() + self.bound + late;
             ctx.record(Rec::BurstArmed { run });
-            tokio::spawn(async move {
-                clock.sleep_until(at).await;
-                let (mut accepted, mut error) = (0u64, String::new());
-                for i in 0..BURST_COMPLETIONS {
-                    let c = Completion::new(format!("{}@{life}-{BURST}-{run}-{i}", ctx.name), run, "succeeded", "");
-                    match p.complete(c).await {
-                        Ok(()) => {
-                            accepted += 1;
-                            ctx.record(Rec::CompletionAccepted { run, failed: false });
-                        }
-                        Err(e) => {
-                            error = e.to_string();
-                            break;
+            // Two tasks hand the burst in at once, as two workers of one process sharing the
+            // producer do: both park on the full backlog, and the run's close must wake both
+            // (V20; a close that wakes one, MC315, leaves the other parked). Each task's keys
+            // are its own sequence (V24 reads a producer's order from them).
+            let p = Arc::new(p);
+            for (task, count) in [("", BURST_COMPLETIONS / 2), ("b", BURST_COMPLETIONS - BURST_COMPLETIONS / 2)] {
+                let (ctx, clock, p) = (ctx.clone(), clock.clone(), p.clone());
+                tokio::spawn(async move {
+                    clock.sleep_until(at).await;
+                    let (mut accepted, mut error) = (0u64, String::new());
+                    for i in 0..count {
+                        let key = format!("{}@{life}-{BURST}{task}-{run}-{i}", ctx.name);
+                        match p.complete(Completion::new(key, run, "succeeded", "")).await {
+                            Ok(()) => {
+                                accepted += 1;
+                                ctx.record(Rec::CompletionAccepted { run, failed: false });
+                            }
+                            Err(e) => {
+                                error = e.to_string();
+                                break;
+                            }
                         }
                     }
-                }
-                ctx.record(Rec::BurstEnded { run, accepted, error });
-                drop(p);
-            });
+                    ctx.record(Rec::BurstEnded { run, accepted, error });
+                    drop(p); // the producer deregisters with the last task's
+                });
+            }
             Ok(())
         })
     }
@@ -1032,6 +1040,7 @@ impl CompleterScenario {
             Mutant::MC312,
             Mutant::MC313,
             Mutant::MC314,
+            Mutant::MC315,
         ]
     }
 }
