@@ -1398,6 +1398,10 @@ pub enum Mutant {
     /// forever, a worker that never hands its job back (blind-spot hunt, round 36, B #34; V20,
     /// once the burst producer hands its completions in from two tasks).
     MC315,
+    /// A producer's registration during a completer's drain refused `Closed` (the run ended),
+    /// not `Stopping`: a caller that waits out a stopping completer to register with its next
+    /// run takes it for gone (blind-spot hunt, round 36, B #12; E8).
+    MC316,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -68,6 +68,8 @@ impl Intake {
             Phase::Open => {}
             // MC87: producers still accepted once the drain began.
             Phase::Draining if mutants::active(Mutant::MC87) => {}
+            // MC316: a registration during the drain refused as if the run had ended.
+            Phase::Draining if mutants::active(Mutant::MC316) => return Err(CompleteError::Closed),
             Phase::Draining => return Err(CompleteError::Stopping),
             Phase::Closed => return Err(CompleteError::Closed),
         }
