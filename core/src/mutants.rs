@@ -1402,6 +1402,10 @@ pub enum Mutant {
     /// not `Stopping`: a caller that waits out a stopping completer to register with its next
     /// run takes it for gone (blind-spot hunt, round 36, B #12; E8).
     MC316,
+    /// A completer whose backoff, woken by the stop, gives its batch up: the batch is reported
+    /// unflushed before the drain begins, with the whole stop bound left to retry it (blind-spot
+    /// hunt, round 36, B #60; V12, which now judges every batch given up outside a drain).
+    MC317,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

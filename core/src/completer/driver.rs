@@ -281,7 +281,13 @@ impl<S: Store> Driver<S> {
                     tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(wake) => {}
-                        _ = self.token.cancelled(), if hear_stop => {}
+                        // MC317: the stop heard in the backoff taken as the end of the batch: given
+                        // up before the drain begins, with none of its bound spent on it.
+                        _ = self.token.cancelled(), if hear_stop => {
+                            if mutants::active(Mutant::MC317) {
+                                return None;
+                            }
+                        }
                     }
                 }
             }

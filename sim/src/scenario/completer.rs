@@ -1050,6 +1050,7 @@ impl CompleterScenario {
             Mutant::MC314,
             Mutant::MC315,
             Mutant::MC316,
+            Mutant::MC317,
         ]
     }
 }
