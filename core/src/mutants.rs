@@ -1406,6 +1406,10 @@ pub enum Mutant {
     /// unflushed before the drain begins, with the whole stop bound left to retry it (blind-spot
     /// hunt, round 36, B #60; V12, which now judges every batch given up outside a drain).
     MC317,
+    /// A completer that counts the events it could not hand to the subscription manager in
+    /// batches, one per failed send, not events: its warning and its stop's report say one
+    /// event lost for a whole batch (blind-spot hunt, round 36, B #41; V3 at the announcement).
+    MC318,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -314,6 +314,8 @@ impl<S: Store> Driver<S> {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = &mut send => {
                     if r.is_err() {
+                        // MC318: the loss counted in batches (one per send), not events.
+                        let n = if mutants::active(Mutant::MC318) { 1 } else { n };
                         observe::emit(CompleterEvent::EventsUndelivered { completer: (&self.cfg.name).into(), run: self.run, n });
                         // MC236: announced, and left out of the stop's report.
                         if !mutants::active(Mutant::MC236) {

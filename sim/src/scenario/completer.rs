@@ -1051,6 +1051,7 @@ impl CompleterScenario {
             Mutant::MC315,
             Mutant::MC316,
             Mutant::MC317,
+            Mutant::MC318,
         ]
     }
 }
