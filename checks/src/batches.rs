@@ -169,8 +169,11 @@ pub fn completer_partial_batches_written_at_their_tick<E: Entry>(
                 let interval = r.interval_us as f64;
                 // The first tick after the acceptance: one at the acceptance's own instant may
                 // have looked before it (completer seed 2: accepted in the tick's microsecond,
-                // written at the next), so a whole tick past it.
-                let k = ((q.saturating_sub(r.anchor) as f64 * fastest) / interval).floor() + 1.0;
+                // written at the next), so a whole tick past it. The history's microseconds
+                // round that instant down: 1 µs more (completerclock seed 1257 since round 36:
+                // accepted in the tick's own instant on a clock at 1.0613, measured 18 844 µs
+                // after the anchor, 0.99999 of an interval, and judged due at that very tick).
+                let k = (((q.saturating_sub(r.anchor) + 1) as f64 * fastest) / interval).floor() + 1.0;
                 // 1 µs more: the history's microseconds and the float conversions round.
                 let by = reach(r.anchor, (k * interval / slowest) as u64 + slack_us + 1, &frozen(node));
                 if earliest_start > by && !jumped(node, r.anchor, t) && v.len() < 20 {
@@ -313,5 +316,11 @@ mod tests {
         assert_eq!(judge_tick(&[started(), accepted(20, 4, 4), partial(201, 4)], exact), []);
         let stop = at(21, CompleterEvent::StopRequested { completer: "c".into(), run: 1, bound_ms: 1_000 });
         assert_eq!(judge_tick(&[started(), accepted(20, 1, 1), stop, partial(201, 1)], exact), []);
+        // Accepted in the first tick's own instant on a clock at 1.061337 (100 ms of it is
+        // 94 220.7 µs, the history's 94 220 µs): the tick may have looked first, so the second
+        // tick, not the first, is due (completerclock seed 1257, round 36).
+        let mut tie = accepted(0, 1, 1);
+        tie.0 = 94_220;
+        assert_eq!(judge_tick(&[started(), tie, partial(189, 1)], (1.0, 1.061_337)), []);
     }
 }

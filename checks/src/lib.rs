@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod anti_entropy;
+mod batch_sizes;
 mod batches;
 mod beats;
 mod cadence;
@@ -44,6 +45,7 @@ mod run_ends;
 mod run_gate;
 mod run_routes;
 mod services;
+mod sm_runs;
 mod stop_reports;
 mod store_errors;
 mod superseded_runs;
@@ -54,6 +56,7 @@ mod worker_ids;
 mod worker_retries;
 
 pub use anti_entropy::rmap_anti_entropy_on_time;
+pub use batch_sizes::completer_batches_keep_their_size;
 pub use batches::{completer_full_batches_write_at_once, completer_partial_batches_written_at_their_tick};
 pub use beats::worker_beats_on_time;
 pub use cadence::{Clocks, SteadyClocks, lease_attempts_on_time, steady_clocks};
@@ -96,6 +99,7 @@ pub use run_routes::routes_outlive_their_newest_run;
 pub use services::{
     group_starts, group_stops_hear_member_errors, services_run_one_at_a_time, stops_wait_for_their_run,
 };
+pub use sm_runs::subscription_runs_follow_their_stop_and_completer;
 pub use stop_reports::completer_stops_return_their_report;
 pub use store_errors::lease_recoveries_follow_errors;
 pub use superseded_runs::superseded_runs_are_stopped;

@@ -11,8 +11,16 @@
 //! known to within the clock's rate. One that starts before half the backoff is a retry storm on
 //! a failing store (MC83: a jitter without its floor); one that starts after the whole backoff
 //! waits past the configured most (MC84: a doubling without its cap, which V12 saw only when a
-//! drain gave a batch up). A stop request or a drain cuts the wait short and ends the judging of
-//! the run; a node's crash or restart ends its runs.
+//! drain gave a batch up). A stop request or a drain cuts the wait short and ends V16's judging
+//! of the run; a node's crash or restart ends its runs.
+//!
+//! V33 judges the drain's retries the same way: once a run's drain began (`drain_started`), a
+//! batch whose write fails is retried after the backoff the failure drew (the count of failures
+//! in a row goes on from before the drain), not at once: a drain that retries a failing store
+//! back to back is a retry storm at every shutdown (blind-spot hunt, round 36, B #4, MC310). A
+//! drain that gives the batch up instead (its next attempt could not start inside the stop's
+//! bound, V12) releases it (`room_made` at the failure's instant), and the run's next write, of
+//! another batch, owes no wait.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +37,8 @@ struct Run {
     failures: u32,
     due: Option<Due>,
     stopping: bool,
+    /// The drain began: failures owe their backoff again (V33).
+    draining: bool,
     /// A `retry_budget_exhausted` came, for the failure that follows it at the same instant.
     exhausted: bool,
 }
@@ -70,14 +80,31 @@ pub fn completer_retries_on_time<E: Entry>(
                     failures: 0,
                     due: None,
                     stopping: false,
+                    draining: false,
                     exhausted: false,
                 };
                 runs.insert((node.clone(), plain(completer), *run), r);
                 continue;
             }
-            Some(C::StopRequested { completer, run, .. } | C::DrainStarted { completer, run, .. }) => {
+            Some(C::StopRequested { completer, run, .. }) => {
                 if let Some(r) = runs.get_mut(&(node.clone(), plain(completer), *run)) {
                     (r.stopping, r.due) = (true, None);
+                }
+                continue;
+            }
+            // The drain's first write starts at once (V13); its failures owe their backoff (V33).
+            Some(C::DrainStarted { completer, run, .. }) => {
+                if let Some(r) = runs.get_mut(&(node.clone(), plain(completer), *run)) {
+                    (r.stopping, r.draining, r.due) = (true, true, None);
+                }
+                continue;
+            }
+            // A batch given up in the drain: the next write is another batch's first.
+            Some(C::RoomMade { completer, run, .. }) => {
+                if let Some(r) = runs.get_mut(&(node.clone(), plain(completer), *run))
+                    && r.draining
+                {
+                    r.due = None;
                 }
                 continue;
             }
@@ -93,7 +120,8 @@ pub fn completer_retries_on_time<E: Entry>(
         };
         let Some(r) = runs.get_mut(&(node.clone(), completer, run)) else { continue };
         if let Some(d) = r.due.take() {
-            verdicts.judge(("V16", "V16"), node, (&d, t, took_us), false, |at, by, how| {
+            let id = if r.draining { "V33" } else { "V16" };
+            verdicts.judge((id, id), node, (&d, t, took_us), false, |at, by, how| {
                 let (what, wait_us) =
                     if how == "late" { ("no later than", d.wait_max_us) } else { ("no sooner than", d.wait_min_us) };
                 format!(
@@ -122,8 +150,13 @@ pub fn completer_retries_on_time<E: Entry>(
                 ),
             ));
         }
-        if !r.stopping {
-            let after = if floor == most { "a failed write that used its retry budget up" } else { "a failed write" };
+        if !r.stopping || r.draining {
+            let after = match (floor == most, r.draining) {
+                (true, false) => "a failed write that used its retry budget up",
+                (false, false) => "a failed write",
+                (true, true) => "a failed write of the drain that used its retry budget up",
+                (false, true) => "a failed write of the drain",
+            };
             r.due = Some(Due { after, latest: t, wait_max_us: most, earliest: t, wait_min_us: floor });
         }
     }
@@ -217,5 +250,36 @@ mod tests {
         assert_eq!(judge(&[started(0), failed(100, 5), stop, failed(108, 5)]), []);
         let crash = Ev(105_000, "n1", None, Some(Fact::NodeCrash));
         assert_eq!(judge(&[started(0), failed(100, 5), crash, failed(108, 5)]), []);
+    }
+
+    fn drain(t_ms: u64) -> Ev {
+        let e = CompleterEvent::DrainStarted {
+            completer: "c".into(),
+            run: 1,
+            pending: 5,
+            producers: 0,
+            bound_ms: 1000,
+            retry_max_ms: 100,
+        };
+        at(t_ms, e)
+    }
+
+    /// V33: the drain's first write starts at once, and its failures owe their backoff; the
+    /// count of failures in a row goes on from before the drain (MC310: back to back).
+    #[test]
+    fn a_drains_retries_keep_their_backoff() {
+        let stop = at(105, CompleterEvent::StopRequested { completer: "c".into(), run: 1, bound_ms: 1000 });
+        // Failed at 100 (the first), the stop heard at 105, the drain's write at once and failed
+        // (the second: 20–40 ms), retried 30 ms later.
+        let on_time = [started(0), failed(100, 5), stop.clone(), drain(105), failed(106, 5), flushed(137, 5)];
+        assert_eq!(judge(&on_time), []);
+        let storm = [started(0), failed(100, 5), stop.clone(), drain(105), failed(106, 5), failed(108, 5)];
+        assert_eq!(judge(&storm), [("V33", 108)]);
+        let late = [started(0), failed(100, 5), stop, drain(105), failed(106, 5), flushed(200, 5)];
+        assert_eq!(judge(&late), [("V33", 200)]);
+        // A batch given up (its room made at the failure) owes nothing: the next write is
+        // another batch's first.
+        let room = at(106, CompleterEvent::RoomMade { completer: "c".into(), run: 1, n: 5, backlog: 3, room: 13 });
+        assert_eq!(judge(&[started(0), drain(100), failed(106, 5), room, failed(107, 3)]), []);
     }
 }

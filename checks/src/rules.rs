@@ -301,24 +301,47 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
 /// the `undelivered` it reports is exactly the events the run announced it could not hand over
 /// (`events_undelivered`, at the bound or not, and `send_after_close`). A report that leaves an
 /// announced loss out (blind-spot hunt, round 25, B #36, MC236) makes the stop return `Ok` with
-/// events lost. Judged for every completer, a stressed one too; a node's crash or restart
-/// forgets its runs. The first 20 violations.
+/// events lost. And each announcement counts the events of the batch it could not hand over,
+/// the run's last written (`batch_flushed`'s `n`), judged at the announcement: a loss counted
+/// in batches, not events (round 36, B #41, MC318), tells operators one event lost for a whole
+/// batch, and the report agrees with it. Judged for every completer, a stressed one too; a
+/// node's crash or restart forgets its runs. The first 20 violations.
 pub fn completer_reports_count_undelivered<E: Entry>(events: &[E]) -> Vec<Violation> {
     // (node, completer, run) → the events its run announced it could not hand over
     let mut announced: BTreeMap<(E::Node, &str, u64), usize> = BTreeMap::new();
+    // (node, completer, run) → the size of its last written batch
+    let mut written: BTreeMap<(E::Node, &str, u64), usize> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let node = e.node();
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
             announced.retain(|k, _| &k.0 != node);
+            written.retain(|k, _| &k.0 != node);
         }
         match e.completer() {
+            Some(CompleterEvent::BatchFlushed { completer, run, n, .. }) => {
+                written.insert((node.clone(), plain(completer), *run), *n);
+            }
             Some(
                 CompleterEvent::SendAfterClose { completer, run, n }
                 | CompleterEvent::EventsUndelivered { completer, run, n }
                 | CompleterEvent::EventsUndeliveredAtBound { completer, run, n },
             ) => {
-                *announced.entry((node.clone(), plain(completer), *run)).or_default() += n;
+                let key = (node.clone(), plain(completer), *run);
+                if let Some(&batch) = written.get(&key)
+                    && batch != *n
+                    && v.len() < 20
+                {
+                    v.push(Violation::new(
+                        "V3",
+                        e.t_us(),
+                        format!(
+                            "{node}: completer {} run {run}: {n} events announced undelivered for a written batch of {batch}",
+                            plain(completer)
+                        ),
+                    ));
+                }
+                *announced.entry(key).or_default() += n;
             }
             Some(CompleterEvent::EventsClosed { completer, run, undelivered, .. }) => {
                 let said = announced.remove(&(node.clone(), plain(completer), *run)).unwrap_or(0);
@@ -876,7 +899,12 @@ pub fn completer_partial_batches_wait_for_the_tick<E: Entry>(
 /// fast clock reaches the deadline sooner in the history's time); `jumped(node, from, to)`
 /// excuses a run whose node's clock jumped meanwhile; `slack_us` is the scheduling slack. One
 /// that gives a batch up at its first failed write (blind-spot hunt, round 5, completer #14)
-/// loses completions to a store blip with most of the bound left.
+/// loses completions to a store blip with most of the bound left. And only a drain gives a batch
+/// up: outside one keel retries a failing write until it is written or the stop is heard (its
+/// drain then retries it), so a batch whose room is made (`room_made`) after a failed write of
+/// the run with no write since (`batch_flushed`) and no drain begun is a batch given up without
+/// any bound: judged at that `room_made` (round 36, B #60, MC317: a backoff that hears the stop
+/// and gives its batch up, before the drain and its whole bound).
 pub fn completer_drains_retry<E: Entry>(
     events: &[E],
     fastest: f64,
@@ -891,9 +919,33 @@ pub fn completer_drains_retry<E: Entry>(
         last_failure: Option<u64>,
     }
     let mut drains: BTreeMap<(E::Node, &str, u64), Drain> = BTreeMap::new();
+    // (node, completer, run) of runs whose last write failed (none written since)
+    let mut failing: BTreeMap<(E::Node, &str, u64), ()> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
+        match e.completer() {
+            Some(CompleterEvent::FlushFailed { completer, run, .. }) => {
+                failing.insert((node.clone(), plain(completer), *run), ());
+            }
+            Some(CompleterEvent::BatchFlushed { completer, run, .. }) => {
+                failing.remove(&(node.clone(), plain(completer), *run));
+            }
+            Some(CompleterEvent::RoomMade { completer, run, n, .. }) => {
+                let key = (node.clone(), plain(completer), *run);
+                if failing.remove(&key).is_some() && !drains.contains_key(&key) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "V12",
+                        t,
+                        format!(
+                            "{node}: completer {} run {run}: a batch of {n} left the backlog after a failed write, unwritten, with no drain begun: only a drain gives a batch up",
+                            plain(completer)
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
         match (e.completer(), e.fact()) {
             (Some(CompleterEvent::DrainStarted { completer, run, bound_ms, retry_max_ms, .. }), _) => {
                 let d = Drain {
@@ -936,7 +988,10 @@ pub fn completer_drains_retry<E: Entry>(
                     ));
                 }
             }
-            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => drains.retain(|k, _| &k.0 != node),
+            (_, Some(Fact::NodeCrash | Fact::NodeStart)) => {
+                drains.retain(|k, _| &k.0 != node);
+                failing.retain(|k, _| &k.0 != node);
+            }
             _ => {}
         }
     }
@@ -1875,6 +1930,41 @@ mod tests {
         assert!(judge(&[began(), failed(10_000), closed(30_000, 2)], 1.0).is_empty());
         let deadline = sm(10_000, "a", C::StopDeadline { completer: "c".into(), run: 1, producers: 0, pending: 2 });
         assert!(judge(&[began(), failed(10_000), deadline, closed(10_000, 2)], 1.0).is_empty());
+        // Only a drain gives a batch up: room made after a failed write with no write since and
+        // no drain begun is V12 at the room (MC317); in a drain, or after a write, it is not.
+        let room = |t| sm(t, "a", C::RoomMade { completer: "c".into(), run: 1, n: 2, backlog: 0, room: 16 });
+        let v = judge(&[failed(5_000), room(5_000)], 1.0);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "V12", 5_000), "{v:?}");
+        assert!(judge(&[began(), failed(450_000), room(450_000), closed(450_000, 2)], 1.0).is_empty());
+        let flushed = sm(
+            9_000,
+            "a",
+            C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried: true, took_us: 1, attempt_us: 1 },
+        );
+        assert!(judge(&[failed(5_000), flushed, room(9_000)], 1.0).is_empty());
+    }
+
+    /// V3 at the announcement: the events a run could not hand over are its written batch's,
+    /// counted in events (MC318 counted one per batch), and its report counts them all.
+    #[test]
+    fn undelivered_events_are_counted_in_events() {
+        use keel::observe::CompleterEvent as C;
+        let flushed = |t, n| {
+            sm(
+                t,
+                "a",
+                C::BatchFlushed { completer: "c".into(), run: 1, n, rev: 1, retried: false, took_us: 1, attempt_us: 1 },
+            )
+        };
+        let lost = |t, n| sm(t, "a", C::EventsUndelivered { completer: "c".into(), run: 1, n });
+        let closed = |t, undelivered| {
+            sm(t, "a", C::EventsClosed { completer: "c".into(), run: 1, unflushed: 0, undelivered, producers_left: 0 })
+        };
+        assert!(completer_reports_count_undelivered(&[flushed(1, 3), lost(1, 3), closed(2, 3)]).is_empty());
+        let v = completer_reports_count_undelivered(&[flushed(1, 3), lost(1, 1), closed(2, 1)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V3", 1)]);
+        let v = completer_reports_count_undelivered(&[flushed(1, 3), lost(1, 3), closed(2, 1)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V3", 2)]);
     }
 
     #[test]

@@ -1411,6 +1411,45 @@ pub enum Mutant {
     /// by up to a poll (blind-spot hunt, round 36, A #34; S12, which judged the read by the poll
     /// alone).
     MC304,
+    /// A completer drain that retries a failed write at once, without its backoff: every node
+    /// stopping while the store fails writes back to back until its stop bound (blind-spot
+    /// hunt, round 36, B #4; V33, which judges the drain's retries as V16 the others').
+    MC310,
+    /// A completer drain that writes everything still queued in one batch, past `batch_size`:
+    /// the user's bound on one store transaction broken exactly at shutdown (blind-spot hunt,
+    /// round 36, B #2; V34).
+    MC311,
+    /// A subscription manager started on its caller's child token, not a detached one: a
+    /// cancelled caller starts the manager's drain bound before the group stops the producers
+    /// and the completer, and the manager's run ends with the completer's channel, so its own
+    /// stop finds nothing to request (blind-spot hunt, round 36, B #8; V35).
+    MC312,
+    /// A completer's hand-over of its event receiver that keeps one not yet taken: a manager
+    /// started after two completer runs reads the older, dead run's channel, closes its
+    /// subscribers at once, and the live run's events go undelivered (blind-spot hunt, round 36,
+    /// B #9; V36).
+    MC313,
+    /// A subscription manager whose stop distributes what is buffered and closes, not waiting
+    /// for the completer's channel to close: stopped while the completer still drains, it
+    /// loses every event flushed after (blind-spot hunt, round 36, B #10; V37).
+    MC314,
+    /// A completer run's close that wakes one producer waiting for room (`notify_one`), not all:
+    /// with two or more parked on a full backlog when the run closes, every other one waits
+    /// forever, a worker that never hands its job back (blind-spot hunt, round 36, B #34; V20,
+    /// once the burst producer hands its completions in from two tasks).
+    MC315,
+    /// A producer's registration during a completer's drain refused `Closed` (the run ended),
+    /// not `Stopping`: a caller that waits out a stopping completer to register with its next
+    /// run takes it for gone (blind-spot hunt, round 36, B #12; E8).
+    MC316,
+    /// A completer whose backoff, woken by the stop, gives its batch up: the batch is reported
+    /// unflushed before the drain begins, with the whole stop bound left to retry it (blind-spot
+    /// hunt, round 36, B #60; V12, which now judges every batch given up outside a drain).
+    MC317,
+    /// A completer that counts the events it could not hand to the subscription manager in
+    /// batches, one per failed send, not events: its warning and its stop's report say one
+    /// event lost for a whole batch (blind-spot hunt, round 36, B #41; V3 at the announcement).
+    MC318,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -581,3 +581,22 @@ fn a_service_s_own_pool_gets_the_store_side_rules_for_free() {
     let out = sim.run(seed);
     assert!(out.passed(), "unmutated, seed {seed} passes: {:?}", out.violations);
 }
+
+#[test]
+fn the_free_completer_rules_catch_round_36s_drain_and_manager_bugs() {
+    // MC310: a drain that retries a failed write at once (V33 at the retry; completer seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC310, "V33").is_some(), "MC310 breaks V33");
+    // MC311: a drain that writes everything queued in one batch (V34 at the write; seed 1).
+    assert!(caught_by_free_rules("completer", Mutant::MC311, "V34").is_some(), "MC311 breaks V34");
+    // MC312–MC314: a subscription manager on its caller's token (V35), handed a stale receiver
+    // (V36), closing before its completer (V37); completer seed 0 each.
+    assert!(caught_by_free_rules("completer", Mutant::MC312, "V35").is_some(), "MC312 breaks V35");
+    assert!(caught_by_free_rules("completer", Mutant::MC313, "V36").is_some(), "MC313 breaks V36");
+    assert!(caught_by_free_rules("completer", Mutant::MC314, "V37").is_some(), "MC314 breaks V37");
+    // MC315: a close that wakes one of the two burst tasks parked on the full backlog (V20).
+    assert!(caught_by_free_rules("completer", Mutant::MC315, "V20").is_some(), "MC315 breaks V20");
+    // MC317: a batch given up before the drain (V12 at its room); MC318: events undelivered
+    // counted in batches (V3 at the announcement); completer seed 0 each.
+    assert!(caught_by_free_rules("completer", Mutant::MC317, "V12").is_some(), "MC317 breaks V12");
+    assert!(caught_by_free_rules("completer", Mutant::MC318, "V3").is_some(), "MC318 breaks V3");
+}

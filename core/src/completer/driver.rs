@@ -105,7 +105,10 @@ impl<S: Store> Driver<S> {
             let at_tick = if mutants::active(Mutant::MC239) { now > next_tick } else { now >= next_tick };
             let due = full || (queued > 0 && (at_tick || draining));
             if due {
-                let batch = self.intake.take_batch(self.cfg.batch_size);
+                // MC311: a drain that writes everything still queued in one batch.
+                let most =
+                    if deadline.is_some() && mutants::active(Mutant::MC311) { usize::MAX } else { self.cfg.batch_size };
+                let batch = self.intake.take_batch(most);
                 let n = batch.len();
                 // The batch holds its room in the backlog until it is written and its events
                 // handed on (or given up): the bound counts what is in flight.
@@ -267,13 +270,24 @@ impl<S: Store> Driver<S> {
                     if give_up_at_once || deadline.is_some_and(|d| wake >= d) {
                         return None;
                     }
+                    // MC310: a drain that retries at once (the shutdown is no time to wait): a
+                    // failing store gets back-to-back writes from every stopping node.
+                    if deadline.is_some() && mutants::active(Mutant::MC310) {
+                        continue;
+                    }
                     // The backoff listens for the stop: the drain begins at the request, not
                     // when the backoff ends (MC41 sleeps it out).
                     let hear_stop = deadline.is_none() && !mutants::active(Mutant::MC41);
                     tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
                         _ = self.clock.sleep_until(wake) => {}
-                        _ = self.token.cancelled(), if hear_stop => {}
+                        // MC317: the stop heard in the backoff taken as the end of the batch: given
+                        // up before the drain begins, with none of its bound spent on it.
+                        _ = self.token.cancelled(), if hear_stop => {
+                            if mutants::active(Mutant::MC317) {
+                                return None;
+                            }
+                        }
                     }
                 }
             }
@@ -300,6 +314,8 @@ impl<S: Store> Driver<S> {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = &mut send => {
                     if r.is_err() {
+                        // MC318: the loss counted in batches (one per send), not events.
+                        let n = if mutants::active(Mutant::MC318) { 1 } else { n };
                         observe::emit(CompleterEvent::EventsUndelivered { completer: (&self.cfg.name).into(), run: self.run, n });
                         // MC236: announced, and left out of the stop's report.
                         if !mutants::active(Mutant::MC236) {

@@ -68,6 +68,8 @@ impl Intake {
             Phase::Open => {}
             // MC87: producers still accepted once the drain began.
             Phase::Draining if mutants::active(Mutant::MC87) => {}
+            // MC316: a registration during the drain refused as if the run had ended.
+            Phase::Draining if mutants::active(Mutant::MC316) => return Err(CompleteError::Closed),
             Phase::Draining => return Err(CompleteError::Stopping),
             Phase::Closed => return Err(CompleteError::Closed),
         }
@@ -211,7 +213,10 @@ impl Intake {
         let left: Vec<Completion> = s.queue.drain(..).collect();
         drop(s);
         // MC115: the waiting producers not woken: one parked on a full backlog waits forever.
-        if !mutants::active(Mutant::MC115) {
+        // MC315: one of them woken (`notify_one`): every other one waits forever.
+        if mutants::active(Mutant::MC315) {
+            self.room.notify_one();
+        } else if !mutants::active(Mutant::MC115) {
             self.room.notify_waiters();
         }
         left

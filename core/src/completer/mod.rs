@@ -225,7 +225,13 @@ struct SourceInner {
 
 impl EventSource {
     fn offer(&self, run: u64, rx: EventRx) {
-        *self.inner.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some((run, rx));
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        // MC313: a receiver not yet taken is kept: a later run's hand-over is dropped, and a
+        // manager started after it reads the older, dead run's channel.
+        if pending.is_none() || !mutants::active(Mutant::MC313) {
+            *pending = Some((run, rx));
+        }
+        drop(pending);
         self.inner.ready.notify_one();
     }
 

@@ -173,7 +173,14 @@ impl SubscriptionManager {
     /// Start distributing. Idempotent; detached from `parent` (only stop ends it).
     pub async fn start(&self, parent: &Shutdown) -> bool {
         let shared = self.shared.clone();
-        self.life.start(parent.detached("subscriptions"), move |ctx| shared.run(ctx.run, ctx.shutdown)).await
+        // MC312: the manager on the caller's child token: a cancelled caller starts its drain
+        // bound before the group stops the completer.
+        let token = if mutants::active(Mutant::MC312) {
+            parent.child("subscriptions")
+        } else {
+            parent.detached("subscriptions")
+        };
+        self.life.start(token, move |ctx| shared.run(ctx.run, ctx.shutdown)).await
     }
 
     /// Stop: drain until the completer's channel closes (bounded), then close every subscriber.
@@ -222,6 +229,14 @@ impl Shared {
                         break;
                     }
                     observe::emit(CompleterEvent::SmDraining { completer: (&self.completer).into(), run });
+                    // MC314: the stop drains what is buffered now and closes, not waiting for the
+                    // completer's channel to close.
+                    if mutants::active(Mutant::MC314) {
+                        while let Ok(events) = rx.try_recv() {
+                            delivered += self.distribute(events);
+                        }
+                        break;
+                    }
                     // MC93: the bound counted from the run's start: a manager stopped after
                     // running longer than its bound gives up on the drain at once.
                     let from = if mutants::active(Mutant::MC93) { started } else { self.clock.now() };

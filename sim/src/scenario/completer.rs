@@ -92,6 +92,8 @@ events! {
         BurstEnded { run: u64, accepted: u64, error: String } = "burst_ended",
         /// A node incarnation finished all its runs.
         NodeDone {} = "node_done",
+        /// E8: the stress's producer's registration (`Completer::producer`) was refused `error`.
+        RegisterRefused { error: String } = "register_refused",
         /// The start/stop stress finished.
         StressDone { stopped: bool } = "stress_done",
         /// The start/stop stress hung.
@@ -348,25 +350,33 @@ impl<S: Store> Service for BurstSvc<S> {
             let late = if run % 2 == 0 { Duration::from_millis(10) } else { Duration::ZERO };
             let at = clock.now() + self.bound + late;
             ctx.record(Rec::BurstArmed { run });
-            tokio::spawn(async move {
-                clock.sleep_until(at).await;
-                let (mut accepted, mut error) = (0u64, String::new());
-                for i in 0..BURST_COMPLETIONS {
-                    let c = Completion::new(format!("{}@{life}-{BURST}-{run}-{i}", ctx.name), run, "succeeded", "");
-                    match p.complete(c).await {
-                        Ok(()) => {
-                            accepted += 1;
-                            ctx.record(Rec::CompletionAccepted { run, failed: false });
-                        }
-                        Err(e) => {
-                            error = e.to_string();
-                            break;
+            // Two tasks hand the burst in at once, as two workers of one process sharing the
+            // producer do: both park on the full backlog, and the run's close must wake both
+            // (V20; a close that wakes one, MC315, leaves the other parked). Each task's keys
+            // are its own sequence (V24 reads a producer's order from them).
+            let p = Arc::new(p);
+            for (task, count) in [("", BURST_COMPLETIONS / 2), ("b", BURST_COMPLETIONS - BURST_COMPLETIONS / 2)] {
+                let (ctx, clock, p) = (ctx.clone(), clock.clone(), p.clone());
+                tokio::spawn(async move {
+                    clock.sleep_until(at).await;
+                    let (mut accepted, mut error) = (0u64, String::new());
+                    for i in 0..count {
+                        let key = format!("{}@{life}-{BURST}{task}-{run}-{i}", ctx.name);
+                        match p.complete(Completion::new(key, run, "succeeded", "")).await {
+                            Ok(()) => {
+                                accepted += 1;
+                                ctx.record(Rec::CompletionAccepted { run, failed: false });
+                            }
+                            Err(e) => {
+                                error = e.to_string();
+                                break;
+                            }
                         }
                     }
-                }
-                ctx.record(Rec::BurstEnded { run, accepted, error });
-                drop(p);
-            });
+                    ctx.record(Rec::BurstEnded { run, accepted, error });
+                    drop(p); // the producer deregisters with the last task's
+                });
+            }
             Ok(())
         })
     }
@@ -613,10 +623,15 @@ async fn stress(this: &CompleterScenario, ctx: &NodeCtx) {
     // A producer completing through the restarts: a stale run's close that hits a restarted
     // run's channel (MR5) shows as events sent after their channel closed (V2).
     let producer = {
-        let (c, clock) = (completer.clone(), ctx.clock.clone());
+        let (c, clock, ctx) = (completer.clone(), ctx.clock.clone(), ctx.clone());
         tokio::spawn(async move {
             for i in 0..STRESS_COMPLETIONS {
-                if let Ok(p) = c.producer("stress-p") {
+                let registered = c.producer("stress-p");
+                // E8: a refusal's class is the run's phase (judged from the run's own events).
+                if let Err(e) = &registered {
+                    ctx.record(Rec::RegisterRefused { error: e.to_string() });
+                }
+                if let Ok(p) = registered {
                     // Handed back after a while, as a stopping worker does: a completer that
                     // never accepts (MC5) must not hang the stress.
                     tokio::select! {
@@ -759,6 +774,7 @@ impl CompleterScenario {
         v.extend(v24_events_in_order(run));
         v.extend(v25_buffers_as_configured(run));
         v.extend(v25_drain_bounds_as_configured(run, self.drain_ms));
+        v.extend(e8_registrations_refused_by_phase(run));
         v.extend(v7_backlog_by_history(run));
         v.extend(v7_room_reports_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
@@ -785,6 +801,11 @@ impl CompleterScenario {
         v.extend(keel_checks::completer_stops_return_their_report(run.events));
         // V22: a subscription manager's close reports its subscribers' drops.
         v.extend(keel_checks::subscription_closes_count_drops(run.events));
+        // V34: no write larger than the run's batch size.
+        v.extend(keel_checks::completer_batches_keep_their_size(run.events));
+        // V35–V37: a manager drains on its own stop, reads its completer's latest run, and
+        // closes its subscribers only once that run closed its channel (or its bound ran out).
+        v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(run.events));
         v.extend(super::life_waits::check(run));
         v.extend(super::life_waits::watch_follows_status(run));
         let clocks = Clocks {
@@ -1022,6 +1043,15 @@ impl CompleterScenario {
             Mutant::MC197,
             Mutant::MC200,
             Mutant::MC236,
+            Mutant::MC310,
+            Mutant::MC311,
+            Mutant::MC312,
+            Mutant::MC313,
+            Mutant::MC314,
+            Mutant::MC315,
+            Mutant::MC316,
+            Mutant::MC317,
+            Mutant::MC318,
         ]
     }
 }
@@ -1111,6 +1141,53 @@ fn recorded(run: &RunView<'_>, rule: &'static str, says: impl Fn(&Event, &Rec) -
         .filter_map(|e| rec(e).and_then(|r| says(e, r)).map(|m| Violation::new(rule, e.t_us, m)))
         .take(20)
         .collect()
+}
+
+/// E8: a producer's registration is refused with the class of the completer's phase, judged at
+/// each refusal the stress's producer records (`register_refused`; it registers through the
+/// stress's restarts, drains included): `completer stopping` while the run drains (its
+/// `drain_started` came, its `events_closed` not yet), `completer closed` once the run closed
+/// (the completer keeps its last run's closed backlog until a restart), `completer not running`
+/// before its first run, and never while a run is open. A caller tells a completer that will be
+/// back (stopping) from one whose run ended by the class; a drain's refusal reported `Closed`
+/// (blind-spot hunt, round 36, B #12, MC316) was seen by nothing: no workload registered during
+/// a drain and read what it was told. A node's start or crash forgets the completer.
+fn e8_registrations_refused_by_phase(run: &RunView<'_>) -> Vec<Violation> {
+    use keel::completer::CompleteError;
+    // node → the stress completer's phase: its latest run's expected refusal (None: open)
+    let mut phase: BTreeMap<Who, Option<CompleteError>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        if matches!(e.world(), Some(WorldEv::NodeStart { .. } | WorldEv::NodeCrash { .. })) {
+            phase.remove(&e.node);
+            continue;
+        }
+        match (e.completer(), rec(e)) {
+            (Some(CompleterEvent::CompleterStarted { completer, .. }), _) if *completer == *STRESS => {
+                phase.insert(e.node, None);
+            }
+            (Some(CompleterEvent::DrainStarted { completer, .. }), _) if *completer == *STRESS => {
+                phase.insert(e.node, Some(CompleteError::Stopping));
+            }
+            (Some(CompleterEvent::EventsClosed { completer, .. }), _) if *completer == *STRESS => {
+                phase.insert(e.node, Some(CompleteError::Closed));
+            }
+            (_, Some(Rec::RegisterRefused { error })) => {
+                let want = phase.get(&e.node).cloned().unwrap_or(Some(CompleteError::NotRunning));
+                let ok = want.as_ref().is_some_and(|w| w.to_string() == *error);
+                if !ok && v.len() < 20 {
+                    let wanted = want.map_or_else(|| "no refusal: its run is open".to_owned(), |w| format!("\"{w}\""));
+                    v.push(Violation::new(
+                        "E8",
+                        e.t_us,
+                        format!("{}: the stress's producer's registration was refused \"{error}\", where the completer's phase calls for {wanted}", e.node),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
 }
 
 /// V24: a subscriber receives each producer's completions in the order the producer handed
