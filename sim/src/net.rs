@@ -482,7 +482,12 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             }
             // L7: the holder's own renewal refused (read before the call, at the same instant).
             if matches!(r, Renew::NotHolder) && before.as_ref().is_some_and(|(h, _, _)| *h == token) {
-                let ev = ServerEv::LeaseOwnRefused { op: "renew".into(), lease: name.clone(), token: token.clone(), by: node };
+                let ev = ServerEv::LeaseOwnRefused {
+                    op: "renew".into(),
+                    lease: name.clone(),
+                    token: token.clone(),
+                    by: node,
+                };
                 history.record(Who::Store, ev);
             }
             judge_lease(store, history, faults, node, "renew", &name, &token, before);
@@ -498,7 +503,12 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             judge_lease(store, history, faults, node, "release", &name, &token, before.clone());
             // L7: the holder's own release refused.
             if !r && before.as_ref().is_some_and(|(h, _, _)| *h == token) {
-                let ev = ServerEv::LeaseOwnRefused { op: "release".into(), lease: name.clone(), token: token.clone(), by: node };
+                let ev = ServerEv::LeaseOwnRefused {
+                    op: "release".into(),
+                    lease: name.clone(),
+                    token: token.clone(),
+                    by: node,
+                };
                 history.record(Who::Store, ev);
             }
             match before {

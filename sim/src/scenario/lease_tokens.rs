@@ -20,7 +20,7 @@ use keel::observe::LeaseEvent;
 
 use super::RunView;
 use crate::check::Violation;
-use crate::history::{ServerEv, WorldEv, Who};
+use crate::history::{ServerEv, Who, WorldEv};
 
 /// S31 over the run's events: the first 20 violations.
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
