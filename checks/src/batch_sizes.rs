@@ -61,19 +61,7 @@ mod tests {
     }
 
     fn started() -> Ev {
-        at(
-            0,
-            CompleterEvent::CompleterStarted {
-                completer: "c".into(),
-                run: 1,
-                batch_size: 8,
-                flush_interval_us: 20_000,
-                retry_min_us: 10_000,
-                retry_max_us: 200_000,
-                retry_budget: 6,
-                op_timeout_us: 200_000,
-            },
-        )
+        crate::test_entry::completer_started(0, 1)
     }
 
     fn flushed(t_ms: u64, n: usize) -> Ev {

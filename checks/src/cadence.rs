@@ -515,6 +515,17 @@ mod tests {
         Ev(t_ms * 1000, "n1", None, Some(f))
     }
 
+    /// A read of the store's time by owner `a` of `l` that ended at `t_ms` after 1 ms, `ok` or
+    /// failed.
+    fn time(t_ms: u64, ok: bool) -> Ev {
+        let (lease, owner, took_us) = ("l".into(), "a".into(), 1_000);
+        if ok {
+            at(t_ms, LeaseEvent::TimeRead { lease, owner, took_us })
+        } else {
+            at(t_ms, LeaseEvent::TimeFailed { lease, owner, error: "x".into(), took_us })
+        }
+    }
+
     fn started(t_ms: u64) -> Ev {
         at(
             t_ms,
@@ -679,14 +690,6 @@ mod tests {
         assert!(judge(&on_time).is_empty());
         // A failed read of the store's time at start: the next read within the backoff too
         // (MC304 reads again a whole poll later; round 36 A #34).
-        let time = |t_ms: u64, ok: bool| {
-            let (lease, owner, took_us) = ("l".into(), "a".into(), 1_000);
-            if ok {
-                at(t_ms, LeaseEvent::TimeRead { lease, owner, took_us })
-            } else {
-                at(t_ms, LeaseEvent::TimeFailed { lease, owner, error: "x".into(), took_us })
-            }
-        };
         assert!(judge(&[started(0), time(5, false), time(25, true)]).is_empty());
         let v = judge(&[started(0), time(5, false), time(340, true)]);
         assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 340_000)], "{v:?}");
@@ -719,14 +722,6 @@ mod tests {
         assert!(judge(&[started(0), time_failed.clone(), acquire_failed(10, 5), acquire_failed(12, 1)]).is_empty());
         // The next read of the store's time waits at least half the first backoff (10 ms here):
         // one sent at once is early (round 34 A #5: the wait counted from the failed read's send).
-        let time = |t_ms: u64, ok: bool| {
-            let (lease, owner, took_us) = ("l".into(), "a".into(), 1_000);
-            if ok {
-                at(t_ms, LeaseEvent::TimeRead { lease, owner, took_us })
-            } else {
-                at(t_ms, LeaseEvent::TimeFailed { lease, owner, error: "x".into(), took_us })
-            }
-        };
         assert!(judge(&[started(0), time_failed.clone(), time(17, false), time(40, true)]).is_empty());
         let v = judge(&[started(0), time_failed, time(7, false), time(9, true)]);
         assert_eq!(

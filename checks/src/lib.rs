@@ -300,6 +300,22 @@ mod test_entry {
         E(0, "n1", Some(Event::Lease(e.to_static())), None)
     }
 
+    /// Run `run` of completer `c` starting on `n1` at `t_ms`: batches of 8, a 20 ms flush
+    /// interval, retries from 10 to 200 ms with a budget of 6, a 200 ms op timeout.
+    pub(crate) fn completer_started(t_ms: u64, run: u64) -> E {
+        let e = keel::observe::CompleterEvent::CompleterStarted {
+            completer: "c".into(),
+            run,
+            batch_size: 8,
+            flush_interval_us: 20_000,
+            retry_min_us: 10_000,
+            retry_max_us: 200_000,
+            retry_budget: 6,
+            op_timeout_us: 200_000,
+        };
+        E(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
+    }
+
     /// Pool event `e` on `n1` at `t_ms`.
     pub(crate) fn pool_at(t_ms: u64, e: keel::observe::PoolEvent<'_>) -> E {
         E(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None)

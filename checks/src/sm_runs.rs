@@ -139,19 +139,7 @@ mod tests {
     }
 
     fn started(t_ms: u64, run: u64) -> Ev {
-        at(
-            t_ms,
-            CompleterEvent::CompleterStarted {
-                completer: "c".into(),
-                run,
-                batch_size: 8,
-                flush_interval_us: 20_000,
-                retry_min_us: 10_000,
-                retry_max_us: 200_000,
-                retry_budget: 6,
-                op_timeout_us: 200_000,
-            },
-        )
+        crate::test_entry::completer_started(t_ms, run)
     }
 
     fn sm_started(t_ms: u64, source_run: u64) -> Ev {
