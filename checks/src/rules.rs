@@ -1,7 +1,7 @@
 //! The rules. Each takes the history and the run's gates as plain values; the simulator's and the
 //! chaos lane's callers decide the gates (see keel-sim's `keel_rules` and `keel-chaos`' checks).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 
 use keel::observe::{CompleterEvent, LeaseEvent, LifecycleEvent, MoveKind, PoolEvent, RmapEvent};
@@ -211,6 +211,16 @@ const ROUNDING_SLACK_US: u64 = 2;
 /// its channel closes (V3: a bounded stop never loses silently); a stop that reports its bound reached
 /// took at least that bound since its drain began (V4), judged only if `clocks_tame` (no clock
 /// beyond its drift bound, no jump), its bound shortened by the fastest clock rate `fastest`.
+///
+/// V38: a run gives the events of a written batch up at its stop bound
+/// (`events_undelivered` at the bound) only when their hand-over waited on a full channel
+/// (`hand_over_waiting`, not yet `handed_over`), and not before the bound: with nothing of it
+/// left on the run's clock (`left_us`, whatever the clock's rate or jumps), and, judged like V4,
+/// not sooner than the bound after the drain began. A run whose hand-over waited during its
+/// drain (given up at the bound, or handed over late in it) owes V3 nothing: its subscription
+/// manager made no room for that part of the bound. A hand-over given up when the
+/// stop is heard (blind-spot hunt, round 36, B #14) loses a batch a manager starting late would
+/// have read; one timed on the runtime's timer (B #48) gives up early on a slow clock.
 pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool, fastest: f64) -> Vec<Violation> {
     // (node, completer, run) → (drain began, its bound in µs)
     let mut draining: BTreeMap<(E::Node, &str, u64), (u64, u64)> = BTreeMap::new();
@@ -219,10 +229,65 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
     // (node, completer, run) → when its stop's bound ran out at the earliest (the request's
     // instant plus the bound at the fastest clock), and whether a producer was still there then
     let mut bound_at: BTreeMap<(E::Node, &str, u64), (u64, bool)> = BTreeMap::new();
+    // (node, completer, run) → a hand-over of a written batch waits on a full channel (V38)
+    let mut waiting: BTreeMap<(E::Node, &str, u64), bool> = BTreeMap::new();
+    // runs whose hand-over waited on a full channel during their drain (to the bound, or part
+    // of it): the manager made no room for that part of the bound
+    let mut waited_in_drain: BTreeSet<(E::Node, &str, u64)> = BTreeSet::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            waiting.retain(|k, _| &k.0 != node);
+        }
         match e.completer() {
+            Some(CompleterEvent::HandOverWaiting { completer, run: r, .. }) => {
+                waiting.insert((node.clone(), plain(completer), *r), true);
+            }
+            Some(CompleterEvent::HandedOver { completer, run: r, .. }) => {
+                let key = (node.clone(), plain(completer), *r);
+                // The wait ran into the drain: part of the bound went to a manager not reading.
+                if draining.contains_key(&key) {
+                    waited_in_drain.insert(key.clone());
+                }
+                waiting.insert(key, false);
+            }
+            Some(CompleterEvent::EventsUndeliveredAtBound { completer, run: r, n, left_us }) => {
+                let key = (node.clone(), plain(completer), *r);
+                let (run_name, run) = (key.1, key.2);
+                if waiting.insert(key.clone(), false) != Some(true) {
+                    v.push(Violation::new(
+                        "V38",
+                        t,
+                        format!(
+                            "{node}: completer {run_name} run {run}: {n} events given up at the stop bound by a hand-over that never waited on a full channel"
+                        ),
+                    ));
+                } else if *left_us > ROUNDING_SLACK_US {
+                    // On the run's own clock, the one its bound is timed on: any rate, any jump.
+                    v.push(Violation::new(
+                        "V38",
+                        t,
+                        format!(
+                            "{node}: completer {run_name} run {run}: a hand-over waiting on a full channel gave {n} events up with {left_us} µs of its stop's bound left on its clock"
+                        ),
+                    ));
+                } else if let Some(&(began, bound_us)) = draining.get(&key)
+                    && clocks_tame
+                    && ((t - began + ROUNDING_SLACK_US) as f64) < bound_us as f64 / fastest
+                {
+                    v.push(Violation::new(
+                        "V38",
+                        t,
+                        format!(
+                            "{node}: completer {run_name} run {run}: a hand-over waiting on a full channel gave {n} events up {:.3}s after the drain began, before its bound ({} ms)",
+                            (t - began) as f64 / 1e6,
+                            bound_us / 1000
+                        ),
+                    ));
+                }
+                waited_in_drain.insert(key);
+            }
             Some(CompleterEvent::StopRequested { completer, run: r, bound_ms }) => {
                 let bound_us = (bound_ms.saturating_mul(1000) as f64 / fastest.max(1.0)) as u64;
                 bound_at.insert((node.clone(), plain(completer), *r), (t.saturating_add(bound_us), false));
@@ -275,11 +340,15 @@ pub fn completer_drains<E: Entry>(events: &[E], heal_us: u64, clocks_tame: bool,
                     ));
                 }
                 let kept_to_bound = bound_at.remove(&key).is_some_and(|(_, kept)| kept);
+                waiting.remove(&key);
+                // A manager that made no room spent (part of) the bound (V38 judges that wait).
+                let stuck = waited_in_drain.remove(&key);
                 if let Some((began, _)) = draining.remove(&key)
                     && began >= heal_us
                     && unflushed + undelivered > 0
                     && *producers_left == 0
                     && !kept_to_bound
+                    && !stuck
                 {
                     v.push(Violation::new(
                         "V3",
@@ -325,7 +394,7 @@ pub fn completer_reports_count_undelivered<E: Entry>(events: &[E]) -> Vec<Violat
             Some(
                 CompleterEvent::SendAfterClose { completer, run, n }
                 | CompleterEvent::EventsUndelivered { completer, run, n }
-                | CompleterEvent::EventsUndeliveredAtBound { completer, run, n },
+                | CompleterEvent::EventsUndeliveredAtBound { completer, run, n, .. },
             ) => {
                 let key = (node.clone(), plain(completer), *run);
                 if let Some(&batch) = written.get(&key)
@@ -1002,7 +1071,8 @@ pub fn completer_drains_retry<E: Entry>(
 /// completions queued, or a completion is accepted (`Accepted`) during its drain, the run writes
 /// it without waiting for its flush tick: its next write starts within `slack_us` of running time
 /// (frozen time not counted) of the later of that instant and the end of the write then in flight
-/// (its `BatchFlushed`, or its last `FlushFailed` when it gave the batch up). A write's start is
+/// (its `BatchFlushed`, or its last `FlushFailed` when it gave the batch up), or of the hand-over
+/// to a full event channel then waiting (`HandedOver`, or given up at the bound). A write's start is
 /// its `BatchFlushed` less its `took_us` (retries included), a local duration stretched by
 /// `slowest`, the slowest rate of a node's clock the history allows, and shrunk by `fastest`, the
 /// fastest (a fast clock measures a write longer than it took); `jumped(node, from, to)`
@@ -1098,6 +1168,19 @@ pub fn completer_drains_write_at_once<E: Entry>(
                 d.queued_since = None;
                 d.write_ends.push(t);
             }
+            // A hand-over that waited on a full channel: the run could write nothing before it
+            // ended, like a write in flight.
+            (
+                Some(
+                    CompleterEvent::HandedOver { completer, run, .. }
+                    | CompleterEvent::EventsUndeliveredAtBound { completer, run, .. },
+                ),
+                _,
+            ) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    d.write_ends.push(t);
+                }
+            }
             // A batch given up: what was queued at the drain is gone, and a later write is of
             // completions handed in since (completer seed 2840: a burst producer's, 19 ms after
             // the batch was given up, with nothing queued between).
@@ -1128,7 +1211,8 @@ pub fn completer_drains_write_at_once<E: Entry>(
 /// V17: a drain ends as soon as it can. Once a run's drain began (`DrainStarted`), its event
 /// channel closes (`EventsClosed`) within `slack_us` of running time (frozen time not counted)
 /// of the latest of the drain's start, its last producer's stop (`ProducerStopped`) and the end
-/// of its last store write (`BatchFlushed`, `FlushFailed`): with no producer left and nothing
+/// of its last store write (`BatchFlushed`, `FlushFailed`) or hand-over to a full channel
+/// (`HandedOver`, or given up at the bound): with no producer left and nothing
 /// queued keel's run ends at once, woken by the producer leaving or the write ending, and waits
 /// on no clock. A run whose stop reported its bound reached (`StopDeadline`) is V4's to judge.
 /// One that sleeps instead (hunt round 11 #17: a producer leaving does not wake the run) holds
@@ -1171,6 +1255,17 @@ pub fn completer_drains_end_at_once<E: Entry>(
             ) => {
                 if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
                     (d.ready, d.why) = (t, "the end of its last store write");
+                }
+            }
+            (
+                Some(
+                    CompleterEvent::HandedOver { completer, run, .. }
+                    | CompleterEvent::EventsUndeliveredAtBound { completer, run, .. },
+                ),
+                _,
+            ) => {
+                if let Some(d) = open.get_mut(&(node.clone(), plain(completer), *run)) {
+                    (d.ready, d.why) = (t, "the end of its hand-over to a full channel");
                 }
             }
             (Some(CompleterEvent::StopDeadline { completer, run, .. }), _) => {
@@ -2237,6 +2332,48 @@ mod tests {
         };
         assert!(kept(1_000).is_empty(), "a producer there as the bound ran out");
         assert_eq!(kept(500).len(), 1, "a producer gone before the bound");
+    }
+
+    #[test]
+    fn a_hand_over_given_up_at_the_bound_waited_there_and_owes_v3_nothing() {
+        use keel::observe::CompleterEvent as C;
+        let c = |t, e| sm(t, "a", e);
+        let drain = c(
+            0,
+            C::DrainStarted { completer: "c".into(), run: 1, pending: 0, producers: 0, bound_ms: 1, retry_max_ms: 0 },
+        );
+        let waiting = |t| c(t, C::HandOverWaiting { completer: "c".into(), run: 1, n: 3 });
+        let handed = |t| c(t, C::HandedOver { completer: "c".into(), run: 1, n: 3, waited_us: 1 });
+        let gave_up = |t, left_us| c(t, C::EventsUndeliveredAtBound { completer: "c".into(), run: 1, n: 3, left_us });
+        let closed = c(
+            1_001,
+            C::EventsClosed { completer: "c".into(), run: 1, unflushed: 0, undelivered: 3, producers_left: 0 },
+        );
+        let judge = |events: &[_]| -> Vec<(&str, u64)> {
+            completer_drains(events, 0, true, 1.0).iter().map(|v| (v.invariant, v.t_us)).collect()
+        };
+        // Waited on a full channel to the bound: the store healthy, and nothing for V3.
+        assert!(judge(&[drain.clone(), waiting(10), gave_up(1_000, 0), closed.clone()]).is_empty());
+        // Given up with none of the wait (or after it ended), or before the bound.
+        assert_eq!(judge(&[drain.clone(), gave_up(1_000, 0), closed.clone()]), [("V38", 1_000)]);
+        assert_eq!(
+            judge(&[drain.clone(), waiting(10), handed(20), gave_up(1_000, 0), closed.clone()]),
+            [("V38", 1_000)]
+        );
+        assert_eq!(judge(&[drain.clone(), waiting(10), gave_up(500, 0), closed.clone()]), [("V38", 500)]);
+        // Early on its own clock, whatever global time says (a slow clock, a timer not its own).
+        assert_eq!(judge(&[drain.clone(), waiting(10), gave_up(1_000, 30_000), closed.clone()]), [("V38", 1_000)]);
+        // Handed over late in the drain: what the rest of the bound could not write is excused.
+        let unflushed = c(
+            1_001,
+            C::EventsClosed { completer: "c".into(), run: 1, unflushed: 6, undelivered: 0, producers_left: 0 },
+        );
+        assert!(judge(&[waiting(10), drain.clone(), handed(990), unflushed.clone()]).is_empty());
+        // Handed over before the drain began: the whole bound was the drain's.
+        assert_eq!(judge(&[waiting(10), handed(20), drain.clone(), unflushed]), [("V3", 1_001)]);
+        // A loss reported by a run that never waited to its bound is V3's, as before.
+        let lost = c(1_001, C::EventsUndelivered { completer: "c".into(), run: 1, n: 3 });
+        assert_eq!(judge(&[drain, lost, closed]), [("V3", 1_001)]);
     }
 
     #[test]

@@ -1450,6 +1450,19 @@ pub enum Mutant {
     /// batches, one per failed send, not events: its warning and its stop's report say one
     /// event lost for a whole batch (blind-spot hunt, round 36, B #41; V3 at the announcement).
     MC318,
+    /// A completer run that gives a batch's hand-over up as soon as its stop is heard, announcing
+    /// the events lost as if the subscription manager had gone, where it should wait for room
+    /// until the stop's bound: a manager that starts late, or is behind, never gets a batch the
+    /// completer had written (blind-spot hunt, round 36, B #14; V39, with a manager started late).
+    MC324,
+    /// A completer run whose hand-over waits for room until the stop's bound on the runtime's
+    /// timer, not the run's clock: on a slow clock it gives the events up before its bound
+    /// (blind-spot hunt, round 36, B #48; V38, `completerclock` with a manager started late).
+    MC325,
+    /// A completer run that makes a batch's room in its backlog once the batch is written, before
+    /// its events are handed on: while the hand-over waits on a full channel, producers are
+    /// accepted past the backlog's bound by up to a batch (blind-spot hunt, round 36, B #3; V7).
+    MC326,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

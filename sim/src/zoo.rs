@@ -1999,6 +1999,24 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC324,
+        lineage: "blind-spot hunt, round 36, B #14: a completer's hand-over given up when the stop is heard",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC325,
+        lineage: "blind-spot hunt, round 36, B #48: a completer's hand-over bound on the runtime's timer",
+        scenario: "completerclock",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC326,
+        lineage: "blind-spot hunt, round 36, B #3: a batch's room made before its events are handed on",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

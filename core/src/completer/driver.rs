@@ -116,11 +116,20 @@ impl<S: Store> Driver<S> {
                 if room_made_early {
                     self.make_room(n);
                 }
+                let mut room_made = room_made_early;
                 match self.flush(&batch, &mut deadline, &mut backoff).await {
-                    Some(rev) => self.emit(batch, rev, &mut deadline, &mut report).await,
+                    Some(rev) => {
+                        // MC326: room made once the batch is written, before its events are
+                        // handed on: a hand-over waiting on a full channel holds no room.
+                        if !room_made && mutants::active(Mutant::MC326) {
+                            self.make_room(n);
+                            room_made = true;
+                        }
+                        self.emit(batch, rev, &mut deadline, &mut report).await;
+                    }
                     None => report.unflushed.extend(batch),
                 }
-                if !room_made_early {
+                if !room_made {
                     self.make_room(n);
                 }
                 // MC69: the tick re-armed from the instant read before the write: after a write
@@ -308,29 +317,56 @@ impl<S: Store> Driver<S> {
         };
         let send = tx.send(events);
         tokio::pin!(send);
+        // Room at once: the manager keeps up (it drops for a full subscriber, never blocks).
+        if let std::task::Poll::Ready(r) = futures::poll!(&mut send) {
+            return self.handed(r.is_ok(), n, report);
+        }
+        // A full channel: the manager is behind, or not reading yet. The wait is the run's, and
+        // said at both ends: the drain's timing rules count it (V13, V17), and a stop bound run
+        // out in it must be one it waited on (V38).
+        observe::emit(CompleterEvent::HandOverWaiting { completer: (&self.cfg.name).into(), run: self.run, n });
+        let began = self.clock.now();
         loop {
             let far = self.clock.now() + Duration::from_secs(3600);
             tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = &mut send => {
-                    if r.is_err() {
-                        // MC318: the loss counted in batches (one per send), not events.
-                        let n = if mutants::active(Mutant::MC318) { 1 } else { n };
-                        observe::emit(CompleterEvent::EventsUndelivered { completer: (&self.cfg.name).into(), run: self.run, n });
-                        // MC236: announced, and left out of the stop's report.
-                        if !mutants::active(Mutant::MC236) {
-                            report.undelivered += n;
-                        }
+                    if r.is_ok() {
+                        let waited_us = observe::micros(self.clock.now().saturating_duration_since(began));
+                        observe::emit(CompleterEvent::HandedOver { completer: (&self.cfg.name).into(), run: self.run, n, waited_us });
                     }
-                    return;
+                    return self.handed(r.is_ok(), n, report);
                 }
-                _ = self.token.cancelled(), if deadline.is_none() => self.check_stop(deadline),
-                _ = self.clock.sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
-                    observe::emit(CompleterEvent::EventsUndeliveredAtBound { completer: (&self.cfg.name).into(), run: self.run, n });
+                _ = self.token.cancelled(), if deadline.is_none() => {
+                    // MC324: the hand-over given up when the stop is heard, as if the manager
+                    // had gone, with none of the stop's bound spent on it.
+                    if mutants::active(Mutant::MC324) {
+                        return self.handed(false, n, report);
+                    }
+                    self.check_stop(deadline);
+                }
+                // MC325: the hand-over's stop bound on the runtime's timer, not the run's clock.
+                _ = self.sleep_until(deadline.unwrap_or(far), Mutant::MC325), if deadline.is_some() => {
+                    let left_us = observe::micros(deadline.unwrap_or(far).saturating_duration_since(self.clock.now()));
+                    observe::emit(CompleterEvent::EventsUndeliveredAtBound { completer: (&self.cfg.name).into(), run: self.run, n, left_us });
                     report.undelivered += n;
                     return;
                 }
             }
+        }
+    }
+
+    /// The hand-over's outcome: `sent`, or the manager's receiver was gone (counted lost).
+    fn handed(&self, sent: bool, n: usize, report: &mut StopError) {
+        if sent {
+            return;
+        }
+        // MC318: the loss counted in batches (one per send), not events.
+        let n = if mutants::active(Mutant::MC318) { 1 } else { n };
+        observe::emit(CompleterEvent::EventsUndelivered { completer: (&self.cfg.name).into(), run: self.run, n });
+        // MC236: announced, and left out of the stop's report.
+        if !mutants::active(Mutant::MC236) {
+            report.undelivered += n;
         }
     }
 }

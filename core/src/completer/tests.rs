@@ -442,3 +442,71 @@ async fn a_write_waits_for_a_slow_store_within_its_op_timeout() {
     crate::observe::set_thread_observer(before);
     assert_eq!(*seen.0.lock().unwrap(), vec![(true, false)], "(flushed, retried) of each attempt");
 }
+
+/// A manager that starts late: the event channel backs up, and the completer's hand-over waits
+/// for it, says so at both ends, and keeps the batch's room meanwhile. A stop with nobody
+/// reading waits its whole bound on the hand-over, gives the batch up there (nothing of the
+/// bound left on its clock) and reports it; a manager started after that still reads what the
+/// channel held (hunt 36 B #3, #14, #48: none of this ran while managers started first).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_full_event_channel_holds_the_hand_over_to_the_stop_bound() {
+    use crate::observe::{Event, Observer};
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<String>>);
+    impl Observer for Seen {
+        fn event(&self, e: &Event<'_>) {
+            let said = match e {
+                Event::Completer(CompleterEvent::HandOverWaiting { n, .. }) => format!("waiting {n}"),
+                Event::Completer(CompleterEvent::HandedOver { n, .. }) => format!("handed {n}"),
+                Event::Completer(CompleterEvent::EventsUndeliveredAtBound { n, left_us, .. }) => {
+                    format!("gave up {n} with {left_us} left")
+                }
+                Event::Completer(CompleterEvent::EventsUndelivered { n, .. }) => format!("lost {n}"),
+                Event::Completer(CompleterEvent::Accepted { backlog, .. }) => format!("backlog {backlog}"),
+                _ => return,
+            };
+            self.0.lock().unwrap().push(said);
+        }
+    }
+    let seen = std::rc::Rc::new(Seen::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    // One batch of room in the channel, batches of 2, a backlog of 4.
+    let cfg = CompleterConfig::builder("t")
+        .batch_size(2)
+        .backlog(4)
+        .event_buffer(1)
+        .flush_interval(Duration::from_millis(5))
+        .stop_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let completer = Arc::new(Completer::new(MemoryStore::new(), cfg));
+    let subs = SubscriptionManager::new(&completer);
+    let mut sub = subs.subscribe(KindFilter::All);
+    completer.start(&Shutdown::new("app")).await;
+    let p = completer.producer("w").unwrap();
+    for i in 0..4 {
+        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The first batch sits in the channel; the second's hand-over waits, holding its room: the
+    // backlog still counts it, so two more fit, and a third finds no room.
+    assert_eq!(seen.0.lock().unwrap().iter().filter(|s| s.starts_with("waiting")).count(), 1);
+    for i in 4..6 {
+        p.complete(Completion::new(format!("j{i}"), 1, "ok", "")).await.unwrap();
+    }
+    assert!(matches!(p.try_complete(Completion::new("j6", 1, "ok", "")), Err(TryCompleteError::Full(_))));
+    drop(p);
+    let began = tokio::time::Instant::now();
+    let err = completer.stop().await.unwrap_err();
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(300) && took <= Duration::from_millis(310), "{took:?}");
+    assert_eq!((err.undelivered, err.unflushed.len()), (2, 2), "the waiting batch given up, the next unwritten");
+    // Started now, the manager reads the batch the channel held, then the close.
+    subs.start(&Shutdown::new("app")).await;
+    assert_eq!(drain(&mut sub).await, ["j0", "j1"]);
+    subs.stop().await;
+    crate::observe::set_thread_observer(before);
+    let said = seen.0.lock().unwrap().clone();
+    assert!(said.contains(&"gave up 2 with 0 left".to_owned()), "{said:?}");
+    assert!(!said.iter().any(|s| s.starts_with("lost") || s.starts_with("handed")), "{said:?}");
+}

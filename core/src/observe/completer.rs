@@ -44,8 +44,15 @@ events! {
         SendAfterClose { completer: Text<'a>, run: u64, n: usize } = "send_after_close",
         /// `n` events had no subscription manager receiving them.
         EventsUndelivered { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
-        /// The stop bound was reached while `n` events were being handed over.
-        EventsUndeliveredAtBound { completer: Text<'a>, run: u64, n: usize } = "events_undelivered",
+        /// The stop bound was reached while `n` events were being handed over; `left_us`: what
+        /// was left of the bound on the run's clock then (0, unless it gave up early: V38).
+        EventsUndeliveredAtBound { completer: Text<'a>, run: u64, n: usize, left_us: u64 } = "events_undelivered",
+        /// The hand-over of a written batch of `n` events found the event channel full (the
+        /// subscription manager is behind, or not reading yet): it waits for room, or for the
+        /// stop bound once the run stops (rule V38).
+        HandOverWaiting { completer: Text<'a>, run: u64, n: usize } = "hand_over_waiting",
+        /// That hand-over went through after waiting `waited_us` on the run's clock.
+        HandedOver { completer: Text<'a>, run: u64, n: usize, waited_us: u64 } = "handed_over",
         /// A producer's completion was accepted; the run's backlog (queued + in flight) is now
         /// `backlog`, of which `queued` wait for a write.
         Accepted { completer: Text<'a>, run: u64, backlog: usize, queued: usize } = "accepted",
@@ -135,8 +142,14 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         E::EventsUndelivered { completer, run, n } => {
             warn!(target: T, completer = %completer, run, n, kind = "events_undelivered", "no subscription manager is receiving")
         }
-        E::EventsUndeliveredAtBound { completer, run, n } => {
-            warn!(target: T, completer = %completer, run, n, kind = "events_undelivered", "stop bound reached while handing events over")
+        E::EventsUndeliveredAtBound { completer, run, n, left_us } => {
+            warn!(target: T, completer = %completer, run, n, left_us, kind = "events_undelivered", "stop bound reached while handing events over")
+        }
+        E::HandOverWaiting { completer, run, n } => {
+            info!(target: T, completer = %completer, run, n, kind = "hand_over_waiting", "event channel full: the hand-over waits for the subscription manager")
+        }
+        E::HandedOver { completer, run, n, waited_us } => {
+            info!(target: T, completer = %completer, run, n, waited_us, kind = "handed_over", "events handed over after waiting for room")
         }
         E::Accepted { completer, run, backlog, queued } => {
             debug!(target: T, completer = %completer, run, backlog, queued, kind = "accepted", "completion accepted")

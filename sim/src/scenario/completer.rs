@@ -542,7 +542,12 @@ async fn node(this: CompleterScenario, ctx: NodeCtx) {
                 producer: Mutex::new(None),
             }));
         }
-        let group = group.then(completer.clone()).then(subs.clone());
+        // Some runs start their manager late: the completer's event channel backs up.
+        let manager: Arc<dyn Service> = match super::completer_late::lateness(life, run) {
+            Some(late) => Arc::new(super::completer_late::LateSubs::new(subs.clone(), ctx.clone(), late)),
+            None => subs.clone(),
+        };
+        let group = group.then(completer.clone()).then(manager);
         if let Err(e) = group.start(&caller).await {
             if e.reason != START_REFUSED && !caller.is_cancelled() {
                 ctx.record(Rec::StartFailed { run, service: e.service, reason: e.reason });
@@ -803,6 +808,8 @@ impl CompleterScenario {
         v.extend(keel_checks::subscription_closes_count_drops(run.events));
         // V34: no write larger than the run's batch size.
         v.extend(keel_checks::completer_batches_keep_their_size(run.events));
+        // V39: a hand-over announced lost only once no manager holds the run's receiver.
+        v.extend(keel_checks::completer_losses_need_a_gone_receiver(run.events));
         // V35–V37: a manager drains on its own stop, reads its completer's latest run, and
         // closes its subscribers only once that run closed its channel (or its bound ran out).
         v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(run.events));
@@ -947,6 +954,13 @@ impl CompleterScenario {
                 (_, Some(Rec::HandedBack { .. })) => {
                     c.insert("handed_back_at_stop");
                 }
+                // A manager started late: the channel backed up, and a stop ran out in it.
+                (Some(CompleterEvent::HandedOver { .. }), _) => {
+                    c.insert("hand_over_waited_for_room");
+                }
+                (Some(CompleterEvent::EventsUndeliveredAtBound { .. }), _) => {
+                    c.insert("hand_over_given_up_at_bound");
+                }
                 (_, Some(Rec::SubClosed { dropped, .. })) if *dropped > 0 => {
                     c.insert("frozen_subscriber_overflowed");
                 }
@@ -974,12 +988,14 @@ impl CompleterScenario {
             "flush_under_slow_replies",
             "group_start_failed",
             "producer_blocked_at_close",
+            "hand_over_waited_for_room",
+            "hand_over_given_up_at_bound",
         ]
     }
 
     fn mutants(&self) -> &'static [Mutant] {
         if self.clock_faults {
-            return &[Mutant::MC289, Mutant::MC290]; // what only a run on a wrong clock breaks
+            return &[Mutant::MC289, Mutant::MC290, Mutant::MC325]; // what only a run on a wrong clock breaks
         }
         &[
             Mutant::MR1,
@@ -1052,6 +1068,8 @@ impl CompleterScenario {
             Mutant::MC316,
             Mutant::MC317,
             Mutant::MC318,
+            Mutant::MC324,
+            Mutant::MC326,
         ]
     }
 }
@@ -1324,6 +1342,9 @@ struct Run {
     max_backlog: (usize, u64), // (largest backlog seen at an acceptance, when)
     drain_started: Option<u64>,
     stop_deadline: Option<u64>,
+    /// A hand-over waited on a full channel during the drain, given up at the stop bound or
+    /// handed over late in it (V38 judges it): the manager, started late, made no room then.
+    waited_in_drain: bool,
     moved_on: bool, // the incarnation finished or went on to its next run
     node: Option<Who>,
 }
@@ -1399,6 +1420,12 @@ impl Runs {
                     CompleterEvent::StopDeadline { completer, run, .. } if *completer != *STRESS => {
                         (*run, Seen::StopDeadline)
                     }
+                    CompleterEvent::EventsUndeliveredAtBound { completer, run, .. }
+                    | CompleterEvent::HandedOver { completer, run, .. }
+                        if *completer != *STRESS =>
+                    {
+                        (*run, Seen::HandOverEnded)
+                    }
                     CompleterEvent::SmStarted { completer, run, source_run } if *completer != *STRESS => {
                         sm_source.insert((node, n, *run), *source_run);
                         continue;
@@ -1445,6 +1472,7 @@ impl Runs {
                 }
                 Seen::DrainStarted => r.drain_started = Some(t),
                 Seen::StopDeadline => r.stop_deadline = Some(t),
+                Seen::HandOverEnded => r.waited_in_drain |= r.drain_started.is_some(),
                 Seen::StopRequested(bound_us) => r.stop_requested = Some((t, bound_us)),
                 Seen::BurstStopped => r.burst_stopped = Some(t),
             }
@@ -1482,6 +1510,7 @@ enum Seen<'a> {
     Backlog(usize),
     DrainStarted,
     StopDeadline,
+    HandOverEnded,
     StopRequested(u64),
     BurstStopped,
 }
@@ -1520,6 +1549,7 @@ impl Run {
             && begin >= heal_us
             && unflushed + undelivered > 0
             && !kept_to_bound
+            && !self.waited_in_drain
         {
             v.push(Violation::new(
                 "V3",

@@ -13,6 +13,7 @@ use crate::timeline::Timeline;
 use crate::world::NodeMain;
 
 pub mod completer;
+pub mod completer_late;
 pub mod drift;
 pub mod lease;
 pub mod lease_handle;
