@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use keel::clock::Clock;
-use keel::completer::{Completer, CompleterConfig, Completion, KindFilter, Producer, SubscriptionManager};
+use keel::completer::{
+    CompleteError, Completer, CompleterConfig, Completion, KindFilter, Producer, SubscriptionManager, TryCompleteError,
+};
 use keel::lifecycle::{Service, ServiceError, ServiceGroup, Status};
 use keel::mutants::Mutant;
 use keel::observe::{CompleterEvent, Field, LifecycleEvent, events};
@@ -232,6 +234,26 @@ async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdo
         let c = Completion::new(format!("{}@{life}-{name}-{run}-{i}", ctx.name), run, kind, "");
         i += 1;
         let stopping = stop.is_cancelled();
+        // The first producer tries first, as a caller that must not block does, and waits only
+        // for a full backlog: `try_complete` runs under every rule as `complete` does.
+        let c = if name != "p0" {
+            c
+        } else {
+            match p.try_complete(c) {
+                Ok(()) => {
+                    ctx.record(Rec::CompletionAccepted { run, failed });
+                    if stopping || stop.is_cancelled() {
+                        break;
+                    }
+                    continue;
+                }
+                Err(TryCompleteError::Closed(_)) => {
+                    ctx.record(Rec::CompleteRejected { run, error: CompleteError::Closed.to_string() });
+                    break;
+                }
+                Err(TryCompleteError::Full(back)) => back,
+            }
+        };
         let r = if stopping {
             tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
