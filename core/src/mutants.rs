@@ -1463,6 +1463,11 @@ pub enum Mutant {
     /// its events are handed on: while the hand-over waits on a full channel, producers are
     /// accepted past the backlog's bound by up to a batch (blind-spot hunt, round 36, B #3; V7).
     MC326,
+    /// A subscription manager that announces a subscriber gone (its receiver dropped) and keeps
+    /// it: every later batch is offered to it again and counted delivered, its entry kept for the
+    /// manager's life (found by `scripts/sim-coverage.sh`: no workload dropped a subscription
+    /// mid-run; V40, with a consumer that quits).
+    MC327,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

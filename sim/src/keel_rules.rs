@@ -180,6 +180,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::subscription_closes_count_drops(view.events));
     v.extend(keel_checks::completer_batches_keep_their_size(view.events));
     v.extend(keel_checks::completer_losses_need_a_gone_receiver(view.events));
+    v.extend(keel_checks::subscribers_gone_once(view.events));
     v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(view.events));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(completer_partial_batches_written_at_their_tick(view));

@@ -2017,6 +2017,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC327,
+        lineage: "round 37 coverage: a subscriber announced gone and kept by its subscription manager",
+        scenario: "completer",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -290,7 +290,10 @@ impl Shared {
             }
         }
         for id in gone {
-            subs.remove(&id);
+            // MC327: announced gone and kept: offered every later batch again, for good.
+            if !mutants::active(Mutant::MC327) {
+                subs.remove(&id);
+            }
             observe::emit(CompleterEvent::SubscriberGone { completer: (&self.completer).into(), subscriber: id });
         }
         offers

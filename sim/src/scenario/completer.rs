@@ -81,6 +81,9 @@ events! {
         BufferHeld { run: u64, filter: SubFilter, held: u64, dropped: u64, buffer: u64 } = "buffer_held",
         /// A counting subscriber's channel closed.
         SubClosed { run: u64, filter: SubFilter, received: u64, dropped: u64, foreign: u64 } = "sub_closed",
+        /// A counting subscriber went away mid-run, dropping its subscription after `received`
+        /// events: the manager must forget it (`subscriber_gone`) and go on for the others.
+        SubLeft { run: u64, filter: SubFilter, received: u64 } = "sub_left",
         /// The group stop of a run began.
         StopBegin { run: u64, caller_cancelled: bool } = "stop_begin",
         /// The group stop of a run returned.
@@ -436,6 +439,9 @@ async fn count_subscriber(
         rng.gen_bool(0.3).then(|| (rng.gen_range(0..5u64), Duration::from_millis(rng.gen_range(300..2500))))
     };
     let mut unstored = false;
+    // Now and then the failed-only subscriber goes away after two events (a consumer that quits):
+    // drawn from the instant and the run, not the generator, so the schedules stay.
+    let leaves = filter == SubFilter::Failed && (ctx.history.now_us() / 1000 + run) % 4 == 1;
     // V24: each producer's completions arrive in the order it handed them in (a subsequence of
     // it: a full buffer drops some). Keys end in the producer's count, `…-{run}-{i}`.
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
@@ -451,6 +457,11 @@ async fn count_subscriber(
             },
         };
         received += 1;
+        if leaves && received == 2 {
+            drop(sub);
+            ctx.record(Rec::SubLeft { run, filter, received });
+            return;
+        }
         if !disordered
             && let Some((producer, i)) = e.completion.key.rsplit_once('-')
             && let Ok(i) = i.parse::<u64>()
@@ -832,6 +843,8 @@ impl CompleterScenario {
         v.extend(keel_checks::completer_batches_keep_their_size(run.events));
         // V39: a hand-over announced lost only once no manager holds the run's receiver.
         v.extend(keel_checks::completer_losses_need_a_gone_receiver(run.events));
+        // V40: a subscriber found gone is forgotten (the consumer that quits mid-run).
+        v.extend(keel_checks::subscribers_gone_once(run.events));
         // V35–V37: a manager drains on its own stop, reads its completer's latest run, and
         // closes its subscribers only once that run closed its channel (or its bound ran out).
         v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(run.events));
@@ -983,6 +996,10 @@ impl CompleterScenario {
                 (Some(CompleterEvent::EventsUndeliveredAtBound { .. }), _) => {
                     c.insert("hand_over_given_up_at_bound");
                 }
+                // A subscriber gone mid-run, found gone by the manager.
+                (Some(CompleterEvent::SubscriberGone { .. }), _) => {
+                    c.insert("subscriber_gone_mid_run");
+                }
                 (_, Some(Rec::SubClosed { dropped, .. })) if *dropped > 0 => {
                     c.insert("frozen_subscriber_overflowed");
                 }
@@ -1012,6 +1029,7 @@ impl CompleterScenario {
             "producer_blocked_at_close",
             "hand_over_waited_for_room",
             "hand_over_given_up_at_bound",
+            "subscriber_gone_mid_run",
         ]
     }
 
@@ -1092,6 +1110,7 @@ impl CompleterScenario {
             Mutant::MC318,
             Mutant::MC324,
             Mutant::MC326,
+            Mutant::MC327,
         ]
     }
 }
@@ -1358,6 +1377,8 @@ struct Run {
     stop_requested: Option<(u64, u64)>,
     burst_stopped: Option<u64>,
     subs: Vec<(u64, SubFilter, u64, u64, u64)>, // (t, filter, received, dropped, foreign)
+    /// The events each subscriber that went away mid-run had received.
+    left: Vec<u64>,
     /// The subscription manager's close of this run: (t, events it says it offered).
     sm_closed: Option<(u64, u64)>,
     started: Option<u64>,
@@ -1466,6 +1487,7 @@ impl Runs {
                     Rec::SubClosed { run, filter, received, dropped, foreign } => {
                         (*run, Seen::Sub(*filter, *received, *dropped, *foreign))
                     }
+                    Rec::SubLeft { run, received, .. } => (*run, Seen::SubLeft(*received)),
                     _ => continue,
                 },
                 _ => continue,
@@ -1485,6 +1507,7 @@ impl Runs {
                 Seen::StopBegin => r.stop_begin = Some(t),
                 Seen::StopEnd => r.stop_end = Some(t),
                 Seen::Sub(filter, received, dropped, foreign) => r.subs.push((t, filter, received, dropped, foreign)),
+                Seen::SubLeft(received) => r.left.push(received),
                 Seen::SmClosed(delivered) => r.sm_closed = Some((t, delivered)),
                 Seen::Started => r.started = Some(t),
                 Seen::Backlog(n) => {
@@ -1527,6 +1550,7 @@ enum Seen<'a> {
     StopBegin,
     StopEnd,
     Sub(SubFilter, u64, u64, u64),
+    SubLeft(u64),
     SmClosed(u64),
     Started,
     Backlog(usize),
@@ -1670,13 +1694,17 @@ impl Run {
             }
         }
         // V27: the manager's close reports as offered what its subscribers got or dropped
-        // (every event their filters accepted): judged once both subscribers closed.
+        // (every event their filters accepted): judged once both subscribers closed or left. A
+        // subscriber gone mid-run was offered what it received, what its buffer held unread when
+        // it left (at most `SUB_BUFFER`), and one more event if the manager offered it one after
+        // it left (how it finds it gone).
         if let Some((t, delivered)) = self.sm_closed
-            && self.subs.len() == 2
+            && self.subs.len() + self.left.len() == 2
         {
             let offered: u64 =
-                self.subs.iter().map(|(_, _, received, dropped, foreign)| received + dropped + foreign).sum();
-            if offered != delivered {
+                self.subs.iter().map(|(_, _, received, dropped, foreign)| received + dropped + foreign).sum::<u64>()
+                    + self.left.iter().sum::<u64>();
+            if delivered < offered || delivered > offered + self.left.len() as u64 * (SUB_BUFFER as u64 + 1) {
                 v.push(Violation::new(
                     "V27",
                     t,
@@ -1687,7 +1715,7 @@ impl Run {
             }
         }
         // A subscriber may still be frozen when its node crashes: judged once the node moved on.
-        if self.moved_on && self.subs.len() != 2 {
+        if self.moved_on && self.subs.len() + self.left.len() != 2 {
             v.push(Violation::new("V3", end, format!("{id}: {} of 2 subscriber channels closed", self.subs.len())));
         }
         v
