@@ -1450,6 +1450,12 @@ pub enum Mutant {
     /// batches, one per failed send, not events: its warning and its stop's report say one
     /// event lost for a whole batch (blind-spot hunt, round 36, B #41; V3 at the announcement).
     MC318,
+    /// A replicated map's `stop()` that takes a map whose token is already cancelled (its
+    /// parent's cancel reached it) as stopped and returns at once: the apply loop still runs, so
+    /// a `set_and_wait` called right after is registered and its write reaches the store, and
+    /// the waiters and subscriptions the stop promised to end are still open (blind-spot hunt,
+    /// round 37, A #9; R26).
+    MC330,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

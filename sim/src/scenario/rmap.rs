@@ -94,6 +94,8 @@ events! {
         } = "r2",
         /// The map stopped with `waiters` left.
         MapStopped { waiters: usize } = "map_stopped",
+        /// R26: the node's `map.stop()` returned (recorded in the poll it returns in).
+        StopReturned {} = "stop_returned",
         /// R22: a `set_and_wait` called after the map stopped returned `outcome` (`closed`, or
         /// what else it returned), and the store then held its write (`written`); a
         /// subscription made then ended at its first poll (`sub_ended`), and `joined()`
@@ -753,6 +755,7 @@ impl RmapScenario {
                 ];
                 ctx.shutdown.cancelled().await;
                 map.stop().await;
+                ctx.record(Rec::StopReturned {});
                 for t in tasks {
                     let _ = t.await;
                 }
@@ -1005,6 +1008,7 @@ impl RmapScenario {
                 }
                 Rec::SawDescheduled { .. }
                 | Rec::JoinAwaited {}
+                | Rec::StopReturned {}
                 | Rec::JoinReturned { .. }
                 | Rec::SawLost { .. }
                 | Rec::SawLostKept { .. }
@@ -1106,6 +1110,7 @@ impl RmapScenario {
             }
         }
         v.extend(super::rmap_stop::check(run));
+        v.extend(super::rmap_stop::stop_waits_for_the_loop(run));
         v.extend(super::rmap_join::check(run));
         v.extend(super::rmap_waits::check(run, self.op_timeout().as_micros() as u64));
         v.extend(super::rmap_join::syncs_count_loads(run));
@@ -1251,6 +1256,7 @@ impl RmapScenario {
             Mutant::MC276,
             Mutant::MC284,
             Mutant::MC285,
+            Mutant::MC330,
         ]
     }
 }
