@@ -1456,6 +1456,12 @@ pub enum Mutant {
     /// the waiters and subscriptions the stop promised to end are still open (blind-spot hunt,
     /// round 37, A #9; R26).
     MC330,
+    /// A replicated map that hands a stale change (one at or below its replica's revision,
+    /// skipped) to its waiters as an applied one: their revision goes back to the stale
+    /// change's, so a `set_and_wait` armed before the next change, for a write the replica
+    /// already holds, parks until that change (on a quiet map, for good) (blind-spot hunt, round
+    /// 37, A #16; the keel assertion that the waiters follow the replica at every step).
+    MC331,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

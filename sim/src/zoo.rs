@@ -2005,6 +2005,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC331,
+        lineage: "blind-spot hunt, round 37, A #16: a stale change handed to the waiters moves their revision back",
+        scenario: "rmap",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -1257,6 +1257,7 @@ impl RmapScenario {
             Mutant::MC284,
             Mutant::MC285,
             Mutant::MC330,
+            Mutant::MC331,
         ]
     }
 }
