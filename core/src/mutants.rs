@@ -1462,6 +1462,11 @@ pub enum Mutant {
     /// already holds, parks until that change (on a quiet map, for good) (blind-spot hunt, round
     /// 37, A #16; the keel assertion that the waiters follow the replica at every step).
     MC331,
+    /// A replicated map whose `waiters()` counts only the armed `set_and_wait` calls (their
+    /// write acknowledged), not those whose write is still in flight: with a slow store the
+    /// figure an operator watches, or a test waits on, misses the calls stuck in it (blind-spot
+    /// hunt, round 37, A #15; R27).
+    MC332,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

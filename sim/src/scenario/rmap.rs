@@ -75,8 +75,8 @@ events! {
         /// during the call shortens what the node's clock measured).
         WriteTimedOutEarly { took_us: u64, sent_us: u64 } = "write_timed_out_early",
         /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
-        /// and the subscriptions the node's tasks hold (`held`).
-        Probe { rev: u64, syncs: u64, subs: u64, held: u64 } = "probe",
+        /// and the subscriptions the node's tasks hold (`held`), its `waiters()` (R27).
+        Probe { rev: u64, syncs: u64, subs: u64, held: u64, waiters: u64 } = "probe",
         /// The application awaits `joined()` (R14).
         JoinAwaited {} = "join_awaited",
         /// `joined()` returned `rev` (`ok`; else an error); right after, the map said it was
@@ -481,11 +481,11 @@ impl Node {
                 (self.map.subscribers() as u64, self.live_subs.load(std::sync::atomic::Ordering::Relaxed));
             let waiters = self.map.waiters();
             if self.ctx.history.now_us() < converge_at_us {
-                self.ctx.record(Rec::Probe { rev, syncs, subs, held });
+                self.ctx.record(Rec::Probe { rev, syncs, subs, held, waiters: waiters as u64 });
                 continue;
             }
             let Ok(truth) = store.map_snapshot(MAP).await else {
-                self.ctx.record(Rec::Probe { rev, syncs, subs, held });
+                self.ctx.record(Rec::Probe { rev, syncs, subs, held, waiters: waiters as u64 });
                 continue;
             };
             // Re-read the replica after the store answered: nothing is written any more.
@@ -1113,6 +1113,7 @@ impl RmapScenario {
         v.extend(super::rmap_stop::stop_waits_for_the_loop(run));
         v.extend(super::rmap_join::check(run));
         v.extend(super::rmap_waits::check(run, self.op_timeout().as_micros() as u64));
+        v.extend(super::rmap_waits::waiters_count_the_calls(run));
         v.extend(super::rmap_join::syncs_count_loads(run));
         v.extend(subscriptions_end_at_stop(run));
         v.extend(subscribers_in_order(events));
@@ -1258,6 +1259,7 @@ impl RmapScenario {
             Mutant::MC285,
             Mutant::MC330,
             Mutant::MC331,
+            Mutant::MC332,
         ]
     }
 }
