@@ -200,3 +200,29 @@ async fn a_stop_after_the_parents_cancel_waits_for_the_loop() {
     assert_eq!(a.set_and_wait("late", "1").await, Err(RmapError::Closed));
     assert_eq!(store.map_get("m", "late").await.unwrap().0, None, "nothing of the call reached the store");
 }
+
+/// The last handle dropped without a stop ends the apply loop, as its doc says: nothing else
+/// would, and a service that drops its map keeps a task, a feed and its subscribers' channels
+/// for good (blind-spot hunt, round 37, A #52: a `Drop` that forgot the cancel passed every
+/// test; the simulator's nodes always stop their maps).
+#[tokio::test(flavor = "current_thread")]
+async fn the_last_handle_dropped_ends_the_apply_loop() {
+    use futures::FutureExt;
+    let a = ReplicatedMap::start(MemoryStore::new(), cfg());
+    a.joined().await.unwrap();
+    let (token, mut sub) = (a.shutdown_token().clone(), a.subscribe().unwrap());
+    let b = a.clone();
+    drop(a);
+    assert!(!token.is_cancelled(), "another handle still holds the map");
+    drop(b);
+    assert!(token.is_cancelled());
+    let mut ended = None;
+    for _ in 0..100 {
+        ended = sub.recv().now_or_never();
+        if ended.is_some() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(ended, Some(None), "the loop ended and closed the subscription");
+}
