@@ -222,6 +222,9 @@ mod tests {
             assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "R27", 7_000), "{v:?}");
         }
         // The stop closes every waiter.
-        assert!(rule(&[reg(1), stopped(2, 1), saw(3, Rec::Probe { rev: 0, syncs: 1, subs: 0, held: 0, waiters: 0 })]).is_empty());
+        assert!(
+            rule(&[reg(1), stopped(2, 1), saw(3, Rec::Probe { rev: 0, syncs: 1, subs: 0, held: 0, waiters: 0 })])
+                .is_empty()
+        );
     }
 }
