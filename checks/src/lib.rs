@@ -222,7 +222,11 @@ pub fn plain<'a>(t: &'a observe::Text<'static>) -> &'a str {
 pub(crate) fn apply_loop_map<'a>(ev: &'a observe::RmapEvent<'static>) -> Option<&'a str> {
     use observe::RmapEvent as R;
     match ev {
-        R::WaiterArmed { .. } | R::WaiterWoken { .. } | R::WaiterCancelled { .. } | R::WaitReturned { .. } => None,
+        R::WaiterRegistered { .. }
+        | R::WaiterArmed { .. }
+        | R::WaiterWoken { .. }
+        | R::WaiterCancelled { .. }
+        | R::WaitReturned { .. } => None,
         R::Stopped { map, .. }
         | R::Gap { map, .. }
         | R::RevJump { map, .. }

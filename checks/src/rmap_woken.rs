@@ -46,7 +46,7 @@ pub fn rmap_resyncs_count_their_woken<E: Entry>(events: &[E]) -> Vec<Violation> 
                     m.woken += 1;
                 }
             }
-            R::WaiterCancelled { .. } | R::WaitReturned { .. } => {}
+            R::WaiterRegistered { .. } | R::WaiterCancelled { .. } | R::WaitReturned { .. } => {}
             R::Resynced { map, woken, reason, .. } => {
                 let seen = maps.remove(&(node.clone(), plain(map))).unwrap_or_default().woken;
                 if seen != *woken && v.len() < 20 {

@@ -1468,6 +1468,23 @@ pub enum Mutant {
     /// manager's life (found by `scripts/sim-coverage.sh`: no workload dropped a subscription
     /// mid-run; V40, with a consumer that quits).
     MC327,
+    /// A replicated map's `stop()` that takes a map whose token is already cancelled (its
+    /// parent's cancel reached it) as stopped and returns at once: the apply loop still runs, so
+    /// a `set_and_wait` called right after is registered and its write reaches the store, and
+    /// the waiters and subscriptions the stop promised to end are still open (blind-spot hunt,
+    /// round 37, A #9; R26).
+    MC330,
+    /// A replicated map that hands a stale change (one at or below its replica's revision,
+    /// skipped) to its waiters as an applied one: their revision goes back to the stale
+    /// change's, so a `set_and_wait` armed before the next change, for a write the replica
+    /// already holds, parks until that change (on a quiet map, for good) (blind-spot hunt, round
+    /// 37, A #16; the keel assertion that the waiters follow the replica at every step).
+    MC331,
+    /// A replicated map whose `waiters()` counts only the armed `set_and_wait` calls (their
+    /// write acknowledged), not those whose write is still in flight: with a slow store the
+    /// figure an operator watches, or a test waits on, misses the calls stuck in it (blind-spot
+    /// hunt, round 37, A #15; R27).
+    MC332,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

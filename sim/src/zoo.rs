@@ -2023,6 +2023,24 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC330,
+        lineage: "blind-spot hunt, round 37, A #9: a map's stop() returns at once when its parent already cancelled its token",
+        scenario: "rmap",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC331,
+        lineage: "blind-spot hunt, round 37, A #16: a stale change handed to the waiters moves their revision back",
+        scenario: "rmap",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC332,
+        lineage: "blind-spot hunt, round 37, A #15: a map's waiters() counts the armed calls, not those still writing",
+        scenario: "rmap",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

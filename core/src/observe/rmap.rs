@@ -93,6 +93,9 @@ events! {
         SnapshotFailed { map: Text<'a>, error: Text<'a>, took_us: u64 } = "snapshot_failed",
         /// A `set_and_wait` returns its write's revision `rev`; the replica is at `local_rev`.
         WaitReturned { map: Text<'a>, rev: u64, local_rev: u64 } = "wait_returned",
+        /// A `set_and_wait` registered its waiter, before its write: the map counts it in
+        /// `waiters()` until the waiter is armed unparked, woken, cancelled or closed (R27).
+        WaiterRegistered { map: Text<'a> } = "waiter_registered",
         /// A `set_and_wait`'s write was acknowledged at `rev` and its waiter armed: `parked` when
         /// the replica had not yet reached `rev` (the call waits for the apply loop), else it
         /// returns at once. A waiter parks only below its replica's revision (R8).
@@ -144,6 +147,9 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         }
         E::WaitReturned { map, rev, local_rev } => {
             trace!(target: T, map = %map, kind = "wait_returned", rev, local_rev, "set_and_wait returned")
+        }
+        E::WaiterRegistered { map } => {
+            trace!(target: T, map = %map, kind = "waiter_registered", "set_and_wait registered")
         }
         E::WaiterArmed { map, rev, parked } => {
             trace!(target: T, map = %map, kind = "waiter_armed", rev, parked, "set_and_wait armed")

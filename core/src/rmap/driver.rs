@@ -157,6 +157,12 @@ impl<S: Store> Driver<S> {
                 if mutants::active(Mutant::MC12) {
                     self.shared.subs.publish(std::slice::from_ref(&c)); // MC12: skipped, yet forwarded
                 }
+                if mutants::active(Mutant::MC331) {
+                    // MC331: the skipped change handed to the waiters as an applied one.
+                    let d = self.shared.waiters.applied_to(c.rev);
+                    self.wake(d, c.rev).await;
+                }
+                self.waiters_at_the_replica();
                 Step::Followed
             }
             Verdict::Gap { expected } => Step::Missed { expected },
@@ -179,6 +185,7 @@ impl<S: Store> Driver<S> {
                 }
                 drop(gate);
                 self.wake(d, rev).await;
+                self.waiters_at_the_replica();
                 observe::emit(RmapEvent::Notified { map: (&self.cfg.name).into(), rev });
                 Step::Followed
             }
@@ -244,6 +251,22 @@ impl<S: Store> Driver<S> {
             "waiters of revision {rev} woken while the replica is at {local}"
         );
         self.shared.waiters.deliver(d).await;
+    }
+
+    /// After each step of the feed the waiters judge writes by the replica's own revision (as
+    /// after each load, asserted there): one below it parks a `set_and_wait` whose write the
+    /// replica holds until the next change, on a quiet map for good (R8's harm), and one above
+    /// it wakes waiters early. Judged at every step, not only at an arm that falls in the window
+    /// (blind-spot hunt, round 37, A #16: a stale change handed to the waiters moved their
+    /// revision back; R8 saw no arm in it in 600 seeds).
+    fn waiters_at_the_replica(&self) {
+        if crate::assert::ENABLED {
+            let (local, waiters) = (self.shared.lock_replica().rev(), self.shared.waiters.applied());
+            crate::keel_assert!(
+                local == waiters || mutants::active(Mutant::MC49),
+                "a step of the feed leaves the replica at {local} and its waiters at {waiters}"
+            );
+        }
     }
 
     /// Wait out `wait` (false: the map stopped meanwhile), then double it up to `retry_max`.

@@ -561,6 +561,10 @@ impl<S: Store> ReplicatedMap<S> {
     /// Stop the apply loop and wait for it: pending `set_and_wait` calls fail with
     /// [`RmapError::Closed`], subscriptions end. Idempotent; other handles see the map stopped.
     pub async fn stop(&self) {
+        // MC330: a token already cancelled (by the parent) taken for a loop already ended.
+        if crate::mutants::active(crate::mutants::Mutant::MC330) && self.ctl.shutdown.is_cancelled() {
+            return;
+        }
         self.ctl.shutdown.cancel();
         // The handle stays in its slot, under the lock, until the loop has ended: a second stop
         // running meanwhile waits for the lock and so for the loop (a handle taken out first let

@@ -181,3 +181,48 @@ async fn a_write_the_store_never_answers_is_an_unknown_outcome() {
     mortal.revive();
     a.stop().await;
 }
+
+/// A map whose parent was cancelled first still has its apply loop running until it is polled:
+/// `stop()` waits for it, so what follows the stop finds the map stopped (blind-spot hunt, round
+/// 37, A #9: a stop that returned at once for a token already cancelled let a `set_and_wait`
+/// register and write after it).
+#[tokio::test(flavor = "current_thread")]
+async fn a_stop_after_the_parents_cancel_waits_for_the_loop() {
+    let store = MemoryStore::new();
+    let service = Shutdown::new("service");
+    let a = ReplicatedMap::builder(store.clone(), cfg()).parent(&service).start();
+    a.joined().await.unwrap();
+    let mut sub = a.subscribe().unwrap();
+    service.cancel();
+    a.stop().await;
+    use futures::FutureExt;
+    assert_eq!(sub.recv().now_or_never(), Some(None), "the stop ended the subscription");
+    assert_eq!(a.set_and_wait("late", "1").await, Err(RmapError::Closed));
+    assert_eq!(store.map_get("m", "late").await.unwrap().0, None, "nothing of the call reached the store");
+}
+
+/// The last handle dropped without a stop ends the apply loop, as its doc says: nothing else
+/// would, and a service that drops its map keeps a task, a feed and its subscribers' channels
+/// for good (blind-spot hunt, round 37, A #52: a `Drop` that forgot the cancel passed every
+/// test; the simulator's nodes always stop their maps).
+#[tokio::test(flavor = "current_thread")]
+async fn the_last_handle_dropped_ends_the_apply_loop() {
+    use futures::FutureExt;
+    let a = ReplicatedMap::start(MemoryStore::new(), cfg());
+    a.joined().await.unwrap();
+    let (token, mut sub) = (a.shutdown_token().clone(), a.subscribe().unwrap());
+    let b = a.clone();
+    drop(a);
+    assert!(!token.is_cancelled(), "another handle still holds the map");
+    drop(b);
+    assert!(token.is_cancelled());
+    let mut ended = None;
+    for _ in 0..100 {
+        ended = sub.recv().now_or_never();
+        if ended.is_some() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(ended, Some(None), "the loop ended and closed the subscription");
+}

@@ -190,7 +190,9 @@ impl Registry {
 
     /// Live waiters (registered and not yet completed or dropped).
     pub(crate) fn len(&self) -> usize {
-        self.lock().entries.len()
+        let w = self.lock();
+        // MC332: only the armed waiters counted, not the calls whose write is still in flight.
+        if mutants::active(Mutant::MC332) { w.armed.len() } else { w.entries.len() }
     }
 
     /// Register a waiter (before writing).
@@ -206,6 +208,7 @@ impl Registry {
         let id = w.next_id;
         let cell = Arc::new(Cell { st: Mutex::new(CellState::default()) });
         w.entries.insert(id, Entry { cell: cell.clone(), target: None });
+        emit(RmapEvent::WaiterRegistered { map: (&this.map).into() });
         Ok(Waiter { reg: this.clone(), id, cell, done: false, armed: false, rev: 0 })
     }
 
@@ -427,6 +430,22 @@ mod tests {
             Poll::Ready(v) => v,
             Poll::Pending => panic!("would block"),
         }
+    }
+
+    /// `waiters()` counts every call in flight: registered before its write, armed or not
+    /// (blind-spot hunt, round 37, A #15: only the armed ones counted, so a slow store's calls
+    /// were missing from the figure).
+    #[test]
+    fn the_count_holds_the_calls_still_writing() {
+        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let mut armed = Registry::register(&reg).unwrap();
+        let writing = Registry::register(&reg).unwrap();
+        armed.arm(5);
+        assert_eq!(reg.len(), 2, "one parked, one still writing");
+        drop(writing);
+        assert_eq!(reg.len(), 1);
+        block(reg.deliver(reg.applied_to(5)));
+        assert_eq!((block(armed.wait()), reg.len()), (WaitResult::Reached(5), 0));
     }
 
     #[test]

@@ -75,8 +75,8 @@ events! {
         /// during the call shortens what the node's clock measured).
         WriteTimedOutEarly { took_us: u64, sent_us: u64 } = "write_timed_out_early",
         /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
-        /// and the subscriptions the node's tasks hold (`held`).
-        Probe { rev: u64, syncs: u64, subs: u64, held: u64 } = "probe",
+        /// and the subscriptions the node's tasks hold (`held`), its `waiters()` (R27).
+        Probe { rev: u64, syncs: u64, subs: u64, held: u64, waiters: u64 } = "probe",
         /// The application awaits `joined()` (R14).
         JoinAwaited {} = "join_awaited",
         /// `joined()` returned `rev` (`ok`; else an error); right after, the map said it was
@@ -94,6 +94,8 @@ events! {
         } = "r2",
         /// The map stopped with `waiters` left.
         MapStopped { waiters: usize } = "map_stopped",
+        /// R26: the node's `map.stop()` returned (recorded in the poll it returns in).
+        StopReturned {} = "stop_returned",
         /// R22: a `set_and_wait` called after the map stopped returned `outcome` (`closed`, or
         /// what else it returned), and the store then held its write (`written`); a
         /// subscription made then ended at its first poll (`sub_ended`), and `joined()`
@@ -479,11 +481,11 @@ impl Node {
                 (self.map.subscribers() as u64, self.live_subs.load(std::sync::atomic::Ordering::Relaxed));
             let waiters = self.map.waiters();
             if self.ctx.history.now_us() < converge_at_us {
-                self.ctx.record(Rec::Probe { rev, syncs, subs, held });
+                self.ctx.record(Rec::Probe { rev, syncs, subs, held, waiters: waiters as u64 });
                 continue;
             }
             let Ok(truth) = store.map_snapshot(MAP).await else {
-                self.ctx.record(Rec::Probe { rev, syncs, subs, held });
+                self.ctx.record(Rec::Probe { rev, syncs, subs, held, waiters: waiters as u64 });
                 continue;
             };
             // Re-read the replica after the store answered: nothing is written any more.
@@ -753,6 +755,7 @@ impl RmapScenario {
                 ];
                 ctx.shutdown.cancelled().await;
                 map.stop().await;
+                ctx.record(Rec::StopReturned {});
                 for t in tasks {
                     let _ = t.await;
                 }
@@ -1005,6 +1008,7 @@ impl RmapScenario {
                 }
                 Rec::SawDescheduled { .. }
                 | Rec::JoinAwaited {}
+                | Rec::StopReturned {}
                 | Rec::JoinReturned { .. }
                 | Rec::SawLost { .. }
                 | Rec::SawLostKept { .. }
@@ -1106,8 +1110,10 @@ impl RmapScenario {
             }
         }
         v.extend(super::rmap_stop::check(run));
+        v.extend(super::rmap_stop::stop_waits_for_the_loop(run));
         v.extend(super::rmap_join::check(run));
         v.extend(super::rmap_waits::check(run, self.op_timeout().as_micros() as u64));
+        v.extend(super::rmap_waits::waiters_count_the_calls(run));
         v.extend(super::rmap_join::syncs_count_loads(run));
         v.extend(subscriptions_end_at_stop(run));
         v.extend(subscribers_in_order(events));
@@ -1251,6 +1257,9 @@ impl RmapScenario {
             Mutant::MC276,
             Mutant::MC284,
             Mutant::MC285,
+            Mutant::MC330,
+            Mutant::MC331,
+            Mutant::MC332,
         ]
     }
 }

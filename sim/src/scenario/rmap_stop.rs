@@ -11,6 +11,16 @@
 //! Judged for a map that had started in the node's life (an rmap event before the stop); a
 //! crash or a restart past the limit is late too (the stop was not heard by then), one before it
 //! ends the wait; one still open at the end of the run is judged there.
+//!
+//! **R26**: `ReplicatedMap::stop()` returns only once the map's apply loop ended. Its doc
+//! promises that pending `set_and_wait` calls fail `Closed` and subscriptions end: an
+//! application that stops the map and then writes, or drops its store, relies on the loop being
+//! gone. The scenario records `stop_returned` in the poll the node's `map.stop()` returns in
+//! (the node's token, the map's parent, was cancelled just before); the map's `stopped`, the
+//! loop's last event, must precede it in the node's life. A stop that took a token already
+//! cancelled (by the parent) for a loop already ended returned at once, with the loop still
+//! running (blind-spot hunt, round 37, A #9, MC330): R9 saw the loop stop in time, R22's late
+//! call came only after the node's tasks were joined, by when the loop had ended.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +28,7 @@ use crate::check::Span;
 use keel::observe::RmapEvent;
 
 use super::RunView;
+use super::rmap::{Rec, rec};
 use crate::check::Violation;
 use crate::history::{Who, WorldEv};
 
@@ -74,6 +85,32 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// R26 over the run's events: a node's `stop_returned` comes after its map's `stopped` in the
+/// node's life. The first 20 violations.
+pub fn stop_waits_for_the_loop(run: &RunView<'_>) -> Vec<Violation> {
+    let mut stopped: BTreeSet<Who> = BTreeSet::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let n = e.node;
+        match (e.world(), e.rmap(), rec(e)) {
+            (Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}), ..) => {
+                stopped.remove(&n);
+            }
+            (_, Some(RmapEvent::Stopped { .. }), _) => {
+                stopped.insert(n);
+            }
+            (.., Some(Rec::StopReturned {})) if !stopped.contains(&n) => v.push(Violation::new(
+                "R26",
+                e.t_us,
+                format!("{n}: the replicated map's stop() returned while its apply loop still runs (no `stopped` yet)"),
+            )),
+            _ => {}
+        }
+    }
+    v.truncate(20);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use keel::observe::Event as CoreEvent;
@@ -88,6 +125,19 @@ mod tests {
 
     fn world(t_ms: u64, e: WorldEv) -> Event {
         at(t_ms, Who::Node(0), e)
+    }
+
+    #[test]
+    fn a_stop_that_returns_before_the_loop_ended_fires_r26() {
+        use crate::scenario::AppEv;
+        let rule = |h: &[Event]| judge(h, 0, 100_000, stop_waits_for_the_loop);
+        let stopped = rmap(10, RmapEvent::Stopped { map: "m".into(), waiters_closed: 0 });
+        let returned = |t| at(t, Who::Node(0), Ev::App(AppEv::Rmap(Rec::StopReturned {})));
+        assert!(rule(&[stopped.clone(), returned(10)]).is_empty());
+        let v = rule(&[returned(10)]);
+        assert_eq!((v.len(), v[0].invariant), (1, "R26"), "{v:?}");
+        // A `stopped` of an earlier life does not count.
+        assert_eq!(rule(&[stopped, world(11, WorldEv::NodeStart {}), returned(12)]).len(), 1);
     }
 
     #[test]

@@ -13,6 +13,16 @@
 //! later returns `Closed` was one of them: their number is at most the count (round 28 B #3
 //! counted from the registry the close had just emptied, always 0: an operator never learned
 //! that a stop cut calls short). Judged at the `stopped`, once the calls have returned.
+//!
+//! **R27**: `ReplicatedMap::waiters()` counts the `set_and_wait` calls in flight, judged at each
+//! probe (which reads it, `probe`'s `waiters`). keel's waiter registry says what it holds
+//! through its events, each emitted in the poll that changes it: a call registers
+//! (`waiter_registered`, before its write) and leaves it when its waiter is armed for a write
+//! the replica is past (`waiter_armed`, not `parked`), collected by the apply loop
+//! (`waiter_woken`; after an unparked arm of a write already lost, the same waiter's), dropped
+//! by its caller (`waiter_cancelled`, not `claimed`), or closed with the map (`stopped`). A count
+//! that misses the calls still writing (blind-spot hunt, round 37, A #15, MC332: the armed ones
+//! only) hides from an operator, or a test waiting on it, the calls a slow store holds up.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +35,50 @@ use crate::history::{Who, WorldEv};
 
 /// Running time past the op timeout a call has to return once its map stopped.
 const STOP_RETURN_SLACK_US: u64 = 2_000;
+
+/// R27 over the run's events: see the module's doc. The first 20 violations.
+pub fn waiters_count_the_calls(run: &RunView<'_>) -> Vec<Violation> {
+    // node → (waiters registered now, the revision of an unparked arm just emitted)
+    let mut live: BTreeMap<Who, (u64, Option<u64>)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let n = e.node;
+        if let Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}) = e.world() {
+            live.remove(&n);
+            continue;
+        }
+        if let Some(ev) = e.rmap() {
+            let (count, unparked) = live.entry(n).or_default();
+            let just_armed = unparked.take();
+            match ev {
+                RmapEvent::WaiterRegistered { .. } => *count += 1,
+                RmapEvent::WaiterArmed { rev, parked: false, .. } => {
+                    *count = count.saturating_sub(1);
+                    *unparked = Some(*rev);
+                }
+                // The waiter an unparked arm removed, called lost in the same poll.
+                RmapEvent::WaiterWoken { rev, .. } if just_armed == Some(*rev) => {}
+                RmapEvent::WaiterWoken { .. } | RmapEvent::WaiterCancelled { claimed: false, .. } => {
+                    *count = count.saturating_sub(1);
+                }
+                RmapEvent::Stopped { .. } => *count = 0,
+                _ => {}
+            }
+            continue;
+        }
+        if let Some(Rec::Probe { waiters, .. }) = rec(e) {
+            let count = live.get(&n).map_or(0, |l| l.0);
+            if *waiters != count && v.len() < 20 {
+                v.push(Violation::new(
+                    "R27",
+                    e.t_us,
+                    format!("{n}: waiters() said {waiters} while the map's registry held {count} set_and_wait calls"),
+                ));
+            }
+        }
+    }
+    v
+}
 
 /// R20 over the run's events: see the module's doc. The first 20 violations.
 pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
@@ -140,5 +194,37 @@ mod tests {
         assert!(v[0].detail.contains("reported 0 waiters closed, but 2 calls"), "{}", v[0].detail);
         let cancelled = saw(12, Rec::SawCancelled { id: "b".into() });
         assert!(rule(&[start(1, "a"), start(2, "b"), stopped(10, 1), closed(11, "a"), cancelled]).is_empty());
+    }
+
+    /// Three calls register; one arms past its write (and is called lost in the same poll),
+    /// one is woken by the loop, one is still writing: the registry holds 1, and a probe that
+    /// says 0 (MC332) or 2 is R27 at the probe.
+    #[test]
+    fn a_waiter_count_that_differs_from_the_registry_fires_r27() {
+        let rule = |h: &[Event]| judge(h, 0, 10_000_000, waiters_count_the_calls);
+        let core = |t, e: RmapEvent<'static>| at(t, Who::Node(0), Ev::Core(CoreEvent::Rmap(e)));
+        let reg = |t| core(t, RmapEvent::WaiterRegistered { map: "m".into() });
+        let history = |waiters| {
+            vec![
+                reg(1),
+                reg(2),
+                reg(3),
+                core(4, RmapEvent::WaiterArmed { map: "m".into(), rev: 7, parked: false }),
+                core(4, RmapEvent::WaiterWoken { map: "m".into(), rev: 7, lost: true }),
+                core(5, RmapEvent::WaiterArmed { map: "m".into(), rev: 9, parked: true }),
+                core(6, RmapEvent::WaiterWoken { map: "m".into(), rev: 9, lost: false }),
+                saw(7, Rec::Probe { rev: 9, syncs: 1, subs: 0, held: 0, waiters }),
+            ]
+        };
+        assert!(rule(&history(1)).is_empty());
+        for wrong in [0, 2] {
+            let v = rule(&history(wrong));
+            assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "R27", 7_000), "{v:?}");
+        }
+        // The stop closes every waiter.
+        assert!(
+            rule(&[reg(1), stopped(2, 1), saw(3, Rec::Probe { rev: 0, syncs: 1, subs: 0, held: 0, waiters: 0 })])
+                .is_empty()
+        );
     }
 }
