@@ -1450,6 +1450,11 @@ pub enum Mutant {
     /// batches, one per failed send, not events: its warning and its stop's report say one
     /// event lost for a whole batch (blind-spot hunt, round 36, B #41; V3 at the announcement).
     MC318,
+    /// A worker that takes a beat whose outcome is unknown (an error, a timeout) for landed: its
+    /// next beat expects the value it sent, and when that write was lost the store refuses it
+    /// over the worker's own older beat, and the live worker declares itself dead (blind-spot
+    /// hunt, round 37, B #17; P70).
+    MC340,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

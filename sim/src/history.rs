@@ -197,7 +197,10 @@ events! {
         /// refused: the store held `held`. `own`: `held` is what `by`'s last applied
         /// compare-and-set on that keep-alive wrote over `expected` (the store's own memory,
         /// forgotten at its boot): the writer's own landed beat, which it must know (P35).
-        KeepaliveRefused { worker: String, expected: String, held: Option<String>, own: bool, by: Who } = "keepalive_refused",
+        /// `landed`: `held` is the keep-alive value the store's last applied write of one (a
+        /// beat, or the registration's first write) put there, whatever that write expected: a
+        /// value of the worker's own that landed, which it knows or holds in doubt (P70).
+        KeepaliveRefused { worker: String, expected: String, held: Option<String>, own: bool, landed: bool, by: Who } = "keepalive_refused",
         /// A transaction by `by` on a pool's job map was refused, and one of its guards expected
         /// `job`'s record to be `record`: what a worker's `stale_rejected` must follow (P11).
         JobGuardRefused { job: String, record: String, by: Who } = "job_guard_refused",

@@ -660,6 +660,7 @@ impl PoolScenario {
             Mutant::MC321,
             Mutant::MC322,
             Mutant::MC323,
+            Mutant::MC340,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
