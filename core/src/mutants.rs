@@ -1455,6 +1455,11 @@ pub enum Mutant {
     /// over the worker's own older beat, and the live worker declares itself dead (blind-spot
     /// hunt, round 37, B #17; P70).
     MC340,
+    /// A cleanup that releases its lock by a plain delete, not compare-and-delete: a cleaner whose
+    /// lock expired and was taken over before its release removes the new holder's lock, and a
+    /// third cleaner can lock the worker while the second still cleans it (blind-spot hunt, round
+    /// 37, B #13; P71, P15).
+    MC341,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -211,6 +211,9 @@ events! {
         /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
         /// cleaner released a lock it did not hold (P15).
         ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",
+        /// Node `by` removed worker `worker`'s cleanup lock (`lock`, None: none held) by a plain
+        /// delete, without comparing it with its own (P71).
+        CleanupLockDeletedBlind { worker: String, lock: Option<String>, by: Who } = "cleanup_lock_deleted_blind",
         /// Node `by` deleted `job`'s entry of a pool's completer map, the store's time `now_ms`,
         /// while the job map held its record (`record`) and its tombstone's completion time
         /// (`tomb_ms`, None: none): what P44 judges against the completer retention.

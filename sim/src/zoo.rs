@@ -2005,6 +2005,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC341,
+        lineage: "blind-spot hunt, round 37, B #13: a cleanup lock released by a plain delete",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -661,6 +661,7 @@ impl PoolScenario {
             Mutant::MC322,
             Mutant::MC323,
             Mutant::MC340,
+            Mutant::MC341,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
