@@ -1460,6 +1460,10 @@ pub enum Mutant {
     /// third cleaner can lock the worker while the second still cleans it (blind-spot hunt, round
     /// 37, B #13; P71, P15).
     MC341,
+    /// A move (a cleanup's requeue, a hand-back, a sweep's assignment) that does not note its pick
+    /// in the view it picks from: every job of a dead or draining worker goes to the one worker
+    /// least loaded at the view's read (blind-spot hunt, round 37, B #16; P72).
+    MC342,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -662,6 +662,7 @@ impl PoolScenario {
             Mutant::MC323,
             Mutant::MC340,
             Mutant::MC341,
+            Mutant::MC342,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
