@@ -1485,6 +1485,20 @@ pub enum Mutant {
     /// figure an operator watches, or a test waits on, misses the calls stuck in it (blind-spot
     /// hunt, round 37, A #15; R27).
     MC332,
+    /// A worker that takes a beat whose outcome is unknown (an error, a timeout) for landed: its
+    /// next beat expects the value it sent, and when that write was lost the store refuses it
+    /// over the worker's own older beat, and the live worker declares itself dead (blind-spot
+    /// hunt, round 37, B #17; P70).
+    MC340,
+    /// A cleanup that releases its lock by a plain delete, not compare-and-delete: a cleaner whose
+    /// lock expired and was taken over before its release removes the new holder's lock, and a
+    /// third cleaner can lock the worker while the second still cleans it (blind-spot hunt, round
+    /// 37, B #13; P71, P15).
+    MC341,
+    /// A move (a cleanup's requeue, a hand-back, a sweep's assignment) that does not note its pick
+    /// in the view it picks from: every job of a dead or draining worker goes to the one worker
+    /// least loaded at the view's read (blind-spot hunt, round 37, B #16; P72).
+    MC342,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -197,7 +197,10 @@ events! {
         /// refused: the store held `held`. `own`: `held` is what `by`'s last applied
         /// compare-and-set on that keep-alive wrote over `expected` (the store's own memory,
         /// forgotten at its boot): the writer's own landed beat, which it must know (P35).
-        KeepaliveRefused { worker: String, expected: String, held: Option<String>, own: bool, by: Who } = "keepalive_refused",
+        /// `landed`: `held` is the keep-alive value the store's last applied write of one (a
+        /// beat, or the registration's first write) put there, whatever that write expected: a
+        /// value of the worker's own that landed, which it knows or holds in doubt (P70).
+        KeepaliveRefused { worker: String, expected: String, held: Option<String>, own: bool, landed: bool, by: Who } = "keepalive_refused",
         /// A transaction by `by` on a pool's job map was refused, and one of its guards expected
         /// `job`'s record to be `record`: what a worker's `stale_rejected` must follow (P11).
         JobGuardRefused { job: String, record: String, by: Who } = "job_guard_refused",
@@ -208,6 +211,9 @@ events! {
         /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
         /// cleaner released a lock it did not hold (P15).
         ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",
+        /// Node `by` removed worker `worker`'s cleanup lock (`lock`, None: none held) by a plain
+        /// delete, without comparing it with its own (P71).
+        CleanupLockDeletedBlind { worker: String, lock: Option<String>, by: Who } = "cleanup_lock_deleted_blind",
         /// Node `by` deleted `job`'s entry of a pool's completer map, the store's time `now_ms`,
         /// while the job map held its record (`record`) and its tombstone's completion time
         /// (`tomb_ms`, None: none): what P44 judges against the completer retention.

@@ -715,6 +715,10 @@ fn lock_written(
         writers.remove(&(map, worker));
         return;
     }
+    if matches!(write, MapWrite::Delete) {
+        let (worker, lock) = (worker.clone(), before.clone());
+        history.record(Who::Store, ServerEv::CleanupLockDeletedBlind { worker, lock, by: node });
+    }
     match write {
         MapWrite::Delete | MapWrite::CompareAndDelete(_) => {
             if let (Some(writer), Some(lock)) = (writers.remove(&(map, worker.clone())), before)

@@ -2041,6 +2041,24 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC340,
+        lineage: "blind-spot hunt, round 37, B #17: a beat whose outcome is unknown taken for landed",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC341,
+        lineage: "blind-spot hunt, round 37, B #13: a cleanup lock released by a plain delete",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC342,
+        lineage: "blind-spot hunt, round 37, B #16: a move that does not note its pick in its view",
+        scenario: "pool",
+        budget: 250,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -529,6 +529,10 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules_within("pool", Mutant::MC102, "P27", 80).is_some(), "MC102 breaks P27");
     // MP9: a stale cleanup lock taken over by delete, then set-if-absent (P15 at the delete).
     assert!(caught_by_free_rules("pool", Mutant::MP9, "P15").is_some(), "MP9 breaks P15");
+    // MC340: a beat whose outcome is unknown taken for landed (P70 at the death; first at pool
+    // seed 8). MC341: a cleanup lock released by a plain delete (P71 at the delete; pool seed 0).
+    assert!(caught_by_free_rules_within("pool", Mutant::MC340, "P70", 20).is_some(), "MC340 breaks P70");
+    assert!(caught_by_free_rules("pool", Mutant::MC341, "P71").is_some(), "MC341 breaks P71");
     // MC52: a drain gives a batch up at its first failed write (116 of seeds 0..200).
     assert!(caught_by_free_rules("completer", Mutant::MC52, "V12").is_some(), "MC52 breaks V12");
 }

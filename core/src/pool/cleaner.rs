@@ -299,7 +299,10 @@ impl<S: Store> Core<S> {
     /// Best effort: delete the cleanup lock of `w` if it is exactly `mine`. Returns whether the
     /// store deleted it.
     pub(crate) async fn release(&self, w: &str, mine: &str) -> bool {
-        let del = self.store.map_write(&self.maps.cleanup, w, MapWrite::CompareAndDelete(mine.to_owned()));
+        // MC341: deleted without comparing.
+        let how =
+            if mutants::active(Mutant::MC341) { MapWrite::Delete } else { MapWrite::CompareAndDelete(mine.to_owned()) };
+        let del = self.store.map_write(&self.maps.cleanup, w, how);
         match self.op("map_write", del).await {
             Ok(out) => out.applied,
             Err(e) => {

@@ -506,6 +506,19 @@ mod tests {
         assert_eq!(c.on(Reply::Time(NOW), T0), Command::ReadOwned, "the dead marker is not fenced again");
     }
 
+    /// A fence refused because the keep-alive vanished since the re-judge (the worker
+    /// deregistered, or a cleaner finished it) is no beat: the jobs still naming the worker move
+    /// (blind-spot hunt, round 37, B #3: taken for a live worker, they stayed on a worker gone for
+    /// good until a later sweep found them orphaned).
+    #[test]
+    fn a_fence_refused_over_a_vanished_keep_alive_goes_on() {
+        let (mut c, _) = start(None);
+        c.on(written(true, None), T0);
+        c.on(Reply::Keepalive(Some(OLD.into())), T0);
+        assert_eq!(c.on(Reply::Time(NOW), T0), Command::Fence { expected: Some(OLD.into()) });
+        assert_eq!(c.on(written(false, None), T0), Command::ReadOwned);
+    }
+
     /// A worker with no keep-alive (cleaned already, or not registered yet) is fenced all the
     /// same: its registration may land at any time (poolfeed seed 1463, MC100).
     #[test]

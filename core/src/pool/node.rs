@@ -393,7 +393,10 @@ impl<S: Store> Core<S> {
             if let Some(p) = &pending {
                 p.written(job, since_ms);
             }
-            view.jobs.insert(job_key(job), new.encode());
+            // MC342: the pick not noted in the view.
+            if !mutants::active(Mutant::MC342) {
+                view.jobs.insert(job_key(job), new.encode());
+            }
             self.note_owner(job, Some(&new.encode()));
             observe::emit(PoolEvent::Moved {
                 kind,

@@ -401,6 +401,10 @@ impl WorkerMachine {
                 return self.exit(WorkerExit::Dead);
             }
             BeatReply::Unknown { new } => {
+                // MC340: the beat taken for landed.
+                if mutants::active(Mutant::MC340) {
+                    self.last.clone_from(&new);
+                }
                 if self.in_doubt.len() < BEATS_IN_DOUBT_MAX {
                     self.in_doubt.push(new);
                 }

@@ -195,6 +195,32 @@ fn it_adopts_a_value_whose_reply_was_lost() {
     assert_eq!(drain(&mut m), [Command::Beat { expected: "ka1".into(), stopping: false }]);
 }
 
+/// A beat whose outcome is unknown is in doubt, not landed: the next beat expects the last value
+/// known to have landed (blind-spot hunt, round 37, B #17, MC340: taken for landed, a lost
+/// write made the next beat expect a value the store never held, and the live worker died).
+#[test]
+fn a_beat_whose_outcome_is_unknown_is_not_taken_for_landed() {
+    let (mut m, t0) = registered();
+    assert_eq!(beat(&mut m, t0 + INTERVAL, t0 + INTERVAL, BeatReply::Unknown { new: "ka1".into() }), []);
+    m.on_timeout(t0 + INTERVAL * 2);
+    assert_eq!(drain(&mut m), [Command::Beat { expected: "ka0".into(), stopping: false }]);
+    m.on_beat(t0 + INTERVAL * 2, BeatReply::Applied { new: "ka2".into() });
+    assert_eq!(drain(&mut m), [], "the write of ka1 was lost: ka0 held, and replaced");
+}
+
+/// A confirmed beat ends the doubt: a value written before it, whose reply was lost, is no
+/// longer one the worker may adopt (the store went back to it: rolled back, the worker is
+/// dead) (blind-spot hunt, round 37, B #6).
+#[test]
+fn a_confirmed_beat_forgets_the_values_in_doubt() {
+    let (mut m, t0) = registered();
+    assert_eq!(beat(&mut m, t0 + INTERVAL, t0 + INTERVAL, BeatReply::Unknown { new: "ka1".into() }), []);
+    let cmds = beat(&mut m, t0 + INTERVAL * 2, t0 + INTERVAL * 2, BeatReply::Applied { new: "ka2".into() });
+    assert_eq!(cmds, []);
+    let cmds = beat(&mut m, t0 + INTERVAL * 3, t0 + INTERVAL * 3, BeatReply::Rejected { current: Some("ka1".into()) });
+    assert_eq!(cmds.last(), Some(&Command::Exit(WorkerExit::Dead)), "ka1 is no longer in doubt");
+}
+
 #[test]
 fn values_in_doubt_are_bounded() {
     let (mut m, t0) = registered();
@@ -547,6 +573,18 @@ mod mutants_are_branches {
             assert_eq!(m.next_timeout(), Some(t0 + INTERVAL));
             m.on_timeout(t0 + INTERVAL);
             assert_eq!(drain(&mut m), [Command::Beat { expected: "ka0".into(), stopping: true }]);
+        });
+    }
+
+    #[test]
+    fn mc340_takes_a_beat_whose_outcome_is_unknown_for_landed_and_dies_over_its_own_beat() {
+        with(Mutant::MC340, || {
+            let (mut m, t0) = registered();
+            assert_eq!(beat(&mut m, t0 + INTERVAL, t0 + INTERVAL, BeatReply::Unknown { new: "ka1".into() }), []);
+            m.on_timeout(t0 + INTERVAL * 2);
+            assert_eq!(drain(&mut m), [Command::Beat { expected: "ka1".into(), stopping: false }]);
+            m.on_beat(t0 + INTERVAL * 2, BeatReply::Rejected { current: Some("ka0".into()) });
+            assert_eq!(drain(&mut m).last(), Some(&Command::Exit(WorkerExit::Dead)), "dead over its own ka0");
         });
     }
 

@@ -40,11 +40,15 @@ use keel::store::MapWrite;
 use crate::check::Violation;
 use crate::history::{Event, History, ServerEv, Who, plain};
 
-/// The store node's memory of beats: (keep-alive map, worker) → the value the keep-alive's last
-/// applied beat (a compare-and-set writing a keep-alive value: only the worker itself writes
-/// one) expected and the value it wrote.
+/// A keep-alive's last applied write of a keep-alive value: what it expected (None: no compare)
+/// and the value it wrote.
+type LastWrite = (Option<String>, String);
+
+/// The store node's memory of beats: (keep-alive map, worker) → the keep-alive's last applied
+/// write of a keep-alive value (a beat's compare-and-set, or the registration's first write: only
+/// the worker itself writes one).
 #[derive(Default)]
-pub struct Beats(Mutex<BTreeMap<(String, String), (String, String)>>);
+pub struct Beats(Mutex<BTreeMap<(String, String), LastWrite>>);
 
 impl Beats {
     /// Forget every beat (the store booted: a restart may roll values back).
@@ -53,11 +57,13 @@ impl Beats {
     }
 
     /// A write by `by` to keep-alive `key` of `map` was handled: `out` is (applied, the value
-    /// after it, or the value held when refused). An applied beat is remembered (any other
-    /// applied write forgets); a refused one is recorded with what the store held, and whether
-    /// that is what the worker's last applied beat wrote over the value it expects again (P35: a
-    /// worker that forgot its own landed beat). The worker is the key, not `by`: a request
-    /// handled before its connection said whose it is comes from `Who::World`.
+    /// after it, or the value held when refused). An applied beat or registration write is
+    /// remembered (any other applied write forgets); a refused beat is recorded with what the
+    /// store held, whether that is what the worker's last applied beat wrote over the value it
+    /// expects again (P35: a worker that forgot its own landed beat), and whether it is what that
+    /// write put there at all (P70: a worker that expects a value whose write never landed). The
+    /// worker is the key, not `by`: a request handled before its connection said whose it is
+    /// comes from `Who::World`.
     pub fn written(
         &self,
         (map, key): (&str, &str),
@@ -71,12 +77,17 @@ impl Beats {
         let beat = |new: &str| decode::keepalive(new).is_some();
         match (write, out) {
             (MapWrite::CompareAndSet { expected, new }, (true, _)) if beat(new) => {
-                beats.insert(at, (expected.clone(), new.clone()));
+                beats.insert(at, (Some(expected.clone()), new.clone()));
+            }
+            (MapWrite::SetIfAbsent(new) | MapWrite::Set(new), (true, _)) if beat(new) => {
+                beats.insert(at, (None, new.clone()));
             }
             (MapWrite::CompareAndSet { expected, new }, (false, held)) if beat(new) => {
-                let own = beats.get(&at).is_some_and(|(e, n)| e == expected && Some(n.as_str()) == held);
+                let last = beats.get(&at);
+                let landed = last.is_some_and(|(_, n)| Some(n.as_str()) == held);
+                let own = landed && last.is_some_and(|(e, _)| e.as_ref() == Some(expected));
                 let (worker, expected, held) = (key.to_owned(), expected.clone(), held.map(str::to_owned));
-                history.record(Who::Store, ServerEv::KeepaliveRefused { worker, expected, held, own, by });
+                history.record(Who::Store, ServerEv::KeepaliveRefused { worker, expected, held, own, landed, by });
             }
             (_, (true, _)) => {
                 beats.remove(&at);
@@ -143,25 +154,43 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
 /// blind-spot hunt round 16, #7, MC137) kills a live worker needlessly: a replacement, a cleanup
 /// and a requeue of its jobs follow. A store rolled back to an older keep-alive is no such
 /// refusal (the store's memory of beats is forgotten at its boot).
+///
+/// P70, the same at the death for any value of the worker's own: the store held the keep-alive
+/// value the worker's last landed write put there, whatever that write expected and whatever
+/// this beat expected. A worker expects the last value it knows landed; a write whose reply was
+/// lost stays in doubt, and a refusal over it adopts it. A worker that takes a beat whose outcome
+/// is unknown for landed (blind-spot hunt, round 37, B #17, MC340) expects a value the store
+/// never held when that write was lost, is refused over its own older beat, and dies while
+/// alive: a replacement, a cleanup and a requeue of its jobs follow.
 fn deaths_not_over_own_beats(events: &[Event]) -> Vec<Violation> {
     // worker → the store's last refusal of its beat
-    let mut refused: BTreeMap<&str, (&str, Option<&str>, bool)> = BTreeMap::new();
+    let mut refused: BTreeMap<&str, (&str, Option<&str>, bool, bool)> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
-        if let Some(ServerEv::KeepaliveRefused { worker, expected, held, own, .. }) = e.server() {
-            refused.insert(worker.as_str(), (expected.as_str(), held.as_deref(), *own));
+        if let Some(ServerEv::KeepaliveRefused { worker, expected, held, own, landed, .. }) = e.server() {
+            refused.insert(worker.as_str(), (expected.as_str(), held.as_deref(), *own, *landed));
             continue;
         }
         let Some(PoolEvent::WorkerDead { worker }) = e.pool() else { continue };
         let w = plain(worker);
-        if let Some(&(expected, held, true)) = refused.get(w)
-            && v.len() < 20
-        {
+        let Some(&(expected, held, own, landed)) = refused.get(w) else { continue };
+        if v.len() >= 20 {
+            continue;
+        }
+        if own {
             v.push(Violation::new(
                 "P35",
                 e.t_us,
                 format!(
                     "{w} declared itself dead after the store refused its beat expecting {expected:?}: the store held {held:?}, the value its own last landed beat wrote over {expected:?} (a beat it must know it wrote)"
+                ),
+            ));
+        } else if landed {
+            v.push(Violation::new(
+                "P70",
+                e.t_us,
+                format!(
+                    "{w} declared itself dead after the store refused its beat expecting {expected:?}: the store held {held:?}, which its own last landed write put there (it expected a value that never landed)"
                 ),
             ));
         }
@@ -437,7 +466,7 @@ mod tests {
     fn a_death_over_its_own_landed_beat_fires_p35() {
         let refused = |t_ms: u64, held: Option<&str>, own: bool, by: Who| {
             let (worker, expected, held) = ("w".into(), "1000|1500".into(), held.map(str::to_owned));
-            at(t_ms, ServerEv::KeepaliveRefused { worker, expected, held, own, by })
+            at(t_ms, ServerEv::KeepaliveRefused { worker, expected, held, own, landed: own, by })
         };
         let dead = |t_ms: u64, node: Who| Event {
             t_us: t_ms * 1000,
@@ -464,6 +493,14 @@ mod tests {
             ev: Ev::Core(keel::observe::Event::Pool(PoolEvent::WorkerDead { worker: "v".into() })),
         };
         assert_eq!(judge(&[refused(1_500, Some("1400|1500"), true, n0), other]), []);
+        // P70: refused over the value its own last landed write put there, while it expected
+        // another (a beat whose outcome was unknown, taken for landed).
+        let landed = |t_ms: u64| {
+            let (worker, expected, held) = ("w".into(), "1400|1500".into(), Some("900|1500".into()));
+            at(t_ms, ServerEv::KeepaliveRefused { worker, expected, held, own: false, landed: true, by: n0 })
+        };
+        assert_eq!(judge(&[landed(1_500), dead(1_510, n0)]), [("P70", 1_510)]);
+        assert_eq!(judge(&[landed(1_500), refused(2_900, Some("dead"), false, n0), dead(2_910, n0)]), []);
     }
 
     /// The store's memory of beats: a refused beat is `own` only over the value the worker's last
@@ -484,15 +521,24 @@ mod tests {
         beats.written(at, &cas(b, "dead"), (true, Some("dead")), &history, n1);
         beats.written(at, &cas(a, c), (false, Some("dead")), &history, n0);
         beats.written(at, &cas(a, "dead"), (false, Some("dead")), &history, n1);
-        let own: Vec<bool> = history
+        // A registration's first write, then a beat expecting a value that never landed.
+        beats.written(at, &MapWrite::SetIfAbsent(a.into()), (true, Some(a)), &history, n0);
+        beats.written(at, &cas(b, c), (false, Some(a)), &history, n0);
+        // A beat that landed, then one expecting a later value that did not.
+        beats.written(at, &cas(a, b), (true, Some(b)), &history, n0);
+        beats.written(at, &cas(c, "2500|1500"), (false, Some(b)), &history, n0);
+        let own: Vec<(bool, bool)> = history
             .take()
             .iter()
             .filter_map(|e| match e.server() {
-                Some(ServerEv::KeepaliveRefused { own, .. }) => Some(*own),
+                Some(ServerEv::KeepaliveRefused { own, landed, .. }) => Some((*own, *landed)),
                 _ => None,
             })
             .collect();
-        assert_eq!(own, [true, true, false, false]);
+        assert_eq!(
+            own,
+            [(true, true), (true, true), (false, false), (false, false), (false, true), (false, true)]
+        );
     }
 
     #[test]

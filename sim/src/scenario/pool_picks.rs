@@ -84,6 +84,30 @@ pub fn cleaners_release_their_own_lock(events: &[Event]) -> Vec<Violation> {
     v
 }
 
+/// P71: a cleanup lock is removed only by compare-and-delete, at the store as the delete
+/// applies (`cleanup_lock_deleted_blind`). P15 sees a blind release only once it removes another
+/// node's lock, which takes a cleaner whose lock expired and was taken over between its last
+/// write and its release: not in 300 seeds (round 5), nor in 600 of round 37 (B #13). The
+/// delete itself is the bug, judged every time it runs (blind-spot hunt, round 37, B #13, MC341;
+/// MP9's takeover by delete fires it too).
+pub fn cleanup_locks_deleted_as_expected(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::CleanupLockDeletedBlind { worker, lock, by }) = e.server() {
+            v.push(Violation::new(
+                "P71",
+                e.t_us,
+                format!(
+                    "{by} deleted worker {worker}'s cleanup lock ({}) without comparing it: another cleaner's lock may go with it",
+                    lock.as_deref().unwrap_or("absent")
+                ),
+            ));
+        }
+    }
+    v.truncate(20);
+    v
+}
+
 /// P2 of cleaners: the cleanup lock admits one cleaner, so no stale lock value is taken over
 /// twice.
 pub fn one_cleaner_per_lock(events: &[Event]) -> Vec<Violation> {
@@ -189,6 +213,19 @@ mod tests {
         // A dispatch of a key never completed forgets nothing.
         let live = vec![started(1, "a", 1), pool(3, again), started(4, "b", 1)];
         assert_eq!(one_runner_per_attempt(&live).len(), 1);
+    }
+
+    #[test]
+    fn a_cleanup_lock_deleted_without_comparing_fires_p71() {
+        use crate::scenario::test_history::at;
+        let blind = |lock: Option<&str>| {
+            let (worker, lock) = ("w".into(), lock.map(str::to_owned));
+            at(5, Who::Store, ServerEv::CleanupLockDeletedBlind { worker, lock, by: Who::Node(1) })
+        };
+        let v = cleanup_locks_deleted_as_expected(&[blind(Some("n1.1|9000"))]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P71", 5_000)]);
+        assert_eq!(cleanup_locks_deleted_as_expected(&[blind(None)]).len(), 1, "even with none held");
+        assert!(cleanup_locks_deleted_as_expected(&[]).is_empty());
     }
 
     #[test]

@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use keel::observe::PoolEvent;
+use keel::observe::{MoveKind, PoolEvent};
 use keel::pool::decode::keepalive;
 
 use super::RunView;
@@ -183,6 +183,13 @@ pub const BALANCE_SLACK: usize = 8;
 /// jobs beyond the least-loaded surely-live worker (as P58 reads the store's keep-alives).
 /// Excused as P58, and a node's dispatches within twice the hint's lag of its start (its load
 /// index is empty until its first sweep); a store crash that loses data forgets every owner.
+///
+/// **P72**, the same at each move off a worker a cleanup or a hand-back makes (`moved` of kind
+/// `requeued`, `orphan_requeued` or `handed_back`, to a worker): its pick, from a view read just
+/// before, may own at most [`BALANCE_SLACK`] jobs more than the least-loaded surely-live worker
+/// other than the one the job leaves. A move that does not note its pick in its view (blind-spot
+/// hunt, round 37, B #16, MC342) sends every job of a dead or draining worker to the one worker
+/// least loaded at the view's read; P59 saw it once in 600 seeds, at a later dispatch.
 pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
     if run.plan.beyond_drift_bound() {
         return Vec::new();
@@ -230,7 +237,30 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
                 }
                 give(&mut owner, &mut load, job, Some(w));
             }
-            Some(PoolEvent::Moved { job, worker, .. }) => give(&mut owner, &mut load, plain(job), Some(plain(worker))),
+            Some(PoolEvent::Moved { kind, job, from, worker, .. }) => {
+                let (job, w, from, t) = (plain(job), plain(worker), plain(from), e.t_us);
+                let off = matches!(kind, MoveKind::Requeued | MoveKind::OrphanRequeued | MoveKind::HandedBack);
+                let fresh = started.get(&e.node).is_some_and(|s| t < s + 2 * HINT_LAG_US);
+                if off && !w.is_empty() && !fresh && v.len() < 20 {
+                    let mine = load.get(w).copied().unwrap_or(0);
+                    let others = live.surely_live(t).filter(|x| *x != from);
+                    let least = others.map(|x| (load.get(x).copied().unwrap_or(0), x)).min();
+                    if let Some((n, x)) = least
+                        && mine > n + BALANCE_SLACK
+                        && !held_back(run, &disturbed, e.node, t)
+                    {
+                        v.push(Violation::new(
+                            "P72",
+                            t,
+                            format!(
+                                "{}: {job} moved off {from} to {w}, which owned {mine} jobs, while {x} was live with {n}: not the least-loaded worker",
+                                e.node
+                            ),
+                        ));
+                    }
+                }
+                give(&mut owner, &mut load, job, Some(w));
+            }
             Some(PoolEvent::Completed { job, .. }) => give(&mut owner, &mut load, plain(job), None),
             _ => {}
         }
