@@ -185,6 +185,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(view.events));
     v.extend(completer_partial_batches_wait_for_the_tick(view));
     v.extend(completer_partial_batches_written_at_their_tick(view));
+    v.extend(completer_ticks_on_time(view));
     v.extend(group_stops(view));
     v.extend(keel_checks::services_run_one_at_a_time(view.events));
     v.extend(keel_checks::group_starts(view.events));
@@ -600,6 +601,20 @@ pub fn completer_partial_batches_written_at_their_tick(run: &RunView<'_>) -> Vec
 }
 
 /// Whether node `n`'s clock jumped between `from` and `to`.
+/// V41: a partial batch taken at its flush tick is on time on the run's own clock
+/// ([`keel_checks::completer_ticks_on_time`]): madsim's shortest sleep as the fastest clock of
+/// the plan reads it, plus [`COMPLETER_TICK_SLACK_US`] of rounding; a node's frozen spans and its
+/// clock's jumps excused.
+pub fn completer_ticks_on_time(run: &RunView<'_>) -> Vec<Violation> {
+    let fastest = clock_rates(run).fold(1.0f64, f64::max);
+    keel_checks::completer_ticks_on_time(
+        run.events,
+        (MADSIM_SHORTEST_SLEEP_US * fastest) as u64 + COMPLETER_TICK_SLACK_US,
+        |n| run.timeline.frozen(*n).collect(),
+        |n, from, to| clock_jumped(run, n, from, to),
+    )
+}
+
 pub(crate) fn clock_jumped(run: &RunView<'_>, n: &Who, from: u64, to: u64) -> bool {
     run.events
         .iter()
@@ -621,6 +636,14 @@ pub fn completer_stops_heard(run: &RunView<'_>) -> Vec<Violation> {
 /// backoff between retries is at least 5 ms (half of the smallest `retry_min` keel's scenarios
 /// configure), so one slept through a stop (MC41) is late by more than this.
 pub const COMPLETER_STOP_HEARD_SLACK_US: u64 = 2_000;
+
+/// V41's slack on a tick's lateness, read on the run's own clock, besides madsim's shortest
+/// sleep: a clock's deadline wakes at a whole microsecond.
+pub const COMPLETER_TICK_SLACK_US: u64 = 50;
+
+/// madsim wakes no sleep sooner than this after it was armed (µs of global time): a wait
+/// re-armed 0.2 ms before its tick, woken by a completion, wakes 0.8 ms past it.
+const MADSIM_SHORTEST_SLEEP_US: f64 = 1_000.0;
 
 /// Scheduling slack of the subscription manager's bounded stop in simulated time.
 pub const SUBSCRIPTION_STOP_SLACK_US: u64 = 100_000;

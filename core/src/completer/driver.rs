@@ -104,6 +104,17 @@ impl<S: Store> Driver<S> {
             // MC239: the tick compared with `>`: a wake exactly at it skips it.
             let at_tick = if mutants::active(Mutant::MC239) { now > next_tick } else { now >= next_tick };
             let due = full || (queued > 0 && (at_tick || draining));
+            // A partial batch taken at its tick says how late on the run's clock (V41): the idle
+            // wait wakes exactly at the tick unless the node was frozen or its clock jumped.
+            if due && !full && !draining {
+                let late_us = observe::micros(now.saturating_duration_since(next_tick));
+                observe::emit(CompleterEvent::TickTaken {
+                    completer: (&self.cfg.name).into(),
+                    run: self.run,
+                    queued,
+                    late_us,
+                });
+            }
             if due {
                 // MC311: a drain that writes everything still queued in one batch.
                 let most =

@@ -35,6 +35,9 @@ events! {
         /// `took_us`: from the batch's first write attempt, retries included; `attempt_us`: the
         /// last attempt alone.
         BatchFlushed { completer: Text<'a>, run: u64, n: usize, rev: u64, retried: bool, took_us: u64, attempt_us: u64 } = "batch_flushed",
+        /// A partial batch of `queued` completions was taken at its flush tick, `late_us` past it
+        /// on the run's clock (0 unless the node was frozen or its clock jumped: rule V41).
+        TickTaken { completer: Text<'a>, run: u64, queued: usize, late_us: u64 } = "tick_taken",
         /// A batch used its retry budget up; the run cools down.
         RetryBudgetExhausted { completer: Text<'a>, run: u64 } = "retry_budget_exhausted",
         /// A batch write failed; it is retried.
@@ -129,6 +132,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
         }
         E::BatchFlushed { completer, run, n, rev, retried, took_us, attempt_us } => {
             debug!(target: T, completer = %completer, run, n, rev, retried, took_us, attempt_us, kind = "batch_flushed", "batch written")
+        }
+        E::TickTaken { completer, run, queued, late_us } => {
+            debug!(target: T, completer = %completer, run, queued, late_us, kind = "tick_taken", "partial batch taken at its flush tick")
         }
         E::RetryBudgetExhausted { completer, run } => {
             warn!(target: T, completer = %completer, run, kind = "retry_budget_exhausted", "retry budget of a batch used up; cooling down")

@@ -808,6 +808,8 @@ impl CompleterScenario {
         v.extend(crate::keel_rules::completer_partial_batches_wait_for_the_tick(run));
         // V26: ... and is written at that tick, not a tick later.
         v.extend(crate::keel_rules::completer_partial_batches_written_at_their_tick(run));
+        // V41: ... taken at the tick on the run's own clock.
+        v.extend(crate::keel_rules::completer_ticks_on_time(run));
         v.extend(v8_events_stored(run));
         v.extend(v24_events_in_order(run));
         v.extend(v25_buffers_as_configured(run));

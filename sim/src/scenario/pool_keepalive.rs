@@ -535,10 +535,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(
-            own,
-            [(true, true), (true, true), (false, false), (false, false), (false, true), (false, true)]
-        );
+        assert_eq!(own, [(true, true), (true, true), (false, false), (false, false), (false, true), (false, true)]);
     }
 
     #[test]
