@@ -51,14 +51,11 @@ pub fn completer_batches_keep_their_size<E: Entry>(events: &[E]) -> Vec<Violatio
 #[cfg(test)]
 mod tests {
     use keel::Outcome;
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn started() -> Ev {
         crate::test_entry::completer_started(0, 1)

@@ -209,14 +209,11 @@ struct Run {
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn started() -> Ev {
         let e = CompleterEvent::CompleterStarted {

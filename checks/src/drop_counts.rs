@@ -65,14 +65,11 @@ pub fn subscription_closes_count_drops<E: Entry>(events: &[E]) -> Vec<Violation>
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::{E as Ev, at_ms};
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn dropped(t_ms: u64, subscriber: u64) -> Ev {
         at(t_ms, CompleterEvent::SubscriberDropped { completer: "c".into(), subscriber })

@@ -43,14 +43,13 @@ pub fn subscribers_gone_once<E: Entry>(events: &[E]) -> Vec<Violation> {
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
     fn gone(t_ms: u64, subscriber: u64) -> Ev {
         let e = CompleterEvent::SubscriberGone { completer: "c".into(), subscriber };
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
+        crate::test_entry::completer_at(t_ms, e)
     }
 
     #[test]

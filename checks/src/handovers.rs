@@ -84,14 +84,11 @@ pub fn completer_losses_need_a_gone_receiver<E: Entry>(events: &[E]) -> Vec<Viol
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn sm_started(t_ms: u64, sm: u64, source_run: u64) -> Ev {
         at(t_ms, CompleterEvent::SmStarted { completer: "c".into(), run: sm, source_run })

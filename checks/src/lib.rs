@@ -323,6 +323,11 @@ mod test_entry {
             retry_budget: 6,
             op_timeout_us: 200_000,
         };
+        completer_at(t_ms, e)
+    }
+
+    /// Completer event `e` on `n1` at `t_ms`.
+    pub(crate) fn completer_at(t_ms: u64, e: keel::observe::CompleterEvent<'_>) -> E {
         E(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
     }
 

@@ -166,14 +166,11 @@ pub fn completer_retries_on_time<E: Entry>(
 #[cfg(test)]
 mod tests {
     use keel::Outcome;
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn started(t_ms: u64) -> Ev {
         let (retry_min_us, retry_max_us, retry_budget) = (10_000, 100_000, 4);

@@ -271,14 +271,11 @@ pub fn completer_closes_wake_waiting_producers<E: Entry>(
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn begun(t_ms: u64, p: &'static str) -> Ev {
         at(t_ms, CompleterEvent::RoomWaitBegun { completer: "c".into(), run: 1, producer: p.into() })

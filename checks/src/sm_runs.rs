@@ -129,14 +129,11 @@ pub fn subscription_runs_follow_their_stop_and_completer<E: Entry>(events: &[E])
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn started(t_ms: u64, run: u64) -> Ev {
         crate::test_entry::completer_started(t_ms, run)

@@ -116,14 +116,11 @@ pub fn completer_stops_return_their_report<E: Entry>(events: &[E]) -> Vec<Violat
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
-    fn at(t_ms: u64, e: CompleterEvent<'_>) -> Ev {
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
-    }
+    use crate::test_entry::completer_at as at;
 
     fn closed(t_ms: u64, run: u64, lost: Lost) -> Ev {
         let (unflushed, undelivered, producers_left) = lost;

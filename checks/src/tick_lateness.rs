@@ -51,14 +51,13 @@ pub fn completer_ticks_on_time<E: Entry>(
 
 #[cfg(test)]
 mod tests {
-    use keel::observe::Event;
 
     use super::*;
     use crate::test_entry::E as Ev;
 
     fn taken(t_ms: u64, late_us: u64) -> Ev {
         let e = CompleterEvent::TickTaken { completer: "c".into(), run: 1, queued: 3, late_us };
-        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
+        crate::test_entry::completer_at(t_ms, e)
     }
 
     #[test]
