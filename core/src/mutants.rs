@@ -1499,6 +1499,27 @@ pub enum Mutant {
     /// in the view it picks from: every job of a dead or draining worker goes to the one worker
     /// least loaded at the view's read (blind-spot hunt, round 37, B #16; P72).
     MC342,
+    /// `LeaseHandle::stop()` that cancels the owner's token and returns, trusting the owner to
+    /// wind down by itself: the caller goes on (starts another owner, exits) while the work
+    /// still runs and the grant is not yet released (round 38 coverage: no run called `stop()`;
+    /// S40).
+    MC343,
+    /// `LeaseHandle::stop()` that aborts the owner's task, the quick way to stop a task: no
+    /// release (the grant blocks every other node for a TTL), the work dropped mid-step, and
+    /// the stop returns `Panicked` (round 38 coverage; S40, S7).
+    MC344,
+    /// The guarded work's token made a child of the owner's parent rather than of the owner's
+    /// own token: a node's stop reaches it at once, a `stop()` of the handle only through the
+    /// owner's step-down, while the work goes on writing (round 38 coverage; S26).
+    MC345,
+    /// A lease owner given a parent that waits on its parent's token alone: a node's stop is
+    /// heard, a `stop()` of its handle never (round 38 coverage; S10, S41).
+    MC346,
+    /// `LeaseHandle::join()` that takes the owner's task out of the handle before awaiting it:
+    /// a join dropped half-way (a health check's timeout) detaches the owner, and a later
+    /// `stop()` or `join()` returns at once while it runs on (round 28's fix, re-injected:
+    /// round 38 coverage; S40).
+    MC347,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

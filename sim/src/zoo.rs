@@ -2059,6 +2059,36 @@ pub const ZOO: &[Entry] = &[
         budget: 250,
     },
     Entry {
+        mutant: Mutant::MC343,
+        lineage: "round 38 coverage: a lease handle's stop() that cancels and returns without awaiting its owner",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC344,
+        lineage: "round 38 coverage: a lease handle's stop() that aborts its owner's task",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC345,
+        lineage: "round 38 coverage: a guarded work's token made a child of the owner's parent, not of the owner's",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC346,
+        lineage: "round 38 coverage: a lease owner with a parent that hears its parent's stop alone",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC347,
+        lineage: "round 28's fix re-injected (round 38 coverage): a lease handle's join() that takes its task before awaiting it",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

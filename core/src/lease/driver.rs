@@ -192,10 +192,15 @@ impl<S: Store> Driver<S> {
         // One wait for the shutdown across every turn of the loop (not a fresh one registered
         // and dropped per `select!`). Polled only while `!shutting_down`: it completes only once
         // the token is cancelled, and the next turn then sets `shutting_down`.
-        let cancelled = self.shutdown.cancelled();
+        // MC346: an owner with a parent that listens to its parent alone.
+        let heard = match &self.parent {
+            Some(p) if mutants::active(Mutant::MC346) => p.clone(),
+            _ => self.shutdown.clone(),
+        };
+        let cancelled = heard.cancelled();
         tokio::pin!(cancelled);
         loop {
-            if !shutting_down && self.shutdown.is_cancelled() {
+            if !shutting_down && heard.is_cancelled() {
                 shutting_down = true;
                 observe::emit(LeaseEvent::Stopping { lease: (&name).into(), owner: (&owner).into() });
                 m.on_shutdown();
@@ -344,10 +349,11 @@ impl<S: Store> Driver<S> {
                     // A child of the owner's token, itself the parent's child: a node's stop
                     // reaches the work at once, even while the owner waits on a renewal (S26).
                     // MC213: a token of its own, cancelled only by the owner's step-down.
-                    let stop = if mutants::active(Mutant::MC213) {
-                        crate::shutdown::Shutdown::new("work")
-                    } else {
-                        self.shutdown.child("work")
+                    // MC345: a child of the parent, which a stop of the handle never cancels.
+                    let stop = match &self.parent {
+                        _ if mutants::active(Mutant::MC213) => crate::shutdown::Shutdown::new("work"),
+                        Some(p) if mutants::active(Mutant::MC345) => p.child("work"),
+                        _ => self.shutdown.child("work"),
                     };
                     // Held{fence} is published first, so the grant's validity exists; were it
                     // missing, the work would get a guard that is already lost.

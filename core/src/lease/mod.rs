@@ -414,6 +414,13 @@ impl LeaseHandle {
     /// wait for the owner to exit. Returns how the owner ended.
     pub async fn stop(mut self) -> Result<(), LeaseError> {
         self.shutdown.cancel();
+        if crate::mutants::active(crate::mutants::Mutant::MC343) {
+            self.task = None;
+            return Ok(());
+        }
+        if crate::mutants::active(crate::mutants::Mutant::MC344) {
+            self.task.iter().for_each(tokio::task::JoinHandle::abort);
+        }
         self.join().await
     }
 
@@ -421,10 +428,15 @@ impl LeaseHandle {
     /// A join dropped before the owner exited (a `select!` or a timeout around it) leaves the
     /// handle as it was: a later join waits again, and `is_finished` stays false.
     pub async fn join(&mut self) -> Result<(), LeaseError> {
-        let Some(task) = self.task.as_mut() else { return Ok(()) };
         // Awaited in place and taken only once it ended (taken first, a dropped join detached
-        // the owner, and every later join and `is_finished` said it had exited: round 28).
-        let ended = task.await;
+        // the owner, and every later join and `is_finished` said it had exited: round 28; MC347).
+        let ended = if crate::mutants::active(crate::mutants::Mutant::MC347) {
+            let Some(task) = self.task.take() else { return Ok(()) };
+            task.await
+        } else {
+            let Some(task) = self.task.as_mut() else { return Ok(()) };
+            task.await
+        };
         self.task = None;
         match ended {
             Ok(r) => r,
@@ -445,6 +457,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    #[cfg(feature = "mutants")]
+    use crate::mutants::Mutant;
     use crate::store::MemoryStore;
     use crate::testkit::ManualClock;
 
@@ -516,6 +530,58 @@ mod tests {
             }
         };
         tokio::time::timeout(bound, released).await.expect("the dropped owner released the lease");
+    }
+
+    /// `stop()` returns once its owner ended: its work returned and the store holds no grant
+    /// (cargo-mutants: `stop → Ok(())`, which left both to the dropped handle's background stop,
+    /// passed while no test looked right after a stop; round 38, when no scenario called `stop()`:
+    /// MC343 returned at the cancel, MC344 aborted the owner and left its grant, MC347 after a
+    /// join given up found no owner to wait for). The clock never moves: nothing here waits for
+    /// a deadline.
+    #[tokio::test(flavor = "current_thread")]
+    async fn stop_returns_once_the_work_ended_and_the_lease_is_released() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        async fn stop(join_first: bool) -> (Result<(), LeaseError>, bool, bool) {
+            let clock = Arc::new(ManualClock::new());
+            let store = MemoryStore::with_clock(clock.clone(), 1_000_000);
+            let cfg = LeaseConfig::builder("l", "n").quarantine(false).build().expect("valid config");
+            let ended = Arc::new(AtomicBool::new(false));
+            let work_ended = ended.clone();
+            let mut handle = LeaseOwner::new(store.clone(), cfg).with_clock(clock).start(move |guard: Guard| {
+                let ended = work_ended.clone();
+                async move {
+                    guard.lost().await;
+                    // A work that takes a turn to wind down.
+                    tokio::task::yield_now().await;
+                    ended.store(true, Ordering::SeqCst);
+                }
+            });
+            handle.held().await.expect("held");
+            if join_first {
+                tokio::select! {
+                    biased;
+                    r = handle.join() => panic!("the owner exited by itself: {r:?}"),
+                    () = tokio::task::yield_now() => {}
+                }
+            }
+            let bound = Duration::from_secs(5); // real time: the test's own guard against a hang
+            let r = tokio::time::timeout(bound, handle.stop()).await.expect("stop() returned");
+            (r, ended.load(Ordering::SeqCst), store.lease_holder("l").is_none())
+        }
+        for join_first in [false, true] {
+            let (r, ended, released) = stop(join_first).await;
+            assert!(
+                r.is_ok() && ended && released,
+                "join first {join_first}: {r:?}, ended {ended}, released {released}"
+            );
+        }
+        #[cfg(feature = "mutants")]
+        for (m, join_first) in [(Mutant::MC343, false), (Mutant::MC344, false), (Mutant::MC347, true)] {
+            crate::mutants::set(Some(m));
+            let (r, ended, released) = stop(join_first).await;
+            crate::mutants::set(None);
+            assert!(!(r.is_ok() && ended && released), "{m:?} passed");
+        }
     }
 
     /// A join given up before the owner exited (a timeout around it) leaves the handle waiting:
@@ -663,28 +729,6 @@ mod tests {
         for (min, max) in [(Duration::ZERO, s(1)), (s(2), s(1)), (ms(1), WORK_RESTART_BACKOFF_MAX + ms(1))] {
             assert_eq!(WorkPolicy::restart(min, max).unwrap_err().field, "work_policy", "{min:?} .. {max:?}");
         }
-    }
-
-    /// `stop` returns once the work has stopped and the lease is released (cargo-mutants:
-    /// `stop → Ok(())`, which left both to the dropped handle's background stop, passed: no
-    /// test looked at the store right after a stop).
-    #[tokio::test(flavor = "current_thread")]
-    async fn stop_returns_after_the_work_stopped_and_the_lease_is_released() {
-        let store = MemoryStore::new();
-        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let seen = stopped.clone();
-        let handle = LeaseOwner::new(store.clone(), config(600)).start(move |guard: Guard| {
-            let seen = seen.clone();
-            async move {
-                guard.lost().await;
-                seen.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-        let fence = handle.held().await.expect("held");
-        assert_eq!(store.lease_holder("l").map(|(_, f)| f), Some(fence));
-        handle.stop().await.expect("clean stop");
-        assert!(stopped.load(std::sync::atomic::Ordering::SeqCst), "the work ran to its end");
-        assert_eq!(store.lease_holder("l"), None, "released");
     }
 
     /// A grant is valid strictly before its local deadline, not at it (cargo-mutants: `<` →

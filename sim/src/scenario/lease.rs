@@ -56,6 +56,15 @@ events! {
         /// `held()` answered at its first poll (`waits` if nothing), whether a receiver of
         /// `subscribe()` found the channel closed, and `is_finished()`.
         LateRead { state: String, held: String, closed: bool, finished: bool } = "late_read",
+        /// The node yields the lease: its `LeaseHandle::stop()` is called while the node runs on
+        /// (S40, S41; the stop rules of a node's stop judge it too).
+        YieldAsked {} = "yield_asked",
+        /// Right after `LeaseHandle::stop()` was called (its first poll), the guard of the
+        /// owner's latest work (of `fence`) read lost, or not (S26: a stop cancels the work's
+        /// token in the same instant).
+        GuardAtYield { fence: u64, lost: bool } = "guard_at_yield",
+        /// `LeaseHandle::stop()` returned: `error` empty for `Ok`.
+        YieldReturned { error: String } = "yield_returned",
     }
 }
 
@@ -64,6 +73,12 @@ pub(super) fn rec(e: &Event) -> Option<&Rec> {
         Some(AppEv::Lease(r)) => Some(r),
         _ => None,
     }
+}
+
+/// A stop asked of the node's lease owner: the node's graceful stop (through the owner's
+/// parent), or a yield (`LeaseHandle::stop()`, the owner's own token).
+pub(super) fn stop_asked(e: &Event) -> bool {
+    matches!(e.world(), Some(WorldEv::NodeStop {})) || matches!(rec(e), Some(Rec::YieldAsked {}))
 }
 
 const LEASE: &str = "leader";
@@ -197,7 +212,17 @@ fn read_guard(ctx: &NodeCtx, guard: &Guard) -> (Option<u64>, bool) {
     (valid, lost)
 }
 
-async fn guarded_work(ctx: NodeCtx, resource: Arc<FencedResource>, guard: Guard, window_us: u64, ttl_ms: u64) {
+/// The guard the owner handed its latest work, for the application to read at a yield (S26).
+type LatestGuard = Arc<Mutex<Option<Guard>>>;
+
+async fn guarded_work(
+    ctx: NodeCtx,
+    resource: Arc<FencedResource>,
+    guard: Guard,
+    latest: LatestGuard,
+    (window_us, ttl_ms): (u64, u64),
+) {
+    *latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard.clone());
     let mut end = Returned { ctx: ctx.clone(), fence: guard.fence(), returned: false };
     work_until_lost(ctx, resource, guard, window_us, ttl_ms).await;
     end.returned = true;
@@ -315,6 +340,7 @@ const GOALS: &[&str] = &[
     "renewed_under_reply_delay",
     "renewed_under_asymmetric_latency",
     "failed_then_awaiting",
+    "holder_yielded",
 ];
 
 /// The historical bugs this scenario must catch.
@@ -416,6 +442,11 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC252,
     Mutant::MC267,
     Mutant::MC270,
+    Mutant::MC343,
+    Mutant::MC344,
+    Mutant::MC345,
+    Mutant::MC346,
+    Mutant::MC347,
 ];
 
 impl LeaseScenario {
@@ -485,9 +516,35 @@ impl LeaseScenario {
         if ctx.index == PERMANENT_ATTEMPTS_NODE {
             owner = owner.permanent_error_attempts(PERMANENT_ATTEMPTS);
         }
-        let mut handle =
-            owner.start(move |guard| guarded_work(work_ctx.clone(), resource.clone(), guard, window_us, ttl_ms));
-        read_handle(&ctx, &handle).await;
+        let latest = LatestGuard::default();
+        let work_latest = latest.clone();
+        let mut handle = owner.start(move |guard| {
+            guarded_work(work_ctx.clone(), resource.clone(), guard, work_latest.clone(), (window_us, ttl_ms))
+        });
+        let ttl_us = ttl_ms * 1000;
+        // Some lives yield the lease instead (see `lease_yield`): the handle read until then.
+        let mut reading = true;
+        let yielding = match super::lease_yield::planned(ctx.history.now_us(), ctx.index, ttl_us) {
+            None => false,
+            Some(plan) => {
+                reading = tokio::select! {
+                    biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                    _ = read_handle(&ctx, &handle) => false,
+                    _ = ctx.clock.sleep(plan.after) => true,
+                };
+                reading
+                    && (!plan.as_leader || super::lease_yield::leads(&ctx, &handle).await)
+                    && super::lease_yield::in_time(&ctx, window_us, ttl_us)
+            }
+        };
+        if yielding {
+            super::lease_yield::yield_lease(&ctx, handle, &latest).await;
+            let _ = app.await;
+            return;
+        }
+        if reading {
+            read_handle(&ctx, &handle).await;
+        }
         match handle.join().await {
             Ok(()) => ctx.record(Rec::OwnerExit {}),
             Err(e) => ctx.record(Rec::OwnerCrashed { error: e.to_string() }),
@@ -557,6 +614,8 @@ impl LeaseScenario {
         v.extend(crate::keel_rules::lease_acts(run));
         // S21: the handle tells the application what the owner believes, at once.
         v.extend(super::lease_handle::check(run));
+        // S40, S41: a yield's `stop()` returns once its owner ended, and in time.
+        v.extend(super::lease_yield::check(run, self.ttl_ms * 1000));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let window = Span { start: stable_us, end: end_us };
@@ -693,6 +752,8 @@ impl LeaseScenario {
         let mut open: BTreeSet<Who> = BTreeSet::new();
         let mut crashed_holder = false;
         let mut failed_renew: BTreeSet<Who> = BTreeSet::new();
+        // Holders that asked their handle to stop (a yield), until it returned.
+        let mut yielding: BTreeSet<Who> = BTreeSet::new();
         let mut narrow = super::NarrowWindows::default();
         for e in events {
             narrow.see(e);
@@ -741,6 +802,12 @@ impl LeaseScenario {
                 c.insert("quarantine_refusal");
             } else if matches!(rec(e), Some(Rec::ResourceWrite { accepted: false, .. })) {
                 c.insert("stale_fence_rejected");
+            } else if matches!(rec(e), Some(Rec::YieldAsked {})) && open.contains(&e.node) {
+                yielding.insert(e.node);
+            } else if matches!(rec(e), Some(Rec::YieldReturned { error }) if error.is_empty())
+                && yielding.remove(&e.node)
+            {
+                c.insert("holder_yielded");
             }
         }
         c
@@ -1029,7 +1096,7 @@ fn stops_heard(run: &RunView<'_>, longest_step_us: u64) -> Vec<Violation> {
                 started.remove(&n);
                 heard.remove(&n);
             }
-            (Some(WorldEv::NodeStop {}), _) if started.contains(&n) && !heard.contains(&n) => {
+            _ if stop_asked(e) && started.contains(&n) && !heard.contains(&n) => {
                 open.insert(n, Open { asked: e.t_us, due: due(e.t_us, n), step_ended: false });
             }
             (_, Some(LeaseEvent::Stopping { .. })) => {
@@ -1170,7 +1237,7 @@ fn stop_leaves_no_grant(events: &[Event]) -> Vec<Violation> {
             }
             // The first stop of a life: a second one while the node stops (lease seed 25 164, a
             // restart's stop 39 ms into a stop) must not forget the release sent meanwhile.
-            (_, Some(WorldEv::NodeStop {}), _) => {
+            _ if stop_asked(e) => {
                 released_since_stop.entry(n).or_insert(false);
             }
             (_, _, _) if matches!(e.lease(), Some(LeaseEvent::ReleaseEnded { .. })) => {
@@ -1442,7 +1509,10 @@ impl Beliefs {
                     | Rec::HeldAwaited {}
                     | Rec::HeldReturned { .. }
                     | Rec::StateRead { .. }
-                    | Rec::LateRead { .. } => {}
+                    | Rec::LateRead { .. }
+                    | Rec::YieldAsked {}
+                    | Rec::GuardAtYield { .. }
+                    | Rec::YieldReturned { .. } => {}
                 }
             } else if let Some(s) = e.server() {
                 match s {

@@ -191,7 +191,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 due.remove(&n);
                 failed_due.remove(&n);
             }
-            (_, Some(WorldEv::NodeStop {}), _) => {
+            _ if super::lease::stop_asked(e) => {
                 awaiting.remove(&n);
                 due.remove(&n);
                 failed_due.remove(&n);

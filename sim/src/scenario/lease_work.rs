@@ -72,7 +72,8 @@ pub fn guards_lost_with_their_grant(run: &RunView<'_>) -> Vec<Violation> {
                 ),
                 ..,
             )
-            | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {} | WorldEv::NodeStop {}), _) => true,
+            | (_, Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {}), _) => true,
+            _ if super::lease::stop_asked(e) => true,
             (.., Some(Rec::LostSignal { fence, lost: true })) if held.get(&n) == Some(fence) => {
                 let frozen: Vec<_> = run.timeline.frozen(n).collect();
                 let due = keel_checks::reach(e.t_us, BELIEF_ENDS_SLACK_US, &frozen);
@@ -98,7 +99,9 @@ pub fn guards_lost_with_their_grant(run: &RunView<'_>) -> Vec<Violation> {
 /// completes and `is_lost()` reads true. The scenario's work checks its guard before each write
 /// to the fenced resource, so no `resource_write` of that node comes later than
 /// [`BELIEF_ENDS_SLACK_US`] of running time after the stop (frozen time not counted), until its
-/// next start. A work token made apart from the owner's (blind-spot hunt, round 23, B #2) hears
+/// next start; a yield (`LeaseHandle::stop()`) is judged the same way, and at its instant too:
+/// the latest work's guard, read right after the call, reads lost (`guard_at_yield`). A work
+/// token made apart from the owner's (blind-spot hunt, round 23, B #2) hears
 /// the stop only at the owner's step-down: lease seed 11, a write 17 ms after the stop. The
 /// first 20 violations.
 pub fn works_hear_their_node_stop(run: &RunView<'_>) -> Vec<Violation> {
@@ -108,7 +111,7 @@ pub fn works_hear_their_node_stop(run: &RunView<'_>) -> Vec<Violation> {
     for e in run.events {
         let n = e.node;
         match (e.world(), rec(e)) {
-            (Some(WorldEv::NodeStop {}), _) => {
+            _ if super::lease::stop_asked(e) => {
                 let frozen: Vec<_> = run.timeline.frozen(n).collect();
                 stopped.entry(n).or_insert((e.t_us, keel_checks::reach(e.t_us, BELIEF_ENDS_SLACK_US, &frozen)));
             }
@@ -130,6 +133,16 @@ pub fn works_hear_their_node_stop(run: &RunView<'_>) -> Vec<Violation> {
                         ),
                     ));
                 }
+            }
+            // A yield reads its latest work's guard right after calling `stop()`: the same
+            // instant, so it must read lost already (MC345: a work token under the owner's
+            // parent hears the handle's stop only at the owner's step-down).
+            (_, Some(Rec::GuardAtYield { fence, lost: false })) if v.len() < 20 => {
+                v.push(Violation::new(
+                    "S26",
+                    e.t_us,
+                    format!("{n}: right after LeaseHandle::stop() was called, the guard of fence {fence} still read valid: the stop cancels the work's token at once"),
+                ));
             }
             _ => {}
         }

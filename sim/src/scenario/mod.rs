@@ -22,6 +22,7 @@ pub mod lease_orphans;
 pub mod lease_release;
 pub mod lease_tokens;
 pub mod lease_work;
+pub mod lease_yield;
 pub mod life_waits;
 pub mod pool;
 pub mod pool_cleanup;
