@@ -1520,6 +1520,10 @@ pub enum Mutant {
     /// `stop()` or `join()` returns at once while it runs on (round 28's fix, re-injected:
     /// round 38 coverage; S40).
     MC347,
+    /// `PoolNode::dispatch_and_wait` that registers its wait once the dispatch returned: a job
+    /// that completes before the dispatch's reply arrives (a slow or retried reply) is waited
+    /// for until the node stops (round 38 coverage: no run called `dispatch_and_wait`; P10).
+    MC348,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

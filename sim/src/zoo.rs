@@ -2089,6 +2089,12 @@ pub const ZOO: &[Entry] = &[
         budget: 60,
     },
     Entry {
+        mutant: Mutant::MC348,
+        lineage: "round 38 coverage: a pool's dispatch_and_wait that registers its wait after the dispatch",
+        scenario: "poolfeed",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

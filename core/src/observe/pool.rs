@@ -91,6 +91,9 @@ events! {
         NodeStopped { node: Text<'a> } = "node_stopped",
         /// Completion events were not flushed before the node's stop bound.
         CompletionEventsUnflushed { error: Text<'a> } = "completion_events_unflushed",
+        /// A wait for `job`'s completion was registered on this node (`wait_for`,
+        /// `dispatch_and_wait`: the latter before its dispatch writes; P81).
+        CompletionWaitRegistered { job: Text<'a> } = "completion_wait_registered",
         /// A new job was added, owned by `worker` (empty: queued), at store time `now_ms`.
         Dispatched { job: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "dispatched",
         /// A dispatch's or a move's pending entry was written: `worker` must acknowledge attempt
@@ -339,6 +342,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::NodeStopped { node } => info!(target: T, kind = "node_stopped", node = %node, "pool node stopped"),
         E::CompletionEventsUnflushed { error } => {
             warn!(target: T, kind = "completion_events_unflushed", error = %error, "completion events not flushed before the bound (the completions themselves are recorded)")
+        }
+        E::CompletionWaitRegistered { job } => {
+            debug!(target: T, kind = "completion_wait_registered", job = %job, "completion wait registered")
         }
         E::Dispatched { job, worker, attempt, now_ms } => {
             debug!(target: T, kind = "dispatched", job = %job, worker = %worker, attempt, now_ms, "job dispatched")

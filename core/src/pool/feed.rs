@@ -358,6 +358,7 @@ impl Feed {
         let id = r.next_id;
         r.waiters.entry(job.to_owned()).or_default().push((id, tx));
         r.waiting += 1;
+        crate::observe::emit(crate::observe::PoolEvent::CompletionWaitRegistered { job: job.into() });
         Some(Waiter { reg: self.reg.clone(), job: job.to_owned(), id, rx })
     }
 

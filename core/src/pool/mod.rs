@@ -533,6 +533,13 @@ impl<S: Store> PoolNode<S> {
     /// retry: `Duplicate` means the first try landed, then [`wait_for`](Self::wait_for) it).
     /// Cancel-safe: dropping the future deregisters the wait.
     pub async fn dispatch_and_wait(&self, job: &str, payload: &str) -> Result<JobCompletion, PoolError> {
+        // MC348: the wait registered once the dispatch returned: a completion that lands first
+        // (the dispatch's reply slow) is never seen.
+        if crate::mutants::active(crate::mutants::Mutant::MC348) {
+            self.dispatch(job, payload).await?;
+            let waiter = self.core.feed.wait(job).ok_or_else(|| self.full_or_stopped())?;
+            return self.await_waiter(waiter).await;
+        }
         let waiter = self.core.feed.wait(job).ok_or_else(|| self.full_or_stopped())?;
         self.dispatch(job, payload).await?;
         self.await_waiter(waiter).await

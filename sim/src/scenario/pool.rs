@@ -62,6 +62,9 @@ events! {
         FeedGot { job: String, attempt: u64, dropped: u64 } = "feed_got",
         /// `poolfeed`: the subscriber's feed closed (the node stopped).
         FeedEnd { dropped: u64 } = "feed_end",
+        /// `poolfeed`: `dispatch_and_wait` of a new job called (P81; its wait is then recorded
+        /// as a `wait_for`'s is).
+        AndWaitCalled { job: String } = "and_wait_called",
         /// `poolfeed`: a `wait_for` of a job the node dispatched began.
         WaitBegun { job: String } = "wait_begun",
         /// `poolfeed`: the `wait_for` returned the job's completion.
@@ -222,42 +225,13 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
             let mut rng = madsim::rand::thread_rng();
             if rng.gen_bool(0.15) { rng.gen_range(2000..4000) } else { rng.gen_range(20..400) }
         };
-        let mut failed = false;
-        let mut added = false;
-        for _ in 0..20 {
-            let r = node.dispatch(&job, &ms.to_string()).await;
-            if let Err(e) = &r {
-                super::pool_dispatch::failed(&ctx, &job, e);
-            }
-            match r {
-                Ok(_) => {
-                    added = true;
-                    ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
-                    if wait {
-                        tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
-                    }
-                    break;
-                }
-                Err(keel::pool::PoolError::Duplicate { .. }) if failed => {
-                    added = true;
-                    ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
-                    if wait {
-                        tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job.clone()));
-                    }
-                    break;
-                }
-                Err(_) if ctx.shutdown.is_cancelled() => {
-                    ctx.record(Rec::DispatchGaveUp { job });
-                    return;
-                }
-                Err(_) => {
-                    failed = true;
-                    ctx.clock.sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-        if !added {
-            ctx.record(Rec::DispatchGaveUp { job });
+        if wait && n.is_multiple_of(super::pool_feed::AND_WAIT_EVERY) {
+            // An API handler's request: a quick job, dispatched and awaited in one call, in its
+            // own task (quick, so its completion can beat a slow dispatch reply home).
+            let quick = 1 + ms % super::pool_feed::QUICK_JOB_MS;
+            tokio::spawn(super::pool_feed::dispatch_and_wait(ctx.clone(), node.clone(), job, quick));
+        } else if !add(&ctx, &node, job, ms, wait, false).await {
+            return;
         }
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
@@ -265,6 +239,46 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
             _ = ctx.clock.sleep(Duration::from_millis(150)) => {}
         }
     }
+}
+
+/// Dispatch `job` until it is added (up to 20 calls, 100 ms apart), recording each failure and
+/// the job's addition, and (`wait`) await its completion in a task of its own. `failed`: an
+/// earlier call of it failed, so a `Duplicate` means that call landed. False once the node is
+/// stopping.
+pub(super) async fn add(
+    ctx: &NodeCtx,
+    node: &Arc<keel::pool::PoolNode<crate::net::SimStore>>,
+    job: String,
+    ms: u64,
+    wait: bool,
+    mut failed: bool,
+) -> bool {
+    for _ in 0..20 {
+        let r = node.dispatch(&job, &ms.to_string()).await;
+        if let Err(e) = &r {
+            super::pool_dispatch::failed(ctx, &job, e);
+        }
+        match r {
+            Ok(_) => {}
+            Err(keel::pool::PoolError::Duplicate { .. }) if failed => {}
+            Err(_) if ctx.shutdown.is_cancelled() => {
+                ctx.record(Rec::DispatchGaveUp { job });
+                return false;
+            }
+            Err(_) => {
+                failed = true;
+                ctx.clock.sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
+        ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
+        if wait {
+            tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job));
+        }
+        return true;
+    }
+    ctx.record(Rec::DispatchGaveUp { job });
+    true
 }
 
 /// Reads the pool's state from the store's data in place ([`NodeCtx::store_data`]): an
@@ -551,6 +565,7 @@ impl PoolScenario {
         v.extend(super::pool_dispatch::check(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
+            v.extend(super::pool_feed::waits_registered_first(run));
             v.extend(super::pool_events::check(run));
         }
         v
@@ -642,6 +657,7 @@ impl PoolScenario {
                 Mutant::MC238,
                 Mutant::MC273,
                 Mutant::MC274,
+                Mutant::MC348,
             ];
         }
         &[

@@ -57,6 +57,77 @@ pub async fn waiter(ctx: NodeCtx, node: Arc<Node>, job: String) {
     }
 }
 
+/// Every how many jobs a `poolfeed` dispatcher sends through `dispatch_and_wait` (an API
+/// handler's one call) instead of `dispatch` and a `wait_for`: until round 38 no run called it,
+/// so a wait registered after the dispatch (its completion missed) passed every rule.
+pub const AND_WAIT_EVERY: u64 = 3;
+
+/// The jobs sent through `dispatch_and_wait` run 1 to this many ms.
+pub const QUICK_JOB_MS: u64 = 20;
+
+/// Dispatch `job` and await its completion in one call (`dispatch_and_wait`), recording the wait
+/// as [`waiter`] does (P10 judges both) and the job as added once it returned. A dispatch that
+/// failed is retried as the dispatcher retries, then awaited with `wait_for`, as keel's docs tell
+/// a caller to.
+pub async fn dispatch_and_wait(ctx: NodeCtx, node: Arc<Node>, job: String, ms: u64) {
+    ctx.record(Rec::AndWaitCalled { job: job.clone() });
+    ctx.record(Rec::WaitBegun { job: job.clone() });
+    match node.dispatch_and_wait(&job, &ms.to_string()).await {
+        Ok(c) => {
+            ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
+            ctx.record(Rec::WaitDone { job, attempt: c.attempt });
+        }
+        Err(e) => {
+            ctx.record(Rec::WaitFailed { job: job.clone(), error: e.to_string() });
+            if !matches!(e, keel::pool::PoolError::Stopped) {
+                super::pool_dispatch::failed(&ctx, &job, &e);
+                super::pool::add(&ctx, &node, job, ms, true, true).await;
+            }
+        }
+    }
+}
+
+/// **P81**: `dispatch_and_wait` registers its wait before its dispatch writes, as documented
+/// (else a completion that beats the dispatch's reply home is never seen: MC348). Judged at each
+/// `dispatched` of a job the node called it for (`and_wait_called`): the node's
+/// `completion_wait_registered` of that job came first, in the same life. The first 20
+/// violations.
+pub fn waits_registered_first(run: &RunView<'_>) -> Vec<Violation> {
+    // (node, job) → whether its wait is registered yet.
+    let mut calls: BTreeMap<(Who, &str), bool> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        match (rec(e), e.pool()) {
+            (Some(Rec::AndWaitCalled { job }), _) => {
+                calls.insert((e.node, job.as_str()), false);
+            }
+            (_, Some(PoolEvent::CompletionWaitRegistered { job })) => {
+                if let Some(r) = calls.get_mut(&(e.node, plain(job))) {
+                    *r = true;
+                }
+            }
+            (_, Some(PoolEvent::Dispatched { job, .. })) => {
+                if calls.remove(&(e.node, plain(job))) == Some(false) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P81",
+                        e.t_us,
+                        format!("{}: dispatch_and_wait({job}) dispatched before it registered its wait: a completion that beats the dispatch's reply is never seen", e.node),
+                    ));
+                }
+            }
+            _ if matches!(
+                e.world(),
+                Some(crate::history::WorldEv::NodeStart {} | crate::history::WorldEv::NodeCrash {})
+            ) =>
+            {
+                calls.retain(|(n, _), _| *n != e.node);
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
         Some(super::AppEv::Pool(r)) => Some(r),
