@@ -1499,6 +1499,11 @@ pub enum Mutant {
     /// in the view it picks from: every job of a dead or draining worker goes to the one worker
     /// least loaded at the view's read (blind-spot hunt, round 37, B #16; P72).
     MC342,
+    /// A lease owner that keeps its token after a step-down for `taken` (the store said the grant
+    /// is gone): its next grant is to the token of the one it lost, so a renewal or release of the
+    /// old grant still in flight acts on the new one, and the key no longer tells the grants apart
+    /// (blind-spot hunt, round 38, A #8; S32).
+    MC350,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2059,6 +2059,12 @@ pub const ZOO: &[Entry] = &[
         budget: 250,
     },
     Entry {
+        mutant: Mutant::MC350,
+        lineage: "blind-spot hunt, round 38, A #8: a lease token kept after a step-down for taken",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -337,6 +337,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC302,
     Mutant::MC303,
     Mutant::MC304,
+    Mutant::MC350,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
@@ -529,6 +530,7 @@ impl LeaseScenario {
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         v.extend(super::lease_orphans::check(run));
         v.extend(super::lease_tokens::check(run));
+        v.extend(super::lease_tokens::tokens_held_once(run));
         v.extend(super::lease_release::check(run));
         v.extend(super::lease_late::check(run));
         v.extend(super::lease_work::check(run));
