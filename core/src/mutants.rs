@@ -1504,6 +1504,11 @@ pub enum Mutant {
     /// old grant still in flight acts on the new one, and the key no longer tells the grants apart
     /// (blind-spot hunt, round 38, A #8; S32).
     MC350,
+    /// A lease owner that arms its work's abort (`work_stop_timeout`) on the runtime's timer, not
+    /// on the clock it was given: on a slow clock the work is aborted before its graceful window
+    /// ran out, a few per cent early, within S24's drift slack (blind-spot hunt, round 38, A #11;
+    /// S33).
+    MC351,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

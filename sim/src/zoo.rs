@@ -2065,6 +2065,12 @@ pub const ZOO: &[Entry] = &[
         budget: 60,
     },
     Entry {
+        mutant: Mutant::MC351,
+        lineage: "blind-spot hunt, round 38, A #11: a guarded work's abort armed on the runtime's timer, not the owner's clock",
+        scenario: "lease",
+        budget: 80,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -338,6 +338,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC303,
     Mutant::MC304,
     Mutant::MC350,
+    Mutant::MC351,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
@@ -538,6 +539,7 @@ impl LeaseScenario {
         v.extend(super::lease_work::works_hear_their_node_stop(run));
         v.extend(super::lease_work::works_hear_their_step_down(run, Who::Node(POLLING_WORK_NODE as u8)));
         v.extend(super::lease_work::aborts_wait_for_their_timeout(run, self.plan_spec().drift_bound, &excused));
+        v.extend(super::lease_work::aborts_wait_on_their_own_clock(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
         v.extend(keel_checks::lease_beliefs_keep_their_margin(events, crate::keel_rules::slowest_in_bound(run)));
