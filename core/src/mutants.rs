@@ -1509,6 +1509,11 @@ pub enum Mutant {
     /// ran out, a few per cent early, within S24's drift slack (blind-spot hunt, round 38, A #11;
     /// S33).
     MC351,
+    /// A shutdown token whose cancel stops walking its children at the first one already
+    /// cancelled, taking the rest for cancelled with it: a live child registered after a part
+    /// stopped early (its token still held) never hears its parent's cancel (blind-spot hunt,
+    /// round 38, A #16; the lease scenario's nodes now hold such a token: S10, S26).
+    MC352,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

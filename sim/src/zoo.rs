@@ -2071,6 +2071,12 @@ pub const ZOO: &[Entry] = &[
         budget: 80,
     },
     Entry {
+        mutant: Mutant::MC352,
+        lineage: "blind-spot hunt, round 38, A #16: a token's cancel that stops at the first child already cancelled",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -339,6 +339,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC304,
     Mutant::MC350,
     Mutant::MC351,
+    Mutant::MC352,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
@@ -477,6 +478,12 @@ impl LeaseScenario {
             sibling.shutdown.cancelled().await;
             sibling.record(Rec::AppDown {});
         });
+        // A part of the node stopped before the owner started, its token still held (a
+        // sub-service stopped early): the node's stop must reach the owner registered after it
+        // (blind-spot hunt, round 38, A #16, MC352: a cancel that stopped at the first child
+        // already cancelled). Making and cancelling a token awaits nothing: the trace is the same.
+        let stopped_early = ctx.shutdown.child("stopped-early");
+        stopped_early.cancel();
         let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
         let work_ctx = ctx.clone();
         let (window_us, ttl_ms) = (self.window_ms * 1000, self.ttl_ms);
@@ -499,6 +506,7 @@ impl LeaseScenario {
         // node's end would tear the sibling down before it ran, and S2's converse could not
         // tell a stop that never woke it from one that did.
         let _ = app.await;
+        drop(stopped_early);
     }
 
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
