@@ -1514,6 +1514,11 @@ pub enum Mutant {
     /// stopped early (its token still held) never hears its parent's cancel (blind-spot hunt,
     /// round 38, A #16; the lease scenario's nodes now hold such a token: S10, S26).
     MC352,
+    /// A lease owner whose successful read of the store's time at start does not end its run of
+    /// store errors: the recovery is reported late, at the next store answer, counting errors
+    /// from before a success, and a summary between says the store still fails (blind-spot
+    /// hunt, round 38, A #107; E2, which now reads `time_read`).
+    MC353,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -340,6 +340,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC350,
     Mutant::MC351,
     Mutant::MC352,
+    Mutant::MC353,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
