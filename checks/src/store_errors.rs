@@ -13,10 +13,12 @@
 //! with errors summarised since its last recovery reports the recovery in the same step as the
 //! success. The owner ends its run at each answer of the store: an acquisition granted,
 //! refused by a live holder or quarantined, a renewal renewed or refused, and a read of the
-//! store's time (which has no event of its own, so only its recovery is judged). In the step,
-//! `store_recovered` comes before `granted` and `renewed` (they follow the machine's new
-//! deadline), and after `acquire_refused`, `quarantined` and `renew_refused`: so a `granted` or
-//! `renewed` with errors still open is E2 at once, and after a refusal or quarantine with errors
+//! store's time (`time_read`, an event of its own since round 36). In the step,
+//! `store_recovered` comes before `granted`, `renewed` (they follow the machine's new
+//! deadline) and `time_read`, and after `acquire_refused`, `quarantined` and `renew_refused`: so
+//! a `granted`, `renewed` or `time_read` with errors still open is E2 at once (a time read at
+//! start that leaves the run open: blind-spot hunt, round 38, A #107, MC353), and after a
+//! refusal or quarantine with errors
 //! open, the owner's next event of a store step must be that `store_recovered` (a success that
 //! leaves the run open is an operator never told the store answers again, and a recovery
 //! reported later counting errors from before a success; MC119: an acquisition's success that
@@ -57,6 +59,7 @@ pub fn lease_recoveries_follow_errors<E: Entry>(events: &[E]) -> Vec<Violation> 
             | LeaseEvent::StoreRecovered { lease, owner, .. }
             | LeaseEvent::Granted { lease, owner, .. }
             | LeaseEvent::Renewed { lease, owner, .. }
+            | LeaseEvent::TimeRead { lease, owner, .. }
             | LeaseEvent::AcquireRefused { lease, owner, .. }
             | LeaseEvent::Quarantined { lease, owner, .. }
             | LeaseEvent::RenewRefused { lease, owner, .. }
@@ -97,8 +100,14 @@ pub fn lease_recoveries_follow_errors<E: Entry>(events: &[E]) -> Vec<Violation> 
                 };
                 push(&mut v, e.t_us(), format!("{node}: lease {lease} owner {owner} {what}"));
             }
-            LeaseEvent::Granted { .. } | LeaseEvent::Renewed { .. } if errors.contains_key(&key) => {
-                let what = if matches!(ev, LeaseEvent::Granted { .. }) { "granted" } else { "renewed" };
+            LeaseEvent::Granted { .. } | LeaseEvent::Renewed { .. } | LeaseEvent::TimeRead { .. }
+                if errors.contains_key(&key) =>
+            {
+                let what = match ev {
+                    LeaseEvent::Granted { .. } => "granted",
+                    LeaseEvent::Renewed { .. } => "renewed",
+                    _ => "time_read",
+                };
                 let total = errors[&key];
                 let what = format!(
                     "{node}: lease {lease} owner {owner} succeeded ({what}) with {total} store errors since its last recovery, and reported no recovery before it in that step"
@@ -213,5 +222,11 @@ mod tests {
             },
         );
         assert!(lease_recoveries_follow_errors(&[errors(1, 1), start, granted(3)]).is_empty());
+        // A read of the store's time ends the run too (MC353: it left it open).
+        let time_read = |t_ms| at(t_ms, LeaseEvent::TimeRead { lease: "L".into(), owner: "a".into(), took_us: 0 });
+        assert!(lease_recoveries_follow_errors(&[errors(1, 1), recovered(2, 1), time_read(2)]).is_empty());
+        let v = lease_recoveries_follow_errors(&[errors(1, 1), time_read(2), recovered(3, 1)]);
+        assert_eq!(crate::test_entry::at_ms(&v), [("E2", 2)], "{v:?}");
+        assert!(v[0].detail.contains("(time_read)"), "{}", v[0].detail);
     }
 }

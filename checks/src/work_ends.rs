@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn an_owner_leaving_its_grant_with_its_work_unreported_fires_s23() {
-        let stopped = at(20, LeaseEvent::WorkStopped { lease: "l".into(), owner: "o".into(), fence: 7 });
+        let stopped = at(
+            20,
+            LeaseEvent::WorkStopped { lease: "l".into(), owner: "o".into(), fence: 7, waited_us: 0, aborted: false },
+        );
         assert_eq!(at_ms(&lease_work_ends_reported(&[started(0), stopped, lost(21)])), []);
         assert_eq!(at_ms(&lease_work_ends_reported(&[started(0), lost(21)])), [("S23", 21)]);
         let released = at(30, LeaseEvent::Released { lease: "l".into(), owner: "o".into() });

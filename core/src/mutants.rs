@@ -1524,6 +1524,26 @@ pub enum Mutant {
     /// that completes before the dispatch's reply arrives (a slow or retried reply) is waited
     /// for until the node stops (round 38 coverage: no run called `dispatch_and_wait`; P10).
     MC348,
+    /// A lease owner that keeps its token after a step-down for `taken` (the store said the grant
+    /// is gone): its next grant is to the token of the one it lost, so a renewal or release of the
+    /// old grant still in flight acts on the new one, and the key no longer tells the grants apart
+    /// (blind-spot hunt, round 38, A #8; S32).
+    MC350,
+    /// A lease owner that arms its work's abort (`work_stop_timeout`) on the runtime's timer, not
+    /// on the clock it was given: on a slow clock the work is aborted before its graceful window
+    /// ran out, a few per cent early, within S24's drift slack (blind-spot hunt, round 38, A #11;
+    /// S33).
+    MC351,
+    /// A shutdown token whose cancel stops walking its children at the first one already
+    /// cancelled, taking the rest for cancelled with it: a live child registered after a part
+    /// stopped early (its token still held) never hears its parent's cancel (blind-spot hunt,
+    /// round 38, A #16; the lease scenario's nodes now hold such a token: S10, S26).
+    MC352,
+    /// A lease owner whose successful read of the store's time at start does not end its run of
+    /// store errors: the recovery is reported late, at the next store answer, counting errors
+    /// from before a success, and a summary between says the store still fails (blind-spot
+    /// hunt, round 38, A #107; E2, which now reads `time_read`).
+    MC353,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

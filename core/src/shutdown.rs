@@ -103,6 +103,11 @@ impl Shutdown {
         }
         let children = std::mem::take(&mut *self.node.children.lock().unwrap_or_else(|p| p.into_inner()));
         for child in children.iter().filter_map(Weak::upgrade) {
+            // MC352: the walk stops at a child already cancelled, as if the ones after it had
+            // been cancelled with it: a live child registered after a stopped one runs on.
+            if crate::mutants::active(crate::mutants::Mutant::MC352) && child.cancelled.load(Ordering::Acquire) {
+                break;
+            }
             Shutdown { node: child }.cancel();
         }
     }
@@ -164,6 +169,29 @@ mod tests {
         assert!(held <= 2, "the parent holds {held} children for one live child");
         root.cancel();
         assert!(kept.is_cancelled());
+    }
+
+    /// A cancel reaches every live child, those registered after a child already cancelled
+    /// (a part of the service stopped early whose token is still held) too (blind-spot hunt,
+    /// round 38, A #16, MC352: the walk stopped at the first cancelled child).
+    #[test]
+    fn a_cancel_reaches_children_past_one_already_cancelled() {
+        let reached = || {
+            let root = Shutdown::new("service");
+            let early = root.child("early");
+            early.cancel();
+            let late = root.child("late");
+            root.cancel();
+            late.is_cancelled()
+        };
+        assert!(reached());
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(crate::mutants::Mutant::MC352));
+            let mutated = reached();
+            crate::mutants::set(None);
+            assert!(!mutated, "MC352 leaves the late child running");
+        }
     }
 
     /// The middle token of `root.child("a").child("b")` is dropped at once; the root's cancel

@@ -2095,6 +2095,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC350,
+        lineage: "blind-spot hunt, round 38, A #8: a lease token kept after a step-down for taken",
+        scenario: "lease",
+        budget: 60,
+    },
+    Entry {
+        mutant: Mutant::MC351,
+        lineage: "blind-spot hunt, round 38, A #11: a guarded work's abort armed on the runtime's timer, not the owner's clock",
+        scenario: "lease",
+        budget: 80,
+    },
+    Entry {
+        mutant: Mutant::MC352,
+        lineage: "blind-spot hunt, round 38, A #16: a token's cancel that stops at the first child already cancelled",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC353,
+        lineage: "blind-spot hunt, round 38, A #107: a read of the store's time that leaves the error run open",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

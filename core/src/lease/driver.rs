@@ -233,7 +233,10 @@ impl<S: Store> Driver<S> {
                     let took_us = us(done.saturating_duration_since(now));
                     match &r {
                         Ok(_) => {
-                            errors.ok(&self.cfg);
+                            // MC353: the time read leaves the error run open.
+                            if !mutants::active(Mutant::MC353) {
+                                errors.ok(&self.cfg);
+                            }
                             observe::emit(LeaseEvent::TimeRead {
                                 lease: (&name).into(),
                                 owner: (&owner).into(),
@@ -542,17 +545,20 @@ impl<S: Store> Driver<S> {
         if !mutants::active(Mutant::MC293) {
             w.stop.cancel();
         }
-        let stopped = || {
+        let told = self.clock.now();
+        let stopped = |aborted: bool| {
             observe::emit(LeaseEvent::WorkStopped {
                 lease: (&self.cfg.name).into(),
                 owner: (&self.cfg.owner).into(),
                 fence: w.fence,
+                waited_us: crate::observe::micros(self.clock.now().saturating_duration_since(told)),
+                aborted,
             })
         };
         // MC79: the work reported stopped once told to stop, before it ended.
         let early = mutants::active(Mutant::MC79);
         if early {
-            stopped();
+            stopped(false);
         }
         let mut task = w.task;
         let aborted = tokio::select! {
@@ -566,7 +572,11 @@ impl<S: Store> Driver<S> {
                 false
             }
             // MC177: the abort comes at the op timeout.
-            _ = self.clock.sleep(if mutants::active(Mutant::MC177) { self.cfg.op_timeout } else { self.cfg.work_stop_timeout }) => {
+            // MC351: the abort armed on the runtime's timer, not the owner's clock.
+            _ = async {
+                let wait = if mutants::active(Mutant::MC177) { self.cfg.op_timeout } else { self.cfg.work_stop_timeout };
+                if mutants::active(Mutant::MC351) { tokio::time::sleep(wait).await } else { self.clock.sleep(wait).await }
+            } => {
                 error!(target: "keel::lease", lease = %self.cfg.name, "guarded work ignored cancellation; aborting it");
                 // MC294: the abort forgotten: the work runs on until it ends by itself.
                 if !mutants::active(Mutant::MC294) {
@@ -585,7 +595,7 @@ impl<S: Store> Driver<S> {
         // MC166: an aborted work never reported stopped.
         let unreported = aborted && mutants::active(Mutant::MC166);
         if !early && !unreported {
-            stopped();
+            stopped(aborted);
         }
     }
 

@@ -496,7 +496,10 @@ impl Machine {
                 for token in std::mem::take(&mut self.stale_tokens) {
                     self.steps.push_back(Step::Release { token });
                 }
-                self.rotate_token();
+                // MC350: a grant the store said is gone keeps its token for the next acquisition.
+                if !(mutants::active(Mutant::MC350) && reason == LostReason::Taken) {
+                    self.rotate_token();
+                }
                 self.phase = Phase::Awaiting { next_attempt };
             }
             Phase::ShuttingDown => {
@@ -999,6 +1002,33 @@ mod tests {
             let (a, b) = (first(7), first(9));
             crate::mutants::set(None);
             assert_eq!(a, b, "MC302: both processes name the same token");
+        }
+    }
+
+    /// Every grant's end rotates the token, a refusal's (`taken`) too: the next acquisition is
+    /// under a fresh one, so nothing still in flight for the lost grant acts on the next (MC350:
+    /// the lost grant's token kept).
+    #[test]
+    fn a_grant_taken_away_is_followed_by_a_fresh_token() {
+        let t0 = Instant::now();
+        let run = || {
+            let mut m = machine(timing(), t0);
+            held(&mut m, t0);
+            let sent = t0 + 300 * MS;
+            assert!(matches!(m.poll(sent), Step::Renew { .. }));
+            m.on_renew(sent, sent + MS, Ok(Renew::NotHolder));
+            assert_eq!(m.poll(sent + MS), Step::StopWork);
+            m.on_work_stopped(sent + 2 * MS);
+            assert_eq!(m.poll(sent + 2 * MS), Step::Publish(LeaseState::Lost { fence: 42, reason: LostReason::Taken }));
+            m.poll(sent + 2 * MS)
+        };
+        assert_eq!(run(), Step::Acquire { token: "n:7:2".into() });
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC350));
+            let next = run();
+            crate::mutants::set(None);
+            assert_eq!(next, Step::Acquire { token: "n:7:1".into() }, "MC350: the lost grant's token again");
         }
     }
 

@@ -61,8 +61,10 @@ events! {
         /// The owner steps down from `fence` (for a loss, its work's end or its stop): its guards
         /// read lost from here, and its work is told to stop (`work_stopped` once it did).
         SteppingDown { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "stepping_down",
-        /// The guarded work under `fence` has stopped.
-        WorkStopped { lease: Text<'a>, owner: Text<'a>, fence: u64 } = "work_stopped",
+        /// The guarded work under `fence` has stopped, `waited_us` after it was told to (local
+        /// clock); `aborted` when it had not returned by `work_stop_timeout` and was aborted, which
+        /// comes no sooner than that timeout on the owner's own clock (S33).
+        WorkStopped { lease: Text<'a>, owner: Text<'a>, fence: u64, waited_us: u64, aborted: bool } = "work_stopped",
         /// The owner escalates a store error to its parent and exits.
         Crashed { lease: Text<'a>, owner: Text<'a>, error: Text<'a> } = "crashed",
         /// The owner now believes it holds the grant `fence`.
@@ -162,8 +164,8 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::SteppingDown { lease, owner, fence } => {
             debug!(target: T, lease = %lease, owner = %owner, fence, kind = "stepping_down", "stepping down: guards read lost, work told to stop")
         }
-        E::WorkStopped { lease, owner, fence } => {
-            info!(target: T, lease = %lease, owner = %owner, fence, kind = "work_stopped", "guarded work stopped")
+        E::WorkStopped { lease, owner, fence, waited_us, aborted } => {
+            info!(target: T, lease = %lease, owner = %owner, fence, waited_us, aborted, kind = "work_stopped", "guarded work stopped")
         }
         E::Crashed { lease, owner, error } => {
             error!(target: T, lease = %lease, owner = %owner, kind = "crashed", error = %error, "escalating store error to the parent")

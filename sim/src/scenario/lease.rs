@@ -363,6 +363,10 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC302,
     Mutant::MC303,
     Mutant::MC304,
+    Mutant::MC350,
+    Mutant::MC351,
+    Mutant::MC352,
+    Mutant::MC353,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
@@ -506,6 +510,12 @@ impl LeaseScenario {
             sibling.shutdown.cancelled().await;
             sibling.record(Rec::AppDown {});
         });
+        // A part of the node stopped before the owner started, its token still held (a
+        // sub-service stopped early): the node's stop must reach the owner registered after it
+        // (blind-spot hunt, round 38, A #16, MC352: a cancel that stopped at the first child
+        // already cancelled). Making and cancelling a token awaits nothing: the trace is the same.
+        let stopped_early = ctx.shutdown.child("stopped-early");
+        stopped_early.cancel();
         let clock: Arc<dyn Clock> = Arc::new(ctx.clock.clone());
         let work_ctx = ctx.clone();
         let (window_us, ttl_ms) = (self.window_ms * 1000, self.ttl_ms);
@@ -554,6 +564,7 @@ impl LeaseScenario {
         // node's end would tear the sibling down before it ran, and S2's converse could not
         // tell a stop that never woke it from one that did.
         let _ = app.await;
+        drop(stopped_early);
     }
 
     fn check(&self, run: &RunView<'_>) -> Vec<Violation> {
@@ -586,6 +597,7 @@ impl LeaseScenario {
         v.extend(stops_heard(run, self.ttl_ms * 1000));
         v.extend(super::lease_orphans::check(run));
         v.extend(super::lease_tokens::check(run));
+        v.extend(super::lease_tokens::tokens_held_once(run));
         v.extend(super::lease_release::check(run));
         v.extend(super::lease_late::check(run));
         v.extend(super::lease_work::check(run));
@@ -593,6 +605,7 @@ impl LeaseScenario {
         v.extend(super::lease_work::works_hear_their_node_stop(run));
         v.extend(super::lease_work::works_hear_their_step_down(run, Who::Node(POLLING_WORK_NODE as u8)));
         v.extend(super::lease_work::aborts_wait_for_their_timeout(run, self.plan_spec().drift_bound, &excused));
+        v.extend(super::lease_work::aborts_wait_on_their_own_clock(run));
         v.extend(crate::keel_rules::errors_transient_in_the_sim(events));
         v.extend(crate::keel_rules::lease_attempts_on_time(run));
         v.extend(keel_checks::lease_beliefs_keep_their_margin(events, crate::keel_rules::slowest_in_bound(run)));

@@ -260,6 +260,43 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **S33**: a guarded work is aborted no sooner than `work_stop_timeout` on its owner's own
+/// clock: the owner reports each stop's wait as it measured it (`work_stopped`'s `waited_us`,
+/// from the instant it told the work, and `aborted`), and an abort's wait is at least the
+/// timeout `owner_started` announced, exactly: keel arms the abort on the clock it was given,
+/// which wakes only once that clock reached the deadline. Judged at each `work_stopped`. S24
+/// judges the same abort in global time with the drift bound's slack, so an abort armed on the
+/// runtime's timer, which is a few per cent early on a slow clock, passed it. MC351 (blind-spot
+/// hunt, round 38, A #11).
+pub fn aborts_wait_on_their_own_clock(run: &RunView<'_>) -> Vec<Violation> {
+    // node → work_stop_timeout_us
+    let mut timeout: BTreeMap<Who, u64> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        match e.lease() {
+            Some(LeaseEvent::OwnerStarted { work_stop_timeout_us, .. }) => {
+                timeout.insert(e.node, *work_stop_timeout_us);
+            }
+            Some(LeaseEvent::WorkStopped { fence, waited_us, aborted: true, .. })
+                if timeout.get(&e.node).is_some_and(|wst| waited_us < wst) && v.len() < 20 =>
+            {
+                v.push(Violation::new(
+                    "S33",
+                    e.t_us,
+                    format!(
+                        "{}: the guarded work of fence {fence} was aborted {:.6}s after it was told to stop on its owner's clock, before its work_stop_timeout ({:.6}s)",
+                        e.node,
+                        *waited_us as f64 / 1e6,
+                        timeout.get(&e.node).copied().unwrap_or(0) as f64 / 1e6
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// **S24**: a guarded work told to stop is aborted no sooner than `work_stop_timeout` after.
 ///
 /// The owner tells its work to stop at a step-down or a stop (`stepping_down`, `stopping`) and
@@ -404,5 +441,26 @@ mod tests {
         let mut jumped = aborted_at(1_250);
         jumped.insert(4, at(1_100, Who::Node(3), WorldEv::ClockJump { delta_ms: 800 }));
         assert_eq!(s24(&jumped), []);
+    }
+
+    /// The owner's own measure of an abort's wait: the whole `work_stop_timeout` (or more) is on
+    /// time, a microsecond short is S33 (MC351: the abort on the runtime's timer, 0.64 s into the
+    /// window of a node whose clock jumped back); a work that returned is not judged.
+    #[test]
+    fn an_abort_short_of_the_timeout_on_the_owners_clock_fires_s33() {
+        let s33 = |h: &[Event]| judge(h, 0, 5_000_000, aborts_wait_on_their_own_clock);
+        let stopped = |waited_us, aborted| {
+            let mut h = aborted_at(2_000);
+            h.push(lease(
+                2_000,
+                LeaseEvent::WorkStopped { lease: "l".into(), owner: "n3".into(), fence: 7, waited_us, aborted },
+            ));
+            h
+        };
+        assert_eq!(s33(&stopped(1_000_000, true)), []);
+        assert_eq!(s33(&stopped(1_000_700, true)), []);
+        assert_eq!(s33(&stopped(640_000, false)), []);
+        let v = s33(&stopped(999_999, true));
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S33", 2_000_000)], "{v:?}");
     }
 }
