@@ -1524,6 +1524,11 @@ pub enum Mutant {
     /// that completes before the dispatch's reply arrives (a slow or retried reply) is waited
     /// for until the node stops (round 38 coverage: no run called `dispatch_and_wait`; P10).
     MC348,
+    /// A worker whose registration finds its keep-alive holding the dead marker (a cleaner fenced
+    /// it while its registration kept failing) retries forever: keel before round 38. It never
+    /// fences itself, its own node's sweeps leave it to the others, and once they are gone its
+    /// state stays and its slot never gets a working worker (found by P4 at poolfeed seed 217).
+    MC349,
     /// A lease owner that keeps its token after a step-down for `taken` (the store said the grant
     /// is gone): its next grant is to the token of the one it lost, so a renewal or release of the
     /// old grant still in flight acts on the new one, and the key no longer tells the grants apart

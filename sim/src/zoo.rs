@@ -2119,6 +2119,12 @@ pub const ZOO: &[Entry] = &[
         budget: 20,
     },
     Entry {
+        mutant: Mutant::MC349,
+        lineage: "keel's own (round 38, P4 on unmutated poolfeed seed 217 once dispatch_and_wait ran): a registration refused by the dead marker retried forever",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -132,10 +132,11 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
     async fn perform(&mut self, m: &mut WorkerMachine, io: &mut Io, command: Command) -> Option<WorkerExit> {
         let grace = self.core.cfg.shutdown_deadline;
         match command {
-            Command::Register => {
-                let ka = self.register().await;
-                m.on_registered(self.core.clock.now(), ka);
-            }
+            Command::Register => match self.register().await {
+                Registration::Fenced => m.on_register_fenced(self.core.clock.now()),
+                Registration::Written(ka) => m.on_registered(self.core.clock.now(), Some(ka)),
+                Registration::Failed => m.on_registered(self.core.clock.now(), None),
+            },
             Command::Beat { expected, stopping } => {
                 // The beat may hang (store down, partition, pause mid-request): the fence deadline
                 // still fires while it is in flight, and nothing else is heard until it answers.
@@ -245,7 +246,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
     /// a TTL may have been judged dead and fenced by a cleaner, which is moving its jobs. Until
     /// that cleanup deleted the marker, the attempt fails and is retried; an unconditional write
     /// revived the worker mid-cleanup (found by P20 at pool seed 774; MC71 re-injects it).
-    async fn register(&self) -> Option<String> {
+    async fn register(&self) -> Registration {
         let cfg = &self.core.cfg;
         let r: Result<String, StoreError> = async {
             let now = self.core.op("time", self.core.store.time_ms()).await?;
@@ -265,8 +266,15 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             Ok(ka)
         }
         .await;
-        r.inspect_err(|e| debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying"))
-            .ok()
+        match r {
+            Ok(ka) => Registration::Written(ka),
+            // `fenced` is the one error the registration makes itself: the dead marker's.
+            Err(e) if e == fenced(&self.id) => Registration::Fenced,
+            Err(e) => {
+                debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying");
+                Registration::Failed
+            }
+        }
     }
 
     /// Write the registration's keep-alive `ka`: if absent, or over an earlier attempt's value;
@@ -411,6 +419,16 @@ fn ended<S: Store>(core: &Core<S>, id: &str, m: &mut WorkerMachine, io: &mut Io,
 }
 
 /// A registration that found its keep-alive fenced (or changed under it): retried later.
+/// How a registration attempt ended.
+enum Registration {
+    /// Its keep-alive `ka` written and the worker registered.
+    Written(String),
+    /// The keep-alive key holds the dead marker: a cleaner fenced this id.
+    Fenced,
+    /// A store error: retried after the machine's backoff.
+    Failed,
+}
+
 fn fenced(id: &str) -> StoreError {
     StoreError::Unavailable { reason: format!("worker {id} is being cleaned up: its keep-alive holds the dead marker") }
 }

@@ -309,6 +309,24 @@ impl WorkerMachine {
         }
     }
 
+    /// The registration found its keep-alive key holding the dead marker (a cleaner fenced the
+    /// worker while its registration kept failing): no registration of this id can succeed, so
+    /// the worker is dead, as after a beat refused by a value it never wrote, and its slot gets
+    /// a fresh worker. Found in round 38 (poolfeed seed 217): retried forever, the worker never
+    /// fenced itself, and with the other nodes gone nobody cleaned it (P4); MC349.
+    pub fn on_register_fenced(&mut self, now: Instant) {
+        if mutants::active(Mutant::MC349) {
+            return self.on_registered(now, None);
+        }
+        let Phase::Registering { sent: Some(_), .. } = self.phase else {
+            keel_assert!(false, "a registration reply without a registration in flight");
+            return;
+        };
+        self.commands.push_back(Command::Report(Report::Dead));
+        self.stop_all();
+        self.exit(WorkerExit::Dead);
+    }
+
     /// The registration's outcome: the keep-alive value written, or None if it failed.
     pub fn on_registered(&mut self, now: Instant, keepalive: Option<String>) {
         let Phase::Registering { wait, sent: Some(sent), .. } = self.phase else {

@@ -90,6 +90,27 @@ fn registration_retries_with_a_doubling_backoff_capped_at_the_interval() {
     assert_eq!(waits, [ms(100), ms(200), ms(400), ms(800), ms(1600), ms(2000), ms(2000)]);
 }
 
+/// A registration that finds the dead marker is the worker's death, not an error to retry: no
+/// registration of its id can succeed again (round 38, poolfeed seed 217; MC349 retried it).
+#[test]
+fn a_registration_refused_by_the_dead_marker_is_the_workers_death() {
+    let t0 = Instant::now();
+    let run = || {
+        let mut m = WorkerMachine::new(timing(), ME, t0);
+        assert_eq!(drain(&mut m), [Command::Register]);
+        m.on_register_fenced(t0 + ms(5));
+        drain(&mut m)
+    };
+    assert_eq!(run(), [Command::Report(Report::Dead), Command::StopAll, Command::Exit(WorkerExit::Dead)]);
+    #[cfg(feature = "mutants")]
+    {
+        crate::mutants::set(Some(crate::mutants::Mutant::MC349));
+        let commands = run();
+        crate::mutants::set(None);
+        assert!(matches!(commands[..], [Command::Report(Report::RegisterFailed { .. })]), "MC349: {commands:?}");
+    }
+}
+
 #[test]
 fn a_stop_before_registration_exits_without_a_word() {
     let t0 = Instant::now();
