@@ -1499,6 +1499,11 @@ pub enum Mutant {
     /// in the view it picks from: every job of a dead or draining worker goes to the one worker
     /// least loaded at the view's read (blind-spot hunt, round 37, B #16; P72).
     MC342,
+    /// A keep-alive follower that does not note a gap in its feed: its replica stays "in sync"
+    /// with what the gap lost (a worker registered, beating or deleted meanwhile), and dispatch
+    /// judges liveness on it until a later change happens to skip a revision (blind-spot hunt,
+    /// round 38, B #17; P73).
+    MC360,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,
