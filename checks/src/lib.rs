@@ -114,8 +114,9 @@ pub use work_ends::lease_work_ends_reported;
 pub use work_restarts::lease_work_restarts_follow_the_policy;
 pub use worker_ids::worker_ids_name_one_incarnation;
 pub use worker_retries::{
-    cleaner_requeues_retry_on_time, pool_keepalive_resyncs_retry_on_time, pool_starts_retry_on_time,
-    pool_watches_retry_on_time, worker_completions_retry_on_time, worker_registrations_retry_on_time,
+    cleaner_requeues_retry_on_time, pool_keepalive_gaps_resync_at_once, pool_keepalive_resyncs_retry_on_time,
+    pool_starts_retry_on_time, pool_watches_retry_on_time, worker_completions_retry_on_time,
+    worker_registrations_retry_on_time,
 };
 
 use keel::observe;

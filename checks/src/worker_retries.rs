@@ -431,6 +431,40 @@ pub fn pool_keepalive_resyncs_retry_on_time<E: Entry>(
     verdicts.v
 }
 
+/// P73: a pool node's keep-alive follower snapshots the keep-alive map at once after a gap in
+/// its feed, judged at the snapshot.
+///
+/// A gap (`keepalive_gap`, new) leaves the replica without what the feed lost meanwhile (a
+/// worker registered, beating or deleted): until a snapshot rebuilds it, dispatch must fall
+/// back on its own reads, and the follower snapshots at once. The snapshot's start is its
+/// outcome (`keepalive_resynced` or `keepalive_resync_failed`, with its `took_us`) less its
+/// duration, due at the gap's instant. A follower that does not note the gap (MC360) goes on
+/// taking changes into a replica it takes for synced, and snapshots only when a later change
+/// skips a revision or another gap comes: that try is late. A node's crash or restart ends the
+/// judging; a stop cuts the snapshot with no outcome, and leaves nothing judged.
+pub fn pool_keepalive_gaps_resync_at_once<E: Entry>(
+    events: &[E],
+    clocks: Clocks<impl Fn(&E::Node) -> Vec<Span>, impl Fn(&E::Node, u64, u64) -> bool>,
+) -> Vec<Violation> {
+    let mut verdicts = Verdicts::new(clocks);
+    let rule = Rule {
+        id: "P73",
+        after: "a gap in its keep-alive feed",
+        failure: "keep-alive feed gap",
+        subject: |pool: &&str| format!("pool {pool}'s keep-alive follower"),
+    };
+    judge_retry_chains(events, rule, &mut verdicts, |e| match e.pool()? {
+        PoolEvent::KeepaliveGap { pool } => {
+            Some(Step::Failed { key: plain(pool), took_us: 0, retry: (0, 0), cap_us: None, tries: Tries::Unlimited })
+        }
+        PoolEvent::KeepaliveResyncFailed { pool, took_us, .. } | PoolEvent::KeepaliveResynced { pool, took_us, .. } => {
+            Some(Step::Last { key: plain(pool), took_us: *took_us, gave_up: None })
+        }
+        _ => None,
+    });
+    verdicts.v
+}
+
 fn ordinal(n: u32) -> String {
     match n {
         1 => "1st".into(),
@@ -691,5 +725,23 @@ mod tests {
         // Retried at once (MC323), or late.
         assert_eq!(judge(&[failed(10), failed(30)]), [("P69", 30)]);
         assert_eq!(judge(&[failed(10), resynced(700)]), [("P69", 700)]);
+    }
+
+    #[test]
+    fn a_keepalive_gap_snapshots_at_once_or_fires_p73() {
+        let gap = |t_ms: u64| at(t_ms, PoolEvent::KeepaliveGap { pool: "p".into() });
+        let failed = |t_ms: u64| {
+            let (pool, error) = ("p".into(), "x".into());
+            at(t_ms, PoolEvent::KeepaliveResyncFailed { pool, took_us: 10_000, retry_us: 300_000, error })
+        };
+        let resynced =
+            |t_ms: u64| at(t_ms, PoolEvent::KeepaliveResynced { pool: "p".into(), entries: 3, took_us: 10_000 });
+        let judge =
+            |h: &[Ev]| crate::test_entry::at_ms(&pool_keepalive_gaps_resync_at_once(h, crate::steady_clocks(2_000)));
+        // The snapshot (10 ms long) starts at the gap; a failed one's retry is P69's.
+        assert_eq!(judge(&[resynced(5), gap(100), resynced(110), gap(400), failed(410), resynced(720)]), []);
+        // No snapshot until a later gap or hole (MC360): late.
+        assert_eq!(judge(&[gap(100), resynced(900)]), [("P73", 900)]);
+        assert_eq!(judge(&[gap(100), gap(900)]), [("P73", 900)]);
     }
 }

@@ -1549,6 +1549,11 @@ pub enum Mutant {
     /// from before a success, and a summary between says the store still fails (blind-spot
     /// hunt, round 38, A #107; E2, which now reads `time_read`).
     MC353,
+    /// A keep-alive follower that does not note a gap in its feed: its replica stays "in sync"
+    /// with what the gap lost (a worker registered, beating or deleted meanwhile), and dispatch
+    /// judges liveness on it until a later change happens to skip a revision (blind-spot hunt,
+    /// round 38, B #17; P73).
+    MC360,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

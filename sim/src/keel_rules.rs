@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -106,6 +106,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
         v.extend(keel_checks::pool_starts_retry_on_time(run.events, cadence(run)));
         v.extend(keel_checks::pool_watches_retry_on_time(run.events, cadence(run)));
         v.extend(keel_checks::pool_keepalive_resyncs_retry_on_time(run.events, cadence(run)));
+        v.extend(keel_checks::pool_keepalive_gaps_resync_at_once(run.events, cadence(run)));
         if !run.plan.has(|f| matches!(f, crate::plan::Fault::ClockJump { .. })) {
             v.extend(pool_cleanup::cleanups_write_under_their_lock(events));
         }

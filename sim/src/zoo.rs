@@ -2125,6 +2125,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC360,
+        lineage: "blind-spot hunt, round 38, B #17: a keep-alive feed gap the follower does not note",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

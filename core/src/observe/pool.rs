@@ -311,6 +311,9 @@ events! {
         /// The keep-alive follower rebuilt its replica from a snapshot of `entries` keep-alives
         /// that took `took_us`.
         KeepaliveResynced { pool: Text<'a>, entries: usize, took_us: u64 } = "keepalive_resynced",
+        /// The keep-alive follower's feed reported a gap: its replica is out of sync, and it
+        /// snapshots the keep-alive map again at once (P73 judges that the snapshot follows).
+        KeepaliveGap { pool: Text<'a> } = "keepalive_gap",
         /// A cleaner's try to requeue `job` of the dead worker `worker` failed after `took_us`
         /// (a store error, or the record changed and still names the worker); the next comes
         /// `retry_min_us`·2ⁿ later (n: the failed tries before this one), at most `retry_max_us`
@@ -521,6 +524,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::KeepaliveResynced { pool, entries, took_us } => {
             debug!(target: T, kind = "keepalive_resynced", pool = %pool, entries, took_us, "keep-alive replica rebuilt from a whole snapshot of the keep-alive map")
+        }
+        E::KeepaliveGap { pool } => {
+            debug!(target: T, kind = "keepalive_gap", pool = %pool, "keep-alive feed reported a gap; snapshotting the keep-alive map again")
         }
         E::RequeueRetry { job, worker, error, took_us, retry_min_us, retry_max_us, tries_max } => {
             debug!(target: T, kind = "requeue_retry", job = %job, worker = %worker, error = %error, took_us, retry_min_us, retry_max_us, tries_max, "requeue of a dead worker's job failed; retrying")

@@ -291,8 +291,15 @@ impl<S: Store> Core<S> {
             synced = match ev {
                 WatchEvent::Change(change) => c.follow_change(change),
                 WatchEvent::Gap => {
-                    c.follow_gap();
-                    false
+                    crate::observe::emit(PoolEvent::KeepaliveGap { pool: (&self.cfg.name).into() });
+                    // MC360: the gap not noted: the replica stays "in sync" and misses what the
+                    // gap lost, until a later change happens to skip a revision.
+                    if crate::mutants::active(crate::mutants::Mutant::MC360) {
+                        true
+                    } else {
+                        c.follow_gap();
+                        false
+                    }
                 }
             };
         }

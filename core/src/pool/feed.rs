@@ -492,6 +492,21 @@ mod tests {
         assert!(s.observe(&c("z", 1, 2600), None), "a change within the horizon is news");
     }
 
+    /// The floor is the oldest completion a snapshot still offers, not the newest it skips: a
+    /// prune keeps every delivery at the floor, so an entry exactly there that this node never saw
+    /// is news (blind-spot hunt, round 38, B #11: `<=` for `<` lost it).
+    #[test]
+    fn a_snapshot_entry_exactly_at_the_floor_is_news() {
+        let mut s = FeedState::new(1000, 500);
+        assert!(s.observe(&c("a", 1, 1600), None));
+        let floor = s.snapshot_floor();
+        assert_eq!(floor, 1100);
+        assert!(s.observe(&c("missed", 1, floor), Some(floor)), "at the floor: offered");
+        assert!(!s.observe(&c("older", 1, floor - 1), Some(floor)), "below it: delivered before");
+        s.prune();
+        assert!(!s.observe(&c("missed", 1, floor), Some(s.snapshot_floor())), "remembered: not twice");
+    }
+
     #[test]
     fn a_snapshot_after_a_long_cut_offers_everything_missed_whatever_its_key_order() {
         // The node saw up to 1100, then was cut off longer than the horizon (500). The snapshot

@@ -679,6 +679,7 @@ impl PoolScenario {
             Mutant::MC340,
             Mutant::MC341,
             Mutant::MC342,
+            Mutant::MC360,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
