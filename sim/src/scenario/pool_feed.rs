@@ -106,14 +106,15 @@ pub fn waits_registered_first(run: &RunView<'_>) -> Vec<Violation> {
                     *r = true;
                 }
             }
-            (_, Some(PoolEvent::Dispatched { job, .. })) => {
-                if calls.remove(&(e.node, plain(job))) == Some(false) && v.len() < 20 {
-                    v.push(Violation::new(
-                        "P81",
-                        e.t_us,
-                        format!("{}: dispatch_and_wait({job}) dispatched before it registered its wait: a completion that beats the dispatch's reply is never seen", e.node),
-                    ));
-                }
+            // The call's first `dispatched` ends its judging, whatever it finds.
+            (_, Some(PoolEvent::Dispatched { job, .. }))
+                if calls.remove(&(e.node, plain(job))) == Some(false) && v.len() < 20 =>
+            {
+                v.push(Violation::new(
+                    "P81",
+                    e.t_us,
+                    format!("{}: dispatch_and_wait({job}) dispatched before it registered its wait: a completion that beats the dispatch's reply is never seen", e.node),
+                ));
             }
             _ if matches!(
                 e.world(),
@@ -293,6 +294,23 @@ mod tests {
     fn completed(t_ms: u64, job: &str, attempt: u64) -> Event {
         let e = PoolEvent::Completed { job: job.into(), worker: "w".into(), attempt };
         at(t_ms, Ev::Core(keel::observe::Event::Pool(e.to_static())))
+    }
+
+    fn pool_ev(t_ms: u64, e: PoolEvent<'_>) -> Event {
+        at(t_ms, Ev::Core(keel::observe::Event::Pool(e.to_static())))
+    }
+
+    /// P81: `dispatch_and_wait`'s wait is registered before its `dispatched` (MC348: after).
+    #[test]
+    fn a_wait_registered_after_its_dispatch_fires_p81() {
+        let called = app(10, Rec::AndWaitCalled { job: "j".into() });
+        let registered = pool_ev(10, PoolEvent::CompletionWaitRegistered { job: "j".into() });
+        let dispatched =
+            pool_ev(12, PoolEvent::Dispatched { job: "j".into(), worker: "w".into(), attempt: 1, now_ms: 12 });
+        let p81 = |events: &[Event]| judge(events, 0, 20_000, waits_registered_first).len();
+        assert_eq!(p81(&[called.clone(), registered.clone(), dispatched.clone()]), 0);
+        assert_eq!(p81(&[called.clone(), dispatched.clone(), registered.clone()]), 1, "MC348's order");
+        assert_eq!(p81(&[dispatched, registered]), 0, "a plain dispatch is not judged");
     }
 
     fn got(t_ms: u64, job: &str, attempt: u64) -> Event {
