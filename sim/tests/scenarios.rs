@@ -97,12 +97,18 @@ fn plan_replays_from_json() {
     assert_eq!(a.trace_hash, b.trace_hash);
 }
 
-/// The checker has teeth: every mutant of the zoo is caught within its budget, and the replay
-/// line of the first failure names the seed that reproduces it.
+/// The checker has teeth, through the library a user's own test calls: a sample of the zoo (each
+/// scenario's first mutant and every tenth of the rest) is caught within its budget, and the replay
+/// line of the first failure names the seed that reproduces it. The whole zoo is CI's mutant gate,
+/// `cargo sim mutants`, which replays each catch the same way; running all of it here too cost CI
+/// three and a half minutes for no check the gate does not make.
 #[test]
 fn zoo_mutants_are_caught() {
     // The simulator's own fault mutants are judged on the goals of a whole sweep (below).
-    for entry in ZOO.iter().filter(|e| e.simulated() && keel_sim::zoo::goal_proof(e.mutant).is_none()) {
+    let judged = ZOO.iter().filter(|e| e.simulated() && keel_sim::zoo::goal_proof(e.mutant).is_none());
+    let mut seen = std::collections::BTreeSet::new();
+    let sample = judged.enumerate().filter(|(i, e)| seen.insert(e.scenario) || i % 10 == 0).map(|(_, e)| e);
+    for entry in sample {
         let opts = SweepOpts {
             seeds: 0..entry.budget,
             jobs: 1,
