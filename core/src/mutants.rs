@@ -1554,6 +1554,17 @@ pub enum Mutant {
     /// judges liveness on it until a later change happens to skip a revision (blind-spot hunt,
     /// round 38, B #17; P73).
     MC360,
+    /// A lifecycle's `join()` that waits only for a running run: a run already stopping is taken
+    /// for gone and the join returns while it still drains (a supervisor that joins the drain it
+    /// saw begin moves on before it ended; V46).
+    MC373,
+    /// A lifecycle's `join()` written as "wait until it is no longer running": it returns when a
+    /// stop begins, not when the run exited (V46).
+    MC374,
+    /// A lifecycle's `join()` written as `stopped()`: it waits for the status to read stopped,
+    /// so a run started again in the instant of the exit, before the joiner is polled, keeps it
+    /// parked until that next run ends (V46's wake).
+    MC375,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

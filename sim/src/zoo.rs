@@ -2131,6 +2131,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC373,
+        lineage: "checker proof (round 39, Lifecycle::join() first run by the simulator): a stopping run taken for gone",
+        scenario: "completer",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC374,
+        lineage: "checker proof (round 39, Lifecycle::join() first run by the simulator): join returns when a stop begins",
+        scenario: "completer",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC375,
+        lineage: "checker proof (round 39, Lifecycle::join() first run by the simulator): join waits for the status to read stopped",
+        scenario: "completer",
+        budget: 40,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -260,7 +260,20 @@ impl Lifecycle {
     /// Wait for the current run (if any) to exit, without asking it to stop (e.g. a run that
     /// follows its parent's token).
     pub async fn join(&self) {
-        let wait = self.shared.lock().exited.clone();
+        // MC374: "joined" taken as "no longer running": returns when a stop begins.
+        if crate::mutants::active(crate::mutants::Mutant::MC374) {
+            return self.wait_status(|s| !matches!(s, Status::Running { .. })).await;
+        }
+        // MC375: "joined" taken as "stopped".
+        if crate::mutants::active(crate::mutants::Mutant::MC375) {
+            return self.stopped().await;
+        }
+        let wait = {
+            let inner = self.shared.lock();
+            // MC373: a stopping run taken for gone.
+            let stopping = matches!(inner.machine.status(), Status::Stopping { .. });
+            if stopping && crate::mutants::active(crate::mutants::Mutant::MC373) { None } else { inner.exited.clone() }
+        };
         if let Some(exit) = wait {
             exit.wait().await;
         }
@@ -377,6 +390,53 @@ mod tests {
         first.await.unwrap();
         second.await.unwrap();
         assert_eq!(life.status(), Status::Stopped);
+    }
+
+    /// Whether joins called while run 1 runs and while it stops both wait for its exit: the
+    /// stop's drain is held until released, so a join that returns before is seen unfinished.
+    async fn joins_wait_for_the_exit() -> bool {
+        let life = Lifecycle::new("svc");
+        let release = Arc::new(tokio::sync::Notify::new());
+        let r = release.clone();
+        life.start(Shutdown::new("svc"), move |ctx| async move {
+            ctx.shutdown.cancelled().await;
+            r.notified().await; // drains until released
+        })
+        .await;
+        let l = life.clone();
+        let running = tokio::spawn(async move { l.join().await });
+        tokio::task::yield_now().await;
+        let l = life.clone();
+        let stop = tokio::spawn(async move { l.stop().await });
+        tokio::task::yield_now().await;
+        assert_eq!(life.status(), Status::Stopping { run: 1 });
+        let l = life.clone();
+        let stopping = tokio::spawn(async move { l.join().await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let waited = !running.is_finished() && !stopping.is_finished();
+        release.notify_one();
+        for task in [running, stop, stopping] {
+            task.await.unwrap();
+        }
+        assert_eq!(life.status(), Status::Stopped);
+        life.join().await; // no run: at once
+        waited
+    }
+
+    /// `join()` returns once the run current at its call exited: called while it runs and while
+    /// it drains a stop (V46; MC373 takes a stopping run for gone, MC374 returns at the stop).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_join_returns_once_its_run_exited_also_one_called_while_it_stops() {
+        assert!(joins_wait_for_the_exit().await, "a join returned while run 1 drained");
+        #[cfg(feature = "mutants")]
+        for m in [crate::mutants::Mutant::MC373, crate::mutants::Mutant::MC374] {
+            crate::mutants::set(Some(m));
+            let waited = joins_wait_for_the_exit().await;
+            crate::mutants::set(None);
+            assert!(!waited, "{m:?} returns a join before the exit");
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]

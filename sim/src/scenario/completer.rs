@@ -108,7 +108,8 @@ events! {
         StopReturnedEarly { service: String, run: u64, status: String } = "stop_returned_early",
         /// A start of the stress's `service` returned with the service not running (`status`).
         StartReturnedNotRunning { service: String, status: String } = "start_returned_not_running",
-        /// V18: a task began awaiting the stress lifecycle's `what` (`started` or `stopped`).
+        /// V18: a task began awaiting the stress lifecycle's `what` (`started` or `stopped`;
+        /// V46: `joined` or `joined_at_stopping`, a `join()`).
         LifeAwaitBegun { what: String } = "life_await_begun",
         /// V18: that await returned.
         LifeAwaitEnded { what: String } = "life_await_ended",
@@ -852,6 +853,7 @@ impl CompleterScenario {
         v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(run.events));
         v.extend(super::life_waits::check(run));
         v.extend(super::life_waits::watch_follows_status(run));
+        v.extend(super::life_waits::joins_follow_their_run(run));
         let clocks = Clocks {
             fastest: crate::keel_rules::clock_rates(run).fold(1.0f64, f64::max),
             jumped: &|n, from, to| crate::keel_rules::clock_jumped(run, n, from, to),
@@ -1113,6 +1115,9 @@ impl CompleterScenario {
             Mutant::MC324,
             Mutant::MC326,
             Mutant::MC327,
+            Mutant::MC373,
+            Mutant::MC374,
+            Mutant::MC375,
         ]
     }
 }

@@ -12,6 +12,13 @@
 //! frozen time not counted) was not woken: a run's exit that forgets to wake its waiters (MC106)
 //! leaves every `stopped()` parked until the next start (blind-spot hunt, round 13, #19: no
 //! scenario awaited them). The node's crash or restart ends the judging.
+//!
+//! V46: `Lifecycle::join()` returns once the run current at its call exited, and not before.
+//! The waiter joins between its `started()` and `stopped()` (a running run, which ends by itself
+//! or by the runner's stop), and the status watcher joins the run whenever it sees it stopping,
+//! as a supervisor waiting out a drain does. A join that returned while its run had not exited
+//! returned early (MC373 takes a stopping run for gone, MC374 waits only for the status to leave
+//! running); one still parked 2 ms of running time after the exit was not woken.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +42,12 @@ pub const SERVICE: &str = "stress-life";
 const ROUNDS: usize = 4;
 /// How long a waiter may stay parked once its status holds, in µs of running time.
 const WAKE_SLACK_US: u64 = 2_000;
+/// The awaits the workload records (`life_await_begun { what }`): V18's two,
+const STARTED: &str = "started";
+const STOPPED: &str = "stopped";
+/// and V46's joins: the waiter's, after `started()`, and the watcher's, on seeing a stop begin.
+const JOINED: &str = "joined";
+const JOINED_STOPPING: &str = "joined_at_stopping";
 
 /// The workload: a lifecycle started and stopped `ROUNDS` times (its runs sometimes ending by
 /// themselves first), and a task awaiting `started()` and `stopped()` in turn until the runs end.
@@ -71,11 +84,12 @@ pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = (
         })
     };
     let waiter = tokio::spawn(async move {
-        for what in ["started", "stopped"].into_iter().cycle() {
+        for what in [STARTED, JOINED, STOPPED].into_iter().cycle() {
             ctx.record(Rec::LifeAwaitBegun { what: what.into() });
             let wait = async {
                 match what {
-                    "started" => life.started().await,
+                    STARTED => life.started().await,
+                    JOINED => life.join().await,
                     _ => life.stopped().await,
                 }
             };
@@ -101,6 +115,13 @@ pub(super) fn exercise(ctx: NodeCtx, caller: Shutdown) -> impl Future<Output = (
                 keel::lifecycle::Status::Stopping { .. } => "stopping",
             };
             watch_ctx.record(Rec::LifeWatchSeen { status: seen.into() });
+            if seen == "stopping" {
+                // V46: a supervisor waiting out the drain it saw begin.
+                watch_ctx.record(Rec::LifeAwaitBegun { what: JOINED_STOPPING.into() });
+                watch_life.join().await;
+                watch_ctx.record(Rec::LifeAwaitEnded { what: JOINED_STOPPING.into() });
+                // Then on to the watch: the exit's `Stopped` (or a later status) is news there.
+            }
             tokio::select! {
                 biased; // fixed poll order: tokio's per-thread select RNG would break replay
                 r = rx.changed() => if r.is_err() { return },
@@ -294,11 +315,11 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             continue;
         }
         match rec(e) {
-            Some(Rec::LifeAwaitBegun { what }) => {
-                let want_running = what == "started";
+            Some(Rec::LifeAwaitBegun { what }) if status_wait(what) => {
+                let want_running = what == STARTED;
                 w.pending = Some((want_running, w.status.holds(want_running).then_some(e.t_us)));
             }
-            Some(Rec::LifeAwaitAbandoned { .. }) => {
+            Some(Rec::LifeAwaitAbandoned { what }) if status_wait(what) => {
                 // Given up, not returned: judged only for a wake it missed before.
                 if let Some((want_running, Some(s))) = w.pending.take()
                     && late(e.node, s, e.t_us)
@@ -307,7 +328,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                     v.push(Violation::new("V18", s + WAKE_SLACK_US, unwoken(e.node, want_running, s)));
                 }
             }
-            Some(Rec::LifeAwaitEnded { what }) => {
+            Some(Rec::LifeAwaitEnded { what }) if status_wait(what) => {
                 let Some((want_running, since)) = w.pending.take() else { continue };
                 if !w.status.holds(want_running) && v.len() < 20 {
                     v.push(Violation::new(
@@ -346,4 +367,96 @@ fn unwoken(node: Who, want_running: bool, since: u64) -> String {
         WAKE_SLACK_US,
         since as f64 / 1e6
     )
+}
+
+/// Whether an await is V18's (`started()` or `stopped()`), not a join.
+fn status_wait(what: &str) -> bool {
+    what == STARTED || what == STOPPED
+}
+
+/// **V46** over a run: see the module's doc. Judged per node and per joining task, at each
+/// join's return and 2 ms of running time after its run's exit; the node's crash, restart or
+/// stop ends the judging.
+pub fn joins_follow_their_run(run: &RunView<'_>) -> Vec<Violation> {
+    /// A join under way: the run current at its call, if any, and when that run exited.
+    struct Join {
+        run: Option<u64>,
+        exited: Option<u64>,
+    }
+    // node → the service's run now (from `run_started` to `run_exited`)
+    let mut current: std::collections::BTreeMap<Who, u64> = Default::default();
+    // (node, which join) → the join under way
+    let mut joins: std::collections::BTreeMap<(Who, String), Join> = Default::default();
+    let mut v = Vec::new();
+    let late = |node: Who, since: u64, t: u64| {
+        let frozen: Vec<Span> = run.timeline.frozen(node).collect();
+        Span { start: since, end: t.max(since) }.len_outside(&frozen) > WAKE_SLACK_US
+    };
+    let unwoken = |node: Who, what: &str, r: u64, since: u64| {
+        Violation::new(
+            "V46",
+            since + WAKE_SLACK_US,
+            format!(
+                "{node}: {SERVICE}'s join() ({what}) still parked {WAKE_SLACK_US} µs after run {r} exited (at {:.3}s): an exit that did not wake its joiners",
+                since as f64 / 1e6
+            ),
+        )
+    };
+    for e in run.events {
+        if matches!(e.world(), Some(WorldEv::NodeCrash {} | WorldEv::NodeStart {} | WorldEv::NodeStop {})) {
+            current.remove(&e.node);
+            joins.retain(|(n, _), _| *n != e.node);
+            continue;
+        }
+        match e.core() {
+            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunStarted { service, run: r }))
+                if plain(service) == SERVICE =>
+            {
+                current.insert(e.node, *r);
+            }
+            Some(keel::observe::Event::Lifecycle(LifecycleEvent::RunExited { service, run: r }))
+                if plain(service) == SERVICE =>
+            {
+                if current.get(&e.node) == Some(r) {
+                    current.remove(&e.node);
+                }
+                for ((n, _), j) in joins.iter_mut() {
+                    if *n == e.node && j.run == Some(*r) && j.exited.is_none() {
+                        j.exited = Some(e.t_us);
+                    }
+                }
+            }
+            _ => {}
+        }
+        match rec(e) {
+            Some(Rec::LifeAwaitBegun { what }) if !status_wait(what) => {
+                let j = Join { run: current.get(&e.node).copied(), exited: None };
+                joins.insert((e.node, what.clone()), j);
+            }
+            Some(Rec::LifeAwaitEnded { what } | Rec::LifeAwaitAbandoned { what }) if !status_wait(what) => {
+                let returned = matches!(rec(e), Some(Rec::LifeAwaitEnded { .. }));
+                let Some(j) = joins.remove(&(e.node, what.clone())) else { continue };
+                let Some(r) = j.run else { continue };
+                match j.exited {
+                    None if returned && v.len() < 20 => v.push(Violation::new(
+                        "V46",
+                        e.t_us,
+                        format!("{}: {SERVICE}'s join() ({what}) returned while run {r}, current at its call, had not exited", e.node),
+                    )),
+                    Some(s) if late(e.node, s, e.t_us) && v.len() < 20 => v.push(unwoken(e.node, what, r, s)),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    for ((node, what), j) in joins {
+        if let (Some(r), Some(s)) = (j.run, j.exited)
+            && late(node, s, run.end_us)
+            && v.len() < 20
+        {
+            v.push(unwoken(node, &what, r, s));
+        }
+    }
+    v
 }
