@@ -1565,6 +1565,18 @@ pub enum Mutant {
     /// so a run started again in the instant of the exit, before the joiner is polled, keeps it
     /// parked until that next run ends (V46's wake).
     MC375,
+    /// A worker slot that counts a replacement when its restart backoff begins, not once the
+    /// new incarnation is spawned: a slot stopped during its backoff counts a replacement never
+    /// made (`PoolNode::worker_replacements`; P82).
+    MC376,
+    /// A live worker counted when its slot's supervisor task first runs, not at the worker's
+    /// spawn (keel's own until round 39): a read of `PoolNode::live_workers` right after
+    /// `add_worker` misses the worker already registering (P82).
+    MC377,
+    /// A worker's death counted only when its slot goes on to a replacement: the death that ends
+    /// a slot (stopped meanwhile, or without restarts) is reported by `worker_died` but missing
+    /// from `PoolNode::worker_deaths` (P82).
+    MC378,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2149,6 +2149,24 @@ pub const ZOO: &[Entry] = &[
         budget: 40,
     },
     Entry {
+        mutant: Mutant::MC376,
+        lineage: "checker proof (round 39, the pool's counters first read by the simulator): a replacement counted when its backoff begins",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC377,
+        lineage: "keel's own (round 39, found by P82 as the counters were first read): a worker counted live only once its slot's supervisor ran",
+        scenario: "pool",
+        budget: 40,
+    },
+    Entry {
+        mutant: Mutant::MC378,
+        lineage: "checker proof (round 39, the pool's counters first read by the simulator): the death that ends a slot not counted",
+        scenario: "poolfeed",
+        budget: 200,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -114,6 +114,11 @@ fn spawn_incarnation<S: Store, H: JobHandler>(
         caller: caller.child("worker"),
         intake: rx,
     };
+    // Counted at its spawn, not when the slot's supervisor first runs: a read of
+    // `live_workers()` right after `add_worker` sees the worker registering (MC377).
+    if !mutants::active(Mutant::MC377) {
+        core.live_workers_changed(1);
+    }
     (id, token, tokio::spawn(w.run()))
 }
 
@@ -131,7 +136,9 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
     let mut backoff = core.cfg.worker_restart.map(|(min, max)| RestartBackoff::new(min, max, seed(&id)));
     loop {
         let born: Instant = core.clock.now();
-        core.live_workers_changed(1);
+        if mutants::active(Mutant::MC377) {
+            core.live_workers_changed(1);
+        }
         let exit = task.await.unwrap_or(WorkerExit::Panicked);
         core.live_workers_changed(-1);
         token.cancel();
@@ -140,7 +147,10 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
         let ended = match exit {
             WorkerExit::Stopped => true,
             WorkerExit::Dead | WorkerExit::Panicked => {
-                core.worker_died();
+                // MC378: the death counted only when the slot goes on to a replacement.
+                if !mutants::active(Mutant::MC378) {
+                    core.worker_died();
+                }
                 observe::emit(PoolEvent::WorkerDied { worker: (&id).into(), exit: Text::debug(&exit) });
                 slot.is_cancelled() || backoff.is_none()
             }
@@ -148,6 +158,14 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
         if ended {
             slot_ended(&state, &id, exit);
             return;
+        }
+        if mutants::active(Mutant::MC378) && !matches!(exit, WorkerExit::Stopped) {
+            core.worker_died();
+        }
+        // MC376: the replacement counted when its backoff begins: a slot stopped meanwhile
+        // counts one never made.
+        if mutants::active(Mutant::MC376) {
+            core.worker_replaced();
         }
         let Some(b) = backoff.as_mut() else { return };
         let lived = core.clock.now().saturating_duration_since(born);
@@ -164,7 +182,9 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
         }
         let old = std::mem::take(&mut id);
         (id, token, task) = spawn_incarnation(&core, &handler, &slot, &caller, Some(&old));
-        core.worker_replaced();
+        if !mutants::active(Mutant::MC376) {
+            core.worker_replaced();
+        }
         let after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         observe::emit(PoolEvent::WorkerReplaced { worker: (&id).into(), replaces: (&old).into(), after_ms });
         state.send_modify(|s| {

@@ -433,6 +433,30 @@ async fn dead_workers_are_replaced_and_the_node_returns_to_full_count() {
     b.stop().await;
 }
 
+/// `live_workers()` counts a worker from `add_worker`'s return: it is registering already
+/// (round 39: keel counted it once its slot's supervisor first ran, so a health check right after
+/// adding read 0; MC377 re-injects that).
+#[tokio::test(start_paused = true)]
+async fn a_worker_counts_as_live_from_add_worker_on() {
+    async fn live_right_after_adding() -> usize {
+        let node = Pool::new(MemoryStore::new(), cfg("a")).start().await.unwrap();
+        let _w = node.add_worker(Recorder { log: Log::default(), work: Duration::from_millis(5) }, &Shutdown::new("r"));
+        let live = node.live_workers();
+        settle(50).await;
+        assert_eq!(node.live_workers(), 1);
+        node.stop().await;
+        live
+    }
+    assert_eq!(live_right_after_adding().await, 1);
+    #[cfg(feature = "mutants")]
+    {
+        crate::mutants::set(Some(crate::mutants::Mutant::MC377));
+        let mutated = live_right_after_adding().await;
+        crate::mutants::set(None);
+        assert_eq!(mutated, 0, "MC377 counts the worker once its supervisor ran");
+    }
+}
+
 /// With supervision off a dead worker stays dead and its handle says so.
 #[tokio::test(start_paused = true)]
 async fn without_restart_a_dead_worker_ends_its_slot() {

@@ -27,6 +27,7 @@ pub mod life_waits;
 pub mod pool;
 pub mod pool_cleanup;
 pub mod pool_config;
+pub mod pool_counters;
 pub mod pool_deregister;
 pub mod pool_dispatch;
 pub mod pool_drain;

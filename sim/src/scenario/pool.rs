@@ -40,6 +40,10 @@ events! {
         DispatchGaveUp { job: String } = "dispatch_gave_up",
         /// A worker's task returned.
         WorkerExit { worker: String, exit: String, incarnations: u64 } = "worker_exit",
+        /// P82: the node's pool counters read right then (`PoolNode::live_workers`,
+        /// `worker_deaths`, `worker_replacements`), after a worker was added, a worker's handle
+        /// returned or a job was added.
+        PoolCounters { live: u64, deaths: u64, replacements: u64 } = "pool_counters",
         /// The node's pool returned after its stop.
         PoolExit {} = "pool_exit",
         /// Completion tombstones in the store after quiescence: each job, and (in `ms`, in the same
@@ -272,6 +276,7 @@ pub(super) async fn add(
             }
         }
         ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
+        super::pool_counters::record(ctx, node);
         if wait {
             tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job));
         }
@@ -484,6 +489,7 @@ impl PoolScenario {
                             // The request that adds the worker ends at once: the worker must not.
                             let request = Shutdown::new("request");
                             let mut w = node.add_worker(TestHandler { ctx: ctx.clone() }, &request);
+                            super::pool_counters::record(&ctx, &node);
                             request.cancel();
                             let exit = w.join().await;
                             let incarnations = w.incarnations();
@@ -492,6 +498,7 @@ impl PoolScenario {
                                 exit: format!("{exit:?}"),
                                 incarnations,
                             });
+                            super::pool_counters::record(&ctx, &node);
                             ctx.clock.sleep(Duration::from_millis(100)).await;
                         }
                     }));
@@ -552,6 +559,7 @@ impl PoolScenario {
         v.extend(super::pool_config::nodes_run_as_configured(events, configured));
         // P47: a worker handle's join returns the exit its slot ended with.
         v.extend(super::pool_handles::handles_report_their_slot_exit(events));
+        v.extend(super::pool_counters::counters_follow_events(events));
         // E5: a start ends at its first permanent error (the plan's AccessDenied, in poolfeed).
         v.extend(keel_checks::pool_starts_end_at_a_permanent_error(events));
         v.extend(crate::keel_rules::reseed_rules(events));
@@ -658,6 +666,7 @@ impl PoolScenario {
                 Mutant::MC273,
                 Mutant::MC274,
                 Mutant::MC348,
+                Mutant::MC378,
             ];
         }
         &[
@@ -680,6 +689,8 @@ impl PoolScenario {
             Mutant::MC341,
             Mutant::MC342,
             Mutant::MC360,
+            Mutant::MC376,
+            Mutant::MC377,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
