@@ -20,17 +20,15 @@ use keel::observe::LeaseEvent;
 
 use super::RunView;
 use crate::check::Violation;
-use crate::history::{ServerEv, Who, WorldEv};
+use crate::history::{Event, ServerEv, Who, WorldEv};
 
-/// S31 over the run's events: the first 20 violations.
-pub fn check(run: &RunView<'_>) -> Vec<Violation> {
+/// Each `held` of the run, in order, with the token the store last granted its fence under
+/// (a fence the store did not grant is skipped) and the node's life (how many times it started):
+/// what S31 and S32 judge.
+fn held_under<'a>(run: &RunView<'a>, mut on_held: impl FnMut(&'a Event, u32, &'a str, u64, &'a str)) {
     // (lease, fence) → the token the store last granted it under
     let mut tokens: BTreeMap<(&str, u64), &str> = BTreeMap::new();
-    // a node's life: how many times it started
     let mut lives: BTreeMap<Who, u32> = BTreeMap::new();
-    // (lease, owner, incarnation) → the (node, life) that believed a grant of it first
-    let mut instances: BTreeMap<(&str, String, u64), (Who, u32)> = BTreeMap::new();
-    let mut v = Vec::new();
     for e in run.events {
         if let Some(WorldEv::NodeStart {}) = e.world() {
             *lives.entry(e.node).or_default() += 1;
@@ -42,25 +40,35 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             }
             (_, Some(LeaseEvent::Held { lease, fence, .. })) => {
                 let lease = keel_checks::plain(lease);
-                let Some(token) = tokens.get(&(lease, *fence)) else { continue };
-                let Some(t) = Token::parse(token) else { continue };
-                let life = (e.node, lives.get(&e.node).copied().unwrap_or(0));
-                let first = *instances.entry((lease, t.owner.to_owned(), t.incarnation)).or_insert(life);
-                if first != life {
-                    v.push(Violation::new(
-                        "S31",
-                        e.t_us,
-                        format!(
-                            "{} (life {}): believes fence {fence} of {lease}, granted under {token}, an instance ({}:{}) that {} (life {}) was granted under before: two processes share tokens",
-                            e.node, life.1, t.owner, t.incarnation, first.0, first.1
-                        ),
-                    ));
+                if let Some(token) = tokens.get(&(lease, *fence)) {
+                    on_held(e, lives.get(&e.node).copied().unwrap_or(0), lease, *fence, token);
                 }
             }
             _ => {}
         }
     }
-    v.truncate(20);
+}
+
+/// S31 over the run's events: the first 20 violations.
+pub fn check(run: &RunView<'_>) -> Vec<Violation> {
+    // (lease, owner, incarnation) → the (node, life) that believed a grant of it first
+    let mut instances: BTreeMap<(&str, String, u64), (Who, u32)> = BTreeMap::new();
+    let mut v = Vec::new();
+    held_under(run, |e, life, lease, fence, token| {
+        let Some(t) = Token::parse(token) else { return };
+        let life = (e.node, life);
+        let first = *instances.entry((lease, t.owner.to_owned(), t.incarnation)).or_insert(life);
+        if first != life && v.len() < 20 {
+            v.push(Violation::new(
+                "S31",
+                e.t_us,
+                format!(
+                    "{} (life {}): believes fence {fence} of {lease}, granted under {token}, an instance ({}:{}) that {} (life {}) was granted under before: two processes share tokens",
+                    e.node, life.1, t.owner, t.incarnation, first.0, first.1
+                ),
+            ));
+        }
+    });
     v
 }
 
@@ -74,34 +82,22 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
 /// it), so it is not judged. MC350 keeps the token after a step-down for `taken` (blind-spot
 /// hunt, round 38, A #8: nothing judged a token's reuse; S31 judges only instances across lives).
 pub fn tokens_held_once(run: &RunView<'_>) -> Vec<Violation> {
-    // (lease, fence) → the token the store last granted it under
-    let mut tokens: BTreeMap<(&str, u64), &str> = BTreeMap::new();
     // (lease, token) → the fence first believed under it, and by which node
     let mut held: BTreeMap<(&str, &str), (u64, Who)> = BTreeMap::new();
     let mut v = Vec::new();
-    for e in run.events {
-        match (e.server(), e.lease()) {
-            (Some(ServerEv::Grant { lease, token, fence, .. }), _) => {
-                tokens.insert((lease.as_str(), *fence), token.as_str());
-            }
-            (_, Some(LeaseEvent::Held { lease, fence, .. })) => {
-                let lease = keel_checks::plain(lease);
-                let Some(token) = tokens.get(&(lease, *fence)) else { continue };
-                let (first, by) = *held.entry((lease, token)).or_insert((*fence, e.node));
-                if first != *fence && v.len() < 20 {
-                    v.push(Violation::new(
-                        "S32",
-                        e.t_us,
-                        format!(
-                            "{}: believes fence {fence} of {lease}, granted under {token}, the token {by} believed fence {first} under: a token reused after its grant ended",
-                            e.node
-                        ),
-                    ));
-                }
-            }
-            _ => {}
+    held_under(run, |e, _, lease, fence, token| {
+        let (first, by) = *held.entry((lease, token)).or_insert((fence, e.node));
+        if first != fence && v.len() < 20 {
+            v.push(Violation::new(
+                "S32",
+                e.t_us,
+                format!(
+                    "{}: believes fence {fence} of {lease}, granted under {token}, the token {by} believed fence {first} under: a token reused after its grant ended",
+                    e.node
+                ),
+            ));
         }
-    }
+    });
     v
 }
 
