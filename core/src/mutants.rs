@@ -1554,6 +1554,11 @@ pub enum Mutant {
     /// judges liveness on it until a later change happens to skip a revision (blind-spot hunt,
     /// round 38, B #17; P73).
     MC360,
+    /// A map's stop that completes only the armed waiters: a call still writing when the map
+    /// stops stays registered, and once its write is acknowledged it parks on a registry nothing
+    /// will ever wake (blind-spot hunt, round 39, B #30; R30, judged at the `stopped`: R20 saw the
+    /// hang on 1 seed of 200).
+    MC365,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2131,6 +2131,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC365,
+        lineage: "blind-spot hunt, round 39, B #30: a map's stop that completes only the armed waiters",
+        scenario: "rmap",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",
