@@ -2137,6 +2137,12 @@ pub const ZOO: &[Entry] = &[
         budget: 20,
     },
     Entry {
+        mutant: Mutant::MC366,
+        lineage: "blind-spot hunt, round 39, B #10: a drain that refuses a registered producer's completion as closed",
+        scenario: "completer",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",
