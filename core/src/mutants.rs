@@ -1577,6 +1577,15 @@ pub enum Mutant {
     /// a slot (stopped meanwhile, or without restarts) is reported by `worker_died` but missing
     /// from `PoolNode::worker_deaths` (P82).
     MC378,
+    /// A map's stop that completes only the armed waiters: a call still writing when the map
+    /// stops stays registered, and once its write is acknowledged it parks on a registry nothing
+    /// will ever wake (blind-spot hunt, round 39, B #30; R30, judged at the `stopped`: R20 saw the
+    /// hang on 1 seed of 200).
+    MC365,
+    /// A completer intake that refuses a registered producer's completion during the drain as if
+    /// the run had closed: the drain the stop runs for turns away the very completions it waits
+    /// for (blind-spot hunt, round 39, B #10; V42, judged at each refusal).
+    MC366,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

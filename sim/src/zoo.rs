@@ -2167,6 +2167,18 @@ pub const ZOO: &[Entry] = &[
         budget: 200,
     },
     Entry {
+        mutant: Mutant::MC365,
+        lineage: "blind-spot hunt, round 39, B #30: a map's stop that completes only the armed waiters",
+        scenario: "rmap",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC366,
+        lineage: "blind-spot hunt, round 39, B #10: a drain that refuses a registered producer's completion as closed",
+        scenario: "completer",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

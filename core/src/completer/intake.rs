@@ -93,7 +93,8 @@ impl Intake {
     /// Accept `c` if there is room.
     pub fn try_push(&self, c: Completion) -> Result<(), TryCompleteError> {
         let mut s = self.lock();
-        if s.phase == Phase::Closed {
+        // MC366: the drain refuses a registered producer's completion as if the run had closed.
+        if s.phase == Phase::Closed || (s.phase == Phase::Draining && mutants::active(Mutant::MC366)) {
             return Err(TryCompleteError::Closed(c));
         }
         let full = s.queue.len() + s.inflight >= s.cap && !mutants::active(Mutant::MC6); // MC6: no bound
@@ -229,6 +230,27 @@ mod tests {
 
     fn c(k: &str) -> Completion {
         Completion::new(k, 1, "ok", "")
+    }
+
+    /// The drain refuses new producers, not the completions of registered ones: those are what
+    /// it waits for (blind-spot hunt, round 39, B #10: refused as closed, MC366).
+    #[test]
+    fn the_drain_takes_in_what_registered_producers_hand_over() {
+        let i = Intake::new(4);
+        let p = i.register("w", || {}).unwrap();
+        i.begin_drain();
+        assert_eq!(i.register("late", || {}), Err(CompleteError::Stopping));
+        i.try_push(c("during")).unwrap();
+        assert_eq!(i.queued(), 1);
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC366));
+            let refused = i.try_push(c("refused"));
+            crate::mutants::set(None);
+            assert!(matches!(refused, Err(TryCompleteError::Closed(_))), "MC366: refused as closed");
+        }
+        assert!(i.deregister(p));
+        assert_eq!(i.close().len(), 1);
     }
 
     #[test]

@@ -300,6 +300,13 @@ impl Registry {
         if crate::mutants::active(crate::mutants::Mutant::MC205) {
             return Deliveries(Vec::new());
         }
+        // MC365: only the armed waiters completed; a call still writing stays registered and,
+        // once armed, parks on a registry nothing will wake.
+        if mutants::active(Mutant::MC365) {
+            let ids: Vec<u64> = w.entries.iter().filter(|(_, e)| e.target.is_some()).map(|(id, _)| *id).collect();
+            let out = ids.into_iter().filter_map(|id| w.entries.remove(&id)).map(|e| (e.cell, WaitResult::Closed));
+            return Deliveries(out.collect());
+        }
         let entries = std::mem::take(&mut w.entries);
         Deliveries(entries.into_values().map(|e| (e.cell, WaitResult::Closed)).collect())
     }
@@ -446,6 +453,35 @@ mod tests {
         assert_eq!(reg.len(), 1);
         block(reg.deliver(reg.applied_to(5)));
         assert_eq!((block(armed.wait()), reg.len()), (WaitResult::Reached(5), 0));
+    }
+
+    /// A close completes every call in the registry, the ones still writing included: armed
+    /// after the close, such a call finds `Closed` in its cell and does not park (blind-spot
+    /// hunt, round 39, B #30: a close of the armed waiters only left it parked for good, MC365).
+    #[test]
+    fn a_close_completes_the_calls_still_writing() {
+        let run = || {
+            let reg = Arc::new(Registry::with_mutants(8, false, false));
+            let mut parked = Registry::register(&reg).unwrap();
+            let mut writing = Registry::register(&reg).unwrap();
+            parked.arm(5);
+            let d = reg.close();
+            let closed = d.len();
+            block(reg.deliver(d));
+            writing.arm(6);
+            assert_eq!(block(parked.wait()), WaitResult::Closed);
+            (closed, reg.len(), writing)
+        };
+        let (closed, left, mut writing) = run();
+        assert_eq!((closed, left), (2, 0), "both calls closed, none left registered");
+        assert_eq!(block(writing.wait()), WaitResult::Closed);
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(Mutant::MC365));
+            let (closed, left, _writing) = run();
+            crate::mutants::set(None);
+            assert_eq!((closed, left), (1, 1), "MC365: the call still writing stays registered");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (sometimes after the caller's token was cancelled), under store latency, errors, restarts and
 //! node crashes, with the completer and the subscription manager restarted several times.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -816,6 +816,7 @@ impl CompleterScenario {
         v.extend(v25_buffers_as_configured(run));
         v.extend(v25_drain_bounds_as_configured(run, self.drain_ms));
         v.extend(e8_registrations_refused_by_phase(run));
+        v.extend(v42_completions_refused_closed_once_closed(run));
         v.extend(v7_backlog_by_history(run));
         v.extend(v7_room_reports_by_history(run));
         v.extend(crate::keel_rules::group_stops(run));
@@ -1118,6 +1119,7 @@ impl CompleterScenario {
             Mutant::MC373,
             Mutant::MC374,
             Mutant::MC375,
+            Mutant::MC366,
         ]
     }
 }
@@ -1249,6 +1251,44 @@ fn e8_registrations_refused_by_phase(run: &RunView<'_>) -> Vec<Violation> {
                         format!("{}: the stress's producer's registration was refused \"{error}\", where the completer's phase calls for {wanted}", e.node),
                     ));
                 }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// V42: a registered producer's completion is refused `Closed` only once its run closed, judged
+/// at each refusal the workload's producers record (`complete_rejected`, `burst_ended` with an
+/// error): the node's `jobs` completer has emitted that run's `events_closed` before it. The
+/// intake closes in the poll that emits `events_closed`, so a refusal ahead of it came while the
+/// run was open or draining, and the drain exists to take in what its registered producers
+/// still hand over (docs/lifecycle.md). A drain that refused them as closed (blind-spot hunt,
+/// round 39, B #10, MC366) turned away the completions it waited for; V30 reads only the class
+/// of the refusal, which was the right one for a closed run, and nothing read its instant. A
+/// node's start or crash forgets its runs.
+fn v42_completions_refused_closed_once_closed(run: &RunView<'_>) -> Vec<Violation> {
+    let closed_text = keel::completer::CompleteError::Closed.to_string();
+    // node → the `jobs` completer's runs whose channel closed
+    let mut closed: BTreeMap<Who, BTreeSet<u64>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        if matches!(e.world(), Some(WorldEv::NodeStart { .. } | WorldEv::NodeCrash { .. })) {
+            closed.remove(&e.node);
+            continue;
+        }
+        match (e.completer(), rec(e)) {
+            (Some(CompleterEvent::EventsClosed { completer, run, .. }), _) if *completer != *STRESS => {
+                closed.entry(e.node).or_default().insert(*run);
+            }
+            (_, Some(Rec::CompleteRejected { run, error } | Rec::BurstEnded { run, error, .. }))
+                if *error == closed_text && !closed.get(&e.node).is_some_and(|c| c.contains(run)) && v.len() < 20 =>
+            {
+                v.push(Violation::new(
+                    "V42",
+                    e.t_us,
+                    format!("{}: a registered producer's completion was refused \"{error}\" while its run {run} had not closed (no `events_closed` yet)", e.node),
+                ));
             }
             _ => {}
         }

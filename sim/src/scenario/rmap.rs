@@ -1260,6 +1260,7 @@ impl RmapScenario {
             Mutant::MC330,
             Mutant::MC331,
             Mutant::MC332,
+            Mutant::MC365,
         ]
     }
 }

@@ -23,6 +23,14 @@
 //! by its caller (`waiter_cancelled`, not `claimed`), or closed with the map (`stopped`). A count
 //! that misses the calls still writing (blind-spot hunt, round 37, A #15, MC332: the armed ones
 //! only) hides from an operator, or a test waiting on it, the calls a slow store holds up.
+//!
+//! **R30**: a map's stop completes every call its registry holds, judged at the `stopped`: its
+//! `waiters_closed` is the registry's count from the same events as R27's. A call still writing
+//! at the stop is registered but not armed; a close that completed the armed waiters only
+//! (blind-spot hunt, round 39, B #30, MC365) left it registered, and once its write was
+//! acknowledged it parked on a registry nothing would wake again. R20 saw that hang only when a
+//! reply came back after the stop (1 seed of 200); the count is wrong at every stop with a call
+//! in flight.
 
 use std::collections::BTreeMap;
 
@@ -61,7 +69,17 @@ pub fn waiters_count_the_calls(run: &RunView<'_>) -> Vec<Violation> {
                 RmapEvent::WaiterWoken { .. } | RmapEvent::WaiterCancelled { claimed: false, .. } => {
                     *count = count.saturating_sub(1);
                 }
-                RmapEvent::Stopped { .. } => *count = 0,
+                RmapEvent::Stopped { waiters_closed, .. } => {
+                    // R30: the stop completes every call its registry holds, still writing or not.
+                    if *waiters_closed as u64 != *count && v.len() < 20 {
+                        v.push(Violation::new(
+                            "R30",
+                            e.t_us,
+                            format!("{n}: the map stopped closing {waiters_closed} waiters while its registry held {count} set_and_wait calls: a call left registered waits on a map that can no longer wake it"),
+                        ));
+                    }
+                    *count = 0;
+                }
                 _ => {}
             }
             continue;
@@ -226,5 +244,25 @@ mod tests {
             rule(&[reg(1), stopped(2, 1), saw(3, Rec::Probe { rev: 0, syncs: 1, subs: 0, held: 0, waiters: 0 })])
                 .is_empty()
         );
+    }
+
+    /// Two calls register and one is armed (parked): a stop that closes both passes; one that
+    /// closes the armed one only (MC365, round 39 B #30) is R30 at the `stopped`.
+    #[test]
+    fn a_stop_that_leaves_a_call_registered_fires_r30() {
+        let rule = |h: &[Event]| judge(h, 0, 10_000_000, waiters_count_the_calls);
+        let core = |t, e: RmapEvent<'static>| at(t, Who::Node(0), Ev::Core(CoreEvent::Rmap(e)));
+        let reg = |t| core(t, RmapEvent::WaiterRegistered { map: "m".into() });
+        let history = |closed| {
+            vec![
+                reg(1),
+                reg(2),
+                core(3, RmapEvent::WaiterArmed { map: "m".into(), rev: 9, parked: true }),
+                stopped(5, closed),
+            ]
+        };
+        assert!(rule(&history(2)).is_empty());
+        let v = rule(&history(1));
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "R30", 5_000), "{v:?}");
     }
 }
