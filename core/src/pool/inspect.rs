@@ -168,7 +168,7 @@ mod tests {
 
     /// The in-place report is `inspect`'s but for the corrupt records, though it skips the
     /// job map's tombstones: the records and pending entries all sort after them.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_in_place_report_is_inspects() -> Result<(), StoreError> {
         let store = MemoryStore::new();
         let maps = Maps::new("p");
