@@ -1554,6 +1554,17 @@ pub enum Mutant {
     /// judges liveness on it until a later change happens to skip a revision (blind-spot hunt,
     /// round 38, B #17; P73).
     MC360,
+    /// A store whose lease release deletes the lease's fence counter with its grant (a cleanup
+    /// of "everything the lease left"): the next acquisition finds the counter missing, as after
+    /// a data loss, and is quarantined, so every handover after a graceful release waits out
+    /// the quarantine; fences, seeded again from store time, still grow, so no fence rule sees
+    /// it (blind-spot hunt, round 39, A #3; S34).
+    MC354,
+    /// A store whose lease quarantine allows a millisecond of rounding grace at its end: an
+    /// acquisition a millisecond before the quarantine ends is granted, so the quarantine is
+    /// shorter than the `quarantine_ms` the caller asked for (blind-spot hunt, round 39, A #24;
+    /// S34, which judges each grant and refusal against the quarantine the store node reckons).
+    MC357,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

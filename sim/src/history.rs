@@ -256,6 +256,11 @@ events! {
         LeaseOwnRefused { op: String, lease: String, token: String, by: Who } = "lease_own_refused",
         /// A feed of `map` served to `by` lost a change without saying so (`why`; L4).
         FeedLost { map: String, why: String, by: Who } = "feed_lost",
+        /// The store answered `by`'s acquisition of `lease` at store time `now_ms` against the
+        /// quarantine it owed (S34): `refused` (with `remaining_ms` left) where the store node's
+        /// own record says the quarantine ends in `from_ms`..=`until_ms`, or granted before
+        /// `from_ms` (the end of the quarantine this boot's first acquisition of the lease began).
+        QuarantineWrong { lease: String, refused: bool, remaining_ms: u64, now_ms: u64, from_ms: u64, until_ms: u64, by: Who } = "quarantine_wrong",
     }
 }
 

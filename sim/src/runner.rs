@@ -283,7 +283,10 @@ fn restarts_reported(events: &[crate::history::Event]) -> Vec<Violation> {
 /// release only when its token holds no live grant (`ServerEv::LeaseOwnRefused`, read before the
 /// call at the same store instant): a holder whose renewal is refused steps down from a grant
 /// the store keeps (MC303: the quarantine judged for renewals, so every store restart takes the
-/// lease from its holder and leaves it unheld for a TTL). The first 20 violations.
+/// lease from its holder and leaves it unheld for a TTL). And S34 (round 39 A): the store
+/// quarantines a lease exactly as its boots owe (`ServerEv::QuarantineWrong`, reckoned by the
+/// store node at the call's store instant): a release that drops the lease's counter (MC354)
+/// quarantined every handover after a graceful release. The first 20 violations.
 fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
     let wrong = events.iter().filter_map(|e| match e.server() {
         Some(crate::history::ServerEv::LeaseRefusalWrong { lease, token, remaining_ms, holder, valid_ms, by }) => {
@@ -299,6 +302,27 @@ fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
             "L7",
             e.t_us,
             format!("the store refused {by}'s {op} of {lease} by token {token}, the token of the live grant it held"),
+        )),
+        Some(crate::history::ServerEv::QuarantineWrong {
+            lease,
+            refused,
+            remaining_ms,
+            now_ms,
+            from_ms,
+            until_ms,
+            by,
+        }) => Some(Violation::new(
+            "S34",
+            e.t_us,
+            if *refused {
+                format!(
+                    "the store refused {by}'s acquisition of {lease} at store ms {now_ms} as quarantined for {remaining_ms} ms more; the quarantine it owes ends in {from_ms}..={until_ms}"
+                )
+            } else {
+                format!(
+                    "the store granted {by}'s acquisition of {lease} at store ms {now_ms}, in the quarantine this boot's first acquisition of it began (until store ms {from_ms})"
+                )
+            },
         )),
         _ => None,
     });

@@ -367,6 +367,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC351,
     Mutant::MC352,
     Mutant::MC353,
+    Mutant::MC354,
+    Mutant::MC357,
     Mutant::MC294,
     Mutant::MC240,
     Mutant::MC241,
