@@ -1560,6 +1560,11 @@ pub enum Mutant {
     /// the quarantine; fences, seeded again from store time, still grow, so no fence rule sees
     /// it (blind-spot hunt, round 39, A #3; S34).
     MC354,
+    /// The simulator's clock jump re-anchoring the node's clock at rate 1: a drift in force ends
+    /// silently at the node's first jump, every drift rule after it judges a clock that runs
+    /// true while the plan and the timeline say it drifts, and the drift's own coverage goal
+    /// was reached before the jump (blind-spot hunt, round 39, A #15; W2).
+    MC355,
     /// A store whose lease quarantine allows a millisecond of rounding grace at its end: an
     /// acquisition a millisecond before the quarantine ends is granted, so the quarantine is
     /// shorter than the `quarantine_ms` the caller asked for (blind-spot hunt, round 39, A #24;

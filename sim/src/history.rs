@@ -125,8 +125,9 @@ events! {
         ClockJump { delta_ms: i64 } = "clock_jump",
         /// What the jump just recorded did to the node's clock: `moved_ms`, its local time's move
         /// (before the monotonic clamp: negative for a stall), with `sleepers` sleeps armed on it
-        /// (`effects`: a jump that moves nothing, or moves by another amount, is seen).
-        ClockJumped { moved_ms: i64, sleepers: u64 } = "clock_jumped",
+        /// (`effects`: a jump that moves nothing, or moves by another amount, is seen), and
+        /// `rate_ppm`, the rate it runs at after the jump, read from its map (W2).
+        ClockJumped { moved_ms: i64, sleepers: u64, rate_ppm: i64 } = "clock_jumped",
         /// The node's clock is back at rate 1 (the heal): `on_time` sleeps ended reading exactly
         /// their deadline while it ran at another rate (`effects`).
         ClockDriftEnded { on_time: u64 } = "clock_drift_ended",

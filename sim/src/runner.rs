@@ -200,6 +200,7 @@ pub fn run(
     violations.extend(lease_refusals_right(&events));
     violations.extend(feeds_complete(&events));
     violations.extend(paused_nodes_silent(&events));
+    violations.extend(jumps_keep_the_drift(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -364,6 +365,44 @@ fn paused_nodes_silent(events: &[crate::history::Event]) -> Vec<Violation> {
                     ));
                 }
             }
+        }
+    }
+    v
+}
+
+/// W2: a clock jump moves the clock's time, not its rate (round 39 A #15): at each
+/// `clock_jumped`, the rate the node's clock runs at after the jump, read from its map
+/// (`rate_ppm`), is the one its last `clock_rate` set (1 ppm either side: the read-back
+/// truncates to the µs), or 1 before any and after its drift ended (`clock_drift_ended`, the
+/// heal). A jump that re-anchors the clock at rate 1 (MC355) silently ends the drift in force:
+/// every rule that judges a drifting clock then judges one that runs true, and the timeline says
+/// it drifted. The first 20 violations; every scenario, built-in or a user's.
+fn jumps_keep_the_drift(events: &[crate::history::Event]) -> Vec<Violation> {
+    const TRUE_PPM: i64 = 1_000_000;
+    let mut rates: std::collections::BTreeMap<crate::history::Who, i64> = std::collections::BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.world() {
+            Some(WorldEv::ClockRate { rate_ppm, .. }) => {
+                rates.insert(e.node, *rate_ppm);
+            }
+            Some(WorldEv::ClockDriftEnded { .. }) => {
+                rates.remove(&e.node);
+            }
+            Some(WorldEv::ClockJumped { rate_ppm, .. }) => {
+                let set = rates.get(&e.node).copied().unwrap_or(TRUE_PPM);
+                if rate_ppm.abs_diff(set) > 1 && v.len() < 20 {
+                    v.push(Violation::new(
+                        "W2",
+                        e.t_us,
+                        format!(
+                            "{}'s clock runs at {rate_ppm} ppm after its jump; its last rate set was {set} ppm",
+                            e.node
+                        ),
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     v

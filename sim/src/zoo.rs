@@ -2137,6 +2137,12 @@ pub const ZOO: &[Entry] = &[
         budget: 20,
     },
     Entry {
+        mutant: Mutant::MC355,
+        lineage: "blind-spot hunt, round 39, A #15: a clock jump that re-anchors the clock at rate 1, ending its drift",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC357,
         lineage: "blind-spot hunt, round 39, A #24: a lease quarantine that ends a millisecond early",
         scenario: "lease",

@@ -368,6 +368,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC352,
     Mutant::MC353,
     Mutant::MC354,
+    Mutant::MC355,
     Mutant::MC357,
     Mutant::MC294,
     Mutant::MC240,
