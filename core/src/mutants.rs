@@ -1565,6 +1565,11 @@ pub enum Mutant {
     /// true while the plan and the timeline say it drifts, and the drift's own coverage goal
     /// was reached before the jump (blind-spot hunt, round 39, A #15; W2).
     MC355,
+    /// The simulated store's node-latency fault that records its reply latency (`held`'s
+    /// `after_ms`) and does not hold the reply by it: the fault is half injected, and the
+    /// goal that asks for unequal latencies each way reads the record (blind-spot hunt, round
+    /// 39, A #17; W3).
+    MC356,
     /// A store whose lease quarantine allows a millisecond of rounding grace at its end: an
     /// acquisition a millisecond before the quarantine ends is granted, so the quarantine is
     /// shorter than the `quarantine_ms` the caller asked for (blind-spot hunt, round 39, A #24;

@@ -255,6 +255,9 @@ events! {
         /// the live grant it held when the call applied (read before it, at the same store
         /// instant; L7).
         LeaseOwnRefused { op: String, lease: String, token: String, by: Who } = "lease_own_refused",
+        /// A `side` ("request" or "reply") of `to`'s call the store's faults owed `owed_ms` of hold
+        /// (a node's latency, a reply delay: what `held` records) was held only `held_us` (W3).
+        HoldShort { to: Who, side: String, held_us: u64, owed_ms: u64 } = "hold_short",
         /// A feed of `map` served to `by` lost a change without saying so (`why`; L4).
         FeedLost { map: String, why: String, by: Who } = "feed_lost",
         /// The store answered `by`'s acquisition of `lease` at store time `now_ms` against the

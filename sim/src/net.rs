@@ -416,9 +416,12 @@ async fn handle(served: Arc<Served>, req: Req) {
         faults.spiked.fetch_add(1, Ordering::SeqCst);
     }
     let latency = extra + to_ms + held_early;
+    let arrived_us = history.now_us();
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    // W3: the node's latency fault held its request for what the store records it owed.
+    hold_judged(history, node, "request", arrived_us, to_ms);
     if mutants::active(Mutant::MC280) && lose() {
         // MC280: the loss drawn before the request applies, which drops it unapplied.
         history.record(Who::Store, ServerEv::ReplyDropped { to: node, applied: false });
@@ -446,11 +449,26 @@ async fn handle(served: Arc<Served>, req: Req) {
         let ev = ServerEv::Held { to: node, before_ms: to_ms, after_ms: from_ms, delay_ms, applied };
         history.record(Who::Store, ev);
     }
-    let delay = delay_ms + from_ms;
+    // MC356: the node's reply latency recorded (`held`'s `after_ms`), the reply not held by it.
+    let from = if mutants::active(Mutant::MC356) { 0 } else { from_ms };
+    let delay = delay_ms + from;
+    let served_us = history.now_us();
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    hold_judged(history, node, "reply", served_us, delay_ms + from_ms);
     let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
+}
+
+/// W3: a request or reply the store's faults hold (`owed_ms`, as its `held` event records them:
+/// a node's latency each way, the reply delay) was held at least that long since `since_us`: a
+/// fault recorded and not served (MC356) leaves every rule that excuses or expects its delay
+/// judging a run that never had it.
+fn hold_judged(history: &History, node: Who, side: &str, since_us: u64, owed_ms: u64) {
+    let held_us = history.now_us().saturating_sub(since_us);
+    if held_us < owed_ms * 1000 {
+        history.record(Who::Store, ServerEv::HoldShort { to: node, side: side.into(), held_us, owed_ms });
+    }
 }
 
 async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreResult<Resp> {

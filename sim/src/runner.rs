@@ -201,6 +201,7 @@ pub fn run(
     violations.extend(feeds_complete(&events));
     violations.extend(paused_nodes_silent(&events));
     violations.extend(jumps_keep_the_drift(&events));
+    violations.extend(holds_served(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -406,6 +407,26 @@ fn jumps_keep_the_drift(events: &[crate::history::Event]) -> Vec<Violation> {
         }
     }
     v
+}
+
+/// W3: the store's latency faults hold what they record (round 39 A #17): each request and reply
+/// a node latency or a reply delay owes a hold (`held`'s `before_ms`, `after_ms` and
+/// `delay_ms`) is held that long, measured by the store node around its own waits
+/// (`ServerEv::HoldShort`, `sim/src/net.rs`). A hold recorded and not served (MC356: a node's
+/// reply latency dropped) passed every sweep with every goal reached, the goals reading the
+/// record. The first 20 violations; every scenario, built-in or a user's.
+fn holds_served(events: &[crate::history::Event]) -> Vec<Violation> {
+    let short = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::HoldShort { to, side, held_us, owed_ms }) => Some(Violation::new(
+            "W3",
+            e.t_us,
+            format!(
+                "the {side} of {to}'s call was held {held_us} µs by the store's faults, which owed it {owed_ms} ms"
+            ),
+        )),
+        _ => None,
+    });
+    short.take(20).collect()
 }
 
 /// L4: a watch's feed carries each change of its map in revision order, or a gap, judged at the

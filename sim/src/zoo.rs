@@ -2143,6 +2143,12 @@ pub const ZOO: &[Entry] = &[
         budget: 20,
     },
     Entry {
+        mutant: Mutant::MC356,
+        lineage: "blind-spot hunt, round 39, A #17: a node's reply latency recorded, the reply not held by it",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC357,
         lineage: "blind-spot hunt, round 39, A #24: a lease quarantine that ends a millisecond early",
         scenario: "lease",

@@ -369,6 +369,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC353,
     Mutant::MC354,
     Mutant::MC355,
+    Mutant::MC356,
     Mutant::MC357,
     Mutant::MC294,
     Mutant::MC240,
