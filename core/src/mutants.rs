@@ -1586,6 +1586,27 @@ pub enum Mutant {
     /// the run had closed: the drain the stop runs for turns away the very completions it waits
     /// for (blind-spot hunt, round 39, B #10; V42, judged at each refusal).
     MC366,
+    /// A store whose lease release deletes the lease's fence counter with its grant (a cleanup
+    /// of "everything the lease left"): the next acquisition finds the counter missing, as after
+    /// a data loss, and is quarantined, so every handover after a graceful release waits out
+    /// the quarantine; fences, seeded again from store time, still grow, so no fence rule sees
+    /// it (blind-spot hunt, round 39, A #3; S34).
+    MC354,
+    /// The simulator's clock jump re-anchoring the node's clock at rate 1: a drift in force ends
+    /// silently at the node's first jump, every drift rule after it judges a clock that runs
+    /// true while the plan and the timeline say it drifts, and the drift's own coverage goal
+    /// was reached before the jump (blind-spot hunt, round 39, A #15; W2).
+    MC355,
+    /// The simulated store's node-latency fault that records its reply latency (`held`'s
+    /// `after_ms`) and does not hold the reply by it: the fault is half injected, and the
+    /// goal that asks for unequal latencies each way reads the record (blind-spot hunt, round
+    /// 39, A #17; W3).
+    MC356,
+    /// A store whose lease quarantine allows a millisecond of rounding grace at its end: an
+    /// acquisition a millisecond before the quarantine ends is granted, so the quarantine is
+    /// shorter than the `quarantine_ms` the caller asked for (blind-spot hunt, round 39, A #24;
+    /// S34, which judges each grant and refusal against the quarantine the store node reckons).
+    MC357,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -227,9 +227,10 @@ impl SimClock {
     }
 
     /// Jump by `delta_ms` (negative: the clock stalls for that long). Returns what it did: the
-    /// local time's move in ms (before the monotonic clamp) and the sleeps armed on the clock.
-    pub fn jump(&self, delta_ms: i64) -> (i64, u64) {
-        let mut done = (0, 0);
+    /// local time's move in ms (before the monotonic clamp), the sleeps armed on the clock, and
+    /// the rate (ppm) the clock runs at after it, read from its map (W2: a jump keeps the drift).
+    pub fn jump(&self, delta_ms: i64) -> (i64, u64, i64) {
+        let mut done = (0, 0, 0);
         self.change(|st, local| {
             // MC291: the jump's length read in µs (hunt 32 A #9): the clock barely moves.
             let d = if keel::mutants::active(keel::mutants::Mutant::MC291) {
@@ -238,12 +239,19 @@ impl SimClock {
                 Duration::from_millis(delta_ms.unsigned_abs())
             };
             st.anchor_local = if delta_ms >= 0 { local + d } else { local.saturating_sub(d) };
+            // MC355: a jump that re-anchors the clock at rate 1, ending a drift in force.
+            if keel::mutants::active(keel::mutants::Mutant::MC355) {
+                st.rate = 1.0;
+            }
             if delta_ms >= 0 {
                 st.last = st.anchor_local;
             }
             let moved = i128::try_from(st.anchor_local.as_millis()).unwrap_or(i128::MAX)
                 - i128::try_from(local.as_millis()).unwrap_or(i128::MAX);
-            done = (i64::try_from(moved).unwrap_or(i64::MAX), st.sleepers.len() as u64);
+            // One second of global time from the new anchor, in local µs: the rate in ppm.
+            let ahead = st.raw_at(st.anchor_global + Duration::from_secs(1)).saturating_sub(st.anchor_local);
+            let rate_ppm = i64::try_from(ahead.as_micros()).unwrap_or(i64::MAX);
+            done = (i64::try_from(moved).unwrap_or(i64::MAX), st.sleepers.len() as u64, rate_ppm);
         });
         done
     }

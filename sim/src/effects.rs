@@ -80,7 +80,7 @@ pub fn reached(events: &[Event]) -> Coverage {
                 c.insert("requests_slowed_by_a_spike");
             }
             // A jump moved the clock by the plan's delta while sleeps waited on it.
-            WorldEv::ClockJumped { moved_ms, sleepers }
+            WorldEv::ClockJumped { moved_ms, sleepers, .. }
                 if *sleepers > 0 && last_jump.get(&e.node) == Some(moved_ms) =>
             {
                 c.insert("jump_moved_the_clock_by_its_delta");
@@ -193,7 +193,7 @@ mod tests {
         let jump = |delta_ms, moved_ms, sleepers| {
             reached(&[
                 at(10, n, WorldEv::ClockJump { delta_ms }),
-                at(10, n, WorldEv::ClockJumped { moved_ms, sleepers }),
+                at(10, n, WorldEv::ClockJumped { moved_ms, sleepers, rate_ppm: 1_000_000 }),
             ])
         };
         assert!(jump(-1_500, -1_500, 2).contains("jump_moved_the_clock_by_its_delta"));

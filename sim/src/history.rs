@@ -125,8 +125,9 @@ events! {
         ClockJump { delta_ms: i64 } = "clock_jump",
         /// What the jump just recorded did to the node's clock: `moved_ms`, its local time's move
         /// (before the monotonic clamp: negative for a stall), with `sleepers` sleeps armed on it
-        /// (`effects`: a jump that moves nothing, or moves by another amount, is seen).
-        ClockJumped { moved_ms: i64, sleepers: u64 } = "clock_jumped",
+        /// (`effects`: a jump that moves nothing, or moves by another amount, is seen), and
+        /// `rate_ppm`, the rate it runs at after the jump, read from its map (W2).
+        ClockJumped { moved_ms: i64, sleepers: u64, rate_ppm: i64 } = "clock_jumped",
         /// The node's clock is back at rate 1 (the heal): `on_time` sleeps ended reading exactly
         /// their deadline while it ran at another rate (`effects`).
         ClockDriftEnded { on_time: u64 } = "clock_drift_ended",
@@ -254,8 +255,16 @@ events! {
         /// the live grant it held when the call applied (read before it, at the same store
         /// instant; L7).
         LeaseOwnRefused { op: String, lease: String, token: String, by: Who } = "lease_own_refused",
+        /// A `side` ("request" or "reply") of `to`'s call the store's faults owed `owed_ms` of hold
+        /// (a node's latency, a reply delay: what `held` records) was held only `held_us` (W3).
+        HoldShort { to: Who, side: String, held_us: u64, owed_ms: u64 } = "hold_short",
         /// A feed of `map` served to `by` lost a change without saying so (`why`; L4).
         FeedLost { map: String, why: String, by: Who } = "feed_lost",
+        /// The store answered `by`'s acquisition of `lease` at store time `now_ms` against the
+        /// quarantine it owed (S34): `refused` (with `remaining_ms` left) where the store node's
+        /// own record says the quarantine ends in `from_ms`..=`until_ms`, or granted before
+        /// `from_ms` (the end of the quarantine this boot's first acquisition of the lease began).
+        QuarantineWrong { lease: String, refused: bool, remaining_ms: u64, now_ms: u64, from_ms: u64, until_ms: u64, by: Who } = "quarantine_wrong",
     }
 }
 

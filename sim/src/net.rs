@@ -226,6 +226,23 @@ pub struct ServerFaults {
     /// Per node, the latest send time (µs) of a request of it the store served: whether a cut
     /// let requests through (`effects`).
     served: Mutex<BTreeMap<Who, u64>>,
+    /// Each lease's quarantine as the store node reckons it (S34; kept across boots).
+    quarantines: Mutex<BTreeMap<String, Quarantine>>,
+}
+
+/// S34: the quarantine a lease is owed, reckoned by the store node apart from the store's state
+/// machine. The store quarantines a lease at its first acquisition after each boot of the store
+/// process (a missing counter, or one judged under an earlier boot), until `quarantine_ms`
+/// after it or the end of a quarantine already running, whichever is later; no other call
+/// starts or extends one.
+#[derive(Default)]
+struct Quarantine {
+    /// The end (store ms) of the quarantine the lease's first acquisition since the store's
+    /// last boot began; `None` until that acquisition. The store refuses grants until then at
+    /// least, whatever it kept or lost.
+    this_boot: Option<u64>,
+    /// The latest end of any quarantine begun (store ms): the store refuses none after it.
+    until: u64,
 }
 
 impl Default for ServerFaults {
@@ -248,6 +265,7 @@ impl Default for ServerFaults {
             boot_revs: Mutex::new(BTreeMap::new()),
             feeds: Arc::default(),
             served: Mutex::new(BTreeMap::new()),
+            quarantines: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -271,6 +289,19 @@ impl ServerFaults {
         let mut served = lock(&self.served);
         let latest = served.entry(node).or_insert(0);
         *latest = (*latest).max(sent_us);
+    }
+
+    /// The quarantine of `name` owed at store time `now_ms` to an acquisition asking for
+    /// `quarantine_ms`, as `(from, until)`: the store refuses grants before `from`, and refuses
+    /// none at or after `until` (S34).
+    fn quarantine_owed(&self, name: &str, quarantine_ms: u64, now_ms: u64) -> (u64, u64) {
+        let mut qs = lock(&self.quarantines);
+        let q = qs.entry(name.to_owned()).or_default();
+        let from = *q.this_boot.get_or_insert_with(|| {
+            q.until = q.until.max(now_ms + quarantine_ms);
+            now_ms + quarantine_ms
+        });
+        (from, q.until)
     }
 
     /// Whether the store served a request `node` sent at or after `since_us`.
@@ -308,6 +339,7 @@ pub async fn serve(store: MemoryStore, faults: Arc<ServerFaults>, history: Histo
     faults.beats.clear();
     *faults.boot_revs.lock().unwrap_or_else(|p| p.into_inner()) = store.map_revs();
     faults.feeds.clear();
+    lock(&faults.quarantines).values_mut().for_each(|q| q.this_boot = None);
     match store.time_ms().await {
         Ok(now_ms) => history.record(Who::Store, ServerEv::StoreUp { now_ms }),
         Err(e) => history.record(Who::Store, WorldEv::SimError { error: format!("store clock: {e}") }),
@@ -384,9 +416,12 @@ async fn handle(served: Arc<Served>, req: Req) {
         faults.spiked.fetch_add(1, Ordering::SeqCst);
     }
     let latency = extra + to_ms + held_early;
+    let arrived_us = history.now_us();
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    // W3: the node's latency fault held its request for what the store records it owed.
+    hold_judged(history, node, "request", arrived_us, to_ms);
     if mutants::active(Mutant::MC280) && lose() {
         // MC280: the loss drawn before the request applies, which drops it unapplied.
         history.record(Who::Store, ServerEv::ReplyDropped { to: node, applied: false });
@@ -414,11 +449,26 @@ async fn handle(served: Arc<Served>, req: Req) {
         let ev = ServerEv::Held { to: node, before_ms: to_ms, after_ms: from_ms, delay_ms, applied };
         history.record(Who::Store, ev);
     }
-    let delay = delay_ms + from_ms;
+    // MC356: the node's reply latency recorded (`held`'s `after_ms`), the reply not held by it.
+    let from = if mutants::active(Mutant::MC356) { 0 } else { from_ms };
+    let delay = delay_ms + from;
+    let served_us = history.now_us();
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    hold_judged(history, node, "reply", served_us, delay_ms + from_ms);
     let _ = tx.send(Box::new(Down::Reply { id: req.id, result })).await;
+}
+
+/// W3: a request or reply the store's faults hold (`owed_ms`, as its `held` event records them:
+/// a node's latency each way, the reply delay) was held at least that long since `since_us`: a
+/// fault recorded and not served (MC356) leaves every rule that excuses or expects its delay
+/// judging a run that never had it.
+fn hold_judged(history: &History, node: Who, side: &str, since_us: u64, owed_ms: u64) {
+    let held_us = history.now_us().saturating_sub(since_us);
+    if held_us < owed_ms * 1000 {
+        history.record(Who::Store, ServerEv::HoldShort { to: node, side: side.into(), held_us, owed_ms });
+    }
 }
 
 async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreResult<Resp> {
@@ -435,7 +485,25 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
         }
         Op::Time => Resp::Time(store.time_ms().await?),
         Op::Acquire { name, token, ttl_ms, quarantine_ms } => {
+            // S34: the quarantine owed, reckoned at the call's own store instant (once the store
+            // took the call: one it refused as invalid began nothing).
+            let now_ms = store.time_ms().await?;
             let r = store.lease_acquire(&name, &token, ttl_ms, quarantine_ms).await?;
+            let (from_ms, until_ms) = faults.quarantine_owed(&name, quarantine_ms, now_ms);
+            let wrong = match &r {
+                Acquire::Granted { .. } => (now_ms < from_ms).then_some((false, 0)),
+                Acquire::Quarantined { remaining_ms } => {
+                    let end = now_ms + remaining_ms;
+                    (end <= now_ms || end < from_ms || end > until_ms).then_some((true, *remaining_ms))
+                }
+                Acquire::Held { .. } => None,
+            };
+            if let Some((refused, remaining_ms)) = wrong {
+                let lease = name.clone();
+                let ev =
+                    ServerEv::QuarantineWrong { lease, refused, remaining_ms, now_ms, from_ms, until_ms, by: node };
+                history.record(Who::Store, ev);
+            }
             match &r {
                 Acquire::Granted { fence } => {
                     judge_fence(history, faults, &name, Some(*fence));

@@ -200,6 +200,8 @@ pub fn run(
     violations.extend(lease_refusals_right(&events));
     violations.extend(feeds_complete(&events));
     violations.extend(paused_nodes_silent(&events));
+    violations.extend(jumps_keep_the_drift(&events));
+    violations.extend(holds_served(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }
@@ -283,7 +285,10 @@ fn restarts_reported(events: &[crate::history::Event]) -> Vec<Violation> {
 /// release only when its token holds no live grant (`ServerEv::LeaseOwnRefused`, read before the
 /// call at the same store instant): a holder whose renewal is refused steps down from a grant
 /// the store keeps (MC303: the quarantine judged for renewals, so every store restart takes the
-/// lease from its holder and leaves it unheld for a TTL). The first 20 violations.
+/// lease from its holder and leaves it unheld for a TTL). And S34 (round 39 A): the store
+/// quarantines a lease exactly as its boots owe (`ServerEv::QuarantineWrong`, reckoned by the
+/// store node at the call's store instant): a release that drops the lease's counter (MC354)
+/// quarantined every handover after a graceful release. The first 20 violations.
 fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
     let wrong = events.iter().filter_map(|e| match e.server() {
         Some(crate::history::ServerEv::LeaseRefusalWrong { lease, token, remaining_ms, holder, valid_ms, by }) => {
@@ -299,6 +304,27 @@ fn lease_refusals_right(events: &[crate::history::Event]) -> Vec<Violation> {
             "L7",
             e.t_us,
             format!("the store refused {by}'s {op} of {lease} by token {token}, the token of the live grant it held"),
+        )),
+        Some(crate::history::ServerEv::QuarantineWrong {
+            lease,
+            refused,
+            remaining_ms,
+            now_ms,
+            from_ms,
+            until_ms,
+            by,
+        }) => Some(Violation::new(
+            "S34",
+            e.t_us,
+            if *refused {
+                format!(
+                    "the store refused {by}'s acquisition of {lease} at store ms {now_ms} as quarantined for {remaining_ms} ms more; the quarantine it owes ends in {from_ms}..={until_ms}"
+                )
+            } else {
+                format!(
+                    "the store granted {by}'s acquisition of {lease} at store ms {now_ms}, in the quarantine this boot's first acquisition of it began (until store ms {from_ms})"
+                )
+            },
         )),
         _ => None,
     });
@@ -343,6 +369,64 @@ fn paused_nodes_silent(events: &[crate::history::Event]) -> Vec<Violation> {
         }
     }
     v
+}
+
+/// W2: a clock jump moves the clock's time, not its rate (round 39 A #15): at each
+/// `clock_jumped`, the rate the node's clock runs at after the jump, read from its map
+/// (`rate_ppm`), is the one its last `clock_rate` set (1 ppm either side: the read-back
+/// truncates to the µs), or 1 before any and after its drift ended (`clock_drift_ended`, the
+/// heal). A jump that re-anchors the clock at rate 1 (MC355) silently ends the drift in force:
+/// every rule that judges a drifting clock then judges one that runs true, and the timeline says
+/// it drifted. The first 20 violations; every scenario, built-in or a user's.
+fn jumps_keep_the_drift(events: &[crate::history::Event]) -> Vec<Violation> {
+    const TRUE_PPM: i64 = 1_000_000;
+    let mut rates: std::collections::BTreeMap<crate::history::Who, i64> = std::collections::BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.world() {
+            Some(WorldEv::ClockRate { rate_ppm, .. }) => {
+                rates.insert(e.node, *rate_ppm);
+            }
+            Some(WorldEv::ClockDriftEnded { .. }) => {
+                rates.remove(&e.node);
+            }
+            Some(WorldEv::ClockJumped { rate_ppm, .. }) => {
+                let set = rates.get(&e.node).copied().unwrap_or(TRUE_PPM);
+                if rate_ppm.abs_diff(set) > 1 && v.len() < 20 {
+                    v.push(Violation::new(
+                        "W2",
+                        e.t_us,
+                        format!(
+                            "{}'s clock runs at {rate_ppm} ppm after its jump; its last rate set was {set} ppm",
+                            e.node
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// W3: the store's latency faults hold what they record (round 39 A #17): each request and reply
+/// a node latency or a reply delay owes a hold (`held`'s `before_ms`, `after_ms` and
+/// `delay_ms`) is held that long, measured by the store node around its own waits
+/// (`ServerEv::HoldShort`, `sim/src/net.rs`). A hold recorded and not served (MC356: a node's
+/// reply latency dropped) passed every sweep with every goal reached, the goals reading the
+/// record. The first 20 violations; every scenario, built-in or a user's.
+fn holds_served(events: &[crate::history::Event]) -> Vec<Violation> {
+    let short = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::HoldShort { to, side, held_us, owed_ms }) => Some(Violation::new(
+            "W3",
+            e.t_us,
+            format!(
+                "the {side} of {to}'s call was held {held_us} µs by the store's faults, which owed it {owed_ms} ms"
+            ),
+        )),
+        _ => None,
+    });
+    short.take(20).collect()
 }
 
 /// L4: a watch's feed carries each change of its map in revision order, or a gap, judged at the

@@ -568,9 +568,9 @@ impl World {
             }
             Fault::ClockJump { node, delta_ms } => {
                 let n = self.node(node)?;
-                let (moved_ms, sleepers) = n.clock.jump(delta_ms);
+                let (moved_ms, sleepers, rate_ppm) = n.clock.jump(delta_ms);
                 self.rec_node(node, WorldEv::ClockJump { delta_ms });
-                self.rec_node(node, WorldEv::ClockJumped { moved_ms, sleepers });
+                self.rec_node(node, WorldEv::ClockJumped { moved_ms, sleepers, rate_ppm });
                 None
             }
         }

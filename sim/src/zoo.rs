@@ -2179,6 +2179,30 @@ pub const ZOO: &[Entry] = &[
         budget: 20,
     },
     Entry {
+        mutant: Mutant::MC354,
+        lineage: "blind-spot hunt, round 39, A #3: a lease release that drops the fence counter, quarantining the next acquisition",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC355,
+        lineage: "blind-spot hunt, round 39, A #15: a clock jump that re-anchors the clock at rate 1, ending its drift",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC356,
+        lineage: "blind-spot hunt, round 39, A #17: a node's reply latency recorded, the reply not held by it",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC357,
+        lineage: "blind-spot hunt, round 39, A #24: a lease quarantine that ends a millisecond early",
+        scenario: "lease",
+        budget: 40,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

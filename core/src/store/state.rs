@@ -137,7 +137,9 @@ impl StoreState {
             meta.quarantine_until_ms = meta.quarantine_until_ms.max(now + quarantine_ms);
             meta.fence = meta.fence.max(now * SEED_PER_MS);
         }
-        if now < meta.quarantine_until_ms {
+        // MC357: a millisecond of rounding grace on the quarantine's end: a grant a ms early.
+        let grace = u64::from(crate::mutants::active(crate::mutants::Mutant::MC357));
+        if now + grace < meta.quarantine_until_ms {
             return Ok(Acquire::Quarantined { remaining_ms: meta.quarantine_until_ms - now });
         }
         if let Some(h) = self.live_holder(name, now) {
@@ -192,6 +194,11 @@ impl StoreState {
         let mine = self.live_holder(name, now).is_some_and(|h| h.token == token);
         if mine {
             self.holders.remove(name);
+            // MC354: the release drops the fence counter too: the next acquisition is
+            // quarantined as after a data loss.
+            if crate::mutants::active(crate::mutants::Mutant::MC354) {
+                self.lease_meta.remove(name);
+            }
         }
         Ok(mine)
     }
@@ -501,6 +508,40 @@ mod tests {
             let r = s.lease_renew("l", "a", 1000, 10_200);
             crate::mutants::set(None);
             assert_eq!(r, Ok(Renew::NotHolder), "MC303: the kept grant's renewal refused");
+        }
+    }
+
+    /// A quarantine lasts exactly the `quarantine_ms` asked for, and only a missing counter or a
+    /// restart begins one: a release keeps the fence counter, so the next acquisition after it
+    /// is granted at once with a greater fence (round 39 A #3 and #24: MC354 dropped the counter
+    /// with the grant, quarantining every handover; MC357 granted a millisecond early).
+    #[test]
+    fn a_quarantine_lasts_exactly_its_length_and_a_release_begins_none() {
+        let run = || {
+            let mut s = StoreState::default();
+            let first = s.lease_acquire("l", "a", 1000, 500, 10_000);
+            assert_eq!(first, Ok(Acquire::Quarantined { remaining_ms: 500 }), "a new counter is quarantined");
+            let q = s.lease_acquire("l", "a", 1000, 500, 10_499);
+            let Ok(Acquire::Granted { fence }) = s.lease_acquire("l", "a", 1000, 500, 10_500) else {
+                panic!("granted")
+            };
+            let released = s.lease_release("l", "a", 10_600);
+            (q, fence, released, s.lease_acquire("l", "b", 1000, 500, 10_601))
+        };
+        let (q, fence, released, next) = run();
+        assert_eq!(q, Ok(Acquire::Quarantined { remaining_ms: 1 }), "a millisecond before its end");
+        assert_eq!(released, Ok(true));
+        assert_eq!(next, Ok(Acquire::Granted { fence: fence + 1 }), "a release begins no quarantine");
+        #[cfg(feature = "mutants")]
+        {
+            use crate::mutants::{Mutant, set};
+            set(Some(Mutant::MC354));
+            let (_, _, _, next) = run();
+            set(Some(Mutant::MC357));
+            let (q, ..) = run();
+            set(None);
+            assert_eq!(next, Ok(Acquire::Quarantined { remaining_ms: 500 }), "MC354: the release dropped the counter");
+            assert!(matches!(q, Ok(Acquire::Granted { .. })), "MC357: granted a millisecond early: {q:?}");
         }
     }
 
