@@ -2008,7 +2008,7 @@ pub const ZOO: &[Entry] = &[
         mutant: Mutant::MC325,
         lineage: "blind-spot hunt, round 36, B #48: a completer's hand-over bound on the runtime's timer",
         scenario: "completerclock",
-        budget: 30,
+        budget: 300,
     },
     Entry {
         mutant: Mutant::MC326,
