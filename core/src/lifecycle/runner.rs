@@ -325,11 +325,8 @@ mod tests {
         }
     }
 
-    /// Two stops of one run, the second finding the first under way: the runs each announces
-    /// as it returns.
-    async fn two_stops_announce() -> Vec<u64> {
-        let seen = std::rc::Rc::new(Returns::default());
-        let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    /// A lifecycle running run 1, which once told to stop drains until `release` is notified.
+    async fn a_run_that_drains_until_released() -> (Lifecycle, Arc<tokio::sync::Notify>) {
         let life = Lifecycle::new("svc");
         let release = Arc::new(tokio::sync::Notify::new());
         let r = release.clone();
@@ -338,6 +335,15 @@ mod tests {
             r.notified().await;
         })
         .await;
+        (life, release)
+    }
+
+    /// Two stops of one run, the second finding the first under way: the runs each announces
+    /// as it returns.
+    async fn two_stops_announce() -> Vec<u64> {
+        let seen = std::rc::Rc::new(Returns::default());
+        let before = crate::observe::set_thread_observer(Some(seen.clone()));
+        let (life, release) = a_run_that_drains_until_released().await;
         let (a, b) = (life.clone(), life.clone());
         let first = tokio::spawn(async move { a.stop().await });
         tokio::task::yield_now().await;
@@ -369,14 +375,7 @@ mod tests {
     /// also a stop that finds a stop of that run under way (MC37 returns at once).
     #[tokio::test(flavor = "current_thread")]
     async fn every_stop_waits_for_the_exit_also_one_that_finds_a_stop_under_way() {
-        let life = Lifecycle::new("svc");
-        let release = Arc::new(tokio::sync::Notify::new());
-        let r = release.clone();
-        life.start(Shutdown::new("svc"), move |ctx| async move {
-            ctx.shutdown.cancelled().await;
-            r.notified().await; // drains until released
-        })
-        .await;
+        let (life, release) = a_run_that_drains_until_released().await;
         let (a, b) = (life.clone(), life.clone());
         let first = tokio::spawn(async move { a.stop().await });
         tokio::task::yield_now().await;
@@ -395,14 +394,7 @@ mod tests {
     /// Whether joins called while run 1 runs and while it stops both wait for its exit: the
     /// stop's drain is held until released, so a join that returns before is seen unfinished.
     async fn joins_wait_for_the_exit() -> bool {
-        let life = Lifecycle::new("svc");
-        let release = Arc::new(tokio::sync::Notify::new());
-        let r = release.clone();
-        life.start(Shutdown::new("svc"), move |ctx| async move {
-            ctx.shutdown.cancelled().await;
-            r.notified().await; // drains until released
-        })
-        .await;
+        let (life, release) = a_run_that_drains_until_released().await;
         let l = life.clone();
         let running = tokio::spawn(async move { l.join().await });
         tokio::task::yield_now().await;
