@@ -337,8 +337,5 @@ impl Harness for RedisHarness {
     }
 }
 
-#[cfg(feature = "model")]
-pub mod model;
-
 pub mod bench;
 pub mod chaos;

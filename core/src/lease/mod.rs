@@ -52,7 +52,7 @@ mod guard;
 #[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod machine;
 mod token;
-/// The lease's pure machine, for the model checker in `keel-tests`. Not a stable API.
+/// The lease's pure machine, for the model checker in `keel-models`. Not a stable API.
 #[cfg(feature = "model")]
 #[doc(hidden)]
 pub use machine::{Machine, Step, Timing};

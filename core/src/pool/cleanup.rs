@@ -5,7 +5,7 @@
 //! started from (the lock it writes expires a lock TTL after that view's store time); a store error
 //! ends the cleanup in the driver (the lock is left to expire, the next sweep finishes the job:
 //! every step is idempotent). The same machine is driven by the exhaustive model of the cleanup
-//! protocol (`tests/src/model/cleanup.rs`), so what the model proves is what runs.
+//! protocol (`models/src/cleanup.rs`), so what the model proves is what runs.
 //!
 //! ```text
 //! lock ─▶ re-judge (keep-alive, store time) ─▶ fence (keep-alive := dead)

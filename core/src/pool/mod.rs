@@ -47,7 +47,7 @@ mod cleaner;
 // The model checker (`cargo modelcheck`) drives the real cleanup machine: feature `model` exposes it.
 #[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod cleanup;
-/// The dead-worker cleanup's pure machine, for the model checker in `keel-tests`. Not a stable API.
+/// The dead-worker cleanup's pure machine, for the model checker in `keel-models`. Not a stable API.
 #[cfg(feature = "model")]
 #[doc(hidden)]
 pub use cleanup::{

@@ -32,7 +32,7 @@ mod driver;
 // The model checker (`cargo modelcheck`) drives the real replica: feature `model` exposes it.
 #[cfg_attr(feature = "model", allow(missing_docs, unreachable_pub))]
 mod replica;
-/// The replica's pure machine, for the model checker in `keel-tests`. Not a stable API.
+/// The replica's pure machine, for the model checker in `keel-models`. Not a stable API.
 #[cfg(feature = "model")]
 #[doc(hidden)]
 pub use replica::Verdict;

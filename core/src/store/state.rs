@@ -2,7 +2,7 @@
 //!
 //! [`StoreState`] is the one definition of what every store operation does to the data, given the
 //! store time at which it is applied. [`MemoryStore`](super::MemoryStore) wraps it in a mutex with
-//! a clock and change feeds; the model checker (`keel-tests`, `cargo modelcheck`) embeds it as the
+//! a clock and change feeds; the model checker (`keel-models`, `cargo modelcheck`) embeds it as the
 //! store of its models; the simulator's linearizability check uses it as the sequential
 //! specification. One copy of the semantics, so none of them can drift from the others.
 

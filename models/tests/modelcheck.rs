@@ -2,10 +2,10 @@
 //! caught with a shortest counterexample, printed as numbered steps.
 
 use keel::mutants::Mutant;
-use keel_tests::model::cleanup::CleanupModel;
-use keel_tests::model::lease::LeaseModel;
-use keel_tests::model::rmap::RmapModel;
-use keel_tests::model::{Explain, Figures, Violation, explore};
+use keel_models::cleanup::CleanupModel;
+use keel_models::lease::LeaseModel;
+use keel_models::rmap::RmapModel;
+use keel_models::{Explain, Figures, Violation, explore};
 
 fn passes<M: Explain + Clone>(name: &str, model: M) -> Figures {
     let (figures, violations) = explore(name, model);
