@@ -1607,6 +1607,11 @@ pub enum Mutant {
     /// shorter than the `quarantine_ms` the caller asked for (blind-spot hunt, round 39, A #24;
     /// S34, which judges each grant and refusal against the quarantine the store node reckons).
     MC357,
+    /// The simulator's reply-delay window whose end turns off the reply-loss switch instead of
+    /// its own (a copy-paste slip in the world): the delay stays in force until the heal and a
+    /// loss window under way ends early, while the plan, the timeline and the fault goals read
+    /// the windows as recorded (blind-spot hunt, round 39, A #18, left then; W4, round 40).
+    MC390,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

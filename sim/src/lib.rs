@@ -17,6 +17,8 @@ pub mod check;
 pub mod corpus;
 #[cfg(madsim)]
 pub mod effects;
+#[cfg(madsim)]
+mod fault_windows;
 pub use keel_checks::linearize;
 pub mod plan;
 

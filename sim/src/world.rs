@@ -446,7 +446,13 @@ impl World {
             Fault::ReplyDelay { ms, delay_ms } => {
                 self.faults.reply_delay_ms.store(delay_ms, Ordering::SeqCst);
                 self.rec(WorldEv::ReplyDelay { ms, delay_ms });
-                after(ms, w, Box::new(|w| w.faults.reply_delay_ms.store(0, Ordering::SeqCst)))
+                // MC390: the delay's end turning off the loss switch (a copy-paste slip).
+                let switch = if keel::mutants::active(keel::mutants::Mutant::MC390) {
+                    |w: &World| w.faults.reply_loss_pct.store(0, Ordering::SeqCst)
+                } else {
+                    |w: &World| w.faults.reply_delay_ms.store(0, Ordering::SeqCst)
+                };
+                after(ms, w, Box::new(switch))
             }
             Fault::NodeLatency { node, ms, to_ms, from_ms } => {
                 let who = Who::node(node);

@@ -2203,6 +2203,12 @@ pub const ZOO: &[Entry] = &[
         budget: 40,
     },
     Entry {
+        mutant: Mutant::MC390,
+        lineage: "blind-spot hunt, round 39, A #18 (closed in round 40): a reply-delay window's end turns off the reply-loss switch",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -370,6 +370,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC354,
     Mutant::MC355,
     Mutant::MC356,
+    Mutant::MC390,
     Mutant::MC357,
     Mutant::MC294,
     Mutant::MC240,
