@@ -1612,6 +1612,19 @@ pub enum Mutant {
     /// loss window under way ends early, while the plan, the timeline and the fault goals read
     /// the windows as recorded (blind-spot hunt, round 39, A #18, left then; W4, round 40).
     MC390,
+    /// The simulator's refusal window whose end leaves the store refusing (`LOADING`) until the
+    /// heal: the window recorded and its `store_answering` count read as planned, the store
+    /// answering nothing for the rest of the fault window (round 40, W4).
+    MC391,
+    /// The simulator's latency spike whose end leaves its extra latency on until the heal
+    /// (round 40, W4).
+    MC392,
+    /// The simulator's node-latency window whose end leaves the node's latency on until the
+    /// heal (round 40, W4).
+    MC393,
+    /// The simulator's access denial whose last window's end records `access_restored` and
+    /// leaves the node denied (`NOPERM`) until the heal (round 40, W4).
+    MC394,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

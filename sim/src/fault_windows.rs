@@ -1,59 +1,93 @@
-//! W4: the store's reply faults act inside their windows only (round 39 A #18).
+//! W4: the store's windowed faults act inside their windows only (round 39 A #18, round 40).
 //!
-//! The plan's `ReplyLoss` and `ReplyDelay` windows are switches the world turns on at a window's
-//! start and off at its end. A window whose end turns off the wrong switch (a copy-paste slip in
-//! the world: the delay's end clearing the loss) leaves a reply delay in force until the heal and
-//! ends a loss window early, while the plan, the timeline and every goal read the windows as
-//! recorded: rules that excuse a slow or lost reply by its window then judge a run that never had
-//! it. Judged from what the store node did, at the instant it did it: every reply it dropped lies
-//! inside a `reply_loss` window, every reply it held for a reply delay (`held`'s `delay_ms`) inside
-//! a `reply_delay` window of that same delay.
+//! The plan's store faults with a duration (a refusal window, a latency spike, a node's latency,
+//! an access denial, reply loss, reply delay) are switches the world turns on at a window's start
+//! and off at its end. A window whose end turns off the wrong switch, or none (a copy-paste slip
+//! in the world: the reply delay's end clearing the loss, a spike's end forgotten), leaves a fault
+//! in force until the heal while the plan, the timeline and every goal read the windows as
+//! recorded: rules that excuse a slow, refused or lost reply by its window then judge a run that
+//! never had it, and the run tests less than its plan says. Judged from what the store node did,
+//! at the instant it read its faults: every reply it dropped lies inside a `reply_loss` window,
+//! every reply held for a reply delay (`held`'s `delay_ms`) inside a `reply_delay` window of that
+//! delay, every request slowed (`slowed`) inside a `latency_spike` of its extra latency and a
+//! `node_latency` window of its node's latency each way, and every refusal (`fault_refused`)
+//! inside a `store_refusing` window or an `access_denied` window of its node.
 
 use crate::check::Violation;
-use crate::history::{Event, ServerEv, WorldEv};
+use crate::history::{Event, ServerEv, Who, WorldEv};
 
-/// One window of a reply fault: its start and end (µs, both inclusive: the world's end and a
-/// reply at the same instant may run in either order) and its amount (a delay's milliseconds).
+/// One window of a windowed fault: its start and end (µs, both inclusive: the world's end and a
+/// request at the same instant may run in either order), the node it is on (`None`: the whole
+/// store) and its amounts (a delay's or a latency's milliseconds).
 struct Window {
+    kind: &'static str,
     from_us: u64,
     to_us: u64,
-    amount: u64,
-}
-
-impl Window {
-    fn covers(&self, t_us: u64) -> bool {
-        (self.from_us..=self.to_us).contains(&t_us)
-    }
+    node: Option<Who>,
+    amounts: (u64, u64),
 }
 
 /// W4 over one run's events: the first 20 violations; every scenario, built-in or a user's.
-pub(crate) fn reply_faults_inside_their_windows(events: &[Event]) -> Vec<Violation> {
-    let window = |t_us: u64, ms: u64, amount: u64| Window { from_us: t_us, to_us: t_us + ms * 1000, amount };
-    let mut losses: Vec<Window> = Vec::new();
-    let mut delays: Vec<Window> = Vec::new();
+pub(crate) fn store_faults_inside_their_windows(events: &[Event]) -> Vec<Violation> {
+    let mut windows: Vec<Window> = Vec::new();
     let mut v = Vec::new();
     for e in events {
         if v.len() >= 20 {
             break;
         }
-        match (e.world(), e.server()) {
-            (Some(WorldEv::ReplyLoss { ms, .. }), _) => losses.push(window(e.t_us, *ms, 0)),
-            (Some(WorldEv::ReplyDelay { ms, delay_ms }), _) => delays.push(window(e.t_us, *ms, *delay_ms)),
-            (_, Some(ServerEv::ReplyDropped { to, .. })) if !losses.iter().any(|w| w.covers(e.t_us)) => {
-                v.push(Violation::new(
-                    "W4",
-                    e.t_us,
-                    format!("the store dropped {to}'s reply outside every reply-loss window"),
-                ));
+        let opened =
+            |kind, ms: u64, node, amounts| Window { kind, from_us: e.t_us, to_us: e.t_us + ms * 1000, node, amounts };
+        if let Some(w) = e.world() {
+            windows.extend(match *w {
+                WorldEv::ReplyLoss { ms, .. } => Some(opened("reply_loss", ms, None, (0, 0))),
+                WorldEv::ReplyDelay { ms, delay_ms } => Some(opened("reply_delay", ms, None, (delay_ms, 0))),
+                WorldEv::StoreRefusing { ms } => Some(opened("store_refusing", ms, None, (0, 0))),
+                WorldEv::LatencySpike { ms, extra_ms } => Some(opened("latency_spike", ms, None, (extra_ms, 0))),
+                WorldEv::NodeLatency { node, ms, to_ms, from_ms } => {
+                    Some(opened("node_latency", ms, Some(node), (to_ms, from_ms)))
+                }
+                WorldEv::AccessDenied { node, ms } => Some(opened("access_denied", ms, Some(node), (0, 0))),
+                _ => None,
+            });
+            continue;
+        }
+        let in_force = |kind: &str, node: Option<Who>, amounts: (u64, u64)| {
+            windows.iter().any(|w| {
+                w.kind == kind
+                    && (w.from_us..=w.to_us).contains(&e.t_us)
+                    && (w.node.is_none() || w.node == node)
+                    && w.amounts == amounts
+            })
+        };
+        let mut judge = |kind: &str, node: Option<Who>, amounts: (u64, u64), what: String| {
+            if !in_force(kind, node, amounts) {
+                v.push(Violation::new("W4", e.t_us, format!("{what} outside every {kind} window of it")));
             }
-            (_, Some(ServerEv::Held { to, delay_ms, .. }))
-                if *delay_ms > 0 && !delays.iter().any(|w| w.covers(e.t_us) && w.amount == *delay_ms) =>
-            {
-                v.push(Violation::new(
-                    "W4",
-                    e.t_us,
-                    format!("the store held {to}'s reply {delay_ms} ms outside every reply-delay window of that delay"),
-                ));
+        };
+        match e.server() {
+            Some(ServerEv::ReplyDropped { to, .. }) => {
+                judge("reply_loss", None, (0, 0), format!("the store dropped {to}'s reply"));
+            }
+            Some(ServerEv::Held { to, delay_ms, .. }) if *delay_ms > 0 => {
+                judge("reply_delay", None, (*delay_ms, 0), format!("the store held {to}'s reply {delay_ms} ms"));
+            }
+            Some(ServerEv::Slowed { to, extra_ms, to_ms, from_ms }) => {
+                if *extra_ms > 0 {
+                    judge(
+                        "latency_spike",
+                        None,
+                        (*extra_ms, 0),
+                        format!("the store slowed {to}'s request {extra_ms} ms"),
+                    );
+                }
+                if *to_ms > 0 || *from_ms > 0 {
+                    let what = format!("the store held {to}'s call {to_ms} ms before and {from_ms} ms after");
+                    judge("node_latency", Some(*to), (*to_ms, *from_ms), what);
+                }
+            }
+            Some(ServerEv::FaultRefused { to, denied }) => {
+                let (kind, node) = if *denied { ("access_denied", Some(*to)) } else { ("store_refusing", None) };
+                judge(kind, node, (0, 0), format!("the store refused {to}"));
             }
             _ => {}
         }
@@ -90,7 +124,7 @@ mod tests {
             // A node's latency alone holds a reply with no reply delay: not this rule's.
             held(40_000, 0),
         ];
-        assert!(reply_faults_inside_their_windows(&events).is_empty());
+        assert!(store_faults_inside_their_windows(&events).is_empty());
     }
 
     #[test]
@@ -103,9 +137,36 @@ mod tests {
             dropped(25_001),
             dropped(19_999),
         ];
-        let v = reply_faults_inside_their_windows(&events);
+        let v = store_faults_inside_their_windows(&events);
         let at_us: Vec<u64> = v.iter().map(|v| v.t_us).collect();
         assert_eq!(at_us, [11_001, 5_000, 25_001, 19_999]);
         assert!(v.iter().all(|v| v.invariant == "W4"));
+    }
+
+    #[test]
+    fn slowed_and_refused_requests_are_judged_against_their_own_kind_node_and_amounts() {
+        let (n1, n2) = (Who::node(1), Who::node(2));
+        let slowed = |t_us, to, extra_ms, to_ms, from_ms| {
+            at(t_us, Ev::Server(ServerEv::Slowed { to, extra_ms, to_ms, from_ms }))
+        };
+        let refused = |t_us, to, denied| at(t_us, Ev::Server(ServerEv::FaultRefused { to, denied }));
+        let events = [
+            at(0, Ev::World(WorldEv::LatencySpike { ms: 10, extra_ms: 300 })),
+            at(0, Ev::World(WorldEv::NodeLatency { node: n1, ms: 10, to_ms: 5, from_ms: 7 })),
+            at(0, Ev::World(WorldEv::StoreRefusing { ms: 10 })),
+            at(0, Ev::World(WorldEv::AccessDenied { node: n1, ms: 10 })),
+            slowed(10_000, n1, 300, 5, 7),
+            refused(10_000, n1, false),
+            refused(10_000, n1, true),
+            // Past every window, on another node, or of another amount: each fires once.
+            slowed(10_001, n2, 300, 0, 0),
+            slowed(5_000, n2, 0, 5, 7),
+            slowed(5_000, n1, 0, 5, 8),
+            refused(10_001, n1, false),
+            refused(5_000, n2, true),
+        ];
+        let v = store_faults_inside_their_windows(&events);
+        let at_us: Vec<u64> = v.iter().map(|v| v.t_us).collect();
+        assert_eq!(at_us, [10_001, 5_000, 5_000, 10_001, 5_000], "{v:?}");
     }
 }

@@ -186,6 +186,13 @@ events! {
         /// reply delay) before the reply left; `applied` as in `reply_dropped`. Recorded after
         /// the store served it, as the reply's hold begins.
         Held { to: Who, before_ms: u64, after_ms: u64, delay_ms: u64, applied: bool } = "held",
+        /// A request of `to` held by a latency fault in force as it arrived: the store's latency
+        /// spike (`extra_ms`) or `to`'s own latency each way (`to_ms`, `from_ms`), read at that
+        /// instant (W4 judges each inside its window).
+        Slowed { to: Who, extra_ms: u64, to_ms: u64, from_ms: u64 } = "slowed",
+        /// A request of `to` refused by a fault: the store's refusal window (`denied` false,
+        /// `LOADING`) or an access denial of `to` (`NOPERM`), at the refusal's instant (W4).
+        FaultRefused { to: Who, denied: bool } = "fault_refused",
         /// A write by `by` removed a pool's pending entry of `job` (value `entry`) without a
         /// guard naming the entry's own attempt and worker (`guards`: the write's, as text); the
         /// store node judges each removal as it applies it (`scenario::pool_owners`).

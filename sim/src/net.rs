@@ -415,6 +415,9 @@ async fn handle(served: Arc<Served>, req: Req) {
     if extra > 0 {
         faults.spiked.fetch_add(1, Ordering::SeqCst);
     }
+    if extra > 0 || to_ms > 0 || from_ms > 0 {
+        history.record(Who::Store, ServerEv::Slowed { to: node, extra_ms: extra, to_ms, from_ms });
+    }
     let latency = extra + to_ms + held_early;
     let arrived_us = history.now_us();
     if latency > 0 {
@@ -431,8 +434,10 @@ async fn handle(served: Arc<Served>, req: Req) {
     let denied = || !hello && lock(&faults.denied).contains_key(&node);
     let result = if faults.refuse.load(Ordering::SeqCst) {
         faults.refused.fetch_add(1, Ordering::SeqCst);
+        history.record(Who::Store, ServerEv::FaultRefused { to: node, denied: false });
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
     } else if denied() {
+        history.record(Who::Store, ServerEv::FaultRefused { to: node, denied: true });
         Err(StoreError::Refused { reason: DENIAL.into() })
     } else {
         faults.note_served(node, req.sent_us);

@@ -202,7 +202,7 @@ pub fn run(
     violations.extend(paused_nodes_silent(&events));
     violations.extend(jumps_keep_the_drift(&events));
     violations.extend(holds_served(&events));
-    violations.extend(crate::fault_windows::reply_faults_inside_their_windows(&events));
+    violations.extend(crate::fault_windows::store_faults_inside_their_windows(&events));
     if events.iter().any(|e| matches!(e.world(), Some(WorldEv::HistoryFull {} | WorldEv::SimError { .. }))) {
         violations.push(Violation::new("sim", end_us, "the simulator itself failed (history full or setup error)"));
     }

@@ -418,7 +418,10 @@ impl World {
                     ms,
                     w,
                     Box::new(move |w| {
-                        w.faults.refuse.store(false, Ordering::SeqCst);
+                        // MC391: the window's end leaving the store refusing (until the heal).
+                        if !keel::mutants::active(keel::mutants::Mutant::MC391) {
+                            w.faults.refuse.store(false, Ordering::SeqCst);
+                        }
                         let refused = w.faults.refused.load(Ordering::SeqCst) - before;
                         w.rec(WorldEv::StoreAnswering { refused });
                     }),
@@ -432,7 +435,10 @@ impl World {
                     ms,
                     w,
                     Box::new(move |w| {
-                        w.faults.extra_latency_ms.store(0, Ordering::SeqCst);
+                        // MC392: the spike's end leaving its latency on (until the heal).
+                        if !keel::mutants::active(keel::mutants::Mutant::MC392) {
+                            w.faults.extra_latency_ms.store(0, Ordering::SeqCst);
+                        }
                         let slowed = w.faults.spiked.load(Ordering::SeqCst) - before;
                         w.rec(WorldEv::LatencySpikeEnded { slowed });
                     }),
@@ -462,7 +468,10 @@ impl World {
                     ms,
                     w,
                     Box::new(move |w| {
-                        w.faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).remove(&who);
+                        // MC393: the window's end leaving the node's latency on (until the heal).
+                        if !keel::mutants::active(keel::mutants::Mutant::MC393) {
+                            w.faults.node_latency.lock().unwrap_or_else(|p| p.into_inner()).remove(&who);
+                        }
                     }),
                 )
             }
@@ -476,6 +485,8 @@ impl World {
                     Box::new(move |w| {
                         let mut denied = lock(&w.faults.denied);
                         let ended = match denied.get_mut(&who) {
+                            // MC394: the last window's end restoring access in the record only.
+                            Some(1) if keel::mutants::active(keel::mutants::Mutant::MC394) => true,
                             Some(1) => denied.remove(&who).is_some(),
                             Some(n) => {
                                 *n -= 1;

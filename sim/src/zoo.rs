@@ -2209,6 +2209,30 @@ pub const ZOO: &[Entry] = &[
         budget: 20,
     },
     Entry {
+        mutant: Mutant::MC391,
+        lineage: "checker proof (the fault layer's windows, round 40): a refusal window's end leaves the store refusing",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC392,
+        lineage: "checker proof (the fault layer's windows, round 40): a latency spike's end leaves its latency on",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC393,
+        lineage: "checker proof (the fault layer's windows, round 40): a node-latency window's end leaves the node's latency on",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC394,
+        lineage: "checker proof (the fault layer's windows, round 40): an access denial's end restores access in the record only",
+        scenario: "lease",
+        budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",
