@@ -1625,6 +1625,10 @@ pub enum Mutant {
     /// The simulator's access denial whose last window's end records `access_restored` and
     /// leaves the node denied (`NOPERM`) until the heal (round 40, W4).
     MC394,
+    /// The simulator's network slowdowns taken to end in the reverse order they began: the end
+    /// of a window pops the slowdown begun last, so where two overlap and the first ends first,
+    /// the network keeps the ended one's latency and drops the open one's (round 40, W4).
+    MC395,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

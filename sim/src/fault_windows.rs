@@ -11,7 +11,9 @@
 //! every reply held for a reply delay (`held`'s `delay_ms`) inside a `reply_delay` window of that
 //! delay, every request slowed (`slowed`) inside a `latency_spike` of its extra latency and a
 //! `node_latency` window of its node's latency each way, and every refusal (`fault_refused`)
-//! inside a `store_refusing` window or an `access_denied` window of its node.
+//! inside a `store_refusing` window or an `access_denied` window of its node. The network's
+//! slowdowns nest: as each `network_latency` window ends, the slowdown madsim draws from
+//! (`network_latency_ended`, read back from madsim) is the largest of the windows still open.
 
 use crate::check::Violation;
 use crate::history::{Event, ServerEv, Who, WorldEv};
@@ -30,10 +32,27 @@ struct Window {
 /// W4 over one run's events: the first 20 violations; every scenario, built-in or a user's.
 pub(crate) fn store_faults_inside_their_windows(events: &[Event]) -> Vec<Violation> {
     let mut windows: Vec<Window> = Vec::new();
+    // The network slowdowns open: each one's end (µs) and extra latency.
+    let mut slowdowns: Vec<(u64, u64)> = Vec::new();
     let mut v = Vec::new();
     for e in events {
         if v.len() >= 20 {
             break;
+        }
+        match e.world() {
+            Some(WorldEv::NetworkLatency { ms, extra_ms }) => slowdowns.push((e.t_us + ms * 1000, *extra_ms)),
+            Some(WorldEv::Heal {}) => slowdowns.clear(),
+            Some(WorldEv::NetworkLatencyEnded { extra_ms }) => {
+                if let Some(i) = slowdowns.iter().position(|&(end_us, _)| end_us == e.t_us) {
+                    slowdowns.swap_remove(i);
+                }
+                let open = slowdowns.iter().map(|&(_, extra)| extra).max().unwrap_or(0);
+                if *extra_ms != open {
+                    let what = format!("the network draws up to {extra_ms} ms extra once a slowdown ended");
+                    v.push(Violation::new("W4", e.t_us, format!("{what}; the windows still open add {open} ms")));
+                }
+            }
+            _ => {}
         }
         let opened =
             |kind, ms: u64, node, amounts| Window { kind, from_us: e.t_us, to_us: e.t_us + ms * 1000, node, amounts };

@@ -117,7 +117,8 @@ events! {
         NodePartitionHealed { a: Who, b: Who } = "node_partition_healed",
         /// Every network message slowed by up to `extra_ms` for `ms`.
         NetworkLatency { ms: u64, extra_ms: u64 } = "network_latency",
-        /// The network is back to its usual latency (or the largest slowdown still in force).
+        /// The network is back to its usual latency (or the largest slowdown still in force):
+        /// `extra_ms` is what madsim draws latencies from now, read back (W4).
         NetworkLatencyEnded { extra_ms: u64 } = "network_latency_ended",
         /// The node's clock runs at `rate_ppm` / 1e6; `beyond` the configured drift bound or not.
         ClockRate { rate_ppm: i64, beyond: bool } = "clock_rate",

@@ -687,6 +687,8 @@ mod cli {
                 ("unit-lane", "cargo test -p keel --all-features")
             } else if e.scenario == zoo::HANG {
                 ("hang-lane", "cargo simtest --test watchdog")
+            } else if e.scenario == zoo::HARNESS {
+                ("harness-lane", "cargo simtest --test harness")
             } else {
                 ("model-lane", "cargo modelcheck")
             };

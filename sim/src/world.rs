@@ -299,15 +299,22 @@ impl World {
         let mut slow = lock(&self.slowdowns);
         if on {
             slow.push(extra_ms);
+        } else if keel::mutants::active(keel::mutants::Mutant::MC395) {
+            slow.pop(); // MC395: windows taken to end in the reverse order they began.
         } else if let Some(i) = slow.iter().position(|&e| e == extra_ms) {
             slow.swap_remove(i);
         }
         let extra = slow.iter().copied().max().unwrap_or(0);
         let (lo, hi) = SEND_LATENCY_MS;
-        NetSim::current().update_config(|c| {
+        let net = NetSim::current();
+        net.update_config(|c| {
             c.send_latency = Duration::from_millis(lo)..Duration::from_millis(hi + extra);
         });
-        extra
+        // What madsim now draws latencies from, read back rather than taken from the list: W4
+        // judges it against the windows the plan recorded (`network_latency_ended`).
+        let mut drawn_to = Duration::ZERO;
+        net.update_config(|c| drawn_to = c.send_latency.end);
+        u64::try_from(drawn_to.as_millis()).unwrap_or(u64::MAX).saturating_sub(hi)
     }
 
     /// Cut (or restore) both directions between application nodes `a` and `b`.

@@ -31,6 +31,10 @@ pub const UNIT: &str = "unit";
 /// that stops simulated time, so no rule ever runs; the watchdog fails the seed as a hang.
 pub const HANG: &str = "hang";
 
+/// Scenario name of mutants caught by a test of the public harness (`sim/tests/harness.rs`): a
+/// fault only a user's service takes (between its own nodes), which keel's scenarios leave out.
+pub const HARNESS: &str = "harness";
+
 /// Scenario name of mutants caught by their fault plan in the regression corpus
 /// (`sim/regressions/<id>.json`, judged by every `cargo sim check`): their window is one a
 /// seeded sweep reaches once in hundreds of seeds, too rarely to budget for.
@@ -59,7 +63,7 @@ impl Entry {
     /// Whether a seeded sweep of a simulated scenario catches it (not the loom lane, the models
     /// or the corpus).
     pub fn simulated(&self) -> bool {
-        ![LOOM, MODEL, CORPUS, UNIT, HANG].contains(&self.scenario)
+        ![LOOM, MODEL, CORPUS, UNIT, HANG, HARNESS].contains(&self.scenario)
     }
 }
 
@@ -2230,6 +2234,12 @@ pub const ZOO: &[Entry] = &[
         mutant: Mutant::MC394,
         lineage: "checker proof (the fault layer's windows, round 40): an access denial's end restores access in the record only",
         scenario: "lease",
+        budget: 20,
+    },
+    Entry {
+        mutant: Mutant::MC395,
+        lineage: "checker proof (the fault layer's windows, round 40): network slowdowns ended in the reverse order they began",
+        scenario: HARNESS,
         budget: 20,
     },
     Entry {

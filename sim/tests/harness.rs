@@ -168,6 +168,22 @@ fn network_latency_slows_traffic_between_nodes_and_ends_with_the_heal() {
     slow.test();
 }
 
+/// MC395 (the world's network slowdowns ended in the reverse order they began: where two
+/// overlap and the first ends first, the network keeps the ended one's latency) is W4's, which
+/// every run judges: network latency is drawn only for services whose nodes talk to each other,
+/// so keel's own scenarios never take it, and this lane holds the mutant's proof.
+#[test]
+fn network_slowdowns_that_end_out_of_order_break_w4_and_in_order_do_not() {
+    use keel::mutants::Mutant;
+    use keel_sim::plan::FaultKind;
+    let sim = Sim::<Ping>::new("slowdown-order").nodes(2).faults(&[FaultKind::NetworkLatency]).node(pinger);
+    let w4 = |run: keel_sim::runner::RunOutcome| run.violations.iter().any(|v| v.invariant == "W4");
+    let caught = (0..20).find(|&seed| w4(sim.run_mutant(seed, Mutant::MC395)));
+    assert!(caught.is_some(), "MC395 escaped W4 in seeds 0..20");
+    let seed = caught.unwrap_or_default();
+    assert!(!w4(sim.run(seed)), "W4 fired on seed {seed} without the mutant");
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Feed {
     Change(String),
