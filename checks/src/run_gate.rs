@@ -220,6 +220,11 @@ mod tests {
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[fenced(10), unfenced, started(25, 1)])), []);
         let dead = at(10, PoolEvent::WorkerDead { worker: "w".into() });
         let unfenced = at(20, PoolEvent::Unfenced { worker: "w".into() });
-        assert_eq!(at_ms(&runs_stop_with_their_worker(&[dead, unfenced, started(25, 1)])), [("P43", 25)]);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[dead.clone(), unfenced, started(25, 1)])), [("P43", 25)]);
+        // The violation names the cause.
+        let v = runs_stop_with_their_worker(&[fenced(10), started(15, 1)]);
+        assert!(v[0].detail.ends_with("after its fence (fenced)"), "{}", v[0].detail);
+        let v = runs_stop_with_their_worker(&[dead, started(15, 1)]);
+        assert!(v[0].detail.ends_with("after its death (worker_dead)"), "{}", v[0].detail);
     }
 }
