@@ -227,4 +227,18 @@ mod tests {
         let v = runs_stop_with_their_worker(&[dead, started(15, 1)]);
         assert!(v[0].detail.ends_with("after its death (worker_dead)"), "{}", v[0].detail);
     }
+
+    /// A node's crash or restart ends its runs and forgets its fences; another node's does not.
+    #[test]
+    fn a_crash_ends_the_runs_and_fences_of_its_node_only() {
+        let fact = |node, f| Ev(5_000, node, None, Some(f));
+        let stopped = at(20, PoolEvent::WorkerStopped { worker: "w".into() });
+        for f in [Fact::NodeCrash, Fact::NodeStart] {
+            assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), fact("n1", f), stopped.clone()])), []);
+            assert_eq!(at_ms(&runs_stop_with_their_worker(&[fenced(0), fact("n1", f), started(10, 1)])), []);
+        }
+        let crash = fact("n2", Fact::NodeCrash);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), crash.clone(), stopped])), [("P43", 20)]);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[fenced(0), crash, started(10, 1)])), [("P43", 10)]);
+    }
 }
