@@ -211,6 +211,9 @@ mod tests {
         assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(300_500)))), []);
         assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(250_000)))), [("P43", 400)]);
         assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(600_000)))), []);
+        // The 2 ms of slack, to the µs.
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(298_000)))), []);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(297_999)))), [("P43", 400)]);
     }
 
     #[test]
@@ -221,6 +224,10 @@ mod tests {
         let dead = at(10, PoolEvent::WorkerDead { worker: "w".into() });
         let unfenced = at(20, PoolEvent::Unfenced { worker: "w".into() });
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[dead.clone(), unfenced, started(25, 1)])), [("P43", 25)]);
+        // A fenced worker that then finds itself dead stays dead through the fence's lift.
+        let (fence, died) = (fenced(5), at(12, PoolEvent::WorkerDead { worker: "w".into() }));
+        let unfenced = at(20, PoolEvent::Unfenced { worker: "w".into() });
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[fence, died, unfenced, started(25, 1)])), [("P43", 25)]);
         // The violation names the cause.
         let v = runs_stop_with_their_worker(&[fenced(10), started(15, 1)]);
         assert!(v[0].detail.ends_with("after its fence (fenced)"), "{}", v[0].detail);
