@@ -180,6 +180,8 @@ mod tests {
             at_ms(&runs_stop_with_their_worker(&[started(0, 1), fenced(10), returned(400, 1, false)])),
             [("P43", 400)]
         );
+        let v = runs_stop_with_their_worker(&[started(0, 1), fenced(10), returned(400, 1, false)]);
+        assert!(v[0].detail.contains("returned unstopped 0.390s after its worker's fence (fenced)"), "{}", v[0].detail);
         // Returned before the fence: not judged.
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), returned(5, 1, false), fenced(10)])), []);
         // Aborted at the bound: ended.
