@@ -2163,4 +2163,44 @@ mod tests {
         let r = check(big.to_vec());
         assert_eq!((r.checked, r.skipped), (0, 1));
     }
+
+    /// Merging adds every count and keeps both reports' violations in order.
+    #[test]
+    fn reports_merge_by_summing() {
+        let a =
+            Report { checked: 1, ops: 2, skipped: 3, over_budget: 4, from_checkpoint: 5, violations: vec!["x".into()] };
+        let b = Report {
+            checked: 10,
+            ops: 20,
+            skipped: 30,
+            over_budget: 40,
+            from_checkpoint: 50,
+            violations: vec!["y".into()],
+        };
+        let mut m = a.clone();
+        m.merge(&b);
+        let sum = Report {
+            checked: 11,
+            ops: 22,
+            skipped: 33,
+            over_budget: 44,
+            from_checkpoint: 55,
+            violations: vec!["x".into(), "y".into()],
+        };
+        assert_eq!(m, sum);
+    }
+
+    /// Revision 0 is the revision of a map that does not exist: a read of an empty store sees
+    /// it, and sees nothing else.
+    #[test]
+    fn revision_zero_is_the_revision_of_no_map() {
+        let get = |id| Record::Invoke { id, op: StoreOp::Get { map: "m".into(), key: "k".into() } };
+        let read = |id, v: Option<&str>, rev| Record::Return { id, ret: StoreRet::Get(v.map(Into::into), rev) };
+        let r = check(vec![get(1), read(1, None, 0)]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.checked, 1);
+        assert_eq!(check(vec![get(1), read(1, None, 5)]).violations.len(), 1);
+        let h = vec![set(1, "a"), wrote(1, true, 9001, "a"), get(2), read(2, Some("a"), 0)];
+        assert_eq!(check(h).violations.len(), 1);
+    }
 }
