@@ -2203,4 +2203,71 @@ mod tests {
         let h = vec![set(1, "a"), wrote(1, true, 9001, "a"), get(2), read(2, Some("a"), 0)];
         assert_eq!(check(h).violations.len(), 1);
     }
+
+    /// A transaction judged whole: guarded on `k`'s value, writing `k`; its outcome says
+    /// whether it applied and the revision, both judged.
+    #[test]
+    fn transactions_are_judged_on_their_outcome_and_revision() {
+        let txn = |id, expected: &str, new: &str| Record::Invoke {
+            id,
+            op: StoreOp::Txn {
+                map: "m".into(),
+                guards: vec![("k".into(), Expect::Value(expected.into()))],
+                writes: vec![("k".into(), Some(new.into()))],
+            },
+        };
+        let done = |id, applied, rev| Record::Return { id, ret: StoreRet::Txn(TxnOutcome { applied, rev }) };
+        let judge = |tail: &[Record]| {
+            let mut h = vec![set(1, "a"), wrote(1, true, 7001, "a")];
+            h.extend_from_slice(tail);
+            check(h).violations.len()
+        };
+        // One of two transactions from "a" applies; the other is refused at the new revision.
+        assert_eq!(judge(&[txn(2, "a", "b"), txn(3, "a", "c"), done(2, true, 7002), done(3, false, 7002)]), 0);
+        assert_eq!(judge(&[txn(2, "a", "b"), txn(3, "a", "c"), done(2, true, 7002), done(3, true, 7003)]), 1);
+        // Applied, but at the revision it found: no commit took it.
+        assert_eq!(judge(&[txn(2, "x", "b"), done(2, false, 7001)]), 0);
+        assert_eq!(judge(&[txn(2, "x", "b"), done(2, true, 7001)]), 1);
+    }
+
+    /// A read given up on is dropped from a map judged whole, and only it: the rest is still
+    /// judged.
+    #[test]
+    fn an_abandoned_read_leaves_the_rest_of_the_history_judged() {
+        let mut c = Checker::default();
+        c.record(set(1, "a"));
+        c.record(wrote(1, true, 7001, "a"));
+        c.record(get(9));
+        c.record(cas(2, "a", "b"));
+        c.record(cas(3, "a", "c"));
+        c.record(wrote(2, true, 7002, "b"));
+        c.abandon(9);
+        c.record(wrote(3, true, 7003, "c"));
+        let r = c.finish();
+        assert_eq!((r.checked, r.ops, r.violations.len()), (1, 3, 1), "{r:?}");
+    }
+
+    /// A write in flight at a reset may land in the new lifetime (a read there may see it); a
+    /// read in flight constrains nothing; the violation names its lifetime.
+    #[test]
+    fn a_write_in_flight_at_a_reset_stays_open_in_the_new_lifetime() {
+        let got = |id, v: &str, rev| Record::Return { id, ret: StoreRet::Get(Some(v.into()), rev) };
+        let h = vec![set(1, "a"), get(2), Record::Reset, get(3), got(3, "a", 5001), got(2, "z", 1)];
+        let r = check(h);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        let h = vec![set(1, "a"), wrote(1, true, 1001, "a"), Record::Reset, get(3), got(3, "a", 5001)];
+        let r = check(h);
+        assert_eq!(r.violations.len(), 1, "{r:?}");
+        assert!(r.violations[0].contains("(store lifetime 1)"), "{}", r.violations[0]);
+    }
+
+    /// Two restarts that kept the data, each followed by a commit that jumps: each restart
+    /// allows its own jump.
+    #[test]
+    fn each_restart_allows_its_own_jump() {
+        let mut h = vec![set(1, "a"), wrote(1, true, 5001, "a"), Record::Restart, set(2, "b")];
+        h.extend([wrote(2, true, 9001, "b"), Record::Restart, set(3, "c"), wrote(3, true, 12001, "c")]);
+        let r = check(h);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
 }
