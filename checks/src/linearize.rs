@@ -2270,4 +2270,32 @@ mod tests {
         let r = check(h);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
+
+    /// A map goes key by key as soon as it holds more than [`HISTORY_OPS_MAX`] operations
+    /// certain to count (writes when sent, reads when they return, writes carried over a
+    /// reset), not at the end: the checker's memory follows what is in flight.
+    #[test]
+    fn a_map_splits_key_by_key_as_soon_as_it_outgrows_the_limit() {
+        let split = |c: &Checker| matches!(c.maps.first(), Some((_, MapHist::Keys(_))));
+        let n = HISTORY_OPS_MAX as u64;
+        // Writes count when sent.
+        let mut c = Checker::default();
+        (1..=n).for_each(|i| c.record(other(i)));
+        assert!(!split(&c));
+        c.record(other(n + 1));
+        assert!(split(&c));
+        // Reads count when they return, not when sent.
+        let mut c = Checker::default();
+        (1..=n + 1).for_each(|i| c.record(get(i)));
+        assert!(!split(&c));
+        (1..=n).for_each(|i| c.record(read(i, None)));
+        assert!(!split(&c));
+        c.record(read(n + 1, None));
+        assert!(split(&c));
+        // Writes in flight at a reset count in the new lifetime.
+        let mut c = Checker::default();
+        (1..=n + 1).for_each(|i| c.record(other(i)));
+        c.record(Record::Reset);
+        assert!(split(&c));
+    }
 }
