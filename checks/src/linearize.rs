@@ -2298,4 +2298,38 @@ mod tests {
         c.record(Record::Reset);
         assert!(split(&c));
     }
+
+    /// A snapshot sent while a write of the key is in flight joins the key's stretch (it is
+    /// not parked: the key is not idle), and what it saw of the key is judged there.
+    #[test]
+    fn a_snapshot_during_a_write_in_flight_is_judged_with_it() {
+        for (seen, ok) in [(None, true), (Some("a"), true), (Some("z"), false)] {
+            let mut c = crowded();
+            let mut entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            if let Some(v) = seen {
+                entries.insert("k".into(), v.into());
+            }
+            c.record(set(1, "a"));
+            c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+            c.record(wrote(1, true, 1, "a"));
+            c.complete_snapshot(2, &MapSnapshot { rev: 1, entries, ..Default::default() });
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
+        }
+    }
+
+    /// A roll-back to a checkpoint that lacks a map starts that map empty.
+    #[test]
+    fn a_roll_back_to_a_checkpoint_without_the_map_starts_it_empty() {
+        let mut saved = StoreState::default();
+        assert!(saved.map_write("n", "k", &MapWrite::Set("a".into()), 1).is_ok());
+        let mut c = Checker::default();
+        c.rolled_back_to(&saved);
+        [get(1), Record::Return { id: 1, ret: StoreRet::Get(None, 0) }, set(2, "b"), wrote(2, true, 9001, "b")]
+            .into_iter()
+            .for_each(|r| c.record(r));
+        let r = c.finish();
+        assert_eq!((r.checked, r.violations.len()), (1, 0), "{r:?}");
+    }
 }
