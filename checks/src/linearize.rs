@@ -2332,4 +2332,49 @@ mod tests {
         let r = c.finish();
         assert_eq!((r.checked, r.violations.len()), (1, 0), "{r:?}");
     }
+
+    /// A snapshot parked while the key was idle and still in flight when a read of the key
+    /// comes joins the stretch open, before the read: the stretch stays open until it returns,
+    /// and what it saw is judged there (with the write given up on landed or not).
+    #[test]
+    fn a_parked_snapshot_still_in_flight_joins_the_next_stretch_open() {
+        for (seen, ok) in [(None, true), (Some("a"), true), (Some("z"), false)] {
+            let mut c = crowded();
+            let mut entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            if let Some(v) = seen {
+                entries.insert("k".into(), v.into());
+            }
+            c.record(set(1, "a"));
+            c.abandon(1);
+            c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+            c.record(get(3));
+            c.record(read(3, None));
+            c.complete_snapshot(2, &MapSnapshot { rev: 1, entries, ..Default::default() });
+            c.record(get(4));
+            c.record(read(4, seen));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
+            assert_eq!(r.skipped, 0, "{r:?}");
+        }
+    }
+
+    /// A snapshot sent before the key went idle and returned into its stretch leaves the key
+    /// idle: the snapshots after it are parked, not gathered into a stretch too long to judge.
+    #[test]
+    fn a_snapshot_returned_into_the_stretch_leaves_the_key_idle() {
+        let mut c = crowded();
+        let entries: BTreeMap<String, String> =
+            (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+        c.record(set(1, "a"));
+        c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+        c.abandon(1);
+        c.complete_snapshot(2, &MapSnapshot { rev: 1, entries: entries.clone(), ..Default::default() });
+        for id in 3..3 + 2 * HISTORY_OPS_MAX as u64 {
+            c.invoke(id, StoreOp::Snapshot { map: "m".into() });
+            c.complete_snapshot(id, &MapSnapshot { rev: 1, entries: entries.clone(), ..Default::default() });
+        }
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+    }
 }
