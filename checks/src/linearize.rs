@@ -2377,4 +2377,27 @@ mod tests {
         let r = c.finish();
         assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
     }
+
+    /// A read given up on leaves the key's stretch: the key's later operations close their
+    /// own stretches (each judged), not one that grows past the limits.
+    #[test]
+    fn an_abandoned_read_does_not_hold_the_key_open() {
+        let long = |c: &mut Checker| {
+            for id in 10..10 + 2 * HISTORY_OPS_MAX as u64 {
+                c.record(set(id, "b"));
+                c.record(wrote(id, true, id, "b"));
+            }
+            c.record(get(9999));
+            c.record(read(9999, Some("b")));
+        };
+        // A read of the key, given up on (the map already key by key).
+        let mut c = crowded();
+        c.record(other(5000));
+        c.record(get(1));
+        assert!(matches!(c.maps.first(), Some((_, MapHist::Keys(_)))));
+        c.abandon(1);
+        long(&mut c);
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+    }
 }
