@@ -2400,4 +2400,67 @@ mod tests {
         let r = c.finish();
         assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
     }
+
+    /// A snapshot parked behind an older one that is then given up on is judged at the cut:
+    /// of the values two overlapping writes may leave, it keeps the one it saw.
+    #[test]
+    fn a_parked_snapshot_keeps_the_value_it_saw() {
+        for (later, ok) in [("a", true), ("b", false)] {
+            let mut c = crowded();
+            c.record(other(5000));
+            let entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            let mut with_a = entries.clone();
+            with_a.insert("k".into(), "a".into());
+            c.record(set(1, "a"));
+            c.record(set(2, "b"));
+            c.invoke(3, StoreOp::Snapshot { map: "m".into() });
+            c.record(wrote(1, true, 1, "a"));
+            c.record(wrote(2, true, 2, "b"));
+            c.invoke(4, StoreOp::Snapshot { map: "m".into() });
+            c.complete_snapshot(4, &MapSnapshot { rev: 2, entries: with_a, ..Default::default() });
+            c.abandon(3);
+            c.record(get(5));
+            c.record(read(5, Some(later)));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "read {later}: {:?}", r.violations);
+        }
+    }
+
+    /// A key's stretch with no quiescent point past [`HISTORY_OPS_MAX`] certain operations, or
+    /// with more than [`HISTORY_OPEN_MAX`] writes given up on, is skipped, not searched.
+    #[test]
+    fn a_key_past_its_limits_is_skipped() {
+        let n = HISTORY_OPS_MAX as u64;
+        // Write #1 open while `extra` more writes of the key come and go.
+        let overlapping = |extra: u64| {
+            let mut c = crowded();
+            c.record(other(5000));
+            c.record(set(1, "a"));
+            for id in 10..10 + extra {
+                c.record(set(id, "b"));
+                c.record(wrote(id, true, id, "b"));
+            }
+            c.record(wrote(1, true, 1, "a"));
+            c.finish()
+        };
+        let r = overlapping(n - 1);
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+        let r = overlapping(n);
+        assert_eq!((r.skipped, r.violations.len()), (1, 0), "{r:?}");
+        // `given_up` writes of the key given up on.
+        let abandoned = |given_up: u64| {
+            let mut c = crowded();
+            c.record(other(5000));
+            for id in 1..=given_up {
+                c.record(set(id, "a"));
+                c.abandon(id);
+            }
+            c.finish()
+        };
+        let r = abandoned(HISTORY_OPEN_MAX as u64);
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+        let r = abandoned(HISTORY_OPEN_MAX as u64 + 1);
+        assert_eq!((r.skipped, r.violations.len()), (1, 0), "{r:?}");
+    }
 }
