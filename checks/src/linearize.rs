@@ -2463,4 +2463,42 @@ mod tests {
         let r = abandoned(HISTORY_OPEN_MAX as u64 + 1);
         assert_eq!((r.skipped, r.violations.len()), (1, 0), "{r:?}");
     }
+
+    /// A key's last stretch, held open by a write given up on, is judged at the end and its
+    /// operations counted, whether it passes or fails.
+    #[test]
+    fn a_last_stretch_with_a_write_given_up_on_counts_its_operations() {
+        for (seen, ok) in [("b", true), ("z", false)] {
+            let mut c = crowded();
+            c.record(set(1, "a"));
+            c.abandon(1);
+            c.record(set(2, "b"));
+            c.record(wrote(2, true, 2, "b"));
+            c.record(get(3));
+            c.record(read(3, Some(seen)));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "read {seen}: {:?}", r.violations);
+            // The crowd's keys, one write each, and key "k"'s three operations.
+            assert_eq!((r.checked, r.ops), (HISTORY_OPS_MAX as u64 + 1, HISTORY_OPS_MAX as u64 + 3), "{r:?}");
+        }
+    }
+
+    /// A read that never returns holds its key's stretch open until the end; dropped there,
+    /// the stretch splits at its quiescent points and every piece is judged, the last too.
+    #[test]
+    fn a_stretch_held_open_by_a_read_that_never_returns_is_judged_piece_by_piece() {
+        for (seen, ok) in [("c", true), ("b", false)] {
+            let mut c = crowded();
+            c.record(other(5000));
+            c.record(get(1));
+            c.record(set(2, "b"));
+            c.record(wrote(2, true, 2, "b"));
+            c.record(set(3, "c"));
+            c.record(wrote(3, true, 3, "c"));
+            c.record(get(4));
+            c.record(read(4, Some(seen)));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "read {seen}: {:?}", r.violations);
+        }
+    }
 }
