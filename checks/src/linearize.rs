@@ -2501,4 +2501,28 @@ mod tests {
             assert_eq!(r.violations.is_empty(), ok, "read {seen}: {:?}", r.violations);
         }
     }
+
+    /// A snapshot still in flight when a key's stretch starts is one of its reads, however many
+    /// snapshots returned meanwhile: what it saw of the key is judged.
+    #[test]
+    fn a_snapshot_in_flight_joins_a_stretch_that_starts_after_others_returned() {
+        for (seen, ok) in [(None, true), (Some("a"), true), (Some("z"), false)] {
+            let mut c = crowded();
+            c.record(other(5000));
+            let mut entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            entries.insert("o5000".into(), "x".into());
+            c.invoke(1, StoreOp::Snapshot { map: "m".into() });
+            c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+            c.complete_snapshot(1, &MapSnapshot { rev: 1, entries: entries.clone(), ..Default::default() });
+            c.record(set(3, "a"));
+            c.record(wrote(3, true, 3, "a"));
+            if let Some(v) = seen {
+                entries.insert("k".into(), v.into());
+            }
+            c.complete_snapshot(2, &MapSnapshot { rev: 2, entries, ..Default::default() });
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
+        }
+    }
 }
