@@ -2525,4 +2525,39 @@ mod tests {
             assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
         }
     }
+
+    /// A snapshot of a quiescent key is judged on the spot, present or not: one that lacks a
+    /// key holding a value, or holds a key deleted, is a violation.
+    #[test]
+    fn a_snapshot_is_judged_on_every_quiescent_key() {
+        let entries: BTreeMap<String, String> =
+            (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+        let with_k = |v: &str| {
+            let mut e = entries.clone();
+            e.insert("k".into(), v.into());
+            e
+        };
+        let delete = |id| Record::Invoke {
+            id,
+            op: StoreOp::Write { map: "m".into(), key: "k".into(), write: MapWrite::CompareAndDelete("a".into()) },
+        };
+        let deleted =
+            |id| Record::Return { id, ret: StoreRet::Write(WriteOutcome { applied: true, rev: id, value: None }) };
+        for (gone, seen, ok) in
+            [(false, Some("a"), true), (false, None, false), (true, None, true), (true, Some("a"), false)]
+        {
+            let mut c = crowded();
+            c.record(set(1, "a"));
+            c.record(wrote(1, true, 1, "a"));
+            if gone {
+                c.record(delete(2));
+                c.record(deleted(2));
+            }
+            c.invoke(3, StoreOp::Snapshot { map: "m".into() });
+            let e = seen.map_or_else(|| entries.clone(), with_k);
+            c.complete_snapshot(3, &MapSnapshot { rev: 3, entries: e, ..Default::default() });
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "deleted {gone}, snapshot saw {seen:?}: {:?}", r.violations);
+        }
+    }
 }
