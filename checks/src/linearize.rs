@@ -2558,6 +2558,8 @@ mod tests {
             c.complete_snapshot(3, &MapSnapshot { rev: 3, entries: e, ..Default::default() });
             let r = c.finish();
             assert_eq!(r.violations.is_empty(), ok, "deleted {gone}, snapshot saw {seen:?}: {:?}", r.violations);
+            // The crowd's writes, key "k"'s own, and the snapshot where it failed the key.
+            assert_eq!(r.ops, HISTORY_OPS_MAX as u64 + 1 + u64::from(gone) + u64::from(!ok), "{r:?}");
         }
     }
 }
