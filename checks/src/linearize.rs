@@ -2562,4 +2562,33 @@ mod tests {
             assert_eq!(r.ops, HISTORY_OPS_MAX as u64 + 1 + u64::from(gone) + u64::from(!ok), "{r:?}");
         }
     }
+
+    /// A snapshot given up on leaves every stretch, and a read given up on while a write of
+    /// its key returned closes the stretch: the key's later operations close their own
+    /// stretches, not one that grows past the limits.
+    #[test]
+    fn abandoned_snapshots_and_reads_do_not_hold_stretches_open() {
+        let long = |c: &mut Checker| {
+            for id in 10..10 + 2 * HISTORY_OPS_MAX as u64 {
+                c.record(set(id, "b"));
+                c.record(wrote(id, true, id, "b"));
+            }
+        };
+        let mut c = crowded();
+        c.record(other(5000));
+        c.invoke(1, StoreOp::Snapshot { map: "m".into() });
+        c.abandon(1);
+        long(&mut c);
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+        let mut c = crowded();
+        c.record(other(5000));
+        c.record(set(2, "a"));
+        c.record(get(1));
+        c.record(wrote(2, true, 2, "a"));
+        c.abandon(1);
+        long(&mut c);
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+    }
 }
