@@ -2199,7 +2199,13 @@ mod tests {
         let r = check(vec![get(1), read(1, None, 0)]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!(r.checked, 1);
-        assert_eq!(check(vec![get(1), read(1, None, 5)]).violations.len(), 1);
+        let r = check(vec![get(1), read(1, None, 5)]);
+        assert_eq!(r.violations.len(), 1);
+        assert!(
+            r.violations[0].ends_with("no sequential order explains these 2 records: #1 invoke Get { map: \"m\", key: \"k\" }; #1 return Get(None, 5)"),
+            "{}",
+            r.violations[0]
+        );
         let h = vec![set(1, "a"), wrote(1, true, 9001, "a"), get(2), read(2, Some("a"), 0)];
         assert_eq!(check(h).violations.len(), 1);
     }
