@@ -2597,4 +2597,22 @@ mod tests {
         let r = c.finish();
         assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
     }
+
+    /// The thread's recorder (what a simulated run feeds): nothing is recorded before
+    /// `begin`; ids count from 1; `finish` judges what was recorded and stops recording.
+    #[test]
+    fn the_threads_recorder_judges_what_it_recorded() {
+        let w = |v: &str| StoreOp::Write { map: "m".into(), key: "k".into(), write: MapWrite::Set(v.into()) };
+        let out = |rev, v: &str| StoreRet::Write(WriteOutcome { applied: true, rev, value: Some(v.into()) });
+        assert_eq!(invoke(w("a")), None);
+        begin();
+        assert_eq!(invoke(w("a")), Some(1));
+        complete(1, out(7001, "a"));
+        assert_eq!(invoke(w("b")), Some(2));
+        complete(2, out(7001, "b"));
+        let r = finish();
+        assert_eq!((r.checked, r.ops, r.violations.len()), (1, 2, 1), "{r:?}");
+        assert_eq!(invoke(w("c")), None);
+        assert_eq!(finish(), Report::default());
+    }
 }
