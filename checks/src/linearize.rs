@@ -2615,4 +2615,40 @@ mod tests {
         assert_eq!(invoke(w("c")), None);
         assert_eq!(finish(), Report::default());
     }
+
+    /// Transactions judged key by key: two from one value cannot both apply; one refused by a
+    /// guard on another key, or certainly not applied, changes nothing of this key.
+    #[test]
+    fn transactions_are_judged_key_by_key() {
+        let txn = |id, guards: Vec<(&str, Expect)>, new: &str| Record::Invoke {
+            id,
+            op: StoreOp::Txn {
+                map: "m".into(),
+                guards: guards.into_iter().map(|(k, e)| (k.to_owned(), e)).collect(),
+                writes: vec![("k".into(), Some(new.into()))],
+            },
+        };
+        let a = || Expect::Value("a".into());
+        let done = |id, applied| Record::Return { id, ret: StoreRet::Txn(TxnOutcome { applied, rev: id }) };
+        let judge = |tail: Vec<Record>| {
+            let mut c = crowded();
+            c.record(other(5000));
+            [set(1, "a"), wrote(1, true, 1, "a")].into_iter().chain(tail).for_each(|r| c.record(r));
+            let r = c.finish();
+            assert_eq!(r.skipped, 0, "{r:?}");
+            r.violations.len()
+        };
+        let both =
+            |second| vec![txn(2, vec![("k", a())], "b"), txn(3, vec![("k", a())], "c"), done(2, true), done(3, second)];
+        assert_eq!(judge(both(false)), 0);
+        assert_eq!(judge(both(true)), 1);
+        // Refused by its guard on "j" (absent, expected "x"), or certainly not applied: "k"
+        // still holds "a".
+        let refused = vec![txn(2, vec![("k", a()), ("j", Expect::Value("x".into()))], "b"), done(2, false)];
+        let lost = vec![txn(2, vec![("k", a())], "b"), Record::Return { id: 2, ret: StoreRet::NotApplied }];
+        for mut h in [refused, lost] {
+            h.extend([get(4), read(4, Some("a"))]);
+            assert_eq!(judge(h), 0);
+        }
+    }
 }
