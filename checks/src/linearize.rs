@@ -2651,4 +2651,53 @@ mod tests {
             assert_eq!(judge(h), 0);
         }
     }
+
+    /// A store call's records through the thread's recorder: completed, abandoned when it
+    /// returns fewer outcomes or is dropped, a snapshot lent, every operation not applied;
+    /// and the store's restarts: a reset starts a lifetime, a restart lets a commit jump.
+    #[test]
+    fn in_flight_calls_and_restarts_reach_the_threads_recorder() {
+        let w = |k: &str, v: &str| StoreOp::Write { map: "m".into(), key: k.into(), write: MapWrite::Set(v.into()) };
+        let out = |rev, v: &str| StoreRet::Write(WriteOutcome { applied: true, rev, value: Some(v.into()) });
+        let g = || StoreOp::Get { map: "m".into(), key: "k".into() };
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        // Write "b" given up on (no outcome): a later read may see it.
+        InFlight::invoke(vec![w("k", "b")]).complete(vec![]);
+        InFlight::invoke(vec![g()]).complete(vec![StoreRet::Get(Some("b".into()), 5002)]);
+        // Dropped unanswered, then refused outright.
+        drop(InFlight::invoke(vec![w("k", "c")]));
+        InFlight::invoke(vec![w("k", "d")]).not_applied();
+        let snap = MapSnapshot { rev: 5003, entries: [("k".to_owned(), "c".to_owned())].into(), ..Default::default() };
+        InFlight::invoke(vec![StoreOp::Snapshot { map: "m".into() }]).complete_snapshot(&snap);
+        let snap = MapSnapshot { rev: 5003, entries: [("k".to_owned(), "c".to_owned())].into(), ..Default::default() };
+        InFlight::invoke(vec![g(), StoreOp::Snapshot { map: "m".into() }])
+            .complete_lent([Lent::Owned(StoreRet::Get(Some("c".into()), 5003)), Lent::Snapshot(&snap)]);
+        // A restart that kept the data: the next commit jumps.
+        restarted();
+        InFlight::invoke(vec![w("k", "e")]).complete(vec![out(9001, "e")]);
+        let r = finish();
+        assert_eq!((r.checked, r.violations.len()), (1, 0), "{r:?}");
+        // The same, with a snapshot that saw a value nobody wrote, and without the restart.
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        let snap = MapSnapshot { rev: 5001, entries: [("k".to_owned(), "z".to_owned())].into(), ..Default::default() };
+        InFlight::invoke(vec![StoreOp::Snapshot { map: "m".into() }]).complete_snapshot(&snap);
+        assert_eq!(finish().violations.len(), 1);
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        InFlight::invoke(vec![w("k", "e")]).complete(vec![out(9001, "e")]);
+        assert_eq!(finish().violations.len(), 1);
+        // A reset: what was written is gone, and the next lifetime is judged on its own.
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        reset();
+        InFlight::invoke(vec![g()]).complete(vec![StoreRet::Get(None, 0)]);
+        let r = finish();
+        assert_eq!((r.checked, r.violations.len()), (2, 0), "{r:?}");
+        // A roll-back to a checkpoint: counted.
+        begin();
+        rolled_back_to(&StoreState::default());
+        assert_eq!(finish().from_checkpoint, 1);
+    }
 }
