@@ -13,6 +13,13 @@
 # between runs so only keel is rebuilt (a fresh copy costs ~7 min of dependencies). Results land in target/mutants/mutants.out (caught.txt,
 # missed.txt, unviable.txt, timeout.txt); the kill rate (unviable excluded) and every survivor
 # are recorded in docs/benchmarks.md.
+# The checker itself: MUTANTS_PACKAGE=keel-checks mutates keel-checks (checks/src/*.rs by default:
+# the rules `cargo sim check` and the chaos lane judge with) and judges each mutant by its own unit
+# tests (`cargo test -p keel-checks --lib`), no features, no conformance suite; builds go to
+# target/mutants-checks-build, results to target/mutants-checks/mutants.out; e.g.
+#        MUTANTS_PACKAGE=keel-checks scripts/mutants.sh checks/src/linearize.rs -- --timeout 30
+#        MUTANTS_PACKAGE=keel-checks scripts/mutants.sh -- --list                 (count first)
+# A survivor there is a rule whose comparison could flip unnoticed (docs/benchmarks.md, round 40).
 # Not wired in: the simulation lane. A mutant judged by `cargo sim check` needs a release rebuild
 # of keel and keel-sim under madsim plus the sweep: at least 5 min per mutant on this machine
 # (docs/benchmarks.md), over a week for the core. The parts the unit tests cannot judge are covered by the zoo instead
@@ -25,21 +32,30 @@ while [ $# -gt 0 ]; do
   if [ "$1" = -- ]; then shift; extra=("$@"); break; fi
   files+=(--file "$1"); shift
 done
-if [ ${#files[@]} = 0 ]; then
-  for f in 'core/src/lease/*.rs' 'core/src/rmap/*.rs' 'core/src/pool/*.rs' 'core/src/completer/*.rs' \
-    core/src/store/memory.rs core/src/store/state.rs; do files+=(--file "$f"); done
-fi
+pkg="${MUTANTS_PACKAGE:-keel}"
+case "$pkg" in
+  keel)
+    [ ${#files[@]} = 0 ] && for f in 'core/src/lease/*.rs' 'core/src/rmap/*.rs' 'core/src/pool/*.rs' 'core/src/completer/*.rs' \
+      core/src/store/memory.rs core/src/store/state.rs; do files+=(--file "$f"); done
+    out_dir=target/mutants; build_dir=target/mutants-build
+    pkg_args=(--features testkit --exclude '**/tests.rs' --exclude '**/loom_tests.rs' --exclude core/src/pool/regression.rs)
+    test_args=(--lib --test conformance_memory) ;;
+  keel-checks)
+    [ ${#files[@]} = 0 ] && files=(--file 'checks/src/*.rs')
+    out_dir=target/mutants-checks; build_dir=target/mutants-checks-build
+    pkg_args=(); test_args=(--lib) ;;
+  *) echo "MUTANTS_PACKAGE: keel or keel-checks, not $pkg" >&2; exit 1 ;;
+esac
 # A test timeout of 3 x the baseline's; MUTANTS_TIMEOUT=SECS sets it (needed with --baseline skip).
 timeout_args=(--timeout-multiplier 3); [ -n "${MUTANTS_TIMEOUT:-}" ] && timeout_args=(--timeout "$MUTANTS_TIMEOUT")
 set +e
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/mutants-build}" nice -n 10 cargo mutants --package keel --test-package keel --features testkit --output target/mutants \
-  --jobs "${MUTANTS_JOBS:-1}" --exclude '**/tests.rs' --exclude '**/loom_tests.rs' \
-  --exclude core/src/pool/regression.rs --exclude-re 'impl (std::)?(fmt::)?(Debug|Display)' "${timeout_args[@]}" \
-  "${files[@]}" ${extra[@]+"${extra[@]}"} -- --lib --test conformance_memory
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/$build_dir}" nice -n 10 cargo mutants --package "$pkg" --test-package "$pkg" --output "$out_dir" \
+  --jobs "${MUTANTS_JOBS:-1}" ${pkg_args[@]+"${pkg_args[@]}"} --exclude-re 'impl (std::)?(fmt::)?(Debug|Display)' "${timeout_args[@]}" \
+  "${files[@]}" ${extra[@]+"${extra[@]}"} -- "${test_args[@]}"
 rc=$?
 set -e
 for a in ${extra[@]+"${extra[@]}"}; do [ "$a" = --list ] && exit $rc; done
-out=target/mutants/mutants.out
+out=$out_dir/mutants.out
 caught=$(wc -l <"$out/caught.txt"); missed=$(wc -l <"$out/missed.txt"); timeout=$(wc -l <"$out/timeout.txt")
 unviable=$(wc -l <"$out/unviable.txt")
 viable=$((caught + missed + timeout))

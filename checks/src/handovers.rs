@@ -129,4 +129,14 @@ mod tests {
         // Another manager run's close leaves the reader of run 1 reading.
         assert_eq!(judge(&[started, sm_started(5, 2, 1), sm_closed(8, 1), lost(10, 1)]), [10]);
     }
+
+    /// A node's crash or restart forgets the receivers it held; another node's does not.
+    #[test]
+    fn a_crash_forgets_the_receivers_of_its_node_only() {
+        let started = crate::test_entry::completer_started(0, 1);
+        let fact = |node, f| Ev(5_000, node, None, Some(f));
+        assert!(judge(&[started.clone(), fact("n1", Fact::NodeCrash), lost(10, 1)]).is_empty());
+        assert!(judge(&[started.clone(), fact("n1", Fact::NodeStart), lost(10, 1)]).is_empty());
+        assert_eq!(judge(&[started, fact("n2", Fact::NodeCrash), lost(10, 1)]), [10]);
+    }
 }

@@ -153,6 +153,20 @@ mod tests {
         assert_eq!(judge(&[started(), renewed(4_000, 996_000)]), [("S17", 20)]);
         // An owner that announced nothing is not judged.
         assert_eq!(judge(&[granted(4_000, 996_000)]), []);
+        // A belief of 0 is not judged short even where 2 µs of belief were left.
+        assert_eq!(judge(&[started(), granted(909_998, 0)]), []);
+        assert_eq!(judge(&[started(), granted(909_998, 1)]), []);
+        assert_eq!(judge(&[started(), granted(905_000, 1)]), [("S17", 10)]);
+    }
+
+    /// A node's crash or restart forgets the owners it announced; another node's does not.
+    #[test]
+    fn a_crash_forgets_the_owners_of_its_node_only() {
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&lease_beliefs_keep_their_margin(h, 1.0));
+        let fact = |node, f| Ev(5_000, node, None, Some(f));
+        assert_eq!(judge(&[started(), fact("n1", Fact::NodeCrash), granted(4_000, 996_000)]), []);
+        assert_eq!(judge(&[started(), fact("n1", Fact::NodeStart), granted(4_000, 996_000)]), []);
+        assert_eq!(judge(&[started(), fact("n2", Fact::NodeCrash), granted(4_000, 996_000)]), [("S17", 10)]);
     }
 
     /// The margin covers the run's slowest clock: 90 ms of a 1 s TTL covers a clock at 0.92
@@ -164,5 +178,20 @@ mod tests {
         assert_eq!(judge(0.92), []);
         assert_eq!(judge(0.85), [("S17", 0)]);
         assert_eq!(judge(1.08), []);
+    }
+
+    /// At the slack's edge: a clock at rate 0.5 needs 500 ms of a 1 s TTL; a margin of 499 ms
+    /// is within the 1 ms of slack, one of 498.999 ms is not.
+    #[test]
+    fn a_margin_within_its_slack_of_the_slowest_clock_passes() {
+        let with_margin = |drift_margin_us| {
+            let mut e = started();
+            if let Some(Event::Lease(LeaseEvent::OwnerStarted { drift_margin_us: m, .. })) = &mut e.2 {
+                *m = drift_margin_us;
+            }
+            crate::test_entry::at_ms(&lease_beliefs_keep_their_margin(&[e], 0.5))
+        };
+        assert_eq!(with_margin(499_000), []);
+        assert_eq!(with_margin(498_999), [("S17", 0)]);
     }
 }

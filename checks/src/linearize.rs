@@ -2163,4 +2163,541 @@ mod tests {
         let r = check(big.to_vec());
         assert_eq!((r.checked, r.skipped), (0, 1));
     }
+
+    /// Merging adds every count and keeps both reports' violations in order.
+    #[test]
+    fn reports_merge_by_summing() {
+        let a =
+            Report { checked: 1, ops: 2, skipped: 3, over_budget: 4, from_checkpoint: 5, violations: vec!["x".into()] };
+        let b = Report {
+            checked: 10,
+            ops: 20,
+            skipped: 30,
+            over_budget: 40,
+            from_checkpoint: 50,
+            violations: vec!["y".into()],
+        };
+        let mut m = a.clone();
+        m.merge(&b);
+        let sum = Report {
+            checked: 11,
+            ops: 22,
+            skipped: 33,
+            over_budget: 44,
+            from_checkpoint: 55,
+            violations: vec!["x".into(), "y".into()],
+        };
+        assert_eq!(m, sum);
+    }
+
+    /// Revision 0 is the revision of a map that does not exist: a read of an empty store sees
+    /// it, and sees nothing else.
+    #[test]
+    fn revision_zero_is_the_revision_of_no_map() {
+        let get = |id| Record::Invoke { id, op: StoreOp::Get { map: "m".into(), key: "k".into() } };
+        let read = |id, v: Option<&str>, rev| Record::Return { id, ret: StoreRet::Get(v.map(Into::into), rev) };
+        let r = check(vec![get(1), read(1, None, 0)]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.checked, 1);
+        let r = check(vec![get(1), read(1, None, 5)]);
+        assert_eq!(r.violations.len(), 1);
+        assert!(
+            r.violations[0].ends_with("no sequential order explains these 2 records: #1 invoke Get { map: \"m\", key: \"k\" }; #1 return Get(None, 5)"),
+            "{}",
+            r.violations[0]
+        );
+        let h = vec![set(1, "a"), wrote(1, true, 9001, "a"), get(2), read(2, Some("a"), 0)];
+        assert_eq!(check(h).violations.len(), 1);
+    }
+
+    /// A transaction judged whole: guarded on `k`'s value, writing `k`; its outcome says
+    /// whether it applied and the revision, both judged.
+    #[test]
+    fn transactions_are_judged_on_their_outcome_and_revision() {
+        let txn = |id, expected: &str, new: &str| Record::Invoke {
+            id,
+            op: StoreOp::Txn {
+                map: "m".into(),
+                guards: vec![("k".into(), Expect::Value(expected.into()))],
+                writes: vec![("k".into(), Some(new.into()))],
+            },
+        };
+        let done = |id, applied, rev| Record::Return { id, ret: StoreRet::Txn(TxnOutcome { applied, rev }) };
+        let judge = |tail: &[Record]| {
+            let mut h = vec![set(1, "a"), wrote(1, true, 7001, "a")];
+            h.extend_from_slice(tail);
+            check(h).violations.len()
+        };
+        // One of two transactions from "a" applies; the other is refused at the new revision.
+        assert_eq!(judge(&[txn(2, "a", "b"), txn(3, "a", "c"), done(2, true, 7002), done(3, false, 7002)]), 0);
+        assert_eq!(judge(&[txn(2, "a", "b"), txn(3, "a", "c"), done(2, true, 7002), done(3, true, 7003)]), 1);
+        // Applied, but at the revision it found: no commit took it.
+        assert_eq!(judge(&[txn(2, "x", "b"), done(2, false, 7001)]), 0);
+        assert_eq!(judge(&[txn(2, "x", "b"), done(2, true, 7001)]), 1);
+    }
+
+    /// A read given up on is dropped from a map judged whole, and only it: the rest is still
+    /// judged.
+    #[test]
+    fn an_abandoned_read_leaves_the_rest_of_the_history_judged() {
+        let mut c = Checker::default();
+        c.record(set(1, "a"));
+        c.record(wrote(1, true, 7001, "a"));
+        c.record(get(9));
+        c.record(cas(2, "a", "b"));
+        c.record(cas(3, "a", "c"));
+        c.record(wrote(2, true, 7002, "b"));
+        c.abandon(9);
+        c.record(wrote(3, true, 7003, "c"));
+        let r = c.finish();
+        assert_eq!((r.checked, r.ops, r.violations.len()), (1, 3, 1), "{r:?}");
+    }
+
+    /// A write in flight at a reset may land in the new lifetime (a read there may see it); a
+    /// read in flight constrains nothing; the violation names its lifetime.
+    #[test]
+    fn a_write_in_flight_at_a_reset_stays_open_in_the_new_lifetime() {
+        let got = |id, v: &str, rev| Record::Return { id, ret: StoreRet::Get(Some(v.into()), rev) };
+        let h = vec![set(1, "a"), get(2), Record::Reset, get(3), got(3, "a", 5001), got(2, "z", 1)];
+        let r = check(h);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        let h = vec![set(1, "a"), wrote(1, true, 1001, "a"), Record::Reset, get(3), got(3, "a", 5001)];
+        let r = check(h);
+        assert_eq!(r.violations.len(), 1, "{r:?}");
+        assert!(r.violations[0].contains("(store lifetime 1)"), "{}", r.violations[0]);
+    }
+
+    /// Two restarts that kept the data, each followed by a commit that jumps: each restart
+    /// allows its own jump.
+    #[test]
+    fn each_restart_allows_its_own_jump() {
+        let mut h = vec![set(1, "a"), wrote(1, true, 5001, "a"), Record::Restart, set(2, "b")];
+        h.extend([wrote(2, true, 9001, "b"), Record::Restart, set(3, "c"), wrote(3, true, 12001, "c")]);
+        let r = check(h);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    /// A map goes key by key as soon as it holds more than [`HISTORY_OPS_MAX`] operations
+    /// certain to count (writes when sent, reads when they return, writes carried over a
+    /// reset), not at the end: the checker's memory follows what is in flight.
+    #[test]
+    fn a_map_splits_key_by_key_as_soon_as_it_outgrows_the_limit() {
+        let split = |c: &Checker| matches!(c.maps.first(), Some((_, MapHist::Keys(_))));
+        let n = HISTORY_OPS_MAX as u64;
+        // Writes count when sent.
+        let mut c = Checker::default();
+        (1..=n).for_each(|i| c.record(other(i)));
+        assert!(!split(&c));
+        c.record(other(n + 1));
+        assert!(split(&c));
+        // Reads count when they return, not when sent.
+        let mut c = Checker::default();
+        (1..=n + 1).for_each(|i| c.record(get(i)));
+        assert!(!split(&c));
+        (1..=n).for_each(|i| c.record(read(i, None)));
+        assert!(!split(&c));
+        c.record(read(n + 1, None));
+        assert!(split(&c));
+        // Writes in flight at a reset count in the new lifetime.
+        let mut c = Checker::default();
+        (1..=n + 1).for_each(|i| c.record(other(i)));
+        c.record(Record::Reset);
+        assert!(split(&c));
+    }
+
+    /// A snapshot sent while a write of the key is in flight joins the key's stretch (it is
+    /// not parked: the key is not idle), and what it saw of the key is judged there.
+    #[test]
+    fn a_snapshot_during_a_write_in_flight_is_judged_with_it() {
+        for (seen, ok) in [(None, true), (Some("a"), true), (Some("z"), false)] {
+            let mut c = crowded();
+            let mut entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            if let Some(v) = seen {
+                entries.insert("k".into(), v.into());
+            }
+            c.record(set(1, "a"));
+            c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+            c.record(wrote(1, true, 1, "a"));
+            c.complete_snapshot(2, &MapSnapshot { rev: 1, entries, ..Default::default() });
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
+        }
+    }
+
+    /// A roll-back to a checkpoint that lacks a map starts that map empty.
+    #[test]
+    fn a_roll_back_to_a_checkpoint_without_the_map_starts_it_empty() {
+        let mut saved = StoreState::default();
+        assert!(saved.map_write("n", "k", &MapWrite::Set("a".into()), 1).is_ok());
+        let mut c = Checker::default();
+        c.rolled_back_to(&saved);
+        [get(1), Record::Return { id: 1, ret: StoreRet::Get(None, 0) }, set(2, "b"), wrote(2, true, 9001, "b")]
+            .into_iter()
+            .for_each(|r| c.record(r));
+        let r = c.finish();
+        assert_eq!((r.checked, r.violations.len()), (1, 0), "{r:?}");
+    }
+
+    /// A snapshot parked while the key was idle and still in flight when a read of the key
+    /// comes joins the stretch open, before the read: the stretch stays open until it returns,
+    /// and what it saw is judged there (with the write given up on landed or not).
+    #[test]
+    fn a_parked_snapshot_still_in_flight_joins_the_next_stretch_open() {
+        for (seen, ok) in [(None, true), (Some("a"), true), (Some("z"), false)] {
+            let mut c = crowded();
+            let mut entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            if let Some(v) = seen {
+                entries.insert("k".into(), v.into());
+            }
+            c.record(set(1, "a"));
+            c.abandon(1);
+            c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+            c.record(get(3));
+            c.record(read(3, None));
+            c.complete_snapshot(2, &MapSnapshot { rev: 1, entries, ..Default::default() });
+            c.record(get(4));
+            c.record(read(4, seen));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
+            assert_eq!(r.skipped, 0, "{r:?}");
+        }
+    }
+
+    /// A snapshot sent before the key went idle and returned into its stretch leaves the key
+    /// idle: the snapshots after it are parked, not gathered into a stretch too long to judge.
+    #[test]
+    fn a_snapshot_returned_into_the_stretch_leaves_the_key_idle() {
+        let mut c = crowded();
+        let entries: BTreeMap<String, String> =
+            (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+        c.record(set(1, "a"));
+        c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+        c.abandon(1);
+        c.complete_snapshot(2, &MapSnapshot { rev: 1, entries: entries.clone(), ..Default::default() });
+        for id in 3..3 + 2 * HISTORY_OPS_MAX as u64 {
+            c.invoke(id, StoreOp::Snapshot { map: "m".into() });
+            c.complete_snapshot(id, &MapSnapshot { rev: 1, entries: entries.clone(), ..Default::default() });
+        }
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+    }
+
+    /// A read given up on leaves the key's stretch: the key's later operations close their
+    /// own stretches (each judged), not one that grows past the limits.
+    #[test]
+    fn an_abandoned_read_does_not_hold_the_key_open() {
+        let long = |c: &mut Checker| {
+            for id in 10..10 + 2 * HISTORY_OPS_MAX as u64 {
+                c.record(set(id, "b"));
+                c.record(wrote(id, true, id, "b"));
+            }
+            c.record(get(9999));
+            c.record(read(9999, Some("b")));
+        };
+        // A read of the key, given up on (the map already key by key).
+        let mut c = crowded();
+        c.record(other(5000));
+        c.record(get(1));
+        assert!(matches!(c.maps.first(), Some((_, MapHist::Keys(_)))));
+        c.abandon(1);
+        long(&mut c);
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+    }
+
+    /// A snapshot parked behind an older one that is then given up on is judged at the cut:
+    /// of the values two overlapping writes may leave, it keeps the one it saw.
+    #[test]
+    fn a_parked_snapshot_keeps_the_value_it_saw() {
+        for (later, ok) in [("a", true), ("b", false)] {
+            let mut c = crowded();
+            c.record(other(5000));
+            let entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            let mut with_a = entries.clone();
+            with_a.insert("k".into(), "a".into());
+            c.record(set(1, "a"));
+            c.record(set(2, "b"));
+            c.invoke(3, StoreOp::Snapshot { map: "m".into() });
+            c.record(wrote(1, true, 1, "a"));
+            c.record(wrote(2, true, 2, "b"));
+            c.invoke(4, StoreOp::Snapshot { map: "m".into() });
+            c.complete_snapshot(4, &MapSnapshot { rev: 2, entries: with_a, ..Default::default() });
+            c.abandon(3);
+            c.record(get(5));
+            c.record(read(5, Some(later)));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "read {later}: {:?}", r.violations);
+        }
+    }
+
+    /// A key's stretch with no quiescent point past [`HISTORY_OPS_MAX`] certain operations, or
+    /// with more than [`HISTORY_OPEN_MAX`] writes given up on, is skipped, not searched.
+    #[test]
+    fn a_key_past_its_limits_is_skipped() {
+        let n = HISTORY_OPS_MAX as u64;
+        // Write #1 open while `extra` more writes of the key come and go.
+        let overlapping = |extra: u64| {
+            let mut c = crowded();
+            c.record(other(5000));
+            c.record(set(1, "a"));
+            for id in 10..10 + extra {
+                c.record(set(id, "b"));
+                c.record(wrote(id, true, id, "b"));
+            }
+            c.record(wrote(1, true, 1, "a"));
+            c.finish()
+        };
+        let r = overlapping(n - 1);
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+        let r = overlapping(n);
+        assert_eq!((r.skipped, r.violations.len()), (1, 0), "{r:?}");
+        // `given_up` writes of the key given up on.
+        let abandoned = |given_up: u64| {
+            let mut c = crowded();
+            c.record(other(5000));
+            for id in 1..=given_up {
+                c.record(set(id, "a"));
+                c.abandon(id);
+            }
+            c.finish()
+        };
+        let r = abandoned(HISTORY_OPEN_MAX as u64);
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+        let r = abandoned(HISTORY_OPEN_MAX as u64 + 1);
+        assert_eq!((r.skipped, r.violations.len()), (1, 0), "{r:?}");
+    }
+
+    /// A key's last stretch, held open by a write given up on, is judged at the end and its
+    /// operations counted, whether it passes or fails.
+    #[test]
+    fn a_last_stretch_with_a_write_given_up_on_counts_its_operations() {
+        for (seen, ok) in [("b", true), ("z", false)] {
+            let mut c = crowded();
+            c.record(set(1, "a"));
+            c.abandon(1);
+            c.record(set(2, "b"));
+            c.record(wrote(2, true, 2, "b"));
+            c.record(get(3));
+            c.record(read(3, Some(seen)));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "read {seen}: {:?}", r.violations);
+            // The crowd's keys, one write each, and key "k"'s three operations.
+            assert_eq!((r.checked, r.ops), (HISTORY_OPS_MAX as u64 + 1, HISTORY_OPS_MAX as u64 + 3), "{r:?}");
+        }
+    }
+
+    /// A read that never returns holds its key's stretch open until the end; dropped there,
+    /// the stretch splits at its quiescent points and every piece is judged, the last too.
+    #[test]
+    fn a_stretch_held_open_by_a_read_that_never_returns_is_judged_piece_by_piece() {
+        for (seen, ok) in [("c", true), ("b", false)] {
+            let mut c = crowded();
+            c.record(other(5000));
+            c.record(get(1));
+            c.record(set(2, "b"));
+            c.record(wrote(2, true, 2, "b"));
+            c.record(set(3, "c"));
+            c.record(wrote(3, true, 3, "c"));
+            c.record(get(4));
+            c.record(read(4, Some(seen)));
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "read {seen}: {:?}", r.violations);
+        }
+    }
+
+    /// A snapshot still in flight when a key's stretch starts is one of its reads, however many
+    /// snapshots returned meanwhile: what it saw of the key is judged.
+    #[test]
+    fn a_snapshot_in_flight_joins_a_stretch_that_starts_after_others_returned() {
+        for (seen, ok) in [(None, true), (Some("a"), true), (Some("z"), false)] {
+            let mut c = crowded();
+            c.record(other(5000));
+            let mut entries: BTreeMap<String, String> =
+                (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+            entries.insert("o5000".into(), "x".into());
+            c.invoke(1, StoreOp::Snapshot { map: "m".into() });
+            c.invoke(2, StoreOp::Snapshot { map: "m".into() });
+            c.complete_snapshot(1, &MapSnapshot { rev: 1, entries: entries.clone(), ..Default::default() });
+            c.record(set(3, "a"));
+            c.record(wrote(3, true, 3, "a"));
+            if let Some(v) = seen {
+                entries.insert("k".into(), v.into());
+            }
+            c.complete_snapshot(2, &MapSnapshot { rev: 2, entries, ..Default::default() });
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "snapshot saw {seen:?}: {:?}", r.violations);
+        }
+    }
+
+    /// A snapshot of a quiescent key is judged on the spot, present or not: one that lacks a
+    /// key holding a value, or holds a key deleted, is a violation.
+    #[test]
+    fn a_snapshot_is_judged_on_every_quiescent_key() {
+        let entries: BTreeMap<String, String> =
+            (1000..1000 + HISTORY_OPS_MAX as u64).map(|i| (format!("o{i}"), "x".to_owned())).collect();
+        let with_k = |v: &str| {
+            let mut e = entries.clone();
+            e.insert("k".into(), v.into());
+            e
+        };
+        let delete = |id| Record::Invoke {
+            id,
+            op: StoreOp::Write { map: "m".into(), key: "k".into(), write: MapWrite::CompareAndDelete("a".into()) },
+        };
+        let deleted =
+            |id| Record::Return { id, ret: StoreRet::Write(WriteOutcome { applied: true, rev: id, value: None }) };
+        for (gone, seen, ok) in
+            [(false, Some("a"), true), (false, None, false), (true, None, true), (true, Some("a"), false)]
+        {
+            let mut c = crowded();
+            c.record(set(1, "a"));
+            c.record(wrote(1, true, 1, "a"));
+            if gone {
+                c.record(delete(2));
+                c.record(deleted(2));
+            }
+            c.invoke(3, StoreOp::Snapshot { map: "m".into() });
+            let e = seen.map_or_else(|| entries.clone(), with_k);
+            c.complete_snapshot(3, &MapSnapshot { rev: 3, entries: e, ..Default::default() });
+            let r = c.finish();
+            assert_eq!(r.violations.is_empty(), ok, "deleted {gone}, snapshot saw {seen:?}: {:?}", r.violations);
+            // The crowd's writes, key "k"'s own, and the snapshot where it failed the key.
+            assert_eq!(r.ops, HISTORY_OPS_MAX as u64 + 1 + u64::from(gone) + u64::from(!ok), "{r:?}");
+        }
+    }
+
+    /// A snapshot given up on leaves every stretch, and a read given up on while a write of
+    /// its key returned closes the stretch: the key's later operations close their own
+    /// stretches, not one that grows past the limits.
+    #[test]
+    fn abandoned_snapshots_and_reads_do_not_hold_stretches_open() {
+        let long = |c: &mut Checker| {
+            for id in 10..10 + 2 * HISTORY_OPS_MAX as u64 {
+                c.record(set(id, "b"));
+                c.record(wrote(id, true, id, "b"));
+            }
+        };
+        let mut c = crowded();
+        c.record(other(5000));
+        c.invoke(1, StoreOp::Snapshot { map: "m".into() });
+        c.abandon(1);
+        long(&mut c);
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+        let mut c = crowded();
+        c.record(other(5000));
+        c.record(set(2, "a"));
+        c.record(get(1));
+        c.record(wrote(2, true, 2, "a"));
+        c.abandon(1);
+        long(&mut c);
+        let r = c.finish();
+        assert_eq!((r.skipped, r.violations.len()), (0, 0), "{r:?}");
+    }
+
+    /// The thread's recorder (what a simulated run feeds): nothing is recorded before
+    /// `begin`; ids count from 1; `finish` judges what was recorded and stops recording.
+    #[test]
+    fn the_threads_recorder_judges_what_it_recorded() {
+        let w = |v: &str| StoreOp::Write { map: "m".into(), key: "k".into(), write: MapWrite::Set(v.into()) };
+        let out = |rev, v: &str| StoreRet::Write(WriteOutcome { applied: true, rev, value: Some(v.into()) });
+        assert_eq!(invoke(w("a")), None);
+        begin();
+        assert_eq!(invoke(w("a")), Some(1));
+        complete(1, out(7001, "a"));
+        assert_eq!(invoke(w("b")), Some(2));
+        complete(2, out(7001, "b"));
+        let r = finish();
+        assert_eq!((r.checked, r.ops, r.violations.len()), (1, 2, 1), "{r:?}");
+        assert_eq!(invoke(w("c")), None);
+        assert_eq!(finish(), Report::default());
+    }
+
+    /// Transactions judged key by key: two from one value cannot both apply; one refused by a
+    /// guard on another key, or certainly not applied, changes nothing of this key.
+    #[test]
+    fn transactions_are_judged_key_by_key() {
+        let txn = |id, guards: Vec<(&str, Expect)>, new: &str| Record::Invoke {
+            id,
+            op: StoreOp::Txn {
+                map: "m".into(),
+                guards: guards.into_iter().map(|(k, e)| (k.to_owned(), e)).collect(),
+                writes: vec![("k".into(), Some(new.into()))],
+            },
+        };
+        let a = || Expect::Value("a".into());
+        let done = |id, applied| Record::Return { id, ret: StoreRet::Txn(TxnOutcome { applied, rev: id }) };
+        let judge = |tail: Vec<Record>| {
+            let mut c = crowded();
+            c.record(other(5000));
+            [set(1, "a"), wrote(1, true, 1, "a")].into_iter().chain(tail).for_each(|r| c.record(r));
+            let r = c.finish();
+            assert_eq!(r.skipped, 0, "{r:?}");
+            r.violations.len()
+        };
+        let both =
+            |second| vec![txn(2, vec![("k", a())], "b"), txn(3, vec![("k", a())], "c"), done(2, true), done(3, second)];
+        assert_eq!(judge(both(false)), 0);
+        assert_eq!(judge(both(true)), 1);
+        // Refused by its guard on "j" (absent, expected "x"), or certainly not applied: "k"
+        // still holds "a".
+        let refused = vec![txn(2, vec![("k", a()), ("j", Expect::Value("x".into()))], "b"), done(2, false)];
+        let lost = vec![txn(2, vec![("k", a())], "b"), Record::Return { id: 2, ret: StoreRet::NotApplied }];
+        for mut h in [refused, lost] {
+            h.extend([get(4), read(4, Some("a"))]);
+            assert_eq!(judge(h), 0);
+        }
+    }
+
+    /// A store call's records through the thread's recorder: completed, abandoned when it
+    /// returns fewer outcomes or is dropped, a snapshot lent, every operation not applied;
+    /// and the store's restarts: a reset starts a lifetime, a restart lets a commit jump.
+    #[test]
+    fn in_flight_calls_and_restarts_reach_the_threads_recorder() {
+        let w = |k: &str, v: &str| StoreOp::Write { map: "m".into(), key: k.into(), write: MapWrite::Set(v.into()) };
+        let out = |rev, v: &str| StoreRet::Write(WriteOutcome { applied: true, rev, value: Some(v.into()) });
+        let g = || StoreOp::Get { map: "m".into(), key: "k".into() };
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        // Write "b" given up on (no outcome): a later read may see it.
+        InFlight::invoke(vec![w("k", "b")]).complete(vec![]);
+        InFlight::invoke(vec![g()]).complete(vec![StoreRet::Get(Some("b".into()), 5002)]);
+        // Dropped unanswered, then refused outright.
+        drop(InFlight::invoke(vec![w("k", "c")]));
+        InFlight::invoke(vec![w("k", "d")]).not_applied();
+        let snap = MapSnapshot { rev: 5003, entries: [("k".to_owned(), "c".to_owned())].into(), ..Default::default() };
+        InFlight::invoke(vec![StoreOp::Snapshot { map: "m".into() }]).complete_snapshot(&snap);
+        let snap = MapSnapshot { rev: 5003, entries: [("k".to_owned(), "c".to_owned())].into(), ..Default::default() };
+        InFlight::invoke(vec![g(), StoreOp::Snapshot { map: "m".into() }])
+            .complete_lent([Lent::Owned(StoreRet::Get(Some("c".into()), 5003)), Lent::Snapshot(&snap)]);
+        // A restart that kept the data: the next commit jumps.
+        restarted();
+        InFlight::invoke(vec![w("k", "e")]).complete(vec![out(9001, "e")]);
+        let r = finish();
+        assert_eq!((r.checked, r.violations.len()), (1, 0), "{r:?}");
+        // The same, with a snapshot that saw a value nobody wrote, and without the restart.
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        let snap = MapSnapshot { rev: 5001, entries: [("k".to_owned(), "z".to_owned())].into(), ..Default::default() };
+        InFlight::invoke(vec![StoreOp::Snapshot { map: "m".into() }]).complete_snapshot(&snap);
+        assert_eq!(finish().violations.len(), 1);
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        InFlight::invoke(vec![w("k", "e")]).complete(vec![out(9001, "e")]);
+        assert_eq!(finish().violations.len(), 1);
+        // A reset: what was written is gone, and the next lifetime is judged on its own.
+        begin();
+        InFlight::invoke(vec![w("k", "a")]).complete(vec![out(5001, "a")]);
+        reset();
+        InFlight::invoke(vec![g()]).complete(vec![StoreRet::Get(None, 0)]);
+        let r = finish();
+        assert_eq!((r.checked, r.violations.len()), (2, 0), "{r:?}");
+        // A roll-back to a checkpoint: counted.
+        begin();
+        rolled_back_to(&StoreState::default());
+        assert_eq!(finish().from_checkpoint, 1);
+    }
 }

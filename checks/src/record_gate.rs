@@ -96,4 +96,30 @@ mod tests {
         assert_eq!(at_ms(&workers_closed_to_records(&[fenced.clone(), delivered(20)])), [("P42", 20)]);
         assert_eq!(at_ms(&workers_closed_to_records(&[fenced, unfenced, delivered(40)])), []);
     }
+
+    /// A draining worker stays closed through a fence and its lift, and the violation says
+    /// why; its end, or its node's crash or restart, ends the judging (another node's does not).
+    #[test]
+    fn a_draining_worker_stays_closed_until_it_ends() {
+        let stopping =
+            at(10, PoolEvent::WorkerStopping { worker: "w".into(), running: 1, drain_ms: 500, beat_bound_ms: 50 });
+        let fenced = at(12, PoolEvent::Fenced { worker: "w".into(), running: 0 });
+        let unfenced = at(14, PoolEvent::Unfenced { worker: "w".into() });
+        let v = workers_closed_to_records(&[stopping.clone(), fenced.clone(), unfenced, delivered(20)]);
+        assert_eq!(at_ms(&v), [("P42", 20)]);
+        assert!(v[0].detail.contains("while draining"), "{}", v[0].detail);
+        let v = workers_closed_to_records(&[fenced.clone(), delivered(20)]);
+        assert!(v[0].detail.ends_with("while fenced"), "{}", v[0].detail);
+        for end in [PoolEvent::WorkerStopped { worker: "w".into() }, PoolEvent::WorkerDead { worker: "w".into() }] {
+            assert_eq!(at_ms(&workers_closed_to_records(&[stopping.clone(), at(15, end), delivered(20)])), []);
+        }
+        let fact = |node, f| Ev(15_000, node, None, Some(f));
+        for f in [Fact::NodeCrash, Fact::NodeStart] {
+            assert_eq!(at_ms(&workers_closed_to_records(&[fenced.clone(), fact("n1", f), delivered(20)])), []);
+        }
+        assert_eq!(
+            at_ms(&workers_closed_to_records(&[fenced, fact("n2", Fact::NodeCrash), delivered(20)])),
+            [("P42", 20)]
+        );
+    }
 }

@@ -180,6 +180,8 @@ mod tests {
             at_ms(&runs_stop_with_their_worker(&[started(0, 1), fenced(10), returned(400, 1, false)])),
             [("P43", 400)]
         );
+        let v = runs_stop_with_their_worker(&[started(0, 1), fenced(10), returned(400, 1, false)]);
+        assert!(v[0].detail.contains("returned unstopped 0.390s after its worker's fence (fenced)"), "{}", v[0].detail);
         // Returned before the fence: not judged.
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), returned(5, 1, false), fenced(10)])), []);
         // Aborted at the bound: ended.
@@ -211,6 +213,9 @@ mod tests {
         assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(300_500)))), []);
         assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(250_000)))), [("P43", 400)]);
         assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(600_000)))), []);
+        // The 2 ms of slack, to the µs.
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(298_000)))), []);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&h(abort(297_999)))), [("P43", 400)]);
     }
 
     #[test]
@@ -220,6 +225,29 @@ mod tests {
         assert_eq!(at_ms(&runs_stop_with_their_worker(&[fenced(10), unfenced, started(25, 1)])), []);
         let dead = at(10, PoolEvent::WorkerDead { worker: "w".into() });
         let unfenced = at(20, PoolEvent::Unfenced { worker: "w".into() });
-        assert_eq!(at_ms(&runs_stop_with_their_worker(&[dead, unfenced, started(25, 1)])), [("P43", 25)]);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[dead.clone(), unfenced, started(25, 1)])), [("P43", 25)]);
+        // A fenced worker that then finds itself dead stays dead through the fence's lift.
+        let (fence, died) = (fenced(5), at(12, PoolEvent::WorkerDead { worker: "w".into() }));
+        let unfenced = at(20, PoolEvent::Unfenced { worker: "w".into() });
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[fence, died, unfenced, started(25, 1)])), [("P43", 25)]);
+        // The violation names the cause.
+        let v = runs_stop_with_their_worker(&[fenced(10), started(15, 1)]);
+        assert!(v[0].detail.ends_with("after its fence (fenced)"), "{}", v[0].detail);
+        let v = runs_stop_with_their_worker(&[dead, started(15, 1)]);
+        assert!(v[0].detail.ends_with("after its death (worker_dead)"), "{}", v[0].detail);
+    }
+
+    /// A node's crash or restart ends its runs and forgets its fences; another node's does not.
+    #[test]
+    fn a_crash_ends_the_runs_and_fences_of_its_node_only() {
+        let fact = |node, f| Ev(5_000, node, None, Some(f));
+        let stopped = at(20, PoolEvent::WorkerStopped { worker: "w".into() });
+        for f in [Fact::NodeCrash, Fact::NodeStart] {
+            assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), fact("n1", f), stopped.clone()])), []);
+            assert_eq!(at_ms(&runs_stop_with_their_worker(&[fenced(0), fact("n1", f), started(10, 1)])), []);
+        }
+        let crash = fact("n2", Fact::NodeCrash);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[started(0, 1), crash.clone(), stopped])), [("P43", 20)]);
+        assert_eq!(at_ms(&runs_stop_with_their_worker(&[fenced(0), crash, started(10, 1)])), [("P43", 10)]);
     }
 }

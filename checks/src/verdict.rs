@@ -83,5 +83,8 @@ mod tests {
         assert_eq!(a.len_outside(&[]), 100);
         let gaps = a.outside(&[Span { start: 30, end: 40 }, Span { start: 10, end: 20 }, Span { start: 35, end: 120 }]);
         assert_eq!(gaps, vec![Span { start: 0, end: 10 }, Span { start: 20, end: 30 }]);
+        // Holes that abut the span's start or each other leave no empty gap.
+        let gaps = a.outside(&[Span { start: 0, end: 10 }, Span { start: 10, end: 20 }, Span { start: 50, end: 100 }]);
+        assert_eq!(gaps, vec![Span { start: 20, end: 50 }]);
     }
 }
