@@ -1607,6 +1607,11 @@ pub enum Mutant {
     /// shorter than the `quarantine_ms` the caller asked for (blind-spot hunt, round 39, A #24;
     /// S34, which judges each grant and refusal against the quarantine the store node reckons).
     MC357,
+    /// A pool node's bound on completion waits checked past its last slot (`>` for `>=`): the
+    /// node registers one wait more than `PoolConfigBuilder::max_waiters` allows, so a service
+    /// sized by it holds more than it was told (blind-spot hunt, round 40, A #1; P74, judged at
+    /// each registration and refusal).
+    MC379,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2203,6 +2203,12 @@ pub const ZOO: &[Entry] = &[
         budget: 40,
     },
     Entry {
+        mutant: Mutant::MC379,
+        lineage: "blind-spot hunt, round 40, A #1: a pool node's wait bound checked past its last slot (one waiter more than max_waiters)",
+        scenario: "poolfeed",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -129,7 +129,10 @@ impl PoolScenario {
     }
 
     fn config(&self, node: &str) -> Option<PoolConfig> {
-        PoolConfig::builder(POOL, node)
+        let b = PoolConfig::builder(POOL, node);
+        // poolfeed: a service's small bound on completion waits, so bursts meet it (P74).
+        let b = if self.feed { b.max_waiters(super::pool_feed::MAX_WAITERS) } else { b };
+        b
             .worker_ttl(Duration::from_millis(self.ttl_ms))
             .ack_grace(Duration::from_millis(self.ack_grace_ms()))
             .sweep_interval(Duration::from_millis(self.sweep_ms()))
@@ -574,6 +577,7 @@ impl PoolScenario {
         if self.feed {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
+            v.extend(super::pool_feed::waits_bounded(run));
             v.extend(super::pool_events::check(run));
         }
         v
@@ -667,6 +671,7 @@ impl PoolScenario {
                 Mutant::MC274,
                 Mutant::MC348,
                 Mutant::MC378,
+                Mutant::MC379,
             ];
         }
         &[
