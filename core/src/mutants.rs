@@ -1612,6 +1612,11 @@ pub enum Mutant {
     /// sized by it holds more than it was told (blind-spot hunt, round 40, A #1; P74, judged at
     /// each registration and refusal).
     MC379,
+    /// `keel::pool::inspect` scanning the completer's map under the meta map's kind (a
+    /// copy-pasted row of its scan): every completion entry is reported corrupt, and an operator
+    /// who runs `quarantine_corrupt` on the report moves them out of the pool (blind-spot hunt,
+    /// round 40, A #2: no run called `inspect` itself, only its in-place twin; P75).
+    MC380,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

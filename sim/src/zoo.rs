@@ -2209,6 +2209,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC380,
+        lineage: "blind-spot hunt, round 40, A #2: inspect scans the completer's map under the meta map's kind, reporting every completion entry corrupt",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",
