@@ -1629,6 +1629,16 @@ pub enum Mutant {
     /// of a window pops the slowdown begun last, so where two overlap and the first ends first,
     /// the network keeps the ended one's latency and drops the open one's (round 40, W4).
     MC395,
+    /// A pool node's bound on completion waits checked past its last slot (`>` for `>=`): the
+    /// node registers one wait more than `PoolConfigBuilder::max_waiters` allows, so a service
+    /// sized by it holds more than it was told (blind-spot hunt, round 40, A #1; P74, judged at
+    /// each registration and refusal).
+    MC379,
+    /// `keel::pool::inspect` scanning the completer's map under the meta map's kind (a
+    /// copy-pasted row of its scan): every completion entry is reported corrupt, and an operator
+    /// who runs `quarantine_corrupt` on the report moves them out of the pool (blind-spot hunt,
+    /// round 40, A #2: no run called `inspect` itself, only its in-place twin; P75).
+    MC380,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -94,6 +94,13 @@ events! {
         /// A wait for `job`'s completion was registered on this node (`wait_for`,
         /// `dispatch_and_wait`: the latter before its dispatch writes; P81).
         CompletionWaitRegistered { job: Text<'a> } = "completion_wait_registered",
+        /// A wait for `job`'s completion was refused: the node had `waiting` waits registered,
+        /// its most (`max`, [`PoolConfigBuilder::max_waiters`](crate::pool::PoolConfigBuilder::max_waiters));
+        /// the call returns `TooManyWaiters` (P74).
+        CompletionWaitRefused { job: Text<'a>, waiting: u64, max: u64 } = "completion_wait_refused",
+        /// A registered wait for `job` left the node's registry: `resolved` by its completion,
+        /// or given up (its caller returned or dropped it; P74).
+        CompletionWaitEnded { job: Text<'a>, resolved: bool } = "completion_wait_ended",
         /// A new job was added, owned by `worker` (empty: queued), at store time `now_ms`.
         Dispatched { job: Text<'a>, worker: Text<'a>, attempt: u64, now_ms: u64 } = "dispatched",
         /// A dispatch's or a move's pending entry was written: `worker` must acknowledge attempt
@@ -348,6 +355,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::CompletionWaitRegistered { job } => {
             debug!(target: T, kind = "completion_wait_registered", job = %job, "completion wait registered")
+        }
+        E::CompletionWaitRefused { job, waiting, max } => {
+            debug!(target: T, kind = "completion_wait_refused", job = %job, waiting, max, "completion wait refused: the node has its most waiters")
+        }
+        E::CompletionWaitEnded { job, resolved } => {
+            trace!(target: T, kind = "completion_wait_ended", job = %job, resolved, "completion wait ended")
         }
         E::Dispatched { job, worker, attempt, now_ms } => {
             debug!(target: T, kind = "dispatched", job = %job, worker = %worker, attempt, now_ms, "job dispatched")

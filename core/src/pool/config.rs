@@ -38,6 +38,8 @@ pub struct PoolConfig {
     pub(crate) worker_restart: Option<(Duration, Duration)>,
     /// How long [`Pool::start`](super::Pool::start) waits for the store before it fails.
     pub(crate) start_timeout: Duration,
+    /// Most completion waits (`wait_for`, `dispatch_and_wait`) registered at once on the node.
+    pub(crate) max_waiters: usize,
     /// The node's completer (completion batching and events): map `keel:pool:{pool}:completions`.
     pub(crate) completer: CompleterConfig,
 }
@@ -63,6 +65,7 @@ pub struct PoolConfigBuilder {
     dedup_setting: &'static str,
     worker_restart: Option<Option<(Duration, Duration)>>,
     start_timeout: Duration,
+    max_waiters: usize,
 }
 
 /// The default worker TTL.
@@ -128,6 +131,7 @@ impl PoolConfig {
             dedup_setting: "dedup_window",
             worker_restart: None,
             start_timeout: DEFAULT_START_TIMEOUT,
+            max_waiters: super::WAITERS_MAX,
         }
     }
 
@@ -171,6 +175,11 @@ impl PoolConfig {
     /// How long [`Pool::start`](super::Pool::start) waits for the store.
     pub fn start_timeout(&self) -> Duration {
         self.start_timeout
+    }
+    /// Most completion waits registered at once on the node (see
+    /// [`PoolConfigBuilder::max_waiters`]).
+    pub fn max_waiters(&self) -> usize {
+        self.max_waiters
     }
 }
 
@@ -271,6 +280,16 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// Most completion waits ([`wait_for`](super::PoolNode::wait_for),
+    /// [`dispatch_and_wait`](super::PoolNode::dispatch_and_wait)) registered at once on the
+    /// node: one more is refused with [`PoolError::TooManyWaiters`](super::PoolError::TooManyWaiters)
+    /// until one of them ends (default and most: [`WAITERS_MAX`](super::WAITERS_MAX)). A
+    /// service bounds its memory under a burst of API calls with it.
+    pub fn max_waiters(mut self, n: usize) -> Self {
+        self.max_waiters = n;
+        self
+    }
+
     /// Validate and build. Every duration is bounded (see the `_MAX` constants) and every
     /// default is derived so that it is valid whenever the settings it derives from are: an
     /// error names the setting the caller must change.
@@ -350,6 +369,7 @@ impl PoolConfigBuilder {
             ConfigError::check_duration("worker_restart", min, nanos, max)?;
         }
         ConfigError::check_duration("start_timeout", self.start_timeout, nanos, START_TIMEOUT_MAX)?;
+        ConfigError::check_count("max_waiters", self.max_waiters, 1, super::WAITERS_MAX)?;
         // The completer flushes completion events every ttl/20 (<= 50 ms) and may take the
         // workers' drain (shutdown_deadline) plus a few store ops to stop. Every input is bounded
         // above, so these cannot fail; a failure would still be a typed error, not a panic.
@@ -383,6 +403,7 @@ impl PoolConfigBuilder {
             done_retention,
             worker_restart,
             start_timeout: self.start_timeout,
+            max_waiters: self.max_waiters,
         })
     }
 }
@@ -411,8 +432,10 @@ mod tests {
             .done_retention(ms(60_000))
             .worker_restart(ms(11), ms(1_100))
             .start_timeout(ms(2_200))
+            .max_waiters(9)
             .build()
             .expect("valid");
+        assert_eq!(c.max_waiters(), 9);
         let got = (
             (c.worker_ttl, c.keepalive_interval, c.drift_margin, c.ack_grace, c.sweep_interval),
             (c.cleanup_lock_ttl, c.cleanup_retries, c.cleanup_backoff, c.shutdown_deadline, c.op_timeout),
@@ -441,6 +464,8 @@ mod tests {
         assert_eq!(e.field, "drift_margin");
         assert_eq!(c.worker_restart(), Some((Duration::from_millis(300), Duration::from_secs(3))));
         assert_eq!(c.start_timeout(), DEFAULT_START_TIMEOUT);
+        assert_eq!(c.max_waiters(), crate::pool::WAITERS_MAX);
+        assert_eq!(PoolConfig::builder("p", "n").max_waiters(0).build().unwrap_err().field, "max_waiters");
         // The accessors (cargo-mutants: `node -> ""` survived).
         assert_eq!((c.name(), c.node(), c.worker_ttl()), ("p", "n", Duration::from_secs(3)));
         // The keep-alive's minimum is allowed (cargo-mutants: `<` → `<=` survived).
@@ -466,7 +491,7 @@ mod props {
     use super::*;
     use crate::error::strategies::{builder_props, count, duration, name};
 
-    const FIELDS: [&str; 13] = [
+    const FIELDS: [&str; 14] = [
         "name",
         "node",
         "worker_ttl",
@@ -480,6 +505,7 @@ mod props {
         "op_timeout",
         "intake_buffer",
         "done_retention",
+        "max_waiters",
     ];
 
     /// A builder with setting `which` (an index into [`FIELDS`]) set from the arbitrary values.
@@ -497,7 +523,8 @@ mod props {
             9 => b.shutdown_deadline(d),
             10 => b.op_timeout(d),
             11 => b.intake_buffer(n),
-            _ => b.done_retention(d),
+            12 => b.done_retention(d),
+            _ => b.max_waiters(n),
         }
     }
 
@@ -514,6 +541,7 @@ mod props {
         assert!(c.shutdown_deadline <= SHUTDOWN_DEADLINE_MAX);
         assert!(!c.op_timeout.is_zero() && c.op_timeout <= OP_TIMEOUT_MAX);
         assert!((1..=INTAKE_BUFFER_MAX).contains(&c.intake_buffer));
+        assert!((1..=super::super::WAITERS_MAX).contains(&c.max_waiters));
         assert!(c.worker_ttl <= c.done_retention && c.done_retention <= DONE_RETENTION_MAX);
         assert!(c.completer.stop_timeout() >= c.shutdown_deadline);
         // What the node derives from it cannot overflow.

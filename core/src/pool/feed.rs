@@ -281,6 +281,8 @@ struct Registry {
     /// job → (waiter id, its one-shot).
     waiters: BTreeMap<String, Vec<(u64, oneshot::Sender<JobCompletion>)>>,
     waiting: usize,
+    /// Most waiters at once ([`PoolConfigBuilder::max_waiters`](super::PoolConfigBuilder::max_waiters)).
+    max_waiting: usize,
     next_id: u64,
     closed: bool,
 }
@@ -314,6 +316,9 @@ impl Drop for Waiter {
                 r.waiters.remove(&self.job);
             }
             r.waiting -= removed;
+            if removed > 0 {
+                crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded { job: (&self.job).into(), resolved: false });
+            }
         }
     }
 }
@@ -331,7 +336,14 @@ pub(crate) struct Delivered {
 
 impl Feed {
     pub fn new(start_ms: u64, horizon_ms: u64) -> Self {
-        Feed { state: Mutex::new(FeedState::new(start_ms, horizon_ms)), reg: Arc::new(Mutex::new(Registry::default())) }
+        let reg = Registry { max_waiting: WAITERS_MAX, ..Registry::default() };
+        Feed { state: Mutex::new(FeedState::new(start_ms, horizon_ms)), reg: Arc::new(Mutex::new(reg)) }
+    }
+
+    /// The feed with at most `max` waiters registered at once.
+    pub fn with_max_waiters(self, max: usize) -> Self {
+        lock(&self.reg).max_waiting = max;
+        self
     }
 
     /// A new subscriber, or `None` when the node stopped or has [`FEED_SUBSCRIBERS_MAX`].
@@ -347,10 +359,25 @@ impl Feed {
         Some(CompletionFeed { rx, dropped })
     }
 
-    /// Register a waiter for `job`, or `None` when the node stopped or has [`WAITERS_MAX`].
+    /// Register a waiter for `job`, or `None` when the node stopped or has its most waiters
+    /// ([`PoolConfigBuilder::max_waiters`](super::PoolConfigBuilder::max_waiters)).
     pub fn wait(&self, job: &str) -> Option<Waiter> {
         let mut r = lock(&self.reg);
-        if r.closed || r.waiting >= WAITERS_MAX {
+        if r.closed {
+            return None;
+        }
+        // MC379: the bound checked past its last slot: one waiter more than configured.
+        let full = if crate::mutants::active(crate::mutants::Mutant::MC379) {
+            r.waiting > r.max_waiting
+        } else {
+            r.waiting >= r.max_waiting
+        };
+        if full {
+            crate::observe::emit(crate::observe::PoolEvent::CompletionWaitRefused {
+                job: job.into(),
+                waiting: r.waiting as u64,
+                max: r.max_waiting as u64,
+            });
             return None;
         }
         let (tx, rx) = oneshot::channel();
@@ -407,6 +434,7 @@ impl Feed {
                 r.waiting -= list.len();
                 out.resolved += list.len();
                 for (_, tx) in list {
+                    crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded { job: c.job.into(), resolved: true });
                     let _ = tx.send(c.owned()); // a waiter that has gone is no error
                 }
             }
@@ -602,6 +630,24 @@ mod tests {
         assert!(matches!(closed, Some(Err(_))), "closed: the waiter learns the node stopped");
         assert!(sub.recv().await.is_none());
         assert!(feed.subscribe().is_none() && feed.wait("d").is_none());
+    }
+
+    /// A configured bound (`max_waiters`) is exact: that many waits register, one more is
+    /// refused while they live, and a slot freed by a resolution or a wait given up takes one
+    /// again (round 40 A #1; MC379 registers one past it).
+    #[test]
+    fn the_configured_bound_is_exact() {
+        let feed = Feed::new(0, 500).with_max_waiters(2);
+        let a = feed.wait("a").expect("first slot");
+        let b = feed.wait("b").expect("second slot");
+        assert!(feed.wait("c").is_none(), "full at the bound");
+        drop(a);
+        let c = feed.wait("c").expect("a slot given up is free");
+        assert!(feed.wait("d").is_none(), "full again");
+        let d = feed.observe([("b", "1|w|400")].into_iter(), WHOLE);
+        assert_eq!(d.resolved, 1);
+        assert!(feed.wait("d").is_some(), "a resolved wait frees its slot");
+        drop((b, c));
     }
 
     /// A wait given up (its caller's timeout, a dropped future) frees its slot: `WAITERS_MAX`

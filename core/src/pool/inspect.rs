@@ -76,7 +76,10 @@ async fn read<S: Store>(store: &S, pool: &str) -> Result<PoolReport, StoreError>
     };
     let mut r = report(&view);
     r.corrupt = view.corrupt(&maps);
-    for (kind, map, entries) in [("meta", &maps.meta, &meta), ("completions", &completions_map, &completions)] {
+    // MC380: the completer's map scanned under the meta map's kind (a copy-pasted row): every
+    // completion entry it holds is reported corrupt.
+    let completions_kind = if crate::mutants::active(crate::mutants::Mutant::MC380) { "meta" } else { "completions" };
+    for (kind, map, entries) in [("meta", &maps.meta, &meta), (completions_kind, &completions_map, &completions)] {
         for (key, raw) in entries {
             if let Err(detail) = check_value(kind, key, raw) {
                 r.corrupt.push(CorruptRecord { map: map.clone(), key: key.clone(), raw: raw.clone(), detail });

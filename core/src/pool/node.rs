@@ -91,7 +91,7 @@ impl<S: Store> Core<S> {
         let completer = Completer::new(store.clone(), cfg.completer.clone()).with_clock(clock.clone());
         let events = SubscriptionManager::new(&completer);
         let batch = Batch::start(store.clone(), maps.jobs.clone(), clock.clone(), cfg.op_timeout);
-        let feed = Feed::new(incarnation, ms(cfg.worker_ttl) * FEED_HORIZON_TTLS);
+        let feed = Feed::new(incarnation, ms(cfg.worker_ttl) * FEED_HORIZON_TTLS).with_max_waiters(cfg.max_waiters);
         Core {
             feed,
             completer,

@@ -60,6 +60,12 @@ events! {
         /// P38: another figure of `inspect`'s report (`what`, of `key`) disagrees with what the
         /// auditor read from the raw map and the report's store time.
         InspectFigureWrong { what: String, key: String, reported: String, computed: String } = "inspect_figure_wrong",
+        /// P75: the operator's whole report (`keel::pool::inspect`, with its scan for corrupt
+        /// records) called the record `key` of `map` corrupt (`detail`): no run writes one.
+        InspectCorrupt { map: String, key: String, detail: String } = "inspect_corrupt",
+        /// P75: the whole report differs from the in-place one read at the same store time, in
+        /// `what` (`whole` and `in_place`: the two figures).
+        InspectDiffers { what: String, whole: String, in_place: String } = "inspect_differs",
         /// `poolfeed`: the node's completion feed subscriber began listening.
         FeedStart {} = "feed_start",
         /// `poolfeed`: the subscriber got a completion (`dropped`: its drop count then).
@@ -129,7 +135,10 @@ impl PoolScenario {
     }
 
     fn config(&self, node: &str) -> Option<PoolConfig> {
-        PoolConfig::builder(POOL, node)
+        let b = PoolConfig::builder(POOL, node);
+        // poolfeed: a service's small bound on completion waits, so bursts meet it (P74).
+        let b = if self.feed { b.max_waiters(super::pool_feed::MAX_WAITERS) } else { b };
+        b
             .worker_ttl(Duration::from_millis(self.ttl_ms))
             .ack_grace(Duration::from_millis(self.ack_grace_ms()))
             .sweep_interval(Duration::from_millis(self.sweep_ms()))
@@ -197,6 +206,44 @@ fn raw_figures(ctx: &NodeCtx, store: &keel::MemoryStore, r: &keel::pool::PoolRep
         }
     });
     ages
+}
+
+/// Every how many audits (each 250 ms) the auditor also reads the operator's whole report.
+const WHOLE_INSPECT_EVERY: u64 = 8;
+
+/// The operator's whole report (`keel::pool::inspect`: every map of the pool, its completion
+/// tombstones and the completer's map too, scanned for corrupt records), read in place as the
+/// in-place audit `r` is, at the same instant (no await between them yields: no schedule
+/// moves). P75: no run writes a record keel cannot read, so every corrupt record it reports is
+/// a false alarm an operator would act on (`quarantine_corrupt` moves what it names out of the
+/// pool); and at the same store time every other figure is the in-place report's.
+async fn whole_report(ctx: &NodeCtx, store: &keel::MemoryStore, r: &keel::pool::PoolReport) {
+    let Ok(whole) = keel::pool::inspect(store, POOL).await else { return };
+    for c in whole.corrupt.iter().take(3) {
+        let (map, key, detail) = (c.map.clone(), c.key.clone(), c.detail.to_owned());
+        ctx.record(Rec::InspectCorrupt { map, key, detail });
+    }
+    if whole.now_ms != r.now_ms {
+        return;
+    }
+    let differs = |what: &str, whole: String, in_place: String| {
+        ctx.record(Rec::InspectDiffers { what: what.to_owned(), whole, in_place });
+    };
+    if whole.workers != r.workers {
+        differs("workers", format!("{:?}", whole.workers), format!("{:?}", r.workers));
+    }
+    if whole.registered != r.registered {
+        differs("registered", format!("{:?}", whole.registered), format!("{:?}", r.registered));
+    }
+    if whole.cleanup_locks != r.cleanup_locks {
+        differs("cleanup_locks", format!("{:?}", whole.cleanup_locks), format!("{:?}", r.cleanup_locks));
+    }
+    if whole.jobs != r.jobs {
+        differs("jobs", format!("{:?}", whole.jobs), format!("{:?}", r.jobs));
+    }
+    if whole.pending != r.pending {
+        differs("pending", format!("{:?}", whole.pending), format!("{:?}", r.pending));
+    }
 }
 
 /// Records the start and stop of every attempt, runs for the payload's milliseconds.
@@ -303,6 +350,7 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
     let mut pending_since: BTreeMap<(String, String, u64), u64> = BTreeMap::new();
     let mut stale_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_read_us = 0u64;
+    let mut audits = 0u64;
     loop {
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
@@ -322,6 +370,10 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
         }
         // The audit looks only at jobs, workers and pending dispatches.
         let Ok(r) = inspect_in_place(&store, POOL).await else { continue };
+        audits += 1;
+        if audits.is_multiple_of(WHOLE_INSPECT_EVERY) {
+            whole_report(&ctx, &store, &r).await;
+        }
         let now_us = ctx.history.now_us();
         let seen_ms = |since: u64| if since == 0 { u64::MAX } else { now_us.saturating_sub(since) / 1000 };
         // Every figure of the report against the raw maps (P38), and the audit's stale workers
@@ -574,6 +626,7 @@ impl PoolScenario {
         if self.feed {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
+            v.extend(super::pool_feed::waits_bounded(run));
             v.extend(super::pool_events::check(run));
         }
         v
@@ -667,6 +720,7 @@ impl PoolScenario {
                 Mutant::MC274,
                 Mutant::MC348,
                 Mutant::MC378,
+                Mutant::MC379,
             ];
         }
         &[
@@ -691,6 +745,7 @@ impl PoolScenario {
             Mutant::MC360,
             Mutant::MC376,
             Mutant::MC377,
+            Mutant::MC380,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
@@ -966,6 +1021,24 @@ impl PoolScenario {
                     "P38",
                     e.t_us,
                     format!("inspect reported the {what} of {key:?} as {reported}; the raw map and the report's store time say {computed}"),
+                ));
+            }
+            if let Some(Rec::InspectCorrupt { map, key, detail }) = rec(e)
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P75",
+                    e.t_us,
+                    format!("{}: inspect called the record {key:?} of {map} corrupt ({detail}), yet no run writes one: an operator's quarantine_corrupt would move it out of the pool", e.node),
+                ));
+            }
+            if let Some(Rec::InspectDiffers { what, whole, in_place }) = rec(e)
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P75",
+                    e.t_us,
+                    format!("{}: inspect's {what} were {whole}; the in-place report at the same store time says {in_place}", e.node),
                 ));
             }
             let Some(Rec::Audit { stale_workers, stale_example, stale_ms, overdue_ms, overdue_job, .. }) = rec(e)

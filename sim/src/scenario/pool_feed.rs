@@ -48,13 +48,100 @@ pub async fn subscriber(ctx: NodeCtx, node: Arc<Node>) {
     ctx.record(Rec::FeedEnd { dropped: feed.dropped() });
 }
 
-/// Wait for `job`'s completion on `node` and record how the wait ended.
+/// Most completion waits a `poolfeed` node registers at once (`max_waiters`): a service's
+/// bound, small enough that the workload's bursts of waits (slow jobs, a partition holding
+/// completions back) meet it, so `TooManyWaiters` is taken (P74: in 155 of seeds 0..300; a
+/// run that never meets it keeps its schedule of before round 40).
+pub const MAX_WAITERS: usize = 8;
+
+/// How long a waiter refused at the bound backs off before it asks again, and how many times.
+pub const REFUSED_BACKOFF_MS: u64 = 100;
+const REFUSED_TRIES: u32 = 30;
+
+/// Wait for `job`'s completion on `node` and record how the wait ended. A wait refused at the
+/// node's bound (`TooManyWaiters`) ends there (P10 judges each try as a wait of its own) and is
+/// asked again after a backoff, as a service does.
 pub async fn waiter(ctx: NodeCtx, node: Arc<Node>, job: String) {
-    ctx.record(Rec::WaitBegun { job: job.clone() });
-    match node.wait_for(&job).await {
-        Ok(c) => ctx.record(Rec::WaitDone { job, attempt: c.attempt }),
-        Err(e) => ctx.record(Rec::WaitFailed { job, error: e.to_string() }),
+    for _ in 0..REFUSED_TRIES {
+        ctx.record(Rec::WaitBegun { job: job.clone() });
+        match node.wait_for(&job).await {
+            Ok(c) => return ctx.record(Rec::WaitDone { job, attempt: c.attempt }),
+            Err(e @ keel::pool::PoolError::TooManyWaiters) => {
+                ctx.record(Rec::WaitFailed { job: job.clone(), error: e.to_string() });
+            }
+            Err(e) => return ctx.record(Rec::WaitFailed { job, error: e.to_string() }),
+        }
+        tokio::select! {
+        biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
+            _ = ctx.shutdown.cancelled() => return,
+            _ = keel::clock::Clock::sleep(&ctx.clock, std::time::Duration::from_millis(REFUSED_BACKOFF_MS)) => {}
+        }
     }
+}
+
+/// **P74**: a pool node refuses a completion wait (`TooManyWaiters`) exactly when its registry
+/// holds its most waits (`max_waiters`), and never registers one past it; the refused caller is
+/// told `TooManyWaiters`. Judged at each `completion_wait_registered` (the node's live waits,
+/// counted from its registrations and `completion_wait_ended`s, below the bound), each
+/// `completion_wait_refused` (at the bound, and the bound the one configured) and the caller's
+/// `wait_failed` that follows a refusal. The first 20 violations.
+pub fn waits_bounded(run: &RunView<'_>) -> Vec<Violation> {
+    use keel::observe::PoolEvent as P;
+    let max = MAX_WAITERS as u64;
+    // Each node's registered waits of its current life, by job: a crashed life's waits are
+    // dropped after its crash (their `completion_wait_ended` may follow the next start), so
+    // an end counts only for a wait of the life.
+    let mut live: BTreeMap<Who, BTreeMap<&str, u64>> = BTreeMap::new();
+    let mut refused: BTreeSet<(Who, &str)> = BTreeSet::new();
+    let mut v = Vec::new();
+    let told = keel::pool::PoolError::TooManyWaiters.to_string();
+    for e in run.events {
+        if v.len() >= 20 {
+            break;
+        }
+        let waits = live.entry(e.node).or_default();
+        let n: u64 = waits.values().sum();
+        let mut bad = |what: String| v.push(Violation::new("P74", e.t_us, format!("{}: {what}", e.node)));
+        match (rec(e), e.pool(), e.world()) {
+            (_, Some(P::CompletionWaitRegistered { job }), _) => {
+                if n >= max {
+                    bad(format!("registered a wait for {job} with {n} waits live, past its bound of {max} (max_waiters)"));
+                }
+                *waits.entry(plain(job)).or_default() += 1;
+            }
+            (_, Some(P::CompletionWaitEnded { job, .. }), _) => {
+                if let Some(k) = waits.get_mut(plain(job)) {
+                    *k -= 1;
+                    if *k == 0 {
+                        waits.remove(plain(job));
+                    }
+                }
+            }
+            (_, Some(P::CompletionWaitRefused { job, waiting, max: bound }), _) => {
+                if n < max || *bound != max {
+                    bad(format!(
+                        "refused a wait for {job} with {n} waits live (it counted {waiting} of {bound}), its bound {max}: refused with room"
+                    ));
+                }
+                refused.insert((e.node, plain(job)));
+            }
+            (Some(Rec::WaitFailed { job, error }), _, _)
+                if refused.remove(&(e.node, job.as_str())) && *error != told =>
+            {
+                bad(format!("a wait for {job} refused at the bound returned {error:?}, not {told:?}"));
+            }
+            (Some(Rec::WaitDone { job, .. }), _, _) if refused.remove(&(e.node, job.as_str())) => {
+                bad(format!("a wait for {job} refused at the bound returned a completion"));
+            }
+            (_, Some(P::NodeStopped { .. }), _)
+            | (_, _, Some(crate::history::WorldEv::NodeStart {} | crate::history::WorldEv::NodeCrash {})) => {
+                waits.clear();
+                refused.retain(|(w, _)| *w != e.node);
+            }
+            _ => {}
+        }
+    }
+    v
 }
 
 /// Every how many jobs a `poolfeed` dispatcher sends through `dispatch_and_wait` (an API
@@ -105,6 +192,10 @@ pub fn waits_registered_first(run: &RunView<'_>) -> Vec<Violation> {
                 if let Some(r) = calls.get_mut(&(e.node, plain(job))) {
                     *r = true;
                 }
+            }
+            // A wait refused at the node's bound: the call dispatches nothing (P74 judges it).
+            (_, Some(PoolEvent::CompletionWaitRefused { job, .. })) => {
+                calls.remove(&(e.node, plain(job)));
             }
             // The call's first `dispatched` ends its judging, whatever it finds.
             (_, Some(PoolEvent::Dispatched { job, .. }))
