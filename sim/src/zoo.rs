@@ -2241,6 +2241,8 @@ pub const ZOO: &[Entry] = &[
         lineage: "checker proof (the fault layer's windows, round 40): network slowdowns ended in the reverse order they began",
         scenario: HARNESS,
         budget: 20,
+    },
+    Entry {
         mutant: Mutant::MC379,
         lineage: "blind-spot hunt, round 40, A #1: a pool node's wait bound checked past its last slot (one waiter more than max_waiters)",
         scenario: "poolfeed",
