@@ -317,7 +317,10 @@ impl Drop for Waiter {
             }
             r.waiting -= removed;
             if removed > 0 {
-                crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded { job: (&self.job).into(), resolved: false });
+                crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded {
+                    job: (&self.job).into(),
+                    resolved: false,
+                });
             }
         }
     }
@@ -434,7 +437,10 @@ impl Feed {
                 r.waiting -= list.len();
                 out.resolved += list.len();
                 for (_, tx) in list {
-                    crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded { job: c.job.into(), resolved: true });
+                    crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded {
+                        job: c.job.into(),
+                        resolved: true,
+                    });
                     let _ = tx.send(c.owned()); // a waiter that has gone is no error
                 }
             }

@@ -138,8 +138,7 @@ impl PoolScenario {
         let b = PoolConfig::builder(POOL, node);
         // poolfeed: a service's small bound on completion waits, so bursts meet it (P74).
         let b = if self.feed { b.max_waiters(super::pool_feed::MAX_WAITERS) } else { b };
-        b
-            .worker_ttl(Duration::from_millis(self.ttl_ms))
+        b.worker_ttl(Duration::from_millis(self.ttl_ms))
             .ack_grace(Duration::from_millis(self.ack_grace_ms()))
             .sweep_interval(Duration::from_millis(self.sweep_ms()))
             .shutdown_deadline(Duration::from_millis(self.ttl_ms / 2))
@@ -1038,7 +1037,10 @@ impl PoolScenario {
                 v.push(Violation::new(
                     "P75",
                     e.t_us,
-                    format!("{}: inspect's {what} were {whole}; the in-place report at the same store time says {in_place}", e.node),
+                    format!(
+                        "{}: inspect's {what} were {whole}; the in-place report at the same store time says {in_place}",
+                        e.node
+                    ),
                 ));
             }
             let Some(Rec::Audit { stale_workers, stale_example, stale_ms, overdue_ms, overdue_job, .. }) = rec(e)

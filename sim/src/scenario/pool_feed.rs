@@ -105,7 +105,9 @@ pub fn waits_bounded(run: &RunView<'_>) -> Vec<Violation> {
         match (rec(e), e.pool(), e.world()) {
             (_, Some(P::CompletionWaitRegistered { job }), _) => {
                 if n >= max {
-                    bad(format!("registered a wait for {job} with {n} waits live, past its bound of {max} (max_waiters)"));
+                    bad(format!(
+                        "registered a wait for {job} with {n} waits live, past its bound of {max} (max_waiters)"
+                    ));
                 }
                 *waits.entry(plain(job)).or_default() += 1;
             }
