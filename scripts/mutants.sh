@@ -47,10 +47,13 @@ case "$pkg" in
   *) echo "MUTANTS_PACKAGE: keel or keel-checks, not $pkg" >&2; exit 1 ;;
 esac
 # A test timeout of 3 x the baseline's; MUTANTS_TIMEOUT=SECS sets it (needed with --baseline skip).
+# A `--timeout` among the cargo-mutants arguments wins too (the two options exclude each other).
 timeout_args=(--timeout-multiplier 3); [ -n "${MUTANTS_TIMEOUT:-}" ] && timeout_args=(--timeout "$MUTANTS_TIMEOUT")
+for a in ${extra[@]+"${extra[@]}"}; do case "$a" in --timeout|--timeout=*) timeout_args=() ;; esac; done
+mkdir -p "$out_dir" # a fresh clone has no target/ yet
 set +e
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/$build_dir}" nice -n 10 cargo mutants --package "$pkg" --test-package "$pkg" --output "$out_dir" \
-  --jobs "${MUTANTS_JOBS:-1}" ${pkg_args[@]+"${pkg_args[@]}"} --exclude-re 'impl (std::)?(fmt::)?(Debug|Display)' "${timeout_args[@]}" \
+  --jobs "${MUTANTS_JOBS:-1}" ${pkg_args[@]+"${pkg_args[@]}"} --exclude-re 'impl (std::)?(fmt::)?(Debug|Display)' ${timeout_args[@]+"${timeout_args[@]}"} \
   "${files[@]}" ${extra[@]+"${extra[@]}"} -- "${test_args[@]}"
 rc=$?
 set -e
