@@ -1639,6 +1639,11 @@ pub enum Mutant {
     /// who runs `quarantine_corrupt` on the report moves them out of the pool (blind-spot hunt,
     /// round 40, A #2: no run called `inspect` itself, only its in-place twin; P75).
     MC380,
+    /// The simulator's store answering a batch of reads (`Store::reads`) in reverse order: every
+    /// scenario would judge keel against a store whose batches are not the ones keel runs on
+    /// (checker proof for the store conformance suite on `SimStore`, round 41; caught by
+    /// `reads_answer_as_the_single_reads_in_order` in `cargo simtest --lib store_conformance`).
+    MC319,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -42,6 +42,9 @@ pub mod runner;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod shrink;
+/// The store conformance suite on the simulator's own store (`cargo simtest --lib`).
+#[cfg(all(test, madsim))]
+mod store_conformance;
 #[cfg(madsim)]
 pub mod sweep;
 #[cfg(madsim)]

@@ -689,6 +689,8 @@ mod cli {
                 ("hang-lane", "cargo simtest --test watchdog")
             } else if e.scenario == zoo::HARNESS {
                 ("harness-lane", "cargo simtest --test harness")
+            } else if e.scenario == zoo::CONFORMANCE {
+                ("conformance-lane", "cargo simtest --lib store_conformance")
             } else {
                 ("model-lane", "cargo modelcheck")
             };

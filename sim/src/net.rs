@@ -711,7 +711,10 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             Resp::Txns(out)
         }
         Op::Reads { reads } => {
-            let outs = store.reads(&reads).await?;
+            let mut outs = store.reads(&reads).await?;
+            if mutants::active(Mutant::MC319) {
+                outs.reverse(); // MC319: the batch's answers in reverse order
+            }
             for (read, out) in reads.iter().zip(&outs) {
                 if let (Read::Snapshot { map }, ReadOut::Snapshot(snap)) = (read, out) {
                     restart_flag_judged(faults, history, node, map, snap);

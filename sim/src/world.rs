@@ -102,7 +102,7 @@ struct Slot {
 
 /// What a store restart keeps of the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Persisted {
+pub(crate) enum Persisted {
     /// Every write (a clean shutdown, `appendfsync always`).
     All,
     /// No write (no persistence).
@@ -240,7 +240,7 @@ impl World {
 
     /// Kill the store node; it comes back with `data`: all of it, none, or what it had
     /// persisted at its last checkpoint. Recorded as a data loss unless every write was kept.
-    fn kill_store(&self, data: Persisted) {
+    pub(crate) fn kill_store(&self, data: Persisted) {
         Handle::current().kill(self.store_id);
         *lock(&self.store_up) = false;
         self.rec(WorldEv::StoreCrash { data_loss: data != Persisted::All });
@@ -268,7 +268,12 @@ impl World {
         }
     }
 
-    fn restart_store(&self) {
+    /// Persist the store's data as it is now: what a [`Persisted::Checkpoint`] crash keeps.
+    pub(crate) fn checkpoint_store(&self) {
+        *lock(&self.checkpoint) = Some(self.store.checkpoint());
+    }
+
+    pub(crate) fn restart_store(&self) {
         let mut up = lock(&self.store_up);
         if !*up {
             Handle::current().restart(self.store_id);
@@ -633,7 +638,7 @@ impl World {
                 loop {
                     tokio::time::sleep(Duration::from_millis(crate::plan::FSYNC_MS)).await;
                     if *lock(&w.store_up) {
-                        *lock(&w.checkpoint) = Some(w.store.checkpoint());
+                        w.checkpoint_store();
                     }
                 }
             }));

@@ -35,6 +35,11 @@ pub const HANG: &str = "hang";
 /// fault only a user's service takes (between its own nodes), which keel's scenarios leave out.
 pub const HARNESS: &str = "harness";
 
+/// Scenario name of mutants caught by the store conformance suite run on the simulator's own
+/// store (`SimStore` over the simulated network; `cargo simtest --lib store_conformance`): a slip
+/// in the transport every scenario calls through.
+pub const CONFORMANCE: &str = "conformance";
+
 /// Scenario name of mutants caught by their fault plan in the regression corpus
 /// (`sim/regressions/<id>.json`, judged by every `cargo sim check`): their window is one a
 /// seeded sweep reaches once in hundreds of seeds, too rarely to budget for.
@@ -63,7 +68,7 @@ impl Entry {
     /// Whether a seeded sweep of a simulated scenario catches it (not the loom lane, the models
     /// or the corpus).
     pub fn simulated(&self) -> bool {
-        ![LOOM, MODEL, CORPUS, UNIT, HANG, HARNESS].contains(&self.scenario)
+        ![LOOM, MODEL, CORPUS, UNIT, HANG, HARNESS, CONFORMANCE].contains(&self.scenario)
     }
 }
 
@@ -2253,6 +2258,12 @@ pub const ZOO: &[Entry] = &[
         lineage: "blind-spot hunt, round 40, A #2: inspect scans the completer's map under the meta map's kind, reporting every completion entry corrupt",
         scenario: "pool",
         budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC319,
+        lineage: "checker proof (round 41: the conformance suite on SimStore): the simulated store answers a batch of reads in reverse order",
+        scenario: CONFORMANCE,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC284,
