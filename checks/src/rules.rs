@@ -2377,6 +2377,150 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_forgets_the_waiting_hand_overs_of_its_own_node_only() {
+        use keel::observe::CompleterEvent as C;
+        let waiting = |t| sm(t, "a", C::HandOverWaiting { completer: "c".into(), run: 1, n: 3 });
+        let gave_up = |t| sm(t, "a", C::EventsUndeliveredAtBound { completer: "c".into(), run: 1, n: 3, left_us: 0 });
+        let crash = |t, node| E(t, node, None, Some(Fact::NodeCrash));
+        let judge = |events: &[_]| -> Vec<(&str, u64)> {
+            completer_drains(events, 0, true, 1.0).iter().map(|v| (v.invariant, v.t_us)).collect()
+        };
+        // Another node's crash leaves a's wait waiting: giving its events up at the bound is right.
+        assert!(judge(&[waiting(10), crash(20, "b"), gave_up(1_000)]).is_empty());
+        // a's own crash (or restart) ended that wait: a later give-up never waited.
+        assert_eq!(judge(&[waiting(10), crash(20, "a"), gave_up(1_000)]), [("V38", 1_000)]);
+        let restart = E(20, "a", None, Some(Fact::NodeStart));
+        assert_eq!(judge(&[waiting(10), restart, gave_up(1_000)]), [("V38", 1_000)]);
+    }
+
+    fn pool_at(t_ms: u64, node: &'static str, e: PoolEvent<'_>) -> E {
+        E(t_ms * 1000, node, Some(Event::Pool(e.to_static())), None)
+    }
+
+    fn run_started(t_ms: u64, node: &'static str, job: &str, attempt: u64) -> E {
+        pool_at(t_ms, node, PoolEvent::Started { job: job.into(), worker: "w".into(), attempt })
+    }
+
+    fn returned(t_ms: u64, node: &'static str, job: &str, attempt: u64) -> E {
+        let e = PoolEvent::HandlerReturned {
+            job: job.into(),
+            worker: "w".into(),
+            attempt,
+            completed: true,
+            stopped: false,
+        };
+        pool_at(t_ms, node, e)
+    }
+
+    /// (job, node, attempt, start ms, end ms) of every collected run, job by job.
+    fn runs(h: &HandlerRuns<'_, &'static str>) -> Vec<(String, &'static str, u64, u64, u64)> {
+        let mut out = Vec::new();
+        for (job, rs) in h.by_job() {
+            for (node, attempt, span) in rs {
+                out.push(((*job).to_owned(), *node, *attempt, span.start / 1000, span.end / 1000));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn handler_runs_pair_each_start_with_its_own_end_a_crash_or_the_end_of_the_run() {
+        let h = [
+            run_started(1_000, "a", "j", 1),
+            run_started(2_000, "b", "k", 1),
+            run_started(3_000, "c", "j", 2),
+            // Another attempt's end, or the same attempt's on another node, ends nothing.
+            returned(4_000, "a", "j", 2),
+            returned(4_000, "b", "j", 1),
+            returned(5_000, "a", "j", 1),
+            // b's crash ends b's run alone; c's still runs at the end.
+            E(6_000_000, "b", None, Some(Fact::NodeCrash)),
+        ];
+        let collected = pool_handler_runs(&h, 9_000_000);
+        assert_eq!(
+            runs(&collected),
+            [
+                ("j".to_owned(), "a", 1, 1_000, 5_000),
+                ("j".to_owned(), "c", 2, 3_000, 9_000),
+                ("k".to_owned(), "b", 1, 2_000, 6_000),
+            ]
+        );
+        // Two runs of one job at once, 2 s of overlap: one P2, at the later start.
+        let v = collected.overlaps(|_| Vec::new(), HANDOFF_US);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P2", 3_000_000)], "{v:?}");
+    }
+
+    #[test]
+    fn p2_allows_the_hand_off_and_frozen_time_and_nothing_more() {
+        let judge = |second_start_ms: u64, frozen: Vec<Span>| {
+            let h =
+                [run_started(0, "a", "j", 1), run_started(second_start_ms, "b", "j", 2), returned(1_000, "a", "j", 1)];
+            let runs = pool_handler_runs(&h, 2_000_000);
+            runs.overlaps(|n| if *n == "a" { frozen.clone() } else { Vec::new() }, HANDOFF_US).len()
+        };
+        // Exactly the hand-off of overlap is allowed; a microsecond more is not.
+        assert_eq!(judge(900, Vec::new()), 0);
+        assert_eq!(judge(899, Vec::new()), 1);
+        // Time a runner's node was frozen does not count.
+        assert_eq!(judge(500, vec![Span { start: 500_000, end: 950_000 }]), 0);
+        assert_eq!(judge(500, vec![Span { start: 500_000, end: 850_000 }]), 1);
+        // One run alone overlaps nothing, however long.
+        assert!(pool_handler_runs(&[run_started(0, "a", "j", 1)], 60_000).overlaps(|_| Vec::new(), 0).is_empty());
+    }
+
+    #[test]
+    fn p1_judges_each_job_from_its_first_dispatch_or_the_heal_to_its_first_completion() {
+        let dispatched = |t_ms: u64, job: &'static str| {
+            pool_at(t_ms, "a", PoolEvent::Dispatched { job: job.into(), worker: "w".into(), attempt: 1, now_ms: t_ms })
+        };
+        let completed = |t_ms: u64, job: &'static str| run_started(t_ms, "b", job, 1);
+        let p1 = |h: &[E], heal_ms: u64, end_ms: u64| -> Vec<(String, u64)> {
+            fn d(e: &E) -> Option<&str> {
+                match e.pool() {
+                    Some(PoolEvent::Dispatched { job, .. }) => Some(plain(job)),
+                    _ => None,
+                }
+            }
+            fn c(e: &E) -> Option<&str> {
+                match e.pool() {
+                    Some(PoolEvent::Started { job, .. }) => Some(plain(job)),
+                    _ => None,
+                }
+            }
+            jobs_lost(h, heal_ms * 1000, end_ms * 1000, 10_000_000, d, c)
+                .iter()
+                .map(|v| (v.detail.split(' ').next().unwrap_or_default().to_owned(), v.t_us / 1000))
+                .collect()
+        };
+        // Dispatched at 1 s, healed at 5 s: due by 15 s, completed at 15 s exactly.
+        assert_eq!(p1(&[dispatched(1_000, "j"), completed(15_000, "j")], 5_000, 20_000), []);
+        // A microsecond late, or never: P1 at the deadline.
+        let late = E(
+            15_000_001,
+            "b",
+            Some(Event::Pool(PoolEvent::Started { job: "j".into(), worker: "w".into(), attempt: 1 }.to_static())),
+            None,
+        );
+        assert_eq!(p1(&[dispatched(1_000, "j"), late], 5_000, 20_000), [("j".to_owned(), 15_000)]);
+        assert_eq!(p1(&[dispatched(1_000, "j")], 5_000, 20_000), [("j".to_owned(), 15_000)]);
+        // Dispatched after the heal: due 10 s after its dispatch.
+        assert_eq!(p1(&[dispatched(8_000, "j")], 5_000, 30_000), [("j".to_owned(), 18_000)]);
+        assert_eq!(p1(&[dispatched(8_000, "j"), completed(17_000, "j")], 5_000, 30_000), []);
+        // A deadline past the end is not judged; one at the end is.
+        assert_eq!(p1(&[dispatched(1_000, "j")], 5_000, 14_999), []);
+        assert_eq!(p1(&[dispatched(1_000, "j")], 5_000, 15_000), [("j".to_owned(), 15_000)]);
+        // The first dispatch starts the clock (a re-dispatch does not move it); each job alone.
+        assert_eq!(
+            p1(
+                &[dispatched(1_000, "j"), dispatched(9_000, "j"), dispatched(2_000, "k"), completed(15_000, "k")],
+                5_000,
+                30_000
+            ),
+            [("j".to_owned(), 15_000)]
+        );
+    }
+
+    #[test]
     fn resource_fence_order_fires_on_an_accepted_lower_fence_only() {
         let w = |t, fence, accepted| (t, "k", fence, "w", accepted);
         assert!(resource_fence_order([w(1, 2, true), w(2, 1, false), w(3, 2, true)]).is_empty());
