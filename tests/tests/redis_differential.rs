@@ -86,16 +86,29 @@ enum Op {
 }
 
 fn key() -> impl Strategy<Value = String> {
-    // Mostly four keys that collide; now and then the empty key, which both must refuse.
-    prop_oneof![9 => (0..4u8).prop_map(|k| format!("k{k}")), 1 => Just(String::new())]
+    // Mostly four keys that collide (one of them not ASCII); now and then a key both must
+    // refuse: empty, or one byte past the longest name.
+    prop_oneof![
+        18 => (0..4u8).prop_map(|k| if k == 3 { "clé".to_owned() } else { format!("k{k}") }),
+        1 => Just(String::new()),
+        1 => Just("k".repeat(keel::store::NAME_MAX_BYTES + 1)),
+    ]
 }
 
 fn value() -> impl Strategy<Value = String> {
-    (0..3u8).prop_map(|v| ["a", "b", "c"][usize::from(v)].to_owned())
+    // An empty value and one holding the list separator are values like any other, until a
+    // list operation meets them.
+    let odd = format!("a{}b", keel::store::LIST_SEPARATOR);
+    (0..5u8).prop_map(move |v| ["a", "b", "c", "", &odd][usize::from(v)].to_owned())
 }
 
 fn items() -> impl Strategy<Value = Vec<String>> {
-    prop::collection::vec((0..3u8).prop_map(|i| ["x", "y", "a"][usize::from(i)].to_owned()), 0..3)
+    // Now and then an item both must refuse (empty, or holding the separator).
+    let sep = keel::store::LIST_SEPARATOR.to_string();
+    prop::collection::vec(
+        prop_oneof![12 => (0..3u8).prop_map(|i| ["x", "y", "a"][usize::from(i)].to_owned()), 1 => Just(String::new()), 1 => Just(sep)],
+        0..3,
+    )
 }
 
 fn write() -> impl Strategy<Value = MapWrite> {
