@@ -1845,7 +1845,20 @@ mod tests {
         assert!(redispatches_of_unacked_jobs(&[acked(10, "w", 1), pe(20, requeued)]).is_empty());
         // A new life of the key (dispatched anew after its completion) starts its attempts over.
         let again = PoolEvent::Dispatched { job: "j".into(), worker: "w".into(), attempt: 1, now_ms: 15 };
-        assert!(redispatches_of_unacked_jobs(&[acked(10, "w", 1), pe(15, again), redispatched(20, "w", 2)]).is_empty());
+        assert!(
+            redispatches_of_unacked_jobs(&[acked(10, "w", 1), pe(15, again.clone()), redispatched(20, "w", 2)])
+                .is_empty()
+        );
+        assert!(
+            redispatches_of_unacked_jobs(&[redispatched(10, "w", 2), pe(15, again.clone()), acked(20, "w", 1)])
+                .is_empty()
+        );
+        // Another job's new life leaves this one's attempts as they were.
+        let other = PoolEvent::Dispatched { job: "k".into(), worker: "w".into(), attempt: 1, now_ms: 15 };
+        assert_eq!(
+            redispatches_of_unacked_jobs(&[redispatched(10, "w", 2), pe(15, other), acked(20, "w", 1)]).len(),
+            1
+        );
     }
 
     fn held(t: u64, n: &'static str, fence: u64) -> E {
