@@ -2406,6 +2406,135 @@ mod tests {
         assert_eq!(judge(&[waiting(10), restart, gave_up(1_000)]), [("V38", 1_000)]);
     }
 
+    /// Completer event `e` of run 1 of completer `c` on `node` at `t_us`.
+    fn ce_at(t_us: u64, node: &'static str, e: CompleterEvent<'_>) -> E {
+        E(t_us, node, Some(Event::Completer(e.to_static())), None)
+    }
+
+    #[test]
+    fn v4_and_v3_judge_a_stop_deadline_to_the_microsecond() {
+        let drain = |t| {
+            let (pending, producers, bound_ms, retry_max_ms) = (2, 0, 600, 100);
+            ce_at(
+                t,
+                "a",
+                CompleterEvent::DrainStarted {
+                    completer: "c".into(),
+                    run: 1,
+                    pending,
+                    producers,
+                    bound_ms,
+                    retry_max_ms,
+                },
+            )
+        };
+        let deadline = |t, pending| {
+            ce_at(t, "a", CompleterEvent::StopDeadline { completer: "c".into(), run: 1, producers: 0, pending })
+        };
+        let closed = |t, unflushed| {
+            let e = CompleterEvent::EventsClosed {
+                completer: "c".into(),
+                run: 1,
+                unflushed,
+                undelivered: 0,
+                producers_left: 0,
+            };
+            ce_at(t, "a", e)
+        };
+        let judge = |h: &[E], tame, fastest| -> Vec<(&str, u64)> {
+            completer_drains(h, u64::MAX, tame, fastest).iter().map(|v| (v.invariant, v.t_us)).collect()
+        };
+        // The bound reported reached 2 µs short of it (the rounding slack) is right; 3 µs is V4.
+        let b = 600_000;
+        assert_eq!(judge(&[drain(1_000), deadline(1_000 + b - 2, 2), closed(1_000 + b, 2)], true, 1.0), []);
+        assert_eq!(
+            judge(&[drain(1_000), deadline(1_000 + b - 3, 2), closed(1_000 + b, 2)], true, 1.0),
+            [("V4", 1_000 + b - 3)]
+        );
+        // At a clock 20 % fast the bound is 500 ms of history time; untamed clocks are not judged.
+        assert_eq!(judge(&[drain(0), deadline(499_998, 2), closed(b, 2)], true, 1.2), []);
+        assert_eq!(judge(&[drain(0), deadline(499_997, 2), closed(b, 2)], true, 1.2), [("V4", 499_997)]);
+        assert_eq!(judge(&[drain(0), deadline(1, 2), closed(b, 2)], false, 1.0), []);
+        // V3: the close reports at least what was queued at the deadline.
+        assert_eq!(judge(&[drain(0), deadline(b, 2), closed(b + 1, 1)], true, 1.0), [("V3", b + 1)]);
+        assert_eq!(judge(&[drain(0), deadline(b, 2), closed(b + 1, 3)], true, 1.0), []);
+        // A drain begun exactly at the heal is judged as healthy: its loss is V3.
+        let healthy = completer_drains(&[drain(5_000), closed(9_000, 1)], 5_000, true, 1.0);
+        assert_eq!(healthy.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V3", 9_000)]);
+        assert!(completer_drains(&[drain(5_000), closed(9_000, 1)], 5_001, true, 1.0).is_empty());
+    }
+
+    #[test]
+    fn v3_counts_announced_losses_per_node_and_names_twenty_at_most() {
+        let flushed = |t, node, n| {
+            ce_at(
+                t,
+                node,
+                CompleterEvent::BatchFlushed {
+                    completer: "c".into(),
+                    run: 1,
+                    n,
+                    rev: 1,
+                    retried: false,
+                    took_us: 0,
+                    attempt_us: 0,
+                },
+            )
+        };
+        let lost = |t, node, n| ce_at(t, node, CompleterEvent::EventsUndelivered { completer: "c".into(), run: 1, n });
+        let closed = |t, node, undelivered| {
+            let e = CompleterEvent::EventsClosed {
+                completer: "c".into(),
+                run: 1,
+                unflushed: 0,
+                undelivered,
+                producers_left: 0,
+            };
+            ce_at(t, node, e)
+        };
+        let crash = |t, node| E(t, node, None, Some(Fact::NodeCrash));
+        let judge = |h: &[E]| completer_reports_count_undelivered(h).len();
+        // Another node's crash forgets nothing of a's run; a's own forgets it all.
+        assert_eq!(judge(&[flushed(1, "a", 3), lost(2, "a", 3), crash(3, "b"), closed(4, "a", 3)]), 0);
+        assert_eq!(judge(&[flushed(1, "a", 3), crash(2, "b"), lost(3, "a", 2)]), 1, "a batch of 3 announced as 2");
+        assert_eq!(judge(&[flushed(1, "a", 3), crash(2, "a"), lost(3, "a", 2), closed(4, "a", 2)]), 0);
+        // Twenty violations named at most, of either kind.
+        let mut h = Vec::new();
+        for t in 0..25 {
+            h.extend([flushed(t * 10, "a", 3), lost(t * 10 + 1, "a", 2)]);
+        }
+        assert_eq!(judge(&h), 20);
+        let closes: Vec<E> = (0..25).map(|t| closed(t, "a", 1)).collect();
+        assert_eq!(judge(&closes), 20);
+    }
+
+    #[test]
+    fn v4_gives_a_manager_its_bound_less_the_slack_and_forgets_a_crashed_node() {
+        let asked =
+            |t, node| ce_at(t, node, CompleterEvent::SmStopRequested { completer: "c".into(), run: 2, bound_ms: 200 });
+        let gave_up = |t, node| ce_at(t, node, CompleterEvent::SmDrainTimeout { completer: "c".into(), run: 2 });
+        let judge = |h: &[E]| subscription_drains_keep_their_bound(h, 1.0, 2_000, |_, _, _| false).len();
+        // Asked at 100 ms with 200 ms: the floor is 300 ms, 2 ms of slack.
+        assert_eq!(judge(&[asked(100_000, "a"), gave_up(298_000, "a")]), 0);
+        assert_eq!(judge(&[asked(100_000, "a"), gave_up(297_999, "a")]), 1);
+        // A crash or restart of the run's own node ends it; another node's does not.
+        let crash = |t, node| E(t, node, None, Some(Fact::NodeCrash));
+        assert_eq!(judge(&[asked(100_000, "a"), crash(150_000, "a"), gave_up(200_000, "a")]), 0);
+        assert_eq!(judge(&[asked(100_000, "a"), crash(150_000, "b"), gave_up(200_000, "a")]), 1);
+        // Twenty violations named at most.
+        let h: Vec<E> = (0..25u64)
+            .flat_map(|i| {
+                let e = |t, c: CompleterEvent<'_>| ce_at(t, "a", c);
+                let run = i + 10;
+                [
+                    e(i * 10, CompleterEvent::SmStopRequested { completer: "c".into(), run, bound_ms: 200 }),
+                    e(i * 10 + 1, CompleterEvent::SmDrainTimeout { completer: "c".into(), run }),
+                ]
+            })
+            .collect();
+        assert_eq!(judge(&h), 20);
+    }
+
     fn pool_at(t_ms: u64, node: &'static str, e: PoolEvent<'_>) -> E {
         E(t_ms * 1000, node, Some(Event::Pool(e.to_static())), None)
     }
