@@ -2462,6 +2462,7 @@ mod tests {
         let healthy = completer_drains(&[drain(5_000), closed(9_000, 1)], 5_000, true, 1.0);
         assert_eq!(healthy.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("V3", 9_000)]);
         assert!(completer_drains(&[drain(5_000), closed(9_000, 1)], 5_001, true, 1.0).is_empty());
+        assert!(completer_drains(&[drain(5_000), closed(9_000, 0)], 5_000, true, 1.0).is_empty(), "nothing lost");
     }
 
     #[test]
