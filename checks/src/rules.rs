@@ -2536,6 +2536,77 @@ mod tests {
         assert_eq!(judge(&h), 20);
     }
 
+    #[test]
+    fn bounded_stops_and_heard_stops_are_late_only_past_their_instant() {
+        use keel::observe::CompleterEvent as C;
+        let none = |_: &&str| Vec::new();
+        let crash = |t, node| E(t, node, None, Some(Fact::NodeCrash));
+        // V4 (BoundedStop): 1 ms + 100 µs of slack, due at 1 100 µs.
+        let began = ce_at(
+            0,
+            "a",
+            C::DrainStarted { completer: "c".into(), run: 1, pending: 1, producers: 0, bound_ms: 1, retry_max_ms: 0 },
+        );
+        let bounded = |h: &[E], end| completer_drains_bounded(h, end, 1.0, 100, none).len();
+        assert_eq!(bounded(&[began.clone(), crash(1_100, "a")], 10_000), 0, "a crash at the instant it was due");
+        assert_eq!(bounded(&[began.clone(), crash(1_101, "a")], 10_000), 1);
+        assert_eq!(bounded(std::slice::from_ref(&began), 1_100), 0, "a history ending at the instant");
+        assert_eq!(bounded(std::slice::from_ref(&began), 1_101), 1);
+        // V10: due 2 ms after the request, or after the end of the write in flight.
+        let asked = ce_at(10_000, "a", C::StopRequested { completer: "c".into(), run: 1, bound_ms: 600 });
+        let drain = |t| {
+            let (pending, producers, bound_ms, retry_max_ms) = (0, 0, 600, 0);
+            ce_at(t, "a", C::DrainStarted { completer: "c".into(), run: 1, pending, producers, bound_ms, retry_max_ms })
+        };
+        let failed = ce_at(
+            100_000,
+            "a",
+            C::FlushFailed {
+                completer: "c".into(),
+                run: 1,
+                n: 2,
+                error: "timeout".into(),
+                outcome: keel::Outcome::Unknown,
+                took_us: 0,
+            },
+        );
+        let heard = |h: &[E], end| completer_stops_heard(h, end, 2_000, none).len();
+        assert_eq!(heard(&[asked.clone(), drain(12_000)], 1_000_000), 0, "a drain at the instant it was due");
+        assert_eq!(heard(&[asked.clone(), drain(12_001)], 1_000_000), 1);
+        // Due at 102 ms: a crash of its node at or before it ends the run unjudged; after, late.
+        assert_eq!(heard(&[asked.clone(), failed.clone(), crash(101_000, "a")], 1_000_000), 0);
+        assert_eq!(heard(&[asked.clone(), failed.clone(), crash(102_000, "a")], 1_000_000), 0);
+        assert_eq!(heard(&[asked.clone(), failed.clone(), crash(102_001, "a")], 1_000_000), 1);
+        // Another node's crash ends nothing of a's run: its late drain is still judged.
+        assert_eq!(heard(&[asked.clone(), failed.clone(), crash(101_000, "b"), drain(150_000)], 1_000_000), 1);
+        // A history ending at the instant it was due judges nothing; a microsecond later, late.
+        assert_eq!(heard(&[asked.clone(), failed.clone()], 102_000), 0);
+        assert_eq!(heard(&[asked, failed], 102_001), 1);
+    }
+
+    #[test]
+    fn v1_counts_producers_against_the_stop_report_and_v2_every_send_after_the_close() {
+        use keel::observe::CompleterEvent as C;
+        let reg =
+            |t, p: &str| ce_at(t, "a", C::ProducerRegistered { completer: "c".into(), run: 1, producer: p.into() });
+        let deadline = ce_at(5, "a", C::StopDeadline { completer: "c".into(), run: 1, producers: 1, pending: 0 });
+        let closed = |left| {
+            let e =
+                C::EventsClosed { completer: "c".into(), run: 1, unflushed: 0, undelivered: 0, producers_left: left };
+            ce_at(6, "a", e)
+        };
+        let judge = |h: &[E]| completer_channel(h).iter().map(|v| v.invariant).collect::<Vec<_>>();
+        // Producers left without a deadline reached: V1 whatever the live count.
+        assert_eq!(judge(&[closed(1)]), ["V1"]);
+        // At the bound: as many live as the report says, or fewer, is right; more is V1.
+        assert_eq!(judge(&[reg(1, "p"), deadline.clone(), closed(1)]), Vec::<&str>::new());
+        assert_eq!(judge(&[deadline.clone(), closed(1)]), Vec::<&str>::new());
+        assert_eq!(judge(&[reg(1, "p"), reg(2, "q"), deadline, closed(1)]), ["V1"]);
+        // Anything sent after the close is V2.
+        let sent = ce_at(7, "a", C::SendAfterClose { completer: "c".into(), run: 1, n: 2 });
+        assert_eq!(judge(&[closed(0), sent]), ["V2"]);
+    }
+
     fn pool_at(t_ms: u64, node: &'static str, e: PoolEvent<'_>) -> E {
         E(t_ms * 1000, node, Some(Event::Pool(e.to_static())), None)
     }
