@@ -1964,6 +1964,9 @@ mod tests {
             },
         );
         assert!(judge(&[started.clone(), flushed(50, 3), drain, flushed(62, 3)]).is_empty());
+        // A crash ends the run: a batch after it belongs to no run this rule knows.
+        let crash = E(55_000, "a", None, Some(Fact::NodeCrash));
+        assert!(judge(&[started.clone(), flushed(50, 3), crash, flushed(62, 3)]).is_empty());
         // A clock at 1.25 may reach its tick after 80 ms of the history's time.
         let h = [started, flushed(50, 3), flushed(132, 3)];
         assert!(completer_partial_batches_wait_for_the_tick(&h, 1.25, 2_000, |_, _, _| false).is_empty());
@@ -1997,6 +2000,9 @@ mod tests {
         // A restart of the node starts its runs over.
         let restart = E(2, "a", None, Some(Fact::NodeStart));
         assert_eq!(completer_flushes_report_retries(&[failed(1), restart, flushed(3, true)]).len(), 1);
+        // Twenty violations named at most.
+        let h: Vec<E> = (0..25).map(|t| flushed(t, true)).collect();
+        assert_eq!(completer_flushes_report_retries(&h).len(), 20);
     }
 
     /// V12: a drain of bound 600 ms with retries of at most 200 ms gives a batch up no earlier
