@@ -1967,6 +1967,28 @@ mod tests {
         // A crash ends the run: a batch after it belongs to no run this rule knows.
         let crash = E(55_000, "a", None, Some(Fact::NodeCrash));
         assert!(judge(&[started.clone(), flushed(50, 3), crash, flushed(62, 3)]).is_empty());
+        let elsewhere = E(55_000, "b", None, Some(Fact::NodeCrash));
+        assert_eq!(judge(&[started.clone(), flushed(50, 3), elsewhere, flushed(62, 3)]).len(), 1);
+        // To the microsecond: the tick is 100 ms after the last write less 2 ms of slack, and a
+        // write of 2 ms started at the latest 2 ms before its end.
+        let flushed_us = |t_us: u64| {
+            let e = C::BatchFlushed {
+                completer: "c".into(),
+                run: 1,
+                n: 3,
+                rev: 1,
+                retried: false,
+                took_us: 2_000,
+                attempt_us: 2_000,
+            };
+            sm(t_us, "a", e)
+        };
+        assert!(judge(&[started.clone(), flushed(50, 3), flushed_us(150_000)]).is_empty());
+        assert_eq!(judge(&[started.clone(), flushed(50, 3), flushed_us(149_999)]).len(), 1);
+        // Twenty violations named at most.
+        let mut h = vec![started.clone()];
+        h.extend((0..25).map(|i| flushed_us(50_000 + i * 1_000)));
+        assert_eq!(judge(&h).len(), 20);
         // A clock at 1.25 may reach its tick after 80 ms of the history's time.
         let h = [started, flushed(50, 3), flushed(132, 3)];
         assert!(completer_partial_batches_wait_for_the_tick(&h, 1.25, 2_000, |_, _, _| false).is_empty());
