@@ -2078,6 +2078,9 @@ mod tests {
             C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried: true, took_us: 1, attempt_us: 1 },
         );
         assert!(judge(&[failed(5_000), flushed, room(9_000)], 1.0).is_empty());
+        // Twenty violations named at most.
+        let h: Vec<E> = (0..25).flat_map(|i| [failed(i * 10), room(i * 10 + 1)]).collect();
+        assert_eq!(judge(&h, 1.0).len(), 20);
     }
 
     /// V3 at the announcement: the events a run could not hand over are its written batch's,
