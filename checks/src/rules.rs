@@ -2632,7 +2632,11 @@ mod tests {
         // At the bound: as many live as the report says, or fewer, is right; more is V1.
         assert_eq!(judge(&[reg(1, "p"), deadline.clone(), closed(1)]), Vec::<&str>::new());
         assert_eq!(judge(&[deadline.clone(), closed(1)]), Vec::<&str>::new());
-        assert_eq!(judge(&[reg(1, "p"), reg(2, "q"), deadline, closed(1)]), ["V1"]);
+        assert_eq!(judge(&[reg(1, "p"), reg(2, "q"), deadline.clone(), closed(1)]), ["V1"]);
+        // Its report names the producers still registered, not those gone.
+        let gone = ce_at(3, "a", C::ProducerStopped { completer: "c".into(), run: 1, producer: "r".into() });
+        let v = completer_channel(&[reg(1, "p"), reg(1, "q"), reg(2, "r"), gone, deadline, closed(1)]);
+        assert!(v.len() == 1 && v[0].detail.contains(r#"registered ["p", "q"]"#), "{v:?}");
         // Anything sent after the close is V2.
         let sent = ce_at(7, "a", C::SendAfterClose { completer: "c".into(), run: 1, n: 2 });
         assert_eq!(judge(&[closed(0), sent]), ["V2"]);
