@@ -2078,6 +2078,10 @@ mod tests {
             C::BatchFlushed { completer: "c".into(), run: 1, n: 2, rev: 1, retried: true, took_us: 1, attempt_us: 1 },
         );
         assert!(judge(&[failed(5_000), flushed, room(9_000)], 1.0).is_empty());
+        // A crash or restart of the node forgets its runs' failed writes; another node's does not.
+        let crash = |node| E(5_000, node, None, Some(Fact::NodeCrash));
+        assert!(judge(&[failed(5_000), crash("a"), room(6_000)], 1.0).is_empty());
+        assert_eq!(judge(&[failed(5_000), crash("b"), room(6_000)], 1.0).len(), 1);
         // Twenty violations named at most.
         let h: Vec<E> = (0..25).flat_map(|i| [failed(i * 10), room(i * 10 + 1)]).collect();
         assert_eq!(judge(&h, 1.0).len(), 20);
