@@ -408,9 +408,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC45,
-        lineage: "keel's own (found by the rmap model with store roll-backs): a replica that loaded a snapshot taken after a restart, before the next commit, applies its old feed's changes of the lost history",
-        scenario: MODEL,
-        budget: 0,
+        lineage: "keel's own (found by the rmap model with store roll-backs; the simulator reaches it since blind-spot hunt, round 41, A #1: R28 at rmapae seed 417, 1 of 0..1000, its corpus plan a pause across a roll-back): a replica that loaded a snapshot taken after a restart, before the next commit, applies its old feed's changes of the lost history",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC46,
