@@ -1639,6 +1639,14 @@ pub enum Mutant {
     /// who runs `quarantine_corrupt` on the report moves them out of the pool (blind-spot hunt,
     /// round 40, A #2: no run called `inspect` itself, only its in-place twin; P75).
     MC380,
+    /// A replica's load that hands its subscribers the differences it found only when the
+    /// revision moved: an anti-entropy resync that repairs values at the revision the replica
+    /// already holds (an operator's `HSET` on the map's hash, bumping nothing) fixes the replica
+    /// and tells no subscriber, whose mirror keeps the old values for good (blind-spot hunt,
+    /// round 39, B #83, left open; round 41, A #2: no simulated store diverges at an equal
+    /// revision, so a unit test proves it:
+    /// `rmap::tests::an_anti_entropy_repair_at_the_same_revision_reaches_subscribers`).
+    MC381,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

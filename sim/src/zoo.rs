@@ -2255,6 +2255,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC381,
+        lineage: "checker proof (blind-spot hunt, round 41, A #2, round 39 B #83's escape; rmap::tests::an_anti_entropy_repair_at_the_same_revision_reaches_subscribers): a load publishes its repairs only when the revision moved; a repair at an unchanged revision never reaches subscribers",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -237,8 +237,9 @@ impl<S: Store> Driver<S> {
                 restarted,
             });
         }
-        // MC19: the repair stays out of the subscribers' feeds.
-        if self.shared.mp1.is_none() && !(reason != ResyncReason::Join && mutants::active(Mutant::MC19)) {
+        // MC19: the repair stays out of the subscribers' feeds. MC381: only when the revision moved.
+        let unmoved = old_rev == rev && mutants::active(Mutant::MC381);
+        if self.shared.mp1.is_none() && !(reason != ResyncReason::Join && mutants::active(Mutant::MC19)) && !unmoved {
             self.shared.subs.publish(&diff);
         }
         self.wake(d, rev).await;
