@@ -2261,6 +2261,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC382,
+        lineage: "blind-spot hunt, round 41, A #4: a change judged against the restart flag before its revision; each stale change after a snapshot taken since a restart resyncs (R29; corpus MC382, a pause across a roll-back)",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -1210,7 +1210,7 @@ impl RmapScenario {
         if self.anti_entropy.is_some() {
             // What only a map with a period can break, and MC45 (its window opens when a resync
             // begins with the feed unread: a period that ran out during a pause; corpus MC45).
-            return &[Mutant::MC109, Mutant::MC120, Mutant::MC45];
+            return &[Mutant::MC109, Mutant::MC120, Mutant::MC45, Mutant::MC382];
         }
         &[
             Mutant::MP1,
