@@ -152,12 +152,24 @@ mod tests {
     }
 
     fn joined(t_ms: u64) -> Ev {
-        at(t_ms, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0 })
+        at(t_ms, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0, restarted: false })
     }
 
     fn resynced(t_ms: u64, reason: ResyncReason, took_ms: u64) -> Ev {
         let took_us = took_ms * 1000;
-        at(t_ms, RmapEvent::Resynced { map: "m".into(), reason, rev: 2, old_rev: 1, changed: 0, woken: 0, took_us })
+        at(
+            t_ms,
+            RmapEvent::Resynced {
+                map: "m".into(),
+                reason,
+                rev: 2,
+                old_rev: 1,
+                changed: 0,
+                woken: 0,
+                took_us,
+                restarted: false,
+            },
+        )
     }
 
     fn applied(t_ms: u64) -> Ev {

@@ -34,6 +34,7 @@ mod pending;
 mod permanent_errors;
 mod record_gate;
 mod redeliveries;
+mod restart_holds;
 mod restarts;
 mod resync_reasons;
 mod retries;
@@ -82,6 +83,7 @@ pub use permanent_errors::{
 };
 pub use record_gate::workers_closed_to_records;
 pub use redeliveries::{REDELIVERY_STARTS_US, redeliveries_start_their_run};
+pub use restart_holds::rmap_restarted_loads_hold_the_feed;
 pub use restarts::pool_restarts_back_off;
 pub use resync_reasons::rmap_resyncs_name_their_cause;
 pub use retries::completer_retries_on_time;

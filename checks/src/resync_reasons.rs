@@ -95,7 +95,10 @@ mod tests {
 
     fn resynced(t_ms: u64, reason: ResyncReason) -> Ev {
         let map = "m".into();
-        at(t_ms, RmapEvent::Resynced { map, reason, rev: 2, old_rev: 1, changed: 0, woken: 0, took_us: 1 })
+        at(
+            t_ms,
+            RmapEvent::Resynced { map, reason, rev: 2, old_rev: 1, changed: 0, woken: 0, took_us: 1, restarted: false },
+        )
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {
@@ -109,7 +112,7 @@ mod tests {
     fn resyncs_name_their_cause_and_others_fire_r13() {
         let gap = at(10, RmapEvent::Gap { map: "m".into(), rev: 1 });
         let jump = at(10, RmapEvent::RevJump { map: "m".into(), expected: 2 });
-        let joined = at(1, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0 });
+        let joined = at(1, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0, restarted: false });
         assert_eq!(judge(&[started(0), joined.clone(), gap.clone(), resynced(20, ResyncReason::Gap)]), []);
         assert_eq!(judge(&[started(0), jump.clone(), resynced(20, ResyncReason::RevJump)]), []);
         assert_eq!(judge(&[started(1_000), joined.clone(), resynced(20, ResyncReason::AntiEntropy)]), []);

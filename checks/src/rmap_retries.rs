@@ -153,7 +153,7 @@ mod tests {
     }
 
     fn joined(t_ms: u64) -> Ev {
-        at(t_ms, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0 })
+        at(t_ms, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0, restarted: false })
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {

@@ -88,7 +88,10 @@ mod tests {
 
     fn resynced(t_ms: u64, woken: usize) -> Ev {
         let (map, reason) = ("m".into(), ResyncReason::Gap);
-        at(t_ms, RmapEvent::Resynced { map, reason, rev: 9, old_rev: 7, changed: 1, woken, took_us: 1 })
+        at(
+            t_ms,
+            RmapEvent::Resynced { map, reason, rev: 9, old_rev: 7, changed: 1, woken, took_us: 1, restarted: false },
+        )
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {

@@ -2870,7 +2870,19 @@ mod tests {
 
     fn resynced(t: u64, rev: u64) -> E {
         let reason = keel::observe::ResyncReason::Gap;
-        map(t, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev: 0, changed: 0, woken: 0, took_us: 0 })
+        map(
+            t,
+            RmapEvent::Resynced {
+                map: "m".into(),
+                reason,
+                rev,
+                old_rev: 0,
+                changed: 0,
+                woken: 0,
+                took_us: 0,
+                restarted: false,
+            },
+        )
     }
 
     /// R8: a waiter parks only below its replica's revision (MC49: a load that does not publish
@@ -2917,7 +2929,10 @@ mod revision_tests {
 
     fn resynced(t_ms: u64, rev: u64, took_ms: u64) -> E {
         let (reason, old_rev, changed, woken, took_us) = (ResyncReason::Gap, 0, 0, 0, took_ms * 1000);
-        rmap(t_ms, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev, changed, woken, took_us })
+        rmap(
+            t_ms,
+            RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev, changed, woken, took_us, restarted: false },
+        )
     }
 
     /// R2: a revision goes back only by a resync after a data loss; a snapshot whose read may
@@ -2941,7 +2956,19 @@ mod revision_tests {
         let left = resynced(30, 7, 10);
         let on = |old: u64| {
             let (reason, rev, changed, woken, took_us) = (ResyncReason::Gap, 12, 0, 0, 1);
-            rmap(2_000, RmapEvent::Resynced { map: "m".into(), reason, rev, old_rev: old, changed, woken, took_us })
+            rmap(
+                2_000,
+                RmapEvent::Resynced {
+                    map: "m".into(),
+                    reason,
+                    rev,
+                    old_rev: old,
+                    changed,
+                    woken,
+                    took_us,
+                    restarted: false,
+                },
+            )
         };
         assert_eq!(at_ms(&rmap_resyncs_report_the_revision_left(&[left.clone(), applied.clone(), on(9)])), []);
         assert_eq!(

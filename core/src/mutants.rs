@@ -1644,6 +1644,21 @@ pub enum Mutant {
     /// (checker proof for the store conformance suite on `SimStore`, round 41; caught by
     /// `reads_answer_as_the_single_reads_in_order` in `cargo simtest --lib store_conformance`).
     MC319,
+    /// A replica's load that hands its subscribers the differences it found only when the
+    /// revision moved: an anti-entropy resync that repairs values at the revision the replica
+    /// already holds (an operator's `HSET` on the map's hash, bumping nothing) fixes the replica
+    /// and tells no subscriber, whose mirror keeps the old values for good (blind-spot hunt,
+    /// round 39, B #83, left open; round 41, A #2: no simulated store diverges at an equal
+    /// revision, so a unit test proves it:
+    /// `rmap::tests::an_anti_entropy_repair_at_the_same_revision_reaches_subscribers`).
+    MC381,
+    /// A replica that judges a change against the restart flag of its last snapshot before its
+    /// revision: after a snapshot taken since a store restart, each stale change still in a feed
+    /// opened before it (one the snapshot holds) is held back as possibly lost and resynced for,
+    /// a whole-map read per change of the backlog, each reloading the same snapshot (blind-spot
+    /// hunt, round 41, A #4; R10 excuses it, the replica being below the boot's seed floor;
+    /// R29 judges each `after_restart` against the last load).
+    MC382,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -194,6 +194,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::group_stops_hear_member_errors(view.events));
     v.extend(rmap_revisions(view.events, |_| None));
     v.extend(reseed_rules(view.events));
+    v.extend(keel_checks::rmap_restarted_loads_hold_the_feed(view.events));
     v.extend(rmap_retries_on_time(view));
     v.extend(rmap_attempts_report_their_own_time(view));
     v.extend(rmap_timeouts_take_the_op_timeout(view));

@@ -45,6 +45,18 @@ thread_local! {
     /// Store calls made on this thread (a measure for `bench --baseline`; nothing reads it
     /// inside a run, so it cannot reach behaviour).
     static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Each application node's pauses so far on this thread (madsim runs a whole simulation on
+    /// one thread; only a change of the count is read, so earlier runs' counts do no harm).
+    static PAUSES: std::cell::RefCell<BTreeMap<Who, u64>> = const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+/// Node `node` was paused (the world's `NodePause`): its connections open now span a pause.
+pub fn node_paused(node: Who) {
+    PAUSES.with(|p| *p.borrow_mut().entry(node).or_insert(0) += 1);
+}
+
+fn pauses(node: Who) -> u64 {
+    PAUSES.with(|p| p.borrow().get(&node).copied().unwrap_or(0))
 }
 
 /// Store calls the clients on this thread have made so far (each a request and, unless it was
@@ -928,23 +940,47 @@ struct Conn {
     pending: Mutex<BTreeMap<u64, Slot>>,
     feeds: Mutex<BTreeMap<u64, mpsc::UnboundedSender<WatchEvent>>>,
     alive: AtomicBool,
+    /// Its node, and the node's pauses when it opened ([`Conn::resumed`]).
+    node: Who,
+    pauses: u64,
 }
 
 impl Conn {
-    fn new(tx: madsim::net::Sender, rx: madsim::net::Receiver) -> Self {
+    fn new(tx: madsim::net::Sender, rx: madsim::net::Receiver, node: Who) -> Self {
         Conn {
             tx,
             rx: Mutex::new(Some(rx)),
             pending: Mutex::new(BTreeMap::new()),
             feeds: Mutex::new(BTreeMap::new()),
             alive: AtomicBool::new(true),
+            node,
+            pauses: pauses(node),
         }
     }
 
+    /// Whether its node was paused since it opened. A process resumed from a pause reads its
+    /// socket's whole backlog at once, up to the store's end of the connection if the store
+    /// ended it meanwhile; madsim hands a backlog out one message per millisecond, so here the
+    /// end may come well after the node runs again. Such a connection's end is taken as known
+    /// at once: a call takes a new connection instead of failing on it, and the feeds still get
+    /// what arrived before the end (in production a feed has a connection of its own,
+    /// `RedisWatch`, which a call given up on does not cut). Without it no run reached a replica
+    /// resuming with a change of a rolled-back history in its feed (MC45's window; hunt 41 A).
+    fn resumed(&self) -> bool {
+        pauses(self.node) != self.pauses
+    }
+
+    /// Whether the store ended a connection its node was paused across, while a reader task
+    /// still hands out what arrived before the end (see [`Conn::resumed`]).
+    fn ending(&self) -> bool {
+        lock(&self.rx).is_none() && self.tx.is_closed() && self.resumed()
+    }
+
     /// Whether the connection can take a request: not given up, and (while callers read it
-    /// themselves, so no reader is there to notice) its other end not gone.
+    /// themselves, so no reader is there to notice, or after a pause of its node: `resumed`)
+    /// its other end not gone.
     fn usable(&self) -> bool {
-        self.alive.load(Ordering::SeqCst) && !(lock(&self.rx).is_some() && self.tx.is_closed())
+        self.alive.load(Ordering::SeqCst) && !(self.tx.is_closed() && (lock(&self.rx).is_some() || self.resumed()))
     }
 
     fn close(&self) {
@@ -958,7 +994,10 @@ impl Conn {
             }
         }
         // Dropping the feed senders ends each watch's stream: it resubscribes and reports a gap.
-        lock(&self.feeds).clear();
+        // Not yet while a reader hands out a backlog that ends with the store's end (`ending`).
+        if !self.ending() {
+            lock(&self.feeds).clear();
+        }
     }
 
     /// Hand a message from the store to whom it is for.
@@ -1051,6 +1090,7 @@ impl Conn {
                 }
             }
             reader.close();
+            lock(&reader.feeds).clear();
         });
     }
 }
@@ -1171,7 +1211,7 @@ impl SimStore {
         }
         let unavailable = |e: std::io::Error| StoreError::Unavailable { reason: e.to_string() };
         let (tx, rx) = self.inner.ep.connect1(STORE_ADDR).await.map_err(unavailable)?;
-        let conn = Arc::new(Conn::new(tx, rx));
+        let conn = Arc::new(Conn::new(tx, rx, self.inner.node));
         let hello = Req { id: 0, op: Op::Hello { node: self.inner.node }, sent_us: self.inner.history.now_us() };
         conn.tx.send(Box::new(hello)).await.map_err(unavailable)?;
         *slot = Some(conn.clone());

@@ -384,6 +384,7 @@ impl World {
                     Handle::current().pause(n.id); // MC278: the pause recorded, the node not frozen
                 }
                 *st = Status::Paused;
+                crate::net::node_paused(Who::node(i));
                 self.rec_node(i, WorldEv::NodePause {});
             }
             (false, Status::Paused) => {

@@ -413,9 +413,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC45,
-        lineage: "keel's own (found by the rmap model with store roll-backs): a replica that loaded a snapshot taken after a restart, before the next commit, applies its old feed's changes of the lost history",
-        scenario: MODEL,
-        budget: 0,
+        lineage: "keel's own (found by the rmap model with store roll-backs; the simulator reaches it since blind-spot hunt, round 41, A #1: R28 at rmapae seed 417, 1 of 0..1000, its corpus plan a pause across a roll-back): a replica that loaded a snapshot taken after a restart, before the next commit, applies its old feed's changes of the lost history",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC46,
@@ -2263,6 +2263,18 @@ pub const ZOO: &[Entry] = &[
         mutant: Mutant::MC319,
         lineage: "checker proof (round 41: the conformance suite on SimStore): the simulated store answers a batch of reads in reverse order",
         scenario: CONFORMANCE,
+        budget: 1,
+    },
+    Entry {
+        mutant: Mutant::MC381,
+        lineage: "checker proof (blind-spot hunt, round 41, A #2, round 39 B #83's escape; rmap::tests::an_anti_entropy_repair_at_the_same_revision_reaches_subscribers): a load publishes its repairs only when the revision moved; a repair at an unchanged revision never reaches subscribers",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
+        mutant: Mutant::MC382,
+        lineage: "blind-spot hunt, round 41, A #4: a change judged against the restart flag before its revision; each stale change after a snapshot taken since a restart resyncs (R29; corpus MC382, a pause across a roll-back)",
+        scenario: CORPUS,
         budget: 1,
     },
     Entry {

@@ -74,11 +74,14 @@ events! {
         /// apply loop reads the feed again. An apply step that does not end keeps every read of
         /// the replica at a stale revision (R1).
         Notified { map: Text<'a>, rev: u64 } = "notified",
-        /// A fresh replica loaded its first snapshot.
-        Joined { map: Text<'a>, rev: u64, keys: usize } = "joined",
+        /// A fresh replica loaded its first snapshot; `restarted`: the store took it after a
+        /// restart, before the map's next commit (`MapSnapshot::restarted_since_commit`), so no
+        /// change of the feed is applied until the next load (R28).
+        Joined { map: Text<'a>, rev: u64, keys: usize, restarted: bool } = "joined",
         /// The replica reloaded from a snapshot: from `old_rev` to `rev`; the snapshot's read took
-        /// `took_us` of the map's clock (an anti-entropy resync starts with that read: R12).
-        Resynced { map: Text<'a>, reason: ResyncReason, rev: u64, old_rev: u64, changed: usize, woken: usize, took_us: u64 } = "resynced",
+        /// `took_us` of the map's clock (an anti-entropy resync starts with that read: R12);
+        /// `restarted` as for `joined`.
+        Resynced { map: Text<'a>, reason: ResyncReason, rev: u64, old_rev: u64, changed: usize, woken: usize, took_us: u64, restarted: bool } = "resynced",
         /// The map's apply loop started, with its retry timing: a failed watch open or snapshot
         /// is retried after `retry_min_us`, doubling per failure in a row, at most `retry_max_us`
         /// (R11 judges each retry by it); and its anti-entropy period, `anti_entropy_us` (0: none),
@@ -129,9 +132,11 @@ pub(super) fn log(e: &RmapEvent<'_>) {
         E::Notified { map, rev } => {
             trace!(target: T, map = %map, kind = "notified", rev, "change handed to waiters and subscribers")
         }
-        E::Joined { map, rev, keys } => info!(target: T, map = %map, kind = "joined", rev, keys, "replica joined"),
-        E::Resynced { map, reason, rev, old_rev, changed, woken, took_us } => {
-            info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, took_us, "replica resynced from a snapshot")
+        E::Joined { map, rev, keys, restarted } => {
+            info!(target: T, map = %map, kind = "joined", rev, keys, restarted, "replica joined")
+        }
+        E::Resynced { map, reason, rev, old_rev, changed, woken, took_us, restarted } => {
+            info!(target: T, map = %map, kind = "resynced", reason = reason.as_str(), rev, old_rev, changed, woken, took_us, restarted, "replica resynced from a snapshot")
         }
         E::Started { map, retry_min_us, retry_max_us, anti_entropy_us, op_timeout_us } => {
             debug!(target: T, map = %map, kind = "started", retry_min_us, retry_max_us, anti_entropy_us, op_timeout_us, "apply loop started")

@@ -194,7 +194,7 @@ impl<S: Store> Driver<S> {
 
     /// Load `snap` (read in `took_us` of the map's clock) into the replica and its waiters.
     async fn load(&self, snap: MapSnapshot, seq: u64, reason: ResyncReason, took_us: u64) {
-        let rev = snap.rev;
+        let (rev, restarted) = (snap.rev, snap.restarted_since_commit);
         // What the waiters judge their writes by: the revision and the seedings, not the entries.
         let history =
             MapSnapshot { rev, entries: Default::default(), reseeds: snap.reseeds.clone(), ..Default::default() };
@@ -224,12 +224,22 @@ impl<S: Store> Driver<S> {
         let woken = if mutants::active(Mutant::MC276) { self.shared.waiters.len() } else { d.len() };
         let (name, changed) = (&self.cfg.name, diff.len());
         if reason == ResyncReason::Join {
-            observe::emit(RmapEvent::Joined { map: name.into(), rev, keys: self.shared.len() });
+            observe::emit(RmapEvent::Joined { map: name.into(), rev, keys: self.shared.len(), restarted });
         } else {
-            observe::emit(RmapEvent::Resynced { map: name.into(), reason, rev, old_rev, changed, woken, took_us });
+            observe::emit(RmapEvent::Resynced {
+                map: name.into(),
+                reason,
+                rev,
+                old_rev,
+                changed,
+                woken,
+                took_us,
+                restarted,
+            });
         }
-        // MC19: the repair stays out of the subscribers' feeds.
-        if self.shared.mp1.is_none() && !(reason != ResyncReason::Join && mutants::active(Mutant::MC19)) {
+        // MC19: the repair stays out of the subscribers' feeds. MC381: only when the revision moved.
+        let unmoved = old_rev == rev && mutants::active(Mutant::MC381);
+        if self.shared.mp1.is_none() && !(reason != ResyncReason::Join && mutants::active(Mutant::MC19)) && !unmoved {
             self.shared.subs.publish(&diff);
         }
         self.wake(d, rev).await;

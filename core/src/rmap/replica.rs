@@ -73,6 +73,11 @@ impl Replica {
         if !self.loaded {
             return Verdict::Gap { expected: 0 };
         }
+        // MC382: the restart judged before the revision: a stale change after such a snapshot
+        // (one the snapshot holds, still in a feed opened before it) resyncs too.
+        if mutants::active(Mutant::MC382) && self.restarted_since_commit {
+            return Verdict::AfterRestart;
+        }
         if c.rev <= self.rev {
             if crate::mutants::active(crate::mutants::Mutant::MC4) && self.rev > 0 {
                 // MC4: applied whatever its revision: the replica goes back to it.

@@ -226,3 +226,47 @@ async fn the_last_handle_dropped_ends_the_apply_loop() {
     }
     assert_eq!(ended, Some(None), "the loop ended and closed the subscription");
 }
+
+/// An anti-entropy resync that finds values the feed never carried, at the revision the replica
+/// already holds (an operator's `HSET` or `HDEL` on the map's hash, which bumps no revision and
+/// publishes nothing), repairs the replica and tells its subscribers, one change per key at that
+/// revision (blind-spot hunt, round 39, B #83: a load that published its diff only when the
+/// revision moved kept the repair from them; no simulated store diverges at an equal revision,
+/// so no rule of the simulator sees it).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_anti_entropy_repair_at_the_same_revision_reaches_subscribers() {
+    let (got, rev) = repairs_announced().await;
+    let k = Change { key: "k".into(), value: Some("edited".into()), rev };
+    assert_eq!(got, vec![Change { key: "gone".into(), value: None, rev }, k], "the repair announced");
+    #[cfg(feature = "mutants")]
+    {
+        crate::mutants::set(Some(crate::mutants::Mutant::MC381));
+        let (mutated, _) = repairs_announced().await;
+        crate::mutants::set(None);
+        assert_eq!(mutated, Vec::<Change>::new(), "MC381 keeps a repair at the same revision from the subscribers");
+    }
+}
+
+/// What a subscriber hears of an anti-entropy resync that repairs two keys edited behind the
+/// map's back at its revision (the replica checked repaired), and that revision.
+async fn repairs_announced() -> (Vec<Change>, u64) {
+    let store = MemoryStore::new();
+    let period = std::time::Duration::from_millis(20);
+    let a = ReplicatedMap::start(store.clone(), RmapConfig::builder("m").anti_entropy(Some(period)).build().unwrap());
+    a.joined().await.unwrap();
+    a.set_and_wait("k", "v").await.unwrap();
+    let rev = a.set_and_wait("gone", "x").await.unwrap();
+    let mut sub = a.subscribe().unwrap();
+    let syncs = a.syncs();
+    store.edit_unrevised("m", "k", Some("edited"));
+    store.edit_unrevised("m", "gone", None);
+    tokio::time::sleep(period * 3).await;
+    assert!(a.syncs() > syncs, "an anti-entropy resync ran");
+    assert_eq!((a.get("k").as_deref(), a.get("gone"), a.revision()), (Some("edited"), None, rev), "repaired");
+    let mut got = Vec::new();
+    while let Ok(Some(c)) = tokio::time::timeout(period, sub.recv()).await {
+        got.push(c);
+    }
+    a.stop().await;
+    (got, rev)
+}

@@ -186,6 +186,12 @@ impl MemoryStore {
         self.inner.base_ms + u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX / 2)
     }
 
+    /// [`StoreState::edit_unrevised`] on the live data.
+    #[cfg(test)]
+    pub(crate) fn edit_unrevised(&self, map: &str, key: &str, value: Option<&str>) {
+        self.lock().data.edit_unrevised(map, key, value);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave State half-updated in a way that matters
         // more than the panic itself; keep serving.

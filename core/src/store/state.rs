@@ -79,6 +79,18 @@ impl StoreState {
         s
     }
 
+    /// Set (or remove) `key` of map `map` behind the map's back, as an operator's `HSET` on its
+    /// hash does: no revision is bumped and no change is published (a test's divergence at an
+    /// unchanged revision, which only a replica's anti-entropy finds).
+    #[cfg(test)]
+    pub(crate) fn edit_unrevised(&mut self, map: &str, key: &str, value: Option<&str>) {
+        let m = self.maps.entry(map.to_owned()).or_default();
+        match value {
+            Some(v) => m.entries.insert(key.to_owned(), v.to_owned()),
+            None => m.entries.remove(key),
+        };
+    }
+
     /// The store process restarted (its data kept, or rolled back to what it had persisted):
     /// the next acquire of each lease is quarantined as after a data loss.
     pub fn restarted(&mut self) {

@@ -1120,6 +1120,8 @@ impl RmapScenario {
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
         v.extend(crate::keel_rules::reseed_rules(events));
+        // R28: no change applied after a snapshot taken since a store restart, before a commit.
+        v.extend(keel_checks::rmap_restarted_loads_hold_the_feed(events));
         v.extend(keel_checks::rmap_waiters_wake(events));
         // R11: each retry of a failed watch open or snapshot after its backoff.
         v.extend(crate::keel_rules::rmap_retries_on_time(run));
@@ -1206,7 +1208,9 @@ impl RmapScenario {
             return &[Mutant::MC288]; // what only a map on a wrong clock breaks
         }
         if self.anti_entropy.is_some() {
-            return &[Mutant::MC109, Mutant::MC120]; // what only a map with a period can break
+            // What only a map with a period can break, and MC45 (its window opens when a resync
+            // begins with the feed unread: a period that ran out during a pause; corpus MC45).
+            return &[Mutant::MC109, Mutant::MC120, Mutant::MC45, Mutant::MC382];
         }
         &[
             Mutant::MP1,
@@ -1378,6 +1382,7 @@ mod tests {
             changed: 0,
             woken: 0,
             took_us: 0,
+            restarted: false,
         }
     }
 
@@ -1525,12 +1530,13 @@ mod tests {
             changed: 4,
             woken: 0,
             took_us: 0,
+            restarted: false,
         };
         let run = |received: u64, dropped: u64| {
             subscribers_conserve_changes(&[
                 applied(1, 1),
                 start(2),
-                core(3, 1, RmapEvent::Joined { map: "m".into(), rev: 3, keys: 3 }),
+                core(3, 1, RmapEvent::Joined { map: "m".into(), rev: 3, keys: 3, restarted: false }),
                 applied(4, 1),
                 applied(5, 2),
                 core(6, 1, resync.clone()),

@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn a_map_that_stops_after_its_node_stop_fires_r9() {
         let rule = |h: &[Event]| judge(h, 0, 100_000, check);
-        let joined = rmap(1, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0 });
+        let joined = rmap(1, RmapEvent::Joined { map: "m".into(), rev: 1, keys: 0, restarted: false });
         let stopped = |t| rmap(t, RmapEvent::Stopped { map: "m".into(), waiters_closed: 0 });
         let stop = world(10, WorldEv::NodeStop {});
         assert!(rule(&[joined.clone(), stop.clone(), stopped(10)]).is_empty());

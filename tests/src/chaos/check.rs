@@ -1150,6 +1150,7 @@ mod tests {
                     changed: 1,
                     woken: 0,
                     took_us: 0,
+                    restarted: false,
                 },
             ),
             l(21, "rmap-1", Ev::MapRead { rev: 2 }),
