@@ -1659,6 +1659,13 @@ pub enum Mutant {
     /// hunt, round 41, A #4; R10 excuses it, the replica being below the boot's seed floor;
     /// R29 judges each `after_restart` against the last load).
     MC382,
+    /// A pool move's pending deadline counted from the store time of the view the move was
+    /// decided on, not the newest the node knows: a view read long before its moves (a cleanup's
+    /// requeues after their backoff, a drain's hand-backs) writes a deadline already spent, and a
+    /// sweep re-dispatches the job inside its new worker's ack grace (round 15's bug, re-injected
+    /// by blind-spot hunt, round 41, B #10: P5 and P28 judge the entry against its own stale
+    /// `now_ms`; P76, judged at each `pending_written`).
+    MC386,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -745,6 +745,7 @@ impl PoolScenario {
             Mutant::MC376,
             Mutant::MC377,
             Mutant::MC380,
+            Mutant::MC386,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,

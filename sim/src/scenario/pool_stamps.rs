@@ -65,6 +65,67 @@ pub fn stamps_never_lead_the_store(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// How far a pending entry's store time may lag the store at its `pending_written`, in op
+/// timeouts of the node: the estimate's read (its reply's leg) and the write's own round trip.
+const PENDING_LAG_OP_TIMEOUTS: u64 = 2;
+
+/// **P76**: a move's pending entry counts its ack grace from a store time the store had shortly
+/// before, judged at each `pending_written` of a move (attempt 2 on). Its `now_ms` (the newest
+/// store time the node knew when it wrote) converted with the store's clock lies at most
+/// `PENDING_LAG_OP_TIMEOUTS` op timeouts (the node's `node_started`) before the event's instant,
+/// plus 5 ms: an estimate lags the store by its read's reply leg, and the entry is reported once
+/// its write replied. A view read long before the write (a cleanup's requeues after their
+/// backoff, a drain's hand-backs) writes a deadline already spent, and a sweep re-dispatches the
+/// job inside its worker's ack grace (round 15's bug, re-injected by MC386): P48 judges stamps
+/// that lead, P5 and P28 judge the entry against its own `now_ms`, so a stale one passed both. A
+/// node frozen in the window, or whose clock ran slow or jumped back, is excused from then on.
+pub fn pending_entries_count_from_the_store_now(run: &RunView<'_>) -> Vec<Violation> {
+    let Some(store) = StoreClock::of(run.events) else { return Vec::new() };
+    let mut slow: BTreeSet<Who> = BTreeSet::new();
+    let mut op_us: std::collections::BTreeMap<Who, u64> = std::collections::BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        match e.world() {
+            Some(WorldEv::ClockRate { rate_ppm, .. }) if *rate_ppm < 1_000_000 => {
+                slow.insert(e.node);
+            }
+            Some(WorldEv::ClockJump { delta_ms }) if *delta_ms < 0 => {
+                slow.insert(e.node);
+            }
+            _ => {}
+        }
+        let (job, now_ms) = match e.pool() {
+            Some(PoolEvent::NodeStarted { op_timeout_us, .. }) => {
+                op_us.insert(e.node, *op_timeout_us);
+                continue;
+            }
+            // A move's entry (attempt 2 on; a dispatch's is attempt 1): its store time is the
+            // node's estimate, read from `TIME` alone. A dispatch's may be a keep-alive's own
+            // stamp raised to (`NodeCache::raised`), older by the beat's write and its feed.
+            Some(PoolEvent::PendingWritten { job, now_ms, attempt, .. }) if *attempt > 1 => (job, *now_ms),
+            _ => continue,
+        };
+        let Some(&op) = op_us.get(&e.node) else { continue };
+        let since_us = store.global_us(now_ms);
+        if slow.contains(&e.node) || run.timeline.frozen(e.node).any(|p| p.start < e.t_us && p.end > since_us) {
+            continue;
+        }
+        let lag_us = e.t_us.saturating_sub(since_us);
+        if lag_us > PENDING_LAG_OP_TIMEOUTS * op + 5_000 && v.len() < 20 {
+            v.push(Violation::new(
+                "P76",
+                e.t_us,
+                format!(
+                    "{}: wrote {job}'s pending entry counted from store time {now_ms} ms, {lag_us} µs before the write replied (at most {} µs: the estimate's read and the write)",
+                    e.node,
+                    PENDING_LAG_OP_TIMEOUTS * op + 5_000
+                ),
+            ));
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +149,61 @@ mod tests {
         assert!(v[0].detail.contains("reached only 3000 µs later"), "{}", v[0].detail);
         let jump = at(50, Who::Node(0), WorldEv::ClockJump { delta_ms: 40 });
         assert!(p48(&[up, jump, dispatched(110, 5_103)]).is_empty());
+    }
+
+    fn started(t_ms: u64) -> crate::history::Event {
+        let (pool_name, node) = ("p".into(), "n0".into());
+        let (ack_grace_us, sweep_interval_us, cleanup_lock_ttl_us) = (300_000, 150_000, 3_000_000);
+        pool(
+            t_ms,
+            PoolEvent::NodeStarted {
+                pool: pool_name,
+                node,
+                ack_grace_us,
+                sweep_interval_us,
+                cleanup_lock_ttl_us,
+                op_timeout_us: 250_000,
+            },
+        )
+    }
+
+    fn pending(t_ms: u64, now_ms: u64) -> crate::history::Event {
+        pending_of(t_ms, now_ms, 2)
+    }
+
+    fn pending_of(t_ms: u64, now_ms: u64, attempt: u64) -> crate::history::Event {
+        let (job, worker) = ("j".into(), "w".into());
+        pool(t_ms, PoolEvent::PendingWritten { job, attempt, worker, now_ms, deadline_ms: now_ms + 300 })
+    }
+
+    /// The store came up at 10 ms reading 5 000; the node's op timeout is 250 ms, so an entry
+    /// may count from a store time up to 505 ms before its `pending_written`. At 1 010 ms (store
+    /// time 6 000) a move's entry counted from 5 495 is clean, one from 5 494 (a view read long before
+    /// the move, MC386) fires P76; a dispatch's entry, and a node frozen in between or whose clock
+    /// ran slow, are not judged.
+    #[test]
+    fn a_pending_entry_counted_from_an_old_store_time_fires_p76() {
+        let up = at(10, Who::Store, ServerEv::StoreUp { now_ms: 5_000 });
+        let p76 =
+            |h: &[crate::history::Event]| judge(h, 1_000_000, 2_000_000, pending_entries_count_from_the_store_now);
+        assert!(p76(&[up.clone(), started(20), pending(1_010, 5_495)]).is_empty());
+        let v = p76(&[up.clone(), started(20), pending(1_010, 5_494)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("506000 µs before the write replied"), "{}", v[0].detail);
+        assert!(p76(&[up.clone(), pending(1_010, 5_000)]).is_empty(), "a node that never said its op timeout");
+        assert!(p76(&[up.clone(), started(20), pending_of(1_010, 5_000, 1)]).is_empty(), "a dispatch's entry");
+        let slow = at(50, Who::Node(0), WorldEv::ClockRate { rate_ppm: 990_000, beyond: false });
+        assert!(p76(&[up.clone(), started(20), slow, pending(1_010, 5_000)]).is_empty());
+        let (start, pause, resume) = (
+            at(0, Who::Node(0), WorldEv::NodeStart {}),
+            at(600, Who::Node(0), WorldEv::NodePause {}),
+            at(900, Who::Node(0), WorldEv::NodeResume {}),
+        );
+        assert!(
+            p76(&[start.clone(), up.clone(), started(20), pause.clone(), resume.clone(), pending(1_010, 5_000)])
+                .is_empty()
+        );
+        let v = p76(&[start, up, started(20), pause, resume, pending(2_010, 5_950)]);
+        assert_eq!(v.len(), 1, "a freeze before the entry's store time excuses nothing: {v:?}");
     }
 }
