@@ -3,7 +3,10 @@
 //! waiting on its write is never left hanging on a map that can no longer wake it. When a node's
 //! map stops (`stopped`), each of the node's calls begun and not returned (`saw_start` with no
 //! `saw_done`, `saw_err` or `saw_cancelled` yet) must return within the map's op timeout (a call
-//! still writing waits out its write) plus 2 ms of running time, frozen time not counted. Judged
+//! still writing waits out its write) plus 2 ms of running time, frozen time not counted. The op
+//! timeout runs on the node's clock: stretched by the slowest clock rate the plan sets, and a call
+//! whose node's clock jumped while it was open is not judged (rmapclock seed 1478: a backward jump
+//! of 2.4 s, the monotonic clock stalled, held a write begun before the stop 2.1 s). Judged
 //! at the call's return, at a crash or restart past the limit, or at the end of the run
 //! (blind-spot hunt, round 22, #48: a stop that marks its waiters' registry closed without
 //! completing the waiters registered; R3 stops judging a call at its node's stop).
@@ -100,13 +103,19 @@ pub fn waiters_count_the_calls(run: &RunView<'_>) -> Vec<Violation> {
 
 /// R20 over the run's events: see the module's doc. The first 20 violations.
 pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
-    // (node, call) → begun, and once the map stopped, the limit for its return
-    let mut calls: BTreeMap<(Who, &str), Option<(u64, u64)>> = BTreeMap::new();
+    // The op timeout at the slowest clock rate the plan sets (1.0 in a plan without drift).
+    let slowest = crate::keel_rules::clock_rates(run).fold(1.0f64, f64::min).max(1e-3);
+    let stretched_us = (op_timeout_us as f64 / slowest) as u64;
+    // (node, call) → when it began, and once the map stopped, the limit for its return
+    let mut calls: BTreeMap<(Who, &str), (u64, Option<(u64, u64)>)> = BTreeMap::new();
     // Each `stopped`: (node, when, waiters_closed, calls open then that returned `Closed`), and
     // the calls open at a stop → its index.
     let mut stops: Vec<(Who, u64, usize, usize)> = Vec::new();
     let mut open_at_stop: BTreeMap<(Who, &str), usize> = BTreeMap::new();
     let mut v = Vec::new();
+    // A call whose node's clock jumped while it was open waited on a clock that stalled or
+    // leapt: its write's timeout is not the limit's.
+    let excused = |n: Who, begun: u64, due: u64| crate::keel_rules::clock_jumped(run, &n, begun, due);
     let late = |n: Who, id: &str, (stopped, due): (u64, u64)| {
         Violation::new(
             "R20",
@@ -122,11 +131,11 @@ pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
         let n = e.node;
         match (e.world(), e.rmap(), rec(e)) {
             (Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}), ..) => {
-                calls.retain(|(node, id), limit| {
+                calls.retain(|(node, id), (begun, limit)| {
                     if *node != n {
                         return true;
                     }
-                    if let Some(l) = limit.filter(|l| e.t_us > l.1) {
+                    if let Some(l) = limit.filter(|l| e.t_us > l.1 && !excused(n, *begun, l.1)) {
                         v.push(late(n, id, l));
                     }
                     false
@@ -138,13 +147,13 @@ pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
                 }
                 stops.push((n, e.t_us, *waiters_closed, 0));
                 let frozen: Vec<_> = run.timeline.frozen(n).collect();
-                let due = keel_checks::reach(e.t_us, op_timeout_us + STOP_RETURN_SLACK_US, &frozen);
-                for (_, limit) in calls.iter_mut().filter(|((node, _), l)| *node == n && l.is_none()) {
+                let due = keel_checks::reach(e.t_us, stretched_us + STOP_RETURN_SLACK_US, &frozen);
+                for (_, (_, limit)) in calls.iter_mut().filter(|((node, _), (_, l))| *node == n && l.is_none()) {
                     *limit = Some((e.t_us, due));
                 }
             }
             (.., Some(Rec::SawStart { id, .. })) => {
-                calls.insert((n, id.as_str()), None);
+                calls.insert((n, id.as_str()), (e.t_us, None));
             }
             (.., Some(Rec::SawDone { id, .. } | Rec::SawErr { id, .. } | Rec::SawCancelled { id })) => {
                 if let Some(i) = open_at_stop.remove(&(n, id.as_str()))
@@ -152,8 +161,9 @@ pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
                 {
                     stops[i].3 += 1;
                 }
-                if let Some(Some(l)) = calls.remove(&(n, id.as_str()))
+                if let Some((begun, Some(l))) = calls.remove(&(n, id.as_str()))
                     && e.t_us > l.1
+                    && !excused(n, begun, l.1)
                 {
                     v.push(late(n, id, l));
                 }
@@ -161,8 +171,8 @@ pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
             _ => {}
         }
     }
-    for ((n, id), limit) in calls {
-        if let Some(l) = limit.filter(|l| l.1 < run.end_us) {
+    for ((n, id), (begun, limit)) in calls {
+        if let Some(l) = limit.filter(|l| l.1 < run.end_us && !excused(n, begun, l.1)) {
             v.push(late(n, id, l));
         }
     }
@@ -212,6 +222,21 @@ mod tests {
         assert!(v[0].detail.contains("reported 0 waiters closed, but 2 calls"), "{}", v[0].detail);
         let cancelled = saw(12, Rec::SawCancelled { id: "b".into() });
         assert!(rule(&[start(1, "a"), start(2, "b"), stopped(10, 1), closed(11, "a"), cancelled]).is_empty());
+    }
+
+    /// A call writing across its map's stop returns within the op timeout (250 ms) and 2 ms; one
+    /// later is R20 at that limit, unless its node's clock jumped while it was open (the write's
+    /// timeout runs on that clock: rmapclock seed 1478).
+    #[test]
+    fn a_call_late_after_the_stop_fires_r20_unless_its_clock_jumped() {
+        let rule = |h: &[Event]| judge(h, 0, 10_000_000, |run| check(run, 250_000));
+        let start = saw(1, Rec::SawStart { id: "a".into(), until: true });
+        let closed = |t| saw(t, Rec::SawErr { id: "a".into(), error: SawError::Closed });
+        assert!(rule(&[start.clone(), stopped(10, 1), closed(262)]).is_empty());
+        let v = rule(&[start.clone(), stopped(10, 1), closed(263)]);
+        assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "R20", 262_000), "{v:?}");
+        let jump = at(5, Who::Node(0), Ev::World(WorldEv::ClockJump { delta_ms: -2_000 }));
+        assert!(rule(&[start, jump, stopped(10, 1), closed(2_100)]).is_empty());
     }
 
     /// Three calls register; one arms past its write (and is called lost in the same poll),
