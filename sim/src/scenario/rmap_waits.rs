@@ -44,6 +44,9 @@ use super::rmap::{Rec, SawError, rec};
 use crate::check::Violation;
 use crate::history::{Who, WorldEv};
 
+/// A call not yet returned: when it began, and once its map stopped, (the stop, its limit).
+type OpenCall = (u64, Option<(u64, u64)>);
+
 /// Running time past the op timeout a call has to return once its map stopped.
 const STOP_RETURN_SLACK_US: u64 = 2_000;
 
@@ -107,7 +110,7 @@ pub fn check(run: &RunView<'_>, op_timeout_us: u64) -> Vec<Violation> {
     let slowest = crate::keel_rules::clock_rates(run).fold(1.0f64, f64::min).max(1e-3);
     let stretched_us = (op_timeout_us as f64 / slowest) as u64;
     // (node, call) → when it began, and once the map stopped, the limit for its return
-    let mut calls: BTreeMap<(Who, &str), (u64, Option<(u64, u64)>)> = BTreeMap::new();
+    let mut calls: BTreeMap<(Who, &str), OpenCall> = BTreeMap::new();
     // Each `stopped`: (node, when, waiters_closed, calls open then that returned `Closed`), and
     // the calls open at a stop → its index.
     let mut stops: Vec<(Who, u64, usize, usize)> = Vec::new();
