@@ -551,7 +551,7 @@ pub(super) fn log(e: &PoolEvent<'_>) {
             trace!(target: T, kind = "epoch_checked", pool = %pool, took_us, "epoch marker checked")
         }
         E::CompleteFailed { job, worker, attempt, tries, tries_max } => {
-            warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, tries, tries_max, "completion not recorded; the job stays owned and runs again")
+            warn!(target: T, kind = "complete_failed", job = %job, worker = %worker, attempt, tries, tries_max, "completion not confirmed after its tries; unless one landed unseen, the job stays owned and runs again")
         }
     }
 }

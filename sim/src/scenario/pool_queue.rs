@@ -150,21 +150,61 @@ pub fn dispatch_queues_only_without_live_workers(run: &RunView<'_>) -> Vec<Viola
     v
 }
 
-/// `job` now owned by `to` (`None` or empty: by no worker).
-fn give<'e>(
-    owner: &mut BTreeMap<&'e str, &'e str>,
-    load: &mut BTreeMap<&'e str, usize>,
-    job: &'e str,
-    to: Option<&'e str>,
-) {
-    if let Some(old) = owner.remove(job)
-        && let Some(n) = load.get_mut(old)
-    {
-        *n = n.saturating_sub(1);
+/// Who owns each job, from the events: certain owners, and jobs whose completion's outcome their
+/// worker never learnt (`complete_failed` after tries that timed out: pool seed 1191, an applied
+/// first try whose reply, and every retry's, was lost). A node's load index follows the store, so
+/// such a job counts for its worker there or not: the rule counts it neither against a pick nor
+/// for the least-loaded worker it compares with.
+#[derive(Default)]
+struct Owners<'e> {
+    owner: BTreeMap<&'e str, &'e str>,
+    load: BTreeMap<&'e str, usize>,
+    doubt: BTreeMap<&'e str, &'e str>,
+    doubt_load: BTreeMap<&'e str, usize>,
+}
+
+impl<'e> Owners<'e> {
+    /// `job` now owned by `to` (`None` or empty: by no worker).
+    fn give(&mut self, job: &'e str, to: Option<&'e str>) {
+        if let Some(old) = self.owner.remove(job) {
+            Self::dec(&mut self.load, old);
+        }
+        if let Some(old) = self.doubt.remove(job) {
+            Self::dec(&mut self.doubt_load, old);
+        }
+        if let Some(w) = to.filter(|w| !w.is_empty()) {
+            self.owner.insert(job, w);
+            *self.load.entry(w).or_default() += 1;
+        }
     }
-    if let Some(w) = to.filter(|w| !w.is_empty()) {
-        owner.insert(job, w);
-        *load.entry(w).or_default() += 1;
+
+    /// `worker` gave up completing `job` without learning whether it landed.
+    fn in_doubt(&mut self, job: &'e str, worker: &'e str) {
+        if self.owner.get(job) == Some(&worker) {
+            self.give(job, None);
+            self.doubt.insert(job, worker);
+            *self.doubt_load.entry(worker).or_default() += 1;
+        }
+    }
+
+    /// The jobs `w` surely owns.
+    fn sure(&self, w: &str) -> usize {
+        self.load.get(w).copied().unwrap_or(0)
+    }
+
+    /// The jobs `w` may own.
+    fn most(&self, w: &str) -> usize {
+        self.sure(w) + self.doubt_load.get(w).copied().unwrap_or(0)
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn dec(load: &mut BTreeMap<&'e str, usize>, w: &str) {
+        if let Some(n) = load.get_mut(w) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -196,8 +236,7 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
     }
     let disturbed = store_path_disturbed(run.events, run.end_us);
     let mut live = LiveWorkers::default();
-    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut load: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut owners = Owners::default();
     let mut v = Vec::new();
     // node → when it last (re)started: its load index starts empty and is first filled by its
     // first sweep's snapshot (poolloss seed 385: a node's first dispatch 15 ms after its restart
@@ -205,8 +244,7 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
     let mut started: BTreeMap<Who, u64> = BTreeMap::new();
     for e in run.events {
         if let Some(WorldEv::StoreCrash { data_loss: true }) = e.world() {
-            owner.clear();
-            load.clear();
+            owners.clear();
         }
         if let Some(WorldEv::NodeStart {}) = e.world() {
             started.insert(e.node, e.t_us);
@@ -219,8 +257,8 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
                 let (job, w, t) = (plain(job), plain(worker), e.t_us);
                 let fresh = started.get(&e.node).is_some_and(|s| t < s + 2 * HINT_LAG_US);
                 if !w.is_empty() && !fresh && v.len() < 20 {
-                    let mine = load.get(w).copied().unwrap_or(0);
-                    let least = live.surely_live(t).map(|x| (load.get(x).copied().unwrap_or(0), x)).min();
+                    let mine = owners.sure(w);
+                    let least = live.surely_live(t).map(|x| (owners.most(x), x)).min();
                     if let Some((n, x)) = least
                         && mine > n + BALANCE_SLACK
                         && !held_back(run, &disturbed, e.node, t)
@@ -235,16 +273,16 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
                         ));
                     }
                 }
-                give(&mut owner, &mut load, job, Some(w));
+                owners.give(job, Some(w));
             }
             Some(PoolEvent::Moved { kind, job, from, worker, .. }) => {
                 let (job, w, from, t) = (plain(job), plain(worker), plain(from), e.t_us);
                 let off = matches!(kind, MoveKind::Requeued | MoveKind::OrphanRequeued | MoveKind::HandedBack);
                 let fresh = started.get(&e.node).is_some_and(|s| t < s + 2 * HINT_LAG_US);
                 if off && !w.is_empty() && !fresh && v.len() < 20 {
-                    let mine = load.get(w).copied().unwrap_or(0);
+                    let mine = owners.sure(w);
                     let others = live.surely_live(t).filter(|x| *x != from);
-                    let least = others.map(|x| (load.get(x).copied().unwrap_or(0), x)).min();
+                    let least = others.map(|x| (owners.most(x), x)).min();
                     if let Some((n, x)) = least
                         && mine > n + BALANCE_SLACK
                         && !held_back(run, &disturbed, e.node, t)
@@ -259,9 +297,10 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
                         ));
                     }
                 }
-                give(&mut owner, &mut load, job, Some(w));
+                owners.give(job, Some(w));
             }
-            Some(PoolEvent::Completed { job, .. }) => give(&mut owner, &mut load, plain(job), None),
+            Some(PoolEvent::Completed { job, .. }) => owners.give(plain(job), None),
+            Some(PoolEvent::CompleteFailed { job, worker, .. }) => owners.in_doubt(plain(job), plain(worker)),
             _ => {}
         }
     }
@@ -321,5 +360,70 @@ mod tests {
         h.push(at(3_050, Who::World, WorldEv::StoreCrash { data_loss: false }));
         h.push(queued(3_100));
         assert!(p58(&h).is_empty());
+    }
+
+    fn beats_of(worker: &str, end_ms: u64) -> Vec<Event> {
+        (0..=end_ms / 500)
+            .map(|i| {
+                let value = Some(format!("{}|1500", i * 500));
+                at(i * 500, Who::Store, ServerEv::KeepaliveWritten { worker: worker.into(), value, now_ms: i * 500 })
+            })
+            .collect()
+    }
+
+    /// `n` jobs `{prefix}{i}` assigned to `worker` at 2 s (a sweep's assignment: not judged).
+    fn assigned(prefix: &str, worker: &str, n: u64) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let (job, kind) = (format!("{prefix}{i}"), MoveKind::Assigned);
+                let (job, from, worker, cleaned) = ((&job).into(), "".into(), worker.into(), "".into());
+                pool(2_000, PoolEvent::Moved { kind, job, from, worker, attempt: 1, now_ms: 2_000, cleaned })
+            })
+            .collect()
+    }
+
+    fn failed(prefix: &str, worker: &str, n: u64) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let job = format!("{prefix}{i}");
+                let (job, worker) = ((&job).into(), worker.into());
+                pool(2_500, PoolEvent::CompleteFailed { job, worker, attempt: 1, tries: 5, tries_max: 5 })
+            })
+            .collect()
+    }
+
+    fn p59(mut h: Vec<Event>, to: &str) -> Vec<Violation> {
+        h.extend(beats_of("wa", 3_000));
+        h.extend(beats_of("wb", 3_000));
+        h.sort_by_key(|e| e.t_us);
+        let worker = to.into();
+        h.push(pool(3_100, PoolEvent::Dispatched { job: "new".into(), worker, attempt: 1, now_ms: 3_100 }));
+        judge(&h, 0, 20_000_000, dispatch_picks_the_least_loaded)
+    }
+
+    #[test]
+    fn a_dispatch_to_a_worker_owning_more_than_the_slack_beyond_the_least_loaded_breaks_p59() {
+        let v = p59(assigned("a", "wa", 9), "wa");
+        assert_eq!((v.len(), v[0].invariant), (1, "P59"), "{v:?}");
+        assert!(p59(assigned("a", "wa", 8), "wa").is_empty(), "within the slack");
+        assert!(p59(assigned("a", "wa", 9), "wb").is_empty(), "the least-loaded picked");
+    }
+
+    /// Pool seed 1191: a completion whose every reply was lost may have landed (it had: the
+    /// node's index, which follows the store, no longer counted the job), so the rule counts the
+    /// job neither against its worker nor for it as the least-loaded one.
+    #[test]
+    fn a_completion_given_up_in_doubt_counts_on_neither_side_of_p59() {
+        let mut h = assigned("a", "wa", 12);
+        h.extend(failed("a", "wa", 11));
+        assert!(p59(h, "wa").is_empty(), "wa surely owns 1 job");
+        let mut h = assigned("a", "wa", 12);
+        h.extend(assigned("b", "wb", 10));
+        h.extend(failed("b", "wb", 10));
+        assert!(p59(h, "wa").is_empty(), "wb may own 10 jobs");
+        // Another worker's give-up leaves the owner's count alone.
+        let mut h = assigned("a", "wa", 12);
+        h.extend(failed("a", "wb", 12));
+        assert_eq!(p59(h, "wa").len(), 1);
     }
 }
