@@ -162,14 +162,18 @@ impl<E: Debug> Run<'_, E> {
         self.view.end_us
     }
 
-    /// Every job keel's pool completed in this run (from keel's typed events), with when it
-    /// first completed (µs): for "no job lost" rules over the jobs a service dispatched.
+    /// Every job keel's pool completed in this run (keel's `completed` events, and the
+    /// completions the store applied whose worker never learnt it: every reply lost), with when
+    /// it first completed (µs): for "no job lost" rules over the jobs a service dispatched.
     pub fn keel_completed_jobs(&self) -> BTreeMap<String, u64> {
         let mut done = BTreeMap::new();
         for e in self.view.events {
-            if let Some(keel::observe::PoolEvent::Completed { job, .. }) = e.pool() {
-                done.entry(job.to_string()).or_insert(e.t_us);
-            }
+            let job = match (e.pool(), e.server()) {
+                (Some(keel::observe::PoolEvent::Completed { job, .. }), _) => job.to_string(),
+                (_, Some(crate::history::ServerEv::CompletionLanded { job, .. })) => job.clone(),
+                _ => continue,
+            };
+            done.entry(job).or_insert(e.t_us);
         }
         done
     }

@@ -217,6 +217,11 @@ events! {
         /// attempt's own tombstone: an earlier try landed (its reply was lost). P14: the
         /// worker must not be told its completion is stale.
         CompletionHeld { job: String, attempt: u64, worker: String, by: Who } = "completion_held",
+        /// A transaction by `by` on a pool's job map applied and wrote `job`'s tombstone for
+        /// `attempt` by `worker`: the job completed at the store, whether or not its worker
+        /// learnt it (a reply lost, every retry's too: `complete_failed`). What the rules that
+        /// follow a job's owner or its completion read as the job done (P1, P2, P59, P72).
+        CompletionLanded { job: String, attempt: u64, worker: String, by: Who } = "completion_landed",
         /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
         /// cleaner released a lock it did not hold (P15).
         ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",

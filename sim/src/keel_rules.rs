@@ -239,8 +239,11 @@ pub fn pool_jobs_lost(run: &RunView<'_>, within: Duration) -> Vec<Violation> {
             Some(PoolEvent::Dispatched { job, .. }) => Some(keel_checks::plain(job)),
             _ => None,
         },
-        |e| match e.pool() {
-            Some(PoolEvent::Completed { job, .. }) => Some(keel_checks::plain(job)),
+        // A completion the store applied counts though its worker never learnt it (every
+        // reply lost: `complete_failed`); nothing runs the job again.
+        |e| match (e.pool(), e.server()) {
+            (Some(PoolEvent::Completed { job, .. }), _) => Some(keel_checks::plain(job)),
+            (_, Some(ServerEv::CompletionLanded { job, .. })) => Some(job.as_str()),
             _ => None,
         },
     )

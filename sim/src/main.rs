@@ -537,16 +537,19 @@ mod cli {
         set.into_iter().collect::<Vec<_>>().join("+")
     }
 
-    /// Periodic events, hidden from a timeline unless `--verbose` (a rejected write is shown).
+    /// Periodic events, hidden from a timeline unless `--verbose` (a rejected write is shown),
+    /// and the store's record of each completion that landed (its worker's `completed` says it,
+    /// and a `complete_failed` of a job that then never runs again).
     fn is_quiet(e: &Event) -> bool {
         use keel::observe::LeaseEvent;
-        use keel_sim::history::{Ev, WorldEv};
+        use keel_sim::history::{Ev, ServerEv, WorldEv};
         use keel_sim::scenario::{AppEv, lease};
         matches!(
             &e.ev,
             Ev::Core(keel::observe::Event::Lease(LeaseEvent::Renewed { .. } | LeaseEvent::AcquireRefused { .. }))
                 | Ev::App(AppEv::Lease(lease::Rec::ResourceWrite { accepted: true, .. }))
                 | Ev::World(WorldEv::NodeStart {})
+                | Ev::Server(ServerEv::CompletionLanded { .. })
         )
     }
 

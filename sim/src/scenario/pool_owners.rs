@@ -199,6 +199,29 @@ pub fn owners_without_pending<'a>(
     }
 }
 
+/// The store node's record of each completion that landed (`completion_landed`): an applied
+/// transaction on a pool's job map that writes a job's tombstone.
+pub fn completions_landed<'a>(
+    map: &str,
+    txns: impl Iterator<Item = &'a [(String, Option<String>)]>,
+    applied: &[bool],
+    history: &History,
+    by: Who,
+) {
+    if !is_job_map(map) {
+        return;
+    }
+    for (writes, _) in txns.zip(applied).filter(|(_, a)| **a) {
+        for (k, v) in writes {
+            let (Some(job), Some(tomb)) = (k.strip_prefix("d/"), v.as_deref()) else { continue };
+            let Some((attempt, worker)) = record_owner(tomb) else { continue };
+            let attempt = attempt.parse().unwrap_or(u64::MAX);
+            history
+                .record(Who::Store, ServerEv::CompletionLanded { job: job.into(), attempt, worker: worker.into(), by });
+        }
+    }
+}
+
 /// P32 at the instant: the store node's record of each owner given without its pending entry.
 fn owners_get_pending_entries(events: &[Event]) -> Vec<Violation> {
     let mut v = Vec::new();

@@ -35,6 +35,12 @@ pub fn one_runner_per_attempt(events: &[Event]) -> Vec<Violation> {
     let mut completed: BTreeMap<&str, bool> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
+        // A completion the store applied ends the key's attempts though its worker never
+        // learnt it (every reply lost).
+        if let Some(ServerEv::CompletionLanded { job, .. }) = e.server() {
+            completed.insert(job.as_str(), true);
+            continue;
+        }
         match e.pool() {
             Some(PoolEvent::Completed { job, .. }) => {
                 completed.insert(plain(job), true);

@@ -150,61 +150,21 @@ pub fn dispatch_queues_only_without_live_workers(run: &RunView<'_>) -> Vec<Viola
     v
 }
 
-/// Who owns each job, from the events: certain owners, and jobs whose completion's outcome their
-/// worker never learnt (`complete_failed` after tries that timed out: pool seed 1191, an applied
-/// first try whose reply, and every retry's, was lost). A node's load index follows the store, so
-/// such a job counts for its worker there or not: the rule counts it neither against a pick nor
-/// for the least-loaded worker it compares with.
-#[derive(Default)]
-struct Owners<'e> {
-    owner: BTreeMap<&'e str, &'e str>,
-    load: BTreeMap<&'e str, usize>,
-    doubt: BTreeMap<&'e str, &'e str>,
-    doubt_load: BTreeMap<&'e str, usize>,
-}
-
-impl<'e> Owners<'e> {
-    /// `job` now owned by `to` (`None` or empty: by no worker).
-    fn give(&mut self, job: &'e str, to: Option<&'e str>) {
-        if let Some(old) = self.owner.remove(job) {
-            Self::dec(&mut self.load, old);
-        }
-        if let Some(old) = self.doubt.remove(job) {
-            Self::dec(&mut self.doubt_load, old);
-        }
-        if let Some(w) = to.filter(|w| !w.is_empty()) {
-            self.owner.insert(job, w);
-            *self.load.entry(w).or_default() += 1;
-        }
+/// `job` now owned by `to` (`None` or empty: by no worker).
+fn give<'e>(
+    owner: &mut BTreeMap<&'e str, &'e str>,
+    load: &mut BTreeMap<&'e str, usize>,
+    job: &'e str,
+    to: Option<&'e str>,
+) {
+    if let Some(old) = owner.remove(job)
+        && let Some(n) = load.get_mut(old)
+    {
+        *n = n.saturating_sub(1);
     }
-
-    /// `worker` gave up completing `job` without learning whether it landed.
-    fn in_doubt(&mut self, job: &'e str, worker: &'e str) {
-        if self.owner.get(job) == Some(&worker) {
-            self.give(job, None);
-            self.doubt.insert(job, worker);
-            *self.doubt_load.entry(worker).or_default() += 1;
-        }
-    }
-
-    /// The jobs `w` surely owns.
-    fn sure(&self, w: &str) -> usize {
-        self.load.get(w).copied().unwrap_or(0)
-    }
-
-    /// The jobs `w` may own.
-    fn most(&self, w: &str) -> usize {
-        self.sure(w) + self.doubt_load.get(w).copied().unwrap_or(0)
-    }
-
-    fn clear(&mut self) {
-        *self = Self::default();
-    }
-
-    fn dec(load: &mut BTreeMap<&'e str, usize>, w: &str) {
-        if let Some(n) = load.get_mut(w) {
-            *n = n.saturating_sub(1);
-        }
+    if let Some(w) = to.filter(|w| !w.is_empty()) {
+        owner.insert(job, w);
+        *load.entry(w).or_default() += 1;
     }
 }
 
@@ -236,7 +196,8 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
     }
     let disturbed = store_path_disturbed(run.events, run.end_us);
     let mut live = LiveWorkers::default();
-    let mut owners = Owners::default();
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut load: BTreeMap<&str, usize> = BTreeMap::new();
     let mut v = Vec::new();
     // node → when it last (re)started: its load index starts empty and is first filled by its
     // first sweep's snapshot (poolloss seed 385: a node's first dispatch 15 ms after its restart
@@ -244,7 +205,8 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
     let mut started: BTreeMap<Who, u64> = BTreeMap::new();
     for e in run.events {
         if let Some(WorldEv::StoreCrash { data_loss: true }) = e.world() {
-            owners.clear();
+            owner.clear();
+            load.clear();
         }
         if let Some(WorldEv::NodeStart {}) = e.world() {
             started.insert(e.node, e.t_us);
@@ -252,13 +214,20 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
         if live.see(e) {
             continue;
         }
+        // A completion that landed at the store ends the job's ownership there, and so in the
+        // nodes' load indexes, whether or not its worker learnt it (pool seed 1191: the reply
+        // and every retry's were lost, `complete_failed`, and the rule kept the job owned).
+        if let Some(ServerEv::CompletionLanded { job, .. }) = e.server() {
+            give(&mut owner, &mut load, job, None);
+            continue;
+        }
         match e.pool() {
             Some(PoolEvent::Dispatched { job, worker, .. }) => {
                 let (job, w, t) = (plain(job), plain(worker), e.t_us);
                 let fresh = started.get(&e.node).is_some_and(|s| t < s + 2 * HINT_LAG_US);
                 if !w.is_empty() && !fresh && v.len() < 20 {
-                    let mine = owners.sure(w);
-                    let least = live.surely_live(t).map(|x| (owners.most(x), x)).min();
+                    let mine = load.get(w).copied().unwrap_or(0);
+                    let least = live.surely_live(t).map(|x| (load.get(x).copied().unwrap_or(0), x)).min();
                     if let Some((n, x)) = least
                         && mine > n + BALANCE_SLACK
                         && !held_back(run, &disturbed, e.node, t)
@@ -273,16 +242,16 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
                         ));
                     }
                 }
-                owners.give(job, Some(w));
+                give(&mut owner, &mut load, job, Some(w));
             }
             Some(PoolEvent::Moved { kind, job, from, worker, .. }) => {
                 let (job, w, from, t) = (plain(job), plain(worker), plain(from), e.t_us);
                 let off = matches!(kind, MoveKind::Requeued | MoveKind::OrphanRequeued | MoveKind::HandedBack);
                 let fresh = started.get(&e.node).is_some_and(|s| t < s + 2 * HINT_LAG_US);
                 if off && !w.is_empty() && !fresh && v.len() < 20 {
-                    let mine = owners.sure(w);
+                    let mine = load.get(w).copied().unwrap_or(0);
                     let others = live.surely_live(t).filter(|x| *x != from);
-                    let least = others.map(|x| (owners.most(x), x)).min();
+                    let least = others.map(|x| (load.get(x).copied().unwrap_or(0), x)).min();
                     if let Some((n, x)) = least
                         && mine > n + BALANCE_SLACK
                         && !held_back(run, &disturbed, e.node, t)
@@ -297,10 +266,9 @@ pub fn dispatch_picks_the_least_loaded(run: &RunView<'_>) -> Vec<Violation> {
                         ));
                     }
                 }
-                owners.give(job, Some(w));
+                give(&mut owner, &mut load, job, Some(w));
             }
-            Some(PoolEvent::Completed { job, .. }) => owners.give(plain(job), None),
-            Some(PoolEvent::CompleteFailed { job, worker, .. }) => owners.in_doubt(plain(job), plain(worker)),
+            Some(PoolEvent::Completed { job, .. }) => give(&mut owner, &mut load, plain(job), None),
             _ => {}
         }
     }
@@ -382,14 +350,22 @@ mod tests {
             .collect()
     }
 
-    fn failed(prefix: &str, worker: &str, n: u64) -> Vec<Event> {
-        (0..n)
-            .map(|i| {
-                let job = format!("{prefix}{i}");
-                let (job, worker) = ((&job).into(), worker.into());
-                pool(2_500, PoolEvent::CompleteFailed { job, worker, attempt: 1, tries: 5, tries_max: 5 })
-            })
-            .collect()
+    /// `n` jobs `{prefix}{i}` whose completion by `worker` the store applied at 2.5 s, and whose
+    /// worker gave up completing them (every reply lost).
+    fn landed_unseen(prefix: &str, worker: &str, n: u64) -> Vec<Event> {
+        let mut h = Vec::new();
+        for i in 0..n {
+            let job = format!("{prefix}{i}");
+            let (attempt, by) = (1, Who::Node(0));
+            h.push(at(
+                2_400,
+                Who::Store,
+                ServerEv::CompletionLanded { job: job.clone(), attempt, worker: worker.into(), by },
+            ));
+            let (job, worker) = ((&job).into(), worker.into());
+            h.push(pool(2_500, PoolEvent::CompleteFailed { job, worker, attempt, tries: 5, tries_max: 5 }));
+        }
+        h
     }
 
     fn p59(mut h: Vec<Event>, to: &str) -> Vec<Violation> {
@@ -409,21 +385,34 @@ mod tests {
         assert!(p59(assigned("a", "wa", 9), "wb").is_empty(), "the least-loaded picked");
     }
 
-    /// Pool seed 1191: a completion whose every reply was lost may have landed (it had: the
-    /// node's index, which follows the store, no longer counted the job), so the rule counts the
-    /// job neither against its worker nor for it as the least-loaded one.
+    /// Pool seed 1191: a completion that landed while every reply was lost ends the job's
+    /// ownership at the store, where the nodes' load indexes read it; one that did not land
+    /// leaves the job owned.
     #[test]
-    fn a_completion_given_up_in_doubt_counts_on_neither_side_of_p59() {
+    fn a_completion_that_landed_unseen_ends_the_ownership_p59_counts() {
         let mut h = assigned("a", "wa", 12);
-        h.extend(failed("a", "wa", 11));
-        assert!(p59(h, "wa").is_empty(), "wa surely owns 1 job");
+        h.extend(landed_unseen("a", "wa", 11));
+        assert!(p59(h, "wa").is_empty(), "wa owns 1 job at the store");
         let mut h = assigned("a", "wa", 12);
         h.extend(assigned("b", "wb", 10));
-        h.extend(failed("b", "wb", 10));
-        assert!(p59(h, "wa").is_empty(), "wb may own 10 jobs");
-        // Another worker's give-up leaves the owner's count alone.
+        h.extend(landed_unseen("b", "wb", 10));
+        assert_eq!(p59(h, "wa").len(), 1, "wb owns none at the store");
+        // Given up without landing: still owned.
         let mut h = assigned("a", "wa", 12);
-        h.extend(failed("a", "wb", 12));
+        let gave_up = |i: u64| {
+            let job = format!("a{i}");
+            pool(
+                2_500,
+                PoolEvent::CompleteFailed {
+                    job: (&job).into(),
+                    worker: "wa".into(),
+                    attempt: 1,
+                    tries: 5,
+                    tries_max: 5,
+                },
+            )
+        };
+        h.extend((0..11).map(gave_up));
         assert_eq!(p59(h, "wa").len(), 1);
     }
 }
