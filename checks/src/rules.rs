@@ -973,7 +973,7 @@ pub fn completer_partial_batches_wait_for_the_tick<E: Entry>(
 /// drain then retries it), so a batch whose room is made (`room_made`) after a failed write of
 /// the run with no write since (`batch_flushed`) and no drain begun is a batch given up without
 /// any bound: judged at that `room_made` (round 36, B #60, MC317: a backoff that hears the stop
-/// and gives its batch up, before the drain and its whole bound).
+/// and gives its batch up, before the drain and its whole bound). The first 20 reported.
 pub fn completer_drains_retry<E: Entry>(
     events: &[E],
     fastest: f64,
@@ -1217,7 +1217,7 @@ pub fn completer_drains_write_at_once<E: Entry>(
 /// on no clock. A run whose stop reported its bound reached (`StopDeadline`) is V4's to judge.
 /// One that sleeps instead (hunt round 11 #17: a producer leaving does not wake the run) holds
 /// the stop up to a flush interval, or to its bound, on every drain. Judged at the close; a run
-/// whose node crashed or restarted first is not.
+/// whose node crashed or restarted first is not. The first 20 reported.
 pub fn completer_drains_end_at_once<E: Entry>(
     events: &[E],
     slack_us: u64,
@@ -1799,6 +1799,48 @@ mod tests {
         assert!(paused.is_empty(), "{paused:?}");
     }
 
+    /// V17 to the microsecond (2 ms of slack: a close 2 ms after the drain's start is in time, one
+    /// a microsecond later is not), from the end of a hand-over to a full channel (or its give-up
+    /// at the bound); a drain whose node crashed or restarted is not judged, whatever another
+    /// node does; twenty named at most.
+    #[test]
+    fn v17_judges_a_close_to_the_microsecond_after_a_hand_over_and_forgets_a_crashed_node() {
+        use keel::observe::CompleterEvent as C;
+        let drain = |t, node| {
+            let (pending, producers, bound_ms, retry_max_ms) = (0, 0, 600, 200);
+            ce_at(
+                t,
+                node,
+                C::DrainStarted { completer: "c".into(), run: 1, pending, producers, bound_ms, retry_max_ms },
+            )
+        };
+        let closed = |t, node| {
+            let (unflushed, undelivered, producers_left) = (0, 0, 0);
+            ce_at(t, node, C::EventsClosed { completer: "c".into(), run: 1, unflushed, undelivered, producers_left })
+        };
+        let judge = |h: &[E]| {
+            completer_drains_end_at_once(h, 2_000, |_| vec![]).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[drain(10_000, "a"), closed(12_000, "a")]), []);
+        assert_eq!(judge(&[drain(10_000, "a"), closed(12_001, "a")]), [("V17", 12_001)]);
+        // A hand-over waiting on a full channel until 30 ms: the run could end only then.
+        let handed = ce_at(30_000, "a", C::HandedOver { completer: "c".into(), run: 1, n: 2, waited_us: 20_000 });
+        assert_eq!(judge(&[drain(10_000, "a"), handed.clone(), closed(31_000, "a")]), []);
+        assert_eq!(judge(&[drain(10_000, "a"), handed, closed(45_000, "a")]), [("V17", 45_000)]);
+        let at_bound =
+            ce_at(30_000, "a", C::EventsUndeliveredAtBound { completer: "c".into(), run: 1, n: 2, left_us: 0 });
+        assert_eq!(judge(&[drain(10_000, "a"), at_bound, closed(31_000, "a")]), []);
+        // A crash or restart of the run's node first: not judged; another node's: judged.
+        for fact in [Fact::NodeCrash, Fact::NodeStart] {
+            let on = |node| E(11_000, node, None, Some(fact));
+            assert_eq!(judge(&[drain(10_000, "a"), on("a"), closed(45_000, "a")]), []);
+            assert_eq!(judge(&[drain(10_000, "a"), on("b"), closed(45_000, "a")]), [("V17", 45_000)]);
+        }
+        // Twenty late closes named at most.
+        let h: Vec<E> = (0..25).flat_map(|i| [drain(i * 100_000, "a"), closed(i * 100_000 + 50_000, "a")]).collect();
+        assert_eq!(judge(&h).len(), 20);
+    }
+
     #[test]
     fn a_job_both_acked_and_redispatched_off_its_worker_fires_p17() {
         fn pe(t_ms: u64, e: PoolEvent<'_>) -> E {
@@ -1874,6 +1916,15 @@ mod tests {
         assert!(grant_order(&[held(1, "a", 1), released(2, "a"), held(3, "b", 2)]).is_empty());
         let v = grant_order(&[held(1, "a", 5), released(2, "a"), held(3, "b", 5)]);
         assert_eq!((v.len(), v[0].invariant, v[0].t_us), (1, "S1", 3));
+    }
+
+    /// S1 names the grant a repeated fence fails to go above: the first to carry that fence, not
+    /// a repeat of it (itself a violation).
+    #[test]
+    fn grant_order_names_the_first_grant_of_the_top_fence() {
+        let v = grant_order(&[held(1, "a", 5), held(3, "b", 5), held(5, "c", 5)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S1", 3), ("S1", 5)]);
+        assert!(v[1].detail.contains("not above a's earlier grant 5"), "{}", v[1].detail);
     }
 
     #[test]
@@ -2087,6 +2138,47 @@ mod tests {
         assert_eq!(judge(&h, 1.0).len(), 20);
     }
 
+    /// V12 to the microsecond: with a bound of 600 ms, retries of at most 200 ms and 2 ms of
+    /// slack, a give-up 398 ms into the drain is in time and one a microsecond earlier is not; a
+    /// node's crash ends its drains (another node's does not); twenty named at most.
+    #[test]
+    fn v12_judges_a_give_up_to_the_microsecond_and_a_crash_ends_the_drain() {
+        use keel::observe::CompleterEvent as C;
+        let began = |t, node| {
+            let (pending, producers, bound_ms, retry_max_ms) = (1, 0, 600, 200);
+            ce_at(
+                t,
+                node,
+                C::DrainStarted { completer: "c".into(), run: 1, pending, producers, bound_ms, retry_max_ms },
+            )
+        };
+        let failed = |t, node| ce_at(t, node, unknown_write_failure());
+        let closed = |t, node| {
+            let (unflushed, undelivered, producers_left) = (2, 0, 0);
+            ce_at(t, node, C::EventsClosed { completer: "c".into(), run: 1, unflushed, undelivered, producers_left })
+        };
+        let judge = |h: &[E]| {
+            completer_drains_retry(h, 1.0, 2_000, |_, _, _| false)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[began(0, "a"), failed(398_000, "a"), closed(398_000, "a")]), []);
+        assert_eq!(judge(&[began(0, "a"), failed(397_999, "a"), closed(397_999, "a")]), [("V12", 397_999)]);
+        // The drain died with its node: a give-up in the node's next life is not that drain's.
+        let crash = |node| E(5_000, node, None, Some(Fact::NodeCrash));
+        assert_eq!(judge(&[began(0, "a"), crash("a"), failed(10_000, "a"), closed(10_000, "a")]), []);
+        assert_eq!(judge(&[began(0, "a"), crash("b"), failed(10_000, "a"), closed(10_000, "a")]), [("V12", 10_000)]);
+        // Twenty give-ups named at most.
+        let h: Vec<E> = (0..25)
+            .flat_map(|i| {
+                let t = i * 1_000_000;
+                [began(t, "a"), failed(t + 10_000, "a"), closed(t + 10_000, "a")]
+            })
+            .collect();
+        assert_eq!(judge(&h).len(), 20);
+    }
+
     /// V3 at the announcement: the events a run could not hand over are its written batch's,
     /// counted in events (MC318 counted one per batch), and its report counts them all.
     #[test]
@@ -2205,6 +2297,68 @@ mod tests {
         );
         let restart = E(20_000, "a", None, Some(Fact::NodeStart));
         assert!(judge(&[began(2), restart, flushed(30_000, 5_000)], 1.0).is_empty());
+    }
+
+    /// V13 hears what moves a drain's due instant: a completion accepted during a drain that had
+    /// nothing queued is due at once (round 18, A #34); a hand-over to a full channel (or given up
+    /// at the bound) ends like a write in flight; a batch whose retry budget ran out is given up,
+    /// leaving nothing queued (completer seed 2840); and the run's close ends its drain.
+    #[test]
+    fn v13_hears_acceptances_hand_overs_give_ups_and_the_close() {
+        use keel::observe::CompleterEvent as C;
+        let began = |pending| {
+            let (producers, bound_ms, retry_max_ms) = (1, 600, 200);
+            sm(
+                10_000,
+                "a",
+                C::DrainStarted { completer: "c".into(), run: 1, pending, producers, bound_ms, retry_max_ms },
+            )
+        };
+        let flushed = |t, took_us| {
+            let (n, rev, retried, attempt_us) = (2, 1, false, took_us);
+            sm(t, "a", C::BatchFlushed { completer: "c".into(), run: 1, n, rev, retried, took_us, attempt_us })
+        };
+        let judge = |h: &[E]| {
+            completer_drains_write_at_once(h, (1.0, 1.0), 2_000, |_| vec![], |_, _, _| false)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        // Nothing queued at the drain, a completion accepted 2 ms in: written at once, or held
+        // to the tick (a write begun 35 ms in).
+        let accepted = sm(12_000, "a", C::Accepted { completer: "c".into(), run: 1, backlog: 1, queued: 1 });
+        assert_eq!(judge(&[began(0), accepted.clone(), flushed(17_000, 5_000)]), []);
+        assert_eq!(judge(&[began(0), accepted, flushed(40_000, 5_000)]), [("V13", 40_000)]);
+        // A hand-over waiting on a full channel until 25 ms: the queued batch is written from
+        // there, not from the drain's start.
+        let handed = sm(25_000, "a", C::HandedOver { completer: "c".into(), run: 1, n: 2, waited_us: 20_000 });
+        assert_eq!(judge(&[began(2), handed.clone(), flushed(30_000, 5_000)]), []);
+        assert_eq!(judge(&[began(2), handed, flushed(40_000, 5_000)]), [("V13", 40_000)]);
+        let at_bound = sm(25_000, "a", C::EventsUndeliveredAtBound { completer: "c".into(), run: 1, n: 2, left_us: 0 });
+        assert_eq!(judge(&[began(2), at_bound, flushed(30_000, 5_000)]), []);
+        // The queued batch failed at 25 ms and used its retry budget up: given up, nothing is
+        // queued, and a later write is of completions handed in since. Without the give-up it is
+        // still due at once.
+        let failed = sm(
+            25_000,
+            "a",
+            C::FlushFailed {
+                completer: "c".into(),
+                run: 1,
+                n: 2,
+                error: "x".into(),
+                outcome: keel::Outcome::NotApplied,
+                took_us: 0,
+            },
+        );
+        let exhausted = sm(25_000, "a", C::RetryBudgetExhausted { completer: "c".into(), run: 1 });
+        assert_eq!(judge(&[began(2), failed.clone(), exhausted, flushed(60_000, 5_000)]), []);
+        assert_eq!(judge(&[began(2), failed, flushed(60_000, 5_000)]), [("V13", 60_000)]);
+        // The run's close ends its drain: a write of that run reported after it is not the drain's.
+        let (unflushed, undelivered, producers_left) = (2, 0, 0);
+        let closed =
+            sm(12_000, "a", C::EventsClosed { completer: "c".into(), run: 1, unflushed, undelivered, producers_left });
+        assert_eq!(judge(&[began(2), closed, flushed(60_000, 5_000)]), []);
     }
 
     #[test]
@@ -2914,6 +3068,20 @@ mod tests {
             E(2, "n1", Some(Event::Rmap(RmapEvent::WaiterArmed { map: "m".into(), rev: 5, parked: true })), None);
         assert!(rmap_waiters_wake(&[resynced(1, 6), other]).is_empty());
     }
+
+    /// R8 hears a join like any load: a waiter parked for a write the join loaded, or left parked
+    /// by the join that reached it. A node's start forgets its replica's revision (the new life's
+    /// replica holds nothing yet); another node's start does not.
+    #[test]
+    fn r8_judges_a_join_and_forgets_a_restarted_nodes_replica() {
+        let joined = |t, rev| map(t, RmapEvent::Joined { map: "m".into(), rev, keys: 0, restarted: false });
+        let at = |v: Vec<Violation>| v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>();
+        assert_eq!(at(rmap_waiters_wake(&[joined(1, 6), armed(2, 5, true)])), [("R8", 2)]);
+        assert_eq!(at(rmap_waiters_wake(&[armed(1, 7, true), joined(2, 7)])), [("R8", 2)]);
+        let start = |node| E(2, node, None, Some(Fact::NodeStart));
+        assert_eq!(at(rmap_waiters_wake(&[resynced(1, 6), start("n0"), armed(3, 5, true)])), []);
+        assert_eq!(at(rmap_waiters_wake(&[resynced(1, 6), start("n1"), armed(3, 5, true)])), [("R8", 3)]);
+    }
 }
 
 #[cfg(test)]
@@ -2982,5 +3150,64 @@ mod revision_tests {
             judge(&[resynced(30, 7, 10), applied, rmap(1_100, RmapEvent::Applied { map: "m".into(), rev: 8 })]),
             [("R2", 1_100)]
         );
+    }
+
+    /// R2 within a node's life: the same revision again is not going back; a join and a
+    /// returning `set_and_wait` are revisions seen like any other; a node's start begins a new
+    /// life (another node's does not). R3: `set_and_wait` returns with its replica at its
+    /// write's revision or past it.
+    #[test]
+    fn r2_and_r3_judge_every_revision_seen_within_a_life() {
+        let judge = |h: &[E]| at_ms(&rmap_revisions(h, |_| None));
+        let applied = |t, rev| rmap(t, RmapEvent::Applied { map: "m".into(), rev });
+        let joined = |t, rev| rmap(t, RmapEvent::Joined { map: "m".into(), rev, keys: 0, restarted: false });
+        let returned = |t, rev, local_rev| rmap(t, RmapEvent::WaitReturned { map: "m".into(), rev, local_rev });
+        assert_eq!(judge(&[applied(1, 9), applied(2, 9)]), []);
+        assert_eq!(judge(&[applied(1, 9), joined(2, 3)]), [("R2", 2)]);
+        assert_eq!(judge(&[joined(1, 9), applied(2, 3)]), [("R2", 2)]);
+        assert_eq!(judge(&[applied(1, 9), returned(2, 5, 8)]), [("R2", 2)]);
+        assert_eq!(judge(&[returned(1, 5, 5), returned(2, 5, 6)]), []);
+        assert_eq!(judge(&[returned(1, 5, 4)]), [("R3", 1)]);
+        let start = |node| E(2_000, node, None, Some(Fact::NodeStart));
+        assert_eq!(judge(&[applied(1, 9), start("n1"), applied(3, 3)]), []);
+        assert_eq!(judge(&[applied(1, 9), start("n2"), applied(3, 3)]), [("R2", 3)]);
+    }
+
+    /// R2's span at its ends: a loss at the very instant the snapshot's last attempt was sent
+    /// falls inside the span, and a store back at the very instant of the reply was back only
+    /// after the read (which precedes its reply): the snapshot counts as read before the loss
+    /// both times, and a later resync may go back.
+    #[test]
+    fn a_loss_at_either_end_of_a_snapshots_span_counts_as_after_its_read() {
+        let loss = |t_ms: u64| E(t_ms * 1000, "store", None, Some(Fact::StoreLostData));
+        let up = |t_ms: u64| E(t_ms * 1000, "store", None, Some(Fact::StoreUp));
+        let judge = |h: &[E]| at_ms(&rmap_revisions(h, |_| None));
+        assert_eq!(judge(&[loss(41), resynced(43, 7, 2), up(500), resynced(1_400, 0, 5)]), []);
+        assert_eq!(judge(&[loss(41), up(43), resynced(43, 7, 8), resynced(1_400, 0, 5)]), []);
+    }
+
+    /// R17 names the first 20 resyncs that misreport the revision they left.
+    #[test]
+    fn r17_names_twenty_at_most() {
+        let h: Vec<E> = (1..=25)
+            .map(|i| {
+                let (reason, old_rev, changed, woken, took_us) = (ResyncReason::Gap, 0, 0, 0, 1);
+                rmap(
+                    i,
+                    RmapEvent::Resynced {
+                        map: "m".into(),
+                        reason,
+                        rev: i,
+                        old_rev,
+                        changed,
+                        woken,
+                        took_us,
+                        restarted: false,
+                    },
+                )
+            })
+            .collect();
+        // The first resync has nothing to compare with; each later one left the one before.
+        assert_eq!(rmap_resyncs_report_the_revision_left(&h).len(), 20);
     }
 }
