@@ -1666,6 +1666,12 @@ pub enum Mutant {
     /// by blind-spot hunt, round 41, B #10: P5 and P28 judge the entry against its own stale
     /// `now_ms`; P76, judged at each `pending_written`).
     MC386,
+    /// A replicated map's wait future that marks its waiter done at its first poll, not when it
+    /// completes: a `set_and_wait` cancelled while parked leaves its waiter registered (no
+    /// `waiter_cancelled`), counted by `waiters()` and against `max_waiters` until the replica
+    /// reaches its write, and for good if the write was lost (blind-spot hunt, round 42, A #7;
+    /// R27 counts from keel's own events, which the leak keeps consistent; R31 counts the calls).
+    MC397,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

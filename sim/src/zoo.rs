@@ -2284,6 +2284,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC397,
+        lineage: "blind-spot hunt, round 42, A #7: a map's wait future marked done at its first poll, so a cancelled parked call leaves its waiter registered",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -1265,6 +1265,7 @@ impl RmapScenario {
             Mutant::MC331,
             Mutant::MC332,
             Mutant::MC365,
+            Mutant::MC397,
         ]
     }
 }
