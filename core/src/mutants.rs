@@ -1672,6 +1672,11 @@ pub enum Mutant {
     /// reaches its write, and for good if the write was lost (blind-spot hunt, round 42, A #7;
     /// R27 counts from keel's own events, which the leak keeps consistent; R31 counts the calls).
     MC397,
+    /// `set_and_wait_until` that looks at its token once, before the call, and then waits deaf
+    /// to it: a caller's cancellation no longer ends the wait, which runs until the write is
+    /// applied or the map stops, and reports the map's `Closed` for the caller's own cancel
+    /// (blind-spot hunt, round 42, A #10; R23, judged at each failure of a call given a token).
+    MC398,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2290,6 +2290,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC398,
+        lineage: "blind-spot hunt, round 42, A #10: set_and_wait_until that looks at its token once, before the call, and waits deaf to it",
+        scenario: "rmap",
+        budget: 150,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",
