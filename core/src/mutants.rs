@@ -1677,6 +1677,12 @@ pub enum Mutant {
     /// applied or the map stops, and reports the map's `Closed` for the caller's own cancel
     /// (blind-spot hunt, round 42, A #10; R23, judged at each failure of a call given a token).
     MC398,
+    /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
+    /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
+    /// store) stays counted against `max_waiters` and holds its reply slot until the job
+    /// completes, for good if it never does (blind-spot hunt, round 42, A #17; P77, judged at
+    /// each wait's return).
+    MC399,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

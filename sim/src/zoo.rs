@@ -2296,6 +2296,12 @@ pub const ZOO: &[Entry] = &[
         budget: 150,
     },
     Entry {
+        mutant: Mutant::MC399,
+        lineage: "blind-spot hunt, round 42, A #17: a pool completion wait whose drop leaves its registration behind",
+        scenario: "poolfeed",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

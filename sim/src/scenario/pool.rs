@@ -626,6 +626,7 @@ impl PoolScenario {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
             v.extend(super::pool_feed::waits_bounded(run));
+            v.extend(super::pool_feed::waits_end_with_their_calls(run));
             v.extend(super::pool_events::check(run));
         }
         v
@@ -720,6 +721,7 @@ impl PoolScenario {
                 Mutant::MC348,
                 Mutant::MC378,
                 Mutant::MC379,
+                Mutant::MC399,
             ];
         }
         &[
