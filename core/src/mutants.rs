@@ -1683,6 +1683,11 @@ pub enum Mutant {
     /// completes, for good if it never does (blind-spot hunt, round 42, A #17; P77, judged at
     /// each wait's return).
     MC399,
+    /// A worker slot whose restart backoff does not listen for the slot's stop: a node stopped
+    /// while a dead worker waits for its replacement ends the slot only once the backoff ran
+    /// out, up to `restart_max` later, and its stop waits for it (blind-spot hunt, round 42,
+    /// A #21; P78, judged at each slot's end after its node's stop).
+    MC400,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

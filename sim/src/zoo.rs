@@ -2302,6 +2302,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC400,
+        lineage: "blind-spot hunt, round 42, A #21: a worker slot's restart backoff deaf to the slot's stop",
+        scenario: "poolfeed",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",
