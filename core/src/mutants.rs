@@ -1666,6 +1666,28 @@ pub enum Mutant {
     /// by blind-spot hunt, round 41, B #10: P5 and P28 judge the entry against its own stale
     /// `now_ms`; P76, judged at each `pending_written`).
     MC386,
+    /// A replicated map's wait future that marks its waiter done at its first poll, not when it
+    /// completes: a `set_and_wait` cancelled while parked leaves its waiter registered (no
+    /// `waiter_cancelled`), counted by `waiters()` and against `max_waiters` until the replica
+    /// reaches its write, and for good if the write was lost (blind-spot hunt, round 42, A #7;
+    /// R27 counts from keel's own events, which the leak keeps consistent; R31 counts the calls).
+    MC397,
+    /// `set_and_wait_until` that looks at its token once, before the call, and then waits deaf
+    /// to it: a caller's cancellation no longer ends the wait, which runs until the write is
+    /// applied or the map stops, and reports the map's `Closed` for the caller's own cancel
+    /// (blind-spot hunt, round 42, A #10; R23, judged at each failure of a call given a token).
+    MC398,
+    /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
+    /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
+    /// store) stays counted against `max_waiters` and holds its reply slot until the job
+    /// completes, for good if it never does (blind-spot hunt, round 42, A #17; P77, judged at
+    /// each wait's return).
+    MC399,
+    /// A worker slot whose restart backoff does not listen for the slot's stop: a node stopped
+    /// while a dead worker waits for its replacement ends the slot only once the backoff ran
+    /// out, up to `restart_max` later, and its stop waits for it (blind-spot hunt, round 42,
+    /// A #21; P78, judged at each slot's end after its node's stop).
+    MC400,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2284,6 +2284,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC397,
+        lineage: "blind-spot hunt, round 42, A #7: a map's wait future marked done at its first poll, so a cancelled parked call leaves its waiter registered",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC398,
+        lineage: "blind-spot hunt, round 42, A #10: set_and_wait_until that looks at its token once, before the call, and waits deaf to it",
+        scenario: "rmap",
+        budget: 150,
+    },
+    Entry {
+        mutant: Mutant::MC399,
+        lineage: "blind-spot hunt, round 42, A #17: a pool completion wait whose drop leaves its registration behind",
+        scenario: "poolfeed",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC400,
+        lineage: "blind-spot hunt, round 42, A #21: a worker slot's restart backoff deaf to the slot's stop",
+        scenario: "poolfeed",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -307,6 +307,10 @@ pub(crate) struct Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
+        // MC399: a wait given up leaves its registration behind.
+        if crate::mutants::active(crate::mutants::Mutant::MC399) {
+            return;
+        }
         let mut r = lock(&self.reg);
         if let Some(list) = r.waiters.get_mut(&self.job) {
             let before = list.len();
@@ -672,6 +676,26 @@ mod tests {
         assert_eq!(lock(&feed.reg).waiting, 1);
         drop(kept);
         assert_eq!(lock(&feed.reg).waiting, 0);
+    }
+
+    /// A dropped wait leaves no registration behind (round 42 A #17: MC399's drop kept it,
+    /// counted and later resolved for a caller long gone).
+    #[test]
+    fn a_dropped_wait_leaves_nothing_registered() {
+        fn left_after_drop() -> (usize, usize) {
+            let feed = Feed::new(0, 500);
+            drop(feed.wait("a").expect("room"));
+            let r = lock(&feed.reg);
+            (r.waiting, r.waiters.len())
+        }
+        assert_eq!(left_after_drop(), (0, 0));
+        #[cfg(feature = "mutants")]
+        {
+            let prev = crate::mutants::set(Some(crate::mutants::Mutant::MC399));
+            let left = left_after_drop();
+            crate::mutants::set(prev);
+            assert_eq!(left, (1, 1), "MC399 leaves the wait registered");
+        }
     }
 
     #[tokio::test]

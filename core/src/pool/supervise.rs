@@ -172,6 +172,10 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
         let wait = b.next(lived, core.cfg.worker_ttl);
         // MC73: the wait counted from the incarnation's start, not its death.
         let wake = if mutants::active(Mutant::MC73) { born + wait } else { core.clock.now() + wait };
+        // MC400: the backoff deaf to the slot's stop; the stop is heard once it ran out.
+        if mutants::active(Mutant::MC400) {
+            core.clock.sleep_until(wake).await;
+        }
         tokio::select! {
             biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = slot.cancelled() => {

@@ -512,6 +512,13 @@ impl<S: Store> ReplicatedMap<S> {
     /// # Ok(()) }
     /// ```
     pub async fn set_and_wait_until(&self, key: &str, value: &str, token: &Shutdown) -> Result<u64, RmapError> {
+        // MC398: the token looked at once, before the call: the wait is deaf to it.
+        if crate::mutants::active(crate::mutants::Mutant::MC398) {
+            if token.is_cancelled() {
+                return Err(RmapError::Cancelled);
+            }
+            return self.set_and_wait(key, value).await;
+        }
         tokio::select! {
             biased;
             _ = token.cancelled() => Err(RmapError::Cancelled),

@@ -402,7 +402,8 @@ impl Future for WaitFuture<'_> {
     type Output = WaitResult;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitResult> {
         let r = self.w.cell.poll_take(cx);
-        if r.is_ready() {
+        // MC397: done at the first poll: a caller that drops the wait later deregisters nothing.
+        if r.is_ready() || mutants::active(Mutant::MC397) {
             self.w.done = true;
         }
         r
@@ -525,6 +526,32 @@ mod tests {
         drop(b); // cancelled while armed
         assert_eq!(reg.len(), 0);
         block(reg.deliver(reg.applied_to(20))); // nothing left, nothing sent
+    }
+
+    /// A call cancelled while parked (its wait polled, then dropped) deregisters its waiter
+    /// (round 42 A #7: MC397 marked it done at its first poll, and the drop left it registered).
+    #[test]
+    fn a_wait_polled_then_dropped_deregisters() {
+        fn left_after_cancel() -> usize {
+            let reg = Arc::new(Registry::with_mutants(8, false, false));
+            let mut w = Registry::register(&reg).expect("room");
+            w.arm(5);
+            {
+                let mut f = std::pin::pin!(w.wait());
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(f.as_mut().poll(&mut cx).is_pending(), "parked: the replica is behind");
+            }
+            drop(w);
+            reg.len()
+        }
+        assert_eq!(left_after_cancel(), 0);
+        #[cfg(feature = "mutants")]
+        {
+            let prev = crate::mutants::set(Some(Mutant::MC397));
+            let left = left_after_cancel();
+            crate::mutants::set(prev);
+            assert_eq!(left, 1, "MC397 leaves the waiter registered");
+        }
     }
 
     #[test]

@@ -610,6 +610,8 @@ impl PoolScenario {
         v.extend(super::pool_config::nodes_run_as_configured(events, configured));
         // P47: a worker handle's join returns the exit its slot ended with.
         v.extend(super::pool_handles::handles_report_their_slot_exit(events));
+        // P78: a slot waiting to replace a dead worker ends at once when its node stops.
+        v.extend(super::pool_handles::slots_end_at_their_stop(run));
         v.extend(super::pool_counters::counters_follow_events(events));
         // E5: a start ends at its first permanent error (the plan's AccessDenied, in poolfeed).
         v.extend(keel_checks::pool_starts_end_at_a_permanent_error(events));
@@ -626,6 +628,7 @@ impl PoolScenario {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
             v.extend(super::pool_feed::waits_bounded(run));
+            v.extend(super::pool_feed::waits_end_with_their_calls(run));
             v.extend(super::pool_events::check(run));
         }
         v
@@ -720,6 +723,8 @@ impl PoolScenario {
                 Mutant::MC348,
                 Mutant::MC378,
                 Mutant::MC379,
+                Mutant::MC399,
+                Mutant::MC400,
             ];
         }
         &[

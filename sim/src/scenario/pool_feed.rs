@@ -222,6 +222,59 @@ pub fn waits_registered_first(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **P77**: a completion wait leaves the node's registry when its call ends, judged at each
+/// call's return: once the scenario's `wait_for` or `dispatch_and_wait` of `job` returned
+/// (`wait_done`, `wait_failed`), the node's waits of `job` still registered by keel's events
+/// (`completion_wait_registered` less `completion_wait_ended`) number at most the scenario's
+/// waits of `job` still open there. A wait whose drop leaves its registration behind (MC399)
+/// stays counted against `max_waiters` and is later "resolved" for a caller long gone; P74
+/// judged the bound from the same events, which the leak keeps consistent (blind-spot hunt,
+/// round 42, A #17). A node's stop closes its registry (`node_stopped`), and its crash or
+/// restart forgets it. The first 20 violations.
+pub fn waits_end_with_their_calls(run: &RunView<'_>) -> Vec<Violation> {
+    // (node, job) → (waits registered by keel's events, the scenario's waits still open)
+    let mut waits: BTreeMap<(Who, &str), (u64, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        if let Some(crate::history::WorldEv::NodeStart {} | crate::history::WorldEv::NodeCrash {}) = e.world() {
+            waits.retain(|(n, _), _| *n != e.node);
+            continue;
+        }
+        match (rec(e), e.pool()) {
+            (_, Some(PoolEvent::CompletionWaitRegistered { job })) => {
+                waits.entry((e.node, plain(job))).or_default().0 += 1;
+            }
+            (_, Some(PoolEvent::CompletionWaitEnded { job, .. })) => {
+                if let Some(w) = waits.get_mut(&(e.node, plain(job))) {
+                    w.0 = w.0.saturating_sub(1);
+                }
+            }
+            (_, Some(PoolEvent::NodeStopped { .. })) => {
+                for ((_, _), w) in waits.iter_mut().filter(|((n, _), _)| *n == e.node) {
+                    w.0 = 0;
+                }
+            }
+            (Some(Rec::WaitBegun { job }), _) => waits.entry((e.node, job.as_str())).or_default().1 += 1,
+            (Some(Rec::WaitDone { job, .. } | Rec::WaitFailed { job, .. }), _) => {
+                let w = waits.entry((e.node, job.as_str())).or_default();
+                w.1 = w.1.saturating_sub(1);
+                if w.0 > w.1 && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P77",
+                        e.t_us,
+                        format!(
+                            "{}: a wait for {job} returned, and the node still holds {} wait(s) of it for {} call(s) still waiting: an ended wait left its registration behind",
+                            e.node, w.0, w.1
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
         Some(super::AppEv::Pool(r)) => Some(r),

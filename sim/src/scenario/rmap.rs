@@ -950,6 +950,18 @@ impl RmapScenario {
                         format!("{node}: set_and_wait {id} failed Closed, yet nothing asked its map to stop"),
                     ));
                 }
+                // R23's second twin (round 42, A #10): a call given a token (the node's, which a
+                // stop cancels before it stops the map) hears it first and fails `Cancelled`; one
+                // that fails `Closed` waited deaf to its caller's cancel until the map closed
+                // (MC398: the token looked at once, before the call).
+                Rec::SawErr { id, error: SawError::Closed } if tokened.get(&(node, id.as_str())) == Some(&true) => {
+                    pending.remove(&(node, id.as_str()));
+                    v.push(Violation::new(
+                        "R23",
+                        e.t_us,
+                        format!("{node}: set_and_wait_until {id} failed Closed: its token, cancelled before the map stopped, went unheard"),
+                    ));
+                }
                 // R23's twin: `Cancelled` means the caller's token fired: a call given none
                 // (round 28 B #11: a stopped map's `Closed` reported as `Cancelled`), or one
                 // whose token (the node's) was not cancelled in this life, cannot fail so.
@@ -1265,6 +1277,8 @@ impl RmapScenario {
             Mutant::MC331,
             Mutant::MC332,
             Mutant::MC365,
+            Mutant::MC397,
+            Mutant::MC398,
         ]
     }
 }

@@ -34,6 +34,15 @@
 //! acknowledged it parked on a registry nothing would wake again. R20 saw that hang only when a
 //! reply came back after the stop (1 seed of 200); the count is wrong at every stop with a call
 //! in flight.
+//!
+//! **R31**: a call's end leaves nothing of it in the registry, judged at each call's return:
+//! each `set_and_wait` holds at most one waiter, so once the scenario's call returned, failed or
+//! was given up (`saw_done`, `saw_err`, `saw_cancelled`), the registry's count from R27's events
+//! is at most the node's calls still open (`saw_start` not yet ended). A wait future that marks
+//! its waiter done before it completes (MC397) leaves a cancelled call registered, with no
+//! `waiter_cancelled`: R27 reads keel's own events, which the leak keeps consistent with
+//! `waiters()`, and the apply loop later collects the orphan when the replica reaches its write
+//! (blind-spot hunt, round 42, A #7).
 
 use std::collections::BTreeMap;
 
@@ -54,11 +63,14 @@ const STOP_RETURN_SLACK_US: u64 = 2_000;
 pub fn waiters_count_the_calls(run: &RunView<'_>) -> Vec<Violation> {
     // node → (waiters registered now, the revision of an unparked arm just emitted)
     let mut live: BTreeMap<Who, (u64, Option<u64>)> = BTreeMap::new();
+    // node → the scenario's calls begun and not yet ended (R31)
+    let mut open: BTreeMap<Who, u64> = BTreeMap::new();
     let mut v = Vec::new();
     for e in run.events {
         let n = e.node;
         if let Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}) = e.world() {
             live.remove(&n);
+            open.remove(&n);
             continue;
         }
         if let Some(ev) = e.rmap() {
@@ -89,6 +101,22 @@ pub fn waiters_count_the_calls(run: &RunView<'_>) -> Vec<Violation> {
                 _ => {}
             }
             continue;
+        }
+        match rec(e) {
+            Some(Rec::SawStart { .. }) => *open.entry(n).or_default() += 1,
+            Some(Rec::SawDone { id, .. } | Rec::SawErr { id, .. } | Rec::SawCancelled { id }) => {
+                let calls = open.entry(n).or_default();
+                *calls = calls.saturating_sub(1);
+                let count = live.get(&n).map_or(0, |l| l.0);
+                if count > *calls && v.len() < 20 {
+                    v.push(Violation::new(
+                        "R31",
+                        e.t_us,
+                        format!("{n}: set_and_wait {id} ended with {count} waiters registered for {calls} calls still open: an ended call left its waiter behind"),
+                    ));
+                }
+            }
+            _ => {}
         }
         if let Some(Rec::Probe { waiters, .. }) = rec(e) {
             let count = live.get(&n).map_or(0, |l| l.0);
