@@ -100,6 +100,26 @@ impl Backoff {
 mod tests {
     use super::*;
 
+    /// Two completions of one key in a batch (a job dispatched again after its completion, its
+    /// next attempt completed before the flush): the store ends with the later one, as writes in
+    /// sequence would leave it (blind-spot hunt, round 42 B #23: a batch deduplicated by key
+    /// keeping the first, so the store held the older attempt; no simulated batch held a key
+    /// twice).
+    #[test]
+    fn the_last_completion_of_a_key_in_a_batch_wins() {
+        let batch = [
+            Completion::new("k", 1, "failed", "a"),
+            Completion::new("j", 1, "completed", "b"),
+            Completion::new("k", 2, "completed", "c"),
+        ];
+        let mut store = std::collections::BTreeMap::new();
+        for (key, value) in writes(&batch) {
+            store.insert(key, value);
+        }
+        assert_eq!(store.get("k").cloned().flatten(), Some(encode(&batch[2])));
+        assert_eq!(store.get("j").cloned().flatten(), Some(encode(&batch[1])));
+    }
+
     #[test]
     fn backoff_grows_within_bounds_then_cools_down() {
         let (min, max) = (Duration::from_millis(10), Duration::from_millis(100));

@@ -786,6 +786,30 @@ mod tests {
         assert!(s.iter().any(|(j, _, exp)| j == "gone" && !*exp), "job gone: stale");
     }
 
+    /// A pending entry is current only for the record's attempt *and* owner: one naming another
+    /// worker at the same attempt tracks no dispatch of the record (an ABA after a loss, a
+    /// hand-written value) and is deleted, never re-dispatched (blind-spot hunt, round 42 B #13:
+    /// the owner left out of the comparison; no simulated run wrote such an entry).
+    #[test]
+    fn a_pending_entry_naming_another_worker_is_stale() {
+        let mut v = view();
+        v.jobs.insert("j/w".into(), JobRecord { attempt: 2, owner: "b".into(), payload: "p".into() }.encode());
+        v.jobs.insert("p/w".into(), Pending { attempt: 2, worker: "a".into(), deadline_ms: 9000 }.encode());
+        assert_eq!(v.sweepable_pending(), vec![("w".to_owned(), "2|a|9000".to_owned(), false)]);
+    }
+
+    /// A keep-alive is judged by the TTL its worker wrote, shorter or longer than the reader's
+    /// (pulse #83), never by the longer of the two (blind-spot hunt, round 42 B #24: `max` of
+    /// both, so a worker with a short TTL looked alive to a node with a long one; every simulated
+    /// node is configured alike, so no run told them apart).
+    #[test]
+    fn a_keepalive_is_judged_by_its_own_ttl() {
+        assert!(stale_keepalive("9000|500", 10_000, 5000), "its own 500 ms, not the reader's 5 s");
+        assert!(!stale_keepalive("9000|5000", 10_000, 500), "its own 5 s, not the reader's 500 ms");
+        assert!(stale_keepalive("9000", 10_000, 500), "none written: the reader's");
+        assert!(!stale_keepalive("9000", 10_000, 5000), "none written: the reader's");
+    }
+
     #[test]
     fn lock_steps() {
         assert_eq!(lock_step(None, 10), LockStep::Take);

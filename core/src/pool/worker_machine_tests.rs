@@ -653,3 +653,24 @@ fn a_registered_worker_hears_runs_end_and_a_second_stop_changes_nothing() {
     assert_eq!(drain(&mut m), [], "a second stop reports nothing");
     assert_eq!(m.next_timeout(), bound, "and keeps the drain's bound");
 }
+
+/// A record naming another incarnation of the same node's worker slot (same node, same number,
+/// another start) is not ours: worker ids are unique per incarnation, and a record of the dead
+/// incarnation belongs to its cleanup, never to its successor (blind-spot hunt, round 42 B #12:
+/// ids compared by node and slot number only; the node's router hands records by exact id, so
+/// no simulated run delivered such a record).
+#[test]
+fn a_record_of_another_incarnation_of_the_slot_is_not_ours() {
+    let t0 = Instant::now();
+    let me = "n1.1767225600031.2";
+    let mut m = WorkerMachine::new(timing(), me, t0);
+    assert_eq!(drain(&mut m), [Command::Register]);
+    m.on_registered(t0, Some("ka0".into()));
+    drain(&mut m);
+    for other in ["n1.1767225600007.2", "n1.1767225600031.3", "n2.1767225600031.2"] {
+        m.on_record(t0, "j", Some(rec(1, other)));
+        assert_eq!(drain(&mut m), [], "a record of {other} started a run of {me}");
+    }
+    m.on_record(t0, "j", Some(rec(1, me)));
+    assert!(matches!(drain(&mut m).as_slice(), [Command::StartRun { .. }]), "our own record starts a run");
+}
