@@ -112,7 +112,11 @@ pub fn stopping_beats(run: &RunView<'_>) -> Vec<Violation> {
 pub(super) fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option<Who>, Span)> {
     let mut out = Vec::new();
     let mut store_down: Option<u64> = None;
-    let mut partitioned: BTreeMap<Who, u64> = BTreeMap::new();
+    // node → (when its first open partition began, how many are open): partitions nest, and
+    // one ending leaves the node cut off while another is in force (pool seeds 2003 and 2013:
+    // a cut of n1 from 27.6 s outlived one from 22.8 s that ended at 28.2 s, and only the heal
+    // at 30 s ended it, with no event of its own).
+    let mut partitioned: BTreeMap<Who, (u64, u32)> = BTreeMap::new();
     let mut slowed: Option<u64> = None;
     let settled = |start: u64, end: u64| Span { start, end: end.saturating_add(RECONNECT_SETTLE_US) };
     for e in events {
@@ -129,12 +133,18 @@ pub(super) fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option
             WorldEv::FeedDisconnect {} => out.push((None, settled(t, t))),
             WorldEv::StoreCrash { .. } => store_down = Some(store_down.unwrap_or(t)),
             WorldEv::StoreRestart {} => out.push((None, settled(store_down.take().unwrap_or(t), t))),
-            WorldEv::Partition { node, .. } => {
-                partitioned.entry(*node).or_insert(t);
-            }
-            WorldEv::PartitionHealed { node, .. } => {
-                let start = partitioned.remove(node).unwrap_or(t);
-                out.push((Some(*node), settled(start, t)));
+            WorldEv::Partition { node, .. } => partitioned.entry(*node).or_insert((t, 0)).1 += 1,
+            WorldEv::PartitionHealed { node, .. } => match partitioned.get_mut(node) {
+                Some((_, open)) if *open > 1 => *open -= 1,
+                _ => {
+                    let start = partitioned.remove(node).map_or(t, |(start, _)| start);
+                    out.push((Some(*node), settled(start, t)));
+                }
+            },
+            // The heal lifts every fault still in force, without an event of each one's end.
+            WorldEv::Heal {} => {
+                out.extend(std::mem::take(&mut partitioned).into_iter().map(|(n, (s, _))| (Some(n), settled(s, t))));
+                out.extend(slowed.take().map(|s| (None, settled(s, t))));
             }
             WorldEv::NetworkLatency { .. } => slowed = Some(slowed.unwrap_or(t)),
             WorldEv::NetworkLatencyEnded { extra_ms: 0 } => {
@@ -145,7 +155,7 @@ pub(super) fn store_path_disturbed(events: &[Event], end_us: u64) -> Vec<(Option
     }
     out.extend(store_down.map(|s| (None, Span { start: s, end: end_us.saturating_add(1) })));
     out.extend(slowed.map(|s| (None, Span { start: s, end: end_us.saturating_add(1) })));
-    out.extend(partitioned.into_iter().map(|(n, s)| (Some(n), Span { start: s, end: end_us.saturating_add(1) })));
+    out.extend(partitioned.into_iter().map(|(n, (s, _))| (Some(n), Span { start: s, end: end_us.saturating_add(1) })));
     out
 }
 
@@ -269,5 +279,24 @@ mod tests {
         assert!(with([slow, beat(1_300, true)]).is_empty());
         let after = at(1_100, Who::Store, WorldEv::LatencySpike { ms: 100, extra_ms: 200 });
         assert_eq!(with([after, beat(1_300, true)]).len(), 1, "a fault after the bound excuses nothing");
+    }
+
+    /// Pool seeds 2003 and 2013: a partition that began inside another outlives its end, and
+    /// the heal ends every fault still in force without an event of each one's end.
+    #[test]
+    fn nested_partitions_disturb_until_the_last_ends_or_the_heal() {
+        let n = Who::Node(1);
+        let part = |t, ms| at(t, Who::Nemesis, WorldEv::Partition { node: n, dir: "Both".into(), ms });
+        let healed = |t| at(t, Who::Nemesis, WorldEv::PartitionHealed { node: n, served: false });
+        let spans = |h: &[Event]| -> Vec<(Option<Who>, u64, u64)> {
+            let out = store_path_disturbed(h, 10_000_000).into_iter();
+            out.map(|(w, s)| (w, s.start / 1000, (s.end - RECONNECT_SETTLE_US) / 1000)).collect()
+        };
+        assert_eq!(spans(&[part(100, 500), healed(600)]), [(Some(n), 100, 600)]);
+        assert_eq!(spans(&[part(100, 500), part(400, 800), healed(600), healed(1_200)]), [(Some(n), 100, 1_200)]);
+        let heal = at(900, Who::Nemesis, WorldEv::Heal {});
+        assert_eq!(spans(&[part(100, 500), part(400, 800), healed(600), heal.clone()]), [(Some(n), 100, 900)]);
+        let slow = at(200, Who::Nemesis, WorldEv::NetworkLatency { ms: 5_000, extra_ms: 50 });
+        assert_eq!(spans(&[slow, heal]), [(None, 200, 900)]);
     }
 }
