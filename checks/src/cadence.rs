@@ -777,4 +777,158 @@ mod tests {
         assert!(judge(&[started(0), refused(10, 5), fact(200, Fact::NodeCrash), refused(900, 5)]).is_empty());
         assert!(judge(&[refused(10, 5), refused(900, 5)]).is_empty());
     }
+
+    /// The longest a node's clock measures over `from..to`: the running time at the fastest
+    /// in-bound rate, plus the early slack; nothing when its clock jumped meanwhile.
+    #[test]
+    fn the_longest_local_measure_is_the_fastest_rate_plus_the_early_slack() {
+        let clocks: SteadyClocks<&str> =
+            Clocks { rates: (0.8, 1.25), slacks: (7_000, 2_000), ..crate::steady_clocks(0) };
+        assert_eq!(clocks.longest_local(&"n1", 100_000, 300_000), Some(252_000));
+        assert_eq!(clocks.longest_local(&"n1", 300_000, 100_000), Some(2_000), "no running time");
+        let jumping: SteadyClocks<&str> = Clocks { jumped: |_, _, _| true, ..clocks };
+        assert_eq!(jumping.longest_local(&"n1", 100_000, 300_000), None);
+    }
+
+    /// A violation says which wait the attempt broke, from when, where it started and by how
+    /// much: a late one the wait's ceiling, an early one its floor.
+    #[test]
+    fn a_violation_names_its_wait_and_how_far_off_the_attempt_was() {
+        // After a refusal at 10 ms: due within a poll (333 ms; deadline 345 ms with the slack),
+        // started at 510 ms (the outcome at 515 ms less 5 ms): 165 ms late.
+        let v = judge(&[started(0), refused(10, 5), refused(515, 5)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        let d = &v[0].detail;
+        assert!(d.contains("after a refusal at 0.010s"), "{d}");
+        assert!(d.contains("its next attempt was due within 333000 µs"), "{d}");
+        assert!(d.contains("started at 0.510s, 165000 µs late"), "{d}");
+        // At least half of it (166.5 ms, floor 174.5 ms with the slack), sent at 15 ms: 159.5 ms early.
+        let v = judge(&[started(0), refused(10, 5), refused(20, 5)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        let d = &v[0].detail;
+        assert!(d.contains("after a refusal at 0.010s"), "{d}");
+        assert!(d.contains("its next attempt was to wait at least 166500 µs"), "{d}");
+        assert!(d.contains("started at 0.015s, 159500 µs early"), "{d}");
+    }
+
+    /// Both bounds hold at their exact instant: a renewal sent 5 ms into a 5 ms try at 10 ms
+    /// allows the next one no sooner than 336 ms (333 ms after the send, less the 2 ms slack) and
+    /// no later than 340 ms (plus the slack); one ms past either side breaks it.
+    #[test]
+    fn a_renewal_at_its_floor_or_its_deadline_is_on_time() {
+        let after = |t_ms: u64, took_ms: u64| judge(&[started(0), renewed(10, 5), renewed(t_ms, took_ms)]);
+        assert!(after(340, 4).is_empty(), "sent at the floor: {:?}", after(340, 4));
+        let v = after(339, 4);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S13", 339_000)], "{v:?}");
+        assert!(v[0].detail.contains("1000 µs early"), "{}", v[0].detail);
+        assert!(after(342, 2).is_empty(), "started at the deadline: {:?}", after(342, 2));
+        let v = after(343, 2);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 343_000)], "{v:?}");
+        assert!(v[0].detail.contains("1000 µs late"), "{}", v[0].detail);
+    }
+
+    fn stepping_down(t_ms: u64) -> Ev {
+        at(t_ms, LeaseEvent::SteppingDown { lease: "l".into(), owner: "a".into(), fence: 1 })
+    }
+
+    /// A step-down judges the attempt that fell due before it and never started (S12 at the
+    /// step-down), unless the node's clock jumped meanwhile; one within the wait is not judged.
+    #[test]
+    fn a_step_down_past_a_due_attempt_that_never_started_fires_s12() {
+        // The renewal sent at 5 ms is due again by 340 ms (333 ms and the 2 ms slack).
+        assert!(judge(&[started(0), renewed(10, 5), stepping_down(340)]).is_empty());
+        let v = judge(&[started(0), renewed(10, 5), stepping_down(341)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 341_000)], "{v:?}");
+        assert!(v[0].detail.contains("none started before its step-down"), "{}", v[0].detail);
+        let mut jumping = crate::steady_clocks(2_000);
+        jumping.jumped = |_, _, _| true;
+        assert!(lease_attempts_on_time(&[started(0), renewed(10, 5), stepping_down(400)], jumping).is_empty());
+    }
+
+    /// The first 20 violations are reported, whichever arm finds the next: a retry storm of 24
+    /// early refusals reports the first 20, and a step-down past its due attempt after them none.
+    #[test]
+    fn the_first_20_violations_are_reported() {
+        let mut h = vec![started(0)];
+        h.extend((1..=25).map(|i| refused(10 * i, 5)));
+        let v = judge(&h);
+        assert_eq!(v.len(), 20, "{v:?}");
+        assert!(v.iter().all(|v| v.invariant == "S13"), "{v:?}");
+        assert_eq!((v[0].t_us, v[19].t_us), (20_000, 210_000));
+        // The last refusal at 250 ms is due again within 333 ms: a step-down at 700 ms finds it
+        // overdue, past the cap.
+        h.push(stepping_down(700));
+        assert_eq!(judge(&h).len(), 20);
+        assert_eq!(judge(&[started(0), refused(250, 5), stepping_down(700)]).len(), 1);
+    }
+
+    /// A quarantine's wait is exact, not jittered: its next attempt waits until the lease frees
+    /// (100 ms here), where a refusal's may come at half of it.
+    #[test]
+    fn a_quarantine_waits_until_the_lease_frees_not_half_of_it() {
+        let quarantined = |t_ms: u64| {
+            let (lease, owner) = ("l".into(), "a".into());
+            at(t_ms, LeaseEvent::Quarantined { lease, owner, remaining_ms: 100, took_us: 5_000 })
+        };
+        // Floor 108 ms (10 + 100 − the 2 ms slack), deadline 112 ms.
+        assert!(judge(&[started(0), quarantined(10), refused(115, 5)]).is_empty());
+        let v = judge(&[started(0), quarantined(10), refused(70, 5)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S13", 70_000)], "{v:?}");
+        assert!(v[0].detail.contains("after a quarantine refusal"), "{}", v[0].detail);
+        let v = judge(&[started(0), quarantined(10), refused(120, 5)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 120_000)], "{v:?}");
+    }
+
+    /// A failed renewal's retry waits at least half its backoff (10 ms after the first error):
+    /// one sent at once is S13.
+    #[test]
+    fn a_failed_renewal_s_retry_waits_half_its_backoff() {
+        // Floor 353 ms (345 + 10 − the 2 ms slack).
+        let h = [started(0), renewed(10, 5), renew_failed(345, 5)];
+        assert!(judge(&[h.as_slice(), &[renewed(354, 1)]].concat()).is_empty());
+        let v = judge(&[h.as_slice(), &[renewed(350, 1)]].concat());
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S13", 350_000)], "{v:?}");
+        assert!(v[0].detail.contains("after a failed renewal"), "{}", v[0].detail);
+    }
+
+    /// A refused renewal is an answer of the store: it ends the streak of errors, so the first
+    /// failed acquisition after the step-down waits `retry_min` (20 ms, at least 10), not the
+    /// streak's next backoff (160 ms, at least 80).
+    #[test]
+    fn a_refused_renewal_starts_the_error_streak_over() {
+        let renew_refused =
+            |t_ms: u64| at(t_ms, LeaseEvent::RenewRefused { lease: "l".into(), owner: "a".into(), took_us: 2_000 });
+        let lost =
+            at(126, LeaseEvent::Lost { lease: "l".into(), owner: "a".into(), fence: 1, reason: LostReason::Taken });
+        // Three failed renewals (backoffs of 20, 40 and 80 ms), refused 40 ms after the third.
+        let h = [
+            started(0),
+            renew_failed(10, 5),
+            renew_failed(35, 5),
+            renew_failed(80, 5),
+            renew_refused(122),
+            lost,
+            acquire_failed(132, 5),
+            acquire_failed(147, 5),
+        ];
+        assert!(judge(&h).is_empty(), "{:?}", judge(&h));
+    }
+
+    /// A successful read of the store's time starts keel's count of errors over (its floor is
+    /// judged again) and lets the first acquisition go at once: one that waits is late.
+    #[test]
+    fn a_read_of_the_store_s_time_starts_the_count_over_and_acquires_at_once() {
+        let reads = [started(0), time(5, false), time(20, false), time(40, true)];
+        // The first error after the read allows 20 ms, at least 10: a retry sent 2 ms after it is early.
+        let mut h = reads.to_vec();
+        h.extend([acquire_failed(42, 1), acquire_failed(45, 1)]);
+        let v = judge(&h);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S13", 45_000)], "{v:?}");
+        // The acquisition after the read is due at once (the 2 ms slack): one 300 ms later is late.
+        let mut h = reads.to_vec();
+        h.push(refused(345, 5));
+        let v = judge(&h);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("S12", 345_000)], "{v:?}");
+        assert!(v[0].detail.contains("after its read of the store's time"), "{}", v[0].detail);
+    }
 }

@@ -470,4 +470,80 @@ mod tests {
         let crash = Ev(4000, "n1", None, Some(Fact::NodeCrash));
         assert!(group_starts(&[begun(1), started(2, subs, 1), ok(2, subs), crash, ended(5, false)]).is_empty());
     }
+
+    /// A completer's stop that returned `ok` false, as a member of a group.
+    fn completer_stop_failed(t_ms: u64, completer: &'static str) -> Ev {
+        let e = keel::observe::CompleterEvent::StopReturned {
+            completer: completer.into(),
+            run: 1,
+            ok: false,
+            unflushed: 0,
+            undelivered: 0,
+            producers_left: 1,
+        };
+        Ev(t_ms * 1000, "n1", Some(Event::Completer(e.to_static())), None)
+    }
+
+    /// A failed group start returns its own error, not its members': the stop errors of the
+    /// services it started are heard by it, and only theirs (another member's error still must
+    /// reach its group's stop).
+    #[test]
+    fn a_failed_group_start_hears_only_its_own_members_stop_errors() {
+        let start_ended = group(3, LifecycleEvent::GroupStartEnded { services: vec!["completer:c".into()], ok: false });
+        let stopped = |t_ms: u64, member: &'static str| {
+            group(t_ms, LifecycleEvent::GroupStopped { services: vec![member.into()], failed: None })
+        };
+        let h = [completer_stop_failed(1, "c"), start_ended.clone(), stopped(4, "completer:c")];
+        assert!(group_stops_hear_member_errors(&h).is_empty(), "{:?}", group_stops_hear_member_errors(&h));
+        let h = [completer_stop_failed(1, "c"), completer_stop_failed(2, "d"), start_ended, stopped(4, "completer:d")];
+        let v = group_stops_hear_member_errors(&h);
+        assert_eq!(crate::test_entry::at_ms(&v), [("V9", 4)], "{v:?}");
+        assert!(v[0].detail.contains("without the error of its service completer:d"), "{}", v[0].detail);
+    }
+
+    /// Each rule of this file reports its first 20 violations, no more.
+    #[test]
+    fn the_first_20_violations_are_reported() {
+        const NAMES: [&str; 22] = [
+            "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15",
+            "s16", "s17", "s18", "s19", "s20", "s21",
+        ];
+        // V15: 21 runs started while run 1 still runs.
+        let h: Vec<Ev> = (1..=22).map(|run| started(run, "s", run)).collect();
+        let v = services_run_one_at_a_time(&h);
+        assert_eq!(v.len(), 20, "{v:?}");
+        assert_eq!((v[0].t_us, v[19].t_us), (2_000, 21_000));
+        // V5: 21 stops returned while the run still runs.
+        let mut h = vec![started(1, "s", 1)];
+        h.extend((2..=22).map(|t_ms| at(t_ms, "n1", LifecycleEvent::StopReturned { service: "s".into(), run: 1 })));
+        let v = stops_wait_for_their_run(&h);
+        assert_eq!(v.len(), 20, "{v:?}");
+        assert_eq!((v[0].t_us, v[19].t_us), (2_000, 21_000));
+        // V9: 21 members' stop errors the group's stop never heard.
+        let mut h: Vec<Ev> = NAMES[..21].iter().map(|c| completer_stop_failed(1, c)).collect();
+        let members: Vec<String> = NAMES[..21].iter().map(|c| format!("completer:{c}")).collect();
+        let services = members.iter().map(Into::into).collect();
+        h.push(at(2, "n1", LifecycleEvent::GroupStopped { services, failed: None }));
+        let v = group_stops_hear_member_errors(&h);
+        assert_eq!(v.len(), 20, "{v:?}");
+        assert!(v[19].detail.contains("its service completer:s19,"), "{}", v[19].detail);
+        // V19: a group of 22 started in declared order, each outcome out of turn.
+        let mut h =
+            vec![group(1, LifecycleEvent::GroupStartBegun { services: NAMES.iter().map(|s| (*s).into()).collect() })];
+        h.extend(NAMES.iter().zip(2..).map(|(s, t_ms)| ok(t_ms, s)));
+        let v = group_starts(&h);
+        assert_eq!(v.len(), 20, "{v:?}");
+        assert_eq!((v[0].t_us, v[19].t_us), (2_000, 21_000));
+    }
+
+    /// Only a failed start's stops are judged for their order: a service of a start not (yet)
+    /// failed that exits, or begins to stop, while one declared before it runs is no violation.
+    #[test]
+    fn a_start_that_has_not_failed_leaves_its_services_stops_unjudged() {
+        let (subs, comp) = ("subscriptions:jobs", "completer:jobs");
+        let going = [begun(1), started(2, subs, 1), ok(2, subs), started(3, comp, 1), ok(3, comp)];
+        let stop_begun = group(4, LifecycleEvent::StopBegun { service: subs.into(), run: 1 });
+        let h = [going.as_slice(), &[stop_begun, exited(5, subs, 1), ok(6, "p0"), ended(7, true)]].concat();
+        assert!(group_starts(&h).is_empty(), "{:?}", group_starts(&h));
+    }
 }

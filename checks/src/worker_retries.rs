@@ -744,4 +744,39 @@ mod tests {
         assert_eq!(judge(&[gap(100), resynced(900)]), [("P73", 900)]);
         assert_eq!(judge(&[gap(100), gap(900)]), [("P73", 900)]);
     }
+
+    /// A violation names the failure in a row it follows ("1st", "2nd", "3rd", "4th"), the wait
+    /// and how far off the try started, or the try past the allowed ones.
+    #[test]
+    fn a_violation_counts_the_failures_in_a_row_in_words() {
+        // The 2nd failure at 120 ms waits 200 ms (floor 318 ms with the slack); the retry started
+        // at 190 ms, 128 ms early.
+        let v = worker_registrations_retry_on_time(
+            &[failed(10, 10), failed(120, 10), failed(200, 10)],
+            crate::steady_clocks(2_000),
+        );
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].detail,
+            "n1: worker w: after its 2nd failed registration in a row at 0.120s the next try was due 200000 µs later, and started at 0.190s, 128000 µs early"
+        );
+        let judge = |h: &[Ev]| worker_completions_retry_on_time(h, crate::steady_clocks(2_000));
+        let three = [complete_retry(10, 10), complete_retry(120, 10), complete_retry(330, 10)];
+        let v = judge(&[three.as_slice(), &[complete_retry(640, 10)]].concat());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].detail,
+            "n1: job j attempt 1: its 4th failed completion try in a row is a try past its 3 tries"
+        );
+        let completed = at(640, PoolEvent::Completed { job: "j".into(), worker: "w".into(), attempt: 1 });
+        let v = judge(&[three.as_slice(), &[completed]].concat());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].detail,
+            "n1: job j attempt 1: a try after its 3rd failed completion try in a row succeeded, past its 3 tries"
+        );
+        let v = judge(&[complete_retry(10, 10), complete_retry(15, 1)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("after its 1st failed completion try in a row at 0.010s"), "{}", v[0].detail);
+    }
 }
