@@ -457,6 +457,17 @@ impl FaultPlan {
         })
     }
 
+    /// Whether the plan drove node `node`'s clock beyond the configured bound (a rate beyond it,
+    /// or a backward jump) at or before `until_ms`: what that node derives from its clock (its
+    /// estimate of the store's time, say) is then off by more than keel allows for.
+    pub fn clock_beyond_bound(&self, node: usize, until_ms: u64) -> bool {
+        self.events.iter().filter(|e| e.at_ms <= until_ms).any(|e| match e.fault {
+            Fault::ClockRate { node: n, beyond, .. } => n == node && beyond,
+            Fault::ClockJump { node: n, delta_ms } => n == node && delta_ms < 0,
+            _ => false,
+        })
+    }
+
     /// Whether the plan makes the store lose data it acknowledged (all of it, or the writes
     /// since its last persistence point).
     pub fn loses_data(&self) -> bool {
