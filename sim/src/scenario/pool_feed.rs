@@ -22,7 +22,7 @@ use keel::observe::PoolEvent;
 use super::RunView;
 use super::pool::Rec;
 use crate::check::Violation;
-use crate::history::{Event, Who, plain};
+use crate::history::{Event, ServerEv, Who, plain};
 use crate::net::SimStore;
 use crate::world::NodeCtx;
 
@@ -293,6 +293,10 @@ struct Listener<'a> {
     closed: Option<u64>,
 }
 
+/// How far a completion's tombstone time may be from the instant the store applied it before
+/// P10's *complete* stops judging it, when its worker's clock had left its drift bound.
+pub const STAMP_SLACK_US: u64 = 1_000_000;
+
 /// P10 over a run (see the module's doc).
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let events = run.events;
@@ -301,10 +305,12 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     // Jobs whose completion's tombstone was stamped by a node whose clock had left its drift
     // bound (poolfeed seed 1968: a worker's clock jumped 3.9 s back and ran at 0.46, its
     // estimate of the store's time stamped a completion at 30.1 s with 23.8 s, and the other
-    // nodes' feeds took it for history older than their horizon). Keel's store-time estimate
+    // nodes' feeds took it for history older than their horizon), when the stamp is off the
+    // instant the store applied it by more than [`STAMP_SLACK_US`]. Keel's store-time estimate
     // holds only within the bound: *complete* does not judge them (*exact*, *once* and
     // *woken* do: `wait_for` reads the tombstone whatever its time).
-    let mut untimed: BTreeSet<&str> = BTreeSet::new();
+    let mut untame: Vec<&str> = Vec::new();
+    let mut applied_at: BTreeMap<&str, u64> = BTreeMap::new();
     let mut tombstones: Option<BTreeSet<&str>> = None;
     // job → when the store says it completed (its tombstone's store time, as a global instant):
     // earlier than the worker's `completed` when the write's reply was lost and a retry found
@@ -318,8 +324,11 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             if let Some(n) = e.node.index()
                 && run.plan.clock_beyond_bound(n, e.t_us / 1000)
             {
-                untimed.insert(plain(job));
+                untame.push(plain(job));
             }
+        }
+        if let Some(ServerEv::CompletionLanded { job, .. }) = e.server() {
+            applied_at.entry(job.as_str()).or_insert(e.t_us);
         }
         if let Some(Rec::Tombstones { jobs, ms }) = rec(e) {
             tombstones.get_or_insert_with(BTreeSet::new).extend(jobs.iter().map(String::as_str));
@@ -329,6 +338,13 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             }
         }
     }
+    let untimed: BTreeSet<&str> = untame
+        .into_iter()
+        .filter(|job| match (landed.get(job), applied_at.get(job)) {
+            (Some(&stamp), Some(&applied)) => stamp.abs_diff(applied) > STAMP_SLACK_US,
+            _ => false,
+        })
+        .collect();
     let mut v = Vec::new();
     let exact = |v: &mut Vec<Violation>, t: u64, node: Who, what: &str, job: &str, attempt: u64| match recorded.get(job)
     {
@@ -519,13 +535,30 @@ mod tests {
     }
 
     /// Poolfeed seed 1968: a completion stamped by a node whose clock had left its drift bound
-    /// (a backward jump, a rate beyond the bound) before it is not owed to subscribers.
+    /// (a backward jump, a rate beyond the bound) before it, its tombstone's time off the
+    /// instant the store applied it by more than the slack, is not owed to subscribers.
     #[test]
     fn a_completion_stamped_by_a_clock_beyond_its_bound_is_not_owed_to_subscribers() {
         use crate::plan::{Fault, FaultPlan, Profile, Timed};
         use crate::timeline::Timeline;
-        let events = vec![at(0, WorldEv::NodeStart {}), app(0, Rec::FeedStart {}), completed(5_000, "j", 2)];
-        let owed = |faults: Vec<(u64, Fault)>| {
+        let owed = |stamp_ms: u64, faults: Vec<(u64, Fault)>| {
+            let events = vec![
+                Event { t_us: 0, node: Who::Store, ev: Ev::Server(ServerEv::StoreUp { now_ms: 0 }) },
+                at(0, WorldEv::NodeStart {}),
+                app(0, Rec::FeedStart {}),
+                Event {
+                    t_us: 9_990_000,
+                    node: Who::Store,
+                    ev: Ev::Server(ServerEv::CompletionLanded {
+                        job: "j".into(),
+                        attempt: 2,
+                        worker: "w".into(),
+                        by: N0,
+                    }),
+                },
+                completed(10_000, "j", 2),
+                app(19_000, Rec::Tombstones { jobs: vec!["j".into()], ms: vec![stamp_ms] }),
+            ];
             let events_of_plan = faults.into_iter().map(|(at_ms, fault)| Timed { at_ms, fault }).collect();
             let plan = FaultPlan {
                 seed: 0,
@@ -540,12 +573,13 @@ mod tests {
             check(&run).len()
         };
         let back = |node| Fault::ClockJump { node, delta_ms: -3_000 };
-        assert_eq!(owed(vec![]), 1);
-        assert_eq!(owed(vec![(4_000, back(0))]), 0, "a backward jump before the stamp");
-        assert_eq!(owed(vec![(4_000, Fault::ClockRate { node: 0, rate: 0.4, beyond: true })]), 0);
-        assert_eq!(owed(vec![(4_000, Fault::ClockRate { node: 0, rate: 0.99, beyond: false })]), 1, "within");
-        assert_eq!(owed(vec![(4_000, Fault::ClockJump { node: 0, delta_ms: 3_000 })]), 1, "forward");
-        assert_eq!(owed(vec![(6_000, back(0))]), 1, "after the stamp");
-        assert_eq!(owed(vec![(4_000, back(1))]), 1, "another node's clock");
+        assert_eq!(owed(6_900, vec![]), 1, "a stamp off, the clocks within their bound");
+        assert_eq!(owed(6_900, vec![(8_000, back(0))]), 0, "a backward jump before the stamp");
+        assert_eq!(owed(9_900, vec![(8_000, back(0))]), 1, "the stamp within the slack");
+        assert_eq!(owed(6_900, vec![(8_000, Fault::ClockRate { node: 0, rate: 0.4, beyond: true })]), 0);
+        assert_eq!(owed(6_900, vec![(8_000, Fault::ClockRate { node: 0, rate: 0.99, beyond: false })]), 1);
+        assert_eq!(owed(6_900, vec![(8_000, Fault::ClockJump { node: 0, delta_ms: 3_000 })]), 1, "forward");
+        assert_eq!(owed(6_900, vec![(11_000, back(0))]), 1, "after the stamp");
+        assert_eq!(owed(6_900, vec![(8_000, back(1))]), 1, "another node's clock");
     }
 }
