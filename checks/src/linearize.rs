@@ -326,8 +326,9 @@ pub struct Checker {
     /// Operations in flight: id → (map index, operation).
     open: BTreeMap<u64, (usize, StoreOp)>,
     /// Operations in flight at a reset: open forever in both lifetimes, whatever they return is
-    /// dropped (they may equally have been applied before the restart).
-    spanning: BTreeSet<u64>,
+    /// dropped (they may equally have been applied before the restart). A write keeps its
+    /// operation: still in flight at a later reset, it may land in that lifetime too.
+    spanning: BTreeMap<u64, Option<StoreOp>>,
     /// The data the current lifetime started from: the checkpoint a roll-back restarted from
     /// (None: empty, at the start of a run or after a data loss).
     initial: Option<StoreState>,
@@ -402,7 +403,7 @@ impl Checker {
     }
 
     fn returned(&mut self, id: u64, ret: Ret<'_>) {
-        if self.spanning.remove(&id) {
+        if self.spanning.remove(&id).is_some() {
             return;
         }
         let Some((m, op)) = self.open.remove(&id) else { return };
@@ -426,7 +427,7 @@ impl Checker {
     /// forever (it may land at any later point, or never); a read constrains nothing and is
     /// dropped.
     pub fn abandon(&mut self, id: u64) {
-        if self.spanning.remove(&id) {
+        if self.spanning.remove(&id).is_some() {
             return;
         }
         let Some((m, op)) = self.open.remove(&id) else { return };
@@ -455,24 +456,28 @@ impl Checker {
         self.end_lifetime();
         self.lifetime += 1;
         self.initial = initial;
+        // Writes in flight: those sent in the lifetime that ended, and those still in flight
+        // from an earlier one (a call may wait out several restarts before it is sent).
         for (id, (_, op)) in std::mem::take(&mut self.open) {
-            self.spanning.insert(id);
-            if !op.is_read() {
-                let m = self.map_index(op.map());
-                let (map, hist) = &mut self.maps[m];
-                match hist {
-                    MapHist::Whole { records, sure, forever } => {
-                        *sure += 1;
-                        records.push((id, Some(op), None));
-                        forever.push(id);
-                    }
-                    MapHist::Keys(keys) => {
-                        keys.invoke(id, &op);
-                        keys.abandon(id, &op, map, self.lifetime, &mut self.report);
-                    }
+            self.spanning.insert(id, (!op.is_read()).then_some(op));
+        }
+        let carried: Vec<(u64, StoreOp)> =
+            self.spanning.iter().filter_map(|(id, op)| op.clone().map(|op| (*id, op))).collect();
+        for (id, op) in carried {
+            let m = self.map_index(op.map());
+            let (map, hist) = &mut self.maps[m];
+            match hist {
+                MapHist::Whole { records, sure, forever } => {
+                    *sure += 1;
+                    records.push((id, Some(op), None));
+                    forever.push(id);
                 }
-                self.maybe_split(m);
+                MapHist::Keys(keys) => {
+                    keys.invoke(id, &op);
+                    keys.abandon(id, &op, map, self.lifetime, &mut self.report);
+                }
             }
+            self.maybe_split(m);
         }
     }
 
@@ -2265,6 +2270,29 @@ mod tests {
         let r = check(h);
         assert_eq!(r.violations.len(), 1, "{r:?}");
         assert!(r.violations[0].contains("(store lifetime 1)"), "{}", r.violations[0]);
+    }
+
+    /// A write still in flight across two resets (its call waited out both restarts before it
+    /// was sent) may land in the lifetime after the second: it stays open there too.
+    #[test]
+    fn a_write_in_flight_across_two_resets_stays_open_in_both_new_lifetimes() {
+        let got = |id, v: &str, rev| Record::Return { id, ret: StoreRet::Get(Some(v.into()), rev) };
+        let h = vec![set(1, "a"), Record::Reset, Record::Reset, get(3), got(3, "a", 5001)];
+        let r = check(h);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        // The same from a roll-back, and once the write returns it is dropped: a third lifetime
+        // does not see it.
+        let mut c = Checker::default();
+        c.record(set(1, "a"));
+        c.rolled_back_to(&StoreState::default());
+        c.record(Record::Reset);
+        c.record(wrote(1, true, 1001, "a"));
+        c.record(Record::Reset);
+        c.record(get(3));
+        c.record(got(3, "a", 5001));
+        let r = c.finish();
+        assert_eq!(r.violations.len(), 1, "{r:?}");
+        assert!(r.violations[0].contains("(store lifetime 3)"), "{}", r.violations[0]);
     }
 
     /// Two restarts that kept the data, each followed by a commit that jumps: each restart
