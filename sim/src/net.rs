@@ -698,8 +698,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             if let Some(j) = judge {
                 j.applied(&[out.applied], history, node);
             }
-            pool_owners::owners_without_pending(&map, std::iter::once(&writes[..]), &[out.applied], history, node);
-            pool_owners::completions_landed(&map, std::iter::once(&writes[..]), &[out.applied], history, node);
+            pool_owners::applied_job_writes(&map, std::iter::once(&writes[..]), &[out.applied], history, node);
             pool_owners::refused(
                 store,
                 &map,
@@ -718,8 +717,7 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             if let Some(j) = judge {
                 j.applied(&applied, history, node);
             }
-            pool_owners::owners_without_pending(&map, txns.iter().map(|t| &t.writes[..]), &applied, history, node);
-            pool_owners::completions_landed(&map, txns.iter().map(|t| &t.writes[..]), &applied, history, node);
+            pool_owners::applied_job_writes(&map, txns.iter().map(|t| &t.writes[..]), &applied, history, node);
             let each = txns.iter().map(|t| (&t.guards[..], &t.writes[..]));
             pool_owners::refused(store, &map, each, &applied, history, node).await;
             Resp::Txns(out)

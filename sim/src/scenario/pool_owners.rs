@@ -169,12 +169,17 @@ fn cleanups_move_own_jobs(events: &[Event]) -> Vec<Violation> {
     v
 }
 
-/// The store node's check of each applied transaction on a pool's job map (P32): a write that
-/// gives a job's record an owner carries, in the same transaction, the pending entry of that
-/// owner's attempt (dispatch, re-dispatch, requeue, assignment, hand-back all do). Without it
-/// nothing holds the new owner to its ack grace (blind-spot hunt, round 15, #7: a move that
-/// deleted the pending entry yet reported it written).
-pub fn owners_without_pending<'a>(
+/// The store node's record of each applied transaction on a pool's job map: one pass over its
+/// writes records both facts the pool rules read at the instant.
+///
+/// - **P32** (`owned_without_pending`): a write that gives a job's record an owner carries, in
+///   the same transaction, the pending entry of that owner's attempt (dispatch, re-dispatch,
+///   requeue, assignment, hand-back all do). Without it nothing holds the new owner to its ack
+///   grace (blind-spot hunt, round 15, #7: a move that deleted the pending entry yet reported it
+///   written).
+/// - **`completion_landed`**: a write of a job's tombstone, seen or not by the worker that sent
+///   it (pool seed 1191: a completion landed on its first try and every reply was lost).
+pub fn applied_job_writes<'a>(
     map: &str,
     txns: impl Iterator<Item = &'a [(String, Option<String>)]>,
     applied: &[bool],
@@ -186,40 +191,31 @@ pub fn owners_without_pending<'a>(
     }
     for (writes, _) in txns.zip(applied).filter(|(_, a)| **a) {
         for (k, v) in writes {
-            let (Some(job), Some(record)) = (k.strip_prefix("j/"), v.as_deref()) else { continue };
-            let Some(owner) = record_owner(record).filter(|(_, w)| !w.is_empty()) else { continue };
-            let pending = format!("p/{job}");
-            let paired =
-                writes.iter().any(|(pk, pv)| *pk == pending && pv.as_deref().and_then(pending_owner) == Some(owner));
-            if !paired {
-                history
-                    .record(Who::Store, ServerEv::OwnedWithoutPending { job: job.into(), record: record.into(), by });
+            let Some(value) = v.as_deref() else { continue };
+            if let Some(job) = k.strip_prefix("j/") {
+                owner_paired(job, value, writes, history, by);
+            } else if let Some(job) = k.strip_prefix("d/") {
+                completion_landed(job, value, history, by);
             }
         }
     }
 }
 
-/// The store node's record of each completion that landed (`completion_landed`): an applied
-/// transaction on a pool's job map that writes a job's tombstone.
-pub fn completions_landed<'a>(
-    map: &str,
-    txns: impl Iterator<Item = &'a [(String, Option<String>)]>,
-    applied: &[bool],
-    history: &History,
-    by: Who,
-) {
-    if !is_job_map(map) {
-        return;
+/// P32's half of [`applied_job_writes`]: a record written with an owner and no pending entry.
+fn owner_paired(job: &str, record: &str, writes: &[(String, Option<String>)], history: &History, by: Who) {
+    let Some(owner) = record_owner(record).filter(|(_, w)| !w.is_empty()) else { return };
+    let pending = format!("p/{job}");
+    let paired = writes.iter().any(|(pk, pv)| *pk == pending && pv.as_deref().and_then(pending_owner) == Some(owner));
+    if !paired {
+        history.record(Who::Store, ServerEv::OwnedWithoutPending { job: job.into(), record: record.into(), by });
     }
-    for (writes, _) in txns.zip(applied).filter(|(_, a)| **a) {
-        for (k, v) in writes {
-            let (Some(job), Some(tomb)) = (k.strip_prefix("d/"), v.as_deref()) else { continue };
-            let Some((attempt, worker)) = record_owner(tomb) else { continue };
-            let attempt = attempt.parse().unwrap_or(u64::MAX);
-            history
-                .record(Who::Store, ServerEv::CompletionLanded { job: job.into(), attempt, worker: worker.into(), by });
-        }
-    }
+}
+
+/// The tombstone half of [`applied_job_writes`].
+fn completion_landed(job: &str, tomb: &str, history: &History, by: Who) {
+    let Some((attempt, worker)) = record_owner(tomb) else { return };
+    let attempt = attempt.parse().unwrap_or(u64::MAX);
+    history.record(Who::Store, ServerEv::CompletionLanded { job: job.into(), attempt, worker: worker.into(), by });
 }
 
 /// P32 at the instant: the store node's record of each owner given without its pending entry.
