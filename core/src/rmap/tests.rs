@@ -158,6 +158,26 @@ async fn a_map_started_while_the_store_is_down_joins_once_it_answers() {
     a.stop().await;
 }
 
+/// A join still waiting when its map stops ends with the stop, `Closed` (hunt 42 A #9: a join
+/// deaf to the stop waited for a load that never comes; no simulated run stops a map before it
+/// joins, so only this test reaches it).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_join_waiting_when_its_map_stops_ends_closed() {
+    let store = MemoryStore::new();
+    let down = crate::pool::regression::Mortal::new(&store, i64::MAX);
+    down.fail_with(Some(crate::StoreError::Unavailable { reason: "refused".into() }));
+    let a = std::sync::Arc::new(ReplicatedMap::start(down.clone(), cfg()));
+    let waiting = tokio::spawn({
+        let a = a.clone();
+        async move { a.joined().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "joined before any load");
+    a.stop().await;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
+    assert!(matches!(ended, Ok(Ok(Err(RmapError::Closed)))), "{ended:?}");
+}
+
 /// A write the store never answers is cut at the op timeout as an unknown outcome: it may have
 /// applied, and the caller must not be told it did not (hunt 33 B #19: the cut reported as
 /// `Unavailable`, "not applied", for a write that may hold; no rule of the simulator reads an
