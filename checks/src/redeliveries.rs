@@ -40,6 +40,8 @@ pub fn redeliveries_start_their_run<E: Entry>(
 ) -> Vec<Violation> {
     // (worker, job) → (its node, the attempt of its last ended run)
     let mut ended: BTreeMap<(&str, &str), (E::Node, u64)> = BTreeMap::new();
+    // (worker, job) → the newest attempt handed to the worker (delivered naming it, or acked)
+    let mut handed: BTreeMap<(&str, &str), (E::Node, u64)> = BTreeMap::new();
     let mut owed: BTreeMap<(&str, &str), Owed<E::Node>> = BTreeMap::new();
     let mut v = Vec::new();
     let say = |v: &mut Vec<Violation>, t: u64, (w, j): (&str, &str), Owed { node, attempt, at, .. }: &Owed<E::Node>| {
@@ -59,6 +61,7 @@ pub fn redeliveries_start_their_run<E: Entry>(
         if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
             ended.retain(|_, (n, _)| n != node);
             owed.retain(|_, o| &o.node != node);
+            handed.retain(|_, (n, _)| n != node);
             continue;
         }
         match e.pool() {
@@ -75,6 +78,8 @@ pub fn redeliveries_start_their_run<E: Entry>(
             ) => {
                 let key = (plain(worker), plain(job));
                 ended.remove(&key);
+                let (_, newest) = handed.entry(key).or_insert((node.clone(), *attempt));
+                *newest = (*newest).max(*attempt);
                 if owed.get(&key).is_some_and(|o| o.attempt == *attempt) {
                     owed.remove(&key);
                 }
@@ -89,7 +94,15 @@ pub fn redeliveries_start_their_run<E: Entry>(
                     }
                 }
                 if plain(owner) == key.0 {
+                    let (_, newest) = handed.entry(key).or_insert((node.clone(), *attempt));
+                    // The worker was handed a newer attempt before this one's run ended: a late
+                    // delivery of the older one is stale (poolfeed seed 2247: attempt 2
+                    // delivered beside attempt 1's stop, then the dispatcher's own delivery of
+                    // attempt 1 once its slow dispatch returned, after attempt 1's run ended).
+                    let stale = *newest > *attempt;
+                    *newest = (*newest).max(*attempt);
                     match ended.get(&key) {
+                        _ if stale => {}
                         Some((_, a)) if a == attempt => {
                             let due = crate::reach(t, REDELIVERY_STARTS_US, &frozen(node));
                             owed.entry(key).or_insert(Owed { node: node.clone(), attempt: *attempt, at: t, due });
@@ -118,6 +131,7 @@ pub fn redeliveries_start_their_run<E: Entry>(
                     *ow != w
                 });
                 ended.retain(|(ew, _), _| *ew != w);
+                handed.retain(|(hw, _), _| *hw != w);
             }
             _ => {}
         }
@@ -175,6 +189,10 @@ mod tests {
         assert_eq!(crate::test_entry::at_ms(&redeliveries_start_their_run(&h, 10_000_000, frozen)), []);
         // A late delivery of the ended attempt after a newer one was handed over is stale.
         assert_eq!(judge(&[acked(11, 1), ended(20, 1), delivered(30, 2), delivered(34, 1), acked(35, 2)]), []);
+        // The newer attempt handed over before the older run ended: the older one's late
+        // delivery after its end is stale too (poolfeed seed 2247).
+        let h = [delivered(10, 1), acked(11, 1), delivered(30, 2), acked(31, 2), ended(32, 1), delivered(40, 1)];
+        assert_eq!(judge(&h), []);
         // A repeat while the run still goes owes nothing; nor does a delivery naming another owner.
         assert_eq!(judge(&[acked(11, 1), delivered(15, 1), ended(20, 1)]), []);
     }
