@@ -7,7 +7,8 @@
 //! roll-back) starts a newer run beside the older one, which was asked to stop and goes on until
 //! it ends. The worker tracks the newer run; the route must outlive it. So the node stops
 //! routing (`run_unrouted`) only once the newest run it routed of that job on that worker has
-//! reported its end (`run_ended` of its attempt). An older run's end that took the route away
+//! reported its end (`run_ended` of its attempt, or `handler_aborted`: a run whose handler
+//! outlived its stop's grace is aborted and reports no end). An older run's end that took the route away
 //! leaves the newer run deaf to its job's moves: it runs on beside the job's next owner until
 //! its completion is refused (round 29 part A #4, MC269).
 //!
@@ -43,7 +44,8 @@ pub fn routes_outlive_their_newest_run<E: Entry>(events: &[E]) -> Vec<Violation>
                 let newest = Newest { attempt: *attempt, routed_us: t, ended: false };
                 routed.insert((node.clone(), plain(worker), plain(job)), newest);
             }
-            PoolEvent::RunEnded { job, worker, attempt } => {
+            // An aborted run (its handler outlived the stop's grace) never reports its end.
+            PoolEvent::RunEnded { job, worker, attempt } | PoolEvent::HandlerAborted { job, worker, attempt, .. } => {
                 if let Some(n) = routed.get_mut(&(node.clone(), plain(worker), plain(job)))
                     && n.attempt == *attempt
                 {
@@ -106,6 +108,16 @@ mod tests {
         assert!(judge(&[routed(10, 1), routed(20, 2), ended(30, 1), ended(60, 2), unrouted(60)]).is_empty());
         // The newer run ends first: the route goes with it, the older one still stopping.
         assert!(judge(&[routed(10, 1), routed(20, 2), ended(30, 2), unrouted(30), ended(40, 1)]).is_empty());
+    }
+
+    /// A run aborted at its stop's bound reports no end: its route may go (round 43: a fenced
+    /// worker's stop of all its runs now takes their routes).
+    #[test]
+    fn a_route_goes_with_its_aborted_run() {
+        let aborted = at(40, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 2, waited_us: 750 });
+        assert!(judge(&[routed(10, 1), routed(20, 2), aborted, unrouted(40)]).is_empty());
+        let older = at(40, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us: 750 });
+        assert_eq!(judge(&[routed(10, 1), routed(20, 2), older, unrouted(40)]), [("P63", 40)]);
     }
 
     #[test]

@@ -1677,6 +1677,18 @@ pub enum Mutant {
     /// applied or the map stops, and reports the map's `Closed` for the caller's own cancel
     /// (blind-spot hunt, round 42, A #10; R23, judged at each failure of a call given a token).
     MC398,
+    /// A pool sweep that re-delivers every record a local worker owns, the repeats of the runs it
+    /// already has among them: with a worker's queue of delivered records small
+    /// (`intake_buffer`), the repeats fill it first at every sweep and a record that needed the
+    /// re-delivery (its ack or completion failed) is dropped each time, so its job is never run
+    /// again (round 43, found by the `SmallBuffers` knob; P1).
+    MC426,
+    /// A worker's stop of all its runs (its fence, its drain) that leaves their routes behind:
+    /// the node still counts the worker as running each job at its attempt, so once the worker
+    /// recovers from the fence no sweep hands it those records again, and jobs whose runs the
+    /// fence stopped are never run (round 43, pool seed 1 under the sweep's re-delivery that
+    /// skips running jobs; P1).
+    MC427,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

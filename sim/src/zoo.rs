@@ -1378,6 +1378,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC426,
+        lineage: "checker proof (round 43, a keel bug the SmallBuffers knob found: pool seeds with intake_buffer(1) stranded jobs for good): a sweep re-delivers the repeats of running jobs too, and a record that needed it meets a full queue every time",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC427,
+        lineage: "checker proof (round 43, pool seed 1 under the sweep that skips running jobs): a worker's stop of all its runs leaves their routes, so a fenced worker that recovered is never handed those jobs again",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

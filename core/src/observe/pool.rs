@@ -219,6 +219,12 @@ events! {
         /// The node stopped routing `job`'s changes to `worker`: the run the worker tracks of
         /// the job ended. An older run's end leaves a newer run routed (P63).
         RunUnrouted { job: Text<'a>, worker: Text<'a> } = "run_unrouted",
+        /// `job`'s record was not handed to local worker `worker` (its owner, or a worker
+        /// running the job): the worker's queue of delivered records was full
+        /// (`PoolConfig::intake_buffer`). The sweeps hand a record its owner does not run to it
+        /// again; a record for a worker running an older attempt reaches it through its run's
+        /// stale ack or completion.
+        DeliveryDropped { job: Text<'a>, worker: Text<'a> } = "delivery_dropped",
         /// The completer's backlog was full: a completion event was dropped.
         CompletionEventDropped { job: Text<'a> } = "completion_event_dropped",
         /// The node's completer refused a recorded completion's event (`error`: its run had
@@ -460,6 +466,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RunUnrouted { job, worker } => {
             trace!(target: T, kind = "run_unrouted", job = %job, worker = %worker, "job's record changes no longer routed to the worker")
+        }
+        E::DeliveryDropped { job, worker } => {
+            debug!(target: T, kind = "delivery_dropped", job = %job, worker = %worker, "worker queue full; record left to the next sweep")
         }
         E::CompletionEventDropped { job } => {
             warn!(target: T, kind = "completion_event_dropped", job = %job, "completer backlog full; completion event dropped (the completion is recorded)")

@@ -42,9 +42,10 @@ pub(crate) struct Core<S: Store> {
     pub shutdown: Shutdown,
     next_worker: AtomicU64,
     pub(crate) local: Mutex<BTreeMap<String, mpsc::Sender<Assign>>>,
-    /// Which local workers run each job (job → worker ids), so a change of a job's record goes
-    /// to its owner and to the workers running it, not to every local worker (route.rs).
-    pub(crate) local_runs: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Which local workers run each job, at which attempt (job → (worker id, attempt)), so a
+    /// change of a job's record goes to its owner and to the workers running it, not to every
+    /// local worker, and a sweep does not re-send a record its owner already runs (route.rs).
+    pub(crate) local_runs: Mutex<BTreeMap<String, Vec<(String, u64)>>>,
     /// Job owners as last seen (sweep snapshots, feed, own writes): dispatch's load source.
     pub(crate) loads: Mutex<LoadIndex>,
     /// The job map as the router last saw it (feed on top of a snapshot): what sweeps read.
@@ -226,7 +227,7 @@ impl<S: Store> Core<S> {
         lock(&self.local).remove(id);
         let mut runs = lock(&self.local_runs);
         runs.retain(|_, ws| {
-            ws.retain(|w| w != id);
+            ws.retain(|(w, _)| w != id);
             !ws.is_empty()
         });
     }
@@ -237,8 +238,9 @@ impl<S: Store> Core<S> {
     pub fn local_run_started(&self, job: &str, worker: &str, attempt: u64) {
         let mut runs = lock(&self.local_runs);
         let ws = runs.entry(job.to_owned()).or_default();
-        if !ws.iter().any(|w| w == worker) {
-            ws.push(worker.to_owned());
+        match ws.iter_mut().find(|(w, _)| w == worker) {
+            Some((_, a)) => *a = attempt, // a worker tracks one run per job: the newest
+            None => ws.push((worker.to_owned(), attempt)),
         }
         observe::emit(PoolEvent::RunRouted { job: job.into(), worker: worker.into(), attempt });
     }
@@ -248,7 +250,7 @@ impl<S: Store> Core<S> {
         let mut runs = lock(&self.local_runs);
         let Some(ws) = runs.get_mut(job) else { return };
         let before = ws.len();
-        ws.retain(|w| w != worker);
+        ws.retain(|(w, _)| w != worker);
         if ws.len() < before {
             observe::emit(PoolEvent::RunUnrouted { job: job.into(), worker: worker.into() });
         }

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tracing::debug;
-
 use tokio::sync::mpsc;
 
 use super::feed::Source;
@@ -17,6 +15,14 @@ use crate::mutants::{self, Mutant};
 use crate::observe::{self, PoolEvent, Text};
 use crate::store::{MapSnapshot, Store, Watch, WatchEvent};
 
+/// Hand `job`'s record to local worker `worker`'s queue, never blocking: a full queue drops it
+/// (`delivery_dropped`) and the next sweep hands it over again.
+fn hand_over(tx: &mpsc::Sender<Assign>, worker: &str, job: &str, raw: Option<&str>) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send((job.to_owned(), raw.map(str::to_owned))) {
+        observe::emit(PoolEvent::DeliveryDropped { job: job.into(), worker: worker.into() });
+    }
+}
+
 impl<S: Store> Core<S> {
     /// Tell this node's workers about job `job`'s record (`None`: completed or gone): its owner
     /// starts it, any other worker running it stops. Never blocks: a full queue drops the
@@ -25,18 +31,33 @@ impl<S: Store> Core<S> {
         // A record goes to its owner; only a feed change (which may revoke someone's run) goes
         // to every local worker, so re-announcements cannot flood the queues.
         let owner = raw.and_then(JobRecord::owner_of);
-        let txs: Vec<mpsc::Sender<Assign>> = {
+        let txs: Vec<(String, mpsc::Sender<Assign>)> = {
             let local = lock(&self.local);
             match owner {
-                Some(o) => local.get(o).cloned().into_iter().collect(),
-                None => local.values().cloned().collect(),
+                Some(o) => local.get_key_value(o).map(|(w, tx)| (w.clone(), tx.clone())).into_iter().collect(),
+                None => local.iter().map(|(w, tx)| (w.clone(), tx.clone())).collect(),
             }
         };
-        for tx in txs {
-            if tx.try_send((job.to_owned(), raw.map(str::to_owned))).is_err() {
-                debug!(target: "keel::pool", job, "worker queue full; assignment left to the reconcile");
-            }
+        for (worker, tx) in txs {
+            hand_over(&tx, &worker, job, raw);
         }
+    }
+
+    /// A sweep's re-delivery of `job`'s record `raw` to its owner, unless the owner already
+    /// runs that attempt (it would ignore the repeat). Each sweep re-delivers every record a
+    /// local worker owns, through queues that drop what does not fit: sent in key order with
+    /// the repeats of running jobs among them, the records that needed it (an ack or a
+    /// completion that failed) met a full queue at every sweep and were never run again
+    /// (round 43: pool runs with `intake_buffer(1)` stranded jobs for good, P1).
+    pub(crate) fn redeliver(&self, job: &str, raw: &str) {
+        // MC426: every record re-sent, the repeats of running jobs too.
+        if !mutants::active(Mutant::MC426)
+            && let Some((attempt, owner)) = JobRecord::head(raw)
+            && lock(&self.local_runs).get(job).is_some_and(|ws| ws.iter().any(|(w, a)| w == owner && *a == attempt))
+        {
+            return;
+        }
+        self.route(job, Some(raw));
     }
 
     /// A change from the feed: the owner starts it, a local worker running the job stops a
@@ -46,14 +67,19 @@ impl<S: Store> Core<S> {
     pub(crate) fn route_change(&self, job: &str, raw: Option<&str>) {
         let owner = raw.and_then(JobRecord::owner_of);
         lock(&self.loads).set(job, owner);
-        let txs: Vec<mpsc::Sender<Assign>> = {
+        let txs: Vec<(String, mpsc::Sender<Assign>)> = {
             let local = lock(&self.local);
             let runs = lock(&self.local_runs);
-            let running = runs.get(job).into_iter().flatten().map(String::as_str).filter(|w| Some(*w) != owner);
-            owner.into_iter().chain(running).filter_map(|w| local.get(w).cloned()).collect()
+            let running = runs.get(job).into_iter().flatten().map(|(w, _)| w.as_str()).filter(|w| Some(*w) != owner);
+            owner
+                .into_iter()
+                .chain(running)
+                .filter_map(|w| local.get_key_value(w))
+                .map(|(w, tx)| (w.clone(), tx.clone()))
+                .collect()
         };
-        for tx in txs {
-            let _ = tx.try_send((job.to_owned(), raw.map(str::to_owned)));
+        for (worker, tx) in txs {
+            hand_over(&tx, &worker, job, raw);
         }
     }
 

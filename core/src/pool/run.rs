@@ -28,18 +28,22 @@ pub(crate) struct Ended {
 
 /// Tells the worker's loop that one run ended.
 pub(crate) struct RunEnded {
-    pub tx: mpsc::Sender<Ended>,
+    pub tx: mpsc::UnboundedSender<Ended>,
     pub ended: Ended,
 }
 
 impl RunEnded {
     /// Report the run's end: in the logs (`run_ended`, P45), and to the worker's loop, which
     /// stops tracking the run (a run it still tracked would turn its attempt's redeliveries
-    /// away and hold its drain to the bound).
-    async fn send(self, worker: &str) {
+    /// away and hold its drain to the bound). Queued at once, never waiting for room: the loop
+    /// takes every queued end in before a delivered record, and an end still waiting for room
+    /// was not queued yet, so a redelivery of its attempt was taken for a repeat of the run
+    /// and ignored (round 43: pool runs with `intake_buffer(1)` stranded jobs, P51 and P1).
+    /// Unbounded costs nothing: each run sends one end, and the runs are the worker's own.
+    fn send(self, worker: &str) {
         let Ended { job, attempt, .. } = &self.ended;
         observe::emit(PoolEvent::RunEnded { job: job.into(), worker: worker.into(), attempt: *attempt });
-        let _ = self.tx.send(self.ended).await;
+        let _ = self.tx.send(self.ended); // a worker that has gone is no error
     }
 }
 
@@ -78,12 +82,12 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
                 worker: (&worker).into(),
                 attempt,
             });
-            ended.send(&worker).await;
+            ended.send(&worker);
             return;
         }
         Err(e) => {
             debug!(target: "keel::pool", job = %job, error = %e, "ack failed; the job is delivered again");
-            ended.send(&worker).await;
+            ended.send(&worker);
             return;
         }
     }
@@ -91,7 +95,7 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
     if stop.is_cancelled() && !mutants::active(Mutant::MC143) {
         // MC180: the run returns without reporting its end.
         if !mutants::active(Mutant::MC180) {
-            ended.send(&worker).await;
+            ended.send(&worker);
         }
         return;
     }
@@ -127,7 +131,7 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
     } else {
         observe::emit(PoolEvent::Abandoned { job: (&job).into(), worker: (&worker).into(), attempt });
     }
-    ended.send(&worker).await;
+    ended.send(&worker);
 }
 
 /// Offer a recorded completion's event to the node's completer, which batches and publishes

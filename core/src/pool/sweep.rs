@@ -64,7 +64,7 @@ impl<S: Store> Core<S> {
         // gap-free, so nothing is left to reconcile here: only forget old deliveries.
         self.feed.observe(std::iter::empty(), Source::Slice);
         for (job, raw) in view.jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("j/")?, v))) {
-            self.route(job, Some(raw));
+            self.redeliver(job, raw);
         }
         if !mutants::active(Mutant::MP8) {
             for (job, raw, expired) in view.sweepable_pending() {

@@ -1429,3 +1429,25 @@ async fn a_stop_aborts_every_run_that_ignores_it_the_replaced_one_too() {
     node.stop().await;
     crate::observe::set_thread_observer(before);
 }
+
+/// A sweep hands a record back to its local owner unless the owner already runs that attempt:
+/// the repeats of running jobs, sent first in key order, filled a small queue at every sweep,
+/// and a record that needed the re-delivery (its completion failed) never got in (round 43,
+/// the simulator's `SmallBuffers` knob; MC426).
+#[tokio::test(start_paused = true)]
+async fn a_sweep_hands_back_only_what_the_owner_does_not_run() {
+    let core = node::Core::new(MemoryStore::new(), cfg("n"), Arc::new(crate::clock::TokioClock), 1, Shutdown::new("t"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    core.register_local("w", tx);
+    let record = |attempt| JobRecord { attempt, owner: "w".into(), payload: String::new() }.encode();
+    core.local_run_started("a", "w", 1);
+    core.redeliver("a", &record(1));
+    assert!(rx.try_recv().is_err(), "a repeat of the run the owner has");
+    core.redeliver("b", &record(1));
+    assert_eq!(rx.try_recv().map(|(job, _)| job), Ok("b".to_owned()));
+    core.redeliver("a", &record(2));
+    assert_eq!(rx.try_recv().map(|(job, _)| job), Ok("a".to_owned()), "a newer attempt than the run's");
+    core.local_run_ended("a", "w");
+    core.redeliver("a", &record(1));
+    assert_eq!(rx.try_recv().map(|(job, _)| job), Ok("a".to_owned()), "its run ended");
+}

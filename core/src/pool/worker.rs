@@ -48,7 +48,7 @@ pub(crate) struct Worker<S: Store, H: JobHandler> {
 
 /// What the driver keeps beside the machine: the runs' tasks and channels.
 struct Io {
-    done_tx: mpsc::Sender<Ended>,
+    done_tx: mpsc::UnboundedSender<Ended>,
     tasks: BTreeMap<String, Task>,
     /// Runs replaced by a newer attempt of their job on this worker: asked to stop, and still
     /// stopped (waited for, aborted past the bound) with the rest at a fence, a death or the
@@ -78,7 +78,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             register_backoff_min: cfg.cleanup_backoff.0,
         };
         let mut m = WorkerMachine::new(timing, &self.id, self.core.clock.now());
-        let (done_tx, mut done_rx) = mpsc::channel::<Ended>(cfg.intake_buffer);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Ended>();
         let mut io = Io { done_tx, tasks: BTreeMap::new(), replaced: Vec::new(), removed: Vec::new() };
         let mut intake_open = true;
         loop {
@@ -158,7 +158,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                                         // The beat is polled while the runs stop, so its calls
                                         // keep their op timeout (E6) instead of waiting out the
                                         // stop's grace unpolled.
-                                        let stop = stop_all(&self.id, io, &*self.core.clock, (grace, self.core.cfg.op_timeout));
+                                        let stop = stop_all(&self.core, &self.id, io, (grace, self.core.cfg.op_timeout));
                                         tokio::pin!(stop);
                                         // MC199: the runs stopped with the beat unpolled.
                                         while !mutants::active(Mutant::MC199) {
@@ -217,7 +217,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                     t.stop.cancel();
                 }
             }
-            Command::StopAll => stop_all(&self.id, io, &*self.core.clock, (grace, self.core.cfg.op_timeout)).await,
+            Command::StopAll => stop_all(&self.core, &self.id, io, (grace, self.core.cfg.op_timeout)).await,
             Command::DetachAll => {
                 // MC10: the handlers' tasks go on, detached
                 io.tasks.clear();
@@ -463,7 +463,8 @@ async fn sleep_until(clock: &dyn Clock, wake: Option<Instant>) {
 
 /// Ask every running handler to stop and wait for it, aborting one that ignores the request
 /// for longer than `grace` (so a stuck handler cannot wedge the worker, nor outlive it).
-async fn stop_all(worker: &str, io: &mut Io, clock: &dyn Clock, (grace, op_timeout): (Duration, Duration)) {
+async fn stop_all<S: Store>(core: &Core<S>, worker: &str, io: &mut Io, (grace, op_timeout): (Duration, Duration)) {
+    let clock = &*core.clock;
     let running: Vec<(String, Task)> = std::mem::take(&mut io.tasks).into_iter().chain(io.replaced.drain(..)).collect();
     for (_, r) in &running {
         r.stop.cancel();
@@ -484,6 +485,14 @@ async fn stop_all(worker: &str, io: &mut Io, clock: &dyn Clock, (grace, op_timeo
                 let waited_us = crate::observe::micros(clock.now().saturating_duration_since(asked));
                 observe::emit(PoolEvent::HandlerAborted { job, worker, attempt: r.attempt, waited_us });
             }
+        }
+        // Untracked here, so its end (if it comes) finds no task to unroute: the route goes now.
+        // A route left behind told the sweeps the worker still ran the attempt, and they never
+        // handed the record back once the worker, fenced then recovered, could run it again
+        // (round 43: pool seed 1, four jobs stranded after a self-fence, P1).
+        // MC427: the routes of the runs a stop-all stopped left in place.
+        if !mutants::active(Mutant::MC427) {
+            core.local_run_ended(&job, worker);
         }
     }
 }
