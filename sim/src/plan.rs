@@ -65,6 +65,15 @@ pub enum FaultKind {
     /// pool's start gives up at once) and recover when it ends. Opt-in (not in
     /// [`FaultKind::ALL`]).
     AccessDenied,
+    /// Not a fault in time but a setting for the whole run (a knob, as FoundationDB's BUGGIFY
+    /// sets its knobs): the workload configures its bounded queues at the smallest size they
+    /// legally take (a pool's `intake_buffer(1)`; a user's service reads
+    /// [`NodeCtx::small_buffers`](crate::world::NodeCtx::small_buffers)), so the paths that meet
+    /// a full queue run. With the default sizes no run fills them: round 43 found two pool bugs
+    /// this way (a run's end that waited for room behind a redelivery, and a sweep whose
+    /// redeliveries queued behind repeats of running jobs every time). Opt-in (not in
+    /// [`FaultKind::ALL`]).
+    SmallBuffers,
 }
 
 impl FaultKind {
@@ -83,6 +92,11 @@ impl FaultKind {
     /// Permanent store errors (`AccessDenied`). Drawn from a stream of their own, for the same
     /// reason as [`FaultKind::NARROW`] (they came later).
     pub const PERMANENT: [FaultKind; 1] = [FaultKind::AccessDenied];
+
+    /// Run-wide settings rather than faults in time (`SmallBuffers`): enabled or not for the
+    /// whole run, with no event in the schedule, and drawn from a stream of their own for the
+    /// same reason as [`FaultKind::NARROW`].
+    pub const KNOBS: [FaultKind; 1] = [FaultKind::SmallBuffers];
 
     /// Faults between application nodes (they matter only to services whose nodes talk to each
     /// other: keel's own scenarios leave them out).
@@ -312,7 +326,13 @@ impl FaultPlan {
             .kinds
             .iter()
             .copied()
-            .filter(|k| !Self::narrow(*k) && !Self::workload(*k) && !Self::rollback(*k) && !Self::permanent(*k))
+            .filter(|k| {
+                !Self::narrow(*k)
+                    && !Self::workload(*k)
+                    && !Self::rollback(*k)
+                    && !Self::permanent(*k)
+                    && !Self::knob(*k)
+            })
             .collect();
         let mut enabled: Vec<FaultKind> = match profile {
             Profile::Calm => Vec::new(),
@@ -339,7 +359,7 @@ impl FaultPlan {
                 if at_ms >= spec.window_ms {
                     break;
                 }
-                events.push(Timed { at_ms, fault: Self::fault(kind, &mut rng, spec) });
+                events.extend(Self::fault(kind, &mut rng, spec).map(|fault| Timed { at_ms, fault }));
             }
         }
         // The narrow-window kinds from a stream of their own (see `FaultKind::NARROW`), and the
@@ -349,6 +369,7 @@ impl FaultPlan {
             (0x776f_726b_6c6f_6164u64, &FaultKind::WORKLOAD[..]),  // "workload"
             (0x726f_6c6c_6261_636bu64, &FaultKind::ROLLBACK[..]),  // "rollback"
             (0x6465_6e69_6564_2121u64, &FaultKind::PERMANENT[..]), // "denied!!"
+            (0x6b6e_6f62_7321_2121u64, &FaultKind::KNOBS[..]),     // "knobs!!!"
         ];
         for (salt, kinds) in streams {
             let mut own_rng = ChaCha8Rng::seed_from_u64(seed ^ salt);
@@ -362,6 +383,9 @@ impl FaultPlan {
                     continue;
                 }
                 enabled.push(kind);
+                if Self::knob(kind) {
+                    continue; // on for the whole run: nothing to schedule
+                }
                 let mean_gap_units = own_rng.gen_range(2.0..12.0);
                 let mut t = 0.0f64;
                 loop {
@@ -370,7 +394,7 @@ impl FaultPlan {
                     if at_ms >= spec.window_ms {
                         break;
                     }
-                    events.push(Timed { at_ms, fault: Self::fault(kind, &mut own_rng, spec) });
+                    events.extend(Self::fault(kind, &mut own_rng, spec).map(|fault| Timed { at_ms, fault }));
                 }
             }
         }
@@ -394,11 +418,23 @@ impl FaultPlan {
         FaultKind::PERMANENT.contains(&kind)
     }
 
-    fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Fault {
+    /// Whether `kind` is a run-wide setting ([`FaultKind::KNOBS`]), not a fault in time.
+    pub fn knob(kind: FaultKind) -> bool {
+        FaultKind::KNOBS.contains(&kind)
+    }
+
+    /// Whether this run's workload sizes its bounded queues at their smallest
+    /// ([`FaultKind::SmallBuffers`]).
+    pub fn small_buffers(&self) -> bool {
+        self.enabled.contains(&FaultKind::SmallBuffers)
+    }
+
+    /// One fault of `kind` (None: a knob, which has none).
+    fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Option<Fault> {
         let u = spec.unit_ms.max(1);
         let node = rng.gen_range(0..spec.nodes.max(1));
         let dur = |rng: &mut ChaCha8Rng, lo: f64, hi: f64| (rng.gen_range(lo..hi) * u as f64) as u64;
-        match kind {
+        Some(match kind {
             FaultKind::StoreCrash => Fault::StoreCrash { down_ms: dur(rng, 0.1, 4.0), data_loss: false },
             FaultKind::StoreDataLoss => Fault::StoreCrash { down_ms: dur(rng, 0.1, 4.0), data_loss: true },
             FaultKind::StoreRollback => Fault::StoreRollback { down_ms: dur(rng, 0.1, 4.0) },
@@ -429,6 +465,7 @@ impl FaultPlan {
                 Fault::NetworkLatency { ms: dur(rng, 0.5, 4.0), extra_ms: dur(rng, 0.02, 0.5) }
             }
             FaultKind::ConsumerStall => Fault::ConsumerStall { node },
+            FaultKind::SmallBuffers => return None, // a knob: nothing in time
             FaultKind::NodeCrash => Fault::NodeCrash { node, down_ms: dur(rng, 0.1, 4.0) },
             FaultKind::NodePause => Fault::NodePause { node, ms: dur(rng, 0.2, 3.0) },
             FaultKind::NodeRestart => Fault::NodeRestart { node, down_ms: dur(rng, 0.1, 2.0) },
@@ -445,7 +482,7 @@ impl FaultPlan {
                 let d = dur(rng, 0.1, 3.0) as i64;
                 Fault::ClockJump { node, delta_ms: if forward { d } else { -d } }
             }
-        }
+        })
     }
 
     /// Whether the plan drives some clock beyond the configured bound (a backward jump counts):

@@ -196,7 +196,9 @@ fn first_violation_us(out: &RunOutcome, invariant: &str) -> u64 {
 /// The plan with its events in time order and `enabled` listing exactly the kinds it still has.
 fn normalised(mut plan: FaultPlan) -> FaultPlan {
     plan.events.sort_by_key(|e| e.at_ms);
-    let mut kinds: Vec<FaultKind> = plan.events.iter().map(|e| kind_of(&e.fault)).collect();
+    // The knobs have no event: the plan keeps those it had (dropping one is its own step).
+    let knobs = plan.enabled.iter().copied().filter(|k| FaultPlan::knob(*k));
+    let mut kinds: Vec<FaultKind> = plan.events.iter().map(|e| kind_of(&e.fault)).chain(knobs).collect();
     kinds.sort();
     kinds.dedup();
     plan.enabled = kinds;
@@ -441,6 +443,7 @@ impl Search<'_, '_> {
 
     fn run(&mut self) {
         self.drop_all(self.seed);
+        self.drop_knobs();
         self.drop_after_violation();
         loop {
             let before = (self.plan.clone(), self.seed);
@@ -468,6 +471,17 @@ impl Search<'_, '_> {
         let n = self.plan.events.len();
         let p = self.without(|_, _| true);
         self.try_accept("drop", seed, p, || format!("dropped all {n} faults"))
+    }
+
+    /// Each run-wide knob the failure does not need is turned off (a world closer to the
+    /// default one to read).
+    fn drop_knobs(&mut self) {
+        let knobs: Vec<FaultKind> = self.plan.enabled.iter().copied().filter(|k| FaultPlan::knob(*k)).collect();
+        for k in knobs {
+            let mut p = self.plan.clone();
+            p.enabled.retain(|e| *e != k);
+            self.try_accept("knob", self.seed, p, || format!("turned the knob {k:?} off"));
+        }
     }
 
     /// Faults injected after the invariant broke cannot have caused it.

@@ -37,9 +37,18 @@ pub struct NodeCtx {
     op_timeout: Duration,
     stall: Arc<AtomicBool>,
     data: MemoryStore,
+    small_buffers: bool,
 }
 
 impl NodeCtx {
+    /// Whether this run's plan asks the workload to size its bounded queues at the smallest
+    /// they legally take ([`FaultKind::SmallBuffers`](crate::plan::FaultKind::SmallBuffers), a
+    /// knob for the whole run): with the usual sizes no run fills them, and the code that meets
+    /// a full queue never runs. Fixed for the run, the same at every start of the node.
+    pub fn small_buffers(&self) -> bool {
+        self.small_buffers
+    }
+
     /// A store client for this node (one per call; each binds its own port).
     pub async fn store(&self) -> SimStore {
         loop {
@@ -149,7 +158,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl World {
     /// Build the world: a store node and `nodes` application nodes running `main`.
-    pub fn build(history: History, nodes: usize, op_timeout: Duration, main: NodeMain) -> Arc<World> {
+    /// `small_buffers`: the plan's knob, handed to every node ([`NodeCtx::small_buffers`]).
+    pub fn build(
+        history: History,
+        nodes: usize,
+        op_timeout: Duration,
+        small_buffers: bool,
+        main: NodeMain,
+    ) -> Arc<World> {
         let handle = Handle::current();
         let store = MemoryStore::new();
         let faults = Arc::new(ServerFaults::default());
@@ -190,6 +206,7 @@ impl World {
                         op_timeout,
                         stall: st.clone(),
                         data: data.clone(),
+                        small_buffers,
                     };
                     main(ctx)
                 })

@@ -134,8 +134,10 @@ impl PoolScenario {
         self.ttl_ms / 5
     }
 
-    fn config(&self, node: &str) -> Option<PoolConfig> {
+    fn config(&self, node: &str, small_buffers: bool) -> Option<PoolConfig> {
         let b = PoolConfig::builder(POOL, node);
+        // The plan's knob (`SmallBuffers`): each worker's queue of delivered records holds one.
+        let b = if small_buffers { b.intake_buffer(1) } else { b };
         // poolfeed: a service's small bound on completion waits, so bursts meet it (P74).
         let b = if self.feed { b.max_waiters(super::pool_feed::MAX_WAITERS) } else { b };
         b.worker_ttl(Duration::from_millis(self.ttl_ms))
@@ -482,6 +484,7 @@ impl PoolScenario {
             kinds: FaultKind::ALL
                 .iter()
                 .chain(&FaultKind::PERMANENT)
+                .chain(&FaultKind::KNOBS)
                 .copied()
                 .filter(|k| match k {
                     FaultKind::StoreDataLoss => self.data_loss,
@@ -509,7 +512,7 @@ impl PoolScenario {
         Arc::new(move |ctx: NodeCtx| {
             let this = this.clone();
             Box::pin(async move {
-                let Some(cfg) = this.config(&ctx.name) else {
+                let Some(cfg) = this.config(&ctx.name, ctx.small_buffers()) else {
                     ctx.record(WorldEv::SimError { error: "invalid pool config".into() });
                     return;
                 };
@@ -657,6 +660,10 @@ impl PoolScenario {
             }
             let Some(p) = e.pool() else { continue };
             match p {
+                // The plan's `SmallBuffers` knob met a full queue of delivered records.
+                PoolEvent::DeliveryDropped { .. } => {
+                    c.insert("delivery_dropped_by_a_full_queue");
+                }
                 PoolEvent::CleanupTakeover { worker, .. } => {
                     c.insert("cleanup_takeover");
                     locked_by.insert(plain(worker), e.node);
@@ -704,6 +711,7 @@ impl PoolScenario {
             "stale_attempt_rejected",
             "unacked_redispatched",
             "completed_under_slow_replies",
+            "delivery_dropped_by_a_full_queue",
         ]
     }
 
@@ -814,6 +822,8 @@ impl PoolScenario {
             Mutant::MC199,
             Mutant::MC202,
             Mutant::MC207,
+            Mutant::MC426,
+            Mutant::MC427,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
