@@ -811,6 +811,26 @@ mod tests {
         assert!(stalls > 0);
     }
 
+    /// A knob schedules nothing and moves nothing: the same events with it as without, on for
+    /// some seeds and off for others, and a plan saved before knobs existed reads as one
+    /// without them.
+    #[test]
+    fn a_knob_leaves_every_fault_where_it_was() {
+        let mut with = spec();
+        with.kinds.push(FaultKind::SmallBuffers);
+        let mut on = 0;
+        for seed in 0..50 {
+            let (a, b) =
+                (FaultPlan::generate(seed, Profile::Swarm, &spec()), FaultPlan::generate(seed, Profile::Swarm, &with));
+            assert_eq!(a.events, b.events, "seed {seed}");
+            assert!(!a.small_buffers());
+            on += usize::from(b.small_buffers());
+        }
+        assert!((10..40).contains(&on), "{on} of 50 seeds");
+        assert!(FaultPlan::generate(3, Profile::Uniform, &with).small_buffers());
+        assert!(!FaultPlan::generate(3, Profile::Calm, &with).small_buffers());
+    }
+
     #[test]
     fn swarm_varies_the_enabled_kinds() {
         let sets: std::collections::BTreeSet<Vec<FaultKind>> =

@@ -614,3 +614,22 @@ impl Search<'_, '_> {
 fn kind_name(f: &Fault) -> String {
     format!("{:?}", kind_of(f))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan keeps its knobs through the shrinker's normalising (they have no event to be
+    /// listed by), and lists only the kinds of the faults it still has.
+    #[test]
+    fn normalising_keeps_the_knobs_and_drops_the_kinds_left_without_a_fault() {
+        let plan = FaultPlan {
+            seed: 1,
+            profile: Profile::Swarm,
+            enabled: vec![FaultKind::StoreCrash, FaultKind::ReplyLoss, FaultKind::SmallBuffers],
+            heal_at_ms: 1000,
+            events: vec![Timed { at_ms: 5, fault: Fault::ReplyLoss { ms: 10, pct: 50 } }],
+        };
+        assert_eq!(normalised(plan).enabled, [FaultKind::ReplyLoss, FaultKind::SmallBuffers]);
+    }
+}
