@@ -114,9 +114,11 @@ mod tests {
     /// worker's stop of all its runs now takes their routes).
     #[test]
     fn a_route_goes_with_its_aborted_run() {
-        let aborted = at(40, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 2, waited_us: 750 });
+        let aborted =
+            at(40, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 2, waited_us: 750 });
         assert!(judge(&[routed(10, 1), routed(20, 2), aborted, unrouted(40)]).is_empty());
-        let older = at(40, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us: 750 });
+        let older =
+            at(40, PoolEvent::HandlerAborted { job: "j".into(), worker: "w".into(), attempt: 1, waited_us: 750 });
         assert_eq!(judge(&[routed(10, 1), routed(20, 2), older, unrouted(40)]), [("P63", 40)]);
     }
 
