@@ -39,8 +39,14 @@ impl JobHandler for Work {
 }
 
 /// Every node runs two workers; node 0 dispatches 30 jobs of 0.3–2.6 s, one every 200 ms.
-async fn pool_node(node: Node<()>, honours_stop: bool) {
-    let Ok(cfg) = PoolConfig::builder("jobs", node.name()).worker_ttl(Duration::from_secs(1)).build() else { return };
+async fn pool_node(node: Node<()>, honours_stop: bool, busy: bool) {
+    // The plan's knob: the smallest queue of delivered records a worker may have.
+    let intake = if node.ctx().small_buffers() { 1 } else { 1024 };
+    let Ok(cfg) =
+        PoolConfig::builder("jobs", node.name()).worker_ttl(Duration::from_secs(1)).intake_buffer(intake).build()
+    else {
+        return;
+    };
     let clock: Arc<dyn Clock> = Arc::new(node.clock());
     let Ok(pool) =
         Pool::new(node.store().await, cfg).with_clock(clock.clone()).with_parent(node.shutdown()).start().await
@@ -53,9 +59,11 @@ async fn pool_node(node: Node<()>, honours_stop: bool) {
     }
     request.cancel();
     if node.index() == 0 {
-        for i in 0..30u64 {
+        // Busy: more jobs in flight per worker, so a queue meets repeats of running jobs.
+        let (jobs, every_ms) = if busy { (60, 50) } else { (30, 200) };
+        for i in 0..jobs {
             let _ = pool.dispatch(&format!("job-{i}"), &(300 + i * 80).to_string()).await;
-            clock.sleep(Duration::from_millis(200)).await;
+            clock.sleep(Duration::from_millis(every_ms)).await;
         }
     }
     node.shutdown().cancelled().await;
@@ -63,12 +71,16 @@ async fn pool_node(node: Node<()>, honours_stop: bool) {
 }
 
 fn service(honours_stop: bool, kinds: &[FaultKind]) -> Sim {
+    pool_service(honours_stop, false, kinds)
+}
+
+fn pool_service(honours_stop: bool, busy: bool, kinds: &[FaultKind]) -> Sim {
     Sim::new("jobs")
         .nodes(3)
         .faults(kinds)
         .window(Duration::from_secs(10))
         .settle(Duration::from_secs(15))
-        .node(move |node| pool_node(node, honours_stop))
+        .node(move |node| pool_node(node, honours_stop, busy))
         .check(|run| run.keel_jobs_completed(Duration::from_secs(12)))
 }
 
@@ -103,6 +115,26 @@ fn workers_bound_to_the_request_that_added_them_mp6_strand_jobs_and_break_p1() {
     eprintln!("MP6: seed {seed} broke P1");
     let out = sim.run(seed);
     assert!(out.passed(), "unmutated, seed {seed} passes: {:?}", out.violations);
+}
+
+/// A service that sizes its pool's queues by the plan's knob: with `SmallBuffers` on, MC426 (a
+/// sweep re-sending the repeats of running jobs first) keeps a record whose completion failed
+/// out of its worker's one-slot queue at every sweep and strands its job (P1); the same seed
+/// with the knob off (every fault and the workload where they were) passes under the same
+/// mutant, and unmutated
+/// with the knob on passes too.
+#[test]
+fn the_small_buffers_knob_reaches_a_full_queue_and_mc426_strands_a_job_only_there() {
+    let kinds = [FaultKind::StoreUnavailable, FaultKind::ReplyLoss, FaultKind::SmallBuffers];
+    let sim = pool_service(true, true, &kinds);
+    let seed =
+        first_breaking(&sim, 1..100, Some(Mutant::MC426), "P1").expect("MC426 strands a job behind a full queue");
+    eprintln!("MC426 with small buffers: seed {seed} broke P1");
+    let out = sim.run(seed);
+    assert!(out.passed(), "unmutated, seed {seed} passes: {:?}", out.violations);
+    let roomy = pool_service(true, true, &kinds[..2]);
+    let out = roomy.run_mutant(seed, Mutant::MC426);
+    assert!(out.passed(), "the knob off, seed {seed} passes under MC426: {:?}", out.violations);
 }
 
 /// A lease-led service: every node contends for the lease and, while it holds it, writes to a
