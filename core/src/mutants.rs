@@ -1695,6 +1695,12 @@ pub enum Mutant {
     /// (blind-spot hunt, round 43, B #1; P83, the index checked against the job table after
     /// each change of the router).
     MC413,
+    /// A pool node that notes its own dispatch's or move's pick in its load index after the
+    /// router already took the write's change and a later one of the job (a quick job completed
+    /// before the dispatch's reply came home): the completed job is put back, counted against
+    /// its worker until the next sweep replaces the index (keel's own until round 43, found by
+    /// P83 in blind-spot hunt round 43, B; 163 times in poolfeed seeds 0..200).
+    MC414,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -65,10 +65,26 @@ impl<S: Store> Core<S> {
         }
     }
 
-    /// Update the load index with `job`'s record (`None` or unparsable: gone).
-    pub(crate) fn note_owner(&self, job: &str, raw: Option<&str>) {
-        let owner = raw.and_then(JobRecord::owner_of);
-        lock(&self.loads).set(job, owner);
+    /// Update the load index with `job`'s record `raw`, which this node's write made at revision
+    /// `rev` (a dispatch, a move): unless the router took that change already, and maybe later
+    /// ones of the job (a quick job's completion can beat its dispatch's reply home), in which
+    /// case the index holds what the table does. Noting the write's owner then put a completed
+    /// job back in the index, counted against its worker until the next sweep replaced it (a
+    /// keel bug until round 43: 163 times in poolfeed seeds 0..200; P83, MC414).
+    pub(crate) fn note_written(&self, job: &str, raw: &str, rev: u64) {
+        let mut loads = lock(&self.loads);
+        let table = lock(&self.table);
+        let taken = table.applied_rev() >= rev;
+        // MC414: the write's owner noted whatever the router took since.
+        let owner = if taken && !mutants::active(Mutant::MC414) {
+            table.value(&super::state::job_key(job)).and_then(JobRecord::owner_of)
+        } else {
+            JobRecord::owner_of(raw)
+        };
+        loads.set(job, owner);
+        if taken {
+            index_follows_table(&table, &loads, job, rev);
+        }
     }
 
     /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what
@@ -248,8 +264,10 @@ impl<S: Store> Core<S> {
 
 /// The load index names the owner the job table holds for `job` (P83, checked wherever keel is
 /// proven, under both locks): once the router applied a change of the job's record at `rev`
-/// (both follow the same feed in one step). An index entry left behind (a completion or a move
-/// the index did not take) skews every later pick toward the wrong workers until the next sweep replaces the
+/// (both follow the same feed in one step), and once this node noted its own write of it at
+/// `rev` when the table had taken that revision already. An index entry left behind (a
+/// completion or a move the index did not take, or a write noted over the router's later
+/// change) skews every later pick toward the wrong workers until the next sweep replaces the
 /// index, and a pick's slack (P59's 8 jobs) hides it while the drift is small: blind-spot hunt,
 /// round 43, B #1.
 fn index_follows_table(table: &JobTable, loads: &LoadIndex, job: &str, rev: u64) {
