@@ -1700,6 +1700,19 @@ pub enum Mutant {
     /// out, up to `restart_max` later, and its stop waits for it (blind-spot hunt, round 42,
     /// A #21; P78, judged at each slot's end after its node's stop).
     MC400,
+    /// A pool node's router whose load index does not take a job record's deletion (the job
+    /// completed, or its record went): the job stays counted against its last owner until the
+    /// next sweep replaces the index, so a worker that just finished jobs looks busy and picks
+    /// skew away from it by up to a sweep period's completions, which P59's slack of 8 jobs hides
+    /// (blind-spot hunt, round 43, B #1; P83, the index checked against the job table after
+    /// each change of the router).
+    MC413,
+    /// A pool node that notes its own dispatch's or move's pick in its load index after the
+    /// router already took the write's change and a later one of the job (a quick job completed
+    /// before the dispatch's reply came home): the completed job is put back, counted against
+    /// its worker until the next sweep replaces the index (keel's own until round 43, found by
+    /// P83 in blind-spot hunt round 43, B; 163 times in poolfeed seeds 0..200).
+    MC414,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

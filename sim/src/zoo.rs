@@ -2320,6 +2320,18 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC413,
+        lineage: "blind-spot hunt, round 43, B #1: a pool router's load index that does not take a completed job's record deletion",
+        scenario: "pool",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC414,
+        lineage: "blind-spot hunt, round 43, B (keel's own): a dispatch's pick noted in the load index over the router's later change of the job",
+        scenario: "poolfeed",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

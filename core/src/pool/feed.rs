@@ -678,6 +678,22 @@ mod tests {
         assert_eq!(lock(&feed.reg).waiting, 0);
     }
 
+    /// One sighting that resolves several waits of the same job frees every one of their slots
+    /// (blind-spot hunt, round 43, B #10: a count lowered by one per job resolved, not per wait,
+    /// crept up with each job two callers waited for, until the node refused every wait; no
+    /// simulated run has two waits of one job open at once).
+    #[test]
+    fn a_sighting_that_resolves_two_waits_of_a_job_frees_both_slots() {
+        let feed = Feed::new(0, 500).with_max_waiters(2);
+        let (mut a, mut b) = (feed.wait("j").expect("room"), feed.wait("j").expect("room"));
+        let d = feed.observe([("j", "1|w|10")].into_iter(), Source::Change);
+        assert_eq!(d.resolved, 2);
+        assert_eq!(lock(&feed.reg).waiting, 0, "both slots free");
+        assert!(a.rx.try_recv().is_ok() && b.rx.try_recv().is_ok(), "both told");
+        drop((a, b));
+        assert!(feed.wait("k").is_some() && feed.wait("l").is_some(), "the bound holds two waits again");
+    }
+
     /// A dropped wait leaves no registration behind (round 42 A #17: MC399's drop kept it,
     /// counted and later resolved for a caller long gone).
     #[test]

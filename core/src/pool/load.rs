@@ -101,6 +101,11 @@ impl LoadIndex {
         self.owners.contains_key(job)
     }
 
+    /// The owner this node's index holds for `job` (`None`: not indexed).
+    pub fn owner(&self, job: &str) -> Option<&str> {
+        self.owners.get(job).map(String::as_str)
+    }
+
     /// Jobs owned by `worker`.
     pub fn load(&self, worker: &str) -> usize {
         self.counts.get(worker).copied().unwrap_or(0)

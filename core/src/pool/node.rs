@@ -357,7 +357,7 @@ impl<S: Store> Core<S> {
             }
             return Err(PoolError::Duplicate { job: job.to_owned() });
         }
-        lock(&self.loads).set(job, Some(&worker));
+        self.note_written(job, &raw, out.rev);
         if let Some(p) = pending.as_ref().filter(|_| !mutants::active(Mutant::MC122)) {
             p.written(job, now_ms);
         }
@@ -399,7 +399,7 @@ impl<S: Store> Core<S> {
             if !mutants::active(Mutant::MC342) {
                 view.jobs.insert(job_key(job), new.encode());
             }
-            self.note_owner(job, Some(&new.encode()));
+            self.note_written(job, &new.encode(), out.rev);
             observe::emit(PoolEvent::Moved {
                 kind,
                 job: job.into(),

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::feed::Source;
+use super::load::LoadIndex;
+use super::table::JobTable;
 use super::node::{Assign, Core, lock};
 use super::state::JobRecord;
 use crate::StoreError;
@@ -64,9 +66,15 @@ impl<S: Store> Core<S> {
     /// stale run. Only those get it: a worker that neither owns the job nor runs it ignores
     /// every record of it (`WorkerMachine::on_record`), and each change sent to all the node's
     /// workers cost one message, wake-up and parse per worker and job change.
-    pub(crate) fn route_change(&self, job: &str, raw: Option<&str>) {
+    /// `loads`: the load index, which takes the job's owner (held by the caller until the job
+    /// table took the change too, P83).
+    pub(crate) fn route_change(&self, loads: &mut LoadIndex, job: &str, raw: Option<&str>) {
         let owner = raw.and_then(JobRecord::owner_of);
-        lock(&self.loads).set(job, owner);
+        // MC413: a record's deletion (its job completed) not taken by the index: the job stays
+        // counted against its last owner until the next sweep replaces the index.
+        if !(owner.is_none() && mutants::active(Mutant::MC413)) {
+            loads.set(job, owner);
+        }
         let txs: Vec<(String, mpsc::Sender<Assign>)> = {
             let local = lock(&self.local);
             let runs = lock(&self.local_runs);
@@ -83,10 +91,26 @@ impl<S: Store> Core<S> {
         }
     }
 
-    /// Update the load index with `job`'s record (`None` or unparsable: gone).
-    pub(crate) fn note_owner(&self, job: &str, raw: Option<&str>) {
-        let owner = raw.and_then(JobRecord::owner_of);
-        lock(&self.loads).set(job, owner);
+    /// Update the load index with `job`'s record `raw`, which this node's write made at revision
+    /// `rev` (a dispatch, a move): unless the router took that change already, and maybe later
+    /// ones of the job (a quick job's completion can beat its dispatch's reply home), in which
+    /// case the index holds what the table does. Noting the write's owner then put a completed
+    /// job back in the index, counted against its worker until the next sweep replaced it (a
+    /// keel bug until round 43: 163 times in poolfeed seeds 0..200; P83, MC414).
+    pub(crate) fn note_written(&self, job: &str, raw: &str, rev: u64) {
+        let mut loads = lock(&self.loads);
+        let table = lock(&self.table);
+        let taken = table.applied_rev() >= rev;
+        // MC414: the write's owner noted whatever the router took since.
+        let owner = if taken && !mutants::active(Mutant::MC414) {
+            table.value(&super::state::job_key(job)).and_then(JobRecord::owner_of)
+        } else {
+            JobRecord::owner_of(raw)
+        };
+        loads.set(job, owner);
+        if taken {
+            index_follows_table(&table, &loads, job, rev);
+        }
     }
 
     /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what
@@ -214,17 +238,29 @@ impl<S: Store> Core<S> {
                     if !lock(&self.table).is_synced() {
                         self.resync_feed_until_done("data_loss").await;
                     }
-                    if let Some(job) = c.key.strip_prefix("j/") {
-                        self.route_change(job, c.value.as_deref());
-                    } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
-                        let d = self.feed.observe([(job, raw)].into_iter(), Source::Change);
-                        if d.dropped > 0 {
-                            observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
-                        }
-                    }
-                    // Last: the table takes the change's strings.
                     let rev = c.rev;
-                    let hole = lock(&self.table).apply(c);
+                    let hole = {
+                        // The load index is held until the table took the change: both follow the
+                        // feed in one step, and P83 compares them after it.
+                        let mut loads = lock(&self.loads);
+                        if let Some(job) = c.key.strip_prefix("j/") {
+                            self.route_change(&mut loads, job, c.value.as_deref());
+                        } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
+                            let d = self.feed.observe([(job, raw)].into_iter(), Source::Change);
+                            if d.dropped > 0 {
+                                observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
+                            }
+                        }
+                        // Last: the table takes the change's strings.
+                        let job =
+                            crate::assert::ENABLED.then(|| c.key.strip_prefix("j/").map(str::to_owned)).flatten();
+                        let mut table = lock(&self.table);
+                        let hole = table.apply(c);
+                        if let Some(job) = job.filter(|_| table.applied_rev() == rev) {
+                            index_follows_table(&table, &loads, &job, rev); // applied, not skipped
+                        }
+                        hole
+                    };
                     if !mutants::active(Mutant::MC262) {
                         self.table_moved.notify_waiters(); // MC262: a change wakes no waiting sweep
                     }
@@ -250,4 +286,21 @@ impl<S: Store> Core<S> {
             }
         }
     }
+}
+
+/// The load index names the owner the job table holds for `job` (P83, checked wherever keel is
+/// proven, under both locks): once the router applied a change of the job's record at `rev`
+/// (both follow the same feed in one step), and once this node noted its own write of it at
+/// `rev` when the table had taken that revision already. An index entry left behind (a
+/// completion or a move the index did not take, or a write noted over the router's later
+/// change) skews every later pick toward the wrong workers until the next sweep replaces the
+/// index, and a pick's slack (P59's 8 jobs) hides it while the drift is small: blind-spot hunt,
+/// round 43, B #1.
+fn index_follows_table(table: &JobTable, loads: &LoadIndex, job: &str, rev: u64) {
+    let held = table.value(&format!("j/{job}")).and_then(JobRecord::owner_of);
+    let indexed = loads.owner(job);
+    crate::keel_assert!(
+        held == indexed,
+        "load index out of step with the job table at revision {rev}: job {job} owned by {held:?} in the table, {indexed:?} in the index"
+    );
 }

@@ -261,8 +261,9 @@ impl JobTable {
         out
     }
 
-    /// The value the table holds for `key`, wherever it is kept.
-    fn value(&self, key: &str) -> Option<&str> {
+    /// The value the table holds for `key`, wherever it is kept (records, pending entries,
+    /// tombstones, garbage).
+    pub fn value(&self, key: &str) -> Option<&str> {
         let held = if key.starts_with("d/") { self.tombs.get(key) } else { self.live.get(key) };
         held.or_else(|| self.corrupt.get(key)).map(String::as_str)
     }

@@ -733,6 +733,7 @@ impl PoolScenario {
                 Mutant::MC379,
                 Mutant::MC399,
                 Mutant::MC400,
+                Mutant::MC414,
             ];
         }
         &[
@@ -759,6 +760,7 @@ impl PoolScenario {
             Mutant::MC377,
             Mutant::MC380,
             Mutant::MC386,
+            Mutant::MC413,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
