@@ -499,14 +499,17 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // does not wait) in the pool: V5 at the node's stop of its completer (pool seed 0).
     assert!(caught_by_free_rules("completer", Mutant::MC163, "V5").is_some(), "MC163 breaks V5");
     assert!(caught_by_free_rules("pool", Mutant::MC11, "V5").is_some(), "MC11 breaks V5");
-    // MC162: a run's end matched by its job alone, so a newer run escapes its worker's stops (P43
-    // at the worker's end with the run still going; pool seed 558, the first of 0..3000 since
-    // round 27's per-node completer jitter moved the pool's schedules (321 after round 26's exact
-    // wakes, 121 before): a job must come back to the same worker at a newer attempt while its
-    // older run still goes, and the worker's fence must outlast that run).
+    // MC162: a run's end matched by its job alone, so an older run's end takes the newer run's
+    // task and route: P63 at the instant the route goes (the newer run deaf to its job's
+    // moves), or P43 at the worker's end with the run still going. A job must come back to the
+    // same worker at a newer attempt while its older run still goes: rare (pool seed 558 of
+    // 0..3000 for P43 before round 43's schedules; the route's rule sees it far sooner).
     let pool = keel_sim::scenario::by_name("pool").expect("built in");
-    let out = keel_sim::runner::run(pool.as_ref(), 558, Some(Mutant::MC162), keel_sim::plan::Profile::Swarm, None);
-    assert!(free_rules(&out).iter().any(|v| v.invariant == "P43"), "MC162 breaks P43 on pool seed 558");
+    let caught = (0..40).find(|&seed| {
+        let out = keel_sim::runner::run(pool.as_ref(), seed, Some(Mutant::MC162), keel_sim::plan::Profile::Swarm, None);
+        free_rules(&out).iter().any(|v| v.invariant == "P63" || v.invariant == "P43")
+    });
+    assert!(caught.is_some(), "MC162 breaks P63 or P43 within 40 pool seeds");
     // MC114: the epoch marker never written (P30 at a node's first check of it after a store
     // data loss; `poolloss`: the pool's workload with data loss among its faults).
     assert!(caught_by_free_rules_within("poolloss", Mutant::MC114, "P30", 20).is_some(), "MC114 breaks P30");

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 
 use super::feed::Source;
 use super::load::LoadIndex;
-use super::table::JobTable;
 use super::node::{Assign, Core, lock};
 use super::state::JobRecord;
+use super::table::JobTable;
 use crate::StoreError;
 use crate::mutants::{self, Mutant};
 use crate::observe::{self, PoolEvent, Text};
@@ -252,8 +252,7 @@ impl<S: Store> Core<S> {
                             }
                         }
                         // Last: the table takes the change's strings.
-                        let job =
-                            crate::assert::ENABLED.then(|| c.key.strip_prefix("j/").map(str::to_owned)).flatten();
+                        let job = crate::assert::ENABLED.then(|| c.key.strip_prefix("j/").map(str::to_owned)).flatten();
                         let mut table = lock(&self.table);
                         let hole = table.apply(c);
                         if let Some(job) = job.filter(|_| table.applied_rev() == rev) {
