@@ -1688,6 +1688,12 @@ pub enum Mutant {
     /// out, up to `restart_max` later, and its stop waits for it (blind-spot hunt, round 42,
     /// A #21; P78, judged at each slot's end after its node's stop).
     MC400,
+    /// A cleaner's requeue that reads the store error's class backwards: a transient error (a
+    /// timeout, a refusal while the store loads, a lost connection) ends the requeue, and the
+    /// dead worker's cleanup with it, at its first try, so the worker's jobs wait a sweep or more
+    /// for the next cleanup, while a permanent one is retried to the last try (blind-spot hunt,
+    /// round 43, A #4; E9, judged at each requeue given up or retried).
+    MC401,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

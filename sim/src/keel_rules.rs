@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, E9. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -130,6 +130,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::superseded_runs_are_stopped(events));
     v.extend(keel_checks::routes_outlive_their_newest_run(events));
     v.extend(feed_gaps_are_counted_and_healed_in_order(run));
+    v.extend(keel_checks::cleaner_requeues_retry_transient_errors(events));
     v
 }
 

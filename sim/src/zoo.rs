@@ -2308,6 +2308,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC401,
+        lineage: "blind-spot hunt, round 43, A #4: a cleaner's requeue that reads the store error's class backwards (gives a transient error up at once)",
+        scenario: "pool",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

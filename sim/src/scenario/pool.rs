@@ -751,6 +751,7 @@ impl PoolScenario {
             Mutant::MC377,
             Mutant::MC380,
             Mutant::MC386,
+            Mutant::MC401,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,
