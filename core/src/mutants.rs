@@ -1694,6 +1694,12 @@ pub enum Mutant {
     /// for the next cleanup, while a permanent one is retried to the last try (blind-spot hunt,
     /// round 43, A #4; E9, judged at each requeue given up or retried).
     MC401,
+    /// A replicated map's write cut at its op timeout and reported as not applied (an
+    /// `Unavailable` error: the call never left) instead of a timeout: the request went out and
+    /// may have applied, so a caller that retries only what did not apply, or that takes the key
+    /// as unchanged, is misled (blind-spot hunt, round 43, A #52; R32, judged at each plain write
+    /// of the rmap scenario's writer that failed not applied).
+    MC402,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2314,6 +2314,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC402,
+        lineage: "blind-spot hunt, round 43, A #52: a replicated map's write cut at its op timeout reported as not applied (Unavailable), not a timeout",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",
