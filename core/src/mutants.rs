@@ -1700,6 +1700,11 @@ pub enum Mutant {
     /// as unchanged, is misled (blind-spot hunt, round 43, A #52; R32, judged at each plain write
     /// of the rmap scenario's writer that failed not applied).
     MC402,
+    /// A pool start's "still waiting" warning paced from the start's beginning instead of the
+    /// last warning: once the first `START_LOG_EVERY` is over, every retry of a store that is
+    /// slow to come back warns again, flooding the operator's log (blind-spot hunt, round 43,
+    /// A #65; P79, judged at each `start_waiting`).
+    MC403,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

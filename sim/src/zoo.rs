@@ -2320,6 +2320,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC403,
+        lineage: "blind-spot hunt, round 43, A #65: a pool start's still-waiting warning paced from the start's beginning, not the last warning",
+        scenario: "poolfeed",
+        budget: 150,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

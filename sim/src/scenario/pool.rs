@@ -725,6 +725,7 @@ impl PoolScenario {
                 Mutant::MC379,
                 Mutant::MC399,
                 Mutant::MC400,
+                Mutant::MC403,
             ];
         }
         &[
