@@ -79,7 +79,8 @@ pub use lease_belief::lease_beliefs_keep_their_margin;
 pub use lost_reasons::lease_losses_name_their_cause;
 pub use pending::pending_deadlines_keep_the_ack_grace;
 pub use permanent_errors::{
-    PUBLISH_SLACK_US, is_permanent, lease_failures_follow_permanent_errors, pool_starts_end_at_a_permanent_error,
+    PUBLISH_SLACK_US, cleaner_requeues_retry_transient_errors, is_permanent, lease_failures_follow_permanent_errors,
+    pool_starts_end_at_a_permanent_error,
 };
 pub use record_gate::workers_closed_to_records;
 pub use redeliveries::{REDELIVERY_STARTS_US, redeliveries_start_their_run};

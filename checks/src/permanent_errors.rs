@@ -34,6 +34,14 @@
 //! permanent error transient (it ran out its timeout on it), is a start that retried what no
 //! retry can fix: a node that spends its whole start timeout, or the whole of an operator's
 //! ACL change, before it says what is wrong.
+//!
+//! E9, a cleaner's requeue of a dead worker's job: it retries a transient store error after its
+//! backoff, up to the pool's `cleanup_retries` tries, and retries no permanent one. So a
+//! `requeue_gave_up` on a transient error with tries left (not the re-read of a changed record,
+//! whose error ends the requeue at once by design: `reread`) is a cleanup stopped by a blip, its
+//! dead worker's jobs left owned until a later sweep cleans it again (MC401: the class read
+//! backwards); and a `requeue_retry` on a permanent error spends the tries and their backoff on
+//! what no retry fixes.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -235,6 +243,36 @@ pub fn pool_starts_end_at_a_permanent_error<E: Entry>(events: &[E]) -> Vec<Viola
     v
 }
 
+/// E9 over keel's pool events: see the module's doc. Judged at each event; the first 20.
+pub fn cleaner_requeues_retry_transient_errors<E: Entry>(events: &[E]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let what = match e.pool() {
+            Some(PoolEvent::RequeueGaveUp { job, worker, tries, tries_max, error, reread: false })
+                if tries < tries_max && !is_permanent(plain(error)) =>
+            {
+                format!(
+                    "a cleaner gave up requeueing {} of dead worker {} after {tries} of its {tries_max} tries, on a transient error: {error}",
+                    plain(job),
+                    plain(worker)
+                )
+            }
+            Some(PoolEvent::RequeueRetry { job, worker, error, .. }) if is_permanent(plain(error)) => {
+                format!(
+                    "a cleaner retries requeueing {} of dead worker {} after a permanent error: {error}",
+                    plain(job),
+                    plain(worker)
+                )
+            }
+            _ => continue,
+        };
+        if v.len() < 20 {
+            v.push(Violation::new("E9", e.t_us(), format!("{}: {what}", e.node())));
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use keel::observe::Event;
@@ -418,6 +456,40 @@ mod tests {
         let e5 = |h: &[Ev]| at_ms(&pool_starts_end_at_a_permanent_error(h));
         assert_eq!(e5(&[waiting(1, TIMEOUT), failed(2, true, DENIED), failed(3, false, TIMEOUT)]), []);
         assert_eq!(e5(&[waiting(1, DENIED), failed(2, false, DENIED)]), [("E5", 1), ("E5", 2)]);
+    }
+
+    /// A requeue given up on a transient error with tries left (MC401), or retried after a
+    /// permanent one, is E9 at the event; one given up at its last try, on a permanent error,
+    /// or at the re-read of a changed record, and one retried after a timeout, are not.
+    #[test]
+    fn a_requeue_that_gives_up_a_transient_error_early_fires_e9() {
+        let pool = |t_ms: u64, e: PoolEvent<'_>| Ev(t_ms * 1000, "n1", Some(Event::Pool(e.to_static())), None);
+        let gave_up = |t_ms: u64, tries: u32, error: &str, reread: bool| {
+            let (job, worker) = ("j".into(), "w".into());
+            pool(t_ms, PoolEvent::RequeueGaveUp { job, worker, tries, tries_max: 3, error: error.into(), reread })
+        };
+        let retry = |t_ms: u64, error: &str| {
+            let (job, worker) = ("j".into(), "w".into());
+            let e = PoolEvent::RequeueRetry {
+                job,
+                worker,
+                error: error.into(),
+                took_us: 0,
+                retry_min_us: 1,
+                retry_max_us: 2,
+                tries_max: 3,
+            };
+            pool(t_ms, e)
+        };
+        let e9 = |h: &[Ev]| at_ms(&cleaner_requeues_retry_transient_errors(h));
+        let fine = [
+            retry(1, TIMEOUT),
+            gave_up(2, 3, TIMEOUT, false),
+            gave_up(3, 1, DENIED, false),
+            gave_up(4, 1, TIMEOUT, true),
+        ];
+        assert_eq!(e9(&fine), []);
+        assert_eq!(e9(&[gave_up(5, 1, TIMEOUT, false), retry(6, DENIED)]), [("E9", 5), ("E9", 6)]);
     }
 
     /// The contract's permanent errors, by their text; transient ones are not.

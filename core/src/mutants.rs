@@ -1713,6 +1713,23 @@ pub enum Mutant {
     /// its worker until the next sweep replaces the index (keel's own until round 43, found by
     /// P83 in blind-spot hunt round 43, B; 163 times in poolfeed seeds 0..200).
     MC414,
+    /// A cleaner's requeue that reads the store error's class backwards: a transient error (a
+    /// timeout, a refusal while the store loads, a lost connection) ends the requeue, and the
+    /// dead worker's cleanup with it, at its first try, so the worker's jobs wait a sweep or more
+    /// for the next cleanup, while a permanent one is retried to the last try (blind-spot hunt,
+    /// round 43, A #4; E9, judged at each requeue given up or retried).
+    MC401,
+    /// A replicated map's write cut at its op timeout and reported as not applied (an
+    /// `Unavailable` error: the call never left) instead of a timeout: the request went out and
+    /// may have applied, so a caller that retries only what did not apply, or that takes the key
+    /// as unchanged, is misled (blind-spot hunt, round 43, A #52; R32, judged at each plain write
+    /// of the rmap scenario's writer that failed not applied).
+    MC402,
+    /// A pool start's "still waiting" warning paced from the start's beginning instead of the
+    /// last warning: once the first `START_LOG_EVERY` is over, every retry of a store that is
+    /// slow to come back warns again, flooding the operator's log (blind-spot hunt, round 43,
+    /// A #65; P79, judged at each `start_waiting`).
+    MC403,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

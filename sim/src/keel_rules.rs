@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, E9. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -130,6 +130,51 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::superseded_runs_are_stopped(events));
     v.extend(keel_checks::routes_outlive_their_newest_run(events));
     v.extend(feed_gaps_are_counted_and_healed_in_order(run));
+    v.extend(keel_checks::cleaner_requeues_retry_transient_errors(events));
+    v.extend(pool_start_warnings_keep_their_pace(events));
+    v
+}
+
+/// P79: a pool start that keeps retrying warns at its first failure and then once every
+/// [`keel::pool::START_LOG_EVERY`], judged at each `start_waiting`: its `waited_ms` (from the
+/// start's own beginning, on the node's clock) is at least that much past the previous warning's
+/// of the same start. A pace counted from the wrong base (the start's beginning, not the last
+/// warning) warns at every retry once the first period is over: an operator's log flooded by a
+/// store that is merely slow to come back. A start ends at `start_failed`, `start_store_reached`
+/// or the node's crash, restart or stop.
+pub fn pool_start_warnings_keep_their_pace(events: &[Event]) -> Vec<Violation> {
+    let every_ms = u64::try_from(keel::pool::START_LOG_EVERY.as_millis()).unwrap_or(u64::MAX);
+    let mut last: std::collections::BTreeMap<(Who, String), u64> = std::collections::BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {} | WorldEv::NodeStop {}) = e.world() {
+            last.retain(|(n, _), _| *n != e.node);
+            continue;
+        }
+        match e.pool() {
+            Some(PoolEvent::StartFailed { pool, .. } | PoolEvent::StartStoreReached { pool, .. }) => {
+                last.remove(&(e.node, keel_checks::plain(pool).to_owned()));
+            }
+            Some(PoolEvent::StartWaiting { pool, attempts, waited_ms, .. }) => {
+                let key = (e.node, keel_checks::plain(pool).to_owned());
+                if let Some(prev) = last.insert(key, *waited_ms)
+                    && waited_ms.saturating_sub(prev) + 1 < every_ms
+                    && v.len() < 20
+                {
+                    v.push(Violation::new(
+                        "P79",
+                        e.t_us,
+                        format!(
+                            "{}: a start warned it still waits ({attempts} attempts, {waited_ms} ms) {} ms after its previous warning, more often than every {every_ms} ms",
+                            e.node,
+                            waited_ms.saturating_sub(prev)
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
     v
 }
 

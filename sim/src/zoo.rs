@@ -2326,10 +2326,28 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC401,
+        lineage: "blind-spot hunt, round 43, A #4: a cleaner's requeue that reads the store error's class backwards (gives a transient error up at once)",
+        scenario: "pool",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC414,
         lineage: "blind-spot hunt, round 43, B (keel's own): a dispatch's pick noted in the load index over the router's later change of the job",
         scenario: "poolfeed",
         budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC402,
+        lineage: "blind-spot hunt, round 43, A #52: a replicated map's write cut at its op timeout reported as not applied (Unavailable), not a timeout",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC403,
+        lineage: "blind-spot hunt, round 43, A #65: a pool start's still-waiting warning paced from the start's beginning, not the last warning",
+        scenario: "poolfeed",
+        budget: 150,
     },
     Entry {
         mutant: Mutant::MC284,

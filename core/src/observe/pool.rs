@@ -337,6 +337,12 @@ events! {
         /// given up, and the cleanup with it) after its last try's `took_us` (P31 judges that
         /// try's start).
         RequeueEnded { job: Text<'a>, worker: Text<'a>, tries: u32, took_us: u64, ok: bool } = "requeue_ended",
+        /// A cleaner gave up requeueing `job` of the dead worker `worker` after `tries` tries of
+        /// the `tries_max` it may make (its `cleanup_retries`), on `error` (the cleanup stops
+        /// there; the next sweep takes it up again). `reread`: the error was the re-read of a
+        /// record that changed under the move, which ends the requeue at once by design (E9
+        /// judges the others: a transient error with tries left is retried).
+        RequeueGaveUp { job: Text<'a>, worker: Text<'a>, tries: u32, tries_max: u32, error: Text<'a>, reread: bool } = "requeue_gave_up",
         /// The node read the pool's epoch marker and adopted it (after a `data_loss` if it was
         /// missing or changed, after writing a fresh one if it was missing); the read began
         /// `took_us` of the node's clock before (P30 judges that a read after a store data loss
@@ -555,6 +561,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RequeueEnded { job, worker, tries, took_us, ok } => {
             debug!(target: T, kind = "requeue_ended", job = %job, worker = %worker, tries, took_us, ok, "retried requeue ended")
+        }
+        E::RequeueGaveUp { job, worker, tries, tries_max, error, reread } => {
+            debug!(target: T, kind = "requeue_gave_up", job = %job, worker = %worker, tries, tries_max, error = %error, reread, "requeue of a dead worker's job given up; the next sweep cleans the worker again")
         }
         E::EpochChecked { pool, took_us } => {
             trace!(target: T, kind = "epoch_checked", pool = %pool, took_us, "epoch marker checked")

@@ -201,8 +201,11 @@ impl<S: Store> Core<S> {
             let last = tries >= self.cfg.cleanup_retries + u32::from(mutants::active(Mutant::MC118));
             let error = match tried {
                 Ok(Try::Changed) if !last => "the record changed and still names the worker".to_owned(),
-                Ok(Try::Moved(Err(e))) if !last && e.is_transient() => e.to_string(),
+                // MC401: the class read backwards: a transient error ends the requeue at its
+                // first try, a permanent one is retried to the last.
+                Ok(Try::Moved(Err(e))) if !last && (e.is_transient() != mutants::active(Mutant::MC401)) => e.to_string(),
                 ended => {
+                    let reread = ended.is_err();
                     let result = match ended {
                         Ok(Try::Moved(result)) => result,
                         Ok(Try::Changed) => Err(StoreError::Timeout { op: "requeue" }),
@@ -211,6 +214,11 @@ impl<S: Store> Core<S> {
                     if tries > 1 {
                         let (job, worker, ok) = (job.into(), w.into(), result.is_ok());
                         observe::emit(PoolEvent::RequeueEnded { job, worker, tries, took_us, ok });
+                    }
+                    if let Err(e) = &result {
+                        let (job, worker, error) = (job.into(), w.into(), Text::display(e));
+                        let tries_max = self.cfg.cleanup_retries;
+                        observe::emit(PoolEvent::RequeueGaveUp { job, worker, tries, tries_max, error, reread });
                     }
                     return result;
                 }

@@ -338,7 +338,10 @@ impl<S: Store> Pool<S> {
                     timeout_ms: u64::try_from(cfg.start_timeout.as_millis()).unwrap_or(u64::MAX),
                     error: Text::display(&e),
                 });
-                next_log = now + START_LOG_EVERY;
+                // MC403: the pace counted from the start's beginning, not the last warning: once
+                // the first period is over, every retry warns.
+                let base = if crate::mutants::active(crate::mutants::Mutant::MC403) { started } else { now };
+                next_log = base + START_LOG_EVERY;
             }
             tokio::select! {
                 biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread

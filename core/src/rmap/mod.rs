@@ -376,7 +376,16 @@ impl<S: Store> ReplicatedMap<S> {
         } else {
             self.cfg.op_timeout
         };
-        Ok(driver::timed(&*self.clock, cut, "map_write", self.store.map_write(&self.cfg.name, key, write)).await?)
+        let r = driver::timed(&*self.clock, cut, "map_write", self.store.map_write(&self.cfg.name, key, write)).await;
+        let r = match r {
+            // MC402: keel's own cut at the op timeout reported as a call that never left (not
+            // applied), though the request went out and may have applied.
+            Err(StoreError::Timeout { .. }) if crate::mutants::active(crate::mutants::Mutant::MC402) => {
+                Err(StoreError::Unavailable { reason: "map_write: no reply within the op timeout".into() })
+            }
+            r => r,
+        };
+        Ok(r?)
     }
 
     /// Set `key` to `value`.

@@ -734,6 +734,7 @@ impl PoolScenario {
                 Mutant::MC399,
                 Mutant::MC400,
                 Mutant::MC414,
+                Mutant::MC403,
             ];
         }
         &[
@@ -761,6 +762,7 @@ impl PoolScenario {
             Mutant::MC380,
             Mutant::MC386,
             Mutant::MC413,
+            Mutant::MC401,
             Mutant::MP16,
             Mutant::MC21,
             Mutant::MC22,

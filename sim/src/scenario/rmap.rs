@@ -74,6 +74,11 @@ events! {
         /// `sent_us`: when it was sent, in global time (a backward jump of the node's clock
         /// during the call shortens what the node's clock measured).
         WriteTimedOutEarly { took_us: u64, sent_us: u64 } = "write_timed_out_early",
+        /// R32: a plain write failed with an error that says nothing was applied (`outcome()`
+        /// `NotApplied`) `took_us` after it was sent, its whole op timeout or more: past it only
+        /// keel's own cut ends a call, and the request went out. `sent_us`: when it was sent, in
+        /// global time.
+        WriteNotAppliedLate { took_us: u64, sent_us: u64, error: String } = "write_not_applied_late",
         /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
         /// and the subscriptions the node's tasks hold (`held`), its `waiters()` (R27).
         Probe { rev: u64, syncs: u64, subs: u64, held: u64, waiters: u64 } = "probe",
@@ -306,6 +311,16 @@ impl Node {
                 let took_us = self.ctx.clock.now().saturating_duration_since(sent).as_micros() as u64;
                 if took_us + 1_000 < self.op_timeout.as_micros() as u64 {
                     self.ctx.record(Rec::WriteTimedOutEarly { took_us, sent_us });
+                }
+            }
+            // R32: a write answered "not applied" (refused, or never sent) is answered before
+            // its op timeout; one that ran the whole timeout was cut by keel with its request out.
+            if let Err(RmapError::Store(e)) = &r
+                && e.outcome() == keel::Outcome::NotApplied
+            {
+                let took_us = self.ctx.clock.now().saturating_duration_since(sent).as_micros() as u64;
+                if took_us >= self.op_timeout.as_micros() as u64 {
+                    self.ctx.record(Rec::WriteNotAppliedLate { took_us, sent_us, error: e.to_string() });
                 }
             }
         }
@@ -1018,7 +1033,23 @@ impl RmapScenario {
                         ),
                     ))
                 }
+                // R32: frozen time, a stalled clock or one beyond its bound lets a refusal's
+                // reply land past the deadline unseen; otherwise only keel's own cut ends a call
+                // that late, and its request went out.
+                Rec::WriteNotAppliedLate { took_us, sent_us, error }
+                    if !stalled(node, Span { start: *sent_us, end: e.t_us })
+                        && !run.timeline.frozen(node).any(|p| p.overlap(&Span { start: *sent_us, end: e.t_us }).is_some()) =>
+                {
+                    v.push(Violation::new(
+                        "R32",
+                        e.t_us,
+                        format!(
+                            "{node}: a write failed {took_us} µs after it was sent, its whole op timeout, with an error that says it was not applied ({error}): the request went out, so its outcome is unknown"
+                        ),
+                    ))
+                }
                 Rec::SawDescheduled { .. }
+                | Rec::WriteNotAppliedLate { .. }
                 | Rec::JoinAwaited {}
                 | Rec::StopReturned {}
                 | Rec::JoinReturned { .. }
@@ -1279,6 +1310,7 @@ impl RmapScenario {
             Mutant::MC365,
             Mutant::MC397,
             Mutant::MC398,
+            Mutant::MC402,
         ]
     }
 }
