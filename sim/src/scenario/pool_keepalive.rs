@@ -37,8 +37,9 @@ use keel::observe::{MoveKind, PoolEvent};
 use keel::pool::decode;
 use keel::store::MapWrite;
 
-use crate::check::Violation;
+use crate::check::{Span, Violation};
 use crate::history::{Event, History, ServerEv, Who, plain};
+use crate::timeline::Timeline;
 
 /// A keep-alive's last applied write of a keep-alive value: what it expected (None: no compare)
 /// and the value it wrote.
@@ -229,10 +230,14 @@ fn moves_leave_their_worker(events: &[Event]) -> Vec<Violation> {
 /// keep-alives and store time in two batches, so another worker counts as live only if every
 /// value the store held for it from half a TTL before the decision's store time up to it is a
 /// non-stopping keep-alive live at that time (the sweep's keep-alive read is then any of them).
-/// A re-dispatch back to the worker that did not ack, with such a worker there, fires at the
-/// move: the job goes back to an unresponsive worker, again and again until it dies (blind-spot
-/// hunt, round 6, #9).
+/// The half TTL is of the deciding node's running time (its calls' bounds keep the batches that
+/// close): time it spent frozen in it widens the window by as much, since a pause between the
+/// batches ages the keep-alives the sweep read by its length (unmutated pool seed 751: read
+/// before a 1.1 s pause, judged at a store time read after it). A re-dispatch back to the worker
+/// that did not ack, with such a worker there, fires at the move: the job goes back to an
+/// unresponsive worker, again and again until it dies (blind-spot hunt, round 6, #9).
 fn redispatches_move_on(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<Violation> {
+    let timeline = Timeline::derive(events, events.last().map_or(0, |e| e.t_us));
     let live_at = |v: &str, now: u64| {
         decode::keepalive(v)
             .is_some_and(|(ms, ttl, stopping)| !stopping && ms <= now && now - ms <= ttl.unwrap_or(ttl_ms))
@@ -251,7 +256,8 @@ fn redispatches_move_on(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<V
         if w.is_empty() || w != plain(from) {
             continue;
         }
-        let since = now.saturating_sub(ttl_ms / 2);
+        let frozen_ms = frozen_within(&timeline, e.node, e.t_us, ttl_ms / 2 * 1000).div_ceil(1000);
+        let since = now.saturating_sub(ttl_ms / 2 + frozen_ms);
         if let Some((other, _)) = held.iter().find(|(x, writes)| **x != w && live_through(writes, since, now)) {
             v.push(Violation::new(
                 "P16",
@@ -263,6 +269,27 @@ fn redispatches_move_on(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<V
         }
     }
     v
+}
+
+/// How long `node` was frozen in the `running_us` of its running time up to `t_us` (µs): the
+/// window reaches back past each pause in it by the pause's length.
+fn frozen_within(timeline: &Timeline, node: Who, t_us: u64, running_us: u64) -> u64 {
+    let mut pauses: Vec<Span> = timeline.frozen(node).filter(|p| p.start < t_us).collect();
+    pauses.sort_by_key(|p| std::cmp::Reverse(p.end));
+    let (mut at, mut need, mut frozen) = (t_us, running_us, 0);
+    for p in pauses {
+        if p.start >= at {
+            continue;
+        }
+        let end = p.end.min(at);
+        if at - end >= need {
+            break;
+        }
+        need -= at - end;
+        frozen += end.saturating_sub(p.start);
+        at = p.start.min(end);
+    }
+    frozen
 }
 
 /// Moves decided on a view read in one batch (keep-alives, then store time): judged exactly.
@@ -341,7 +368,7 @@ fn early_fences(events: &[Event], held: &Held<'_>, ttl_ms: u64) -> Vec<Violation
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Ev, Who};
+    use crate::history::{Ev, Who, WorldEv};
 
     fn at(t_ms: u64, ev: impl Into<Ev>) -> Event {
         Event { t_us: t_ms * 1000, node: Who::Store, ev: ev.into() }
@@ -420,6 +447,47 @@ mod tests {
         h.push(back(2_000));
         assert!(judge(&h).is_empty(), "fenced");
         assert!(judge(&[written(1_700, "b", Some("1700|1500")), back(2_000)]).is_empty(), "new in the window");
+    }
+
+    /// P16 across a pause of the deciding node (unmutated pool seed 751): the sweep read
+    /// keep-alives before it and store time after it, so b's old value, stale by the move, may be
+    /// the one it read. A pause of another node, or one before the window, widens nothing.
+    #[test]
+    fn a_pause_of_the_sweeping_node_widens_p16s_window() {
+        let back = pool(
+            2_000,
+            PoolEvent::Moved {
+                kind: MoveKind::Redispatched,
+                job: "j".into(),
+                from: "a".into(),
+                worker: "a".into(),
+                cleaned: "".into(),
+                attempt: 2,
+                now_ms: 2_000,
+            },
+        );
+        let world =
+            |t_ms: u64, node: u8, w: WorldEv| Event { t_us: t_ms * 1000, node: Who::Node(node), ev: Ev::World(w) };
+        let judge = |node: u8, pause: (u64, u64)| {
+            let mut h = vec![
+                world(0, 0, WorldEv::NodeStart {}),
+                world(0, 1, WorldEv::NodeStart {}),
+                written(300, "b", Some("300|1500")),
+                world(pause.0, node, WorldEv::NodePause {}),
+                written(1_000, "b", Some("1000|1500")),
+                written(1_400, "b", Some("1400|1500")),
+                world(pause.1, node, WorldEv::NodeResume {}),
+                back.clone(),
+            ];
+            h.sort_by_key(|e| e.t_us);
+            redispatches_move_on(&h, &held(&h), 1_500)
+        };
+        // Frozen 600..1 500: 500 ms of running time after it, 250 before: the window reaches
+        // back to 350, where b held 300|1500, stale at 2 000.
+        assert!(judge(0, (600, 1_500)).is_empty(), "read before the pause");
+        assert_eq!(judge(1, (600, 1_500)).len(), 1, "another node's pause");
+        assert_eq!(judge(0, (100, 200)).len(), 1, "a pause before the window");
+        assert_eq!(frozen_within(&Timeline::derive(&[], 0), Who::Node(0), 2_000_000, 750_000), 0);
     }
 
     #[test]
