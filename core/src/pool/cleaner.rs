@@ -203,7 +203,9 @@ impl<S: Store> Core<S> {
                 Ok(Try::Changed) if !last => "the record changed and still names the worker".to_owned(),
                 // MC401: the class read backwards: a transient error ends the requeue at its
                 // first try, a permanent one is retried to the last.
-                Ok(Try::Moved(Err(e))) if !last && (e.is_transient() != mutants::active(Mutant::MC401)) => e.to_string(),
+                Ok(Try::Moved(Err(e))) if !last && (e.is_transient() != mutants::active(Mutant::MC401)) => {
+                    e.to_string()
+                }
                 ended => {
                     let reread = ended.is_err();
                     let result = match ended {
