@@ -1619,9 +1619,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC246,
-        lineage: "checker proof (blind-spot hunt, round 26, A #4): a hand-back gives up at its first failed move",
-        scenario: "pool",
-        budget: 100,
+        lineage: "checker proof (blind-spot hunt, round 26, A #4; pool seed 86 of 0..100 on round 43's schedules (1 of 0..100): its corpus plan): a hand-back gives up at its first failed move",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC247,
@@ -1787,9 +1787,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC274,
-        lineage: "checker proof (blind-spot hunt, round 27, A #2): a whole snapshot heals the gaps counted after its read",
-        scenario: "poolfeed",
-        budget: 100,
+        lineage: "checker proof (blind-spot hunt, round 27, A #2; poolfeed seed 146 on round 43's schedules: its corpus plan): a whole snapshot heals the gaps counted after its read",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC275,
@@ -2183,9 +2183,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC378,
-        lineage: "checker proof (round 39, the pool's counters first read by the simulator): the death that ends a slot not counted",
-        scenario: "poolfeed",
-        budget: 200,
+        lineage: "checker proof (round 39, the pool's counters first read by the simulator; poolfeed seed 304 on round 43's schedules: its corpus plan): the death that ends a slot not counted",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC365,
