@@ -2141,7 +2141,7 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC349,
-        lineage: "keel's own (round 38, P4 on unmutated poolfeed seed 217 once dispatch_and_wait ran; unreached since round 43's pool fixes moved the schedules, 0 of poolfeed 0..2500, pool and poolloss 0..1500: pool::worker_machine_tests::a_registration_refused_by_the_dead_marker_is_the_workers_death): a registration refused by the dead marker retried forever",
+        lineage: "keel's own (round 38, P4 on unmutated poolfeed seed 217 once dispatch_and_wait ran; unreached since round 43's pool fixes moved the schedules, 0 of poolfeed 400..2500, pool and poolloss 0..1500: pool::worker_machine_tests::a_registration_refused_by_the_dead_marker_is_the_workers_death): a registration refused by the dead marker retried forever",
         scenario: UNIT,
         budget: 1,
     },
