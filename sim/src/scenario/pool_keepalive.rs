@@ -414,20 +414,22 @@ mod tests {
 
     /// P16: a re-dispatch back to the worker that did not ack, while another worker's keep-alive
     /// was live through the half TTL before the decision (MC54); none when the other was not.
+    /// Job `j` re-dispatched at store time `now_ms` back to `a`, which did not ack it.
+    fn back(now_ms: u64) -> Event {
+        let ev = PoolEvent::Moved {
+            kind: MoveKind::Redispatched,
+            job: "j".into(),
+            from: "a".into(),
+            worker: "a".into(),
+            cleaned: "".into(),
+            attempt: 2,
+            now_ms,
+        };
+        pool(now_ms, ev)
+    }
+
     #[test]
     fn a_redispatch_back_to_the_unacked_worker_fires_p16() {
-        let back = |now_ms: u64| {
-            let ev = PoolEvent::Moved {
-                kind: MoveKind::Redispatched,
-                job: "j".into(),
-                from: "a".into(),
-                worker: "a".into(),
-                cleaned: "".into(),
-                attempt: 2,
-                now_ms,
-            };
-            pool(now_ms, ev)
-        };
         let judge = |h: &[Event]| redispatches_move_on(h, &held(h), 1_500);
         // b beat at 1 000 and 1 400 (TTL 1 500): live through [1 250, 2 000).
         let b = [written(1_000, "b", Some("1000|1500")), written(1_400, "b", Some("1400|1500"))];
@@ -454,18 +456,7 @@ mod tests {
     /// the one it read. A pause of another node, or one before the window, widens nothing.
     #[test]
     fn a_pause_of_the_sweeping_node_widens_p16s_window() {
-        let back = pool(
-            2_000,
-            PoolEvent::Moved {
-                kind: MoveKind::Redispatched,
-                job: "j".into(),
-                from: "a".into(),
-                worker: "a".into(),
-                cleaned: "".into(),
-                attempt: 2,
-                now_ms: 2_000,
-            },
-        );
+        let back = back(2_000);
         let world =
             |t_ms: u64, node: u8, w: WorldEv| Event { t_us: t_ms * 1000, node: Who::Node(node), ev: Ev::World(w) };
         let judge = |node: u8, pause: (u64, u64)| {
