@@ -108,6 +108,11 @@ pub fn redispatches_of_unacked_jobs<E: Entry>(events: &[E]) -> Vec<Violation> {
     let mut redispatched: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
+        if let Some(job) = e.freed_key() {
+            acked.retain(|k, _| k.0 != job);
+            redispatched.retain(|k, _| k.0 != job);
+            continue;
+        }
         let (key, other, mine) = match e.pool() {
             Some(PoolEvent::Acked { job, worker, attempt }) => {
                 ((plain(job), *attempt, plain(worker)), &redispatched, &mut acked)
@@ -1901,6 +1906,33 @@ mod tests {
             redispatches_of_unacked_jobs(&[redispatched(10, "w", 2), pe(15, other), acked(20, "w", 1)]).len(),
             1
         );
+        // A key the store made free (its tombstone deleted past the dedup window) starts its new
+        // life before that life's dispatch comes home: the new life's re-dispatch is not matched
+        // with the old life's ack of the same attempt. Another key freed changes nothing.
+        struct Freed(E, Option<&'static str>);
+        impl Entry for Freed {
+            type Node = &'static str;
+            fn t_us(&self) -> u64 {
+                self.0.t_us()
+            }
+            fn node(&self) -> &&'static str {
+                self.0.node()
+            }
+            fn keel(&self) -> Option<&Event<'static>> {
+                self.0.keel()
+            }
+            fn fact(&self) -> Option<Fact> {
+                self.0.fact()
+            }
+            fn freed_key(&self) -> Option<&str> {
+                self.1
+            }
+        }
+        let freed = |t_ms: u64, job| Freed(E(t_ms * 1000, "store", None, None), Some(job));
+        let of = |e: E| Freed(e, None);
+        let lives = |job| [of(acked(10, "w", 1)), freed(15, job), of(redispatched(20, "w", 2))];
+        assert!(redispatches_of_unacked_jobs(&lives("j")).is_empty());
+        assert_eq!(redispatches_of_unacked_jobs(&lives("k")).len(), 1);
     }
 
     fn held(t: u64, n: &'static str, fence: u64) -> E {
