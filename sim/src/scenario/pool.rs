@@ -37,6 +37,9 @@ events! {
         /// (the plan's `ShortRetention` knob: its dedup window had passed): a second life of the
         /// key, which P1 holds to a completion of its own.
         JobAddedAgain { job: String, payload: String } = "job_added_again",
+        /// The dispatcher is sending `job`, a key it added (or gave up on) before, once more:
+        /// a call in flight that may apply (E7 reads it so).
+        DispatchAgain { job: String } = "dispatch_again",
         /// A dispatch call of `job` failed with `error`; `not_applied`: the error says the call
         /// applied nothing; `duplicate`: the answer was `Duplicate` (E7).
         DispatchFailed { job: String, error: String, not_applied: bool, duplicate: bool } = "dispatch_failed",
@@ -328,6 +331,8 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
 /// which P1 then holds to a completion of its own. One call: an unknown outcome is left
 /// unknown (a second life that started anyway is judged by its runs).
 async fn again(ctx: &NodeCtx, node: &Arc<keel::pool::PoolNode<crate::net::SimStore>>, job: String, ms: u64) {
+    // Said before the call: a run of the key may start before its answer comes home (E7).
+    ctx.record(Rec::DispatchAgain { job: job.clone() });
     match node.dispatch(&job, &ms.to_string()).await {
         Ok(_) => {
             ctx.record(Rec::JobAddedAgain { job, payload: ms.to_string() });
@@ -988,8 +993,8 @@ impl PoolScenario {
     /// Judged per life of a key: once the store deleted a job's tombstone (its dedup window
     /// passed, the plan's `ShortRetention` knob), the key is free and a dispatch of it adds a
     /// new job, attempts counted from 1 again. P2 splits a key's events at each deletion. P1
-    /// counts: a key added `1 + n` times (its first addition or run, then `n` additions of it
-    /// sent again, `job_added_again`) needs as many lives with a completion (keel's
+    /// counts: a key added `n` times (`job_added` once, each `job_added_again`; a run stands for
+    /// an addition when none was recorded) needs as many lives with a completion (keel's
     /// `completed`, or `completion_landed` at the store: the worker may not have learnt it).
     /// Counted, not matched by time: a retried dispatch told `Duplicate` by its first landed
     /// call may hear it after that life's tombstone is gone.
@@ -997,8 +1002,9 @@ impl PoolScenario {
         type Life<'a> = (&'a str, u32);
         let mut v = Vec::new();
         let mut lives: BTreeMap<&str, u32> = BTreeMap::new();
-        // job → the instant of each addition (its first addition or run, then each again).
-        let mut added: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        // job → the instant of each addition (its first, then each again), and of its first run
+        // (a run stands for an addition none was recorded of: its dispatch gave up yet landed).
+        let mut added: BTreeMap<&str, (Vec<u64>, Option<u64>)> = BTreeMap::new();
         let mut max_attempt: BTreeMap<Life<'_>, u64> = BTreeMap::new();
         let mut completed: BTreeMap<Life<'_>, (u64, u64)> = BTreeMap::new();
         let mut done: BTreeSet<Life<'_>> = BTreeSet::new();
@@ -1007,10 +1013,16 @@ impl PoolScenario {
             if let Some(r) = rec(e) {
                 match r {
                     Rec::Tombstones { jobs, .. } => tombstones.extend(jobs.iter().map(String::as_str)),
-                    Rec::JobAdded { job, .. } | Rec::RunStart { job, .. } => {
-                        added.entry(job).or_insert_with(|| vec![e.t_us]);
+                    Rec::JobAdded { job, .. } => {
+                        let adds = &mut added.entry(job).or_default().0;
+                        if adds.is_empty() {
+                            adds.push(e.t_us);
+                        }
                     }
-                    Rec::JobAddedAgain { job, .. } => added.entry(job).or_default().push(e.t_us),
+                    Rec::JobAddedAgain { job, .. } => added.entry(job).or_default().0.push(e.t_us),
+                    Rec::RunStart { job, .. } => {
+                        added.entry(job).or_default().1.get_or_insert(e.t_us);
+                    }
                     _ => {}
                 }
                 continue;
@@ -1060,7 +1072,10 @@ impl PoolScenario {
                 ));
             }
         }
-        for (job, adds) in added {
+        for (job, (mut adds, run)) in added {
+            if adds.is_empty() {
+                adds.extend(run);
+            }
             let last = lives.get(job).copied().unwrap_or(0);
             let mut finished = done.range((job, 0)..=(job, u32::MAX)).count();
             if tombstones.contains(job) && !done.contains(&(job, last)) {

@@ -79,7 +79,7 @@ pub fn check(events: &[Event]) -> Vec<Violation> {
                     c.maybe_applied = true;
                 }
             }
-            Rec::JobAdded { job, .. } | Rec::JobAddedAgain { job, .. } => {
+            Rec::JobAdded { job, .. } | Rec::JobAddedAgain { job, .. } | Rec::DispatchAgain { job } => {
                 jobs.entry(job.as_str()).or_default().maybe_applied = true;
             }
             Rec::DispatchGaveUp { job } => jobs.entry(job.as_str()).or_default().gave_up = true,
