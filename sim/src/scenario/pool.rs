@@ -1008,6 +1008,8 @@ impl PoolScenario {
         let mut max_attempt: BTreeMap<Life<'_>, u64> = BTreeMap::new();
         let mut completed: BTreeMap<Life<'_>, (u64, u64)> = BTreeMap::new();
         let mut done: BTreeSet<Life<'_>> = BTreeSet::new();
+        // (job, attempt, worker) of each completion the store applied → the key's life then.
+        let mut landed_in: BTreeMap<(&str, u64, &str), u32> = BTreeMap::new();
         let mut tombstones: BTreeSet<&str> = BTreeSet::new();
         for e in events {
             if let Some(r) = rec(e) {
@@ -1030,8 +1032,9 @@ impl PoolScenario {
             let life = |job: &str| lives.get(job).copied().unwrap_or(0);
             match e.server() {
                 Some(ServerEv::TombstoneDeleted { job, .. }) => *lives.entry(job).or_insert(0) += 1,
-                Some(ServerEv::CompletionLanded { job, .. }) => {
+                Some(ServerEv::CompletionLanded { job, attempt, worker, .. }) => {
                     done.insert((job, life(job)));
+                    landed_in.insert((job, *attempt, worker), life(job));
                 }
                 _ => {}
             }
@@ -1044,8 +1047,11 @@ impl PoolScenario {
                 let a = max_attempt.entry((plain(job), life(plain(job)))).or_insert(0);
                 *a = (*a).max(attempt);
             }
-            if let Some(PoolEvent::Completed { job, attempt, .. }) = e.pool() {
-                let (attempt, key) = (*attempt, (plain(job), life(plain(job))));
+            if let Some(PoolEvent::Completed { job, attempt, worker }) = e.pool() {
+                // The life its completion landed in: the worker hears of it a reply later, which
+                // a slow link may bring after the store freed the key (pool seed 722, 4 s late).
+                let landed = landed_in.get(&(plain(job), *attempt, plain(worker))).copied();
+                let (attempt, key) = (*attempt, (plain(job), landed.unwrap_or_else(|| life(plain(job)))));
                 done.insert(key);
                 if let Some((t, a)) = completed.insert(key, (e.t_us, attempt)) {
                     v.push(Violation::new(
