@@ -881,9 +881,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC123,
-        lineage: "checker proof (blind-spot hunt, round 15, #5): a router's wait between resync tries deaf to the node's stop",
-        scenario: "pool",
-        budget: 200,
+        lineage: "checker proof (blind-spot hunt, round 15, #5; pool seed 61's plan without round 44's ShortRetention knob, which no seed of 0..500 reaches it without: its corpus plan): a router's wait between resync tries deaf to the node's stop",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC124,
@@ -1811,9 +1811,9 @@ pub const ZOO: &[Entry] = &[
     },
     Entry {
         mutant: Mutant::MC275,
-        lineage: "checker proof (blind-spot hunt, round 30, A #5): a cleanup lock taken over at its last live millisecond",
-        scenario: "pool",
-        budget: 100,
+        lineage: "checker proof (blind-spot hunt, round 30, A #5; pool seed 236 on round 44's schedules, the ShortRetention knob's: its corpus plan): a cleanup lock taken over at its last live millisecond",
+        scenario: CORPUS,
+        budget: 1,
     },
     Entry {
         mutant: Mutant::MC276,
