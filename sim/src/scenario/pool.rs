@@ -611,6 +611,15 @@ impl PoolScenario {
             cleanup_lock_ttl_us: us(2 * self.ttl_ms),
         };
         v.extend(super::pool_config::nodes_run_as_configured(events, configured));
+        // P80: each retry's and bound's announced timing is the setting it was given, or the
+        // documented default (a path that reads the wrong setting announces and uses it alike).
+        let mut settings = keel_checks::PoolSettings::documented(
+            POOL,
+            Duration::from_millis(self.ttl_ms),
+            Some(Duration::from_millis(self.sweep_ms())),
+        );
+        settings.shutdown_deadline = Duration::from_millis(self.ttl_ms / 2);
+        v.extend(keel_checks::pool_timings_follow_their_settings(events, &settings));
         // P47: a worker handle's join returns the exit its slot ended with.
         v.extend(super::pool_handles::handles_report_their_slot_exit(events));
         // P78: a slot waiting to replace a dead worker ends at once when its node stops.
@@ -848,6 +857,14 @@ impl PoolScenario {
             Mutant::MC275,
             Mutant::MC277,
             Mutant::MC279,
+            Mutant::MC404,
+            Mutant::MC405,
+            Mutant::MC406,
+            Mutant::MC407,
+            Mutant::MC408,
+            Mutant::MC409,
+            Mutant::MC410,
+            Mutant::MC411,
         ]
     }
 }
