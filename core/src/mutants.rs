@@ -1764,6 +1764,12 @@ pub enum Mutant {
     /// dying workers come twice as fast as documented (round 44, A #17; P22 judges the announced
     /// policy; P80 the default).
     MC411,
+    /// A completer's default store map named `{name}:completion` instead of
+    /// `{name}:completions`: a pool's completions land in a map no reader of the pool's layout
+    /// (`inspect`, the sweep's retention of completer entries, an operator) looks at, and every
+    /// rule that reads back through the completer agrees with it (blind-spot hunt, round 44,
+    /// A #15; V43, judged on the store's maps after quiescence).
+    MC412,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

@@ -2398,6 +2398,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC412,
+        lineage: "blind-spot hunt, round 44, A #15: a completer's default store map named {name}:completion, outside the pool's layout",
+        scenario: "pool",
+        budget: 10,
+    },
+    Entry {
         mutant: Mutant::MC284,
         lineage: "checker proof (blind-spot hunt, round 33, B #11): a map's snapshot cut at the backoff's cap, not the op timeout",
         scenario: "rmap",

@@ -49,6 +49,8 @@ events! {
         /// Completion tombstones in the store after quiescence: each job, and (in `ms`, in the same
         /// order) the completion's store time (0: unreadable).
         Tombstones { jobs: Vec<String>, ms: Vec<u64> } = "tombstones",
+        /// V43: the store's maps after quiescence (every map with a revision), by name.
+        StoreMaps { maps: Vec<String> } = "store_maps",
         /// An auditor's read of the pool's store state.
         /// `overdue_ms`: how long the most overdue pending entry has been both past its deadline
         /// and in the store (as far as this auditor's reads can tell); `stale_ms`: how long the
@@ -367,6 +369,8 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
                     .unzip();
                 ctx.record(Rec::Tombstones { jobs, ms });
                 tombstones_recorded = true;
+                // V43: the maps the pool's parts wrote, each to be one of its documented layout.
+                ctx.record(Rec::StoreMaps { maps: store.map_revs().into_keys().collect() });
             }
         }
         // The audit looks only at jobs, workers and pending dispatches.
@@ -620,6 +624,8 @@ impl PoolScenario {
         );
         settings.shutdown_deadline = Duration::from_millis(self.ttl_ms / 2);
         v.extend(keel_checks::pool_timings_follow_their_settings(events, &settings));
+        // V43: every store map is one of the pool's documented layout, its completer's included.
+        v.extend(super::pool_config::maps_in_their_layout(events, POOL));
         // P47: a worker handle's join returns the exit its slot ended with.
         v.extend(super::pool_handles::handles_report_their_slot_exit(events));
         // P78: a slot waiting to replace a dead worker ends at once when its node stops.
@@ -865,6 +871,7 @@ impl PoolScenario {
             Mutant::MC409,
             Mutant::MC410,
             Mutant::MC411,
+            Mutant::MC412,
         ]
     }
 }
