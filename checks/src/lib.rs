@@ -152,6 +152,15 @@ pub trait Entry {
     /// The world fact, if it is one.
     fn fact(&self) -> Option<Fact>;
 
+    /// The job key a pool's store made free again, if this entry is that (the store deleted
+    /// the job's completion tombstone: its dedup window passed, and a dispatch may add the key
+    /// anew, attempts from 1). Only a history that sees the store's own writes has these (the
+    /// simulator's store node); elsewhere none, and a key's attempts start anew at its next
+    /// `dispatched`.
+    fn freed_key(&self) -> Option<&str> {
+        None
+    }
+
     /// A lease event of keel.
     fn lease(&self) -> Option<&observe::LeaseEvent<'static>> {
         match self.keel() {

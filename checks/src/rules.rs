@@ -108,6 +108,11 @@ pub fn redispatches_of_unacked_jobs<E: Entry>(events: &[E]) -> Vec<Violation> {
     let mut redispatched: BTreeMap<(&str, u64, &str), u64> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
+        if let Some(job) = e.freed_key() {
+            acked.retain(|k, _| k.0 != job);
+            redispatched.retain(|k, _| k.0 != job);
+            continue;
+        }
         let (key, other, mine) = match e.pool() {
             Some(PoolEvent::Acked { job, worker, attempt }) => {
                 ((plain(job), *attempt, plain(worker)), &redispatched, &mut acked)
@@ -158,7 +163,10 @@ pub fn pool_handler_runs<E: Entry>(events: &[E], end_us: u64) -> HandlerRuns<'_,
 
 /// P1: every job taken in (`dispatched`, first time counts) is completed (`completed`) by
 /// `within_us` after the later of its dispatch and the heal. Jobs whose deadline falls after
-/// the end are not judged.
+/// the end are not judged. Each life of a key is a job of its own: once the store freed the key
+/// ([`Entry::freed_key`]: its tombstone deleted past the dedup window) its next dispatch starts
+/// a new life that needs a completion of its own (a service that reuses keys loses the second
+/// life's job as surely as the first's), and a completion before the freeing is the old life's.
 pub fn jobs_lost<'a, E: Entry>(
     events: &'a [E],
     heal_us: u64,
@@ -167,26 +175,34 @@ pub fn jobs_lost<'a, E: Entry>(
     dispatched: impl Fn(&'a E) -> Option<&'a str>,
     completed: impl Fn(&'a E) -> Option<&'a str>,
 ) -> Vec<Violation> {
-    let mut taken: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut done: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut lives: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut taken: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    let mut done: BTreeMap<(&str, u32), u64> = BTreeMap::new();
     for e in events {
+        if let Some(job) = e.freed_key() {
+            *lives.entry(job).or_default() += 1;
+            continue;
+        }
         if let Some(job) = dispatched(e) {
-            taken.entry(job).or_insert(e.t_us());
+            let life = lives.get(job).copied().unwrap_or(0);
+            taken.entry((job, life)).or_insert(e.t_us());
         } else if let Some(job) = completed(e) {
-            done.entry(job).or_insert(e.t_us());
+            let life = lives.get(job).copied().unwrap_or(0);
+            done.entry((job, life)).or_insert(e.t_us());
         }
     }
     let mut v = Vec::new();
-    for (job, t) in taken {
+    for ((job, life), t) in taken {
         let deadline = t.max(heal_us).saturating_add(within_us);
-        if deadline > end_us || done.get(job).is_some_and(|&c| c <= deadline) {
+        if deadline > end_us || done.get(&(job, life)).is_some_and(|&c| c <= deadline) {
             continue;
         }
+        let again = if life > 0 { format!(" (its life {}, after its key came free)", life + 1) } else { String::new() };
         v.push(Violation::new(
             "P1",
             deadline,
             format!(
-                "{job} dispatched at {:.3}s was not completed within {:?} of the heal",
+                "{job} dispatched at {:.3}s was not completed within {:?} of the heal{again}",
                 t as f64 / 1e6,
                 std::time::Duration::from_micros(within_us)
             ),
@@ -1901,6 +1917,33 @@ mod tests {
             redispatches_of_unacked_jobs(&[redispatched(10, "w", 2), pe(15, other), acked(20, "w", 1)]).len(),
             1
         );
+        // A key the store made free (its tombstone deleted past the dedup window) starts its new
+        // life before that life's dispatch comes home: the new life's re-dispatch is not matched
+        // with the old life's ack of the same attempt. Another key freed changes nothing.
+        struct Freed(E, Option<&'static str>);
+        impl Entry for Freed {
+            type Node = &'static str;
+            fn t_us(&self) -> u64 {
+                self.0.t_us()
+            }
+            fn node(&self) -> &&'static str {
+                self.0.node()
+            }
+            fn keel(&self) -> Option<&Event<'static>> {
+                self.0.keel()
+            }
+            fn fact(&self) -> Option<Fact> {
+                self.0.fact()
+            }
+            fn freed_key(&self) -> Option<&str> {
+                self.1
+            }
+        }
+        let freed = |t_ms: u64, job| Freed(E(t_ms * 1000, "store", None, None), Some(job));
+        let of = |e: E| Freed(e, None);
+        let lives = |job| [of(acked(10, "w", 1)), freed(15, job), of(redispatched(20, "w", 2))];
+        assert!(redispatches_of_unacked_jobs(&lives("j")).is_empty());
+        assert_eq!(redispatches_of_unacked_jobs(&lives("k")).len(), 1);
     }
 
     fn held(t: u64, n: &'static str, fence: u64) -> E {
@@ -2925,6 +2968,52 @@ mod tests {
             ),
             [("j".to_owned(), 15_000)]
         );
+        // A key the store freed (its dedup window passed) and dispatched again is a second
+        // job: lost, it is P1 at its own deadline, though the first life completed; completed,
+        // nothing. Without the freeing, a second dispatch is the same job's (above).
+        struct Freed(E, Option<&'static str>);
+        impl Entry for Freed {
+            type Node = &'static str;
+            fn t_us(&self) -> u64 {
+                self.0.t_us()
+            }
+            fn node(&self) -> &&'static str {
+                self.0.node()
+            }
+            fn keel(&self) -> Option<&Event<'static>> {
+                self.0.keel()
+            }
+            fn fact(&self) -> Option<Fact> {
+                self.0.fact()
+            }
+            fn freed_key(&self) -> Option<&str> {
+                self.1
+            }
+        }
+        let of = |e: E| Freed(e, None);
+        let freed = |t_ms: u64| Freed(E(t_ms * 1000, "store", None, None), Some("j"));
+        let p1_lives = |h: &[Freed]| -> Vec<u64> {
+            fn d(e: &Freed) -> Option<&str> {
+                match e.pool() {
+                    Some(PoolEvent::Dispatched { job, .. }) => Some(plain(job)),
+                    _ => None,
+                }
+            }
+            fn c(e: &Freed) -> Option<&str> {
+                match e.pool() {
+                    Some(PoolEvent::Started { job, .. }) => Some(plain(job)),
+                    _ => None,
+                }
+            }
+            jobs_lost(h, 0, 60_000_000, 10_000_000, d, c).iter().map(|v| v.t_us / 1000).collect()
+        };
+        let first = [of(dispatched(1_000, "j")), of(completed(2_000, "j")), freed(5_000)];
+        let lost: Vec<Freed> = first.into_iter().chain([of(dispatched(8_000, "j"))]).collect();
+        assert_eq!(p1_lives(&lost), [18_000]);
+        let first = [of(dispatched(1_000, "j")), of(completed(2_000, "j")), freed(5_000)];
+        let kept: Vec<Freed> =
+            first.into_iter().chain([of(dispatched(8_000, "j")), of(completed(9_000, "j"))]).collect();
+        assert_eq!(p1_lives(&kept), Vec::<u64>::new());
     }
 
     #[test]

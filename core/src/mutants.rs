@@ -1689,6 +1689,18 @@ pub enum Mutant {
     /// fence stopped are never run (round 43, pool seed 1 under the sweep's re-delivery that
     /// skips running jobs; P1).
     MC427,
+    /// A sweep whose tombstone cutoff reads the worker TTL where it means the dedup window
+    /// (`done_retention`): a completed key comes free, and a retried completion loses its own
+    /// tombstone, as soon as one TTL has passed (round 44, the `ShortRetention` knob; P84).
+    MC428,
+    /// A sweep whose tombstone cutoff takes the dedup window in microseconds against a store
+    /// time in milliseconds: no tombstone is ever old enough, and the job map grows by one
+    /// tombstone per job for good (round 44, the `ShortRetention` knob; P85).
+    MC429,
+    /// A dispatch guarded by the job's record alone, not by its tombstone: a completed key sent
+    /// again inside its dedup window is added as a new job and runs twice (round 44, the
+    /// `ShortRetention` knob's dispatcher that sends keys again; P86).
+    MC430,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

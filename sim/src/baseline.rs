@@ -365,7 +365,7 @@ pub fn run_unchecked(scenario: &dyn crate::scenario::Scenario, seed: u64) -> Dur
         let start = tokio::time::Instant::now();
         let history = crate::history::History::discarding();
         history.start();
-        let world = crate::world::World::build(history, nodes, op_timeout, plan.small_buffers(), main);
+        let world = crate::world::World::build(history, nodes, op_timeout, plan.knobs(), main);
         world.nemesis(&plan).await;
         tokio::time::sleep(settle).await;
         world.reap();

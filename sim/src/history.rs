@@ -222,6 +222,14 @@ events! {
         /// learnt it (a reply lost, every retry's too: `complete_failed`). What the rules that
         /// follow a job's owner or its completion read as the job done (P1, P2, P59, P72).
         CompletionLanded { job: String, attempt: u64, worker: String, by: Who } = "completion_landed",
+        /// A transaction by `by` on a pool's job map applied and deleted `job`'s tombstone, which
+        /// said the job completed at `completed_ms`, at the store's time `now_ms`: a dedup window
+        /// ends, and the key is free for a second life (P84 judges it against the window).
+        TombstoneDeleted { job: String, completed_ms: u64, now_ms: u64, by: Who } = "tombstone_deleted",
+        /// A transaction by `by` on a pool's job map applied and left it holding both `job`'s
+        /// record `record` and its tombstone `tombstone` (P86): a completed key added again
+        /// inside its dedup window, or a completion that kept its record.
+        RecordBesideTombstone { job: String, record: String, tombstone: String, by: Who } = "record_beside_tombstone",
         /// Node `by` removed worker `worker`'s cleanup lock `lock`, which node `writer` wrote: a
         /// cleaner released a lock it did not hold (P15).
         ForeignLockRemoved { worker: String, lock: String, writer: Who, by: Who } = "foreign_lock_removed",
@@ -603,6 +611,12 @@ impl keel_checks::Entry for Event {
             WorldEv::NodeCrash {} => Some(Fact::NodeCrash),
             WorldEv::StoreCrash { data_loss: true } => Some(Fact::StoreLostData),
             WorldEv::StoreRestart {} => Some(Fact::StoreUp),
+            _ => None,
+        }
+    }
+    fn freed_key(&self) -> Option<&str> {
+        match self.server()? {
+            ServerEv::TombstoneDeleted { job, .. } => Some(job),
             _ => None,
         }
     }

@@ -691,7 +691,10 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
         Op::Txn { map, guards, writes } => {
             let judge = RemovalJudge::txns(store, &map, std::iter::once((&guards[..], &writes[..]))).await;
             let deleted = completion_entries_deleted(store, &map, &writes).await?;
+            let tombs = pool_owners::tombstones_deleting(store, &map, std::iter::once(&writes[..])).await;
             let out = store.map_txn(&map, &guards, &writes).await?;
+            let once = std::iter::once(&writes[..]);
+            pool_owners::tombstone_writes(store, &map, once, &[out.applied], tombs, history, node).await?;
             if out.applied {
                 deleted.into_iter().for_each(|e| history.record(Who::Store, e(node)));
             }
@@ -712,8 +715,11 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
         }
         Op::Txns { map, txns } => {
             let judge = RemovalJudge::txns(store, &map, txns.iter().map(|t| (&t.guards[..], &t.writes[..]))).await;
+            let tombs = pool_owners::tombstones_deleting(store, &map, txns.iter().map(|t| &t.writes[..])).await;
             let out = store.map_txns(&map, &txns).await?;
             let applied: Vec<bool> = out.iter().map(|o| o.applied).collect();
+            let each = txns.iter().map(|t| &t.writes[..]);
+            pool_owners::tombstone_writes(store, &map, each, &applied, tombs, history, node).await?;
             if let Some(j) = judge {
                 j.applied(&applied, history, node);
             }

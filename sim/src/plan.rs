@@ -12,6 +12,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// The run-wide knobs of a plan ([`FaultKind::KNOBS`]), handed to every node
+/// ([`NodeCtx`](crate::world::NodeCtx)): fixed for the run, the same at every start of a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// [`FaultKind::SmallBuffers`].
+    pub small_buffers: bool,
+    /// [`FaultKind::ShortRetention`].
+    pub short_retention: bool,
+}
+
 /// A kind of fault the nemesis can inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FaultKind {
@@ -74,6 +84,12 @@ pub enum FaultKind {
     /// redeliveries queued behind repeats of running jobs every time). Opt-in (not in
     /// [`FaultKind::ALL`]).
     SmallBuffers,
+    /// A knob like [`FaultKind::SmallBuffers`]: the workload keeps what it retains for the
+    /// shortest window it legally takes (a pool's dedup window at its worker TTL; a service
+    /// reads [`NodeCtx::short_retention`](crate::world::NodeCtx::short_retention)), so expiry
+    /// runs inside a run: with a pool's usual window (minutes) no tombstone is ever swept in a
+    /// simulated run, nor a key freed for a second life. Opt-in (not in [`FaultKind::ALL`]).
+    ShortRetention,
 }
 
 impl FaultKind {
@@ -93,10 +109,11 @@ impl FaultKind {
     /// reason as [`FaultKind::NARROW`] (they came later).
     pub const PERMANENT: [FaultKind; 1] = [FaultKind::AccessDenied];
 
-    /// Run-wide settings rather than faults in time (`SmallBuffers`): enabled or not for the
-    /// whole run, with no event in the schedule, and drawn from a stream of their own for the
-    /// same reason as [`FaultKind::NARROW`].
-    pub const KNOBS: [FaultKind; 1] = [FaultKind::SmallBuffers];
+    /// Run-wide settings rather than faults in time (`SmallBuffers`, `ShortRetention`): enabled
+    /// or not for the whole run, with no event in the schedule, and drawn from a stream of their
+    /// own for the same reason as [`FaultKind::NARROW`]. Each draws after those listed before it,
+    /// so a knob added at the end leaves every earlier knob of every seed as it was.
+    pub const KNOBS: [FaultKind; 2] = [FaultKind::SmallBuffers, FaultKind::ShortRetention];
 
     /// Faults between application nodes (they matter only to services whose nodes talk to each
     /// other: keel's own scenarios leave them out).
@@ -429,6 +446,17 @@ impl FaultPlan {
         self.enabled.contains(&FaultKind::SmallBuffers)
     }
 
+    /// Whether this run's workload keeps what it retains for the shortest legal window
+    /// ([`FaultKind::ShortRetention`]).
+    pub fn short_retention(&self) -> bool {
+        self.enabled.contains(&FaultKind::ShortRetention)
+    }
+
+    /// The run-wide knobs this plan turns on, as every node's workload reads them.
+    pub fn knobs(&self) -> Knobs {
+        Knobs { small_buffers: self.small_buffers(), short_retention: self.short_retention() }
+    }
+
     /// One fault of `kind` (None: a knob, which has none).
     fn fault(kind: FaultKind, rng: &mut ChaCha8Rng, spec: &PlanSpec) -> Option<Fault> {
         let u = spec.unit_ms.max(1);
@@ -465,7 +493,7 @@ impl FaultPlan {
                 Fault::NetworkLatency { ms: dur(rng, 0.5, 4.0), extra_ms: dur(rng, 0.02, 0.5) }
             }
             FaultKind::ConsumerStall => Fault::ConsumerStall { node },
-            FaultKind::SmallBuffers => return None, // a knob: nothing in time
+            FaultKind::SmallBuffers | FaultKind::ShortRetention => return None, // a knob: nothing in time
             FaultKind::NodeCrash => Fault::NodeCrash { node, down_ms: dur(rng, 0.1, 4.0) },
             FaultKind::NodePause => Fault::NodePause { node, ms: dur(rng, 0.2, 3.0) },
             FaultKind::NodeRestart => Fault::NodeRestart { node, down_ms: dur(rng, 0.1, 2.0) },
@@ -829,6 +857,31 @@ mod tests {
         assert!((10..40).contains(&on), "{on} of 50 seeds");
         assert!(FaultPlan::generate(3, Profile::Uniform, &with).small_buffers());
         assert!(!FaultPlan::generate(3, Profile::Calm, &with).small_buffers());
+    }
+
+    /// A knob added after another leaves the earlier one's draw of every seed as it was (the
+    /// pool's `SmallBuffers` seeds kept their schedules when `ShortRetention` came), and it is
+    /// drawn on its own: on for some seeds, off for others, independent of the first.
+    #[test]
+    fn a_later_knob_leaves_the_earlier_knobs_where_they_were() {
+        let mut one = spec();
+        one.kinds.push(FaultKind::SmallBuffers);
+        let mut both = one.clone();
+        both.kinds.push(FaultKind::ShortRetention);
+        let (mut on, mut differ) = (0, 0);
+        for seed in 0..60 {
+            let (a, b) =
+                (FaultPlan::generate(seed, Profile::Swarm, &one), FaultPlan::generate(seed, Profile::Swarm, &both));
+            assert_eq!(a.events, b.events, "seed {seed}");
+            assert_eq!(a.small_buffers(), b.small_buffers(), "seed {seed}");
+            assert!(!a.short_retention());
+            on += usize::from(b.short_retention());
+            differ += usize::from(b.small_buffers() != b.short_retention());
+        }
+        assert!((12..48).contains(&on), "{on} of 60 seeds");
+        assert!(differ > 10, "the two knobs are drawn apart ({differ} of 60 seeds differ)");
+        let k = FaultPlan::generate(3, Profile::Uniform, &both).knobs();
+        assert_eq!(k, Knobs { small_buffers: true, short_retention: true });
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub fn run(
     let result = catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(async move {
             h.start();
-            let world = World::build(h.clone(), nodes, op_timeout, p.small_buffers(), main);
+            let world = World::build(h.clone(), nodes, op_timeout, p.knobs(), main);
             world.nemesis(&p).await;
             let heal_us = h.now_us();
             tokio::time::sleep(settle).await;

@@ -45,7 +45,7 @@ impl SimHarness {
                 std::future::pending::<()>().await;
             })
         });
-        let world = World::build(history, 1, OP_TIMEOUT, false, main);
+        let world = World::build(history, 1, OP_TIMEOUT, crate::plan::Knobs::default(), main);
         let store = match rx.await {
             Ok(store) => store,
             Err(_) => panic!("node 0 ended before it connected its store client"),

@@ -17,7 +17,7 @@ use madsim::task::NodeId;
 use crate::clock::SimClock;
 use crate::history::{History, Who, WorldEv};
 use crate::net::{STORE_ADDR, ServerFaults, SimStore, serve};
-use crate::plan::{Direction, Fault, FaultPlan};
+use crate::plan::{Direction, Fault, FaultPlan, Knobs};
 
 /// What an application node's main function gets, fresh at every (re)start.
 #[derive(Clone)]
@@ -37,7 +37,7 @@ pub struct NodeCtx {
     op_timeout: Duration,
     stall: Arc<AtomicBool>,
     data: MemoryStore,
-    small_buffers: bool,
+    knobs: Knobs,
 }
 
 impl NodeCtx {
@@ -46,7 +46,22 @@ impl NodeCtx {
     /// knob for the whole run): with the usual sizes no run fills them, and the code that meets
     /// a full queue never runs. Fixed for the run, the same at every start of the node.
     pub fn small_buffers(&self) -> bool {
-        self.small_buffers
+        self.knobs.small_buffers
+    }
+
+    /// Whether this run's plan asks the workload to keep what it retains (a pool's completion
+    /// tombstones, a dedup window) for the shortest window it legally takes
+    /// ([`FaultKind::ShortRetention`](crate::plan::FaultKind::ShortRetention), a knob for the
+    /// whole run): with the usual windows (minutes) nothing expires inside a simulated run, and
+    /// the code that sweeps expired state and frees a key for a second life never runs. Fixed
+    /// for the run, the same at every start of the node.
+    pub fn short_retention(&self) -> bool {
+        self.knobs.short_retention
+    }
+
+    /// Every run-wide knob of this run's plan at once.
+    pub fn knobs(&self) -> Knobs {
+        self.knobs
     }
 
     /// A store client for this node (one per call; each binds its own port).
@@ -158,14 +173,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl World {
     /// Build the world: a store node and `nodes` application nodes running `main`.
-    /// `small_buffers`: the plan's knob, handed to every node ([`NodeCtx::small_buffers`]).
-    pub fn build(
-        history: History,
-        nodes: usize,
-        op_timeout: Duration,
-        small_buffers: bool,
-        main: NodeMain,
-    ) -> Arc<World> {
+    /// `knobs`: the plan's run-wide knobs, handed to every node ([`NodeCtx::small_buffers`],
+    /// [`NodeCtx::short_retention`]).
+    pub fn build(history: History, nodes: usize, op_timeout: Duration, knobs: Knobs, main: NodeMain) -> Arc<World> {
         let handle = Handle::current();
         let store = MemoryStore::new();
         let faults = Arc::new(ServerFaults::default());
@@ -206,7 +216,7 @@ impl World {
                         op_timeout,
                         stall: st.clone(),
                         data: data.clone(),
-                        small_buffers,
+                        knobs,
                     };
                     main(ctx)
                 })

@@ -1390,6 +1390,24 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC428,
+        lineage: "checker proof (round 44, the ShortRetention knob: no run swept a tombstone before it): the sweep's tombstone cutoff reads the worker TTL for the dedup window",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC429,
+        lineage: "checker proof (round 44, the ShortRetention knob): the sweep's tombstone cutoff takes the window in microseconds, so no tombstone is ever swept",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC430,
+        lineage: "checker proof (round 44, the ShortRetention knob's dispatcher sends keys again): a dispatch guarded by the record alone adds a completed key again inside its dedup window",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -42,9 +42,10 @@ impl JobHandler for Work {
 async fn pool_node(node: Node<()>, honours_stop: bool, busy: bool) {
     // The plan's knob: the smallest queue of delivered records a worker may have.
     let intake = if node.ctx().small_buffers() { 1 } else { 1024 };
-    let Ok(cfg) =
-        PoolConfig::builder("jobs", node.name()).worker_ttl(Duration::from_secs(1)).intake_buffer(intake).build()
-    else {
+    // The other knob: the shortest dedup window (one TTL), and keys sent again.
+    let reuse = node.ctx().short_retention();
+    let b = PoolConfig::builder("jobs", node.name()).worker_ttl(Duration::from_secs(1)).intake_buffer(intake);
+    let Ok(cfg) = (if reuse { b.dedup_window(Duration::from_secs(1)) } else { b }).build() else {
         return;
     };
     let clock: Arc<dyn Clock> = Arc::new(node.clock());
@@ -62,7 +63,9 @@ async fn pool_node(node: Node<()>, honours_stop: bool, busy: bool) {
         // Busy: more jobs in flight per worker, so a queue meets repeats of running jobs.
         let (jobs, every_ms) = if busy { (60, 50) } else { (30, 200) };
         for i in 0..jobs {
-            let _ = pool.dispatch(&format!("job-{i}"), &(300 + i * 80).to_string()).await;
+            // With short windows every fourth dispatch sends a key three dispatches old again.
+            let key = if reuse && i % 4 == 3 { i - 3 } else { i };
+            let _ = pool.dispatch(&format!("job-{key}"), &(300 + i * 80).to_string()).await;
             clock.sleep(Duration::from_millis(every_ms)).await;
         }
     }
@@ -135,6 +138,24 @@ fn the_small_buffers_knob_reaches_a_full_queue_and_mc426_strands_a_job_only_ther
     let roomy = pool_service(true, true, &kinds[..2]);
     let out = roomy.run_mutant(seed, Mutant::MC426);
     assert!(out.passed(), "the knob off, seed {seed} passes under MC426: {:?}", out.violations);
+}
+
+/// A service that sets its pool's dedup window by the plan's `ShortRetention` knob and sends
+/// keys again: with the knob, MC430 (a dispatch guarded by the job's record alone, not its
+/// tombstone) adds a completed key again inside its window, and the store sees the record
+/// beside the tombstone (P86, free on any run with a pool); the same seed with the knob off
+/// (no key sent again) passes under the same mutant, and unmutated with the knob on passes too.
+#[test]
+fn the_short_retention_knob_reuses_keys_and_mc430_adds_one_inside_its_window() {
+    let kinds = [FaultKind::ReplyLoss, FaultKind::ShortRetention];
+    let sim = pool_service(true, false, &kinds);
+    let seed = first_breaking(&sim, 1..40, Some(Mutant::MC430), "P86").expect("MC430 adds a key beside its tombstone");
+    eprintln!("MC430 with short windows: seed {seed} broke P86");
+    let out = sim.run(seed);
+    assert!(out.passed(), "unmutated, seed {seed} passes: {:?}", out.violations);
+    let long = pool_service(true, false, &kinds[..1]);
+    let out = long.run_mutant(seed, Mutant::MC430);
+    assert!(out.passed(), "the knob off, seed {seed} passes under MC430: {:?}", out.violations);
 }
 
 /// A lease-led service: every node contends for the lease and, while it holds it, writes to a

@@ -330,6 +330,9 @@ impl<S: Store> Core<S> {
         }
         // Added once: neither a live record nor a recent completion tombstone may exist.
         let mut guards = vec![(job_key(job), Expect::Absent), (state::done_key(job), Expect::Absent)];
+        if mutants::active(Mutant::MC430) {
+            guards.pop(); // MC430: the record alone guards the key, not its tombstone
+        }
         if mutants::active(Mutant::MP15) {
             // MP15 (pulse #74): "already running" judged from this node's cached view, "being
             // started" by the pending entry; the record itself is no guard. A lagging view admits

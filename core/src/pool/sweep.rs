@@ -277,7 +277,16 @@ impl<S: Store> Core<S> {
     /// Delete the completion tombstones older than `done_retention` (a range of the table's
     /// time index), each guarded by its exact value, in batches of one round trip each.
     async fn delete_old_tombstones(&self, now_ms: u64) -> Result<(), StoreError> {
-        let before = now_ms.saturating_sub(ms(self.cfg.done_retention));
+        let window = match () {
+            // MC428: the worker TTL read for the dedup window.
+            _ if mutants::active(Mutant::MC428) => ms(self.cfg.worker_ttl),
+            // MC429: the window in microseconds against a store time in milliseconds.
+            _ if mutants::active(Mutant::MC429) => {
+                u64::try_from(self.cfg.done_retention.as_micros()).unwrap_or(u64::MAX)
+            }
+            _ => ms(self.cfg.done_retention),
+        };
+        let before = now_ms.saturating_sub(window);
         let old = lock(&self.table).tombstones_before(before, TOMBSTONE_DELETES_PER_SWEEP_MAX);
         for chunk in old.chunks(TOMBSTONE_DELETE_BATCH) {
             let txns: Vec<MapTxn> = chunk

@@ -19,9 +19,9 @@ use super::pool_picks::assignment;
 use super::{AppEv, RunView};
 use crate::check::{Coverage, Span, Violation};
 use crate::harness::Sim;
-use crate::history::{Event, Who, WorldEv, plain};
+use crate::history::{Event, ServerEv, Who, WorldEv, plain};
 use crate::keel_rules::{HANDOFF_US, HandlerRuns};
-use crate::plan::{FaultKind, FaultPlan, PlanSpec};
+use crate::plan::{FaultKind, FaultPlan, Knobs, PlanSpec};
 use crate::world::{NodeCtx, NodeMain};
 
 events! {
@@ -33,6 +33,13 @@ events! {
         RunStop { job: String, attempt: u64, worker: String, done: bool } = "run_stop",
         /// The dispatcher added a job with `payload`.
         JobAdded { job: String, payload: String } = "job_added",
+        /// The dispatcher sent a key it added before once more and keel added it as a new job
+        /// (the plan's `ShortRetention` knob: its dedup window had passed): a second life of the
+        /// key, which P1 holds to a completion of its own.
+        JobAddedAgain { job: String, payload: String } = "job_added_again",
+        /// The dispatcher is sending `job`, a key it added (or gave up on) before, once more:
+        /// a call in flight that may apply (E7 reads it so).
+        DispatchAgain { job: String } = "dispatch_again",
         /// A dispatch call of `job` failed with `error`; `not_applied`: the error says the call
         /// applied nothing; `duplicate`: the answer was `Duplicate` (E7).
         DispatchFailed { job: String, error: String, not_applied: bool, duplicate: bool } = "dispatch_failed",
@@ -51,6 +58,10 @@ events! {
         Tombstones { jobs: Vec<String>, ms: Vec<u64> } = "tombstones",
         /// V43: the store's maps after quiescence (every map with a revision), by name.
         StoreMaps { maps: Vec<String> } = "store_maps",
+        /// P85: the auditor found `job`'s completion tombstone still in the store `overdue_ms`
+        /// past its dedup window (counted from when the auditor first saw it, if later: a
+        /// completion held in the network lands late).
+        TombstoneOverdue { job: String, overdue_ms: u64 } = "tombstone_overdue",
         /// An auditor's read of the pool's store state.
         /// `overdue_ms`: how long the most overdue pending entry has been both past its deadline
         /// and in the store (as far as this auditor's reads can tell); `stale_ms`: how long the
@@ -136,17 +147,25 @@ impl PoolScenario {
         self.ttl_ms / 5
     }
 
-    fn config(&self, node: &str, small_buffers: bool) -> Option<PoolConfig> {
+    /// The dedup window: the whole run (P1 reads the tombstones at its end), or, with the
+    /// plan's `ShortRetention` knob, two worker TTLs: short enough that tombstones expire and
+    /// keys come free for a second life inside a run, and apart from every other setting (a
+    /// sweep that read the TTL in its place would show).
+    fn retention_ms(&self, short: bool) -> u64 {
+        if short { 2 * self.ttl_ms } else { 600_000 }
+    }
+
+    fn config(&self, node: &str, knobs: Knobs) -> Option<PoolConfig> {
         let b = PoolConfig::builder(POOL, node);
         // The plan's knob (`SmallBuffers`): each worker's queue of delivered records holds one.
-        let b = if small_buffers { b.intake_buffer(1) } else { b };
+        let b = if knobs.small_buffers { b.intake_buffer(1) } else { b };
         // poolfeed: a service's small bound on completion waits, so bursts meet it (P74).
         let b = if self.feed { b.max_waiters(super::pool_feed::MAX_WAITERS) } else { b };
         b.worker_ttl(Duration::from_millis(self.ttl_ms))
             .ack_grace(Duration::from_millis(self.ack_grace_ms()))
             .sweep_interval(Duration::from_millis(self.sweep_ms()))
             .shutdown_deadline(Duration::from_millis(self.ttl_ms / 2))
-            .done_retention(Duration::from_secs(600)) // the whole run: P1 reads the tombstones
+            .done_retention(Duration::from_millis(self.retention_ms(knobs.short_retention)))
             .build()
             .ok()
     }
@@ -269,9 +288,17 @@ impl JobHandler for TestHandler {
     }
 }
 
+/// With the plan's `ShortRetention` knob, every this-many dispatches the dispatcher sends one
+/// of its earlier keys again ([`again`]), up to [`AGAIN_BACK_MAX`] keys back.
+const AGAIN_EVERY: u64 = 4;
+/// How far back (in this dispatcher's keys) a key sent again may be: at one dispatch per 150 ms,
+/// ages from a running job's to well past a two-TTL dedup window.
+const AGAIN_BACK_MAX: usize = 24;
+
 async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::SimStore>>, until_us: u64, wait: bool) {
     let start = ctx.history.now_us();
     let mut n = 0u64;
+    let mut added: Vec<String> = Vec::new();
     while !ctx.shutdown.is_cancelled() && ctx.history.now_us() < until_us {
         n += 1;
         let job = format!("{}-{}-{n}", ctx.name, start / 1000);
@@ -279,19 +306,41 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
             let mut rng = madsim::rand::thread_rng();
             if rng.gen_bool(0.15) { rng.gen_range(2000..4000) } else { rng.gen_range(20..400) }
         };
-        if wait && n.is_multiple_of(super::pool_feed::AND_WAIT_EVERY) {
+        if ctx.short_retention() && n.is_multiple_of(AGAIN_EVERY) && !added.is_empty() {
+            let back = madsim::rand::thread_rng().gen_range(1..=added.len().min(AGAIN_BACK_MAX));
+            again(&ctx, &node, added[added.len() - back].clone(), ms).await;
+        } else if wait && n.is_multiple_of(super::pool_feed::AND_WAIT_EVERY) {
             // An API handler's request: a quick job, dispatched and awaited in one call, in its
             // own task (quick, so its completion can beat a slow dispatch reply home).
             let quick = 1 + ms % super::pool_feed::QUICK_JOB_MS;
             tokio::spawn(super::pool_feed::dispatch_and_wait(ctx.clone(), node.clone(), job, quick));
-        } else if !add(&ctx, &node, job, ms, wait, false).await {
+        } else if !add(&ctx, &node, job.clone(), ms, wait, false).await {
             return;
+        } else if ctx.short_retention() {
+            added.push(job);
         }
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             _ = ctx.shutdown.cancelled() => return,
             _ = ctx.clock.sleep(Duration::from_millis(150)) => {}
         }
+    }
+}
+
+/// Dispatch `job`, a key this node added before, once more (the plan's `ShortRetention` knob):
+/// inside its dedup window (its record or its tombstone in the store) keel answers `Duplicate`;
+/// once a sweep deleted its tombstone the key is free and the job is added for a second life,
+/// which P1 then holds to a completion of its own. One call: an unknown outcome is left
+/// unknown (a second life that started anyway is judged by its runs).
+async fn again(ctx: &NodeCtx, node: &Arc<keel::pool::PoolNode<crate::net::SimStore>>, job: String, ms: u64) {
+    // Said before the call: a run of the key may start before its answer comes home (E7).
+    ctx.record(Rec::DispatchAgain { job: job.clone() });
+    match node.dispatch(&job, &ms.to_string()).await {
+        Ok(_) => {
+            ctx.record(Rec::JobAddedAgain { job, payload: ms.to_string() });
+            super::pool_counters::record(ctx, node);
+        }
+        Err(e) => super::pool_dispatch::failed(ctx, &job, &e),
     }
 }
 
@@ -341,7 +390,9 @@ pub(super) async fn add(
 /// the store histories the linearizability checker judges (the workload's own reads are). Each
 /// whole-map read through the network cost the run as much as a sweep and the checker as much
 /// again (docs/benchmarks.md, "The fifth pass on the pool scenario").
-async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
+/// `window_ms`: the dedup window, when short enough to pass inside a run (the plan's
+/// `ShortRetention` knob): the auditor then watches for tombstones kept past it (P85).
+async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64, window_ms: Option<u64>) {
     let store = ctx.store_data().clone();
     let mut tombstones_recorded = false;
     // When each pending dispatch `(job, worker, attempt)` and each stale worker could have
@@ -352,6 +403,7 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
     // appeared, not from a deadline that passed while the store did not hold it.
     let mut pending_since: BTreeMap<(String, String, u64), u64> = BTreeMap::new();
     let mut stale_since: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tombstone_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_read_us = 0u64;
     let mut audits = 0u64;
     loop {
@@ -447,6 +499,28 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64) {
                 (j, p.2.min(seen_ms(since)))
             })
             .max_by_key(|(_, ms)| *ms);
+        if let Some(window_ms) = window_ms {
+            let tombstones = store.map_entries_from(&jobs_map, "d/");
+            let done = tombstones.iter().map_while(|(k, raw)| Some((k.strip_prefix("d/")?, raw)));
+            let old: BTreeMap<&str, u64> = done
+                .filter_map(|(job, raw)| {
+                    let (_, done_ms) = keel::pool::decode::tombstone(raw)?;
+                    Some((job, r.now_ms.saturating_sub(done_ms.saturating_add(window_ms))))
+                })
+                .filter(|(_, past_ms)| *past_ms > 0)
+                .collect();
+            tombstone_since.retain(|job, _| old.contains_key(job.as_str()));
+            let overdue = old
+                .iter()
+                .map(|(job, past_ms)| {
+                    let since = *tombstone_since.entry((*job).to_owned()).or_insert(last_read_us);
+                    (*job, (*past_ms).min(seen_ms(since)))
+                })
+                .max_by_key(|(_, ms)| *ms);
+            if let Some((job, overdue_ms)) = overdue.filter(|(_, ms)| *ms > 0) {
+                ctx.record(Rec::TombstoneOverdue { job: job.to_owned(), overdue_ms });
+            }
+        }
         last_read_us = now_us;
         ctx.record(Rec::Audit {
             jobs: r.jobs.len(),
@@ -494,6 +568,10 @@ impl PoolScenario {
                     FaultKind::StoreDataLoss => self.data_loss,
                     FaultKind::StoreRollback => false,
                     FaultKind::AccessDenied => self.feed,
+                    // Short dedup windows: the plain pool's runs only (its dispatcher sends keys
+                    // again, P1 and P2 judge each life of a key); the completion feed's waiters
+                    // and the store's losses keep the whole run's window.
+                    FaultKind::ShortRetention => !self.feed && !self.data_loss,
                     _ => true,
                 })
                 .collect(),
@@ -516,7 +594,7 @@ impl PoolScenario {
         Arc::new(move |ctx: NodeCtx| {
             let this = this.clone();
             Box::pin(async move {
-                let Some(cfg) = this.config(&ctx.name, ctx.small_buffers()) else {
+                let Some(cfg) = this.config(&ctx.name, ctx.knobs()) else {
                     ctx.record(WorldEv::SimError { error: "invalid pool config".into() });
                     return;
                 };
@@ -567,7 +645,8 @@ impl PoolScenario {
                 }
                 tasks.push(tokio::spawn(dispatcher(ctx.clone(), node.clone(), until_us, this.feed)));
                 let final_us = (this.window_ms + this.stable_from_ms()) * 1000;
-                tasks.push(tokio::spawn(auditor(ctx.clone(), this.ttl_ms, final_us)));
+                let window_ms = ctx.short_retention().then(|| this.retention_ms(true));
+                tasks.push(tokio::spawn(auditor(ctx.clone(), this.ttl_ms, final_us, window_ms)));
                 ctx.shutdown.cancelled().await;
                 for t in tasks {
                     let _ = t.await;
@@ -598,9 +677,12 @@ impl PoolScenario {
         // scenario's done_retention, 600 s, and 10 worker TTLs: the smaller), judged against the
         // node's own estimate of the store's time: a clock beyond its drift bound excuses it
         // (poolloss seeds 124 and 318, a node at rate 0.80 deleting entries seconds early).
+        let window_ms = self.retention_ms(run.plan.short_retention());
         if !run.plan.beyond_drift_bound() {
-            v.extend(super::pool_cleanup::completion_entries_kept(run.events, (10 * self.ttl_ms).min(600_000)));
+            v.extend(super::pool_cleanup::completion_entries_kept(run.events, (10 * self.ttl_ms).min(window_ms)));
         }
+        // P84: a tombstone outlives its dedup window (the one configured), by the store's time.
+        v.extend(super::pool_cleanup::tombstones_kept_their_window(run.events, window_ms));
         v.extend(keel_checks::completer_channel(run.events));
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
         v.extend(crate::keel_rules::completer_retries_on_time(run));
@@ -660,6 +742,13 @@ impl PoolScenario {
         let mut narrow = super::NarrowWindows::default();
         for e in events {
             narrow.see(e);
+            // The plan's `ShortRetention` knob: a tombstone swept, a key added for a second life.
+            if let Some(ServerEv::TombstoneDeleted { .. }) = e.server() {
+                c.insert("tombstone_expired");
+            }
+            if let Some(Rec::JobAddedAgain { .. }) = rec(e) {
+                c.insert("key_added_again_after_its_window");
+            }
             if let Some(PoolEvent::Completed { .. }) = e.pool()
                 && (narrow.reply_delayed(e.node, e.t_us) || narrow.asymmetric(e.node, e.t_us))
             {
@@ -718,6 +807,19 @@ impl PoolScenario {
     fn coverage_goals(&self) -> &'static [&'static str] {
         if self.data_loss {
             return &["data_loss_reported"];
+        }
+        if !self.feed {
+            return &[
+                "cleanup_takeover",
+                "cleaner_crash_finished_by_another_node",
+                "orphan_requeued",
+                "stale_attempt_rejected",
+                "unacked_redispatched",
+                "completed_under_slow_replies",
+                "delivery_dropped_by_a_full_queue",
+                "tombstone_expired",
+                "key_added_again_after_its_window",
+            ];
         }
         &[
             "cleanup_takeover",
@@ -843,6 +945,9 @@ impl PoolScenario {
             Mutant::MC207,
             Mutant::MC426,
             Mutant::MC427,
+            Mutant::MC428,
+            Mutant::MC429,
+            Mutant::MC430,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
@@ -908,34 +1013,71 @@ impl PoolScenario {
 
     /// P1: every added (or started) job is completed by the end. P2: at most one recorded
     /// completion per job, and it is of the job's latest attempt.
+    ///
+    /// Judged per life of a key: once the store deleted a job's tombstone (its dedup window
+    /// passed, the plan's `ShortRetention` knob), the key is free and a dispatch of it adds a
+    /// new job, attempts counted from 1 again. P2 splits a key's events at each deletion. P1
+    /// counts: a key added `n` times (`job_added` once, each `job_added_again`; a run stands for
+    /// an addition when none was recorded) needs as many lives with a completion (keel's
+    /// `completed`, or `completion_landed` at the store: the worker may not have learnt it).
+    /// Counted, not matched by time: a retried dispatch told `Duplicate` by its first landed
+    /// call may hear it after that life's tombstone is gone.
     fn check_jobs(&self, events: &[Event]) -> Vec<Violation> {
+        type Life<'a> = (&'a str, u32);
         let mut v = Vec::new();
-        let mut added: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut max_attempt: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut completed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut lives: BTreeMap<&str, u32> = BTreeMap::new();
+        // job → the instant of each addition (its first, then each again), and of its first run
+        // (a run stands for an addition none was recorded of: its dispatch gave up yet landed).
+        let mut added: BTreeMap<&str, (Vec<u64>, Option<u64>)> = BTreeMap::new();
+        let mut max_attempt: BTreeMap<Life<'_>, u64> = BTreeMap::new();
+        let mut completed: BTreeMap<Life<'_>, (u64, u64)> = BTreeMap::new();
+        let mut done: BTreeSet<Life<'_>> = BTreeSet::new();
+        // (job, attempt, worker) of each completion the store applied → the key's life then.
+        let mut landed_in: BTreeMap<(&str, u64, &str), u32> = BTreeMap::new();
         let mut tombstones: BTreeSet<&str> = BTreeSet::new();
         for e in events {
             if let Some(r) = rec(e) {
                 match r {
                     Rec::Tombstones { jobs, .. } => tombstones.extend(jobs.iter().map(String::as_str)),
-                    Rec::JobAdded { job, .. } | Rec::RunStart { job, .. } => {
-                        added.entry(job).or_insert(e.t_us);
+                    Rec::JobAdded { job, .. } => {
+                        let adds = &mut added.entry(job).or_default().0;
+                        if adds.is_empty() {
+                            adds.push(e.t_us);
+                        }
+                    }
+                    Rec::JobAddedAgain { job, .. } => added.entry(job).or_default().0.push(e.t_us),
+                    Rec::RunStart { job, .. } => {
+                        added.entry(job).or_default().1.get_or_insert(e.t_us);
                     }
                     _ => {}
                 }
                 continue;
             }
+            let life = |job: &str| lives.get(job).copied().unwrap_or(0);
+            match e.server() {
+                Some(ServerEv::TombstoneDeleted { job, .. }) => *lives.entry(job).or_insert(0) += 1,
+                Some(ServerEv::CompletionLanded { job, attempt, worker, .. }) => {
+                    done.insert((job, life(job)));
+                    landed_in.insert((job, *attempt, worker), life(job));
+                }
+                _ => {}
+            }
+            let life = |job: &str| lives.get(job).copied().unwrap_or(0);
             let attempted = match e.pool() {
                 Some(PoolEvent::Started { job, attempt, .. }) => Some((job, *attempt)),
                 _ => assignment(e).map(|(job, _, attempt, _)| (job, attempt)),
             };
             if let Some((job, attempt)) = attempted {
-                let a = max_attempt.entry(plain(job)).or_insert(0);
+                let a = max_attempt.entry((plain(job), life(plain(job)))).or_insert(0);
                 *a = (*a).max(attempt);
             }
-            if let Some(PoolEvent::Completed { job, attempt, .. }) = e.pool() {
-                let attempt = *attempt;
-                if let Some((t, a)) = completed.insert(plain(job), (e.t_us, attempt)) {
+            if let Some(PoolEvent::Completed { job, attempt, worker }) = e.pool() {
+                // The life its completion landed in: the worker hears of it a reply later, which
+                // a slow link may bring after the store freed the key (pool seed 722, 4 s late).
+                let landed = landed_in.get(&(plain(job), *attempt, plain(worker))).copied();
+                let (attempt, key) = (*attempt, (plain(job), landed.unwrap_or_else(|| life(plain(job)))));
+                done.insert(key);
+                if let Some((t, a)) = completed.insert(key, (e.t_us, attempt)) {
                     v.push(Violation::new(
                         "P2",
                         e.t_us,
@@ -944,19 +1086,38 @@ impl PoolScenario {
                 }
             }
         }
-        for (job, (t, attempt)) in &completed {
-            let max = max_attempt.get(job).copied().unwrap_or(0);
+        let again = |life: u32| {
+            if life > 0 { format!(" (its life {}, after its key came free)", life + 1) } else { String::new() }
+        };
+        for ((job, life), (t, attempt)) in &completed {
+            let max = max_attempt.get(&(*job, *life)).copied().unwrap_or(0);
             if *attempt != max {
                 v.push(Violation::new(
                     "P2",
                     *t,
-                    format!("{job}: completion of attempt {attempt} recorded, but attempt {max} was assigned"),
+                    format!(
+                        "{job}: completion of attempt {attempt} recorded, but attempt {max} was assigned{}",
+                        again(*life)
+                    ),
                 ));
             }
         }
-        for (job, t) in added {
-            if !completed.contains_key(job) && !tombstones.contains(job) {
-                v.push(Violation::new("P1", t, format!("{job} was added but never completed (lost or stranded)")));
+        for (job, (mut adds, run)) in added {
+            if adds.is_empty() {
+                adds.extend(run);
+            }
+            let last = lives.get(job).copied().unwrap_or(0);
+            let mut finished = done.range((job, 0)..=(job, u32::MAX)).count();
+            if tombstones.contains(job) && !done.contains(&(job, last)) {
+                finished += 1;
+            }
+            if let Some(&t) = adds.get(finished) {
+                let life = u32::try_from(finished).unwrap_or(u32::MAX);
+                v.push(Violation::new(
+                    "P1",
+                    t,
+                    format!("{job} was added but never completed (lost or stranded){}", again(life)),
+                ));
             }
         }
         v
@@ -1014,6 +1175,14 @@ impl PoolScenario {
             }
         };
         for e in events {
+            // A key whose tombstone the store deleted starts a new life at its next dispatch,
+            // which may come home after that life's first move: nothing of the old life is
+            // judged against the new one's attempts.
+            if let Some(ServerEv::TombstoneDeleted { job, .. }) = e.server() {
+                assigned.remove(job.as_str());
+                early.retain(|(j, _), _| *j != job.as_str());
+                continue;
+            }
             let Some((job, _, attempt, now_ms)) = assignment(e) else { continue };
             let job = plain(job);
             if let Some(PoolEvent::Dispatched { .. }) = e.pool() {
@@ -1085,6 +1254,20 @@ impl PoolScenario {
                         "{}: inspect's {what} were {whole}; the in-place report at the same store time says {in_place}",
                         e.node
                     ),
+                ));
+            }
+            // P85: after quiescence no tombstone outlives its dedup window by more than a
+            // reconcile period (a tombstone the node's table missed is found by the next pass)
+            // and the slack of a pending entry.
+            if let Some(Rec::TombstoneOverdue { job, overdue_ms }) = rec(e)
+                && e.t_us >= stable_us
+                && *overdue_ms > self.ttl_ms + slack_ms
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P85",
+                    e.t_us,
+                    format!("after quiescence {job}'s completion tombstone is still in the store {overdue_ms} ms past its dedup window: expired tombstones are not swept"),
                 ));
             }
             let Some(Rec::Audit { stale_workers, stale_example, stale_ms, overdue_ms, overdue_job, .. }) = rec(e)

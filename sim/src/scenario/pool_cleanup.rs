@@ -136,7 +136,14 @@ pub fn keepalives_deleted_as_expected(events: &[Event]) -> Vec<Violation> {
 /// "old enough" there.
 pub fn completion_entries_kept(events: &[Event], retention_ms: u64) -> Vec<Violation> {
     let mut v = Vec::new();
+    // Keys the store made free (their tombstone deleted): a later life's record may stand
+    // beside the entry of an earlier life's completion, which is then as old as that life.
+    let mut freed: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     for e in events {
+        if let Some(ServerEv::TombstoneDeleted { job, .. }) = e.server() {
+            freed.insert(job.as_str());
+            continue;
+        }
         if let Some(keel::observe::PoolEvent::CompleterEntriesDropping {
             n, newest_done_ms: Some(done), now_ms, ..
         }) = e.pool()
@@ -154,8 +161,9 @@ pub fn completion_entries_kept(events: &[Event], retention_ms: u64) -> Vec<Viola
         }
         let Some(ServerEv::CompletionEntryDeleted { job, record, tomb_ms, now_ms, by }) = e.server() else { continue };
         let young = tomb_ms.is_some_and(|t| t.saturating_add(retention_ms) >= *now_ms);
-        if *record || young {
-            let why = if *record {
+        let record = *record && !freed.contains(job.as_str());
+        if record || young {
+            let why = if record {
                 "its job still has a record".to_owned()
             } else {
                 format!(
@@ -167,6 +175,34 @@ pub fn completion_entries_kept(events: &[Event], retention_ms: u64) -> Vec<Viola
         }
     }
     v.truncate(20);
+    v
+}
+
+/// P84: a completion tombstone is deleted only after its dedup window (`window_ms`, the one the
+/// service configured, not one a node announces): at the store's time of the deletion its
+/// completion lies more than the window back, strictly. Inside the window a key's tombstone is
+/// what refuses a second dispatch of it and what lets a retried completion recognise its own;
+/// deleted early, the job runs twice and a lost completion reply is taken for a stale one. The
+/// store node records each deletion with its own time (`tombstone_deleted`), so neither a
+/// node's clock nor its word on the window comes into it.
+pub fn tombstones_kept_their_window(events: &[Event], window_ms: u64) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::TombstoneDeleted { job, completed_ms, now_ms, by }) = e.server() else { continue };
+        if completed_ms.saturating_add(window_ms) >= *now_ms {
+            v.push(Violation::new(
+                "P84",
+                e.t_us,
+                format!(
+                    "{by} deleted {job}'s completion tombstone at store time {now_ms}, {} ms after its completion, inside the dedup window of {window_ms} ms: the key is free again too early",
+                    now_ms.saturating_sub(*completed_ms)
+                ),
+            ));
+        }
+        if v.len() >= 20 {
+            break;
+        }
+    }
     v
 }
 

@@ -79,7 +79,9 @@ pub fn check(events: &[Event]) -> Vec<Violation> {
                     c.maybe_applied = true;
                 }
             }
-            Rec::JobAdded { job, .. } => jobs.entry(job.as_str()).or_default().maybe_applied = true,
+            Rec::JobAdded { job, .. } | Rec::JobAddedAgain { job, .. } | Rec::DispatchAgain { job } => {
+                jobs.entry(job.as_str()).or_default().maybe_applied = true;
+            }
             Rec::DispatchGaveUp { job } => jobs.entry(job.as_str()).or_default().gave_up = true,
             Rec::RunStart { job, attempt, worker } => {
                 if let Some(c) = jobs.get_mut(job.as_str())

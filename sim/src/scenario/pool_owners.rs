@@ -27,6 +27,10 @@
 //! current, or gives up a completion that may not have landed, and the job runs again; P1 and
 //! P2 see nothing (blind-spot hunt, round 4: the group commit that answers a timed-out batch
 //! "refused", reached on 45 of pool seeds 0..50, caught by nothing; mutant MC36).
+//!
+//! **P86**: a job map never holds a job's record beside its tombstone
+//! ([`records_apart_from_tombstones`]); the store node also records each tombstone deleted, with
+//! its time, for P84 (`pool_cleanup::tombstones_kept_their_window`).
 
 use std::collections::BTreeMap;
 
@@ -37,13 +41,14 @@ use keel::store::{Expect, MapWrite, Store};
 use crate::check::Violation;
 use crate::history::{Event, History, ServerEv, Who, plain};
 
-/// Violations of P9, of P5 at the instant, of P11 and of P14.
+/// Violations of P9, of P5 at the instant, of P11, of P14 and of P86.
 pub fn check(events: &[Event]) -> Vec<Violation> {
     let mut v = cleanups_move_own_jobs(events);
     v.extend(pending_removals(events));
     v.extend(owners_get_pending_entries(events));
     v.extend(stale_rejections(events));
     v.extend(landed_completions_reported(events));
+    v.extend(records_apart_from_tombstones(events));
     v.truncate(20);
     v
 }
@@ -133,6 +138,12 @@ fn landed_completions_reported(events: &[Event]) -> Vec<Violation> {
             held.clear();
             continue;
         }
+        // A tombstone past its dedup window deleted: what the store held of that key is gone,
+        // and its next life's attempts start from 1 again.
+        if let Some(ServerEv::TombstoneDeleted { job, .. }) = e.server() {
+            held.retain(|(j, _, _), _| *j != job.as_str());
+            continue;
+        }
         let Some(PoolEvent::StaleRejected { op: StaleOp::Complete, job, worker, attempt }) = e.pool() else { continue };
         if let Some(at) = held.remove(&(plain(job), *attempt, plain(worker))) {
             v.push(Violation::new(
@@ -145,6 +156,25 @@ fn landed_completions_reported(events: &[Event]) -> Vec<Violation> {
                 ),
             ));
         }
+    }
+    v
+}
+
+/// P86: a job map never holds a job's record beside its tombstone. A completion replaces the
+/// record by the tombstone in one transaction, and a dispatch adds a record only where neither
+/// is (a key stays taken for its dedup window). Both at once is a completed key added again
+/// inside its window (its job runs twice, and its old tombstone answers the new life's waiters)
+/// or a completion that left its job to be run again. The store node checks each job a
+/// transaction writes, after it applies (`record_beside_tombstone`).
+fn records_apart_from_tombstones(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::RecordBesideTombstone { job, record, tombstone, by }) = e.server() else { continue };
+        v.push(Violation::new(
+            "P86",
+            e.t_us,
+            format!("{job}: after a transaction by {by} the job map holds both its record {record:?} and its tombstone {tombstone:?}: a completed key taken again inside its dedup window, or a completion that kept its record"),
+        ));
     }
     v
 }
@@ -199,6 +229,67 @@ pub fn applied_job_writes<'a>(
             }
         }
     }
+}
+
+/// The tombstones (`d/{job}`) the transactions `txns` delete, each with its value read before
+/// the request applies (in place and at once: nothing runs between this read and the apply):
+/// `(txn index, job, tombstone)`. Empty for any other map.
+pub async fn tombstones_deleting<'a>(
+    store: &MemoryStore,
+    map: &str,
+    txns: impl Iterator<Item = &'a [(String, Option<String>)]>,
+) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    if !is_job_map(map) {
+        return out;
+    }
+    for (i, writes) in txns.enumerate() {
+        for (k, _) in writes.iter().filter(|(_, v)| v.is_none()) {
+            let Some(job) = k.strip_prefix("d/") else { continue };
+            if let Ok((Some(tomb), _)) = store.map_get(map, k).await {
+                out.push((i, job.to_owned(), tomb));
+            }
+        }
+    }
+    out
+}
+
+/// After the transactions `txns` applied (`applied`: per transaction, in order): each
+/// tombstone of `deleting` ([`tombstones_deleting`]) its transaction removed, with the
+/// store's time (P84), and each job whose record or tombstone a transaction wrote that now
+/// holds both (P86). Read at once after the apply: nothing runs between.
+pub async fn tombstone_writes<'a>(
+    store: &MemoryStore,
+    map: &str,
+    txns: impl Iterator<Item = &'a [(String, Option<String>)]>,
+    applied: &[bool],
+    deleting: Vec<(usize, String, String)>,
+    history: &History,
+    by: Who,
+) -> Result<(), keel::StoreError> {
+    if !is_job_map(map) {
+        return Ok(());
+    }
+    let gone: Vec<_> = deleting.into_iter().filter(|(i, _, _)| applied.get(*i) == Some(&true)).collect();
+    if !gone.is_empty() {
+        let now_ms = store.time_ms().await?;
+        for (_, job, tomb) in gone {
+            let completed_ms = keel::pool::decode::tombstone(&tomb).map_or(0, |(_, ms)| ms);
+            history.record(Who::Store, ServerEv::TombstoneDeleted { job, completed_ms, now_ms, by });
+        }
+    }
+    for (writes, _) in txns.zip(applied).filter(|(_, a)| **a) {
+        for (k, _) in writes.iter().filter(|(_, v)| v.is_some()) {
+            let Some(job) = k.strip_prefix("j/").or_else(|| k.strip_prefix("d/")) else { continue };
+            let held = |key: String| async move { store.map_get(map, &key).await.ok().and_then(|(v, _)| v) };
+            let (Some(record), Some(tombstone)) = (held(format!("j/{job}")).await, held(format!("d/{job}")).await)
+            else {
+                continue;
+            };
+            history.record(Who::Store, ServerEv::RecordBesideTombstone { job: job.into(), record, tombstone, by });
+        }
+    }
+    Ok(())
 }
 
 /// P32's half of [`applied_job_writes`]: a record written with an owner and no pending entry.

@@ -41,6 +41,13 @@ pub fn one_runner_per_attempt(events: &[Event]) -> Vec<Violation> {
             completed.insert(job.as_str(), true);
             continue;
         }
+        // The store deleted the key's tombstone: its dedup window passed and a dispatch may add
+        // it anew, attempts from 1, before that dispatch's own event comes home.
+        if let Some(ServerEv::TombstoneDeleted { job, .. }) = e.server() {
+            runner.remove(job.as_str());
+            completed.remove(job.as_str());
+            continue;
+        }
         match e.pool() {
             Some(PoolEvent::Completed { job, .. }) => {
                 completed.insert(plain(job), true);
