@@ -32,6 +32,7 @@ pub mod linearize;
 mod lost_reasons;
 mod pending;
 mod permanent_errors;
+mod pool_settings;
 mod record_gate;
 mod redeliveries;
 mod restart_holds;
@@ -82,6 +83,7 @@ pub use permanent_errors::{
     PUBLISH_SLACK_US, cleaner_requeues_retry_transient_errors, is_permanent, lease_failures_follow_permanent_errors,
     pool_starts_end_at_a_permanent_error,
 };
+pub use pool_settings::{PoolSettings, pool_timings_follow_their_settings};
 pub use record_gate::workers_closed_to_records;
 pub use redeliveries::{REDELIVERY_STARTS_US, redeliveries_start_their_run};
 pub use restart_holds::rmap_restarted_loads_hold_the_feed;

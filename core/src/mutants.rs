@@ -1742,6 +1742,46 @@ pub enum Mutant {
     /// slow to come back warns again, flooding the operator's log (blind-spot hunt, round 43,
     /// A #65; P79, judged at each `start_waiting`).
     MC403,
+    /// A pool start's backoff capped at the keep-alive interval instead of the sweep interval:
+    /// the wrong setting read, announced and used alike, so a node whose store is back waits
+    /// up to a keep-alive interval (three times the sweep's default) before it starts (blind-spot
+    /// hunt, round 43, A's leftover, planted again in round 44, A #1; P67 judges the announced
+    /// cap and agrees with it; P80 judges the announcement against the settings).
+    MC404,
+    /// `PoolConfig`'s default `cleanup_retries` backoff capped at a whole sweep interval instead
+    /// of half of one: every requeue, completion and completer write of a pool left at its
+    /// defaults retries up to twice as slowly (blind-spot hunt, round 44, A #2; P31, P26 and V16
+    /// judge the announced cap; P80 the default).
+    MC405,
+    /// A pool's completer flushing every ttl/20 clamped at 500 ms instead of 50 ms: completion
+    /// events of a pool with a long TTL reach their subscribers up to half a second late (hunt
+    /// round 44, A #5; the completer's rules judge the announced period; P80 the pool's).
+    MC406,
+    /// A cleaner's requeue backoff capped at the sweep interval instead of `cleanup_backoff`'s
+    /// max: a dead worker's jobs wait twice as long between tries (round 44, A #9; P31 judges
+    /// the announced cap; P80 the setting).
+    MC407,
+    /// A run's completion retried with its backoff capped at the keep-alive interval instead of
+    /// `cleanup_backoff`'s max (round 44, A #10; P26 judges the announced cap; P80 the setting).
+    MC408,
+    /// A worker's registration backoff starting at `cleanup_backoff`'s max instead of its min:
+    /// a registration that fails once waits longer than configured (round 44, A #11; P24 judges
+    /// the announced floor; P80 the setting).
+    MC409,
+    /// A pool node's keep-alive follower retrying a failed snapshot after a sweep interval
+    /// instead of a keep-alive interval (round 44, A #12; P69 judges the announced wait; P80
+    /// the setting).
+    MC410,
+    /// `PoolConfig`'s default `worker_restart` cap half a TTL instead of a TTL: replacements of
+    /// dying workers come twice as fast as documented (round 44, A #17; P22 judges the announced
+    /// policy; P80 the default).
+    MC411,
+    /// A completer's default store map named `{name}:completion` instead of
+    /// `{name}:completions`: a pool's completions land in a map no reader of the pool's layout
+    /// (`inspect`, the sweep's retention of completer entries, an operator) looks at, and every
+    /// rule that reads back through the completer agrees with it (blind-spot hunt, round 44,
+    /// A #15; V43, judged on the store's maps after quiescence).
+    MC412,
     /// A completer run that makes its backlog's room when it takes a batch from the intake, not
     /// once the batch's flush is written and its events handed on: the bound no longer counts the
     /// batch in flight, so producers are accepted past it by up to a batch (blind-spot hunt,

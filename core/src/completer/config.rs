@@ -64,7 +64,12 @@ impl CompleterConfig {
         let name = name.into();
         CompleterConfigBuilder {
             cfg: CompleterConfig {
-                map: format!("{name}:completions"),
+                // MC412: the default map's suffix misspelled.
+                map: if crate::mutants::active(crate::mutants::Mutant::MC412) {
+                    format!("{name}:completion")
+                } else {
+                    format!("{name}:completions")
+                },
                 name,
                 batch_size: 128,
                 // MC258: a default ten times the documented one.

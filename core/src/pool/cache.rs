@@ -259,7 +259,13 @@ impl<S: Store> Core<S> {
                         lock(&self.cache).follow_snapshot(snap);
                     }
                     Err(e) => {
-                        let retry_us = crate::observe::micros(self.cfg.keepalive_interval);
+                        // MC410: the wait read from the sweep interval, announced and used alike.
+                        let wait_setting = if crate::mutants::active(crate::mutants::Mutant::MC410) {
+                            self.cfg.sweep_interval
+                        } else {
+                            self.cfg.keepalive_interval
+                        };
+                        let retry_us = crate::observe::micros(wait_setting);
                         let error = crate::observe::Text::display(&e);
                         crate::observe::emit(PoolEvent::KeepaliveResyncFailed {
                             pool: pool(),
@@ -271,7 +277,7 @@ impl<S: Store> Core<S> {
                         let wait = if crate::mutants::active(crate::mutants::Mutant::MC323) {
                             Duration::ZERO
                         } else {
-                            self.cfg.keepalive_interval
+                            wait_setting
                         };
                         tokio::select! {
                             biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread

@@ -188,7 +188,12 @@ impl<S: Store> Core<S> {
         w: &str,
         kind: MoveKind,
     ) -> Result<(), StoreError> {
-        let (min, max) = self.cfg.cleanup_backoff;
+        // MC407: the backoff capped at the sweep interval, not `cleanup_backoff`'s max.
+        let (min, max) = if crate::mutants::active(crate::mutants::Mutant::MC407) {
+            (self.cfg.cleanup_backoff.0, self.cfg.sweep_interval)
+        } else {
+            self.cfg.cleanup_backoff
+        };
         let mut wait = min;
         let mut raw = raw.to_owned();
         let mut tries = 0;

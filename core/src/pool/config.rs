@@ -347,7 +347,13 @@ impl PoolConfigBuilder {
             return Err(ConfigError::new("cleanup_retries", format!("attempts must be in 1..={CLEANUP_RETRIES_MAX}")));
         }
         let cleanup_backoff = self.cleanup_backoff.unwrap_or_else(|| {
-            let max = (sweep_interval / 2).clamp(Duration::from_millis(1), BACKOFF_MAX);
+            // MC405: the default cap a whole sweep interval, not half of one.
+            let max = (if crate::mutants::active(crate::mutants::Mutant::MC405) {
+                sweep_interval
+            } else {
+                sweep_interval / 2
+            })
+            .clamp(Duration::from_millis(1), BACKOFF_MAX);
             ((sweep_interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(20)).min(max), max)
         });
         if cleanup_backoff.0.is_zero() || cleanup_backoff.0 > cleanup_backoff.1 || cleanup_backoff.1 > BACKOFF_MAX {
@@ -363,7 +369,10 @@ impl PoolConfigBuilder {
         ConfigError::check_count("intake_buffer", self.intake_buffer, 1, INTAKE_BUFFER_MAX)?;
         let done_retention = self.done_retention.unwrap_or(ttl * 10);
         ConfigError::check_duration(self.dedup_setting, done_retention, ttl, DEDUP_WINDOW_MAX)?;
-        let worker_restart = self.worker_restart.unwrap_or(Some(((ttl / 10).max(Duration::from_millis(1)), ttl)));
+        // MC411: the default restart cap half a TTL, not a TTL.
+        let restart_cap = if crate::mutants::active(crate::mutants::Mutant::MC411) { ttl / 2 } else { ttl };
+        let worker_restart =
+            self.worker_restart.unwrap_or(Some(((ttl / 10).max(Duration::from_millis(1)), restart_cap)));
         if let Some((min, max)) = worker_restart {
             ConfigError::check_duration("worker_restart", max, nanos, RESTART_BACKOFF_MAX)?;
             ConfigError::check_duration("worker_restart", min, nanos, max)?;
@@ -374,7 +383,11 @@ impl PoolConfigBuilder {
         // workers' drain (shutdown_deadline) plus a few store ops to stop. Every input is bounded
         // above, so these cannot fail; a failure would still be a typed error, not a panic.
         let completer = CompleterConfig::builder(format!("keel:pool:{}", self.name))
-            .flush_interval((ttl / 20).clamp(Duration::from_millis(1), Duration::from_millis(50)))
+            // MC406: the flush clamped at 500 ms, not 50 ms.
+            .flush_interval((ttl / 20).clamp(
+                Duration::from_millis(1),
+                Duration::from_millis(if crate::mutants::active(crate::mutants::Mutant::MC406) { 500 } else { 50 }),
+            ))
             .op_timeout(op_timeout)
             .retry_backoff(cleanup_backoff.0, cleanup_backoff.1)
             // MC257: the completer's bound is the workers' drain alone.

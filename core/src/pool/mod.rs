@@ -270,7 +270,13 @@ impl<S: Store> Pool<S> {
         // The backoff doubles from the pool's `cleanup_backoff` min up to a sweep interval (or
         // the min, if a user set it longer): a start that waits longer than a sweep for a store
         // that is back only delays the node.
-        let (retry_min, retry_max) = (cfg.cleanup_backoff.0, cfg.sweep_interval.max(cfg.cleanup_backoff.0));
+        // MC404: the cap read from the keep-alive interval.
+        let cap = if crate::mutants::active(crate::mutants::Mutant::MC404) {
+            cfg.keepalive_interval
+        } else {
+            cfg.sweep_interval
+        };
+        let (retry_min, retry_max) = (cfg.cleanup_backoff.0, cap.max(cfg.cleanup_backoff.0));
         let mut wait = retry_min;
         let mut attempts = 0u32;
         let mut next_log = started;

@@ -153,7 +153,12 @@ async fn offer_event<S: Store>(core: &Core<S>, p: &Producer, c: Completion) {
 /// Record the completion (guarded by the attempt). Returns whether this attempt's completion is
 /// recorded (by this call or an earlier try whose reply was lost).
 async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) -> bool {
-    let (min, max) = core.cfg.cleanup_backoff;
+    // MC408: the backoff capped at the keep-alive interval, not `cleanup_backoff`'s max.
+    let (min, max) = if crate::mutants::active(crate::mutants::Mutant::MC408) {
+        (core.cfg.cleanup_backoff.0, core.cfg.keepalive_interval)
+    } else {
+        core.cfg.cleanup_backoff
+    };
     let mut wait = min;
     let mut done: Option<String> = None;
     let tries_max = core.cfg.cleanup_retries;

@@ -75,7 +75,12 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             drift_margin: cfg.drift_margin,
             keepalive_interval: cfg.keepalive_interval,
             shutdown_deadline: cfg.shutdown_deadline,
-            register_backoff_min: cfg.cleanup_backoff.0,
+            // MC409: the floor read from `cleanup_backoff`'s max.
+            register_backoff_min: if crate::mutants::active(crate::mutants::Mutant::MC409) {
+                cfg.cleanup_backoff.1
+            } else {
+                cfg.cleanup_backoff.0
+            },
         };
         let mut m = WorkerMachine::new(timing, &self.id, self.core.clock.now());
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Ended>();

@@ -56,6 +56,8 @@ events! {
         /// Completion tombstones in the store after quiescence: each job, and (in `ms`, in the same
         /// order) the completion's store time (0: unreadable).
         Tombstones { jobs: Vec<String>, ms: Vec<u64> } = "tombstones",
+        /// V43: the store's maps after quiescence (every map with a revision), by name.
+        StoreMaps { maps: Vec<String> } = "store_maps",
         /// P85: the auditor found `job`'s completion tombstone still in the store `overdue_ms`
         /// past its dedup window (counted from when the auditor first saw it, if later: a
         /// completion held in the network lands late).
@@ -419,6 +421,8 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64, window_ms: Option<u64
                     .unzip();
                 ctx.record(Rec::Tombstones { jobs, ms });
                 tombstones_recorded = true;
+                // V43: the maps the pool's parts wrote, each to be one of its documented layout.
+                ctx.record(Rec::StoreMaps { maps: store.map_revs().into_keys().collect() });
             }
         }
         // The audit looks only at jobs, workers and pending dispatches.
@@ -693,6 +697,17 @@ impl PoolScenario {
             cleanup_lock_ttl_us: us(2 * self.ttl_ms),
         };
         v.extend(super::pool_config::nodes_run_as_configured(events, configured));
+        // P80: each retry's and bound's announced timing is the setting it was given, or the
+        // documented default (a path that reads the wrong setting announces and uses it alike).
+        let mut settings = keel_checks::PoolSettings::documented(
+            POOL,
+            Duration::from_millis(self.ttl_ms),
+            Some(Duration::from_millis(self.sweep_ms())),
+        );
+        settings.shutdown_deadline = Duration::from_millis(self.ttl_ms / 2);
+        v.extend(keel_checks::pool_timings_follow_their_settings(events, &settings));
+        // V43: every store map is one of the pool's documented layout, its completer's included.
+        v.extend(super::pool_config::maps_in_their_layout(events, POOL));
         // P47: a worker handle's join returns the exit its slot ended with.
         v.extend(super::pool_handles::handles_report_their_slot_exit(events));
         // P78: a slot waiting to replace a dead worker ends at once when its node stops.
@@ -953,6 +968,15 @@ impl PoolScenario {
             Mutant::MC275,
             Mutant::MC277,
             Mutant::MC279,
+            Mutant::MC404,
+            Mutant::MC405,
+            Mutant::MC406,
+            Mutant::MC407,
+            Mutant::MC408,
+            Mutant::MC409,
+            Mutant::MC410,
+            Mutant::MC411,
+            Mutant::MC412,
         ]
     }
 }

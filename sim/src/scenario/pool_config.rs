@@ -14,6 +14,37 @@ use keel::observe::PoolEvent;
 use crate::check::Violation;
 use crate::history::Event;
 
+/// The maps of pool `pool` (docs/pool.md, `pool/state.rs`): its own, and its completer's
+/// (`CompleterConfig`'s default map `{name}:completions` of the completer `keel:pool:{pool}`,
+/// the one `inspect`, the sweep's retention and an operator read).
+fn layout(pool: &str) -> Vec<String> {
+    ["keepalive", "workers", "jobs", "cleanup", "meta", "completions", "quarantine"]
+        .iter()
+        .map(|m| format!("keel:pool:{pool}:{m}"))
+        .collect()
+}
+
+/// **V43** over a pool run's events: the store's maps after quiescence (the auditor's
+/// `store_maps`) are each one of pool `pool`'s documented layout. A part that builds a map's
+/// name wrong (a key prefix, a separator, a suffix: round 44 A #15, the completer's default map
+/// `{name}:completion`) writes where no reader of the layout looks, and every rule that reads
+/// back through the same part agrees with it: `inspect` and the completer map's retention find
+/// an empty map, the entries of the misnamed one are never swept. The first 20 violations.
+pub fn maps_in_their_layout(events: &[Event], pool: &str) -> Vec<Violation> {
+    let layout = layout(pool);
+    let mut v = Vec::new();
+    for e in events {
+        let Some(super::pool::Rec::StoreMaps { maps }) = super::pool::rec(e) else { continue };
+        for map in maps.iter().filter(|m| !layout.contains(m)) {
+            if v.len() < 20 {
+                let msg = format!("the store holds map {map:?}, not one of pool {pool}'s documented maps ({layout:?})");
+                v.push(Violation::new("V43", e.t_us, msg));
+            }
+        }
+    }
+    v
+}
+
 /// What the scenario configured, in microseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Configured {
@@ -71,6 +102,24 @@ mod tests {
     #[test]
     fn the_documented_default_passes() {
         assert!(nodes_run_as_configured(&[started(3_000_000)], WANT).is_empty());
+    }
+
+    /// The documented maps pass; a completer map with its suffix misspelled is V43 (round 44
+    /// A #15, MC412).
+    #[test]
+    fn a_map_outside_the_layout_fires_v43() {
+        use crate::history::{Ev, Who};
+        use crate::scenario::AppEv;
+        use crate::scenario::pool::Rec;
+        let maps = |names: &[&str]| {
+            let maps = names.iter().map(|m| (*m).to_owned()).collect();
+            crate::scenario::test_history::at(9, Who::Node(0), Ev::App(AppEv::Pool(Rec::StoreMaps { maps })))
+        };
+        let ok = maps(&["keel:pool:p:jobs", "keel:pool:p:completions", "keel:pool:p:meta"]);
+        assert!(maps_in_their_layout(&[ok], "p").is_empty());
+        let v = maps_in_their_layout(&[maps(&["keel:pool:p:jobs", "keel:pool:p:completion"])], "p");
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("V43", 9000));
     }
 
     #[test]
