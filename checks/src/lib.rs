@@ -302,6 +302,41 @@ mod test_entry {
     #[derive(Clone)]
     pub(crate) struct E(pub u64, pub &'static str, pub Option<Event<'static>>, pub Option<Fact>);
 
+    /// An entry that may be the store's freeing of a job key ([`Entry::freed_key`]), around an
+    /// [`E`] for everything else.
+    pub(crate) struct Freed(pub E, pub Option<&'static str>);
+
+    impl Freed {
+        /// `e` itself, freeing nothing.
+        pub(crate) fn of(e: E) -> Freed {
+            Freed(e, None)
+        }
+
+        /// The store freed `job`'s key at `t_ms`.
+        pub(crate) fn key(t_ms: u64, job: &'static str) -> Freed {
+            Freed(E(t_ms * 1000, "store", None, None), Some(job))
+        }
+    }
+
+    impl Entry for Freed {
+        type Node = &'static str;
+        fn t_us(&self) -> u64 {
+            self.0.t_us()
+        }
+        fn node(&self) -> &&'static str {
+            self.0.node()
+        }
+        fn keel(&self) -> Option<&Event<'static>> {
+            self.0.keel()
+        }
+        fn fact(&self) -> Option<Fact> {
+            self.0.fact()
+        }
+        fn freed_key(&self) -> Option<&str> {
+            self.1
+        }
+    }
+
     /// Owner `a` of lease `L` starting on `n1` at 0 with a 1 s TTL, a 250 ms op timeout and the
     /// work restart bounds `restart` (µs; `None`: the step-down policy).
     pub(crate) fn owner_started(restart: Option<(u64, u64)>) -> E {

@@ -1676,7 +1676,7 @@ mod tests {
     use keel::observe::{Event, LeaseEvent, LifecycleEvent, Text};
 
     use super::*;
-    use crate::test_entry::E;
+    use crate::test_entry::{E, Freed};
 
     /// A failed batch write of completer c's run 1, its outcome unknown.
     fn unknown_write_failure() -> CompleterEvent<'static> {
@@ -1920,28 +1920,8 @@ mod tests {
         // A key the store made free (its tombstone deleted past the dedup window) starts its new
         // life before that life's dispatch comes home: the new life's re-dispatch is not matched
         // with the old life's ack of the same attempt. Another key freed changes nothing.
-        struct Freed(E, Option<&'static str>);
-        impl Entry for Freed {
-            type Node = &'static str;
-            fn t_us(&self) -> u64 {
-                self.0.t_us()
-            }
-            fn node(&self) -> &&'static str {
-                self.0.node()
-            }
-            fn keel(&self) -> Option<&Event<'static>> {
-                self.0.keel()
-            }
-            fn fact(&self) -> Option<Fact> {
-                self.0.fact()
-            }
-            fn freed_key(&self) -> Option<&str> {
-                self.1
-            }
-        }
-        let freed = |t_ms: u64, job| Freed(E(t_ms * 1000, "store", None, None), Some(job));
-        let of = |e: E| Freed(e, None);
-        let lives = |job| [of(acked(10, "w", 1)), freed(15, job), of(redispatched(20, "w", 2))];
+        let of = Freed::of;
+        let lives = |job| [of(acked(10, "w", 1)), Freed::key(15, job), of(redispatched(20, "w", 2))];
         assert!(redispatches_of_unacked_jobs(&lives("j")).is_empty());
         assert_eq!(redispatches_of_unacked_jobs(&lives("k")).len(), 1);
     }
@@ -2920,23 +2900,23 @@ mod tests {
 
     #[test]
     fn p1_judges_each_job_from_its_first_dispatch_or_the_heal_to_its_first_completion() {
+        fn d<X: Entry>(e: &X) -> Option<&str> {
+            match e.pool() {
+                Some(PoolEvent::Dispatched { job, .. }) => Some(plain(job)),
+                _ => None,
+            }
+        }
+        fn c<X: Entry>(e: &X) -> Option<&str> {
+            match e.pool() {
+                Some(PoolEvent::Started { job, .. }) => Some(plain(job)),
+                _ => None,
+            }
+        }
         let dispatched = |t_ms: u64, job: &'static str| {
             pool_at(t_ms, "a", PoolEvent::Dispatched { job: job.into(), worker: "w".into(), attempt: 1, now_ms: t_ms })
         };
         let completed = |t_ms: u64, job: &'static str| run_started(t_ms, "b", job, 1);
         let p1 = |h: &[E], heal_ms: u64, end_ms: u64| -> Vec<(String, u64)> {
-            fn d(e: &E) -> Option<&str> {
-                match e.pool() {
-                    Some(PoolEvent::Dispatched { job, .. }) => Some(plain(job)),
-                    _ => None,
-                }
-            }
-            fn c(e: &E) -> Option<&str> {
-                match e.pool() {
-                    Some(PoolEvent::Started { job, .. }) => Some(plain(job)),
-                    _ => None,
-                }
-            }
             jobs_lost(h, heal_ms * 1000, end_ms * 1000, 10_000_000, d, c)
                 .iter()
                 .map(|v| (v.detail.split(' ').next().unwrap_or_default().to_owned(), v.t_us / 1000))
@@ -2971,40 +2951,9 @@ mod tests {
         // A key the store freed (its dedup window passed) and dispatched again is a second
         // job: lost, it is P1 at its own deadline, though the first life completed; completed,
         // nothing. Without the freeing, a second dispatch is the same job's (above).
-        struct Freed(E, Option<&'static str>);
-        impl Entry for Freed {
-            type Node = &'static str;
-            fn t_us(&self) -> u64 {
-                self.0.t_us()
-            }
-            fn node(&self) -> &&'static str {
-                self.0.node()
-            }
-            fn keel(&self) -> Option<&Event<'static>> {
-                self.0.keel()
-            }
-            fn fact(&self) -> Option<Fact> {
-                self.0.fact()
-            }
-            fn freed_key(&self) -> Option<&str> {
-                self.1
-            }
-        }
-        let of = |e: E| Freed(e, None);
-        let freed = |t_ms: u64| Freed(E(t_ms * 1000, "store", None, None), Some("j"));
+        let of = Freed::of;
+        let freed = |t_ms: u64| Freed::key(t_ms, "j");
         let p1_lives = |h: &[Freed]| -> Vec<u64> {
-            fn d(e: &Freed) -> Option<&str> {
-                match e.pool() {
-                    Some(PoolEvent::Dispatched { job, .. }) => Some(plain(job)),
-                    _ => None,
-                }
-            }
-            fn c(e: &Freed) -> Option<&str> {
-                match e.pool() {
-                    Some(PoolEvent::Started { job, .. }) => Some(plain(job)),
-                    _ => None,
-                }
-            }
             jobs_lost(h, 0, 60_000_000, 10_000_000, d, c).iter().map(|v| v.t_us / 1000).collect()
         };
         let first = [of(dispatched(1_000, "j")), of(completed(2_000, "j")), freed(5_000)];
