@@ -1701,6 +1701,10 @@ pub enum Mutant {
     /// again inside its dedup window is added as a new job and runs twice (round 44, the
     /// `ShortRetention` knob's dispatcher that sends keys again; P86).
     MC430,
+    /// A sweep that keeps the completer map's entries for the whole dedup window, not the
+    /// smaller of it and ten TTLs: under a long window the map grows by one entry (with its
+    /// payload) per completed job for the window's length (round 44, hunt 44 A #53; P87).
+    MC431,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

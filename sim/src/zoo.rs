@@ -1408,6 +1408,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC431,
+        lineage: "checker proof (round 44, hunt 44 A #53: no rule said the completer map's entries ever go): a sweep that keeps them for the whole dedup window, not the smaller of it and ten TTLs",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

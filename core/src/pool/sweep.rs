@@ -125,6 +125,9 @@ impl<S: Store> Core<S> {
 
     /// How long the completer's map keeps a completed job's entry.
     fn completer_retention(&self) -> Duration {
+        if mutants::active(Mutant::MC431) {
+            return self.cfg.done_retention; // MC431: the dedup window alone
+        }
         self.cfg.done_retention.min(self.cfg.worker_ttl * COMPLETER_RETENTION_TTLS)
     }
 

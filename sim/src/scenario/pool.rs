@@ -62,6 +62,10 @@ events! {
         /// past its dedup window (counted from when the auditor first saw it, if later: a
         /// completion held in the network lands late).
         TombstoneOverdue { job: String, overdue_ms: u64 } = "tombstone_overdue",
+        /// P87: the auditor has seen `job`'s completer-map entry in the store for `kept_ms`
+        /// (from its first read of it) while the job had no record, longer than one and a half
+        /// completer retentions: recorded only then.
+        CompleterEntryKept { job: String, kept_ms: u64 } = "completer_entry_kept",
         /// An auditor's read of the pool's store state.
         /// `overdue_ms`: how long the most overdue pending entry has been both past its deadline
         /// and in the store (as far as this auditor's reads can tell); `stale_ms`: how long the
@@ -153,6 +157,12 @@ impl PoolScenario {
     /// sweep that read the TTL in its place would show).
     fn retention_ms(&self, short: bool) -> u64 {
         if short { 2 * self.ttl_ms } else { 600_000 }
+    }
+
+    /// How long the completer map keeps a completed job's entry: the dedup window and ten
+    /// worker TTLs, the smaller (keel's `COMPLETER_RETENTION_TTLS`).
+    fn completer_retention_ms(&self, short: bool) -> u64 {
+        (10 * self.ttl_ms).min(self.retention_ms(short))
     }
 
     fn config(&self, node: &str, knobs: Knobs) -> Option<PoolConfig> {
@@ -392,7 +402,9 @@ pub(super) async fn add(
 /// again (docs/benchmarks.md, "The fifth pass on the pool scenario").
 /// `window_ms`: the dedup window, when short enough to pass inside a run (the plan's
 /// `ShortRetention` knob): the auditor then watches for tombstones kept past it (P85).
-async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64, window_ms: Option<u64>) {
+/// `completer_ms`: the completer map's retention (the window and ten TTLs, the smaller): the
+/// auditor watches for entries kept past one and a half of it (P87).
+async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64, window_ms: Option<u64>, completer_ms: u64) {
     let store = ctx.store_data().clone();
     let mut tombstones_recorded = false;
     // When each pending dispatch `(job, worker, attempt)` and each stale worker could have
@@ -404,6 +416,8 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64, window_ms: Option<u64
     let mut pending_since: BTreeMap<(String, String, u64), u64> = BTreeMap::new();
     let mut stale_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut tombstone_since: BTreeMap<String, u64> = BTreeMap::new();
+    // Each completer-map entry of a job without a record → the first audit that saw it so.
+    let mut entry_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_read_us = 0u64;
     let mut audits = 0u64;
     loop {
@@ -520,6 +534,24 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64, window_ms: Option<u64
             if let Some((job, overdue_ms)) = overdue.filter(|(_, ms)| *ms > 0) {
                 ctx.record(Rec::TombstoneOverdue { job: job.to_owned(), overdue_ms });
             }
+        }
+        // P87: the completer map's entries go one and a half retentions after their completion
+        // (a slice pass per half retention), unless their job has a record again (a second
+        // life: the sweep keeps the entry while the key is taken).
+        let live: BTreeSet<String> = store.with_map_entries_from(&jobs_map, "j/", |it| {
+            it.map_while(|(k, _)| Some(k.strip_prefix("j/")?.to_owned())).collect()
+        });
+        let entries: Vec<String> = store.with_map_entries_from(&map("completions"), "", |it| {
+            it.map(|(k, _)| k.to_owned()).filter(|k| !live.contains(k)).collect()
+        });
+        entry_since.retain(|job, _| entries.binary_search(job).is_ok());
+        for job in &entries {
+            entry_since.entry(job.clone()).or_insert(now_us);
+        }
+        let kept =
+            entry_since.iter().min_by_key(|(_, since)| **since).map(|(job, since)| (job, (now_us - since) / 1000));
+        if let Some((job, kept_ms)) = kept.filter(|(_, ms)| *ms > completer_ms * 3 / 2) {
+            ctx.record(Rec::CompleterEntryKept { job: job.clone(), kept_ms });
         }
         last_read_us = now_us;
         ctx.record(Rec::Audit {
@@ -646,7 +678,8 @@ impl PoolScenario {
                 tasks.push(tokio::spawn(dispatcher(ctx.clone(), node.clone(), until_us, this.feed)));
                 let final_us = (this.window_ms + this.stable_from_ms()) * 1000;
                 let window_ms = ctx.short_retention().then(|| this.retention_ms(true));
-                tasks.push(tokio::spawn(auditor(ctx.clone(), this.ttl_ms, final_us, window_ms)));
+                let completer_ms = this.completer_retention_ms(ctx.short_retention());
+                tasks.push(tokio::spawn(auditor(ctx.clone(), this.ttl_ms, final_us, window_ms, completer_ms)));
                 ctx.shutdown.cancelled().await;
                 for t in tasks {
                     let _ = t.await;
@@ -679,7 +712,8 @@ impl PoolScenario {
         // (poolloss seeds 124 and 318, a node at rate 0.80 deleting entries seconds early).
         let window_ms = self.retention_ms(run.plan.short_retention());
         if !run.plan.beyond_drift_bound() {
-            v.extend(super::pool_cleanup::completion_entries_kept(run.events, (10 * self.ttl_ms).min(window_ms)));
+            let retention_ms = self.completer_retention_ms(run.plan.short_retention());
+            v.extend(super::pool_cleanup::completion_entries_kept(run.events, retention_ms));
         }
         // P84: a tombstone outlives its dedup window (the one configured), by the store's time.
         v.extend(super::pool_cleanup::tombstones_kept_their_window(run.events, window_ms));
@@ -720,7 +754,7 @@ impl PoolScenario {
         // judged before it alone, or a re-dispatch before the loss is matched with an assignment
         // after it (poolloss seed 650).
         v.extend(self.check_ack_grace(before_first_loss(events)));
-        v.extend(self.check_audits(events, heal_us, end_us));
+        v.extend(self.check_audits(events, heal_us, end_us, self.completer_retention_ms(run.plan.short_retention())));
         v.extend(check_shutdown(events));
         // E7: a dispatch error that says it applied nothing is true.
         v.extend(super::pool_dispatch::check(events));
@@ -941,6 +975,7 @@ impl PoolScenario {
             Mutant::MC428,
             Mutant::MC429,
             Mutant::MC430,
+            Mutant::MC431,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
@@ -1202,7 +1237,8 @@ impl PoolScenario {
     /// P4: after quiescence nothing of a deleted worker remains. P5: no pending entry outlives
     /// its deadline by more than the sweep period (plus slack), judged while nothing disturbs
     /// the sweepers, and always after quiescence.
-    fn check_audits(&self, events: &[Event], heal_us: u64, end_us: u64) -> Vec<Violation> {
+    /// `completer_ms`: the run's completer-map retention (P87).
+    fn check_audits(&self, events: &[Event], heal_us: u64, end_us: u64, completer_ms: u64) -> Vec<Violation> {
         let stable_us = heal_us + self.stable_from_ms() * 1000;
         let disturbed = disturbances(events, heal_us);
         let slack_ms = 3 * self.sweep_ms() + self.op_timeout().as_millis() as u64;
@@ -1261,6 +1297,19 @@ impl PoolScenario {
                     "P85",
                     e.t_us,
                     format!("after quiescence {job}'s completion tombstone is still in the store {overdue_ms} ms past its dedup window: expired tombstones are not swept"),
+                ));
+            }
+            // P87: after quiescence no completer-map entry of a job without a record stays past
+            // one and a half completer retentions, a reconcile period's lag and the slack.
+            if let Some(Rec::CompleterEntryKept { job, kept_ms }) = rec(e)
+                && e.t_us >= stable_us
+                && *kept_ms > completer_ms * 3 / 2 + self.ttl_ms + slack_ms
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P87",
+                    e.t_us,
+                    format!("after quiescence {job}'s completer-map entry has been in the store {kept_ms} ms with no record of its job, past one and a half retentions of {completer_ms} ms: the completer map is not swept"),
                 ));
             }
             let Some(Rec::Audit { stale_workers, stale_example, stale_ms, overdue_ms, overdue_job, .. }) = rec(e)
