@@ -444,7 +444,10 @@ async fn handle(served: Arc<Served>, req: Req) {
     }
     let hello = matches!(req.op, Op::Hello { .. });
     let denied = || !hello && lock(&faults.denied).contains_key(&node);
-    let result = if faults.refuse.load(Ordering::SeqCst) {
+    // A `Hello` names the connection's node even while the store is starting: Redis serves
+    // `HELLO` and `AUTH` while it loads. Refused, it left the connection nameless for good
+    // (`by=world` on every store event it caused, and the fault rules blind to its node).
+    let result = if !hello && faults.refuse.load(Ordering::SeqCst) {
         faults.refused.fetch_add(1, Ordering::SeqCst);
         history.record(Who::Store, ServerEv::FaultRefused { to: node, denied: false });
         Err(StoreError::Refused { reason: "LOADING store is starting".into() })
