@@ -1705,6 +1705,11 @@ pub enum Mutant {
     /// smaller of it and ten TTLs: under a long window the map grows by one entry (with its
     /// payload) per completed job for the window's length (round 44, hunt 44 A #53; P87).
     MC431,
+    /// A completion's tombstone stamped with the store time read as its run began (one time
+    /// read per run, taken before the handler instead of after it): the tombstone names the
+    /// run's start, its dedup window ends a handler's run early, and a key added again inside
+    /// the window is accepted (round 45; P93, judged at each tombstone's landing).
+    MC432,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

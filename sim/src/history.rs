@@ -221,7 +221,9 @@ events! {
         /// `attempt` by `worker`: the job completed at the store, whether or not its worker
         /// learnt it (a reply lost, every retry's too: `complete_failed`). What the rules that
         /// follow a job's owner or its completion read as the job done (P1, P2, P59, P72).
-        CompletionLanded { job: String, attempt: u64, worker: String, by: Who } = "completion_landed",
+        /// `completed_ms`: the store time the tombstone names, from which its dedup window
+        /// counts (P93 judges it against the store's clock; 0 if unparsable).
+        CompletionLanded { job: String, attempt: u64, worker: String, completed_ms: u64, by: Who } = "completion_landed",
         /// A transaction by `by` on a pool's job map applied and deleted `job`'s tombstone, which
         /// said the job completed at `completed_ms`, at the store's time `now_ms`: a dedup window
         /// ends, and the key is free for a second life (P84 judges it against the window).

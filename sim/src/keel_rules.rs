@@ -122,6 +122,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(crate::scenario::pool_handback::handbacks_follow_their_runs(events));
     v.extend(crate::scenario::pool_stamps::stamps_never_lead_the_store(run));
     v.extend(crate::scenario::pool_stamps::pending_entries_count_from_the_store_now(run));
+    v.extend(crate::scenario::pool_stamps::completions_stamp_their_store_time(run));
     v.extend(pool_owners::check(events));
     v.extend(crate::scenario::pool_pairs::check(events));
     v.extend(crate::scenario::pool_events::completion_events_never_refused(events));

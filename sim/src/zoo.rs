@@ -1414,6 +1414,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC432,
+        lineage: "checker proof (round 45: no rule read a tombstone's own stamp, P84 and P85 judge the window by it): a completion stamped with the store time read as its run began",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

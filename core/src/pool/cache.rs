@@ -188,9 +188,14 @@ impl<S: Store> Core<S> {
         c.note_time(now_ms, at);
     }
 
+    /// Store time from the estimate alone: `None` when it is too old.
+    pub(crate) fn store_now_estimate(&self) -> Option<u64> {
+        lock(&self.cache).now_ms(self.clock.now(), self.hint_age_max())
+    }
+
     /// Store time: the estimate while it is fresh, else one `TIME` read (which refreshes it).
     pub(crate) async fn store_now_ms(&self) -> Result<u64, StoreError> {
-        if let Some(t) = lock(&self.cache).now_ms(self.clock.now(), self.hint_age_max()) {
+        if let Some(t) = self.store_now_estimate() {
             return Ok(t);
         }
         let sent = self.clock.now();

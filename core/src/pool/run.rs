@@ -99,6 +99,9 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
         }
         return;
     }
+    // MC432: the completion's stamp taken from the node's store-time estimate as the run
+    // begins (no time read to wait for at the end), not once its handler returned.
+    let began_ms = if mutants::active(Mutant::MC432) { core.store_now_estimate() } else { None };
     observe::emit(PoolEvent::Started { job: (&job).into(), worker: (&worker).into(), attempt });
     let outcome = handler
         .run(Job {
@@ -118,7 +121,7 @@ pub(crate) async fn run_job<S: Store, H: JobHandler>(
         stopped,
     });
     if completed && !stopped {
-        let recorded = complete_with_retries(&core, &worker, &job, &raw, attempt).await;
+        let recorded = complete_with_retries(&core, &worker, &job, &raw, attempt, began_ms).await;
         // MC57: the event follows the handler's outcome, not the store's verdict on it.
         if (recorded || mutants::active(Mutant::MC57))
             && let Some(p) = &events
@@ -152,7 +155,15 @@ async fn offer_event<S: Store>(core: &Core<S>, p: &Producer, c: Completion) {
 
 /// Record the completion (guarded by the attempt). Returns whether this attempt's completion is
 /// recorded (by this call or an earlier try whose reply was lost).
-async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str, raw: &str, attempt: u64) -> bool {
+/// `began_ms`: a stamp read before the run (MC432 only; `None` reads it now).
+async fn complete_with_retries<S: Store>(
+    core: &Core<S>,
+    worker: &str,
+    job: &str,
+    raw: &str,
+    attempt: u64,
+    began_ms: Option<u64>,
+) -> bool {
     // MC408: the backoff capped at the keep-alive interval, not `cleanup_backoff`'s max.
     let (min, max) = if crate::mutants::active(crate::mutants::Mutant::MC408) {
         (core.cfg.cleanup_backoff.0, core.cfg.keepalive_interval)
@@ -175,7 +186,10 @@ async fn complete_with_retries<S: Store>(core: &Core<S>, worker: &str, job: &str
                 // The node's store-time estimate (cache.rs: its error is small against what reads
                 // a tombstone's time), a `TIME` read only when it is too old.
                 done = None;
-                let completed_ms = core.store_now_ms().await?;
+                let completed_ms = match began_ms {
+                    Some(ms) => ms,
+                    None => core.store_now_ms().await?,
+                };
                 let c = JobCompletion { job: job.to_owned(), attempt, worker: worker.to_owned(), completed_ms };
                 done = Some(c.tombstone());
             }

@@ -995,6 +995,7 @@ impl PoolScenario {
             Mutant::MC429,
             Mutant::MC430,
             Mutant::MC431,
+            Mutant::MC432,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

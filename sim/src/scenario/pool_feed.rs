@@ -553,6 +553,7 @@ mod tests {
                         job: "j".into(),
                         attempt: 2,
                         worker: "w".into(),
+                        completed_ms: 9_990,
                         by: N0,
                     }),
                 },

@@ -306,7 +306,9 @@ fn owner_paired(job: &str, record: &str, writes: &[(String, Option<String>)], hi
 fn completion_landed(job: &str, tomb: &str, history: &History, by: Who) {
     let Some((attempt, worker)) = record_owner(tomb) else { return };
     let attempt = attempt.parse().unwrap_or(u64::MAX);
-    history.record(Who::Store, ServerEv::CompletionLanded { job: job.into(), attempt, worker: worker.into(), by });
+    let completed_ms = keel::pool::decode::tombstone(tomb).map_or(0, |(_, ms)| ms);
+    let ev = ServerEv::CompletionLanded { job: job.into(), attempt, worker: worker.into(), completed_ms, by };
+    history.record(Who::Store, ev);
 }
 
 /// P32 at the instant: the store node's record of each owner given without its pending entry.

@@ -360,7 +360,13 @@ mod tests {
             h.push(at(
                 2_400,
                 Who::Store,
-                ServerEv::CompletionLanded { job: job.clone(), attempt, worker: worker.into(), by },
+                ServerEv::CompletionLanded {
+                    job: job.clone(),
+                    attempt,
+                    worker: worker.into(),
+                    completed_ms: 2_400,
+                    by,
+                },
             ));
             let (job, worker) = ((&job).into(), worker.into());
             h.push(pool(2_500, PoolEvent::CompleteFailed { job, worker, attempt, tries: 5, tries_max: 5 }));

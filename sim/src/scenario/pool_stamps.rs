@@ -14,13 +14,14 @@
 //! and a retention longer than configured. A node whose clock ran fast or jumped forward before
 //! the report is excused from then on (its estimate ages by that clock).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use keel::observe::PoolEvent;
+use keel_checks::plain;
 
 use super::{RunView, StoreClock};
 use crate::check::Violation;
-use crate::history::{Who, WorldEv};
+use crate::history::{ServerEv, Who, WorldEv};
 
 /// How far past the store's time a stamp may be: the µs of the conversion.
 const SLACK_US: u64 = 1_000;
@@ -82,7 +83,7 @@ const PENDING_LAG_OP_TIMEOUTS: u64 = 2;
 pub fn pending_entries_count_from_the_store_now(run: &RunView<'_>) -> Vec<Violation> {
     let Some(store) = StoreClock::of(run.events) else { return Vec::new() };
     let mut slow: BTreeSet<Who> = BTreeSet::new();
-    let mut op_us: std::collections::BTreeMap<Who, u64> = std::collections::BTreeMap::new();
+    let mut op_us: BTreeMap<Who, u64> = BTreeMap::new();
     let mut v = Vec::new();
     for e in run.events {
         match e.world() {
@@ -126,10 +127,91 @@ pub fn pending_entries_count_from_the_store_now(run: &RunView<'_>) -> Vec<Violat
     v
 }
 
+/// **P93**: a completion's tombstone names a store time the store had between its handler's
+/// return and its landing, judged at each `completion_landed` (the store node's, so a landing
+/// whose reply was lost counts too). The stamp is the node's estimate of the store's time,
+/// read after the handler returned (`handler_returned`, completed): it lags the store by at
+/// most its read's reply leg, one op timeout of the node (a reply any later is abandoned), and
+/// never leads it (P48's argument), so it may not lie past the landing's instant (1 ms of
+/// conversion) nor more than an op timeout and 5 ms before the handler's return. The dedup
+/// window and the completion feed's horizon count from it: P84 and P85 judge the window by
+/// the stamp itself, so a stamp taken when the run began (MC432) deleted its tombstone a
+/// handler's run early, and the key was free again inside its window, with every rule clean.
+/// A node whose clock ran fast or jumped forward is excused the upper bound, one whose clock
+/// ran slow, jumped back, or froze in between the lower one (its estimate ages by that clock).
+pub fn completions_stamp_their_store_time(run: &RunView<'_>) -> Vec<Violation> {
+    let Some(store) = StoreClock::of(run.events) else { return Vec::new() };
+    let (mut slow, mut fast): (BTreeSet<Who>, BTreeSet<Who>) = (BTreeSet::new(), BTreeSet::new());
+    let mut op_us: BTreeMap<Who, u64> = BTreeMap::new();
+    // (job, worker, attempt) → the node its handler first returned completed on, and when.
+    let mut returned: BTreeMap<(&str, &str, u64), (Who, u64)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        match (e.world(), e.pool(), e.server()) {
+            (Some(WorldEv::ClockRate { rate_ppm, .. }), ..) if *rate_ppm < 1_000_000 => {
+                slow.insert(e.node);
+            }
+            (Some(WorldEv::ClockRate { rate_ppm, .. }), ..) if *rate_ppm > 1_000_000 => {
+                fast.insert(e.node);
+            }
+            (Some(WorldEv::ClockJump { delta_ms }), ..) => {
+                if *delta_ms < 0 {
+                    slow.insert(e.node)
+                } else {
+                    fast.insert(e.node)
+                };
+            }
+            (_, Some(PoolEvent::NodeStarted { op_timeout_us, .. }), _) => {
+                op_us.insert(e.node, *op_timeout_us);
+            }
+            (_, Some(PoolEvent::HandlerReturned { job, worker, attempt, completed: true, stopped: false }), _) => {
+                // The first return: a re-delivered attempt runs again, and the first run's
+                // completion may land after the second returned (held in the network).
+                returned.entry((plain(job), plain(worker), *attempt)).or_insert((e.node, e.t_us));
+            }
+            (_, _, Some(ServerEv::TombstoneDeleted { job, .. })) => {
+                // The key is free: its next life's attempts start again at 1.
+                returned.retain(|(j, _, _), _| j != job);
+            }
+            (_, _, Some(ServerEv::CompletionLanded { job, attempt, worker, completed_ms, .. })) => {
+                // The stamping node is the handler's (a connection may not have named its node).
+                let Some(&(node, ended_us)) = returned.get(&(job.as_str(), worker.as_str(), *attempt)) else {
+                    continue;
+                };
+                let stamp_us = store.global_us(*completed_ms);
+                if !fast.contains(&node) && stamp_us > e.t_us + SLACK_US && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P93",
+                        e.t_us,
+                        format!(
+                            "{job}'s tombstone (attempt {attempt}, stamped by {node}) names store time {completed_ms} ms, which the store reached only {} µs after it landed: its dedup window ends late",
+                            stamp_us - e.t_us
+                        ),
+                    ));
+                }
+                let Some(&op) = op_us.get(&node) else { continue };
+                let frozen = run.timeline.frozen(node).any(|p| p.start < e.t_us && p.end > stamp_us);
+                let bound_us = op + 5_000;
+                if !slow.contains(&node) && !frozen && stamp_us + bound_us < ended_us && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P93",
+                        e.t_us,
+                        format!(
+                            "{job}'s tombstone (attempt {attempt}, stamped by {node}) names store time {completed_ms} ms, {} µs before its handler returned (at most {bound_us} µs: the estimate's read): its dedup window ends early",
+                            ended_us - stamp_us
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::ServerEv;
     use crate::scenario::test_history::{at, judge, pool};
 
     fn dispatched(t_ms: u64, now_ms: u64) -> crate::history::Event {
@@ -205,5 +287,47 @@ mod tests {
         );
         let v = p76(&[start, up, started(20), pause, resume, pending(2_010, 5_950)]);
         assert_eq!(v.len(), 1, "a freeze before the entry's store time excuses nothing: {v:?}");
+    }
+
+    fn returned(t_ms: u64) -> crate::history::Event {
+        let (job, worker) = ("j".into(), "w".into());
+        pool(t_ms, PoolEvent::HandlerReturned { job, worker, attempt: 1, completed: true, stopped: false })
+    }
+
+    fn landed(t_ms: u64, completed_ms: u64) -> crate::history::Event {
+        let (job, worker, by) = ("j".into(), "w".into(), Who::World);
+        at(t_ms, Who::Store, ServerEv::CompletionLanded { job, attempt: 1, worker, completed_ms, by })
+    }
+
+    /// The store came up at 10 ms reading 5 000; the node's op timeout is 250 ms. The handler
+    /// returned at 1 000 ms (store time 5 990) and its tombstone landed at 1 050 ms (6 040): a
+    /// stamp from 5 735 to 6 041 is clean; 5 734 (a stamp read as the run began, MC432) or
+    /// 6 042 (the store's future) fires P93. A slow clock excuses an early stamp, a fast one a
+    /// late stamp; a re-delivered run of the same attempt is judged from its first return.
+    #[test]
+    fn a_tombstone_stamped_off_the_store_time_fires_p93() {
+        let up = at(10, Who::Store, ServerEv::StoreUp { now_ms: 5_000 });
+        let p93 = |h: &[crate::history::Event]| judge(h, 1_000_000, 2_000_000, completions_stamp_their_store_time);
+        let run = |stamp: u64| vec![up.clone(), started(20), returned(1_000), landed(1_050, stamp)];
+        assert!(p93(&run(5_735)).is_empty());
+        assert!(p93(&run(6_041)).is_empty());
+        let v = p93(&run(5_734));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("256000 µs before its handler returned"), "{}", v[0].detail);
+        let v = p93(&run(6_042));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("reached only 2000 µs after it landed"), "{}", v[0].detail);
+        let slow = at(50, Who::Node(0), WorldEv::ClockRate { rate_ppm: 990_000, beyond: false });
+        let fast = at(50, Who::Node(0), WorldEv::ClockRate { rate_ppm: 1_010_000, beyond: false });
+        let with = |clock: &crate::history::Event, stamp: u64| {
+            vec![up.clone(), started(20), clock.clone(), returned(1_000), landed(1_050, stamp)]
+        };
+        assert!(p93(&with(&slow, 5_000)).is_empty());
+        assert_eq!(p93(&with(&slow, 6_100)).len(), 1, "a slow clock excuses only an early stamp");
+        assert!(p93(&with(&fast, 6_100)).is_empty());
+        assert_eq!(p93(&with(&fast, 5_000)).len(), 1, "a fast clock excuses only a late stamp");
+        let again = vec![up.clone(), started(20), returned(1_000), returned(2_000), landed(2_050, 5_990)];
+        assert!(p93(&again).is_empty(), "the first run's completion, landing late");
+        assert!(p93(&[up, returned(1_000), landed(1_050, 5_000)]).is_empty(), "a node that never said its op timeout");
     }
 }
