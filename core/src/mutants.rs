@@ -1710,6 +1710,17 @@ pub enum Mutant {
     /// run's start, its dedup window ends a handler's run early, and a key added again inside
     /// the window is accepted (round 45; P93, judged at each tombstone's landing).
     MC432,
+    /// A pool node's `wait_for` answered from the completions its feed remembers delivering
+    /// (to deliver each once), before the store's tombstone is read: a key added again after
+    /// its dedup window is answered with its earlier life's completion at once (round 45; P10,
+    /// judged life by life on `poolfeed` with the `ShortRetention` knob).
+    MC433,
+    /// The completion feed resolving every wait of a job with a read's tombstones, also the
+    /// waits registered after the read began: a sweep's slice read before a key's tombstone
+    /// was swept answers the wait for the key's next life with the old life's completion
+    /// (keel's own until round 45, found by poolfeed seed 419 with the `ShortRetention` knob;
+    /// P10, judged life by life).
+    MC434,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

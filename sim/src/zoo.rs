@@ -1420,6 +1420,18 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC433,
+        lineage: "checker proof (round 45: the completion feed and its waits never met a key's second life): a wait answered from the feed's remembered deliveries, the key's earlier life's",
+        scenario: "poolfeed",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC434,
+        lineage: "keel's own (round 45, poolfeed seed 419 with the ShortRetention knob, the only seed of 0..420 that reaches it: its corpus plan): a sweep's slice read before a key's tombstone was swept resolves the wait for the key's next life",
+        scenario: CORPUS,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -234,6 +234,12 @@ impl FeedState {
     pub fn remembered(&self) -> usize {
         self.seen.len()
     }
+
+    /// The delivery remembered for `job` (MC433 only: a wait answered from it).
+    #[cfg(feature = "mutants")]
+    pub fn remembered_of(&self, job: &str) -> Option<JobCompletion> {
+        self.seen.get(job).cloned()
+    }
 }
 
 /// Capacity of one feed subscriber's buffer.
@@ -407,6 +413,12 @@ impl Feed {
         lock(&self.state).remembered()
     }
 
+    /// The delivery the feed remembers for `job` (MC433 only).
+    #[cfg(feature = "mutants")]
+    pub fn remembered_of(&self, job: &str) -> Option<JobCompletion> {
+        lock(&self.state).remembered_of(job)
+    }
+
     /// Gaps reported so far: read before requesting a whole snapshot ([`Source::Whole`]).
     pub fn gaps(&self) -> u64 {
         lock(&self.state).gaps()
@@ -416,6 +428,30 @@ impl Feed {
     /// after a gap; or a sweep's slice). Resolves waiters of each; offers the news to
     /// subscribers without waiting.
     pub fn observe<'a>(&self, tombs: impl Iterator<Item = (&'a str, &'a str)>, source: Source) -> Delivered {
+        self.observe_read(tombs, source, u64::MAX)
+    }
+
+    /// Where a read of the job map begins: [`observe_read`](Self::observe_read) resolves only
+    /// the waits registered before it.
+    pub fn read_mark(&self) -> u64 {
+        lock(&self.reg).next_id
+    }
+
+    /// [`observe`](Self::observe) for the tombstones of a read that began at `waits_before`
+    /// ([`read_mark`](Self::read_mark)): a wait registered after the read began is not resolved
+    /// by it. Its caller reads the store after registering, so it finds any tombstone the read
+    /// could; one the read holds and the store no longer does belongs to an earlier life of the
+    /// key (its dedup window passed, its tombstone was swept, and the key was added again): a
+    /// sweep's slice read before that, taken in after the wait for the new life registered,
+    /// answered it with the old life's completion (poolfeed seed 419 with the `ShortRetention`
+    /// knob, round 45; P10). MC434 resolves every wait.
+    pub fn observe_read<'a>(
+        &self,
+        tombs: impl Iterator<Item = (&'a str, &'a str)>,
+        source: Source,
+        waits_before: u64,
+    ) -> Delivered {
+        let waits_before = if crate::mutants::active(crate::mutants::Mutant::MC434) { u64::MAX } else { waits_before };
         // Each completion with whether it is news (delivered to subscribers), in input order.
         let mut all: Vec<(CompletionRef<'a>, bool)> = Vec::new();
         {
@@ -437,7 +473,14 @@ impl Feed {
         let mut out = Delivered { news: news().count(), ..Delivered::default() };
         let mut r = lock(&self.reg);
         for (c, _) in &all {
-            if let Some(list) = r.waiters.remove(c.job) {
+            let Some(waiting) = r.waiters.get_mut(c.job) else { continue };
+            let (list, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(id, _)| *id <= waits_before);
+            if later.is_empty() {
+                r.waiters.remove(c.job);
+            } else {
+                *waiting = later;
+            }
+            {
                 r.waiting -= list.len();
                 out.resolved += list.len();
                 for (_, tx) in list {
@@ -658,6 +701,28 @@ mod tests {
         assert_eq!(d.resolved, 1);
         assert!(feed.wait("d").is_some(), "a resolved wait frees its slot");
         drop((b, c));
+    }
+
+    /// A read that began before a wait registered does not resolve it (its caller reads the
+    /// store after registering): a sweep's slice read before a key's tombstone was swept, taken
+    /// in after the wait for the key's next life registered, answered it with the old life's
+    /// completion (poolfeed seed 419 with the `ShortRetention` knob, round 45; MC434). A wait
+    /// registered before the read, and any read begun after the wait, still resolve it.
+    #[test]
+    fn a_read_begun_before_a_wait_does_not_resolve_it() {
+        let feed = Feed::new(0, 500);
+        let early = feed.wait("j").unwrap();
+        let mark = feed.read_mark();
+        let mut late = feed.wait("j").unwrap();
+        let d = feed.observe_read([("j", "1|w|100")].into_iter(), Source::Slice, mark);
+        assert_eq!(d.resolved, 1, "the wait registered before the read");
+        drop(early);
+        assert!(late.rx.try_recv().is_err(), "the read is older than the wait");
+        assert_eq!(lock(&feed.reg).waiting, 1, "still registered");
+        let d = feed.observe_read([("j", "1|w|200")].into_iter(), Source::Slice, feed.read_mark());
+        assert_eq!(d.resolved, 1);
+        assert_eq!(late.rx.try_recv().map(|c| c.completed_ms).ok(), Some(200));
+        assert_eq!(lock(&feed.reg).waiting, 0);
     }
 
     /// A wait given up (its caller's timeout, a dropped future) frees its slot: `WAITERS_MAX`

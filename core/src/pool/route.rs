@@ -115,9 +115,16 @@ impl<S: Store> Core<S> {
 
     /// Offer every tombstone of a job-map snapshot to the completion feed (`why`: what
     /// prompted the reconcile, for the event).
-    pub fn observe_tombstones(&self, jobs: &BTreeMap<String, String>, why: &'static str, source: Source) {
+    /// `waits_before`: the feed's [`read_mark`](super::feed::Feed::read_mark) as the read began.
+    pub fn observe_tombstones(
+        &self,
+        jobs: &BTreeMap<String, String>,
+        why: &'static str,
+        source: Source,
+        waits_before: u64,
+    ) {
         let tombs = jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v.as_str())));
-        let d = self.feed.observe(tombs, source);
+        let d = self.feed.observe_read(tombs, source, waits_before);
         if d.news > 0 && why != "start" {
             observe::emit(PoolEvent::FeedResynced { why: why.into(), completions: d.news });
         }
@@ -156,13 +163,14 @@ impl<S: Store> Core<S> {
     pub(crate) async fn resync_feed(&self, why: &'static str) -> Result<(), StoreError> {
         let mut gaps = self.feed.gaps();
         let began = self.clock.now();
+        let waits_before = self.feed.read_mark();
         let snap = self.op("map_snapshot", self.store.map_snapshot(&self.maps.jobs)).await?;
         if mutants::active(Mutant::MC274) {
             gaps = self.feed.gaps(); // MC274: the gaps read once the snapshot is in
         }
         let took_us = observe::micros(self.clock.now().saturating_duration_since(began));
         self.resync_table(&snap, why, gaps, took_us);
-        self.observe_tombstones(&snap.entries, why, Source::Whole { gaps });
+        self.observe_tombstones(&snap.entries, why, Source::Whole { gaps }, waits_before);
         Ok(())
     }
 

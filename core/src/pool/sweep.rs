@@ -137,7 +137,8 @@ impl<S: Store> Core<S> {
     /// tombstones to the completion feed.
     ///
     /// [`JobTable::reconcile`]: super::table::JobTable::reconcile
-    async fn reconcile_slice(&self, cursor: &str, slice: &MapScan) -> Result<(), StoreError> {
+    /// `waits_before`: the feed's read mark as the slice's read began.
+    async fn reconcile_slice(&self, cursor: &str, slice: &MapScan, waits_before: u64) -> Result<(), StoreError> {
         self.await_table(slice.rev).await?;
         let r = lock(&self.table).reconcile(cursor, slice);
         if r.found > 0 || r.dropped > 0 {
@@ -148,7 +149,7 @@ impl<S: Store> Core<S> {
             });
             self.table_moved.notify_waiters();
         }
-        self.observe_tombstones(&slice.entries, "sweep", Source::Slice);
+        self.observe_tombstones(&slice.entries, "sweep", Source::Slice, waits_before);
         Ok(())
     }
 
@@ -183,6 +184,7 @@ impl<S: Store> Core<S> {
         .chain([Read::Scan { map: self.maps.jobs.clone(), cursor: jobs_cursor.clone(), count }])
         .collect();
         let began = self.clock.now();
+        let waits_before = self.feed.read_mark();
         let mut out = ReadOuts::new(self.op("reads", self.store.reads(&first)).await?);
         let (epoch, keepalive) = (out.get()?.0, out.snapshot()?.entries);
         let early_completer_slice = if completer_first { Some(out.scan()?) } else { None };
@@ -192,7 +194,7 @@ impl<S: Store> Core<S> {
         if self.data_losses.load(Ordering::Relaxed) != losses {
             lock(&self.table).gap(); // the store lost its data: what the table holds is gone
         }
-        self.reconcile_slice(&jobs_cursor, &jobs_slice).await?;
+        self.reconcile_slice(&jobs_cursor, &jobs_slice, waits_before).await?;
         let jobs = lock(&self.table).live().clone();
         let second: Vec<Read> = [snapshot(&self.maps.workers), snapshot(&self.maps.cleanup), Read::Time]
             .into_iter()

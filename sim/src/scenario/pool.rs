@@ -86,16 +86,17 @@ events! {
         /// `poolfeed`: the node's completion feed subscriber began listening.
         FeedStart {} = "feed_start",
         /// `poolfeed`: the subscriber got a completion (`dropped`: its drop count then).
-        FeedGot { job: String, attempt: u64, dropped: u64 } = "feed_got",
+        FeedGot { job: String, attempt: u64, ms: u64, dropped: u64 } = "feed_got",
         /// `poolfeed`: the subscriber's feed closed (the node stopped).
         FeedEnd { dropped: u64 } = "feed_end",
         /// `poolfeed`: `dispatch_and_wait` of a new job called (P81; its wait is then recorded
         /// as a `wait_for`'s is).
         AndWaitCalled { job: String } = "and_wait_called",
-        /// `poolfeed`: a `wait_for` of a job the node dispatched began.
-        WaitBegun { job: String } = "wait_begun",
+        /// `poolfeed`: a `wait_for` of a job the node dispatched began, for the key's `life`
+        /// (0, then one more for each time the key was added again after its window).
+        WaitBegun { job: String, life: u64 } = "wait_begun",
         /// `poolfeed`: the `wait_for` returned the job's completion.
-        WaitDone { job: String, attempt: u64 } = "wait_done",
+        WaitDone { job: String, attempt: u64, ms: u64 } = "wait_done",
         /// `poolfeed`: the `wait_for` returned an error.
         WaitFailed { job: String, error: String } = "wait_failed",
         /// `poolfeed`: the node subscribed to its own completion events (before any worker).
@@ -310,7 +311,8 @@ const AGAIN_BACK_MAX: usize = 24;
 async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::SimStore>>, until_us: u64, wait: bool) {
     let start = ctx.history.now_us();
     let mut n = 0u64;
-    let mut added: Vec<String> = Vec::new();
+    // Keys this node added, with how many times each was added again after its window.
+    let mut added: Vec<(String, u64)> = Vec::new();
     while !ctx.shutdown.is_cancelled() && ctx.history.now_us() < until_us {
         n += 1;
         let job = format!("{}-{}-{n}", ctx.name, start / 1000);
@@ -320,16 +322,27 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
         };
         if ctx.short_retention() && n.is_multiple_of(AGAIN_EVERY) && !added.is_empty() {
             let back = madsim::rand::thread_rng().gen_range(1..=added.len().min(AGAIN_BACK_MAX));
-            again(&ctx, &node, added[added.len() - back].clone(), ms).await;
+            let i = added.len() - back;
+            if again(&ctx, &node, added[i].0.clone(), ms).await {
+                added[i].1 += 1;
+                if wait {
+                    let (job, life) = added[i].clone();
+                    tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job, life));
+                }
+            }
         } else if wait && n.is_multiple_of(super::pool_feed::AND_WAIT_EVERY) {
             // An API handler's request: a quick job, dispatched and awaited in one call, in its
             // own task (quick, so its completion can beat a slow dispatch reply home).
             let quick = 1 + ms % super::pool_feed::QUICK_JOB_MS;
             tokio::spawn(super::pool_feed::dispatch_and_wait(ctx.clone(), node.clone(), job, quick));
-        } else if !add(&ctx, &node, job.clone(), ms, wait, false).await {
-            return;
-        } else if ctx.short_retention() {
-            added.push(job);
+        } else {
+            match add(&ctx, &node, job.clone(), ms, wait, false).await {
+                None => return,
+                // Only a key known added has lives to count (one given up may be in the store
+                // or not).
+                Some(true) if ctx.short_retention() => added.push((job, 0)),
+                Some(_) => {}
+            }
         }
         tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
@@ -343,23 +356,27 @@ async fn dispatcher(ctx: NodeCtx, node: Arc<keel::pool::PoolNode<crate::net::Sim
 /// inside its dedup window (its record or its tombstone in the store) keel answers `Duplicate`;
 /// once a sweep deleted its tombstone the key is free and the job is added for a second life,
 /// which P1 then holds to a completion of its own. One call: an unknown outcome is left
-/// unknown (a second life that started anyway is judged by its runs).
-async fn again(ctx: &NodeCtx, node: &Arc<keel::pool::PoolNode<crate::net::SimStore>>, job: String, ms: u64) {
+/// unknown (a second life that started anyway is judged by its runs). True if added.
+async fn again(ctx: &NodeCtx, node: &Arc<keel::pool::PoolNode<crate::net::SimStore>>, job: String, ms: u64) -> bool {
     // Said before the call: a run of the key may start before its answer comes home (E7).
     ctx.record(Rec::DispatchAgain { job: job.clone() });
     match node.dispatch(&job, &ms.to_string()).await {
         Ok(_) => {
             ctx.record(Rec::JobAddedAgain { job, payload: ms.to_string() });
             super::pool_counters::record(ctx, node);
+            true
         }
-        Err(e) => super::pool_dispatch::failed(ctx, &job, &e),
+        Err(e) => {
+            super::pool_dispatch::failed(ctx, &job, &e);
+            false
+        }
     }
 }
 
 /// Dispatch `job` until it is added (up to 20 calls, 100 ms apart), recording each failure and
 /// the job's addition, and (`wait`) await its completion in a task of its own. `failed`: an
-/// earlier call of it failed, so a `Duplicate` means that call landed. False once the node is
-/// stopping.
+/// earlier call of it failed, so a `Duplicate` means that call landed. Whether it was added
+/// (false: given up after every call failed), None once the node is stopping.
 pub(super) async fn add(
     ctx: &NodeCtx,
     node: &Arc<keel::pool::PoolNode<crate::net::SimStore>>,
@@ -367,7 +384,7 @@ pub(super) async fn add(
     ms: u64,
     wait: bool,
     mut failed: bool,
-) -> bool {
+) -> Option<bool> {
     for _ in 0..20 {
         let r = node.dispatch(&job, &ms.to_string()).await;
         if let Err(e) = &r {
@@ -378,7 +395,7 @@ pub(super) async fn add(
             Err(keel::pool::PoolError::Duplicate { .. }) if failed => {}
             Err(_) if ctx.shutdown.is_cancelled() => {
                 ctx.record(Rec::DispatchGaveUp { job });
-                return false;
+                return None;
             }
             Err(_) => {
                 failed = true;
@@ -389,12 +406,12 @@ pub(super) async fn add(
         ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
         super::pool_counters::record(ctx, node);
         if wait {
-            tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job));
+            tokio::spawn(super::pool_feed::waiter(ctx.clone(), node.clone(), job, 0));
         }
-        return true;
+        return Some(true);
     }
     ctx.record(Rec::DispatchGaveUp { job });
-    true
+    Some(false)
 }
 
 /// Reads the pool's state from the store's data in place ([`NodeCtx::store_data`]): an
@@ -622,7 +639,7 @@ impl PoolScenario {
                     // Short dedup windows: the plain pool's runs only (its dispatcher sends keys
                     // again, P1 and P2 judge each life of a key); the completion feed's waiters
                     // and the store's losses keep the whole run's window.
-                    FaultKind::ShortRetention => !self.feed && !self.data_loss,
+                    FaultKind::ShortRetention => !self.data_loss,
                     _ => true,
                 })
                 .collect(),
@@ -898,6 +915,8 @@ impl PoolScenario {
                 Mutant::MC400,
                 Mutant::MC414,
                 Mutant::MC403,
+                Mutant::MC433,
+                Mutant::MC434,
             ];
         }
         &[

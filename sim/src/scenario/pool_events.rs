@@ -45,10 +45,10 @@ pub fn subscribe(node: &keel::pool::PoolNode<crate::net::SimStore>, ctx: &NodeCt
 /// What one node life's subscription saw, and what keel said of that life.
 #[derive(Default)]
 struct Life<'a> {
-    /// (job, attempt) recorded by the node's workers, in this life.
-    completed: BTreeMap<(&'a str, u64), u64>,
-    /// (job, attempt) delivered to the subscriber.
-    got: BTreeMap<(&'a str, u64), u64>,
+    /// (job, attempt, the key's life) recorded by the node's workers, in this life.
+    completed: BTreeMap<(&'a str, u64, usize), u64>,
+    /// (job, attempt, the key's life) delivered to the subscriber.
+    got: BTreeMap<(&'a str, u64, usize), u64>,
     /// Jobs whose run gave its event up.
     given_up: Vec<&'a str>,
     /// The completer's stop reported something unflushed or undelivered.
@@ -59,8 +59,11 @@ struct Life<'a> {
 /// P19 over a run (see the module's doc).
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let mut lives: BTreeMap<(Who, u64), Life<'_>> = BTreeMap::new();
-    // Each job's payload as dispatched (by any node): what its completion events carry.
-    let mut payloads: BTreeMap<&str, &str> = BTreeMap::new();
+    // A key added again after its window (the plan's `ShortRetention` knob) is a job of its own.
+    let keys = super::pool_feed::KeyLives::of(run.events);
+    // Each job's payload as dispatched (by any node), per life of its key: what its completion
+    // events carry.
+    let mut payloads: BTreeMap<(&str, usize), &str> = BTreeMap::new();
     let mut v = Vec::new();
     for e in run.events {
         let read = (e.pool(), e.completer(), e.app());
@@ -70,7 +73,11 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             || matches!(
                 read.2,
                 Some(super::AppEv::Pool(
-                    Rec::EventsStart {} | Rec::EventGot { .. } | Rec::EventsEnd { .. } | Rec::JobAdded { .. }
+                    Rec::EventsStart {}
+                        | Rec::EventGot { .. }
+                        | Rec::EventsEnd { .. }
+                        | Rec::JobAdded { .. }
+                        | Rec::JobAddedAgain { .. }
                 ))
             );
         if !relevant {
@@ -80,7 +87,8 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
         let l = lives.entry((e.node, life)).or_default();
         match read {
             (Some(PoolEvent::Completed { job, attempt, .. }), _, _) => {
-                l.completed.entry((plain(job), *attempt)).or_insert(e.t_us);
+                let job = plain(job);
+                l.completed.entry((job, *attempt, keys.reported_life(job, *attempt, e.t_us))).or_insert(e.t_us);
             }
             (Some(PoolEvent::CompletionEventDropped { job }), _, _) => l.given_up.push(plain(job)),
             (_, Some(CompleterEvent::EventsClosed { unflushed, undelivered, .. }), _) => {
@@ -90,10 +98,24 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                 match r {
                     Rec::EventsStart {} => l.subscribed = true,
                     Rec::JobAdded { job, payload } => {
-                        payloads.insert(job.as_str(), payload.as_str());
+                        payloads.insert((job.as_str(), 0), payload.as_str());
+                    }
+                    Rec::JobAddedAgain { job, payload } => {
+                        payloads.insert((job.as_str(), keys.at(job, e.t_us)), payload.as_str());
                     }
                     Rec::EventGot { job, attempt, payload } => {
-                        if let Some(sent) = payloads.get(job.as_str())
+                        // The oldest life of the key whose completion this node recorded and has
+                        // not delivered yet (an event of an earlier life can come after the
+                        // next life landed: the completer's write held back).
+                        let (j, a) = (job.as_str(), *attempt);
+                        let undelivered = l
+                            .completed
+                            .range((j, a, 0)..=(j, a, usize::MAX))
+                            .map(|(k, _)| *k)
+                            .find(|k| !l.got.contains_key(k))
+                            .map(|k| k.2);
+                        let key_life = undelivered.unwrap_or_else(|| keys.reported_life(job, *attempt, e.t_us));
+                        if let Some(sent) = payloads.get(&(job.as_str(), key_life))
                             && sent != payload
                         {
                             v.push(Violation::new(
@@ -102,7 +124,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                             format!("{}: the completion event of {job} attempt {attempt} carries payload {payload:?}; the job was dispatched with {sent:?}", e.node),
                         ));
                         }
-                        let key = (job.as_str(), *attempt);
+                        let key = (job.as_str(), *attempt, key_life);
                         if !l.completed.contains_key(&key) {
                             v.push(Violation::new(
                             "P19",
@@ -126,7 +148,7 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                             .completed
                             .keys()
                             .filter(|k| !l.got.contains_key(*k) && !l.given_up.contains(&k.0))
-                            .map(|(j, a)| format!("{j}#{a}"))
+                            .map(|(j, a, _)| format!("{j}#{a}"))
                             .collect();
                         if !missing.is_empty() {
                             v.push(Violation::new(

@@ -43,7 +43,8 @@ pub async fn subscriber(ctx: NodeCtx, node: Arc<Node>) {
     let Ok(mut feed) = node.completions() else { return };
     ctx.record(Rec::FeedStart {});
     while let Some(c) = feed.recv().await {
-        ctx.record(Rec::FeedGot { job: c.job, attempt: c.attempt, dropped: feed.dropped() });
+        let (attempt, ms, dropped) = (c.attempt, c.completed_ms, feed.dropped());
+        ctx.record(Rec::FeedGot { job: c.job, attempt, ms, dropped });
     }
     ctx.record(Rec::FeedEnd { dropped: feed.dropped() });
 }
@@ -61,11 +62,11 @@ const REFUSED_TRIES: u32 = 30;
 /// Wait for `job`'s completion on `node` and record how the wait ended. A wait refused at the
 /// node's bound (`TooManyWaiters`) ends there (P10 judges each try as a wait of its own) and is
 /// asked again after a backoff, as a service does.
-pub async fn waiter(ctx: NodeCtx, node: Arc<Node>, job: String) {
+pub async fn waiter(ctx: NodeCtx, node: Arc<Node>, job: String, life: u64) {
     for _ in 0..REFUSED_TRIES {
-        ctx.record(Rec::WaitBegun { job: job.clone() });
+        ctx.record(Rec::WaitBegun { job: job.clone(), life });
         match node.wait_for(&job).await {
-            Ok(c) => return ctx.record(Rec::WaitDone { job, attempt: c.attempt }),
+            Ok(c) => return ctx.record(Rec::WaitDone { job, attempt: c.attempt, ms: c.completed_ms }),
             Err(e @ keel::pool::PoolError::TooManyWaiters) => {
                 ctx.record(Rec::WaitFailed { job: job.clone(), error: e.to_string() });
             }
@@ -160,11 +161,11 @@ pub const QUICK_JOB_MS: u64 = 20;
 /// a caller to.
 pub async fn dispatch_and_wait(ctx: NodeCtx, node: Arc<Node>, job: String, ms: u64) {
     ctx.record(Rec::AndWaitCalled { job: job.clone() });
-    ctx.record(Rec::WaitBegun { job: job.clone() });
+    ctx.record(Rec::WaitBegun { job: job.clone(), life: 0 });
     match node.dispatch_and_wait(&job, &ms.to_string()).await {
         Ok(c) => {
             ctx.record(Rec::JobAdded { job: job.clone(), payload: ms.to_string() });
-            ctx.record(Rec::WaitDone { job, attempt: c.attempt });
+            ctx.record(Rec::WaitDone { job, attempt: c.attempt, ms: c.completed_ms });
         }
         Err(e) => {
             ctx.record(Rec::WaitFailed { job: job.clone(), error: e.to_string() });
@@ -254,7 +255,7 @@ pub fn waits_end_with_their_calls(run: &RunView<'_>) -> Vec<Violation> {
                     w.0 = 0;
                 }
             }
-            (Some(Rec::WaitBegun { job }), _) => waits.entry((e.node, job.as_str())).or_default().1 += 1,
+            (Some(Rec::WaitBegun { job, .. }), _) => waits.entry((e.node, job.as_str())).or_default().1 += 1,
             (Some(Rec::WaitDone { job, .. } | Rec::WaitFailed { job, .. }), _) => {
                 let w = waits.entry((e.node, job.as_str())).or_default();
                 w.1 = w.1.saturating_sub(1);
@@ -286,22 +287,94 @@ fn rec(e: &Event) -> Option<&Rec> {
 #[derive(Default)]
 struct Listener<'a> {
     began: u64,
-    /// job → (deliveries, the first one's time).
-    got: BTreeMap<&'a str, (u64, u64)>,
+    /// (job, the key's life) → (deliveries, the first one's time).
+    got: BTreeMap<(&'a str, usize), (u64, u64)>,
     dropped: u64,
     /// When its feed closed (the node's pool stopped).
     closed: Option<u64>,
+}
+
+/// The lives of each job key, from the store node's record: a sweep that deletes a key's
+/// tombstone frees it (the plan's `ShortRetention` knob), and a dispatch may add it again. A
+/// completion belongs to the life it landed in; what a node reports of it (a delivery, a wait's
+/// return, its worker's `completed`) to the newest landing of that attempt before the report.
+#[derive(Default)]
+pub(super) struct KeyLives<'a> {
+    /// job → the instants its tombstone was deleted, in order.
+    freed: BTreeMap<&'a str, Vec<u64>>,
+    /// job → its completions' landings: (instant, attempt, life, the tombstone's store time).
+    landed: BTreeMap<&'a str, Vec<(u64, u64, usize, u64)>>,
+}
+
+impl<'a> KeyLives<'a> {
+    pub(super) fn of(events: &'a [Event]) -> Self {
+        let mut k = KeyLives::default();
+        for e in events {
+            match e.server() {
+                Some(ServerEv::TombstoneDeleted { job, .. }) => k.freed.entry(job).or_default().push(e.t_us),
+                Some(ServerEv::CompletionLanded { job, attempt, completed_ms, .. }) => {
+                    let life = k.freed.get(job.as_str()).map_or(0, Vec::len);
+                    k.landed.entry(job).or_default().push((e.t_us, *attempt, life, *completed_ms));
+                }
+                _ => {}
+            }
+        }
+        k
+    }
+
+    /// The key's life at `t`: how many times its tombstone was deleted by then.
+    pub(super) fn at(&self, job: &str, t: u64) -> usize {
+        self.freed.get(job).map_or(0, |d| d.iter().take_while(|&&d| d <= t).count())
+    }
+
+    /// The life of the newest landing of `job`'s `attempt` at or before `t`.
+    pub(super) fn landed_life(&self, job: &str, attempt: u64, t: u64) -> Option<usize> {
+        let landings = self.landed.get(job)?;
+        landings.iter().rev().find(|(at, a, ..)| *at <= t && *a == attempt).map(|&(_, _, life, _)| life)
+    }
+
+    /// The life of the landing of `job`'s `attempt` stamped `ms` at or before `t` (a delivery
+    /// names its tombstone's stamp: two lives' completions of one attempt can arrive together,
+    /// the earlier held in the network); without a stamp (0) the newest landing's.
+    fn delivered_life(&self, job: &str, attempt: u64, ms: u64, t: u64) -> Option<usize> {
+        if ms == 0 {
+            return self.landed_life(job, attempt, t);
+        }
+        let landings = self.landed.get(job)?;
+        landings.iter().rev().find(|l| l.0 <= t && l.1 == attempt && l.3 == ms).map(|l| l.2)
+    }
+
+    /// The life a report at `t` of `job`'s `attempt` belongs to: its newest landing's by then,
+    /// else the key's life at `t`.
+    pub(super) fn reported_life(&self, job: &str, attempt: u64, t: u64) -> usize {
+        self.landed_life(job, attempt, t).unwrap_or_else(|| self.at(job, t))
+    }
+
+    /// Whether `job`'s tombstone of `life` was deleted before `t`: a feed that was in a gap
+    /// until then can no longer find that completion (a resync reads the tombstones).
+    fn freed_before(&self, job: &str, life: usize, t: u64) -> bool {
+        self.freed.get(job).and_then(|d| d.get(life)).is_some_and(|&d| d < t)
+    }
+
+    /// The store time `job`'s first landing in `life` names.
+    fn stamp_ms(&self, job: &str, life: usize) -> Option<u64> {
+        self.landed.get(job)?.iter().find(|l| l.2 == life).map(|l| l.3)
+    }
 }
 
 /// How far a completion's tombstone time may be from the instant the store applied it before
 /// P10's *complete* stops judging it, when its worker's clock had left its drift bound.
 pub const STAMP_SLACK_US: u64 = 1_000_000;
 
-/// P10 over a run (see the module's doc).
+/// P10 over a run (see the module's doc). A key added again after its window (the plan's
+/// `ShortRetention` knob) is judged life by life: a wait for its second life woken by its first
+/// life's completion (an old change delivered late, a cached completion) breaks *exact*.
 pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     let events = run.events;
-    // The store's record of each completion: job → (attempt, first time a node reported it).
-    let mut recorded: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let lives = KeyLives::of(events);
+    // The store's record of each completion: (job, life) → (attempt, first time a node
+    // reported it).
+    let mut recorded: BTreeMap<(&str, usize), (u64, u64)> = BTreeMap::new();
     // Jobs whose completion's tombstone was stamped by a node whose clock had left its drift
     // bound (poolfeed seed 1968: a worker's clock jumped 3.9 s back and ran at 0.46, its
     // estimate of the store's time stamped a completion at 30.1 s with 23.8 s, and the other
@@ -310,59 +383,60 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     // holds only within the bound: *complete* does not judge them (*exact*, *once* and
     // *woken* do: `wait_for` reads the tombstone whatever its time).
     let mut untame: Vec<&str> = Vec::new();
-    let mut applied_at: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut tombstones: Option<BTreeSet<&str>> = None;
-    // job → when the store says it completed (its tombstone's store time, as a global instant):
-    // earlier than the worker's `completed` when the write's reply was lost and a retry found
-    // it landed (poolfeed seed 1222: landed at 7.8 s, reported at 12.3 s, to a node that
-    // started at 8.0 s, for which it is history).
-    let store_clock = super::StoreClock::of(events);
-    let mut landed: BTreeMap<&str, u64> = BTreeMap::new();
     for e in events {
         if let Some(PoolEvent::Completed { job, attempt, .. }) = e.pool() {
-            recorded.entry(plain(job)).or_insert((*attempt, e.t_us));
+            let job = plain(job);
+            let life = lives.reported_life(job, *attempt, e.t_us);
+            recorded.entry((job, life)).or_insert((*attempt, e.t_us));
             if let Some(n) = e.node.index()
                 && run.plan.clock_beyond_bound(n, e.t_us / 1000)
             {
-                untame.push(plain(job));
-            }
-        }
-        if let Some(ServerEv::CompletionLanded { job, .. }) = e.server() {
-            applied_at.entry(job.as_str()).or_insert(e.t_us);
-        }
-        if let Some(Rec::Tombstones { jobs, ms }) = rec(e) {
-            tombstones.get_or_insert_with(BTreeSet::new).extend(jobs.iter().map(String::as_str));
-            if let Some(clock) = store_clock {
-                let stamped = jobs.iter().zip(ms).filter(|(_, ms)| **ms > 0);
-                landed.extend(stamped.map(|(job, ms)| (job.as_str(), clock.global_us(*ms))));
+                untame.push(job);
             }
         }
     }
+    // When the store says each life completed (its tombstone's store time, as a global
+    // instant): earlier than the worker's `completed` when the write's reply was lost and a
+    // retry found it landed (poolfeed seed 1222: landed at 7.8 s, reported at 12.3 s, to a node
+    // that started at 8.0 s, for which it is history).
+    let store_clock = super::StoreClock::of(events);
+    let stamped =
+        |job: &str, life: usize| Some(store_clock?.global_us(lives.stamp_ms(job, life).filter(|&ms| ms > 0)?));
     let untimed: BTreeSet<&str> = untame
         .into_iter()
-        .filter(|job| match (landed.get(job), applied_at.get(job)) {
-            (Some(&stamp), Some(&applied)) => stamp.abs_diff(applied) > STAMP_SLACK_US,
-            _ => false,
+        .filter(|job| {
+            let first = lives.landed.get(job).and_then(|l| l.first());
+            match (first.and_then(|l| stamped(job, l.2)), first) {
+                (Some(stamp), Some(&(applied, ..))) => stamp.abs_diff(applied) > STAMP_SLACK_US,
+                _ => false,
+            }
         })
         .collect();
     let mut v = Vec::new();
-    let exact = |v: &mut Vec<Violation>, t: u64, node: Who, what: &str, job: &str, attempt: u64| match recorded.get(job)
-    {
-        Some(&(a, _)) if a != attempt => v.push(Violation::new(
-            "P10",
-            t,
-            format!("{node}: {what} {job} attempt {attempt}, but the store recorded attempt {a}"),
-        )),
-        None if tombstones.as_ref().is_some_and(|d| !d.contains(job)) => v.push(Violation::new(
-            "P10",
-            t,
-            format!("{node}: {what} {job} attempt {attempt}, a completion the store never recorded"),
-        )),
-        _ => {}
+    // Judges a completion a node was given at `t` and returns the key's life it belongs to.
+    let exact = |v: &mut Vec<Violation>, t: u64, node: Who, what: &str, job: &str, attempt: u64, ms: u64| {
+        let Some(life) = lives.delivered_life(job, attempt, ms, t) else {
+            v.push(Violation::new(
+                "P10",
+                t,
+                format!("{node}: {what} {job} attempt {attempt}, a completion the store never recorded"),
+            ));
+            return None;
+        };
+        if let Some(&(a, _)) = recorded.get(&(job, life))
+            && a != attempt
+        {
+            v.push(Violation::new(
+                "P10",
+                t,
+                format!("{node}: {what} {job} attempt {attempt}, but the store recorded attempt {a}"),
+            ));
+        }
+        Some(life)
     };
-    // Listeners by (node, life start); waits by (node, job) → (began, ended).
+    // Listeners by (node, life start); waits: (node, job, began, ended, the key's life).
     let mut listeners: BTreeMap<(Who, u64), Listener<'_>> = BTreeMap::new();
-    let mut waits: Vec<(Who, &str, u64, Option<u64>)> = Vec::new();
+    let mut waits: Vec<(Who, &str, u64, Option<u64>, usize)> = Vec::new();
     let mut open_waits: BTreeMap<(Who, &str), usize> = BTreeMap::new();
     for e in events {
         let Some(r) = rec(e) else { continue };
@@ -371,11 +445,12 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             Rec::FeedStart {} => {
                 listeners.insert((e.node, life), Listener { began: e.t_us, ..Listener::default() });
             }
-            Rec::FeedGot { job, attempt, dropped } => {
-                exact(&mut v, e.t_us, e.node, "the completion feed delivered", job, *attempt);
+            Rec::FeedGot { job, attempt, ms, dropped } => {
+                let key_life = exact(&mut v, e.t_us, e.node, "the completion feed delivered", job, *attempt, *ms);
                 if let Some(l) = listeners.get_mut(&(e.node, life)) {
                     l.dropped = l.dropped.max(*dropped);
-                    let (n, _) = l.got.entry(job.as_str()).or_insert((0, e.t_us));
+                    let key_life = key_life.unwrap_or_else(|| lives.at(job, e.t_us));
+                    let (n, _) = l.got.entry((job.as_str(), key_life)).or_insert((0, e.t_us));
                     *n += 1;
                     if *n == 2 {
                         let what = format!("{}: the completion feed delivered {job} twice", e.node);
@@ -389,14 +464,22 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
                     l.closed = Some(e.t_us);
                 }
             }
-            Rec::WaitBegun { job } => {
+            Rec::WaitBegun { job, life } => {
                 open_waits.insert((e.node, job.as_str()), waits.len());
-                waits.push((e.node, job.as_str(), e.t_us, None));
+                waits.push((e.node, job.as_str(), e.t_us, None, usize::try_from(*life).unwrap_or(usize::MAX)));
             }
-            Rec::WaitDone { job, attempt } => {
-                exact(&mut v, e.t_us, e.node, "wait_for returned", job, *attempt);
+            Rec::WaitDone { job, attempt, ms } => {
+                let got = exact(&mut v, e.t_us, e.node, "wait_for returned", job, *attempt, *ms);
                 if let Some(i) = open_waits.remove(&(e.node, job.as_str())) {
                     waits[i].3 = Some(e.t_us);
+                    let wanted = waits[i].4;
+                    if let Some(got) = got.filter(|&got| got < wanted) {
+                        let what = format!(
+                            "{}: wait_for({job}) for the key's life {wanted} (added again after its window) returned life {got}'s completion, attempt {attempt}",
+                            e.node
+                        );
+                        v.push(Violation::new("P10", e.t_us, what));
+                    }
                 }
             }
             Rec::WaitFailed { job, .. } => {
@@ -418,11 +501,12 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             continue; // counted: the subscriber was told
         }
         let end = l.closed.map_or(u64::MAX, |c| c).min(life_end(node, l.began));
-        for (&job, &(_, t_c)) in recorded.iter().filter(|(job, _)| !untimed.contains(*job)) {
+        for (&(job, key_life), &(_, t_c)) in recorded.iter().filter(|((job, _), _)| !untimed.contains(*job)) {
             let deadline = due(t_c, 0);
-            let late = l.got.get(job).is_none_or(|&(_, first)| first > deadline);
-            let t_landed = landed.get(job).map_or(t_c, |&t| t.min(t_c));
-            if t_landed >= l.began + LISTEN_MARGIN_US && deadline <= end && late {
+            let late = l.got.get(&(job, key_life)).is_none_or(|&(_, first)| first > deadline);
+            let t_landed = stamped(job, key_life).map_or(t_c, |t| t.min(t_c));
+            let owed = t_landed >= l.began + LISTEN_MARGIN_US && deadline <= end;
+            if owed && late && !lives.freed_before(job, key_life, deadline) {
                 let what = format!(
                     "{node}: the completion feed never delivered {job} (recorded at {:.3}s, due by {:.3}s)",
                     t_c as f64 / 1e6,
@@ -432,10 +516,11 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
             }
         }
     }
-    for &(node, job, began, ended) in &waits {
-        let Some(&(_, t_c)) = recorded.get(job) else { continue };
+    for &(node, job, began, ended, key_life) in &waits {
+        let Some(&(_, t_c)) = recorded.get(&(job, key_life)) else { continue };
         let deadline = due(t_c, began);
-        if deadline <= life_end(node, began) && ended.is_none_or(|t| t > deadline) {
+        let owed = deadline <= life_end(node, began) && !lives.freed_before(job, key_life, deadline);
+        if owed && ended.is_none_or(|t| t > deadline) {
             let what = format!(
                 "{node}: wait_for({job}) begun at {:.3}s not woken by its completion (recorded at {:.3}s) by {:.3}s",
                 began as f64 / 1e6,
@@ -488,13 +573,26 @@ mod tests {
     }
 
     fn got(t_ms: u64, job: &str, attempt: u64) -> Event {
-        app(t_ms, Rec::FeedGot { job: job.into(), attempt, dropped: 0 })
+        app(t_ms, Rec::FeedGot { job: job.into(), attempt, ms: 0, dropped: 0 })
     }
 
-    /// P10 on a run healed at 1 s that ends at 20 s; node 0 listens from 0.
-    fn p10(mut tail: Vec<Event>) -> Vec<(u64, String)> {
+    /// The store node's record of a completion landing: job `job`'s `attempt`, stamped `ms`.
+    fn landed(t_ms: u64, job: &str, attempt: u64, ms: u64) -> Event {
+        let (job, worker, by) = (job.into(), "w".into(), N0);
+        let ev = ServerEv::CompletionLanded { job, attempt, worker, completed_ms: ms, by };
+        Event { t_us: t_ms * 1000, node: Who::Store, ev: Ev::Server(ev) }
+    }
+
+    /// P10 on a run healed at 1 s that ends at 20 s; node 0 listens from 0. Each `completed`
+    /// of `tail` lands at the store at its instant.
+    fn p10(tail: Vec<Event>) -> Vec<(u64, String)> {
         let mut events = vec![at(0, WorldEv::NodeStart {}), app(0, Rec::FeedStart {})];
-        events.append(&mut tail);
+        for e in tail {
+            if let Some(PoolEvent::Completed { job, attempt, .. }) = e.pool() {
+                events.push(landed(e.t_us / 1000, plain(job), *attempt, 0));
+            }
+            events.push(e);
+        }
         let v = judge(&events, 1_000_000, 20_000_000, check);
         v.into_iter().map(|v| (v.t_us, v.invariant.to_owned())).collect()
     }
@@ -515,7 +613,7 @@ mod tests {
         let wrong = p10(vec![completed(5_000, "j", 2), got(5_010, "j", 1)]);
         assert_eq!(wrong[0], (5_010_000, "P10".to_owned()));
         // A subscriber that counted drops was told: not judged for completeness.
-        let dropped = app(5_100, Rec::FeedGot { job: "k".into(), attempt: 1, dropped: 1 });
+        let dropped = app(5_100, Rec::FeedGot { job: "k".into(), attempt: 1, ms: 0, dropped: 1 });
         assert!(p10(vec![completed(5_000, "j", 2), completed(5_000, "k", 1), dropped]).is_empty());
         // A feed closed by the node's stop owes nothing after it.
         assert!(p10(vec![app(5_500, Rec::FeedEnd { dropped: 0 }), completed(5_000, "j", 2)]).is_empty());
@@ -523,8 +621,8 @@ mod tests {
 
     #[test]
     fn a_wait_not_woken_by_its_completion_fires_p10() {
-        let begun = |t| app(t, Rec::WaitBegun { job: "j".into() });
-        let done = |t, attempt| app(t, Rec::WaitDone { job: "j".into(), attempt });
+        let begun = |t| app(t, Rec::WaitBegun { job: "j".into(), life: 0 });
+        let done = |t, attempt| app(t, Rec::WaitDone { job: "j".into(), attempt, ms: 0 });
         let fed = |t| got(t, "j", 2);
         assert!(p10(vec![begun(4_000), completed(5_000, "j", 2), fed(5_010), done(5_020, 2)]).is_empty());
         assert_eq!(p10(vec![begun(4_000), completed(5_000, "j", 2), fed(5_010)]), [(6_500_000, "P10".to_owned())]);
@@ -532,6 +630,28 @@ mod tests {
         // A wait that failed (the node stopped) is not owed a completion.
         let failed = app(4_500, Rec::WaitFailed { job: "j".into(), error: "stopped".into() });
         assert!(p10(vec![begun(4_000), failed, completed(5_000, "j", 2), fed(5_010)]).is_empty());
+    }
+
+    /// A key added again after its window (the plan's `ShortRetention` knob): a wait for its
+    /// second life returns that life's completion; one that returns the first life's (MC433:
+    /// answered from what the feed remembers delivering) fires P10 at its return. A feed that
+    /// delivers each life once is clean, and a first life's completion whose tombstone went
+    /// before its delivery was due is not owed (a resync cannot find it).
+    #[test]
+    fn a_wait_for_a_second_life_given_the_first_lifes_completion_fires_p10() {
+        let freed = |t_ms: u64| {
+            let ev = ServerEv::TombstoneDeleted { job: "j".into(), completed_ms: 0, now_ms: 0, by: N0 };
+            Event { t_us: t_ms * 1000, node: Who::Store, ev: Ev::Server(ev) }
+        };
+        let begun = |t, life| app(t, Rec::WaitBegun { job: "j".into(), life });
+        let done = |t| app(t, Rec::WaitDone { job: "j".into(), attempt: 1, ms: 0 });
+        let first = vec![completed(5_000, "j", 1), got(5_010, "j", 1), freed(8_000)];
+        let second = |tail: Vec<Event>| p10([first.clone(), tail].concat());
+        assert!(second(vec![begun(9_000, 1), completed(9_500, "j", 1), got(9_510, "j", 1), done(9_520)]).is_empty());
+        let stale = second(vec![begun(9_000, 1), done(9_001), completed(9_500, "j", 1), got(9_510, "j", 1)]);
+        assert_eq!(stale, [(9_001_000, "P10".to_owned())], "the first life's completion");
+        let lost = p10(vec![completed(5_000, "j", 1), freed(5_500), got(6_000, "k", 1)]);
+        assert!(lost.iter().all(|(t, _)| *t == 6_000_000), "only k's unrecorded delivery: {lost:?}");
     }
 
     /// Poolfeed seed 1968: a completion stamped by a node whose clock had left its drift bound
@@ -546,17 +666,7 @@ mod tests {
                 Event { t_us: 0, node: Who::Store, ev: Ev::Server(ServerEv::StoreUp { now_ms: 0 }) },
                 at(0, WorldEv::NodeStart {}),
                 app(0, Rec::FeedStart {}),
-                Event {
-                    t_us: 9_990_000,
-                    node: Who::Store,
-                    ev: Ev::Server(ServerEv::CompletionLanded {
-                        job: "j".into(),
-                        attempt: 2,
-                        worker: "w".into(),
-                        completed_ms: 9_990,
-                        by: N0,
-                    }),
-                },
+                landed(9_990, "j", 2, stamp_ms),
                 completed(10_000, "j", 2),
                 app(19_000, Rec::Tombstones { jobs: vec!["j".into()], ms: vec![stamp_ms] }),
             ];
