@@ -1721,6 +1721,12 @@ pub enum Mutant {
     /// (keel's own until round 45, found by poolfeed seed 419 with the `ShortRetention` knob;
     /// P10, judged life by life).
     MC434,
+    /// The completion feed resolving every wait of a job with a change of its feed at once,
+    /// also a change older than the wait's own read of the key: a change of a key's earlier
+    /// life, held in the watch until after the wait for its next life registered, answers it
+    /// (round 45; unreached by the simulator's runs: pinned by the unit test
+    /// `a_change_older_than_the_waits_own_read_does_not_resolve_it`).
+    MC435,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

@@ -1432,6 +1432,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC435,
+        lineage: "checker proof (round 45, unreached by poolfeed 0..800: pool::feed::tests::a_change_older_than_the_waits_own_read_does_not_resolve_it): a change of a key's earlier life, held in the watch until the wait for its next life registered, resolves that wait",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

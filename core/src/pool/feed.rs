@@ -284,13 +284,65 @@ struct Sub {
 #[derive(Default)]
 struct Registry {
     subs: Vec<Sub>,
-    /// job → (waiter id, its one-shot).
-    waiters: BTreeMap<String, Vec<(u64, oneshot::Sender<JobCompletion>)>>,
+    /// job → its registered waits.
+    waiters: BTreeMap<String, Vec<Wait>>,
     waiting: usize,
     /// Most waiters at once ([`PoolConfigBuilder::max_waiters`](super::PoolConfigBuilder::max_waiters)).
     max_waiting: usize,
     next_id: u64,
     closed: bool,
+}
+
+/// One registered wait for a job's completion.
+struct Wait {
+    id: u64,
+    tx: oneshot::Sender<JobCompletion>,
+    /// The job map's revision at its caller's own read of the key (`wait_for`) or its dispatch
+    /// (`dispatch_and_wait`): a change at or below it is older than what the caller saw, an
+    /// earlier life's if the key was added again. None until that read or write comes back.
+    floor: Option<u64>,
+    /// The newest change taken in while `floor` was unknown: (its revision, its completion).
+    held: Option<(u64, JobCompletion)>,
+}
+
+/// Which waits a sighting of a tombstone may resolve.
+#[derive(Clone, Copy)]
+enum Sighting {
+    /// Every wait (unit tests; MC434 makes reads so).
+    Any,
+    /// A read that began at this [`Feed::read_mark`]: the waits registered before it.
+    Read { waits_before: u64 },
+    /// A change at this revision: the waits whose floor it is above; held for those whose
+    /// floor is not known yet.
+    Change { rev: u64 },
+}
+
+/// Take out of `waits` those `seen` resolves now (holding `c` for a wait whose floor is unknown).
+fn resolved_by(waits: &mut Vec<Wait>, seen: Sighting, c: &CompletionRef<'_>) -> Vec<Wait> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < waits.len() {
+        let w = &mut waits[i];
+        let now = match seen {
+            Sighting::Any => true,
+            Sighting::Read { waits_before } => w.id <= waits_before,
+            Sighting::Change { rev } => match w.floor {
+                Some(floor) => rev > floor,
+                None => {
+                    if w.held.as_ref().is_none_or(|(held, _)| rev > *held) {
+                        w.held = Some((rev, c.owned()));
+                    }
+                    false
+                }
+            },
+        };
+        if now {
+            out.push(waits.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Subscribers and waiters of one node, plus the feed state.
@@ -311,6 +363,32 @@ pub(crate) struct Waiter {
     pub rx: oneshot::Receiver<JobCompletion>,
 }
 
+impl Waiter {
+    /// The job map's revision its caller saw the key at (its own read, or its dispatch's
+    /// write): from now on only changes above it resolve the wait, and a change held meanwhile
+    /// that is above it resolves it at once.
+    pub fn floor(&self, rev: u64) {
+        let mut r = lock(&self.reg);
+        let Some(waits) = r.waiters.get_mut(&self.job) else { return };
+        let Some(i) = waits.iter().position(|w| w.id == self.id) else { return };
+        let held = waits[i].held.take().filter(|(held, _)| *held > rev);
+        let Some((_, c)) = held else {
+            waits[i].floor = Some(rev);
+            return;
+        };
+        let w = waits.remove(i);
+        if waits.is_empty() {
+            r.waiters.remove(&self.job);
+        }
+        r.waiting -= 1;
+        crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded {
+            job: (&self.job).into(),
+            resolved: true,
+        });
+        let _ = w.tx.send(c);
+    }
+}
+
 impl Drop for Waiter {
     fn drop(&mut self) {
         // MC399: a wait given up leaves its registration behind.
@@ -320,7 +398,7 @@ impl Drop for Waiter {
         let mut r = lock(&self.reg);
         if let Some(list) = r.waiters.get_mut(&self.job) {
             let before = list.len();
-            list.retain(|(id, _)| *id != self.id);
+            list.retain(|w| w.id != self.id);
             let removed = before - list.len();
             if list.is_empty() {
                 r.waiters.remove(&self.job);
@@ -396,7 +474,7 @@ impl Feed {
         let (tx, rx) = oneshot::channel();
         r.next_id += 1;
         let id = r.next_id;
-        r.waiters.entry(job.to_owned()).or_default().push((id, tx));
+        r.waiters.entry(job.to_owned()).or_default().push(Wait { id, tx, floor: None, held: None });
         r.waiting += 1;
         crate::observe::emit(crate::observe::PoolEvent::CompletionWaitRegistered { job: job.into() });
         Some(Waiter { reg: self.reg.clone(), job: job.to_owned(), id, rx })
@@ -428,7 +506,22 @@ impl Feed {
     /// after a gap; or a sweep's slice). Resolves waiters of each; offers the news to
     /// subscribers without waiting.
     pub fn observe<'a>(&self, tombs: impl Iterator<Item = (&'a str, &'a str)>, source: Source) -> Delivered {
-        self.observe_read(tombs, source, u64::MAX)
+        self.sighted(tombs, source, Sighting::Any)
+    }
+
+    /// [`observe`](Self::observe) for one change of the job map's feed, at revision `rev`: it
+    /// resolves the waits whose caller saw the key at an older revision. A change the watch
+    /// held back until after the wait for the key's next life registered (the key's window
+    /// passed, its tombstone was swept, the key was added again) is older than the caller's
+    /// own read or dispatch, and no answer to it; until that read or write comes back the
+    /// change is held by the wait ([`Waiter::floor`]). MC435 resolves every wait at once.
+    pub fn observe_change(&self, job: &str, raw: &str, rev: u64) -> Delivered {
+        let seen = if crate::mutants::active(crate::mutants::Mutant::MC435) {
+            Sighting::Any
+        } else {
+            Sighting::Change { rev }
+        };
+        self.sighted([(job, raw)].into_iter(), Source::Change, seen)
     }
 
     /// Where a read of the job map begins: [`observe_read`](Self::observe_read) resolves only
@@ -451,7 +544,20 @@ impl Feed {
         source: Source,
         waits_before: u64,
     ) -> Delivered {
-        let waits_before = if crate::mutants::active(crate::mutants::Mutant::MC434) { u64::MAX } else { waits_before };
+        let seen = if crate::mutants::active(crate::mutants::Mutant::MC434) {
+            Sighting::Any
+        } else {
+            Sighting::Read { waits_before }
+        };
+        self.sighted(tombs, source, seen)
+    }
+
+    fn sighted<'a>(
+        &self,
+        tombs: impl Iterator<Item = (&'a str, &'a str)>,
+        source: Source,
+        seen: Sighting,
+    ) -> Delivered {
         // Each completion with whether it is news (delivered to subscribers), in input order.
         let mut all: Vec<(CompletionRef<'a>, bool)> = Vec::new();
         {
@@ -474,22 +580,18 @@ impl Feed {
         let mut r = lock(&self.reg);
         for (c, _) in &all {
             let Some(waiting) = r.waiters.get_mut(c.job) else { continue };
-            let (list, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(id, _)| *id <= waits_before);
-            if later.is_empty() {
+            let list = resolved_by(waiting, seen, c);
+            if waiting.is_empty() {
                 r.waiters.remove(c.job);
-            } else {
-                *waiting = later;
             }
-            {
-                r.waiting -= list.len();
-                out.resolved += list.len();
-                for (_, tx) in list {
-                    crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded {
-                        job: c.job.into(),
-                        resolved: true,
-                    });
-                    let _ = tx.send(c.owned()); // a waiter that has gone is no error
-                }
+            r.waiting -= list.len();
+            out.resolved += list.len();
+            for w in list {
+                crate::observe::emit(crate::observe::PoolEvent::CompletionWaitEnded {
+                    job: c.job.into(),
+                    resolved: true,
+                });
+                let _ = w.tx.send(c.owned()); // a waiter that has gone is no error
             }
         }
         for c in news() {
@@ -723,6 +825,36 @@ mod tests {
         assert_eq!(d.resolved, 1);
         assert_eq!(late.rx.try_recv().map(|c| c.completed_ms).ok(), Some(200));
         assert_eq!(lock(&feed.reg).waiting, 0);
+    }
+
+    /// A change at or below the revision the wait's caller saw the key at (its own read, or
+    /// its dispatch) does not resolve it: it is an earlier life's, held in the watch until after
+    /// the wait for the key's next life registered. A change that comes while that read is out
+    /// is held, and resolves the wait once the read comes back older than it. MC435 (every
+    /// change resolves at once) answers the new life's wait with the old life's completion.
+    #[test]
+    fn a_change_older_than_the_waits_own_read_does_not_resolve_it() {
+        let run = || {
+            let feed = Feed::new(0, 500);
+            let mut stale = feed.wait("j").unwrap();
+            feed.observe_change("j", "1|w|100", 10); // the old life's change, held back
+            stale.floor(20); // the caller's read saw the key free at 20
+            let stale_got = stale.rx.try_recv().ok().map(|c| c.completed_ms);
+            feed.observe_change("j", "1|w|300", 30);
+            let later = stale.rx.try_recv().ok().map(|c| c.completed_ms);
+            let mut early = feed.wait("k").unwrap();
+            feed.observe_change("k", "1|w|400", 40); // lands while the caller's read is out
+            early.floor(35);
+            (stale_got, later, early.rx.try_recv().ok().map(|c| c.completed_ms), lock(&feed.reg).waiting)
+        };
+        assert_eq!(run(), (None, Some(300), Some(400), 0));
+        #[cfg(feature = "mutants")]
+        {
+            crate::mutants::set(Some(crate::mutants::Mutant::MC435));
+            let mutated = run();
+            crate::mutants::set(None);
+            assert_eq!(mutated.0, Some(100), "MC435 answers with the old life's completion");
+        }
     }
 
     /// A wait given up (its caller's timeout, a dropped future) frees its slot: `WAITERS_MAX`

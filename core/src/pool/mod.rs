@@ -547,10 +547,16 @@ impl<S: Store> PoolNode<S> {
         if crate::mutants::active(crate::mutants::Mutant::MC348) {
             self.dispatch(job, payload).await?;
             let waiter = self.core.feed.wait(job).ok_or_else(|| self.full_or_stopped())?;
+            waiter.floor(0);
             return self.await_waiter(waiter).await;
         }
         let waiter = self.core.feed.wait(job).ok_or_else(|| self.full_or_stopped())?;
-        self.dispatch(job, payload).await?;
+        if self.shutdown.is_cancelled() {
+            return Err(PoolError::Stopped);
+        }
+        // The dispatch's write: any change of the key at or below it is an earlier life's.
+        let rev = self.core.dispatch_at(job, payload).await?;
+        waiter.floor(rev);
         self.await_waiter(waiter).await
     }
 
@@ -570,10 +576,12 @@ impl<S: Store> PoolNode<S> {
         // Registered first, then the store's record: a completion landing in between is seen
         // by the waiter, one before it is in the store.
         let key = state::done_key(job);
-        let (tomb, _) = self.core.op("map_get", self.core.store.map_get(&self.core.maps.jobs, &key)).await?;
+        let (tomb, rev) = self.core.op("map_get", self.core.store.map_get(&self.core.maps.jobs, &key)).await?;
         if let Some(c) = tomb.as_deref().and_then(|raw| JobCompletion::from_tombstone(job, raw)) {
             return Ok(c);
         }
+        // The map as this read saw it: a change of the key at or below it is an earlier life's.
+        waiter.floor(rev);
         self.await_waiter(waiter).await
     }
 

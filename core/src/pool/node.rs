@@ -301,6 +301,11 @@ impl<S: Store> Core<S> {
 
     /// Add job `job` once, assigned to the least-loaded live worker (or queued if none).
     pub async fn dispatch(&self, job: &str, payload: &str) -> Result<u64, PoolError> {
+        self.dispatch_at(job, payload).await.map(|_| 1)
+    }
+
+    /// [`dispatch`](Self::dispatch), returning the job map's revision of its write.
+    pub async fn dispatch_at(&self, job: &str, payload: &str) -> Result<u64, PoolError> {
         if job.is_empty() || job.len() > 512 || job.contains('\u{1f}') {
             return Err(PoolError::InvalidJob { detail: "job key must be 1..=512 bytes without U+001F".into() });
         }
@@ -366,7 +371,7 @@ impl<S: Store> Core<S> {
         }
         observe::emit(PoolEvent::Dispatched { job: job.into(), worker: (&worker).into(), attempt: 1, now_ms });
         self.route(job, Some(&raw));
-        Ok(1)
+        Ok(out.rev)
     }
 
     /// Move `job` (whose record is `from_raw`) to the least-loaded live worker other than

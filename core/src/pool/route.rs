@@ -254,7 +254,7 @@ impl<S: Store> Core<S> {
                         if let Some(job) = c.key.strip_prefix("j/") {
                             self.route_change(&mut loads, job, c.value.as_deref());
                         } else if let (Some(job), Some(raw)) = (c.key.strip_prefix("d/"), c.value.as_deref()) {
-                            let d = self.feed.observe([(job, raw)].into_iter(), Source::Change);
+                            let d = self.feed.observe_change(job, raw, rev);
                             if d.dropped > 0 {
                                 observe::emit(PoolEvent::FeedDropped { dropped: d.dropped });
                             }
