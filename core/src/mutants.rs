@@ -1705,6 +1705,11 @@ pub enum Mutant {
     /// smaller of it and ten TTLs: under a long window the map grows by one entry (with its
     /// payload) per completed job for the window's length (round 44, hunt 44 A #53; P87).
     MC431,
+    /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
+    /// the replica lacks answers the value of the next key in order, so a reader sees a value
+    /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,
+    /// the cargo-mutants sweep: `get` returning a wrong value survived every rule; R33).
+    MC415,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

@@ -2368,6 +2368,12 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC415,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a replicated map's get written as a range lookup, an absent key answering the next key's value",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC403,
         lineage: "blind-spot hunt, round 43, A #65: a pool start's still-waiting warning paced from the start's beginning, not the last warning",
         scenario: "poolfeed",

@@ -79,6 +79,9 @@ events! {
         /// keel's own cut ends a call, and the request went out. `sent_us`: when it was sent, in
         /// global time.
         WriteNotAppliedLate { took_us: u64, sent_us: u64, error: String } = "write_not_applied_late",
+        /// R33: the map's point reads disagreed with its snapshot read in the same poll (no
+        /// await between, so one replica state): `what` names the read and both answers.
+        ReadDisagrees { what: String } = "read_disagrees",
         /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
         /// and the subscriptions the node's tasks hold (`held`), its `waiters()` (R27).
         Probe { rev: u64, syncs: u64, subs: u64, held: u64, waiters: u64 } = "probe",
@@ -298,7 +301,7 @@ impl Node {
             let r = match op {
                 0..70 => self.map.set(&key, &value).await,
                 70..80 => self.map.delete(&key).await,
-                80..90 => match self.map.get(&key) {
+                80..90 => match self.read_agreeing(&key) {
                     Some(old) => self.map.compare_and_set(&key, &old, &value).await,
                     None => self.map.set_if_absent(&key, &value).await,
                 },
@@ -324,6 +327,35 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// R33: `get(key)`, with `keys()`, `len()`, `is_empty()` and `revision()` read in the same
+    /// poll as `snapshot()` (no await between, and the apply loop is another task: one replica
+    /// state) must agree with it; a disagreement is recorded. Returns what `get` answered.
+    fn read_agreeing(&self, key: &str) -> Option<String> {
+        let got = self.map.get(key);
+        let (keys, len, empty, rev) = (self.map.keys(), self.map.len(), self.map.is_empty(), self.map.revision());
+        let snap = self.map.snapshot();
+        let mut what = Vec::new();
+        if got.as_ref() != snap.entries.get(key) {
+            what.push(format!("get({key:?}) = {got:?} where the snapshot holds {:?}", snap.entries.get(key)));
+        }
+        if !keys.iter().eq(snap.entries.keys()) {
+            what.push(format!("keys() has {} keys where the snapshot holds {}", keys.len(), snap.entries.len()));
+        }
+        if len != snap.entries.len() || empty != snap.entries.is_empty() {
+            what.push(format!(
+                "len() = {len}, is_empty() = {empty} where the snapshot holds {} keys",
+                snap.entries.len()
+            ));
+        }
+        if rev != snap.rev {
+            what.push(format!("revision() = {rev} where the snapshot is at {}", snap.rev));
+        }
+        if !what.is_empty() {
+            self.ctx.record(Rec::ReadDisagrees { what: what.join("; ") });
+        }
+        got
     }
 
     /// `set_and_wait` on unique keys: most calls run to completion, some are cut short.
@@ -1048,7 +1080,8 @@ impl RmapScenario {
                         ),
                     ))
                 }
-                Rec::SawDescheduled { .. }
+                Rec::ReadDisagrees { .. }
+                | Rec::SawDescheduled { .. }
                 | Rec::WriteNotAppliedLate { .. }
                 | Rec::JoinAwaited {}
                 | Rec::StopReturned {}
@@ -1162,6 +1195,7 @@ impl RmapScenario {
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
+        v.extend(reads_agree_with_the_snapshot(events));
         v.extend(crate::keel_rules::reseed_rules(events));
         // R28: no change applied after a snapshot taken since a store restart, before a commit.
         v.extend(keel_checks::rmap_restarted_loads_hold_the_feed(events));
@@ -1311,6 +1345,7 @@ impl RmapScenario {
             Mutant::MC397,
             Mutant::MC398,
             Mutant::MC402,
+            Mutant::MC415,
         ]
     }
 }
@@ -1322,6 +1357,22 @@ impl RmapScenario {
 /// having reached the write's revision within the write's own numbering: a store restart seeds
 /// the revisions of the next commit from store time (`store_up` `now_ms` × 1000), so a revision
 /// at or above the write's with no boot floor between them is of the same history.
+/// R33 at the read: `get`, `keys`, `len`, `is_empty` and `revision` read in the same poll as
+/// `snapshot` (one replica state) agree with it; the writer records any disagreement.
+fn reads_agree_with_the_snapshot(events: &[Event]) -> Vec<Violation> {
+    events
+        .iter()
+        .filter_map(|e| match rec(e) {
+            Some(Rec::ReadDisagrees { what }) => Some(Violation::new(
+                "R33",
+                e.t_us,
+                format!("{}: the map's reads disagree with its snapshot read in the same poll: {what}", e.node),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 fn set_and_wait_returns_with_its_write(events: &[Event]) -> Vec<Violation> {
     // Boot floors so far, ascending; per node, the highest revision its replica reached under
     // each floor (indexed by how many floors lie at or below it).
@@ -1430,6 +1481,18 @@ mod tests {
             took_us: 0,
             restarted: false,
         }
+    }
+
+    #[test]
+    fn a_read_that_disagrees_with_the_snapshot_fires_r33() {
+        let at = |t_ms: u64, ev: Ev| Event { t_us: t_ms * 1000, node: Who::Node(1), ev };
+        let disagrees = at(7, Rec::ReadDisagrees { what: "get(\"k1\") = Some(\"x\")".into() }.into());
+        let probe = at(5, Rec::Probe { rev: 3, syncs: 1, subs: 0, held: 0, waiters: 0 }.into());
+        assert!(reads_agree_with_the_snapshot(std::slice::from_ref(&probe)).is_empty());
+        let v = reads_agree_with_the_snapshot(&[probe, disagrees]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R33", 7_000));
+        assert!(v[0].detail.contains("get(\"k1\")"), "{}", v[0].detail);
     }
 
     #[test]
