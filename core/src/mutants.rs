@@ -1710,6 +1710,15 @@ pub enum Mutant {
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,
     /// the cargo-mutants sweep: `get` returning a wrong value survived every rule; R33).
     MC415,
+    /// A map subscription's `recv` written with `try_recv`: an empty buffer reads as the end of
+    /// the feed, so a consumer that keeps up is told at once that the map stopped and hears no
+    /// change after (hunt 45 A, the cargo-mutants sweep: `recv` returning `None` survived every
+    /// rule; R9's early side).
+    MC416,
+    /// A map's subscriber limit compared the wrong way round: every `subscribe()` under the
+    /// limit is refused `TooManySubscribers` (hunt 45 A, the cargo-mutants sweep: the scenario
+    /// gave up on a refused subscription silently; R33's refusal side).
+    MC417,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

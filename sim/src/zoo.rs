@@ -2374,6 +2374,18 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC416,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a map subscription's recv written with try_recv, an empty buffer read as the feed's end",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC417,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a map's subscriber limit compared the wrong way round, every subscription under it refused",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC403,
         lineage: "blind-spot hunt, round 43, A #65: a pool start's still-waiting warning paced from the start's beginning, not the last warning",
         scenario: "poolfeed",

@@ -80,7 +80,8 @@ events! {
         /// global time.
         WriteNotAppliedLate { took_us: u64, sent_us: u64, error: String } = "write_not_applied_late",
         /// R33: the map's point reads disagreed with its snapshot read in the same poll (no
-        /// await between, so one replica state): `what` names the read and both answers.
+        /// await between, so one replica state), or a call was refused as over a limit it was
+        /// under: `what` names the call and both answers.
         ReadDisagrees { what: String } = "read_disagrees",
         /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
         /// and the subscriptions the node's tasks hold (`held`), its `waiters()` (R27).
@@ -135,6 +136,10 @@ events! {
         SubCaughtUp { sub: String, rev: u64, mirror: u64, replica: u64 } = "sub_caught_up",
     }
 }
+
+/// keel's default `max_subscribers` and `max_waiters` (the scenario sets neither; R33).
+const DEFAULT_MAX_SUBSCRIBERS: usize = 64;
+const DEFAULT_MAX_WAITERS: usize = 10_000;
 
 pub(super) fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
@@ -411,6 +416,16 @@ impl Node {
                             self.ctx.record(Rec::SawLost { id: id.clone(), rev });
                             SawError::DataLost
                         }
+                        RmapError::TooManyWaiters => {
+                            // R33: the scenario's waiter lanes stay far under the default limit.
+                            let waiting = self.map.waiters();
+                            if waiting < DEFAULT_MAX_WAITERS {
+                                self.ctx.record(Rec::ReadDisagrees {
+                                    what: format!("set_and_wait refused TooManyWaiters with {waiting} waiters registered, under the limit of {DEFAULT_MAX_WAITERS}"),
+                                });
+                            }
+                            SawError::Other
+                        }
                         _ => SawError::Other,
                     };
                     // R3 in runs that lose data too: the store itself, read in place at this
@@ -452,7 +467,20 @@ impl Node {
     /// `frozen` one stops reading for 0.5–2 s now and then, so its buffer overflows (drops are
     /// counted, never waited for).
     async fn subscriber(self: Arc<Self>, sub: &'static str, frozen: bool) {
-        let Ok(mut feed) = self.map.subscribe() else { return };
+        let mut feed = match self.map.subscribe() {
+            Ok(feed) => feed,
+            Err(e) => {
+                // R33: the scenario's few subscriptions per node stay far under the default
+                // limit (64), so a refusal as over it is a false answer.
+                if matches!(e, RmapError::TooManySubscribers) && self.map.subscribers() < DEFAULT_MAX_SUBSCRIBERS {
+                    let live = self.map.subscribers();
+                    self.ctx.record(Rec::ReadDisagrees {
+                        what: format!("subscribe() refused TooManySubscribers with {live} live subscriptions, under the limit of {DEFAULT_MAX_SUBSCRIBERS}"),
+                    });
+                }
+                return;
+            }
+        };
         let _held = Held::new(&self.live_subs);
         self.ctx.record(Rec::SubStart { sub: sub.into() });
         // Read in the same poll as the subscription (no await between, and the apply loop is
@@ -600,6 +628,8 @@ fn subscriptions_end_at_stop(run: &RunView<'_>) -> Vec<Violation> {
     // node → the map stopped at, and the limit for its prompt subscriber's end
     let mut open: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
     let mut subscribed: BTreeSet<Who> = BTreeSet::new();
+    // Nodes whose map stopped in their current life: a subscription ends only after that.
+    let mut stopped: BTreeSet<Who> = BTreeSet::new();
     let late = |n: Who, (at, due): (u64, u64)| {
         Violation::new(
             "R9",
@@ -618,8 +648,27 @@ fn subscriptions_end_at_stop(run: &RunView<'_>) -> Vec<Violation> {
             (Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}), ..) => {
                 v.extend(open.remove(&n).filter(|o| e.t_us > o.1).map(|o| late(n, o)));
                 subscribed.remove(&n);
+                stopped.remove(&n);
+            }
+            // The early side: a subscription whose feed ends while its map runs tells its
+            // consumer that no change will come while changes still do.
+            (.., Some(Rec::SubEnd { sub, received, .. })) if !stopped.contains(&n) => {
+                v.push(Violation::new(
+                    "R9",
+                    e.t_us,
+                    format!(
+                        "{n}: the {sub} subscription's feed ended after {received} changes while its map ran (no `stopped`): a consumer told the map stopped"
+                    ),
+                ));
+                if sub == "prompt" {
+                    subscribed.remove(&n);
+                }
+            }
+            (_, Some(RmapEvent::Stopped { .. }), _) if !subscribed.contains(&n) => {
+                stopped.insert(n);
             }
             (_, Some(RmapEvent::Stopped { .. }), _) if subscribed.contains(&n) => {
+                stopped.insert(n);
                 let frozen: Vec<_> = run.timeline.frozen(n).collect();
                 open.insert(n, (e.t_us, keel_checks::reach(e.t_us, SUB_END_SLACK_US, &frozen)));
             }
@@ -1346,6 +1395,8 @@ impl RmapScenario {
             Mutant::MC398,
             Mutant::MC402,
             Mutant::MC415,
+            Mutant::MC416,
+            Mutant::MC417,
         ]
     }
 }
@@ -1358,7 +1409,8 @@ impl RmapScenario {
 /// the revisions of the next commit from store time (`store_up` `now_ms` × 1000), so a revision
 /// at or above the write's with no boot floor between them is of the same history.
 /// R33 at the read: `get`, `keys`, `len`, `is_empty` and `revision` read in the same poll as
-/// `snapshot` (one replica state) agree with it; the writer records any disagreement.
+/// `snapshot` (one replica state) agree with it, and `subscribe()` or `set_and_wait` refused as
+/// over a limit came at that limit; the scenario records any disagreement.
 fn reads_agree_with_the_snapshot(events: &[Event]) -> Vec<Violation> {
     events
         .iter()
@@ -1366,7 +1418,7 @@ fn reads_agree_with_the_snapshot(events: &[Event]) -> Vec<Violation> {
             Some(Rec::ReadDisagrees { what }) => Some(Violation::new(
                 "R33",
                 e.t_us,
-                format!("{}: the map's reads disagree with its snapshot read in the same poll: {what}", e.node),
+                format!("{}: the map's local answer disagrees with its own state: {what}", e.node),
             )),
             _ => None,
         })
@@ -1552,7 +1604,13 @@ mod tests {
         // The frozen subscriber may sleep through the end; a crash within the limit ends the wait.
         assert_eq!(rule(&[start(1, "frozen"), stopped(10)]), []);
         let crash = at(11, WorldEv::NodeCrash {}.into());
-        assert_eq!(rule(&[start(1, "prompt"), stopped(10), crash]), []);
+        assert_eq!(rule(&[start(1, "prompt"), stopped(10), crash.clone()]), []);
+        // The early side (MC416): a feed that ends while its map runs, prompt or frozen, and a
+        // stop of the node's previous life does not excuse it.
+        assert_eq!(rule(&[start(1, "prompt"), end(5, "prompt")]), [("R9", 5_000)]);
+        assert_eq!(rule(&[start(1, "frozen"), end(5, "frozen")]), [("R9", 5_000)]);
+        let restart = at(12, WorldEv::NodeStart {}.into());
+        assert_eq!(rule(&[stopped(10), crash, restart, start(13, "frozen"), end(14, "frozen")]), [("R9", 14_000)]);
     }
 
     #[test]
