@@ -1719,6 +1719,19 @@ pub enum Mutant {
     /// limit is refused `TooManySubscribers` (hunt 45 A, the cargo-mutants sweep: the scenario
     /// gave up on a refused subscription silently; R33's refusal side).
     MC417,
+    /// A completer intake whose drained test never answers yes (cargo-mutants' `drained -> bool
+    /// with false`): every drain, with nothing queued and no producer left, waits out its whole
+    /// stop bound and reports it reached, holding every stop (and the group's shutdown behind
+    /// it) for the bound (hunt 45 A, the cargo-mutants sweep; V44).
+    MC418,
+    /// A lease handle's `fence()` that matches a running work only: while the lease is held and
+    /// its work restarts it answers `None`, so a writer that reads it before a write stops for
+    /// nothing (hunt 45 A, the cargo-mutants sweep: `fence() -> None` survived every rule; S35).
+    MC419,
+    /// A completer stop report whose clean test never answers yes (cargo-mutants' `is_clean ->
+    /// bool with false`): every `stop()` returns an error listing nothing lost, and a group's
+    /// shutdown reports the completer failed (hunt 45 A, the cargo-mutants sweep; V21's clean side).
+    MC420,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job
