@@ -89,6 +89,12 @@ pub fn completer_stops_return_their_report<E: Entry>(events: &[E]) -> Vec<Violat
                         "Ok while the run's report (events_closed) lists {} unflushed, {} undelivered, {} producers left: a stop that loses completions returns them",
                         lost.0, lost.1, lost.2
                     )),
+                    // An error that lists nothing while the report lists nothing (round 45,
+                    // hunt 45 A's sweep: a clean test that never answers yes, MC420): a caller
+                    // told its clean stop failed.
+                    Some(&(0, 0, 0)) if !*ok => Some(format!(
+                        "{told} while the run's report (events_closed) lists nothing lost: a clean stop returns Ok"
+                    )),
                     Some(&lost) if !*ok && said != lost => Some(format!(
                         "{told} while the run's report (events_closed) lists {} unflushed, {} undelivered, {} producers left: a stop returns its own run's report",
                         lost.0, lost.1, lost.2
@@ -196,6 +202,8 @@ mod tests {
             [("V21", 30)]
         );
         assert_eq!(judge(&[returned(5, 1, true, (0, 0, 0)), closed(10, 1, (0, 0, 0))]), [("V21", 5)]);
+        // MC420 (round 45): an error listing nothing for a run whose report lists nothing.
+        assert_eq!(judge(&[closed(10, 1, (0, 0, 0)), returned(12, 1, false, (0, 0, 0))]), [("V21", 12)]);
         // Another completer's, or another node's, report is not this run's.
         let other = Ev(10_000, "n2", closed(10, 1, (0, 0, 0)).2, None);
         assert_eq!(judge(&[other, returned(12, 1, true, (0, 0, 0))]), [("V21", 12)]);

@@ -1727,6 +1727,33 @@ pub enum Mutant {
     /// (round 45; unreached by the simulator's runs: pinned by the unit test
     /// `a_change_older_than_the_waits_own_read_does_not_resolve_it`).
     MC435,
+    /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
+    /// the replica lacks answers the value of the next key in order, so a reader sees a value
+    /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,
+    /// the cargo-mutants sweep: `get` returning a wrong value survived every rule; R33).
+    MC415,
+    /// A map subscription's `recv` written with `try_recv`: an empty buffer reads as the end of
+    /// the feed, so a consumer that keeps up is told at once that the map stopped and hears no
+    /// change after (hunt 45 A, the cargo-mutants sweep: `recv` returning `None` survived every
+    /// rule; R9's early side).
+    MC416,
+    /// A map's subscriber limit compared the wrong way round: every `subscribe()` under the
+    /// limit is refused `TooManySubscribers` (hunt 45 A, the cargo-mutants sweep: the scenario
+    /// gave up on a refused subscription silently; R33's refusal side).
+    MC417,
+    /// A completer intake whose drained test never answers yes (cargo-mutants' `drained -> bool
+    /// with false`): every drain, with nothing queued and no producer left, waits out its whole
+    /// stop bound and reports it reached, holding every stop (and the group's shutdown behind
+    /// it) for the bound (hunt 45 A, the cargo-mutants sweep; V44).
+    MC418,
+    /// A lease handle's `fence()` that matches a running work only: while the lease is held and
+    /// its work restarts it answers `None`, so a writer that reads it before a write stops for
+    /// nothing (hunt 45 A, the cargo-mutants sweep: `fence() -> None` survived every rule; S35).
+    MC419,
+    /// A completer stop report whose clean test never answers yes (cargo-mutants' `is_clean ->
+    /// bool with false`): every `stop()` returns an error listing nothing lost, and a group's
+    /// shutdown reports the completer failed (hunt 45 A, the cargo-mutants sweep; V21's clean side).
+    MC420,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

@@ -224,6 +224,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(completer_drains_write_at_once(view));
     v.extend(completer_timeouts_take_the_op_timeout(view));
     v.extend(completer_drains_end_at_once(view));
+    v.extend(keel_checks::completer_deadlines_name_what_is_left(view.events));
     v.extend(completer_closes_wake_waiting_producers(view));
     v.extend(keel_checks::completer_stops_return_their_report(view.events));
     v.extend(keel_checks::subscription_closes_count_drops(view.events));

@@ -2392,6 +2392,42 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC415,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a replicated map's get written as a range lookup, an absent key answering the next key's value",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC416,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a map subscription's recv written with try_recv, an empty buffer read as the feed's end",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC417,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a map's subscriber limit compared the wrong way round, every subscription under it refused",
+        scenario: "rmap",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC418,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a completer intake whose drained test never answers yes, every drain held to its bound",
+        scenario: "completer",
+        budget: 50,
+    },
+    Entry {
+        mutant: Mutant::MC419,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a lease handle's fence() matching a running work only, None while the held lease's work restarts",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC420,
+        lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a completer stop report's clean test that never answers yes, every stop an error listing nothing",
+        scenario: "completer",
+        budget: 50,
+    },
+    Entry {
         mutant: Mutant::MC403,
         lineage: "blind-spot hunt, round 43, A #65: a pool start's still-waiting warning paced from the start's beginning, not the last warning",
         scenario: "poolfeed",

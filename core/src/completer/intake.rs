@@ -182,6 +182,10 @@ impl Intake {
     /// completion past the drain.
     pub fn drained(&self) -> bool {
         let s = self.lock();
+        // MC418: a drained test that never answers yes: every drain waits out its bound.
+        if mutants::active(Mutant::MC418) {
+            return false;
+        }
         // MC78: done on an empty backlog, producers still registered.
         s.queue.is_empty() && (s.producers.is_empty() || mutants::active(Mutant::MC78))
     }

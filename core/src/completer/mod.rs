@@ -180,6 +180,9 @@ pub struct StopError {
 
 impl StopError {
     fn is_clean(&self) -> bool {
+        if mutants::active(Mutant::MC420) {
+            return false; // MC420: a clean test that never answers yes
+        }
         self.unflushed.is_empty() && self.undelivered == 0 && self.producers_left.is_empty()
     }
 }

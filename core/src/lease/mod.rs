@@ -378,6 +378,13 @@ impl LeaseHandle {
         if crate::mutants::active(crate::mutants::Mutant::MC267) {
             return self.state.borrow().fence(); // MC267: the published state, its grant not judged
         }
+        if crate::mutants::active(crate::mutants::Mutant::MC419) {
+            // MC419: a match on a running work only: held while the work restarts reads `None`.
+            return match self.state() {
+                LeaseState::Held { fence, work: WorkState::Running } => Some(fence),
+                _ => None,
+            };
+        }
         self.state().fence()
     }
 

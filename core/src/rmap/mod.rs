@@ -322,7 +322,17 @@ impl<S: Store> ReplicatedMap<S> {
 
     /// The local value of `key`.
     pub fn get(&self, key: &str) -> Option<String> {
-        self.shared.lock_replica().entries().get(key).cloned()
+        let replica = self.shared.lock_replica();
+        if crate::mutants::active(crate::mutants::Mutant::MC415) {
+            // MC415: a range lookup where an exact one is meant: an absent key answers the value
+            // of the next key in order.
+            return replica
+                .entries()
+                .range::<str, _>((std::ops::Bound::Included(key), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(_, v)| v.clone());
+        }
+        replica.entries().get(key).cloned()
     }
 
     /// A copy of the whole replica with the revision it reflects (and the store's seedings of

@@ -24,6 +24,10 @@ pub struct Subscription {
 impl Subscription {
     /// The next change, or `None` once the map stopped.
     pub async fn recv(&mut self) -> Option<Change> {
+        if crate::mutants::active(crate::mutants::Mutant::MC416) {
+            // MC416: the wait written with `try_recv`: an empty buffer reads as the feed's end.
+            return self.rx.try_recv().ok();
+        }
         self.rx.recv().await
     }
 
@@ -78,7 +82,8 @@ impl Subscribers {
             return Some(Subscription { rx, dropped: Arc::new(AtomicU64::new(0)) });
         }
         list.retain(|s| !s.tx.is_closed());
-        if list.len() >= self.max {
+        // MC417: the limit's comparison turned round: every subscription under it refused.
+        if (list.len() >= self.max) != crate::mutants::active(crate::mutants::Mutant::MC417) {
             return None;
         }
         // MC219: the buffer silently clamped to 32, whatever the config asked.

@@ -836,6 +836,7 @@ impl CompleterScenario {
         v.extend(keel_checks::completer_channel(run.events));
         // V17: a drain ends once its last producer left and its last write ended.
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
+        v.extend(keel_checks::completer_deadlines_name_what_is_left(run.events));
         // V20: a close wakes every producer waiting for room (the burst producer parks on a full
         // backlog at the stop's bound), and nothing is accepted after it.
         v.extend(crate::keel_rules::completer_closes_wake_waiting_producers(run));
@@ -1120,6 +1121,8 @@ impl CompleterScenario {
             Mutant::MC374,
             Mutant::MC375,
             Mutant::MC366,
+            Mutant::MC418,
+            Mutant::MC420,
         ]
     }
 }

@@ -454,6 +454,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC234,
     Mutant::MC252,
     Mutant::MC267,
+    Mutant::MC419,
     Mutant::MC270,
     Mutant::MC343,
     Mutant::MC344,
@@ -636,6 +637,7 @@ impl LeaseScenario {
         v.extend(crate::keel_rules::lease_acts(run));
         // S21: the handle tells the application what the owner believes, at once.
         v.extend(super::lease_handle::check(run));
+        v.extend(super::lease_handle::fence_reads_agree(run.events));
         // S40, S41: a yield's `stop()` returns once its owner ended, and in time.
         v.extend(super::lease_yield::check(run, self.ttl_ms * 1000));
         // S3: after the heal, exactly one holder, with its work running, and no flapping.

@@ -262,6 +262,57 @@ pub fn check(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// S35: a handle's `fence()` and `state()`, read in the same instant (both judge the published
+/// state against the local deadline at that instant), agree: `fence()` names the fence of a
+/// `Held` state, and nothing otherwise. S21 judges a named fence against the owner's belief,
+/// but the scenario records `None` as 0, so a `fence()` that answered nothing while the state
+/// said held passed it (hunt 45 A, the cargo-mutants sweep: `fence() -> None` and `Some(0)`
+/// survived every rule). A guarded writer that reads `fence()` before a write is told to stop,
+/// or handed fence 0, which every resource accepts below the highest it has seen.
+pub fn fence_reads_agree(events: &[crate::history::Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(Rec::StateRead { held, fence, handle_fence, .. }) = rec(e)
+            && (if *held { handle_fence != fence } else { *handle_fence != 0 })
+            && v.len() < 20
+        {
+            v.push(Violation::new(
+                "S35",
+                e.t_us,
+                format!(
+                    "{}: fence() answered {} in the instant state() read {}",
+                    e.node,
+                    if *handle_fence == 0 { "nothing (or 0)".to_owned() } else { format!("fence {handle_fence}") },
+                    if *held { format!("Held of fence {fence}") } else { "not held".to_owned() }
+                ),
+            ));
+        }
+    }
+    v
+}
+
 fn believed(fence: Option<&u64>) -> String {
     fence.map_or_else(|| "no grant".to_owned(), |f| format!("fence {f}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Ev, Event};
+
+    #[test]
+    fn a_fence_read_that_disagrees_with_the_state_fires_s35() {
+        let read = |t_ms: u64, held: bool, fence: u64, handle_fence: u64| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(1),
+            ev: Ev::from(Rec::StateRead { held, fence, lost_fence: 0, lost_reason: String::new(), handle_fence }),
+        };
+        let judge = |h: &[Event]| fence_reads_agree(h).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>();
+        // Held of fence 7 and fence() 7; not held and fence() nothing: agreed.
+        assert_eq!(judge(&[read(1, true, 7, 7), read(2, false, 0, 0)]), []);
+        // Held and fence() nothing (MC419), or another fence; not held and fence() named one.
+        assert_eq!(judge(&[read(1, true, 7, 0)]), [("S35", 1_000)]);
+        assert_eq!(judge(&[read(1, true, 7, 8)]), [("S35", 1_000)]);
+        assert_eq!(judge(&[read(3, false, 0, 7)]), [("S35", 3_000)]);
+    }
 }

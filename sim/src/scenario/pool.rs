@@ -755,6 +755,7 @@ impl PoolScenario {
         v.extend(super::pool_cleanup::tombstones_kept_their_window(run.events, window_ms));
         v.extend(keel_checks::completer_channel(run.events));
         v.extend(crate::keel_rules::completer_drains_end_at_once(run));
+        v.extend(keel_checks::completer_deadlines_name_what_is_left(run.events));
         v.extend(crate::keel_rules::completer_retries_on_time(run));
         v.extend(keel_checks::completer_retries_do_not_align(run.events));
         v.extend(crate::keel_rules::completer_full_batches_write_at_once(run));

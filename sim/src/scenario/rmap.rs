@@ -79,6 +79,10 @@ events! {
         /// keel's own cut ends a call, and the request went out. `sent_us`: when it was sent, in
         /// global time.
         WriteNotAppliedLate { took_us: u64, sent_us: u64, error: String } = "write_not_applied_late",
+        /// R33: the map's point reads disagreed with its snapshot read in the same poll (no
+        /// await between, so one replica state), or a call was refused as over a limit it was
+        /// under: `what` names the call and both answers.
+        ReadDisagrees { what: String } = "read_disagrees",
         /// A reader probe: the replica's revision, its `syncs()`, its `subscribers()` (`subs`)
         /// and the subscriptions the node's tasks hold (`held`), its `waiters()` (R27).
         Probe { rev: u64, syncs: u64, subs: u64, held: u64, waiters: u64 } = "probe",
@@ -132,6 +136,10 @@ events! {
         SubCaughtUp { sub: String, rev: u64, mirror: u64, replica: u64 } = "sub_caught_up",
     }
 }
+
+/// keel's default `max_subscribers` and `max_waiters` (the scenario sets neither; R33).
+const DEFAULT_MAX_SUBSCRIBERS: usize = 64;
+const DEFAULT_MAX_WAITERS: usize = 10_000;
 
 pub(super) fn rec(e: &Event) -> Option<&Rec> {
     match e.app() {
@@ -298,7 +306,7 @@ impl Node {
             let r = match op {
                 0..70 => self.map.set(&key, &value).await,
                 70..80 => self.map.delete(&key).await,
-                80..90 => match self.map.get(&key) {
+                80..90 => match self.read_agreeing(&key) {
                     Some(old) => self.map.compare_and_set(&key, &old, &value).await,
                     None => self.map.set_if_absent(&key, &value).await,
                 },
@@ -324,6 +332,35 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// R33: `get(key)`, with `keys()`, `len()`, `is_empty()` and `revision()` read in the same
+    /// poll as `snapshot()` (no await between, and the apply loop is another task: one replica
+    /// state) must agree with it; a disagreement is recorded. Returns what `get` answered.
+    fn read_agreeing(&self, key: &str) -> Option<String> {
+        let got = self.map.get(key);
+        let (keys, len, empty, rev) = (self.map.keys(), self.map.len(), self.map.is_empty(), self.map.revision());
+        let snap = self.map.snapshot();
+        let mut what = Vec::new();
+        if got.as_ref() != snap.entries.get(key) {
+            what.push(format!("get({key:?}) = {got:?} where the snapshot holds {:?}", snap.entries.get(key)));
+        }
+        if !keys.iter().eq(snap.entries.keys()) {
+            what.push(format!("keys() has {} keys where the snapshot holds {}", keys.len(), snap.entries.len()));
+        }
+        if len != snap.entries.len() || empty != snap.entries.is_empty() {
+            what.push(format!(
+                "len() = {len}, is_empty() = {empty} where the snapshot holds {} keys",
+                snap.entries.len()
+            ));
+        }
+        if rev != snap.rev {
+            what.push(format!("revision() = {rev} where the snapshot is at {}", snap.rev));
+        }
+        if !what.is_empty() {
+            self.ctx.record(Rec::ReadDisagrees { what: what.join("; ") });
+        }
+        got
     }
 
     /// `set_and_wait` on unique keys: most calls run to completion, some are cut short.
@@ -379,6 +416,16 @@ impl Node {
                             self.ctx.record(Rec::SawLost { id: id.clone(), rev });
                             SawError::DataLost
                         }
+                        RmapError::TooManyWaiters => {
+                            // R33: the scenario's waiter lanes stay far under the default limit.
+                            let waiting = self.map.waiters();
+                            if waiting < DEFAULT_MAX_WAITERS {
+                                self.ctx.record(Rec::ReadDisagrees {
+                                    what: format!("set_and_wait refused TooManyWaiters with {waiting} waiters registered, under the limit of {DEFAULT_MAX_WAITERS}"),
+                                });
+                            }
+                            SawError::Other
+                        }
                         _ => SawError::Other,
                     };
                     // R3 in runs that lose data too: the store itself, read in place at this
@@ -420,7 +467,20 @@ impl Node {
     /// `frozen` one stops reading for 0.5–2 s now and then, so its buffer overflows (drops are
     /// counted, never waited for).
     async fn subscriber(self: Arc<Self>, sub: &'static str, frozen: bool) {
-        let Ok(mut feed) = self.map.subscribe() else { return };
+        let mut feed = match self.map.subscribe() {
+            Ok(feed) => feed,
+            Err(e) => {
+                // R33: the scenario's few subscriptions per node stay far under the default
+                // limit (64), so a refusal as over it is a false answer.
+                if matches!(e, RmapError::TooManySubscribers) && self.map.subscribers() < DEFAULT_MAX_SUBSCRIBERS {
+                    let live = self.map.subscribers();
+                    self.ctx.record(Rec::ReadDisagrees {
+                        what: format!("subscribe() refused TooManySubscribers with {live} live subscriptions, under the limit of {DEFAULT_MAX_SUBSCRIBERS}"),
+                    });
+                }
+                return;
+            }
+        };
         let _held = Held::new(&self.live_subs);
         self.ctx.record(Rec::SubStart { sub: sub.into() });
         // Read in the same poll as the subscription (no await between, and the apply loop is
@@ -568,6 +628,8 @@ fn subscriptions_end_at_stop(run: &RunView<'_>) -> Vec<Violation> {
     // node → the map stopped at, and the limit for its prompt subscriber's end
     let mut open: BTreeMap<Who, (u64, u64)> = BTreeMap::new();
     let mut subscribed: BTreeSet<Who> = BTreeSet::new();
+    // Nodes whose map stopped in their current life: a subscription ends only after that.
+    let mut stopped: BTreeSet<Who> = BTreeSet::new();
     let late = |n: Who, (at, due): (u64, u64)| {
         Violation::new(
             "R9",
@@ -586,8 +648,27 @@ fn subscriptions_end_at_stop(run: &RunView<'_>) -> Vec<Violation> {
             (Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}), ..) => {
                 v.extend(open.remove(&n).filter(|o| e.t_us > o.1).map(|o| late(n, o)));
                 subscribed.remove(&n);
+                stopped.remove(&n);
+            }
+            // The early side: a subscription whose feed ends while its map runs tells its
+            // consumer that no change will come while changes still do.
+            (.., Some(Rec::SubEnd { sub, received, .. })) if !stopped.contains(&n) => {
+                v.push(Violation::new(
+                    "R9",
+                    e.t_us,
+                    format!(
+                        "{n}: the {sub} subscription's feed ended after {received} changes while its map ran (no `stopped`): a consumer told the map stopped"
+                    ),
+                ));
+                if sub == "prompt" {
+                    subscribed.remove(&n);
+                }
+            }
+            (_, Some(RmapEvent::Stopped { .. }), _) if !subscribed.contains(&n) => {
+                stopped.insert(n);
             }
             (_, Some(RmapEvent::Stopped { .. }), _) if subscribed.contains(&n) => {
+                stopped.insert(n);
                 let frozen: Vec<_> = run.timeline.frozen(n).collect();
                 open.insert(n, (e.t_us, keel_checks::reach(e.t_us, SUB_END_SLACK_US, &frozen)));
             }
@@ -1048,7 +1129,8 @@ impl RmapScenario {
                         ),
                     ))
                 }
-                Rec::SawDescheduled { .. }
+                Rec::ReadDisagrees { .. }
+                | Rec::SawDescheduled { .. }
                 | Rec::WriteNotAppliedLate { .. }
                 | Rec::JoinAwaited {}
                 | Rec::StopReturned {}
@@ -1162,6 +1244,7 @@ impl RmapScenario {
         v.extend(subscribers_in_order(events));
         v.extend(subscribers_conserve_changes(events));
         v.extend(set_and_wait_returns_with_its_write(events));
+        v.extend(reads_agree_with_the_snapshot(events));
         v.extend(crate::keel_rules::reseed_rules(events));
         // R28: no change applied after a snapshot taken since a store restart, before a commit.
         v.extend(keel_checks::rmap_restarted_loads_hold_the_feed(events));
@@ -1311,6 +1394,9 @@ impl RmapScenario {
             Mutant::MC397,
             Mutant::MC398,
             Mutant::MC402,
+            Mutant::MC415,
+            Mutant::MC416,
+            Mutant::MC417,
         ]
     }
 }
@@ -1322,6 +1408,23 @@ impl RmapScenario {
 /// having reached the write's revision within the write's own numbering: a store restart seeds
 /// the revisions of the next commit from store time (`store_up` `now_ms` × 1000), so a revision
 /// at or above the write's with no boot floor between them is of the same history.
+/// R33 at the read: `get`, `keys`, `len`, `is_empty` and `revision` read in the same poll as
+/// `snapshot` (one replica state) agree with it, and `subscribe()` or `set_and_wait` refused as
+/// over a limit came at that limit; the scenario records any disagreement.
+fn reads_agree_with_the_snapshot(events: &[Event]) -> Vec<Violation> {
+    events
+        .iter()
+        .filter_map(|e| match rec(e) {
+            Some(Rec::ReadDisagrees { what }) => Some(Violation::new(
+                "R33",
+                e.t_us,
+                format!("{}: the map's local answer disagrees with its own state: {what}", e.node),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 fn set_and_wait_returns_with_its_write(events: &[Event]) -> Vec<Violation> {
     // Boot floors so far, ascending; per node, the highest revision its replica reached under
     // each floor (indexed by how many floors lie at or below it).
@@ -1433,6 +1536,18 @@ mod tests {
     }
 
     #[test]
+    fn a_read_that_disagrees_with_the_snapshot_fires_r33() {
+        let at = |t_ms: u64, ev: Ev| Event { t_us: t_ms * 1000, node: Who::Node(1), ev };
+        let disagrees = at(7, Rec::ReadDisagrees { what: "get(\"k1\") = Some(\"x\")".into() }.into());
+        let probe = at(5, Rec::Probe { rev: 3, syncs: 1, subs: 0, held: 0, waiters: 0 }.into());
+        assert!(reads_agree_with_the_snapshot(std::slice::from_ref(&probe)).is_empty());
+        let v = reads_agree_with_the_snapshot(&[probe, disagrees]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].invariant, v[0].t_us), ("R33", 7_000));
+        assert!(v[0].detail.contains("get(\"k1\")"), "{}", v[0].detail);
+    }
+
+    #[test]
     fn a_subscriber_that_misses_revisions_unannounced_fires_r5() {
         let mut o = SubOrder::default();
         // Joined with two keys at 100 (a snapshot's differences share its revision), then 101.
@@ -1489,7 +1604,13 @@ mod tests {
         // The frozen subscriber may sleep through the end; a crash within the limit ends the wait.
         assert_eq!(rule(&[start(1, "frozen"), stopped(10)]), []);
         let crash = at(11, WorldEv::NodeCrash {}.into());
-        assert_eq!(rule(&[start(1, "prompt"), stopped(10), crash]), []);
+        assert_eq!(rule(&[start(1, "prompt"), stopped(10), crash.clone()]), []);
+        // The early side (MC416): a feed that ends while its map runs, prompt or frozen, and a
+        // stop of the node's previous life does not excuse it.
+        assert_eq!(rule(&[start(1, "prompt"), end(5, "prompt")]), [("R9", 5_000)]);
+        assert_eq!(rule(&[start(1, "frozen"), end(5, "frozen")]), [("R9", 5_000)]);
+        let restart = at(12, WorldEv::NodeStart {}.into());
+        assert_eq!(rule(&[stopped(10), crash, restart, start(13, "frozen"), end(14, "frozen")]), [("R9", 14_000)]);
     }
 
     #[test]
