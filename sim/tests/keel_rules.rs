@@ -357,8 +357,9 @@ fn the_free_lease_rules_catch_attempts_that_come_late_or_early() {
     // next attempt's outcome; lease seed 3, 37 of seeds 0..100).
     assert!(caught_by_free_rules("lease", Mutant::MC63, "S12").is_some(), "MC63 breaks S12");
     // MC64: a renewal that keeps the error count backs the next failure off as the old streak's
-    // next (lease seed 3, 18 of seeds 0..100).
-    assert!(caught_by_free_rules("lease", Mutant::MC64, "S12").is_some(), "MC64 breaks S12");
+    // next (lease seed 12, 8 of seeds 0..60; seed 3 until round 45's `Hello` fix moved the lease
+    // runs that meet a starting store).
+    assert!(caught_by_free_rules_within("lease", Mutant::MC64, "S12", 20).is_some(), "MC64 breaks S12");
     // MC65: the renewal period counted from the reply: each renewal is late by its round trip
     // (lease seed 3, 33 of seeds 0..100).
     assert!(caught_by_free_rules("lease", Mutant::MC65, "S12").is_some(), "MC65 breaks S12");
