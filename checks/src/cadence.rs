@@ -769,6 +769,7 @@ mod tests {
                 token: "t".into(),
                 released: false,
                 took_us: 1000,
+                error: None,
             },
         );
         assert!(judge(&[started(0), renewed(10, 5), lost, released, refused(605, 4)]).is_empty());

@@ -128,6 +128,7 @@ mod tests {
                     token: "t".into(),
                     released: false,
                     took_us,
+                    error: None,
                 },
             )
         };

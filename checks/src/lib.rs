@@ -29,6 +29,7 @@ mod handovers;
 mod jitter;
 mod lease_acts;
 mod lease_belief;
+mod lease_timeouts;
 pub mod linearize;
 mod lost_reasons;
 mod pending;
@@ -79,6 +80,7 @@ pub use handovers::completer_losses_need_a_gone_receiver;
 pub use jitter::completer_retries_do_not_align;
 pub use lease_acts::lease_acts_inside_the_belief;
 pub use lease_belief::lease_beliefs_keep_their_margin;
+pub use lease_timeouts::lease_timeouts_take_the_op_timeout;
 pub use lost_reasons::lease_losses_name_their_cause;
 pub use pending::pending_deadlines_keep_the_ack_grace;
 pub use permanent_errors::{

@@ -1754,6 +1754,11 @@ pub enum Mutant {
     /// bool with false`): every `stop()` returns an error listing nothing lost, and a group's
     /// shutdown reports the completer failed (hunt 45 A, the cargo-mutants sweep; V21's clean side).
     MC420,
+    /// A lease release whose deadline is counted back from its send, not forward (cargo-mutants'
+    /// `+` to `-` in the release): every release gives up at once and reports a timeout, so a
+    /// graceful stop never hands the lease back and a successor waits out the TTL; the store may
+    /// still apply the request it sent (hunt 45 A, id 165, left blind then; S42).
+    MC421,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

@@ -207,6 +207,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(lease_work_restarts(view));
     v.extend(keel_checks::lease_work_ends_reported(view.events));
     v.extend(lease_calls_bounded(view));
+    v.extend(lease_timeouts_take_the_op_timeout(view));
     v.extend(lease_acts(view));
     v.extend(pool_rules(view));
     v.extend(completer_drains(view));
@@ -452,6 +453,13 @@ pub fn lease_work_restarts(run: &RunView<'_>) -> Vec<Violation> {
 /// its node is excused.
 pub fn lease_calls_bounded(run: &RunView<'_>) -> Vec<Violation> {
     keel_checks::lease_calls_end_by_their_timeout(run.events, cadence(run))
+}
+
+/// S42: a lease owner's call that reports a timeout waited its whole op timeout
+/// ([`keel_checks::lease_timeouts_take_the_op_timeout`]); a jump of the node's clock shortly
+/// before the failure excuses it.
+pub fn lease_timeouts_take_the_op_timeout(run: &RunView<'_>) -> Vec<Violation> {
+    keel_checks::lease_timeouts_take_the_op_timeout(run.events, |n, from, to| clock_jumped(run, n, from, to))
 }
 
 /// S25: a lease owner publishes `held` and starts or restarts its work only inside its belief

@@ -2422,6 +2422,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC421,
+        lineage: "round 46 (hunt 45 A's survivor 165): a lease release whose deadline is counted back from its send, giving up at once",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC420,
         lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a completer stop report's clean test that never answers yes, every stop an error listing nothing",
         scenario: "completer",

@@ -400,6 +400,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules("pool", Mutant::MC73, "P22").is_some(), "MC73 breaks P22");
     // MC76: a release that failed reported released (S14 at its release_ended; lease seed 0).
     assert!(caught_by_free_rules("lease", Mutant::MC76, "S14").is_some(), "MC76 breaks S14");
+    // MC421: a release whose deadline is counted back from its send gives up at once (S42 at
+    // its release_ended; lease seed 0).
+    assert!(caught_by_free_rules("lease", Mutant::MC421, "S42").is_some(), "MC421 breaks S42");
     // MC75: a start while running spawns a second run beside the first (V15 at its start;
     // completer seed 0, the stress starts its services while they run).
     assert!(caught_by_free_rules("completer", Mutant::MC75, "V15").is_some(), "MC75 breaks V15");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tracing::{error, warn};
+use tracing::error;
 
 use super::guard::Validity;
 use super::machine::{Machine, Step, Timing};
@@ -603,7 +603,8 @@ impl<S: Store> Driver<S> {
         let sent = self.clock.now();
         // MC155: the release waits a TTL for its reply, not the op timeout.
         let cut = if mutants::active(Mutant::MC155) { self.cfg.ttl } else { self.cfg.op_timeout };
-        let deadline = sent + cut;
+        // MC421: the deadline counted back from the send: every release gives up at once.
+        let deadline = if mutants::active(Mutant::MC421) { sent.checked_sub(cut).unwrap_or(sent) } else { sent + cut };
         let r = if mutants::active(Mutant::MS5) {
             #[cfg(feature = "mutants")]
             {
@@ -619,21 +620,18 @@ impl<S: Store> Driver<S> {
         } else {
             until(&*self.clock, deadline, "lease_release", self.store.lease_release(&self.cfg.name, token)).await
         };
-        if let Err(e) = &r {
-            // Best effort: the key expires by its TTL anyway.
-            warn!(target: "keel::lease", lease = %self.cfg.name, error = %e, "release failed; the grant will expire by its TTL");
-        }
         observe::emit(LeaseEvent::ReleaseEnded {
             lease: (&self.cfg.name).into(),
             owner: (&self.cfg.owner).into(),
             token: token.into(),
             // MC76: a release that failed (its outcome unknown) reported as done.
-            released: r.unwrap_or(mutants::active(Mutant::MC76)),
+            released: *r.as_ref().unwrap_or(&mutants::active(Mutant::MC76)),
             // MC270: the call's bound reported as its duration.
             took_us: crate::observe::micros(
                 if mutants::active(Mutant::MC270) { deadline } else { self.clock.now() }
                     .saturating_duration_since(sent),
             ),
+            error: r.as_ref().err().map(|e| Text::display(e)),
         });
     }
 

@@ -76,8 +76,9 @@ events! {
         /// A renewal was refused: the store holds no grant of this owner's token.
         RenewRefused { lease: Text<'a>, owner: Text<'a>, took_us: u64 } = "renew_refused",
         /// A release ended: `released` when the store removed this owner's grant (else it was
-        /// not the holder any more, or the call failed and the grant expires by its TTL).
-        ReleaseEnded { lease: Text<'a>, owner: Text<'a>, token: Text<'a>, released: bool, took_us: u64 } = "release_ended",
+        /// not the holder any more, or the call failed and the grant expires by its TTL);
+        /// `error`: why the call failed (`None`: the store answered).
+        ReleaseEnded { lease: Text<'a>, owner: Text<'a>, token: Text<'a>, released: bool, took_us: u64, error: Option<Text<'a>> } = "release_ended",
         /// The owner heard its stop (its token or its parent's was cancelled) and begins to shut
         /// down: stop the work, release. At the request, or once a renewal in flight ended.
         Stopping { lease: Text<'a>, owner: Text<'a> } = "stopping",
@@ -188,8 +189,12 @@ pub(super) fn log(e: &LeaseEvent<'_>) {
         E::RenewRefused { lease, owner, took_us } => {
             info!(target: T, lease = %lease, owner = %owner, took_us, kind = "renew_refused", "renewal refused: the store holds no grant of ours")
         }
-        E::ReleaseEnded { lease, owner, token, released, took_us } => {
+        E::ReleaseEnded { lease, owner, token, released, took_us, error: None } => {
             debug!(target: T, lease = %lease, owner = %owner, token = %token, released, took_us, kind = "release_ended", "release ended")
+        }
+        // Best effort: the key expires by its TTL anyway.
+        E::ReleaseEnded { lease, owner, token, released, took_us, error: Some(error) } => {
+            warn!(target: T, lease = %lease, owner = %owner, token = %token, released, took_us, error = %error, kind = "release_ended", "release failed; the grant will expire by its TTL")
         }
         E::Stopping { lease, owner } => {
             debug!(target: T, lease = %lease, owner = %owner, kind = "stopping", "lease owner stopping")

@@ -455,6 +455,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC252,
     Mutant::MC267,
     Mutant::MC419,
+    Mutant::MC421,
     Mutant::MC270,
     Mutant::MC343,
     Mutant::MC344,
@@ -633,6 +634,8 @@ impl LeaseScenario {
         v.extend(keel_checks::lease_work_ends_reported(run.events));
         // S22: every store call ends by the op timeout.
         v.extend(crate::keel_rules::lease_calls_bounded(run));
+        // S42: a call that reports a timeout waited its whole op timeout.
+        v.extend(crate::keel_rules::lease_timeouts_take_the_op_timeout(run));
         // S25: held published and the work started or restarted only inside the belief.
         v.extend(crate::keel_rules::lease_acts(run));
         // S21: the handle tells the application what the owner believes, at once.
@@ -1667,6 +1670,7 @@ mod tests {
                 token: "x:1:1".into(),
                 released: false,
                 took_us: 1_000,
+                error: None,
             }),
         );
         let base = vec![at(0, 0, WorldEv::NodeStart {}), grant(100, 0), at(600, 0, WorldEv::NodeStop {})];

@@ -131,6 +131,7 @@ mod tests {
                 token: "n1:1:1".into(),
                 released: false,
                 took_us: 1_000,
+                error: None,
             },
         );
         // Believed, stepped away from without a release: S11 at the refusal, once.
