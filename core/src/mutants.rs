@@ -1759,6 +1759,13 @@ pub enum Mutant {
     /// graceful stop never hands the lease back and a successor waits out the TTL; the store may
     /// still apply the request it sent (hunt 45 A, id 165, left blind then; S42).
     MC421,
+    /// A `set_and_wait` judged by a snapshot requested before its waiter was armed (cargo-mutants'
+    /// `<` to `<=` in the registry's load, hunt 45 A id 689, survived 20 rmap seeds): a
+    /// snapshot that may predate the write calls it lost, and the call fails `DataLost` for a
+    /// write the store holds. Its window: a caller descheduled between its write's reply and
+    /// its arm while a resync's snapshot, slowed by a latency fault, is in flight (R3; rmapclock
+    /// seed 36, 2 of 0..150; never in rmap or rmapae 0..150).
+    MC422,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

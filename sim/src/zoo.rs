@@ -2428,6 +2428,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC422,
+        lineage: "round 46 (hunt 45 A's survivor 689): a set_and_wait judged lost by a snapshot requested before its waiter was armed (a descheduled caller, a slow resync)",
+        scenario: "rmapclock",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC420,
         lineage: "blind-spot hunt, round 45, A (the cargo-mutants sweep): a completer stop report's clean test that never answers yes, every stop an error listing nothing",
         scenario: "completer",

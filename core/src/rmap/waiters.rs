@@ -107,6 +107,16 @@ impl Cell {
     }
 }
 
+/// Whether a waiter armed when `acked_at_seq` snapshot requests had begun was armed before
+/// snapshot request `seq` began: only such a snapshot can show that the store lost its write (an
+/// earlier one may predate the write).
+fn acked_before(acked_at_seq: u64, seq: u64) -> bool {
+    if mutants::active(Mutant::MC422) {
+        return acked_at_seq <= seq; // MC422: a snapshot requested before the ack judges the write
+    }
+    acked_at_seq < seq
+}
+
 struct Target {
     rev: u64,
     /// Snapshot requests started before the write was acknowledged.
@@ -273,7 +283,10 @@ impl Registry {
             .filter(|&(target, id)| {
                 target <= rev
                     || cut(target)
-                    || w.entries.get(&id).and_then(|e| e.target.as_ref()).is_some_and(|t| t.acked_at_seq < seq)
+                    || w.entries
+                        .get(&id)
+                        .and_then(|e| e.target.as_ref())
+                        .is_some_and(|t| acked_before(t.acked_at_seq, seq))
             })
             .collect();
         for key in done {

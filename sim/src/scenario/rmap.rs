@@ -1331,7 +1331,9 @@ impl RmapScenario {
 
     fn mutants(&self) -> &'static [Mutant] {
         if self.clock_faults {
-            return &[Mutant::MC288]; // what only a map on a wrong clock breaks
+            // What only a map on a wrong clock breaks, and MC422 (its window: a resync's snapshot
+            // slowed by a latency fault while a descheduled caller arms its waiter).
+            return &[Mutant::MC288, Mutant::MC422];
         }
         if self.anti_entropy.is_some() {
             // What only a map with a period can break, and MC45 (its window opens when a resync
