@@ -225,6 +225,7 @@ mod tests {
             retry_max_us: 100_000,
             retry_budget: 8,
             op_timeout_us: 200_000,
+            backlog: 4096,
         };
         at(0, e)
     }

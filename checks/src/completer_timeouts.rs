@@ -88,6 +88,7 @@ mod tests {
                 retry_max_us: 200_000,
                 retry_budget: 4,
                 op_timeout_us: 200_000,
+                backlog: 4096,
             },
         )
     }

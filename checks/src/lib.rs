@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod anti_entropy;
+mod backlogs;
 mod batch_sizes;
 mod batches;
 mod beats;
@@ -63,6 +64,7 @@ mod worker_ids;
 mod worker_retries;
 
 pub use anti_entropy::rmap_anti_entropy_on_time;
+pub use backlogs::completer_backlogs_keep_their_bound;
 pub use batch_sizes::completer_batches_keep_their_size;
 pub use batches::{completer_full_batches_write_at_once, completer_partial_batches_written_at_their_tick};
 pub use beats::worker_beats_on_time;
@@ -376,6 +378,7 @@ mod test_entry {
             retry_max_us: 200_000,
             retry_budget: 6,
             op_timeout_us: 200_000,
+            backlog: 4096,
         };
         completer_at(t_ms, e)
     }

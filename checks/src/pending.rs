@@ -106,6 +106,7 @@ mod tests {
                 sweep_interval_us: 100_000,
                 cleanup_lock_ttl_us: 3_000_000,
                 op_timeout_us: 1,
+                dedup_window_us: 600_000_000,
             },
         )
     }

@@ -183,6 +183,7 @@ mod tests {
             retry_max_us,
             retry_budget,
             op_timeout_us: 200_000,
+            backlog: 4096,
         };
         at(t_ms, e)
     }

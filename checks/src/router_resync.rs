@@ -167,6 +167,7 @@ mod tests {
             sweep_interval_us: 100_000,
             cleanup_lock_ttl_us: 1,
             op_timeout_us: 1,
+            dedup_window_us: 1,
         };
         at(t_ms, e)
     }

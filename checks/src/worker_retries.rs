@@ -621,6 +621,7 @@ mod tests {
                 sweep_interval_us: 1,
                 cleanup_lock_ttl_us: 1,
                 op_timeout_us: 1,
+                dedup_window_us: 600_000_000,
             },
         );
         assert_eq!(judge(&[retry(10, 10), started, ended(55, 1)]), []);

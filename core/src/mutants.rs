@@ -1766,6 +1766,14 @@ pub enum Mutant {
     /// its arm while a resync's snapshot, slowed by a latency fault, is in flight (R3; rmapclock
     /// seed 36, 2 of 0..150; never in rmap or rmapae 0..150).
     MC422,
+    /// A completer run's intake bounded by its batch size while the run announces (and its
+    /// config holds) the larger backlog: producers wait for room with the backlog a fraction
+    /// full, so a pool's workers stall on every burst (round 46; V48, judged at each wait).
+    MC424,
+    /// The default backlog cut down to a larger batch size instead of raised to it (`min` for
+    /// `max`; hunt 44 A #23, left then as no event carried the backlog): a completer built with
+    /// defaults queues one batch at most (round 46; V28, now judging the announced backlog).
+    MC425,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, E9. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), E9. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -80,6 +80,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::redispatches_of_unacked_jobs(events));
     v.extend(keel_checks::pending_deadlines_keep_the_ack_grace(events));
     v.extend(pool_cleanup::cleanups_requeue_fenced_jobs(events));
+    v.extend(pool_cleanup::tombstones_kept_their_announced_window(events));
     v.extend(pool_cleanup::keepalives_deleted_as_expected(events));
     v.extend(pool_deregister::stops_hand_back_before_deregistering(events));
     v.extend(pool_queue::dispatch_queues_only_without_live_workers(run));
@@ -230,6 +231,7 @@ pub fn free_rules(view: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::completer_stops_return_their_report(view.events));
     v.extend(keel_checks::subscription_closes_count_drops(view.events));
     v.extend(keel_checks::completer_batches_keep_their_size(view.events));
+    v.extend(keel_checks::completer_backlogs_keep_their_bound(view.events));
     v.extend(keel_checks::completer_losses_need_a_gone_receiver(view.events));
     v.extend(keel_checks::subscribers_gone_once(view.events));
     v.extend(keel_checks::subscription_runs_follow_their_stop_and_completer(view.events));

@@ -2440,6 +2440,18 @@ pub const ZOO: &[Entry] = &[
         budget: 50,
     },
     Entry {
+        mutant: Mutant::MC424,
+        lineage: "round 46: a completer run's intake bounded by its batch size while it announces its backlog, producers parked with room",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC425,
+        lineage: "round 46 (hunt 44 A #23, left then): the default backlog cut down to a larger batch size instead of raised to it",
+        scenario: "completer",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC403,
         lineage: "blind-spot hunt, round 43, A #65: a pool start's still-waiting warning paced from the start's beginning, not the last warning",
         scenario: "poolfeed",

@@ -400,6 +400,12 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules("pool", Mutant::MC73, "P22").is_some(), "MC73 breaks P22");
     // MC76: a release that failed reported released (S14 at its release_ended; lease seed 0).
     assert!(caught_by_free_rules("lease", Mutant::MC76, "S14").is_some(), "MC76 breaks S14");
+    // MC428: a sweep whose tombstone cutoff reads the worker TTL for the dedup window (P84 by
+    // the window the deleting node announced, at the deletion; pool seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC428, "P84").is_some(), "MC428 breaks P84");
+    // MC424: a completer run's intake bounded by its batch size while it announces its backlog
+    // (V48 at the first wait for room with the backlog half free; completer seed 0).
+    assert!(caught_by_free_rules("completer", Mutant::MC424, "V48").is_some(), "MC424 breaks V48");
     // MC421: a release whose deadline is counted back from its send gives up at once (S42 at
     // its release_ended; lease seed 0).
     assert!(caught_by_free_rules("lease", Mutant::MC421, "S42").is_some(), "MC421 breaks S42");

@@ -176,7 +176,12 @@ impl CompleterConfigBuilder {
     pub fn build(self) -> Result<CompleterConfig, ConfigError> {
         let mut c = self.cfg;
         if !self.backlog_set {
-            c.backlog = c.backlog.max(c.batch_size);
+            // MC425: the default backlog cut down to the batch size instead of raised to it.
+            c.backlog = if crate::mutants::active(crate::mutants::Mutant::MC425) {
+                c.backlog.min(c.batch_size)
+            } else {
+                c.backlog.max(c.batch_size)
+            };
         }
         let nanos = Duration::from_nanos(1);
         ConfigError::check_name("name", &c.name, NAME_MAX_BYTES)?;

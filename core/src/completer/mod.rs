@@ -321,7 +321,9 @@ impl<S: Store> Completer<S> {
                 let (tx, rx) = mpsc::channel(self.cfg.event_buffer);
                 self.slot.install(ctx.run, tx);
                 self.source.offer(ctx.run, rx);
-                let intake = Arc::new(Intake::new(self.cfg.backlog));
+                // MC424: the intake bounded by the batch size, not the backlog it announces.
+                let bound = if mutants::active(Mutant::MC424) { self.cfg.batch_size } else { self.cfg.backlog };
+                let intake = Arc::new(Intake::new(bound));
                 {
                     let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
                     // MC295: the first run's backlog kept across restarts.
@@ -338,6 +340,7 @@ impl<S: Store> Completer<S> {
                     retry_max_us: observe::micros(self.cfg.retry_max),
                     retry_budget: self.cfg.retry_budget,
                     op_timeout_us: observe::micros(self.cfg.op_timeout),
+                    backlog: self.cfg.backlog,
                 });
                 let d = driver::Driver {
                     store: self.store.clone(),

@@ -13,8 +13,9 @@ events! {
         /// or a partial one a flush interval (`flush_interval_us`) after its last write ended. The
         /// n-th failed write of a batch in a row is retried after `retry_min_us`·2ⁿ, at most
         /// `retry_max_us`, jittered down to half; after `retry_budget` failures in a row it cools
-        /// down for `retry_max_us` and starts the count over (rule V16).
-        CompleterStarted { completer: Text<'a>, run: u64, batch_size: usize, flush_interval_us: u64, retry_min_us: u64, retry_max_us: u64, retry_budget: u32, op_timeout_us: u64 } = "completer_started",
+        /// down for `retry_max_us` and starts the count over (rule V16). At most `backlog`
+        /// completions are queued or in flight: a producer that finds it full waits (V48).
+        CompleterStarted { completer: Text<'a>, run: u64, batch_size: usize, flush_interval_us: u64, retry_min_us: u64, retry_max_us: u64, retry_budget: u32, op_timeout_us: u64, backlog: usize } = "completer_started",
         /// A stop of run `run` was requested (its token is cancelled next): the run begins its
         /// drain at once, or once the store write it has in flight ends (rule V10).
         StopRequested { completer: Text<'a>, run: u64, bound_ms: u64 } = "stop_requested",
@@ -109,8 +110,9 @@ pub(super) fn log(e: &CompleterEvent<'_>) {
             retry_max_us,
             retry_budget,
             op_timeout_us,
+            backlog,
         } => {
-            info!(target: T, completer = %completer, run, batch_size, flush_interval_us, retry_min_us, retry_max_us, retry_budget, op_timeout_us, kind = "completer_started", "completer started")
+            info!(target: T, completer = %completer, run, batch_size, flush_interval_us, retry_min_us, retry_max_us, retry_budget, op_timeout_us, backlog, kind = "completer_started", "completer started")
         }
         E::StopRequested { completer, run, bound_ms } => {
             info!(target: T, completer = %completer, run, bound_ms, kind = "stop_requested", "completer stop requested")

@@ -398,6 +398,7 @@ impl<S: Store> Pool<S> {
             sweep_interval_us: observe::micros(core.cfg.sweep_interval),
             cleanup_lock_ttl_us: observe::micros(core.cfg.cleanup_lock_ttl),
             op_timeout_us: observe::micros(core.cfg.op_timeout),
+            dedup_window_us: observe::micros(core.cfg.done_retention),
         });
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }

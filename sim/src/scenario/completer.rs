@@ -846,6 +846,8 @@ impl CompleterScenario {
         v.extend(keel_checks::subscription_closes_count_drops(run.events));
         // V34: no write larger than the run's batch size.
         v.extend(keel_checks::completer_batches_keep_their_size(run.events));
+        // V48: acceptances and waits for room keep the backlog each run announced.
+        v.extend(keel_checks::completer_backlogs_keep_their_bound(run.events));
         // V39: a hand-over announced lost only once no manager holds the run's receiver.
         v.extend(keel_checks::completer_losses_need_a_gone_receiver(run.events));
         // V40: a subscriber found gone is forgotten (the consumer that quits mid-run).
@@ -1123,6 +1125,8 @@ impl CompleterScenario {
             Mutant::MC366,
             Mutant::MC418,
             Mutant::MC420,
+            Mutant::MC424,
+            Mutant::MC425,
         ]
     }
 }
@@ -1789,6 +1793,7 @@ fn runs_as_configured(events: &[Event]) -> Vec<Violation> {
             retry_min_us,
             retry_max_us,
             retry_budget,
+            backlog,
             ..
         }) = e.completer()
         else {
@@ -1796,10 +1801,11 @@ fn runs_as_configured(events: &[Event]) -> Vec<Violation> {
         };
         // `jobs` runs the scenario's settings; the stress's completer sets none of these, so it
         // runs the documented defaults (`CompleterConfig::builder`: batches of 128, a 50 ms
-        // flush, retries from 10 ms to 1 s, a budget of 8).
-        let (batch, flush_ms, retry_ms, budget) = match keel_checks::plain(completer) {
-            "jobs" => (BATCH_SIZE, FLUSH_MS, RETRY_MS, RETRY_BUDGET),
-            STRESS => (128, 50, (10, 1000), 8),
+        // flush, retries from 10 ms to 1 s, a budget of 8, a backlog of 4 096 raised to a larger
+        // batch size).
+        let (batch, flush_ms, retry_ms, budget, bound) = match keel_checks::plain(completer) {
+            "jobs" => (BATCH_SIZE, FLUSH_MS, RETRY_MS, RETRY_BUDGET, BACKLOG),
+            STRESS => (128, 50, (10, 1000), 8, 4096),
             _ => continue,
         };
         let settings = [
@@ -1808,6 +1814,7 @@ fn runs_as_configured(events: &[Event]) -> Vec<Violation> {
             ("retry_min_us", *retry_min_us, retry_ms.0 * 1000),
             ("retry_max_us", *retry_max_us, retry_ms.1 * 1000),
             ("retry_budget", u64::from(*retry_budget), u64::from(budget)),
+            ("backlog", *backlog as u64, bound as u64),
         ];
         for (what, got, want) in settings {
             if got != want && v.len() < 20 {

@@ -776,6 +776,7 @@ impl PoolScenario {
             Some(Duration::from_millis(self.sweep_ms())),
         );
         settings.shutdown_deadline = Duration::from_millis(self.ttl_ms / 2);
+        settings.dedup_window = Duration::from_millis(window_ms);
         v.extend(keel_checks::pool_timings_follow_their_settings(events, &settings));
         // V43: every store map is one of the pool's documented layout, its completer's included.
         v.extend(super::pool_config::maps_in_their_layout(events, POOL));

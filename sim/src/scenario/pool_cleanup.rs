@@ -206,6 +206,34 @@ pub fn tombstones_kept_their_window(events: &[Event], window_ms: u64) -> Vec<Vio
     v
 }
 
+/// P84 where the service's configuration is not known (the harness, on a user's service): a
+/// tombstone is deleted only past the dedup window its deleting node announced
+/// (`node_started`'s `dedup_window_us`; the shortest of the node's pools, as the events of a
+/// deletion do not name its pool). P80 judges the announcement against the configuration where
+/// it is known; this judges the deletions against the announcement.
+pub fn tombstones_kept_their_announced_window(events: &[Event]) -> Vec<Violation> {
+    let mut windows: BTreeMap<Who, u64> = BTreeMap::new();
+    let mut deletions = Vec::new();
+    for e in events {
+        match (e.pool(), e.server()) {
+            (Some(keel::observe::PoolEvent::NodeStarted { dedup_window_us, .. }), _) => {
+                let ms = dedup_window_us / 1000;
+                windows.entry(e.node).and_modify(|w| *w = (*w).min(ms)).or_insert(ms);
+            }
+            (_, Some(ServerEv::TombstoneDeleted { by, .. })) => {
+                if let Some(&window_ms) = windows.get(by) {
+                    deletions.extend(tombstones_kept_their_window(std::slice::from_ref(e), window_ms));
+                }
+            }
+            _ => {}
+        }
+        if deletions.len() >= 20 {
+            break;
+        }
+    }
+    deletions
+}
+
 /// P18: the store's record of each cleanup that deleted its worker's keep-alive while jobs the
 /// worker held at its fence were still on it.
 pub fn cleanups_requeue_fenced_jobs(events: &[Event]) -> Vec<Violation> {
@@ -407,6 +435,34 @@ pub fn cleanups_write_under_their_lock(events: &[Event]) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::test_history::at;
+
+    /// A deletion judged by the window its deleting node announced: past it passes, inside it
+    /// is P84; a node that announced nothing is not judged.
+    #[test]
+    fn a_tombstone_deleted_inside_the_announced_window_fires_p84() {
+        let started = |node| {
+            let e = keel::observe::PoolEvent::NodeStarted {
+                pool: "p".into(),
+                node: "n".into(),
+                ack_grace_us: 1,
+                sweep_interval_us: 1,
+                cleanup_lock_ttl_us: 1,
+                op_timeout_us: 1,
+                dedup_window_us: 3_000_000,
+            };
+            at(0, Who::Node(node), crate::history::Ev::Core(keel::observe::Event::Pool(e.to_static())))
+        };
+        let deleted = |t_ms, now_ms, by| {
+            at(t_ms, Who::Store, ServerEv::TombstoneDeleted { job: "j".into(), completed_ms: 1_000, now_ms, by })
+        };
+        let judge = |h: &[Event]| {
+            tombstones_kept_their_announced_window(h).iter().map(|v| (v.invariant, v.t_us / 1000)).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[started(0), deleted(5, 4_001, Who::Node(0))]), []);
+        assert_eq!(judge(&[started(0), deleted(5, 3_500, Who::Node(0))]), [("P84", 5)]);
+        assert_eq!(judge(&[started(0), deleted(5, 3_500, Who::Node(1))]), []);
+    }
 
     /// A fence remembers the records naming its worker; the delete of the dead marker reports
     /// those unchanged since, and no other.

@@ -95,6 +95,7 @@ mod tests {
                 sweep_interval_us: 150_000,
                 cleanup_lock_ttl_us: lock_us,
                 op_timeout_us: 1,
+                dedup_window_us: 600_000_000,
             },
         )
     }

@@ -245,6 +245,7 @@ mod tests {
                 sweep_interval_us,
                 cleanup_lock_ttl_us,
                 op_timeout_us: 250_000,
+                dedup_window_us: 600_000_000,
             },
         )
     }
