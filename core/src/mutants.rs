@@ -1770,6 +1770,10 @@ pub enum Mutant {
     /// config holds) the larger backlog: producers wait for room with the backlog a fraction
     /// full, so a pool's workers stall on every burst (round 46; V48, judged at each wait).
     MC424,
+    /// A lease acquisition cut by the owner's own stop reported as the store timing out
+    /// (`acquire_failed` with a timeout short of the op timeout, counted in the error run and
+    /// logged as a store error at a graceful stop): keel before round 46 (S42).
+    MC423,
     /// The default backlog cut down to a larger batch size instead of raised to it (`min` for
     /// `max`; hunt 44 A #23, left then as no event carried the backlog): a completer built with
     /// defaults queues one batch at most (round 46; V28, now judging the announced backlog).

@@ -2428,6 +2428,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC423,
+        lineage: "keel's own (round 46): a lease acquisition cut by the owner's stop reported as a store timeout, a store error logged at a graceful stop",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC422,
         lineage: "round 46 (hunt 45 A's survivor 689): a set_and_wait judged lost by a snapshot requested before its waiter was armed (a descheduled caller, a slow resync)",
         scenario: "rmapclock",

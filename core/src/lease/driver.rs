@@ -259,10 +259,16 @@ impl<S: Store> Driver<S> {
                 Step::Acquire { token } => {
                     let sent = now;
                     let deadline = sent + self.cfg.op_timeout;
-                    let r = tokio::select! {
+                    // An acquisition cut by the owner's own stop has an unknown outcome (the
+                    // machine keeps its token to release), but it is no store failure: not
+                    // reported as one (S42), nor counted in the error run.
+                    let (r, cut_by_stop) = tokio::select! {
                         biased; // fixed poll order: tokio's per-thread select RNG would break replay
-                        r = until(&*self.clock, deadline, "lease_acquire", self.acquire(&token, ttl_ms, quarantine_ms)) => r,
-                        _ = &mut cancelled, if !shutting_down => Err(StoreError::Timeout { op: "lease_acquire" }),
+                        r = until(&*self.clock, deadline, "lease_acquire", self.acquire(&token, ttl_ms, quarantine_ms)) => (r, false),
+                        _ = &mut cancelled, if !shutting_down => {
+                            // MC423: the stop reported as the store timing out.
+                            (Err(StoreError::Timeout { op: "lease_acquire" }), !mutants::active(Mutant::MC423))
+                        }
                     };
                     let done = self.clock.now();
                     let took_us = us(done.saturating_duration_since(sent));
@@ -280,6 +286,7 @@ impl<S: Store> Driver<S> {
                             took_us,
                         }),
                         Ok(Acquire::Granted { .. }) => {} // once the machine set its deadline, below
+                        Err(_) if cut_by_stop => {}
                         Err(e) => {
                             observe::emit(LeaseEvent::AcquireFailed {
                                 lease: (&name).into(),
