@@ -36,6 +36,7 @@ mod lost_reasons;
 mod pending;
 mod permanent_errors;
 mod pool_settings;
+mod pool_timeouts;
 mod record_gate;
 mod redeliveries;
 mod restart_holds;
@@ -90,6 +91,7 @@ pub use permanent_errors::{
     pool_starts_end_at_a_permanent_error,
 };
 pub use pool_settings::{PoolSettings, pool_timings_follow_their_settings};
+pub use pool_timeouts::pool_timeouts_take_the_op_timeout;
 pub use record_gate::workers_closed_to_records;
 pub use redeliveries::{REDELIVERY_STARTS_US, redeliveries_start_their_run};
 pub use restart_holds::rmap_restarted_loads_hold_the_feed;

@@ -1778,6 +1778,12 @@ pub enum Mutant {
     /// `max`; hunt 44 A #23, left then as no event carried the backlog): a completer built with
     /// defaults queues one batch at most (round 46; V28, now judging the announced backlog).
     MC425,
+    /// A pool node's store calls cut on the runtime's timer instead of the node's clock (the
+    /// completer's MC289 and the map's MC288, in the pool's `Core::op`): on a node whose clock
+    /// runs slow every call gives up before its op timeout has passed on that clock, and the
+    /// node's completions, requeues and resyncs fail against a store that would have answered
+    /// (round 46; P97).
+    MC328,
     /// A pool node's completion wait whose drop leaves its registration behind: a `wait_for` or
     /// `dispatch_and_wait` given up (a node stop, a caller's timeout, the completion found in the
     /// store) stays counted against `max_waiters` and holds its reply slot until the job

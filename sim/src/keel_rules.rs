@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), E9. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), P97, E9. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -134,6 +134,13 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(feed_gaps_are_counted_and_healed_in_order(run));
     v.extend(keel_checks::cleaner_requeues_retry_transient_errors(events));
     v.extend(pool_start_warnings_keep_their_pace(events));
+    // P97: a call that reports a timeout waited the node's whole op timeout; a node whose clock
+    // jumped or froze meanwhile, or any in a plan with clocks beyond their bound, is excused.
+    let beyond = run.plan.beyond_drift_bound();
+    v.extend(keel_checks::pool_timeouts_take_the_op_timeout(events, |n, from, to| {
+        let span = Span { start: from, end: to };
+        beyond || clock_jumped(run, n, from, to) || run.timeline.frozen(*n).any(|s| s.overlap(&span).is_some())
+    }));
     v
 }
 

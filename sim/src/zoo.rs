@@ -2428,6 +2428,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC328,
+        lineage: "round 46: a pool node's store calls cut on the runtime's timer, not its clock (the completer's MC289 in the pool), giving up early on a slow clock",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC423,
         lineage: "keel's own (round 46): a lease acquisition cut by the owner's stop reported as a store timeout, a store error logged at a graceful stop",
         scenario: "lease",

@@ -143,10 +143,17 @@ impl<S: Store> Core<S> {
         name: &'static str,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        // MC328: the cut armed on the runtime's timer, not the node's clock: on a node whose
+        // clock runs slow it fires before the op timeout has passed on that clock.
+        let cut: crate::clock::Sleep = if mutants::active(Mutant::MC328) {
+            Box::pin(tokio::time::sleep(self.cfg.op_timeout))
+        } else {
+            self.clock.sleep(self.cfg.op_timeout)
+        };
         let r = tokio::select! {
         biased; // a fixed poll order: tokio's random one is not reproducible across runs in a thread
             r = fut => r,
-            _ = self.clock.sleep(self.cfg.op_timeout) => Err(StoreError::Timeout { op: name }),
+            _ = cut => Err(StoreError::Timeout { op: name }),
         };
         if let Err(e) = &r {
             keel_metrics::store_error("pool", e);

@@ -933,6 +933,7 @@ impl PoolScenario {
             Mutant::MC15,
             Mutant::MP15,
             Mutant::MC299,
+            Mutant::MC328,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,
