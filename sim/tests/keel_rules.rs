@@ -406,6 +406,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC424: a completer run's intake bounded by its batch size while it announces its backlog
     // (V48 at the first wait for room with the backlog half free; completer seed 0).
     assert!(caught_by_free_rules("completer", Mutant::MC424, "V48").is_some(), "MC424 breaks V48");
+    // MC328: the pool's calls cut on the runtime's timer give up early on a slow clock (P97 at
+    // the failed call; pool seed 8).
+    assert!(caught_by_free_rules("pool", Mutant::MC328, "P97").is_some(), "MC328 breaks P97");
     // MC421: a release whose deadline is counted back from its send gives up at once (S42 at
     // its release_ended; lease seed 0).
     assert!(caught_by_free_rules("lease", Mutant::MC421, "S42").is_some(), "MC421 breaks S42");
