@@ -16,11 +16,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::CompleterEvent;
 
-use crate::{Entry, Fact, Violation, plain};
-
-/// How far before a failure (in op timeouts) a jump of the node's clock excuses it: the store
-/// client's own cut, a few op timeouts of real time, may have ended the attempt instead.
-const JUMP_WINDOW_TIMEOUTS: u64 = 10;
+use crate::{Entry, Fact, JUMP_WINDOW_TIMEOUTS, Violation, plain, timed_out_short};
 
 /// V31 over keel's completer events: see the module's doc. `jumped(node, from, to)` says whether
 /// the node's clock jumped between two instants. The first 20 violations.
@@ -47,11 +43,7 @@ pub fn completer_timeouts_take_the_op_timeout<E: Entry>(
             Some(CompleterEvent::FlushFailed { completer, run, error, took_us, .. }) => {
                 let Some(&bound) = timeouts.get(&(node.clone(), plain(completer), *run)) else { continue };
                 let window = t.saturating_sub(bound.saturating_mul(JUMP_WINDOW_TIMEOUTS));
-                if plain(error).contains("timed out")
-                    && took_us + 1_000 < bound
-                    && !jumped(node, window, t)
-                    && v.len() < 20
-                {
+                if timed_out_short(plain(error), *took_us, bound) && !jumped(node, window, t) && v.len() < 20 {
                     v.push(Violation::new(
                         "V31",
                         t,

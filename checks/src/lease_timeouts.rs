@@ -18,10 +18,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::LeaseEvent;
 
-use crate::{Entry, Fact, Violation, plain};
-
-/// How far before a failure (in op timeouts) a jump of the node's clock excuses it (V31's).
-const JUMP_WINDOW_TIMEOUTS: u64 = 10;
+use crate::{Entry, Fact, JUMP_WINDOW_TIMEOUTS, Violation, plain, timed_out_short};
 
 /// S42 over keel's lease events: see the module's doc. `jumped(node, from, to)` says whether the
 /// node's clock jumped between two instants. The first 20 violations.
@@ -54,7 +51,7 @@ pub fn lease_timeouts_take_the_op_timeout<E: Entry>(
         };
         let Some(&bound) = timeouts.get(&key) else { continue };
         let window = t.saturating_sub(bound.saturating_mul(JUMP_WINDOW_TIMEOUTS));
-        if plain(error).contains("timed out") && took_us + 1_000 < bound && !jumped(node, window, t) && v.len() < 20 {
+        if timed_out_short(plain(error), took_us, bound) && !jumped(node, window, t) && v.len() < 20 {
             v.push(Violation::new(
                 "S42",
                 t,

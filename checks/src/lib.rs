@@ -268,6 +268,17 @@ pub(crate) fn apply_loop_map<'a>(ev: &'a observe::RmapEvent<'static>) -> Option<
     }
 }
 
+/// Whether a store call that failed with `error` after `took_us` reports a timeout short of its
+/// cut `bound_us`, the cut and the measure on one clock (a millisecond of rounding): the shared
+/// test of V31, R24, S42 and P97, a call given up before its op timeout.
+pub(crate) fn timed_out_short(error: &str, took_us: u64, bound_us: u64) -> bool {
+    error.contains("timed out") && took_us + 1_000 < bound_us
+}
+
+/// How far before a call's failure (in op timeouts) a jump of its node's clock excuses a short
+/// timeout (V31, S42, P97): the store client's own cut, on real time, may have ended the call.
+pub(crate) const JUMP_WINDOW_TIMEOUTS: u64 = 10;
+
 /// The lease and owner a lease event is about (every lease event names both).
 pub(crate) fn lease_owner<'a>(ev: &'a observe::LeaseEvent<'static>) -> (&'a str, &'a str) {
     use observe::LeaseEvent as L;

@@ -23,10 +23,7 @@ use std::collections::BTreeMap;
 
 use keel::observe::PoolEvent;
 
-use crate::{Entry, Fact, Violation, plain};
-
-/// How far before a failure (in op timeouts) a jump or freeze of the node's clock excuses it.
-const JUMP_WINDOW_TIMEOUTS: u64 = 10;
+use crate::{Entry, Fact, JUMP_WINDOW_TIMEOUTS, Violation, plain, timed_out_short};
 
 /// P97 over keel's pool events: see the module's doc. `unsteady(node, from, to)` says whether the
 /// node's clock jumped or froze between two instants. The first 20 violations.
@@ -58,7 +55,7 @@ pub fn pool_timeouts_take_the_op_timeout<E: Entry>(
         };
         let Some(&bound) = timeouts.get(node) else { continue };
         let window = t.saturating_sub(bound.saturating_mul(JUMP_WINDOW_TIMEOUTS));
-        if plain(error).contains("timed out") && took_us + 1_000 < bound && !unsteady(node, window, t) && v.len() < 20 {
+        if timed_out_short(plain(error), took_us, bound) && !unsteady(node, window, t) && v.len() < 20 {
             v.push(Violation::new(
                 "P97",
                 t,

@@ -91,7 +91,7 @@ pub fn rmap_timeouts_take_the_op_timeout<E: Entry>(events: &[E]) -> Vec<Violatio
             _ => continue,
         };
         let Some(&bound) = timeouts.get(&(node.clone(), crate::plain(map))) else { continue };
-        if crate::plain(error).contains("timed out") && took_us + 1_000 < bound && v.len() < 20 {
+        if crate::timed_out_short(crate::plain(error), took_us, bound) && v.len() < 20 {
             v.push(Violation::new(
                 "R24",
                 t,
