@@ -1727,6 +1727,12 @@ pub enum Mutant {
     /// (round 45; unreached by the simulator's runs: pinned by the unit test
     /// `a_change_older_than_the_waits_own_read_does_not_resolve_it`).
     MC435,
+    /// A worker whose refused beat adopts whatever value the store holds, not only one of its
+    /// own in-doubt writes: refused by a cleaner's dead marker it does not declare itself dead,
+    /// beats again expecting the marker, and comes back to life over the fence if that beat
+    /// lands before the cleanup deletes the keep-alive (hunt 46 A, the cargo-mutants sweep's
+    /// in-doubt guard replaced by `true`; P88, judged at the store as each beat is handled).
+    MC436,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

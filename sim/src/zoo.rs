@@ -1438,6 +1438,12 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC436,
+        lineage: "checker proof (hunt 46 A: the sweep's in-doubt guard of a refused beat replaced by true survived, no rule judged a death that never came): a refused beat adopts the dead marker",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

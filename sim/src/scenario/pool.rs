@@ -1016,6 +1016,7 @@ impl PoolScenario {
             Mutant::MC430,
             Mutant::MC431,
             Mutant::MC432,
+            Mutant::MC436,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

@@ -76,6 +76,13 @@ impl Beats {
         let mut beats = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let at = (map.to_owned(), key.to_owned());
         let beat = |new: &str| decode::keepalive(new).is_some();
+        if let MapWrite::CompareAndSet { expected, new } = write
+            && beat(new)
+            && expected == decode::DEAD_MARKER
+        {
+            let (worker, applied) = (key.to_owned(), out.0);
+            history.record(Who::Store, ServerEv::BeatOverDead { worker, applied, by });
+        }
         match (write, out) {
             (MapWrite::CompareAndSet { expected, new }, (true, _)) if beat(new) => {
                 beats.insert(at, (Some(expected.clone()), new.clone()));
@@ -144,6 +151,34 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     v.extend(moves);
     v.extend(moves_leave_their_worker(events));
     v.extend(deaths_not_over_own_beats(events));
+    v.extend(beats_over_dead(events));
+    v
+}
+
+/// **P88**: no worker beats over the dead marker, judged at the store as each beat (a
+/// compare-and-set writing a keep-alive value) is handled, applied or not. A worker expects the
+/// last value it knows landed, or adopts one of its own in-doubt writes when a refusal shows
+/// it; the dead marker is a cleaner's fence, never a worker's value. A worker that adopts
+/// whatever a refusal shows (hunt 46 A: the sweep's mutation of the in-doubt guard to `true`,
+/// MC436) takes the fence for its own beat: it does not declare itself dead, beats again over
+/// the fence, and, applied while its cleanup still moves its jobs, comes back to life beside
+/// the requeued runs (P35 judges a death's cause, nothing judged a death that never came).
+fn beats_over_dead(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::BeatOverDead { worker, applied, by }) = e.server() else { continue };
+        if v.len() >= 20 {
+            break;
+        }
+        let outcome = if *applied { "applied: the fenced worker is live again" } else { "refused" };
+        v.push(Violation::new(
+            "P88",
+            e.t_us,
+            format!(
+                "{by}: a beat of worker {worker} expected its keep-alive to hold the dead marker (a cleaner's fence, never a worker's own value; {outcome})"
+            ),
+        ));
+    }
     v
 }
 
@@ -560,6 +595,28 @@ mod tests {
         };
         assert_eq!(judge(&[landed(1_500), dead(1_510, n0)]), [("P70", 1_510)]);
         assert_eq!(judge(&[landed(1_500), refused(2_900, Some("dead"), false, n0), dead(2_910, n0)]), []);
+    }
+
+    /// P88: a beat expecting the dead marker fires where the store handles it, applied or
+    /// refused; a cleaner's fence (a write of the dead marker) and a beat over the worker's own
+    /// value do not.
+    #[test]
+    fn a_beat_over_the_dead_marker_fires_p88() {
+        let history = History::default();
+        let beats = Beats::default();
+        let cas = |e: &str, n: &str| MapWrite::CompareAndSet { expected: e.into(), new: n.into() };
+        let at = ("keel:pool:p:keepalive", "w");
+        let (n0, n1) = (Who::Node(0), Who::Node(1));
+        let (a, b) = ("1000|1500", "1500|1500");
+        beats.written(at, &cas(a, b), (true, Some(b)), &history, n0);
+        beats.written(at, &cas(b, "dead"), (true, Some("dead")), &history, n1);
+        beats.written(at, &cas(b, "2000|1500"), (false, Some("dead")), &history, n0);
+        assert!(keepalive_rules(&history.take(), 1_500).is_empty(), "a fence, and a beat refused by it");
+        beats.written(at, &cas("dead", "2000|1500"), (false, None), &history, n0);
+        beats.written(at, &cas("dead", "2500|1500"), (true, Some("2500|1500")), &history, n0);
+        let v = keepalive_rules(&history.take(), 1_500);
+        assert_eq!(v.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["P88", "P88"]);
+        assert!(v[1].detail.contains("live again"), "{}", v[1].detail);
     }
 
     /// The store's memory of beats: a refused beat is `own` only over the value the worker's last
