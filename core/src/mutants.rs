@@ -1733,6 +1733,12 @@ pub enum Mutant {
     /// lands before the cleanup deletes the keep-alive (hunt 46 A, the cargo-mutants sweep's
     /// in-doubt guard replaced by `true`; P88, judged at the store as each beat is handled).
     MC436,
+    /// A cleanup that takes every fence for refused: the worker it has just fenced (its
+    /// keep-alive the dead marker) is released as alive, its jobs left on a worker that can
+    /// never run them until the next sweep's cleanup finds the marker (hunt 46 A, the
+    /// cargo-mutants sweep's `&&` to `||` in the refused-fence test; P89, judged at each
+    /// cleanup's end).
+    MC437,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1444,6 +1444,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC437,
+        lineage: "checker proof (hunt 46 A: the sweep's && to || in a cleanup's refused-fence test survived, the next sweep's cleanup finishes the job): a cleanup releases the worker it fenced as alive",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -1017,6 +1017,7 @@ impl PoolScenario {
             Mutant::MC431,
             Mutant::MC432,
             Mutant::MC436,
+            Mutant::MC437,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
