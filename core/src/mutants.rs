@@ -1739,6 +1739,16 @@ pub enum Mutant {
     /// cargo-mutants sweep's `&&` to `||` in the refused-fence test; P89, judged at each
     /// cleanup's end).
     MC437,
+    /// A worker's stop of one run that looks the run up by a number it does not have: the
+    /// superseded run is not asked to stop (its `run_stop_asked` says attempt 0) and goes on
+    /// beside the job's new attempt (hunt 46 A, the cargo-mutants sweep's `==` to `!=` in the
+    /// driver's run lookup; P37, whose stop now pays only if it reached the run).
+    MC438,
+    /// A worker that takes every failed registration attempt (a timeout, a store down) for the
+    /// dead marker's refusal: it declares itself dead and its slot starts a fresh worker, each
+    /// failure a needless death and a new id (hunt 46 A, the cargo-mutants sweep's guard
+    /// replaced by `true`; P90, judged at the death).
+    MC439,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1450,6 +1450,18 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC438,
+        lineage: "checker proof (hunt 46 A: the sweep's == to != in the driver's run lookup survived, P37 was paid by the event alone): a stop of a superseded run that reaches no run",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC439,
+        lineage: "checker proof (hunt 46 A: the sweep's fenced-registration guard replaced by true survived): every failed registration taken for the dead marker's",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

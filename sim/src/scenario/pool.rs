@@ -1018,6 +1018,8 @@ impl PoolScenario {
             Mutant::MC432,
             Mutant::MC436,
             Mutant::MC437,
+            Mutant::MC438,
+            Mutant::MC439,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

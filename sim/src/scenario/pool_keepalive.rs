@@ -152,6 +152,50 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     v.extend(moves_leave_their_worker(events));
     v.extend(deaths_not_over_own_beats(events));
     v.extend(beats_over_dead(events));
+    v.extend(registrations_die_only_over_the_marker(events));
+    v
+}
+
+/// **P90**: a worker that dies before it registered dies over the dead marker, judged at its
+/// `worker_dead`. A registration that finds the marker on its keep-alive (a cleaner fenced the
+/// worker while its attempts kept failing) cannot succeed, and the worker dies (round 38,
+/// MC349); any other failure (a timeout, the store down or loading) is retried. So the store
+/// must have applied the marker to that worker's keep-alive at some time before (a store
+/// restart may lose a marker, never make one). A worker that takes every failed attempt for
+/// the marker's refusal (hunt 46 A: the sweep's guard replaced by `true` survived, MC439) dies
+/// at its first failure, and its slot starts a fresh worker: a needless death and a new id per
+/// failure, P35 judging only deaths after a refused beat.
+fn registrations_die_only_over_the_marker(events: &[Event]) -> Vec<Violation> {
+    let mut registered: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut marked: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::KeepaliveWritten { worker, value: Some(value), .. }) = e.server()
+            && value == decode::DEAD_MARKER
+        {
+            marked.insert(worker.as_str());
+            continue;
+        }
+        match e.pool() {
+            Some(PoolEvent::WorkerRegistered { worker, .. }) => {
+                registered.insert(plain(worker));
+            }
+            Some(PoolEvent::WorkerDead { worker }) => {
+                let w = plain(worker);
+                if !registered.contains(w) && !marked.contains(w) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P90",
+                        e.t_us,
+                        format!(
+                            "{}: worker {w} declared itself dead before it registered, and the store never held the dead marker for it (a failed registration is retried, only the marker ends it)",
+                            e.node
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
     v
 }
 
@@ -617,6 +661,38 @@ mod tests {
         let v = keepalive_rules(&history.take(), 1_500);
         assert_eq!(v.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["P88", "P88"]);
         assert!(v[1].detail.contains("live again"), "{}", v[1].detail);
+    }
+
+    /// P90: a worker dead before it registered fires unless the store applied the dead marker
+    /// to its keep-alive before; a death after its registration is P35's.
+    #[test]
+    fn a_death_at_registration_without_the_marker_fires_p90() {
+        let dead = |t_ms: u64| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(PoolEvent::WorkerDead { worker: "w".into() })),
+        };
+        let registered = Event {
+            t_us: 1_000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(PoolEvent::WorkerRegistered {
+                worker: "w".into(),
+                keepalive_interval_us: 500_000,
+                shutdown_deadline_us: 1_000_000,
+                took_us: 10,
+            })),
+        };
+        let judge = |h: &[Event]| {
+            registrations_die_only_over_the_marker(h).iter().map(|v| (v.invariant, v.t_us / 1000)).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[dead(1_510)]), [("P90", 1_510)]);
+        assert_eq!(judge(&[written(1_000, "w", Some("dead")), written(1_200, "w", None), dead(1_510)]), []);
+        assert_eq!(
+            judge(&[written(1_000, "v", Some("dead")), dead(1_510)]),
+            [("P90", 1_510)],
+            "another worker's marker"
+        );
+        assert_eq!(judge(&[registered, dead(1_510)]), [], "after its registration");
     }
 
     /// The store's memory of beats: a refused beat is `own` only over the value the worker's last
