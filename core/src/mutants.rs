@@ -1749,6 +1749,11 @@ pub enum Mutant {
     /// failure a needless death and a new id (hunt 46 A, the cargo-mutants sweep's guard
     /// replaced by `true`; P90, judged at the death).
     MC439,
+    /// A worker driver that publishes none of its machine's state changes (registered, fenced,
+    /// unfenced, stopping, dead, stopped): the operator sees no worker's state, and every rule
+    /// keyed on those events judges nothing (hunt 46 A, the cargo-mutants sweep's `report`
+    /// replaced by a no-op; P91, judged at each beat's end).
+    MC440,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1462,6 +1462,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC440,
+        lineage: "checker proof (hunt 46 A: the sweep's report() replaced by a no-op survived, the rules keyed on worker events went silent): a worker that publishes none of its state changes",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -442,6 +442,10 @@ fn fenced(id: &str) -> StoreError {
 
 /// Publish the machine's state change (`beat_bound_ms`: see `PoolEvent::WorkerStopping`).
 fn report(id: &str, r: Report, beat_bound_ms: u64) {
+    // MC440: no state change published.
+    if mutants::active(Mutant::MC440) {
+        return;
+    }
     let worker = Text::from(id);
     observe::emit(match r {
         Report::Registered { keepalive_interval_us, shutdown_deadline_us, took_us } => {

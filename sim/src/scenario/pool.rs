@@ -1020,6 +1020,7 @@ impl PoolScenario {
             Mutant::MC437,
             Mutant::MC438,
             Mutant::MC439,
+            Mutant::MC440,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

@@ -153,6 +153,43 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     v.extend(deaths_not_over_own_beats(events));
     v.extend(beats_over_dead(events));
     v.extend(registrations_die_only_over_the_marker(events));
+    v.extend(beats_follow_their_registration(events));
+    v
+}
+
+/// **P91**: a worker's beat ends only after its node published the worker's registration,
+/// judged at each `beat_ended`. A worker beats once registered, and its driver publishes the
+/// machine's state changes (`worker_registered`, `fenced`, `unfenced`, `worker_stopping`,
+/// `worker_dead`, `worker_stopped`) as it performs them, the registration before its first
+/// beat. A driver that publishes none of them (hunt 46 A: the sweep's `report` replaced by a
+/// no-op survived, MC440) leaves the operator blind to every worker's state, and every rule
+/// keyed on those events (P23's cadence from the registration, P35's deaths, P37's and the
+/// drain rules' ends of judging) silently judges nothing.
+fn beats_follow_their_registration(events: &[Event]) -> Vec<Violation> {
+    let mut registered: std::collections::BTreeSet<(Who, &str)> = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.pool() {
+            Some(PoolEvent::WorkerRegistered { worker, .. }) => {
+                registered.insert((e.node, plain(worker)));
+            }
+            Some(PoolEvent::BeatEnded { worker, .. }) if !registered.contains(&(e.node, plain(worker))) => {
+                if v.len() < 20 {
+                    v.push(Violation::new(
+                        "P91",
+                        e.t_us,
+                        format!(
+                            "{}: worker {} ended a beat it never published the registration of",
+                            e.node,
+                            plain(worker)
+                        ),
+                    ));
+                }
+                registered.insert((e.node, plain(worker)));
+            }
+            _ => {}
+        }
+    }
     v
 }
 
@@ -693,6 +730,28 @@ mod tests {
             "another worker's marker"
         );
         assert_eq!(judge(&[registered, dead(1_510)]), [], "after its registration");
+    }
+
+    /// P91: a beat's end with no registration published before it fires once per worker; after
+    /// the registration, or another worker's, judged apart.
+    #[test]
+    fn a_beat_before_its_registration_fires_p91() {
+        let beat = |t_ms: u64, w: &str| pool(t_ms, PoolEvent::BeatEnded { worker: w.into(), took_us: 10 });
+        let registered = |t_ms: u64, w: &str| {
+            let p = PoolEvent::WorkerRegistered {
+                worker: w.into(),
+                keepalive_interval_us: 500_000,
+                shutdown_deadline_us: 1_000_000,
+                took_us: 10,
+            };
+            pool(t_ms, p)
+        };
+        let judge = |h: &[Event]| {
+            beats_follow_their_registration(h).iter().map(|v| (v.invariant, v.t_us / 1000)).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[registered(1_000, "w"), beat(1_500, "w"), beat(2_000, "w")]), []);
+        assert_eq!(judge(&[beat(1_500, "w"), beat(2_000, "w")]), [("P91", 1_500)]);
+        assert_eq!(judge(&[registered(1_000, "v"), beat(1_500, "w")]), [("P91", 1_500)]);
     }
 
     /// The store's memory of beats: a refused beat is `own` only over the value the worker's last
