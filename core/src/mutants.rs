@@ -1754,6 +1754,11 @@ pub enum Mutant {
     /// keyed on those events judges nothing (hunt 46 A, the cargo-mutants sweep's `report`
     /// replaced by a no-op; P91, judged at each beat's end).
     MC440,
+    /// A pool node's group commit whose flusher returns at once: every job transaction (a
+    /// dispatch's add, an ack, a completion) fails "the group commit has stopped", nothing is
+    /// ever added, and so nothing is lost (hunt 46 A, the cargo-mutants sweep's `flush_loop`
+    /// replaced by a no-op; P92, judged at the run's end).
+    MC441,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1468,6 +1468,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC441,
+        lineage: "checker proof (hunt 46 A: the sweep's flush_loop replaced by a no-op survived, a pool that adds nothing loses nothing): the group commit's flusher gone at once",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

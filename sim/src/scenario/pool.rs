@@ -795,6 +795,7 @@ impl PoolScenario {
         v.extend(check_shutdown(events));
         // E7: a dispatch error that says it applied nothing is true.
         v.extend(super::pool_dispatch::check(events));
+        v.extend(super::pool_dispatch::runs_add_jobs(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
@@ -1021,6 +1022,7 @@ impl PoolScenario {
             Mutant::MC438,
             Mutant::MC439,
             Mutant::MC440,
+            Mutant::MC441,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
