@@ -490,7 +490,7 @@ mod tests {
         use keel::observe::PoolEvent;
 
         use crate::history::Ev;
-        let ev = |t: u64, node: usize, p: PoolEvent<'static>| Event {
+        let ev = |t: u64, node: u8, p: PoolEvent<'static>| Event {
             t_us: t,
             node: Who::Node(node),
             ev: Ev::Core(keel::observe::Event::Pool(p)),
