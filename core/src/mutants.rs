@@ -1759,6 +1759,10 @@ pub enum Mutant {
     /// ever added, and so nothing is lost (hunt 46 A, the cargo-mutants sweep's `flush_loop`
     /// replaced by a no-op; P92, judged at the run's end).
     MC441,
+    /// A completion feed whose `recv` answers `None` at once, as if the node had stopped: every
+    /// subscriber's stream ends before it got anything (hunt 46 A, the cargo-mutants sweep's
+    /// `recv` replaced by `None`; P94, judged at each feed's end).
+    MC442,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

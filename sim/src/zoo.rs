@@ -1474,6 +1474,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC442,
+        lineage: "checker proof (hunt 46 A: the sweep's CompletionFeed::recv replaced by None survived, P10 judged a listener only while it listened): a completion feed that ends at once",
+        scenario: "poolfeed",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

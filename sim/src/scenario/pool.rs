@@ -800,6 +800,7 @@ impl PoolScenario {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
             v.extend(super::pool_feed::waits_bounded(run));
+            v.extend(super::pool_feed::feeds_end_with_their_node(run));
             v.extend(super::pool_feed::waits_end_with_their_calls(run));
             v.extend(super::pool_events::check(run));
         }
@@ -919,6 +920,7 @@ impl PoolScenario {
                 Mutant::MC403,
                 Mutant::MC433,
                 Mutant::MC434,
+                Mutant::MC442,
             ];
         }
         &[
