@@ -28,7 +28,9 @@ struct Owed<'a> {
 /// round 16 part B #1). And a run asked to stop (`run_stop_asked` of its attempt) while its ack
 /// was in flight never starts its handler (`started` of that attempt), unless the record of that
 /// attempt is delivered again (a store roll-back restored it) (MC143, round 17 part B #11). The
-/// first 20 violations.
+/// first 20 violations. The stop that pays names the run's attempt (or a newer run's that
+/// replaced it): a `run_stop_asked` at attempt 0 found no run to stop, and the run goes on (hunt
+/// 46 A: the sweep's mutation of the driver's run lookup survived, the event alone paid; MC438).
 pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
     // (node, worker, job) → the attempt its running handler runs
     let mut running: BTreeMap<(E::Node, &str, &str), u64> = BTreeMap::new();
@@ -63,8 +65,13 @@ pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
         let Some(worker) = worker_of(p) else { continue };
         let key = (node.clone(), worker);
         // Whatever else the worker does first, at this instant or later, breaks its debt.
+        // A stop pays only if it reached the run (its attempt, or a newer run's that replaced
+        // it since): one that found no run of the job (attempt 0) stopped nothing (MC438).
         let pays = match p {
-            PoolEvent::RunStopAsked { job, .. } | PoolEvent::HandlerReturned { job, .. } => {
+            PoolEvent::RunStopAsked { job, attempt, .. } => {
+                owed.get(&key).is_some_and(|o| o.job == plain(job) && o.t_us == e.t_us() && *attempt >= o.attempt)
+            }
+            PoolEvent::HandlerReturned { job, .. } => {
                 owed.get(&key).is_some_and(|o| o.job == plain(job) && o.t_us == e.t_us())
             }
             _ => false,
@@ -75,6 +82,13 @@ pub fn superseded_runs_are_stopped<E: Entry>(events: &[E]) -> Vec<Violation> {
             let why = match p {
                 PoolEvent::RecordDelivered { .. } => "was handed another record",
                 _ if e.t_us() > o.t_us => "time went on",
+                PoolEvent::RunStopAsked { job, attempt, .. } if plain(job) == o.job => {
+                    if *attempt == 0 {
+                        "asked a stop that reached no run"
+                    } else {
+                        "asked an older run to stop"
+                    }
+                }
                 PoolEvent::RunStopAsked { .. } => "asked another run to stop",
                 _ => "did something else first",
             };
@@ -184,6 +198,9 @@ mod tests {
             assert_eq!(judge(&[started(10, 1), delivered(20, attempt, owner), delivered(20, 1, "w")]), [("P37", 20)]);
             assert_eq!(judge(&[started(10, 1), delivered(20, attempt, owner), returned(900, 1)]), [("P37", 900)]);
         }
+        // A stop that reached no run (attempt 0, MC438) does not pay.
+        let missed = at(20, PoolEvent::RunStopAsked { job: "j".into(), worker: "w".into(), attempt: 0 });
+        assert_eq!(judge(&[started(10, 1), delivered(20, 2, "w2"), missed]), [("P37", 20)]);
         // The run's own end at the instant pays too (it had just returned).
         assert_eq!(judge(&[started(10, 1), delivered(20, 2, "w2"), returned(20, 1)]), []);
     }

@@ -1727,6 +1727,42 @@ pub enum Mutant {
     /// (round 45; unreached by the simulator's runs: pinned by the unit test
     /// `a_change_older_than_the_waits_own_read_does_not_resolve_it`).
     MC435,
+    /// A worker whose refused beat adopts whatever value the store holds, not only one of its
+    /// own in-doubt writes: refused by a cleaner's dead marker it does not declare itself dead,
+    /// beats again expecting the marker, and comes back to life over the fence if that beat
+    /// lands before the cleanup deletes the keep-alive (hunt 46 A, the cargo-mutants sweep's
+    /// in-doubt guard replaced by `true`; P88, judged at the store as each beat is handled).
+    MC436,
+    /// A cleanup that takes every fence for refused: the worker it has just fenced (its
+    /// keep-alive the dead marker) is released as alive, its jobs left on a worker that can
+    /// never run them until the next sweep's cleanup finds the marker (hunt 46 A, the
+    /// cargo-mutants sweep's `&&` to `||` in the refused-fence test; P89, judged at each
+    /// cleanup's end).
+    MC437,
+    /// A worker's stop of one run that looks the run up by a number it does not have: the
+    /// superseded run is not asked to stop (its `run_stop_asked` says attempt 0) and goes on
+    /// beside the job's new attempt (hunt 46 A, the cargo-mutants sweep's `==` to `!=` in the
+    /// driver's run lookup; P37, whose stop now pays only if it reached the run).
+    MC438,
+    /// A worker that takes every failed registration attempt (a timeout, a store down) for the
+    /// dead marker's refusal: it declares itself dead and its slot starts a fresh worker, each
+    /// failure a needless death and a new id (hunt 46 A, the cargo-mutants sweep's guard
+    /// replaced by `true`; P90, judged at the death).
+    MC439,
+    /// A worker driver that publishes none of its machine's state changes (registered, fenced,
+    /// unfenced, stopping, dead, stopped): the operator sees no worker's state, and every rule
+    /// keyed on those events judges nothing (hunt 46 A, the cargo-mutants sweep's `report`
+    /// replaced by a no-op; P91, judged at each beat's end).
+    MC440,
+    /// A pool node's group commit whose flusher returns at once: every job transaction (a
+    /// dispatch's add, an ack, a completion) fails "the group commit has stopped", nothing is
+    /// ever added, and so nothing is lost (hunt 46 A, the cargo-mutants sweep's `flush_loop`
+    /// replaced by a no-op; P92, judged at the run's end).
+    MC441,
+    /// A completion feed whose `recv` answers `None` at once, as if the node had stopped: every
+    /// subscriber's stream ends before it got anything (hunt 46 A, the cargo-mutants sweep's
+    /// `recv` replaced by `None`; P94, judged at each feed's end).
+    MC442,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -210,6 +210,10 @@ events! {
         /// beat, or the registration's first write) put there, whatever that write expected: a
         /// value of the worker's own that landed, which it knows or holds in doubt (P70).
         KeepaliveRefused { worker: String, expected: String, held: Option<String>, own: bool, landed: bool, by: Who } = "keepalive_refused",
+        /// A beat by `by` (a compare-and-set writing a keep-alive value) expected worker
+        /// `worker`'s keep-alive to hold the dead marker, whether or not it was `applied`: the
+        /// worker took a cleaner's fence for its own value (P88).
+        BeatOverDead { worker: String, applied: bool, by: Who } = "beat_over_dead",
         /// A transaction by `by` on a pool's job map was refused, and one of its guards expected
         /// `job`'s record to be `record`: what a worker's `stale_rejected` must follow (P11).
         JobGuardRefused { job: String, record: String, by: Who } = "job_guard_refused",

@@ -90,6 +90,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::runs_report_their_end(events));
     v.extend(pool_cleanup::cleanups_move_only_fenced_workers(events));
     v.extend(pool_cleanup::cleanup_moves(events));
+    v.extend(pool_cleanup::fenced_cleanups_never_end_alive(events));
     v.extend(pool_keepalive::keepalive_rules(events, shortest_worker_ttl(events)));
     v.extend(worker_fence::worker_fence(run));
     v.extend(pool_drain::pool_drain(run));

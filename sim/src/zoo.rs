@@ -1438,6 +1438,48 @@ pub const ZOO: &[Entry] = &[
         budget: 1,
     },
     Entry {
+        mutant: Mutant::MC436,
+        lineage: "checker proof (hunt 46 A: the sweep's in-doubt guard of a refused beat replaced by true survived, no rule judged a death that never came): a refused beat adopts the dead marker",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC437,
+        lineage: "checker proof (hunt 46 A: the sweep's && to || in a cleanup's refused-fence test survived, the next sweep's cleanup finishes the job): a cleanup releases the worker it fenced as alive",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC438,
+        lineage: "checker proof (hunt 46 A: the sweep's == to != in the driver's run lookup survived, P37 was paid by the event alone): a stop of a superseded run that reaches no run",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC439,
+        lineage: "checker proof (hunt 46 A: the sweep's fenced-registration guard replaced by true survived): every failed registration taken for the dead marker's",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC440,
+        lineage: "checker proof (hunt 46 A: the sweep's report() replaced by a no-op survived, the rules keyed on worker events went silent): a worker that publishes none of its state changes",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC441,
+        lineage: "checker proof (hunt 46 A: the sweep's flush_loop replaced by a no-op survived, a pool that adds nothing loses nothing): the group commit's flusher gone at once",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC442,
+        lineage: "checker proof (hunt 46 A: the sweep's CompletionFeed::recv replaced by None survived, P10 judged a listener only while it listened): a completion feed that ends at once",
+        scenario: "poolfeed",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -88,6 +88,10 @@ async fn flush_loop<S: Store>(
     op_timeout: Duration,
     mut rx: mpsc::Receiver<(MapTxn, Reply)>,
 ) {
+    // MC441: the flusher gone at once: every transaction fails, the group commit stopped.
+    if mutants::active(Mutant::MC441) {
+        return;
+    }
     let slots = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT_MAX));
     // Counted apart from the slots, so that the bound is asserted, not assumed (TigerBeetle's
     // way: a slot released too early would let calls pile up unseen).

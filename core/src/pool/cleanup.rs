@@ -323,7 +323,9 @@ impl Cleanup {
             }
             (Phase::Fencing, Reply::Written { applied, value }) => {
                 // MC68: a refused fence taken as done: the live worker's jobs are moved.
-                let refused = !applied && value.as_deref().is_some_and(|v| v != DEAD);
+                // MC437: every fence taken as refused: the fenced worker released as alive.
+                let refused =
+                    (!applied && value.as_deref().is_some_and(|v| v != DEAD)) || mutants::active(Mutant::MC437);
                 if refused && !mutants::active(Mutant::MC68) {
                     return self.release(Outcome::Alive); // it beat again before its cleanup
                 }

@@ -262,6 +262,10 @@ pub struct CompletionFeed {
 impl CompletionFeed {
     /// The next completion, or `None` once the node stopped.
     pub async fn recv(&mut self) -> Option<JobCompletion> {
+        // MC442: the feed read as ended at once.
+        if mutants::active(Mutant::MC442) {
+            return None;
+        }
         self.rx.recv().await
     }
 

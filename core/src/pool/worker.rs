@@ -215,7 +215,8 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 }
             }
             Command::StopRun { job, run } => {
-                let task = io.tasks.get(&job).filter(|t| t.run == run);
+                // MC438: the run looked up by a number it does not have: no run is stopped.
+                let task = io.tasks.get(&job).filter(|t| t.run == run && !mutants::active(Mutant::MC438));
                 let attempt = task.map_or(0, |t| t.attempt);
                 observe::emit(PoolEvent::RunStopAsked { job: (&job).into(), worker: (&self.id).into(), attempt });
                 if let Some(t) = task {
@@ -274,7 +275,8 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
         match r {
             Ok(ka) => Registration::Written(ka),
             // `fenced` is the one error the registration makes itself: the dead marker's.
-            Err(e) if e == fenced(&self.id) => Registration::Fenced,
+            // MC439: every failed attempt taken for the dead marker's.
+            Err(e) if e == fenced(&self.id) || mutants::active(Mutant::MC439) => Registration::Fenced,
             Err(e) => {
                 debug!(target: "keel::pool", worker = %self.id, error = %e, "registration failed; retrying");
                 Registration::Failed
@@ -440,6 +442,10 @@ fn fenced(id: &str) -> StoreError {
 
 /// Publish the machine's state change (`beat_bound_ms`: see `PoolEvent::WorkerStopping`).
 fn report(id: &str, r: Report, beat_bound_ms: u64) {
+    // MC440: no state change published.
+    if mutants::active(Mutant::MC440) {
+        return;
+    }
     let worker = Text::from(id);
     observe::emit(match r {
         Report::Registered { keepalive_interval_us, shutdown_deadline_us, took_us } => {

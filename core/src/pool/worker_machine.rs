@@ -392,7 +392,10 @@ impl WorkerMachine {
                 }
             }
             // An earlier write whose reply was lost did land: adopt it and beat again next time.
-            BeatReply::Rejected { current: Some(v) } if self.in_doubt.contains(&v) => {
+            // MC436: whatever the store holds adopted, the dead marker too.
+            BeatReply::Rejected { current: Some(v) }
+                if self.in_doubt.contains(&v) || mutants::active(Mutant::MC436) =>
+            {
                 // MC137: adopted but not stored: the next beat compares against the value before.
                 if !mutants::active(Mutant::MC137) {
                     self.last = v;

@@ -796,10 +796,12 @@ impl PoolScenario {
         v.extend(check_shutdown(events));
         // E7: a dispatch error that says it applied nothing is true.
         v.extend(super::pool_dispatch::check(events));
+        v.extend(super::pool_dispatch::runs_add_jobs(events));
         if self.feed {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
             v.extend(super::pool_feed::waits_bounded(run));
+            v.extend(super::pool_feed::feeds_end_with_their_node(run));
             v.extend(super::pool_feed::waits_end_with_their_calls(run));
             v.extend(super::pool_events::check(run));
         }
@@ -919,6 +921,7 @@ impl PoolScenario {
                 Mutant::MC403,
                 Mutant::MC433,
                 Mutant::MC434,
+                Mutant::MC442,
             ];
         }
         &[
@@ -1018,6 +1021,12 @@ impl PoolScenario {
             Mutant::MC430,
             Mutant::MC431,
             Mutant::MC432,
+            Mutant::MC436,
+            Mutant::MC437,
+            Mutant::MC438,
+            Mutant::MC439,
+            Mutant::MC440,
+            Mutant::MC441,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

@@ -293,6 +293,49 @@ pub fn cleanups_move_only_fenced_workers(events: &[Event]) -> Vec<Violation> {
     v
 }
 
+/// **P89**: a cleanup whose fence the store applied never ends `alive`, judged at each
+/// `cleanup_ended`. A cleanup that fenced worker w (`cleanup_fenced`: its dead marker applied
+/// over the value it judged stale) has made w dead for good: w's next beat is refused and w
+/// stops, so the cleanup must move w's jobs (`cleaned`, or a lock-lifetime stop or an error
+/// that leaves them to the next cleanup). Ended `alive` after its own fence (hunt 46 A: the
+/// sweep's mutation of the refused-fence test to `true` survived, MC437), it releases the lock
+/// and leaves w's jobs on a worker that can never run them until the next sweep's cleanup finds
+/// the marker; the operator's log says the worker lives. Judged per node and worker from the
+/// fence to the cleanup's end; a node's next lock of w begins afresh (a cleanup cut short by a
+/// crash emits no end).
+pub fn fenced_cleanups_never_end_alive(events: &[Event]) -> Vec<Violation> {
+    use keel::observe::PoolEvent;
+    let mut fenced: BTreeMap<(Who, &str), u64> = BTreeMap::new(); // (node, worker) → fence's µs
+    let mut v = Vec::new();
+    for e in events {
+        match e.pool() {
+            Some(PoolEvent::CleanupLocked { worker, .. } | PoolEvent::CleanupTakeover { worker, .. }) => {
+                fenced.remove(&(e.node, keel_checks::plain(worker)));
+            }
+            Some(PoolEvent::CleanupFenced { worker, .. }) => {
+                fenced.insert((e.node, keel_checks::plain(worker)), e.t_us);
+            }
+            Some(PoolEvent::CleanupEnded { worker, outcome, .. }) => {
+                let w = keel_checks::plain(worker);
+                let Some(at) = fenced.remove(&(e.node, w)) else { continue };
+                if keel_checks::plain(outcome) == "alive" && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P89",
+                        e.t_us,
+                        format!(
+                            "{}: its cleanup of worker {w} ended alive after its own fence applied at {:.6}s (the dead marker is the worker's end: its jobs stay on a worker that can never run them)",
+                            e.node,
+                            at as f64 / 1e6
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// **P55**: a cleanup decides its moves on a read made after its fence, judged at each move.
 /// A cleanup fences worker w after re-judging it on a read of the store's time (`cleanup_fenced`
 /// carries that time), then reads the jobs naming w, the keep-alives and the store's time again,
@@ -493,6 +536,38 @@ mod tests {
             fences.keepalive_written(&store, (ka, "w"), (Some(DEAD), None), &quiet, Who::Node(1)).await;
             assert!(cleanups_requeue_fenced_jobs(&quiet.take()).is_empty());
         });
+    }
+
+    /// P89: a cleanup that ends alive after its own fence fires at its end; one that ends alive
+    /// without a fence, ends cleaned after it, or whose fence was another node's or an earlier
+    /// cleanup's (a new lock since), does not.
+    #[test]
+    fn a_cleanup_ended_alive_after_its_fence_fires_p89() {
+        use keel::observe::PoolEvent;
+
+        use crate::history::Ev;
+        let ev = |t: u64, node: u8, p: PoolEvent<'static>| Event {
+            t_us: t,
+            node: Who::Node(node),
+            ev: Ev::Core(keel::observe::Event::Pool(p)),
+        };
+        let locked = |t, n| {
+            let p = PoolEvent::CleanupLocked { worker: "w".into(), lock: "l".into(), keepalive: None, now_ms: t };
+            ev(t, n, p)
+        };
+        let fenced = |t, n| ev(t, n, PoolEvent::CleanupFenced { worker: "w".into(), keepalive: None, now_ms: t });
+        let ended = |t, n, outcome: &'static str| {
+            let p =
+                PoolEvent::CleanupEnded { worker: "w".into(), lock: "l".into(), outcome: outcome.into(), locked: true };
+            ev(t, n, p)
+        };
+        let judge =
+            |h: &[Event]| fenced_cleanups_never_end_alive(h).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>();
+        assert_eq!(judge(&[locked(1, 0), fenced(2, 0), ended(3, 0, "alive")]), [("P89", 3)]);
+        assert_eq!(judge(&[locked(1, 0), ended(3, 0, "alive")]), []);
+        assert_eq!(judge(&[locked(1, 0), fenced(2, 0), ended(3, 0, "cleaned")]), []);
+        assert_eq!(judge(&[locked(1, 0), fenced(2, 1), ended(3, 0, "alive")]), [], "another node's fence");
+        assert_eq!(judge(&[fenced(2, 0), locked(4, 0), ended(5, 0, "alive")]), [], "a cleanup cut short before");
     }
 
     /// P20: a move off w by its cleanup while w's last keep-alive at the store is a beat fires;

@@ -51,6 +51,33 @@ impl Calls<'_> {
     }
 }
 
+/// **P92**: a pool run adds jobs: its dispatchers' calls do not all fail, judged at the run's
+/// end. The dispatchers send a job every few hundred milliseconds for the whole run, retrying
+/// each failed call up to 20 times; every fault plan leaves the store reachable for most of the
+/// run. A pool whose group commit never sends a transaction (hunt 46 A: the sweep's flusher
+/// replaced by a no-op survived, MC441) fails every dispatch, adds nothing, and so loses
+/// nothing: every rule about jobs is clean, and only the coverage goals of a 100-seed unmutated
+/// sweep noticed. The first 1 violation, at the last failed call.
+pub fn runs_add_jobs(events: &[Event]) -> Vec<Violation> {
+    let mut failed: Option<(u64, &str, usize)> = None; // last failure's µs, first error, calls
+    for e in events {
+        match rec(e) {
+            Some(Rec::JobAdded { .. } | Rec::JobAddedAgain { .. }) => return Vec::new(),
+            Some(Rec::DispatchFailed { error, .. }) => {
+                let (_, first, n) = failed.unwrap_or((0, error.as_str(), 0));
+                failed = Some((e.t_us, first, n + 1));
+            }
+            _ => {}
+        }
+    }
+    let Some((at, first, n)) = failed else { return Vec::new() };
+    vec![Violation::new(
+        "P92",
+        at,
+        format!("no dispatch of the run added a job: all {n} calls failed (the first with: {first})"),
+    )]
+}
+
 /// E7 over a run's events (see the module's doc).
 pub fn check(events: &[Event]) -> Vec<Violation> {
     let mut jobs: BTreeMap<&str, Calls<'_>> = BTreeMap::new();
@@ -104,4 +131,33 @@ pub fn check(events: &[Event]) -> Vec<Violation> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Ev, Who};
+    use crate::scenario::AppEv;
+    use crate::scenario::test_history::at;
+
+    fn app(t_ms: u64, r: Rec) -> Event {
+        at(t_ms, Who::Node(0), Ev::App(AppEv::Pool(r)))
+    }
+
+    fn failed(t_ms: u64) -> Event {
+        let error = "the pool's group commit has stopped".into();
+        app(t_ms, Rec::DispatchFailed { job: "j".into(), error, not_applied: true, duplicate: false })
+    }
+
+    /// P92: a run whose every dispatch call failed fires once, at its last failure; one job
+    /// added, or no call at all, does not.
+    #[test]
+    fn a_run_that_adds_no_job_fires_p92() {
+        let v = runs_add_jobs(&[failed(10), failed(20)]);
+        assert_eq!(v.iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>(), [("P92", 20_000)]);
+        assert!(v[0].detail.contains("all 2 calls") && v[0].detail.contains("group commit"), "{}", v[0].detail);
+        let added = app(15, Rec::JobAdded { job: "k".into(), payload: "1".into() });
+        assert!(runs_add_jobs(&[failed(10), added, failed(20)]).is_empty());
+        assert!(runs_add_jobs(&[]).is_empty());
+    }
 }

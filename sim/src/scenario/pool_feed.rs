@@ -177,6 +177,33 @@ pub async fn dispatch_and_wait(ctx: NodeCtx, node: Arc<Node>, job: String, ms: u
     }
 }
 
+/// **P94**: a node's completion feed ends only after the node's stop began, judged at each
+/// `feed_end`. `CompletionFeed::recv` returns `None` "once the node stopped" (its docs): a
+/// subscriber reads until then. A feed that ends early (hunt 46 A: the sweep's `recv` replaced
+/// by `None` survived, MC442) leaves every subscriber with nothing, and P10 judges a listener
+/// only while it listens, so a listener closed at once was judged on nothing. Judged per node
+/// life: its pool's `node_stopping` before the end (a crash records no end).
+pub fn feeds_end_with_their_node(run: &RunView<'_>) -> Vec<Violation> {
+    use keel::observe::PoolEvent;
+    let mut stopping: std::collections::BTreeSet<(Who, u64)> = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let life = run.timeline.life_at(e.node, e.t_us).map_or(0, |l| l.start);
+        if let Some(PoolEvent::NodeStopping { .. }) = e.pool() {
+            stopping.insert((e.node, life));
+            continue;
+        }
+        if let Some(Rec::FeedEnd { .. }) = rec(e)
+            && !stopping.contains(&(e.node, life))
+            && v.len() < 20
+        {
+            let what = format!("{}: its completion feed ended while its node ran (no stop had begun)", e.node);
+            v.push(Violation::new("P94", e.t_us, what));
+        }
+    }
+    v
+}
+
 /// **P81**: `dispatch_and_wait` registers its wait before its dispatch writes, as documented
 /// (else a completion that beats the dispatch's reply home is never seen: MC348). Judged at each
 /// `dispatched` of a job the node called it for (`and_wait_called`): the node's
@@ -557,6 +584,25 @@ mod tests {
 
     fn pool_ev(t_ms: u64, e: PoolEvent<'_>) -> Event {
         at(t_ms, Ev::Core(keel::observe::Event::Pool(e.to_static())))
+    }
+
+    /// P94: a completion feed that ends before its node's stop began fires (another node's stop
+    /// does not excuse it); one that ends after it does not.
+    #[test]
+    fn a_feed_that_ends_while_its_node_runs_fires_p94() {
+        let start = at(0, WorldEv::NodeStart {});
+        let stopping = pool_ev(500, PoolEvent::NodeStopping { pool: "sim".into(), node: "n0".into() });
+        let end = |t| app(t, Rec::FeedEnd { dropped: 0 });
+        let p94 = |events: &[Event]| {
+            judge(events, 0, 20_000, feeds_end_with_their_node)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(p94(&[start.clone(), app(0, Rec::FeedStart {}), end(10)]), [("P94", 10_000)]);
+        assert_eq!(p94(&[start.clone(), app(0, Rec::FeedStart {}), stopping.clone(), end(510)]), []);
+        let other = Event { node: Who::Node(1), ..stopping };
+        assert_eq!(p94(&[start, other, end(510)]), [("P94", 510_000)], "another node's stop");
     }
 
     /// P81: `dispatch_and_wait`'s wait is registered before its `dispatched` (MC348: after).

@@ -76,6 +76,13 @@ impl Beats {
         let mut beats = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let at = (map.to_owned(), key.to_owned());
         let beat = |new: &str| decode::keepalive(new).is_some();
+        if let MapWrite::CompareAndSet { expected, new } = write
+            && beat(new)
+            && expected == decode::DEAD_MARKER
+        {
+            let (worker, applied) = (key.to_owned(), out.0);
+            history.record(Who::Store, ServerEv::BeatOverDead { worker, applied, by });
+        }
         match (write, out) {
             (MapWrite::CompareAndSet { expected, new }, (true, _)) if beat(new) => {
                 beats.insert(at, (Some(expected.clone()), new.clone()));
@@ -144,6 +151,115 @@ pub fn keepalive_rules(events: &[Event], ttl_ms: u64) -> Vec<Violation> {
     v.extend(moves);
     v.extend(moves_leave_their_worker(events));
     v.extend(deaths_not_over_own_beats(events));
+    v.extend(beats_over_dead(events));
+    v.extend(registrations_die_only_over_the_marker(events));
+    v.extend(beats_follow_their_registration(events));
+    v
+}
+
+/// **P91**: a worker's beat ends only after its node published the worker's registration,
+/// judged at each `beat_ended`. A worker beats once registered, and its driver publishes the
+/// machine's state changes (`worker_registered`, `fenced`, `unfenced`, `worker_stopping`,
+/// `worker_dead`, `worker_stopped`) as it performs them, the registration before its first
+/// beat. A driver that publishes none of them (hunt 46 A: the sweep's `report` replaced by a
+/// no-op survived, MC440) leaves the operator blind to every worker's state, and every rule
+/// keyed on those events (P23's cadence from the registration, P35's deaths, P37's and the
+/// drain rules' ends of judging) silently judges nothing.
+fn beats_follow_their_registration(events: &[Event]) -> Vec<Violation> {
+    let mut registered: std::collections::BTreeSet<(Who, &str)> = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.pool() {
+            Some(PoolEvent::WorkerRegistered { worker, .. }) => {
+                registered.insert((e.node, plain(worker)));
+            }
+            Some(PoolEvent::BeatEnded { worker, .. }) if !registered.contains(&(e.node, plain(worker))) => {
+                if v.len() < 20 {
+                    v.push(Violation::new(
+                        "P91",
+                        e.t_us,
+                        format!(
+                            "{}: worker {} ended a beat it never published the registration of",
+                            e.node,
+                            plain(worker)
+                        ),
+                    ));
+                }
+                registered.insert((e.node, plain(worker)));
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// **P90**: a worker that dies before it registered dies over the dead marker, judged at its
+/// `worker_dead`. A registration that finds the marker on its keep-alive (a cleaner fenced the
+/// worker while its attempts kept failing) cannot succeed, and the worker dies (round 38,
+/// MC349); any other failure (a timeout, the store down or loading) is retried. So the store
+/// must have applied the marker to that worker's keep-alive at some time before (a store
+/// restart may lose a marker, never make one). A worker that takes every failed attempt for
+/// the marker's refusal (hunt 46 A: the sweep's guard replaced by `true` survived, MC439) dies
+/// at its first failure, and its slot starts a fresh worker: a needless death and a new id per
+/// failure, P35 judging only deaths after a refused beat.
+fn registrations_die_only_over_the_marker(events: &[Event]) -> Vec<Violation> {
+    let mut registered: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut marked: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(ServerEv::KeepaliveWritten { worker, value: Some(value), .. }) = e.server()
+            && value == decode::DEAD_MARKER
+        {
+            marked.insert(worker.as_str());
+            continue;
+        }
+        match e.pool() {
+            Some(PoolEvent::WorkerRegistered { worker, .. }) => {
+                registered.insert(plain(worker));
+            }
+            Some(PoolEvent::WorkerDead { worker }) => {
+                let w = plain(worker);
+                if !registered.contains(w) && !marked.contains(w) && v.len() < 20 {
+                    v.push(Violation::new(
+                        "P90",
+                        e.t_us,
+                        format!(
+                            "{}: worker {w} declared itself dead before it registered, and the store never held the dead marker for it (a failed registration is retried, only the marker ends it)",
+                            e.node
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// **P88**: no worker beats over the dead marker, judged at the store as each beat (a
+/// compare-and-set writing a keep-alive value) is handled, applied or not. A worker expects the
+/// last value it knows landed, or adopts one of its own in-doubt writes when a refusal shows
+/// it; the dead marker is a cleaner's fence, never a worker's value. A worker that adopts
+/// whatever a refusal shows (hunt 46 A: the sweep's mutation of the in-doubt guard to `true`,
+/// MC436) takes the fence for its own beat: it does not declare itself dead, beats again over
+/// the fence, and, applied while its cleanup still moves its jobs, comes back to life beside
+/// the requeued runs (P35 judges a death's cause, nothing judged a death that never came).
+fn beats_over_dead(events: &[Event]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for e in events {
+        let Some(ServerEv::BeatOverDead { worker, applied, by }) = e.server() else { continue };
+        if v.len() >= 20 {
+            break;
+        }
+        let outcome = if *applied { "applied: the fenced worker is live again" } else { "refused" };
+        v.push(Violation::new(
+            "P88",
+            e.t_us,
+            format!(
+                "{by}: a beat of worker {worker} expected its keep-alive to hold the dead marker (a cleaner's fence, never a worker's own value; {outcome})"
+            ),
+        ));
+    }
     v
 }
 
@@ -560,6 +676,82 @@ mod tests {
         };
         assert_eq!(judge(&[landed(1_500), dead(1_510, n0)]), [("P70", 1_510)]);
         assert_eq!(judge(&[landed(1_500), refused(2_900, Some("dead"), false, n0), dead(2_910, n0)]), []);
+    }
+
+    /// P88: a beat expecting the dead marker fires where the store handles it, applied or
+    /// refused; a cleaner's fence (a write of the dead marker) and a beat over the worker's own
+    /// value do not.
+    #[test]
+    fn a_beat_over_the_dead_marker_fires_p88() {
+        let history = History::default();
+        let beats = Beats::default();
+        let cas = |e: &str, n: &str| MapWrite::CompareAndSet { expected: e.into(), new: n.into() };
+        let at = ("keel:pool:p:keepalive", "w");
+        let (n0, n1) = (Who::Node(0), Who::Node(1));
+        let (a, b) = ("1000|1500", "1500|1500");
+        beats.written(at, &cas(a, b), (true, Some(b)), &history, n0);
+        beats.written(at, &cas(b, "dead"), (true, Some("dead")), &history, n1);
+        beats.written(at, &cas(b, "2000|1500"), (false, Some("dead")), &history, n0);
+        assert!(keepalive_rules(&history.take(), 1_500).is_empty(), "a fence, and a beat refused by it");
+        beats.written(at, &cas("dead", "2000|1500"), (false, None), &history, n0);
+        beats.written(at, &cas("dead", "2500|1500"), (true, Some("2500|1500")), &history, n0);
+        let v = keepalive_rules(&history.take(), 1_500);
+        assert_eq!(v.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["P88", "P88"]);
+        assert!(v[1].detail.contains("live again"), "{}", v[1].detail);
+    }
+
+    /// P90: a worker dead before it registered fires unless the store applied the dead marker
+    /// to its keep-alive before; a death after its registration is P35's.
+    #[test]
+    fn a_death_at_registration_without_the_marker_fires_p90() {
+        let dead = |t_ms: u64| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(PoolEvent::WorkerDead { worker: "w".into() })),
+        };
+        let registered = Event {
+            t_us: 1_000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(PoolEvent::WorkerRegistered {
+                worker: "w".into(),
+                keepalive_interval_us: 500_000,
+                shutdown_deadline_us: 1_000_000,
+                took_us: 10,
+            })),
+        };
+        let judge = |h: &[Event]| {
+            registrations_die_only_over_the_marker(h).iter().map(|v| (v.invariant, v.t_us / 1000)).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[dead(1_510)]), [("P90", 1_510)]);
+        assert_eq!(judge(&[written(1_000, "w", Some("dead")), written(1_200, "w", None), dead(1_510)]), []);
+        assert_eq!(
+            judge(&[written(1_000, "v", Some("dead")), dead(1_510)]),
+            [("P90", 1_510)],
+            "another worker's marker"
+        );
+        assert_eq!(judge(&[registered, dead(1_510)]), [], "after its registration");
+    }
+
+    /// P91: a beat's end with no registration published before it fires once per worker; after
+    /// the registration, or another worker's, judged apart.
+    #[test]
+    fn a_beat_before_its_registration_fires_p91() {
+        let beat = |t_ms: u64, w: &str| pool(t_ms, PoolEvent::BeatEnded { worker: w.into(), took_us: 10 });
+        let registered = |t_ms: u64, w: &str| {
+            let p = PoolEvent::WorkerRegistered {
+                worker: w.into(),
+                keepalive_interval_us: 500_000,
+                shutdown_deadline_us: 1_000_000,
+                took_us: 10,
+            };
+            pool(t_ms, p)
+        };
+        let judge = |h: &[Event]| {
+            beats_follow_their_registration(h).iter().map(|v| (v.invariant, v.t_us / 1000)).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[registered(1_000, "w"), beat(1_500, "w"), beat(2_000, "w")]), []);
+        assert_eq!(judge(&[beat(1_500, "w"), beat(2_000, "w")]), [("P91", 1_500)]);
+        assert_eq!(judge(&[registered(1_000, "v"), beat(1_500, "w")]), [("P91", 1_500)]);
     }
 
     /// The store's memory of beats: a refused beat is `own` only over the value the worker's last
