@@ -5,7 +5,7 @@
 //! cuts every store call at it on its own clock (`Core::op`, the job map's group commits, a
 //! watch's opening). The calls that fail and are tried again report how long the failed try took
 //! (`complete_retry`, `requeue_retry`, `router_resync_failed`, `watch_open_failed`,
-//! `keepalive_resync_failed`, each `took_us` on the node's clock, from before its first call), so
+//! `keepalive_resync_failed`, a failed `worker_deregistered`, each `took_us` on the node's clock, from before its first call), so
 //! one that failed by a timeout took at least the op timeout, less a millisecond of rounding. A
 //! cut armed on another timer than the node's clock (the runtime's, MC328) gives up early on a
 //! node whose clock runs slow: every call of a store slower than the cut but within the timeout
@@ -51,6 +51,7 @@ pub fn pool_timeouts_take_the_op_timeout<E: Entry>(
             Some(P::RouterResyncFailed { error, took_us, .. }) => (error, *took_us, "a router resync"),
             Some(P::WatchOpenFailed { error, took_us, .. }) => (error, *took_us, "a watch's opening"),
             Some(P::KeepaliveResyncFailed { error, took_us, .. }) => (error, *took_us, "a keep-alive resync"),
+            Some(P::WorkerDeregistered { error: Some(error), took_us, .. }) => (error, *took_us, "a deregistration"),
             _ => continue,
         };
         let Some(&bound) = timeouts.get(node) else { continue };

@@ -1763,6 +1763,16 @@ pub enum Mutant {
     /// subscriber's stream ends before it got anything (hunt 46 A, the cargo-mutants sweep's
     /// `recv` replaced by `None`; P94, judged at each feed's end).
     MC442,
+    /// A worker's graceful stop that hands its jobs back but never deregisters: its keep-alive
+    /// (marked stopping) and registration stay until a cleaner judges them stale a worker TTL
+    /// later and locks, fences and cleans a worker that stopped cleanly (hunt 46 A, the
+    /// cargo-mutants sweep's `deregister` replaced by a no-op; P105, judged at `worker_stopped`).
+    MC456,
+    /// A deregistration that gives up when its keep-alive compare is refused though the store
+    /// holds the worker's own beat whose reply was lost (the stopping beat's, typically): the
+    /// registration goes, the keep-alive stays for a cleaner (keel before 2026-12-07; P106,
+    /// judged at `worker_deregistered`).
+    MC457,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1480,6 +1480,18 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC456,
+        lineage: "checker proof (hunt 46 A: the sweep's deregister replaced by a no-op survived, the cleanup finishes a clean stop a TTL later): a graceful stop that never deregisters",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
+        mutant: Mutant::MC457,
+        lineage: "keel before 2026-12-07 (found writing P106): a deregistration refused over the worker's own stopping beat whose reply was lost leaves the keep-alive for a cleaner",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

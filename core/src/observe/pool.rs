@@ -162,6 +162,12 @@ events! {
         WorkerDead { worker: Text<'a> } = "worker_dead",
         /// A worker stopped and deregistered.
         WorkerStopped { worker: Text<'a> } = "worker_stopped",
+        /// A stopping worker deleted its keep-alive (compared against the last value it wrote,
+        /// or one of its beats whose reply was lost) and then its registration, `took_us` from
+        /// the first call; `error`: the call that failed (the rest is left to the cleanup).
+        /// Every graceful stop reports one before `worker_stopped` (P105); one without an error
+        /// leaves no keep-alive of the worker's own in the store (P106).
+        WorkerDeregistered { worker: Text<'a>, error: Option<Text<'a>>, took_us: u64 } = "worker_deregistered",
         /// A stopping worker could not hand `job` back (empty: it could not read which jobs it
         /// holds, so none was handed back): `error` says why. The job stays on the worker until
         /// the cleanup requeues it as an orphan once the worker deregistered. Every other job
@@ -433,6 +439,12 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::WorkerStopped { worker } => {
             info!(target: T, kind = "worker_stopped", worker = %worker, "worker stopped and deregistered")
+        }
+        E::WorkerDeregistered { worker, error: None, took_us } => {
+            debug!(target: T, kind = "worker_deregistered", worker = %worker, took_us, "keep-alive and registration deleted")
+        }
+        E::WorkerDeregistered { worker, error: Some(error), took_us } => {
+            warn!(target: T, kind = "worker_deregistered", worker = %worker, error = %error, took_us, "deregistration failed; the cleanup finishes it")
         }
         E::Keepalive { worker, ms, ttl_ms, stopping } => {
             debug!(target: T, kind = "keepalive", worker = %worker, ms, ttl_ms, stopping, "keep-alive")

@@ -236,7 +236,7 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
             Command::FinishProducer => drop(self.producer.take()),
             Command::HandBack => self.hand_back().await,
             Command::RequeueFromMemory => self.requeue_from_memory(std::mem::take(&mut io.removed)).await,
-            Command::Deregister { expected } => self.deregister(&expected).await,
+            Command::Deregister { expected, in_doubt } => self.deregister(&expected, &in_doubt).await,
             Command::Report(r) => report(&self.id, r, self.beat_bound_ms()),
             // MP6's exit drops the tasks here without stopping them: they keep running (zombies).
             Command::Exit(how) => return Some(how),
@@ -388,17 +388,37 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
     }
 
     /// Delete the keep-alive (no dispatcher picks us from here on), then the registration.
-    async fn deregister(&self, last: &str) {
+    ///
+    /// The keep-alive is compared against the last value this worker saw written; if the store
+    /// holds one of its beats whose reply was lost instead (the stopping beat's, typically), it
+    /// is deleted over that one. Keel before 2026-12-07 left it there: the registration went,
+    /// the keep-alive stayed (marked stopping) until a cleaner judged it stale a TTL later and
+    /// fenced, locked and cleaned a worker that had stopped cleanly (P106, MC457).
+    async fn deregister(&self, last: &str, in_doubt: &[String]) {
+        let began = self.core.clock.now();
         let maps = &self.core.maps;
-        // MC152: deleted without comparing.
-        let how =
-            if mutants::active(Mutant::MC152) { MapWrite::Delete } else { MapWrite::CompareAndDelete(last.to_owned()) };
-        let del = self.core.store.map_write(&maps.keepalive, &self.id, how);
-        if self.core.op("map_write", del).await.is_err() {
-            return; // left stale: the cleanup finishes it
+        let r: Result<(), StoreError> = async {
+            // MC152: deleted without comparing.
+            let how = if mutants::active(Mutant::MC152) {
+                MapWrite::Delete
+            } else {
+                MapWrite::CompareAndDelete(last.to_owned())
+            };
+            let out = self.core.op("map_write", self.core.store.map_write(&maps.keepalive, &self.id, how)).await?;
+            let held = out.value.filter(|v| !out.applied && in_doubt.contains(v));
+            // MC457: the refusal taken as final though the store holds our own lost beat.
+            if let Some(v) = held.filter(|_| !mutants::active(Mutant::MC457)) {
+                let del = self.core.store.map_write(&maps.keepalive, &self.id, MapWrite::CompareAndDelete(v));
+                self.core.op("map_write", del).await?;
+            }
+            let del = self.core.store.map_write(&maps.workers, &self.id, MapWrite::Delete);
+            self.core.op("map_write", del).await?;
+            Ok(())
         }
-        let del = self.core.store.map_write(&maps.workers, &self.id, MapWrite::Delete);
-        let _ = self.core.op("map_write", del).await;
+        .await;
+        let took_us = crate::observe::micros(self.core.clock.now().saturating_duration_since(began));
+        let error = r.as_ref().err().map(|e| Text::display(e));
+        observe::emit(PoolEvent::WorkerDeregistered { worker: (&self.id).into(), error, took_us });
     }
 }
 

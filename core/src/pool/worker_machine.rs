@@ -84,8 +84,9 @@ pub enum Command {
     HandBack,
     /// MP10: write the jobs removed by [`Command::RemoveFromMaps`] back.
     RequeueFromMemory,
-    /// Delete the keep-alive if it is still `expected`, then the registration.
-    Deregister { expected: String },
+    /// Delete the keep-alive if it is still `expected` (or one of `in_doubt`: beats whose reply
+    /// was lost, any of which may be what the store holds), then the registration.
+    Deregister { expected: String, in_doubt: Vec<String> },
     /// Publish a state change.
     Report(Report),
     /// The worker is done.
@@ -514,7 +515,7 @@ impl WorkerMachine {
                     // MC25: deregister as the drain begins (the keep-alive this worker wrote last,
                     // then the registration): the beat that follows is refused and the worker
                     // finds itself dead, stopping its runs at once.
-                    self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+                    self.commands.push_back(self.deregister());
                 }
                 if mutants::active(Mutant::MP10) {
                     // MP10 (pulse #61): "remove worker immediately to avoid job requeuing by other
@@ -571,18 +572,26 @@ impl WorkerMachine {
         if hand_back_first {
             self.commands.push_back(Command::HandBack);
             self.stop_all();
-            self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+            self.commands.push_back(self.deregister());
         } else if self.removed {
             self.commands.push_back(Command::RequeueFromMemory);
         } else if mutants::active(Mutant::MC245) {
-            self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+            self.commands.push_back(self.deregister());
             self.commands.push_back(Command::HandBack);
         } else {
             self.commands.push_back(Command::HandBack);
-            self.commands.push_back(Command::Deregister { expected: self.last.clone() });
+            // MC456: the graceful stop leaves its keep-alive and registration to a cleaner, which
+            // takes them a worker TTL and a sweep later (a lock, a fence, an orphan scan).
+            if !mutants::active(Mutant::MC456) {
+                self.commands.push_back(self.deregister());
+            }
         }
         self.commands.push_back(Command::Report(Report::Stopped));
         self.exit(WorkerExit::Stopped);
+    }
+
+    fn deregister(&self) -> Command {
+        Command::Deregister { expected: self.last.clone(), in_doubt: self.in_doubt.clone() }
     }
 
     fn exit(&mut self, how: WorkerExit) {

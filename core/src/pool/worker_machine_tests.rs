@@ -370,10 +370,31 @@ fn a_stop_drains_with_a_stopping_beat_and_ends_when_the_runs_end() {
             Command::StopAll,
             Command::FinishProducer,
             Command::HandBack,
-            Command::Deregister { expected: "ka1".into() },
+            Command::Deregister { expected: "ka1".into(), in_doubt: vec![] },
             Command::Report(Report::Stopped),
             Command::Exit(WorkerExit::Stopped)
         ]
+    );
+}
+
+/// A stopping beat whose reply was lost may be what the store holds: the deregistration is
+/// handed it besides the last value seen land, so it deletes the keep-alive over it (P106, MC457).
+#[test]
+fn a_deregistration_carries_the_beats_in_doubt() {
+    let (mut m, t0) = registered();
+    let r = start(&mut m, t0, "a", 1);
+    let stop = t0 + ms(100);
+    m.on_stop(stop);
+    drain(&mut m);
+    m.on_timeout(stop);
+    assert_eq!(drain(&mut m), [Command::Beat { expected: "ka0".into(), stopping: true }]);
+    m.on_beat(stop + ms(10), BeatReply::Unknown { new: "ka1".into() });
+    m.on_run_ended(stop + ms(20), "a", r);
+    m.on_timeout(stop + ms(20));
+    let commands = drain(&mut m);
+    assert!(
+        commands.contains(&Command::Deregister { expected: "ka0".into(), in_doubt: vec!["ka1".into()] }),
+        "{commands:?}"
     );
 }
 
@@ -565,11 +586,14 @@ mod mutants_are_branches {
                 drain(&mut m),
                 [
                     Command::Report(Report::Stopping { running: 1, drain_ms: DRAIN_MS }),
-                    Command::Deregister { expected: "ka0".into() }
+                    Command::Deregister { expected: "ka0".into(), in_doubt: vec![] }
                 ]
             );
             // The drain contract, instant by instant: broken at the stop itself.
-            assert_eq!(drain_breach(), Some((Duration::ZERO, Command::Deregister { expected: "ka0".into() })));
+            assert_eq!(
+                drain_breach(),
+                Some((Duration::ZERO, Command::Deregister { expected: "ka0".into(), in_doubt: vec![] }))
+            );
             // The beat after it is refused (the keep-alive is gone): dead, every run stopped.
             m.on_timeout(t0);
             assert!(matches!(drain(&mut m).as_slice(), [Command::Beat { stopping: true, .. }]));

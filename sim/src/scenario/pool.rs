@@ -937,6 +937,8 @@ impl PoolScenario {
             Mutant::MP15,
             Mutant::MC299,
             Mutant::MC328,
+            Mutant::MC456,
+            Mutant::MC457,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,

@@ -1,6 +1,17 @@
 //! **P57**: a worker's graceful stop hands back every job it held before it deregisters, judged
 //! at the store as the deregistration applies.
 //!
+//! **P106** in the same place: a deregistration that reports no error leaves no keep-alive of the
+//! worker's own in the store, judged at its `worker_deregistered`. The worker deletes its
+//! keep-alive compared against the last value it saw land, or against a beat of its own whose
+//! reply was lost (the store holds it: the stopping beat, typically); a refusal is final only when
+//! the store holds a value the worker did not write (a cleaner's dead marker, or nothing). A
+//! deregistration that takes any refusal as final (keel before 2026-12-07, MC457) deletes the
+//! registration and leaves the keep-alive, marked stopping, for a cleaner to take a worker TTL
+//! later: the store's last applied write to the key, as the deregistration reports, is then a
+//! keep-alive value, which only the worker itself writes. A store crash or rollback since forgets
+//! what the key holds (its restored value came with no write).
+//!
 //! A stopping worker drains its runs, stops what is left, hands back every job it owns (each
 //! moved to another worker, or queued), and only then deletes its keep-alive and registration.
 //! From that delete on, the jobs still naming it are orphans: they wait for a cleanup's orphan
@@ -111,6 +122,37 @@ pub fn stops_hand_back_before_deregistering(events: &[Event]) -> Vec<Violation> 
     v
 }
 
+/// P106 over a run's events: see the module's doc. The first 20 violations.
+pub fn deregistrations_leave_no_keepalive(events: &[Event]) -> Vec<Violation> {
+    // worker → the value the store's last applied write to its keep-alive left (None: deleted)
+    let mut held: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(WorldEv::StoreCrash { .. } | WorldEv::StoreRestart {}) = e.world() {
+            held.clear();
+            continue;
+        }
+        if let Some(ServerEv::KeepaliveWritten { worker, value, .. }) = e.server() {
+            held.insert(worker.as_str(), value.as_deref());
+            continue;
+        }
+        let Some(PoolEvent::WorkerDeregistered { worker, error: None, .. }) = e.pool() else { continue };
+        let Some(Some(value)) = held.get(plain(worker)) else { continue };
+        if keel::pool::decode::keepalive(value).is_some() && v.len() < 20 {
+            v.push(Violation::new(
+                "P106",
+                e.t_us,
+                format!(
+                    "{}: worker {} reported its deregistration done while the store still held its own keep-alive {value:?}: a cleaner will take a worker that stopped cleanly for dead",
+                    e.node,
+                    plain(worker)
+                ),
+            ));
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +195,46 @@ mod tests {
         let all = pool(600, PoolEvent::HandBackFailed { worker: "w".into(), job: "".into(), error: "timeout".into() });
         let events = vec![dispatched(10, "a"), stopping(100), all, deregistered(700, &["a"])];
         assert!(stops_hand_back_before_deregistering(&events).is_empty());
+    }
+
+    fn written(t_ms: u64, value: Option<&str>) -> Event {
+        at(
+            t_ms,
+            Who::Store,
+            ServerEv::KeepaliveWritten { worker: "w".into(), value: value.map(str::to_owned), now_ms: t_ms },
+        )
+    }
+
+    fn dereg(t_ms: u64) -> Event {
+        pool(t_ms, PoolEvent::WorkerDeregistered { worker: "w".into(), error: None, took_us: 900 })
+    }
+
+    const KA: &str = "100|1000|stopping";
+
+    #[test]
+    fn a_deregistration_that_leaves_the_workers_keepalive_breaks_p106() {
+        assert!(keel::pool::decode::keepalive(KA).is_some(), "the test's value is a keep-alive");
+        let v = deregistrations_leave_no_keepalive(&[written(100, Some(KA)), dereg(200)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].invariant, "P106");
+    }
+
+    #[test]
+    fn a_deleted_or_fenced_keepalive_a_failed_call_or_a_crash_passes() {
+        assert!(
+            deregistrations_leave_no_keepalive(&[written(100, Some(KA)), written(150, None), dereg(200)]).is_empty()
+        );
+        assert!(
+            deregistrations_leave_no_keepalive(&[written(100, Some(KA)), written(150, Some(DEAD)), dereg(200)])
+                .is_empty()
+        );
+        let failed = pool(
+            200,
+            PoolEvent::WorkerDeregistered { worker: "w".into(), error: Some("timeout".into()), took_us: 900 },
+        );
+        assert!(deregistrations_leave_no_keepalive(&[written(100, Some(KA)), failed]).is_empty());
+        let crash = at(150, Who::World, WorldEv::StoreCrash { data_loss: false });
+        assert!(deregistrations_leave_no_keepalive(&[written(100, Some(KA)), crash, dereg(200)]).is_empty());
     }
 
     #[test]
