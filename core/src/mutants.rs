@@ -1773,6 +1773,11 @@ pub enum Mutant {
     /// registration goes, the keep-alive stays for a cleaner (keel before 2026-12-07; P106,
     /// judged at `worker_deregistered`).
     MC457,
+    /// A completion feed's per-subscriber drop count moved at every offer instead of at each
+    /// drop: `CompletionFeed::dropped` reads what the subscriber received as dropped, and P10
+    /// excuses a listener's misses by that count (hunt 46 A, the cargo-mutants sweep's
+    /// `dropped` replaced by 0 or 1 survived; P107, judged at each delivery the listener reads).
+    MC458,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1492,6 +1492,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC458,
+        lineage: "checker proof (hunt 46 A: the sweep's CompletionFeed::dropped replaced by 0 or 1 survived, P10 excuses misses by it): a subscriber's drop count moved at every offer",
+        scenario: "poolfeed",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

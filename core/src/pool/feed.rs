@@ -600,8 +600,17 @@ impl Feed {
         }
         for c in news() {
             for s in &r.subs {
-                if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(c.owned()) {
+                let sent = s.tx.try_send(c.owned());
+                // MC458: the subscriber's count moved at every offer, not at each drop: it reads
+                // as drops what it received, and a listener's misses are excused by it (P10).
+                let counted = mutants::active(Mutant::MC458);
+                if counted {
                     s.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Err(mpsc::error::TrySendError::Full(_)) = sent {
+                    if !counted {
+                        s.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                     out.dropped += 1;
                 }
             }

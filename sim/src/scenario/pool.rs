@@ -801,6 +801,7 @@ impl PoolScenario {
             v.extend(super::pool_feed::check(run));
             v.extend(super::pool_feed::waits_registered_first(run));
             v.extend(super::pool_feed::waits_bounded(run));
+            v.extend(super::pool_feed::feed_drops_counted(run));
             v.extend(super::pool_feed::feeds_end_with_their_node(run));
             v.extend(super::pool_feed::waits_end_with_their_calls(run));
             v.extend(super::pool_events::check(run));
@@ -922,6 +923,7 @@ impl PoolScenario {
                 Mutant::MC433,
                 Mutant::MC434,
                 Mutant::MC442,
+                Mutant::MC458,
             ];
         }
         &[

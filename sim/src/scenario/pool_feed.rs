@@ -204,6 +204,52 @@ pub fn feeds_end_with_their_node(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **P107**: a completion feed's drop count is the node's drops, judged at each delivery the
+/// listener reads and at its end. A subscriber's `CompletionFeed::dropped` counts the completions
+/// the node dropped for it because its buffer was full; P10 excuses a listener's misses by it.
+/// The node reports each drop as it happens (`feed_dropped`, in the same poll as the count moves),
+/// and each `poolfeed` node has one subscriber, so at every `feed_got` and `feed_end` the count the
+/// listener read equals the drops its node reported since the subscriber began (in its life). A
+/// count off its drops (hunt 46 A's sweep: `dropped` replaced by 0 or 1 survived; MC458 moves it
+/// at every offer) excuses misses P10 would see, or hides drops a service would act on.
+pub fn feed_drops_counted(run: &RunView<'_>) -> Vec<Violation> {
+    use keel::observe::PoolEvent;
+    // node → the drops its node reported since its subscriber began (None: no subscriber yet)
+    let mut reported: BTreeMap<Who, Option<u64>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        if let Some(crate::history::WorldEv::NodeStart {} | crate::history::WorldEv::NodeCrash {}) = e.world() {
+            reported.remove(&e.node);
+            continue;
+        }
+        if let Some(PoolEvent::FeedDropped { dropped }) = e.pool() {
+            if let Some(Some(n)) = reported.get_mut(&e.node) {
+                *n += dropped;
+            }
+            continue;
+        }
+        let read = match rec(e) {
+            Some(Rec::FeedStart {}) => {
+                reported.insert(e.node, Some(0));
+                continue;
+            }
+            Some(Rec::FeedGot { dropped, .. } | Rec::FeedEnd { dropped }) => *dropped,
+            _ => continue,
+        };
+        if let Some(Some(n)) = reported.get(&e.node)
+            && read != *n
+            && v.len() < 20
+        {
+            let what = format!(
+                "{}: its completion feed's subscriber read {read} completions dropped while its node had reported {n}",
+                e.node
+            );
+            v.push(Violation::new("P107", e.t_us, what));
+        }
+    }
+    v
+}
+
 /// **P81**: `dispatch_and_wait` registers its wait before its dispatch writes, as documented
 /// (else a completion that beats the dispatch's reply home is never seen: MC348). Judged at each
 /// `dispatched` of a job the node called it for (`and_wait_called`): the node's
@@ -584,6 +630,30 @@ mod tests {
 
     fn pool_ev(t_ms: u64, e: PoolEvent<'_>) -> Event {
         at(t_ms, Ev::Core(keel::observe::Event::Pool(e.to_static())))
+    }
+
+    /// P107: a listener's drop count off its node's reported drops fires; one equal to them
+    /// (drops reported between deliveries included) does not, and a restart starts over.
+    #[test]
+    fn a_drop_count_off_the_nodes_drops_fires_p107() {
+        let got = |t, dropped| app(t, Rec::FeedGot { job: "j".into(), attempt: 1, ms: 0, dropped });
+        let drops = |t, dropped| pool_ev(t, PoolEvent::FeedDropped { dropped });
+        let p107 = |events: &[Event]| {
+            judge(events, 0, 20_000, feed_drops_counted).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        let start = || vec![at(0, WorldEv::NodeStart {}), app(0, Rec::FeedStart {})];
+        let mut ok = start();
+        ok.extend([got(10, 0), drops(20, 2), got(30, 2), drops(40, 1), app(50, Rec::FeedEnd { dropped: 3 })]);
+        assert_eq!(p107(&ok), []);
+        let mut inflated = start();
+        inflated.extend([got(10, 1)]);
+        assert_eq!(p107(&inflated), [("P107", 10_000)]);
+        let mut hidden = start();
+        hidden.extend([drops(20, 2), app(50, Rec::FeedEnd { dropped: 0 })]);
+        assert_eq!(p107(&hidden), [("P107", 50_000)]);
+        let mut restarted = start();
+        restarted.extend([drops(20, 2), at(30, WorldEv::NodeStart {}), app(30, Rec::FeedStart {}), got(40, 0)]);
+        assert_eq!(p107(&restarted), []);
     }
 
     /// P94: a completion feed that ends before its node's stop began fires (another node's stop
