@@ -1778,6 +1778,11 @@ pub enum Mutant {
     /// excuses a listener's misses by that count (hunt 46 A, the cargo-mutants sweep's
     /// `dropped` replaced by 0 or 1 survived; P107, judged at each delivery the listener reads).
     MC458,
+    /// A lease renewal's cut armed on the runtime's timer, not the owner's clock: on a node whose
+    /// clock runs slow the renewal gives up before its op timeout (or its belief's end) has passed
+    /// on that clock, and is retried against a store that would have answered (the lease's side
+    /// of MC328; S43, judged at each failed renewal).
+    MC459,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

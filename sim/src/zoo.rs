@@ -1498,6 +1498,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC459,
+        lineage: "checker proof (round 46's note: renewal timeouts were judged by no rule): a renewal cut on the runtime's timer gives up early on a slow clock",
+        scenario: "lease",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

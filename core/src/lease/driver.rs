@@ -314,6 +314,15 @@ impl<S: Store> Driver<S> {
                     let cut = deadline.min(sent + self.cfg.op_timeout);
                     let r = if mutants::active(Mutant::MS7) {
                         self.renew_hanging(&token, ttl_ms, sent).await
+                    } else if mutants::active(Mutant::MC459) {
+                        // MC459: the cut armed on the runtime's timer, not the owner's clock: on a
+                        // node whose clock runs slow it fires before the cut's instant on that clock.
+                        let within = cut.saturating_duration_since(sent);
+                        tokio::select! {
+                            biased; // fixed poll order: tokio's per-thread select RNG would break replay
+                            r = self.renew(&token, ttl_ms) => r,
+                            () = tokio::time::sleep(within) => Err(StoreError::Timeout { op: "lease_renew" }),
+                        }
                     } else {
                         until(&*self.clock, cut, "lease_renew", self.renew(&token, ttl_ms)).await
                     };

@@ -456,6 +456,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant::MC267,
     Mutant::MC419,
     Mutant::MC421,
+    Mutant::MC459,
     Mutant::MC423,
     Mutant::MC270,
     Mutant::MC343,
