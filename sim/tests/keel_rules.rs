@@ -412,6 +412,11 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     // MC421: a release whose deadline is counted back from its send gives up at once (S42 at
     // its release_ended; lease seed 0).
     assert!(caught_by_free_rules("lease", Mutant::MC421, "S42").is_some(), "MC421 breaks S42");
+    // MC459: a renewal's cut on the runtime's timer gives up early on a slow clock, and the owner
+    // goes on (S43 at the failed renewal; lease seed 1).
+    assert!(caught_by_free_rules("lease", Mutant::MC459, "S43").is_some(), "MC459 breaks S43");
+    // MC456: a graceful stop that never deregisters (P105 at its worker_stopped; pool seed 0).
+    assert!(caught_by_free_rules("pool", Mutant::MC456, "P105").is_some(), "MC456 breaks P105");
     // MC75: a start while running spawns a second run beside the first (V15 at its start;
     // completer seed 0, the stress starts its services while they run).
     assert!(caught_by_free_rules("completer", Mutant::MC75, "V15").is_some(), "MC75 breaks V15");
