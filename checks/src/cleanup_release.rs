@@ -172,6 +172,7 @@ mod tests {
                 cleanup_lock_ttl_us: 8_999_000,
                 op_timeout_us: 1,
                 dedup_window_us: 600_000_000,
+                drift_margin_us: 150_000,
             },
         );
         let judge = |h: &[Ev]| crate::test_entry::at_ms(&cleanup_locks_keep_their_ttl(h));

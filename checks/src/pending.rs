@@ -107,6 +107,7 @@ mod tests {
                 cleanup_lock_ttl_us: 3_000_000,
                 op_timeout_us: 1,
                 dedup_window_us: 600_000_000,
+                drift_margin_us: 150_000,
             },
         )
     }

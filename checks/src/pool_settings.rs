@@ -7,7 +7,7 @@
 //! (`watch_open_failed`, `router_resync_failed`: the wait), a failed keep-alive snapshot
 //! (`keepalive_resync_failed`), a worker's registration and stop (`worker_registered`,
 //! `worker_stopping`: its beat period, its drain's bound), a worker slot's restart policy
-//! (`slot_started`), its op timeout and dedup window (`node_started`), and the node's completer's settings (`completer_started` of
+//! (`slot_started`), its op timeout, dedup window and drift margin (`node_started`), and the node's completer's settings (`completer_started` of
 //! `keel:pool:{pool}`). The rules of the retries themselves (P24, P26, P31, P67, P68, P69) judge
 //! keel against what it announced, so a path that reads the wrong setting, announcing and using
 //! it alike, passes them all: hunt 43 A planted a start whose backoff was capped at the
@@ -48,6 +48,8 @@ pub struct PoolSettings {
     pub start_timeout: Duration,
     /// `dedup_window` (default 10·worker_ttl).
     pub dedup_window: Duration,
+    /// `drift_margin` (default worker_ttl/10).
+    pub drift_margin: Duration,
 }
 
 impl PoolSettings {
@@ -71,6 +73,7 @@ impl PoolSettings {
             worker_restart: Some(((worker_ttl / 10).max(ms(1)), worker_ttl)),
             start_timeout: Duration::from_secs(30),
             dedup_window: worker_ttl * 10,
+            drift_margin: worker_ttl / 10,
         }
     }
 
@@ -99,9 +102,10 @@ pub fn pool_timings_follow_their_settings<E: Entry>(events: &[E], want: &PoolSet
         let mut figures: Vec<(&str, u64, u64)> = Vec::new();
         match e.keel() {
             Some(keel::observe::Event::Pool(p)) => match p {
-                PoolEvent::NodeStarted { op_timeout_us, dedup_window_us, .. } => {
+                PoolEvent::NodeStarted { op_timeout_us, dedup_window_us, drift_margin_us, .. } => {
                     figures.push(("op timeout", *op_timeout_us, us(want.op_timeout)));
                     figures.push(("dedup window", *dedup_window_us, us(want.dedup_window)));
+                    figures.push(("drift margin", *drift_margin_us, us(want.drift_margin)));
                 }
                 PoolEvent::StartRetry { retry_min_us, retry_max_us, remaining_us, .. } => {
                     figures.push(("start's backoff floor (cleanup_backoff's min)", *retry_min_us, backoff.0));
@@ -264,7 +268,7 @@ mod tests {
             tries_max,
         };
         let judge = |e: PoolEvent<'_>| at_ms(&pool_timings_follow_their_settings(&[pool_at(7, e)], &s));
-        let started = |dedup_window_us| PoolEvent::NodeStarted {
+        let announced = |dedup_window_us, drift_margin_us| PoolEvent::NodeStarted {
             pool: "p".into(),
             node: "n1".into(),
             ack_grace_us: 1,
@@ -272,10 +276,14 @@ mod tests {
             cleanup_lock_ttl_us: 1,
             op_timeout_us: 250_000,
             dedup_window_us,
+            drift_margin_us,
         };
+        let started = |dedup_window_us| announced(dedup_window_us, 150_000);
         // The dedup window's default: 10 worker TTLs.
         assert_eq!(judge(started(15_000_000)), []);
         assert_eq!(judge(started(1_500_000)), [("P80", 7)]);
+        // The drift margin's default: a tenth of the TTL (MC460: a quarter).
+        assert_eq!(judge(announced(15_000_000, 375_000)), [("P80", 7)]);
         assert_eq!(judge(retry(20_000, 75_000, 5)), []);
         assert_eq!(judge(retry(20_000, 150_000, 5)), [("P80", 7)]);
         assert_eq!(judge(retry(20_000, 75_000, 4)), [("P80", 7)]);

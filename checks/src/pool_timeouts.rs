@@ -88,6 +88,7 @@ mod tests {
             cleanup_lock_ttl_us: 1,
             op_timeout_us: 250_000,
             dedup_window_us: 1,
+            drift_margin_us: 150_000,
         };
         at(0, e)
     }

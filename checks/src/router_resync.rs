@@ -168,6 +168,7 @@ mod tests {
             cleanup_lock_ttl_us: 1,
             op_timeout_us: 1,
             dedup_window_us: 1,
+            drift_margin_us: 150_000,
         };
         at(t_ms, e)
     }

@@ -622,6 +622,7 @@ mod tests {
                 cleanup_lock_ttl_us: 1,
                 op_timeout_us: 1,
                 dedup_window_us: 600_000_000,
+                drift_margin_us: 150_000,
             },
         );
         assert_eq!(judge(&[retry(10, 10), started, ended(55, 1)]), []);

@@ -1783,6 +1783,10 @@ pub enum Mutant {
     /// on that clock, and is retried against a store that would have answered (the lease's side
     /// of MC328; S43, judged at each failed renewal).
     MC459,
+    /// A pool's default drift margin a quarter of the worker TTL instead of the tenth documented:
+    /// every worker fences itself early, so a beat that is slow but in time stops its runs (hunt
+    /// 44 A #4: no event carried the margin; P80, judged at `node_started`).
+    MC460,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

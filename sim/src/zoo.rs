@@ -1504,6 +1504,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC460,
+        lineage: "checker proof (hunt 44 A #4: the default drift margin ttl/4 survived, no event carried it): a pool's default drift margin a quarter of the TTL",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

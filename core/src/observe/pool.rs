@@ -83,8 +83,9 @@ events! {
         /// A pool node started, with the timing its rules judge it by: its ack grace (P28),
         /// sweep interval (the wait between its router's resync tries, P29) and store operation
         /// timeout (a sweep's wait for its table, P65); and its dedup window, how long its sweeps
-        /// keep a completed job's tombstone (P84).
-        NodeStarted { pool: Text<'a>, node: Text<'a>, ack_grace_us: u64, sweep_interval_us: u64, cleanup_lock_ttl_us: u64, op_timeout_us: u64, dedup_window_us: u64 } = "node_started",
+        /// keep a completed job's tombstone (P84); and its workers' drift margin, how long before
+        /// the TTL measured from a beat's send a worker fences itself (P80 judges it).
+        NodeStarted { pool: Text<'a>, node: Text<'a>, ack_grace_us: u64, sweep_interval_us: u64, cleanup_lock_ttl_us: u64, op_timeout_us: u64, dedup_window_us: u64, drift_margin_us: u64 } = "node_started",
         /// A pool node's stop was asked: from here its router starts no new read of the store
         /// (P33), and its workers drain.
         NodeStopping { pool: Text<'a>, node: Text<'a> } = "node_stopping",
@@ -370,8 +371,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
             cleanup_lock_ttl_us,
             op_timeout_us,
             dedup_window_us,
+            drift_margin_us,
         } => {
-            info!(target: T, kind = "node_started", pool = %pool, node = %node, ack_grace_us, sweep_interval_us, cleanup_lock_ttl_us, op_timeout_us, dedup_window_us, "pool node started")
+            info!(target: T, kind = "node_started", pool = %pool, node = %node, ack_grace_us, sweep_interval_us, cleanup_lock_ttl_us, op_timeout_us, dedup_window_us, drift_margin_us, "pool node started")
         }
         E::NodeStopping { pool, node } => {
             info!(target: T, kind = "node_stopping", pool = %pool, node = %node, "pool node stopping")

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::completer::CompleterConfig;
 use crate::error::ConfigError;
+use crate::mutants::{self, Mutant};
 
 /// Validated settings of one pool node. Build with [`PoolConfig::builder`].
 ///
@@ -322,6 +323,9 @@ impl PoolConfigBuilder {
                     "must leave room for the default drift margin (worker_ttl/10)",
                 ));
             }
+            // MC460: the default margin a quarter of the TTL, not the tenth documented: every
+            // worker fences itself early, and a beat that is slow but in time stops its runs.
+            None if mutants::active(Mutant::MC460) => ttl / 4,
             None => ttl / 10,
         };
         let ack_grace = ConfigError::check_duration("ack_grace", self.ack_grace.unwrap_or(ttl), nanos, ACK_GRACE_MAX)?;

@@ -399,6 +399,7 @@ impl<S: Store> Pool<S> {
             cleanup_lock_ttl_us: observe::micros(core.cfg.cleanup_lock_ttl),
             op_timeout_us: observe::micros(core.cfg.op_timeout),
             dedup_window_us: observe::micros(core.cfg.done_retention),
+            drift_margin_us: observe::micros(core.cfg.drift_margin),
         });
         Ok(PoolNode { core, shutdown, tasks, workers: std::sync::Mutex::new(Vec::new()) })
     }

@@ -941,6 +941,7 @@ impl PoolScenario {
             Mutant::MC328,
             Mutant::MC456,
             Mutant::MC457,
+            Mutant::MC460,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,

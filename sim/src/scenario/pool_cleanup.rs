@@ -493,6 +493,7 @@ mod tests {
                 cleanup_lock_ttl_us: 1,
                 op_timeout_us: 1,
                 dedup_window_us: 3_000_000,
+                drift_margin_us: 150_000,
             };
             at(0, Who::Node(node), crate::history::Ev::Core(keel::observe::Event::Pool(e.to_static())))
         };

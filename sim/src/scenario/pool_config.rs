@@ -96,6 +96,7 @@ mod tests {
                 cleanup_lock_ttl_us: lock_us,
                 op_timeout_us: 1,
                 dedup_window_us: 600_000_000,
+                drift_margin_us: 150_000,
             },
         )
     }

@@ -246,6 +246,7 @@ mod tests {
                 cleanup_lock_ttl_us,
                 op_timeout_us: 250_000,
                 dedup_window_us: 600_000_000,
+                drift_margin_us: 150_000,
             },
         )
     }
