@@ -31,17 +31,17 @@ pub fn graceful_stops_deregister<E: Entry>(events: &[E]) -> Vec<Violation> {
             Some(PoolEvent::WorkerDeregistered { worker, .. }) => {
                 deregistered.insert((node.clone(), plain(worker)));
             }
-            Some(PoolEvent::WorkerStopped { worker }) => {
-                if !deregistered.remove(&(node.clone(), plain(worker))) && v.len() < 20 {
-                    v.push(Violation::new(
-                        "P105",
-                        e.t_us(),
-                        format!(
-                            "{node}: worker {} reported it stopped without deleting its keep-alive and registration: a cleaner will take a worker that stopped cleanly for dead",
-                            plain(worker)
-                        ),
-                    ));
-                }
+            Some(PoolEvent::WorkerStopped { worker })
+                if !deregistered.remove(&(node.clone(), plain(worker))) && v.len() < 20 =>
+            {
+                v.push(Violation::new(
+                    "P105",
+                    e.t_us(),
+                    format!(
+                        "{node}: worker {} reported it stopped without deleting its keep-alive and registration: a cleaner will take a worker that stopped cleanly for dead",
+                        plain(worker)
+                    ),
+                ));
             }
             _ => {}
         }

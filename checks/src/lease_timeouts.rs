@@ -29,6 +29,9 @@ use keel::observe::LeaseEvent;
 
 use crate::{Entry, Fact, JUMP_WINDOW_TIMEOUTS, Violation, plain, timed_out_short};
 
+/// A lease owner: (node, lease, owner).
+type Owner<'a, N> = (N, &'a str, &'a str);
+
 /// How soon after a renewal cut by the belief's end its owner steps down (µs): the same poll of
 /// its driver, on the global clock; only rounding.
 pub const STEP_DOWN_SLACK_US: u64 = 1_000;
@@ -42,7 +45,7 @@ pub fn lease_timeouts_take_the_op_timeout<E: Entry>(
     // (node, lease, owner) → its op timeout (µs)
     let mut timeouts: BTreeMap<(E::Node, &str, &str), u64> = BTreeMap::new();
     // (node, lease, owner) → a renewal cut short of its op timeout: (when, took µs, op timeout)
-    let mut cut_short: BTreeMap<(E::Node, &str, &str), (u64, u64, u64)> = BTreeMap::new();
+    let mut cut_short: BTreeMap<Owner<'_, E::Node>, (u64, u64, u64)> = BTreeMap::new();
     let mut v = Vec::new();
     for e in events {
         let (node, t) = (e.node(), e.t_us());
