@@ -142,7 +142,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     let beyond = run.plan.beyond_drift_bound();
     v.extend(keel_checks::pool_timeouts_take_the_op_timeout(events, |n, from, to| {
         let span = Span { start: from, end: to };
-        beyond || clock_jumped(run, n, from, to) || run.timeline.frozen(*n).any(|s| s.overlap(&span).is_some())
+        beyond || clock_unsteady(run, n, from, to) || run.timeline.frozen(*n).any(|s| s.overlap(&span).is_some())
     }));
     v
 }
@@ -414,7 +414,7 @@ pub fn completer_drains_write_at_once(run: &RunView<'_>) -> Vec<Violation> {
 /// ([`keel_checks::completer_timeouts_take_the_op_timeout`]); a jump of the node's clock shortly
 /// before excuses it.
 pub fn completer_timeouts_take_the_op_timeout(run: &RunView<'_>) -> Vec<Violation> {
-    keel_checks::completer_timeouts_take_the_op_timeout(run.events, |n, from, to| clock_jumped(run, n, from, to))
+    keel_checks::completer_timeouts_take_the_op_timeout(run.events, |n, from, to| clock_unsteady(run, n, from, to))
 }
 
 /// V17: a drain ends as soon as it can ([`keel_checks::completer_drains_end_at_once`]): its
@@ -469,9 +469,9 @@ pub fn lease_calls_bounded(run: &RunView<'_>) -> Vec<Violation> {
 
 /// S42: a lease owner's call that reports a timeout waited its whole op timeout
 /// ([`keel_checks::lease_timeouts_take_the_op_timeout`]); a jump of the node's clock shortly
-/// before the failure excuses it.
+/// before the failure, or the hold of a backward one, excuses it.
 pub fn lease_timeouts_take_the_op_timeout(run: &RunView<'_>) -> Vec<Violation> {
-    keel_checks::lease_timeouts_take_the_op_timeout(run.events, |n, from, to| clock_jumped(run, n, from, to))
+    keel_checks::lease_timeouts_take_the_op_timeout(run.events, |n, from, to| clock_unsteady(run, n, from, to))
 }
 
 /// S25: a lease owner publishes `held` and starts or restarts its work only inside its belief
@@ -686,6 +686,22 @@ pub fn completer_ticks_on_time(run: &RunView<'_>) -> Vec<Violation> {
         |n| run.timeline.frozen(*n).collect(),
         |n, from, to| clock_jumped(run, n, from, to),
     )
+}
+
+/// Whether `n`'s clock jumped between `from` and `to`, or was held by a backward jump meanwhile:
+/// a monotonic clock jumped back stands still until global time catches up (`sim/src/clock.rs`),
+/// for the jump's length at the node's rate, counted here as up to one and a half times it. A
+/// call that began in the hold measures nothing of the time it waited, and the simulated
+/// client's own timeout, on global time, may end it (lease seed 3039: a time read 1 s long that
+/// measured 0 µs, 776 ms after a jump of −2 268 ms). For the rules that compare a call's measured
+/// duration with its op timeout (S42, S43, V31, P97).
+pub(crate) fn clock_unsteady(run: &RunView<'_>, n: &Who, from: u64, to: u64) -> bool {
+    clock_jumped(run, n, from, to)
+        || run.events.iter().any(|e| {
+            let Some(WorldEv::ClockJump { delta_ms }) = e.world() else { return false };
+            let held_us = delta_ms.unsigned_abs().saturating_mul(1_500);
+            e.node == *n && *delta_ms < 0 && e.t_us <= to && e.t_us.saturating_add(held_us) >= from
+        })
 }
 
 pub(crate) fn clock_jumped(run: &RunView<'_>, n: &Who, from: u64, to: u64) -> bool {
