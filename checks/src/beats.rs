@@ -67,7 +67,7 @@ pub fn worker_beats_on_time<E: Entry>(
                 c.due = c.due.filter(|d| pace.deadline(d, verdicts.holes(node)) < t);
                 c.late_only = true;
             }
-            Some(PoolEvent::BeatEnded { worker, took_us }) => {
+            Some(PoolEvent::BeatEnded { worker, took_us, .. }) => {
                 let Some(c) = workers.get_mut(&(node.clone(), plain(worker))) else { continue };
                 if let Some(d) = c.due.take() {
                     verdicts.judge(("P23", "P23"), node, (&d, t, *took_us), c.late_only, |at, by, how| {
@@ -124,7 +124,7 @@ mod tests {
     }
 
     fn beat(t_ms: u64, took_ms: u64) -> Ev {
-        at(t_ms, PoolEvent::BeatEnded { worker: "w".into(), took_us: took_ms * 1000 })
+        at(t_ms, PoolEvent::BeatEnded { worker: "w".into(), took_us: took_ms * 1000, confirmed: true })
     }
 
     fn judge(h: &[Ev]) -> Vec<(&'static str, u64)> {

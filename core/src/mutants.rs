@@ -1787,6 +1787,11 @@ pub enum Mutant {
     /// every worker fences itself early, so a beat that is slow but in time stops its runs (hunt
     /// 44 A #4: no event carried the margin; P80, judged at `node_started`).
     MC460,
+    /// A worker's fence deadline that keeps a keep-alive interval in reserve: every confirmed
+    /// beat moves the fence to its send plus the TTL less the margin less an interval, so a beat
+    /// slow by more than what is left stops every run of a worker the store still holds live
+    /// (availability only: no safety rule sees it; P108, judged at each `fenced`).
+    MC461,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), P97, P105, P106, E9. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), P97, P105, P106, P108, E9. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -103,6 +103,10 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
         v.extend(crate::scenario::pool_stop_bound::stops_end_runs_by_their_bound(run, slowest, &out_of_bound));
         v.extend(pool_restarts_back_off(run));
         v.extend(worker_beats_on_time(run));
+        let (_, fastest) = rate_bounds(run);
+        v.extend(keel_checks::workers_fence_no_sooner_than_their_margin(events, fastest, |n, from, to| {
+            clock_jumped(run, n, from, to)
+        }));
         v.extend(worker_registrations_retry_on_time(run));
         v.extend(keel_checks::router_resyncs_retry_on_time(run.events, cadence(run)));
         v.extend(pool_data_losses_reported(run));

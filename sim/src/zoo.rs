@@ -1510,6 +1510,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC461,
+        lineage: "checker proof (round 47: the fence's early side was judged by no rule, P7 judges the late one): a fence deadline that keeps a keep-alive interval in reserve",
+        scenario: "pool",
+        budget: 100,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -417,6 +417,9 @@ fn the_free_completer_rules_catch_a_backoff_that_never_starts_over() {
     assert!(caught_by_free_rules("lease", Mutant::MC459, "S43").is_some(), "MC459 breaks S43");
     // MC456: a graceful stop that never deregisters (P105 at its worker_stopped; pool seed 0).
     assert!(caught_by_free_rules("pool", Mutant::MC456, "P105").is_some(), "MC456 breaks P105");
+    // MC461: a fence deadline that keeps a keep-alive interval in reserve (P108 at the fence;
+    // pool seed 3).
+    assert!(caught_by_free_rules("pool", Mutant::MC461, "P108").is_some(), "MC461 breaks P108");
     // MC75: a start while running spawns a second run beside the first (V15 at its start;
     // completer seed 0, the stress starts its services while they run).
     assert!(caught_by_free_rules("completer", Mutant::MC75, "V15").is_some(), "MC75 breaks V15");

@@ -187,8 +187,10 @@ events! {
         /// A worker's registration attempt failed after `took_us`; it retries `retry_min_us`·2ⁿ
         /// after this (n: its failures in a row before this one), at most `retry_max_us` (P24).
         RegisterFailed { worker: Text<'a>, took_us: u64, retry_min_us: u64, retry_max_us: u64 } = "register_failed",
-        /// A worker's beat ended (answered, refused, failed or not sent), `took_us` after it began.
-        BeatEnded { worker: Text<'a>, took_us: u64 } = "beat_ended",
+        /// A worker's beat ended (answered, refused, failed or not sent), `took_us` after it began;
+        /// `confirmed`: the store applied it and said so, and the worker's fence moves to the
+        /// beat's send plus its TTL less its drift margin (P108 judges the fence by it).
+        BeatEnded { worker: Text<'a>, took_us: u64, confirmed: bool } = "beat_ended",
         /// A worker acknowledged its attempt.
         Acked { job: Text<'a>, worker: Text<'a>, attempt: u64 } = "acked",
         /// The store rejected a stale attempt's ack or completion.
@@ -460,8 +462,8 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         E::RegisterFailed { worker, took_us, retry_min_us, retry_max_us } => {
             debug!(target: T, kind = "register_failed", worker = %worker, took_us, retry_min_us, retry_max_us, "registration failed; retrying")
         }
-        E::BeatEnded { worker, took_us } => {
-            trace!(target: T, kind = "beat_ended", worker = %worker, took_us, "keep-alive beat ended")
+        E::BeatEnded { worker, took_us, confirmed } => {
+            trace!(target: T, kind = "beat_ended", worker = %worker, took_us, confirmed, "keep-alive beat ended")
         }
         E::Acked { job, worker, attempt } => {
             debug!(target: T, kind = "acked", job = %job, worker = %worker, attempt, "acknowledged")

@@ -188,7 +188,8 @@ impl<S: Store, H: JobHandler> Worker<S, H> {
                 };
                 let now = self.core.clock.now();
                 let took_us = crate::observe::micros(now.saturating_duration_since(began));
-                observe::emit(PoolEvent::BeatEnded { worker: (&self.id).into(), took_us });
+                let confirmed = matches!(reply, BeatReply::Applied { .. });
+                observe::emit(PoolEvent::BeatEnded { worker: (&self.id).into(), took_us, confirmed });
                 m.on_beat(now, reply);
             }
             Command::StartRun { job, raw, rec, run } => {

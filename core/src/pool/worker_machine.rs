@@ -339,6 +339,9 @@ impl WorkerMachine {
             Some(ka) => {
                 self.last = ka;
                 self.confirmed_until = self.confirmed_from(sent, now) + self.t.worker_ttl - self.t.drift_margin;
+                if mutants::active(Mutant::MC461) {
+                    self.confirmed_until -= self.t.keepalive_interval; // MC461, below
+                }
                 // MC85: the first beat a whole worker TTL after registering: the worker's own
                 // fence deadline passes first, and it stops its runs while every beat it sent
                 // was applied.
@@ -385,6 +388,9 @@ impl WorkerMachine {
                 self.last = new;
                 self.in_doubt.clear();
                 let until = self.confirmed_from(sent, now) + self.t.worker_ttl - self.t.drift_margin;
+                // MC461: a keep-alive interval kept in reserve: the worker fences itself a beat
+                // early, so a beat slow by more than the margin's slack stops every run.
+                let until = if mutants::active(Mutant::MC461) { until - self.t.keepalive_interval } else { until };
                 keel_assert!(until >= self.confirmed_until, "a later beat confirms a later deadline");
                 self.confirmed_until = until;
                 if self.fenced {

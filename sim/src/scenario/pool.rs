@@ -942,6 +942,7 @@ impl PoolScenario {
             Mutant::MC456,
             Mutant::MC457,
             Mutant::MC460,
+            Mutant::MC461,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,

@@ -736,7 +736,8 @@ mod tests {
     /// the registration, or another worker's, judged apart.
     #[test]
     fn a_beat_before_its_registration_fires_p91() {
-        let beat = |t_ms: u64, w: &str| pool(t_ms, PoolEvent::BeatEnded { worker: w.into(), took_us: 10 });
+        let beat =
+            |t_ms: u64, w: &str| pool(t_ms, PoolEvent::BeatEnded { worker: w.into(), took_us: 10, confirmed: true });
         let registered = |t_ms: u64, w: &str| {
             let p = PoolEvent::WorkerRegistered {
                 worker: w.into(),
