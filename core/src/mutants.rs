@@ -1763,6 +1763,11 @@ pub enum Mutant {
     /// subscriber's stream ends before it got anything (hunt 46 A, the cargo-mutants sweep's
     /// `recv` replaced by `None`; P94, judged at each feed's end).
     MC442,
+    /// A completion feed that refuses every subscriber while its node runs: `Feed::subscribe`
+    /// answers `None` as if the node had stopped or held its most subscribers, and
+    /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants
+    /// sweep's `Feed::subscribe` replaced by `None`; P95, judged at each refusal).
+    MC443,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

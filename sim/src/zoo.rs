@@ -1480,6 +1480,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC443,
+        lineage: "checker proof (hunt 47 A: the sweep's Feed::subscribe replaced by None survived, the subscriber returned silently on its refusal): a completion feed that refuses every subscriber",
+        scenario: "poolfeed",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -89,6 +89,8 @@ events! {
         FeedGot { job: String, attempt: u64, ms: u64, dropped: u64 } = "feed_got",
         /// `poolfeed`: the subscriber's feed closed (the node stopped).
         FeedEnd { dropped: u64 } = "feed_end",
+        /// `poolfeed`: the node refused the subscriber (`completions()` failed with `error`).
+        FeedRefused { error: String } = "feed_refused",
         /// `poolfeed`: `dispatch_and_wait` of a new job called (P81; its wait is then recorded
         /// as a `wait_for`'s is).
         AndWaitCalled { job: String } = "and_wait_called",
@@ -802,6 +804,7 @@ impl PoolScenario {
             v.extend(super::pool_feed::waits_registered_first(run));
             v.extend(super::pool_feed::waits_bounded(run));
             v.extend(super::pool_feed::feeds_end_with_their_node(run));
+            v.extend(super::pool_feed::feeds_refused_only_full_or_stopped(run));
             v.extend(super::pool_feed::waits_end_with_their_calls(run));
             v.extend(super::pool_events::check(run));
         }
@@ -922,6 +925,7 @@ impl PoolScenario {
                 Mutant::MC433,
                 Mutant::MC434,
                 Mutant::MC442,
+                Mutant::MC443,
             ];
         }
         &[
