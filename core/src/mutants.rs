@@ -1768,6 +1768,12 @@ pub enum Mutant {
     /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants
     /// sweep's `Feed::subscribe` replaced by `None`; P95, judged at each refusal).
     MC443,
+    /// A graceful stop that never deregisters: `Worker::deregister` returns at once, the
+    /// keep-alive (marked stopping) and the registration stay until a cleaner judges them stale
+    /// a TTL later and cleans the worker up, while the worker reported `worker_stopped`
+    /// ("stopped and deregistered") (hunt 46 A's survivor 1169, `deregister` replaced by `()`;
+    /// P96, judged at each `worker_stopped`).
+    MC444,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1486,6 +1486,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC444,
+        lineage: "checker proof (hunt 46 A's survivor 1169, judged again in hunt 47 A: Worker::deregister as a no-op, the cleanup finishes the worker a TTL later): a graceful stop that leaves its keep-alive",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -795,6 +795,10 @@ impl PoolScenario {
         // after it (poolloss seed 650).
         v.extend(self.check_ack_grace(before_first_loss(events)));
         v.extend(self.check_audits(events, heal_us, end_us, self.completer_retention_ms(run.plan.short_retention())));
+        // P96: a graceful stop deletes its own keep-alive (a fault in its window excuses it).
+        let op_timeout_us = u64::try_from(self.op_timeout().as_micros()).unwrap_or(u64::MAX);
+        let disturbed = disturbances(events, heal_us);
+        v.extend(super::pool_deregister::graceful_stops_delete_their_keepalive(events, &disturbed, op_timeout_us));
         v.extend(check_shutdown(events));
         // E7: a dispatch error that says it applied nothing is true.
         v.extend(super::pool_dispatch::check(events));
@@ -1031,6 +1035,7 @@ impl PoolScenario {
             Mutant::MC439,
             Mutant::MC440,
             Mutant::MC441,
+            Mutant::MC444,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
