@@ -1774,6 +1774,11 @@ pub enum Mutant {
     /// ("stopped and deregistered") (hunt 46 A's survivor 1169, `deregister` replaced by `()`;
     /// P96, judged at each `worker_stopped`).
     MC444,
+    /// A pool node whose router never runs: `run_router` returns at once, no watch of the job
+    /// map is opened, and every assignment to a remote worker, every completion wait and every
+    /// feed subscriber is left to the sweeps' slices, a sweep period late (hunt 47 A, the
+    /// cargo-mutants sweep's `run_router` replaced by `()`; P98, judged at each node's stop).
+    MC445,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1492,6 +1492,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC445,
+        lineage: "checker proof (hunt 47 A: the sweep's run_router replaced by () survived, the sweeps did the router's work a sweep period late): a pool node whose router never runs",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -799,6 +799,8 @@ impl PoolScenario {
         let op_timeout_us = u64::try_from(self.op_timeout().as_micros()).unwrap_or(u64::MAX);
         let disturbed = disturbances(events, heal_us);
         v.extend(super::pool_deregister::graceful_stops_delete_their_keepalive(events, &disturbed, op_timeout_us));
+        // P98: a pool node's router opens its job map's watch.
+        v.extend(super::pool_table::routers_follow_their_job_map(events, &disturbed));
         v.extend(check_shutdown(events));
         // E7: a dispatch error that says it applied nothing is true.
         v.extend(super::pool_dispatch::check(events));
@@ -1036,6 +1038,7 @@ impl PoolScenario {
             Mutant::MC440,
             Mutant::MC441,
             Mutant::MC444,
+            Mutant::MC445,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,
