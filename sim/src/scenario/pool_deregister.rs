@@ -113,7 +113,9 @@ pub fn stops_hand_back_before_deregistering(events: &[Event]) -> Vec<Violation> 
 
 /// **P96**: a worker that reports its graceful stop (`worker_stopped`: "stopped and
 /// deregistered") had its keep-alive deleted at the store since its stop began, judged at each
-/// `worker_stopped`. The stop ends with a compare-and-delete of the keep-alive the worker wrote
+/// `worker_stopped` at which the store holds a live keep-alive of the worker (one a cleanup
+/// deleted or fenced while the worker was fenced is not its to delete: poolfeed seed 267). The
+/// stop ends with a compare-and-delete of the keep-alive the worker wrote
 /// last; a worker that never deletes it (hunt 46 A: `Worker::deregister` replaced by a no-op
 /// survived, MC444) leaves its keep-alive, marked stopping, and its registration for a cleaner
 /// to judge stale a TTL later, and no rule said a graceful stop deletes its own state. A delete
@@ -172,7 +174,14 @@ pub fn graceful_stops_delete_their_keepalive(
             Some(PoolEvent::WorkerStopping { worker, .. }) => {
                 stopping.entry(plain(worker)).or_insert(e.t_us);
             }
-            Some(PoolEvent::WorkerStopped { worker }) => stopped.push((plain(worker), e.t_us, e.node)),
+            Some(PoolEvent::WorkerStopped { worker }) => {
+                // Judged only if the store holds a live keep-alive of the worker as it reports
+                // its stop: one a cleanup deleted (or fenced) before is not the worker's to delete.
+                let live = last.get(plain(worker)).copied().flatten().is_some_and(|v| v != DEAD);
+                if live {
+                    stopped.push((plain(worker), e.t_us, e.node));
+                }
+            }
             _ => {}
         }
     }
@@ -283,6 +292,14 @@ mod tests {
         let mut dropped = base.to_vec();
         dropped.extend([at(650, Who::Store, ServerEv::ReplyDropped { to: Who::Node(0), applied: false }), stopped]);
         assert_eq!(p96(&dropped, &[]), [], "a reply to the node dropped");
+        let cleaned = [
+            keepalive(10, Some("10|1500")),
+            keepalive(50, Some(DEAD)),
+            keepalive(60, None),
+            stopping(100),
+            worker_stopped(700),
+        ];
+        assert_eq!(p96(&cleaned, &[]), [], "cleaned up while fenced, before its stop (poolfeed seed 267)");
     }
 
     #[test]

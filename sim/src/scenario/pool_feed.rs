@@ -213,7 +213,9 @@ pub fn feeds_end_with_their_node(run: &RunView<'_>) -> Vec<Violation> {
 /// life and returned silently on a refusal, so a feed that refuses everyone (hunt 47 A: the
 /// sweep's `Feed::subscribe` replaced by `None` survived, MC443) left every rule of the feed
 /// (P10, P94) judging no listener. Live subscribers are counted per node life (`feed_start`
-/// less `feed_end`); a refusal after its pool's `node_stopping` in that life is not judged.
+/// less `feed_end`); a refusal after its pool's `node_stopping` in that life, or one that says
+/// the node stopped (its shutdown token was cancelled, which may precede `node_stopping`), is not
+/// judged.
 pub fn feeds_refused_only_full_or_stopped(run: &RunView<'_>) -> Vec<Violation> {
     let mut stopping: BTreeSet<(Who, u64)> = BTreeSet::new();
     let mut live: BTreeMap<(Who, u64), usize> = BTreeMap::new();
@@ -230,7 +232,9 @@ pub fn feeds_refused_only_full_or_stopped(run: &RunView<'_>) -> Vec<Violation> {
                 let n = live.entry((e.node, life)).or_default();
                 *n = n.saturating_sub(1);
             }
-            Some(Rec::FeedRefused { error }) => {
+            // A `Stopped` refusal: the node's shutdown token was cancelled, which may come before
+            // its pool's `node_stopping` (poolfeed seed 230).
+            Some(Rec::FeedRefused { error }) if *error != keel::pool::PoolError::Stopped.to_string() => {
                 let n = live.get(&(e.node, life)).copied().unwrap_or(0);
                 if !stopping.contains(&(e.node, life)) && n < keel::pool::FEED_SUBSCRIBERS_MAX && v.len() < 20 {
                     let max = keel::pool::FEED_SUBSCRIBERS_MAX;
@@ -664,6 +668,8 @@ mod tests {
         assert_eq!(p95(&[start.clone(), refused(10)]), [("P95", 10_000)]);
         assert_eq!(p95(&[start.clone(), app(0, Rec::FeedStart {}), refused(10)]), [("P95", 10_000)]);
         assert_eq!(p95(&[start.clone(), stopping.clone(), refused(510)]), []);
+        let stopped = app(20, Rec::FeedRefused { error: keel::pool::PoolError::Stopped.to_string() });
+        assert_eq!(p95(&[start.clone(), stopped]), [], "its shutdown token cancelled (poolfeed seed 230)");
         let other = Event { node: Who::Node(1), ..stopping };
         assert_eq!(p95(&[start, other, refused(510)]), [("P95", 510_000)], "another node's stop");
     }
