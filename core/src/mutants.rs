@@ -1779,6 +1779,11 @@ pub enum Mutant {
     /// feed subscriber is left to the sweeps' slices, a sweep period late (hunt 47 A, the
     /// cargo-mutants sweep's `run_router` replaced by `()`; P98, judged at each node's stop).
     MC445,
+    /// A node's job table that ignores the changes of the job map's feed: `JobTable::apply`
+    /// takes none in, every sweep waits its op timeout for a table that never moves and reads a
+    /// whole snapshot of the job map (hunt 47 A, the cargo-mutants sweep's `JobTable::apply`
+    /// replaced by `None`; P99, judged at each timed-out table wait).
+    MC446,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

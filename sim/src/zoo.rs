@@ -1498,6 +1498,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC446,
+        lineage: "checker proof (hunt 47 A: the sweep's JobTable::apply replaced by None survived, every sweep waited its op timeout and read a whole snapshot): a job table that ignores the feed",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

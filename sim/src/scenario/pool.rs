@@ -801,6 +801,8 @@ impl PoolScenario {
         v.extend(super::pool_deregister::graceful_stops_delete_their_keepalive(events, &disturbed, op_timeout_us));
         // P98: a pool node's router opens its job map's watch.
         v.extend(super::pool_table::routers_follow_their_job_map(events, &disturbed));
+        // P99: a sweep's table wait times out only under a fault.
+        v.extend(super::pool_table::table_waits_time_out_only_under_faults(events, &disturbed));
         v.extend(check_shutdown(events));
         // E7: a dispatch error that says it applied nothing is true.
         v.extend(super::pool_dispatch::check(events));
@@ -1039,6 +1041,7 @@ impl PoolScenario {
             Mutant::MC441,
             Mutant::MC444,
             Mutant::MC445,
+            Mutant::MC446,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

@@ -105,6 +105,53 @@ pub fn table_matches_store(run: &RunView<'_>) -> Vec<Violation> {
     v
 }
 
+/// **P99**: a sweep's wait for its node's job table times out (`table_awaited`, `timeout`) only
+/// when a fault could have held the job map's feed back: a disturbance (`disturbed`: the audits'
+/// fault spans; a network latency, from its start to its end) within the wait or the second
+/// before it. The router applies each change of the feed to the table as it comes, so in a calm
+/// world a sweep finds its table fresh or waits a moment for it; a table that ignores the
+/// changes (hunt 47 A: the sweep's `JobTable::apply` replaced by `None` survived, MC446) sends
+/// every sweep to an op timeout's wait and a whole snapshot of the job map, the steady-state cost
+/// the table exists to avoid, and P65 judged only that the wait lasted its op timeout.
+pub fn table_waits_time_out_only_under_faults(events: &[Event], disturbed: &[Span]) -> Vec<Violation> {
+    let mut extra: Vec<Span> = Vec::new();
+    let mut latency_from: Option<u64> = None;
+    for e in events {
+        match e.world() {
+            Some(WorldEv::NetworkLatency { .. }) => latency_from = latency_from.or(Some(e.t_us)),
+            Some(WorldEv::NetworkLatencyEnded { .. }) => {
+                if let Some(start) = latency_from.take() {
+                    extra.push(Span { start, end: e.t_us + 1 });
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = latency_from {
+        extra.push(Span { start, end: u64::MAX });
+    }
+    let mut v = Vec::new();
+    for e in events {
+        let Some(PoolEvent::TableAwaited { waited_us, outcome, rev, table_rev, .. }) = e.pool() else { continue };
+        if plain(outcome) != "timeout" {
+            continue;
+        }
+        let window = Span { start: e.t_us.saturating_sub(waited_us.saturating_add(1_000_000)), end: e.t_us + 1 };
+        if disturbed.iter().chain(&extra).any(|d| d.overlap(&window).is_some()) {
+            continue;
+        }
+        if v.len() < 20 {
+            let what = format!(
+                "{}: a sweep's wait for its job table at revision {rev} timed out after {:.3}s with the table at {table_rev}, and no fault held the feed back",
+                e.node,
+                *waited_us as f64 / 1e6
+            );
+            v.push(Violation::new("P99", e.t_us, what));
+        }
+    }
+    v
+}
+
 /// **P65**: a sweep that gives up waiting for its node's job table (`table_awaited`, `timeout`)
 /// waited its whole op timeout (the pool's `op_timeout_us`, announced at `node_started`), on the
 /// node's own clock as keel measures it, 1 ms of slack. A wait cut short sends every sweep whose
@@ -243,6 +290,41 @@ fn data_losses(events: &[Event], end_us: u64) -> Vec<Span> {
 
 #[cfg(test)]
 mod tests {
+    /// P99: a table wait that times out with no fault near it fires; one with a disturbance in
+    /// it or in the second before it does not, nor one that ends `fresh`.
+    #[test]
+    fn a_table_wait_that_times_out_in_a_calm_world_fires_p99() {
+        use crate::history::Ev;
+        let awaited = |t_ms: u64, outcome: &str| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(
+                PoolEvent::TableAwaited {
+                    pool: "sim".into(),
+                    rev: 9,
+                    waited_us: 250_000,
+                    outcome: outcome.into(),
+                    table_rev: 3,
+                }
+                .to_static(),
+            )),
+        };
+        let p99 = |events: &[Event], disturbed: &[Span]| {
+            table_waits_time_out_only_under_faults(events, disturbed)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(p99(&[awaited(5_000, "timeout")], &[]), [("P99", 5_000_000)]);
+        assert_eq!(p99(&[awaited(5_000, "fresh")], &[]), []);
+        assert_eq!(
+            p99(&[awaited(5_000, "timeout")], &[Span { start: 3_900_000, end: 4_000_000 }]),
+            [],
+            "a fault just before"
+        );
+        assert_eq!(p99(&[awaited(5_000, "timeout")], &[Span { start: 0, end: 3_000_000 }]), [("P99", 5_000_000)]);
+    }
+
     /// P98: a node life whose router never opened the job map's watch fires at its stop; an
     /// open (or a failed one) of the job map, a stop within its first op timeouts, or a
     /// disturbance early in its life does not; the keep-alive map's watch does not count.
