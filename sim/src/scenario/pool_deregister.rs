@@ -288,7 +288,11 @@ mod tests {
         fenced.extend([keepalive(600, Some(DEAD)), stopped.clone()]);
         assert_eq!(p96(&fenced, &[]), []);
         assert_eq!(p96(&left, &[keel_checks::Span { start: 50_000, end: 60_000 }]), [], "a fault in the margin");
-        assert_eq!(p96(&left, &[keel_checks::Span { start: 0, end: 1_000 }]), [("P96", 700_000)]);
+        assert_eq!(
+            p96(&left, &[keel_checks::Span { start: 800_000, end: 900_000 }]),
+            [("P96", 700_000)],
+            "a fault after"
+        );
         let mut dropped = base.to_vec();
         dropped.extend([at(650, Who::Store, ServerEv::ReplyDropped { to: Who::Node(0), applied: false }), stopped]);
         assert_eq!(p96(&dropped, &[]), [], "a reply to the node dropped");
