@@ -1792,6 +1792,27 @@ pub enum Mutant {
     /// slow by more than what is left stops every run of a worker the store still holds live
     /// (availability only: no safety rule sees it; P108, judged at each `fenced`).
     MC461,
+    /// A completion feed that refuses every subscriber while its node runs: `Feed::subscribe`
+    /// answers `None` as if the node had stopped or held its most subscribers, and
+    /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants
+    /// sweep's `Feed::subscribe` replaced by `None`; P95, judged at each refusal).
+    MC443,
+    /// A graceful stop that never deregisters: `Worker::deregister` returns at once, the
+    /// keep-alive (marked stopping) and the registration stay until a cleaner judges them stale
+    /// a TTL later and cleans the worker up, while the worker reported `worker_stopped`
+    /// ("stopped and deregistered") (hunt 46 A's survivor 1169, `deregister` replaced by `()`;
+    /// P96, judged at each `worker_stopped`).
+    MC444,
+    /// A pool node whose router never runs: `run_router` returns at once, no watch of the job
+    /// map is opened, and every assignment to a remote worker, every completion wait and every
+    /// feed subscriber is left to the sweeps' slices, a sweep period late (hunt 47 A, the
+    /// cargo-mutants sweep's `run_router` replaced by `()`; P98, judged at each node's stop).
+    MC445,
+    /// A node's job table that ignores the changes of the job map's feed: `JobTable::apply`
+    /// takes none in, every sweep waits its op timeout for a table that never moves and reads a
+    /// whole snapshot of the job map (hunt 47 A, the cargo-mutants sweep's `JobTable::apply`
+    /// replaced by `None`; P99, judged at each timed-out table wait).
+    MC446,
     /// A replicated map's `get` written as a range lookup where an exact one is meant: a key
     /// the replica lacks answers the value of the next key in order, so a reader sees a value
     /// no one wrote under that key, and a compare-and-set built on it is refused (hunt 45 A,

@@ -1516,6 +1516,30 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC443,
+        lineage: "checker proof (hunt 47 A: the sweep's Feed::subscribe replaced by None survived, the subscriber returned silently on its refusal): a completion feed that refuses every subscriber",
+        scenario: "poolfeed",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC444,
+        lineage: "checker proof (hunt 46 A's survivor 1169, judged again in hunt 47 A: Worker::deregister as a no-op, the cleanup finishes the worker a TTL later): a graceful stop that leaves its keep-alive",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC445,
+        lineage: "checker proof (hunt 47 A: the sweep's run_router replaced by () survived, the sweeps did the router's work a sweep period late): a pool node whose router never runs",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC446,
+        lineage: "checker proof (hunt 47 A: the sweep's JobTable::apply replaced by None survived, every sweep waited its op timeout and read a whole snapshot): a job table that ignores the feed",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC208,
         lineage: "checker proof (blind-spot hunt, round 8, #12 and round 22, #50): a write's room wakes one of the producers waiting for it",
         scenario: "completer",

@@ -445,7 +445,8 @@ impl Feed {
     pub fn subscribe(&self) -> Option<CompletionFeed> {
         let mut r = lock(&self.reg);
         r.subs.retain(|s| !s.tx.is_closed());
-        if r.closed || r.subs.len() >= FEED_SUBSCRIBERS_MAX {
+        // MC443: every subscriber refused, as if the node had stopped.
+        if r.closed || r.subs.len() >= FEED_SUBSCRIBERS_MAX || crate::mutants::active(crate::mutants::Mutant::MC443) {
             return None;
         }
         let (tx, rx) = mpsc::channel(FEED_BUFFER_MAX);

@@ -220,6 +220,10 @@ impl<S: Store> Core<S> {
     /// whole snapshots of the job map in the steady state.) Assignments need no resync (the
     /// sweeper re-announces every period).
     pub async fn run_router(self: Arc<Self>) {
+        // MC445: the router gone at once, the sweeps left to do its work.
+        if mutants::active(Mutant::MC445) {
+            return;
+        }
         let Some(mut watch) = self.open_watch(&self.maps.jobs).await else { return };
         // Watch first, then snapshot (docs/rmap.md): nothing written after the watch opened is
         // missed, and the baseline resolves waiters of jobs completed before it.

@@ -274,6 +274,10 @@ impl JobTable {
     /// feed buffers the changes made meanwhile, none is dropped as they would be by a table
     /// waiting out of sync).
     pub fn apply(&mut self, c: Change) -> Option<u64> {
+        // MC446: the change ignored, the table left where its last snapshot put it.
+        if crate::mutants::active(crate::mutants::Mutant::MC446) {
+            return None;
+        }
         let expected = self.pos.rev() + 1;
         match self.pos.step(c.rev) {
             Step::Apply => match c.value {

@@ -89,6 +89,8 @@ events! {
         FeedGot { job: String, attempt: u64, ms: u64, dropped: u64 } = "feed_got",
         /// `poolfeed`: the subscriber's feed closed (the node stopped).
         FeedEnd { dropped: u64 } = "feed_end",
+        /// `poolfeed`: the node refused the subscriber (`completions()` failed with `error`).
+        FeedRefused { error: String } = "feed_refused",
         /// `poolfeed`: `dispatch_and_wait` of a new job called (P81; its wait is then recorded
         /// as a `wait_for`'s is).
         AndWaitCalled { job: String } = "and_wait_called",
@@ -793,6 +795,14 @@ impl PoolScenario {
         // after it (poolloss seed 650).
         v.extend(self.check_ack_grace(before_first_loss(events)));
         v.extend(self.check_audits(events, heal_us, end_us, self.completer_retention_ms(run.plan.short_retention())));
+        // P96: a graceful stop deletes its own keep-alive (a fault in its window excuses it).
+        let op_timeout_us = u64::try_from(self.op_timeout().as_micros()).unwrap_or(u64::MAX);
+        let disturbed = disturbances(events, heal_us);
+        v.extend(super::pool_deregister::graceful_stops_delete_their_keepalive(events, &disturbed, op_timeout_us));
+        // P98: a pool node's router opens its job map's watch.
+        v.extend(super::pool_table::routers_follow_their_job_map(events, &disturbed));
+        // P99: a sweep's table wait times out only under a fault.
+        v.extend(super::pool_table::table_waits_time_out_only_under_faults(events, &disturbed));
         v.extend(check_shutdown(events));
         // E7: a dispatch error that says it applied nothing is true.
         v.extend(super::pool_dispatch::check(events));
@@ -803,6 +813,7 @@ impl PoolScenario {
             v.extend(super::pool_feed::waits_bounded(run));
             v.extend(super::pool_feed::feed_drops_counted(run));
             v.extend(super::pool_feed::feeds_end_with_their_node(run));
+            v.extend(super::pool_feed::feeds_refused_only_full_or_stopped(run));
             v.extend(super::pool_feed::waits_end_with_their_calls(run));
             v.extend(super::pool_events::check(run));
         }
@@ -924,6 +935,7 @@ impl PoolScenario {
                 Mutant::MC434,
                 Mutant::MC442,
                 Mutant::MC458,
+                Mutant::MC443,
             ];
         }
         &[
@@ -1033,6 +1045,9 @@ impl PoolScenario {
             Mutant::MC439,
             Mutant::MC440,
             Mutant::MC441,
+            Mutant::MC444,
+            Mutant::MC445,
+            Mutant::MC446,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

@@ -122,6 +122,107 @@ pub fn stops_hand_back_before_deregistering(events: &[Event]) -> Vec<Violation> 
     v
 }
 
+/// **P96**: a worker that reports its graceful stop (`worker_stopped`: "stopped and
+/// deregistered") had its keep-alive deleted at the store since its stop began, judged at each
+/// `worker_stopped` at which the store holds a live keep-alive of the worker (one a cleanup
+/// deleted or fenced while the worker was fenced is not its to delete: poolfeed seed 267). The
+/// stop ends with a compare-and-delete of the keep-alive the worker wrote
+/// last; a worker that never deletes it (hunt 46 A: `Worker::deregister` replaced by a no-op
+/// survived, MC444) leaves its keep-alive, marked stopping, and its registration for a cleaner
+/// to judge stale a TTL later, and no rule said a graceful stop deletes its own state. A delete
+/// counts if the store applied it over a live value (not over the dead marker: that is a
+/// cleanup's) between the worker's `worker_stopping` and its `worker_stopped`; a cleaner's fence
+/// in between excuses it (the compare-and-delete is then refused), and so does any disturbance
+/// (`disturbed`: faults that can cut or hold a call, a clock off its rate) from `margin_us`
+/// before the stop began to its end, and any reply a fault dropped, held or slowed to the
+/// worker's node: the delete's call may have failed, and the worker leaves it to the cleanup.
+pub fn graceful_stops_delete_their_keepalive(
+    events: &[Event],
+    disturbed: &[keel_checks::Span],
+    margin_us: u64,
+) -> Vec<Violation> {
+    // worker → the keep-alive value the store applied last (forgotten by a data loss)
+    let mut last: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    // worker → when the store deleted its live keep-alive, and when it wrote the dead marker
+    let mut deletes: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut fences: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut stopping: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut stopped: Vec<(&str, u64, Who)> = Vec::new();
+    // node → when a fault dropped, held or slowed a reply to it, or refused its call
+    let mut hit: BTreeMap<Who, Vec<u64>> = BTreeMap::new();
+    let mut latency_from: Option<u64> = None;
+    let mut extra: Vec<keel_checks::Span> = Vec::new();
+    for e in events {
+        match e.world() {
+            Some(WorldEv::StoreCrash { data_loss: true }) => last.clear(),
+            Some(WorldEv::NetworkLatency { .. }) => latency_from = latency_from.or(Some(e.t_us)),
+            Some(WorldEv::NetworkLatencyEnded { .. }) => {
+                if let Some(start) = latency_from.take() {
+                    extra.push(keel_checks::Span { start, end: e.t_us + 1 });
+                }
+            }
+            _ => {}
+        }
+        match e.server() {
+            Some(ServerEv::KeepaliveWritten { worker, value, .. }) => {
+                let before = last.insert(worker.as_str(), value.as_deref()).flatten();
+                match value.as_deref() {
+                    None if before != Some(DEAD) => deletes.entry(worker.as_str()).or_default().push(e.t_us),
+                    Some(DEAD) => fences.entry(worker.as_str()).or_default().push(e.t_us),
+                    _ => {}
+                }
+            }
+            Some(
+                ServerEv::ReplyDropped { to, .. }
+                | ServerEv::Held { to, .. }
+                | ServerEv::Slowed { to, .. }
+                | ServerEv::FaultRefused { to, .. }
+                | ServerEv::HoldShort { to, .. },
+            ) => hit.entry(*to).or_default().push(e.t_us),
+            _ => {}
+        }
+        match e.pool() {
+            Some(PoolEvent::WorkerStopping { worker, .. }) => {
+                stopping.entry(plain(worker)).or_insert(e.t_us);
+            }
+            Some(PoolEvent::WorkerStopped { worker }) => {
+                // Judged only if the store holds a live keep-alive of the worker as it reports
+                // its stop: one a cleanup deleted (or fenced) before is not the worker's to delete.
+                let live = last.get(plain(worker)).copied().flatten().is_some_and(|v| v != DEAD);
+                if live {
+                    stopped.push((plain(worker), e.t_us, e.node));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = latency_from {
+        extra.push(keel_checks::Span { start, end: u64::MAX });
+    }
+    let within =
+        |ts: Option<&Vec<u64>>, from: u64, to: u64| ts.is_some_and(|ts| ts.iter().any(|t| (from..=to).contains(t)));
+    let mut v = Vec::new();
+    for (worker, t, node) in stopped {
+        let Some(&from) = stopping.get(worker) else { continue };
+        let window = keel_checks::Span { start: from.saturating_sub(margin_us), end: t + 1 };
+        if disturbed.iter().chain(&extra).any(|d| d.overlap(&window).is_some())
+            || within(hit.get(&node), window.start, t)
+            || within(fences.get(worker), from, t)
+            || within(deletes.get(worker), from, t)
+        {
+            continue;
+        }
+        if v.len() < 20 {
+            let what = format!(
+                "{node}: {worker} reported its graceful stop (worker_stopped) while the store still held its keep-alive: no delete since its stop began at {:.3}s, no fence, no fault in between",
+                from as f64 / 1e6
+            );
+            v.push(Violation::new("P96", t, what));
+        }
+    }
+    v
+}
+
 /// P106 over a run's events: see the module's doc. The first 20 violations.
 pub fn deregistrations_leave_no_keepalive(events: &[Event]) -> Vec<Violation> {
     // worker → the value the store's last applied write to its keep-alive left (None: deleted)
@@ -195,6 +296,56 @@ mod tests {
         let all = pool(600, PoolEvent::HandBackFailed { worker: "w".into(), job: "".into(), error: "timeout".into() });
         let events = vec![dispatched(10, "a"), stopping(100), all, deregistered(700, &["a"])];
         assert!(stops_hand_back_before_deregistering(&events).is_empty());
+    }
+
+    fn keepalive(t_ms: u64, value: Option<&str>) -> Event {
+        let ev = ServerEv::KeepaliveWritten { worker: "w".into(), value: value.map(str::to_owned), now_ms: t_ms };
+        at(t_ms, Who::Store, ev)
+    }
+
+    fn worker_stopped(t_ms: u64) -> Event {
+        pool(t_ms, PoolEvent::WorkerStopped { worker: "w".into() })
+    }
+
+    /// P96: a graceful stop with no delete of its keep-alive fires; a delete over a live value,
+    /// a fence, or a fault in its window excuses it; a cleanup's delete over the dead marker
+    /// after the stop does not.
+    #[test]
+    fn a_graceful_stop_that_leaves_its_keepalive_fires_p96() {
+        let p96 = |events: &[Event], disturbed: &[keel_checks::Span]| {
+            graceful_stops_delete_their_keepalive(events, disturbed, 100_000)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        let stopped = worker_stopped(700);
+        let base = [keepalive(10, Some("10|1500")), stopping(100), keepalive(110, Some("110|1500|s"))];
+        let mut left = base.to_vec();
+        left.extend([stopped.clone(), keepalive(3_000, Some(DEAD)), keepalive(3_100, None)]);
+        assert_eq!(p96(&left, &[]), [("P96", 700_000)], "a cleanup's delete after the stop");
+        let mut deleted = base.to_vec();
+        deleted.extend([keepalive(650, None), stopped.clone()]);
+        assert_eq!(p96(&deleted, &[]), []);
+        let mut fenced = base.to_vec();
+        fenced.extend([keepalive(600, Some(DEAD)), stopped.clone()]);
+        assert_eq!(p96(&fenced, &[]), []);
+        assert_eq!(p96(&left, &[keel_checks::Span { start: 50_000, end: 60_000 }]), [], "a fault in the margin");
+        assert_eq!(
+            p96(&left, &[keel_checks::Span { start: 800_000, end: 900_000 }]),
+            [("P96", 700_000)],
+            "a fault after"
+        );
+        let mut dropped = base.to_vec();
+        dropped.extend([at(650, Who::Store, ServerEv::ReplyDropped { to: Who::Node(0), applied: false }), stopped]);
+        assert_eq!(p96(&dropped, &[]), [], "a reply to the node dropped");
+        let cleaned = [
+            keepalive(10, Some("10|1500")),
+            keepalive(50, Some(DEAD)),
+            keepalive(60, None),
+            stopping(100),
+            worker_stopped(700),
+        ];
+        assert_eq!(p96(&cleaned, &[]), [], "cleaned up while fenced, before its stop (poolfeed seed 267)");
     }
 
     fn written(t_ms: u64, value: Option<&str>) -> Event {

@@ -40,7 +40,10 @@ pub const LISTEN_MARGIN_US: u64 = 3_000_000;
 
 /// Subscribe to the node's completion feed and record every completion it gets.
 pub async fn subscriber(ctx: NodeCtx, node: Arc<Node>) {
-    let Ok(mut feed) = node.completions() else { return };
+    let mut feed = match node.completions() {
+        Ok(feed) => feed,
+        Err(e) => return ctx.record(Rec::FeedRefused { error: e.to_string() }),
+    };
     ctx.record(Rec::FeedStart {});
     while let Some(c) = feed.recv().await {
         let (attempt, ms, dropped) = (c.attempt, c.completed_ms, feed.dropped());
@@ -245,6 +248,50 @@ pub fn feed_drops_counted(run: &RunView<'_>) -> Vec<Violation> {
                 e.node
             );
             v.push(Violation::new("P107", e.t_us, what));
+        }
+    }
+    v
+}
+
+/// **P95**: a node refuses a completion-feed subscriber only once its stop began or while it
+/// holds [`FEED_SUBSCRIBERS_MAX`](keel::pool::FEED_SUBSCRIBERS_MAX) live subscribers (the
+/// `completions()` docs), judged at each `feed_refused`. The workload subscribes once per node
+/// life and returned silently on a refusal, so a feed that refuses everyone (hunt 47 A: the
+/// sweep's `Feed::subscribe` replaced by `None` survived, MC443) left every rule of the feed
+/// (P10, P94) judging no listener. Live subscribers are counted per node life (`feed_start`
+/// less `feed_end`); a refusal after its pool's `node_stopping` in that life, or one that says
+/// the node stopped (its shutdown token was cancelled, which may precede `node_stopping`), is not
+/// judged.
+pub fn feeds_refused_only_full_or_stopped(run: &RunView<'_>) -> Vec<Violation> {
+    let mut stopping: BTreeSet<(Who, u64)> = BTreeSet::new();
+    let mut live: BTreeMap<(Who, u64), usize> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in run.events {
+        let life = run.timeline.life_at(e.node, e.t_us).map_or(0, |l| l.start);
+        if let Some(PoolEvent::NodeStopping { .. }) = e.pool() {
+            stopping.insert((e.node, life));
+            continue;
+        }
+        match rec(e) {
+            Some(Rec::FeedStart {}) => *live.entry((e.node, life)).or_default() += 1,
+            Some(Rec::FeedEnd { .. }) => {
+                let n = live.entry((e.node, life)).or_default();
+                *n = n.saturating_sub(1);
+            }
+            // A `Stopped` refusal: the node's shutdown token was cancelled, which may come before
+            // its pool's `node_stopping` (poolfeed seed 230).
+            Some(Rec::FeedRefused { error }) if *error != keel::pool::PoolError::Stopped.to_string() => {
+                let n = live.get(&(e.node, life)).copied().unwrap_or(0);
+                if !stopping.contains(&(e.node, life)) && n < keel::pool::FEED_SUBSCRIBERS_MAX && v.len() < 20 {
+                    let max = keel::pool::FEED_SUBSCRIBERS_MAX;
+                    let what = format!(
+                        "{}: its completion feed refused a subscriber ({error}) with {n} live of at most {max}, its stop not begun",
+                        e.node
+                    );
+                    v.push(Violation::new("P95", e.t_us, what));
+                }
+            }
+            _ => {}
         }
     }
     v
@@ -673,6 +720,28 @@ mod tests {
         assert_eq!(p94(&[start.clone(), app(0, Rec::FeedStart {}), stopping.clone(), end(510)]), []);
         let other = Event { node: Who::Node(1), ..stopping };
         assert_eq!(p94(&[start, other, end(510)]), [("P94", 510_000)], "another node's stop");
+    }
+
+    /// P95: a subscriber refused while its node runs with room for it fires; one refused after
+    /// its node's stop began, or by another node whose stop began, does not excuse it.
+    #[test]
+    fn a_subscriber_refused_while_its_node_runs_fires_p95() {
+        let start = at(0, WorldEv::NodeStart {});
+        let stopping = pool_ev(500, PoolEvent::NodeStopping { pool: "sim".into(), node: "n0".into() });
+        let refused = |t| app(t, Rec::FeedRefused { error: "too many waiters".into() });
+        let p95 = |events: &[Event]| {
+            judge(events, 0, 20_000, feeds_refused_only_full_or_stopped)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(p95(&[start.clone(), refused(10)]), [("P95", 10_000)]);
+        assert_eq!(p95(&[start.clone(), app(0, Rec::FeedStart {}), refused(10)]), [("P95", 10_000)]);
+        assert_eq!(p95(&[start.clone(), stopping.clone(), refused(510)]), []);
+        let stopped = app(20, Rec::FeedRefused { error: keel::pool::PoolError::Stopped.to_string() });
+        assert_eq!(p95(&[start.clone(), stopped]), [], "its shutdown token cancelled (poolfeed seed 230)");
+        let other = Event { node: Who::Node(1), ..stopping };
+        assert_eq!(p95(&[start, other, refused(510)]), [("P95", 510_000)], "another node's stop");
     }
 
     /// P81: `dispatch_and_wait`'s wait is registered before its `dispatched` (MC348: after).

@@ -30,6 +30,56 @@ use crate::history::{Event, Who, WorldEv, plain};
 /// How long after a data-losing store restart a table may still hold what the store lost.
 pub const AFTER_DATA_LOSS_US: u64 = 5_000_000;
 
+/// **P98**: a pool node's router follows its job map: each node life that runs past its start by
+/// more than two op timeouts (`node_started`'s `op_timeout_us`) and a second has opened its
+/// watch of the job map (`watch_opened` of a map named `…:jobs`) or reported an open that failed
+/// (`watch_open_failed`, P68 judges its retries) by its `node_stopping`. The router is the
+/// node's only reader of the job map's feed; a router that never runs (hunt 47 A: the sweep's
+/// `run_router` replaced by `()` survived, MC445) leaves every assignment to a remote worker,
+/// every completion wait and every subscriber to the sweeps' slices, a sweep period late, and
+/// the rules' slack (P1, P10's delivery bound) is a sweep period. A life with a disturbance
+/// (`disturbed`: the audits' fault spans) in its first two op timeouts and a second is not judged.
+pub fn routers_follow_their_job_map(events: &[Event], disturbed: &[Span]) -> Vec<Violation> {
+    // node → (when its life's pool started, its op timeout, whether its router's watch opened or failed)
+    let mut lives: BTreeMap<Who, (u64, u64, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.pool() {
+            Some(PoolEvent::NodeStarted { op_timeout_us, .. }) => {
+                lives.insert(e.node, (e.t_us, *op_timeout_us, false));
+            }
+            Some(PoolEvent::WatchOpened { map, .. } | PoolEvent::WatchOpenFailed { map, .. })
+                if plain(map).ends_with(":jobs") =>
+            {
+                if let Some(l) = lives.get_mut(&e.node) {
+                    l.2 = true;
+                }
+            }
+            Some(PoolEvent::NodeStopping { .. }) => {
+                let Some((start, op_us, seen)) = lives.remove(&e.node) else { continue };
+                let due = start.saturating_add(op_us.saturating_mul(2)).saturating_add(1_000_000);
+                let early = Span { start, end: due };
+                if seen || e.t_us <= due || disturbed.iter().any(|d| d.overlap(&early).is_some()) {
+                    continue;
+                }
+                if v.len() < 20 {
+                    let what = format!(
+                        "{}: its pool ran from {:.3}s to its stop and its router never opened the job map's watch nor reported an open that failed",
+                        e.node,
+                        start as f64 / 1e6
+                    );
+                    v.push(Violation::new("P98", e.t_us, what));
+                }
+            }
+            _ => {}
+        }
+        if let Some(WorldEv::NodeCrash {}) = e.world() {
+            lives.remove(&e.node);
+        }
+    }
+    v
+}
+
 /// P13 (see the module's doc).
 pub fn table_matches_store(run: &RunView<'_>) -> Vec<Violation> {
     let events = run.events;
@@ -52,6 +102,53 @@ pub fn table_matches_store(run: &RunView<'_>) -> Vec<Violation> {
         ));
     }
     v.truncate(20);
+    v
+}
+
+/// **P99**: a sweep's wait for its node's job table times out (`table_awaited`, `timeout`) only
+/// when a fault could have held the job map's feed back: a disturbance (`disturbed`: the audits'
+/// fault spans; a network latency, from its start to its end) within the wait or the second
+/// before it. The router applies each change of the feed to the table as it comes, so in a calm
+/// world a sweep finds its table fresh or waits a moment for it; a table that ignores the
+/// changes (hunt 47 A: the sweep's `JobTable::apply` replaced by `None` survived, MC446) sends
+/// every sweep to an op timeout's wait and a whole snapshot of the job map, the steady-state cost
+/// the table exists to avoid, and P65 judged only that the wait lasted its op timeout.
+pub fn table_waits_time_out_only_under_faults(events: &[Event], disturbed: &[Span]) -> Vec<Violation> {
+    let mut extra: Vec<Span> = Vec::new();
+    let mut latency_from: Option<u64> = None;
+    for e in events {
+        match e.world() {
+            Some(WorldEv::NetworkLatency { .. }) => latency_from = latency_from.or(Some(e.t_us)),
+            Some(WorldEv::NetworkLatencyEnded { .. }) => {
+                if let Some(start) = latency_from.take() {
+                    extra.push(Span { start, end: e.t_us + 1 });
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = latency_from {
+        extra.push(Span { start, end: u64::MAX });
+    }
+    let mut v = Vec::new();
+    for e in events {
+        let Some(PoolEvent::TableAwaited { waited_us, outcome, rev, table_rev, .. }) = e.pool() else { continue };
+        if plain(outcome) != "timeout" {
+            continue;
+        }
+        let window = Span { start: e.t_us.saturating_sub(waited_us.saturating_add(1_000_000)), end: e.t_us + 1 };
+        if disturbed.iter().chain(&extra).any(|d| d.overlap(&window).is_some()) {
+            continue;
+        }
+        if v.len() < 20 {
+            let what = format!(
+                "{}: a sweep's wait for its job table at revision {rev} timed out after {:.3}s with the table at {table_rev}, and no fault held the feed back",
+                e.node,
+                *waited_us as f64 / 1e6
+            );
+            v.push(Violation::new("P99", e.t_us, what));
+        }
+    }
     v
 }
 
@@ -193,6 +290,80 @@ fn data_losses(events: &[Event], end_us: u64) -> Vec<Span> {
 
 #[cfg(test)]
 mod tests {
+    /// P99: a table wait that times out with no fault near it fires; one with a disturbance in
+    /// it or in the second before it does not, nor one that ends `fresh`.
+    #[test]
+    fn a_table_wait_that_times_out_in_a_calm_world_fires_p99() {
+        use crate::history::Ev;
+        let awaited = |t_ms: u64, outcome: &str| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(
+                PoolEvent::TableAwaited {
+                    pool: "sim".into(),
+                    rev: 9,
+                    waited_us: 250_000,
+                    outcome: outcome.into(),
+                    table_rev: 3,
+                }
+                .to_static(),
+            )),
+        };
+        let p99 = |events: &[Event], disturbed: &[Span]| {
+            table_waits_time_out_only_under_faults(events, disturbed)
+                .iter()
+                .map(|v| (v.invariant, v.t_us))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(p99(&[awaited(5_000, "timeout")], &[]), [("P99", 5_000_000)]);
+        assert_eq!(p99(&[awaited(5_000, "fresh")], &[]), []);
+        assert_eq!(
+            p99(&[awaited(5_000, "timeout")], &[Span { start: 3_900_000, end: 4_000_000 }]),
+            [],
+            "a fault just before"
+        );
+        assert_eq!(p99(&[awaited(5_000, "timeout")], &[Span { start: 0, end: 3_000_000 }]), [("P99", 5_000_000)]);
+    }
+
+    /// P98: a node life whose router never opened the job map's watch fires at its stop; an
+    /// open (or a failed one) of the job map, a stop within its first op timeouts, or a
+    /// disturbance early in its life does not; the keep-alive map's watch does not count.
+    #[test]
+    fn a_node_whose_router_never_watched_its_job_map_fires_p98() {
+        use crate::history::Ev;
+        let ev = |t_ms: u64, e: PoolEvent<'_>| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(e.to_static())),
+        };
+        let started = ev(
+            0,
+            PoolEvent::NodeStarted {
+                pool: "sim".into(),
+                node: "n0".into(),
+                ack_grace_us: 0,
+                sweep_interval_us: 0,
+                cleanup_lock_ttl_us: 0,
+                op_timeout_us: 250_000,
+                dedup_window_us: 0,
+            },
+        );
+        let opened =
+            |map: &str| ev(10, PoolEvent::WatchOpened { pool: "sim".into(), map: map.into(), tries: 1, took_us: 1 });
+        let stopping = |t_ms| ev(t_ms, PoolEvent::NodeStopping { pool: "sim".into(), node: "n0".into() });
+        let p98 = |events: &[Event], disturbed: &[Span]| {
+            routers_follow_their_job_map(events, disturbed).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        assert_eq!(p98(&[started.clone(), stopping(5_000)], &[]), [("P98", 5_000_000)]);
+        assert_eq!(
+            p98(&[started.clone(), opened("keel:pool:sim:keepalive"), stopping(5_000)], &[]),
+            [("P98", 5_000_000)]
+        );
+        assert_eq!(p98(&[started.clone(), opened("keel:pool:sim:jobs"), stopping(5_000)], &[]), []);
+        assert_eq!(p98(&[started.clone(), stopping(1_200)], &[]), [], "stopped within its first op timeouts");
+        assert_eq!(p98(&[started, stopping(5_000)], &[Span { start: 100_000, end: 200_000 }]), [], "disturbed");
+    }
+
     use super::*;
     use crate::history::Who;
     use crate::scenario::test_history::{at, judge, pool};
