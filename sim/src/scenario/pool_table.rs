@@ -112,7 +112,8 @@ pub fn table_matches_store(run: &RunView<'_>) -> Vec<Violation> {
 /// world a sweep finds its table fresh or waits a moment for it; a table that ignores the
 /// changes (hunt 47 A: the sweep's `JobTable::apply` replaced by `None` survived, MC446) sends
 /// every sweep to an op timeout's wait and a whole snapshot of the job map, the steady-state cost
-/// the table exists to avoid, and P65 judged only that the wait lasted its op timeout.
+/// the table exists to avoid, and P65 judged only that the wait lasted its op timeout. A wait that
+/// ends after its node's stop began is not judged: the router may have stopped following the feed.
 pub fn table_waits_time_out_only_under_faults(events: &[Event], disturbed: &[Span]) -> Vec<Violation> {
     let mut extra: Vec<Span> = Vec::new();
     let mut latency_from: Option<u64> = None;
@@ -131,9 +132,21 @@ pub fn table_waits_time_out_only_under_faults(events: &[Event], disturbed: &[Spa
         extra.push(Span { start, end: u64::MAX });
     }
     let mut v = Vec::new();
+    // Nodes whose stop began (this life: the world's request, or the pool's `node_stopping`):
+    // the router follows the node's shutdown while its workers drain and its sweeps go on, so a
+    // sweep's wait may run out on a table the feed no longer moves (pool seed 481).
+    let mut stopping: std::collections::BTreeSet<Who> = std::collections::BTreeSet::new();
     for e in events {
+        if let Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}) = e.world() {
+            stopping.remove(&e.node);
+            continue;
+        }
+        if matches!(e.pool(), Some(PoolEvent::NodeStopping { .. })) || matches!(e.world(), Some(WorldEv::NodeStop {})) {
+            stopping.insert(e.node);
+            continue;
+        }
         let Some(PoolEvent::TableAwaited { waited_us, outcome, rev, table_rev, .. }) = e.pool() else { continue };
-        if plain(outcome) != "timeout" {
+        if plain(outcome) != "timeout" || stopping.contains(&e.node) {
             continue;
         }
         let window = Span { start: e.t_us.saturating_sub(waited_us.saturating_add(1_000_000)), end: e.t_us + 1 };
@@ -323,6 +336,14 @@ mod tests {
             "a fault just before"
         );
         assert_eq!(p99(&[awaited(5_000, "timeout")], &[Span { start: 0, end: 3_000_000 }]), [("P99", 5_000_000)]);
+        let stopping = Event {
+            t_us: 4_900_000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(
+                PoolEvent::NodeStopping { pool: "sim".into(), node: "n0".into() }.to_static(),
+            )),
+        };
+        assert_eq!(p99(&[stopping, awaited(5_000, "timeout")], &[]), [], "its node's stop began");
     }
 
     /// P98: a node life whose router never opened the job map's watch fires at its stop; an
