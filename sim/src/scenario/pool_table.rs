@@ -367,6 +367,7 @@ mod tests {
                 cleanup_lock_ttl_us: 0,
                 op_timeout_us: 250_000,
                 dedup_window_us: 0,
+                drift_margin_us: 0,
             },
         );
         let opened =
