@@ -1792,6 +1792,11 @@ pub enum Mutant {
     /// slow by more than what is left stops every run of a worker the store still holds live
     /// (availability only: no safety rule sees it; P108, judged at each `fenced`).
     MC461,
+    /// A sweep's data-loss test turned round: every sweep without a data loss marks the job
+    /// table out of step, so every sweep finds a hole and rebuilds the table from a whole
+    /// snapshot of the job map, the steady-state cost the table exists to avoid (hunt 47 A's
+    /// survivor 994; P109, judged at each `table_awaited` that found a hole).
+    MC462,
     /// A completion feed that refuses every subscriber while its node runs: `Feed::subscribe`
     /// answers `None` as if the node had stopped or held its most subscribers, and
     /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants

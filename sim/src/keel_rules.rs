@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), P97, P105, P106, P108, E9. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), P97, P105, P106, P108, P109, E9. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -127,6 +127,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_table::table_matches_store(run));
     v.extend(pool_table::sweeps_wake_on_rebuilt_tables(run));
     v.extend(pool_table::table_waits_last_their_timeout(run.events));
+    v.extend(pool_table::table_holes_have_a_cause(run.events));
     v.extend(crate::scenario::pool_handback::handbacks_follow_their_runs(events));
     v.extend(crate::scenario::pool_stamps::stamps_never_lead_the_store(run));
     v.extend(crate::scenario::pool_stamps::pending_entries_count_from_the_store_now(run));

@@ -1516,6 +1516,12 @@ pub const ZOO: &[Entry] = &[
         budget: 100,
     },
     Entry {
+        mutant: Mutant::MC462,
+        lineage: "checker proof (hunt 47 A's survivor 994: the sweep's data-loss test turned round survived, every sweep rebuilt the table from a whole snapshot): a job table marked out of step for no cause",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC443,
         lineage: "checker proof (hunt 47 A: the sweep's Feed::subscribe replaced by None survived, the subscriber returned silently on its refusal): a completion feed that refuses every subscriber",
         scenario: "poolfeed",

@@ -955,6 +955,7 @@ impl PoolScenario {
             Mutant::MC457,
             Mutant::MC460,
             Mutant::MC461,
+            Mutant::MC462,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,

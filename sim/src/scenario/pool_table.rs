@@ -165,6 +165,65 @@ pub fn table_waits_time_out_only_under_faults(events: &[Event], disturbed: &[Spa
     v
 }
 
+/// **P109**: a sweep finds its node's job table out of step (`table_awaited`, `hole`) only after
+/// a cause its node reported: a hole in the job map's feed (`feed_hole`), a gap the watch
+/// reported (`router_gap`), a data loss of the store (`data_loss`), or a fresh life whose table
+/// was not built yet, or a store that went back (a sweep reading a revision below the rebuild's,
+/// a store crash that lost data); each `job_table_rebuilt` puts the table back in step (a snapshot the table
+/// refuses is one it is already past, in step). A table marked out of step for no cause (hunt 47
+/// A's survivor 994: the sweep's data-loss test turned round, MC462) sends every sweep to a whole
+/// snapshot of the job map, and P99 judges only waits that time out. Per node life and pool; a
+/// run whose store lost data is not judged.
+pub fn table_holes_have_a_cause(events: &[Event]) -> Vec<Violation> {
+    // (node, pool) → the revision of its table's last rebuild and whether a cause was reported
+    // since (no entry: no rebuild yet in this life, the table starts out of step)
+    let mut tables: BTreeMap<(Who, &str), (u64, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    // A store that lost its data: each node finds out on its own paths (the router's gap, the
+    // sweep's epoch, a revision gone back), some of which mark the table silently once another
+    // reported the loss (poolloss seeds 2, 15, 36, 66, 86). Such runs are not judged.
+    let lost = |e: &Event| {
+        matches!(e.world(), Some(WorldEv::StoreCrash { data_loss: true }))
+            || matches!(e.pool(), Some(PoolEvent::DataLoss { .. }))
+    };
+    if events.iter().any(lost) {
+        return v;
+    }
+    for e in events {
+        if let Some(WorldEv::NodeStart {} | WorldEv::NodeCrash {}) = e.world() {
+            tables.retain(|(n, _), _| *n != e.node);
+            continue;
+        }
+        match e.pool() {
+            Some(
+                PoolEvent::FeedHole { pool, .. } | PoolEvent::RouterGap { pool, .. } | PoolEvent::DataLoss { pool, .. },
+            ) => {
+                if let Some(t) = tables.get_mut(&(e.node, plain(pool))) {
+                    t.1 = true;
+                }
+            }
+            Some(PoolEvent::TableRebuilt { pool, rev, .. }) => {
+                tables.insert((e.node, plain(pool)), (*rev, false));
+            }
+            Some(PoolEvent::TableAwaited { pool, outcome, rev, .. }) if plain(outcome) == "hole" => {
+                // A sweep that read a revision below the rebuild's read a store that went back
+                // (a data loss it found first: poolloss seed 2).
+                if tables.get(&(e.node, plain(pool))).is_some_and(|&(built, caused)| !caused && *rev >= built)
+                    && v.len() < 20
+                {
+                    let what = format!(
+                        "{}: a sweep found its job table out of step (waiting for revision {rev}) with no feed hole, gap or data loss reported since its last rebuild",
+                        e.node
+                    );
+                    v.push(Violation::new("P109", e.t_us, what));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// **P65**: a sweep that gives up waiting for its node's job table (`table_awaited`, `timeout`)
 /// waited its whole op timeout (the pool's `op_timeout_us`, announced at `node_started`), on the
 /// node's own clock as keel measures it, 1 ms of slack. A wait cut short sends every sweep whose
@@ -344,6 +403,50 @@ mod tests {
             )),
         };
         assert_eq!(p99(&[stopping, awaited(5_000, "timeout")], &[]), [], "its node's stop began");
+    }
+
+    /// P109: a hole found after a rebuild with no cause since fires; one after a feed hole, a
+    /// gap or a data loss, or before the life's first rebuild, does not.
+    #[test]
+    fn a_hole_with_no_cause_since_the_last_rebuild_fires_p109() {
+        use crate::history::Ev;
+        let ev = |t_ms: u64, e: PoolEvent<'_>| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(e.to_static())),
+        };
+        let hole = |t_ms| {
+            ev(
+                t_ms,
+                PoolEvent::TableAwaited {
+                    pool: "sim".into(),
+                    rev: 9,
+                    waited_us: 0,
+                    outcome: "hole".into(),
+                    table_rev: 0,
+                },
+            )
+        };
+        let rebuilt = |t_ms| {
+            let e = PoolEvent::TableRebuilt {
+                pool: "sim".into(),
+                why: "sweep".into(),
+                rev: 5,
+                entries: 1,
+                replaced: true,
+                feed_gaps: 0,
+                took_us: 1,
+            };
+            ev(t_ms, e)
+        };
+        let gap = |t_ms| ev(t_ms, PoolEvent::RouterGap { pool: "sim".into(), feed_gaps: 1 });
+        let p109 = |events: &[Event]| {
+            table_holes_have_a_cause(events).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        assert_eq!(p109(&[hole(10)]), [], "before the life's first rebuild");
+        assert_eq!(p109(&[rebuilt(10), hole(20)]), [("P109", 20_000)]);
+        assert_eq!(p109(&[rebuilt(10), gap(15), hole(20)]), []);
+        assert_eq!(p109(&[rebuilt(10), gap(15), rebuilt(18), hole(20)]), [("P109", 20_000)]);
     }
 
     /// P98: a node life whose router never opened the job map's watch fires at its stop; an
