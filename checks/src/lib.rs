@@ -35,6 +35,7 @@ mod lease_belief;
 mod lease_timeouts;
 pub mod linearize;
 mod lost_reasons;
+mod node_stops;
 mod pending;
 mod permanent_errors;
 mod pool_settings;
@@ -89,6 +90,7 @@ pub use lease_acts::lease_acts_inside_the_belief;
 pub use lease_belief::lease_beliefs_keep_their_margin;
 pub use lease_timeouts::lease_timeouts_take_the_op_timeout;
 pub use lost_reasons::lease_losses_name_their_cause;
+pub use node_stops::node_stops_close_their_completions;
 pub use pending::pending_deadlines_keep_the_ack_grace;
 pub use permanent_errors::{
     PUBLISH_SLACK_US, cleaner_requeues_retry_transient_errors, is_permanent, lease_failures_follow_permanent_errors,

@@ -1797,6 +1797,10 @@ pub enum Mutant {
     /// snapshot of the job map, the steady-state cost the table exists to avoid (hunt 47 A's
     /// survivor 994; P109, judged at each `table_awaited` that found a hole).
     MC462,
+    /// P110 (hunt 47 A's survivor 520): a pool node's closing task a no-op: its stop returns
+    /// without stopping its completer or its subscription manager, completions still queued in
+    /// memory and the subscribers' feeds open.
+    MC463,
     /// A completion feed that refuses every subscriber while its node runs: `Feed::subscribe`
     /// answers `None` as if the node had stopped or held its most subscribers, and
     /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants

@@ -62,7 +62,7 @@ pub fn pool_rules(run: &RunView<'_>) -> Vec<Violation> {
 
 /// The pool rules judged at the instant of the decision or the write that breaks them:
 /// P2 at a run's start and at a cleanup lock's takeover, P3 (assignments, the pick of draining
-/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), P97, P105, P106, P108, P109, E9. Each is in
+/// workers, cleanups of live ones), P5 at the store, P7, P8, P9, P11 to P18, P20, P21, P22, P28 to P32, P35, P37, P42, P43, P45, P46, P48, P49, P50, P51, P52, P57, P58, P59, P60, P61, P63, P64, P65, P66, P67, P68, P69, P70, P71, P72, P73, P76, P79, P84 (by the announced window), P97, P105, P106, P108, P109, P110, E9. Each is in
 /// `sim/src/scenario/`, with the mutant that proves it.
 pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     use crate::scenario::{
@@ -85,6 +85,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_deregister::stops_hand_back_before_deregistering(events));
     v.extend(pool_deregister::deregistrations_leave_no_keepalive(events));
     v.extend(keel_checks::graceful_stops_deregister(events));
+    v.extend(keel_checks::node_stops_close_their_completions(events));
     v.extend(pool_queue::dispatch_queues_only_without_live_workers(run));
     v.extend(pool_queue::dispatch_picks_the_least_loaded(run));
     v.extend(keel_checks::workers_closed_to_records(events));

@@ -1522,6 +1522,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC463,
+        lineage: "checker proof (hunt 47 A's survivor 520: Core::close_completions replaced by () survived, no rule counted what a node's stop owes its subscribers): a node stop that leaves its completer and its subscriptions running",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC443,
         lineage: "checker proof (hunt 47 A: the sweep's Feed::subscribe replaced by None survived, the subscriber returned silently on its refusal): a completion feed that refuses every subscriber",
         scenario: "poolfeed",

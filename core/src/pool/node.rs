@@ -127,6 +127,9 @@ impl<S: Store> Core<S> {
     /// (it delivers everything flushed, then closes the subscriptions).
     pub async fn close_completions(self: Arc<Self>) {
         self.shutdown.cancelled().await;
+        if mutants::active(Mutant::MC463) {
+            return; // MC463: the stop leaves the completer and its subscriptions running
+        }
         if let Err(e) = self.completer.stop().await {
             observe::emit(PoolEvent::CompletionEventsUnflushed { error: Text::display(&e) });
         }

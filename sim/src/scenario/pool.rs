@@ -956,6 +956,7 @@ impl PoolScenario {
             Mutant::MC460,
             Mutant::MC461,
             Mutant::MC462,
+            Mutant::MC463,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,
