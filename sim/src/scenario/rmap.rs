@@ -227,15 +227,16 @@ fn apply_stall(run: &RunView<'_>, node: Who, since: u64, until: u64, rev: u64, w
     })
 }
 
-/// FNV-1a over `key=value` lines: a replica's or the store's digest.
+/// A digest of a replica's or the store's entries: the trace hasher's word-wise FNV over each
+/// key and value (each write ends with its length, so `ab=` and `a=b` differ).
 fn digest<'a>(entries: impl Iterator<Item = (&'a String, &'a String)>) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    use std::hash::Hasher;
+    let mut h = crate::history::Fnv::default();
     for (k, v) in entries {
-        for b in k.bytes().chain([b'=']).chain(v.bytes()).chain([b'\n']) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        h.write(k.as_bytes());
+        h.write(v.as_bytes());
     }
-    h
+    h.finish()
 }
 
 /// [`digest`] of a whole map snapshot: its entries, its seedings and its restart flag (a
