@@ -186,6 +186,19 @@ mod tests {
         assert_eq!(p110(h), []);
     }
 
+    /// Another node's stop, or another pool node's on the same node, judges nothing here.
+    #[test]
+    fn only_the_stopping_node_is_judged() {
+        let mut h = started(10);
+        h.push(stopping(100));
+        let other = stopped(120);
+        h.push(E(other.0, "n2", other.2.clone(), None));
+        h.push(pool_at(130, PoolEvent::NodeStopped { node: "b".into() }));
+        assert_eq!(p110(h.clone()), []);
+        h.push(stopped(140));
+        assert_eq!(p110(h), [("P110", 140)]);
+    }
+
     #[test]
     fn what_never_started_need_not_stop() {
         assert_eq!(p110(vec![stopping(100), stopped(140)]), []);
