@@ -423,6 +423,33 @@ async fn redis_a_commit_judges_a_restart_without_a_jump() {
     assert!(!snap.restarted_since_commit, "the commit judged the restart: {snap:?}");
 }
 
+/// A lease's fence counter above the store-time seed, last judged under another server process
+/// (a failover to a server whose clock is behind, or more grants than milliseconds): the
+/// restart's re-seeding keeps the counter, so the next grant's fence is above every earlier one.
+/// Taking the seed whenever it is no shorter than the counter (a `>=` for a `>` in the script's
+/// comparison of decimal strings, hunt 48's Lua sweep) sent fences back below grants whose
+/// holders may still write with them; no other case reaches it (a real restart takes long enough
+/// for the seed to pass any counter).
+#[tokio::test]
+async fn redis_a_restart_keeps_a_fence_counter_ahead_of_the_clock() {
+    let Some(server) = RedisServer::start("redis_a_restart_keeps_a_fence_counter_ahead_of_the_clock") else { return };
+    let s = RedisStore::connect(server.config()).await.expect("connect");
+    // Far above any store-time seed (ms × 1000: 16 digits today), the same length.
+    let ahead: u64 = 9_000_000_000_000_000;
+    let set = server.command(&format!("HSET {PREFIX}:lease-meta:L fence {ahead} q_until 0 boot 0123abcd"));
+    assert_eq!(set.as_deref(), Some(":3"), "lease-meta:L set");
+    let quarantine_ms = 200;
+    let first = s.lease_acquire("L", "a", 60_000, quarantine_ms).await.expect("acquire");
+    assert!(matches!(first, keel::store::Acquire::Quarantined { .. }), "a restart quarantines: {first:?}");
+    tokio::time::sleep(Duration::from_millis(quarantine_ms + 100)).await;
+    match s.lease_acquire("L", "a", 60_000, quarantine_ms).await.expect("acquire") {
+        keel::store::Acquire::Granted { fence } => {
+            assert!(fence > ahead, "fence {fence} after the restart must exceed the counter's {ahead}")
+        }
+        other => panic!("not granted after the quarantine: {other:?}"),
+    }
+}
+
 /// `watch` on a server that accepts nothing more (frozen) fails within the connect timeout and
 /// one op timeout instead of hanging; the reconnect loop subscribes the same way, so an
 /// unbounded subscribe would also leave a reconnecting watch deaf for good (hunt 31 A #26).

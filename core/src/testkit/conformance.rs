@@ -810,6 +810,14 @@ pub async fn map_txns_judges_each_in_order<H: Harness>(h: &H) -> Result<(), Stor
     assert_eq!(o.rev, r + 10);
     let next = next_event(&mut w).await;
     assert_eq!(next, WatchEvent::Change(Change { key: "f".into(), value: Some("6".into()), rev: r + 10 }));
+    // A transaction refused before anything of its batch was committed, on a map written
+    // before: the map's revision then, not 0 (a Lua `and`/`or` slip in the commit's revision
+    // before turned it into nil while the map was new, and only then, passed every other case).
+    let mixed = [txn(&[("a", None)], &[("a", Some("no"))]), txn(&[], &[("g", Some("7"))])];
+    let out = s.map_txns("m", &mixed).await?;
+    assert_eq!(out, [TxnOutcome { applied: false, rev: r + 10 }, TxnOutcome { applied: true, rev: r + 11 }]);
+    let next = next_event(&mut w).await;
+    assert_eq!(next, WatchEvent::Change(Change { key: "g".into(), value: Some("7".into()), rev: r + 11 }));
 
     // The same transactions one by one on another map: the same outcomes and state (revisions
     // shifted by the other map's seed).
