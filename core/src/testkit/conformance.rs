@@ -811,8 +811,7 @@ pub async fn map_txns_judges_each_in_order<H: Harness>(h: &H) -> Result<(), Stor
     let next = next_event(&mut w).await;
     assert_eq!(next, WatchEvent::Change(Change { key: "f".into(), value: Some("6".into()), rev: r + 10 }));
     // A transaction refused before anything of its batch was committed, on a map written
-    // before: the map's revision then, not 0 (a Lua `and`/`or` slip in the commit's revision
-    // before turned it into nil while the map was new, and only then, passed every other case).
+    // before: the map's revision then (the cases above try that path only on a new map).
     let mixed = [txn(&[("a", None)], &[("a", Some("no"))]), txn(&[], &[("g", Some("7"))])];
     let out = s.map_txns("m", &mixed).await?;
     assert_eq!(out, [TxnOutcome { applied: false, rev: r + 10 }, TxnOutcome { applied: true, rev: r + 11 }]);
