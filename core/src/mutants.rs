@@ -1801,6 +1801,11 @@ pub enum Mutant {
     /// without stopping its completer or its subscription manager, completions still queued in
     /// memory and the subscribers' feeds open.
     MC463,
+    /// A map scan whose last slice hands out a cursor anyway: `StoreState::map_scan` says more
+    /// follows after every non-empty slice, so every pass of a scan costs one more round trip
+    /// for an empty slice, which no caller's outcome shows (hunt 48 B, the cargo-mutants sweep's
+    /// match guard `range.next().is_some()` replaced by `true`; L8, judged at each slice served).
+    MC464,
     /// A completion feed that refuses every subscriber while its node runs: `Feed::subscribe`
     /// answers `None` as if the node had stopped or held its most subscribers, and
     /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants

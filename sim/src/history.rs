@@ -271,6 +271,9 @@ events! {
         /// A write `write` by `by` to `map`/`key`, which held `before`, came out `applied` with
         /// `after`, where its kind says otherwise (L6).
         WriteMisapplied { map: String, key: String, write: String, before: Option<String>, applied: bool, after: Option<String>, by: Who } = "write_misapplied",
+        /// A scan slice of `map` from `cursor` (`count` asked) the store served to `by` was not
+        /// the slice the map held (`what`; L8).
+        ScanSliceWrong { map: String, cursor: String, count: u64, what: String, by: Who } = "scan_slice_wrong",
         /// A snapshot of `map` at `rev` the store served to `by` said `told` of whether the store
         /// restarted since the map's last commit; the store node's own record of its boots and
         /// of the map's revision at the last one says otherwise (L3).

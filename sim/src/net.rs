@@ -36,6 +36,7 @@ use crate::scenario::{pool_cleanup, pool_deregister, pool_keepalive, pool_pairs}
 use crate::world::lock;
 
 mod feeds;
+mod scans;
 mod writes;
 
 /// The store server's address.
@@ -629,7 +630,11 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
             restart_flag_judged(faults, history, node, &map, &snap);
             Resp::Snapshot(snap)
         }
-        Op::Scan { map, cursor, count } => Resp::Scan(store.map_scan(&map, &cursor, count).await?),
+        Op::Scan { map, cursor, count } => {
+            let slice = store.map_scan(&map, &cursor, count).await?;
+            scan_judged(store, history, node, (&map, &cursor, count), &slice);
+            Resp::Scan(slice)
+        }
         // A pool's pending entries: each removal judged as it applies (P5 at the instant); and
         // every keep-alive write the store applied, with its store time (P3's mirror).
         Op::Write { map, key, write } => {
@@ -740,6 +745,9 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
                 if let (Read::Snapshot { map }, ReadOut::Snapshot(snap)) = (read, out) {
                     restart_flag_judged(faults, history, node, map, snap);
                 }
+                if let (Read::Scan { map, cursor, count }, ReadOut::Scan(slice)) = (read, out) {
+                    scan_judged(store, history, node, (map, cursor, *count), slice);
+                }
             }
             Resp::Reads(outs)
         }
@@ -769,6 +777,24 @@ async fn apply(served: &Arc<Served>, node: Who, op: Op, sent_us: u64) -> StoreRe
         faults.feeds.written(&map, store.map_rev(&map), history);
     }
     Ok(resp)
+}
+
+/// L8: a scan slice the store served (alone or in a batch) holds the next `count` keys after its
+/// cursor's, with their values, and says more follows exactly when a key does: judged against the
+/// map as the store holds it when the slice is served (read in place, nothing runs between; the
+/// model is `net/scans.rs`, written apart from keel's `map_scan`). A cursor that is no cursor is
+/// the store's to refuse, not judged here.
+fn scan_judged(store: &MemoryStore, history: &History, node: Who, asked: (&str, &str, usize), slice: &MapScan) {
+    let (map, cursor, count) = asked;
+    let Ok(after) = scans::resumes_after(cursor) else { return };
+    let mut held = store.map_entries_from(map, after.as_deref().unwrap_or(""));
+    if let Some(k) = &after {
+        held.remove(k);
+    }
+    if let Some(what) = scans::slice_wrong(&held, count, &slice.entries, slice.next == keel::store::MAP_SCAN_START) {
+        let (map, cursor) = (map.to_owned(), cursor.to_owned());
+        history.record(Who::Store, ServerEv::ScanSliceWrong { map, cursor, count: count as u64, what, by: node });
+    }
 }
 
 /// L3: a snapshot says the store restarted since the map's last commit exactly when the map has

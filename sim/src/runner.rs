@@ -196,6 +196,7 @@ pub fn run(
     }
     violations.extend(refusals_reported(&events));
     violations.extend(writes_applied_as_their_kind_says(&events));
+    violations.extend(scan_slices_right(&events));
     violations.extend(restarts_reported(&events));
     violations.extend(lease_refusals_right(&events));
     violations.extend(feeds_complete(&events));
@@ -235,6 +236,23 @@ fn refusals_reported(events: &[crate::history::Event]) -> Vec<Violation> {
             format!(
                 "the store refused {by}'s write of {map}/{key} and answered that it held {told:?}; it held {held:?}"
             ),
+        )),
+        _ => None,
+    });
+    wrong.take(20).collect()
+}
+
+/// L8: each scan slice the store served holds the next keys after its cursor's, with their
+/// values, and its cursor says more follows exactly when a key does, judged as the store served it
+/// against a model apart from keel's (`net/scans.rs`; `ServerEv::ScanSliceWrong`). Hunt 48 B's
+/// survivor 375 (MC464): a last slice that hands out a cursor, one more round trip per pass that
+/// no outcome shows. The first 20; every scenario, built-in or a user's.
+fn scan_slices_right(events: &[crate::history::Event]) -> Vec<Violation> {
+    let wrong = events.iter().filter_map(|e| match e.server() {
+        Some(crate::history::ServerEv::ScanSliceWrong { map, cursor, count, what, by }) => Some(Violation::new(
+            "L8",
+            e.t_us,
+            format!("the store served {by} a slice of {map} from cursor {cursor} ({count} asked) that misstates the map: {what}"),
         )),
         _ => None,
     });

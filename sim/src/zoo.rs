@@ -1522,6 +1522,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC464,
+        lineage: "checker proof (hunt 48 B's survivor 375: StoreState::map_scan's match guard replaced by true survived, no rule read a scan as the store served it): a last scan slice that hands out a cursor, one more round trip per pass",
+        scenario: "pool",
+        budget: 10,
+    },
+    Entry {
         mutant: Mutant::MC463,
         lineage: "checker proof (hunt 47 A's survivor 520: Core::close_completions replaced by () survived, no rule counted what a node's stop owes its subscribers): a node stop that leaves its completer and its subscriptions running",
         scenario: "pool",

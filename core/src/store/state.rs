@@ -305,7 +305,8 @@ impl StoreState {
         let entries: BTreeMap<String, String> =
             range.by_ref().take(count).map(|(k, v)| (k.clone(), v.clone())).collect();
         let next = match entries.keys().next_back() {
-            Some(last) if range.next().is_some() => {
+            // MC464: the last slice hands out a cursor too (one more round trip per pass).
+            Some(last) if range.next().is_some() || crate::mutants::active(crate::mutants::Mutant::MC464) => {
                 let mut c = String::with_capacity(1 + 2 * last.len());
                 c.push('k');
                 // `{b:02x}` per byte, without a `format!` per byte.

@@ -957,6 +957,7 @@ impl PoolScenario {
             Mutant::MC461,
             Mutant::MC462,
             Mutant::MC463,
+            Mutant::MC464,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,
