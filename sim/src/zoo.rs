@@ -1540,6 +1540,48 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC447,
+        lineage: "checker proof (hunt 47 A's survivor 532: unregister_local replaced by () survived, the other nodes' sweeps cleaned what the node skipped): a node that never forgets a gone worker",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC448,
+        lineage: "checker proof (hunt 47 A's survivors 533, 534: unregister_local dropping the other workers' routes survived): a worker's end that clears every route of its node",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC449,
+        lineage: "checker proof (hunt 47 A's survivors 589–591, within P59's slack in every run: pool::tests::a_nodes_own_writes_count_in_its_load_index_at_once): a node's load index not told of its own writes",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
+        mutant: Mutant::MC450,
+        lineage: "checker proof (hunt 47 A's survivor 1026: the completer drop's announcement turned round survived, P44 judged the deletes at the store only): a sweep that announces empty drops and not its real ones",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC451,
+        lineage: "checker proof (hunt 47 A's survivors 594, 595, 597: feed_resynced emitted with no news survived, an info event no rule read): a feed that announces a resync at every read",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
+        mutant: Mutant::MC452,
+        lineage: "checker proof (hunt 47 A's survivor 556, within P58's hint lag in every run: pool::tests::a_dispatch_reads_the_keepalives_again_before_it_queues): a dispatch that queues on its cached keep-alives",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
+        mutant: Mutant::MC453,
+        lineage: "checker proof (hunt 48 A: the sweep's adopt_epoch replaced by Ok(()) survived, P30 judges a node from its first check): a node that never checks its epoch marker",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC446,
         lineage: "checker proof (hunt 47 A: the sweep's JobTable::apply replaced by None survived, every sweep waited its op timeout and read a whole snapshot): a job table that ignores the feed",
         scenario: "pool",
