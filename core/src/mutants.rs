@@ -1841,6 +1841,12 @@ pub enum Mutant {
     /// check, so nothing judged it (hunt 48 A's survivor 571, the sweep's `adopt_epoch` replaced
     /// by `Ok(())`; P103, judged at each node's stop).
     MC453,
+    /// A node that never follows its keep-alive map: `run_keepalive_follower` returns at once,
+    /// so every dispatch more than a keep-alive interval after the node's last read reads the
+    /// keep-alive map and the store's time again, the cost the followed replica exists to avoid
+    /// (hunt 48 A's survivor 156, the sweep's `run_keepalive_follower` replaced by `()`; P104,
+    /// judged at each node's stop).
+    MC454,
     /// A completion feed that refuses every subscriber while its node runs: `Feed::subscribe`
     /// answers `None` as if the node had stopped or held its most subscribers, and
     /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants

@@ -1582,6 +1582,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC454,
+        lineage: "checker proof (hunt 48 A: the sweep's run_keepalive_follower replaced by () survived, every dispatch read the keep-alives again): a node that never follows its keep-alive map",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC446,
         lineage: "checker proof (hunt 47 A: the sweep's JobTable::apply replaced by None survived, every sweep waited its op timeout and read a whole snapshot): a job table that ignores the feed",
         scenario: "pool",
