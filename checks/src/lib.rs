@@ -26,6 +26,7 @@ mod drained_deadlines;
 mod drop_counts;
 mod error_summaries;
 mod feed_gaps;
+mod feed_news;
 mod fences;
 mod gone_subscribers;
 mod handovers;
@@ -82,6 +83,7 @@ pub use drained_deadlines::completer_deadlines_name_what_is_left;
 pub use drop_counts::subscription_closes_count_drops;
 pub use error_summaries::lease_error_summaries_keep_count;
 pub use feed_gaps::feed_gaps_are_counted_and_healed_in_order;
+pub use feed_news::feed_reports_say_something;
 pub use fences::workers_fence_no_sooner_than_their_margin;
 pub use gone_subscribers::subscribers_gone_once;
 pub use handovers::completer_losses_need_a_gone_receiver;
@@ -119,7 +121,7 @@ pub use rules::{
 };
 pub use run_ends::runs_report_their_end;
 pub use run_gate::runs_stop_with_their_worker;
-pub use run_routes::routes_outlive_their_newest_run;
+pub use run_routes::{gone_workers_are_forgotten, routes_outlive_their_newest_run};
 pub use services::{
     group_starts, group_stops_hear_member_errors, services_run_one_at_a_time, stops_wait_for_their_run,
 };

@@ -76,6 +76,69 @@ pub fn routes_outlive_their_newest_run<E: Entry>(events: &[E]) -> Vec<Violation>
     v
 }
 
+/// P100 over keel's pool events: a worker incarnation's end leaves its node holding neither
+/// the worker's delivery channel nor any route of it, and every other worker's routes as they
+/// were, judged at the node's `worker_forgotten` (emitted right after it dropped the worker).
+///
+/// A node keeps, for each of its local workers, the channel that delivers its job records and
+/// the jobs whose record changes it routes to it (`run_routed`, `run_unrouted`). When a
+/// worker's task ends the node drops both: a channel kept makes the node's sweeps take the
+/// gone worker's stale keep-alive for one of their own slow workers, which fence themselves,
+/// and never clean it up (hunt 47 A's survivor 532, `unregister_local` a no-op, MC447: other
+/// nodes' sweeps cleaned it, a one-node pool never would), and the node's memory grows with
+/// every incarnation; every route dropped with it (533, 534: the route table cleared, MC448)
+/// leaves a job another worker still runs deaf to its moves. The node reports what it holds
+/// after (`kept`, `routes`); the routes it holds are those it announced (`run_routed` less
+/// `run_unrouted`), less every route of a worker it forgot (a run whose worker ended without
+/// its end, a panicked task, loses its route here silently). A node's crash or restart, or a
+/// new pool life on it, ends its routes. The first 20 violations.
+pub fn gone_workers_are_forgotten<E: Entry>(events: &[E]) -> Vec<Violation> {
+    // node → the (worker, job) routes it announced
+    let mut routes: BTreeMap<E::Node, std::collections::BTreeSet<(&str, &str)>> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        let (node, t) = (e.node(), e.t_us());
+        if let Some(Fact::NodeCrash | Fact::NodeStart) = e.fact() {
+            routes.remove(node);
+            continue;
+        }
+        let Some(p) = e.pool() else { continue };
+        match p {
+            PoolEvent::NodeStarted { .. } => {
+                routes.remove(node);
+            }
+            PoolEvent::RunRouted { job, worker, .. } => {
+                routes.entry(node.clone()).or_default().insert((plain(worker), plain(job)));
+            }
+            PoolEvent::RunUnrouted { job, worker } => {
+                if let Some(r) = routes.get_mut(node) {
+                    r.remove(&(plain(worker), plain(job)));
+                }
+            }
+            PoolEvent::WorkerForgotten { worker, kept, routes: held } => {
+                let r = routes.entry(node.clone()).or_default();
+                r.retain(|(w, _)| *w != plain(worker));
+                let why = if *kept {
+                    "still holds its delivery channel".to_owned()
+                } else if *held != r.len() {
+                    format!("holds {held} job routes for its workers, not the {n} it announced and kept", n = r.len())
+                } else {
+                    continue;
+                };
+                if v.len() < 20 {
+                    v.push(Violation::new(
+                        "P100",
+                        t,
+                        format!("{node}: worker {worker}'s task ended and its node {why}"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +194,40 @@ mod tests {
     fn a_route_taken_that_was_never_given_is_caught() {
         assert_eq!(judge(&[unrouted(30)]), [("P63", 30)]);
         assert_eq!(judge(&[routed(10, 1), ended(20, 1), unrouted(20), unrouted(25)]), [("P63", 25)]);
+    }
+
+    fn forgotten(t_ms: u64, worker: &str, kept: bool, routes: usize) -> Ev {
+        at(t_ms, PoolEvent::WorkerForgotten { worker: worker.into(), kept, routes })
+    }
+
+    fn routed_to(t_ms: u64, worker: &str, job: &str) -> Ev {
+        at(t_ms, PoolEvent::RunRouted { job: job.into(), worker: worker.into(), attempt: 1 })
+    }
+
+    fn p100(h: &[Ev]) -> Vec<(&'static str, u64)> {
+        crate::test_entry::at_ms(&gone_workers_are_forgotten(h))
+    }
+
+    #[test]
+    fn a_forgotten_worker_leaves_the_others_routes() {
+        // w's run ended without its end (a panicked task): its route goes silently; v's stays.
+        let h = [routed_to(10, "w", "a"), routed_to(20, "v", "b"), forgotten(30, "w", false, 1)];
+        assert!(p100(&h).is_empty());
+        let h = [routed_to(10, "v", "b"), unrouted(20), forgotten(30, "v", false, 0)];
+        assert!(p100(&h).is_empty());
+    }
+
+    #[test]
+    fn a_gone_workers_kept_channel_fires_p100() {
+        assert_eq!(p100(&[forgotten(30, "w", true, 0)]), [("P100", 30)]);
+    }
+
+    #[test]
+    fn another_workers_routes_dropped_with_the_gone_one_fire_p100() {
+        let h = [routed_to(10, "w", "a"), routed_to(20, "v", "b"), forgotten(30, "w", false, 0)];
+        assert_eq!(p100(&h), [("P100", 30)]);
+        // The gone worker's routes kept instead.
+        let h = [routed_to(10, "w", "a"), forgotten(30, "w", false, 1)];
+        assert_eq!(p100(&h), [("P100", 30)]);
     }
 }

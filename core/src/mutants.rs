@@ -1806,6 +1806,56 @@ pub enum Mutant {
     /// for an empty slice, which no caller's outcome shows (hunt 48 B, the cargo-mutants sweep's
     /// match guard `range.next().is_some()` replaced by `true`; L8, judged at each slice served).
     MC464,
+    /// A node that never forgets a gone worker: `Core::unregister_local` a no-op, the ended
+    /// incarnation's delivery channel and job routes kept, so the node's sweeps take a stale
+    /// keep-alive it left behind for one of their own slow workers and never clean it up, and
+    /// the node's memory grows with each incarnation (hunt 47 A's survivors 532–534, the
+    /// cargo-mutants sweep's `unregister_local` replaced by `()`; P100, judged at each
+    /// `worker_forgotten`).
+    MC447,
+    /// A worker's end that drops every worker's job routes with its own: `Core::unregister_local`
+    /// clears the node's route table, so a job that another local worker still runs is no longer
+    /// routed to it and a move of the job does not reach its run (hunt 47 A's survivors 533 and
+    /// 534, `!=` to `==` and the `!` deleted in `unregister_local`; P100, judged at each
+    /// `worker_forgotten`).
+    MC448,
+    /// A node's load index not told of its own writes: `Core::note_written` a no-op, so a
+    /// dispatch or a move counts against its worker only once the router takes the change from
+    /// the feed, and a burst of dispatches from one node, each ahead of the router, goes to the
+    /// same worker (hunt 47 A's survivors 589–591, `note_written` replaced by `()` and its tests
+    /// turned round: within P59's slack of 8 jobs in every run;
+    /// `pool::tests::a_nodes_own_writes_count_in_its_load_index_at_once`).
+    MC449,
+    /// A sweep's drop of completer-map entries announced the wrong way round:
+    /// `completer_entries_dropping` emitted for a sweep that drops none and not for one that
+    /// drops some, so P44's decision side judges nothing and the events show drops that never
+    /// came and none of those that did (hunt 47 A's survivor 1026, the `!` of
+    /// `!gone.is_empty()` deleted; P101, judged at each announcement and each deletion).
+    MC450,
+    /// A completion feed that announces a resync at every read of the job map: `feed_resynced`
+    /// emitted for a sweep's slice or a snapshot that brought no completion the change feed had
+    /// missed, so an operator reads the feed as lossy when it lost nothing (hunt 47 A's survivors
+    /// 594, 595, 597, the test of `observe_tombstones` turned round; P102, judged at each report).
+    MC451,
+    /// A dispatch that queues its job on the node's cached keep-alives: when the cache (not
+    /// followed from the feed, a keep-alive interval old at most) names no live worker, the job
+    /// is queued without the fresh read, so a worker that registered since the cache's read
+    /// idles while the job waits for a sweep (hunt 47 A's survivor 556, the guard `read`
+    /// replaced by `true`: within P58's hint lag in every run;
+    /// `pool::tests::a_dispatch_reads_the_keepalives_again_before_it_queues`).
+    MC452,
+    /// A node that never checks its store's epoch marker: `Core::adopt_epoch` returns at once,
+    /// at the node's start and at every sweep, so it holds no marker, reports no data loss and
+    /// its sweeps never take one for a hole in the job table; P30 judges a node from its first
+    /// check, so nothing judged it (hunt 48 A's survivor 571, the sweep's `adopt_epoch` replaced
+    /// by `Ok(())`; P103, judged at each node's stop).
+    MC453,
+    /// A node that never follows its keep-alive map: `run_keepalive_follower` returns at once,
+    /// so every dispatch more than a keep-alive interval after the node's last read reads the
+    /// keep-alive map and the store's time again, the cost the followed replica exists to avoid
+    /// (hunt 48 A's survivor 156, the sweep's `run_keepalive_follower` replaced by `()`; P104,
+    /// judged at each node's stop).
+    MC454,
     /// A completion feed that refuses every subscriber while its node runs: `Feed::subscribe`
     /// answers `None` as if the node had stopped or held its most subscribers, and
     /// `completions()` fails `TooManyWaiters` with none listening (hunt 47 A, the cargo-mutants

@@ -82,6 +82,7 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(pool_cleanup::cleanups_requeue_fenced_jobs(events));
     v.extend(pool_cleanup::tombstones_kept_their_announced_window(events));
     v.extend(pool_cleanup::keepalives_deleted_as_expected(events));
+    v.extend(pool_cleanup::completer_drops_are_announced(events));
     v.extend(pool_deregister::stops_hand_back_before_deregistering(events));
     v.extend(pool_deregister::deregistrations_leave_no_keepalive(events));
     v.extend(keel_checks::graceful_stops_deregister(events));
@@ -140,6 +141,8 @@ pub fn pool_instant_rules(run: &RunView<'_>) -> Vec<Violation> {
     v.extend(keel_checks::worker_ids_name_one_incarnation(events));
     v.extend(keel_checks::superseded_runs_are_stopped(events));
     v.extend(keel_checks::routes_outlive_their_newest_run(events));
+    v.extend(keel_checks::gone_workers_are_forgotten(events));
+    v.extend(keel_checks::feed_reports_say_something(events));
     v.extend(feed_gaps_are_counted_and_healed_in_order(run));
     v.extend(keel_checks::cleaner_requeues_retry_transient_errors(events));
     v.extend(pool_start_warnings_keep_their_pace(events));

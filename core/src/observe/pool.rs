@@ -229,6 +229,12 @@ events! {
         /// The node stopped routing `job`'s changes to `worker`: the run the worker tracks of
         /// the job ended. An older run's end leaves a newer run routed (P63).
         RunUnrouted { job: Text<'a>, worker: Text<'a> } = "run_unrouted",
+        /// A worker incarnation's task ended and its node forgot it: `kept` says whether the node
+        /// still holds the worker's delivery channel (it must not: a node skips the cleanup of a
+        /// stale worker it holds as its own, P100), `routes` how many job routes the node holds
+        /// for all its workers after it (the gone worker's dropped, every other worker's kept:
+        /// P100 compares them with the `run_routed` and `run_unrouted` it announced).
+        WorkerForgotten { worker: Text<'a>, kept: bool, routes: usize } = "worker_forgotten",
         /// `job`'s record was not handed to local worker `worker` (its owner, or a worker
         /// running the job): the worker's queue of delivered records was full
         /// (`PoolConfig::intake_buffer`). The sweeps hand a record its owner does not run to it
@@ -497,6 +503,9 @@ pub(super) fn log(e: &PoolEvent<'_>) {
         }
         E::RunUnrouted { job, worker } => {
             trace!(target: T, kind = "run_unrouted", job = %job, worker = %worker, "job's record changes no longer routed to the worker")
+        }
+        E::WorkerForgotten { worker, kept, routes } => {
+            trace!(target: T, kind = "worker_forgotten", worker = %worker, kept, routes, "worker's channel and routes dropped by its node")
         }
         E::DeliveryDropped { job, worker } => {
             debug!(target: T, kind = "delivery_dropped", job = %job, worker = %worker, "worker queue full; record left to the next sweep")

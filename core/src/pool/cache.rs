@@ -245,6 +245,10 @@ impl<S: Store> Core<S> {
     /// (watch first, then snapshot, then changes above the snapshot's revision; a gap or a hole
     /// snapshots again). While it is out of sync, dispatch uses the age-bounded snapshot.
     pub async fn run_keepalive_follower(self: Arc<Self>) {
+        // MC454: the keep-alive map never followed.
+        if crate::mutants::active(crate::mutants::Mutant::MC454) {
+            return;
+        }
         let Some(mut watch) = self.open_watch(&self.maps.keepalive).await else { return };
         let mut synced = false; // set by each event below; a snapshot makes the replica synced
         loop {

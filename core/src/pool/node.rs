@@ -234,12 +234,27 @@ impl<S: Store> Core<S> {
     }
 
     pub fn unregister_local(&self, id: &str) {
+        // MC447: a gone worker's channel and routes kept.
+        if mutants::active(Mutant::MC447) {
+            return;
+        }
         lock(&self.local).remove(id);
         let mut runs = lock(&self.local_runs);
+        // MC448: every worker's routes dropped with the gone worker's.
+        if mutants::active(Mutant::MC448) {
+            runs.clear();
+        }
         runs.retain(|_, ws| {
             ws.retain(|(w, _)| w != id);
             !ws.is_empty()
         });
+    }
+
+    /// Whether this node still holds worker `id`'s delivery channel, and how many job routes
+    /// it holds for all its workers (`worker_forgotten`, P100).
+    pub(crate) fn local_state_of(&self, id: &str) -> (bool, usize) {
+        let kept = lock(&self.local).contains_key(id);
+        (kept, lock(&self.local_runs).values().map(Vec::len).sum())
     }
 
     /// Local worker `worker` started a run of `job`: from now on every change of the job's
@@ -331,7 +346,8 @@ impl<S: Store> Core<S> {
             };
             match pick {
                 Some(w) => break w,
-                None if read => break String::new(),
+                // MC452: queued on the cached keep-alives, no fresh read.
+                None if read || mutants::active(Mutant::MC452) => break String::new(),
                 None => (keepalive, now_ms, read) = self.keepalive_hint(true).await?,
             }
         };
@@ -466,6 +482,10 @@ impl<S: Store> Core<S> {
         current: Option<String>,
         began: crate::clock::Instant,
     ) -> Result<(), StoreError> {
+        // MC453: the marker neither checked nor adopted.
+        if mutants::active(Mutant::MC453) {
+            return Ok(());
+        }
         let took_us = || observe::micros(self.clock.now().saturating_duration_since(began));
         let checked = || observe::emit(PoolEvent::EpochChecked { pool: (&self.cfg.name).into(), took_us: took_us() });
         let known = lock(&self.epoch).clone();

@@ -98,6 +98,10 @@ impl<S: Store> Core<S> {
     /// job back in the index, counted against its worker until the next sweep replaced it (a
     /// keel bug until round 43: 163 times in poolfeed seeds 0..200; P83, MC414).
     pub(crate) fn note_written(&self, job: &str, raw: &str, rev: u64) {
+        // MC449: the node's own write not noted: its index counts it a feed delay later.
+        if mutants::active(Mutant::MC449) {
+            return;
+        }
         let mut loads = lock(&self.loads);
         let table = lock(&self.table);
         let taken = table.applied_rev() >= rev;
@@ -125,7 +129,8 @@ impl<S: Store> Core<S> {
     ) {
         let tombs = jobs.iter().filter_map(|(k, v)| Some((k.strip_prefix("d/")?, v.as_str())));
         let d = self.feed.observe_read(tombs, source, waits_before);
-        if d.news > 0 && why != "start" {
+        // MC451: a resync announced at every read but the start's, news or none.
+        if (d.news > 0 || mutants::active(Mutant::MC451)) && why != "start" {
             observe::emit(PoolEvent::FeedResynced { why: why.into(), completions: d.news });
         }
         if d.dropped > 0 {

@@ -144,6 +144,8 @@ pub(crate) async fn run_slot<S: Store, H: JobHandler>(
         token.cancel();
         // A panicked task skipped its own clean-up of the node's local table.
         core.unregister_local(&id);
+        let (kept, routes) = core.local_state_of(&id);
+        observe::emit(PoolEvent::WorkerForgotten { worker: (&id).into(), kept, routes });
         let ended = match exit {
             WorkerExit::Stopped => true,
             WorkerExit::Dead | WorkerExit::Panicked => {

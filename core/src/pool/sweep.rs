@@ -381,7 +381,8 @@ impl<S: Store> Core<S> {
             }
             (gone, newest)
         };
-        if !gone.is_empty() {
+        // MC450: the test turned round: an empty drop announced, a real one not.
+        if gone.is_empty() == mutants::active(Mutant::MC450) {
             let (n, now_ms, retention_ms) = (gone.len(), view.now_ms, keep_ms);
             observe::emit(PoolEvent::CompleterEntriesDropping { n, newest_done_ms, now_ms, retention_ms });
         }

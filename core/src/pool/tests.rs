@@ -1451,3 +1451,60 @@ async fn a_sweep_hands_back_only_what_the_owner_does_not_run() {
     core.redeliver("a", &record(1));
     assert_eq!(rx.try_recv().map(|(job, _)| job), Ok("a".to_owned()), "its run ended");
 }
+
+/// A node's own write (a dispatch, a move) counts in its load index at once, before the router
+/// takes the change from the feed: each dispatch picks the least-loaded worker by that index,
+/// so a burst of dispatches from one node, each a feed delay ahead of the router, went to the
+/// same worker (hunt 47 A's survivors 589–591: `note_written` a no-op, its revision test or its
+/// owner test turned round; within P59's slack of 8 jobs in every run; MC449).
+#[tokio::test(start_paused = true)]
+async fn a_nodes_own_writes_count_in_its_load_index_at_once() {
+    let run = || {
+        let core =
+            node::Core::new(MemoryStore::new(), cfg("n"), Arc::new(crate::clock::TokioClock), 1, Shutdown::new("t"));
+        let record = |owner: &str| JobRecord { attempt: 1, owner: owner.into(), payload: String::new() }.encode();
+        core.note_written("a", &record("w"), 5);
+        core.note_written("b", &record("w"), 6);
+        core.note_written("b", &record("v"), 7); // b moved on: it counts against v only
+        let loads = core.loads.lock().unwrap();
+        (loads.load("w"), loads.load("v"))
+    };
+    assert_eq!(run(), (1, 1));
+    #[cfg(feature = "mutants")]
+    {
+        crate::mutants::set(Some(crate::mutants::Mutant::MC449));
+        let mutated = run();
+        crate::mutants::set(None);
+        assert_eq!(mutated, (0, 0), "MC449 leaves the node's own writes out of its index");
+    }
+}
+
+/// A dispatch whose node's cached keep-alives (not followed from the feed) name no live worker
+/// reads them again before it queues the job: a worker may have registered since the cache's
+/// read, and a queued job waits for a sweep while that worker idles (hunt 47 A's survivor 556,
+/// the guard of the fresh read replaced by `true`: the cache is a keep-alive interval old at
+/// most, within P58's hint lag in every run; MC452).
+#[tokio::test(start_paused = true)]
+async fn a_dispatch_reads_the_keepalives_again_before_it_queues() {
+    async fn run() -> String {
+        let store = MemoryStore::new();
+        let maps = Maps::new("p");
+        let now = store.time_ms().await.unwrap();
+        let core =
+            node::Core::new(store.clone(), cfg("n"), Arc::new(crate::clock::TokioClock), now, Shutdown::new("t"));
+        core.note_view_read(&std::collections::BTreeMap::new(), now, core.clock.now()); // no worker yet
+        let fresh = KeepAlive { ms: now, ttl_ms: None, stopping: false }.encode();
+        store.map_write(&maps.keepalive, "w.1.1", MapWrite::Set(fresh)).await.unwrap();
+        core.dispatch_at("j", "x").await.unwrap();
+        let (raw, _) = store.map_get(&maps.jobs, &job_key("j")).await.unwrap();
+        JobRecord::parse(&raw.unwrap()).unwrap().owner
+    }
+    assert_eq!(run().await, "w.1.1", "the worker registered since the cache's read");
+    #[cfg(feature = "mutants")]
+    {
+        crate::mutants::set(Some(crate::mutants::Mutant::MC452));
+        let mutated = run().await;
+        crate::mutants::set(None);
+        assert_eq!(mutated, "", "MC452 queues the job on the cache");
+    }
+}

@@ -801,6 +801,10 @@ impl PoolScenario {
         v.extend(super::pool_deregister::graceful_stops_delete_their_keepalive(events, &disturbed, op_timeout_us));
         // P98: a pool node's router opens its job map's watch.
         v.extend(super::pool_table::routers_follow_their_job_map(events, &disturbed));
+        // P104: a pool node follows its keep-alive map.
+        v.extend(super::pool_table::nodes_follow_their_keepalive_map(events, &disturbed));
+        // P103: a pool node checks its store's epoch marker.
+        v.extend(super::pool_table::nodes_check_their_epoch(events, &disturbed));
         // P99: a sweep's table wait times out only under a fault.
         v.extend(super::pool_table::table_waits_time_out_only_under_faults(events, &disturbed));
         v.extend(check_shutdown(events));
@@ -1051,6 +1055,12 @@ impl PoolScenario {
             Mutant::MC444,
             Mutant::MC445,
             Mutant::MC446,
+            Mutant::MC447,
+            Mutant::MC448,
+            Mutant::MC450,
+            Mutant::MC451,
+            Mutant::MC453,
+            Mutant::MC454,
             Mutant::MC210,
             Mutant::MC218,
             Mutant::MC221,

@@ -178,6 +178,57 @@ pub fn completion_entries_kept(events: &[Event], retention_ms: u64) -> Vec<Viola
     v
 }
 
+/// **P101**: a sweep announces the completer-map entries it drops, before it drops them, judged
+/// at each announcement and at each deletion at the store. A node announces a drop
+/// (`completer_entries_dropping`, what P44 judges the decision by) when its sweep decided to
+/// delete `n` entries, and only then: an announcement of none is a false one, and each entry the
+/// store deletes for a node (`completion_entry_deleted`, `by`) draws on what that node announced
+/// (a delete refused by its guard draws nothing; a crash keeps the announced count, a delete sent
+/// before it may still apply). The test turned round (hunt 47 A's survivor 1026: the `!` of
+/// `!gone.is_empty()` deleted, MC450) announced an empty drop at every sweep and no real one, so
+/// P44's decision side judged nothing and an operator reading the events saw drops that never
+/// came and none of those that did. A delete the store cannot name its node of (`world`: sent
+/// on a connection whose greeting it has not read yet) draws on any node's announcements. The
+/// first 20 violations.
+pub fn completer_drops_are_announced(events: &[Event]) -> Vec<Violation> {
+    let mut announced: std::collections::BTreeMap<Who, u64> = std::collections::BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        if let Some(keel::observe::PoolEvent::CompleterEntriesDropping { n, .. }) = e.pool() {
+            if *n == 0 {
+                v.push(Violation::new(
+                    "P101",
+                    e.t_us,
+                    format!("{}: a sweep announced a drop of no completer-map entry", e.node),
+                ));
+            }
+            *announced.entry(e.node).or_default() += *n as u64;
+            continue;
+        }
+        let Some(ServerEv::CompletionEntryDeleted { job, by, .. }) = e.server() else { continue };
+        // A connection the store has not heard its node's name on yet (a new one after a kill)
+        // is `world`'s: its delete draws on any node's announcements.
+        let left = match by {
+            Who::Node(_) => announced.entry(*by).or_default(),
+            _ => match announced.values_mut().find(|n| **n > 0) {
+                Some(n) => n,
+                None => announced.entry(*by).or_default(),
+            },
+        };
+        if *left == 0 {
+            v.push(Violation::new(
+                "P101",
+                e.t_us,
+                format!("{by} deleted {job}'s completer-map entry with no drop announced (`completer_entries_dropping`) for it"),
+            ));
+        } else {
+            *left -= 1;
+        }
+    }
+    v.truncate(20);
+    v
+}
+
 /// P84: a completion tombstone is deleted only after its dedup window (`window_ms`, the one the
 /// service configured, not one a node announces): at the store's time of the deletion its
 /// completion lies more than the window back, strictly. Inside the window a key's tombstone is
@@ -506,6 +557,37 @@ mod tests {
         assert_eq!(judge(&[started(0), deleted(5, 4_001, Who::Node(0))]), []);
         assert_eq!(judge(&[started(0), deleted(5, 3_500, Who::Node(0))]), [("P84", 5)]);
         assert_eq!(judge(&[started(0), deleted(5, 3_500, Who::Node(1))]), []);
+    }
+
+    /// A node's deletes of completer-map entries draw on the drops it announced; an empty
+    /// announcement, or a delete beyond what its node announced, is P101.
+    #[test]
+    fn a_completer_drop_unannounced_or_empty_fires_p101() {
+        let dropping = |t_ms, n| {
+            crate::scenario::test_history::pool(
+                t_ms,
+                keel::observe::PoolEvent::CompleterEntriesDropping {
+                    n,
+                    newest_done_ms: None,
+                    now_ms: 1,
+                    retention_ms: 1,
+                },
+            )
+        };
+        let deleted = |t_ms, by| {
+            at(
+                t_ms,
+                Who::Store,
+                ServerEv::CompletionEntryDeleted { job: "j".into(), record: false, tomb_ms: None, now_ms: 1, by },
+            )
+        };
+        let judge = |h: &[Event]| {
+            completer_drops_are_announced(h).iter().map(|v| (v.invariant, v.t_us / 1000)).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[dropping(5, 2), deleted(6, Who::Node(0)), deleted(7, Who::Node(0))]), []);
+        assert_eq!(judge(&[dropping(5, 1), deleted(6, Who::Node(0)), deleted(7, Who::Node(0))]), [("P101", 7)]);
+        assert_eq!(judge(&[dropping(5, 1), deleted(6, Who::Node(1))]), [("P101", 6)]);
+        assert_eq!(judge(&[dropping(5, 0)]), [("P101", 5)]);
     }
 
     /// A fence remembers the records naming its worker; the delete of the dead marker reports

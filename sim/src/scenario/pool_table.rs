@@ -40,6 +40,30 @@ pub const AFTER_DATA_LOSS_US: u64 = 5_000_000;
 /// the rules' slack (P1, P10's delivery bound) is a sweep period. A life with a disturbance
 /// (`disturbed`: the audits' fault spans) in its first two op timeouts and a second is not judged.
 pub fn routers_follow_their_job_map(events: &[Event], disturbed: &[Span]) -> Vec<Violation> {
+    nodes_watch_their_map(events, disturbed, ":jobs", "P98", "its router never opened the job map's watch")
+}
+
+/// **P104**: a pool node follows its keep-alive map, P98's twin: each node life that runs past
+/// its start by more than two op timeouts and a second has opened its watch of the keep-alive
+/// map (`watch_opened` of a map named `…:keepalive`) or reported an open that failed by its
+/// `node_stopping`. The follower keeps the replica a dispatch picks its worker from; without it
+/// (hunt 48 A's survivor 156, `run_keepalive_follower` replaced by `()`, MC454) every dispatch
+/// more than a keep-alive interval after the node's last read reads the keep-alive map and the
+/// store's time again, the steady-state cost the replica exists to avoid, and every rule holds.
+/// A life disturbed early is not judged, as in P98.
+pub fn nodes_follow_their_keepalive_map(events: &[Event], disturbed: &[Span]) -> Vec<Violation> {
+    nodes_watch_their_map(events, disturbed, ":keepalive", "P104", "it never opened the keep-alive map's watch")
+}
+
+/// P98 and P104: each node life that runs past its start by more than two op timeouts and a
+/// second has opened (or failed to open) its watch of the map named `…{suffix}`.
+fn nodes_watch_their_map(
+    events: &[Event],
+    disturbed: &[Span],
+    suffix: &str,
+    rule: &'static str,
+    never: &str,
+) -> Vec<Violation> {
     // node → (when its life's pool started, its op timeout, whether its router's watch opened or failed)
     let mut lives: BTreeMap<Who, (u64, u64, bool)> = BTreeMap::new();
     let mut v = Vec::new();
@@ -49,7 +73,7 @@ pub fn routers_follow_their_job_map(events: &[Event], disturbed: &[Span]) -> Vec
                 lives.insert(e.node, (e.t_us, *op_timeout_us, false));
             }
             Some(PoolEvent::WatchOpened { map, .. } | PoolEvent::WatchOpenFailed { map, .. })
-                if plain(map).ends_with(":jobs") =>
+                if plain(map).ends_with(suffix) =>
             {
                 if let Some(l) = lives.get_mut(&e.node) {
                     l.2 = true;
@@ -64,11 +88,60 @@ pub fn routers_follow_their_job_map(events: &[Event], disturbed: &[Span]) -> Vec
                 }
                 if v.len() < 20 {
                     let what = format!(
-                        "{}: its pool ran from {:.3}s to its stop and its router never opened the job map's watch nor reported an open that failed",
+                        "{}: its pool ran from {:.3}s to its stop and {never} nor reported an open that failed",
                         e.node,
                         start as f64 / 1e6
                     );
-                    v.push(Violation::new("P98", e.t_us, what));
+                    v.push(Violation::new(rule, e.t_us, what));
+                }
+            }
+            _ => {}
+        }
+        if let Some(WorldEv::NodeCrash {}) = e.world() {
+            lives.remove(&e.node);
+        }
+    }
+    v
+}
+
+/// **P103**: a pool node checks its store's epoch marker: each node life that runs past its
+/// start by more than its sweep interval, two op timeouts and a second (`node_started`) has
+/// reported a check (`epoch_checked`) or a loss (`data_loss`) by its `node_stopping`. The
+/// marker is how a node learns that the store lost the pool's data; P30 judges each node from
+/// its first check, so a node that never checks (hunt 48 A's survivor 571: `adopt_epoch`
+/// replaced by `Ok(())`, MC453: the start's check and every sweep's) is judged by nothing,
+/// reports no loss, and its sweeps never take a loss for a hole in the job table. A life with
+/// a disturbance (`disturbed`: the audits' fault spans) in that first window is not judged.
+pub fn nodes_check_their_epoch(events: &[Event], disturbed: &[Span]) -> Vec<Violation> {
+    // node → (when its life's pool started, the window its first check is due in, whether one came)
+    let mut lives: BTreeMap<Who, (u64, u64, bool)> = BTreeMap::new();
+    let mut v = Vec::new();
+    for e in events {
+        match e.pool() {
+            Some(PoolEvent::NodeStarted { op_timeout_us, sweep_interval_us, .. }) => {
+                let window =
+                    sweep_interval_us.saturating_add(op_timeout_us.saturating_mul(2)).saturating_add(1_000_000);
+                lives.insert(e.node, (e.t_us, window, false));
+            }
+            Some(PoolEvent::EpochChecked { .. } | PoolEvent::DataLoss { .. }) => {
+                if let Some(l) = lives.get_mut(&e.node) {
+                    l.2 = true;
+                }
+            }
+            Some(PoolEvent::NodeStopping { .. }) => {
+                let Some((start, window, seen)) = lives.remove(&e.node) else { continue };
+                let due = start.saturating_add(window);
+                let early = Span { start, end: due };
+                if seen || e.t_us <= due || disturbed.iter().any(|d| d.overlap(&early).is_some()) {
+                    continue;
+                }
+                if v.len() < 20 {
+                    let what = format!(
+                        "{}: its pool ran from {:.3}s to its stop and never checked the store's epoch marker",
+                        e.node,
+                        start as f64 / 1e6
+                    );
+                    v.push(Violation::new("P103", e.t_us, what));
                 }
             }
             _ => {}
@@ -486,7 +559,47 @@ mod tests {
         );
         assert_eq!(p98(&[started.clone(), opened("keel:pool:sim:jobs"), stopping(5_000)], &[]), []);
         assert_eq!(p98(&[started.clone(), stopping(1_200)], &[]), [], "stopped within its first op timeouts");
-        assert_eq!(p98(&[started, stopping(5_000)], &[Span { start: 100_000, end: 200_000 }]), [], "disturbed");
+        assert_eq!(p98(&[started.clone(), stopping(5_000)], &[Span { start: 100_000, end: 200_000 }]), [], "disturbed");
+        let p104 = |events: &[Event]| {
+            nodes_follow_their_keepalive_map(events, &[]).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        assert_eq!(p104(&[started.clone(), opened("keel:pool:sim:jobs"), stopping(5_000)]), [("P104", 5_000_000)]);
+        assert_eq!(p104(&[started, opened("keel:pool:sim:keepalive"), stopping(5_000)]), []);
+    }
+
+    /// P103: a node life that never checked its epoch marker fires at its stop; a check, a
+    /// reported loss, a stop within its first sweep and op timeouts, or a disturbance early in
+    /// its life does not.
+    #[test]
+    fn a_node_that_never_checked_its_epoch_fires_p103() {
+        use crate::history::Ev;
+        let ev = |t_ms: u64, e: PoolEvent<'_>| Event {
+            t_us: t_ms * 1000,
+            node: Who::Node(0),
+            ev: Ev::Core(keel::observe::Event::Pool(e.to_static())),
+        };
+        let started = ev(
+            0,
+            PoolEvent::NodeStarted {
+                pool: "sim".into(),
+                node: "n0".into(),
+                ack_grace_us: 0,
+                sweep_interval_us: 500_000,
+                cleanup_lock_ttl_us: 0,
+                op_timeout_us: 250_000,
+                dedup_window_us: 0,
+                drift_margin_us: 0,
+            },
+        );
+        let checked = ev(600, PoolEvent::EpochChecked { pool: "sim".into(), took_us: 1 });
+        let stopping = |t_ms| ev(t_ms, PoolEvent::NodeStopping { pool: "sim".into(), node: "n0".into() });
+        let p103 = |events: &[Event], disturbed: &[Span]| {
+            nodes_check_their_epoch(events, disturbed).iter().map(|v| (v.invariant, v.t_us)).collect::<Vec<_>>()
+        };
+        assert_eq!(p103(&[started.clone(), stopping(5_000)], &[]), [("P103", 5_000_000)]);
+        assert_eq!(p103(&[started.clone(), checked, stopping(5_000)], &[]), []);
+        assert_eq!(p103(&[started.clone(), stopping(1_900)], &[]), [], "stopped within its first sweep");
+        assert_eq!(p103(&[started, stopping(5_000)], &[Span { start: 100_000, end: 200_000 }]), [], "disturbed");
     }
 
     use super::*;
