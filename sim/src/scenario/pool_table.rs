@@ -278,18 +278,18 @@ pub fn table_holes_have_a_cause(events: &[Event]) -> Vec<Violation> {
             Some(PoolEvent::TableRebuilt { pool, rev, .. }) => {
                 tables.insert((e.node, plain(pool)), (*rev, false));
             }
-            Some(PoolEvent::TableAwaited { pool, outcome, rev, .. }) if plain(outcome) == "hole" => {
-                // A sweep that read a revision below the rebuild's read a store that went back
-                // (a data loss it found first: poolloss seed 2).
-                if tables.get(&(e.node, plain(pool))).is_some_and(|&(built, caused)| !caused && *rev >= built)
-                    && v.len() < 20
-                {
-                    let what = format!(
-                        "{}: a sweep found its job table out of step (waiting for revision {rev}) with no feed hole, gap or data loss reported since its last rebuild",
-                        e.node
-                    );
-                    v.push(Violation::new("P109", e.t_us, what));
-                }
+            // A sweep that read a revision below the rebuild's read a store that went back (a
+            // data loss it found first: poolloss seed 2).
+            Some(PoolEvent::TableAwaited { pool, outcome, rev, .. })
+                if plain(outcome) == "hole"
+                    && tables.get(&(e.node, plain(pool))).is_some_and(|&(built, caused)| !caused && *rev >= built)
+                    && v.len() < 20 =>
+            {
+                let what = format!(
+                    "{}: a sweep found its job table out of step (waiting for revision {rev}) with no feed hole, gap or data loss reported since its last rebuild",
+                    e.node
+                );
+                v.push(Violation::new("P109", e.t_us, what));
             }
             _ => {}
         }
