@@ -524,3 +524,46 @@ pub(crate) fn apply_write(current: Option<&str>, write: &MapWrite) -> Option<Opt
 pub fn list_items(value: &str) -> Vec<&str> {
     if value.is_empty() { Vec::new() } else { value.split(LIST_SEPARATOR).collect() }
 }
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+
+    fn refused(r: StoreResult<()>) -> bool {
+        matches!(r, Err(StoreError::Invalid { .. }))
+    }
+
+    /// Every argument check at its exact bounds: the last value taken and the first refused
+    /// (hunt 48 B: 16 mutations of these checks survived the simulator and the unit lane, since
+    /// keel calls them only well inside their bounds and the conformance suite only well outside).
+    #[test]
+    fn argument_checks_hold_at_their_exact_bounds() {
+        let long = "n".repeat(NAME_MAX_BYTES);
+        assert!(refused(check_name("map", "")));
+        assert_eq!(check_name("map", &long), Ok(()), "a name of exactly NAME_MAX_BYTES");
+        assert!(refused(check_name("map", &format!("{long}n"))));
+
+        assert!(refused(check_scan("m", 0)));
+        assert_eq!(check_scan("m", 1), Ok(()));
+        assert_eq!(check_scan("m", MAP_SCAN_COUNT_MAX), Ok(()));
+        assert!(refused(check_scan("m", MAP_SCAN_COUNT_MAX + 1)));
+
+        let txn = MapTxn { guards: Vec::new(), writes: vec![("k".into(), None)] };
+        assert_eq!(check_txns("m", &vec![txn.clone(); MAP_TXNS_MAX]), Ok(()));
+        assert!(refused(check_txns("m", &vec![txn.clone(); MAP_TXNS_MAX + 1])));
+        assert!(refused(check_txns("m", &[MapTxn { guards: Vec::new(), writes: vec![(String::new(), None)] }])));
+
+        assert_eq!(check_items(&["a".into()]), Ok(()));
+        assert!(refused(check_items(&[String::new()])));
+        assert!(refused(check_items(&[format!("a{LIST_SEPARATOR}b")])));
+
+        assert!(refused(check_ttl(0)));
+        assert_eq!(check_ttl(1), Ok(()));
+        assert_eq!(check_ttl(MAX_DURATION_MS), Ok(()));
+        assert!(refused(check_ttl(MAX_DURATION_MS + 1)));
+
+        assert_eq!(check_quarantine(0), Ok(()));
+        assert_eq!(check_quarantine(MAX_DURATION_MS), Ok(()));
+        assert!(refused(check_quarantine(MAX_DURATION_MS + 1)));
+    }
+}
