@@ -1801,6 +1801,11 @@ pub enum Mutant {
     /// without stopping its completer or its subscription manager, completions still queued in
     /// memory and the subscribers' feeds open.
     MC463,
+    /// A pending entry nobody can read: `Pending::parse` answers `None`, so a sweep never finds
+    /// an expired dispatch to re-dispatch, and every checker that read pending entries through
+    /// keel's own decoder (`decode::pending`: P5's overdue audit, P38) went blind with it (hunt
+    /// 48 A's survivors 783, 839, 840; P111, judged at each audit over the stored values).
+    MC455,
     /// A map scan whose last slice hands out a cursor anyway: `StoreState::map_scan` says more
     /// follows after every non-empty slice, so every pass of a scan costs one more round trip
     /// for an empty slice, which no caller's outcome shows (hunt 48 B, the cargo-mutants sweep's

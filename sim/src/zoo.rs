@@ -1528,6 +1528,12 @@ pub const ZOO: &[Entry] = &[
         budget: 10,
     },
     Entry {
+        mutant: Mutant::MC455,
+        lineage: "checker proof (hunt 48 A's survivors 783, 839, 840: pending entries keel could not parse survived, the overdue audit read them through the same parser): a pending entry nobody can read",
+        scenario: "pool",
+        budget: 30,
+    },
+    Entry {
         mutant: Mutant::MC463,
         lineage: "checker proof (hunt 47 A's survivor 520: Core::close_completions replaced by () survived, no rule counted what a node's stop owes its subscribers): a node stop that leaves its completer and its subscriptions running",
         scenario: "pool",

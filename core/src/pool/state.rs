@@ -296,6 +296,9 @@ impl Pending {
     }
 
     pub fn parse(v: &str) -> Option<Pending> {
+        if mutants::active(Mutant::MC455) {
+            return None; // MC455: a pending entry nobody can read
+        }
         let (attempt, worker, deadline_ms) = attempt_worker_ms(v)?;
         Some(Pending { attempt, worker: worker.to_owned(), deadline_ms })
     }

@@ -34,6 +34,7 @@ pub mod pool_drain;
 pub mod pool_drain_end;
 pub mod pool_events;
 pub mod pool_feed;
+pub mod pool_formats;
 pub mod pool_handback;
 pub mod pool_handles;
 pub mod pool_keepalive;

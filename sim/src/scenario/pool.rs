@@ -74,6 +74,9 @@ events! {
         /// P38: `inspect` reported pending dispatch `job` past its deadline by `reported_ms`; the
         /// auditor, from the raw entry and the report's own store time, computed `computed_ms`.
         InspectWrong { job: String, reported_ms: u64, computed_ms: u64 } = "inspect_wrong",
+        /// P111: keel's decoder `what` read the store's value `raw` of `key` as `keel`, its
+        /// format says `format` (`pool_formats`).
+        Misread { what: String, key: String, raw: String, keel: String, format: String } = "misread",
         /// P38: another figure of `inspect`'s report (`what`, of `key`) disagrees with what the
         /// auditor read from the raw map and the report's store time.
         InspectFigureWrong { what: String, key: String, reported: String, computed: String } = "inspect_figure_wrong",
@@ -465,6 +468,12 @@ async fn auditor(ctx: NodeCtx, ttl_ms: u64, final_us: u64, window_ms: Option<u64
         audits += 1;
         if audits.is_multiple_of(WHOLE_INSPECT_EVERY) {
             whole_report(&ctx, &store, &r).await;
+            let map = |m: &str| store.map_entries_from(&format!("keel:pool:{POOL}:{m}"), "");
+            let misreads = super::pool_formats::misreads(&map("jobs"), &map("keepalive"), &map("cleanup"));
+            for m in misreads.into_iter().take(3) {
+                let super::pool_formats::Misread { what, key, raw, keel, format } = m;
+                ctx.record(Rec::Misread { what: what.to_owned(), key, raw, keel, format });
+            }
         }
         let now_us = ctx.history.now_us();
         let seen_ms = |since: u64| if since == 0 { u64::MAX } else { now_us.saturating_sub(since) / 1000 };
@@ -961,6 +970,7 @@ impl PoolScenario {
             Mutant::MC461,
             Mutant::MC462,
             Mutant::MC463,
+            Mutant::MC455,
             Mutant::MC464,
             Mutant::MC320,
             Mutant::MC321,
@@ -1338,6 +1348,15 @@ impl PoolScenario {
                     "P38",
                     e.t_us,
                     format!("inspect reported the pending dispatch of {job} {reported_ms} ms past its deadline; its entry and the report's store time say {computed_ms} ms"),
+                ));
+            }
+            if let Some(Rec::Misread { what, key, raw, keel, format }) = rec(e)
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P111",
+                    e.t_us,
+                    format!("keel's {what} decoder read {key} = {raw:?} as {keel}; its format says {format}"),
                 ));
             }
             if let Some(Rec::InspectFigureWrong { what, key, reported, computed }) = rec(e)
