@@ -13,6 +13,11 @@
 //! decision it belongs to (`dispatched` or `moved` of the same job, attempt and worker, emitted
 //! once the transaction applied), before any other such event of the node. One said before
 //! the transaction (MC122) reports entries a refused dispatch never wrote.
+//!
+//! P112 is the other direction: each `dispatched` or `moved` to a worker (not to the queue) comes
+//! right after the `pending_written` of its own entry. Without it P28 judges nothing: an
+//! assignment that says no entry (MC465, hunt 48 A's survivor 780) passes every deadline rule
+//! while its worker's acknowledgement is owed by a time no event names.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +49,20 @@ pub fn pending_deadlines_keep_the_ack_grace<E: Entry>(events: &[E]) -> Vec<Viola
             _ => None,
         };
         if decision.is_some() || written.is_some() {
-            if let Some((job, attempt, worker, t)) = said.remove(node)
+            let prior = said.remove(node);
+            // P112: an assignment to a worker announced no entry of its own at its instant.
+            if let Some(d @ (job, attempt, worker)) = decision
+                && !worker.is_empty()
+                && prior.map(|(j, a, w, t)| ((j, a, w), t)) != Some((d, e.t_us()))
+                && v.len() < 20
+            {
+                v.push(Violation::new(
+                    "P112",
+                    e.t_us(),
+                    format!("{node}: {job} (attempt {attempt}) assigned to {worker} with no pending entry said at that instant: nothing reports what its worker must acknowledge, or by when"),
+                ));
+            }
+            if let Some((job, attempt, worker, t)) = prior
                 && (decision != Some((job, attempt, worker)) || t != e.t_us())
                 && v.len() < 20
             {
@@ -138,7 +156,34 @@ mod tests {
         };
         let judge = |h: &[Ev]| crate::test_entry::at_ms(&pending_deadlines_keep_the_ack_grace(h));
         assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(5)]), []);
-        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(7)]), [("P28", 7)]);
+        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(7)]), [("P112", 7), ("P28", 7)]);
         assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), written(9, 1_000, 1_500)]), [("P28", 9)]);
+    }
+
+    /// An assignment to a worker with no entry said at its instant (MC465) is P112; one to the
+    /// queue (no worker) owes none; one whose entry names another attempt is P112 and P28.
+    #[test]
+    fn an_assignment_without_its_pending_entry_fires_p112() {
+        let judge = |h: &[Ev]| crate::test_entry::at_ms(&pending_deadlines_keep_the_ack_grace(h));
+        let dispatched = |t_ms: u64, worker: &'static str, attempt: u64| {
+            at(t_ms, PoolEvent::Dispatched { job: "j".into(), worker: worker.into(), attempt, now_ms: 1_000 })
+        };
+        assert_eq!(judge(&[started(0), dispatched(5, "w", 1)]), [("P112", 5)]);
+        assert_eq!(judge(&[started(0), dispatched(5, "", 1)]), []);
+        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(5, "w", 1)]), []);
+        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(5, "w", 2)]), [("P112", 5), ("P28", 5)]);
+        let moved = at(
+            9,
+            PoolEvent::Moved {
+                kind: keel::observe::MoveKind::Requeued,
+                job: "j".into(),
+                from: "v".into(),
+                worker: "w".into(),
+                attempt: 1,
+                now_ms: 1_000,
+                cleaned: "v".into(),
+            },
+        );
+        assert_eq!(judge(&[started(0), written(5, 1_000, 1_500), dispatched(5, "w", 1), moved]), [("P112", 9)]);
     }
 }

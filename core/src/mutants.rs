@@ -1811,6 +1811,11 @@ pub enum Mutant {
     /// for an empty slice, which no caller's outcome shows (hunt 48 B, the cargo-mutants sweep's
     /// match guard `range.next().is_some()` replaced by `true`; L8, judged at each slice served).
     MC464,
+    /// An assignment that says no pending entry: `Pending::written` a no-op, so the store holds
+    /// each dispatch's and move's entry but no event names it, and P28's deadline judgement sees
+    /// nothing to judge (hunt 48 A's survivor 780; P112, judged at each `dispatched` or `moved`
+    /// to a worker).
+    MC465,
     /// A node that never forgets a gone worker: `Core::unregister_local` a no-op, the ended
     /// incarnation's delivery channel and job routes kept, so the node's sweeps take a stale
     /// keep-alive it left behind for one of their own slow workers and never clean it up, and

@@ -1528,6 +1528,12 @@ pub const ZOO: &[Entry] = &[
         budget: 10,
     },
     Entry {
+        mutant: Mutant::MC465,
+        lineage: "checker proof (hunt 48 A's survivor 780: Pending::written replaced by () survived, no rule asked that each assignment say its entry): a dispatch or move that announces no pending entry",
+        scenario: "pool",
+        budget: 10,
+    },
+    Entry {
         mutant: Mutant::MC455,
         lineage: "checker proof (hunt 48 A's survivors 783, 839, 840: pending entries keel could not parse survived, the overdue audit read them through the same parser): a pending entry nobody can read",
         scenario: "pool",

@@ -282,6 +282,9 @@ impl Pending {
 
     /// Say it was written for `job` at store time `now_ms` (P28 judges its deadline).
     pub fn written(&self, job: &str, now_ms: u64) {
+        if mutants::active(Mutant::MC465) {
+            return; // MC465: the entry written, not said
+        }
         crate::observe::emit(crate::observe::PoolEvent::PendingWritten {
             job: job.into(),
             attempt: self.attempt,

@@ -972,6 +972,7 @@ impl PoolScenario {
             Mutant::MC463,
             Mutant::MC455,
             Mutant::MC464,
+            Mutant::MC465,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,
