@@ -1816,6 +1816,25 @@ pub enum Mutant {
     /// nothing to judge (hunt 48 A's survivor 780; P112, judged at each `dispatched` or `moved`
     /// to a worker).
     MC465,
+    /// A sweep that drops live pending entries: an entry whose job's record names its attempt
+    /// and worker, still within its ack grace, is taken for a stale one (the record's match and
+    /// the deadline judged in one pattern guard) and removed, guarded by its own value only. A
+    /// dispatch that never reached its worker then waits for nothing: no entry, no re-dispatch,
+    /// the job held by a live worker that never heard of it (P113, judged at each removal the
+    /// store applies).
+    MC466,
+    /// A resync's load that publishes the snapshot's revision before it takes the registry's
+    /// lock and installs the snapshot's seedings: a `set_and_wait` armed in between, for a write
+    /// a store restart lost, reads the new revision with the old seedings and returns `Ok`
+    /// (round 49's review, keel's own bug; R3; caught by the loom lane,
+    /// `loom_rmap_catches_mc467`).
+    MC467,
+    /// A completer that takes in a completion whose key no store accepts (empty, or over
+    /// `NAME_MAX_BYTES`): the store refuses its batch for good, the flush retries it without
+    /// end, and the valid completions batched with it and every one after are never written
+    /// (round 49's review, keel's own bug; caught by the unit lane,
+    /// `completer::tests::a_completion_key_no_store_takes_is_refused_at_intake`).
+    MC468,
     /// A node that never forgets a gone worker: `Core::unregister_local` a no-op, the ended
     /// incarnation's delivery channel and job routes kept, so the node's sweeps take a stale
     /// keep-alive it left behind for one of their own slow workers and never clean it up, and

@@ -198,6 +198,10 @@ events! {
         /// guard naming the entry's own attempt and worker (`guards`: the write's, as text); the
         /// store node judges each removal as it applies it (`scenario::pool_owners`).
         PendingRemovedUnguarded { job: String, entry: String, guards: String, by: Who } = "pending_removed_unguarded",
+        /// A write by `by` removed a pool's pending entry of `job` (value `entry`) fenced by that
+        /// value alone, while the store's record of the job named the entry's attempt and worker:
+        /// a live entry dropped as if stale (P113; `scenario::pool_owners`).
+        PendingRemovedLive { job: String, entry: String, by: Who } = "pending_removed_live",
         /// A write to a pool's keep-alive map was applied at store time `now_ms`: `value` is the
         /// worker's keep-alive after it (`None`: deleted). What the store holds, as opposed to
         /// the `Keepalive` a worker emits before its write lands (or loses).

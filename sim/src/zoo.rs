@@ -147,6 +147,12 @@ pub const ZOO: &[Entry] = &[
         budget: 0,
     },
     Entry {
+        mutant: Mutant::MC467,
+        lineage: "keel's own (round 49's review): a resync's load published its revision before its seedings, so a set_and_wait armed in between returned Ok for a write a store restart lost",
+        scenario: LOOM,
+        budget: 0,
+    },
+    Entry {
         mutant: Mutant::MR1,
         lineage: "River #400: completer bound to the caller's cancellation (drains, its bound running, while producers finish)",
         scenario: "completer",
@@ -1530,6 +1536,12 @@ pub const ZOO: &[Entry] = &[
     Entry {
         mutant: Mutant::MC465,
         lineage: "checker proof (hunt 48 A's survivor 780: Pending::written replaced by () survived, no rule asked that each assignment say its entry): a dispatch or move that announces no pending entry",
+        scenario: "pool",
+        budget: 10,
+    },
+    Entry {
+        mutant: Mutant::MC466,
+        lineage: "checker proof (round 49: no rule judged what a sweep's removal of a stale pending entry removed; the store-side judge of P5 accepted any removal guarded by the entry's own value): a sweep that drops live pending entries within their grace",
         scenario: "pool",
         budget: 10,
     },

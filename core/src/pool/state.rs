@@ -534,7 +534,13 @@ impl View {
         for (job, raw, p) in self.pendings() {
             let current = self.jobs.get(&job_key(job)).and_then(|v| JobRecord::parse(v));
             match current {
-                Some(rec) if rec.attempt == p.attempt && rec.owner == p.worker => {
+                // MC466: a live entry within its grace taken for a stale one (the record's
+                // match and the deadline judged in one guard): the sweep drops it.
+                Some(rec)
+                    if rec.attempt == p.attempt
+                        && rec.owner == p.worker
+                        && !(crate::mutants::active(crate::mutants::Mutant::MC466) && p.deadline_ms >= self.now_ms) =>
+                {
                     // MC8: no deadline compare.
                     // MC182: expired at the deadline's own millisecond, inside the grace.
                     let expired = if crate::mutants::active(crate::mutants::Mutant::MC182) {

@@ -973,6 +973,7 @@ impl PoolScenario {
             Mutant::MC455,
             Mutant::MC464,
             Mutant::MC465,
+            Mutant::MC466,
             Mutant::MC320,
             Mutant::MC321,
             Mutant::MC322,

@@ -325,10 +325,21 @@ fn owners_get_pending_entries(events: &[Event]) -> Vec<Violation> {
     v
 }
 
-/// P5 at the instant: the store node's record of each unguarded pending-entry removal.
+/// P5 at the instant: the store node's record of each unguarded pending-entry removal; P113:
+/// of each live one removed as if stale.
 fn pending_removals(events: &[Event]) -> Vec<Violation> {
     let mut v = Vec::new();
     for e in events {
+        if let Some(ServerEv::PendingRemovedLive { job, entry, by }) = e.server() {
+            v.push(Violation::new(
+                "P113",
+                e.t_us,
+                format!(
+                    "{job}: {by} removed the pending entry {entry:?}, fenced by that value alone, while the job's record named its attempt and worker: a live dispatch's ack deadline dropped, so one that never reached its worker is never re-dispatched"
+                ),
+            ));
+            continue;
+        }
         let Some(ServerEv::PendingRemovedUnguarded { job, entry, guards, by }) = e.server() else { continue };
         let guards = if guards.is_empty() { "no guard" } else { guards.as_str() };
         v.push(Violation::new(
@@ -357,13 +368,19 @@ fn pending_owner(v: &str) -> Option<(&str, &str)> {
 /// Whether `guards` fence the removal of `job`'s pending entry `entry`: a guard on the job's
 /// record naming the entry's attempt and worker, or on the entry itself.
 fn fences(job: &str, entry: &str, guards: &[(String, Expect)]) -> bool {
-    let (record, pending) = (format!("j/{job}"), format!("p/{job}"));
+    let pending = format!("p/{job}");
+    record_fences(job, entry, guards)
+        || guards.iter().any(|(k, g)| matches!(g, Expect::Value(v) if *k == pending && v == entry))
+}
+
+/// Whether a guard of `guards` on `job`'s record names the attempt and worker of its pending
+/// entry `entry`: a removal the entry's own worker or a move of that attempt makes.
+fn record_fences(job: &str, entry: &str, guards: &[(String, Expect)]) -> bool {
+    let record = format!("j/{job}");
     let owner = pending_owner(entry);
-    guards.iter().any(|(k, g)| match g {
-        Expect::Value(v) if *k == record => owner.is_some() && record_owner(v) == owner,
-        Expect::Value(v) if *k == pending => v == entry,
-        _ => false,
-    })
+    guards
+        .iter()
+        .any(|(k, g)| matches!(g, Expect::Value(v) if *k == record && owner.is_some() && record_owner(v) == owner))
 }
 
 /// Whether `map` is a pool's job map (`keel:pool:{name}:jobs`).
@@ -381,6 +398,8 @@ pub struct RemovalJudge {
     txns: Vec<Txn>,
     /// The value of each pending key the request deletes, before it applies.
     before: BTreeMap<String, Option<String>>,
+    /// The record of each job whose pending key the request deletes, before it applies (P113).
+    records: BTreeMap<String, Option<String>>,
 }
 
 impl RemovalJudge {
@@ -408,29 +427,43 @@ impl RemovalJudge {
         if !is_job_map(map) || !txns.clone().any(|(_, w)| removes(w)) {
             return None;
         }
-        let mut before = BTreeMap::new();
+        let (mut before, mut records) = (BTreeMap::new(), BTreeMap::new());
         for (_, writes) in txns.clone() {
             for (k, _) in writes.iter().filter(|(k, v)| v.is_none() && k.starts_with("p/")) {
-                // In place and at once: nothing runs between this read and the request's apply.
+                // In place and at once: nothing runs between these reads and the request's apply.
                 let value = store.map_get(map, k).await.ok()?.0;
                 before.insert(k.clone(), value);
+                let record = format!("j/{}", &k[2..]);
+                let value = store.map_get(map, &record).await.ok()?.0;
+                records.insert(record, value);
             }
         }
         let txns = txns.map(|(g, w)| (g.to_vec(), w.to_vec())).collect();
-        Some(RemovalJudge { txns, before })
+        Some(RemovalJudge { txns, before, records })
     }
 
     /// The request applied (`applied`: per transaction): record each removal of a pending entry
-    /// that no guard of its transaction fenced.
+    /// that no guard of its transaction fenced (P5), and each fenced by its own value alone while
+    /// the job's record named its attempt and worker (P113).
     pub fn applied(mut self, applied: &[bool], history: &History, by: Who) {
         for ((guards, writes), _) in self.txns.iter().zip(applied).filter(|(_, a)| **a) {
             for (k, new) in writes {
+                if let Some(record) = self.records.get_mut(k) {
+                    *record = new.clone(); // a record this request wrote before a later removal
+                    continue;
+                }
                 let Some(current) = self.before.get_mut(k) else { continue };
                 if let (None, Some(entry)) = (new, current.as_deref()) {
                     let job = &k[2..];
                     if !fences(job, entry, guards) {
                         let guards = guards.iter().map(|(k, g)| format!("{k}={g:?}")).collect::<Vec<_>>().join(", ");
                         let ev = ServerEv::PendingRemovedUnguarded { job: job.into(), entry: entry.into(), guards, by };
+                        history.record(Who::Store, ev);
+                    } else if !record_fences(job, entry, guards)
+                        && let Some(Some(record)) = self.records.get(&format!("j/{job}"))
+                        && pending_owner(entry).is_some_and(|owner| record_owner(record) == Some(owner))
+                    {
+                        let ev = ServerEv::PendingRemovedLive { job: job.into(), entry: entry.into(), by };
                         history.record(Who::Store, ev);
                     }
                 }
@@ -574,6 +607,38 @@ mod tests {
         assert_eq!(pending_owner("12|n0.1.w2|99"), Some(("12", "n0.1.w2")));
         assert_eq!(pending_owner("12"), None);
         assert!(is_job_map("keel:pool:sim:jobs") && !is_job_map("keel:pool:sim:keepalive"));
+    }
+
+    /// P113: a removal fenced by the entry alone is a stale entry's (the sweep's): one whose
+    /// job's record names the entry's attempt and worker, at the store as the removal applies, is
+    /// a live entry dropped (MC466). A stale entry's removal, the ack's and a removal after the
+    /// same batch moved the record on pass.
+    #[test]
+    fn a_live_pending_entry_removed_as_stale_fires_p113() {
+        madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default()).block_on(async {
+            let store = MemoryStore::new();
+            let map = "keel:pool:sim:jobs";
+            let put = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+            store.map_txn(map, &[], &[put("j/j", "3|v|10"), put("p/j", "3|v|900")]).await.unwrap();
+            store.map_txn(map, &[], &[put("j/k", "4|w|10"), put("p/k", "3|v|900")]).await.unwrap();
+            let history = History::default();
+            let by_itself =
+                |job: &str| -> Txn { (vec![(format!("p/{job}"), value("3|v|900"))], vec![(format!("p/{job}"), None)]) };
+            let ack: Txn =
+                (vec![("j/j".into(), value("3|v|10")), ("p/j".into(), value("3|v|900"))], vec![("p/j".into(), None)]);
+            for txn in [by_itself("j"), by_itself("k"), ack] {
+                let judge = RemovalJudge::txns(&store, map, std::iter::once((&txn.0[..], &txn.1[..]))).await.unwrap();
+                judge.applied(&[true], &history, Who::Node(1));
+            }
+            // A batch whose first transaction moves j's record on (attempt 4 of x): the removal
+            // after it is of a stale entry.
+            let batch: Vec<Txn> = vec![(vec![], vec![put("j/j", "4|x|10")]), by_itself("j")];
+            let judge = RemovalJudge::txns(&store, map, batch.iter().map(|(g, w)| (&g[..], &w[..]))).await.unwrap();
+            judge.applied(&[true, true], &history, Who::Node(2));
+            let v = check(&history.take());
+            assert_eq!(v.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["P113"], "{v:?}");
+            assert!(v[0].detail.contains("j: n1 removed the pending entry \"3|v|900\""), "{}", v[0].detail);
+        });
     }
 
     /// The judge on a store: a removal recorded only where it removed an entry without a
