@@ -92,6 +92,18 @@ impl Intake {
 
     /// Accept `c` if there is room.
     pub fn try_push(&self, c: Completion) -> Result<(), TryCompleteError> {
+        // A key the store refuses for good would fail its whole batch on every retry: the valid
+        // completions batched with it, and every one after, would never be written (round 49's
+        // review). MC468 takes it in.
+        if let Err(e) = crate::store::check_name("completion key", &c.key)
+            && !mutants::active(Mutant::MC468)
+        {
+            let detail = match e {
+                crate::StoreError::Invalid { detail } => detail,
+                other => other.to_string(),
+            };
+            return Err(TryCompleteError::InvalidKey(c, detail));
+        }
         let mut s = self.lock();
         // MC366: the drain refuses a registered producer's completion as if the run had closed.
         if s.phase == Phase::Closed || (s.phase == Phase::Draining && mutants::active(Mutant::MC366)) {
@@ -128,6 +140,7 @@ impl Intake {
                     return Err(CompleteError::Stopping);
                 }
                 Err(TryCompleteError::Closed(_)) => return Err(CompleteError::Closed),
+                Err(TryCompleteError::InvalidKey(_, detail)) => return Err(CompleteError::InvalidKey { detail }),
                 Err(TryCompleteError::Full(back)) => c = back,
             }
             if let Some(w) = waiting.take() {

@@ -129,6 +129,13 @@ pub enum CompleteError {
     Stopping,
     /// The completer's run has ended: nothing is accepted any more.
     Closed,
+    /// The completion's key is one no store takes (empty, or longer than
+    /// [`NAME_MAX_BYTES`](crate::store::NAME_MAX_BYTES)): refused at once, so it cannot hold up
+    /// its batch (a store refuses such a write for good, and a batch is retried until written).
+    InvalidKey {
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 impl fmt::Display for CompleteError {
@@ -137,6 +144,7 @@ impl fmt::Display for CompleteError {
             CompleteError::NotRunning => write!(f, "completer not running"),
             CompleteError::Stopping => write!(f, "completer stopping: no new producers"),
             CompleteError::Closed => write!(f, "completer closed"),
+            CompleteError::InvalidKey { detail } => write!(f, "completion refused: {detail}"),
         }
     }
 }
@@ -150,6 +158,8 @@ pub enum TryCompleteError {
     Full(Completion),
     /// The completer's run has ended.
     Closed(Completion),
+    /// The completion's key is one no store takes (see [`CompleteError::InvalidKey`]).
+    InvalidKey(Completion, String),
 }
 
 impl fmt::Display for TryCompleteError {
@@ -157,6 +167,7 @@ impl fmt::Display for TryCompleteError {
         match self {
             TryCompleteError::Full(c) => write!(f, "completer backlog full (completion {})", c.key),
             TryCompleteError::Closed(c) => write!(f, "completer closed (completion {})", c.key),
+            TryCompleteError::InvalidKey(_, detail) => write!(f, "completion refused: {detail}"),
         }
     }
 }

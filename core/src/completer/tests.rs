@@ -510,3 +510,89 @@ async fn a_full_event_channel_holds_the_hand_over_to_the_stop_bound() {
     assert!(said.contains(&"gave up 2 with 0 left".to_owned()), "{said:?}");
     assert!(!said.iter().any(|s| s.starts_with("lost") || s.starts_with("handed")), "{said:?}");
 }
+
+/// A completion whose key no store takes (empty, or over `NAME_MAX_BYTES`) is refused at intake
+/// with a typed error, so it never holds up a batch: the store refuses such a write for good and
+/// a batch is retried until written, so the valid completion batched with it, and every one after,
+/// were never written while the completer ran (round 49's review; MC468 takes it in).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_completion_key_no_store_takes_is_refused_at_intake() {
+    async fn run() -> (Vec<String>, bool, StopError) {
+        let store = MemoryStore::new();
+        let completer = Completer::new(store.clone(), cfg());
+        let caller = Shutdown::new("app");
+        completer.start(&caller).await;
+        let p = completer.producer("w").unwrap();
+        let long = "k".repeat(crate::store::NAME_MAX_BYTES + 1);
+        let refused = vec![
+            p.complete(Completion::new("", 1, "ok", "")).await.err().map(|e| e.to_string()).unwrap_or_default(),
+            p.try_complete(Completion::new(long, 1, "ok", "")).err().map(|e| e.to_string()).unwrap_or_default(),
+        ];
+        p.complete(Completion::new("good", 1, "ok", "")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let stored = store.map_snapshot("t:completions").await.unwrap().entries.contains_key("good");
+        drop(p);
+        let stop = completer.stop().await.err().unwrap_or_default();
+        (refused, stored, stop)
+    }
+    let (refused, stored, stop) = run().await;
+    assert_eq!(
+        refused,
+        [
+            "completion refused: completion key must not be empty",
+            "completion refused: completion key longer than 1024 bytes"
+        ]
+    );
+    assert!(stored, "the valid completion was written");
+    assert_eq!(stop, StopError::default(), "nothing left unflushed");
+    #[cfg(feature = "mutants")]
+    {
+        crate::mutants::set(Some(crate::mutants::Mutant::MC468));
+        let (refused, stored, stop) = run().await;
+        crate::mutants::set(None);
+        assert_eq!(refused, ["", ""], "MC468 takes both in");
+        assert!(!stored, "MC468: the valid completion is held up behind the refused batch");
+        assert!(!stop.unflushed.is_empty(), "MC468: the batch is left unflushed at the stop: {stop:?}");
+    }
+}
+
+/// A subscription manager's run follows one run of its completer: the completer's stop ends it
+/// too (its subscribers closed), so a completer restarted alone hands its events to a channel
+/// nobody reads and its producers park once `event_buffer` batches and the backlog fill; started
+/// again with its manager (as a `ServiceGroup` does), everything flows (round 49's review: the
+/// contract docs/lifecycle.md now states).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_completer_restarted_alone_needs_its_manager_restarted() {
+    async fn accepted(p: &Producer, n: usize) -> usize {
+        let mut accepted = 0;
+        for i in 0..n {
+            let c = Completion::new(format!("j{i}"), 1, "ok", "");
+            match tokio::time::timeout(Duration::from_secs(5), p.complete(c)).await {
+                Ok(Ok(())) => accepted += 1,
+                _ => break,
+            }
+        }
+        accepted
+    }
+    let completer = Completer::new(MemoryStore::new(), cfg());
+    let subs = SubscriptionManager::new(&completer);
+    let caller = Shutdown::new("app");
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    completer.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(subs.status(), Status::Stopped, "the manager's run ended with its completer's");
+    completer.start(&caller).await;
+    let p = completer.producer("w").unwrap();
+    let alone = accepted(&p, 1000).await;
+    assert!(alone < 1000, "restarted alone, the producers park behind the unread channel: {alone}");
+    drop(p);
+    let _ = completer.stop().await;
+    subs.start(&caller).await;
+    completer.start(&caller).await;
+    let p = completer.producer("w").unwrap();
+    assert_eq!(accepted(&p, 1000).await, 1000, "restarted with its manager, everything flows");
+    drop(p);
+    completer.stop().await.unwrap();
+    subs.stop().await;
+}

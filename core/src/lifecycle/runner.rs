@@ -197,13 +197,15 @@ impl Lifecycle {
                         self.shared.changed.notify_waiters();
                         let guard = ExitGuard { shared: self.shared.clone(), run: n, done };
                         let fut = run(RunCtx { run: n, shutdown: token });
-                        // Spawned under the lock so the exit guard cannot report before the run
-                        // is recorded; the guard only locks once the task runs.
+                        observe::emit(LifecycleEvent::RunStarted { service: (&self.shared.name).into(), run: n });
+                        // review49: spawned once the lock is released (the run is recorded
+                        // already): a runtime shutting down drops the task inside `spawn`, and
+                        // the guard's drop takes this lock.
+                        drop(inner);
                         tokio::spawn(async move {
                             let _guard = guard;
                             fut.await;
                         });
-                        observe::emit(LifecycleEvent::RunStarted { service: (&self.shared.name).into(), run: n });
                         return true;
                     }
                     Action::AwaitExit { .. } => inner.exited.clone(),
@@ -429,6 +431,35 @@ mod tests {
             crate::mutants::set(None);
             assert!(!waited, "{m:?} returns a join before the exit");
         }
+    }
+
+    /// review49: a start while the runtime shuts down. tokio's `spawn` on a runtime whose task
+    /// list is closed drops the future at once, on the caller's thread: the run's exit guard then
+    /// locks the lifecycle that `start` still holds (std Mutex, not re-entrant).
+    #[test]
+    fn a_start_during_runtime_shutdown_does_not_deadlock() {
+        use futures::FutureExt;
+        struct StartOnDrop(Lifecycle);
+        impl Drop for StartOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.start(Shutdown::new("late"), |_| async {}).now_or_never();
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let d = StartOnDrop(Lifecycle::new("svc"));
+            rt.spawn(async move {
+                let _d = d;
+                std::future::pending::<()>().await
+            });
+            drop(rt);
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok(),
+            "the runtime's drop hung: the exit guard re-locked the lifecycle inside start"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

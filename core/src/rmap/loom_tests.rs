@@ -13,14 +13,14 @@ use crate::sync::Arc;
 const MUTANT_ENV: &str = "KEEL_LOOM_RMAP_MUTANT";
 
 /// Mutant switches of this process: set by the parent when it re-executes a model.
-fn switches() -> (bool, bool) {
+fn switches() -> (bool, bool, bool) {
     let m = std::env::var(MUTANT_ENV).unwrap_or_default();
-    (m == "MP2", m == "MP3")
+    (m == "MP2", m == "MP3", m == "MC467")
 }
 
 fn registry() -> Arc<Registry> {
-    let (mp2, mp3) = switches();
-    Arc::new(Registry::with_mutants(4, mp2, mp3))
+    let (mp2, mp3, mc467) = switches();
+    Arc::new(Registry::with_mutants(4, mp2, mp3, mc467))
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -184,4 +184,45 @@ fn loom_rmap_child_harness_passes_unmutated() {
     }
     let (failed, text) = child("rmap::loom_tests::loom_rmap_waiter_cancelled_anywhere", "none");
     assert!(!failed, "the unmutated model failed in the child:\n{text}");
+}
+
+/// A waiter armed while a resync loads a snapshot whose seedings show its write lost (acked at
+/// 100 before a restart that kept 99 and re-seeded from 5000) must see `Lost`, whichever side of
+/// the load it arms on (R3: `set_and_wait` never returns `Ok` for a write the store lost). Found
+/// by review in round 49: `loaded` published the revision before it took the lock that updates
+/// the seedings, and an arm in between read the new revision with the old seedings (MC467).
+#[test]
+fn loom_rmap_arm_during_a_reseeding_load_sees_the_loss() {
+    model(|| {
+        let reg = registry();
+        let mut w = Registry::register(&reg).expect("open registry");
+        let seq = reg.begin_snapshot();
+        let load = {
+            let reg = reg.clone();
+            thread::spawn(move || {
+                let snap = crate::store::MapSnapshot {
+                    rev: 5003,
+                    reseeds: vec![crate::store::Reseed { kept: 99, seed: 5000 }],
+                    ..Default::default()
+                };
+                let d = reg.loaded(&snap, seq);
+                block_on(reg.deliver(d));
+            })
+        };
+        w.arm(100);
+        let r = block_on(w.wait());
+        load.join().expect("load thread");
+        assert_eq!(r, WaitResult::Lost(5003), "a write the snapshot's seedings call lost");
+    });
+}
+
+/// MC467 (round 49's review): the load's revision published before its seedings. Loom finds the
+/// arm in between, which calls the lost write reached.
+#[test]
+fn loom_rmap_catches_mc467() {
+    if in_child() {
+        return;
+    }
+    let (failed, text) = child("rmap::loom_tests::loom_rmap_arm_during_a_reseeding_load_sees_the_loss", "MC467");
+    assert!(failed && text.contains("Reached(5003)"), "loom did not catch MC467:\n{text}");
 }

@@ -168,17 +168,24 @@ pub(crate) struct Registry {
     max_waiters: usize,
     mp2: bool,
     mp3: bool,
+    /// MC467: a load publishes its revision before it takes the lock (see [`Registry::loaded`]).
+    mc467: bool,
 }
 
 impl Registry {
     /// A registry with at most `max_waiters` live waiters; mutant switches read from
     /// [`crate::mutants`].
     pub(crate) fn new(map: &str, max_waiters: usize) -> Self {
-        let r = Self::with_mutants(max_waiters, mutants::active(Mutant::MP2), mutants::active(Mutant::MP3));
+        let r = Self::with_mutants(
+            max_waiters,
+            mutants::active(Mutant::MP2),
+            mutants::active(Mutant::MP3),
+            mutants::active(Mutant::MC467),
+        );
         Registry { map: map.to_owned(), ..r }
     }
 
-    pub(crate) fn with_mutants(max_waiters: usize, mp2: bool, mp3: bool) -> Self {
+    pub(crate) fn with_mutants(max_waiters: usize, mp2: bool, mp3: bool, mc467: bool) -> Self {
         Registry {
             map: String::new(),
             inner: Mutex::new(Waiters::default()),
@@ -186,6 +193,7 @@ impl Registry {
             max_waiters,
             mp2,
             mp3,
+            mc467,
         }
     }
 
@@ -262,14 +270,20 @@ impl Registry {
     /// below" alone would call a lost write applied).
     pub(crate) fn loaded(&self, snap: &MapSnapshot, seq: u64) -> Deliveries {
         let rev = snap.rev;
+        if self.mc467 {
+            self.applied.store(rev, Ordering::SeqCst); // MC467: published before the seedings
+        }
+        // Published under the lock, with the snapshot's seedings: an arm between the two would
+        // read the new revision with the old seedings and call a write the restart lost applied
+        // (review49; loom: `loom_rmap_arm_during_a_reseeding_load_sees_the_loss`).
+        let mut w = self.lock();
         // MC49: the load does not publish its revision, so a waiter armed after it, for a write
         // the snapshot holds, parks until the next change is applied: on a quiet map, forever.
         if mutants::active(Mutant::MC104) {
             self.applied.fetch_max(rev, Ordering::SeqCst); // MC104: never back, past a roll-back
-        } else if !mutants::active(Mutant::MC49) {
+        } else if !mutants::active(Mutant::MC49) && !self.mc467 {
             self.applied.store(rev, Ordering::SeqCst);
         }
-        let mut w = self.lock();
         w.reseeds.clone_from(&snap.reseeds);
         let mut out = Vec::new();
         let cut = |target: u64| {
@@ -458,7 +472,7 @@ mod tests {
     /// were missing from the figure).
     #[test]
     fn the_count_holds_the_calls_still_writing() {
-        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let reg = Arc::new(Registry::with_mutants(8, false, false, false));
         let mut armed = Registry::register(&reg).unwrap();
         let writing = Registry::register(&reg).unwrap();
         armed.arm(5);
@@ -475,7 +489,7 @@ mod tests {
     #[test]
     fn a_close_completes_the_calls_still_writing() {
         let run = || {
-            let reg = Arc::new(Registry::with_mutants(8, false, false));
+            let reg = Arc::new(Registry::with_mutants(8, false, false, false));
             let mut parked = Registry::register(&reg).unwrap();
             let mut writing = Registry::register(&reg).unwrap();
             parked.arm(5);
@@ -500,7 +514,7 @@ mod tests {
 
     #[test]
     fn arm_after_apply_completes_at_once() {
-        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let reg = Arc::new(Registry::with_mutants(8, false, false, false));
         let mut w = Registry::register(&reg).unwrap();
         let d = reg.applied_to(10);
         assert_eq!(d.len(), 0, "an unarmed waiter is not collected");
@@ -513,7 +527,7 @@ mod tests {
     /// A write the replica loaded before its call armed completes at once (MC49 parks it).
     #[test]
     fn arm_after_load_completes_at_once() {
-        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let reg = Arc::new(Registry::with_mutants(8, false, false, false));
         let mut w = Registry::register(&reg).unwrap();
         let seq = reg.begin_snapshot();
         block(reg.deliver(reg.loaded(&MapSnapshot { rev: 12, ..Default::default() }, seq)));
@@ -524,7 +538,7 @@ mod tests {
 
     #[test]
     fn apply_after_arm_wakes_in_target_order_and_drop_deregisters() {
-        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let reg = Arc::new(Registry::with_mutants(8, false, false, false));
         let mut a = Registry::register(&reg).unwrap();
         let mut b = Registry::register(&reg).unwrap();
         let c = Registry::register(&reg).unwrap();
@@ -546,7 +560,7 @@ mod tests {
     #[test]
     fn a_wait_polled_then_dropped_deregisters() {
         fn left_after_cancel() -> usize {
-            let reg = Arc::new(Registry::with_mutants(8, false, false));
+            let reg = Arc::new(Registry::with_mutants(8, false, false, false));
             let mut w = Registry::register(&reg).expect("room");
             w.arm(5);
             {
@@ -569,7 +583,7 @@ mod tests {
 
     #[test]
     fn snapshot_after_ack_without_the_write_reports_loss() {
-        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let reg = Arc::new(Registry::with_mutants(8, false, false, false));
         let mut before = Registry::register(&reg).unwrap();
         let seq_old = reg.begin_snapshot();
         before.arm(100); // acked after snapshot #1 was requested
@@ -590,7 +604,7 @@ mod tests {
     /// A store restart lost writes at 100 and 101 (it kept 99) and seeded the map's revisions
     /// from 5000: a resync to 5003 is above both, yet neither write is in it.
     fn load_after_a_restart_that_lost_100_and_101() -> Vec<WaitResult> {
-        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let reg = Arc::new(Registry::with_mutants(8, false, false, false));
         let (mut lost, mut kept, mut late) =
             (Registry::register(&reg).unwrap(), Registry::register(&reg).unwrap(), Registry::register(&reg).unwrap());
         lost.arm(100);
@@ -622,7 +636,7 @@ mod tests {
     /// write at 100 after the replica loaded 5003: the seedings say 100 was lost, so `DataLost`,
     /// not `Ok`; a write the snapshot's history holds (99) is reached.
     fn arm_after_a_load_that_lost_100() -> Vec<WaitResult> {
-        let reg = Arc::new(Registry::with_mutants(8, false, false));
+        let reg = Arc::new(Registry::with_mutants(8, false, false, false));
         let seq = reg.begin_snapshot();
         let reseeds = vec![Reseed { kept: 99, seed: 5000 }];
         block(reg.deliver(reg.loaded(&MapSnapshot { rev: 5003, reseeds, ..Default::default() }, seq)));
@@ -648,7 +662,7 @@ mod tests {
 
     #[test]
     fn registry_is_bounded() {
-        let reg = Arc::new(Registry::with_mutants(1, false, false));
+        let reg = Arc::new(Registry::with_mutants(1, false, false, false));
         let _a = Registry::register(&reg).unwrap();
         assert!(matches!(Registry::register(&reg), Err(RegisterError::Full)));
     }

@@ -256,6 +256,12 @@ async fn produce(ctx: NodeCtx, p: Producer, name: String, run: u64, stop: Shutdo
                     break;
                 }
                 Err(TryCompleteError::Full(back)) => back,
+                // The workload's keys are all valid: a refusal of one is recorded, and the
+                // producers' rule (`CompleteRejected` against the run's phase) fires.
+                Err(e @ TryCompleteError::InvalidKey(..)) => {
+                    ctx.record(Rec::CompleteRejected { run, error: e.to_string() });
+                    break;
+                }
             }
         };
         let r = if stopping {
