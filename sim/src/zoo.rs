@@ -1588,6 +1588,12 @@ pub const ZOO: &[Entry] = &[
         budget: 30,
     },
     Entry {
+        mutant: Mutant::MC468,
+        lineage: "keel's own (round 49's review: completer::tests::a_completion_key_no_store_takes_is_refused_at_intake): a completion key no store takes, taken in, wedges every later flush",
+        scenario: UNIT,
+        budget: 1,
+    },
+    Entry {
         mutant: Mutant::MC449,
         lineage: "checker proof (hunt 47 A's survivors 589–591, within P59's slack in every run: pool::tests::a_nodes_own_writes_count_in_its_load_index_at_once): a node's load index not told of its own writes",
         scenario: UNIT,
