@@ -468,6 +468,74 @@ mod tests {
         assert_eq!(c.completer.stop_timeout(), ms(1_300 + 4 * 333), "the drain plus four store calls");
     }
 
+    /// Each public accessor answers its own setting: keel reads the fields, only a user reads
+    /// these (hunt 49 A: `keepalive_interval`, `ack_grace`, `sweep_interval` and
+    /// `shutdown_deadline` answering `Duration::ZERO` passed every test and every seed).
+    #[test]
+    fn every_accessor_answers_its_setting() {
+        let ms = Duration::from_millis;
+        let c = PoolConfig::builder("p", "n")
+            .worker_ttl(ms(3_000))
+            .keepalive_interval(ms(700))
+            .ack_grace(ms(900))
+            .sweep_interval(ms(400))
+            .shutdown_deadline(ms(1_300))
+            .dedup_window(ms(60_000))
+            .worker_restart(ms(11), ms(1_100))
+            .start_timeout(ms(2_200))
+            .max_waiters(9)
+            .build()
+            .expect("valid");
+        assert_eq!((c.name(), c.node()), ("p", "n"));
+        let got = (c.worker_ttl(), c.keepalive_interval(), c.ack_grace(), c.sweep_interval(), c.shutdown_deadline());
+        assert_eq!(got, (ms(3_000), ms(700), ms(900), ms(400), ms(1_300)));
+        assert_eq!(
+            (c.dedup_window(), c.worker_restart(), c.start_timeout()),
+            (ms(60_000), Some((ms(11), ms(1_100))), ms(2_200))
+        );
+        assert_eq!(c.max_waiters(), 9);
+    }
+
+    /// A keep-alive interval that leaves no room for the default drift margin (a tenth of the
+    /// TTL) is refused, naming the interval; with a margin given that fits, it is built (hunt 49
+    /// A: the room check as `false`, or its `-` as `+`, passed every test: a worker would fence
+    /// itself before its next beat could land).
+    #[test]
+    fn a_keepalive_interval_that_leaves_no_room_for_the_default_margin_is_refused() {
+        let ms = Duration::from_millis;
+        let b = PoolConfig::builder("p", "n").worker_ttl(ms(1_000)).keepalive_interval(ms(950));
+        assert_eq!(b.clone().build().unwrap_err().field, "keepalive_interval");
+        assert!(b.drift_margin(ms(40)).build().is_ok(), "a margin given that fits");
+        let fits = PoolConfig::builder("p", "n").worker_ttl(ms(1_000)).keepalive_interval(ms(850)).build();
+        assert_eq!(fits.unwrap().drift_margin, ms(100));
+    }
+
+    /// Each cross-setting bound of `build` is allowed at its edge and refused one past it
+    /// (hunt 49 A: `<` as `<=` and `>` as `>=` at these edges, and the backoff check's `||` as
+    /// `&&`, passed every test; the property tests draw settings far from the edges).
+    #[test]
+    fn the_cross_setting_bounds_hold_at_their_edges() {
+        let ms = Duration::from_millis;
+        let nano = Duration::from_nanos(1);
+        let b = || PoolConfig::builder("p", "n").worker_ttl(ms(3_000));
+        let field = |r: Result<PoolConfig, ConfigError>| r.map(|_| "").unwrap_or_else(|e| e.field);
+        // A cleanup lock as long as a sweep interval, and a sweep interval of two TTLs under
+        // the default lock (2·worker_ttl).
+        assert_eq!(field(b().sweep_interval(ms(400)).cleanup_lock_ttl(ms(400)).build()), "");
+        assert_eq!(field(b().sweep_interval(ms(400)).cleanup_lock_ttl(ms(399)).build()), "cleanup_lock_ttl");
+        assert_eq!(field(b().sweep_interval(ms(6_000)).build()), "");
+        assert_eq!(field(b().sweep_interval(ms(6_000) + nano).build()), "sweep_interval");
+        // The most cleanup attempts, and one more.
+        assert_eq!(field(b().cleanup_retries(CLEANUP_RETRIES_MAX, ms(1), ms(2)).build()), "");
+        assert_eq!(field(b().cleanup_retries(CLEANUP_RETRIES_MAX + 1, ms(1), ms(2)).build()), "cleanup_retries");
+        // The backoff: 0 < min <= max <= BACKOFF_MAX, each part alone refused.
+        assert_eq!(field(b().cleanup_retries(5, ms(2), ms(2)).build()), "");
+        assert_eq!(field(b().cleanup_retries(5, ms(1), BACKOFF_MAX).build()), "");
+        assert_eq!(field(b().cleanup_retries(5, Duration::ZERO, ms(2)).build()), "cleanup_retries");
+        assert_eq!(field(b().cleanup_retries(5, ms(3), ms(2)).build()), "cleanup_retries");
+        assert_eq!(field(b().cleanup_retries(5, ms(1), BACKOFF_MAX + nano).build()), "cleanup_retries");
+    }
+
     #[test]
     fn defaults_and_rejections() {
         let c = PoolConfig::builder("p", "n").worker_ttl(Duration::from_secs(3)).build().unwrap();

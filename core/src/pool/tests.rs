@@ -1508,3 +1508,88 @@ async fn a_dispatch_reads_the_keepalives_again_before_it_queues() {
         assert_eq!(mutated, "", "MC452 queues the job on the cache");
     }
 }
+
+/// A handler that notes what its job says (key, payload, whether it must stop), then polls
+/// `is_stopped` until it must.
+struct Polling(Arc<Mutex<Vec<(String, String, bool)>>>);
+
+impl JobHandler for Polling {
+    async fn run(&self, job: Job) -> JobOutcome {
+        self.0.lock().unwrap().push((job.key().to_owned(), job.payload().to_owned(), job.is_stopped()));
+        while !job.is_stopped() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.0.lock().unwrap().push((job.key().to_owned(), "stopped".to_owned(), job.is_stopped()));
+        JobOutcome::Abandoned
+    }
+}
+
+/// A handler is given the payload its job was dispatched with, and `Job::is_stopped` says
+/// false while it may run and true once it must stop (hunt 49 A: `Job::payload` answering ""
+/// and `Job::is_stopped` answering true or false passed every seed: the simulator's handler
+/// takes a payload it cannot read for its default and waits on `stopped()`, never polls).
+#[tokio::test(start_paused = true)]
+async fn a_handler_reads_its_payload_and_hears_its_stop_by_polling() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let w = node.add_worker(Polling(seen.clone()), &Shutdown::new("r"));
+    settle(50).await;
+    node.dispatch("j", "the payload").await.unwrap();
+    settle(50).await;
+    assert_eq!(*seen.lock().unwrap(), vec![("j".to_owned(), "the payload".to_owned(), false)]);
+    // A stop past the drain deadline (one TTL by default) asks the handler to stop.
+    tokio::time::timeout(Duration::from_secs(5), w.stop()).await.expect("the polling handler heard its stop");
+    assert_eq!(seen.lock().unwrap().last(), Some(&("j".to_owned(), "stopped".to_owned(), true)));
+    node.stop().await;
+}
+
+/// A node dropped without `stop` still stops: its token is cancelled, so its sweeps, its
+/// keep-alive follower and its workers end rather than run on detached (hunt 49 A: `Drop` as a
+/// no-op passed every seed, where each node is stopped by `stop`).
+#[tokio::test(start_paused = true)]
+async fn a_dropped_node_cancels_its_token() {
+    let store = MemoryStore::new();
+    let node = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let token = node.shutdown.clone();
+    settle(50).await;
+    assert!(!token.is_cancelled());
+    drop(node);
+    assert!(token.is_cancelled(), "the dropped node's tasks go on");
+}
+
+/// `Pool::start` says it reached the store after retries (`start_store_reached`, with the
+/// attempts it took), and says nothing of the kind when the first read answered (hunt 49 A:
+/// the `attempts > 1` test as `==`, `<` or `>=` passed every test and every seed).
+#[tokio::test(start_paused = true)]
+async fn a_start_says_it_reached_the_store_only_after_retries() {
+    use crate::observe::{Event, Observer, PoolEvent};
+    #[derive(Default)]
+    struct Reached(Mutex<Vec<u32>>);
+    impl Observer for Reached {
+        fn event(&self, e: &Event<'_>) {
+            if let Event::Pool(PoolEvent::StartStoreReached { attempts, .. }) = e {
+                self.0.lock().unwrap().push(*attempts);
+            }
+        }
+    }
+    let seen = std::rc::Rc::new(Reached::default());
+    let before = crate::observe::set_thread_observer(Some(seen.clone()));
+    let store = regression::Mortal::new(&MemoryStore::new(), i64::MAX);
+    let at_once = Pool::new(store.clone(), cfg("a")).start().await.unwrap();
+    let heard_at_once = seen.0.lock().unwrap().clone();
+    store.kill();
+    let waiter = Pool::new(store.clone(), cfg("b")).start();
+    let revive = async {
+        settle(500).await;
+        store.revive();
+    };
+    let (late, ()) = tokio::join!(waiter, revive);
+    crate::observe::set_thread_observer(before);
+    let late = late.unwrap();
+    assert_eq!(heard_at_once, Vec::<u32>::new(), "reached at the first read: nothing to say");
+    let heard = seen.0.lock().unwrap().clone();
+    assert!(heard.len() == 1 && heard[0] > 1, "reached after retries, said once: {heard:?}");
+    late.stop().await;
+    at_once.stop().await;
+}
