@@ -481,4 +481,51 @@ mod tests {
             assert_eq!(key(changes("m", garbage)), "watch:m", "{garbage:?}");
         }
     }
+
+    /// Hunt 49 B (cargo-mutants over decode.rs, judged by these tests and the real-Redis lanes):
+    /// each bound below could be moved or dropped with no test failing.
+    #[test]
+    fn every_bound_of_the_decoders_is_where_its_format_says() {
+        fn corrupt<T: std::fmt::Debug>(r: StoreResult<T>) -> bool {
+            matches!(r, Err(StoreError::Corrupt { .. }))
+        }
+        // A number is a non-negative integer or 1 to 20 decimal digits, as a bulk or a simple
+        // string: no sign (Rust's `parse` takes a leading `+`), nothing longer.
+        assert_eq!(fence("L", &Value::SimpleString("7".into())), Ok(Renew::Renewed { fence: 7 }));
+        assert_eq!(fence("L", &Value::Int(7)), Ok(Renew::Renewed { fence: 7 }));
+        for garbage in [bulk("+7"), Value::SimpleString("+7".into()), Value::SimpleString("".into())] {
+            assert!(corrupt(fence("L", &garbage)), "{garbage:?}");
+        }
+        let padded = format!("{:0>21}", 7);
+        assert!(corrupt(fence("L", &bulk(&padded))), "21 digits");
+        assert!(corrupt(fence("L", &Value::SimpleString(padded.clone()))), "21 digits");
+        // A fence is never 0.
+        assert!(corrupt(fence("L", &Value::Int(0))));
+        // TIME's microseconds are below a second.
+        assert_eq!(time_ms(&Value::Array(vec![bulk("1"), bulk("999999")])), Ok(1999));
+        assert!(corrupt(time_ms(&Value::Array(vec![bulk("1"), bulk("1000000")]))));
+        // A string field may come as a simple string or an integer (a proxy, RESP3).
+        let scan = |cursor: Value| map_scan("m", &Value::Array(vec![bulk("3"), cursor, Value::Array(vec![])]));
+        assert_eq!(scan(Value::SimpleString("12".into())).map(|s| s.next), Ok("12".into()));
+        assert_eq!(scan(Value::Int(12)).map(|s| s.next), Ok("12".into()));
+        // The scan's cursor is a decimal number.
+        for cursor in ["x", "1x", ""] {
+            assert!(corrupt(scan(bulk(cursor))), "{cursor:?}");
+        }
+        // As many seedings as the store keeps are accepted.
+        let full = (1..=MAP_RESEEDS_MAX as u64).map(|i| format!("{}:{}", 2 * i, 2 * i + 1)).collect::<Vec<_>>();
+        let snap = Value::Array(vec![bulk("3"), Value::Array(vec![]), bulk(&full.join(" ")), Value::Int(0)]);
+        assert_eq!(map_snapshot("m", &snap).map(|s| s.reseeds.len()), Ok(MAP_RESEEDS_MAX));
+        // A change's fields: a revision of 20 digits is one, of 21 (zero-padded) is not; a
+        // deletion ends with its key.
+        let max = format!("{} 1 s k", u64::MAX);
+        assert_eq!(changes("m", max.as_bytes()).map(|c| c[0].rev), Ok(u64::MAX));
+        assert!(corrupt(changes("m", format!("{padded} 1 s k").as_bytes())));
+        assert!(corrupt(changes("m", b"5 1 d kx")), "bytes after a deleted key");
+        assert!(corrupt(changes("m", b"v2 5 1 1 d kx")), "bytes after a deleted key");
+        // Stored data quoted in an error is cut past QUOTE_MAX bytes, and only then marked cut.
+        let at_most = "a".repeat(QUOTE_MAX);
+        assert_eq!(short(at_most.clone()), at_most);
+        assert_eq!(short("a".repeat(QUOTE_MAX + 1)), format!("{at_most}…"));
+    }
 }
