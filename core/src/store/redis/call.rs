@@ -45,3 +45,56 @@ impl<'a> Call<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ::redis::{Pipeline, RedisError, RedisFuture};
+
+    use super::*;
+
+    /// A connection that answers each command from a list of replies and keeps each command's
+    /// name (its first argument) as it was sent.
+    struct Scripted {
+        replies: Vec<RedisResult<Value>>,
+        sent: Vec<String>,
+    }
+
+    impl ConnectionLike for Scripted {
+        fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+            let name = match cmd.args_iter().next() {
+                Some(::redis::Arg::Simple(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            self.sent.push(name);
+            let reply = if self.replies.is_empty() { Ok(Value::Nil) } else { self.replies.remove(0) };
+            Box::pin(async move { reply })
+        }
+
+        fn req_packed_commands<'a>(&'a mut self, _: &'a Pipeline, _: usize, _: usize) -> RedisFuture<'a, Vec<Value>> {
+            Box::pin(async { Err(RedisError::from((ErrorKind::Client, "no pipelines here"))) })
+        }
+
+        fn get_db(&self) -> i64 {
+            0
+        }
+    }
+
+    /// Only NOSCRIPT loads the script and sends the call again: after any other error (an I/O
+    /// error once the call was sent, whose outcome is unknown) a second send could apply a write
+    /// twice (hunt 49 B's survivor: the guard replaced by `true` passed every Redis lane, which
+    /// never drops a connection between a script's send and its reply).
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_noscript_sends_a_call_again() {
+        let script = Script::new("return 1");
+        let call = Call::new(&script, &["k".to_owned()]);
+        let io = || RedisError::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        let mut conn = Scripted { replies: vec![Err(io())], sent: Vec::new() };
+        assert!(call.invoke(&mut conn).await.is_err());
+        assert_eq!(conn.sent, ["EVALSHA"], "sent once: its outcome is unknown, not a reason to send it again");
+        let noscript = RedisError::from((ErrorKind::Server(ServerErrorKind::NoScript), "NOSCRIPT"));
+        let hash = Value::BulkString(script.get_hash().as_bytes().to_vec());
+        let mut conn = Scripted { replies: vec![Err(noscript), Ok(hash), Ok(Value::Int(1))], sent: Vec::new() };
+        assert_eq!(call.invoke(&mut conn).await.ok(), Some(Value::Int(1)));
+        assert_eq!(conn.sent, ["EVALSHA", "SCRIPT", "EVALSHA"], "NOSCRIPT: loaded, then sent again");
+    }
+}
